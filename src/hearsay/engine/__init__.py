@@ -1,0 +1,1 @@
+"""The database: where the keyspace, sketches, gossip and persistence meet."""

@@ -1,0 +1,1 @@
+"""Durable storage of entries (SQLite in WAL mode) and of the node identity."""

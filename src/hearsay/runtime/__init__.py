@@ -1,0 +1,1 @@
+"""The asyncio runtime: sockets, timers and signals around the sans-IO core."""

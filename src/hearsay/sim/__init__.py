@@ -1,0 +1,1 @@
+"""The deterministic simulator: many gossip cores, one virtual clock, one seed."""
