@@ -1,0 +1,194 @@
+"""The canonical, versioned binary encoding of entries and deltas (msgpack).
+
+An entry travels as a msgpack array::
+
+    [1, epoch, schema, [expiry_set_at_ms, expiry_deadline_ms], slices]
+
+    schema = nil | [kind: str, params: [int...], size: int, additive: bool]
+    slices = [[origin: str, width: 1|2|4|8, indices: bin (uint32 LE), values: bin], ...]  sparse
+           | [[origin: str, width: 1|2|4|8, start: int, values: bin], ...]             dense run
+
+A delta is just an entry holding some of the pairs, so the same decoder reads both. Values of
+width ``w`` are little-endian unsigned; in a dense run, slot ``start + i`` holds value ``i``
+and zeros are absent. The encoder picks whichever form is smaller.
+
+Decoding never trusts the input: every size is checked against the bytes actually present and
+against the schema's bounds *before* anything is allocated, and anything malformed raises
+:class:`~hearsay.base.errors.DecodeError` (never a KeyError, struct.error or MemoryError).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgpack
+import numpy as np
+
+from hearsay.base.errors import BoundsError, DecodeError
+from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
+from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
+
+FORMAT_VERSION: Final = 1
+ENTRY_BYTES_MAX: Final = 64 * 1024 * 1024
+SLICES_MAX: Final = 4096
+ORIGIN_CHARS_MAX: Final = 64
+INT64_MAX: Final = (1 << 63) - 1
+
+WireEntry = list[Any]
+
+
+def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
+    indices, values = vector.pairs()
+    width = vector.width
+    span = int(indices[-1]) - int(indices[0]) + 1
+    if span * width < indices.size * (4 + width):
+        start = int(indices[0])
+        run = np.zeros(span, dtype=VALUE_DTYPES[width])
+        run[indices - start] = values
+        return [origin, width, start, run.tobytes()]
+    return [
+        origin,
+        width,
+        indices.astype(INDEX_DTYPE, copy=False).tobytes(),
+        values.astype(VALUE_DTYPES[width], copy=False).tobytes(),
+    ]
+
+
+def entry_to_wire(entry: Entry) -> WireEntry:
+    """The msgpack-ready form of an entry, for embedding in larger messages."""
+    schema = entry.schema
+    wire_schema = (
+        None if schema is None else [schema.kind, list(schema.params), schema.size, schema.additive]
+    )
+    slices = [_slice_to_wire(origin, vector) for origin, vector in entry.slices()]
+    return [FORMAT_VERSION, entry.epoch, wire_schema, list(entry.expiry), slices]
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """The canonical bytes of an entry (equal entries encode to equal bytes)."""
+    return msgpack.packb(entry_to_wire(entry), use_bin_type=True)
+
+
+def _int(value: object, low: int, high: int, what: str) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise DecodeError(f"{what} must be an integer in {low}..{high}")
+    return value
+
+
+def _schema_from_wire(wire: object) -> Schema | None:
+    if wire is None:
+        return None
+    if not isinstance(wire, list) or len(wire) != 4:
+        raise DecodeError("schema must be nil or [kind, params, size, additive]")
+    kind, params, size, additive = wire
+    if not isinstance(kind, str) or not isinstance(params, list) or type(additive) is not bool:
+        raise DecodeError("schema fields have the wrong types")
+    if len(params) > 8:
+        raise DecodeError("a schema has at most 8 parameters")
+    checked = tuple(_int(p, -INT64_MAX - 1, INT64_MAX, "schema parameter") for p in params)
+    try:
+        return Schema(kind, checked, _int(size, 1, 1 << 32, "schema size"), additive).intern()
+    except BoundsError as error:
+        raise DecodeError(f"invalid schema: {error}") from error
+
+
+def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
+    if not isinstance(wire, list) or len(wire) != 4:
+        raise DecodeError("a slice must be [origin, width, indices-or-start, values]")
+    origin, width, where, raw_values = wire
+    if not isinstance(origin, str) or len(origin) > ORIGIN_CHARS_MAX:
+        raise DecodeError(f"slice origin must be a string of at most {ORIGIN_CHARS_MAX} chars")
+    if width not in (1, 2, 4, 8) or type(width) is not int:
+        raise DecodeError("slice value width must be 1, 2, 4 or 8")
+    if not isinstance(raw_values, bytes) or len(raw_values) % width:
+        raise DecodeError("slice values must be bytes, a whole number of values long")
+    count = len(raw_values) // width
+    values = np.frombuffer(raw_values, VALUE_DTYPES[width])
+    if width == 8 and count and int(values.max()) > VALUE_MAX:
+        raise DecodeError("slice value above 2**63-1")
+    if isinstance(where, bytes):
+        if len(where) != 4 * count:
+            raise DecodeError("slice has a different number of indices and values")
+        if count > size:
+            raise DecodeError("slice holds more pairs than its schema has slots")
+        indices = np.frombuffer(where, INDEX_DTYPE)
+        if count and int(indices.max()) >= size:
+            raise DecodeError(f"slice index outside the schema's {size} slots")
+        return origin, MaxVector.from_pairs(indices, values)
+    start = _int(where, 0, size - 1, "dense run start")
+    if start + count > size:
+        raise DecodeError(f"dense run past the schema's {size} slots")
+    return origin, MaxVector.from_dense(values, start)
+
+
+def entry_from_wire(wire: object) -> Entry:
+    """Validate and rebuild an entry from its msgpack-decoded form."""
+    if not isinstance(wire, list) or len(wire) != 5:
+        raise DecodeError("an entry must be a 5-element array")
+    version, epoch, wire_schema, expiry, slices = wire
+    if version != FORMAT_VERSION or type(version) is not int:
+        raise DecodeError(f"unknown entry format version {version!r}")
+    epoch = _int(epoch, 0, INT64_MAX, "epoch")
+    schema = _schema_from_wire(wire_schema)
+    if not isinstance(expiry, list) or len(expiry) != 2:
+        raise DecodeError("expiry must be [set_at_ms, deadline_ms]")
+    checked_expiry: Expiry = (
+        _int(expiry[0], 0, INT64_MAX, "expiry stamp"),
+        _int(expiry[1], 0, INT64_MAX, "expiry deadline"),
+    )
+    if not isinstance(slices, list) or len(slices) > SLICES_MAX:
+        raise DecodeError(f"slices must be an array of at most {SLICES_MAX}")
+    if schema is None and slices:
+        raise DecodeError("an entry without a schema cannot hold data")
+    size = schema.size if schema is not None else 1
+    decoded: dict[str, MaxVector] = {}
+    for wire_slice in slices:
+        origin, vector = _slice_from_wire(wire_slice, size)
+        assert schema is not None
+        if schema.additive == (origin == SHARED_ORIGIN):
+            raise DecodeError("slice origin does not fit the schema (additive: named origins)")
+        if origin in decoded:
+            decoded[origin].merge(vector)
+        else:
+            decoded[origin] = vector
+    return Entry(epoch, schema, checked_expiry, decoded)
+
+
+def decode_entry(data: bytes, bytes_max: int = ENTRY_BYTES_MAX) -> Entry:
+    """Decode an entry or delta; raises DecodeError on anything malformed."""
+    if len(data) > bytes_max:
+        raise DecodeError(f"encoded entry of {len(data)} bytes exceeds {bytes_max}")
+    try:
+        wire = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_bin_len=len(data),
+            max_str_len=len(data),
+            max_array_len=max(16, len(data)),
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise DecodeError(f"malformed entry: {error}") from error
+    return entry_from_wire(wire)
+
+
+def split_entry(entry: Entry, budget_bytes: int) -> list[Entry]:
+    """Cut an entry into deltas that each encode to at most ``budget_bytes``.
+
+    Every chunk carries the epoch, schema and expiry, so each merges on its own in any order;
+    together they merge to the whole entry.
+    """
+    header = len(encode_entry(Entry(entry.epoch, entry.schema, entry.expiry)))
+    chunks: list[Entry] = []
+    for origin, vector in entry.slices():
+        per_pair = 4 + vector.width
+        overhead = header + len(origin.encode()) + 24
+        pairs_max = (budget_bytes - overhead) // per_pair
+        if pairs_max < 1:
+            raise BoundsError(f"a budget of {budget_bytes} bytes cannot hold one pair")
+        for piece in vector.split(pairs_max):
+            chunks.append(Entry(entry.epoch, entry.schema, entry.expiry, {origin: piece}))
+    return chunks or [Entry(entry.epoch, entry.schema, entry.expiry)]

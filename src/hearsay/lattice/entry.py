@@ -1,0 +1,248 @@
+"""Entries: what a key holds, and the one merge rule every replica applies.
+
+An entry is ``(epoch, schema, expiry, slices)``, ordered so that merging is a join:
+
+1. **Epoch** first. DEL and expiry move a key to a higher epoch with nothing in it; a higher
+   epoch wins whole, so a late delta from an older epoch can never resurrect deleted data.
+2. **Schema** next, at equal epochs. ``None`` (nothing written yet in this epoch) is below
+   every schema. Two *different* schemas at the same epoch can only arise when two nodes
+   create the same key concurrently with different types; replicas must still agree, so the
+   schema that sorts higher wins whole and the merge reports a conflict (never silently).
+   A client write that names the wrong type is refused before it gets here
+   (:class:`~hearsay.base.errors.WrongTypeError`, Redis's WRONGTYPE).
+3. **Expiry**: ``(set_at_ms, deadline_ms)`` pairs join by lexicographic max, so the most
+   recent EXPIRE/PERSIST wins everywhere (ties: the later deadline). ``deadline_ms == 0``
+   means "no expiry".
+4. **Slices** merge by element-wise max. Ordinary schemas have one slice (origin ``""``).
+   Additive schemas (counters, count-min) keep one slice per origin node, because max over a
+   single shared vector would lose concurrent increments: each node raises only its own slice
+   and reads sum the slices. Re-delivery stays harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from hearsay.base.errors import BoundsError
+from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
+
+SHARED_ORIGIN: Final = ""
+"""The one slice of a non-additive schema."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """What a vector means; the lattice only needs its bounds and whether it is additive.
+
+    ``kind`` and ``params`` are interpreted by :mod:`hearsay.sketch`; ``size`` bounds every
+    index (checked on decode, before anything is allocated); ``additive`` selects per-origin
+    slices. Schemas are interned: equal schemas are the same object, shared by every key.
+    """
+
+    kind: str
+    params: tuple[int, ...] = ()
+    size: int = INDEX_LIMIT
+    additive: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.kind or len(self.kind) > 32:
+            raise BoundsError("schema kind must be 1..32 characters")
+        if not 1 <= self.size <= INDEX_LIMIT:
+            raise BoundsError("schema size must be 1..2**32")
+        if len(self.params) > 8:
+            raise BoundsError("a schema has at most 8 parameters")
+
+    def intern(self) -> Schema:
+        """The shared instance equal to this schema."""
+        key = (self.kind, self.params, self.size, self.additive)
+        return _INTERNED.setdefault(key, self)
+
+    def sort_key(self) -> tuple[str, tuple[int, ...], int, bool]:
+        return (self.kind, self.params, self.size, self.additive)
+
+
+_INTERNED: dict[tuple[str, tuple[int, ...], int, bool], Schema] = {}
+
+Expiry = tuple[int, int]
+"""``(set_at_ms, deadline_unix_ms)``; joins by lexicographic max; deadline 0 = persistent."""
+NO_EXPIRY: Final[Expiry] = (0, 0)
+
+
+class Entry:
+    """The state of one key. Mutable in place by :meth:`merge`; everything else reads."""
+
+    __slots__ = ("_body", "epoch", "expiry", "schema")
+
+    epoch: int
+    schema: Schema | None
+    expiry: Expiry
+    _body: MaxVector | dict[str, MaxVector]
+
+    def __init__(
+        self,
+        epoch: int = 0,
+        schema: Schema | None = None,
+        expiry: Expiry = NO_EXPIRY,
+        slices: dict[str, MaxVector] | None = None,
+    ) -> None:
+        if epoch < 0:
+            raise BoundsError("epoch must be non-negative")
+        self.epoch = epoch
+        self.schema = schema
+        self.expiry = expiry if expiry != NO_EXPIRY else NO_EXPIRY
+        self._body = MaxVector()
+        if slices:
+            for origin, vector in slices.items():
+                self._slice_for(origin).merge(vector)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def additive(self) -> bool:
+        return self.schema is not None and self.schema.additive
+
+    @property
+    def deadline_ms(self) -> int:
+        """Absolute expiry deadline in unix ms, 0 when the key does not expire."""
+        return self.expiry[1]
+
+    def slices(self) -> Iterator[tuple[str, MaxVector]]:
+        """``(origin, vector)`` pairs, sorted by origin; empty slices are skipped."""
+        if isinstance(self._body, MaxVector):
+            if not self._body.is_empty():
+                yield SHARED_ORIGIN, self._body
+            return
+        for origin in sorted(self._body):
+            vector = self._body[origin]
+            if not vector.is_empty():
+                yield origin, vector
+
+    @property
+    def vector(self) -> MaxVector:
+        """The single vector of a non-additive entry (read-only by convention)."""
+        if isinstance(self._body, MaxVector):
+            return self._body
+        raise TypeError("an additive entry has one vector per origin: use slices()")
+
+    def slice(self, origin: str) -> MaxVector:
+        """The vector written by ``origin`` (empty when it wrote nothing)."""
+        if isinstance(self._body, MaxVector):
+            return self._body if origin == SHARED_ORIGIN else MaxVector()
+        return self._body.get(origin) or MaxVector()
+
+    def is_empty(self) -> bool:
+        """No pairs in any slice (a tombstone or a freshly created key)."""
+        return next(self.slices(), None) is None
+
+    def is_tombstone(self) -> bool:
+        """Deleted (or never written) in this epoch: no schema and no data."""
+        return self.schema is None and self.is_empty()
+
+    def pair_count(self) -> int:
+        return sum(len(vector) for _, vector in self.slices())
+
+    def copy(self) -> Entry:
+        return Entry(self.epoch, self.schema, self.expiry, dict(self.slices()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return (
+            self.epoch == other.epoch
+            and self.schema == other.schema
+            and self.expiry == other.expiry
+            and list(self.slices()) == list(other.slices())
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        body = dict(self.slices())
+        return f"Entry(epoch={self.epoch}, schema={self.schema}, expiry={self.expiry}, {body})"
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def _slice_for(self, origin: str) -> MaxVector:
+        """The vector to grow for ``origin``, creating it (and the per-origin map) on demand."""
+        if self.schema is not None and self.schema.additive == (origin == SHARED_ORIGIN):
+            raise BoundsError(
+                "additive schemas take one slice per named origin; others one shared slice"
+            )
+        body = self._body
+        if isinstance(body, MaxVector):
+            if origin == SHARED_ORIGIN:
+                return body
+            mapping = {SHARED_ORIGIN: body} if not body.is_empty() else {}
+            self._body = body = mapping
+        vector = body.get(origin)
+        if vector is None:
+            vector = body[origin] = MaxVector()
+        return vector
+
+    def outranks(self, other: Entry) -> bool:
+        """True when this entry's (epoch, schema) is strictly above ``other``'s."""
+        if self.epoch != other.epoch:
+            return self.epoch > other.epoch
+        if self.schema == other.schema:
+            return False
+        if other.schema is None:
+            return True
+        if self.schema is None:
+            return False
+        return self.schema.sort_key() > other.schema.sort_key()
+
+    def merge(self, delta: Entry) -> MergeResult:
+        """Join ``delta`` into this entry in place; returns what changed (for forwarding)."""
+        if delta.outranks(self):
+            conflict = (
+                delta.epoch == self.epoch and self.schema is not None and delta.schema is not None
+            )
+            replaced = not self.is_tombstone() or self.epoch != delta.epoch
+            self.epoch, self.schema, self.expiry = delta.epoch, delta.schema, delta.expiry
+            self._body = MaxVector()
+            for origin, vector in delta.slices():
+                self._slice_for(origin).merge(vector)
+            return MergeResult(self.copy(), replaced=replaced, conflict=conflict)
+        if self.outranks(delta):
+            conflict = delta.epoch == self.epoch and delta.schema is not None
+            return MergeResult(None, conflict=conflict)
+        grown: dict[str, MaxVector] = {}
+        previous: dict[str, MaxVector] = {}
+        for origin, vector in delta.slices():
+            grew, before = self._slice_for(origin).merge_tracking(*vector.pairs())
+            if not grew.is_empty():
+                grown[origin] = grew
+                previous[origin] = before
+        old_expiry = self.expiry
+        if delta.expiry > old_expiry:
+            self.expiry = delta.expiry
+        if not grown and self.expiry == old_expiry:
+            return MergeResult(None)
+        return MergeResult(
+            Entry(self.epoch, self.schema, self.expiry, grown),
+            previous=Entry(self.epoch, self.schema, old_expiry, previous),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """What a merge changed.
+
+    ``delta`` is None when nothing changed; otherwise it is an entry holding exactly what grew
+    (or the whole new state when a higher epoch or schema replaced the old one), ready to be
+    forwarded. ``previous`` (for an in-place growth) holds the old values of exactly the
+    grown pairs and the old expiry, so a content hash can update in O(delta); it is None when
+    the whole entry was replaced. ``replaced`` says old data was dropped (DEL, expiry or a
+    conflict); ``conflict`` says two different schemas met at one epoch and the higher won.
+    """
+
+    delta: Entry | None
+    previous: Entry | None = None
+    replaced: bool = False
+    conflict: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.delta is not None

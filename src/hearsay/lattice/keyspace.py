@@ -1,0 +1,225 @@
+"""The keyspace: every key's entry, the local write rules, and per-bucket content hashes.
+
+Keys are ``bytes`` (Redis keys are binary-safe). Keys live in a fixed number of buckets chosen
+by a hash of the key; each bucket keeps the XOR of its keys' content hashes, updated in
+O(delta) on every change (see :mod:`hearsay.lattice.digest`). Anti-entropy compares bucket
+hashes, then only the keys of differing buckets.
+
+Two kinds of change come in:
+
+- **replication** (:meth:`Keyspace.merge`): a delta from a peer, joined by the lattice rule
+  whatever it holds (conflicting schemas resolve deterministically and are reported);
+- **local writes** (:meth:`Keyspace.write`, :meth:`delete`, :meth:`set_expiry`): a client's
+  command, checked first (a different type is a :class:`WrongTypeError`, never an overwrite)
+  and turned into a delta at the key's current epoch.
+
+Time is an argument (``now_ms``, unix milliseconds): the keyspace never reads a clock.
+Deleted and expired keys stay as tombstones (a higher epoch, no data) so that late deltas of
+the old epoch cannot bring them back.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.base.errors import BoundsError, WrongTypeError
+from hearsay.lattice.digest import entry_hash, key_seed
+from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
+from hearsay.lattice.vector import MaxVector
+
+BUCKETS_DEFAULT: Final = 1024
+KEY_BYTES_MAX: Final = 64 * 1024
+"""Keys longer than this are refused (Redis allows 512 MB; gossip datagrams do not)."""
+
+
+class Keyspace:
+    """All entries of one node, with incremental per-bucket content hashes."""
+
+    def __init__(self, buckets: int = BUCKETS_DEFAULT) -> None:
+        if buckets < 1 or buckets & (buckets - 1):
+            raise BoundsError("the bucket count must be a power of two")
+        self._mask = buckets - 1
+        self._buckets: list[dict[bytes, Entry]] = [{} for _ in range(buckets)]
+        self._bucket_hashes: npt.NDArray[np.uint64] = np.zeros(buckets, dtype=np.uint64)
+        self._live = 0
+        self._stored = 0
+        self._deadlines: list[tuple[int, bytes]] = []
+        """A lazy min-heap of (deadline_ms, key); stale items are skipped when popped."""
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def bucket_count(self) -> int:
+        return self._mask + 1
+
+    def bucket_of(self, key: bytes) -> int:
+        return key_seed(key) & self._mask
+
+    def entry(self, key: bytes) -> Entry | None:
+        """The stored entry, tombstones and expired ones included (what replication sees)."""
+        return self._buckets[key_seed(key) & self._mask].get(key)
+
+    def get(self, key: bytes, now_ms: int) -> Entry | None:
+        """The live entry of ``key`` at ``now_ms``: None when absent, deleted or expired."""
+        entry = self._buckets[key_seed(key) & self._mask].get(key)
+        if entry is None or entry.schema is None:
+            return None
+        deadline = entry.expiry[1]
+        if deadline and deadline <= now_ms:
+            return None
+        return entry
+
+    def __len__(self) -> int:
+        """Live keys (not tombstones; keys past their deadline count until swept)."""
+        return self._live
+
+    @property
+    def stored_count(self) -> int:
+        """Stored entries, tombstones included."""
+        return self._stored
+
+    def items(self) -> Iterator[tuple[bytes, Entry]]:
+        """Every stored ``(key, entry)``, tombstones included, bucket by bucket."""
+        for bucket in self._buckets:
+            yield from list(bucket.items())
+
+    def bucket_items(self, bucket: int) -> list[tuple[bytes, Entry]]:
+        return list(self._buckets[bucket].items())
+
+    def bucket_hash(self, bucket: int) -> int:
+        return int(self._bucket_hashes[bucket])
+
+    def bucket_hashes(self) -> npt.NDArray[np.uint64]:
+        """A copy of every bucket's hash (XOR of its keys' content hashes)."""
+        return self._bucket_hashes.copy()
+
+    def key_hash(self, key: bytes) -> int:
+        """The content hash of one key (0 when absent)."""
+        entry = self.entry(key)
+        return 0 if entry is None else entry_hash(key, entry)
+
+    # -- replication ----------------------------------------------------------------------------
+
+    def merge(self, key: bytes, delta: Entry) -> MergeResult:
+        """Join a peer's delta into ``key``; returns what changed, ready to forward."""
+        if len(key) > KEY_BYTES_MAX:
+            raise BoundsError(f"key longer than {KEY_BYTES_MAX} bytes")
+        seed = key_seed(key)
+        bucket_no = seed & self._mask
+        bucket = self._buckets[bucket_no]
+        existing = bucket.get(key)
+        if existing is None:
+            entry = delta.copy()
+            bucket[key] = entry
+            self._stored += 1
+            self._live += entry.schema is not None
+            self._xor(bucket_no, entry_hash(key, entry, seed))
+            self._track_deadline(key, entry)
+            return MergeResult(entry.copy())
+        if delta.outranks(existing):
+            before = entry_hash(key, existing, seed)
+            was_live = existing.schema is not None
+            result = existing.merge(delta)
+            self._xor(bucket_no, before ^ entry_hash(key, existing, seed))
+            self._live += (existing.schema is not None) - was_live
+        else:
+            result = existing.merge(delta)
+            if result.delta is not None and result.previous is not None:
+                self._xor(
+                    bucket_no,
+                    entry_hash(key, result.previous, seed) ^ entry_hash(key, result.delta, seed),
+                )
+        if result.changed:
+            self._track_deadline(key, existing)
+        return result
+
+    def _xor(self, bucket: int, change: int) -> None:
+        self._bucket_hashes[bucket] ^= np.uint64(change)
+
+    def _track_deadline(self, key: bytes, entry: Entry) -> None:
+        if entry.expiry[1] and entry.schema is not None:
+            heapq.heappush(self._deadlines, (entry.expiry[1], key))
+
+    # -- local writes ---------------------------------------------------------------------------
+
+    def write(
+        self, key: bytes, schema: Schema, slices: dict[str, MaxVector], now_ms: int
+    ) -> MergeResult:
+        """A client's write of ``slices`` under ``schema`` to ``key``.
+
+        Creates the key when absent (or deleted, or expired: then in a new epoch). Raises
+        :class:`WrongTypeError` when the key holds another schema.
+        """
+        current = self._live_or_expire(key, now_ms)
+        if current is not None and current.schema is not None and current.schema != schema:
+            raise WrongTypeError(f"key holds {current.schema.kind}, not {schema.kind}")
+        epoch = 0 if current is None else current.epoch
+        expiry = NO_EXPIRY if current is None else current.expiry
+        return self.merge(key, Entry(epoch, schema.intern(), expiry, slices))
+
+    def _live_or_expire(self, key: bytes, now_ms: int) -> Entry | None:
+        """The stored entry, first turning it into a tombstone if its deadline has passed."""
+        entry = self.entry(key)
+        if entry is not None and entry.expiry[1] and entry.expiry[1] <= now_ms:
+            self._expire(key, entry)
+            entry = self.entry(key)
+        return entry
+
+    def delete(self, key: bytes, now_ms: int) -> MergeResult:
+        """DEL: move ``key`` to a new, empty epoch. Unchanged when the key is not live.
+
+        The new epoch is ``max(epoch + 1, now_ms)``: a DEL later in wall-clock time outranks
+        writes a lagging replica made in an older epoch, and the epoch still always grows.
+        """
+        entry = self._live_or_expire(key, now_ms)
+        if entry is None or entry.schema is None:
+            return MergeResult(None)
+        return self.merge(key, Entry(max(entry.epoch + 1, now_ms)))
+
+    def set_expiry(self, key: bytes, deadline_ms: int, now_ms: int) -> MergeResult:
+        """EXPIRE/PERSIST (deadline 0): unchanged when the key is not live.
+
+        A deadline at or before ``now_ms`` deletes the key at once, as Redis does. The change is
+        stamped ``max(now_ms, previous stamp + 1)`` so the latest call wins on every replica.
+        """
+        if deadline_ms < 0:
+            raise BoundsError("deadline must be non-negative")
+        entry = self._live_or_expire(key, now_ms)
+        if entry is None or entry.schema is None:
+            return MergeResult(None)
+        if deadline_ms and deadline_ms <= now_ms:
+            return self.delete(key, now_ms)
+        if deadline_ms == entry.expiry[1]:
+            return MergeResult(None)
+        stamp = max(now_ms, entry.expiry[0] + 1)
+        return self.merge(key, Entry(entry.epoch, entry.schema, (stamp, deadline_ms)))
+
+    # -- expiry ---------------------------------------------------------------------------------
+
+    def expire_due(self, now_ms: int, limit: int = 1000) -> list[tuple[bytes, MergeResult]]:
+        """Turn up to ``limit`` keys whose deadline passed into tombstones.
+
+        The tombstone's epoch is ``max(epoch + 1, deadline)``: every replica computes the same
+        one, so expiry converges even when no message about it is exchanged.
+        """
+        expired: list[tuple[bytes, MergeResult]] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now_ms and len(expired) < limit:
+            deadline, key = heapq.heappop(heap)
+            entry = self.entry(key)
+            if entry is None or entry.schema is None or entry.expiry[1] != deadline:
+                continue  # stale: deleted, re-expired or persisted since
+            expired.append((key, self._expire(key, entry)))
+        return expired
+
+    def _expire(self, key: bytes, entry: Entry) -> MergeResult:
+        return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
+
+    def next_deadline_ms(self) -> int | None:
+        """The earliest pending deadline (possibly stale), for the driver's timer."""
+        return self._deadlines[0][0] if self._deadlines else None

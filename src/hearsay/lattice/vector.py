@@ -1,0 +1,388 @@
+"""Sparse max-vectors: the one value type hearsay replicates.
+
+A :class:`MaxVector` maps ``uint32 index -> non-negative int`` (absent means 0) and only ever
+changes by element-wise max, so merging is commutative, associative and idempotent. ``merge``
+returns the *delta*: exactly the pairs that grew. Any subset of a vector is itself a valid
+delta, which is what lets a large vector travel in independent chunks.
+
+Memory matters more than anything else here (a node holds millions of keys), so a vector is
+never a Python dict. It has two representations and switches on its own:
+
+- **sparse**: one ``bytes`` object: a width byte ``w`` (1, 2, 4 or 8), then ``n`` little-endian
+  uint32 indices (sorted, unique), then ``n`` values of ``w`` bytes each. Ten HLL registers take
+  1 + 40 + 10 = 51 bytes of payload.
+- **dense**: one numpy array indexed directly, of the narrowest unsigned dtype that holds the
+  largest value. A full 16,384-register HLL takes 16 KiB.
+
+A sparse vector becomes dense once the dense array (with numpy's larger object header) would
+be no larger than the packed pairs; a dense one goes back to sparse only when an index far
+beyond its end arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.base.errors import BoundsError
+
+INDEX_LIMIT: Final = 1 << 32
+"""Indices are uint32: ``0 <= index < INDEX_LIMIT``."""
+VALUE_MAX: Final = (1 << 63) - 1
+"""Values are non-negative int64."""
+DENSE_SLOTS_MAX: Final = 1 << 24
+"""A vector whose largest index is at or above this stays sparse (no 128 MiB surprises)."""
+
+IndexArray = npt.NDArray[np.uint32]
+ValueArray = npt.NDArray[np.unsignedinteger]
+
+VALUE_DTYPES: Final[dict[int, np.dtype[np.unsignedinteger]]] = {
+    1: np.dtype("<u1"),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
+INDEX_DTYPE: Final[np.dtype[np.uint32]] = np.dtype("<u4")
+_EMPTY: Final = b"\x01"
+_DENSE_OVERHEAD_BYTES: Final = 80
+"""A numpy array's header costs about this much more than a bytes object's."""
+
+
+def width_for(value_max: int) -> int:
+    """The narrowest value width in bytes (1, 2, 4 or 8) that holds ``value_max``."""
+    if value_max < 1 << 8:
+        return 1
+    if value_max < 1 << 16:
+        return 2
+    if value_max < 1 << 32:
+        return 4
+    return 8
+
+
+def _pack(width: int, indices: npt.NDArray[np.integer], values: npt.NDArray[np.integer]) -> bytes:
+    packed_indices: bytes = indices.astype(INDEX_DTYPE, copy=False).tobytes()
+    packed_values: bytes = values.astype(VALUE_DTYPES[width], copy=False).tobytes()
+    return bytes((width,)) + packed_indices + packed_values
+
+
+def normalize_pairs(
+    indices: npt.ArrayLike, values: npt.ArrayLike
+) -> tuple[IndexArray, npt.NDArray[np.uint64]]:
+    """Validate pairs and reduce them to sorted unique indices with their largest value.
+
+    Zero values are dropped (absent means 0). Raises :class:`BoundsError` for an index outside
+    uint32 or a value outside ``0..VALUE_MAX``.
+    """
+    idx = np.asarray(indices)
+    val = np.asarray(values)
+    if idx.ndim != 1 or val.ndim != 1 or idx.shape != val.shape:
+        raise BoundsError("indices and values must be one-dimensional and of equal length")
+    if idx.size == 0:
+        return np.empty(0, INDEX_DTYPE), np.empty(0, np.uint64)
+    if object in (idx.dtype, val.dtype):
+        # Python ints too large for int64: check them one by one, then convert.
+        if any(not 0 <= int(i) < INDEX_LIMIT for i in idx.tolist()):
+            raise BoundsError("vector index outside 0..2**32-1")
+        if any(not 0 <= int(v) <= VALUE_MAX for v in val.tolist()):
+            raise BoundsError("vector value outside 0..2**63-1")
+        idx = np.array(idx.tolist(), dtype=np.uint64)
+        val = np.array(val.tolist(), dtype=np.uint64)
+    if idx.dtype.kind not in "iu" or val.dtype.kind not in "iu":
+        raise BoundsError("vector indices and values must be integers")
+    if idx.dtype.kind == "i" and int(idx.min()) < 0:
+        raise BoundsError("vector index outside 0..2**32-1")
+    if int(idx.max()) >= INDEX_LIMIT:
+        raise BoundsError("vector index outside 0..2**32-1")
+    if val.dtype.kind == "i" and int(val.min()) < 0:
+        raise BoundsError("vector value outside 0..2**63-1")
+    if int(val.max()) > VALUE_MAX:
+        raise BoundsError("vector value outside 0..2**63-1")
+    idx = idx.astype(INDEX_DTYPE, copy=False)
+    val = val.astype(np.uint64, copy=False)
+    keep = val != 0
+    if not keep.all():
+        idx, val = idx[keep], val[keep]
+    if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
+        order = np.lexsort((val, idx))
+        idx, val = idx[order], val[order]
+        last = np.ones(idx.size, dtype=bool)
+        last[:-1] = idx[1:] != idx[:-1]
+        idx, val = idx[last], val[last]
+    return idx, val
+
+
+def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
+    keep = values != 0
+    return MaxVector._from_sorted(indices[keep], values[keep])
+
+
+class MaxVector:
+    """A sparse ``uint32 -> int`` vector that only grows by element-wise max."""
+
+    __slots__ = ("_dense", "_packed")
+
+    _packed: bytes
+    _dense: npt.NDArray[np.unsignedinteger] | None
+
+    def __init__(self) -> None:
+        self._packed = _EMPTY
+        self._dense = None
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_pairs(cls, indices: npt.ArrayLike, values: npt.ArrayLike) -> MaxVector:
+        """A vector holding the given pairs (duplicates reduced by max, zeros dropped)."""
+        vector = cls()
+        vector.merge_pairs(indices, values)
+        return vector
+
+    @classmethod
+    def from_items(cls, items: Iterable[tuple[int, int]]) -> MaxVector:
+        """A vector from ``(index, value)`` pairs, e.g. a vignette message's map items."""
+        pairs = list(items)
+        return cls.from_pairs(
+            np.array([i for i, _ in pairs], dtype=object),
+            np.array([v for _, v in pairs], dtype=object),
+        )
+
+    @classmethod
+    def _from_sorted(cls, indices: IndexArray, values: npt.NDArray[np.integer]) -> MaxVector:
+        """Build from already validated, sorted, unique, non-zero pairs (no checks)."""
+        vector = cls()
+        if indices.size:
+            width = width_for(int(values.max()))
+            vector._packed = _pack(width, indices, values)
+            vector._maybe_densify()
+        return vector
+
+    @classmethod
+    def from_dense(cls, values: npt.NDArray[np.integer], offset: int = 0) -> MaxVector:
+        """A vector whose slot ``offset + i`` holds ``values[i]`` (zeros are absent)."""
+        vals = np.asarray(values)
+        nonzero = np.flatnonzero(vals)
+        return cls.from_pairs(nonzero.astype(np.uint64) + offset, vals[nonzero])
+
+    def copy(self) -> MaxVector:
+        other = MaxVector()
+        other._packed = self._packed
+        other._dense = None if self._dense is None else self._dense.copy()
+        return other
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def is_dense(self) -> bool:
+        return self._dense is not None
+
+    @property
+    def width(self) -> int:
+        """Bytes per stored value (1, 2, 4 or 8)."""
+        if self._dense is not None:
+            return int(self._dense.dtype.itemsize)
+        return self._packed[0]
+
+    def _sparse_arrays(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
+        width = self._packed[0]
+        n = (len(self._packed) - 1) // (4 + width)
+        indices = np.frombuffer(self._packed, INDEX_DTYPE, n, 1)
+        values = np.frombuffer(self._packed, VALUE_DTYPES[width], n, 1 + 4 * n)
+        return indices, values
+
+    def pairs(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
+        """The non-zero pairs as read-only arrays, sorted by index (the canonical form)."""
+        if self._dense is None:
+            return self._sparse_arrays()
+        nonzero = np.flatnonzero(self._dense).astype(INDEX_DTYPE)
+        return nonzero, self._dense[nonzero]
+
+    def items(self) -> list[tuple[int, int]]:
+        """The non-zero pairs as Python ints, sorted by index."""
+        indices, values = self.pairs()
+        return list(zip(indices.tolist(), values.tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self.items())
+
+    def __len__(self) -> int:
+        """How many indices hold a non-zero value."""
+        if self._dense is None:
+            return (len(self._packed) - 1) // (4 + self._packed[0])
+        return int(np.count_nonzero(self._dense))
+
+    def is_empty(self) -> bool:
+        if self._dense is None:
+            return len(self._packed) == 1
+        return not bool(self._dense.any())
+
+    def get(self, index: int) -> int:
+        if self._dense is not None:
+            return int(self._dense[index]) if 0 <= index < self._dense.size else 0
+        indices, values = self._sparse_arrays()
+        pos = int(np.searchsorted(indices, index))
+        if pos < indices.size and int(indices[pos]) == index:
+            return int(values[pos])
+        return 0
+
+    def max_index(self) -> int:
+        """The largest index holding a non-zero value, or -1 when empty."""
+        indices, _ = self.pairs()
+        return int(indices[-1]) if indices.size else -1
+
+    def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
+        """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
+        if self._dense is not None:
+            out = np.zeros(size, dtype=self._dense.dtype)
+            n = min(size, self._dense.size)
+            out[:n] = self._dense[:n]
+            return out
+        indices, values = self._sparse_arrays()
+        out = np.zeros(size, dtype=values.dtype)
+        keep = indices < size
+        out[indices[keep]] = values[keep]
+        return out
+
+    def nbytes(self) -> int:
+        """Payload bytes held (not counting the Python object headers)."""
+        return len(self._packed) + (0 if self._dense is None else int(self._dense.nbytes))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MaxVector):
+            return NotImplemented
+        a_idx, a_val = self.pairs()
+        b_idx, b_val = other.pairs()
+        return bool(np.array_equal(a_idx, b_idx) and np.array_equal(a_val, b_val))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        shown = self.items()[:8]
+        more = "" if len(self) <= 8 else f", ... ({len(self)} pairs)"
+        return f"MaxVector({dict(shown)}{more})"
+
+    # -- growing --------------------------------------------------------------------------------
+
+    def merge(self, other: MaxVector) -> MaxVector:
+        """Element-wise max with ``other``; returns the delta (the pairs that grew)."""
+        indices, values = other.pairs()
+        return self.merge_tracking(indices, values)[0]
+
+    def merge_pairs(self, indices: npt.ArrayLike, values: npt.ArrayLike) -> MaxVector:
+        """Element-wise max with arbitrary pairs (validated, duplicates allowed); returns delta.
+
+        This is the sketches' bulk path: hash a batch, compute ``(index, value)`` arrays, merge.
+        """
+        idx, val = normalize_pairs(indices, values)
+        return self.merge_tracking(idx, val)[0]
+
+    def merge_tracking(
+        self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
+    ) -> tuple[MaxVector, MaxVector]:
+        """Merge sorted, unique, non-zero pairs; returns ``(delta, previous)``.
+
+        ``previous`` holds the old values of exactly the pairs in ``delta`` (zeros omitted):
+        what an incremental content hash needs to update itself in O(delta).
+        """
+        if indices.size == 0:
+            return MaxVector(), MaxVector()
+        if self._dense is not None and self._dense_fits(int(indices[-1]), indices.size):
+            return self._merge_into_dense(indices, values)
+        if self._dense is not None:  # an index too far out for the dense array: go sparse
+            dense_idx, dense_val = self.pairs()
+            self._packed = _pack(self.width, dense_idx, dense_val)
+            self._dense = None
+        mine_idx, mine_val = self._sparse_arrays()
+        if mine_idx.size == 0:
+            grew = np.ones(indices.size, dtype=bool)
+            present = np.zeros(indices.size, dtype=bool)
+            pos = np.zeros(indices.size, dtype=np.intp)
+            current = np.zeros(indices.size, dtype=np.uint64)
+        else:
+            pos = np.searchsorted(mine_idx, indices)
+            clipped = np.minimum(pos, mine_idx.size - 1)
+            present = mine_idx[clipped] == indices
+            current = np.where(present, mine_val[clipped], 0)
+            grew = values > current
+        if not grew.any():
+            return MaxVector(), MaxVector()
+        delta_idx, delta_val = indices[grew], values[grew]
+        previous = _nonzero_pairs(delta_idx, current[grew])
+        width = max(self._packed[0], width_for(int(delta_val.max())))
+        new_val = mine_val.astype(VALUE_DTYPES[width])
+        update = grew & present
+        new_val[pos[update]] = values[update]
+        insert = grew & ~present
+        new_idx: npt.NDArray[np.integer] = mine_idx
+        if insert.any():
+            new_idx = np.insert(mine_idx, pos[insert], indices[insert])
+            new_val = np.insert(new_val, pos[insert], values[insert].astype(VALUE_DTYPES[width]))
+        self._packed = _pack(width, new_idx, new_val)
+        self._maybe_densify()
+        return MaxVector._from_sorted(delta_idx, delta_val), previous
+
+    def _dense_fits(self, top_index: int, incoming: int) -> bool:
+        """Whether the dense array may grow to hold ``top_index`` and stay dense enough."""
+        dense = self._dense
+        assert dense is not None
+        if top_index < dense.size:
+            return True
+        if top_index >= DENSE_SLOTS_MAX:
+            return False
+        width = dense.dtype.itemsize
+        pairs_max = int(np.count_nonzero(dense)) + incoming
+        return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs_max * (4 + width)
+
+    def _merge_into_dense(
+        self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
+    ) -> tuple[MaxVector, MaxVector]:
+        dense = self._dense
+        assert dense is not None
+        needed = int(indices[-1]) + 1
+        if needed > dense.size:
+            grown = np.zeros(needed, dtype=dense.dtype)
+            grown[: dense.size] = dense
+            dense = grown
+        current = dense[indices]
+        grew = values > current
+        if not grew.any():
+            self._dense = dense
+            return MaxVector(), MaxVector()
+        delta_idx, delta_val = indices[grew], values[grew]
+        previous = _nonzero_pairs(delta_idx, current[grew])
+        width = width_for(int(delta_val.max()))
+        if width > dense.dtype.itemsize:
+            dense = dense.astype(VALUE_DTYPES[width])
+        dense[delta_idx] = delta_val
+        self._dense = dense
+        return MaxVector._from_sorted(delta_idx, delta_val), previous
+
+    def _maybe_densify(self) -> None:
+        width = self._packed[0]
+        n = (len(self._packed) - 1) // (4 + width)
+        if n == 0:
+            return
+        top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
+        if top >= DENSE_SLOTS_MAX or (top + 1) * width + _DENSE_OVERHEAD_BYTES > n * (4 + width):
+            return
+        indices, values = self._sparse_arrays()
+        dense = np.zeros(top + 1, dtype=VALUE_DTYPES[width])
+        dense[indices] = values
+        self._dense = dense
+        self._packed = _EMPTY
+
+    # -- splitting ------------------------------------------------------------------------------
+
+    def split(self, pairs_max: int) -> list[MaxVector]:
+        """Chunks of at most ``pairs_max`` pairs each; every chunk is a valid delta on its own."""
+        if pairs_max < 1:
+            raise BoundsError("a chunk must hold at least one pair")
+        indices, values = self.pairs()
+        return [
+            MaxVector._from_sorted(
+                indices[start : start + pairs_max], values[start : start + pairs_max]
+            )
+            for start in range(0, indices.size, pairs_max)
+        ]

@@ -1,0 +1,24 @@
+"""Shared test settings.
+
+Hypothesis runs derandomized (the same examples every run, so CI is reproducible and a failure
+reproduces) without per-example deadlines (this machine is shared and noisy; speed lives in
+bench/, never in tests). Set HYPOTHESIS_PROFILE=explore for a randomized, longer search.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "explore", deadline=None, max_examples=2000, print_blob=True, derandomize=False
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

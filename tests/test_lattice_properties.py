@@ -1,0 +1,200 @@
+"""The lattice laws, checked by hypothesis: merging is a join, deltas are exact."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hearsay.lattice.codec import decode_entry, encode_entry, split_entry
+from hearsay.lattice.digest import entry_hash
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.vector import MaxVector
+from tests.lattice_strategies import entries, vectors
+
+pytestmark = pytest.mark.property
+
+
+def merged(*parts: MaxVector) -> MaxVector:
+    out = MaxVector()
+    for part in parts:
+        out.merge(part)
+    return out
+
+
+def joined(*parts: Entry) -> Entry:
+    out = parts[0].copy()
+    for part in parts[1:]:
+        out.merge(part)
+    return out
+
+
+def as_dict(vector: MaxVector) -> dict[int, int]:
+    return dict(vector.items())
+
+
+# -- vectors --------------------------------------------------------------------------------------
+
+
+@given(vectors(), vectors())
+def test_vector_merge_is_commutative(a: MaxVector, b: MaxVector) -> None:
+    assert merged(a, b) == merged(b, a)
+
+
+@given(vectors(), vectors(), vectors())
+def test_vector_merge_is_associative(a: MaxVector, b: MaxVector, c: MaxVector) -> None:
+    assert merged(merged(a, b), c) == merged(a, merged(b, c))
+
+
+@given(vectors(), vectors())
+def test_vector_merge_is_idempotent(a: MaxVector, b: MaxVector) -> None:
+    once = merged(a, b)
+    again = once.copy()
+    assert again.merge(b).is_empty()
+    assert again == once
+
+
+@given(vectors(), vectors())
+def test_vector_merge_is_elementwise_max_and_delta_is_exact(a: MaxVector, b: MaxVector) -> None:
+    before, incoming = as_dict(a), as_dict(b)
+    state = a.copy()
+    delta = state.merge(b)
+    expected = {i: max(before.get(i, 0), incoming.get(i, 0)) for i in {*before, *incoming}}
+    assert as_dict(state) == expected
+    assert as_dict(delta) == {i: v for i, v in incoming.items() if v > before.get(i, 0)}
+    # Monotone: nothing ever shrinks.
+    assert all(state.get(i) >= v for i, v in before.items())
+
+
+@given(vectors(), vectors())
+def test_merging_the_delta_reaches_the_same_state_as_merging_everything(
+    a: MaxVector, b: MaxVector
+) -> None:
+    full = a.copy()
+    delta = full.merge(b)
+    via_delta = a.copy()
+    via_delta.merge(delta)
+    assert via_delta == full
+
+
+@given(vectors(), st.integers(1, 50), st.randoms(use_true_random=False))
+def test_split_chunks_merge_back_in_any_order(v: MaxVector, size: int, rnd: random.Random) -> None:
+    chunks = v.split(size)
+    assert all(len(chunk) <= size for chunk in chunks)
+    rnd.shuffle(chunks)
+    assert merged(*chunks) == v
+
+
+# -- entries --------------------------------------------------------------------------------------
+
+
+@given(entries(), entries())
+def test_entry_merge_is_commutative(a: Entry, b: Entry) -> None:
+    assert joined(a, b) == joined(b, a)
+
+
+@given(entries(), entries(), entries())
+def test_entry_merge_is_associative(a: Entry, b: Entry, c: Entry) -> None:
+    assert joined(joined(a, b), c) == joined(a, joined(b, c))
+
+
+@given(entries(), entries())
+def test_entry_merge_is_idempotent_and_reports_no_change_twice(a: Entry, b: Entry) -> None:
+    state = joined(a, b)
+    assert not state.merge(b).changed
+    assert not state.merge(a).changed
+    assert state == joined(a, b)
+
+
+@given(entries(), entries())
+def test_entry_delta_reaches_the_same_state(a: Entry, b: Entry) -> None:
+    full = a.copy()
+    result = full.merge(b)
+    via_delta = a.copy()
+    if result.delta is not None:
+        via_delta.merge(result.delta)
+    assert via_delta == full
+
+
+@given(entries(), entries())
+def test_encode_decode_round_trip_then_merge(a: Entry, b: Entry) -> None:
+    assert decode_entry(encode_entry(a)) == a
+    assert joined(decode_entry(encode_entry(a)), decode_entry(encode_entry(b))) == joined(a, b)
+
+
+@given(entries(), st.integers(200, 1400), st.randoms(use_true_random=False))
+def test_split_entries_fit_the_budget_and_merge_back(
+    entry: Entry, budget: int, rnd: random.Random
+) -> None:
+    chunks = split_entry(entry, budget)
+    assert all(len(encode_entry(chunk)) <= budget for chunk in chunks)
+    rnd.shuffle(chunks)
+    state = Entry()
+    for chunk in chunks:
+        state.merge(decode_entry(encode_entry(chunk)))
+    assert state == entry
+
+
+@given(entries(), entries(), st.integers(1, 10**13))
+def test_a_delete_is_never_undone_by_an_older_delta(a: Entry, late: Entry, now_ms: int) -> None:
+    """Whatever an older epoch sends later, the deleted data does not come back."""
+    keyspace = Keyspace(4)
+    keyspace.merge(b"k", a)
+    keyspace.delete(b"k", now_ms)
+    tombstone = keyspace.entry(b"k")
+    assert tombstone is not None
+    late.epoch = min(late.epoch, a.epoch)
+    keyspace.merge(b"k", late)
+    after = keyspace.entry(b"k")
+    assert after is not None
+    assert after.epoch == tombstone.epoch
+    if late.epoch < tombstone.epoch:
+        assert after.is_tombstone()
+
+
+# -- keyspaces ------------------------------------------------------------------------------------
+
+keys = st.sampled_from([b"a", b"b", b"c", b"n:127.0.0.1:6000", b"\x00\xff"])
+
+
+@given(st.lists(st.tuples(keys, entries()), max_size=12), st.randoms(use_true_random=False))
+def test_keyspaces_converge_in_any_order_with_equal_hashes(
+    deltas: list[tuple[bytes, Entry]], rnd: random.Random
+) -> None:
+    first, second = Keyspace(8), Keyspace(8)
+    for key, delta in deltas:
+        first.merge(key, delta)
+    shuffled = deltas * 2  # duplicated delivery too
+    rnd.shuffle(shuffled)
+    for key, delta in shuffled:
+        second.merge(key, delta)
+    assert dict(first.items()) == dict(second.items())
+    assert first.bucket_hashes().tolist() == second.bucket_hashes().tolist()
+    assert len(first) == len(second)
+
+
+@given(st.lists(st.tuples(keys, entries()), max_size=12))
+def test_incremental_bucket_hashes_equal_a_recomputation(deltas: list[tuple[bytes, Entry]]) -> None:
+    keyspace = Keyspace(4)
+    for key, delta in deltas:
+        keyspace.merge(key, delta)
+    expected = [0] * keyspace.bucket_count
+    for key, entry in keyspace.items():
+        expected[keyspace.bucket_of(key)] ^= entry_hash(key, entry)
+    assert keyspace.bucket_hashes().tolist() == expected
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(keys, entries()), min_size=1, max_size=8))
+def test_merge_never_loses_data_of_the_winning_epoch(deltas: list[tuple[bytes, Entry]]) -> None:
+    keyspace = Keyspace(2)
+    for key, delta in deltas:
+        keyspace.merge(key, delta)
+    for key in {key for key, _ in deltas}:
+        state = keyspace.entry(key)
+        assert state is not None
+        same_rank = [d for k, d in deltas if k == key and not state.outranks(d)]
+        assert joined(*same_rank) == state
