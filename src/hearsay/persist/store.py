@@ -1,0 +1,427 @@
+"""The embedded store: opaque entry blobs by key in one SQLite database (WAL mode).
+
+Persistence must not know what an entry is (the lattice layer encodes and decodes them), so
+this module stores ``key: bytes -> blob: bytes`` plus a few named ``meta`` values (schema
+version, node identity). It exists so that every way a data directory can be wrong — missing
+permissions, a foreign or damaged file, a newer schema, a second process on the same
+directory — becomes one clear :class:`~hearsay.base.errors.StorageError` at open time instead
+of a confusing failure later.
+
+Every method may be called from any thread: a lock serialises use of the one connection
+(the group-commit writer thread writes while the event-loop thread may read).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from hearsay.base.errors import StorageError
+
+try:  # POSIX: one process per data directory, enforced by an advisory lock.
+    import fcntl
+except ImportError:  # pragma: no cover - no flock on this platform; SQLite still locks.
+    fcntl = None  # type: ignore[assignment]
+
+DB_FILE_NAME = "hearsay.db"
+LOCK_FILE_NAME = "hearsay.lock"
+#: SQLite's header field for "which application owns this file": b"HSAY".
+APPLICATION_ID = 0x48534159
+#: Bumped whenever the tables change; a newer database is refused, never guessed at.
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_META = "schema_version"
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SYNCHRONOUS_LEVELS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+_SCHEMA = """
+CREATE TABLE entries (
+    key  BLOB PRIMARY KEY NOT NULL CHECK (typeof(key) = 'blob'),
+    blob BLOB NOT NULL CHECK (typeof(blob) = 'blob')
+);
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY NOT NULL CHECK (typeof(name) = 'text'),
+    value BLOB NOT NULL CHECK (typeof(value) = 'blob')
+);
+"""
+_UPSERT = (
+    "INSERT INTO entries (key, blob) VALUES (?, ?)"
+    " ON CONFLICT(key) DO UPDATE SET blob = excluded.blob"
+)
+_DELETE = "DELETE FROM entries WHERE key = ?"
+_META_UPSERT = (
+    "INSERT INTO meta (name, value) VALUES (?, ?)"
+    " ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+)
+_META_DELETE = "DELETE FROM meta WHERE name = ?"
+
+
+class SqliteStore:
+    """``key -> blob`` and ``name -> value`` tables in ``<data_dir>/hearsay.db``.
+
+    Opening creates the directory and the database if needed and holds an exclusive advisory
+    lock on ``<data_dir>/hearsay.lock`` until :meth:`close`, so two nodes (or two stores in
+    one process) can never share a data directory.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        self._data_dir = Path(data_dir)
+        self._path = self._data_dir / DB_FILE_NAME
+        self._lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._synchronous = "FULL"
+        self._prepare_directory()
+        self._lock_fd = self._acquire_dir_lock()
+        try:
+            self._check_file_header()
+            self._conn = self._connect()
+            self.set_synchronous(synchronous)
+            self._open_schema()
+        except BaseException:
+            self._release()
+            raise
+
+    # ------------------------------------------------------------------ opening
+
+    def _prepare_directory(self) -> None:
+        where = self._data_dir
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StorageError(f"data directory {where} exists and is not a directory") from None
+        except OSError as exc:
+            raise StorageError(f"cannot create data directory {where}: {exc.strerror}") from exc
+        if not where.is_dir():
+            raise StorageError(f"data directory {where} exists and is not a directory")
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise StorageError(f"data directory {where} is not writable by this user")
+
+    def _acquire_dir_lock(self) -> int | None:
+        lock_path = self._data_dir / LOCK_FILE_NAME
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot create lock file {lock_path}: {exc.strerror}") from exc
+        if fcntl is None:  # pragma: no cover
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StorageError(
+                f"data directory {self._data_dir} is in use by another hearsay store "
+                "(another process, or a store not yet closed in this one)"
+            ) from None
+        return fd
+
+    def _check_file_header(self) -> None:
+        path = self._path
+        if not path.exists():
+            return
+        if not path.is_file():
+            raise StorageError(f"{path} is not a regular file")
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+        if head and head != _SQLITE_MAGIC:
+            raise StorageError(f"{path} is not a hearsay database (not an SQLite file)")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self._path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{self._path}: SQLite refused WAL mode (got {mode!r})")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StorageError(f"{self._path} is not a usable hearsay database: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_schema(self) -> None:
+        conn = self._connection()
+        try:
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            tables = {
+                str(row[0])
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if app_id == 0 and not tables:
+                self._create_schema(conn)
+                return
+            if app_id != APPLICATION_ID:
+                raise StorageError(
+                    f"{self._path} is not a hearsay database "
+                    f"(SQLite application_id {app_id:#x}, tables {sorted(tables)})"
+                )
+            if not {"entries", "meta"} <= tables:
+                raise StorageError(
+                    f"{self._path} is damaged: missing tables (has {sorted(tables)})"
+                )
+            row = conn.execute(
+                "SELECT value FROM meta WHERE name = ?", (SCHEMA_VERSION_META,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self._path} is not a usable hearsay database: {exc}") from exc
+        if row is None:
+            raise StorageError(f"{self._path} is damaged: no schema version")
+        try:
+            version = int(bytes(row[0]).decode("ascii"))
+        except (TypeError, ValueError, UnicodeDecodeError):
+            raise StorageError(f"{self._path} is damaged: bad schema version {row[0]!r}") from None
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self._path} has schema version {version}, newer than this hearsay supports "
+                f"({SCHEMA_VERSION}); upgrade hearsay to open it"
+            )
+        if version < 1:
+            raise StorageError(f"{self._path} is damaged: bad schema version {version}")
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise StorageError(f"store {self._path} is closed")
+        return conn
+
+    # ------------------------------------------------------------------ reads
+
+    def load(self, *, page_keys: int = 1024) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, blob)`` in key order, read a page at a time (bounded memory).
+
+        The lock is held per page, not across the whole iteration, so writes may interleave;
+        use it at start-up (before writers run) for a consistent snapshot.
+        """
+        if page_keys < 1:
+            raise ValueError("page_keys must be at least 1")
+        after: bytes | None = None
+        while True:
+            with self._lock:
+                conn = self._connection()
+                try:
+                    if after is None:
+                        rows = conn.execute(
+                            "SELECT key, blob FROM entries ORDER BY key LIMIT ?", (page_keys,)
+                        ).fetchall()
+                    else:
+                        rows = conn.execute(
+                            "SELECT key, blob FROM entries WHERE key > ? ORDER BY key LIMIT ?",
+                            (after, page_keys),
+                        ).fetchall()
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot read {self._path}: {exc}") from exc
+            for key, blob in rows:
+                yield bytes(key), bytes(blob)
+            if len(rows) < page_keys:
+                return
+            after = bytes(rows[-1][0])
+
+    def get(self, key: bytes) -> bytes | None:
+        """The committed blob of ``key``, or ``None``."""
+        row = self._fetch_one("SELECT blob FROM entries WHERE key = ?", (key,))
+        return None if row is None else bytes(row[0])
+
+    def count(self) -> int:
+        """How many keys are committed."""
+        row = self._fetch_one("SELECT count(*) FROM entries", ())
+        return 0 if row is None else int(row[0])
+
+    def meta_get(self, name: str) -> bytes | None:
+        row = self._fetch_one("SELECT value FROM meta WHERE name = ?", (name,))
+        return None if row is None else bytes(row[0])
+
+    def meta_items(self) -> dict[str, bytes]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read {self._path}: {exc}") from exc
+        return {str(name): bytes(value) for name, value in rows}
+
+    def _fetch_one(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            conn = self._connection()
+            try:
+                row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read {self._path}: {exc}") from exc
+        return row
+
+    # ------------------------------------------------------------------ writes
+
+    def write_batch(
+        self,
+        puts: Mapping[bytes, bytes | None],
+        meta: Mapping[str, bytes | None] | None = None,
+        *,
+        durable: bool = False,
+    ) -> None:
+        """Apply ``puts`` (``None`` removes the key) and ``meta`` in one transaction.
+
+        With ``durable=True`` this one commit runs at ``synchronous=FULL`` (fsynced before
+        returning) whatever the store's level.
+        """
+        upserts = [(key, blob) for key, blob in puts.items() if blob is not None]
+        deletes = [(key,) for key, blob in puts.items() if blob is None]
+        meta_upserts: list[tuple[str, bytes]] = []
+        meta_deletes: list[tuple[str]] = []
+        for name, value in (meta or {}).items():
+            if name == SCHEMA_VERSION_META:
+                raise StorageError(f"meta name {name!r} is reserved")
+            if value is None:
+                meta_deletes.append((name,))
+            else:
+                meta_upserts.append((name, value))
+        with self._lock:
+            conn = self._connection()
+            level = self._synchronous
+            try:
+                if durable and level not in ("FULL", "EXTRA"):
+                    conn.execute("PRAGMA synchronous = FULL")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        if upserts:
+                            conn.executemany(_UPSERT, upserts)
+                        if deletes:
+                            conn.executemany(_DELETE, deletes)
+                        if meta_upserts:
+                            conn.executemany(_META_UPSERT, meta_upserts)
+                        if meta_deletes:
+                            conn.executemany(_META_DELETE, meta_deletes)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                finally:
+                    if durable and level not in ("FULL", "EXTRA"):
+                        conn.execute(f"PRAGMA synchronous = {level}")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write {self._path}: {exc}") from exc
+
+    def meta_set(self, name: str, value: bytes | None, *, durable: bool = False) -> None:
+        """Set (or with ``None`` remove) one named value."""
+        self.write_batch({}, {name: value}, durable=durable)
+
+    # ------------------------------------------------------------------ durability
+
+    @property
+    def synchronous(self) -> str:
+        """The ``PRAGMA synchronous`` level commits run at (``OFF``/``NORMAL``/``FULL``)."""
+        return self._synchronous
+
+    def set_synchronous(self, level: str) -> None:
+        wanted = level.upper()
+        if wanted not in _SYNCHRONOUS_LEVELS:
+            raise ValueError(f"unknown synchronous level {level!r}")
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute(f"PRAGMA synchronous = {wanted}")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot configure {self._path}: {exc}") from exc
+            self._synchronous = wanted
+
+    def checkpoint(self) -> None:
+        """Make every commit so far durable: a passive WAL checkpoint.
+
+        In WAL mode SQLite fsyncs the WAL before it copies frames into the database file and
+        fsyncs the database after (unless ``synchronous=OFF``), so with ``synchronous=NORMAL``
+        this is the explicit "fsync now" the ``everysec`` policy runs once per second. It also
+        keeps the WAL from growing without bound.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot checkpoint {self._path}: {exc}") from exc
+
+    def check_integrity(self) -> None:
+        """Raise :class:`StorageError` unless SQLite's integrity check passes."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot check {self._path}: {exc}") from exc
+        problems = [str(row[0]) for row in rows]
+        if problems != ["ok"]:
+            raise StorageError(f"{self._path} failed its integrity check: {problems[:5]}")
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Close the database and release the directory lock (idempotent)."""
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot close {self._path}: {exc}") from exc
+        finally:
+            fd, self._lock_fd = self._lock_fd, None
+            if fd is not None:
+                os.close(fd)  # closing the descriptor drops the flock
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else self._synchronous
+        return f"SqliteStore({str(self._data_dir)!r}, {state})"
