@@ -106,13 +106,14 @@ def murmurhash64a_batch(
 
         max_blocks = int(nblocks.max())
         if max_blocks:
-            # Mix every 8-byte block of every member in one pass.
+            # Mix every 8-byte block of every member in one pass. Block b of member i starts
+            # at byte starts[i] + 8 * b; blocks are laid out member after member.
             total_blocks = int(nblocks.sum())
             first_block = np.zeros(n, dtype=np.int64)
             np.cumsum(nblocks[:-1], out=first_block[1:])
-            owner = np.repeat(np.arange(n, dtype=np.int64), nblocks)
-            position = np.arange(total_blocks, dtype=np.int64) - first_block[owner]
-            k = words[starts[owner] + 8 * position]
+            offsets = np.repeat(starts - 8 * first_block, nblocks)
+            offsets += np.arange(0, 8 * total_blocks, 8, dtype=np.int64)
+            k = words[offsets]
             k *= _M_U64
             k ^= k >> _R_U64
             k *= _M_U64
@@ -120,13 +121,9 @@ def murmurhash64a_batch(
 
         # Tails: the XOR of data[i] << 8*i over the tail is the little-endian value of the
         # tail bytes, i.e. the padded word at the tail's offset masked to its length.
-        has_tail = tail_lengths > 0
-        if has_tail.any():
-            tail_offsets = starts + 8 * nblocks
-            tail_words = words[tail_offsets[has_tail]]
-            shift = (8 * tail_lengths[has_tail]).astype(np.uint64)
-            tail_words &= (np.uint64(1) << shift) - np.uint64(1)
-            h[has_tail] = (h[has_tail] ^ tail_words) * _M_U64
+        tail_words = words[starts + 8 * nblocks]
+        tail_words &= (np.uint64(1) << (8 * tail_lengths).astype(np.uint64)) - np.uint64(1)
+        h = np.where(tail_lengths > 0, (h ^ tail_words) * _M_U64, h)
 
         h ^= h >> _R_U64
         h *= _M_U64
@@ -142,7 +139,18 @@ def _chain_blocks(
     max_blocks: int,
 ) -> npt.NDArray[np.uint64]:
     """Apply ``h = (h ^ k_j) * m`` for every block ``j`` of every member, in block order."""
-    # Members in decreasing block count: at round j the members still chaining are a prefix.
+    if max_blocks <= _SCALAR_MIN_ROUNDS:
+        # Few rounds (the common case): no sorting, just mask the members that are done.
+        min_blocks = int(nblocks.min())
+        for j in range(max_blocks):
+            if j < min_blocks:
+                h = (h ^ k[first_block + j]) * _M_U64
+            else:
+                live = np.flatnonzero(nblocks > j)
+                h[live] = (h[live] ^ k[first_block[live] + j]) * _M_U64
+        return h
+    # Many rounds: members in decreasing block count, so at round j the members still
+    # chaining are a prefix.
     order = np.argsort(-nblocks, kind="stable")
     sorted_blocks = nblocks[order]
     sorted_first = first_block[order]
