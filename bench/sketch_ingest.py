@@ -1,0 +1,232 @@
+"""Sketch ingest throughput: hearsay's in-process sketch code against Redis, same run.
+
+For each sketch, the same batches of random members go through hearsay's vectorised path and
+through a real redis-server (variadic commands, pipelined, via redis-py + hiredis), and the
+members/s of both are printed with their ratio. The figures are noisy (shared machine), so
+each side runs several rounds and the median is reported.
+
+    .venv/bin/python bench/sketch_ingest.py                # starts its own redis-server
+    .venv/bin/python bench/sketch_ingest.py --redis-port 6379
+    .venv/bin/python bench/sketch_ingest.py --only hll --batches 500
+
+Adding a sketch (Bloom, count-min) means writing one ``bench_<name>(ctx) -> Comparison``
+function and registering it in ``BENCHES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from hearsay.sketch import hll
+
+START_DEADLINE_S = 15.0
+STOP_DEADLINE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    items_per_s: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    sketch: str
+    ours: Measurement
+    baseline: Measurement
+
+    @property
+    def ratio(self) -> float:
+        return self.ours.items_per_s / self.baseline.items_per_s
+
+
+@dataclass(frozen=True)
+class Context:
+    redis: Any
+    batches: list[list[bytes]]
+    rounds: int
+    pipeline_depth: int
+
+    @property
+    def members(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+
+def make_batches(seed: int, batches: int, batch_size: int) -> list[list[bytes]]:
+    """Random members like redis-benchmark's ``__rand_int__`` keys, as bytes."""
+    rng = random.Random(seed)
+    return [
+        [f"member:{rng.getrandbits(48):015d}".encode() for _ in range(batch_size)]
+        for _ in range(batches)
+    ]
+
+
+def _interleaved_medians(
+    items: int, rounds: int, runs: dict[str, Callable[[], None]]
+) -> list[Measurement]:
+    """Alternate the contenders round by round (so load from elsewhere hits both alike) and
+    return each one's median rate."""
+    rates: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(rounds):
+        for label, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            rates[label].append(items / (time.perf_counter() - t0))
+    return [Measurement(label, statistics.median(r)) for label, r in rates.items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# HyperLogLog
+
+
+def _hearsay_hll(batches: list[list[bytes]]) -> None:
+    registers = np.zeros(hll.register_count(hll.REDIS_PRECISION), dtype=np.uint8)
+    for batch in batches:
+        indices, ranks = hll.members_index_rank(batch, hll.REDIS_PRECISION)
+        np.maximum.at(registers, indices, ranks)
+
+
+def _redis_pfadd(client: Any, batches: list[list[bytes]], depth: int) -> None:
+    client.delete("bench:hll")
+    pipe = client.pipeline(transaction=False)
+    for i, batch in enumerate(batches, 1):
+        pipe.pfadd("bench:hll", *batch)
+        if i % depth == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+def bench_hll(ctx: Context) -> Comparison:
+    ours, theirs = _interleaved_medians(
+        ctx.members,
+        ctx.rounds,
+        {
+            "hearsay hash + index_rank + np.maximum.at": lambda: _hearsay_hll(ctx.batches),
+            f"Redis PFADD x{len(ctx.batches[0])} members, pipeline {ctx.pipeline_depth}": (
+                lambda: _redis_pfadd(ctx.redis, ctx.batches, ctx.pipeline_depth)
+            ),
+        },
+    )
+    return Comparison("hll", ours, theirs)
+
+
+BENCHES: dict[str, Callable[[Context], Comparison]] = {
+    "hll": bench_hll,
+    # "bloom": bench_bloom, "cms": bench_cms  -- to come with those sketches
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# redis-server
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def redis_server() -> Iterator[int]:
+    """A private redis-server on a free loopback port, stopped by its PID afterwards."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("redis-server not found on PATH (or pass --redis-port)")
+    with tempfile.TemporaryDirectory(prefix="hearsay-bench-") as workdir:
+        port = _free_loopback_port()
+        proc = subprocess.Popen(
+            [
+                *(exe, "--save", "", "--appendonly", "no", "--port", str(port)),
+                *("--bind", "127.0.0.1", "--dir", workdir),
+            ],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            client = redis.Redis(host="127.0.0.1", port=port)
+            deadline = time.monotonic() + START_DEADLINE_S
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("redis-server did not answer PING") from None
+                    time.sleep(0.02)
+            client.close()
+            yield port
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=STOP_DEADLINE_S)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=STOP_DEADLINE_S)
+
+
+def _run(args: argparse.Namespace, port: int) -> list[Comparison]:
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=120)
+    try:
+        ctx = Context(
+            redis=client,
+            batches=make_batches(args.seed, args.batches, args.batch_size),
+            rounds=args.rounds,
+            pipeline_depth=args.pipeline,
+        )
+        names = args.only or list(BENCHES)
+        return [BENCHES[name](ctx) for name in names]
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(BENCHES))
+    parser.add_argument("--batches", type=int, default=300, help="batches per round")
+    parser.add_argument("--batch-size", type=int, default=1000, help="members per batch")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds; the median is shown")
+    parser.add_argument("--pipeline", type=int, default=16, help="Redis commands per flush")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--redis-port", type=int, help="use a running server on 127.0.0.1")
+    args = parser.parse_args(argv)
+
+    if args.redis_port is not None:
+        results = _run(args, args.redis_port)
+    else:
+        with redis_server() as port:
+            results = _run(args, port)
+
+    members = args.batches * args.batch_size
+    print(
+        f"{members:,} members per round in batches of {args.batch_size:,}, median of "
+        f"{args.rounds} rounds"
+    )
+    for c in results:
+        print(f"[{c.sketch}] {c.ours.label:<48} {c.ours.items_per_s / 1e6:8.2f} M members/s")
+        print(
+            f"[{c.sketch}] {c.baseline.label:<48} {c.baseline.items_per_s / 1e6:8.2f} M members/s"
+        )
+        print(f"[{c.sketch}] ratio hearsay / Redis: {c.ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
