@@ -26,13 +26,11 @@ from pathlib import Path
 import pytest
 
 from hearsay.persist.store import SqliteStore
+from tests.crash_child import blob_for, key_for
 
 CHILD = Path(__file__).with_name("crash_child.py")
 EVERYSEC_LOSS_BOUND_S = 1.2
 READ_DEADLINE_S = 20.0
-
-sys.path.insert(0, str(CHILD.parent))
-from crash_child import blob_for, key_for  # noqa: E402
 
 
 @dataclass

@@ -248,6 +248,18 @@ def test_group_commit_round_trip(tmp_path: Path, policy: FsyncPolicy) -> None:
         assert store.count() == 499
 
 
+def test_stage_rejects_non_bytes_without_harming_the_store(tmp_path: Path) -> None:
+    writer = GroupCommit.open(tmp_path / "data")
+    for key, blob in [("str", b"v"), (b"k", "str"), (b"k", bytearray(b"v")), (b"k", 1)]:
+        with pytest.raises(TypeError, match="takes bytes"):
+            writer.stage(key, blob)  # type: ignore[arg-type]
+    writer.stage(b"k", b"v")
+    writer.flush()
+    assert writer.error is None
+    assert writer.store.get(b"k") == b"v"
+    writer.close()
+
+
 @pytest.mark.parametrize("policy", [FsyncPolicy.EVERYSEC, FsyncPolicy.NO], ids=str)
 def test_background_policies_acknowledge_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: FsyncPolicy

@@ -236,9 +236,13 @@ class GroupCommit:
         """Stage ``key -> blob`` (``None`` removes the key) for the next commit.
 
         Returns the write's ticket; see the module docstring for when it completes. Raises
-        :class:`StorageError` if the writer has failed or the store is closed, and blocks when
-        the backlog is full (back-pressure).
+        :class:`StorageError` if the writer has failed or the store is closed, ``TypeError``
+        unless key and blob are ``bytes``, and blocks when the backlog is full (back-pressure).
         """
+        # Checked here, not by SQLite at commit time, where it would fail the whole store.
+        if type(key) is not bytes or (blob is not None and type(blob) is not bytes):
+            kinds = f"{type(key).__name__} -> {type(blob).__name__}"
+            raise TypeError(f"stage() takes bytes, got {kinds}")
         size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
         ticket = _DONE
         with self._stage_lock:
