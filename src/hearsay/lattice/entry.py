@@ -95,7 +95,11 @@ class Entry:
         self._body = MaxVector()
         if slices:
             for origin, vector in slices.items():
-                self._slice_for(origin).merge(vector)
+                target = self._slice_for(origin)
+                if target.is_empty():  # adopt a copy rather than merging into nothing
+                    self._set_slice(origin, vector.copy())
+                else:
+                    target.merge(vector)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -144,7 +148,13 @@ class Entry:
         return sum(len(vector) for _, vector in self.slices())
 
     def copy(self) -> Entry:
-        return Entry(self.epoch, self.schema, self.expiry, dict(self.slices()))
+        """An independent copy (vectors copied, never re-merged)."""
+        twin = Entry(self.epoch, self.schema, self.expiry)
+        if isinstance(self._body, MaxVector):
+            twin._body = self._body.copy()
+        else:
+            twin._body = {origin: vector.copy() for origin, vector in self._body.items()}
+        return twin
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Entry):
@@ -180,6 +190,12 @@ class Entry:
         if vector is None:
             vector = body[origin] = MaxVector()
         return vector
+
+    def _set_slice(self, origin: str, vector: MaxVector) -> None:
+        if isinstance(self._body, MaxVector):
+            self._body = vector
+        else:
+            self._body[origin] = vector
 
     def outranks(self, other: Entry) -> bool:
         """True when this entry's (epoch, schema) is strictly above ``other``'s."""

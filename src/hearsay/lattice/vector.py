@@ -70,7 +70,7 @@ def _pack(width: int, indices: npt.NDArray[np.integer], values: npt.NDArray[np.i
 
 def normalize_pairs(
     indices: npt.ArrayLike, values: npt.ArrayLike
-) -> tuple[IndexArray, npt.NDArray[np.uint64]]:
+) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
     """Validate pairs and reduce them to sorted unique indices with their largest value.
 
     Zero values are dropped (absent means 0). Raises :class:`BoundsError` for an index outside
@@ -101,7 +101,8 @@ def normalize_pairs(
     if int(val.max()) > VALUE_MAX:
         raise BoundsError("vector value outside 0..2**63-1")
     idx = idx.astype(INDEX_DTYPE, copy=False)
-    val = val.astype(np.uint64, copy=False)
+    if val.dtype.kind != "u":
+        val = val.astype(np.uint64)
     keep = val != 0
     if not keep.all():
         idx, val = idx[keep], val[keep]
@@ -112,6 +113,13 @@ def normalize_pairs(
         last[:-1] = idx[1:] != idx[:-1]
         idx, val = idx[last], val[last]
     return idx, val
+
+
+def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
+    """Whether slots ``0..top_index`` as an array take no more memory than ``pairs`` packed."""
+    if top_index >= DENSE_SLOTS_MAX:
+        return False
+    return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
 
 
 def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
@@ -136,9 +144,7 @@ class MaxVector:
     @classmethod
     def from_pairs(cls, indices: npt.ArrayLike, values: npt.ArrayLike) -> MaxVector:
         """A vector holding the given pairs (duplicates reduced by max, zeros dropped)."""
-        vector = cls()
-        vector.merge_pairs(indices, values)
-        return vector
+        return cls._from_sorted(*normalize_pairs(indices, values))
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[int, int]]) -> MaxVector:
@@ -151,12 +157,21 @@ class MaxVector:
 
     @classmethod
     def _from_sorted(cls, indices: IndexArray, values: npt.NDArray[np.integer]) -> MaxVector:
-        """Build from already validated, sorted, unique, non-zero pairs (no checks)."""
+        """Build from already validated, sorted, unique, non-zero pairs (no checks).
+
+        Picks the representation up front, so building a dense vector never allocates the
+        (five times larger) packed form first.
+        """
         vector = cls()
         if indices.size:
             width = width_for(int(values.max()))
-            vector._packed = _pack(width, indices, values)
-            vector._maybe_densify()
+            top = int(indices[-1])
+            if _dense_is_smaller(top, indices.size, width):
+                dense = np.zeros(top + 1, dtype=VALUE_DTYPES[width])
+                dense[indices] = values
+                vector._dense = dense
+            else:
+                vector._packed = _pack(width, indices, values)
         return vector
 
     @classmethod
@@ -294,18 +309,16 @@ class MaxVector:
             dense_idx, dense_val = self.pairs()
             self._packed = _pack(self.width, dense_idx, dense_val)
             self._dense = None
+        if len(self._packed) == 1:  # empty: adopt the pairs as they are
+            adopted = MaxVector._from_sorted(indices, values)
+            self._packed, self._dense = adopted._packed, adopted._dense
+            return adopted.copy(), MaxVector()
         mine_idx, mine_val = self._sparse_arrays()
-        if mine_idx.size == 0:
-            grew = np.ones(indices.size, dtype=bool)
-            present = np.zeros(indices.size, dtype=bool)
-            pos = np.zeros(indices.size, dtype=np.intp)
-            current = np.zeros(indices.size, dtype=np.uint64)
-        else:
-            pos = np.searchsorted(mine_idx, indices)
-            clipped = np.minimum(pos, mine_idx.size - 1)
-            present = mine_idx[clipped] == indices
-            current = np.where(present, mine_val[clipped], 0)
-            grew = values > current
+        pos = np.searchsorted(mine_idx, indices)
+        clipped = np.minimum(pos, mine_idx.size - 1)
+        present = mine_idx[clipped] == indices
+        current = np.where(present, mine_val[clipped], 0)
+        grew = values > current
         if not grew.any():
             return MaxVector(), MaxVector()
         delta_idx, delta_val = indices[grew], values[grew]
@@ -329,11 +342,8 @@ class MaxVector:
         assert dense is not None
         if top_index < dense.size:
             return True
-        if top_index >= DENSE_SLOTS_MAX:
-            return False
-        width = dense.dtype.itemsize
         pairs_max = int(np.count_nonzero(dense)) + incoming
-        return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs_max * (4 + width)
+        return _dense_is_smaller(top_index, pairs_max, dense.dtype.itemsize)
 
     def _merge_into_dense(
         self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
@@ -365,7 +375,7 @@ class MaxVector:
         if n == 0:
             return
         top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
-        if top >= DENSE_SLOTS_MAX or (top + 1) * width + _DENSE_OVERHEAD_BYTES > n * (4 + width):
+        if not _dense_is_smaller(top, n, width):
             return
         indices, values = self._sparse_arrays()
         dense = np.zeros(top + 1, dtype=VALUE_DTYPES[width])
