@@ -60,7 +60,9 @@ class Cluster:
         loss: float = 0.0,
         step_ms: int = 50,
         max_delay_ms: int = 20,
+        drop_while_stalled: bool = False,
     ) -> None:
+        self.drop_while_stalled = drop_while_stalled
         self.preset = preset
         self.seed = seed
         self.loss = loss
@@ -125,6 +127,8 @@ class Cluster:
             if not node.up:
                 continue
             if node.stalled_until_ms > at:
+                if self.drop_while_stalled:
+                    continue  # the socket buffer overflowed while the node was stalled
                 self.seq += 1
                 heapq.heappush(self.queue, (node.stalled_until_ms, self.seq, src, dst, data))
                 continue
@@ -395,6 +399,30 @@ def test_no_false_failures_with_loss_and_stalls(seed: int) -> None:
     bad = [(t, who, ev) for t, who, ev in c.trace if isinstance(ev, MemberFailed)]
     assert bad == [], f"seed={seed}: false failures {bad[:5]}"
     assert c.converged()
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_local_pause_suppresses_convictions_until_fresh_heartbeats(guarded: bool) -> None:
+    """A node whose own loop stalls 6 s must not convict its healthy peers when it resumes.
+
+    The unguarded run (pause detection effectively off) is the control: it shows that the same
+    scenario does convict everyone without the rule, so the guarded run proves the rule works.
+    """
+    seed = 41
+    preset = LAN if guarded else LAN.with_changes(local_pause_ms=3_600_000)
+    c = Cluster(5, preset, seed, loss=0.05, drop_while_stalled=True)
+    assert c.run_until(c.converged, 30_000), f"seed={seed}"
+    c.run_for(20_000)
+    sleeper = c.nodes["n02"]
+    sleeper.stalled_until_ms = c.now_ms + 6_000
+    c.run_for(6_000 + 3 * preset.local_pause_grace_ms)
+    own = [ev for _t, ev in sleeper.events if isinstance(ev, MemberFailed)]
+    if guarded:
+        assert own == [], f"seed={seed}: {own}"
+        assert sleeper.membership.local_pauses_detected == 1
+        assert c.converged()
+    else:
+        assert {ev.node_id for ev in own} == {"n00", "n01", "n03", "n04"}, f"seed={seed}"
 
 
 # --------------------------------------------------------------------------------------------

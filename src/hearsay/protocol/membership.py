@@ -490,7 +490,7 @@ class Membership:
         preset: GossipPreset = DEFAULT_PRESET,
         rng: random.Random | None = None,
         *,
-        now_ms: int = 0,
+        now_ms: int | None = None,
         budget_bytes: int | None = None,
     ) -> None:
         if rng is None:
@@ -505,14 +505,16 @@ class Membership:
         self._budget = preset.udp_payload_bytes_max if budget_bytes is None else budget_bytes
         if self._budget < BUDGET_BYTES_MIN:
             raise ValueError(f"budget_bytes must be >= {BUDGET_BYTES_MIN}")
-        self._now_ms = now_ms
+        self._now_ms = 0 if now_ms is None else now_ms
         self._self = _NodeState(self_id, generation)
         self._peers: dict[str, _Peer] = {}
         self._reaped: dict[str, _Reaped] = {}
         self._seeds: list[Address] = []
         self._events: deque[MembershipEvent] = deque()
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
-        self._next_heartbeat_ms = now_ms
+        if now_ms is not None:
+            self._guard.tick(now_ms)
+        self._next_heartbeat_ms = self._now_ms
         self._next_expiry_scan_ms: int | None = None
         self._set_own(_K_ADDR, address, None)
         self._set_own(_K_STATUS, NodeStatus.ALIVE.value, None)
@@ -562,7 +564,14 @@ class Membership:
     # ----- own state ------------------------------------------------------------------------
 
     def _advance(self, now_ms: int) -> int:
+        """Note the time of a call: the latest time seen, and a local-pause check.
+
+        Every entry point that is given ``now_ms`` feeds the pause guard, so a stall is noticed
+        by whichever call comes first after it (often a datagram, before the next tick), and an
+        interval spanning the stall is never learned as a peer's rhythm.
+        """
         self._now_ms = max(self._now_ms, now_ms)
+        self._guard.tick(self._now_ms)
         return self._now_ms
 
     def _set_own(self, key: str, value: Any, expiry_unix_ms: int | None) -> None:
@@ -655,7 +664,6 @@ class Membership:
     def tick(self, now_ms: int) -> None:
         """Heartbeat, failure detection, tag expiry and reaping, as of ``now_ms``."""
         now = self._advance(now_ms)
-        self._guard.tick(now)
         p = self._preset
         if now >= self._next_heartbeat_ms and self._self.status is not NodeStatus.LEFT:
             self._set_own(_K_HB, self._self.heartbeat + 1, None)
