@@ -1,0 +1,218 @@
+"""Every error text hearsay sends to a RESP client, in one place, in Redis's own wording.
+
+Clients and their test suites match on these strings (redis-py maps the first word to an
+exception class; people grep for the rest), so they are copied from Redis 7 (``networking.c``,
+``server.c``, ``acl.c``) and RedisBloom (``rebloom.c``, ``rm_cms.c``) rather than paraphrased.
+A text is the whole error line *without* the leading ``-``: the first word is the error code
+(``ERR``, ``WRONGTYPE``, ``NOAUTH`` ...). Only constants and tiny formatting helpers live here;
+:mod:`hearsay.resp.replies` turns a text into bytes.
+
+Texts that Redis builds from client bytes (command names, arguments) keep those bytes exactly:
+:func:`client_text` decodes with ``surrogateescape`` so that encoding the reply with the same
+error handler gives back the client's raw bytes, as Redis's ``%s`` does.
+"""
+
+from __future__ import annotations
+
+# --- protocol errors (networking.c); the connection is closed after sending one ---------------
+PROTOCOL_INVALID_MULTIBULK_LENGTH = "ERR Protocol error: invalid multibulk length"
+PROTOCOL_INVALID_BULK_LENGTH = "ERR Protocol error: invalid bulk length"
+PROTOCOL_UNAUTHENTICATED_MULTIBULK_LENGTH = "ERR Protocol error: unauthenticated multibulk length"
+PROTOCOL_UNAUTHENTICATED_BULK_LENGTH = "ERR Protocol error: unauthenticated bulk length"
+PROTOCOL_TOO_BIG_MULTIBULK_COUNT = "ERR Protocol error: too big mbulk count string"
+PROTOCOL_TOO_BIG_BULK_COUNT = "ERR Protocol error: too big bulk count string"
+PROTOCOL_TOO_BIG_INLINE = "ERR Protocol error: too big inline request"
+PROTOCOL_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+PROTOCOL_EXPECTED_DOLLAR = "ERR Protocol error: expected '$', got '{}'"
+# Redis closes such a client silently (client-query-buffer-limit); we say why before closing.
+PROTOCOL_QUERY_BUFFER_LIMIT = "ERR Protocol error: query buffer limit exceeded"
+
+# --- command table (server.c processCommand) ---------------------------------------------------
+WRONG_NUMBER_OF_ARGS = "ERR wrong number of arguments for '{}' command"
+UNKNOWN_COMMAND = "ERR unknown command '{}', with args beginning with: {}"
+UNKNOWN_SUBCOMMAND = "ERR unknown subcommand '{}'. Try {} HELP."
+NOT_SUPPORTED = "ERR command '{}' is not supported by hearsay"
+
+# --- generic argument errors (shared.* in server.c, object.c, t_string.c) --------------------
+SYNTAX_ERROR = "ERR syntax error"
+NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+NOT_A_FLOAT = "ERR value is not a valid float"
+OVERFLOW = "ERR increment or decrement would overflow"
+INVALID_EXPIRE_TIME = "ERR invalid expire time in '{}' command"
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+NO_SUCH_KEY = "ERR no such key"
+INVALID_CURSOR = "ERR invalid cursor"
+STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+
+# --- connection and authentication (acl.c, networking.c, db.c) --------------------------------
+NOAUTH = "NOAUTH Authentication required."
+NOAUTH_HELLO = (
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+    "the RESP protocol version at the same time"
+)
+WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+AUTH_NOT_CONFIGURED = (
+    "ERR AUTH <password> called without any password configured for the default user. "
+    "Are you sure your configuration is correct?"
+)
+# The Redis 5 wording of AUTH_NOT_CONFIGURED, kept for anyone matching the old text.
+AUTH_NOT_CONFIGURED_LEGACY = "ERR Client sent AUTH, but no password is configured"
+NOPROTO = "NOPROTO unsupported protocol version"
+HELLO_PROTOCOL_NOT_INTEGER = "ERR Protocol version is not an integer or out of range"
+HELLO_SYNTAX = "ERR Syntax error in HELLO option '{}'"
+DB_INDEX_OUT_OF_RANGE = "ERR DB index is out of range"
+CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
+CLIENT_SETINFO_UNRECOGNIZED = "ERR Unrecognized option '{}'"
+CLIENT_SETINFO_INVALID = "ERR {} cannot contain spaces, newlines or special characters."
+
+# --- RedisBloom: Bloom filters (rebloom.c) -----------------------------------------------------
+BF_NOT_FOUND = "ERR not found"
+BF_ITEM_EXISTS = "ERR item exists"
+BF_BAD_ERROR_RATE = "ERR bad error rate"
+BF_ERROR_RATE_RANGE = "ERR (0 < error rate range < 1) "
+BF_BAD_CAPACITY = "ERR bad capacity"
+BF_CAPACITY_RANGE = "ERR (capacity should be larger than 0)"
+BF_NO_EXPANSION = "ERR no expansion"
+BF_BAD_EXPANSION = "ERR bad expansion"
+BF_NONSCALING_CANNOT_EXPAND = "Nonscaling filters cannot expand"
+BF_NONSCALING_FULL = "ERR non scaling filter is full"
+BF_COULD_NOT_CREATE = "ERR could not create filter"
+BF_INSERT_BAD_ERROR_RATE = "Bad error rate"
+BF_INSERT_BAD_CAPACITY = "Bad capacity"
+BF_INSERT_BAD_EXPANSION = "Bad expansion"
+BF_INSERT_UNKNOWN_ARGUMENT = "Unknown argument received"
+BF_INSERT_BAD_ARGUMENT = "Bad argument received"
+
+# --- RedisBloom: count-min sketches (rm_cms.c) -------------------------------------------------
+CMS_KEY_EXISTS = "CMS: key already exists"
+CMS_KEY_MISSING = "CMS: key does not exist"
+CMS_INVALID_WIDTH = "CMS: invalid width"
+CMS_INVALID_DEPTH = "CMS: invalid depth"
+CMS_INVALID_OVERESTIMATION = "CMS: invalid overestimation value"
+CMS_INVALID_PROB = "CMS: invalid prob value"
+CMS_INVALID_INIT = "CMS: invalid init arguments"
+CMS_CANNOT_PARSE_NUMBER = "CMS: Cannot parse number"
+CMS_NEGATIVE_NUMBER = "CMS: Number cannot be negative"
+CMS_INCRBY_OVERFLOW = "CMS: INCRBY overflow"
+CMS_NUMKEYS_POSITIVE = "CMS: Number of keys must be positive"
+CMS_INVALID_NUMKEYS = "CMS: invalid numkeys"
+CMS_WRONG_NUMBER_OF_KEYS = "CMS: wrong number of keys"
+CMS_WRONG_NUMBER_OF_KEYS_WEIGHTS = "CMS: wrong number of keys/weights"
+CMS_INVALID_WEIGHT = "CMS: invalid weight value"
+CMS_WIDTH_DEPTH_NOT_EQUAL = "CMS: width/depth is not equal"
+CMS_MERGE_OVERFLOW = "CMS: MERGE overflow"
+
+# --- Redis commands hearsay deliberately does not offer ----------------------------------------
+# Transactions, scripting, pub/sub, cluster and replication verbs: a client that tries one gets
+# NOT_SUPPORTED instead of "unknown command", so the reason is clear. A command that is
+# registered in the command table always wins over this list.
+UNSUPPORTED_COMMANDS: frozenset[str] = frozenset(
+    {
+        # transactions
+        "MULTI",
+        "EXEC",
+        "DISCARD",
+        "WATCH",
+        "UNWATCH",
+        # scripting and functions
+        "EVAL",
+        "EVALSHA",
+        "EVAL_RO",
+        "EVALSHA_RO",
+        "SCRIPT",
+        "FUNCTION",
+        "FCALL",
+        "FCALL_RO",
+        # pub/sub
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUNSUBSCRIBE",
+        "SSUBSCRIBE",
+        "SUNSUBSCRIBE",
+        "PUBLISH",
+        "SPUBLISH",
+        "PUBSUB",
+        # cluster and replication
+        "CLUSTER",
+        "READONLY",
+        "READWRITE",
+        "ASKING",
+        "REPLICAOF",
+        "SLAVEOF",
+        "SYNC",
+        "PSYNC",
+        "REPLCONF",
+        "FAILOVER",
+        "MIGRATE",
+        "MOVE",
+        "SWAPDB",
+        # blocking, monitoring and process control
+        "MONITOR",
+        "DEBUG",
+        "SHUTDOWN",
+        "RESET",
+        "BLPOP",
+        "BRPOP",
+        "BLMOVE",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "XREAD",
+        "XREADGROUP",
+    }
+)
+
+# Redis caps the argument preview of UNKNOWN_COMMAND at this many characters (server.c).
+_PREVIEW_CHARS = 128
+
+
+def client_text(data: bytes) -> str:
+    """Client bytes as text that encodes back to the same bytes (``surrogateescape``).
+
+    Like C's ``%s``, the text stops at the first NUL byte.
+    """
+    return _c_string(data).decode("utf-8", "surrogateescape")
+
+
+def _c_string(data: bytes) -> bytes:
+    """``data`` up to its first NUL byte, as C's ``%s`` would print it."""
+    nul = data.find(b"\0")
+    return data if nul < 0 else data[:nul]
+
+
+def wrong_number_of_args(full_name: str) -> str:
+    """``ERR wrong number of arguments for 'get' command``; subcommands as ``client|setname``."""
+    return WRONG_NUMBER_OF_ARGS.format(full_name.lower())
+
+
+def unknown_command(name: bytes, args: list[bytes]) -> str:
+    """Redis's unknown-command text: the name and a 128-byte preview of the arguments."""
+    preview = b""
+    for arg in args[:_PREVIEW_CHARS]:  # each quoted argument adds at least 3 bytes
+        if len(preview) >= _PREVIEW_CHARS:
+            break
+        preview += b"'" + _c_string(arg)[: _PREVIEW_CHARS - len(preview)] + b"' "
+    return UNKNOWN_COMMAND.format(
+        client_text(name[:_PREVIEW_CHARS]), preview.decode("utf-8", "surrogateescape")
+    )
+
+
+def unknown_subcommand(subcommand: bytes, container: str) -> str:
+    """``ERR unknown subcommand 'foo'. Try CLIENT HELP.``"""
+    return UNKNOWN_SUBCOMMAND.format(client_text(subcommand[:_PREVIEW_CHARS]), container.upper())
+
+
+def not_supported(name: str) -> str:
+    """``ERR command 'MULTI' is not supported by hearsay``."""
+    return NOT_SUPPORTED.format(name.upper())
+
+
+def expected_dollar(got: int) -> str:
+    """``ERR Protocol error: expected '$', got 'x'`` for the byte value ``got``."""
+    return PROTOCOL_EXPECTED_DOLLAR.format(client_text(bytes([got])) if got else "")
+
+
+def invalid_expire_time(command: str) -> str:
+    """``ERR invalid expire time in 'set' command``."""
+    return INVALID_EXPIRE_TIME.format(command.lower())

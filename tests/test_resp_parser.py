@@ -1,0 +1,280 @@
+"""The sans-IO RESP request parser: round trips under any chunking, Redis's errors, limits."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hearsay.resp import messages
+from hearsay.resp.parser import ProtocolError, RequestParser, parse_integer, split_inline
+
+pytestmark = pytest.mark.property
+
+
+def multibulk(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def quoted_inline(args: list[bytes]) -> bytes:
+    """An inline request with every argument in double quotes, every byte as \\xHH."""
+    return b" ".join(b'"' + b"".join(b"\\x%02x" % c for c in a) + b'"' for a in args) + b"\r\n"
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def parse_chunks(chunks: list[bytes], **limits: int) -> tuple[list[list[bytes]], str | None]:
+    """Every command parsed, and the protocol error message if one came."""
+    parser = RequestParser(**limits)  # type: ignore[arg-type]
+    commands: list[list[bytes]] = []
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            commands.extend(parser)
+    except ProtocolError as exc:
+        return commands, exc.message
+    return commands, None
+
+
+def parse_all(data: bytes, **limits: int) -> tuple[list[list[bytes]], str | None]:
+    return parse_chunks([data], **limits)
+
+
+def first_error(data: bytes, **limits: int) -> str | None:
+    return parse_all(data, **limits)[1]
+
+
+args_st = st.lists(st.binary(max_size=40), min_size=1, max_size=6)
+commands_st = st.lists(args_st, min_size=1, max_size=12)
+cuts_st = st.lists(st.integers(min_value=0, max_value=10_000), max_size=20)
+
+
+@given(commands_st, cuts_st)
+def test_multibulk_round_trip_under_any_split(commands: list[list[bytes]], cuts: list[int]) -> None:
+    data = b"".join(multibulk(c) for c in commands)
+    assert parse_chunks(split_at(data, cuts)) == (commands, None)
+
+
+@given(commands_st, cuts_st)
+def test_quoted_inline_round_trip_under_any_split(
+    commands: list[list[bytes]], cuts: list[int]
+) -> None:
+    data = b"".join(quoted_inline(c) for c in commands)
+    assert parse_chunks(split_at(data, cuts)) == (commands, None)
+
+
+plain_word = st.binary(min_size=1, max_size=12).filter(
+    lambda b: not any(c in b for c in b" \t\r\n\v\f\"'\0*")
+)
+
+
+@given(st.lists(st.lists(plain_word, min_size=1, max_size=5), min_size=1, max_size=8), cuts_st)
+def test_mixed_inline_and_multibulk(commands: list[list[bytes]], cuts: list[int]) -> None:
+    parts = []
+    for i, command in enumerate(commands):
+        parts.append(b" ".join(command) + b"\n" if i % 2 else multibulk(command))
+    data = b"".join(parts)
+    assert parse_chunks(split_at(data, cuts)) == (commands, None)
+
+
+def test_one_byte_at_a_time() -> None:
+    commands = [[b"SET", b"k", b"a\r\nb"], [b"PFADD", b"h", b"x" * 300], [b"PING"]]
+    data = b"".join(multibulk(c) for c in commands) + b"ECHO 'it\\'s'\r\n" + b'ECHO "a b"\n'
+    chunks = [data[i : i + 1] for i in range(len(data))]
+    assert parse_chunks(chunks) == ([*commands, [b"ECHO", b"it's"], [b"ECHO", b"a b"]], None)
+
+
+garbage_st = st.lists(
+    st.one_of(
+        st.binary(max_size=20),
+        st.sampled_from([b"*", b"$", b"\r\n", b"\n", b"*1\r\n", b"$3\r\n", b'"', b"'", b"\\x"]),
+        st.integers(min_value=-3, max_value=70).map(lambda n: b"%d" % n),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@given(garbage_st, cuts_st)
+def test_garbage_gives_commands_or_a_protocol_error_the_same_under_any_split(
+    data: bytes, cuts: list[int]
+) -> None:
+    small = {"max_inline_len": 16, "max_bulk_len": 40, "max_multibulk_len": 20}
+    whole = parse_all(data, **small)  # raises nothing but ProtocolError, caught inside
+    assert parse_chunks(split_at(data, cuts), **small) == whole
+    for command in whole[0]:
+        assert command and all(type(arg) is bytes for arg in command)
+
+
+@given(st.binary(max_size=300), st.randoms(use_true_random=False))
+def test_random_bytes_never_raise_anything_else(data: bytes, rnd: random.Random) -> None:
+    parser = RequestParser(max_inline_len=32)
+    try:
+        for start in range(0, len(data), 7):
+            parser.feed(data[start : start + rnd.randint(1, 9)])
+            for command in parser:
+                assert command
+    except ProtocolError as exc:
+        assert exc.message.startswith("ERR Protocol error: ")
+
+
+# Replies checked by hand against redis-server 7.0.15 with the same bytes.
+REDIS_ERRORS = [
+    (b"*abc\r\n", messages.PROTOCOL_INVALID_MULTIBULK_LENGTH),
+    (b"*2147483648\r\n", messages.PROTOCOL_INVALID_MULTIBULK_LENGTH),
+    (b"*01\r\n", messages.PROTOCOL_INVALID_MULTIBULK_LENGTH),
+    (b"*-0\r\n", messages.PROTOCOL_INVALID_MULTIBULK_LENGTH),
+    (b"*+1\r\n", messages.PROTOCOL_INVALID_MULTIBULK_LENGTH),
+    (b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n", "ERR Protocol error: expected '$', got 'f'"),
+    (b"*1\r\n$-1\r\n", messages.PROTOCOL_INVALID_BULK_LENGTH),
+    (b"*1\r\n$600000000\r\n", messages.PROTOCOL_INVALID_BULK_LENGTH),
+    (b"*1\r\n$01\r\n", messages.PROTOCOL_INVALID_BULK_LENGTH),
+    (b'PING "a\r\n', messages.PROTOCOL_UNBALANCED_QUOTES),
+    (b'ECHO "a"b\r\n', messages.PROTOCOL_UNBALANCED_QUOTES),
+    (b"ECHO 'a'b\r\n", messages.PROTOCOL_UNBALANCED_QUOTES),
+    (b"*1\r\n" + b"x" * 70000, messages.PROTOCOL_TOO_BIG_BULK_COUNT),
+    (b"x" * 70000, messages.PROTOCOL_TOO_BIG_INLINE),
+    (b"*" + b"1" * 70000, messages.PROTOCOL_TOO_BIG_MULTIBULK_COUNT),
+    (b"*1\r\n$" + b"1" * 70000, messages.PROTOCOL_TOO_BIG_BULK_COUNT),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), REDIS_ERRORS)
+def test_protocol_errors_use_redis_wording(data: bytes, expected: str) -> None:
+    assert first_error(data) == expected
+
+
+REDIS_ACCEPTS = [
+    (b"*-5\r\nPING\r\n", [[b"PING"]]),
+    (b"*0\r\n\r\n\r\nPING\r\n", [[b"PING"]]),
+    (b"ECHO 'a\\'b'\r\n", [[b"ECHO", b"a'b"]]),
+    (b'ECHO "\\x41\\n\\t\\q"\r\n', [[b"ECHO", b"A\n\tq"]]),
+    (b"ECHO a\x0bb\r\n", [[b"ECHO", b"a\x0bb"]]),
+    (b'  ECHO\t\x0b a"b c"\r\n', [[b"ECHO", b"ab c"]]),
+    (b"*1\r\n$4\r\nPINGXY*1\r\n$4\r\nPING\r\n", [[b"PING"], [b"PING"]]),  # CRLF skipped
+    (b"ECHO \x00b\r\n", [[b"ECHO"]]),  # C string: NUL ends the line
+    (b"GET k\n", [[b"GET", b"k"]]),
+]
+
+
+@pytest.mark.parametrize(("data", "expected"), REDIS_ACCEPTS)
+def test_accepts_what_redis_accepts(data: bytes, expected: list[list[bytes]]) -> None:
+    assert parse_all(data) == (expected, None)
+
+
+def test_expected_dollar_quotes_the_raw_byte() -> None:
+    assert first_error(b"*1\r\n\xff\r\n") == "ERR Protocol error: expected '$', got '\udcff'"
+    assert messages.expected_dollar(0xFF).encode("utf-8", "surrogateescape").endswith(b"'\xff'")
+
+
+def test_huge_bulk_length_is_refused_without_allocating() -> None:
+    parser = RequestParser()
+    tracemalloc.start()
+    try:
+        parser.feed(b"*1\r\n$999999999999\r\n")
+        with pytest.raises(ProtocolError) as info:
+            parser.next_command()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.message == messages.PROTOCOL_INVALID_BULK_LENGTH
+    assert peak < 64 * 1024
+
+
+def test_bulk_length_limit_is_configurable_and_inclusive() -> None:
+    assert parse_all(multibulk([b"x" * 10]), max_bulk_len=10) == ([[b"x" * 10]], None)
+    assert first_error(b"*1\r\n$11\r\n", max_bulk_len=10) == messages.PROTOCOL_INVALID_BULK_LENGTH
+
+
+def test_argument_count_limit_is_checked_on_the_header() -> None:
+    assert first_error(b"*6\r\n", max_multibulk_len=5) == messages.PROTOCOL_INVALID_MULTIBULK_LENGTH
+    assert parse_all(multibulk([b"a"] * 5), max_multibulk_len=5)[0] == [[b"a"] * 5]
+
+
+def test_line_limits_do_not_depend_on_chunking() -> None:
+    exactly = b"a" * 16 + b"\r\n"  # 16 bytes of content + CR = 17 bytes before LF
+    assert first_error(b"a" * 17, max_inline_len=16) == messages.PROTOCOL_TOO_BIG_INLINE
+    assert parse_all(b"a" * 15 + b"\r\n", max_inline_len=16) == ([[b"a" * 15]], None)
+    assert first_error(exactly, max_inline_len=16) == messages.PROTOCOL_TOO_BIG_INLINE
+    header = b"*1\r\n$" + b"0" * 20 + b"\r\n"
+    for size in (1, 3, len(header)):
+        chunks = [header[i : i + size] for i in range(0, len(header), size)]
+        assert parse_chunks(chunks, max_inline_len=16)[1] == messages.PROTOCOL_TOO_BIG_BULK_COUNT
+
+
+def test_unauthenticated_limits() -> None:
+    parser = RequestParser(authenticated=False)
+    parser.feed(b"*11\r\n")
+    with pytest.raises(ProtocolError, match="unauthenticated multibulk length"):
+        parser.next_command()
+    parser = RequestParser(authenticated=False)
+    parser.feed(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n")
+    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
+        parser.next_command()
+    parser = RequestParser(authenticated=False)
+    parser.feed(multibulk([b"AUTH", b"p" * 16384]))
+    assert parser.next_command() == [b"AUTH", b"p" * 16384]
+
+
+def test_query_buffer_limit() -> None:
+    parser = RequestParser(max_query_bytes=100)
+    parser.feed(b"*2\r\n$60\r\n" + b"a" * 62 + b"$60\r\n" + b"b" * 20)
+    assert parser.next_command() is None
+    assert parser.buffered_bytes == 60 + 20
+    parser.feed(b"b" * 20)
+    assert not parser.failed
+    parser.feed(b"b" * 1)
+    assert parser.failed
+    with pytest.raises(ProtocolError) as info:
+        parser.next_command()
+    assert info.value.message == messages.PROTOCOL_QUERY_BUFFER_LIMIT
+
+
+def test_commands_before_an_error_come_first_and_the_parser_stays_failed() -> None:
+    parser = RequestParser()
+    parser.feed(multibulk([b"PING"]) + b"PING\r\n*x\r\n" + multibulk([b"PING"]))
+    assert parser.next_command() == [b"PING"]
+    assert parser.next_command() == [b"PING"]
+    for _ in range(2):
+        with pytest.raises(ProtocolError):
+            parser.next_command()
+    parser.feed(multibulk([b"PING"]))
+    with pytest.raises(ProtocolError):
+        list(parser)
+
+
+def test_waiting_for_a_large_bulk_does_not_reparse() -> None:
+    parser = RequestParser()
+    parser.feed(b"*1\r\n$100000\r\n")
+    assert parser.next_command() is None
+    for _ in range(99):
+        parser.feed(b"z" * 1000)
+        assert parser.next_command() is None
+    parser.feed(b"z" * 1000 + b"\r\n")
+    assert parser.next_command() == [b"z" * 100000]
+    assert parser.buffered_bytes == 0
+
+
+def test_parse_integer_is_redis_string2ll() -> None:
+    good = {b"0": 0, b"-1": -1, b"42": 42, b"9223372036854775807": 2**63 - 1}
+    good[b"-9223372036854775808"] = -(2**63)
+    for text, value in good.items():
+        assert parse_integer(text) == value
+    bad = [b"", b"-", b"-0", b"01", b"+1", b" 1", b"1 ", b"1_0", b"9223372036854775808", b"1e3"]
+    bad += [b"\xd9\xa1", b"0x1", b"1" * 21]
+    for text in bad:
+        assert parse_integer(text) is None, text
+
+
+def test_split_inline_unterminated_and_trailing_backslash() -> None:
+    assert split_inline(b'a "b') is None
+    assert split_inline(b'a "b\\') is None
+    assert split_inline(b"a 'b") is None
+    assert split_inline(b"a ''") == [b"a", b""]
+    assert split_inline(b'"\\x4g"') == [b"x4g"]
