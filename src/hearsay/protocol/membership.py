@@ -50,18 +50,16 @@ are always iterated in sorted order before any random choice.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias, TypeVar
 
 import msgpack
 
 from hearsay.base.errors import DecodeError
 from hearsay.protocol.failure_detector import PauseGuard, PhiAccrualDetector
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
-
-if TYPE_CHECKING:
-    import random
 
 __all__ = [
     "TAG_ENTRY_BYTES_MAX",
@@ -79,10 +77,36 @@ __all__ = [
     "MembershipDecodeError",
     "MembershipEvent",
     "NodeStatus",
+    "RandomSource",
     "TagExpired",
     "TagUpdated",
     "TagValue",
 ]
+
+_T = TypeVar("_T")
+
+
+class RandomSource(Protocol):
+    """What membership needs from its random generator: pass a seeded ``random.Random``.
+
+    A structural type rather than ``random.Random`` itself, so the gossip core never imports
+    the ``random`` module (not even for type checking: the layer contract forbids it).
+    """
+
+    def random(self) -> float: ...
+
+    def shuffle(self, x: MutableSequence[Any]) -> None: ...
+
+
+def _choice(rng: RandomSource, items: Sequence[_T]) -> _T:
+    return items[min(len(items) - 1, int(rng.random() * len(items)))]
+
+
+def _sample(rng: RandomSource, items: Sequence[_T], k: int) -> list[_T]:
+    pool = list(items)
+    rng.shuffle(pool)
+    return pool[:k]
+
 
 Address: TypeAlias = tuple[str, int]
 TagValue: TypeAlias = str | bytes | int | float | bool | None
@@ -488,7 +512,7 @@ class Membership:
         generation: int,
         address: Address,
         preset: GossipPreset = DEFAULT_PRESET,
-        rng: random.Random | None = None,
+        rng: RandomSource | None = None,
         *,
         now_ms: int | None = None,
         budget_bytes: int | None = None,
@@ -822,12 +846,12 @@ class Membership:
             and p.member_state is MemberState.FAILED
             and (addr := p.state.address) is not None
         ]
-        targets = self._rng.sample(live, min(self._preset.membership_sync_fanout, len(live)))
+        targets = _sample(self._rng, live, self._preset.membership_sync_fanout)
         if failed and self._rng.random() < len(failed) / (len(live) + 1):
-            targets.append(self._rng.choice(failed))
+            targets.append(_choice(self._rng, failed))
         seeds = [s for s in self._seeds if s != self.address]
         if seeds and (not live or self._rng.random() < 1 / (len(live) + 1)):
-            targets.append(self._rng.choice(seeds))
+            targets.append(_choice(self._rng, seeds))
         out: list[Address] = []
         for t in targets:
             if t not in out and t != self.address:
