@@ -1,0 +1,136 @@
+"""The PN counter view: Redis's INCR / INCRBY / DECR / DECRBY / GET over per-origin slices.
+
+Each origin (node) owns one slice of two slots: slot 0 is the running total of its increments
+``P``, slot 1 of its decrements ``N``; both only grow, so max-merge never loses a concurrent
+write and re-delivery changes nothing. The value is ``sum(P) - sum(N)`` over all origins.
+
+**Redis's bounds**: the value is a signed 64-bit integer. An INCRBY/DECRBY whose *result*
+would leave ``-2**63 .. 2**63 - 1`` raises :class:`BoundsError` ("increment or decrement would
+overflow", Redis's words) and writes nothing; ``DECRBY -9223372036854775808`` is refused as
+"decrement would overflow", as Redis does (the negation does not fit).
+
+**The lattice's bounds**: each origin's ``P`` and ``N`` must each stay at most ``2**63 - 1``.
+They only grow, so a node whose increments (or decrements) *in total* reach that bound, even
+when they cancel out in the value (say ``INCRBY 2**62`` and ``DECRBY 2**62`` twice over),
+cannot write in that direction any more: the write is refused with a BoundsError that says so,
+and nothing is written. Reaching it takes 9.2e18 units through one node; the way out is to
+write through another origin (another node), or DEL the key (a new epoch starts at zero).
+
+Concurrent increments on different nodes can each be valid and still sum beyond int64 (two
+nodes each INCRBY 2**62 + 2**62 from 0 at once). :meth:`PNCounter.get` returns the exact sum
+anyway (a Python int, possibly outside int64; the RESP layer decides how to reply), and a
+later write is checked against that value, so it is refused unless it brings it back.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from hearsay.base.errors import BoundsError, SketchParameterError
+from hearsay.lattice.entry import Schema
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
+from hearsay.sketch.schemas import KIND_COUNTER, Pairs, Slices, expect_schema, merge_slices
+from hearsay.sketch.schemas import counter as counter_schema
+
+__all__ = ["INT64_MAX", "INT64_MIN", "PNCounter"]
+
+INT64_MAX: Final = (1 << 63) - 1
+INT64_MIN: Final = -(1 << 63)
+SLOT_INCREMENTS: Final = 0
+SLOT_DECREMENTS: Final = 1
+
+
+class PNCounter:
+    """A stateless PN-counter view with Redis's integer semantics."""
+
+    __slots__ = ("_schema",)
+
+    def __init__(self) -> None:
+        self._schema = counter_schema()
+
+    @classmethod
+    def from_schema(cls, schema: Schema) -> PNCounter:
+        view = cls()
+        if schema.kind != KIND_COUNTER:
+            raise SketchParameterError(f"not a counter schema: {schema}")
+        expect_schema(schema, view.schema)
+        return view
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    def error_bound(self) -> float:
+        """Counters are exact: 0."""
+        return 0.0
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def totals(vec: MaxVector) -> tuple[int, int]:
+        """One origin's ``(P, N)``."""
+        return vec.get(SLOT_INCREMENTS), vec.get(SLOT_DECREMENTS)
+
+    def get(self, slices: Slices) -> int:
+        """GET: ``sum(P) - sum(N)`` over every origin (exact; see the module notes)."""
+        value = 0
+        for _, vec in sorted(slices.items()):
+            p, n = self.totals(vec)
+            value += p - n
+        return value
+
+    def is_empty(self, slices: Slices) -> bool:
+        return all(vec.is_empty() for vec in slices.values())
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def incrby(self, slices: Slices, origin: str, amount: int) -> tuple[Pairs, int]:
+        """INCRBY by ``origin``: the pairs for its own slice, and the new value.
+
+        A zero amount returns no pairs (the value is unchanged). Raises BoundsError when the
+        result leaves int64 or the origin's running total would pass ``2**63 - 1``.
+        """
+        if isinstance(amount, bool) or not isinstance(amount, int | np.integer):
+            raise SketchParameterError(f"increment must be an integer, got {amount!r}")
+        delta = int(amount)
+        if not INT64_MIN <= delta <= INT64_MAX:
+            raise BoundsError("value is not an integer or out of range")
+        current = self.get(slices)
+        result = current + delta
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise BoundsError("increment or decrement would overflow")
+        if delta == 0:
+            return (np.zeros(0, np.uint32), np.zeros(0, np.uint64)), result
+        own = slices.get(origin) or MaxVector()
+        p, n = self.totals(own)
+        slot, total = (SLOT_INCREMENTS, p + delta) if delta > 0 else (SLOT_DECREMENTS, n - delta)
+        if total > VALUE_MAX:
+            which = "increments" if delta > 0 else "decrements"
+            raise BoundsError(
+                f"counter slice of origin {origin!r} exhausted: its {which} would total "
+                f"{total}, above 2**63-1; write through another node or DEL the key"
+            )
+        pairs: Pairs = (np.array([slot], np.uint32), np.array([total], np.uint64))
+        return pairs, result
+
+    def decrby(self, slices: Slices, origin: str, amount: int) -> tuple[Pairs, int]:
+        """DECRBY: INCRBY of ``-amount``; ``-2**63`` is refused as Redis refuses it."""
+        if isinstance(amount, bool) or not isinstance(amount, int | np.integer):
+            raise SketchParameterError(f"decrement must be an integer, got {amount!r}")
+        if int(amount) == INT64_MIN:
+            raise BoundsError("decrement would overflow")
+        return self.incrby(slices, origin, -int(amount))
+
+    def incr(self, slices: Slices, origin: str) -> tuple[Pairs, int]:
+        """INCR."""
+        return self.incrby(slices, origin, 1)
+
+    def decr(self, slices: Slices, origin: str) -> tuple[Pairs, int]:
+        """DECR."""
+        return self.incrby(slices, origin, -1)
+
+    def merge(self, target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
+        """The lattice merge of two replicas' states (per origin max); returns the delta."""
+        return merge_slices(target, source)

@@ -1,0 +1,286 @@
+"""The count-min sketch view: RedisBloom's CMS.* over per-origin max-vectors.
+
+A sketch of ``depth`` rows of ``width`` counters is the slots ``row * width + column``. Max
+over one shared vector would lose concurrent increments (rmbd's flaw), so the schema is
+*additive*: each node keeps its own slice, holding its **running totals** per cell, and only
+ever raises its own slice. A read sums the slices cell by cell, then takes the minimum over
+the rows. Two nodes incrementing the same item concurrently are both counted; a delta
+delivered twice changes nothing (max of a total with itself).
+
+**Sizing** is RedisBloom's: ``CMS.INITBYDIM width depth``, or ``CMS.INITBYPROB error
+probability`` with ``width = ceil(2 / error)`` (in doubles) and
+``depth = ceil(log10f(probability) / log10f(0.5))`` (RedisBloom computes the depth in single
+precision; :func:`dims_from_prob` does the same). The guarantee that goes with it: every
+estimate is at least the true count, and exceeds it by more than ``error * N`` (``N`` the
+total of all increments) with probability at most ``probability`` (Markov's inequality per
+row, rows independent: ``(1/2) ** depth``).
+
+**Hashing** is hearsay's own (RedisBloom's cells are never exchanged): one xxh3-64 of the item,
+then row ``r`` uses output ``r + 1`` of the splitmix64 stream seeded with it, modulo width.
+
+**Bounds**: like RedisBloom, increments are non-negative and the total count stays at most
+``2**63 - 1`` (an increment past it is refused with BoundsError, nothing written), so every cell
+sum fits int64.
+
+**CMS.MERGE** in RedisBloom *overwrites* the destination with the weighted sum of the sources.
+A lattice cannot lower a cell, so here the destination is *raised* to that sum: the writing
+node increments its own slice, cell by cell, by ``max(0, target - current)``. When the
+destination is empty, or is itself one of the sources with weight >= 1 (``MERGE a 2 a b``),
+and all weights are non-negative, the result is exactly RedisBloom's; otherwise cells already
+above the target keep their value (documented divergence). A merge is a write like any
+other: two nodes running the same MERGE concurrently both raise their own slices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.base.errors import BoundsError, SketchParameterError
+from hearsay.lattice.entry import Schema
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
+from hearsay.sketch.schemas import (
+    KIND_CMS,
+    Pairs,
+    Slices,
+    expect_schema,
+    member_hashes,
+    merge_slices,
+    mix64,
+    summed_at,
+    values_at,
+)
+from hearsay.sketch.schemas import cms as cms_schema
+
+__all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
+
+INT64_MAX: Final = (1 << 63) - 1
+
+
+def dims_from_prob(error: float, probability: float) -> tuple[int, int]:
+    """RedisBloom's ``CMS_DimFromProb``: ``(width, depth)`` for CMS.INITBYPROB.
+
+    Raises SketchParameterError unless both arguments are in (0, 1), as RedisBloom does
+    ("invalid overestimation value" / "invalid prob value").
+    """
+    err = _unit_interval(error, "CMS overestimation value")
+    prob = _unit_interval(probability, "CMS probability")
+    width = math.ceil(2.0 / err)
+    # log10f on float arguments, float division: emulate single precision step by step.
+    num = np.float32(math.log10(float(np.float32(prob))))
+    den = np.float32(math.log10(float(np.float32(0.5))))
+    depth = math.ceil(float(num / den))
+    return width, max(depth, 1)
+
+
+def _unit_interval(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise SketchParameterError(f"{what} must be a number, got {value!r}")
+    number = float(value)
+    if not 0.0 < number < 1.0:
+        raise SketchParameterError(f"{what} must be in (0, 1), got {number}")
+    return number
+
+
+def _row_total(vec: MaxVector, width: int) -> int:
+    """Exact sum of the first row of one slice (a slice's row sums are its total count)."""
+    indices, values = vec.pairs()
+    row = values[: int(np.searchsorted(indices, width))]
+    if row.size == 0:
+        return 0
+    if float(row.sum(dtype=np.float64)) < 2.0**62:
+        return int(row.sum(dtype=np.uint64))
+    return sum(int(v) for v in row.tolist())
+
+
+@dataclass(frozen=True, slots=True)
+class CmsInfo:
+    """CMS.INFO's fields."""
+
+    width: int
+    depth: int
+    count: int
+
+
+class CountMinSketch:
+    """A stateless count-min view of ``depth`` rows of ``width`` counters."""
+
+    __slots__ = ("_depth", "_schema", "_width")
+
+    def __init__(self, width: int, depth: int) -> None:
+        self._schema = cms_schema(width, depth)
+        self._width = int(width)
+        self._depth = int(depth)
+
+    # -- construction and sizing --------------------------------------------------------------
+
+    @classmethod
+    def by_dim(cls, width: int, depth: int) -> CountMinSketch:
+        """CMS.INITBYDIM."""
+        return cls(width, depth)
+
+    @classmethod
+    def by_prob(cls, error: float, probability: float) -> CountMinSketch:
+        """CMS.INITBYPROB: overestimate at most ``error * N`` except with ``probability``."""
+        return cls(*dims_from_prob(error, probability))
+
+    @classmethod
+    def from_schema(cls, schema: Schema) -> CountMinSketch:
+        if schema.kind != KIND_CMS or len(schema.params) != 2:
+            raise SketchParameterError(f"not a count-min schema: {schema}")
+        view = cls(schema.params[0], schema.params[1])
+        expect_schema(schema, view.schema)
+        return view
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def width(self) -> int:
+        return self._width
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def error_bound(self) -> tuple[float, float]:
+        """``(eps, delta)``: an estimate exceeds the truth by more than ``eps * N`` with
+        probability at most ``delta``; ``eps = 2 / width``, ``delta = 0.5 ** depth``."""
+        return 2.0 / self._width, 0.5**self._depth
+
+    def size_bytes(self) -> int:
+        """Bytes of one origin's full slice at 8 bytes a counter."""
+        return 8 * self._width * self._depth
+
+    # -- hashing ------------------------------------------------------------------------------
+
+    def cells(self, items: Sequence[bytes]) -> npt.NDArray[np.int64]:
+        """The ``(len(items), depth)`` slots each item counts in (row ``r`` in column ``r``)."""
+        h = member_hashes(items)
+        out = np.empty((h.size, self._depth), dtype=np.int64)
+        width = np.uint64(self._width)
+        for row in range(self._depth):
+            column = mix64(h, row + 1) % width
+            out[:, row] = column.astype(np.int64) + row * self._width
+        return out
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def incrby(
+        self, slices: Slices, origin: str, items: Sequence[bytes], increments: Sequence[int]
+    ) -> tuple[Pairs, list[int]]:
+        """CMS.INCRBY by ``origin``: the pairs for its own slice, and each item's new estimate.
+
+        Pairs are applied in order, as RedisBloom does: an item named twice reports its count
+        after each increment. Raises BoundsError for a negative increment or when the total
+        count would pass ``2**63 - 1`` (nothing is written then).
+        """
+        n = len(items)
+        if len(increments) != n:
+            raise SketchParameterError("CMS.INCRBY needs one increment per item")
+        amounts = [int(v) for v in increments]
+        if any(v < 0 for v in amounts):
+            raise BoundsError("CMS: Number cannot be negative")
+        if any(v > INT64_MAX for v in amounts) or self.count(slices) + sum(amounts) > INT64_MAX:
+            raise BoundsError("CMS: INCRBY overflow")
+        cells = self.cells(items)
+        if n == 0:
+            return (np.zeros(0, np.uint32), np.zeros(0, np.uint64)), []
+        flat = cells.reshape(-1)
+        inc = np.repeat(np.array(amounts, dtype=np.uint64), self._depth)
+        # Running increments per cell, in batch order (a stable sort keeps the order).
+        order = np.argsort(flat, kind="stable")
+        sorted_cells = flat[order]
+        sorted_inc = inc[order]
+        csum = np.cumsum(sorted_inc, dtype=np.uint64)
+        starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, sorted_cells.size]))
+        before_group = csum[starts] - sorted_inc[starts]
+        running = np.empty_like(inc)
+        running[order] = csum - before_group[group]
+        # New estimates: the summed totals plus this batch so far, min over rows.
+        totals = summed_at(slices, flat)
+        with np.errstate(over="ignore"):  # only a misbehaving peer's saturated sums can wrap
+            estimates = (totals + running).reshape(n, self._depth).min(axis=1)
+        # New own totals per distinct cell: what it held plus everything this batch adds.
+        ends = np.r_[starts[1:], sorted_cells.size] - 1
+        unique_cells = sorted_cells[starts]
+        own = slices.get(origin) or MaxVector()
+        new_own = values_at(own, unique_cells) + (csum[ends] - before_group)
+        if new_own.size and int(new_own.max()) > VALUE_MAX:
+            raise BoundsError("CMS: INCRBY overflow")
+        keep = new_own != 0
+        pairs: Pairs = (unique_cells[keep].astype(np.uint32), new_own[keep])
+        return pairs, [min(int(e), INT64_MAX) for e in estimates.tolist()]
+
+    def merge_weighted(
+        self,
+        dest: Slices,
+        origin: str,
+        sources: Sequence[tuple[Schema, Slices]],
+        weights: Sequence[int] | None = None,
+    ) -> Pairs:
+        """CMS.MERGE into ``dest`` by ``origin``: pairs raising its slice to the weighted sum.
+
+        See the module notes for how this differs from RedisBloom's overwrite. Raises
+        SketchParameterError when a source has another width/depth or the weights do not
+        match the sources, BoundsError ("CMS: MERGE overflow") when a weighted cell or the
+        weighted total count is negative or above ``2**63 - 1``.
+        """
+        if not sources:
+            raise SketchParameterError("CMS: Number of keys must be positive")
+        ws = [1] * len(sources) if weights is None else [int(w) for w in weights]
+        if len(ws) != len(sources):
+            raise SketchParameterError("CMS: wrong number of keys/weights")
+        size = self._width * self._depth
+        slots = np.arange(size, dtype=np.int64)
+        target = np.zeros(size, dtype=object)
+        weighted_count = 0
+        for (schema, slices), weight in zip(sources, ws, strict=True):
+            if schema != self._schema:
+                raise SketchParameterError("CMS: width/depth is not equal")
+            target = target + summed_at(slices, slots).astype(object) * weight
+            weighted_count += self.count(slices) * weight
+        if not 0 <= weighted_count <= INT64_MAX or any(
+            not 0 <= int(v) <= INT64_MAX for v in target.tolist()
+        ):
+            raise BoundsError("CMS: MERGE overflow")
+        current = summed_at(dest, slots).astype(object)
+        raise_by = np.maximum(target - current, 0)
+        cells = np.flatnonzero(raise_by != 0)
+        own = dest.get(origin) or MaxVector()
+        new_own = values_at(own, cells).astype(object) + raise_by[cells]
+        if new_own.size and int(new_own.max()) > VALUE_MAX:
+            raise BoundsError("CMS: MERGE overflow")
+        return cells.astype(np.uint32), new_own.astype(np.uint64)
+
+    def merge(self, target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
+        """The lattice merge of two replicas' states (per origin max); returns the delta."""
+        return merge_slices(target, source)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def query(self, slices: Slices, items: Sequence[bytes]) -> list[int]:
+        """CMS.QUERY: each item's estimate (never below its true count)."""
+        if not items:
+            return []
+        cells = self.cells(items)
+        estimates = summed_at(slices, cells).min(axis=1)
+        return [min(int(e), INT64_MAX) for e in estimates.tolist()]
+
+    def count(self, slices: Slices) -> int:
+        """The total of all increments (CMS.INFO's count): the sum of row 0 over origins."""
+        return sum(_row_total(vec, self._width) for _, vec in sorted(slices.items()))
+
+    def info(self, slices: Slices) -> CmsInfo:
+        """CMS.INFO: width, depth and total count."""
+        return CmsInfo(self._width, self._depth, self.count(slices))
+
+    def is_empty(self, slices: Slices) -> bool:
+        return all(vec.is_empty() for vec in slices.values())
