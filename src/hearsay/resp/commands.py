@@ -1,0 +1,648 @@
+"""The command table, the dispatcher, and the connection commands (PING, AUTH, HELLO ...).
+
+Why: one table answers ``COMMAND``/``COMMAND INFO``/``COMMAND DOCS`` and drives arity and
+authentication checks, so a handler only ever sees well-shaped calls. It is sans-IO: the
+driver (runtime layer) owns sockets; this module maps ``list[bytes]`` to a reply value.
+
+Driver loop, per connection::
+
+    ctx = ClientContext(client_id=next_id(), settings=settings, db=engine)
+    parser = RequestParser(authenticated=ctx.authenticated)
+    ...
+    for args in parser:                      # see hearsay.resp.parser
+        ctx.now_ms = clock_ms()
+        reply = registry.dispatch(ctx, args) # never raises for client mistakes
+        out += encode(reply, ctx.protocol)   # read ctx.protocol *after* dispatch (HELLO 3)
+        parser.authenticated = ctx.authenticated
+        if ctx.close_after_reply:            # QUIT
+            break
+
+Registering a command (the engine layer adds the data commands the same way)::
+
+    @REGISTRY.command("PFCOUNT", arity=-2, flags=("readonly",), first_key=1, last_key=-1,
+                      step=1, group="hyperloglog", summary="...")
+    def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply: ...
+
+``args`` is the whole request, ``args[0]`` the command name as the client spelled it. A
+handler reports a client mistake by raising :class:`CommandError` with a text from
+:mod:`hearsay.resp.messages` (or returning an :class:`~hearsay.resp.replies.ErrorReply`);
+``hearsay.base.errors`` types are turned into error replies too. ``ctx.db`` is whatever the
+engine passes; this module only needs the :class:`Database` protocol, which is empty.
+
+Order of checks, as in Redis 7's ``processCommand``: unknown command (or unknown
+subcommand), then arity, then authentication (``NOAUTH``), then the handler.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from hearsay import __version__
+from hearsay.base.errors import HearsayError, WrongTypeError
+from hearsay.resp import messages
+from hearsay.resp.parser import parse_integer
+from hearsay.resp.replies import (
+    OK,
+    PONG,
+    ErrorReply,
+    Map,
+    Reply,
+    Set,
+    SimpleString,
+    Verbatim,
+)
+
+
+class Database(Protocol):
+    """What the connection commands need from the database: nothing yet.
+
+    The engine layer passes its database object as ``ClientContext.db``; data command handlers
+    narrow it to the engine's own type.
+    """
+
+
+class CommandError(HearsayError):
+    """Raised by a handler to answer with an error reply; ``message`` includes the code."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """What the connection commands need to know about the server (read-only)."""
+
+    requirepass: bytes | None = None  # AUTH password of the ``default`` user; None = no AUTH
+    server_name: str = "hearsay"  # HELLO's ``server``
+    version: str = __version__  # HELLO's ``version``
+    mode: str = "standalone"
+    role: str = "master"
+    databases: int = 1  # SELECT accepts 0 .. databases-1
+
+
+@dataclass(slots=True)
+class ClientContext:
+    """Per-connection state, shared by the driver and the handlers."""
+
+    client_id: int
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    db: Database | None = None
+    protocol: int = 2  # RESP version of this connection's replies
+    authenticated: bool | None = None  # None: decided from settings.requirepass
+    name: bytes | None = None  # CLIENT SETNAME
+    lib_name: bytes = b""  # CLIENT SETINFO LIB-NAME
+    lib_version: bytes = b""  # CLIENT SETINFO LIB-VER
+    db_index: int = 0
+    user: str = "default"
+    addr: str = ""  # peer "host:port", set by the driver
+    laddr: str = ""  # local "host:port", set by the driver
+    fd: int = -1
+    created_ms: int = 0  # set by the driver (its clock), for CLIENT INFO age
+    now_ms: int = 0  # set by the driver before each dispatch
+    last_command: str = ""  # full name of the command being run (client|info)
+    close_after_reply: bool = False  # QUIT: send the reply, then close
+
+    def __post_init__(self) -> None:
+        if self.authenticated is None:
+            self.authenticated = self.settings.requirepass is None
+
+
+Handler = Callable[[ClientContext, list[bytes]], Reply]
+
+# The flags Redis 7 reports in COMMAND INFO (server.h); a typo in a registration is an error.
+KNOWN_FLAGS: Final = frozenset(
+    {
+        "write",
+        "readonly",
+        "denyoom",
+        "module",
+        "admin",
+        "pubsub",
+        "noscript",
+        "blocking",
+        "loading",
+        "stale",
+        "skip_monitor",
+        "skip_slowlog",
+        "asking",
+        "fast",
+        "no_auth",
+        "may_replicate",
+        "sentinel",
+        "only_sentinel",
+        "no_mandatory_keys",
+        "no_multi",
+        "movablekeys",
+        "allow_busy",
+    }
+)
+
+
+@dataclass(slots=True)
+class CommandSpec:
+    """One row of the command table (a command or a ``container|subcommand``)."""
+
+    name: str  # upper case: "PING", "CLIENT|SETNAME"
+    handler: Handler | None  # None for a container that only has subcommands
+    arity: int  # Redis convention: n = exactly n, -n = at least n, counting the name
+    flags: frozenset[str]
+    first_key: int
+    last_key: int
+    step: int
+    acl_categories: tuple[str, ...]
+    group: str
+    summary: str
+    since: str
+    subcommands: dict[bytes, CommandSpec] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        """The lower-case name Redis shows: ``ping``, ``client|setname``."""
+        return self.name.lower()
+
+    def arity_ok(self, argc: int) -> bool:
+        return argc == self.arity if self.arity > 0 else argc >= -self.arity
+
+    def info(self) -> list[Reply]:
+        """This command's COMMAND INFO entry, in Redis 7's ten-field shape."""
+        return [
+            self.full_name,
+            self.arity,
+            Set(SimpleString(flag) for flag in sorted(self.flags)),
+            self.first_key,
+            self.last_key,
+            self.step,
+            Set(SimpleString(category) for category in self.acl_categories),
+            Set(),  # tips
+            Set(self._key_specs()),
+            Set(sub.info() for sub in self.subcommands.values()),
+        ]
+
+    def docs(self) -> Map:
+        """This command's COMMAND DOCS entry (summary, since, group, subcommands)."""
+        pairs: list[tuple[Reply, Reply]] = [
+            ("summary", self.summary),
+            ("since", self.since),
+            ("group", self.group),
+        ]
+        if self.subcommands:
+            subs = Map((sub.full_name, sub.docs()) for sub in self.subcommands.values())
+            pairs.append(("subcommands", subs))
+        return Map(pairs)
+
+    def _key_specs(self) -> list[Reply]:
+        if self.first_key <= 0:
+            return []
+        access = ("RW", "update") if "write" in self.flags else ("RO", "access")
+        last = self.last_key if self.last_key < 0 else self.last_key - self.first_key
+        return [
+            Map(
+                [
+                    ("flags", Set(SimpleString(flag) for flag in access)),
+                    ("begin_search", Map([("type", "index"), ("spec", {"index": self.first_key})])),
+                    (
+                        "find_keys",
+                        Map(
+                            [
+                                ("type", "range"),
+                                ("spec", {"lastkey": last, "keystep": self.step, "limit": 0}),
+                            ]
+                        ),
+                    ),
+                ]
+            )
+        ]
+
+
+def _acl_categories(flags: frozenset[str], group: str, extra: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    if "write" in flags:
+        out.append("@write")
+    if "readonly" in flags:
+        out.append("@read")
+    out.append("@fast" if "fast" in flags else "@slow")
+    if "admin" in flags:
+        out += ["@admin", "@dangerous"]
+    out.append("@" + group)
+    for category in extra:
+        if category not in out:
+            out.append(category)
+    return tuple(out)
+
+
+class CommandRegistry:
+    """Upper-case command name -> :class:`CommandSpec`, plus :meth:`dispatch`."""
+
+    def __init__(self) -> None:
+        self._commands: dict[bytes, CommandSpec] = {}
+
+    # -- registration -----------------------------------------------------------------------
+
+    def command(
+        self,
+        name: str,
+        *,
+        arity: int,
+        flags: Iterable[str] = (),
+        first_key: int = 0,
+        last_key: int = 0,
+        step: int = 0,
+        group: str = "generic",
+        summary: str = "",
+        since: str = "0.1.0",
+        acl_categories: Iterable[str] = (),
+        parent: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: register ``handler`` as ``name`` (or as a subcommand of ``parent``)."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(
+                name,
+                handler,
+                arity=arity,
+                flags=flags,
+                first_key=first_key,
+                last_key=last_key,
+                step=step,
+                group=group,
+                summary=summary,
+                since=since,
+                acl_categories=acl_categories,
+                parent=parent,
+            )
+            return handler
+
+        return register
+
+    def add(
+        self,
+        name: str,
+        handler: Handler | None,
+        *,
+        arity: int,
+        flags: Iterable[str] = (),
+        first_key: int = 0,
+        last_key: int = 0,
+        step: int = 0,
+        group: str = "generic",
+        summary: str = "",
+        since: str = "0.1.0",
+        acl_categories: Iterable[str] = (),
+        parent: str | None = None,
+    ) -> CommandSpec:
+        """Register a command; ``handler=None`` makes a container for subcommands."""
+        flag_set = frozenset(flags)
+        unknown = flag_set - KNOWN_FLAGS
+        if unknown:
+            raise ValueError(f"unknown command flags {sorted(unknown)} for {name}")
+        if arity == 0 or (parent is not None and arity > 0 and arity < 2):
+            raise ValueError(f"bad arity {arity} for {name}")
+        if not name or any(c.isspace() for c in name):
+            raise ValueError(f"bad command name {name!r}")
+        if (first_key, last_key, step) != (0, 0, 0) and (first_key <= 0 or step <= 0):
+            raise ValueError(f"bad key positions for {name}")
+        upper = name.upper()
+        full = upper if parent is None else f"{parent.upper()}|{upper}"
+        spec = CommandSpec(
+            name=full,
+            handler=handler,
+            arity=arity,
+            flags=flag_set,
+            first_key=first_key,
+            last_key=last_key,
+            step=step,
+            acl_categories=_acl_categories(flag_set, group, acl_categories),
+            group=group,
+            summary=summary,
+            since=since,
+        )
+        table = self._commands
+        if parent is not None:
+            container = self._commands.get(parent.upper().encode())
+            if container is None:
+                raise ValueError(f"register the container {parent} before {name}")
+            table = container.subcommands
+        key = upper.encode()
+        if key in table:
+            raise ValueError(f"command {full} is already registered")
+        table[key] = spec
+        return spec
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.upper().encode() in self._commands
+
+    def specs(self) -> list[CommandSpec]:
+        """Every top-level command, in registration order."""
+        return list(self._commands.values())
+
+    def get(self, name: str) -> CommandSpec | None:
+        """A command by name, or a subcommand by ``container|sub`` (any case)."""
+        container, _, sub = name.upper().partition("|")
+        spec = self._commands.get(container.encode())
+        if spec is not None and sub:
+            return spec.subcommands.get(sub.encode())
+        return spec
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply:
+        """Run one request and return its reply value; client mistakes become error replies.
+
+        Exceptions other than :class:`CommandError` and ``hearsay.base.errors`` types are bugs
+        in a handler and propagate.
+        """
+        if not args:  # the parser never yields this; answer like Redis would for ""
+            return ErrorReply(messages.unknown_command(b"", []))
+        spec = self._commands.get(args[0].upper())
+        if spec is None:
+            name = args[0].upper().decode("latin-1")
+            if name in messages.UNSUPPORTED_COMMANDS:
+                return ErrorReply(messages.not_supported(name))
+            return ErrorReply(messages.unknown_command(args[0], args[1:]))
+        if spec.subcommands and len(args) >= 2:
+            sub = spec.subcommands.get(args[1].upper())
+            if sub is None:
+                return ErrorReply(messages.unknown_subcommand(args[1], spec.name))
+            spec = sub
+        if not spec.arity_ok(len(args)):
+            return ErrorReply(messages.wrong_number_of_args(spec.full_name))
+        if not ctx.authenticated and "no_auth" not in spec.flags:
+            return ErrorReply(messages.NOAUTH)
+        handler = spec.handler
+        if handler is None:  # a container called without a subcommand
+            return ErrorReply(messages.wrong_number_of_args(spec.full_name))
+        ctx.last_command = spec.full_name
+        try:
+            return handler(ctx, args)
+        except CommandError as exc:
+            return ErrorReply(exc.message)
+        except WrongTypeError:
+            return ErrorReply(messages.WRONGTYPE)
+        except HearsayError as exc:
+            return ErrorReply(f"ERR {exc}")
+
+
+# --- the connection commands -------------------------------------------------------------------
+
+
+def _check_password(settings: ServerSettings, user: bytes, password: bytes) -> bool:
+    """The ``default`` user is the only user; with no requirepass any password is accepted."""
+    if user != b"default":
+        return False
+    if settings.requirepass is None:
+        return True
+    return hmac.compare_digest(password, settings.requirepass)
+
+
+def _valid_name(name: bytes) -> bool:
+    """Redis's rule for client names and library info: printable ASCII, no spaces."""
+    return all(33 <= c <= 126 for c in name)
+
+
+def ping(ctx: ClientContext, args: list[bytes]) -> Reply:
+    if len(args) > 2:
+        raise CommandError(messages.wrong_number_of_args("ping"))
+    return PONG if len(args) == 1 else args[1]
+
+
+def echo(ctx: ClientContext, args: list[bytes]) -> Reply:
+    return args[1]
+
+
+def quit_(ctx: ClientContext, args: list[bytes]) -> Reply:
+    ctx.close_after_reply = True
+    return OK
+
+
+def auth(ctx: ClientContext, args: list[bytes]) -> Reply:
+    if len(args) > 3:
+        raise CommandError(messages.SYNTAX_ERROR)
+    if len(args) == 2 and ctx.settings.requirepass is None:
+        raise CommandError(messages.AUTH_NOT_CONFIGURED)
+    user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
+    if not _check_password(ctx.settings, user, password):
+        raise CommandError(messages.WRONGPASS)
+    ctx.authenticated = True
+    ctx.user = user.decode("latin-1")
+    return OK
+
+
+def hello(ctx: ClientContext, args: list[bytes]) -> Reply:
+    protocol = 0
+    next_arg = 1
+    if len(args) >= 2:
+        version = parse_integer(args[1])
+        if version is None:
+            raise CommandError(messages.HELLO_PROTOCOL_NOT_INTEGER)
+        if version not in (2, 3):
+            raise CommandError(messages.NOPROTO)
+        protocol = version
+        next_arg = 2
+    credentials: tuple[bytes, bytes] | None = None
+    name: bytes | None = None
+    j = next_arg
+    while j < len(args):  # bounded: j grows by at least one per pass
+        option = args[j].upper()
+        more = len(args) - 1 - j
+        if option == b"AUTH" and more >= 2:
+            credentials = (args[j + 1], args[j + 2])
+            j += 3
+        elif option == b"SETNAME" and more >= 1:
+            name = args[j + 1]
+            if not _valid_name(name):
+                raise CommandError(messages.CLIENT_NAME_INVALID)
+            j += 2
+        else:
+            raise CommandError(messages.HELLO_SYNTAX.format(messages.client_text(args[j])))
+    if credentials is not None:
+        if not _check_password(ctx.settings, *credentials):
+            raise CommandError(messages.WRONGPASS)
+        ctx.authenticated = True
+        ctx.user = credentials[0].decode("latin-1")
+    if not ctx.authenticated:
+        raise CommandError(messages.NOAUTH_HELLO)
+    if name is not None:
+        ctx.name = name or None
+    if protocol:
+        ctx.protocol = protocol
+    settings = ctx.settings
+    return Map(
+        [
+            ("server", settings.server_name),
+            ("version", settings.version),
+            ("proto", ctx.protocol),
+            ("id", ctx.client_id),
+            ("mode", settings.mode),
+            ("role", settings.role),
+            ("modules", []),
+        ]
+    )
+
+
+def select(ctx: ClientContext, args: list[bytes]) -> Reply:
+    index = parse_integer(args[1])
+    if index is None or not -(2**31) <= index < 2**31:
+        raise CommandError(messages.NOT_AN_INTEGER)
+    if not 0 <= index < ctx.settings.databases:
+        raise CommandError(messages.DB_INDEX_OUT_OF_RANGE)
+    ctx.db_index = index
+    return OK
+
+
+def client_setname(ctx: ClientContext, args: list[bytes]) -> Reply:
+    if not _valid_name(args[2]):
+        raise CommandError(messages.CLIENT_NAME_INVALID)
+    ctx.name = args[2] or None
+    return OK
+
+
+def client_getname(ctx: ClientContext, args: list[bytes]) -> Reply:
+    return ctx.name
+
+
+def client_id(ctx: ClientContext, args: list[bytes]) -> Reply:
+    return ctx.client_id
+
+
+def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
+    attribute = args[2].lower()
+    if attribute not in (b"lib-name", b"lib-ver"):
+        raise CommandError(
+            messages.CLIENT_SETINFO_UNRECOGNIZED.format(messages.client_text(args[2]))
+        )
+    if not _valid_name(args[3]):
+        raise CommandError(messages.CLIENT_SETINFO_INVALID.format(attribute.decode()))
+    if attribute == b"lib-name":
+        ctx.lib_name = args[3]
+    else:
+        ctx.lib_version = args[3]
+    return OK
+
+
+def client_info_line(ctx: ClientContext) -> str:
+    """One line of CLIENT INFO / CLIENT LIST, with the fields hearsay knows."""
+    fields = [
+        ("id", str(ctx.client_id)),
+        ("addr", ctx.addr),
+        ("laddr", ctx.laddr),
+        ("fd", str(ctx.fd)),
+        ("name", messages.client_text(ctx.name or b"")),
+        ("age", str(max(0, ctx.now_ms - ctx.created_ms) // 1000)),
+        ("idle", "0"),
+        ("flags", "N"),
+        ("db", str(ctx.db_index)),
+        ("sub", "0"),
+        ("psub", "0"),
+        ("ssub", "0"),
+        ("multi", "-1"),
+        ("watch", "0"),
+        ("cmd", ctx.last_command or "NULL"),
+        ("user", ctx.user),
+        ("redir", "-1"),
+        ("resp", str(ctx.protocol)),
+        ("lib-name", messages.client_text(ctx.lib_name)),
+        ("lib-ver", messages.client_text(ctx.lib_version)),
+    ]
+    return " ".join(f"{key}={value}" for key, value in fields)
+
+
+def client_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+    return Verbatim(client_info_line(ctx).encode("utf-8", "surrogateescape") + b"\n")
+
+
+def install_connection_commands(registry: CommandRegistry) -> None:
+    """Register PING, ECHO, QUIT, AUTH, HELLO, SELECT, CLIENT ... and COMMAND ... .
+
+    The COMMAND handlers describe ``registry`` itself, whatever else is registered in it.
+    """
+
+    def command_bare(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [spec.info() for spec in registry.specs()]
+
+    def command_count(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return len(registry)
+
+    def command_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 2:
+            raise CommandError(messages.SYNTAX_ERROR)  # FILTERBY is not offered
+        return [spec.full_name for spec in registry.specs()]
+
+    def command_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return [spec.info() for spec in registry.specs()]
+        out: list[Reply] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            out.append(None if spec is None else spec.info())
+        return out
+
+    def command_docs(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return Map((spec.full_name, spec.docs()) for spec in registry.specs())
+        pairs: list[tuple[Reply, Reply]] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            if spec is not None:
+                pairs.append((spec.full_name, spec.docs()))
+        return Map(pairs)
+
+    conn = "connection"
+    add = registry.add
+    add("PING", ping, arity=-1, flags=("fast", "sentinel"), group=conn, since="1.0.0",
+        summary="Returns the server's liveliness response.")  # fmt: skip
+    add("ECHO", echo, arity=2, flags=("fast",), group=conn, since="1.0.0",
+        summary="Returns the given string.")  # fmt: skip
+    add("QUIT", quit_, arity=-1, flags=("allow_busy", "noscript", "loading", "stale", "fast",
+        "no_auth"), group=conn, since="1.0.0", summary="Closes the connection.")  # fmt: skip
+    add("AUTH", auth, arity=-2, flags=("noscript", "loading", "stale", "fast", "no_auth",
+        "sentinel", "allow_busy"), group=conn, since="1.0.0",
+        summary="Authenticates the connection.")  # fmt: skip
+    add("HELLO", hello, arity=-1, flags=("noscript", "loading", "stale", "fast", "no_auth",
+        "sentinel", "allow_busy"), group=conn, since="6.0.0",
+        summary="Handshakes with the server.")  # fmt: skip
+    add("SELECT", select, arity=2, flags=("loading", "stale", "fast"), group=conn,
+        since="1.0.0", summary="Changes the selected database.")  # fmt: skip
+    add("CLIENT", None, arity=-2, flags=("sentinel",), group=conn, since="2.4.0",
+        summary="A container for client connection commands.")  # fmt: skip
+    sub = ("noscript", "loading", "stale")
+    add("SETNAME", client_setname, arity=3, flags=sub, group=conn, since="2.6.9",
+        parent="CLIENT", summary="Sets the connection name.")  # fmt: skip
+    add("GETNAME", client_getname, arity=2, flags=sub, group=conn, since="2.6.9",
+        parent="CLIENT", summary="Returns the name of the connection.")  # fmt: skip
+    add("ID", client_id, arity=2, flags=sub, group=conn, since="5.0.0", parent="CLIENT",
+        summary="Returns the unique client ID of the connection.")  # fmt: skip
+    add("INFO", client_info, arity=2, flags=sub, group=conn, since="6.2.0",
+        parent="CLIENT", summary="Returns information about the connection.")  # fmt: skip
+    add("SETINFO", client_setinfo, arity=4, flags=sub, group=conn, since="7.2.0",
+        parent="CLIENT", summary="Sets information specific to the connection.")  # fmt: skip
+    server = "server"
+    add("COMMAND", command_bare, arity=-1, flags=("loading", "stale"), group=server,
+        since="2.8.13", summary="Returns detailed information about all commands.")  # fmt: skip
+    add("COUNT", command_count, arity=2, flags=("loading", "stale"), group=server,
+        since="2.8.13", parent="COMMAND", summary="Returns a count of commands.")  # fmt: skip
+    add("LIST", command_list, arity=-2, flags=("loading", "stale"), group=server,
+        since="7.0.0", parent="COMMAND", summary="Returns a list of command names.")  # fmt: skip
+    add("INFO", command_info, arity=-2, flags=("loading", "stale"), group=server,
+        since="2.8.13", parent="COMMAND",
+        summary="Returns information about one, multiple or all commands.")  # fmt: skip
+    add("DOCS", command_docs, arity=-2, flags=("loading", "stale"), group=server,
+        since="7.0.0", parent="COMMAND",
+        summary="Returns documentary information about one, multiple or all commands.")  # fmt: skip
+
+
+REGISTRY: Final = CommandRegistry()
+install_connection_commands(REGISTRY)
+
+
+def dispatch(ctx: ClientContext, args: list[bytes]) -> Reply:
+    """Run one request against the shared :data:`REGISTRY`."""
+    return REGISTRY.dispatch(ctx, args)
