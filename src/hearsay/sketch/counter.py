@@ -15,6 +15,8 @@ when they cancel out in the value (say ``INCRBY 2**62`` and ``DECRBY 2**62`` twi
 cannot write in that direction any more: the write is refused with a BoundsError that says so,
 and nothing is written. Reaching it takes 9.2e18 units through one node; the way out is to
 write through another origin (another node), or DEL the key (a new epoch starts at zero).
+One consequence: Redis's floor ``-2**63`` needs decrements totalling ``2**63``, one more than a
+single origin can hold, so from a fresh key one node alone reaches ``-2**63 + 1`` at most.
 
 Concurrent increments on different nodes can each be valid and still sum beyond int64 (two
 nodes each INCRBY 2**62 + 2**62 from 0 at once). :meth:`PNCounter.get` returns the exact sum
