@@ -41,6 +41,10 @@ OVERFLOW = "ERR increment or decrement would overflow"
 INVALID_EXPIRE_TIME = "ERR invalid expire time in '{}' command"
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NO_SUCH_KEY = "ERR no such key"
+CONFIG_READ_ONLY = (
+    "ERR CONFIG SET is not supported: hearsay takes its settings at start-up "
+    "(flags or --config FILE)"
+)
 INVALID_CURSOR = "ERR invalid cursor"
 STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 

@@ -1,0 +1,102 @@
+"""The ``hearsay`` command: ``serve`` (a node), ``sim`` (the simulator), ``keygen``.
+
+Settings for ``serve`` come from defaults, then a TOML file (``--config``), then flags: flags
+win. Every flag is also a TOML key (``gossip-port = 7946`` or ``gossip_port = 7946``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hearsay import __version__
+from hearsay.base.errors import HearsayError
+from hearsay.persist.fsync import FsyncPolicy
+
+
+def _add_serve(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run one node",
+        description="Run one hearsay node: RESP for clients, gossip for peers, HTTP for status.",
+    )
+    add = serve.add_argument
+    # Defaults are None so that only flags given on the command line override the TOML file.
+    add("--config", metavar="FILE", help="TOML file of settings (flags win)")
+    add("--host", help="address every listener binds (default 127.0.0.1)")
+    add("--port", type=int, help="RESP port for clients (default 7379; 0 = any free port)")
+    add("--gossip-port", type=int, help="UDP and TCP port for peers (default 7946)")
+    add("--http-port", type=int, help="HTTP port for status and metrics (default 7380)")
+    add("--data-dir", help="where the node keeps its data (default ./data)")
+    add("--join", action="append", metavar="HOST:PORT", help="a peer to join (repeatable)")
+    add("--advertise", metavar="HOST:PORT", help="the gossip address peers should use")
+    add("--cluster", help="cluster name; packets of other clusters are dropped")
+    add("--preset", choices=["lan", "wan", "local"], help="gossip timing preset (default lan)")
+    add("--fsync", type=FsyncPolicy.parse, help="always | everysec (default) | no")
+    add("--requirepass", help="password clients must AUTH with")
+    add("--keyring", metavar="FILE", help="gossip encryption keys, one base64 key per line")
+    add("--node-name", help="this node's name (default: its node id)")
+    add("--rmbd-port", type=int, help="also speak rmbd's count-min datagrams on this UDP port")
+    add("--rmbd-width", type=int, help="rmbd count-min width (default 100)")
+    add("--rmbd-depth", type=int, help="rmbd count-min depth (default 10)")
+    add("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from hearsay.runtime.config import ServeConfig, load_toml
+    from hearsay.runtime.server import run
+
+    values = load_toml(args.config) if args.config else {}
+    flags = {
+        name: value
+        for name, value in vars(args).items()
+        if value is not None and name not in ("command", "config", "func")
+    }
+    config = ServeConfig().merged(values).merged(flags)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run(config)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    """A new 256-bit gossip encryption key, base64: one line of a keyring file."""
+    print(base64.b64encode(secrets.token_bytes(32)).decode())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hearsay", description="A distributed, eventually consistent sketch database."
+    )
+    parser.add_argument("--version", action="version", version=f"hearsay {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_serve(subparsers)
+    subparsers.add_parser("keygen", help="print a new gossip encryption key (base64)")
+    subparsers.add_parser(
+        "sim", help="run the deterministic simulator (see hearsay sim --help)", add_help=False
+    )
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sim"]:
+        from hearsay.sim.cli import main as sim_main
+
+        return sim_main(arguments[1:])
+    args = parser.parse_args(arguments)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _keygen(args)
+    except HearsayError as error:
+        print(f"hearsay: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

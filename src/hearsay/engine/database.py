@@ -1,0 +1,333 @@
+"""The database of one node: the keyspace, its durable copy, and the hook to gossip.
+
+Every change to a key, local or replicated, goes through here on its way to disk: the key is
+marked dirty, and :meth:`Database.flush` encodes each dirty key's *whole* entry once and stages
+it with the group committer. Encoding at flush time rather than per write means a hot key
+written a thousand times between two flushes is encoded and written once. Tombstones are stored
+too, so that after a restart a late delta from a deleted epoch still cannot resurrect data.
+
+Local writes also go to ``on_local_delta`` (the gossip node's push), so a client's write is on
+its way to peers before the reply is sent. Time is always an argument (``now_ms``); the
+database never reads a clock, so the simulator and tests drive it deterministically.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Final
+
+from hearsay.base.errors import DecodeError, WrongTypeError
+from hearsay.lattice.codec import decode_entry, encode_entry
+from hearsay.lattice.entry import Entry, MergeResult, Schema
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.vector import MaxVector
+from hearsay.persist.fsync import FsyncPolicy
+from hearsay.persist.group_commit import GroupCommit, Ticket
+from hearsay.persist.identity import NodeIdentity
+from hearsay.persist.store import SqliteStore
+from hearsay.sketch.schemas import type_name
+
+log = logging.getLogger(__name__)
+
+LocalDeltaHook = Callable[[bytes, Entry], None]
+SCAN_COUNT_DEFAULT: Final = 10
+
+
+@dataclass(slots=True)
+class DatabaseStats:
+    """Counters for INFO and /metrics."""
+
+    local_writes: int = 0
+    replicated_changes: int = 0
+    schema_conflicts: int = 0
+    expired_keys: int = 0
+    corrupt_entries_skipped: int = 0
+    loaded_entries: int = 0
+    flushes: int = 0
+    entries_flushed: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Database:
+    """One node's keyspace, made durable and wired to gossip."""
+
+    def __init__(
+        self,
+        identity: NodeIdentity,
+        keyspace: Keyspace | None = None,
+        storage: GroupCommit | None = None,
+    ) -> None:
+        self.identity = identity
+        self.keyspace = keyspace if keyspace is not None else Keyspace()
+        self.storage = storage
+        self.stats = DatabaseStats()
+        self.on_local_delta: LocalDeltaHook | None = None
+        self._dirty: set[bytes] = set()
+
+    @property
+    def origin(self) -> str:
+        """This node's slice name in additive sketches: its stable node id."""
+        return self.identity.node_id
+
+    # -- opening and closing ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        fsync: FsyncPolicy = FsyncPolicy.EVERYSEC,
+        node_name: str | None = None,
+    ) -> Database:
+        """Open (or create) the data directory, start a new generation, load every entry."""
+        store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
+        try:
+            identity = NodeIdentity.load_or_create(store, node_name=node_name)
+            database = cls(identity)
+            database._load(store)
+            database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
+        except BaseException:
+            store.close()
+            raise
+        return database
+
+    def _load(self, store: SqliteStore) -> None:
+        for key, blob in store.load():
+            try:
+                entry = decode_entry(blob)
+            except DecodeError as error:
+                # A damaged row: skip it and say so; peers refill the key by anti-entropy.
+                self.stats.corrupt_entries_skipped += 1
+                log.warning("skipping an unreadable stored entry for key %r: %s", key, error)
+                continue
+            self.keyspace.merge(key, entry)
+            self.stats.loaded_entries += 1
+
+    def close(self) -> None:
+        """Flush everything and close the store (the node's data stays on disk)."""
+        if self.storage is not None:
+            self.flush()
+            self.storage.close()
+            self.storage = None
+
+    # -- durability ------------------------------------------------------------------------------
+
+    def mark_dirty(self, key: bytes) -> None:
+        """Note that ``key`` changed (e.g. by replication) and must reach the disk."""
+        if self.storage is not None:
+            self._dirty.add(key)
+
+    def flush(self) -> Ticket | None:
+        """Stage every dirty key's entry; the ticket completes when the policy's durability holds.
+
+        With ``--fsync always`` a reply to a write must wait for the returned ticket.
+        """
+        if self.storage is None or not self._dirty:
+            return None
+        ticket: Future[None] | None = None
+        dirty, self._dirty = self._dirty, set()
+        for key in dirty:
+            entry = self.keyspace.entry(key)
+            ticket = self.storage.stage(key, None if entry is None else encode_entry(entry))
+        self.stats.flushes += 1
+        self.stats.entries_flushed += len(dirty)
+        return ticket
+
+    @property
+    def has_dirty(self) -> bool:
+        return bool(self._dirty)
+
+    # -- the write funnel ------------------------------------------------------------------------
+
+    def write(
+        self, key: bytes, schema: Schema, slices: dict[str, MaxVector], now_ms: int
+    ) -> MergeResult:
+        """A client's write: merge, mark dirty, push the delta to gossip."""
+        return self._after_local(key, self.keyspace.write(key, schema, slices, now_ms))
+
+    def write_own(self, key: bytes, schema: Schema, vector: MaxVector, now_ms: int) -> MergeResult:
+        """Write into this node's own slice (additive schemas) or the shared one (others)."""
+        origin = self.origin if schema.additive else ""
+        return self.write(key, schema, {origin: vector}, now_ms)
+
+    def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
+        if result.delta is not None:
+            self.stats.local_writes += 1
+            self.mark_dirty(key)
+            if self.on_local_delta is not None:
+                self.on_local_delta(key, result.delta)
+        return result
+
+    def replicated(self, key: bytes, result: MergeResult) -> None:
+        """The gossip node merged a peer's delta into our keyspace: persist it."""
+        if result.changed:
+            self.stats.replicated_changes += 1
+            self.stats.schema_conflicts += result.conflict
+            self.mark_dirty(key)
+
+    def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
+        """Merge a peer's delta (for drivers without a gossip node, e.g. tests and tools)."""
+        result = self.keyspace.merge(key, delta)
+        self.replicated(key, result)
+        return result
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def get(self, key: bytes, now_ms: int) -> Entry | None:
+        """The live entry of ``key`` (None when absent, deleted or expired)."""
+        return self.keyspace.get(key, now_ms)
+
+    def get_typed(self, key: bytes, kind: str, now_ms: int) -> Entry | None:
+        """The live entry of ``key`` if it holds ``kind``; WrongTypeError if it holds another."""
+        entry = self.keyspace.get(key, now_ms)
+        if entry is not None and entry.schema is not None and entry.schema.kind != kind:
+            raise WrongTypeError(f"key holds {entry.schema.kind}, not {kind}")
+        return entry
+
+    # -- key commands ----------------------------------------------------------------------------
+
+    def delete(self, keys: list[bytes], now_ms: int) -> int:
+        """DEL/UNLINK: how many of ``keys`` existed."""
+        removed = 0
+        for key in keys:
+            result = self._after_local(key, self.keyspace.delete(key, now_ms))
+            removed += result.changed
+        return removed
+
+    def exists(self, keys: list[bytes], now_ms: int) -> int:
+        """EXISTS: counts repeated keys again, as Redis does."""
+        return sum(self.keyspace.get(key, now_ms) is not None for key in keys)
+
+    def type_of(self, key: bytes, now_ms: int) -> str:
+        entry = self.keyspace.get(key, now_ms)
+        if entry is None or entry.schema is None:
+            return "none"
+        return type_name(entry.schema)
+
+    def expire_at(self, key: bytes, deadline_ms: int, now_ms: int) -> bool:
+        """PEXPIREAT (deadline > 0) or PERSIST (deadline 0): whether the key was changed.
+
+        For PERSIST, Redis answers 0 when the key has no expiry; so do we.
+        """
+        entry = self.keyspace.get(key, now_ms)
+        if entry is None:
+            return False
+        if deadline_ms == 0 and entry.deadline_ms == 0:
+            return False
+        result = self._after_local(key, self.keyspace.set_expiry(key, deadline_ms, now_ms))
+        return result.changed or entry.deadline_ms == deadline_ms
+
+    def ttl_ms(self, key: bytes, now_ms: int) -> int:
+        """PTTL: -2 when absent, -1 when persistent, else the milliseconds left."""
+        entry = self.keyspace.get(key, now_ms)
+        if entry is None:
+            return -2
+        if entry.deadline_ms == 0:
+            return -1
+        return max(0, entry.deadline_ms - now_ms)
+
+    def expire_due(self, now_ms: int) -> int:
+        """Sweep keys whose deadline passed into tombstones; returns how many."""
+        expired = self.keyspace.expire_due(now_ms)
+        for key, _ in expired:
+            self.mark_dirty(key)
+        self.stats.expired_keys += len(expired)
+        return len(expired)
+
+    def live_keys(self, now_ms: int) -> Iterator[bytes]:
+        for key, entry in self.keyspace.items():
+            if entry.schema is not None and not (entry.deadline_ms and entry.deadline_ms <= now_ms):
+                yield key
+
+    def dbsize(self, now_ms: int) -> int:
+        return sum(1 for _ in self.live_keys(now_ms))
+
+    def keys(self, pattern: bytes, now_ms: int) -> list[bytes]:
+        """KEYS: glob-style match, as Redis's (``*``, ``?``, ``[...]``)."""
+        return [key for key in self.live_keys(now_ms) if glob_match(pattern, key)]
+
+    def scan(
+        self,
+        cursor: int,
+        now_ms: int,
+        match: bytes | None = None,
+        count: int = SCAN_COUNT_DEFAULT,
+        type_filter: str | None = None,
+    ) -> tuple[int, list[bytes]]:
+        """SCAN over buckets: the cursor is the next bucket number (0 when done).
+
+        Like Redis's SCAN, a key present for the whole scan is returned at least once, and a
+        bucket is never split between two calls, so ``count`` is a hint, not a limit.
+        """
+        buckets = self.keyspace.bucket_count
+        found: list[bytes] = []
+        bucket = cursor
+        while bucket < buckets and len(found) < count:
+            for key, entry in self.keyspace.bucket_items(bucket):
+                if entry.schema is None or (entry.deadline_ms and entry.deadline_ms <= now_ms):
+                    continue
+                if match is not None and not glob_match(match, key):
+                    continue
+                if type_filter is not None and type_name(entry.schema) != type_filter:
+                    continue
+                found.append(key)
+            bucket += 1
+        return (0 if bucket >= buckets else bucket), found
+
+
+def glob_match(pattern: bytes, key: bytes) -> bool:
+    """Redis's glob rules on bytes: ``*``, ``?``, ``[abc]``, ``[^a-z]``, and ``\\`` escapes."""
+    return _glob_regex(pattern).fullmatch(key) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Translate a Redis glob (``stringmatchlen``'s rules) into an anchored regex."""
+    out: list[bytes] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i : i + 1]
+        if char == b"*":
+            out.append(b".*")
+        elif char == b"?":
+            out.append(b".")
+        elif char == b"\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i : i + 1]))
+        elif char == b"[":
+            i, members, negate = _glob_class(pattern, i + 1)
+            if members:
+                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
+            else:
+                out.append(b"." if negate else b"(?!)")
+            continue
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile(b"".join(out), re.DOTALL)
+
+
+def _glob_class(pattern: bytes, i: int) -> tuple[int, list[bytes], bool]:
+    """Parse ``[...]`` from just after the ``[``; returns (next position, members, negated)."""
+    n = len(pattern)
+    negate = pattern[i : i + 1] == b"^"
+    i += negate
+    members: list[bytes] = []
+    while i < n and pattern[i : i + 1] != b"]":
+        if pattern[i : i + 1] == b"\\" and i + 1 < n:
+            i += 1
+            members.append(re.escape(pattern[i : i + 1]))
+            i += 1
+        elif pattern[i + 1 : i + 2] == b"-" and i + 2 < n and pattern[i + 2 : i + 3] != b"]":
+            low, high = sorted((pattern[i], pattern[i + 2]))
+            members.append(re.escape(bytes((low,))) + b"-" + re.escape(bytes((high,))))
+            i += 3
+        else:
+            members.append(re.escape(pattern[i : i + 1]))
+            i += 1
+    return i + 1, members, negate

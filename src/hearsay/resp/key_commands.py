@@ -1,0 +1,143 @@
+"""Key commands: DEL, EXISTS, TYPE, SCAN, KEYS, the EXPIRE family, TTL, PERSIST, DBSIZE.
+
+Replies follow Redis 7: integer counts, ``-2``/``-1`` for TTL of a missing/persistent key, and
+SCAN's ``[cursor, [keys...]]``. Deletes and expiry are lattice operations (a new epoch), so
+they replicate and converge like any write.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hearsay.engine.database import SCAN_COUNT_DEFAULT, Database
+from hearsay.resp import messages
+from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry
+from hearsay.resp.parser import parse_integer
+from hearsay.resp.replies import Reply, SimpleString
+
+_EXPIRE_UNITS_MS: Final = {b"EXPIRE": 1000, b"PEXPIRE": 1, b"EXPIREAT": 1000, b"PEXPIREAT": 1}
+_ABSOLUTE: Final = frozenset({b"EXPIREAT", b"PEXPIREAT"})
+_INT64_MAX: Final = (1 << 63) - 1
+
+
+def db_of(ctx: ClientContext) -> Database:
+    """The engine's database behind a connection."""
+    assert isinstance(ctx.db, Database), "the runtime passes the engine's Database as ctx.db"
+    return ctx.db
+
+
+def integer_arg(data: bytes, error: str = messages.NOT_AN_INTEGER) -> int:
+    value = parse_integer(data)
+    if value is None:
+        raise CommandError(error)
+    return value
+
+
+def install_key_commands(registry: CommandRegistry) -> None:
+    """Register the key commands on ``registry``."""
+
+    @registry.command("DEL", arity=-2, flags=("write",), first_key=1, last_key=-1, step=1,
+                      group="keyspace", summary="Deletes one or more keys.")  # fmt: skip
+    def delete(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return db_of(ctx).delete(args[1:], ctx.now_ms)
+
+    @registry.command("UNLINK", arity=-2, flags=("write", "fast"), first_key=1, last_key=-1,
+                      step=1, group="keyspace", summary="Deletes one or more keys.")  # fmt: skip
+    def unlink(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return db_of(ctx).delete(args[1:], ctx.now_ms)
+
+    @registry.command("EXISTS", arity=-2, flags=("readonly", "fast"), first_key=1, last_key=-1,
+                      step=1, group="keyspace", summary="Counts the keys that exist.")  # fmt: skip
+    def exists(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return db_of(ctx).exists(args[1:], ctx.now_ms)
+
+    @registry.command("TYPE", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
+                      step=1, group="keyspace", summary="The type of a key.")  # fmt: skip
+    def type_(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return SimpleString(db_of(ctx).type_of(args[1], ctx.now_ms))
+
+    @registry.command("DBSIZE", arity=1, flags=("readonly", "fast"), group="server",
+                      summary="The number of keys.")  # fmt: skip
+    def dbsize(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return len(db_of(ctx).keyspace)
+
+    @registry.command("KEYS", arity=2, flags=("readonly",), group="keyspace",
+                      summary="Every key matching a glob pattern.")  # fmt: skip
+    def keys(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return list(db_of(ctx).keys(args[1], ctx.now_ms))
+
+    @registry.command("SCAN", arity=-2, flags=("readonly",), group="keyspace",
+                      summary="Iterates over the keys.")  # fmt: skip
+    def scan(ctx: ClientContext, args: list[bytes]) -> Reply:
+        cursor = parse_integer(args[1])
+        if cursor is None or cursor < 0:
+            raise CommandError(messages.INVALID_CURSOR)
+        match: bytes | None = None
+        count = SCAN_COUNT_DEFAULT
+        type_filter: str | None = None
+        i = 2
+        while i < len(args):
+            option = args[i].upper()
+            if i + 1 >= len(args):
+                raise CommandError(messages.SYNTAX_ERROR)
+            if option == b"MATCH":
+                match = args[i + 1]
+            elif option == b"COUNT":
+                count = integer_arg(args[i + 1])
+                if count < 1:
+                    raise CommandError(messages.SYNTAX_ERROR)
+            elif option == b"TYPE":
+                type_filter = args[i + 1].decode("latin-1").lower()
+            else:
+                raise CommandError(messages.SYNTAX_ERROR)
+            i += 2
+        next_cursor, found = db_of(ctx).scan(cursor, ctx.now_ms, match, count, type_filter)
+        return [str(next_cursor).encode(), list(found)]
+
+    def expire_generic(ctx: ClientContext, args: list[bytes]) -> Reply:
+        command = args[0].upper()
+        amount = integer_arg(args[2])
+        options = {arg.upper() for arg in args[3:]}
+        if not options <= {b"NX", b"XX", b"GT", b"LT"} or len(args) > 4:
+            raise CommandError(messages.SYNTAX_ERROR)
+        unit = _EXPIRE_UNITS_MS[command]
+        if abs(amount) > _INT64_MAX // unit:
+            raise CommandError(messages.invalid_expire_time(command.decode().lower()))
+        deadline = amount * unit if command in _ABSOLUTE else ctx.now_ms + amount * unit
+        if deadline > _INT64_MAX or (command not in _ABSOLUTE and amount * unit > _INT64_MAX):
+            raise CommandError(messages.invalid_expire_time(command.decode().lower()))
+        database = db_of(ctx)
+        entry = database.get(args[1], ctx.now_ms)
+        if entry is None:
+            return 0
+        current = entry.deadline_ms
+        option = next(iter(options), None)
+        if (
+            (option == b"NX" and current)
+            or (option == b"XX" and not current)
+            or (option == b"GT" and (not current or deadline <= current))
+            or (option == b"LT" and current and deadline >= current)
+        ):
+            return 0
+        return int(database.expire_at(args[1], max(deadline, 1), ctx.now_ms))
+
+    for name in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
+        registry.add(name, expire_generic, arity=-3, flags=("write", "fast"), first_key=1,
+                     last_key=1, step=1, group="keyspace",
+                     summary="Sets a key's time to live.")  # fmt: skip
+
+    @registry.command("PERSIST", arity=2, flags=("write", "fast"), first_key=1, last_key=1,
+                      step=1, group="keyspace", summary="Removes a key's expiry.")  # fmt: skip
+    def persist(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return int(db_of(ctx).expire_at(args[1], 0, ctx.now_ms))
+
+    @registry.command("TTL", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
+                      step=1, group="keyspace", summary="Seconds left to live.")  # fmt: skip
+    def ttl(ctx: ClientContext, args: list[bytes]) -> Reply:
+        left = db_of(ctx).ttl_ms(args[1], ctx.now_ms)
+        return left if left < 0 else (left + 500) // 1000
+
+    @registry.command("PTTL", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
+                      step=1, group="keyspace", summary="Milliseconds left to live.")  # fmt: skip
+    def pttl(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return db_of(ctx).ttl_ms(args[1], ctx.now_ms)

@@ -1,0 +1,88 @@
+"""Server commands (INFO, CONFIG GET) and the assembly of a node's whole command table.
+
+INFO and CONFIG need to know about the running node (uptime, clients, members...), which
+lives above this layer, so the node hands in a :class:`ServerInfo` that answers for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hearsay.engine.database import glob_match
+from hearsay.resp import messages
+from hearsay.resp.commands import (
+    ClientContext,
+    CommandError,
+    CommandRegistry,
+    install_connection_commands,
+)
+from hearsay.resp.key_commands import install_key_commands
+from hearsay.resp.replies import Map, Reply, Verbatim
+
+INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
+
+
+class ServerInfo(Protocol):
+    """What the running node tells INFO and CONFIG GET."""
+
+    def info_sections(self) -> dict[str, dict[str, Any]]:
+        """Section name -> ordered fields, for INFO."""
+        ...
+
+    def config_values(self) -> dict[str, str]:
+        """Setting name -> value, for CONFIG GET (read only)."""
+        ...
+
+
+def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
+    """Redis's INFO text: ``# Section`` headers, ``field:value`` lines, CRLF endings."""
+    names = [name for name in INFO_DEFAULT_SECTIONS if name in sections]
+    names += [name for name in sections if name not in names]
+    if wanted and not {"all", "everything", "default"} & set(wanted):
+        names = [name for name in names if name in wanted]
+    blocks = []
+    for name in names:
+        lines = [f"# {name.capitalize()}"]
+        lines += [f"{field}:{value}" for field, value in sections[name].items()]
+        blocks.append("\r\n".join(lines))
+    return "\r\n\r\n".join(blocks) + "\r\n"
+
+
+def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
+    """Register INFO and CONFIG (GET only; hearsay is configured at start-up)."""
+
+    @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
+                      summary="Information and statistics about the node.")  # fmt: skip
+    def info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        wanted = [arg.decode("latin-1").lower() for arg in args[1:]]
+        text = render_info(server.info_sections(), wanted)
+        return Verbatim(text) if ctx.protocol == 3 else text.encode()
+
+    registry.add("CONFIG", None, arity=-2, group="server", summary="Reads settings.")
+
+    @registry.command("GET", parent="CONFIG", arity=-3, flags=("admin", "loading", "stale"),
+                      group="server", summary="Reads settings matching glob patterns.")  # fmt: skip
+    def config_get(ctx: ClientContext, args: list[bytes]) -> Reply:
+        values = server.config_values()
+        found: dict[Reply, Reply] = {}
+        for pattern in args[2:]:
+            for name, value in values.items():
+                if glob_match(pattern.lower(), name.encode()):
+                    found[name.encode()] = value.encode()
+        if ctx.protocol == 3:
+            return Map(found)
+        return [item for pair in found.items() for item in pair]
+
+    @registry.command("SET", parent="CONFIG", arity=-4, flags=("admin",), group="server",
+                      summary="Refused: settings are fixed at start-up.")  # fmt: skip
+    def config_set(ctx: ClientContext, args: list[bytes]) -> Reply:
+        raise CommandError(messages.CONFIG_READ_ONLY)
+
+
+def build_registry(server: ServerInfo) -> CommandRegistry:
+    """The whole command table of one node."""
+    registry = CommandRegistry()
+    install_connection_commands(registry)
+    install_server_commands(registry, server)
+    install_key_commands(registry)
+    return registry

@@ -1,0 +1,98 @@
+"""A small HTTP/1.1 listener for operators: ``/health``, ``/status`` (JSON), ``/metrics``.
+
+Deliberately tiny (GET only, one request per connection, bounded header size): it serves
+probes, Prometheus scrapes and a status page, nothing else, so it needs no framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+HEADER_BYTES_MAX: Final = 16 * 1024
+READ_TIMEOUT_S: Final = 5.0
+
+StatusSource = Callable[[], dict[str, Any]]
+MetricsSource = Callable[[], str]
+
+_DASHBOARD: Final = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hearsay</title>
+<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}</style>
+</head><body><h1>hearsay <span id="node"></span></h1>
+<p id="summary"></p><table id="members"><thead><tr><th>member</th><th>address</th>
+<th>state</th><th>phi</th><th>generation</th></tr></thead><tbody></tbody></table>
+<script>
+async function refresh(){
+  const s = await (await fetch('/status')).json();
+  document.getElementById('node').textContent = s.node;
+  document.getElementById('summary').textContent =
+    `${s.keys} keys, ${s.clients} clients, up ${Math.round(s.uptime_s)} s`;
+  const body = document.querySelector('#members tbody'); body.innerHTML = '';
+  for (const m of s.members || []) {
+    const row = body.insertRow();
+    for (const v of [m.name, m.address, m.state, m.phi, m.generation])
+      row.insertCell().textContent = v;
+  }
+}
+refresh(); setInterval(refresh, 1000);
+</script></body></html>
+"""
+
+
+class HttpServer:
+    """Serves status and metrics from callables the node provides."""
+
+    def __init__(self, status: StatusSource, metrics: MetricsSource) -> None:
+        self._status = status
+        self._metrics = metrics
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        sockname = self._server.sockets[0].getsockname()
+        return str(sockname[0]), int(sockname[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        except ConnectionError:
+            writer.close()
+            return
+        status, content_type, body = self._route(head[:HEADER_BYTES_MAX])
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    def _route(self, head: bytes) -> tuple[str, str, bytes]:
+        request_line = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
+            return "400 Bad Request", "text/plain", b"bad request\n"
+        method, target = request_line[0], request_line[1].split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+        if target == b"/health":
+            return "200 OK", "text/plain", b"ok\n"
+        if target == b"/status":
+            body = json.dumps(self._status(), sort_keys=True).encode() + b"\n"
+            return "200 OK", "application/json", body
+        if target == b"/metrics":
+            return "200 OK", "text/plain; version=0.0.4", self._metrics().encode()
+        if target == b"/":
+            return "200 OK", "text/html; charset=utf-8", _DASHBOARD.encode()
+        return "404 Not Found", "text/plain", b"not found\n"

@@ -1,0 +1,79 @@
+"""One real node process on loopback: the ready line, key commands, restarts, bad input."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.nodes import NodeProcess, split_address, start_node
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[NodeProcess]:
+    started = start_node(tmp_path / "node")
+    yield started
+    started.stop(signal.SIGKILL)
+
+
+def test_ready_line_names_every_listener(node: NodeProcess) -> None:
+    for address in (node.resp, node.http):
+        host, port = split_address(address)
+        assert host == "127.0.0.1" and port > 0
+    assert node.name
+    assert node.client().ping() is True
+
+
+def test_connection_and_key_commands_answer_like_redis(node: NodeProcess) -> None:
+    client = node.client()
+    assert client.echo(b"hi") == b"hi"
+    assert client.dbsize() == 0
+    assert client.exists("missing") == 0
+    assert client.delete("missing") == 0
+    assert client.type("missing") == b"none"
+    assert client.ttl("missing") == -2
+    assert client.scan(0) == (0, [])
+    with pytest.raises(redis.ResponseError, match="unknown command"):
+        client.execute_command("NOSUCHCOMMAND")
+    with pytest.raises(redis.ResponseError, match="not supported"):
+        client.execute_command("MULTI")
+    assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+    assert "redis_version" in client.info("server")
+
+
+def test_sigterm_exits_zero(node: NodeProcess) -> None:
+    assert node.stop(signal.SIGTERM) == 0
+
+
+def test_malformed_resp_gets_an_error_and_the_node_keeps_serving(node: NodeProcess) -> None:
+    host, port = split_address(node.resp)
+    for garbage in (
+        b"*abc\r\n",
+        b"*1\r\n$-5\r\n",
+        b'SET "unbalanced\r\n',
+        b"*1\r\n$999999999999\r\n",
+    ):
+        with socket.create_connection((host, port), timeout=5) as raw:
+            raw.sendall(garbage)
+            reply = raw.recv(4096)
+            assert reply.startswith(b"-ERR Protocol error"), reply
+    assert node.client().ping() is True
+
+
+def test_restart_keeps_the_node_id_and_raises_the_generation(tmp_path: Path) -> None:
+    first = start_node(tmp_path / "n")
+    first_info = first.client().info("server")
+    assert first.stop(signal.SIGTERM) == 0
+    second = start_node(tmp_path / "n")
+    try:
+        second_info = second.client().info("server")
+        assert second.name == first.name
+        assert second_info["generation"] == first_info["generation"] + 1
+    finally:
+        second.stop(signal.SIGKILL)
