@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 import redis
 
+from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import hll
+from hearsay.sketch.bloom import BloomFilter
+from hearsay.sketch.countmin import CountMinSketch
 
 START_DEADLINE_S = 15.0
 STOP_DEADLINE_S = 10.0
@@ -125,9 +128,61 @@ def bench_hll(ctx: Context) -> Comparison:
     return Comparison("hll", ours, theirs)
 
 
+# ---------------------------------------------------------------------------------------------
+# Bloom filter and count-min. Debian's redis-server has no RedisBloom module, so the baseline
+# is Redis's own variadic sketch ingest (PFADD) of the same batches, measured in the same run.
+
+
+def _hearsay_bloom(batches: list[list[bytes]]) -> None:
+    """BF.MADD as the engine will run it: read which members are new, merge the delta."""
+    bf = BloomFilter.reserve(0.01, sum(len(b) for b in batches))
+    vector = MaxVector()
+    for batch in batches:
+        pairs, _added = bf.madd(vector, batch)
+        vector.merge_pairs(*pairs)
+
+
+def _hearsay_cms(batches: list[list[bytes]]) -> None:
+    """CMS.INCRBY by one origin, each member by 1: estimates returned, own slice raised."""
+    cms = CountMinSketch.by_prob(0.001, 0.01)
+    slices: dict[str, MaxVector] = {"bench": MaxVector()}
+    for batch in batches:
+        pairs, _estimates = cms.incrby(slices, "bench", batch, [1] * len(batch))
+        slices["bench"].merge_pairs(*pairs)
+
+
+def bench_bloom(ctx: Context) -> Comparison:
+    ours, theirs = _interleaved_medians(
+        ctx.members,
+        ctx.rounds,
+        {
+            "hearsay Bloom madd + merge (1%, cap = all)": lambda: _hearsay_bloom(ctx.batches),
+            f"Redis PFADD x{len(ctx.batches[0])} (no RedisBloom)": (
+                lambda: _redis_pfadd(ctx.redis, ctx.batches, ctx.pipeline_depth)
+            ),
+        },
+    )
+    return Comparison("bloom", ours, theirs)
+
+
+def bench_cms(ctx: Context) -> Comparison:
+    ours, theirs = _interleaved_medians(
+        ctx.members,
+        ctx.rounds,
+        {
+            "hearsay CMS incrby + merge (2000 x 7)": lambda: _hearsay_cms(ctx.batches),
+            f"Redis PFADD x{len(ctx.batches[0])} (no RedisBloom)": (
+                lambda: _redis_pfadd(ctx.redis, ctx.batches, ctx.pipeline_depth)
+            ),
+        },
+    )
+    return Comparison("cms", ours, theirs)
+
+
 BENCHES: dict[str, Callable[[Context], Comparison]] = {
     "hll": bench_hll,
-    # "bloom": bench_bloom, "cms": bench_cms  -- to come with those sketches
+    "bloom": bench_bloom,
+    "cms": bench_cms,
 }
 
 

@@ -43,7 +43,7 @@ import xxhash
 
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
+from hearsay.lattice.vector import DENSE_SLOTS_MAX, INDEX_LIMIT, VALUE_MAX, MaxVector
 from hearsay.sketch.hll import check_precision
 
 if TYPE_CHECKING:
@@ -246,16 +246,18 @@ def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[n
     if flat.size <= _SMALL_LOOKUP:
         out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
         return out.reshape(idx.shape)
-    have_idx, have_val = vec.pairs()
-    if have_idx.size == 0:
-        return np.zeros(idx.shape, dtype=np.uint64)
     if vec.is_dense:
-        top = int(have_idx[-1]) + 1
-        dense = vec.to_dense(top).astype(np.uint64, copy=False)
+        # A copy of the slots up to the largest one asked for (no scan for non-zeros); a dense
+        # vector never reaches DENSE_SLOTS_MAX slots, so nothing beyond is copied.
+        top = min(int(flat.max()) + 1, DENSE_SLOTS_MAX)
+        dense = vec.to_dense(top)
         inside = flat < top
         out = np.zeros(flat.size, dtype=np.uint64)
         out[inside] = dense[flat[inside]]
         return out.reshape(idx.shape)
+    have_idx, have_val = vec.pairs()
+    if have_idx.size == 0:
+        return np.zeros(idx.shape, dtype=np.uint64)
     pos = np.searchsorted(have_idx, flat)
     clipped = np.minimum(pos, have_idx.size - 1)
     hit = have_idx[clipped] == flat
