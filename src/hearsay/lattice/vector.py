@@ -242,6 +242,23 @@ class MaxVector:
             return int(values[pos])
         return 0
 
+    def values_at(self, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+        """The values at ``indices`` (any shape; absent = 0) without copying the vector."""
+        idx = np.asarray(indices)
+        flat = idx.reshape(-1)
+        out = np.zeros(flat.size, dtype=np.uint64)
+        if self._dense is not None:
+            inside = (flat >= 0) & (flat < self._dense.size)
+            out[inside] = self._dense[flat[inside]]
+            return out.reshape(idx.shape)
+        have_idx, have_val = self._sparse_arrays()
+        if have_idx.size:
+            pos = np.searchsorted(have_idx, flat)
+            clipped = np.minimum(pos, have_idx.size - 1)
+            hit = have_idx[clipped] == flat
+            out[hit] = have_val[clipped[hit]]
+        return out.reshape(idx.shape)
+
     def max_index(self) -> int:
         """The largest index holding a non-zero value, or -1 when empty."""
         indices, _ = self.pairs()

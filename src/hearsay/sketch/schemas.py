@@ -43,7 +43,7 @@ import xxhash
 
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.vector import DENSE_SLOTS_MAX, INDEX_LIMIT, VALUE_MAX, MaxVector
+from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
 from hearsay.sketch.hll import check_precision
 
 if TYPE_CHECKING:
@@ -242,27 +242,11 @@ def expect_schema(schema: Schema, expected: Schema) -> None:
 def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
     """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector."""
     idx = np.asarray(indices)
-    flat = idx.reshape(-1)
-    if flat.size <= _SMALL_LOOKUP:
+    if idx.size <= _SMALL_LOOKUP:
+        flat = idx.reshape(-1)
         out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
         return out.reshape(idx.shape)
-    if vec.is_dense:
-        # A copy of the slots up to the largest one asked for (no scan for non-zeros); a dense
-        # vector never reaches DENSE_SLOTS_MAX slots, so nothing beyond is copied.
-        top = min(int(flat.max()) + 1, DENSE_SLOTS_MAX)
-        dense = vec.to_dense(top)
-        inside = flat < top
-        out = np.zeros(flat.size, dtype=np.uint64)
-        out[inside] = dense[flat[inside]]
-        return out.reshape(idx.shape)
-    have_idx, have_val = vec.pairs()
-    if have_idx.size == 0:
-        return np.zeros(idx.shape, dtype=np.uint64)
-    pos = np.searchsorted(have_idx, flat)
-    clipped = np.minimum(pos, have_idx.size - 1)
-    hit = have_idx[clipped] == flat
-    out = np.where(hit, have_val[clipped].astype(np.uint64), np.uint64(0))
-    return out.reshape(idx.shape)
+    return vec.values_at(idx)
 
 
 def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
