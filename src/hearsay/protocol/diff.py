@@ -1,0 +1,85 @@
+"""What one replica holds beyond another: the answer to every pull, read and repair.
+
+Why this module exists: the lattice merges and reports what *grew*; gossip also needs the
+converse, "which of my pairs are above yours", to reply to a sender with what it is missing.
+Merge order makes this well defined: when my entry outranks yours (higher epoch or schema)
+everything I hold is news to you; when yours outranks mine I have nothing for you; at equal
+rank it is the pairs where my value is strictly greater, plus my expiry if it is newer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.vector import MaxVector
+
+
+def _above(mine: MaxVector, theirs: MaxVector, mentioned_only: bool) -> MaxVector:
+    """Pairs of ``mine`` strictly above ``theirs`` (only at indices ``theirs`` holds, if asked)."""
+    m_idx, m_val = mine.pairs()
+    t_idx, t_val = theirs.pairs()
+    if m_idx.size == 0:
+        return MaxVector()
+    if mentioned_only:
+        if t_idx.size == 0:
+            return MaxVector()
+        pos = np.searchsorted(m_idx, t_idx)
+        clipped = np.minimum(pos, m_idx.size - 1)
+        present = m_idx[clipped] == t_idx
+        ours_at = np.where(present, m_val[clipped], 0)
+        more = ours_at > t_val
+        if not more.any():
+            return MaxVector()
+        return MaxVector.from_pairs(t_idx[more], ours_at[more])
+    if t_idx.size == 0:
+        return mine.copy()
+    pos = np.searchsorted(t_idx, m_idx)
+    clipped = np.minimum(pos, t_idx.size - 1)
+    present = t_idx[clipped] == m_idx
+    theirs_at = np.where(present, t_val[clipped], 0)
+    more = m_val > theirs_at
+    if not more.any():
+        return MaxVector()
+    return MaxVector.from_pairs(m_idx[more], m_val[more])
+
+
+def exceeding(
+    mine: Entry | None, theirs: Entry | None, *, mentioned_only: bool = False
+) -> Entry | None:
+    """The delta that would bring ``theirs`` up to ``mine`` (None when there is nothing).
+
+    With ``mentioned_only`` only indices present in ``theirs`` are considered (vignette's
+    "reply with the indices it mentioned where we hold more"); a higher epoch or schema still
+    answers with the whole entry, since the sender's data is obsolete.
+    """
+    if mine is None:
+        return None
+    if theirs is None:
+        return None if mine.is_tombstone() and mine.epoch == 0 else mine.copy()
+    if mine.outranks(theirs):
+        return mine.copy()
+    if theirs.outranks(mine):
+        return None
+    grown: dict[str, MaxVector] = {}
+    for origin, vector in mine.slices():
+        above = _above(vector, theirs.slice(origin), mentioned_only)
+        if not above.is_empty():
+            grown[origin] = above
+    if not grown and not mine.expiry > theirs.expiry:
+        return None
+    return Entry(mine.epoch, mine.schema, mine.expiry, grown)
+
+
+def covers(holder: Entry | None, delta: Entry) -> bool:
+    """True when merging ``delta`` into ``holder`` would change nothing (holder >= delta)."""
+    if holder is None:
+        return False
+    if holder.outranks(delta):
+        return True
+    if delta.outranks(holder) or delta.expiry > holder.expiry:
+        return False
+    for origin, vector in delta.slices():
+        if not _above(vector, holder.slice(origin), mentioned_only=False).is_empty():
+            return False
+    return True

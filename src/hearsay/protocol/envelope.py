@@ -1,0 +1,282 @@
+"""The envelope every hearsay datagram travels in: cluster, version, type, optional AES-GCM.
+
+Why this module exists: a node must never act on a packet that was meant for another cluster,
+spoken by an incompatible version, forged or damaged, and it must tell these apart from
+vignette's raw msgpack messages, which share the port. So every hearsay datagram starts with a
+fixed header that is checked before anything else is looked at.
+
+Layout (all integers unsigned, big-endian)::
+
+    magic      3 bytes   0xC1 'h' 's'   (0xC1 is the one byte msgpack never emits, so a raw
+                                         vignette map can never look like an envelope)
+    version    1 byte    PROTOCOL_VERSION
+    flags      1 byte    bit 0: the body is encrypted
+    cluster    1 byte length + up to CLUSTER_NAME_BYTES_MAX bytes of UTF-8
+    body       plain:     type (1 byte) + payload
+               encrypted: nonce (12 bytes) + AES-GCM(type + payload) + tag (16 bytes)
+
+When encrypted, the associated data is the whole header (magic, version, flags, cluster), so
+a packet re-labelled for another cluster, or with its flags flipped, fails authentication.
+The cluster name stays readable so foreign packets are counted as foreign, not as forgeries
+(memberlist's label works the same way).
+
+Keys live in a :class:`Keyring`: the primary key encrypts, every installed key decrypts, so
+keys rotate without downtime (install the new key everywhere, ``use`` it everywhere, then
+``remove`` the old one). Nonces are 96 random bits from a source the driver injects (the core
+never touches a global random generator); the runtime passes ``os.urandom``.
+
+Message types are appended, never renumbered (as memberlist does): an old node that sees an
+unknown type drops the packet with reason ``unknown-type`` and keeps working.
+
+Every failure raises :class:`EnvelopeError` (a :class:`~hearsay.base.errors.DecodeError`)
+whose ``reason`` is one of :data:`DROP_REASONS`; the node catches it and counts the drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hearsay.base.errors import DecodeError
+
+MAGIC: Final = b"\xc1hs"
+PROTOCOL_VERSION: Final = 1
+CLUSTER_NAME_BYTES_MAX: Final = 64
+FLAG_ENCRYPTED: Final = 0x01
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+KEY_SIZES: Final = (16, 24, 32)
+"""AES-128, AES-192 or AES-256."""
+KEYS_MAX: Final = 16
+DATAGRAM_BYTES_MAX: Final = 65_507
+"""The largest UDP payload; anything longer is not a datagram."""
+
+
+class MessageType(IntEnum):
+    """Wire message types. Append new ones at the end; never renumber or reuse a value."""
+
+    PUSH = 1
+    """Key deltas: a rumour (relayed) or a repair (merged only)."""
+    EXCHANGE = 2
+    """Our state of some keys (or nothing): reply with whatever you hold beyond it."""
+    ACK = 3
+    """Acknowledges write sequence numbers carried by a PUSH."""
+    DIGEST = 4
+    """(key, content hash) of recently changed keys: push-pull for the rumour's tail."""
+    AE_GROUPS = 5
+    """Anti-entropy step 1: hashes of groups of keyspace buckets."""
+    AE_BUCKETS = 6
+    """Anti-entropy step 2: bucket hashes of the groups that differ."""
+    AE_KEYS = 7
+    """Anti-entropy step 3: (key, content hash) of every key in the buckets that differ."""
+    BACKOFF = 8
+    """The receiver is overloaded: slow down gossip towards it."""
+    MEMBERSHIP = 9
+    """A membership (scuttlebutt) message, msgpack-encoded."""
+
+
+DROP_REASONS: Final = (
+    "malformed",
+    "foreign-cluster",
+    "version",
+    "unknown-type",
+    "unauthenticated",
+    "decrypt-failed",
+    "oversize",
+)
+
+
+class EnvelopeError(DecodeError):
+    """A datagram is not a valid envelope for this node; ``reason`` says why."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in DROP_REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def _check_key(key: bytes) -> bytes:
+    if not isinstance(key, bytes) or len(key) not in KEY_SIZES:
+        raise ValueError(f"an AES key must be {KEY_SIZES} bytes long")
+    return key
+
+
+class Keyring:
+    """AES-GCM keys: the primary encrypts; every installed key may decrypt."""
+
+    __slots__ = ("_ciphers", "_keys")
+
+    def __init__(self, primary: bytes, others: tuple[bytes, ...] = ()) -> None:
+        self._keys: list[bytes] = [_check_key(primary)]
+        self._ciphers: dict[bytes, AESGCM] = {primary: AESGCM(primary)}
+        for key in others:
+            self.install(key)
+
+    @property
+    def primary(self) -> bytes:
+        return self._keys[0]
+
+    @property
+    def keys(self) -> list[bytes]:
+        """Installed keys, primary first."""
+        return list(self._keys)
+
+    def install(self, key: bytes) -> None:
+        """Accept packets encrypted with ``key`` (it does not become the primary)."""
+        _check_key(key)
+        if key in self._ciphers:
+            return
+        if len(self._keys) >= KEYS_MAX:
+            raise ValueError(f"a keyring holds at most {KEYS_MAX} keys")
+        self._keys.append(key)
+        self._ciphers[key] = AESGCM(key)
+
+    def use(self, key: bytes) -> None:
+        """Make an installed key the primary (the one that encrypts)."""
+        if key not in self._ciphers:
+            raise ValueError("install a key before using it")
+        self._keys.remove(key)
+        self._keys.insert(0, key)
+
+    def remove(self, key: bytes) -> None:
+        """Stop accepting ``key``; the primary cannot be removed (``use`` another first)."""
+        if key == self._keys[0]:
+            raise ValueError("cannot remove the primary key")
+        if key in self._ciphers:
+            self._keys.remove(key)
+            del self._ciphers[key]
+
+    def encrypt(self, nonce: bytes, plaintext: bytes, associated: bytes) -> bytes:
+        return self._ciphers[self._keys[0]].encrypt(nonce, plaintext, associated)
+
+    def decrypt(self, nonce: bytes, ciphertext: bytes, associated: bytes) -> bytes:
+        """Try the primary first, then the other keys; raises EnvelopeError if none fits."""
+        for key in self._keys:
+            try:
+                return self._ciphers[key].decrypt(nonce, ciphertext, associated)
+            except InvalidTag:
+                continue
+        raise EnvelopeError("decrypt-failed", "no installed key authenticates the packet")
+
+
+class EnvelopeCodec:
+    """Seals and opens envelopes for one cluster (and, optionally, one keyring).
+
+    ``encrypt`` (default: whenever a keyring is given) seals outgoing packets; ``require_auth``
+    (default: the same) refuses plaintext packets. Turning them on one after the other lets a
+    running cluster move to encryption without downtime, as memberlist's
+    ``GossipVerifyIncoming`` / ``GossipVerifyOutgoing`` do.
+    """
+
+    __slots__ = (
+        "_encrypt",
+        "_header_encrypted",
+        "_header_plain",
+        "_nonce_source",
+        "_require_auth",
+        "cluster",
+        "keyring",
+    )
+
+    def __init__(
+        self,
+        cluster: str,
+        keyring: Keyring | None = None,
+        *,
+        nonce_source: Callable[[int], bytes] | None = None,
+        encrypt: bool | None = None,
+        require_auth: bool | None = None,
+    ) -> None:
+        name = cluster.encode()
+        if not 1 <= len(name) <= CLUSTER_NAME_BYTES_MAX:
+            raise ValueError(f"cluster name must be 1..{CLUSTER_NAME_BYTES_MAX} bytes of UTF-8")
+        self.cluster = cluster
+        self.keyring = keyring
+        self._encrypt = keyring is not None if encrypt is None else encrypt
+        self._require_auth = keyring is not None if require_auth is None else require_auth
+        if (self._encrypt or self._require_auth) and keyring is None:
+            raise ValueError("encryption needs a keyring")
+        if self._encrypt and nonce_source is None:
+            raise ValueError("encryption needs a nonce source (os.urandom, or a seeded rng)")
+        self._nonce_source = nonce_source
+        base = MAGIC + bytes((PROTOCOL_VERSION,))
+        label = bytes((len(name),)) + name
+        self._header_plain = base + b"\x00" + label
+        self._header_encrypted = base + bytes((FLAG_ENCRYPTED,)) + label
+
+    @property
+    def encrypting(self) -> bool:
+        return self._encrypt
+
+    def set_encryption(self, *, encrypt: bool, require_auth: bool) -> None:
+        """Switch modes at run time (a rolling move to or from encryption)."""
+        if (encrypt or require_auth) and self.keyring is None:
+            raise ValueError("encryption needs a keyring")
+        if encrypt and self._nonce_source is None:
+            raise ValueError("encryption needs a nonce source")
+        self._encrypt, self._require_auth = encrypt, require_auth
+
+    def overhead_bytes(self) -> int:
+        """Bytes the envelope adds around a payload."""
+        if self._encrypt:
+            return len(self._header_encrypted) + 1 + NONCE_BYTES + TAG_BYTES
+        return len(self._header_plain) + 1
+
+    def seal(self, message_type: MessageType, payload: bytes) -> bytes:
+        """The datagram carrying ``payload`` as ``message_type``."""
+        body = bytes((message_type,)) + payload
+        if not self._encrypt:
+            return self._header_plain + body
+        assert self.keyring is not None and self._nonce_source is not None
+        nonce = self._nonce_source(NONCE_BYTES)
+        header = self._header_encrypted
+        return header + nonce + self.keyring.encrypt(nonce, body, header)
+
+    def open(self, data: bytes, bytes_max: int = DATAGRAM_BYTES_MAX) -> tuple[int, bytes]:
+        """``(message type, payload)`` of a datagram; raises EnvelopeError otherwise.
+
+        The type is returned as an int that is a valid :class:`MessageType`. ``bytes_max`` is
+        raised by the caller for stream transfers, which are not bound by a datagram's size.
+        """
+        size = len(data)
+        if size > bytes_max:
+            raise EnvelopeError("oversize", f"{size} bytes")
+        if size < 7 or data[:3] != MAGIC:
+            raise EnvelopeError("malformed", "no envelope magic")
+        if data[3] != PROTOCOL_VERSION:
+            raise EnvelopeError("version", f"protocol version {data[3]}")
+        flags = data[4]
+        if flags & ~FLAG_ENCRYPTED:
+            raise EnvelopeError("malformed", f"unknown flags {flags:#x}")
+        name_len = data[5]
+        end = 6 + name_len
+        if name_len == 0 or size < end + 1:
+            raise EnvelopeError("malformed", "truncated cluster name")
+        encrypted = bool(flags & FLAG_ENCRYPTED)
+        expected = self._header_encrypted if encrypted else self._header_plain
+        if data[:end] != expected:
+            raise EnvelopeError("foreign-cluster", repr(bytes(data[6:end])))
+        if encrypted:
+            if self.keyring is None:
+                raise EnvelopeError("unauthenticated", "encrypted packet and no keyring")
+            if size < end + NONCE_BYTES + TAG_BYTES + 1:
+                raise EnvelopeError("malformed", "truncated encrypted body")
+            nonce = data[end : end + NONCE_BYTES]
+            body = self.keyring.decrypt(nonce, data[end + NONCE_BYTES :], data[:end])
+        else:
+            if self._require_auth:
+                raise EnvelopeError("unauthenticated", "plaintext packet, encryption required")
+            body = data[end:]
+        kind = body[0]
+        if not 1 <= kind <= len(MessageType):
+            raise EnvelopeError("unknown-type", str(kind))
+        return kind, body[1:]
+
+
+def is_envelope(data: bytes) -> bool:
+    """True when ``data`` starts like a hearsay envelope (not a raw vignette message)."""
+    return data[:3] == MAGIC

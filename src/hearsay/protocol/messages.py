@@ -1,0 +1,207 @@
+"""Payloads of hearsay's own gossip messages: building them to a byte budget, checking them.
+
+Why this module exists: the node must pack as many items as fit one datagram without
+re-encoding anything, and must never trust a peer's payload. Items are encoded once with
+msgpack and concatenated under a hand-written array header, so the byte count of a message is
+known exactly while it is being filled. Decoding unpacks with every msgpack limit set to the
+payload's own length, then checks every field's type and range before building anything;
+anything wrong raises :class:`PayloadError` (a :class:`~hearsay.base.errors.DecodeError`).
+
+Payloads (msgpack arrays; ``key`` is bin; ``entry`` is
+:func:`hearsay.lattice.codec.entry_to_wire`)::
+
+    PUSH        [relay: bool, ack_seq: uint (0 = none), [[key, entry, full: bool], ...]]
+    EXCHANGE    [[key, entry | nil], ...]
+    ACK         [seq, ...]
+    DIGEST      [[key, content_hash: uint64], ...]
+    AE_GROUPS   [round: uint, bucket_count: uint, group_hashes: bin (uint64 LE each)]
+    AE_BUCKETS  [round: uint, [[group: uint, bucket_hashes: bin], ...]]
+    AE_KEYS     [round: uint, [bucket: uint, ...], [[key, content_hash], ...]]
+    BACKOFF     [pause_ms: uint]
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+import msgpack
+
+from hearsay.base.errors import DecodeError
+from hearsay.lattice.codec import entry_from_wire, entry_to_wire
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import KEY_BYTES_MAX
+
+UINT64_MAX: Final = (1 << 64) - 1
+ITEMS_MAX: Final = 1 << 16
+"""Most items one message may carry (a stream message included)."""
+
+
+class PayloadError(DecodeError):
+    """A gossip payload is malformed."""
+
+
+def array_header(count: int) -> bytes:
+    """msgpack's header of an array of ``count`` items."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
+
+
+def packb(obj: object) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def push_item(key: bytes, entry: Entry, full: bool) -> bytes:
+    return packb([key, entry_to_wire(entry), full])
+
+
+def push_prefix(relay: bool, ack_seq: int) -> bytes:
+    """Everything of a PUSH payload before the item array's header."""
+    return b"\x93" + packb(relay) + packb(ack_seq)
+
+
+def exchange_item(key: bytes, entry: Entry | None) -> bytes:
+    return packb([key, None if entry is None else entry_to_wire(entry)])
+
+
+def hash_item(key: bytes, content_hash: int) -> bytes:
+    return packb([key, content_hash])
+
+
+def join_items(prefix: bytes, items: list[bytes], suffix: bytes = b"") -> bytes:
+    return prefix + array_header(len(items)) + b"".join(items) + suffix
+
+
+def unpack(payload: bytes) -> Any:
+    """msgpack-decode a payload with every size limit bounded by the payload itself."""
+    size = len(payload)
+    try:
+        return msgpack.unpackb(
+            payload,
+            raw=False,
+            use_list=True,
+            strict_map_key=False,
+            max_bin_len=size,
+            max_str_len=size,
+            max_array_len=max(16, size),
+            max_map_len=max(16, size),
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        raise PayloadError(f"malformed payload: {error}") from error
+
+
+def _list(value: object, what: str, max_len: int = ITEMS_MAX) -> list[Any]:
+    if type(value) is not list or len(value) > max_len:
+        raise PayloadError(f"{what} must be an array of at most {max_len} items")
+    return value
+
+
+def _uint(value: object, what: str, high: int = UINT64_MAX) -> int:
+    if type(value) is not int or not 0 <= value <= high:
+        raise PayloadError(f"{what} must be an integer in 0..{high}")
+    return value
+
+
+def _key(value: object) -> bytes:
+    if type(value) is not bytes or len(value) > KEY_BYTES_MAX:
+        raise PayloadError(f"a key must be bin of at most {KEY_BYTES_MAX} bytes")
+    return value
+
+
+def _bool(value: object, what: str) -> bool:
+    if type(value) is not bool:
+        raise PayloadError(f"{what} must be a bool")
+    return value
+
+
+def decode_push(payload: bytes) -> tuple[bool, int, list[tuple[bytes, Entry, bool]]]:
+    wire = _list(unpack(payload), "PUSH", 3)
+    if len(wire) != 3:
+        raise PayloadError("PUSH must be [relay, ack_seq, items]")
+    relay = _bool(wire[0], "relay")
+    ack_seq = _uint(wire[1], "ack_seq")
+    items: list[tuple[bytes, Entry, bool]] = []
+    for item in _list(wire[2], "PUSH items"):
+        fields = _list(item, "PUSH item", 3)
+        if len(fields) != 3:
+            raise PayloadError("PUSH item must be [key, entry, full]")
+        items.append((_key(fields[0]), entry_from_wire(fields[1]), _bool(fields[2], "full")))
+    return relay, ack_seq, items
+
+
+def decode_exchange(payload: bytes) -> list[tuple[bytes, Entry | None]]:
+    items: list[tuple[bytes, Entry | None]] = []
+    for item in _list(unpack(payload), "EXCHANGE"):
+        fields = _list(item, "EXCHANGE item", 2)
+        if len(fields) != 2:
+            raise PayloadError("EXCHANGE item must be [key, entry | nil]")
+        items.append((_key(fields[0]), None if fields[1] is None else entry_from_wire(fields[1])))
+    return items
+
+
+def decode_ack(payload: bytes) -> list[int]:
+    return [_uint(seq, "ack seq") for seq in _list(unpack(payload), "ACK", 1024)]
+
+
+def decode_hash_items(wire: object, what: str) -> list[tuple[bytes, int]]:
+    items: list[tuple[bytes, int]] = []
+    for item in _list(wire, what):
+        fields = _list(item, f"{what} item", 2)
+        if len(fields) != 2:
+            raise PayloadError(f"{what} item must be [key, hash]")
+        items.append((_key(fields[0]), _uint(fields[1], "content hash")))
+    return items
+
+
+def decode_digest(payload: bytes) -> list[tuple[bytes, int]]:
+    return decode_hash_items(unpack(payload), "DIGEST")
+
+
+def decode_ae_groups(payload: bytes, groups_max: int) -> tuple[int, int, bytes]:
+    wire = _list(unpack(payload), "AE_GROUPS", 3)
+    if len(wire) != 3:
+        raise PayloadError("AE_GROUPS must be [round, bucket_count, hashes]")
+    round_id = _uint(wire[0], "round")
+    buckets = _uint(wire[1], "bucket count", 1 << 24)
+    hashes = wire[2]
+    if type(hashes) is not bytes or len(hashes) % 8 or len(hashes) // 8 > groups_max:
+        raise PayloadError("group hashes must be whole uint64s, not too many")
+    return round_id, buckets, hashes
+
+
+def decode_ae_buckets(
+    payload: bytes, groups: int, per_group: int
+) -> tuple[int, list[tuple[int, bytes]]]:
+    wire = _list(unpack(payload), "AE_BUCKETS", 2)
+    if len(wire) != 2:
+        raise PayloadError("AE_BUCKETS must be [round, groups]")
+    out: list[tuple[int, bytes]] = []
+    for item in _list(wire[1], "AE_BUCKETS groups", groups):
+        fields = _list(item, "AE_BUCKETS group", 2)
+        if len(fields) != 2:
+            raise PayloadError("AE_BUCKETS group must be [group, hashes]")
+        group = _uint(fields[0], "group", groups - 1)
+        hashes = fields[1]
+        if type(hashes) is not bytes or len(hashes) != 8 * per_group:
+            raise PayloadError("a group's bucket hashes have the wrong size")
+        out.append((group, hashes))
+    return _uint(wire[0], "round"), out
+
+
+def decode_ae_keys(payload: bytes, buckets: int) -> tuple[int, list[int], list[tuple[bytes, int]]]:
+    wire = _list(unpack(payload), "AE_KEYS", 3)
+    if len(wire) != 3:
+        raise PayloadError("AE_KEYS must be [round, buckets, items]")
+    listed = [_uint(b, "bucket", buckets - 1) for b in _list(wire[1], "AE_KEYS buckets", buckets)]
+    return _uint(wire[0], "round"), listed, decode_hash_items(wire[2], "AE_KEYS")
+
+
+def decode_backoff(payload: bytes) -> int:
+    wire = _list(unpack(payload), "BACKOFF", 1)
+    if len(wire) != 1:
+        raise PayloadError("BACKOFF must be [pause_ms]")
+    return _uint(wire[0], "pause_ms", 60_000)

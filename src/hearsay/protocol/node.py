@@ -1,0 +1,1106 @@
+"""The gossip node: a sans-IO core that replicates a keyspace by rumours and anti-entropy.
+
+Why this module exists: this is where the seeds' behaviour (vignette's push-on-change and pull
+of unknown keys, scuttlebutt's reconciliation and flow control) is done right, once, for every
+driver. Like aioquic's ``QuicConnection`` and h11's ``Connection`` the node performs no I/O:
+
+- the driver passes what arrived: :meth:`GossipNode.receive_datagram` (and
+  :meth:`receive_stream` for messages that came over a stream), and the time:
+  :meth:`handle_timer` once ``now_ms`` reaches :meth:`get_timer`;
+- the database passes local writes: :meth:`local_delta` (and :meth:`join`, :meth:`leave`);
+- the driver drains what to do: :meth:`datagrams_to_send` and :meth:`next_event`
+  (:mod:`hearsay.protocol.events`, including :class:`StreamRequest` for large messages).
+
+Time is ``now_ms`` (the runtime passes unix milliseconds), randomness an injected
+``random.Random``; peers are kept in a list whose order depends only on the call sequence, so a
+seed reproduces a run exactly.
+
+How keys replicate (see docs/design.md and :mod:`hearsay.protocol.messages` for the wire):
+
+1. **Rumours.** A local write is pushed at once to ``fanout`` peers chosen uniformly at random
+   (never self). A receiver merges each item; what *grew* is forwarded to ``fanout`` peers
+   (never self or the sender), so a rumour dies out by itself once everyone has it. If the
+   receiver holds more at indices the sender mentioned, it replies with them; if the key was
+   unknown and the message did not carry the sender's full state, it pulls the key (an
+   EXCHANGE with its own state) from ``pull_fanout`` peers: the sender and random others.
+   Items larger than a datagram are split (:func:`hearsay.lattice.codec.split_entry`); each
+   chunk merges on its own.
+2. **The rumour's tail.** Pure push misses about ``e**-fanout`` of the nodes. So every key that
+   changed here stays *recent* for ``recent_rounds`` gossip rounds; each round the node sends
+   one DIGEST ``(key, content hash)`` of its recent keys to a random peer, which answers with an
+   EXCHANGE for the keys whose hash differs (its own state, or nothing), and gets back exactly
+   what it lacks. Cost: one datagram per node per round while something is recent, shared by
+   every key changed in that window; nothing when idle.
+3. **Anti-entropy**, every ``anti_entropy_interval_ms`` with one random peer, repairs whatever
+   the rumours missed, whatever the loss pattern: group hashes of the keyspace's buckets
+   (AE_GROUPS, ~0.5 KB) -> the bucket hashes of differing groups (AE_BUCKETS) -> the per-key
+   hashes of differing buckets (AE_KEYS) -> EXCHANGE / PUSH of the differing keys only. Its
+   cost follows the difference, not the keyspace. Any message that does not fit a datagram is
+   handed to the driver as a :class:`StreamRequest` (TCP in the runtime).
+4. **Acks for WAIT.** Rumours of a local write ask the first ``fanout`` receivers to ACK;
+   :meth:`request_acks` asks more peers (sending them the key's current state) until enough
+   hold it; :meth:`acks` says how many do.
+5. **Flow control.** Rumours and digests spend tokens of a :class:`TokenBucket`; when it is
+   empty, deltas wait per key (merging into each other) and leave as tokens come back; a peer's
+   BACKOFF halves the rate (AIMD).
+6. **Membership**: an optional :class:`~hearsay.protocol.membership.Membership` supplies the live
+   peers and failure detection; its messages travel in the same envelope and its events come
+   out of :meth:`next_event`. Without one, peers are managed with :meth:`add_peer` /
+   :meth:`remove_peer`.
+7. **vignette** peers speak raw msgpack (:mod:`hearsay.protocol.vignette`); they are answered
+   in kind and kept as neighbours while their presence is fresh.
+
+The node stores nothing on disk and knows nothing of sketches.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from hearsay.base.errors import DecodeError, HearsayError
+from hearsay.lattice.codec import split_entry
+from hearsay.lattice.digest import entry_hash
+from hearsay.lattice.entry import NO_EXPIRY, SHARED_ORIGIN, Entry, MergeResult
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.vector import MaxVector
+from hearsay.protocol import messages as msg
+from hearsay.protocol import vignette
+from hearsay.protocol.diff import exceeding
+from hearsay.protocol.envelope import (
+    DATAGRAM_BYTES_MAX,
+    EnvelopeCodec,
+    EnvelopeError,
+    Keyring,
+    MessageType,
+    is_envelope,
+)
+from hearsay.protocol.events import (
+    DatagramDropped,
+    KeyChanged,
+    NodeEvent,
+    StreamRequest,
+    WriteAcked,
+)
+from hearsay.protocol.membership import (
+    Address,
+    MemberAlive,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberReaped,
+    Membership,
+    MembershipEvent,
+)
+from hearsay.protocol.pacing import TokenBucket
+from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
+
+if TYPE_CHECKING:
+    import random
+
+__all__ = ["GossipNode", "NodeConfig", "NodeStats"]
+
+_LIVENESS_EVENTS: Final = (MemberJoined, MemberAlive, MemberFailed, MemberLeft, MemberReaped)
+_AE_ROUNDS_KEPT: Final = 32
+_NEVER: Final = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Data-gossip settings of one node (membership timing lives in the preset)."""
+
+    fanout: int = 3
+    gossip_interval_ms: int = 200
+    anti_entropy_interval_ms: int = 10_000
+    udp_payload_bytes_max: int = 1400
+    recent_rounds: int = 5
+    """Gossip rounds a changed key is offered in DIGESTs (the rumour's tail)."""
+    digest_fanout: int = 1
+    pull_fanout: int = 2
+    ae_groups: int = 64
+    stream_bytes_max: int = 64 * 1024 * 1024
+    pacing_rate_per_s: float = 5_000.0
+    """Rumour and digest datagrams per second, sustained."""
+    pacing_burst: int = 1_000
+    overload_datagrams_per_s: int = 50_000
+    """Above this many received datagrams in one second the node asks senders to back off."""
+    backoff_pause_ms: int = 1_000
+    write_track_max: int = 4_096
+    ack_retry_ms: int = 1_000
+    vignette_ttl: int = vignette.TTL_DEFAULT
+    presence_interval_ms: int = 5_000
+    presence_timeout_ms: int = 30_000
+    presence_sample: int = 3
+    search_results_max: int = 1_024
+    membership_tick_ms: int = 250
+
+    def __post_init__(self) -> None:
+        if self.fanout < 1 or self.gossip_interval_ms < 1 or self.anti_entropy_interval_ms < 1:
+            raise ValueError("fanout and intervals must be positive")
+        if self.udp_payload_bytes_max < 256:
+            raise ValueError("udp_payload_bytes_max must be at least 256")
+        if self.ae_groups < 1 or self.ae_groups & (self.ae_groups - 1):
+            raise ValueError("ae_groups must be a power of two")
+
+    @classmethod
+    def from_preset(cls, preset: GossipPreset = DEFAULT_PRESET, **changes: Any) -> NodeConfig:
+        base = cls(
+            fanout=preset.data_fanout,
+            gossip_interval_ms=preset.gossip_interval_ms,
+            anti_entropy_interval_ms=preset.anti_entropy_interval_ms,
+            udp_payload_bytes_max=preset.udp_payload_bytes_max,
+            membership_tick_ms=max(1, preset.heartbeat_interval_ms // 2),
+        )
+        return replace(base, **changes)
+
+
+@dataclass(slots=True)
+class NodeStats:
+    """Counters for metrics (everything the node did, by kind)."""
+
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    streams_out: int = 0
+    stream_bytes_out: int = 0
+    streams_failed: int = 0
+    sent_by_type: dict[str, int] = field(default_factory=dict)
+    sent_bytes_by_type: dict[str, int] = field(default_factory=dict)
+    received_by_type: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    keys_changed: int = 0
+    conflicts: int = 0
+    pulls: int = 0
+    ae_rounds: int = 0
+    ae_in_sync: int = 0
+    paced: int = 0
+    backoffs_received: int = 0
+    vignette_in: int = 0
+    vignette_out: int = 0
+
+
+@dataclass(slots=True)
+class _Write:
+    key: bytes
+    acked: set[Address] = field(default_factory=set)
+    waiting: dict[Address, int] = field(default_factory=dict)
+    wanted: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    entry: Entry
+    full: bool
+    exclude: Address | None
+
+
+_TYPE_NAMES: Final = {int(t): t.name for t in MessageType}
+
+
+class GossipNode:
+    """One node's gossip core. See the module docstring for the protocol."""
+
+    def __init__(
+        self,
+        address: Address,
+        *,
+        rng: random.Random,
+        keyspace: Keyspace | None = None,
+        config: NodeConfig | None = None,
+        cluster: str = "hearsay",
+        keyring: Keyring | None = None,
+        nonce_source: Callable[[int], bytes] | None = None,
+        membership: Membership | None = None,
+        peers: Iterable[Address] = (),
+        vignette_enabled: bool = True,
+        now_ms: int = 0,
+    ) -> None:
+        if rng is None:
+            raise ValueError("an explicit random.Random is required")
+        self.address: Address = (address[0], int(address[1]))
+        self.config = config if config is not None else NodeConfig()
+        self.keyspace = keyspace if keyspace is not None else Keyspace()
+        self.membership = membership
+        self.stats = NodeStats()
+        self._rng = rng
+        if nonce_source is None and keyring is not None:
+            nonce_source = rng.randbytes
+        self._codec = EnvelopeCodec(cluster, keyring, nonce_source=nonce_source)
+        self._vignette_enabled = vignette_enabled
+        self._now = now_ms
+        self._out: list[tuple[bytes, Address]] = []
+        self._events: deque[NodeEvent] = deque()
+        self._peers: list[Address] = []
+        self._peer_pos: dict[Address, int] = {}
+        self._static = membership is None
+        for peer in peers:
+            self.add_peer(peer)
+        self._recent: dict[bytes, int] = {}
+        self._pending: dict[bytes, _Pending] = {}
+        cfg = self.config
+        self._bucket = TokenBucket(cfg.pacing_rate_per_s, float(cfg.pacing_burst))
+        self._writes: OrderedDict[int, _Write] = OrderedDict()
+        self._ack_ids: OrderedDict[int, tuple[int, Address]] = OrderedDict()
+        self._write_seq = 0
+        self._ack_seq = 0
+        self._stream_seq = 0
+        self._ae_round = 0
+        self._ae_peers: OrderedDict[int, Address] = OrderedDict()
+        self._vignette_peers: dict[Address, int] = {}
+        self._presence = False
+        self._window_start_ms = now_ms
+        self._window_count = 0
+        self._backoff_sent: set[Address] = set()
+        self._left = False
+        # timers (absolute ms; _NEVER when idle)
+        self._next_round_ms = _NEVER
+        self._next_ae_ms = now_ms + self._rng.randrange(1, cfg.anti_entropy_interval_ms + 1)
+        self._next_tick_ms = now_ms if membership is not None else _NEVER
+        self._next_sync_ms = now_ms if membership is not None else _NEVER
+        self._next_presence_ms = _NEVER
+        self._next_ack_ms = _NEVER
+        self._payload_budget = cfg.udp_payload_bytes_max - self._codec.overhead_bytes()
+
+    # == peers ==================================================================================
+
+    @property
+    def peers(self) -> list[Address]:
+        """The peers gossip is sent to (live members, or the static list)."""
+        return list(self._peers)
+
+    def add_peer(self, peer: Address) -> None:
+        """Add a peer to the static list (ignored for self and duplicates)."""
+        peer = (peer[0], int(peer[1]))
+        if peer == self.address or peer in self._peer_pos:
+            return
+        self._peer_pos[peer] = len(self._peers)
+        self._peers.append(peer)
+
+    def remove_peer(self, peer: Address) -> None:
+        pos = self._peer_pos.pop(peer, None)
+        if pos is None:
+            return
+        last = self._peers.pop()
+        if pos < len(self._peers):
+            self._peers[pos] = last
+            self._peer_pos[last] = pos
+
+    def _refresh_peers(self) -> None:
+        assert self.membership is not None
+        live = [m.address for m in self.membership.live_peers() if m.address != self.address]
+        self._peers = live
+        self._peer_pos = {a: i for i, a in enumerate(live)}
+
+    def _pick(self, count: int, exclude: Address | None = None) -> list[Address]:
+        """Up to ``count`` distinct peers chosen uniformly at random, never ``exclude``."""
+        peers = self._peers
+        extra = 1 if exclude is not None and exclude in self._peer_pos else 0
+        take = min(len(peers), count + extra)
+        if take <= 0:
+            return []
+        chosen = self._rng.sample(peers, take)
+        if extra:
+            chosen = [p for p in chosen if p != exclude]
+        return chosen[:count]
+
+    # == the driver's interface ==================================================================
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        """Everything queued for sending, oldest first (the queue is emptied)."""
+        out = self._out
+        self._out = []
+        return out
+
+    def next_event(self) -> NodeEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> int | None:
+        """When :meth:`handle_timer` should next be called (None: nothing scheduled)."""
+        when = min(
+            self._next_round_ms,
+            self._next_ae_ms,
+            self._next_tick_ms,
+            self._next_sync_ms,
+            self._next_presence_ms,
+            self._next_ack_ms,
+        )
+        return None if when >= _NEVER else when
+
+    def handle_timer(self, now_ms: int) -> None:
+        """Do whatever is due at ``now_ms``."""
+        self._advance(now_ms)
+        now = self._now
+        if self.membership is not None and now >= self._next_tick_ms:
+            self.membership.tick(now)
+            self._next_tick_ms = now + self.config.membership_tick_ms
+            self._drain_membership()
+        if self.membership is not None and now >= self._next_sync_ms:
+            self._membership_sync()
+            self._next_sync_ms = now + self.membership.preset.membership_sync_interval_ms
+        if now >= self._next_round_ms:
+            self._gossip_round()
+        if now >= self._next_ae_ms:
+            self._next_ae_ms = now + self.config.anti_entropy_interval_ms
+            if not self._left:
+                self._start_anti_entropy()
+        if now >= self._next_presence_ms:
+            self._presence_round()
+        if now >= self._next_ack_ms:
+            self._retry_acks()
+
+    def receive_datagram(self, data: bytes, source: Address, now_ms: int) -> None:
+        """Handle one datagram from ``source``. Bad input is dropped and counted, never raised."""
+        self._advance(now_ms)
+        self.stats.datagrams_in += 1
+        self.stats.bytes_in += len(data)
+        self._note_load(source)
+        if len(data) > DATAGRAM_BYTES_MAX:
+            self._drop(source, "oversize")
+            return
+        self._receive(data, source, DATAGRAM_BYTES_MAX)
+
+    def receive_stream(self, data: bytes, source: Address, now_ms: int) -> None:
+        """Handle one message that arrived over a stream (see :class:`StreamRequest`)."""
+        self._advance(now_ms)
+        self.stats.bytes_in += len(data)
+        if len(data) > self.config.stream_bytes_max:
+            self._drop(source, "oversize")
+            return
+        self._receive(data, source, self.config.stream_bytes_max)
+
+    def stream_failed(self, stream_id: int) -> None:
+        """The driver could not deliver a stream; anti-entropy will try again later."""
+        self.stats.streams_failed += 1
+
+    # == the database's interface ================================================================
+
+    def join(
+        self,
+        seeds: Sequence[Address],
+        now_ms: int,
+        *,
+        vignette_seeds: Sequence[Address] = (),
+    ) -> None:
+        """Contact ``seeds`` (hearsay nodes) and ``vignette_seeds`` (raw vignette peers).
+
+        With membership, seeds are handed to it and a sync starts at once. vignette seeds get
+        our presence (full) and an ``n:%`` search, to learn the neighbours they know.
+        """
+        self._advance(now_ms)
+        self._left = False
+        for seed in seeds:
+            if self.membership is not None:
+                self.membership.add_seed(seed)
+            else:
+                self.add_peer(seed)
+        if self.membership is not None:
+            self._next_sync_ms = self._now
+        if vignette_seeds and self._vignette_enabled:
+            self._presence = True
+            own = self._own_presence()
+            for seed in vignette_seeds:
+                if seed == self.address:
+                    continue
+                self._vignette_peers.setdefault(seed, self._now)
+                self._send_raw(own, seed)
+                self._send_raw(vignette.encode_read(vignette.PRESENCE_SEARCH), seed)
+            self._next_presence_ms = self._now + self.config.presence_interval_ms
+
+    def leave(self, now_ms: int) -> None:
+        """Announce a graceful leave (membership) and stop starting anti-entropy rounds."""
+        self._advance(now_ms)
+        self._left = True
+        if self.membership is not None:
+            self.membership.leave(self._now)
+            self._membership_sync()
+
+    def local_delta(self, key: bytes, delta: Entry, now_ms: int) -> int:
+        """A client wrote ``delta`` to ``key`` (already merged into the keyspace): spread it.
+
+        Returns the write's sequence number for :meth:`acks` / :meth:`request_acks`.
+        """
+        self._advance(now_ms)
+        self._write_seq += 1
+        seq = self._write_seq
+        self._writes[seq] = _Write(key)
+        while len(self._writes) > self.config.write_track_max:
+            self._writes.popitem(last=False)
+        held = self.keyspace.entry(key)
+        full = held is not None and _is_whole(delta, held)
+        self._mark_recent(key)
+        self._rumour(key, delta, full, None, ack_write=seq)
+        return seq
+
+    def acks(self, seq: int) -> int:
+        """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
+        write = self._writes.get(seq)
+        return 0 if write is None else len(write.acked)
+
+    def request_acks(self, seq: int, count: int, now_ms: int) -> int:
+        """Make sure ``count`` peers hold write ``seq``: ask more peers, retry until they ack.
+
+        Sends the key's current state (which contains the write: the lattice only grows) to
+        peers that have not acknowledged yet. Returns the acks held now.
+        """
+        self._advance(now_ms)
+        write = self._writes.get(seq)
+        if write is None:
+            return 0
+        write.wanted = max(write.wanted, count)
+        self._ask_acks(seq, write)
+        return len(write.acked)
+
+    def forget_write(self, seq: int) -> None:
+        """Stop tracking ``seq`` (WAIT returned or timed out)."""
+        self._writes.pop(seq, None)
+
+    def note_overload(self, now_ms: int) -> None:
+        """The driver saw its receive buffer overflow: ask recent senders to back off."""
+        self._advance(now_ms)
+        self._window_count = self.config.overload_datagrams_per_s + 1
+
+    # == internals: time, sending, events ========================================================
+
+    def _advance(self, now_ms: int) -> None:
+        self._now = max(self._now, now_ms)
+
+    def _emit(self, event: NodeEvent) -> None:
+        self._events.append(event)
+
+    def _drop(self, source: Address, reason: str) -> None:
+        dropped = self.stats.dropped
+        dropped[reason] = dropped.get(reason, 0) + 1
+        self._emit(DatagramDropped(source, reason))
+
+    def _count_sent(self, kind: MessageType, copies: int, size: int) -> None:
+        by = self.stats.sent_by_type
+        by[kind.name] = by.get(kind.name, 0) + copies
+        by_bytes = self.stats.sent_bytes_by_type
+        by_bytes[kind.name] = by_bytes.get(kind.name, 0) + copies * size
+
+    def _send(self, kind: MessageType, payload: bytes, peers: Sequence[Address]) -> None:
+        """Seal ``payload`` and queue it for ``peers`` (a stream request if it is too big)."""
+        if not peers:
+            return
+        codec = self._codec
+        limit = self.config.udp_payload_bytes_max
+        sealed = codec.seal(kind, payload)
+        self._count_sent(kind, len(peers), len(sealed))
+        for i, peer in enumerate(peers):
+            if i and codec.encrypting:
+                sealed = codec.seal(kind, payload)
+            if len(sealed) <= limit:
+                self._out.append((sealed, peer))
+                self.stats.datagrams_out += 1
+                self.stats.bytes_out += len(sealed)
+            else:
+                self._stream_seq += 1
+                self.stats.streams_out += 1
+                self.stats.stream_bytes_out += len(sealed)
+                self._emit(StreamRequest(self._stream_seq, peer, sealed))
+
+    def _send_raw(self, data: bytes, peer: Address) -> None:
+        self._out.append((data, peer))
+        self.stats.datagrams_out += 1
+        self.stats.bytes_out += len(data)
+        self.stats.vignette_out += 1
+
+    def _pack(self, prefix: bytes, items: list[bytes], suffix: bytes = b"") -> list[bytes]:
+        """Payloads of ``prefix + array(items) + suffix``, each within a datagram's budget.
+
+        An item too large for a datagram travels alone (and so goes over a stream).
+        """
+        room = self._payload_budget - len(prefix) - len(suffix) - 3
+        payloads: list[bytes] = []
+        batch: list[bytes] = []
+        used = 0
+        for item in items:
+            if batch and used + len(item) > room:
+                payloads.append(msg.join_items(prefix, batch, suffix))
+                batch, used = [], 0
+            batch.append(item)
+            used += len(item)
+        if batch:
+            payloads.append(msg.join_items(prefix, batch, suffix))
+        return payloads
+
+    def _push_items(self, key: bytes, entry: Entry, full: bool) -> list[bytes]:
+        """PUSH items carrying ``entry``, split so that each fits one datagram."""
+        item = msg.push_item(key, entry, full)
+        room = self._payload_budget - 16
+        if len(item) <= room:
+            return [item]
+        chunk_budget = room - len(key) - 16
+        return [msg.push_item(key, chunk, full) for chunk in split_entry(entry, chunk_budget)]
+
+    def _send_push(
+        self,
+        items: list[bytes],
+        peers: Sequence[Address],
+        *,
+        relay: bool,
+        ack_write: int = 0,
+    ) -> None:
+        if not peers or not items:
+            return
+        if not ack_write:
+            for payload in self._pack(msg.push_prefix(relay, 0), items):
+                self._send(MessageType.PUSH, payload, peers)
+            return
+        write = self._writes.get(ack_write)
+        for peer in peers:
+            for batch in self._pack(b"", items):
+                self._ack_seq += 1
+                ack_id = self._ack_seq
+                self._ack_ids[ack_id] = (ack_write, peer)
+                if write is not None:
+                    write.waiting[peer] = write.waiting.get(peer, 0) + 1
+                payload = msg.push_prefix(relay, ack_id) + batch
+                self._send(MessageType.PUSH, payload, [peer])
+        while len(self._ack_ids) > 4 * self.config.write_track_max:
+            self._ack_ids.popitem(last=False)
+
+    # == rumours ==================================================================================
+
+    def _mark_recent(self, key: bytes) -> None:
+        if self.config.recent_rounds <= 0:
+            return
+        self._recent[key] = self.config.recent_rounds
+        if self._next_round_ms >= _NEVER:
+            self._next_round_ms = self._now + self.config.gossip_interval_ms
+
+    def _rumour(
+        self,
+        key: bytes,
+        delta: Entry,
+        full: bool,
+        exclude: Address | None,
+        ack_write: int = 0,
+    ) -> None:
+        """Push ``delta`` to ``fanout`` random peers now, or queue it if pacing says wait."""
+        items = self._push_items(key, delta, full)
+        peers = self._pick(self.config.fanout, exclude)
+        if not peers:
+            return
+        if key not in self._pending and self._bucket.take(self._now, len(items) * len(peers)):
+            self._send_push(items, peers, relay=True, ack_write=ack_write)
+            return
+        self.stats.paced += 1
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = _Pending(delta.copy(), full, exclude)
+        else:
+            pending.entry.merge(delta)
+            pending.full = pending.full and full
+        if self._next_round_ms >= _NEVER:
+            self._next_round_ms = self._now + self.config.gossip_interval_ms
+
+    def _flush_pending(self) -> None:
+        cfg = self.config
+        for key in list(self._pending):
+            pending = self._pending[key]
+            items = self._push_items(key, pending.entry, pending.full)
+            peers = self._pick(cfg.fanout, pending.exclude)
+            if peers and not self._bucket.take(self._now, len(items) * len(peers)):
+                return
+            del self._pending[key]
+            self._send_push(items, peers, relay=True)
+
+    def _gossip_round(self) -> None:
+        """Flush paced rumours and offer the recent keys' digest to a random peer."""
+        cfg = self.config
+        self._flush_pending()
+        if self._recent and self._peers:
+            items: list[bytes] = []
+            used = 0
+            room = self._payload_budget - 8
+            offered: list[bytes] = []
+            for key in self._recent:
+                entry = self.keyspace.entry(key)
+                if entry is None:
+                    offered.append(key)
+                    continue
+                item = msg.hash_item(key, entry_hash(key, entry))
+                if used + len(item) > room:
+                    break
+                items.append(item)
+                used += len(item)
+                offered.append(key)
+            peers = self._pick(cfg.digest_fanout)
+            if items and peers and self._bucket.take(self._now, len(peers)):
+                self._send(MessageType.DIGEST, msg.join_items(b"", items), peers)
+                for key in offered:
+                    left = self._recent.pop(key) - 1
+                    if left > 0:
+                        self._recent[key] = left
+        busy = bool(self._recent or self._pending)
+        self._next_round_ms = self._now + cfg.gossip_interval_ms if busy else _NEVER
+
+    # == receiving ================================================================================
+
+    def _receive(self, data: bytes, source: Address, bytes_max: int) -> None:
+        if source == self.address:
+            self._drop(source, "from-self")
+            return
+        if not is_envelope(data):
+            first = data[0] if data else -1
+            if self._vignette_enabled and (0x80 <= first <= 0x8F or first in (0xDE, 0xDF)):
+                self._on_vignette(data, source)
+            else:
+                self._drop(source, "malformed")
+            return
+        try:
+            kind, payload = self._codec.open(data, bytes_max)
+        except EnvelopeError as error:
+            self._drop(source, error.reason)
+            return
+        by = self.stats.received_by_type
+        name = _TYPE_NAMES[kind]
+        by[name] = by.get(name, 0) + 1
+        try:
+            self._dispatch(kind, payload, source)
+        except DecodeError:
+            self._drop(source, "malformed")
+        except (HearsayError, ValueError, OverflowError):
+            self._drop(source, "invalid")
+
+    def _dispatch(self, kind: int, payload: bytes, source: Address) -> None:
+        if kind == MessageType.PUSH:
+            relay, ack_id, items = msg.decode_push(payload)
+            self._on_push(items, source, relay)
+            if ack_id:
+                self._send(MessageType.ACK, msg.packb([ack_id]), [source])
+        elif kind == MessageType.EXCHANGE:
+            self._on_exchange(msg.decode_exchange(payload), source)
+        elif kind == MessageType.ACK:
+            self._on_ack(msg.decode_ack(payload), source)
+        elif kind == MessageType.DIGEST:
+            self._on_digest(msg.decode_digest(payload), source)
+        elif kind == MessageType.AE_GROUPS:
+            self._on_ae_groups(payload, source)
+        elif kind == MessageType.AE_BUCKETS:
+            self._on_ae_buckets(payload, source)
+        elif kind == MessageType.AE_KEYS:
+            self._on_ae_keys(payload, source)
+        elif kind == MessageType.BACKOFF:
+            msg.decode_backoff(payload)
+            self.stats.backoffs_received += 1
+            self._bucket.backoff(self._now)
+        elif kind == MessageType.MEMBERSHIP:
+            self._on_membership(payload, source)
+
+    def _merge(self, key: bytes, delta: Entry, source: Address) -> MergeResult:
+        result = self.keyspace.merge(key, delta)
+        if result.delta is not None:
+            self.stats.keys_changed += 1
+            if result.conflict:
+                self.stats.conflicts += 1
+            self._emit(KeyChanged(key, result.delta, source, result.conflict))
+        return result
+
+    def _on_push(
+        self, items: list[tuple[bytes, Entry, bool]], source: Address, relay: bool
+    ) -> None:
+        replies: list[bytes] = []
+        for key, delta, full in items:
+            before = self.keyspace.entry(key)
+            known = before is not None and not (before.is_tombstone() and before.epoch == 0)
+            result = self._merge(key, delta, source)
+            grown = result.delta
+            if grown is not None:
+                self._mark_recent(key)
+            if not relay:
+                continue
+            held = self.keyspace.entry(key)
+            if grown is not None:
+                whole = (not known and full) or (held is not None and _is_whole(grown, held))
+                self._rumour(key, grown, whole, source)
+                if self._vignette_peers and held is not None:
+                    self._forward_to_vignette(key, grown, whole, vignette.TTL_DEFAULT, source)
+            if known:
+                more = exceeding(held, delta, mentioned_only=True)
+                if more is not None:
+                    replies.extend(self._push_items(key, more, False))
+            elif not full:
+                self._pull(key, source)
+        if replies:
+            self._send_push(replies, [source], relay=False)
+
+    def _pull(self, key: bytes, source: Address | None) -> None:
+        """Ask the sender and random others for the full state of ``key``."""
+        self.stats.pulls += 1
+        targets = [] if source is None else [source]
+        for peer in self._pick(self.config.pull_fanout, source):
+            if len(targets) >= self.config.pull_fanout:
+                break
+            targets.append(peer)
+        if targets:
+            item = msg.exchange_item(key, self.keyspace.entry(key))
+            self._send(MessageType.EXCHANGE, msg.join_items(b"", [item]), targets)
+
+    def _on_exchange(self, items: list[tuple[bytes, Entry | None]], source: Address) -> None:
+        replies: list[bytes] = []
+        for key, theirs in items:
+            if theirs is not None and self._merge(key, theirs, source).changed:
+                self._mark_recent(key)
+            more = exceeding(self.keyspace.entry(key), theirs)
+            if more is not None:
+                replies.extend(self._push_items(key, more, theirs is None))
+        if replies:
+            self._send_push(replies, [source], relay=False)
+
+    def _on_digest(self, items: list[tuple[bytes, int]], source: Address) -> None:
+        wanted: list[bytes] = []
+        for key, content_hash in items:
+            mine = self.keyspace.entry(key)
+            if mine is None:
+                wanted.append(msg.exchange_item(key, None))
+            elif entry_hash(key, mine) != content_hash:
+                wanted.append(msg.exchange_item(key, mine))
+        for payload in self._pack(b"", wanted):
+            self._send(MessageType.EXCHANGE, payload, [source])
+
+    def _on_ack(self, ack_ids: list[int], source: Address) -> None:
+        for ack_id in ack_ids:
+            found = self._ack_ids.get(ack_id)
+            if found is None or found[1] != source:
+                continue
+            del self._ack_ids[ack_id]
+            seq, peer = found
+            write = self._writes.get(seq)
+            if write is None:
+                continue
+            left = write.waiting.get(peer, 0) - 1
+            if left > 0:
+                write.waiting[peer] = left
+                continue
+            write.waiting.pop(peer, None)
+            if peer not in write.acked:
+                write.acked.add(peer)
+                self._emit(WriteAcked(seq, peer, len(write.acked)))
+
+    def _ask_acks(self, seq: int, write: _Write) -> None:
+        need = write.wanted - len(write.acked)
+        if need <= 0:
+            return
+        entry = self.keyspace.entry(write.key)
+        if entry is None:
+            return
+        targets = [p for p in write.waiting if p in self._peer_pos][:need]
+        if len(targets) < need:
+            skip = write.acked | set(targets)
+            candidates = [p for p in self._peers if p not in skip]
+            fresh = need - len(targets)
+            targets.extend(self._rng.sample(candidates, min(fresh, len(candidates))))
+        for peer in targets:
+            write.waiting.pop(peer, None)
+        items = self._push_items(write.key, entry, True)
+        self._send_push(items, targets, relay=False, ack_write=seq)
+        self._next_ack_ms = min(self._next_ack_ms, self._now + self.config.ack_retry_ms)
+
+    def _retry_acks(self) -> None:
+        self._next_ack_ms = _NEVER
+        for seq, write in list(self._writes.items()):
+            if write.wanted > len(write.acked):
+                self._ask_acks(seq, write)
+
+    # == anti-entropy =============================================================================
+
+    def _group_hashes(self) -> tuple[np.ndarray[Any, np.dtype[np.uint64]], int]:
+        hashes = self.keyspace.bucket_hashes()
+        groups = min(self.config.ae_groups, hashes.size)
+        grouped = np.bitwise_xor.reduce(hashes.reshape(groups, hashes.size // groups), axis=1)
+        return grouped.astype("<u8"), groups
+
+    def _start_anti_entropy(self) -> None:
+        peers = self._pick(1)
+        if not peers:
+            return
+        self._ae_round += 1
+        self.stats.ae_rounds += 1
+        self._ae_peers[self._ae_round] = peers[0]
+        while len(self._ae_peers) > _AE_ROUNDS_KEPT:
+            self._ae_peers.popitem(last=False)
+        grouped, _ = self._group_hashes()
+        payload = msg.packb([self._ae_round, self.keyspace.bucket_count, grouped.tobytes()])
+        self._send(MessageType.AE_GROUPS, payload, peers)
+
+    def _on_ae_groups(self, payload: bytes, source: Address) -> None:
+        grouped, groups = self._group_hashes()
+        round_id, buckets, theirs = msg.decode_ae_groups(payload, groups)
+        if buckets != self.keyspace.bucket_count or len(theirs) != 8 * groups:
+            self._drop(source, "ae-shape")
+            return
+        differ = np.flatnonzero(np.frombuffer(theirs, "<u8") != grouped)
+        if differ.size == 0:
+            self.stats.ae_in_sync += 1
+            return
+        hashes = self.keyspace.bucket_hashes().astype("<u8")
+        per = hashes.size // groups
+        wire = [[int(g), hashes[int(g) * per : (int(g) + 1) * per].tobytes()] for g in differ]
+        self._send(MessageType.AE_BUCKETS, msg.packb([round_id, wire]), [source])
+
+    def _on_ae_buckets(self, payload: bytes, source: Address) -> None:
+        _, groups = self._group_hashes()
+        per = self.keyspace.bucket_count // groups
+        round_id, items = msg.decode_ae_buckets(payload, groups, per)
+        if self._ae_peers.get(round_id) != source:
+            self._drop(source, "ae-unexpected")
+            return
+        hashes = self.keyspace.bucket_hashes().astype("<u8")
+        differing: list[int] = []
+        for group, theirs in items:
+            mine = hashes[group * per : (group + 1) * per]
+            for offset in np.flatnonzero(np.frombuffer(theirs, "<u8") != mine).tolist():
+                differing.append(group * per + offset)
+        if not differing:
+            return
+        listed = [
+            [key, entry_hash(key, entry)]
+            for bucket in differing
+            for key, entry in self.keyspace.bucket_items(bucket)
+        ]
+        self._send(MessageType.AE_KEYS, msg.packb([round_id, differing, listed]), [source])
+
+    def _on_ae_keys(self, payload: bytes, source: Address) -> None:
+        _, listed, items = msg.decode_ae_keys(payload, self.keyspace.bucket_count)
+        theirs = dict(items)
+        pushes: list[bytes] = []
+        exchanges: list[bytes] = []
+        for bucket in sorted(set(listed)):
+            for key, entry in self.keyspace.bucket_items(bucket):
+                their_hash = theirs.pop(key, None)
+                if their_hash is None:
+                    pushes.extend(self._push_items(key, entry, True))
+                elif their_hash != entry_hash(key, entry):
+                    exchanges.append(msg.exchange_item(key, entry))
+        for key in theirs:
+            if self.keyspace.bucket_of(key) in listed:
+                exchanges.append(msg.exchange_item(key, None))
+        self._send_push(pushes, [source], relay=False)
+        for payload_out in self._pack(b"", exchanges):
+            self._send(MessageType.EXCHANGE, payload_out, [source])
+
+    # == membership ===============================================================================
+
+    def _membership_budget(self) -> int:
+        return self._payload_budget - 8
+
+    def _membership_sync(self) -> None:
+        membership = self.membership
+        assert membership is not None
+        targets = membership.sync_targets()
+        if targets:
+            syn = membership.make_syn(self._membership_budget())
+            self._send(MessageType.MEMBERSHIP, msg.packb(syn), targets)
+        self._drain_membership()
+
+    def _on_membership(self, payload: bytes, source: Address) -> None:
+        if self.membership is None:
+            self._drop(source, "no-membership")
+            return
+        reply = self.membership.handle(msg.unpack(payload), self._now, self._membership_budget())
+        if reply is not None:
+            self._send(MessageType.MEMBERSHIP, msg.packb(reply), [source])
+        self._drain_membership()
+
+    def _drain_membership(self) -> None:
+        membership = self.membership
+        assert membership is not None
+        refresh = False
+        while True:
+            event: MembershipEvent | None = membership.next_event()
+            if event is None:
+                break
+            if isinstance(event, _LIVENESS_EVENTS):
+                refresh = True
+            self._emit(event)
+        if refresh:
+            self._refresh_peers()
+
+    # == load =====================================================================================
+
+    def _note_load(self, source: Address) -> None:
+        if self._now - self._window_start_ms >= 1000:
+            self._window_start_ms = self._now
+            self._window_count = 0
+            self._backoff_sent.clear()
+        self._window_count += 1
+        if (
+            self._window_count > self.config.overload_datagrams_per_s
+            and source not in self._backoff_sent
+            and len(self._backoff_sent) < 64
+        ):
+            self._backoff_sent.add(source)
+            self._send(MessageType.BACKOFF, msg.packb([self.config.backoff_pause_ms]), [source])
+
+    # == vignette =================================================================================
+
+    def _own_presence(self) -> bytes:
+        host, port = self.address
+        key = vignette.presence_key(host, port)
+        vector = vignette.presence_vector(self._now)
+        self.keyspace.merge(key.encode(), _raw_entry(self.keyspace.entry(key.encode()), vector))
+        return vignette.encode(key, vector, full=True, ttl=self.config.vignette_ttl)
+
+    def _fresh_vignette_peers(self) -> list[Address]:
+        timeout = self.config.presence_timeout_ms
+        for peer in [p for p, t in self._vignette_peers.items() if self._now - t > timeout]:
+            del self._vignette_peers[peer]
+            self.stats.dropped["vignette-silent"] = self.stats.dropped.get("vignette-silent", 0) + 1
+        return list(self._vignette_peers)
+
+    def _presence_round(self) -> None:
+        self._next_presence_ms = self._now + self.config.presence_interval_ms
+        neighbours = self._fresh_vignette_peers()
+        if not self._presence or not neighbours:
+            return
+        own = self._own_presence()
+        for peer in self._rng.sample(neighbours, min(self.config.presence_sample, len(neighbours))):
+            self._send_raw(own, peer)
+
+    def _send_vignette(
+        self, key: str, vector: MaxVector, peer: Address, *, full: bool, ttl: int
+    ) -> None:
+        budget = self.config.udp_payload_bytes_max
+        for datagram in vignette.encode_chunks(
+            key, vector, full=full, ttl=ttl, budget_bytes=budget
+        ):
+            self._send_raw(datagram, peer)
+
+    def _forward_to_vignette(
+        self, key: bytes, grown: Entry, full: bool, ttl: int, source: Address | None
+    ) -> None:
+        if ttl <= 0 or grown.schema is not vignette.VECTOR_SCHEMA:
+            return
+        try:
+            text = key.decode()
+        except UnicodeDecodeError:
+            return
+        neighbours = [p for p in self._fresh_vignette_peers() if p != source]
+        chosen = self._rng.sample(neighbours, min(self.config.fanout, len(neighbours)))
+        for peer in chosen:
+            self._send_vignette(text, grown.vector, peer, full=full, ttl=ttl)
+
+    def _on_vignette(self, data: bytes, source: Address) -> None:
+        self.stats.vignette_in += 1
+        try:
+            message = vignette.decode(data)
+        except DecodeError:
+            self._drop(source, "malformed-vignette")
+            return
+        self._vignette_peers[source] = self._now
+        ttl = max(1, message.hops_left)
+        if message.is_aggregate:
+            self._vignette_aggregate(message, source, ttl)
+        elif message.is_search:
+            self._vignette_search(message, source, ttl)
+        elif message.is_read:
+            entry = self.keyspace.get(message.key.encode(), self._now)
+            if entry is not None and not entry.additive and not entry.vector.is_empty():
+                self._send_vignette(message.key, entry.vector, source, full=True, ttl=ttl)
+        else:
+            self._vignette_store(message, source)
+
+    def _vignette_store(self, message: vignette.VignetteMessage, source: Address) -> None:
+        key = message.key.encode()
+        vector = message.vector
+        presence = vignette.parse_presence_key(message.key)
+        if presence is not None:
+            stamp = vignette.presence_unix_ms(vector.get(0))
+            vector = MaxVector.from_pairs([0], [stamp])
+            if presence != self.address:
+                self._vignette_peers[presence] = max(
+                    self._vignette_peers.get(presence, 0), min(stamp, self._now)
+                )
+        before = self.keyspace.entry(key)
+        if before is not None and before.schema not in (None, vignette.VECTOR_SCHEMA):
+            self._drop(source, "wrong-type")
+            return
+        known = before is not None and before.schema is not None
+        delta = _raw_entry(before, vector)
+        result = self._merge(key, delta, source)
+        full = bool(message.full)
+        grown = result.delta
+        held = self.keyspace.entry(key)
+        if grown is not None and held is not None:
+            whole = (not known and full) or _is_whole(grown, held)
+            self._forward_to_vignette(key, grown, whole, message.hops_left - 1, source)
+            if presence is None:
+                self._mark_recent(key)
+                self._rumour(key, grown, whole, None)
+        if known and held is not None:
+            more = exceeding(held, delta, mentioned_only=True)
+            if more is not None and not more.is_empty():
+                self._send_vignette(
+                    message.key, more.vector, source, full=False, ttl=max(1, message.hops_left)
+                )
+        elif not known and not full:
+            self.stats.pulls += 1
+            self._send_raw(vignette.encode_read(message.key, self.config.vignette_ttl), source)
+            if presence is None:
+                self._pull(key, None)
+
+    def _matching(self, pattern_key: str) -> list[tuple[str, Entry]]:
+        pattern = vignette.compile_pattern(pattern_key)
+        found: list[tuple[str, Entry]] = []
+        for key, entry in self.keyspace.items():
+            if entry.schema is None or entry.additive:
+                continue
+            try:
+                text = key.decode()
+            except UnicodeDecodeError:
+                continue
+            if vignette.matches(pattern, text) and self.keyspace.get(key, self._now) is not None:
+                found.append((text, entry))
+                if len(found) >= self.config.search_results_max:
+                    break
+        return found
+
+    def _vignette_search(
+        self, message: vignette.VignetteMessage, source: Address, ttl: int
+    ) -> None:
+        for text, entry in self._matching(message.key):
+            if message.is_read:
+                self._send_vignette(text, entry.vector, source, full=True, ttl=ttl)
+                continue
+            query = _raw_entry(entry, message.vector)
+            more = exceeding(entry, query, mentioned_only=True)
+            if more is not None and not more.is_empty():
+                self._send_vignette(text, more.vector, source, full=False, ttl=ttl)
+
+    def _vignette_aggregate(
+        self, message: vignette.VignetteMessage, source: Address, ttl: int
+    ) -> None:
+        total = MaxVector()
+        for _, entry in self._matching(message.key):
+            total.merge(entry.vector)
+        if not message.is_read:
+            mentioned = message.vector
+            m_idx, m_val = mentioned.pairs()
+            vals = np.array([total.get(int(i)) for i in m_idx.tolist()], dtype=np.uint64)
+            keep = vals > m_val
+            total = MaxVector.from_pairs(m_idx[keep], vals[keep])
+        if not total.is_empty():
+            self._send_vignette(message.key, total, source, full=message.is_read, ttl=ttl)
+
+
+def _raw_entry(held: Entry | None, vector: MaxVector) -> Entry:
+    """A vignette delta: the raw vector under the ``vector`` schema, at the key's epoch."""
+    epoch = 0 if held is None else held.epoch
+    return Entry(epoch, vignette.VECTOR_SCHEMA, NO_EXPIRY, {SHARED_ORIGIN: vector})
+
+
+def _is_whole(delta: Entry, held: Entry) -> bool:
+    """True when ``delta`` carries everything ``held`` holds (a full state)."""
+    return (
+        delta.epoch == held.epoch
+        and delta.schema == held.schema
+        and delta.expiry == held.expiry
+        and delta.pair_count() == held.pair_count()
+    )
