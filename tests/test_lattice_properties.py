@@ -198,3 +198,36 @@ def test_merge_never_loses_data_of_the_winning_epoch(deltas: list[tuple[bytes, E
         assert state is not None
         same_rank = [d for k, d in deltas if k == key and not state.outranks(d)]
         assert joined(*same_rank) == state
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 16383), st.integers(1, 60)), max_size=400),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_bulk_pair_writes_equal_the_general_write_path(
+    batches: list[list[tuple[int, int]]], start_dense: bool
+) -> None:
+    """write_pairs (unsorted, duplicated pairs; no sort into a dense slice) == write."""
+    import numpy as np
+
+    from tests.lattice_strategies import HLL
+
+    bulk, general = Keyspace(4), Keyspace(4)
+    if start_dense:
+        seed = MaxVector.from_pairs(np.arange(0, 16384, 2), np.ones(8192, dtype=np.uint8))
+        for keyspace in (bulk, general):
+            keyspace.write(b"k", HLL, {"": seed}, now_ms=1)
+    for batch in batches:
+        indices = np.array([i for i, _ in batch], dtype=np.uint32)
+        values = np.array([v for _, v in batch], dtype=np.uint8)
+        got = bulk.write_pairs(b"k", HLL, "", indices, values, now_ms=1)
+        want = general.write(b"k", HLL, {"": MaxVector.from_pairs(indices, values)}, now_ms=1)
+        assert (got.delta is None) == (want.delta is None)
+        if got.delta is not None and want.delta is not None:
+            assert got.delta.vector == want.delta.vector
+    assert bulk.entry(b"k") == general.entry(b"k")
+    assert bulk.bucket_hashes().tolist() == general.bucket_hashes().tolist()

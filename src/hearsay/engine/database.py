@@ -22,6 +22,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Final
 
+import numpy.typing as npt
+
 from hearsay.base.errors import DecodeError, WrongTypeError
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
@@ -154,6 +156,19 @@ class Database:
         """Write into this node's own slice (additive schemas) or the shared one (others)."""
         origin = self.origin if schema.additive else ""
         return self.write(key, schema, {origin: vector}, now_ms)
+
+    def write_pairs_own(
+        self,
+        key: bytes,
+        schema: Schema,
+        indices: npt.ArrayLike,
+        values: npt.ArrayLike,
+        now_ms: int,
+    ) -> MergeResult:
+        """Raw ``(indices, values)`` pairs into this node's slice: the sketches' bulk path."""
+        origin = self.origin if schema.additive else ""
+        result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms)
+        return self._after_local(key, result)
 
     def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
         if result.delta is not None:

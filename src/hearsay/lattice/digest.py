@@ -67,12 +67,21 @@ def header_hash(seed: int, entry: Entry) -> int:
     return xxhash.xxh3_64_intdigest(packed + described)
 
 
-def pairs_hash(seed: int, origin: str, vector: MaxVector) -> int:
-    """XOR of one hash per non-zero pair of ``vector`` written by ``origin``."""
-    if vector.is_empty():
+def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
+    """XOR of one hash per non-zero pair of the ``vectors`` written by ``origin``.
+
+    Several vectors at once cost one numpy pass instead of one each: a grown key's hash
+    changes by ``pairs_hash(seed, origin, previous, delta)``.
+    """
+    parts = [vector.pairs() for vector in vectors if not vector.is_empty()]
+    if not parts:
         return 0
     base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
-    indices, values = vector.pairs()
+    if len(parts) == 1:
+        indices, values = parts[0]
+    else:
+        indices = np.concatenate([part[0] for part in parts])
+        values = np.concatenate([part[1].astype(np.uint64) for part in parts])
     if indices.size < _SMALL:
         acc = 0
         for index, value in zip(indices.tolist(), values.tolist(), strict=True):

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, WrongTypeError
-from hearsay.lattice.digest import entry_hash, key_seed
+from hearsay.lattice.digest import entry_hash, key_seed, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
 
@@ -163,6 +163,33 @@ class Keyspace:
         epoch = 0 if current is None else current.epoch
         expiry = NO_EXPIRY if current is None else current.expiry
         return self.merge(key, Entry(epoch, schema.intern(), expiry, slices))
+
+    def write_pairs(
+        self,
+        key: bytes,
+        schema: Schema,
+        origin: str,
+        indices: npt.ArrayLike,
+        values: npt.ArrayLike,
+        now_ms: int,
+    ) -> MergeResult:
+        """:meth:`write` of raw ``(indices, values)`` pairs into one slice: the bulk path.
+
+        When the key already holds ``schema``, the pairs go straight into its slice (no
+        intermediate vector, no sort for a dense slice) and the bucket hash changes by the
+        grown pairs only; otherwise this is :meth:`write`.
+        """
+        current = self._live_or_expire(key, now_ms)
+        if current is None or current.schema != schema:
+            return self.write(key, schema, {origin: MaxVector.from_pairs(indices, values)}, now_ms)
+        result = current.grow_slice(origin, indices, values)
+        if result.delta is not None and result.previous is not None:
+            seed = key_seed(key)
+            change = pairs_hash(
+                seed, origin, result.previous.slice(origin), result.delta.slice(origin)
+            )
+            self._xor(seed & self._mask, change)
+        return result
 
     def _live_or_expire(self, key: bytes, now_ms: int) -> Entry | None:
         """The stored entry, first turning it into a tombstone if its deadline has passed."""

@@ -22,7 +22,7 @@ beyond its end arrives.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -107,12 +107,34 @@ def normalize_pairs(
     if not keep.all():
         idx, val = idx[keep], val[keep]
     if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
-        order = np.lexsort((val, idx))
-        idx, val = idx[order], val[order]
+        if val.dtype.itemsize <= 4:
+            # One sort of (index << 32 | value) keys: several times faster than lexsort.
+            keys = (idx.astype(np.uint64) << np.uint64(32)) | val.astype(np.uint64)
+            keys.sort()
+            idx = (keys >> np.uint64(32)).astype(INDEX_DTYPE)
+            val = (keys & np.uint64(0xFFFFFFFF)).astype(val.dtype)
+        else:
+            order = np.lexsort((val, idx))
+            idx, val = idx[order], val[order]
         last = np.ones(idx.size, dtype=bool)
         last[:-1] = idx[1:] != idx[:-1]
         idx, val = idx[last], val[last]
     return idx, val
+
+
+def _fits_dense_unchecked(
+    dense: npt.NDArray[np.unsignedinteger], indices: npt.ArrayLike, values: npt.ArrayLike
+) -> bool:
+    """Whether pairs can go straight into ``dense``: unsigned arrays, in range, fitting dtype."""
+    if not (isinstance(indices, np.ndarray) and isinstance(values, np.ndarray)):
+        return False
+    if indices.dtype.kind != "u" or values.dtype.kind != "u" or indices.ndim != 1:
+        return False
+    if indices.shape != values.shape or indices.size == 0:
+        return False
+    if values.dtype.itemsize > dense.dtype.itemsize:
+        return False
+    return int(indices.max()) < dense.size
 
 
 def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
@@ -307,8 +329,38 @@ class MaxVector:
 
         This is the sketches' bulk path: hash a batch, compute ``(index, value)`` arrays, merge.
         """
+        return self.merge_pairs_tracking(indices, values)[0]
+
+    def merge_pairs_tracking(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector]:
+        """:meth:`merge_pairs` that also returns the previous values (see merge_tracking)."""
+        dense = self._dense
+        if dense is not None and _fits_dense_unchecked(dense, indices, values):
+            return self._merge_unsorted_into_dense(
+                cast("IndexArray", indices), cast("ValueArray", values)
+            )
         idx, val = normalize_pairs(indices, values)
-        return self.merge_tracking(idx, val)[0]
+        return self.merge_tracking(idx, val)
+
+    def _merge_unsorted_into_dense(
+        self, indices: IndexArray, values: ValueArray
+    ) -> tuple[MaxVector, MaxVector]:
+        """The bulk path of sketches into a dense vector: no sorting unless something grew.
+
+        ``indices`` may repeat and come in any order; they are all inside the array and the
+        values fit its dtype (checked by the caller), so nothing needs validating.
+        """
+        dense = self._dense
+        assert dense is not None
+        grew = values > dense[indices]
+        if not grew.any():
+            return MaxVector(), MaxVector()
+        grown_idx, grown_val = indices[grew], values[grew]
+        delta_idx = np.unique(grown_idx)
+        previous = _nonzero_pairs(delta_idx, dense[delta_idx])
+        np.maximum.at(dense, grown_idx, grown_val.astype(dense.dtype, copy=False))
+        return MaxVector._from_sorted(delta_idx, dense[delta_idx]), previous
 
     def merge_tracking(
         self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]

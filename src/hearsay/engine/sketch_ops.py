@@ -1,0 +1,559 @@
+"""The data operations of sketches on one node's database: PF*, BF.*, CMS.*, counters, vectors.
+
+Why this module: the RESP layer parses arguments and shapes replies; this is where a command's
+*meaning* meets the keyspace. Every operation reads with :meth:`Database.get_typed` and writes
+with :meth:`Database.write_own` / :meth:`Database.write`, so every change is persisted and
+pushed to gossip through the database's one write funnel, and the lattice rule holds: a write
+only ever raises values, so replicas converge whatever the order of delivery.
+
+Each function takes the database, the keys, already parsed arguments and ``now_ms``, and raises
+typed errors the RESP layer turns into Redis's (or RedisBloom's) texts:
+
+- :class:`~hearsay.base.errors.WrongTypeError` (and the two finer subclasses below, for the
+  cases where Redis words WRONGTYPE differently because an HLL and a counter are both Redis
+  strings);
+- :class:`KeyMissingError` / :class:`KeyExistsError` for commands that need the key absent or
+  present (BF.RESERVE, CMS.*);
+- :class:`PrecisionMismatchError` when HyperLogLogs of different precisions meet;
+- :class:`ShapeMismatchError` when Bloom filters or count-min sketches of different shapes meet;
+- :class:`~hearsay.base.errors.BoundsError` / ``SketchParameterError`` /
+  ``DecodeError`` from the sketch views.
+
+Departures from Redis that the lattice forces (each command's RESP summary says so too):
+
+- ``SET key <HYLL bytes>`` on an existing HyperLogLog *merges* (register-wise max) instead of
+  replacing: a replica cannot lower a register, so a replace would not converge. DEL then SET
+  gives Redis's replace (the DEL starts a new epoch).
+- Bloom filters never scale (no EXPANSION) and are never refused as "full": the number of items
+  is estimated from the set bits (two replicas cannot count adds exactly), so a refusal would be
+  a guess that differs between nodes. Past capacity the false-positive rate grows instead.
+- CMS.MERGE raises the destination to the weighted sum rather than overwriting it (see
+  :mod:`hearsay.sketch.countmin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from hearsay.base.errors import HearsayError, SketchParameterError, WrongTypeError
+from hearsay.engine.database import Database
+from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.bloom import BloomFilter, BloomInfo
+from hearsay.sketch.counter import PNCounter
+from hearsay.sketch.countmin import CmsInfo, CountMinSketch
+from hearsay.sketch.hll import REDIS_PRECISION
+from hearsay.sketch.hyperloglog import HyperLogLog
+from hearsay.sketch.maxreg import RawVector
+from hearsay.sketch.schemas import (
+    KIND_BLOOM,
+    KIND_CMS,
+    KIND_COUNTER,
+    KIND_HLL,
+    KIND_MAXREG,
+    KIND_VECTOR,
+    Pairs,
+)
+
+__all__ = [
+    "BF_DEFAULT_CAPACITY",
+    "BF_DEFAULT_ERROR_RATE",
+    "HllNotIntegerError",
+    "KeyExistsError",
+    "KeyMissingError",
+    "NotAnHllError",
+    "PrecisionMismatchError",
+    "ShapeMismatchError",
+    "bf_add",
+    "bf_card",
+    "bf_exists",
+    "bf_info",
+    "bf_merge",
+    "bf_reserve",
+    "cms_incrby",
+    "cms_info",
+    "cms_init",
+    "cms_merge",
+    "cms_query",
+    "counter_decrby",
+    "counter_incrby",
+    "get_value",
+    "pfadd",
+    "pfcount",
+    "pfmerge",
+    "pfreserve",
+    "set_hll_bytes",
+    "vget",
+    "vmax",
+]
+
+BF_DEFAULT_ERROR_RATE: Final = 0.01
+"""RedisBloom's default error rate for a filter created by BF.ADD / BF.INSERT."""
+BF_DEFAULT_CAPACITY: Final = 100
+"""RedisBloom's default capacity for a filter created by BF.ADD / BF.INSERT."""
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class KeyMissingError(HearsayError):
+    """The command needs an existing key of its kind (RedisBloom's "not found")."""
+
+
+class KeyExistsError(HearsayError):
+    """The command creates a key that already exists."""
+
+
+class NotAnHllError(WrongTypeError):
+    """An HLL command on a counter: Redis says "Key is not a valid HyperLogLog string value"."""
+
+
+class HllNotIntegerError(WrongTypeError):
+    """INCR and friends on an HLL: Redis says "value is not an integer or out of range"."""
+
+
+class PrecisionMismatchError(SketchParameterError):
+    """HyperLogLogs of different precisions cannot be combined, or a key has another one."""
+
+    def __init__(self, have: int, want: int) -> None:
+        super().__init__(f"HyperLogLog precisions differ: {have} and {want}")
+        self.have = have
+        self.want = want
+
+
+class ShapeMismatchError(SketchParameterError):
+    """Bloom filters or count-min sketches of different shapes cannot be merged."""
+
+
+# -- views, cached by schema (schemas are interned, views are stateless) -------------------------
+
+_HLL_VIEWS: dict[int, HyperLogLog] = {}
+_REDIS_HLL: Final = HyperLogLog(REDIS_PRECISION)
+_HLL_VIEWS[REDIS_PRECISION] = _REDIS_HLL
+_BLOOM_VIEWS: dict[Schema, BloomFilter] = {}
+_CMS_VIEWS: dict[Schema, CountMinSketch] = {}
+_COUNTER: Final = PNCounter()
+_VECTOR: Final = RawVector()
+_EMPTY_PAIRS: Final[Pairs] = (np.zeros(0, np.uint32), np.zeros(0, np.uint64))
+
+
+def hll_view(precision: int) -> HyperLogLog:
+    view = _HLL_VIEWS.get(precision)
+    if view is None:
+        view = _HLL_VIEWS[precision] = HyperLogLog(precision)
+    return view
+
+
+def _hll_of(schema: Schema) -> HyperLogLog:
+    return (
+        hll_view(schema.params[0]) if len(schema.params) == 1 else HyperLogLog.from_schema(schema)
+    )
+
+
+def _bloom_of(schema: Schema) -> BloomFilter:
+    view = _BLOOM_VIEWS.get(schema)
+    if view is None:
+        view = _BLOOM_VIEWS[schema] = BloomFilter.from_schema(schema)
+    return view
+
+
+def _cms_of(schema: Schema) -> CountMinSketch:
+    view = _CMS_VIEWS.get(schema)
+    if view is None:
+        view = _CMS_VIEWS[schema] = CountMinSketch.from_schema(schema)
+    return view
+
+
+def _vector(pairs: Pairs) -> MaxVector:
+    return MaxVector.from_pairs(pairs[0], pairs[1])
+
+
+def _schema_of(entry: Entry) -> Schema:
+    schema = entry.schema
+    assert schema is not None, "Database.get_typed returns live entries only"
+    return schema
+
+
+# -- HyperLogLog --------------------------------------------------------------------------------
+
+
+def _hll_entry(db: Database, key: bytes, now_ms: int) -> Entry | None:
+    """The live HLL entry of ``key`` (None when absent); NotAnHllError on a counter."""
+    try:
+        return db.get_typed(key, KIND_HLL, now_ms)
+    except WrongTypeError:
+        entry = db.get(key, now_ms)
+        if entry is not None and entry.schema is not None and entry.schema.kind == KIND_COUNTER:
+            raise NotAnHllError("key holds a counter, not a HyperLogLog") from None
+        raise
+
+
+def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> int:
+    """PFADD: 1 when a register changed or the key was created, else 0.
+
+    The common case (a missing key or one of Redis's precision) is one hash batch and one
+    write: the write itself refuses another schema, and only then is the key read.
+    """
+    try:
+        pairs = _REDIS_HLL.add(members)
+        result = db.write_own(key, _REDIS_HLL.schema, _vector(pairs), now_ms)
+    except WrongTypeError:
+        entry = _hll_entry(db, key, now_ms)
+        if entry is None:  # pragma: no cover - write_own refused a key that is not there
+            raise
+        view = _hll_of(_schema_of(entry))
+        result = db.write_own(key, view.schema, _vector(view.add(members)), now_ms)
+    return int(result.changed)
+
+
+def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:
+    """HEARSAY.PFRESERVE: create an empty HLL of ``precision``; False when it already exists.
+
+    PrecisionMismatchError when the key holds an HLL of another precision.
+    """
+    view = hll_view(precision)  # SketchParameterError outside 4..18
+    entry = _hll_entry(db, key, now_ms)
+    if entry is not None:
+        have = _hll_of(_schema_of(entry)).precision
+        if have != precision:
+            raise PrecisionMismatchError(have, precision)
+        return False
+    db.write_own(key, view.schema, MaxVector(), now_ms)
+    return True
+
+
+def _hll_entries(
+    db: Database, keys: Sequence[bytes], now_ms: int
+) -> tuple[HyperLogLog | None, list[MaxVector]]:
+    """The common view and the vectors of the existing keys among ``keys``."""
+    view: HyperLogLog | None = None
+    vectors: list[MaxVector] = []
+    for key in keys:
+        entry = _hll_entry(db, key, now_ms)
+        if entry is None:
+            continue
+        this = _hll_of(_schema_of(entry))
+        if view is not None and this.precision != view.precision:
+            raise PrecisionMismatchError(view.precision, this.precision)
+        view = this
+        vectors.append(entry.vector)
+    return view, vectors
+
+
+def pfcount(db: Database, keys: Sequence[bytes], now_ms: int) -> int:
+    """PFCOUNT: one key's estimate, or the estimate of the union of several (none changed)."""
+    view, vectors = _hll_entries(db, keys, now_ms)
+    if view is None:
+        return 0
+    if len(vectors) == 1:
+        return view.count(vectors[0])
+    return view.count_union(vectors)
+
+
+def pfmerge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
+    """PFMERGE: raise ``dest``'s registers to the union of itself and ``sources``.
+
+    ``dest`` is created when absent, at the sources' precision (14 when none exists).
+    """
+    view, vectors = _hll_entries(db, [dest, *sources], now_ms)
+    if view is None:
+        view = _REDIS_HLL
+    union = MaxVector()
+    for vector in vectors:
+        union.merge(vector)
+    db.write_own(dest, view.schema, union, now_ms)
+
+
+def set_hll_bytes(db: Database, key: bytes, data: bytes, now_ms: int) -> None:
+    """SET key <HYLL bytes>: create the HLL, or merge the registers into an existing one.
+
+    DecodeError when ``data`` is not a valid Redis HLL; PrecisionMismatchError when the key
+    holds an HLL of a precision other than 14. See the module notes for why SET merges.
+    """
+    entry = _hll_entry(db, key, now_ms)
+    if entry is not None:
+        have = _hll_of(_schema_of(entry)).precision
+        if have != REDIS_PRECISION:
+            raise PrecisionMismatchError(have, REDIS_PRECISION)
+    pairs = _REDIS_HLL.from_redis(data)
+    db.write_own(key, _REDIS_HLL.schema, _vector(pairs), now_ms)
+
+
+def get_value(db: Database, key: bytes, now_ms: int) -> bytes | None:
+    """GET: a counter's value as decimal text, an HLL's Redis bytes, None when absent.
+
+    WrongTypeError for other kinds; PrecisionMismatchError for an HLL whose precision is not
+    Redis's 14 (Redis's format cannot hold it).
+    """
+    entry = db.get(key, now_ms)
+    if entry is None or entry.schema is None:
+        return None
+    kind = entry.schema.kind
+    if kind == KIND_COUNTER:
+        return str(_COUNTER.get(dict(entry.slices()))).encode()
+    if kind == KIND_HLL:
+        view = _hll_of(entry.schema)
+        if view.precision != REDIS_PRECISION:
+            raise PrecisionMismatchError(view.precision, REDIS_PRECISION)
+        return view.to_redis(entry.vector)
+    raise WrongTypeError(f"GET of a {kind} key")
+
+
+# -- counters -----------------------------------------------------------------------------------
+
+
+def _counter_slices(db: Database, key: bytes, now_ms: int) -> dict[str, MaxVector]:
+    try:
+        entry = db.get_typed(key, KIND_COUNTER, now_ms)
+    except WrongTypeError:
+        other = db.get(key, now_ms)
+        if other is not None and other.schema is not None and other.schema.kind == KIND_HLL:
+            raise HllNotIntegerError("key holds a HyperLogLog") from None
+        raise
+    return {} if entry is None else dict(entry.slices())
+
+
+def counter_incrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
+    """INCRBY (INCR, DECR: amount +-1): the new value; BoundsError on overflow."""
+    slices = _counter_slices(db, key, now_ms)
+    pairs, value = _COUNTER.incrby(slices, db.origin, amount)
+    db.write_own(key, _COUNTER.schema, _vector(pairs), now_ms)
+    return value
+
+
+def counter_decrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
+    """DECRBY: the new value; ``-2**63`` is refused as Redis refuses it."""
+    slices = _counter_slices(db, key, now_ms)
+    pairs, value = _COUNTER.decrby(slices, db.origin, amount)
+    db.write_own(key, _COUNTER.schema, _vector(pairs), now_ms)
+    return value
+
+
+# -- Bloom filters ------------------------------------------------------------------------------
+
+
+def _bloom_entry(db: Database, key: bytes, now_ms: int) -> tuple[BloomFilter, MaxVector] | None:
+    entry = db.get_typed(key, KIND_BLOOM, now_ms)
+    if entry is None:
+        return None
+    return _bloom_of(_schema_of(entry)), entry.vector
+
+
+def bf_reserve(db: Database, key: bytes, error_rate: float, capacity: int, now_ms: int) -> None:
+    """BF.RESERVE (always non-scaling): KeyExistsError when the key exists."""
+    if _bloom_entry(db, key, now_ms) is not None:
+        raise KeyExistsError("item exists")
+    view = BloomFilter.reserve(error_rate, capacity)  # SketchParameterError when too large
+    db.write_own(key, view.schema, MaxVector(), now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class BloomCreate:
+    """How BF.ADD / BF.MADD / BF.INSERT create a missing filter (None: they must not)."""
+
+    error_rate: float = BF_DEFAULT_ERROR_RATE
+    capacity: int = BF_DEFAULT_CAPACITY
+
+
+def bf_add(
+    db: Database,
+    key: bytes,
+    items: Sequence[bytes],
+    now_ms: int,
+    create: BloomCreate | None = BloomCreate(),
+) -> list[bool]:
+    """BF.ADD / BF.MADD / BF.INSERT: per item, whether it was new.
+
+    A missing key is created as ``create`` says, or KeyMissingError when ``create`` is None.
+    """
+    found = _bloom_entry(db, key, now_ms)
+    if found is None:
+        if create is None:
+            raise KeyMissingError("not found")
+        view, vector = BloomFilter.reserve(create.error_rate, create.capacity), MaxVector()
+    else:
+        view, vector = found
+    pairs, added = view.madd(vector, items)
+    db.write_own(key, view.schema, _vector(pairs), now_ms)
+    return [bool(flag) for flag in added.tolist()]
+
+
+def bf_exists(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+    """BF.EXISTS / BF.MEXISTS: per item, whether it may have been added (False when absent)."""
+    found = _bloom_entry(db, key, now_ms)
+    if found is None:
+        return [False] * len(items)
+    view, vector = found
+    return [bool(flag) for flag in view.mexists(vector, items).tolist()]
+
+
+def bf_info(db: Database, key: bytes, now_ms: int) -> BloomInfo:
+    """BF.INFO: KeyMissingError when absent."""
+    found = _bloom_entry(db, key, now_ms)
+    if found is None:
+        raise KeyMissingError("not found")
+    view, vector = found
+    return view.info(vector)
+
+
+def bf_card(db: Database, key: bytes, now_ms: int) -> int:
+    """BF.CARD: the estimated number of items (0 when absent)."""
+    found = _bloom_entry(db, key, now_ms)
+    if found is None:
+        return 0
+    view, vector = found
+    return view.card(vector)
+
+
+def bf_merge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
+    """BF.MERGE (hearsay's): union of equal-shaped filters into ``dest``.
+
+    Missing sources are skipped; a missing ``dest`` takes the first existing source's shape;
+    KeyMissingError when neither exists; ShapeMismatchError when shapes differ.
+    """
+    target = _bloom_entry(db, dest, now_ms)
+    view = None if target is None else target[0]
+    union = MaxVector()
+    for source in sources:
+        found = _bloom_entry(db, source, now_ms)
+        if found is None:
+            continue
+        other, vector = found
+        if view is None:
+            view = other
+        elif other.shape() != view.shape():
+            raise ShapeMismatchError(
+                f"Bloom filters of different shapes cannot be merged: {view.bits} bits / "
+                f"{view.hashes} hashes vs {other.bits} bits / {other.hashes} hashes"
+            )
+        union.merge(vector)
+    if view is None:
+        raise KeyMissingError("not found")
+    db.write_own(dest, view.schema, union, now_ms)
+
+
+# -- count-min sketches -------------------------------------------------------------------------
+
+
+def _cms_entry(
+    db: Database, key: bytes, now_ms: int
+) -> tuple[CountMinSketch, dict[str, MaxVector]] | None:
+    entry = db.get_typed(key, KIND_CMS, now_ms)
+    if entry is None:
+        return None
+    return _cms_of(_schema_of(entry)), dict(entry.slices())
+
+
+def _cms_required(
+    db: Database, key: bytes, now_ms: int
+) -> tuple[CountMinSketch, dict[str, MaxVector]]:
+    found = _cms_entry(db, key, now_ms)
+    if found is None:
+        raise KeyMissingError("CMS: key does not exist")
+    return found
+
+
+def cms_init(db: Database, key: bytes, width: int, depth: int, now_ms: int) -> None:
+    """CMS.INITBYDIM / CMS.INITBYPROB (after sizing): KeyExistsError when the key exists."""
+    if db.get(key, now_ms) is not None:
+        raise KeyExistsError("CMS: key already exists")
+    view = CountMinSketch(width, depth)  # SketchParameterError when too large
+    db.write_own(key, view.schema, MaxVector(), now_ms)
+
+
+def cms_exists_check(db: Database, key: bytes, now_ms: int) -> None:
+    """KeyExistsError when ``key`` exists (RedisBloom checks before parsing the sizes)."""
+    if db.get(key, now_ms) is not None:
+        raise KeyExistsError("CMS: key already exists")
+
+
+def cms_check_incrby(db: Database, key: bytes, now_ms: int) -> None:
+    """KeyMissingError / WrongTypeError before CMS.INCRBY's numbers are parsed (RedisBloom)."""
+    _cms_required(db, key, now_ms)
+
+
+def cms_incrby(
+    db: Database, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
+) -> list[int]:
+    """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow)."""
+    view, slices = _cms_required(db, key, now_ms)
+    pairs, estimates = view.incrby(slices, db.origin, items, increments)
+    db.write_own(key, view.schema, _vector(pairs), now_ms)
+    return estimates
+
+
+def cms_query(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> list[int]:
+    """CMS.QUERY: each item's estimate."""
+    view, slices = _cms_required(db, key, now_ms)
+    return view.query(slices, items)
+
+
+def cms_info(db: Database, key: bytes, now_ms: int) -> CmsInfo:
+    """CMS.INFO: width, depth, total count."""
+    view, slices = _cms_required(db, key, now_ms)
+    return view.info(slices)
+
+
+def cms_dest(db: Database, key: bytes, now_ms: int) -> CountMinSketch:
+    """CMS.MERGE's destination view (KeyMissingError / WrongTypeError first, as RedisBloom)."""
+    return _cms_required(db, key, now_ms)[0]
+
+
+def cms_source(db: Database, key: bytes, dest: CountMinSketch, now_ms: int) -> None:
+    """Check one CMS.MERGE source: it exists, holds a sketch, and has ``dest``'s dimensions."""
+    view, _ = _cms_required(db, key, now_ms)
+    if view.schema != dest.schema:
+        raise ShapeMismatchError("CMS: width/depth is not equal")
+
+
+def cms_merge(
+    db: Database,
+    dest: bytes,
+    sources: Sequence[bytes],
+    weights: Sequence[int] | None,
+    now_ms: int,
+) -> None:
+    """CMS.MERGE: raise ``dest`` to the weighted sum of ``sources`` (BoundsError on overflow)."""
+    view, dest_slices = _cms_required(db, dest, now_ms)
+    inputs: list[tuple[Schema, dict[str, MaxVector]]] = []
+    for source in sources:
+        other, slices = _cms_required(db, source, now_ms)
+        if other.schema != view.schema:
+            raise ShapeMismatchError("CMS: width/depth is not equal")
+        inputs.append((other.schema, slices))
+    pairs = view.merge_weighted(dest_slices, db.origin, inputs, weights)
+    db.write_own(dest, view.schema, _vector(pairs), now_ms)
+
+
+# -- raw vectors (vignette keys) ----------------------------------------------------------------
+
+
+def vmax(
+    db: Database, key: bytes, indices: Sequence[int], values: Sequence[int], now_ms: int
+) -> int:
+    """VMAX: raise each index to at least its value; how many indices grew."""
+    db.get_typed(key, KIND_VECTOR, now_ms)  # WrongTypeError before anything is validated
+    idx = np.array(indices, dtype=np.uint64)
+    val = np.array(values, dtype=np.uint64)
+    pairs = _VECTOR.set_max(idx, val)  # BoundsError for a value outside 0..2**63-1
+    result = db.write_own(key, _VECTOR.schema, _vector(pairs), now_ms)
+    if result.delta is None:
+        return 0
+    return sum(len(vector) for _, vector in result.delta.slices())
+
+
+def vget(db: Database, key: bytes, now_ms: int) -> list[tuple[int, int]]:
+    """VGET: the non-zero ``(index, value)`` pairs by index (empty when absent).
+
+    Max registers are vectors too (slot 0), so VGET reads them as well.
+    """
+    entry = db.get(key, now_ms)
+    if entry is None or entry.schema is None:
+        return []
+    if entry.schema.kind not in (KIND_VECTOR, KIND_MAXREG):
+        raise WrongTypeError(f"VGET of a {entry.schema.kind} key")
+    return entry.vector.items()
