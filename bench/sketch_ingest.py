@@ -128,7 +128,7 @@ def bench_hll(ctx: Context) -> Comparison:
         ctx.members,
         ctx.rounds,
         {
-            "hearsay PFADD path (view + Database.write_pairs_own)": lambda: _hearsay_hll(
+            "hearsay PFADD (view + Database.write_pairs_own)": lambda: _hearsay_hll(
                 ctx.batches
             ),
             f"Redis PFADD x{len(ctx.batches[0])} members, pipeline {ctx.pipeline_depth}": (

@@ -167,7 +167,7 @@ class Database:
     ) -> MergeResult:
         """Raw ``(indices, values)`` pairs into this node's slice: the sketches' bulk path."""
         origin = self.origin if schema.additive else ""
-        result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms)
+        result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
         return self._after_local(key, result)
 
     def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:

@@ -171,6 +171,7 @@ class Keyspace:
         origin: str,
         indices: npt.ArrayLike,
         values: npt.ArrayLike,
+        *,
         now_ms: int,
     ) -> MergeResult:
         """:meth:`write` of raw ``(indices, values)`` pairs into one slice: the bulk path.
