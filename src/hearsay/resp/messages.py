@@ -220,3 +220,47 @@ def expected_dollar(got: int) -> str:
 def invalid_expire_time(command: str) -> str:
     """``ERR invalid expire time in 'set' command``."""
     return INVALID_EXPIRE_TIME.format(command.lower())
+
+
+# --- sketch data commands (sketch_commands.py) -------------------------------------------------
+# Redis's own texts where Redis has the case (t_string.c, hyperloglog.c), hearsay's otherwise.
+HLL_INVALID = "WRONGTYPE Key is not a valid HyperLogLog string value."
+HLL_PRECISIONS_DIFFER = "ERR HyperLogLogs of different precisions cannot be combined ({} and {})"
+HLL_PRECISION_RANGE = "ERR HLL precision must be an integer in 4..18"
+HLL_PRECISION_EXISTS = "ERR key already holds a HyperLogLog of precision {}"
+HLL_GET_PRECISION = (
+    "ERR key holds a HyperLogLog of precision {}: Redis's HLL bytes hold precision 14 only "
+    "(use PFCOUNT)"
+)
+HLL_SET_PRECISION = (
+    "ERR key holds a HyperLogLog of precision {}: Redis's HLL bytes hold precision 14 only"
+)
+SET_ONLY_HLL = (
+    "ERR hearsay stores no plain strings: SET accepts only Redis HyperLogLog bytes "
+    "(what GET of an HLL key returns); use INCR/INCRBY for counters"
+)
+SET_INVALID_HLL = "ERR SET value is not a valid Redis HyperLogLog: {}"
+SET_NO_OPTIONS = "ERR SET options are not supported by hearsay (only SET key <HLL bytes>)"
+VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"
+VECTOR_VALUE = "ERR vector value is not an integer in 0..9223372036854775807"
+BF_NEVER_SCALES = (
+    "ERR hearsay Bloom filters never scale: EXPANSION is not supported "
+    "(every filter is NONSCALING)"
+)
+BF_INFO_INVALID_VALUE = "Invalid information value"
+BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"
+CMS_MERGE_TOO_LARGE = "ERR CMS.MERGE of sketches above {} cells is not supported by hearsay"
+
+
+def hll_precisions_differ(have: int, want: int) -> str:
+    """``ERR HyperLogLogs of different precisions cannot be combined (14 and 12)``."""
+    return HLL_PRECISIONS_DIFFER.format(have, want)
+
+
+def bf_could_not_create(detail: str) -> str:
+    """``ERR could not create filter: <why>``."""
+    return BF_COULD_NOT_CREATE_DETAIL.format(detail)
+
+
+def cms_merge_too_large(cells_max: int) -> str:
+    return CMS_MERGE_TOO_LARGE.format(cells_max)

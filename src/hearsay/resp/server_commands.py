@@ -18,6 +18,7 @@ from hearsay.resp.commands import (
 )
 from hearsay.resp.key_commands import install_key_commands
 from hearsay.resp.replies import Map, Reply, Verbatim
+from hearsay.resp.sketch_commands import install_sketch_commands
 
 INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
 
@@ -85,4 +86,5 @@ def build_registry(server: ServerInfo) -> CommandRegistry:
     install_connection_commands(registry)
     install_server_commands(registry, server)
     install_key_commands(registry)
+    install_sketch_commands(registry)
     return registry
