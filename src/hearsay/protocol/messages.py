@@ -16,7 +16,10 @@ Payloads (msgpack arrays; ``key`` is bin; ``entry`` is
     DIGEST      [[key, content_hash: uint64], ...]
     AE_GROUPS   [round: uint, bucket_count: uint, group_hashes: bin (uint64 LE each)]
     AE_BUCKETS  [round: uint, [[group: uint, bucket_hashes: bin], ...]]
-    AE_KEYS     [round: uint, [bucket: uint, ...], [[key, content_hash], ...]]
+    AE_KEYS     [round: uint, [[bucket: uint, [[key, content_hash], ...]], ...]]
+
+AE_BUCKETS and AE_KEYS are arrays of independent blocks (a group, a bucket), so a long one is
+cut into several datagrams; only a single block larger than a datagram needs a stream.
     BACKOFF     [pause_ms: uint]
 """
 
@@ -192,12 +195,21 @@ def decode_ae_buckets(
     return _uint(wire[0], "round"), out
 
 
-def decode_ae_keys(payload: bytes, buckets: int) -> tuple[int, list[int], list[tuple[bytes, int]]]:
-    wire = _list(unpack(payload), "AE_KEYS", 3)
-    if len(wire) != 3:
-        raise PayloadError("AE_KEYS must be [round, buckets, items]")
-    listed = [_uint(b, "bucket", buckets - 1) for b in _list(wire[1], "AE_KEYS buckets", buckets)]
-    return _uint(wire[0], "round"), listed, decode_hash_items(wire[2], "AE_KEYS")
+def decode_ae_keys(
+    payload: bytes, buckets: int
+) -> tuple[int, list[tuple[int, list[tuple[bytes, int]]]]]:
+    wire = _list(unpack(payload), "AE_KEYS", 2)
+    if len(wire) != 2:
+        raise PayloadError("AE_KEYS must be [round, blocks]")
+    blocks: list[tuple[int, list[tuple[bytes, int]]]] = []
+    for block in _list(wire[1], "AE_KEYS blocks", buckets):
+        fields = _list(block, "AE_KEYS block", 2)
+        if len(fields) != 2:
+            raise PayloadError("AE_KEYS block must be [bucket, items]")
+        blocks.append(
+            (_uint(fields[0], "bucket", buckets - 1), decode_hash_items(fields[1], "AE_KEYS"))
+        )
+    return _uint(wire[0], "round"), blocks
 
 
 def decode_backoff(payload: bytes) -> int:

@@ -137,6 +137,10 @@ class NodeConfig:
     presence_sample: int = 3
     search_results_max: int = 1_024
     membership_tick_ms: int = 250
+    anti_entropy_retry_ms: int = 1_000
+    """After a round that found differences, the next round starts this soon (not a period)."""
+    reconnect_repairs_max: int = 4
+    """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
 
     def __post_init__(self) -> None:
         if self.fanout < 1 or self.gossip_interval_ms < 1 or self.anti_entropy_interval_ms < 1:
@@ -251,6 +255,7 @@ class GossipNode:
         self._stream_seq = 0
         self._ae_round = 0
         self._ae_peers: OrderedDict[int, Address] = OrderedDict()
+        self._ae_started_ms = now_ms
         self._vignette_peers: dict[Address, int] = {}
         self._presence = False
         self._window_start_ms = now_ms
@@ -345,9 +350,12 @@ class GossipNode:
         if now >= self._next_round_ms:
             self._gossip_round()
         if now >= self._next_ae_ms:
+            # Provisionally soon: a lost message or a difference means "try again shortly";
+            # the responder's "in sync" answer pushes the next round a full period away.
+            self._ae_started_ms = now
             self._next_ae_ms = now + self.config.anti_entropy_interval_ms
-            if not self._left:
-                self._start_anti_entropy()
+            if not self._left and self._start_anti_entropy():
+                self._next_ae_ms = now + self.config.anti_entropy_retry_ms
         if now >= self._next_presence_ms:
             self._presence_round()
         if now >= self._next_ack_ms:
@@ -817,10 +825,16 @@ class GossipNode:
         grouped = np.bitwise_xor.reduce(hashes.reshape(groups, hashes.size // groups), axis=1)
         return grouped.astype("<u8"), groups
 
-    def _start_anti_entropy(self) -> None:
-        peers = self._pick(1)
+    def _ae_soon(self) -> None:
+        """Differences exist: repair again soon (with a random peer), not a period later."""
+        if not self._left:
+            soon = self._now + self.config.anti_entropy_retry_ms
+            self._next_ae_ms = min(self._next_ae_ms, soon)
+
+    def _start_anti_entropy(self, peer: Address | None = None) -> bool:
+        peers = self._pick(1) if peer is None else [peer]
         if not peers:
-            return
+            return False
         self._ae_round += 1
         self.stats.ae_rounds += 1
         self._ae_peers[self._ae_round] = peers[0]
@@ -829,6 +843,7 @@ class GossipNode:
         grouped, _ = self._group_hashes()
         payload = msg.packb([self._ae_round, self.keyspace.bucket_count, grouped.tobytes()])
         self._send(MessageType.AE_GROUPS, payload, peers)
+        return True
 
     def _on_ae_groups(self, payload: bytes, source: Address) -> None:
         grouped, groups = self._group_hashes()
@@ -839,11 +854,17 @@ class GossipNode:
         differ = np.flatnonzero(np.frombuffer(theirs, "<u8") != grouped)
         if differ.size == 0:
             self.stats.ae_in_sync += 1
+            self._send(MessageType.AE_BUCKETS, msg.packb([round_id, []]), [source])
             return
+        self._ae_soon()
         hashes = self.keyspace.bucket_hashes().astype("<u8")
         per = hashes.size // groups
-        wire = [[int(g), hashes[int(g) * per : (int(g) + 1) * per].tobytes()] for g in differ]
-        self._send(MessageType.AE_BUCKETS, msg.packb([round_id, wire]), [source])
+        blocks = [
+            msg.packb([int(g), hashes[int(g) * per : (int(g) + 1) * per].tobytes()]) for g in differ
+        ]
+        prefix = b"\x92" + msg.packb(round_id)
+        for payload_out in self._pack(prefix, blocks):
+            self._send(MessageType.AE_BUCKETS, payload_out, [source])
 
     def _on_ae_buckets(self, payload: bytes, source: Address) -> None:
         _, groups = self._group_hashes()
@@ -852,36 +873,49 @@ class GossipNode:
         if self._ae_peers.get(round_id) != source:
             self._drop(source, "ae-unexpected")
             return
+        if not items:  # in sync: the next round can wait a full period
+            if round_id == self._ae_round:
+                period_end = self._ae_started_ms + self.config.anti_entropy_interval_ms
+                self._next_ae_ms = max(self._next_ae_ms, period_end)
+            return
+        self._ae_soon()
         hashes = self.keyspace.bucket_hashes().astype("<u8")
         differing: list[int] = []
         for group, theirs in items:
             mine = hashes[group * per : (group + 1) * per]
             for offset in np.flatnonzero(np.frombuffer(theirs, "<u8") != mine).tolist():
                 differing.append(group * per + offset)
-        if not differing:
-            return
-        listed = [
-            [key, entry_hash(key, entry)]
+        blocks = [
+            msg.packb(
+                [
+                    bucket,
+                    [
+                        [key, entry_hash(key, entry)]
+                        for key, entry in self.keyspace.bucket_items(bucket)
+                    ],
+                ]
+            )
             for bucket in differing
-            for key, entry in self.keyspace.bucket_items(bucket)
         ]
-        self._send(MessageType.AE_KEYS, msg.packb([round_id, differing, listed]), [source])
+        prefix = b"\x92" + msg.packb(round_id)
+        for payload_out in self._pack(prefix, blocks):
+            self._send(MessageType.AE_KEYS, payload_out, [source])
 
     def _on_ae_keys(self, payload: bytes, source: Address) -> None:
-        _, listed, items = msg.decode_ae_keys(payload, self.keyspace.bucket_count)
-        theirs = dict(items)
+        _, blocks = msg.decode_ae_keys(payload, self.keyspace.bucket_count)
         pushes: list[bytes] = []
         exchanges: list[bytes] = []
-        for bucket in sorted(set(listed)):
+        for bucket, items in blocks:
+            theirs = dict(items)
             for key, entry in self.keyspace.bucket_items(bucket):
                 their_hash = theirs.pop(key, None)
                 if their_hash is None:
                     pushes.extend(self._push_items(key, entry, True))
                 elif their_hash != entry_hash(key, entry):
                     exchanges.append(msg.exchange_item(key, entry))
-        for key in theirs:
-            if self.keyspace.bucket_of(key) in listed:
-                exchanges.append(msg.exchange_item(key, None))
+            for key in theirs:
+                if self.keyspace.bucket_of(key) == bucket:
+                    exchanges.append(msg.exchange_item(key, None))
         self._send_push(pushes, [source], relay=False)
         for payload_out in self._pack(b"", exchanges):
             self._send(MessageType.EXCHANGE, payload_out, [source])
@@ -913,15 +947,24 @@ class GossipNode:
         membership = self.membership
         assert membership is not None
         refresh = False
+        reconnected: list[str] = []
         while True:
             event: MembershipEvent | None = membership.next_event()
             if event is None:
                 break
             if isinstance(event, _LIVENESS_EVENTS):
                 refresh = True
+            if isinstance(event, MemberAlive | MemberJoined):
+                reconnected.append(event.node_id)
             self._emit(event)
         if refresh:
             self._refresh_peers()
+        for node_id in reconnected[: self.config.reconnect_repairs_max]:
+            # A peer came back (healed partition, restart, new node): repair with it now
+            # rather than waiting for the next anti-entropy period.
+            info = membership.member(node_id)
+            if info is not None and info.address != self.address and not self._left:
+                self._start_anti_entropy(info.address)
 
     # == load =====================================================================================
 
@@ -1041,10 +1084,11 @@ class GossipNode:
                     message.key, more.vector, source, full=False, ttl=max(1, message.hops_left)
                 )
         elif not known and not full:
-            self.stats.pulls += 1
             self._send_raw(vignette.encode_read(message.key, self.config.vignette_ttl), source)
             if presence is None:
-                self._pull(key, None)
+                self._pull(key, None)  # and from hearsay peers (counts the pull)
+            else:
+                self.stats.pulls += 1
 
     def _matching(self, pattern_key: str) -> list[tuple[str, Entry]]:
         pattern = vignette.compile_pattern(pattern_key)

@@ -56,10 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     low, _, high = args.delay_ms.partition(":")
-    stall_fraction, stall_ms = (
-        (args.stall.split(":") + ["1000"])[:2] if args.stall else ("0", "1000")
-    )
-    clog_fraction, clog_ms = (args.clog.split(":") + ["500"])[:2] if args.clog else ("0", "500")
+    stall_fraction, _, stall_ms = (args.stall or "0").partition(":")
+    clog_fraction, _, clog_ms = (args.clog or "0").partition(":")
     return SimConfig(
         nodes=args.nodes,
         seed=args.seed,

@@ -250,6 +250,10 @@ class Simulation:
         self.detections: list[tuple[int, int, dict[int, int]]] = []
         """(crashed node, crash time, observer -> time it saw the node failed)."""
         self.false_failures = 0
+        """Running nodes convicted while no partition could explain it."""
+        self.partition_failures = 0
+        """Running nodes convicted during (or just after) a partition: correct behaviour."""
+        self.partition_ended_ms: int | None = None
         self.stream_messages = 0
         self.stream_bytes = 0
         self.delivered = 0
@@ -397,7 +401,14 @@ class Simulation:
         target = int(event.node_id[1:])
         running = self.alive[target] and event.generation == self.generation[target]
         if running:
-            self.false_failures += 1
+            recent_partition = self.partitions_active or (
+                self.partition_ended_ms is not None
+                and self.now - self.partition_ended_ms < self.preset.dead_timeout_ms
+            )
+            if recent_partition:
+                self.partition_failures += 1
+            else:
+                self.false_failures += 1
             return
         for crashed, _at, seen in self.detections:
             if crashed == target and observer not in seen:
@@ -525,6 +536,7 @@ class Simulation:
         elif what == "unpartition":
             if (a, b) in self.partitions_active:
                 self.partitions_active.remove((a, b))
+                self.partition_ended_ms = self.now
         elif what == "stall":
             if self.faults_on:
                 self.stalled_until[a] = max(self.stalled_until[a], self.now + b)
@@ -600,6 +612,8 @@ class Simulation:
         self._step(safety_end, budget)
         # liveness: faults stop; crashed nodes without a restart stay down; loss stays
         self.faults_on = False
+        if self.partitions_active:
+            self.partition_ended_ms = self.now
         self.partitions_active.clear()
         self.stalled_until = [0] * cfg.nodes
         self.clogged_until = [0] * cfg.nodes
@@ -675,6 +689,7 @@ class Simulation:
             "detection_ms": _percentiles(detect),
             "detected_fraction": None if not expected_pairs else detected_pairs / expected_pairs,
             "false_failures": self.false_failures,
+            "partition_failures": self.partition_failures,
             "monotone_violations": len(self.violations),
             "sim_seconds": sim_s,
             "wall_seconds": wall_s,

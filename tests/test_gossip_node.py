@@ -1,0 +1,385 @@
+"""The gossip node driven by hand: two or three nodes, datagrams passed explicitly."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+
+from hearsay.lattice.codec import entry_to_wire
+from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.protocol import messages as msg
+from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
+from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, WriteAcked
+from hearsay.protocol.membership import Address, MemberFailed, Membership
+from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.presets import LOCAL
+
+NOW = 1_700_000_000_000
+VEC = Schema("vector").intern()
+HLL = Schema("hll", (14,), 1 << 14).intern()
+A, B, C, D = (("127.0.0.1", 7000 + i) for i in range(4))
+
+
+def _entry(pairs: dict[int, int], schema: Schema = VEC, epoch: int = 0) -> Entry:
+    return Entry(epoch, schema, slices={"": MaxVector.from_items(pairs.items())})
+
+
+def _nodes(*addresses: Address, seed: int = 1, **config: object) -> dict[Address, GossipNode]:
+    cfg = NodeConfig(**config)  # type: ignore[arg-type]
+    out = {}
+    for n, addr in enumerate(addresses):
+        node = GossipNode(addr, rng=random.Random(seed * 100 + n), config=cfg, now_ms=NOW)
+        for other in addresses:
+            node.add_peer(other)
+        out[addr] = node
+    return out
+
+
+def _kinds(datagrams: list[tuple[bytes, Address]]) -> list[str]:
+    codec = EnvelopeCodec("hearsay")
+    return [MessageType(codec.open(d)[0]).name for d, _ in datagrams]
+
+
+def _deliver(
+    nodes: dict[Address, GossipNode],
+    now: int = NOW,
+    *,
+    drop: Callable[[bytes, Address, Address], bool] = lambda d, s, t: False,
+    rounds: int = 50,
+) -> int:
+    """Pass datagrams around until nobody has anything to send; returns how many moved."""
+    moved = 0
+    for _ in range(rounds):
+        batch = [(src, d, dest) for src, n in nodes.items() for d, dest in n.datagrams_to_send()]
+        if not batch:
+            return moved
+        for src, data, dest in batch:
+            if dest in nodes and not drop(data, src, dest):
+                nodes[dest].receive_datagram(data, src, now)
+                moved += 1
+    raise AssertionError("datagrams kept flowing")
+
+
+def _write(node: GossipNode, key: bytes, pairs: dict[int, int], now: int = NOW) -> int:
+    result = node.keyspace.write(key, VEC, {"": MaxVector.from_items(pairs.items())}, now)
+    assert result.delta is not None
+    return node.local_delta(key, result.delta, now)
+
+
+def _events(node: GossipNode) -> list[object]:
+    out = []
+    while (event := node.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def test_local_write_is_pushed_to_fanout_peers_never_self() -> None:
+    nodes = _nodes(A, B, C, D, fanout=2)
+    _write(nodes[A], b"k", {1: 5})
+    sent = nodes[A].datagrams_to_send()
+    assert len(sent) == 2 and len({dest for _, dest in sent}) == 2
+    assert all(dest != A for _, dest in sent)
+    assert _kinds(sent) == ["PUSH", "PUSH"]
+
+
+def test_forward_only_growth_and_never_to_sender() -> None:
+    nodes = _nodes(A, B, C, D, fanout=3)
+    item = msg.push_item(b"k", _entry({1: 5}), True)
+    payload = msg.join_items(msg.push_prefix(True, 0), [item])
+    data = EnvelopeCodec("hearsay").seal(MessageType.PUSH, payload)
+    nodes[B].receive_datagram(data, A, NOW)
+    forwarded = nodes[B].datagrams_to_send()
+    assert sorted(dest for _, dest in forwarded) == [C, D]  # not back to A, not to self
+    events = _events(nodes[B])
+    assert isinstance(events[0], KeyChanged) and events[0].delta.vector.items() == [(1, 5)]
+    nodes[B].receive_datagram(data, C, NOW)  # the same rumour again: nothing grew
+    assert nodes[B].datagrams_to_send() == []
+    assert _events(nodes[B]) == []
+
+
+def test_reply_with_what_we_hold_more_at_mentioned_indices() -> None:
+    nodes = _nodes(A, B, fanout=1)
+    nodes[B].keyspace.merge(b"k", _entry({0: 5, 7: 9}))
+    _write(nodes[A], b"k", {0: 3, 1: 1})
+    nodes[B].receive_datagram(nodes[A].datagrams_to_send()[0][0], A, NOW)
+    sent = nodes[B].datagrams_to_send()
+    replies = [(d, t) for (d, t), k in zip(sent, _kinds(sent), strict=True) if k == "PUSH"]
+    assert [t for _, t in replies] == [A]
+    pushes = [msg.decode_push(EnvelopeCodec("hearsay").open(d)[1]) for d, _ in replies]
+    relay, _, items = pushes[0]
+    assert relay is False
+    assert [(k, e.vector.items()) for k, e, _ in items] == [(b"k", [(0, 5)])]  # not index 7
+
+
+def test_exchange_without_state_is_a_read() -> None:
+    nodes = _nodes(A, B)
+    nodes[B].keyspace.merge(b"k", _entry({0: 5, 7: 9}))
+    before = nodes[B].keyspace.bucket_hashes()
+    payload = msg.join_items(b"", [msg.exchange_item(b"k", None)])
+    nodes[B].receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.EXCHANGE, payload), A, NOW)
+    assert np.array_equal(before, nodes[B].keyspace.bucket_hashes())
+    nodes[A].receive_datagram(nodes[B].datagrams_to_send()[0][0], B, NOW)
+    assert nodes[A].keyspace.entry(b"k") == nodes[B].keyspace.entry(b"k")
+
+
+def test_unknown_key_from_partial_message_is_stored_and_pulled() -> None:
+    nodes = _nodes(A, B, C, fanout=1, pull_fanout=2)
+    nodes[A].keyspace.merge(b"k", _entry({0: 1, 2: 2}))
+    nodes[C].keyspace.merge(b"k", _entry({0: 1, 2: 2}))
+    partial = msg.join_items(msg.push_prefix(True, 0), [msg.push_item(b"k", _entry({9: 1}), False)])
+    nodes[B].receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.PUSH, partial), A, NOW)
+    sent = nodes[B].datagrams_to_send()
+    pulls = [dest for (d, dest), kind in zip(sent, _kinds(sent), strict=True) if kind == "EXCHANGE"]
+    assert sorted(pulls) == [A, C]  # the sender and a random other
+    assert nodes[B].stats.pulls == 1
+    for data, dest in sent:
+        nodes[dest].receive_datagram(data, B, NOW)
+    _deliver(nodes)
+    assert nodes[B].keyspace.entry(b"k").vector.items() == [(0, 1), (2, 2), (9, 1)]  # type: ignore[union-attr]
+
+
+def test_big_entries_are_chunked_under_the_budget() -> None:
+    nodes = _nodes(A, B, fanout=1, udp_payload_bytes_max=1400)
+    registers = np.random.default_rng(3).integers(1, 50, 1 << 14)
+    delta = (
+        nodes[A]
+        .keyspace.write(b"hll", HLL, {"": MaxVector.from_dense(registers.astype(np.uint8))}, NOW)
+        .delta
+    )
+    assert delta is not None
+    nodes[A].local_delta(b"hll", delta, NOW)
+    sent = nodes[A].datagrams_to_send()
+    assert len(sent) > 10 and all(len(d) <= 1400 for d, _ in sent)
+    for data, _ in sent[::-1]:  # any order: every chunk merges on its own
+        nodes[B].receive_datagram(data, A, NOW)
+    assert nodes[B].keyspace.entry(b"hll") == nodes[A].keyspace.entry(b"hll")
+
+
+def test_digest_repairs_a_lost_rumour() -> None:
+    nodes = _nodes(A, B, C, fanout=1, recent_rounds=3)
+    _write(nodes[A], b"k", {3: 3})
+    _deliver(nodes, drop=lambda d, s, t: True)  # the rumour is lost
+    assert nodes[B].keyspace.entry(b"k") is None
+    now = NOW
+    for _ in range(10):
+        now += 200
+        for node in nodes.values():
+            if (timer := node.get_timer()) is not None and timer <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+    assert nodes[C].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
+def test_anti_entropy_repairs_what_rumours_lost() -> None:
+    nodes = _nodes(A, B, fanout=1, recent_rounds=0, anti_entropy_interval_ms=1000)
+    for i in range(40):
+        _write(nodes[A], b"key%d" % i, {i: i + 1})
+    nodes[B].keyspace.merge(b"only-b", _entry({1: 1}))
+    _deliver(nodes, drop=lambda d, s, t: True)
+    now = NOW
+    kinds: list[str] = []
+    for _ in range(4):
+        now += 1000
+        for node in nodes.values():
+            node.handle_timer(now)
+        for _ in range(10):
+            batch = [(s, d, t) for s, n in nodes.items() for d, t in n.datagrams_to_send()]
+            kinds += _kinds([(d, t) for _, d, t in batch])
+            for src, data, dest in batch:
+                nodes[dest].receive_datagram(data, src, now)
+    assert {"AE_GROUPS", "AE_BUCKETS", "AE_KEYS"} <= set(kinds)
+    assert np.array_equal(nodes[A].keyspace.bucket_hashes(), nodes[B].keyspace.bucket_hashes())
+    assert nodes[A].keyspace.entry(b"only-b") == nodes[B].keyspace.entry(b"only-b")
+    # in sync: one small message per round, and nothing more
+    kinds.clear()
+    now += 1000
+    nodes[A].handle_timer(now)
+    sent = nodes[A].datagrams_to_send()
+    assert _kinds(sent) == ["AE_GROUPS"] and len(sent[0][0]) < 600
+    in_sync = nodes[B].stats.ae_in_sync
+    nodes[B].receive_datagram(sent[0][0], A, now)
+    answer = nodes[B].datagrams_to_send()
+    assert _kinds(answer) == ["AE_BUCKETS"] and len(answer[0][0]) < 40  # "in sync"
+    assert nodes[B].stats.ae_in_sync == in_sync + 1
+    nodes[A].receive_datagram(answer[0][0], B, now)
+    assert nodes[A].datagrams_to_send() == []
+    assert nodes[A].get_timer() == now + 1000  # a full period, not the quick retry
+
+
+def test_large_anti_entropy_messages_become_stream_requests() -> None:
+    nodes = _nodes(A, B, recent_rounds=0, anti_entropy_interval_ms=1000, ae_groups=1)
+    for i in range(400):
+        nodes[B].keyspace.merge(b"key-%05d" % i, _entry({1: i + 1}))
+    nodes[A].handle_timer(NOW + 1000)
+    nodes[B].receive_datagram(nodes[A].datagrams_to_send()[0][0], A, NOW + 1000)
+    streams = [e for e in _events(nodes[B]) if isinstance(e, StreamRequest)]
+    assert len(streams) == 1 and streams[0].peer == A and len(streams[0].data) > 1400
+    nodes[A].receive_stream(streams[0].data, B, NOW + 1001)
+    sent = nodes[A].datagrams_to_send()
+    assert set(_kinds(sent)) == {"AE_KEYS"} and all(len(d) <= 1400 for d, _ in sent)
+    for data, _ in sent:
+        nodes[B].receive_datagram(data, A, NOW + 1002)
+    _deliver(nodes, NOW + 1003)
+    assert np.array_equal(nodes[A].keyspace.bucket_hashes(), nodes[B].keyspace.bucket_hashes())
+    assert nodes[A].keyspace.stored_count == 400
+
+
+def test_garbage_and_foreign_cluster_are_dropped_and_counted() -> None:
+    nodes = _nodes(A, B)
+    b = nodes[B]
+    b.receive_datagram(b"\xc1hs\x01\x00\x04prod\x01\x93", A, NOW)  # another cluster
+    b.receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.PUSH, b"\xff\xff"), A, NOW)
+    b.receive_datagram(
+        EnvelopeCodec("hearsay").seal(MessageType.PUSH, b"\x93\xc3\x00\x91\x93"), A, NOW
+    )
+    b.receive_datagram(b"\xc1hs\x07\x00\x07hearsay\x01", A, NOW)  # future version
+    b.receive_datagram(b"", A, NOW)
+    bad_entry = msg.packb(
+        [
+            True,
+            0,
+            [[b"k", [1, 0, ["vector", [], 10, False], [0, 0], [["", 1, 99, b"\x01\x01"]]], True]],
+        ]
+    )
+    b.receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.PUSH, bad_entry), A, NOW)
+    assert b.stats.dropped == {"foreign-cluster": 1, "malformed": 4, "version": 1}
+    reasons = [e.reason for e in _events(b) if isinstance(e, DatagramDropped)]
+    assert len(reasons) == 6
+    assert b.keyspace.stored_count == 0
+
+
+def test_encrypted_cluster_and_key_rotation() -> None:
+    k1, k2 = bytes(32), bytes(range(32))
+    rings = {A: Keyring(k1), B: Keyring(k1)}
+    nodes = {
+        addr: GossipNode(addr, rng=random.Random(i), keyring=rings[addr], peers=[A, B], now_ms=NOW)
+        for i, addr in enumerate((A, B))
+    }
+    _write(nodes[A], b"k", {1: 1})
+    sent = nodes[A].datagrams_to_send()
+    assert all(b"vector" not in d for d, _ in sent)
+    for data, _ in sent:
+        nodes[B].receive_datagram(data, A, NOW)
+    assert nodes[B].keyspace.entry(b"k") is not None
+    # rotate: install k2 everywhere, switch A, then remove k1 from B
+    for ring in rings.values():
+        ring.install(k2)
+    rings[A].use(k2)
+    _write(nodes[A], b"k", {2: 2})
+    for data, _ in nodes[A].datagrams_to_send():
+        nodes[B].receive_datagram(data, A, NOW)
+    rings[B].use(k2)
+    rings[B].remove(k1)
+    rings[A].remove(k1)
+    _write(nodes[A], b"k", {3: 3})
+    for data, _ in nodes[A].datagrams_to_send():
+        nodes[B].receive_datagram(data, A, NOW)
+    assert nodes[B].keyspace.entry(b"k").vector.items() == [(1, 1), (2, 2), (3, 3)]  # type: ignore[union-attr]
+    # a plaintext or wrongly keyed packet is refused
+    intruder = GossipNode(C, rng=random.Random(9), keyring=Keyring(k1), peers=[B], now_ms=NOW)
+    _write(intruder, b"evil", {1: 1})
+    for data, _ in intruder.datagrams_to_send():
+        nodes[B].receive_datagram(data, C, NOW)
+    plain = GossipNode(D, rng=random.Random(8), peers=[B], now_ms=NOW)
+    _write(plain, b"evil", {1: 1})
+    for data, _ in plain.datagrams_to_send():
+        nodes[B].receive_datagram(data, D, NOW)
+    assert nodes[B].keyspace.entry(b"evil") is None
+    assert nodes[B].stats.dropped == {"decrypt-failed": 1, "unauthenticated": 1}
+
+
+def test_acks_count_peers_holding_a_write() -> None:
+    nodes = _nodes(A, B, C, D, fanout=1)
+    seq = _write(nodes[A], b"k", {1: 1})
+    _deliver(nodes)
+    assert nodes[A].acks(seq) == 1
+    assert nodes[A].request_acks(seq, 3, NOW) == 1
+    _deliver(nodes)
+    assert nodes[A].acks(seq) == 3
+    acked = [e for e in _events(nodes[A]) if isinstance(e, WriteAcked)]
+    assert [e.acks for e in acked] == [1, 2, 3]
+
+
+def test_acks_are_retried_until_enough_peers_hold_the_write() -> None:
+    nodes = _nodes(A, B, C, fanout=1, ack_retry_ms=500)
+    seq = _write(nodes[A], b"k", {1: 1})
+    nodes[A].request_acks(seq, 2, NOW)
+    _deliver(nodes, drop=lambda d, s, t: True)  # everything lost
+    assert nodes[A].acks(seq) == 0
+    now = NOW + 500
+    nodes[A].handle_timer(now)
+    _deliver(nodes, now)
+    assert nodes[A].acks(seq) == 2
+
+
+def test_pacing_coalesces_a_burst_of_writes() -> None:
+    nodes = _nodes(A, B, fanout=1, pacing_rate_per_s=10.0, pacing_burst=2, recent_rounds=0)
+    for i in range(50):
+        _write(nodes[A], b"hot", {i: 1})
+    first = nodes[A].datagrams_to_send()
+    assert len(first) == 2 and nodes[A].stats.paced == 48
+    now = NOW
+    for _ in range(5):
+        now += 200
+        nodes[A].handle_timer(now)
+        for data, _ in nodes[A].datagrams_to_send():
+            nodes[B].receive_datagram(data, A, now)
+    assert nodes[B].keyspace.entry(b"hot") is not None
+    for data, _ in first:
+        nodes[B].receive_datagram(data, A, now)
+    assert nodes[B].keyspace.entry(b"hot") == nodes[A].keyspace.entry(b"hot")
+    assert nodes[A].stats.datagrams_out <= 4
+
+
+def test_backoff_halves_the_pacing_rate() -> None:
+    nodes = _nodes(A, B)
+    nodes[B].receive_datagram(
+        EnvelopeCodec("hearsay").seal(MessageType.BACKOFF, msg.packb([1000])), A, NOW
+    )
+    assert nodes[B].stats.backoffs_received == 1
+    assert nodes[B]._bucket.rate_per_s == NodeConfig().pacing_rate_per_s / 2
+
+
+def test_membership_supplies_peers_and_failures() -> None:
+    addrs = [A, B, C]
+    nodes: dict[Address, GossipNode] = {}
+    for i, addr in enumerate(addrs):
+        rng = random.Random(i)
+        member = Membership(f"n{i}", 1, addr, LOCAL, rng, now_ms=NOW)
+        nodes[addr] = GossipNode(
+            addr, rng=rng, membership=member, config=NodeConfig.from_preset(LOCAL), now_ms=NOW
+        )
+    for addr in addrs[1:]:
+        nodes[addr].join([A], NOW)
+    now = NOW
+    for _ in range(40):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+    assert sorted(nodes[A].peers) == [B, C]
+    _write(nodes[A], b"k", {1: 1}, now)
+    _deliver(nodes, now)
+    assert nodes[C].keyspace.entry(b"k") is not None
+    del nodes[C]  # crash
+    failed = []
+    for _ in range(400):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+        failed += [e for e in _events(nodes[A]) if isinstance(e, MemberFailed)]
+        if failed:
+            break
+    assert [e.node_id for e in failed] == ["n2"]
+    assert nodes[A].peers == [B]
+
+
+def test_wire_entry_helper_is_canonical() -> None:
+    assert entry_to_wire(_entry({1: 1}))[0] == 1
