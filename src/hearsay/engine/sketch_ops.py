@@ -2,7 +2,8 @@
 
 Why this module: the RESP layer parses arguments and shapes replies; this is where a command's
 *meaning* meets the keyspace. Every operation reads with :meth:`Database.get_typed` and writes
-with :meth:`Database.write_own` / :meth:`Database.write`, so every change is persisted and
+with :meth:`Database.write_pairs_own` (pairs) or :meth:`Database.write_own` (whole vectors,
+e.g. a union, or an empty one that creates a key), so every change is persisted and
 pushed to gossip through the database's one write funnel, and the lattice rule holds: a write
 only ever raises values, so replicas converge whatever the order of delivery.
 
@@ -41,7 +42,7 @@ import numpy as np
 
 from hearsay.base.errors import HearsayError, SketchParameterError, WrongTypeError
 from hearsay.engine.database import Database
-from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.counter import PNCounter
@@ -49,6 +50,7 @@ from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll import REDIS_PRECISION
 from hearsay.sketch.hyperloglog import HyperLogLog
 from hearsay.sketch.maxreg import RawVector
+from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a
 from hearsay.sketch.schemas import (
     KIND_BLOOM,
     KIND_CMS,
@@ -134,11 +136,13 @@ class ShapeMismatchError(SketchParameterError):
 _HLL_VIEWS: dict[int, HyperLogLog] = {}
 _REDIS_HLL: Final = HyperLogLog(REDIS_PRECISION)
 _HLL_VIEWS[REDIS_PRECISION] = _REDIS_HLL
+_REDIS_SCHEMA: Final = _REDIS_HLL.schema
 _BLOOM_VIEWS: dict[Schema, BloomFilter] = {}
 _CMS_VIEWS: dict[Schema, CountMinSketch] = {}
 _COUNTER: Final = PNCounter()
 _VECTOR: Final = RawVector()
-_EMPTY_PAIRS: Final[Pairs] = (np.zeros(0, np.uint32), np.zeros(0, np.uint64))
+_SCALAR_HASH_MAX: Final = 4
+"""Up to this many PFADD members are hashed in plain Python rather than as a numpy batch."""
 
 
 def hll_view(precision: int) -> HyperLogLog:
@@ -168,8 +172,28 @@ def _cms_of(schema: Schema) -> CountMinSketch:
     return view
 
 
-def _vector(pairs: Pairs) -> MaxVector:
-    return MaxVector.from_pairs(pairs[0], pairs[1])
+def _write_pairs(
+    db: Database, key: bytes, schema: Schema, pairs: Pairs, now_ms: int
+) -> MergeResult:
+    """The bulk write of a sketch's pairs into this node's slice (the one write funnel)."""
+    return db.write_pairs_own(key, schema, pairs[0], pairs[1], now_ms)
+
+
+def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs:
+    """PFADD's pairs; a few members are hashed one by one (a numpy batch costs more)."""
+    if len(members) > _SCALAR_HASH_MAX:
+        return view.add(members)
+    p = view.precision
+    mask = (1 << p) - 1
+    stop = 1 << (64 - p)
+    indices: list[int] = []
+    ranks: list[int] = []
+    for member in members:
+        h = murmurhash64a(member, REDIS_HLL_SEED)
+        w = (h >> p) | stop
+        indices.append(h & mask)
+        ranks.append((w & -w).bit_length())  # Redis's hllPatLen: trailing zeros + 1
+    return np.array(indices, np.uint32), np.array(ranks, np.uint8)
 
 
 def _schema_of(entry: Entry) -> Schema:
@@ -199,15 +223,14 @@ def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> in
     write: the write itself refuses another schema, and only then is the key read.
     """
     try:
-        pairs = _REDIS_HLL.add(members)
-        result = db.write_own(key, _REDIS_HLL.schema, _vector(pairs), now_ms)
+        result = _write_pairs(db, key, _REDIS_SCHEMA, _hll_pairs(_REDIS_HLL, members), now_ms)
     except WrongTypeError:
         entry = _hll_entry(db, key, now_ms)
-        if entry is None:  # pragma: no cover - write_own refused a key that is not there
+        if entry is None:  # pragma: no cover - the write refused a key that is not there
             raise
         view = _hll_of(_schema_of(entry))
-        result = db.write_own(key, view.schema, _vector(view.add(members)), now_ms)
-    return int(result.changed)
+        result = _write_pairs(db, key, view.schema, _hll_pairs(view, members), now_ms)
+    return 0 if result.delta is None else 1
 
 
 def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:
@@ -280,7 +303,7 @@ def set_hll_bytes(db: Database, key: bytes, data: bytes, now_ms: int) -> None:
         if have != REDIS_PRECISION:
             raise PrecisionMismatchError(have, REDIS_PRECISION)
     pairs = _REDIS_HLL.from_redis(data)
-    db.write_own(key, _REDIS_HLL.schema, _vector(pairs), now_ms)
+    _write_pairs(db, key, _REDIS_SCHEMA, pairs, now_ms)
 
 
 def get_value(db: Database, key: bytes, now_ms: int) -> bytes | None:
@@ -321,7 +344,7 @@ def counter_incrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
     """INCRBY (INCR, DECR: amount +-1): the new value; BoundsError on overflow."""
     slices = _counter_slices(db, key, now_ms)
     pairs, value = _COUNTER.incrby(slices, db.origin, amount)
-    db.write_own(key, _COUNTER.schema, _vector(pairs), now_ms)
+    _write_pairs(db, key, _COUNTER.schema, pairs, now_ms)
     return value
 
 
@@ -329,7 +352,7 @@ def counter_decrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
     """DECRBY: the new value; ``-2**63`` is refused as Redis refuses it."""
     slices = _counter_slices(db, key, now_ms)
     pairs, value = _COUNTER.decrby(slices, db.origin, amount)
-    db.write_own(key, _COUNTER.schema, _vector(pairs), now_ms)
+    _write_pairs(db, key, _COUNTER.schema, pairs, now_ms)
     return value
 
 
@@ -378,7 +401,7 @@ def bf_add(
     else:
         view, vector = found
     pairs, added = view.madd(vector, items)
-    db.write_own(key, view.schema, _vector(pairs), now_ms)
+    _write_pairs(db, key, view.schema, pairs, now_ms)
     return [bool(flag) for flag in added.tolist()]
 
 
@@ -482,7 +505,7 @@ def cms_incrby(
     """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow)."""
     view, slices = _cms_required(db, key, now_ms)
     pairs, estimates = view.incrby(slices, db.origin, items, increments)
-    db.write_own(key, view.schema, _vector(pairs), now_ms)
+    _write_pairs(db, key, view.schema, pairs, now_ms)
     return estimates
 
 
@@ -526,7 +549,7 @@ def cms_merge(
             raise ShapeMismatchError("CMS: width/depth is not equal")
         inputs.append((other.schema, slices))
     pairs = view.merge_weighted(dest_slices, db.origin, inputs, weights)
-    db.write_own(dest, view.schema, _vector(pairs), now_ms)
+    _write_pairs(db, dest, view.schema, pairs, now_ms)
 
 
 # -- raw vectors (vignette keys) ----------------------------------------------------------------
@@ -540,7 +563,7 @@ def vmax(
     idx = np.array(indices, dtype=np.uint64)
     val = np.array(values, dtype=np.uint64)
     pairs = _VECTOR.set_max(idx, val)  # BoundsError for a value outside 0..2**63-1
-    result = db.write_own(key, _VECTOR.schema, _vector(pairs), now_ms)
+    result = _write_pairs(db, key, _VECTOR.schema, pairs, now_ms)
     if result.delta is None:
         return 0
     return sum(len(vector) for _, vector in result.delta.slices())
