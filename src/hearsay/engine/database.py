@@ -37,7 +37,8 @@ from hearsay.sketch.schemas import type_name
 
 log = logging.getLogger(__name__)
 
-LocalDeltaHook = Callable[[bytes, Entry], None]
+LocalDeltaHook = Callable[[bytes, Entry], int | None]
+"""Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
 
 
@@ -70,6 +71,8 @@ class Database:
         self.storage = storage
         self.stats = DatabaseStats()
         self.on_local_delta: LocalDeltaHook | None = None
+        self.last_write_seq = 0
+        """The gossip sequence number of the latest local write (for WAIT)."""
         self._dirty: set[bytes] = set()
 
     @property
@@ -175,20 +178,22 @@ class Database:
             self.stats.local_writes += 1
             self.mark_dirty(key)
             if self.on_local_delta is not None:
-                self.on_local_delta(key, result.delta)
+                seq = self.on_local_delta(key, result.delta)
+                if seq is not None:
+                    self.last_write_seq = seq
         return result
 
-    def replicated(self, key: bytes, result: MergeResult) -> None:
-        """The gossip node merged a peer's delta into our keyspace: persist it."""
-        if result.changed:
-            self.stats.replicated_changes += 1
-            self.stats.schema_conflicts += result.conflict
-            self.mark_dirty(key)
+    def replicated_change(self, key: bytes, conflict: bool = False) -> None:
+        """The gossip node merged a peer's delta into our keyspace: persist the key."""
+        self.stats.replicated_changes += 1
+        self.stats.schema_conflicts += conflict
+        self.mark_dirty(key)
 
     def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
         """Merge a peer's delta (for drivers without a gossip node, e.g. tests and tools)."""
         result = self.keyspace.merge(key, delta)
-        self.replicated(key, result)
+        if result.changed:
+            self.replicated_change(key, result.conflict)
         return result
 
     # -- reading ---------------------------------------------------------------------------------

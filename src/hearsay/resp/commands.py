@@ -36,7 +36,7 @@ subcommand), then arity, then authentication (``NOAUTH``), then the handler.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -62,6 +62,14 @@ class Database(Protocol):
     The engine layer passes its database object as ``ClientContext.db``; data command handlers
     narrow it to the engine's own type.
     """
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A reply that is not ready yet (WAIT): the driver awaits ``reply`` before sending it
+    and everything after it on the same connection, so replies keep their order."""
+
+    reply: Awaitable[Reply]
 
 
 class CommandError(HearsayError):
@@ -105,13 +113,14 @@ class ClientContext:
     now_ms: int = 0  # set by the driver before each dispatch
     last_command: str = ""  # full name of the command being run (client|info)
     close_after_reply: bool = False  # QUIT: send the reply, then close
+    last_write_seq: int = 0  # the gossip sequence number of this client's latest write (WAIT)
 
     def __post_init__(self) -> None:
         if self.authenticated is None:
             self.authenticated = self.settings.requirepass is None
 
 
-Handler = Callable[[ClientContext, list[bytes]], Reply]
+Handler = Callable[[ClientContext, list[bytes]], "Reply | Deferred"]
 
 # The flags Redis 7 reports in COMMAND INFO (server.h); a typo in a registration is an error.
 KNOWN_FLAGS: Final = frozenset(
@@ -354,7 +363,7 @@ class CommandRegistry:
 
     # -- dispatch ---------------------------------------------------------------------------
 
-    def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply:
+    def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
         """Run one request and return its reply value; client mistakes become error replies.
 
         Exceptions other than :class:`CommandError` and ``hearsay.base.errors`` types are bugs
@@ -643,6 +652,6 @@ REGISTRY: Final = CommandRegistry()
 install_connection_commands(REGISTRY)
 
 
-def dispatch(ctx: ClientContext, args: list[bytes]) -> Reply:
+def dispatch(ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
     """Run one request against the shared :data:`REGISTRY`."""
     return REGISTRY.dispatch(ctx, args)

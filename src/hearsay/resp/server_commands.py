@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from hearsay.engine.database import glob_match
 from hearsay.resp import messages
+from hearsay.resp.cluster_commands import ClusterControl, install_cluster_commands
 from hearsay.resp.commands import (
     ClientContext,
     CommandError,
@@ -80,11 +81,13 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         raise CommandError(messages.CONFIG_READ_ONLY)
 
 
-def build_registry(server: ServerInfo) -> CommandRegistry:
-    """The whole command table of one node."""
+def build_registry(server: ServerInfo, cluster: ClusterControl | None = None) -> CommandRegistry:
+    """The whole command table of one node (cluster commands when it gossips)."""
     registry = CommandRegistry()
     install_connection_commands(registry)
     install_server_commands(registry, server)
     install_key_commands(registry)
     install_sketch_commands(registry)
+    if cluster is not None:
+        install_cluster_commands(registry, cluster)
     return registry

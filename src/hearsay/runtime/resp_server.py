@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from hearsay.engine.database import Database
-from hearsay.persist.group_commit import Ticket
-from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
+from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
 from hearsay.resp.parser import ProtocolError, RequestParser
 from hearsay.resp.replies import ErrorReply, encode
 from hearsay.runtime.clock import unix_ms
@@ -29,8 +29,24 @@ log = logging.getLogger(__name__)
 _client_ids: Final = itertools.count(1)
 
 
+class _Gate:
+    """An output segment that waits: a durability ticket, or a deferred reply (WAIT)."""
+
+    __slots__ = ("durable", "future")
+
+    def __init__(self, future: asyncio.Future[Any], durable: bool) -> None:
+        self.future = future
+        self.durable = durable
+
+
 class RespConnection(asyncio.Protocol):
-    """One client connection speaking RESP2/RESP3."""
+    """One client connection speaking RESP2/RESP3.
+
+    Replies leave in request order. Most are bytes written at once; a reply that must wait
+    (a write under ``--fsync always`` until it is durable, or WAIT until peers hold this
+    client's writes) becomes a gate in the output queue, and everything behind it waits
+    too (reading is paused meanwhile, which is the client's back-pressure).
+    """
 
     def __init__(
         self,
@@ -47,8 +63,8 @@ class RespConnection(asyncio.Protocol):
         )
         self._parser = RequestParser(authenticated=bool(self.ctx.authenticated))
         self._transport: asyncio.Transport | None = None
-        self._held = bytearray()
-        self._awaiting: Ticket | None = None
+        self._queue: deque[bytes | _Gate] = deque()
+        self._paused = False
         self._closing = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
@@ -56,25 +72,37 @@ class RespConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
-        self.ctx.addr = _format_address(peer)
-        self.ctx.laddr = _format_address(local)
+        self.ctx.addr = _format_address(transport.get_extra_info("peername"))
+        self.ctx.laddr = _format_address(transport.get_extra_info("sockname"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        for item in self._queue:
+            if isinstance(item, _Gate) and not item.durable:
+                item.future.cancel()
+        self._queue.clear()
         self._on_close(self)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         self._parser.feed(data)
+        database, ctx = self._database, self.ctx
+        batch: list[bytes | _Gate] = []
         out = bytearray()
-        ctx = self.ctx
         try:
             for args in self._parser:
                 ctx.now_ms = unix_ms()
-                out += encode(self._registry.dispatch(ctx, args), ctx.protocol)
+                seq_before = database.last_write_seq
+                reply = self._registry.dispatch(ctx, args)
+                if database.last_write_seq != seq_before:
+                    ctx.last_write_seq = database.last_write_seq
+                if isinstance(reply, Deferred):
+                    batch.append(bytes(out))
+                    out = bytearray()
+                    batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
+                else:
+                    out += encode(reply, ctx.protocol)
                 self._parser.authenticated = bool(ctx.authenticated)
                 if ctx.close_after_reply:
                     self._closing = True
@@ -82,52 +110,66 @@ class RespConnection(asyncio.Protocol):
         except ProtocolError as error:
             out += encode(ErrorReply(error.message), ctx.protocol)
             self._closing = True
-        ticket = self._database.flush()
-        self._send(bytes(out), ticket)
+        batch.append(bytes(out))
+        ticket = database.flush()
+        if ticket is not None and not ticket.done():
+            # The replies of this batch acknowledge its writes: they wait until durable.
+            self._queue.append(_Gate(asyncio.wrap_future(ticket), durable=True))
+        self._queue.extend(batch)
+        self._drain()
 
     # -- replies ---------------------------------------------------------------------------------
 
-    def _send(self, out: bytes, ticket: Ticket | None) -> None:
+    def _drain(self, _: object = None) -> None:
         transport = self._transport
         if transport is None:
             return
-        if ticket is not None and not ticket.done():
-            self._awaiting = ticket
-            self._held += out
-            transport.pause_reading()
-            loop = asyncio.get_running_loop()
-            ticket.add_done_callback(
-                lambda done: loop.call_soon_threadsafe(self._ticket_done, done)
-            )
-            return
-        if self._awaiting is not None:  # an earlier write is still on its way to disk
-            self._held += out
-            return
-        if out:
-            transport.write(out)
+        queue = self._queue
+        while queue:
+            head = queue[0]
+            if isinstance(head, bytes):
+                if head:
+                    transport.write(head)
+                queue.popleft()
+                continue
+            if not head.future.done():
+                head.future.add_done_callback(self._drain)
+                if not self._paused:
+                    transport.pause_reading()
+                    self._paused = True
+                return
+            queue.popleft()
+            if not self._release(head):
+                return
         if self._closing:
             transport.close()
-
-    def _ticket_done(self, ticket: Ticket) -> None:
-        if ticket is not self._awaiting or self._transport is None:
-            return  # a newer ticket supersedes it
-        transport = self._transport
-        error = ticket.exception()
-        if error is not None:
-            # The write is not durable: say so instead of acknowledging it.
-            log.error("storage failed, closing client %s: %s", self.ctx.addr, error)
-            message = f"ERR write not durable: {error}".replace("\r", " ").replace("\n", " ")
-            transport.write(encode(ErrorReply(message), self.ctx.protocol))
-            transport.close()
-            return
-        self._awaiting = None
-        held, self._held = bytes(self._held), bytearray()
-        if held:
-            transport.write(held)
-        if self._closing:
-            transport.close()
-        else:
+        elif self._paused:
             transport.resume_reading()
+            self._paused = False
+
+    def _release(self, gate: _Gate) -> bool:
+        """Write what a finished gate yields; False when the connection had to be closed."""
+        transport = self._transport
+        assert transport is not None
+        if gate.future.cancelled():
+            return True
+        error = gate.future.exception()
+        if gate.durable:
+            if error is None:
+                return True
+            # The writes are not durable: say so instead of acknowledging them.
+            log.error("storage failed, closing client %s: %s", self.ctx.addr, error)
+            text = f"ERR write not durable: {error}".replace("\r", " ").replace("\n", " ")
+            transport.write(encode(ErrorReply(text), self.ctx.protocol))
+            transport.close()
+            self._queue.clear()
+            return False
+        if error is not None:
+            text = f"ERR {error}".replace("\r", " ").replace("\n", " ")
+            transport.write(encode(ErrorReply(text), self.ctx.protocol))
+        else:
+            transport.write(encode(gate.future.result(), self.ctx.protocol))
+        return True
 
     def close(self) -> None:
         if self._transport is not None:

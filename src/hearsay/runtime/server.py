@@ -18,15 +18,23 @@ import time
 from typing import Any, Final
 
 from hearsay import __version__
+from hearsay.base.errors import HearsayError
 from hearsay.engine.database import Database
+from hearsay.protocol.membership import Membership, MemberState
+from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import CommandRegistry, ServerSettings
+from hearsay.resp.replies import Reply
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import ServeConfig
+from hearsay.runtime.gossip import GossipDriver, load_keyring, parse_address
 from hearsay.runtime.http_server import HttpServer
 from hearsay.runtime.resp_server import RespServer
 
 log = logging.getLogger(__name__)
+
+_REPORTED_STATE: Final = {MemberState.LEAVING: "alive"}
+"""HEARSAY.MEMBERS reports one of alive, suspect, failed, left: a draining node is alive."""
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
@@ -55,7 +63,8 @@ class Node:
         settings = ServerSettings(
             requirepass=config.requirepass.encode() if config.requirepass else None
         )
-        self.registry: CommandRegistry = build_registry(self)
+        self.gossip = GossipDriver(self.database, self.name, config.preset, config.cluster)
+        self.registry: CommandRegistry = build_registry(self, self)
         self.resp = RespServer(self.database, self.registry, settings)
         self.http = HttpServer(self.status, self.metrics)
         self.addresses: dict[str, str] = {}
@@ -63,19 +72,30 @@ class Node:
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        host = self.config.host
-        resp_host, resp_port = await self.resp.start(host, self.config.port)
-        http_host, http_port = await self.http.start(host, self.config.http_port)
+        config = self.config
+        host = config.host
+        keyring = load_keyring(config.keyring) if config.keyring else None
+        advertise = parse_address(config.advertise) if config.advertise else None
+        seeds = [parse_address(seed) for seed in config.join]
+        gossip_host, gossip_port = await self.gossip.start(
+            host, config.gossip_port, advertise, keyring
+        )
+        resp_host, resp_port = await self.resp.start(host, config.port)
+        http_host, http_port = await self.http.start(host, config.http_port)
         self.addresses = {
             "resp": format_address(resp_host, resp_port),
+            "gossip": format_address(gossip_host, gossip_port),
             "http": format_address(http_host, http_port),
         }
+        if seeds:
+            self.gossip.join(seeds)
         self._housekeeping = asyncio.create_task(self._housekeep())
 
     def ready_line(self) -> str:
         a = self.addresses
-        gossip = a.get("gossip", "-")
-        return f"hearsay ready resp={a['resp']} gossip={gossip} http={a['http']} node={self.name}"
+        return (
+            f"hearsay ready resp={a['resp']} gossip={a['gossip']} http={a['http']} node={self.name}"
+        )
 
     async def _housekeep(self) -> None:
         while not self._stopping.is_set():
@@ -91,12 +111,71 @@ class Node:
         await self._stopping.wait()
 
     async def stop(self) -> None:
+        """Graceful: stop clients, announce the leave, flush storage, close."""
         self._stopping.set()
         if self._housekeeping is not None:
             await self._housekeeping
         await self.resp.stop()
+        await self.gossip.leave()
+        await self.gossip.stop()
         await self.http.stop()
         self.database.close()
+
+    # -- ClusterControl (the cluster commands) -------------------------------------------------
+
+    def _membership(self) -> Membership:
+        membership = self.gossip.membership
+        assert membership is not None, "the node gossips once started"
+        return membership
+
+    def members(self) -> list[MemberRow]:
+        return [
+            MemberRow(
+                name=row.node_id,
+                address=format_address(*row.address),
+                state=_REPORTED_STATE.get(row.state, str(row.state)),
+                phi=row.phi,
+                generation=row.generation,
+            )
+            for row in self._membership().members()
+        ]
+
+    def join(self, address: str) -> None:
+        self.gossip.join([parse_address(address)])
+
+    def leave(self) -> None:
+        node = self.gossip.node
+        if node is not None:
+            node.leave(unix_ms())
+            self.gossip.pump()
+
+    def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
+        self._membership().set_tag(key, value, expiry_unix_ms, now_ms=now_ms)
+        self.gossip.pump()
+
+    def peer_value(self, node: str, key: str) -> bytes | None:
+        value = self._membership().peer_value(node, key)
+        if value is None or isinstance(value, bytes):
+            return value
+        return str(value).encode()
+
+    def peer_keys(self, node: str) -> list[str] | None:
+        membership = self._membership()
+        if membership.member(node) is None:
+            return None
+        return membership.peer_keys(node)
+
+    def node_name(self) -> str:
+        return self.name
+
+    async def wait(self, write_seq: int, peers: int, timeout_ms: int) -> Reply:
+        if peers == 0 or write_seq <= 0:
+            return self.gossip.acks(write_seq)
+        future = self.gossip.wait_for_acks(write_seq, peers)
+        timeout_s = None if timeout_ms == 0 else timeout_ms / 1000
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        return self.gossip.acks(write_seq)
 
     # -- introspection (INFO, /status, /metrics) ------------------------------------------------
 
@@ -114,7 +193,16 @@ class Node:
             "keys": len(self.database.keyspace),
             "clients": len(self.resp.connections),
             "addresses": self.addresses,
-            "members": [],
+            "members": [
+                {
+                    "name": row.name,
+                    "address": row.address,
+                    "state": row.state,
+                    "phi": round(row.phi, 3),
+                    "generation": row.generation,
+                }
+                for row in (self.members() if self.gossip.membership is not None else [])
+            ],
         }
 
     def info_sections(self) -> dict[str, dict[str, Any]]:
@@ -159,8 +247,32 @@ class Node:
                 if len(self.database.keyspace)
                 else {}
             ),
-            "gossip": {"members": 1, "cluster": self.config.cluster},
+            "gossip": self._gossip_info(),
         }
+
+    def _gossip_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"cluster": self.config.cluster, "preset": self.config.preset}
+        info["address"] = self.addresses.get("gossip", "")
+        if self.gossip.membership is not None:
+            rows = self.members()
+            info["members"] = len(rows)
+            for state in ("alive", "suspect", "failed", "left"):
+                info[f"members_{state}"] = sum(row.state == state for row in rows)
+            for number, row in enumerate(rows):
+                info[f"member{number}"] = (
+                    f"name={row.name},address={row.address},state={row.state},"
+                    f"phi={row.phi:.3f},generation={row.generation}"
+                )
+        node = self.gossip.node
+        if node is not None:
+            stats = node.stats
+            info["datagrams_in"] = stats.datagrams_in
+            info["datagrams_out"] = stats.datagrams_out
+            info["bytes_in"] = stats.bytes_in
+            info["bytes_out"] = stats.bytes_out
+            info["dropped"] = sum(stats.dropped.values())
+            info["anti_entropy_rounds"] = stats.ae_rounds
+        return info
 
     def config_values(self) -> dict[str, str]:
         c = self.config
@@ -201,9 +313,13 @@ async def serve(config: ServeConfig) -> int:
     node = Node(config)
     try:
         await node.start()
-    except OSError as error:
+    except (OSError, HearsayError) as error:
+        await node.gossip.stop()
+        await node.resp.stop()
+        await node.http.stop()
         node.database.close()
-        print(f"hearsay: cannot listen: {error.strerror or error}", file=sys.stderr)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        print(f"hearsay: cannot start: {reason}", file=sys.stderr)
         return 1
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,309 @@
+"""The gossip driver: UDP and TCP sockets, a timer, and the sans-IO GossipNode between them.
+
+The node decides everything; this module only moves bytes and time. After every input
+(a datagram, a stream, a timer, a local write) :meth:`GossipDriver.pump` sends what the node
+queued, handles its events and re-arms the single timer for ``node.get_timer()``.
+
+Streams (large anti-entropy messages) go over TCP to the peer's gossip port. A stream is one
+frame: the sender's gossip port (2 bytes, so the receiver knows where to answer by UDP), the
+length (4 bytes), then one sealed envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+import random
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, cast
+
+from hearsay.base.errors import HearsayError
+from hearsay.engine.database import Database
+from hearsay.lattice.entry import Entry
+from hearsay.protocol.envelope import Keyring
+from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, WriteAcked
+from hearsay.protocol.membership import (
+    Address,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    Membership,
+)
+from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.presets import preset_by_name
+from hearsay.runtime.clock import unix_ms
+
+log = logging.getLogger(__name__)
+
+STREAM_HEADER: Final = struct.Struct("!HI")
+STREAM_CONNECT_TIMEOUT_S: Final = 3.0
+STREAM_READ_TIMEOUT_S: Final = 10.0
+LEAVE_LINGER_S: Final = 0.5
+"""After announcing a graceful leave, keep gossiping this long so the news spreads."""
+
+
+class KeyringError(HearsayError, ValueError):
+    """The keyring file is missing, empty or holds something that is not a key."""
+
+
+def load_keyring(path: str) -> Keyring:
+    """One base64 AES key (16, 24 or 32 bytes) per line; the first is the primary."""
+    try:
+        lines = Path(path).read_text().split()
+    except OSError as error:
+        raise KeyringError(f"cannot read keyring {path}: {error.strerror}") from error
+    keys: list[bytes] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            keys.append(base64.b64decode(line, validate=True))
+        except binascii.Error as error:
+            raise KeyringError(f"keyring {path} line {number} is not base64") from error
+    if not keys:
+        raise KeyringError(f"keyring {path} holds no key")
+    try:
+        return Keyring(keys[0], tuple(keys[1:]))
+    except ValueError as error:
+        raise KeyringError(f"keyring {path}: {error}") from error
+
+
+def parse_address(text: str) -> Address:
+    """``host:port`` or ``[v6addr]:port``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise HearsayError(f"expected HOST:PORT or [ADDR]:PORT, got {text!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise HearsayError(f"unbalanced brackets in {text!r}")
+        host = host[1:-1]
+    number = int(port)
+    if not 0 < number < 65536:
+        raise HearsayError(f"port out of range in {text!r}")
+    return host, number
+
+
+class GossipDriver(asyncio.DatagramProtocol):
+    """Runs one :class:`GossipNode` on real sockets."""
+
+    def __init__(self, database: Database, name: str, preset: str, cluster: str) -> None:
+        self.database = database
+        self.name = name
+        self.preset = preset_by_name(preset)
+        self.cluster = cluster
+        self.keyring: Keyring | None = None
+        self.node: GossipNode | None = None
+        self.membership: Membership | None = None
+        self.address: Address = ("127.0.0.1", 0)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._stream_server: asyncio.Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at_ms: int | None = None
+        self._pump_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self.on_member_event: Callable[[object], None] | None = None
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def start(
+        self, host: str, port: int, advertise: Address | None, keyring: Keyring | None
+    ) -> Address:
+        """Bind UDP (and TCP for streams) on the same port; returns the bound address."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._transport = transport
+        bound = transport.get_extra_info("sockname")
+        bound_port = int(bound[1])
+        self._stream_server = await asyncio.start_server(self._on_stream, host, bound_port)
+        self.address = advertise if advertise is not None else (str(bound[0]), bound_port)
+        self.keyring = keyring
+        now = unix_ms()
+        rng = random.Random(os.urandom(16))
+        identity = self.database.identity
+        self.membership = Membership(
+            self.name, identity.generation, self.address, self.preset, rng, now_ms=now
+        )
+        self.node = GossipNode(
+            self.address,
+            rng=rng,
+            keyspace=self.database.keyspace,
+            config=NodeConfig.from_preset(self.preset),
+            cluster=self.cluster,
+            keyring=keyring,
+            nonce_source=os.urandom,
+            membership=self.membership,
+            now_ms=now,
+        )
+        self.database.on_local_delta = self._local_delta
+        self.pump()
+        return str(bound[0]), bound_port
+
+    def join(self, seeds: list[Address]) -> None:
+        assert self.node is not None
+        self.node.join(seeds, unix_ms())
+        self.pump()
+
+    async def leave(self) -> None:
+        """Announce a graceful leave and keep gossiping briefly so peers hear it."""
+        if self.node is None:
+            return
+        self.node.leave(unix_ms())
+        self.pump()
+        await asyncio.sleep(LEAVE_LINGER_S)
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        if self._stream_server is not None:
+            self._stream_server.close()
+            await self._stream_server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        for _, _, future in self._ack_waiters:
+            if not future.done():
+                future.cancel()
+        self.database.on_local_delta = None
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if self.node is None:
+            return
+        source = (str(addr[0]), int(cast(int, addr[1])))
+        self.node.receive_datagram(data, source, unix_ms())
+        self.pump()
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("gossip socket error: %s", exc)
+
+    def _local_delta(self, key: bytes, delta: Entry) -> int | None:
+        if self.node is None:
+            return None
+        seq = self.node.local_delta(key, delta, unix_ms())
+        self._schedule_pump()
+        return seq
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self.pump)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at_ms = None
+        if self.node is not None:
+            self.node.handle_timer(unix_ms())
+            self.pump()
+
+    async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            header = await asyncio.wait_for(
+                reader.readexactly(STREAM_HEADER.size), STREAM_READ_TIMEOUT_S
+            )
+            port, length = STREAM_HEADER.unpack(header)
+            assert self.node is not None
+            if length > self.node.config.stream_bytes_max or port == 0:
+                return
+            data = await asyncio.wait_for(reader.readexactly(length), STREAM_READ_TIMEOUT_S)
+            self.node.receive_stream(data, (str(peer[0]), port), unix_ms())
+            self.pump()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            return
+        finally:
+            writer.close()
+
+    # -- outputs ---------------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Send what the node queued, handle its events, and re-arm its timer."""
+        self._pump_scheduled = False
+        node, transport = self.node, self._transport
+        if node is None or transport is None:
+            return
+        for data, peer in node.datagrams_to_send():
+            transport.sendto(data, peer)
+        while (event := node.next_event()) is not None:
+            self._handle_event(event)
+        self._arm_timer(node.get_timer())
+
+    def _handle_event(self, event: object) -> None:
+        if isinstance(event, KeyChanged):
+            self.database.replicated_change(event.key, event.conflict)
+        elif isinstance(event, StreamRequest):
+            task = asyncio.get_running_loop().create_task(self._send_stream(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif isinstance(event, WriteAcked):
+            self._wake_ack_waiters()
+        elif isinstance(event, DatagramDropped):
+            log.debug("dropped a datagram from %s: %s", event.source, event.reason)
+        else:
+            if isinstance(event, MemberJoined | MemberFailed | MemberLeft):
+                log.info("member event: %s", event)
+            if self.on_member_event is not None:
+                self.on_member_event(event)
+
+    async def _send_stream(self, request: StreamRequest) -> None:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(*request.peer), STREAM_CONNECT_TIMEOUT_S
+            )
+            writer.write(STREAM_HEADER.pack(self.address[1], len(request.data)) + request.data)
+            await asyncio.wait_for(writer.drain(), STREAM_READ_TIMEOUT_S)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+        except (TimeoutError, ConnectionError, OSError):
+            if self.node is not None:
+                self.node.stream_failed(request.stream_id)
+
+    def _arm_timer(self, when_ms: int | None) -> None:
+        if when_ms is None:
+            return
+        if self._timer is not None and self._timer_at_ms is not None:
+            if self._timer_at_ms <= when_ms:
+                return
+            self._timer.cancel()
+        delay_s = max(0.0, (when_ms - unix_ms()) / 1000)
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._on_timer)
+        self._timer_at_ms = when_ms
+
+    # -- WAIT --------------------------------------------------------------------------------
+
+    def wait_for_acks(self, seq: int, peers: int) -> asyncio.Future[int]:
+        """A future that resolves with the ack count once ``peers`` hold write ``seq``."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        node = self.node
+        if node is None or seq <= 0:
+            future.set_result(0)
+            return future
+        held = node.request_acks(seq, peers, unix_ms())
+        self.pump()
+        if held >= peers:
+            future.set_result(held)
+        else:
+            self._ack_waiters.append((seq, peers, future))
+        return future
+
+    def acks(self, seq: int) -> int:
+        return 0 if self.node is None or seq <= 0 else self.node.acks(seq)
+
+    def _wake_ack_waiters(self) -> None:
+        still: list[tuple[int, int, asyncio.Future[int]]] = []
+        for seq, peers, future in self._ack_waiters:
+            if future.done():
+                continue
+            held = self.acks(seq)
+            if held >= peers:
+                future.set_result(held)
+            else:
+                still.append((seq, peers, future))
+        self._ack_waiters = still
