@@ -30,6 +30,7 @@ from hearsay.runtime.config import ServeConfig
 from hearsay.runtime.gossip import GossipDriver, load_keyring, parse_address
 from hearsay.runtime.http_server import HttpServer
 from hearsay.runtime.resp_server import RespServer
+from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class Node:
         self.http = HttpServer(self.status, self.metrics)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
+        self._rmbd: RmbdProtocol | None = None
+        self._rmbd_transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -87,6 +90,14 @@ class Node:
             "gossip": format_address(gossip_host, gossip_port),
             "http": format_address(http_host, http_port),
         }
+        if config.rmbd_port is not None:
+            self._rmbd = RmbdProtocol(
+                self.database, config.rmbd_width, config.rmbd_depth, self.join, self._flush
+            )
+            self._rmbd_transport, rmbd_address = await start_rmbd(
+                host, config.rmbd_port, self._rmbd
+            )
+            self.addresses["rmbd"] = format_address(*rmbd_address)
         if seeds:
             self.gossip.join(seeds)
         self._housekeeping = asyncio.create_task(self._housekeep())
@@ -104,6 +115,9 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
+    def _flush(self) -> None:
+        self.database.flush()
+
     def request_stop(self) -> None:
         self._stopping.set()
 
@@ -116,6 +130,8 @@ class Node:
         if self._housekeeping is not None:
             await self._housekeeping
         await self.resp.stop()
+        if self._rmbd_transport is not None:
+            self._rmbd_transport.close()
         await self.gossip.leave()
         await self.gossip.stop()
         await self.http.stop()
@@ -224,6 +240,9 @@ class Node:
                 "tcp_port": resp_address.rsplit(":", 1)[-1],
                 "uptime_in_seconds": int(uptime),
                 "uptime_in_days": int(uptime // 86400),
+                "gossip_address": self.addresses.get("gossip", ""),
+                "http_address": self.addresses.get("http", ""),
+                "rmbd_address": self.addresses.get("rmbd", ""),
             },
             "clients": {
                 "connected_clients": len(self.resp.connections),
