@@ -128,9 +128,7 @@ def bench_hll(ctx: Context) -> Comparison:
         ctx.members,
         ctx.rounds,
         {
-            "hearsay PFADD (view + Database.write_pairs_own)": lambda: _hearsay_hll(
-                ctx.batches
-            ),
+            "hearsay PFADD (view + Database.write_pairs_own)": lambda: _hearsay_hll(ctx.batches),
             f"Redis PFADD x{len(ctx.batches[0])} members, pipeline {ctx.pipeline_depth}": (
                 lambda: _redis_pfadd(ctx.redis, ctx.batches, ctx.pipeline_depth)
             ),

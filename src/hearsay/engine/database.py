@@ -147,6 +147,15 @@ class Database:
     def has_dirty(self) -> bool:
         return bool(self._dirty)
 
+    @property
+    def acknowledges_durable(self) -> bool:
+        """``--fsync always``: a write's reply must wait until :meth:`flush`'s ticket is done.
+
+        Under the other policies replies never wait, so the runtime flushes on a timer: a hot
+        key written many times between two flushes is encoded and written once.
+        """
+        return self.storage is not None and self.storage.policy is FsyncPolicy.ALWAYS
+
     # -- the write funnel ------------------------------------------------------------------------
 
     def write(

@@ -247,8 +247,7 @@ SET_NO_OPTIONS = "ERR SET options are not supported by hearsay (only SET key <HL
 VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"
 VECTOR_VALUE = "ERR vector value is not an integer in 0..9223372036854775807"
 BF_NEVER_SCALES = (
-    "ERR hearsay Bloom filters never scale: EXPANSION is not supported "
-    "(every filter is NONSCALING)"
+    "ERR hearsay Bloom filters never scale: EXPANSION is not supported (every filter is NONSCALING)"
 )
 BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"

@@ -1,12 +1,14 @@
 """The Redis-protocol listener: an asyncio Protocol around the sans-IO parser and registry.
 
 One :class:`RespConnection` per client. Each ``data_received`` parses every complete command
-in the chunk, dispatches them in order, then flushes the database's dirty keys once and sends
-all the replies in one write: pipelined clients get one syscall per chunk, not per command.
+in the chunk, dispatches them in order and sends all the replies in one write: pipelined
+clients get one syscall per chunk, not per command.
 
-With ``--fsync always`` a write may only be acknowledged once it is durable, so when the flush
-returns an unfinished ticket the replies are held (and reading paused) until it completes.
-Tickets complete in staging order, so waiting for the newest one covers every earlier write.
+With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
+dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
+are held (and reading paused) until it completes. Tickets complete in staging order, so
+waiting for the newest one covers every earlier write. Under the other policies the node's
+housekeeping timer flushes instead.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ class RespConnection(asyncio.Protocol):
             out += encode(ErrorReply(error.message), ctx.protocol)
             self._closing = True
         batch.append(bytes(out))
-        ticket = database.flush()
+        ticket = database.flush() if database.acknowledges_durable else None
         if ticket is not None and not ticket.done():
             # The replies of this batch acknowledge its writes: they wait until durable.
             self._queue.append(_Gate(asyncio.wrap_future(ticket), durable=True))
