@@ -21,6 +21,7 @@ beyond its end arrives.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Final, cast
 
@@ -47,6 +48,9 @@ VALUE_DTYPES: Final[dict[int, np.dtype[np.unsignedinteger]]] = {
 }
 INDEX_DTYPE: Final[np.dtype[np.uint32]] = np.dtype("<u4")
 _EMPTY: Final = b"\x01"
+_STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_FEW_PAIRS: Final = 8
+"""Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
 
@@ -337,11 +341,48 @@ class MaxVector:
         """:meth:`merge_pairs` that also returns the previous values (see merge_tracking)."""
         dense = self._dense
         if dense is not None and _fits_dense_unchecked(dense, indices, values):
+            if len(indices) <= _FEW_PAIRS:  # type: ignore[arg-type]  # an ndarray here
+                return self._merge_few_into_dense(indices, values)
             return self._merge_unsorted_into_dense(
                 cast("IndexArray", indices), cast("ValueArray", values)
             )
         idx, val = normalize_pairs(indices, values)
         return self.merge_tracking(idx, val)
+
+    def _merge_few_into_dense(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector]:
+        """A handful of pairs (a single PFADD): Python ints beat numpy's per-call overhead."""
+        dense = self._dense
+        assert dense is not None
+        grown: dict[int, int] = {}
+        before: dict[int, int] = {}
+        for index, value in zip(
+            np.asarray(indices).tolist(), np.asarray(values).tolist(), strict=True
+        ):
+            current = int(dense[index])
+            if value > current:
+                before.setdefault(index, current)
+                dense[index] = value
+                grown[index] = value
+        if not grown:
+            return MaxVector(), MaxVector()
+        return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    @classmethod
+    def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
+        """A sparse vector from a few validated pairs (zeros dropped), packed with struct."""
+        items = sorted((i, v) for i, v in pairs.items() if v)
+        vector = cls()
+        if items:
+            width = width_for(max(v for _, v in items))
+            count = len(items)
+            vector._packed = (
+                bytes((width,))
+                + struct.pack(f"<{count}I", *(i for i, _ in items))
+                + struct.pack(f"<{count}{_STRUCT_CODES[width]}", *(v for _, v in items))
+            )
+        return vector
 
     def _merge_unsorted_into_dense(
         self, indices: IndexArray, values: ValueArray
