@@ -104,7 +104,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GossipNode", "NodeConfig", "NodeStats"]
 
-_LIVENESS_EVENTS: Final = (MemberJoined, MemberAlive, MemberFailed, MemberLeft, MemberReaped)
 _AE_ROUNDS_KEPT: Final = 32
 _NEVER: Final = 1 << 62
 
@@ -119,7 +118,10 @@ class NodeConfig:
     udp_payload_bytes_max: int = 1400
     recent_rounds: int = 5
     """Gossip rounds a changed key is offered in DIGESTs (the rumour's tail)."""
-    digest_fanout: int = 1
+    digest_delay_rounds: int = 0
+    """Rounds a changed key waits before its first DIGEST (measured: waiting costs tail
+    latency and saves little, because late-informed nodes' digests matter most)."""
+    digest_fanout: int = 2
     pull_fanout: int = 2
     ae_groups: int = 64
     stream_bytes_max: int = 64 * 1024 * 1024
@@ -241,7 +243,9 @@ class GossipNode:
         self._events: deque[NodeEvent] = deque()
         self._peers: list[Address] = []
         self._peer_pos: dict[Address, int] = {}
-        self._static = membership is None
+        self._member_addr: dict[str, Address] = {}
+        self._failed_members: dict[str, bool] = {}
+        """Members seen failed or left: their return triggers an immediate repair."""
         for peer in peers:
             self.add_peer(peer)
         self._recent: dict[bytes, int] = {}
@@ -294,12 +298,6 @@ class GossipNode:
         if pos < len(self._peers):
             self._peers[pos] = last
             self._peer_pos[last] = pos
-
-    def _refresh_peers(self) -> None:
-        assert self.membership is not None
-        live = [m.address for m in self.membership.live_peers() if m.address != self.address]
-        self._peers = live
-        self._peer_pos = {a: i for i, a in enumerate(live)}
 
     def _pick(self, count: int, exclude: Address | None = None) -> list[Address]:
         """Up to ``count`` distinct peers chosen uniformly at random, never ``exclude``."""
@@ -578,7 +576,7 @@ class GossipNode:
     def _mark_recent(self, key: bytes) -> None:
         if self.config.recent_rounds <= 0:
             return
-        self._recent[key] = self.config.recent_rounds
+        self._recent[key] = self.config.recent_rounds + self.config.digest_delay_rounds
         if self._next_round_ms >= _NEVER:
             self._next_round_ms = self._now + self.config.gossip_interval_ms
 
@@ -624,11 +622,19 @@ class GossipNode:
         cfg = self.config
         self._flush_pending()
         if self._recent and self._peers:
+            limit = cfg.recent_rounds
+            recent = self._recent
+            ready: list[bytes] = []
+            for key, left in list(recent.items()):
+                if left > limit:
+                    recent[key] = left - 1  # the push phase is still running: wait
+                else:
+                    ready.append(key)
             items: list[bytes] = []
             used = 0
             room = self._payload_budget - 8
             offered: list[bytes] = []
-            for key in self._recent:
+            for key in ready:
                 entry = self.keyspace.entry(key)
                 if entry is None:
                     offered.append(key)
@@ -642,10 +648,11 @@ class GossipNode:
             peers = self._pick(cfg.digest_fanout)
             if items and peers and self._bucket.take(self._now, len(peers)):
                 self._send(MessageType.DIGEST, msg.join_items(b"", items), peers)
+            if peers:
                 for key in offered:
-                    left = self._recent.pop(key) - 1
+                    left = recent.pop(key) - 1
                     if left > 0:
-                        self._recent[key] = left
+                        recent[key] = left
         busy = bool(self._recent or self._pending)
         self._next_round_ms = self._now + cfg.gossip_interval_ms if busy else _NEVER
 
@@ -944,27 +951,48 @@ class GossipNode:
         self._drain_membership()
 
     def _drain_membership(self) -> None:
+        """Pass membership events on, keeping the live-peer list in step with them.
+
+        The list is updated per event (O(1) each) rather than rebuilt from
+        ``Membership.live_peers()``, which sorts every member.
+        """
         membership = self.membership
         assert membership is not None
-        refresh = False
-        reconnected: list[str] = []
+        reconnected: list[Address] = []
         while True:
             event: MembershipEvent | None = membership.next_event()
             if event is None:
                 break
-            if isinstance(event, _LIVENESS_EVENTS):
-                refresh = True
-            if isinstance(event, MemberAlive | MemberJoined):
-                reconnected.append(event.node_id)
+            if isinstance(event, MemberJoined):
+                old = self._member_addr.get(event.node_id)
+                if old is not None and old != event.address:
+                    self.remove_peer(old)
+                self._member_addr[event.node_id] = event.address
+                self.add_peer(event.address)
+                if event.restarted or self._failed_members.pop(event.node_id, False):
+                    reconnected.append(event.address)
+            elif isinstance(event, MemberAlive):
+                address = self._member_addr.get(event.node_id)
+                if address is not None:
+                    self.add_peer(address)
+                    if self._failed_members.pop(event.node_id, False):
+                        reconnected.append(address)
+            elif isinstance(event, MemberFailed | MemberLeft):
+                self._failed_members[event.node_id] = True
+                address = self._member_addr.get(event.node_id)
+                if address is not None:
+                    self.remove_peer(address)
+            elif isinstance(event, MemberReaped):
+                self._failed_members.pop(event.node_id, None)
+                address = self._member_addr.pop(event.node_id, None)
+                if address is not None:
+                    self.remove_peer(address)
             self._emit(event)
-        if refresh:
-            self._refresh_peers()
-        for node_id in reconnected[: self.config.reconnect_repairs_max]:
-            # A peer came back (healed partition, restart, new node): repair with it now
-            # rather than waiting for the next anti-entropy period.
-            info = membership.member(node_id)
-            if info is not None and info.address != self.address and not self._left:
-                self._start_anti_entropy(info.address)
+        if not self._left:
+            for address in reconnected[: self.config.reconnect_repairs_max]:
+                # A peer came back (healed partition, restart, new node): repair with it now
+                # rather than waiting for the next anti-entropy period.
+                self._start_anti_entropy(address)
 
     # == load =====================================================================================
 
