@@ -105,6 +105,7 @@ if TYPE_CHECKING:
 __all__ = ["GossipNode", "NodeConfig", "NodeStats"]
 
 _AE_ROUNDS_KEPT: Final = 32
+_HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
 
 
@@ -249,6 +250,7 @@ class GossipNode:
         for peer in peers:
             self.add_peer(peer)
         self._recent: dict[bytes, int] = {}
+        self._hash_cache: dict[bytes, tuple[int, int]] = {}
         self._pending: dict[bytes, _Pending] = {}
         cfg = self.config
         self._bucket = TokenBucket(cfg.pacing_rate_per_s, float(cfg.pacing_burst))
@@ -573,6 +575,23 @@ class GossipNode:
 
     # == rumours ==================================================================================
 
+    def _key_hash(self, key: bytes, entry: Entry) -> int:
+        """The content hash of ``key``, cached while its bucket's hash stays the same.
+
+        A bucket's hash is the XOR of its keys' hashes, so while it is unchanged none of its
+        keys changed (but with probability 2**-64, the bet anti-entropy already makes). This
+        holds however the keyspace changed (our merges, the engine's writes and expiries).
+        """
+        bucket_hash = self.keyspace.bucket_hash(self.keyspace.bucket_of(key))
+        cached = self._hash_cache.get(key)
+        if cached is not None and cached[0] == bucket_hash:
+            return cached[1]
+        content = entry_hash(key, entry)
+        if len(self._hash_cache) >= _HASH_CACHE_MAX:
+            self._hash_cache.clear()
+        self._hash_cache[key] = (bucket_hash, content)
+        return content
+
     def _mark_recent(self, key: bytes) -> None:
         if self.config.recent_rounds <= 0:
             return
@@ -639,7 +658,7 @@ class GossipNode:
                 if entry is None:
                     offered.append(key)
                     continue
-                item = msg.hash_item(key, entry_hash(key, entry))
+                item = msg.hash_item(key, self._key_hash(key, entry))
                 if used + len(item) > room:
                     break
                 items.append(item)
@@ -775,7 +794,7 @@ class GossipNode:
             mine = self.keyspace.entry(key)
             if mine is None:
                 wanted.append(msg.exchange_item(key, None))
-            elif entry_hash(key, mine) != content_hash:
+            elif self._key_hash(key, mine) != content_hash:
                 wanted.append(msg.exchange_item(key, mine))
         for payload in self._pack(b"", wanted):
             self._send(MessageType.EXCHANGE, payload, [source])
@@ -897,7 +916,7 @@ class GossipNode:
                 [
                     bucket,
                     [
-                        [key, entry_hash(key, entry)]
+                        [key, self._key_hash(key, entry)]
                         for key, entry in self.keyspace.bucket_items(bucket)
                     ],
                 ]
@@ -918,7 +937,7 @@ class GossipNode:
                 their_hash = theirs.pop(key, None)
                 if their_hash is None:
                     pushes.extend(self._push_items(key, entry, True))
-                elif their_hash != entry_hash(key, entry):
+                elif their_hash != self._key_hash(key, entry):
                     exchanges.append(msg.exchange_item(key, entry))
             for key in theirs:
                 if self.keyspace.bucket_of(key) == bucket:

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-membership", action="store_true", help="static peer lists")
     p.add_argument("--encrypt", action="store_true", help="AES-GCM on every datagram")
     p.add_argument("--no-check-monotone", action="store_true")
+    p.add_argument(
+        "--warmup-s", type=float, default=0.0, help="count convictions before this apart"
+    )
     p.add_argument("--node-config", action="append", default=[], help="NodeConfig NAME=VALUE")
     p.add_argument("--wall-limit-s", type=float, default=3600.0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -80,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         encrypt=args.encrypt,
         check_monotone=not args.no_check_monotone,
         node_config=_node_config(args.node_config),
+        warmup_s=args.warmup_s,
     )
 
 

@@ -132,6 +132,8 @@ class SimConfig:
     encrypt: bool = False
     check_monotone: bool = True
     stream_bytes_per_s: int = 50_000_000
+    warmup_s: float = 0.0
+    """Convictions of running nodes before this are counted apart (cluster formation)."""
     node_config: dict[str, Any] = field(default_factory=dict)
 
     def command(self) -> str:
@@ -162,6 +164,8 @@ class SimConfig:
             args.append("--encrypt")
         if not self.check_monotone:
             args.append("--no-check-monotone")
+        if self.warmup_s:
+            args.append(f"--warmup-s={self.warmup_s:g}")
         args += [f"--node-config={k}={v}" for k, v in sorted(self.node_config.items())]
         return " ".join(shlex.quote(a) for a in args)
 
@@ -254,6 +258,8 @@ class Simulation:
         self.partition_failures = 0
         """Running nodes convicted during (or just after) a partition: correct behaviour."""
         self.partition_ended_ms: int | None = None
+        self.warmup_failures = 0
+        """Running nodes convicted while the cluster was still forming (before warmup_s)."""
         self.stream_messages = 0
         self.stream_bytes = 0
         self.delivered = 0
@@ -407,6 +413,8 @@ class Simulation:
             )
             if recent_partition:
                 self.partition_failures += 1
+            elif self.now < self.config.warmup_s * 1000:
+                self.warmup_failures += 1
             else:
                 self.false_failures += 1
             return
@@ -690,6 +698,7 @@ class Simulation:
             "detected_fraction": None if not expected_pairs else detected_pairs / expected_pairs,
             "false_failures": self.false_failures,
             "partition_failures": self.partition_failures,
+            "warmup_failures": self.warmup_failures,
             "monotone_violations": len(self.violations),
             "sim_seconds": sim_s,
             "wall_seconds": wall_s,
