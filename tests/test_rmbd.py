@@ -45,8 +45,11 @@ def test_rmbd_add_count_and_peer(tmp_path: Path) -> None:
             assert node.client().cms().query("rmbd", "abc") == [3]
             host, port = split_address(other.gossip)
             sock.sendto(PEER.pack(3, host.encode(), port), address)
+            joined = other.client()
             poll_until(
-                lambda: other.client().cms().query("rmbd", "abc") == [3], 15, what="peer joined"
+                lambda: joined.exists("rmbd") and joined.cms().query("rmbd", "abc") == [3],
+                15,
+                what="peer joined",
             )
     finally:
         cluster.close()
