@@ -85,7 +85,14 @@ def test_delete_and_expiry_converge(cluster: Cluster) -> None:
 
 
 def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Cluster) -> None:
-    nodes = three(cluster)
+    """The victim runs ``--fsync always``: every write it acknowledged survives SIGKILL on its
+    own disk (under ``everysec`` the last moments would come back from peers instead)."""
+    first = cluster.start("a")
+    nodes = [first, cluster.start("b", "--join", first.gossip)]
+    nodes.append(cluster.start("c", "--join", first.gossip, "--fsync", "always"))
+    names = {node.name for node in nodes}
+    for node in nodes:
+        poll_until(lambda node=node: set(members(node)) == names, 15, what="membership")
     victim = nodes[2]
     victim.client().pfadd("mine", *[f"m{i}" for i in range(100)])
     count = victim.client().pfcount("mine")
@@ -96,7 +103,7 @@ def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Clust
         poll_until(
             lambda node=node: members(node)[victim.name][0] == "failed", 20, what="detection"
         )
-    restarted = cluster.start("c", "--join", nodes[0].gossip)
+    restarted = cluster.start("c", "--join", nodes[0].gossip, "--fsync", "always")
     assert restarted.name == victim.name
     assert restarted.client().pfcount("mine") == count  # its own data survived the kill
     for node in nodes[:2]:
