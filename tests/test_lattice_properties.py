@@ -12,7 +12,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry, split_entry
 from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
-from hearsay.lattice.vector import MaxVector
+from hearsay.lattice.vector import MaxVector, normalize_pairs
 from tests.lattice_strategies import entries, vectors
 
 pytestmark = pytest.mark.property
@@ -231,3 +231,20 @@ def test_bulk_pair_writes_equal_the_general_write_path(
             assert got.delta.vector == want.delta.vector
     assert bulk.entry(b"k") == general.entry(b"k")
     assert bulk.bucket_hashes().tolist() == general.bucket_hashes().tolist()
+
+
+@given(vectors(), st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 255)), max_size=8))
+def test_few_pair_merges_equal_the_general_path(
+    start: MaxVector, pairs: list[tuple[int, int]]
+) -> None:
+    """The pure-Python paths for a handful of pairs (sparse and dense) agree with numpy's."""
+    import numpy as np
+
+    indices = np.array([i for i, _ in pairs], dtype=np.uint32)
+    values = np.array([v for _, v in pairs], dtype=np.uint8)
+    fast, general = start.copy(), start.copy()
+    fast_delta, fast_before = fast.merge_pairs_tracking(indices, values)
+    want_delta, want_before = general.merge_tracking(*normalize_pairs(indices, values))
+    assert fast == general
+    assert fast_delta == want_delta
+    assert fast_before == want_before

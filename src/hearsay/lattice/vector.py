@@ -21,7 +21,9 @@ beyond its end arrives.
 
 from __future__ import annotations
 
+import bisect
 import struct
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Final, cast
 
@@ -139,6 +141,21 @@ def _fits_dense_unchecked(
     if values.dtype.itemsize > dense.dtype.itemsize:
         return False
     return int(indices.max()) < dense.size
+
+
+def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
+    """A few pairs as unsigned arrays (indices uint32), so no validation is needed."""
+    return (
+        isinstance(indices, np.ndarray)
+        and isinstance(values, np.ndarray)
+        and indices.dtype == INDEX_DTYPE
+        and values.dtype.kind == "u"
+        and values.dtype.itemsize < 8
+        and indices.ndim == 1
+        and indices.shape == values.shape
+        and indices.size <= _FEW_PAIRS
+        and sys.byteorder == "little"  # packed indices are read back with a native cast
+    )
 
 
 def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
@@ -346,8 +363,62 @@ class MaxVector:
             return self._merge_unsorted_into_dense(
                 cast("IndexArray", indices), cast("ValueArray", values)
             )
+        if dense is None and _small_unsigned(indices, values):
+            few = self._merge_few_into_sparse(
+                cast("IndexArray", indices), cast("ValueArray", values)
+            )
+            if few is not None:
+                return few
         idx, val = normalize_pairs(indices, values)
         return self.merge_tracking(idx, val)
+
+    def _merge_few_into_sparse(
+        self, indices: IndexArray, values: ValueArray
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """A handful of pairs into packed pairs with bisect and byte slicing (no numpy).
+
+        Returns None when a value needs a wider width than the vector has (the general path
+        handles that).
+        """
+        wanted: dict[int, int] = {}
+        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+            if value > wanted.get(index, 0):
+                wanted[index] = value
+        packed = self._packed
+        width = packed[0]
+        if wanted and max(wanted.values()) >= 1 << (8 * width):
+            return None
+        grown: dict[int, int] = {}
+        before: dict[int, int] = {}
+        for index in sorted(wanted):
+            value = wanted[index]
+            count = (len(packed) - 1) // (4 + width)
+            positions = memoryview(packed)[1 : 1 + 4 * count].cast("I")
+            pos = bisect.bisect_left(positions, index)
+            values_at = 1 + 4 * count
+            if pos < count and positions[pos] == index:
+                start = values_at + width * pos
+                current = int.from_bytes(packed[start : start + width], "little")
+                if value <= current:
+                    continue
+                before[index] = current
+                packed = packed[:start] + value.to_bytes(width, "little") + packed[start + width :]
+            else:
+                cut_index = 1 + 4 * pos
+                cut_value = values_at + width * pos
+                packed = (
+                    packed[:cut_index]
+                    + index.to_bytes(4, "little")
+                    + packed[cut_index:cut_value]
+                    + value.to_bytes(width, "little")
+                    + packed[cut_value:]
+                )
+            grown[index] = value
+        if not grown:
+            return MaxVector(), MaxVector()
+        self._packed = packed
+        self._maybe_densify()
+        return MaxVector._from_few(grown), MaxVector._from_few(before)
 
     def _merge_few_into_dense(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
