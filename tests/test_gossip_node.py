@@ -383,3 +383,35 @@ def test_membership_supplies_peers_and_failures() -> None:
 
 def test_wire_entry_helper_is_canonical() -> None:
     assert entry_to_wire(_entry({1: 1}))[0] == 1
+
+
+def test_a_key_a_digest_showed_missing_is_pulled_again_until_it_arrives() -> None:
+    nodes = _nodes(A, B, C, fanout=1, pull_retries=3)
+    for node in (nodes[A], nodes[C]):
+        node.keyspace.merge(b"k", _entry({4: 4}))
+    digest = msg.join_items(b"", [msg.hash_item(b"k", nodes[A].keyspace.key_hash(b"k"))])
+    nodes[B].receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.DIGEST, digest), A, NOW)
+    assert _kinds(nodes[B].datagrams_to_send()) == ["EXCHANGE"]  # lost on the way
+    now = NOW + nodes[B].config.gossip_interval_ms
+    nodes[B].handle_timer(now)
+    retry = nodes[B].datagrams_to_send()
+    assert _kinds(retry) == ["EXCHANGE"] and retry[0][1] in (A, C)
+    nodes[retry[0][1]].receive_datagram(retry[0][0], B, now)
+    _deliver(nodes, now)
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+    nodes[B].handle_timer(now + 1000)
+    assert "EXCHANGE" not in _kinds(nodes[B].datagrams_to_send())  # the reply ended the pulls
+
+
+def test_anti_entropy_pushes_lately_changed_keys_at_once() -> None:
+    nodes = _nodes(A, B, recent_rounds=0)
+    _write(nodes[A], b"fresh", {1: 1})
+    nodes[A].datagrams_to_send()  # the rumour is lost
+    nodes[B].handle_timer(nodes[B].get_timer() or NOW)
+    groups = nodes[B].datagrams_to_send()
+    assert _kinds(groups) == ["AE_GROUPS"]
+    nodes[A].receive_datagram(groups[0][0], B, NOW + 1)
+    answer = nodes[A].datagrams_to_send()
+    assert _kinds(answer) == ["PUSH", "AE_BUCKETS"]
+    nodes[B].receive_datagram(answer[0][0], A, NOW + 2)
+    assert nodes[B].keyspace.entry(b"fresh") == nodes[A].keyspace.entry(b"fresh")

@@ -115,15 +115,18 @@ class NodeConfig:
 
     fanout: int = 3
     gossip_interval_ms: int = 200
-    anti_entropy_interval_ms: int = 10_000
+    anti_entropy_interval_ms: int = 2_000
     udp_payload_bytes_max: int = 1400
     recent_rounds: int = 5
     """Gossip rounds a changed key is offered in DIGESTs (the rumour's tail)."""
     digest_delay_rounds: int = 0
     """Rounds a changed key waits before its first DIGEST (measured: waiting costs tail
     latency and saves little, because late-informed nodes' digests matter most)."""
-    digest_fanout: int = 2
+    digest_fanout: int = 1
     pull_fanout: int = 2
+    pull_retries: int = 2
+    """Rounds a key a DIGEST showed missing is pulled again (from a random peer) until a
+    reply brings it: under heavy loss, the tail is closed by the node that lacks the data."""
     ae_groups: int = 64
     stream_bytes_max: int = 64 * 1024 * 1024
     pacing_rate_per_s: float = 5_000.0
@@ -141,6 +144,11 @@ class NodeConfig:
     search_results_max: int = 1_024
     membership_tick_ms: int = 250
     anti_entropy_retry_ms: int = 1_000
+    changed_keys_ms: int = 30_000
+    """How long a changed key is remembered for eager repair in anti-entropy."""
+    changed_keys_max: int = 4_096
+    ae_eager_bytes: int = 1_200
+    """Bytes of lately changed entries pushed at once to a peer whose digest differs."""
     """After a round that found differences, the next round starts this soon (not a period)."""
     reconnect_repairs_max: int = 4
     """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
@@ -251,6 +259,11 @@ class GossipNode:
             self.add_peer(peer)
         self._recent: dict[bytes, int] = {}
         self._hash_cache: dict[bytes, tuple[int, int]] = {}
+        self._wanted: dict[bytes, int] = {}
+        self._changed: OrderedDict[bytes, int] = OrderedDict()
+        """Keys that changed here lately (oldest first), offered eagerly to a peer whose
+        anti-entropy digest differs: it most likely lacks exactly these."""
+        """Keys a DIGEST showed we lack, with pull retries left (cleared by any reply)."""
         self._pending: dict[bytes, _Pending] = {}
         cfg = self.config
         self._bucket = TokenBucket(cfg.pacing_rate_per_s, float(cfg.pacing_burst))
@@ -592,12 +605,34 @@ class GossipNode:
         self._hash_cache[key] = (bucket_hash, content)
         return content
 
+    def _arm_round(self) -> None:
+        if self._next_round_ms >= _NEVER:
+            self._next_round_ms = self._now + self.config.gossip_interval_ms
+
     def _mark_recent(self, key: bytes) -> None:
+        changed = self._changed
+        changed.pop(key, None)
+        changed[key] = self._now
+        if len(changed) > self.config.changed_keys_max:
+            changed.popitem(last=False)
         if self.config.recent_rounds <= 0:
             return
         self._recent[key] = self.config.recent_rounds + self.config.digest_delay_rounds
-        if self._next_round_ms >= _NEVER:
-            self._next_round_ms = self._now + self.config.gossip_interval_ms
+        self._arm_round()
+
+    def _retry_pulls(self) -> None:
+        """Keys a digest showed we lack and no reply brought yet: ask another random peer."""
+        items: list[bytes] = []
+        for key in list(self._wanted):
+            left = self._wanted.pop(key) - 1
+            if left > 0:
+                self._wanted[key] = left
+            items.append(msg.exchange_item(key, self.keyspace.entry(key)))
+        peers = self._pick(1)
+        if items and peers:
+            self.stats.pulls += 1
+            for payload in self._pack(b"", items):
+                self._send(MessageType.EXCHANGE, payload, peers)
 
     def _rumour(
         self,
@@ -672,7 +707,9 @@ class GossipNode:
                     left = recent.pop(key) - 1
                     if left > 0:
                         recent[key] = left
-        busy = bool(self._recent or self._pending)
+        if self._wanted:
+            self._retry_pulls()
+        busy = bool(self._recent or self._pending or self._wanted)
         self._next_round_ms = self._now + cfg.gossip_interval_ms if busy else _NEVER
 
     # == receiving ================================================================================
@@ -749,6 +786,7 @@ class GossipNode:
             if grown is not None:
                 self._mark_recent(key)
             if not relay:
+                self._wanted.pop(key, None)
                 continue
             held = self.keyspace.entry(key)
             if grown is not None:
@@ -790,12 +828,19 @@ class GossipNode:
 
     def _on_digest(self, items: list[tuple[bytes, int]], source: Address) -> None:
         wanted: list[bytes] = []
+        retries = self.config.pull_retries
         for key, content_hash in items:
             mine = self.keyspace.entry(key)
             if mine is None:
                 wanted.append(msg.exchange_item(key, None))
             elif self._key_hash(key, mine) != content_hash:
                 wanted.append(msg.exchange_item(key, mine))
+            else:
+                continue
+            if retries > 0:
+                self._wanted[key] = retries
+        if self._wanted:
+            self._arm_round()
         for payload in self._pack(b"", wanted):
             self._send(MessageType.EXCHANGE, payload, [source])
 
@@ -883,6 +928,7 @@ class GossipNode:
             self._send(MessageType.AE_BUCKETS, msg.packb([round_id, []]), [source])
             return
         self._ae_soon()
+        self._eager_repair(differ.tolist(), groups, source)
         hashes = self.keyspace.bucket_hashes().astype("<u8")
         per = hashes.size // groups
         blocks = [
@@ -891,6 +937,36 @@ class GossipNode:
         prefix = b"\x92" + msg.packb(round_id)
         for payload_out in self._pack(prefix, blocks):
             self._send(MessageType.AE_BUCKETS, payload_out, [source])
+
+    def _eager_repair(self, differ: list[int], groups: int, source: Address) -> None:
+        """Push our lately changed keys of the differing groups at once (one datagram).
+
+        A peer behind us usually lacks the last few writes; sending them now repairs it in two
+        hops instead of four (GROUPS -> BUCKETS -> KEYS -> PUSH), which is what closes the
+        tail under heavy loss. The full exchange still follows for anything else.
+        """
+        cfg = self.config
+        if not self._changed or cfg.ae_eager_bytes <= 0:
+            return
+        per = self.keyspace.bucket_count // groups
+        wanted = set(differ)
+        horizon = self._now - cfg.changed_keys_ms
+        items: list[bytes] = []
+        used = 0
+        for key in reversed(self._changed):
+            if self._changed[key] < horizon:
+                break
+            if self.keyspace.bucket_of(key) // per not in wanted:
+                continue
+            entry = self.keyspace.entry(key)
+            if entry is None:
+                continue
+            item = msg.push_item(key, entry, True)
+            if used + len(item) > cfg.ae_eager_bytes:
+                break
+            items.append(item)
+            used += len(item)
+        self._send_push(items, [source], relay=False)
 
     def _on_ae_buckets(self, payload: bytes, source: Address) -> None:
         _, groups = self._group_hashes()

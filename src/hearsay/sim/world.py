@@ -459,6 +459,7 @@ class Simulation:
         self.writes.append(_Write(key, delta, self.now, i, {i: self.now}))
         self.pending_by_key.setdefault(key, []).append(w)
         node.local_delta(key, delta, now)
+        self._after(i)
 
     def _crash(self, spec: CrashSpec) -> None:
         live = [i for i in range(self.config.nodes) if self.alive[i]]
