@@ -415,3 +415,46 @@ def test_anti_entropy_pushes_lately_changed_keys_at_once() -> None:
     assert _kinds(answer) == ["PUSH", "AE_BUCKETS"]
     nodes[B].receive_datagram(answer[0][0], A, NOW + 2)
     assert nodes[B].keyspace.entry(b"fresh") == nodes[A].keyspace.entry(b"fresh")
+
+
+def test_an_overloaded_node_asks_senders_to_back_off() -> None:
+    nodes = _nodes(A, B, overload_datagrams_per_s=2, recent_rounds=0)
+    for i in range(4):
+        _write(nodes[A], b"k%d" % i, {1: 1})
+    sent = nodes[A].datagrams_to_send()
+    for data, _ in sent:
+        nodes[B].receive_datagram(data, A, NOW)
+    answer = nodes[B].datagrams_to_send()
+    assert _kinds(answer).count("BACKOFF") == 1  # once per sender per second
+    rate = nodes[A]._bucket.rate_per_s
+    for data, _ in answer:
+        nodes[A].receive_datagram(data, B, NOW)
+    assert nodes[A]._bucket.rate_per_s == rate / 2
+
+
+def test_leave_is_announced_and_peers_drop_the_node() -> None:
+    addrs = [A, B]
+    nodes: dict[Address, GossipNode] = {}
+    for i, addr in enumerate(addrs):
+        rng = random.Random(i)
+        member = Membership(f"n{i}", 1, addr, LOCAL, rng, now_ms=NOW)
+        nodes[addr] = GossipNode(
+            addr, rng=rng, membership=member, config=NodeConfig.from_preset(LOCAL), now_ms=NOW
+        )
+    nodes[B].join([A], NOW)
+    now = NOW
+    for _ in range(20):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+    assert nodes[A].peers == [B]
+    nodes[B].leave(now)
+    for _ in range(20):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+    assert nodes[A].peers == []

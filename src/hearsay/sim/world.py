@@ -657,6 +657,7 @@ class Simulation:
             else:
                 unconverged += 1
         detect: list[int] = []
+        pair_times: list[int] = []
         detected_pairs = 0
         expected_pairs = 0
         for crashed, at, seen in self.detections:
@@ -666,6 +667,7 @@ class Simulation:
                 observers = [j for j in live if j != crashed]
             expected_pairs += len(observers)
             times = [seen[j] - at for j in observers if j in seen]
+            pair_times.extend(times)
             detected_pairs += len(times)
             if times and len(times) == len(observers):
                 detect.append(max(times))
@@ -696,6 +698,7 @@ class Simulation:
             "stream_messages": self.stream_messages,
             "stream_bytes": self.stream_bytes,
             "detection_ms": _percentiles(detect),
+            "detection_per_observer_ms": _percentiles(pair_times),
             "detected_fraction": None if not expected_pairs else detected_pairs / expected_pairs,
             "false_failures": self.false_failures,
             "partition_failures": self.partition_failures,
