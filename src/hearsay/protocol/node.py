@@ -27,15 +27,21 @@ How keys replicate (see docs/design.md and :mod:`hearsay.protocol.messages` for 
    chunk merges on its own.
 2. **The rumour's tail.** Pure push misses about ``e**-fanout`` of the nodes. So every key that
    changed here stays *recent* for ``recent_rounds`` gossip rounds; each round the node sends
-   one DIGEST ``(key, content hash)`` of its recent keys to a random peer, which answers with an
-   EXCHANGE for the keys whose hash differs (its own state, or nothing), and gets back exactly
-   what it lacks. Cost: one datagram per node per round while something is recent, shared by
+   one DIGEST ``(key, content hash)`` of its recent keys to ``digest_fanout`` random peers,
+   which answer with an EXCHANGE for the keys whose hash differs (their own state, or
+   nothing) and get back exactly what they lack. A node that learned from a digest that it
+   lacks a key pulls it again from random peers for ``pull_retries`` rounds until a reply
+   brings it. Cost: one datagram per node per round while something is recent, shared by
    every key changed in that window; nothing when idle.
 3. **Anti-entropy**, every ``anti_entropy_interval_ms`` with one random peer, repairs whatever
    the rumours missed, whatever the loss pattern: group hashes of the keyspace's buckets
-   (AE_GROUPS, ~0.5 KB) -> the bucket hashes of differing groups (AE_BUCKETS) -> the per-key
-   hashes of differing buckets (AE_KEYS) -> EXCHANGE / PUSH of the differing keys only. Its
-   cost follows the difference, not the keyspace. Any message that does not fit a datagram is
+   (AE_GROUPS, ~0.5 KB) -> the bucket hashes of differing groups (AE_BUCKETS; an empty one
+   means "in sync") -> the per-key hashes of differing buckets (AE_KEYS) -> EXCHANGE / PUSH of
+   the differing keys only. Its cost follows the difference, not the keyspace. A responder
+   that sees a difference also pushes its lately changed keys of those groups at once (the
+   peer most likely lacks exactly these: two hops instead of four). While replicas differ, or
+   a round got no answer, the next round starts after ``anti_entropy_retry_ms``; a peer seen
+   failed that comes back is repaired at once. Any message that does not fit a datagram is
    handed to the driver as a :class:`StreamRequest` (TCP in the runtime).
 4. **Acks for WAIT.** Rumours of a local write ask the first ``fanout`` receivers to ACK;
    :meth:`request_acks` asks more peers (sending them the key's current state) until enough
