@@ -318,9 +318,10 @@ def test_acks_are_retried_until_enough_peers_hold_the_write() -> None:
 
 def test_pacing_coalesces_a_burst_of_writes() -> None:
     nodes = _nodes(A, B, fanout=1, pacing_rate_per_s=10.0, pacing_burst=2, recent_rounds=0)
-    for i in range(50):
+    first = []
+    for i in range(50):  # the driver drains after every write: pacing has to hold them
         _write(nodes[A], b"hot", {i: 1})
-    first = nodes[A].datagrams_to_send()
+        first += nodes[A].datagrams_to_send()
     assert len(first) == 2 and nodes[A].stats.paced == 48
     now = NOW
     for _ in range(5):
@@ -333,6 +334,18 @@ def test_pacing_coalesces_a_burst_of_writes() -> None:
         nodes[B].receive_datagram(data, A, now)
     assert nodes[B].keyspace.entry(b"hot") == nodes[A].keyspace.entry(b"hot")
     assert nodes[A].stats.datagrams_out <= 4
+
+
+def test_writes_before_a_drain_leave_as_one_push_and_share_their_acks() -> None:
+    nodes = _nodes(A, B, C, fanout=2)
+    seqs = [_write(nodes[A], b"hot", {i: 1}) for i in range(20)]
+    pushes = nodes[A].datagrams_to_send()
+    assert len(pushes) == 2  # one rumour to each of the two peers, carrying all 20 writes
+    for data, peer in pushes:
+        nodes[peer].receive_datagram(data, A, NOW)
+    _deliver(nodes)
+    assert nodes[B].keyspace.entry(b"hot") == nodes[A].keyspace.entry(b"hot")
+    assert [nodes[A].acks(seq) for seq in seqs] == [2] * 20
 
 
 def test_backoff_halves_the_pacing_rate() -> None:

@@ -214,6 +214,17 @@ class _Write:
 
 
 @dataclass(slots=True)
+class _Local:
+    """Client writes to one key waiting for the next drain (see ``datagrams_to_send``)."""
+
+    entry: Entry
+    seq: int
+    write: _Write
+    owned: bool = False
+    """Whether ``entry`` is our copy (the first delta is the caller's until merged into)."""
+
+
+@dataclass(slots=True)
 class _Pending:
     entry: Entry
     full: bool
@@ -271,6 +282,7 @@ class GossipNode:
         anti-entropy digest differs: it most likely lacks exactly these."""
         """Keys a DIGEST showed we lack, with pull retries left (cleared by any reply)."""
         self._pending: dict[bytes, _Pending] = {}
+        self._local: dict[bytes, _Local] = {}
         cfg = self.config
         self._bucket = TokenBucket(cfg.pacing_rate_per_s, float(cfg.pacing_burst))
         self._writes: OrderedDict[int, _Write] = OrderedDict()
@@ -335,7 +347,14 @@ class GossipNode:
     # == the driver's interface ==================================================================
 
     def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
-        """Everything queued for sending, oldest first (the queue is emptied)."""
+        """Everything queued for sending, oldest first (the queue is emptied).
+
+        Client writes (:meth:`local_delta`) are pushed here, when the driver drains: writes to
+        one key that arrived since the last drain (a busy key under many clients) leave as one
+        rumour instead of one each.
+        """
+        if self._local:
+            self._flush_local()
         out = self._out
         self._out = []
         return out
@@ -454,14 +473,29 @@ class GossipNode:
         self._advance(now_ms)
         self._write_seq += 1
         seq = self._write_seq
-        self._writes[seq] = _Write(key)
+        queued = self._local.get(key)
+        if queued is None:
+            queued = self._local[key] = _Local(delta, seq, _Write(key))
+        else:
+            # Another write to the same key before the driver drained us: one push carries
+            # both, and both writes share one ack record (acking the later state acks both).
+            if not queued.owned:
+                queued.entry, queued.owned = queued.entry.copy(), True
+            queued.entry.merge(delta)
+            queued.seq = seq
+        self._writes[seq] = queued.write
         while len(self._writes) > self.config.write_track_max:
             self._writes.popitem(last=False)
-        held = self.keyspace.entry(key)
-        full = held is not None and _is_whole(delta, held)
         self._mark_recent(key)
-        self._rumour(key, delta, full, None, ack_write=seq)
         return seq
+
+    def _flush_local(self) -> None:
+        """Push the client writes queued since the last drain: one rumour per key."""
+        local, self._local = self._local, {}
+        for key, queued in local.items():
+            held = self.keyspace.entry(key)
+            full = held is not None and _is_whole(queued.entry, held)
+            self._rumour(key, queued.entry, full, None, ack_write=queued.seq)
 
     def acks(self, seq: int) -> int:
         """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
@@ -649,10 +683,10 @@ class GossipNode:
         ack_write: int = 0,
     ) -> None:
         """Push ``delta`` to ``fanout`` random peers now, or queue it if pacing says wait."""
-        items = self._push_items(key, delta, full)
         peers = self._pick(self.config.fanout, exclude)
         if not peers:
             return
+        items = self._push_items(key, delta, full)
         if key not in self._pending and self._bucket.take(self._now, len(items) * len(peers)):
             self._send_push(items, peers, relay=True, ack_write=ack_write)
             return
@@ -890,8 +924,11 @@ class GossipNode:
 
     def _retry_acks(self) -> None:
         self._next_ack_ms = _NEVER
-        for seq, write in list(self._writes.items()):
-            if write.wanted > len(write.acked):
+        asked: set[int] = set()
+        for seq, write in list(reversed(self._writes.items())):
+            # Coalesced writes share one record: ask once, under the latest sequence number.
+            if write.wanted > len(write.acked) and id(write) not in asked:
+                asked.add(id(write))
                 self._ask_acks(seq, write)
 
     # == anti-entropy =============================================================================
