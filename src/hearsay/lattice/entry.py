@@ -243,7 +243,7 @@ class Entry:
         grown: dict[str, MaxVector] = {}
         previous: dict[str, MaxVector] = {}
         for origin, vector in delta.slices():
-            grew, before = self._slice_for(origin).merge_tracking(*vector.pairs())
+            grew, before = self._slice_for(origin).merge_vector_tracking(vector)
             if not grew.is_empty():
                 grown[origin] = grew
                 previous[origin] = before

@@ -342,8 +342,17 @@ class MaxVector:
 
     def merge(self, other: MaxVector) -> MaxVector:
         """Element-wise max with ``other``; returns the delta (the pairs that grew)."""
+        return self.merge_vector_tracking(other)[0]
+
+    def merge_vector_tracking(self, other: MaxVector) -> tuple[MaxVector, MaxVector]:
+        """Merge another vector; returns ``(delta, previous)`` (see :meth:`merge_tracking`).
+
+        A small ``other`` (one client write) takes the pure-Python few-pairs paths.
+        """
         indices, values = other.pairs()
-        return self.merge_tracking(indices, values)[0]
+        if indices.size <= _FEW_PAIRS:
+            return self.merge_pairs_tracking(indices, values)
+        return self.merge_tracking(indices, values)
 
     def merge_pairs(self, indices: npt.ArrayLike, values: npt.ArrayLike) -> MaxVector:
         """Element-wise max with arbitrary pairs (validated, duplicates allowed); returns delta.
