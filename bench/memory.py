@@ -32,6 +32,18 @@ def _rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def _trim_heap() -> None:
+    """glibc's malloc_trim(0): return free heap pages to the OS (no-op elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+
+
 def measure(shape: str, keys: int) -> float:
     """Runs in the child: build the keyspace, return RSS growth per key in bytes."""
     import gc
@@ -54,6 +66,9 @@ def measure(shape: str, keys: int) -> float:
         ranks = rng.integers(1, 20, size=(keys, 16384), dtype=np.uint8)
     names = [b"hll:%08d" % i for i in range(keys)]
     gc.collect()
+    # Give the heap's free memory back first (e.g. numpy's temporaries from generating the
+    # inputs): otherwise the keyspace reuses it and its growth looks smaller than it is.
+    _trim_heap()
     before = _rss_bytes()
     for i, name in enumerate(names):
         vector = MaxVector.from_pairs(registers[i], ranks[i])

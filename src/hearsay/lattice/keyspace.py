@@ -114,10 +114,8 @@ class Keyspace:
         bucket = self._buckets[bucket_no]
         existing = bucket.get(key)
         if existing is None:
-            # Hash before copying: the hash's temporaries are freed before the long-lived copy
-            # is allocated, so the copy can reuse their memory (less heap fragmentation).
-            self._xor(bucket_no, entry_hash(key, delta, seed))
             entry = delta.copy()
+            self._xor(bucket_no, entry_hash(key, entry, seed))
             bucket[key] = entry
             self._stored += 1
             self._live += entry.schema is not None
