@@ -46,11 +46,11 @@ def _line(name: str, figure: float | None, target: float, unit: str, better: str
     )
 
 
-AE_SETTINGS = (
-    ("preset lan (anti-entropy every 10 s)", {}),
-    ("anti-entropy every 2 s (proposed lan value)", {"anti_entropy_interval_ms": 2000}),
+AE_SETTINGS: tuple[tuple[str, dict[str, int]], ...] = (
+    ("preset lan (anti-entropy every 2 s)", {}),
+    ("anti-entropy every 10 s (the earlier lan value)", {"anti_entropy_interval_ms": 10_000}),
 )
-"""The lan preset's anti-entropy period (10 s) is measured as is and at the proposed 2 s."""
+"""The lan preset as it is, and with the earlier 10 s anti-entropy period for comparison."""
 
 
 def convergence(nodes: int, quick: bool) -> None:
