@@ -26,7 +26,7 @@ $(BIN)/python:
 	touch $@
 
 serve: .make-stamp-install
-	$(BIN)/hearsay serve --host $(HOST) --data-dir ./data $(ARGS)
+	@$(BIN)/hearsay serve --host $(HOST) --data-dir ./data $(ARGS)
 
 lint: .make-stamp-test
 	$(BIN)/ruff check src tests bench
