@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 STREAM_HEADER: Final = struct.Struct("!HI")
 STREAM_CONNECT_TIMEOUT_S: Final = 3.0
 STREAM_READ_TIMEOUT_S: Final = 10.0
+BIND_ATTEMPTS: Final = 20
 LEAVE_LINGER_S: Final = 0.5
 """After announcing a graceful leave, keep gossiping this long so the news spreads."""
 
@@ -114,13 +115,8 @@ class GossipDriver(asyncio.DatagramProtocol):
         self, host: str, port: int, advertise: Address | None, keyring: Keyring | None
     ) -> Address:
         """Bind UDP (and TCP for streams) on the same port; returns the bound address."""
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
-        self._transport = transport
-        bound = transport.get_extra_info("sockname")
-        bound_port = int(bound[1])
-        self._stream_server = await asyncio.start_server(self._on_stream, host, bound_port)
-        self.address = advertise if advertise is not None else (str(bound[0]), bound_port)
+        bound = await self._bind(host, port)
+        self.address = advertise if advertise is not None else bound
         self.keyring = keyring
         now = unix_ms()
         rng = random.Random(os.urandom(16))
@@ -143,7 +139,28 @@ class GossipDriver(asyncio.DatagramProtocol):
         )
         self.database.on_local_delta = self._local_delta
         self.pump()
-        return str(bound[0]), bound_port
+        return bound
+
+    async def _bind(self, host: str, port: int) -> Address:
+        """UDP and TCP on one port number. With port 0 the kernel picks the UDP port, and that
+        number may be taken for TCP by someone else: then try again with a new pick."""
+        loop = asyncio.get_running_loop()
+        for _ in range(BIND_ATTEMPTS if port == 0 else 1):
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: self, local_addr=(host, port)
+            )
+            sockname = transport.get_extra_info("sockname")
+            bound_port = int(sockname[1])
+            try:
+                self._stream_server = await asyncio.start_server(self._on_stream, host, bound_port)
+            except OSError:
+                transport.close()
+                if port != 0:
+                    raise
+                continue
+            self._transport = transport
+            return str(sockname[0]), bound_port
+        raise HearsayError(f"no port free for both UDP and TCP on {host} after retries")
 
     def join(self, seeds: list[Address]) -> None:
         assert self.node is not None
