@@ -109,8 +109,8 @@ def normalize_pairs(
     idx = idx.astype(INDEX_DTYPE, copy=False)
     if val.dtype.kind != "u":
         val = val.astype(np.uint64)
-    keep = val != 0
-    if not keep.all():
+    if int(val.min()) == 0:  # (min() allocates nothing; a mask only when zeros exist)
+        keep = val != 0
         idx, val = idx[keep], val[keep]
     if idx.size > 1 and not bool(np.all(idx[1:] > idx[:-1])):
         if val.dtype.itemsize <= 4:
