@@ -123,3 +123,15 @@ def test_per_node_state_is_readable_from_any_node(tmp_path: Path) -> None:
             b.execute_command("HEARSAY.PEERKEYS", "nobody")
     finally:
         cluster.close()
+
+
+def test_ipv6_nodes_join_by_bracketed_address(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        first = cluster.start("a", "--host", "::1")
+        assert first.gossip.startswith("[::1]:")
+        second = cluster.start("b", "--host", "::1", "--join", first.gossip)
+        first.client().pfadd("v6", "x")
+        poll_until(lambda: second.client().pfcount("v6") == 1, 10, what="replicated over ::1")
+    finally:
+        cluster.close()
