@@ -471,3 +471,14 @@ def test_leave_is_announced_and_peers_drop_the_node() -> None:
                 node.handle_timer(now)
         _deliver(nodes, now)
     assert nodes[A].peers == []
+
+
+def test_vignette_plaintext_is_refused_under_a_keyring() -> None:
+    import msgpack
+
+    node = GossipNode(A, rng=random.Random(3), keyring=Keyring(b"k" * 32), now_ms=NOW)
+    raw = msgpack.packb({"key": "vig", "vector": {0: 5}, "full": True})
+    node.receive_datagram(raw, B, NOW)
+    assert node.keyspace.entry(b"vig") is None
+    assert node.stats.dropped == {"unauthenticated": 1}
+    assert node.datagrams_to_send() == []

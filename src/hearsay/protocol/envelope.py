@@ -212,6 +212,11 @@ class EnvelopeCodec:
     def encrypting(self) -> bool:
         return self._encrypt
 
+    @property
+    def requires_auth(self) -> bool:
+        """Plaintext packets (vignette's raw messages included) are refused."""
+        return self._require_auth
+
     def set_encryption(self, *, encrypt: bool, require_auth: bool) -> None:
         """Switch modes at run time (a rolling move to or from encryption)."""
         if (encrypt or require_auth) and self.keyring is None:

@@ -757,7 +757,10 @@ class GossipNode:
             return
         if not is_envelope(data):
             first = data[0] if data else -1
-            if self._vignette_enabled and (0x80 <= first <= 0x8F or first in (0xDE, 0xDF)):
+            looks_vignette = 0x80 <= first <= 0x8F or first in (0xDE, 0xDF)
+            if looks_vignette and self._codec.requires_auth:
+                self._drop(source, "unauthenticated")  # vignette speaks only plaintext
+            elif looks_vignette and self._vignette_enabled:
                 self._on_vignette(data, source)
             else:
                 self._drop(source, "malformed")

@@ -133,8 +133,6 @@ class GossipDriver(asyncio.DatagramProtocol):
             keyring=keyring,
             nonce_source=os.urandom,
             membership=self.membership,
-            # vignette speaks plaintext: with a keyring every unsealed packet is refused.
-            vignette_enabled=keyring is None,
             now_ms=now,
         )
         self.database.on_local_delta = self._local_delta
