@@ -11,56 +11,21 @@ noisy). Targets (issue 5): hearsay >= 0.5x Redis at -P 1 and >= 0.25x at -P 16.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.nodes import start_node
+from tests.redis_reference import reference_redis
 
 TARGETS = {1: 0.5, 16: 0.25}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                    break
-                time.sleep(0.05)
-            yield port
-        finally:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
 
 
 def run_benchmark(port: int, pipeline: int, requests: int) -> float:
@@ -83,7 +48,7 @@ def main() -> None:
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark is not installed (apt-get install redis-tools)")
     results: dict[tuple[str, int], list[float]] = {}
-    with redis_server() as redis_port, tempfile.TemporaryDirectory() as data:
+    with reference_redis() as redis_port, tempfile.TemporaryDirectory() as data:
         node = start_node(Path(data) / "node")
         try:
             for _ in range(args.rounds):

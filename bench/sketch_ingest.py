@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.redis_reference import RedisUnavailableError, reference_redis
 
 from hearsay.engine.database import Database
 from hearsay.lattice.vector import MaxVector
@@ -199,51 +200,14 @@ BENCHES: dict[str, Callable[[Context], Comparison]] = {
 # redis-server
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def redis_server() -> Iterator[int]:
     """A private redis-server on a free loopback port, stopped by its PID afterwards."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("redis-server not found on PATH (or pass --redis-port)")
-    with tempfile.TemporaryDirectory(prefix="hearsay-bench-") as workdir:
-        port = _free_loopback_port()
-        proc = subprocess.Popen(
-            [
-                *(exe, "--save", "", "--appendonly", "no", "--port", str(port)),
-                *("--bind", "127.0.0.1", "--dir", workdir),
-            ],
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            client = redis.Redis(host="127.0.0.1", port=port)
-            deadline = time.monotonic() + START_DEADLINE_S
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("redis-server did not answer PING") from None
-                    time.sleep(0.02)
-            client.close()
+    try:
+        with reference_redis() as port:
             yield port
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=STOP_DEADLINE_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=STOP_DEADLINE_S)
+    except RedisUnavailableError as error:
+        raise SystemExit(f"{error} (or pass --redis-port)") from None
 
 
 def _run(args: argparse.Namespace, port: int) -> list[Comparison]:

@@ -8,8 +8,12 @@ bench/, never in tests). Set HYPOTHESIS_PROFILE=explore for a randomized, longer
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.redis_reference import RedisUnavailableError, reference_redis
 
 settings.register_profile(
     "default",
@@ -22,3 +26,13 @@ settings.register_profile(
     "explore", deadline=None, max_examples=2000, print_blob=True, derandomize=False
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[int]:
+    """The port of a private redis-server (the reference), or skip when it is missing."""
+    try:
+        with reference_redis() as port:
+            yield port
+    except RedisUnavailableError as error:
+        pytest.skip(str(error))

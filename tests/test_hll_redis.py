@@ -10,12 +10,7 @@ with every mismatch.
 from __future__ import annotations
 
 import random
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,68 +23,8 @@ redis = pytest.importorskip("redis")
 
 pytestmark = pytest.mark.redis
 
-START_DEADLINE_S = 15.0
-STOP_DEADLINE_S = 10.0
 PFADD_BATCH = 1000
 PFADD_BATCH_BYTES = 4 << 20
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_DEADLINE_S)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A private redis-server on a free loopback port; yields the port."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server not installed")
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    for _attempt in range(3):  # the port may be taken between probing and binding
-        port = _free_loopback_port()
-        log = (workdir / f"redis-{port}.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                *(exe, "--save", "", "--appendonly", "no", "--port", str(port)),
-                *("--bind", "127.0.0.1", "--dir", str(workdir)),
-            ],
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
-        deadline = time.monotonic() + START_DEADLINE_S
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                ready = bool(client.ping())
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        client.close()
-        if ready:
-            try:
-                yield port
-            finally:
-                _stop(proc)
-                log.close()
-            return
-        _stop(proc)
-        log.close()
-    pytest.fail(f"redis-server did not answer PING; logs in {workdir}")
 
 
 @pytest.fixture

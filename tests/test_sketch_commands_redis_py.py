@@ -18,7 +18,6 @@ import redis
 from hearsay.sketch.bloom import BloomFilter
 from hearsay.sketch.countmin import dims_from_prob
 from tests.nodes import NodeProcess, split_address, start_node
-from tests.test_hll_redis import redis_server  # noqa: F401 - a fixture, used by name
 
 pytestmark = pytest.mark.integration
 CLI_TIMEOUT_S = 20
@@ -175,7 +174,7 @@ def test_redis_cli(node: NodeProcess) -> None:
 @pytest.mark.redis
 def test_hll_moves_between_redis_and_hearsay(
     r: redis.Redis,
-    redis_server: int,  # noqa: F811 - the fixture imported above
+    redis_server: int,
 ) -> None:
     real = redis.Redis(host="127.0.0.1", port=redis_server, socket_timeout=30)
     try:
