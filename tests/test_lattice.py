@@ -225,3 +225,14 @@ def test_mutated_encodings_decode_or_raise_decode_error(entry: Entry, data: st.D
 def test_wire_form_is_plain_msgpack_values() -> None:
     wire = entry_to_wire(Entry(3, Schema("vector").intern(), (1, 2)))
     assert msgpack.unpackb(msgpack.packb(wire), use_list=True) == wire
+
+
+def test_few_pairs_as_python_lists_are_checked_too() -> None:
+    for indices, values in (([2**32], [1]), ([-1], [1]), ([0], [VALUE_MAX + 1]), ([0], [-3])):
+        with pytest.raises(BoundsError):
+            MaxVector().merge_pairs(indices, values)
+    vector = MaxVector.from_pairs(np.arange(0, 16384, 2), np.full(8192, 3, dtype=np.uint8))
+    assert vector.is_dense
+    delta = vector.merge_pairs([1, 1, 2, 70000], [5, 9, 2, 300])  # beyond the array, wider
+    assert delta.items() == [(1, 9), (70000, 300)]
+    assert vector.get(1) == 9 and vector.get(70000) == 300 and vector.get(2) == 3

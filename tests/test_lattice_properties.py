@@ -248,3 +248,6 @@ def test_few_pair_merges_equal_the_general_path(
     assert fast == general
     assert fast_delta == want_delta
     assert fast_before == want_before
+    as_lists = start.copy()
+    list_delta, list_before = as_lists.merge_pairs_tracking(indices.tolist(), values.tolist())
+    assert (as_lists, list_delta, list_before) == (general, want_delta, want_before)

@@ -173,13 +173,17 @@ def _cms_of(schema: Schema) -> CountMinSketch:
 
 
 def _write_pairs(
-    db: Database, key: bytes, schema: Schema, pairs: Pairs, now_ms: int
+    db: Database, key: bytes, schema: Schema, pairs: Pairs | FewPairs, now_ms: int
 ) -> MergeResult:
     """The bulk write of a sketch's pairs into this node's slice (the one write funnel)."""
     return db.write_pairs_own(key, schema, pairs[0], pairs[1], now_ms)
 
 
-def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs:
+FewPairs = tuple[list[int], list[int]]
+"""A few pairs as Python ints: the lattice merges them without numpy."""
+
+
+def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs | FewPairs:
     """PFADD's pairs; a few members are hashed one by one (a numpy batch costs more)."""
     if len(members) > _SCALAR_HASH_MAX:
         return view.add(members)
@@ -193,7 +197,7 @@ def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs:
         w = (h >> p) | stop
         indices.append(h & mask)
         ranks.append((w & -w).bit_length())  # Redis's hllPatLen: trailing zeros + 1
-    return np.array(indices, np.uint32), np.array(ranks, np.uint8)
+    return indices, ranks
 
 
 def _schema_of(entry: Entry) -> Schema:

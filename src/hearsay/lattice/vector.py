@@ -143,6 +143,21 @@ def _fits_dense_unchecked(
     return int(indices.max()) < dense.size
 
 
+def _few_wanted(indices: list[int], values: list[int]) -> dict[int, int]:
+    """Validate a few Python-int pairs and reduce them by max (zeros dropped)."""
+    if len(indices) != len(values):
+        raise BoundsError("indices and values must be of equal length")
+    wanted: dict[int, int] = {}
+    for index, value in zip(indices, values, strict=True):
+        if type(index) is not int or not 0 <= index < INDEX_LIMIT:
+            raise BoundsError("vector index outside 0..2**32-1")
+        if type(value) is not int or not 0 <= value <= VALUE_MAX:
+            raise BoundsError("vector value outside 0..2**63-1")
+        if value > wanted.get(index, 0):
+            wanted[index] = value
+    return wanted
+
+
 def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
     """A few pairs as unsigned arrays (indices uint32), so no validation is needed."""
     return (
@@ -364,35 +379,49 @@ class MaxVector:
     def merge_pairs_tracking(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
     ) -> tuple[MaxVector, MaxVector]:
-        """:meth:`merge_pairs` that also returns the previous values (see merge_tracking)."""
+        """:meth:`merge_pairs` that also returns the previous values (see merge_tracking).
+
+        A handful of pairs as Python lists (one client write) never touches numpy.
+        """
+        if isinstance(indices, list) and isinstance(values, list) and len(indices) <= _FEW_PAIRS:
+            few = self._merge_few(_few_wanted(indices, values))
+            if few is not None:
+                return few
         dense = self._dense
         if dense is not None and _fits_dense_unchecked(dense, indices, values):
             if len(indices) <= _FEW_PAIRS:  # type: ignore[arg-type]  # an ndarray here
-                return self._merge_few_into_dense(indices, values)
+                wanted = _few_wanted(np.asarray(indices).tolist(), np.asarray(values).tolist())
+                return self._merge_few_into_dense(wanted)
             return self._merge_unsorted_into_dense(
                 cast("IndexArray", indices), cast("ValueArray", values)
             )
         if dense is None and _small_unsigned(indices, values):
-            few = self._merge_few_into_sparse(
-                cast("IndexArray", indices), cast("ValueArray", values)
+            wanted = _few_wanted(
+                cast("IndexArray", indices).tolist(), cast("ValueArray", values).tolist()
             )
+            few = self._merge_few_into_sparse(wanted)
             if few is not None:
                 return few
         idx, val = normalize_pairs(indices, values)
         return self.merge_tracking(idx, val)
 
-    def _merge_few_into_sparse(
-        self, indices: IndexArray, values: ValueArray
-    ) -> tuple[MaxVector, MaxVector] | None:
+    def _merge_few(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
+        """Validated few pairs into either representation; None: take the general path."""
+        dense = self._dense
+        if dense is None:
+            return self._merge_few_into_sparse(wanted) if sys.byteorder == "little" else None
+        if not wanted:
+            return MaxVector(), MaxVector()
+        if max(wanted) >= dense.size or max(wanted.values()) >= 1 << (8 * dense.dtype.itemsize):
+            return None
+        return self._merge_few_into_dense(wanted)
+
+    def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs with bisect and byte slicing (no numpy).
 
         Returns None when a value needs a wider width than the vector has (the general path
         handles that).
         """
-        wanted: dict[int, int] = {}
-        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
-            if value > wanted.get(index, 0):
-                wanted[index] = value
         packed = self._packed
         width = packed[0]
         if wanted and max(wanted.values()) >= 1 << (8 * width):
@@ -429,20 +458,16 @@ class MaxVector:
         self._maybe_densify()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
 
-    def _merge_few_into_dense(
-        self, indices: npt.ArrayLike, values: npt.ArrayLike
-    ) -> tuple[MaxVector, MaxVector]:
+    def _merge_few_into_dense(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
         """A handful of pairs (a single PFADD): Python ints beat numpy's per-call overhead."""
         dense = self._dense
         assert dense is not None
         grown: dict[int, int] = {}
         before: dict[int, int] = {}
-        for index, value in zip(
-            np.asarray(indices).tolist(), np.asarray(values).tolist(), strict=True
-        ):
+        for index, value in wanted.items():
             current = int(dense[index])
             if value > current:
-                before.setdefault(index, current)
+                before[index] = current
                 dense[index] = value
                 grown[index] = value
         if not grown:
