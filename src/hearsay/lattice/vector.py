@@ -52,6 +52,7 @@ INDEX_DTYPE: Final[np.dtype[np.uint32]] = np.dtype("<u4")
 _EMPTY: Final = b"\x01"
 _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _FEW_PAIRS: Final = 8
+_DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
@@ -173,6 +174,12 @@ def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
     )
 
 
+def _dense_slots(top_index: int) -> int:
+    """Slots of a dense array holding ``top_index``: rounded up to a multiple of 1,024 (a
+    2**p register array is allocated once, not again for its last few registers), capped."""
+    return min(-(-(top_index + 1) // _DENSE_ROUND) * _DENSE_ROUND, DENSE_SLOTS_MAX)
+
+
 def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
     """Whether slots ``0..top_index`` as an array take no more memory than ``pairs`` packed."""
     if top_index >= DENSE_SLOTS_MAX:
@@ -225,7 +232,7 @@ class MaxVector:
             width = width_for(int(values.max()))
             top = int(indices[-1])
             if _dense_is_smaller(top, indices.size, width):
-                dense = np.zeros(top + 1, dtype=VALUE_DTYPES[width])
+                dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
                 dense[indices] = values
                 vector._dense = dense
             else:
@@ -337,7 +344,9 @@ class MaxVector:
 
     def nbytes(self) -> int:
         """Payload bytes held (not counting the Python object headers)."""
-        return len(self._packed) + (0 if self._dense is None else int(self._dense.nbytes))
+        if self._dense is not None:
+            return int(self._dense.nbytes)  # (the empty packed form is one shared object)
+        return len(self._packed)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MaxVector):
@@ -547,9 +556,21 @@ class MaxVector:
         if insert.any():
             new_idx = np.insert(mine_idx, pos[insert], indices[insert])
             new_val = np.insert(new_val, pos[insert], values[insert].astype(VALUE_DTYPES[width]))
-        self._packed = _pack(width, new_idx, new_val)
-        self._maybe_densify()
+        self._set_sorted(width, new_idx, new_val)
         return MaxVector._from_sorted(delta_idx, delta_val), previous
+
+    def _set_sorted(
+        self, width: int, indices: npt.NDArray[np.integer], values: npt.NDArray[np.integer]
+    ) -> None:
+        """Hold these sorted pairs, going dense at once when that is smaller (so a vector
+        crossing the threshold never builds its large packed form just to drop it)."""
+        top = int(indices[-1])
+        if _dense_is_smaller(top, indices.size, width):
+            dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
+            dense[indices] = values
+            self._dense, self._packed = dense, _EMPTY
+        else:
+            self._packed = _pack(width, indices, values)
 
     def _dense_fits(self, top_index: int, incoming: int) -> bool:
         """Whether the dense array may grow to hold ``top_index`` and stay dense enough."""
@@ -567,7 +588,7 @@ class MaxVector:
         assert dense is not None
         needed = int(indices[-1]) + 1
         if needed > dense.size:
-            grown = np.zeros(needed, dtype=dense.dtype)
+            grown = np.zeros(_dense_slots(needed - 1), dtype=dense.dtype)
             grown[: dense.size] = dense
             dense = grown
         current = dense[indices]
@@ -593,7 +614,7 @@ class MaxVector:
         if not _dense_is_smaller(top, n, width):
             return
         indices, values = self._sparse_arrays()
-        dense = np.zeros(top + 1, dtype=VALUE_DTYPES[width])
+        dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
         dense[indices] = values
         self._dense = dense
         self._packed = _EMPTY
