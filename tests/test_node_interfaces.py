@@ -15,7 +15,7 @@ import msgpack
 import pytest
 
 from hearsay.base.errors import HearsayError
-from hearsay.runtime.gossip import parse_address
+from hearsay.runtime.addresses import parse_address
 from tests.nodes import Cluster, poll_until, split_address
 
 pytestmark = pytest.mark.integration

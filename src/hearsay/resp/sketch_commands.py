@@ -21,9 +21,9 @@ from typing import Final
 
 from hearsay.base.errors import BoundsError, DecodeError, SketchParameterError
 from hearsay.engine import sketch_ops as ops
-from hearsay.engine.database import Database
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, Handler
+from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
 from hearsay.sketch.countmin import dims_from_prob
@@ -51,31 +51,19 @@ def parse_double(data: bytes) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _db(ctx: ClientContext) -> Database:
-    assert isinstance(ctx.db, Database), "the runtime passes the engine's Database as ctx.db"
-    return ctx.db
-
-
-def _int(data: bytes, error: str = messages.NOT_AN_INTEGER) -> int:
-    value = parse_integer(data)
-    if value is None:
-        raise CommandError(error)
-    return value
-
-
 # -- HyperLogLog --------------------------------------------------------------------------------
 
 
 def pfadd(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        return ops.pfadd(_db(ctx), args[1], args[2:], ctx.now_ms)
+        return ops.pfadd(db_of(ctx), args[1], args[2:], ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
 
 
 def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        return ops.pfcount(_db(ctx), args[1:], ctx.now_ms)
+        return ops.pfcount(db_of(ctx), args[1:], ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
     except ops.PrecisionMismatchError as error:
@@ -84,7 +72,7 @@ def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 def pfmerge(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        ops.pfmerge(_db(ctx), args[1], args[2:], ctx.now_ms)
+        ops.pfmerge(db_of(ctx), args[1], args[2:], ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
     except ops.PrecisionMismatchError as error:
@@ -97,7 +85,7 @@ def pfreserve(ctx: ClientContext, args: list[bytes]) -> Reply:
     if precision is None or not PRECISION_MIN <= precision <= PRECISION_MAX:
         raise CommandError(messages.HLL_PRECISION_RANGE)
     try:
-        ops.pfreserve(_db(ctx), args[1], precision, ctx.now_ms)
+        ops.pfreserve(db_of(ctx), args[1], precision, ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
     except ops.PrecisionMismatchError as error:
@@ -107,7 +95,7 @@ def pfreserve(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 def get(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        return ops.get_value(_db(ctx), args[1], ctx.now_ms)
+        return ops.get_value(db_of(ctx), args[1], ctx.now_ms)
     except ops.PrecisionMismatchError as error:
         raise CommandError(messages.HLL_GET_PRECISION.format(error.have)) from None
 
@@ -119,7 +107,7 @@ def set_(ctx: ClientContext, args: list[bytes]) -> Reply:
     if not value.startswith(b"HYLL"):
         raise CommandError(messages.SET_ONLY_HLL)
     try:
-        ops.set_hll_bytes(_db(ctx), args[1], value, ctx.now_ms)
+        ops.set_hll_bytes(db_of(ctx), args[1], value, ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.WRONGTYPE) from None
     except ops.PrecisionMismatchError as error:
@@ -134,7 +122,7 @@ def set_(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 def _incrby(ctx: ClientContext, key: bytes, amount: int) -> Reply:
     try:
-        return ops.counter_incrby(_db(ctx), key, amount, ctx.now_ms)
+        return ops.counter_incrby(db_of(ctx), key, amount, ctx.now_ms)
     except ops.HllNotIntegerError:
         raise CommandError(messages.NOT_AN_INTEGER) from None
 
@@ -148,13 +136,13 @@ def decr(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 
 def incrby(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return _incrby(ctx, args[1], _int(args[2]))
+    return _incrby(ctx, args[1], integer_arg(args[2]))
 
 
 def decrby(ctx: ClientContext, args: list[bytes]) -> Reply:
-    amount = _int(args[2])
+    amount = integer_arg(args[2])
     try:
-        return ops.counter_decrby(_db(ctx), args[1], amount, ctx.now_ms)
+        return ops.counter_decrby(db_of(ctx), args[1], amount, ctx.now_ms)
     except ops.HllNotIntegerError:
         raise CommandError(messages.NOT_AN_INTEGER) from None
 
@@ -176,11 +164,11 @@ def vmax(ctx: ClientContext, args: list[bytes]) -> Reply:
             raise CommandError(messages.VECTOR_VALUE)
         indices.append(index)
         values.append(value)
-    return ops.vmax(_db(ctx), args[1], indices, values, ctx.now_ms)
+    return ops.vmax(db_of(ctx), args[1], indices, values, ctx.now_ms)
 
 
 def vget(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return [number for pair in ops.vget(_db(ctx), args[1], ctx.now_ms) for number in pair]
+    return [number for pair in ops.vget(db_of(ctx), args[1], ctx.now_ms) for number in pair]
 
 
 # -- Bloom filters (RedisBloom's rebloom.c) -----------------------------------------------------
@@ -213,7 +201,7 @@ def bf_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
     if any(option != b"NONSCALING" for option in options):
         raise CommandError(messages.SYNTAX_ERROR)
     try:
-        ops.bf_reserve(_db(ctx), args[1], error_rate, capacity, ctx.now_ms)
+        ops.bf_reserve(db_of(ctx), args[1], error_rate, capacity, ctx.now_ms)
     except ops.KeyExistsError:
         raise CommandError(messages.BF_ITEM_EXISTS) from None
     except SketchParameterError as error:
@@ -225,7 +213,7 @@ def _bf_add(
     ctx: ClientContext, key: bytes, items: list[bytes], create: ops.BloomCreate | None
 ) -> list[bool]:
     try:
-        return ops.bf_add(_db(ctx), key, items, ctx.now_ms, create)
+        return ops.bf_add(db_of(ctx), key, items, ctx.now_ms, create)
     except ops.KeyMissingError:
         raise CommandError(messages.BF_NOT_FOUND) from None
     except SketchParameterError as error:
@@ -290,11 +278,11 @@ def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 
 def bf_exists(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return int(ops.bf_exists(_db(ctx), args[1], args[2:3], ctx.now_ms)[0])
+    return int(ops.bf_exists(db_of(ctx), args[1], args[2:3], ctx.now_ms)[0])
 
 
 def bf_mexists(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return [int(found) for found in ops.bf_exists(_db(ctx), args[1], args[2:], ctx.now_ms)]
+    return [int(found) for found in ops.bf_exists(db_of(ctx), args[1], args[2:], ctx.now_ms)]
 
 
 _BF_INFO_FIELDS: Final = {
@@ -310,7 +298,7 @@ def bf_info(ctx: ClientContext, args: list[bytes]) -> Reply:
     if len(args) > 3:
         raise CommandError(messages.wrong_number_of_args("bf.info"))
     try:
-        info = ops.bf_info(_db(ctx), args[1], ctx.now_ms)
+        info = ops.bf_info(db_of(ctx), args[1], ctx.now_ms)
     except ops.KeyMissingError:
         raise CommandError(messages.BF_NOT_FOUND) from None
     values: dict[str, Reply] = {
@@ -329,12 +317,12 @@ def bf_info(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 
 def bf_card(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return ops.bf_card(_db(ctx), args[1], ctx.now_ms)
+    return ops.bf_card(db_of(ctx), args[1], ctx.now_ms)
 
 
 def bf_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        ops.bf_merge(_db(ctx), args[1], args[2:], ctx.now_ms)
+        ops.bf_merge(db_of(ctx), args[1], args[2:], ctx.now_ms)
     except ops.KeyMissingError:
         raise CommandError(messages.BF_NOT_FOUND) from None
     except ops.ShapeMismatchError as error:
@@ -347,7 +335,7 @@ def bf_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 def _cms_create(ctx: ClientContext, key: bytes, width: int, depth: int) -> Reply:
     try:
-        ops.cms_init(_db(ctx), key, width, depth, ctx.now_ms)
+        ops.cms_init(db_of(ctx), key, width, depth, ctx.now_ms)
     except ops.KeyExistsError:
         raise CommandError(messages.CMS_KEY_EXISTS) from None
     except SketchParameterError:
@@ -357,7 +345,7 @@ def _cms_create(ctx: ClientContext, key: bytes, width: int, depth: int) -> Reply
 
 def _cms_not_existing(ctx: ClientContext, key: bytes) -> None:
     try:
-        ops.cms_exists_check(_db(ctx), key, ctx.now_ms)
+        ops.cms_exists_check(db_of(ctx), key, ctx.now_ms)
     except ops.KeyExistsError:
         raise CommandError(messages.CMS_KEY_EXISTS) from None
 
@@ -395,7 +383,7 @@ def _cms_missing(error: ops.KeyMissingError) -> CommandError:
 def cms_incrby(ctx: ClientContext, args: list[bytes]) -> Reply:
     if len(args) % 2:
         raise CommandError(messages.wrong_number_of_args("cms.incrby"))
-    database = _db(ctx)
+    database = db_of(ctx)
     try:
         ops.cms_check_incrby(database, args[1], ctx.now_ms)
     except ops.KeyMissingError as error:
@@ -418,14 +406,14 @@ def cms_incrby(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 def cms_query(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        return list(ops.cms_query(_db(ctx), args[1], args[2:], ctx.now_ms))
+        return list(ops.cms_query(db_of(ctx), args[1], args[2:], ctx.now_ms))
     except ops.KeyMissingError as error:
         raise _cms_missing(error) from None
 
 
 def cms_info(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
-        info = ops.cms_info(_db(ctx), args[1], ctx.now_ms)
+        info = ops.cms_info(db_of(ctx), args[1], ctx.now_ms)
     except ops.KeyMissingError as error:
         raise _cms_missing(error) from None
     return Map(
@@ -438,7 +426,7 @@ def cms_info(ctx: ClientContext, args: list[bytes]) -> Reply:
 
 
 def cms_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
-    database = _db(ctx)
+    database = db_of(ctx)
     now_ms = ctx.now_ms
     try:
         dest = ops.cms_dest(database, args[1], now_ms)

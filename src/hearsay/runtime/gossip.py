@@ -73,21 +73,6 @@ def load_keyring(path: str) -> Keyring:
         raise KeyringError(f"keyring {path}: {error}") from error
 
 
-def parse_address(text: str) -> Address:
-    """``host:port`` or ``[v6addr]:port``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise HearsayError(f"expected HOST:PORT or [ADDR]:PORT, got {text!r}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise HearsayError(f"unbalanced brackets in {text!r}")
-        host = host[1:-1]
-    number = int(port)
-    if not 0 < number < 65536:
-        raise HearsayError(f"port out of range in {text!r}")
-    return host, number
-
-
 class GossipDriver(asyncio.DatagramProtocol):
     """Runs one :class:`GossipNode` on real sockets."""
 

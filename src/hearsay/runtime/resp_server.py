@@ -24,6 +24,7 @@ from hearsay.engine.database import Database
 from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
 from hearsay.resp.parser import ProtocolError, RequestParser
 from hearsay.resp.replies import ErrorReply, encode
+from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class RespConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
-        self.ctx.addr = _format_address(transport.get_extra_info("peername"))
-        self.ctx.laddr = _format_address(transport.get_extra_info("sockname"))
+        self.ctx.addr = _tcp_address(transport.get_extra_info("peername"))
+        self.ctx.laddr = _tcp_address(transport.get_extra_info("sockname"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -178,10 +179,10 @@ class RespConnection(asyncio.Protocol):
             self._transport.close()
 
 
-def _format_address(address: object) -> str:
+def _tcp_address(address: object) -> str:
+    """A socket's (host, port, ...) tuple as ``host:port``; empty for anything else."""
     if isinstance(address, tuple) and len(address) >= 2:
-        host, port = address[0], address[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        return format_address(str(address[0]), int(address[1]))
     return ""
 
 

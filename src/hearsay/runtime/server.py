@@ -26,9 +26,10 @@ from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import CommandRegistry, ServerSettings
 from hearsay.resp.replies import Reply
 from hearsay.resp.server_commands import build_registry
+from hearsay.runtime.addresses import format_address, parse_address
 from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import ServeConfig
-from hearsay.runtime.gossip import GossipDriver, load_keyring, parse_address
+from hearsay.runtime.gossip import GossipDriver, load_keyring
 from hearsay.runtime.http_server import HttpServer
 from hearsay.runtime.resp_server import RespServer
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
@@ -48,10 +49,6 @@ def _rss_bytes() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
         return 0
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Node:
