@@ -53,19 +53,26 @@ AE_SETTINGS: tuple[tuple[str, dict[str, int]], ...] = (
 """The lan preset as it is, and with the earlier 10 s anti-entropy period for comparison."""
 
 
+def _data_plane(
+    nodes: int, seed: int, loss: float, quick: bool, node_config: dict[str, int]
+) -> SimConfig:
+    """A data-plane run: static peer lists (membership converged), writes across the cluster."""
+    return SimConfig(
+        nodes=nodes,
+        seed=seed,
+        loss=loss,
+        duration_s=10 if quick else 20,
+        heal_s=30,
+        writes=30 if quick else 60,
+        membership=False,
+        check_monotone=False,
+        node_config=dict(node_config),
+    )
+
+
 def convergence(nodes: int, quick: bool) -> None:
     for label, node_config in AE_SETTINGS:
-        cfg = SimConfig(
-            nodes=nodes,
-            seed=1,
-            loss=0.05,
-            duration_s=10 if quick else 20,
-            heal_s=30,
-            writes=30 if quick else 60,
-            membership=False,
-            check_monotone=False,
-            node_config=dict(node_config),
-        )
+        cfg = _data_plane(nodes, 1, 0.05, quick, node_config)
         r = _run(cfg)
         conv = r["convergence_ms"]
         print(f"-- {label}: converged={r['converged']}")
@@ -91,17 +98,7 @@ def convergence(nodes: int, quick: bool) -> None:
 
 def loss30(nodes: int, quick: bool) -> None:
     for label, node_config in AE_SETTINGS:
-        cfg = SimConfig(
-            nodes=nodes,
-            seed=2,
-            loss=0.30,
-            duration_s=10 if quick else 20,
-            heal_s=30,
-            writes=30 if quick else 60,
-            membership=False,
-            check_monotone=False,
-            node_config=dict(node_config),
-        )
+        cfg = _data_plane(nodes, 2, 0.30, quick, node_config)
         r = _run(cfg)
         conv = r["convergence_ms"]
         print(
