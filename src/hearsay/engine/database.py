@@ -144,10 +144,6 @@ class Database:
         return ticket
 
     @property
-    def has_dirty(self) -> bool:
-        return bool(self._dirty)
-
-    @property
     def acknowledges_durable(self) -> bool:
         """``--fsync always``: a write's reply must wait until :meth:`flush`'s ticket is done.
 

@@ -247,7 +247,3 @@ class Keyspace:
 
     def _expire(self, key: bytes, entry: Entry) -> MergeResult:
         return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
-
-    def next_deadline_ms(self) -> int | None:
-        """The earliest pending deadline (possibly stale), for the driver's timer."""
-        return self._deadlines[0][0] if self._deadlines else None

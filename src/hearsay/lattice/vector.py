@@ -324,11 +324,6 @@ class MaxVector:
             out[hit] = have_val[clipped[hit]]
         return out.reshape(idx.shape)
 
-    def max_index(self) -> int:
-        """The largest index holding a non-zero value, or -1 when empty."""
-        indices, _ = self.pairs()
-        return int(indices[-1]) if indices.size else -1
-
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
         if self._dense is not None:

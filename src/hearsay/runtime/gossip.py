@@ -19,7 +19,6 @@ import logging
 import os
 import random
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final, cast
 
@@ -92,7 +91,6 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
-        self.on_member_event: Callable[[object], None] | None = None
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -247,11 +245,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             self._wake_ack_waiters()
         elif isinstance(event, DatagramDropped):
             log.debug("dropped a datagram from %s: %s", event.source, event.reason)
-        else:
-            if isinstance(event, MemberJoined | MemberFailed | MemberLeft):
-                log.info("member event: %s", event)
-            if self.on_member_event is not None:
-                self.on_member_event(event)
+        elif isinstance(event, MemberJoined | MemberFailed | MemberLeft):
+            log.info("member event: %s", event)
 
     async def _send_stream(self, request: StreamRequest) -> None:
         try:
