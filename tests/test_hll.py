@@ -83,6 +83,29 @@ def test_batch_one_long_member_among_many_short() -> None:
     assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
 
 
+@pytest.mark.parametrize("length", [*range(41), 255, 263, 264, 265, 4099])
+def test_batch_of_equal_lengths_matches_scalar(length: int) -> None:
+    # Members of one length take the strided path (long ones the general path): both must
+    # agree with the reference for every length, every tail size and one member alone.
+    rng = random.Random(length)
+    for count in (1, 2, 57):
+        members = [rng.randbytes(length) for _ in range(count)]
+        for seed in (REDIS_HLL_SEED, 0, 0xFFFFFFFF):
+            expected = [murmurhash64a(m, seed) for m in members]
+            assert murmurhash64a_batch(members, seed).tolist() == expected
+
+
+@pytest.mark.property
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=90).flatmap(
+        lambda n: st.lists(st.binary(min_size=n, max_size=n), min_size=1, max_size=30)
+    )
+)
+def test_batch_of_equal_lengths_property(members: list[bytes]) -> None:
+    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
+
+
 @pytest.mark.property
 @settings(max_examples=300, deadline=None)
 @given(
@@ -138,6 +161,7 @@ def test_index_rank_matches_bitwise_loop(p: int) -> None:
     assert rk.dtype == np.uint8
     expected = [_reference_pat_len(v, p) for v in values]
     assert list(zip(idx.tolist(), rk.tolist(), strict=True)) == expected
+    assert hashes.tolist() == values  # the caller's hashes are left alone
     assert int(rk.max()) <= 64 - p + 1
     assert int(rk.min()) >= 1
     # The all-zero hash gives the longest possible run.

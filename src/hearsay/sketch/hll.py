@@ -87,15 +87,22 @@ def index_rank(
     h = np.asarray(hashes)
     if h.dtype != np.uint64:
         raise SketchParameterError(f"hashes must be a uint64 array, got dtype {h.dtype}")
-    q = 64 - p
-    indices = (h & np.uint64((1 << p) - 1)).astype(np.uint32)
-    w = (h >> np.uint64(p)) | np.uint64(1 << q)
-    # Isolate the lowest set bit (w & -w in two's complement), a power of two that float64
-    # holds exactly; frexp(2**t) = (0.5, t + 1), so its exponent is the rank directly.
-    with np.errstate(over="ignore"):
-        lowest = w & (~w + np.uint64(1))
-    _, exponent = np.frexp(lowest.astype(np.float64))
-    return indices, exponent.astype(np.uint8)
+    return _index_rank_consuming(h.copy(), p)
+
+
+def _index_rank_consuming(
+    h: npt.NDArray[np.uint64], p: int
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
+    """:func:`index_rank` that overwrites ``h`` (a batch's own hashes need no copy)."""
+    indices = np.empty(h.size, dtype=np.uint32)
+    np.bitwise_and(h, np.uint64((1 << p) - 1), out=indices, casting="unsafe")
+    h >>= np.uint64(p)
+    h |= np.uint64(1 << (64 - p))
+    # w ^ (w - 1) keeps the bits up to and including the lowest set one: its popcount is the
+    # number of trailing zeros plus one, which is the rank.
+    below = h - np.uint64(1)
+    h ^= below
+    return indices, np.bitwise_count(h)
 
 
 def members_index_rank(
@@ -103,7 +110,7 @@ def members_index_rank(
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
     """Hash ``members`` (bytes, as Redis receives them) and return their (indices, ranks)."""
     p = check_precision(p)
-    return index_rank(murmurhash64a_batch(members, seed), p)
+    return _index_rank_consuming(murmurhash64a_batch(members, seed), p)
 
 
 def registers_from_pairs(

@@ -8,11 +8,13 @@ Redis's PFCOUNT bit for bit starts with matching this hash, and no PyPI package 
 Two implementations that must agree bit for bit:
 
 - :func:`murmurhash64a` is the plain reference, in Python integers, one member at a time.
-- :func:`murmurhash64a_batch` is the speed path: all members are concatenated into one buffer,
-  every 8-byte block of every member is mixed in one vectorised pass, then the (inherently
-  serial) chaining ``h = (h ^ k) * m`` runs one *round* per block position across all members
-  still having a block at that position. Members far longer than the rest are finished in a
-  scalar loop so one huge member does not cost one numpy round per block.
+- :func:`murmurhash64a_batch` is the speed path: all members are concatenated into one buffer.
+  When they all have one length (typical of ids and keys) each block position and the tail
+  are strided views of that buffer, and the chaining ``h = (h ^ k) * m`` is one vectorised
+  step per block position. Otherwise every 8-byte block of every member is gathered and mixed
+  in one pass, then the (inherently serial) chaining runs one *round* per block position
+  across all members still having a block at that position; members far longer than the rest
+  are finished in a scalar loop so one huge member does not cost one numpy round per block.
 
 numpy's uint64 arithmetic wraps modulo 2**64, which is exactly the C semantics needed.
 """
@@ -35,6 +37,10 @@ _MASK64 = (1 << 64) - 1
 
 _M_U64 = np.uint64(_M)
 _R_U64 = np.uint64(_R)
+_TAIL_MASKS = np.array([(1 << (8 * t)) - 1 for t in range(8)], dtype=np.uint64)
+"""Per tail length 0..7: the mask keeping that many low bytes of a little-endian word."""
+_TAIL_MULTIPLIERS = np.array([1] + [_M] * 7, dtype=np.uint64)
+"""Per tail length: the tail step's multiplier (an empty tail leaves the state alone)."""
 
 # When at most this many members still have blocks left and more than _SCALAR_MIN_ROUNDS
 # block positions remain, the remaining chaining is finished in plain Python: cheaper than
@@ -91,43 +97,93 @@ def murmurhash64a_batch(
     n = len(members)
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
-    lengths = np.fromiter(map(len, members), dtype=np.int64, count=n)
+    lengths = list(map(len, members))
     # 8 zero bytes of padding: every word read below starts inside the real data (or at its
     # very end for an empty tail), so it never runs off the buffer.
     buffer = b"".join(members) + bytes(8)
+    length = lengths[0]
+    if length >> 3 <= _SCALAR_MIN_ROUNDS and lengths.count(length) == n:
+        h = _hash_equal_lengths(buffer, n, length, seed)
+    else:
+        h = _hash_any_lengths(buffer, np.array(lengths, dtype=np.int64), seed)
+    h ^= h >> _R_U64
+    h *= _M_U64
+    h ^= h >> _R_U64
+    return h
+
+
+def _hash_equal_lengths(buffer: bytes, n: int, length: int, seed: int) -> npt.NDArray[np.uint64]:
+    """The chained state (before the final mix) of ``n`` members of ``length`` bytes each.
+
+    Member ``i`` starts at byte ``i * length``, so its blocks and its tail are strided views of
+    the buffer: no offsets to compute, no gathers, and no member ever needs masking.
+    """
+    nblocks = length >> 3
+    tail = length & 7
+    h0 = np.uint64(seed ^ ((length * _M) & _MASK64))
+    h: npt.NDArray[np.uint64] | None = None
+    if nblocks:
+        blocks = np.ndarray((n, nblocks), dtype="<u8", buffer=buffer, strides=(length, 8))
+        k = blocks * _M_U64
+        k ^= k >> _R_U64
+        k *= _M_U64
+        h = k[:, 0] ^ h0
+        h *= _M_U64
+        for j in range(1, nblocks):
+            h ^= k[:, j]
+            h *= _M_U64
+    if tail:
+        tails = np.ndarray((n,), dtype="<u8", buffer=buffer, offset=8 * nblocks, strides=(length,))
+        tail_words = tails & _TAIL_MASKS[tail]
+        if h is None:
+            tail_words ^= h0
+            h = tail_words
+        else:
+            h ^= tail_words
+        h *= _M_U64
+    if h is None:  # every member is empty
+        h = np.full(n, h0, dtype=np.uint64)
+    return h
+
+
+def _hash_any_lengths(
+    buffer: bytes, lengths: npt.NDArray[np.int64], seed: int
+) -> npt.NDArray[np.uint64]:
+    """The chained state (before the final mix) of members of the given lengths."""
+    n = lengths.size
     words = _unaligned_words(buffer)
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     nblocks = lengths >> 3
     tail_lengths = lengths & 7
 
-    with np.errstate(over="ignore"):
-        h = np.uint64(seed) ^ (lengths.astype(np.uint64) * _M_U64)
+    h = lengths.astype(np.uint64)
+    h *= _M_U64
+    h ^= np.uint64(seed)
 
-        max_blocks = int(nblocks.max())
-        if max_blocks:
-            # Mix every 8-byte block of every member in one pass. Block b of member i starts
-            # at byte starts[i] + 8 * b; blocks are laid out member after member.
-            total_blocks = int(nblocks.sum())
-            first_block = np.zeros(n, dtype=np.int64)
-            np.cumsum(nblocks[:-1], out=first_block[1:])
-            offsets = np.repeat(starts - 8 * first_block, nblocks)
-            offsets += np.arange(0, 8 * total_blocks, 8, dtype=np.int64)
-            k = words[offsets]
-            k *= _M_U64
-            k ^= k >> _R_U64
-            k *= _M_U64
-            h = _chain_blocks(h, k, nblocks, first_block, max_blocks)
+    max_blocks = int(nblocks.max())
+    if max_blocks:
+        # Mix every 8-byte block of every member in one pass. Block b of member i starts
+        # at byte starts[i] + 8 * b; blocks are laid out member after member.
+        total_blocks = int(nblocks.sum())
+        first_block = np.zeros(n, dtype=np.int64)
+        np.cumsum(nblocks[:-1], out=first_block[1:])
+        offsets = np.repeat(starts - 8 * first_block, nblocks)
+        offsets += np.arange(0, 8 * total_blocks, 8, dtype=np.int64)
+        k = words[offsets]
+        k *= _M_U64
+        k ^= k >> _R_U64
+        k *= _M_U64
+        h = _chain_blocks(h, k, nblocks, first_block, max_blocks)
 
-        # Tails: the XOR of data[i] << 8*i over the tail is the little-endian value of the
-        # tail bytes, i.e. the padded word at the tail's offset masked to its length.
-        tail_words = words[starts + 8 * nblocks]
-        tail_words &= (np.uint64(1) << (8 * tail_lengths).astype(np.uint64)) - np.uint64(1)
-        h = np.where(tail_lengths > 0, (h ^ tail_words) * _M_U64, h)
-
-        h ^= h >> _R_U64
-        h *= _M_U64
-        h ^= h >> _R_U64
+    # Tails: the XOR of data[i] << 8*i over the tail is the little-endian value of the tail
+    # bytes, i.e. the padded word at the tail's offset masked to its length. An empty tail
+    # masks to 0 and multiplies by 1: h is unchanged, as in the scalar code.
+    starts += 8 * nblocks
+    tail_words = words[starts]
+    tail_words &= _TAIL_MASKS[tail_lengths]
+    h ^= tail_words
+    h *= _TAIL_MULTIPLIERS[tail_lengths]
     return h
 
 
