@@ -76,8 +76,8 @@ def _events(node: GossipNode) -> list[object]:
     return out
 
 
-def test_local_write_is_pushed_to_fanout_peers_never_self() -> None:
-    nodes = _nodes(A, B, C, D, fanout=2)
+def test_local_write_is_pushed_to_origin_fanout_peers_never_self() -> None:
+    nodes = _nodes(A, B, C, D, fanout=2, origin_fanout=2)
     _write(nodes[A], b"k", {1: 5})
     sent = nodes[A].datagrams_to_send()
     assert len(sent) == 2 and len({dest for _, dest in sent}) == 2
@@ -293,7 +293,7 @@ def test_encrypted_cluster_and_key_rotation() -> None:
 
 
 def test_acks_count_peers_holding_a_write() -> None:
-    nodes = _nodes(A, B, C, D, fanout=1)
+    nodes = _nodes(A, B, C, D, fanout=1, origin_fanout=1)
     seq = _write(nodes[A], b"k", {1: 1})
     _deliver(nodes)
     assert nodes[A].acks(seq) == 1
@@ -317,7 +317,11 @@ def test_acks_are_retried_until_enough_peers_hold_the_write() -> None:
 
 
 def test_pacing_coalesces_a_burst_of_writes() -> None:
-    nodes = _nodes(A, B, fanout=1, pacing_rate_per_s=10.0, pacing_burst=2, recent_rounds=0)
+    # The first pushes are delivered late (below), so their acks come late: cover retries
+    # (tested on their own) are off here to count the paced rumours alone.
+    nodes = _nodes(
+        A, B, fanout=1, pacing_rate_per_s=10.0, pacing_burst=2, recent_rounds=0, cover_retries=0
+    )
     first = []
     for i in range(50):  # the driver drains after every write: pacing has to hold them
         _write(nodes[A], b"hot", {i: 1})
@@ -482,3 +486,87 @@ def test_vignette_plaintext_is_refused_under_a_keyring() -> None:
     assert node.keyspace.entry(b"vig") is None
     assert node.stats.dropped == {"unauthenticated": 1}
     assert node.datagrams_to_send() == []
+
+
+def _push_relays(datagrams: list[tuple[bytes, Address]]) -> list[bool | int]:
+    codec = EnvelopeCodec("hearsay")
+    return [msg.decode_push(codec.open(d)[1])[0] for d, _ in datagrams]
+
+
+def test_a_small_cluster_gets_a_write_in_one_hop_and_forwards_little() -> None:
+    nodes = _nodes(A, B, C, D, fanout=3, origin_fanout=8, covered_relay_fanout=1)
+    _write(nodes[A], b"k", {1: 5})
+    sent = nodes[A].datagrams_to_send()
+    assert sorted(dest for _, dest in sent) == [B, C, D]  # every peer, at once
+    assert _push_relays(sent) == [1, 1, 1]  # "forward to one peer at most"
+    for data, dest in sent:
+        nodes[dest].receive_datagram(data, A, NOW)
+    for node in (nodes[B], nodes[C], nodes[D]):
+        out = node.datagrams_to_send()
+        pushes = [dest for (_, dest), kind in zip(out, _kinds(out), strict=True) if kind == "PUSH"]
+        assert len(pushes) == 1 and A not in pushes  # one forward, never back to the sender
+        assert node.keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
+def test_a_large_cluster_starts_a_write_origin_fanout_wide() -> None:
+    peers = [("127.0.0.1", 8000 + i) for i in range(10)]
+    nodes = _nodes(A, *peers, fanout=2, origin_fanout=5)
+    _write(nodes[A], b"k", {1: 5})
+    sent = nodes[A].datagrams_to_send()
+    assert len({dest for _, dest in sent}) == 5
+    assert _push_relays(sent) == [True] * 5  # an ordinary rumour: receivers use their fanout
+
+
+def test_receivers_cap_the_relay_fanout_a_sender_asks_for() -> None:
+    nodes = _nodes(A, B, C, D, fanout=1)
+    item = msg.push_item(b"k", _entry({1: 5}), True)
+    payload = msg.join_items(msg.push_prefix(msg.RELAY_FANOUT_MAX, 0), [item])
+    nodes[B].receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.PUSH, payload), A, NOW)
+    assert len(nodes[B].datagrams_to_send()) == 1  # its own fanout, not 255
+
+
+def test_relay_field_is_checked() -> None:
+    item = msg.push_item(b"k", _entry({1: 5}), True)
+    for relay in (True, False, 0, 7, msg.RELAY_FANOUT_MAX):
+        payload = msg.join_items(msg.push_prefix(relay, 0), [item])
+        assert msg.decode_push(payload)[0] == relay
+    for bad in (msg.RELAY_FANOUT_MAX + 1, -1, "x", 1.5):
+        payload = b"\x93" + msg.packb(bad) + msg.packb(0) + msg.join_items(b"", [item])
+        try:
+            msg.decode_push(payload)
+        except msg.PayloadError:
+            continue
+        raise AssertionError(f"relay {bad!r} was accepted")
+
+
+def test_origin_pushes_again_to_peers_that_did_not_ack() -> None:
+    nodes = _nodes(A, B, C, D, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=2)
+    seq = _write(nodes[A], b"k", {1: 5})
+    lost_to_d = lambda data, src, dest: src == A and dest == D  # noqa: E731
+    _deliver(nodes, drop=lost_to_d)
+    assert nodes[A].acks(seq) == 2 and nodes[D].keyspace.entry(b"k") is None
+    assert nodes[A].get_timer() == NOW + 50
+    nodes[A].handle_timer(NOW + 50)
+    retry = nodes[A].datagrams_to_send()
+    assert [dest for _, dest in retry] == [D] and _kinds(retry) == ["PUSH"]
+    _deliver(nodes, NOW + 50, drop=lost_to_d)  # lost again
+    nodes[A].handle_timer(NOW + 100)
+    retry = nodes[A].datagrams_to_send()
+    assert [dest for _, dest in retry] == [D]
+    for data, dest in retry:
+        nodes[dest].receive_datagram(data, A, NOW + 100)
+    _deliver(nodes, NOW + 100)
+    assert nodes[A].acks(seq) == 3
+    assert nodes[D].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+    nodes[A].handle_timer(NOW + 150)  # retries used up and everyone acked: nothing more
+    assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
+
+
+def test_origin_stops_covering_after_its_retries() -> None:
+    nodes = _nodes(A, B, C, cover_retry_ms=50, cover_retries=1)
+    _write(nodes[A], b"k", {1: 5})
+    assert len(nodes[A].datagrams_to_send()) == 2  # both lost
+    nodes[A].handle_timer(NOW + 50)
+    assert sorted(dest for _, dest in nodes[A].datagrams_to_send()) == [B, C]
+    nodes[A].handle_timer(NOW + 100)
+    assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []

@@ -190,3 +190,14 @@ def test_sweep_of_seeds(seed: int) -> None:
             clog_fraction=0.1,
         )
     )
+
+
+def test_a_small_cluster_converges_in_one_hop_without_loss() -> None:
+    """20 nodes that know each other: the origin reaches every peer at once, so each write is
+    everywhere within one one-way delay (the real 20-process benchmark's target is 100 ms)."""
+    config = SimConfig(
+        nodes=20, seed=4, delay_min_ms=1, delay_max_ms=5, duration_s=5, writes=60,
+        membership=False,
+    )  # fmt: skip
+    result = _check(config)
+    assert result["convergence_ms"]["max"] <= 5, config.command()  # type: ignore[index]

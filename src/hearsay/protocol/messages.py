@@ -61,8 +61,17 @@ def push_item(key: bytes, entry: Entry, full: bool) -> bytes:
     return packb([key, entry_to_wire(entry), full])
 
 
-def push_prefix(relay: bool, ack_seq: int) -> bytes:
-    """Everything of a PUSH payload before the item array's header."""
+RELAY_FANOUT_MAX = 255
+
+
+def push_prefix(relay: bool | int, ack_seq: int) -> bytes:
+    """Everything of a PUSH payload before the item array's header.
+
+    ``relay`` says what the receiver does with what grew: ``False``, nothing (a reply);
+    ``True``, forward it to its own ``fanout`` peers (a rumour); an integer ``n``, a rumour
+    forwarded to at most ``n`` peers (``0`` when the sender already pushed it to every peer it
+    knows). ``True`` and ``1`` are distinct on the wire (msgpack bool vs int).
+    """
     return b"\x93" + packb(relay) + packb(ack_seq)
 
 
@@ -121,11 +130,11 @@ def _bool(value: object, what: str) -> bool:
     return value
 
 
-def decode_push(payload: bytes) -> tuple[bool, int, list[tuple[bytes, Entry, bool]]]:
+def decode_push(payload: bytes) -> tuple[bool | int, int, list[tuple[bytes, Entry, bool]]]:
     wire = _list(unpack(payload), "PUSH", 3)
     if len(wire) != 3:
         raise PayloadError("PUSH must be [relay, ack_seq, items]")
-    relay = _bool(wire[0], "relay")
+    relay = wire[0] if type(wire[0]) is bool else _uint(wire[0], "relay", RELAY_FANOUT_MAX)
     ack_seq = _uint(wire[1], "ack_seq")
     items: list[tuple[bytes, Entry, bool]] = []
     for item in _list(wire[2], "PUSH items"):

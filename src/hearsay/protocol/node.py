@@ -120,6 +120,21 @@ class NodeConfig:
     """Data-gossip settings of one node (membership timing lives in the preset)."""
 
     fanout: int = 3
+    origin_fanout: int = 32
+    """Peers a *client's* write is pushed to first (relays use ``fanout``). Pure push with
+    ``fanout`` misses about ``e**-fanout`` of the nodes, whose repair then waits for digest
+    rounds. With at most ``origin_fanout`` peers the origin pushes to all of them in one hop
+    and the receivers forward it to ``covered_relay_fanout`` peers only; in a larger cluster
+    the rumour starts ``origin_fanout`` wide. This costs the origin up to ``origin_fanout``
+    datagrams per write, and only when pacing has the tokens for it: otherwise the write
+    leaves at ``fanout``."""
+    covered_relay_fanout: int = 1
+    """Forwarding fanout of a write its origin pushed to every peer it knows: only what loss
+    or a membership view lagging behind made the origin miss is left to cover."""
+    cover_retry_ms: int = 50
+    """When the origin pushed a write to every peer, it pushes it again to those that have not
+    acknowledged it after this long (a lost datagram costs one retry, not digest rounds)."""
+    cover_retries: int = 2
     gossip_interval_ms: int = 200
     anti_entropy_interval_ms: int = 2_000
     udp_payload_bytes_max: int = 1400
@@ -160,8 +175,19 @@ class NodeConfig:
     """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
 
     def __post_init__(self) -> None:
-        if self.fanout < 1 or self.gossip_interval_ms < 1 or self.anti_entropy_interval_ms < 1:
-            raise ValueError("fanout and intervals must be positive")
+        if (
+            self.fanout < 1
+            or self.origin_fanout < self.fanout
+            or not 0 <= self.covered_relay_fanout <= self.fanout
+            or self.gossip_interval_ms < 1
+            or self.anti_entropy_interval_ms < 1
+            or self.cover_retry_ms < 1
+            or self.cover_retries < 0
+        ):
+            raise ValueError(
+                "fanout and intervals must be positive, origin_fanout >= fanout >= "
+                "covered_relay_fanout >= 0"
+            )
         if self.udp_payload_bytes_max < 256:
             raise ValueError("udp_payload_bytes_max must be at least 256")
         if self.ae_groups < 1 or self.ae_groups & (self.ae_groups - 1):
@@ -175,6 +201,7 @@ class NodeConfig:
             anti_entropy_interval_ms=preset.anti_entropy_interval_ms,
             udp_payload_bytes_max=preset.udp_payload_bytes_max,
             membership_tick_ms=max(1, preset.heartbeat_interval_ms // 2),
+            cover_retry_ms=max(1, preset.gossip_interval_ms // 4),
         )
         return replace(base, **changes)
 
@@ -284,6 +311,8 @@ class GossipNode:
         cfg = self.config
         self._bucket = TokenBucket(cfg.pacing_rate_per_s, float(cfg.pacing_burst))
         self._writes: OrderedDict[int, _Write] = OrderedDict()
+        self._covering: OrderedDict[int, int] = OrderedDict()
+        """Writes pushed to every peer: sequence number -> retries left for non-ackers."""
         self._ack_ids: OrderedDict[int, tuple[int, Address]] = OrderedDict()
         self._write_seq = 0
         self._ack_seq = 0
@@ -304,6 +333,7 @@ class GossipNode:
         self._next_sync_ms = now_ms if membership is not None else _NEVER
         self._next_presence_ms = _NEVER
         self._next_ack_ms = _NEVER
+        self._next_cover_ms = _NEVER
         self._payload_budget = cfg.udp_payload_bytes_max - self._codec.overhead_bytes()
 
     # == peers ==================================================================================
@@ -369,6 +399,7 @@ class GossipNode:
             self._next_sync_ms,
             self._next_presence_ms,
             self._next_ack_ms,
+            self._next_cover_ms,
         )
         return None if when >= _NEVER else when
 
@@ -396,6 +427,8 @@ class GossipNode:
             self._presence_round()
         if now >= self._next_ack_ms:
             self._retry_acks()
+        if now >= self._next_cover_ms:
+            self._retry_cover()
 
     def receive_datagram(self, data: bytes, source: Address, now_ms: int) -> None:
         """Handle one datagram from ``source``. Bad input is dropped and counted, never raised."""
@@ -601,7 +634,7 @@ class GossipNode:
         items: list[bytes],
         peers: Sequence[Address],
         *,
-        relay: bool,
+        relay: bool | int,
         ack_write: int = 0,
     ) -> None:
         if not peers or not items:
@@ -677,15 +710,29 @@ class GossipNode:
         delta: Entry,
         full: bool,
         exclude: Address | None,
+        *,
         ack_write: int = 0,
+        fanout: int = 0,
     ) -> None:
-        """Push ``delta`` to ``fanout`` random peers now, or queue it if pacing says wait."""
-        peers = self._pick(self.config.fanout, exclude)
-        if not peers:
-            return
+        """Push ``delta`` to random peers now (``origin_fanout`` of them for a client's write
+        when pacing allows, else ``fanout``), or queue it if pacing says wait."""
+        cfg = self.config
+        fanout = fanout or cfg.fanout
         items = self._push_items(key, delta, full)
-        if key not in self._pending and self._bucket.take(self._now, len(items) * len(peers)):
-            self._send_push(items, peers, relay=True, ack_write=ack_write)
+        if key not in self._pending:
+            # A client's write (it asks for acks) starts wide; relays use `fanout`.
+            for width in (cfg.origin_fanout, fanout) if ack_write else (fanout,):
+                peers = self._pick(width, exclude)
+                if not peers:
+                    return
+                if self._bucket.take(self._now, len(items) * len(peers)):
+                    covered = exclude is None and len(peers) == len(self._peers)
+                    relay: bool | int = cfg.covered_relay_fanout if covered else True
+                    self._send_push(items, peers, relay=relay, ack_write=ack_write)
+                    if covered and ack_write and cfg.cover_retries:
+                        self._cover(ack_write, cfg.cover_retries)
+                    return
+        elif not self._peers:
             return
         self.stats.paced += 1
         pending = self._pending.get(key)
@@ -815,8 +862,11 @@ class GossipNode:
         return result
 
     def _on_push(
-        self, items: list[tuple[bytes, Entry, bool]], source: Address, relay: bool
+        self, items: list[tuple[bytes, Entry, bool]], source: Address, relay: bool | int
     ) -> None:
+        """Merge a PUSH; forward what grew (unless it is a reply), answer with what we hold
+        beyond it, pull keys we lack."""
+        fanout = self.config.fanout if relay is True else min(int(relay), self.config.fanout)
         replies: list[bytes] = []
         for key, delta, full in items:
             before = self.keyspace.entry(key)
@@ -825,13 +875,14 @@ class GossipNode:
             grown = result.delta
             if grown is not None:
                 self._mark_recent(key)
-            if not relay:
+            if relay is False:
                 self._wanted.pop(key, None)
                 continue
             held = self.keyspace.entry(key)
             if grown is not None:
                 whole = (not known and full) or (held is not None and _is_whole(grown, held))
-                self._rumour(key, grown, whole, source)
+                if fanout:
+                    self._rumour(key, grown, whole, source, fanout=fanout)
                 if self._vignette_peers and held is not None:
                     self._forward_to_vignette(key, grown, whole, vignette.TTL_DEFAULT, source)
             if known:
@@ -921,6 +972,35 @@ class GossipNode:
         items = self._push_items(write.key, entry, True)
         self._send_push(items, targets, relay=False, ack_write=seq)
         self._next_ack_ms = min(self._next_ack_ms, self._now + self.config.ack_retry_ms)
+
+    def _cover(self, seq: int, retries: int) -> None:
+        self._covering.pop(seq, None)
+        self._covering[seq] = retries
+        while len(self._covering) > self.config.write_track_max:
+            self._covering.popitem(last=False)
+        self._next_cover_ms = min(self._next_cover_ms, self._now + self.config.cover_retry_ms)
+
+    def _retry_cover(self) -> None:
+        """Push the writes their origin sent to every peer again, to peers that have not
+        acknowledged them yet (their current state: it contains the write)."""
+        self._next_cover_ms = _NEVER
+        covering, self._covering = self._covering, OrderedDict()
+        for seq, retries in covering.items():
+            write = self._writes.get(seq)
+            entry = None if write is None else self.keyspace.entry(write.key)
+            if write is None or entry is None:
+                continue
+            targets = [p for p in write.waiting if p in self._peer_pos and p not in write.acked]
+            if not targets:
+                continue
+            items = self._push_items(write.key, entry, True)
+            if not self._bucket.take(self._now, len(items) * len(targets)):
+                continue  # overloaded: digests and anti-entropy will cover them
+            for peer in targets:
+                write.waiting.pop(peer, None)
+            self._send_push(items, targets, relay=0, ack_write=seq)
+            if retries > 1:
+                self._cover(seq, retries - 1)
 
     def _retry_acks(self) -> None:
         self._next_ack_ms = _NEVER
