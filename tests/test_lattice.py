@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError, DecodeError, WrongTypeError
 from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire
+from hearsay.lattice.digest import pairs_hash
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
@@ -236,3 +237,25 @@ def test_few_pairs_as_python_lists_are_checked_too() -> None:
     delta = vector.merge_pairs([1, 1, 2, 70000], [5, 9, 2, 300])  # beyond the array, wider
     assert delta.items() == [(1, 9), (70000, 300)]
     assert vector.get(1) == 9 and vector.get(70000) == 300 and vector.get(2) == 3
+
+
+@pytest.mark.parametrize("value_max", [200, 60_000, 2**32 - 1, VALUE_MAX])
+def test_pairs_hash_vectorised_equals_pair_by_pair(value_max: int) -> None:
+    """The numpy path (many pairs, several vectors at once) hashes exactly like the
+    pure-Python path does pair by pair, whatever the value width."""
+    rng = np.random.default_rng(value_max % 1000)
+    vectors = [
+        MaxVector.from_pairs(
+            rng.choice(70_000, size=size, replace=False).astype(np.uint32),
+            rng.integers(1, value_max, size=size, dtype=np.uint64, endpoint=True),
+        )
+        for size in (40, 1, 300)
+    ]
+    seed = 0x0123456789ABCDEF
+    for origin in ("", "node-a"):
+        one_by_one = 0
+        for vector in vectors:
+            for index, value in vector.items():
+                one_by_one ^= pairs_hash(seed, origin, MaxVector.from_items([(index, value)]))
+        assert pairs_hash(seed, origin, *vectors) == one_by_one
+        assert pairs_hash(seed, origin, vectors[2]) == pairs_hash(seed, origin, vectors[2].copy())

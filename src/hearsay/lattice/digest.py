@@ -29,6 +29,10 @@ _M1: Final = 0xFF51AFD7ED558CCD
 _M2: Final = 0xC4CEB9FE1A85EC53
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 _MASK: Final = (1 << 64) - 1
+_M1_U64: Final = np.uint64(_M1)
+_M2_U64: Final = np.uint64(_M2)
+_GOLDEN_U64: Final = np.uint64(_GOLDEN)
+_SHIFT: Final = np.uint64(33)
 _SMALL: Final = 16
 """Below this many pairs, plain Python ints beat numpy's per-call overhead."""
 
@@ -42,12 +46,16 @@ def _fmix64(x: int) -> int:
     return x ^ (x >> 33)
 
 
-def _fmix64_array(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(_M1)
-    x = x ^ (x >> np.uint64(33))
-    x = x * np.uint64(_M2)
-    return x ^ (x >> np.uint64(33))
+def _fmix64_inplace(x: npt.NDArray[np.uint64]) -> None:
+    """:func:`_fmix64` of every element, overwriting ``x`` (one scratch array, no others)."""
+    shifted = x >> _SHIFT
+    x ^= shifted
+    x *= _M1_U64
+    np.right_shift(x, _SHIFT, out=shifted)
+    x ^= shifted
+    x *= _M2_U64
+    np.right_shift(x, _SHIFT, out=shifted)
+    x ^= shifted
 
 
 def key_seed(key: bytes) -> int:
@@ -77,21 +85,24 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     if not parts:
         return 0
     base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
-    if len(parts) == 1:
-        indices, values = parts[0]
-    else:
-        indices = np.concatenate([part[0] for part in parts])
-        values = np.concatenate([part[1].astype(np.uint64) for part in parts])
-    if indices.size < _SMALL:
+    total = sum(indices.size for indices, _ in parts)
+    if total < _SMALL:
         acc = 0
-        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
-            acc ^= _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
+        for indices, values in parts:
+            for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+                acc ^= _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
         return acc
-    with np.errstate(over="ignore"):
-        mixed = _fmix64_array(
-            (indices.astype(np.uint64) * np.uint64(_GOLDEN)) ^ values.astype(np.uint64)
-        )
-        mixed = _fmix64_array(mixed ^ np.uint64(base))
+    # All parts mixed in one array, in place: fmix64(base ^ fmix64(index * golden ^ value)).
+    mixed = np.empty(total, dtype=np.uint64)
+    start = 0
+    for indices, values in parts:
+        chunk = mixed[start : start + indices.size]
+        np.multiply(indices, _GOLDEN_U64, out=chunk)
+        chunk ^= values
+        start += indices.size
+    _fmix64_inplace(mixed)
+    mixed ^= np.uint64(base)
+    _fmix64_inplace(mixed)
     return int(np.bitwise_xor.reduce(mixed))
 
 
