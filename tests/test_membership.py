@@ -17,6 +17,7 @@ import msgpack
 import pytest
 
 from hearsay.base.errors import DecodeError
+from hearsay.protocol import membership as membership_module
 from hearsay.protocol.membership import (
     Address,
     MemberAlive,
@@ -686,3 +687,37 @@ def test_reaped_node_is_not_resurrected_by_stale_gossip() -> None:
     after = a.events()
     assert MemberJoined("c", 1, ("h", 3), False) in after
     assert not any(isinstance(e, MemberAlive) for e in after)  # a fresh join, not a revival
+
+
+def test_a_peer_cannot_grow_membership_without_bound() -> None:
+    b = _member(2)
+    fake = [
+        [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i % 1000], 1, None]]]
+        for i in range(membership_module.MEMBERS_MAX + 50)
+    ]
+    for start in range(0, len(fake), membership_module.DELTAS_MAX):
+        chunk = fake[start : start + membership_module.DELTAS_MAX]
+        b.on_ack2({"t": "ack2", "from": "fake-0", "deltas": chunk}, T0_MS)
+    assert len(b.members()) == membership_module.MEMBERS_MAX + 1  # self included
+    assert b.refused_members == 50
+
+
+def test_a_node_keeps_at_most_so_many_state_keys() -> None:
+    a, b = _member(1), _member(2)
+    cap = membership_module.TAGS_PER_MEMBER_MAX
+    own = len(a.peer_keys(a.node_id))
+    for k in range(cap - own - 3):  # leave room for the three system keys
+        a.set_tag(f"key-{k}", k, now_ms=T0_MS)
+    with pytest.raises(ValueError, match="state keys"):
+        for k in range(cap):
+            a.set_tag(f"more-{k}", k, now_ms=T0_MS)
+    a.set_tag("key-0", "updated", now_ms=T0_MS)  # an existing key can still change
+    gen, top = a.generation, a.max_version
+    forged = [[a.node_id, gen, top, top + 1, [["one-too-many", 1, top + 1, None]]]]
+    for _ in range(100):
+        _exchange(b, a, T0_MS, 1400)
+        if b.peer_value(a.node_id, "key-0") == "updated":
+            break
+    assert b.peer_value(a.node_id, "key-0") == "updated"
+    b.on_ack2({"t": "ack2", "from": a.node_id, "deltas": forged}, T0_MS)
+    assert "one-too-many" not in b.peer_keys(a.node_id) and b.refused_tags == 1

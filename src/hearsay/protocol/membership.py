@@ -123,6 +123,11 @@ so a truncated delta always makes progress and a watermark can never get stuck b
 DIGEST_ENTRIES_MAX: Final = 4096
 DELTAS_MAX: Final = 4096
 DELTA_ENTRIES_MAX: Final = 4096
+MEMBERS_MAX: Final = 10_000
+"""Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
+grow without bound by inventing members)."""
+TAGS_PER_MEMBER_MAX: Final = 1_024
+"""State entries kept per node: beyond it, new keys of that node are ignored."""
 BUDGET_BYTES_MIN: Final = 2 * TAG_ENTRY_BYTES_MAX
 _INT_MAX: Final = 2**63 - 1
 _INT_MIN: Final = -(2**63)
@@ -534,6 +539,10 @@ class Membership:
         self._peers: dict[str, _Peer] = {}
         self._reaped: dict[str, _Reaped] = {}
         self._seeds: list[Address] = []
+        self.refused_members = 0
+        """Unknown nodes ignored because ``MEMBERS_MAX`` nodes are tracked already."""
+        self.refused_tags = 0
+        """A node's new state keys ignored because it holds ``TAGS_PER_MEMBER_MAX`` already."""
         self._events: deque[MembershipEvent] = deque()
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
         if now_ms is not None:
@@ -626,6 +635,8 @@ class Membership:
             raise ValueError("expiry_unix_ms must be None or an int in [0, 2^63)")
         if _packed_len([key, value, _INT_MAX, expiry_unix_ms]) > TAG_ENTRY_BYTES_MAX:
             raise ValueError(f"tag entry larger than {TAG_ENTRY_BYTES_MAX} bytes packed")
+        if key not in self._self.entries and len(self._self.entries) >= TAGS_PER_MEMBER_MAX:
+            raise ValueError(f"a node holds at most {TAGS_PER_MEMBER_MAX} state keys")
         self._set_own(key, value, expiry_unix_ms)
         entry = self._self.entries[key]
         if expiry_unix_ms is not None and expiry_unix_ms <= now:
@@ -1112,6 +1123,9 @@ class Membership:
         if peer is None or d.generation > peer.state.generation:
             if d.from_version != 0:
                 return
+            if peer is None and len(self._peers) >= MEMBERS_MAX:
+                self.refused_members += 1
+                return
             restarted = peer is not None and peer.announced
             peer = _Peer(
                 state=_NodeState(d.node_id, d.generation),
@@ -1134,6 +1148,9 @@ class Membership:
                 continue
             old = state.entries.get(key)
             if old is not None and old.version >= version:
+                continue
+            if old is None and len(state.entries) >= TAGS_PER_MEMBER_MAX:
+                self.refused_tags += 1
                 continue
             entry = _Entry(value, version, expiry)
             if expiry is not None:
