@@ -259,3 +259,46 @@ def test_pairs_hash_vectorised_equals_pair_by_pair(value_max: int) -> None:
                 one_by_one ^= pairs_hash(seed, origin, MaxVector.from_items([(index, value)]))
         assert pairs_hash(seed, origin, *vectors) == one_by_one
         assert pairs_hash(seed, origin, vectors[2]) == pairs_hash(seed, origin, vectors[2].copy())
+
+
+def test_old_tombstones_are_purged_and_never_come_back() -> None:
+    keyspace, never_had_it = Keyspace(4), Keyspace(4)
+    for ks in (keyspace, never_had_it):
+        ks.write(b"other", RAW, {"": MaxVector.from_items([(1, 1)])}, now_ms=100)
+    keyspace.write(b"k", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=100)
+    deleted = keyspace.delete(b"k", now_ms=5000).delta
+    assert deleted is not None
+    assert keyspace.purge_tombstones(before_epoch=5000) == []  # not older than the grace yet
+    assert keyspace.purge_tombstones(before_epoch=5001) == [b"k"]
+    assert keyspace.entry(b"k") is None and keyspace.stored_count == 1
+    assert keyspace.bucket_hashes().tolist() == never_had_it.bucket_hashes().tolist()
+    # A lagging peer's copy of the purged tombstone is refused...
+    assert not keyspace.merge(b"k", deleted).changed and keyspace.entry(b"k") is None
+    # ...also after the key was written again (epoch 0): it must not delete the new data.
+    keyspace.write(b"k", RAW, {"": MaxVector.from_items([(2, 2)])}, now_ms=9000)
+    assert not keyspace.merge(b"k", deleted).changed
+    assert keyspace.get(b"k", now_ms=9001) is not None
+    # A newer delete still works and is purged in its turn.
+    assert keyspace.delete(b"k", now_ms=10_000).changed
+    assert keyspace.purge_tombstones(before_epoch=10_001) == [b"k"]
+
+
+def test_expired_keys_tombstones_are_purged_too() -> None:
+    keyspace = Keyspace(4)
+    keyspace.write(b"k", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=1000)
+    keyspace.set_expiry(b"k", deadline_ms=2000, now_ms=1000)
+    keyspace.write(b"kept", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=1000)
+    assert len(keyspace.expire_due(now_ms=2500)) == 1
+    assert keyspace.purge_tombstones(before_epoch=1_000_000, limit=10) == [b"k"]
+    assert keyspace.stored_count == 1 and len(keyspace) == 1
+
+
+def test_purge_is_bounded_per_call_and_skips_keys_written_again() -> None:
+    keyspace = Keyspace(4)
+    for i in range(5):
+        keyspace.write(b"k%d" % i, RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=1)
+        keyspace.delete(b"k%d" % i, now_ms=100 + i)
+    keyspace.write(b"k0", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=200)  # alive again
+    assert keyspace.purge_tombstones(before_epoch=1000, limit=2) == [b"k1", b"k2"]
+    assert keyspace.purge_tombstones(before_epoch=1000) == [b"k3", b"k4"]
+    assert keyspace.stored_count == 1 and keyspace.get(b"k0", now_ms=300) is not None

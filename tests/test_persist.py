@@ -583,3 +583,28 @@ def test_identity_refuses_damaged_values(
         store.meta_set(name, value)
         with pytest.raises(StorageError, match=message):
             NodeIdentity.load_or_create(store)
+
+
+def test_purged_tombstones_leave_the_disk(tmp_path: Path) -> None:
+    from hearsay.engine.database import Database
+    from hearsay.lattice.entry import Schema
+    from hearsay.lattice.vector import MaxVector
+
+    raw = Schema("vector").intern()
+    database = Database.open(tmp_path)
+    try:
+        database.write_own(b"gone", raw, MaxVector.from_items([(0, 1)]), 1_000)
+        database.write_own(b"kept", raw, MaxVector.from_items([(0, 1)]), 1_000)
+        assert database.delete([b"gone"], 2_000) == 1
+        database.flush()
+        assert database.purge_tombstones(now_ms=2_000 + 999, grace_ms=1_000) == 0
+        assert database.purge_tombstones(now_ms=2_000 + 1_001, grace_ms=1_000) == 1
+        assert database.stats.tombstones_purged == 1
+    finally:
+        database.close()
+    reopened = Database.open(tmp_path)
+    try:
+        assert reopened.keyspace.entry(b"gone") is None
+        assert reopened.keyspace.stored_count == 1
+    finally:
+        reopened.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.nodes import NodeProcess, split_address, start_node
+from tests.nodes import NodeProcess, poll_until, split_address, start_node
 
 pytestmark = pytest.mark.integration
 
@@ -75,5 +75,27 @@ def test_restart_keeps_the_node_id_and_raises_the_generation(tmp_path: Path) -> 
         second_info = second.client().info("server")
         assert second.name == first.name
         assert second_info["generation"] == first_info["generation"] + 1
+    finally:
+        second.stop(signal.SIGKILL)
+
+
+def test_deleted_keys_are_forgotten_after_the_grace_period(tmp_path: Path) -> None:
+    first = start_node(tmp_path / "n", "--tombstone-grace-s", "1")
+    try:
+        client = first.client()
+        client.pfadd("gone", "a")
+        client.pfadd("kept", "b")
+        assert client.delete("gone") == 1
+        poll_until(
+            lambda: client.info("stats")["tombstones_purged"] == 1, 10, what="tombstone purged"
+        )
+        assert first.stop(signal.SIGTERM) == 0
+    finally:
+        first.stop(signal.SIGKILL)
+    second = start_node(tmp_path / "n")
+    try:
+        client = second.client()
+        assert client.keys("*") == [b"kept"] and client.pfcount("kept") == 1
+        assert client.info("persistence")["loaded_entries"] == 1  # the tombstone left the disk
     finally:
         second.stop(signal.SIGKILL)

@@ -45,6 +45,12 @@ def _add_serve(subparsers: Any) -> None:
     add("--rmbd-width", type=int, help="rmbd count-min width (default 100)")
     add("--rmbd-depth", type=int, help="rmbd count-min depth (default 10)")
     add("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    add(
+        "--tombstone-grace-s",
+        type=int,
+        metavar="SECONDS",
+        help="how long deleted and expired keys are remembered (default 86400)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:

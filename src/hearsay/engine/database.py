@@ -50,6 +50,7 @@ class DatabaseStats:
     replicated_changes: int = 0
     schema_conflicts: int = 0
     expired_keys: int = 0
+    tombstones_purged: int = 0
     corrupt_entries_skipped: int = 0
     loaded_entries: int = 0
     flushes: int = 0
@@ -263,6 +264,15 @@ class Database:
             self.mark_dirty(key)
         self.stats.expired_keys += len(expired)
         return len(expired)
+
+    def purge_tombstones(self, now_ms: int, grace_ms: int) -> int:
+        """Drop tombstones (deleted and expired keys) older than ``grace_ms``, from memory and
+        disk; returns how many. See :meth:`Keyspace.purge_tombstones` for the grace rule."""
+        purged = self.keyspace.purge_tombstones(now_ms - grace_ms)
+        for key in purged:
+            self.mark_dirty(key)
+        self.stats.tombstones_purged += len(purged)
+        return len(purged)
 
     def live_keys(self, now_ms: int) -> Iterator[bytes]:
         for key, entry in self.keyspace.items():

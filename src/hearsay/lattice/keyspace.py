@@ -15,7 +15,11 @@ Two kinds of change come in:
 
 Time is an argument (``now_ms``, unix milliseconds): the keyspace never reads a clock.
 Deleted and expired keys stay as tombstones (a higher epoch, no data) so that late deltas of
-the old epoch cannot bring them back.
+the old epoch cannot bring them back. Tombstones are dropped once older than a grace period
+(:meth:`Keyspace.purge_tombstones`; a tombstone's epoch is its deletion time in ms), and from
+then on tombstones older than that are refused, so a lagging replica's copy cannot come back
+either. As in Cassandra (``gc_grace_seconds``), a replica cut off for longer than the grace
+period may still hold the deleted data and bring it back.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class Keyspace:
         self._stored = 0
         self._deadlines: list[tuple[int, bytes]] = []
         """A lazy min-heap of (deadline_ms, key); stale items are skipped when popped."""
+        self._tombstones: list[tuple[int, bytes]] = []
+        """A lazy min-heap of (epoch, key) of tombstones, for :meth:`purge_tombstones`."""
+        self._purged_before = 0
+        """Tombstones with an epoch below this were purged: such tombstones are refused."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -109,6 +117,8 @@ class Keyspace:
         """Join a peer's delta into ``key``; returns what changed, ready to forward."""
         if len(key) > KEY_BYTES_MAX:
             raise BoundsError(f"key longer than {KEY_BYTES_MAX} bytes")
+        if delta.schema is None and delta.epoch < self._purged_before:
+            return MergeResult(None)  # a tombstone older than the grace period: purged here
         seed = key_seed(key)
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
@@ -138,11 +148,36 @@ class Keyspace:
             self._track_deadline(key, existing)
         return result
 
+    def purge_tombstones(self, before_epoch: int, limit: int = 1000) -> list[bytes]:
+        """Drop up to ``limit`` tombstones whose epoch is below ``before_epoch`` (for a grace
+        period ``g``: ``now_ms - g``); returns their keys. From now on tombstones below
+        ``before_epoch`` are refused by :meth:`merge`, so a peer that has not purged yet cannot
+        bring them back, nor can they override a key written again since."""
+        self._purged_before = max(self._purged_before, before_epoch)
+        purged: list[bytes] = []
+        heap = self._tombstones
+        while heap and heap[0][0] < before_epoch and len(purged) < limit:
+            epoch, key = heapq.heappop(heap)
+            seed = key_seed(key)
+            bucket_no = seed & self._mask
+            bucket = self._buckets[bucket_no]
+            entry = bucket.get(key)
+            if entry is None or entry.schema is not None or entry.epoch != epoch:
+                continue  # stale: written again (or purged) since
+            self._xor(bucket_no, entry_hash(key, entry, seed))
+            del bucket[key]
+            self._stored -= 1
+            purged.append(key)
+        return purged
+
     def _xor(self, bucket: int, change: int) -> None:
         self._bucket_hashes[bucket] ^= np.uint64(change)
 
     def _track_deadline(self, key: bytes, entry: Entry) -> None:
-        if entry.expiry[1] and entry.schema is not None:
+        """Remember when ``key`` (just changed to ``entry``) expires, or that it is a tombstone."""
+        if entry.schema is None:
+            heapq.heappush(self._tombstones, (entry.epoch, key))
+        elif entry.expiry[1]:
             heapq.heappush(self._deadlines, (entry.expiry[1], key))
 
     # -- local writes ---------------------------------------------------------------------------

@@ -37,6 +37,10 @@ class ServeConfig:
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
+    tombstone_grace_s: int = 86_400
+    """Deleted and expired keys are remembered this long (so that a lagging replica's late
+    copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
+    keys deleted meanwhile (as Cassandra's gc_grace_seconds)."""
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -68,6 +72,8 @@ class ServeConfig:
             raise ConfigError("preset must be lan, wan or local")
         if not self.cluster or len(self.cluster) > 64:
             raise ConfigError("cluster name must be 1..64 characters")
+        if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
+            raise ConfigError("tombstone_grace_s must be a positive number of seconds")
 
 
 def load_toml(path: str) -> dict[str, Any]:

@@ -108,7 +108,9 @@ class Node:
 
     async def _housekeep(self) -> None:
         while not self._stopping.is_set():
-            self.database.expire_due(unix_ms())
+            now = unix_ms()
+            self.database.expire_due(now)
+            self.database.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
             self.database.flush()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
@@ -251,6 +253,7 @@ class Node:
                 "local_writes": stats.local_writes,
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
+                "tombstones_purged": stats.tombstones_purged,
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
             },
@@ -319,6 +322,8 @@ class Node:
             f"hearsay_replicated_changes_total {stats.replicated_changes}",
             "# TYPE hearsay_expired_keys_total counter",
             f"hearsay_expired_keys_total {stats.expired_keys}",
+            "# TYPE hearsay_tombstones_purged_total counter",
+            f"hearsay_tombstones_purged_total {stats.tombstones_purged}",
             "# TYPE hearsay_uptime_seconds gauge",
             f"hearsay_uptime_seconds {self.uptime_s():.3f}",
         ]
