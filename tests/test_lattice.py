@@ -302,3 +302,24 @@ def test_purge_is_bounded_per_call_and_skips_keys_written_again() -> None:
     assert keyspace.purge_tombstones(before_epoch=1000, limit=2) == [b"k1", b"k2"]
     assert keyspace.purge_tombstones(before_epoch=1000) == [b"k3", b"k4"]
     assert keyspace.stored_count == 1 and keyspace.get(b"k0", now_ms=300) is not None
+
+
+def test_expiring_keys_are_counted() -> None:
+    keyspace = Keyspace(4)
+    vector = {"": MaxVector.from_items([(0, 1)])}
+    for key in (b"a", b"b", b"c"):
+        keyspace.write(key, RAW, vector, now_ms=1000)
+    keyspace.set_expiry(b"a", deadline_ms=5000, now_ms=1000)
+    keyspace.set_expiry(b"b", deadline_ms=6000, now_ms=1000)
+    assert keyspace.expiring_count == 2
+    keyspace.set_expiry(b"b", deadline_ms=0, now_ms=1001)  # PERSIST
+    assert keyspace.expiring_count == 1
+    replica = Keyspace(4)
+    for key, entry in keyspace.items():
+        replica.merge(key, entry)
+    assert replica.expiring_count == 1
+    keyspace.expire_due(now_ms=5000)
+    assert keyspace.expiring_count == 0 and len(keyspace) == 2
+    keyspace.set_expiry(b"c", deadline_ms=9000, now_ms=5001)
+    keyspace.delete(b"c", now_ms=5002)
+    assert keyspace.expiring_count == 0

@@ -45,6 +45,10 @@ def test_connection_and_key_commands_answer_like_redis(node: NodeProcess) -> Non
         client.execute_command("MULTI")
     assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert "redis_version" in client.info("server")
+    client.pfadd("h1", "a")
+    client.pfadd("h2", "b")
+    client.expire("h1", 100)
+    assert client.info("keyspace")["db0"] == {"keys": 2, "expires": 1, "avg_ttl": 0}
 
 
 def test_sigterm_exits_zero(node: NodeProcess) -> None:

@@ -52,6 +52,7 @@ class Keyspace:
         self._bucket_hashes: npt.NDArray[np.uint64] = np.zeros(buckets, dtype=np.uint64)
         self._live = 0
         self._stored = 0
+        self._expiring = 0
         self._deadlines: list[tuple[int, bytes]] = []
         """A lazy min-heap of (deadline_ms, key); stale items are skipped when popped."""
         self._tombstones: list[tuple[int, bytes]] = []
@@ -85,6 +86,11 @@ class Keyspace:
     def __len__(self) -> int:
         """Live keys (not tombstones; keys past their deadline count until swept)."""
         return self._live
+
+    @property
+    def expiring_count(self) -> int:
+        """Live keys with a deadline (INFO keyspace's ``expires``)."""
+        return self._expiring
 
     @property
     def stored_count(self) -> int:
@@ -129,8 +135,10 @@ class Keyspace:
             bucket[key] = entry
             self._stored += 1
             self._live += entry.schema is not None
+            self._expiring += _expiring(entry)
             self._track_deadline(key, entry)
             return MergeResult(delta)
+        was_expiring = _expiring(existing)
         if delta.outranks(existing):
             before = entry_hash(key, existing, seed)
             was_live = existing.schema is not None
@@ -145,6 +153,7 @@ class Keyspace:
                     entry_hash(key, result.previous, seed) ^ entry_hash(key, result.delta, seed),
                 )
         if result.changed:
+            self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
         return result
 
@@ -166,7 +175,7 @@ class Keyspace:
                 continue  # stale: written again (or purged) since
             self._xor(bucket_no, entry_hash(key, entry, seed))
             del bucket[key]
-            self._stored -= 1
+            self._stored -= 1  # (a tombstone is neither live nor expiring)
             purged.append(key)
         return purged
 
@@ -282,3 +291,7 @@ class Keyspace:
 
     def _expire(self, key: bytes, entry: Entry) -> MergeResult:
         return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
+
+
+def _expiring(entry: Entry) -> bool:
+    return entry.schema is not None and entry.expiry[1] != 0

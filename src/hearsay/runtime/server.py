@@ -225,6 +225,7 @@ class Node:
         """INFO's sections (Redis's field names where Redis has the same field)."""
         identity = self.database.identity
         stats = self.database.stats
+        keyspace = self.database.keyspace
         resp_address = self.addresses.get("resp", "")
         uptime = self.uptime_s()
         return {
@@ -263,8 +264,8 @@ class Node:
                 "flushes": stats.flushes,
             },
             "keyspace": (
-                {"db0": f"keys={len(self.database.keyspace)},expires=0,avg_ttl=0"}
-                if len(self.database.keyspace)
+                {"db0": f"keys={len(keyspace)},expires={keyspace.expiring_count},avg_ttl=0"}
+                if len(keyspace)
                 else {}
             ),
             "gossip": self._gossip_info(),
