@@ -468,6 +468,14 @@ def test_cms_merge_with_weights(c: Client) -> None:
     assert c("CMS.MERGE", "d", 1) == messages.wrong_number_of_args("cms.merge")
 
 
+def test_cms_merge_of_large_sketches(c: Client) -> None:
+    for key in ("big-a", "big-dest"):
+        c.ok("CMS.INITBYDIM", key, 1_500_000, 3)  # 4.5 M cells
+    c.ok("CMS.INCRBY", "big-a", "x", 3)
+    assert c("CMS.MERGE", "big-dest", 1, "big-a", "WEIGHTS", 2) == "OK"
+    assert c("CMS.QUERY", "big-dest", "x", "y") == [6, 0]
+
+
 def test_info_replies_are_maps_under_resp3_and_flat_arrays_under_resp2(c: Client) -> None:
     c.ok("CMS.INITBYDIM", "m", 10, 2)
     c.ok("BF.ADD", "b", "x")

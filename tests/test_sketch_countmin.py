@@ -18,7 +18,7 @@ from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import NO_EXPIRY, Entry
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.countmin import INT64_MAX, CountMinSketch, dims_from_prob
+from hearsay.sketch.countmin import INT64_MAX, CountMinSketch, _weighted_sum, dims_from_prob
 from hearsay.sketch.schemas import type_name, view_for
 
 
@@ -226,3 +226,39 @@ def test_codec_round_trip_then_merge() -> None:
     assert isinstance(view_for(sketch.schema), CountMinSketch)
     assert type_name(sketch.schema) == "CMSk-TYPE"
     assert sketch.schema.additive
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_weighted_sum_is_exact_including_near_int64_limits(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    big = seed % 2 == 1  # odd seeds: values and weights near the int64 limit (exact path)
+    high = INT64_MAX if big else 1_000
+    parts = [rng.integers(0, high, size=64, dtype=np.uint64) for _ in range(3)]
+    weights = [int(w) for w in rng.integers(-3, 4, size=3)]
+    if big:
+        weights = [1, -1, 1]
+    expected = [sum(int(p[i]) * w for p, w in zip(parts, weights, strict=True)) for i in range(64)]
+    if all(0 <= e <= INT64_MAX for e in expected):
+        assert _weighted_sum(parts, weights).tolist() == expected
+    else:
+        with pytest.raises(BoundsError):
+            _weighted_sum(parts, weights)
+
+
+def test_sums_that_overflow_along_the_way_but_end_in_range_are_exact() -> None:
+    top = np.array([INT64_MAX, 5], dtype=np.uint64)
+    # INT64_MAX + INT64_MAX overflows int64 before the third part brings it back.
+    result = _weighted_sum([top, top, top], [1, 1, -1])
+    assert result.tolist() == [INT64_MAX, 5]
+    with pytest.raises(BoundsError):
+        _weighted_sum([top, top], [1, 1])
+
+
+def test_merge_of_a_sketch_larger_than_one_chunk() -> None:
+    sketch = CountMinSketch.by_dim(700_000, 3)  # 2.1 M cells: three chunks
+    a = _sketch_with(sketch, "n1", {b"x": 3, b"y": 1})
+    b = _sketch_with(sketch, "n2", {b"x": 2, b"z": 7})
+    dest: dict[str, MaxVector] = {}
+    pairs = sketch.merge_weighted(dest, "n3", [(sketch.schema, a), (sketch.schema, b)], [2, 1])
+    _apply(dest, "n3", pairs)
+    assert sketch.query(dest, [b"x", b"y", b"z"]) == [8, 2, 7]

@@ -251,7 +251,6 @@ BF_NEVER_SCALES = (
 )
 BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"
-CMS_MERGE_TOO_LARGE = "ERR CMS.MERGE of sketches above {} cells is not supported by hearsay"
 
 
 def hll_precisions_differ(have: int, want: int) -> str:
@@ -262,7 +261,3 @@ def hll_precisions_differ(have: int, want: int) -> str:
 def bf_could_not_create(detail: str) -> str:
     """``ERR could not create filter: <why>``."""
     return BF_COULD_NOT_CREATE_DETAIL.format(detail)
-
-
-def cms_merge_too_large(cells_max: int) -> str:
-    return CMS_MERGE_TOO_LARGE.format(cells_max)

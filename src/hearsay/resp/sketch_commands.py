@@ -36,8 +36,6 @@ _VALUE_MAX: Final = (1 << 63) - 1
 _DOUBLE: Final = re.compile(
     rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?)", re.IGNORECASE
 )
-CMS_MERGE_CELLS_MAX: Final = 1 << 22
-"""CMS.MERGE builds the weighted sum of every cell; above this many cells it is refused."""
 
 
 def parse_double(data: bytes) -> float | None:
@@ -451,8 +449,6 @@ def cms_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
                     raise CommandError(messages.CMS_INVALID_WEIGHT)
                 weights.append(weight)
             ops.cms_source(database, rest[i], dest, now_ms)
-        if dest.width * dest.depth > CMS_MERGE_CELLS_MAX:
-            raise CommandError(messages.cms_merge_too_large(CMS_MERGE_CELLS_MAX))
         ops.cms_merge(database, args[1], rest[:count], weights or None, now_ms)
     except ops.KeyMissingError as error:
         raise _cms_missing(error) from None

@@ -60,6 +60,7 @@ from hearsay.sketch.schemas import cms as cms_schema
 __all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
 
 INT64_MAX: Final = (1 << 63) - 1
+_MERGE_CHUNK_CELLS: Final = 1 << 20
 
 
 def dims_from_prob(error: float, probability: float) -> tuple[int, int]:
@@ -238,27 +239,33 @@ class CountMinSketch:
         ws = [1] * len(sources) if weights is None else [int(w) for w in weights]
         if len(ws) != len(sources):
             raise SketchParameterError("CMS: wrong number of keys/weights")
-        size = self._width * self._depth
-        slots = np.arange(size, dtype=np.int64)
-        target = np.zeros(size, dtype=object)
         weighted_count = 0
         for (schema, slices), weight in zip(sources, ws, strict=True):
             if schema != self._schema:
                 raise SketchParameterError("CMS: width/depth is not equal")
-            target = target + summed_at(slices, slots).astype(object) * weight
             weighted_count += self.count(slices) * weight
-        if not 0 <= weighted_count <= INT64_MAX or any(
-            not 0 <= int(v) <= INT64_MAX for v in target.tolist()
-        ):
+        if not 0 <= weighted_count <= INT64_MAX:
             raise BoundsError("CMS: MERGE overflow")
-        current = summed_at(dest, slots).astype(object)
-        raise_by = np.maximum(target - current, 0)
-        cells = np.flatnonzero(raise_by != 0)
         own = dest.get(origin) or MaxVector()
-        new_own = values_at(own, cells).astype(object) + raise_by[cells]
-        if new_own.size and int(new_own.max()) > VALUE_MAX:
-            raise BoundsError("CMS: MERGE overflow")
-        return cells.astype(np.uint32), new_own.astype(np.uint64)
+        size = self._width * self._depth
+        cells_out: list[npt.NDArray[np.int64]] = []
+        values_out: list[npt.NDArray[np.uint64]] = []
+        # In chunks of cells, so that a large sketch needs bounded temporaries.
+        for start in range(0, size, _MERGE_CHUNK_CELLS):
+            slots = np.arange(start, min(size, start + _MERGE_CHUNK_CELLS), dtype=np.int64)
+            parts = [summed_at(slices, slots) for _, slices in sources]
+            target = _weighted_sum(parts, ws).astype(np.uint64)
+            current = summed_at(dest, slots)
+            grow = target > current
+            cells = slots[grow]
+            new_own = values_at(own, cells) + (target[grow] - current[grow])
+            if new_own.size and int(new_own.max()) > VALUE_MAX:
+                raise BoundsError("CMS: MERGE overflow")
+            cells_out.append(cells)
+            values_out.append(new_own)
+        if not cells_out:
+            return np.empty(0, np.uint32), np.empty(0, np.uint64)
+        return np.concatenate(cells_out).astype(np.uint32), np.concatenate(values_out)
 
     def merge(self, target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
         """The lattice merge of two replicas' states (per origin max); returns the delta."""
@@ -284,3 +291,37 @@ class CountMinSketch:
 
     def is_empty(self, slices: Slices) -> bool:
         return all(vec.is_empty() for vec in slices.values())
+
+
+def _weighted_sum(
+    parts: Sequence[npt.NDArray[np.uint64]], weights: Sequence[int]
+) -> npt.NDArray[np.int64]:
+    """``sum(part * weight)`` per cell, exactly; BoundsError unless every cell is in
+    ``0..2**63-1``. int64 arithmetic with overflow detection; on an overflow along the way
+    (huge weights, or sums that go out of range and come back) the exact Python-int path."""
+    total = np.zeros(parts[0].shape if parts else 0, dtype=np.int64)
+    for part, weight in zip(parts, weights, strict=True):
+        if weight == 0 or not part.size:
+            continue
+        if int(part.max()) > INT64_MAX // abs(weight):
+            return _weighted_sum_exact(parts, weights)
+        product = part.astype(np.int64) * np.int64(weight)
+        with np.errstate(over="ignore"):
+            grown = total + product
+        if bool((((total ^ grown) & (product ^ grown)) < 0).any()):
+            return _weighted_sum_exact(parts, weights)
+        total = grown
+    if total.size and int(total.min()) < 0:
+        raise BoundsError("CMS: MERGE overflow")
+    return total
+
+
+def _weighted_sum_exact(
+    parts: Sequence[npt.NDArray[np.uint64]], weights: Sequence[int]
+) -> npt.NDArray[np.int64]:
+    total = np.zeros(parts[0].shape, dtype=object)
+    for part, weight in zip(parts, weights, strict=True):
+        total = total + part.astype(object) * weight
+    if any(not 0 <= int(v) <= INT64_MAX for v in total.tolist()):
+        raise BoundsError("CMS: MERGE overflow")
+    return total.astype(np.int64)
