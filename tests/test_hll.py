@@ -432,3 +432,19 @@ def test_mutated_exports_decode_or_raise(pairs: list[tuple[int, int]], data: st.
         except DecodeError:
             continue
         assert out.shape == (hyll.REGISTERS,)
+
+
+@pytest.mark.parametrize(("high", "low"), [(16, 14), (14, 10), (18, 4), (5, 4), (14, 14)])
+def test_folding_equals_building_at_the_lower_precision(high: int, low: int) -> None:
+    rng = random.Random(high * 100 + low)
+    members = [rng.randbytes(rng.randrange(0, 30)) for _ in range(5_000)]
+    registers = hll.registers_from_pairs(*hll.members_index_rank(members, high), high)
+    expected = hll.registers_from_pairs(*hll.members_index_rank(members, low), low)
+    assert np.array_equal(hll.fold(registers, low), expected)
+
+
+def test_folding_up_or_from_a_bad_size_is_refused() -> None:
+    with pytest.raises(SketchParameterError):
+        hll.fold(np.zeros(1 << 10, dtype=np.uint8), 12)
+    with pytest.raises(BoundsError):
+        hll.fold(np.zeros(1000, dtype=np.uint8), 4)

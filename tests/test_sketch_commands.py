@@ -168,11 +168,16 @@ def test_pfreserve_makes_an_hll_of_another_precision(c: Client) -> None:
     expected = hll.registers_from_pairs(*hll.members_index_rank(members, 10), 10)
     assert np.array_equal(_registers(c, b"p", 10), expected)
     assert c("PFCOUNT", "p") == hll.count(expected)
-    c.ok("PFADD", "q", "a")
-    assert c("PFCOUNT", "p", "q") == messages.hll_precisions_differ(10, 14)
-    assert c("PFMERGE", "q", "p") == messages.hll_precisions_differ(14, 10)
+    more = _members(rng, 300)
+    c.ok("PFADD", "q", *more)  # precision 14
+    # Counted together at the lower precision: folding 14 -> 10 is exact.
+    both = hll.registers_from_pairs(*hll.members_index_rank(members + more, 10), 10)
+    assert c("PFCOUNT", "p", "q") == hll.count(both)
+    assert c("PFMERGE", "q", "p") == messages.hll_cannot_unfold(14, 10)
     assert c("PFMERGE", "fresh", "p") == "OK"
     assert c("PFCOUNT", "fresh") == c("PFCOUNT", "p")
+    assert c("PFMERGE", "p", "q") == "OK"  # q folded into p's precision
+    assert np.array_equal(_registers(c, b"p", 10), both)
     assert c("GET", "p") == messages.HLL_GET_PRECISION.format(10)
     assert c("SET", "p", c("GET", "q")) == messages.HLL_SET_PRECISION.format(10)
     for bad in ("3", "19", "x", "-1", ""):

@@ -39,11 +39,13 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, SketchParameterError, WrongTypeError
 from hearsay.engine.database import Database
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import hll
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
@@ -119,7 +121,7 @@ class HllNotIntegerError(WrongTypeError):
 
 
 class PrecisionMismatchError(SketchParameterError):
-    """HyperLogLogs of different precisions cannot be combined, or a key has another one."""
+    """A key holds an HLL of another precision, or PFMERGE would have to raise precision."""
 
     def __init__(self, have: int, want: int) -> None:
         super().__init__(f"HyperLogLog precisions differ: {have} and {want}")
@@ -255,43 +257,63 @@ def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:
 
 def _hll_entries(
     db: Database, keys: Sequence[bytes], now_ms: int
-) -> tuple[HyperLogLog | None, list[MaxVector]]:
-    """The common view and the vectors of the existing keys among ``keys``."""
-    view: HyperLogLog | None = None
-    vectors: list[MaxVector] = []
+) -> list[tuple[HyperLogLog, MaxVector]]:
+    """The view and vector of each existing key among ``keys``."""
+    found: list[tuple[HyperLogLog, MaxVector]] = []
     for key in keys:
         entry = _hll_entry(db, key, now_ms)
-        if entry is None:
-            continue
-        this = _hll_of(_schema_of(entry))
-        if view is not None and this.precision != view.precision:
-            raise PrecisionMismatchError(view.precision, this.precision)
-        view = this
-        vectors.append(entry.vector)
-    return view, vectors
+        if entry is not None:
+            found.append((_hll_of(_schema_of(entry)), entry.vector))
+    return found
+
+
+def _union_registers(hlls: list[tuple[HyperLogLog, MaxVector]], p: int) -> npt.NDArray[np.uint8]:
+    """The union of ``hlls`` as dense registers of precision ``p`` (higher ones folded down)."""
+    union = np.zeros(1 << p, dtype=np.uint8)
+    for view, vector in hlls:
+        np.maximum(union, hll.fold(view.registers(vector), p), out=union)
+    return union
 
 
 def pfcount(db: Database, keys: Sequence[bytes], now_ms: int) -> int:
-    """PFCOUNT: one key's estimate, or the estimate of the union of several (none changed)."""
-    view, vectors = _hll_entries(db, keys, now_ms)
-    if view is None:
+    """PFCOUNT: one key's estimate, or the estimate of the union of several (none changed).
+
+    Keys of different precisions are counted at the lowest one (folding is exact: the same
+    registers as if every key had been built at that precision).
+    """
+    hlls = _hll_entries(db, keys, now_ms)
+    if not hlls:
         return 0
-    if len(vectors) == 1:
-        return view.count(vectors[0])
-    return view.count_union(vectors)
+    if len(hlls) == 1:
+        view, vector = hlls[0]
+        return view.count(vector)
+    return hll.count(_union_registers(hlls, min(view.precision for view, _ in hlls)))
 
 
 def pfmerge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
     """PFMERGE: raise ``dest``'s registers to the union of itself and ``sources``.
 
-    ``dest`` is created when absent, at the sources' precision (14 when none exists).
+    ``dest`` is created when absent, at the sources' lowest precision (14 when none exists).
+    Sources of a higher precision than ``dest`` are folded down to it; a lower one is a
+    PrecisionMismatchError (registers cannot be unfolded).
     """
-    view, vectors = _hll_entries(db, [dest, *sources], now_ms)
-    if view is None:
+    target = _hll_entries(db, [dest], now_ms)
+    hlls = _hll_entries(db, sources, now_ms)
+    if target:
+        view = target[0][0]
+    elif hlls:
+        view = min((view for view, _ in hlls), key=lambda v: v.precision)
+    else:
         view = _REDIS_HLL
-    union = MaxVector()
-    for vector in vectors:
-        union.merge(vector)
+    for other, _ in hlls:
+        if other.precision < view.precision:
+            raise PrecisionMismatchError(view.precision, other.precision)
+    if all(other.precision == view.precision for other, _ in hlls):
+        union = MaxVector()
+        for _, vector in [*target, *hlls]:
+            union.merge(vector)
+    else:
+        union = MaxVector.from_dense(_union_registers([*target, *hlls], view.precision))
     db.write_own(dest, view.schema, union, now_ms)
 
 

@@ -228,7 +228,9 @@ def invalid_expire_time(command: str) -> str:
 # --- sketch data commands (sketch_commands.py) -------------------------------------------------
 # Redis's own texts where Redis has the case (t_string.c, hyperloglog.c), hearsay's otherwise.
 HLL_INVALID = "WRONGTYPE Key is not a valid HyperLogLog string value."
-HLL_PRECISIONS_DIFFER = "ERR HyperLogLogs of different precisions cannot be combined ({} and {})"
+HLL_CANNOT_UNFOLD = (
+    "ERR PFMERGE cannot raise a HyperLogLog's precision: the destination has {}, a source {}"
+)
 HLL_PRECISION_RANGE = "ERR HLL precision must be an integer in 4..18"
 HLL_PRECISION_EXISTS = "ERR key already holds a HyperLogLog of precision {}"
 HLL_GET_PRECISION = (
@@ -253,9 +255,9 @@ BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"
 
 
-def hll_precisions_differ(have: int, want: int) -> str:
-    """``ERR HyperLogLogs of different precisions cannot be combined (14 and 12)``."""
-    return HLL_PRECISIONS_DIFFER.format(have, want)
+def hll_cannot_unfold(have: int, want: int) -> str:
+    """PFMERGE into a destination of precision ``have`` from a source of ``want`` < ``have``."""
+    return HLL_CANNOT_UNFOLD.format(have, want)
 
 
 def bf_could_not_create(detail: str) -> str:

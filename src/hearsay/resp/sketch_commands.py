@@ -64,8 +64,6 @@ def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply:
         return ops.pfcount(db_of(ctx), args[1:], ctx.now_ms)
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
-    except ops.PrecisionMismatchError as error:
-        raise CommandError(messages.hll_precisions_differ(error.have, error.want)) from None
 
 
 def pfmerge(ctx: ClientContext, args: list[bytes]) -> Reply:
@@ -74,7 +72,7 @@ def pfmerge(ctx: ClientContext, args: list[bytes]) -> Reply:
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
     except ops.PrecisionMismatchError as error:
-        raise CommandError(messages.hll_precisions_differ(error.have, error.want)) from None
+        raise CommandError(messages.hll_cannot_unfold(error.have, error.want)) from None
     return OK
 
 

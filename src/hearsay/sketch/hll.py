@@ -244,3 +244,32 @@ def precision_for_error(rel_error: float) -> int:
         f"relative error {err} is below {error_bound(PRECISION_MAX):.6g}, "
         f"the bound at the largest precision {PRECISION_MAX}"
     )
+
+
+def fold(registers: npt.NDArray[np.uint8], p: int) -> npt.NDArray[np.uint8]:
+    """The registers of the same members at the lower precision ``p``, exactly.
+
+    A register ``j`` of precision ``P > p`` holds hashes whose low ``P`` bits are ``j``. At
+    precision ``p`` they land in register ``j mod 2**p``, and the bits ``j >> p`` are the first
+    ones the rank counts: when they are not all zero the rank is fixed by them (trailing zeros
+    + 1), whatever the register held; when they are, it is the old rank plus ``P - p``. So the
+    result equals building the HLL at ``p`` from the same members (tested against that).
+    """
+    size = registers.size
+    high_p = size.bit_length() - 1
+    if size != 1 << high_p or not PRECISION_MIN <= high_p <= PRECISION_MAX:
+        raise BoundsError(f"{size} registers is not an HLL of a supported precision")
+    p = check_precision(p)
+    if p > high_p:
+        raise SketchParameterError(f"cannot unfold an HLL of precision {high_p} to {p}")
+    if p == high_p:
+        return registers
+    shift = high_p - p
+    # Row ``hi`` of the (2**shift, 2**p) view holds the registers whose top bits are ``hi``.
+    rows = registers.reshape(1 << shift, 1 << p)
+    hi = np.arange(1, 1 << shift, dtype=np.uint64)
+    hi_rank = np.bitwise_count(hi ^ (hi - np.uint64(1))).astype(np.uint8)  # ctz(hi) + 1
+    folded = np.where(rows[0] > 0, rows[0] + np.uint8(shift), np.uint8(0)).astype(np.uint8)
+    for row, rank in zip(rows[1:], hi_rank.tolist(), strict=True):
+        np.maximum(folded, np.where(row > 0, np.uint8(rank), np.uint8(0)), out=folded)
+    return folded
