@@ -44,8 +44,21 @@ def parse_chunks(chunks: list[bytes], **limits: int) -> tuple[list[list[bytes]],
     return commands, None
 
 
+def parse_chunks_driver(chunks: list[bytes], **limits: int) -> tuple[list[list[bytes]], str | None]:
+    """The same through :meth:`RequestParser.parse`, the driver's call (with the fast path)."""
+    parser = RequestParser(**limits)  # type: ignore[arg-type]
+    commands: list[list[bytes]] = []
+    for chunk in chunks:
+        commands.extend(parser.parse(chunk))
+        if parser.error is not None:
+            return commands, parser.error.message
+    return commands, None
+
+
 def parse_all(data: bytes, **limits: int) -> tuple[list[list[bytes]], str | None]:
-    return parse_chunks([data], **limits)
+    result = parse_chunks([data], **limits)
+    assert parse_chunks_driver([data], **limits) == result
+    return result
 
 
 def first_error(data: bytes, **limits: int) -> str | None:
@@ -61,6 +74,7 @@ cuts_st = st.lists(st.integers(min_value=0, max_value=10_000), max_size=20)
 def test_multibulk_round_trip_under_any_split(commands: list[list[bytes]], cuts: list[int]) -> None:
     data = b"".join(multibulk(c) for c in commands)
     assert parse_chunks(split_at(data, cuts)) == (commands, None)
+    assert parse_chunks_driver(split_at(data, cuts)) == (commands, None)
 
 
 @given(commands_st, cuts_st)
@@ -111,6 +125,66 @@ def test_garbage_gives_commands_or_a_protocol_error_the_same_under_any_split(
     assert parse_chunks(split_at(data, cuts), **small) == whole
     for command in whole[0]:
         assert command and all(type(arg) is bytes for arg in command)
+
+
+resp3_garbage_st = st.lists(
+    st.one_of(
+        args_st.map(multibulk),
+        st.binary(max_size=8),
+        st.sampled_from(
+            [
+                b"*1\r\n", b"*2\r\n", b"*0\r\n", b"*-1\r\n", b"$1\r\na\r\n", b"$2\r\nab\r\n",
+                b"$-1\r\n", b"+AB\r\n", b"+A\r\n", b"=7\r\ntxt:abc\r\n", b":5\r\n", b"_\r\n",
+                b",1.5\r\n", b"#t\r\n", b"(12\r\n", b"-ERR x\r\n", b"!3\r\nerr\r\n",
+                b"%1\r\n", b"~1\r\n", b">1\r\n", b"|1\r\n", b"XY", b"\r\n", b"$12345\r\n",
+                b"*10000\r\n", b"$01\r\n",
+            ]
+        ),
+    ),
+    max_size=16,
+).map(b"".join)  # fmt: skip
+
+
+@given(resp3_garbage_st, cuts_st)
+def test_fast_path_agrees_with_the_python_path(data: bytes, cuts: list[int]) -> None:
+    """hiredis reads RESP3 replies; whatever it accepts must parse as Redis's grammar says."""
+    for chunks in ([data], split_at(data, cuts)):
+        assert parse_chunks_driver(chunks) == parse_chunks(chunks)
+
+
+def test_fast_path_refuses_what_only_a_reply_parser_accepts() -> None:
+    cases = [
+        b"*2\r\n+AB\r\n$2\r\nCD\r\n",  # a simple string argument
+        b"*2\r\n$1\r\naXY*1\r\n$1\r\nb\r\n",  # a nested array behind a skipped terminator
+        b"*1\r\n:5\r\n",
+        b"*1\r\n=7\r\ntxt:abc\r\n",
+        # a nested array (4 bytes longer than a bulk of its length) and a 10-byte simple
+        # string (4 bytes shorter than its bulk): canonical length, refused for the array
+        b"*2\r\n*1\r\n$1\r\nb\r\n+0123456789\r\n",
+        # four simple strings (3 bytes short each) and three verbatims (4 bytes long each):
+        # canonical length, but the chunk has both "+" and "=", so it is not taken
+        b"*7\r\n" + b"+a\r\n" * 4 + b"=5\r\ntxt:b\r\n" * 3,
+    ]
+    for data in cases:
+        commands, error = parse_chunks_driver([data])
+        assert (commands, error) == parse_chunks([data])
+        assert error is not None and error.startswith("ERR Protocol error: expected '$'")
+
+
+def test_fast_path_takes_whole_canonical_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = [[b"PFADD", b"bench:hll", b"%012d" % i] for i in range(16)]
+    data = b"".join(multibulk(c) for c in pipeline)
+    parser = RequestParser()
+
+    def python_path(self: RequestParser) -> list[list[bytes]]:
+        raise AssertionError("the Python path was taken")
+
+    monkeypatch.setattr(RequestParser, "read_commands", python_path)
+    assert parser.parse(data) == pipeline
+    assert parser.parse(data + multibulk([b"PING"])) == [*pipeline, [b"PING"]]
+    monkeypatch.undo()
+    half = len(data) // 2  # a command cut in two: the Python path keeps the first part
+    assert parser.parse(data[:half]) + parser.parse(data[half:]) == pipeline
 
 
 @given(st.binary(max_size=300), st.randoms(use_true_random=False))

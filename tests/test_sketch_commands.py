@@ -101,6 +101,31 @@ def test_pfadd_replies_whether_the_key_changed(c: Client) -> None:
     assert c("TYPE", "k") == "string"
 
 
+def test_pfadd_of_counted_members_writes_nothing(c: Client) -> None:
+    members = [b"m%d" % i for i in range(200)]
+    assert c("PFADD", "k", *members) == 1
+    writes = c.db.stats.local_writes
+    assert [c("PFADD", "k", m) for m in members] == [0] * len(members)
+    assert c("PFADD", "k", *members[:3]) == 0
+    assert c.db.stats.local_writes == writes  # answered from a read: no delta, no gossip
+
+
+def test_pfadd_after_expiry_starts_a_new_hll(c: Client) -> None:
+    assert c("PFADD", "k", "a", "b") == 1
+    assert c("PEXPIRE", "k", 10) == 1
+    c.ctx.now_ms += 10
+    assert c("PFADD", "k", "a") == 1  # the key expired: "a" is new to the new HLL
+    assert c("PFCOUNT", "k") == 1
+    assert c("PTTL", "k") == -1
+
+
+def test_pfadd_to_another_precision_reads_registers_of_that_precision(c: Client) -> None:
+    c.ok("HEARSAY.PFRESERVE", "k", 10)
+    assert c("PFADD", "k", "a") == 1
+    assert c("PFADD", "k", "a") == 0
+    assert np.count_nonzero(_registers(c, b"k", 10)) == 1
+
+
 def test_pfcount_of_many_keys_is_the_union_and_changes_nothing(c: Client) -> None:
     rng = random.Random(7)
     a, b = _members(rng, 500), _members(rng, 700)

@@ -179,6 +179,22 @@ class Database:
         result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
         return self._after_local(key, result)
 
+    def holds_pairs_own(
+        self, key: bytes, schema: Schema, indices: list[int], values: list[int], now_ms: int
+    ) -> bool:
+        """Whether :meth:`write_pairs_own` of these pairs would change nothing.
+
+        True when the live ``key`` holds ``schema`` and this node's slice already has every
+        pair at least as high. A read, so a write that mostly repeats (PFADD of members already
+        counted) skips building a delta only to find it empty.
+        """
+        entry = self.keyspace.get(key, now_ms)
+        if entry is None or (entry.schema is not schema and entry.schema != schema):
+            return False
+        vector = entry.slice(self.origin if schema.additive else "")
+        get = vector.get
+        return all(get(index) >= value for index, value in zip(indices, values, strict=True))
+
     def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
         if result.delta is not None:
             self.stats.local_writes += 1

@@ -226,10 +226,20 @@ def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> in
     """PFADD: 1 when a register changed or the key was created, else 0.
 
     The common case (a missing key or one of Redis's precision) is one hash batch and one
-    write: the write itself refuses another schema, and only then is the key read.
+    write: the write itself refuses another schema, and only then is the key read. Before
+    that, a few members whose registers are already as high (most PFADDs to a big HLL) are
+    answered from a read, without building an empty delta.
     """
+    pairs = _hll_pairs(_REDIS_HLL, members)
+    indices, ranks = pairs
+    if (
+        isinstance(indices, list)
+        and isinstance(ranks, list)
+        and db.holds_pairs_own(key, _REDIS_SCHEMA, indices, ranks, now_ms)
+    ):
+        return 0
     try:
-        result = _write_pairs(db, key, _REDIS_SCHEMA, _hll_pairs(_REDIS_HLL, members), now_ms)
+        result = _write_pairs(db, key, _REDIS_SCHEMA, pairs, now_ms)
     except WrongTypeError:
         entry = _hll_entry(db, key, now_ms)
         if entry is None:  # pragma: no cover - the write refused a key that is not there

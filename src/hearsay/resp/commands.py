@@ -167,14 +167,14 @@ class CommandSpec:
     summary: str
     since: str
     subcommands: dict[bytes, CommandSpec] = field(default_factory=dict)
+    full_name: str = field(init=False)
+    """The lower-case name Redis shows: ``ping``, ``client|setname``."""
+    no_auth: bool = field(init=False)
+    """Allowed before AUTH (the ``no_auth`` flag), looked up once rather than per call."""
 
-    @property
-    def full_name(self) -> str:
-        """The lower-case name Redis shows: ``ping``, ``client|setname``."""
-        return self.name.lower()
-
-    def arity_ok(self, argc: int) -> bool:
-        return argc == self.arity if self.arity > 0 else argc >= -self.arity
+    def __post_init__(self) -> None:
+        self.full_name = self.name.lower()
+        self.no_auth = "no_auth" in self.flags
 
     def info(self) -> list[Reply]:
         """This command's COMMAND INFO entry, in Redis 7's ten-field shape."""
@@ -371,20 +371,23 @@ class CommandRegistry:
         """
         if not args:  # the parser never yields this; answer like Redis would for ""
             return ErrorReply(messages.unknown_command(b"", []))
-        spec = self._commands.get(args[0].upper())
+        spec = self._commands.get(args[0])  # clients mostly send names in upper case
         if spec is None:
-            name = args[0].upper().decode("latin-1")
-            if name in messages.UNSUPPORTED_COMMANDS:
-                return ErrorReply(messages.not_supported(name))
-            return ErrorReply(messages.unknown_command(args[0], args[1:]))
+            spec = self._commands.get(args[0].upper())
+            if spec is None:
+                name = args[0].upper().decode("latin-1")
+                if name in messages.UNSUPPORTED_COMMANDS:
+                    return ErrorReply(messages.not_supported(name))
+                return ErrorReply(messages.unknown_command(args[0], args[1:]))
         if spec.subcommands and len(args) >= 2:
             sub = spec.subcommands.get(args[1].upper())
             if sub is None:
                 return ErrorReply(messages.unknown_subcommand(args[1], spec.name))
             spec = sub
-        if not spec.arity_ok(len(args)):
+        arity = spec.arity
+        if len(args) != arity if arity > 0 else len(args) < -arity:
             return ErrorReply(messages.wrong_number_of_args(spec.full_name))
-        if not ctx.authenticated and "no_auth" not in spec.flags:
+        if not ctx.authenticated and not spec.no_auth:
             return ErrorReply(messages.NOAUTH)
         handler = spec.handler
         if handler is None:  # a container called without a subcommand

@@ -7,17 +7,26 @@ Usage by a driver (the runtime layer)::
 
     parser = RequestParser(max_bulk_len=settings.proto_max_bulk_len)
     ...
-    parser.feed(data)                      # never raises; b"" is ignored
-    try:
-        for args in parser:                # each args is a non-empty list[bytes]
-            reply = dispatch(ctx, args)    # hearsay.resp.commands
-            ...
-    except ProtocolError as exc:
-        send(encode(ErrorReply(exc.message), ctx.protocol))
+    for args in parser.parse(data):        # feed, then every complete command (list[bytes])
+        reply = dispatch(ctx, args)        # hearsay.resp.commands
+        ...
+    if parser.error is not None:           # found after the commands returned before it
+        send(encode(ErrorReply(parser.error.message), ctx.protocol))
         close()                            # the stream cannot be resynchronised
 
-Iterating stops when the buffered bytes hold no further complete command; feed more and
-iterate again. ``next_command()`` is the same one command at a time (``None`` = need data).
+``feed()`` then iterating (or ``next_command()``, one at a time, ``None`` = need data) is the
+same, raising :class:`ProtocolError` when the iteration reaches the error.
+
+Fast path: a chunk that holds only whole multibulk commands with
+small headers (no count or length of five digits or more, nothing negative) is decoded by
+``hiredis.Reader`` (C) instead of the Python loop. hiredis is a *reply* parser and more lenient
+than Redis's request grammar (simple strings, nested arrays, RESP3 types), so its result is
+only used when every argument is ``bytes`` and the canonical multibulk encoding of the
+commands it returned is exactly as long as the chunk. Of the types hiredis turns into bytes,
+a simple string (``+``) is shorter than its canonical bulk and a verbatim string (``=``)
+longer, so a chunk holding both bytes is left to the Python path too: only canonical frames
+can then match the length. Anything else, including every error, is parsed again by the
+Python path, which alone decides errors and limits.
 
 What is accepted is what Redis 7 accepts (``networking.c``):
 
@@ -44,8 +53,11 @@ text; once one is raised the parser stays failed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Final, NoReturn
+
+from hiredis import Reader as HiredisReader
 
 from hearsay.base.errors import DecodeError
 from hearsay.resp import messages
@@ -64,6 +76,15 @@ _LLONG_MAX: Final = 2**63 - 1
 _STAR: Final = 42  # b"*"
 _DOLLAR: Final = 36  # b"$"
 _ZERO: Final = 48  # b"0"
+
+_FAST_UNSAFE: Final = re.compile(rb"[*$%~>|=!](?:-|\d{5})")
+"""A header hiredis would read that the fast path leaves to the Python path: a count or length
+of 10,000 or more (so no limit below that is ever crossed unchecked) or a negative one. Payload
+bytes may match too; that only costs the fast path for that chunk."""
+_FAST_LIMIT: Final = 9_999
+_BULK_OVERHEAD: Final = tuple(len(b"$%d\r\n\r\n" % n) for n in range(_FAST_LIMIT + 1))
+"""Bytes a bulk argument of length n adds besides its payload (header and terminator)."""
+_MULTIBULK_HEADER: Final = tuple(len(b"*%d\r\n" % n) for n in range(_FAST_LIMIT + 1))
 
 
 class ProtocolError(DecodeError):
@@ -189,6 +210,7 @@ class RequestParser:
         "_chunks_len",
         "_data",
         "_error",
+        "_fast",
         "_need",
         "_pos",
         "_ready",
@@ -229,6 +251,7 @@ class RequestParser:
         self._bulk_len = -1  # length of the next argument; -1 = header not read yet
         self._error: ProtocolError | None = None
         self._ready: list[list[bytes]] = []  # parsed, not yet handed out (reversed)
+        self._fast = HiredisReader()
 
     # -- input ------------------------------------------------------------------------------
 
@@ -243,6 +266,63 @@ class RequestParser:
         if held > self.max_query_bytes:
             self._error = ProtocolError(messages.PROTOCOL_QUERY_BUFFER_LIMIT)
             self._release()
+
+    def parse(self, data: bytes) -> list[list[bytes]]:
+        """:meth:`feed` then :meth:`read_commands`, never raising: check :attr:`error` after.
+
+        The driver's entry point, one call per received chunk (see the fast path above).
+        """
+        if (
+            data[:1] == b"*"
+            and self.authenticated
+            and self._pos >= len(self._data)
+            and not self._chunks
+            and not self._args_left
+            and not self._ready
+            and self._error is None
+            and len(data) <= self.max_query_bytes
+            and min(self.max_bulk_len, self.max_multibulk_len) >= _FAST_LIMIT
+            and _FAST_UNSAFE.search(data) is None
+            and (b"+" not in data or b"=" not in data)
+        ):
+            commands = self._parse_fast(data)
+            if commands is not None:
+                return commands
+        self.feed(data)
+        try:
+            return self.read_commands()
+        except ProtocolError:
+            return []
+
+    def _parse_fast(self, data: bytes) -> list[list[bytes]] | None:
+        """hiredis's reading of ``data`` if it is exactly canonical whole commands, else None."""
+        reader = self._fast
+        reader.feed(data)
+        commands: list[list[bytes]] = []
+        canonical = 0
+        try:
+            while (command := reader.gets()) is not False:
+                # join() refuses anything but bytes (nested arrays, integers, nulls, errors);
+                # a header's length fails the lookup when hiredis read a simple string longer
+                # than any bulk header the regex let through.
+                canonical += (
+                    _MULTIBULK_HEADER[len(command)]
+                    + len(b"".join(command))
+                    + sum(map(_BULK_OVERHEAD.__getitem__, map(len, command)))
+                )
+                if command:
+                    commands.append(command)
+        except Exception:  # hiredis's errors and ours alike: the Python path decides
+            canonical = -1
+        if canonical != len(data) or reader.has_data():
+            self._fast = HiredisReader()  # drop whatever the failed attempt left buffered
+            return None
+        return commands
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The protocol error found, if any: the driver replies with it and closes."""
+        return self._error
 
     @property
     def buffered_bytes(self) -> int:

@@ -22,8 +22,8 @@ from typing import Any, Final, cast
 
 from hearsay.engine.database import Database
 from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
-from hearsay.resp.parser import ProtocolError, RequestParser
-from hearsay.resp.replies import ErrorReply, encode
+from hearsay.resp.parser import RequestParser
+from hearsay.resp.replies import ErrorReply, Reply, encode
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
 
@@ -89,35 +89,46 @@ class RespConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        self._parser.feed(data)
+        parser = self._parser
+        commands = parser.parse(data)
         database, ctx = self._database, self.ctx
+        dispatch = self._registry.dispatch
+        ctx.now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
         batch: list[bytes | _Gate] = []
-        out = bytearray()
-        try:
-            for args in self._parser:
-                ctx.now_ms = unix_ms()
-                seq_before = database.last_write_seq
-                reply = self._registry.dispatch(ctx, args)
-                if database.last_write_seq != seq_before:
-                    ctx.last_write_seq = database.last_write_seq
-                if isinstance(reply, Deferred):
-                    batch.append(bytes(out))
-                    out = bytearray()
-                    batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
-                else:
-                    out += encode(reply, ctx.protocol)
-                self._parser.authenticated = bool(ctx.authenticated)
-                if ctx.close_after_reply:
-                    self._closing = True
-                    break
-        except ProtocolError as error:
-            out += encode(ErrorReply(error.message), ctx.protocol)
-            self._closing = True
-        batch.append(bytes(out))
+        out: list[bytes] = []
+        for args in commands:
+            seq_before = database.last_write_seq
+            reply = dispatch(ctx, args)
+            if database.last_write_seq != seq_before:
+                ctx.last_write_seq = database.last_write_seq
+            if reply.__class__ is Deferred:
+                batch.append(b"".join(out))
+                out = []
+                assert isinstance(reply, Deferred)
+                batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
+            else:
+                out.append(encode(cast(Reply, reply), ctx.protocol))
+            if ctx.close_after_reply:
+                self._closing = True
+                break
+        else:
+            if parser.error is not None:
+                out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
+                self._closing = True
+        parser.authenticated = bool(ctx.authenticated)
         ticket = database.flush() if database.acknowledges_durable else None
         if ticket is not None and not ticket.done():
             # The replies of this batch acknowledge its writes: they wait until durable.
             self._queue.append(_Gate(asyncio.wrap_future(ticket), durable=True))
+        elif not batch and not self._queue and self._transport is not None:
+            # The common case: nothing waits, so the replies leave in one write.
+            replies = b"".join(out)
+            if replies:
+                self._transport.write(replies)
+            if self._closing:
+                self._transport.close()
+            return
+        batch.append(b"".join(out))
         self._queue.extend(batch)
         self._drain()
 
