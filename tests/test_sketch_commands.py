@@ -126,6 +126,36 @@ def test_pfadd_to_another_precision_reads_registers_of_that_precision(c: Client)
     assert np.count_nonzero(_registers(c, b"k", 10)) == 1
 
 
+_START_STATES = ("absent", "hll", "expired", "precision 10", "counter")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(_START_STATES),
+    st.lists(st.lists(st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f"]), max_size=6),
+             min_size=2, max_size=20),
+)  # fmt: skip
+def test_a_run_of_pfadds_replies_as_the_calls_in_turn(start: str, calls: list[list[bytes]]) -> None:
+    twins = [Client(), Client()]
+    for twin in twins:
+        if start in ("hll", "expired"):
+            twin.ok("PFADD", "k", "a", "x")
+        if start == "expired":
+            twin.ok("PEXPIRE", "k", 5)
+            twin.ctx.now_ms += 5
+        if start == "precision 10":
+            twin.ok("HEARSAY.PFRESERVE", "k", 10)
+            twin.ok("PFADD", "k", "b")
+        if start == "counter":
+            twin.ok("INCR", "k")
+    run = [[b"PFADD", b"k", *members] for members in calls]
+    assert REGISTRY.run_at([[b"PING"], *run, [b"PFADD", b"other"]], 1) == len(run)
+    batched, alone = twins
+    assert REGISTRY.dispatch_run(batched.ctx, run) == [REGISTRY.dispatch(alone.ctx, a) for a in run]
+    assert batched("PFCOUNT", "k") == alone("PFCOUNT", "k")
+    assert batched("GET", "k") == alone("GET", "k")
+
+
 def test_pfcount_of_many_keys_is_the_union_and_changes_nothing(c: Client) -> None:
     rng = random.Random(7)
     a, b = _members(rng, 500), _members(rng, 700)

@@ -7,6 +7,7 @@ and moving an HLL from a real redis-server into hearsay (and back) with GET and 
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import subprocess
@@ -188,5 +189,44 @@ def test_hll_moves_between_redis_and_hearsay(
         r.pfadd("mig:h2", *members[:300], "only-in-hearsay")
         real.set("mig:h2", r.get("mig:h2"))
         assert real.pfcount("mig:h2") == r.pfcount("mig:h2")
+    finally:
+        real.close()
+
+
+def _pipeline_replies(client: redis.Redis, calls: list[tuple[str, ...]]) -> list[object]:
+    pipe = client.pipeline(transaction=False)
+    for name, *args in calls:
+        getattr(pipe, name)(*args)
+    return [repr(x) if isinstance(x, Exception) else x for x in pipe.execute(False)]
+
+
+@pytest.mark.redis
+def test_pipelines_reply_as_redis_does(r: redis.Redis, redis_server: int) -> None:
+    """Runs of PFADDs to one key are executed as one batch: every reply must still be the
+    one the call gets in turn, as redis-server gives it (same hash, same registers)."""
+    real = redis.Redis(host="127.0.0.1", port=redis_server, socket_timeout=30)
+    rng = random.Random(11)
+    pool = [f"m{i}" for i in range(400)]
+    keys = ["pipe:a", "pipe:b"]
+    try:
+        for client in (real, r):
+            client.delete(*keys, "pipe:n")
+        for _ in range(40):
+            calls: list[tuple[str, ...]] = []
+            for _ in range(rng.randrange(1, 80)):
+                roll = rng.random()
+                if roll < 0.75:
+                    key = keys[0] if rng.random() < 0.85 else keys[1]
+                    calls.append(("pfadd", key, *rng.sample(pool, rng.randrange(0, 4))))
+                elif roll < 0.85:
+                    calls.append(("pfcount", rng.choice(keys)))
+                elif roll < 0.9:
+                    calls.append(("incr", "pipe:n"))
+                elif roll < 0.95:
+                    calls.append(("pfadd", "pipe:n", rng.choice(pool)))
+                else:
+                    calls.append(("delete", rng.choice(keys)))
+            assert _pipeline_replies(r, calls) == _pipeline_replies(real, calls), calls
+        assert r.pfcount(*keys) == real.pfcount(*keys)
     finally:
         real.close()

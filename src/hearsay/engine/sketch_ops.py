@@ -87,6 +87,7 @@ __all__ = [
     "counter_incrby",
     "get_value",
     "pfadd",
+    "pfadd_run",
     "pfcount",
     "pfmerge",
     "pfreserve",
@@ -247,6 +248,48 @@ def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> in
         view = _hll_of(_schema_of(entry))
         result = _write_pairs(db, key, view.schema, _hll_pairs(view, members), now_ms)
     return 0 if result.delta is None else 1
+
+
+def pfadd_run(db: Database, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
+    """PFADD ``key`` once per member list in ``calls``: the replies, one write in all.
+
+    A pipeline of PFADDs to one key costs one hash batch, one read of the registers they touch
+    and one write (one delta for gossip) instead of one of each per call. Each reply is what
+    the call would get in turn: 1 exactly when one of its members raises a register above what
+    the key held after the calls before it (or when the call creates the key).
+    """
+    entry = db.get(key, now_ms)
+    if entry is None or (entry.schema is not _REDIS_SCHEMA and entry.schema != _REDIS_SCHEMA):
+        # A new key, another type or another precision: the first call decides, in turn.
+        replies = [pfadd(db, key, calls[0], now_ms)]
+        entry = db.get(key, now_ms)
+        if entry is None or entry.schema != _REDIS_SCHEMA:
+            return replies + [pfadd(db, key, members, now_ms) for members in calls[1:]]
+        calls = calls[1:]
+    else:
+        replies = []
+    members = [member for call in calls for member in call]
+    indices, ranks = _REDIS_HLL.add(members)
+    held = entry.vector.values_at(indices).tolist()  # one gather, before anything is written
+    index_list, rank_list = indices.tolist(), ranks.tolist()
+    grown: dict[int, int] = {}  # register -> the value the calls so far raised it to
+    at = 0
+    for call in calls:
+        changed = 0
+        for j in range(at, at + len(call)):
+            index, rank = index_list[j], rank_list[j]
+            if rank > grown.get(index, held[j]):
+                grown[index] = rank
+                changed = 1
+        at += len(call)
+        replies.append(changed)
+    if len(grown) > _SCALAR_HASH_MAX:  # the lattice's bulk path takes unsigned arrays
+        index_array = np.fromiter(grown, np.uint32, len(grown))
+        rank_array = np.fromiter(grown.values(), np.uint8, len(grown))
+        db.write_pairs_own(key, _REDIS_SCHEMA, index_array, rank_array, now_ms)
+    elif grown:
+        db.write_pairs_own(key, _REDIS_SCHEMA, list(grown), list(grown.values()), now_ms)
+    return replies
 
 
 def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:

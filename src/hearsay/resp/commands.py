@@ -121,6 +121,11 @@ class ClientContext:
 
 
 Handler = Callable[[ClientContext, list[bytes]], "Reply | Deferred"]
+RunHandler = Callable[[ClientContext, list[list[bytes]]], list[Reply]]
+"""Runs a run of calls of one command on one key at once (see :meth:`CommandRegistry.run_at`).
+
+It must reply exactly what the calls would one after another; a client error it raises must
+be one that every call of the run would get (the key's type, which none of them changes)."""
 
 # The flags Redis 7 reports in COMMAND INFO (server.h); a typo in a registration is an error.
 KNOWN_FLAGS: Final = frozenset(
@@ -167,6 +172,7 @@ class CommandSpec:
     summary: str
     since: str
     subcommands: dict[bytes, CommandSpec] = field(default_factory=dict)
+    run_handler: RunHandler | None = None
     full_name: str = field(init=False)
     """The lower-case name Redis shows: ``ping``, ``client|setname``."""
     no_auth: bool = field(init=False)
@@ -302,8 +308,12 @@ class CommandRegistry:
         since: str = "0.1.0",
         acl_categories: Iterable[str] = (),
         parent: str | None = None,
+        run_handler: RunHandler | None = None,
     ) -> CommandSpec:
-        """Register a command; ``handler=None`` makes a container for subcommands."""
+        """Register a command; ``handler=None`` makes a container for subcommands.
+
+        ``run_handler`` (a keyed command's) runs pipelined calls on one key in one go.
+        """
         flag_set = frozenset(flags)
         unknown = flag_set - KNOWN_FLAGS
         if unknown:
@@ -328,7 +338,10 @@ class CommandRegistry:
             group=group,
             summary=summary,
             since=since,
+            run_handler=run_handler,
         )
+        if run_handler is not None and (parent is not None or first_key != 1 or arity != -2):
+            raise ValueError(f"a run handler needs a top-level command of one key: {name}")
         table = self._commands
         if parent is not None:
             container = self._commands.get(parent.upper().encode())
@@ -362,6 +375,46 @@ class CommandRegistry:
         return spec
 
     # -- dispatch ---------------------------------------------------------------------------
+
+    def run_at(self, commands: list[list[bytes]], start: int) -> int:
+        """How many calls from ``start`` on form a run for one :data:`RunHandler` call.
+
+        A run is two or more consecutive calls of a command that has a run handler, spelled
+        the same, on the same key (a pipeline of PFADDs to one HyperLogLog); 0 when there is
+        none at ``start``.
+        """
+        first = commands[start]
+        if len(first) < 2 or len(commands) - start < 2:
+            return 0
+        spec = self._commands.get(first[0])
+        if spec is None or spec.run_handler is None:
+            return 0
+        name, key = first[0], first[1]
+        end = start + 1
+        stop = len(commands)
+        while end < stop:  # bounded by the pipeline's length
+            other = commands[end]
+            if len(other) < 2 or other[1] != key or other[0] != name:
+                break
+            end += 1
+        return end - start if end - start > 1 else 0
+
+    def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        """The replies of a run found by :meth:`run_at`, as :meth:`dispatch` gives them."""
+        spec = self._commands[run[0][0]]
+        handler = spec.run_handler
+        assert handler is not None, "run_at only finds commands with a run handler"
+        if not ctx.authenticated and not spec.no_auth:
+            return [ErrorReply(messages.NOAUTH)] * len(run)
+        ctx.last_command = spec.full_name
+        try:
+            return handler(ctx, run)
+        except CommandError as exc:
+            return [ErrorReply(exc.message)] * len(run)
+        except WrongTypeError:
+            return [ErrorReply(messages.WRONGTYPE)] * len(run)
+        except HearsayError as exc:
+            return [ErrorReply(f"ERR {exc}")] * len(run)
 
     def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
         """Run one request and return its reply value; client mistakes become error replies.

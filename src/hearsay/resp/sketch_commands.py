@@ -22,7 +22,13 @@ from typing import Final
 from hearsay.base.errors import BoundsError, DecodeError, SketchParameterError
 from hearsay.engine import sketch_ops as ops
 from hearsay.resp import messages
-from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, Handler
+from hearsay.resp.commands import (
+    ClientContext,
+    CommandError,
+    CommandRegistry,
+    Handler,
+    RunHandler,
+)
 from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
@@ -55,6 +61,13 @@ def parse_double(data: bytes) -> float | None:
 def pfadd(ctx: ClientContext, args: list[bytes]) -> Reply:
     try:
         return ops.pfadd(db_of(ctx), args[1], args[2:], ctx.now_ms)
+    except ops.NotAnHllError:
+        raise CommandError(messages.HLL_INVALID) from None
+
+
+def pfadd_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+    try:
+        return list(ops.pfadd_run(db_of(ctx), run[0][1], [args[2:] for args in run], ctx.now_ms))
     except ops.NotAnHllError:
         raise CommandError(messages.HLL_INVALID) from None
 
@@ -475,6 +488,7 @@ def install_sketch_commands(registry: CommandRegistry) -> None:
         keys: tuple[int, int, int],
         summary: str,
         since: str = "0.1.0",
+        run_handler: RunHandler | None = None,
     ) -> None:
         first, last, step = keys
         registry.add(
@@ -488,6 +502,7 @@ def install_sketch_commands(registry: CommandRegistry) -> None:
             group=group,
             summary=summary,
             since=since,
+            run_handler=run_handler,
         )
 
     hll = "hyperloglog"
@@ -500,6 +515,7 @@ def install_sketch_commands(registry: CommandRegistry) -> None:
         since="2.8.9",
         keys=one,
         summary="Adds members to a HyperLogLog key; creates the key when absent.",
+        run_handler=pfadd_run,
     )
     add(
         "PFCOUNT",

@@ -2,7 +2,9 @@
 
 One :class:`RespConnection` per client. Each ``data_received`` parses every complete command
 in the chunk, dispatches them in order and sends all the replies in one write: pipelined
-clients get one syscall per chunk, not per command.
+clients get one syscall per chunk, not per command. A run of calls of one command on one key
+(a pipeline of PFADDs to one HyperLogLog) is dispatched as one call of the command's run
+handler when it has one.
 
 With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
 dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
@@ -92,13 +94,26 @@ class RespConnection(asyncio.Protocol):
         parser = self._parser
         commands = parser.parse(data)
         database, ctx = self._database, self.ctx
-        dispatch = self._registry.dispatch
+        registry = self._registry
         ctx.now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
         batch: list[bytes | _Gate] = []
         out: list[bytes] = []
-        for args in commands:
+        at, count = 0, len(commands)
+        while at < count:  # bounded: at grows by one command or one run per pass
             seq_before = database.last_write_seq
-            reply = dispatch(ctx, args)
+            run = registry.run_at(commands, at)
+            if run:
+                protocol = ctx.protocol
+                out.extend(
+                    encode(one, protocol)
+                    for one in registry.dispatch_run(ctx, commands[at : at + run])
+                )
+                at += run
+                if database.last_write_seq != seq_before:
+                    ctx.last_write_seq = database.last_write_seq
+                continue
+            reply = registry.dispatch(ctx, commands[at])
+            at += 1
             if database.last_write_seq != seq_before:
                 ctx.last_write_seq = database.last_write_seq
             if reply.__class__ is Deferred:
@@ -111,10 +126,9 @@ class RespConnection(asyncio.Protocol):
             if ctx.close_after_reply:
                 self._closing = True
                 break
-        else:
-            if parser.error is not None:
-                out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
-                self._closing = True
+        if parser.error is not None and not self._closing:
+            out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
+            self._closing = True
         parser.authenticated = bool(ctx.authenticated)
         ticket = database.flush() if database.acknowledges_durable else None
         if ticket is not None and not ticket.done():
