@@ -68,6 +68,14 @@ def test_batch_matches_scalar_on_edge_lengths() -> None:
     ]
 
 
+@pytest.mark.parametrize(("shortest", "longest"), [(0, 7), (0, 40), (5, 40), (30, 300)])
+def test_batch_of_mixed_lengths_matches_scalar(shortest: int, longest: int) -> None:
+    # Lengths spread over a range (the word-grid path; 300 bytes is past its column limit).
+    rng = random.Random(longest)
+    members = [rng.randbytes(rng.randint(shortest, longest)) for _ in range(1000)]
+    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
+
+
 def test_batch_of_nothing() -> None:
     out = murmurhash64a_batch([])
     assert out.dtype == np.uint64

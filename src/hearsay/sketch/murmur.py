@@ -8,13 +8,15 @@ Redis's PFCOUNT bit for bit starts with matching this hash, and no PyPI package 
 Two implementations that must agree bit for bit:
 
 - :func:`murmurhash64a` is the plain reference, in Python integers, one member at a time.
-- :func:`murmurhash64a_batch` is the speed path: all members are concatenated into one buffer.
-  When they all have one length (typical of ids and keys) each block position and the tail
-  are strided views of that buffer, and the chaining ``h = (h ^ k) * m`` is one vectorised
-  step per block position. Otherwise every 8-byte block of every member is gathered and mixed
-  in one pass, then the (inherently serial) chaining runs one *round* per block position
-  across all members still having a block at that position; members far longer than the rest
-  are finished in a scalar loop so one huge member does not cost one numpy round per block.
+- :func:`murmurhash64a_batch` is the speed path: all members are concatenated into one buffer
+  and the chaining ``h = (h ^ k) * m``, inherently serial per member, runs as one vectorised
+  step per block position across all members. Members of one length (typical of ids and
+  keys) read their blocks and tails as strided views of the buffer. Members of mixed but
+  similar lengths read a grid of words (block ``j`` of every member, mixed, masked or zero,
+  with a per-cell multiplier so that no step needs a mask). Lengths far apart (a few huge
+  members among small ones) take rounds over the members still having blocks, sorted by
+  length, and the few longest ones finish in a scalar loop rather than one numpy round per
+  block.
 
 numpy's uint64 arithmetic wraps modulo 2**64, which is exactly the C semantics needed.
 """
@@ -37,10 +39,11 @@ _MASK64 = (1 << 64) - 1
 
 _M_U64 = np.uint64(_M)
 _R_U64 = np.uint64(_R)
-_TAIL_MASKS = np.array([(1 << (8 * t)) - 1 for t in range(8)], dtype=np.uint64)
-"""Per tail length 0..7: the mask keeping that many low bytes of a little-endian word."""
-_TAIL_MULTIPLIERS = np.array([1] + [_M] * 7, dtype=np.uint64)
-"""Per tail length: the tail step's multiplier (an empty tail leaves the state alone)."""
+_WORD_MASKS = np.array([(1 << (8 * b)) - 1 for b in range(9)], dtype=np.uint64)
+"""Per byte count 0..8: the mask keeping that many low bytes of a little-endian word."""
+_WORD_MULTIPLIERS = np.array([1] + [_M] * 8, dtype=np.uint64)
+"""Per byte count: the chaining step's multiplier (no bytes leave the state alone)."""
+_PADDING = bytes(8)
 
 # When at most this many members still have blocks left and more than _SCALAR_MIN_ROUNDS
 # block positions remain, the remaining chaining is finished in plain Python: cheaper than
@@ -98,14 +101,24 @@ def murmurhash64a_batch(
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
     lengths = list(map(len, members))
-    # 8 zero bytes of padding: every word read below starts inside the real data (or at its
-    # very end for an empty tail), so it never runs off the buffer.
-    buffer = b"".join(members) + bytes(8)
+    joined = b"".join(members)
     length = lengths[0]
+    # Every buffer gets zero padding after the data so that every word read below starts
+    # inside the buffer and ends before its end.
     if length >> 3 <= _SCALAR_MIN_ROUNDS and lengths.count(length) == n:
-        h = _hash_equal_lengths(buffer, n, length, seed)
+        h = _hash_equal_lengths(joined + _PADDING, n, length, seed)
     else:
-        h = _hash_any_lengths(buffer, np.array(lengths, dtype=np.int64), seed)
+        try:
+            # Members shorter than 256 bytes (the usual case): bytes() is the quickest way
+            # from a list of small ints to an array.
+            sizes = np.frombuffer(bytes(lengths), dtype=np.uint8).astype(np.int64)
+        except ValueError:
+            sizes = np.fromiter(lengths, dtype=np.int64, count=n)
+        columns = (int(sizes.max()) + 7) >> 3
+        if columns <= _SCALAR_MIN_ROUNDS and columns * n <= 2 * (len(joined) // 8 + n):
+            h = _hash_grid(joined + bytes(8 * columns), sizes, columns, seed)
+        else:
+            h = _hash_any_lengths(joined + _PADDING, sizes, seed)
     h ^= h >> _R_U64
     h *= _M_U64
     h ^= h >> _R_U64
@@ -134,7 +147,7 @@ def _hash_equal_lengths(buffer: bytes, n: int, length: int, seed: int) -> npt.ND
             h *= _M_U64
     if tail:
         tails = np.ndarray((n,), dtype="<u8", buffer=buffer, offset=8 * nblocks, strides=(length,))
-        tail_words = tails & _TAIL_MASKS[tail]
+        tail_words = tails & _WORD_MASKS[tail]
         if h is None:
             tail_words ^= h0
             h = tail_words
@@ -143,6 +156,40 @@ def _hash_equal_lengths(buffer: bytes, n: int, length: int, seed: int) -> npt.ND
         h *= _M_U64
     if h is None:  # every member is empty
         h = np.full(n, h0, dtype=np.uint64)
+    return h
+
+
+def _hash_grid(
+    buffer: bytes, lengths: npt.NDArray[np.int64], columns: int, seed: int
+) -> npt.NDArray[np.uint64]:
+    """The chained state (before the final mix) of members of at most ``8 * columns`` bytes.
+
+    Word ``j`` of member ``i`` (the 8 bytes at ``start[i] + 8 * j``) goes in cell ``(j, i)``
+    of a grid: mixed if it is a whole block, masked to its bytes if it is the tail, zero past
+    the member's end. Each cell also gets its multiplier (1 past the end), so one unmasked
+    step per column, ``h = (h ^ cell) * multiplier``, chains every member at once.
+    """
+    n = lengths.size
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    column_bytes = np.arange(0, 8 * columns, 8, dtype=np.int64)[:, np.newaxis]
+    remaining = lengths - column_bytes
+    np.minimum(remaining, 8, out=remaining)  # (two ufuncs cost less than np.clip's wrapper)
+    np.maximum(remaining, 0, out=remaining)
+    cells = _unaligned_words(buffer).take(starts + column_bytes)
+    cells &= _WORD_MASKS.take(remaining)
+    mixed = cells * _M_U64
+    mixed ^= mixed >> _R_U64
+    mixed *= _M_U64
+    np.copyto(cells, mixed, where=remaining == 8)
+    multipliers = _WORD_MULTIPLIERS.take(remaining)
+
+    h = lengths.astype(np.uint64)
+    h *= _M_U64
+    h ^= np.uint64(seed)
+    for j in range(columns):
+        h ^= cells[j]
+        h *= multipliers[j]
     return h
 
 
@@ -170,7 +217,7 @@ def _hash_any_lengths(
         np.cumsum(nblocks[:-1], out=first_block[1:])
         offsets = np.repeat(starts - 8 * first_block, nblocks)
         offsets += np.arange(0, 8 * total_blocks, 8, dtype=np.int64)
-        k = words[offsets]
+        k = words.take(offsets)
         k *= _M_U64
         k ^= k >> _R_U64
         k *= _M_U64
@@ -180,10 +227,10 @@ def _hash_any_lengths(
     # bytes, i.e. the padded word at the tail's offset masked to its length. An empty tail
     # masks to 0 and multiplies by 1: h is unchanged, as in the scalar code.
     starts += 8 * nblocks
-    tail_words = words[starts]
-    tail_words &= _TAIL_MASKS[tail_lengths]
+    tail_words = words.take(starts)
+    tail_words &= _WORD_MASKS[tail_lengths]
     h ^= tail_words
-    h *= _TAIL_MULTIPLIERS[tail_lengths]
+    h *= _WORD_MULTIPLIERS[tail_lengths]
     return h
 
 
@@ -195,18 +242,8 @@ def _chain_blocks(
     max_blocks: int,
 ) -> npt.NDArray[np.uint64]:
     """Apply ``h = (h ^ k_j) * m`` for every block ``j`` of every member, in block order."""
-    if max_blocks <= _SCALAR_MIN_ROUNDS:
-        # Few rounds (the common case): no sorting, just mask the members that are done.
-        min_blocks = int(nblocks.min())
-        for j in range(max_blocks):
-            if j < min_blocks:
-                h = (h ^ k[first_block + j]) * _M_U64
-            else:
-                live = np.flatnonzero(nblocks > j)
-                h[live] = (h[live] ^ k[first_block[live] + j]) * _M_U64
-        return h
-    # Many rounds: members in decreasing block count, so at round j the members still
-    # chaining are a prefix.
+    # Members in decreasing block count, so at round j the members still chaining are a
+    # prefix.
     order = np.argsort(-nblocks, kind="stable")
     sorted_blocks = nblocks[order]
     sorted_first = first_block[order]
