@@ -1,38 +1,74 @@
-"""Bytes per key in a hearsay keyspace, measured as process RSS growth (not a test).
+"""Bytes per key in a hearsay keyspace against Redis, both measured in the same run (not a test).
 
-Two shapes, as in the foundation issue:
-- 100,000 small keys with 10 HLL-style registers each (sparse HLLs);
-- 100 dense keys with 16,384 registers each (dense HLLs).
+Shapes (the foundation issue's two, and two more ways a dense key comes to exist):
 
-Each shape is measured in a fresh child process so the two never share freed memory. Redis's
-figures were measured on this machine with the same shapes (RSS growth per key): 174 bytes per
-small HLL key and 14.4 KB per dense one. Targets: within 2x for small keys, 1.2x for dense.
+- ``small``: 100,000 keys with 10 HLL-style registers each (sparse HLLs), merged in;
+- ``dense``: 100 keys with 16,384 registers each, merged in whole (a replica receiving them);
+- ``dense-decoded``: the same keys decoded from their stored/wire bytes and merged, as
+  ``Database`` loads them at start and as gossip receives them;
+- ``dense-pfadd``: 100 keys each built by 20 PFADDs of 1,000 random members through the
+  engine (``Database.write_pairs_own``: sparse at first, dense after a few batches);
+- ``dense-node``: the same PFADDs sent over RESP to a real ``hearsay serve`` process (storage
+  on, fsync everysec, no peers), measured on that process like Redis is.
 
-    python bench/memory.py [--small N] [--dense N]
+Each shape runs in a fresh child process, in rounds: the first N keys of a fresh process, then
+N more keys (and so on). The first round also pays what a process pays once (numpy's cache of
+small buffers, lazily loaded modules, the heap's high-water mark for temporaries); the later
+ones are what each further key costs. Every round is printed and judged against the target.
+
+The measure is the growth of anonymous RSS (``RssAnon``: heap and anonymous mappings) per
+key, counting the key names and everything else the keyspace holds. Before the first round
+the heap's free memory is given back (``malloc_trim``), so memory freed while preparing the
+inputs cannot hide growth. File-backed pages (program code faulted in on first use) are left
+out on both sides.
+
+Redis's figures are measured in the same run and the same way on a fresh redis-server per
+shape (``PFADD`` of 10 members per small key, 20 batches of 1,000 members per dense one,
+``RssAnon`` of the server process). Without redis-server, the issue's figures are used (174
+bytes per small key, 14.4 KB per dense one). Targets: within 2x of Redis for small keys,
+within 1.2x for dense ones.
+
+    python bench/memory.py [--small N] [--dense N] [--rounds R] [--only SHAPE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-REDIS_SMALL_BYTES = 174
-REDIS_DENSE_BYTES = 14.4 * 1024
-TARGET_SMALL_RATIO = 2.0
-TARGET_DENSE_RATIO = 1.2
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ISSUE_REDIS_BYTES = {"small": 174.0, "dense": 14.4 * 1024}
+TARGET_RATIO = {"small": 2.0, "dense": 1.2}
+SHAPES = ("small", "dense", "dense-decoded", "dense-pfadd", "dense-node")
+SETTLE_DEADLINE_S = 15.0
+SETTLE_INTERVAL_S = 0.5
+PFADD_BATCHES = 20
+PFADD_MEMBERS = 1000
+PIPELINE_KEYS_SMALL = 1000
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE")
+def redis_kind(shape: str) -> str:
+    """Which Redis figure a shape compares with (Redis has one dense HLL layout)."""
+    return "small" if shape == "small" else "dense"
 
 
-def _trim_heap() -> None:
+def rss_anon_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon in /proc/<pid>/status")
+
+
+def trim_heap() -> None:
     """glibc's malloc_trim(0): return free heap pages to the OS (no-op elsewhere)."""
     import ctypes
     import ctypes.util
@@ -44,76 +80,223 @@ def _trim_heap() -> None:
             libc.malloc_trim(0)
 
 
-def measure(shape: str, keys: int) -> float:
-    """Runs in the child: build the keyspace, return RSS growth per key in bytes."""
-    import gc
+def pfadd_members(key_no: int, batch: int) -> list[bytes]:
+    """One PFADD's members, as a client sends them (fresh bytes objects every time)."""
+    rng = random.Random(key_no * PFADD_BATCHES + batch)
+    return [b"member:%015d" % rng.getrandbits(48) for _ in range(PFADD_MEMBERS)]
 
+
+def key_name(i: int) -> bytes:
+    return b"hll:%08d" % i
+
+
+# ---------------------------------------------------------------------------------------------
+# hearsay (in the child process)
+
+
+def _builder(shape: str, total: int) -> Callable[[int], None]:
+    """Prepare the inputs of ``total`` keys; return a function that stores key ``i``."""
     import numpy as np
 
-    from hearsay.lattice.entry import Entry, Schema
+    from hearsay.engine.database import Database
+    from hearsay.lattice.codec import decode_entry, encode_entry
+    from hearsay.lattice.entry import Entry
     from hearsay.lattice.keyspace import Keyspace
     from hearsay.lattice.vector import MaxVector
+    from hearsay.persist.identity import NodeIdentity
+    from hearsay.sketch.hyperloglog import HyperLogLog
 
-    schema = Schema("hll", (14,), 16384).intern()
-    rng = np.random.default_rng(7)
+    view = HyperLogLog()
+    schema = view.schema
     keyspace = Keyspace()
-    # Build the inputs first so that only the keyspace's growth is measured.
+    if shape == "dense-pfadd":
+        database = Database(NodeIdentity("0123456789abcdef", 1), keyspace)
+
+        def pfadd(i: int) -> None:
+            for batch in range(PFADD_BATCHES):
+                pairs = view.add(pfadd_members(i, batch))
+                database.write_pairs_own(key_name(i), schema, *pairs, 0)
+
+        return pfadd
+
+    rng = np.random.default_rng(7)
     if shape == "small":
-        registers = rng.integers(0, 16384, size=(keys, 10), dtype=np.uint32)
-        ranks = rng.integers(1, 12, size=(keys, 10), dtype=np.uint8)
+        registers = rng.integers(0, 16384, size=(total, 10), dtype=np.uint32)
+        ranks = rng.integers(1, 12, size=(total, 10), dtype=np.uint8)
     else:
-        registers = np.broadcast_to(np.arange(16384, dtype=np.uint32), (keys, 16384))
-        ranks = rng.integers(1, 20, size=(keys, 16384), dtype=np.uint8)
-    names = [b"hll:%08d" % i for i in range(keys)]
+        registers = np.broadcast_to(np.arange(16384, dtype=np.uint32), (total, 16384))
+        ranks = rng.integers(1, 20, size=(total, 16384), dtype=np.uint8)
+
+    def entry(i: int) -> Entry:
+        return Entry(0, schema, slices={"": MaxVector.from_pairs(registers[i], ranks[i])})
+
+    blobs = [encode_entry(entry(i)) for i in range(total)] if shape == "dense-decoded" else []
+
+    def merge(i: int) -> None:
+        keyspace.merge(key_name(i), decode_entry(blobs[i]) if blobs else entry(i))
+
+    return merge
+
+
+def measure(shape: str, keys: int, rounds: int) -> list[float]:
+    """Runs in the child: anonymous RSS growth per key, round by round."""
+    import gc
+
+    build = _builder(shape, keys * rounds)
     gc.collect()
-    # Give the heap's free memory back first (e.g. numpy's temporaries from generating the
-    # inputs): otherwise the keyspace reuses it and its growth looks smaller than it is.
-    _trim_heap()
-    before = _rss_bytes()
-    for i, name in enumerate(names):
-        vector = MaxVector.from_pairs(registers[i], ranks[i])
-        keyspace.merge(name, Entry(0, schema, slices={"": vector}))
-    gc.collect()
-    after = _rss_bytes()
-    assert len(keyspace) == keys
-    # The key names were allocated before the baseline; count them, as Redis's figure does.
-    name_bytes = sum(sys.getsizeof(name) for name in names)
-    return (after - before + name_bytes) / keys
+    trim_heap()
+    before = rss_anon_bytes()
+    per_key = []
+    for round_no in range(rounds):
+        for i in range(round_no * keys, (round_no + 1) * keys):
+            build(i)
+        gc.collect()
+        after = rss_anon_bytes()
+        per_key.append((after - before) / keys)
+        before = after
+    return per_key
+
+
+def settled_rss_anon_bytes(pid: int) -> int:
+    """RssAnon of another process once two samples in a row agree (its group commit has
+    flushed), or the last sample at the deadline."""
+    last = rss_anon_bytes(pid)
+    deadline = time.monotonic() + SETTLE_DEADLINE_S
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_INTERVAL_S)
+        sample = rss_anon_bytes(pid)
+        if sample == last:
+            break
+        last = sample
+    return last
+
+
+def node_figures(keys: int, rounds: int) -> list[float]:
+    """RssAnon growth per key of a real ``hearsay serve`` process fed PFADDs over RESP."""
+    from tests.nodes import start_node
+
+    with tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir:
+        node = start_node(Path(workdir))
+        try:
+            client = node.client()
+            before = settled_rss_anon_bytes(node.process.pid)
+            per_key = []
+            for round_no in range(rounds):
+                for i in range(round_no * keys, (round_no + 1) * keys):
+                    pipe = client.pipeline(transaction=False)
+                    for batch in range(PFADD_BATCHES):
+                        pipe.pfadd(key_name(i), *pfadd_members(i, batch))
+                    pipe.execute()
+                after = settled_rss_anon_bytes(node.process.pid)
+                per_key.append((after - before) / keys)
+                before = after
+            client.close()
+            return per_key
+        finally:
+            node.stop()
+
+
+def hearsay_figures(shape: str, keys: int, rounds: int) -> list[float]:
+    if shape == "dense-node":
+        return node_figures(keys, rounds)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", shape, "--keys", str(keys), "--rounds", str(rounds)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    figures: list[float] = json.loads(out.stdout)
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis
+
+
+def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
+    """RssAnon growth per key of a fresh redis-server, round by round, for the same shape."""
+    import redis
+    from tests.redis_reference import reference_redis
+
+    with reference_redis() as port:
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=120)
+        try:
+            pid = int(client.info("server")["process_id"])
+            rng = random.Random(7)
+            before = rss_anon_bytes(pid)
+            per_key = []
+            for round_no in range(rounds):
+                pipe = client.pipeline(transaction=False)
+                for i in range(round_no * keys, (round_no + 1) * keys):
+                    if kind == "small":
+                        pipe.pfadd(key_name(i), *(b"m:%d" % rng.getrandbits(48) for _ in range(10)))
+                        if i % PIPELINE_KEYS_SMALL == 0:
+                            pipe.execute()
+                        continue
+                    for batch in range(PFADD_BATCHES):
+                        pipe.pfadd(key_name(i), *pfadd_members(i, batch))
+                    pipe.execute()
+                pipe.execute()
+                after = rss_anon_bytes(pid)
+                per_key.append((after - before) / keys)
+                before = after
+            encoding = client.execute_command("PFDEBUG", "ENCODING", key_name(keys - 1))
+            expected = b"sparse" if kind == "small" else b"dense"
+            if encoding != expected:
+                raise RuntimeError(f"Redis holds {encoding!r} HLLs here, not {expected!r}")
+            return per_key
+        finally:
+            client.close()
+
+
+def redis_reference(
+    kinds: set[str], keys: dict[str, int], rounds: int
+) -> tuple[dict[str, list[float]], str]:
+    from tests.redis_reference import RedisUnavailableError
+
+    try:
+        return {kind: redis_figures(kind, keys[kind], rounds) for kind in sorted(kinds)}, "same run"
+    except RedisUnavailableError as error:
+        print(f"({error}: Redis's figures are the issue's)")
+        return {kind: [ISSUE_REDIS_BYTES[kind]] * rounds for kind in kinds}, "the issue's figures"
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", type=int, default=100_000, help="small keys (default 100000)")
-    parser.add_argument("--dense", type=int, default=100, help="dense keys (default 100)")
-    parser.add_argument("--child", choices=["small", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--small", type=int, default=100_000, help="small keys per round")
+    parser.add_argument("--dense", type=int, default=100, help="dense keys per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of N keys (default 3)")
+    parser.add_argument("--only", action="append", choices=SHAPES, help="run only these shapes")
+    parser.add_argument("--child", choices=SHAPES, help=argparse.SUPPRESS)
     parser.add_argument("--keys", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.keys)))
+        print(json.dumps(measure(args.child, args.keys, args.rounds)))
         return
-    results = {}
-    for shape, keys in (("small", args.small), ("dense", args.dense)):
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", shape, "--keys", str(keys)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        results[shape] = float(out.stdout.strip())
-    small_ratio = results["small"] / REDIS_SMALL_BYTES
-    dense_ratio = results["dense"] / REDIS_DENSE_BYTES
-    print(f"{'shape':<28}{'hearsay B/key':>14}{'redis B/key':>13}{'ratio':>8}{'target':>8}")
-    print(
-        f"{f'{args.small} keys x 10 registers':<28}{results['small']:>14.0f}"
-        f"{REDIS_SMALL_BYTES:>13.0f}{small_ratio:>8.2f}{TARGET_SMALL_RATIO:>7.1f}x"
-    )
-    print(
-        f"{f'{args.dense} keys x 16384 registers':<28}{results['dense']:>14.0f}"
-        f"{REDIS_DENSE_BYTES:>13.0f}{dense_ratio:>8.2f}{TARGET_DENSE_RATIO:>7.1f}x"
-    )
-    met = small_ratio <= TARGET_SMALL_RATIO and dense_ratio <= TARGET_DENSE_RATIO
-    print("targets met" if met else "targets NOT met")
+    shapes = args.only or list(SHAPES)
+    keys = {"small": args.small, "dense": args.dense}
+    ours = {shape: hearsay_figures(shape, keys[redis_kind(shape)], args.rounds) for shape in shapes}
+    theirs, source = redis_reference({redis_kind(s) for s in shapes}, keys, args.rounds)
+
+    print(f"anonymous RSS growth per key (Redis: {source}); round 1 = the first N keys of a")
+    print("fresh process, each later round = N more keys")
+    print(f"{'shape':<15}{'N':>8}{'round':>6}{'hearsay B':>11}{'redis B':>9}{'ratio':>7}  target")
+    met = True
+    for shape in shapes:
+        kind = redis_kind(shape)
+        for round_no, (mine, reference) in enumerate(zip(ours[shape], theirs[kind], strict=True)):
+            ratio = mine / reference
+            ok = ratio <= TARGET_RATIO[kind]
+            met &= ok
+            print(
+                f"{shape:<15}{keys[kind]:>8}{round_no + 1:>6}{mine:>11.0f}{reference:>9.0f}"
+                f"{ratio:>7.2f}  {TARGET_RATIO[kind]:.1f}x {'met' if ok else 'NOT met'}"
+            )
+    print("all targets met" if met else "targets NOT all met")
 
 
 if __name__ == "__main__":
