@@ -29,10 +29,11 @@ _M1: Final = 0xFF51AFD7ED558CCD
 _M2: Final = 0xC4CEB9FE1A85EC53
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 _MASK: Final = (1 << 64) - 1
-_M1_U64: Final = np.uint64(_M1)
-_M2_U64: Final = np.uint64(_M2)
-_GOLDEN_U64: Final = np.uint64(_GOLDEN)
-_SHIFT: Final = np.uint64(33)
+# 0-d arrays rather than numpy scalars: a ufunc takes them with less per-call overhead.
+_M1_U64: Final = np.array(_M1, dtype=np.uint64)
+_M2_U64: Final = np.array(_M2, dtype=np.uint64)
+_GOLDEN_U64: Final = np.array(_GOLDEN, dtype=np.uint64)
+_SHIFT: Final = np.array(33, dtype=np.uint64)
 _SMALL: Final = 16
 """Below this many pairs, plain Python ints beat numpy's per-call overhead."""
 
@@ -51,10 +52,10 @@ def _fmix64_inplace(x: npt.NDArray[np.uint64]) -> None:
     shifted = x >> _SHIFT
     x ^= shifted
     x *= _M1_U64
-    np.right_shift(x, _SHIFT, out=shifted)
+    np.right_shift(x, _SHIFT, shifted)  # (out given positionally: no keyword parsing)
     x ^= shifted
     x *= _M2_U64
-    np.right_shift(x, _SHIFT, out=shifted)
+    np.right_shift(x, _SHIFT, shifted)  # (out given positionally: no keyword parsing)
     x ^= shifted
 
 

@@ -189,7 +189,7 @@ def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
 
 def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
     keep = values != 0
-    return MaxVector._from_sorted(indices[keep], values[keep])
+    return MaxVector._from_sorted(indices.compress(keep), values.compress(keep))
 
 
 class MaxVector:
@@ -229,7 +229,8 @@ class MaxVector:
         """
         vector = cls()
         if indices.size:
-            width = width_for(int(values.max()))
+            # (one-byte values need no scan: the narrowest width is theirs)
+            width = 1 if values.dtype.itemsize == 1 else width_for(int(values.max()))
             top = int(indices[-1])
             if _dense_is_smaller(top, indices.size, width):
                 dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
@@ -503,21 +504,21 @@ class MaxVector:
         """
         dense = self._dense
         assert dense is not None
-        grew = values > dense[indices]
-        grown_idx = indices[grew]
-        if not grown_idx.size:
+        # (take() and compress() skip the fancy-indexing machinery: about half the time.)
+        (grown,) = np.greater(values, dense.take(indices)).nonzero()
+        if not grown.size:
             return MaxVector(), MaxVector()
-        grown_val = values[grew]
+        grown_idx = indices.take(grown)
         # The grown indices, sorted and unique: a plain sort and a neighbour compare cost a
         # fraction of np.unique's overhead for the few hundred a batch grows at most.
         ordered = np.sort(grown_idx)
         first = np.empty(ordered.size, dtype=bool)
         first[0] = True
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-        delta_idx = ordered[first]
-        previous = _nonzero_pairs(delta_idx, dense[delta_idx])
-        np.maximum.at(dense, grown_idx, grown_val.astype(dense.dtype, copy=False))
-        return MaxVector._from_sorted(delta_idx, dense[delta_idx]), previous
+        delta_idx = ordered.compress(first)
+        previous = _nonzero_pairs(delta_idx, dense.take(delta_idx))
+        np.maximum.at(dense, grown_idx, values.take(grown).astype(dense.dtype, copy=False))
+        return MaxVector._from_sorted(delta_idx, dense.take(delta_idx)), previous
 
     def merge_tracking(
         self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]

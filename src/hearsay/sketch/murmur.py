@@ -37,8 +37,9 @@ _M = 0xC6A4A7935BD1E995
 _R = 47
 _MASK64 = (1 << 64) - 1
 
-_M_U64 = np.uint64(_M)
-_R_U64 = np.uint64(_R)
+# 0-d arrays rather than numpy scalars: a ufunc takes them with less per-call overhead.
+_M_U64 = np.array(_M, dtype=np.uint64)
+_R_U64 = np.array(_R, dtype=np.uint64)
 _WORD_MASKS = np.array([(1 << (8 * b)) - 1 for b in range(9)], dtype=np.uint64)
 """Per byte count 0..8: the mask keeping that many low bytes of a little-endian word."""
 _WORD_MULTIPLIERS = np.array([1] + [_M] * 8, dtype=np.uint64)
