@@ -161,14 +161,20 @@ def test_fast_path_refuses_what_only_a_reply_parser_accepts() -> None:
         # a nested array (4 bytes longer than a bulk of its length) and a 10-byte simple
         # string (4 bytes shorter than its bulk): canonical length, refused for the array
         b"*2\r\n*1\r\n$1\r\nb\r\n+0123456789\r\n",
-        # four simple strings (3 bytes short each) and three verbatims (4 bytes long each):
-        # canonical length, but the chunk has both "+" and "=", so it is not taken
+        # four simple strings (3 bytes short each) and three verbatims (4 bytes long each)
         b"*7\r\n" + b"+a\r\n" * 4 + b"=5\r\ntxt:b\r\n" * 3,
+        b"*2\r\n*1\r\n$1\r\nb\r\n+0123456789\r\n",
     ]
     for data in cases:
         commands, error = parse_chunks_driver([data])
         assert (commands, error) == parse_chunks([data])
         assert error is not None and error.startswith("ERR Protocol error: expected '$'")
+    # a map, a set or a push after a command: hiredis returns a dict, a set or a list where
+    # Redis reads an inline command
+    for tail in (b"%1\r\n$1\r\nk\r\n$1\r\nv\r\n", b"~1\r\n$1\r\nk\r\n", b">1\r\n$1\r\nk\r\n"):
+        data = multibulk([b"PING"]) + tail
+        assert parse_chunks_driver([data]) == parse_chunks([data])
+        assert parse_chunks([data])[0][1] == [tail.split(b"\r\n")[0]]
 
 
 def test_fast_path_takes_whole_canonical_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -193,6 +193,8 @@ class Database:
             return False
         vector = entry.slice(self.origin if schema.additive else "")
         get = vector.get
+        if len(indices) == 1:  # one member, the commonest PFADD: no generator
+            return bool(get(indices[0]) >= values[0])
         return all(get(index) >= value for index, value in zip(indices, values, strict=True))
 
     def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:

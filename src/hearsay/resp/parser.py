@@ -17,16 +17,15 @@ Usage by a driver (the runtime layer)::
 ``feed()`` then iterating (or ``next_command()``, one at a time, ``None`` = need data) is the
 same, raising :class:`ProtocolError` when the iteration reaches the error.
 
-Fast path: a chunk that holds only whole multibulk commands with
-small headers (no count or length of five digits or more, nothing negative) is decoded by
-``hiredis.Reader`` (C) instead of the Python loop. hiredis is a *reply* parser and more lenient
-than Redis's request grammar (simple strings, nested arrays, RESP3 types), so its result is
-only used when every argument is ``bytes`` and the canonical multibulk encoding of the
-commands it returned is exactly as long as the chunk. Of the types hiredis turns into bytes,
-a simple string (``+``) is shorter than its canonical bulk and a verbatim string (``=``)
-longer, so a chunk holding both bytes is left to the Python path too: only canonical frames
-can then match the length. Anything else, including every error, is parsed again by the
-Python path, which alone decides errors and limits.
+Fast path: a chunk that holds only whole multibulk commands is decoded by ``hiredis.Reader``
+(C) instead of the Python loop. hiredis is a *reply* parser, more lenient than Redis's request
+grammar, so the chunk must first pass cheap whole-chunk checks: no byte that starts a RESP3
+type hiredis would turn into bytes or a non-array aggregate (``+ = | > % ~``), no ``*`` count
+of five digits or a negative one (nothing large is ever allocated), and a chunk no longer
+than the bulk and argument-count limits (so no complete argument can break them). Then
+every command hiredis returns must be a list of ``bytes`` (nested arrays, integers, nulls and
+errors fail ``bytes.join``) and nothing may be left unfinished. Anything else, every error
+included, is parsed again by the Python path, which alone decides errors and limits.
 
 What is accepted is what Redis 7 accepts (``networking.c``):
 
@@ -77,14 +76,12 @@ _STAR: Final = 42  # b"*"
 _DOLLAR: Final = 36  # b"$"
 _ZERO: Final = 48  # b"0"
 
-_FAST_UNSAFE: Final = re.compile(rb"[*$%~>|=!](?:-|\d{5})")
-"""A header hiredis would read that the fast path leaves to the Python path: a count or length
-of 10,000 or more (so no limit below that is ever crossed unchecked) or a negative one. Payload
-bytes may match too; that only costs the fast path for that chunk."""
-_FAST_LIMIT: Final = 9_999
-_BULK_OVERHEAD: Final = tuple(len(b"$%d\r\n\r\n" % n) for n in range(_FAST_LIMIT + 1))
-"""Bytes a bulk argument of length n adds besides its payload (header and terminator)."""
-_MULTIBULK_HEADER: Final = tuple(len(b"*%d\r\n" % n) for n in range(_FAST_LIMIT + 1))
+_FAST_REFUSED_BYTES: Final = b"+=|>%~"
+"""Type bytes of simple strings, verbatim strings, attributes, pushes, maps and sets: hiredis
+would return bytes, lists or dicts for them that a type check cannot tell from arguments. A
+payload byte among them only costs the fast path for that chunk."""
+_FAST_BIG_COUNT: Final = re.compile(rb"\*(?:-|\d{5})")
+"""A ``*`` count hiredis would allocate a list for before its elements arrive (or a null)."""
 
 
 class ProtocolError(DecodeError):
@@ -275,15 +272,14 @@ class RequestParser:
         if (
             data[:1] == b"*"
             and self.authenticated
-            and self._pos >= len(self._data)
+            and not self._data
             and not self._chunks
             and not self._args_left
             and not self._ready
             and self._error is None
-            and len(data) <= self.max_query_bytes
-            and min(self.max_bulk_len, self.max_multibulk_len) >= _FAST_LIMIT
-            and _FAST_UNSAFE.search(data) is None
-            and (b"+" not in data or b"=" not in data)
+            and len(data) <= min(self.max_bulk_len, self.max_multibulk_len, self.max_query_bytes)
+            and len(data.translate(None, _FAST_REFUSED_BYTES)) == len(data)
+            and _FAST_BIG_COUNT.search(data) is None
         ):
             commands = self._parse_fast(data)
             if commands is not None:
@@ -295,29 +291,26 @@ class RequestParser:
             return []
 
     def _parse_fast(self, data: bytes) -> list[list[bytes]] | None:
-        """hiredis's reading of ``data`` if it is exactly canonical whole commands, else None."""
+        """hiredis's reading of ``data`` if it is whole commands of bytes only, else None."""
         reader = self._fast
         reader.feed(data)
         commands: list[list[bytes]] = []
-        canonical = 0
         try:
             while (command := reader.gets()) is not False:
-                # join() refuses anything but bytes (nested arrays, integers, nulls, errors);
-                # a header's length fails the lookup when hiredis read a simple string longer
-                # than any bulk header the regex let through.
-                canonical += (
-                    _MULTIBULK_HEADER[len(command)]
-                    + len(b"".join(command))
-                    + sum(map(_BULK_OVERHEAD.__getitem__, map(len, command)))
-                )
-                if command:
-                    commands.append(command)
+                if type(command) is not list:
+                    raise TypeError("not an array")
+                commands.append(command)
+            b"".join(map(b"".join, commands))  # TypeError unless every argument is bytes
+            # Only at a command boundary does an empty array come back as a reply of its own
+            # (inside an unfinished command it would become part of it): nothing is pending.
+            reader.feed(b"*0\r\n")
+            clean = reader.gets() == [] and not reader.has_data()
         except Exception:  # hiredis's errors and ours alike: the Python path decides
-            canonical = -1
-        if canonical != len(data) or reader.has_data():
+            clean = False
+        if not clean:
             self._fast = HiredisReader()  # drop whatever the failed attempt left buffered
             return None
-        return commands
+        return commands if all(commands) else [command for command in commands if command]
 
     @property
     def error(self) -> ProtocolError | None:

@@ -217,14 +217,14 @@ class ReplyEncoder:
 
     def encode(self, reply: Reply) -> bytes:
         """The bytes of one reply. The commonest replies are precomputed constants."""
-        if isinstance(reply, SimpleString):
-            constant = _CONSTANT_REPLIES.get(reply)
-            if constant is not None:
-                return constant
-        elif type(reply) is int:
+        if type(reply) is int:
             small = _SMALL_INTS.get(reply)
             if small is not None:
                 return small
+        elif isinstance(reply, SimpleString):
+            constant = _CONSTANT_REPLIES.get(reply)
+            if constant is not None:
+                return constant
         elif type(reply) is bytes:
             return b"$%d\r\n%b\r\n" % (len(reply), reply)
         elif reply is None:

@@ -101,7 +101,7 @@ class RespConnection(asyncio.Protocol):
         at, count = 0, len(commands)
         while at < count:  # bounded: at grows by one command or one run per pass
             seq_before = database.last_write_seq
-            run = registry.run_at(commands, at)
+            run = registry.run_at(commands, at) if count - at > 1 else 0
             if run:
                 protocol = ctx.protocol
                 out.extend(
