@@ -147,3 +147,10 @@ def test_maps_decode_in_both_protocols(value: dict[bytes, int]) -> None:
     flat = decode(encode(value, 2))
     assert isinstance(flat, list)
     assert dict(zip(flat[::2], flat[1::2], strict=True)) == value
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_encode_many_equals_one_by_one(protocol: int) -> None:
+    encoder = ReplyEncoder(protocol)
+    for replies in ([0, 1, 1, 0], [0, 5000, -7], [1, True, False], [1, ErrorReply("ERR x")], []):
+        assert encoder.encode_many(replies) == b"".join(encoder.encode(r) for r in replies)

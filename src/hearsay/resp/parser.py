@@ -22,7 +22,8 @@ Fast path: a chunk that holds only whole multibulk commands is decoded by ``hire
 grammar, so the chunk must first pass cheap whole-chunk checks: no byte that starts a RESP3
 type hiredis would turn into bytes or a non-array aggregate (``+ = | > % ~``), no ``*`` count
 of five digits or a negative one (nothing large is ever allocated), and a chunk no longer
-than the bulk and argument-count limits (so no complete argument can break them). Then
+than the bulk and argument-count limits given to the constructor (so no complete argument
+can break them). Then
 every command hiredis returns must be a list of ``bytes`` (nested arrays, integers, nulls and
 errors fail ``bytes.join``) and nothing may be left unfinished. Anything else, every error
 included, is parsed again by the Python path, which alone decides errors and limits.
@@ -208,6 +209,7 @@ class RequestParser:
         "_data",
         "_error",
         "_fast",
+        "_fast_max_len",
         "_need",
         "_pos",
         "_ready",
@@ -249,6 +251,7 @@ class RequestParser:
         self._error: ProtocolError | None = None
         self._ready: list[list[bytes]] = []  # parsed, not yet handed out (reversed)
         self._fast = HiredisReader()
+        self._fast_max_len = min(max_bulk_len, max_multibulk_len, max_query_bytes)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -277,7 +280,7 @@ class RequestParser:
             and not self._args_left
             and not self._ready
             and self._error is None
-            and len(data) <= min(self.max_bulk_len, self.max_multibulk_len, self.max_query_bytes)
+            and len(data) <= self._fast_max_len
             and len(data.translate(None, _FAST_REFUSED_BYTES)) == len(data)
             and _FAST_BIG_COUNT.search(data) is None
         ):

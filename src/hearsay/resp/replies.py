@@ -35,9 +35,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 MAX_DEPTH: Final = 64
+_INT_ONLY: Final = frozenset({int})
 
 
 class SimpleString(str):
@@ -233,8 +234,13 @@ class ReplyEncoder:
         self.write(out, reply)
         return bytes(out)
 
-    def encode_many(self, replies: Iterable[Reply]) -> bytes:
+    def encode_many(self, replies: Sequence[Reply]) -> bytes:
         """The replies to a pipeline, concatenated in order."""
+        if _INT_ONLY.issuperset(map(type, replies)):  # e.g. a run of PFADDs: 0s and 1s
+            try:
+                return b"".join(map(_SMALL_INTS.__getitem__, cast("Sequence[int]", replies)))
+            except KeyError:
+                pass
         return b"".join(map(self.encode, replies))
 
     def write(self, out: bytearray, reply: Reply, depth: int = 0) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 from hearsay.engine.database import Database
 from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
 from hearsay.resp.parser import RequestParser
-from hearsay.resp.replies import ErrorReply, Reply, encode
+from hearsay.resp.replies import ErrorReply, Reply, encode, encoder_for
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
 
@@ -103,11 +103,8 @@ class RespConnection(asyncio.Protocol):
             seq_before = database.last_write_seq
             run = registry.run_at(commands, at) if count - at > 1 else 0
             if run:
-                protocol = ctx.protocol
-                out.extend(
-                    encode(one, protocol)
-                    for one in registry.dispatch_run(ctx, commands[at : at + run])
-                )
+                run_replies = registry.dispatch_run(ctx, commands[at : at + run])
+                out.append(encoder_for(ctx.protocol).encode_many(run_replies))
                 at += run
                 if database.last_write_seq != seq_before:
                     ctx.last_write_seq = database.last_write_seq
