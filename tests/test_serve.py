@@ -70,6 +70,24 @@ def test_malformed_resp_gets_an_error_and_the_node_keeps_serving(node: NodeProce
     assert node.client().ping() is True
 
 
+def _read_until_closed(raw: socket.socket) -> bytes:
+    data = b""
+    while chunk := raw.recv(4096):  # bounded: the server closes, and recv has a timeout
+        data += chunk
+    return data
+
+
+def test_replies_keep_their_order_and_quit_closes_after_them(node: NodeProcess) -> None:
+    """Replies are written once per loop iteration; they must still leave in request order,
+    across chunks, around a WAIT (a deferred reply) and before QUIT closes."""
+    host, port = split_address(node.resp)
+    with socket.create_connection((host, port), timeout=10) as raw:
+        raw.sendall(b"PING\r\n*3\r\n$5\r\nPFADD\r\n$2\r\no1\r\n$1\r\na\r\n")
+        raw.sendall(b"*3\r\n$5\r\nPFADD\r\n$2\r\no1\r\n$1\r\na\r\nWAIT 0 0\r\nECHO x\r\n")
+        raw.sendall(b"PFCOUNT o1\r\nQUIT\r\nPING\r\n")
+        assert _read_until_closed(raw) == b"+PONG\r\n:1\r\n:0\r\n:0\r\n$1\r\nx\r\n:1\r\n+OK\r\n"
+
+
 def test_restart_keeps_the_node_id_and_raises_the_generation(tmp_path: Path) -> None:
     first = start_node(tmp_path / "n")
     first_info = first.client().info("server")

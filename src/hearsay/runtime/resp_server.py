@@ -2,9 +2,10 @@
 
 One :class:`RespConnection` per client. Each ``data_received`` parses every complete command
 in the chunk, dispatches them in order and sends all the replies in one write: pipelined
-clients get one syscall per chunk, not per command. A run of calls of one command on one key
-(a pipeline of PFADDs to one HyperLogLog) is dispatched as one call of the command's run
-handler when it has one.
+clients get one syscall per chunk, not per command, and those writes are made once per
+event-loop iteration, after every ready client was served (see :class:`_Outbox`). A run of
+calls of one command on one key (a pipeline of PFADDs to one HyperLogLog) is dispatched as
+one call of the command's run handler when it has one.
 
 With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
 dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
@@ -44,6 +45,34 @@ class _Gate:
         self.durable = durable
 
 
+class _Outbox:
+    """Replies written once per event-loop iteration, after every ready client was served.
+
+    Like Redis's ``beforeSleep``: a write on loopback wakes the client at once, and a client
+    woken in the middle of a batch of ready connections competes with the server for the CPU;
+    writing them all after the batch keeps the batch on the CPU. (``call_soon`` runs before
+    the loop polls again, so no reply waits for new input.)
+    """
+
+    __slots__ = ("_connections", "_scheduled")
+
+    def __init__(self) -> None:
+        self._connections: list[RespConnection] = []
+        self._scheduled = False
+
+    def add(self, connection: RespConnection) -> None:
+        self._connections.append(connection)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.send_unsent()
+
+
 class RespConnection(asyncio.Protocol):
     """One client connection speaking RESP2/RESP3.
 
@@ -59,8 +88,11 @@ class RespConnection(asyncio.Protocol):
         registry: CommandRegistry,
         settings: ServerSettings,
         on_close: Callable[[RespConnection], None],
+        outbox: _Outbox,
     ) -> None:
         self._database = database
+        self._outbox = outbox
+        self._unsent: list[bytes] = []
         self._registry = registry
         self._on_close = on_close
         self.ctx = ClientContext(
@@ -82,6 +114,7 @@ class RespConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._unsent.clear()
         for item in self._queue:
             if isinstance(item, _Gate) and not item.durable:
                 item.future.cancel()
@@ -134,10 +167,10 @@ class RespConnection(asyncio.Protocol):
         elif not batch and not self._queue and self._transport is not None:
             # The common case: nothing waits, so the replies leave in one write.
             replies = b"".join(out)
-            if replies:
-                self._transport.write(replies)
-            if self._closing:
-                self._transport.close()
+            if replies or self._closing:
+                if not self._unsent:
+                    self._outbox.add(self)
+                self._unsent.append(replies)
             return
         batch.append(b"".join(out))
         self._queue.extend(batch)
@@ -145,7 +178,20 @@ class RespConnection(asyncio.Protocol):
 
     # -- replies ---------------------------------------------------------------------------------
 
+    def send_unsent(self) -> None:
+        """Write the replies held for the outbox (closing after them when asked to)."""
+        transport = self._transport
+        if transport is None or not self._unsent:
+            return
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        if data:
+            transport.write(data)
+        if self._closing and not self._queue:
+            transport.close()
+
     def _drain(self, _: object = None) -> None:
+        self.send_unsent()  # what the outbox holds goes first
         transport = self._transport
         if transport is None:
             return
@@ -220,10 +266,11 @@ class RespServer:
         self.connections: set[RespConnection] = set()
         self.total_connections = 0
         self._server: asyncio.Server | None = None
+        self._outbox = _Outbox()
 
     def _factory(self) -> RespConnection:
         connection = RespConnection(
-            self._database, self._registry, self._settings, self.connections.discard
+            self._database, self._registry, self._settings, self.connections.discard, self._outbox
         )
         self.connections.add(connection)
         self.total_connections += 1
