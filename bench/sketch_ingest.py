@@ -3,7 +3,9 @@
 For each sketch, the same batches of random members go through hearsay's vectorised path and
 through a real redis-server (variadic commands, pipelined, via redis-py + hiredis), and the
 members/s of both are printed with their ratio. The figures are noisy (shared machine), so
-each side runs several rounds and the median is reported.
+each side runs several rounds and the median is reported. ``hll`` uses members of one length
+(like redis-benchmark's keys); ``hll-mixed`` the same comparison with mixed lengths, which
+hashing cannot vectorise as well.
 
     .venv/bin/python bench/sketch_ingest.py                # starts its own redis-server
     .venv/bin/python bench/sketch_ingest.py --redis-port 6379
@@ -67,6 +69,7 @@ class Context:
     batches: list[list[bytes]]
     rounds: int
     pipeline_depth: int
+    seed: int
 
     @property
     def members(self) -> int:
@@ -78,6 +81,16 @@ def make_batches(seed: int, batches: int, batch_size: int) -> list[list[bytes]]:
     rng = random.Random(seed)
     return [
         [f"member:{rng.getrandbits(48):015d}".encode() for _ in range(batch_size)]
+        for _ in range(batches)
+    ]
+
+
+def make_mixed_batches(seed: int, batches: int, batch_size: int) -> list[list[bytes]]:
+    """Random members of mixed lengths (8 to 27 bytes: ``member:`` and 1 to 20 digits), so
+    hashing cannot rely on every member of a batch having one length."""
+    rng = random.Random(seed)
+    return [
+        [f"member:{rng.getrandbits(rng.randint(1, 64))}".encode() for _ in range(batch_size)]
         for _ in range(batches)
     ]
 
@@ -124,18 +137,29 @@ def _redis_pfadd(client: Any, batches: list[list[bytes]], depth: int) -> None:
     pipe.execute()
 
 
-def bench_hll(ctx: Context) -> Comparison:
+def _compare_hll(ctx: Context, name: str, batches: list[list[bytes]]) -> Comparison:
     ours, theirs = _interleaved_medians(
         ctx.members,
         ctx.rounds,
         {
-            "hearsay PFADD (view + Database.write_pairs_own)": lambda: _hearsay_hll(ctx.batches),
-            f"Redis PFADD x{len(ctx.batches[0])} members, pipeline {ctx.pipeline_depth}": (
-                lambda: _redis_pfadd(ctx.redis, ctx.batches, ctx.pipeline_depth)
+            "hearsay PFADD (view + Database.write_pairs_own)": lambda: _hearsay_hll(batches),
+            f"Redis PFADD x{len(batches[0])} members, pipeline {ctx.pipeline_depth}": (
+                lambda: _redis_pfadd(ctx.redis, batches, ctx.pipeline_depth)
             ),
         },
     )
-    return Comparison("hll", ours, theirs)
+    return Comparison(name, ours, theirs)
+
+
+def bench_hll(ctx: Context) -> Comparison:
+    return _compare_hll(ctx, "hll", ctx.batches)
+
+
+def bench_hll_mixed(ctx: Context) -> Comparison:
+    """The same comparison with members of mixed lengths (the general hashing path)."""
+    return _compare_hll(
+        ctx, "hll-mixed", make_mixed_batches(ctx.seed, len(ctx.batches), len(ctx.batches[0]))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +215,7 @@ def bench_cms(ctx: Context) -> Comparison:
 
 BENCHES: dict[str, Callable[[Context], Comparison]] = {
     "hll": bench_hll,
+    "hll-mixed": bench_hll_mixed,
     "bloom": bench_bloom,
     "cms": bench_cms,
 }
@@ -218,6 +243,7 @@ def _run(args: argparse.Namespace, port: int) -> list[Comparison]:
             batches=make_batches(args.seed, args.batches, args.batch_size),
             rounds=args.rounds,
             pipeline_depth=args.pipeline,
+            seed=args.seed,
         )
         names = args.only or list(BENCHES)
         return [BENCHES[name](ctx) for name in names]
