@@ -156,6 +156,28 @@ def test_a_run_of_pfadds_replies_as_the_calls_in_turn(start: str, calls: list[li
     assert batched("GET", "k") == alone("GET", "k")
 
 
+@pytest.mark.parametrize("shape", ["distinct", "repeats", "sparse", "uneven"])
+def test_a_run_of_one_member_pfadds_replies_as_the_calls_in_turn(shape: str) -> None:
+    rng = random.Random(3)
+    twins = [Client(), Client()]
+    for twin in twins:
+        if shape != "sparse":  # many members: a dense register array
+            twin.ok("PFADD", "k", *[b"seed%d" % i for i in range(5000)])
+    for _ in range(30):
+        if shape == "repeats":
+            members = [b"r%d" % rng.randrange(4) for _ in range(16)]
+        else:
+            members = [b"m%d" % rng.randrange(10**9) for _ in range(16)]
+        run = [[b"PFADD", b"k", member] for member in members]
+        if shape == "uneven":  # as many members as calls, but not one each
+            run[3].append(b"extra%d" % rng.randrange(10**9))
+            run[5] = run[5][:2]
+        batched, alone = twins
+        expected = [REGISTRY.dispatch(alone.ctx, a) for a in run]
+        assert REGISTRY.dispatch_run(batched.ctx, run) == expected
+    assert twins[0]("GET", "k") == twins[1]("GET", "k")
+
+
 def test_pfcount_of_many_keys_is_the_union_and_changes_nothing(c: Client) -> None:
     rng = random.Random(7)
     a, b = _members(rng, 500), _members(rng, 700)

@@ -34,6 +34,7 @@ Departures from Redis that the lattice forces (each command's RESP summary says 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -182,6 +183,7 @@ def _write_pairs(
     return db.write_pairs_own(key, schema, pairs[0], pairs[1], now_ms)
 
 
+_ONE: Final = frozenset({1})
 FewPairs = tuple[list[int], list[int]]
 """A few pairs as Python ints: the lattice merges them without numpy."""
 
@@ -270,19 +272,32 @@ def pfadd_run(db: Database, key: bytes, calls: Sequence[Sequence[bytes]], now_ms
         replies = []
     members = [member for call in calls for member in call]
     indices, ranks = _REDIS_HLL.add(members)
-    held = entry.vector.values_at(indices).tolist()  # one gather, before anything is written
     index_list, rank_list = indices.tolist(), ranks.tolist()
+    vector = entry.vector  # read before anything is written
+    if vector.is_dense:
+        held = list(map(vector.get, index_list))
+    else:
+        held = vector.values_at(indices).tolist()
     grown: dict[int, int] = {}  # register -> the value the calls so far raised it to
-    at = 0
-    for call in calls:
-        changed = 0
-        for j in range(at, at + len(call)):
-            index, rank = index_list[j], rank_list[j]
-            if rank > grown.get(index, held[j]):
-                grown[index] = rank
-                changed = 1
-        at += len(call)
-        replies.append(changed)
+    if _ONE.issuperset(map(len, calls)) and len(set(index_list)) == len(index_list):
+        # One member per call, no register twice (the common pipeline): each call raises
+        # its register exactly when its rank beats what the key held before the run.
+        raised = list(map(operator.gt, rank_list, held))
+        replies += map(int, raised)
+        grown = {
+            index: rank for index, rank, up in zip(index_list, rank_list, raised, strict=True) if up
+        }
+    else:
+        at = 0
+        for call in calls:
+            changed = 0
+            for j in range(at, at + len(call)):
+                index, rank = index_list[j], rank_list[j]
+                if rank > grown.get(index, held[j]):
+                    grown[index] = rank
+                    changed = 1
+            at += len(call)
+            replies.append(changed)
     if len(grown) > _SCALAR_HASH_MAX:  # the lattice's bulk path takes unsigned arrays
         index_array = np.fromiter(grown, np.uint32, len(grown))
         rank_array = np.fromiter(grown.values(), np.uint8, len(grown))
