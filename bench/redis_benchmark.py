@@ -5,7 +5,7 @@ loopback in this process's lifetime and are stopped by PID. Figures are medians 
 printed with the hearsay/Redis ratio measured in the same run (the machine is shared and
 noisy). Targets (issue 5): hearsay >= 0.5x Redis at -P 1 and >= 0.25x at -P 16.
 
-    python bench/redis_benchmark.py [--requests 100000] [--rounds 3]
+    python bench/redis_benchmark.py [--requests 100000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def run_benchmark(port: int, pipeline: int, requests: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         raise SystemExit("redis-benchmark is not installed (apt-get install redis-tools)")
@@ -58,6 +58,14 @@ def main() -> None:
                         results.setdefault((name, pipeline), []).append(rate)
         finally:
             node.stop()
+    for pipeline in TARGETS:
+        ratios = [
+            f"{ours / theirs:.2f}"
+            for ours, theirs in zip(
+                results[("hearsay", pipeline)], results[("redis", pipeline)], strict=True
+            )
+        ]
+        print(f"-P {pipeline}: hearsay/redis per round: {' '.join(ratios)}")
     print(f"PFADD random members, -c 50, {args.requests} requests, median of {args.rounds}")
     print(f"{'pipeline':>9}{'redis req/s':>14}{'hearsay req/s':>16}{'ratio':>8}{'target':>8}")
     met = True
