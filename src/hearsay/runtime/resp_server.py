@@ -159,7 +159,8 @@ class RespConnection(asyncio.Protocol):
         if parser.error is not None and not self._closing:
             out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
             self._closing = True
-        parser.authenticated = bool(ctx.authenticated)
+        if ctx.authenticated and not parser.authenticated:  # AUTH or HELLO ... AUTH succeeded
+            parser.authenticated = True
         ticket = database.flush() if database.acknowledges_durable else None
         if ticket is not None and not ticket.done():
             # The replies of this batch acknowledge its writes: they wait until durable.
