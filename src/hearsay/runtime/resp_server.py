@@ -26,7 +26,7 @@ from typing import Any, Final, cast
 from hearsay.engine.database import Database
 from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
 from hearsay.resp.parser import RequestParser
-from hearsay.resp.replies import ErrorReply, Reply, encode, encoder_for
+from hearsay.resp.replies import ErrorReply, encode, encoder_for
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
 
@@ -93,6 +93,7 @@ class RespConnection(asyncio.Protocol):
         self._database = database
         self._outbox = outbox
         self._unsent: list[bytes] = []
+        self._durable = database.acknowledges_durable  # the fsync policy is the node's, fixed
         self._registry = registry
         self._on_close = on_close
         self.ctx = ClientContext(
@@ -146,13 +147,12 @@ class RespConnection(asyncio.Protocol):
             at += 1
             if database.last_write_seq != seq_before:
                 ctx.last_write_seq = database.last_write_seq
-            if reply.__class__ is Deferred:
+            if isinstance(reply, Deferred):
                 batch.append(b"".join(out))
                 out = []
-                assert isinstance(reply, Deferred)
                 batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
             else:
-                out.append(encode(cast(Reply, reply), ctx.protocol))
+                out.append(encode(reply, ctx.protocol))
             if ctx.close_after_reply:
                 self._closing = True
                 break
@@ -161,7 +161,7 @@ class RespConnection(asyncio.Protocol):
             self._closing = True
         if ctx.authenticated and not parser.authenticated:  # AUTH or HELLO ... AUTH succeeded
             parser.authenticated = True
-        ticket = database.flush() if database.acknowledges_durable else None
+        ticket = database.flush() if self._durable else None
         if ticket is not None and not ticket.done():
             # The replies of this batch acknowledge its writes: they wait until durable.
             self._queue.append(_Gate(asyncio.wrap_future(ticket), durable=True))
