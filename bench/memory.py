@@ -3,13 +3,14 @@
 Shapes (the foundation issue's two, and two more ways a dense key comes to exist):
 
 - ``small``: 100,000 keys with 10 HLL-style registers each (sparse HLLs), merged in;
+- ``small-node``: 100,000 PFADDs of 10 members sent over RESP to a real ``hearsay serve``
+  process (storage on, fsync everysec, no peers), measured on that process as Redis is;
 - ``dense``: 100 keys with 16,384 registers each, merged in whole (a replica receiving them);
 - ``dense-decoded``: the same keys decoded from their stored/wire bytes and merged, as
   ``Database`` loads them at start and as gossip receives them;
 - ``dense-pfadd``: 100 keys each built by 20 PFADDs of 1,000 random members through the
   engine (``Database.write_pairs_own``: sparse at first, dense after a few batches);
-- ``dense-node``: the same PFADDs sent over RESP to a real ``hearsay serve`` process (storage
-  on, fsync everysec, no peers), measured on that process like Redis is.
+- ``dense-node``: the same PFADDs sent over RESP to a real node.
 
 Each shape runs in a fresh child process, in rounds: the first N keys of a fresh process, then
 N more keys (and so on). The first round also pays what a process pays once (numpy's cache of
@@ -42,12 +43,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ISSUE_REDIS_BYTES = {"small": 174.0, "dense": 14.4 * 1024}
 TARGET_RATIO = {"small": 2.0, "dense": 1.2}
-SHAPES = ("small", "dense", "dense-decoded", "dense-pfadd", "dense-node")
+SHAPES = ("small", "small-node", "dense", "dense-decoded", "dense-pfadd", "dense-node")
 SETTLE_DEADLINE_S = 15.0
 SETTLE_INTERVAL_S = 0.5
 PFADD_BATCHES = 20
@@ -57,7 +59,7 @@ PIPELINE_KEYS_SMALL = 1000
 
 def redis_kind(shape: str) -> str:
     """Which Redis figure a shape compares with (Redis has one dense HLL layout)."""
-    return "small" if shape == "small" else "dense"
+    return "small" if shape.startswith("small") else "dense"
 
 
 def rss_anon_bytes(pid: int | str = "self") -> int:
@@ -171,34 +173,49 @@ def settled_rss_anon_bytes(pid: int) -> int:
     return last
 
 
-def node_figures(keys: int, rounds: int) -> list[float]:
-    """RssAnon growth per key of a real ``hearsay serve`` process fed PFADDs over RESP."""
+def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> list[float]:
+    """PFADD the shape's keys to a server (Redis or a hearsay node) round by round; returns
+    the growth of its RssAnon per key, sampled once it has settled (flushes done)."""
+    rng = random.Random(7)
+    before = settled_rss_anon_bytes(pid)
+    per_key = []
+    for round_no in range(rounds):
+        pipe = client.pipeline(transaction=False)
+        for i in range(round_no * keys, (round_no + 1) * keys):
+            if kind == "small":
+                pipe.pfadd(key_name(i), *(b"m:%d" % rng.getrandbits(48) for _ in range(10)))
+                if i % PIPELINE_KEYS_SMALL == 0:
+                    pipe.execute()
+                continue
+            for batch in range(PFADD_BATCHES):
+                pipe.pfadd(key_name(i), *pfadd_members(i, batch))
+            pipe.execute()
+        pipe.execute()
+        after = settled_rss_anon_bytes(pid)
+        per_key.append((after - before) / keys)
+        before = after
+    return per_key
+
+
+def node_figures(kind: str, keys: int, rounds: int) -> list[float]:
+    """A real ``hearsay serve`` process (storage on, no peers) fed over RESP."""
     from tests.nodes import start_node
 
     with tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir:
         node = start_node(Path(workdir))
         try:
             client = node.client()
-            before = settled_rss_anon_bytes(node.process.pid)
-            per_key = []
-            for round_no in range(rounds):
-                for i in range(round_no * keys, (round_no + 1) * keys):
-                    pipe = client.pipeline(transaction=False)
-                    for batch in range(PFADD_BATCHES):
-                        pipe.pfadd(key_name(i), *pfadd_members(i, batch))
-                    pipe.execute()
-                after = settled_rss_anon_bytes(node.process.pid)
-                per_key.append((after - before) / keys)
-                before = after
-            client.close()
-            return per_key
+            try:
+                return feed_over_resp(client, node.process.pid, kind, keys, rounds)
+            finally:
+                client.close()
         finally:
             node.stop()
 
 
 def hearsay_figures(shape: str, keys: int, rounds: int) -> list[float]:
-    if shape == "dense-node":
-        return node_figures(keys, rounds)
+    if shape.endswith("-node"):
+        return node_figures(redis_kind(shape), keys, rounds)
     out = subprocess.run(
         [sys.executable, __file__, "--child", shape, "--keys", str(keys), "--rounds", str(rounds)],
         check=True,
@@ -215,7 +232,7 @@ def hearsay_figures(shape: str, keys: int, rounds: int) -> list[float]:
 
 
 def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
-    """RssAnon growth per key of a fresh redis-server, round by round, for the same shape."""
+    """The same PFADDs to a fresh redis-server; checks Redis holds the intended encoding."""
     import redis
     from tests.redis_reference import reference_redis
 
@@ -223,24 +240,7 @@ def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=120)
         try:
             pid = int(client.info("server")["process_id"])
-            rng = random.Random(7)
-            before = rss_anon_bytes(pid)
-            per_key = []
-            for round_no in range(rounds):
-                pipe = client.pipeline(transaction=False)
-                for i in range(round_no * keys, (round_no + 1) * keys):
-                    if kind == "small":
-                        pipe.pfadd(key_name(i), *(b"m:%d" % rng.getrandbits(48) for _ in range(10)))
-                        if i % PIPELINE_KEYS_SMALL == 0:
-                            pipe.execute()
-                        continue
-                    for batch in range(PFADD_BATCHES):
-                        pipe.pfadd(key_name(i), *pfadd_members(i, batch))
-                    pipe.execute()
-                pipe.execute()
-                after = rss_anon_bytes(pid)
-                per_key.append((after - before) / keys)
-                before = after
+            per_key = feed_over_resp(client, pid, kind, keys, rounds)
             encoding = client.execute_command("PFDEBUG", "ENCODING", key_name(keys - 1))
             expected = b"sparse" if kind == "small" else b"dense"
             if encoding != expected:
