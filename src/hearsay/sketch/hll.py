@@ -267,9 +267,9 @@ def fold(registers: npt.NDArray[np.uint8], p: int) -> npt.NDArray[np.uint8]:
     shift = high_p - p
     # Row ``hi`` of the (2**shift, 2**p) view holds the registers whose top bits are ``hi``.
     rows = registers.reshape(1 << shift, 1 << p)
-    hi = np.arange(1, 1 << shift, dtype=np.uint64)
+    hi = np.arange(1 << shift, dtype=np.uint64)
     hi_rank = np.bitwise_count(hi ^ (hi - np.uint64(1))).astype(np.uint8)  # ctz(hi) + 1
-    folded = np.where(rows[0] > 0, rows[0] + np.uint8(shift), np.uint8(0)).astype(np.uint8)
-    for row, rank in zip(rows[1:], hi_rank.tolist(), strict=True):
-        np.maximum(folded, np.where(row > 0, np.uint8(rank), np.uint8(0)), out=folded)
+    ranks = np.where(rows > 0, hi_rank[:, None], np.uint8(0))
+    ranks[0] = np.where(rows[0] > 0, rows[0] + np.uint8(shift), np.uint8(0))  # hi == 0
+    folded: npt.NDArray[np.uint8] = ranks.max(axis=0).astype(np.uint8)
     return folded
