@@ -570,3 +570,56 @@ def test_origin_stops_covering_after_its_retries() -> None:
     assert sorted(dest for _, dest in nodes[A].datagrams_to_send()) == [B, C]
     nodes[A].handle_timer(NOW + 100)
     assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
+
+
+def _run_membership(nodes: dict[Address, GossipNode], now: int, steps: int) -> int:
+    for _ in range(steps):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        _deliver(nodes, now)
+    return now
+
+
+def test_a_lone_node_keeps_no_rumour_state_and_a_later_joiner_converges() -> None:
+    cfg = NodeConfig.from_preset(LOCAL)
+    nodes: dict[Address, GossipNode] = {}
+    for i, addr in enumerate((A, B)):
+        rng = random.Random(i)
+        member = Membership(f"n{i}", 1, addr, LOCAL, rng, now_ms=NOW)
+        nodes[addr] = GossipNode(addr, rng=rng, membership=member, config=cfg, now_ms=NOW)
+    lone = nodes[A]
+    writes = 3 * cfg.changed_keys_max  # more keys than any of the node's bounded tables hold
+    seqs = [_write(lone, b"key%d" % i, {i % 100: i + 1}, NOW) for i in range(writes)]
+    assert seqs == list(range(1, writes + 1))
+    # Nothing to send, no rumour queued, no round armed, and no table growing per key.
+    assert not lone.has_output() and lone.datagrams_to_send() == []
+    assert lone._recent == {} and lone._local == {}
+    assert len(lone._changed) <= cfg.changed_keys_max
+    assert len(lone._writes) <= cfg.write_track_max
+    # B joins later: membership makes them peers, anti-entropy brings every key over.
+    nodes[B].join([A], NOW)
+    now = NOW
+    for _ in range(400):  # bounded: 20 s of virtual time
+        now = _run_membership(nodes, now, 1)
+        if np.array_equal(lone.keyspace.bucket_hashes(), nodes[B].keyspace.bucket_hashes()):
+            break
+    assert lone.peers == [B]
+    assert nodes[B].keyspace.stored_count == writes
+    assert np.array_equal(lone.keyspace.bucket_hashes(), nodes[B].keyspace.bucket_hashes())
+    # With a peer, a write is a rumour again and B gets it at once.
+    _write(lone, b"after", {1: 1}, now)
+    assert lone.has_output()
+    _deliver(nodes, now)
+    assert nodes[B].keyspace.entry(b"after") == lone.keyspace.entry(b"after")
+
+
+def test_recent_keys_are_dropped_once_every_peer_is_gone() -> None:
+    nodes = _nodes(A, B, recent_rounds=5)
+    for i in range(10):
+        _write(nodes[A], b"k%d" % i, {1: 1})
+    assert len(nodes[A]._recent) == 10
+    nodes[A].remove_peer(B)
+    nodes[A].handle_timer(NOW + nodes[A].config.gossip_interval_ms)
+    assert nodes[A]._recent == {}

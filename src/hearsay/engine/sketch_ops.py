@@ -273,11 +273,8 @@ def pfadd_run(db: Database, key: bytes, calls: Sequence[Sequence[bytes]], now_ms
     members = [member for call in calls for member in call]
     indices, ranks = _REDIS_HLL.add(members)
     index_list, rank_list = indices.tolist(), ranks.tolist()
-    vector = entry.vector  # read before anything is written
-    if vector.is_dense:
-        held = list(map(vector.get, index_list))
-    else:
-        held = vector.values_at(indices).tolist()
+    # Read before anything is written: one take from a dense vector, no call per register.
+    held = entry.vector.values_at(indices).tolist()
     grown: dict[int, int] = {}  # register -> the value the calls so far raised it to
     if _ONE.issuperset(map(len, calls)) and len(set(index_list)) == len(index_list):
         # One member per call, no register twice (the common pipeline): each call raises

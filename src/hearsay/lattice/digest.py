@@ -82,10 +82,18 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     Several vectors at once cost one numpy pass instead of one each: a grown key's hash
     changes by ``pairs_hash(seed, origin, previous, delta)``.
     """
+    base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
+    if all(not vector.is_dense and len(vector) < _SMALL for vector in vectors):
+        # A client write's delta and previous values (a few packed pairs each): Python ints
+        # read straight from the packed bytes, no array built.
+        acc = 0
+        for vector in vectors:
+            for index, value in vector.items():
+                acc ^= _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
+        return acc
     parts = [vector.pairs() for vector in vectors if not vector.is_empty()]
     if not parts:
         return 0
-    base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
     total = sum(indices.size for indices, _ in parts)
     if total < _SMALL:
         acc = 0

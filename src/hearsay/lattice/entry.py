@@ -201,11 +201,28 @@ class Entry:
         grew, before = self._slice_for(origin).merge_pairs_tracking(indices, values)
         if grew.is_empty():
             return MergeResult(None)
-        delta = Entry(self.epoch, self.schema, self.expiry)
-        delta._body = grew if origin == SHARED_ORIGIN else {origin: grew}
-        previous = Entry(self.epoch, self.schema, self.expiry)
-        previous._body = before if origin == SHARED_ORIGIN else {origin: before}
-        return MergeResult(delta, previous=previous)
+        epoch, schema, expiry = self.epoch, self.schema, self.expiry
+        shared = origin == SHARED_ORIGIN
+        return MergeResult(
+            Entry._around(epoch, schema, expiry, grew if shared else {origin: grew}),
+            previous=Entry._around(epoch, schema, expiry, before if shared else {origin: before}),
+        )
+
+    @classmethod
+    def _around(
+        cls,
+        epoch: int,
+        schema: Schema | None,
+        expiry: Expiry,
+        body: MaxVector | dict[str, MaxVector],
+    ) -> Entry:
+        """An entry holding ``body`` as it is: no checks, no empty vector built to be dropped.
+
+        For the deltas a merge builds from fields that are valid already (one per write).
+        """
+        entry = cls.__new__(cls)
+        entry.epoch, entry.schema, entry.expiry, entry._body = epoch, schema, expiry, body
+        return entry
 
     def _set_slice(self, origin: str, vector: MaxVector) -> None:
         if isinstance(self._body, MaxVector):

@@ -49,7 +49,9 @@ class Keyspace:
             raise BoundsError("the bucket count must be a power of two")
         self._mask = buckets - 1
         self._buckets: list[dict[bytes, Entry]] = [{} for _ in range(buckets)]
-        self._bucket_hashes: npt.NDArray[np.uint64] = np.zeros(buckets, dtype=np.uint64)
+        self._bucket_hashes: list[int] = [0] * buckets
+        """Python ints, not a numpy array: every write XORs one in, and a numpy scalar's
+        read-modify-write costs several times a list item's."""
         self._live = 0
         self._stored = 0
         self._expiring = 0
@@ -106,11 +108,11 @@ class Keyspace:
         return list(self._buckets[bucket].items())
 
     def bucket_hash(self, bucket: int) -> int:
-        return int(self._bucket_hashes[bucket])
+        return self._bucket_hashes[bucket]
 
     def bucket_hashes(self) -> npt.NDArray[np.uint64]:
         """A copy of every bucket's hash (XOR of its keys' content hashes)."""
-        return self._bucket_hashes.copy()
+        return np.array(self._bucket_hashes, dtype=np.uint64)
 
     def key_hash(self, key: bytes) -> int:
         """The content hash of one key (0 when absent)."""
@@ -180,7 +182,7 @@ class Keyspace:
         return purged
 
     def _xor(self, bucket: int, change: int) -> None:
-        self._bucket_hashes[bucket] ^= np.uint64(change)
+        self._bucket_hashes[bucket] ^= change
 
     def _track_deadline(self, key: bytes, entry: Entry) -> None:
         """Remember when ``key`` (just changed to ``entry``) expires, or that it is a tombstone."""
@@ -222,16 +224,18 @@ class Keyspace:
         intermediate vector, no sort for a dense slice) and the bucket hash changes by the
         grown pairs only; otherwise this is :meth:`write`.
         """
-        current = self._live_or_expire(key, now_ms)
-        if current is None or current.schema != schema:
+        seed = key_seed(key)
+        current = self._buckets[seed & self._mask].get(key)
+        if current is not None and current.expiry[1] and current.expiry[1] <= now_ms:
+            current = self._live_or_expire(key, now_ms)
+        if current is None or (current.schema is not schema and current.schema != schema):
             return self.write(key, schema, {origin: MaxVector.from_pairs(indices, values)}, now_ms)
         result = current.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
-            seed = key_seed(key)
             change = pairs_hash(
                 seed, origin, result.previous.slice(origin), result.delta.slice(origin)
             )
-            self._xor(seed & self._mask, change)
+            self._bucket_hashes[seed & self._mask] ^= change
         return result
 
     def _live_or_expire(self, key: bytes, now_ms: int) -> Entry | None:

@@ -51,6 +51,7 @@ VALUE_DTYPES: Final[dict[int, np.dtype[np.unsignedinteger]]] = {
 INDEX_DTYPE: Final[np.dtype[np.uint32]] = np.dtype("<u4")
 _EMPTY: Final = b"\x01"
 _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_WIDTH_BYTES: Final = {width: bytes((width,)) for width in _STRUCT_CODES}
 _FEW_PAIRS: Final = 8
 _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
@@ -281,7 +282,19 @@ class MaxVector:
         return nonzero, self._dense[nonzero]
 
     def items(self) -> list[tuple[int, int]]:
-        """The non-zero pairs as Python ints, sorted by index."""
+        """The non-zero pairs as Python ints, sorted by index.
+
+        Packed pairs are read with struct: a delta of a few pairs (one client write, hashed
+        for the content digest) costs no numpy array at all.
+        """
+        if self._dense is None:
+            packed = self._packed
+            width = packed[0]
+            count = (len(packed) - 1) // (4 + width)
+            if count <= _FEW_PAIRS:
+                codes = f"<{count}I{count}{_STRUCT_CODES[width]}"
+                unpacked = struct.unpack_from(codes, packed, 1)
+                return list(zip(unpacked[:count], unpacked[count:], strict=True))
         indices, values = self.pairs()
         return list(zip(indices.tolist(), values.tolist(), strict=True))
 
@@ -313,9 +326,17 @@ class MaxVector:
         idx = np.asarray(indices)
         flat = idx.reshape(-1)
         out = np.zeros(flat.size, dtype=np.uint64)
-        if self._dense is not None:
-            inside = (flat >= 0) & (flat < self._dense.size)
-            out[inside] = self._dense[flat[inside]]
+        dense = self._dense
+        if dense is not None:
+            if (
+                flat.size
+                and flat.dtype.kind in "iu"
+                and (flat.dtype.kind == "u" or int(flat.min()) >= 0)
+                and int(flat.max()) < dense.size  # (every index inside: one take, no mask)
+            ):
+                return dense.take(flat).astype(np.uint64).reshape(idx.shape)
+            inside = (flat >= 0) & (flat < dense.size)
+            out[inside] = dense[flat[inside]]
             return out.reshape(idx.shape)
         have_idx, have_val = self._sparse_arrays()
         if have_idx.size:
@@ -482,8 +503,17 @@ class MaxVector:
     @classmethod
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
         """A sparse vector from a few validated pairs (zeros dropped), packed with struct."""
-        items = sorted((i, v) for i, v in pairs.items() if v)
         vector = cls()
+        if len(pairs) == 1:  # one register raised (the commonest write): no sort, no struct
+            ((index, value),) = pairs.items()
+            if value:
+                width = width_for(value)
+                packed_index = index.to_bytes(4, "little")
+                vector._packed = (
+                    _WIDTH_BYTES[width] + packed_index + value.to_bytes(width, "little")
+                )
+            return vector
+        items = sorted((i, v) for i, v in pairs.items() if v)
         if items:
             width = width_for(max(v for _, v in items))
             count = len(items)

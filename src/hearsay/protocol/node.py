@@ -387,6 +387,13 @@ class GossipNode:
         self._out = []
         return out
 
+    def has_output(self) -> bool:
+        """Whether a drain (:meth:`datagrams_to_send`, :meth:`next_event`) would find anything.
+
+        A lone node's client writes queue nothing, so its driver need not pump after them.
+        """
+        return bool(self._local or self._out or self._events)
+
     def next_event(self) -> NodeEvent | None:
         return self._events.popleft() if self._events else None
 
@@ -504,6 +511,16 @@ class GossipNode:
         self._advance(now_ms)
         self._write_seq += 1
         seq = self._write_seq
+        if not self._peers:
+            # A lone node: no rumour (nobody would receive it) and no recent-key entry (no
+            # digest has anyone to go to). A peer that appears later gets the key by
+            # anti-entropy, which also pushes the lately changed keys at once; the write's
+            # record stays, so a WAIT can still ask peers that join while it waits.
+            self._note_changed(key)
+            self._writes[seq] = _Write(key)
+            if len(self._writes) > self.config.write_track_max:
+                self._writes.popitem(last=False)
+            return seq
         queued = self._local.get(key)
         if queued is None:
             queued = self._local[key] = _Local([delta], seq, _Write(key))
@@ -679,13 +696,19 @@ class GossipNode:
         if self._next_round_ms >= _NEVER:
             self._next_round_ms = self._now + self.config.gossip_interval_ms
 
-    def _mark_recent(self, key: bytes) -> None:
+    def _note_changed(self, key: bytes) -> None:
+        """Remember ``key`` as lately changed here (bounded; for anti-entropy's eager push)."""
         changed = self._changed
         changed.pop(key, None)
         changed[key] = self._now
         if len(changed) > self.config.changed_keys_max:
             changed.popitem(last=False)
-        if self.config.recent_rounds <= 0:
+
+    def _mark_recent(self, key: bytes) -> None:
+        """Lately changed, and offered in digests for the next rounds while there are peers
+        to offer it to (without any, the table would only grow: nothing drains it)."""
+        self._note_changed(key)
+        if self.config.recent_rounds <= 0 or not self._peers:
             return
         self._recent[key] = self.config.recent_rounds + self.config.digest_delay_rounds
         self._arm_round()
@@ -759,7 +782,11 @@ class GossipNode:
         """Flush paced rumours and offer the recent keys' digest to a random peer."""
         cfg = self.config
         self._flush_pending()
-        if self._recent and self._peers:
+        if not self._peers:
+            # Every peer is gone: nobody to offer the recent keys to. A peer that comes back
+            # is repaired by anti-entropy at once, so they are dropped, not kept unbounded.
+            self._recent.clear()
+        elif self._recent:
             limit = cfg.recent_rounds
             recent = self._recent
             ready: list[bytes] = []

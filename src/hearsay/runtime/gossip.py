@@ -187,7 +187,8 @@ class GossipDriver(asyncio.DatagramProtocol):
         if self.node is None:
             return None
         seq = self.node.local_delta(key, delta, unix_ms())
-        self._schedule_pump()
+        if self.node.has_output():  # (a lone node queues nothing: no pump to schedule)
+            self._schedule_pump()
         return seq
 
     def _schedule_pump(self) -> None:
