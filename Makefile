@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-.make-stamp-install: pyproject.toml | $(BIN)/python
+# `pip install -e .` compiles the C extension in place: a changed source must rebuild it.
+.make-stamp-install: pyproject.toml src/hearsay/sketch/_murmur.c | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

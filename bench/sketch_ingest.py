@@ -1,11 +1,11 @@
 """Sketch ingest throughput: hearsay's in-process sketch code against Redis, same run.
 
-For each sketch, the same batches of random members go through hearsay's vectorised path and
+For each sketch, the same batches of random members go through hearsay's batch path and
 through a real redis-server (variadic commands, pipelined, via redis-py + hiredis), and the
 members/s of both are printed with their ratio. The figures are noisy (shared machine), so
 each side runs several rounds and the median is reported. ``hll`` uses members of one length
-(like redis-benchmark's keys); ``hll-mixed`` the same comparison with mixed lengths, which
-hashing cannot vectorise as well.
+(like redis-benchmark's keys); ``hll-mixed`` the same comparison with mixed lengths (which the
+numpy hash, before the C one, vectorised less well).
 
     .venv/bin/python bench/sketch_ingest.py                # starts its own redis-server
     .venv/bin/python bench/sketch_ingest.py --redis-port 6379

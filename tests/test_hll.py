@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError, DecodeError, SketchParameterError
 from hearsay.sketch import hll, hyll
-from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a, murmurhash64a_batch
+from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a
 
 # ---------------------------------------------------------------------------------------------
 # MurmurHash64A
@@ -55,88 +55,11 @@ def test_redis_seed_is_the_default() -> None:
     assert murmurhash64a(b"x") != murmurhash64a(b"x", 0)
 
 
-def test_batch_matches_scalar_on_edge_lengths() -> None:
-    rng = random.Random(7)
-    members = [bytes(rng.getrandbits(8) for _ in range(n)) for n in range(0, 70)]
-    members += [b"", b"\x00" * 8, b"\xff" * 9, "ünï©ødé ✓ 漢字".encode()]
-    members += [rng.randbytes(100_000), rng.randbytes(8 * 1000 + 3), b"z" * 65_536]
-    batch = murmurhash64a_batch(members)
-    assert batch.dtype == np.uint64
-    assert batch.tolist() == [murmurhash64a(m) for m in members]
-    assert murmurhash64a_batch(members, seed=12345).tolist() == [
-        murmurhash64a(m, 12345) for m in members
-    ]
-
-
-@pytest.mark.parametrize(("shortest", "longest"), [(0, 7), (0, 40), (5, 40), (30, 300)])
-def test_batch_of_mixed_lengths_matches_scalar(shortest: int, longest: int) -> None:
-    # Lengths spread over a range (the word-grid path; 300 bytes is past its column limit).
-    rng = random.Random(longest)
-    members = [rng.randbytes(rng.randint(shortest, longest)) for _ in range(1000)]
-    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
-
-
-def test_batch_of_nothing() -> None:
-    out = murmurhash64a_batch([])
-    assert out.dtype == np.uint64
-    assert out.shape == (0,)
-
-
-def test_batch_one_long_member_among_many_short() -> None:
-    # Exercises the scalar finishing path (few members with many more blocks than the rest).
-    rng = random.Random(11)
-    members = [rng.randbytes(rng.randint(0, 20)) for _ in range(500)]
-    members.insert(250, rng.randbytes(200_003))
-    members.insert(17, rng.randbytes(50_000))
-    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
-
-
-@pytest.mark.parametrize("length", [*range(41), 255, 263, 264, 265, 4099])
-def test_batch_of_equal_lengths_matches_scalar(length: int) -> None:
-    # Members of one length take the strided path (long ones the general path): both must
-    # agree with the reference for every length, every tail size and one member alone.
-    rng = random.Random(length)
-    for count in (1, 2, 57):
-        members = [rng.randbytes(length) for _ in range(count)]
-        for seed in (REDIS_HLL_SEED, 0, 0xFFFFFFFF):
-            expected = [murmurhash64a(m, seed) for m in members]
-            assert murmurhash64a_batch(members, seed).tolist() == expected
-
-
-@pytest.mark.property
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(min_value=0, max_value=90).flatmap(
-        lambda n: st.lists(st.binary(min_size=n, max_size=n), min_size=1, max_size=30)
-    )
-)
-def test_batch_of_equal_lengths_property(members: list[bytes]) -> None:
-    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
-
-
-@pytest.mark.property
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(st.binary(max_size=80), max_size=40),
-    st.integers(min_value=0, max_value=0xFFFFFFFF),
-)
-def test_batch_matches_scalar_property(members: list[bytes], seed: int) -> None:
-    assert murmurhash64a_batch(members, seed).tolist() == [murmurhash64a(m, seed) for m in members]
-
-
-@pytest.mark.property
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(max_size=30), max_size=30))
-def test_batch_matches_scalar_unicode(texts: list[str]) -> None:
-    members = [t.encode("utf-8") for t in texts]
-    assert murmurhash64a_batch(members).tolist() == [murmurhash64a(m) for m in members]
-
-
 def test_seed_must_fit_32_bits() -> None:
     with pytest.raises(ValueError):
         murmurhash64a(b"x", 1 << 32)
     with pytest.raises(ValueError):
-        murmurhash64a_batch([b"x"], -1)
+        murmurhash64a(b"x", -1)
 
 
 # ---------------------------------------------------------------------------------------------

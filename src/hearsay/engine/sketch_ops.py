@@ -53,7 +53,7 @@ from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll import REDIS_PRECISION
 from hearsay.sketch.hyperloglog import HyperLogLog
 from hearsay.sketch.maxreg import RawVector
-from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a
+from hearsay.sketch.murmur import REDIS_HLL_SEED, hash64a
 from hearsay.sketch.schemas import (
     KIND_BLOOM,
     KIND_CMS,
@@ -146,7 +146,8 @@ _CMS_VIEWS: dict[Schema, CountMinSketch] = {}
 _COUNTER: Final = PNCounter()
 _VECTOR: Final = RawVector()
 _SCALAR_HASH_MAX: Final = 4
-"""Up to this many PFADD members are hashed in plain Python rather than as a numpy batch."""
+"""Up to this many PFADD members become pairs of Python ints (one C hash each), which the
+lattice merges without numpy, rather than arrays from one batch."""
 
 
 def hll_view(precision: int) -> HyperLogLog:
@@ -189,7 +190,7 @@ FewPairs = tuple[list[int], list[int]]
 
 
 def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs | FewPairs:
-    """PFADD's pairs; a few members are hashed one by one (a numpy batch costs more)."""
+    """PFADD's pairs; a few members are hashed one by one (arrays cost the lattice more)."""
     if len(members) > _SCALAR_HASH_MAX:
         return view.add(members)
     p = view.precision
@@ -198,7 +199,7 @@ def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs | FewPairs:
     indices: list[int] = []
     ranks: list[int] = []
     for member in members:
-        h = murmurhash64a(member, REDIS_HLL_SEED)
+        h = hash64a(member, REDIS_HLL_SEED)
         w = (h >> p) | stop
         indices.append(h & mask)
         ranks.append((w & -w).bit_length())  # Redis's hllPatLen: trailing zeros + 1

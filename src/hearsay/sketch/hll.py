@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, SketchParameterError
-from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a_batch
+from hearsay.sketch import murmur
+from hearsay.sketch.murmur import REDIS_HLL_SEED
 
 __all__ = [
     "PRECISION_MAX",
@@ -81,36 +82,35 @@ def index_rank(
     """Register index and rank of each 64-bit hash, exactly as Redis's ``hllPatLen``.
 
     index = the low ``p`` bits; rank = 1 + number of trailing zeros of
-    ``(hash >> p) | (1 << (64 - p))``, so ``1 <= rank <= 64 - p + 1``.
+    ``(hash >> p) | (1 << (64 - p))``, so ``1 <= rank <= 64 - p + 1``. PFADD's members take
+    :func:`members_index_rank` (the same rule in C); this is its numpy statement.
     """
     p = check_precision(p)
     h = np.asarray(hashes)
     if h.dtype != np.uint64:
         raise SketchParameterError(f"hashes must be a uint64 array, got dtype {h.dtype}")
-    return _index_rank_consuming(h.copy(), p)
-
-
-def _index_rank_consuming(
-    h: npt.NDArray[np.uint64], p: int
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
-    """:func:`index_rank` that overwrites ``h`` (a batch's own hashes need no copy)."""
     indices = np.empty(h.size, dtype=np.uint32)
     np.bitwise_and(h, np.uint64((1 << p) - 1), out=indices, casting="unsafe")
-    h >>= np.uint64(p)
-    h |= np.uint64(1 << (64 - p))
+    w = h >> np.uint64(p)
+    w |= np.uint64(1 << (64 - p))
     # w ^ (w - 1) keeps the bits up to and including the lowest set one: its popcount is the
     # number of trailing zeros plus one, which is the rank.
-    below = h - np.uint64(1)
-    h ^= below
-    return indices, np.bitwise_count(h)
+    w ^= w - np.uint64(1)
+    return indices, np.bitwise_count(w)
 
 
 def members_index_rank(
     members: Sequence[bytes], p: int = REDIS_PRECISION, seed: int = REDIS_HLL_SEED
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
-    """Hash ``members`` (bytes, as Redis receives them) and return their (indices, ranks)."""
+    """Hash ``members`` (bytes, as Redis receives them) and return their (indices, ranks).
+
+    One C call (:func:`hearsay.sketch.murmur.index_rank`) fills both arrays.
+    """
     p = check_precision(p)
-    return _index_rank_consuming(murmurhash64a_batch(members, seed), p)
+    indices = np.empty(len(members), dtype=np.uint32)
+    ranks = np.empty(len(members), dtype=np.uint8)
+    murmur.index_rank(members, p, seed, indices, ranks)
+    return indices, ranks
 
 
 def registers_from_pairs(
