@@ -51,8 +51,11 @@ class NodeProcess:
         return split_address(self.resp)[1]
 
     def client(self, **kwargs: object) -> redis.Redis:
+        """A redis-py client of this node; keyword arguments (``socket_timeout`` included,
+        10 s unless given) go to ``redis.Redis``."""
         host, port = split_address(self.resp)
-        return redis.Redis(host=host, port=port, socket_timeout=10, **kwargs)  # type: ignore[arg-type]
+        options: dict[str, object] = {"socket_timeout": 10, **kwargs}
+        return redis.Redis(host=host, port=port, **options)  # type: ignore[arg-type]
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
         """Send ``sig`` to the node's PID and wait for it; returns the exit code."""
