@@ -178,6 +178,38 @@ def test_a_run_of_one_member_pfadds_replies_as_the_calls_in_turn(shape: str) -> 
     assert twins[0]("GET", "k") == twins[1]("GET", "k")
 
 
+def test_a_run_of_pfadds_without_members_replies_zeros_to_a_key_that_exists(c: Client) -> None:
+    c.ok("PFADD", "k", "a")
+    assert REGISTRY.dispatch_run(c.ctx, [[b"PFADD", b"k"], [b"PFADD", b"k"]]) == [0, 0]
+    assert REGISTRY.dispatch_run(c.ctx, [[b"PFADD", b"new"], [b"PFADD", b"new"]]) == [1, 0]
+
+
+@pytest.mark.parametrize("start", ["absent", "sparse", "dense"])
+def test_a_large_run_of_pfadds_replies_as_the_calls_in_turn(start: str) -> None:
+    """Large runs with repeated registers (answered in arrays): same replies, same registers."""
+    rng = random.Random(11)
+    seen: set[Reply] = set()
+    twins = [Client(), Client()]
+    for twin in twins:
+        if start == "sparse":
+            twin.ok("PFADD", "k", *[b"seed%d" % i for i in range(20)])
+        if start == "dense":
+            twin.ok("PFADD", "k", *[b"seed%d" % i for i in range(20_000)])
+    for _ in range(8):
+        pool = rng.choice([50, 5_000, 10**9])  # many repeats within the run, or almost none
+        run = [
+            [b"PFADD", b"k", *[b"m%d" % rng.randrange(pool) for _ in range(rng.randrange(300))]]
+            for _ in range(rng.randrange(2, 25))
+        ]
+        run[rng.randrange(len(run))] = [b"PFADD", b"k"]  # a call with no members
+        batched, alone = twins
+        expected = [REGISTRY.dispatch(alone.ctx, call) for call in run]
+        assert REGISTRY.dispatch_run(batched.ctx, run) == expected
+        assert twins[0]("GET", "k") == twins[1]("GET", "k")
+        seen.update(expected)
+    assert seen == {0, 1}
+
+
 def test_pfcount_of_many_keys_is_the_union_and_changes_nothing(c: Client) -> None:
     rng = random.Random(7)
     a, b = _members(rng, 500), _members(rng, 700)

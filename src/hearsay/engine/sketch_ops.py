@@ -273,35 +273,90 @@ def pfadd_run(db: Database, key: bytes, calls: Sequence[Sequence[bytes]], now_ms
         replies = []
     members = [member for call in calls for member in call]
     indices, ranks = _REDIS_HLL.add(members)
-    index_list, rank_list = indices.tolist(), ranks.tolist()
     # Read before anything is written: one take from a dense vector, no call per register.
-    held = entry.vector.values_at(indices).tolist()
-    grown: dict[int, int] = {}  # register -> the value the calls so far raised it to
-    if _ONE.issuperset(map(len, calls)) and len(set(index_list)) == len(index_list):
-        # One member per call, no register twice (the common pipeline): each call raises
-        # its register exactly when its rank beats what the key held before the run.
-        raised = list(map(operator.gt, rank_list, held))
-        replies += map(int, raised)
-        grown = {
-            index: rank for index, rank, up in zip(index_list, rank_list, raised, strict=True) if up
-        }
-    else:
-        at = 0
-        for call in calls:
-            changed = 0
-            for j in range(at, at + len(call)):
-                index, rank = index_list[j], rank_list[j]
-                if rank > grown.get(index, held[j]):
-                    grown[index] = rank
-                    changed = 1
-            at += len(call)
-            replies.append(changed)
+    held = entry.vector.values_at(indices)
+    index_list = indices.tolist()
+    if not _ONE.issuperset(map(len, calls)) or len(set(index_list)) != len(index_list):
+        lengths = np.fromiter(map(len, calls), dtype=np.int64, count=len(calls))
+        return replies + _run_in_arrays(
+            db, key, lengths=lengths, indices=indices, ranks=ranks, held=held, now_ms=now_ms
+        )
+    # One member per call, no register twice (the common pipeline): each call raises its
+    # register exactly when its rank beats what the key held before the run.
+    rank_list = ranks.tolist()
+    raised = list(map(operator.gt, rank_list, held.tolist()))
+    replies += map(int, raised)
+    grown = {
+        index: rank for index, rank, up in zip(index_list, rank_list, raised, strict=True) if up
+    }
     if len(grown) > _SCALAR_HASH_MAX:  # the lattice's bulk path takes unsigned arrays
         index_array = np.fromiter(grown, np.uint32, len(grown))
         rank_array = np.fromiter(grown.values(), np.uint8, len(grown))
         db.write_pairs_own(key, _REDIS_SCHEMA, index_array, rank_array, now_ms)
     elif grown:
         db.write_pairs_own(key, _REDIS_SCHEMA, list(grown), list(grown.values()), now_ms)
+    return replies
+
+
+_RANK_SPAN: Final = 128
+"""Above every rank (at most 64 - 4 + 1): ``index * _RANK_SPAN + rank`` orders by register,
+then by rank, so one running maximum over those keys never mixes two registers."""
+
+
+def _run_in_arrays(
+    db: Database,
+    key: bytes,
+    *,
+    lengths: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.uint32],
+    ranks: npt.NDArray[np.uint8],
+    held: npt.NDArray[np.uint64],
+    now_ms: int,
+) -> list[int]:
+    """:func:`pfadd_run`'s replies and write for any run but one member per register.
+
+    A call replies 1 when one of its members beats both what its register held before the
+    run and every earlier member of the run that hashed to the same register (comparing
+    with the state after the calls before it instead comes to the same: a call with any
+    member above that state replies 1 either way). Grouping the members by register
+    (stable, so run order holds within a register), a running maximum gives every member
+    what came before it: no Python object per member, however large the run
+    (a bulk load pipelines many large PFADDs to one key).
+    """
+    if not indices.size:
+        return [0] * lengths.size  # PFADDs without members to a key that exists
+    order = np.argsort(indices, kind="stable")
+    by_register = indices[order].astype(np.int64)
+    rank_sorted = ranks[order].astype(np.int64)
+    running = np.maximum.accumulate(by_register * _RANK_SPAN + rank_sorted)
+    # The best rank before each member in its register; for a register's first member this
+    # is negative (the running key still belongs to a lower register), so what it held wins.
+    earlier = np.empty_like(running)
+    earlier[0] = 0
+    earlier[1:] = running[:-1] - by_register[1:] * _RANK_SPAN
+    held_sorted = held[order].astype(np.int64)
+    raised = np.empty(by_register.size, dtype=np.int64)
+    raised[order] = rank_sorted > np.maximum(earlier, held_sorted)
+    raised_before = np.zeros(by_register.size + 1, dtype=np.int64)
+    np.cumsum(raised, out=raised_before[1:])
+    ends = np.cumsum(lengths)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1]
+    replies: list[int] = (raised_before[ends] > raised_before[starts]).astype(np.int64).tolist()
+    last_of_register = np.empty(by_register.size, dtype=bool)
+    last_of_register[-1] = True
+    np.not_equal(by_register[1:], by_register[:-1], out=last_of_register[:-1])
+    final_rank = running[last_of_register] - by_register[last_of_register] * _RANK_SPAN
+    up = final_rank > held_sorted[last_of_register]
+    if up.any():
+        db.write_pairs_own(
+            key,
+            _REDIS_SCHEMA,
+            by_register[last_of_register][up].astype(np.uint32),
+            final_rank[up].astype(np.uint8),
+            now_ms,
+        )
     return replies
 
 
