@@ -316,6 +316,41 @@ def test_acks_are_retried_until_enough_peers_hold_the_write() -> None:
     assert nodes[A].acks(seq) == 2
 
 
+def test_a_peer_counts_once_however_many_acks_it_sends() -> None:
+    nodes = _nodes(A, B, cover_retries=0)
+    seq = _write(nodes[A], b"k", {1: 1})
+    acks = []
+    for wait in (False, True):  # the rumour, then a WAIT asking B again before B's ack arrived
+        assert not wait or nodes[A].request_acks(seq, 1, NOW) == 0
+        for data, dest in nodes[A].datagrams_to_send():
+            assert dest == B
+            nodes[B].receive_datagram(data, A, NOW)
+        acks.append(nodes[B].datagrams_to_send())
+        assert _kinds(acks[-1]) == ["ACK"]
+    for data, _ in acks[0] + acks[0] + acks[1]:  # the older ack counts at once; then repeats
+        nodes[A].receive_datagram(data, B, NOW)
+        assert nodes[A].acks(seq) == 1
+    assert [(e.seq, e.peer, e.acks) for e in _events(nodes[A]) if isinstance(e, WriteAcked)] == [
+        (seq, B, 1)
+    ]
+    assert nodes[A].request_acks(seq, 1, NOW) == 1 and nodes[A].datagrams_to_send() == []
+
+
+def test_a_wait_on_a_lone_node_is_answered_by_a_peer_that_joins() -> None:
+    lone = GossipNode(A, rng=random.Random(1), config=NodeConfig(ack_retry_ms=500), now_ms=NOW)
+    seq = _write(lone, b"k", {1: 1})
+    assert lone.request_acks(seq, 1, NOW) == 0 and lone.datagrams_to_send() == []
+    assert lone.acks(seq) == 0
+    nodes = {A: lone, **_nodes(B, seed=2)}
+    lone.add_peer(B)
+    nodes[B].add_peer(A)
+    now = NOW + 500
+    lone.handle_timer(now)
+    _deliver(nodes, now)
+    assert lone.acks(seq) == 1
+    assert nodes[B].keyspace.entry(b"k") == lone.keyspace.entry(b"k")
+
+
 def test_pacing_coalesces_a_burst_of_writes() -> None:
     # The first pushes are delivered late (below), so their acks come late: cover retries
     # (tested on their own) are off here to count the paced rumours alone.

@@ -232,12 +232,66 @@ class NodeStats:
     vignette_out: int = 0
 
 
+_ACKED: Final = 0
+"""A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
+
+
 @dataclass(slots=True)
 class _Write:
+    """Which peers hold one local write, for WAIT and the origin's cover retries.
+
+    A node keeps ``write_track_max`` of these and most are never asked about (a lone node; no
+    client using WAIT), so the peer table is one dict made by the first push that asks for an
+    ack (measured: 64 bytes a record, where an eager empty set and dict made 344, 1.1 MB more
+    per node once the table is full). A peer's count is the pushes it was sent that it has not
+    acknowledged yet, or ``_ACKED``: an acked peer is never sent the write again (the first
+    push leaves before any ack can return; retries skip acked peers), so it stays acked.
+    """
+
     key: bytes
-    acked: set[Address] = field(default_factory=set)
-    waiting: dict[Address, int] = field(default_factory=dict)
     wanted: int = 0
+    acks: int = 0
+    peers: dict[Address, int] | None = None
+
+    def waiting(self) -> list[Address]:
+        """The peers sent the write that have not acknowledged it, in the order sent."""
+        if self.peers is None:
+            return []
+        return [peer for peer, left in self.peers.items() if left != _ACKED]
+
+    def has_acked(self, peer: Address) -> bool:
+        return self.peers is not None and self.peers.get(peer) == _ACKED
+
+    def sent(self, peer: Address) -> None:
+        """One more push carrying the write went to ``peer``, asking for an ack."""
+        if self.peers is None:
+            self.peers = {}
+        left = self.peers.get(peer)
+        if left != _ACKED:
+            self.peers[peer] = (left or 0) + 1
+
+    def resend(self, peer: Address) -> None:
+        """``peer`` is about to be sent the write again: count only the new pushes."""
+        if self.peers is not None and self.peers.get(peer, _ACKED) > _ACKED:
+            del self.peers[peer]  # still waiting: its earlier pushes stop counting
+
+    def ack(self, peer: Address) -> bool:
+        """``peer`` acknowledged one push; True if it now holds the write for the first time.
+
+        It holds it once every push it was last sent is acknowledged. An ack for an older
+        push (sent before a :meth:`resend`) counts at once: the state it carried held the write.
+        """
+        if self.peers is None:
+            self.peers = {}
+        left = self.peers.get(peer)
+        if left == _ACKED:
+            return False
+        if left is not None and left > 1:
+            self.peers[peer] = left - 1
+            return False
+        self.peers[peer] = _ACKED
+        self.acks += 1
+        return True
 
 
 @dataclass(slots=True)
@@ -547,7 +601,7 @@ class GossipNode:
     def acks(self, seq: int) -> int:
         """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
         write = self._writes.get(seq)
-        return 0 if write is None else len(write.acked)
+        return 0 if write is None else write.acks
 
     def request_acks(self, seq: int, count: int, now_ms: int) -> int:
         """Make sure ``count`` peers hold write ``seq``: ask more peers, retry until they ack.
@@ -561,7 +615,7 @@ class GossipNode:
             return 0
         write.wanted = max(write.wanted, count)
         self._ask_acks(seq, write)
-        return len(write.acked)
+        return write.acks
 
     def forget_write(self, seq: int) -> None:
         """Stop tracking ``seq`` (WAIT returned or timed out)."""
@@ -667,7 +721,7 @@ class GossipNode:
                 ack_id = self._ack_seq
                 self._ack_ids[ack_id] = (ack_write, peer)
                 if write is not None:
-                    write.waiting[peer] = write.waiting.get(peer, 0) + 1
+                    write.sent(peer)
                 payload = msg.push_prefix(relay, ack_id) + batch
                 self._send(MessageType.PUSH, payload, [peer])
         while len(self._ack_ids) > 4 * self.config.write_track_max:
@@ -970,32 +1024,24 @@ class GossipNode:
             del self._ack_ids[ack_id]
             seq, peer = found
             write = self._writes.get(seq)
-            if write is None:
-                continue
-            left = write.waiting.get(peer, 0) - 1
-            if left > 0:
-                write.waiting[peer] = left
-                continue
-            write.waiting.pop(peer, None)
-            if peer not in write.acked:
-                write.acked.add(peer)
-                self._emit(WriteAcked(seq, peer, len(write.acked)))
+            if write is not None and write.ack(peer):
+                self._emit(WriteAcked(seq, peer, write.acks))
 
     def _ask_acks(self, seq: int, write: _Write) -> None:
-        need = write.wanted - len(write.acked)
+        need = write.wanted - write.acks
         if need <= 0:
             return
         entry = self.keyspace.entry(write.key)
         if entry is None:
             return
-        targets = [p for p in write.waiting if p in self._peer_pos][:need]
+        targets = [p for p in write.waiting() if p in self._peer_pos][:need]
         if len(targets) < need:
-            skip = write.acked | set(targets)
-            candidates = [p for p in self._peers if p not in skip]
+            skip = set(targets)
+            candidates = [p for p in self._peers if p not in skip and not write.has_acked(p)]
             fresh = need - len(targets)
             targets.extend(self._rng.sample(candidates, min(fresh, len(candidates))))
         for peer in targets:
-            write.waiting.pop(peer, None)
+            write.resend(peer)
         items = self._push_items(write.key, entry, True)
         self._send_push(items, targets, relay=False, ack_write=seq)
         self._next_ack_ms = min(self._next_ack_ms, self._now + self.config.ack_retry_ms)
@@ -1017,14 +1063,14 @@ class GossipNode:
             entry = None if write is None else self.keyspace.entry(write.key)
             if write is None or entry is None:
                 continue
-            targets = [p for p in write.waiting if p in self._peer_pos and p not in write.acked]
+            targets = [p for p in write.waiting() if p in self._peer_pos]
             if not targets:
                 continue
             items = self._push_items(write.key, entry, True)
             if not self._bucket.take(self._now, len(items) * len(targets)):
                 continue  # overloaded: digests and anti-entropy will cover them
             for peer in targets:
-                write.waiting.pop(peer, None)
+                write.resend(peer)
             self._send_push(items, targets, relay=0, ack_write=seq)
             if retries > 1:
                 self._cover(seq, retries - 1)
@@ -1034,7 +1080,7 @@ class GossipNode:
         asked: set[int] = set()
         for seq, write in list(reversed(self._writes.items())):
             # Coalesced writes share one record: ask once, under the latest sequence number.
-            if write.wanted > len(write.acked) and id(write) not in asked:
+            if write.wanted > write.acks and id(write) not in asked:
                 asked.add(id(write))
                 self._ask_acks(seq, write)
 
