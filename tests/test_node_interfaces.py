@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def test_http_health_status_and_metrics(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path)
     try:
         node = cluster.start("n")
-        node.client().pfadd("k", "a")
+        client = node.client()
+        client.pfadd("k", "a")
         base = f"http://{node.http}"
         with urllib.request.urlopen(f"{base}/health", timeout=5) as reply:
             assert reply.read() == b"ok\n"
@@ -73,8 +75,18 @@ def test_http_health_status_and_metrics(tmp_path: Path) -> None:
             status = json.loads(reply.read())
         assert status["node"] == node.name and status["keys"] == 1
         assert [m["name"] for m in status["members"]] == [node.name]
-        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
-            assert b"hearsay_keys 1" in reply.read()
+
+        def metric(name: str) -> int:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
+                found = re.search(rf"^{name} (\d+)$", reply.read().decode(), re.M)
+            assert found is not None, name
+            return int(found.group(1))
+
+        assert metric("hearsay_keys") == 1
+        assert metric("hearsay_memory_used_bytes") > 0
+        commands = metric("hearsay_commands_processed_total")
+        client.ping()
+        assert metric("hearsay_commands_processed_total") == commands + 1
         with urllib.request.urlopen(f"{base}/", timeout=5) as reply:
             assert b"<html" in reply.read()
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +51,49 @@ def test_connection_and_key_commands_answer_like_redis(node: NodeProcess) -> Non
     client.pfadd("h2", "b")
     client.expire("h1", 100)
     assert client.info("keyspace")["db0"] == {"keys": 2, "expires": 1, "avg_ttl": 0}
+
+
+def test_info_has_the_fields_redis_tools_read(node: NodeProcess) -> None:
+    """``redis-cli --stat`` and exporters read these: memory, commands, blocked clients."""
+    client = node.client()
+    before = client.info("stats")["total_commands_processed"]
+    for _ in range(10):
+        client.ping()
+    assert client.info("stats")["total_commands_processed"] == before + 11  # and this INFO
+    memory = client.info("memory")
+    assert 0 < memory["used_memory"] <= memory["used_memory_rss"] <= memory["used_memory_peak"]
+    for field in ("used_memory_human", "used_memory_rss_human", "used_memory_peak_human"):
+        assert re.fullmatch(r"\d+\.\d\d[KMG]|\d+B", str(memory[field])), memory[field]
+    assert client.info("clients")["blocked_clients"] == 0
+
+    waiter = node.client()
+    waiter.pfadd("w", "a")  # a write that no peer (there are none) will acknowledge
+    replies: list[object] = []
+
+    def wait_for_a_peer() -> None:
+        replies.append(waiter.execute_command("WAIT", 1, 3000))
+
+    thread = threading.Thread(target=wait_for_a_peer)
+    thread.start()
+    try:
+        poll_until(lambda: client.info("clients")["blocked_clients"] == 1, 5, what="a blocked WAIT")
+    finally:
+        thread.join(10)
+    assert replies == [0]
+    assert client.info("clients")["blocked_clients"] == 0
+
+    polls = 0
+
+    def connected_clients() -> int:
+        nonlocal polls
+        polls += 1
+        return int(client.info("clients")["connected_clients"])
+
+    counted = client.info("stats")["total_commands_processed"]
+    waiter.close()
+    poll_until(lambda: connected_clients() == 1, 5, what="the waiter's connection closed")
+    # A closed connection's commands stay counted: only this test's INFOs were added.
+    assert client.info("stats")["total_commands_processed"] == counted + polls + 1
 
 
 def test_sigterm_exits_zero(node: NodeProcess) -> None:

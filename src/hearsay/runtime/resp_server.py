@@ -104,6 +104,7 @@ class RespConnection(asyncio.Protocol):
         self._queue: deque[bytes | _Gate] = deque()
         self._paused = False
         self._closing = False
+        self.commands_processed = 0  # INFO stats (summed by the server)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class RespConnection(asyncio.Protocol):
             return
         parser = self._parser
         commands = parser.parse(data)
+        self.commands_processed += len(commands)
         database, ctx = self._database, self.ctx
         registry = self._registry
         ctx.now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
@@ -176,6 +178,11 @@ class RespConnection(asyncio.Protocol):
         batch.append(b"".join(out))
         self._queue.extend(batch)
         self._drain()
+
+    @property
+    def blocked(self) -> bool:
+        """Waiting for a deferred reply (WAIT, or a write under ``--fsync always``)."""
+        return self._paused
 
     # -- replies ---------------------------------------------------------------------------------
 
@@ -266,16 +273,31 @@ class RespServer:
         self._settings = settings
         self.connections: set[RespConnection] = set()
         self.total_connections = 0
+        self._commands_of_closed = 0
         self._server: asyncio.Server | None = None
         self._outbox = _Outbox()
 
     def _factory(self) -> RespConnection:
         connection = RespConnection(
-            self._database, self._registry, self._settings, self.connections.discard, self._outbox
+            self._database, self._registry, self._settings, self._closed, self._outbox
         )
         self.connections.add(connection)
         self.total_connections += 1
         return connection
+
+    def _closed(self, connection: RespConnection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self._commands_of_closed += connection.commands_processed
+
+    def commands_processed(self) -> int:
+        """Commands received since start, over every connection (INFO stats)."""
+        live = sum(connection.commands_processed for connection in self.connections)
+        return self._commands_of_closed + live
+
+    def blocked_clients(self) -> int:
+        """Connections waiting for a deferred reply (INFO clients)."""
+        return sum(connection.blocked for connection in self.connections)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()

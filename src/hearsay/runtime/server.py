@@ -51,6 +51,45 @@ def _rss_bytes() -> int:
         return 0
 
 
+def _memory_section() -> dict[str, int | str]:
+    """INFO memory with Redis's field names, from the kernel's view of this process.
+
+    Python has no allocator total like Redis's ``used_memory``, so that field is the
+    anonymous resident memory (heap and anonymous maps: what the process allocated, without
+    its code); ``used_memory_peak`` is the peak resident set. Tools such as
+    ``redis-cli --stat`` read these fields.
+    """
+    status: dict[str, int] = {}
+    try:
+        with open("/proc/self/status") as lines:
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name in ("RssAnon", "VmHWM"):
+                    status[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = _rss_bytes()
+    used = status.get("RssAnon", rss)
+    peak = max(status.get("VmHWM", rss), used)
+    return {
+        "used_memory": used,
+        "used_memory_human": _human_bytes(used),
+        "used_memory_rss": rss,
+        "used_memory_rss_human": _human_bytes(rss),
+        "used_memory_peak": peak,
+        "used_memory_peak_human": _human_bytes(peak),
+        "mem_allocator": "libc",
+    }
+
+
+def _human_bytes(count: int) -> str:
+    """Redis's ``bytesToHuman``: 1023B, 1.50K, 12.25M, 3.00G."""
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.2f}{unit}"
+    return f"{count}B"
+
+
 class Node:
     """One running hearsay node: the database and every listener around it."""
 
@@ -247,10 +286,12 @@ class Node:
             },
             "clients": {
                 "connected_clients": len(self.resp.connections),
-                "total_connections_received": self.resp.total_connections,
+                "blocked_clients": self.resp.blocked_clients(),
             },
-            "memory": {"used_memory_rss": _rss_bytes()},
+            "memory": _memory_section(),
             "stats": {
+                "total_connections_received": self.resp.total_connections,
+                "total_commands_processed": self.resp.commands_processed(),
                 "local_writes": stats.local_writes,
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
@@ -317,6 +358,10 @@ class Node:
             f"hearsay_keys {len(self.database.keyspace)}",
             "# TYPE hearsay_connected_clients gauge",
             f"hearsay_connected_clients {len(self.resp.connections)}",
+            "# TYPE hearsay_commands_processed_total counter",
+            f"hearsay_commands_processed_total {self.resp.commands_processed()}",
+            "# TYPE hearsay_memory_used_bytes gauge",
+            f"hearsay_memory_used_bytes {_memory_section()['used_memory']}",
             "# TYPE hearsay_local_writes_total counter",
             f"hearsay_local_writes_total {stats.local_writes}",
             "# TYPE hearsay_replicated_changes_total counter",
