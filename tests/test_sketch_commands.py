@@ -714,3 +714,35 @@ def test_fuzzed_arguments_always_get_a_reply(
         encode(reply, 3)
     for key in KEYS:  # the keyspace is still readable
         assert isinstance(client("TYPE", key), str)
+
+
+def test_strlen_is_the_length_of_what_get_returns(c: Client) -> None:
+    assert c("STRLEN", "missing") == 0
+    c.ok("INCRBY", "n", -12345)
+    assert c("STRLEN", "n") == len(b"-12345")
+    c.ok("PFADD", "h", "a", "b")
+    hll_bytes = c.ok("GET", "h")
+    assert isinstance(hll_bytes, bytes)
+    assert c("STRLEN", "h") == len(hll_bytes)
+    c.ok("BF.ADD", "bf", "x")
+    reply = c("STRLEN", "bf")
+    assert isinstance(reply, ErrorReply) and reply.startswith("WRONGTYPE")
+
+
+def test_memory_usage_follows_what_a_key_holds(c: Client) -> None:
+    assert c("MEMORY", "USAGE", "missing") is None
+    c.ok("PFADD", "h", "a")
+    small = c.ok("MEMORY", "USAGE", "h")
+    assert isinstance(small, int) and small > len(b"h")
+    c.ok("PFADD", "h", *[b"m%d" % i for i in range(20_000)])  # dense: one byte a register
+    dense = c.ok("MEMORY", "USAGE", "h")
+    assert isinstance(dense, int) and dense > 16_384 > small
+    assert c("MEMORY", "USAGE", "h", "SAMPLES", 5) == dense
+    c.ok("INCR", "n")  # additive: a slice per origin
+    counter = c.ok("MEMORY", "USAGE", "n")
+    assert isinstance(counter, int) and counter > 0
+    c.ok("DEL", "h")
+    assert c("MEMORY", "USAGE", "h") is None  # a tombstone is not a key
+    for bad in (("MEMORY", "USAGE", "n", "SAMPLES"), ("MEMORY", "USAGE", "n", "X", 1),
+                ("MEMORY", "USAGE", "n", "SAMPLES", -1)):  # fmt: skip
+        assert isinstance(c(*bad), ErrorReply), bad

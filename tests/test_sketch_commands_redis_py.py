@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -172,6 +173,38 @@ def test_redis_cli(node: NodeProcess) -> None:
     lines = _cli(node, "BF.INFO", "cli:bf").splitlines()
     assert lines[:2] == ["Capacity", "100"]
     assert "Number of items inserted" in lines
+
+
+def test_redis_cli_bigkeys_and_memkeys_size_every_key(tmp_path: Path) -> None:
+    """``--bigkeys`` asks STRLEN of string keys, ``--memkeys`` MEMORY USAGE of every key.
+
+    A node of its own: an HLL of another precision has no Redis string form, so its STRLEN is
+    an error (as its GET is), which redis-cli reports.
+    """
+    node = start_node(tmp_path / "node")
+    try:
+        _cli(node, "PFADD", "scan:h", *[f"m{i}" for i in range(3000)])
+        _cli(node, "INCRBY", "scan:n", "12345")
+        _cli(node, "BF.ADD", "scan:bf", "x")
+        _cli_sizes_every_key(node)
+    finally:
+        node.stop()
+
+
+def _cli_sizes_every_key(node: NodeProcess) -> None:
+    exe = shutil.which("redis-cli")
+    assert exe is not None  # _cli skipped otherwise
+    host, port = split_address(node.resp)
+    for mode in ("--bigkeys", "--memkeys"):
+        done = subprocess.run(
+            [exe, "-h", host, "-p", str(port), mode],
+            capture_output=True,
+            timeout=CLI_TIMEOUT_S,
+            check=True,
+        )
+        out, err = done.stdout.decode(), done.stderr.decode()
+        assert "failed" not in out + err, out + err
+        assert "Biggest string found" in out, out
 
 
 @pytest.mark.redis

@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -246,6 +247,13 @@ class Database:
     def exists(self, keys: list[bytes], now_ms: int) -> int:
         """EXISTS: counts repeated keys again, as Redis does."""
         return sum(self.keyspace.get(key, now_ms) is not None for key in keys)
+
+    def memory_usage(self, key: bytes, now_ms: int) -> int | None:
+        """MEMORY USAGE: bytes the key's name and entry occupy in memory; None when absent."""
+        entry = self.keyspace.get(key, now_ms)
+        if entry is None or entry.schema is None:
+            return None
+        return sys.getsizeof(key) + entry.memory_bytes()
 
     def type_of(self, key: bytes, now_ms: int) -> str:
         entry = self.keyspace.get(key, now_ms)

@@ -365,6 +365,11 @@ class MaxVector:
             return int(self._dense.nbytes)  # (the empty packed form is one shared object)
         return len(self._packed)
 
+    def memory_bytes(self) -> int:
+        """Bytes this vector's objects occupy, headers included (MEMORY USAGE's estimate)."""
+        held = self._dense if self._dense is not None else self._packed
+        return sys.getsizeof(self) + sys.getsizeof(held)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MaxVector):
             return NotImplemented

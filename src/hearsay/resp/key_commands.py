@@ -1,4 +1,4 @@
-"""Key commands: DEL, EXISTS, TYPE, SCAN, KEYS, the EXPIRE family, TTL, PERSIST, DBSIZE.
+"""Key commands: DEL, EXISTS, TYPE, SCAN, KEYS, the EXPIRE family, TTL, PERSIST, DBSIZE, MEMORY.
 
 Replies follow Redis 7: integer counts, ``-2``/``-1`` for TTL of a missing/persistent key, and
 SCAN's ``[cursor, [keys...]]``. Deletes and expiry are lattice operations (a new epoch), so
@@ -55,6 +55,19 @@ def install_key_commands(registry: CommandRegistry) -> None:
                       step=1, group="keyspace", summary="The type of a key.")  # fmt: skip
     def type_(ctx: ClientContext, args: list[bytes]) -> Reply:
         return SimpleString(db_of(ctx).type_of(args[1], ctx.now_ms))
+
+    registry.add("MEMORY", None, arity=-2, group="server", summary="Memory use of keys.")
+
+    @registry.command("USAGE", parent="MEMORY", arity=-3, flags=("readonly",), first_key=2,
+                      last_key=2, step=1, group="server",
+                      summary="Bytes a key and its value occupy in memory.")  # fmt: skip
+    def memory_usage(ctx: ClientContext, args: list[bytes]) -> Reply:
+        # SAMPLES only tunes Redis's sampling of large collections; the figure here is exact.
+        if len(args) not in (3, 5) or (len(args) == 5 and args[3].upper() != b"SAMPLES"):
+            raise CommandError(messages.SYNTAX_ERROR)
+        if len(args) == 5 and integer_arg(args[4]) < 0:
+            raise CommandError(messages.SYNTAX_ERROR)
+        return db_of(ctx).memory_usage(args[2], ctx.now_ms)
 
     @registry.command("DBSIZE", arity=1, flags=("readonly", "fast"), group="server",
                       summary="The number of keys.")  # fmt: skip

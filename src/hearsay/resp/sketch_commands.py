@@ -109,6 +109,12 @@ def get(ctx: ClientContext, args: list[bytes]) -> Reply:
         raise CommandError(messages.HLL_GET_PRECISION.format(error.have)) from None
 
 
+def strlen(ctx: ClientContext, args: list[bytes]) -> Reply:
+    """The length of what GET returns (0 for a missing key), as Redis's string keys answer."""
+    value = get(ctx, args)
+    return len(value) if isinstance(value, bytes) else 0
+
+
 def set_(ctx: ClientContext, args: list[bytes]) -> Reply:
     if len(args) > 3:
         raise CommandError(messages.SET_NO_OPTIONS)
@@ -558,6 +564,16 @@ def install_sketch_commands(registry: CommandRegistry) -> None:
         since="1.0.0",
         keys=one,
         summary="A counter's value, or the Redis HLL bytes of a HyperLogLog (precision 14).",
+    )
+    add(
+        "STRLEN",
+        strlen,
+        arity=2,
+        flags=ro,
+        group=string,
+        since="2.2.0",
+        keys=one,
+        summary="The length of GET's value: a counter's digits or an HLL's Redis bytes.",
     )
     add(
         "SET",
