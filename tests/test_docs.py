@@ -11,6 +11,7 @@ import pytest
 
 from hearsay.cli import main
 from hearsay.resp.cluster_commands import ClusterControl
+from hearsay.resp.commands import ClientContext
 from hearsay.resp.server_commands import build_registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,9 @@ class _NoServer:
 
     def config_values(self) -> dict[str, str]:
         return {}
+
+    def client_contexts(self) -> list[ClientContext]:
+        return []
 
 
 def test_every_command_is_documented() -> None:

@@ -96,6 +96,26 @@ def test_info_has_the_fields_redis_tools_read(node: NodeProcess) -> None:
     assert client.info("stats")["total_commands_processed"] == counted + polls + 1
 
 
+def test_client_list_shows_every_connection(node: NodeProcess) -> None:
+    first, second = node.client(), node.client()
+    first.client_setname("first")
+    second.ping()
+    listed = {entry["name"]: entry for entry in first.client_list()}
+    assert set(listed) >= {"first", ""} and len(listed["first"]["addr"]) > 0
+    ids = sorted(int(entry["id"]) for entry in first.client_list())
+    assert sorted(int(entry["id"]) for entry in first.client_list(_type="normal")) == ids
+    assert first.client_list(_type="pubsub") == []
+    second_id = second.client_id()
+    only = first.client_list(client_id=[second_id])
+    assert [int(entry["id"]) for entry in only] == [second_id]
+    with pytest.raises(redis.ResponseError, match="Unknown client type"):
+        first.execute_command("CLIENT", "LIST", "TYPE", "nosuch")
+    with pytest.raises(redis.ResponseError, match="Invalid client ID"):
+        first.execute_command("CLIENT", "LIST", "ID", "x")
+    second.close()
+    poll_until(lambda: len(first.client_list()) == 1, 5, what="the closed connection unlisted")
+
+
 def test_sigterm_exits_zero(node: NodeProcess) -> None:
     assert node.stop(signal.SIGTERM) == 0
 

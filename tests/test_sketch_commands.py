@@ -40,6 +40,9 @@ class _NoServer:
     def config_values(self) -> dict[str, str]:
         return {}
 
+    def client_contexts(self) -> list[ClientContext]:
+        return []
+
 
 REGISTRY: CommandRegistry = build_registry(_NoServer())
 

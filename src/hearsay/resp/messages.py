@@ -36,6 +36,7 @@ NOT_SUPPORTED = "ERR command '{}' is not supported by hearsay"
 # --- generic argument errors (shared.* in server.c, object.c, t_string.c) --------------------
 SYNTAX_ERROR = "ERR syntax error"
 NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+INVALID_CLIENT_ID = "ERR Invalid client ID"
 NOT_A_FLOAT = "ERR value is not a valid float"
 OVERFLOW = "ERR increment or decrement would overflow"
 INVALID_EXPIRE_TIME = "ERR invalid expire time in '{}' command"

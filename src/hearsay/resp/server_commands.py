@@ -1,6 +1,6 @@
-"""Server commands (INFO, CONFIG GET) and the assembly of a node's whole command table.
+"""Server commands (INFO, CONFIG GET, CLIENT LIST) and the assembly of a node's whole command table.
 
-INFO and CONFIG need to know about the running node (uptime, clients, members...), which
+INFO, CONFIG and CLIENT LIST need to know about the running node (uptime, clients...), which
 lives above this layer, so the node hands in a :class:`ServerInfo` that answers for it.
 """
 
@@ -15,9 +15,10 @@ from hearsay.resp.commands import (
     ClientContext,
     CommandError,
     CommandRegistry,
+    client_info_line,
     install_connection_commands,
 )
-from hearsay.resp.key_commands import install_key_commands
+from hearsay.resp.key_commands import install_key_commands, integer_arg
 from hearsay.resp.replies import Map, Reply, Verbatim
 from hearsay.resp.sketch_commands import install_sketch_commands
 
@@ -33,6 +34,10 @@ class ServerInfo(Protocol):
 
     def config_values(self) -> dict[str, str]:
         """Setting name -> value, for CONFIG GET (read only)."""
+        ...
+
+    def client_contexts(self) -> list[ClientContext]:
+        """Every open client connection's context, for CLIENT LIST."""
         ...
 
 
@@ -51,7 +56,7 @@ def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
 
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
-    """Register INFO and CONFIG (GET only; hearsay is configured at start-up)."""
+    """Register INFO, CLIENT LIST and CONFIG (GET only; hearsay is configured at start-up)."""
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip
@@ -59,6 +64,25 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         wanted = [arg.decode("latin-1").lower() for arg in args[1:]]
         text = render_info(server.info_sections(), wanted)
         return Verbatim(text) if ctx.protocol == 3 else text.encode()
+
+    @registry.command("LIST", parent="CLIENT", arity=-2, flags=("admin", "noscript", "loading",
+                      "stale"), group="connection",
+                      summary="Lists the open client connections.")  # fmt: skip
+    def client_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        contexts = sorted(server.client_contexts(), key=lambda each: each.client_id)
+        options = [arg.upper() for arg in args[2:3]]
+        if options == [b"TYPE"] and len(args) == 4:
+            kind = args[3].lower()
+            if kind not in (b"normal", b"master", b"replica", b"pubsub"):
+                raise CommandError(f"ERR Unknown client type '{args[3].decode('latin-1')}'")
+            contexts = contexts if kind == b"normal" else []  # no replication, no pub/sub
+        elif options == [b"ID"] and len(args) > 3:
+            wanted = {integer_arg(arg, messages.INVALID_CLIENT_ID) for arg in args[3:]}
+            contexts = [each for each in contexts if each.client_id in wanted]
+        elif options:
+            raise CommandError(messages.SYNTAX_ERROR)
+        text = "".join(client_info_line(each) + "\n" for each in contexts)
+        return Verbatim(text.encode("utf-8", "surrogateescape"))
 
     registry.add("CONFIG", None, arity=-2, group="server", summary="Reads settings.")
 

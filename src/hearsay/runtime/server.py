@@ -23,7 +23,7 @@ from hearsay.base.errors import HearsayError
 from hearsay.engine.database import Database
 from hearsay.protocol.membership import Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
-from hearsay.resp.commands import CommandRegistry, ServerSettings
+from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.replies import Reply
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
@@ -233,6 +233,10 @@ class Node:
         return self.gossip.acks(write_seq)
 
     # -- introspection (INFO, /status, /metrics) ------------------------------------------------
+
+    def client_contexts(self) -> list[ClientContext]:
+        """Every open client connection's context (CLIENT LIST)."""
+        return [connection.ctx for connection in self.resp.connections]
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
