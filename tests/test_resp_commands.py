@@ -13,6 +13,7 @@ from hearsay.resp.commands import (
     CommandError,
     CommandRegistry,
     ServerSettings,
+    client_info_line,
     dispatch,
     install_connection_commands,
 )
@@ -261,3 +262,11 @@ def test_registry_for_data_commands() -> None:
         registry.add("Y", pfadd, arity=0)
     with pytest.raises(ValueError, match="container"):
         registry.add("Z", pfadd, arity=2, parent="NOPE")
+
+
+def test_a_listed_client_line_says_how_old_and_how_idle_the_connection_is() -> None:
+    listed = ClientContext(client_id=7, created_ms=1_000, now_ms=31_000)  # last active at 31 s
+    fields = dict(part.split("=", 1) for part in client_info_line(listed, 45_500).split())
+    assert (fields["age"], fields["idle"]) == ("44", "14")
+    own = dict(part.split("=", 1) for part in client_info_line(listed).split())
+    assert (own["age"], own["idle"]) == ("30", "0")  # CLIENT INFO: the asking connection itself

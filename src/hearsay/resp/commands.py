@@ -593,16 +593,21 @@ def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
     return OK
 
 
-def client_info_line(ctx: ClientContext) -> str:
-    """One line of CLIENT INFO / CLIENT LIST, with the fields hearsay knows."""
+def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
+    """One line of CLIENT INFO / CLIENT LIST, with the fields hearsay knows.
+
+    ``now_ms`` is the asking connection's clock (CLIENT LIST); a connection's own ``now_ms``
+    is when its last commands arrived, so the difference is how long it has been idle.
+    """
+    now = ctx.now_ms if now_ms is None else max(now_ms, ctx.now_ms)
     fields = [
         ("id", str(ctx.client_id)),
         ("addr", ctx.addr),
         ("laddr", ctx.laddr),
         ("fd", str(ctx.fd)),
         ("name", messages.client_text(ctx.name or b"")),
-        ("age", str(max(0, ctx.now_ms - ctx.created_ms) // 1000)),
-        ("idle", "0"),
+        ("age", str(max(0, now - ctx.created_ms) // 1000)),
+        ("idle", str((now - ctx.now_ms) // 1000)),
         ("flags", "N"),
         ("db", str(ctx.db_index)),
         ("sub", "0"),

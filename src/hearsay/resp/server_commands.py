@@ -81,7 +81,7 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
             contexts = [each for each in contexts if each.client_id in wanted]
         elif options:
             raise CommandError(messages.SYNTAX_ERROR)
-        text = "".join(client_info_line(each) + "\n" for each in contexts)
+        text = "".join(client_info_line(each, ctx.now_ms) + "\n" for each in contexts)
         return Verbatim(text.encode("utf-8", "surrogateescape"))
 
     registry.add("CONFIG", None, arity=-2, group="server", summary="Reads settings.")
