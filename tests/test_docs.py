@@ -27,6 +27,9 @@ class _NoServer:
     def client_contexts(self) -> list[ClientContext]:
         return []
 
+    def close_clients(self, client_ids: set[int]) -> None:
+        raise AssertionError("no connections to close")
+
 
 def test_every_command_is_documented() -> None:
     registry = build_registry(_NoServer(), cast(ClusterControl, object()))

@@ -116,6 +116,42 @@ def test_client_list_shows_every_connection(node: NodeProcess) -> None:
     poll_until(lambda: len(first.client_list()) == 1, 5, what="the closed connection unlisted")
 
 
+def test_client_kill_closes_the_chosen_connections(node: NodeProcess) -> None:
+    admin, victim, other = node.client(), node.client(), node.client()
+    victim_id, other_id, admin_id = victim.client_id(), other.client_id(), admin.client_id()
+
+    def listed() -> set[int]:
+        return {int(entry["id"]) for entry in admin.client_list()}
+
+    assert admin.execute_command("CLIENT", "KILL", "ID", victim_id) == 1
+    poll_until(lambda: victim_id not in listed(), 5, what="the killed connection gone")
+    assert admin.execute_command("CLIENT", "KILL", "ID", victim_id) == 0
+    assert admin.execute_command("CLIENT", "KILL", "ID", admin_id) == 0  # SKIPME yes
+    address = next(e["addr"] for e in admin.client_list() if int(e["id"]) == other_id)
+    assert admin.execute_command("CLIENT", "KILL", address) in (True, b"OK")  # the old form
+    poll_until(lambda: other_id not in listed(), 5, what="the connection killed by address")
+    with pytest.raises(redis.ResponseError, match="No such client"):
+        admin.execute_command("CLIENT", "KILL", "127.0.0.1:1")
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        admin.execute_command("CLIENT", "KILL", "ID", admin_id, "SKIPME")
+    with pytest.raises(redis.ResponseError, match="Unknown client type"):
+        admin.execute_command("CLIENT", "KILL", "TYPE", "nosuch")
+    assert admin.ping() is True
+
+    host, port = split_address(node.resp)
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(b"CLIENT ID\r\n")
+        own_id = int(raw.recv(64).strip(b":\r\n"))
+        raw.sendall(b"CLIENT KILL ID %d SKIPME no\r\n" % own_id)
+        received = b""
+        for _ in range(100):  # the server closes after its reply
+            chunk = raw.recv(64)
+            if not chunk:
+                break
+            received += chunk
+        assert received == b":1\r\n"
+
+
 def test_sigterm_exits_zero(node: NodeProcess) -> None:
     assert node.stop(signal.SIGTERM) == 0
 

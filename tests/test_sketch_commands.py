@@ -43,6 +43,9 @@ class _NoServer:
     def client_contexts(self) -> list[ClientContext]:
         return []
 
+    def close_clients(self, client_ids: set[int]) -> None:
+        raise AssertionError("no connections to close")
+
 
 REGISTRY: CommandRegistry = build_registry(_NoServer())
 

@@ -1,6 +1,6 @@
-"""Server commands (INFO, CONFIG GET, CLIENT LIST) and the assembly of a node's whole command table.
+"""Server commands (INFO, CONFIG GET, CLIENT LIST/KILL) and the node's whole command table.
 
-INFO, CONFIG and CLIENT LIST need to know about the running node (uptime, clients...), which
+INFO, CONFIG and CLIENT LIST/KILL need to know about the running node (uptime, clients...), which
 lives above this layer, so the node hands in a :class:`ServerInfo` that answers for it.
 """
 
@@ -19,7 +19,7 @@ from hearsay.resp.commands import (
     install_connection_commands,
 )
 from hearsay.resp.key_commands import install_key_commands, integer_arg
-from hearsay.resp.replies import Map, Reply, Verbatim
+from hearsay.resp.replies import OK, Map, Reply, Verbatim
 from hearsay.resp.sketch_commands import install_sketch_commands
 
 INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
@@ -37,7 +37,11 @@ class ServerInfo(Protocol):
         ...
 
     def client_contexts(self) -> list[ClientContext]:
-        """Every open client connection's context, for CLIENT LIST."""
+        """Every open client connection's context, for CLIENT LIST and CLIENT KILL."""
+        ...
+
+    def close_clients(self, client_ids: set[int]) -> None:
+        """Close these connections (CLIENT KILL); what they were sent already still leaves."""
         ...
 
 
@@ -56,7 +60,7 @@ def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
 
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
-    """Register INFO, CLIENT LIST and CONFIG (GET only; hearsay is configured at start-up)."""
+    """Register INFO, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at start-up)."""
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip
@@ -74,7 +78,7 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         if options == [b"TYPE"] and len(args) == 4:
             kind = args[3].lower()
             if kind not in (b"normal", b"master", b"replica", b"pubsub"):
-                raise CommandError(f"ERR Unknown client type '{args[3].decode('latin-1')}'")
+                raise CommandError(messages.UNKNOWN_CLIENT_TYPE.format(args[3].decode("latin-1")))
             contexts = contexts if kind == b"normal" else []  # no replication, no pub/sub
         elif options == [b"ID"] and len(args) > 3:
             wanted = {integer_arg(arg, messages.INVALID_CLIENT_ID) for arg in args[3:]}
@@ -83,6 +87,48 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
             raise CommandError(messages.SYNTAX_ERROR)
         text = "".join(client_info_line(each, ctx.now_ms) + "\n" for each in contexts)
         return Verbatim(text.encode("utf-8", "surrogateescape"))
+
+    @registry.command("KILL", parent="CLIENT", arity=-3, flags=("admin", "noscript", "loading",
+                      "stale"), group="connection",
+                      summary="Closes client connections.")  # fmt: skip
+    def client_kill(ctx: ClientContext, args: list[bytes]) -> Reply:
+        contexts = server.client_contexts()
+        if len(args) == 3:  # the old form: CLIENT KILL addr:port, the caller included
+            chosen = [each for each in contexts if each.addr.encode() == args[2]]
+            if not chosen:
+                raise CommandError(messages.NO_SUCH_CLIENT)
+            _kill(ctx, chosen)
+            return OK
+        if len(args) % 2:
+            raise CommandError(messages.SYNTAX_ERROR)
+        skip_me = True
+        for name, value in zip(args[2::2], args[3::2], strict=True):
+            option = name.upper()
+            if option == b"ID":
+                wanted = integer_arg(value, messages.INVALID_CLIENT_ID)
+                contexts = [each for each in contexts if each.client_id == wanted]
+            elif option in (b"ADDR", b"LADDR"):
+                field = "addr" if option == b"ADDR" else "laddr"
+                contexts = [each for each in contexts if getattr(each, field).encode() == value]
+            elif option == b"USER":
+                contexts = [each for each in contexts if each.user.encode() == value]
+            elif option == b"TYPE":
+                if value.lower() not in (b"normal", b"master", b"replica", b"pubsub"):
+                    raise CommandError(messages.UNKNOWN_CLIENT_TYPE.format(value.decode("latin-1")))
+                contexts = contexts if value.lower() == b"normal" else []
+            elif option == b"SKIPME" and value.lower() in (b"yes", b"no"):
+                skip_me = value.lower() == b"yes"
+            else:
+                raise CommandError(messages.SYNTAX_ERROR)
+        if skip_me:
+            contexts = [each for each in contexts if each.client_id != ctx.client_id]
+        _kill(ctx, contexts)
+        return len(contexts)
+
+    def _kill(ctx: ClientContext, chosen: list[ClientContext]) -> None:
+        # The caller itself closes after this reply, as QUIT does.
+        ctx.close_after_reply = ctx.close_after_reply or any(each is ctx for each in chosen)
+        server.close_clients({each.client_id for each in chosen if each is not ctx})
 
     registry.add("CONFIG", None, arity=-2, group="server", summary="Reads settings.")
 

@@ -238,6 +238,12 @@ class Node:
         """Every open client connection's context (CLIENT LIST)."""
         return [connection.ctx for connection in self.resp.connections]
 
+    def close_clients(self, client_ids: set[int]) -> None:
+        """Close these connections (CLIENT KILL)."""
+        for connection in list(self.resp.connections):
+            if connection.ctx.client_id in client_ids:
+                connection.close()
+
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
