@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hearsay.base.errors import BoundsError, DecodeError, SketchParameterError
 from hearsay.sketch import hll, hyll
 from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a
+from tests.hll_reference import redis_pat_len
 
 # ---------------------------------------------------------------------------------------------
 # MurmurHash64A
@@ -66,19 +67,6 @@ def test_seed_must_fit_32_bits() -> None:
 # index / rank
 
 
-def _reference_pat_len(h: int, p: int) -> tuple[int, int]:
-    """hllPatLen written the way Redis loops, bit by bit."""
-    index = h & ((1 << p) - 1)
-    h >>= p
-    h |= 1 << (64 - p)
-    bit = 1
-    count = 1
-    while (h & bit) == 0:
-        count += 1
-        bit <<= 1
-    return index, count
-
-
 @pytest.mark.parametrize("p", range(4, 19))
 def test_index_rank_matches_bitwise_loop(p: int) -> None:
     rng = random.Random(p)
@@ -90,7 +78,7 @@ def test_index_rank_matches_bitwise_loop(p: int) -> None:
     idx, rk = hll.index_rank(hashes, p)
     assert idx.dtype == np.uint32
     assert rk.dtype == np.uint8
-    expected = [_reference_pat_len(v, p) for v in values]
+    expected = [redis_pat_len(v, p) for v in values]
     assert list(zip(idx.tolist(), rk.tolist(), strict=True)) == expected
     assert hashes.tolist() == values  # the caller's hashes are left alone
     assert int(rk.max()) <= 64 - p + 1

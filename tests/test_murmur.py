@@ -20,23 +20,11 @@ from hypothesis import strategies as st
 from hearsay.base.errors import SketchParameterError
 from hearsay.sketch import hll
 from hearsay.sketch.murmur import REDIS_HLL_SEED, hash64a, index_rank, murmurhash64a
+from tests.hll_reference import redis_pat_len
 
 SEEDS = [REDIS_HLL_SEED, 0, 0xFFFFFFFF]
 seeds = st.sampled_from(SEEDS) | st.integers(min_value=0, max_value=0xFFFFFFFF)
 members_of_any_length = st.binary(max_size=100) | st.binary(min_size=1000, max_size=5000)
-
-
-def _pat_len(h: int, p: int) -> tuple[int, int]:
-    """hllPatLen written the way Redis loops, bit by bit: (register index, rank)."""
-    index = h & ((1 << p) - 1)
-    h >>= p
-    h |= 1 << (64 - p)
-    bit = 1
-    count = 1
-    while (h & bit) == 0:
-        count += 1
-        bit <<= 1
-    return index, count
 
 
 def _batch(members: Any, p: int, seed: int) -> list[tuple[int, int]]:
@@ -52,7 +40,7 @@ def _pairs(indices: Any, ranks: Any) -> list[tuple[int, int]]:
 
 
 def _expected(members: list[bytes], p: int, seed: int) -> list[tuple[int, int]]:
-    return [_pat_len(murmurhash64a(m, seed), p) for m in members]
+    return [redis_pat_len(murmurhash64a(m, seed), p) for m in members]
 
 
 def test_known_vectors_from_independent_implementation() -> None:
