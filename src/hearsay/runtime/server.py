@@ -64,13 +64,14 @@ def _memory_section() -> dict[str, int | str]:
         with open("/proc/self/status") as lines:
             for line in lines:
                 name, _, value = line.partition(":")
-                if name in ("RssAnon", "VmHWM"):
+                if name in ("RssAnon", "VmRSS", "VmHWM"):
                     status[name] = int(value.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    rss = _rss_bytes()
-    used = status.get("RssAnon", rss)
-    peak = max(status.get("VmHWM", rss), used)
+    # One read of one file: the three figures are of the same moment, so used <= rss <= peak.
+    rss = status.get("VmRSS") or _rss_bytes()
+    used = min(status.get("RssAnon", rss), rss)
+    peak = max(status.get("VmHWM", rss), rss)
     return {
         "used_memory": used,
         "used_memory_human": _human_bytes(used),
