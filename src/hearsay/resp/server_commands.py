@@ -59,6 +59,16 @@ def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
     return "\r\n\r\n".join(blocks) + "\r\n"
 
 
+_CLIENT_TYPES = frozenset({b"normal", b"master", b"replica", b"pubsub"})
+
+
+def _of_type(contexts: list[ClientContext], kind: bytes) -> list[ClientContext]:
+    """CLIENT LIST/KILL's TYPE filter: every client is ``normal`` (no replication, no pub/sub)."""
+    if kind.lower() not in _CLIENT_TYPES:
+        raise CommandError(messages.UNKNOWN_CLIENT_TYPE.format(kind.decode("latin-1")))
+    return contexts if kind.lower() == b"normal" else []
+
+
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
     """Register INFO, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at start-up)."""
 
@@ -76,10 +86,7 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         contexts = sorted(server.client_contexts(), key=lambda each: each.client_id)
         options = [arg.upper() for arg in args[2:3]]
         if options == [b"TYPE"] and len(args) == 4:
-            kind = args[3].lower()
-            if kind not in (b"normal", b"master", b"replica", b"pubsub"):
-                raise CommandError(messages.UNKNOWN_CLIENT_TYPE.format(args[3].decode("latin-1")))
-            contexts = contexts if kind == b"normal" else []  # no replication, no pub/sub
+            contexts = _of_type(contexts, args[3])
         elif options == [b"ID"] and len(args) > 3:
             wanted = {integer_arg(arg, messages.INVALID_CLIENT_ID) for arg in args[3:]}
             contexts = [each for each in contexts if each.client_id in wanted]
@@ -113,9 +120,7 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
             elif option == b"USER":
                 contexts = [each for each in contexts if each.user.encode() == value]
             elif option == b"TYPE":
-                if value.lower() not in (b"normal", b"master", b"replica", b"pubsub"):
-                    raise CommandError(messages.UNKNOWN_CLIENT_TYPE.format(value.decode("latin-1")))
-                contexts = contexts if value.lower() == b"normal" else []
+                contexts = _of_type(contexts, value)
             elif option == b"SKIPME" and value.lower() in (b"yes", b"no"):
                 skip_me = value.lower() == b"yes"
             else:
