@@ -43,14 +43,6 @@ HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
 
 
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
 def _memory_section() -> dict[str, int | str]:
     """INFO memory with Redis's field names, from the kernel's view of this process.
 
@@ -69,7 +61,7 @@ def _memory_section() -> dict[str, int | str]:
     except (OSError, ValueError, IndexError):
         pass
     # One read of one file: the three figures are of the same moment, so used <= rss <= peak.
-    rss = status.get("VmRSS") or _rss_bytes()
+    rss = status.get("VmRSS", 0)  # 0 where there is no /proc (not Linux)
     used = min(status.get("RssAnon", rss), rss)
     peak = max(status.get("VmHWM", rss), rss)
     return {
