@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
+from hearsay.protocol.membership import TAG_ENTRY_BYTES_MAX, TAG_KEY_CHARS_MAX
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, Deferred
 from hearsay.resp.key_commands import integer_arg
@@ -40,9 +41,10 @@ class ClusterControl(Protocol):
 
     def leave(self) -> None: ...
 
-    def set_state(
-        self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int
-    ) -> None: ...
+    def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
+        """Publish a state key (raises HearsayError when the node cannot hold it: too many
+        keys, or key and value too large together)."""
+        ...
 
     def peer_value(self, node: str, key: str) -> bytes | None: ...
 
@@ -63,6 +65,16 @@ def _text(data: bytes, what: str) -> str:
         return data.decode()
     except UnicodeDecodeError:
         raise CommandError(f"ERR {what} must be UTF-8 text") from None
+
+
+def _state_key(data: bytes) -> str:
+    """A state key a node can publish: gossip reserves keys that start with NUL."""
+    key = _text(data, "state key")
+    if not 0 < len(key) <= TAG_KEY_CHARS_MAX:
+        raise CommandError(f"ERR state key must be 1..{TAG_KEY_CHARS_MAX} characters")
+    if key.startswith("\0"):
+        raise CommandError("ERR state key must not start with a NUL byte")
+    return key
 
 
 def install_cluster_commands(registry: CommandRegistry, cluster: ClusterControl) -> None:
@@ -110,7 +122,10 @@ def install_cluster_commands(registry: CommandRegistry, cluster: ClusterControl)
                 raise CommandError(messages.invalid_expire_time("hearsay.setstate"))
         elif len(args) != 3:
             raise CommandError(messages.SYNTAX_ERROR)
-        cluster.set_state(_text(args[1], "state key"), args[2], expiry, ctx.now_ms)
+        key = _state_key(args[1])
+        if len(args[2]) > TAG_ENTRY_BYTES_MAX:
+            raise CommandError(f"ERR state value longer than {TAG_ENTRY_BYTES_MAX} bytes")
+        cluster.set_state(key, args[2], expiry, ctx.now_ms)
         return OK
 
     @registry.command("HEARSAY.GETSTATE", arity=2, flags=("readonly", "fast"), group="cluster",

@@ -36,6 +36,7 @@ subcommand), then arity, then authentication (``NOAUTH``), then the handler.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -54,6 +55,15 @@ from hearsay.resp.replies import (
     SimpleString,
     Verbatim,
 )
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_REASON_CHARS_MAX: Final = 200
+"""An internal error's reply names the exception and this much of its text, on one line."""
+
+LOGGED_INTERNAL_ERRORS_MAX: Final = 1_024
+"""How many distinct (command, exception type) pairs get a logged traceback; later ones of a
+pair are counted only, so a client repeating a failing command cannot flood the log."""
 
 
 class Database(Protocol):
@@ -254,6 +264,8 @@ class CommandRegistry:
 
     def __init__(self) -> None:
         self._commands: dict[bytes, CommandSpec] = {}
+        self.internal_errors = 0  # handler bugs answered with an error reply (INFO stats)
+        self._logged_errors: set[tuple[str, type[BaseException]]] = set()
 
     # -- registration -----------------------------------------------------------------------
 
@@ -415,12 +427,17 @@ class CommandRegistry:
             return [ErrorReply(messages.WRONGTYPE)] * len(run)
         except HearsayError as exc:
             return [ErrorReply(f"ERR {exc}")] * len(run)
+        except Exception as exc:  # a bug: the client still gets a reply, the node lives on
+            return [self._internal_error(spec, exc)] * len(run)
 
     def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
-        """Run one request and return its reply value; client mistakes become error replies.
+        """Run one request and return its reply value; it never raises.
 
-        Exceptions other than :class:`CommandError` and ``hearsay.base.errors`` types are bugs
-        in a handler and propagate.
+        Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
+        error replies. Any other exception is a bug in a handler: it becomes ``ERR internal
+        error in <command>: <reason>`` and its traceback is logged once, because raising would
+        drop the connection and with it the replies to earlier pipelined commands whose
+        writes were already applied.
         """
         if not args:  # the parser never yields this; answer like Redis would for ""
             return ErrorReply(messages.unknown_command(b"", []))
@@ -454,6 +471,21 @@ class CommandRegistry:
             return ErrorReply(messages.WRONGTYPE)
         except HearsayError as exc:
             return ErrorReply(f"ERR {exc}")
+        except Exception as exc:  # a bug: the client still gets a reply, the node lives on
+            return self._internal_error(spec, exc)
+
+    def _internal_error(self, spec: CommandSpec, exc: Exception) -> ErrorReply:
+        """The reply to a handler's unexpected exception; logs its traceback once per kind."""
+        self.internal_errors += 1
+        signature = (spec.full_name, type(exc))
+        logged = self._logged_errors
+        if signature not in logged and len(logged) < LOGGED_INTERNAL_ERRORS_MAX:
+            logged.add(signature)
+            log.error("internal error in %s (logged once)", spec.full_name, exc_info=exc)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return ErrorReply(
+            f"ERR internal error in {spec.full_name}: {reason[:INTERNAL_ERROR_REASON_CHARS_MAX]}"
+        )
 
 
 # --- the connection commands -------------------------------------------------------------------

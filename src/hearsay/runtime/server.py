@@ -19,7 +19,7 @@ import time
 from typing import Any, Final
 
 from hearsay import __version__
-from hearsay.base.errors import HearsayError
+from hearsay.base.errors import BoundsError, HearsayError
 from hearsay.engine.database import Database
 from hearsay.protocol.membership import Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
@@ -198,7 +198,10 @@ class Node:
             self.gossip.pump()
 
     def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
-        self._membership().set_tag(key, value, expiry_unix_ms, now_ms=now_ms)
+        try:
+            self._membership().set_tag(key, value, expiry_unix_ms, now_ms=now_ms)
+        except ValueError as error:  # the gossip core's own limits (count, packed size)
+            raise BoundsError(f"state key not set: {error}") from None
         self.gossip.pump()
 
     def peer_value(self, node: str, key: str) -> bytes | None:
@@ -301,6 +304,7 @@ class Node:
                 "tombstones_purged": stats.tombstones_purged,
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
+                "internal_errors": self.registry.internal_errors,
             },
             "persistence": {
                 "fsync": str(self.config.fsync),

@@ -72,8 +72,11 @@ def dims_from_prob(error: float, probability: float) -> tuple[int, int]:
     err = _unit_interval(error, "CMS overestimation value")
     prob = _unit_interval(probability, "CMS probability")
     width = math.ceil(2.0 / err)
+    prob32 = float(np.float32(prob))
+    if prob32 == 0.0:  # below float's range: log10f would give -inf, an unbounded depth
+        raise SketchParameterError(f"CMS probability {prob!r} is below float precision")
     # log10f on float arguments, float division: emulate single precision step by step.
-    num = np.float32(math.log10(float(np.float32(prob))))
+    num = np.float32(math.log10(prob32))
     den = np.float32(math.log10(float(np.float32(0.5))))
     depth = math.ceil(float(num / den))
     return width, max(depth, 1)
