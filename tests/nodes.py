@@ -71,14 +71,30 @@ class NodeProcess:
         self.stop(signal.SIGKILL)
 
 
-def start_node(data_dir: Path, *extra: str) -> NodeProcess:
-    """Start ``hearsay serve`` and wait (bounded) for its ready line."""
+_WITH_OPEN_FILES_MAX = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def start_node(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    open_files_max: int | None = None,
+) -> NodeProcess:
+    """Start ``hearsay serve`` and wait (bounded) for its ready line.
+
+    ``env`` replaces the child's environment; ``open_files_max`` sets its RLIMIT_NOFILE (soft
+    and hard) before it starts, through a small Python that then execs the node (same PID)."""
     args = [
         sys.executable, "-m", "hearsay.cli", "serve",
         "--host", "127.0.0.1", "--port", "0", "--gossip-port", "0", "--http-port", "0",
         "--data-dir", str(data_dir), "--preset", "local", *extra,
     ]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if open_files_max is not None:
+        args = [sys.executable, "-c", _WITH_OPEN_FILES_MAX, str(open_files_max), *args]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     node = NodeProcess(data_dir, args, process)
     assert process.stdout is not None
     selector = selectors.DefaultSelector()

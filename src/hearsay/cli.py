@@ -38,7 +38,32 @@ def _add_serve(subparsers: Any) -> None:
     add("--cluster", help="cluster name; packets of other clusters are dropped")
     add("--preset", choices=["lan", "wan", "local"], help="gossip timing preset (default lan)")
     add("--fsync", type=FsyncPolicy.parse, help="always | everysec (default) | no")
-    add("--requirepass", help="password clients must AUTH with")
+    add(
+        "--requirepass",
+        help="password clients must AUTH with (shows in ps: prefer --requirepass-file "
+        "or the HEARSAY_REQUIREPASS environment variable)",
+    )
+    add("--requirepass-file", metavar="FILE", help="read the AUTH password from FILE")
+    add("--maxclients", type=int, help="most clients at once (default 10000, or fewer fds)")
+    add(
+        "--client-output-buffer-limit",
+        type=int,
+        metavar="BYTES",
+        help="unsent replies one client may hold before it is dropped (default 256 MiB; 0 = none)",
+    )
+    add("--proto-max-bulk-len", type=int, metavar="BYTES", help="longest argument (512 MiB)")
+    add(
+        "--client-query-buffer-limit",
+        type=int,
+        metavar="BYTES",
+        help="one client's unfinished command (default 1 GiB)",
+    )
+    add(
+        "--client-query-buffer-total-limit",
+        type=int,
+        metavar="BYTES",
+        help="every client's unfinished commands together (default 1 GiB; 0 = none)",
+    )
     add("--keyring", metavar="FILE", help="gossip encryption keys, one base64 key per line")
     add("--node-name", help="this node's name (default: its node id)")
     add("--rmbd-port", type=int, help="also speak rmbd's count-min datagrams on this UDP port")

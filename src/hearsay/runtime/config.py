@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from hearsay.base.errors import HearsayError
 from hearsay.persist.fsync import FsyncPolicy
@@ -31,12 +32,24 @@ class ServeConfig:
     preset: str = "lan"
     fsync: FsyncPolicy = FsyncPolicy.EVERYSEC
     requirepass: str | None = None
+    """Visible to every local user in ``ps`` when given as a flag: prefer ``requirepass_file``
+    or the ``HEARSAY_REQUIREPASS`` environment variable."""
+    requirepass_file: str | None = None
     keyring: str | None = None
     node_name: str | None = None
     rmbd_port: int | None = None
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
+    maxclients: int = 10_000
+    """Redis's default; lowered at start to what the file-descriptor limit allows."""
+    client_output_buffer_limit: int = 256 * 1024 * 1024
+    """Bytes of unsent replies one client may hold before it is disconnected; 0 = none."""
+    proto_max_bulk_len: int = 512 * 1024 * 1024
+    client_query_buffer_limit: int = 1024 * 1024 * 1024
+    client_query_buffer_total_limit: int = 1024 * 1024 * 1024
+    """Bytes of unfinished commands all clients together may hold; over it the client
+    holding the most is evicted."""
     tombstone_grace_s: int = 86_400
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
@@ -74,6 +87,51 @@ class ServeConfig:
             raise ConfigError("cluster name must be 1..64 characters")
         if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
+        if not isinstance(self.maxclients, int) or self.maxclients < 1:
+            raise ConfigError("maxclients must be a positive number")
+        for name in ("client_output_buffer_limit", "client_query_buffer_total_limit"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a number of bytes (0 = no limit)")
+        for name in ("proto_max_bulk_len", "client_query_buffer_limit"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive number of bytes")
+        if self.requirepass is not None and self.requirepass_file is not None:
+            raise ConfigError("give requirepass or requirepass_file, not both")
+
+
+REQUIREPASS_ENV: Final = "HEARSAY_REQUIREPASS"
+REQUIREPASS_FILE_BYTES_MAX: Final = 4096
+
+
+def resolve_requirepass(config: ServeConfig, environ: Mapping[str, str]) -> str | None:
+    """The AUTH password: from the setting, the file it names, or the environment variable.
+
+    Exactly one source may give it, so that a stale variable cannot silently override a file
+    (or the reverse). A file holds the password on its first line (a final newline is not
+    part of it), as secrets managers write them.
+    """
+    from_env = environ.get(REQUIREPASS_ENV) or None
+    given = [config.requirepass, config.requirepass_file, from_env]
+    if sum(source is not None for source in given) > 1:
+        raise ConfigError(
+            f"the password is given more than once: use one of requirepass, requirepass_file "
+            f"and the {REQUIREPASS_ENV} environment variable"
+        )
+    if config.requirepass_file is None:
+        return config.requirepass if config.requirepass is not None else from_env
+    try:
+        with Path(config.requirepass_file).open("rb") as handle:
+            raw = handle.read(REQUIREPASS_FILE_BYTES_MAX + 1)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read requirepass file {config.requirepass_file}: {error.strerror}"
+        ) from error
+    if len(raw) > REQUIREPASS_FILE_BYTES_MAX:
+        raise ConfigError(f"requirepass file is longer than {REQUIREPASS_FILE_BYTES_MAX} bytes")
+    password = raw.split(b"\n", 1)[0].removesuffix(b"\r")
+    if not password:
+        raise ConfigError(f"requirepass file {config.requirepass_file} holds no password")
+    return password.decode("utf-8", "surrogateescape")
 
 
 def load_toml(path: str) -> dict[str, Any]:

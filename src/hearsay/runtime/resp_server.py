@@ -12,6 +12,21 @@ dirty keys are flushed at once and, when the flush returns an unfinished ticket,
 are held (and reading paused) until it completes. Tickets complete in staging order, so
 waiting for the newest one covers every earlier write. Under the other policies the node's
 housekeeping timer flushes instead.
+
+Limits (issue 11: no single client may exhaust the node's memory or its file descriptors):
+
+* back-pressure: once a client's unsent replies pass :data:`OUTPUT_HIGH_WATER_BYTES` the
+  connection stops running its commands and stops reading, and goes on when the client has
+  read (asyncio's ``pause_writing``/``resume_writing``), so a client that pipelines big reads
+  and never reads them holds about that much, not every reply;
+* ``client-output-buffer-limit`` (a hard limit in bytes, Redis's ``normal`` class): a client
+  whose pending replies pass it anyway (one reply larger than the limit) is disconnected;
+* ``maxclients``: more clients get Redis's ``-ERR max number of clients reached``;
+* the partial commands buffered by every client together are capped: over the cap the
+  client holding the most is evicted (Redis's client eviction);
+* failed AUTHs from one address are throttled: its next AUTH or HELLO waits (asynchronously:
+  the connection's commands are held, the event loop goes on) 10 ms, then twice as long
+  after each further failure, up to 2 s.
 """
 
 from __future__ import annotations
@@ -19,13 +34,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import deque
-from collections.abc import Callable
+import resource
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from hearsay.engine.database import Database
+from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
-from hearsay.resp.parser import RequestParser
+from hearsay.resp.parser import (
+    DEFAULT_MAX_BULK_LEN,
+    DEFAULT_MAX_QUERY_BYTES,
+    RequestParser,
+)
 from hearsay.resp.replies import ErrorReply, encode, encoder_for
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
@@ -33,6 +54,105 @@ from hearsay.runtime.clock import unix_ms
 log = logging.getLogger(__name__)
 
 _client_ids: Final = itertools.count(1)
+
+OUTPUT_HIGH_WATER_BYTES: Final = 1024 * 1024
+"""Unsent replies above which a connection stops running commands and reading (back-pressure);
+it goes on once the transport drained to a quarter of this (asyncio's low-water mark)."""
+
+MAX_CLIENTS_REPLY: Final = b"-ERR max number of clients reached\r\n"
+
+AUTH_DELAY_MS_FIRST: Final = 10
+AUTH_DELAY_MS_MAX: Final = 2000
+AUTH_FAILURES_FORGOTTEN_AFTER_MS: Final = 60_000
+AUTH_ADDRESSES_TRACKED_MAX: Final = 4096
+"""Failed AUTHs are remembered per client IP address, for this many addresses at most (the
+oldest is forgotten first), so the table cannot grow without bound."""
+
+OUTPUT_PEAK_WINDOW_S: Final = 8
+"""INFO's recent output maximum covers this many seconds (Redis keeps 8 one-second slots)."""
+
+_AUTH_COMMANDS: Final = frozenset({b"AUTH", b"HELLO"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What one client, and all clients together, may hold (0 = no limit where noted)."""
+
+    maxclients: int = 10_000
+    output_buffer_bytes_max: int = 256 * 1024 * 1024
+    """Redis's ``client-output-buffer-limit normal`` hard limit (Redis: unlimited). hearsay
+    answers with replies of at most a key's size; 256 MiB, Redis's default for replicas, is far
+    beyond any one reply and keeps a stuck client from taking the node's memory. 0 = none."""
+    proto_max_bulk_len: int = DEFAULT_MAX_BULK_LEN
+    query_buffer_bytes_max: int = DEFAULT_MAX_QUERY_BYTES
+    """Redis's ``client-query-buffer-limit``: one client's unfinished command."""
+    input_buffers_bytes_max: int = DEFAULT_MAX_QUERY_BYTES
+    """Every client's unfinished commands together; over it the biggest holder is evicted."""
+
+
+RESERVED_FDS: Final = 128
+"""File descriptors kept for everything but clients: the listeners, SQLite's database, WAL and
+lock files, gossip's TCP streams and HTTP requests (Redis keeps 32 and has fewer of those)."""
+
+
+def fit_maxclients(wanted: int) -> int:
+    """``wanted``, or fewer when the file-descriptor limit cannot hold that many clients.
+
+    As Redis's ``adjustOpenFilesLimit``: first try to raise the soft limit (up to the hard
+    one), then lower maxclients to what it allows, so that a client beyond the limit is told
+    "max number of clients reached" instead of hanging in an accept that fails with EMFILE.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return wanted
+    needed = wanted + RESERVED_FDS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (OSError, ValueError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fitted = max(1, soft - RESERVED_FDS)
+    log.warning(
+        "maxclients lowered from %d to %d: the open-files limit is %d (raise it with ulimit -n)",
+        wanted,
+        fitted,
+        soft,
+    )
+    return fitted
+
+
+class _AuthThrottle:
+    """Per client IP: when its next AUTH may be checked, after how many recent failures."""
+
+    __slots__ = ("_table", "failures")
+
+    def __init__(self) -> None:
+        self._table: OrderedDict[str, tuple[int, int]] = OrderedDict()  # ip -> (count, until)
+        self.failures = 0  # INFO stats acl_access_denied_auth
+
+    @property
+    def active(self) -> bool:
+        """Whether any address failed lately (else AUTH needs no look-up)."""
+        return bool(self._table)
+
+    def not_before_ms(self, ip: str) -> int:
+        entry = self._table.get(ip)
+        return 0 if entry is None else entry[1]
+
+    def failed(self, ip: str, now_ms: int) -> None:
+        self.failures += 1
+        count, until = self._table.pop(ip, (0, 0))
+        if now_ms - until > AUTH_FAILURES_FORGOTTEN_AFTER_MS:
+            count = 0
+        delay_ms = min(AUTH_DELAY_MS_MAX, AUTH_DELAY_MS_FIRST << min(count, 16))
+        self._table[ip] = (count + 1, max(until, now_ms) + delay_ms)
+        while len(self._table) > AUTH_ADDRESSES_TRACKED_MAX:  # bounded by one insertion
+            self._table.popitem(last=False)
 
 
 class _Gate:
@@ -82,29 +202,41 @@ class RespConnection(asyncio.Protocol):
     too (reading is paused meanwhile, which is the client's back-pressure).
     """
 
-    def __init__(
-        self,
-        database: Database,
-        registry: CommandRegistry,
-        settings: ServerSettings,
-        on_close: Callable[[RespConnection], None],
-        outbox: _Outbox,
-    ) -> None:
+    def __init__(self, server: RespServer) -> None:
+        database = server.database
+        self._server = server
         self._database = database
-        self._outbox = outbox
+        self._outbox = server.outbox
         self._unsent: list[bytes] = []
+        self._unsent_bytes = 0
         self._durable = database.acknowledges_durable  # the fsync policy is the node's, fixed
-        self._registry = registry
-        self._on_close = on_close
+        self._registry = server.registry
         self.ctx = ClientContext(
-            client_id=next(_client_ids), settings=settings, db=database, created_ms=unix_ms()
+            client_id=next(_client_ids), settings=server.settings, db=database, created_ms=unix_ms()
         )
-        self._parser = RequestParser(authenticated=bool(self.ctx.authenticated))
+        limits = server.limits
+        self._output_bytes_max = limits.output_buffer_bytes_max or float("inf")
+        self._parser = RequestParser(
+            authenticated=bool(self.ctx.authenticated),
+            max_bulk_len=limits.proto_max_bulk_len,
+            max_query_bytes=limits.query_buffer_bytes_max,
+        )
         self._transport: asyncio.Transport | None = None
         self._queue: deque[bytes | _Gate] = deque()
-        self._paused = False
+        self._queued_bytes = 0
+        self._held: list[list[bytes]] = []  # parsed commands waiting to run (back-pressure)
+        self._held_bytes = 0
+        self._paused = False  # waiting for a gate (durability, WAIT)
+        self._write_paused = False  # the transport's buffer is above its high-water mark
+        self._hold_timer: asyncio.TimerHandle | None = None  # a throttled AUTH waits
+        self._resume_scheduled = False
+        self._reading = True
         self._closing = False
+        self._ip = ""  # the client's address without its port (AUTH throttling)
+        self.rejected = False  # over maxclients: answered with an error, never served
+        self.input_bytes = 0  # what this client holds of unfinished commands (global cap)
         self.commands_processed = 0  # INFO stats (summed by the server)
+        self.output_peak_bytes = 0  # the most replies it held unsent (INFO clients)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -113,53 +245,116 @@ class RespConnection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self.ctx.addr = _tcp_address(transport.get_extra_info("peername"))
         self.ctx.laddr = _tcp_address(transport.get_extra_info("sockname"))
+        peer = transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if not self._server.admit(self):
+            self.rejected = True
+            self._closing = True
+            self._transport.write(MAX_CLIENTS_REPLY)
+            self._transport.close()
+            return
+        self._transport.set_write_buffer_limits(high=OUTPUT_HIGH_WATER_BYTES)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._unsent.clear()
+        self._held.clear()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
         for item in self._queue:
             if isinstance(item, _Gate) and not item.durable:
                 item.future.cancel()
         self._queue.clear()
-        self._on_close(self)
+        self._set_input_bytes(0)
+        self._server.closed(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+        self._schedule_resume()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         parser = self._parser
         commands = parser.parse(data)
+        if self._held:  # reading was paused while commands wait; keep their order
+            self._hold(commands, 0)
+            commands = []
+        self._set_input_bytes(parser.buffered_bytes + self._held_bytes)
+        if self._closing:  # evicted: over the cap on every client's input
+            return
+        self._run(commands)
+
+    def _run(self, commands: list[list[bytes]]) -> None:
+        """Run ``commands`` in order until done or until one must wait (held for later)."""
+        parser = self._parser
         self.commands_processed += len(commands)
         database, ctx = self._database, self.ctx
         registry = self._registry
+        throttle = self._server.auth_throttle
         ctx.now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
         batch: list[bytes | _Gate] = []
         out: list[bytes] = []
+        transport = self._transport
+        pending = self._unsent_bytes + self._queued_bytes
+        if transport is not None:
+            pending += transport.get_write_buffer_size()
         at, count = 0, len(commands)
         while at < count:  # bounded: at grows by one command or one run per pass
+            if pending > OUTPUT_HIGH_WATER_BYTES:  # back-pressure: the rest waits for reads
+                self.commands_processed -= count - at
+                self._hold(commands, at)
+                break
+            args = commands[at]
+            if throttle.active and args[0].upper() in _AUTH_COMMANDS:
+                throttled_until_ms = throttle.not_before_ms(self._ip)
+                if throttled_until_ms > ctx.now_ms:
+                    self.commands_processed -= count - at
+                    self._hold(commands, at, (throttled_until_ms - ctx.now_ms) / 1000)
+                    break
             seq_before = database.last_write_seq
             run = registry.run_at(commands, at) if count - at > 1 else 0
             if run:
                 run_replies = registry.dispatch_run(ctx, commands[at : at + run])
-                out.append(encoder_for(ctx.protocol).encode_many(run_replies))
+                encoded = encoder_for(ctx.protocol).encode_many(run_replies)
+                out.append(encoded)
+                pending += len(encoded)
                 at += run
                 if database.last_write_seq != seq_before:
                     ctx.last_write_seq = database.last_write_seq
-                continue
-            reply = registry.dispatch(ctx, commands[at])
-            at += 1
-            if database.last_write_seq != seq_before:
-                ctx.last_write_seq = database.last_write_seq
-            if isinstance(reply, Deferred):
-                batch.append(b"".join(out))
-                out = []
-                batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
             else:
-                out.append(encode(reply, ctx.protocol))
+                reply = registry.dispatch(ctx, args)
+                at += 1
+                if database.last_write_seq != seq_before:
+                    ctx.last_write_seq = database.last_write_seq
+                if isinstance(reply, Deferred):
+                    batch.append(b"".join(out))
+                    out = []
+                    batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
+                else:
+                    if isinstance(reply, ErrorReply) and reply.startswith("WRONGPASS"):
+                        throttle.failed(self._ip, ctx.now_ms)
+                    encoded = encode(reply, ctx.protocol)
+                    out.append(encoded)
+                    pending += len(encoded)
+            if pending > self._output_bytes_max:
+                self._server.output_limit_reached(self, pending)
+                return
             if ctx.close_after_reply:
                 self._closing = True
                 break
-        if parser.error is not None and not self._closing:
+        if pending > self.output_peak_bytes:
+            self.output_peak_bytes = pending
+            self._server.note_output(pending)
+        if parser.error is not None and not self._closing and not self._held:
             out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
+            if parser.error.message == messages.PROTOCOL_QUERY_BUFFER_LIMIT:
+                self._server.query_buffer_limit_disconnections += 1
             self._closing = True
         if ctx.authenticated and not parser.authenticated:  # AUTH or HELLO ... AUTH succeeded
             parser.authenticated = True
@@ -174,10 +369,81 @@ class RespConnection(asyncio.Protocol):
                 if not self._unsent:
                     self._outbox.add(self)
                 self._unsent.append(replies)
+                self._unsent_bytes += len(replies)
             return
         batch.append(b"".join(out))
+        for item in batch:
+            if isinstance(item, bytes):
+                self._queued_bytes += len(item)
         self._queue.extend(batch)
         self._drain()
+
+    # -- holding commands (back-pressure, AUTH throttling) ---------------------------------------
+
+    def _hold(self, commands: list[list[bytes]], at: int, delay_s: float | None = None) -> None:
+        """Keep ``commands[at:]`` to run later and stop reading meanwhile."""
+        rest = commands[at:] if at else commands
+        self._held.extend(rest)
+        self._held_bytes += sum(len(arg) for args in rest for arg in args)
+        if delay_s is not None and self._hold_timer is None:
+            loop = asyncio.get_running_loop()
+            self._hold_timer = loop.call_later(delay_s, self._throttle_done)
+        self._update_reading()
+
+    def _throttle_done(self) -> None:
+        self._hold_timer = None
+        self._schedule_resume()
+
+    def _schedule_resume(self) -> None:
+        """Run the held commands in a later loop iteration (other clients go first)."""
+        if self._held and not self._resume_scheduled and self._transport is not None:
+            self._resume_scheduled = True
+            asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self._resume_scheduled = False
+        if (
+            self._closing
+            or self._transport is None
+            or self._paused
+            or self._write_paused
+            or self._hold_timer is not None
+            or self._unsent
+        ):
+            return  # whatever blocks it will schedule the resumption again
+        commands, self._held, self._held_bytes = self._held, [], 0
+        self._run(commands)
+        self._set_input_bytes(self._parser.buffered_bytes + self._held_bytes)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read only while nothing waits: no gate, no held command, room to write."""
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        want = not (self._paused or self._write_paused or self._held)
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _set_input_bytes(self, count: int) -> None:
+        delta = count - self.input_bytes
+        if delta:
+            self.input_bytes = count
+            self._server.input_changed(self, delta)
+
+    def evict(self) -> None:
+        """Drop this client now, discarding what it sent and what it was owed."""
+        self._closing = True
+        self._held.clear()
+        self._held_bytes = 0
+        self._parser = RequestParser()  # frees the partial command at once
+        self._set_input_bytes(0)
+        if self._transport is not None:
+            self._transport.abort()
 
     @property
     def blocked(self) -> bool:
@@ -193,10 +459,13 @@ class RespConnection(asyncio.Protocol):
             return
         data = b"".join(self._unsent)
         self._unsent.clear()
+        self._unsent_bytes = 0
         if data:
             transport.write(data)
         if self._closing and not self._queue:
             transport.close()
+        else:
+            self._schedule_resume()
 
     def _drain(self, _: object = None) -> None:
         self.send_unsent()  # what the outbox holds goes first
@@ -209,13 +478,14 @@ class RespConnection(asyncio.Protocol):
             if isinstance(head, bytes):
                 if head:
                     transport.write(head)
+                self._queued_bytes -= len(head)
                 queue.popleft()
                 continue
             if not head.future.done():
                 head.future.add_done_callback(self._drain)
                 if not self._paused:
-                    transport.pause_reading()
                     self._paused = True
+                    self._update_reading()
                 return
             queue.popleft()
             if not self._release(head):
@@ -223,8 +493,9 @@ class RespConnection(asyncio.Protocol):
         if self._closing:
             transport.close()
         elif self._paused:
-            transport.resume_reading()
             self._paused = False
+            self._update_reading()
+            self._schedule_resume()
 
     def _release(self, gate: _Gate) -> bool:
         """Write what a finished gate yields; False when the connection had to be closed."""
@@ -242,6 +513,7 @@ class RespConnection(asyncio.Protocol):
             transport.write(encode(ErrorReply(text), self.ctx.protocol))
             transport.close()
             self._queue.clear()
+            self._queued_bytes = 0
             return False
         if error is not None:
             text = f"ERR {error}".replace("\r", " ").replace("\n", " ")
@@ -266,29 +538,100 @@ class RespServer:
     """Owns the listening socket and the live connections (for INFO clients and shutdown)."""
 
     def __init__(
-        self, database: Database, registry: CommandRegistry, settings: ServerSettings
+        self,
+        database: Database,
+        registry: CommandRegistry,
+        settings: ServerSettings,
+        limits: ClientLimits | None = None,
     ) -> None:
-        self._database = database
-        self._registry = registry
-        self._settings = settings
+        self.database = database
+        self.registry = registry
+        self.settings = settings
+        self.limits = limits or ClientLimits()
         self.connections: set[RespConnection] = set()
         self.total_connections = 0
+        self.rejected_connections = 0  # INFO stats, Redis's name
+        self.output_limit_disconnections = 0  # client_output_buffer_limit_disconnections
+        self.query_buffer_limit_disconnections = 0  # client_query_buffer_limit_disconnections
+        self.evicted_clients = 0  # over the cap on every client's input together
+        self.auth_throttle = _AuthThrottle()
+        self.outbox = _Outbox()
         self._commands_of_closed = 0
+        self._input_bytes = 0
+        self._input_holders: set[RespConnection] = set()
+        self._output_peaks: dict[int, int] = {}  # unix second -> most replies one client held
         self._server: asyncio.Server | None = None
-        self._outbox = _Outbox()
 
     def _factory(self) -> RespConnection:
-        connection = RespConnection(
-            self._database, self._registry, self._settings, self._closed, self._outbox
-        )
+        return RespConnection(self)
+
+    def admit(self, connection: RespConnection) -> bool:
+        """Count a new client in, or False when there are already ``maxclients``."""
+        if len(self.connections) >= self.limits.maxclients:
+            self.rejected_connections += 1
+            return False
         self.connections.add(connection)
         self.total_connections += 1
-        return connection
+        return True
 
-    def _closed(self, connection: RespConnection) -> None:
+    def closed(self, connection: RespConnection) -> None:
         if connection in self.connections:
             self.connections.discard(connection)
             self._commands_of_closed += connection.commands_processed
+
+    def input_changed(self, connection: RespConnection, delta_bytes: int) -> None:
+        """Track every client's unfinished input; evict the biggest holders over the cap."""
+        self._input_bytes += delta_bytes
+        if connection.input_bytes > 0:
+            self._input_holders.add(connection)
+        else:
+            self._input_holders.discard(connection)
+        cap = self.limits.input_buffers_bytes_max
+        while cap and self._input_bytes > cap and self._input_holders:  # bounded: one per pass
+            biggest = max(self._input_holders, key=lambda holder: holder.input_bytes)
+            self._input_holders.discard(biggest)
+            self.evicted_clients += 1
+            log.warning(
+                "client %s evicted: clients hold %d bytes of unfinished commands (cap %d), "
+                "it held %d",
+                biggest.ctx.addr,
+                self._input_bytes,
+                cap,
+                biggest.input_bytes,
+            )
+            biggest.evict()  # reports its input as 0 through this method
+
+    def output_limit_reached(self, connection: RespConnection, pending_bytes: int) -> None:
+        """Redis: "Client ... scheduled to be closed ASAP for overcoming of output buffer
+        limits"; hearsay drops it at once, discarding the replies."""
+        self.output_limit_disconnections += 1
+        self.note_output(pending_bytes)
+        log.warning(
+            "client %s closed for overcoming the output buffer limit: %d bytes pending (limit %d)",
+            connection.ctx.addr,
+            pending_bytes,
+            self.limits.output_buffer_bytes_max,
+        )
+        connection.evict()
+
+    def note_output(self, pending_bytes: int) -> None:
+        """Remember the most replies one client held, per second (INFO's recent maximum)."""
+        second = unix_ms() // 1000
+        peaks = self._output_peaks
+        if pending_bytes > peaks.get(second, 0):
+            peaks[second] = pending_bytes
+        if len(peaks) > OUTPUT_PEAK_WINDOW_S:
+            for old in [when for when in peaks if when <= second - OUTPUT_PEAK_WINDOW_S]:
+                del peaks[old]
+
+    def recent_max_output_bytes(self) -> int:
+        """Redis's ``client_recent_max_output_buffer``: the most one client held lately."""
+        since = unix_ms() // 1000 - OUTPUT_PEAK_WINDOW_S
+        return max((peak for when, peak in self._output_peaks.items() if when > since), default=0)
+
+    def recent_max_input_bytes(self) -> int:
+        """Redis's ``client_recent_max_input_buffer`` (the largest now held)."""
+        return max((holder.input_bytes for holder in self._input_holders), default=0)
 
     def commands_processed(self) -> int:
         """Commands received since start, over every connection (INFO stats)."""

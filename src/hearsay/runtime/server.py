@@ -28,10 +28,10 @@ from hearsay.resp.replies import Reply
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
 from hearsay.runtime.clock import unix_ms
-from hearsay.runtime.config import ServeConfig
+from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_requirepass
 from hearsay.runtime.gossip import GossipDriver, load_keyring
 from hearsay.runtime.http_server import HttpServer
-from hearsay.runtime.resp_server import RespServer
+from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,26 @@ class Node:
         self.database = Database.open(config.data_dir, config.fsync, config.node_name)
         self.name = config.node_name or self.database.identity.node_id
         self.started_monotonic = time.monotonic()
+        password = resolve_requirepass(config, os.environ)
+        if config.requirepass:
+            log.warning(
+                "--requirepass shows the password to every local user (ps): prefer "
+                "--requirepass-file or the %s environment variable",
+                REQUIREPASS_ENV,
+            )
         settings = ServerSettings(
-            requirepass=config.requirepass.encode() if config.requirepass else None
+            requirepass=password.encode("utf-8", "surrogateescape") if password else None
+        )
+        limits = ClientLimits(
+            maxclients=fit_maxclients(config.maxclients),
+            output_buffer_bytes_max=config.client_output_buffer_limit,
+            proto_max_bulk_len=config.proto_max_bulk_len,
+            query_buffer_bytes_max=config.client_query_buffer_limit,
+            input_buffers_bytes_max=config.client_query_buffer_total_limit,
         )
         self.gossip = GossipDriver(self.database, self.name, config.preset, config.cluster)
         self.registry: CommandRegistry = build_registry(self, self)
-        self.resp = RespServer(self.database, self.registry, settings)
+        self.resp = RespServer(self.database, self.registry, settings, limits)
         self.http = HttpServer(self.status, self.metrics)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
@@ -272,6 +286,7 @@ class Node:
         stats = self.database.stats
         keyspace = self.database.keyspace
         resp_address = self.addresses.get("resp", "")
+        resp = self.resp
         uptime = self.uptime_s()
         return {
             "server": {
@@ -292,12 +307,20 @@ class Node:
             },
             "clients": {
                 "connected_clients": len(self.resp.connections),
-                "blocked_clients": self.resp.blocked_clients(),
+                "maxclients": resp.limits.maxclients,
+                "client_recent_max_input_buffer": resp.recent_max_input_bytes(),
+                "client_recent_max_output_buffer": resp.recent_max_output_bytes(),
+                "blocked_clients": resp.blocked_clients(),
             },
             "memory": _memory_section(),
             "stats": {
                 "total_connections_received": self.resp.total_connections,
                 "total_commands_processed": self.resp.commands_processed(),
+                "rejected_connections": resp.rejected_connections,
+                "evicted_clients": resp.evicted_clients,
+                "client_query_buffer_limit_disconnections": resp.query_buffer_limit_disconnections,
+                "client_output_buffer_limit_disconnections": resp.output_limit_disconnections,
+                "acl_access_denied_auth": resp.auth_throttle.failures,
                 "local_writes": stats.local_writes,
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
@@ -352,6 +375,13 @@ class Node:
             "appendfsync": str(c.fsync),
             "databases": "1",
             "requirepass": "",  # never echo the password
+            "maxclients": str(self.resp.limits.maxclients),
+            "client-output-buffer-limit": (
+                f"normal {c.client_output_buffer_limit} 0 0 replica 0 0 0 pubsub 0 0 0"
+            ),
+            "proto-max-bulk-len": str(c.proto_max_bulk_len),
+            "client-query-buffer-limit": str(c.client_query_buffer_limit),
+            "client-query-buffer-total-limit": str(c.client_query_buffer_total_limit),
             "cluster-name": c.cluster,
             "preset": c.preset,
             "save": "",
