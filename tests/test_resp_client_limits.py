@@ -251,6 +251,7 @@ def test_failed_auths_are_throttled_without_stalling_the_node(tmp_path: Path) ->
     started = start_node(tmp_path / "node", "--requirepass-file", str(tmp_path / "password"))
     try:
         client = started.client(password="s3cret")
+        assert client.ping() is True  # connected and authenticated before the guessing
         guesser = connect(started)
         wrong = 9  # waits of 10 .. 1280 ms, then 2 s: seconds in all, so the hold is seen
         guesser.sendall(command("AUTH", "nope") * wrong + command("AUTH", "s3cret"))

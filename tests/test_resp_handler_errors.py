@@ -8,6 +8,7 @@ were never sent.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from hearsay.resp.commands import ClientContext, CommandRegistry
+from hearsay.engine.database import Database
+from hearsay.resp.commands import (
+    ClientContext,
+    CommandRegistry,
+    ServerSettings,
+    install_connection_commands,
+)
 from hearsay.resp.replies import ErrorReply, Reply
+from hearsay.runtime.resp_server import RespServer
 from tests.nodes import NodeProcess, start_node
 
 
@@ -109,3 +117,37 @@ def test_an_unexpected_run_handler_exception_answers_every_call() -> None:
                  run_handler=broken_run)  # fmt: skip
     replies = registry.dispatch_run(ClientContext(client_id=1), [[b"RUN", b"k"]] * 3)
     assert replies == [ErrorReply("ERR internal error in run: ZeroDivisionError: boom")] * 3
+
+
+EXPECTED_AROUND_UNENCODABLE = (
+    b"+PONG\r\n-ERR internal error in unencodable: TypeError: cannot encode "
+    b"object as a RESP reply\r\n+PONG\r\n"
+)
+
+
+def test_a_reply_that_cannot_be_encoded_is_an_internal_error_reply(tmp_path: Path) -> None:
+    """The listener itself (a real socket, a real database): a handler returning something RESP
+    cannot encode gets an error reply in its place; the replies around it still come."""
+
+    def unencodable(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return object()  # type: ignore[return-value]
+
+    async def exchange() -> bytes:
+        registry = CommandRegistry()
+        install_connection_commands(registry)
+        registry.add("UNENCODABLE", unencodable, arity=1)
+        database = Database.open(tmp_path / "data")
+        server = RespServer(database, registry, ServerSettings())
+        try:
+            host, port = await server.start("127.0.0.1", 0)
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"PING\r\nUNENCODABLE\r\nPING\r\n")
+            expected_bytes = len(EXPECTED_AROUND_UNENCODABLE)
+            received = await asyncio.wait_for(reader.readexactly(expected_bytes), 20)
+            writer.close()
+            return received
+        finally:
+            await server.stop()
+            database.close()
+
+    assert asyncio.run(exchange()) == EXPECTED_AROUND_UNENCODABLE

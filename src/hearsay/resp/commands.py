@@ -428,7 +428,7 @@ class CommandRegistry:
         except HearsayError as exc:
             return [ErrorReply(f"ERR {exc}")] * len(run)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
-            return [self._internal_error(spec, exc)] * len(run)
+            return [self.internal_error(spec.full_name, exc)] * len(run)
 
     def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
         """Run one request and return its reply value; it never raises.
@@ -472,19 +472,20 @@ class CommandRegistry:
         except HearsayError as exc:
             return ErrorReply(f"ERR {exc}")
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
-            return self._internal_error(spec, exc)
+            return self.internal_error(spec.full_name, exc)
 
-    def _internal_error(self, spec: CommandSpec, exc: Exception) -> ErrorReply:
-        """The reply to a handler's unexpected exception; logs its traceback once per kind."""
+    def internal_error(self, name: str, exc: Exception) -> ErrorReply:
+        """The reply to a bug met while answering ``name`` (a handler's unexpected exception,
+        or a reply that cannot be encoded); logs its traceback once per kind."""
         self.internal_errors += 1
-        signature = (spec.full_name, type(exc))
+        signature = (name, type(exc))
         logged = self._logged_errors
         if signature not in logged and len(logged) < LOGGED_INTERNAL_ERRORS_MAX:
             logged.add(signature)
-            log.error("internal error in %s (logged once)", spec.full_name, exc_info=exc)
+            log.error("internal error in %s (logged once)", name, exc_info=exc)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
         return ErrorReply(
-            f"ERR internal error in {spec.full_name}: {reason[:INTERNAL_ERROR_REASON_CHARS_MAX]}"
+            f"ERR internal error in {name}: {reason[:INTERNAL_ERROR_REASON_CHARS_MAX]}"
         )
 
 

@@ -289,6 +289,8 @@ class RespConnection(asyncio.Protocol):
         if self._closing:  # evicted: over the cap on every client's input
             return
         self._run(commands)
+        if self._held:  # what it holds now counts as its input too
+            self._set_input_bytes(parser.buffered_bytes + self._held_bytes)
 
     def _run(self, commands: list[list[bytes]]) -> None:
         """Run ``commands`` in order until done or until one must wait (held for later)."""
@@ -321,7 +323,11 @@ class RespConnection(asyncio.Protocol):
             run = registry.run_at(commands, at) if count - at > 1 else 0
             if run:
                 run_replies = registry.dispatch_run(ctx, commands[at : at + run])
-                encoded = encoder_for(ctx.protocol).encode_many(run_replies)
+                try:
+                    encoded = encoder_for(ctx.protocol).encode_many(run_replies)
+                except Exception as exc:  # a handler's bug: answer every call of the run
+                    error = registry.internal_error(ctx.last_command, exc)
+                    encoded = encode(error, ctx.protocol) * run
                 out.append(encoded)
                 pending += len(encoded)
                 at += run
@@ -339,7 +345,11 @@ class RespConnection(asyncio.Protocol):
                 else:
                     if isinstance(reply, ErrorReply) and reply.startswith("WRONGPASS"):
                         throttle.failed(self._ip, ctx.now_ms)
-                    encoded = encode(reply, ctx.protocol)
+                    try:
+                        encoded = encode(reply, ctx.protocol)
+                    except Exception as exc:  # a handler's bug: still a reply, in order
+                        error = registry.internal_error(ctx.last_command, exc)
+                        encoded = encode(error, ctx.protocol)
                     out.append(encoded)
                     pending += len(encoded)
             if pending > self._output_bytes_max:
