@@ -117,6 +117,22 @@ def test_replies_nobody_reads_are_held_back_not_buffered(node: NodeProcess) -> N
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("gets", [1, 400])
+def test_a_client_that_half_closes_gets_every_reply_then_eof(node: NodeProcess, gets: int) -> None:
+    """Like ``nc`` or a piped script: send everything, shut down writing, read. Commands held
+    back for the client's reading must still run after its EOF (they were lost at first)."""
+    value = dense_hll(node.client(), "big")
+    sock = connect(node)
+    try:
+        sock.sendall(command("GET", "big") * gets)
+        sock.shutdown(socket.SHUT_WR)
+        assert read_replies(sock, gets) == [value] * gets
+        assert read_until_closed(sock) == b""
+    finally:
+        sock.close()
+
+
+@pytest.mark.integration
 def test_a_reply_beyond_the_output_limit_drops_only_that_client(tmp_path: Path) -> None:
     started = start_node(tmp_path / "node", "--client-output-buffer-limit", "8192")
     try:

@@ -232,6 +232,7 @@ class RespConnection(asyncio.Protocol):
         self._resume_scheduled = False
         self._reading = True
         self._closing = False
+        self._eof = False  # the client half-closed: close once its commands are answered
         self._ip = ""  # the client's address without its port (AUTH throttling)
         self.rejected = False  # over maxclients: answered with an error, never served
         self.input_bytes = 0  # what this client holds of unfinished commands (global cap)
@@ -267,6 +268,15 @@ class RespConnection(asyncio.Protocol):
         self._queue.clear()
         self._set_input_bytes(0)
         self._server.closed(self)
+
+    def eof_received(self) -> bool:
+        """The client sent all it will (a half-close, as ``nc`` or a piped script does):
+        answer what it sent, then close. True keeps the transport open for those replies."""
+        self._eof = True
+        if self._held:
+            return True  # _run closes after the last of them
+        self._closing = True
+        return bool(self._queue or self._unsent)  # closed after them; else asyncio closes
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -361,6 +371,8 @@ class RespConnection(asyncio.Protocol):
         if pending > self.output_peak_bytes:
             self.output_peak_bytes = pending
             self._server.note_output(pending)
+        if self._eof and not self._held:  # the last of a half-closed client's commands
+            self._closing = True
         if parser.error is not None and not self._closing and not self._held:
             out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
             if parser.error.message == messages.PROTOCOL_QUERY_BUFFER_LIMIT:
