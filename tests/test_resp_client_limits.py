@@ -15,6 +15,7 @@ import hiredis
 import pytest
 import redis
 
+from hearsay.runtime.config import ConfigError, ServeConfig, resolve_requirepass
 from hearsay.runtime.resp_server import (
     AUTH_ADDRESSES_TRACKED_MAX,
     AUTH_DELAY_MS_MAX,
@@ -307,3 +308,32 @@ def test_the_password_comes_from_a_file_or_the_environment_not_the_command_line(
     (tmp_path / "password").write_text("from-file\n")
     with pytest.raises(AssertionError, match="given more than once"):
         start_node(tmp_path / "other", "--requirepass-file", str(tmp_path / "password"), env=env)
+    flagged = start_node(tmp_path / "third", "--requirepass", "visible")
+    try:
+        assert any(b"--requirepass shows the password" in line for line in flagged.output)
+    finally:
+        flagged.stop(signal.SIGKILL)
+
+
+def test_the_password_has_exactly_one_source(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"pa ss\r\nignored second line\n")
+    from_file = ServeConfig(requirepass_file=str(secret))
+    assert resolve_requirepass(from_file, {}) == "pa ss"
+    assert resolve_requirepass(ServeConfig(), {"HEARSAY_REQUIREPASS": "env"}) == "env"
+    assert resolve_requirepass(ServeConfig(requirepass="flag"), {}) == "flag"
+    assert resolve_requirepass(ServeConfig(), {}) is None
+    with pytest.raises(ConfigError, match="more than once"):
+        resolve_requirepass(ServeConfig(requirepass="flag"), {"HEARSAY_REQUIREPASS": "env"})
+    with pytest.raises(ConfigError, match="more than once"):
+        resolve_requirepass(from_file, {"HEARSAY_REQUIREPASS": "env"})
+    with pytest.raises(ConfigError, match="not both"):
+        ServeConfig().merged({"requirepass": "flag", "requirepass_file": str(secret)})
+    secret.write_bytes(b"\n")
+    with pytest.raises(ConfigError, match="holds no password"):
+        resolve_requirepass(from_file, {})
+    secret.write_bytes(b"x" * 5000)
+    with pytest.raises(ConfigError, match="longer than"):
+        resolve_requirepass(from_file, {})
+    with pytest.raises(ConfigError, match="cannot read"):
+        resolve_requirepass(ServeConfig(requirepass_file=str(tmp_path / "missing")), {})
