@@ -105,6 +105,8 @@ def test_replies_nobody_reads_are_held_back_not_buffered(node: NodeProcess) -> N
             what="the node to hold the commands of the client that does not read",
         )
         assert client.ping() is True  # everyone else is served meanwhile
+        holding = [row for row in client.client_list() if int(row["qbuf"]) > 0]
+        assert len(holding) == 1 and holding[0]["cmd"] == "get"  # CLIENT LIST names it
         peak_held = client.info("memory")["used_memory_peak"]
         assert peak_held - peak_before < (gets * len(value)) // 2
         replies = read_replies(sock, gets)

@@ -124,6 +124,8 @@ class ClientContext:
     last_command: str = ""  # full name of the command being run (client|info)
     close_after_reply: bool = False  # QUIT: send the reply, then close
     last_write_seq: int = 0  # the gossip sequence number of this client's latest write (WAIT)
+    query_buffer_bytes: int = 0  # unfinished or waiting input (CLIENT LIST qbuf), by the driver
+    output_buffer_bytes: int = 0  # unsent replies (CLIENT LIST omem), by the driver
 
     def __post_init__(self) -> None:
         if self.authenticated is None:
@@ -648,6 +650,8 @@ def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
         ("ssub", "0"),
         ("multi", "-1"),
         ("watch", "0"),
+        ("qbuf", str(ctx.query_buffer_bytes)),
+        ("omem", str(ctx.output_buffer_bytes)),
         ("cmd", ctx.last_command or "NULL"),
         ("user", ctx.user),
         ("redir", "-1"),

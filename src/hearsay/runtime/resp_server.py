@@ -457,6 +457,15 @@ class RespConnection(asyncio.Protocol):
             self.input_bytes = count
             self._server.input_changed(self, delta)
 
+    def refresh_buffer_sizes(self) -> None:
+        """Copy what this client holds now into its context (CLIENT LIST qbuf and omem)."""
+        transport = self._transport
+        pending = self._unsent_bytes + self._queued_bytes
+        if transport is not None and not transport.is_closing():
+            pending += transport.get_write_buffer_size()
+        self.ctx.output_buffer_bytes = pending
+        self.ctx.query_buffer_bytes = self.input_bytes
+
     def evict(self) -> None:
         """Drop this client now, discarding what it sent and what it was owed."""
         self._closing = True

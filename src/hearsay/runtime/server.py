@@ -245,7 +245,9 @@ class Node:
     # -- introspection (INFO, /status, /metrics) ------------------------------------------------
 
     def client_contexts(self) -> list[ClientContext]:
-        """Every open client connection's context (CLIENT LIST)."""
+        """Every open client connection's context (CLIENT LIST), with its buffer sizes."""
+        for connection in self.resp.connections:
+            connection.refresh_buffer_sizes()
         return [connection.ctx for connection in self.resp.connections]
 
     def close_clients(self, client_ids: set[int]) -> None:
