@@ -65,6 +65,13 @@ def test_the_scale_makes_bounds_easier_or_harder() -> None:
         Verdicts().check("x", 1, "<", 2)
 
 
+def test_every_benchmark_is_in_every_mode() -> None:
+    """A benchmark left out of bench/run_all.py would run in no make target and no check."""
+    scripts = {path.name for path in (ROOT / "bench").glob("*.py")} - {"verdict.py", "run_all.py"}
+    for mode, benchmarks in MODES.items():
+        assert set(benchmarks) == scripts, mode
+
+
 def run_script(script: str, scale: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *MODES["tiny"][script],
@@ -97,3 +104,19 @@ def test_run_all_runs_every_benchmark_and_sums_up() -> None:
     summary = done.stdout.split("===== summary (tiny mode)")[1]
     assert "resp_parse.py      MISSED targets" in summary
     assert "persist.py         MISSED targets" in summary
+
+
+@pytest.mark.bench
+@pytest.mark.parametrize("mode", ["short", "full"])
+def test_the_short_and_full_modes_pass_flags_each_benchmark_takes(mode: str) -> None:
+    """``make bench`` must not die on a misspelt flag after minutes of other benchmarks:
+    argparse converts every value given before ``--help`` and the help lists every flag."""
+    for script, args in MODES[mode].items():
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / script), *args, "--help"],
+            capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S, cwd=ROOT, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{script}: {done.stderr}"
+        for flag in (arg for arg in args if arg.startswith("--")):
+            assert flag in done.stdout, f"{script} takes no {flag}"
+    assert set(MODES[mode]) == set(MODES["tiny"])
