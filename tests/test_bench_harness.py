@@ -120,3 +120,34 @@ def test_the_short_and_full_modes_pass_flags_each_benchmark_takes(mode: str) -> 
         for flag in (arg for arg in args if arg.startswith("--")):
             assert flag in done.stdout, f"{script} takes no {flag}"
     assert set(MODES[mode]) == set(MODES["tiny"])
+
+
+@pytest.mark.bench
+def test_the_cluster_agreement_check_sees_a_key_on_one_node_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """commands.py's after-the-load check must be able to fail: two nodes that never joined,
+    a key of each family written on one of them only."""
+    from bench import commands
+
+    from tests.nodes import Cluster
+
+    monkeypatch.setattr(commands, "AGREE_DEADLINE_S", 0.5)
+    cluster = Cluster(tmp_path)
+    try:
+        one, other = cluster.start("one"), cluster.start("other")
+        with one.client() as client:
+            client.pfadd("hll", "x")
+            client.incr("counter")
+            client.execute_command("BF.ADD", "bloom", "x")
+            client.execute_command("CMS.INITBYDIM", "cms", 10, 2)
+            client.execute_command("VMAX", "vector", 1, 2)
+        keys = ["hll", "counter", "bloom", "cms", "vector", "never-written"]
+        differ, _ = commands.disagreeing_keys([one, other], keys)
+        assert differ == 5
+        with other.client() as client:
+            client.pfadd("hll", "x")
+        differ, _ = commands.disagreeing_keys([one, other], ["hll", "never-written"])
+        assert differ == 0
+    finally:
+        cluster.close()
