@@ -38,11 +38,31 @@ FANOUT = 3
 CRASHED_NODES = 5
 
 
-def _run(config: SimConfig, wall_limit_s: float) -> dict[str, Any]:
+def _run(config: SimConfig, args: argparse.Namespace, verdicts: Verdicts) -> dict[str, Any]:
+    """One simulation; also judged: it ran its simulated time within ``--wall-limit-s`` (the
+    simulator stops at the limit, and a truncated run's figures are not the targets'), and
+    it converged: every live node holds every write, identical keyspaces, sketch answers
+    equal to the reference."""
     started = time.perf_counter()
-    result, _ = run(config, wall_limit_s=wall_limit_s)
+    result, _ = run(config, wall_limit_s=args.wall_limit_s)
     result["bench_wall_s"] = time.perf_counter() - started
     print(f"    {config.command()}", flush=True)
+    verdicts.check(
+        "simulated seconds run within the wall limit",
+        result["sim_seconds"],
+        ">=",
+        config.duration_s,
+        " s",
+        note=f"--wall-limit-s {args.wall_limit_s:g}",
+    )
+    problems = "; ".join(result.get("problems", [])[:3])
+    verdicts.check(
+        "runs that did not converge (identical, correct keyspaces)",
+        0 if result["converged"] else 1,
+        "<=",
+        0,
+        note=problems,
+    )
     return result
 
 
@@ -63,7 +83,7 @@ def _config(args: argparse.Namespace, seed: int, **fields: Any) -> SimConfig:
 
 def convergence(args: argparse.Namespace, verdicts: Verdicts) -> None:
     crashes = (CrashSpec(5, min(CRASHED_NODES, max(1, args.nodes // 10))),)
-    r = _run(_config(args, 1, crashes=crashes), args.wall_limit_s)
+    r = _run(_config(args, 1, crashes=crashes), args, verdicts)
     conv = r["convergence_ms"]
     verdicts.check("p99 write convergence, 5% loss, crashes", conv["p99"], "<=", 2000, " ms")
     verdicts.check("writes not everywhere after healing", r["writes_unconverged"], "<=", 0)
@@ -80,7 +100,7 @@ def convergence(args: argparse.Namespace, verdicts: Verdicts) -> None:
 
 
 def loss30(args: argparse.Namespace, verdicts: Verdicts) -> None:
-    r = _run(_config(args, 2, loss=0.30), args.wall_limit_s)
+    r = _run(_config(args, 2, loss=0.30), args, verdicts)
     verdicts.check(
         "max write convergence, 30% loss", r["convergence_ms"]["max"], "<=", 10_000, " ms"
     )
@@ -99,7 +119,7 @@ def detection(args: argparse.Namespace, verdicts: Verdicts) -> None:
         writes=10,
         crashes=(CrashSpec(12, count),),
     )
-    r = _run(cfg, args.wall_limit_s)
+    r = _run(cfg, args, verdicts)
     det, per = r["detection_ms"], r.get("detection_per_observer_ms", {})
     verdicts.check(f"detection p50 ({count} crashed)", det["p50"], "<=", 5000, " ms")
     verdicts.check("detection p99 of the slowest observer", per.get("p99"), "<=", 8000, " ms")
@@ -117,7 +137,7 @@ def false_failures(args: argparse.Namespace, verdicts: Verdicts) -> None:
             stall_fraction=0.10 if stall_ms else 0.0,
             stall_max_ms=stall_ms or 1000,
         )
-        r = _run(cfg, args.wall_limit_s)
+        r = _run(cfg, args, verdicts)
         label = f"10% stalling up to {stall_ms} ms" if stall_ms else "no stalls"
         verdicts.check(f"false failures after warm-up, {label}", r["false_failures"], "<=", 0)
         print(f"    ({r['warmup_failures']} while the cluster formed, first {cfg.warmup_s:g} s)")
@@ -125,7 +145,7 @@ def false_failures(args: argparse.Namespace, verdicts: Verdicts) -> None:
 
 def speed(args: argparse.Namespace, verdicts: Verdicts) -> None:
     cfg = _config(args, 5, duration_s=30 if args.quick else 60, heal_s=0.25)
-    r = _run(cfg, args.wall_limit_s)
+    r = _run(cfg, args, verdicts)
     scaled = r["wall_seconds"] * 60 / r["sim_seconds"] if r["sim_seconds"] else None
     verdicts.check(f"wall s per 60 sim s, {args.nodes} nodes", scaled, "<=", 240, " s")
     print(f"    ({r['sim_seconds']:.1f} sim s took {r['wall_seconds']:.1f} wall s)")
