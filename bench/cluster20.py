@@ -122,6 +122,11 @@ def main() -> int:
                     time.sleep(0.05)
                 detections_ms.append((time.monotonic() - start) * 1000)
                 time.sleep(2)
+            for node in alive:  # once more at the end, after the last detection settled
+                states = member_states(node)
+                false_failures += sum(
+                    states.get(other.name) in ("failed", "suspect") for other in alive
+                )
         finally:
             cluster.close()
     p50, p99 = percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99)
