@@ -26,7 +26,9 @@ out on both sides.
 Redis's figures are measured in the same run and the same way on a fresh redis-server per
 shape (``PFADD`` of 10 members per small key, 20 batches of 1,000 members per dense one,
 ``RssAnon`` of the server process); without redis-server the benchmark fails (no figures
-from elsewhere stand in). The nodes run the default preset (lan) with membership on.
+from elsewhere stand in). For the ``-node`` shapes the redis-server runs beside the node and
+the two are fed in turn, round by round. The nodes run the default preset (lan) with
+membership on.
 
 ``bloom-node`` fills a 1,000,000-capacity, 1% Bloom filter on a real node (``BF.RESERVE``
 then ``BF.MADD`` of a million members) and compares the growth of its RssAnon with the
@@ -48,13 +50,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments
+from tests.redis_reference import RedisUnavailableError
 
 TARGET_RATIO = {"small": 1.5, "dense": 1.0}
 BLOOM_TARGET_RATIO = 1.25
@@ -193,12 +196,11 @@ def settled_rss_anon_bytes(pid: int) -> int:
     return last
 
 
-def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> list[float]:
-    """PFADD the shape's keys to a server (Redis or a hearsay node) round by round; returns
-    the growth of its RssAnon per key, sampled once it has settled (flushes done)."""
+def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> Iterator[float]:
+    """PFADD the shape's keys to a server (Redis or a hearsay node) round by round; yields the
+    growth of its RssAnon per key each round, sampled once it has settled (flushes done)."""
     rng = random.Random(7)
     before = settled_rss_anon_bytes(pid)
-    per_key = []
     for round_no in range(rounds):
         pipe = client.pipeline(transaction=False)
         for i in range(round_no * keys, (round_no + 1) * keys):
@@ -212,30 +214,51 @@ def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> 
             pipe.execute()
         pipe.execute()
         after = settled_rss_anon_bytes(pid)
-        per_key.append((after - before) / keys)
+        yield (after - before) / keys
         before = after
-    return per_key
 
 
-def node_figures(kind: str, keys: int, rounds: int) -> list[float]:
-    """A real ``hearsay serve`` process (storage on, no peers) fed over RESP."""
+def check_redis_encoding(client: Any, kind: str, keys: int) -> None:
+    """Redis must hold the encoding the shape compares with (sparse small, dense large)."""
+    encoding = client.execute_command("PFDEBUG", "ENCODING", key_name(keys - 1))
+    expected = b"sparse" if kind == "small" else b"dense"
+    if encoding != expected:
+        raise RuntimeError(f"Redis holds {encoding!r} HLLs here, not {expected!r}")
+
+
+def node_and_redis_figures(kind: str, keys: int, rounds: int) -> tuple[list[float], list[float]]:
+    """A real ``hearsay serve`` process (storage on, no peers, lan preset) and a redis-server,
+    both fed the same PFADDs over RESP, round by round in turn."""
+    import redis
     from tests.nodes import start_node
+    from tests.redis_reference import reference_redis
 
-    with tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir:
+    ours: list[float] = []
+    theirs: list[float] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir,
+        reference_redis() as port,
+    ):
         node = start_node(Path(workdir), "--preset", "lan")
         try:
-            client = node.client()
-            try:
-                return feed_over_resp(client, node.process.pid, kind, keys, rounds)
-            finally:
-                client.close()
+            with (
+                node.client(socket_timeout=120) as client,
+                redis.Redis(host="127.0.0.1", port=port, socket_timeout=120) as reference,
+            ):
+                redis_pid = int(reference.info("server")["process_id"])
+                node_rounds = feed_over_resp(client, node.process.pid, kind, keys, rounds)
+                redis_rounds = feed_over_resp(reference, redis_pid, kind, keys, rounds)
+                for _ in range(rounds):
+                    ours.append(next(node_rounds))
+                    theirs.append(next(redis_rounds))
+                check_redis_encoding(reference, kind, keys)
         finally:
             node.stop()
+    return ours, theirs
 
 
 def hearsay_figures(shape: str, keys: int, rounds: int) -> list[float]:
-    if shape.endswith("-node"):
-        return node_figures(redis_kind(shape), keys, rounds)
+    """An in-process shape, in a fresh child process."""
     out = subprocess.run(
         [sys.executable, __file__, "--child", shape, "--keys", str(keys), "--rounds", str(rounds)],
         check=True,
@@ -256,24 +279,18 @@ def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
     import redis
     from tests.redis_reference import reference_redis
 
-    with reference_redis() as port:
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=120)
-        try:
-            pid = int(client.info("server")["process_id"])
-            per_key = feed_over_resp(client, pid, kind, keys, rounds)
-            encoding = client.execute_command("PFDEBUG", "ENCODING", key_name(keys - 1))
-            expected = b"sparse" if kind == "small" else b"dense"
-            if encoding != expected:
-                raise RuntimeError(f"Redis holds {encoding!r} HLLs here, not {expected!r}")
-            return per_key
-        finally:
-            client.close()
+    with (
+        reference_redis() as port,
+        redis.Redis(host="127.0.0.1", port=port, socket_timeout=120) as client,
+    ):
+        pid = int(client.info("server")["process_id"])
+        per_key = list(feed_over_resp(client, pid, kind, keys, rounds))
+        check_redis_encoding(client, kind, keys)
+        return per_key
 
 
 def redis_reference(kinds: set[str], keys: dict[str, int], rounds: int) -> dict[str, list[float]]:
     """Redis's figures, measured now; without redis-server there is nothing to compare with."""
-    from tests.redis_reference import RedisUnavailableError
-
     try:
         return {kind: redis_figures(kind, keys[kind], rounds) for kind in sorted(kinds)}
     except RedisUnavailableError as error:
@@ -333,26 +350,36 @@ def main() -> int:
     shapes = args.only or list(SHAPES)
     hll_shapes = [shape for shape in shapes if shape != "bloom-node"]
     keys = {"small": args.small, "dense": args.dense}
-    ours = {s: hearsay_figures(s, keys[redis_kind(s)], args.rounds) for s in hll_shapes}
-    theirs = redis_reference({redis_kind(s) for s in hll_shapes}, keys, args.rounds)
+    in_process = [shape for shape in hll_shapes if not shape.endswith("-node")]
+    ours = {s: hearsay_figures(s, keys[redis_kind(s)], args.rounds) for s in in_process}
+    kinds = redis_reference({redis_kind(s) for s in in_process}, keys, args.rounds)
+    theirs = {shape: kinds[redis_kind(shape)] for shape in in_process}
+    for shape in hll_shapes:
+        if shape.endswith("-node"):  # the node's rounds alternate with Redis's
+            try:
+                ours[shape], theirs[shape] = node_and_redis_figures(
+                    redis_kind(shape), keys[redis_kind(shape)], args.rounds
+                )
+            except RedisUnavailableError as error:
+                raise SystemExit(f"memory.py needs redis-server beside hearsay: {error}") from None
 
     print("anonymous RSS growth per key (Redis measured in this run); round 1 = the first N")
     print("keys of a fresh process, each later round = N more keys")
     print(f"{'shape':<15}{'N':>8}{'round':>6}{'hearsay B':>11}{'redis B':>9}{'ratio':>7}")
     for shape in hll_shapes:
         kind = redis_kind(shape)
-        for round_no, (mine, reference) in enumerate(zip(ours[shape], theirs[kind], strict=True)):
+        for round_no, (mine, reference) in enumerate(zip(ours[shape], theirs[shape], strict=True)):
             print(
                 f"{shape:<15}{keys[kind]:>8}{round_no + 1:>6}{mine:>11.0f}{reference:>9.0f}"
-                f"{mine / reference:>7.2f}"
+                f"{mine / reference if reference > 0 else math.nan:>7.2f}"
             )
     print("targets:")
     for shape in hll_shapes:
         kind = redis_kind(shape)
-        for round_no, (mine, reference) in enumerate(zip(ours[shape], theirs[kind], strict=True)):
+        for round_no, (mine, reference) in enumerate(zip(ours[shape], theirs[shape], strict=True)):
             verdicts.check(
                 f"{shape} round {round_no + 1}: bytes per key / Redis",
-                mine / reference,
+                mine / reference if reference > 0 else None,  # Redis grew nothing: unmeasured
                 "<=",
                 TARGET_RATIO[kind],
                 "x",
