@@ -151,3 +151,28 @@ def test_the_cluster_agreement_check_sees_a_key_on_one_node_only(
         assert differ == 0
     finally:
         cluster.close()
+
+
+def test_run_all_tells_a_judged_miss_from_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 1 is a miss only with the benchmark's own MISSED summary; a traceback is also
+    exit 1 and must count as a benchmark that failed to run."""
+    from bench import run_all
+
+    scripts = {
+        "met.py": "print('met.py: all 1 targets met')",
+        "missed.py": "import sys; print('missed.py: MISSED 1 of 1 targets:'); sys.exit(1)",
+        "crash.py": "raise RuntimeError('no redis-server')",
+        "lies.py": "print('lies.py: all 1 targets met'); raise SystemExit(1)",
+    }
+    for name, body in scripts.items():
+        (tmp_path / name).write_text(body + "\n")
+    monkeypatch.setattr(run_all, "BENCH_DIR", tmp_path)
+    outcomes = {name: run_all.run_one(name, [], timeout_s=60) for name in scripts}
+    assert outcomes == {
+        "met.py": "met",
+        "missed.py": "missed",
+        "crash.py": "broken",
+        "lies.py": "broken",
+    }
