@@ -65,8 +65,9 @@ MODES: dict[str, dict[str, list[str]]] = {
 }  # fmt: skip
 
 
-def run_one(script: str, args: list[str], timeout_s: float) -> str:
-    """Run one benchmark, passing its output through; "met", "missed" or "broken".
+def run_one(script: str, args: list[str], timeout_s: float, misses: list[str] | None = None) -> str:
+    """Run one benchmark, passing its output through; "met", "missed" or "broken". The
+    targets it lists as missed are appended to ``misses``.
 
     A miss is exit 1 together with the benchmark's own summary line (bench/verdict.py), so
     that a traceback (also exit 1) is not taken for a judged miss.
@@ -88,6 +89,8 @@ def run_one(script: str, args: list[str], timeout_s: float) -> str:
             print(line, end="", flush=True)
             if line.startswith(f"{script}: "):
                 summary = line
+            elif summary and line.startswith("  - ") and misses is not None:
+                misses.append(f"{script}: {line[4:].rstrip()}")
         status = process.wait()
     finally:
         timer.cancel()
@@ -106,8 +109,9 @@ def main() -> int:
     parser.add_argument("--target-scale", help="passed to every benchmark (harness checks)")
     args = parser.parse_args()
     extra = ["--target-scale", args.target_scale] if args.target_scale is not None else []
+    misses: list[str] = []
     outcomes = {
-        script: run_one(script, [*script_args, *extra], TIMEOUT_S[args.mode])
+        script: run_one(script, [*script_args, *extra], TIMEOUT_S[args.mode], misses)
         for script, script_args in MODES[args.mode].items()
         if not args.only or script in args.only
     }
@@ -115,6 +119,10 @@ def main() -> int:
     shown = {"met": "all targets met", "missed": "MISSED targets", "broken": "FAILED to run"}
     for script, outcome in outcomes.items():
         print(f"  {script:<18} {shown[outcome]}")
+    if misses:
+        print(f"{len(misses)} targets missed:")
+        for miss in misses:
+            print(f"  - {miss}")
     if "broken" in outcomes.values():
         return EXIT_BROKEN
     return EXIT_MISSED if "missed" in outcomes.values() else 0

@@ -104,6 +104,8 @@ def test_run_all_runs_every_benchmark_and_sums_up() -> None:
     summary = done.stdout.split("===== summary (tiny mode)")[1]
     assert "resp_parse.py      MISSED targets" in summary
     assert "persist.py         MISSED targets" in summary
+    assert "  - resp_parse.py: GET key: parse() / hiredis.Reader" in summary
+    assert "  - persist.py: always: asyncio x 8 / raw sqlite" in summary
 
 
 @pytest.mark.bench
