@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 ARGS ?=
 
-.PHONY: serve test lint typecheck layers pytest bench clean
+.PHONY: serve test lint typecheck layers pytest bench bench-short bench-full bench-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,18 @@ pytest: .make-stamp-test
 
 test: lint typecheck layers pytest
 
-bench: .make-stamp-test
-	$(BIN)/python bench/memory.py
+# Benchmarks (never part of `make test`): each judges its targets; a miss exits non-zero after
+# every benchmark has run. bench-check runs each in a tiny mode to check the harness itself.
+bench: bench-short
+
+bench-short: .make-stamp-test
+	$(BIN)/python bench/run_all.py --mode short
+
+bench-full: .make-stamp-test
+	$(BIN)/python bench/run_all.py --mode full
+
+bench-check: .make-stamp-test
+	$(BIN)/pytest -q -m bench tests/test_bench_harness.py
 
 clean:
 	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache

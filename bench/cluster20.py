@@ -5,8 +5,10 @@ Measures, as issue 5 asks:
   (p50, p99 over 30 trials; polled concurrently, so the figures include up to one sweep);
 - failure detection: time from SIGKILL of one node until every survivor marks it failed;
 - false failures: any live node ever reported failed or suspect during the run.
-grapevine (the seed) measured 2.8 s and 31 s here. Targets: p99 < 100 ms for the write,
-p50 < 5 s for the detection, no false failures.
+Targets (issues 5 and 14): p99 <= 100 ms for the write, p50 <= 5 s for the detection, no
+false failures; each is judged and the exit status is 1 on a miss. grapevine (the seed)
+measured 2.8 s and 31 s on this machine once: documented history, printed beside the
+figures, never a baseline.
 
     python bench/cluster20.py [--nodes 20] [--trials 30] [--kills 3] [--preset lan]
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis.asyncio as aioredis
+from bench.verdict import Verdicts, add_arguments
 from tests.nodes import Cluster, NodeProcess, split_address
 
 POLL_TIMEOUT_S = 30.0
@@ -69,13 +72,17 @@ async def propagation_trials(nodes: list[NodeProcess], trials: int) -> list[floa
     return latencies_ms
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--preset", default="lan")
+    add_arguments(parser)
     args = parser.parse_args()
+    if args.kills < 1 or args.trials < 1 or args.nodes < args.kills + 2:
+        parser.error("needs a trial, a kill, and at least kills + 2 nodes")
+    verdicts = Verdicts.from_args(args)
     with tempfile.TemporaryDirectory() as root:
         cluster = Cluster(Path(root))
         try:
@@ -115,22 +122,33 @@ def main() -> None:
                     time.sleep(0.05)
                 detections_ms.append((time.monotonic() - start) * 1000)
                 time.sleep(2)
+            for node in alive:  # once more at the end, after the last detection settled
+                states = member_states(node)
+                false_failures += sum(
+                    states.get(other.name) in ("failed", "suspect") for other in alive
+                )
         finally:
             cluster.close()
     p50, p99 = percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99)
     print(f"{args.nodes} nodes, preset {args.preset}")
     print(
         f"write reaches all others: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max "
-        f"{max(latencies_ms):.1f} ms over {len(latencies_ms)} trials (target p99 < 100 ms; "
-        f"grapevine 2800 ms)"
+        f"{max(latencies_ms):.1f} ms over {len(latencies_ms)} trials (grapevine, history: "
+        f"2800 ms)"
     )
     print(
         f"SIGKILL detected by every survivor: p50 {statistics.median(detections_ms):.0f} ms, "
         f"max {max(detections_ms):.0f} ms over {len(detections_ms)} kills "
-        f"(target p50 < 5000 ms; grapevine 31000 ms)"
+        f"(grapevine, history: 31000 ms)"
     )
     print(f"false failure/suspect observations of live nodes: {false_failures}")
+    print("targets:")
+    verdicts.check("write reaches all others, p99", p99, "<=", 100, " ms")
+    detection_p50 = statistics.median(detections_ms)
+    verdicts.check("SIGKILL detected by every survivor, p50", detection_p50, "<=", 5000, " ms")
+    verdicts.check("false failure/suspect observations of live nodes", false_failures, "<=", 0)
+    return verdicts.finish("cluster20.py")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

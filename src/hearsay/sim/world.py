@@ -672,12 +672,13 @@ class Simulation:
             if times and len(times) == len(observers):
                 detect.append(max(times))
         updates = max(1, sum(1 for w in self.writes if not w.lost))
-        data_msgs = data_bytes = member_msgs = 0
+        data_msgs = data_bytes = member_msgs = member_bytes = 0
         for node in self.all_nodes:
             for kind, count in node.stats.sent_by_type.items():
                 size = node.stats.sent_bytes_by_type.get(kind, 0)
                 if kind == "MEMBERSHIP":
                     member_msgs += count
+                    member_bytes += size
                 else:
                     data_msgs += count
                     data_bytes += size
@@ -695,6 +696,7 @@ class Simulation:
             "messages_per_update_per_node": data_msgs / updates / cfg.nodes,
             "bytes_per_update_per_node": data_bytes / updates / cfg.nodes,
             "membership_messages_per_node_per_s": member_msgs / cfg.nodes / max(sim_s, 1e-9),
+            "membership_bytes_per_node_per_s": member_bytes / cfg.nodes / max(sim_s, 1e-9),
             "stream_messages": self.stream_messages,
             "stream_bytes": self.stream_bytes,
             "detection_ms": _percentiles(detect),
