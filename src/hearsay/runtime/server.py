@@ -19,7 +19,7 @@ import time
 from typing import Any, Final
 
 from hearsay import __version__
-from hearsay.base.errors import HearsayError
+from hearsay.base.errors import HearsayError, StorageError
 from hearsay.engine.database import Database
 from hearsay.protocol.membership import Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
@@ -88,7 +88,7 @@ class Node:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.database = Database.open(config.data_dir, config.fsync, config.node_name)
+        self.database = Database.open(config.data_dir, config.fsync, config.node_name, unix_ms())
         self.name = config.node_name or self.database.identity.node_id
         self.started_monotonic = time.monotonic()
         settings = ServerSettings(
@@ -97,7 +97,7 @@ class Node:
         self.gossip = GossipDriver(self.database, self.name, config.preset, config.cluster)
         self.registry: CommandRegistry = build_registry(self, self)
         self.resp = RespServer(self.database, self.registry, settings)
-        self.http = HttpServer(self.status, self.metrics)
+        self.http = HttpServer(self.status, self.metrics, self.health)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._rmbd: RmbdProtocol | None = None
@@ -240,9 +240,30 @@ class Node:
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
+    def health(self) -> tuple[bool, str]:
+        """``/health``: 503 while writes are refused (storage read-only), else 200."""
+        failure = self.database.storage_failure
+        if failure is not None:
+            return False, f"read-only: cannot write the data directory ({failure.cause})"
+        return True, "ok"
+
+    def storage_status(self) -> dict[str, Any]:
+        """The storage state for /status and INFO: ``ok`` or ``read-only`` with the cause."""
+        failure = self.database.storage_failure
+        return {
+            "state": "ok" if failure is None else "read-only",
+            "cause": "" if failure is None else failure.cause,
+            "read_only_for_s": (
+                0.0 if failure is None else round(time.monotonic() - failure.since_s, 3)
+            ),
+            "held_writes": 0 if failure is None else failure.held_keys,
+            "quarantined_entries": self.database.stats.corrupt_entries_skipped,
+        }
+
     def status(self) -> dict[str, Any]:
         identity = self.database.identity
         return {
+            "storage": self.storage_status(),
             "node": self.name,
             "node_id": identity.node_id,
             "generation": identity.generation,
@@ -302,17 +323,31 @@ class Node:
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
             },
-            "persistence": {
-                "fsync": str(self.config.fsync),
-                "loaded_entries": stats.loaded_entries,
-                "flushes": stats.flushes,
-            },
+            "persistence": self._persistence_info(),
             "keyspace": (
                 {"db0": f"keys={len(keyspace)},expires={keyspace.expiring_count},avg_ttl=0"}
                 if len(keyspace)
                 else {}
             ),
             "gossip": self._gossip_info(),
+        }
+
+    def _persistence_info(self) -> dict[str, Any]:
+        """INFO persistence; ``storage_status``/``storage_error`` say whether writes are
+        refused (Redis's ``aof_last_write_status`` is ``err`` then, as there)."""
+        stats = self.database.stats
+        storage = self.storage_status()
+        failed = storage["state"] != "ok"
+        return {
+            "fsync": str(self.config.fsync),
+            "loaded_entries": stats.loaded_entries,
+            "flushes": stats.flushes,
+            "aof_last_write_status": "err" if failed else "ok",
+            "storage_status": storage["state"],
+            "storage_error": storage["cause"],
+            "storage_read_only_for_s": storage["read_only_for_s"],
+            "storage_held_writes": storage["held_writes"],
+            "quarantined_entries": storage["quarantined_entries"],
         }
 
     def _gossip_info(self) -> dict[str, Any]:
@@ -373,6 +408,10 @@ class Node:
             f"hearsay_expired_keys_total {stats.expired_keys}",
             "# TYPE hearsay_tombstones_purged_total counter",
             f"hearsay_tombstones_purged_total {stats.tombstones_purged}",
+            "# TYPE hearsay_storage_read_only gauge",
+            f"hearsay_storage_read_only {int(self.database.storage_failure is not None)}",
+            "# TYPE hearsay_quarantined_entries gauge",
+            f"hearsay_quarantined_entries {stats.corrupt_entries_skipped}",
             "# TYPE hearsay_uptime_seconds gauge",
             f"hearsay_uptime_seconds {self.uptime_s():.3f}",
         ]
@@ -398,7 +437,13 @@ async def serve(config: ServeConfig) -> int:
     print(node.ready_line(), flush=True)
     await node.wait_stopped()
     log.info("stopping: flushing storage")
-    await node.stop()
+    try:
+        await node.stop()
+    except StorageError as error:
+        # The data directory still cannot be written: say what was not saved, and fail.
+        log.critical("stopped WITHOUT saving everything: %s", error)
+        print(f"hearsay: stopped without saving everything: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
