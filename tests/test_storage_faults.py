@@ -1,0 +1,198 @@
+"""A full or failing disk under a real ``hearsay serve``: no acknowledged write is ever lost.
+
+Each test mounts its own small file system on a directory under the test's temporary
+directory (a tmpfs of a few MiB, or an ext4 image on a loop device for the read-only case),
+puts the node's data directory there, and breaks it while clients write. The checker is the
+same everywhere: every write the node acknowledged is in the final state after a restart, and
+no write it refused before applying (``MISCONF ... cannot write``) is. Mounting needs root (CI
+runs as root); the tests skip, saying so, when not root. Everything mounted is unmounted by
+path in a ``finally``; every node is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.nodes import NodeProcess, poll_until, start_node
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root"),
+]
+
+KEY_PAD = "k" * 900  # long keys fill a small disk in a few hundred writes
+WRITES_MAX = 20_000
+REFUSED_TO_SEE = 20  # refusals in a row that show the node stopped acknowledging
+RECOVERY_TIMEOUT_S = 30.0
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size_bytes: int) -> Iterator[Path]:
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(where)], check=True
+    )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def key(number: int) -> str:
+    return f"{KEY_PAD}:{number}"
+
+
+@dataclass
+class Ledger:
+    """What the node answered: acknowledged (key -> value), refused before applying, and
+    not durable (applied but not acknowledged: may or may not survive)."""
+
+    acked: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    not_durable: list[str] = field(default_factory=list)
+
+    def record(self, name: str, amount: int, reply: object) -> None:
+        if isinstance(reply, int) and not isinstance(reply, bool):
+            assert reply == amount, f"INCRBY {name} {amount} replied {reply}"
+            self.acked[name] = amount
+        elif isinstance(reply, redis.exceptions.ResponseError):
+            text = str(reply).removeprefix("MISCONF ")
+            if text.startswith("write not durable"):
+                self.not_durable.append(name)
+            else:
+                assert text.startswith("hearsay cannot write to its data directory"), text
+                self.refused.append(name)
+        else:
+            raise AssertionError(f"unexpected reply {reply!r} to INCRBY {name}")
+
+    def check(self, client: redis.Redis) -> None:
+        """Every acknowledged write is there with its value; nothing refused is."""
+        names = list(self.acked) + self.refused
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.get(name)
+        values = pipe.execute(raise_on_error=True) if names else []
+        found = dict(zip(names, values, strict=True))
+        lost = [n for n in self.acked if found[n] is None or int(found[n]) != self.acked[n]]
+        assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[0][-12:]}"
+        applied = [n for n in self.refused if found[n] is not None]
+        assert not applied, f"{len(applied)} refused writes were applied"
+
+
+def write_until_refused(client: redis.Redis, ledger: Ledger, first: int, batch: int) -> int:
+    """INCRBY fresh keys, ``batch`` per pipeline, until the node refuses REFUSED_TO_SEE in a
+    row; returns the next key number. Every command must get a reply (no dropped connection)."""
+    number = first
+    streak = 0
+    while number < first + WRITES_MAX:  # bounded
+        pipe = client.pipeline(transaction=False)
+        names = [key(number + i) for i in range(batch)]
+        for offset, name in enumerate(names):
+            pipe.incrby(name, number + offset + 1)
+        replies = pipe.execute(raise_on_error=False)
+        assert len(replies) == batch
+        for offset, (name, reply) in enumerate(zip(names, replies, strict=True)):
+            ledger.record(name, number + offset + 1, reply)
+            streak = streak + 1 if ledger.refused and ledger.refused[-1] == name else 0
+        number += batch
+        if streak >= REFUSED_TO_SEE:
+            return number
+    raise AssertionError(f"the disk never filled in {WRITES_MAX} writes")
+
+
+def health(node: NodeProcess) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{node.http}/health", timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def fill(mount: Path, leave_bytes: int) -> Path:
+    """Take all but ``leave_bytes`` of the file system's free space with a filler file."""
+    filler = mount / "filler"
+    stats = os.statvfs(mount)
+    free = stats.f_bavail * stats.f_frsize
+    with filler.open("wb") as out:
+        out.truncate(0)
+        remaining = max(0, free - leave_bytes)
+        chunk = b"\0" * (1 << 20)
+        while remaining > 0:  # bounded by the free space
+            out.write(chunk[: min(remaining, len(chunk))])
+            remaining -= min(remaining, len(chunk))
+    return filler
+
+
+def info_persistence(client: redis.Redis) -> dict[str, object]:
+    return dict(client.info("persistence"))
+
+
+@pytest.mark.parametrize("policy", ["everysec", "always"])
+def test_disk_full_refuses_writes_loses_nothing_and_recovers(tmp_path: Path, policy: str) -> None:
+    mount = tmp_path / "mnt"
+    node: NodeProcess | None = None
+    with tmpfs(mount, 16 * 1024 * 1024):
+        try:
+            node = start_node(mount / "data", "--fsync", policy)
+            client = node.client(decode_responses=True)
+            ledger = Ledger()
+            filler = fill(mount, 1024 * 1024)
+            following = write_until_refused(client, ledger, 0, batch=20)
+            assert ledger.acked, "no write was acknowledged before the disk filled"
+            assert ledger.refused, "the node never refused a write"
+            # Read-only for writes: reported, and reads still work.
+            status, text = health(node)
+            assert status == 503 and "read-only" in text and "full" in text, (status, text)
+            persistence = info_persistence(client)
+            assert persistence["storage_status"] == "read-only"
+            assert persistence["aof_last_write_status"] == "err"
+            ledger.check(client)
+            # The disk recovers: so does the node, by itself.
+            filler.unlink()
+            poll_until(lambda: health(node)[0] == 200, RECOVERY_TIMEOUT_S, 0.1, "recovery")
+            assert info_persistence(client)["storage_status"] == "ok"
+            after = key(following)
+            assert client.incrby(after, 7) == 7
+            ledger.acked[after] = 7
+            assert node.stop() == 0
+            node = start_node(mount / "data", "--fsync", policy)
+            ledger.check(node.client(decode_responses=True))
+            output = b"\n".join(node.output)
+            assert b"Traceback" not in output
+        finally:
+            if node is not None:
+                node.kill()
+
+
+def test_sigterm_while_the_disk_is_full_reports_what_was_not_saved(tmp_path: Path) -> None:
+    mount = tmp_path / "mnt"
+    node: NodeProcess | None = None
+    with tmpfs(mount, 16 * 1024 * 1024):
+        try:
+            node = start_node(mount / "data", "--fsync", "always")
+            client = node.client(decode_responses=True)
+            ledger = Ledger()
+            fill(mount, 1024 * 1024)
+            write_until_refused(client, ledger, 0, batch=20)
+            assert ledger.not_durable, "no write was caught by the failure under always"
+            assert node.stop() == 1, "a node that could not save everything must exit non-zero"
+            assert node.process.stdout is not None
+            rest = node.process.stdout.read()
+            assert b"could not be saved" in rest, rest[-2000:]
+            # Every acknowledged write was durable before the disk filled.
+            (mount / "filler").unlink()
+            node = start_node(mount / "data", "--fsync", "always")
+            ledger.check(node.client(decode_responses=True))
+        finally:
+            if node is not None:
+                node.kill()
