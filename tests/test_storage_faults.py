@@ -12,7 +12,9 @@ path in a ``finally``; every node is stopped by its PID.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -191,6 +193,82 @@ def test_sigterm_while_the_disk_is_full_reports_what_was_not_saved(tmp_path: Pat
             assert b"could not be saved" in rest, rest[-2000:]
             # Every acknowledged write was durable before the disk filled.
             (mount / "filler").unlink()
+            node = start_node(mount / "data", "--fsync", "always")
+            ledger.check(node.client(decode_responses=True))
+        finally:
+            if node is not None:
+                node.kill()
+
+
+@contextlib.contextmanager
+def ext4_image(image: Path, where: Path, size_bytes: int) -> Iterator[Path]:
+    """An ext4 file system in ``image`` mounted on ``where`` (loop device) that turns itself
+    read-only on an error, as a failing disk makes it."""
+    with image.open("wb") as out:
+        out.truncate(size_bytes)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    where.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-o", "loop,errors=remount-ro", str(image), str(where)]
+    subprocess.run(mount, check=True)
+    try:
+        yield where
+    finally:
+        if os.path.ismount(where):
+            subprocess.run(["umount", str(where)], check=True)
+
+
+def turn_read_only(mount: Path) -> None:
+    """Make ext4 report an error: with errors=remount-ro the kernel remounts it read-only
+    under the node's open files (``mount -o remount,ro`` refuses while files are open for
+    writing)."""
+    source = subprocess.run(
+        ["findmnt", "-no", "SOURCE", str(mount)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    trigger = Path("/sys/fs/ext4") / Path(source).name / "trigger_fs_error"
+    trigger.write_text("hearsay test: turn read-only\n")
+    poll_until(lambda: not _writable(mount), 10.0, 0.05, "the read-only remount")
+
+
+def _writable(mount: Path) -> bool:
+    try:
+        (mount / "probe").write_bytes(b"x")
+    except OSError as error:
+        assert error.errno == errno.EROFS, error
+        return False
+    return True
+
+
+@pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="needs mkfs.ext4 (e2fsprogs)")
+def test_read_only_file_system_refuses_writes_and_loses_nothing_acknowledged(
+    tmp_path: Path,
+) -> None:
+    image, mount = tmp_path / "disk.img", tmp_path / "mnt"
+    node: NodeProcess | None = None
+    with ext4_image(image, mount, 32 * 1024 * 1024):
+        try:
+            node = start_node(mount / "data", "--fsync", "always")
+            client = node.client(decode_responses=True)
+            ledger = Ledger()
+            pipe = client.pipeline(transaction=False)
+            for number in range(100):
+                pipe.incrby(key(number), number + 1)
+            for number, reply in enumerate(pipe.execute(raise_on_error=False)):
+                ledger.record(key(number), number + 1, reply)
+            assert len(ledger.acked) == 100
+            turn_read_only(mount)
+            write_until_refused(client, ledger, 100, batch=20)
+            status, text = health(node)
+            assert status == 503 and "read-only" in text, (status, text)
+            ledger.check(client)
+            # It cannot recover while the file system stays read-only: stopping says so.
+            assert node.stop() == 1
+            assert node.process.stdout is not None
+            assert b"could not be saved" in node.process.stdout.read()
+            node = None
+            subprocess.run(["umount", str(mount)], check=True)
+            fsck = subprocess.run(["e2fsck", "-fy", str(image)], check=False, capture_output=True)
+            assert fsck.returncode in (0, 1), fsck.stdout.decode(errors="replace")
+            subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
             node = start_node(mount / "data", "--fsync", "always")
             ledger.check(node.client(decode_responses=True))
         finally:
