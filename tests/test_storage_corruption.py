@@ -8,9 +8,11 @@ a valid-but-different entry: it is quarantined and every other key loads unchang
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from hearsay.engine.database import Database
 from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
+from hearsay.persist.identity import NodeIdentity
+from hearsay.persist.sidecar import SIDECAR_FILE_NAME
 from hearsay.persist.store import DB_FILE_NAME, SCHEMA_VERSION, SqliteStore, entry_checksum
 from hearsay.sketch import schemas
 from tests.nodes import Cluster, poll_until
@@ -203,5 +207,81 @@ def test_a_corrupt_entry_never_replaces_the_peer_copy_and_is_refilled(tmp_path: 
 
         poll_until(refilled, 20, what="b to be refilled from a")
         assert b.info("persistence")["quarantined_entries"] == 1
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------- an empty or missing database
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_lost_database_is_reported_and_the_node_keeps_its_id(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    _populate(data)
+    with SqliteStore(data) as store:
+        before = NodeIdentity.read(store)
+    assert before is not None
+    for leftover in (data / f"{DB_FILE_NAME}-wal", data / f"{DB_FILE_NAME}-shm"):
+        leftover.unlink(missing_ok=True)
+    if damage == "truncate":
+        with (data / DB_FILE_NAME).open("r+b") as handle:
+            handle.truncate(0)
+    else:
+        (data / DB_FILE_NAME).unlink()
+    with caplog.at_level(logging.ERROR, logger="hearsay.engine.database"):
+        database = Database.open(data, now_ms=NOW_MS)
+    try:
+        assert database.data_loss is not None and "held 6 entries" in database.data_loss
+        assert database.identity.node_id == before.node_id
+        assert database.identity.generation > before.generation
+        assert len(database.keyspace) == 0
+    finally:
+        database.close(NOW_MS)
+    assert any("was empty or missing" in record.message for record in caplog.records)
+    # Reported once: the next start finds the restored identity and nothing amiss.
+    reopened = Database.open(data, now_ms=NOW_MS)
+    try:
+        assert reopened.data_loss is None
+        assert reopened.identity.node_id == before.node_id
+    finally:
+        reopened.close(NOW_MS)
+
+
+def test_a_new_data_directory_is_not_reported(tmp_path: Path) -> None:
+    database = Database.open(tmp_path / "data", now_ms=NOW_MS)
+    try:
+        assert database.data_loss is None
+    finally:
+        database.close(NOW_MS)
+    assert (tmp_path / "data" / SIDECAR_FILE_NAME).exists()
+
+
+@pytest.mark.integration
+def test_a_node_whose_database_was_truncated_says_so_and_is_refilled_under_its_id(
+    tmp_path: Path,
+) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        first = cluster.start("a")
+        second = cluster.start("b", "--join", first.gossip)
+        a, b = first.client(), second.client()
+        a.incrby("hits", 400)
+        b.incrby("hits", 31)
+        poll_until(lambda: b.get("hits") == b"431" == a.get("hits"), 15, what="convergence")
+        name = second.name
+        assert second.stop() == 0
+        with (second.data_dir / DB_FILE_NAME).open("r+b") as handle:
+            handle.truncate(0)
+        second = cluster.start("b", "--join", first.gossip)
+        assert second.name == name, "the node must keep its id"
+        with urllib.request.urlopen(f"http://{second.http}/health", timeout=10) as reply:
+            assert reply.read().decode().startswith("degraded: the database")
+        b = second.client()
+        assert "empty or missing" in b.info("persistence")["storage_data_loss_at_start"]
+        poll_until(lambda: b.get("hits") == b"431", 20, what="b to be refilled from a")
+        output = b"\n".join(second.output).decode(errors="replace")
+        assert "ERROR" in output and "was empty or missing" in output, output
     finally:
         cluster.close()

@@ -33,6 +33,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
 from hearsay.persist.identity import NodeIdentity
+from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
 from hearsay.sketch.schemas import type_name, view_for
 
@@ -78,6 +79,10 @@ class Database:
         """The gossip sequence number of the latest local write (for WAIT)."""
         self._dirty: set[bytes] = set()
         self._local_since_flush = False  # a client write since the last flush (``always``)
+        self.data_dir: str | None = None  # where the sidecar lives (None: no durable storage)
+        self.data_loss: str | None = None
+        """Set at open when the database was empty or missing but the sidecar says this node
+        held data: shown in /health and INFO until the next start."""
 
     @property
     def origin(self) -> str:
@@ -101,14 +106,33 @@ class Database:
         """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
+            data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
             database = cls(identity)
+            database.data_dir = os.fspath(data_dir)
+            database.data_loss = data_loss
             database._load(store, now_ms)
             database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()
             raise
+        database.write_sidecar(now_ms)
         return database
+
+    def write_sidecar(self, now_ms: int) -> bool:
+        """Record in the sidecar who this node is and how many entries it holds (at start,
+        periodically, at a clean shutdown); False when the disk refused."""
+        if self.data_dir is None:
+            return False
+        identity = self.identity
+        sidecar = Sidecar(
+            node_id=identity.node_id,
+            generation=identity.generation,
+            entries=self.keyspace.stored_count,
+            written_at_ms=now_ms,
+            node_name=identity.node_name,
+        )
+        return write_sidecar(self.data_dir, sidecar)
 
     def _load(self, store: SqliteStore, now_ms: int) -> None:
         damaged: list[tuple[bytes, bytes, int | None, str]] = []
@@ -140,7 +164,7 @@ class Database:
             # Still skipped at every load until a refilled copy overwrites the row.
             log.error("could not move damaged entries to the quarantine table: %s", error)
 
-    def close(self) -> None:
+    def close(self, now_ms: int = 0) -> None:
         """Flush everything and close the store (the node's data stays on disk).
 
         Raises :class:`StorageError` naming how many keys could not be saved when the store
@@ -154,6 +178,7 @@ class Database:
             self._stage_dirty(storage)
         finally:
             storage.close()
+        self.write_sidecar(now_ms)
 
     # -- durability ------------------------------------------------------------------------------
 
@@ -396,6 +421,28 @@ class Database:
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
+
+
+def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
+    """Whether the database is new although the sidecar says this node had one: then say
+    so loudly, put the node's identity back (its peers refill it under the same id) and
+    return the problem for /health and INFO."""
+    if sidecar is None or NodeIdentity.read(store) is not None:
+        return None
+    # No commas: INFO clients split values on them.
+    problem = (
+        f"the database {store.path} was empty or missing at start but this node "
+        f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} entries "
+        f"at unix ms {sidecar.written_at_ms}: it starts empty under its old id and its peers "
+        "refill what they hold; entries only this node held are lost"
+    )
+    try:
+        NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
+    except StorageError as error:
+        log.error("%s; its identity cannot be restored: %s", problem, error)
+        return problem
+    log.error("%s", problem)
+    return problem
 
 
 def glob_match(pattern: bytes, key: bytes) -> bool:

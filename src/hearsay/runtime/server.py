@@ -41,6 +41,8 @@ _REPORTED_STATE: Final = {MemberState.LEAVING: "alive"}
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
+SIDECAR_INTERVAL_S: Final = 60.0
+"""How often the data directory's sidecar (who the node is, how many entries) is rewritten."""
 
 
 def _memory_section() -> dict[str, int | str]:
@@ -139,11 +141,15 @@ class Node:
         )
 
     async def _housekeep(self) -> None:
+        next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
         while not self._stopping.is_set():
             now = unix_ms()
             self.database.expire_due(now)
             self.database.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
             self.database.flush()
+            if time.monotonic() >= next_sidecar_s:
+                next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
+                self.database.write_sidecar(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
@@ -167,7 +173,7 @@ class Node:
         await self.gossip.leave()
         await self.gossip.stop()
         await self.http.stop()
-        self.database.close()
+        self.database.close(unix_ms())
 
     # -- ClusterControl (the cluster commands) -------------------------------------------------
 
@@ -245,6 +251,8 @@ class Node:
         failure = self.database.storage_failure
         if failure is not None:
             return False, f"read-only: cannot write the data directory ({failure.cause})"
+        if self.database.data_loss is not None:
+            return True, f"degraded: {self.database.data_loss}"
         return True, "ok"
 
     def storage_status(self) -> dict[str, Any]:
@@ -258,6 +266,7 @@ class Node:
             ),
             "held_writes": 0 if failure is None else failure.held_keys,
             "quarantined_entries": self.database.stats.corrupt_entries_skipped,
+            "data_loss_at_start": self.database.data_loss or "",
         }
 
     def status(self) -> dict[str, Any]:
@@ -348,6 +357,7 @@ class Node:
             "storage_read_only_for_s": storage["read_only_for_s"],
             "storage_held_writes": storage["held_writes"],
             "quarantined_entries": storage["quarantined_entries"],
+            "storage_data_loss_at_start": storage["data_loss_at_start"],
         }
 
     def _gossip_info(self) -> dict[str, Any]:
