@@ -12,6 +12,8 @@ import logging
 import random
 import shutil
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -283,5 +285,36 @@ def test_a_node_whose_database_was_truncated_says_so_and_is_refilled_under_its_i
         poll_until(lambda: b.get("hits") == b"431", 20, what="b to be refilled from a")
         output = b"\n".join(second.output).decode(errors="replace")
         assert "ERROR" in output and "was empty or missing" in output, output
+    finally:
+        cluster.close()
+
+
+# ---------------------------------------------------------------- backups
+
+
+@pytest.mark.integration
+def test_backup_of_a_running_node_restores_every_acknowledged_write(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        node = cluster.start("n", "--fsync", "always")
+        client = node.client()
+        for number in range(100):
+            assert client.incrby(f"k{number}", number + 1) == number + 1
+        copy = tmp_path / "copy"
+        command = [sys.executable, "-m", "hearsay.cli", "backup", "--data-dir"]
+        command += [str(node.data_dir), str(copy)]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("backed up 100 entries")
+        client.incrby("after", 1)  # the node keeps serving; the copy is of one instant
+        again = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 2 and "already exists" in again.stderr
+        assert node.stop() == 0
+        restored = cluster.start("copy")  # data dir tmp_path / "copy"
+        reader = restored.client()
+        assert [reader.get(f"k{n}") for n in range(100)] == [
+            str(n + 1).encode() for n in range(100)
+        ]
+        assert reader.get("after") is None
     finally:
         cluster.close()
