@@ -39,9 +39,10 @@ the writes staged and not yet taken by the writer reach ``max_pending_bytes`` (6
 default; key + blob + a fixed overhead per entry), or when the oldest uncommitted write is more
 than ``max_lag_s`` old (0.25 s by default), until the writer catches up; it raises
 ``StorageError`` if the writer makes no room within ``stall_timeout_s``. The byte bound caps
-memory (about twice the bound: the queue plus the batch being committed); the time bound is what
-keeps "a killed process loses at most about the last second" true even when writers produce
-faster than SQLite commits. Blocking the event loop is deliberate: it stops the node from
+memory (about twice the bound: the queue plus the batch being committed; under ``everysec``
+the writes committed since the last sync, at most about ``sync_interval_s`` of them, are also
+held for a possible rewrite); the time bound is what keeps "a killed process loses at most
+about the last second" true even when writers produce faster than SQLite commits. Blocking the event loop is deliberate: it stops the node from
 accepting writes faster than its disk can take them (Redis makes the same trade when its AOF
 fsync falls behind). ``congested`` lets a caller shed load first.
 """

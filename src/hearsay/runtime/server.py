@@ -347,6 +347,8 @@ class Node:
         stats = self.database.stats
         storage = self.storage_status()
         failed = storage["state"] != "ok"
+        writer = self.database.storage
+        commits = writer.stats() if writer is not None else None
         return {
             "fsync": str(self.config.fsync),
             "loaded_entries": stats.loaded_entries,
@@ -358,6 +360,8 @@ class Node:
             "storage_held_writes": storage["held_writes"],
             "quarantined_entries": storage["quarantined_entries"],
             "storage_data_loss_at_start": storage["data_loss_at_start"],
+            "storage_failures": commits.failures if commits else 0,
+            "storage_recoveries": commits.recoveries if commits else 0,
         }
 
     def _gossip_info(self) -> dict[str, Any]:
