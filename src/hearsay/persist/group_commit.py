@@ -42,9 +42,10 @@ than ``max_lag_s`` old (0.25 s by default), until the writer catches up; it rais
 memory (about twice the bound: the queue plus the batch being committed; under ``everysec``
 the writes committed since the last sync, at most about ``sync_interval_s`` of them, are also
 held for a possible rewrite); the time bound is what keeps "a killed process loses at most
-about the last second" true even when writers produce faster than SQLite commits. Blocking the event loop is deliberate: it stops the node from
-accepting writes faster than its disk can take them (Redis makes the same trade when its AOF
-fsync falls behind). ``congested`` lets a caller shed load first.
+about the last second" true even when writers produce faster than SQLite commits. Blocking
+the event loop is deliberate: it stops the node from accepting writes faster than its disk
+can take them (Redis makes the same trade when its AOF fsync falls behind). ``congested``
+lets a caller shed load first.
 """
 
 from __future__ import annotations
