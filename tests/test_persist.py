@@ -383,6 +383,23 @@ def test_flush_times_out_when_the_writer_is_stuck(
 # ---------------------------------------------------------------------------- errors
 
 
+def test_unsynced_writes_count_down_to_zero_at_each_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = GroupCommit.open(
+        tmp_path / "data", FsyncPolicy.EVERYSEC, sync_interval_s=0.05, retry_interval_s=0.05
+    )
+    disk = FlakyDisk(writer.store, monkeypatch, "sync")
+    disk.broken.set()  # no sync can complete: the writes stay unsynced (and held)
+    for number in range(10):
+        writer.stage(f"k{number}".encode(), b"v")
+    wait_until(lambda: writer.failure is not None, "the failed sync")
+    assert writer.unsynced_writes == 10
+    disk.broken.clear()
+    wait_until(lambda: writer.unsynced_writes == 0, "the writes to be synced", timeout_s=10.0)
+    writer.close()
+
+
 class FlakyDisk:
     """Makes the store's commits (``write_batch``) or syncs (``checkpoint``) fail while
     ``broken`` is set, as a full or failing disk does, and records what reaches the store."""

@@ -191,6 +191,12 @@ class Database:
         """
         return None if self.storage is None else self.storage.failure
 
+    @property
+    def unsynced_writes(self) -> int:
+        """Changed keys not yet staged plus staged writes not yet synced (INFO)."""
+        storage = self.storage
+        return 0 if storage is None else len(self._dirty) + storage.unsynced_writes
+
     def mark_dirty(self, key: bytes) -> None:
         """Note that ``key`` changed (e.g. by replication) and must reach the disk."""
         if self.storage is not None:

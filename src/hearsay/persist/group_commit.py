@@ -179,6 +179,7 @@ class GroupCommit:
         self._cond = threading.Condition(threading.Lock())
         self._taken_bytes = 0
         self._committed_seq = 0
+        self._synced_seq = 0  # every write up to here is as durable as the policy makes it
         # Every write staged before this moment is committed.
         self._committed_through_s = time.monotonic()
         self._writer_idle = False
@@ -244,6 +245,12 @@ class GroupCommit:
     def pending_bytes(self) -> int:
         """Bytes staged and not yet taken by the writer (approximate while both run)."""
         return max(0, self._staged_bytes - self._taken_bytes)
+
+    @property
+    def unsynced_writes(self) -> int:
+        """Writes staged and not yet as durable as the policy makes them (under ``everysec``:
+        not yet fsynced by a checkpoint): what a power cut could take now."""
+        return max(0, self._staged_seq - self._synced_seq)
 
     @property
     def lag_s(self) -> float:
@@ -507,6 +514,7 @@ class GroupCommit:
                     next_sync_s = time.monotonic() + self._sync_interval_s
                     with self._cond:
                         self._syncs += 1
+                        self._synced_seq = last_seq if taken else self._committed_seq
             except Exception as exc:  # the disk's or SQLite's: become read-only, hold, retry
                 if batch:
                     self._hold(batch, last_seq)
@@ -515,6 +523,8 @@ class GroupCommit:
             if taken:
                 with self._cond:
                     self._committed_seq = last_seq
+                    if not everysec:  # committed is as durable as always and no make it
+                        self._synced_seq = last_seq
                     self._committed_through_s = taken_at_s
                     self._commits += 1
                     self._rows_committed += len(batch)
@@ -601,6 +611,7 @@ class GroupCommit:
             failure, self._failure = self._failure, None
             self._recoveries += 1
             self._committed_seq = max(self._committed_seq, self._held_seq)
+            self._synced_seq = self._committed_seq
             self._committed_through_s = taken_at_s
             self._commits += 1
             self._rows_committed += rows

@@ -362,6 +362,7 @@ class Node:
             "storage_data_loss_at_start": storage["data_loss_at_start"],
             "storage_failures": commits.failures if commits else 0,
             "storage_recoveries": commits.recoveries if commits else 0,
+            "storage_unsynced_writes": self.database.unsynced_writes,
         }
 
     def _gossip_info(self) -> dict[str, Any]:
