@@ -514,6 +514,52 @@ def test_close_while_the_disk_still_fails_says_what_was_lost(
         writer.stage(b"k3", b"v")
 
 
+def test_replicated_changes_while_read_only_stay_dirty_and_reach_the_disk_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hearsay.engine.database import Database
+    from hearsay.lattice.entry import Entry
+    from hearsay.lattice.vector import MaxVector
+    from hearsay.sketch import schemas
+
+    database = Database.open(tmp_path / "data", FsyncPolicy.ALWAYS)
+    storage = database.storage
+    assert storage is not None
+    storage._retry_interval_s = 0.05  # the node's writer, retrying fast for the test
+    disk = FlakyDisk(storage.store, monkeypatch, "commit")
+    vector = MaxVector.from_items([(0, 7)])
+    database.write_own(b"first", schemas.maxreg(), vector, 1_000)
+    ticket = database.flush()
+    assert ticket is not None
+    ticket.result(timeout=5.0)
+    disk.broken.set()
+    database.write_own(b"local", schemas.maxreg(), vector, 1_000)
+    ticket = database.flush()
+    assert ticket is not None
+    with pytest.raises(StorageError, match="disk is full"):
+        ticket.result(timeout=5.0)  # never acknowledged
+    assert database.storage_failure is not None
+    # A peer's change: applied in memory, kept dirty, not staged while the store fails.
+    delta = Entry(1, schemas.maxreg(), slices={"": MaxVector.from_items([(0, 9)])})
+    assert database.merge_remote(b"replicated", delta).changed
+    assert database.flush() is None  # no local write since the last flush: nothing to refuse
+    # A local write that raced the failure (applied before the refusal check could see it):
+    database.write_own(b"raced", schemas.maxreg(), vector, 1_000)
+    raced = database.flush()
+    assert raced is not None and raced.done()
+    with pytest.raises(StorageError, match="disk is full"):
+        raced.result()
+    assert database.unsynced_writes >= 2
+    disk.broken.clear()
+    wait_until(lambda: database.storage_failure is None, "recovery", timeout_s=10.0)
+    ticket = database.flush()
+    assert ticket is not None
+    ticket.result(timeout=5.0)
+    database.close()
+    with SqliteStore(tmp_path / "data") as store:
+        assert set(dict(store.load())) == {b"first", b"local", b"replicated", b"raced"}
+
+
 def _fill_backlog(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stall_timeout_s: float
 ) -> tuple[GroupCommit, HeldWriter]:
