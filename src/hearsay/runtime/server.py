@@ -149,7 +149,9 @@ class Node:
             self.database.flush()
             if time.monotonic() >= next_sidecar_s:
                 next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
-                self.database.write_sidecar(now)
+                if self.database.storage_failure is None:  # a failing disk may stall fsync
+                    # Off the event loop: it fsyncs a small file.
+                    await asyncio.to_thread(self.database.write_sidecar, now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
