@@ -65,7 +65,8 @@ def _rows(data_dir: Path) -> list[tuple[bytes, bytes, int]]:
 
 
 def _flip(data_dir: Path, rng: random.Random) -> bytes:
-    """Flip one random bit of one row's key, blob or checksum; returns the row's old key."""
+    """Flip one random bit (or byte) of one row's key, blob or checksum; returns the row's
+    old key."""
     rows = _rows(data_dir)
     key, blob, checksum = rng.choice(rows)
     where = rng.choice(("blob", "blob", "blob", "key", "checksum"))
@@ -77,8 +78,12 @@ def _flip(data_dir: Path, rng: random.Random) -> bytes:
             )
         else:
             value = bytearray(blob if where == "blob" else key)
-            position = rng.randrange(len(value) * 8)
-            value[position // 8] ^= 1 << (position % 8)
+            if rng.random() < 0.5:  # one bit
+                position = rng.randrange(len(value) * 8)
+                value[position // 8] ^= 1 << (position % 8)
+            else:  # one byte, to any other value
+                position = rng.randrange(len(value))
+                value[position] ^= rng.randrange(1, 256)
             column = "blob" if where == "blob" else "key"
             conn.execute(f"UPDATE entries SET {column} = ? WHERE key = ?", (bytes(value), key))
     return key
