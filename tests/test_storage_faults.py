@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -120,6 +122,16 @@ def health(node: NodeProcess) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+def http_text(node: NodeProcess, path: str) -> str:
+    with urllib.request.urlopen(f"http://{node.http}{path}", timeout=10) as reply:
+        return str(reply.read().decode())
+
+
+def http_json(node: NodeProcess, path: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(http_text(node, path))
+    return loaded
+
+
 def fill(mount: Path, leave_bytes: int) -> Path:
     """Take all but ``leave_bytes`` of the file system's free space with a filler file."""
     filler = mount / "filler"
@@ -158,6 +170,9 @@ def test_disk_full_refuses_writes_loses_nothing_and_recovers(tmp_path: Path, pol
             persistence = info_persistence(client)
             assert persistence["storage_status"] == "read-only"
             assert persistence["aof_last_write_status"] == "err"
+            storage = http_json(node, "/status")["storage"]
+            assert storage["state"] == "read-only" and "full" in storage["cause"], storage
+            assert "hearsay_storage_read_only 1\n" in http_text(node, "/metrics")
             ledger.check(client)
             # The disk recovers: so does the node, by itself.
             filler.unlink()
