@@ -24,6 +24,10 @@ $(BIN)/python:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
 	  else echo "note: redis-server missing and not root: the redis differential tests will skip"; fi; \
 	fi
+	@# mkfs.ext4 and e2fsck: the read-only file system test (tests/test_storage_faults.py).
+	@if ! command -v mkfs.ext4 >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs >/dev/null; \
+	fi
 	touch $@
 
 serve: .make-stamp-install

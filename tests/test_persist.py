@@ -383,43 +383,181 @@ def test_flush_times_out_when_the_writer_is_stuck(
 # ---------------------------------------------------------------------------- errors
 
 
+def test_unsynced_writes_count_down_to_zero_at_each_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = GroupCommit.open(
+        tmp_path / "data", FsyncPolicy.EVERYSEC, sync_interval_s=0.05, retry_interval_s=0.05
+    )
+    disk = FlakyDisk(writer.store, monkeypatch, "sync")
+    disk.broken.set()  # no sync can complete: the writes stay unsynced (and held)
+    for number in range(10):
+        writer.stage(f"k{number}".encode(), b"v")
+    wait_until(lambda: writer.failure is not None, "the failed sync")
+    assert writer.unsynced_writes == 10
+    disk.broken.clear()
+    wait_until(lambda: writer.unsynced_writes == 0, "the writes to be synced", timeout_s=10.0)
+    writer.close()
+
+
+class FlakyDisk:
+    """Makes the store's commits (``write_batch``) or syncs (``checkpoint``) fail while
+    ``broken`` is set, as a full or failing disk does, and records what reaches the store."""
+
+    def __init__(self, store: SqliteStore, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+        self.broken = threading.Event()
+        self.batches: list[tuple[dict[bytes, bytes | None], bool]] = []
+        self.reopens = 0
+        real_write, real_checkpoint, real_reopen = (
+            store.write_batch,
+            store.checkpoint,
+            store.reopen,
+        )
+
+        def write_batch(
+            puts: Mapping[bytes, bytes | None],
+            meta: Mapping[str, bytes | None] | None = None,
+            *,
+            durable: bool = False,
+        ) -> None:
+            if what == "commit" and self.broken.is_set():
+                raise StorageError("cannot write: database or disk is full") from (
+                    sqlite3.OperationalError("database or disk is full")
+                )
+            self.batches.append((dict(puts), durable))
+            real_write(puts, meta, durable=durable)
+
+        def checkpoint() -> None:
+            if what == "sync" and self.broken.is_set():
+                raise StorageError("cannot checkpoint: disk I/O error")
+            real_checkpoint()
+
+        def reopen() -> None:
+            self.reopens += 1
+            real_reopen()
+
+        monkeypatch.setattr(store, "write_batch", write_batch)
+        monkeypatch.setattr(store, "checkpoint", checkpoint)
+        monkeypatch.setattr(store, "reopen", reopen)
+
+
 @pytest.mark.parametrize("policy", POLICIES, ids=str)
-def test_commit_failure_is_surfaced_not_swallowed(
+def test_a_failed_commit_makes_the_store_read_only_until_the_disk_recovers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: FsyncPolicy
 ) -> None:
-    writer = GroupCommit.open(tmp_path / "data", policy)
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(writer.store, "write_batch", broken)
+    writer = GroupCommit.open(tmp_path / "data", policy, retry_interval_s=0.05)
+    disk = FlakyDisk(writer.store, monkeypatch, "commit")
+    writer.stage(b"before", b"v0").result(timeout=5.0)
+    writer.flush()
+    disk.broken.set()
     ticket = writer.stage(b"k", b"v")
     if policy is FsyncPolicy.ALWAYS:
-        with pytest.raises(StorageError, match="disk I/O error"):
+        with pytest.raises(StorageError, match="disk is full"):
             ticket.result(timeout=5.0)
-    wait_until(lambda: writer.error is not None, "the writer to record its failure")
-    with pytest.raises(StorageError, match="disk I/O error"):
-        writer.stage(b"k2", b"v")
-    with pytest.raises(StorageError, match="disk I/O error"):
+    wait_until(lambda: writer.failure is not None, "the writer to record its failure")
+    failure = writer.failure
+    assert failure is not None and "database or disk is full" in failure.cause
+    # Still accepted (held for the retry), but never acknowledged under always.
+    late = writer.stage(b"k2", b"v2")
+    if policy is FsyncPolicy.ALWAYS:
+        with pytest.raises(StorageError, match="disk is full"):
+            late.result(timeout=5.0)
+    with pytest.raises(StorageError, match="disk is full"):
         writer.flush()
-    with pytest.raises(StorageError, match="disk I/O error"):
+    assert writer.stats().failures == 1
+    disk.broken.clear()
+    wait_until(lambda: writer.failure is None, "the writer to recover", timeout_s=10.0)
+    writer.flush()
+    assert disk.reopens >= 1, "a recovery must not trust the connection that failed"
+    assert writer.stats().recoveries == 1
+    writer.close()
+    with SqliteStore(tmp_path / "data") as store:
+        assert dict(store.load()) == {b"before": b"v0", b"k": b"v", b"k2": b"v2"}
+
+
+def test_a_failed_sync_rewrites_every_write_since_the_last_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsyncgate: after a failed fsync the commits before it are not trusted but rewritten."""
+    writer = GroupCommit.open(
+        tmp_path / "data", FsyncPolicy.EVERYSEC, sync_interval_s=0.05, retry_interval_s=0.05
+    )
+    disk = FlakyDisk(writer.store, monkeypatch, "sync")
+    disk.broken.set()
+    writer.stage(b"a", b"1")
+    writer.stage(b"b", b"2")
+    wait_until(lambda: writer.failure is not None, "the failed sync to be recorded")
+    assert "disk I/O error" in (writer.failure.cause if writer.failure else "")
+    disk.batches.clear()
+    disk.broken.clear()
+    wait_until(lambda: writer.failure is None, "the writer to recover", timeout_s=10.0)
+    rewritten = [batch for batch, durable in disk.batches if durable]
+    assert rewritten and {b"a": b"1", b"b": b"2"}.items() <= rewritten[0].items()
+    writer.close()
+    with SqliteStore(tmp_path / "data") as store:
+        assert dict(store.load()) == {b"a": b"1", b"b": b"2"}
+
+
+def test_close_while_the_disk_still_fails_says_what_was_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = GroupCommit.open(tmp_path / "data", FsyncPolicy.EVERYSEC, retry_interval_s=60.0)
+    disk = FlakyDisk(writer.store, monkeypatch, "commit")
+    disk.broken.set()
+    writer.stage(b"k1", b"v")
+    wait_until(lambda: writer.failure is not None, "the writer to record its failure")
+    writer.stage(b"k2", b"v")
+    with pytest.raises(StorageError, match="2 keys could not be saved"):
         writer.close()
     assert writer.store.closed  # resources are released even so
+    with pytest.raises(StorageError, match="could not be saved"):
+        writer.stage(b"k3", b"v")
 
 
-def test_sync_failure_is_surfaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    writer = GroupCommit.open(tmp_path / "data", FsyncPolicy.EVERYSEC, sync_interval_s=0.01)
+def test_replicated_changes_while_read_only_stay_dirty_and_reach_the_disk_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hearsay.engine.database import Database
+    from hearsay.lattice.entry import Entry
+    from hearsay.lattice.vector import MaxVector
+    from hearsay.sketch import schemas
 
-    def broken() -> None:
-        raise StorageError("fsync failed: EIO")
-
-    monkeypatch.setattr(writer.store, "checkpoint", broken)
-    writer.stage(b"k", b"v")
-    wait_until(lambda: writer.error is not None, "the writer to record its failure")
-    with pytest.raises(StorageError, match="fsync failed"):
-        writer.stage(b"k2", b"v")
-    with pytest.raises(StorageError, match="fsync failed"):
-        writer.close()
+    database = Database.open(tmp_path / "data", FsyncPolicy.ALWAYS)
+    storage = database.storage
+    assert storage is not None
+    storage._retry_interval_s = 0.05  # the node's writer, retrying fast for the test
+    disk = FlakyDisk(storage.store, monkeypatch, "commit")
+    vector = MaxVector.from_items([(0, 7)])
+    database.write_own(b"first", schemas.maxreg(), vector, 1_000)
+    ticket = database.flush()
+    assert ticket is not None
+    ticket.result(timeout=5.0)
+    disk.broken.set()
+    database.write_own(b"local", schemas.maxreg(), vector, 1_000)
+    ticket = database.flush()
+    assert ticket is not None
+    with pytest.raises(StorageError, match="disk is full"):
+        ticket.result(timeout=5.0)  # never acknowledged
+    assert database.storage_failure is not None
+    # A peer's change: applied in memory, kept dirty, not staged while the store fails.
+    delta = Entry(1, schemas.maxreg(), slices={"": MaxVector.from_items([(0, 9)])})
+    assert database.merge_remote(b"replicated", delta).changed
+    assert database.flush() is None  # no local write since the last flush: nothing to refuse
+    # A local write that raced the failure (applied before the refusal check could see it):
+    database.write_own(b"raced", schemas.maxreg(), vector, 1_000)
+    raced = database.flush()
+    assert raced is not None and raced.done()
+    with pytest.raises(StorageError, match="disk is full"):
+        raced.result()
+    assert database.unsynced_writes >= 2
+    disk.broken.clear()
+    wait_until(lambda: database.storage_failure is None, "recovery", timeout_s=10.0)
+    ticket = database.flush()
+    assert ticket is not None
+    ticket.result(timeout=5.0)
+    database.close()
+    with SqliteStore(tmp_path / "data") as store:
+        assert set(dict(store.load())) == {b"first", b"local", b"replicated", b"raced"}
 
 
 def _fill_backlog(

@@ -25,22 +25,24 @@ from typing import Final
 
 import numpy.typing as npt
 
-from hearsay.base.errors import DecodeError, WrongTypeError
+from hearsay.base.errors import HearsayError, StorageError, WrongTypeError
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
-from hearsay.persist.group_commit import GroupCommit, Ticket
+from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
 from hearsay.persist.identity import NodeIdentity
+from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
-from hearsay.sketch.schemas import type_name
+from hearsay.sketch.schemas import type_name, view_for
 
 log = logging.getLogger(__name__)
 
 LocalDeltaHook = Callable[[bytes, Entry], int | None]
 """Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
+_DAMAGED_LOGGED_MAX: Final = 20
 
 
 @dataclass(slots=True)
@@ -52,7 +54,7 @@ class DatabaseStats:
     schema_conflicts: int = 0
     expired_keys: int = 0
     tombstones_purged: int = 0
-    corrupt_entries_skipped: int = 0
+    corrupt_entries_skipped: int = 0  # found at load and quarantined (never loaded)
     loaded_entries: int = 0
     flushes: int = 0
     entries_flushed: int = 0
@@ -76,6 +78,11 @@ class Database:
         self.last_write_seq = 0
         """The gossip sequence number of the latest local write (for WAIT)."""
         self._dirty: set[bytes] = set()
+        self._local_since_flush = False  # a client write since the last flush (``always``)
+        self.data_dir: str | None = None  # where the sidecar lives (None: no durable storage)
+        self.data_loss: str | None = None
+        """Set at open when the database was empty or missing but the sidecar says this node
+        held data: shown in /health and INFO until the next start."""
 
     @property
     def origin(self) -> str:
@@ -90,39 +97,105 @@ class Database:
         data_dir: str | os.PathLike[str],
         fsync: FsyncPolicy = FsyncPolicy.EVERYSEC,
         node_name: str | None = None,
+        now_ms: int = 0,
     ) -> Database:
-        """Open (or create) the data directory, start a new generation, load every entry."""
+        """Open (or create) the data directory, start a new generation, load every entry.
+
+        Stored entries that fail their checksum or do not decode to a valid entry are moved
+        to the store's quarantine table, not loaded (``now_ms`` stamps them there).
+        """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
+            data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
             database = cls(identity)
-            database._load(store)
+            database.data_dir = os.fspath(data_dir)
+            database.data_loss = data_loss
+            database._load(store, now_ms)
             database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()
             raise
+        database.write_sidecar(now_ms)
         return database
 
-    def _load(self, store: SqliteStore) -> None:
-        for key, blob in store.load():
+    def write_sidecar(self, now_ms: int) -> bool:
+        """Record in the sidecar who this node is and how many entries it holds (at start,
+        periodically, at a clean shutdown); False when the disk refused."""
+        if self.data_dir is None:
+            return False
+        identity = self.identity
+        sidecar = Sidecar(
+            node_id=identity.node_id,
+            generation=identity.generation,
+            entries=self.keyspace.stored_count,
+            written_at_ms=now_ms,
+            node_name=identity.node_name,
+        )
+        return write_sidecar(self.data_dir, sidecar)
+
+    def _load(self, store: SqliteStore, now_ms: int) -> None:
+        damaged: list[tuple[bytes, bytes, int | None, str]] = []
+
+        def corrupt(key: bytes, blob: bytes, checksum: int | None, reason: str) -> None:
+            damaged.append((key, blob, checksum, reason))
+
+        for key, blob in store.load(on_corrupt=corrupt):
             try:
                 entry = decode_entry(blob)
-            except DecodeError as error:
-                # A damaged row: skip it and say so; peers refill the key by anti-entropy.
-                self.stats.corrupt_entries_skipped += 1
-                log.warning("skipping an unreadable stored entry for key %r: %s", key, error)
+                if entry.schema is not None:
+                    view_for(entry.schema)  # a kind and parameters this node understands
+            except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
+                damaged.append((key, blob, None, f"invalid entry: {error}"))
                 continue
             self.keyspace.merge(key, entry)
             self.stats.loaded_entries += 1
+        if not damaged:
+            return
+        # Never loaded, so never gossiped: the peers' copies refill these keys.
+        self.stats.corrupt_entries_skipped += len(damaged)
+        for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
+            log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
+        if len(damaged) > _DAMAGED_LOGGED_MAX:
+            log.error("... and %d more damaged entries", len(damaged) - _DAMAGED_LOGGED_MAX)
+        try:
+            store.quarantine(damaged, now_ms)
+        except StorageError as error:
+            # Still skipped at every load until a refilled copy overwrites the row.
+            log.error("could not move damaged entries to the quarantine table: %s", error)
 
-    def close(self) -> None:
-        """Flush everything and close the store (the node's data stays on disk)."""
-        if self.storage is not None:
-            self.flush()
-            self.storage.close()
-            self.storage = None
+    def close(self, now_ms: int = 0) -> None:
+        """Flush everything and close the store (the node's data stays on disk).
+
+        Raises :class:`StorageError` naming how many keys could not be saved when the store
+        is still failing (after one last attempt).
+        """
+        storage = self.storage
+        if storage is None:
+            return
+        self.storage = None
+        try:
+            self._stage_dirty(storage)
+        finally:
+            storage.close()
+        self.write_sidecar(now_ms)
 
     # -- durability ------------------------------------------------------------------------------
+
+    @property
+    def storage_failure(self) -> StorageFailure | None:
+        """Why the data directory cannot be written right now (None while it can).
+
+        While this is set, client writes are refused before they are applied (the RESP
+        layer's MISCONF check); replicated changes are still applied and kept dirty.
+        """
+        return None if self.storage is None else self.storage.failure
+
+    @property
+    def unsynced_writes(self) -> int:
+        """Changed keys not yet staged plus staged writes not yet synced (INFO)."""
+        storage = self.storage
+        return 0 if storage is None else len(self._dirty) + storage.unsynced_writes
 
     def mark_dirty(self, key: bytes) -> None:
         """Note that ``key`` changed (e.g. by replication) and must reach the disk."""
@@ -132,15 +205,29 @@ class Database:
     def flush(self) -> Ticket | None:
         """Stage every dirty key's entry; the ticket completes when the policy's durability holds.
 
-        With ``--fsync always`` a reply to a write must wait for the returned ticket.
+        With ``--fsync always`` a reply to a write must wait for the returned ticket. While
+        the store is failing nothing is staged (the keys stay dirty, in memory, until it
+        recovers); a client write made since the last flush then gets a failed ticket.
         """
-        if self.storage is None or not self._dirty:
+        storage = self.storage
+        local, self._local_since_flush = self._local_since_flush, False
+        if storage is None or not self._dirty:
             return None
+        failure = storage.failure
+        if failure is not None:
+            if not local:
+                return None
+            failed: Ticket = Future()
+            failed.set_exception(StorageError(failure.cause))
+            return failed
+        return self._stage_dirty(storage)
+
+    def _stage_dirty(self, storage: GroupCommit) -> Ticket | None:
         ticket: Future[None] | None = None
         dirty, self._dirty = self._dirty, set()
         for key in dirty:
             entry = self.keyspace.entry(key)
-            ticket = self.storage.stage(key, None if entry is None else encode_entry(entry))
+            ticket = storage.stage(key, None if entry is None else encode_entry(entry))
         self.stats.flushes += 1
         self.stats.entries_flushed += len(dirty)
         return ticket
@@ -201,6 +288,7 @@ class Database:
     def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
         if result.delta is not None:
             self.stats.local_writes += 1
+            self._local_since_flush = True
             self.mark_dirty(key)
             if self.on_local_delta is not None:
                 seq = self.on_local_delta(key, result.delta)
@@ -339,6 +427,28 @@ class Database:
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
+
+
+def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
+    """Whether the database is new although the sidecar says this node had one: then say
+    so loudly, put the node's identity back (its peers refill it under the same id) and
+    return the problem for /health and INFO."""
+    if sidecar is None or NodeIdentity.read(store) is not None:
+        return None
+    # No commas: INFO clients split values on them.
+    problem = (
+        f"the database {store.path} was empty or missing at start but this node "
+        f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} entries "
+        f"at unix ms {sidecar.written_at_ms}: it starts empty under its old id and its peers "
+        "refill what they hold; entries only this node held are lost"
+    )
+    try:
+        NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
+    except StorageError as error:
+        log.error("%s; its identity cannot be restored: %s", problem, error)
+        return problem
+    log.error("%s", problem)
+    return problem
 
 
 def glob_match(pattern: bytes, key: bytes) -> bool:

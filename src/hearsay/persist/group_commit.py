@@ -21,27 +21,38 @@ Policies (see :class:`~hearsay.persist.fsync.FsyncPolicy`):
 - ``no``: like ``everysec`` without the checkpoints (``synchronous=OFF``); the kernel decides
   when pages reach the disk.
 
-Failure is sticky: if a commit or an fsync fails, the error is recorded, every ticket in flight
-fails with it, the thread stops, and every later ``stage``/``flush``/``close`` raises
-:class:`~hearsay.base.errors.StorageError`. Retrying a failed fsync is not safe (the kernel may
-have dropped the dirty pages it could not write), so the node must restart and let its peers
-refill what was lost.
+Failure makes the store read-only, not dead: if a commit or an fsync fails (a full disk, an
+I/O error, a file system remounted read-only...), every ``always`` ticket in flight fails with
+the cause, :attr:`GroupCommit.failure` says why (the node refuses client writes while it is
+set), the error is logged once, and the writer retries every ``retry_interval_s``. Nothing
+staged is dropped: the writes of the failed batch, every write committed since the last
+successful sync point and everything staged meanwhile are held in memory. Retrying a failed
+fsync is not safe (the kernel may have dropped the dirty pages it could not write: the
+"fsyncgate" problem), so a retry does not trust what was written before: it reopens the SQLite
+connection and rewrites every held write in one transaction at ``synchronous=FULL``, then
+checkpoints; only when all of that succeeds is the failure cleared (logged once more). A
+``close`` while the store is still failing makes one last attempt and otherwise raises
+:class:`~hearsay.base.errors.StorageError` naming how many keys could not be saved.
 
 Back-pressure: the backlog is bounded in bytes and in time. ``stage`` blocks its caller when
 the writes staged and not yet taken by the writer reach ``max_pending_bytes`` (64 MiB by
 default; key + blob + a fixed overhead per entry), or when the oldest uncommitted write is more
 than ``max_lag_s`` old (0.25 s by default), until the writer catches up; it raises
 ``StorageError`` if the writer makes no room within ``stall_timeout_s``. The byte bound caps
-memory (about twice the bound: the queue plus the batch being committed); the time bound is what
-keeps "a killed process loses at most about the last second" true even when writers produce
-faster than SQLite commits. Blocking the event loop is deliberate: it stops the node from
-accepting writes faster than its disk can take them (Redis makes the same trade when its AOF
-fsync falls behind). ``congested`` lets a caller shed load first.
+memory (about twice the bound: the queue plus the batch being committed; under ``everysec``
+the writes committed since the last sync, at most about ``sync_interval_s`` of them, are also
+held for a possible rewrite); the time bound is what keeps "a killed process loses at most
+about the last second" true even when writers produce faster than SQLite commits. Blocking
+the event loop is deliberate: it stops the node from accepting writes faster than its disk
+can take them (Redis makes the same trade when its AOF fsync falls behind). ``congested``
+lets a caller shed load first.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -54,6 +65,8 @@ from hearsay.base.errors import StorageError
 from hearsay.persist.fsync import DEFAULT_FSYNC_POLICY, FsyncPolicy
 from hearsay.persist.store import SqliteStore
 
+log = logging.getLogger(__name__)
+
 #: A write's acknowledgement: completes (or fails) when the write is as durable as the policy
 #: promises. Await it from asyncio with ``asyncio.wrap_future(ticket)``.
 Ticket = Future[None]
@@ -64,6 +77,9 @@ DEFAULT_MAX_PENDING_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_STALL_TIMEOUT_S: Final = 10.0
 DEFAULT_MAX_LAG_S: Final = 0.25
 DEFAULT_SYNC_INTERVAL_S: Final = 1.0
+DEFAULT_RETRY_INTERVAL_S: Final = 1.0
+#: Keys named in the log when a close cannot save everything (the count is always given).
+LOST_KEYS_LOGGED_MAX: Final = 20
 _IDLE_WAIT_S: Final = 1.0
 
 
@@ -89,6 +105,31 @@ class CommitStats:
     largest_batch: int  # rows in the largest transaction
     syncs: int  # explicit fsync points (WAL checkpoints) run by the everysec policy
     stalls: int  # stage() calls that had to wait for room (back-pressure)
+    failures: int  # times the store became read-only (a commit or sync failed)
+    recoveries: int  # times it became writable again (held writes rewritten and synced)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFailure:
+    """Why the store cannot write right now, and since when (``time.monotonic()``)."""
+
+    cause: str  # short, for replies: "SQLITE_FULL: database or disk is full"
+    since_s: float
+    held_keys: int  # writes held in memory until the disk takes them again
+
+
+def describe_cause(exc: BaseException) -> str:
+    """A one-line cause of a storage failure, naming SQLite's error code when there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # bounded: each link once
+        seen.add(id(current))
+        if isinstance(current, sqlite3.Error):
+            name = getattr(current, "sqlite_errorname", "")
+            text = str(current)
+            return f"{name}: {text}" if name else text
+        current = current.__cause__
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class GroupCommit:
@@ -110,17 +151,19 @@ class GroupCommit:
         max_lag_s: float = DEFAULT_MAX_LAG_S,
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+        retry_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
     ) -> None:
         if max_pending_bytes < 1:
             raise ValueError("max_pending_bytes must be positive")
-        if min(max_lag_s, stall_timeout_s, sync_interval_s) <= 0:
-            raise ValueError("max_lag_s, stall_timeout_s and sync_interval_s must be positive")
+        if min(max_lag_s, stall_timeout_s, sync_interval_s, retry_interval_s) <= 0:
+            raise ValueError("max_lag_s, stall_timeout_s and the intervals must be positive")
         self._store = store
         self._policy = policy
         self._max_pending_bytes = max_pending_bytes
         self._max_lag_s = max_lag_s
         self._stall_timeout_s = stall_timeout_s
         self._sync_interval_s = sync_interval_s
+        self._retry_interval_s = retry_interval_s
         store.set_synchronous(policy.sqlite_synchronous)
 
         # Stagers' side (written under _stage_lock only).
@@ -136,11 +179,19 @@ class GroupCommit:
         self._cond = threading.Condition(threading.Lock())
         self._taken_bytes = 0
         self._committed_seq = 0
+        self._synced_seq = 0  # every write up to here is as durable as the policy makes it
         # Every write staged before this moment is committed.
         self._committed_through_s = time.monotonic()
         self._writer_idle = False
         self._closed = False
-        self._error: StorageError | None = None
+        self._failure: StorageFailure | None = None
+        self._lost: StorageError | None = None  # set when close() gave up on held writes
+        # Writes committed since the last sync point, or not committed because the store
+        # failed: what a recovery rewrites (writer thread only).
+        self._held: dict[bytes, bytes | None] = {}
+        self._held_seq = 0  # the newest staged write in _held
+        self._failures = 0
+        self._recoveries = 0
         self._coalesced = 0
         self._commits = 0
         self._rows_committed = 0
@@ -162,6 +213,7 @@ class GroupCommit:
         max_lag_s: float = DEFAULT_MAX_LAG_S,
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
+        retry_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
     ) -> GroupCommit:
         """Open the store in ``data_dir`` and start its writer."""
         store = SqliteStore(data_dir, synchronous=policy.sqlite_synchronous)
@@ -173,6 +225,7 @@ class GroupCommit:
                 max_lag_s=max_lag_s,
                 stall_timeout_s=stall_timeout_s,
                 sync_interval_s=sync_interval_s,
+                retry_interval_s=retry_interval_s,
             )
         except BaseException:
             store.close()
@@ -194,6 +247,12 @@ class GroupCommit:
         return max(0, self._staged_bytes - self._taken_bytes)
 
     @property
+    def unsynced_writes(self) -> int:
+        """Writes staged and not yet as durable as the policy makes them (under ``everysec``:
+        not yet fsynced by a checkpoint): what a power cut could take now."""
+        return max(0, self._staged_seq - self._synced_seq)
+
+    @property
     def lag_s(self) -> float:
         """Age of the oldest write not yet committed (0.0 when everything is committed)."""
         if self._staged_seq <= self._committed_seq:
@@ -206,6 +265,8 @@ class GroupCommit:
         return self._behind(time.monotonic())
 
     def _behind(self, now_s: float) -> bool:
+        if self._failure is not None:
+            return False  # nothing drains while failed; callers stop staging instead
         if self._staged_bytes - self._taken_bytes >= self._max_pending_bytes:
             return True
         return (
@@ -214,9 +275,17 @@ class GroupCommit:
         )
 
     @property
+    def failure(self) -> StorageFailure | None:
+        """Why the store cannot write right now (None while it can)."""
+        return self._failure
+
+    @property
     def error(self) -> StorageError | None:
-        """The recorded background failure, if any."""
-        return self._error
+        """The current failure as an error (None while the store can write)."""
+        failure = self._failure
+        if failure is None:
+            return None
+        return StorageError(f"cannot write {self._store.path}: {failure.cause}")
 
     def stats(self) -> CommitStats:
         with self._cond:
@@ -228,6 +297,8 @@ class GroupCommit:
                 largest_batch=self._largest_batch,
                 syncs=self._syncs,
                 stalls=self._stalls,
+                failures=self._failures,
+                recoveries=self._recoveries,
             )
 
     # ------------------------------------------------------------------ writers' side
@@ -235,9 +306,11 @@ class GroupCommit:
     def stage(self, key: bytes, blob: bytes | None) -> Ticket:
         """Stage ``key -> blob`` (``None`` removes the key) for the next commit.
 
-        Returns the write's ticket; see the module docstring for when it completes. Raises
-        :class:`StorageError` if the writer has failed or the store is closed, ``TypeError``
-        unless key and blob are ``bytes``, and blocks when the backlog is full (back-pressure).
+        Returns the write's ticket; see the module docstring for when it completes. While the
+        store is failing the write is still held for the retry, but an ``always`` ticket fails
+        at once (it cannot be acknowledged). Raises :class:`StorageError` if the store is
+        closed, ``TypeError`` unless key and blob are ``bytes``, and blocks when the backlog is
+        full (back-pressure).
         """
         # Checked here, not by SQLite at commit time, where it would fail the whole store.
         if type(key) is not bytes or (blob is not None and type(blob) is not bytes):
@@ -259,6 +332,9 @@ class GroupCommit:
             self._queue.append((seq, key, blob, size))
             self._staged_seq = seq
             self._staged_bytes += size
+            failure = self._failure
+            if failure is not None and ticket is not _DONE:
+                self._fail_waiters(self._failure_error(failure))
         if self._writer_idle:
             with self._cond:
                 self._cond.notify_all()
@@ -269,7 +345,7 @@ class GroupCommit:
 
         Committed means it survives a crash of this process; under ``always`` it is also
         fsynced, under ``everysec`` it will be within a second. Raises :class:`StorageError`
-        on a background failure or if ``timeout_s`` passes first.
+        while the store is failing or if ``timeout_s`` passes first.
         """
         deadline = time.monotonic() + timeout_s
         target = self._staged_seq
@@ -290,8 +366,9 @@ class GroupCommit:
     def close(self, timeout_s: float = 30.0) -> None:
         """Commit everything staged, make it durable (not under ``no``), stop, close the db.
 
-        Idempotent. Raises :class:`StorageError` if the writer had failed (after releasing
-        the store) or does not stop within ``timeout_s``.
+        Idempotent. While the store is failing the writer makes one last attempt; if that
+        fails too, this raises :class:`StorageError` saying how many keys were not saved
+        (after releasing the store). Also raises if the writer does not stop in ``timeout_s``.
         """
         with self._stage_lock:
             self._closing = True  # no stage() can add a write after this
@@ -305,7 +382,8 @@ class GroupCommit:
         with self._cond:
             self._closed = True
         self._store.close()
-        self._raise_if_failed()
+        if self._lost is not None:
+            raise self._lost
 
     def __enter__(self) -> GroupCommit:
         return self
@@ -319,12 +397,20 @@ class GroupCommit:
         self.close()
 
     def _raise_if_failed(self) -> None:
-        error = self._error
+        error = self._lost
+        if error is None and self._failure is not None:
+            error = self._failure_error(self._failure)
         if error is not None:
-            raise StorageError(str(error)) from error
+            raise error
+
+    @staticmethod
+    def _failure_error(failure: StorageFailure) -> StorageError:
+        """The error of a failed ticket or flush: the cause alone (replies quote it)."""
+        return StorageError(failure.cause)
 
     def _raise_if_unusable(self) -> None:
-        self._raise_if_failed()
+        if self._lost is not None:
+            raise self._lost
         if self._closing:
             raise StorageError(f"store {self._store.path} is closed")
 
@@ -333,8 +419,7 @@ class GroupCommit:
         self._stalls += 1
         deadline = time.monotonic() + self._stall_timeout_s
         with self._cond:
-            while self._behind(time.monotonic()):
-                self._raise_if_failed()
+            while self._behind(time.monotonic()):  # False as soon as the store fails
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise StorageError(
@@ -350,12 +435,13 @@ class GroupCommit:
     def _run(self) -> None:
         try:
             self._write_loop()
-        except BaseException as exc:
-            self._fail(exc)
+        except BaseException as exc:  # a bug, not a disk: the disk's failures are handled
+            log.exception("the persistence writer stopped")
+            self._give_up(f"the persistence writer stopped: {exc}")
         finally:
             with self._cond:
-                if self._error is None and not self._closing:  # pragma: no cover - defensive
-                    self._error = StorageError("the persistence writer thread stopped unexpectedly")
+                if self._lost is None and not self._closing:  # pragma: no cover - defensive
+                    self._lost = StorageError("the persistence writer thread stopped unexpectedly")
                 self._cond.notify_all()
 
     def _wait_for_work(self, unsynced: bool, next_sync_s: float) -> None:
@@ -403,21 +489,42 @@ class GroupCommit:
         next_sync_s = time.monotonic() + self._sync_interval_s
         unsynced = False  # committed since the last checkpoint (everysec only)
         while True:
+            if self._failure is not None:
+                closing = self._wait_to_retry()
+                if self._recover():
+                    unsynced = False
+                    next_sync_s = time.monotonic() + self._sync_interval_s
+                elif closing:
+                    self._give_up(self._failure.cause if self._failure else "unknown")
+                    return
+                continue
             self._wait_for_work(unsynced, next_sync_s)
             closing = self._closing  # read before taking: nothing is staged after it is set
             batch, last_seq, taken, taken_at_s = self._take_batch()
-            if batch:
-                self._store.write_batch(batch)
-                unsynced = everysec
-            if unsynced and (closing or time.monotonic() >= next_sync_s):
-                self._store.checkpoint()
-                unsynced = False
-                next_sync_s = time.monotonic() + self._sync_interval_s
-                with self._cond:
-                    self._syncs += 1
+            try:
+                if batch:
+                    self._store.write_batch(batch)
+                    if everysec:  # committed, not yet synced: a failed sync rewrites it
+                        self._hold(batch, last_seq)
+                    unsynced = everysec
+                if unsynced and (closing or time.monotonic() >= next_sync_s):
+                    self._store.checkpoint()
+                    self._held.clear()
+                    unsynced = False
+                    next_sync_s = time.monotonic() + self._sync_interval_s
+                    with self._cond:
+                        self._syncs += 1
+                        self._synced_seq = last_seq if taken else self._committed_seq
+            except Exception as exc:  # the disk's or SQLite's: become read-only, hold, retry
+                if batch:
+                    self._hold(batch, last_seq)
+                self._enter_failure(exc)
+                continue
             if taken:
                 with self._cond:
                     self._committed_seq = last_seq
+                    if not everysec:  # committed is as durable as always and no make it
+                        self._synced_seq = last_seq
                     self._committed_through_s = taken_at_s
                     self._commits += 1
                     self._rows_committed += len(batch)
@@ -433,22 +540,112 @@ class GroupCommit:
         while waiters and waiters[0][0] <= committed_seq:
             waiters.popleft()[1].set_result(None)
 
-    def _fail(self, exc: BaseException) -> None:
-        error = StorageError(
-            f"background commit to {self._store.path} failed; writes not yet committed are "
-            f"lost and the store refuses new writes: {exc}"
-        )
-        error.__cause__ = exc
-        with self._cond:  # first, so stagers waiting for room (holding _stage_lock) give up
-            if self._error is None:
-                self._error = error
-            error = self._error
+    def _hold(self, batch: dict[bytes, bytes | None], last_seq: int) -> None:
+        self._held.update(batch)  # newer writes replace older ones of the same key
+        self._held_seq = max(self._held_seq, last_seq)
+
+    def _enter_failure(self, exc: BaseException) -> None:
+        """Become read-only: record why, fail every ``always`` ticket in flight, log once."""
+        cause = describe_cause(exc)
+        with self._cond:  # first, so stagers waiting for room stop waiting
+            first = self._failure is None
+            since_s = time.monotonic() if self._failure is None else self._failure.since_s
+            failure = StorageFailure(cause, since_s, len(self._held))
+            self._failure = failure
+            self._failures += first
             self._cond.notify_all()
-        with self._stage_lock:  # from here no stage() succeeds, so this sweep is final
-            self._queue.clear()
-            self._taken_bytes = self._staged_bytes
-            waiters = list(self._waiters)
-            self._waiters.clear()
+        if first:
+            log.error(
+                "cannot write %s (%s): the node refuses writes until it can; %d writes are "
+                "held in memory and retried every %.1f s",
+                self._store.path,
+                cause,
+                len(self._held),
+                self._retry_interval_s,
+            )
+        with self._stage_lock:
+            self._fail_waiters(self._failure_error(failure))
+
+    def _fail_waiters(self, error: StorageError) -> None:
+        """Fail every ``always`` ticket in flight (the caller holds ``_stage_lock``)."""
+        waiters = list(self._waiters)
+        self._waiters.clear()
         for _, ticket in waiters:
             if not ticket.done():
                 ticket.set_exception(error)
+
+    def _wait_to_retry(self) -> bool:
+        """Sleep one retry interval, or less if closing; returns whether closing."""
+        deadline = time.monotonic() + self._retry_interval_s
+        with self._cond:
+            while not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self._closing
+
+    def _recover(self) -> bool:
+        """Rewrite every held write through a fresh connection and sync; True on success.
+
+        Nothing written before the failure is trusted (a failed fsync may have dropped pages
+        the kernel still showed as written): the held writes are written again, durably.
+        """
+        batch, last_seq, _, taken_at_s = self._take_batch()
+        if batch:
+            self._hold(batch, last_seq)
+        try:
+            self._store.reopen()
+            self._store.write_batch(self._held, durable=True)
+            self._store.checkpoint()
+        except Exception as exc:
+            cause = describe_cause(exc)
+            with self._cond:
+                since_s = self._failure.since_s if self._failure else time.monotonic()
+                self._failure = StorageFailure(cause, since_s, len(self._held))
+            log.debug("storage still failing: %s", cause)
+            return False
+        rows = len(self._held)
+        self._held = {}
+        with self._cond:
+            failure, self._failure = self._failure, None
+            self._recoveries += 1
+            self._committed_seq = max(self._committed_seq, self._held_seq)
+            self._synced_seq = self._committed_seq
+            self._committed_through_s = taken_at_s
+            self._commits += 1
+            self._rows_committed += rows
+            self._syncs += 1
+            self._cond.notify_all()
+        lasted_s = time.monotonic() - failure.since_s if failure else 0.0
+        log.warning(
+            "storage writable again after %.1f s: rewrote and synced %d held writes to %s; "
+            "the node accepts writes again",
+            lasted_s,
+            rows,
+            self._store.path,
+        )
+        return True
+
+    def _give_up(self, cause: str) -> None:
+        """Closing while the store still fails: say loudly what could not be saved."""
+        with self._stage_lock:
+            for seq, key, blob, _ in self._queue:
+                self._held[key] = blob
+                self._held_seq = max(self._held_seq, seq)
+            self._queue.clear()
+            self._taken_bytes = self._staged_bytes
+        keys = sorted(self._held)
+        error = StorageError(
+            f"{len(keys)} keys could not be saved to {self._store.path} ({cause}): this node "
+            "lost them (its peers may still hold them)"
+        )
+        with self._cond:
+            self._lost = error
+            self._cond.notify_all()
+        if keys:
+            shown = ", ".join(repr(key) for key in keys[:LOST_KEYS_LOGGED_MAX])
+            more = len(keys) - LOST_KEYS_LOGGED_MAX
+            log.error("%s: %s%s", error, shown, f" and {more} more" if more > 0 else "")
+        with self._stage_lock:
+            self._fail_waiters(error)

@@ -65,6 +65,28 @@ class NodeIdentity:
         return cls(node_id, generation, _read_node_name(store))
 
     @classmethod
+    def restore(
+        cls, store: SqliteStore, node_id: str, generation: int, node_name: str | None
+    ) -> None:
+        """Put back the identity of a node whose database was lost (from its sidecar).
+
+        The stored generation is one more than the one remembered, so the next start (which
+        adds one again) can never repeat a generation the node may have used after the
+        sidecar was written. Raises :class:`StorageError` for an id that is not one.
+        """
+        if not _NODE_ID_RE.fullmatch(node_id):
+            raise StorageError(f"cannot restore the node id {node_id!r}: not a node id")
+        if not 0 <= generation < 10**18:
+            raise StorageError(f"cannot restore generation {generation}")
+        updates: dict[str, bytes | None] = {
+            NODE_ID_META: node_id.encode("ascii"),
+            GENERATION_META: str(generation + 1).encode("ascii"),
+        }
+        if node_name is not None:
+            updates[NODE_NAME_META] = node_name.encode("utf-8")
+        store.write_batch({}, updates, durable=True)
+
+    @classmethod
     def _start(cls, store: SqliteStore, node_name: str | None) -> NodeIdentity:
         node_id = _read_node_id(store)
         generation = _read_generation(store) + 1

@@ -2,7 +2,17 @@
 
 Persistence must not know what an entry is (the lattice layer encodes and decodes them), so
 this module stores ``key: bytes -> blob: bytes`` plus a few named ``meta`` values (schema
-version, node identity). It exists so that every way a data directory can be wrong — missing
+version, node identity). Every row carries a checksum of its key and blob (xxh3-64, computed
+by :meth:`SqliteStore.write_batch`, i.e. in the writer thread, and verified by
+:meth:`SqliteStore.load`), so a flipped bit in a stored entry is found at start instead of
+being loaded as a valid-looking entry and gossiped over the peers' healthy copies. Rows that
+fail it are moved to the ``quarantine`` table (:meth:`SqliteStore.quarantine`) for the
+operator; the key is then simply missing here and peers refill it.
+
+Schema versions: 1 had no checksums; 2 adds ``entries.checksum`` and the ``quarantine``
+table. A version-1 database is migrated when opened (in one transaction: the column is added
+and every row's checksum computed from what is stored; those rows can only be trusted as far
+as they decode). It exists so that every way a data directory can be wrong — missing
 permissions, a foreign or damaged file, a newer schema, a second process on the same
 directory — becomes one clear :class:`~hearsay.base.errors.StorageError` at open time instead
 of a confusing failure later.
@@ -13,15 +23,21 @@ Every method may be called from any thread: a lock serialises use of the one con
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
+
+import xxhash
 
 from hearsay.base.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 try:  # POSIX: one process per data directory, enforced by an advisory lock.
     import fcntl
@@ -33,7 +49,7 @@ LOCK_FILE_NAME = "hearsay.lock"
 #: SQLite's header field for "which application owns this file": b"HSAY".
 APPLICATION_ID = 0x48534159
 #: Bumped whenever the tables change; a newer database is refused, never guessed at.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_VERSION_META = "schema_version"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -46,16 +62,27 @@ interior pages that every upsert walks; ``bench/persist.py`` measures the write 
 _SCHEMA = """
 CREATE TABLE entries (
     key  BLOB PRIMARY KEY NOT NULL CHECK (typeof(key) = 'blob'),
-    blob BLOB NOT NULL CHECK (typeof(blob) = 'blob')
+    blob BLOB NOT NULL CHECK (typeof(blob) = 'blob'),
+    checksum INTEGER NOT NULL
 );
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY NOT NULL CHECK (typeof(name) = 'text'),
     value BLOB NOT NULL CHECK (typeof(value) = 'blob')
 );
 """
+_QUARANTINE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    blob BLOB NOT NULL,
+    checksum INTEGER,
+    reason TEXT NOT NULL,
+    found_at_ms INTEGER NOT NULL
+);
+"""
 _UPSERT = (
-    "INSERT INTO entries (key, blob) VALUES (?, ?)"
-    " ON CONFLICT(key) DO UPDATE SET blob = excluded.blob"
+    "INSERT INTO entries (key, blob, checksum) VALUES (?, ?, ?)"
+    " ON CONFLICT(key) DO UPDATE SET blob = excluded.blob, checksum = excluded.checksum"
 )
 _DELETE = "DELETE FROM entries WHERE key = ?"
 _META_UPSERT = (
@@ -63,6 +90,25 @@ _META_UPSERT = (
     " ON CONFLICT(name) DO UPDATE SET value = excluded.value"
 )
 _META_DELETE = "DELETE FROM meta WHERE name = ?"
+_CHECKSUM_SEED: Final = 0x48534159
+_INT64_WRAP: Final = 1 << 64
+_INT64_MAX: Final = (1 << 63) - 1
+
+
+def entry_checksum(key: bytes, blob: bytes) -> int:
+    """The stored checksum of one row: xxh3-64 of the key's length, key and blob, as int64.
+
+    The length goes in first so that moving bytes between key and blob changes the sum.
+    """
+    digest = xxhash.xxh3_64(len(key).to_bytes(4, "little"), seed=_CHECKSUM_SEED)
+    digest.update(key)
+    digest.update(blob)
+    value = digest.intdigest()
+    return value - _INT64_WRAP if value > _INT64_MAX else value  # SQLite's INTEGER is int64
+
+
+CorruptRowHandler = Callable[[bytes, bytes, "int | None", str], None]
+"""Receives ``(key, blob, stored checksum, reason)`` of a row that failed its checksum."""
 
 
 class SqliteStore:
@@ -195,12 +241,45 @@ class SqliteStore:
             )
         if version < 1:
             raise StorageError(f"{self._path} is damaged: bad schema version {version}")
+        if version == 1:
+            self._migrate_from_1(conn)
+
+    def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
+        """Version 1 -> 2: add the checksum column (computed from the stored rows) and the
+        quarantine table, in one transaction (a crash leaves version 1, migrated again)."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("ALTER TABLE entries ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0")
+                conn.execute(_QUARANTINE_SCHEMA)
+                after: bytes | None = None
+                while True:  # bounded: every page moves past the last key seen
+                    rows = conn.execute(
+                        "SELECT key, blob FROM entries WHERE ? IS NULL OR key > ?"
+                        " ORDER BY key LIMIT 1024",
+                        (after, after),
+                    ).fetchall()
+                    conn.executemany(
+                        "UPDATE entries SET checksum = ? WHERE key = ?",
+                        [(entry_checksum(bytes(k), bytes(b)), k) for k, b in rows],
+                    )
+                    if len(rows) < 1024:
+                        break
+                    after = bytes(rows[-1][0])
+                conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot migrate {self._path} to schema 2: {exc}") from exc
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + _QUARANTINE_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
@@ -232,9 +311,13 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ reads
 
-    def load(self, *, page_keys: int = 1024) -> Iterator[tuple[bytes, bytes]]:
-        """Every ``(key, blob)`` in key order, read a page at a time (bounded memory).
+    def load(
+        self, *, page_keys: int = 1024, on_corrupt: CorruptRowHandler | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, blob)`` whose checksum holds, in key order, a page at a time.
 
+        A row whose checksum does not match is not yielded: it goes to ``on_corrupt`` (to be
+        quarantined by the caller once the iteration is over), or is skipped with a warning.
         The lock is held per page, not across the whole iteration, so writes may interleave;
         use it at start-up (before writers run) for a consistent snapshot.
         """
@@ -247,20 +330,81 @@ class SqliteStore:
                 try:
                     if after is None:
                         rows = conn.execute(
-                            "SELECT key, blob FROM entries ORDER BY key LIMIT ?", (page_keys,)
+                            "SELECT key, blob, checksum FROM entries ORDER BY key LIMIT ?",
+                            (page_keys,),
                         ).fetchall()
                     else:
                         rows = conn.execute(
-                            "SELECT key, blob FROM entries WHERE key > ? ORDER BY key LIMIT ?",
+                            "SELECT key, blob, checksum FROM entries WHERE key > ?"
+                            " ORDER BY key LIMIT ?",
                             (after, page_keys),
                         ).fetchall()
                 except sqlite3.Error as exc:
                     raise StorageError(f"cannot read {self._path}: {exc}") from exc
-            for key, blob in rows:
-                yield bytes(key), bytes(blob)
+            for raw_key, raw_blob, stored in rows:
+                if not isinstance(raw_key, bytes) or not isinstance(raw_blob, bytes):
+                    key = raw_key if isinstance(raw_key, bytes) else str(raw_key).encode()
+                    blob = raw_blob if isinstance(raw_blob, bytes) else str(raw_blob).encode()
+                    self._corrupt(on_corrupt, key, blob, None, "a column is not a blob")
+                elif type(stored) is not int or stored != entry_checksum(raw_key, raw_blob):
+                    checksum = stored if type(stored) is int else None
+                    self._corrupt(on_corrupt, raw_key, raw_blob, checksum, "checksum mismatch")
+                else:
+                    yield raw_key, raw_blob
             if len(rows) < page_keys:
                 return
-            after = bytes(rows[-1][0])
+            last = rows[-1][0]
+            after = last if isinstance(last, bytes) else str(last).encode()
+
+    def _corrupt(
+        self,
+        on_corrupt: CorruptRowHandler | None,
+        key: bytes,
+        blob: bytes,
+        checksum: int | None,
+        reason: str,
+    ) -> None:
+        if on_corrupt is None:
+            log.warning("skipping a corrupt stored entry for key %r: %s", key, reason)
+        else:
+            on_corrupt(key, blob, checksum, reason)
+
+    def quarantine(self, rows: list[tuple[bytes, bytes, int | None, str]], now_ms: int) -> None:
+        """Move damaged rows out of ``entries`` into ``quarantine``, in one durable commit.
+
+        They are kept (never loaded, never gossiped) for the operator to inspect; the keys are
+        missing from the node until its peers refill them by anti-entropy.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT INTO quarantine (key, blob, checksum, reason, found_at_ms)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(key, blob, total, why, now_ms) for key, blob, total, why in rows],
+                    )
+                    conn.executemany(_DELETE, [(key,) for key, _, _, _ in rows])
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot quarantine rows in {self._path}: {exc}") from exc
+
+    def quarantined(self) -> list[tuple[bytes, bytes, str, int]]:
+        """Every quarantined row: ``(key, blob, reason, found_at_ms)``, oldest first."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute(
+                    "SELECT key, blob, reason, found_at_ms FROM quarantine ORDER BY id"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read {self._path}: {exc}") from exc
+        return [(bytes(k), bytes(b), str(r), int(t)) for k, b, r, t in rows]
 
     def get(self, key: bytes) -> bytes | None:
         """The committed blob of ``key``, or ``None``."""
@@ -308,7 +452,14 @@ class SqliteStore:
         With ``durable=True`` this one commit runs at ``synchronous=FULL`` (fsynced before
         returning) whatever the store's level.
         """
-        upserts = [(key, blob) for key, blob in puts.items() if blob is not None]
+        try:
+            upserts = [
+                (key, blob, entry_checksum(key, blob))
+                for key, blob in puts.items()
+                if blob is not None
+            ]
+        except TypeError as exc:  # not bytes: refused whole, as SQLite's CHECK would
+            raise StorageError(f"cannot write {self._path}: {exc}") from exc
         deletes = [(key,) for key, blob in puts.items() if blob is None]
         meta_upserts: list[tuple[str, bytes]] = []
         meta_deletes: list[tuple[str]] = []
@@ -384,6 +535,28 @@ class SqliteStore:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot checkpoint {self._path}: {exc}") from exc
+
+    def reopen(self) -> None:
+        """Close the connection and open a new one (after a failed commit or fsync).
+
+        A connection that saw an I/O error may hold state (its page cache, its idea of the
+        WAL) that no longer matches the disk; a fresh one reads the files again. The directory
+        lock stays held throughout.
+        """
+        with self._lock:
+            if self._lock_fd is None:
+                raise StorageError(f"store {self._path} is closed")
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):  # replaced because it failed
+                    conn.close()
+            fresh = self._connect()
+            try:
+                fresh.execute(f"PRAGMA synchronous = {self._synchronous}")
+            except sqlite3.Error as exc:
+                fresh.close()
+                raise StorageError(f"cannot configure {self._path}: {exc}") from exc
+            self._conn = fresh
 
     def check_integrity(self) -> None:
         """Raise :class:`StorageError` unless SQLite's integrity check passes."""

@@ -27,10 +27,11 @@ Registering a command (the engine layer adds the data commands the same way)::
 handler reports a client mistake by raising :class:`CommandError` with a text from
 :mod:`hearsay.resp.messages` (or returning an :class:`~hearsay.resp.replies.ErrorReply`);
 ``hearsay.base.errors`` types are turned into error replies too. ``ctx.db`` is whatever the
-engine passes; this module only needs the :class:`Database` protocol, which is empty.
+engine passes; this module only needs the :class:`Database` protocol (can it write now?).
 
 Order of checks, as in Redis 7's ``processCommand``: unknown command (or unknown
-subcommand), then arity, then authentication (``NOAUTH``), then the handler.
+subcommand), then arity, then authentication (``NOAUTH``), then ``MISCONF`` for a write while
+the storage cannot write, then the handler.
 """
 
 from __future__ import annotations
@@ -66,12 +67,22 @@ LOGGED_INTERNAL_ERRORS_MAX: Final = 1_024
 pair are counted only, so a client repeating a failing command cannot flood the log."""
 
 
+class StorageFailure(Protocol):
+    """Why the database cannot write: ``cause`` names it for the MISCONF reply."""
+
+    @property
+    def cause(self) -> str: ...
+
+
 class Database(Protocol):
-    """What the connection commands need from the database: nothing yet.
+    """What dispatch needs from the database: whether its storage can write right now.
 
     The engine layer passes its database object as ``ClientContext.db``; data command handlers
     narrow it to the engine's own type.
     """
+
+    @property
+    def storage_failure(self) -> StorageFailure | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +200,13 @@ class CommandSpec:
     """The lower-case name Redis shows: ``ping``, ``client|setname``."""
     no_auth: bool = field(init=False)
     """Allowed before AUTH (the ``no_auth`` flag), looked up once rather than per call."""
+    writes: bool = field(init=False)
+    """The ``write`` flag: refused while the node's storage cannot write (MISCONF)."""
 
     def __post_init__(self) -> None:
         self.full_name = self.name.lower()
         self.no_auth = "no_auth" in self.flags
+        self.writes = "write" in self.flags
 
     def info(self) -> list[Reply]:
         """This command's COMMAND INFO entry, in Redis 7's ten-field shape."""
@@ -420,6 +434,9 @@ class CommandRegistry:
         assert handler is not None, "run_at only finds commands with a run handler"
         if not ctx.authenticated and not spec.no_auth:
             return [ErrorReply(messages.NOAUTH)] * len(run)
+        refusal = _storage_refusal(ctx, spec)
+        if refusal is not None:
+            return [refusal] * len(run)
         ctx.last_command = spec.full_name
         try:
             return handler(ctx, run)
@@ -464,6 +481,9 @@ class CommandRegistry:
         handler = spec.handler
         if handler is None:  # a container called without a subcommand
             return ErrorReply(messages.wrong_number_of_args(spec.full_name))
+        refusal = _storage_refusal(ctx, spec)
+        if refusal is not None:
+            return refusal
         ctx.last_command = spec.full_name
         try:
             return handler(ctx, args)
@@ -489,6 +509,15 @@ class CommandRegistry:
         return ErrorReply(
             f"ERR internal error in {name}: {reason[:INTERNAL_ERROR_REASON_CHARS_MAX]}"
         )
+
+
+def _storage_refusal(ctx: ClientContext, spec: CommandSpec) -> ErrorReply | None:
+    """MISCONF for a write while the data directory cannot be written, before it is applied:
+    a write the node cannot keep is never acknowledged."""
+    if not spec.writes or ctx.db is None:
+        return None
+    failure = ctx.db.storage_failure
+    return None if failure is None else ErrorReply(messages.misconf(failure.cause))
 
 
 # --- the connection commands -------------------------------------------------------------------

@@ -213,6 +213,24 @@ def unknown_subcommand(subcommand: bytes, container: str) -> str:
     return UNKNOWN_SUBCOMMAND.format(client_text(subcommand[:_PREVIEW_CHARS]), container.upper())
 
 
+def misconf(cause: str) -> str:
+    """A write refused while the data directory cannot be written (Redis's ``MISCONF``)."""
+    cause = " ".join(cause.split())  # one line, whatever the OS or SQLite said
+    return (
+        f"MISCONF hearsay cannot write to its data directory ({cause}): writes are refused "
+        "until it can; reads still work"
+    )
+
+
+def not_durable(cause: str) -> str:
+    """A write applied just as the data directory failed: not acknowledged (``always``)."""
+    cause = " ".join(cause.split())
+    return (
+        f"MISCONF write not durable ({cause}): it was not acknowledged; writes are refused "
+        "until the data directory can be written"
+    )
+
+
 def not_supported(name: str) -> str:
     """``ERR command 'MULTI' is not supported by hearsay``."""
     return NOT_SUPPORTED.format(name.upper())

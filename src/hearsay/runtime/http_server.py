@@ -17,6 +17,9 @@ READ_TIMEOUT_S: Final = 5.0
 
 StatusSource = Callable[[], dict[str, Any]]
 MetricsSource = Callable[[], str]
+HealthSource = Callable[[], tuple[bool, str]]
+"""``(serving, text)``: not serving (storage read-only) answers 503 with ``text``; a serving
+node answers 200 with ``text``, ``ok`` unless there is something an operator must see."""
 
 _DASHBOARD: Final = """<!doctype html>
 <html><head><meta charset="utf-8"><title>hearsay</title>
@@ -45,9 +48,15 @@ refresh(); setInterval(refresh, 1000);
 class HttpServer:
     """Serves status and metrics from callables the node provides."""
 
-    def __init__(self, status: StatusSource, metrics: MetricsSource) -> None:
+    def __init__(
+        self,
+        status: StatusSource,
+        metrics: MetricsSource,
+        health: HealthSource | None = None,
+    ) -> None:
         self._status = status
         self._metrics = metrics
+        self._health = health
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -87,7 +96,9 @@ class HttpServer:
         if method not in (b"GET", b"HEAD"):
             return "405 Method Not Allowed", "text/plain", b"GET only\n"
         if target == b"/health":
-            return "200 OK", "text/plain", b"ok\n"
+            serving, text = self._health() if self._health is not None else (True, "ok")
+            status = "200 OK" if serving else "503 Service Unavailable"
+            return status, "text/plain", text.encode() + b"\n"
         if target == b"/status":
             body = json.dumps(self._status(), sort_keys=True).encode() + b"\n"
             return "200 OK", "application/json", body

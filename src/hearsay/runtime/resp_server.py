@@ -10,7 +10,9 @@ one call of the command's run handler when it has one.
 With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
 dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
 are held (and reading paused) until it completes. Tickets complete in staging order, so
-waiting for the newest one covers every earlier write. Under the other policies the node's
+waiting for the newest one covers every earlier write. If the ticket fails (the disk failed
+under the writes), every command of the chunk is answered with a MISCONF error instead, one
+reply per command, and the connection stays open. Under the other policies the node's
 housekeeping timer flushes instead.
 
 Limits (issue 11: no single client may exhaust the node's memory or its file descriptors):
@@ -156,13 +158,21 @@ class _AuthThrottle:
 
 
 class _Gate:
-    """An output segment that waits: a durability ticket, or a deferred reply (WAIT)."""
+    """An output segment that waits: a durability ticket, or a deferred reply (WAIT).
 
-    __slots__ = ("durable", "future")
+    A durability gate also knows what it acknowledges: ``replies`` commands, whose replies
+    are the ``covers`` queue items behind it (replaced by errors if the ticket fails).
+    """
 
-    def __init__(self, future: asyncio.Future[Any], durable: bool) -> None:
+    __slots__ = ("covers", "durable", "future", "replies")
+
+    def __init__(
+        self, future: asyncio.Future[Any], durable: bool, replies: int = 0, covers: int = 0
+    ) -> None:
         self.future = future
         self.durable = durable
+        self.replies = replies
+        self.covers = covers
 
 
 class _Outbox:
@@ -373,17 +383,20 @@ class RespConnection(asyncio.Protocol):
             self._server.note_output(pending)
         if self._eof and not self._held:  # the last of a half-closed client's commands
             self._closing = True
+        reply_count = at
         if parser.error is not None and not self._closing and not self._held:
             out.append(encode(ErrorReply(parser.error.message), ctx.protocol))
+            reply_count += 1
             if parser.error.message == messages.PROTOCOL_QUERY_BUFFER_LIMIT:
                 self._server.query_buffer_limit_disconnections += 1
             self._closing = True
         if ctx.authenticated and not parser.authenticated:  # AUTH or HELLO ... AUTH succeeded
             parser.authenticated = True
         ticket = database.flush() if self._durable else None
-        if ticket is not None and not ticket.done():
+        if ticket is not None and (not ticket.done() or ticket.exception() is not None):
             # The replies of this batch acknowledge its writes: they wait until durable.
-            self._queue.append(_Gate(asyncio.wrap_future(ticket), durable=True))
+            gate = _Gate(asyncio.wrap_future(ticket), True, reply_count, len(batch) + 1)
+            self._queue.append(gate)
         elif not batch and not self._queue and self._transport is not None:
             # The common case: nothing waits, so the replies leave in one write.
             replies = b"".join(out)
@@ -538,14 +551,17 @@ class RespConnection(asyncio.Protocol):
         if gate.durable:
             if error is None:
                 return True
-            # The writes are not durable: say so instead of acknowledging them.
-            log.error("storage failed, closing client %s: %s", self.ctx.addr, error)
-            text = f"ERR write not durable: {error}".replace("\r", " ").replace("\n", " ")
-            transport.write(encode(ErrorReply(text), self.ctx.protocol))
-            transport.close()
-            self._queue.clear()
-            self._queued_bytes = 0
-            return False
+            # Not durable: every command of the chunk gets the error instead of its reply
+            # (one reply per command, so the client's pipeline stays in step).
+            for _ in range(gate.covers):
+                covered = self._queue.popleft()
+                if isinstance(covered, _Gate):
+                    covered.future.cancel()
+                else:
+                    self._queued_bytes -= len(covered)
+            refusal = encode(ErrorReply(messages.not_durable(str(error))), self.ctx.protocol)
+            transport.write(refusal * gate.replies)
+            return True
         if error is not None:
             text = f"ERR {error}".replace("\r", " ").replace("\n", " ")
             transport.write(encode(ErrorReply(text), self.ctx.protocol))

@@ -19,7 +19,7 @@ import time
 from typing import Any, Final
 
 from hearsay import __version__
-from hearsay.base.errors import BoundsError, HearsayError
+from hearsay.base.errors import BoundsError, HearsayError, StorageError
 from hearsay.engine.database import Database
 from hearsay.protocol.membership import Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
@@ -41,6 +41,8 @@ _REPORTED_STATE: Final = {MemberState.LEAVING: "alive"}
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
+SIDECAR_INTERVAL_S: Final = 60.0
+"""How often the data directory's sidecar (who the node is, how many entries) is rewritten."""
 
 
 def _memory_section() -> dict[str, int | str]:
@@ -88,7 +90,7 @@ class Node:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.database = Database.open(config.data_dir, config.fsync, config.node_name)
+        self.database = Database.open(config.data_dir, config.fsync, config.node_name, unix_ms())
         self.name = config.node_name or self.database.identity.node_id
         self.started_monotonic = time.monotonic()
         password = resolve_requirepass(config, os.environ)
@@ -111,7 +113,7 @@ class Node:
         self.gossip = GossipDriver(self.database, self.name, config.preset, config.cluster)
         self.registry: CommandRegistry = build_registry(self, self)
         self.resp = RespServer(self.database, self.registry, settings, limits)
-        self.http = HttpServer(self.status, self.metrics)
+        self.http = HttpServer(self.status, self.metrics, self.health)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._rmbd: RmbdProtocol | None = None
@@ -153,11 +155,17 @@ class Node:
         )
 
     async def _housekeep(self) -> None:
+        next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
         while not self._stopping.is_set():
             now = unix_ms()
             self.database.expire_due(now)
             self.database.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
             self.database.flush()
+            if time.monotonic() >= next_sidecar_s:
+                next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
+                if self.database.storage_failure is None:  # a failing disk may stall fsync
+                    # Off the event loop: it fsyncs a small file.
+                    await asyncio.to_thread(self.database.write_sidecar, now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
@@ -181,7 +189,7 @@ class Node:
         await self.gossip.leave()
         await self.gossip.stop()
         await self.http.stop()
-        self.database.close()
+        self.database.close(unix_ms())
 
     # -- ClusterControl (the cluster commands) -------------------------------------------------
 
@@ -259,9 +267,33 @@ class Node:
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
+    def health(self) -> tuple[bool, str]:
+        """``/health``: 503 while writes are refused (storage read-only), else 200."""
+        failure = self.database.storage_failure
+        if failure is not None:
+            return False, f"read-only: cannot write the data directory ({failure.cause})"
+        if self.database.data_loss is not None:
+            return True, f"degraded: {self.database.data_loss}"
+        return True, "ok"
+
+    def storage_status(self) -> dict[str, Any]:
+        """The storage state for /status and INFO: ``ok`` or ``read-only`` with the cause."""
+        failure = self.database.storage_failure
+        return {
+            "state": "ok" if failure is None else "read-only",
+            "cause": "" if failure is None else failure.cause,
+            "read_only_for_s": (
+                0.0 if failure is None else round(time.monotonic() - failure.since_s, 3)
+            ),
+            "held_writes": 0 if failure is None else failure.held_keys,
+            "quarantined_entries": self.database.stats.corrupt_entries_skipped,
+            "data_loss_at_start": self.database.data_loss or "",
+        }
+
     def status(self) -> dict[str, Any]:
         identity = self.database.identity
         return {
+            "storage": self.storage_status(),
             "node": self.name,
             "node_id": identity.node_id,
             "generation": identity.generation,
@@ -331,17 +363,37 @@ class Node:
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
             },
-            "persistence": {
-                "fsync": str(self.config.fsync),
-                "loaded_entries": stats.loaded_entries,
-                "flushes": stats.flushes,
-            },
+            "persistence": self._persistence_info(),
             "keyspace": (
                 {"db0": f"keys={len(keyspace)},expires={keyspace.expiring_count},avg_ttl=0"}
                 if len(keyspace)
                 else {}
             ),
             "gossip": self._gossip_info(),
+        }
+
+    def _persistence_info(self) -> dict[str, Any]:
+        """INFO persistence; ``storage_status``/``storage_error`` say whether writes are
+        refused (Redis's ``aof_last_write_status`` is ``err`` then, as there)."""
+        stats = self.database.stats
+        storage = self.storage_status()
+        failed = storage["state"] != "ok"
+        writer = self.database.storage
+        commits = writer.stats() if writer is not None else None
+        return {
+            "fsync": str(self.config.fsync),
+            "loaded_entries": stats.loaded_entries,
+            "flushes": stats.flushes,
+            "aof_last_write_status": "err" if failed else "ok",
+            "storage_status": storage["state"],
+            "storage_error": storage["cause"],
+            "storage_read_only_for_s": storage["read_only_for_s"],
+            "storage_held_writes": storage["held_writes"],
+            "quarantined_entries": storage["quarantined_entries"],
+            "storage_data_loss_at_start": storage["data_loss_at_start"],
+            "storage_failures": commits.failures if commits else 0,
+            "storage_recoveries": commits.recoveries if commits else 0,
+            "storage_unsynced_writes": self.database.unsynced_writes,
         }
 
     def _gossip_info(self) -> dict[str, Any]:
@@ -409,6 +461,10 @@ class Node:
             f"hearsay_expired_keys_total {stats.expired_keys}",
             "# TYPE hearsay_tombstones_purged_total counter",
             f"hearsay_tombstones_purged_total {stats.tombstones_purged}",
+            "# TYPE hearsay_storage_read_only gauge",
+            f"hearsay_storage_read_only {int(self.database.storage_failure is not None)}",
+            "# TYPE hearsay_quarantined_entries gauge",
+            f"hearsay_quarantined_entries {stats.corrupt_entries_skipped}",
             "# TYPE hearsay_uptime_seconds gauge",
             f"hearsay_uptime_seconds {self.uptime_s():.3f}",
         ]
@@ -434,7 +490,13 @@ async def serve(config: ServeConfig) -> int:
     print(node.ready_line(), flush=True)
     await node.wait_stopped()
     log.info("stopping: flushing storage")
-    await node.stop()
+    try:
+        await node.stop()
+    except StorageError as error:
+        # The data directory still cannot be written: say what was not saved, and fail.
+        log.critical("stopped WITHOUT saving everything: %s", error)
+        print(f"hearsay: stopped without saving everything: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
