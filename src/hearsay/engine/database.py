@@ -86,8 +86,9 @@ class Database:
 
     @property
     def origin(self) -> str:
-        """This node's slice name in additive sketches: its stable node id."""
-        return self.identity.node_id
+        """This node's slice name in additive sketches: its node id, or a fresh name after a
+        stop that was not clean (see :mod:`hearsay.persist.identity`)."""
+        return self.identity.origin
 
     # -- opening and closing ---------------------------------------------------------------------
 
@@ -112,6 +113,8 @@ class Database:
             database.data_dir = os.fspath(data_dir)
             database.data_loss = data_loss
             database._load(store, now_ms)
+            if database.stats.corrupt_entries_skipped:
+                database.identity = identity.with_fresh_origin(store)
             database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()
@@ -177,7 +180,7 @@ class Database:
         try:
             self._stage_dirty(storage)
         finally:
-            storage.close()
+            storage.close(final_meta=NodeIdentity.clean_stop_meta())
         self.write_sidecar(now_ms)
 
     # -- durability ------------------------------------------------------------------------------
@@ -433,15 +436,26 @@ def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | N
     """Whether the database is new although the sidecar says this node had one: then say
     so loudly, put the node's identity back (its peers refill it under the same id) and
     return the problem for /health and INFO."""
-    if sidecar is None or NodeIdentity.read(store) is not None:
+    if sidecar is None:
         return None
+    stored = NodeIdentity.read(store)
     # No commas: INFO clients split values on them.
-    problem = (
-        f"the database {store.path} was empty or missing at start but this node "
-        f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} entries "
-        f"at unix ms {sidecar.written_at_ms}: it starts empty under its old id and its peers "
-        "refill what they hold; entries only this node held are lost"
-    )
+    if stored is None:
+        problem = (
+            f"the database {store.path} was empty or missing at start but this node "
+            f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} "
+            f"entries at unix ms {sidecar.written_at_ms}: it starts empty under its old id "
+            "and its peers refill what they hold; entries only this node held are lost"
+        )
+    elif stored.node_id == sidecar.node_id and stored.generation < sidecar.generation:
+        problem = (
+            f"the database {store.path} is older than this node's last run (generation "
+            f"{stored.generation} where node {sidecar.node_id} last ran generation "
+            f"{sidecar.generation}; restored from an old copy?): its peers refill what it "
+            "missed; writes only this node held since that copy are lost"
+        )
+    else:
+        return None
     try:
         NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
     except StorageError as error:

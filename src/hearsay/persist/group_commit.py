@@ -56,6 +56,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
@@ -363,12 +364,16 @@ class GroupCommit:
                 self._cond.wait(min(remaining, _IDLE_WAIT_S))
             self._raise_if_failed()
 
-    def close(self, timeout_s: float = 30.0) -> None:
+    def close(
+        self, timeout_s: float = 30.0, *, final_meta: Mapping[str, bytes | None] | None = None
+    ) -> None:
         """Commit everything staged, make it durable (not under ``no``), stop, close the db.
 
         Idempotent. While the store is failing the writer makes one last attempt; if that
         fails too, this raises :class:`StorageError` saying how many keys were not saved
         (after releasing the store). Also raises if the writer does not stop in ``timeout_s``.
+        ``final_meta`` is committed durably after every staged write, and only if all of them
+        were saved: a marker such as "this node stopped cleanly" must never outlive a loss.
         """
         with self._stage_lock:
             self._closing = True  # no stage() can add a write after this
@@ -381,7 +386,11 @@ class GroupCommit:
             raise StorageError(f"the persistence writer did not stop within {timeout_s} s")
         with self._cond:
             self._closed = True
-        self._store.close()
+        try:
+            if self._lost is None and final_meta:
+                self._store.write_batch({}, final_meta, durable=True)
+        finally:
+            self._store.close()
         if self._lost is not None:
             raise self._lost
 
