@@ -13,10 +13,8 @@ database never reads a clock, so the simulator and tests drive it deterministica
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -26,6 +24,7 @@ from typing import Final
 import numpy.typing as npt
 
 from hearsay.base.errors import DecodeError, WrongTypeError
+from hearsay.base.glob import compile_glob
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
@@ -41,6 +40,10 @@ log = logging.getLogger(__name__)
 LocalDeltaHook = Callable[[bytes, Entry], int | None]
 """Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
+SCAN_WORK_MAX: Final = 10_000
+"""SCAN examines at most about this many keys per call, whatever its COUNT (whole buckets:
+a bucket is never split), so one call holds the event loop for milliseconds, not for the
+whole keyspace; a client asking for more simply gets a cursor to continue from."""
 
 
 @dataclass(slots=True)
@@ -309,8 +312,15 @@ class Database:
         return sum(1 for _ in self.live_keys(now_ms))
 
     def keys(self, pattern: bytes, now_ms: int) -> list[bytes]:
-        """KEYS: glob-style match, as Redis's (``*``, ``?``, ``[...]``)."""
-        return [key for key in self.live_keys(now_ms) if glob_match(pattern, key)]
+        """KEYS: Redis's glob rules (``*``, ``?``, ``[...]``, ``\\``; see :mod:`hearsay.base.glob`).
+
+        O(keys) like Redis's (each key in O(len(pattern) * len(key)), never exponential);
+        SCAN is the way to walk a big keyspace without holding the node.
+        """
+        if pattern == b"*":  # Redis's allkeys: the lone star also matches the empty key
+            return list(self.live_keys(now_ms))
+        glob = compile_glob(pattern)
+        return [key for key in self.live_keys(now_ms) if glob.match(key)]
 
     def scan(
         self,
@@ -323,72 +333,27 @@ class Database:
         """SCAN over buckets: the cursor is the next bucket number (0 when done).
 
         Like Redis's SCAN, a key present for the whole scan is returned at least once, and a
-        bucket is never split between two calls, so ``count`` is a hint, not a limit.
+        bucket is never split between two calls. ``count`` is how many keys to *examine*
+        (Redis counts keys before MATCH and TYPE filter them), capped at
+        :data:`SCAN_WORK_MAX`: a pattern that matches nothing costs one call ``count`` keys'
+        work, not a walk of the whole keyspace.
         """
         buckets = self.keyspace.bucket_count
+        glob = None if match is None or match == b"*" else compile_glob(match)
+        work_max = min(count, SCAN_WORK_MAX)
         found: list[bytes] = []
+        examined = 0
         bucket = cursor
-        while bucket < buckets and len(found) < count:
-            for key, entry in self.keyspace.bucket_items(bucket):
+        while bucket < buckets and examined < work_max:
+            items = self.keyspace.bucket_items(bucket)
+            examined += len(items)
+            for key, entry in items:
                 if entry.schema is None or (entry.deadline_ms and entry.deadline_ms <= now_ms):
                     continue
-                if match is not None and not glob_match(match, key):
+                if glob is not None and not glob.match(key):
                     continue
                 if type_filter is not None and type_name(entry.schema) != type_filter:
                     continue
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
-
-
-def glob_match(pattern: bytes, key: bytes) -> bool:
-    """Redis's glob rules on bytes: ``*``, ``?``, ``[abc]``, ``[^a-z]``, and ``\\`` escapes."""
-    return _glob_regex(pattern).fullmatch(key) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _glob_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Translate a Redis glob (``stringmatchlen``'s rules) into an anchored regex."""
-    out: list[bytes] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i : i + 1]
-        if char == b"*":
-            out.append(b".*")
-        elif char == b"?":
-            out.append(b".")
-        elif char == b"\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i : i + 1]))
-        elif char == b"[":
-            i, members, negate = _glob_class(pattern, i + 1)
-            if members:
-                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
-            else:
-                out.append(b"." if negate else b"(?!)")
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile(b"".join(out), re.DOTALL)
-
-
-def _glob_class(pattern: bytes, i: int) -> tuple[int, list[bytes], bool]:
-    """Parse ``[...]`` from just after the ``[``; returns (next position, members, negated)."""
-    n = len(pattern)
-    negate = pattern[i : i + 1] == b"^"
-    i += negate
-    members: list[bytes] = []
-    while i < n and pattern[i : i + 1] != b"]":
-        if pattern[i : i + 1] == b"\\" and i + 1 < n:
-            i += 1
-            members.append(re.escape(pattern[i : i + 1]))
-            i += 1
-        elif pattern[i + 1 : i + 2] == b"-" and i + 2 < n and pattern[i + 2 : i + 3] != b"]":
-            low, high = sorted((pattern[i], pattern[i + 2]))
-            members.append(re.escape(bytes((low,))) + b"-" + re.escape(bytes((high,))))
-            i += 3
-        else:
-            members.append(re.escape(pattern[i : i + 1]))
-            i += 1
-    return i + 1, members, negate

@@ -1,0 +1,197 @@
+"""The glob matcher of KEYS / SCAN MATCH and vignette searches (issue 11, finding 9).
+
+Held to a real redis-server's KEYS, pattern by pattern (Hypothesis), and to its work bound:
+every segment between stars is matched by ``bytes.find`` or by a regex of single-byte atoms
+(no repetition, so the regex engine cannot backtrack), each searched for once per key. The
+pattern that froze a node for 31 s (``*a*a*a*a*a*a*a*a*a*a*b``) therefore costs at most one
+search per segment; the tests count those searches rather than timing anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hearsay.base import glob as glob_module
+from hearsay.base.glob import STAR_GROUPS_MAX, compile_glob, compile_wildcards, glob_match
+from hearsay.engine.database import SCAN_WORK_MAX, Database
+from hearsay.lattice.vector import MaxVector
+from hearsay.persist.identity import NodeIdentity
+from hearsay.sketch import schemas
+
+NOW_MS = 1_700_000_000_000
+PATHOLOGICAL = b"*a*a*a*a*a*a*a*a*a*a*b"
+
+# Bytes that mean something to the glob parser, and a few that do not.
+_PATTERN_BYTES = st.sampled_from([*b"ab-^]*?[\\", 0, 0xFF])
+_KEY_BYTES = st.sampled_from([*b"ab-^]*?[\\c", 0, 0xFF])
+
+
+@pytest.fixture(scope="module")
+def r(redis_server: int) -> Iterator[Any]:
+    client = redis.Redis(host="127.0.0.1", port=redis_server, socket_timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    patterns=st.lists(st.lists(_PATTERN_BYTES, max_size=9).map(bytes), min_size=1, max_size=4),
+    keys=st.lists(st.lists(_KEY_BYTES, max_size=8).map(bytes), min_size=1, max_size=12),
+)
+def test_keys_agree_with_redis(r: Any, patterns: list[bytes], keys: list[bytes]) -> None:
+    """For random patterns (every special byte, unterminated classes, stray escapes) and keys
+    (the empty key too), the matches are exactly the keys redis-server's KEYS returns."""
+    r.flushall()
+    r.mset({key: b"1" for key in keys})
+    db = _database_holding(keys)
+    for pattern in patterns:
+        expected = set(r.keys(pattern))
+        assert {key for key in set(keys) if glob_match(pattern, key)} == expected or (
+            pattern == b"*"  # KEYS special-cases the lone star (allkeys); glob_match does not
+        ), pattern
+        assert set(db.keys(pattern, NOW_MS)) == expected, pattern
+        assert set(_scan_all(db, pattern)) == expected, pattern
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("pattern", "key"),
+    [
+        (b"*", b""),  # allkeys
+        (b"**", b""),  # but not any other pattern of stars
+        (b"[a-]x", b"]x"),  # "a-]" is a range (Redis), and the class runs to the end
+        (b"[a-]x", b"ax"),
+        (b"[^", b"q"),  # an unterminated negated class matches any byte
+        (b"[", b"["),
+        (b"a\\", b"a\\"),  # a trailing backslash is itself
+        (b"[\\]]", b"]"),
+        (b"[]a]", b"]a]"),
+        (b"x[z-a]y", b"xmy"),  # reversed range
+        (b"*a" * STAR_GROUPS_MAX, b"a" * (STAR_GROUPS_MAX + 1)),
+        (b"*a" * (STAR_GROUPS_MAX + 1), b"a" * (STAR_GROUPS_MAX + 1)),  # Redis's nesting guard
+        (b"*a" * (STAR_GROUPS_MAX + 1) + b"*", b"a" * (STAR_GROUPS_MAX + 1)),
+        (PATHOLOGICAL, b"a" * 40),
+        (PATHOLOGICAL, b"a" * 39 + b"b"),
+    ],
+)
+def test_edge_cases_agree_with_redis(r: Any, pattern: bytes, key: bytes) -> None:
+    r.flushall()
+    r.set(key, b"1")
+    assert _database_holding([key]).keys(pattern, NOW_MS) == r.keys(pattern)
+
+
+def test_segments_cannot_backtrack() -> None:
+    """Every compiled segment is a literal or a regex of single-byte atoms only (no repeat,
+    no branch): at most ``len(segment)`` steps per start position, whatever the key."""
+    allowed = {"LITERAL", "NOT_LITERAL", "ANY", "IN"}
+    for pattern in _sample_patterns():
+        for segment in compile_glob(pattern).segments:
+            if segment.regex is None:
+                assert segment.literal is not None and len(segment.literal) == segment.length
+                continue
+            ops = {str(op) for op, _ in re._parser.parse(segment.regex.pattern)}  # type: ignore[attr-defined]
+            assert ops <= allowed, (pattern, ops)
+            assert len(re._parser.parse(segment.regex.pattern)) == segment.length  # type: ignore[attr-defined]
+
+
+def test_pathological_pattern_work_grows_linearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting segment searches: ``*a`` x k ``*b`` against 40 ``a``s costs at most one search
+    per segment (k + 2), where the old regex translation retried every star placement."""
+    counted: list[int] = []
+    real_find = glob_module._Segment.find
+    real_at = glob_module._Segment.at
+
+    def find(self: Any, key: bytes, start: int, end: int) -> int:
+        counted.append(1)
+        return real_find(self, key, start, end)
+
+    def at(self: Any, key: bytes, start: int) -> bool:
+        counted.append(1)
+        return real_at(self, key, start)
+
+    monkeypatch.setattr(glob_module._Segment, "find", find)
+    monkeypatch.setattr(glob_module._Segment, "at", at)
+    for stars in (2, 10, 40, 400):
+        pattern = b"*a" * stars + b"*b"
+        counted.clear()
+        assert not glob_match(pattern, b"a" * 40)
+        assert len(counted) <= stars + 2, (stars, len(counted))
+        counted.clear()
+        assert glob_match(pattern, b"a" * stars + b"b")
+        assert len(counted) <= stars + 2
+
+
+def test_scan_examines_a_bounded_number_of_keys() -> None:
+    """A MATCH that matches nothing must not walk the whole keyspace in one call: each call
+    examines about COUNT keys (whole buckets), capped at SCAN_WORK_MAX whatever the COUNT."""
+    keys = [b"k%d" % i for i in range(4 * SCAN_WORK_MAX)]
+    db = _database_holding(keys)
+    per_bucket = max(len(db.keyspace.bucket_items(b)) for b in range(db.keyspace.bucket_count))
+    cursor, found = db.scan(0, NOW_MS, match=b"nothing*", count=10)
+    assert found == [] and cursor != 0
+    assert cursor <= 10  # at most one bucket per examined key, and it stopped early
+    calls = 0
+    cursor, seen = 0, set()
+    while True:
+        before = cursor
+        cursor, found = db.scan(cursor, NOW_MS, count=10**9)
+        examined = sum(len(db.keyspace.bucket_items(b)) for b in range(before, cursor or 1024))
+        assert examined < SCAN_WORK_MAX + per_bucket
+        seen.update(found)
+        calls += 1
+        if cursor == 0:
+            break
+        assert calls < 1024
+    assert seen == set(keys) and calls >= 4
+
+
+def test_vignette_wildcards_are_linear() -> None:
+    """vignette's ``%`` searches: any run of bytes per wildcard, no other specials."""
+    pattern = compile_wildcards(b"%a%a%a%a%a%a%a%a%a%a%b")
+    assert not pattern.match(b"a" * 40)
+    assert pattern.match(b"xaaaaaaaaaaxb")
+    assert compile_wildcards(b"n:%").match(b"n:10.0.0.1:7946")
+    assert compile_wildcards(b"%").match(b"")
+    assert compile_wildcards(b"a?[b]").match(b"a?[b]")  # no Redis specials here
+    assert not compile_wildcards(b"a?[b]").match(b"ax[b]")
+
+
+def _sample_patterns() -> list[bytes]:
+    return [
+        PATHOLOGICAL,
+        b"user:*",
+        b"*:[0-9][0-9]?*x\\*",
+        b"[^a-c]*[\\]]",
+        b"[a-]",
+        b"*?*?*",
+    ]
+
+
+def _database_holding(keys: list[bytes]) -> Database:
+    db = Database(NodeIdentity("0123456789abcdef", 1))
+    for key in keys:
+        db.write_own(key, schemas.maxreg(), MaxVector.from_pairs([0], [1]), NOW_MS)
+    return db
+
+
+def _scan_all(db: Database, pattern: bytes) -> list[bytes]:
+    found: list[bytes] = []
+    cursor = 0
+    for _ in range(db.keyspace.bucket_count + 1):
+        cursor, keys = db.scan(cursor, NOW_MS, match=pattern, count=3)
+        found += keys
+        if cursor == 0:
+            return found
+    raise AssertionError("SCAN did not finish")
