@@ -28,12 +28,13 @@ from hearsay.base.glob import compile_glob
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import GroupCommit, Ticket
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.store import SqliteStore
-from hearsay.sketch.schemas import type_name
+from hearsay.sketch.schemas import admit_schema, type_name
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,24 @@ class Database:
         identity: NodeIdentity,
         keyspace: Keyspace | None = None,
         storage: GroupCommit | None = None,
+        key_bytes_max: int | None = KEY_BYTES_MAX_LIMIT,
     ) -> None:
         self.identity = identity
         self.keyspace = keyspace if keyspace is not None else Keyspace()
+        self.limit_keys(key_bytes_max)
         self.storage = storage
         self.stats = DatabaseStats()
         self.on_local_delta: LocalDeltaHook | None = None
         self.last_write_seq = 0
         """The gossip sequence number of the latest local write (for WAIT)."""
         self._dirty: set[bytes] = set()
+
+    def limit_keys(self, key_bytes_max: int | None) -> None:
+        """Cap every key at ``key_bytes_max`` bytes and refuse out-of-bounds sketch shapes, on
+        local writes and replicated deltas alike (None: no caps, e.g. while loading)."""
+        self.keyspace.limits = (
+            None if key_bytes_max is None else KeyLimits(key_bytes_max, admit_schema)
+        )
 
     @property
     def origin(self) -> str:
@@ -93,13 +103,19 @@ class Database:
         data_dir: str | os.PathLike[str],
         fsync: FsyncPolicy = FsyncPolicy.EVERYSEC,
         node_name: str | None = None,
+        key_bytes_max: int = KEY_BYTES_MAX_LIMIT,
     ) -> Database:
-        """Open (or create) the data directory, start a new generation, load every entry."""
+        """Open (or create) the data directory, start a new generation, load every entry.
+
+        What is on disk was accepted before and loads whatever the caps are now (a lowered
+        ``key_bytes_max`` only refuses growing such a key further).
+        """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
-            database = cls(identity)
+            database = cls(identity, key_bytes_max=None)
             database._load(store)
+            database.limit_keys(key_bytes_max)
             database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()

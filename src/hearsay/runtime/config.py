@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hearsay.base.errors import HearsayError
+from hearsay.lattice.limits import KEY_BYTES_MAX_FLOOR, KEY_BYTES_MAX_LIMIT
 from hearsay.persist.fsync import FsyncPolicy
 
 
@@ -37,6 +38,10 @@ class ServeConfig:
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
+    max_key_bytes: int = KEY_BYTES_MAX_LIMIT
+    """The most one key may hold (its vectors' bytes); a write past it is refused whole, and
+    so is a peer's delta. The default is also the highest value: a larger key could not be
+    reloaded or replicated (see :mod:`hearsay.lattice.limits`)."""
     tombstone_grace_s: int = 86_400
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
@@ -72,6 +77,13 @@ class ServeConfig:
             raise ConfigError("preset must be lan, wan or local")
         if not self.cluster or len(self.cluster) > 64:
             raise ConfigError("cluster name must be 1..64 characters")
+        if (
+            not isinstance(self.max_key_bytes, int)
+            or not KEY_BYTES_MAX_FLOOR <= self.max_key_bytes <= KEY_BYTES_MAX_LIMIT
+        ):
+            raise ConfigError(
+                f"max_key_bytes must be {KEY_BYTES_MAX_FLOOR}..{KEY_BYTES_MAX_LIMIT} bytes"
+            )
         if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
 

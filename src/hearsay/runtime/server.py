@@ -88,7 +88,9 @@ class Node:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.database = Database.open(config.data_dir, config.fsync, config.node_name)
+        self.database = Database.open(
+            config.data_dir, config.fsync, config.node_name, config.max_key_bytes
+        )
         self.name = config.node_name or self.database.identity.node_id
         self.started_monotonic = time.monotonic()
         settings = ServerSettings(
@@ -301,6 +303,7 @@ class Node:
                 "tombstones_purged": stats.tombstones_purged,
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
+                "writes_refused_too_large": self.database.keyspace.refused_too_large,
             },
             "persistence": {
                 "fsync": str(self.config.fsync),
