@@ -10,6 +10,7 @@ search per segment; the tests count those searches rather than timing anything.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,9 @@ from hearsay.base.glob import STAR_GROUPS_MAX, compile_glob, compile_wildcards, 
 from hearsay.engine.database import SCAN_WORK_MAX, Database
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.identity import NodeIdentity
+from hearsay.resp.replies import ErrorReply
 from hearsay.sketch import schemas
+from tests.test_sketch_commands import Client
 
 NOW_MS = 1_700_000_000_000
 PATHOLOGICAL = b"*a*a*a*a*a*a*a*a*a*a*b"
@@ -195,3 +198,44 @@ def _scan_all(db: Database, pattern: bytes) -> list[bytes]:
         if cursor == 0:
             return found
     raise AssertionError("SCAN did not finish")
+
+
+_SCAN_ERRORS = [
+    [b"SCAN", b"abc"],
+    # (not "SCAN -1": redis-server 7.0 reads it as cursor 2**64-1 through strtoul; hearsay
+    # replies "ERR invalid cursor", as later Redis versions do)
+    [b"SCAN", b"18446744073709551616"],
+    [b"SCAN", b"0", b"COUNT", b"0"],
+    [b"SCAN", b"0", b"COUNT", b"-5"],
+    [b"SCAN", b"0", b"COUNT", b"abc"],
+    [b"SCAN", b"0", b"COUNT", b"99999999999999999999"],
+    [b"SCAN", b"0", b"MATCH"],
+    [b"SCAN", b"0", b"TYPE"],
+    [b"SCAN", b"0", b"FOO", b"bar"],
+    [b"SCAN"],
+    [b"KEYS"],
+    [b"KEYS", b"a", b"b"],
+]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("args", _SCAN_ERRORS, ids=lambda a: b" ".join(a).decode())
+def test_keys_and_scan_argument_errors_are_redis_s(redis_server: int, args: list[bytes]) -> None:
+    """The error replies of bad KEYS/SCAN arguments, word for word as redis-server's."""
+    reply = Client()(*args)
+    assert isinstance(reply, ErrorReply)
+    assert str(reply) == _raw_error(redis_server, args)
+
+
+def _raw_error(port: int, args: list[bytes]) -> str:
+    """redis-server's error line for ``args`` (a raw socket: redis-py rewords some errors)."""
+    request = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = sock.recv(4096)
+            assert chunk, "redis-server closed the connection"
+            data += chunk
+    assert data.startswith(b"-"), data
+    return data[1:-2].decode()

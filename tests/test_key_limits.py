@@ -9,9 +9,11 @@ a peer. Work is counted (cells visited), never timed.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +31,7 @@ from hearsay.resp.replies import OK, ErrorReply
 from hearsay.runtime.config import ConfigError, ServeConfig
 from hearsay.sketch import countmin, schemas
 from hearsay.sketch.schemas import CMS_DEPTH_MAX, admit_schema
+from tests.nodes import start_node
 from tests.test_gossip_node import _deliver
 from tests.test_sketch_commands import NOW_MS, Client
 
@@ -238,3 +241,32 @@ def test_the_cap_is_a_setting() -> None:
     for bad in (0, 1023, KEY_BYTES_MAX_LIMIT + 1):
         with pytest.raises(ConfigError):
             ServeConfig().merged({"max-key-bytes": bad})
+
+
+@pytest.mark.integration
+def test_a_real_node_refuses_past_its_cap_and_keeps_serving(tmp_path: Path) -> None:
+    """``hearsay serve --max-key-bytes 4096`` over redis-py: pipelined replies before and
+    after the refused write arrive, the key is as before, INFO counts the refusal; the
+    1e-50 CMS.INITBYPROB is an error reply on a connection that stays up."""
+    node = start_node(tmp_path / "n", "--max-key-bytes", "4096")
+    try:
+        client = node.client()
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command("VMAX", "v", 1, 5)
+        pipe.execute_command("VMAX", "v", *[n for i in range(1000) for n in (50 * i + 3, 9)])
+        pipe.execute_command("VGET", "v")
+        pipe.execute_command("CMS.INITBYPROB", "c", "0.01", "1e-50")
+        pipe.execute_command("CMS.INITBYDIM", "c", 65536, 65536)
+        pipe.execute_command("PING")
+        first, refused, vget, prob, dims, pong = pipe.execute(raise_on_error=False)
+        assert first == 1
+        assert isinstance(refused, redis.ResponseError) and "max-key-bytes" in str(refused)
+        assert vget == [1, 5]
+        assert isinstance(prob, redis.ResponseError) and str(prob) == messages.CMS_INVALID_INIT
+        assert isinstance(dims, redis.ResponseError)
+        assert pong is True
+        assert client.info("stats")["writes_refused_too_large"] >= 1
+        assert client.exists("c") == 0
+        client.close()
+    finally:
+        assert node.stop() == 0

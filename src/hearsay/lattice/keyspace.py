@@ -190,7 +190,8 @@ class Keyspace:
         bound = existing.payload_bytes()
         for origin, vector in delta.slices():
             mine = existing.slice(origin)
-            bound += _growth_bound(mine, len(vector), vector.width, _top_index(vector))
+            top = _top_index(vector) if mine.is_dense else 0  # (only a dense one needs it)
+            bound += _growth_bound(mine, len(vector), vector.width, top)
         if bound <= limits.key_bytes_max:
             return
         size = existing.payload_bytes()
@@ -212,18 +213,22 @@ class Keyspace:
     ) -> None:
         """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry``."""
         mine = entry.slice(origin)
-        value_array = np.asarray(values)
-        index_array = np.asarray(indices)
-        count = int(value_array.size)
-        if not count:
-            return
-        value_top, index_top = int(value_array.max()), int(index_array.max())
+        if isinstance(indices, list) and isinstance(values, list):  # one client write: no numpy
+            if not values:
+                return
+            count, value_top, index_top = len(values), int(max(values)), int(max(indices))
+        else:
+            value_array, index_array = np.asarray(values), np.asarray(indices)
+            count = int(value_array.size)
+            if not count:
+                return
+            value_top, index_top = int(value_array.max()), int(index_array.max())
         growth = _growth_bound(mine, count, width_for(value_top), index_top)
         bound = entry.payload_bytes() + growth
         if bound <= limits.key_bytes_max:
             return
         grown = mine.copy()
-        grown.merge_pairs(index_array, value_array)
+        grown.merge_pairs(indices, values)
         size = entry.payload_bytes() + grown.nbytes() - mine.nbytes()
         if size > limits.key_bytes_max:
             self._refuse(limits, size)
