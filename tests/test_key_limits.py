@@ -88,6 +88,19 @@ def test_cms_cells_beyond_the_key_cap_are_refused() -> None:
     assert big.ok("CMS.INITBYDIM", "c", 2**19, 64) is OK
 
 
+def test_bloom_filters_beyond_the_cap_are_refused() -> None:
+    """A filter of more bits than the cap holds at one byte a bit cannot be reserved (nor
+    auto-created by BF.INSERT); RedisBloom's own limits keep their wording."""
+    c = _capped_client()
+    reply = c("BF.RESERVE", "b", "0.01", "10000")  # 95,851 bits
+    assert isinstance(reply, ErrorReply) and "max-key-bytes" in str(reply), reply
+    reply = c("BF.INSERT", "b", "CAPACITY", "10000", "ITEMS", "x")
+    assert isinstance(reply, ErrorReply) and "max-key-bytes" in str(reply), reply
+    assert c("EXISTS", "b") == 0
+    assert c.ok("BF.RESERVE", "b", "0.01", "100") is OK  # 960 bits
+    assert c("BF.ADD", "b", "x") == 1
+
+
 def test_cms_merge_visits_only_the_cells_sources_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     """CMS.MERGE of a 2**19 x 64 sketch into itself visited all 2**25 cells (the 65536 x
     65536 one: 306 s); now only the cells its sources hold. Counted, not timed."""
