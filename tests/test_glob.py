@@ -277,3 +277,36 @@ def test_overlong_patterns_are_refused() -> None:
     reply = client("SCAN", "0", "MATCH", b"a" * (PATTERN_BYTES_MAX + 1))
     assert isinstance(reply, ErrorReply)
     assert client("KEYS", b"[^a]" * (PATTERN_BYTES_MAX // 4)) == []
+
+
+@pytest.mark.property
+@settings(max_examples=300, deadline=None)
+@given(
+    pattern=st.lists(_PATTERN_BYTES, max_size=14).map(bytes),
+    key=st.lists(_KEY_BYTES, max_size=14).map(bytes),
+)
+def test_shift_and_agrees_with_the_regex_path(pattern: bytes, key: bytes) -> None:
+    """Long segments take shift-and instead of a regex; forced onto every segment, it gives
+    the same answers (the regex path is the one held to redis-server above)."""
+    expected = glob_module._compile(pattern).match(key)
+    saved = glob_module.REGEX_ATOMS_MAX
+    glob_module.REGEX_ATOMS_MAX = 0
+    try:
+        assert glob_module._compile(pattern).match(key) == expected
+    finally:
+        glob_module.REGEX_ATOMS_MAX = saved
+
+
+def test_long_segments_cost_one_step_per_key_byte() -> None:
+    """``*`` + 30,000 ``?`` + ``z*`` against a 64 KiB key: a regex tries ~30,000 atoms at each
+    of ~34,000 start positions (~1e9 steps); shift-and's loop takes one step per key byte by
+    construction. The long segment is given to shift-and, and answers right."""
+    pattern = b"*" + b"?" * 30_000 + b"z*"
+    glob = compile_glob(pattern)
+    middle = glob.segments[1]
+    assert middle.regex is None and middle.literal is None and middle.length == 30_001
+    key = b"a" * 65_000
+    assert not glob.match(key)
+    assert glob.match(key + b"z")
+    assert glob.match(b"a" * 30_000 + b"z" + b"a" * 100)
+    assert not glob.match(b"a" * 29_999 + b"z" + b"a" * 100)

@@ -16,9 +16,10 @@ class), so:
   (``skipLongerMatches``) once a later star found none.
 
 Each segment is searched for once, from where the previous one ended, by ``bytes.find`` (all
-literal) or by a regex made only of single-byte atoms (no repetition, no alternation, so no
-backtracking: at most ``len(segment)`` steps per start position). The work per key is thus at
-most ``len(pattern) * (len(key) + 1)`` byte comparisons, done in C.
+literal), by a regex made only of single-byte atoms (no repetition, no alternation, so no
+backtracking: at most ``len(segment)`` steps per start position), or for long segments by
+shift-and (one step per key byte). The work per key is thus at most
+``len(pattern) * (len(key) + 1)`` byte comparisons, and far less for long patterns.
 
 Redis's quirks are kept, since KEYS answers must be Redis's: an empty key matches only the
 empty pattern (Redis's loop never runs; KEYS and SCAN special-case the lone ``*`` pattern,
@@ -33,6 +34,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+
+import numpy as np
 
 from hearsay.base.errors import BoundsError
 
@@ -49,6 +52,10 @@ PATTERN_BYTES_MAX: Final = 64 * 1024
 """Longer patterns are refused (BoundsError): compiling costs a few microseconds per pattern
 byte, and hearsay keys are at most 64 KiB, so a longer pattern can only be an attack (one of
 1.6 MB held the node for seconds). Redis has no such limit; no useful pattern reaches it."""
+CACHED_PATTERN_BYTES_MAX: Final = 1024
+"""Compiled patterns up to this long are kept (256 of them) for the next KEYS / SCAN call."""
+REGEX_ATOMS_MAX: Final = 256
+"""Segments with wildcards up to this long are matched by a regex, longer ones by shift-and."""
 STAR_GROUPS_MAX: Final = 1000
 """Redis's ``nesting > 1000`` guard: a pattern that needs more inner stars never matches."""
 _ALL_BYTES: Final = (1 << 256) - 1
@@ -70,32 +77,74 @@ Atom = int | _Class
 
 @dataclass(frozen=True, slots=True)
 class _Segment:
-    """A run of atoms between stars: a literal (searched with ``bytes.find``) or a regex."""
+    """A run of atoms between stars, searched by the cheapest means that cannot blow up:
+
+    - all literal: ``bytes.find`` / ``startswith``;
+    - up to :data:`REGEX_ATOMS_MAX` atoms: a regex of single-byte atoms (no repetition, so at
+      most ``length`` steps per start position, in C);
+    - longer: shift-and (bitap) over the key, one step per key byte whatever the length
+      (``length / 64`` machine words a step), where the regex could take ``length`` steps
+      per start position: a 30,000-atom segment against a 64 KiB key is ~2e9 regex steps.
+    """
 
     length: int
-    literal: bytes | None
-    regex: re.Pattern[bytes] | None
+    literal: bytes | None = None
+    regex: re.Pattern[bytes] | None = None
+    admits: tuple[int, ...] = ()
+    """Shift-and only: per atom, the 256-bit mask of the bytes it admits."""
+    columns: tuple[int, ...] = ()
+    """Shift-and only: per byte value, the bit mask of the atoms that admit it."""
 
     @classmethod
     def of(cls, atoms: Sequence[Atom]) -> _Segment:
         if all(isinstance(atom, int) for atom in atoms):
-            return cls(len(atoms), bytes(atom for atom in atoms if isinstance(atom, int)), None)
-        source = b"".join(_atom_regex(atom) for atom in atoms)
-        return cls(len(atoms), None, re.compile(source, re.DOTALL))
+            return cls(len(atoms), literal=bytes(a for a in atoms if isinstance(a, int)))
+        if len(atoms) <= REGEX_ATOMS_MAX:
+            source = b"".join(_atom_regex(atom) for atom in atoms)
+            return cls(len(atoms), regex=re.compile(source, re.DOTALL))
+        admits = tuple(1 << atom if isinstance(atom, int) else atom.mask for atom in atoms)
+        return cls(len(atoms), admits=admits, columns=_columns(admits))
 
     def at(self, key: bytes, start: int) -> bool:
         """Whether the segment matches ``key[start : start + length]``."""
         if self.literal is not None:
             return key.startswith(self.literal, start)
-        return self.regex is not None and self.regex.match(key, start) is not None
+        if self.regex is not None:
+            return self.regex.match(key, start) is not None
+        if start + self.length > len(key):
+            return False
+        return all(admit >> key[start + i] & 1 for i, admit in enumerate(self.admits))
 
     def find(self, key: bytes, start: int, end: int) -> int:
         """The leftmost position ``>= start`` where it fits inside ``key[:end]``, or -1."""
         if self.literal is not None:
             return key.find(self.literal, start, end)
-        assert self.regex is not None
-        found = self.regex.search(key, start, end)
-        return -1 if found is None else found.start()
+        if self.regex is not None:
+            found = self.regex.search(key, start, end)
+            return -1 if found is None else found.start()
+        columns, done, state = self.columns, 1 << (self.length - 1), 0
+        for position in range(start, end):
+            state = ((state << 1) | 1) & columns[key[position]]
+            if state & done:
+                return position - self.length + 1
+        return -1
+
+
+def _columns(admits: Sequence[int]) -> tuple[int, ...]:
+    """Shift-and's table: for each byte value, bit ``i`` set when atom ``i`` admits it.
+
+    Built with numpy (an atoms x 256 table of booleans, one row per distinct class), not bit
+    by bit: a segment of 64 Ki classes of 256 bytes each is 16 M bits.
+    """
+    distinct = sorted(set(admits))
+    rows = np.unpackbits(
+        np.frombuffer(b"".join(m.to_bytes(32, "little") for m in distinct), np.uint8),
+        bitorder="little",
+    ).reshape(len(distinct), 256)
+    index = {mask: i for i, mask in enumerate(distinct)}
+    table = rows[np.fromiter((index[m] for m in admits), np.intp, len(admits))]
+    packed = np.packbits(table.T, axis=1, bitorder="little")
+    return tuple(int.from_bytes(row.tobytes(), "little") for row in packed)
 
 
 def _atom_regex(atom: Atom) -> bytes:
@@ -240,16 +289,27 @@ def _build(atoms: Sequence[Atom | None], *, empty: bool, inner_stars_max: int | 
     return Glob(tuple(_Segment.of(run) for run in runs), empty, never=False)
 
 
-@functools.lru_cache(maxsize=256)
 def compile_glob(pattern: bytes) -> Glob:
-    """A Redis glob (``*``, ``?``, ``[...]``, ``\\`` escapes), compiled once and cached.
+    """A Redis glob (``*``, ``?``, ``[...]``, ``\\`` escapes), compiled once (patterns up to
+    :data:`CACHED_PATTERN_BYTES_MAX` are cached: a long one's tables would pin megabytes).
 
     Raises BoundsError for a pattern longer than :data:`PATTERN_BYTES_MAX`.
     """
+    if len(pattern) <= CACHED_PATTERN_BYTES_MAX:
+        return _compile_cached(pattern)
     if len(pattern) > PATTERN_BYTES_MAX:
         raise BoundsError(
             f"glob pattern of {len(pattern)} bytes is longer than {PATTERN_BYTES_MAX} bytes"
         )
+    return _compile(pattern)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(pattern: bytes) -> Glob:
+    return _compile(pattern)
+
+
+def _compile(pattern: bytes) -> Glob:
     return _build(_redis_atoms(pattern), empty=not pattern, inner_stars_max=STAR_GROUPS_MAX)
 
 
