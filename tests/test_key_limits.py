@@ -215,17 +215,17 @@ _pairs = st.lists(
 @pytest.mark.property
 @settings(max_examples=150, deadline=None)
 @given(
-    writes=st.lists(st.tuples(st.booleans(), _pairs), min_size=1, max_size=12),
+    writes=st.lists(st.tuples(st.booleans(), st.integers(0, 3), _pairs), min_size=1, max_size=12),
     cap=st.sampled_from([1024, 2048, 5000]),
 )
 def test_no_key_ever_passes_the_cap(
-    writes: list[tuple[bool, list[tuple[int, int]]]], cap: int
+    writes: list[tuple[bool, int, list[tuple[int, int]]]], cap: int
 ) -> None:
     """Whatever mix of writes (sparse and dense vectors, values widening from 1 to 8 bytes,
-    the Entry merge path and the raw-pairs path): every accepted write leaves the key within
-    the cap, and every refused one leaves it exactly as it was."""
+    the Entry merge path at equal or higher epochs, the raw-pairs path): every accepted write
+    leaves the key within the cap, and every refused one leaves it exactly as it was."""
     keyspace = Keyspace(limits=KeyLimits(cap, admit_schema))
-    for raw, pairs in writes:
+    for raw, epoch, pairs in writes:
         indices = [i for i, _ in pairs]
         values = [v for _, v in pairs]
         before = keyspace.entry(b"k")
@@ -237,9 +237,8 @@ def test_no_key_ever_passes_the_cap(
                     now_ms=NOW_MS,
                 )  # fmt: skip
             else:
-                keyspace.merge(
-                    b"k", Entry(0, VEC, slices={"": MaxVector.from_pairs(indices, values)})
-                )
+                vector = MaxVector.from_pairs(indices, values)
+                keyspace.merge(b"k", Entry(epoch, VEC, slices={"": vector}))
         except TooLargeError:
             after = keyspace.entry(b"k")
             assert (None if after is None else encode_entry(after)) == snapshot

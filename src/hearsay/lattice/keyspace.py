@@ -139,7 +139,7 @@ class Keyspace:
         bucket = self._buckets[bucket_no]
         existing = bucket.get(key)
         if delta.schema is not None and self.limits is not None:
-            self._admit(self.limits, key, existing, delta)
+            self._admit(self.limits, existing, delta)
         if existing is None:
             entry = delta.copy()
             self._xor(bucket_no, entry_hash(key, entry, seed))
@@ -168,7 +168,7 @@ class Keyspace:
             self._track_deadline(key, existing)
         return result
 
-    def _admit(self, limits: KeyLimits, key: bytes, existing: Entry | None, delta: Entry) -> None:
+    def _admit(self, limits: KeyLimits, existing: Entry | None, delta: Entry) -> None:
         """Refuse (TooLargeError, or the schema check's error) a delta that would take ``key``
         past :attr:`limits`, before anything changes.
 
@@ -183,7 +183,11 @@ class Keyspace:
             schema = delta.schema
             if limits.admit_schema is not None and schema is not None:
                 limits.admit_schema(schema, limits.key_bytes_max)
-            size = delta.payload_bytes()
+            size = delta.payload_bytes()  # a new key adopts copies of the delta's vectors
+            if existing is not None:  # a replaced one rebuilds them (dense ones rounded up)
+                size += _DENSE_SLACK_BYTES * sum(1 for _ in delta.slices())
+                if size > limits.key_bytes_max:
+                    size = sum(_rebuilt(vector).nbytes() for _, vector in delta.slices())
             if size > limits.key_bytes_max:
                 self._refuse(limits, size)
             return
@@ -398,6 +402,13 @@ def _growth_bound(vector: MaxVector, pairs: int, width: int, top_index: int) -> 
         grown = (slots + pairs) * (4 + vector.width) + _DENSE_SLACK_BYTES
         return grown * (wide // vector.width) - size
     return 1 + (len(vector) + pairs) * (4 + wide) + _DENSE_SLACK_BYTES - size
+
+
+def _rebuilt(vector: MaxVector) -> MaxVector:
+    """The vector as :meth:`Entry.merge` rebuilds it into an emptied entry."""
+    fresh = MaxVector()
+    fresh.merge(vector)
+    return fresh
 
 
 def _top_index(vector: MaxVector) -> int:
