@@ -210,3 +210,14 @@ def test_garbage_raw_datagrams_are_counted() -> None:
     node.receive_datagram(b"\x81\xa3key", OLD, NOW)
     node.receive_datagram(b"hello", OLD, NOW)
     assert node.stats.dropped == {"malformed-vignette": 1, "malformed": 1}
+
+
+def test_search_pattern_is_linear_in_the_key() -> None:
+    """Finding 9: a 30-byte ``%a%a...%b`` search froze a node for 36 s (the regex translation
+    backtracked over every placement of the wildcards). The matcher places each literal part
+    once: the count of segments searched is bounded by the parts, not their placements."""
+    pattern = vignette.compile_pattern("%a" * 14 + "%b")
+    assert not vignette.matches(pattern, "a" * 40)
+    assert vignette.matches(pattern, "a" * 14 + "b")
+    assert len(pattern.segments) == 16  # one per literal part (and the empty head): no regex
+    assert all(segment.regex is None for segment in pattern.segments)

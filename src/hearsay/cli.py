@@ -71,6 +71,12 @@ def _add_serve(subparsers: Any) -> None:
     add("--rmbd-depth", type=int, help="rmbd count-min depth (default 10)")
     add("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     add(
+        "--max-key-bytes",
+        type=int,
+        metavar="BYTES",
+        help="the most one key may hold; larger writes are refused (default and most 33554432)",
+    )
+    add(
         "--tombstone-grace-s",
         type=int,
         metavar="SECONDS",

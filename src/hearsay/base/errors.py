@@ -27,3 +27,11 @@ class SketchParameterError(HearsayError, ValueError):
 
 class StorageError(HearsayError):
     """The durable store cannot be opened, read or written."""
+
+
+class TooLargeError(HearsayError):
+    """A write would make a key larger than the node allows (``--max-key-bytes``).
+
+    Not a :class:`BoundsError`: the command handlers turn those into their own overflow
+    wordings, while this one must reach the client as itself (nothing was written).
+    """

@@ -13,10 +13,8 @@ database never reads a clock, so the simulator and tests drive it deterministica
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -26,16 +24,18 @@ from typing import Final
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, StorageError, WrongTypeError
+from hearsay.base.glob import compile_glob
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
-from hearsay.sketch.schemas import type_name, view_for
+from hearsay.sketch.schemas import admit_schema, type_name, view_for
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,10 @@ LocalDeltaHook = Callable[[bytes, Entry], int | None]
 """Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
 _DAMAGED_LOGGED_MAX: Final = 20
+SCAN_WORK_MAX: Final = 10_000
+"""SCAN examines at most about this many keys per call, whatever its COUNT (whole buckets:
+a bucket is never split), so one call holds the event loop for milliseconds, not for the
+whole keyspace; a client asking for more simply gets a cursor to continue from."""
 
 
 @dataclass(slots=True)
@@ -69,9 +73,11 @@ class Database:
         identity: NodeIdentity,
         keyspace: Keyspace | None = None,
         storage: GroupCommit | None = None,
+        key_bytes_max: int | None = KEY_BYTES_MAX_LIMIT,
     ) -> None:
         self.identity = identity
         self.keyspace = keyspace if keyspace is not None else Keyspace()
+        self.limit_keys(key_bytes_max)
         self.storage = storage
         self.stats = DatabaseStats()
         self.on_local_delta: LocalDeltaHook | None = None
@@ -83,6 +89,13 @@ class Database:
         self.data_loss: str | None = None
         """Set at open when the database was empty or missing but the sidecar says this node
         held data: shown in /health and INFO until the next start."""
+
+    def limit_keys(self, key_bytes_max: int | None) -> None:
+        """Cap every key at ``key_bytes_max`` bytes and refuse out-of-bounds sketch shapes, on
+        local writes and replicated deltas alike (None: no caps, e.g. while loading)."""
+        self.keyspace.limits = (
+            None if key_bytes_max is None else KeyLimits(key_bytes_max, admit_schema)
+        )
 
     @property
     def origin(self) -> str:
@@ -99,20 +112,24 @@ class Database:
         fsync: FsyncPolicy = FsyncPolicy.EVERYSEC,
         node_name: str | None = None,
         now_ms: int = 0,
+        key_bytes_max: int = KEY_BYTES_MAX_LIMIT,
     ) -> Database:
         """Open (or create) the data directory, start a new generation, load every entry.
 
         Stored entries that fail their checksum or do not decode to a valid entry are moved
-        to the store's quarantine table, not loaded (``now_ms`` stamps them there).
+        to the store's quarantine table, not loaded (``now_ms`` stamps them there). What is
+        on disk was accepted before and loads whatever the caps are now (a lowered
+        ``key_bytes_max`` only refuses growing such a key further).
         """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
             data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
-            database = cls(identity)
+            database = cls(identity, key_bytes_max=None)
             database.data_dir = os.fspath(data_dir)
             database.data_loss = data_loss
             database._load(store, now_ms)
+            database.limit_keys(key_bytes_max)
             if database.stats.corrupt_entries_skipped:
                 database.identity = identity.with_fresh_origin(store)
             database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
@@ -400,8 +417,15 @@ class Database:
         return sum(1 for _ in self.live_keys(now_ms))
 
     def keys(self, pattern: bytes, now_ms: int) -> list[bytes]:
-        """KEYS: glob-style match, as Redis's (``*``, ``?``, ``[...]``)."""
-        return [key for key in self.live_keys(now_ms) if glob_match(pattern, key)]
+        """KEYS: Redis's glob rules (``*``, ``?``, ``[...]``, ``\\``; see :mod:`hearsay.base.glob`).
+
+        O(keys) like Redis's (each key in O(len(pattern) * len(key)), never exponential);
+        SCAN is the way to walk a big keyspace without holding the node.
+        """
+        if pattern == b"*":  # Redis's allkeys: the lone star also matches the empty key
+            return list(self.live_keys(now_ms))
+        glob = compile_glob(pattern)
+        return [key for key in self.live_keys(now_ms) if glob.match(key)]
 
     def scan(
         self,
@@ -414,16 +438,24 @@ class Database:
         """SCAN over buckets: the cursor is the next bucket number (0 when done).
 
         Like Redis's SCAN, a key present for the whole scan is returned at least once, and a
-        bucket is never split between two calls, so ``count`` is a hint, not a limit.
+        bucket is never split between two calls. ``count`` is how many keys to *examine*
+        (Redis counts keys before MATCH and TYPE filter them), capped at
+        :data:`SCAN_WORK_MAX`: a pattern that matches nothing costs one call ``count`` keys'
+        work, not a walk of the whole keyspace.
         """
         buckets = self.keyspace.bucket_count
+        glob = None if match is None or match == b"*" else compile_glob(match)
+        work_max = min(count, SCAN_WORK_MAX)
         found: list[bytes] = []
+        examined = 0
         bucket = cursor
-        while bucket < buckets and len(found) < count:
-            for key, entry in self.keyspace.bucket_items(bucket):
+        while bucket < buckets and examined < work_max:
+            items = self.keyspace.bucket_items(bucket)
+            examined += len(items)
+            for key, entry in items:
                 if entry.schema is None or (entry.deadline_ms and entry.deadline_ms <= now_ms):
                     continue
-                if match is not None and not glob_match(match, key):
+                if glob is not None and not glob.match(key):
                     continue
                 if type_filter is not None and type_name(entry.schema) != type_filter:
                     continue
@@ -463,56 +495,3 @@ def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | N
         return problem
     log.error("%s", problem)
     return problem
-
-
-def glob_match(pattern: bytes, key: bytes) -> bool:
-    """Redis's glob rules on bytes: ``*``, ``?``, ``[abc]``, ``[^a-z]``, and ``\\`` escapes."""
-    return _glob_regex(pattern).fullmatch(key) is not None
-
-
-@functools.lru_cache(maxsize=256)
-def _glob_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Translate a Redis glob (``stringmatchlen``'s rules) into an anchored regex."""
-    out: list[bytes] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i : i + 1]
-        if char == b"*":
-            out.append(b".*")
-        elif char == b"?":
-            out.append(b".")
-        elif char == b"\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i : i + 1]))
-        elif char == b"[":
-            i, members, negate = _glob_class(pattern, i + 1)
-            if members:
-                out.append(b"[" + (b"^" if negate else b"") + b"".join(members) + b"]")
-            else:
-                out.append(b"." if negate else b"(?!)")
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile(b"".join(out), re.DOTALL)
-
-
-def _glob_class(pattern: bytes, i: int) -> tuple[int, list[bytes], bool]:
-    """Parse ``[...]`` from just after the ``[``; returns (next position, members, negated)."""
-    n = len(pattern)
-    negate = pattern[i : i + 1] == b"^"
-    i += negate
-    members: list[bytes] = []
-    while i < n and pattern[i : i + 1] != b"]":
-        if pattern[i : i + 1] == b"\\" and i + 1 < n:
-            i += 1
-            members.append(re.escape(pattern[i : i + 1]))
-            i += 1
-        elif pattern[i + 1 : i + 2] == b"-" and i + 2 < n and pattern[i + 2 : i + 3] != b"]":
-            low, high = sorted((pattern[i], pattern[i + 2]))
-            members.append(re.escape(bytes((low,))) + b"-" + re.escape(bytes((high,))))
-            i += 3
-        else:
-            members.append(re.escape(pattern[i : i + 1]))
-            i += 1
-    return i + 1, members, negate

@@ -134,6 +134,17 @@ class Entry:
         slices = sum(sys.getsizeof(name) + vector.memory_bytes() for name, vector in body.items())
         return sys.getsizeof(self) + sys.getsizeof(body) + slices
 
+    def payload_bytes(self) -> int:
+        """Bytes of its vectors' payload (packed pairs or dense arrays), in O(slices).
+
+        What the per-key cap (:class:`~hearsay.lattice.limits.KeyLimits`) measures: within a
+        few dozen bytes per slice of the encoded entry on disk and on the wire.
+        """
+        body = self._body
+        if isinstance(body, MaxVector):
+            return body.nbytes()
+        return sum(vector.nbytes() for vector in body.values())
+
     @property
     def vector(self) -> MaxVector:
         """The single vector of a non-additive entry (read-only by convention)."""

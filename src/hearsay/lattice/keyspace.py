@@ -31,22 +31,29 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from hearsay.base.errors import BoundsError, WrongTypeError
+from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
 from hearsay.lattice.digest import entry_hash, key_seed, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
-from hearsay.lattice.vector import MaxVector
+from hearsay.lattice.limits import KeyLimits
+from hearsay.lattice.vector import MaxVector, width_for
 
 BUCKETS_DEFAULT: Final = 1024
 KEY_BYTES_MAX: Final = 64 * 1024
 """Keys longer than this are refused (Redis allows 512 MB; gossip datagrams do not)."""
+_DENSE_SLACK_BYTES: Final = 8 * 1024
+"""What a dense array may hold beyond its packed pairs: rounding up to 1,024 slots."""
 
 
 class Keyspace:
     """All entries of one node, with incremental per-bucket content hashes."""
 
-    def __init__(self, buckets: int = BUCKETS_DEFAULT) -> None:
+    def __init__(self, buckets: int = BUCKETS_DEFAULT, limits: KeyLimits | None = None) -> None:
         if buckets < 1 or buckets & (buckets - 1):
             raise BoundsError("the bucket count must be a power of two")
+        self.limits = limits
+        """The per-key caps; None (the bare default: simulator, tools, loading) checks none."""
+        self.refused_too_large = 0
+        """Writes and deltas refused by :attr:`limits` (INFO and /metrics count them)."""
         self._mask = buckets - 1
         self._buckets: list[dict[bytes, Entry]] = [{} for _ in range(buckets)]
         self._bucket_hashes: list[int] = [0] * buckets
@@ -131,6 +138,8 @@ class Keyspace:
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
         existing = bucket.get(key)
+        if delta.schema is not None and self.limits is not None:
+            self._admit(self.limits, existing, delta)
         if existing is None:
             entry = delta.copy()
             self._xor(bucket_no, entry_hash(key, entry, seed))
@@ -158,6 +167,82 @@ class Keyspace:
             self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
         return result
+
+    def _admit(self, limits: KeyLimits, existing: Entry | None, delta: Entry) -> None:
+        """Refuse (TooLargeError, or the schema check's error) a delta that would take ``key``
+        past :attr:`limits`, before anything changes.
+
+        Cheap first: the current payload, plus what each incoming pair can add, plus what
+        widening the values of a touched vector can add, bounds the result; only when that
+        bound passes the cap are the touched slices merged into copies to measure the exact
+        result (keys within a few times of the cap).
+        """
+        if existing is not None and existing.outranks(delta):
+            return  # the delta will be ignored whole
+        if existing is None or delta.outranks(existing):  # a new key, or a new epoch or schema
+            schema = delta.schema
+            if limits.admit_schema is not None and schema is not None:
+                limits.admit_schema(schema, limits.key_bytes_max)
+            size = delta.payload_bytes()  # a new key adopts copies of the delta's vectors
+            if existing is not None:  # a replaced one rebuilds them (dense ones rounded up)
+                size += _DENSE_SLACK_BYTES * sum(1 for _ in delta.slices())
+                if size > limits.key_bytes_max:
+                    size = sum(_rebuilt(vector).nbytes() for _, vector in delta.slices())
+            if size > limits.key_bytes_max:
+                self._refuse(limits, size)
+            return
+        bound = existing.payload_bytes()
+        for origin, vector in delta.slices():
+            mine = existing.slice(origin)
+            top = _top_index(vector) if mine.is_dense else 0  # (only a dense one needs it)
+            bound += _growth_bound(mine, len(vector), vector.width, top)
+        if bound <= limits.key_bytes_max:
+            return
+        size = existing.payload_bytes()
+        for origin, vector in delta.slices():
+            mine = existing.slice(origin)
+            grown = mine.copy()
+            grown.merge(vector)
+            size += grown.nbytes() - mine.nbytes()
+        if size > limits.key_bytes_max:
+            self._refuse(limits, size)
+
+    def _admit_pairs(
+        self,
+        limits: KeyLimits,
+        entry: Entry,
+        origin: str,
+        indices: npt.ArrayLike,
+        values: npt.ArrayLike,
+    ) -> None:
+        """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry``."""
+        mine = entry.slice(origin)
+        if isinstance(indices, list) and isinstance(values, list):  # one client write: no numpy
+            if not values:
+                return
+            count, value_top, index_top = len(values), int(max(values)), int(max(indices))
+        else:
+            value_array, index_array = np.asarray(values), np.asarray(indices)
+            count = int(value_array.size)
+            if not count:
+                return
+            value_top, index_top = int(value_array.max()), int(index_array.max())
+        growth = _growth_bound(mine, count, width_for(value_top), index_top)
+        bound = entry.payload_bytes() + growth
+        if bound <= limits.key_bytes_max:
+            return
+        grown = mine.copy()
+        grown.merge_pairs(indices, values)
+        size = entry.payload_bytes() + grown.nbytes() - mine.nbytes()
+        if size > limits.key_bytes_max:
+            self._refuse(limits, size)
+
+    def _refuse(self, limits: KeyLimits, size_bytes: int) -> None:
+        self.refused_too_large += 1
+        raise TooLargeError(
+            f"the key would hold {size_bytes} bytes, more than max-key-bytes "
+            f"({limits.key_bytes_max}); nothing was written"
+        )
 
     def purge_tombstones(self, before_epoch: int, limit: int = 1000) -> list[bytes]:
         """Drop up to ``limit`` tombstones whose epoch is below ``before_epoch`` (for a grace
@@ -230,6 +315,8 @@ class Keyspace:
             current = self._live_or_expire(key, now_ms)
         if current is None or (current.schema is not schema and current.schema != schema):
             return self.write(key, schema, {origin: MaxVector.from_pairs(indices, values)}, now_ms)
+        if self.limits is not None:
+            self._admit_pairs(self.limits, current, origin, indices, values)
         result = current.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
             change = pairs_hash(
@@ -295,6 +382,41 @@ class Keyspace:
 
     def _expire(self, key: bytes, entry: Entry) -> MergeResult:
         return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
+
+
+def _growth_bound(vector: MaxVector, pairs: int, width: int, top_index: int) -> int:
+    """At most how many bytes merging ``pairs`` pairs (values ``width`` bytes wide, indices up
+    to ``top_index``) can add to ``vector``, in O(1).
+
+    A dense vector that needs no new slots only widens its values; one that grows its array
+    does so only while the array stays no larger than the packed pairs would be (plus the
+    rounding to 1,024 slots), before widening. A sparse vector re-packs every pair at the
+    wider width (and turns dense only when that is smaller).
+    """
+    size = vector.nbytes()
+    wide = max(width, vector.width)
+    if vector.is_dense:
+        slots = size // vector.width
+        if top_index < slots:
+            return slots * wide - size
+        grown = (slots + pairs) * (4 + vector.width) + _DENSE_SLACK_BYTES
+        return grown * (wide // vector.width) - size
+    return 1 + (len(vector) + pairs) * (4 + wide) + _DENSE_SLACK_BYTES - size
+
+
+def _rebuilt(vector: MaxVector) -> MaxVector:
+    """The vector as :meth:`Entry.merge` rebuilds it into an emptied entry."""
+    fresh = MaxVector()
+    fresh.merge(vector)
+    return fresh
+
+
+def _top_index(vector: MaxVector) -> int:
+    """The highest index ``vector`` may hold (its array's last slot when dense), in O(1)."""
+    if vector.is_dense:
+        return vector.nbytes() // vector.width - 1
+    indices, _ = vector.pairs()
+    return int(indices[-1]) if indices.size else -1
 
 
 def _expiring(entry: Entry) -> bool:

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from hearsay.base.errors import DecodeError, HearsayError
+from hearsay.base.errors import DecodeError, HearsayError, SketchParameterError, TooLargeError
 from hearsay.lattice.codec import split_entry
 from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import NO_EXPIRY, SHARED_ORIGIN, Entry, MergeResult
@@ -934,7 +934,13 @@ class GossipNode:
             self._on_membership(payload, source)
 
     def _merge(self, key: bytes, delta: Entry, source: Address) -> MergeResult:
-        result = self.keyspace.merge(key, delta)
+        try:
+            result = self.keyspace.merge(key, delta)
+        except (TooLargeError, SketchParameterError):
+            # Over this node's per-key cap or an out-of-bounds sketch shape: refuse this one
+            # delta (counted), keep the rest of the message.
+            self._drop(source, "too-large")
+            return MergeResult(None)
         if result.delta is not None:
             self.stats.keys_changed += 1
             if result.conflict:

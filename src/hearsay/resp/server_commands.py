@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hearsay.engine.database import glob_match
+from hearsay.base.glob import glob_match
 from hearsay.resp import messages
 from hearsay.resp.cluster_commands import ClusterControl, install_cluster_commands
 from hearsay.resp.commands import (

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hearsay.base.errors import HearsayError
+from hearsay.lattice.limits import KEY_BYTES_MAX_FLOOR, KEY_BYTES_MAX_LIMIT
 from hearsay.persist.fsync import FsyncPolicy
 
 
@@ -50,6 +51,10 @@ class ServeConfig:
     client_query_buffer_total_limit: int = 1024 * 1024 * 1024
     """Bytes of unfinished commands all clients together may hold; over it the client
     holding the most is evicted."""
+    max_key_bytes: int = KEY_BYTES_MAX_LIMIT
+    """The most one key may hold (its vectors' bytes); a write past it is refused whole, and
+    so is a peer's delta. The default is also the highest value: a larger key could not be
+    reloaded or replicated (see :mod:`hearsay.lattice.limits`)."""
     tombstone_grace_s: int = 86_400
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
@@ -85,6 +90,13 @@ class ServeConfig:
             raise ConfigError("preset must be lan, wan or local")
         if not self.cluster or len(self.cluster) > 64:
             raise ConfigError("cluster name must be 1..64 characters")
+        if (
+            not isinstance(self.max_key_bytes, int)
+            or not KEY_BYTES_MAX_FLOOR <= self.max_key_bytes <= KEY_BYTES_MAX_LIMIT
+        ):
+            raise ConfigError(
+                f"max_key_bytes must be {KEY_BYTES_MAX_FLOOR}..{KEY_BYTES_MAX_LIMIT} bytes"
+            )
         if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
         if not isinstance(self.maxclients, int) or self.maxclients < 1:

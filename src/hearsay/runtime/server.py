@@ -90,7 +90,9 @@ class Node:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.database = Database.open(config.data_dir, config.fsync, config.node_name, unix_ms())
+        self.database = Database.open(
+            config.data_dir, config.fsync, config.node_name, unix_ms(), config.max_key_bytes
+        )
         self.name = config.node_name or self.database.identity.node_id
         self.started_monotonic = time.monotonic()
         password = resolve_requirepass(config, os.environ)
@@ -362,6 +364,7 @@ class Node:
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
+                "writes_refused_too_large": self.database.keyspace.refused_too_large,
             },
             "persistence": self._persistence_info(),
             "keyspace": (

@@ -34,7 +34,7 @@ other: two nodes running the same MERGE concurrently both raise their own slices
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -45,6 +45,7 @@ from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.sketch.schemas import (
+    CMS_DEPTH_MAX,
     KIND_CMS,
     Pairs,
     Slices,
@@ -72,10 +73,12 @@ def dims_from_prob(error: float, probability: float) -> tuple[int, int]:
     err = _unit_interval(error, "CMS overestimation value")
     prob = _unit_interval(probability, "CMS probability")
     width = math.ceil(2.0 / err)
-    prob32 = float(np.float32(prob))
-    if prob32 == 0.0:  # below float's range: log10f would give -inf, an unbounded depth
-        raise SketchParameterError(f"CMS probability {prob!r} is below float precision")
     # log10f on float arguments, float division: emulate single precision step by step.
+    prob32 = float(np.float32(prob))
+    if prob32 < 2.0**-CMS_DEPTH_MAX:  # (also a probability that is 0 in single precision)
+        raise SketchParameterError(
+            f"CMS probability {prob} needs more than {CMS_DEPTH_MAX} rows (at least 2**-64)"
+        )
     num = np.float32(math.log10(prob32))
     den = np.float32(math.log10(float(np.float32(0.5))))
     depth = math.ceil(float(num / den))
@@ -250,12 +253,14 @@ class CountMinSketch:
         if not 0 <= weighted_count <= INT64_MAX:
             raise BoundsError("CMS: MERGE overflow")
         own = dest.get(origin) or MaxVector()
-        size = self._width * self._depth
+        candidates = _nonzero_cells(slices for (_, slices), w in zip(sources, ws, strict=True) if w)
         cells_out: list[npt.NDArray[np.int64]] = []
         values_out: list[npt.NDArray[np.uint64]] = []
-        # In chunks of cells, so that a large sketch needs bounded temporaries.
-        for start in range(0, size, _MERGE_CHUNK_CELLS):
-            slots = np.arange(start, min(size, start + _MERGE_CHUNK_CELLS), dtype=np.int64)
+        # Only cells some source holds can have a non-zero weighted sum: the work is the
+        # sources' pairs (bounded by --max-key-bytes per key), not width * depth cells. In
+        # chunks, so that the temporaries stay bounded.
+        for start in range(0, candidates.size, _MERGE_CHUNK_CELLS):
+            slots = candidates[start : start + _MERGE_CHUNK_CELLS]
             parts = [summed_at(slices, slots) for _, slices in sources]
             target = _weighted_sum(parts, ws).astype(np.uint64)
             current = summed_at(dest, slots)
@@ -294,6 +299,14 @@ class CountMinSketch:
 
     def is_empty(self, slices: Slices) -> bool:
         return all(vec.is_empty() for vec in slices.values())
+
+
+def _nonzero_cells(sources: Iterable[Slices]) -> npt.NDArray[np.int64]:
+    """The sorted cells where any slice of any of ``sources`` is non-zero."""
+    found = [vec.pairs()[0] for slices in sources for _, vec in sorted(slices.items())]
+    if not found:
+        return np.empty(0, np.int64)
+    return np.unique(np.concatenate(found)).astype(np.int64)
 
 
 def _weighted_sum(

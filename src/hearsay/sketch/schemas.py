@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from hearsay.base.errors import SketchParameterError
+from hearsay.base.errors import SketchParameterError, TooLargeError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
 from hearsay.sketch.hll import check_precision
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOOM_HASH_VERSION",
+    "CMS_DEPTH_MAX",
     "KIND_BLOOM",
     "KIND_CMS",
     "KIND_COUNTER",
@@ -64,6 +65,7 @@ __all__ = [
     "Pairs",
     "SketchView",
     "Slices",
+    "admit_schema",
     "bloom",
     "cms",
     "counter",
@@ -87,6 +89,12 @@ KIND_CMS: Final = "cms"
 KIND_COUNTER: Final = "counter"
 KIND_MAXREG: Final = "maxreg"
 KIND_VECTOR: Final = "vector"
+
+CMS_DEPTH_MAX: Final = 64
+"""Rows of a count-min sketch at most. Every CMS.INCRBY / CMS.QUERY item costs one hash and
+one cell per row, so the depth is what a single item costs; 64 rows already make the
+probability of a bad estimate ``2**-64`` (CMS.INITBYPROB probability ~5.4e-20). Depth 2**20
+made one CMS.QUERY take 15.5 s, depth 2**32 tried to allocate 32 GiB."""
 
 BLOOM_HASH_VERSION: Final = 1
 """xxh3-64 of the member (seed 0), double hashing ``(a + i*b) mod 2**64 mod bits``."""
@@ -168,7 +176,7 @@ def bloom(bits: int, hashes: int, capacity: int, error_rate: float) -> Schema:
 def cms(width: int, depth: int) -> Schema:
     """A count-min sketch of ``depth`` rows of ``width`` counters, one slice per origin."""
     width = _positive_int(width, "CMS width", INDEX_LIMIT)
-    depth = _positive_int(depth, "CMS depth", INDEX_LIMIT)
+    depth = _positive_int(depth, "CMS depth", CMS_DEPTH_MAX)
     if width * depth > INDEX_LIMIT:
         raise SketchParameterError(f"CMS width * depth must be at most 2**32, got {width * depth}")
     return Schema(KIND_CMS, (width, depth), width * depth, additive=True).intern()
@@ -220,6 +228,29 @@ def view_for(
     if kind == KIND_VECTOR:
         return RawVector.from_schema(schema)
     raise SketchParameterError(f"unknown sketch kind {kind!r}")
+
+
+def admit_schema(schema: Schema, key_bytes_max: int) -> None:
+    """Refuse a schema no key of this node may hold (the keyspace's ``admit_schema`` check,
+    run when a key is created or replaced, by a client, a peer or the disk alike).
+
+    A known kind must have parameters its view accepts (SketchParameterError otherwise), and
+    a Bloom filter or count-min sketch no more slots than ``key_bytes_max`` bytes hold at one
+    byte a slot (TooLargeError): filled, it could never be written, stored or replicated.
+    HLLs are bounded by their precision (at most 2**18 registers), counters and max registers
+    are a few slots, and raw vectors are sparse (only the byte cap bounds them). An unknown
+    kind (a newer peer's) is left to the byte cap: no command reads it.
+    """
+    kind = schema.kind
+    if kind not in _TYPE_NAMES:
+        return
+    view_for(schema)
+    if kind in (KIND_BLOOM, KIND_CMS) and schema.size > key_bytes_max:
+        what = "Bloom filter" if kind == KIND_BLOOM else "count-min sketch"
+        raise TooLargeError(
+            f"a {what} of {schema.size} cells is larger than max-key-bytes allows "
+            f"({key_bytes_max} cells at one byte a cell)"
+        )
 
 
 def type_name(schema: Schema) -> str:
