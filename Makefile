@@ -18,12 +18,19 @@ $(BIN)/python:
 
 .make-stamp-test: pyproject.toml .make-stamp-install
 	$(BIN)/pip install --quiet -e '.[test,plot]'
-	@# redis-server is the reference for the HLL differential tests; redis-benchmark for bench/.
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@# redis-server is the reference of the differential tests (a hard requirement: they fail
+	@# without it, never skip); redis-cli is driven by tests too; redis-benchmark by bench/.
+	@if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null; \
-	  else echo "note: redis-server missing and not root: the redis differential tests will skip"; fi; \
+	  else \
+	    echo "error: redis-server and redis-cli are required by the tests; install them as root" >&2; \
+	    echo "       (Debian: apt-get install redis-server redis-tools) or put them on PATH" >&2; \
+	    exit 1; \
+	  fi; \
 	fi
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || \
+	  { echo "error: redis-server/redis-cli still missing after installing" >&2; exit 1; }
 	touch $@
 
 serve: .make-stamp-install
