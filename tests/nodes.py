@@ -71,12 +71,13 @@ class NodeProcess:
         self.stop(signal.SIGKILL)
 
 
-def start_node(data_dir: Path, *extra: str) -> NodeProcess:
-    """Start ``hearsay serve`` and wait (bounded) for its ready line."""
+def start_node(data_dir: Path, *extra: str, preset: str = "local") -> NodeProcess:
+    """Start ``hearsay serve`` on gossip preset ``preset`` and wait (bounded) for its ready
+    line. ``local`` is the quick one; ``lan`` is what a node runs by default."""
     args = [
         sys.executable, "-m", "hearsay.cli", "serve",
         "--host", "127.0.0.1", "--port", "0", "--gossip-port", "0", "--http-port", "0",
-        "--data-dir", str(data_dir), "--preset", "local", *extra,
+        "--data-dir", str(data_dir), "--preset", preset, *extra,
     ]  # fmt: skip
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     node = NodeProcess(data_dir, args, process)
@@ -127,12 +128,13 @@ def poll_until(
 class Cluster:
     """Several nodes; stops all of them (by PID) when closed."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, preset: str = "local") -> None:
         self.root = root
+        self.preset = preset
         self.nodes: list[NodeProcess] = []
 
     def start(self, name: str, *extra: str) -> NodeProcess:
-        node = start_node(self.root / name, *extra)
+        node = start_node(self.root / name, *extra, preset=self.preset)
         self.nodes.append(node)
         return node
 

@@ -1,4 +1,5 @@
-"""Real node processes on loopback gossiping with each other (preset ``local``)."""
+"""Real node processes on loopback gossiping with each other, on the quick ``local`` preset and
+on ``lan``, the preset a node runs by default (slower timers: detection waits scale with it)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ from tests.nodes import Cluster, NodeProcess, poll_until, split_address
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nodes = Cluster(tmp_path)
+#: How long a poll may wait, per preset: lan's failure detector suspects for 10 s and declares
+#: a node dead after 20 s (local: 4 s and 8 s). Deadlines, not expectations.
+DEADLINE_S = {"local": 20.0, "lan": 60.0}
+
+
+@pytest.fixture(params=["local", "lan"])
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    nodes = Cluster(tmp_path, preset=request.param)
     yield nodes
     nodes.close()
 
@@ -37,7 +43,11 @@ def three(cluster: Cluster) -> list[NodeProcess]:
     nodes = [first, *rest]
     names = {node.name for node in nodes}
     for node in nodes:
-        poll_until(lambda node=node: set(members(node)) == names, 15, what="membership")
+        poll_until(
+            lambda node=node: set(members(node)) == names,
+            DEADLINE_S[cluster.preset],
+            what="membership",
+        )
     return nodes
 
 
@@ -50,18 +60,38 @@ def test_a_write_on_any_node_is_readable_on_all(cluster: Cluster) -> None:
     clients[0].decr("hits")
     clients[1].bf().add("seen", "url-1")
     clients[2].cms().initbydim("freq", 100, 5)
-    poll_until(lambda: all(c.exists("freq") for c in clients), 10, what="cms created")
+    poll_until(
+        lambda: all(c.exists("freq") for c in clients),
+        DEADLINE_S[cluster.preset],
+        what="cms created",
+    )
     clients[0].cms().incrby("freq", ["x"], [3])
     clients[1].cms().incrby("freq", ["x"], [4])
     clients[2].execute_command("VMAX", "vec", 3, 9, 7, 1)
     expected_count = clients[0].pfcount("visitors")
     for client in clients:
-        poll_until(lambda c=client: c.pfcount("visitors") == expected_count, 10, what="pfcount")
-        poll_until(lambda c=client: c.get("hits") == b"11", 10, what="counter")
-        poll_until(lambda c=client: c.bf().exists("seen", "url-1") == 1, 10, what="bloom")
-        poll_until(lambda c=client: c.cms().query("freq", "x") == [7], 10, what="cms sums")
         poll_until(
-            lambda c=client: c.execute_command("VGET", "vec") == [3, 9, 7, 1], 10, what="vmax"
+            lambda c=client: c.pfcount("visitors") == expected_count,
+            DEADLINE_S[cluster.preset],
+            what="pfcount",
+        )
+        poll_until(
+            lambda c=client: c.get("hits") == b"11", DEADLINE_S[cluster.preset], what="counter"
+        )
+        poll_until(
+            lambda c=client: c.bf().exists("seen", "url-1") == 1,
+            DEADLINE_S[cluster.preset],
+            what="bloom",
+        )
+        poll_until(
+            lambda c=client: c.cms().query("freq", "x") == [7],
+            DEADLINE_S[cluster.preset],
+            what="cms sums",
+        )
+        poll_until(
+            lambda c=client: c.execute_command("VGET", "vec") == [3, 9, 7, 1],
+            DEADLINE_S[cluster.preset],
+            what="vmax",
         )
     assert clients[0].execute_command("WAIT", 2, 5000) >= 2
 
@@ -72,16 +102,32 @@ def test_delete_and_expiry_converge(cluster: Cluster) -> None:
     clients[0].pfadd("gone", "a", "b")
     clients[0].pfadd("short", "a")
     for client in clients:
-        poll_until(lambda c=client: c.exists("gone", "short") == 2, 10, what="keys spread")
+        poll_until(
+            lambda c=client: c.exists("gone", "short") == 2,
+            DEADLINE_S[cluster.preset],
+            what="keys spread",
+        )
     clients[1].delete("gone")
     clients[2].pexpire("short", 300)
     for client in clients:
-        poll_until(lambda c=client: c.exists("gone") == 0, 10, what="delete converges")
-        poll_until(lambda c=client: c.exists("short") == 0, 10, what="expiry converges")
+        poll_until(
+            lambda c=client: c.exists("gone") == 0,
+            DEADLINE_S[cluster.preset],
+            what="delete converges",
+        )
+        poll_until(
+            lambda c=client: c.exists("short") == 0,
+            DEADLINE_S[cluster.preset],
+            what="expiry converges",
+        )
     # A key re-created after the delete lives on, everywhere.
     clients[0].pfadd("gone", "c")
     for client in clients:
-        poll_until(lambda c=client: c.pfcount("gone") == 1, 10, what="re-created key")
+        poll_until(
+            lambda c=client: c.pfcount("gone") == 1,
+            DEADLINE_S[cluster.preset],
+            what="re-created key",
+        )
 
 
 def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Cluster) -> None:
@@ -94,7 +140,11 @@ def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Clust
     nodes.append(cluster.start("c", "--join", first.gossip, "--fsync", "always"))
     names = {node.name for node in nodes}
     for node in nodes:
-        poll_until(lambda node=node: set(members(node)) == names, 15, what="membership")
+        poll_until(
+            lambda node=node: set(members(node)) == names,
+            DEADLINE_S[cluster.preset],
+            what="membership",
+        )
     victim = nodes[2]
     generation = members(nodes[0])[victim.name][1]
     assert victim.client().pfadd("mine", *[f"m{i}" for i in range(100)]) == 1
@@ -102,7 +152,9 @@ def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Clust
     victim.kill()
     for node in nodes[:2]:
         poll_until(
-            lambda node=node: members(node)[victim.name][0] == "failed", 20, what="detection"
+            lambda node=node: members(node)[victim.name][0] == "failed",
+            DEADLINE_S[cluster.preset],
+            what="detection",
         )
     alone = cluster.start("c", "--fsync", "always")
     assert alone.name == victim.name
@@ -119,7 +171,7 @@ def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Clust
                 members(node)[victim.name][0] == "alive"
                 and members(node)[victim.name][1] > generation
             ),
-            20,
+            DEADLINE_S[cluster.preset],
             what="restart seen alive with a higher generation",
         )
 
@@ -128,7 +180,11 @@ def test_graceful_leave_is_seen_as_left(cluster: Cluster) -> None:
     nodes = three(cluster)
     assert nodes[1].stop(signal.SIGTERM) == 0
     for node in (nodes[0], nodes[2]):
-        poll_until(lambda node=node: members(node)[nodes[1].name][0] == "left", 15, what="left")
+        poll_until(
+            lambda node=node: members(node)[nodes[1].name][0] == "left",
+            DEADLINE_S[cluster.preset],
+            what="left",
+        )
 
 
 def test_a_late_joiner_receives_every_existing_key(cluster: Cluster) -> None:
@@ -139,7 +195,11 @@ def test_a_late_joiner_receives_every_existing_key(cluster: Cluster) -> None:
     client.incrby("total", 42)
     late = cluster.start("late", "--join", first.gossip)
     late_client = late.client()
-    poll_until(lambda: late_client.dbsize() == 301, 30, what="anti-entropy fills the joiner")
+    poll_until(
+        lambda: late_client.dbsize() == 301,
+        DEADLINE_S[cluster.preset],
+        what="anti-entropy fills the joiner",
+    )
     assert late_client.get("total") == b"42"
     assert late_client.pfcount("hll:7") == 1
 
@@ -148,7 +208,11 @@ def test_garbage_leaves_every_node_serving_with_its_data(cluster: Cluster) -> No
     nodes = three(cluster)
     nodes[0].client().pfadd("keep", "x", "y")
     for node in nodes:
-        poll_until(lambda n=node: n.client().pfcount("keep") == 2, 10, what="replicated")
+        poll_until(
+            lambda n=node: n.client().pfcount("keep") == 2,
+            DEADLINE_S[cluster.preset],
+            what="replicated",
+        )
     rng = os.urandom
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for node in nodes:
@@ -185,7 +249,9 @@ def test_keyring_and_cluster_name_keep_strangers_out(cluster: Cluster, tmp_path:
     friend = cluster.start("b", "--keyring", str(ours), "--join", first.gossip)
     stranger = cluster.start("x", "--keyring", str(theirs), "--join", first.gossip)
     foreign = cluster.start("y", "--cluster", "other", "--join", first.gossip)
-    poll_until(lambda: friend.name in members(first), 15, what="friend joins")
+    poll_until(
+        lambda: friend.name in members(first), DEADLINE_S[cluster.preset], what="friend joins"
+    )
     stranger.client().pfadd("injected", "evil")
     foreign.client().pfadd("injected", "evil")
     # Plaintext vignette datagrams are refused while a keyring is set.
@@ -193,7 +259,11 @@ def test_keyring_and_cluster_name_keep_strangers_out(cluster: Cluster, tmp_path:
         raw = msgpack.packb({"key": "vig", "vector": {0: 5}, "full": True})
         sender.sendto(raw, split_address(first.gossip))
     friend.client().pfadd("shared", "ok")
-    poll_until(lambda: first.client().pfcount("shared") == 1, 10, what="friend's write")
+    poll_until(
+        lambda: first.client().pfcount("shared") == 1,
+        DEADLINE_S[cluster.preset],
+        what="friend's write",
+    )
     assert stranger.name not in members(first)
     assert foreign.name not in members(first)
     assert first.client().exists("injected", "vig") == 0
