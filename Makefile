@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 ARGS ?=
 
-.PHONY: serve test lint typecheck layers pytest bench clean
+.PHONY: serve test lint typecheck layers pytest ci-long bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ pytest: .make-stamp-test
 	$(BIN)/pytest -q
 
 test: lint typecheck layers pytest
+
+# The long suites CI runs after `make test` (not part of it: make test stays under 10 minutes):
+# the simulator's 20-seed fault sweep (partitions, wiped disks, stalls, clogs, duplication;
+# about 3 minutes on a shared 2-core machine) and a randomised Hypothesis run whose seed is
+# printed (HYPOTHESIS_SEED=N repeats it; CI_HYPOTHESIS_EXAMPLES sizes it).
+CI_HYPOTHESIS_EXAMPLES ?= 300
+ci-long: .make-stamp-test
+	$(BIN)/pytest -q -m slow
+	HYPOTHESIS_PROFILE=explore HYPOTHESIS_MAX_EXAMPLES=$(CI_HYPOTHESIS_EXAMPLES) $(BIN)/pytest -q -m hypothesis
 
 bench: .make-stamp-test
 	$(BIN)/python bench/memory.py
