@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.engine.database import Database
+from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp import messages
@@ -701,6 +702,15 @@ _arg = st.one_of(
 )
 
 
+def _snapshot(client: Client) -> tuple[object, ...]:
+    """The encoded entries of the fuzzed keys and the number of keys."""
+    entries = []
+    for key in KEYS:
+        entry = client.db.get(key, NOW_MS)
+        entries.append(None if entry is None else encode_entry(entry))
+    return (client("DBSIZE"), *entries)
+
+
 def _populated() -> Client:
     client = Client()
     client.ok("PFADD", "hll", "a", "b")
@@ -731,9 +741,13 @@ def test_fuzzed_arguments_always_get_a_reply(
         if hll_bytes and name == "SET" and len(args) >= 2:
             cut = len(args[1]) % len(good_hll)
             sent = [args[0], good_hll[:cut] if cut > 16 else good_hll, *args[2:]]
+        before = _snapshot(client)
         reply = client(name, *sent)  # must not raise
         encode(reply, 2)
         encode(reply, 3)
+        if isinstance(reply, ErrorReply):
+            # A refused command is refused whole: it changed nothing.
+            assert _snapshot(client) == before, (name, sent, reply)
     for key in KEYS:  # the keyspace is still readable
         assert isinstance(client("TYPE", key), str)
 
