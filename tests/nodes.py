@@ -80,17 +80,19 @@ _WITH_OPEN_FILES_MAX = (
 def start_node(
     data_dir: Path,
     *extra: str,
+    preset: str = "local",
     env: dict[str, str] | None = None,
     open_files_max: int | None = None,
 ) -> NodeProcess:
-    """Start ``hearsay serve`` and wait (bounded) for its ready line.
+    """Start ``hearsay serve`` on gossip preset ``preset`` and wait (bounded) for its ready
+    line (``local`` is the quick one; ``lan`` is what a node runs by default).
 
     ``env`` replaces the child's environment; ``open_files_max`` sets its RLIMIT_NOFILE (soft
     and hard) before it starts, through a small Python that then execs the node (same PID)."""
     args = [
         sys.executable, "-m", "hearsay.cli", "serve",
         "--host", "127.0.0.1", "--port", "0", "--gossip-port", "0", "--http-port", "0",
-        "--data-dir", str(data_dir), "--preset", "local", *extra,
+        "--data-dir", str(data_dir), "--preset", preset, *extra,
     ]  # fmt: skip
     if open_files_max is not None:
         args = [sys.executable, "-c", _WITH_OPEN_FILES_MAX, str(open_files_max), *args]
@@ -143,12 +145,13 @@ def poll_until(
 class Cluster:
     """Several nodes; stops all of them (by PID) when closed."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, preset: str = "local") -> None:
         self.root = root
+        self.preset = preset
         self.nodes: list[NodeProcess] = []
 
     def start(self, name: str, *extra: str) -> NodeProcess:
-        node = start_node(self.root / name, *extra)
+        node = start_node(self.root / name, *extra, preset=self.preset)
         self.nodes.append(node)
         return node
 

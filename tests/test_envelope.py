@@ -42,24 +42,32 @@ def test_message_types_are_never_renumbered() -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda d: d[:4] + b"\x00" + d[5:], "foreign-cluster"),
+        (lambda d: d.replace(b"prod", b"prox", 1), "foreign-cluster"),
+        (lambda d: d[:5] + b"\x03" + d[6:], "foreign-cluster"),  # a shorter name: "pro"
         (lambda d: d[:3] + b"\x02" + d[4:], "version"),
         (lambda d: b"xyz" + d[3:], "malformed"),
         (lambda d: d[:5], "malformed"),
         (lambda d: d[:4] + b"\x80" + d[5:], "malformed"),
+        (lambda d: d[:5] + b"\x00" + d[6:], "malformed"),  # an empty cluster name
+        (lambda d: d[:5] + b"\x40" + d[6:], "malformed"),  # a name longer than the packet
     ],
 )
 def test_bad_headers_raise_one_typed_error(mutate: object, reason: str) -> None:
     codec = EnvelopeCodec("prod")
-    data = codec.seal(MessageType.ACK, b"\x90")
-    if reason == "foreign-cluster":
-        data = EnvelopeCodec("test").seal(MessageType.ACK, b"\x90")
-    else:
-        data = mutate(data)  # type: ignore[operator]
+    valid = codec.seal(MessageType.ACK, b"\x90")
+    assert codec.open(valid) == (MessageType.ACK, b"\x90")
+    data = mutate(valid)  # type: ignore[operator]
+    assert data != valid
     with pytest.raises(EnvelopeError) as caught:
         codec.open(data)
     assert caught.value.reason == reason
     assert isinstance(caught.value, DecodeError)
+
+
+def test_another_clusters_packet_is_foreign() -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        EnvelopeCodec("prod").open(EnvelopeCodec("test").seal(MessageType.ACK, b"\x90"))
+    assert caught.value.reason == "foreign-cluster"
 
 
 def test_unknown_type_is_refused_not_crashed() -> None:

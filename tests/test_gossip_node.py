@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hearsay.lattice.codec import entry_to_wire
+from hearsay.lattice.codec import encode_entry, entry_from_wire, entry_to_wire
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
@@ -434,7 +434,22 @@ def test_membership_supplies_peers_and_failures() -> None:
 
 
 def test_wire_entry_helper_is_canonical() -> None:
-    assert entry_to_wire(_entry({1: 1}))[0] == 1
+    """Equal entries have equal wire forms however they were built (pair order, duplicate
+    pairs, merge order), and the wire form reads back as the same entry."""
+    pairs = {1: 1, 7: 3, 500: 9, 2**20: 200}
+    forward = Entry(0, VEC, slices={"": MaxVector.from_items(pairs.items())})
+    backward = Entry(0, VEC, slices={"": MaxVector.from_items(reversed(pairs.items()))})
+    doubled = Entry(0, VEC, slices={"": MaxVector.from_items([(7, 1), *pairs.items(), (1, 1)])})
+    merged = _entry({500: 9, 2**20: 200})
+    merged.merge(_entry({1: 1, 7: 3}))
+    wire = entry_to_wire(forward)
+    for same in (backward, doubled, merged):
+        assert same == forward
+        assert entry_to_wire(same) == wire
+        assert encode_entry(same) == encode_entry(forward)
+    assert entry_from_wire(wire) == forward
+    assert entry_to_wire(entry_from_wire(wire)) == wire
+    assert entry_to_wire(_entry({**pairs, 7: 4})) != wire
 
 
 def test_a_key_a_digest_showed_missing_is_pulled_again_until_it_arrives() -> None:

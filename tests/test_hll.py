@@ -142,7 +142,7 @@ def test_count_of_few_members_is_exact() -> None:
         assert hll.count(hll.registers_from_pairs(idx, rk)) == n
 
 
-@pytest.mark.parametrize("p", [4, 8, 10, 12, 14, 16, 18])
+@pytest.mark.parametrize("p", [10, 12, 14, 16, 18])
 def test_count_within_error_bound(p: int) -> None:
     rng = np.random.default_rng(p)
     n = 200_000
@@ -152,6 +152,28 @@ def test_count_within_error_bound(p: int) -> None:
     est = hll.count(hll.registers_from_pairs(idx, rk, p))
     # 5 standard errors: fails by chance with probability < 1e-6 per case.
     assert abs(est - n) / n < 5 * hll.error_bound(p), (p, est)
+
+
+@pytest.mark.parametrize("p", [4, 6, 8])
+def test_small_precisions_err_as_the_standard_error_says(p: int) -> None:
+    """At small precisions one estimate says little (at p=4, five standard errors are 130%:
+    an estimate of 0 would pass), so look at the error over many independent sketches: its
+    root mean square must be about the standard error 1.04/sqrt(m) and its mean near 0.
+    Measured here (400 sketches of 50 m values): RMS 0.96-1.23 SE, mean 0.04-0.32 SE; an
+    estimator off by a factor of 2 has an RMS of 1.9 SE at p=4 and far more above."""
+    rng = np.random.default_rng(100 + p)
+    n = 50 << p
+    trials = 400
+    errors = np.empty(trials)
+    for t in range(trials):
+        hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
+        est = hll.count(hll.registers_from_pairs(*hll.index_rank(hashes, p), p))
+        errors[t] = (est - n) / n
+    se = hll.error_bound(p)
+    rms = float(np.sqrt(np.mean(errors**2)))
+    mean = float(np.mean(errors))
+    assert 0.7 * se < rms < 1.5 * se, (p, rms / se)
+    assert abs(mean) < 0.5 * se, (p, mean / se)
 
 
 def test_union_is_elementwise_max() -> None:

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
 from hearsay.base.errors import DecodeError
 from hearsay.sketch import hll, hyll
-
-redis = pytest.importorskip("redis")
 
 pytestmark = pytest.mark.redis
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import sqlite3
 import tempfile
 import threading
@@ -157,16 +158,57 @@ def test_store_refuses_a_file_as_data_directory(tmp_path: Path) -> None:
         SqliteStore(a_file / "below")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to any directory")
-def test_store_refuses_read_only_directory(tmp_path: Path) -> None:
-    data = tmp_path / "ro"
-    data.mkdir()
-    data.chmod(0o500)
+def open_store_outcome(data: Path) -> str:
+    """Try ``SqliteStore(data)``; "opened", or the StorageError's message."""
     try:
-        with pytest.raises(StorageError, match="not writable"):
-            SqliteStore(data)
-    finally:
-        data.chmod(0o700)
+        SqliteStore(data).close()
+    except StorageError as error:
+        return str(error)
+    return "opened"
+
+
+def open_store_as_nobody(data: Path) -> str:
+    """:func:`open_store_outcome` in a forked child that dropped root for ``nobody``: root may
+    write any directory, so a permission check needs a user the permissions apply to."""
+    nobody = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.write(write_fd, open_store_outcome(data).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        outcome = reader.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"the unprivileged child failed: {outcome!r}"
+    return outcome
+
+
+def test_store_refuses_read_only_directory() -> None:
+    """Runs as root too (CI does): then the store is opened by a child running as nobody, the
+    directory's owner, to whom its mode applies."""
+    as_root = os.geteuid() == 0
+    open_store = open_store_as_nobody if as_root else open_store_outcome
+    with tempfile.TemporaryDirectory() as parent:
+        os.chmod(parent, 0o711)  # others may pass through, not list or write
+        data = Path(parent) / "ro"
+        data.mkdir()
+        if as_root:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(data, nobody.pw_uid, nobody.pw_gid)
+        data.chmod(0o555)
+        outcome = open_store(data)
+        assert "not writable" in outcome, outcome
+        data.chmod(0o755)  # the same directory made writable: the refusal was the permission
+        assert open_store(data) == "opened"
 
 
 def test_store_refuses_foreign_files(tmp_path: Path) -> None:

@@ -193,16 +193,33 @@ def test_fast_path_takes_whole_canonical_pipelines(monkeypatch: pytest.MonkeyPat
     assert parser.parse(data[:half]) + parser.parse(data[half:]) == pipeline
 
 
-@given(st.binary(max_size=300), st.randoms(use_true_random=False))
-def test_random_bytes_never_raise_anything_else(data: bytes, rnd: random.Random) -> None:
+def _commands_and_error(chunks: list[bytes]) -> tuple[list[list[bytes]], str | None]:
+    """Everything a parser makes of ``chunks`` fed in turn: its commands, then its error."""
     parser = RequestParser(max_inline_len=32)
+    commands: list[list[bytes]] = []
     try:
-        for start in range(0, len(data), 7):
-            parser.feed(data[start : start + rnd.randint(1, 9)])
-            for command in parser:
-                assert command
+        for chunk in chunks:
+            parser.feed(chunk)
+            commands.extend(parser)
     except ProtocolError as exc:
-        assert exc.message.startswith("ERR Protocol error: ")
+        return commands, exc.message
+    return commands, None
+
+
+@given(st.binary(max_size=300), st.randoms(use_true_random=False))
+def test_random_bytes_parse_the_same_however_they_are_split(
+    data: bytes, rnd: random.Random
+) -> None:
+    """Not only "nothing else is raised": cutting the bytes anywhere changes nothing, every
+    command parsed is a non-empty list of bytes, and an error is Redis's protocol error."""
+    whole = _commands_and_error([data])
+    cuts = sorted(rnd.sample(range(1, len(data)), min(len(data) - 1, 8))) if len(data) > 1 else []
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    assert _commands_and_error(pieces) == whole
+    commands, error = whole
+    for command in commands:
+        assert command and all(type(arg) is bytes for arg in command)
+    assert error is None or error.startswith("ERR Protocol error: ")
 
 
 # Replies checked by hand against redis-server 7.0.15 with the same bytes.

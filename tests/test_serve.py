@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.nodes import NodeProcess, poll_until, split_address, start_node
 
@@ -66,21 +68,32 @@ def test_info_has_the_fields_redis_tools_read(node: NodeProcess) -> None:
         assert re.fullmatch(r"\d+\.\d\d[KMG]|\d+B", str(memory[field])), memory[field]
     assert client.info("clients")["blocked_clients"] == 0
 
-    waiter = node.client()
+    waiter = node.client(retry=Retry(NoBackoff(), 0))  # killed below: must not reconnect
     waiter.pfadd("w", "a")  # a write that no peer (there are none) will acknowledge
+    # With no peers, a WAIT with a timeout replies 0 once the timeout passes.
+    assert waiter.execute_command("WAIT", 1, 50) == 0
+    waiter_id = waiter.client_id()
     replies: list[object] = []
 
     def wait_for_a_peer() -> None:
-        replies.append(waiter.execute_command("WAIT", 1, 3000))
+        try:
+            replies.append(waiter.execute_command("WAIT", 1, 0))  # 0: wait for ever
+        except redis.ConnectionError as error:
+            replies.append(error)
 
     thread = threading.Thread(target=wait_for_a_peer)
     thread.start()
     try:
-        poll_until(lambda: client.info("clients")["blocked_clients"] == 1, 5, what="a blocked WAIT")
+        # No window to hit: the WAIT blocks until its connection is killed.
+        poll_until(
+            lambda: client.info("clients")["blocked_clients"] == 1, 30, what="a blocked WAIT"
+        )
     finally:
-        thread.join(10)
-    assert replies == [0]
-    assert client.info("clients")["blocked_clients"] == 0
+        client.execute_command("CLIENT", "KILL", "ID", waiter_id)
+        thread.join(30)
+    assert not thread.is_alive()
+    assert len(replies) == 1 and isinstance(replies[0], redis.ConnectionError), replies
+    poll_until(lambda: client.info("clients")["blocked_clients"] == 0, 30, what="unblocked")
 
     polls = 0
 

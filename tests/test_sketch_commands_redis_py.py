@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hearsay.sketch.bloom import BloomFilter
-from hearsay.sketch.countmin import dims_from_prob
+from tests.bloom_reference import redisbloom_info_size
 from tests.nodes import NodeProcess, split_address, start_node
 
 pytestmark = pytest.mark.integration
@@ -42,8 +41,7 @@ def r(node: NodeProcess) -> Iterator[redis.Redis]:
 def _cli(node: NodeProcess, *args: str) -> str:
     """redis-cli with stdout not a terminal: raw replies, one line each."""
     exe = shutil.which("redis-cli")
-    if exe is None:
-        pytest.skip("redis-cli not installed")
+    assert exe is not None, "redis-cli is missing (Debian: redis-tools; make test installs it)"
     host, port = split_address(node.resp)
     done = subprocess.run(
         [exe, "-h", host, "-p", str(port), *args],
@@ -104,7 +102,7 @@ def test_bloom_through_the_bf_helper(r: redis.Redis) -> None:
     assert bf.mexists("it:bf", "x", "y", "z") == [1, 1, 1]
     info = bf.info("it:bf")
     assert info.capacity == 1000
-    assert info.size == BloomFilter.reserve(0.001, 1000).size_bytes()
+    assert info.size == redisbloom_info_size(0.001, 1000)
     assert info.filterNum == 1
     assert info.insertedNum == 3
     assert info.expansionRate is None
@@ -130,8 +128,8 @@ def test_count_min_through_the_cms_helper(r: redis.Redis) -> None:
     info = cms.info("it:cms")
     assert (info.width, info.depth, info.count) == (100, 5, 8)
     assert cms.initbyprob("it:cms2", 0.01, 0.01) is True
-    width, depth = dims_from_prob(0.01, 0.01)
-    assert (cms.info("it:cms2").width, cms.info("it:cms2").depth) == (width, depth)
+    # RedisBloom: width = ceil(2 / error) = 200, depth = ceil(log10(prob) / log10(0.5)) = 7.
+    assert (cms.info("it:cms2").width, cms.info("it:cms2").depth) == (200, 7)
     assert cms.initbydim("it:cms3", 100, 5) is True
     assert cms.merge("it:cms3", 1, ["it:cms"], [3]) is True
     assert cms.query("it:cms3", "a") == [12]
@@ -193,7 +191,7 @@ def test_redis_cli_bigkeys_and_memkeys_size_every_key(tmp_path: Path) -> None:
 
 def _cli_sizes_every_key(node: NodeProcess) -> None:
     exe = shutil.which("redis-cli")
-    assert exe is not None  # _cli skipped otherwise
+    assert exe is not None  # _cli failed otherwise
     host, port = split_address(node.resp)
     for mode in ("--bigkeys", "--memkeys"):
         done = subprocess.run(
