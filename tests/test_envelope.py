@@ -43,7 +43,7 @@ def test_message_types_are_never_renumbered() -> None:
     ("mutate", "reason"),
     [
         (lambda d: d[:4] + b"\x00" + d[5:], "foreign-cluster"),
-        (lambda d: d[:3] + b"\x02" + d[4:], "version"),
+        (lambda d: d[:3] + b"\x01" + d[4:], "version"),  # version 1 had no replay stamp
         (lambda d: b"xyz" + d[3:], "malformed"),
         (lambda d: d[:5], "malformed"),
         (lambda d: d[:4] + b"\x80" + d[5:], "malformed"),

@@ -651,11 +651,11 @@ class GossipNode:
             return
         codec = self._codec
         limit = self.config.udp_payload_bytes_max
-        sealed = codec.seal(kind, payload)
+        sealed = codec.seal(kind, payload, self._now)
         self._count_sent(kind, len(peers), len(sealed))
         for i, peer in enumerate(peers):
             if i and codec.encrypting:
-                sealed = codec.seal(kind, payload)
+                sealed = codec.seal(kind, payload, self._now)
             if len(sealed) <= limit:
                 self._out.append((sealed, peer))
                 self.stats.datagrams_out += 1
@@ -894,7 +894,7 @@ class GossipNode:
                 self._drop(source, "malformed")
             return
         try:
-            kind, payload = self._codec.open(data, bytes_max)
+            kind, payload = self._codec.open(data, bytes_max, self._now)
         except EnvelopeError as error:
             self._drop(source, error.reason)
             return
