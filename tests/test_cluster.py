@@ -160,8 +160,10 @@ def test_garbage_leaves_every_node_serving_with_its_data(cluster: Cluster) -> No
         assert client.pfcount("keep") == 2
 
 
-def test_requirepass_refuses_commands_before_auth(cluster: Cluster) -> None:
-    node = cluster.start("a", "--requirepass", "s3cret")
+def test_requirepass_refuses_commands_before_auth(cluster: Cluster, tmp_path: Path) -> None:
+    keyring = tmp_path / "keys"  # a password needs a keyring (else gossip would bypass it)
+    keyring.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    node = cluster.start("a", "--requirepass", "s3cret", "--keyring", str(keyring))
     with pytest.raises(redis.AuthenticationError):
         node.client().ping()
     assert node.client(password="s3cret").ping() is True

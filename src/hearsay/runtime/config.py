@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,14 @@ class ServeConfig:
     requirepass: str | None = None
     keyring: str | None = None
     node_name: str | None = None
+    insecure_gossip: bool = False
+    """Serve key data to, and take writes from, anyone who reaches the gossip port without a
+    keyring: needed to bind gossip beyond loopback without ``--keyring``, or to combine
+    ``--requirepass`` with no keyring (see docs/security.md)."""
     rmbd_port: int | None = None
+    rmbd_peer: bool = False
+    """Honour rmbd ``PEER`` datagrams (unauthenticated: anyone who reaches the rmbd port can
+    then make this node gossip to any address)."""
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
@@ -74,6 +82,39 @@ class ServeConfig:
             raise ConfigError("cluster name must be 1..64 characters")
         if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
+
+    def check_exposure(self) -> None:
+        """Refuse settings that open the data to strangers unless ``insecure_gossip`` says so.
+
+        Without a keyring the gossip port answers anyone who reaches it with key data and
+        merges their writes: that is only acceptable on loopback, and never beside a client
+        password (which the gossip port would bypass, even for local users). Checked once,
+        after the TOML file and the flags are merged (either may hold the keyring).
+        """
+        if self.keyring is not None or self.insecure_gossip:
+            return
+        if self.requirepass is not None:
+            raise ConfigError(
+                "--requirepass without --keyring: the gossip port would serve every key to "
+                "anyone who can reach it, password or not; add --keyring FILE (hearsay "
+                "keygen makes a key) or, knowing the risk, --insecure-gossip"
+            )
+        if not is_loopback_host(self.host):
+            raise ConfigError(
+                f"gossip would listen on {self.host} without --keyring: anyone who reaches it "
+                "could read and write every key; add --keyring FILE (hearsay keygen makes a "
+                "key) or, knowing the risk, --insecure-gossip"
+            )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1 or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere
 
 
 def load_toml(path: str) -> dict[str, Any]:

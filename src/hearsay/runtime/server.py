@@ -122,7 +122,12 @@ class Node:
         }
         if config.rmbd_port is not None:
             self._rmbd = RmbdProtocol(
-                self.database, config.rmbd_width, config.rmbd_depth, self.join, self._flush
+                self.database,
+                config.rmbd_width,
+                config.rmbd_depth,
+                self.join,
+                self._flush,
+                peer_enabled=config.rmbd_peer,
             )
             self._rmbd_transport, rmbd_address = await start_rmbd(
                 host, config.rmbd_port, self._rmbd
@@ -189,7 +194,7 @@ class Node:
         ]
 
     def join(self, address: str) -> None:
-        self.gossip.join([parse_address(address)])
+        self.gossip.join([parse_address(address)])  # host names resolve in the background
 
     def leave(self) -> None:
         node = self.gossip.node
@@ -286,6 +291,7 @@ class Node:
                 "gossip_address": self.addresses.get("gossip", ""),
                 "http_address": self.addresses.get("http", ""),
                 "rmbd_address": self.addresses.get("rmbd", ""),
+                "rmbd_peers_refused": 0 if self._rmbd is None else self._rmbd.peers_refused,
             },
             "clients": {
                 "connected_clients": len(self.resp.connections),
@@ -336,7 +342,12 @@ class Node:
             info["bytes_in"] = stats.bytes_in
             info["bytes_out"] = stats.bytes_out
             info["dropped"] = sum(stats.dropped.values())
+            for reason, count in sorted(stats.dropped.items()):
+                info[f"dropped_{reason.replace('-', '_')}"] = count
             info["anti_entropy_rounds"] = stats.ae_rounds
+        info["send_errors"] = self.gossip.send_errors
+        info["resolve_failures"] = self.gossip.resolve_failures
+        info["streams_refused"] = self.gossip.streams_refused
         return info
 
     def config_values(self) -> dict[str, str]:

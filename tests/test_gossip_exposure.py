@@ -1,0 +1,160 @@
+"""Regression tests for issue 11's gossip findings against real ``hearsay serve`` processes.
+
+- 5: ``--requirepass`` was bypassed through the gossip port (no keyring: an EXCHANGE read any
+  key); such a node, or one gossiping beyond loopback without a keyring, now refuses to start
+  unless ``--insecure-gossip`` says the operator chose it.
+- 8: rmbd ``PEER`` made the node gossip to any address; now only with ``--rmbd-peer``.
+- 14: a host name as a peer address (``--join localhost:PORT``, ``HEARSAY.JOIN``) raised in
+  ``sendto`` and killed the gossip timer; names now resolve at the edge, and a failing send
+  is counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from hearsay.protocol import messages as msg
+from hearsay.protocol.envelope import EnvelopeCodec, MessageType
+from tests.nodes import Cluster, NodeProcess, poll_until, split_address
+
+pytestmark = pytest.mark.integration
+
+PEER = struct.Struct("!B140pH")
+RUN_TIMEOUT_S = 30.0
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Cluster:
+    nodes = Cluster(tmp_path)
+    yield nodes  # type: ignore[misc]
+    nodes.close()
+
+
+def _serve_refused(tmp_path: Path, *extra: str) -> str:
+    """Run ``hearsay serve`` expecting it to refuse to start; returns what it printed."""
+    args = [
+        sys.executable, "-m", "hearsay.cli", "serve", "--port", "0", "--gossip-port", "0",
+        "--http-port", "0", "--data-dir", str(tmp_path / "refused"), *extra,
+    ]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert done.returncode == 2, done
+    assert b"hearsay ready" not in done.stdout
+    return done.stderr.decode()
+
+
+def _keyring(tmp_path: Path) -> Path:
+    path = tmp_path / "keys"
+    path.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    return path
+
+
+def members(node: NodeProcess) -> set[str]:
+    reply = node.client().execute_command("HEARSAY.MEMBERS")
+    return {row[0].decode() for row in reply}
+
+
+def test_requirepass_without_a_keyring_is_refused(tmp_path: Path) -> None:
+    said = _serve_refused(tmp_path, "--host", "127.0.0.1", "--requirepass", "s3cret")
+    assert "--keyring" in said and "--insecure-gossip" in said
+
+
+def test_gossip_beyond_loopback_without_a_keyring_is_refused(tmp_path: Path) -> None:
+    # A documentation address (RFC 5737): refused before anything binds (the code before the
+    # fix failed later, at bind, with exit code 1).
+    said = _serve_refused(tmp_path, "--host", "192.0.2.1")
+    assert "192.0.2.1" in said and "--keyring" in said
+
+
+def test_the_gossip_port_of_a_password_node_serves_strangers_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node = cluster.start("a", "--requirepass", "s3cret", "--keyring", str(_keyring(tmp_path)))
+    node.client(password="s3cret").pfadd("secret", "alice")
+    forged = EnvelopeCodec("hearsay").seal(
+        MessageType.EXCHANGE, msg.join_items(b"", [msg.exchange_item(b"secret", None)])
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.sendto(forged, split_address(node.gossip))
+        poll_until(
+            lambda: node.client(password="s3cret").info("gossip").get("dropped", 0) >= 1,
+            10,
+            what="the forged EXCHANGE counted as dropped",
+        )
+        stranger.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stranger.recv(65536)  # nothing was answered (the drop is counted after any reply)
+
+
+def test_insecure_gossip_is_an_explicit_choice(cluster: Cluster) -> None:
+    node = cluster.start("a", "--requirepass", "s3cret", "--insecure-gossip")
+    assert node.client(password="s3cret").ping() is True
+
+
+def test_rmbd_peer_is_off_unless_enabled(cluster: Cluster) -> None:
+    node = cluster.start("a", "--rmbd-port", "0")
+    other = cluster.start("b")
+    address = split_address(node.client().info("server")["rmbd_address"])
+    host, port = split_address(other.gossip)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(PEER.pack(3, host.encode(), port), address)
+    poll_until(
+        lambda: node.client().info("server").get("rmbd_peers_refused") == 1,
+        10,
+        what="the PEER datagram refused",
+    )
+    assert other.name not in members(node)
+    enabled = cluster.start("c", "--rmbd-port", "0", "--rmbd-peer")
+    address = split_address(enabled.client().info("server")["rmbd_address"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(PEER.pack(3, host.encode(), port), address)
+    poll_until(lambda: other.name in members(enabled), 15, what="--rmbd-peer joins")
+
+
+def test_join_by_host_name(cluster: Cluster) -> None:
+    first = cluster.start("a")
+    port = split_address(first.gossip)[1]
+    second = cluster.start("b", "--join", f"localhost:{port}")
+    poll_until(lambda: second.name in members(first), 15, what="joined via localhost")
+    second.client().pfadd("by-name", "x")
+    poll_until(lambda: first.client().pfcount("by-name") == 1, 10, what="replicated")
+
+
+def test_unresolvable_and_unsendable_peers_never_stop_gossip(cluster: Cluster) -> None:
+    lone = cluster.start("a")
+    other = cluster.start("b")
+    client = lone.client()
+    assert client.execute_command("HEARSAY.JOIN", "nosuchhost.invalid:1") == b"OK"
+    # An IPv6 address on an IPv4 socket: every send to it fails (uvloop raises ValueError).
+    assert client.execute_command("HEARSAY.JOIN", "[::1]:9") == b"OK"
+    poll_until(lambda: client.info("gossip")["send_errors"] >= 3, 15, what="failed sends")
+    poll_until(lambda: client.info("gossip")["resolve_failures"] >= 1, 15, what="no resolve")
+    # The timer still runs: the lone node itself contacts a new seed and is heard.
+    assert client.execute_command("HEARSAY.JOIN", other.gossip) == b"OK"
+    poll_until(lambda: lone.name in members(other), 15, what="the lone node gossips")
+    lone.stop(signal.SIGTERM)
+    assert lone.process.stdout is not None
+    output = lone.process.stdout.read().decode(errors="replace")
+    assert "Traceback" not in output
+    assert output.count("does not resolve") == 1  # warned once, not every tick
+    assert output.count("gossip send failed") <= 2  # rate-limited (one per 10 s)
+
+
+def test_vignette_still_reaches_a_loopback_node(cluster: Cluster) -> None:
+    node = cluster.start("a")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(
+            msgpack.packb({"key": "vig", "vector": {0: 5}, "full": True}),
+            split_address(node.gossip),
+        )
+    poll_until(lambda: node.client().exists("vig") == 1, 10, what="vignette write")
