@@ -158,3 +158,39 @@ def test_vignette_still_reaches_a_loopback_node(cluster: Cluster) -> None:
             split_address(node.gossip),
         )
     poll_until(lambda: node.client().exists("vig") == 1, 10, what="vignette write")
+
+
+def _member_row(node: NodeProcess, name: str) -> tuple[str, int] | None:
+    """(state, generation) of ``name`` in ``node``'s HEARSAY.MEMBERS, or None."""
+    for row in node.client().execute_command("HEARSAY.MEMBERS"):
+        if row[0].decode() == name:
+            return row[2].decode(), int(row[4])
+    return None
+
+
+def test_a_forged_membership_claim_cannot_mark_a_live_node_left(cluster: Cluster) -> None:
+    """Finding 6 against real nodes: generation 2**63-1 and status left, one datagram."""
+    first = cluster.start("a")
+    second = cluster.start("b", "--join", first.gossip)
+    poll_until(lambda: _member_row(second, first.name) is not None, 15, what="joined")
+    host, port = split_address(first.gossip)
+    entries = [
+        ["\x00addr", [host, port], 1, None],
+        ["\x00status", "left", 2, None],
+        ["\x00hb", 1, 3, None],
+    ]
+    forged = EnvelopeCodec("hearsay").seal(
+        MessageType.MEMBERSHIP,
+        msg.packb(
+            {"t": "ack2", "from": "forger", "deltas": [[first.name, 2**63 - 1, 0, 3, entries]]}
+        ),
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+        forger.sendto(forged, split_address(second.gossip))
+    poll_until(
+        lambda: second.client().info("gossip").get("refused_generations", 0) >= 1,
+        10,
+        what="the forged generation refused",
+    )
+    row = _member_row(second, first.name)
+    assert row is not None and row[0] == "alive" and row[1] < 2**63 - 1

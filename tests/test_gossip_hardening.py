@@ -24,7 +24,14 @@ from hearsay.protocol.envelope import (
     MessageType,
     ReplayGuard,
 )
+from hearsay.protocol.membership import (
+    NEW_MEMBERS_BURST,
+    NEW_MEMBERS_PER_S,
+    Membership,
+    MemberState,
+)
 from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.presets import LOCAL
 
 NOW = 1_700_000_000_000
 DAY_MS = 86_400_000
@@ -144,3 +151,90 @@ def test_a_rumour_larger_than_the_burst_is_sent_not_requeued_forever() -> None:
         for key in keys:
             assert nodes[peer].keyspace.entry(key) == a.keyspace.entry(key)
     assert a.stats.paced >= 1  # the second did wait for tokens, and then went out
+
+
+# -- finding 6: membership from strangers -------------------------------------------------------
+
+
+def _membership(node_id: str, port: int, generation: int = NOW) -> Membership:
+    return Membership(
+        node_id, generation, ("127.0.0.1", port), LOCAL, random.Random(port), now_ms=NOW
+    )
+
+
+def _forged_left(node_id: str, generation: int, port: int) -> dict[str, object]:
+    """An ACK2 claiming ``node_id`` left, in a generation of the forger's choosing."""
+    entries = [
+        ["\x00addr", ["127.0.0.1", port], 1, None],
+        ["\x00status", "left", 2, None],
+        ["\x00hb", 1, 3, None],
+    ]
+    return {"t": "ack2", "from": "forger", "deltas": [[node_id, generation, 0, 3, entries]]}
+
+
+def _sync(a: Membership, b: Membership, now: int) -> None:
+    ack = b.on_syn(a.make_syn(), now)
+    ack2 = a.on_ack(ack, now)
+    if ack2 is not None:
+        b.on_ack2(ack2, now)
+
+
+def _state_of(m: Membership, node_id: str) -> MemberState | None:
+    row = m.member(node_id)
+    return None if row is None else row.state
+
+
+def test_a_forged_huge_generation_cannot_mark_a_live_node_left() -> None:
+    live, other = _membership("live", 7201), _membership("other", 7202)
+    for _ in range(3):
+        _sync(live, other, NOW)
+    assert _state_of(other, "live") is MemberState.ALIVE
+    other.on_ack2(_forged_left("live", 2**63 - 1, 7201), NOW)
+    assert _state_of(other, "live") is MemberState.ALIVE
+    assert other.refused_generations == 1
+
+
+def test_a_forged_plausible_generation_is_refuted_by_the_node_itself() -> None:
+    live, other = _membership("live", 7201), _membership("other", 7202)
+    for _ in range(3):
+        _sync(live, other, NOW)
+    forged_generation = NOW + 60_000  # a minute ahead: within the plausible window
+    other.on_ack2(_forged_left("live", forged_generation, 7201), NOW)
+    assert _state_of(other, "live") is MemberState.LEFT
+    now = NOW
+    for _ in range(10):  # bounded: a few syncs carry the refutation
+        now += 100
+        live.tick(now)
+        other.tick(now)
+        _sync(live, other, now)
+        _sync(other, live, now)
+        if _state_of(other, "live") is MemberState.ALIVE:
+            break
+    assert _state_of(other, "live") is MemberState.ALIVE
+    assert live.generation == forged_generation + 1 and live.refutations == 1
+    row = other.member("live")
+    assert row is not None and row.generation == forged_generation + 1
+
+
+def test_a_flood_of_invented_members_is_admitted_only_at_a_bounded_rate() -> None:
+    b = _membership("b", 7202)
+    fake = [
+        [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i % 1000], 1, None]]]
+        for i in range(4000)
+    ]
+    b.on_ack2({"t": "ack2", "from": "forger", "deltas": fake}, NOW)
+    assert len(b.members()) == 1 + NEW_MEMBERS_BURST
+    assert b.refused_members == 4000 - NEW_MEMBERS_BURST
+    # A second later, NEW_MEMBERS_PER_S more are taken in (a real cluster keeps converging).
+    b.on_ack2({"t": "ack2", "from": "forger", "deltas": fake}, NOW + 1000)
+    assert len(b.members()) == 1 + NEW_MEMBERS_BURST + NEW_MEMBERS_PER_S
+
+
+def test_backoff_is_obeyed_only_from_live_peers() -> None:
+    node = GossipNode(A, rng=random.Random(1), peers=[B], now_ms=NOW)
+    backoff = EnvelopeCodec("hearsay").seal(MessageType.BACKOFF, msg.packb([1000]))
+    node.receive_datagram(backoff, C, NOW)  # C is nobody we know
+    assert node.stats.backoffs_received == 0
+    assert node.stats.dropped == {"not-a-peer": 1}
+    node.receive_datagram(backoff, B, NOW)
+    assert node.stats.backoffs_received == 1

@@ -325,6 +325,10 @@ class Node:
         info: dict[str, Any] = {"cluster": self.config.cluster, "preset": self.config.preset}
         info["address"] = self.addresses.get("gossip", "")
         if self.gossip.membership is not None:
+            membership = self.gossip.membership
+            info["refused_members"] = membership.refused_members
+            info["refused_generations"] = membership.refused_generations
+            info["refutations"] = membership.refutations
             rows = self.members()
             info["members"] = len(rows)
             for state in ("alive", "suspect", "failed", "left"):
