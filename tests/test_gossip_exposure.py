@@ -194,3 +194,69 @@ def test_a_forged_membership_claim_cannot_mark_a_live_node_left(cluster: Cluster
     )
     row = _member_row(second, first.name)
     assert row is not None and row[0] == "alive" and row[1] < 2**63 - 1
+
+
+def _vector(node: NodeProcess, key: str) -> list[int]:
+    return [int(x) for x in node.client().execute_command("VGET", key)]
+
+
+def test_streams_carry_big_messages_between_keyring_nodes(cluster: Cluster, tmp_path: Path) -> None:
+    """The stream framing (hello first) works end to end: two lone nodes write one big
+    vector each; after the join, anti-entropy exchanges the whole entries over TCP."""
+    keyring = str(_keyring(tmp_path))
+    first = cluster.start("a", "--keyring", keyring)
+    second = cluster.start("b", "--keyring", keyring)
+    for node, offset in ((first, 0), (second, 1)):
+        pairs = [str(x) for i in range(3000) for x in (2 * i + offset, i + 1)]
+        node.client().execute_command("VMAX", "big", *pairs)
+    assert second.client().execute_command("HEARSAY.JOIN", first.gossip) == b"OK"
+    poll_until(
+        lambda: (
+            len(_vector(first, "big")) == 12_000 and _vector(first, "big") == _vector(second, "big")
+        ),
+        30,
+        what="the big vectors merged",
+    )
+    streams = sum(node.client().info("gossip")["streams_in"] for node in (first, second))
+    assert streams >= 1
+
+
+def _stream_refused(node: NodeProcess, payload: bytes) -> bytes:
+    """Send ``payload`` on a new gossip TCP connection; returns what came back before EOF."""
+    with socket.create_connection(split_address(node.gossip), timeout=10) as conn:
+        conn.sendall(payload)
+        return conn.recv(1024)  # b"" once the node closed it (a 10 s socket timeout bounds it)
+
+
+def test_a_stream_is_authenticated_before_its_body_is_read(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    node = cluster.start("a", "--keyring", str(_keyring(tmp_path)))
+    # A stranger (no key) announces 60 MB and sends a plaintext hello: closed unread.
+    hello = EnvelopeCodec("hearsay").seal(MessageType.STREAM_HELLO, msg.packb([7946, 60 << 20]))
+    header = struct.pack("!HIH", 7946, 60 << 20, len(hello))
+    assert _stream_refused(node, header + hello) == b""
+    # An over-long hello is refused before it is read.
+    assert _stream_refused(node, struct.pack("!HIH", 7946, 100, 60_000)) == b""
+    gossip = node.client().info("gossip")
+    assert gossip["streams_refused"] == 2
+    assert gossip["dropped_unauthenticated"] == 1
+
+
+def test_concurrent_gossip_streams_are_capped(cluster: Cluster) -> None:
+    node = cluster.start("a")
+    idle = []
+    try:
+        for _ in range(16):  # STREAM_CONNECTIONS_MAX connections that send nothing yet
+            conn = socket.create_connection(split_address(node.gossip), timeout=10)
+            idle.append(conn)
+        with socket.create_connection(split_address(node.gossip), timeout=10) as extra:
+            poll_until(
+                lambda: node.client().info("gossip")["streams_refused"] == 1,
+                10,
+                what="the 17th connection refused",
+            )
+            assert extra.recv(1024) == b""  # closed unread
+    finally:
+        for conn in idle:
+            conn.close()

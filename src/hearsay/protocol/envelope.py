@@ -103,6 +103,8 @@ class MessageType(IntEnum):
     """The receiver is overloaded: slow down gossip towards it."""
     MEMBERSHIP = 9
     """A membership (scuttlebutt) message, msgpack-encoded."""
+    STREAM_HELLO = 10
+    """Opens a TCP stream: ``[sender port, body bytes]``, checked before the body is read."""
 
 
 DROP_REASONS: Final = (

@@ -221,6 +221,14 @@ def decode_ae_keys(
     return _uint(wire[0], "round"), blocks
 
 
+def decode_stream_hello(payload: bytes) -> tuple[int, int]:
+    """``(sender port, body bytes)``."""
+    wire = _list(unpack(payload), "stream hello", 2)
+    if len(wire) != 2:
+        raise PayloadError("stream hello must be [port, bytes]")
+    return _uint(wire[0], "port", 65535), _uint(wire[1], "bytes", 2**32 - 1)
+
+
 def decode_backoff(payload: bytes) -> int:
     wire = _list(unpack(payload), "BACKOFF", 1)
     if len(wire) != 1:

@@ -108,11 +108,13 @@ from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
 if TYPE_CHECKING:
     import random
 
-__all__ = ["GossipNode", "NodeConfig", "NodeStats"]
+__all__ = ["STREAM_HELLO_BYTES_MAX", "GossipNode", "NodeConfig", "NodeStats"]
 
 _AE_ROUNDS_KEPT: Final = 32
 _HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
+STREAM_HELLO_BYTES_MAX: Final = 512
+"""A sealed STREAM_HELLO is under 100 bytes; the driver reads at most this much of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,7 @@ class NodeStats:
     streams_out: int = 0
     stream_bytes_out: int = 0
     streams_failed: int = 0
+    streams_in: int = 0
     sent_by_type: dict[str, int] = field(default_factory=dict)
     sent_bytes_by_type: dict[str, int] = field(default_factory=dict)
     received_by_type: dict[str, int] = field(default_factory=dict)
@@ -505,11 +508,35 @@ class GossipNode:
     def receive_stream(self, data: bytes, source: Address, now_ms: int) -> None:
         """Handle one message that arrived over a stream (see :class:`StreamRequest`)."""
         self._advance(now_ms)
+        self.stats.streams_in += 1
         self.stats.bytes_in += len(data)
         if len(data) > self.config.stream_bytes_max:
             self._drop(source, "oversize")
             return
         self._receive(data, source, self.config.stream_bytes_max)
+
+    def open_stream_hello(
+        self, data: bytes, source: Address, now_ms: int
+    ) -> tuple[int, int] | None:
+        """``(sender port, body bytes)`` of a stream's opening message, or None (dropped and
+        counted) if it is not an authentic, fresh ``STREAM_HELLO`` announcing a body of at most
+        ``stream_bytes_max``. The driver calls this before it reads the body."""
+        self._advance(now_ms)
+        try:
+            kind, payload = self._codec.open(data, STREAM_HELLO_BYTES_MAX, self._now)
+            if kind != MessageType.STREAM_HELLO:
+                raise DecodeError("not a stream hello")
+            port, length = msg.decode_stream_hello(payload)
+        except EnvelopeError as error:
+            self._drop(source, error.reason)
+            return None
+        except DecodeError:
+            self._drop(source, "malformed")
+            return None
+        if length > self.config.stream_bytes_max:
+            self._drop(source, "oversize")
+            return None
+        return port, length
 
     def stream_failed(self, stream_id: int) -> None:
         """The driver could not deliver a stream; anti-entropy will try again later."""
@@ -664,7 +691,10 @@ class GossipNode:
                 self._stream_seq += 1
                 self.stats.streams_out += 1
                 self.stats.stream_bytes_out += len(sealed)
-                self._emit(StreamRequest(self._stream_seq, peer, sealed))
+                hello = codec.seal(
+                    MessageType.STREAM_HELLO, msg.packb([self.address[1], len(sealed)]), self._now
+                )
+                self._emit(StreamRequest(self._stream_seq, peer, sealed, hello))
 
     def _send_raw(self, data: bytes, peer: Address) -> None:
         self._out.append((data, peer))
@@ -937,6 +967,8 @@ class GossipNode:
             self._bucket.backoff(self._now)
         elif kind == MessageType.MEMBERSHIP:
             self._on_membership(payload, source)
+        else:  # STREAM_HELLO only opens a stream (open_stream_hello), never travels alone
+            self._drop(source, "unexpected")
 
     def _merge(self, key: bytes, delta: Entry, source: Address) -> MergeResult:
         result = self.keyspace.merge(key, delta)

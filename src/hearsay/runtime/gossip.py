@@ -12,7 +12,11 @@ sent (an unreachable or wrong-family address) is counted and logged at most once
 
 Streams (large anti-entropy messages) go over TCP to the peer's gossip port. A stream is one
 frame: the sender's gossip port (2 bytes, so the receiver knows where to answer by UDP), the
-length (4 bytes), then one sealed envelope.
+body's length (4 bytes), the hello's length (2 bytes), a small sealed ``STREAM_HELLO``
+repeating port and length, then the body (one sealed envelope). The receiver reads and
+authenticates the hello (keyring and replay guard) before it buffers the body, so a stranger
+cannot make it hold up to ``stream_bytes_max`` per connection; at most
+``STREAM_CONNECTIONS_MAX`` streams are read at once, others are closed unread.
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ from hearsay.protocol.membership import (
     MemberLeft,
     Membership,
 )
-from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, GossipNode, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
 
 log = logging.getLogger(__name__)
 
-STREAM_HEADER: Final = struct.Struct("!HI")
+STREAM_HEADER: Final = struct.Struct("!HIH")
+STREAM_CONNECTIONS_MAX: Final = 16
 STREAM_CONNECT_TIMEOUT_S: Final = 3.0
 STREAM_READ_TIMEOUT_S: Final = 10.0
 BIND_ATTEMPTS: Final = 20
@@ -115,6 +120,7 @@ class GossipDriver(asyncio.DatagramProtocol):
         """Incoming gossip streams closed unread (too many at once, or a bad header)."""
         self._send_error_logged_at = -SEND_ERROR_LOG_INTERVAL_S
         self._resolving: set[Address] = set()
+        self._streams_open = 0
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -291,20 +297,32 @@ class GossipDriver(asyncio.DatagramProtocol):
 
     async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if self._streams_open >= STREAM_CONNECTIONS_MAX or self.node is None:
+            self.streams_refused += 1
+            writer.close()
+            return
+        self._streams_open += 1
         try:
             header = await asyncio.wait_for(
                 reader.readexactly(STREAM_HEADER.size), STREAM_READ_TIMEOUT_S
             )
-            port, length = STREAM_HEADER.unpack(header)
-            assert self.node is not None
-            if length > self.node.config.stream_bytes_max or port == 0:
+            port, length, hello_length = STREAM_HEADER.unpack(header)
+            if port == 0 or not 0 < hello_length <= STREAM_HELLO_BYTES_MAX:
+                self.streams_refused += 1
+                return
+            hello = await asyncio.wait_for(reader.readexactly(hello_length), STREAM_READ_TIMEOUT_S)
+            source = (str(peer[0]), port)
+            if self.node.open_stream_hello(hello, source, unix_ms()) != (port, length):
+                self.streams_refused += 1
+                self.pump()  # (the drop's event)
                 return
             data = await asyncio.wait_for(reader.readexactly(length), STREAM_READ_TIMEOUT_S)
-            self.node.receive_stream(data, (str(peer[0]), port), unix_ms())
+            self.node.receive_stream(data, source, unix_ms())
             self.pump()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             return
         finally:
+            self._streams_open -= 1
             writer.close()
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -341,7 +359,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(*request.peer), STREAM_CONNECT_TIMEOUT_S
             )
-            writer.write(STREAM_HEADER.pack(self.address[1], len(request.data)) + request.data)
+            header = STREAM_HEADER.pack(self.address[1], len(request.data), len(request.hello))
+            writer.write(header + request.hello + request.data)
             await asyncio.wait_for(writer.drain(), STREAM_READ_TIMEOUT_S)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):

@@ -349,6 +349,8 @@ class Node:
             for reason, count in sorted(stats.dropped.items()):
                 info[f"dropped_{reason.replace('-', '_')}"] = count
             info["anti_entropy_rounds"] = stats.ae_rounds
+            info["streams_in"] = stats.streams_in
+            info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
         info["resolve_failures"] = self.gossip.resolve_failures
         info["streams_refused"] = self.gossip.streams_refused
