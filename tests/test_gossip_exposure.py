@@ -260,3 +260,9 @@ def test_concurrent_gossip_streams_are_capped(cluster: Cluster) -> None:
     finally:
         for conn in idle:
             conn.close()
+
+
+def test_an_advertised_host_name_is_resolved_before_peers_hear_it(cluster: Cluster) -> None:
+    node = cluster.start("a", "--advertise", "localhost:7999")
+    rows = node.client().execute_command("HEARSAY.MEMBERS")
+    assert [row[1].decode() for row in rows if row[0].decode() == node.name] == ["127.0.0.1:7999"]

@@ -129,6 +129,11 @@ class GossipDriver(asyncio.DatagramProtocol):
     ) -> Address:
         """Bind UDP (and TCP for streams) on the same port; returns the bound address."""
         bound = await self._bind(host, port)
+        if advertise is not None and not _is_ip(advertise[0]):
+            resolved = await self._resolve(*advertise)
+            if resolved is None:
+                raise HearsayError(f"--advertise {advertise[0]} does not resolve")
+            advertise = resolved  # peers are given an address they can send to
         self.address = advertise if advertise is not None else bound
         self.keyring = keyring
         now = unix_ms()
