@@ -266,3 +266,24 @@ def test_an_advertised_host_name_is_resolved_before_peers_hear_it(cluster: Clust
     node = cluster.start("a", "--advertise", "localhost:7999")
     rows = node.client().execute_command("HEARSAY.MEMBERS")
     assert [row[1].decode() for row in rows if row[0].decode() == node.name] == ["127.0.0.1:7999"]
+
+
+def test_a_recorded_authenticated_datagram_is_not_accepted_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Finding 7 against real nodes: record what a keyring node sends, replay it twice."""
+    keyring = str(_keyring(tmp_path))
+    target = cluster.start("a", "--keyring", keyring)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as recorder:
+        recorder.bind(("127.0.0.1", 0))
+        recorder.settimeout(10)
+        seed = f"127.0.0.1:{recorder.getsockname()[1]}"
+        cluster.start("b", "--keyring", keyring, "--join", seed)
+        recorded, _ = recorder.recvfrom(65536)  # b's first membership sync, sealed
+        for _ in range(2):
+            recorder.sendto(recorded, split_address(target.gossip))
+        poll_until(
+            lambda: target.client().info("gossip").get("dropped_replayed", 0) == 1,
+            10,
+            what="the second copy dropped as replayed",
+        )
