@@ -107,6 +107,9 @@ def test_replay_guard_window_reordering_and_eviction() -> None:
         guard.check(b"a" * 8, 5, NOW, NOW + 2)
     assert caught.value.reason == "stale"
     guard.check(b"d" * 8, 1, NOW + 3, NOW + 3)  # a new sender after the eviction is fine
+    guard.check(b"d" * 8, 2**64 - 1, NOW + 3, NOW + 3)  # a huge jump costs nothing
+    with pytest.raises(EnvelopeError):
+        guard.check(b"d" * 8, 2**64 - 1, NOW + 3, NOW + 3)
 
 
 def test_every_sealed_packet_gets_a_new_sequence() -> None:

@@ -243,7 +243,10 @@ class ReplayGuard:
         self._senders.move_to_end(instance)
         if seq > seen.highest:
             shift = seq - seen.highest
-            seen.bits = ((seen.bits << shift) | 1) & ((1 << self.seq_window) - 1)
+            if shift >= self.seq_window:  # (never shift by a peer-chosen 2**63 bits)
+                seen.bits = 1
+            else:
+                seen.bits = ((seen.bits << shift) | 1) & ((1 << self.seq_window) - 1)
             seen.highest = seq
             return
         back = seen.highest - seq
