@@ -66,6 +66,8 @@ RESOLVE_RETRY_FIRST_S: Final = 1.0
 RESOLVE_RETRY_MAX_S: Final = 60.0
 """A name that does not resolve is tried again after 1, 2, 4 ... s (at most 60 s apart), then
 given up with a warning: a typo must not keep a task alive for ever."""
+RESOLVING_MAX: Final = 64
+"""Names resolved at once; more are refused (counted as resolve failures) until some finish."""
 SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
 
 
@@ -183,9 +185,14 @@ class GossipDriver(asyncio.DatagramProtocol):
         assert self.node is not None
         literal = [seed for seed in seeds if _is_ip(seed[0])]
         for seed in seeds:
-            if not _is_ip(seed[0]) and seed not in self._resolving:
-                self._resolving.add(seed)
-                self._spawn(self._resolve_and_join(seed))
+            if _is_ip(seed[0]) or seed in self._resolving:
+                continue
+            if len(self._resolving) >= RESOLVING_MAX:
+                self.resolve_failures += 1
+                log.warning("peer %s:%d ignored: %d names already resolving", *seed, RESOLVING_MAX)
+                continue
+            self._resolving.add(seed)
+            self._spawn(self._resolve_and_join(seed))
         if literal:
             self.node.join(literal, unix_ms())
             self.pump()
@@ -223,7 +230,7 @@ class GossipDriver(asyncio.DatagramProtocol):
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, family=family, type=socket.SOCK_DGRAM
             )
-        except (OSError, UnicodeError):
+        except (OSError, ValueError):  # (UnicodeError and "embedded null" are ValueErrors)
             return None
         for _family, _type, _proto, _name, sockaddr in infos:
             return str(sockaddr[0]), int(sockaddr[1])
