@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from hearsay.lattice.entry import Schema
+from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import (
@@ -30,7 +30,7 @@ from hearsay.protocol.membership import (
     Membership,
     MemberState,
 )
-from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.node import STREAM_STEP_ITEMS, GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
 
 NOW = 1_700_000_000_000
@@ -241,3 +241,44 @@ def test_backoff_is_obeyed_only_from_live_peers() -> None:
     assert node.stats.dropped == {"not-a-peer": 1}
     node.receive_datagram(backoff, B, NOW)
     assert node.stats.backoffs_received == 1
+
+
+# -- findings 11/12: a stream of many keys is merged in bounded steps ---------------------------
+
+
+def test_a_big_stream_is_merged_in_bounded_steps() -> None:
+    items = [
+        msg.push_item(
+            b"key-%d" % k, Entry(0, VEC, slices={"": MaxVector.from_items([(k, 1)])}), True
+        )
+        for k in range(5000)
+    ]
+    data = EnvelopeCodec("hearsay").seal(
+        MessageType.PUSH, msg.join_items(msg.push_prefix(False, 0), items)
+    )
+    node = GossipNode(A, rng=random.Random(1), peers=[B], now_ms=NOW)
+    merged_per_step = []
+    before = 0
+    for _ in node.receive_stream_steps(data, B, NOW):
+        merged_per_step.append(node.keyspace.stored_count - before)
+        before = node.keyspace.stored_count
+    merged_per_step.append(node.keyspace.stored_count - before)
+    assert merged_per_step == [STREAM_STEP_ITEMS] * 4 + [5000 - 4 * STREAM_STEP_ITEMS]
+    assert node.stats.dropped == {}
+
+
+def test_a_malformed_item_stops_the_rest_of_a_stream() -> None:
+    good = [
+        msg.push_item(
+            b"key-%d" % k, Entry(0, VEC, slices={"": MaxVector.from_items([(k, 1)])}), True
+        )
+        for k in range(STREAM_STEP_ITEMS + 5)
+    ]
+    bad = msg.packb([b"bad", [1, 0], True])
+    data = EnvelopeCodec("hearsay").seal(
+        MessageType.PUSH, msg.join_items(msg.push_prefix(False, 0), [*good, bad])
+    )
+    node = GossipNode(A, rng=random.Random(1), peers=[B], now_ms=NOW)
+    node.receive_stream(data, B, NOW)
+    assert node.keyspace.stored_count == STREAM_STEP_ITEMS  # the first step's keys merged
+    assert node.stats.dropped == {"malformed": 1}

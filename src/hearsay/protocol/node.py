@@ -62,7 +62,7 @@ The node stores nothing on disk and knows nothing of sketches.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -115,6 +115,8 @@ _HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
 STREAM_HELLO_BYTES_MAX: Final = 512
 """A sealed STREAM_HELLO is under 100 bytes; the driver reads at most this much of it."""
+STREAM_STEP_ITEMS: Final = 1_024
+"""Keys of one stream merged between two returns to the driver's event loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,13 +509,52 @@ class GossipNode:
 
     def receive_stream(self, data: bytes, source: Address, now_ms: int) -> None:
         """Handle one message that arrived over a stream (see :class:`StreamRequest`)."""
+        for _ in self.receive_stream_steps(data, source, now_ms):
+            pass
+
+    def receive_stream_steps(self, data: bytes, source: Address, now_ms: int) -> Iterator[None]:
+        """:meth:`receive_stream` in steps of at most ``STREAM_STEP_ITEMS`` keys.
+
+        A stream may carry tens of thousands of keys; merging them in one go held the
+        driver's event loop for seconds. The driver drains the node and lets other work run
+        at every ``yield``. Merging part of a message first is safe: every item is a delta
+        that merges on its own (a malformed item later stops the rest, as a whole malformed
+        message did).
+        """
         self._advance(now_ms)
         self.stats.streams_in += 1
         self.stats.bytes_in += len(data)
         if len(data) > self.config.stream_bytes_max:
             self._drop(source, "oversize")
             return
-        self._receive(data, source, self.config.stream_bytes_max)
+        opened = self._open(data, source, self.config.stream_bytes_max)
+        if opened is None:
+            return
+        kind, payload = opened
+        if kind not in (MessageType.PUSH, MessageType.EXCHANGE):
+            self._dispatch_counted(kind, payload, source)
+            return
+        try:
+            if kind == MessageType.PUSH:
+                relay, ack_id, raw = msg.push_parts(payload)
+            else:
+                relay, ack_id, raw = False, 0, msg.exchange_parts(payload)
+            for start in range(0, len(raw), STREAM_STEP_ITEMS):
+                if start:
+                    yield
+                batch = raw[start : start + STREAM_STEP_ITEMS]
+                if kind == MessageType.PUSH:
+                    self._on_push([msg.decode_push_item(i) for i in batch], source, relay)
+                else:
+                    self._on_exchange([msg.decode_exchange_item(i) for i in batch], source)
+        except DecodeError:
+            self._drop(source, "malformed")
+            return
+        except (HearsayError, ValueError, OverflowError):
+            self._drop(source, "invalid")
+            return
+        if ack_id:
+            self._send(MessageType.ACK, msg.packb([ack_id]), [source])
 
     def open_stream_hello(
         self, data: bytes, source: Address, now_ms: int
@@ -910,9 +951,15 @@ class GossipNode:
     # == receiving ================================================================================
 
     def _receive(self, data: bytes, source: Address, bytes_max: int) -> None:
+        opened = self._open(data, source, bytes_max)
+        if opened is not None:
+            self._dispatch_counted(*opened, source)
+
+    def _open(self, data: bytes, source: Address, bytes_max: int) -> tuple[int, bytes] | None:
+        """``(type, payload)`` of an envelope; vignette and bad input are handled here."""
         if source == self.address:
             self._drop(source, "from-self")
-            return
+            return None
         if not is_envelope(data):
             first = data[0] if data else -1
             looks_vignette = 0x80 <= first <= 0x8F or first in (0xDE, 0xDF)
@@ -922,15 +969,19 @@ class GossipNode:
                 self._on_vignette(data, source)
             else:
                 self._drop(source, "malformed")
-            return
+            return None
         try:
             kind, payload = self._codec.open(data, bytes_max, self._now)
         except EnvelopeError as error:
             self._drop(source, error.reason)
-            return
+            return None
         by = self.stats.received_by_type
         name = _TYPE_NAMES[kind]
         by[name] = by.get(name, 0) + 1
+        return kind, payload
+
+    def _dispatch_counted(self, kind: int, payload: bytes, source: Address) -> None:
+        """Dispatch; a bad payload is dropped and counted, never raised."""
         try:
             self._dispatch(kind, payload, source)
         except DecodeError:

@@ -329,7 +329,9 @@ class GossipDriver(asyncio.DatagramProtocol):
                 self.pump()  # (the drop's event)
                 return
             data = await asyncio.wait_for(reader.readexactly(length), STREAM_READ_TIMEOUT_S)
-            self.node.receive_stream(data, source, unix_ms())
+            for _ in self.node.receive_stream_steps(data, source, unix_ms()):
+                self.pump()
+                await asyncio.sleep(0)  # let clients and datagrams in between the steps
             self.pump()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             return
