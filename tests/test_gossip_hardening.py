@@ -282,3 +282,76 @@ def test_a_malformed_item_stops_the_rest_of_a_stream() -> None:
     node.receive_stream(data, B, NOW)
     assert node.keyspace.stored_count == STREAM_STEP_ITEMS  # the first step's keys merged
     assert node.stats.dropped == {"malformed": 1}
+
+
+# -- finding 6: invented members are not gossiped to --------------------------------------------
+
+
+def _cluster(*addresses: tuple[str, int]) -> dict[tuple[str, int], GossipNode]:
+    nodes = {}
+    for i, addr in enumerate(addresses):
+        rng = random.Random(i)
+        member = Membership(f"n{i}", 1, addr, LOCAL, rng, now_ms=NOW)
+        nodes[addr] = GossipNode(
+            addr, rng=rng, membership=member, config=NodeConfig.from_preset(LOCAL), now_ms=NOW
+        )
+    return nodes
+
+
+def _run(
+    nodes: dict[tuple[str, int], GossipNode],
+    now: int,
+    steps: int,
+    cut: frozenset[tuple[tuple[str, int], tuple[str, int]]] = frozenset(),
+) -> int:
+    """Advance ``steps`` x 50 ms, delivering every datagram except over the ``cut`` links."""
+    for _ in range(steps):
+        now += 50
+        for node in nodes.values():
+            if (t := node.get_timer()) is not None and t <= now:
+                node.handle_timer(now)
+        for _ in range(20):  # bounded: deliver until quiet
+            batch = [(s, d, t) for s, n in nodes.items() for d, t in n.datagrams_to_send()]
+            if not batch:
+                break
+            for src, data, dest in batch:
+                if dest in nodes and (src, dest) not in cut:
+                    nodes[dest].receive_datagram(data, src, now)
+    return now
+
+
+def test_invented_members_are_not_gossiped_to_and_real_ones_are() -> None:
+    nodes = _cluster(A, B, C)
+    nodes[B].join([A], NOW)
+    nodes[C].join([A], NOW)
+    now = _run(nodes, NOW, 20)
+    # B learned C from A (a third party), probed it, and C answered: a peer.
+    assert sorted(nodes[B].peers) == [A, C]
+    fake = [
+        [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i], 1, None]]] for i in range(300)
+    ]
+    forged = EnvelopeCodec("hearsay").seal(
+        MessageType.MEMBERSHIP, msg.packb({"t": "ack2", "from": "forger", "deltas": fake})
+    )
+    nodes[B].receive_datagram(forged, ("127.0.0.1", 9999), now)
+    assert len(nodes[B].membership.members()) == 3 + 300  # type: ignore[union-attr]
+    assert sorted(nodes[B].peers) == [A, C]  # none of the invented ones
+    # A write on B still goes straight to both real peers.
+    _write(nodes[B], b"k", {1: 1}, now)
+    sent_to = {peer for _, peer in nodes[B].datagrams_to_send()}
+    assert {A, C} <= sent_to
+
+
+def test_a_member_that_cannot_answer_directly_is_used_once_it_stays_alive() -> None:
+    """Behind NAT a member's datagrams may come from another address than it announces:
+    it never confirms by answering, so it is promoted after ``member_confirm_ms`` alive."""
+    nodes = _cluster(A, B, C)
+    cut = frozenset({(B, C), (C, B)})  # B and C never hear each other directly
+    nodes[B].join([A], NOW)
+    nodes[C].join([A], NOW)
+    now = _run(nodes, NOW, 20, cut)
+    assert nodes[B].peers == [A]  # C is known (through A) but not confirmed
+    assert C in [m.address for m in nodes[B].membership.members()]  # type: ignore[union-attr]
+    confirm_ms = nodes[B].config.member_confirm_ms
+    now = _run(nodes, now, confirm_ms // 50 + 10, cut)
+    assert sorted(nodes[B].peers) == [A, C]

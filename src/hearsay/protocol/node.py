@@ -101,6 +101,7 @@ from hearsay.protocol.membership import (
     MemberReaped,
     Membership,
     MembershipEvent,
+    MemberState,
 )
 from hearsay.protocol.pacing import TokenBucket
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
@@ -113,6 +114,7 @@ __all__ = ["STREAM_HELLO_BYTES_MAX", "GossipNode", "NodeConfig", "NodeStats"]
 _AE_ROUNDS_KEPT: Final = 32
 _HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
+_USABLE_STATES: Final = frozenset({MemberState.ALIVE, MemberState.SUSPECT, MemberState.LEAVING})
 STREAM_HELLO_BYTES_MAX: Final = 512
 """A sealed STREAM_HELLO is under 100 bytes; the driver reads at most this much of it."""
 STREAM_STEP_ITEMS: Final = 1_024
@@ -177,6 +179,10 @@ class NodeConfig:
     """After a round that found differences, the next round starts this soon (not a period)."""
     reconnect_repairs_max: int = 4
     """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
+    member_confirm_ms: int = 10_000
+    """A member learned from others is gossiped to once it answers us directly (a probe is sent
+    at once), or after this long still alive (its datagrams may come from another address,
+    behind NAT). Invented members at addresses nobody answers on fail before this."""
 
     def __post_init__(self) -> None:
         if (
@@ -356,6 +362,11 @@ class GossipNode:
         self._member_addr: dict[str, Address] = {}
         self._failed_members: dict[str, bool] = {}
         """Members seen failed or left: their return triggers an immediate repair."""
+        self._confirmed: set[Address] = set()
+        """Member addresses heard from directly (or joined explicitly): gossip goes to them."""
+        self._unconfirmed: dict[Address, tuple[str, int]] = {}
+        """Members learned from others, not heard directly yet: address -> (node, promote at)."""
+        self._current_source: Address | None = None
         for peer in peers:
             self.add_peer(peer)
         self._recent: dict[bytes, int] = {}
@@ -477,6 +488,8 @@ class GossipNode:
             self.membership.tick(now)
             self._next_tick_ms = now + self.config.membership_tick_ms
             self._drain_membership()
+            if self._unconfirmed:
+                self._promote_unconfirmed()
         if self.membership is not None and now >= self._next_sync_ms:
             self._membership_sync()
             self._next_sync_ms = now + self.membership.preset.membership_sync_interval_ms
@@ -602,6 +615,7 @@ class GossipNode:
         for seed in seeds:
             if self.membership is not None:
                 self.membership.add_seed(seed)
+                self._confirmed.add((seed[0], int(seed[1])))
             else:
                 self.add_peer(seed)
         if self.membership is not None:
@@ -953,7 +967,11 @@ class GossipNode:
     def _receive(self, data: bytes, source: Address, bytes_max: int) -> None:
         opened = self._open(data, source, bytes_max)
         if opened is not None:
-            self._dispatch_counted(*opened, source)
+            self._current_source = source
+            try:
+                self._dispatch_counted(*opened, source)
+            finally:
+                self._current_source = None
 
     def _open(self, data: bytes, source: Address, bytes_max: int) -> tuple[int, bytes] | None:
         """``(type, payload)`` of an envelope; vignette and bad input are handled here."""
@@ -978,6 +996,8 @@ class GossipNode:
         by = self.stats.received_by_type
         name = _TYPE_NAMES[kind]
         by[name] = by.get(name, 0) + 1
+        if source in self._unconfirmed:
+            self._confirm(source)  # it answers on the address it claims
         return kind, payload
 
     def _dispatch_counted(self, kind: int, payload: bytes, source: Address) -> None:
@@ -1346,14 +1366,15 @@ class GossipNode:
                 old = self._member_addr.get(event.node_id)
                 if old is not None and old != event.address:
                     self.remove_peer(old)
+                    self._unconfirmed.pop(old, None)
                 self._member_addr[event.node_id] = event.address
-                self.add_peer(event.address)
+                self._add_member_peer(event.node_id, event.address)
                 if event.restarted or self._failed_members.pop(event.node_id, False):
                     reconnected.append(event.address)
             elif isinstance(event, MemberAlive):
                 address = self._member_addr.get(event.node_id)
                 if address is not None:
-                    self.add_peer(address)
+                    self._add_member_peer(event.node_id, address)
                     if self._failed_members.pop(event.node_id, False):
                         reconnected.append(address)
             elif isinstance(event, MemberFailed | MemberLeft):
@@ -1361,17 +1382,55 @@ class GossipNode:
                 address = self._member_addr.get(event.node_id)
                 if address is not None:
                     self.remove_peer(address)
+                    self._unconfirmed.pop(address, None)
             elif isinstance(event, MemberReaped):
                 self._failed_members.pop(event.node_id, None)
                 address = self._member_addr.pop(event.node_id, None)
                 if address is not None:
                     self.remove_peer(address)
+                    self._unconfirmed.pop(address, None)
+                    self._confirmed.discard(address)
             self._emit(event)
         if not self._left:
             for address in reconnected[: self.config.reconnect_repairs_max]:
                 # A peer came back (healed partition, restart, new node): repair with it now
                 # rather than waiting for the next anti-entropy period.
                 self._start_anti_entropy(address)
+
+    def _add_member_peer(self, node_id: str, address: Address) -> None:
+        """Gossip to a live member once it is confirmed; otherwise probe it directly.
+
+        Why: without a keyring anyone can announce thousands of invented members, and every
+        rumour sent to one of them is lost (5,000 of them slowed replication from 0 to ~3 s).
+        A real member answers the probe within a round trip."""
+        if address in self._confirmed or address == self._current_source:
+            self._confirm(address)
+            return
+        if address in self._unconfirmed or self.membership is None:
+            return
+        self._unconfirmed[address] = (node_id, self._now + self.config.member_confirm_ms)
+        syn = self.membership.make_syn(self._membership_budget())
+        self._send(MessageType.MEMBERSHIP, msg.packb(syn), [address])
+
+    def _confirm(self, address: Address) -> None:
+        self._unconfirmed.pop(address, None)
+        self._confirmed.add(address)
+        self.add_peer(address)
+
+    def _promote_unconfirmed(self) -> None:
+        """Members still alive ``member_confirm_ms`` after we learned of them are used anyway
+        (behind NAT their datagrams may come from another address than they announce)."""
+        membership = self.membership
+        if membership is None:
+            return
+        for address, (node_id, promote_ms) in list(self._unconfirmed.items()):
+            if self._now < promote_ms:
+                continue
+            member = membership.member(node_id)
+            if member is not None and member.state in _USABLE_STATES:
+                self._confirm(address)
+            else:
+                del self._unconfirmed[address]
 
     # == load =====================================================================================
 
