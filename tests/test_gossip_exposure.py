@@ -18,6 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import msgpack
@@ -168,12 +169,9 @@ def _member_row(node: NodeProcess, name: str) -> tuple[str, int] | None:
     return None
 
 
-def test_a_forged_membership_claim_cannot_mark_a_live_node_left(cluster: Cluster) -> None:
-    """Finding 6 against real nodes: generation 2**63-1 and status left, one datagram."""
-    first = cluster.start("a")
-    second = cluster.start("b", "--join", first.gossip)
-    poll_until(lambda: _member_row(second, first.name) is not None, 15, what="joined")
-    host, port = split_address(first.gossip)
+def _forge_left(victim: NodeProcess, receiver: NodeProcess, generation: int) -> None:
+    """One plaintext ACK2 telling ``receiver`` that ``victim`` left, in ``generation``."""
+    host, port = split_address(victim.gossip)
     entries = [
         ["\x00addr", [host, port], 1, None],
         ["\x00status", "left", 2, None],
@@ -182,11 +180,19 @@ def test_a_forged_membership_claim_cannot_mark_a_live_node_left(cluster: Cluster
     forged = EnvelopeCodec("hearsay").seal(
         MessageType.MEMBERSHIP,
         msg.packb(
-            {"t": "ack2", "from": "forger", "deltas": [[first.name, 2**63 - 1, 0, 3, entries]]}
+            {"t": "ack2", "from": "forger", "deltas": [[victim.name, generation, 0, 3, entries]]}
         ),
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
-        forger.sendto(forged, split_address(second.gossip))
+        forger.sendto(forged, split_address(receiver.gossip))
+
+
+def test_a_forged_membership_claim_cannot_mark_a_live_node_left(cluster: Cluster) -> None:
+    """Finding 6 against real nodes: generation 2**63-1 and status left, one datagram."""
+    first = cluster.start("a")
+    second = cluster.start("b", "--join", first.gossip)
+    poll_until(lambda: _member_row(second, first.name) is not None, 15, what="joined")
+    _forge_left(first, second, 2**63 - 1)
     poll_until(
         lambda: second.client().info("gossip").get("refused_generations", 0) >= 1,
         10,
@@ -287,3 +293,18 @@ def test_a_recorded_authenticated_datagram_is_not_accepted_twice(
             10,
             what="the second copy dropped as replayed",
         )
+
+
+def test_a_forged_plausible_claim_is_refuted_by_the_live_node(cluster: Cluster) -> None:
+    """A claim within the plausible window is taken in, then refuted by the node it names."""
+    first = cluster.start("a")
+    second = cluster.start("b", "--join", first.gossip)
+    poll_until(lambda: _member_row(second, first.name) is not None, 15, what="joined")
+    forged_generation = int(time.time() * 1000) + 60_000
+    _forge_left(first, second, forged_generation)
+    poll_until(
+        lambda: _member_row(second, first.name) == ("alive", forged_generation + 1),
+        15,
+        what="the victim refutes the claim with a higher generation",
+    )
+    assert first.client().info("gossip")["refutations"] >= 1
