@@ -211,11 +211,13 @@ class GossipDriver(asyncio.DatagramProtocol):
                         self.pump()
                     return
                 self.resolve_failures += 1
+                if attempt == RESOLVE_ATTEMPTS:
+                    break
                 if attempt == 1:
                     log.warning("peer %s:%d does not resolve; retrying", host, port)
                 await asyncio.sleep(delay_s)
                 delay_s = min(RESOLVE_RETRY_MAX_S, delay_s * 2)
-            log.warning("peer %s:%d: no address after %d tries; giving up", host, port, attempt)
+            log.warning("peer %s:%d: no address after %d tries; giving up", *seed, RESOLVE_ATTEMPTS)
         finally:
             self._resolving.discard(seed)
 
