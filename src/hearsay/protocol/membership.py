@@ -139,12 +139,13 @@ DIGEST_ENTRIES_MAX: Final = 4096
 DELTAS_MAX: Final = 4096
 DELTA_ENTRIES_MAX: Final = 4096
 MEMBERS_MAX: Final = 10_000
+"""Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
+grow without bound by inventing members)."""
 GENERATION_AHEAD_MAX_MS: Final = 3_600_000
 """A generation claim more than an hour ahead of our clock is refused (see the docstring)."""
 NEW_MEMBERS_BURST: Final = 512
 NEW_MEMBERS_PER_S: Final = 64
-"""Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
-grow without bound by inventing members)."""
+"""Unknown nodes taken in at once, then per second (see the module docstring)."""
 TAGS_PER_MEMBER_MAX: Final = 1_024
 """State entries kept per node: beyond it, new keys of that node are ignored."""
 BUDGET_BYTES_MIN: Final = 2 * TAG_ENTRY_BYTES_MAX
