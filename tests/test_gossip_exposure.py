@@ -308,3 +308,25 @@ def test_a_forged_plausible_claim_is_refuted_by_the_live_node(cluster: Cluster) 
         what="the victim refutes the claim with a higher generation",
     )
     assert first.client().info("gossip")["refutations"] >= 1
+
+
+def test_a_rumour_larger_than_the_pacing_burst_leaves_and_the_node_goes_idle(
+    cluster: Cluster,
+) -> None:
+    """Finding 11 against real nodes: 150,000 pairs are ~700 datagrams per peer, two peers
+    make more than the burst of 1,000 tokens; before, such a rumour waited (and was
+    re-encoded every round) for ever."""
+    first = cluster.start("a")
+    others = [cluster.start(name, "--join", first.gossip) for name in ("b", "c")]
+    names = {node.name for node in (first, *others)}
+    poll_until(lambda: set(members(first)) == names, 15, what="three members")
+    pairs = [str(x) for i in range(150_000) for x in (i * 5, i + 1)]
+    client = first.client(socket_timeout=60)
+    client.execute_command("VMAX", "wide2", *pairs)
+    poll_until(lambda: client.info("gossip")["rumours_waiting"] == 0, 60, what="the rumour sent")
+    for node in others:
+        poll_until(
+            lambda node=node: len(_vector(node, "wide2")) == 300_000,
+            60,
+            what="the wide vector everywhere",
+        )

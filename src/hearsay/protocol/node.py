@@ -592,6 +592,10 @@ class GossipNode:
             return None
         return port, length
 
+    def rumours_waiting(self) -> int:
+        """Keys whose rumour waits for pacing tokens (0 once everything went out)."""
+        return len(self._pending)
+
     def stream_failed(self, stream_id: int) -> None:
         """The driver could not deliver a stream; anti-entropy will try again later."""
         self.stats.streams_failed += 1

@@ -350,6 +350,8 @@ class Node:
                 info[f"dropped_{reason.replace('-', '_')}"] = count
             info["anti_entropy_rounds"] = stats.ae_rounds
             info["streams_in"] = stats.streams_in
+            info["rumours_paced"] = stats.paced
+            info["rumours_waiting"] = node.rumours_waiting()
             info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
         info["resolve_failures"] = self.gossip.resolve_failures
