@@ -16,6 +16,7 @@ import pytest
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
+from hearsay.protocol import vignette
 from hearsay.protocol.envelope import (
     REPLAY_WINDOW_MS,
     EnvelopeCodec,
@@ -355,3 +356,27 @@ def test_a_member_that_cannot_answer_directly_is_used_once_it_stays_alive() -> N
     confirm_ms = nodes[B].config.member_confirm_ms
     now = _run(nodes, now, confirm_ms // 50 + 10, cut)
     assert sorted(nodes[B].peers) == [A, C]
+
+
+# -- vignette from strangers: searches scan every key, and every source became a peer ------------
+
+
+def test_vignette_searches_are_rate_limited() -> None:
+    node = GossipNode(A, rng=random.Random(1), now_ms=NOW)
+    search = vignette.encode_read("k:%")
+    burst = node.config.vignette_search_burst
+    for _ in range(burst + 10):
+        node.receive_datagram(search, B, NOW)
+    assert node.stats.dropped == {"rate-limited": 10}
+    node.receive_datagram(search, B, NOW + 1000)  # the bucket refills
+    assert node.stats.dropped == {"rate-limited": 10}
+
+
+def test_vignette_peers_are_bounded() -> None:
+    node = GossipNode(A, rng=random.Random(1), now_ms=NOW)
+    read = vignette.encode_read("some-key")
+    cap = node.config.vignette_peers_max
+    for port in range(cap + 50):
+        node.receive_datagram(read, ("127.0.0.1", 20_000 + port), NOW)
+    assert len(node._vignette_peers) == cap
+    assert node.stats.dropped["vignette-peers-full"] == 50

@@ -169,6 +169,12 @@ class NodeConfig:
     presence_timeout_ms: int = 30_000
     presence_sample: int = 3
     search_results_max: int = 1_024
+    vignette_searches_per_s: float = 10.0
+    vignette_search_burst: int = 20
+    """vignette ``%`` searches and ``*`` aggregates scan every key; beyond this rate (from
+    anyone, unauthenticated) they are dropped as ``rate-limited``."""
+    vignette_peers_max: int = 1_024
+    """vignette peers remembered; each datagram from a new address made one, without bound."""
     membership_tick_ms: int = 250
     anti_entropy_retry_ms: int = 1_000
     changed_keys_ms: int = 30_000
@@ -391,6 +397,9 @@ class GossipNode:
         self._ae_peers: OrderedDict[int, Address] = OrderedDict()
         self._ae_started_ms = now_ms
         self._vignette_peers: dict[Address, int] = {}
+        self._search_bucket = TokenBucket(
+            cfg.vignette_searches_per_s, float(cfg.vignette_search_burst)
+        )
         self._presence = False
         self._window_start_ms = now_ms
         self._window_count = 0
@@ -630,7 +639,7 @@ class GossipNode:
             for seed in vignette_seeds:
                 if seed == self.address:
                     continue
-                self._vignette_peers.setdefault(seed, self._now)
+                self._note_vignette_peer(seed, self._now)
                 self._send_raw(own, seed)
                 self._send_raw(vignette.encode_read(vignette.PRESENCE_SEARCH), seed)
             self._next_presence_ms = self._now + self.config.presence_interval_ms
@@ -1461,6 +1470,15 @@ class GossipNode:
         self.keyspace.merge(key.encode(), _raw_entry(self.keyspace.entry(key.encode()), vector))
         return vignette.encode(key, vector, full=True, ttl=self.config.vignette_ttl)
 
+    def _note_vignette_peer(self, peer: Address, seen_ms: int) -> None:
+        """Remember a vignette peer as seen at ``seen_ms`` (a bounded table)."""
+        peers = self._vignette_peers
+        if peer not in peers and len(peers) >= self.config.vignette_peers_max:
+            dropped = self.stats.dropped
+            dropped["vignette-peers-full"] = dropped.get("vignette-peers-full", 0) + 1
+            return
+        peers[peer] = max(peers.get(peer, 0), seen_ms)
+
     def _fresh_vignette_peers(self) -> list[Address]:
         timeout = self.config.presence_timeout_ms
         for peer in [p for p, t in self._vignette_peers.items() if self._now - t > timeout]:
@@ -1507,8 +1525,11 @@ class GossipNode:
         except DecodeError:
             self._drop(source, "malformed-vignette")
             return
-        self._vignette_peers[source] = self._now
+        self._note_vignette_peer(source, self._now)
         ttl = max(1, message.hops_left)
+        if (message.is_aggregate or message.is_search) and not self._search_bucket.take(self._now):
+            self._drop(source, "rate-limited")
+            return
         if message.is_aggregate:
             self._vignette_aggregate(message, source, ttl)
         elif message.is_search:
@@ -1528,9 +1549,7 @@ class GossipNode:
             stamp = vignette.presence_unix_ms(vector.get(0))
             vector = MaxVector.from_pairs([0], [stamp])
             if presence != self.address:
-                self._vignette_peers[presence] = max(
-                    self._vignette_peers.get(presence, 0), min(stamp, self._now)
-                )
+                self._note_vignette_peer(presence, min(stamp, self._now))
         before = self.keyspace.entry(key)
         if before is not None and before.schema not in (None, vignette.VECTOR_SCHEMA):
             self._drop(source, "wrong-type")
