@@ -250,8 +250,10 @@ def test_garbage_leaves_every_node_serving_with_its_data(cluster: Cluster) -> No
         assert client.pfcount("keep") == 2
 
 
-def test_requirepass_refuses_commands_before_auth(cluster: Cluster) -> None:
-    node = cluster.start("a", "--requirepass", "s3cret")
+def test_requirepass_refuses_commands_before_auth(cluster: Cluster, tmp_path: Path) -> None:
+    keyring = tmp_path / "keys"  # a password needs a keyring (else gossip would bypass it)
+    keyring.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    node = cluster.start("a", "--requirepass", "s3cret", "--keyring", str(keyring))
     with pytest.raises(redis.AuthenticationError):
         node.client().ping()
     assert node.client(password="s3cret").ping() is True
@@ -287,12 +289,6 @@ def test_keyring_and_cluster_name_keep_strangers_out(cluster: Cluster, tmp_path:
     assert dropped > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported for the gossip owner): with --join localhost:PORT the nodes "
-    "never see each other as members (parse_address keeps the host name unresolved, likely "
-    "never matched to replies from 127.0.0.1); strict: a fix makes this fail, drop the marker",
-)
 def test_join_by_host_name(tmp_path: Path) -> None:
     """``--join localhost:PORT``: a host name, as an operator writes one, not an address."""
     cluster = Cluster(tmp_path)

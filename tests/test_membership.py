@@ -695,9 +695,13 @@ def test_a_peer_cannot_grow_membership_without_bound() -> None:
         [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i % 1000], 1, None]]]
         for i in range(membership_module.MEMBERS_MAX + 50)
     ]
-    for start in range(0, len(fake), membership_module.DELTAS_MAX):
-        chunk = fake[start : start + membership_module.DELTAS_MAX]
-        b.on_ack2({"t": "ack2", "from": "fake-0", "deltas": chunk}, T0_MS)
+    # New members are admitted at NEW_MEMBERS_PER_S after a burst: feed one burst's worth per
+    # refill period so that only the table's size limit refuses any.
+    burst = membership_module.NEW_MEMBERS_BURST
+    refill_ms = burst * 1000 // membership_module.NEW_MEMBERS_PER_S
+    for number, start in enumerate(range(0, len(fake), burst)):
+        chunk = fake[start : start + burst]
+        b.on_ack2({"t": "ack2", "from": "fake-0", "deltas": chunk}, T0_MS + number * refill_ms)
     assert len(b.members()) == membership_module.MEMBERS_MAX + 1  # self included
     assert b.refused_members == 50
 

@@ -5,6 +5,7 @@ Real nodes, raw sockets and redis-py. Every wait polls with a deadline; nothing 
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -262,12 +263,22 @@ def test_the_auth_throttle_grows_caps_forgets_and_stays_bounded() -> None:
     assert throttle.failures == 12 + 1 + AUTH_ADDRESSES_TRACKED_MAX + 10
 
 
+def _keyring(tmp_path: Path) -> tuple[str, str]:
+    """``--keyring FILE`` with a fresh key: a client password needs one (docs/security.md)."""
+    path = tmp_path / "keyring"
+    if not path.exists():
+        path.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    return "--keyring", str(path)
+
+
 @pytest.mark.integration
 def test_failed_auths_are_throttled_without_stalling_the_node(tmp_path: Path) -> None:
     """Finding 15: AUTH was not throttled. Now a guesser's AUTHs wait (held, asynchronously)
     while an authenticated client is served; every reply still comes, in order."""
     (tmp_path / "password").write_text("s3cret\n")
-    started = start_node(tmp_path / "node", "--requirepass-file", str(tmp_path / "password"))
+    started = start_node(
+        tmp_path / "node", "--requirepass-file", str(tmp_path / "password"), *_keyring(tmp_path)
+    )
     try:
         client = started.client(password="s3cret")
         assert client.ping() is True  # connected and authenticated before the guessing
@@ -298,7 +309,10 @@ def test_the_password_comes_from_a_file_or_the_environment_not_the_command_line(
 ) -> None:
     """Finding 15: --requirepass showed in ps."""
     env = {**os.environ, "HEARSAY_REQUIREPASS": "from-env"}
-    started = start_node(tmp_path / "node", env=env)
+    with pytest.raises(AssertionError, match="without --keyring"):  # gossip would bypass it
+        start_node(tmp_path / "bare", env=env)
+    keyring = _keyring(tmp_path)
+    started = start_node(tmp_path / "node", *keyring, env=env)
     try:
         cmdline = Path(f"/proc/{started.process.pid}/cmdline").read_bytes()
         assert b"from-env" not in cmdline
@@ -309,8 +323,10 @@ def test_the_password_comes_from_a_file_or_the_environment_not_the_command_line(
         started.stop(signal.SIGKILL)
     (tmp_path / "password").write_text("from-file\n")
     with pytest.raises(AssertionError, match="given more than once"):
-        start_node(tmp_path / "other", "--requirepass-file", str(tmp_path / "password"), env=env)
-    flagged = start_node(tmp_path / "third", "--requirepass", "visible")
+        start_node(
+            tmp_path / "other", "--requirepass-file", str(tmp_path / "password"), *keyring, env=env
+        )
+    flagged = start_node(tmp_path / "third", "--requirepass", "visible", *keyring)
     try:
         assert any(b"--requirepass shows the password" in line for line in flagged.output)
     finally:

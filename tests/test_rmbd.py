@@ -28,7 +28,9 @@ def count(sock: socket.socket, address: tuple[str, int], key: bytes) -> int:
 def test_rmbd_add_count_and_peer(tmp_path: Path) -> None:
     cluster = Cluster(tmp_path)
     try:
-        node = cluster.start("a", "--rmbd-port", "0", "--rmbd-width", "50", "--rmbd-depth", "4")
+        node = cluster.start(
+            "a", "--rmbd-port", "0", "--rmbd-width", "50", "--rmbd-depth", "4", "--rmbd-peer"
+        )
         other = cluster.start("b")
         address = split_address(node.client().info("server")["rmbd_address"])
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -66,7 +67,21 @@ def _add_serve(subparsers: Any) -> None:
     )
     add("--keyring", metavar="FILE", help="gossip encryption keys, one base64 key per line")
     add("--node-name", help="this node's name (default: its node id)")
+    add(
+        "--insecure-gossip",
+        action="store_true",
+        default=None,
+        help="allow gossip without --keyring beyond loopback or beside --requirepass: anyone "
+        "who reaches the gossip port can then read and write every key",
+    )
     add("--rmbd-port", type=int, help="also speak rmbd's count-min datagrams on this UDP port")
+    add(
+        "--rmbd-peer",
+        action="store_true",
+        default=None,
+        help="honour rmbd PEER datagrams (unauthenticated: anyone can make the node gossip "
+        "to any address)",
+    )
     add("--rmbd-width", type=int, help="rmbd count-min width (default 100)")
     add("--rmbd-depth", type=int, help="rmbd count-min depth (default 10)")
     add("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
@@ -95,6 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None and name not in ("command", "config", "func")
     }
     config = ServeConfig().merged(values).merged(flags)
+    config.check_exposure(os.environ)
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

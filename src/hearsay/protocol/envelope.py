@@ -13,7 +13,9 @@ Layout (all integers unsigned, big-endian)::
     flags      1 byte    bit 0: the body is encrypted
     cluster    1 byte length + up to CLUSTER_NAME_BYTES_MAX bytes of UTF-8
     body       plain:     type (1 byte) + payload
-               encrypted: nonce (12 bytes) + AES-GCM(type + payload) + tag (16 bytes)
+               encrypted: nonce (12 bytes) + AES-GCM(stamp + type + payload) + tag (16 bytes)
+    stamp      24 bytes   sender instance (8 random bytes per process), sequence (8),
+                          sent_unix_ms (8)
 
 When encrypted, the associated data is the whole header (magic, version, flags, cluster), so
 a packet re-labelled for another cluster, or with its flags flipped, fails authentication.
@@ -25,6 +27,19 @@ keys rotate without downtime (install the new key everywhere, ``use`` it everywh
 ``remove`` the old one). Nonces are 96 random bits from a source the driver injects (the core
 never touches a global random generator); the runtime passes ``os.urandom``.
 
+Replay protection (protocol version 2): an authenticated packet is only as good as it is
+fresh. A recorded datagram replayed later (after the tombstone grace, it would bring a deleted
+key back) is refused by :class:`ReplayGuard`: its ``sent_unix_ms`` must be within
+``REPLAY_WINDOW_MS`` of the receiver's clock, and its ``(instance, sequence)`` must not have
+been seen (a sliding window of ``REPLAY_SEQ_WINDOW`` sequences per sender instance, as IPsec's
+anti-replay window). Senders are tracked in a bounded LRU table; a packet from an instance the
+table does not hold must be newer than the last eviction, so an eviction opens no window for
+replays. Just after a restart the receiver accepts, once, packets of the last
+``REPLAY_WINDOW_MS`` from instances it has not heard yet: harmless, since every message only
+raises lattice or membership state that the original delivery already raised. Version 1
+peers are refused with reason ``version``. Plaintext packets carry no stamp: without a keyring
+anyone can forge them anyway (see docs/security.md).
+
 Message types are appended, never renumbered (as memberlist does): an old node that sees an
 unknown type drops the packet with reason ``unknown-type`` and keeps working.
 
@@ -34,6 +49,8 @@ whose ``reason`` is one of :data:`DROP_REASONS`; the node catches it and counts 
 
 from __future__ import annotations
 
+import struct
+from collections import OrderedDict
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Final
@@ -44,7 +61,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hearsay.base.errors import DecodeError
 
 MAGIC: Final = b"\xc1hs"
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
+"""2: encrypted bodies carry a replay stamp (1 had none)."""
 CLUSTER_NAME_BYTES_MAX: Final = 64
 FLAG_ENCRYPTED: Final = 0x01
 NONCE_BYTES: Final = 12
@@ -54,6 +72,14 @@ KEY_SIZES: Final = (16, 24, 32)
 KEYS_MAX: Final = 16
 DATAGRAM_BYTES_MAX: Final = 65_507
 """The largest UDP payload; anything longer is not a datagram."""
+STAMP: Final = struct.Struct("!8sQQ")
+"""Sender instance, sequence, sent_unix_ms: inside the encryption, so unforgeable."""
+REPLAY_WINDOW_MS: Final = 60_000
+"""How far a packet's send time may be from the receiver's clock (delay plus clock skew)."""
+REPLAY_SEQ_WINDOW: Final = 4096
+"""Sequences per sender remembered below its highest: reordering beyond this is refused."""
+REPLAY_SENDERS_MAX: Final = 4096
+"""Sender instances tracked at once (a restart is a new instance)."""
 
 
 class MessageType(IntEnum):
@@ -77,6 +103,8 @@ class MessageType(IntEnum):
     """The receiver is overloaded: slow down gossip towards it."""
     MEMBERSHIP = 9
     """A membership (scuttlebutt) message, msgpack-encoded."""
+    STREAM_HELLO = 10
+    """Opens a TCP stream: ``[sender port, body bytes]``, checked before the body is read."""
 
 
 DROP_REASONS: Final = (
@@ -87,6 +115,8 @@ DROP_REASONS: Final = (
     "unauthenticated",
     "decrypt-failed",
     "oversize",
+    "stale",
+    "replayed",
 )
 
 
@@ -163,6 +193,68 @@ class Keyring:
         raise EnvelopeError("decrypt-failed", "no installed key authenticates the packet")
 
 
+class _Seen:
+    __slots__ = ("bits", "highest")
+
+    def __init__(self, highest: int) -> None:
+        self.highest = highest
+        self.bits = 1
+        """Bit ``i`` set: sequence ``highest - i`` was seen."""
+
+
+class ReplayGuard:
+    """Refuses authenticated packets that are too old, too new, or seen before.
+
+    ``floor_ms``: packets from sender instances not in the table must have been sent after
+    it; it starts one window before the guard's creation (a peer's clock may lag ours) and
+    moves to the eviction time when the table is full, so a forgotten sender's old packets
+    cannot be replayed.
+    """
+
+    __slots__ = ("_senders", "floor_ms", "senders_max", "seq_window", "window_ms")
+
+    def __init__(
+        self,
+        now_ms: int,
+        *,
+        window_ms: int = REPLAY_WINDOW_MS,
+        seq_window: int = REPLAY_SEQ_WINDOW,
+        senders_max: int = REPLAY_SENDERS_MAX,
+    ) -> None:
+        self.window_ms = window_ms
+        self.seq_window = seq_window
+        self.senders_max = senders_max
+        self.floor_ms = now_ms - window_ms
+        self._senders: OrderedDict[bytes, _Seen] = OrderedDict()
+
+    def check(self, instance: bytes, seq: int, sent_ms: int, now_ms: int) -> None:
+        """Accept (and remember) a packet, or raise EnvelopeError ``stale`` / ``replayed``."""
+        if abs(now_ms - sent_ms) > self.window_ms:
+            raise EnvelopeError("stale", f"sent at {sent_ms}, now {now_ms}")
+        seen = self._senders.get(instance)
+        if seen is None:
+            if sent_ms <= self.floor_ms:
+                raise EnvelopeError("stale", "unknown sender, older than the replay floor")
+            if len(self._senders) >= self.senders_max:
+                self._senders.popitem(last=False)
+                self.floor_ms = max(self.floor_ms, now_ms)
+            self._senders[instance] = _Seen(seq)
+            return
+        self._senders.move_to_end(instance)
+        if seq > seen.highest:
+            shift = seq - seen.highest
+            if shift >= self.seq_window:  # (never shift by a peer-chosen 2**63 bits)
+                seen.bits = 1
+            else:
+                seen.bits = ((seen.bits << shift) | 1) & ((1 << self.seq_window) - 1)
+            seen.highest = seq
+            return
+        back = seen.highest - seq
+        if back >= self.seq_window or seen.bits >> back & 1:
+            raise EnvelopeError("replayed", f"sequence {seq}")
+        seen.bits |= 1 << back
+
+
 class EnvelopeCodec:
     """Seals and opens envelopes for one cluster (and, optionally, one keyring).
 
@@ -174,10 +266,13 @@ class EnvelopeCodec:
 
     __slots__ = (
         "_encrypt",
+        "_guard",
         "_header_encrypted",
         "_header_plain",
+        "_instance",
         "_nonce_source",
         "_require_auth",
+        "_seq",
         "cluster",
         "keyring",
     )
@@ -203,6 +298,9 @@ class EnvelopeCodec:
         if self._encrypt and nonce_source is None:
             raise ValueError("encryption needs a nonce source (os.urandom, or a seeded rng)")
         self._nonce_source = nonce_source
+        self._instance = b""
+        self._seq = 0
+        self._guard: ReplayGuard | None = None
         base = MAGIC + bytes((PROTOCOL_VERSION,))
         label = bytes((len(name),)) + name
         self._header_plain = base + b"\x00" + label
@@ -228,24 +326,33 @@ class EnvelopeCodec:
     def overhead_bytes(self) -> int:
         """Bytes the envelope adds around a payload."""
         if self._encrypt:
-            return len(self._header_encrypted) + 1 + NONCE_BYTES + TAG_BYTES
+            return len(self._header_encrypted) + STAMP.size + 1 + NONCE_BYTES + TAG_BYTES
         return len(self._header_plain) + 1
 
-    def seal(self, message_type: MessageType, payload: bytes) -> bytes:
-        """The datagram carrying ``payload`` as ``message_type``."""
+    def seal(self, message_type: MessageType, payload: bytes, now_ms: int = 0) -> bytes:
+        """The datagram carrying ``payload`` as ``message_type``, sent at ``now_ms`` (the
+        stamp's time, which receivers check when the packet is encrypted)."""
         body = bytes((message_type,)) + payload
         if not self._encrypt:
             return self._header_plain + body
         assert self.keyring is not None and self._nonce_source is not None
+        if not self._instance:
+            self._instance = self._nonce_source(8)
+        self._seq += 1
         nonce = self._nonce_source(NONCE_BYTES)
         header = self._header_encrypted
-        return header + nonce + self.keyring.encrypt(nonce, body, header)
+        stamp = STAMP.pack(self._instance, self._seq, max(0, now_ms))
+        return header + nonce + self.keyring.encrypt(nonce, stamp + body, header)
 
-    def open(self, data: bytes, bytes_max: int = DATAGRAM_BYTES_MAX) -> tuple[int, bytes]:
+    def open(
+        self, data: bytes, bytes_max: int = DATAGRAM_BYTES_MAX, now_ms: int | None = None
+    ) -> tuple[int, bytes]:
         """``(message type, payload)`` of a datagram; raises EnvelopeError otherwise.
 
         The type is returned as an int that is a valid :class:`MessageType`. ``bytes_max`` is
         raised by the caller for stream transfers, which are not bound by a datagram's size.
+        With ``now_ms`` (a node always passes it) an encrypted packet must also pass the
+        replay guard; without it the packet is only decoded (tools, tests).
         """
         size = len(data)
         if size > bytes_max:
@@ -271,11 +378,21 @@ class EnvelopeCodec:
             if size < end + NONCE_BYTES + TAG_BYTES + 1:
                 raise EnvelopeError("malformed", "truncated encrypted body")
             nonce = data[end : end + NONCE_BYTES]
-            body = self.keyring.decrypt(nonce, data[end + NONCE_BYTES :], data[:end])
+            stamped = self.keyring.decrypt(nonce, data[end + NONCE_BYTES :], data[:end])
+            if len(stamped) < STAMP.size + 1:
+                raise EnvelopeError("malformed", "no replay stamp")
+            if now_ms is not None:
+                instance, seq, sent_ms = STAMP.unpack_from(stamped)
+                if self._guard is None:
+                    self._guard = ReplayGuard(now_ms)
+                self._guard.check(instance, seq, sent_ms, now_ms)
+            body = stamped[STAMP.size :]
         else:
             if self._require_auth:
                 raise EnvelopeError("unauthenticated", "plaintext packet, encryption required")
             body = data[end:]
+        if not body:
+            raise EnvelopeError("malformed", "no message type")
         kind = body[0]
         if not 1 <= kind <= len(MessageType):
             raise EnvelopeError("unknown-type", str(kind))

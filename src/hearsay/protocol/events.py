@@ -52,6 +52,9 @@ class StreamRequest:
     stream_id: int
     peer: Address
     data: bytes
+    hello: bytes = b""
+    """A small sealed ``STREAM_HELLO`` (our port and ``len(data)``) the driver sends first: the
+    receiver authenticates it (keyring, replay guard) before it buffers ``data``."""
 
 
 @dataclass(frozen=True, slots=True)

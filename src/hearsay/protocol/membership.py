@@ -43,6 +43,21 @@ a tag once its expiry passes. The expired entry is kept as a hidden tombstone fo
 behind; after that it is dropped. (A node that lags by more than ``tag_tombstone_ms`` may keep a
 superseded value of that key until the owner's next generation.)
 
+Strangers (without a keyring anyone can forge a membership message, so these bound the harm):
+
+- a generation more than ``GENERATION_AHEAD_MAX_MS`` ahead of the receiver's clock (in unix
+  ms) is refused: honest generations are restart counters (or, after a refutation, a claim
+  that passed this check plus one), far below it; without this one forged claim of
+  generation 2**63-1 made a live node look ``left`` for good;
+- a claim about ourselves with a higher generation than ours is refuted: we move to the
+  claimed generation plus one, which outranks it everywhere (as SWIM's incarnation numbers).
+  After a restart the stored counter may be below what peers remember; their digests then
+  carry the higher generation back, and the same refutation moves past it;
+- at most ``NEW_MEMBERS_BURST`` unknown nodes are taken in at once, then
+  ``NEW_MEMBERS_PER_S`` per second (a digest that mentions thousands of invented nodes cannot
+  fill the table or the list of peers gossip is sent to); a refused node is simply asked for
+  again by a later sync, so an honest big cluster still converges, a little later.
+
 Everything is deterministic given the ``random.Random`` passed in and the call sequence: peers
 are always iterated in sorted order before any random choice.
 """
@@ -126,6 +141,11 @@ DELTA_ENTRIES_MAX: Final = 4096
 MEMBERS_MAX: Final = 10_000
 """Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
 grow without bound by inventing members)."""
+GENERATION_AHEAD_MAX_MS: Final = 3_600_000
+"""A generation claim more than an hour ahead of our clock is refused (see the docstring)."""
+NEW_MEMBERS_BURST: Final = 512
+NEW_MEMBERS_PER_S: Final = 64
+"""Unknown nodes taken in at once, then per second (see the module docstring)."""
 TAGS_PER_MEMBER_MAX: Final = 1_024
 """State entries kept per node: beyond it, new keys of that node are ignored."""
 BUDGET_BYTES_MIN: Final = 2 * TAG_ENTRY_BYTES_MAX
@@ -543,6 +563,12 @@ class Membership:
         """Unknown nodes ignored because ``MEMBERS_MAX`` nodes are tracked already."""
         self.refused_tags = 0
         """A node's new state keys ignored because it holds ``TAGS_PER_MEMBER_MAX`` already."""
+        self.refused_generations = 0
+        """Claims refused because their generation is implausibly far ahead of our clock."""
+        self.refutations = 0
+        """Times a claim about ourselves made us move to a higher generation."""
+        self._new_member_tokens = float(NEW_MEMBERS_BURST)
+        self._new_member_refill_ms = self._now_ms
         self._events: deque[MembershipEvent] = deque()
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
         if now_ms is not None:
@@ -606,6 +632,34 @@ class Membership:
         self._now_ms = max(self._now_ms, now_ms)
         self._guard.tick(self._now_ms)
         return self._now_ms
+
+    def _plausible(self, generation: int) -> bool:
+        """Whether a claimed generation is not implausibly far ahead (else count it)."""
+        if generation <= self._now_ms + GENERATION_AHEAD_MAX_MS:
+            return True
+        self.refused_generations += 1
+        return False
+
+    def _refute(self, claimed_generation: int) -> None:
+        """Someone holds a newer generation of us than we run (a forgery, or our own past
+        under a clock that stepped back): move past it so our real state wins everywhere."""
+        if claimed_generation > self._self.generation and self._plausible(claimed_generation):
+            self._self.generation = min(claimed_generation + 1, _INT_MAX)
+            self.refutations += 1
+
+    def _admit_new_member(self) -> bool:
+        """Spend one of the tokens that limit how fast unknown nodes are taken in."""
+        elapsed_ms = self._now_ms - self._new_member_refill_ms
+        if elapsed_ms > 0:
+            self._new_member_tokens = min(
+                float(NEW_MEMBERS_BURST),
+                self._new_member_tokens + elapsed_ms * NEW_MEMBERS_PER_S / 1000,
+            )
+            self._new_member_refill_ms = self._now_ms
+        if self._new_member_tokens < 1:
+            return False
+        self._new_member_tokens -= 1
+        return True
 
     def _set_own(self, key: str, value: Any, expiry_unix_ms: int | None) -> None:
         version = self._self.max_version + 1
@@ -1022,6 +1076,7 @@ class Membership:
         for d in digest:
             mentioned.add(d.node_id)
             if d.node_id == self._id:
+                self._refute(d.generation)
                 if d.generation == self._self.generation and d.max_version > self._self.max_version:
                     # Someone holds newer versions of our own generation (a restart that reused
                     # the generation): move our counter past them so our next change wins.
@@ -1032,6 +1087,8 @@ class Membership:
                 continue
             reaped = self._reaped.get(d.node_id)
             if reaped is not None and d.generation <= reaped.generation:
+                continue
+            if not self._plausible(d.generation):
                 continue
             peer = self._peers.get(d.node_id)
             if peer is None:
@@ -1113,6 +1170,7 @@ class Membership:
 
     def _apply(self, d: _Delta, now: int) -> None:
         if d.node_id == self._id:
+            self._refute(d.generation)
             if d.generation == self._self.generation and d.to_version > self._self.max_version:
                 self._self.max_version = d.to_version
             return
@@ -1121,9 +1179,9 @@ class Membership:
             return
         peer = self._peers.get(d.node_id)
         if peer is None or d.generation > peer.state.generation:
-            if d.from_version != 0:
+            if d.from_version != 0 or not self._plausible(d.generation):
                 return
-            if peer is None and len(self._peers) >= MEMBERS_MAX:
+            if peer is None and (len(self._peers) >= MEMBERS_MAX or not self._admit_new_member()):
                 self.refused_members += 1
                 return
             restarted = peer is not None and peer.announced

@@ -130,29 +130,42 @@ def _bool(value: object, what: str) -> bool:
     return value
 
 
-def decode_push(payload: bytes) -> tuple[bool | int, int, list[tuple[bytes, Entry, bool]]]:
+def push_parts(payload: bytes) -> tuple[bool | int, int, list[Any]]:
+    """``(relay, ack_seq, raw items)``: the items are decoded one by one with
+    :func:`decode_push_item`, so a big message can be handled in steps."""
     wire = _list(unpack(payload), "PUSH", 3)
     if len(wire) != 3:
         raise PayloadError("PUSH must be [relay, ack_seq, items]")
     relay = wire[0] if type(wire[0]) is bool else _uint(wire[0], "relay", RELAY_FANOUT_MAX)
-    ack_seq = _uint(wire[1], "ack_seq")
-    items: list[tuple[bytes, Entry, bool]] = []
-    for item in _list(wire[2], "PUSH items"):
-        fields = _list(item, "PUSH item", 3)
-        if len(fields) != 3:
-            raise PayloadError("PUSH item must be [key, entry, full]")
-        items.append((_key(fields[0]), entry_from_wire(fields[1]), _bool(fields[2], "full")))
-    return relay, ack_seq, items
+    return relay, _uint(wire[1], "ack_seq"), _list(wire[2], "PUSH items")
+
+
+def decode_push_item(item: object) -> tuple[bytes, Entry, bool]:
+    fields = _list(item, "PUSH item", 3)
+    if len(fields) != 3:
+        raise PayloadError("PUSH item must be [key, entry, full]")
+    return _key(fields[0]), entry_from_wire(fields[1]), _bool(fields[2], "full")
+
+
+def decode_push(payload: bytes) -> tuple[bool | int, int, list[tuple[bytes, Entry, bool]]]:
+    relay, ack_seq, raw = push_parts(payload)
+    return relay, ack_seq, [decode_push_item(item) for item in raw]
+
+
+def exchange_parts(payload: bytes) -> list[Any]:
+    """The raw items of an EXCHANGE (see :func:`decode_exchange_item`)."""
+    return _list(unpack(payload), "EXCHANGE")
+
+
+def decode_exchange_item(item: object) -> tuple[bytes, Entry | None]:
+    fields = _list(item, "EXCHANGE item", 2)
+    if len(fields) != 2:
+        raise PayloadError("EXCHANGE item must be [key, entry | nil]")
+    return _key(fields[0]), None if fields[1] is None else entry_from_wire(fields[1])
 
 
 def decode_exchange(payload: bytes) -> list[tuple[bytes, Entry | None]]:
-    items: list[tuple[bytes, Entry | None]] = []
-    for item in _list(unpack(payload), "EXCHANGE"):
-        fields = _list(item, "EXCHANGE item", 2)
-        if len(fields) != 2:
-            raise PayloadError("EXCHANGE item must be [key, entry | nil]")
-        items.append((_key(fields[0]), None if fields[1] is None else entry_from_wire(fields[1])))
-    return items
+    return [decode_exchange_item(item) for item in exchange_parts(payload)]
 
 
 def decode_ack(payload: bytes) -> list[int]:
@@ -219,6 +232,14 @@ def decode_ae_keys(
             (_uint(fields[0], "bucket", buckets - 1), decode_hash_items(fields[1], "AE_KEYS"))
         )
     return _uint(wire[0], "round"), blocks
+
+
+def decode_stream_hello(payload: bytes) -> tuple[int, int]:
+    """``(sender port, body bytes)``."""
+    wire = _list(unpack(payload), "stream hello", 2)
+    if len(wire) != 2:
+        raise PayloadError("stream hello must be [port, bytes]")
+    return _uint(wire[0], "port", 65535), _uint(wire[1], "bytes", 2**32 - 1)
 
 
 def decode_backoff(payload: bytes) -> int:

@@ -62,7 +62,7 @@ The node stores nothing on disk and knows nothing of sketches.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -101,6 +101,7 @@ from hearsay.protocol.membership import (
     MemberReaped,
     Membership,
     MembershipEvent,
+    MemberState,
 )
 from hearsay.protocol.pacing import TokenBucket
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
@@ -108,11 +109,16 @@ from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
 if TYPE_CHECKING:
     import random
 
-__all__ = ["GossipNode", "NodeConfig", "NodeStats"]
+__all__ = ["STREAM_HELLO_BYTES_MAX", "GossipNode", "NodeConfig", "NodeStats"]
 
 _AE_ROUNDS_KEPT: Final = 32
 _HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
+_USABLE_STATES: Final = frozenset({MemberState.ALIVE, MemberState.SUSPECT, MemberState.LEAVING})
+STREAM_HELLO_BYTES_MAX: Final = 512
+"""A sealed STREAM_HELLO is under 100 bytes; the driver reads at most this much of it."""
+STREAM_STEP_ITEMS: Final = 1_024
+"""Keys of one stream merged between two returns to the driver's event loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +169,12 @@ class NodeConfig:
     presence_timeout_ms: int = 30_000
     presence_sample: int = 3
     search_results_max: int = 1_024
+    vignette_searches_per_s: float = 10.0
+    vignette_search_burst: int = 20
+    """vignette ``%`` searches and ``*`` aggregates scan every key; beyond this rate (from
+    anyone, unauthenticated) they are dropped as ``rate-limited``."""
+    vignette_peers_max: int = 1_024
+    """vignette peers remembered; each datagram from a new address made one, without bound."""
     membership_tick_ms: int = 250
     anti_entropy_retry_ms: int = 1_000
     changed_keys_ms: int = 30_000
@@ -173,6 +185,10 @@ class NodeConfig:
     """After a round that found differences, the next round starts this soon (not a period)."""
     reconnect_repairs_max: int = 4
     """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
+    member_confirm_ms: int = 10_000
+    """A member learned from others is gossiped to once it answers us directly (a probe is sent
+    at once), or after this long still alive (its datagrams may come from another address,
+    behind NAT). Invented members at addresses nobody answers on fail before this."""
 
     def __post_init__(self) -> None:
         if (
@@ -217,6 +233,7 @@ class NodeStats:
     streams_out: int = 0
     stream_bytes_out: int = 0
     streams_failed: int = 0
+    streams_in: int = 0
     sent_by_type: dict[str, int] = field(default_factory=dict)
     sent_bytes_by_type: dict[str, int] = field(default_factory=dict)
     received_by_type: dict[str, int] = field(default_factory=dict)
@@ -351,6 +368,11 @@ class GossipNode:
         self._member_addr: dict[str, Address] = {}
         self._failed_members: dict[str, bool] = {}
         """Members seen failed or left: their return triggers an immediate repair."""
+        self._confirmed: set[Address] = set()
+        """Member addresses heard from directly (or joined explicitly): gossip goes to them."""
+        self._unconfirmed: dict[Address, tuple[str, int]] = {}
+        """Members learned from others, not heard directly yet: address -> (node, promote at)."""
+        self._current_source: Address | None = None
         for peer in peers:
             self.add_peer(peer)
         self._recent: dict[bytes, int] = {}
@@ -375,6 +397,9 @@ class GossipNode:
         self._ae_peers: OrderedDict[int, Address] = OrderedDict()
         self._ae_started_ms = now_ms
         self._vignette_peers: dict[Address, int] = {}
+        self._search_bucket = TokenBucket(
+            cfg.vignette_searches_per_s, float(cfg.vignette_search_burst)
+        )
         self._presence = False
         self._window_start_ms = now_ms
         self._window_count = 0
@@ -472,6 +497,8 @@ class GossipNode:
             self.membership.tick(now)
             self._next_tick_ms = now + self.config.membership_tick_ms
             self._drain_membership()
+            if self._unconfirmed:
+                self._promote_unconfirmed()
         if self.membership is not None and now >= self._next_sync_ms:
             self._membership_sync()
             self._next_sync_ms = now + self.membership.preset.membership_sync_interval_ms
@@ -504,12 +531,79 @@ class GossipNode:
 
     def receive_stream(self, data: bytes, source: Address, now_ms: int) -> None:
         """Handle one message that arrived over a stream (see :class:`StreamRequest`)."""
+        for _ in self.receive_stream_steps(data, source, now_ms):
+            pass
+
+    def receive_stream_steps(self, data: bytes, source: Address, now_ms: int) -> Iterator[None]:
+        """:meth:`receive_stream` in steps of at most ``STREAM_STEP_ITEMS`` keys.
+
+        A stream may carry tens of thousands of keys; merging them in one go held the
+        driver's event loop for seconds. The driver drains the node and lets other work run
+        at every ``yield``. Merging part of a message first is safe: every item is a delta
+        that merges on its own (a malformed item later stops the rest, as a whole malformed
+        message did).
+        """
         self._advance(now_ms)
+        self.stats.streams_in += 1
         self.stats.bytes_in += len(data)
         if len(data) > self.config.stream_bytes_max:
             self._drop(source, "oversize")
             return
-        self._receive(data, source, self.config.stream_bytes_max)
+        opened = self._open(data, source, self.config.stream_bytes_max)
+        if opened is None:
+            return
+        kind, payload = opened
+        if kind not in (MessageType.PUSH, MessageType.EXCHANGE):
+            self._dispatch_counted(kind, payload, source)
+            return
+        try:
+            if kind == MessageType.PUSH:
+                relay, ack_id, raw = msg.push_parts(payload)
+            else:
+                relay, ack_id, raw = False, 0, msg.exchange_parts(payload)
+            for start in range(0, len(raw), STREAM_STEP_ITEMS):
+                if start:
+                    yield
+                batch = raw[start : start + STREAM_STEP_ITEMS]
+                if kind == MessageType.PUSH:
+                    self._on_push([msg.decode_push_item(i) for i in batch], source, relay)
+                else:
+                    self._on_exchange([msg.decode_exchange_item(i) for i in batch], source)
+        except DecodeError:
+            self._drop(source, "malformed")
+            return
+        except (HearsayError, ValueError, OverflowError):
+            self._drop(source, "invalid")
+            return
+        if ack_id:
+            self._send(MessageType.ACK, msg.packb([ack_id]), [source])
+
+    def open_stream_hello(
+        self, data: bytes, source: Address, now_ms: int
+    ) -> tuple[int, int] | None:
+        """``(sender port, body bytes)`` of a stream's opening message, or None (dropped and
+        counted) if it is not an authentic, fresh ``STREAM_HELLO`` announcing a body of at most
+        ``stream_bytes_max``. The driver calls this before it reads the body."""
+        self._advance(now_ms)
+        try:
+            kind, payload = self._codec.open(data, STREAM_HELLO_BYTES_MAX, self._now)
+            if kind != MessageType.STREAM_HELLO:
+                raise DecodeError("not a stream hello")
+            port, length = msg.decode_stream_hello(payload)
+        except EnvelopeError as error:
+            self._drop(source, error.reason)
+            return None
+        except DecodeError:
+            self._drop(source, "malformed")
+            return None
+        if length > self.config.stream_bytes_max:
+            self._drop(source, "oversize")
+            return None
+        return port, length
+
+    def rumours_waiting(self) -> int:
+        """Keys whose rumour waits for pacing tokens (0 once everything went out)."""
+        return len(self._pending)
 
     def stream_failed(self, stream_id: int) -> None:
         """The driver could not deliver a stream; anti-entropy will try again later."""
@@ -534,6 +628,7 @@ class GossipNode:
         for seed in seeds:
             if self.membership is not None:
                 self.membership.add_seed(seed)
+                self._confirmed.add((seed[0], int(seed[1])))
             else:
                 self.add_peer(seed)
         if self.membership is not None:
@@ -544,7 +639,7 @@ class GossipNode:
             for seed in vignette_seeds:
                 if seed == self.address:
                     continue
-                self._vignette_peers.setdefault(seed, self._now)
+                self._note_vignette_peer(seed, self._now)
                 self._send_raw(own, seed)
                 self._send_raw(vignette.encode_read(vignette.PRESENCE_SEARCH), seed)
             self._next_presence_ms = self._now + self.config.presence_interval_ms
@@ -651,11 +746,11 @@ class GossipNode:
             return
         codec = self._codec
         limit = self.config.udp_payload_bytes_max
-        sealed = codec.seal(kind, payload)
+        sealed = codec.seal(kind, payload, self._now)
         self._count_sent(kind, len(peers), len(sealed))
         for i, peer in enumerate(peers):
             if i and codec.encrypting:
-                sealed = codec.seal(kind, payload)
+                sealed = codec.seal(kind, payload, self._now)
             if len(sealed) <= limit:
                 self._out.append((sealed, peer))
                 self.stats.datagrams_out += 1
@@ -664,7 +759,10 @@ class GossipNode:
                 self._stream_seq += 1
                 self.stats.streams_out += 1
                 self.stats.stream_bytes_out += len(sealed)
-                self._emit(StreamRequest(self._stream_seq, peer, sealed))
+                hello = codec.seal(
+                    MessageType.STREAM_HELLO, msg.packb([self.address[1], len(sealed)]), self._now
+                )
+                self._emit(StreamRequest(self._stream_seq, peer, sealed, hello))
 
     def _send_raw(self, data: bytes, peer: Address) -> None:
         self._out.append((data, peer))
@@ -880,9 +978,19 @@ class GossipNode:
     # == receiving ================================================================================
 
     def _receive(self, data: bytes, source: Address, bytes_max: int) -> None:
+        opened = self._open(data, source, bytes_max)
+        if opened is not None:
+            self._current_source = source
+            try:
+                self._dispatch_counted(*opened, source)
+            finally:
+                self._current_source = None
+
+    def _open(self, data: bytes, source: Address, bytes_max: int) -> tuple[int, bytes] | None:
+        """``(type, payload)`` of an envelope; vignette and bad input are handled here."""
         if source == self.address:
             self._drop(source, "from-self")
-            return
+            return None
         if not is_envelope(data):
             first = data[0] if data else -1
             looks_vignette = 0x80 <= first <= 0x8F or first in (0xDE, 0xDF)
@@ -892,15 +1000,21 @@ class GossipNode:
                 self._on_vignette(data, source)
             else:
                 self._drop(source, "malformed")
-            return
+            return None
         try:
-            kind, payload = self._codec.open(data, bytes_max)
+            kind, payload = self._codec.open(data, bytes_max, self._now)
         except EnvelopeError as error:
             self._drop(source, error.reason)
-            return
+            return None
         by = self.stats.received_by_type
         name = _TYPE_NAMES[kind]
         by[name] = by.get(name, 0) + 1
+        if source in self._unconfirmed:
+            self._confirm(source)  # it answers on the address it claims
+        return kind, payload
+
+    def _dispatch_counted(self, kind: int, payload: bytes, source: Address) -> None:
+        """Dispatch; a bad payload is dropped and counted, never raised."""
         try:
             self._dispatch(kind, payload, source)
         except DecodeError:
@@ -928,10 +1042,17 @@ class GossipNode:
             self._on_ae_keys(payload, source)
         elif kind == MessageType.BACKOFF:
             msg.decode_backoff(payload)
+            if source not in self._peer_pos:
+                # Only a live member (and, with a keyring, an authenticated one) may slow us:
+                # a stranger's BACKOFF every 0.2 s halved replication speed.
+                self._drop(source, "not-a-peer")
+                return
             self.stats.backoffs_received += 1
             self._bucket.backoff(self._now)
         elif kind == MessageType.MEMBERSHIP:
             self._on_membership(payload, source)
+        else:  # STREAM_HELLO only opens a stream (open_stream_hello), never travels alone
+            self._drop(source, "unexpected")
 
     def _merge(self, key: bytes, delta: Entry, source: Address) -> MergeResult:
         try:
@@ -1264,14 +1385,15 @@ class GossipNode:
                 old = self._member_addr.get(event.node_id)
                 if old is not None and old != event.address:
                     self.remove_peer(old)
+                    self._unconfirmed.pop(old, None)
                 self._member_addr[event.node_id] = event.address
-                self.add_peer(event.address)
+                self._add_member_peer(event.node_id, event.address)
                 if event.restarted or self._failed_members.pop(event.node_id, False):
                     reconnected.append(event.address)
             elif isinstance(event, MemberAlive):
                 address = self._member_addr.get(event.node_id)
                 if address is not None:
-                    self.add_peer(address)
+                    self._add_member_peer(event.node_id, address)
                     if self._failed_members.pop(event.node_id, False):
                         reconnected.append(address)
             elif isinstance(event, MemberFailed | MemberLeft):
@@ -1279,17 +1401,55 @@ class GossipNode:
                 address = self._member_addr.get(event.node_id)
                 if address is not None:
                     self.remove_peer(address)
+                    self._unconfirmed.pop(address, None)
             elif isinstance(event, MemberReaped):
                 self._failed_members.pop(event.node_id, None)
                 address = self._member_addr.pop(event.node_id, None)
                 if address is not None:
                     self.remove_peer(address)
+                    self._unconfirmed.pop(address, None)
+                    self._confirmed.discard(address)
             self._emit(event)
         if not self._left:
             for address in reconnected[: self.config.reconnect_repairs_max]:
                 # A peer came back (healed partition, restart, new node): repair with it now
                 # rather than waiting for the next anti-entropy period.
                 self._start_anti_entropy(address)
+
+    def _add_member_peer(self, node_id: str, address: Address) -> None:
+        """Gossip to a live member once it is confirmed; otherwise probe it directly.
+
+        Why: without a keyring anyone can announce thousands of invented members, and every
+        rumour sent to one of them is lost (5,000 of them slowed replication from 0 to ~3 s).
+        A real member answers the probe within a round trip."""
+        if address in self._confirmed or address == self._current_source:
+            self._confirm(address)
+            return
+        if address in self._unconfirmed or self.membership is None:
+            return
+        self._unconfirmed[address] = (node_id, self._now + self.config.member_confirm_ms)
+        syn = self.membership.make_syn(self._membership_budget())
+        self._send(MessageType.MEMBERSHIP, msg.packb(syn), [address])
+
+    def _confirm(self, address: Address) -> None:
+        self._unconfirmed.pop(address, None)
+        self._confirmed.add(address)
+        self.add_peer(address)
+
+    def _promote_unconfirmed(self) -> None:
+        """Members still alive ``member_confirm_ms`` after we learned of them are used anyway
+        (behind NAT their datagrams may come from another address than they announce)."""
+        membership = self.membership
+        if membership is None:
+            return
+        for address, (node_id, promote_ms) in list(self._unconfirmed.items()):
+            if self._now < promote_ms:
+                continue
+            member = membership.member(node_id)
+            if member is not None and member.state in _USABLE_STATES:
+                self._confirm(address)
+            else:
+                del self._unconfirmed[address]
 
     # == load =====================================================================================
 
@@ -1315,6 +1475,15 @@ class GossipNode:
         vector = vignette.presence_vector(self._now)
         self.keyspace.merge(key.encode(), _raw_entry(self.keyspace.entry(key.encode()), vector))
         return vignette.encode(key, vector, full=True, ttl=self.config.vignette_ttl)
+
+    def _note_vignette_peer(self, peer: Address, seen_ms: int) -> None:
+        """Remember a vignette peer as seen at ``seen_ms`` (a bounded table)."""
+        peers = self._vignette_peers
+        if peer not in peers and len(peers) >= self.config.vignette_peers_max:
+            dropped = self.stats.dropped
+            dropped["vignette-peers-full"] = dropped.get("vignette-peers-full", 0) + 1
+            return
+        peers[peer] = max(peers.get(peer, 0), seen_ms)
 
     def _fresh_vignette_peers(self) -> list[Address]:
         timeout = self.config.presence_timeout_ms
@@ -1362,8 +1531,11 @@ class GossipNode:
         except DecodeError:
             self._drop(source, "malformed-vignette")
             return
-        self._vignette_peers[source] = self._now
+        self._note_vignette_peer(source, self._now)
         ttl = max(1, message.hops_left)
+        if (message.is_aggregate or message.is_search) and not self._search_bucket.take(self._now):
+            self._drop(source, "rate-limited")
+            return
         if message.is_aggregate:
             self._vignette_aggregate(message, source, ttl)
         elif message.is_search:
@@ -1383,9 +1555,7 @@ class GossipNode:
             stamp = vignette.presence_unix_ms(vector.get(0))
             vector = MaxVector.from_pairs([0], [stamp])
             if presence != self.address:
-                self._vignette_peers[presence] = max(
-                    self._vignette_peers.get(presence, 0), min(stamp, self._now)
-                )
+                self._note_vignette_peer(presence, min(stamp, self._now))
         before = self.keyspace.entry(key)
         if before is not None and before.schema not in (None, vignette.VECTOR_SCHEMA):
             self._drop(source, "wrong-type")

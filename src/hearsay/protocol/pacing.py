@@ -8,6 +8,11 @@ same key merge into earlier ones, so a hot key costs one datagram per flush howe
 is written. A peer that reports overload (``BACKOFF``) halves the rate (multiplicative
 decrease); every second without a report adds ``increase_per_s`` back, up to the configured
 rate (additive increase).
+
+A message that needs more tokens than the burst holds (a big vector split into many
+datagrams) could never be paid for at once; it is sent when the bucket is full and the rest of
+its cost becomes debt (negative tokens) that later messages wait out, so the average rate still
+holds and the message is not re-encoded round after round for ever.
 """
 
 from __future__ import annotations
@@ -49,9 +54,10 @@ class TokenBucket:
             self.last_ms = now_ms
 
     def take(self, now_ms: int, count: int = 1) -> bool:
-        """Spend ``count`` tokens if available."""
+        """Spend ``count`` tokens if available (more than the burst: once the bucket is full,
+        going into debt for the rest)."""
         self._refill(now_ms)
-        if self.tokens >= count:
+        if self.tokens >= min(count, self.burst):
             self.tokens -= count
             return True
         return False
@@ -63,7 +69,7 @@ class TokenBucket:
     def ready_at_ms(self, now_ms: int, count: int = 1) -> int:
         """When ``count`` tokens will be available (``now_ms`` if they are)."""
         self._refill(now_ms)
-        missing = count - self.tokens
+        missing = min(count, self.burst) - self.tokens
         if missing <= 0:
             return now_ms
         return now_ms + int(missing * 1000.0 / self.rate_per_s) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,7 +39,14 @@ class ServeConfig:
     requirepass_file: str | None = None
     keyring: str | None = None
     node_name: str | None = None
+    insecure_gossip: bool = False
+    """Serve key data to, and take writes from, anyone who reaches the gossip port without a
+    keyring: needed to bind gossip beyond loopback without ``--keyring``, or to combine
+    ``--requirepass`` with no keyring (see docs/security.md)."""
     rmbd_port: int | None = None
+    rmbd_peer: bool = False
+    """Honour rmbd ``PEER`` datagrams (unauthenticated: anyone who reaches the rmbd port can
+    then make this node gossip to any address)."""
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
@@ -110,6 +118,31 @@ class ServeConfig:
         if self.requirepass is not None and self.requirepass_file is not None:
             raise ConfigError("give requirepass or requirepass_file, not both")
 
+    def check_exposure(self, environ: Mapping[str, str]) -> None:
+        """Refuse settings that open the data to strangers unless ``insecure_gossip`` says so.
+
+        Without a keyring the gossip port answers anyone who reaches it with key data and
+        merges their writes: that is only acceptable on loopback, and never beside a client
+        password (which the gossip port would bypass, even for local users). Checked once,
+        after the TOML file and the flags are merged (either may hold the keyring).
+        """
+        if self.keyring is not None or self.insecure_gossip:
+            return
+        password_sources = (self.requirepass, self.requirepass_file, environ.get(REQUIREPASS_ENV))
+        if any(source is not None for source in password_sources):
+            raise ConfigError(
+                "a client password (--requirepass, --requirepass-file or HEARSAY_REQUIREPASS) "
+                "without --keyring: the gossip port would serve every key to "
+                "anyone who can reach it, password or not; add --keyring FILE (hearsay "
+                "keygen makes a key) or, knowing the risk, --insecure-gossip"
+            )
+        if not is_loopback_host(self.host):
+            raise ConfigError(
+                f"gossip would listen on {self.host} without --keyring: anyone who reaches it "
+                "could read and write every key; add --keyring FILE (hearsay keygen makes a "
+                "key) or, knowing the risk, --insecure-gossip"
+            )
+
 
 REQUIREPASS_ENV: Final = "HEARSAY_REQUIREPASS"
 REQUIREPASS_FILE_BYTES_MAX: Final = 4096
@@ -144,6 +177,16 @@ def resolve_requirepass(config: ServeConfig, environ: Mapping[str, str]) -> str 
     if not password:
         raise ConfigError(f"requirepass file {config.requirepass_file} holds no password")
     return password.decode("utf-8", "surrogateescape")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names only this machine (127.0.0.0/8, ::1 or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve anywhere
 
 
 def load_toml(path: str) -> dict[str, Any]:

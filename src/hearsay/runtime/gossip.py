@@ -4,9 +4,19 @@ The node decides everything; this module only moves bytes and time. After every 
 (a datagram, a stream, a timer, a local write) :meth:`GossipDriver.pump` sends what the node
 queued, handles its events and re-arms the single timer for ``node.get_timer()``.
 
+Peer addresses given by name (``--join localhost:7946``, HEARSAY.JOIN, rmbd PEER) are
+resolved here, at the edge, with the event loop's resolver (never blocking the loop), and
+retried with a growing delay; the core only ever sees IP addresses. A datagram that cannot be
+sent (an unreachable or wrong-family address) is counted and logged at most once per
+``SEND_ERROR_LOG_INTERVAL_S``; it never stops the rest of the batch or the timer.
+
 Streams (large anti-entropy messages) go over TCP to the peer's gossip port. A stream is one
 frame: the sender's gossip port (2 bytes, so the receiver knows where to answer by UDP), the
-length (4 bytes), then one sealed envelope.
+body's length (4 bytes), the hello's length (2 bytes), a small sealed ``STREAM_HELLO``
+repeating port and length, then the body (one sealed envelope). The receiver reads and
+authenticates the hello (keyring and replay guard) before it buffers the body, so a stranger
+cannot make it hold up to ``stream_bytes_max`` per connection; at most
+``STREAM_CONNECTIONS_MAX`` streams are read at once, others are closed unread.
 """
 
 from __future__ import annotations
@@ -15,12 +25,16 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import ipaddress
 import logging
 import os
 import random
+import socket
 import struct
+import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from hearsay.base.errors import HearsayError
 from hearsay.engine.database import Database
@@ -34,18 +48,27 @@ from hearsay.protocol.membership import (
     MemberLeft,
     Membership,
 )
-from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, GossipNode, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
 
 log = logging.getLogger(__name__)
 
-STREAM_HEADER: Final = struct.Struct("!HI")
+STREAM_HEADER: Final = struct.Struct("!HIH")
+STREAM_CONNECTIONS_MAX: Final = 16
 STREAM_CONNECT_TIMEOUT_S: Final = 3.0
 STREAM_READ_TIMEOUT_S: Final = 10.0
 BIND_ATTEMPTS: Final = 20
 LEAVE_LINGER_S: Final = 0.5
 """After announcing a graceful leave, keep gossiping this long so the news spreads."""
+RESOLVE_ATTEMPTS: Final = 8
+RESOLVE_RETRY_FIRST_S: Final = 1.0
+RESOLVE_RETRY_MAX_S: Final = 60.0
+"""A name that does not resolve is tried again after 1, 2, 4 ... s (at most 60 s apart), then
+given up with a warning: a typo must not keep a task alive for ever."""
+RESOLVING_MAX: Final = 64
+"""Names resolved at once; more are refused (counted as resolve failures) until some finish."""
+SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
 
 
 class KeyringError(HearsayError, ValueError):
@@ -91,6 +114,15 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self.send_errors = 0
+        """Datagrams the socket refused (unreachable, wrong address family...)."""
+        self.resolve_failures = 0
+        """Peer names that did not resolve, counted per attempt."""
+        self.streams_refused = 0
+        """Incoming gossip streams closed unread (too many at once, or a bad header)."""
+        self._send_error_logged_at = -SEND_ERROR_LOG_INTERVAL_S
+        self._resolving: set[Address] = set()
+        self._streams_open = 0
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -99,6 +131,11 @@ class GossipDriver(asyncio.DatagramProtocol):
     ) -> Address:
         """Bind UDP (and TCP for streams) on the same port; returns the bound address."""
         bound = await self._bind(host, port)
+        if advertise is not None and not _is_ip(advertise[0]):
+            resolved = await self._resolve(*advertise)
+            if resolved is None:
+                raise HearsayError(f"--advertise {advertise[0]} does not resolve")
+            advertise = resolved  # peers are given an address they can send to
         self.address = advertise if advertise is not None else bound
         self.keyring = keyring
         now = unix_ms()
@@ -144,9 +181,67 @@ class GossipDriver(asyncio.DatagramProtocol):
         raise HearsayError(f"no port free for both UDP and TCP on {host} after retries")
 
     def join(self, seeds: list[Address]) -> None:
+        """Contact ``seeds``: IP addresses at once, host names once they resolve."""
         assert self.node is not None
-        self.node.join(seeds, unix_ms())
-        self.pump()
+        literal = [seed for seed in seeds if _is_ip(seed[0])]
+        for seed in seeds:
+            if _is_ip(seed[0]) or seed in self._resolving:
+                continue
+            if len(self._resolving) >= RESOLVING_MAX:
+                self.resolve_failures += 1
+                log.warning("peer %s:%d ignored: %d names already resolving", *seed, RESOLVING_MAX)
+                continue
+            self._resolving.add(seed)
+            self._spawn(self._resolve_and_join(seed))
+        if literal:
+            self.node.join(literal, unix_ms())
+            self.pump()
+
+    async def _resolve_and_join(self, seed: Address) -> None:
+        """Resolve ``seed``'s name (retrying with a growing delay), then join its address."""
+        host, port = seed
+        delay_s = RESOLVE_RETRY_FIRST_S
+        try:
+            for attempt in range(1, RESOLVE_ATTEMPTS + 1):
+                address = await self._resolve(host, port)
+                if address is not None:
+                    if self.node is not None:
+                        log.info("peer %s:%d resolved to %s:%d", host, port, *address)
+                        self.node.join([address], unix_ms())
+                        self.pump()
+                    return
+                self.resolve_failures += 1
+                if attempt == RESOLVE_ATTEMPTS:
+                    break
+                if attempt == 1:
+                    log.warning("peer %s:%d does not resolve; retrying", host, port)
+                await asyncio.sleep(delay_s)
+                delay_s = min(RESOLVE_RETRY_MAX_S, delay_s * 2)
+            log.warning("peer %s:%d: no address after %d tries; giving up", *seed, RESOLVE_ATTEMPTS)
+        finally:
+            self._resolving.discard(seed)
+
+    async def _resolve(self, host: str, port: int) -> Address | None:
+        """The first address of ``host`` in our socket's family, or None."""
+        family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
+        if self._transport is not None:
+            sock = self._transport.get_extra_info("socket")
+            if sock is not None:
+                family = sock.family
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, family=family, type=socket.SOCK_DGRAM
+            )
+        except (OSError, ValueError):  # (UnicodeError and "embedded null" are ValueErrors)
+            return None
+        for _family, _type, _proto, _name, sockaddr in infos:
+            return str(sockaddr[0]), int(sockaddr[1])
+        return None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def leave(self) -> None:
         """Announce a graceful leave and keep gossiping briefly so peers hear it."""
@@ -180,8 +275,19 @@ class GossipDriver(asyncio.DatagramProtocol):
         self.node.receive_datagram(data, source, unix_ms())
         self.pump()
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("gossip socket error: %s", exc)
+    def error_received(self, exc: Exception, peer: object = None) -> None:
+        """Count a failed send; log at most one line per ``SEND_ERROR_LOG_INTERVAL_S``."""
+        self.send_errors += 1
+        now = time.monotonic()
+        if now - self._send_error_logged_at >= SEND_ERROR_LOG_INTERVAL_S:
+            self._send_error_logged_at = now
+            log.warning(
+                "gossip send failed%s: %s (%d so far; next report in %.0f s at most)",
+                f" to {peer}" if peer is not None else "",
+                exc,
+                self.send_errors,
+                SEND_ERROR_LOG_INTERVAL_S,
+            )
 
     def _local_delta(self, key: bytes, delta: Entry) -> int | None:
         if self.node is None:
@@ -205,20 +311,34 @@ class GossipDriver(asyncio.DatagramProtocol):
 
     async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        if self._streams_open >= STREAM_CONNECTIONS_MAX or self.node is None:
+            self.streams_refused += 1
+            writer.close()
+            return
+        self._streams_open += 1
         try:
             header = await asyncio.wait_for(
                 reader.readexactly(STREAM_HEADER.size), STREAM_READ_TIMEOUT_S
             )
-            port, length = STREAM_HEADER.unpack(header)
-            assert self.node is not None
-            if length > self.node.config.stream_bytes_max or port == 0:
+            port, length, hello_length = STREAM_HEADER.unpack(header)
+            if port == 0 or not 0 < hello_length <= STREAM_HELLO_BYTES_MAX:
+                self.streams_refused += 1
+                return
+            hello = await asyncio.wait_for(reader.readexactly(hello_length), STREAM_READ_TIMEOUT_S)
+            source = (str(peer[0]), port)
+            if self.node.open_stream_hello(hello, source, unix_ms()) != (port, length):
+                self.streams_refused += 1
+                self.pump()  # (the drop's event)
                 return
             data = await asyncio.wait_for(reader.readexactly(length), STREAM_READ_TIMEOUT_S)
-            self.node.receive_stream(data, (str(peer[0]), port), unix_ms())
+            for _ in self.node.receive_stream_steps(data, source, unix_ms()):
+                self.pump()
+                await asyncio.sleep(0)  # let clients and datagrams in between the steps
             self.pump()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             return
         finally:
+            self._streams_open -= 1
             writer.close()
 
     # -- outputs ---------------------------------------------------------------------------------
@@ -230,7 +350,10 @@ class GossipDriver(asyncio.DatagramProtocol):
         if node is None or transport is None:
             return
         for data, peer in node.datagrams_to_send():
-            transport.sendto(data, peer)
+            try:
+                transport.sendto(data, peer)
+            except (OSError, ValueError) as error:  # uvloop raises ValueError for bad addresses
+                self.error_received(error, peer)
         while (event := node.next_event()) is not None:
             self._handle_event(event)
         self._arm_timer(node.get_timer())
@@ -239,9 +362,7 @@ class GossipDriver(asyncio.DatagramProtocol):
         if isinstance(event, KeyChanged):
             self.database.replicated_change(event.key, event.conflict)
         elif isinstance(event, StreamRequest):
-            task = asyncio.get_running_loop().create_task(self._send_stream(event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._send_stream(event))
         elif isinstance(event, WriteAcked):
             self._wake_ack_waiters()
         elif isinstance(event, DatagramDropped):
@@ -254,7 +375,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(*request.peer), STREAM_CONNECT_TIMEOUT_S
             )
-            writer.write(STREAM_HEADER.pack(self.address[1], len(request.data)) + request.data)
+            header = STREAM_HEADER.pack(self.address[1], len(request.data), len(request.hello))
+            writer.write(header + request.hello + request.data)
             await asyncio.wait_for(writer.drain(), STREAM_READ_TIMEOUT_S)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -305,3 +427,11 @@ class GossipDriver(asyncio.DatagramProtocol):
             else:
                 still.append((seq, peers, future))
         self._ack_waiters = still
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -5,7 +5,9 @@ byte and a 140-byte pascal string (``!B140p``, network byte order here):
 
 - ``0`` add: count one occurrence of the key;
 - ``1`` count: reply ``!140pL``: the key and its approximate count;
-- ``3`` peer (``!B140pH``): a peer's host and port; hearsay joins it as a gossip peer.
+- ``3`` peer (``!B140pH``): a peer's host and port; hearsay joins it as a gossip peer, only
+  with ``--rmbd-peer``: rmbd datagrams carry no authentication, and without the flag anyone
+  who reaches the rmbd port could make the node send gossip to any address.
 
 rmbd's own row sync (``2``) and ack (``4``) are not needed (hearsay replicates by gossip,
 without rmbd's lost concurrent increments) and are ignored, as are short or unknown
@@ -50,13 +52,18 @@ class RmbdProtocol(asyncio.DatagramProtocol):
         depth: int,
         join: Callable[[str], None],
         flush: Callable[[], None],
+        *,
+        peer_enabled: bool = False,
     ) -> None:
         self._database = database
+        self._peer_enabled = peer_enabled
         self._schema: Schema = CountMinSketch(width, depth).schema
         self._join = join
         self._flush = flush
         self._transport: asyncio.DatagramTransport | None = None
         self.ignored = 0
+        self.peers_refused = 0
+        """PEER datagrams ignored because ``--rmbd-peer`` is off."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)  # uvloop: no subclass
@@ -86,6 +93,10 @@ class RmbdProtocol(asyncio.DatagramProtocol):
                 self._transport.sendto(COUNT_REPLY.pack(key, min(count, COUNT_MAX)), addr)
             return
         if kind == PEER and len(data) == PEER_REQUEST.size:
+            if not self._peer_enabled:
+                self.peers_refused += 1
+                log.debug("rmbd PEER from %s ignored: --rmbd-peer is off", addr)
+                return
             _, host, port = PEER_REQUEST.unpack(data)
             self._join(f"{host.decode('latin-1')}:{port}")
             return

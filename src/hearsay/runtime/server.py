@@ -140,7 +140,12 @@ class Node:
         }
         if config.rmbd_port is not None:
             self._rmbd = RmbdProtocol(
-                self.database, config.rmbd_width, config.rmbd_depth, self.join, self._flush
+                self.database,
+                config.rmbd_width,
+                config.rmbd_depth,
+                self.join,
+                self._flush,
+                peer_enabled=config.rmbd_peer,
             )
             self._rmbd_transport, rmbd_address = await start_rmbd(
                 host, config.rmbd_port, self._rmbd
@@ -213,7 +218,7 @@ class Node:
         ]
 
     def join(self, address: str) -> None:
-        self.gossip.join([parse_address(address)])
+        self.gossip.join([parse_address(address)])  # host names resolve in the background
 
     def leave(self) -> None:
         node = self.gossip.node
@@ -340,6 +345,7 @@ class Node:
                 "gossip_address": self.addresses.get("gossip", ""),
                 "http_address": self.addresses.get("http", ""),
                 "rmbd_address": self.addresses.get("rmbd", ""),
+                "rmbd_peers_refused": 0 if self._rmbd is None else self._rmbd.peers_refused,
             },
             "clients": {
                 "connected_clients": len(self.resp.connections),
@@ -403,6 +409,10 @@ class Node:
         info: dict[str, Any] = {"cluster": self.config.cluster, "preset": self.config.preset}
         info["address"] = self.addresses.get("gossip", "")
         if self.gossip.membership is not None:
+            membership = self.gossip.membership
+            info["refused_members"] = membership.refused_members
+            info["refused_generations"] = membership.refused_generations
+            info["refutations"] = membership.refutations
             rows = self.members()
             info["members"] = len(rows)
             for state in ("alive", "suspect", "failed", "left"):
@@ -420,7 +430,16 @@ class Node:
             info["bytes_in"] = stats.bytes_in
             info["bytes_out"] = stats.bytes_out
             info["dropped"] = sum(stats.dropped.values())
+            for reason, count in sorted(stats.dropped.items()):
+                info[f"dropped_{reason.replace('-', '_')}"] = count
             info["anti_entropy_rounds"] = stats.ae_rounds
+            info["streams_in"] = stats.streams_in
+            info["rumours_paced"] = stats.paced
+            info["rumours_waiting"] = node.rumours_waiting()
+            info["streams_out"] = stats.streams_out
+        info["send_errors"] = self.gossip.send_errors
+        info["resolve_failures"] = self.gossip.resolve_failures
+        info["streams_refused"] = self.gossip.streams_refused
         return info
 
     def config_values(self) -> dict[str, str]:
