@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 ARGS ?=
 
-.PHONY: serve test lint typecheck layers pytest bench clean
+.PHONY: serve test lint typecheck layers pytest bench clean fuzz fuzz-short chaos chaos-short
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,5 +47,20 @@ test: lint typecheck layers pytest
 bench: .make-stamp-test
 	$(BIN)/python bench/memory.py
 
+# Coverage-guided fuzzing of every decoder (tests/fuzz/), FUZZ_SECONDS per target, then the
+# Hypothesis fuzz tests with the randomized, longer profile. Crashers land in fuzz-crashes/.
+FUZZ_SECONDS ?= 60
+.make-stamp-fuzz: .make-stamp-test
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	touch $@
+
+fuzz: .make-stamp-fuzz
+	$(BIN)/python -m tests.fuzz.run all --seconds $(FUZZ_SECONDS)
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q -m fuzz tests/fuzz
+
+fuzz-short: .make-stamp-fuzz
+	$(BIN)/python -m tests.fuzz.run all --seconds 10
+	$(BIN)/pytest -q tests/fuzz
+
 clean:
-	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache fuzz-crashes
