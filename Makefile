@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 ARGS ?=
 
-.PHONY: serve test lint typecheck layers pytest bench clean fuzz fuzz-short chaos chaos-short
+.PHONY: serve test lint typecheck layers pytest bench clean fuzz fuzz-short chaos chaos-short chaos-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,23 @@ fuzz: .make-stamp-fuzz
 fuzz-short: .make-stamp-fuzz
 	$(BIN)/python -m tests.fuzz.run all --seconds 10
 	$(BIN)/pytest -q tests/fuzz
+
+# The chaos suite (tests/chaos/): real nodes in network namespaces under faults. Needs root;
+# installs what it uses when missing. CHAOS_SEED=n replays a schedule; CHAOS_ROUNDS sets the
+# long run's length. chaos-short is the few-minute subset for CI.
+CHAOS_TOOLS := ip nft nsenter losetup mkfs.ext4 e2fsck
+chaos-deps:
+	@if [ "$$(id -u)" != "0" ]; then echo "note: not root: the chaos suite will skip"; \
+	elif ! (for t in $(CHAOS_TOOLS); do command -v $$t >/dev/null || exit 1; done); then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    iproute2 nftables util-linux mount e2fsprogs >/dev/null; \
+	fi
+
+chaos: .make-stamp-test chaos-deps
+	$(BIN)/pytest -q -s -m chaos tests/chaos
+
+chaos-short: .make-stamp-test chaos-deps
+	$(BIN)/pytest -q -m chaos -k "not long" tests/chaos
 
 clean:
 	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache fuzz-crashes
