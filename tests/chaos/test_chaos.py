@@ -16,9 +16,11 @@ whoever lands it removes the mark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,8 +198,7 @@ def _storage_fault_case(
     work = Workload(lab, seed, clients=2, ops_max=150, nodes=[0])
     fault()
     work.start()
-    work.writers[0].join(120)
-    work.stop()
+    work.stop_after_all()
     lab.kill(0, stop_signal)
     repair()
     lab.start(0)
@@ -244,3 +245,62 @@ def test_read_only_turn(lab_factory: Callable[..., Lab]) -> None:
     _storage_fault_case(
         lab, seed, lambda: lab.turn_read_only(0), signal.SIGTERM, lambda: lab.repair_disk(0)
     )
+
+
+# ----- a damaged stored entry (issue 11 finding 4: fails today) -------------------------------
+
+
+def _flip_a_high_bit(database: Path, key: bytes) -> None:
+    """Damage one stored entry as a failing disk would: one bit of its blob flipped.
+
+    The bit is the highest clear bit of the blob's last byte, which (an entry's last field is
+    its last slice's values, little-endian) is the high byte of the key's last value: the
+    damaged entry still decodes, with a value nobody wrote that max-merge would spread.
+    """
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        (blob,) = db.execute("SELECT blob FROM entries WHERE key = ?", (key,)).fetchone()
+        last = blob[-1]
+        bit = max(b for b in range(8) if not last & (1 << b))
+        db.execute(
+            "UPDATE entries SET blob = ? WHERE key = ?",
+            (blob[:-1] + bytes((last | (1 << bit),)), key),
+        )
+        db.commit()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 finding 4: a stored entry with one flipped bit loads as valid and "
+    "replaces the healthy peers' copy",
+)
+def test_flipped_bit_in_a_stored_entry(lab_factory: Callable[..., Lab]) -> None:
+    seed, rng = seeded(1106)
+    lab = lab_factory()
+    start_all(lab)
+    work = Workload(lab, seed, ops_max=60)
+    work.start()
+    work.stop_after_all()
+    check(seed, lab, work)
+    victim = rng.randrange(NODES)
+    lab.kill(victim, signal.SIGTERM)
+    _flip_a_high_bit(lab.nodes[victim].data_dir / "hearsay.db", work.writers[0].ledger.vmax_key)
+    lab.start(victim)
+    check(seed, lab, work, timeout_s=20.0)
+
+
+def test_database_truncated_to_zero_is_refilled(lab_factory: Callable[..., Lab]) -> None:
+    """A node whose database file was emptied (a bad restore, a truncating tool) comes back
+    empty and its peers refill every acknowledged write."""
+    seed, rng = seeded(1107)
+    lab = lab_factory()
+    start_all(lab)
+    work = Workload(lab, seed, ops_max=60)
+    work.start()
+    work.stop_after_all()
+    check(seed, lab, work)
+    victim = rng.randrange(NODES)
+    lab.kill(victim, signal.SIGTERM)
+    for path in lab.nodes[victim].data_dir.glob("hearsay.db*"):
+        path.write_bytes(b"")
+    lab.start(victim)
+    check(seed, lab, work)

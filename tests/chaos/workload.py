@@ -173,6 +173,13 @@ class Workload:
             if writer.error is not None:
                 raise writer.error
 
+    def stop_after_all(self, timeout_s: float = 120.0) -> None:
+        """Let every writer finish its ``ops_max`` writes, then stop (bounded)."""
+        deadline = time.monotonic() + timeout_s
+        for writer in self.writers:
+            writer.join(max(0.0, deadline - time.monotonic()))
+        self.stop()
+
     def acked(self) -> int:
         return sum(ledger.replies["ok"] for ledger in self.ledgers)
 
