@@ -90,18 +90,20 @@ def start_all(lab: Lab, *args: str) -> None:
     wait_for_members(lab)
 
 
-def check(seed: int, lab: Lab, work: Workload, **options: object) -> None:
-    """The checker, with the seed and the writers' replies in any failure."""
+def check(seed: int, lab: Lab, *works: Workload, **options: object) -> None:
+    """The checker over every workload's ledgers, with the seed and replies in any failure."""
+    ledgers = [writer.ledger for work in works for writer in work.writers]
+    summary = "; ".join(work.summary() for work in works)
     try:
-        settle_and_check(lab, [w.ledger for w in work.writers], **options)  # type: ignore[arg-type]
+        settle_and_check(lab, ledgers, **options)  # type: ignore[arg-type]
     except AssertionError as error:
         logs = "\n".join(f"--- node {n.index} log\n{n.log_tail(15)}" for n in lab.nodes)
         raise AssertionError(
-            f"chaos seed {seed} (replay: CHAOS_SEED={seed}); replies: {work.summary()}\n"
-            f"{error}\n{logs}"
+            f"chaos seed {seed} (replay: CHAOS_SEED={seed}); replies: {summary}\n{error}\n{logs}"
         ) from None
-    print(f"replies: {work.summary()}")
-    assert work.acked() > 0, f"seed {seed}: no write was acknowledged: {work.summary()}"
+    print(f"replies: {summary}")
+    acked = sum(work.acked() for work in works)
+    assert acked > 0, f"seed {seed}: no write was acknowledged: {summary}"
 
 
 def hold(rng: random.Random, low_s: float, high_s: float) -> None:
@@ -192,19 +194,53 @@ def test_long_random_schedule(lab_factory: Callable[..., Lab]) -> None:
 
 
 def _storage_fault_case(
-    lab: Lab, seed: int, fault: Callable[[], None], stop_signal: int, repair: Callable[[], None]
+    lab: Lab,
+    seed: int,
+    fault: Callable[[], None],
+    heal_disk: Callable[[], None],
+    *,
+    stop_signal: int,
+    recovers_alone: bool,
 ) -> None:
+    """Writes before, during and after a disk fault on node 0, which is partitioned away.
+
+    Before: acknowledged. During: each write is refused or kept, never acknowledged and lost.
+    After the disk is healed: writes are acknowledged again, by the running node itself when
+    ``recovers_alone`` (a freed disk), else after a restart (a repaired filesystem).
+    """
     lab.partition([0])
-    work = Workload(lab, seed, clients=2, ops_max=150, nodes=[0])
+    before = Workload(lab, seed, clients=1, ops_max=30, nodes=[0])
+    before.start()
+    before.stop_after_all()
     fault()
-    work.start()
-    work.stop_after_all()
-    lab.kill(0, stop_signal)
-    repair()
+    during = Workload(lab, seed + 1, clients=2, ops_max=150, nodes=[0], first_client=1)
+    during.start()
+    during.stop_after_all()
+    after = Workload(lab, seed + 2, clients=1, ops_max=100_000, nodes=[0], first_client=3)
+    if recovers_alone:
+        heal_disk()
+        after.start()
+        wait_for_acks(after, "the node took no write after its disk was freed")
+        lab.kill(0, stop_signal)
+    else:
+        lab.kill(0, stop_signal)
+        heal_disk()
     lab.start(0)
-    check(seed, lab, work, nodes=[0], timeout_s=15.0)
+    if not recovers_alone:
+        after.start()
+        wait_for_acks(after, "the node took no write after its disk was repaired")
+    check(seed, lab, before, during, after, nodes=[0], timeout_s=15.0)
     lab.heal()
-    check(seed, lab, work)
+    check(seed, lab, before, during, after)
+
+
+def wait_for_acks(work: Workload, what: str, timeout_s: float = 30.0) -> None:
+    """Poll (bounded) until the running workload got an acknowledgement, then stop it."""
+    deadline = time.monotonic() + timeout_s
+    while work.acked() == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    work.stop()
+    assert work.acked() > 0, f"{what} within {timeout_s} s: {work.summary()}"
 
 
 @pytest.mark.xfail(
@@ -216,7 +252,12 @@ def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
     lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
     start_all(lab, "--fsync", "everysec")
     _storage_fault_case(
-        lab, seed, lambda: lab.fill_disk(0), signal.SIGTERM, lambda: lab.free_disk(0)
+        lab,
+        seed,
+        lambda: lab.fill_disk(0),
+        lambda: lab.free_disk(0),
+        stop_signal=signal.SIGTERM,
+        recovers_alone=True,
     )
 
 
@@ -230,7 +271,12 @@ def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
     lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
     start_all(lab, "--fsync", "always")
     _storage_fault_case(
-        lab, seed, lambda: lab.fill_disk(0), signal.SIGKILL, lambda: lab.free_disk(0)
+        lab,
+        seed,
+        lambda: lab.fill_disk(0),
+        lambda: lab.free_disk(0),
+        stop_signal=signal.SIGKILL,
+        recovers_alone=True,
     )
 
 
@@ -243,7 +289,12 @@ def test_read_only_turn(lab_factory: Callable[..., Lab]) -> None:
     lab = lab_factory(disk="ext4", disk_bytes=DISK_BYTES)
     start_all(lab, "--fsync", "everysec")
     _storage_fault_case(
-        lab, seed, lambda: lab.turn_read_only(0), signal.SIGTERM, lambda: lab.repair_disk(0)
+        lab,
+        seed,
+        lambda: lab.turn_read_only(0),
+        lambda: lab.repair_disk(0),
+        stop_signal=signal.SIGTERM,
+        recovers_alone=False,
     )
 
 

@@ -145,15 +145,18 @@ class Workload:
         ops_max: int = 400,
         pause_s: float = 0.02,
         nodes: list[int] | None = None,
+        first_client: int = 0,
     ) -> None:
+        """``first_client`` numbers this workload's clients (and so its keys) after another's,
+        so that several workloads (before, during, after a fault) are checked together."""
         targets = nodes if nodes is not None else [node.index for node in lab.nodes]
-        self.ledgers = [Ledger(i) for i in range(clients)]
+        self.ledgers = [Ledger(first_client + i) for i in range(clients)]
         self.writers = [
             Writer(
                 lab,
                 lab.nodes[targets[i % len(targets)]],
                 ledger,
-                seed=seed * 1000 + i,
+                seed=seed * 1000 + ledger.client,
                 ops_max=ops_max,
                 pause_s=pause_s,
             )
