@@ -11,6 +11,7 @@ Layout (everything created here, named ``hsc<pid>-...``, and deleted by name on 
     hsc<pid>-n0   node 0: eth0 10.213.0.10/24 (veth into br0), lo; the node listens on eth0
     hsc<pid>-n1   node 1: 10.213.0.11 ...
     hsc<pid>-cl   clients: 10.213.0.100 (the test's threads enter it with setns)
+    hsc<pid>-st   a stranger: 10.213.0.200, no member of the cluster, no key
 
 The 10.213.0.0/24 addresses exist only inside these namespaces. Each node namespace has an
 nftables table ``inet chaos`` whose input chain holds the current faults (loss, partitions);
@@ -25,6 +26,7 @@ and ``losetup`` (util-linux) and ``mkfs.ext4``/``e2fsck`` (e2fsprogs).
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
 import errno
@@ -43,6 +45,7 @@ from typing import TypeVar
 
 SUBNET = "10.213.0"
 CLIENT_IP = f"{SUBNET}.100"
+STRANGER_IP = f"{SUBNET}.200"
 RESP_PORT = 7379
 GOSSIP_PORT = 7946
 HTTP_PORT = 7380
@@ -149,11 +152,21 @@ class LabNode:
 class Lab:
     """Namespaces, a bridge, nodes and faults; :meth:`close` removes everything it made."""
 
-    def __init__(self, root: Path, nodes: int, *, disk: str = "", disk_bytes: int = 0) -> None:
+    def __init__(
+        self, root: Path, nodes: int, *, disk: str = "", disk_bytes: int = 0, keyring: bool = True
+    ) -> None:
         self.root = root
+        # Gossip between the lab's nodes is encrypted by default, as it should be on any
+        # network that is not loopback; keyring=False shows what a stranger can do without.
+        self.keyring: Path | None = None
+        if keyring:
+            self.keyring = root / "keyring"
+            root.mkdir(parents=True, exist_ok=True)
+            self.keyring.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
         self.prefix = f"hsc{os.getpid()}"
         self.bridge_ns = f"{self.prefix}-br"
         self.client_ns = f"{self.prefix}-cl"
+        self.stranger_ns = f"{self.prefix}-st"
         self.namespaces: list[str] = []
         self.mounts: list[Path] = []
         self.loops: list[str] = []
@@ -163,6 +176,7 @@ class Lab:
         try:
             self._make_bridge()
             self._attach(self.client_ns, CLIENT_IP, "vcl")
+            self._attach(self.stranger_ns, STRANGER_IP, "vst")
             for index in range(nodes):
                 netns = f"{self.prefix}-n{index}"
                 ip = f"{SUBNET}.{10 + index}"
@@ -213,6 +227,8 @@ class Lab:
         joins = [
             arg for other in self.nodes if other is not node for arg in ("--join", other.gossip)
         ]
+        if self.keyring is not None:
+            joins += ["--keyring", str(self.keyring)]
         command = [
             "nsenter", f"--net=/run/netns/{node.netns}", "--",
             sys.executable, "-m", "hearsay.cli", "serve",

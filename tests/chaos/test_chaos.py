@@ -11,7 +11,9 @@ and network timing is real and differs from run to run).
 
 Cases that today's code fails are ``xfail(strict=True)`` with the issue 11 finding they
 reproduce: they pass the suite today and turn into failures (XPASS) the day the fix lands, so
-whoever lands it removes the mark.
+whoever lands it removes the mark. ``raises=ViolationError`` keeps each one xfail only for the
+checker's verdict: any other failure (a node that no longer starts, a fault that no longer
+applies) fails the run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +30,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.lab import Lab, in_netns, missing_requirements
-from tests.chaos.workload import Workload, connect, settle_and_check
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.vector import MaxVector
+from hearsay.protocol import messages as msg
+from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
+from hearsay.sketch.schemas import vector as vector_schema
+from tests.chaos.lab import GOSSIP_PORT, Lab, in_netns, missing_requirements
+from tests.chaos.workload import ViolationError, Workload, connect, settle_and_check
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -96,9 +104,9 @@ def check(seed: int, lab: Lab, *works: Workload, **options: object) -> None:
     summary = "; ".join(work.summary() for work in works)
     try:
         settle_and_check(lab, ledgers, **options)  # type: ignore[arg-type]
-    except AssertionError as error:
+    except ViolationError as error:
         logs = "\n".join(f"--- node {n.index} log\n{n.log_tail(15)}" for n in lab.nodes)
-        raise AssertionError(
+        raise ViolationError(
             f"chaos seed {seed} (replay: CHAOS_SEED={seed}); replies: {summary}\n{error}\n{logs}"
         ) from None
     print(f"replies: {summary}")
@@ -245,6 +253,7 @@ def wait_for_acks(work: Workload, what: str, timeout_s: float = 30.0) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=ViolationError,
     reason="issue 11 finding 1: a full disk under --fsync everysec acknowledges writes it loses",
 )
 def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
@@ -263,6 +272,7 @@ def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=ViolationError,
     reason="issue 11 finding 3: a full disk under --fsync always drops connections, applies "
     "the write in memory and acknowledges its retry",
 )
@@ -282,6 +292,7 @@ def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=ViolationError,
     reason="issue 11 finding 2: a filesystem turned read-only loses every acknowledged write",
 )
 def test_read_only_turn(lab_factory: Callable[..., Lab]) -> None:
@@ -321,6 +332,7 @@ def _flip_a_high_bit(database: Path, key: bytes) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=ViolationError,
     reason="issue 11 finding 4: a stored entry with one flipped bit loads as valid and "
     "replaces the healthy peers' copy",
 )
@@ -355,3 +367,107 @@ def test_database_truncated_to_zero_is_refilled(lab_factory: Callable[..., Lab])
         path.write_bytes(b"")
     lab.start(victim)
     check(seed, lab, work)
+
+
+# ----- a stranger on the network (issue 11 finding 5 without a keyring: fails today) -----------
+
+
+STRANGER_ROUNDS = 3
+STRANGER_DATAGRAMS = 6  # per node: two datagrams, three rounds (no loss on the lab's bridge)
+
+
+class StrangerWriteError(ViolationError):
+    """The cluster kept a write that came from outside it."""
+
+
+def _stranger_pushes(lab: Lab, victim_key: bytes) -> None:
+    """From the stranger's namespace: PUSH datagrams that raise ``victim_key`` and create a key
+    of the stranger's own, to every node's gossip port, in plaintext and sealed with a key
+    that is not the cluster's."""
+    forged = Entry(0, vector_schema(), slices={"": MaxVector.from_items([(7, 10**12)])})
+    payload = msg.join_items(
+        msg.push_prefix(True, 0),
+        [msg.push_item(victim_key, forged, False), msg.push_item(b"stranger", forged, True)],
+    )
+    codecs = [
+        EnvelopeCodec("hearsay"),
+        EnvelopeCodec("hearsay", Keyring(os.urandom(32)), nonce_source=os.urandom),
+    ]
+    datagrams = [codec.seal(MessageType.PUSH, payload) for codec in codecs]
+
+    assert len(datagrams) * STRANGER_ROUNDS == STRANGER_DATAGRAMS
+
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for _ in range(STRANGER_ROUNDS):
+                for node in lab.nodes:
+                    for datagram in datagrams:
+                        sock.sendto(datagram, (node.ip, GOSSIP_PORT))
+
+    in_netns(lab.stranger_ns, send)
+
+
+def _gossip_dropped_and_stranger_key(lab: Lab) -> list[tuple[int, bool]]:
+    """Per node: datagrams it dropped so far, and whether it holds the stranger's key."""
+
+    def read() -> list[tuple[int, bool]]:
+        out = []
+        for node in lab.nodes:
+            client = connect(node)
+            try:
+                dropped = int(client.info("gossip").get("dropped", 0))
+                out.append((dropped, bool(client.exists(b"stranger"))))
+            finally:
+                client.close()
+        return out
+
+    return in_netns(lab.client_ns, read)
+
+
+def _stranger_case(lab: Lab, seed: int) -> None:
+    start_all(lab)
+    work = Workload(lab, seed, ops_max=40)
+    work.start()
+    work.stop_after_all()
+    check(seed, lab, work)
+    before = _gossip_dropped_and_stranger_key(lab)
+    _stranger_pushes(lab, work.writers[0].ledger.vmax_key)
+    # Poll (bounded) until every node shows it got the stranger's datagrams: it dropped them
+    # (STRANGER_DATAGRAMS more drops) or it took them (it holds the stranger's key).
+    deadline = time.monotonic() + 20.0
+    while True:
+        now = _gossip_dropped_and_stranger_key(lab)
+        arrived = [
+            has_key or dropped - was >= STRANGER_DATAGRAMS
+            for (was, _), (dropped, has_key) in zip(before, now, strict=True)
+        ]
+        if all(arrived):
+            break
+        assert time.monotonic() < deadline, f"the stranger's datagrams never arrived: {now}"
+        time.sleep(0.1)
+    try:
+        check(seed, lab, work, timeout_s=10.0)
+    except ViolationError as error:
+        if "nobody wrote" in str(error) or "never written" in str(error):
+            raise StrangerWriteError(str(error)) from None
+        raise
+
+
+def test_a_stranger_cannot_write_with_a_keyring(lab_factory: Callable[..., Lab]) -> None:
+    """With a keyring, PUSH datagrams from outside the cluster (plaintext, or sealed with
+    another key) change nothing."""
+    seed, _ = seeded(1108)
+    _stranger_case(lab_factory(), seed)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=StrangerWriteError,
+    reason="issue 11 finding 5: without a keyring the gossip port takes writes from anyone",
+)
+def test_a_stranger_cannot_write_without_a_keyring(lab_factory: Callable[..., Lab]) -> None:
+    """The default (no keyring) on an address others can reach: a stranger's PUSH must not
+    create or raise keys. ``raises=`` keeps this xfail only for that reason: once the fix
+    makes the nodes refuse this set-up (or the datagrams), any other failure shows."""
+    seed, _ = seeded(1109)
+    _stranger_case(lab_factory(keyring=False), seed)

@@ -196,6 +196,10 @@ class Workload:
 # ----- the checker -------------------------------------------------------------------------
 
 
+class ViolationError(AssertionError):
+    """The final state lost an acknowledged write or holds something nobody wrote."""
+
+
 def read_state(node: LabNode) -> dict[bytes, dict[int, int] | int]:
     """Every key of ``node``: a vector as {index: value}, a counter as its value."""
     client = connect(node)
@@ -263,5 +267,5 @@ def settle_and_check(
             for i, found in problems.items():
                 report.append(f"node {i}: {len(found)} violations")
                 report.extend(f"  {line}" for line in found[:10])
-            raise AssertionError("\n".join(report))
+            raise ViolationError("\n".join(report))
         time.sleep(0.5)
