@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -52,6 +53,8 @@ HTTP_PORT = 7380
 START_TIMEOUT_S = 30.0
 READY = re.compile(r"^hearsay ready resp=(\S+) gossip=(\S+) http=(\S+) node=(\S+)$", re.M)
 CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
+CAPTURE_FRAMES_MAX = 200_000
 T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -314,6 +317,35 @@ class Lab:
                 "ip", "netns", "exec", node.netns, "nft", "flush", "chain", "inet", "chaos", "input"
             )
 
+    # ----- eavesdropping ---------------------------------------------------------------------
+
+    def capture_gossip(self, index: int, stop: threading.Event) -> list[bytes]:
+        """Record the gossip datagrams (UDP payloads to any gossip port) that pass node
+        ``index``'s port of the bridge, both ways, until ``stop`` is set (bounded).
+
+        What an eavesdropper on the network sees: with a keyring, sealed datagrams it cannot
+        read but can send again.
+        """
+
+        def record() -> list[bytes]:
+            seen: list[bytes] = []
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as raw:
+                raw.bind((f"vn{index}", 0))
+                raw.settimeout(0.1)
+                for _ in range(CAPTURE_FRAMES_MAX):
+                    if stop.is_set():
+                        break
+                    try:
+                        frame = raw.recv(65_535)
+                    except TimeoutError:
+                        continue
+                    payload = _gossip_payload(frame)
+                    if payload is not None:
+                        seen.append(payload)
+            return seen
+
+        return in_netns(self.bridge_ns, record)
+
     # ----- disk faults ---------------------------------------------------------------------
 
     def _make_disk(self, node: LabNode, disk: str, disk_bytes: int) -> None:
@@ -403,6 +435,21 @@ class Lab:
         for name in reversed(self.namespaces):
             run("ip", "netns", "del", name, check=False)
         atexit.unregister(self.close)
+
+
+def _gossip_payload(frame: bytes) -> bytes | None:
+    """The UDP payload of an Ethernet frame carrying IPv4 UDP to the gossip port, else None."""
+    if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00":  # IPv4
+        return None
+    ip = frame[14:]
+    header_bytes = (ip[0] & 0x0F) * 4
+    if ip[9] != 17:  # UDP
+        return None
+    udp = ip[header_bytes:]
+    if int.from_bytes(udp[2:4], "big") != GOSSIP_PORT:
+        return None
+    length = int.from_bytes(udp[4:6], "big")
+    return bytes(udp[8:length])
 
 
 _NFT_TABLE = """

@@ -24,6 +24,7 @@ import random
 import signal
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -471,3 +472,102 @@ def test_a_stranger_cannot_write_without_a_keyring(lab_factory: Callable[..., La
     makes the nodes refuse this set-up (or the datagrams), any other failure shows."""
     seed, _ = seeded(1109)
     _stranger_case(lab_factory(keyring=False), seed)
+
+
+# ----- an eavesdropper replays recorded datagrams (issue 11 finding 7: fails today) -----------
+
+TOMBSTONE_GRACE_S = 1
+
+
+class ReplayResurrectedError(ViolationError):
+    """A deleted key came back from datagrams recorded before it was deleted."""
+
+
+def _node_view(lab: Lab, key: bytes) -> list[tuple[int, bool]]:
+    """Per node: gossip datagrams received so far, and whether ``key`` exists there."""
+
+    def read() -> list[tuple[int, bool]]:
+        out = []
+        for node in lab.nodes:
+            client = connect(node)
+            try:
+                received = int(client.info("gossip").get("datagrams_in", 0))
+                out.append((received, bool(client.exists(key))))
+            finally:
+                client.close()
+        return out
+
+    return in_netns(lab.client_ns, read)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ReplayResurrectedError,
+    reason="issue 11 finding 7: authenticated datagrams replayed after the tombstone grace "
+    "bring a deleted key back (no replay protection)",
+)
+def test_replayed_datagrams_do_not_bring_back_a_deleted_key(
+    lab_factory: Callable[..., Lab],
+) -> None:
+    """With a keyring: an eavesdropper records the gossip while a key is written, the key is
+    deleted, the tombstone grace passes, and the recorded (sealed) datagrams are sent again
+    from outside the cluster. The key must stay deleted."""
+    seed, rng = seeded(1110)
+    lab = lab_factory()
+    start_all(lab, "--tombstone-grace-s", str(TOMBSTONE_GRACE_S))
+    key = b"v:0"
+    stop = threading.Event()
+    recorded: list[bytes] = []
+    recorder = threading.Thread(target=lambda: recorded.extend(lab.capture_gossip(0, stop)))
+    recorder.start()
+    try:
+        work = Workload(lab, seed, clients=1, ops_max=30, nodes=[0])
+        work.start()
+        work.stop_after_all()
+        check(seed, lab, work)
+    finally:
+        stop.set()
+        recorder.join(150)
+    assert recorded, "the eavesdropper recorded no gossip"
+
+    def delete() -> int:
+        client = connect(lab.nodes[rng.randrange(NODES)])
+        try:
+            return int(client.delete(key))
+        finally:
+            client.close()
+
+    assert in_netns(lab.client_ns, delete) == 1
+    deadline = time.monotonic() + 30.0
+    while any(exists for _, exists in _node_view(lab, key)):
+        assert time.monotonic() < deadline, "the DEL never reached every node"
+        time.sleep(0.1)
+    time.sleep(TOMBSTONE_GRACE_S + 1.5)  # the schedule: the tombstones' grace runs out
+
+    before = _node_view(lab, key)
+    assert not any(exists for _, exists in before), f"{key!r} came back before any replay"
+
+    def replay() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for datagram in recorded:
+                for node in lab.nodes:
+                    sock.sendto(datagram, (node.ip, GOSSIP_PORT))
+
+    in_netns(lab.stranger_ns, replay)
+    # Poll (bounded) until every node handled at least as many datagrams as were replayed to it
+    # (datagrams_in counts a datagram when the node handles it), or holds the key again.
+    deadline = time.monotonic() + 30.0
+    while True:
+        now = _node_view(lab, key)
+        if all(
+            exists or received - was >= len(recorded)
+            for (was, _), (received, exists) in zip(before, now, strict=True)
+        ):
+            break
+        assert time.monotonic() < deadline, f"the replayed datagrams never arrived: {now}"
+        time.sleep(0.1)
+    back = [node.index for node, (_, exists) in zip(lab.nodes, now, strict=True) if exists]
+    if back:
+        raise ReplayResurrectedError(
+            f"seed {seed}: {len(recorded)} replayed datagrams brought {key!r} back on nodes {back}"
+        )
