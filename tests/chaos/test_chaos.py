@@ -35,8 +35,9 @@ from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
+from hearsay.runtime.rmbd import PEER_REQUEST, REQUEST
 from hearsay.sketch.schemas import vector as vector_schema
-from tests.chaos.lab import GOSSIP_PORT, Lab, in_netns, missing_requirements
+from tests.chaos.lab import GOSSIP_PORT, STRANGER_IP, Lab, in_netns, missing_requirements
 from tests.chaos.workload import ViolationError, Workload, connect, settle_and_check
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
@@ -571,3 +572,83 @@ def test_replayed_datagrams_do_not_bring_back_a_deleted_key(
         raise ReplayResurrectedError(
             f"seed {seed}: {len(recorded)} replayed datagrams brought {key!r} back on nodes {back}"
         )
+
+
+# ----- rmbd PEER from a stranger (issue 11 finding 8: fails today) ------------------------------
+
+RMBD_PORT = 7947
+STRANGER_PORT = 9999
+
+
+class RmbdPeerFollowedError(AssertionError):
+    """A node sent gossip to an address that a stranger named in an rmbd PEER datagram."""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RmbdPeerFollowedError,
+    reason="issue 11 finding 8: the unauthenticated rmbd port accepts PEER, which makes the "
+    "node send to any address",
+)
+def test_rmbd_peer_from_a_stranger_is_not_followed(lab_factory: Callable[..., Lab]) -> None:
+    """A stranger sends rmbd PEER naming its own address, then a COUNT (answered in order, so
+    its reply proves the PEER was handled). Until node 0 has sent GOSSIP_ROUNDS_DATAGRAMS more
+    gossip datagrams, the stranger listens: none of them may come to it."""
+    seed, _ = seeded(1111)
+    lab = lab_factory()
+    lab.configure(0, "--rmbd-port", str(RMBD_PORT))
+    for node in lab.nodes:
+        lab.start(node.index)
+    wait_for_members(lab)
+    target = lab.nodes[0]
+    stop, sent = threading.Event(), threading.Event()
+    heard: list[tuple[bytes, tuple[str, int]]] = []
+
+    def stranger() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((STRANGER_IP, STRANGER_PORT))
+            sock.settimeout(0.1)
+            sock.sendto(PEER_REQUEST.pack(3, STRANGER_IP.encode(), STRANGER_PORT),
+                        (target.ip, RMBD_PORT))  # fmt: skip
+            sock.sendto(REQUEST.pack(1, b"probe"), (target.ip, RMBD_PORT))
+            sent.set()
+            for _ in range(3000):  # bounded: 0.1 s each at most
+                if stop.is_set():
+                    return
+                try:
+                    heard.append(sock.recvfrom(65_535))
+                except TimeoutError:
+                    continue
+
+    def datagrams_out() -> int:
+        client = connect(target)
+        try:
+            return int(client.info("gossip")["datagrams_out"])
+        finally:
+            client.close()
+
+    listener = threading.Thread(target=lambda: in_netns(lab.stranger_ns, stranger, 400.0))
+    listener.start()
+    try:
+        assert sent.wait(30), "the stranger never sent"
+        start = in_netns(lab.client_ns, datagrams_out)
+        deadline = time.monotonic() + 60.0
+        while not (
+            any(source[1] == RMBD_PORT for _, source in heard)
+            and in_netns(lab.client_ns, datagrams_out) - start >= GOSSIP_ROUNDS_DATAGRAMS
+        ):
+            assert time.monotonic() < deadline, f"no COUNT reply or no gossip: {heard[:3]}"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        listener.join(60)
+    gossip = [data for data, source in heard if source == (target.ip, GOSSIP_PORT)]
+    if gossip:
+        raise RmbdPeerFollowedError(
+            f"seed {seed}: node 0 sent {len(gossip)} gossip datagrams to the stranger's "
+            f"{STRANGER_IP}:{STRANGER_PORT} after one rmbd PEER datagram"
+        )
+
+
+GOSSIP_ROUNDS_DATAGRAMS = 40
+"""Node 0's own gossip datagrams to wait for: several rounds, so a followed PEER shows."""
