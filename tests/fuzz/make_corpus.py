@@ -25,7 +25,7 @@ from hearsay.protocol.membership import Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
 from hearsay.runtime.rmbd import PEER_REQUEST, REQUEST
-from tests.fuzz.targets import NOW_MS, PLAIN, SEALED, encode_command
+from tests.fuzz.targets import COMMAND_NAMES, NOW_MS, PLAIN, SEALED, encode_command
 
 CORPUS = Path(__file__).parent / "corpus"
 VEC = Schema("vector").intern()
@@ -123,6 +123,24 @@ def seeds() -> dict[str, list[bytes]]:
             REQUEST.pack(1, b"key"),
             PEER_REQUEST.pack(3, b"127.0.0.1", 7946),
             b"\x02",
+        ],
+        "dispatch": [
+            bytes((COMMAND_NAMES.index(name),)) + args
+            for name in COMMAND_NAMES
+            for args in (b"k", b"k 1 2", b"k a b c")
+        ]
+        + [
+            bytes((COMMAND_NAMES.index(name),)) + args
+            for name, args in [
+                (b"CMS.INITBYPROB", b"k 0.01 0.01"),
+                (b"CMS.INITBYDIM", b"k 16 4"),
+                (b"BF.RESERVE", b"k 0.01 100"),
+                (b"VMAX", b"k 1 2 3 4"),
+                (b"SCAN", b"0 MATCH k* COUNT 10"),
+                (b"CLIENT", b"SETNAME x"),
+                (b"CONFIG", b"GET *"),
+            ]
+            if name in COMMAND_NAMES
         ],
         "http": [
             b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -19,20 +19,49 @@ crashing target does not hide the others. The exit code is non-zero when any tar
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 CORPUS = Path(__file__).parent / "corpus"
+DICTS = Path(__file__).parent / "dicts"
 RSS_LIMIT_MB = 2048
 """libFuzzer's memory limit: a decoder that allocates more than this for one input fails."""
+ADDRESS_SPACE_BYTES_MAX = 8 << 30
 
 
-def _fuzz_one(target: str, seconds: int, crashes: Path) -> int:
+def _collecting(check: Callable[[bytes], None], crashes: Path) -> Callable[[bytes], None]:
+    """``check``, recording each distinct failure (exception type and where it was raised)
+    once under ``crashes`` instead of stopping: one run finds more than one bug. Stalls and
+    memory blow-ups still stop the run (libFuzzer's -timeout and -rss_limit_mb)."""
+    seen: set[tuple[str, str, int]] = set()
+
+    def run(data: bytes) -> None:
+        try:
+            check(data)
+        except Exception as error:
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            signature = (type(error).__name__, frame.filename, frame.lineno or 0)
+            if signature not in seen:
+                seen.add(signature)
+                name = f"crash-{signature[0]}-{Path(signature[1]).stem}-{signature[2]}"
+                (crashes / name).write_bytes(data)
+                print(f"== new failure {name}: {error!r}"[:300], flush=True)
+
+    return run
+
+
+def _fuzz_one(target: str, seconds: int, crashes: Path, keep_going: bool) -> int:
     """Run atheris on ``target`` in this process (never returns when libFuzzer stops)."""
     import atheris
 
+    # A decoder or handler that tries a huge allocation fails fast with MemoryError (reported
+    # as a crash) instead of making the shared machine swap.
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES_MAX, ADDRESS_SPACE_BYTES_MAX))
     with atheris.instrument_imports():
         from tests.fuzz.targets import TARGETS
     check = TARGETS[target]
@@ -49,20 +78,28 @@ def _fuzz_one(target: str, seconds: int, crashes: Path) -> int:
         f"-artifact_prefix={crashes}/",
         "-print_final_stats=1",
     ]
-    atheris.Setup(argv, check)
+    dictionary = DICTS / f"{target}.dict"
+    if dictionary.exists():
+        argv.append(f"-dict={dictionary}")
+    atheris.Setup(argv, _collecting(check, crashes) if keep_going else check)
     atheris.Fuzz()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("target", help="a target name from tests/fuzz/targets.py, or 'all'")
+    parser.add_argument(
+        "target",
+        help="a target name from tests/fuzz/targets.py, 'decoders' (every decoder) or 'all' "
+        "(the decoders and the command dispatch)",
+    )
+    parser.add_argument("--keep-going", action="store_true", help="collect every crasher")
     parser.add_argument("--seconds", type=int, default=60, help="per target (default 60)")
     parser.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _fuzz_one(args.target, args.seconds, args.crashes / args.target)
+        return _fuzz_one(args.target, args.seconds, args.crashes / args.target, args.keep_going)
     try:
         import atheris  # noqa: F401
     except ImportError:
@@ -70,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from tests.fuzz.targets import TARGETS
 
-    names = sorted(TARGETS) if args.target == "all" else [args.target]
+    if args.target == "all":
+        names = sorted(TARGETS)
+    elif args.target == "decoders":
+        names = sorted(set(TARGETS) - {"dispatch"})
+    else:
+        names = [args.target]
     failed = []
     for name in names:
         if name not in TARGETS:
@@ -78,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== fuzzing {name} for {args.seconds} s", flush=True)
         command = [sys.executable, "-m", "tests.fuzz.run", name, "--child"]
         command += ["--seconds", str(args.seconds), "--crashes", str(args.crashes)]
+        command += ["--keep-going"] if args.keep_going else []
         code = subprocess.run(command, check=False, timeout=args.seconds * 3 + 120).returncode
         if code != 0:
             failed.append(name)

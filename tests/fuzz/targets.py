@@ -40,7 +40,10 @@ from hearsay.protocol.envelope import (
 from hearsay.protocol.membership import Membership, MembershipDecodeError
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
+from hearsay.resp.commands import ClientContext, Deferred
 from hearsay.resp.parser import RequestParser
+from hearsay.resp.replies import encode
+from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.http_server import HttpServer
 from hearsay.runtime.rmbd import RmbdProtocol
 
@@ -256,6 +259,60 @@ def http(data: bytes) -> None:
     assert content_type and body
 
 
+# ----- RESP command dispatch (not a decoder: the handlers behind the parser) --------------------
+
+
+class _OneClientServer:
+    """What INFO, CONFIG GET and CLIENT LIST/KILL ask of the server: one connected client."""
+
+    def __init__(self) -> None:
+        self.clients: list[ClientContext] = []
+        self.closed: set[int] = set()
+
+    def info_sections(self) -> dict[str, dict[str, object]]:
+        return {"server": {"hearsay_version": "fuzz"}}
+
+    def config_values(self) -> dict[str, str]:
+        return {"maxmemory": "0"}
+
+    def client_contexts(self) -> list[ClientContext]:
+        return self.clients
+
+    def close_clients(self, client_ids: set[int]) -> None:
+        self.closed |= client_ids
+
+
+SERVER: Final = _OneClientServer()
+REGISTRY: Final = build_registry(SERVER)
+COMMAND_NAMES: Final = sorted(spec.name.encode() for spec in REGISTRY.specs())
+ARGS_MAX: Final = 12
+
+
+def command_from_bytes(data: bytes) -> list[bytes]:
+    """A command from fuzz bytes: the first byte picks a command, the rest (split on spaces)
+    are its arguments, so mutations mostly stay valid commands with odd arguments."""
+    if not data:
+        return [b"PING"]
+    return [COMMAND_NAMES[data[0] % len(COMMAND_NAMES)], *data[1:].split(b" ")[:ARGS_MAX]]
+
+
+def dispatch(data: bytes) -> None:
+    """Any command, run against a fresh database, gives a reply (an error reply for a client's
+    mistake), which encodes; a handler never lets an exception out (issue 11 item 4).
+
+    Run by ``make fuzz`` under libFuzzer's memory and time limits, and in ``make test`` only on
+    the kept corpus: a sketch command with huge parameters may allocate or compute for long
+    (issue 11 finding 10) until the size caps land.
+    """
+    database = Database(NodeIdentity("fuzz-dispatch", 1))
+    ctx = ClientContext(client_id=1, db=database, now_ms=NOW_MS)
+    SERVER.clients[:] = [ctx]
+    for command in (command_from_bytes(data), [b"PING"]):
+        reply = REGISTRY.dispatch(ctx, command)
+        if not isinstance(reply, Deferred):
+            assert encode(reply, 2)
+
+
 TARGETS: Final[dict[str, Callable[[bytes], None]]] = {
     "resp": resp,
     "envelope": envelope,
@@ -266,5 +323,6 @@ TARGETS: Final[dict[str, Callable[[bytes], None]]] = {
     "vignette": vignette_message,
     "rmbd": rmbd,
     "http": http,
+    "dispatch": dispatch,
 }
 """Every target by the name of its corpus directory (tests/fuzz/corpus/<name>/)."""
