@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 ARGS ?=
 
-.PHONY: serve test lint typecheck layers pytest ci-long bench bench-short bench-full bench-check clean
+.PHONY: serve test lint typecheck layers pytest ci-long bench bench-short bench-full bench-check clean fuzz fuzz-short chaos chaos-short chaos-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,5 +77,39 @@ bench-full: .make-stamp-test
 bench-check: .make-stamp-test
 	$(BIN)/pytest -q -m bench tests/test_bench_harness.py
 
+# Coverage-guided fuzzing (tests/fuzz/), FUZZ_SECONDS per target, then the Hypothesis fuzz tests
+# with the randomized, longer profile. Crashers land in fuzz-crashes/. `fuzz` runs every decoder
+# and the command dispatch; `fuzz-short` (CI) the decoders only, until the dispatch's known
+# crashers (tests/fuzz/known_crashers/, issue 11 findings 9 and 13) are fixed.
+FUZZ_SECONDS ?= 60
+.make-stamp-fuzz: .make-stamp-test
+	$(BIN)/pip install --quiet -e '.[test,fuzz]'
+	touch $@
+
+fuzz: .make-stamp-fuzz
+	$(BIN)/python -m tests.fuzz.run all --seconds $(FUZZ_SECONDS) --keep-going
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest -q -m fuzz tests/fuzz
+
+fuzz-short: .make-stamp-fuzz
+	$(BIN)/python -m tests.fuzz.run decoders --seconds 10
+	$(BIN)/pytest -q tests/fuzz
+
+# The chaos suite (tests/chaos/): real nodes in network namespaces under faults. Needs root;
+# installs what it uses when missing. CHAOS_SEED=n replays a schedule; CHAOS_ROUNDS sets the
+# long run's length. chaos-short is the few-minute subset for CI.
+CHAOS_TOOLS := ip nft nsenter losetup mkfs.ext4 e2fsck
+chaos-deps:
+	@if [ "$$(id -u)" != "0" ]; then echo "note: not root: the chaos suite will skip"; \
+	elif ! (for t in $(CHAOS_TOOLS); do command -v $$t >/dev/null || exit 1; done); then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    iproute2 nftables util-linux mount e2fsprogs >/dev/null; \
+	fi
+
+chaos: .make-stamp-test chaos-deps
+	$(BIN)/pytest -q -s -m chaos tests/chaos
+
+chaos-short: .make-stamp-test chaos-deps
+	$(BIN)/pytest -q -m chaos -k "not long" tests/chaos
+
 clean:
-	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .make-stamp-* .mypy_cache .ruff_cache .pytest_cache fuzz-crashes
