@@ -20,7 +20,7 @@ same, raising :class:`ProtocolError` when the iteration reaches the error.
 Fast path: a chunk that holds only whole multibulk commands is decoded by ``hiredis.Reader``
 (C) instead of the Python loop. hiredis is a *reply* parser, more lenient than Redis's request
 grammar, so the chunk must first pass cheap whole-chunk checks: no byte that starts a RESP3
-type hiredis would turn into bytes or a non-array aggregate (``+ = | > % ~``), no ``*`` count
+type hiredis would turn into bytes or a non-array aggregate (``+ = | > % ~ (``), no ``*`` count
 of five digits or a negative one (nothing large is ever allocated), and a chunk no longer
 than the bulk and argument-count limits given to the constructor (so no complete argument
 can break them). Then
@@ -77,9 +77,10 @@ _STAR: Final = 42  # b"*"
 _DOLLAR: Final = 36  # b"$"
 _ZERO: Final = 48  # b"0"
 
-_FAST_REFUSED_BYTES: Final = b"+=|>%~"
-"""Type bytes of simple strings, verbatim strings, attributes, pushes, maps and sets: hiredis
-would return bytes, lists or dicts for them that a type check cannot tell from arguments. A
+_FAST_REFUSED_BYTES: Final = b"+=|>%~("
+"""Type bytes of simple strings, verbatim strings, attributes, pushes, maps, sets and big
+numbers: hiredis would return bytes, lists or dicts for them that a type check cannot tell from
+arguments (``*1\r\n(\r\n`` came back as the command ``[b""]``, found by the fuzzer). A
 payload byte among them only costs the fast path for that chunk."""
 _FAST_BIG_COUNT: Final = re.compile(rb"\*(?:-|\d{5})")
 """A ``*`` count hiredis would allocate a list for before its elements arrive (or a null)."""
