@@ -83,6 +83,27 @@ def test_a_datagram_replayed_at_once_is_merged_only_once() -> None:
     assert receiver.stats.dropped == {"replayed": len(recorded)}
 
 
+def test_a_datagram_sent_to_another_node_and_replayed_here_is_refused() -> None:
+    """One sender numbers all its datagrams in one series, so each receiver sees only some of
+    its sequences: a window of unseen sequences took a datagram recorded on its way to C and
+    replayed to B (the chaos suite's resurrection). Sequences must rise strictly per sender."""
+    sender, to_b = (
+        EnvelopeCodec("hearsay", Keyring(KEY), nonce_source=random.Random(seed).randbytes)
+        for seed in (1, 2)
+    )
+    first = sender.seal(MessageType.PUSH, b"x", NOW)
+    to_c = sender.seal(MessageType.PUSH, b"y", NOW)  # recorded on its way to C
+    third = sender.seal(MessageType.PUSH, b"z", NOW)
+    for data in (first, third):
+        to_b.open(data, now_ms=NOW + 1)
+    with pytest.raises(EnvelopeError) as caught:
+        to_b.open(to_c, now_ms=NOW + 2)
+    assert caught.value.reason == "replayed"
+    with pytest.raises(EnvelopeError) as caught:  # and a node's own datagram sent back to it
+        sender.open(third, now_ms=NOW + 2)
+    assert caught.value.reason == "replayed"
+
+
 def test_replay_guard_window_reordering_and_eviction() -> None:
     guard = ReplayGuard(NOW, seq_window=8, senders_max=2)
     guard.check(b"a" * 8, 5, NOW, NOW)

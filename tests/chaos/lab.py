@@ -156,11 +156,20 @@ class Lab:
     """Namespaces, a bridge, nodes and faults; :meth:`close` removes everything it made."""
 
     def __init__(
-        self, root: Path, nodes: int, *, disk: str = "", disk_bytes: int = 0, keyring: bool = True
+        self,
+        root: Path,
+        nodes: int,
+        *,
+        disk: str = "",
+        disk_bytes: int = 0,
+        keyring: bool = True,
+        insecure_gossip: bool = False,
     ) -> None:
         self.root = root
         # Gossip between the lab's nodes is encrypted by default, as it should be on any
-        # network that is not loopback; keyring=False shows what a stranger can do without.
+        # network that is not loopback; keyring=False shows what a stranger can do without
+        # (a node refuses that on a reachable address unless insecure_gossip names the risk).
+        self.insecure_gossip = insecure_gossip
         self.keyring: Path | None = None
         if keyring:
             self.keyring = root / "keyring"
@@ -232,6 +241,8 @@ class Lab:
         ]
         if self.keyring is not None:
             joins += ["--keyring", str(self.keyring)]
+        elif self.insecure_gossip:
+            joins += ["--insecure-gossip"]
         command = [
             "nsenter", f"--net=/run/netns/{node.netns}", "--",
             sys.executable, "-m", "hearsay.cli", "serve",

@@ -211,6 +211,7 @@ def _storage_fault_case(
     *,
     stop_signal: int,
     recovers_alone: bool,
+    synced_before_fault: bool = False,
 ) -> None:
     """Writes before, during and after a disk fault on node 0, which is partitioned away.
 
@@ -222,6 +223,8 @@ def _storage_fault_case(
     before = Workload(lab, seed, clients=1, ops_max=30, nodes=[0])
     before.start()
     before.stop_after_all()
+    if synced_before_fault:
+        wait_until_synced(lab, 0)
     fault()
     during = Workload(lab, seed + 1, clients=2, ops_max=150, nodes=[0], first_client=1)
     during.start()
@@ -244,6 +247,24 @@ def _storage_fault_case(
     check(seed, lab, before, during, after)
 
 
+def wait_until_synced(lab: Lab, index: int, timeout_s: float = 30.0) -> None:
+    """Poll (bounded) until node ``index`` reports every write synced to disk: what
+    ``--fsync everysec`` may lose to a failing disk is the writes of the last second, so a
+    test of "nothing acknowledged is lost" must start its fault after that second."""
+
+    def unsynced() -> int:
+        client = connect(lab.nodes[index])
+        try:
+            return int(client.info("persistence")["storage_unsynced_writes"])
+        finally:
+            client.close()
+
+    deadline = time.monotonic() + timeout_s
+    while (left := in_netns(lab.client_ns, unsynced)) > 0:
+        assert time.monotonic() < deadline, f"{left} writes still unsynced after {timeout_s} s"
+        time.sleep(0.1)
+
+
 def wait_for_acks(work: Workload, what: str, timeout_s: float = 30.0) -> None:
     """Poll (bounded) until the running workload got an acknowledgement, then stop it."""
     deadline = time.monotonic() + timeout_s
@@ -253,11 +274,6 @@ def wait_for_acks(work: Workload, what: str, timeout_s: float = 30.0) -> None:
     assert work.acked() > 0, f"{what} within {timeout_s} s: {work.summary()}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ViolationError,
-    reason="issue 11 finding 1: a full disk under --fsync everysec acknowledges writes it loses",
-)
 def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
     seed, _ = seeded(1103)
     lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
@@ -272,12 +288,6 @@ def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ViolationError,
-    reason="issue 11 finding 3: a full disk under --fsync always drops connections, applies "
-    "the write in memory and acknowledges its retry",
-)
 def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
     seed, _ = seeded(1104)
     lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
@@ -292,15 +302,14 @@ def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ViolationError,
-    reason="issue 11 finding 2: a filesystem turned read-only loses every acknowledged write",
-)
-def test_read_only_turn(lab_factory: Callable[..., Lab]) -> None:
+@pytest.mark.parametrize("fsync", ["everysec", "always"])
+def test_read_only_turn(lab_factory: Callable[..., Lab], fsync: str) -> None:
+    """Finding 2: a file system the kernel turns read-only. Under everysec the writes of the
+    second before the fault may be lost with the disk's page cache (its documented window),
+    so that case lets them sync first; under always nothing acknowledged may be lost."""
     seed, _ = seeded(1105)
     lab = lab_factory(disk="ext4", disk_bytes=DISK_BYTES)
-    start_all(lab, "--fsync", "everysec")
+    start_all(lab, "--fsync", fsync)
     _storage_fault_case(
         lab,
         seed,
@@ -308,10 +317,11 @@ def test_read_only_turn(lab_factory: Callable[..., Lab]) -> None:
         lambda: lab.repair_disk(0),
         stop_signal=signal.SIGTERM,
         recovers_alone=False,
+        synced_before_fault=fsync == "everysec",
     )
 
 
-# ----- a damaged stored entry (issue 11 finding 4: fails today) -------------------------------
+# ----- a damaged stored entry (issue 11 finding 4) ---------------------------------------------
 
 
 def _flip_a_high_bit(database: Path, key: bytes) -> None:
@@ -332,12 +342,6 @@ def _flip_a_high_bit(database: Path, key: bytes) -> None:
         db.commit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ViolationError,
-    reason="issue 11 finding 4: a stored entry with one flipped bit loads as valid and "
-    "replaces the healthy peers' copy",
-)
 def test_flipped_bit_in_a_stored_entry(lab_factory: Callable[..., Lab]) -> None:
     seed, rng = seeded(1106)
     lab = lab_factory()
@@ -371,7 +375,7 @@ def test_database_truncated_to_zero_is_refilled(lab_factory: Callable[..., Lab])
     check(seed, lab, work)
 
 
-# ----- a stranger on the network (issue 11 finding 5 without a keyring: fails today) -----------
+# ----- a stranger on the network (issue 11 finding 5) ------------------------------------------
 
 
 STRANGER_ROUNDS = 3
@@ -462,17 +466,13 @@ def test_a_stranger_cannot_write_with_a_keyring(lab_factory: Callable[..., Lab])
     _stranger_case(lab_factory(), seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StrangerWriteError,
-    reason="issue 11 finding 5: without a keyring the gossip port takes writes from anyone",
-)
-def test_a_stranger_cannot_write_without_a_keyring(lab_factory: Callable[..., Lab]) -> None:
-    """The default (no keyring) on an address others can reach: a stranger's PUSH must not
-    create or raise keys. ``raises=`` keeps this xfail only for that reason: once the fix
-    makes the nodes refuse this set-up (or the datagrams), any other failure shows."""
-    seed, _ = seeded(1109)
-    _stranger_case(lab_factory(keyring=False), seed)
+def test_no_keyring_on_a_reachable_address_is_refused(lab_factory: Callable[..., Lab]) -> None:
+    """Finding 5: without a keyring a stranger's PUSH created and raised keys on every node.
+    Such a node now refuses to start on an address others can reach (unless the operator
+    names the risk with --insecure-gossip), so no stranger can talk to it."""
+    lab = lab_factory(keyring=False)
+    with pytest.raises(AssertionError, match="without --keyring"):
+        lab.start(0)
 
 
 # ----- an eavesdropper replays recorded datagrams (issue 11 finding 7: fails today) -----------
@@ -564,7 +564,7 @@ def test_replayed_datagrams_do_not_bring_back_a_deleted_key(
         )
 
 
-# ----- rmbd PEER from a stranger (issue 11 finding 8: fails today) ------------------------------
+# ----- rmbd PEER from a stranger (issue 11 finding 8) ------------------------------------------
 
 RMBD_PORT = 7947
 STRANGER_PORT = 9999
@@ -574,12 +574,6 @@ class RmbdPeerFollowedError(AssertionError):
     """A node sent gossip to an address that a stranger named in an rmbd PEER datagram."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RmbdPeerFollowedError,
-    reason="issue 11 finding 8: the unauthenticated rmbd port accepts PEER, which makes the "
-    "node send to any address",
-)
 def test_rmbd_peer_from_a_stranger_is_not_followed(lab_factory: Callable[..., Lab]) -> None:
     """A stranger sends rmbd PEER naming its own address, then a COUNT (answered in order, so
     its reply proves the PEER was handled). Until node 0 has sent GOSSIP_ROUNDS_DATAGRAMS more
@@ -644,7 +638,7 @@ GOSSIP_ROUNDS_DATAGRAMS = 40
 """Node 0's own gossip datagrams to wait for: several rounds, so a followed PEER shows."""
 
 
-# ----- a forged membership claim (issue 11 finding 6 without a keyring: fails today) -----------
+# ----- a forged membership claim (issue 11 finding 6) ------------------------------------------
 
 
 class ForgedMembershipError(AssertionError):
@@ -739,14 +733,10 @@ def test_a_forged_left_claim_is_refused_with_a_keyring(lab_factory: Callable[...
     _forged_left_case(lab_factory(), seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ForgedMembershipError,
-    reason="issue 11 finding 6: one forged membership datagram (generation 2^63-1, left) shows "
-    "a live node as left (until it is reaped: 30 s in the local preset, 5 min in lan)",
-)
 def test_a_forged_left_claim_is_refused_without_a_keyring(
     lab_factory: Callable[..., Lab],
 ) -> None:
+    """Finding 6 on the data plane without crypto (--insecure-gossip): bounded generations
+    and refutation keep node 1 in, not the keyring."""
     seed, _ = seeded(1113)
-    _forged_left_case(lab_factory(keyring=False), seed)
+    _forged_left_case(lab_factory(keyring=False, insecure_gossip=True), seed)

@@ -30,9 +30,18 @@ never touches a global random generator); the runtime passes ``os.urandom``.
 Replay protection (protocol version 2): an authenticated packet is only as good as it is
 fresh. A recorded datagram replayed later (after the tombstone grace, it would bring a deleted
 key back) is refused by :class:`ReplayGuard`: its ``sent_unix_ms`` must be within
-``REPLAY_WINDOW_MS`` of the receiver's clock, and its ``(instance, sequence)`` must not have
-been seen (a sliding window of ``REPLAY_SEQ_WINDOW`` sequences per sender instance, as IPsec's
-anti-replay window). Senders are tracked in a bounded LRU table; a packet from an instance the
+``REPLAY_WINDOW_MS`` of the receiver's clock, and its sequence must be above every sequence
+this receiver took from that sender instance. A sender numbers all its packets in one series,
+whatever their destination, so a receiver sees only some of them: a sliding window of unseen
+sequences (IPsec's) would take a packet that was sent to *another* node and replayed here, as
+the chaos suite showed (recorded datagrams replayed to every node brought a deleted key back).
+Strictly rising sequences refuse it; the price is that a datagram overtaken by a later one of
+the same sender is dropped, which gossip repairs like a loss. A node also drops packets that
+carry its own instance (its own datagrams sent back to it). Stream hellos (TCP, so several may
+be in flight at once) keep the sliding window of ``REPLAY_SEQ_WINDOW`` sequences in a table of
+their own; a hello sent to another node and replayed here within the window names a port and
+length that the stream must match, and only raises state that its sender held less than
+``REPLAY_WINDOW_MS`` ago. Senders are tracked in a bounded LRU table; a packet from an instance the
 table does not hold must be newer than the last eviction, so an eviction opens no window for
 replays. Just after a restart the receiver accepts, once, packets of the last
 ``REPLAY_WINDOW_MS`` from instances it has not heard yet: harmless, since every message only
@@ -221,6 +230,8 @@ class ReplayGuard:
         seq_window: int = REPLAY_SEQ_WINDOW,
         senders_max: int = REPLAY_SENDERS_MAX,
     ) -> None:
+        """``seq_window`` 1: strictly rising sequences (datagrams); more: a sliding window of
+        that many sequences, for packets that may overtake each other (stream hellos)."""
         self.window_ms = window_ms
         self.seq_window = seq_window
         self.senders_max = senders_max
@@ -273,6 +284,7 @@ class EnvelopeCodec:
         "_nonce_source",
         "_require_auth",
         "_seq",
+        "_stream_guard",
         "cluster",
         "keyring",
     )
@@ -300,7 +312,8 @@ class EnvelopeCodec:
         self._nonce_source = nonce_source
         self._instance = b""
         self._seq = 0
-        self._guard: ReplayGuard | None = None
+        self._guard: ReplayGuard | None = None  # datagrams: strictly rising sequences
+        self._stream_guard: ReplayGuard | None = None  # stream hellos: a sliding window
         base = MAGIC + bytes((PROTOCOL_VERSION,))
         label = bytes((len(name),)) + name
         self._header_plain = base + b"\x00" + label
@@ -381,12 +394,19 @@ class EnvelopeCodec:
             stamped = self.keyring.decrypt(nonce, data[end + NONCE_BYTES :], data[:end])
             if len(stamped) < STAMP.size + 1:
                 raise EnvelopeError("malformed", "no replay stamp")
+            body = stamped[STAMP.size :]
             if now_ms is not None:
                 instance, seq, sent_ms = STAMP.unpack_from(stamped)
-                if self._guard is None:
-                    self._guard = ReplayGuard(now_ms)
-                self._guard.check(instance, seq, sent_ms, now_ms)
-            body = stamped[STAMP.size :]
+                if instance == self._instance:
+                    raise EnvelopeError("replayed", "our own packet")
+                if body[:1] == bytes((MessageType.STREAM_HELLO,)):
+                    if self._stream_guard is None:
+                        self._stream_guard = ReplayGuard(now_ms)
+                    self._stream_guard.check(instance, seq, sent_ms, now_ms)
+                else:
+                    if self._guard is None:
+                        self._guard = ReplayGuard(now_ms, seq_window=1)
+                    self._guard.check(instance, seq, sent_ms, now_ms)
         else:
             if self._require_auth:
                 raise EnvelopeError("unauthenticated", "plaintext packet, encryption required")
