@@ -9,11 +9,10 @@ and named in every failure; ``CHAOS_SEED=n make chaos`` (or ``pytest -m chaos -k
 replays the same schedule (the same faults on the same nodes at the same points; the thread
 and network timing is real and differs from run to run).
 
-Cases that today's code fails are ``xfail(strict=True)`` with the issue 11 finding they
-reproduce: they pass the suite today and turn into failures (XPASS) the day the fix lands, so
-whoever lands it removes the mark. ``raises=ViolationError`` keeps each one xfail only for the
-checker's verdict: any other failure (a node that no longer starts, a fault that no longer
-applies) fails the run.
+Issue 11's findings 1-8 each have a case here; all of them failed (as strict xfails) before
+the fixes and pass now. A case that reproduces a bug not yet fixed is marked
+``xfail(strict=True, raises=<its checker's error>)`` with the finding it names, so it flips to a
+failure (XPASS) the day the fix lands, and any other failure still fails the run.
 """
 
 from __future__ import annotations
@@ -229,6 +228,15 @@ def _storage_fault_case(
     during = Workload(lab, seed + 1, clients=2, ops_max=150, nodes=[0], first_client=1)
     during.start()
     during.stop_after_all()
+    if synced_before_fault:
+        # everysec's window: a write acknowledged between the disk's failure and the node's
+        # next commit (which finds it) lives only in memory, and this disk never comes back
+        # while the node runs (it is partitioned, so no peer holds it either). Such writes
+        # count as sent, not acknowledged; every refusal after that must be a MISCONF.
+        assert during.summary().count("MISCONF"), f"the node never refused: {during.summary()}"
+        for writer in during.writers:
+            writer.ledger.vmax_acked.clear()
+            writer.ledger.incr_acked = 0
     after = Workload(lab, seed + 2, clients=1, ops_max=100_000, nodes=[0], first_client=3)
     if recovers_alone:
         heal_disk()
@@ -304,9 +312,11 @@ def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
 
 @pytest.mark.parametrize("fsync", ["everysec", "always"])
 def test_read_only_turn(lab_factory: Callable[..., Lab], fsync: str) -> None:
-    """Finding 2: a file system the kernel turns read-only. Under everysec the writes of the
-    second before the fault may be lost with the disk's page cache (its documented window),
-    so that case lets them sync first; under always nothing acknowledged may be lost."""
+    """Finding 2: a file system the kernel turns read-only. Under always nothing acknowledged
+    may be lost. Under everysec the writes acknowledged in the second before the node notices
+    may be lost with the disk (its documented window): that case lets the earlier writes sync
+    first and holds the node to them, to refusing writes once it noticed, and to nothing
+    written that nobody sent."""
     seed, _ = seeded(1105)
     lab = lab_factory(disk="ext4", disk_bytes=DISK_BYTES)
     start_all(lab, "--fsync", fsync)
@@ -475,7 +485,7 @@ def test_no_keyring_on_a_reachable_address_is_refused(lab_factory: Callable[...,
         lab.start(0)
 
 
-# ----- an eavesdropper replays recorded datagrams (issue 11 finding 7: fails today) -----------
+# ----- an eavesdropper replays recorded datagrams (issue 11 finding 7) -------------------------
 
 TOMBSTONE_GRACE_S = 1
 
@@ -501,12 +511,6 @@ def _node_view(lab: Lab, key: bytes) -> list[tuple[int, bool]]:
     return in_netns(lab.client_ns, read)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ReplayResurrectedError,
-    reason="issue 11 finding 7: authenticated datagrams replayed after the tombstone grace "
-    "bring a deleted key back (no replay protection)",
-)
 def test_replayed_datagrams_do_not_bring_back_a_deleted_key(
     lab_factory: Callable[..., Lab],
 ) -> None:
