@@ -14,8 +14,8 @@ import signal
 import socket
 from collections.abc import Iterator
 
+import hiredis
 import pytest
-import redis
 
 from tests.nodes import NodeProcess, split_address, start_node
 
@@ -101,8 +101,10 @@ CASES: list[tuple[str, list[bytes], bytes]] = [
     ("dbsize-extra-arg", [], command("DBSIZE", "x")),
     ("wait-word", [], command("WAIT", "x", "0")),
     ("wait-negative-timeout", [], command("WAIT", "0", "-1")),
-    ("multi", [], command("MULTI")),
+    ("multi-nested", [command("MULTI")], command("MULTI")),
     ("exec-without-multi", [], command("EXEC")),
+    ("discard-without-multi", [], command("DISCARD")),
+    ("watch-inside-multi", [command("MULTI")], command("WATCH", "tx:w")),
     ("protocol-multibulk-length", [], b"*abc\r\n"),
     ("protocol-bulk-length", [], b"*1\r\n$-1\r\n"),
     ("protocol-bulk-too-long", [], b"*1\r\n$600000000\r\n"),
@@ -117,9 +119,6 @@ DIVERGENCES: dict[str, tuple[bytes, bytes]] = {
     # A counter is a PN counter: its decrements are a separate total that cannot exceed
     # 2**63-1, so -2**63 itself, a valid Redis integer, cannot be reached by decrements.
     "incrby-to-min": (b":-9223372036854775808", b"-ERR counter slice of origin '"),
-    # Transactions are not supported (docs/commands.md): refused, never half-applied.
-    "multi": (b"+OK", b"-ERR command 'MULTI' is not supported by hearsay"),
-    "exec-without-multi": (b"-ERR EXEC without MULTI", b"-ERR command 'EXEC' is not supported"),
     # Redis checks SELECT's index against the int range with its own message.
     "select-huge": (
         b"-ERR value is out of range, value must between -2147483648 and 2147483647",
@@ -155,20 +154,75 @@ def test_every_divergence_has_a_case() -> None:
     assert set(DIVERGENCES) <= {case for case, _, _ in CASES}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (reported for the RESP owner): MULTI is refused, but the commands queued "
-    "after it run one by one, so a redis-py transaction raises while its writes were applied "
-    "(a client that retries applies them twice); strict: a fix makes this fail, drop the marker",
-)
-def test_a_refused_transaction_applies_none_of_its_writes(node: NodeProcess) -> None:
+def _script(port: int, requests: list[bytes]) -> list[object]:
+    """Send ``requests`` on one connection, one at a time; every reply (errors as text)."""
+    replies: list[object] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT_S) as sock:
+        reader = hiredis.Reader()
+        for request in requests:
+            sock.sendall(request)
+            reply = reader.gets()
+            while reply is False:
+                chunk = sock.recv(65536)
+                assert chunk, f"connection closed after {request!r}"
+                reader.feed(chunk)
+                reply = reader.gets()
+            if isinstance(reply, list):
+                reply = [str(r) if isinstance(r, hiredis.ReplyError) else r for r in reply]
+            replies.append(str(reply) if isinstance(reply, hiredis.ReplyError) else reply)
+    return replies
+
+
+TRANSACTIONS = {
+    "exec": [command("MULTI"), command("INCR", "tx:a"), command("INCRBY", "tx:a", "4"),
+             command("PFADD", "tx:h", "x", "y"), command("GET", "tx:a"), command("EXEC"),
+             command("GET", "tx:a")],
+    "wrongtype-inside-runs-the-rest": [
+        command("PFADD", "tx:t", "x"), command("MULTI"), command("INCR", "tx:t"),
+        command("INCR", "tx:u"), command("EXEC"), command("GET", "tx:u")],
+    "execabort-applies-nothing": [
+        command("MULTI"), command("INCR", "tx:b"), command("NOSUCHCOMMAND"),
+        command("INCR", "tx:b", "extra"), command("EXEC"), command("EXISTS", "tx:b")],
+    "discard-applies-nothing": [
+        command("MULTI"), command("INCR", "tx:c"), command("DISCARD"), command("EXISTS", "tx:c")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(TRANSACTIONS))
+def test_a_transaction_answers_as_redis_server(
+    node: NodeProcess, redis_server: int, case: str
+) -> None:
+    """MULTI/EXEC/DISCARD: every reply, queued and executed, the same as redis-server's
+    (an unknown command's text names its arguments the same way in both)."""
+    expected = _script(redis_server, TRANSACTIONS[case])
+    assert _script(split_address(node.resp)[1], TRANSACTIONS[case]) == expected
+
+
+def test_a_redis_py_transaction_runs_whole(node: NodeProcess) -> None:
+    """redis-py's default pipeline is a transaction: it must work, not half-apply (a MULTI
+    refused while the commands after it ran made a retrying client apply them twice)."""
     client = node.client()
     try:
         pipe = client.pipeline(transaction=True)
         pipe.incr("tx:n")
-        pipe.pfadd("tx:h", "a")
-        with pytest.raises(redis.ResponseError):
-            pipe.execute()
-        assert client.exists("tx:n", "tx:h") == 0
+        pipe.pfadd("tx:p", "a")
+        pipe.incrby("tx:n", 2)
+        assert pipe.execute() == [1, 1, 3]
+        assert client.get("tx:n") == b"3"
     finally:
         client.close()
+
+
+def test_wait_and_watch_are_refused_around_transactions(node: NodeProcess) -> None:
+    """Divergences, pinned: WAIT inside MULTI is refused (and aborts the EXEC: a transaction
+    cannot hold its reply for peers), and WATCH is refused (no optimistic locking)."""
+    replies = _script(
+        split_address(node.resp)[1],
+        [command("MULTI"), command("WAIT", "1", "0"), command("EXEC"), command("WATCH", "k")],
+    )
+    assert replies == [
+        b"OK",
+        "ERR Command not allowed inside a transaction",
+        "EXECABORT Transaction discarded because of previous errors.",
+        "ERR command 'WATCH' is not supported by hearsay",
+    ]

@@ -137,6 +137,8 @@ class ClientContext:
     last_write_seq: int = 0  # the gossip sequence number of this client's latest write (WAIT)
     query_buffer_bytes: int = 0  # unfinished or waiting input (CLIENT LIST qbuf), by the driver
     output_buffer_bytes: int = 0  # unsent replies (CLIENT LIST omem), by the driver
+    transaction: list[list[bytes]] | None = None  # MULTI .. EXEC: the queued commands
+    transaction_failed: bool = False  # a command was refused while queuing: EXEC aborts
 
     def __post_init__(self) -> None:
         if self.authenticated is None:
@@ -450,14 +452,59 @@ class CommandRegistry:
             return [self.internal_error(spec.full_name, exc)] * len(run)
 
     def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
-        """Run one request and return its reply value; it never raises.
+        """Run one request (or, between MULTI and EXEC, queue it) and return its reply value;
+        it never raises."""
+        if ctx.transaction is not None:
+            return self._queue(ctx, args)
+        return self._run(ctx, args)
 
-        Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
-        error replies. Any other exception is a bug in a handler: it becomes ``ERR internal
-        error in <command>: <reason>`` and its traceback is logged once, because raising would
-        drop the connection and with it the replies to earlier pipelined commands whose
-        writes were already applied.
-        """
+    def _queue(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+        """Between MULTI and EXEC, as Redis: a command that could not run (unknown, wrong
+        arity, not allowed) is refused now and makes EXEC abort; the others reply QUEUED."""
+        assert ctx.transaction is not None
+        spec = self._resolve(args)
+        if isinstance(spec, ErrorReply):
+            ctx.transaction_failed = True
+            return spec
+        if spec.name in _TRANSACTION_CONTROL:
+            return self._run(ctx, args)
+        arity = spec.arity
+        if len(args) != arity if arity > 0 else len(args) < -arity:
+            ctx.transaction_failed = True
+            return ErrorReply(messages.wrong_number_of_args(spec.full_name))
+        if not ctx.authenticated and not spec.no_auth:
+            ctx.transaction_failed = True
+            return ErrorReply(messages.NOAUTH)
+        if spec.name in _NOT_IN_TRANSACTION or "blocking" in spec.flags:
+            ctx.transaction_failed = True
+            return ErrorReply(messages.NOT_IN_TRANSACTION)
+        ctx.transaction.append(args)
+        return SimpleString("QUEUED")
+
+    def execute_transaction(self, ctx: ClientContext, queued: list[list[bytes]]) -> Reply:
+        """EXEC: every queued command at once (one event-loop step, so no other client's
+        command runs in between), or none if the data directory cannot take writes now."""
+        if ctx.db is not None and ctx.db.storage_failure is not None:
+            for args in queued:
+                spec = self._resolve(args)
+                if not isinstance(spec, ErrorReply) and spec.writes:
+                    return ErrorReply(
+                        "EXECABORT Transaction discarded because of: "
+                        + messages.misconf(ctx.db.storage_failure.cause)
+                    )
+        replies: list[Reply] = []
+        for args in queued:
+            reply = self._run(ctx, args)
+            if isinstance(reply, Deferred):  # never queued (WAIT is refused), but be sure
+                close = getattr(reply.reply, "close", None)
+                if close is not None:
+                    close()  # a coroutine never awaited
+                reply = ErrorReply(messages.NOT_IN_TRANSACTION)
+            replies.append(reply)
+        return replies
+
+    def _resolve(self, args: list[bytes]) -> CommandSpec | ErrorReply:
+        """The spec of ``args`` (subcommand included), or the error for an unknown name."""
         if not args:  # the parser never yields this; answer like Redis would for ""
             return ErrorReply(messages.unknown_command(b"", []))
         spec = self._commands.get(args[0])  # clients mostly send names in upper case
@@ -473,6 +520,20 @@ class CommandRegistry:
             if sub is None:
                 return ErrorReply(messages.unknown_subcommand(args[1], spec.name))
             spec = sub
+        return spec
+
+    def _run(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+        """Run one request now.
+
+        Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
+        error replies. Any other exception is a bug in a handler: it becomes ``ERR internal
+        error in <command>: <reason>`` and its traceback is logged once, because raising would
+        drop the connection and with it the replies to earlier pipelined commands whose
+        writes were already applied.
+        """
+        spec = self._resolve(args)
+        if isinstance(spec, ErrorReply):
+            return spec
         arity = spec.arity
         if len(args) != arity if arity > 0 else len(args) < -arity:
             return ErrorReply(messages.wrong_number_of_args(spec.full_name))
@@ -509,6 +570,13 @@ class CommandRegistry:
         return ErrorReply(
             f"ERR internal error in {name}: {reason[:INTERNAL_ERROR_REASON_CHARS_MAX]}"
         )
+
+
+_TRANSACTION_CONTROL: Final = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT", "WATCH"})
+"""Commands that act on the transaction itself: run at once, never queued."""
+_NOT_IN_TRANSACTION: Final = frozenset({"WAIT"})
+"""Commands that would wait for something else: refused inside MULTI (Redis denies blocking
+there; a WAIT queued in a transaction could never hold the transaction's reply)."""
 
 
 def _storage_refusal(ctx: ClientContext, spec: CommandSpec) -> ErrorReply | None:
@@ -731,6 +799,32 @@ def install_connection_commands(registry: CommandRegistry) -> None:
                 pairs.append((spec.full_name, spec.docs()))
         return Map(pairs)
 
+    def multi(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if ctx.transaction is not None:
+            raise CommandError(messages.MULTI_NESTED)
+        ctx.transaction, ctx.transaction_failed = [], False
+        return OK
+
+    def exec_(ctx: ClientContext, args: list[bytes]) -> Reply:
+        queued, failed = ctx.transaction, ctx.transaction_failed
+        if queued is None:
+            raise CommandError(messages.EXEC_WITHOUT_MULTI)
+        ctx.transaction, ctx.transaction_failed = None, False
+        if failed:
+            return ErrorReply(messages.EXECABORT)
+        return registry.execute_transaction(ctx, queued)
+
+    def discard(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if ctx.transaction is None:
+            raise CommandError(messages.DISCARD_WITHOUT_MULTI)
+        ctx.transaction, ctx.transaction_failed = None, False
+        return OK
+
+    def watch(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if ctx.transaction is not None:
+            raise CommandError(messages.WATCH_INSIDE_MULTI)
+        raise CommandError(messages.not_supported("WATCH"))
+
     conn = "connection"
     add = registry.add
     add("PING", ping, arity=-1, flags=("fast", "sentinel"), group=conn, since="1.0.0",
@@ -760,6 +854,17 @@ def install_connection_commands(registry: CommandRegistry) -> None:
         parent="CLIENT", summary="Returns information about the connection.")  # fmt: skip
     add("SETINFO", client_setinfo, arity=4, flags=sub, group=conn, since="7.2.0",
         parent="CLIENT", summary="Sets information specific to the connection.")  # fmt: skip
+    tx = "transactions"
+    add("MULTI", multi, arity=1, flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+        group=tx, since="1.2.0", summary="Starts a transaction.")  # fmt: skip
+    add("EXEC", exec_, arity=1, flags=("noscript", "loading", "stale", "skip_slowlog"),
+        group=tx, since="1.2.0", summary="Executes all commands in a transaction.")  # fmt: skip
+    add("DISCARD", discard, arity=1, flags=("noscript", "loading", "stale", "fast",
+        "allow_busy"), group=tx, since="2.0.0",
+        summary="Discards a transaction.")  # fmt: skip
+    add("WATCH", watch, arity=-2, flags=("noscript", "loading", "stale", "fast",
+        "allow_busy"), first_key=1, last_key=-1, step=1, group=tx, since="2.2.0",
+        summary="Refused: hearsay has no optimistic locking (see docs/commands.md).")  # fmt: skip
     server = "server"
     add("COMMAND", command_bare, arity=-1, flags=("loading", "stale"), group=server,
         since="2.8.13", summary="Returns detailed information about all commands.")  # fmt: skip

@@ -119,10 +119,7 @@ CMS_MERGE_OVERFLOW = "CMS: MERGE overflow"
 # registered in the command table always wins over this list.
 UNSUPPORTED_COMMANDS: frozenset[str] = frozenset(
     {
-        # transactions
-        "MULTI",
-        "EXEC",
-        "DISCARD",
+        # transactions: MULTI, EXEC and DISCARD are offered; optimistic locking is not
         "WATCH",
         "UNWATCH",
         # scripting and functions
@@ -229,6 +226,14 @@ def not_durable(cause: str) -> str:
         f"MISCONF write not durable ({cause}): it was not acknowledged; writes are refused "
         "until the data directory can be written"
     )
+
+
+MULTI_NESTED = "ERR MULTI calls can not be nested"
+EXEC_WITHOUT_MULTI = "ERR EXEC without MULTI"
+DISCARD_WITHOUT_MULTI = "ERR DISCARD without MULTI"
+WATCH_INSIDE_MULTI = "ERR WATCH inside MULTI is not allowed"
+EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+NOT_IN_TRANSACTION = "ERR Command not allowed inside a transaction"
 
 
 def not_supported(name: str) -> str:

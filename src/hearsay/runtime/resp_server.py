@@ -340,7 +340,8 @@ class RespConnection(asyncio.Protocol):
                     self._hold(commands, at, (throttled_until_ms - ctx.now_ms) / 1000)
                     break
             seq_before = database.last_write_seq
-            run = registry.run_at(commands, at) if count - at > 1 else 0
+            # A run answers many calls at once: never between MULTI and EXEC (they queue).
+            run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
             if run:
                 run_replies = registry.dispatch_run(ctx, commands[at : at + run])
                 try:
