@@ -111,6 +111,20 @@ CorruptRowHandler = Callable[[bytes, bytes, "int | None", str], None]
 """Receives ``(key, blob, stored checksum, reason)`` of a row that failed its checksum."""
 
 
+@contextlib.contextmanager
+def _immediate_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``, rolled back if anything raises inside (the one
+    shape of every write this store makes: migration, schema, batches, quarantine)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class SqliteStore:
     """``key -> blob`` and ``name -> value`` tables in ``<data_dir>/hearsay.db``.
 
@@ -248,8 +262,7 @@ class SqliteStore:
         """Version 1 -> 2: add the checksum column (computed from the stored rows) and the
         quarantine table, in one transaction (a crash leaves version 1, migrated again)."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate_transaction(conn):
                 conn.execute("ALTER TABLE entries ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0")
                 conn.execute(_QUARANTINE_SCHEMA)
                 after: bytes | None = None
@@ -267,26 +280,16 @@ class SqliteStore:
                         break
                     after = bytes(rows[-1][0])
                 conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StorageError(f"cannot migrate {self._path} to schema 2: {exc}") from exc
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate_transaction(conn):
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             for statement in (_SCHEMA + _QUARANTINE_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # ------------------------------------------------------------------ properties
 
@@ -378,19 +381,13 @@ class SqliteStore:
         with self._lock:
             conn = self._connection()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with _immediate_transaction(conn):
                     conn.executemany(
                         "INSERT INTO quarantine (key, blob, checksum, reason, found_at_ms)"
                         " VALUES (?, ?, ?, ?, ?)",
                         [(key, blob, total, why, now_ms) for key, blob, total, why in rows],
                     )
                     conn.executemany(_DELETE, [(key,) for key, _, _, _ in rows])
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot quarantine rows in {self._path}: {exc}") from exc
 
@@ -477,8 +474,7 @@ class SqliteStore:
                 if durable and level not in ("FULL", "EXTRA"):
                     conn.execute("PRAGMA synchronous = FULL")
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
+                    with _immediate_transaction(conn):
                         if upserts:
                             conn.executemany(_UPSERT, upserts)
                         if deletes:
@@ -487,11 +483,6 @@ class SqliteStore:
                             conn.executemany(_META_UPSERT, meta_upserts)
                         if meta_deletes:
                             conn.executemany(_META_DELETE, meta_deletes)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
                 finally:
                     if durable and level not in ("FULL", "EXTRA"):
                         conn.execute(f"PRAGMA synchronous = {level}")
