@@ -468,13 +468,10 @@ class CommandRegistry:
             return spec
         if spec.name in _TRANSACTION_CONTROL:
             return self._run(ctx, args)
-        arity = spec.arity
-        if len(args) != arity if arity > 0 else len(args) < -arity:
+        refusal = _arity_or_auth_refusal(ctx, spec, args)
+        if refusal is not None:
             ctx.transaction_failed = True
-            return ErrorReply(messages.wrong_number_of_args(spec.full_name))
-        if not ctx.authenticated and not spec.no_auth:
-            ctx.transaction_failed = True
-            return ErrorReply(messages.NOAUTH)
+            return refusal
         if spec.name in _NOT_IN_TRANSACTION or "blocking" in spec.flags:
             ctx.transaction_failed = True
             return ErrorReply(messages.NOT_IN_TRANSACTION)
@@ -534,11 +531,9 @@ class CommandRegistry:
         spec = self._resolve(args)
         if isinstance(spec, ErrorReply):
             return spec
-        arity = spec.arity
-        if len(args) != arity if arity > 0 else len(args) < -arity:
-            return ErrorReply(messages.wrong_number_of_args(spec.full_name))
-        if not ctx.authenticated and not spec.no_auth:
-            return ErrorReply(messages.NOAUTH)
+        refusal = _arity_or_auth_refusal(ctx, spec, args)
+        if refusal is not None:
+            return refusal
         handler = spec.handler
         if handler is None:  # a container called without a subcommand
             return ErrorReply(messages.wrong_number_of_args(spec.full_name))
@@ -577,6 +572,18 @@ _TRANSACTION_CONTROL: Final = frozenset({"MULTI", "EXEC", "DISCARD", "QUIT", "WA
 _NOT_IN_TRANSACTION: Final = frozenset({"WAIT"})
 """Commands that would wait for something else: refused inside MULTI (Redis denies blocking
 there; a WAIT queued in a transaction could never hold the transaction's reply)."""
+
+
+def _arity_or_auth_refusal(
+    ctx: ClientContext, spec: CommandSpec, args: list[bytes]
+) -> ErrorReply | None:
+    """The wrong-arity or NOAUTH error for ``args``, checked in Redis's order, or None."""
+    arity = spec.arity
+    if len(args) != arity if arity > 0 else len(args) < -arity:
+        return ErrorReply(messages.wrong_number_of_args(spec.full_name))
+    if not ctx.authenticated and not spec.no_auth:
+        return ErrorReply(messages.NOAUTH)
+    return None
 
 
 def _storage_refusal(ctx: ClientContext, spec: CommandSpec) -> ErrorReply | None:
