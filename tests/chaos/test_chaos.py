@@ -282,30 +282,23 @@ def wait_for_acks(work: Workload, what: str, timeout_s: float = 30.0) -> None:
     assert work.acked() > 0, f"{what} within {timeout_s} s: {work.summary()}"
 
 
-def test_disk_full_everysec(lab_factory: Callable[..., Lab]) -> None:
-    seed, _ = seeded(1103)
+@pytest.mark.parametrize(
+    ("fsync", "default_seed", "stop_signal"),
+    [("everysec", 1103, signal.SIGTERM), ("always", 1104, signal.SIGKILL)],
+)
+def test_disk_full(
+    lab_factory: Callable[..., Lab], fsync: str, default_seed: int, stop_signal: int
+) -> None:
+    """Findings 1 and 3: a full disk under everysec (stopped by SIGTERM) and always (killed)."""
+    seed, _ = seeded(default_seed)
     lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
-    start_all(lab, "--fsync", "everysec")
+    start_all(lab, "--fsync", fsync)
     _storage_fault_case(
         lab,
         seed,
         lambda: lab.fill_disk(0),
         lambda: lab.free_disk(0),
-        stop_signal=signal.SIGTERM,
-        recovers_alone=True,
-    )
-
-
-def test_disk_full_always(lab_factory: Callable[..., Lab]) -> None:
-    seed, _ = seeded(1104)
-    lab = lab_factory(disk="tmpfs", disk_bytes=DISK_BYTES)
-    start_all(lab, "--fsync", "always")
-    _storage_fault_case(
-        lab,
-        seed,
-        lambda: lab.fill_disk(0),
-        lambda: lab.free_disk(0),
-        stop_signal=signal.SIGKILL,
+        stop_signal=stop_signal,
         recovers_alone=True,
     )
 
