@@ -323,3 +323,19 @@ def test_expiring_keys_are_counted() -> None:
     keyspace.set_expiry(b"c", deadline_ms=9000, now_ms=5001)
     keyspace.delete(b"c", now_ms=5002)
     assert keyspace.expiring_count == 0
+
+
+def test_schema_intern_table_holds_only_schemas_in_use() -> None:
+    """A peer sending ever new schema parameters must not grow the intern table for ever:
+    it holds schemas weakly, so one no key uses any more is gone."""
+    import gc
+
+    from hearsay.lattice import entry as entry_module
+
+    before = len(entry_module._INTERNED)
+    held = [Schema("probe", (i,), 8).intern() for i in range(1_000)]
+    assert len(entry_module._INTERNED) == before + 1_000
+    assert Schema("probe", (7,), 8).intern() is held[7]  # still shared while in use
+    del held
+    gc.collect()
+    assert len(entry_module._INTERNED) == before

@@ -22,6 +22,7 @@ An entry is ``(epoch, schema, expiry, slices)``, ordered so that merging is a jo
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -35,13 +36,15 @@ SHARED_ORIGIN: Final = ""
 """The one slice of a non-additive schema."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Schema:
     """What a vector means; the lattice only needs its bounds and whether it is additive.
 
     ``kind`` and ``params`` are interpreted by :mod:`hearsay.sketch`; ``size`` bounds every
     index (checked on decode, before anything is allocated); ``additive`` selects per-origin
     slices. Schemas are interned: equal schemas are the same object, shared by every key.
+    The intern table holds its schemas weakly, so it is bounded by the schemas some key (or
+    some module constant) still uses: peers sending ever new parameters cannot grow it.
     """
 
     kind: str
@@ -66,7 +69,9 @@ class Schema:
         return (self.kind, self.params, self.size, self.additive)
 
 
-_INTERNED: dict[tuple[str, tuple[int, ...], int, bool], Schema] = {}
+_INTERNED: weakref.WeakValueDictionary[tuple[str, tuple[int, ...], int, bool], Schema] = (
+    weakref.WeakValueDictionary()
+)
 
 Expiry = tuple[int, int]
 """``(set_at_ms, deadline_unix_ms)``; joins by lexicographic max; deadline 0 = persistent."""
