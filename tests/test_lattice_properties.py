@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.lattice.codec import decode_entry, encode_entry, split_entry
+from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire, split_entry
 from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector, normalize_pairs
-from tests.lattice_strategies import entries, vectors
+from tests.lattice_strategies import RAW, entries, vectors
 
 pytestmark = pytest.mark.property
 
@@ -251,3 +254,71 @@ def test_few_pair_merges_equal_the_general_path(
     as_lists = start.copy()
     list_delta, list_before = as_lists.merge_pairs_tracking(indices.tolist(), values.tolist())
     assert (as_lists, list_delta, list_before) == (general, want_delta, want_before)
+
+
+# -- dense fast paths (a whole big entry decoded, encoded and merged without index arrays) --------
+
+_WIDTH_DTYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+@st.composite
+def dense_runs(draw: st.DrawFn) -> tuple[npt.NDArray[np.unsignedinteger], int]:
+    """A run of values as the codec decodes it: any width, mostly non-zero or mostly zero."""
+    width = draw(st.sampled_from([1, 2, 4, 8]))
+    size = draw(st.integers(1, 5000))
+    fill = draw(st.sampled_from([0.0, 0.01, 0.5, 1.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    top = draw(st.sampled_from([1, 60, 255, 2**16 - 1, 2**31, 2**63 - 1]))
+    top = min(top, int(np.iinfo(_WIDTH_DTYPES[width]).max))
+    values = np.where(rng.random(size) < fill, rng.integers(1, top, size, endpoint=True), 0)
+    offset = draw(st.sampled_from([0, 1, 1023, 70_000, 2**24 - 1, 2**32 - size]))
+    return values.astype(_WIDTH_DTYPES[width]), offset
+
+
+@given(dense_runs())
+def test_from_dense_builds_what_from_pairs_builds(run: tuple[npt.NDArray[Any], int]) -> None:
+    values, offset = run
+    nonzero = np.flatnonzero(values)
+    expected = MaxVector.from_pairs(nonzero.astype(np.uint64) + offset, values[nonzero])
+    got = MaxVector.from_dense(values, offset)
+    assert as_dict(got) == as_dict(expected)
+    assert (got.is_dense, got.width) == (expected.is_dense, expected.width)
+    assert MaxVector.from_dense(values.copy(), offset, owned=True) == expected
+
+
+def _reference_slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
+    """The codec's choice made from the pairs (what it did before its dense fast path)."""
+    indices, values = vector.pairs()
+    width = vector.width
+    span = int(indices[-1]) - int(indices[0]) + 1
+    if span * width < indices.size * (4 + width):
+        run = np.zeros(span, dtype=_WIDTH_DTYPES[width])
+        run[indices - int(indices[0])] = values
+        return [origin, width, int(indices[0]), run.tobytes()]
+    return [origin, width, indices.astype("<u4").tobytes(), values.tobytes()]
+
+
+@given(vectors())
+def test_encoding_a_dense_vector_is_canonical(vector: MaxVector) -> None:
+    """Equal entries encode to equal bytes whichever form the vector has in memory."""
+    entry = Entry(0, RAW, (0, 0), {"": vector})
+    if vector.is_empty():
+        return
+    wire = entry_to_wire(entry)
+    assert wire[4] == [_reference_slice_to_wire("", vector)]
+    assert decode_entry(encode_entry(entry)) == entry
+
+
+@given(dense_runs(), dense_runs())
+def test_dense_into_dense_merge_equals_the_pairwise_merge(
+    a: tuple[npt.NDArray[Any], int], b: tuple[npt.NDArray[Any], int]
+) -> None:
+    mine = MaxVector.from_dense(a[0])
+    theirs = MaxVector.from_dense(b[0])
+    reference = MaxVector.from_items(mine.items())
+    expected_delta, expected_previous = reference.merge_tracking(*theirs.pairs())
+    delta, previous = mine.merge_vector_tracking(theirs)
+    assert as_dict(mine) == as_dict(reference)
+    assert as_dict(delta) == as_dict(expected_delta)
+    assert as_dict(previous) == as_dict(expected_previous)

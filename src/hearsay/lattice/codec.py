@@ -38,8 +38,13 @@ WireEntry = list[Any]
 
 
 def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
-    indices, values = vector.pairs()
     width = vector.width
+    dense_run = vector.dense_run()
+    if dense_run is not None:  # a dense vector: its run as it lies in memory, no pairs built
+        start, slots, count = dense_run
+        if slots.size * width < count * (4 + width):  # (the same choice as below)
+            return [origin, width, start, slots.tobytes()]
+    indices, values = vector.pairs()
     span = int(indices[-1]) - int(indices[0]) + 1
     if span * width < indices.size * (4 + width):
         start = int(indices[0])

@@ -242,11 +242,49 @@ class MaxVector:
         return vector
 
     @classmethod
-    def from_dense(cls, values: npt.NDArray[np.integer], offset: int = 0) -> MaxVector:
-        """A vector whose slot ``offset + i`` holds ``values[i]`` (zeros are absent)."""
+    def from_dense(
+        cls, values: npt.NDArray[np.integer], offset: int = 0, *, owned: bool = False
+    ) -> MaxVector:
+        """A vector whose slot ``offset + i`` holds ``values[i]`` (zeros are absent).
+
+        A run that is dense enough becomes the dense array by one copy (a decoded 28 MiB
+        entry is not first spread into index/value pairs and gathered back); the result is
+        the vector :meth:`from_pairs` would build from the run's non-zero pairs. ``owned``:
+        the caller hands ``values`` over (a fresh, writable array nobody else holds), so it
+        may become the vector's array without a copy.
+        """
         vals = np.asarray(values)
-        nonzero = np.flatnonzero(vals)
-        return cls.from_pairs(nonzero.astype(np.uint64) + offset, vals[nonzero])
+        if (
+            vals.ndim == 1
+            and vals.dtype.kind == "u"
+            and vals.size
+            and offset >= 0
+            and offset + vals.size <= INDEX_LIMIT
+        ):
+            nonzero = int(np.count_nonzero(vals))
+            if not nonzero:
+                return cls()
+            top = offset + vals.size - 1 - int(np.argmax(vals[::-1] != 0))
+            value_max = int(vals.max())
+            width = 1 if vals.dtype.itemsize == 1 else width_for(value_max)
+            if value_max <= VALUE_MAX and _dense_is_smaller(top, nonzero, width):
+                vector = cls()
+                slots = _dense_slots(top)
+                if (
+                    owned
+                    and not offset
+                    and vals.size == slots
+                    and vals.dtype == VALUE_DTYPES[width]
+                ):
+                    vector._dense = vals  # already the array this vector would hold: adopt
+                    return vector
+                dense = np.zeros(slots, dtype=VALUE_DTYPES[width])
+                end = min(vals.size, top + 1 - offset)
+                dense[offset : top + 1] = vals[:end]
+                vector._dense = dense
+                return vector
+        nonzero_at = np.flatnonzero(vals)
+        return cls.from_pairs(nonzero_at.astype(np.uint64) + offset, vals[nonzero_at])
 
     def copy(self) -> MaxVector:
         other = MaxVector()
@@ -346,6 +384,22 @@ class MaxVector:
             out[hit] = have_val[clipped[hit]]
         return out.reshape(idx.shape)
 
+    def dense_run(self) -> tuple[int, npt.NDArray[np.unsignedinteger], int] | None:
+        """For a dense vector: ``(start, values, nonzero)``, the slots from its first to its
+        last non-zero value as a read-only view (no copy) and how many are non-zero; None
+        for a sparse or empty one. The codec writes a big dense vector from this directly."""
+        dense = self._dense
+        if dense is None:
+            return None
+        nonzero = int(np.count_nonzero(dense))
+        if not nonzero:
+            return None
+        first = int(np.argmax(dense != 0))
+        last = dense.size - 1 - int(np.argmax(dense[::-1] != 0))
+        run = dense[first : last + 1]
+        run.flags.writeable = False
+        return first, run, nonzero
+
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
         if self._dense is not None:
@@ -395,10 +449,53 @@ class MaxVector:
 
         A small ``other`` (one client write) takes the pure-Python few-pairs paths.
         """
+        if self._dense is not None and other._dense is not None:
+            merged = self._merge_dense_vector(other._dense)
+            if merged is not None:
+                return merged
         indices, values = other.pairs()
         if indices.size <= _FEW_PAIRS:
             return self.merge_pairs_tracking(indices, values)
         return self.merge_tracking(indices, values)
+
+    def _merge_dense_vector(
+        self, incoming: npt.NDArray[np.unsignedinteger]
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """Dense into dense: one aligned compare and max over the arrays, not a gather of
+        every incoming pair (a whole dense entry from a peer). None: the general path (the
+        incoming array reaches so far out that this vector should go sparse)."""
+        dense = self._dense
+        assert dense is not None
+        if incoming.size > dense.size:
+            if not self._dense_fits(incoming.size - 1, int(np.count_nonzero(incoming))):
+                return None
+            grown = np.zeros(incoming.size, dtype=dense.dtype)
+            grown[: dense.size] = dense
+            dense = self._dense = grown
+        if incoming.dtype.itemsize > dense.dtype.itemsize:
+            width = width_for(int(incoming.max()))
+            if width > dense.dtype.itemsize:
+                dense = self._dense = dense.astype(VALUE_DTYPES[width])
+        mine = dense[: incoming.size]
+        grew = np.greater(incoming, mine)
+        grown_count = int(np.count_nonzero(grew))
+        if not grown_count:
+            return MaxVector(), MaxVector()
+        if _dense_is_smaller(incoming.size - 1, grown_count, incoming.dtype.itemsize):
+            # Most of it grew (a first copy of a whole entry): the delta and the previous
+            # values as arrays of their own, with no index arrays in between.
+            delta = MaxVector.from_dense(
+                np.where(grew, incoming, 0).astype(incoming.dtype, copy=False), owned=True
+            )
+            previous = MaxVector.from_dense(
+                np.where(grew, mine, 0).astype(mine.dtype, copy=False), owned=True
+            )
+        else:
+            delta_idx = np.flatnonzero(grew).astype(INDEX_DTYPE)
+            delta = MaxVector._from_sorted(delta_idx, incoming.take(delta_idx))
+            previous = _nonzero_pairs(delta_idx, mine.take(delta_idx))
+        np.maximum(mine, incoming, out=mine)
+        return delta, previous
 
     def merge_pairs(self, indices: npt.ArrayLike, values: npt.ArrayLike) -> MaxVector:
         """Element-wise max with arbitrary pairs (validated, duplicates allowed); returns delta.
