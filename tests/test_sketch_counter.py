@@ -15,7 +15,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch import schemas
+from hearsay.sketch import schemas, views
 from hearsay.sketch.counter import INT64_MAX, INT64_MIN, PNCounter
 from hearsay.sketch.maxreg import MaxRegister, RawVector
 
@@ -177,8 +177,8 @@ def test_every_schema_maps_back_to_its_view_and_type() -> None:
         (schemas.vector(), "vector"),
     ]
     for schema, name in cases:
-        assert schemas.view_for(schema).schema is schema
-        assert schemas.type_name(schema) == name
+        assert views.view_for(schema).schema is schema
+        assert views.type_name(schema) == name
     assert schemas.counter().additive
     assert schemas.cms(3, 4).size == 12
     assert not schemas.maxreg().additive
@@ -195,9 +195,9 @@ def test_unknown_or_inconsistent_schemas_are_refused() -> None:
         Schema("bloom", (64, 3, 10, schemas.error_to_bits(0.1), 99), 64),
     ):
         with pytest.raises(SketchParameterError):
-            schemas.view_for(schema)
+            views.view_for(schema)
     with pytest.raises(SketchParameterError):
-        schemas.type_name(Schema("nope"))
+        views.type_name(Schema("nope"))
 
 
 def test_values_at_reads_sparse_dense_and_small() -> None:

@@ -46,12 +46,12 @@ from hearsay.base.errors import HearsayError, SketchParameterError, WrongTypeErr
 from hearsay.engine.database import Database
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import hll
+from hearsay.sketch import hll_math
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
-from hearsay.sketch.hll import REDIS_PRECISION
-from hearsay.sketch.hyperloglog import HyperLogLog
+from hearsay.sketch.hll_math import REDIS_PRECISION
+from hearsay.sketch.hll_view import HyperLogLog
 from hearsay.sketch.maxreg import RawVector
 from hearsay.sketch.murmur import REDIS_HLL_SEED, hash64a
 from hearsay.sketch.schemas import (
@@ -392,7 +392,7 @@ def _union_registers(hlls: list[tuple[HyperLogLog, MaxVector]], p: int) -> npt.N
     """The union of ``hlls`` as dense registers of precision ``p`` (higher ones folded down)."""
     union = np.zeros(1 << p, dtype=np.uint8)
     for view, vector in hlls:
-        np.maximum(union, hll.fold(view.registers(vector), p), out=union)
+        np.maximum(union, hll_math.fold(view.registers(vector), p), out=union)
     return union
 
 
@@ -408,7 +408,7 @@ def pfcount(db: Database, keys: Sequence[bytes], now_ms: int) -> int:
     if len(hlls) == 1:
         view, vector = hlls[0]
         return view.count(vector)
-    return hll.count(_union_registers(hlls, min(view.precision for view, _ in hlls)))
+    return hll_math.count(_union_registers(hlls, min(view.precision for view, _ in hlls)))
 
 
 def pfmerge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:

@@ -33,7 +33,7 @@ from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
 from hearsay.sketch.countmin import dims_from_prob
-from hearsay.sketch.hll import PRECISION_MAX, PRECISION_MIN
+from hearsay.sketch.hll_math import PRECISION_MAX, PRECISION_MIN
 
 __all__ = ["install_sketch_commands", "parse_double"]
 

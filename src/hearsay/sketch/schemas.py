@@ -6,9 +6,9 @@ of its own. It is a *view*: writing computes ``(indices, values)`` pairs (a delt
 caller merges into the entry (``MaxVector.merge_pairs`` or ``Keyspace.write``), and reading
 computes an answer from the vector(s). That is what lets replicas merge in any order.
 
-This module says what each kind's schema holds, so that a schema read from a peer or from disk
-maps back to the right view (:func:`view_for`) and to the name Redis's ``TYPE`` replies
-(:func:`type_name`):
+This module says what each kind's schema holds (:mod:`hearsay.sketch.views` maps a schema read
+from a peer or from disk back to its view and to the name Redis's ``TYPE`` replies). It
+imports no view: every view imports it, so the package has no import circle.
 
 ========  ==================================================  ==========  ========  =========
 kind      params                                              size        additive  TYPE
@@ -35,23 +35,16 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from hearsay.base.errors import SketchParameterError, TooLargeError
+from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
-from hearsay.sketch.hll import check_precision
-
-if TYPE_CHECKING:
-    from hearsay.sketch.bloom import BloomFilter
-    from hearsay.sketch.counter import PNCounter
-    from hearsay.sketch.countmin import CountMinSketch
-    from hearsay.sketch.hyperloglog import HyperLogLog
-    from hearsay.sketch.maxreg import MaxRegister, RawVector
+from hearsay.sketch.hll_math import check_precision
 
 __all__ = [
     "BLOOM_HASH_VERSION",
@@ -63,24 +56,21 @@ __all__ = [
     "KIND_MAXREG",
     "KIND_VECTOR",
     "Pairs",
-    "SketchView",
     "Slices",
-    "admit_schema",
     "bloom",
     "cms",
     "counter",
     "error_from_bits",
     "error_to_bits",
+    "expect_schema",
     "hll",
     "maxreg",
     "member_hashes",
     "merge_slices",
     "mix64",
     "summed_at",
-    "type_name",
     "values_at",
     "vector",
-    "view_for",
 ]
 
 KIND_HLL: Final = "hll"
@@ -104,24 +94,8 @@ Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
 Slices = Mapping[str, MaxVector]
 """An additive entry's vectors by origin (``dict(entry.slices())``)."""
 
-_TYPE_NAMES: Final = {
-    KIND_HLL: "string",  # Redis keeps an HLL in a plain string (GET returns the HYLL bytes)
-    KIND_BLOOM: "MBbloom--",  # RedisBloom's module type name
-    KIND_CMS: "CMSk-TYPE",
-    KIND_COUNTER: "string",  # INCR works on strings in Redis
-    KIND_MAXREG: "maxreg",
-    KIND_VECTOR: "vector",
-}
-
 _SMALL_LOOKUP: Final = 64
 """Below this many slots, reading them one by one beats any array set-up."""
-
-
-class SketchView(Protocol):
-    """What every view offers: its schema, emptiness and the lattice merge of two states."""
-
-    @property
-    def schema(self) -> Schema: ...
 
 
 # -- schema constructors ----------------------------------------------------------------------
@@ -195,70 +169,6 @@ def maxreg() -> Schema:
 def vector() -> Schema:
     """A raw vignette vector: any uint32 index, any non-negative int64 value."""
     return Schema(KIND_VECTOR, (), INDEX_LIMIT).intern()
-
-
-# -- from a schema back to its view ------------------------------------------------------------
-
-
-def view_for(
-    schema: Schema,
-) -> HyperLogLog | BloomFilter | CountMinSketch | PNCounter | MaxRegister | RawVector:
-    """The view that reads and writes vectors of ``schema``.
-
-    Raises SketchParameterError for an unknown kind or parameters that do not fit the kind
-    (a schema from a peer is only bounds-checked by the codec, not understood).
-    """
-    from hearsay.sketch.bloom import BloomFilter
-    from hearsay.sketch.counter import PNCounter
-    from hearsay.sketch.countmin import CountMinSketch
-    from hearsay.sketch.hyperloglog import HyperLogLog
-    from hearsay.sketch.maxreg import MaxRegister, RawVector
-
-    kind = schema.kind
-    if kind == KIND_HLL:
-        return HyperLogLog.from_schema(schema)
-    if kind == KIND_BLOOM:
-        return BloomFilter.from_schema(schema)
-    if kind == KIND_CMS:
-        return CountMinSketch.from_schema(schema)
-    if kind == KIND_COUNTER:
-        return PNCounter.from_schema(schema)
-    if kind == KIND_MAXREG:
-        return MaxRegister.from_schema(schema)
-    if kind == KIND_VECTOR:
-        return RawVector.from_schema(schema)
-    raise SketchParameterError(f"unknown sketch kind {kind!r}")
-
-
-def admit_schema(schema: Schema, key_bytes_max: int) -> None:
-    """Refuse a schema no key of this node may hold (the keyspace's ``admit_schema`` check,
-    run when a key is created or replaced, by a client, a peer or the disk alike).
-
-    A known kind must have parameters its view accepts (SketchParameterError otherwise), and
-    a Bloom filter or count-min sketch no more slots than ``key_bytes_max`` bytes hold at one
-    byte a slot (TooLargeError): filled, it could never be written, stored or replicated.
-    HLLs are bounded by their precision (at most 2**18 registers), counters and max registers
-    are a few slots, and raw vectors are sparse (only the byte cap bounds them). An unknown
-    kind (a newer peer's) is left to the byte cap: no command reads it.
-    """
-    kind = schema.kind
-    if kind not in _TYPE_NAMES:
-        return
-    view_for(schema)
-    if kind in (KIND_BLOOM, KIND_CMS) and schema.size > key_bytes_max:
-        what = "Bloom filter" if kind == KIND_BLOOM else "count-min sketch"
-        raise TooLargeError(
-            f"a {what} of {schema.size} cells is larger than max-key-bytes allows "
-            f"({key_bytes_max} cells at one byte a cell)"
-        )
-
-
-def type_name(schema: Schema) -> str:
-    """What Redis's TYPE replies for a key of this schema."""
-    try:
-        return _TYPE_NAMES[schema.kind]
-    except KeyError:
-        raise SketchParameterError(f"unknown sketch kind {schema.kind!r}") from None
 
 
 def expect_schema(schema: Schema, expected: Schema) -> None:
