@@ -23,9 +23,9 @@ from hearsay.lattice.entry import Entry
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry
+from hearsay.resp.parser import parse_double
 from hearsay.resp.replies import ErrorReply, Map, Reply, encode
 from hearsay.resp.server_commands import build_registry
-from hearsay.resp.sketch_commands import parse_double
 from hearsay.sketch import hll_math, hyll_format
 from hearsay.sketch.hll_view import HyperLogLog
 from tests.bloom_reference import ReferenceBloom, redisbloom_info_size

@@ -17,17 +17,26 @@ Driver loop, per connection::
         if ctx.close_after_reply:            # QUIT
             break
 
-Registering a command (the engine layer adds the data commands the same way)::
+Registering a command: every command module declares its commands with the one decorator,
+:meth:`CommandRegistry.command`, inside its ``install_*_commands(registry)``::
 
-    @REGISTRY.command("PFCOUNT", arity=-2, flags=("readonly",), first_key=1, last_key=-1,
-                      step=1, group="hyperloglog", summary="...")
-    def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply: ...
+    @registry.command("PFMERGE", arity=-2, flags=("write", "denyoom"), first_key=1,
+                      last_key=-1, step=1, group="hyperloglog", since="2.8.9", summary="...",
+                      errors={NotAnHllError: messages.HLL_INVALID,
+                              PrecisionMismatchError: lambda e: messages.hll_cannot_unfold(
+                                  e.have, e.want)})
+    def pfmerge(ctx: ClientContext, args: list[bytes]) -> Reply: ...
 
-``args`` is the whole request, ``args[0]`` the command name as the client spelled it. A
-handler reports a client mistake by raising :class:`CommandError` with a text from
-:mod:`hearsay.resp.messages` (or returning an :class:`~hearsay.resp.replies.ErrorReply`);
-``hearsay.base.errors`` types are turned into error replies too. ``ctx.db`` is whatever the
-engine passes; this module only needs the :class:`Database` protocol (can it write now?).
+``args`` is the whole request, ``args[0]`` the command name as the client spelled it. The
+declaration is everything ``COMMAND INFO``/``DOCS`` report (arity, flags, key positions as
+first/last/step, group, since, summary) plus ``errors``: which reply an engine error gets
+(a text, or a function of the exception). A handler reports a client mistake by raising
+:class:`CommandError` with a text from :mod:`hearsay.resp.messages`; any other
+``hearsay.base.errors`` type is answered by the most specific entry of ``errors`` for its
+class, else ``WRONGTYPE`` for a :class:`WrongTypeError` and ``ERR <text>`` for the rest. The
+mapping is merged once at registration, and consulted only when a handler raises, so it
+costs the hot path nothing. ``ctx.db`` is whatever the engine passes; this module only needs
+the :class:`Database` protocol (can it write now?).
 
 Order of checks, as in Redis 7's ``processCommand``: unknown command (or unknown
 subcommand), then arity, then authentication (``NOAUTH``), then ``MISCONF`` for a write while
@@ -38,9 +47,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from hearsay import __version__
 from hearsay.base.errors import HearsayError, WrongTypeError
@@ -146,6 +155,9 @@ class ClientContext:
 
 
 Handler = Callable[[ClientContext, list[bytes]], "Reply | Deferred"]
+ErrorReplies = Mapping[type[HearsayError], "str | Callable[[Any], str]"]
+"""A command's declared replies to engine errors: the error class (its subclasses too) -> the
+reply text, or a function of the exception that makes it (e.g. to name a precision)."""
 RunHandler = Callable[[ClientContext, list[list[bytes]]], list[Reply]]
 """Runs a run of calls of one command on one key at once (see :meth:`CommandRegistry.run_at`).
 
@@ -181,6 +193,31 @@ KNOWN_FLAGS: Final = frozenset(
 )
 
 
+def _error_text(error: BaseException) -> str:
+    return f"ERR {error}"
+
+
+_DEFAULT_ERROR_TEXTS: Final[dict[type[BaseException], Callable[[Any], str]]] = {
+    WrongTypeError: lambda error: messages.WRONGTYPE,
+    HearsayError: _error_text,
+}
+"""What every command answers for an engine error it does not declare."""
+
+
+def _error_texts(errors: ErrorReplies) -> dict[type[BaseException], Callable[[Any], str]]:
+    """The defaults with ``errors`` over them, every text made a function of the error."""
+    texts = dict(_DEFAULT_ERROR_TEXTS)
+    for cls, text in errors.items():
+        if cls is CommandError or not issubclass(cls, HearsayError):
+            raise ValueError(f"errors= maps engine errors (HearsayError types), not {cls}")
+        texts[cls] = text if callable(text) else _fixed_text(text)
+    return texts
+
+
+def _fixed_text(text: str) -> Callable[[Any], str]:
+    return lambda error: text
+
+
 @dataclass(slots=True)
 class CommandSpec:
     """One row of the command table (a command or a ``container|subcommand``)."""
@@ -198,6 +235,10 @@ class CommandSpec:
     since: str
     subcommands: dict[bytes, CommandSpec] = field(default_factory=dict)
     run_handler: RunHandler | None = None
+    error_texts: dict[type[BaseException], Callable[[Any], str]] = field(
+        default_factory=lambda: dict(_DEFAULT_ERROR_TEXTS)
+    )
+    """Engine error class -> its reply text: the declared ``errors`` over the defaults."""
     full_name: str = field(init=False)
     """The lower-case name Redis shows: ``ping``, ``client|setname``."""
     no_auth: bool = field(init=False)
@@ -209,6 +250,15 @@ class CommandSpec:
         self.full_name = self.name.lower()
         self.no_auth = "no_auth" in self.flags
         self.writes = "write" in self.flags
+
+    def error_reply(self, error: HearsayError) -> ErrorReply:
+        """The reply to an engine error a handler raised: the entry for its nearest class."""
+        texts = self.error_texts
+        for cls in type(error).__mro__:  # ends at HearsayError, which is always present
+            text = texts.get(cls)
+            if text is not None:
+                return ErrorReply(text(error))
+        raise AssertionError("HearsayError has a default reply")  # pragma: no cover
 
     def info(self) -> list[Reply]:
         """This command's COMMAND INFO entry, in Redis 7's ten-field shape."""
@@ -301,8 +351,12 @@ class CommandRegistry:
         since: str = "0.1.0",
         acl_categories: Iterable[str] = (),
         parent: str | None = None,
+        errors: ErrorReplies | None = None,
+        run: RunHandler | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``handler`` as ``name`` (or as a subcommand of ``parent``)."""
+        """The command decorator: register ``handler`` as ``name`` (or as a subcommand of
+        ``parent``), declaring what COMMAND INFO/DOCS report, the replies to engine
+        ``errors``, and ``run``, a :data:`RunHandler` for pipelined calls on one key."""
 
         def register(handler: Handler) -> Handler:
             self.add(
@@ -318,6 +372,8 @@ class CommandRegistry:
                 since=since,
                 acl_categories=acl_categories,
                 parent=parent,
+                errors=errors,
+                run_handler=run,
             )
             return handler
 
@@ -339,10 +395,12 @@ class CommandRegistry:
         acl_categories: Iterable[str] = (),
         parent: str | None = None,
         run_handler: RunHandler | None = None,
+        errors: ErrorReplies | None = None,
     ) -> CommandSpec:
         """Register a command; ``handler=None`` makes a container for subcommands.
 
-        ``run_handler`` (a keyed command's) runs pipelined calls on one key in one go.
+        What :meth:`command` declares; ``run_handler`` (a keyed command's) runs pipelined
+        calls on one key in one go.
         """
         flag_set = frozenset(flags)
         unknown = flag_set - KNOWN_FLAGS
@@ -369,6 +427,7 @@ class CommandRegistry:
             summary=summary,
             since=since,
             run_handler=run_handler,
+            error_texts=_error_texts(errors or {}),
         )
         if run_handler is not None and (parent is not None or first_key != 1 or arity != -2):
             raise ValueError(f"a run handler needs a top-level command of one key: {name}")
@@ -444,10 +503,8 @@ class CommandRegistry:
             return handler(ctx, run)
         except CommandError as exc:
             return [ErrorReply(exc.message)] * len(run)
-        except WrongTypeError:
-            return [ErrorReply(messages.WRONGTYPE)] * len(run)
         except HearsayError as exc:
-            return [ErrorReply(f"ERR {exc}")] * len(run)
+            return [spec.error_reply(exc)] * len(run)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return [self.internal_error(spec.full_name, exc)] * len(run)
 
@@ -523,10 +580,10 @@ class CommandRegistry:
         """Run one request now.
 
         Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
-        error replies. Any other exception is a bug in a handler: it becomes ``ERR internal
-        error in <command>: <reason>`` and its traceback is logged once, because raising would
-        drop the connection and with it the replies to earlier pipelined commands whose
-        writes were already applied.
+        error replies (the command's declared ``errors``). Any other exception is a bug in a
+        handler: it becomes ``ERR internal error in <command>: <reason>`` and its traceback
+        is logged once, because raising would drop the connection and with it the replies to
+        earlier pipelined commands whose writes were already applied.
         """
         spec = self._resolve(args)
         if isinstance(spec, ErrorReply):
@@ -545,10 +602,8 @@ class CommandRegistry:
             return handler(ctx, args)
         except CommandError as exc:
             return ErrorReply(exc.message)
-        except WrongTypeError:
-            return ErrorReply(messages.WRONGTYPE)
         except HearsayError as exc:
-            return ErrorReply(f"ERR {exc}")
+            return spec.error_reply(exc)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return self.internal_error(spec.full_name, exc)
 
