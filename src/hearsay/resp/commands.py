@@ -667,126 +667,6 @@ def _valid_name(name: bytes) -> bool:
     return all(33 <= c <= 126 for c in name)
 
 
-def ping(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if len(args) > 2:
-        raise CommandError(messages.wrong_number_of_args("ping"))
-    return PONG if len(args) == 1 else args[1]
-
-
-def echo(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return args[1]
-
-
-def quit_(ctx: ClientContext, args: list[bytes]) -> Reply:
-    ctx.close_after_reply = True
-    return OK
-
-
-def auth(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if len(args) > 3:
-        raise CommandError(messages.SYNTAX_ERROR)
-    if len(args) == 2 and ctx.settings.requirepass is None:
-        raise CommandError(messages.AUTH_NOT_CONFIGURED)
-    user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
-    if not _check_password(ctx.settings, user, password):
-        raise CommandError(messages.WRONGPASS)
-    ctx.authenticated = True
-    ctx.user = user.decode("latin-1")
-    return OK
-
-
-def hello(ctx: ClientContext, args: list[bytes]) -> Reply:
-    protocol = 0
-    next_arg = 1
-    if len(args) >= 2:
-        version = parse_integer(args[1])
-        if version is None:
-            raise CommandError(messages.HELLO_PROTOCOL_NOT_INTEGER)
-        if version not in (2, 3):
-            raise CommandError(messages.NOPROTO)
-        protocol = version
-        next_arg = 2
-    credentials: tuple[bytes, bytes] | None = None
-    name: bytes | None = None
-    j = next_arg
-    while j < len(args):  # bounded: j grows by at least one per pass
-        option = args[j].upper()
-        more = len(args) - 1 - j
-        if option == b"AUTH" and more >= 2:
-            credentials = (args[j + 1], args[j + 2])
-            j += 3
-        elif option == b"SETNAME" and more >= 1:
-            name = args[j + 1]
-            if not _valid_name(name):
-                raise CommandError(messages.CLIENT_NAME_INVALID)
-            j += 2
-        else:
-            raise CommandError(messages.HELLO_SYNTAX.format(messages.client_text(args[j])))
-    if credentials is not None:
-        if not _check_password(ctx.settings, *credentials):
-            raise CommandError(messages.WRONGPASS)
-        ctx.authenticated = True
-        ctx.user = credentials[0].decode("latin-1")
-    if not ctx.authenticated:
-        raise CommandError(messages.NOAUTH_HELLO)
-    if name is not None:
-        ctx.name = name or None
-    if protocol:
-        ctx.protocol = protocol
-    settings = ctx.settings
-    return Map(
-        [
-            ("server", settings.server_name),
-            ("version", settings.version),
-            ("proto", ctx.protocol),
-            ("id", ctx.client_id),
-            ("mode", settings.mode),
-            ("role", settings.role),
-            ("modules", []),
-        ]
-    )
-
-
-def select(ctx: ClientContext, args: list[bytes]) -> Reply:
-    index = parse_integer(args[1])
-    if index is None or not -(2**31) <= index < 2**31:
-        raise CommandError(messages.NOT_AN_INTEGER)
-    if not 0 <= index < ctx.settings.databases:
-        raise CommandError(messages.DB_INDEX_OUT_OF_RANGE)
-    ctx.db_index = index
-    return OK
-
-
-def client_setname(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if not _valid_name(args[2]):
-        raise CommandError(messages.CLIENT_NAME_INVALID)
-    ctx.name = args[2] or None
-    return OK
-
-
-def client_getname(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return ctx.name
-
-
-def client_id(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return ctx.client_id
-
-
-def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
-    attribute = args[2].lower()
-    if attribute not in (b"lib-name", b"lib-ver"):
-        raise CommandError(
-            messages.CLIENT_SETINFO_UNRECOGNIZED.format(messages.client_text(args[2]))
-        )
-    if not _valid_name(args[3]):
-        raise CommandError(messages.CLIENT_SETINFO_INVALID.format(attribute.decode()))
-    if attribute == b"lib-name":
-        ctx.lib_name = args[3]
-    else:
-        ctx.lib_version = args[3]
-    return OK
-
-
 def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
     """One line of CLIENT INFO / CLIENT LIST, with the fields hearsay knows.
 
@@ -821,52 +701,179 @@ def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
     return " ".join(f"{key}={value}" for key, value in fields)
 
 
-def client_info(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return Verbatim(client_info_line(ctx).encode("utf-8", "surrogateescape") + b"\n")
-
-
 def install_connection_commands(registry: CommandRegistry) -> None:
-    """Register PING, ECHO, QUIT, AUTH, HELLO, SELECT, CLIENT ... and COMMAND ... .
+    """Register PING, ECHO, QUIT, AUTH, HELLO, SELECT, CLIENT ..., MULTI/EXEC ... and COMMAND.
 
     The COMMAND handlers describe ``registry`` itself, whatever else is registered in it.
     """
 
-    def command_bare(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return [spec.info() for spec in registry.specs()]
-
-    def command_count(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return len(registry)
-
-    def command_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+    @registry.command("PING", arity=-1, flags=("fast", "sentinel"), group="connection",
+                      since="1.0.0",
+                      summary="Returns the server's liveliness response.")  # fmt: skip
+    def ping(ctx: ClientContext, args: list[bytes]) -> Reply:
         if len(args) > 2:
-            raise CommandError(messages.SYNTAX_ERROR)  # FILTERBY is not offered
-        return [spec.full_name for spec in registry.specs()]
+            raise CommandError(messages.wrong_number_of_args("ping"))
+        return PONG if len(args) == 1 else args[1]
 
-    def command_info(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if len(args) == 2:
-            return [spec.info() for spec in registry.specs()]
-        out: list[Reply] = []
-        for name in args[2:]:
-            spec = registry.get(name.decode("latin-1"))
-            out.append(None if spec is None else spec.info())
-        return out
+    @registry.command("ECHO", arity=2, flags=("fast",), group="connection",
+                      since="1.0.0", summary="Returns the given string.")  # fmt: skip
+    def echo(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return args[1]
 
-    def command_docs(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if len(args) == 2:
-            return Map((spec.full_name, spec.docs()) for spec in registry.specs())
-        pairs: list[tuple[Reply, Reply]] = []
-        for name in args[2:]:
-            spec = registry.get(name.decode("latin-1"))
-            if spec is not None:
-                pairs.append((spec.full_name, spec.docs()))
-        return Map(pairs)
+    @registry.command("QUIT", arity=-1,
+                      flags=("allow_busy", "noscript", "loading", "stale", "fast", "no_auth"),
+                      group="connection", since="1.0.0",
+                      summary="Closes the connection.")  # fmt: skip
+    def quit_(ctx: ClientContext, args: list[bytes]) -> Reply:
+        ctx.close_after_reply = True
+        return OK
 
+    @registry.command("AUTH", arity=-2,
+                      flags=("noscript", "loading", "stale", "fast", "no_auth", "sentinel",
+                             "allow_busy"),
+                      group="connection", since="1.0.0",
+                      summary="Authenticates the connection.")  # fmt: skip
+    def auth(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 3:
+            raise CommandError(messages.SYNTAX_ERROR)
+        if len(args) == 2 and ctx.settings.requirepass is None:
+            raise CommandError(messages.AUTH_NOT_CONFIGURED)
+        user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
+        if not _check_password(ctx.settings, user, password):
+            raise CommandError(messages.WRONGPASS)
+        ctx.authenticated = True
+        ctx.user = user.decode("latin-1")
+        return OK
+
+    @registry.command("HELLO", arity=-1,
+                      flags=("noscript", "loading", "stale", "fast", "no_auth", "sentinel",
+                             "allow_busy"),
+                      group="connection", since="6.0.0",
+                      summary="Handshakes with the server.")  # fmt: skip
+    def hello(ctx: ClientContext, args: list[bytes]) -> Reply:
+        protocol = 0
+        next_arg = 1
+        if len(args) >= 2:
+            version = parse_integer(args[1])
+            if version is None:
+                raise CommandError(messages.HELLO_PROTOCOL_NOT_INTEGER)
+            if version not in (2, 3):
+                raise CommandError(messages.NOPROTO)
+            protocol = version
+            next_arg = 2
+        credentials: tuple[bytes, bytes] | None = None
+        name: bytes | None = None
+        j = next_arg
+        while j < len(args):  # bounded: j grows by at least one per pass
+            option = args[j].upper()
+            more = len(args) - 1 - j
+            if option == b"AUTH" and more >= 2:
+                credentials = (args[j + 1], args[j + 2])
+                j += 3
+            elif option == b"SETNAME" and more >= 1:
+                name = args[j + 1]
+                if not _valid_name(name):
+                    raise CommandError(messages.CLIENT_NAME_INVALID)
+                j += 2
+            else:
+                raise CommandError(messages.HELLO_SYNTAX.format(messages.client_text(args[j])))
+        if credentials is not None:
+            if not _check_password(ctx.settings, *credentials):
+                raise CommandError(messages.WRONGPASS)
+            ctx.authenticated = True
+            ctx.user = credentials[0].decode("latin-1")
+        if not ctx.authenticated:
+            raise CommandError(messages.NOAUTH_HELLO)
+        if name is not None:
+            ctx.name = name or None
+        if protocol:
+            ctx.protocol = protocol
+        settings = ctx.settings
+        return Map(
+            [
+                ("server", settings.server_name),
+                ("version", settings.version),
+                ("proto", ctx.protocol),
+                ("id", ctx.client_id),
+                ("mode", settings.mode),
+                ("role", settings.role),
+                ("modules", []),
+            ]
+        )
+
+    @registry.command("SELECT", arity=2, flags=("loading", "stale", "fast"),
+                      group="connection", since="1.0.0",
+                      summary="Changes the selected database.")  # fmt: skip
+    def select(ctx: ClientContext, args: list[bytes]) -> Reply:
+        index = parse_integer(args[1])
+        if index is None or not -(2**31) <= index < 2**31:
+            raise CommandError(messages.NOT_AN_INTEGER)
+        if not 0 <= index < ctx.settings.databases:
+            raise CommandError(messages.DB_INDEX_OUT_OF_RANGE)
+        ctx.db_index = index
+        return OK
+
+    registry.add("CLIENT", None, arity=-2, flags=("sentinel",), group="connection",
+                 since="2.4.0", summary="A container for client connection commands.")  # fmt: skip
+
+    @registry.command("SETNAME", arity=3, flags=("noscript", "loading", "stale"),
+                      group="connection", since="2.6.9", parent="CLIENT",
+                      summary="Sets the connection name.")  # fmt: skip
+    def client_setname(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if not _valid_name(args[2]):
+            raise CommandError(messages.CLIENT_NAME_INVALID)
+        ctx.name = args[2] or None
+        return OK
+
+    @registry.command("GETNAME", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="2.6.9", parent="CLIENT",
+                      summary="Returns the name of the connection.")  # fmt: skip
+    def client_getname(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return ctx.name
+
+    @registry.command("ID", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="5.0.0", parent="CLIENT",
+                      summary="Returns the unique client ID of the connection.")  # fmt: skip
+    def client_id(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return ctx.client_id
+
+    @registry.command("INFO", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="6.2.0", parent="CLIENT",
+                      summary="Returns information about the connection.")  # fmt: skip
+    def client_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return Verbatim(client_info_line(ctx).encode("utf-8", "surrogateescape") + b"\n")
+
+    @registry.command("SETINFO", arity=4, flags=("noscript", "loading", "stale"),
+                      group="connection", since="7.2.0", parent="CLIENT",
+                      summary="Sets information specific to the connection.")  # fmt: skip
+    def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
+        attribute = args[2].lower()
+        if attribute not in (b"lib-name", b"lib-ver"):
+            raise CommandError(
+                messages.CLIENT_SETINFO_UNRECOGNIZED.format(messages.client_text(args[2]))
+            )
+        if not _valid_name(args[3]):
+            raise CommandError(messages.CLIENT_SETINFO_INVALID.format(attribute.decode()))
+        if attribute == b"lib-name":
+            ctx.lib_name = args[3]
+        else:
+            ctx.lib_version = args[3]
+        return OK
+
+    @registry.command("MULTI", arity=1,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      group="transactions", since="1.2.0",
+                      summary="Starts a transaction.")  # fmt: skip
     def multi(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is not None:
             raise CommandError(messages.MULTI_NESTED)
         ctx.transaction, ctx.transaction_failed = [], False
         return OK
 
+    @registry.command("EXEC", arity=1,
+                      flags=("noscript", "loading", "stale", "skip_slowlog"),
+                      group="transactions", since="1.2.0",
+                      summary="Executes all commands in a transaction.")  # fmt: skip
     def exec_(ctx: ClientContext, args: list[bytes]) -> Reply:
         queued, failed = ctx.transaction, ctx.transaction_failed
         if queued is None:
@@ -876,70 +883,73 @@ def install_connection_commands(registry: CommandRegistry) -> None:
             return ErrorReply(messages.EXECABORT)
         return registry.execute_transaction(ctx, queued)
 
+    @registry.command("DISCARD", arity=1,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      group="transactions", since="2.0.0",
+                      summary="Discards a transaction.")  # fmt: skip
     def discard(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is None:
             raise CommandError(messages.DISCARD_WITHOUT_MULTI)
         ctx.transaction, ctx.transaction_failed = None, False
         return OK
 
+    @registry.command("WATCH", arity=-2,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      first_key=1, last_key=-1, step=1, group="transactions",
+                      since="2.2.0",
+                      summary="Refused: hearsay has no optimistic locking "
+                      "(see docs/commands.md).")  # fmt: skip
     def watch(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is not None:
             raise CommandError(messages.WATCH_INSIDE_MULTI)
         raise CommandError(messages.not_supported("WATCH"))
 
-    conn = "connection"
-    add = registry.add
-    add("PING", ping, arity=-1, flags=("fast", "sentinel"), group=conn, since="1.0.0",
-        summary="Returns the server's liveliness response.")  # fmt: skip
-    add("ECHO", echo, arity=2, flags=("fast",), group=conn, since="1.0.0",
-        summary="Returns the given string.")  # fmt: skip
-    add("QUIT", quit_, arity=-1, flags=("allow_busy", "noscript", "loading", "stale", "fast",
-        "no_auth"), group=conn, since="1.0.0", summary="Closes the connection.")  # fmt: skip
-    add("AUTH", auth, arity=-2, flags=("noscript", "loading", "stale", "fast", "no_auth",
-        "sentinel", "allow_busy"), group=conn, since="1.0.0",
-        summary="Authenticates the connection.")  # fmt: skip
-    add("HELLO", hello, arity=-1, flags=("noscript", "loading", "stale", "fast", "no_auth",
-        "sentinel", "allow_busy"), group=conn, since="6.0.0",
-        summary="Handshakes with the server.")  # fmt: skip
-    add("SELECT", select, arity=2, flags=("loading", "stale", "fast"), group=conn,
-        since="1.0.0", summary="Changes the selected database.")  # fmt: skip
-    add("CLIENT", None, arity=-2, flags=("sentinel",), group=conn, since="2.4.0",
-        summary="A container for client connection commands.")  # fmt: skip
-    sub = ("noscript", "loading", "stale")
-    add("SETNAME", client_setname, arity=3, flags=sub, group=conn, since="2.6.9",
-        parent="CLIENT", summary="Sets the connection name.")  # fmt: skip
-    add("GETNAME", client_getname, arity=2, flags=sub, group=conn, since="2.6.9",
-        parent="CLIENT", summary="Returns the name of the connection.")  # fmt: skip
-    add("ID", client_id, arity=2, flags=sub, group=conn, since="5.0.0", parent="CLIENT",
-        summary="Returns the unique client ID of the connection.")  # fmt: skip
-    add("INFO", client_info, arity=2, flags=sub, group=conn, since="6.2.0",
-        parent="CLIENT", summary="Returns information about the connection.")  # fmt: skip
-    add("SETINFO", client_setinfo, arity=4, flags=sub, group=conn, since="7.2.0",
-        parent="CLIENT", summary="Sets information specific to the connection.")  # fmt: skip
-    tx = "transactions"
-    add("MULTI", multi, arity=1, flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-        group=tx, since="1.2.0", summary="Starts a transaction.")  # fmt: skip
-    add("EXEC", exec_, arity=1, flags=("noscript", "loading", "stale", "skip_slowlog"),
-        group=tx, since="1.2.0", summary="Executes all commands in a transaction.")  # fmt: skip
-    add("DISCARD", discard, arity=1, flags=("noscript", "loading", "stale", "fast",
-        "allow_busy"), group=tx, since="2.0.0",
-        summary="Discards a transaction.")  # fmt: skip
-    add("WATCH", watch, arity=-2, flags=("noscript", "loading", "stale", "fast",
-        "allow_busy"), first_key=1, last_key=-1, step=1, group=tx, since="2.2.0",
-        summary="Refused: hearsay has no optimistic locking (see docs/commands.md).")  # fmt: skip
-    server = "server"
-    add("COMMAND", command_bare, arity=-1, flags=("loading", "stale"), group=server,
-        since="2.8.13", summary="Returns detailed information about all commands.")  # fmt: skip
-    add("COUNT", command_count, arity=2, flags=("loading", "stale"), group=server,
-        since="2.8.13", parent="COMMAND", summary="Returns a count of commands.")  # fmt: skip
-    add("LIST", command_list, arity=-2, flags=("loading", "stale"), group=server,
-        since="7.0.0", parent="COMMAND", summary="Returns a list of command names.")  # fmt: skip
-    add("INFO", command_info, arity=-2, flags=("loading", "stale"), group=server,
-        since="2.8.13", parent="COMMAND",
-        summary="Returns information about one, multiple or all commands.")  # fmt: skip
-    add("DOCS", command_docs, arity=-2, flags=("loading", "stale"), group=server,
-        since="7.0.0", parent="COMMAND",
-        summary="Returns documentary information about one, multiple or all commands.")  # fmt: skip
+    @registry.command("COMMAND", arity=-1, flags=("loading", "stale"), group="server",
+                      since="2.8.13",
+                      summary="Returns detailed information about all commands.")  # fmt: skip
+    def command_bare(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [spec.info() for spec in registry.specs()]
+
+    @registry.command("COUNT", arity=2, flags=("loading", "stale"), group="server",
+                      since="2.8.13", parent="COMMAND",
+                      summary="Returns a count of commands.")  # fmt: skip
+    def command_count(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return len(registry)
+
+    @registry.command("LIST", arity=-2, flags=("loading", "stale"), group="server",
+                      since="7.0.0", parent="COMMAND",
+                      summary="Returns a list of command names.")  # fmt: skip
+    def command_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 2:
+            raise CommandError(messages.SYNTAX_ERROR)  # FILTERBY is not offered
+        return [spec.full_name for spec in registry.specs()]
+
+    @registry.command("INFO", arity=-2, flags=("loading", "stale"), group="server",
+                      since="2.8.13", parent="COMMAND",
+                      summary="Returns information about one, multiple or all "
+                      "commands.")  # fmt: skip
+    def command_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return [spec.info() for spec in registry.specs()]
+        out: list[Reply] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            out.append(None if spec is None else spec.info())
+        return out
+
+    @registry.command("DOCS", arity=-2, flags=("loading", "stale"), group="server",
+                      since="7.0.0", parent="COMMAND",
+                      summary="Returns documentary information about one, multiple or "
+                      "all commands.")  # fmt: skip
+    def command_docs(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return Map((spec.full_name, spec.docs()) for spec in registry.specs())
+        pairs: list[tuple[Reply, Reply]] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            if spec is not None:
+                pairs.append((spec.full_name, spec.docs()))
+        return Map(pairs)
 
 
 REGISTRY: Final = CommandRegistry()
