@@ -15,7 +15,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch import schemas, views
+from hearsay.sketch import schemas, slots, views
 from hearsay.sketch.counter import INT64_MAX, INT64_MIN, PNCounter
 from hearsay.sketch.maxreg import MaxRegister, RawVector
 
@@ -204,13 +204,13 @@ def test_values_at_reads_sparse_dense_and_small() -> None:
     sparse = MaxVector.from_pairs(np.array([5, 1000, 70000]), np.array([1, 2, 3]))
     dense = MaxVector.from_dense(np.arange(1, 300))
     probe = np.array([5, 6, 1000, 70000, 10**6] * 20)
-    assert schemas.values_at(sparse, probe[:5]).tolist() == [1, 0, 2, 3, 0]
-    assert schemas.values_at(sparse, probe).tolist() == [1, 0, 2, 3, 0] * 20
+    assert slots.values_at(sparse, probe[:5]).tolist() == [1, 0, 2, 3, 0]
+    assert slots.values_at(sparse, probe).tolist() == [1, 0, 2, 3, 0] * 20
     assert dense.is_dense
-    assert schemas.values_at(dense, probe).tolist() == [6, 7, 0, 0, 0] * 20
-    summed = schemas.summed_at({"a": sparse, "b": dense}, probe[:5])
+    assert slots.values_at(dense, probe).tolist() == [6, 7, 0, 0, 0] * 20
+    summed = slots.summed_at({"a": sparse, "b": dense}, probe[:5])
     assert summed.tolist() == [7, 7, 2, 3, 0]
     huge = MaxVector.from_pairs([0], [VALUE_MAX])
-    saturated = schemas.summed_at({"a": huge, "b": huge, "c": huge}, np.array([0]))
+    saturated = slots.summed_at({"a": huge, "b": huge, "c": huge}, np.array([0]))
     assert int(saturated[0]) == 2**64 - 1
     assert schemas.error_from_bits(schemas.error_to_bits(0.0123)) == 0.0123

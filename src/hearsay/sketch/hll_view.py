@@ -23,8 +23,9 @@ from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import hll_math, hyll_format
-from hearsay.sketch.schemas import KIND_HLL, Pairs, expect_schema
+from hearsay.sketch.schemas import KIND_HLL, expect_schema
 from hearsay.sketch.schemas import hll as hll_schema
+from hearsay.sketch.slots import Pairs
 
 __all__ = ["HyperLogLog"]
 

@@ -1,4 +1,4 @@
-"""The sketch kinds, their lattice :class:`Schema`, and the shared vocabulary of every view.
+"""The sketch kinds and their lattice :class:`Schema`: what each kind's parameters mean.
 
 A key's value is an :class:`~hearsay.lattice.entry.Entry`: one max-vector (ordinary schemas,
 origin ``""``) or one max-vector per origin node (additive schemas). A sketch never holds state
@@ -25,25 +25,21 @@ vector    ``()``                                              ``2**32``   no    
 below 1, so it fits a non-negative int64 exactly); ``hash_v`` names the hashing scheme so that
 filters hashed differently are never merged by accident.
 
-It also holds the helpers every view shares: :data:`Pairs`, :data:`Slices`,
-:func:`values_at` (read many slots of a vector without densifying it) and :func:`summed_at`
-(the per-slot sum over the origin slices of an additive sketch).
+What the views share besides: :mod:`hearsay.sketch.slots` (a delta's pairs, reading and
+merging slots) and :mod:`hearsay.sketch.hashing` (the member hashes of Bloom and count-min).
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
-import xxhash
 
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
+from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX
 from hearsay.sketch.hll_math import check_precision
 
 __all__ = [
@@ -55,8 +51,6 @@ __all__ = [
     "KIND_HLL",
     "KIND_MAXREG",
     "KIND_VECTOR",
-    "Pairs",
-    "Slices",
     "bloom",
     "cms",
     "counter",
@@ -65,11 +59,6 @@ __all__ = [
     "expect_schema",
     "hll",
     "maxreg",
-    "member_hashes",
-    "merge_slices",
-    "mix64",
-    "summed_at",
-    "values_at",
     "vector",
 ]
 
@@ -88,14 +77,6 @@ made one CMS.QUERY take 15.5 s, depth 2**32 tried to allocate 32 GiB."""
 
 BLOOM_HASH_VERSION: Final = 1
 """xxh3-64 of the member (seed 0), double hashing ``(a + i*b) mod 2**64 mod bits``."""
-
-Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
-"""A delta: sorted or unsorted ``(indices, values)``; duplicates are reduced by max on merge."""
-Slices = Mapping[str, MaxVector]
-"""An additive entry's vectors by origin (``dict(entry.slices())``)."""
-
-_SMALL_LOOKUP: Final = 64
-"""Below this many slots, reading them one by one beats any array set-up."""
 
 
 # -- schema constructors ----------------------------------------------------------------------
@@ -175,81 +156,3 @@ def expect_schema(schema: Schema, expected: Schema) -> None:
     """Raise SketchParameterError unless ``schema`` is exactly ``expected``."""
     if schema != expected:
         raise SketchParameterError(f"schema {schema} does not describe this sketch ({expected})")
-
-
-# -- reading many slots -----------------------------------------------------------------------
-
-
-def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
-    """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector."""
-    idx = np.asarray(indices)
-    if idx.size <= _SMALL_LOOKUP:
-        flat = idx.reshape(-1)
-        out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
-        return out.reshape(idx.shape)
-    return vec.values_at(idx)
-
-
-def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
-    """Per slot, the sum over every origin's slice, saturating at ``2**64 - 1``.
-
-    Honest writers keep every sum within int64 (the additive sketches check their totals
-    before writing); saturation only keeps a misbehaving peer's values from wrapping around.
-    """
-    idx = np.asarray(indices)
-    total = np.zeros(idx.shape, dtype=np.uint64)
-    for _, vec in sorted(slices.items()):
-        part = values_at(vec, idx)
-        with np.errstate(over="ignore"):
-            grown = total + part
-        wrapped = grown < total
-        if wrapped.any():
-            grown[wrapped] = np.iinfo(np.uint64).max
-        total = grown
-    return total
-
-
-# -- hashing shared by Bloom and count-min ------------------------------------------------------
-
-_SPLITMIX_GAMMA: Final = np.uint64(0x9E3779B97F4A7C15)
-_SPLITMIX_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
-_SPLITMIX_M2: Final = np.uint64(0x94D049BB133111EB)
-
-
-def member_hashes(members: Sequence[bytes]) -> npt.NDArray[np.uint64]:
-    """xxh3-64 (seed 0) of every member, in one pass over the batch."""
-    if not members:
-        return np.zeros(0, dtype=np.uint64)
-    digests = b"".join(map(xxhash.xxh3_64_digest, members))
-    # xxhash's digest is the hash's canonical big-endian form.
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
-
-
-def mix64(h: npt.NDArray[np.uint64], step: int = 1) -> npt.NDArray[np.uint64]:
-    """Output ``step`` (1, 2, ...) of the splitmix64 stream seeded with each ``h``.
-
-    Gives well-mixed words that look independent of ``h`` and of each other: the second hash
-    of Bloom's double hashing, one hash per count-min row.
-    """
-    with np.errstate(over="ignore"):
-        z = h + _SPLITMIX_GAMMA * np.uint64(step)
-        z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_M1
-        z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_M2
-        mixed: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
-        return mixed
-
-
-# -- additive entries -------------------------------------------------------------------------
-
-
-def merge_slices(target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
-    """The lattice merge of an additive sketch: per origin, element-wise max; returns the delta."""
-    delta: dict[str, MaxVector] = {}
-    for origin, vec in sorted(source.items()):
-        mine = target.get(origin)
-        if mine is None:
-            mine = target[origin] = MaxVector()
-        grew = mine.merge(vec)
-        if not grew.is_empty():
-            delta[origin] = grew
-    return delta

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.engine.database import Database
 from hearsay.lattice.entry import Entry, MergeResult, Schema
-from hearsay.sketch.schemas import Pairs
+from hearsay.sketch.slots import Pairs
 
 __all__ = [
     "FewPairs",

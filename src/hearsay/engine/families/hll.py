@@ -25,7 +25,8 @@ from hearsay.sketch import hll_math, schemas
 from hearsay.sketch.hll_math import REDIS_PRECISION
 from hearsay.sketch.hll_view import HyperLogLog
 from hearsay.sketch.murmur import REDIS_HLL_SEED, hash64a
-from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL, Pairs
+from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
+from hearsay.sketch.slots import Pairs
 from hearsay.sketch.views import view_as
 
 __all__ = [
