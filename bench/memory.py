@@ -129,7 +129,7 @@ def _builder(shape: str, total: int) -> Callable[[int], None]:
     from hearsay.lattice.keyspace import Keyspace
     from hearsay.lattice.vector import MaxVector
     from hearsay.persist.identity import NodeIdentity
-    from hearsay.sketch.hyperloglog import HyperLogLog
+    from hearsay.sketch.hll_view import HyperLogLog
 
     view = HyperLogLog()
     schema = view.schema

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError, DecodeError, SketchParameterError
-from hearsay.sketch import hll, hyll
+from hearsay.sketch import hll_math, hyll_format
 from hearsay.sketch.murmur import REDIS_HLL_SEED, murmurhash64a
 from tests.hll_reference import redis_pat_len
 
@@ -43,10 +43,10 @@ REDIS_SINGLE_MEMBER = [
 
 @pytest.mark.parametrize(("member", "index", "rank"), REDIS_SINGLE_MEMBER)
 def test_index_rank_matches_redis_single_member(member: bytes, index: int, rank: int) -> None:
-    idx, rk = hll.members_index_rank([member])
+    idx, rk = hll_math.members_index_rank([member])
     assert (int(idx[0]), int(rk[0])) == (index, rank)
     scalar = np.array([murmurhash64a(member)], dtype=np.uint64)
-    idx2, rk2 = hll.index_rank(scalar, 14)
+    idx2, rk2 = hll_math.index_rank(scalar, 14)
     assert (int(idx2[0]), int(rk2[0])) == (index, rank)
 
 
@@ -75,7 +75,7 @@ def test_index_rank_matches_bitwise_loop(p: int) -> None:
     values += [0, 1, (1 << 64) - 1, 1 << 63, (1 << p) - 1, 1 << p, 1 << (63 - 1)]
     values += [(rng.getrandbits(p)) | (1 << b) for b in range(p, 64)]
     hashes = np.array(values, dtype=np.uint64)
-    idx, rk = hll.index_rank(hashes, p)
+    idx, rk = hll_math.index_rank(hashes, p)
     assert idx.dtype == np.uint32
     assert rk.dtype == np.uint8
     expected = [redis_pat_len(v, p) for v in values]
@@ -84,26 +84,26 @@ def test_index_rank_matches_bitwise_loop(p: int) -> None:
     assert int(rk.max()) <= 64 - p + 1
     assert int(rk.min()) >= 1
     # The all-zero hash gives the longest possible run.
-    assert int(rk[values.index(0)]) == hll.max_rank(p)
+    assert int(rk[values.index(0)]) == hll_math.max_rank(p)
 
 
 @pytest.mark.parametrize("p", [3, 19, 0, -1, 64])
 def test_precision_out_of_range(p: int) -> None:
     with pytest.raises(SketchParameterError):
-        hll.index_rank(np.zeros(1, dtype=np.uint64), p)
+        hll_math.index_rank(np.zeros(1, dtype=np.uint64), p)
     with pytest.raises(SketchParameterError):
-        hll.error_bound(p)
+        hll_math.error_bound(p)
 
 
 def test_index_rank_rejects_non_uint64() -> None:
     with pytest.raises(SketchParameterError):
-        hll.index_rank(np.zeros(3, dtype=np.int64), 14)
+        hll_math.index_rank(np.zeros(3, dtype=np.int64), 14)
 
 
 def test_registers_from_pairs_takes_max() -> None:
     idx = np.array([3, 3, 5, 3, 0], dtype=np.uint32)
     rk = np.array([2, 7, 1, 4, 9], dtype=np.uint8)
-    regs = hll.registers_from_pairs(idx, rk, 4)
+    regs = hll_math.registers_from_pairs(idx, rk, 4)
     assert regs.dtype == np.uint8
     assert regs.shape == (16,)
     assert regs[3] == 7
@@ -111,7 +111,7 @@ def test_registers_from_pairs_takes_max() -> None:
     assert regs[0] == 9
     assert int(regs.sum()) == 17
     with pytest.raises(BoundsError):
-        hll.registers_from_pairs(np.array([16], dtype=np.uint32), np.array([1], np.uint8), 4)
+        hll_math.registers_from_pairs(np.array([16], dtype=np.uint32), np.array([1], np.uint8), 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,26 +120,26 @@ def test_registers_from_pairs_takes_max() -> None:
 
 def test_count_empty_is_zero() -> None:
     for p in range(4, 19):
-        assert hll.count(np.zeros(1 << p, dtype=np.uint8)) == 0
+        assert hll_math.count(np.zeros(1 << p, dtype=np.uint8)) == 0
 
 
 def test_count_rejects_bad_shapes() -> None:
     with pytest.raises(SketchParameterError):
-        hll.count(np.zeros(1000, dtype=np.uint8))
+        hll_math.count(np.zeros(1000, dtype=np.uint8))
     with pytest.raises(SketchParameterError):
-        hll.count(np.zeros(8, dtype=np.uint8))  # p = 3
+        hll_math.count(np.zeros(8, dtype=np.uint8))  # p = 3
     with pytest.raises(SketchParameterError):
-        hll.count(np.zeros((128, 128), dtype=np.uint8))
+        hll_math.count(np.zeros((128, 128), dtype=np.uint8))
     with pytest.raises(BoundsError):
-        hll.count(np.full(16, 64, dtype=np.uint8))
+        hll_math.count(np.full(16, 64, dtype=np.uint8))
 
 
 def test_count_of_few_members_is_exact() -> None:
     # At p = 14 Redis counts small sets exactly (linear-counting regime).
     for n in (1, 2, 3, 10, 50):
         members = [f"member-{i}".encode() for i in range(n)]
-        idx, rk = hll.members_index_rank(members)
-        assert hll.count(hll.registers_from_pairs(idx, rk)) == n
+        idx, rk = hll_math.members_index_rank(members)
+        assert hll_math.count(hll_math.registers_from_pairs(idx, rk)) == n
 
 
 @pytest.mark.parametrize("p", [10, 12, 14, 16, 18])
@@ -148,10 +148,10 @@ def test_count_within_error_bound(p: int) -> None:
     n = 200_000
     # Random 64-bit values are as good as hashes for the estimator.
     hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-    idx, rk = hll.index_rank(hashes, p)
-    est = hll.count(hll.registers_from_pairs(idx, rk, p))
+    idx, rk = hll_math.index_rank(hashes, p)
+    est = hll_math.count(hll_math.registers_from_pairs(idx, rk, p))
     # 5 standard errors: fails by chance with probability < 1e-6 per case.
-    assert abs(est - n) / n < 5 * hll.error_bound(p), (p, est)
+    assert abs(est - n) / n < 5 * hll_math.error_bound(p), (p, est)
 
 
 @pytest.mark.parametrize("p", [4, 6, 8])
@@ -167,9 +167,9 @@ def test_small_precisions_err_as_the_standard_error_says(p: int) -> None:
     errors = np.empty(trials)
     for t in range(trials):
         hashes = rng.integers(0, 2**64, size=n, dtype=np.uint64)
-        est = hll.count(hll.registers_from_pairs(*hll.index_rank(hashes, p), p))
+        est = hll_math.count(hll_math.registers_from_pairs(*hll_math.index_rank(hashes, p), p))
         errors[t] = (est - n) / n
-    se = hll.error_bound(p)
+    se = hll_math.error_bound(p)
     rms = float(np.sqrt(np.mean(errors**2)))
     mean = float(np.mean(errors))
     assert 0.7 * se < rms < 1.5 * se, (p, rms / se)
@@ -179,27 +179,27 @@ def test_small_precisions_err_as_the_standard_error_says(p: int) -> None:
 def test_union_is_elementwise_max() -> None:
     a = [f"a{i}".encode() for i in range(5000)]
     b = [f"b{i}".encode() for i in range(3000)] + a[:1000]
-    ra = hll.registers_from_pairs(*hll.members_index_rank(a))
-    rb = hll.registers_from_pairs(*hll.members_index_rank(b))
-    both = hll.registers_from_pairs(*hll.members_index_rank(a + b))
+    ra = hll_math.registers_from_pairs(*hll_math.members_index_rank(a))
+    rb = hll_math.registers_from_pairs(*hll_math.members_index_rank(b))
+    both = hll_math.registers_from_pairs(*hll_math.members_index_rank(a + b))
     assert np.array_equal(np.maximum(ra, rb), both)
-    assert hll.count(np.maximum(ra, rb)) == hll.count(both)
+    assert hll_math.count(np.maximum(ra, rb)) == hll_math.count(both)
 
 
 def test_error_bound_and_sizing() -> None:
-    assert hll.error_bound(14) == pytest.approx(1.04 / 128)
+    assert hll_math.error_bound(14) == pytest.approx(1.04 / 128)
     for p in range(4, 19):
-        assert hll.precision_for_error(hll.error_bound(p)) == p
+        assert hll_math.precision_for_error(hll_math.error_bound(p)) == p
         if p > 4:
             # A slightly looser requirement is met by a smaller precision.
-            assert hll.precision_for_error(hll.error_bound(p - 1) * 1.0001) == p - 1
-    assert hll.precision_for_error(0.00813) == 14  # 1.04 / 128 = 0.008125
-    assert hll.precision_for_error(0.0081) == 15
-    assert hll.precision_for_error(0.5) == 4
-    assert hll.precision_for_error(1.0) == 4
-    for bad in (0.0, -0.1, math.nan, math.inf, hll.error_bound(18) * 0.99):
+            assert hll_math.precision_for_error(hll_math.error_bound(p - 1) * 1.0001) == p - 1
+    assert hll_math.precision_for_error(0.00813) == 14  # 1.04 / 128 = 0.008125
+    assert hll_math.precision_for_error(0.0081) == 15
+    assert hll_math.precision_for_error(0.5) == 4
+    assert hll_math.precision_for_error(1.0) == 4
+    for bad in (0.0, -0.1, math.nan, math.inf, hll_math.error_bound(18) * 0.99):
         with pytest.raises(SketchParameterError):
-            hll.precision_for_error(bad)
+            hll_math.precision_for_error(bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,28 +211,28 @@ REDIS_ABC_SPARSE = bytes.fromhex("48594c4c01000000000000000000008060f38050b1844b
 
 
 def test_import_redis_known_sparse_string() -> None:
-    regs = hyll.import_redis(REDIS_ABC_SPARSE)
-    expected = hll.registers_from_pairs(*hll.members_index_rank([b"a", b"b", b"c"]))
+    regs = hyll_format.import_redis(REDIS_ABC_SPARSE)
+    expected = hll_math.registers_from_pairs(*hll_math.members_index_rank([b"a", b"b", b"c"]))
     assert np.array_equal(regs, expected)
-    assert hll.count(regs) == 3
+    assert hll_math.count(regs) == 3
     # Our canonical sparse encoding of the same registers is what Redis wrote here.
-    assert hyll.export_redis(regs) == REDIS_ABC_SPARSE
+    assert hyll_format.export_redis(regs) == REDIS_ABC_SPARSE
 
 
 def _random_registers(rng: np.random.Generator, nonzero: int, vmax: int) -> np.ndarray:
-    regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
-    pos = rng.integers(0, hyll.REGISTERS, size=nonzero)
+    regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
+    pos = rng.integers(0, hyll_format.REGISTERS, size=nonzero)
     regs[pos] = rng.integers(1, vmax + 1, size=nonzero)
     return regs
 
 
 def test_export_empty_is_sparse_xzero() -> None:
-    data = hyll.export_redis(np.zeros(hyll.REGISTERS, dtype=np.uint8))
+    data = hyll_format.export_redis(np.zeros(hyll_format.REGISTERS, dtype=np.uint8))
     assert data[:4] == b"HYLL"
-    assert data[4] == hyll.ENCODING_SPARSE
+    assert data[4] == hyll_format.ENCODING_SPARSE
     assert data[15] & 0x80  # cached cardinality marked stale
     assert data[16:] == bytes([0x7F, 0xFF])  # XZERO:16384
-    assert hll.count(hyll.import_redis(data)) == 0
+    assert hll_math.count(hyll_format.import_redis(data)) == 0
 
 
 def test_round_trip_sparse_and_dense() -> None:
@@ -242,57 +242,57 @@ def test_round_trip_sparse_and_dense() -> None:
         nonzero = int(rng.integers(0, 16384))
         vmax = int(rng.choice([1, 4, 32, 33, 51, 63]))
         regs = _random_registers(rng, nonzero, vmax)
-        data = hyll.export_redis(regs)
-        sparse = data[4] == hyll.ENCODING_SPARSE
+        data = hyll_format.export_redis(regs)
+        sparse = data[4] == hyll_format.ENCODING_SPARSE
         seen.add(sparse)
-        assert np.array_equal(hyll.import_redis(data), regs), trial
+        assert np.array_equal(hyll_format.import_redis(data), regs), trial
         if sparse:
             assert int(regs.max()) <= 32
-            assert len(data) <= hyll.SPARSE_MAX_BYTES
+            assert len(data) <= hyll_format.SPARSE_MAX_BYTES
         else:
-            assert len(data) == hyll.DENSE_SIZE
+            assert len(data) == hyll_format.DENSE_SIZE
     assert seen == {True, False}
 
 
 def test_export_picks_dense_exactly_when_sparse_does_not_fit() -> None:
-    regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
+    regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
     regs[0] = 33  # one value too big for VAL
-    assert hyll.export_redis(regs)[4] == hyll.ENCODING_DENSE
+    assert hyll_format.export_redis(regs)[4] == hyll_format.ENCODING_DENSE
     # k registers alternating 1, 2 need one VAL byte each, and the zero run after them one
     # XZERO (2 bytes): 16 + k + 2 bytes in all, one byte over the limit for this k.
-    regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
-    k = hyll.SPARSE_MAX_BYTES - hyll.HEADER_SIZE - 1
+    regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
+    k = hyll_format.SPARSE_MAX_BYTES - hyll_format.HEADER_SIZE - 1
     regs[:k] = np.where(np.arange(k) % 2 == 0, 1, 2)
-    data = hyll.export_redis(regs)
-    assert data[4] == hyll.ENCODING_DENSE
+    data = hyll_format.export_redis(regs)
+    assert data[4] == hyll_format.ENCODING_DENSE
     regs[k - 1] = 0
-    data = hyll.export_redis(regs)
-    assert data[4] == hyll.ENCODING_SPARSE
-    assert len(data) == hyll.SPARSE_MAX_BYTES
-    assert np.array_equal(hyll.import_redis(data), regs)
+    data = hyll_format.export_redis(regs)
+    assert data[4] == hyll_format.ENCODING_SPARSE
+    assert len(data) == hyll_format.SPARSE_MAX_BYTES
+    assert np.array_equal(hyll_format.import_redis(data), regs)
 
 
 def test_dense_packing_is_lsb_first() -> None:
-    regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
+    regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
     regs[0] = 0b000001
     regs[1] = 0b111111
     regs[2] = 0b100000
     regs[5] = 40
-    data = hyll.export_redis(regs)
-    assert data[4] == hyll.ENCODING_DENSE
-    body = data[hyll.HEADER_SIZE :]
+    data = hyll_format.export_redis(regs)
+    assert data[4] == hyll_format.ENCODING_DENSE
+    body = data[hyll_format.HEADER_SIZE :]
     # |11000001|11111111|10000011|  register 0 in the low bits of byte 0, etc.
     assert body[0] == 0b11000001
     assert body[1] == 0b00001111
     assert body[2] == 0b00000010
-    assert np.array_equal(hyll.import_redis(data), regs)
+    assert np.array_equal(hyll_format.import_redis(data), regs)
 
 
 def test_export_rejects_bad_registers() -> None:
     with pytest.raises(SketchParameterError):
-        hyll.export_redis(np.zeros(1 << 12, dtype=np.uint8))
+        hyll_format.export_redis(np.zeros(1 << 12, dtype=np.uint8))
     with pytest.raises(BoundsError):
-        hyll.export_redis(np.full(hyll.REGISTERS, 64, dtype=np.uint8))
+        hyll_format.export_redis(np.full(hyll_format.REGISTERS, 64, dtype=np.uint8))
 
 
 def _sparse(body: bytes) -> bytes:
@@ -319,15 +319,15 @@ def _sparse(body: bytes) -> bytes:
 )
 def test_import_rejects_malformed(data: bytes, needle: str) -> None:
     with pytest.raises(DecodeError, match=needle):
-        hyll.import_redis(data)
+        hyll_format.import_redis(data)
 
 
 def test_import_accepts_non_canonical_sparse() -> None:
     # XZERO runs of 1 and ZERO runs split arbitrarily are still valid if they cover 16384.
     body = b"\x40\x00" + b"\x3f" * 255 + b"\x84" + b"\x00" * 62
     covered = 1 + 64 * 255 + 1 + 62
-    assert covered == hyll.REGISTERS
-    regs = hyll.import_redis(_sparse(body))
+    assert covered == hyll_format.REGISTERS
+    regs = hyll_format.import_redis(_sparse(body))
     assert int(regs.sum()) == 2
     assert regs[1 + 64 * 255] == 2
 
@@ -340,28 +340,28 @@ def test_import_accepts_non_canonical_sparse() -> None:
 def test_import_garbage_raises_decode_error_only(data: bytes) -> None:
     for candidate in (data, b"HYLL" + data, _sparse(data), b"HYLL\x00" + data):
         try:
-            regs = hyll.import_redis(candidate)
+            regs = hyll_format.import_redis(candidate)
         except DecodeError:
             continue
         assert regs.dtype == np.uint8
-        assert regs.shape == (hyll.REGISTERS,)
+        assert regs.shape == (hyll_format.REGISTERS,)
 
 
 @pytest.mark.property
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(0, hyll.REGISTERS - 1), st.integers(1, 63)),
+        st.tuples(st.integers(0, hyll_format.REGISTERS - 1), st.integers(1, 63)),
         max_size=300,
     ),
     st.data(),
 )
 def test_mutated_exports_decode_or_raise(pairs: list[tuple[int, int]], data: st.DataObject) -> None:
-    regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
+    regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
     for i, v in pairs:
         regs[i] = max(regs[i], v)
-    encoded = hyll.export_redis(regs)
-    assert np.array_equal(hyll.import_redis(encoded), regs)
+    encoded = hyll_format.export_redis(regs)
+    assert np.array_equal(hyll_format.import_redis(encoded), regs)
     cut = data.draw(st.integers(0, len(encoded)))
     flip_at = data.draw(st.integers(0, len(encoded) - 1))
     flip = data.draw(st.integers(1, 255))
@@ -369,23 +369,23 @@ def test_mutated_exports_decode_or_raise(pairs: list[tuple[int, int]], data: st.
     mutated[flip_at] ^= flip
     for candidate in (encoded[:cut], bytes(mutated), encoded + b"\x00", encoded + b"\x80"):
         try:
-            out = hyll.import_redis(candidate)
+            out = hyll_format.import_redis(candidate)
         except DecodeError:
             continue
-        assert out.shape == (hyll.REGISTERS,)
+        assert out.shape == (hyll_format.REGISTERS,)
 
 
 @pytest.mark.parametrize(("high", "low"), [(16, 14), (14, 10), (18, 4), (5, 4), (14, 14)])
 def test_folding_equals_building_at_the_lower_precision(high: int, low: int) -> None:
     rng = random.Random(high * 100 + low)
     members = [rng.randbytes(rng.randrange(0, 30)) for _ in range(5_000)]
-    registers = hll.registers_from_pairs(*hll.members_index_rank(members, high), high)
-    expected = hll.registers_from_pairs(*hll.members_index_rank(members, low), low)
-    assert np.array_equal(hll.fold(registers, low), expected)
+    registers = hll_math.registers_from_pairs(*hll_math.members_index_rank(members, high), high)
+    expected = hll_math.registers_from_pairs(*hll_math.members_index_rank(members, low), low)
+    assert np.array_equal(hll_math.fold(registers, low), expected)
 
 
 def test_folding_up_or_from_a_bad_size_is_refused() -> None:
     with pytest.raises(SketchParameterError):
-        hll.fold(np.zeros(1 << 10, dtype=np.uint8), 12)
+        hll_math.fold(np.zeros(1 << 10, dtype=np.uint8), 12)
     with pytest.raises(BoundsError):
-        hll.fold(np.zeros(1000, dtype=np.uint8), 4)
+        hll_math.fold(np.zeros(1000, dtype=np.uint8), 4)

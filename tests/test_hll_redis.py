@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from hearsay.base.errors import DecodeError
-from hearsay.sketch import hll, hyll
+from hearsay.sketch import hll_math, hyll_format
 
 pytestmark = pytest.mark.redis
 
@@ -59,7 +59,7 @@ def _getreg(r: Any, key: str) -> np.ndarray:
 
 
 def _ours(members: Sequence[bytes]) -> np.ndarray:
-    return hll.registers_from_pairs(*hll.members_index_rank(members))
+    return hll_math.registers_from_pairs(*hll_math.members_index_rank(members))
 
 
 def _members(rng: random.Random, n: int, kind: str) -> list[bytes]:
@@ -95,20 +95,20 @@ def _compare_key(r: Any, key: str, members: Sequence[bytes], label: str) -> list
     ours = _ours(members)
     raw = r.get(key)
     encoding = r.execute_command("PFDEBUG", "ENCODING", key)
-    imported = hyll.import_redis(raw)
+    imported = hyll_format.import_redis(raw)
     if not np.array_equal(imported, ours):
         problems.append(f"{label}: GET bytes import to different registers")
-    exported = hyll.export_redis(ours)
+    exported = hyll_format.export_redis(ours)
     # Redis's sparse string grows by in-place edits; ours is the shortest code, so whenever
     # Redis still holds the key sparse, so do we.
-    if encoding == b"sparse" and exported[4] != hyll.ENCODING_SPARSE:
+    if encoding == b"sparse" and exported[4] != hyll_format.ENCODING_SPARSE:
         problems.append(f"{label}: Redis keeps it sparse but export is dense")
     theirs = _getreg(r, key)  # note: converts the key to dense inside Redis
     if not np.array_equal(theirs, ours):
         diff = np.flatnonzero(theirs != ours)
         problems.append(f"{label}: {diff.size} registers differ, first at {diff[:5].tolist()}")
     count_redis = r.pfcount(key)
-    count_ours = hll.count(ours)
+    count_ours = hll_math.count(ours)
     if count_redis != count_ours:
         problems.append(f"{label}: PFCOUNT {count_redis} != count {count_ours}")
     return problems
@@ -148,7 +148,7 @@ def test_one_million_members(r: Any) -> None:
     assert problems == []
     # Sanity: within Redis's documented error on 1e6 distinct members (duplicates are few).
     distinct = len(set(members))
-    assert abs(hll.count(_ours(members)) - distinct) / distinct < 5 * hll.error_bound(14)
+    assert abs(hll_math.count(_ours(members)) - distinct) / distinct < 5 * hll_math.error_bound(14)
 
 
 def test_edge_members(r: Any) -> None:
@@ -193,16 +193,16 @@ def test_multi_key_pfcount_and_pfmerge(r: Any) -> None:
         label = f"seed={10_000 + seed}"
         missing = f"u{seed}:absent"  # a missing key counts as an empty HLL
         count_redis = r.pfcount(*keys, missing)
-        if count_redis != hll.count(union):
-            problems.append(f"{label}: multi-key PFCOUNT {count_redis} != {hll.count(union)}")
+        if count_redis != hll_math.count(union):
+            problems.append(f"{label}: multi-key PFCOUNT {count_redis} != {hll_math.count(union)}")
         dest = f"u{seed}:merged"
         r.pfmerge(dest, *keys, missing)
         merged_bytes = r.get(dest)
-        if not np.array_equal(hyll.import_redis(merged_bytes), union):
+        if not np.array_equal(hyll_format.import_redis(merged_bytes), union):
             problems.append(f"{label}: PFMERGE bytes differ from union")
         if not np.array_equal(_getreg(r, dest), union):
             problems.append(f"{label}: PFMERGE registers differ from union")
-        if r.pfcount(dest) != hll.count(union):
+        if r.pfcount(dest) != hll_math.count(union):
             problems.append(f"{label}: PFCOUNT of PFMERGE result differs")
     assert problems == []
 
@@ -222,24 +222,24 @@ def test_export_set_into_redis(r: Any) -> None:
     for trial in range(40):
         # Hand-made registers, including values no hash produces (52..63), which Redis
         # stores and ignores in the estimate.
-        regs = np.zeros(hyll.REGISTERS, dtype=np.uint8)
-        k = int(rng.integers(0, hyll.REGISTERS))
+        regs = np.zeros(hyll_format.REGISTERS, dtype=np.uint8)
+        k = int(rng.integers(0, hyll_format.REGISTERS))
         vmax = int(rng.choice([1, 3, 32, 33, 51, 63]))
-        regs[rng.integers(0, hyll.REGISTERS, size=k)] = rng.integers(1, vmax + 1, size=k)
+        regs[rng.integers(0, hyll_format.REGISTERS, size=k)] = rng.integers(1, vmax + 1, size=k)
         cases.append((f"hand-made trial={trial} k={k} vmax={vmax}", regs))
-    cases.append(("empty", np.zeros(hyll.REGISTERS, dtype=np.uint8)))
+    cases.append(("empty", np.zeros(hyll_format.REGISTERS, dtype=np.uint8)))
     encodings = set()
     for label, regs in cases:
-        data = hyll.export_redis(regs)
+        data = hyll_format.export_redis(regs)
         r.set("x", data)
         encoding = r.execute_command("PFDEBUG", "ENCODING", "x")
-        expected = b"sparse" if data[4] == hyll.ENCODING_SPARSE else b"dense"
+        expected = b"sparse" if data[4] == hyll_format.ENCODING_SPARSE else b"dense"
         encodings.add(encoding)
         if encoding != expected:
             problems.append(f"{label}: Redis sees {encoding!r}, we wrote {expected!r}")
         count_redis = r.pfcount("x")
-        if count_redis != hll.count(regs):
-            problems.append(f"{label}: PFCOUNT {count_redis} != count {hll.count(regs)}")
+        if count_redis != hll_math.count(regs):
+            problems.append(f"{label}: PFCOUNT {count_redis} != count {hll_math.count(regs)}")
         if not np.array_equal(_getreg(r, "x"), regs):
             problems.append(f"{label}: registers differ after SET")
         # Redis keeps working on the value: adding members agrees with our max-update.
@@ -279,7 +279,7 @@ def test_mutated_strings_judged_like_redis(r: Any) -> None:
     sources: list[bytes] = []
     for n in (0, 1, 5, 50, 300, 1200, 3000, 20000):
         members = _members(rng, n, "mixed")
-        sources.append(hyll.export_redis(_ours(members)))
+        sources.append(hyll_format.export_redis(_ours(members)))
         _pfadd(r, f"src{n}", members)
         sources.append(r.get(f"src{n}"))
     disagreements: list[str] = []
@@ -295,10 +295,10 @@ def test_mutated_strings_judged_like_redis(r: Any) -> None:
                 data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         elif action == "append":
             data += rng.randbytes(rng.randint(1, 3))
-        elif action == "opcode" and len(data) > hyll.HEADER_SIZE:
-            data[rng.randrange(hyll.HEADER_SIZE, len(data))] = rng.randrange(256)
+        elif action == "opcode" and len(data) > hyll_format.HEADER_SIZE:
+            data[rng.randrange(hyll_format.HEADER_SIZE, len(data))] = rng.randrange(256)
         else:
-            data[rng.randrange(0, hyll.HEADER_SIZE)] = rng.randrange(256)
+            data[rng.randrange(0, hyll_format.HEADER_SIZE)] = rng.randrange(256)
         value = bytes(data)
         r.set("m", value)
         try:
@@ -306,7 +306,7 @@ def test_mutated_strings_judged_like_redis(r: Any) -> None:
         except redis.ResponseError:
             theirs = None
         try:
-            ours: np.ndarray | None = hyll.import_redis(value)
+            ours: np.ndarray | None = hyll_format.import_redis(value)
         except DecodeError:
             ours = None
         label = f"trial={trial} action={action} len={len(value)}"
@@ -318,9 +318,9 @@ def test_mutated_strings_judged_like_redis(r: Any) -> None:
                 disagreements.append(f"{label}: registers differ")
         elif (
             ours is None
-            and len(value) >= hyll.HEADER_SIZE
-            and value[4] == hyll.ENCODING_SPARSE
-            and _ends_with_lone_xzero_byte(value[hyll.HEADER_SIZE :])
+            and len(value) >= hyll_format.HEADER_SIZE
+            and value[4] == hyll_format.ENCODING_SPARSE
+            and _ends_with_lone_xzero_byte(value[hyll_format.HEADER_SIZE :])
         ):
             outcomes["lone-xzero"] = outcomes.get("lone-xzero", 0) + 1  # documented divergence
         else:
@@ -340,8 +340,8 @@ def test_lone_trailing_xzero_byte_divergence_is_deliberate(r: Any) -> None:
     XZERO's missing second byte, giving a run of 16129 that completes 16384 registers.
     """
     value = b"HYLL\x01\x00\x00\x00" + bytes(7) + b"\x80" + b"\x3f" * 3 + b"\x3e" + b"\x7f"
-    assert _ends_with_lone_xzero_byte(value[hyll.HEADER_SIZE :])
+    assert _ends_with_lone_xzero_byte(value[hyll_format.HEADER_SIZE :])
     r.set("cut", value)
     assert r.pfcount("cut") == 0  # Redis: a valid, empty HLL
     with pytest.raises(DecodeError, match="second byte"):
-        hyll.import_redis(value)
+        hyll_format.import_redis(value)

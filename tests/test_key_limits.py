@@ -30,7 +30,8 @@ from hearsay.resp import messages
 from hearsay.resp.replies import OK, ErrorReply
 from hearsay.runtime.config import ConfigError, ServeConfig
 from hearsay.sketch import countmin, schemas
-from hearsay.sketch.schemas import CMS_DEPTH_MAX, admit_schema
+from hearsay.sketch.schemas import CMS_DEPTH_MAX
+from hearsay.sketch.views import admit_schema
 from tests.nodes import start_node
 from tests.test_gossip_node import _deliver
 from tests.test_sketch_commands import NOW_MS, Client

@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import SketchParameterError
-from hearsay.sketch import hll
+from hearsay.sketch import hll_math
 from hearsay.sketch.murmur import REDIS_HLL_SEED, hash64a, index_rank, murmurhash64a
 from tests.hll_reference import redis_pat_len
 
@@ -28,7 +28,7 @@ members_of_any_length = st.binary(max_size=100) | st.binary(min_size=1000, max_s
 
 
 def _batch(members: Any, p: int, seed: int) -> list[tuple[int, int]]:
-    """The C batch's (index, rank) pairs, via numpy arrays as hll.members_index_rank passes."""
+    """The C batch's (index, rank) pairs, via numpy arrays as hll_math.members_index_rank passes."""
     indices = np.empty(len(members), dtype=np.uint32)
     ranks = np.empty(len(members), dtype=np.uint8)
     index_rank(members, p, seed, indices, ranks)
@@ -56,7 +56,7 @@ def test_every_short_length_and_some_long_ones(seed: int) -> None:
     members = [rng.randbytes(n) for n in range(101)]
     members += [rng.randbytes(n) for n in (4096, 4099, 8 * 1000 + 3, 65_536, 100_001)]
     assert [hash64a(m, seed) for m in members] == [murmurhash64a(m, seed) for m in members]
-    for p in range(hll.PRECISION_MIN, hll.PRECISION_MAX + 1):
+    for p in range(hll_math.PRECISION_MIN, hll_math.PRECISION_MAX + 1):
         assert _batch(members, p, seed) == _expected(members, p, seed)
 
 
@@ -73,23 +73,23 @@ def test_scalar_matches_reference(data: bytes, seed: int) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(members_of_any_length, max_size=40),
-    st.integers(min_value=hll.PRECISION_MIN, max_value=hll.PRECISION_MAX),
+    st.integers(min_value=hll_math.PRECISION_MIN, max_value=hll_math.PRECISION_MAX),
     seeds,
 )
 def test_batch_of_mixed_lengths_matches_reference(members: list[bytes], p: int, seed: int) -> None:
     assert _batch(members, p, seed) == _expected(members, p, seed)
-    indices, ranks = hll.members_index_rank(members, p, seed)
+    indices, ranks = hll_math.members_index_rank(members, p, seed)
     assert (indices.dtype, ranks.dtype) == (np.uint32, np.uint8)
     assert _batch(tuple(members), p, seed) == _pairs(indices, ranks)
 
 
-@pytest.mark.parametrize("p", range(hll.PRECISION_MIN, hll.PRECISION_MAX + 1))
+@pytest.mark.parametrize("p", range(hll_math.PRECISION_MIN, hll_math.PRECISION_MAX + 1))
 def test_batch_agrees_with_the_numpy_statement_of_hllpatlen(p: int) -> None:
     rng = random.Random(p)
     members = [rng.randbytes(rng.randint(0, 40)) for _ in range(2000)]
     hashes = np.array([murmurhash64a(m) for m in members], dtype=np.uint64)
-    expected = hll.index_rank(hashes, p)
-    got = hll.members_index_rank(members, p)
+    expected = hll_math.index_rank(hashes, p)
+    got = hll_math.members_index_rank(members, p)
     assert got[0].tolist() == expected[0].tolist()
     assert got[1].tolist() == expected[1].tolist()
 
@@ -120,7 +120,7 @@ def test_any_sequence_of_members() -> None:
 
 
 def test_empty_batch() -> None:
-    indices, ranks = hll.members_index_rank([])
+    indices, ranks = hll_math.members_index_rank([])
     assert (indices.shape, indices.dtype, ranks.shape, ranks.dtype) == (
         (0,),
         np.uint32,
@@ -148,7 +148,7 @@ def test_seed_out_of_range(seed: int) -> None:
     with pytest.raises(ValueError, match="seed must fit in 32 bits"):
         _batch([b"x"], 14, seed)
     with pytest.raises(ValueError, match="seed must fit in 32 bits"):
-        hll.members_index_rank([b"x"], 14, seed)
+        hll_math.members_index_rank([b"x"], 14, seed)
 
 
 def test_seed_and_precision_must_be_integers() -> None:
@@ -165,7 +165,7 @@ def test_precision_out_of_range(p: int) -> None:
     with pytest.raises(ValueError, match=r"p must be in 4\.\.18"):
         _batch([b"x"], p, 0)
     with pytest.raises(SketchParameterError):
-        hll.members_index_rank([b"x"], p)
+        hll_math.members_index_rank([b"x"], p)
 
 
 def test_wrong_argument_count() -> None:

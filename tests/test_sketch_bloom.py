@@ -16,7 +16,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import NO_EXPIRY, Entry
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.bloom import BloomFilter, hashes_for, reserve_size
-from hearsay.sketch.schemas import type_name, view_for
+from hearsay.sketch.views import type_name, view_for
 
 
 def _members(seed: int, count: int, prefix: bytes) -> list[bytes]:

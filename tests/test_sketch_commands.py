@@ -23,11 +23,11 @@ from hearsay.lattice.entry import Entry
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry
+from hearsay.resp.parser import parse_double
 from hearsay.resp.replies import ErrorReply, Map, Reply, encode
 from hearsay.resp.server_commands import build_registry
-from hearsay.resp.sketch_commands import parse_double
-from hearsay.sketch import hll, hyll
-from hearsay.sketch.hyperloglog import HyperLogLog
+from hearsay.sketch import hll_math, hyll_format
+from hearsay.sketch.hll_view import HyperLogLog
 from tests.bloom_reference import ReferenceBloom, redisbloom_info_size
 
 NOW_MS = 1_700_000_000_000
@@ -92,9 +92,9 @@ def test_pfadd_registers_equal_the_batch_hash_for_every_batch_size(c: Client) ->
         batch = _members(rng, size)
         members += batch
         c.ok("PFADD", "k", *batch)
-    expected = hll.registers_from_pairs(*hll.members_index_rank(members))
+    expected = hll_math.registers_from_pairs(*hll_math.members_index_rank(members))
     assert np.array_equal(_registers(c, b"k"), expected)
-    assert c("PFCOUNT", "k") == hll.count(expected)
+    assert c("PFCOUNT", "k") == hll_math.count(expected)
 
 
 def test_pfadd_replies_whether_the_key_changed(c: Client) -> None:
@@ -222,7 +222,7 @@ def test_pfcount_of_many_keys_is_the_union_and_changes_nothing(c: Client) -> Non
     c.ok("PFADD", "a", *a)
     c.ok("PFADD", "b", *b)
     before = (_registers(c, b"a").copy(), _registers(c, b"b").copy())
-    union = hll.count(hll.registers_from_pairs(*hll.members_index_rank(a + b)))
+    union = hll_math.count(hll_math.registers_from_pairs(*hll_math.members_index_rank(a + b)))
     assert c("PFCOUNT", "a", "b", "missing") == union
     assert c("PFCOUNT", "missing") == 0
     assert np.array_equal(_registers(c, b"a"), before[0])
@@ -249,7 +249,7 @@ def test_get_and_set_speak_redis_hll_bytes(c: Client) -> None:
     c.ok("PFADD", "k", *members)
     data = c("GET", "k")
     assert isinstance(data, bytes) and data.startswith(b"HYLL")
-    assert np.array_equal(hyll.import_redis(data), _registers(c, b"k"))
+    assert np.array_equal(hyll_format.import_redis(data), _registers(c, b"k"))
     assert c("SET", "copy", data) == "OK"
     assert c("PFCOUNT", "copy") == c("PFCOUNT", "k")
     # SET on an existing HLL merges (the lattice never lowers a register).
@@ -280,14 +280,14 @@ def test_pfreserve_makes_an_hll_of_another_precision(c: Client) -> None:
     assert c("HEARSAY.PFRESERVE", "p", 10) == "OK"  # idempotent
     assert c("HEARSAY.PFRESERVE", "p", 12) == messages.HLL_PRECISION_EXISTS.format(10)
     assert c("PFADD", "p", *members) == 1
-    expected = hll.registers_from_pairs(*hll.members_index_rank(members, 10), 10)
+    expected = hll_math.registers_from_pairs(*hll_math.members_index_rank(members, 10), 10)
     assert np.array_equal(_registers(c, b"p", 10), expected)
-    assert c("PFCOUNT", "p") == hll.count(expected)
+    assert c("PFCOUNT", "p") == hll_math.count(expected)
     more = _members(rng, 300)
     c.ok("PFADD", "q", *more)  # precision 14
     # Counted together at the lower precision: folding 14 -> 10 is exact.
-    both = hll.registers_from_pairs(*hll.members_index_rank(members + more, 10), 10)
-    assert c("PFCOUNT", "p", "q") == hll.count(both)
+    both = hll_math.registers_from_pairs(*hll_math.members_index_rank(members + more, 10), 10)
+    assert c("PFCOUNT", "p", "q") == hll_math.count(both)
     assert c("PFMERGE", "q", "p") == messages.hll_cannot_unfold(14, 10)
     assert c("PFMERGE", "fresh", "p") == "OK"
     assert c("PFCOUNT", "fresh") == c("PFCOUNT", "p")

@@ -15,7 +15,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch import schemas
+from hearsay.sketch import schemas, slots, views
 from hearsay.sketch.counter import INT64_MAX, INT64_MIN, PNCounter
 from hearsay.sketch.maxreg import MaxRegister, RawVector
 
@@ -177,8 +177,8 @@ def test_every_schema_maps_back_to_its_view_and_type() -> None:
         (schemas.vector(), "vector"),
     ]
     for schema, name in cases:
-        assert schemas.view_for(schema).schema is schema
-        assert schemas.type_name(schema) == name
+        assert views.view_for(schema).schema is schema
+        assert views.type_name(schema) == name
     assert schemas.counter().additive
     assert schemas.cms(3, 4).size == 12
     assert not schemas.maxreg().additive
@@ -195,22 +195,22 @@ def test_unknown_or_inconsistent_schemas_are_refused() -> None:
         Schema("bloom", (64, 3, 10, schemas.error_to_bits(0.1), 99), 64),
     ):
         with pytest.raises(SketchParameterError):
-            schemas.view_for(schema)
+            views.view_for(schema)
     with pytest.raises(SketchParameterError):
-        schemas.type_name(Schema("nope"))
+        views.type_name(Schema("nope"))
 
 
 def test_values_at_reads_sparse_dense_and_small() -> None:
     sparse = MaxVector.from_pairs(np.array([5, 1000, 70000]), np.array([1, 2, 3]))
     dense = MaxVector.from_dense(np.arange(1, 300))
     probe = np.array([5, 6, 1000, 70000, 10**6] * 20)
-    assert schemas.values_at(sparse, probe[:5]).tolist() == [1, 0, 2, 3, 0]
-    assert schemas.values_at(sparse, probe).tolist() == [1, 0, 2, 3, 0] * 20
+    assert slots.values_at(sparse, probe[:5]).tolist() == [1, 0, 2, 3, 0]
+    assert slots.values_at(sparse, probe).tolist() == [1, 0, 2, 3, 0] * 20
     assert dense.is_dense
-    assert schemas.values_at(dense, probe).tolist() == [6, 7, 0, 0, 0] * 20
-    summed = schemas.summed_at({"a": sparse, "b": dense}, probe[:5])
+    assert slots.values_at(dense, probe).tolist() == [6, 7, 0, 0, 0] * 20
+    summed = slots.summed_at({"a": sparse, "b": dense}, probe[:5])
     assert summed.tolist() == [7, 7, 2, 3, 0]
     huge = MaxVector.from_pairs([0], [VALUE_MAX])
-    saturated = schemas.summed_at({"a": huge, "b": huge, "c": huge}, np.array([0]))
+    saturated = slots.summed_at({"a": huge, "b": huge, "c": huge}, np.array([0]))
     assert int(saturated[0]) == 2**64 - 1
     assert schemas.error_from_bits(schemas.error_to_bits(0.0123)) == 0.0123

@@ -19,7 +19,7 @@ from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import NO_EXPIRY, Entry
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.countmin import INT64_MAX, CountMinSketch, _weighted_sum, dims_from_prob
-from hearsay.sketch.schemas import type_name, view_for
+from hearsay.sketch.views import type_name, view_for
 
 
 def _apply(slices: dict[str, MaxVector], origin: str, pairs: tuple[np.ndarray, np.ndarray]) -> None:

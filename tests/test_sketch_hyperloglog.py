@@ -15,9 +15,9 @@ from hearsay.base.errors import DecodeError, SketchParameterError
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import NO_EXPIRY, Entry
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import hll, hyll
-from hearsay.sketch.hyperloglog import HyperLogLog
-from hearsay.sketch.schemas import type_name, view_for
+from hearsay.sketch import hll_math, hyll_format
+from hearsay.sketch.hll_view import HyperLogLog
+from hearsay.sketch.views import type_name, view_for
 
 
 def _members(seed: int, count: int) -> list[bytes]:
@@ -33,15 +33,15 @@ def _filled(view: HyperLogLog, members: list[bytes]) -> MaxVector:
 
 @given(
     st.lists(st.binary(max_size=30), max_size=300),
-    st.integers(hll.PRECISION_MIN, hll.PRECISION_MAX),
+    st.integers(hll_math.PRECISION_MIN, hll_math.PRECISION_MAX),
 )
 def test_count_of_merged_pairs_equals_estimator_on_registers(members: list[bytes], p: int) -> None:
     view = HyperLogLog(p)
     vec = _filled(view, members)
-    indices, ranks = hll.members_index_rank(members, p)
-    registers = hll.registers_from_pairs(indices, ranks, p)
+    indices, ranks = hll_math.members_index_rank(members, p)
+    registers = hll_math.registers_from_pairs(indices, ranks, p)
     assert np.array_equal(view.registers(vec), registers)
-    assert view.count(vec) == hll.count(registers)
+    assert view.count(vec) == hll_math.count(registers)
     assert view.is_empty(vec) == (not members)
 
 
@@ -81,7 +81,7 @@ def test_redis_strings_round_trip_through_the_view() -> None:
     for members in (_members(20, 10), _members(21, 50_000)):  # sparse, then dense
         vec = _filled(view, members)
         data = view.to_redis(vec)
-        encoding = hyll.ENCODING_SPARSE if len(members) == 10 else hyll.ENCODING_DENSE
+        encoding = hyll_format.ENCODING_SPARSE if len(members) == 10 else hyll_format.ENCODING_DENSE
         assert data[4] == encoding
         back = MaxVector()
         back.merge_pairs(*view.from_redis(data))
@@ -96,10 +96,10 @@ def test_redis_strings_need_precision_14() -> None:
     with pytest.raises(SketchParameterError):
         view.to_redis(MaxVector())
     with pytest.raises(SketchParameterError):
-        view.from_redis(hyll.export_redis(np.zeros(hyll.REGISTERS, np.uint8)))
+        view.from_redis(hyll_format.export_redis(np.zeros(hyll_format.REGISTERS, np.uint8)))
 
 
-@pytest.mark.parametrize("p", range(hll.PRECISION_MIN, hll.PRECISION_MAX + 1))
+@pytest.mark.parametrize("p", range(hll_math.PRECISION_MIN, hll_math.PRECISION_MAX + 1))
 def test_precisions_and_sizing(p: int) -> None:
     view = HyperLogLog(p)
     assert view.schema.size == 1 << p == view.registers_count

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hearsay.engine import sketch_ops
 from hearsay.engine.database import Database
+from hearsay.engine.families import counter
 from hearsay.persist.store import DB_FILE_NAME
 from tests.nodes import Cluster, poll_until
 
@@ -70,7 +70,7 @@ def test_a_stop_that_was_not_clean_takes_a_fresh_origin(tmp_path: Path) -> None:
 def test_a_start_that_quarantines_an_entry_takes_a_fresh_origin(tmp_path: Path) -> None:
     first = _open(tmp_path / "d")
     node_id = first.identity.node_id
-    sketch_ops.counter_incrby(first, b"hits", 10, NOW_MS)
+    counter.incrby(first, b"hits", 10, NOW_MS)
     first.close(NOW_MS)
     _damage_row(tmp_path / "d" / DB_FILE_NAME, b"hits")
     second = _open(tmp_path / "d")

@@ -35,7 +35,7 @@ from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
-from hearsay.sketch.schemas import admit_schema, type_name, view_for
+from hearsay.sketch.views import admit_schema, type_name, view_for
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,26 @@ Driver loop, per connection::
         if ctx.close_after_reply:            # QUIT
             break
 
-Registering a command (the engine layer adds the data commands the same way)::
+Registering a command: every command module declares its commands with the one decorator,
+:meth:`CommandRegistry.command`, inside its ``install_*_commands(registry)``::
 
-    @REGISTRY.command("PFCOUNT", arity=-2, flags=("readonly",), first_key=1, last_key=-1,
-                      step=1, group="hyperloglog", summary="...")
-    def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply: ...
+    @registry.command("PFMERGE", arity=-2, flags=("write", "denyoom"), first_key=1,
+                      last_key=-1, step=1, group="hyperloglog", since="2.8.9", summary="...",
+                      errors={NotAnHllError: messages.HLL_INVALID,
+                              PrecisionMismatchError: lambda e: messages.hll_cannot_unfold(
+                                  e.have, e.want)})
+    def pfmerge(ctx: ClientContext, args: list[bytes]) -> Reply: ...
 
-``args`` is the whole request, ``args[0]`` the command name as the client spelled it. A
-handler reports a client mistake by raising :class:`CommandError` with a text from
-:mod:`hearsay.resp.messages` (or returning an :class:`~hearsay.resp.replies.ErrorReply`);
-``hearsay.base.errors`` types are turned into error replies too. ``ctx.db`` is whatever the
-engine passes; this module only needs the :class:`Database` protocol (can it write now?).
+``args`` is the whole request, ``args[0]`` the command name as the client spelled it. The
+declaration is everything ``COMMAND INFO``/``DOCS`` report (arity, flags, key positions as
+first/last/step, group, since, summary) plus ``errors``: which reply an engine error gets
+(a text, or a function of the exception). A handler reports a client mistake by raising
+:class:`CommandError` with a text from :mod:`hearsay.resp.messages`; any other
+``hearsay.base.errors`` type is answered by the most specific entry of ``errors`` for its
+class, else ``WRONGTYPE`` for a :class:`WrongTypeError` and ``ERR <text>`` for the rest. The
+mapping is merged once at registration, and consulted only when a handler raises, so it
+costs the hot path nothing. ``ctx.db`` is whatever the engine passes; this module only needs
+the :class:`Database` protocol (can it write now?).
 
 Order of checks, as in Redis 7's ``processCommand``: unknown command (or unknown
 subcommand), then arity, then authentication (``NOAUTH``), then ``MISCONF`` for a write while
@@ -38,9 +47,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from hearsay import __version__
 from hearsay.base.errors import HearsayError, WrongTypeError
@@ -146,6 +155,9 @@ class ClientContext:
 
 
 Handler = Callable[[ClientContext, list[bytes]], "Reply | Deferred"]
+ErrorReplies = Mapping[type[HearsayError], "str | Callable[[Any], str]"]
+"""A command's declared replies to engine errors: the error class (its subclasses too) -> the
+reply text, or a function of the exception that makes it (e.g. to name a precision)."""
 RunHandler = Callable[[ClientContext, list[list[bytes]]], list[Reply]]
 """Runs a run of calls of one command on one key at once (see :meth:`CommandRegistry.run_at`).
 
@@ -181,6 +193,31 @@ KNOWN_FLAGS: Final = frozenset(
 )
 
 
+def _error_text(error: BaseException) -> str:
+    return f"ERR {error}"
+
+
+_DEFAULT_ERROR_TEXTS: Final[dict[type[BaseException], Callable[[Any], str]]] = {
+    WrongTypeError: lambda error: messages.WRONGTYPE,
+    HearsayError: _error_text,
+}
+"""What every command answers for an engine error it does not declare."""
+
+
+def _error_texts(errors: ErrorReplies) -> dict[type[BaseException], Callable[[Any], str]]:
+    """The defaults with ``errors`` over them, every text made a function of the error."""
+    texts = dict(_DEFAULT_ERROR_TEXTS)
+    for cls, text in errors.items():
+        if cls is CommandError or not issubclass(cls, HearsayError):
+            raise ValueError(f"errors= maps engine errors (HearsayError types), not {cls}")
+        texts[cls] = text if callable(text) else _fixed_text(text)
+    return texts
+
+
+def _fixed_text(text: str) -> Callable[[Any], str]:
+    return lambda error: text
+
+
 @dataclass(slots=True)
 class CommandSpec:
     """One row of the command table (a command or a ``container|subcommand``)."""
@@ -198,6 +235,10 @@ class CommandSpec:
     since: str
     subcommands: dict[bytes, CommandSpec] = field(default_factory=dict)
     run_handler: RunHandler | None = None
+    error_texts: dict[type[BaseException], Callable[[Any], str]] = field(
+        default_factory=lambda: dict(_DEFAULT_ERROR_TEXTS)
+    )
+    """Engine error class -> its reply text: the declared ``errors`` over the defaults."""
     full_name: str = field(init=False)
     """The lower-case name Redis shows: ``ping``, ``client|setname``."""
     no_auth: bool = field(init=False)
@@ -209,6 +250,15 @@ class CommandSpec:
         self.full_name = self.name.lower()
         self.no_auth = "no_auth" in self.flags
         self.writes = "write" in self.flags
+
+    def error_reply(self, error: HearsayError) -> ErrorReply:
+        """The reply to an engine error a handler raised: the entry for its nearest class."""
+        texts = self.error_texts
+        for cls in type(error).__mro__:  # ends at HearsayError, which is always present
+            text = texts.get(cls)
+            if text is not None:
+                return ErrorReply(text(error))
+        raise AssertionError("HearsayError has a default reply")  # pragma: no cover
 
     def info(self) -> list[Reply]:
         """This command's COMMAND INFO entry, in Redis 7's ten-field shape."""
@@ -301,8 +351,12 @@ class CommandRegistry:
         since: str = "0.1.0",
         acl_categories: Iterable[str] = (),
         parent: str | None = None,
+        errors: ErrorReplies | None = None,
+        run: RunHandler | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``handler`` as ``name`` (or as a subcommand of ``parent``)."""
+        """The command decorator: register ``handler`` as ``name`` (or as a subcommand of
+        ``parent``), declaring what COMMAND INFO/DOCS report, the replies to engine
+        ``errors``, and ``run``, a :data:`RunHandler` for pipelined calls on one key."""
 
         def register(handler: Handler) -> Handler:
             self.add(
@@ -318,6 +372,8 @@ class CommandRegistry:
                 since=since,
                 acl_categories=acl_categories,
                 parent=parent,
+                errors=errors,
+                run_handler=run,
             )
             return handler
 
@@ -339,10 +395,12 @@ class CommandRegistry:
         acl_categories: Iterable[str] = (),
         parent: str | None = None,
         run_handler: RunHandler | None = None,
+        errors: ErrorReplies | None = None,
     ) -> CommandSpec:
         """Register a command; ``handler=None`` makes a container for subcommands.
 
-        ``run_handler`` (a keyed command's) runs pipelined calls on one key in one go.
+        What :meth:`command` declares; ``run_handler`` (a keyed command's) runs pipelined
+        calls on one key in one go.
         """
         flag_set = frozenset(flags)
         unknown = flag_set - KNOWN_FLAGS
@@ -369,6 +427,7 @@ class CommandRegistry:
             summary=summary,
             since=since,
             run_handler=run_handler,
+            error_texts=_error_texts(errors or {}),
         )
         if run_handler is not None and (parent is not None or first_key != 1 or arity != -2):
             raise ValueError(f"a run handler needs a top-level command of one key: {name}")
@@ -444,10 +503,8 @@ class CommandRegistry:
             return handler(ctx, run)
         except CommandError as exc:
             return [ErrorReply(exc.message)] * len(run)
-        except WrongTypeError:
-            return [ErrorReply(messages.WRONGTYPE)] * len(run)
         except HearsayError as exc:
-            return [ErrorReply(f"ERR {exc}")] * len(run)
+            return [spec.error_reply(exc)] * len(run)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return [self.internal_error(spec.full_name, exc)] * len(run)
 
@@ -523,10 +580,10 @@ class CommandRegistry:
         """Run one request now.
 
         Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
-        error replies. Any other exception is a bug in a handler: it becomes ``ERR internal
-        error in <command>: <reason>`` and its traceback is logged once, because raising would
-        drop the connection and with it the replies to earlier pipelined commands whose
-        writes were already applied.
+        error replies (the command's declared ``errors``). Any other exception is a bug in a
+        handler: it becomes ``ERR internal error in <command>: <reason>`` and its traceback
+        is logged once, because raising would drop the connection and with it the replies to
+        earlier pipelined commands whose writes were already applied.
         """
         spec = self._resolve(args)
         if isinstance(spec, ErrorReply):
@@ -545,10 +602,8 @@ class CommandRegistry:
             return handler(ctx, args)
         except CommandError as exc:
             return ErrorReply(exc.message)
-        except WrongTypeError:
-            return ErrorReply(messages.WRONGTYPE)
         except HearsayError as exc:
-            return ErrorReply(f"ERR {exc}")
+            return spec.error_reply(exc)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return self.internal_error(spec.full_name, exc)
 
@@ -612,126 +667,6 @@ def _valid_name(name: bytes) -> bool:
     return all(33 <= c <= 126 for c in name)
 
 
-def ping(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if len(args) > 2:
-        raise CommandError(messages.wrong_number_of_args("ping"))
-    return PONG if len(args) == 1 else args[1]
-
-
-def echo(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return args[1]
-
-
-def quit_(ctx: ClientContext, args: list[bytes]) -> Reply:
-    ctx.close_after_reply = True
-    return OK
-
-
-def auth(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if len(args) > 3:
-        raise CommandError(messages.SYNTAX_ERROR)
-    if len(args) == 2 and ctx.settings.requirepass is None:
-        raise CommandError(messages.AUTH_NOT_CONFIGURED)
-    user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
-    if not _check_password(ctx.settings, user, password):
-        raise CommandError(messages.WRONGPASS)
-    ctx.authenticated = True
-    ctx.user = user.decode("latin-1")
-    return OK
-
-
-def hello(ctx: ClientContext, args: list[bytes]) -> Reply:
-    protocol = 0
-    next_arg = 1
-    if len(args) >= 2:
-        version = parse_integer(args[1])
-        if version is None:
-            raise CommandError(messages.HELLO_PROTOCOL_NOT_INTEGER)
-        if version not in (2, 3):
-            raise CommandError(messages.NOPROTO)
-        protocol = version
-        next_arg = 2
-    credentials: tuple[bytes, bytes] | None = None
-    name: bytes | None = None
-    j = next_arg
-    while j < len(args):  # bounded: j grows by at least one per pass
-        option = args[j].upper()
-        more = len(args) - 1 - j
-        if option == b"AUTH" and more >= 2:
-            credentials = (args[j + 1], args[j + 2])
-            j += 3
-        elif option == b"SETNAME" and more >= 1:
-            name = args[j + 1]
-            if not _valid_name(name):
-                raise CommandError(messages.CLIENT_NAME_INVALID)
-            j += 2
-        else:
-            raise CommandError(messages.HELLO_SYNTAX.format(messages.client_text(args[j])))
-    if credentials is not None:
-        if not _check_password(ctx.settings, *credentials):
-            raise CommandError(messages.WRONGPASS)
-        ctx.authenticated = True
-        ctx.user = credentials[0].decode("latin-1")
-    if not ctx.authenticated:
-        raise CommandError(messages.NOAUTH_HELLO)
-    if name is not None:
-        ctx.name = name or None
-    if protocol:
-        ctx.protocol = protocol
-    settings = ctx.settings
-    return Map(
-        [
-            ("server", settings.server_name),
-            ("version", settings.version),
-            ("proto", ctx.protocol),
-            ("id", ctx.client_id),
-            ("mode", settings.mode),
-            ("role", settings.role),
-            ("modules", []),
-        ]
-    )
-
-
-def select(ctx: ClientContext, args: list[bytes]) -> Reply:
-    index = parse_integer(args[1])
-    if index is None or not -(2**31) <= index < 2**31:
-        raise CommandError(messages.NOT_AN_INTEGER)
-    if not 0 <= index < ctx.settings.databases:
-        raise CommandError(messages.DB_INDEX_OUT_OF_RANGE)
-    ctx.db_index = index
-    return OK
-
-
-def client_setname(ctx: ClientContext, args: list[bytes]) -> Reply:
-    if not _valid_name(args[2]):
-        raise CommandError(messages.CLIENT_NAME_INVALID)
-    ctx.name = args[2] or None
-    return OK
-
-
-def client_getname(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return ctx.name
-
-
-def client_id(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return ctx.client_id
-
-
-def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
-    attribute = args[2].lower()
-    if attribute not in (b"lib-name", b"lib-ver"):
-        raise CommandError(
-            messages.CLIENT_SETINFO_UNRECOGNIZED.format(messages.client_text(args[2]))
-        )
-    if not _valid_name(args[3]):
-        raise CommandError(messages.CLIENT_SETINFO_INVALID.format(attribute.decode()))
-    if attribute == b"lib-name":
-        ctx.lib_name = args[3]
-    else:
-        ctx.lib_version = args[3]
-    return OK
-
-
 def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
     """One line of CLIENT INFO / CLIENT LIST, with the fields hearsay knows.
 
@@ -766,52 +701,179 @@ def client_info_line(ctx: ClientContext, now_ms: int | None = None) -> str:
     return " ".join(f"{key}={value}" for key, value in fields)
 
 
-def client_info(ctx: ClientContext, args: list[bytes]) -> Reply:
-    return Verbatim(client_info_line(ctx).encode("utf-8", "surrogateescape") + b"\n")
-
-
 def install_connection_commands(registry: CommandRegistry) -> None:
-    """Register PING, ECHO, QUIT, AUTH, HELLO, SELECT, CLIENT ... and COMMAND ... .
+    """Register PING, ECHO, QUIT, AUTH, HELLO, SELECT, CLIENT ..., MULTI/EXEC ... and COMMAND.
 
     The COMMAND handlers describe ``registry`` itself, whatever else is registered in it.
     """
 
-    def command_bare(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return [spec.info() for spec in registry.specs()]
-
-    def command_count(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return len(registry)
-
-    def command_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+    @registry.command("PING", arity=-1, flags=("fast", "sentinel"), group="connection",
+                      since="1.0.0",
+                      summary="Returns the server's liveliness response.")  # fmt: skip
+    def ping(ctx: ClientContext, args: list[bytes]) -> Reply:
         if len(args) > 2:
-            raise CommandError(messages.SYNTAX_ERROR)  # FILTERBY is not offered
-        return [spec.full_name for spec in registry.specs()]
+            raise CommandError(messages.wrong_number_of_args("ping"))
+        return PONG if len(args) == 1 else args[1]
 
-    def command_info(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if len(args) == 2:
-            return [spec.info() for spec in registry.specs()]
-        out: list[Reply] = []
-        for name in args[2:]:
-            spec = registry.get(name.decode("latin-1"))
-            out.append(None if spec is None else spec.info())
-        return out
+    @registry.command("ECHO", arity=2, flags=("fast",), group="connection",
+                      since="1.0.0", summary="Returns the given string.")  # fmt: skip
+    def echo(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return args[1]
 
-    def command_docs(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if len(args) == 2:
-            return Map((spec.full_name, spec.docs()) for spec in registry.specs())
-        pairs: list[tuple[Reply, Reply]] = []
-        for name in args[2:]:
-            spec = registry.get(name.decode("latin-1"))
-            if spec is not None:
-                pairs.append((spec.full_name, spec.docs()))
-        return Map(pairs)
+    @registry.command("QUIT", arity=-1,
+                      flags=("allow_busy", "noscript", "loading", "stale", "fast", "no_auth"),
+                      group="connection", since="1.0.0",
+                      summary="Closes the connection.")  # fmt: skip
+    def quit_(ctx: ClientContext, args: list[bytes]) -> Reply:
+        ctx.close_after_reply = True
+        return OK
 
+    @registry.command("AUTH", arity=-2,
+                      flags=("noscript", "loading", "stale", "fast", "no_auth", "sentinel",
+                             "allow_busy"),
+                      group="connection", since="1.0.0",
+                      summary="Authenticates the connection.")  # fmt: skip
+    def auth(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 3:
+            raise CommandError(messages.SYNTAX_ERROR)
+        if len(args) == 2 and ctx.settings.requirepass is None:
+            raise CommandError(messages.AUTH_NOT_CONFIGURED)
+        user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
+        if not _check_password(ctx.settings, user, password):
+            raise CommandError(messages.WRONGPASS)
+        ctx.authenticated = True
+        ctx.user = user.decode("latin-1")
+        return OK
+
+    @registry.command("HELLO", arity=-1,
+                      flags=("noscript", "loading", "stale", "fast", "no_auth", "sentinel",
+                             "allow_busy"),
+                      group="connection", since="6.0.0",
+                      summary="Handshakes with the server.")  # fmt: skip
+    def hello(ctx: ClientContext, args: list[bytes]) -> Reply:
+        protocol = 0
+        next_arg = 1
+        if len(args) >= 2:
+            version = parse_integer(args[1])
+            if version is None:
+                raise CommandError(messages.HELLO_PROTOCOL_NOT_INTEGER)
+            if version not in (2, 3):
+                raise CommandError(messages.NOPROTO)
+            protocol = version
+            next_arg = 2
+        credentials: tuple[bytes, bytes] | None = None
+        name: bytes | None = None
+        j = next_arg
+        while j < len(args):  # bounded: j grows by at least one per pass
+            option = args[j].upper()
+            more = len(args) - 1 - j
+            if option == b"AUTH" and more >= 2:
+                credentials = (args[j + 1], args[j + 2])
+                j += 3
+            elif option == b"SETNAME" and more >= 1:
+                name = args[j + 1]
+                if not _valid_name(name):
+                    raise CommandError(messages.CLIENT_NAME_INVALID)
+                j += 2
+            else:
+                raise CommandError(messages.HELLO_SYNTAX.format(messages.client_text(args[j])))
+        if credentials is not None:
+            if not _check_password(ctx.settings, *credentials):
+                raise CommandError(messages.WRONGPASS)
+            ctx.authenticated = True
+            ctx.user = credentials[0].decode("latin-1")
+        if not ctx.authenticated:
+            raise CommandError(messages.NOAUTH_HELLO)
+        if name is not None:
+            ctx.name = name or None
+        if protocol:
+            ctx.protocol = protocol
+        settings = ctx.settings
+        return Map(
+            [
+                ("server", settings.server_name),
+                ("version", settings.version),
+                ("proto", ctx.protocol),
+                ("id", ctx.client_id),
+                ("mode", settings.mode),
+                ("role", settings.role),
+                ("modules", []),
+            ]
+        )
+
+    @registry.command("SELECT", arity=2, flags=("loading", "stale", "fast"),
+                      group="connection", since="1.0.0",
+                      summary="Changes the selected database.")  # fmt: skip
+    def select(ctx: ClientContext, args: list[bytes]) -> Reply:
+        index = parse_integer(args[1])
+        if index is None or not -(2**31) <= index < 2**31:
+            raise CommandError(messages.NOT_AN_INTEGER)
+        if not 0 <= index < ctx.settings.databases:
+            raise CommandError(messages.DB_INDEX_OUT_OF_RANGE)
+        ctx.db_index = index
+        return OK
+
+    registry.add("CLIENT", None, arity=-2, flags=("sentinel",), group="connection",
+                 since="2.4.0", summary="A container for client connection commands.")  # fmt: skip
+
+    @registry.command("SETNAME", arity=3, flags=("noscript", "loading", "stale"),
+                      group="connection", since="2.6.9", parent="CLIENT",
+                      summary="Sets the connection name.")  # fmt: skip
+    def client_setname(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if not _valid_name(args[2]):
+            raise CommandError(messages.CLIENT_NAME_INVALID)
+        ctx.name = args[2] or None
+        return OK
+
+    @registry.command("GETNAME", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="2.6.9", parent="CLIENT",
+                      summary="Returns the name of the connection.")  # fmt: skip
+    def client_getname(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return ctx.name
+
+    @registry.command("ID", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="5.0.0", parent="CLIENT",
+                      summary="Returns the unique client ID of the connection.")  # fmt: skip
+    def client_id(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return ctx.client_id
+
+    @registry.command("INFO", arity=2, flags=("noscript", "loading", "stale"),
+                      group="connection", since="6.2.0", parent="CLIENT",
+                      summary="Returns information about the connection.")  # fmt: skip
+    def client_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return Verbatim(client_info_line(ctx).encode("utf-8", "surrogateescape") + b"\n")
+
+    @registry.command("SETINFO", arity=4, flags=("noscript", "loading", "stale"),
+                      group="connection", since="7.2.0", parent="CLIENT",
+                      summary="Sets information specific to the connection.")  # fmt: skip
+    def client_setinfo(ctx: ClientContext, args: list[bytes]) -> Reply:
+        attribute = args[2].lower()
+        if attribute not in (b"lib-name", b"lib-ver"):
+            raise CommandError(
+                messages.CLIENT_SETINFO_UNRECOGNIZED.format(messages.client_text(args[2]))
+            )
+        if not _valid_name(args[3]):
+            raise CommandError(messages.CLIENT_SETINFO_INVALID.format(attribute.decode()))
+        if attribute == b"lib-name":
+            ctx.lib_name = args[3]
+        else:
+            ctx.lib_version = args[3]
+        return OK
+
+    @registry.command("MULTI", arity=1,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      group="transactions", since="1.2.0",
+                      summary="Starts a transaction.")  # fmt: skip
     def multi(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is not None:
             raise CommandError(messages.MULTI_NESTED)
         ctx.transaction, ctx.transaction_failed = [], False
         return OK
 
+    @registry.command("EXEC", arity=1,
+                      flags=("noscript", "loading", "stale", "skip_slowlog"),
+                      group="transactions", since="1.2.0",
+                      summary="Executes all commands in a transaction.")  # fmt: skip
     def exec_(ctx: ClientContext, args: list[bytes]) -> Reply:
         queued, failed = ctx.transaction, ctx.transaction_failed
         if queued is None:
@@ -821,70 +883,73 @@ def install_connection_commands(registry: CommandRegistry) -> None:
             return ErrorReply(messages.EXECABORT)
         return registry.execute_transaction(ctx, queued)
 
+    @registry.command("DISCARD", arity=1,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      group="transactions", since="2.0.0",
+                      summary="Discards a transaction.")  # fmt: skip
     def discard(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is None:
             raise CommandError(messages.DISCARD_WITHOUT_MULTI)
         ctx.transaction, ctx.transaction_failed = None, False
         return OK
 
+    @registry.command("WATCH", arity=-2,
+                      flags=("noscript", "loading", "stale", "fast", "allow_busy"),
+                      first_key=1, last_key=-1, step=1, group="transactions",
+                      since="2.2.0",
+                      summary="Refused: hearsay has no optimistic locking "
+                      "(see docs/commands.md).")  # fmt: skip
     def watch(ctx: ClientContext, args: list[bytes]) -> Reply:
         if ctx.transaction is not None:
             raise CommandError(messages.WATCH_INSIDE_MULTI)
         raise CommandError(messages.not_supported("WATCH"))
 
-    conn = "connection"
-    add = registry.add
-    add("PING", ping, arity=-1, flags=("fast", "sentinel"), group=conn, since="1.0.0",
-        summary="Returns the server's liveliness response.")  # fmt: skip
-    add("ECHO", echo, arity=2, flags=("fast",), group=conn, since="1.0.0",
-        summary="Returns the given string.")  # fmt: skip
-    add("QUIT", quit_, arity=-1, flags=("allow_busy", "noscript", "loading", "stale", "fast",
-        "no_auth"), group=conn, since="1.0.0", summary="Closes the connection.")  # fmt: skip
-    add("AUTH", auth, arity=-2, flags=("noscript", "loading", "stale", "fast", "no_auth",
-        "sentinel", "allow_busy"), group=conn, since="1.0.0",
-        summary="Authenticates the connection.")  # fmt: skip
-    add("HELLO", hello, arity=-1, flags=("noscript", "loading", "stale", "fast", "no_auth",
-        "sentinel", "allow_busy"), group=conn, since="6.0.0",
-        summary="Handshakes with the server.")  # fmt: skip
-    add("SELECT", select, arity=2, flags=("loading", "stale", "fast"), group=conn,
-        since="1.0.0", summary="Changes the selected database.")  # fmt: skip
-    add("CLIENT", None, arity=-2, flags=("sentinel",), group=conn, since="2.4.0",
-        summary="A container for client connection commands.")  # fmt: skip
-    sub = ("noscript", "loading", "stale")
-    add("SETNAME", client_setname, arity=3, flags=sub, group=conn, since="2.6.9",
-        parent="CLIENT", summary="Sets the connection name.")  # fmt: skip
-    add("GETNAME", client_getname, arity=2, flags=sub, group=conn, since="2.6.9",
-        parent="CLIENT", summary="Returns the name of the connection.")  # fmt: skip
-    add("ID", client_id, arity=2, flags=sub, group=conn, since="5.0.0", parent="CLIENT",
-        summary="Returns the unique client ID of the connection.")  # fmt: skip
-    add("INFO", client_info, arity=2, flags=sub, group=conn, since="6.2.0",
-        parent="CLIENT", summary="Returns information about the connection.")  # fmt: skip
-    add("SETINFO", client_setinfo, arity=4, flags=sub, group=conn, since="7.2.0",
-        parent="CLIENT", summary="Sets information specific to the connection.")  # fmt: skip
-    tx = "transactions"
-    add("MULTI", multi, arity=1, flags=("noscript", "loading", "stale", "fast", "allow_busy"),
-        group=tx, since="1.2.0", summary="Starts a transaction.")  # fmt: skip
-    add("EXEC", exec_, arity=1, flags=("noscript", "loading", "stale", "skip_slowlog"),
-        group=tx, since="1.2.0", summary="Executes all commands in a transaction.")  # fmt: skip
-    add("DISCARD", discard, arity=1, flags=("noscript", "loading", "stale", "fast",
-        "allow_busy"), group=tx, since="2.0.0",
-        summary="Discards a transaction.")  # fmt: skip
-    add("WATCH", watch, arity=-2, flags=("noscript", "loading", "stale", "fast",
-        "allow_busy"), first_key=1, last_key=-1, step=1, group=tx, since="2.2.0",
-        summary="Refused: hearsay has no optimistic locking (see docs/commands.md).")  # fmt: skip
-    server = "server"
-    add("COMMAND", command_bare, arity=-1, flags=("loading", "stale"), group=server,
-        since="2.8.13", summary="Returns detailed information about all commands.")  # fmt: skip
-    add("COUNT", command_count, arity=2, flags=("loading", "stale"), group=server,
-        since="2.8.13", parent="COMMAND", summary="Returns a count of commands.")  # fmt: skip
-    add("LIST", command_list, arity=-2, flags=("loading", "stale"), group=server,
-        since="7.0.0", parent="COMMAND", summary="Returns a list of command names.")  # fmt: skip
-    add("INFO", command_info, arity=-2, flags=("loading", "stale"), group=server,
-        since="2.8.13", parent="COMMAND",
-        summary="Returns information about one, multiple or all commands.")  # fmt: skip
-    add("DOCS", command_docs, arity=-2, flags=("loading", "stale"), group=server,
-        since="7.0.0", parent="COMMAND",
-        summary="Returns documentary information about one, multiple or all commands.")  # fmt: skip
+    @registry.command("COMMAND", arity=-1, flags=("loading", "stale"), group="server",
+                      since="2.8.13",
+                      summary="Returns detailed information about all commands.")  # fmt: skip
+    def command_bare(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [spec.info() for spec in registry.specs()]
+
+    @registry.command("COUNT", arity=2, flags=("loading", "stale"), group="server",
+                      since="2.8.13", parent="COMMAND",
+                      summary="Returns a count of commands.")  # fmt: skip
+    def command_count(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return len(registry)
+
+    @registry.command("LIST", arity=-2, flags=("loading", "stale"), group="server",
+                      since="7.0.0", parent="COMMAND",
+                      summary="Returns a list of command names.")  # fmt: skip
+    def command_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 2:
+            raise CommandError(messages.SYNTAX_ERROR)  # FILTERBY is not offered
+        return [spec.full_name for spec in registry.specs()]
+
+    @registry.command("INFO", arity=-2, flags=("loading", "stale"), group="server",
+                      since="2.8.13", parent="COMMAND",
+                      summary="Returns information about one, multiple or all "
+                      "commands.")  # fmt: skip
+    def command_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return [spec.info() for spec in registry.specs()]
+        out: list[Reply] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            out.append(None if spec is None else spec.info())
+        return out
+
+    @registry.command("DOCS", arity=-2, flags=("loading", "stale"), group="server",
+                      since="7.0.0", parent="COMMAND",
+                      summary="Returns documentary information about one, multiple or "
+                      "all commands.")  # fmt: skip
+    def command_docs(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) == 2:
+            return Map((spec.full_name, spec.docs()) for spec in registry.specs())
+        pairs: list[tuple[Reply, Reply]] = []
+        for name in args[2:]:
+            spec = registry.get(name.decode("latin-1"))
+            if spec is not None:
+                pairs.append((spec.full_name, spec.docs()))
+        return Map(pairs)
 
 
 REGISTRY: Final = CommandRegistry()

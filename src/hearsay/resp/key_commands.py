@@ -134,10 +134,10 @@ def install_key_commands(registry: CommandRegistry) -> None:
             return 0
         return int(database.expire_at(args[1], max(deadline, 1), ctx.now_ms))
 
-    for name in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
-        registry.add(name, expire_generic, arity=-3, flags=("write", "fast"), first_key=1,
-                     last_key=1, step=1, group="keyspace",
-                     summary="Sets a key's time to live.")  # fmt: skip
+    for name in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):  # one handler, four names
+        registry.command(name, arity=-3, flags=("write", "fast"), first_key=1, last_key=1,
+                         step=1, group="keyspace",
+                         summary="Sets a key's time to live.")(expire_generic)  # fmt: skip
 
     @registry.command("PERSIST", arity=2, flags=("write", "fast"), first_key=1, last_key=1,
                       step=1, group="keyspace", summary="Removes a key's expiry.")  # fmt: skip

@@ -39,11 +39,9 @@ NOT_AN_INTEGER = "ERR value is not an integer or out of range"
 INVALID_CLIENT_ID = "ERR Invalid client ID"
 NO_SUCH_CLIENT = "ERR No such client"
 UNKNOWN_CLIENT_TYPE = "ERR Unknown client type '{}'"
-NOT_A_FLOAT = "ERR value is not a valid float"
 OVERFLOW = "ERR increment or decrement would overflow"
 INVALID_EXPIRE_TIME = "ERR invalid expire time in '{}' command"
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-NO_SUCH_KEY = "ERR no such key"
 NO_SUCH_NODE = "ERR no such node"
 TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
@@ -52,7 +50,6 @@ CONFIG_READ_ONLY = (
     "(flags or --config FILE)"
 )
 INVALID_CURSOR = "ERR invalid cursor"
-STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
 # --- connection and authentication (acl.c, networking.c, db.c) --------------------------------
 NOAUTH = "NOAUTH Authentication required."
@@ -66,8 +63,6 @@ AUTH_NOT_CONFIGURED = (
     "ERR AUTH <password> called without any password configured for the default user. "
     "Are you sure your configuration is correct?"
 )
-# The Redis 5 wording of AUTH_NOT_CONFIGURED, kept for anyone matching the old text.
-AUTH_NOT_CONFIGURED_LEGACY = "ERR Client sent AUTH, but no password is configured"
 NOPROTO = "NOPROTO unsupported protocol version"
 HELLO_PROTOCOL_NOT_INTEGER = "ERR Protocol version is not an integer or out of range"
 HELLO_SYNTAX = "ERR Syntax error in HELLO option '{}'"
@@ -75,43 +70,6 @@ DB_INDEX_OUT_OF_RANGE = "ERR DB index is out of range"
 CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
 CLIENT_SETINFO_UNRECOGNIZED = "ERR Unrecognized option '{}'"
 CLIENT_SETINFO_INVALID = "ERR {} cannot contain spaces, newlines or special characters."
-
-# --- RedisBloom: Bloom filters (rebloom.c) -----------------------------------------------------
-BF_NOT_FOUND = "ERR not found"
-BF_ITEM_EXISTS = "ERR item exists"
-BF_BAD_ERROR_RATE = "ERR bad error rate"
-BF_ERROR_RATE_RANGE = "ERR (0 < error rate range < 1) "
-BF_BAD_CAPACITY = "ERR bad capacity"
-BF_CAPACITY_RANGE = "ERR (capacity should be larger than 0)"
-BF_NO_EXPANSION = "ERR no expansion"
-BF_BAD_EXPANSION = "ERR bad expansion"
-BF_NONSCALING_CANNOT_EXPAND = "Nonscaling filters cannot expand"
-BF_NONSCALING_FULL = "ERR non scaling filter is full"
-BF_COULD_NOT_CREATE = "ERR could not create filter"
-BF_INSERT_BAD_ERROR_RATE = "Bad error rate"
-BF_INSERT_BAD_CAPACITY = "Bad capacity"
-BF_INSERT_BAD_EXPANSION = "Bad expansion"
-BF_INSERT_UNKNOWN_ARGUMENT = "Unknown argument received"
-BF_INSERT_BAD_ARGUMENT = "Bad argument received"
-
-# --- RedisBloom: count-min sketches (rm_cms.c) -------------------------------------------------
-CMS_KEY_EXISTS = "CMS: key already exists"
-CMS_KEY_MISSING = "CMS: key does not exist"
-CMS_INVALID_WIDTH = "CMS: invalid width"
-CMS_INVALID_DEPTH = "CMS: invalid depth"
-CMS_INVALID_OVERESTIMATION = "CMS: invalid overestimation value"
-CMS_INVALID_PROB = "CMS: invalid prob value"
-CMS_INVALID_INIT = "CMS: invalid init arguments"
-CMS_CANNOT_PARSE_NUMBER = "CMS: Cannot parse number"
-CMS_NEGATIVE_NUMBER = "CMS: Number cannot be negative"
-CMS_INCRBY_OVERFLOW = "CMS: INCRBY overflow"
-CMS_NUMKEYS_POSITIVE = "CMS: Number of keys must be positive"
-CMS_INVALID_NUMKEYS = "CMS: invalid numkeys"
-CMS_WRONG_NUMBER_OF_KEYS = "CMS: wrong number of keys"
-CMS_WRONG_NUMBER_OF_KEYS_WEIGHTS = "CMS: wrong number of keys/weights"
-CMS_INVALID_WEIGHT = "CMS: invalid weight value"
-CMS_WIDTH_DEPTH_NOT_EQUAL = "CMS: width/depth is not equal"
-CMS_MERGE_OVERFLOW = "CMS: MERGE overflow"
 
 # --- Redis commands hearsay deliberately does not offer ----------------------------------------
 # Transactions, scripting, pub/sub, cluster and replication verbs: a client that tries one gets
@@ -251,14 +209,25 @@ def invalid_expire_time(command: str) -> str:
     return INVALID_EXPIRE_TIME.format(command.lower())
 
 
-# --- sketch data commands (sketch_commands.py) -------------------------------------------------
-# Redis's own texts where Redis has the case (t_string.c, hyperloglog.c), hearsay's otherwise.
+# --- the sketch families (resp/families/), one section each ------------------------------------
+# Redis's own texts where Redis has the case (t_string.c, hyperloglog.c), RedisBloom's for BF.*
+# and CMS.*, hearsay's otherwise.
+
+# HyperLogLog (resp/families/hll.py)
 HLL_INVALID = "WRONGTYPE Key is not a valid HyperLogLog string value."
 HLL_CANNOT_UNFOLD = (
     "ERR PFMERGE cannot raise a HyperLogLog's precision: the destination has {}, a source {}"
 )
 HLL_PRECISION_RANGE = "ERR HLL precision must be an integer in 4..18"
 HLL_PRECISION_EXISTS = "ERR key already holds a HyperLogLog of precision {}"
+
+
+def hll_cannot_unfold(have: int, want: int) -> str:
+    """PFMERGE into a destination of precision ``have`` from a source of ``want`` < ``have``."""
+    return HLL_CANNOT_UNFOLD.format(have, want)
+
+
+# GET / STRLEN / SET of counters and HLL bytes (resp/families/strings.py)
 HLL_GET_PRECISION = (
     "ERR key holds a HyperLogLog of precision {}: Redis's HLL bytes hold precision 14 only "
     "(use PFCOUNT)"
@@ -272,8 +241,26 @@ SET_ONLY_HLL = (
 )
 SET_INVALID_HLL = "ERR SET value is not a valid Redis HyperLogLog: {}"
 SET_NO_OPTIONS = "ERR SET options are not supported by hearsay (only SET key <HLL bytes>)"
+
+# vignette vectors (resp/families/vector.py)
 VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"
 VECTOR_VALUE = "ERR vector value is not an integer in 0..9223372036854775807"
+
+# Bloom filters (resp/families/bloom.py; RedisBloom's rebloom.c)
+BF_NOT_FOUND = "ERR not found"
+BF_ITEM_EXISTS = "ERR item exists"
+BF_BAD_ERROR_RATE = "ERR bad error rate"
+BF_ERROR_RATE_RANGE = "ERR (0 < error rate range < 1) "
+BF_BAD_CAPACITY = "ERR bad capacity"
+BF_CAPACITY_RANGE = "ERR (capacity should be larger than 0)"
+BF_NO_EXPANSION = "ERR no expansion"
+BF_BAD_EXPANSION = "ERR bad expansion"
+BF_NONSCALING_CANNOT_EXPAND = "Nonscaling filters cannot expand"
+BF_INSERT_BAD_ERROR_RATE = "Bad error rate"
+BF_INSERT_BAD_CAPACITY = "Bad capacity"
+BF_INSERT_BAD_EXPANSION = "Bad expansion"
+BF_INSERT_UNKNOWN_ARGUMENT = "Unknown argument received"
+BF_INSERT_BAD_ARGUMENT = "Bad argument received"
 BF_NEVER_SCALES = (
     "ERR hearsay Bloom filters never scale: EXPANSION is not supported (every filter is NONSCALING)"
 )
@@ -281,11 +268,26 @@ BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"
 
 
-def hll_cannot_unfold(have: int, want: int) -> str:
-    """PFMERGE into a destination of precision ``have`` from a source of ``want`` < ``have``."""
-    return HLL_CANNOT_UNFOLD.format(have, want)
-
-
 def bf_could_not_create(detail: str) -> str:
     """``ERR could not create filter: <why>``."""
     return BF_COULD_NOT_CREATE_DETAIL.format(detail)
+
+
+# count-min sketches (resp/families/countmin.py; RedisBloom's rm_cms.c)
+CMS_KEY_EXISTS = "CMS: key already exists"
+CMS_KEY_MISSING = "CMS: key does not exist"
+CMS_INVALID_WIDTH = "CMS: invalid width"
+CMS_INVALID_DEPTH = "CMS: invalid depth"
+CMS_INVALID_OVERESTIMATION = "CMS: invalid overestimation value"
+CMS_INVALID_PROB = "CMS: invalid prob value"
+CMS_INVALID_INIT = "CMS: invalid init arguments"
+CMS_CANNOT_PARSE_NUMBER = "CMS: Cannot parse number"
+CMS_NEGATIVE_NUMBER = "CMS: Number cannot be negative"
+CMS_INCRBY_OVERFLOW = "CMS: INCRBY overflow"
+CMS_NUMKEYS_POSITIVE = "CMS: Number of keys must be positive"
+CMS_INVALID_NUMKEYS = "CMS: invalid numkeys"
+CMS_WRONG_NUMBER_OF_KEYS = "CMS: wrong number of keys"
+CMS_WRONG_NUMBER_OF_KEYS_WEIGHTS = "CMS: wrong number of keys/weights"
+CMS_INVALID_WEIGHT = "CMS: invalid weight value"
+CMS_WIDTH_DEPTH_NOT_EQUAL = "CMS: width/depth is not equal"
+CMS_MERGE_OVERFLOW = "CMS: MERGE overflow"

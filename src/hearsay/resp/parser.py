@@ -53,6 +53,7 @@ text; once one is raised the parser stays failed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import Final, NoReturn
@@ -113,6 +114,22 @@ def parse_integer(data: bytes) -> int | None:
     if value < _LLONG_MIN or value > _LLONG_MAX:
         return None
     return value
+
+
+_DOUBLE_NUMBER: Final = re.compile(
+    rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?)", re.IGNORECASE
+)
+
+
+def parse_double(data: bytes) -> float | None:
+    """A double as Redis's ``string2ld``/``strtod`` with nothing left over; NaN refused."""
+    if not 0 < len(data) <= 256 or _DOUBLE_NUMBER.fullmatch(data) is None:
+        return None
+    try:
+        value = float(data)
+    except ValueError:  # pragma: no cover - the pattern only admits what float() reads
+        return None
+    return None if math.isnan(value) else value
 
 
 def split_inline(line: bytes) -> list[bytes] | None:

@@ -18,9 +18,9 @@ from hearsay.resp.commands import (
     client_info_line,
     install_connection_commands,
 )
+from hearsay.resp.families import install_family_commands
 from hearsay.resp.key_commands import install_key_commands, integer_arg
 from hearsay.resp.replies import OK, Map, Reply, Verbatim
-from hearsay.resp.sketch_commands import install_sketch_commands
 
 INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
 
@@ -162,7 +162,7 @@ def build_registry(server: ServerInfo, cluster: ClusterControl | None = None) ->
     install_connection_commands(registry)
     install_server_commands(registry, server)
     install_key_commands(registry)
-    install_sketch_commands(registry)
+    install_family_commands(registry)
     if cluster is not None:
         install_cluster_commands(registry, cluster)
     return registry

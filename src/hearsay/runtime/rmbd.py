@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Final, cast
 
 from hearsay.base.errors import HearsayError
-from hearsay.engine import sketch_ops
 from hearsay.engine.database import Database
+from hearsay.engine.families import countmin
 from hearsay.lattice.entry import Schema
 from hearsay.runtime.clock import unix_ms
 from hearsay.sketch.countmin import CountMinSketch
@@ -85,7 +85,7 @@ class RmbdProtocol(asyncio.DatagramProtocol):
             _, key = REQUEST.unpack(data)
             if kind == ADD:
                 self._ensure_sketch(now)
-                sketch_ops.cms_incrby(self._database, RMBD_KEY, [key], [1], now)
+                countmin.incrby(self._database, RMBD_KEY, [key], [1], now)
                 self._flush()
                 return
             count = self._count(key, now)
@@ -106,12 +106,12 @@ class RmbdProtocol(asyncio.DatagramProtocol):
         entry = self._database.get(RMBD_KEY, now_ms)
         if entry is None:
             width, depth = self._schema.params[:2]
-            sketch_ops.cms_init(self._database, RMBD_KEY, width, depth, now_ms)
+            countmin.init(self._database, RMBD_KEY, width, depth, now_ms)
 
     def _count(self, key: bytes, now_ms: int) -> int:
         if self._database.get(RMBD_KEY, now_ms) is None:
             return 0
-        return sketch_ops.cms_query(self._database, RMBD_KEY, [key], now_ms)[0]
+        return countmin.query(self._database, RMBD_KEY, [key], now_ms)[0]
 
 
 async def start_rmbd(

@@ -44,7 +44,7 @@ from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.sketch import schemas
 from hearsay.sketch.counter import PNCounter
-from hearsay.sketch.hyperloglog import HyperLogLog
+from hearsay.sketch.hll_view import HyperLogLog
 
 BASE_UNIX_MS: Final = 1_700_000_000_000
 """Virtual time 0 (the nodes see unix milliseconds, as in production)."""

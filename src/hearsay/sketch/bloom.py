@@ -42,17 +42,10 @@ import numpy.typing as npt
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
-from hearsay.sketch.schemas import (
-    BLOOM_HASH_VERSION,
-    KIND_BLOOM,
-    Pairs,
-    error_from_bits,
-    expect_schema,
-    member_hashes,
-    mix64,
-    values_at,
-)
+from hearsay.sketch.hashing import member_hashes, mix64
+from hearsay.sketch.schemas import BLOOM_HASH_VERSION, KIND_BLOOM, error_from_bits, expect_schema
 from hearsay.sketch.schemas import bloom as bloom_schema
+from hearsay.sketch.slots import Pairs, values_at
 
 __all__ = [
     "BloomFilter",

@@ -33,8 +33,9 @@ import numpy as np
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch.schemas import KIND_COUNTER, Pairs, Slices, expect_schema, merge_slices
+from hearsay.sketch.schemas import KIND_COUNTER, expect_schema
 from hearsay.sketch.schemas import counter as counter_schema
+from hearsay.sketch.slots import Pairs, Slices, merge_slices
 
 __all__ = ["INT64_MAX", "INT64_MIN", "PNCounter"]
 

@@ -44,19 +44,10 @@ import numpy.typing as npt
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch.schemas import (
-    CMS_DEPTH_MAX,
-    KIND_CMS,
-    Pairs,
-    Slices,
-    expect_schema,
-    member_hashes,
-    merge_slices,
-    mix64,
-    summed_at,
-    values_at,
-)
+from hearsay.sketch.hashing import member_hashes, mix64
+from hearsay.sketch.schemas import CMS_DEPTH_MAX, KIND_CMS, expect_schema
 from hearsay.sketch.schemas import cms as cms_schema
+from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_at
 
 __all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
 

@@ -16,9 +16,10 @@ import numpy.typing as npt
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector, normalize_pairs
-from hearsay.sketch.schemas import KIND_MAXREG, KIND_VECTOR, Pairs, expect_schema, values_at
+from hearsay.sketch.schemas import KIND_MAXREG, KIND_VECTOR, expect_schema
 from hearsay.sketch.schemas import maxreg as maxreg_schema
 from hearsay.sketch.schemas import vector as vector_schema
+from hearsay.sketch.slots import Pairs, values_at
 
 __all__ = ["MaxRegister", "RawVector"]
 

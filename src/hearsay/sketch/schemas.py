@@ -1,4 +1,4 @@
-"""The sketch kinds, their lattice :class:`Schema`, and the shared vocabulary of every view.
+"""The sketch kinds and their lattice :class:`Schema`: what each kind's parameters mean.
 
 A key's value is an :class:`~hearsay.lattice.entry.Entry`: one max-vector (ordinary schemas,
 origin ``""``) or one max-vector per origin node (additive schemas). A sketch never holds state
@@ -6,9 +6,9 @@ of its own. It is a *view*: writing computes ``(indices, values)`` pairs (a delt
 caller merges into the entry (``MaxVector.merge_pairs`` or ``Keyspace.write``), and reading
 computes an answer from the vector(s). That is what lets replicas merge in any order.
 
-This module says what each kind's schema holds, so that a schema read from a peer or from disk
-maps back to the right view (:func:`view_for`) and to the name Redis's ``TYPE`` replies
-(:func:`type_name`):
+This module says what each kind's schema holds (:mod:`hearsay.sketch.views` maps a schema read
+from a peer or from disk back to its view and to the name Redis's ``TYPE`` replies). It
+imports no view: every view imports it, so the package has no import circle.
 
 ========  ==================================================  ==========  ========  =========
 kind      params                                              size        additive  TYPE
@@ -25,33 +25,22 @@ vector    ``()``                                              ``2**32``   no    
 below 1, so it fits a non-negative int64 exactly); ``hash_v`` names the hashing scheme so that
 filters hashed differently are never merged by accident.
 
-It also holds the helpers every view shares: :data:`Pairs`, :data:`Slices`,
-:func:`values_at` (read many slots of a vector without densifying it) and :func:`summed_at`
-(the per-slot sum over the origin slices of an additive sketch).
+What the views share besides: :mod:`hearsay.sketch.slots` (a delta's pairs, reading and
+merging slots) and :mod:`hearsay.sketch.hashing` (the member hashes of Bloom and count-min).
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final
 
 import numpy as np
-import numpy.typing as npt
-import xxhash
 
-from hearsay.base.errors import SketchParameterError, TooLargeError
+from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
-from hearsay.sketch.hll import check_precision
-
-if TYPE_CHECKING:
-    from hearsay.sketch.bloom import BloomFilter
-    from hearsay.sketch.counter import PNCounter
-    from hearsay.sketch.countmin import CountMinSketch
-    from hearsay.sketch.hyperloglog import HyperLogLog
-    from hearsay.sketch.maxreg import MaxRegister, RawVector
+from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX
+from hearsay.sketch.hll_math import check_precision
 
 __all__ = [
     "BLOOM_HASH_VERSION",
@@ -62,25 +51,15 @@ __all__ = [
     "KIND_HLL",
     "KIND_MAXREG",
     "KIND_VECTOR",
-    "Pairs",
-    "SketchView",
-    "Slices",
-    "admit_schema",
     "bloom",
     "cms",
     "counter",
     "error_from_bits",
     "error_to_bits",
+    "expect_schema",
     "hll",
     "maxreg",
-    "member_hashes",
-    "merge_slices",
-    "mix64",
-    "summed_at",
-    "type_name",
-    "values_at",
     "vector",
-    "view_for",
 ]
 
 KIND_HLL: Final = "hll"
@@ -98,30 +77,6 @@ made one CMS.QUERY take 15.5 s, depth 2**32 tried to allocate 32 GiB."""
 
 BLOOM_HASH_VERSION: Final = 1
 """xxh3-64 of the member (seed 0), double hashing ``(a + i*b) mod 2**64 mod bits``."""
-
-Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
-"""A delta: sorted or unsorted ``(indices, values)``; duplicates are reduced by max on merge."""
-Slices = Mapping[str, MaxVector]
-"""An additive entry's vectors by origin (``dict(entry.slices())``)."""
-
-_TYPE_NAMES: Final = {
-    KIND_HLL: "string",  # Redis keeps an HLL in a plain string (GET returns the HYLL bytes)
-    KIND_BLOOM: "MBbloom--",  # RedisBloom's module type name
-    KIND_CMS: "CMSk-TYPE",
-    KIND_COUNTER: "string",  # INCR works on strings in Redis
-    KIND_MAXREG: "maxreg",
-    KIND_VECTOR: "vector",
-}
-
-_SMALL_LOOKUP: Final = 64
-"""Below this many slots, reading them one by one beats any array set-up."""
-
-
-class SketchView(Protocol):
-    """What every view offers: its schema, emptiness and the lattice merge of two states."""
-
-    @property
-    def schema(self) -> Schema: ...
 
 
 # -- schema constructors ----------------------------------------------------------------------
@@ -197,149 +152,7 @@ def vector() -> Schema:
     return Schema(KIND_VECTOR, (), INDEX_LIMIT).intern()
 
 
-# -- from a schema back to its view ------------------------------------------------------------
-
-
-def view_for(
-    schema: Schema,
-) -> HyperLogLog | BloomFilter | CountMinSketch | PNCounter | MaxRegister | RawVector:
-    """The view that reads and writes vectors of ``schema``.
-
-    Raises SketchParameterError for an unknown kind or parameters that do not fit the kind
-    (a schema from a peer is only bounds-checked by the codec, not understood).
-    """
-    from hearsay.sketch.bloom import BloomFilter
-    from hearsay.sketch.counter import PNCounter
-    from hearsay.sketch.countmin import CountMinSketch
-    from hearsay.sketch.hyperloglog import HyperLogLog
-    from hearsay.sketch.maxreg import MaxRegister, RawVector
-
-    kind = schema.kind
-    if kind == KIND_HLL:
-        return HyperLogLog.from_schema(schema)
-    if kind == KIND_BLOOM:
-        return BloomFilter.from_schema(schema)
-    if kind == KIND_CMS:
-        return CountMinSketch.from_schema(schema)
-    if kind == KIND_COUNTER:
-        return PNCounter.from_schema(schema)
-    if kind == KIND_MAXREG:
-        return MaxRegister.from_schema(schema)
-    if kind == KIND_VECTOR:
-        return RawVector.from_schema(schema)
-    raise SketchParameterError(f"unknown sketch kind {kind!r}")
-
-
-def admit_schema(schema: Schema, key_bytes_max: int) -> None:
-    """Refuse a schema no key of this node may hold (the keyspace's ``admit_schema`` check,
-    run when a key is created or replaced, by a client, a peer or the disk alike).
-
-    A known kind must have parameters its view accepts (SketchParameterError otherwise), and
-    a Bloom filter or count-min sketch no more slots than ``key_bytes_max`` bytes hold at one
-    byte a slot (TooLargeError): filled, it could never be written, stored or replicated.
-    HLLs are bounded by their precision (at most 2**18 registers), counters and max registers
-    are a few slots, and raw vectors are sparse (only the byte cap bounds them). An unknown
-    kind (a newer peer's) is left to the byte cap: no command reads it.
-    """
-    kind = schema.kind
-    if kind not in _TYPE_NAMES:
-        return
-    view_for(schema)
-    if kind in (KIND_BLOOM, KIND_CMS) and schema.size > key_bytes_max:
-        what = "Bloom filter" if kind == KIND_BLOOM else "count-min sketch"
-        raise TooLargeError(
-            f"a {what} of {schema.size} cells is larger than max-key-bytes allows "
-            f"({key_bytes_max} cells at one byte a cell)"
-        )
-
-
-def type_name(schema: Schema) -> str:
-    """What Redis's TYPE replies for a key of this schema."""
-    try:
-        return _TYPE_NAMES[schema.kind]
-    except KeyError:
-        raise SketchParameterError(f"unknown sketch kind {schema.kind!r}") from None
-
-
 def expect_schema(schema: Schema, expected: Schema) -> None:
     """Raise SketchParameterError unless ``schema`` is exactly ``expected``."""
     if schema != expected:
         raise SketchParameterError(f"schema {schema} does not describe this sketch ({expected})")
-
-
-# -- reading many slots -----------------------------------------------------------------------
-
-
-def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
-    """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector."""
-    idx = np.asarray(indices)
-    if idx.size <= _SMALL_LOOKUP:
-        flat = idx.reshape(-1)
-        out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
-        return out.reshape(idx.shape)
-    return vec.values_at(idx)
-
-
-def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
-    """Per slot, the sum over every origin's slice, saturating at ``2**64 - 1``.
-
-    Honest writers keep every sum within int64 (the additive sketches check their totals
-    before writing); saturation only keeps a misbehaving peer's values from wrapping around.
-    """
-    idx = np.asarray(indices)
-    total = np.zeros(idx.shape, dtype=np.uint64)
-    for _, vec in sorted(slices.items()):
-        part = values_at(vec, idx)
-        with np.errstate(over="ignore"):
-            grown = total + part
-        wrapped = grown < total
-        if wrapped.any():
-            grown[wrapped] = np.iinfo(np.uint64).max
-        total = grown
-    return total
-
-
-# -- hashing shared by Bloom and count-min ------------------------------------------------------
-
-_SPLITMIX_GAMMA: Final = np.uint64(0x9E3779B97F4A7C15)
-_SPLITMIX_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
-_SPLITMIX_M2: Final = np.uint64(0x94D049BB133111EB)
-
-
-def member_hashes(members: Sequence[bytes]) -> npt.NDArray[np.uint64]:
-    """xxh3-64 (seed 0) of every member, in one pass over the batch."""
-    if not members:
-        return np.zeros(0, dtype=np.uint64)
-    digests = b"".join(map(xxhash.xxh3_64_digest, members))
-    # xxhash's digest is the hash's canonical big-endian form.
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
-
-
-def mix64(h: npt.NDArray[np.uint64], step: int = 1) -> npt.NDArray[np.uint64]:
-    """Output ``step`` (1, 2, ...) of the splitmix64 stream seeded with each ``h``.
-
-    Gives well-mixed words that look independent of ``h`` and of each other: the second hash
-    of Bloom's double hashing, one hash per count-min row.
-    """
-    with np.errstate(over="ignore"):
-        z = h + _SPLITMIX_GAMMA * np.uint64(step)
-        z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_M1
-        z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_M2
-        mixed: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
-        return mixed
-
-
-# -- additive entries -------------------------------------------------------------------------
-
-
-def merge_slices(target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
-    """The lattice merge of an additive sketch: per origin, element-wise max; returns the delta."""
-    delta: dict[str, MaxVector] = {}
-    for origin, vec in sorted(source.items()):
-        mine = target.get(origin)
-        if mine is None:
-            mine = target[origin] = MaxVector()
-        grew = mine.merge(vec)
-        if not grew.is_empty():
-            delta[origin] = grew
-    return delta

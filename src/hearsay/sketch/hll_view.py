@@ -2,10 +2,10 @@
 
 Register ``i`` of the sketch is slot ``i`` of the key's vector; a register keeps the largest
 rank it has seen, which is exactly the lattice's element-wise max, so replicas merging deltas
-in any order (and any number of times) hold the same registers. The math is the colleague's
-Redis-exact :mod:`hearsay.sketch.hll` (MurmurHash64A with Redis's seed, ``hllPatLen``'s rank,
-Ertl's estimator), so at ``p = 14`` :meth:`HyperLogLog.count` is Redis's PFCOUNT for the same
-members; :mod:`hearsay.sketch.hyll` converts to and from Redis's own ``HYLL`` strings.
+in any order (and any number of times) hold the same registers. The math is the Redis-exact
+:mod:`hearsay.sketch.hll_math` (MurmurHash64A with Redis's seed, ``hllPatLen``'s rank, Ertl's
+estimator), so at ``p = 14`` :meth:`HyperLogLog.count` is Redis's PFCOUNT for the same
+members; :mod:`hearsay.sketch.hyll_format` converts to and from Redis's own ``HYLL`` strings.
 
 Registers above 63 cannot come from hashing; if a misbehaving peer sends one it is read as 63
 (saturated) rather than failing every later PFCOUNT of the key.
@@ -22,9 +22,10 @@ import numpy.typing as npt
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import hll, hyll
-from hearsay.sketch.schemas import KIND_HLL, Pairs, expect_schema
+from hearsay.sketch import hll_math, hyll_format
+from hearsay.sketch.schemas import KIND_HLL, expect_schema
 from hearsay.sketch.schemas import hll as hll_schema
+from hearsay.sketch.slots import Pairs
 
 __all__ = ["HyperLogLog"]
 
@@ -36,8 +37,8 @@ class HyperLogLog:
 
     __slots__ = ("_p", "_schema")
 
-    def __init__(self, p: int = hll.REDIS_PRECISION) -> None:
-        self._p = hll.check_precision(p)
+    def __init__(self, p: int = hll_math.REDIS_PRECISION) -> None:
+        self._p = hll_math.check_precision(p)
         self._schema = hll_schema(self._p)
 
     # -- construction and sizing --------------------------------------------------------------
@@ -53,7 +54,7 @@ class HyperLogLog:
     @classmethod
     def for_error(cls, rel_error: float) -> HyperLogLog:
         """The smallest sketch whose standard error is at most ``rel_error``."""
-        return cls(hll.precision_for_error(rel_error))
+        return cls(hll_math.precision_for_error(rel_error))
 
     @property
     def schema(self) -> Schema:
@@ -69,7 +70,7 @@ class HyperLogLog:
 
     def error_bound(self) -> float:
         """Standard relative error of :meth:`count`: ``1.04 / sqrt(2**p)``."""
-        return hll.error_bound(self._p)
+        return hll_math.error_bound(self._p)
 
     def size_bytes(self) -> int:
         """Bytes of a full (dense) vector of this sketch: one byte per register."""
@@ -83,7 +84,7 @@ class HyperLogLog:
         Merge them into the key's vector; the key changed (PFADD replies 1) exactly when the
         merge's delta is non-empty.
         """
-        return hll.members_index_rank(members, self._p)
+        return hll_math.members_index_rank(members, self._p)
 
     def merge(self, target: MaxVector, source: MaxVector) -> MaxVector:
         """PFMERGE of one source into ``target`` in place; returns the delta (what grew)."""
@@ -102,14 +103,14 @@ class HyperLogLog:
 
     def count(self, vec: MaxVector) -> int:
         """PFCOUNT of one key."""
-        return hll.count(self.registers(vec))
+        return hll_math.count(self.registers(vec))
 
     def count_union(self, vectors: Iterable[MaxVector]) -> int:
         """PFCOUNT of several keys: the estimate of their union (no key is changed)."""
         union = np.zeros(1 << self._p, dtype=np.uint8)
         for vec in vectors:
             np.maximum(union, self.registers(vec), out=union)
-        return hll.count(union)
+        return hll_math.count(union)
 
     def is_empty(self, vec: MaxVector) -> bool:
         return vec.is_empty()
@@ -117,19 +118,20 @@ class HyperLogLog:
     # -- Redis's HYLL strings -----------------------------------------------------------------
 
     def _require_redis_precision(self) -> None:
-        if self._p != hll.REDIS_PRECISION:
+        if self._p != hll_math.REDIS_PRECISION:
             raise SketchParameterError(
-                f"Redis HLL strings have precision {hll.REDIS_PRECISION}, this sketch {self._p}"
+                f"Redis HLL strings have precision {hll_math.REDIS_PRECISION}, "
+                f"this sketch {self._p}"
             )
 
     def to_redis(self, vec: MaxVector) -> bytes:
         """The ``HYLL`` string Redis's GET would return for these registers (p = 14 only)."""
         self._require_redis_precision()
-        return hyll.export_redis(self.registers(vec))
+        return hyll_format.export_redis(self.registers(vec))
 
     def from_redis(self, data: bytes) -> Pairs:
         """The pairs of a Redis ``HYLL`` string (p = 14 only); DecodeError if it is not one."""
         self._require_redis_precision()
-        registers = hyll.import_redis(data)
+        registers = hyll_format.import_redis(data)
         indices = np.flatnonzero(registers).astype(np.uint32)
         return indices, registers[indices]

@@ -1,0 +1,52 @@
+"""What the family modules share: the errors for keys that must (not) exist or shapes that must
+match, and the one write of a delta's pairs.
+
+Why a module: Bloom filters and count-min sketches raise the same three errors, and each
+RESP command maps them to its own family's text.
+"""
+
+from __future__ import annotations
+
+from hearsay.base.errors import HearsayError, SketchParameterError
+from hearsay.engine.database import Database
+from hearsay.lattice.entry import Entry, MergeResult, Schema
+from hearsay.sketch.slots import Pairs
+
+__all__ = [
+    "FewPairs",
+    "KeyExistsError",
+    "KeyMissingError",
+    "ShapeMismatchError",
+    "schema_of",
+    "write_pairs",
+]
+
+
+class KeyMissingError(HearsayError):
+    """The command needs an existing key of its kind (RedisBloom's "not found")."""
+
+
+class KeyExistsError(HearsayError):
+    """The command creates a key that already exists."""
+
+
+class ShapeMismatchError(SketchParameterError):
+    """Bloom filters or count-min sketches of different shapes cannot be merged."""
+
+
+FewPairs = tuple[list[int], list[int]]
+"""A few pairs as Python ints: the lattice merges them without numpy."""
+
+
+def write_pairs(
+    db: Database, key: bytes, schema: Schema, pairs: Pairs | FewPairs, now_ms: int
+) -> MergeResult:
+    """The bulk write of a sketch's pairs into this node's slice (the one write funnel)."""
+    return db.write_pairs_own(key, schema, pairs[0], pairs[1], now_ms)
+
+
+def schema_of(entry: Entry) -> Schema:
+    """The schema of an entry :meth:`Database.get_typed` returned (live entries only)."""
+    schema = entry.schema
+    assert schema is not None, "Database.get_typed returns live entries only"
+    return schema

@@ -1,0 +1,124 @@
+"""Count-min sketches on the database: CMS.INITBYDIM / INITBYPROB, CMS.INCRBY, CMS.QUERY,
+CMS.INFO and CMS.MERGE (RedisBloom's rm_cms.c; the rmbd datagrams use them too).
+
+Departure from RedisBloom that the lattice forces: CMS.MERGE raises the destination to the
+weighted sum rather than overwriting it (see :mod:`hearsay.sketch.countmin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hearsay.engine.database import Database
+from hearsay.engine.families.common import (
+    KeyExistsError,
+    KeyMissingError,
+    ShapeMismatchError,
+    schema_of,
+    write_pairs,
+)
+from hearsay.lattice.entry import Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.countmin import CmsInfo, CountMinSketch
+from hearsay.sketch.schemas import KIND_CMS
+from hearsay.sketch.views import view_as
+
+__all__ = [
+    "check_absent",
+    "check_incrby",
+    "dest",
+    "incrby",
+    "info",
+    "init",
+    "merge",
+    "query",
+    "source",
+]
+
+
+def _entry(
+    db: Database, key: bytes, now_ms: int
+) -> tuple[CountMinSketch, dict[str, MaxVector]] | None:
+    entry = db.get_typed(key, KIND_CMS, now_ms)
+    if entry is None:
+        return None
+    return view_as(schema_of(entry), CountMinSketch), dict(entry.slices())
+
+
+def _required(db: Database, key: bytes, now_ms: int) -> tuple[CountMinSketch, dict[str, MaxVector]]:
+    found = _entry(db, key, now_ms)
+    if found is None:
+        raise KeyMissingError("CMS: key does not exist")
+    return found
+
+
+def init(db: Database, key: bytes, width: int, depth: int, now_ms: int) -> None:
+    """CMS.INITBYDIM / CMS.INITBYPROB (after sizing): KeyExistsError when the key exists."""
+    if db.get(key, now_ms) is not None:
+        raise KeyExistsError("CMS: key already exists")
+    view = CountMinSketch(width, depth)  # SketchParameterError when too large
+    db.write_own(key, view.schema, MaxVector(), now_ms)
+
+
+def check_absent(db: Database, key: bytes, now_ms: int) -> None:
+    """KeyExistsError when ``key`` exists (RedisBloom checks before parsing the sizes)."""
+    if db.get(key, now_ms) is not None:
+        raise KeyExistsError("CMS: key already exists")
+
+
+def check_incrby(db: Database, key: bytes, now_ms: int) -> None:
+    """KeyMissingError / WrongTypeError before CMS.INCRBY's numbers are parsed (RedisBloom)."""
+    _required(db, key, now_ms)
+
+
+def incrby(
+    db: Database, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
+) -> list[int]:
+    """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow)."""
+    view, slices = _required(db, key, now_ms)
+    pairs, estimates = view.incrby(slices, db.origin, items, increments)
+    write_pairs(db, key, view.schema, pairs, now_ms)
+    return estimates
+
+
+def query(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> list[int]:
+    """CMS.QUERY: each item's estimate."""
+    view, slices = _required(db, key, now_ms)
+    return view.query(slices, items)
+
+
+def info(db: Database, key: bytes, now_ms: int) -> CmsInfo:
+    """CMS.INFO: width, depth, total count."""
+    view, slices = _required(db, key, now_ms)
+    return view.info(slices)
+
+
+def dest(db: Database, key: bytes, now_ms: int) -> CountMinSketch:
+    """CMS.MERGE's destination view (KeyMissingError / WrongTypeError first, as RedisBloom)."""
+    return _required(db, key, now_ms)[0]
+
+
+def source(db: Database, key: bytes, dest: CountMinSketch, now_ms: int) -> None:
+    """Check one CMS.MERGE source: it exists, holds a sketch, and has ``dest``'s dimensions."""
+    view, _ = _required(db, key, now_ms)
+    if view.schema != dest.schema:
+        raise ShapeMismatchError("CMS: width/depth is not equal")
+
+
+def merge(
+    db: Database,
+    dest: bytes,
+    sources: Sequence[bytes],
+    weights: Sequence[int] | None,
+    now_ms: int,
+) -> None:
+    """CMS.MERGE: raise ``dest`` to the weighted sum of ``sources`` (BoundsError on overflow)."""
+    view, dest_slices = _required(db, dest, now_ms)
+    inputs: list[tuple[Schema, dict[str, MaxVector]]] = []
+    for source in sources:
+        other, slices = _required(db, source, now_ms)
+        if other.schema != view.schema:
+            raise ShapeMismatchError("CMS: width/depth is not equal")
+        inputs.append((other.schema, slices))
+    pairs = view.merge_weighted(dest_slices, db.origin, inputs, weights)
+    write_pairs(db, dest, view.schema, pairs, now_ms)

@@ -1,0 +1,39 @@
+"""GET of the two families Redis calls strings: a counter's value, an HLL's Redis bytes.
+
+Why a module: GET and STRLEN read either family, so they belong to neither.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hearsay.base.errors import WrongTypeError
+from hearsay.engine.database import Database
+from hearsay.engine.families.hll import PrecisionMismatchError, hll_of
+from hearsay.sketch.counter import PNCounter
+from hearsay.sketch.hll_math import REDIS_PRECISION
+from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
+
+__all__ = ["get_value"]
+
+_COUNTER: Final = PNCounter()
+
+
+def get_value(db: Database, key: bytes, now_ms: int) -> bytes | None:
+    """GET: a counter's value as decimal text, an HLL's Redis bytes, None when absent.
+
+    WrongTypeError for other kinds; PrecisionMismatchError for an HLL whose precision is not
+    Redis's 14 (Redis's format cannot hold it).
+    """
+    entry = db.get(key, now_ms)
+    if entry is None or entry.schema is None:
+        return None
+    kind = entry.schema.kind
+    if kind == KIND_COUNTER:
+        return str(_COUNTER.get(dict(entry.slices()))).encode()
+    if kind == KIND_HLL:
+        view = hll_of(entry.schema)
+        if view.precision != REDIS_PRECISION:
+            raise PrecisionMismatchError(view.precision, REDIS_PRECISION)
+        return view.to_redis(entry.vector)
+    raise WrongTypeError(f"GET of a {kind} key")

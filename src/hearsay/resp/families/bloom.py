@@ -1,0 +1,201 @@
+"""Bloom filter commands as RedisBloom's rebloom.c answers them: BF.RESERVE, BF.ADD, BF.MADD,
+BF.INSERT, BF.EXISTS, BF.MEXISTS, BF.INFO, BF.CARD, and hearsay's BF.MERGE."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from hearsay.base.errors import SketchParameterError
+from hearsay.engine.families import bloom
+from hearsay.engine.families.bloom import BloomCreate
+from hearsay.engine.families.common import KeyExistsError, KeyMissingError
+from hearsay.resp import messages
+from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
+from hearsay.resp.key_commands import db_of
+from hearsay.resp.parser import parse_double, parse_integer
+from hearsay.resp.replies import OK, Map, Reply, SimpleString
+
+__all__ = ["install_bloom_commands"]
+
+_INFO_FIELDS: Final = {
+    b"CAPACITY": "Capacity",
+    b"SIZE": "Size",
+    b"FILTERS": "Number of filters",
+    b"ITEMS": "Number of items inserted",
+    b"EXPANSION": "Expansion rate",
+}
+
+
+def _could_not_create(error: SketchParameterError) -> str:
+    return messages.bf_could_not_create(str(error))
+
+
+def _insert_options(args: list[bytes]) -> tuple[BloomCreate | None, int]:
+    """BF.INSERT's options, checked in RedisBloom's order: how to create a missing filter
+    (None: NOCREATE) and where the items start."""
+    error_rate = bloom.DEFAULT_ERROR_RATE
+    capacity = bloom.DEFAULT_CAPACITY
+    autocreate = True
+    expansion = False
+    items_at = -1
+    wrong_arity = CommandError(messages.wrong_number_of_args("bf.insert"))
+    pos = 2
+    while pos < len(args) and items_at < 0:  # bounded: pos grows on every pass
+        option = args[pos].upper()
+        if option == b"ITEMS":
+            pos += 1
+            items_at = pos
+        elif option in (b"ERROR", b"CAPACITY", b"EXPANSION"):
+            pos += 1
+            if pos == len(args):
+                raise wrong_arity
+            if option == b"ERROR":
+                rate = parse_double(args[pos])
+                if rate is None:
+                    raise CommandError(messages.BF_INSERT_BAD_ERROR_RATE)
+                error_rate = rate
+            elif option == b"CAPACITY":
+                cap = parse_integer(args[pos])
+                if cap is None:
+                    raise CommandError(messages.BF_INSERT_BAD_CAPACITY)
+                capacity = cap
+            else:
+                if parse_integer(args[pos]) is None:
+                    raise CommandError(messages.BF_INSERT_BAD_EXPANSION)
+                expansion = True
+            pos += 1
+        elif option == b"NOCREATE":
+            autocreate = False
+            pos += 1
+        elif option == b"NONSCALING":
+            pos += 1
+        else:
+            raise CommandError(messages.BF_INSERT_UNKNOWN_ARGUMENT)
+    if items_at < 0 or items_at == len(args):
+        raise wrong_arity
+    if not 0 < error_rate < 1 or capacity < 1:
+        raise CommandError(messages.BF_INSERT_BAD_ARGUMENT)
+    if expansion:
+        raise CommandError(messages.BF_NEVER_SCALES)
+    return (BloomCreate(error_rate, capacity) if autocreate else None), items_at
+
+
+def install_bloom_commands(registry: CommandRegistry) -> None:
+    """Register the BF.* commands on ``registry``."""
+    group = "bf"
+    writes, reads = ("write", "denyoom"), ("readonly", "fast")
+    adds: ErrorReplies = {
+        KeyMissingError: messages.BF_NOT_FOUND,
+        SketchParameterError: _could_not_create,
+    }
+    not_found: ErrorReplies = {KeyMissingError: messages.BF_NOT_FOUND}
+
+    @registry.command("BF.RESERVE", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0",
+                      errors={KeyExistsError: messages.BF_ITEM_EXISTS,
+                              SketchParameterError: _could_not_create},
+                      summary="Creates a Bloom filter. hearsay's filters never scale: "
+                      "NONSCALING is implied and EXPANSION is refused.")  # fmt: skip
+    def bf_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 7:
+            raise CommandError(messages.wrong_number_of_args("bf.reserve"))
+        error_rate = parse_double(args[2])
+        if error_rate is None:
+            raise CommandError(messages.BF_BAD_ERROR_RATE)
+        if not 0 < error_rate < 1:
+            raise CommandError(messages.BF_ERROR_RATE_RANGE)
+        capacity = parse_integer(args[3])
+        if capacity is None:
+            raise CommandError(messages.BF_BAD_CAPACITY)
+        if capacity <= 0:
+            raise CommandError(messages.BF_CAPACITY_RANGE)
+        options = [arg.upper() for arg in args[4:]]
+        nonscaling = b"NONSCALING" in options
+        if b"EXPANSION" in options:
+            at = options.index(b"EXPANSION")
+            if at + 1 == len(options):
+                raise CommandError(messages.BF_NO_EXPANSION)
+            if nonscaling:
+                raise CommandError(messages.BF_NONSCALING_CANNOT_EXPAND)
+            if parse_integer(args[4 + at + 1]) is None:
+                raise CommandError(messages.BF_BAD_EXPANSION)
+            raise CommandError(messages.BF_NEVER_SCALES)
+        if any(option != b"NONSCALING" for option in options):
+            raise CommandError(messages.SYNTAX_ERROR)
+        bloom.reserve(db_of(ctx), args[1], error_rate, capacity, ctx.now_ms)
+        return OK
+
+    @registry.command("BF.ADD", arity=3, flags=writes, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0", errors=adds,
+                      summary="Adds an item (creates the filter with error 0.01, capacity "
+                      "100). Never refused as full: past capacity the false-positive rate "
+                      "grows.")  # fmt: skip
+    def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return int(bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())[0])
+
+    @registry.command("BF.MADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0", errors=adds,
+                      summary="Adds items to a Bloom filter (created with the defaults when "
+                      "absent).")  # fmt: skip
+    def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
+        added = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
+        return [int(new) for new in added]
+
+    @registry.command("BF.INSERT", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0", errors=adds,
+                      summary="Adds items, creating the filter with CAPACITY/ERROR unless "
+                      "NOCREATE.")  # fmt: skip
+    def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
+        create, items_at = _insert_options(args)
+        added = bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create)
+        return [int(new) for new in added]
+
+    @registry.command("BF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0",
+                      summary="Whether an item may have been added to a Bloom filter.")  # fmt: skip
+    def bf_exists(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return int(bloom.exists(db_of(ctx), args[1], args[2:3], ctx.now_ms)[0])
+
+    @registry.command("BF.MEXISTS", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0",
+                      summary="Whether each item may have been added to a Bloom "
+                      "filter.")  # fmt: skip
+    def bf_mexists(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [int(found) for found in bloom.exists(db_of(ctx), args[1], args[2:], ctx.now_ms)]
+
+    @registry.command("BF.INFO", arity=-2, flags=reads, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0", errors=not_found,
+                      summary="A Bloom filter's capacity, size, filters, items (estimated from "
+                      "the set bits) and expansion (always nil: non-scaling).")  # fmt: skip
+    def bf_info(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 3:
+            raise CommandError(messages.wrong_number_of_args("bf.info"))
+        info = bloom.info(db_of(ctx), args[1], ctx.now_ms)
+        values: dict[str, Reply] = {
+            "Capacity": info.capacity,
+            "Size": info.size_bytes,
+            "Number of filters": info.filters,
+            "Number of items inserted": info.items,
+            "Expansion rate": info.expansion,
+        }
+        if len(args) == 3:
+            name = _INFO_FIELDS.get(args[2].upper())
+            if name is None:
+                raise CommandError(messages.BF_INFO_INVALID_VALUE)
+            return [values[name]]
+        return Map((SimpleString(name), value) for name, value in values.items())
+
+    @registry.command("BF.CARD", arity=2, flags=reads, first_key=1, last_key=1, step=1,
+                      group=group, since="2.4.4",
+                      summary="Estimated number of items added to a Bloom filter (0 when "
+                      "absent).")  # fmt: skip
+    def bf_card(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return bloom.card(db_of(ctx), args[1], ctx.now_ms)
+
+    @registry.command("BF.MERGE", arity=-3, flags=writes, first_key=1, last_key=-1, step=1,
+                      group=group, errors=not_found,
+                      summary="hearsay: union of Bloom filters of equal shape into the "
+                      "destination.")  # fmt: skip
+    def bf_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
+        bloom.merge(db_of(ctx), args[1], args[2:], ctx.now_ms)  # shapes differ: ERR <why>
+        return OK

@@ -1,0 +1,44 @@
+"""The member hashes Bloom filters and count-min sketches share: xxh3-64 and splitmix64.
+
+Why a module: both families hash a batch of members once and derive further hashes from it;
+keeping that in one place keeps their hashing (and so the ``hash_v`` of a Bloom schema) one
+definition. HyperLogLog hashes as Redis does instead (:mod:`hearsay.sketch.murmur`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import xxhash
+
+__all__ = ["member_hashes", "mix64"]
+
+_SPLITMIX_GAMMA: Final = np.uint64(0x9E3779B97F4A7C15)
+_SPLITMIX_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
+_SPLITMIX_M2: Final = np.uint64(0x94D049BB133111EB)
+
+
+def member_hashes(members: Sequence[bytes]) -> npt.NDArray[np.uint64]:
+    """xxh3-64 (seed 0) of every member, in one pass over the batch."""
+    if not members:
+        return np.zeros(0, dtype=np.uint64)
+    digests = b"".join(map(xxhash.xxh3_64_digest, members))
+    # xxhash's digest is the hash's canonical big-endian form.
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def mix64(h: npt.NDArray[np.uint64], step: int = 1) -> npt.NDArray[np.uint64]:
+    """Output ``step`` (1, 2, ...) of the splitmix64 stream seeded with each ``h``.
+
+    Gives well-mixed words that look independent of ``h`` and of each other: the second hash
+    of Bloom's double hashing, one hash per count-min row.
+    """
+    with np.errstate(over="ignore"):
+        z = h + _SPLITMIX_GAMMA * np.uint64(step)
+        z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_M1
+        z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_M2
+        mixed: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+        return mixed

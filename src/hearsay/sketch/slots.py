@@ -1,0 +1,68 @@
+"""A sketch's slots: the pairs a write produces, and reading and merging many slots at once.
+
+Why a module: every view reads and writes its key's vectors the same few ways, and these are
+the ones the lattice itself does not offer (reading without densifying, per-slot sums over an
+additive sketch's origin slices, the per-origin merge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.lattice.vector import MaxVector
+
+__all__ = ["Pairs", "Slices", "merge_slices", "summed_at", "values_at"]
+
+Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
+"""A delta: sorted or unsorted ``(indices, values)``; duplicates are reduced by max on merge."""
+Slices = Mapping[str, MaxVector]
+"""An additive entry's vectors by origin (``dict(entry.slices())``)."""
+
+_SMALL_LOOKUP: Final = 64
+"""Below this many slots, reading them one by one beats any array set-up."""
+
+
+def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+    """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector."""
+    idx = np.asarray(indices)
+    if idx.size <= _SMALL_LOOKUP:
+        flat = idx.reshape(-1)
+        out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
+        return out.reshape(idx.shape)
+    return vec.values_at(idx)
+
+
+def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
+    """Per slot, the sum over every origin's slice, saturating at ``2**64 - 1``.
+
+    Honest writers keep every sum within int64 (the additive sketches check their totals
+    before writing); saturation only keeps a misbehaving peer's values from wrapping around.
+    """
+    idx = np.asarray(indices)
+    total = np.zeros(idx.shape, dtype=np.uint64)
+    for _, vec in sorted(slices.items()):
+        part = values_at(vec, idx)
+        with np.errstate(over="ignore"):
+            grown = total + part
+        wrapped = grown < total
+        if wrapped.any():
+            grown[wrapped] = np.iinfo(np.uint64).max
+        total = grown
+    return total
+
+
+def merge_slices(target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
+    """The lattice merge of an additive sketch: per origin, element-wise max; returns the delta."""
+    delta: dict[str, MaxVector] = {}
+    for origin, vec in sorted(source.items()):
+        mine = target.get(origin)
+        if mine is None:
+            mine = target[origin] = MaxVector()
+        grew = mine.merge(vec)
+        if not grew.is_empty():
+            delta[origin] = grew
+    return delta
