@@ -8,7 +8,8 @@ events. Its parts, each with one job:
 
 - :mod:`.wire`: the messages (NamedTuples, positional msgpack arrays) and the checks of every
   field a peer sends;
-- :mod:`.table`: every node's versioned state, the reaped memory, the admission of new nodes;
+- :mod:`.table`: every node's versioned state (merging deltas, expiring tags), the reaped
+  memory, the admission of new nodes;
 - :mod:`.liveness`: member states and every legal transition in one table, the phi accrual
   detector (:mod:`.failure_detector`) and its verdicts;
 - :mod:`.events`: what the driver is told (MemberJoined, MemberFailed, TagUpdated...);

@@ -37,10 +37,10 @@ from hearsay.protocol.membership.liveness import (
 )
 from hearsay.protocol.membership.table import (
     TAGS_PER_MEMBER_MAX,
+    Change,
     MemberRecord,
     MemberTable,
     NodeState,
-    TagEntry,
 )
 from hearsay.protocol.membership.wire import (
     BUDGET_BYTES_MIN,
@@ -147,7 +147,7 @@ class Membership:
             raise ValueError(f"budget_bytes must be >= {BUDGET_BYTES_MIN}")
         self._now_ms = 0 if now_ms is None else now_ms
         self._self = NodeState(self_id, generation)
-        self._table = MemberTable(self._self, self._now_ms)
+        self._table = MemberTable(self._self, self._now_ms, preset.tag_tombstone_ms)
         self._seeds: list[Address] = []
         self.refused_members = 0
         """Unknown nodes ignored because ``MEMBERS_MAX`` nodes are tracked already, or
@@ -163,10 +163,9 @@ class Membership:
         if now_ms is not None:
             self._guard.tick(now_ms)
         self._next_heartbeat_ms = self._now_ms
-        self._next_expiry_scan_ms: int | None = None
-        self._set_own(KEY_ADDRESS, address, None)
-        self._set_own(KEY_STATUS, NodeStatus.ALIVE.value, None)
-        self._set_own(KEY_HEARTBEAT, 0, None)
+        self._table.set_own(KEY_ADDRESS, address, None)
+        self._table.set_own(KEY_STATUS, NodeStatus.ALIVE.value, None)
+        self._table.set_own(KEY_HEARTBEAT, 0, None)
 
     # ----- identity and configuration -------------------------------------------------------
 
@@ -231,13 +230,6 @@ class Membership:
             self._self.generation = min(claimed_generation + 1, INT_MAX)
             self.refutations += 1
 
-    def _set_own(self, key: str, value: Any, expiry_unix_ms: int | None) -> None:
-        version = self._self.max_version + 1
-        self._self.entries[key] = TagEntry(value, version, expiry_unix_ms)
-        self._self.max_version = version
-        if expiry_unix_ms is not None:
-            self._note_expiry(expiry_unix_ms)
-
     def set_tag(
         self, key: str, value: TagValue, expiry_unix_ms: int | None = None, *, now_ms: int
     ) -> int:
@@ -265,8 +257,7 @@ class Membership:
             raise ValueError(f"tag entry larger than {TAG_ENTRY_BYTES_MAX} bytes packed")
         if key not in self._self.entries and len(self._self.entries) >= TAGS_PER_MEMBER_MAX:
             raise ValueError(f"a node holds at most {TAGS_PER_MEMBER_MAX} state keys")
-        self._set_own(key, value, expiry_unix_ms)
-        entry = self._self.entries[key]
+        entry = self._table.set_own(key, value, expiry_unix_ms)
         if expiry_unix_ms is not None and expiry_unix_ms <= now:
             entry.hidden = True
         return entry.version
@@ -275,18 +266,13 @@ class Membership:
         """This node's own tag (None if absent or expired)."""
         return self.peer_value(self._id, key)
 
-    def _visible(self, entry: TagEntry) -> bool:
-        return not entry.hidden and (
-            entry.expiry_unix_ms is None or entry.expiry_unix_ms > self._now_ms
-        )
-
     def peer_value(self, node_id: str, key: str) -> TagValue:
         """A tag of any known node (self included); None if absent or expired."""
         state = self._table.announced_state(node_id)
         if state is None or key.startswith(RESERVED_KEY_PREFIX):
             return None
         entry = state.entries.get(key)
-        if entry is None or not self._visible(entry):
+        if entry is None or not entry.visible_at(self._now_ms):
             return None
         value: TagValue = entry.value
         return value
@@ -299,7 +285,7 @@ class Membership:
         return sorted(
             k
             for k, e in state.entries.items()
-            if not k.startswith(RESERVED_KEY_PREFIX) and self._visible(e)
+            if not k.startswith(RESERVED_KEY_PREFIX) and e.visible_at(self._now_ms)
         )
 
     def peer_tags(self, node_id: str) -> dict[str, TagValue]:
@@ -310,7 +296,7 @@ class Membership:
         """Announce a graceful leave. Keep syncing a few rounds so the news spreads, then stop."""
         self._advance(now_ms)
         if self._self.status is not NodeStatus.LEFT:
-            self._set_own(KEY_STATUS, NodeStatus.LEFT.value, None)
+            self._table.set_own(KEY_STATUS, NodeStatus.LEFT.value, None)
 
     # ----- time ----------------------------------------------------------------------------
 
@@ -319,7 +305,7 @@ class Membership:
         now = self._advance(now_ms)
         p = self._preset
         if now >= self._next_heartbeat_ms and self._self.status is not NodeStatus.LEFT:
-            self._set_own(KEY_HEARTBEAT, self._self.heartbeat + 1, None)
+            self._table.set_own(KEY_HEARTBEAT, self._self.heartbeat + 1, None)
             self._next_heartbeat_ms = max(
                 self._next_heartbeat_ms + p.heartbeat_interval_ms, now + 1
             )
@@ -341,42 +327,8 @@ class Membership:
             ):
                 self._table.reap(node_id, now + p.reaped_memory_ms)
                 self._events.append(MemberReaped(node_id, peer.state.generation))
-        if self._next_expiry_scan_ms is not None and now >= self._next_expiry_scan_ms:
-            self._scan_expiry(now)
+        self._events.extend(self._table.expire(now))
         self._table.forget_reaped(now)
-
-    def _note_expiry(self, expiry_unix_ms: int) -> None:
-        nxt = self._next_expiry_scan_ms
-        if nxt is None or expiry_unix_ms < nxt:
-            self._next_expiry_scan_ms = expiry_unix_ms
-
-    def _scan_expiry(self, now: int) -> None:
-        """Hide tags whose expiry passed (TagExpired), drop old tombstones, plan the next scan."""
-        nxt: int | None = None
-        keep_ms = self._preset.tag_tombstone_ms
-        peers = self._table.peers
-        states = [(self._self, False)] + [
-            (peers[n].state, peers[n].announced) for n in sorted(peers)
-        ]
-        for state, announced in states:
-            for key in sorted(state.entries):
-                entry = state.entries[key]
-                expiry = entry.expiry_unix_ms
-                if expiry is None:
-                    continue
-                if not entry.hidden and expiry <= now:
-                    entry.hidden = True
-                    if announced and not key.startswith(RESERVED_KEY_PREFIX):
-                        self._events.append(TagExpired(state.node_id, key, entry.version))
-                if entry.hidden:
-                    if expiry + keep_ms <= now:
-                        del state.entries[key]
-                        continue
-                    due = expiry + keep_ms
-                else:
-                    due = expiry
-                nxt = due if nxt is None else min(nxt, due)
-        self._next_expiry_scan_ms = nxt
 
     # ----- peers and targets ---------------------------------------------------------------
 
@@ -714,29 +666,11 @@ class Membership:
             return  # stale past, or a gap we cannot fill
         if d.to_version <= state.max_version:
             return
-        changed: list[tuple[str, TagEntry, TagEntry | None]] = []
-        for key, value, version, expiry in d.entries:
-            if version <= state.max_version:
-                continue
-            old = state.entries.get(key)
-            if old is not None and old.version >= version:
-                continue
-            if old is None and len(state.entries) >= TAGS_PER_MEMBER_MAX:
-                self.refused_tags += 1
-                continue
-            entry = TagEntry(value, version, expiry)
-            if expiry is not None:
-                if expiry <= now:
-                    entry.hidden = True
-                self._note_expiry(expiry)
-            state.entries[key] = entry
-            changed.append((key, entry, old))
-        state.max_version = d.to_version
+        changed, refused = self._table.merge(state, d, now)
+        self.refused_tags += refused
         self._after_change(peer, changed, now)
 
-    def _after_change(
-        self, peer: MemberRecord, changed: list[tuple[str, TagEntry, TagEntry | None]], now: int
-    ) -> None:
+    def _after_change(self, peer: MemberRecord, changed: list[Change], now: int) -> None:
         state = peer.state
         node_id, gen = state.node_id, state.generation
         if not peer.announced:
@@ -749,7 +683,7 @@ class Membership:
             self._events.append(MemberJoined(node_id, gen, address, peer.restarted))
             self._hear_status(peer, now)
             for key, entry in sorted(state.entries.items(), key=lambda kv: kv[1].version):
-                if not key.startswith(RESERVED_KEY_PREFIX) and self._visible(entry):
+                if not key.startswith(RESERVED_KEY_PREFIX) and entry.visible_at(self._now_ms):
                     self._events.append(
                         TagUpdated(node_id, key, entry.value, entry.version, entry.expiry_unix_ms)
                     )
@@ -762,11 +696,11 @@ class Membership:
                 self._hear_status(peer, now)
             elif key.startswith(RESERVED_KEY_PREFIX):
                 continue
-            elif self._visible(entry):
+            elif entry.visible_at(self._now_ms):
                 self._events.append(
                     TagUpdated(node_id, key, entry.value, entry.version, entry.expiry_unix_ms)
                 )
-            elif old is not None and self._visible(old):
+            elif old is not None and old.visible_at(self._now_ms):
                 self._events.append(TagExpired(node_id, key, entry.version))
 
     # ----- liveness --------------------------------------------------------------------------

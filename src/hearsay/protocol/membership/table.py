@@ -3,22 +3,27 @@
 Why this module exists: one owner for the membership state itself. Each node owns a small
 versioned map (its address, status, heartbeat counter and user tags, every change a new
 version); the table holds ours, each peer's as far as we have it (with its liveness), and the
-``(node, generation)`` pairs reaped recently so stale gossip cannot bring them back. It also
-bounds the table: at most ``MEMBERS_MAX`` peers, ``TAGS_PER_MEMBER_MAX`` keys each, and unknown
-nodes taken in at ``NEW_MEMBERS_BURST`` at once then ``NEW_MEMBERS_PER_S``.
+``(node, generation)`` pairs reaped recently so stale gossip cannot bring them back. It merges
+deltas into a node's map (never past a gap: the caller checks), hides tags whose expiry passed
+and later drops their tombstones. It also bounds the table: at most ``MEMBERS_MAX`` peers,
+``TAGS_PER_MEMBER_MAX`` keys each, and unknown nodes taken in at ``NEW_MEMBERS_BURST`` at once
+then ``NEW_MEMBERS_PER_S``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
+from hearsay.protocol.membership.events import TagExpired
 from hearsay.protocol.membership.liveness import NodeStatus, PeerLiveness
 from hearsay.protocol.membership.wire import (
     KEY_ADDRESS,
     KEY_HEARTBEAT,
     KEY_STATUS,
+    RESERVED_KEY_PREFIX,
     Address,
+    Delta,
     DigestItem,
 )
 
@@ -27,6 +32,7 @@ __all__ = [
     "NEW_MEMBERS_BURST",
     "NEW_MEMBERS_PER_S",
     "TAGS_PER_MEMBER_MAX",
+    "Change",
     "MemberRecord",
     "MemberTable",
     "NodeState",
@@ -52,6 +58,13 @@ class TagEntry:
     expiry_unix_ms: int | None
     hidden: bool = False
     """Expired (or received already expired): a tombstone until garbage-collected."""
+
+    def visible_at(self, now_ms: int) -> bool:
+        return not self.hidden and (self.expiry_unix_ms is None or self.expiry_unix_ms > now_ms)
+
+
+Change: TypeAlias = tuple[str, TagEntry, TagEntry | None]
+"""A key that took a newer entry: ``(key, new entry, old entry or None)``."""
 
 
 class NodeState:
@@ -106,12 +119,14 @@ class _Reaped:
 class MemberTable:
     """Our own state, the peers', the recently reaped, and the admission of unknown nodes."""
 
-    def __init__(self, own: NodeState, now_ms: int) -> None:
+    def __init__(self, own: NodeState, now_ms: int, tag_tombstone_ms: int) -> None:
         self.own = own
         self.peers: dict[str, MemberRecord] = {}
         self._reaped: dict[str, _Reaped] = {}
         self._new_member_tokens = float(NEW_MEMBERS_BURST)
         self._new_member_refill_ms = now_ms
+        self._tag_tombstone_ms = tag_tombstone_ms
+        self._next_expiry_scan_ms: int | None = None
 
     def state_for(self, node_id: str) -> NodeState | None:
         """Any node's state we hold (self included; announced or not)."""
@@ -135,6 +150,79 @@ class MemberTable:
             s = self.peers[node_id].state
             out.append(DigestItem(node_id, s.generation, s.max_version))
         return out
+
+    # ----- versioned entries ---------------------------------------------------------------
+
+    def set_own(self, key: str, value: Any, expiry_unix_ms: int | None) -> TagEntry:
+        """Change one of our own keys: a new version of our state."""
+        own = self.own
+        entry = TagEntry(value, own.max_version + 1, expiry_unix_ms)
+        own.entries[key] = entry
+        own.max_version = entry.version
+        if expiry_unix_ms is not None:
+            self._note_expiry(expiry_unix_ms)
+        return entry
+
+    def merge(self, state: NodeState, delta: Delta, now_ms: int) -> tuple[list[Change], int]:
+        """Take the entries of ``delta`` that are newer than ``state``'s and move its watermark
+        to the delta's end; the keys that changed, and how many new keys were refused because
+        the node holds ``TAGS_PER_MEMBER_MAX`` already. The caller checked there is no gap."""
+        changed: list[Change] = []
+        refused = 0
+        for key, value, version, expiry in delta.entries:
+            if version <= state.max_version:
+                continue
+            old = state.entries.get(key)
+            if old is not None and old.version >= version:
+                continue
+            if old is None and len(state.entries) >= TAGS_PER_MEMBER_MAX:
+                refused += 1
+                continue
+            entry = TagEntry(value, version, expiry)
+            if expiry is not None:
+                if expiry <= now_ms:
+                    entry.hidden = True
+                self._note_expiry(expiry)
+            state.entries[key] = entry
+            changed.append((key, entry, old))
+        state.max_version = delta.to_version
+        return changed, refused
+
+    def _note_expiry(self, expiry_unix_ms: int) -> None:
+        nxt = self._next_expiry_scan_ms
+        if nxt is None or expiry_unix_ms < nxt:
+            self._next_expiry_scan_ms = expiry_unix_ms
+
+    def expire(self, now_ms: int) -> list[TagExpired]:
+        """When one is due: hide tags whose expiry passed (a TagExpired for each user tag of
+        an announced peer), drop tombstones older than ``tag_tombstone_ms``, plan the next."""
+        if self._next_expiry_scan_ms is None or now_ms < self._next_expiry_scan_ms:
+            return []
+        expired: list[TagExpired] = []
+        nxt: int | None = None
+        keep_ms = self._tag_tombstone_ms
+        peers = self.peers
+        states = [(self.own, False)] + [(peers[n].state, peers[n].announced) for n in sorted(peers)]
+        for state, announced in states:
+            for key in sorted(state.entries):
+                entry = state.entries[key]
+                expiry = entry.expiry_unix_ms
+                if expiry is None:
+                    continue
+                if not entry.hidden and expiry <= now_ms:
+                    entry.hidden = True
+                    if announced and not key.startswith(RESERVED_KEY_PREFIX):
+                        expired.append(TagExpired(state.node_id, key, entry.version))
+                if entry.hidden:
+                    if expiry + keep_ms <= now_ms:
+                        del state.entries[key]
+                        continue
+                    due = expiry + keep_ms
+                else:
+                    due = expiry
+                nxt = due if nxt is None else min(nxt, due)
+        self._next_expiry_scan_ms = nxt
+        return expired
 
     # ----- reaped nodes ---------------------------------------------------------------------
 
