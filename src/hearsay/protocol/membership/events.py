@@ -14,20 +14,6 @@ from typing import TypeAlias
 from hearsay.protocol.membership.liveness import MemberState, NodeStatus
 from hearsay.protocol.membership.wire import Address, TagValue
 
-__all__ = [
-    "MemberAlive",
-    "MemberFailed",
-    "MemberInfo",
-    "MemberJoined",
-    "MemberLeaving",
-    "MemberLeft",
-    "MemberReaped",
-    "MemberSuspect",
-    "MembershipEvent",
-    "TagExpired",
-    "TagUpdated",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class MemberJoined:

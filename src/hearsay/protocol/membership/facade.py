@@ -71,8 +71,6 @@ from hearsay.protocol.membership.wire import (
 )
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
 
-__all__ = ["GENERATION_AHEAD_MAX_MS", "Membership", "RandomSource"]
-
 _T = TypeVar("_T")
 
 GENERATION_AHEAD_MAX_MS: Final = 3_600_000

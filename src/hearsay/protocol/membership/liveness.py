@@ -20,18 +20,6 @@ from typing import Final
 from hearsay.protocol.membership.failure_detector import PhiAccrualDetector
 from hearsay.protocol.presets import GossipPreset
 
-__all__ = [
-    "TRANSITIONS",
-    "LivenessError",
-    "MemberState",
-    "News",
-    "NodeStatus",
-    "PeerLiveness",
-    "new_detector",
-    "next_state",
-    "verdict",
-]
-
 
 class NodeStatus(StrEnum):
     """What a node says about itself."""

@@ -27,18 +27,6 @@ from hearsay.protocol.membership.wire import (
     DigestItem,
 )
 
-__all__ = [
-    "MEMBERS_MAX",
-    "NEW_MEMBERS_BURST",
-    "NEW_MEMBERS_PER_S",
-    "TAGS_PER_MEMBER_MAX",
-    "Change",
-    "MemberRecord",
-    "MemberTable",
-    "NodeState",
-    "TagEntry",
-]
-
 MEMBERS_MAX: Final = 10_000
 """Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
 grow without bound by inventing members)."""

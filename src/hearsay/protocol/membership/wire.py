@@ -28,40 +28,6 @@ import msgpack
 
 from hearsay.base.errors import DecodeError
 
-__all__ = [
-    "BUDGET_BYTES_MIN",
-    "DELTAS_MAX",
-    "DELTA_ENTRIES_MAX",
-    "DIGEST_ENTRIES_MAX",
-    "HOST_CHARS_MAX",
-    "INT_MAX",
-    "KEY_ADDRESS",
-    "KEY_HEARTBEAT",
-    "KEY_STATUS",
-    "LIST_GROWTH_BYTES",
-    "NODE_ID_CHARS_MAX",
-    "RESERVED_KEY_PREFIX",
-    "STATUS_VALUES",
-    "TAG_ENTRY_BYTES_MAX",
-    "TAG_KEY_CHARS_MAX",
-    "Ack",
-    "Ack2",
-    "Address",
-    "Delta",
-    "DigestItem",
-    "MembershipDecodeError",
-    "MembershipMessage",
-    "MessageKind",
-    "Syn",
-    "TagValue",
-    "WireEntry",
-    "check_address",
-    "check_node_id",
-    "check_tag_value",
-    "decode",
-    "packed_len",
-]
-
 Address: TypeAlias = tuple[str, int]
 TagValue: TypeAlias = str | bytes | int | float | bool | None
 
