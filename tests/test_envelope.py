@@ -45,6 +45,7 @@ def test_message_types_are_never_renumbered() -> None:
         (lambda d: d.replace(b"prod", b"prox", 1), "foreign-cluster"),
         (lambda d: d[:5] + b"\x03" + d[6:], "foreign-cluster"),  # a shorter name: "pro"
         (lambda d: d[:3] + b"\x01" + d[4:], "version"),  # version 1 had no replay stamp
+        (lambda d: d[:3] + b"\x02" + d[4:], "version"),  # version 2 sent membership as maps
         (lambda d: b"xyz" + d[3:], "malformed"),
         (lambda d: d[:5], "malformed"),
         (lambda d: d[:4] + b"\x80" + d[5:], "malformed"),

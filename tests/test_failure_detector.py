@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from hearsay.protocol.failure_detector import (
+from hearsay.protocol.membership.failure_detector import (
     HeartbeatWindow,
     PauseGuard,
     PhiAccrualDetector,

@@ -26,6 +26,7 @@ import pytest
 
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, MessageType
+from hearsay.protocol.membership import MessageKind
 from tests.nodes import Cluster, NodeProcess, poll_until, split_address
 
 pytestmark = pytest.mark.integration
@@ -179,9 +180,7 @@ def _forge_left(victim: NodeProcess, receiver: NodeProcess, generation: int) -> 
     ]
     forged = EnvelopeCodec("hearsay").seal(
         MessageType.MEMBERSHIP,
-        msg.packb(
-            {"t": "ack2", "from": "forger", "deltas": [[victim.name, generation, 0, 3, entries]]}
-        ),
+        msg.packb([MessageKind.ACK2, "forger", [[victim.name, generation, 0, 3, entries]]]),
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
         forger.sendto(forged, split_address(receiver.gossip))

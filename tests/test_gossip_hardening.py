@@ -30,6 +30,7 @@ from hearsay.protocol.membership import (
     NEW_MEMBERS_PER_S,
     Membership,
     MemberState,
+    MessageKind,
 )
 from hearsay.protocol.node import STREAM_STEP_ITEMS, GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
@@ -187,14 +188,14 @@ def _membership(node_id: str, port: int, generation: int = NOW) -> Membership:
     )
 
 
-def _forged_left(node_id: str, generation: int, port: int) -> dict[str, object]:
+def _forged_left(node_id: str, generation: int, port: int) -> list[object]:
     """An ACK2 claiming ``node_id`` left, in a generation of the forger's choosing."""
     entries = [
         ["\x00addr", ["127.0.0.1", port], 1, None],
         ["\x00status", "left", 2, None],
         ["\x00hb", 1, 3, None],
     ]
-    return {"t": "ack2", "from": "forger", "deltas": [[node_id, generation, 0, 3, entries]]}
+    return [MessageKind.ACK2, "forger", [[node_id, generation, 0, 3, entries]]]
 
 
 def _sync(a: Membership, b: Membership, now: int) -> None:
@@ -247,11 +248,11 @@ def test_a_flood_of_invented_members_is_admitted_only_at_a_bounded_rate() -> Non
         [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i % 1000], 1, None]]]
         for i in range(4000)
     ]
-    b.on_ack2({"t": "ack2", "from": "forger", "deltas": fake}, NOW)
+    b.on_ack2([MessageKind.ACK2, "forger", fake], NOW)
     assert len(b.members()) == 1 + NEW_MEMBERS_BURST
     assert b.refused_members == 4000 - NEW_MEMBERS_BURST
     # A second later, NEW_MEMBERS_PER_S more are taken in (a real cluster keeps converging).
-    b.on_ack2({"t": "ack2", "from": "forger", "deltas": fake}, NOW + 1000)
+    b.on_ack2([MessageKind.ACK2, "forger", fake], NOW + 1000)
     assert len(b.members()) == 1 + NEW_MEMBERS_BURST + NEW_MEMBERS_PER_S
 
 
@@ -353,7 +354,7 @@ def test_invented_members_are_not_gossiped_to_and_real_ones_are() -> None:
         [f"fake-{i}", 1, 0, 1, [["\x00addr", ["127.0.0.1", 9000 + i], 1, None]]] for i in range(300)
     ]
     forged = EnvelopeCodec("hearsay").seal(
-        MessageType.MEMBERSHIP, msg.packb({"t": "ack2", "from": "forger", "deltas": fake})
+        MessageType.MEMBERSHIP, msg.packb([MessageKind.ACK2, "forger", fake])
     )
     nodes[B].receive_datagram(forged, ("127.0.0.1", 9999), now)
     assert len(nodes[B].membership.members()) == 3 + 300  # type: ignore[union-attr]

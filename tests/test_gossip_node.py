@@ -231,7 +231,7 @@ def test_large_anti_entropy_messages_become_stream_requests() -> None:
 def test_garbage_and_foreign_cluster_are_dropped_and_counted() -> None:
     nodes = _nodes(A, B)
     b = nodes[B]
-    b.receive_datagram(b"\xc1hs\x02\x00\x04prod\x01\x93", A, NOW)  # another cluster (v2)
+    b.receive_datagram(b"\xc1hs\x03\x00\x04prod\x01\x93", A, NOW)  # another cluster (v3)
     b.receive_datagram(EnvelopeCodec("hearsay").seal(MessageType.PUSH, b"\xff\xff"), A, NOW)
     b.receive_datagram(
         EnvelopeCodec("hearsay").seal(MessageType.PUSH, b"\x93\xc3\x00\x91\x93"), A, NOW

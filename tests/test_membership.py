@@ -30,6 +30,7 @@ from hearsay.protocol.membership import (
     MembershipDecodeError,
     MembershipEvent,
     MemberState,
+    MessageKind,
     TagExpired,
     TagUpdated,
 )
@@ -106,7 +107,7 @@ class Cluster:
         old = self.nodes[node_id].membership.generation
         return self.start(node_id, generation=old + 1)
 
-    def send(self, src: Address, dst: Address, msg: dict[str, Any], at_ms: int) -> None:
+    def send(self, src: Address, dst: Address, msg: object, at_ms: int) -> None:
         data = msgpack.packb(msg)
         assert len(data) <= self.preset.udp_payload_bytes_max, (self.seed, len(data))
         self.max_datagram_bytes = max(self.max_datagram_bytes, len(data))
@@ -476,8 +477,8 @@ def test_truncated_deltas_never_leave_gaps() -> None:
         syn = b.make_syn(budget)
         ack = a.on_syn(syn, T0_MS + round_, budget)
         assert len(msgpack.packb(ack)) <= budget
-        for delta in ack["deltas"]:
-            if delta[0] == a.node_id:
+        for delta in ack.deltas:
+            if delta.node_id == a.node_id:
                 ack_seen.append(delta)
         ack2 = b.on_ack(msgpack.unpackb(msgpack.packb(ack)), T0_MS + round_, budget)
         if ack2 is not None:
@@ -507,11 +508,7 @@ def test_delta_with_gap_is_not_applied() -> None:
     # forge an ACK2 that skips version k1's version: from_version beyond b's watermark
     gen = a.generation
     v2 = a.max_version
-    forged = {
-        "t": "ack2",
-        "from": a.node_id,
-        "deltas": [[a.node_id, gen, v2 - 1, v2, [["k2", 2, v2, None]]]],
-    }
+    forged = [MessageKind.ACK2, a.node_id, [[a.node_id, gen, v2 - 1, v2, [["k2", 2, v2, None]]]]]
     b.on_ack2(forged, T0_MS)
     assert b.peer_keys(a.node_id) == before  # ignored: it would leave a hole
 
@@ -526,11 +523,11 @@ def test_large_digest_is_sampled() -> None:
     assert len(full) > budget
     samples = [hub.make_syn(budget) for _ in range(5)]
     for syn in samples:
-        assert syn["complete"] is False
+        assert syn.complete is False
         assert len(msgpack.packb(syn)) <= budget
-        assert syn["digest"][0][0] == hub.node_id  # self always first
-        assert 10 < len(syn["digest"]) < 120
-    assert len({tuple(e[0] for e in s["digest"]) for s in samples}) > 1  # random subsets
+        assert syn.digest[0].node_id == hub.node_id  # self always first
+        assert 10 < len(syn.digest) < 120
+    assert len({tuple(e.node_id for e in s.digest) for s in samples}) > 1  # random subsets
 
 
 def test_sampled_digest_still_spreads_unknown_nodes() -> None:
@@ -550,14 +547,15 @@ def test_sampled_digest_still_spreads_unknown_nodes() -> None:
 # Malformed input
 
 
-def _valid_messages() -> list[dict[str, Any]]:
+def _valid_messages() -> list[list[Any]]:
+    """A SYN, an ACK and an ACK2 as they arrive from the wire (lists)."""
     a, b = _member(1), _member(2)
     a.set_tag("k", "v", now_ms=T0_MS)
     syn = a.make_syn()
     ack = b.on_syn(syn, T0_MS)
     ack2 = a.on_ack(ack, T0_MS)
     assert ack2 is not None
-    return [syn, ack, ack2]
+    return [msgpack.unpackb(msgpack.packb(m)) for m in (syn, ack, ack2)]
 
 
 def _mutations(msg: Any, rng: random.Random) -> Any:
@@ -609,22 +607,22 @@ def test_malformed_messages_raise_one_typed_error() -> None:
     [
         None,
         [],
-        {"t": "syn"},
-        {"t": "nope", "from": "a"},
-        {"t": "syn", "from": "a", "complete": 1, "digest": []},
-        {"t": "syn", "from": "a", "complete": True, "digest": [["b", 1, 1], ["b", 1, 2]]},
-        {"t": "syn", "from": "a", "complete": True, "digest": [["b", True, 1]]},
-        {"t": "ack2", "from": "a", "deltas": [["b", 1, 0, 2, [["k", 1, 3, None]]]]},
-        {
-            "t": "ack2",
-            "from": "a",
-            "deltas": [["b", 1, 0, 2, [["\x00addr", ["h", 70000], 1, None]]]],
-        },
-        {"t": "ack2", "from": "a", "deltas": [["b", 1, 0, 2, [["\x00status", "gone", 1, None]]]]},
-        {"t": "ack2", "from": "a", "deltas": [["b", 1, 0, 2, [["k", "v" * 600, 1, None]]]]},
-        {"t": "ack2", "from": "a", "deltas": [["b", 1, 0, 2, [["k", {}, 1, None]]]]},
-        {"t": "ack2", "from": "a", "deltas": [["b", 1, 3, 2, []]]},
-        {"t": "ack", "from": "a", "digest": [], "deltas": [0] * 5000},
+        [1],
+        [9, "a"],
+        [True, "a", True, []],  # a bool is not a message kind
+        ["syn", "a", True, []],
+        {"t": "syn", "from": "a", "complete": True, "digest": []},  # protocol version 2's map
+        [1, "a", True, [], []],  # one item too many
+        [1, "a", 1, []],
+        [1, "a", True, [["b", 1, 1], ["b", 1, 2]]],
+        [1, "a", True, [["b", True, 1]]],
+        [3, "a", [["b", 1, 0, 2, [["k", 1, 3, None]]]]],
+        [3, "a", [["b", 1, 0, 2, [["\x00addr", ["h", 70000], 1, None]]]]],
+        [3, "a", [["b", 1, 0, 2, [["\x00status", "gone", 1, None]]]]],
+        [3, "a", [["b", 1, 0, 2, [["k", "v" * 600, 1, None]]]]],
+        [3, "a", [["b", 1, 0, 2, [["k", {}, 1, None]]]]],
+        [3, "a", [["b", 1, 3, 2, []]]],
+        [2, "a", [], [0] * 5000],
     ],
 )
 def test_specific_malformed_messages(msg: Any) -> None:
@@ -701,7 +699,7 @@ def test_a_peer_cannot_grow_membership_without_bound() -> None:
     refill_ms = burst * 1000 // membership_module.NEW_MEMBERS_PER_S
     for number, start in enumerate(range(0, len(fake), burst)):
         chunk = fake[start : start + burst]
-        b.on_ack2({"t": "ack2", "from": "fake-0", "deltas": chunk}, T0_MS + number * refill_ms)
+        b.on_ack2([MessageKind.ACK2, "fake-0", chunk], T0_MS + number * refill_ms)
     assert len(b.members()) == membership_module.MEMBERS_MAX + 1  # self included
     assert b.refused_members == 50
 
@@ -723,5 +721,5 @@ def test_a_node_keeps_at_most_so_many_state_keys() -> None:
         if b.peer_value(a.node_id, "key-0") == "updated":
             break
     assert b.peer_value(a.node_id, "key-0") == "updated"
-    b.on_ack2({"t": "ack2", "from": a.node_id, "deltas": forged}, T0_MS)
+    b.on_ack2([MessageKind.ACK2, a.node_id, forged], T0_MS)
     assert "one-too-many" not in b.peer_keys(a.node_id) and b.refused_tags == 1

@@ -34,6 +34,7 @@ from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
+from hearsay.protocol.membership import MessageKind
 from hearsay.runtime.rmbd import PEER_REQUEST, REQUEST
 from hearsay.sketch.schemas import vector as vector_schema
 from tests.chaos.lab import GOSSIP_PORT, STRANGER_IP, Lab, in_netns, missing_requirements
@@ -690,17 +691,17 @@ def _forged_left_case(lab: Lab, seed: int) -> None:
     here, unlike what the review saw, so the test does not restart it.)"""
     start_all(lab)
     victim = lab.nodes[1]
-    claim = {
-        "t": "ack2",
-        "from": "stranger",
-        "deltas": [
+    claim = [
+        MessageKind.ACK2,
+        "stranger",
+        [
             [f"n{victim.index}", 2**63 - 1, 0, 3, [
                 ["\x00addr", [victim.ip, GOSSIP_PORT], 1, None],
                 ["\x00status", "left", 2, None],
                 ["\x00hb", 1, 3, None],
             ]],
         ],
-    }  # fmt: skip
+    ]  # fmt: skip
     datagram = EnvelopeCodec("hearsay").seal(MessageType.MEMBERSHIP, msg.packb(claim))
     before = _isolate_all(lab)
 

@@ -45,8 +45,9 @@ length that the stream must match, and only raises state that its sender held le
 table does not hold must be newer than the last eviction, so an eviction opens no window for
 replays. Just after a restart the receiver accepts, once, packets of the last
 ``REPLAY_WINDOW_MS`` from instances it has not heard yet: harmless, since every message only
-raises lattice or membership state that the original delivery already raised. Version 1
-peers are refused with reason ``version``. Plaintext packets carry no stamp: without a keyring
+raises lattice or membership state that the original delivery already raised. Peers of an
+older version (1 had no stamp; 2 sent membership messages as maps) are refused with reason
+``version``. Plaintext packets carry no stamp: without a keyring
 anyone can forge them anyway (see docs/security.md).
 
 Message types are appended, never renumbered (as memberlist does): an old node that sees an
@@ -70,8 +71,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hearsay.base.errors import DecodeError
 
 MAGIC: Final = b"\xc1hs"
-PROTOCOL_VERSION: Final = 2
-"""2: encrypted bodies carry a replay stamp (1 had none)."""
+PROTOCOL_VERSION: Final = 3
+"""3: membership messages are positional arrays (2: maps); 2: encrypted bodies carry a replay
+stamp (1 had none)."""
 CLUSTER_NAME_BYTES_MAX: Final = 64
 FLAG_ENCRYPTED: Final = 0x01
 NONCE_BYTES: Final = 12
@@ -111,7 +113,7 @@ class MessageType(IntEnum):
     BACKOFF = 8
     """The receiver is overloaded: slow down gossip towards it."""
     MEMBERSHIP = 9
-    """A membership (scuttlebutt) message, msgpack-encoded."""
+    """A membership (scuttlebutt) message: a positional msgpack array (membership.wire)."""
     STREAM_HELLO = 10
     """Opens a TCP stream: ``[sender port, body bytes]``, checked before the body is read."""
 

@@ -101,7 +101,6 @@ from hearsay.protocol.membership import (
     MemberReaped,
     Membership,
     MembershipEvent,
-    MemberState,
 )
 from hearsay.protocol.pacing import TokenBucket
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
@@ -114,7 +113,6 @@ __all__ = ["STREAM_HELLO_BYTES_MAX", "GossipNode", "NodeConfig", "NodeStats"]
 _AE_ROUNDS_KEPT: Final = 32
 _HASH_CACHE_MAX: Final = 1 << 16
 _NEVER: Final = 1 << 62
-_USABLE_STATES: Final = frozenset({MemberState.ALIVE, MemberState.SUSPECT, MemberState.LEAVING})
 STREAM_HELLO_BYTES_MAX: Final = 512
 """A sealed STREAM_HELLO is under 100 bytes; the driver reads at most this much of it."""
 STREAM_STEP_ITEMS: Final = 1_024
@@ -1446,7 +1444,7 @@ class GossipNode:
             if self._now < promote_ms:
                 continue
             member = membership.member(node_id)
-            if member is not None and member.state in _USABLE_STATES:
+            if member is not None and member.state.is_live:
                 self._confirm(address)
             else:
                 del self._unconfirmed[address]

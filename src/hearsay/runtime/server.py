@@ -21,7 +21,7 @@ from typing import Any, Final
 from hearsay import __version__
 from hearsay.base.errors import BoundsError, HearsayError, StorageError
 from hearsay.engine.database import Database
-from hearsay.protocol.membership import Membership, MemberState
+from hearsay.protocol.membership import Membership
 from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.replies import Reply
@@ -35,9 +35,6 @@ from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
 log = logging.getLogger(__name__)
-
-_REPORTED_STATE: Final = {MemberState.LEAVING: "alive"}
-"""HEARSAY.MEMBERS reports one of alive, suspect, failed, left: a draining node is alive."""
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
@@ -210,7 +207,7 @@ class Node:
             MemberRow(
                 name=row.node_id,
                 address=format_address(*row.address),
-                state=_REPORTED_STATE.get(row.state, str(row.state)),
+                state=row.state.reported,
                 phi=row.phi,
                 generation=row.generation,
             )

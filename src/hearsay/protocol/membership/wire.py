@@ -1,0 +1,283 @@
+"""Membership messages on the wire: typed, positional, and checked before anything is applied.
+
+Why this module exists: a membership message comes from a peer that may be buggy or forged,
+so every field's type, range and size is checked here, once, and the rest of membership only
+ever sees typed, valid values. Messages are NamedTuples, so they pack as positional msgpack
+arrays exactly as the data plane's payloads do (:mod:`hearsay.protocol.messages`)::
+
+    SYN   [1, sender, complete: bool, [digest item, ...]]
+    ACK   [2, sender, [digest item, ...], [delta, ...]]    (the digest items are requests)
+    ACK2  [3, sender, [delta, ...]]
+
+    digest item  [node, generation, max_version]
+    delta        [node, generation, from_version, to_version, [entry, ...]]
+    entry        [key, value, version, expiry_unix_ms | nil]
+
+The format (protocol version 3) replaced msgpack maps keyed by name (``{"t": "syn", "from":
+...}``, version 2); the envelope's version byte refuses an older peer as a counted ``version``
+drop before its payload is looked at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any, Final, NamedTuple, TypeAlias
+
+import msgpack
+
+from hearsay.base.errors import DecodeError
+
+Address: TypeAlias = tuple[str, int]
+TagValue: TypeAlias = str | bytes | int | float | bool | None
+
+# Limits (checked on every incoming message before anything is applied)
+NODE_ID_CHARS_MAX: Final = 256
+TAG_KEY_CHARS_MAX: Final = 256
+HOST_CHARS_MAX: Final = 255
+TAG_ENTRY_BYTES_MAX: Final = 512
+"""Largest packed tag entry: small enough that any entry fits one datagram with room to spare,
+so a truncated delta always makes progress and a watermark can never get stuck behind it."""
+DIGEST_ENTRIES_MAX: Final = 4096
+DELTAS_MAX: Final = 4096
+DELTA_ENTRIES_MAX: Final = 4096
+BUDGET_BYTES_MIN: Final = 2 * TAG_ENTRY_BYTES_MAX
+INT_MAX: Final = 2**63 - 1
+_INT_MIN: Final = -(2**63)
+_UINT_MAX: Final = 2**64 - 1
+_PORT_MAX: Final = 65535
+LIST_GROWTH_BYTES: Final = 2
+"""Growth of an array header from fixarray (1 byte) to array16 (3 bytes); every list we build
+holds fewer than 65536 items."""
+
+# Reserved keys of the owner-maintained fields; user tag keys may not start with NUL.
+RESERVED_KEY_PREFIX: Final = "\x00"
+KEY_ADDRESS: Final = "\x00addr"
+KEY_STATUS: Final = "\x00status"
+KEY_HEARTBEAT: Final = "\x00hb"
+STATUS_VALUES: Final = frozenset({"alive", "leaving", "left"})
+"""The values of :data:`KEY_STATUS` (``liveness.NodeStatus``)."""
+
+
+class MembershipDecodeError(DecodeError):
+    """A membership message from a peer is malformed (wrong type, size or field)."""
+
+
+class MessageKind(IntEnum):
+    """The first item of every membership message."""
+
+    SYN = 1
+    ACK = 2
+    ACK2 = 3
+
+
+class DigestItem(NamedTuple):
+    """Where one node's state stands: ``(generation, max_version)``."""
+
+    node_id: str
+    generation: int
+    max_version: int
+
+
+class WireEntry(NamedTuple):
+    """One versioned key of a node's state (a user tag or an owner-maintained field)."""
+
+    key: str
+    value: Any
+    version: int
+    expiry_unix_ms: int | None
+
+
+class Delta(NamedTuple):
+    """Every entry of one node with a version in ``(from_version, to_version]``, in order."""
+
+    node_id: str
+    generation: int
+    from_version: int
+    to_version: int
+    entries: tuple[WireEntry, ...]
+
+
+class Syn(NamedTuple):
+    """A -> B: A's digest (a random subset, self first, unless ``complete``)."""
+
+    kind: MessageKind
+    sender: str
+    complete: bool
+    digest: tuple[DigestItem, ...]
+
+
+class Ack(NamedTuple):
+    """B -> A: deltas where B is ahead; B's digest items where B is behind (requests)."""
+
+    kind: MessageKind
+    sender: str
+    requests: tuple[DigestItem, ...]
+    deltas: tuple[Delta, ...]
+
+
+class Ack2(NamedTuple):
+    """A -> B: deltas answering B's requests."""
+
+    kind: MessageKind
+    sender: str
+    deltas: tuple[Delta, ...]
+
+
+MembershipMessage: TypeAlias = Syn | Ack | Ack2
+
+
+def packed_len(obj: object) -> int:
+    return len(msgpack.packb(obj))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking incoming values
+
+
+def _fail(what: str) -> MembershipDecodeError:
+    return MembershipDecodeError(f"membership message: {what}")
+
+
+def _fixed(value: object, length: int, what: str) -> Sequence[Any]:
+    """``value`` as an array of exactly ``length`` items: a list from the wire, or a tuple (a
+    typed message built in memory)."""
+    if not isinstance(value, list | tuple) or len(value) != length:
+        raise _fail(what)
+    return value
+
+
+def _check_uint(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= INT_MAX:
+        raise _fail(f"{what} must be an int in [0, 2^63)")
+    return value
+
+
+def check_node_id(value: object, what: str = "node id") -> str:
+    if type(value) is not str or not 0 < len(value) <= NODE_ID_CHARS_MAX:
+        raise _fail(f"{what} must be a non-empty str of at most {NODE_ID_CHARS_MAX} chars")
+    return value
+
+
+def _check_array(value: object, what: str, max_len: int) -> Sequence[Any]:
+    if not isinstance(value, list | tuple) or len(value) > max_len:
+        raise _fail(f"{what} must be a list of at most {max_len} items")
+    return value
+
+
+def check_address(value: object) -> Address:
+    host, port = _fixed(value, 2, "address must be [host, port]")
+    if type(host) is not str or not 0 < len(host) <= HOST_CHARS_MAX:
+        raise _fail("address host must be a non-empty str")
+    if type(port) is not int or not 0 <= port <= _PORT_MAX:
+        raise _fail("address port must be an int in [0, 65535]")
+    return (host, port)
+
+
+def check_tag_value(value: object) -> TagValue:
+    t = type(value)
+    if value is None or t is bool or t is float:
+        return value  # type: ignore[return-value]
+    if t is int:
+        if not _INT_MIN <= value <= _UINT_MAX:  # type: ignore[operator]
+            raise _fail("tag int out of range")
+        return value  # type: ignore[return-value]
+    if t is str or t is bytes:
+        if len(value) > TAG_ENTRY_BYTES_MAX:  # type: ignore[arg-type]
+            raise _fail("tag value too long")
+        return value  # type: ignore[return-value]
+    raise _fail("tag value must be None, bool, int, float, str or bytes")
+
+
+def _check_entry(raw: object) -> WireEntry:
+    key, value, version, expiry = _fixed(raw, 4, "entry must be [key, value, version, expiry]")
+    if type(key) is not str or not 0 < len(key) <= TAG_KEY_CHARS_MAX:
+        raise _fail("entry key must be a non-empty str")
+    version = _check_uint(version, "entry version")
+    if version == 0:
+        raise _fail("entry version must be >= 1")
+    if expiry is not None:
+        expiry = _check_uint(expiry, "entry expiry")
+    if key == KEY_ADDRESS:
+        value = check_address(value)
+    elif key == KEY_STATUS:
+        if type(value) is not str or value not in STATUS_VALUES:
+            raise _fail("status must be alive, leaving or left")
+    elif key == KEY_HEARTBEAT:
+        value = _check_uint(value, "heartbeat")
+    else:
+        value = check_tag_value(value)
+    entry = WireEntry(key, value, version, expiry)
+    if packed_len(entry) > TAG_ENTRY_BYTES_MAX:
+        raise _fail("entry too large")
+    return entry
+
+
+def _check_delta(raw: object) -> Delta:
+    items = _fixed(raw, 5, "delta must be [node, generation, from_version, to_version, entries]")
+    node_id = check_node_id(items[0])
+    generation = _check_uint(items[1], "generation")
+    from_v = _check_uint(items[2], "from_version")
+    to_v = _check_uint(items[3], "to_version")
+    if to_v < from_v:
+        raise _fail("to_version < from_version")
+    raw_entries = _check_array(items[4], "delta entries", DELTA_ENTRIES_MAX)
+    entries = tuple(_check_entry(e) for e in raw_entries)
+    last = from_v
+    keys: set[str] = set()
+    for entry in entries:
+        if entry.version <= last or entry.version > to_v:
+            raise _fail("delta entries must have increasing versions in (from, to]")
+        if entry.key in keys:
+            raise _fail("duplicate key in delta")
+        keys.add(entry.key)
+        last = entry.version
+    return Delta(node_id, generation, from_v, to_v, entries)
+
+
+def _check_deltas(raw: object) -> tuple[Delta, ...]:
+    deltas = tuple(_check_delta(d) for d in _check_array(raw, "deltas", DELTAS_MAX))
+    if sum(len(d.entries) for d in deltas) > DELTA_ENTRIES_MAX:
+        raise _fail("too many entries")
+    return deltas
+
+
+def _check_digest(raw: object) -> tuple[DigestItem, ...]:
+    out: list[DigestItem] = []
+    seen: set[str] = set()
+    for raw_item in _check_array(raw, "digest", DIGEST_ENTRIES_MAX):
+        item = _fixed(raw_item, 3, "digest entry must be [node, generation, max_version]")
+        node_id = check_node_id(item[0])
+        if node_id in seen:
+            raise _fail("duplicate node in digest")
+        seen.add(node_id)
+        out.append(
+            DigestItem(node_id, _check_uint(item[1], "generation"), _check_uint(item[2], "v"))
+        )
+    return tuple(out)
+
+
+_ARITY: Final = {MessageKind.SYN: 4, MessageKind.ACK: 4, MessageKind.ACK2: 3}
+
+
+def decode(raw: object) -> MembershipMessage:
+    """A checked, typed message from a decoded msgpack value (or a message built in memory).
+
+    Raises :class:`MembershipDecodeError` for anything else.
+    """
+    if not isinstance(raw, list | tuple) or not raw:
+        raise _fail("message must be a non-empty array")
+    kind_raw: object = raw[0]
+    if type(kind_raw) is bool or not isinstance(kind_raw, int) or kind_raw not in _ARITY:
+        raise _fail("unknown message type")
+    kind = MessageKind(kind_raw)
+    items = _fixed(raw, _ARITY[kind], f"a {kind.name} message has {_ARITY[kind]} items")
+    sender = check_node_id(items[1], "sender id")
+    if kind is MessageKind.SYN:
+        complete: object = items[2]
+        if type(complete) is not bool:
+            raise _fail("complete must be a bool")
+        return Syn(kind, sender, complete, _check_digest(items[3]))
+    if kind is MessageKind.ACK:
+        return Ack(kind, sender, _check_digest(items[2]), _check_deltas(items[3]))
+    return Ack2(kind, sender, _check_deltas(items[2]))

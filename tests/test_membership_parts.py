@@ -1,0 +1,185 @@
+"""Membership's parts on their own: the positional wire format, the liveness transition table,
+the state names reported outside, the one live-peer set, and the refusal of old peers."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import msgpack
+import pytest
+
+from hearsay.protocol import messages as msg
+from hearsay.protocol.envelope import PROTOCOL_VERSION, EnvelopeCodec, MessageType
+from hearsay.protocol.membership import (
+    Ack,
+    Ack2,
+    MemberAlive,
+    MemberLeaving,
+    MemberLeft,
+    Membership,
+    MembershipDecodeError,
+    MemberState,
+    MemberSuspect,
+    MessageKind,
+    NodeStatus,
+    Syn,
+)
+from hearsay.protocol.membership.liveness import (
+    TRANSITIONS,
+    LivenessError,
+    News,
+    next_state,
+)
+from hearsay.protocol.membership.wire import decode
+from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.presets import LOCAL
+
+NOW = 1_700_000_000_000
+
+
+def _member(i: int) -> Membership:
+    return Membership(f"n{i}", 1, ("127.0.0.1", 7300 + i), LOCAL, random.Random(i), now_ms=NOW)
+
+
+def _wire(message: object) -> object:
+    """What a peer receives: the message packed and unpacked by msgpack."""
+    return msgpack.unpackb(msgpack.packb(message))
+
+
+def _sync(a: Membership, b: Membership, now: int) -> None:
+    ack = b.handle(_wire(a.make_syn()), now)
+    assert ack is not None
+    ack2 = a.handle(_wire(ack), now)
+    if ack2 is not None:
+        assert b.handle(_wire(ack2), now) is None
+
+
+# -- wire ---------------------------------------------------------------------------------------
+
+
+def test_messages_are_positional_arrays_that_decode_to_what_was_sent() -> None:
+    a, b = _member(1), _member(2)
+    a.set_tag("load", 7, now_ms=NOW)
+    syn = a.make_syn()
+    ack = b.on_syn(_wire(syn), NOW)
+    ack2 = a.on_ack(_wire(ack), NOW)
+    assert isinstance(syn, Syn) and isinstance(ack, Ack) and isinstance(ack2, Ack2)
+    for message, kind in ((syn, 1), (ack, 2), (ack2, 3)):
+        raw = _wire(message)
+        assert isinstance(raw, list) and raw[0] == kind and raw[1] == message.sender
+        assert decode(raw) == message  # nothing lost or reordered on the way
+    assert ack2.deltas[0].node_id == "n1"
+    assert ("load", 7) in {(e.key, e.value) for e in ack2.deltas[0].entries}
+
+
+def test_a_message_of_the_wrong_kind_is_refused_by_its_handler() -> None:
+    a, b = _member(1), _member(2)
+    with pytest.raises(MembershipDecodeError):
+        b.on_ack(_wire(a.make_syn()), NOW)
+    with pytest.raises(MembershipDecodeError):
+        b.on_ack2([MessageKind.ACK, "n1", [], []], NOW)
+
+
+def test_an_old_peer_is_refused_cleanly_and_counted() -> None:
+    """A version-2 peer (membership messages as maps) is dropped with reason ``version``
+    before its payload is read; its map inside a current envelope is a malformed drop.
+    Neither raises, and neither changes the member table."""
+    node = GossipNode(
+        ("127.0.0.1", 7300),
+        rng=random.Random(0),
+        membership=_member(0),
+        config=NodeConfig.from_preset(LOCAL),
+        now_ms=NOW,
+    )
+    old_syn = {"t": "syn", "from": "old", "complete": True, "digest": [["old", 1, 3]]}
+    current = EnvelopeCodec("hearsay").seal(MessageType.MEMBERSHIP, msg.packb(old_syn))
+    assert PROTOCOL_VERSION == 3 and current[3] == 3
+    old = current[:3] + b"\x02" + current[4:]
+    node.receive_datagram(old, ("127.0.0.1", 7399), NOW)
+    node.receive_datagram(current, ("127.0.0.1", 7399), NOW)
+    assert node.stats.dropped == {"version": 1, "malformed": 1}
+    assert node.membership is not None
+    assert [m.node_id for m in node.membership.members()] == ["n0"]
+
+
+# -- liveness -----------------------------------------------------------------------------------
+
+
+def test_every_state_and_news_pair_is_allowed_or_refused_explicitly() -> None:
+    judged = {News.SUSPECTED, News.CONVICTED}
+    for state, news in itertools.product(MemberState, News):
+        if state in (MemberState.FAILED, MemberState.LEFT) and news in judged:
+            assert (state, news) not in TRANSITIONS
+            with pytest.raises(LivenessError):
+                next_state(state, news)
+        else:
+            assert next_state(state, news) is TRANSITIONS[state, news]
+    assert next_state(MemberState.LEFT, News.HEARTBEAT) is MemberState.LEFT  # left is final
+    assert next_state(MemberState.FAILED, News.HEARTBEAT) is MemberState.ALIVE
+
+
+def test_one_mapping_of_state_names() -> None:
+    assert {s: s.reported for s in MemberState} == {
+        MemberState.ALIVE: "alive",
+        MemberState.SUSPECT: "suspect",
+        MemberState.FAILED: "failed",
+        MemberState.LEAVING: "alive",  # a draining node still serves
+        MemberState.LEFT: "left",
+    }
+    assert {s for s in MemberState if s.is_live} == {
+        MemberState.ALIVE,
+        MemberState.SUSPECT,
+        MemberState.LEAVING,
+    }
+    assert [s.news for s in NodeStatus] == [None, News.SAID_LEAVING, News.SAID_LEFT]
+
+
+def _silence_until(m: Membership, node_id: str, state: MemberState, start_ms: int) -> int:
+    """Tick ``m`` in 100 ms steps (no local pause) until ``node_id`` is in ``state``."""
+    now = start_ms
+    for _ in range(200):  # bounded: 20 s of virtual time
+        now += 100
+        m.tick(now)
+        row = m.member(node_id)
+        if row is not None and row.state is state:
+            return now
+    raise AssertionError(f"{node_id} never became {state}")
+
+
+def test_a_suspect_that_said_it_is_leaving_comes_back_as_leaving() -> None:
+    """Its leaving status arrives while it is suspect (nothing happens then); its next
+    heartbeat clears the suspicion and the status is applied from alive, an event for each."""
+    a, b = _member(1), _member(2)
+    for _ in range(3):
+        _sync(a, b, NOW)
+    b.events()
+    now = _silence_until(b, "n1", MemberState.SUSPECT, NOW)
+    assert [type(e) for e in b.events()] == [MemberSuspect]
+    row = b.member("n1")
+    assert row is not None
+    top, heartbeat = a.max_version, row.heartbeat
+    status = ["n1", 1, top, top + 1, [["\x00status", "leaving", top + 1, None]]]
+    b.on_ack2([MessageKind.ACK2, "n1", [status]], now)
+    assert b.events() == [] and b.member("n1").state is MemberState.SUSPECT  # type: ignore[union-attr]
+    beat = ["n1", 1, top + 1, top + 2, [["\x00hb", heartbeat + 1, top + 2, None]]]
+    b.on_ack2([MessageKind.ACK2, "n1", [beat]], now)
+    assert [type(e) for e in b.events()] == [MemberAlive, MemberLeaving]
+    row = b.member("n1")
+    assert row is not None and row.state is MemberState.LEAVING and row.state.reported == "alive"
+    gone = ["n1", 1, top + 2, top + 3, [["\x00status", "left", top + 3, None]]]
+    b.on_ack2([MessageKind.ACK2, "n1", [gone]], now)
+    assert [type(e) for e in b.events()] == [MemberLeft]
+
+
+# -- the one live-peer set ----------------------------------------------------------------------
+
+
+def test_live_addresses_are_the_live_peers() -> None:
+    a, b, c = _member(1), _member(2), _member(3)
+    for _ in range(3):
+        _sync(a, b, NOW)
+        _sync(c, b, NOW)
+    assert b.live_addresses() == [m.address for m in b.live_peers()] == [a.address, c.address]
+    _silence_until(b, "n1", MemberState.FAILED, NOW)  # both silent: convicted
+    assert b.live_addresses() == [] and b.live_peers() == []
