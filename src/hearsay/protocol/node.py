@@ -17,9 +17,10 @@ seed reproduces a run exactly.
 
 How keys replicate (see docs/design.md and :mod:`hearsay.protocol.messages` for the wire):
 
-1. **Rumours.** A local write is pushed at once to ``fanout`` peers chosen uniformly at random
-   (never self). A receiver merges each item; what *grew* is forwarded to ``fanout`` peers
-   (never self or the sender), so a rumour dies out by itself once everyone has it. If the
+1. **Rumours.** A local write is pushed, when the driver drains the node, to ``origin_fanout``
+   peers chosen uniformly at random (never self; ``fanout`` when pacing is short of tokens).
+   A receiver merges each item; what *grew* is forwarded to ``fanout`` peers (never self or
+   the sender), so a rumour dies out by itself once everyone has it. If the
    receiver holds more at indices the sender mentioned, it replies with them; if the key was
    unknown and the message did not carry the sender's full state, it pulls the key (an
    EXCHANGE with its own state) from ``pull_fanout`` peers: the sender and random others.
@@ -177,12 +178,12 @@ class NodeConfig:
     """vignette peers remembered; each datagram from a new address made one, without bound."""
     membership_tick_ms: int = 250
     anti_entropy_retry_ms: int = 1_000
+    """After a round that found differences, the next round starts this soon (not a period)."""
     changed_keys_ms: int = 30_000
     """How long a changed key is remembered for eager repair in anti-entropy."""
     changed_keys_max: int = 4_096
     ae_eager_bytes: int = 1_200
     """Bytes of lately changed entries pushed at once to a peer whose digest differs."""
-    """After a round that found differences, the next round starts this soon (not a period)."""
     reconnect_repairs_max: int = 4
     """Anti-entropy rounds started at once when peers come back alive (per batch of events)."""
     member_confirm_ms: int = 10_000
@@ -378,10 +379,10 @@ class GossipNode:
         self._recent: dict[bytes, int] = {}
         self._hash_cache: dict[bytes, tuple[int, int]] = {}
         self._wanted: dict[bytes, int] = {}
+        """Keys a DIGEST showed we lack, with pull retries left (cleared by any reply)."""
         self._changed: OrderedDict[bytes, int] = OrderedDict()
         """Keys that changed here lately (oldest first), offered eagerly to a peer whose
         anti-entropy digest differs: it most likely lacks exactly these."""
-        """Keys a DIGEST showed we lack, with pull retries left (cleared by any reply)."""
         self._pending: dict[bytes, _Pending] = {}
         self._local: dict[bytes, _Local] = {}
         cfg = self.config
@@ -711,15 +712,6 @@ class GossipNode:
         write.wanted = max(write.wanted, count)
         self._ask_acks(seq, write)
         return write.acks
-
-    def forget_write(self, seq: int) -> None:
-        """Stop tracking ``seq`` (WAIT returned or timed out)."""
-        self._writes.pop(seq, None)
-
-    def note_overload(self, now_ms: int) -> None:
-        """The driver saw its receive buffer overflow: ask recent senders to back off."""
-        self._advance(now_ms)
-        self._window_count = self.config.overload_datagrams_per_s + 1
 
     # == internals: time, sending, events ========================================================
 
@@ -1470,10 +1462,13 @@ class GossipNode:
     # == vignette =================================================================================
 
     def _own_presence(self) -> bytes:
+        """Our presence datagram; the presence key is merged here first and, like every merge
+        into the keyspace, reported as a :class:`KeyChanged` (so the engine persists it)."""
         host, port = self.address
         key = vignette.presence_key(host, port)
         vector = vignette.presence_vector(self._now)
-        self.keyspace.merge(key.encode(), _raw_entry(self.keyspace.entry(key.encode()), vector))
+        raw_key = key.encode()
+        self._merge(raw_key, _raw_entry(self.keyspace.entry(raw_key), vector), self.address)
         return vignette.encode(key, vector, full=True, ttl=self.config.vignette_ttl)
 
     def _note_vignette_peer(self, peer: Address, seen_ms: int) -> None:
