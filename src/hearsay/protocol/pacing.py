@@ -62,10 +62,6 @@ class TokenBucket:
             return True
         return False
 
-    def available(self, now_ms: int) -> int:
-        self._refill(now_ms)
-        return int(self.tokens)
-
     def backoff(self, now_ms: int) -> None:
         """A peer is overloaded: halve the rate (not below ``rate_min_per_s``)."""
         self._refill(now_ms)
