@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -44,8 +44,13 @@ STREAM_STEP_PAIRS: Final = 1 << 16
 """Pairs of one stream decoded and merged between two returns to the driver's event loop
 (~15 ms for a piece of a dense vector; a whole 28.6 MiB one took ~1.1 s in one step)."""
 
-PushAsking = Callable[..., None]
-"""``push_asking(items, peers, relay=..., seq=...)``: a PUSH that asks each peer to ACK."""
+
+class PushAsking(Protocol):
+    """A PUSH of ``items`` that asks each of ``peers`` to ACK client write ``seq``."""
+
+    def __call__(
+        self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, seq: int
+    ) -> None: ...
 
 
 @dataclass(slots=True)
