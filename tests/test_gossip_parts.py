@@ -15,6 +15,7 @@ from hearsay.protocol.diff import exceeding
 from hearsay.protocol.envelope import EnvelopeCodec, MessageType
 from hearsay.protocol.events import KeyChanged, NodeEvent
 from hearsay.protocol.gossip.rumours import STREAM_STEP_PAIRS
+from hearsay.protocol.gossip.shared import BoundedTable
 from hearsay.protocol.node import GossipNode, NodeConfig
 
 NOW = 1_700_000_000_000
@@ -149,3 +150,16 @@ def test_a_vector_window_reads_one_index_range() -> None:
         for low, high in [(0, 4), (997, 1 << 32), (5_000, 6_000), (100_000, 100_001), (6, 7)]:
             expected = [(i, v) for i, v in vector.items() if low <= i < high]
             assert vector.window(low, high).items() == expected
+
+
+def test_the_bounded_table_drops_the_oldest_and_refreshes_on_put() -> None:
+    table: BoundedTable[str, int] = BoundedTable(3)
+    for n, key in enumerate("abcd"):
+        table.put(key, n)
+    assert list(table.items()) == [("b", 1), ("c", 2), ("d", 3)]  # "a", the oldest, dropped
+    table.put("b", 9)  # refreshed: now the newest
+    table.put("e", 4)
+    assert list(table.items()) == [("d", 3), ("b", 9), ("e", 4)]
+    assert table.has_room_for("d") and not table.has_room_for("z")
+    del table["d"]
+    assert table.has_room_for("z")
