@@ -7,15 +7,11 @@ callable. Shared by all: :mod:`.config` (settings, counters), :mod:`.shared` (th
 table, content hashes, ``NEVER``), :mod:`.outbox` (queues, clock, sealing, packing, pacing) and
 :mod:`.peers` (the peers gossip goes to).
 
-=====================  ======================================================================
-part                   owns
-=====================  ======================================================================
-:mod:`.rumours`        client writes waiting for the drain, paced rumours; PUSH and EXCHANGE
-:mod:`.tail`           recent keys and DIGESTs, keys wanted and their pulls, lately changed
-                       keys, the gossip round's deadline
-:mod:`.anti_entropy`   anti-entropy rounds and their deadline; AE_GROUPS/BUCKETS/KEYS
-:mod:`.acks`           client writes' ack records, ack ids, ack and cover retries; ACK
-:mod:`.vignette_dialect` vignette neighbours, presence and its deadline, searches
-:mod:`.membership_link` membership's ticks and syncs, confirmation of members as peers
-=====================  ======================================================================
+- :mod:`.rumours`: client writes waiting for the drain, paced rumours; PUSH, EXCHANGE, streams.
+- :mod:`.tail`: recent keys and DIGESTs, keys wanted and their pulls, lately changed keys; the
+  gossip round's deadline.
+- :mod:`.anti_entropy`: anti-entropy rounds and their deadline; AE_GROUPS, AE_BUCKETS, AE_KEYS.
+- :mod:`.acks`: client writes' ack records, ack ids, ack and cover retries; ACK.
+- :mod:`.vignette_dialect`: vignette neighbours, presence and its deadline, searches.
+- :mod:`.membership_link`: membership's ticks and syncs, members confirmed as peers.
 """
