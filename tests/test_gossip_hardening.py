@@ -400,5 +400,5 @@ def test_vignette_peers_are_bounded() -> None:
     cap = node.config.vignette_peers_max
     for port in range(cap + 50):
         node.receive_datagram(read, ("127.0.0.1", 20_000 + port), NOW)
-    assert len(node._vignette_peers) == cap
+    assert len(node._vignette.peers) == cap
     assert node.stats.dropped["vignette-peers-full"] == 50

@@ -393,7 +393,7 @@ def test_backoff_halves_the_pacing_rate() -> None:
         EnvelopeCodec("hearsay").seal(MessageType.BACKOFF, msg.packb([1000])), A, NOW
     )
     assert nodes[B].stats.backoffs_received == 1
-    assert nodes[B]._bucket.rate_per_s == NodeConfig().pacing_rate_per_s / 2
+    assert nodes[B]._outbox.bucket.rate_per_s == NodeConfig().pacing_rate_per_s / 2
 
 
 def test_membership_supplies_peers_and_failures() -> None:
@@ -493,10 +493,10 @@ def test_an_overloaded_node_asks_senders_to_back_off() -> None:
         nodes[B].receive_datagram(data, A, NOW)
     answer = nodes[B].datagrams_to_send()
     assert _kinds(answer).count("BACKOFF") == 1  # once per sender per second
-    rate = nodes[A]._bucket.rate_per_s
+    rate = nodes[A]._outbox.bucket.rate_per_s
     for data, _ in answer:
         nodes[A].receive_datagram(data, B, NOW)
-    assert nodes[A]._bucket.rate_per_s == rate / 2
+    assert nodes[A]._outbox.bucket.rate_per_s == rate / 2
 
 
 def test_leave_is_announced_and_peers_drop_the_node() -> None:
@@ -645,9 +645,9 @@ def test_a_lone_node_keeps_no_rumour_state_and_a_later_joiner_converges() -> Non
     assert seqs == list(range(1, writes + 1))
     # Nothing to send, no rumour queued, no round armed, and no table growing per key.
     assert not lone.has_output() and lone.datagrams_to_send() == []
-    assert lone._recent == {} and lone._local == {}
-    assert len(lone._changed) <= cfg.changed_keys_max
-    assert len(lone._writes) <= cfg.write_track_max
+    assert lone._tail.recent == {} and lone._rumours.local == {}
+    assert len(lone._tail.changed) <= cfg.changed_keys_max
+    assert len(lone._acks._writes) <= cfg.write_track_max
     # B joins later: membership makes them peers, anti-entropy brings every key over.
     nodes[B].join([A], NOW)
     now = NOW
@@ -669,7 +669,7 @@ def test_recent_keys_are_dropped_once_every_peer_is_gone() -> None:
     nodes = _nodes(A, B, recent_rounds=5)
     for i in range(10):
         _write(nodes[A], b"k%d" % i, {1: 1})
-    assert len(nodes[A]._recent) == 10
+    assert len(nodes[A]._tail.recent) == 10
     nodes[A].remove_peer(B)
     nodes[A].handle_timer(NOW + nodes[A].config.gossip_interval_ms)
-    assert nodes[A]._recent == {}
+    assert nodes[A]._tail.recent == {}

@@ -183,7 +183,7 @@ def test_presence_is_learned_in_minutes_or_ms_and_expires() -> None:
     )
     entry = node.keyspace.entry(b"n:127.0.0.1:6005")
     assert entry is not None and entry.vector.get(0) == minutes * 60_000
-    assert ("127.0.0.1", 6005) in node._vignette_peers
+    assert ("127.0.0.1", 6005) in node._vignette.peers
     node.join([], NOW, vignette_seeds=[OLD])
     sent = [msgpack.unpackb(d, strict_map_key=False) for d, dest in node.datagrams_to_send()]
     assert {"key": "n:127.0.0.1:7000", "vector": {0: NOW}, "full": True, "ttl": 50} in sent
@@ -191,7 +191,7 @@ def test_presence_is_learned_in_minutes_or_ms_and_expires() -> None:
     # silent neighbours are dropped after the presence timeout
     later = NOW + NodeConfig().presence_timeout_ms + 10_000
     node.handle_timer(later)
-    assert node._fresh_vignette_peers() == []
+    assert node._vignette._fresh_peers() == []
 
 
 def test_vignette_write_to_a_sketch_key_is_refused() -> None:

@@ -400,6 +400,16 @@ class MaxVector:
         run.flags.writeable = False
         return first, run, nonzero
 
+    def window(self, low: int, high: int) -> MaxVector:
+        """The pairs at indices ``low <= i < high`` (reading only that range of the vector)."""
+        if self._dense is not None:
+            part = self._dense[max(low, 0) : max(min(high, self._dense.size), low, 0)]
+            nonzero = np.flatnonzero(part)
+            return MaxVector._from_sorted((nonzero + low).astype(INDEX_DTYPE), part[nonzero])
+        indices, values = self._sparse_arrays()
+        first, end = np.searchsorted(indices, [low, high]).tolist()
+        return MaxVector._from_sorted(indices[first:end], values[first:end])
+
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
         if self._dense is not None:

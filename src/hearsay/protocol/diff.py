@@ -69,17 +69,3 @@ def exceeding(
     if not grown and not mine.expiry > theirs.expiry:
         return None
     return Entry(mine.epoch, mine.schema, mine.expiry, grown)
-
-
-def covers(holder: Entry | None, delta: Entry) -> bool:
-    """True when merging ``delta`` into ``holder`` would change nothing (holder >= delta)."""
-    if holder is None:
-        return False
-    if holder.outranks(delta):
-        return True
-    if delta.outranks(holder) or delta.expiry > holder.expiry:
-        return False
-    for origin, vector in delta.slices():
-        if not _above(vector, holder.slice(origin), mentioned_only=False).is_empty():
-            return False
-    return True

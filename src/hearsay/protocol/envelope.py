@@ -330,14 +330,6 @@ class EnvelopeCodec:
         """Plaintext packets (vignette's raw messages included) are refused."""
         return self._require_auth
 
-    def set_encryption(self, *, encrypt: bool, require_auth: bool) -> None:
-        """Switch modes at run time (a rolling move to or from encryption)."""
-        if (encrypt or require_auth) and self.keyring is None:
-            raise ValueError("encryption needs a keyring")
-        if encrypt and self._nonce_source is None:
-            raise ValueError("encryption needs a nonce source")
-        self._encrypt, self._require_auth = encrypt, require_auth
-
     def overhead_bytes(self) -> int:
         """Bytes the envelope adds around a payload."""
         if self._encrypt:

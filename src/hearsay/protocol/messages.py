@@ -10,25 +10,27 @@ anything wrong raises :class:`PayloadError` (a :class:`~hearsay.base.errors.Deco
 Payloads (msgpack arrays; ``key`` is bin; ``entry`` is
 :func:`hearsay.lattice.codec.entry_to_wire`)::
 
-    PUSH        [relay: bool, ack_seq: uint (0 = none), [[key, entry, full: bool], ...]]
+    PUSH        [relay: bool | uint, ack_seq: uint (0 = none), [[key, entry, full: bool], ...]]
     EXCHANGE    [[key, entry | nil], ...]
     ACK         [seq, ...]
     DIGEST      [[key, content_hash: uint64], ...]
     AE_GROUPS   [round: uint, bucket_count: uint, group_hashes: bin (uint64 LE each)]
     AE_BUCKETS  [round: uint, [[group: uint, bucket_hashes: bin], ...]]
     AE_KEYS     [round: uint, [[bucket: uint, [[key, content_hash], ...]], ...]]
+    BACKOFF     [pause_ms: uint]
 
 AE_BUCKETS and AE_KEYS are arrays of independent blocks (a group, a bucket), so a long one is
 cut into several datagrams; only a single block larger than a datagram needs a stream.
-    BACKOFF     [pause_ms: uint]
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgpack
+import numpy as np
 
 from hearsay.base.errors import DecodeError
 from hearsay.lattice.codec import entry_from_wire, entry_to_wire
@@ -166,6 +168,98 @@ def decode_exchange_item(item: object) -> tuple[bytes, Entry | None]:
 
 def decode_exchange(payload: bytes) -> list[tuple[bytes, Entry | None]]:
     return [decode_exchange_item(item) for item in exchange_parts(payload)]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPiece:
+    """One piece of a big PUSH or EXCHANGE item (see :func:`cut_item`).
+
+    ``item`` is an undecoded item of the same kind carrying at most the pairs asked for. A
+    piece with an ``origin`` carries that origin's pairs at indices ``low <= i < high`` (the
+    pieces of one origin cover every index); the last piece (``origin`` None) carries only the
+    entry's header and stands for every origin ``cut_origins`` does not name.
+    """
+
+    item: list[Any]
+    origin: str | None
+    low: int
+    high: int
+    cut_origins: frozenset[str]
+
+
+_INDEX_END: Final = 1 << 32
+
+
+def _wire_slices(item: object) -> list[list[Any]] | None:
+    """The wire slices of an undecoded PUSH / EXCHANGE item, if it is shaped like one."""
+    if not isinstance(item, list) or len(item) not in (2, 3):
+        return None
+    wire = item[1]
+    if not isinstance(wire, list) or len(wire) != 5 or not isinstance(wire[4], list):
+        return None
+    slices = wire[4]
+    for piece in slices:
+        if not (
+            isinstance(piece, list)
+            and len(piece) == 4
+            and isinstance(piece[0], str)
+            and type(piece[1]) is int
+            and piece[1] in (1, 2, 4, 8)
+            and isinstance(piece[3], bytes)
+            and len(piece[3]) % piece[1] == 0
+            and (type(piece[2]) is int or isinstance(piece[2], bytes))
+        ):
+            return None
+    return slices
+
+
+def item_pairs(item: object) -> int:
+    """How many pairs an undecoded PUSH / EXCHANGE item carries (0 if it is not shaped like
+    one: its decoder then says what is wrong)."""
+    slices = _wire_slices(item)
+    return 0 if slices is None else sum(len(values) // width for _, width, _, values in slices)
+
+
+def cut_item(item: object, pairs_max: int) -> list[ItemPiece] | None:
+    """A PUSH / EXCHANGE item of more than ``pairs_max`` pairs cut into pieces of at most
+    ``pairs_max`` pairs, before decoding, so that each piece is decoded, merged and answered
+    as a step of its own (a piece is a valid delta: any subset of a vector is).
+
+    None when the item is small, not shaped like an item (the decoder says why), or not in
+    canonical order (one slice per origin, rising indices): it is then decoded whole.
+    """
+    slices = _wire_slices(item)
+    if slices is None or item_pairs(item) <= pairs_max:
+        return None
+    assert isinstance(item, list)
+    origins = frozenset(origin for origin, _, _, _ in slices)
+    if len(origins) != len(slices):
+        return None
+    key, wire, rest = item[0], item[1], item[2:]
+    header = wire[:4]
+    pieces: list[ItemPiece] = []
+    for origin, width, where, values in slices:
+        count = len(values) // width
+        if isinstance(where, bytes) and len(where) != 4 * count:
+            return None
+        if isinstance(where, bytes):
+            indices = np.frombuffer(where, "<u4")
+            if not (indices[1:] > indices[:-1]).all():
+                return None  # indices not rising: not canonical, decoded whole
+        starts = list(range(0, count, pairs_max)) or [0]
+        lows = [0] + [
+            int(indices[start]) if isinstance(where, bytes) else where + start
+            for start in starts[1:]
+        ]
+        for n, start in enumerate(starts):
+            end = start + pairs_max
+            part = where[4 * start : 4 * end] if isinstance(where, bytes) else where + start
+            wire_slice = [origin, width, part, values[width * start : width * end]]
+            high = lows[n + 1] if n + 1 < len(lows) else _INDEX_END
+            piece = [key, [*header, [wire_slice]], *rest]
+            pieces.append(ItemPiece(piece, origin, lows[n], high, origins))
+    pieces.append(ItemPiece([key, [*header, []], *rest], None, 0, _INDEX_END, origins))
+    return pieces
 
 
 def decode_ack(payload: bytes) -> list[int]:

@@ -62,18 +62,6 @@ class TokenBucket:
             return True
         return False
 
-    def available(self, now_ms: int) -> int:
-        self._refill(now_ms)
-        return int(self.tokens)
-
-    def ready_at_ms(self, now_ms: int, count: int = 1) -> int:
-        """When ``count`` tokens will be available (``now_ms`` if they are)."""
-        self._refill(now_ms)
-        missing = min(count, self.burst) - self.tokens
-        if missing <= 0:
-            return now_ms
-        return now_ms + int(missing * 1000.0 / self.rate_per_s) + 1
-
     def backoff(self, now_ms: int) -> None:
         """A peer is overloaded: halve the rate (not below ``rate_min_per_s``)."""
         self._refill(now_ms)

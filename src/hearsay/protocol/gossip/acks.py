@@ -1,0 +1,243 @@
+"""Acks for WAIT: which peers hold each client write, and the retries that make them hold it.
+
+Why this module exists: WAIT needs to know how many peers hold a write; the origin's cover
+retries (a write pushed to every peer is pushed again to those that did not ack within
+``cover_retry_ms``) need the same per-peer record. Both tables (the last ``write_track_max``
+writes, the ack ids their pushes carry) and both deadlines (ack retries, cover retries) are
+owned here.
+
+- Rumours of a local write ask their receivers to ACK (:meth:`Acks.push_asking`);
+- :meth:`Acks.request_acks` asks more peers, sending the key's current state (it contains the
+  write: the lattice only grows), until ``count`` hold it; unanswered asks are repeated every
+  ``ack_retry_ms``;
+- acking a later state counts (coalesced writes to one key share one record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.protocol import messages as msg
+from hearsay.protocol.envelope import MessageType
+from hearsay.protocol.events import WriteAcked
+from hearsay.protocol.gossip.outbox import Outbox
+from hearsay.protocol.gossip.peers import Peers
+from hearsay.protocol.gossip.shared import NEVER, BoundedTable
+from hearsay.protocol.membership import Address
+
+if TYPE_CHECKING:
+    import random
+
+__all__ = ["Acks"]
+
+_ACKED: Final = 0
+"""A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
+
+
+@dataclass(slots=True)
+class _Write:
+    """Which peers hold one local write, for WAIT and the origin's cover retries.
+
+    A node keeps ``write_track_max`` of these and most are never asked about (a lone node; no
+    client using WAIT), so the peer table is one dict made by the first push that asks for an
+    ack (measured: 64 bytes a record, where an eager empty set and dict made 344, 1.1 MB more
+    per node once the table is full). A peer's count is the pushes it was sent that it has not
+    acknowledged yet, or ``_ACKED``: an acked peer is never sent the write again (the first
+    push leaves before any ack can return; retries skip acked peers), so it stays acked.
+    """
+
+    key: bytes
+    wanted: int = 0
+    acks: int = 0
+    peers: dict[Address, int] | None = None
+
+    def waiting(self) -> list[Address]:
+        """The peers sent the write that have not acknowledged it, in the order sent."""
+        if self.peers is None:
+            return []
+        return [peer for peer, left in self.peers.items() if left != _ACKED]
+
+    def has_acked(self, peer: Address) -> bool:
+        return self.peers is not None and self.peers.get(peer) == _ACKED
+
+    def sent(self, peer: Address) -> None:
+        """One more push carrying the write went to ``peer``, asking for an ack."""
+        if self.peers is None:
+            self.peers = {}
+        left = self.peers.get(peer)
+        if left != _ACKED:
+            self.peers[peer] = (left or 0) + 1
+
+    def resend(self, peer: Address) -> None:
+        """``peer`` is about to be sent the write again: count only the new pushes."""
+        if self.peers is not None and self.peers.get(peer, _ACKED) > _ACKED:
+            del self.peers[peer]  # still waiting: its earlier pushes stop counting
+
+    def ack(self, peer: Address) -> bool:
+        """``peer`` acknowledged one push; True if it now holds the write for the first time.
+
+        It holds it once every push it was last sent is acknowledged. An ack for an older
+        push (sent before a :meth:`resend`) counts at once: the state it carried held the write.
+        """
+        if self.peers is None:
+            self.peers = {}
+        left = self.peers.get(peer)
+        if left == _ACKED:
+            return False
+        if left is not None and left > 1:
+            self.peers[peer] = left - 1
+            return False
+        self.peers[peer] = _ACKED
+        self.acks += 1
+        return True
+
+
+class Acks:
+    """The records of the last client writes, the ack ids in flight, and their retries."""
+
+    def __init__(self, outbox: Outbox, peers: Peers, rng: random.Random) -> None:
+        self._outbox = outbox
+        self._peers = peers
+        self._rng = rng
+        self._keyspace: Keyspace = outbox.keyspace
+        cfg = outbox.config
+        self._writes: BoundedTable[int, _Write] = BoundedTable(cfg.write_track_max)
+        """Local writes by sequence number (coalesced writes share one record)."""
+        self._covering: BoundedTable[int, int] = BoundedTable(cfg.write_track_max)
+        """Writes pushed to every peer: sequence number -> retries left for non-ackers."""
+        self._ack_ids: BoundedTable[int, tuple[int, Address]] = BoundedTable(
+            4 * cfg.write_track_max
+        )
+        """Ack id a push carried -> (the write's sequence number, the peer it went to)."""
+        self._write_seq = 0
+        self._ack_seq = 0
+        self._ack_retry_ms = NEVER
+        self._cover_retry_ms = NEVER
+
+    @property
+    def deadline_ms(self) -> int:
+        return min(self._ack_retry_ms, self._cover_retry_ms)
+
+    def track(self, key: bytes, coalesce_with: int | None = None) -> int:
+        """A new client write to ``key``: its sequence number.
+
+        ``coalesce_with``: an earlier write to the same key that has not left yet; both leave
+        in one push and share one record (acking the later state acks both).
+        """
+        self._write_seq += 1
+        seq = self._write_seq
+        shared = None if coalesce_with is None else self._writes.get(coalesce_with)
+        self._writes.put(seq, shared if shared is not None else _Write(key))
+        return seq
+
+    def acks(self, seq: int) -> int:
+        """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
+        write = self._writes.get(seq)
+        return 0 if write is None else write.acks
+
+    def request_acks(self, seq: int, count: int) -> int:
+        """Make sure ``count`` peers hold write ``seq``; the acks held now."""
+        write = self._writes.get(seq)
+        if write is None:
+            return 0
+        write.wanted = max(write.wanted, count)
+        self._ask_acks(seq, write)
+        return write.acks
+
+    def push_asking(
+        self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, seq: int
+    ) -> None:
+        """PUSH ``items`` to each of ``peers``, asking each to ACK (for write ``seq``)."""
+        if not peers or not items:
+            return
+        outbox = self._outbox
+        write = self._writes.get(seq)
+        for peer in peers:
+            for batch in outbox.pack(b"", items):
+                self._ack_seq += 1
+                ack_id = self._ack_seq
+                self._ack_ids.put(ack_id, (seq, peer))
+                if write is not None:
+                    write.sent(peer)
+                payload = msg.push_prefix(relay, ack_id) + batch
+                outbox.send(MessageType.PUSH, payload, [peer])
+
+    def cover(self, seq: int, retries: int) -> None:
+        """Write ``seq`` went to every peer: push it again to non-ackers, ``retries`` times."""
+        self._covering.put(seq, retries)
+        cover_ms = self._outbox.now + self._outbox.config.cover_retry_ms
+        self._cover_retry_ms = min(self._cover_retry_ms, cover_ms)
+
+    def on_ack(self, payload: bytes, source: Address) -> None:
+        for ack_id in msg.decode_ack(payload):
+            found = self._ack_ids.get(ack_id)
+            if found is None or found[1] != source:
+                continue
+            del self._ack_ids[ack_id]
+            seq, peer = found
+            write = self._writes.get(seq)
+            if write is not None and write.ack(peer):
+                self._outbox.emit(WriteAcked(seq, peer, write.acks))
+
+    def handle_timer(self, now_ms: int) -> None:
+        if now_ms >= self._ack_retry_ms:
+            self._retry_acks()
+        if now_ms >= self._cover_retry_ms:
+            self._retry_cover()
+
+    def _ask_acks(self, seq: int, write: _Write) -> None:
+        need = write.wanted - write.acks
+        if need <= 0:
+            return
+        entry = self._keyspace.entry(write.key)
+        if entry is None:
+            return
+        peers = self._peers
+        targets = [p for p in write.waiting() if p in peers][:need]
+        if len(targets) < need:
+            skip = set(targets)
+            candidates = [p for p in peers if p not in skip and not write.has_acked(p)]
+            fresh = need - len(targets)
+            targets.extend(self._rng.sample(candidates, min(fresh, len(candidates))))
+        for peer in targets:
+            write.resend(peer)
+        items = self._outbox.push_items(write.key, entry, True)
+        self.push_asking(items, targets, relay=False, seq=seq)
+        retry_ms = self._outbox.now + self._outbox.config.ack_retry_ms
+        self._ack_retry_ms = min(self._ack_retry_ms, retry_ms)
+
+    def _retry_cover(self) -> None:
+        """Push the writes their origin sent to every peer again, to peers that have not
+        acknowledged them yet (their current state: it contains the write)."""
+        self._cover_retry_ms = NEVER
+        outbox = self._outbox
+        covering = list(self._covering.items())
+        self._covering.clear()
+        for seq, retries in covering:
+            write = self._writes.get(seq)
+            entry = None if write is None else self._keyspace.entry(write.key)
+            if write is None or entry is None:
+                continue
+            targets = [p for p in write.waiting() if p in self._peers]
+            if not targets:
+                continue
+            items = outbox.push_items(write.key, entry, True)
+            if not outbox.bucket.take(outbox.now, len(items) * len(targets)):
+                continue  # overloaded: digests and anti-entropy will cover them
+            for peer in targets:
+                write.resend(peer)
+            self.push_asking(items, targets, relay=0, seq=seq)
+            if retries > 1:
+                self.cover(seq, retries - 1)
+
+    def _retry_acks(self) -> None:
+        self._ack_retry_ms = NEVER
+        asked: set[int] = set()
+        for seq, write in list(reversed(self._writes.items())):
+            # Coalesced writes share one record: ask once, under the latest sequence number.
+            if write.wanted > write.acks and id(write) not in asked:
+                asked.add(id(write))
+                self._ask_acks(seq, write)

@@ -1,0 +1,381 @@
+"""Rumours: client writes pushed wide, what grew forwarded, replies and pulls on receipt.
+
+Why this module exists: rumours are how most writes reach every replica within a round trip.
+
+- A client write is pushed when the driver drains the node (writes to one key since the last
+  drain leave as one rumour) to ``origin_fanout`` random peers, asking them to ACK (acks:
+  :mod:`.acks`); when the origin reached every peer it knows, the PUSH says so (its relay field
+  is ``covered_relay_fanout``) and peers that have not acked get it again (cover retries).
+- A receiver merges each item; what *grew* is forwarded to ``fanout`` peers (never self or the
+  sender), so a rumour dies out by itself once everyone has it. If the receiver holds more at
+  indices the sender mentioned, it replies with them; if the key was unknown and the message
+  did not carry the sender's full state, it pulls the key (an EXCHANGE with its own state) from
+  ``pull_fanout`` peers: the sender and random others.
+- Pacing: when the token bucket is empty, deltas wait per key (merging into each other) and
+  leave on the next gossip rounds.
+- Messages that came over a stream are merged in steps of at most ``STREAM_STEP_ITEMS`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import numpy as np
+
+from hearsay.base.errors import DecodeError, HearsayError
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.vector import MaxVector
+from hearsay.protocol import messages as msg
+from hearsay.protocol.diff import exceeding
+from hearsay.protocol.envelope import MessageType
+from hearsay.protocol.gossip.outbox import Outbox
+from hearsay.protocol.gossip.peers import Peers
+from hearsay.protocol.gossip.shared import is_whole
+from hearsay.protocol.membership import Address
+
+__all__ = ["STREAM_STEP_ITEMS", "STREAM_STEP_PAIRS", "Rumours"]
+
+STREAM_STEP_ITEMS: Final = 1_024
+"""Keys of one stream merged between two returns to the driver's event loop."""
+STREAM_STEP_PAIRS: Final = 1 << 16
+"""Pairs of one stream decoded and merged between two returns to the driver's event loop
+(~15 ms for a piece of a dense vector; a whole 28.6 MiB one took ~1.1 s in one step)."""
+
+
+class PushAsking(Protocol):
+    """A PUSH of ``items`` that asks each of ``peers`` to ACK client write ``seq``."""
+
+    def __call__(
+        self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, seq: int
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class _Local:
+    """Client writes to one key waiting for the next drain (see ``flush_local``)."""
+
+    deltas: list[Entry]
+    seq: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A rumour waiting for pacing tokens (later deltas of the key merge into it)."""
+
+    entry: Entry
+    full: bool
+    exclude: Address | None
+
+
+class Rumours:
+    """Client writes waiting for the drain, paced rumours, and the PUSH / EXCHANGE handlers."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        peers: Peers,
+        *,
+        mark_recent: Callable[[bytes], None],
+        got: Callable[[bytes], None],
+        arm_round: Callable[[], None],
+        push_asking: PushAsking,
+        cover: Callable[[int, int], None],
+        forward_to_vignette: Callable[[bytes, Entry, bool, Address], None],
+    ) -> None:
+        self._outbox = outbox
+        self._peers = peers
+        self._keyspace: Keyspace = outbox.keyspace
+        self._mark_recent = mark_recent
+        self._got = got
+        """The tail stops pulling a key a reply brought."""
+        self._arm_round = arm_round
+        self._push_asking = push_asking
+        self._cover = cover
+        self._forward_to_vignette = forward_to_vignette
+        self.local: dict[bytes, _Local] = {}
+        """Client writes since the last drain, per key."""
+        self.pending: dict[bytes, _Pending] = {}
+        """Rumours waiting for pacing tokens, per key."""
+
+    # -- client writes ------------------------------------------------------------------------
+
+    def queued_seq(self, key: bytes) -> int | None:
+        """The latest write to ``key`` still waiting for the drain, if any."""
+        queued = self.local.get(key)
+        return None if queued is None else queued.seq
+
+    def queue_local(self, key: bytes, delta: Entry, seq: int) -> None:
+        """A client write; another write to the same key before the drain joins it (one push
+        carries both)."""
+        queued = self.local.get(key)
+        if queued is None:
+            self.local[key] = _Local([delta], seq)
+        else:
+            queued.deltas.append(delta)
+            queued.seq = seq
+
+    def flush_local(self) -> None:
+        """Push the client writes queued since the last drain: one rumour per key."""
+        local, self.local = self.local, {}
+        for key, queued in local.items():
+            delta = _combined(queued.deltas)
+            held = self._keyspace.entry(key)
+            full = held is not None and is_whole(delta, held)
+            self.rumour(key, delta, full, None, ack_write=queued.seq)
+
+    # -- spreading ----------------------------------------------------------------------------
+
+    def rumour(
+        self,
+        key: bytes,
+        delta: Entry,
+        full: bool,
+        exclude: Address | None,
+        *,
+        ack_write: int = 0,
+        fanout: int = 0,
+    ) -> None:
+        """Push ``delta`` to random peers now (``origin_fanout`` of them for a client's write
+        when pacing allows, else ``fanout``), or queue it if pacing says wait."""
+        outbox = self._outbox
+        cfg = outbox.config
+        fanout = fanout or cfg.fanout
+        items = outbox.push_items(key, delta, full)
+        if key not in self.pending:
+            # A client's write (it asks for acks) starts wide; relays use `fanout`.
+            for width in (cfg.origin_fanout, fanout) if ack_write else (fanout,):
+                peers = self._peers.pick(width, exclude)
+                if not peers:
+                    return
+                if outbox.bucket.take(outbox.now, len(items) * len(peers)):
+                    covered = exclude is None and len(peers) == len(self._peers)
+                    relay: bool | int = cfg.covered_relay_fanout if covered else True
+                    self._push(items, peers, relay=relay, ack_write=ack_write)
+                    if covered and ack_write and cfg.cover_retries:
+                        self._cover(ack_write, cfg.cover_retries)
+                    return
+        elif not self._peers:
+            return
+        outbox.stats.paced += 1
+        pending = self.pending.get(key)
+        if pending is None:
+            self.pending[key] = _Pending(delta.copy(), full, exclude)
+        else:
+            pending.entry.merge(delta)
+            pending.full = pending.full and full
+        self._arm_round()
+
+    def _push(
+        self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, ack_write: int
+    ) -> None:
+        if ack_write:
+            self._push_asking(items, peers, relay=relay, seq=ack_write)
+        else:
+            self._outbox.send_push(items, peers, relay=relay)
+
+    def flush_pending(self) -> None:
+        """Send the paced rumours the bucket has tokens for (oldest first)."""
+        outbox = self._outbox
+        for key in list(self.pending):
+            pending = self.pending[key]
+            items = outbox.push_items(key, pending.entry, pending.full)
+            peers = self._peers.pick(outbox.config.fanout, pending.exclude)
+            if peers and not outbox.bucket.take(outbox.now, len(items) * len(peers)):
+                return
+            del self.pending[key]
+            outbox.send_push(items, peers, relay=True)
+
+    def pull(self, key: bytes, source: Address | None) -> None:
+        """Ask the sender and random others for the full state of ``key``."""
+        outbox = self._outbox
+        outbox.stats.pulls += 1
+        pull_fanout = outbox.config.pull_fanout
+        targets = [] if source is None else [source]
+        for peer in self._peers.pick(pull_fanout, source):
+            if len(targets) >= pull_fanout:
+                break
+            targets.append(peer)
+        if targets:
+            item = msg.exchange_item(key, self._keyspace.entry(key))
+            outbox.send(MessageType.EXCHANGE, msg.join_items(b"", [item]), targets)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def on_push_message(self, payload: bytes, source: Address) -> None:
+        relay, ack_id, items = msg.decode_push(payload)
+        self.on_push(items, source, relay)
+        if ack_id:
+            self._outbox.send(MessageType.ACK, msg.packb([ack_id]), [source])
+
+    def on_exchange_message(self, payload: bytes, source: Address) -> None:
+        self.on_exchange(msg.decode_exchange(payload), source)
+
+    def on_push(
+        self,
+        items: list[tuple[bytes, Entry, bool]],
+        source: Address,
+        relay: bool | int,
+        piece: msg.ItemPiece | None = None,
+    ) -> None:
+        """Merge a PUSH; forward what grew (unless it is a reply), answer with what we hold
+        beyond it, pull keys we lack. ``piece``: the one item is a piece of a big one."""
+        outbox = self._outbox
+        cfg = outbox.config
+        keyspace = self._keyspace
+        fanout = cfg.fanout if relay is True else min(int(relay), cfg.fanout)
+        replies: list[bytes] = []
+        for key, delta, full in items:
+            before = keyspace.entry(key)
+            known = before is not None and not (before.is_tombstone() and before.epoch == 0)
+            result = outbox.merge(key, delta, source)
+            grown = result.delta
+            if grown is not None:
+                self._mark_recent(key)
+            if relay is False:
+                self._got(key)
+                continue
+            held = keyspace.entry(key)
+            if grown is not None:
+                whole = (not known and full) or (held is not None and is_whole(grown, held))
+                if fanout:
+                    self.rumour(key, grown, whole, source, fanout=fanout)
+                if held is not None:
+                    self._forward_to_vignette(key, grown, whole, source)
+            if known:
+                more = _reply(held, delta, piece, mentioned_only=True)
+                if more is not None:
+                    replies.extend(outbox.push_items(key, more, False))
+            elif not full:
+                self.pull(key, source)
+        if replies:
+            outbox.send_push(replies, [source], relay=False)
+
+    def on_exchange(
+        self,
+        items: list[tuple[bytes, Entry | None]],
+        source: Address,
+        piece: msg.ItemPiece | None = None,
+    ) -> None:
+        """Merge an EXCHANGE; answer with what we hold beyond it (``piece``: see on_push)."""
+        outbox = self._outbox
+        replies: list[bytes] = []
+        for key, theirs in items:
+            if theirs is not None and outbox.merge(key, theirs, source).changed:
+                self._mark_recent(key)
+            more = _reply(self._keyspace.entry(key), theirs, piece, mentioned_only=False)
+            if more is not None:
+                replies.extend(outbox.push_items(key, more, theirs is None))
+        if replies:
+            outbox.send_push(replies, [source], relay=False)
+
+    def receive_stream(self, kind: int, payload: bytes, source: Address) -> Iterator[None]:
+        """Merge a PUSH or EXCHANGE that came over a stream, yielding between steps.
+
+        A step decodes and merges at most ``STREAM_STEP_ITEMS`` keys and ``STREAM_STEP_PAIRS``
+        pairs: a big entry (a dense vector near the key cap holds millions of pairs, ~1 s to
+        decode and merge whole) is cut into index ranges before decoding, and each range is
+        decoded, merged and answered as a step of its own (a partial max-merge is a valid
+        state). A malformed item stops the rest, as a whole malformed message did: everything
+        merged before it is a delta that holds on its own.
+        """
+        outbox = self._outbox
+        try:
+            if kind == MessageType.PUSH:
+                relay, ack_id, raw = msg.push_parts(payload)
+            else:
+                relay, ack_id, raw = False, 0, msg.exchange_parts(payload)
+            for n, (batch, piece) in enumerate(_stream_steps(raw)):
+                if n:
+                    yield
+                if kind == MessageType.PUSH:
+                    items = [msg.decode_push_item(i) for i in batch]
+                    self.on_push(items, source, relay, piece)
+                else:
+                    self.on_exchange([msg.decode_exchange_item(i) for i in batch], source, piece)
+        except DecodeError:
+            outbox.drop(source, "malformed")
+            return
+        except (HearsayError, ValueError, OverflowError):
+            outbox.drop(source, "invalid")
+            return
+        if ack_id:
+            outbox.send(MessageType.ACK, msg.packb([ack_id]), [source])
+
+
+def _stream_steps(raw: list[Any]) -> Iterator[tuple[list[Any], msg.ItemPiece | None]]:
+    """The items of a stream message in steps: whole small items together (at most
+    ``STREAM_STEP_ITEMS`` and ``STREAM_STEP_PAIRS`` pairs), a big item's pieces one by one."""
+    batch: list[Any] = []
+    pairs = 0
+    for item in raw:
+        pieces = msg.cut_item(item, STREAM_STEP_PAIRS)
+        count = 0 if pieces is not None else msg.item_pairs(item)
+        if batch and (
+            pieces is not None
+            or len(batch) >= STREAM_STEP_ITEMS
+            or pairs + count > STREAM_STEP_PAIRS
+        ):
+            yield batch, None
+            batch, pairs = [], 0
+        if pieces is None:
+            batch.append(item)
+            pairs += count
+            continue
+        for piece in pieces:
+            yield [piece.item], piece
+    if batch:
+        yield batch, None
+
+
+def _reply(
+    held: Entry | None, theirs: Entry | None, piece: msg.ItemPiece | None, mentioned_only: bool
+) -> Entry | None:
+    """What we hold beyond ``theirs`` (:func:`exceeding`), for the part ``piece`` answers for.
+
+    A piece answers for its origin's index range, reading only that range of ours; the
+    header-only last piece for our other origins and a newer expiry (and for all we hold when
+    our entry outranks theirs). Together the pieces of an item answer what the whole item
+    would have, each in time proportional to the piece.
+    """
+    if held is None or theirs is None or piece is None:
+        return exceeding(held, theirs, mentioned_only=mentioned_only)
+    same_rank = not held.outranks(theirs) and not theirs.outranks(held)
+    if piece.origin is None:
+        if same_rank:
+            others = {o: v for o, v in held.slices() if o not in piece.cut_origins}
+            held = Entry(held.epoch, held.schema, held.expiry, others)
+        return exceeding(held, theirs, mentioned_only=mentioned_only)
+    if not same_rank:
+        return None
+    window = held.slice(piece.origin).window(piece.low, piece.high)
+    mine = Entry(held.epoch, held.schema, held.expiry, {piece.origin: window})
+    more = exceeding(mine, theirs, mentioned_only=mentioned_only)
+    return None if more is None or more.is_empty() else more
+
+
+def _combined(deltas: list[Entry]) -> Entry:
+    """The join of several deltas of one key; same epoch and schema (the common case: a burst
+    of writes) cost one vector build per origin instead of one merge per delta."""
+    first = deltas[0]
+    if len(deltas) == 1:
+        return first
+    if any(d.epoch != first.epoch or d.schema != first.schema for d in deltas):
+        out = first.copy()
+        for delta in deltas[1:]:
+            out.merge(delta)
+        return out
+    pairs: dict[str, tuple[list[Any], list[Any]]] = {}
+    for delta in deltas:
+        for origin, vector in delta.slices():
+            indices, values = vector.pairs()
+            both = pairs.setdefault(origin, ([], []))
+            both[0].append(indices)
+            both[1].append(values.astype(np.uint64))
+    slices = {
+        origin: MaxVector.from_pairs(np.concatenate(idx), np.concatenate(val))
+        for origin, (idx, val) in pairs.items()
+    }
+    return Entry(first.epoch, first.schema, max(d.expiry for d in deltas), slices)

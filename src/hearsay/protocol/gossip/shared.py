@@ -1,0 +1,85 @@
+"""Small types every part of the gossip core uses: the bounded table, content hashes, ``NEVER``.
+
+Why this module exists: the parts (:mod:`hearsay.protocol.gossip`) must not import each other,
+yet several keep a table of retries or recent keys that must never grow without bound, and two
+(the tail and anti-entropy) compare content hashes. These live here, once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final, TypeVar
+
+from hearsay.lattice.digest import entry_hash
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import Keyspace
+
+__all__ = ["NEVER", "BoundedTable", "ContentHashes", "is_whole"]
+
+NEVER: Final = 1 << 62
+"""A part's deadline when it has nothing scheduled (later than any real ``now_ms``)."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class BoundedTable(OrderedDict[K, V]):
+    """An insertion-ordered table of at most ``max_items`` entries.
+
+    :meth:`put` makes a key the newest and drops the oldest beyond the bound; tables that must
+    refuse newcomers instead ask :meth:`has_room_for` first. Every retry table of the gossip
+    core (writes waiting for acks, cover retries, ack ids, anti-entropy rounds, lately changed
+    keys, content hashes, vignette peers) is one of these, so none can grow without bound.
+    """
+
+    def __init__(self, max_items: int) -> None:
+        super().__init__()
+        self.max_items = max_items
+
+    def put(self, key: K, value: V) -> None:
+        """Insert or replace ``key`` as the newest entry; drop the oldest beyond the bound."""
+        self.pop(key, None)
+        self[key] = value
+        while len(self) > self.max_items:
+            self.popitem(last=False)
+
+    def has_room_for(self, key: K) -> bool:
+        """Whether ``key`` is held already or one more entry fits."""
+        return key in self or len(self) < self.max_items
+
+
+_HASHES_MAX: Final = 1 << 16
+
+
+class ContentHashes:
+    """Content hashes of keys, cached while their bucket's hash stays the same.
+
+    A bucket's hash is the XOR of its keys' hashes, so while it is unchanged none of its keys
+    changed (but with probability 2**-64, the bet anti-entropy already makes). This holds
+    however the keyspace changed (our merges, the engine's writes and expiries).
+    """
+
+    def __init__(self, keyspace: Keyspace) -> None:
+        self._keyspace = keyspace
+        self._cached: BoundedTable[bytes, tuple[int, int]] = BoundedTable(_HASHES_MAX)
+        """key -> (its bucket's hash when computed, the key's content hash)."""
+
+    def of(self, key: bytes, entry: Entry) -> int:
+        keyspace = self._keyspace
+        bucket_hash = keyspace.bucket_hash(keyspace.bucket_of(key))
+        cached = self._cached.get(key)
+        if cached is not None and cached[0] == bucket_hash:
+            return cached[1]
+        content = entry_hash(key, entry)
+        self._cached.put(key, (bucket_hash, content))
+        return content
+
+
+def is_whole(delta: Entry, held: Entry) -> bool:
+    """True when ``delta`` carries everything ``held`` holds (a full state)."""
+    return (
+        delta.epoch == held.epoch
+        and delta.schema == held.schema
+        and delta.expiry == held.expiry
+        and delta.pair_count() == held.pair_count()
+    )
