@@ -1,14 +1,30 @@
-"""The database of one node: the keyspace, its durable copy, and the hook to gossip.
+"""One node's replica: its keyspace, the gossip node that replicates it, its durable copy.
 
-Every change to a key, local or replicated, goes through here on its way to disk: the key is
-marked dirty, and :meth:`Database.flush` encodes each dirty key's *whole* entry once and stages
-it with the group committer. Encoding at flush time rather than per write means a hot key
-written a thousand times between two flushes is encoded and written once. Tombstones are stored
-too, so that after a restart a late delta from a deleted epoch still cannot resurrect data.
+A :class:`Replica` is the single owner of a node's state: the keyspace, the gossip node
+merging peers' deltas into it, the set of keys changed since the last flush, the storage
+handle and the sequence number of the latest local write (for WAIT). It is sans-IO: no
+sockets, clocks or threads; ``now_ms`` is an argument of everything that needs the time.
+The asyncio runtime (:mod:`hearsay.runtime`) and the simulator drive it the same way:
 
-Local writes also go to ``on_local_delta`` (the gossip node's push), so a client's write is on
-its way to peers before the reply is sent. Time is always an argument (``now_ms``); the
-database never reads a clock, so the simulator and tests drive it deterministically.
+* clients: :meth:`Replica.execute` (and :meth:`Replica.execute_run` for a pipelined run)
+  runs a command through the command table it was given and returns the reply, or an
+  :class:`~hearsay.engine.interfaces.AckWait` when the reply waits for peers (WAIT);
+* peers: :meth:`receive_datagram`, :meth:`open_stream_hello` / :meth:`receive_stream_steps`,
+  :meth:`handle_timer` in; :meth:`datagrams_to_send`, :meth:`next_event` (only what needs
+  I/O: stream requests, ack wake-ups, member events), :meth:`get_timer` out;
+* storage: :meth:`flush` stages every dirty key's *whole* entry once (a hot key written a
+  thousand times between two flushes is encoded and written once); under ``--fsync always``
+  a reply to a write waits for its ticket.
+
+There is one write funnel: every local write (client commands, rmbd) merges into the
+keyspace, marks the key dirty and hands the delta to the gossip node, so it is on its way to
+peers before the reply is sent; every replicated change arrives as the node's ``KeyChanged``
+and marks its key dirty here. Tombstones are stored too, so that after a restart a late delta
+from a deleted epoch still cannot resurrect data.
+
+Why one class rather than a database wrapped by a replica: the keyspace, the dirty set and
+the write sequence change together on every write, and a wrapper needed a hook to push each
+write's delta up to the gossip node and a sequence number carried back down to WAIT.
 """
 
 from __future__ import annotations
@@ -16,31 +32,46 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, StorageError, WrongTypeError
 from hearsay.base.glob import compile_glob
+from hearsay.engine.interfaces import (
+    AckWait,
+    CommandTable,
+    Session,
+    Storage,
+    StorageFailure,
+    Ticket,
+    WaitForAcks,
+)
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
-from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
+from hearsay.persist.group_commit import GroupCommit
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
+from hearsay.protocol.envelope import Keyring
+from hearsay.protocol.events import KeyChanged, NodeEvent
+from hearsay.protocol.membership import Address, Membership
+from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.sketch.schemas import admit_schema, type_name, view_for
+
+if TYPE_CHECKING:
+    from random import Random
 
 log = logging.getLogger(__name__)
 
-LocalDeltaHook = Callable[[bytes, Entry], int | None]
-"""Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
 _DAMAGED_LOGGED_MAX: Final = 20
 SCAN_WORK_MAX: Final = 10_000
@@ -50,7 +81,7 @@ whole keyspace; a client asking for more simply gets a cursor to continue from."
 
 
 @dataclass(slots=True)
-class DatabaseStats:
+class ReplicaStats:
     """Counters for INFO and /metrics."""
 
     local_writes: int = 0
@@ -65,25 +96,30 @@ class DatabaseStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class Database:
-    """One node's keyspace, made durable and wired to gossip."""
+class Replica:
+    """One node's keyspace, made durable and replicated by its gossip node."""
 
     def __init__(
         self,
         identity: NodeIdentity,
         keyspace: Keyspace | None = None,
-        storage: GroupCommit | None = None,
+        storage: Storage | None = None,
         key_bytes_max: int | None = KEY_BYTES_MAX_LIMIT,
+        commands: CommandTable[Any] | None = None,
     ) -> None:
         self.identity = identity
         self.keyspace = keyspace if keyspace is not None else Keyspace()
         self.limit_keys(key_bytes_max)
         self.storage = storage
-        self.stats = DatabaseStats()
-        self.on_local_delta: LocalDeltaHook | None = None
-        self.last_write_seq = 0
-        """The gossip sequence number of the latest local write (for WAIT)."""
-        self._dirty: set[bytes] = set()
+        self.commands = commands
+        """The command table :meth:`execute` runs (None: a replica driven by its methods)."""
+        self.stats = ReplicaStats()
+        self.node: GossipNode | None = None
+        """The gossip node replicating the keyspace, once :meth:`attach_gossip` made it."""
+        self.membership: Membership | None = None
+        self._write_seq = 0  # the gossip sequence number of the latest local write (WAIT)
+        self._events: deque[NodeEvent] = deque()  # the node's events that need the driver
+        self._dirty: set[bytes] = set()  # keys changed since the last flush
         self._local_since_flush = False  # a client write since the last flush (``always``)
         self.data_dir: str | None = None  # where the sidecar lives (None: no durable storage)
         self.data_loss: str | None = None
@@ -113,7 +149,9 @@ class Database:
         node_name: str | None = None,
         now_ms: int = 0,
         key_bytes_max: int = KEY_BYTES_MAX_LIMIT,
-    ) -> Database:
+        *,
+        commands: CommandTable[Any] | None = None,
+    ) -> Replica:
         """Open (or create) the data directory, start a new generation, load every entry.
 
         Stored entries that fail their checksum or do not decode to a valid entry are moved
@@ -125,19 +163,19 @@ class Database:
         try:
             data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
-            database = cls(identity, key_bytes_max=None)
-            database.data_dir = os.fspath(data_dir)
-            database.data_loss = data_loss
-            database._load(store, now_ms)
-            database.limit_keys(key_bytes_max)
-            if database.stats.corrupt_entries_skipped:
-                database.identity = identity.with_fresh_origin(store)
-            database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
+            replica = cls(identity, key_bytes_max=None, commands=commands)
+            replica.data_dir = os.fspath(data_dir)
+            replica.data_loss = data_loss
+            replica._load(store, now_ms)
+            replica.limit_keys(key_bytes_max)
+            if replica.stats.corrupt_entries_skipped:
+                replica.identity = identity.with_fresh_origin(store)
+            replica.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()
             raise
-        database.write_sidecar(now_ms)
-        return database
+        replica.write_sidecar(now_ms)
+        return replica
 
     def write_sidecar(self, now_ms: int) -> bool:
         """Record in the sidecar who this node is and how many entries it holds (at start,
@@ -242,7 +280,7 @@ class Database:
             return failed
         return self._stage_dirty(storage)
 
-    def _stage_dirty(self, storage: GroupCommit) -> Ticket | None:
+    def _stage_dirty(self, storage: Storage) -> Ticket | None:
         ticket: Future[None] | None = None
         dirty, self._dirty = self._dirty, set()
         for key in dirty:
@@ -267,7 +305,7 @@ class Database:
         self, key: bytes, schema: Schema, slices: dict[str, MaxVector], now_ms: int
     ) -> MergeResult:
         """A client's write: merge, mark dirty, push the delta to gossip."""
-        return self._after_local(key, self.keyspace.write(key, schema, slices, now_ms))
+        return self._after_local(key, self.keyspace.write(key, schema, slices, now_ms), now_ms)
 
     def write_own(self, key: bytes, schema: Schema, vector: MaxVector, now_ms: int) -> MergeResult:
         """Write into this node's own slice (additive schemas) or the shared one (others)."""
@@ -285,7 +323,7 @@ class Database:
         """Raw ``(indices, values)`` pairs into this node's slice: the sketches' bulk path."""
         origin = self.origin if schema.additive else ""
         result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
-        return self._after_local(key, result)
+        return self._after_local(key, result, now_ms)
 
     def holds_pairs_own(
         self, key: bytes, schema: Schema, indices: list[int], values: list[int], now_ms: int
@@ -305,29 +343,178 @@ class Database:
             return bool(get(indices[0]) >= values[0])
         return all(get(index) >= value for index, value in zip(indices, values, strict=True))
 
-    def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
-        if result.delta is not None:
+    def _after_local(self, key: bytes, result: MergeResult, now_ms: int) -> MergeResult:
+        """The one funnel after every local change: count it, mark it dirty, gossip it."""
+        delta = result.delta
+        if delta is not None:
             self.stats.local_writes += 1
             self._local_since_flush = True
             self.mark_dirty(key)
-            if self.on_local_delta is not None:
-                seq = self.on_local_delta(key, result.delta)
-                if seq is not None:
-                    self.last_write_seq = seq
+            if self.node is not None:
+                self._write_seq = self.node.local_delta(key, delta, now_ms)
         return result
 
-    def replicated_change(self, key: bytes, conflict: bool = False) -> None:
-        """The gossip node merged a peer's delta into our keyspace: persist the key."""
+    def _replicated_change(self, key: bytes, conflict: bool) -> None:
+        """A peer's delta changed ``key`` in our keyspace: persist the key."""
         self.stats.replicated_changes += 1
         self.stats.schema_conflicts += conflict
         self.mark_dirty(key)
 
     def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
-        """Merge a peer's delta (for drivers without a gossip node, e.g. tests and tools)."""
+        """Merge a peer's delta without a gossip node (tests and tools that carry deltas)."""
         result = self.keyspace.merge(key, delta)
         if result.changed:
-            self.replicated_change(key, result.conflict)
+            self._replicated_change(key, result.conflict)
         return result
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def execute(self, session: Session, args: list[bytes], now_ms: int) -> object:
+        """Run one client command at ``now_ms``: its reply, or an :class:`AckWait` when the
+        reply waits for peers (WAIT). It never raises (the command table turns errors into
+        error replies).
+
+        Under ``--fsync always`` a reply to a write must also wait for :meth:`flush`'s ticket:
+        the driver flushes once after a batch of commands, so one ticket covers them all.
+        """
+        commands = self.commands
+        assert commands is not None, "execute needs the command table given at construction"
+        session.now_ms = now_ms
+        before = self._write_seq
+        reply = commands.dispatch(session, args)
+        if self._write_seq != before:
+            session.last_write_seq = self._write_seq
+        if type(reply) is WaitForAcks:
+            return self._wait_for_acks(session.last_write_seq, reply, now_ms)
+        return reply
+
+    def execute_run(self, session: Session, run: list[list[bytes]], now_ms: int) -> list[object]:
+        """Run a run of calls of one command on one key at once (the command table's
+        ``run_at`` finds them): their replies, exactly as :meth:`execute` one by one."""
+        commands = self.commands
+        assert commands is not None, "execute needs the command table given at construction"
+        session.now_ms = now_ms
+        before = self._write_seq
+        replies = list(commands.dispatch_run(session, run))
+        if self._write_seq != before:
+            session.last_write_seq = self._write_seq
+        return replies
+
+    def _wait_for_acks(self, seq: int, wait: WaitForAcks, now_ms: int) -> int | AckWait:
+        """WAIT: the ack count now when it suffices (or nothing can be waited for), else what
+        the driver waits for."""
+        node = self.node
+        if node is None or seq <= 0:
+            return 0
+        if wait.peers == 0:
+            return node.acks(seq)
+        held = node.request_acks(seq, wait.peers, now_ms)
+        if held >= wait.peers:
+            return held
+        deadline_ms = None if wait.timeout_ms == 0 else now_ms + wait.timeout_ms
+        return AckWait(seq, wait.peers, deadline_ms)
+
+    def acks(self, seq: int) -> int:
+        """How many peers hold local write ``seq`` (an :class:`AckWait`'s final reply)."""
+        return 0 if self.node is None or seq <= 0 else self.node.acks(seq)
+
+    # -- gossip ----------------------------------------------------------------------------------
+
+    def attach_gossip(
+        self,
+        address: Address,
+        *,
+        config: NodeConfig,
+        cluster: str,
+        keyring: Keyring | None,
+        membership: Membership,
+        rng: Random,
+        nonce_source: Callable[[int], bytes],
+        now_ms: int,
+    ) -> GossipNode:
+        """Make the gossip node that replicates this keyspace (once, before any traffic)."""
+        assert self.node is None, "a replica has one gossip node"
+        self.membership = membership
+        self.node = GossipNode(
+            address,
+            rng=rng,
+            keyspace=self.keyspace,
+            config=config,
+            cluster=cluster,
+            keyring=keyring,
+            nonce_source=nonce_source,
+            membership=membership,
+            now_ms=now_ms,
+        )
+        return self.node
+
+    def _gossip(self) -> GossipNode:
+        node = self.node
+        assert node is not None, "attach_gossip first"
+        return node
+
+    def receive_datagram(self, data: bytes, source: Address, now_ms: int) -> None:
+        self._gossip().receive_datagram(data, source, now_ms)
+        self._take_events()
+
+    def open_stream_hello(
+        self, hello: bytes, source: Address, now_ms: int
+    ) -> tuple[int, int] | None:
+        """Authenticate a stream's hello: its ``(port, length)``, or None (dropped)."""
+        opened = self._gossip().open_stream_hello(hello, source, now_ms)
+        self._take_events()
+        return opened
+
+    def receive_stream_steps(self, data: bytes, source: Address, now_ms: int) -> Iterator[None]:
+        """A stream's body, in steps the driver may interleave with other work."""
+        for _ in self._gossip().receive_stream_steps(data, source, now_ms):
+            self._take_events()
+            yield
+        self._take_events()
+
+    def stream_failed(self, stream_id: int) -> None:
+        self._gossip().stream_failed(stream_id)
+
+    def handle_timer(self, now_ms: int) -> None:
+        self._gossip().handle_timer(now_ms)
+        self._take_events()
+
+    def get_timer(self) -> int | None:
+        """When :meth:`handle_timer` is due next (None: no gossip node)."""
+        return None if self.node is None else self.node.get_timer()
+
+    def join(self, seeds: list[Address], now_ms: int) -> None:
+        self._gossip().join(seeds, now_ms)
+        self._take_events()
+
+    def leave(self, now_ms: int) -> None:
+        self._gossip().leave(now_ms)
+        self._take_events()
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        return [] if self.node is None else self.node.datagrams_to_send()
+
+    def has_output(self) -> bool:
+        """Whether the driver has anything to drain (datagrams or events)."""
+        return bool(self._events) or (self.node is not None and self.node.has_output())
+
+    def next_event(self) -> NodeEvent | None:
+        """The next event that needs the driver (stream requests, ack wake-ups, drops and
+        member events); key changes never leave the replica."""
+        self._take_events()
+        return self._events.popleft() if self._events else None
+
+    def _take_events(self) -> None:
+        """Drain the node's events: a changed key is marked dirty here, the rest wait for
+        the driver."""
+        node = self.node
+        if node is None:
+            return
+        while (event := node.next_event()) is not None:  # bounded by the node's queue
+            if type(event) is KeyChanged:
+                self._replicated_change(event.key, event.conflict)
+            else:
+                self._events.append(event)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -348,7 +535,7 @@ class Database:
         """DEL/UNLINK: how many of ``keys`` existed."""
         removed = 0
         for key in keys:
-            result = self._after_local(key, self.keyspace.delete(key, now_ms))
+            result = self._after_local(key, self.keyspace.delete(key, now_ms), now_ms)
             removed += result.changed
         return removed
 
@@ -379,7 +566,7 @@ class Database:
             return False
         if deadline_ms == 0 and entry.deadline_ms == 0:
             return False
-        result = self._after_local(key, self.keyspace.set_expiry(key, deadline_ms, now_ms))
+        result = self._after_local(key, self.keyspace.set_expiry(key, deadline_ms, now_ms), now_ms)
         return result.changed or entry.deadline_ms == deadline_ms
 
     def ttl_ms(self, key: bytes, now_ms: int) -> int:
