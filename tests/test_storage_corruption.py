@@ -237,7 +237,7 @@ def test_a_lost_database_is_reported_and_the_node_keeps_its_id(
             handle.truncate(0)
     else:
         (data / DB_FILE_NAME).unlink()
-    with caplog.at_level(logging.ERROR, logger="hearsay.engine.replica"):
+    with caplog.at_level(logging.ERROR, logger="hearsay.engine.data_dir"):
         database = Replica.open(data, now_ms=NOW_MS)
     try:
         assert database.data_loss is not None and "held 6 entries" in database.data_loss

@@ -9,14 +9,11 @@ committer or a simulated store.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from hearsay.persist.fsync import FsyncPolicy
-
-Ticket = Future[None]
-"""Completes once a staged write is as durable as the store's policy promises (or fails)."""
+from hearsay.persist.group_commit import Ticket
 
 
 class StorageFailure(Protocol):

@@ -40,24 +40,24 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy.typing as npt
 
-from hearsay.base.errors import HearsayError, StorageError, WrongTypeError
+from hearsay.base.errors import StorageError, WrongTypeError
 from hearsay.base.glob import compile_glob
+from hearsay.engine.data_dir import check_for_lost_data, load_entries
 from hearsay.engine.interfaces import (
     AckWait,
     CommandTable,
     Session,
     Storage,
     StorageFailure,
-    Ticket,
     WaitForAcks,
 )
-from hearsay.lattice.codec import decode_entry, encode_entry
+from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
-from hearsay.persist.group_commit import GroupCommit
+from hearsay.persist.group_commit import GroupCommit, Ticket
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
@@ -65,7 +65,7 @@ from hearsay.protocol.envelope import Keyring
 from hearsay.protocol.events import KeyChanged, NodeEvent
 from hearsay.protocol.membership import Address, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
-from hearsay.sketch.schemas import admit_schema, type_name, view_for
+from hearsay.sketch.schemas import admit_schema, type_name
 
 if TYPE_CHECKING:
     from random import Random
@@ -73,7 +73,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCAN_COUNT_DEFAULT: Final = 10
-_DAMAGED_LOGGED_MAX: Final = 20
 SCAN_WORK_MAX: Final = 10_000
 """SCAN examines at most about this many keys per call, whatever its COUNT (whole buckets:
 a bucket is never split), so one call holds the event loop for milliseconds, not for the
@@ -117,6 +116,8 @@ class Replica:
         self.node: GossipNode | None = None
         """The gossip node replicating the keyspace, once :meth:`attach_gossip` made it."""
         self.membership: Membership | None = None
+        """The node's membership (handed in with the gossip node; the runtime's cluster
+        commands read and tag it)."""
         self._write_seq = 0  # the gossip sequence number of the latest local write (WAIT)
         self._events: deque[NodeEvent] = deque()  # the node's events that need the driver
         self._dirty: set[bytes] = set()  # keys changed since the last flush
@@ -161,14 +162,16 @@ class Replica:
         """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
-            data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
+            data_loss = check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
             replica = cls(identity, key_bytes_max=None, commands=commands)
             replica.data_dir = os.fspath(data_dir)
             replica.data_loss = data_loss
-            replica._load(store, now_ms)
+            loaded, damaged = load_entries(store, replica.keyspace, now_ms)
+            replica.stats.loaded_entries += loaded
+            replica.stats.corrupt_entries_skipped += damaged
             replica.limit_keys(key_bytes_max)
-            if replica.stats.corrupt_entries_skipped:
+            if damaged:
                 replica.identity = identity.with_fresh_origin(store)
             replica.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
@@ -191,36 +194,6 @@ class Replica:
             node_name=identity.node_name,
         )
         return write_sidecar(self.data_dir, sidecar)
-
-    def _load(self, store: SqliteStore, now_ms: int) -> None:
-        damaged: list[tuple[bytes, bytes, int | None, str]] = []
-
-        def corrupt(key: bytes, blob: bytes, checksum: int | None, reason: str) -> None:
-            damaged.append((key, blob, checksum, reason))
-
-        for key, blob in store.load(on_corrupt=corrupt):
-            try:
-                entry = decode_entry(blob)
-                if entry.schema is not None:
-                    view_for(entry.schema)  # a kind and parameters this node understands
-            except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
-                damaged.append((key, blob, None, f"invalid entry: {error}"))
-                continue
-            self.keyspace.merge(key, entry)
-            self.stats.loaded_entries += 1
-        if not damaged:
-            return
-        # Never loaded, so never gossiped: the peers' copies refill these keys.
-        self.stats.corrupt_entries_skipped += len(damaged)
-        for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
-            log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
-        if len(damaged) > _DAMAGED_LOGGED_MAX:
-            log.error("... and %d more damaged entries", len(damaged) - _DAMAGED_LOGGED_MAX)
-        try:
-            store.quarantine(damaged, now_ms)
-        except StorageError as error:
-            # Still skipped at every load until a refilled copy overwrites the row.
-            log.error("could not move damaged entries to the quarantine table: %s", error)
 
     def close(self, now_ms: int = 0) -> None:
         """Flush everything and close the store (the node's data stays on disk).
@@ -255,7 +228,7 @@ class Replica:
         storage = self.storage
         return 0 if storage is None else len(self._dirty) + storage.unsynced_writes
 
-    def mark_dirty(self, key: bytes) -> None:
+    def _mark_dirty(self, key: bytes) -> None:
         """Note that ``key`` changed (e.g. by replication) and must reach the disk."""
         if self.storage is not None:
             self._dirty.add(key)
@@ -349,7 +322,7 @@ class Replica:
         if delta is not None:
             self.stats.local_writes += 1
             self._local_since_flush = True
-            self.mark_dirty(key)
+            self._mark_dirty(key)
             if self.node is not None:
                 self._write_seq = self.node.local_delta(key, delta, now_ms)
         return result
@@ -358,7 +331,7 @@ class Replica:
         """A peer's delta changed ``key`` in our keyspace: persist the key."""
         self.stats.replicated_changes += 1
         self.stats.schema_conflicts += conflict
-        self.mark_dirty(key)
+        self._mark_dirty(key)
 
     def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
         """Merge a peer's delta without a gossip node (tests and tools that carry deltas)."""
@@ -582,7 +555,7 @@ class Replica:
         """Sweep keys whose deadline passed into tombstones; returns how many."""
         expired = self.keyspace.expire_due(now_ms)
         for key, _ in expired:
-            self.mark_dirty(key)
+            self._mark_dirty(key)
         self.stats.expired_keys += len(expired)
         return len(expired)
 
@@ -591,17 +564,17 @@ class Replica:
         disk; returns how many. See :meth:`Keyspace.purge_tombstones` for the grace rule."""
         purged = self.keyspace.purge_tombstones(now_ms - grace_ms)
         for key in purged:
-            self.mark_dirty(key)
+            self._mark_dirty(key)
         self.stats.tombstones_purged += len(purged)
         return len(purged)
 
-    def live_keys(self, now_ms: int) -> Iterator[bytes]:
+    def _live_keys(self, now_ms: int) -> Iterator[bytes]:
         for key, entry in self.keyspace.items():
             if entry.schema is not None and not (entry.deadline_ms and entry.deadline_ms <= now_ms):
                 yield key
 
     def dbsize(self, now_ms: int) -> int:
-        return sum(1 for _ in self.live_keys(now_ms))
+        return sum(1 for _ in self._live_keys(now_ms))
 
     def keys(self, pattern: bytes, now_ms: int) -> list[bytes]:
         """KEYS: Redis's glob rules (``*``, ``?``, ``[...]``, ``\\``; see :mod:`hearsay.base.glob`).
@@ -610,9 +583,9 @@ class Replica:
         SCAN is the way to walk a big keyspace without holding the node.
         """
         if pattern == b"*":  # Redis's allkeys: the lone star also matches the empty key
-            return list(self.live_keys(now_ms))
+            return list(self._live_keys(now_ms))
         glob = compile_glob(pattern)
-        return [key for key in self.live_keys(now_ms) if glob.match(key)]
+        return [key for key in self._live_keys(now_ms) if glob.match(key)]
 
     def scan(
         self,
@@ -649,36 +622,3 @@ class Replica:
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
-
-
-def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
-    """Whether the database is new although the sidecar says this node had one: then say
-    so loudly, put the node's identity back (its peers refill it under the same id) and
-    return the problem for /health and INFO."""
-    if sidecar is None:
-        return None
-    stored = NodeIdentity.read(store)
-    # No commas: INFO clients split values on them.
-    if stored is None:
-        problem = (
-            f"the database {store.path} was empty or missing at start but this node "
-            f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} "
-            f"entries at unix ms {sidecar.written_at_ms}: it starts empty under its old id "
-            "and its peers refill what they hold; entries only this node held are lost"
-        )
-    elif stored.node_id == sidecar.node_id and stored.generation < sidecar.generation:
-        problem = (
-            f"the database {store.path} is older than this node's last run (generation "
-            f"{stored.generation} where node {sidecar.node_id} last ran generation "
-            f"{sidecar.generation}; restored from an old copy?): its peers refill what it "
-            "missed; writes only this node held since that copy are lost"
-        )
-    else:
-        return None
-    try:
-        NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
-    except StorageError as error:
-        log.error("%s; its identity cannot be restored: %s", problem, error)
-        return problem
-    log.error("%s", problem)
-    return problem

@@ -78,8 +78,8 @@ class StorageFailure(Protocol):
 class Database(Protocol):
     """What dispatch needs from the database: whether its storage can write right now.
 
-    The engine layer passes its database object as ``ClientContext.db``; data command handlers
-    narrow it to the engine's own type.
+    The runtime passes the engine's ``Replica`` as ``ClientContext.db``; data command handlers
+    narrow it to that type.
     """
 
     @property

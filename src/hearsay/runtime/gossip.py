@@ -106,7 +106,6 @@ class GossipDriver(asyncio.DatagramProtocol):
         self.preset = preset_by_name(preset)
         self.cluster = cluster
         self.keyring: Keyring | None = None
-        self.membership: Membership | None = None
         self._started = False
         self.address: Address = ("127.0.0.1", 0)
         self._transport: asyncio.DatagramTransport | None = None
@@ -143,7 +142,7 @@ class GossipDriver(asyncio.DatagramProtocol):
         now = unix_ms()
         rng = random.Random(os.urandom(16))
         identity = self.replica.identity
-        self.membership = Membership(
+        membership = Membership(
             self.name, identity.generation, self.address, self.preset, rng, now_ms=now
         )
         self.replica.attach_gossip(
@@ -151,7 +150,7 @@ class GossipDriver(asyncio.DatagramProtocol):
             config=NodeConfig.from_preset(self.preset),
             cluster=self.cluster,
             keyring=keyring,
-            membership=self.membership,
+            membership=membership,
             rng=rng,
             nonce_source=os.urandom,
             now_ms=now,

@@ -208,7 +208,7 @@ class Node:
     # -- ClusterControl (the cluster commands) -------------------------------------------------
 
     def _membership(self) -> Membership:
-        membership = self.gossip.membership
+        membership = self.replica.membership
         assert membership is not None, "the node gossips once started"
         return membership
 
@@ -314,7 +314,7 @@ class Node:
                     "phi": round(row.phi, 3),
                     "generation": row.generation,
                 }
-                for row in (self.members() if self.gossip.membership is not None else [])
+                for row in (self.members() if self.replica.membership is not None else [])
             ],
         }
 
@@ -405,8 +405,8 @@ class Node:
     def _gossip_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"cluster": self.config.cluster, "preset": self.config.preset}
         info["address"] = self.addresses.get("gossip", "")
-        if self.gossip.membership is not None:
-            membership = self.gossip.membership
+        if self.replica.membership is not None:
+            membership = self.replica.membership
             info["refused_members"] = membership.refused_members
             info["refused_generations"] = membership.refused_generations
             info["refutations"] = membership.refutations
