@@ -2,8 +2,8 @@
 
 Why: the RESP layer parses arguments and shapes replies (:mod:`hearsay.resp.families`); this
 is where a command's *meaning* meets the keyspace. Every operation reads with
-:meth:`Database.get_typed` and writes with :meth:`Database.write_pairs_own` (pairs) or
-:meth:`Database.write_own` (whole vectors, e.g. a union, or an empty one that creates a key),
+:meth:`Replica.get_typed` and writes with :meth:`Replica.write_pairs_own` (pairs) or
+:meth:`Replica.write_own` (whole vectors, e.g. a union, or an empty one that creates a key),
 so every change is persisted and pushed to gossip through the database's one write funnel,
 and the lattice rule holds: a write only ever raises values, so replicas converge whatever
 the order of delivery.

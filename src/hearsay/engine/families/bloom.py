@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from hearsay.engine.database import Database
 from hearsay.engine.families.common import (
     KeyExistsError,
     KeyMissingError,
@@ -21,6 +20,7 @@ from hearsay.engine.families.common import (
     schema_of,
     write_pairs,
 )
+from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.schemas import KIND_BLOOM
@@ -44,14 +44,14 @@ DEFAULT_CAPACITY: Final = 100
 """RedisBloom's default capacity for a filter created by BF.ADD / BF.INSERT."""
 
 
-def _bloom_entry(db: Database, key: bytes, now_ms: int) -> tuple[BloomFilter, MaxVector] | None:
+def _bloom_entry(db: Replica, key: bytes, now_ms: int) -> tuple[BloomFilter, MaxVector] | None:
     entry = db.get_typed(key, KIND_BLOOM, now_ms)
     if entry is None:
         return None
     return view_as(schema_of(entry), BloomFilter), entry.vector
 
 
-def reserve(db: Database, key: bytes, error_rate: float, capacity: int, now_ms: int) -> None:
+def reserve(db: Replica, key: bytes, error_rate: float, capacity: int, now_ms: int) -> None:
     """BF.RESERVE (always non-scaling): KeyExistsError when the key exists."""
     if _bloom_entry(db, key, now_ms) is not None:
         raise KeyExistsError("item exists")
@@ -68,7 +68,7 @@ class BloomCreate:
 
 
 def add(
-    db: Database,
+    db: Replica,
     key: bytes,
     items: Sequence[bytes],
     now_ms: int,
@@ -90,7 +90,7 @@ def add(
     return [bool(flag) for flag in added.tolist()]
 
 
-def exists(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+def exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
     """BF.EXISTS / BF.MEXISTS: per item, whether it may have been added (False when absent)."""
     found = _bloom_entry(db, key, now_ms)
     if found is None:
@@ -99,7 +99,7 @@ def exists(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> lis
     return [bool(flag) for flag in view.mexists(vector, items).tolist()]
 
 
-def info(db: Database, key: bytes, now_ms: int) -> BloomInfo:
+def info(db: Replica, key: bytes, now_ms: int) -> BloomInfo:
     """BF.INFO: KeyMissingError when absent."""
     found = _bloom_entry(db, key, now_ms)
     if found is None:
@@ -108,7 +108,7 @@ def info(db: Database, key: bytes, now_ms: int) -> BloomInfo:
     return view.info(vector)
 
 
-def card(db: Database, key: bytes, now_ms: int) -> int:
+def card(db: Replica, key: bytes, now_ms: int) -> int:
     """BF.CARD: the estimated number of items (0 when absent)."""
     found = _bloom_entry(db, key, now_ms)
     if found is None:
@@ -117,7 +117,7 @@ def card(db: Database, key: bytes, now_ms: int) -> int:
     return view.card(vector)
 
 
-def merge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
+def merge(db: Replica, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
     """BF.MERGE (hearsay's): union of equal-shaped filters into ``dest``.
 
     Missing sources are skipped; a missing ``dest`` takes the first existing source's shape;

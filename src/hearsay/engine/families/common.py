@@ -8,7 +8,7 @@ RESP command maps them to its own family's text.
 from __future__ import annotations
 
 from hearsay.base.errors import HearsayError, SketchParameterError
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.sketch.slots import Pairs
 
@@ -39,14 +39,14 @@ FewPairs = tuple[list[int], list[int]]
 
 
 def write_pairs(
-    db: Database, key: bytes, schema: Schema, pairs: Pairs | FewPairs, now_ms: int
+    db: Replica, key: bytes, schema: Schema, pairs: Pairs | FewPairs, now_ms: int
 ) -> MergeResult:
     """The bulk write of a sketch's pairs into this node's slice (the one write funnel)."""
     return db.write_pairs_own(key, schema, pairs[0], pairs[1], now_ms)
 
 
 def schema_of(entry: Entry) -> Schema:
-    """The schema of an entry :meth:`Database.get_typed` returned (live entries only)."""
+    """The schema of an entry :meth:`Replica.get_typed` returned (live entries only)."""
     schema = entry.schema
-    assert schema is not None, "Database.get_typed returns live entries only"
+    assert schema is not None, "Replica.get_typed returns live entries only"
     return schema

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Final
 
 from hearsay.base.errors import WrongTypeError
-from hearsay.engine.database import Database
 from hearsay.engine.families.common import write_pairs
+from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
@@ -21,7 +21,7 @@ class HllNotIntegerError(WrongTypeError):
 _COUNTER: Final = PNCounter()
 
 
-def _counter_slices(db: Database, key: bytes, now_ms: int) -> dict[str, MaxVector]:
+def _counter_slices(db: Replica, key: bytes, now_ms: int) -> dict[str, MaxVector]:
     try:
         entry = db.get_typed(key, KIND_COUNTER, now_ms)
     except WrongTypeError:
@@ -32,7 +32,7 @@ def _counter_slices(db: Database, key: bytes, now_ms: int) -> dict[str, MaxVecto
     return {} if entry is None else dict(entry.slices())
 
 
-def incrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
+def incrby(db: Replica, key: bytes, amount: int, now_ms: int) -> int:
     """INCRBY (INCR, DECR: amount +-1): the new value; BoundsError on overflow."""
     slices = _counter_slices(db, key, now_ms)
     pairs, value = _COUNTER.incrby(slices, db.origin, amount)
@@ -40,7 +40,7 @@ def incrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
     return value
 
 
-def decrby(db: Database, key: bytes, amount: int, now_ms: int) -> int:
+def decrby(db: Replica, key: bytes, amount: int, now_ms: int) -> int:
     """DECRBY: the new value; ``-2**63`` is refused as Redis refuses it."""
     slices = _counter_slices(db, key, now_ms)
     pairs, value = _COUNTER.decrby(slices, db.origin, amount)

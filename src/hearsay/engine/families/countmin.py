@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hearsay.engine.database import Database
 from hearsay.engine.families.common import (
     KeyExistsError,
     KeyMissingError,
@@ -17,6 +16,7 @@ from hearsay.engine.families.common import (
     schema_of,
     write_pairs,
 )
+from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _entry(
-    db: Database, key: bytes, now_ms: int
+    db: Replica, key: bytes, now_ms: int
 ) -> tuple[CountMinSketch, dict[str, MaxVector]] | None:
     entry = db.get_typed(key, KIND_CMS, now_ms)
     if entry is None:
@@ -45,14 +45,14 @@ def _entry(
     return view_as(schema_of(entry), CountMinSketch), dict(entry.slices())
 
 
-def _required(db: Database, key: bytes, now_ms: int) -> tuple[CountMinSketch, dict[str, MaxVector]]:
+def _required(db: Replica, key: bytes, now_ms: int) -> tuple[CountMinSketch, dict[str, MaxVector]]:
     found = _entry(db, key, now_ms)
     if found is None:
         raise KeyMissingError("CMS: key does not exist")
     return found
 
 
-def init(db: Database, key: bytes, width: int, depth: int, now_ms: int) -> None:
+def init(db: Replica, key: bytes, width: int, depth: int, now_ms: int) -> None:
     """CMS.INITBYDIM / CMS.INITBYPROB (after sizing): KeyExistsError when the key exists."""
     if db.get(key, now_ms) is not None:
         raise KeyExistsError("CMS: key already exists")
@@ -60,19 +60,19 @@ def init(db: Database, key: bytes, width: int, depth: int, now_ms: int) -> None:
     db.write_own(key, view.schema, MaxVector(), now_ms)
 
 
-def check_absent(db: Database, key: bytes, now_ms: int) -> None:
+def check_absent(db: Replica, key: bytes, now_ms: int) -> None:
     """KeyExistsError when ``key`` exists (RedisBloom checks before parsing the sizes)."""
     if db.get(key, now_ms) is not None:
         raise KeyExistsError("CMS: key already exists")
 
 
-def check_incrby(db: Database, key: bytes, now_ms: int) -> None:
+def check_incrby(db: Replica, key: bytes, now_ms: int) -> None:
     """KeyMissingError / WrongTypeError before CMS.INCRBY's numbers are parsed (RedisBloom)."""
     _required(db, key, now_ms)
 
 
 def incrby(
-    db: Database, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
+    db: Replica, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
 ) -> list[int]:
     """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow)."""
     view, slices = _required(db, key, now_ms)
@@ -81,24 +81,24 @@ def incrby(
     return estimates
 
 
-def query(db: Database, key: bytes, items: Sequence[bytes], now_ms: int) -> list[int]:
+def query(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[int]:
     """CMS.QUERY: each item's estimate."""
     view, slices = _required(db, key, now_ms)
     return view.query(slices, items)
 
 
-def info(db: Database, key: bytes, now_ms: int) -> CmsInfo:
+def info(db: Replica, key: bytes, now_ms: int) -> CmsInfo:
     """CMS.INFO: width, depth, total count."""
     view, slices = _required(db, key, now_ms)
     return view.info(slices)
 
 
-def dest(db: Database, key: bytes, now_ms: int) -> CountMinSketch:
+def dest(db: Replica, key: bytes, now_ms: int) -> CountMinSketch:
     """CMS.MERGE's destination view (KeyMissingError / WrongTypeError first, as RedisBloom)."""
     return _required(db, key, now_ms)[0]
 
 
-def source(db: Database, key: bytes, dest: CountMinSketch, now_ms: int) -> None:
+def source(db: Replica, key: bytes, dest: CountMinSketch, now_ms: int) -> None:
     """Check one CMS.MERGE source: it exists, holds a sketch, and has ``dest``'s dimensions."""
     view, _ = _required(db, key, now_ms)
     if view.schema != dest.schema:
@@ -106,7 +106,7 @@ def source(db: Database, key: bytes, dest: CountMinSketch, now_ms: int) -> None:
 
 
 def merge(
-    db: Database,
+    db: Replica,
     dest: bytes,
     sources: Sequence[bytes],
     weights: Sequence[int] | None,

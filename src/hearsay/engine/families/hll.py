@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import SketchParameterError, WrongTypeError
-from hearsay.engine.database import Database
 from hearsay.engine.families.common import FewPairs, schema_of, write_pairs
+from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import hll_math, schemas
@@ -85,7 +85,7 @@ def _hll_pairs(view: HyperLogLog, members: Sequence[bytes]) -> Pairs | FewPairs:
     return indices, ranks
 
 
-def _hll_entry(db: Database, key: bytes, now_ms: int) -> Entry | None:
+def _hll_entry(db: Replica, key: bytes, now_ms: int) -> Entry | None:
     """The live HLL entry of ``key`` (None when absent); NotAnHllError on a counter."""
     try:
         return db.get_typed(key, KIND_HLL, now_ms)
@@ -96,7 +96,7 @@ def _hll_entry(db: Database, key: bytes, now_ms: int) -> Entry | None:
         raise
 
 
-def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> int:
+def pfadd(db: Replica, key: bytes, members: Sequence[bytes], now_ms: int) -> int:
     """PFADD: 1 when a register changed or the key was created, else 0.
 
     The common case (a missing key or one of Redis's precision) is one hash batch and one
@@ -123,7 +123,7 @@ def pfadd(db: Database, key: bytes, members: Sequence[bytes], now_ms: int) -> in
     return 0 if result.delta is None else 1
 
 
-def pfadd_run(db: Database, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
+def pfadd_run(db: Replica, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
     """PFADD ``key`` once per member list in ``calls``: the replies, one write in all.
 
     A pipeline of PFADDs to one key costs one hash batch, one read of the registers they touch
@@ -174,7 +174,7 @@ then by rank, so one running maximum over those keys never mixes two registers."
 
 
 def _run_in_arrays(
-    db: Database,
+    db: Replica,
     key: bytes,
     *,
     lengths: npt.NDArray[np.int64],
@@ -230,7 +230,7 @@ def _run_in_arrays(
     return replies
 
 
-def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:
+def pfreserve(db: Replica, key: bytes, precision: int, now_ms: int) -> bool:
     """HEARSAY.PFRESERVE: create an empty HLL of ``precision``; False when it already exists.
 
     PrecisionMismatchError when the key holds an HLL of another precision.
@@ -247,7 +247,7 @@ def pfreserve(db: Database, key: bytes, precision: int, now_ms: int) -> bool:
 
 
 def _hll_entries(
-    db: Database, keys: Sequence[bytes], now_ms: int
+    db: Replica, keys: Sequence[bytes], now_ms: int
 ) -> list[tuple[HyperLogLog, MaxVector]]:
     """The view and vector of each existing key among ``keys``."""
     found: list[tuple[HyperLogLog, MaxVector]] = []
@@ -266,7 +266,7 @@ def _union_registers(hlls: list[tuple[HyperLogLog, MaxVector]], p: int) -> npt.N
     return union
 
 
-def pfcount(db: Database, keys: Sequence[bytes], now_ms: int) -> int:
+def pfcount(db: Replica, keys: Sequence[bytes], now_ms: int) -> int:
     """PFCOUNT: one key's estimate, or the estimate of the union of several (none changed).
 
     Keys of different precisions are counted at the lowest one (folding is exact: the same
@@ -281,7 +281,7 @@ def pfcount(db: Database, keys: Sequence[bytes], now_ms: int) -> int:
     return hll_math.count(_union_registers(hlls, min(view.precision for view, _ in hlls)))
 
 
-def pfmerge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
+def pfmerge(db: Replica, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
     """PFMERGE: raise ``dest``'s registers to the union of itself and ``sources``.
 
     ``dest`` is created when absent, at the sources' lowest precision (14 when none exists).
@@ -308,7 +308,7 @@ def pfmerge(db: Database, dest: bytes, sources: Sequence[bytes], now_ms: int) ->
     db.write_own(dest, view.schema, union, now_ms)
 
 
-def set_hll_bytes(db: Database, key: bytes, data: bytes, now_ms: int) -> None:
+def set_hll_bytes(db: Replica, key: bytes, data: bytes, now_ms: int) -> None:
     """SET key <HYLL bytes>: create the HLL, or merge the registers into an existing one.
 
     DecodeError when ``data`` is not a valid Redis HLL; PrecisionMismatchError when the key

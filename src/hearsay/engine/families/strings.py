@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Final
 
 from hearsay.base.errors import WrongTypeError
-from hearsay.engine.database import Database
 from hearsay.engine.families.hll import PrecisionMismatchError, hll_of
+from hearsay.engine.replica import Replica
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.hll_math import REDIS_PRECISION
 from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
@@ -19,7 +19,7 @@ __all__ = ["get_value"]
 _COUNTER: Final = PNCounter()
 
 
-def get_value(db: Database, key: bytes, now_ms: int) -> bytes | None:
+def get_value(db: Replica, key: bytes, now_ms: int) -> bytes | None:
     """GET: a counter's value as decimal text, an HLL's Redis bytes, None when absent.
 
     WrongTypeError for other kinds; PrecisionMismatchError for an HLL whose precision is not

@@ -8,8 +8,8 @@ from typing import Final
 import numpy as np
 
 from hearsay.base.errors import WrongTypeError
-from hearsay.engine.database import Database
 from hearsay.engine.families.common import write_pairs
+from hearsay.engine.replica import Replica
 from hearsay.sketch.maxreg import RawVector
 from hearsay.sketch.schemas import KIND_MAXREG, KIND_VECTOR
 
@@ -19,7 +19,7 @@ _VECTOR: Final = RawVector()
 
 
 def vmax(
-    db: Database, key: bytes, indices: Sequence[int], values: Sequence[int], now_ms: int
+    db: Replica, key: bytes, indices: Sequence[int], values: Sequence[int], now_ms: int
 ) -> int:
     """VMAX: raise each index to at least its value; how many indices grew."""
     db.get_typed(key, KIND_VECTOR, now_ms)  # WrongTypeError before anything is validated
@@ -32,7 +32,7 @@ def vmax(
     return sum(len(vector) for _, vector in result.delta.slices())
 
 
-def vget(db: Database, key: bytes, now_ms: int) -> list[tuple[int, int]]:
+def vget(db: Replica, key: bytes, now_ms: int) -> list[tuple[int, int]]:
     """VGET: the non-zero ``(index, value)`` pairs by index (empty when absent).
 
     Max registers are vectors too (slot 0), so VGET reads them as well.
