@@ -13,6 +13,7 @@ from typing import Any, Final
 from hearsay.base.errors import HearsayError
 from hearsay.lattice.limits import KEY_BYTES_MAX_FLOOR, KEY_BYTES_MAX_LIMIT
 from hearsay.persist.fsync import FsyncPolicy
+from hearsay.runtime.log_format import LOG_FORMATS, LOG_LEVELS
 
 
 class ConfigError(HearsayError, ValueError):
@@ -50,6 +51,8 @@ class ServeConfig:
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
+    log_format: str = "text"
+    """``text`` (a line per record) or ``json`` (an object per line, for log shippers)."""
     maxclients: int = 10_000
     """Redis's default; lowered at start to what the file-descriptor limit allows."""
     client_output_buffer_limit: int = 256 * 1024 * 1024
@@ -94,6 +97,10 @@ class ServeConfig:
             port = getattr(self, name)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number 0..65535")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         if self.preset not in ("lan", "wan", "local"):
             raise ConfigError("preset must be lan, wan or local")
         if not self.cluster or len(self.cluster) > 64:
