@@ -113,7 +113,12 @@ def _add_serve(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hearsay.runtime.config import ServeConfig, load_toml
+    from hearsay.runtime.config import (
+        ListenerBusyError,
+        ServeConfig,
+        check_listeners_free,
+        load_toml,
+    )
     from hearsay.runtime.log_format import configure_logging
     from hearsay.runtime.server import run
 
@@ -125,6 +130,11 @@ def _serve(args: argparse.Namespace) -> int:
     }
     config = ServeConfig().merged(values).merged(flags)
     config.check_exposure(os.environ)
+    try:
+        check_listeners_free(config)
+    except ListenerBusyError as error:  # as the node's own start failures: status 1
+        print(f"hearsay: cannot start: {error}", file=sys.stderr)
+        return 1
     configure_logging(config.log_level, config.log_format)
     return run(config)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +126,24 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be a positive number of bytes")
         if self.requirepass is not None and self.requirepass_file is not None:
             raise ConfigError("give requirepass or requirepass_file, not both")
+        tcp_ports = [(f, getattr(self, f)) for f in ("port", "gossip_port", "http_port")]
+        for index, (name, number) in enumerate(tcp_ports):
+            for other, other_number in tcp_ports[index + 1 :]:
+                if number and number == other_number:
+                    raise ConfigError(f"{name} and {other} are both {number}: each needs its own")
+
+    def listeners(self) -> list[tuple[str, int, socket.SocketKind]]:
+        """Every listener the node will bind on a fixed port: its flag, port and socket type
+        (port 0 is left out: the kernel picks a free one)."""
+        wanted = [
+            ("RESP port (TCP, --port)", self.port, socket.SOCK_STREAM),
+            ("gossip port (UDP, --gossip-port)", self.gossip_port, socket.SOCK_DGRAM),
+            ("gossip port (TCP streams, --gossip-port)", self.gossip_port, socket.SOCK_STREAM),
+            ("HTTP port (TCP, --http-port)", self.http_port, socket.SOCK_STREAM),
+        ]
+        if self.rmbd_port is not None:
+            wanted.append(("rmbd port (UDP, --rmbd-port)", self.rmbd_port, socket.SOCK_DGRAM))
+        return [(name, port, kind) for name, port, kind in wanted if port]
 
     def check_exposure(self, environ: Mapping[str, str]) -> None:
         """Refuse settings that open the data to strangers unless ``insecure_gossip`` says so.
@@ -184,6 +204,38 @@ def resolve_requirepass(config: ServeConfig, environ: Mapping[str, str]) -> str 
     if not password:
         raise ConfigError(f"requirepass file {config.requirepass_file} holds no password")
     return password.decode("utf-8", "surrogateescape")
+
+
+class ListenerBusyError(HearsayError):
+    """A port the node must listen on is taken (or cannot be bound)."""
+
+
+def check_listeners_free(config: ServeConfig) -> None:
+    """Binds, and at once closes, every listener's fixed port, so that a port in use is
+    reported with its flag and the reason before the node opens its data directory.
+
+    The node binds again when it starts (a port taken in between still fails there), with
+    the options it uses: TCP listeners with SO_REUSEADDR (so a port in TIME_WAIT is free).
+    """
+    for name, port, kind in config.listeners():
+        try:
+            addresses = socket.getaddrinfo(config.host, port, type=kind, flags=socket.AI_PASSIVE)
+        except OSError as error:
+            raise ListenerBusyError(f"--host {config.host} does not resolve: {error}") from None
+        for family, _, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(address)
+                except OSError as error:
+                    what, _, how = name.partition(" (")
+                    where = f"the {what} {port} on {config.host} ({how}"
+                    if error.errno == errno.EADDRINUSE:
+                        raise ListenerBusyError(
+                            f"{where} is in use by another process: stop it or choose another port"
+                        ) from None
+                    raise ListenerBusyError(f"{where} cannot be bound: {error.strerror}") from None
 
 
 def is_loopback_host(host: str) -> bool:
