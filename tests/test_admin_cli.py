@@ -11,41 +11,17 @@ import base64
 import json
 import os
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.admin_run import hearsay, ok
 from tests.nodes import Cluster, NodeProcess, poll_until
 
 pytestmark = pytest.mark.integration
 
-RUN_TIMEOUT_S = 30.0
 PASSWORD = "s3cret-admin"
-CONNECTION_VARIABLES = ("HEARSAY_HOST", "HEARSAY_PORT", "HEARSAY_PASSWORD", "REDISCLI_AUTH")
-
-
-def hearsay(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Runs ``hearsay ARGS`` with none of the connection variables set unless ``env`` sets
-    them; stdout is a pipe (not a terminal)."""
-    environ = {k: v for k, v in os.environ.items() if k not in CONNECTION_VARIABLES}
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "hearsay.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-
-
-def ok(*args: str, env: Mapping[str, str] | None = None) -> str:
-    done = hearsay(*args, env=env)
-    assert done.returncode == 0, done
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import redis
 
 from hearsay.admin.importer import LINE_BYTES_MAX, item_of, read_lines
 from hearsay.admin.progress import Progress, duration
+from tests.admin_run import hearsay, ok
 from tests.nodes import Cluster, NodeProcess
-from tests.test_admin_cli import hearsay, ok
 
 pytestmark = pytest.mark.integration
 
@@ -104,25 +104,13 @@ def test_import_bloom_has_no_false_negative(node: NodeProcess, tmp_path: Path) -
 def test_import_cms_from_standard_input_counts_every_line(node: NodeProcess) -> None:
     rng = random.Random(3)
     pages = [rng.choice(["/", "/a", "/b", "/c"]) for _ in range(7000)]
-    done = hearsay_stdin(node, "\n".join(pages) + "\n", "import", "-", "--key", "hits",
-                         "--type", "cms", "--error-rate", "0.001", "--json")  # fmt: skip
+    done = ok("import", "-", "--key", "hits", "--type", "cms", "--error-rate", "0.001", "--json",
+              "-p", str(node.resp_port), stdin="\n".join(pages) + "\n")  # fmt: skip
     report = json.loads(done)
     assert report == report | {"lines": 7000, "items": 7000, "bad_lines": 0, "estimate": 7000}
     truth = Counter(pages)
     answered = node.client().execute_command("CMS.QUERY", "hits", *truth)
     assert answered == list(truth.values())  # 4 items in 2000 columns: no collision
-
-
-def hearsay_stdin(node: NodeProcess, data: str, *args: str) -> str:
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "hearsay.cli", *args, "-p", str(node.resp_port)],
-        input=data, capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done
-    return done.stdout
 
 
 def test_import_into_a_key_of_another_type_is_refused_before_writing(

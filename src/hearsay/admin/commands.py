@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final, TextIO
-
-import redis
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from hearsay.admin.connection import AdminError, Exit, Target, send, talking_to
 from hearsay.admin.table import render, text
+
+if TYPE_CHECKING:
+    import redis
 
 MEMBER_FIELDS: Final = ("name", "address", "state", "phi", "generation")
 """The columns of a HEARSAY.MEMBERS row, in the reply's order."""

@@ -15,12 +15,13 @@ import enum
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
-
-import redis
-from redis.client import Pipeline
+from typing import TYPE_CHECKING, Any, Final
 
 from hearsay.base.errors import HearsayError
+
+if TYPE_CHECKING:
+    import redis
+    from redis.client import Pipeline
 
 HOST_DEFAULT: Final = "127.0.0.1"
 PORT_DEFAULT: Final = 7379
@@ -63,6 +64,8 @@ class Target:
 
     def client(self) -> redis.Redis:
         """A redis-py client of the node (bytes replies; no connection is made yet)."""
+        import redis  # here, not above: ``hearsay serve`` loads this module, never redis-py
+
         return redis.Redis(
             host=self.host,
             port=self.port,
@@ -113,6 +116,8 @@ def _first_line(error: BaseException) -> str:
 @contextmanager
 def talking_to(target: Target) -> Iterator[None]:
     """Turns redis-py's exceptions into one-line :class:`AdminError` s that name the node."""
+    import redis
+
     where = target.address
     try:
         yield

@@ -25,13 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
-from typing import Final, TextIO
-
-import redis
+from typing import TYPE_CHECKING, Final, TextIO
 
 from hearsay.admin.commands import members
 from hearsay.admin.connection import AdminError, Exit, Target, send
 from hearsay.admin.table import render
+
+if TYPE_CHECKING:
+    import redis
 
 NODES: Final = 3
 PAGES: Final = ("/", "/pricing", "/docs", "/blog", "/docs/install", "/about", "/careers")

@@ -14,8 +14,6 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from typing import Final
 
-import redis
-
 from hearsay.admin.connection import TIMEOUT_S, AdminError, Exit, Target, talking_to
 
 SCAN_COUNT: Final = 500
@@ -51,6 +49,8 @@ def source_target(url: str) -> Target:
 
 
 def copy_hlls(source_url: str, target: Target, match: str | None) -> CopyReport:
+    import redis
+
     source = source_target(source_url)
     report = CopyReport()
     reader = redis.Redis.from_url(

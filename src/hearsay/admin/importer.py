@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final, TextIO
-
-import redis
+from typing import TYPE_CHECKING, BinaryIO, Final, TextIO
 
 from hearsay.admin.connection import AdminError, Exit, Target, send, talking_to
 from hearsay.admin.progress import Progress
 from hearsay.admin.table import text
+
+if TYPE_CHECKING:
+    import redis
 
 BATCH_ITEMS: Final = 1000
 PIPELINE_COMMANDS: Final = 8
