@@ -9,7 +9,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import pty
 import random
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +201,35 @@ def test_import_redis_refuses_a_url_that_is_not_redis(node: NodeProcess) -> None
     assert (
         done.stderr == "hearsay: the source must be redis://HOST:PORT, not 'http://127.0.0.1:1'\n"
     )
+
+
+def test_import_on_a_terminal_draws_a_bar_with_rate_and_eta(
+    node: NodeProcess, tmp_path: Path
+) -> None:
+    """stderr is a real pseudo-terminal: the progress is one line redrawn in place."""
+    path = tmp_path / "items"
+    path.write_text("".join(f"item-{i}\n" for i in range(3000)))
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hearsay.cli", "import", str(path), "--key", "tty-hll",
+             "--type", "hll", "-p", str(node.resp_port)],
+            stdout=subprocess.PIPE, stderr=terminal, timeout=30, check=False,
+        )  # fmt: skip
+        os.close(terminal)
+        drawn = b""
+        while True:  # bounded: the child has exited, the terminal holds what it wrote
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: nothing more to read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+    assert done.returncode == 0, done
+    assert done.stdout.startswith(b"imported 3,000 items from 3,000 lines into tty-hll (hll)")
+    bar = drawn.decode()
+    assert bar.startswith("\r[##############################] 100%  3,000 lines  "), bar
+    assert " lines/s  ETA 0:00\x1b[K" in bar and bar.endswith("\n")

@@ -8,6 +8,7 @@ Each subcommand gets redis-cli's connection flags (so ``-h`` is the host and hel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,16 +19,34 @@ from typing import Any
 from hearsay.admin import commands, demo, import_redis, importer
 from hearsay.admin.connection import AdminError, Exit, Target, add_connection_flags, target_from
 
+INTERRUPTED_STATUS = 130
+"""A shell's status for a command stopped by Ctrl-C (128 + SIGINT)."""
+
+
+def _reported(call: Callable[[], object]) -> int:
+    """Runs a tool; its failures become one line on stderr and an exit status. A reader that
+    stops early (``hearsay keys | head``) ends the output quietly."""
+    try:
+        call()
+        sys.stdout.flush()
+    except AdminError as error:
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
+        print(f"hearsay: {error}", file=sys.stderr)
+        return int(error.status)
+    except BrokenPipeError:
+        # Python would report the broken pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.REFUSED)
+    except KeyboardInterrupt:
+        print("hearsay: interrupted", file=sys.stderr)
+        return INTERRUPTED_STATUS
+    return int(Exit.OK)
+
 
 def _guarded(action: Callable[[argparse.Namespace, Target], object]) -> Callable[..., int]:
     def run(args: argparse.Namespace) -> int:
-        try:
-            action(args, target_from(args, os.environ))
-        except AdminError as error:
-            sys.stdout.flush()
-            print(f"hearsay: {error}", file=sys.stderr)
-            return int(error.status)
-        return int(Exit.OK)
+        return _reported(lambda: action(args, target_from(args, os.environ)))
 
     return run
 
@@ -129,9 +148,4 @@ def add_admin_parsers(subparsers: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    try:
-        demo.run(sys.stdout, seed=args.seed)
-    except AdminError as error:
-        print(f"hearsay: {error}", file=sys.stderr)
-        return int(error.status)
-    return int(Exit.OK)
+    return _reported(lambda: demo.run(sys.stdout, seed=args.seed))
