@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from hearsay.base.errors import HearsayError
 from hearsay.lattice.limits import KEY_BYTES_MAX_FLOOR, KEY_BYTES_MAX_LIMIT
@@ -132,18 +132,19 @@ class ServeConfig:
                 if number and number == other_number:
                     raise ConfigError(f"{name} and {other} are both {number}: each needs its own")
 
-    def listeners(self) -> list[tuple[str, int, socket.SocketKind]]:
-        """Every listener the node will bind on a fixed port: its flag, port and socket type
-        (port 0 is left out: the kernel picks a free one)."""
+    def listeners(self) -> list[Listener]:
+        """Every listener the node will bind on a fixed port (port 0 is left out: the kernel
+        picks a free one)."""
+        tcp, udp = socket.SOCK_STREAM, socket.SOCK_DGRAM
         wanted = [
-            ("RESP port (TCP, --port)", self.port, socket.SOCK_STREAM),
-            ("gossip port (UDP, --gossip-port)", self.gossip_port, socket.SOCK_DGRAM),
-            ("gossip port (TCP streams, --gossip-port)", self.gossip_port, socket.SOCK_STREAM),
-            ("HTTP port (TCP, --http-port)", self.http_port, socket.SOCK_STREAM),
+            Listener("RESP port", "TCP", "--port", self.port, tcp),
+            Listener("gossip port", "UDP", "--gossip-port", self.gossip_port, udp),
+            Listener("gossip port", "TCP streams", "--gossip-port", self.gossip_port, tcp),
+            Listener("HTTP port", "TCP", "--http-port", self.http_port, tcp),
         ]
         if self.rmbd_port is not None:
-            wanted.append(("rmbd port (UDP, --rmbd-port)", self.rmbd_port, socket.SOCK_DGRAM))
-        return [(name, port, kind) for name, port, kind in wanted if port]
+            wanted.append(Listener("rmbd port", "UDP", "--rmbd-port", self.rmbd_port, udp))
+        return [listener for listener in wanted if listener.port]
 
     def check_exposure(self, environ: Mapping[str, str]) -> None:
         """Refuse settings that open the data to strangers unless ``insecure_gossip`` says so.
@@ -169,6 +170,16 @@ class ServeConfig:
                 "could read and write every key; add --keyring FILE (hearsay keygen makes a "
                 "key) or, knowing the risk, --insecure-gossip"
             )
+
+
+class Listener(NamedTuple):
+    """One socket a node listens on, named as an operator knows it."""
+
+    role: str
+    protocol: str
+    flag: str
+    port: int
+    kind: socket.SocketKind
 
 
 REQUIREPASS_ENV: Final = "HEARSAY_REQUIREPASS"
@@ -217,11 +228,13 @@ def check_listeners_free(config: ServeConfig) -> None:
     The node binds again when it starts (a port taken in between still fails there), with
     the options it uses: TCP listeners with SO_REUSEADDR (so a port in TIME_WAIT is free).
     """
-    for name, port, kind in config.listeners():
+    for listener in config.listeners():
+        port, kind = listener.port, listener.kind
         try:
             addresses = socket.getaddrinfo(config.host, port, type=kind, flags=socket.AI_PASSIVE)
         except OSError as error:
-            raise ListenerBusyError(f"--host {config.host} does not resolve: {error}") from None
+            reason = error.strerror or str(error)
+            raise ListenerBusyError(f"--host {config.host} does not resolve: {reason}") from None
         for family, _, proto, _, address in addresses:
             with socket.socket(family, kind, proto) as probe:
                 if kind == socket.SOCK_STREAM:
@@ -229,8 +242,10 @@ def check_listeners_free(config: ServeConfig) -> None:
                 try:
                     probe.bind(address)
                 except OSError as error:
-                    what, _, how = name.partition(" (")
-                    where = f"the {what} {port} on {config.host} ({how}"
+                    where = (
+                        f"the {listener.role} {port} on {config.host} "
+                        f"({listener.protocol}, {listener.flag})"
+                    )
                     if error.errno == errno.EADDRINUSE:
                         raise ListenerBusyError(
                             f"{where} is in use by another process: stop it or choose another port"
