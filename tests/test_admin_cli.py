@@ -122,17 +122,19 @@ def test_keys_lists_every_key_with_its_type_by_scan(node: NodeProcess) -> None:
     assert json.loads(ok("keys", "nothing-matches-*", "--json", "-p", port(node))) == []
 
 
-def test_join_then_leave(cluster: Cluster, node: NodeProcess) -> None:
-    other = cluster.start("b", "--node-name", "beta")
-    assert ok("join", node.gossip, "-p", port(other)) == "OK\n"
+def test_join_then_leave(cluster: Cluster) -> None:
+    """Two nodes of their own (the shared one must stay alone for the other tests)."""
+    seed = cluster.start("b", "--node-name", "beta")
+    other = cluster.start("c", "--node-name", "gamma")
+    assert ok("join", seed.gossip, "-p", port(other)) == "OK\n"
 
-    def state_of_beta() -> str | None:
-        records = json.loads(ok("members", "--json", "-p", port(node)))
-        return next((r["state"] for r in records if r["name"] == "beta"), None)
+    def state_of_gamma() -> str | None:
+        records = json.loads(ok("members", "--json", "-p", port(seed)))
+        return next((r["state"] for r in records if r["name"] == "gamma"), None)
 
-    poll_until(lambda: state_of_beta() == "alive", timeout_s=20, what="beta joining")
+    poll_until(lambda: state_of_gamma() == "alive", timeout_s=20, what="gamma joining")
     assert json.loads(ok("leave", "--json", "-p", port(other))) == {"ok": True, "reply": "OK"}
-    poll_until(lambda: state_of_beta() == "left", timeout_s=20, what="beta leaving")
+    poll_until(lambda: state_of_gamma() == "left", timeout_s=20, what="gamma leaving")
 
 
 def test_connection_flags_come_from_the_environment(node: NodeProcess) -> None:
