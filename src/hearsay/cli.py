@@ -1,4 +1,6 @@
-"""The ``hearsay`` command: ``serve`` (a node), ``sim`` (the simulator), ``keygen``, ``backup``.
+"""The ``hearsay`` command: ``serve`` (a node), ``sim`` (the simulator), ``keygen``, ``backup``,
+and the admin tools that talk to a running node (``members``, ``info``, ``join``, ``leave``,
+``keys``, ``import``, ``import-redis``, ``demo``: see :mod:`hearsay.admin`).
 
 Settings for ``serve`` come from defaults, then a TOML file (``--config``), then flags: flags
 win. Every flag is also a TOML key (``gossip-port = 7946`` or ``gossip_port = 7946``).
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import logging
 import os
 import secrets
 import sys
@@ -16,8 +17,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from hearsay import __version__
+from hearsay.admin.parsers import add_admin_parsers
 from hearsay.base.errors import HearsayError
 from hearsay.persist.fsync import FsyncPolicy
+from hearsay.runtime.log_format import LOG_FORMATS, LOG_LEVELS
+
+
+def _fsync_policy(text: str) -> FsyncPolicy:
+    """``--fsync``'s value; a wrong one is reported with the choices (argparse would only say
+    "invalid parse value")."""
+    try:
+        return FsyncPolicy.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_serve(subparsers: Any) -> None:
@@ -38,7 +50,7 @@ def _add_serve(subparsers: Any) -> None:
     add("--advertise", metavar="HOST:PORT", help="the gossip address peers should use")
     add("--cluster", help="cluster name; packets of other clusters are dropped")
     add("--preset", choices=["lan", "wan", "local"], help="gossip timing preset (default lan)")
-    add("--fsync", type=FsyncPolicy.parse, help="always | everysec (default) | no")
+    add("--fsync", type=_fsync_policy, help="always | everysec (default) | no")
     add(
         "--requirepass",
         help="password clients must AUTH with (shows in ps: prefer --requirepass-file "
@@ -84,7 +96,8 @@ def _add_serve(subparsers: Any) -> None:
     )
     add("--rmbd-width", type=int, help="rmbd count-min width (default 100)")
     add("--rmbd-depth", type=int, help="rmbd count-min depth (default 10)")
-    add("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    add("--log-level", choices=LOG_LEVELS, help="default info")
+    add("--log-format", choices=LOG_FORMATS, help="text (default) or json: one object a line")
     add(
         "--max-key-bytes",
         type=int,
@@ -100,7 +113,13 @@ def _add_serve(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from hearsay.runtime.config import ServeConfig, load_toml
+    from hearsay.runtime.config import (
+        ListenerBusyError,
+        ServeConfig,
+        check_listeners_free,
+        load_toml,
+    )
+    from hearsay.runtime.log_format import configure_logging
     from hearsay.runtime.server import run
 
     values = load_toml(args.config) if args.config else {}
@@ -111,11 +130,12 @@ def _serve(args: argparse.Namespace) -> int:
     }
     config = ServeConfig().merged(values).merged(flags)
     config.check_exposure(os.environ)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        check_listeners_free(config)
+    except ListenerBusyError as error:  # as the node's own start failures: status 1
+        print(f"hearsay: cannot start: {error}", file=sys.stderr)
+        return 1
+    configure_logging(config.log_level, config.log_format)
     return run(config)
 
 
@@ -156,12 +176,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     subparsers.add_parser(
         "sim", help="run the deterministic simulator (see hearsay sim --help)", add_help=False
     )
+    add_admin_parsers(subparsers)
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sim"]:
         from hearsay.sim.cli import main as sim_main
 
         return sim_main(arguments[1:])
     args = parser.parse_args(arguments)
+    if hasattr(args, "run"):  # an admin tool: it reports its own errors
+        status: int = args.run(args)
+        return status
     try:
         if args.command == "serve":
             return _serve(args)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import ipaddress
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from hearsay.base.errors import HearsayError
 from hearsay.lattice.limits import KEY_BYTES_MAX_FLOOR, KEY_BYTES_MAX_LIMIT
 from hearsay.persist.fsync import FsyncPolicy
+from hearsay.runtime.log_format import LOG_FORMATS, LOG_LEVELS
 
 
 class ConfigError(HearsayError, ValueError):
@@ -50,6 +53,8 @@ class ServeConfig:
     rmbd_width: int = 100
     rmbd_depth: int = 10
     log_level: str = "info"
+    log_format: str = "text"
+    """``text`` (a line per record) or ``json`` (an object per line, for log shippers)."""
     maxclients: int = 10_000
     """Redis's default; lowered at start to what the file-descriptor limit allows."""
     client_output_buffer_limit: int = 256 * 1024 * 1024
@@ -94,6 +99,10 @@ class ServeConfig:
             port = getattr(self, name)
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number 0..65535")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         if self.preset not in ("lan", "wan", "local"):
             raise ConfigError("preset must be lan, wan or local")
         if not self.cluster or len(self.cluster) > 64:
@@ -117,6 +126,25 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be a positive number of bytes")
         if self.requirepass is not None and self.requirepass_file is not None:
             raise ConfigError("give requirepass or requirepass_file, not both")
+        tcp_ports = [(f, getattr(self, f)) for f in ("port", "gossip_port", "http_port")]
+        for index, (name, number) in enumerate(tcp_ports):
+            for other, other_number in tcp_ports[index + 1 :]:
+                if number and number == other_number:
+                    raise ConfigError(f"{name} and {other} are both {number}: each needs its own")
+
+    def listeners(self) -> list[Listener]:
+        """Every listener the node will bind on a fixed port (port 0 is left out: the kernel
+        picks a free one)."""
+        tcp, udp = socket.SOCK_STREAM, socket.SOCK_DGRAM
+        wanted = [
+            Listener("RESP port", "TCP", "--port", self.port, tcp),
+            Listener("gossip port", "UDP", "--gossip-port", self.gossip_port, udp),
+            Listener("gossip port", "TCP streams", "--gossip-port", self.gossip_port, tcp),
+            Listener("HTTP port", "TCP", "--http-port", self.http_port, tcp),
+        ]
+        if self.rmbd_port is not None:
+            wanted.append(Listener("rmbd port", "UDP", "--rmbd-port", self.rmbd_port, udp))
+        return [listener for listener in wanted if listener.port]
 
     def check_exposure(self, environ: Mapping[str, str]) -> None:
         """Refuse settings that open the data to strangers unless ``insecure_gossip`` says so.
@@ -142,6 +170,16 @@ class ServeConfig:
                 "could read and write every key; add --keyring FILE (hearsay keygen makes a "
                 "key) or, knowing the risk, --insecure-gossip"
             )
+
+
+class Listener(NamedTuple):
+    """One socket a node listens on, named as an operator knows it."""
+
+    role: str
+    protocol: str
+    flag: str
+    port: int
+    kind: socket.SocketKind
 
 
 REQUIREPASS_ENV: Final = "HEARSAY_REQUIREPASS"
@@ -177,6 +215,42 @@ def resolve_requirepass(config: ServeConfig, environ: Mapping[str, str]) -> str 
     if not password:
         raise ConfigError(f"requirepass file {config.requirepass_file} holds no password")
     return password.decode("utf-8", "surrogateescape")
+
+
+class ListenerBusyError(HearsayError):
+    """A port the node must listen on is taken (or cannot be bound)."""
+
+
+def check_listeners_free(config: ServeConfig) -> None:
+    """Binds, and at once closes, every listener's fixed port, so that a port in use is
+    reported with its flag and the reason before the node opens its data directory.
+
+    The node binds again when it starts (a port taken in between still fails there), with
+    the options it uses: TCP listeners with SO_REUSEADDR (so a port in TIME_WAIT is free).
+    """
+    for listener in config.listeners():
+        port, kind = listener.port, listener.kind
+        try:
+            addresses = socket.getaddrinfo(config.host, port, type=kind, flags=socket.AI_PASSIVE)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ListenerBusyError(f"--host {config.host} does not resolve: {reason}") from None
+        for family, _, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as probe:
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(address)
+                except OSError as error:
+                    where = (
+                        f"the {listener.role} {port} on {config.host} "
+                        f"({listener.protocol}, {listener.flag})"
+                    )
+                    if error.errno == errno.EADDRINUSE:
+                        raise ListenerBusyError(
+                            f"{where} is in use by another process: stop it or choose another port"
+                        ) from None
+                    raise ListenerBusyError(f"{where} cannot be bound: {error.strerror}") from None
 
 
 def is_loopback_host(host: str) -> bool:

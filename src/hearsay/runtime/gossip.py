@@ -24,8 +24,6 @@ cannot make it hold up to ``stream_bytes_max`` per connection; at most
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import ipaddress
 import logging
@@ -35,7 +33,6 @@ import socket
 import struct
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, Final, cast
 
 from hearsay.base.errors import HearsayError
@@ -53,6 +50,7 @@ from hearsay.protocol.membership import (
 from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
+from hearsay.runtime.keyring import load_keyring as load_keyring  # noqa: PLC0414 (server.py)
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +69,6 @@ given up with a warning: a typo must not keep a task alive for ever."""
 RESOLVING_MAX: Final = 64
 """Names resolved at once; more are refused (counted as resolve failures) until some finish."""
 SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
-
-
-class KeyringError(HearsayError, ValueError):
-    """The keyring file is missing, empty or holds something that is not a key."""
-
-
-def load_keyring(path: str) -> Keyring:
-    """One base64 AES key (16, 24 or 32 bytes) per line; the first is the primary."""
-    try:
-        lines = Path(path).read_text().split()
-    except OSError as error:
-        raise KeyringError(f"cannot read keyring {path}: {error.strerror}") from error
-    keys: list[bytes] = []
-    for number, line in enumerate(lines, 1):
-        try:
-            keys.append(base64.b64decode(line, validate=True))
-        except binascii.Error as error:
-            raise KeyringError(f"keyring {path} line {number} is not base64") from error
-    if not keys:
-        raise KeyringError(f"keyring {path} holds no key")
-    try:
-        return Keyring(keys[0], tuple(keys[1:]))
-    except ValueError as error:
-        raise KeyringError(f"keyring {path}: {error}") from error
 
 
 class GossipDriver(asyncio.DatagramProtocol):
