@@ -50,7 +50,6 @@ from hearsay.protocol.membership import (
 from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
-from hearsay.runtime.keyring import load_keyring as load_keyring  # noqa: PLC0414 (server.py)
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
 from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_requirepass
-from hearsay.runtime.gossip import GossipDriver, load_keyring
+from hearsay.runtime.gossip import GossipDriver
 from hearsay.runtime.http_server import HttpServer
+from hearsay.runtime.keyring import load_keyring
 from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
