@@ -12,12 +12,13 @@ driver. Like aioquic's ``QuicConnection`` and h11's ``Connection`` the node perf
   (:mod:`hearsay.protocol.events`, including :class:`StreamRequest` for large messages).
 
 Time is ``now_ms`` (the runtime passes unix milliseconds), randomness an injected
-``random.Random``; peers are kept in a list whose order depends only on the call sequence, so a
-seed reproduces a run exactly.
+``random.Random``; peers are picked from a list whose order depends only on the call sequence
+(membership's live-peer set, or without membership a static list the node owns), so a seed
+reproduces a run exactly.
 
 The node is a router: the work is done by the parts in :mod:`hearsay.protocol.gossip`, each
 owning its state and its deadline (rumours, the tail, anti-entropy, acks, the vignette dialect,
-the membership link; the outbox and the peers are shared by all). The node opens envelopes,
+the membership link; the outbox and the peer picks are shared by all). The node opens envelopes,
 hands each message type to its part (one table), and :meth:`get_timer` is the earliest of the
 parts' deadlines. The node stores nothing on disk and knows nothing of sketches.
 """
@@ -50,7 +51,7 @@ from hearsay.protocol.gossip.rumours import STREAM_STEP_ITEMS, Rumours
 from hearsay.protocol.gossip.shared import NEVER, ContentHashes
 from hearsay.protocol.gossip.tail import Tail
 from hearsay.protocol.gossip.vignette_dialect import VignetteDialect
-from hearsay.protocol.membership import Address, Membership
+from hearsay.protocol.membership import Address, AddressSet, Membership
 
 if TYPE_CHECKING:
     import random
@@ -103,9 +104,18 @@ class GossipNode:
             keyspace=self.keyspace,
             now_ms=now_ms,
         )
-        self._peers = Peers(self.address, rng)
-        for peer in peers:
-            self._peers.add(peer)
+        self._static_peers: AddressSet | None = None
+        """Without membership: the peers the driver set (``peers``, :meth:`add_peer`)."""
+        static = list(peers)
+        if membership is None:
+            self._static_peers = AddressSet(self.address)
+            for peer in static:
+                self._static_peers.add(peer)
+        elif static:
+            raise ValueError("static peers and membership exclude each other")
+        live = membership.live.confirmed if membership is not None else self._static_peers
+        assert live is not None
+        self._peers = Peers(live, rng)
         hashes = ContentHashes(self.keyspace)
         self._tail = Tail(outbox, self._peers, hashes)
         self._acks = Acks(outbox, self._peers, rng)
@@ -113,7 +123,7 @@ class GossipNode:
         self._anti_entropy = AntiEntropy(
             outbox, self._peers, hashes, self._tail.changed, first_ae_ms
         )
-        self._link = MembershipLink(membership, outbox, self._peers, self._anti_entropy.repair)
+        self._link = MembershipLink(membership, outbox, self._anti_entropy.repair)
         self._rumours = Rumours(
             outbox,
             self._peers,
@@ -153,10 +163,15 @@ class GossipNode:
 
     def add_peer(self, peer: Address) -> None:
         """Add a peer to the static list (ignored for self and duplicates)."""
-        self._peers.add(peer)
+        self._static().add(peer)
 
     def remove_peer(self, peer: Address) -> None:
-        self._peers.remove(peer)
+        self._static().remove(peer)
+
+    def _static(self) -> AddressSet:
+        if self._static_peers is None:
+            raise ValueError("with membership, peers are membership's live members")
+        return self._static_peers
 
     # == the driver's interface ==================================================================
 
@@ -302,7 +317,11 @@ class GossipNode:
         """
         self._outbox.advance(now_ms)
         self._anti_entropy.stopped = False
-        self._link.join(seeds)
+        if self._static_peers is not None:
+            for seed in seeds:
+                self._static_peers.add(seed)
+        else:
+            self._link.join(seeds)
         if vignette_seeds and self._vignette_enabled:
             self._vignette.join(list(vignette_seeds))
 

@@ -1,11 +1,12 @@
-"""The peers data gossip is sent to: live, confirmed members, or a static list.
+"""The peers data gossip is sent to, and the seeded picks among them.
 
 Why this module exists: every part of the gossip core picks random peers, and a seed must
-reproduce a run exactly, so the set is a list whose order depends only on the call sequence
-(adds append, removes swap the last one in) and picking is one ``random.Random.sample``.
-With membership, the membership link (:mod:`hearsay.protocol.gossip.membership_link`) adds and
-removes members as their events arrive; without it (the simulator's static mode, tests) the
-driver does through ``GossipNode.add_peer`` / ``remove_peer``.
+reproduce a run exactly, so picking is one ``random.Random.sample`` (the node's generator) over
+a list whose order depends only on the call sequence. The list is not held here: with
+membership it is membership's live-peer set (:class:`~hearsay.protocol.membership.live_set.
+LiveSet`, kept in step with its transitions); without it (the simulator's static mode, tests)
+it is a static :class:`AddressSet` that the node owns and the driver fills through
+``GossipNode.add_peer`` / ``remove_peer``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from hearsay.protocol.membership import Address
+from hearsay.protocol.membership import Address, AddressSet
 
 if TYPE_CHECKING:
     import random
@@ -22,44 +23,25 @@ __all__ = ["Peers"]
 
 
 class Peers:
-    """An ordered set of peer addresses (never our own) with uniform random picks."""
+    """Uniform random picks over a set of peer addresses that someone else keeps."""
 
-    def __init__(self, own: Address, rng: random.Random) -> None:
-        self._own = own
+    def __init__(self, addresses: AddressSet, rng: random.Random) -> None:
+        self._set = addresses
         self._rng = rng
-        self._addresses: list[Address] = []
-        self._position: dict[Address, int] = {}
 
     def __len__(self) -> int:
-        return len(self._addresses)
+        return len(self._set)
 
     def __contains__(self, peer: object) -> bool:
-        return peer in self._position
+        return peer in self._set
 
     def __iter__(self) -> Iterator[Address]:
-        return iter(self._addresses)
-
-    def add(self, peer: Address) -> None:
-        """Add ``peer`` (ignored for ourselves and for peers already held)."""
-        peer = (peer[0], int(peer[1]))
-        if peer == self._own or peer in self._position:
-            return
-        self._position[peer] = len(self._addresses)
-        self._addresses.append(peer)
-
-    def remove(self, peer: Address) -> None:
-        pos = self._position.pop(peer, None)
-        if pos is None:
-            return
-        last = self._addresses.pop()
-        if pos < len(self._addresses):
-            self._addresses[pos] = last
-            self._position[last] = pos
+        return iter(self._set)
 
     def pick(self, count: int, exclude: Address | None = None) -> list[Address]:
         """Up to ``count`` distinct peers chosen uniformly at random, never ``exclude``."""
-        peers = self._addresses
-        extra = 1 if exclude is not None and exclude in self._position else 0
+        peers = self._set.addresses
+        extra = 1 if exclude is not None and exclude in self._set else 0
         take = min(len(peers), count + extra)
         if take <= 0:
             return []

@@ -13,6 +13,8 @@ events. Its parts, each with one job:
 - :mod:`.liveness`: member states and every legal transition in one table, the phi accrual
   detector (:mod:`.failure_detector`) and its verdicts;
 - :mod:`.events`: what the driver is told (MemberJoined, MemberFailed, TagUpdated...);
+- :mod:`.live_set`: the live, confirmed member addresses data gossip picks from, kept in step
+  with every event (the one live-peer set: the data plane keeps no copy);
 - :mod:`.facade`: :class:`Membership`, the reconciliation that drives the others.
 
 State. Each node owns a small versioned map: its address, its status (alive / leaving / left),
@@ -90,6 +92,7 @@ from hearsay.protocol.membership.facade import (
     Membership,
     RandomSource,
 )
+from hearsay.protocol.membership.live_set import AddressSet, LiveSet
 from hearsay.protocol.membership.liveness import MemberState, NodeStatus
 from hearsay.protocol.membership.table import (
     MEMBERS_MAX,
@@ -123,8 +126,10 @@ __all__ = [
     "Ack",
     "Ack2",
     "Address",
+    "AddressSet",
     "Delta",
     "DigestItem",
+    "LiveSet",
     "MemberAlive",
     "MemberFailed",
     "MemberInfo",

@@ -27,6 +27,7 @@ from hearsay.protocol.membership.events import (
     TagUpdated,
 )
 from hearsay.protocol.membership.failure_detector import PauseGuard
+from hearsay.protocol.membership.live_set import LiveSet
 from hearsay.protocol.membership.liveness import (
     MemberState,
     News,
@@ -117,7 +118,9 @@ class Membership:
     absolute unix times); it is treated as non-decreasing (an earlier value counts as the latest
     one seen). Messages given and returned are :mod:`wire <.wire>` values: pack one with
     msgpack and it is the positional array on the wire; pass :meth:`handle` what msgpack
-    unpacked.
+    unpacked. A data plane picks peers from :attr:`live` (the live, confirmed addresses): it
+    sends a SYN to each address of ``live.probes``, repairs with ``live.reconnected``, reports
+    every authentic sender to :meth:`heard_from` and calls :meth:`confirm_overdue` after ticks.
     """
 
     def __init__(
@@ -157,6 +160,12 @@ class Membership:
         self.refutations = 0
         """Times a claim about ourselves made us move to a higher generation."""
         self._events: deque[MembershipEvent] = deque()
+        self.live = LiveSet(address)
+        """The live, confirmed member addresses data gossip picks from (kept in step with every
+        event as it is queued), and the members waiting to be confirmed."""
+        self._source: Address | None = None
+        """The sender of the message being handled, if the driver named it (its news about
+        itself confirms it: it answers on the address it claims)."""
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
         if now_ms is not None:
             self._guard.tick(now_ms)
@@ -197,6 +206,7 @@ class Membership:
     def add_seed(self, address: Address) -> None:
         """An address to contact before (or besides) known members; duplicates are ignored."""
         address = check_address(address)
+        self.live.add_seed(address)
         if address not in self._seeds:
             self._seeds.append(address)
             self._seeds.sort()
@@ -324,7 +334,7 @@ class Membership:
                 now - liveness.since_ms >= p.dead_node_reap_ms
             ):
                 self._table.reap(node_id, now + p.reaped_memory_ms)
-                self._events.append(MemberReaped(node_id, peer.state.generation))
+                self._emit(MemberReaped(node_id, peer.state.generation))
         self._events.extend(self._table.expire(now))
         self._table.forget_reaped(now)
 
@@ -380,8 +390,8 @@ class Membership:
         return [self._info(p) for p in self._announced() if p.liveness.state.is_live]
 
     def live_addresses(self) -> list[Address]:
-        """The addresses of :meth:`live_peers`, in the same order: the one live-peer set,
-        which data gossip asks rather than keeping a copy."""
+        """The addresses of :meth:`live_peers`, in the same order (confirmed or not; data
+        gossip picks from :attr:`live` instead, which is kept in step without sorting)."""
         return [
             addr
             for p in self._announced()
@@ -513,16 +523,29 @@ class Membership:
     # ----- handling messages ---------------------------------------------------------------
 
     def handle(
-        self, msg: object, now_ms: int, budget_bytes: int | None = None
+        self,
+        msg: object,
+        now_ms: int,
+        budget_bytes: int | None = None,
+        *,
+        source: Address | None = None,
     ) -> Ack | Ack2 | None:
-        """Dispatch any membership message; returns the reply to send back, if any."""
+        """Dispatch any membership message; returns the reply to send back, if any.
+
+        ``source`` is the address the message came from, when it came straight from its sender
+        (a datagram): a member it announces at that address is confirmed at once.
+        """
         message = decode(msg)
-        if isinstance(message, Syn):
-            return self._on_syn(message, now_ms, budget_bytes)
-        if isinstance(message, Ack):
-            return self._on_ack(message, now_ms, budget_bytes)
-        self._on_ack2(message, now_ms)
-        return None
+        self._source = source
+        try:
+            if isinstance(message, Syn):
+                return self._on_syn(message, now_ms, budget_bytes)
+            if isinstance(message, Ack):
+                return self._on_ack(message, now_ms, budget_bytes)
+            self._on_ack2(message, now_ms)
+            return None
+        finally:
+            self._source = None
 
     def on_syn(self, msg: object, now_ms: int, budget_bytes: int | None = None) -> Ack:
         """Answer a SYN with an ACK: deltas where we are ahead, requests where we are behind."""
@@ -678,7 +701,7 @@ class Membership:
             peer.announced = True
             peer.liveness.detector.heartbeat(now)
             peer.liveness.since_ms = now
-            self._events.append(MemberJoined(node_id, gen, address, peer.restarted))
+            self._emit(MemberJoined(node_id, gen, address, peer.restarted))
             self._hear_status(peer, now)
             for key, entry in sorted(state.entries.items(), key=lambda kv: kv[1].version):
                 if not key.startswith(RESERVED_KEY_PREFIX) and entry.visible_at(self._now_ms):
@@ -731,5 +754,25 @@ class Membership:
             event = MemberLeaving(node_id, gen)
         else:
             event = MemberLeft(node_id, gen)
-        self._events.append(event)
+        self._emit(event)
         return True
+
+    def _emit(self, event: MembershipEvent) -> None:
+        """Queue ``event`` for the driver, keeping the live-peer set in step with it."""
+        self.live.on_event(event, self._source, self._now_ms)
+        self._events.append(event)
+
+    def heard_from(self, source: Address) -> None:
+        """``source`` sent us an authentic message (of any kind): a member waiting to be
+        confirmed at that address is confirmed."""
+        self.live.heard_from(source)
+
+    def confirm_overdue(self, now_ms: int, confirm_ms: int) -> None:
+        """Use members still alive ``confirm_ms`` after we learned of them, unconfirmed (behind
+        NAT their datagrams may come from another address than they announce)."""
+        if self.live.has_unconfirmed():
+            self.live.confirm_overdue(now_ms, confirm_ms, self._is_live)
+
+    def _is_live(self, node_id: str) -> bool:
+        peer = self._table.peers.get(node_id)
+        return peer is not None and peer.announced and peer.liveness.state.is_live
