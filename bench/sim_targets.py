@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments
 
-from hearsay.sim.world import CrashSpec, SimConfig, run
+from hearsay.sim.config import CrashSpec, SimConfig
+from hearsay.sim.world import run
 
 FANOUT = 3
 CRASHED_NODES = 5

@@ -13,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hearsay.sim.world import CrashSpec, PartitionSpec, SimConfig, run
+from hearsay.sim.config import (
+    BurstLossSpec,
+    ClockStepSpec,
+    CrashSpec,
+    PartitionSpec,
+    SimConfig,
+    SkewSpec,
+)
+from hearsay.sim.world import run
 
 
 def _node_config(items: list[str]) -> dict[str, Any]:
@@ -44,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash", action="append", default=[], help="AT_S[:COUNT[:DOWN_S[:wipe]]]")
     p.add_argument("--stall", default="", help="FRACTION:MAX_MS of nodes that stall")
     p.add_argument("--clog", default="", help="FRACTION:EXTRA_MS of nodes with clogged links")
+    p.add_argument(
+        "--burst-loss",
+        default="",
+        help="ENTER:LEAVE[:BAD_LOSS] two-state (Gilbert-Elliott) bursty loss per link",
+    )
+    p.add_argument("--skew", default="", help="MAX_OFFSET_MS[:MAX_DRIFT_PPM] per-node clocks")
+    p.add_argument(
+        "--clock-step",
+        action="append",
+        default=[],
+        help="AT_S[:COUNT[:STEP_MS]] clocks jump (negative: back)",
+    )
     p.add_argument("--no-membership", action="store_true", help="static peer lists")
     p.add_argument("--encrypt", action="store_true", help="AES-GCM on every datagram")
     p.add_argument("--no-check-monotone", action="store_true")
@@ -79,6 +99,9 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         stall_max_ms=int(stall_ms or 1000),
         clog_fraction=float(clog_fraction),
         clog_ms=int(clog_ms or 500),
+        burst_loss=BurstLossSpec.parse(args.burst_loss) if args.burst_loss else None,
+        skew=SkewSpec.parse(args.skew) if args.skew else None,
+        clock_steps=tuple(ClockStepSpec.parse(t) for t in args.clock_step),
         membership=not args.no_membership,
         encrypt=args.encrypt,
         check_monotone=not args.no_check_monotone,

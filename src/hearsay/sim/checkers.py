@@ -1,0 +1,268 @@
+"""The simulator's checkers: they watch, they never steer.
+
+Why this module exists: a checker that shares state with the code it checks can be fooled by
+the same bug (TigerBeetle's simulator keeps its checkers apart for this reason). Every class
+here is fed observations (a write was acknowledged, a node's entry changed, a node convicted a
+peer) and reads keyspaces it is handed; none of them holds a node, the network or a random
+stream, and none changes what the simulation does.
+
+- :class:`MonotoneChecker`: no entry on a node ever goes backwards in the lattice order.
+- :class:`WriteTracker`: every acknowledged write, which nodes hold it and since when, and one
+  reference keyspace fed every write; after healing, every surviving write on every live node.
+- :func:`convergence_problems`: identical keyspaces on all live nodes and sketch answers equal
+  to the reference's.
+- :class:`DetectionTracker`: how fast crashed nodes were convicted, and false convictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.sketch.counter import PNCounter
+from hearsay.sketch.hyperloglog import HyperLogLog
+
+
+def holds(entry: Entry | None, delta: Entry) -> bool:
+    """``entry >= delta`` in the lattice order (cheap for the small deltas clients write)."""
+    if entry is None:
+        return False
+    if entry.epoch != delta.epoch:
+        return entry.epoch > delta.epoch
+    if entry.schema != delta.schema:
+        return entry.outranks(delta)
+    for origin, vector in delta.slices():
+        mine = entry.slice(origin)
+        idx, val = vector.pairs()
+        for i, v in zip(idx.tolist(), val.tolist(), strict=True):
+            if mine.get(i) < v:
+                return False
+    return True
+
+
+def covers(newer: Entry, older: Entry) -> bool:
+    """Monotone check: merging ``older`` into a copy of ``newer`` changes nothing."""
+    return not newer.copy().merge(older).changed
+
+
+class MonotoneChecker:
+    """Remembers the last entry each node showed for each key; a later one must cover it."""
+
+    def __init__(self) -> None:
+        self.shadow: dict[tuple[int, bytes], Entry] = {}
+        self.violations: list[str] = []
+
+    def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
+        previous = self.shadow.get((node, key))
+        if previous is not None and not covers(entry, previous):
+            self.violations.append(
+                f"monotone: node {node} key {key!r} went from {previous} to {entry} at {sim_ms} ms"
+            )
+        self.shadow[(node, key)] = entry.copy()
+
+    def forget_node(self, node: int) -> None:
+        """A wiped node starts from nothing: what it held before is no baseline."""
+        for key in [k for (n, k) in self.shadow if n == node]:
+            del self.shadow[(node, key)]
+
+
+@dataclass(slots=True)
+class Write:
+    """One acknowledged write: what grew, when, where, and which nodes hold it since when."""
+
+    key: bytes
+    delta: Entry
+    at_ms: int
+    writer: int
+    held_at: dict[int, int] = field(default_factory=dict)
+    lost: bool = False
+    """Only nodes that crashed for good (or lost their disk) ever held it: legitimately gone."""
+
+
+class WriteTracker:
+    """Every acknowledged write, who holds it, and a reference keyspace fed them all."""
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.pending_by_key: dict[bytes, list[int]] = {}
+        self.reference = Keyspace()
+
+    def acknowledged(self, key: bytes, delta: Entry, writer: int, sim_ms: int) -> None:
+        self.reference.merge(key, delta)
+        self.pending_by_key.setdefault(key, []).append(len(self.writes))
+        self.writes.append(Write(key, delta, sim_ms, writer, {writer: sim_ms}))
+
+    def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
+        pending = self.pending_by_key.get(key)
+        if not pending:
+            return
+        writes = self.writes
+        for w in pending:
+            write = writes[w]
+            if node not in write.held_at and holds(entry, write.delta):
+                write.held_at[node] = sim_ms
+
+    def node_wiped(self, node: int) -> None:
+        """The node lost its disk: it holds nothing; a write only it held is lost."""
+        for w in self.writes:
+            w.held_at.pop(node, None)
+        for w in self.writes:
+            if w.writer == node and not w.held_at:
+                w.lost = True
+
+    def mark_lost(self, surviving: set[int]) -> None:
+        """Writes no surviving node (live, or coming back with its disk) ever held are lost."""
+        for w in self.writes:
+            if not w.lost and not any(j in surviving for j in w.held_at):
+                w.lost = True
+
+    def all_held(self, live: list[int]) -> bool:
+        for w in self.writes:
+            if w.lost:
+                continue
+            if len(w.held_at) < len(live) and any(j not in w.held_at for j in live):
+                return False
+        return True
+
+    def convergence_ms(self, live: list[int]) -> tuple[list[int], int]:
+        """Per surviving write held everywhere: the time until the last live node held it;
+        and how many surviving writes some live node still lacks."""
+        times: list[int] = []
+        unconverged = 0
+        for w in self.writes:
+            if w.lost:
+                continue
+            if all(j in w.held_at for j in live):
+                times.append(max(w.held_at[j] for j in live) - w.at_ms)
+            else:
+                unconverged += 1
+        return times, unconverged
+
+    def fractions_over_time(self, live_count: int) -> list[tuple[list[int], list[float]]]:
+        """Per write: (ms since the write, fraction of nodes holding it) steps, for plotting."""
+        n = live_count or 1
+        out: list[tuple[list[int], list[float]]] = []
+        for w in self.writes:
+            if w.lost:
+                continue
+            times = sorted(t - w.at_ms for t in w.held_at.values())
+            out.append((times, [(k + 1) / n for k in range(len(times))]))
+        return out
+
+
+def identical(keyspaces: list[Keyspace]) -> bool:
+    """Equal bucket hashes on every keyspace given (the cheap test, run every 250 ms)."""
+    first = keyspaces[0].bucket_hashes()
+    return all(np.array_equal(first, k.bucket_hashes()) for k in keyspaces[1:])
+
+
+def convergence_problems(keyspaces: list[tuple[int, Keyspace]], tracker: WriteTracker) -> list[str]:
+    """Identical entries on every live node, and sketch answers equal to the reference's."""
+    problems: list[str] = []
+    _, first = keyspaces[0]
+    for j, other in keyspaces[1:]:
+        if first.stored_count != other.stored_count:
+            problems.append(f"node {j} holds {other.stored_count} entries")
+            break
+        for key, entry in first.items():
+            if other.entry(key) != entry:
+                problems.append(f"node {j} differs on key {key!r}")
+                break
+    problems.extend(sketch_mismatches(first, tracker))
+    return problems
+
+
+def sketch_mismatches(keyspace: Keyspace, tracker: WriteTracker) -> list[str]:
+    """Sketch answers of the converged cluster against the single reference keyspace."""
+    lost_keys = {w.key for w in tracker.writes if w.lost}
+    problems: list[str] = []
+    for key, expected in tracker.reference.items():
+        if key in lost_keys:
+            continue
+        got = keyspace.entry(key)
+        if got is None or expected.schema is None:
+            problems.append(f"key {key!r} missing")
+            continue
+        kind = expected.schema.kind
+        if kind == "hll":
+            view = HyperLogLog()
+            a, b = view.count(got.vector), view.count(expected.vector)
+        elif kind == "counter":
+            counter = PNCounter()
+            a, b = counter.get(dict(got.slices())), counter.get(dict(expected.slices()))
+        else:
+            a, b = got.vector.items(), expected.vector.items()  # type: ignore[assignment]
+        if a != b:
+            problems.append(f"key {key!r}: cluster answers {a!r}, reference {b!r}")
+    return problems
+
+
+class DetectionTracker:
+    """Convictions: how fast each crash was seen by each live observer, and convictions of
+    running nodes (false, during a partition, or while the cluster formed)."""
+
+    def __init__(self, dead_timeout_ms: int, warmup_ms: int) -> None:
+        self.dead_timeout_ms = dead_timeout_ms
+        self.warmup_ms = warmup_ms
+        self.detections: list[tuple[int, int, dict[int, int]]] = []
+        """(crashed node, crash time, observer -> time it saw the node failed)."""
+        self.false_failures = 0
+        """Running nodes convicted while no partition could explain it."""
+        self.partition_failures = 0
+        """Running nodes convicted during (or just after) a partition: correct behaviour."""
+        self.warmup_failures = 0
+        """Running nodes convicted while the cluster was still forming (before warmup_s)."""
+
+    def crashed(self, node: int, sim_ms: int) -> None:
+        self.detections.append((node, sim_ms, {}))
+
+    def convicted(
+        self,
+        observer: int,
+        target: int,
+        *,
+        running: bool,
+        partitioned: bool,
+        partition_ended_ms: int | None,
+        sim_ms: int,
+    ) -> None:
+        """``observer`` declared ``target`` failed; ``running``: that incarnation still runs."""
+        if running:
+            recent_partition = partitioned or (
+                partition_ended_ms is not None
+                and sim_ms - partition_ended_ms < self.dead_timeout_ms
+            )
+            if recent_partition:
+                self.partition_failures += 1
+            elif sim_ms < self.warmup_ms:
+                self.warmup_failures += 1
+            else:
+                self.false_failures += 1
+            return
+        for crashed, _at, seen in self.detections:
+            if crashed == target and observer not in seen:
+                seen[observer] = sim_ms
+
+    def figures(
+        self, live: list[int], restarted: set[int]
+    ) -> tuple[list[int], list[int], int, int]:
+        """(slowest observer per fully seen crash, every observer's time, pairs seen, pairs
+        expected). A restarted node is expected only of the observers that saw it down."""
+        detect: list[int] = []
+        pair_times: list[int] = []
+        detected_pairs = expected_pairs = 0
+        for crashed, at, seen in self.detections:
+            if crashed in restarted:
+                observers = [j for j in live if j != crashed and j in seen]
+            else:
+                observers = [j for j in live if j != crashed]
+            expected_pairs += len(observers)
+            times = [seen[j] - at for j in observers if j in seen]
+            pair_times.extend(times)
+            detected_pairs += len(times)
+            if times and len(times) == len(observers):
+                detect.append(max(times))
+        return detect, pair_times, detected_pairs, expected_pairs

@@ -1,0 +1,79 @@
+"""The simulator's parts on their own: per-node clocks, the bursty loss model, new flags."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from hearsay.sim.cli import build_parser, config_from_args
+from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
+from hearsay.sim.config import BurstLossSpec, ClockStepSpec, SimConfig, SkewSpec
+from hearsay.sim.network import Network
+from hearsay.sim.world import run
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.mark.parametrize(("offset_ms", "drift_ppm"), [(0, 0), (250, 0), (-400, 3000), (7, -2500)])
+def test_a_timer_fires_at_the_first_moment_the_node_clock_reaches_it(
+    offset_ms: int, drift_ppm: int
+) -> None:
+    clock = NodeClock(offset_ms, drift_ppm)
+    for sim_now in (0, 1, 999, 123_456):
+        for ahead in (0, 1, 17, 5000):
+            target = clock.now_ms(sim_now) + ahead
+            at = clock.sim_at(target, sim_now)
+            assert at >= sim_now
+            assert clock.now_ms(at) >= target
+            assert at == sim_now or clock.now_ms(at - 1) < target
+
+
+def test_a_step_back_moves_the_clock_back_and_delays_its_timers() -> None:
+    clock = NodeClock()
+    assert clock.now_ms(1000) == BASE_UNIX_MS + 1000
+    due = clock.now_ms(1500)
+    clock.step(-2000)
+    assert clock.now_ms(1000) == BASE_UNIX_MS - 1000
+    assert clock.sim_at(due, 1000) == 3500
+
+
+def test_bursty_loss_loses_in_runs_uniform_loss_does_not() -> None:
+    def runs(config: SimConfig) -> tuple[float, float]:
+        net = Network(config, random.Random(1))
+        lost = [net.lost(0, 1) for _ in range(20_000)]
+        starts = sum(1 for a, b in zip([False, *lost], lost, strict=False) if b and not a)
+        return sum(lost) / len(lost), sum(lost) / max(1, starts)
+
+    uniform_rate, uniform_run = runs(SimConfig(nodes=2, loss=0.2))
+    burst_rate, burst_run = runs(SimConfig(nodes=2, burst_loss=BurstLossSpec(0.05, 0.2)))
+    assert 0.17 < uniform_rate < 0.23 and uniform_run < 1.5
+    # stationary bad share 0.05 / 0.25 = 0.2, mean burst 1 / 0.2 = 5 datagrams
+    assert 0.15 < burst_rate < 0.25 and burst_run > 3
+
+
+def test_new_flags_parse_and_reproduce() -> None:
+    argv = ["--burst-loss=0.05:0.3", "--skew=250:100", "--clock-step=2:1:-1500", "--loss=0.01"]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.burst_loss == BurstLossSpec(0.05, 0.3, 1.0)
+    assert config.skew == SkewSpec(250, 100)
+    assert config.clock_steps == (ClockStepSpec(2, 1, -1500),)
+    again = config_from_args(build_parser().parse_args(config.command().split()[2:]))
+    assert again == config
+
+
+def test_converges_under_bursty_loss_skew_and_a_clock_stepping_back() -> None:
+    config = SimConfig(
+        nodes=12,
+        seed=21,
+        loss=0.02,
+        burst_loss=BurstLossSpec(0.05, 0.25),
+        skew=SkewSpec(500, 2000),
+        clock_steps=(ClockStepSpec(2, 2, -3000),),
+        duration_s=6,
+        writes=40,
+    )
+    result, _ = run(config, wall_limit_s=math.inf)
+    assert result["converged"], f"{result.get('problems')}\n{config.command()}"
+    assert result["monotone_violations"] == 0
