@@ -6,9 +6,15 @@ here is fed observations (a write was acknowledged, a node's entry changed, a no
 peer) and reads keyspaces it is handed; none of them holds a node, the network or a random
 stream, and none changes what the simulation does.
 
-- :class:`MonotoneChecker`: no entry on a node ever goes backwards in the lattice order.
-- :class:`WriteTracker`: every acknowledged write, which nodes hold it and since when, and one
-  reference keyspace fed every write; after healing, every surviving write on every live node.
+- :class:`MonotoneChecker`: no entry on a node ever goes backwards in the lattice order (a
+  crash resets the node to what its disk held: the durability checker judges that loss).
+- :class:`EpochBound`: no epoch is further ahead of true time than the skew bound allows (a
+  DEL's epoch is the deleting node's clock, an expiry's the deadline it swept at).
+- :class:`WriteTracker`: every write, whether and when it was acknowledged, which nodes hold
+  it and since when, and one reference keyspace fed every write (the true join); after
+  healing, every surviving write on every live node.
+- :func:`durability_problems`: at a crash, the disk holds every write the node acknowledged,
+  except (``everysec``) those of the last sync interval.
 - :func:`convergence_problems`: identical keyspaces on all live nodes and sketch answers equal
   to the reference's.
 - :class:`DetectionTracker`: how fast crashed nodes were convicted, and false convictions.
@@ -16,6 +22,7 @@ stream, and none changes what the simulation does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,31 +76,71 @@ class MonotoneChecker:
             del self.shadow[(node, key)]
 
 
+class EpochBound:
+    """Every entry a node shows has an epoch at most ``bound_ms(t)`` ahead of true time ``t``.
+
+    Epochs come from clocks (DEL: the deleting node's clock; expiry: the deadline, swept once
+    the sweeping node's clock passed it), so a node whose clock is further off than the
+    documented skew, or that reads the wrong clock, shows up here.
+    """
+
+    SLACK_MS = 100
+    """Room for ``epoch + 1`` steps of repeated deletes within one millisecond."""
+
+    def __init__(self, base_unix_ms: int, bound_ms: Callable[[int], int]) -> None:
+        self.base_unix_ms = base_unix_ms
+        self.bound_ms = bound_ms
+        self.violations: list[str] = []
+
+    def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
+        ahead_ms = entry.epoch - (self.base_unix_ms + sim_ms)
+        if ahead_ms > self.bound_ms(sim_ms) + self.SLACK_MS:
+            self.violations.append(
+                f"clock: node {node} key {key!r} has epoch {ahead_ms} ms ahead of true time "
+                f"at {sim_ms} ms (skew bound {self.bound_ms(sim_ms)} ms)"
+            )
+
+
 @dataclass(slots=True)
 class Write:
-    """One acknowledged write: what grew, when, where, and which nodes hold it since when."""
+    """One write: what grew, when, where, when it was acknowledged (None: never), and which
+    nodes hold it since when."""
 
     key: bytes
     delta: Entry
     at_ms: int
     writer: int
     held_at: dict[int, int] = field(default_factory=dict)
+    acked_ms: int | None = None
     lost: bool = False
-    """Only nodes that crashed for good (or lost their disk) ever held it: legitimately gone."""
+    """No surviving node holds it (it was never acknowledged, or only nodes that crashed for
+    good, lost their disk or lost their last second under ``everysec`` held it)."""
 
 
 class WriteTracker:
-    """Every acknowledged write, who holds it, and a reference keyspace fed them all."""
+    """Every write, who holds it, and a reference keyspace fed them all (the true join)."""
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self.pending_by_key: dict[bytes, list[int]] = {}
         self.reference = Keyspace()
+        self.lost_in_crashes = 0
+        """(node, write) pairs a crash took from a node's memory that its disk lacked."""
 
-    def acknowledged(self, key: bytes, delta: Entry, writer: int, sim_ms: int) -> None:
+    def executed(self, key: bytes, delta: Entry, writer: int, sim_ms: int) -> Write:
+        """A write ran on ``writer`` (acknowledged later, once durable enough)."""
         self.reference.merge(key, delta)
         self.pending_by_key.setdefault(key, []).append(len(self.writes))
-        self.writes.append(Write(key, delta, sim_ms, writer, {writer: sim_ms}))
+        write = Write(key, delta, sim_ms, writer, {writer: sim_ms})
+        self.writes.append(write)
+        return write
+
+    def node_crashed(self, node: int, disk: dict[bytes, Entry]) -> None:
+        """The node's memory is gone: it now holds only what its disk holds."""
+        for w in self.writes:
+            if node in w.held_at and not holds(disk.get(w.key), w.delta):
+                del w.held_at[node]
+                self.lost_in_crashes += 1
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
         pending = self.pending_by_key.get(key)
@@ -107,8 +154,7 @@ class WriteTracker:
 
     def node_wiped(self, node: int) -> None:
         """The node lost its disk: it holds nothing; a write only it held is lost."""
-        for w in self.writes:
-            w.held_at.pop(node, None)
+        self.node_crashed(node, {})
         for w in self.writes:
             if w.writer == node and not w.held_at:
                 w.lost = True
@@ -153,13 +199,41 @@ class WriteTracker:
         return out
 
 
+def durability_problems(
+    node: int,
+    disk: dict[bytes, Entry],
+    tracker: WriteTracker,
+    *,
+    loss_window_ms: int,
+    crash_ms: int,
+    started_ms: int,
+) -> list[str]:
+    """At a crash of ``node``: every write it acknowledged since it (re)started at
+    ``started_ms`` is on its disk, except those acknowledged within ``loss_window_ms``
+    before the crash (0 under ``always``). Earlier writes were judged at earlier crashes."""
+    problems: list[str] = []
+    for w in tracker.writes:
+        if w.writer != node or w.acked_ms is None or w.acked_ms < started_ms:
+            continue
+        if crash_ms - w.acked_ms < loss_window_ms:
+            continue
+        if not holds(disk.get(w.key), w.delta):
+            problems.append(
+                f"durability: node {node} acknowledged a write to {w.key!r} at {w.acked_ms} ms "
+                f"and lost it in the crash at {crash_ms} ms"
+            )
+    return problems
+
+
 def identical(keyspaces: list[Keyspace]) -> bool:
     """Equal bucket hashes on every keyspace given (the cheap test, run every 250 ms)."""
     first = keyspaces[0].bucket_hashes()
     return all(np.array_equal(first, k.bucket_hashes()) for k in keyspaces[1:])
 
 
-def convergence_problems(keyspaces: list[tuple[int, Keyspace]], tracker: WriteTracker) -> list[str]:
+def convergence_problems(
+    keyspaces: list[tuple[int, Keyspace]], tracker: WriteTracker, now_ms: int
+) -> list[str]:
     """Identical entries on every live node, and sketch answers equal to the reference's."""
     problems: list[str] = []
     _, first = keyspaces[0]
@@ -171,30 +245,34 @@ def convergence_problems(keyspaces: list[tuple[int, Keyspace]], tracker: WriteTr
             if other.entry(key) != entry:
                 problems.append(f"node {j} differs on key {key!r}")
                 break
-    problems.extend(sketch_mismatches(first, tracker))
+    problems.extend(sketch_mismatches(first, tracker, now_ms))
     return problems
 
 
-def sketch_mismatches(keyspace: Keyspace, tracker: WriteTracker) -> list[str]:
-    """Sketch answers of the converged cluster against the single reference keyspace."""
+def _answer(entry: Entry | None, now_ms: int) -> object:
+    """What a read at ``now_ms`` answers: None for a missing, deleted or expired key; the
+    sketch's own answer for HLLs and counters; the raw slices for the other families."""
+    if entry is None or entry.schema is None:
+        return None
+    if entry.deadline_ms and entry.deadline_ms <= now_ms:
+        return None
+    kind = entry.schema.kind
+    if kind == "hll":
+        return HyperLogLog().count(entry.vector)
+    if kind == "counter":
+        return PNCounter().get(dict(entry.slices()))
+    return (entry.schema, sorted((o, v.items()) for o, v in entry.slices()))
+
+
+def sketch_mismatches(keyspace: Keyspace, tracker: WriteTracker, now_ms: int) -> list[str]:
+    """Answers of the converged cluster against the reference (the join of every write),
+    read at the same instant; keys with a legitimately lost write are skipped."""
     lost_keys = {w.key for w in tracker.writes if w.lost}
     problems: list[str] = []
     for key, expected in tracker.reference.items():
         if key in lost_keys:
             continue
-        got = keyspace.entry(key)
-        if got is None or expected.schema is None:
-            problems.append(f"key {key!r} missing")
-            continue
-        kind = expected.schema.kind
-        if kind == "hll":
-            view = HyperLogLog()
-            a, b = view.count(got.vector), view.count(expected.vector)
-        elif kind == "counter":
-            counter = PNCounter()
-            a, b = counter.get(dict(got.slices())), counter.get(dict(expected.slices()))
-        else:
-            a, b = got.vector.items(), expected.vector.items()  # type: ignore[assignment]
+        a, b = _answer(keyspace.entry(key), now_ms), _answer(expected, now_ms)
         if a != b:
             problems.append(f"key {key!r}: cluster answers {a!r}, reference {b!r}")
     return problems

@@ -18,6 +18,7 @@ from hearsay.sim.config import (
     ClockStepSpec,
     CrashSpec,
     PartitionSpec,
+    PlantedBugs,
     SimConfig,
     SkewSpec,
 )
@@ -64,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="AT_S[:COUNT[:STEP_MS]] clocks jump (negative: back)",
     )
+    p.add_argument(
+        "--fsync",
+        choices=("always", "everysec"),
+        default="everysec",
+        help="the nodes' fsync policy: what a crash may lose",
+    )
+    p.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        help="a planted bug the checkers must catch: store-drops-every=N, clock-error-ms=MS, "
+        "del-not-gossiped",
+    )
     p.add_argument("--no-membership", action="store_true", help="static peer lists")
     p.add_argument("--encrypt", action="store_true", help="AES-GCM on every datagram")
     p.add_argument("--no-check-monotone", action="store_true")
@@ -102,6 +116,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         burst_loss=BurstLossSpec.parse(args.burst_loss) if args.burst_loss else None,
         skew=SkewSpec.parse(args.skew) if args.skew else None,
         clock_steps=tuple(ClockStepSpec.parse(t) for t in args.clock_step),
+        fsync=args.fsync,
+        planted=PlantedBugs.parse(args.plant),
         membership=not args.no_membership,
         encrypt=args.encrypt,
         check_monotone=not args.no_check_monotone,

@@ -145,6 +145,46 @@ class ClockStepSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PlantedBugs:
+    """Bugs planted on purpose (test hooks) to show that the checkers catch them.
+
+    The checkers are never told: they judge the run by the config's documented bounds.
+    """
+
+    store_drops_every: int = 0
+    """Every node's store claims to sync, but silently drops every n-th key write."""
+    clock_error_ms: int = 0
+    """Node 0's clock is off by this much beyond ``--skew`` (which the checkers trust)."""
+    del_not_gossiped: bool = False
+    """Replicas apply and store a DEL but never gossip it."""
+
+    @classmethod
+    def parse(cls, texts: list[str]) -> PlantedBugs:
+        fields: dict[str, int | bool] = {}
+        for text in texts:
+            name, _, value = text.partition("=")
+            if name == "store-drops-every":
+                fields["store_drops_every"] = int(value)
+            elif name == "clock-error-ms":
+                fields["clock_error_ms"] = int(value)
+            elif name == "del-not-gossiped":
+                fields["del_not_gossiped"] = True
+            else:
+                raise ValueError(f"unknown planted bug {text!r}")
+        return cls(**fields)  # type: ignore[arg-type]
+
+    def texts(self) -> list[str]:
+        out = []
+        if self.store_drops_every:
+            out.append(f"store-drops-every={self.store_drops_every}")
+        if self.clock_error_ms:
+            out.append(f"clock-error-ms={self.clock_error_ms}")
+        if self.del_not_gossiped:
+            out.append("del-not-gossiped")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class SimConfig:
     nodes: int = 16
     seed: int = 1
@@ -176,6 +216,9 @@ class SimConfig:
     """Bursty loss beside (in the good state, instead of) the uniform ``loss``."""
     skew: SkewSpec | None = None
     clock_steps: tuple[ClockStepSpec, ...] = ()
+    fsync: str = "everysec"
+    """The nodes' ``--fsync`` policy: what a crash may lose (see :mod:`hearsay.sim.store`)."""
+    planted: PlantedBugs = PlantedBugs()
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -204,6 +247,9 @@ class SimConfig:
         if self.skew is not None:
             args.append(f"--skew={self.skew.text()}")
         args += [f"--clock-step={s.text()}" for s in self.clock_steps]
+        if self.fsync != "everysec":
+            args.append(f"--fsync={self.fsync}")
+        args += [f"--plant={t}" for t in self.planted.texts()]
         if not self.membership:
             args.append("--no-membership")
         if self.encrypt:

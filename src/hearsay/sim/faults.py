@@ -29,7 +29,8 @@ class Faults:
         self.generation = [1] * n
         """Bumped at each restart (membership tells incarnations of a node apart by it)."""
         self.incarnation = [0] * n
-        """Bumped when a node loses its disk: its additive slices start afresh."""
+        """Bumped at each restart: a node that lost its memory writes its additive slices
+        under a fresh origin (as a real node does after a stop that was not clean)."""
         self.restarting: dict[int, bool] = {}
         """Crashed nodes that will restart, and whether their disk was wiped."""
         self.stalled_until_ms = [0] * n
@@ -71,10 +72,9 @@ class Faults:
         if down_s is not None:
             self.restarting[node] = wipe
 
-    def restart(self, node: int, wipe: bool) -> None:
+    def restart(self, node: int) -> None:
         self.generation[node] += 1
-        if wipe:
-            self.incarnation[node] += 1
+        self.incarnation[node] += 1
         self.alive[node] = True
         self.restarting.pop(node, None)
 

@@ -1,32 +1,38 @@
-"""The clients: when writes happen, to which node and key, and what they write.
+"""The clients: when commands run, on which node, and which commands.
 
 Why this module exists: the workload is drawn from its own random stream, so changing a fault
-or the network never changes which writes a seed makes.
+or the network never changes which commands a seed sends. It sends real commands of every
+family through a node's command table: PFADD (HLL), BF.ADD (Bloom), CMS.INCRBY (count-min,
+after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY (counters),
+VMAX (vectors), and now and then DEL and EXPIRE of any key.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from hearsay.lattice.entry import Entry, Schema
-from hearsay.lattice.vector import MaxVector
 from hearsay.sim.config import SimConfig
-from hearsay.sketch import schemas
-from hearsay.sketch.counter import PNCounter
-from hearsay.sketch.hyperloglog import HyperLogLog
+
+FAMILIES: Final = ("hll", "bloom", "cms", "counter", "vector")
+DELETE_SHARE: Final = 0.06
+EXPIRE_SHARE: Final = 0.06
+EXPIRE_S_MAX: Final = 4
+"""EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
+ITEMS: Final = 64
+"""Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
 
 
 class Workload:
-    """Writes at random times to random live nodes, over ``config.keys`` keys of three kinds."""
+    """Commands at random times to random live nodes, over ``config.keys`` keys."""
 
     def __init__(self, config: SimConfig, rng: random.Random) -> None:
         self.config = config
         self.rng = rng
-        kinds = [schemas.hll(), schemas.vector(), schemas.counter()]
-        self.keys: list[tuple[bytes, Schema]] = [
-            (f"{kinds[k % 3].kind}:{k}".encode(), kinds[k % 3]) for k in range(config.keys)
+        self.keys = [
+            (FAMILIES[k % len(FAMILIES)], f"{FAMILIES[k % len(FAMILIES)]}:{k}".encode())
+            for k in range(config.keys)
         ]
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
@@ -38,22 +44,30 @@ class Workload:
     def pick_node(self, live: list[int]) -> int:
         return self.rng.choice(live)
 
-    def next_write(
-        self, entry_of: Callable[[bytes], Entry | None], origin: str
-    ) -> tuple[bytes, Schema, dict[str, MaxVector]]:
-        """The next write: key, schema and the slices to merge (``origin`` names the
-        writer's own slice of an additive key)."""
+    def next_commands(self) -> list[list[bytes]]:
+        """One client's commands, run in order on one node (the last one is the write)."""
         rng = self.rng
-        key, schema = self.keys[rng.randrange(len(self.keys))]
-        if schema.kind == "hll":
-            members = [rng.randbytes(8) for _ in range(rng.randint(1, 4))]
-            idx, val = HyperLogLog().add(members)
-            return key, schema, {"": MaxVector.from_pairs(idx, val)}
-        if schema.kind == "counter":
-            entry = entry_of(key)
-            current = {} if entry is None else dict(entry.slices())
-            pairs, _ = PNCounter().incrby(current, origin, rng.randint(-5, 20) or 1)
-            return key, schema, {origin: MaxVector.from_pairs(*pairs)}
-        count = rng.randint(1, 3)
-        idx_list = [rng.randrange(1 << 20) for _ in range(count)]
-        return key, schema, {"": MaxVector.from_pairs(idx_list, [rng.randint(1, 1000)] * count)}
+        family, key = self.keys[rng.randrange(len(self.keys))]
+        roll = rng.random()
+        if roll < DELETE_SHARE:
+            return [[b"DEL", key]]
+        if roll < DELETE_SHARE + EXPIRE_SHARE:
+            return [[b"EXPIRE", key, b"%d" % rng.randint(1, EXPIRE_S_MAX)]]
+        item = b"item-%d" % rng.randrange(ITEMS)
+        if family == "hll":
+            members = [b"m-%d" % rng.randrange(1 << 20) for _ in range(rng.randint(1, 4))]
+            return [[b"PFADD", key, *members]]
+        if family == "bloom":
+            return [[b"BF.ADD", key, item]]
+        if family == "cms":
+            amount = b"%d" % rng.randint(1, 9)
+            return [[b"CMS.INITBYDIM", key, b"64", b"4"], [b"CMS.INCRBY", key, item, amount]]
+        if family == "counter":
+            step = rng.randint(-5, 20) or 1
+            if step < 0:
+                return [[b"DECRBY", key, b"%d" % -step]]
+            return [[b"INCRBY", key, b"%d" % step]]
+        pairs: list[bytes] = []
+        for _ in range(rng.randint(1, 3)):
+            pairs += [b"%d" % rng.randrange(1 << 20), b"%d" % rng.randint(1, 1000)]
+        return [[b"VMAX", key, *pairs]]

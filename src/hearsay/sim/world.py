@@ -1,8 +1,9 @@
-"""The deterministic simulator's driver: real gossip cores on one event heap, one seed.
+"""The deterministic simulator's driver: whole nodes on one event heap, one seed.
 
-Why this module exists: gossip bugs hide in rare interleavings (a lost datagram here, a
-partition there, a restart in between). Here N real :class:`~hearsay.protocol.node.GossipNode`
-objects (with real membership) run on one virtual timeline, each reading its own clock
+Why this module exists: bugs hide in rare interleavings (a lost datagram here, a partition
+there, a crash in between). Here N real nodes (:class:`~hearsay.sim.node.SimNode`: the
+database, the command table and the gossip core with real membership, each with a simulated
+disk, :mod:`~hearsay.sim.store`) run on one virtual timeline, each reading its own clock
 (:mod:`~hearsay.sim.clock`), talking through :mod:`~hearsay.sim.network`, suffering
 :mod:`~hearsay.sim.faults` and serving :mod:`~hearsay.sim.workload`, all drawn from one seed,
 so any run replays exactly (TigerBeetle's VOPR and FoundationDB's simulation are the models).
@@ -11,12 +12,18 @@ This module only routes: it pops events, hands them to nodes, and tells the
 
 A run has two phases:
 
-- **safety** (``duration_s``): clients write to random nodes while faults happen; after every
-  change the *monotone* checker verifies that no entry went backwards in the lattice order;
+- **safety** (``duration_s``): clients send commands of every family (and DEL, EXPIRE) to
+  random nodes while faults happen; after every change the *monotone* checker verifies that
+  no entry went backwards and the *epoch bound* that no clock ran beyond the skew bound; at
+  every crash the *durability* checker verifies that the disk kept what the fsync policy
+  promised (the node comes back with its disk only);
 - **liveness** (up to ``heal_s``): faults stop (partitions heal, stalled and crashed-for-good
   nodes stay as they are, loss stays), and the run must converge: every surviving write held by
   every live node, identical keyspaces (entries and bucket hashes) on all live nodes, and sketch
-  answers (HLL counts, counters, raw vectors) equal to one reference keyspace fed every write.
+  answers equal to one reference keyspace fed every write (deletes and expiry included).
+
+A write is acknowledged when its reply would leave: at once under ``everysec``, after the
+simulated store synced the batch holding it under ``always``.
 
 Large transfers (:class:`~hearsay.protocol.events.StreamRequest`) are delivered reliably
 after a delay proportional to their size, unless a partition or crash cuts them (then the
@@ -29,31 +36,44 @@ import heapq
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import xxhash
 
+from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
+from hearsay.persist.fsync import FsyncPolicy
 from hearsay.protocol.envelope import Keyring
 from hearsay.protocol.events import KeyChanged, StreamRequest
 from hearsay.protocol.membership import Address, MemberFailed, Membership
-from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.node import NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.sim import report
 from hearsay.sim.checkers import (
     DetectionTracker,
+    EpochBound,
     MonotoneChecker,
+    Write,
     WriteTracker,
     convergence_problems,
+    durability_problems,
     identical,
 )
-from hearsay.sim.clock import NodeClock
+from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import ClockStepSpec, CrashSpec, SimConfig
 from hearsay.sim.faults import Faults
 from hearsay.sim.network import Network
+from hearsay.sim.node import SimNode, data_commands
+from hearsay.sim.store import EVERYSEC_SYNC_INTERVAL_MS, SimStore
 from hearsay.sim.workload import Workload
 
 _DELIVER, _STREAM, _TIMER, _ACTION = 0, 1, 2, 3
+COMMIT_MS: Final = 2
+"""A commit (and under ``always`` its fsync) takes this long after the change."""
+EVERYSEC_COMMIT_MS: Final = 50
+"""Under ``everysec`` dirty keys are written on the 50 ms housekeeping tick, as a node does."""
+SWEEP_INTERVAL_MS: Final = 100
+"""Expiry sweeps run this often on a node holding keys with a deadline."""
 
 
 class Simulation:
@@ -73,15 +93,25 @@ class Simulation:
             (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 7000) for i in range(n)
         ]
         self.index_of = {a: i for i, a in enumerate(self.addresses)}
-        self.keyspaces = [Keyspace() for _ in range(n)]
-        self.nodes: list[GossipNode | None] = [None] * n
-        self.all_nodes: list[GossipNode] = []
+        self.policy = FsyncPolicy.parse(config.fsync)
+        self.stores = [SimStore(self.policy, config.planted.store_drops_every) for _ in range(n)]
+        self.registry = data_commands()
+        self.nodes: list[SimNode | None] = [None] * n
+        self.all_nodes: list[SimNode] = []
+        self.unacked: list[list[Write]] = [[] for _ in range(n)]
+        """``always``: writes run on the node whose batch is not synced yet."""
+        self.commit_at = [-1] * n
+        self.sync_at = [-1] * n
+        self.sweep_at = [-1] * n
+        self.started_ms = [0] * n
         self.timer_at = [-1] * n
         self.timer_token = [0] * n
         self.heap: list[tuple[int, int, int, Any, Any, Any]] = []
         self.seq = 0
         self.now = 0
         self.monotone = MonotoneChecker()
+        self.epochs = EpochBound(BASE_UNIX_MS, self._skew_bound_ms)
+        self.durability: list[str] = []
         self.writes = WriteTracker()
         self.detections = DetectionTracker(self.preset.dead_timeout_ms, int(config.warmup_s * 1000))
         self.stream_messages = 0
@@ -100,25 +130,37 @@ class Simulation:
         """Per-node clocks from their own random stream (a run without skew draws nothing)."""
         skew = self.config.skew
         if skew is None:
-            return [NodeClock() for _ in range(self.config.nodes)]
-        rng = random.Random(f"clock:{self.config.seed}")
-        return [
-            NodeClock(
-                rng.randint(-skew.max_offset_ms, skew.max_offset_ms),
-                rng.randint(-skew.max_drift_ppm, skew.max_drift_ppm),
-            )
-            for _ in range(self.config.nodes)
-        ]
+            clocks = [NodeClock() for _ in range(self.config.nodes)]
+        else:
+            rng = random.Random(f"clock:{self.config.seed}")
+            clocks = [
+                NodeClock(
+                    rng.randint(-skew.max_offset_ms, skew.max_offset_ms),
+                    rng.randint(-skew.max_drift_ppm, skew.max_drift_ppm),
+                )
+                for _ in range(self.config.nodes)
+            ]
+        clocks[0].step(self.config.planted.clock_error_ms)
+        return clocks
+
+    def _skew_bound_ms(self, sim_ms: int) -> int:
+        """How far ahead of true time a node's clock may be at ``sim_ms``: the documented
+        bound the checkers hold the nodes to (see docs/design.md, the simulator)."""
+        skew = self.config.skew
+        bound = 0 if skew is None else skew.max_offset_ms + skew.max_drift_ppm * sim_ms // 10**6
+        return bound + sum(max(0, s.step_ms) for s in self.config.clock_steps)
 
     def _start_node(self, i: int) -> None:
+        """Start (or restart) node ``i`` from what its disk holds."""
         cfg = self.config
         rng = random.Random(self.rng.getrandbits(64))
         membership = None
         now = self.clocks[i].now_ms(self.now)
+        generation = self.faults.generation[i]
         if cfg.membership:
             membership = Membership(
                 f"n{i}",
-                self.faults.generation[i],
+                generation,
                 self.addresses[i],
                 self.preset,
                 rng,
@@ -126,27 +168,35 @@ class Simulation:
                 budget_bytes=self.node_config.udp_payload_bytes_max - 80,
             )
         keyring = Keyring(self.keyring_key) if self.keyring_key is not None else None
-        node = GossipNode(
+        node = SimNode(
             self.addresses[i],
+            node_id=f"n{i}",
+            generation=generation,
+            origin=f"n{i}.{self.faults.incarnation[i]}",
+            registry=self.registry,
             rng=rng,
-            keyspace=self.keyspaces[i],
             config=self.node_config,
             keyring=keyring,
             membership=membership,
+            loaded=self.stores[i].load(),
             now_ms=now,
         )
+        node.gossip_deletes = not cfg.planted.del_not_gossiped
         self.nodes[i] = node
+        self.started_ms[i] = self.now
         self.all_nodes.append(node)
+        for key, _ in node.keyspace.items():
+            self._on_changed(i, key)
 
     def _join(self, i: int) -> None:
         node = self.nodes[i]
         assert node is not None
         if self.config.membership:
             seeds = [a for a in self.addresses[:3] if a != self.addresses[i]]
-            node.join(seeds, self.clocks[i].now_ms(self.now))
+            node.gossip.join(seeds, self.clocks[i].now_ms(self.now))
         else:
             for a in self.addresses:
-                node.add_peer(a)
+                node.gossip.add_peer(a)
         self._after(i)
 
     # -- the event heap --------------------------------------------------------------------------
@@ -159,10 +209,12 @@ class Simulation:
         self._push(at, _ACTION, what, a, b)
 
     def _after(self, i: int) -> None:
-        """Collect what node ``i`` wants to send, its events and its next timer."""
-        node = self.nodes[i]
-        if node is None:
+        """Collect what node ``i`` wants to send, its events, its next timer and what it
+        wants stored."""
+        sim_node = self.nodes[i]
+        if sim_node is None:
             return
+        node = sim_node.gossip
         net = self.network
         for data, dest in node.datagrams_to_send():
             j = self.index_of.get(dest)
@@ -173,6 +225,7 @@ class Simulation:
                 self._push(self.now + net.delay_ms(i, j, self.now), _DELIVER, j, i, data)
         while (event := node.next_event()) is not None:
             if isinstance(event, KeyChanged):
+                sim_node.dirty.add(event.key)
                 self._on_changed(i, event.key)
             elif isinstance(event, StreamRequest):
                 self._on_stream(i, event)
@@ -185,6 +238,13 @@ class Simulation:
                 self.timer_token[i] += 1
                 self.timer_at[i] = at
                 self._push(at, _TIMER, i, self.timer_token[i])
+        if sim_node.dirty and self.commit_at[i] < 0:
+            delay = COMMIT_MS if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_COMMIT_MS
+            self.commit_at[i] = self.now + delay
+            self._push_action(self.now + delay, "commit", i, self.faults.generation[i])
+        if sim_node.keyspace.expiring_count and self.sweep_at[i] < 0:
+            self.sweep_at[i] = self.now + SWEEP_INTERVAL_MS
+            self._push_action(self.sweep_at[i], "sweep", i, self.faults.generation[i])
 
     def _on_stream(self, i: int, event: StreamRequest) -> None:
         j = self.index_of.get(event.peer)
@@ -193,7 +253,7 @@ class Simulation:
         node = self.nodes[i]
         if j is None or not self.faults.alive[j] or self.network.blocked(i, j):
             if node is not None:
-                node.stream_failed(event.stream_id)
+                node.gossip.stream_failed(event.stream_id)
             return
         delay = (
             self.network.delay_ms(i, j, self.now) * 3
@@ -204,11 +264,13 @@ class Simulation:
     # -- what the checkers hear --------------------------------------------------------------------
 
     def _on_changed(self, i: int, key: bytes) -> None:
-        entry = self.keyspaces[i].entry(key)
+        node = self.nodes[i]
+        entry = None if node is None else node.keyspace.entry(key)
         if entry is None:
             return
         if self.config.check_monotone:
             self.monotone.observe(i, key, entry, self.now)
+        self.epochs.observe(i, key, entry, self.now)
         self.writes.observe(i, key, entry, self.now)
 
     def _on_failed(self, observer: int, event: MemberFailed) -> None:
@@ -228,22 +290,63 @@ class Simulation:
     # -- workload and faults -----------------------------------------------------------------------
 
     def _write(self) -> None:
+        """One client runs its commands on a random live node; each change is a write."""
         live = self.faults.live()
         if not live:
             return
         i = self.workload.pick_node(live)
         node = self.nodes[i]
         assert node is not None
-        keyspace = self.keyspaces[i]
-        origin = f"n{i}.{self.faults.incarnation[i]}"
-        key, schema, slices = self.workload.next_write(keyspace.entry, origin)
         now = self.clocks[i].now_ms(self.now)
-        delta = keyspace.write(key, schema, slices, now).delta
-        if delta is None:
-            return
-        self._on_changed(i, key)
-        self.writes.acknowledged(key, delta, i, self.now)
-        node.local_delta(key, delta, now)
+        for args in self.workload.next_commands():
+            key = args[1]
+            before = node.keyspace.entry(key)
+            before = None if before is None else before.copy()
+            node.execute(args, now)
+            after = node.keyspace.entry(key)
+            delta = _grown(before, after)
+            if delta is None:
+                continue
+            self._on_changed(i, key)
+            write = self.writes.executed(key, delta, i, self.now)
+            self._already_held(write)
+            if self.policy is FsyncPolicy.ALWAYS:
+                self.unacked[i].append(write)
+            else:
+                write.acked_ms = self.now
+        self._after(i)
+
+    def _already_held(self, write: Write) -> None:
+        """Nodes that hold a write before it reaches them: a DEL they saw already outranks
+        a write made in the old epoch, and they will never change on its account."""
+        for j, node in enumerate(self.nodes):
+            if node is not None and j != write.writer:
+                entry = node.keyspace.entry(write.key)
+                if entry is not None and entry.epoch > write.delta.epoch:
+                    self.writes.observe(j, write.key, entry, self.now)
+
+    def _commit(self, i: int) -> None:
+        """Node ``i`` writes its dirty keys; under ``always`` it syncs and acknowledges."""
+        node = self.nodes[i]
+        assert node is not None
+        self.commit_at[i] = -1
+        store = self.stores[i]
+        store.write(node.take_dirty())
+        if self.policy is FsyncPolicy.ALWAYS:
+            store.sync()
+            for write in self.unacked[i]:
+                write.acked_ms = self.now
+            self.unacked[i].clear()
+        elif self.sync_at[i] < 0:
+            self.sync_at[i] = self.now + EVERYSEC_SYNC_INTERVAL_MS
+            self._push_action(self.sync_at[i], "sync", i, self.faults.generation[i])
+
+    def _sweep(self, i: int) -> None:
+        node = self.nodes[i]
+        assert node is not None
+        self.sweep_at[i] = -1
+        for key in node.expire_due(self.clocks[i].now_ms(self.now)):
+            self._on_changed(i, key)
         self._after(i)
 
     def _crash(self, spec: CrashSpec) -> None:
@@ -252,16 +355,30 @@ class Simulation:
             self.nodes[i] = None
             self.timer_token[i] += 1
             self.timer_at[i] = -1
+            self.commit_at[i] = self.sync_at[i] = self.sweep_at[i] = -1
+            self.unacked[i].clear()  # their clients saw the connection drop: never acknowledged
+            self.stores[i].crash()
+            disk = self.stores[i].load()
+            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
+            self.durability += durability_problems(
+                i,
+                disk,
+                self.writes,
+                loss_window_ms=window_ms,
+                crash_ms=self.now,
+                started_ms=self.started_ms[i],
+            )
+            self.writes.node_crashed(i, disk)
+            self.monotone.forget_node(i)
             self.detections.crashed(i, self.now)
             if spec.down_s is not None:
                 self._push_action(self.now + int(spec.down_s * 1000), "restart", i, spec.wipe)
 
     def _restart(self, i: int, wipe: bool) -> None:
-        self.faults.restart(i, wipe)
+        self.faults.restart(i)
         if wipe:
-            self.keyspaces[i] = Keyspace()
+            self.stores[i].wipe()
             self.writes.node_wiped(i)
-            self.monotone.forget_node(i)
         self._start_node(i)
         self.timer_at[i] = -1
         self._join(i)
@@ -271,8 +388,22 @@ class Simulation:
             self.clocks[i].step(spec.step_ms)
             self._after(i)
 
+    def _life_action(self, what: str, i: int, generation: int) -> None:
+        """A node's own housekeeping (commit, sync, sweep), unless it crashed since."""
+        if not self.faults.alive[i] or self.faults.generation[i] != generation:
+            return
+        if what == "commit":
+            self._commit(i)
+        elif what == "sweep":
+            self._sweep(i)
+        else:
+            self.sync_at[i] = -1
+            self.stores[i].sync()
+
     def _action(self, what: str, a: Any, b: Any) -> None:
-        if what == "write":
+        if what in ("commit", "sync", "sweep"):
+            self._life_action(what, a, b)
+        elif what == "write":
             self._write()
         elif what == "crash":
             self._crash(a)
@@ -305,9 +436,10 @@ class Simulation:
                 stalled_until = self.faults.stalled_until_ms
                 continue
             i: int = a
-            node = nodes[i]
-            if node is None:
+            sim_node = nodes[i]
+            if sim_node is None:
                 continue
+            node = sim_node.gossip
             if stalled_until[i] > at:
                 if kind == _TIMER:
                     if b != self.timer_token[i]:
@@ -335,7 +467,15 @@ class Simulation:
 
     def _converged(self) -> bool:
         live = self.faults.live()
-        return self.writes.all_held(live) and identical([self.keyspaces[j] for j in live])
+        return self.writes.all_held(live) and identical(self._keyspaces(live))
+
+    def _keyspaces(self, live: list[int]) -> list[Keyspace]:
+        out = []
+        for j in live:
+            node = self.nodes[j]
+            assert node is not None
+            out.append(node.keyspace)
+        return out
 
     def run(self, wall_limit_s: float = 3600.0) -> dict[str, Any]:
         cfg = self.config
@@ -370,8 +510,8 @@ class Simulation:
             restarted=self.faults.restarted(),
             writes=self.writes,
             detections=self.detections,
-            violations=self.monotone.violations,
-            nodes=self.all_nodes,
+            violations=self.monotone.violations + self.epochs.violations + self.durability,
+            nodes=[node.gossip for node in self.all_nodes],
             sim_ms=self.now,
             wall_s=time.perf_counter() - started,
             network={
@@ -381,9 +521,17 @@ class Simulation:
             },
             trace_digest=self.trace.hexdigest(),
         )
-        problems = list(self.monotone.violations[:5])
+        result["monotone_violations"] = len(self.monotone.violations)
+        result["clock_violations"] = len(self.epochs.violations)
+        result["durability_violations"] = len(self.durability)
+        result["writes_acknowledged"] = sum(w.acked_ms is not None for w in self.writes.writes)
+        problems = self.monotone.violations[:5] + self.epochs.violations[:5] + self.durability[:5]
         if result["converged"]:
-            problems += convergence_problems([(j, self.keyspaces[j]) for j in live], self.writes)
+            problems += convergence_problems(
+                list(zip(live, self._keyspaces(live), strict=True)),
+                self.writes,
+                BASE_UNIX_MS + self.now,
+            )
         result["problems"] = problems
         if problems:
             result["converged"] = False
@@ -392,6 +540,15 @@ class Simulation:
     def fractions_over_time(self) -> list[tuple[list[int], list[float]]]:
         """Per write: (ms since the write, fraction of nodes holding it) steps, for plotting."""
         return self.writes.fractions_over_time(len(self.faults.live()))
+
+
+def _grown(before: Entry | None, after: Entry | None) -> Entry | None:
+    """What a command changed: exactly what ``after`` holds beyond ``before`` (None: nothing)."""
+    if after is None:
+        return None
+    if before is None:
+        return after.copy()
+    return before.merge(after).delta
 
 
 def run(config: SimConfig, wall_limit_s: float = 3600.0) -> tuple[dict[str, Any], Simulation]:
