@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from hearsay.sim.config import CrashSpec, PlantedBugs, SimConfig, SkewSpec
+from hearsay.sim.config import (
+    BurstLossSpec,
+    ClockStepSpec,
+    CrashSpec,
+    PartitionSpec,
+    PlantedBugs,
+    SimConfig,
+    SkewSpec,
+)
 from hearsay.sim.world import run
 
 pytestmark = pytest.mark.sim
@@ -83,3 +91,31 @@ def test_a_delete_never_gossiped_is_caught() -> None:
     clean, buggy = _both(config, PlantedBugs(del_not_gossiped=True))
     assert clean["writes_unconverged"] == 0
     assert buggy["writes_unconverged"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+@pytest.mark.parametrize("seed", range(200, 215))
+def test_sweep_every_fault_and_every_checker(seed: int, fsync: str) -> None:
+    """Not in the default suite (``pytest -m slow``): crashes with and without disks, skewed
+    and stepped clocks, bursty loss, partitions, stalls and clogs together; no checker may
+    complain and the cluster must reach the true join."""
+    config = SimConfig(
+        nodes=14,
+        seed=seed,
+        loss=0.1,
+        duplicate=0.05,
+        delay_max_ms=40,
+        duration_s=10,
+        writes=80,
+        partitions=(PartitionSpec(2, 5, 0.3, one_way=seed % 2 == 0),),
+        crashes=(CrashSpec(3, 2, 2, wipe=seed % 3 == 0), CrashSpec(6, 2, 1), CrashSpec(8, 1)),
+        stall_fraction=0.1,
+        clog_fraction=0.1,
+        fsync=fsync,
+        skew=SkewSpec(300, 1000),
+        clock_steps=(ClockStepSpec(4, 2, -2000),),
+        burst_loss=BurstLossSpec(0.02, 0.3) if seed % 2 else None,
+    )
+    result, _ = run(config, wall_limit_s=math.inf)
+    assert result["converged"], f"{result['problems']}\n{config.command()}"
