@@ -72,6 +72,8 @@ COMMIT_MS: Final = 2
 """A commit (and under ``always`` its fsync) takes this long after the change."""
 EVERYSEC_COMMIT_MS: Final = 50
 """Under ``everysec`` dirty keys are written on the 50 ms housekeeping tick, as a node does."""
+EVERYSEC_LOSS_WINDOW_MS: Final = EVERYSEC_COMMIT_MS + EVERYSEC_SYNC_INTERVAL_MS
+"""What a crash may take under ``everysec``: writes acknowledged this recently."""
 SWEEP_INTERVAL_MS: Final = 100
 """Expiry sweeps run this often on a node holding keys with a deadline."""
 
@@ -359,7 +361,7 @@ class Simulation:
             self.unacked[i].clear()  # their clients saw the connection drop: never acknowledged
             self.stores[i].crash()
             disk = self.stores[i].load()
-            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
+            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_LOSS_WINDOW_MS
             self.durability += durability_problems(
                 i,
                 disk,
