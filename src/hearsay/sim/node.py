@@ -14,7 +14,6 @@ from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol.envelope import Keyring
-from hearsay.protocol.events import KeyChanged
 from hearsay.protocol.membership import Address, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.resp.commands import (
@@ -103,7 +102,3 @@ class SimNode:
         dirty, self.dirty = self.dirty, set()
         entry = self.keyspace.entry
         return {key: entry(key) for key in dirty}
-
-    def note_event(self, event: object) -> None:
-        if isinstance(event, KeyChanged):
-            self.dirty.add(event.key)

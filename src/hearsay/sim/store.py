@@ -33,8 +33,8 @@ class SimStore:
         self.unsynced: dict[bytes, bytes | None] = {}
         """Written since the last sync: what a crash loses."""
         self.drop_every = drop_every
-        self.written = 0
-        self.syncs = 0
+        self.keys_synced = 0
+        """Key writes synced so far (the planted bug counts them)."""
 
     def write(self, entries: dict[bytes, Entry | None]) -> None:
         """Commit a batch (the last entry per key wins); durable only after :meth:`sync`."""
@@ -43,10 +43,9 @@ class SimStore:
 
     def sync(self) -> None:
         """Everything written so far reaches the disk."""
-        self.syncs += 1
         for key, blob in self.unsynced.items():
-            self.written += 1
-            if self.drop_every and self.written % self.drop_every == 0:
+            self.keys_synced += 1
+            if self.drop_every and self.keys_synced % self.drop_every == 0:
                 continue  # the planted bug: claimed synced, never written
             self.synced[key] = blob
         self.unsynced.clear()
