@@ -2,7 +2,7 @@
 
 This is the part of a request that hearsay's own code owns (the asyncio transport and the
 parser come on top), so it bounds what a node can reach under ``redis-benchmark -P 16``. The
-database is a real one (``Database.open``: SQLite in WAL mode, the group-commit writer thread,
+database is a real one (``Replica.open``: SQLite in WAL mode, the group-commit writer thread,
 fsync everysec) and, as the server's housekeeping does, every 50 ms the dirty keys are staged
 for the writer. Members are random, as redis-benchmark's ``__rand_int__`` makes them, to one
 key or spread over ``--keys``.
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.verdict import Verdicts, add_arguments, spread
 from tests.redis_reference import RedisUnavailableError, reference_redis
 
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.resp.commands import ClientContext
 from hearsay.resp.replies import encode
@@ -104,7 +104,7 @@ def main() -> int:
     rates: dict[str, list[float]] = {"pfadd": [], "ping": [], "redis": []}
     try:
         with reference_redis() as redis_port, tempfile.TemporaryDirectory() as root:
-            database = Database.open(Path(root) / "data", FsyncPolicy.EVERYSEC, None)
+            database = Replica.open(Path(root) / "data", FsyncPolicy.EVERYSEC, None)
             try:
                 ctx = ClientContext(client_id=1, db=database, now_ms=1_700_000_000_000)
 

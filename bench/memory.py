@@ -7,9 +7,9 @@ Shapes (the foundation issue's two, and two more ways a dense key comes to exist
   process (storage on, fsync everysec, no peers), measured on that process as Redis is;
 - ``dense``: 100 keys with 16,384 registers each, merged in whole (a replica receiving them);
 - ``dense-decoded``: the same keys decoded from their stored/wire bytes and merged, as
-  ``Database`` loads them at start and as gossip receives them;
+  ``Replica`` loads them at start and as gossip receives them;
 - ``dense-pfadd``: 100 keys each built by 20 PFADDs of 1,000 random members through the
-  engine (``Database.write_pairs_own``: sparse at first, dense after a few batches);
+  engine (``Replica.write_pairs_own``: sparse at first, dense after a few batches);
 - ``dense-node``: the same PFADDs sent over RESP to a real node.
 
 Each shape runs in a fresh child process, in rounds: the first N keys of a fresh process, then
@@ -123,7 +123,7 @@ def _builder(shape: str, total: int) -> Callable[[int], None]:
     """Prepare the inputs of ``total`` keys; return a function that stores key ``i``."""
     import numpy as np
 
-    from hearsay.engine.database import Database
+    from hearsay.engine.replica import Replica
     from hearsay.lattice.codec import decode_entry, encode_entry
     from hearsay.lattice.entry import Entry
     from hearsay.lattice.keyspace import Keyspace
@@ -135,7 +135,7 @@ def _builder(shape: str, total: int) -> Callable[[int], None]:
     schema = view.schema
     keyspace = Keyspace()
     if shape == "dense-pfadd":
-        database = Database(NodeIdentity("0123456789abcdef", 1), keyspace)
+        database = Replica(NodeIdentity("0123456789abcdef", 1), keyspace)
 
         def pfadd(i: int) -> None:
             for batch in range(PFADD_BATCHES):

@@ -28,7 +28,7 @@ from hearsay.base.glob import (
     compile_wildcards,
     glob_match,
 )
-from hearsay.engine.database import SCAN_WORK_MAX, Database
+from hearsay.engine.replica import SCAN_WORK_MAX, Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp.replies import ErrorReply
@@ -189,14 +189,14 @@ def _sample_patterns() -> list[bytes]:
     ]
 
 
-def _database_holding(keys: list[bytes]) -> Database:
-    db = Database(NodeIdentity("0123456789abcdef", 1))
+def _database_holding(keys: list[bytes]) -> Replica:
+    db = Replica(NodeIdentity("0123456789abcdef", 1))
     for key in keys:
         db.write_own(key, schemas.maxreg(), MaxVector.from_pairs([0], [1]), NOW_MS)
     return db
 
 
-def _scan_all(db: Database, pattern: bytes) -> list[bytes]:
+def _scan_all(db: Replica, pattern: bytes) -> list[bytes]:
     found: list[bytes] = []
     cursor = 0
     for _ in range(db.keyspace.bucket_count + 1):

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import TooLargeError
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.keyspace import Keyspace
@@ -50,7 +50,7 @@ def _capped_client(cap: int = CAP) -> Client:
     return client
 
 
-def _snapshot(db: Database, key: bytes) -> bytes | None:
+def _snapshot(db: Replica, key: bytes) -> bytes | None:
     entry = db.keyspace.entry(key)
     return None if entry is None else encode_entry(entry)
 
@@ -190,7 +190,7 @@ def test_pfadd_past_the_cap_is_refused() -> None:
 
 
 def test_a_replicated_delta_past_the_cap_is_refused() -> None:
-    db = Database(NodeIdentity("0123456789abcdef", 1), key_bytes_max=CAP)
+    db = Replica(NodeIdentity("0123456789abcdef", 1), key_bytes_max=CAP)
     db.merge_remote(b"v", Entry(0, VEC, slices={"": MaxVector.from_pairs([1], [1])}))
     before = _snapshot(db, b"v")
     big = Entry(0, VEC, slices={"": MaxVector.from_pairs(range(2, 100_002, 50), [3] * 2000)})

@@ -559,12 +559,12 @@ def test_close_while_the_disk_still_fails_says_what_was_lost(
 def test_replicated_changes_while_read_only_stay_dirty_and_reach_the_disk_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hearsay.engine.database import Database
+    from hearsay.engine.replica import Replica
     from hearsay.lattice.entry import Entry
     from hearsay.lattice.vector import MaxVector
     from hearsay.sketch import schemas
 
-    database = Database.open(tmp_path / "data", FsyncPolicy.ALWAYS)
+    database = Replica.open(tmp_path / "data", FsyncPolicy.ALWAYS)
     storage = database.storage
     assert storage is not None
     storage._retry_interval_s = 0.05  # the node's writer, retrying fast for the test
@@ -766,12 +766,12 @@ def test_identity_refuses_damaged_values(
 
 
 def test_purged_tombstones_leave_the_disk(tmp_path: Path) -> None:
-    from hearsay.engine.database import Database
+    from hearsay.engine.replica import Replica
     from hearsay.lattice.entry import Schema
     from hearsay.lattice.vector import MaxVector
 
     raw = Schema("vector").intern()
-    database = Database.open(tmp_path)
+    database = Replica.open(tmp_path)
     try:
         database.write_own(b"gone", raw, MaxVector.from_items([(0, 1)]), 1_000)
         database.write_own(b"kept", raw, MaxVector.from_items([(0, 1)]), 1_000)
@@ -782,7 +782,7 @@ def test_purged_tombstones_leave_the_disk(tmp_path: Path) -> None:
         assert database.stats.tombstones_purged == 1
     finally:
         database.close()
-    reopened = Database.open(tmp_path)
+    reopened = Replica.open(tmp_path)
     try:
         assert reopened.keyspace.entry(b"gone") is None
         assert reopened.keyspace.stored_count == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.resp.commands import (
     ClientContext,
     CommandRegistry,
@@ -136,7 +136,7 @@ def test_a_reply_that_cannot_be_encoded_is_an_internal_error_reply(tmp_path: Pat
         registry = CommandRegistry()
         install_connection_commands(registry)
         registry.add("UNENCODABLE", unencodable, arity=1)
-        database = Database.open(tmp_path / "data")
+        database = Replica.open(tmp_path / "data", commands=registry)
         server = RespServer(database, registry, ServerSettings())
         try:
             host, port = await server.start("127.0.0.1", 0)

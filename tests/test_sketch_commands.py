@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import encode_entry
-from hearsay.lattice.entry import Entry
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry
@@ -29,6 +28,7 @@ from hearsay.resp.sketch_commands import parse_double
 from hearsay.sketch import hll, hyll
 from hearsay.sketch.hyperloglog import HyperLogLog
 from tests.bloom_reference import ReferenceBloom, redisbloom_info_size
+from tests.gossip_pair import ReplicaPair
 
 NOW_MS = 1_700_000_000_000
 
@@ -53,8 +53,8 @@ REGISTRY: CommandRegistry = build_registry(_NoServer())
 class Client:
     """One connection's context over one database."""
 
-    def __init__(self, node_id: str = "0123456789abcdef") -> None:
-        self.db = Database(NodeIdentity(node_id, 1))
+    def __init__(self, node_id: str = "0123456789abcdef", db: Replica | None = None) -> None:
+        self.db = db if db is not None else Replica(NodeIdentity(node_id, 1))
         self.ctx = ClientContext(client_id=1, db=self.db, now_ms=NOW_MS)
 
     def __call__(self, *args: bytes | str | int) -> Reply:
@@ -342,28 +342,29 @@ def test_counter_errors_are_redis_texts(c: Client) -> None:
 
 
 def test_concurrent_increments_on_two_nodes_sum() -> None:
-    a, b = Client("aaaaaaaaaaaaaaaa"), Client("bbbbbbbbbbbbbbbb")
-    sent: list[tuple[bytes, Entry]] = []
-    a.db.on_local_delta = lambda key, delta: sent.append((key, delta))
-    b.db.on_local_delta = lambda key, delta: sent.append((key, delta))
+    pair = ReplicaPair("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")  # real gossip, in memory
+    a, b = Client(db=pair.a), Client(db=pair.b)
     a.ok("INCRBY", "n", 5)
     b.ok("INCRBY", "n", 7)
     b.ok("DECR", "n")
     a.ok("CMS.INITBYDIM", "m", 50, 4)
     a.ok("CMS.INCRBY", "m", "x", 3)
-    for key, delta in list(sent):  # deliver everything to both, twice (re-delivery is harmless)
-        for node in (a, b, a, b):
-            node.db.merge_remote(key, delta.copy())
+    pair.settle()
+    for key in (b"n", b"m"):  # re-delivering a whole entry is harmless
+        for source, target in ((pair.a, pair.b), (pair.b, pair.a)):
+            entry = source.keyspace.entry(key)
+            assert entry is not None
+            target.merge_remote(key, entry.copy())
     b.ok("CMS.INCRBY", "m", "x", 4)
-    for key, delta in sent[-1:]:
-        a.db.merge_remote(key, delta.copy())
+    pair.settle()
     assert a("GET", "n") == b("GET", "n") == b"11"
     assert a("CMS.QUERY", "m", "x") == b("CMS.QUERY", "m", "x") == [7]
 
 
-def test_every_write_goes_through_the_funnel(c: Client) -> None:
-    pushed: list[bytes] = []
-    c.db.on_local_delta = lambda key, delta: pushed.append(key)
+def test_every_write_goes_through_the_funnel() -> None:
+    """Every write command's change reaches the peer by gossip, and changes only its key."""
+    pair = ReplicaPair("0123456789abcdef", "fedcba9876543210")
+    c, peer = Client(db=pair.a), pair.b
     c.ok("PFADD", "h", "a")
     hll_bytes = c("GET", "h")
     assert isinstance(hll_bytes, bytes)
@@ -383,9 +384,14 @@ def test_every_write_goes_through_the_funnel(c: Client) -> None:
         ("VMAX", "v", 3, 4),
     ]
     for args in writes:
-        pushed.clear()
+        pair.settle()
+        before = {k: encode_entry(entry) for k, entry in peer.keyspace.items()}
         c.ok(*args)
-        assert pushed == [str(args[1]).encode()], args
+        pair.settle()
+        key = str(args[1]).encode()
+        assert peer.keyspace.entry(key) == c.db.keyspace.entry(key), args
+        after = {k: encode_entry(entry) for k, entry in peer.keyspace.items()}
+        assert {k for k in after if before.get(k) != after[k]} == {key}, args
 
 
 # -- Bloom filters --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Damaged stored entries are quarantined, never loaded or gossiped; peers refill them.
 
-A real data directory is written by :class:`Database`, then bits are flipped in its SQLite
+A real data directory is written by :class:`Replica`, then bits are flipped in its SQLite
 rows (through SQLite, so the file stays a valid database and only our data is wrong: the case
 SQLite's own page checks cannot see). Whatever is flipped, the damaged row must never load as
 a valid-but-different entry: it is quarantined and every other key loads unchanged.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
@@ -35,7 +35,7 @@ FLIPS = 300
 
 def _populate(data_dir: Path) -> dict[bytes, bytes]:
     """A data directory with keys of every kind; returns each key's encoded entry."""
-    database = Database.open(data_dir)
+    database = Replica.open(data_dir)
     try:
         database.write_own(b"counter", schemas.counter(), MaxVector.from_items([(0, 431)]), NOW_MS)
         database.write_own(b"reg", schemas.maxreg(), MaxVector.from_items([(0, 99)]), NOW_MS)
@@ -52,7 +52,7 @@ def _populate(data_dir: Path) -> dict[bytes, bytes]:
         database.close()
 
 
-def _loaded(database: Database) -> dict[bytes, bytes]:
+def _loaded(database: Replica) -> dict[bytes, bytes]:
     return {key: encode_entry(entry) for key, entry in database.keyspace.items()}
 
 
@@ -113,7 +113,7 @@ def test_no_bit_flip_loads_as_a_valid_but_different_entry(
         copy = tmp_path / f"flip{trial}"
         shutil.copytree(data_dir, copy)
         damaged = _flip(copy, rng)
-        database = Database.open(copy, now_ms=NOW_MS)
+        database = Replica.open(copy, now_ms=NOW_MS)
         try:
             loaded = _loaded(database)
             assert database.stats.corrupt_entries_skipped == 1, trial
@@ -145,7 +145,7 @@ def test_an_entry_that_passes_its_checksum_but_is_invalid_is_quarantined(
                 b"junk": b"\x93not an entry",
             }
         )
-    database = Database.open(data, now_ms=NOW_MS)
+    database = Replica.open(data, now_ms=NOW_MS)
     try:
         assert _loaded(database) == entries
         assert database.stats.corrupt_entries_skipped == 3
@@ -173,7 +173,7 @@ def test_a_version_1_database_is_migrated_with_checksums(tmp_path: Path) -> None
         )
         conn.execute("INSERT INTO meta VALUES ('schema_version', x'31')")
         conn.execute("INSERT INTO entries VALUES (?, ?)", (b"reg", encode_entry(entry)))
-    database = Database.open(data)
+    database = Replica.open(data)
     try:
         assert _loaded(database) == {b"reg": encode_entry(entry)}
         assert database.stats.corrupt_entries_skipped == 0
@@ -237,8 +237,8 @@ def test_a_lost_database_is_reported_and_the_node_keeps_its_id(
             handle.truncate(0)
     else:
         (data / DB_FILE_NAME).unlink()
-    with caplog.at_level(logging.ERROR, logger="hearsay.engine.database"):
-        database = Database.open(data, now_ms=NOW_MS)
+    with caplog.at_level(logging.ERROR, logger="hearsay.engine.data_dir"):
+        database = Replica.open(data, now_ms=NOW_MS)
     try:
         assert database.data_loss is not None and "held 6 entries" in database.data_loss
         assert database.identity.node_id == before.node_id
@@ -248,7 +248,7 @@ def test_a_lost_database_is_reported_and_the_node_keeps_its_id(
         database.close(NOW_MS)
     assert any("was empty or missing" in record.message for record in caplog.records)
     # Reported once: the next start finds the restored identity and nothing amiss.
-    reopened = Database.open(data, now_ms=NOW_MS)
+    reopened = Replica.open(data, now_ms=NOW_MS)
     try:
         assert reopened.data_loss is None
         assert reopened.identity.node_id == before.node_id
@@ -257,7 +257,7 @@ def test_a_lost_database_is_reported_and_the_node_keeps_its_id(
 
 
 def test_a_new_data_directory_is_not_reported(tmp_path: Path) -> None:
-    database = Database.open(tmp_path / "data", now_ms=NOW_MS)
+    database = Replica.open(tmp_path / "data", now_ms=NOW_MS)
     try:
         assert database.data_loss is None
     finally:

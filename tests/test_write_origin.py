@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hearsay.engine import sketch_ops
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.persist.store import DB_FILE_NAME
 from tests.nodes import Cluster, poll_until
 
@@ -31,8 +31,8 @@ def _damage_row(path: Path, key: bytes) -> None:
         conn.execute("UPDATE entries SET blob = ? WHERE key = ?", (bytes(blob) + b"\0", key))
 
 
-def _open(data: Path) -> Database:
-    return Database.open(data, now_ms=NOW_MS)
+def _open(data: Path) -> Replica:
+    return Replica.open(data, now_ms=NOW_MS)
 
 
 def test_a_clean_stop_keeps_the_write_origin(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from typing import Final
 
 from hearsay.base.errors import DecodeError
-from hearsay.engine.database import Database
+from hearsay.engine.interfaces import WaitForAcks
+from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol import messages as msg
@@ -40,7 +41,7 @@ from hearsay.protocol.envelope import (
 from hearsay.protocol.membership import Membership, MembershipDecodeError
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
-from hearsay.resp.commands import ClientContext, Deferred
+from hearsay.resp.commands import ClientContext
 from hearsay.resp.parser import RequestParser
 from hearsay.resp.replies import encode
 from hearsay.resp.server_commands import build_registry
@@ -231,7 +232,7 @@ class _RecordingTransport:
 
 def rmbd(data: bytes) -> None:
     """An rmbd datagram is served, joined or ignored; the handler never raises."""
-    database = Database(NodeIdentity("fuzz-rmbd", 1))
+    database = Replica(NodeIdentity("fuzz-rmbd", 1))
     joined: list[str] = []
     protocol = RmbdProtocol(database, 64, 4, joined.append, lambda: None)
     transport = _RecordingTransport()
@@ -304,12 +305,12 @@ def dispatch(data: bytes) -> None:
     the kept corpus: a sketch command with huge parameters may allocate or compute for long
     (issue 11 finding 10) until the size caps land.
     """
-    database = Database(NodeIdentity("fuzz-dispatch", 1))
+    database = Replica(NodeIdentity("fuzz-dispatch", 1))
     ctx = ClientContext(client_id=1, db=database, now_ms=NOW_MS)
     SERVER.clients[:] = [ctx]
     for command in (command_from_bytes(data), [b"PING"]):
         reply = REGISTRY.dispatch(ctx, command)
-        if not isinstance(reply, Deferred):
+        if not isinstance(reply, WaitForAcks):
             assert encode(reply, 2)
 
 

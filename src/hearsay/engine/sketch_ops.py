@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, SketchParameterError, WrongTypeError
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica as Database
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import hll

@@ -4,7 +4,7 @@ A database file truncated to 0 bytes or deleted opens as a new, empty database (
 tell "new" from "lost"), and the node would start empty under a new id with no sign of
 trouble. This file says, outside the database, who the node was and how many entries it held,
 so that start-up can tell the two apart and say so loudly (see
-:meth:`hearsay.engine.database.Database.open`). It is rewritten (atomically: a temporary
+:meth:`hearsay.engine.replica.Replica.open`). It is rewritten (atomically: a temporary
 file, fsync, rename) at every start, periodically and at every clean shutdown. It is advisory:
 a missing or unreadable sidecar is never an error, it only disables the check.
 """

@@ -3,18 +3,20 @@ setLocalState / getLocalState / peerValue / peerKeys) as HEARSAY.SETSTATE / GETS
 PEERVALUE / PEERKEYS.
 
 The running node answers through a :class:`ClusterControl` (the runtime implements it around
-the gossip driver), so this module stays free of sockets and event loops.
+the gossip driver), so this module stays free of sockets and event loops. WAIT needs no
+control: it answers :class:`~hearsay.engine.interfaces.WaitForAcks`, which the engine's
+``Replica.execute`` turns into the count or the wait for the session's latest write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
+from hearsay.engine.interfaces import WaitForAcks
 from hearsay.protocol.membership import TAG_ENTRY_BYTES_MAX, TAG_KEY_CHARS_MAX
 from hearsay.resp import messages
-from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, Deferred
+from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry
 from hearsay.resp.key_commands import integer_arg
 from hearsay.resp.replies import OK, Reply, SimpleString
 
@@ -54,11 +56,6 @@ class ClusterControl(Protocol):
 
     def node_name(self) -> str: ...
 
-    def wait(self, write_seq: int, peers: int, timeout_ms: int) -> Awaitable[Reply]:
-        """Resolves with how many peers hold write ``write_seq`` once ``peers`` do, or at the
-        timeout (0 = no timeout) with however many do by then."""
-        ...
-
 
 def _text(data: bytes, what: str) -> str:
     try:
@@ -82,14 +79,14 @@ def install_cluster_commands(registry: CommandRegistry, cluster: ClusterControl)
 
     @registry.command("WAIT", arity=3, flags=("noscript",), group="generic",
                       summary="Waits until peers hold this client's writes.")  # fmt: skip
-    def wait(ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+    def wait(ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         peers = integer_arg(args[1])
         timeout_ms = integer_arg(args[2], messages.TIMEOUT_NOT_INTEGER)
         if peers < 0:
             raise CommandError(messages.NOT_AN_INTEGER)
         if timeout_ms < 0:
             raise CommandError(messages.TIMEOUT_NEGATIVE)
-        return Deferred(cluster.wait(ctx.last_write_seq, peers, timeout_ms))
+        return WaitForAcks(peers, timeout_ms)
 
     @registry.command("HEARSAY.MEMBERS", arity=1, flags=("readonly", "fast"), group="cluster",
                       summary="Every member: name, address, state, phi, generation.")  # fmt: skip

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from hearsay import __version__
 from hearsay.base.errors import HearsayError, WrongTypeError
+from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import (
@@ -77,20 +78,12 @@ class StorageFailure(Protocol):
 class Database(Protocol):
     """What dispatch needs from the database: whether its storage can write right now.
 
-    The engine layer passes its database object as ``ClientContext.db``; data command handlers
-    narrow it to the engine's own type.
+    The runtime passes the engine's ``Replica`` as ``ClientContext.db``; data command handlers
+    narrow it to that type.
     """
 
     @property
     def storage_failure(self) -> StorageFailure | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Deferred:
-    """A reply that is not ready yet (WAIT): the driver awaits ``reply`` before sending it
-    and everything after it on the same connection, so replies keep their order."""
-
-    reply: Awaitable[Reply]
 
 
 class CommandError(HearsayError):
@@ -131,10 +124,11 @@ class ClientContext:
     laddr: str = ""  # local "host:port", set by the driver
     fd: int = -1
     created_ms: int = 0  # set by the driver (its clock), for CLIENT INFO age
-    now_ms: int = 0  # set by the driver before each dispatch
+    now_ms: int = 0  # the command's time, set by the engine's Replica.execute
     last_command: str = ""  # full name of the command being run (client|info)
     close_after_reply: bool = False  # QUIT: send the reply, then close
-    last_write_seq: int = 0  # the gossip sequence number of this client's latest write (WAIT)
+    last_write_seq: int = 0  # the gossip sequence number of this client's latest write (WAIT),
+    # kept by the engine's Replica.execute
     query_buffer_bytes: int = 0  # unfinished or waiting input (CLIENT LIST qbuf), by the driver
     output_buffer_bytes: int = 0  # unsent replies (CLIENT LIST omem), by the driver
     transaction: list[list[bytes]] | None = None  # MULTI .. EXEC: the queued commands
@@ -145,7 +139,7 @@ class ClientContext:
             self.authenticated = self.settings.requirepass is None
 
 
-Handler = Callable[[ClientContext, list[bytes]], "Reply | Deferred"]
+Handler = Callable[[ClientContext, list[bytes]], "Reply | WaitForAcks"]
 RunHandler = Callable[[ClientContext, list[list[bytes]]], list[Reply]]
 """Runs a run of calls of one command on one key at once (see :meth:`CommandRegistry.run_at`).
 
@@ -451,14 +445,14 @@ class CommandRegistry:
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return [self.internal_error(spec.full_name, exc)] * len(run)
 
-    def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+    def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Run one request (or, between MULTI and EXEC, queue it) and return its reply value;
         it never raises."""
         if ctx.transaction is not None:
             return self._queue(ctx, args)
         return self._run(ctx, args)
 
-    def _queue(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+    def _queue(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Between MULTI and EXEC, as Redis: a command that could not run (unknown, wrong
         arity, not allowed) is refused now and makes EXEC abort; the others reply QUEUED."""
         assert ctx.transaction is not None
@@ -492,10 +486,7 @@ class CommandRegistry:
         replies: list[Reply] = []
         for args in queued:
             reply = self._run(ctx, args)
-            if isinstance(reply, Deferred):  # never queued (WAIT is refused), but be sure
-                close = getattr(reply.reply, "close", None)
-                if close is not None:
-                    close()  # a coroutine never awaited
+            if isinstance(reply, WaitForAcks):  # never queued (WAIT is refused), but be sure
                 reply = ErrorReply(messages.NOT_IN_TRANSACTION)
             replies.append(reply)
         return replies
@@ -519,7 +510,7 @@ class CommandRegistry:
             spec = sub
         return spec
 
-    def _run(self, ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+    def _run(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Run one request now.
 
         Client mistakes (:class:`CommandError`, ``hearsay.base.errors`` types) become their
@@ -891,6 +882,6 @@ REGISTRY: Final = CommandRegistry()
 install_connection_commands(REGISTRY)
 
 
-def dispatch(ctx: ClientContext, args: list[bytes]) -> Reply | Deferred:
+def dispatch(ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
     """Run one request against the shared :data:`REGISTRY`."""
     return REGISTRY.dispatch(ctx, args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hearsay.engine.database import SCAN_COUNT_DEFAULT, Database
+from hearsay.engine.replica import SCAN_COUNT_DEFAULT, Replica
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry
 from hearsay.resp.parser import parse_integer
@@ -20,9 +20,9 @@ _ABSOLUTE: Final = frozenset({b"EXPIREAT", b"PEXPIREAT"})
 _INT64_MAX: Final = (1 << 63) - 1
 
 
-def db_of(ctx: ClientContext) -> Database:
-    """The engine's database behind a connection."""
-    assert isinstance(ctx.db, Database), "the runtime passes the engine's Database as ctx.db"
+def db_of(ctx: ClientContext) -> Replica:
+    """The engine's replica behind a connection."""
+    assert isinstance(ctx.db, Replica), "the runtime passes the engine's Replica as ctx.db"
     return ctx.db
 
 

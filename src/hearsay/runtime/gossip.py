@@ -1,8 +1,10 @@
-"""The gossip driver: UDP and TCP sockets, a timer, and the sans-IO GossipNode between them.
+"""The gossip driver: UDP and TCP sockets, a timer, and the sans-IO replica between them.
 
-The node decides everything; this module only moves bytes and time. After every input
-(a datagram, a stream, a timer, a local write) :meth:`GossipDriver.pump` sends what the node
-queued, handles its events and re-arms the single timer for ``node.get_timer()``.
+The replica (and its gossip node) decides everything; this module only moves bytes and time.
+After every input (a datagram, a stream, a timer, a client's commands) :meth:`GossipDriver.pump`
+sends what the replica queued, handles the events that need I/O (stream requests, WAIT
+wake-ups, member events for the log) and re-arms the single timer for
+``replica.get_timer()``.
 
 Peer addresses given by name (``--join localhost:7946``, HEARSAY.JOIN, rmbd PEER) are
 resolved here, at the edge, with the event loop's resolver (never blocking the loop), and
@@ -37,10 +39,10 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 from hearsay.base.errors import HearsayError
-from hearsay.engine.database import Database
-from hearsay.lattice.entry import Entry
+from hearsay.engine.interfaces import AckWait
+from hearsay.engine.replica import Replica
 from hearsay.protocol.envelope import Keyring
-from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, WriteAcked
+from hearsay.protocol.events import DatagramDropped, StreamRequest, WriteAcked
 from hearsay.protocol.membership import (
     Address,
     MemberFailed,
@@ -48,7 +50,7 @@ from hearsay.protocol.membership import (
     MemberLeft,
     Membership,
 )
-from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, GossipNode, NodeConfig
+from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
 
@@ -96,16 +98,15 @@ def load_keyring(path: str) -> Keyring:
 
 
 class GossipDriver(asyncio.DatagramProtocol):
-    """Runs one :class:`GossipNode` on real sockets."""
+    """Runs one :class:`Replica`'s gossip on real sockets."""
 
-    def __init__(self, database: Database, name: str, preset: str, cluster: str) -> None:
-        self.database = database
+    def __init__(self, replica: Replica, name: str, preset: str, cluster: str) -> None:
+        self.replica = replica
         self.name = name
         self.preset = preset_by_name(preset)
         self.cluster = cluster
         self.keyring: Keyring | None = None
-        self.node: GossipNode | None = None
-        self.membership: Membership | None = None
+        self._started = False
         self.address: Address = ("127.0.0.1", 0)
         self._transport: asyncio.DatagramTransport | None = None
         self._stream_server: asyncio.Server | None = None
@@ -113,7 +114,7 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._timer_at_ms: int | None = None
         self._pump_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ack_waiters: list[tuple[int, int, asyncio.Future[int]]] = []
+        self._ack_waiters: list[tuple[AckWait, asyncio.Future[int]]] = []
         self.send_errors = 0
         """Datagrams the socket refused (unreachable, wrong address family...)."""
         self.resolve_failures = 0
@@ -140,22 +141,21 @@ class GossipDriver(asyncio.DatagramProtocol):
         self.keyring = keyring
         now = unix_ms()
         rng = random.Random(os.urandom(16))
-        identity = self.database.identity
-        self.membership = Membership(
+        identity = self.replica.identity
+        membership = Membership(
             self.name, identity.generation, self.address, self.preset, rng, now_ms=now
         )
-        self.node = GossipNode(
+        self.replica.attach_gossip(
             self.address,
-            rng=rng,
-            keyspace=self.database.keyspace,
             config=NodeConfig.from_preset(self.preset),
             cluster=self.cluster,
             keyring=keyring,
+            membership=membership,
+            rng=rng,
             nonce_source=os.urandom,
-            membership=self.membership,
             now_ms=now,
         )
-        self.database.on_local_delta = self._local_delta
+        self._started = True
         self.pump()
         return bound
 
@@ -182,7 +182,7 @@ class GossipDriver(asyncio.DatagramProtocol):
 
     def join(self, seeds: list[Address]) -> None:
         """Contact ``seeds``: IP addresses at once, host names once they resolve."""
-        assert self.node is not None
+        assert self._started
         literal = [seed for seed in seeds if _is_ip(seed[0])]
         for seed in seeds:
             if _is_ip(seed[0]) or seed in self._resolving:
@@ -194,7 +194,7 @@ class GossipDriver(asyncio.DatagramProtocol):
             self._resolving.add(seed)
             self._spawn(self._resolve_and_join(seed))
         if literal:
-            self.node.join(literal, unix_ms())
+            self.replica.join(literal, unix_ms())
             self.pump()
 
     async def _resolve_and_join(self, seed: Address) -> None:
@@ -205,9 +205,9 @@ class GossipDriver(asyncio.DatagramProtocol):
             for attempt in range(1, RESOLVE_ATTEMPTS + 1):
                 address = await self._resolve(host, port)
                 if address is not None:
-                    if self.node is not None:
+                    if self._started:
                         log.info("peer %s:%d resolved to %s:%d", host, port, *address)
-                        self.node.join([address], unix_ms())
+                        self.replica.join([address], unix_ms())
                         self.pump()
                     return
                 self.resolve_failures += 1
@@ -245,9 +245,9 @@ class GossipDriver(asyncio.DatagramProtocol):
 
     async def leave(self) -> None:
         """Announce a graceful leave and keep gossiping briefly so peers hear it."""
-        if self.node is None:
+        if not self._started:
             return
-        self.node.leave(unix_ms())
+        self.replica.leave(unix_ms())
         self.pump()
         await asyncio.sleep(LEAVE_LINGER_S)
 
@@ -261,18 +261,18 @@ class GossipDriver(asyncio.DatagramProtocol):
             await self._stream_server.wait_closed()
         for task in list(self._tasks):
             task.cancel()
-        for _, _, future in self._ack_waiters:
+        for _, future in self._ack_waiters:
             if not future.done():
                 future.cancel()
-        self.database.on_local_delta = None
+        self._started = False
 
     # -- inputs ----------------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        if self.node is None:
+        if not self._started:
             return
         source = (str(addr[0]), int(cast(int, addr[1])))
-        self.node.receive_datagram(data, source, unix_ms())
+        self.replica.receive_datagram(data, source, unix_ms())
         self.pump()
 
     def error_received(self, exc: Exception, peer: object = None) -> None:
@@ -289,29 +289,23 @@ class GossipDriver(asyncio.DatagramProtocol):
                 SEND_ERROR_LOG_INTERVAL_S,
             )
 
-    def _local_delta(self, key: bytes, delta: Entry) -> int | None:
-        if self.node is None:
-            return None
-        seq = self.node.local_delta(key, delta, unix_ms())
-        if self.node.has_output():  # (a lone node queues nothing: no pump to schedule)
-            self._schedule_pump()
-        return seq
-
-    def _schedule_pump(self) -> None:
-        if not self._pump_scheduled:
+    def pump_soon(self) -> None:
+        """After clients' commands: pump once the event loop is done with the current batch,
+        if the replica queued anything (a lone node's writes queue nothing)."""
+        if not self._pump_scheduled and self._started and self.replica.has_output():
             self._pump_scheduled = True
             asyncio.get_running_loop().call_soon(self.pump)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at_ms = None
-        if self.node is not None:
-            self.node.handle_timer(unix_ms())
+        if self._started:
+            self.replica.handle_timer(unix_ms())
             self.pump()
 
     async def _on_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        if self._streams_open >= STREAM_CONNECTIONS_MAX or self.node is None:
+        if self._streams_open >= STREAM_CONNECTIONS_MAX or not self._started:
             self.streams_refused += 1
             writer.close()
             return
@@ -326,12 +320,12 @@ class GossipDriver(asyncio.DatagramProtocol):
                 return
             hello = await asyncio.wait_for(reader.readexactly(hello_length), STREAM_READ_TIMEOUT_S)
             source = (str(peer[0]), port)
-            if self.node.open_stream_hello(hello, source, unix_ms()) != (port, length):
+            if self.replica.open_stream_hello(hello, source, unix_ms()) != (port, length):
                 self.streams_refused += 1
                 self.pump()  # (the drop's event)
                 return
             data = await asyncio.wait_for(reader.readexactly(length), STREAM_READ_TIMEOUT_S)
-            for _ in self.node.receive_stream_steps(data, source, unix_ms()):
+            for _ in self.replica.receive_stream_steps(data, source, unix_ms()):
                 self.pump()
                 await asyncio.sleep(0)  # let clients and datagrams in between the steps
             self.pump()
@@ -344,24 +338,22 @@ class GossipDriver(asyncio.DatagramProtocol):
     # -- outputs ---------------------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Send what the node queued, handle its events, and re-arm its timer."""
+        """Send what the replica queued, handle its events, and re-arm its timer."""
         self._pump_scheduled = False
-        node, transport = self.node, self._transport
-        if node is None or transport is None:
+        replica, transport = self.replica, self._transport
+        if not self._started or transport is None:
             return
-        for data, peer in node.datagrams_to_send():
+        for data, peer in replica.datagrams_to_send():
             try:
                 transport.sendto(data, peer)
             except (OSError, ValueError) as error:  # uvloop raises ValueError for bad addresses
                 self.error_received(error, peer)
-        while (event := node.next_event()) is not None:
+        while (event := replica.next_event()) is not None:
             self._handle_event(event)
-        self._arm_timer(node.get_timer())
+        self._arm_timer(replica.get_timer())
 
     def _handle_event(self, event: object) -> None:
-        if isinstance(event, KeyChanged):
-            self.database.replicated_change(event.key, event.conflict)
-        elif isinstance(event, StreamRequest):
+        if isinstance(event, StreamRequest):
             self._spawn(self._send_stream(event))
         elif isinstance(event, WriteAcked):
             self._wake_ack_waiters()
@@ -382,8 +374,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
         except (TimeoutError, ConnectionError, OSError):
-            if self.node is not None:
-                self.node.stream_failed(request.stream_id)
+            if self._started:
+                self.replica.stream_failed(request.stream_id)
 
     def _arm_timer(self, when_ms: int | None) -> None:
         if when_ms is None:
@@ -396,36 +388,36 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._timer = asyncio.get_running_loop().call_later(delay_s, self._on_timer)
         self._timer_at_ms = when_ms
 
-    # -- WAIT --------------------------------------------------------------------------------
+    # -- WAIT ------------------------------------------------------------------------------------
 
-    def wait_for_acks(self, seq: int, peers: int) -> asyncio.Future[int]:
-        """A future that resolves with the ack count once ``peers`` hold write ``seq``."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        node = self.node
-        if node is None or seq <= 0:
-            future.set_result(0)
-            return future
-        held = node.request_acks(seq, peers, unix_ms())
-        self.pump()
-        if held >= peers:
-            future.set_result(held)
-        else:
-            self._ack_waiters.append((seq, peers, future))
+    def wait_for(self, wait: AckWait) -> asyncio.Future[int]:
+        """A future for WAIT's reply: the ack count once ``wait.peers`` hold the write, or
+        however many do at the deadline."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._ack_waiters = [waiter for waiter in self._ack_waiters if not waiter[1].done()]
+        self._ack_waiters.append((wait, future))
+        if wait.deadline_ms is not None:
+            delay_s = max(0.0, (wait.deadline_ms - unix_ms()) / 1000)
+            timer = loop.call_later(delay_s, self._wait_timed_out, wait, future)
+            future.add_done_callback(lambda _: timer.cancel())
+        self.pump_soon()  # the requests for acks it queued
         return future
 
-    def acks(self, seq: int) -> int:
-        return 0 if self.node is None or seq <= 0 else self.node.acks(seq)
+    def _wait_timed_out(self, wait: AckWait, future: asyncio.Future[int]) -> None:
+        if not future.done():
+            future.set_result(self.replica.acks(wait.seq))
 
     def _wake_ack_waiters(self) -> None:
-        still: list[tuple[int, int, asyncio.Future[int]]] = []
-        for seq, peers, future in self._ack_waiters:
+        still: list[tuple[AckWait, asyncio.Future[int]]] = []
+        for wait, future in self._ack_waiters:
             if future.done():
                 continue
-            held = self.acks(seq)
-            if held >= peers:
+            held = self.replica.acks(wait.seq)
+            if held >= wait.peers:
                 future.set_result(held)
             else:
-                still.append((seq, peers, future))
+                still.append((wait, future))
         self._ack_waiters = still
 
 

@@ -1,11 +1,11 @@
-"""The Redis-protocol listener: an asyncio Protocol around the sans-IO parser and registry.
+"""The Redis-protocol listener: an asyncio Protocol around the sans-IO parser and replica.
 
 One :class:`RespConnection` per client. Each ``data_received`` parses every complete command
-in the chunk, dispatches them in order and sends all the replies in one write: pipelined
-clients get one syscall per chunk, not per command, and those writes are made once per
-event-loop iteration, after every ready client was served (see :class:`_Outbox`). A run of
-calls of one command on one key (a pipeline of PFADDs to one HyperLogLog) is dispatched as
-one call of the command's run handler when it has one.
+in the chunk, runs them in order through :meth:`Replica.execute` and sends all the replies in
+one write: pipelined clients get one syscall per chunk, not per command, and those writes are
+made once per event-loop iteration, after every ready client was served (see
+:class:`_Outbox`). A run of calls of one command on one key (a pipeline of PFADDs to one
+HyperLogLog) is run as one call of the command's run handler when it has one.
 
 With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
 dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
@@ -41,17 +41,19 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from hearsay.engine.database import Database
+from hearsay.engine.interfaces import AckWait
+from hearsay.engine.replica import Replica
 from hearsay.resp import messages
-from hearsay.resp.commands import ClientContext, CommandRegistry, Deferred, ServerSettings
+from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.parser import (
     DEFAULT_MAX_BULK_LEN,
     DEFAULT_MAX_QUERY_BYTES,
     RequestParser,
 )
-from hearsay.resp.replies import ErrorReply, encode, encoder_for
+from hearsay.resp.replies import ErrorReply, Reply, encode, encoder_for
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
+from hearsay.runtime.gossip import GossipDriver
 
 log = logging.getLogger(__name__)
 
@@ -213,16 +215,16 @@ class RespConnection(asyncio.Protocol):
     """
 
     def __init__(self, server: RespServer) -> None:
-        database = server.database
+        replica = server.replica
         self._server = server
-        self._database = database
+        self._replica = replica
         self._outbox = server.outbox
         self._unsent: list[bytes] = []
         self._unsent_bytes = 0
-        self._durable = database.acknowledges_durable  # the fsync policy is the node's, fixed
+        self._durable = replica.acknowledges_durable  # the fsync policy is the node's, fixed
         self._registry = server.registry
         self.ctx = ClientContext(
-            client_id=next(_client_ids), settings=server.settings, db=database, created_ms=unix_ms()
+            client_id=next(_client_ids), settings=server.settings, db=replica, created_ms=unix_ms()
         )
         limits = server.limits
         self._output_bytes_max = limits.output_buffer_bytes_max or float("inf")
@@ -316,10 +318,10 @@ class RespConnection(asyncio.Protocol):
         """Run ``commands`` in order until done or until one must wait (held for later)."""
         parser = self._parser
         self.commands_processed += len(commands)
-        database, ctx = self._database, self.ctx
+        replica, ctx = self._replica, self.ctx
         registry = self._registry
         throttle = self._server.auth_throttle
-        ctx.now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
+        now_ms = unix_ms()  # one clock read per chunk: its commands arrived together
         batch: list[bytes | _Gate] = []
         out: list[bytes] = []
         transport = self._transport
@@ -335,39 +337,36 @@ class RespConnection(asyncio.Protocol):
             args = commands[at]
             if throttle.active and args[0].upper() in _AUTH_COMMANDS:
                 throttled_until_ms = throttle.not_before_ms(self._ip)
-                if throttled_until_ms > ctx.now_ms:
+                if throttled_until_ms > now_ms:
                     self.commands_processed -= count - at
-                    self._hold(commands, at, (throttled_until_ms - ctx.now_ms) / 1000)
+                    self._hold(commands, at, (throttled_until_ms - now_ms) / 1000)
                     break
-            seq_before = database.last_write_seq
             # A run answers many calls at once: never between MULTI and EXEC (they queue).
             run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
             if run:
-                run_replies = registry.dispatch_run(ctx, commands[at : at + run])
+                run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)
                 try:
-                    encoded = encoder_for(ctx.protocol).encode_many(run_replies)
+                    encoded = encoder_for(ctx.protocol).encode_many(
+                        cast("list[Reply]", run_replies)
+                    )
                 except Exception as exc:  # a handler's bug: answer every call of the run
                     error = registry.internal_error(ctx.last_command, exc)
                     encoded = encode(error, ctx.protocol) * run
                 out.append(encoded)
                 pending += len(encoded)
                 at += run
-                if database.last_write_seq != seq_before:
-                    ctx.last_write_seq = database.last_write_seq
             else:
-                reply = registry.dispatch(ctx, args)
+                reply = replica.execute(ctx, args, now_ms)
                 at += 1
-                if database.last_write_seq != seq_before:
-                    ctx.last_write_seq = database.last_write_seq
-                if isinstance(reply, Deferred):
+                if type(reply) is AckWait:
                     batch.append(b"".join(out))
                     out = []
-                    batch.append(_Gate(asyncio.ensure_future(reply.reply), durable=False))
+                    batch.append(_Gate(self._server.wait_for(reply), durable=False))
                 else:
                     if isinstance(reply, ErrorReply) and reply.startswith("WRONGPASS"):
-                        throttle.failed(self._ip, ctx.now_ms)
+                        throttle.failed(self._ip, now_ms)
                     try:
-                        encoded = encode(reply, ctx.protocol)
+                        encoded = encode(cast("Reply", reply), ctx.protocol)
                     except Exception as exc:  # a handler's bug: still a reply, in order
                         error = registry.internal_error(ctx.last_command, exc)
                         encoded = encode(error, ctx.protocol)
@@ -393,7 +392,8 @@ class RespConnection(asyncio.Protocol):
             self._closing = True
         if ctx.authenticated and not parser.authenticated:  # AUTH or HELLO ... AUTH succeeded
             parser.authenticated = True
-        ticket = database.flush() if self._durable else None
+        self._server.commands_ran()
+        ticket = replica.flush() if self._durable else None
         if ticket is not None and (not ticket.done() or ticket.exception() is not None):
             # The replies of this batch acknowledge its writes: they wait until durable.
             gate = _Gate(asyncio.wrap_future(ticket), True, reply_count, len(batch) + 1)
@@ -587,13 +587,15 @@ class RespServer:
 
     def __init__(
         self,
-        database: Database,
+        replica: Replica,
         registry: CommandRegistry,
         settings: ServerSettings,
         limits: ClientLimits | None = None,
+        gossip: GossipDriver | None = None,
     ) -> None:
-        self.database = database
+        self.replica = replica
         self.registry = registry
+        self.gossip = gossip
         self.settings = settings
         self.limits = limits or ClientLimits()
         self.connections: set[RespConnection] = set()
@@ -609,6 +611,16 @@ class RespServer:
         self._input_holders: set[RespConnection] = set()
         self._output_peaks: dict[int, int] = {}  # unix second -> most replies one client held
         self._server: asyncio.Server | None = None
+
+    def commands_ran(self) -> None:
+        """After a batch of commands: send the gossip their writes and WAITs queued."""
+        if self.gossip is not None:
+            self.gossip.pump_soon()
+
+    def wait_for(self, wait: AckWait) -> asyncio.Future[int]:
+        """WAIT's reply, once peers acked (the gossip driver wakes it) or at its deadline."""
+        assert self.gossip is not None, "only a gossiping node registers WAIT"
+        return self.gossip.wait_for(wait)
 
     def _factory(self) -> RespConnection:
         return RespConnection(self)

@@ -25,7 +25,7 @@ from typing import Final, cast
 
 from hearsay.base.errors import HearsayError
 from hearsay.engine import sketch_ops
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Schema
 from hearsay.runtime.clock import unix_ms
 from hearsay.sketch.countmin import CountMinSketch
@@ -47,7 +47,7 @@ class RmbdProtocol(asyncio.DatagramProtocol):
 
     def __init__(
         self,
-        database: Database,
+        database: Replica,
         width: int,
         depth: int,
         join: Callable[[str], None],

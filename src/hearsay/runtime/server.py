@@ -20,11 +20,11 @@ from typing import Any, Final
 
 from hearsay import __version__
 from hearsay.base.errors import BoundsError, HearsayError, StorageError
-from hearsay.engine.database import Database
+from hearsay.engine.replica import Replica
+from hearsay.persist.group_commit import GroupCommit
 from hearsay.protocol.membership import Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
-from hearsay.resp.replies import Reply
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
 from hearsay.runtime.clock import unix_ms
@@ -86,14 +86,20 @@ def _human_bytes(count: int) -> str:
 
 
 class Node:
-    """One running hearsay node: the database and every listener around it."""
+    """One running hearsay node: its replica and every listener around it."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.database = Database.open(
-            config.data_dir, config.fsync, config.node_name, unix_ms(), config.max_key_bytes
+        self.registry: CommandRegistry = build_registry(self, self)
+        self.replica = Replica.open(
+            config.data_dir,
+            config.fsync,
+            config.node_name,
+            unix_ms(),
+            config.max_key_bytes,
+            commands=self.registry,
         )
-        self.name = config.node_name or self.database.identity.node_id
+        self.name = config.node_name or self.replica.identity.node_id
         self.started_monotonic = time.monotonic()
         password = resolve_requirepass(config, os.environ)
         if config.requirepass:
@@ -112,9 +118,8 @@ class Node:
             query_buffer_bytes_max=config.client_query_buffer_limit,
             input_buffers_bytes_max=config.client_query_buffer_total_limit,
         )
-        self.gossip = GossipDriver(self.database, self.name, config.preset, config.cluster)
-        self.registry: CommandRegistry = build_registry(self, self)
-        self.resp = RespServer(self.database, self.registry, settings, limits)
+        self.gossip = GossipDriver(self.replica, self.name, config.preset, config.cluster)
+        self.resp = RespServer(self.replica, self.registry, settings, limits, self.gossip)
         self.http = HttpServer(self.status, self.metrics, self.health)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
@@ -140,7 +145,7 @@ class Node:
         }
         if config.rmbd_port is not None:
             self._rmbd = RmbdProtocol(
-                self.database,
+                self.replica,
                 config.rmbd_width,
                 config.rmbd_depth,
                 self.join,
@@ -165,19 +170,21 @@ class Node:
         next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
         while not self._stopping.is_set():
             now = unix_ms()
-            self.database.expire_due(now)
-            self.database.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
-            self.database.flush()
+            self.replica.expire_due(now)
+            self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
+            self.replica.flush()
             if time.monotonic() >= next_sidecar_s:
                 next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
-                if self.database.storage_failure is None:  # a failing disk may stall fsync
+                if self.replica.storage_failure is None:  # a failing disk may stall fsync
                     # Off the event loop: it fsyncs a small file.
-                    await asyncio.to_thread(self.database.write_sidecar, now)
+                    await asyncio.to_thread(self.replica.write_sidecar, now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
     def _flush(self) -> None:
-        self.database.flush()
+        """After an rmbd write: stage it, and send its gossip."""
+        self.replica.flush()
+        self.gossip.pump_soon()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -196,12 +203,12 @@ class Node:
         await self.gossip.leave()
         await self.gossip.stop()
         await self.http.stop()
-        self.database.close(unix_ms())
+        self.replica.close(unix_ms())
 
     # -- ClusterControl (the cluster commands) -------------------------------------------------
 
     def _membership(self) -> Membership:
-        membership = self.gossip.membership
+        membership = self.replica.membership
         assert membership is not None, "the node gossips once started"
         return membership
 
@@ -221,9 +228,8 @@ class Node:
         self.gossip.join([parse_address(address)])  # host names resolve in the background
 
     def leave(self) -> None:
-        node = self.gossip.node
-        if node is not None:
-            node.leave(unix_ms())
+        if self.replica.node is not None:
+            self.replica.leave(unix_ms())
             self.gossip.pump()
 
     def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
@@ -248,15 +254,6 @@ class Node:
     def node_name(self) -> str:
         return self.name
 
-    async def wait(self, write_seq: int, peers: int, timeout_ms: int) -> Reply:
-        if peers == 0 or write_seq <= 0:
-            return self.gossip.acks(write_seq)
-        future = self.gossip.wait_for_acks(write_seq, peers)
-        timeout_s = None if timeout_ms == 0 else timeout_ms / 1000
-        with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        return self.gossip.acks(write_seq)
-
     # -- introspection (INFO, /status, /metrics) ------------------------------------------------
 
     def client_contexts(self) -> list[ClientContext]:
@@ -276,16 +273,16 @@ class Node:
 
     def health(self) -> tuple[bool, str]:
         """``/health``: 503 while writes are refused (storage read-only), else 200."""
-        failure = self.database.storage_failure
+        failure = self.replica.storage_failure
         if failure is not None:
             return False, f"read-only: cannot write the data directory ({failure.cause})"
-        if self.database.data_loss is not None:
-            return True, f"degraded: {self.database.data_loss}"
+        if self.replica.data_loss is not None:
+            return True, f"degraded: {self.replica.data_loss}"
         return True, "ok"
 
     def storage_status(self) -> dict[str, Any]:
         """The storage state for /status and INFO: ``ok`` or ``read-only`` with the cause."""
-        failure = self.database.storage_failure
+        failure = self.replica.storage_failure
         return {
             "state": "ok" if failure is None else "read-only",
             "cause": "" if failure is None else failure.cause,
@@ -293,12 +290,12 @@ class Node:
                 0.0 if failure is None else round(time.monotonic() - failure.since_s, 3)
             ),
             "held_writes": 0 if failure is None else failure.held_keys,
-            "quarantined_entries": self.database.stats.corrupt_entries_skipped,
-            "data_loss_at_start": self.database.data_loss or "",
+            "quarantined_entries": self.replica.stats.corrupt_entries_skipped,
+            "data_loss_at_start": self.replica.data_loss or "",
         }
 
     def status(self) -> dict[str, Any]:
-        identity = self.database.identity
+        identity = self.replica.identity
         return {
             "storage": self.storage_status(),
             "node": self.name,
@@ -306,7 +303,7 @@ class Node:
             "generation": identity.generation,
             "version": __version__,
             "uptime_s": self.uptime_s(),
-            "keys": len(self.database.keyspace),
+            "keys": len(self.replica.keyspace),
             "clients": len(self.resp.connections),
             "addresses": self.addresses,
             "members": [
@@ -317,15 +314,15 @@ class Node:
                     "phi": round(row.phi, 3),
                     "generation": row.generation,
                 }
-                for row in (self.members() if self.gossip.membership is not None else [])
+                for row in (self.members() if self.replica.membership is not None else [])
             ],
         }
 
     def info_sections(self) -> dict[str, dict[str, Any]]:
         """INFO's sections (Redis's field names where Redis has the same field)."""
-        identity = self.database.identity
-        stats = self.database.stats
-        keyspace = self.database.keyspace
+        identity = self.replica.identity
+        stats = self.replica.stats
+        keyspace = self.replica.keyspace
         resp_address = self.addresses.get("resp", "")
         resp = self.resp
         uptime = self.uptime_s()
@@ -370,7 +367,7 @@ class Node:
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
-                "writes_refused_too_large": self.database.keyspace.refused_too_large,
+                "writes_refused_too_large": self.replica.keyspace.refused_too_large,
             },
             "persistence": self._persistence_info(),
             "keyspace": (
@@ -384,11 +381,11 @@ class Node:
     def _persistence_info(self) -> dict[str, Any]:
         """INFO persistence; ``storage_status``/``storage_error`` say whether writes are
         refused (Redis's ``aof_last_write_status`` is ``err`` then, as there)."""
-        stats = self.database.stats
+        stats = self.replica.stats
         storage = self.storage_status()
         failed = storage["state"] != "ok"
-        writer = self.database.storage
-        commits = writer.stats() if writer is not None else None
+        writer = self.replica.storage
+        commits = writer.stats() if isinstance(writer, GroupCommit) else None
         return {
             "fsync": str(self.config.fsync),
             "loaded_entries": stats.loaded_entries,
@@ -402,14 +399,14 @@ class Node:
             "storage_data_loss_at_start": storage["data_loss_at_start"],
             "storage_failures": commits.failures if commits else 0,
             "storage_recoveries": commits.recoveries if commits else 0,
-            "storage_unsynced_writes": self.database.unsynced_writes,
+            "storage_unsynced_writes": self.replica.unsynced_writes,
         }
 
     def _gossip_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"cluster": self.config.cluster, "preset": self.config.preset}
         info["address"] = self.addresses.get("gossip", "")
-        if self.gossip.membership is not None:
-            membership = self.gossip.membership
+        if self.replica.membership is not None:
+            membership = self.replica.membership
             info["refused_members"] = membership.refused_members
             info["refused_generations"] = membership.refused_generations
             info["refutations"] = membership.refutations
@@ -422,7 +419,7 @@ class Node:
                     f"name={row.name},address={row.address},state={row.state},"
                     f"phi={row.phi:.3f},generation={row.generation}"
                 )
-        node = self.gossip.node
+        node = self.replica.node
         if node is not None:
             stats = node.stats
             info["datagrams_in"] = stats.datagrams_in
@@ -465,10 +462,10 @@ class Node:
         }
 
     def metrics(self) -> str:
-        stats = self.database.stats
+        stats = self.replica.stats
         lines = [
             "# TYPE hearsay_keys gauge",
-            f"hearsay_keys {len(self.database.keyspace)}",
+            f"hearsay_keys {len(self.replica.keyspace)}",
             "# TYPE hearsay_connected_clients gauge",
             f"hearsay_connected_clients {len(self.resp.connections)}",
             "# TYPE hearsay_commands_processed_total counter",
@@ -484,7 +481,7 @@ class Node:
             "# TYPE hearsay_tombstones_purged_total counter",
             f"hearsay_tombstones_purged_total {stats.tombstones_purged}",
             "# TYPE hearsay_storage_read_only gauge",
-            f"hearsay_storage_read_only {int(self.database.storage_failure is not None)}",
+            f"hearsay_storage_read_only {int(self.replica.storage_failure is not None)}",
             "# TYPE hearsay_quarantined_entries gauge",
             f"hearsay_quarantined_entries {stats.corrupt_entries_skipped}",
             "# TYPE hearsay_uptime_seconds gauge",
@@ -502,7 +499,7 @@ async def serve(config: ServeConfig) -> int:
         await node.gossip.stop()
         await node.resp.stop()
         await node.http.stop()
-        node.database.close()
+        node.replica.close()
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         print(f"hearsay: cannot start: {reason}", file=sys.stderr)
         return 1

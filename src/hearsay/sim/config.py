@@ -156,7 +156,8 @@ class PlantedBugs:
     clock_error_ms: int = 0
     """Node 0's clock is off by this much beyond ``--skew`` (which the checkers trust)."""
     del_not_gossiped: bool = False
-    """Replicas apply and store a DEL but never gossip it."""
+    """DEL is applied to the replica's keyspace around its write funnel: never gossiped (nor
+    stored), as a replica that forgot to hand the delete on would do."""
 
     @classmethod
     def parse(cls, texts: list[str]) -> PlantedBugs:

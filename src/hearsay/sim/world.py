@@ -1,9 +1,10 @@
 """The deterministic simulator's driver: whole nodes on one event heap, one seed.
 
 Why this module exists: bugs hide in rare interleavings (a lost datagram here, a partition
-there, a crash in between). Here N real nodes (:class:`~hearsay.sim.node.SimNode`: the
-database, the command table and the gossip core with real membership, each with a simulated
-disk, :mod:`~hearsay.sim.store`) run on one virtual timeline, each reading its own clock
+there, a crash in between). Here N real :class:`~hearsay.engine.replica.Replica` objects
+(the command table, the keyspace, the gossip core with real membership; each staging into a
+simulated disk, :mod:`~hearsay.sim.store`) run on one virtual timeline, each reading its own
+clock
 (:mod:`~hearsay.sim.clock`), talking through :mod:`~hearsay.sim.network`, suffering
 :mod:`~hearsay.sim.faults` and serving :mod:`~hearsay.sim.workload`, all drawn from one seed,
 so any run replays exactly (TigerBeetle's VOPR and FoundationDB's simulation are the models).
@@ -40,14 +41,18 @@ from typing import Any, Final
 
 import xxhash
 
+from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.persist.fsync import FsyncPolicy
+from hearsay.persist.group_commit import Ticket
+from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol.envelope import Keyring
-from hearsay.protocol.events import KeyChanged, StreamRequest
+from hearsay.protocol.events import StreamRequest
 from hearsay.protocol.membership import Address, MemberFailed, Membership
 from hearsay.protocol.node import NodeConfig
 from hearsay.protocol.presets import preset_by_name
+from hearsay.resp.commands import ClientContext
 from hearsay.sim import report
 from hearsay.sim.checkers import (
     DetectionTracker,
@@ -63,17 +68,13 @@ from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import ClockStepSpec, CrashSpec, SimConfig
 from hearsay.sim.faults import Faults
 from hearsay.sim.network import Network
-from hearsay.sim.node import SimNode, data_commands
+from hearsay.sim.node import data_commands, start_replica
 from hearsay.sim.store import EVERYSEC_SYNC_INTERVAL_MS, SimStore
 from hearsay.sim.workload import Workload
 
 _DELIVER, _STREAM, _TIMER, _ACTION = 0, 1, 2, 3
-COMMIT_MS: Final = 2
-"""A commit (and under ``always`` its fsync) takes this long after the change."""
-EVERYSEC_COMMIT_MS: Final = 50
-"""Under ``everysec`` dirty keys are written on the 50 ms housekeeping tick, as a node does."""
-EVERYSEC_LOSS_WINDOW_MS: Final = EVERYSEC_COMMIT_MS + EVERYSEC_SYNC_INTERVAL_MS
-"""What a crash may take under ``everysec``: writes acknowledged this recently."""
+FSYNC_MS: Final = 2
+"""``always``: a staged batch is synced (and its writes acknowledged) this long after."""
 SWEEP_INTERVAL_MS: Final = 100
 """Expiry sweeps run this often on a node holding keys with a deadline."""
 
@@ -98,11 +99,12 @@ class Simulation:
         self.policy = FsyncPolicy.parse(config.fsync)
         self.stores = [SimStore(self.policy, config.planted.store_drops_every) for _ in range(n)]
         self.registry = data_commands()
-        self.nodes: list[SimNode | None] = [None] * n
-        self.all_nodes: list[SimNode] = []
-        self.unacked: list[list[Write]] = [[] for _ in range(n)]
-        """``always``: writes run on the node whose batch is not synced yet."""
-        self.commit_at = [-1] * n
+        self.nodes: list[Replica | None] = [None] * n
+        self.sessions = [ClientContext(client_id=1) for _ in range(n)]
+        """One client connection per node (the workload's commands run in it)."""
+        self.all_nodes: list[Replica] = []
+        self.unacked: list[list[tuple[Ticket, list[Write]]]] = [[] for _ in range(n)]
+        """``always``: writes whose replies wait for their flush's ticket."""
         self.sync_at = [-1] * n
         self.sweep_at = [-1] * n
         self.started_ms = [0] * n
@@ -170,20 +172,20 @@ class Simulation:
                 budget_bytes=self.node_config.udp_payload_bytes_max - 80,
             )
         keyring = Keyring(self.keyring_key) if self.keyring_key is not None else None
-        node = SimNode(
+        node = start_replica(
             self.addresses[i],
-            node_id=f"n{i}",
-            generation=generation,
-            origin=f"n{i}.{self.faults.incarnation[i]}",
-            registry=self.registry,
+            identity=NodeIdentity(
+                f"n{i}", generation, write_origin=f"n{i}.{self.faults.incarnation[i]}"
+            ),
+            store=self.stores[i],
+            commands=self.registry,
             rng=rng,
             config=self.node_config,
             keyring=keyring,
             membership=membership,
-            loaded=self.stores[i].load(),
             now_ms=now,
         )
-        node.gossip_deletes = not cfg.planted.del_not_gossiped
+        self.sessions[i] = ClientContext(client_id=1, db=node)
         self.nodes[i] = node
         self.started_ms[i] = self.now
         self.all_nodes.append(node)
@@ -195,10 +197,12 @@ class Simulation:
         assert node is not None
         if self.config.membership:
             seeds = [a for a in self.addresses[:3] if a != self.addresses[i]]
-            node.gossip.join(seeds, self.clocks[i].now_ms(self.now))
+            node.join(seeds, self.clocks[i].now_ms(self.now))
         else:
+            gossip = node.node
+            assert gossip is not None
             for a in self.addresses:
-                node.gossip.add_peer(a)
+                gossip.add_peer(a)
         self._after(i)
 
     # -- the event heap --------------------------------------------------------------------------
@@ -211,12 +215,11 @@ class Simulation:
         self._push(at, _ACTION, what, a, b)
 
     def _after(self, i: int) -> None:
-        """Collect what node ``i`` wants to send, its events, its next timer and what it
-        wants stored."""
-        sim_node = self.nodes[i]
-        if sim_node is None:
+        """Collect what node ``i`` wants to send, its events and its next timer, and flush
+        what it changed to its store (the checkers observe each staged key)."""
+        node = self.nodes[i]
+        if node is None:
             return
-        node = sim_node.gossip
         net = self.network
         for data, dest in node.datagrams_to_send():
             j = self.index_of.get(dest)
@@ -226,10 +229,7 @@ class Simulation:
             if net.duplicated():
                 self._push(self.now + net.delay_ms(i, j, self.now), _DELIVER, j, i, data)
         while (event := node.next_event()) is not None:
-            if isinstance(event, KeyChanged):
-                sim_node.dirty.add(event.key)
-                self._on_changed(i, event.key)
-            elif isinstance(event, StreamRequest):
+            if isinstance(event, StreamRequest):
                 self._on_stream(i, event)
             elif isinstance(event, MemberFailed):
                 self._on_failed(i, event)
@@ -240,11 +240,8 @@ class Simulation:
                 self.timer_token[i] += 1
                 self.timer_at[i] = at
                 self._push(at, _TIMER, i, self.timer_token[i])
-        if sim_node.dirty and self.commit_at[i] < 0:
-            delay = COMMIT_MS if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_COMMIT_MS
-            self.commit_at[i] = self.now + delay
-            self._push_action(self.now + delay, "commit", i, self.faults.generation[i])
-        if sim_node.keyspace.expiring_count and self.sweep_at[i] < 0:
+        self._flush(i, node)
+        if node.keyspace.expiring_count and self.sweep_at[i] < 0:
             self.sweep_at[i] = self.now + SWEEP_INTERVAL_MS
             self._push_action(self.sweep_at[i], "sweep", i, self.faults.generation[i])
 
@@ -255,7 +252,7 @@ class Simulation:
         node = self.nodes[i]
         if j is None or not self.faults.alive[j] or self.network.blocked(i, j):
             if node is not None:
-                node.gossip.stream_failed(event.stream_id)
+                node.stream_failed(event.stream_id)
             return
         delay = (
             self.network.delay_ms(i, j, self.now) * 3
@@ -300,21 +297,27 @@ class Simulation:
         node = self.nodes[i]
         assert node is not None
         now = self.clocks[i].now_ms(self.now)
+        written: list[Write] = []
         for args in self.workload.next_commands():
             key = args[1]
             before = node.keyspace.entry(key)
             before = None if before is None else before.copy()
-            node.execute(args, now)
-            after = node.keyspace.entry(key)
-            delta = _grown(before, after)
+            if args[0] == b"DEL" and self.config.planted.del_not_gossiped:
+                node.keyspace.delete(key, now)  # the planted bug: around the write funnel
+            else:
+                node.execute(self.sessions[i], args, now)
+            delta = _grown(before, node.keyspace.entry(key))
             if delta is None:
                 continue
             self._on_changed(i, key)
             write = self.writes.executed(key, delta, i, self.now)
             self._already_held(write)
-            if self.policy is FsyncPolicy.ALWAYS:
-                self.unacked[i].append(write)
-            else:
+            written.append(write)
+        ticket = node.flush()  # as the runtime does after a batch of commands
+        if ticket is not None and not ticket.done():
+            self.unacked[i].append((ticket, written))
+        else:
+            for write in written:
                 write.acked_ms = self.now
         self._after(i)
 
@@ -327,28 +330,35 @@ class Simulation:
                 if entry is not None and entry.epoch > write.delta.epoch:
                     self.writes.observe(j, write.key, entry, self.now)
 
-    def _commit(self, i: int) -> None:
-        """Node ``i`` writes its dirty keys; under ``always`` it syncs and acknowledges."""
-        node = self.nodes[i]
-        assert node is not None
-        self.commit_at[i] = -1
+    def _flush(self, i: int, node: Replica) -> None:
+        """Stage node ``i``'s changed keys (the checkers see each) and plan the next sync."""
+        node.flush()
         store = self.stores[i]
-        store.write(node.take_dirty())
-        if self.policy is FsyncPolicy.ALWAYS:
-            store.sync()
-            for write in self.unacked[i]:
-                write.acked_ms = self.now
-            self.unacked[i].clear()
-        elif self.sync_at[i] < 0:
-            self.sync_at[i] = self.now + EVERYSEC_SYNC_INTERVAL_MS
+        for key in store.take_staged_keys():
+            self._on_changed(i, key)
+        if store.unsynced and self.sync_at[i] < 0:
+            always = self.policy is FsyncPolicy.ALWAYS
+            self.sync_at[i] = self.now + (FSYNC_MS if always else EVERYSEC_SYNC_INTERVAL_MS)
             self._push_action(self.sync_at[i], "sync", i, self.faults.generation[i])
+
+    def _sync(self, i: int) -> None:
+        """The store syncs: writes whose tickets completed are acknowledged."""
+        self.sync_at[i] = -1
+        self.stores[i].sync()
+        waiting = []
+        for ticket, written in self.unacked[i]:
+            if ticket.done():
+                for write in written:
+                    write.acked_ms = self.now
+            else:
+                waiting.append((ticket, written))
+        self.unacked[i] = waiting
 
     def _sweep(self, i: int) -> None:
         node = self.nodes[i]
         assert node is not None
         self.sweep_at[i] = -1
-        for key in node.expire_due(self.clocks[i].now_ms(self.now)):
-            self._on_changed(i, key)
+        node.expire_due(self.clocks[i].now_ms(self.now))
         self._after(i)
 
     def _crash(self, spec: CrashSpec) -> None:
@@ -357,11 +367,11 @@ class Simulation:
             self.nodes[i] = None
             self.timer_token[i] += 1
             self.timer_at[i] = -1
-            self.commit_at[i] = self.sync_at[i] = self.sweep_at[i] = -1
+            self.sync_at[i] = self.sweep_at[i] = -1
             self.unacked[i].clear()  # their clients saw the connection drop: never acknowledged
             self.stores[i].crash()
             disk = self.stores[i].load()
-            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_LOSS_WINDOW_MS
+            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
             self.durability += durability_problems(
                 i,
                 disk,
@@ -391,19 +401,16 @@ class Simulation:
             self._after(i)
 
     def _life_action(self, what: str, i: int, generation: int) -> None:
-        """A node's own housekeeping (commit, sync, sweep), unless it crashed since."""
+        """A node's own housekeeping (sync, sweep), unless it crashed since."""
         if not self.faults.alive[i] or self.faults.generation[i] != generation:
             return
-        if what == "commit":
-            self._commit(i)
-        elif what == "sweep":
+        if what == "sweep":
             self._sweep(i)
         else:
-            self.sync_at[i] = -1
-            self.stores[i].sync()
+            self._sync(i)
 
     def _action(self, what: str, a: Any, b: Any) -> None:
-        if what in ("commit", "sync", "sweep"):
+        if what in ("sync", "sweep"):
             self._life_action(what, a, b)
         elif what == "write":
             self._write()
@@ -438,10 +445,9 @@ class Simulation:
                 stalled_until = self.faults.stalled_until_ms
                 continue
             i: int = a
-            sim_node = nodes[i]
-            if sim_node is None:
+            node = nodes[i]
+            if node is None:
                 continue
-            node = sim_node.gossip
             if stalled_until[i] > at:
                 if kind == _TIMER:
                     if b != self.timer_token[i]:
@@ -459,7 +465,8 @@ class Simulation:
                 node.receive_datagram(c, self.addresses[b], now)
             elif kind == _STREAM:
                 self.trace.update(b"s%d:%d:%d:%d;" % (at, b, i, len(c)))
-                node.receive_stream(c, self.addresses[b], now)
+                for _ in node.receive_stream_steps(c, self.addresses[b], now):
+                    pass
             else:
                 if b != self.timer_token[i]:
                     continue
@@ -513,7 +520,7 @@ class Simulation:
             writes=self.writes,
             detections=self.detections,
             violations=self.monotone.violations + self.epochs.violations + self.durability,
-            nodes=[node.gossip for node in self.all_nodes],
+            nodes=[node.node for node in self.all_nodes if node.node is not None],
             sim_ms=self.now,
             wall_s=time.perf_counter() - started,
             network={

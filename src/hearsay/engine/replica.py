@@ -1,14 +1,30 @@
-"""The database of one node: the keyspace, its durable copy, and the hook to gossip.
+"""One node's replica: its keyspace, the gossip node that replicates it, its durable copy.
 
-Every change to a key, local or replicated, goes through here on its way to disk: the key is
-marked dirty, and :meth:`Database.flush` encodes each dirty key's *whole* entry once and stages
-it with the group committer. Encoding at flush time rather than per write means a hot key
-written a thousand times between two flushes is encoded and written once. Tombstones are stored
-too, so that after a restart a late delta from a deleted epoch still cannot resurrect data.
+A :class:`Replica` is the single owner of a node's state: the keyspace, the gossip node
+merging peers' deltas into it, the set of keys changed since the last flush, the storage
+handle and the sequence number of the latest local write (for WAIT). It is sans-IO: no
+sockets, clocks or threads; ``now_ms`` is an argument of everything that needs the time.
+The asyncio runtime (:mod:`hearsay.runtime`) and the simulator drive it the same way:
 
-Local writes also go to ``on_local_delta`` (the gossip node's push), so a client's write is on
-its way to peers before the reply is sent. Time is always an argument (``now_ms``); the
-database never reads a clock, so the simulator and tests drive it deterministically.
+* clients: :meth:`Replica.execute` (and :meth:`Replica.execute_run` for a pipelined run)
+  runs a command through the command table it was given and returns the reply, or an
+  :class:`~hearsay.engine.interfaces.AckWait` when the reply waits for peers (WAIT);
+* peers: :meth:`receive_datagram`, :meth:`open_stream_hello` / :meth:`receive_stream_steps`,
+  :meth:`handle_timer` in; :meth:`datagrams_to_send`, :meth:`next_event` (only what needs
+  I/O: stream requests, ack wake-ups, member events), :meth:`get_timer` out;
+* storage: :meth:`flush` stages every dirty key's *whole* entry once (a hot key written a
+  thousand times between two flushes is encoded and written once); under ``--fsync always``
+  a reply to a write waits for its ticket.
+
+There is one write funnel: every local write (client commands, rmbd) merges into the
+keyspace, marks the key dirty and hands the delta to the gossip node, so it is on its way to
+peers before the reply is sent; every replicated change arrives as the node's ``KeyChanged``
+and marks its key dirty here. Tombstones are stored too, so that after a restart a late delta
+from a deleted epoch still cannot resurrect data.
+
+Why one class rather than a database wrapped by a replica: the keyspace, the dirty set and
+the write sequence change together on every write, and a wrapper needed a hook to push each
+write's delta up to the gossip node and a sequence number carried back down to WAIT.
 """
 
 from __future__ import annotations
@@ -16,33 +32,47 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy.typing as npt
 
-from hearsay.base.errors import HearsayError, StorageError, WrongTypeError
+from hearsay.base.errors import StorageError, WrongTypeError
 from hearsay.base.glob import compile_glob
-from hearsay.lattice.codec import decode_entry, encode_entry
+from hearsay.engine.data_dir import check_for_lost_data, load_entries
+from hearsay.engine.interfaces import (
+    AckWait,
+    CommandTable,
+    Session,
+    Storage,
+    StorageFailure,
+    WaitForAcks,
+)
+from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
-from hearsay.persist.group_commit import GroupCommit, StorageFailure, Ticket
+from hearsay.persist.group_commit import GroupCommit, Ticket
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar, read_sidecar, write_sidecar
 from hearsay.persist.store import SqliteStore
-from hearsay.sketch.schemas import admit_schema, type_name, view_for
+from hearsay.protocol.envelope import Keyring
+from hearsay.protocol.events import KeyChanged, NodeEvent
+from hearsay.protocol.membership import Address, Membership
+from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.sketch.schemas import admit_schema, type_name
+
+if TYPE_CHECKING:
+    from random import Random
 
 log = logging.getLogger(__name__)
 
-LocalDeltaHook = Callable[[bytes, Entry], int | None]
-"""Receives every local write's delta (the gossip push); may return a write sequence number."""
 SCAN_COUNT_DEFAULT: Final = 10
-_DAMAGED_LOGGED_MAX: Final = 20
 SCAN_WORK_MAX: Final = 10_000
 """SCAN examines at most about this many keys per call, whatever its COUNT (whole buckets:
 a bucket is never split), so one call holds the event loop for milliseconds, not for the
@@ -50,7 +80,7 @@ whole keyspace; a client asking for more simply gets a cursor to continue from."
 
 
 @dataclass(slots=True)
-class DatabaseStats:
+class ReplicaStats:
     """Counters for INFO and /metrics."""
 
     local_writes: int = 0
@@ -65,25 +95,32 @@ class DatabaseStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-class Database:
-    """One node's keyspace, made durable and wired to gossip."""
+class Replica:
+    """One node's keyspace, made durable and replicated by its gossip node."""
 
     def __init__(
         self,
         identity: NodeIdentity,
         keyspace: Keyspace | None = None,
-        storage: GroupCommit | None = None,
+        storage: Storage | None = None,
         key_bytes_max: int | None = KEY_BYTES_MAX_LIMIT,
+        commands: CommandTable[Any] | None = None,
     ) -> None:
         self.identity = identity
         self.keyspace = keyspace if keyspace is not None else Keyspace()
         self.limit_keys(key_bytes_max)
         self.storage = storage
-        self.stats = DatabaseStats()
-        self.on_local_delta: LocalDeltaHook | None = None
-        self.last_write_seq = 0
-        """The gossip sequence number of the latest local write (for WAIT)."""
-        self._dirty: set[bytes] = set()
+        self.commands = commands
+        """The command table :meth:`execute` runs (None: a replica driven by its methods)."""
+        self.stats = ReplicaStats()
+        self.node: GossipNode | None = None
+        """The gossip node replicating the keyspace, once :meth:`attach_gossip` made it."""
+        self.membership: Membership | None = None
+        """The node's membership (handed in with the gossip node; the runtime's cluster
+        commands read and tag it)."""
+        self._write_seq = 0  # the gossip sequence number of the latest local write (WAIT)
+        self._events: deque[NodeEvent] = deque()  # the node's events that need the driver
+        self._dirty: set[bytes] = set()  # keys changed since the last flush
         self._local_since_flush = False  # a client write since the last flush (``always``)
         self.data_dir: str | None = None  # where the sidecar lives (None: no durable storage)
         self.data_loss: str | None = None
@@ -113,7 +150,9 @@ class Database:
         node_name: str | None = None,
         now_ms: int = 0,
         key_bytes_max: int = KEY_BYTES_MAX_LIMIT,
-    ) -> Database:
+        *,
+        commands: CommandTable[Any] | None = None,
+    ) -> Replica:
         """Open (or create) the data directory, start a new generation, load every entry.
 
         Stored entries that fail their checksum or do not decode to a valid entry are moved
@@ -123,21 +162,23 @@ class Database:
         """
         store = SqliteStore(data_dir, synchronous=fsync.sqlite_synchronous)
         try:
-            data_loss = _check_for_lost_data(store, read_sidecar(data_dir))
+            data_loss = check_for_lost_data(store, read_sidecar(data_dir))
             identity = NodeIdentity.load_or_create(store, node_name=node_name)
-            database = cls(identity, key_bytes_max=None)
-            database.data_dir = os.fspath(data_dir)
-            database.data_loss = data_loss
-            database._load(store, now_ms)
-            database.limit_keys(key_bytes_max)
-            if database.stats.corrupt_entries_skipped:
-                database.identity = identity.with_fresh_origin(store)
-            database.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
+            replica = cls(identity, key_bytes_max=None, commands=commands)
+            replica.data_dir = os.fspath(data_dir)
+            replica.data_loss = data_loss
+            loaded, damaged = load_entries(store, replica.keyspace, now_ms)
+            replica.stats.loaded_entries += loaded
+            replica.stats.corrupt_entries_skipped += damaged
+            replica.limit_keys(key_bytes_max)
+            if damaged:
+                replica.identity = identity.with_fresh_origin(store)
+            replica.storage = GroupCommit(store, fsync)  # the writer thread owns it from here
         except BaseException:
             store.close()
             raise
-        database.write_sidecar(now_ms)
-        return database
+        replica.write_sidecar(now_ms)
+        return replica
 
     def write_sidecar(self, now_ms: int) -> bool:
         """Record in the sidecar who this node is and how many entries it holds (at start,
@@ -153,36 +194,6 @@ class Database:
             node_name=identity.node_name,
         )
         return write_sidecar(self.data_dir, sidecar)
-
-    def _load(self, store: SqliteStore, now_ms: int) -> None:
-        damaged: list[tuple[bytes, bytes, int | None, str]] = []
-
-        def corrupt(key: bytes, blob: bytes, checksum: int | None, reason: str) -> None:
-            damaged.append((key, blob, checksum, reason))
-
-        for key, blob in store.load(on_corrupt=corrupt):
-            try:
-                entry = decode_entry(blob)
-                if entry.schema is not None:
-                    view_for(entry.schema)  # a kind and parameters this node understands
-            except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
-                damaged.append((key, blob, None, f"invalid entry: {error}"))
-                continue
-            self.keyspace.merge(key, entry)
-            self.stats.loaded_entries += 1
-        if not damaged:
-            return
-        # Never loaded, so never gossiped: the peers' copies refill these keys.
-        self.stats.corrupt_entries_skipped += len(damaged)
-        for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
-            log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
-        if len(damaged) > _DAMAGED_LOGGED_MAX:
-            log.error("... and %d more damaged entries", len(damaged) - _DAMAGED_LOGGED_MAX)
-        try:
-            store.quarantine(damaged, now_ms)
-        except StorageError as error:
-            # Still skipped at every load until a refilled copy overwrites the row.
-            log.error("could not move damaged entries to the quarantine table: %s", error)
 
     def close(self, now_ms: int = 0) -> None:
         """Flush everything and close the store (the node's data stays on disk).
@@ -217,7 +228,7 @@ class Database:
         storage = self.storage
         return 0 if storage is None else len(self._dirty) + storage.unsynced_writes
 
-    def mark_dirty(self, key: bytes) -> None:
+    def _mark_dirty(self, key: bytes) -> None:
         """Note that ``key`` changed (e.g. by replication) and must reach the disk."""
         if self.storage is not None:
             self._dirty.add(key)
@@ -242,7 +253,7 @@ class Database:
             return failed
         return self._stage_dirty(storage)
 
-    def _stage_dirty(self, storage: GroupCommit) -> Ticket | None:
+    def _stage_dirty(self, storage: Storage) -> Ticket | None:
         ticket: Future[None] | None = None
         dirty, self._dirty = self._dirty, set()
         for key in dirty:
@@ -267,7 +278,7 @@ class Database:
         self, key: bytes, schema: Schema, slices: dict[str, MaxVector], now_ms: int
     ) -> MergeResult:
         """A client's write: merge, mark dirty, push the delta to gossip."""
-        return self._after_local(key, self.keyspace.write(key, schema, slices, now_ms))
+        return self._after_local(key, self.keyspace.write(key, schema, slices, now_ms), now_ms)
 
     def write_own(self, key: bytes, schema: Schema, vector: MaxVector, now_ms: int) -> MergeResult:
         """Write into this node's own slice (additive schemas) or the shared one (others)."""
@@ -285,7 +296,7 @@ class Database:
         """Raw ``(indices, values)`` pairs into this node's slice: the sketches' bulk path."""
         origin = self.origin if schema.additive else ""
         result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
-        return self._after_local(key, result)
+        return self._after_local(key, result, now_ms)
 
     def holds_pairs_own(
         self, key: bytes, schema: Schema, indices: list[int], values: list[int], now_ms: int
@@ -305,29 +316,178 @@ class Database:
             return bool(get(indices[0]) >= values[0])
         return all(get(index) >= value for index, value in zip(indices, values, strict=True))
 
-    def _after_local(self, key: bytes, result: MergeResult) -> MergeResult:
-        if result.delta is not None:
+    def _after_local(self, key: bytes, result: MergeResult, now_ms: int) -> MergeResult:
+        """The one funnel after every local change: count it, mark it dirty, gossip it."""
+        delta = result.delta
+        if delta is not None:
             self.stats.local_writes += 1
             self._local_since_flush = True
-            self.mark_dirty(key)
-            if self.on_local_delta is not None:
-                seq = self.on_local_delta(key, result.delta)
-                if seq is not None:
-                    self.last_write_seq = seq
+            self._mark_dirty(key)
+            if self.node is not None:
+                self._write_seq = self.node.local_delta(key, delta, now_ms)
         return result
 
-    def replicated_change(self, key: bytes, conflict: bool = False) -> None:
-        """The gossip node merged a peer's delta into our keyspace: persist the key."""
+    def _replicated_change(self, key: bytes, conflict: bool) -> None:
+        """A peer's delta changed ``key`` in our keyspace: persist the key."""
         self.stats.replicated_changes += 1
         self.stats.schema_conflicts += conflict
-        self.mark_dirty(key)
+        self._mark_dirty(key)
 
     def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
-        """Merge a peer's delta (for drivers without a gossip node, e.g. tests and tools)."""
+        """Merge a peer's delta without a gossip node (tests and tools that carry deltas)."""
         result = self.keyspace.merge(key, delta)
         if result.changed:
-            self.replicated_change(key, result.conflict)
+            self._replicated_change(key, result.conflict)
         return result
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def execute(self, session: Session, args: list[bytes], now_ms: int) -> object:
+        """Run one client command at ``now_ms``: its reply, or an :class:`AckWait` when the
+        reply waits for peers (WAIT). It never raises (the command table turns errors into
+        error replies).
+
+        Under ``--fsync always`` a reply to a write must also wait for :meth:`flush`'s ticket:
+        the driver flushes once after a batch of commands, so one ticket covers them all.
+        """
+        commands = self.commands
+        assert commands is not None, "execute needs the command table given at construction"
+        session.now_ms = now_ms
+        before = self._write_seq
+        reply = commands.dispatch(session, args)
+        if self._write_seq != before:
+            session.last_write_seq = self._write_seq
+        if type(reply) is WaitForAcks:
+            return self._wait_for_acks(session.last_write_seq, reply, now_ms)
+        return reply
+
+    def execute_run(self, session: Session, run: list[list[bytes]], now_ms: int) -> list[object]:
+        """Run a run of calls of one command on one key at once (the command table's
+        ``run_at`` finds them): their replies, exactly as :meth:`execute` one by one."""
+        commands = self.commands
+        assert commands is not None, "execute needs the command table given at construction"
+        session.now_ms = now_ms
+        before = self._write_seq
+        replies = list(commands.dispatch_run(session, run))
+        if self._write_seq != before:
+            session.last_write_seq = self._write_seq
+        return replies
+
+    def _wait_for_acks(self, seq: int, wait: WaitForAcks, now_ms: int) -> int | AckWait:
+        """WAIT: the ack count now when it suffices (or nothing can be waited for), else what
+        the driver waits for."""
+        node = self.node
+        if node is None or seq <= 0:
+            return 0
+        if wait.peers == 0:
+            return node.acks(seq)
+        held = node.request_acks(seq, wait.peers, now_ms)
+        if held >= wait.peers:
+            return held
+        deadline_ms = None if wait.timeout_ms == 0 else now_ms + wait.timeout_ms
+        return AckWait(seq, wait.peers, deadline_ms)
+
+    def acks(self, seq: int) -> int:
+        """How many peers hold local write ``seq`` (an :class:`AckWait`'s final reply)."""
+        return 0 if self.node is None or seq <= 0 else self.node.acks(seq)
+
+    # -- gossip ----------------------------------------------------------------------------------
+
+    def attach_gossip(
+        self,
+        address: Address,
+        *,
+        config: NodeConfig,
+        cluster: str,
+        keyring: Keyring | None,
+        membership: Membership,
+        rng: Random,
+        nonce_source: Callable[[int], bytes],
+        now_ms: int,
+    ) -> GossipNode:
+        """Make the gossip node that replicates this keyspace (once, before any traffic)."""
+        assert self.node is None, "a replica has one gossip node"
+        self.membership = membership
+        self.node = GossipNode(
+            address,
+            rng=rng,
+            keyspace=self.keyspace,
+            config=config,
+            cluster=cluster,
+            keyring=keyring,
+            nonce_source=nonce_source,
+            membership=membership,
+            now_ms=now_ms,
+        )
+        return self.node
+
+    def _gossip(self) -> GossipNode:
+        node = self.node
+        assert node is not None, "attach_gossip first"
+        return node
+
+    def receive_datagram(self, data: bytes, source: Address, now_ms: int) -> None:
+        self._gossip().receive_datagram(data, source, now_ms)
+        self._take_events()
+
+    def open_stream_hello(
+        self, hello: bytes, source: Address, now_ms: int
+    ) -> tuple[int, int] | None:
+        """Authenticate a stream's hello: its ``(port, length)``, or None (dropped)."""
+        opened = self._gossip().open_stream_hello(hello, source, now_ms)
+        self._take_events()
+        return opened
+
+    def receive_stream_steps(self, data: bytes, source: Address, now_ms: int) -> Iterator[None]:
+        """A stream's body, in steps the driver may interleave with other work."""
+        for _ in self._gossip().receive_stream_steps(data, source, now_ms):
+            self._take_events()
+            yield
+        self._take_events()
+
+    def stream_failed(self, stream_id: int) -> None:
+        self._gossip().stream_failed(stream_id)
+
+    def handle_timer(self, now_ms: int) -> None:
+        self._gossip().handle_timer(now_ms)
+        self._take_events()
+
+    def get_timer(self) -> int | None:
+        """When :meth:`handle_timer` is due next (None: no gossip node)."""
+        return None if self.node is None else self.node.get_timer()
+
+    def join(self, seeds: list[Address], now_ms: int) -> None:
+        self._gossip().join(seeds, now_ms)
+        self._take_events()
+
+    def leave(self, now_ms: int) -> None:
+        self._gossip().leave(now_ms)
+        self._take_events()
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Address]]:
+        return [] if self.node is None else self.node.datagrams_to_send()
+
+    def has_output(self) -> bool:
+        """Whether the driver has anything to drain (datagrams or events)."""
+        return bool(self._events) or (self.node is not None and self.node.has_output())
+
+    def next_event(self) -> NodeEvent | None:
+        """The next event that needs the driver (stream requests, ack wake-ups, drops and
+        member events); key changes never leave the replica."""
+        self._take_events()
+        return self._events.popleft() if self._events else None
+
+    def _take_events(self) -> None:
+        """Drain the node's events: a changed key is marked dirty here, the rest wait for
+        the driver."""
+        node = self.node
+        if node is None:
+            return
+        while (event := node.next_event()) is not None:  # bounded by the node's queue
+            if type(event) is KeyChanged:
+                self._replicated_change(event.key, event.conflict)
+            else:
+                self._events.append(event)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -348,7 +508,7 @@ class Database:
         """DEL/UNLINK: how many of ``keys`` existed."""
         removed = 0
         for key in keys:
-            result = self._after_local(key, self.keyspace.delete(key, now_ms))
+            result = self._after_local(key, self.keyspace.delete(key, now_ms), now_ms)
             removed += result.changed
         return removed
 
@@ -379,7 +539,7 @@ class Database:
             return False
         if deadline_ms == 0 and entry.deadline_ms == 0:
             return False
-        result = self._after_local(key, self.keyspace.set_expiry(key, deadline_ms, now_ms))
+        result = self._after_local(key, self.keyspace.set_expiry(key, deadline_ms, now_ms), now_ms)
         return result.changed or entry.deadline_ms == deadline_ms
 
     def ttl_ms(self, key: bytes, now_ms: int) -> int:
@@ -395,7 +555,7 @@ class Database:
         """Sweep keys whose deadline passed into tombstones; returns how many."""
         expired = self.keyspace.expire_due(now_ms)
         for key, _ in expired:
-            self.mark_dirty(key)
+            self._mark_dirty(key)
         self.stats.expired_keys += len(expired)
         return len(expired)
 
@@ -404,17 +564,17 @@ class Database:
         disk; returns how many. See :meth:`Keyspace.purge_tombstones` for the grace rule."""
         purged = self.keyspace.purge_tombstones(now_ms - grace_ms)
         for key in purged:
-            self.mark_dirty(key)
+            self._mark_dirty(key)
         self.stats.tombstones_purged += len(purged)
         return len(purged)
 
-    def live_keys(self, now_ms: int) -> Iterator[bytes]:
+    def _live_keys(self, now_ms: int) -> Iterator[bytes]:
         for key, entry in self.keyspace.items():
             if entry.schema is not None and not (entry.deadline_ms and entry.deadline_ms <= now_ms):
                 yield key
 
     def dbsize(self, now_ms: int) -> int:
-        return sum(1 for _ in self.live_keys(now_ms))
+        return sum(1 for _ in self._live_keys(now_ms))
 
     def keys(self, pattern: bytes, now_ms: int) -> list[bytes]:
         """KEYS: Redis's glob rules (``*``, ``?``, ``[...]``, ``\\``; see :mod:`hearsay.base.glob`).
@@ -423,9 +583,9 @@ class Database:
         SCAN is the way to walk a big keyspace without holding the node.
         """
         if pattern == b"*":  # Redis's allkeys: the lone star also matches the empty key
-            return list(self.live_keys(now_ms))
+            return list(self._live_keys(now_ms))
         glob = compile_glob(pattern)
-        return [key for key in self.live_keys(now_ms) if glob.match(key)]
+        return [key for key in self._live_keys(now_ms) if glob.match(key)]
 
     def scan(
         self,
@@ -462,36 +622,3 @@ class Database:
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
-
-
-def _check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
-    """Whether the database is new although the sidecar says this node had one: then say
-    so loudly, put the node's identity back (its peers refill it under the same id) and
-    return the problem for /health and INFO."""
-    if sidecar is None:
-        return None
-    stored = NodeIdentity.read(store)
-    # No commas: INFO clients split values on them.
-    if stored is None:
-        problem = (
-            f"the database {store.path} was empty or missing at start but this node "
-            f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} "
-            f"entries at unix ms {sidecar.written_at_ms}: it starts empty under its old id "
-            "and its peers refill what they hold; entries only this node held are lost"
-        )
-    elif stored.node_id == sidecar.node_id and stored.generation < sidecar.generation:
-        problem = (
-            f"the database {store.path} is older than this node's last run (generation "
-            f"{stored.generation} where node {sidecar.node_id} last ran generation "
-            f"{sidecar.generation}; restored from an old copy?): its peers refill what it "
-            "missed; writes only this node held since that copy are lost"
-        )
-    else:
-        return None
-    try:
-        NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
-    except StorageError as error:
-        log.error("%s; its identity cannot be restored: %s", problem, error)
-        return problem
-    log.error("%s", problem)
-    return problem

@@ -1,0 +1,94 @@
+"""Opening a data directory: its entries loaded (damaged ones quarantined), and a database
+that lost its data said so at start.
+
+Why apart from :class:`~hearsay.engine.replica.Replica`: this runs once, at start, against
+the SQLite store directly (before the group committer's writer thread owns it); the replica
+holds the state that lives on afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from hearsay.base.errors import HearsayError, StorageError
+from hearsay.lattice.codec import decode_entry
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.persist.identity import NodeIdentity
+from hearsay.persist.sidecar import Sidecar
+from hearsay.persist.store import SqliteStore
+from hearsay.sketch.schemas import view_for
+
+log = logging.getLogger(__name__)
+
+_DAMAGED_LOGGED_MAX: Final = 20
+
+
+def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[int, int]:
+    """Merge every stored entry into ``keyspace``: ``(loaded, damaged)`` counts.
+
+    Entries that fail their checksum or do not decode to a valid entry are moved to the
+    store's quarantine table (``now_ms`` stamps them there), never loaded.
+    """
+    damaged: list[tuple[bytes, bytes, int | None, str]] = []
+
+    def corrupt(key: bytes, blob: bytes, checksum: int | None, reason: str) -> None:
+        damaged.append((key, blob, checksum, reason))
+
+    loaded = 0
+    for key, blob in store.load(on_corrupt=corrupt):
+        try:
+            entry = decode_entry(blob)
+            if entry.schema is not None:
+                view_for(entry.schema)  # a kind and parameters this node understands
+        except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
+            damaged.append((key, blob, None, f"invalid entry: {error}"))
+            continue
+        keyspace.merge(key, entry)
+        loaded += 1
+    if not damaged:
+        return loaded, 0
+    # Never loaded, so never gossiped: the peers' copies refill these keys.
+    for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
+        log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
+    if len(damaged) > _DAMAGED_LOGGED_MAX:
+        log.error("... and %d more damaged entries", len(damaged) - _DAMAGED_LOGGED_MAX)
+    try:
+        store.quarantine(damaged, now_ms)
+    except StorageError as error:
+        # Still skipped at every load until a refilled copy overwrites the row.
+        log.error("could not move damaged entries to the quarantine table: %s", error)
+    return loaded, len(damaged)
+
+
+def check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
+    """Whether the database is new although the sidecar says this node had one: then say
+    so loudly, put the node's identity back (its peers refill it under the same id) and
+    return the problem for /health and INFO."""
+    if sidecar is None:
+        return None
+    stored = NodeIdentity.read(store)
+    # No commas: INFO clients split values on them.
+    if stored is None:
+        problem = (
+            f"the database {store.path} was empty or missing at start but this node "
+            f"{sidecar.node_id} (generation {sidecar.generation}) held {sidecar.entries} "
+            f"entries at unix ms {sidecar.written_at_ms}: it starts empty under its old id "
+            "and its peers refill what they hold; entries only this node held are lost"
+        )
+    elif stored.node_id == sidecar.node_id and stored.generation < sidecar.generation:
+        problem = (
+            f"the database {store.path} is older than this node's last run (generation "
+            f"{stored.generation} where node {sidecar.node_id} last ran generation "
+            f"{sidecar.generation}; restored from an old copy?): its peers refill what it "
+            "missed; writes only this node held since that copy are lost"
+        )
+    else:
+        return None
+    try:
+        NodeIdentity.restore(store, sidecar.node_id, sidecar.generation, sidecar.node_name)
+    except StorageError as error:
+        log.error("%s; its identity cannot be restored: %s", problem, error)
+        return problem
+    log.error("%s", problem)
+    return problem
