@@ -15,8 +15,8 @@ stream, and none changes what the simulation does.
   healing, every surviving write on every live node.
 - :func:`durability_problems`: at a crash, the disk holds every write the node acknowledged,
   except (``everysec``) those of the last sync interval.
-- :func:`convergence_problems`: identical keyspaces on all live nodes and sketch answers equal
-  to the reference's.
+- :func:`convergence_problems`: identical keyspaces on all live nodes, and the answers of
+  real read commands on them equal to the reference's.
 - :class:`DetectionTracker`: how fast crashed nodes were convicted, and false convictions.
 """
 
@@ -29,8 +29,6 @@ import numpy as np
 
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
-from hearsay.sketch.counter import PNCounter
-from hearsay.sketch.hyperloglog import HyperLogLog
 
 
 def holds(entry: Entry | None, delta: Entry) -> bool:
@@ -231,10 +229,19 @@ def identical(keyspaces: list[Keyspace]) -> bool:
     return all(np.array_equal(first, k.bucket_hashes()) for k in keyspaces[1:])
 
 
+Answers = dict[bytes, list[object]]
+"""Key -> the replies of the workload's read commands for it (PFCOUNT, BF.MEXISTS, ...)."""
+
+
 def convergence_problems(
-    keyspaces: list[tuple[int, Keyspace]], tracker: WriteTracker, now_ms: int
+    keyspaces: list[tuple[int, Keyspace]],
+    tracker: WriteTracker,
+    answers: Answers,
+    reference_answers: Answers,
 ) -> list[str]:
-    """Identical entries on every live node, and sketch answers equal to the reference's."""
+    """Identical entries on every live node, and the read commands' answers on the cluster
+    (one live node; the others are identical) equal to the reference's (the join of every
+    write), read at the same instant; keys with a legitimately lost write are skipped."""
     problems: list[str] = []
     _, first = keyspaces[0]
     for j, other in keyspaces[1:]:
@@ -245,36 +252,26 @@ def convergence_problems(
             if other.entry(key) != entry:
                 problems.append(f"node {j} differs on key {key!r}")
                 break
-    problems.extend(sketch_mismatches(first, tracker, now_ms))
+    lost_keys = {w.key for w in tracker.writes if w.lost}
+    for key, expected in reference_answers.items():
+        got = answers.get(key)
+        if key not in lost_keys and got != expected:
+            problems.append(f"key {key!r}: cluster answers {got!r}, reference {expected!r}")
     return problems
 
 
-def _answer(entry: Entry | None, now_ms: int) -> object:
-    """What a read at ``now_ms`` answers: None for a missing, deleted or expired key; the
-    sketch's own answer for HLLs and counters; the raw slices for the other families."""
-    if entry is None or entry.schema is None:
-        return None
-    if entry.deadline_ms and entry.deadline_ms <= now_ms:
-        return None
-    kind = entry.schema.kind
-    if kind == "hll":
-        return HyperLogLog().count(entry.vector)
-    if kind == "counter":
-        return PNCounter().get(dict(entry.slices()))
-    return (entry.schema, sorted((o, v.items()) for o, v in entry.slices()))
-
-
-def sketch_mismatches(keyspace: Keyspace, tracker: WriteTracker, now_ms: int) -> list[str]:
-    """Answers of the converged cluster against the reference (the join of every write),
-    read at the same instant; keys with a legitimately lost write are skipped."""
-    lost_keys = {w.key for w in tracker.writes if w.lost}
+def unconverged_problems(tracker: WriteTracker, live: list[int]) -> list[str]:
+    """The first few surviving writes some live node still lacks."""
     problems: list[str] = []
-    for key, expected in tracker.reference.items():
-        if key in lost_keys:
-            continue
-        a, b = _answer(keyspace.entry(key), now_ms), _answer(expected, now_ms)
-        if a != b:
-            problems.append(f"key {key!r}: cluster answers {a!r}, reference {b!r}")
+    for w in tracker.writes:
+        missing = [j for j in live if j not in w.held_at]
+        if not w.lost and missing:
+            problems.append(
+                f"write to {w.key!r} by node {w.writer} at {w.at_ms} ms not held by nodes "
+                f"{missing[:8]}"
+            )
+            if len(problems) == 3:
+                break
     return problems
 
 

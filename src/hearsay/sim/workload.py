@@ -71,3 +71,18 @@ class Workload:
         for _ in range(rng.randint(1, 3)):
             pairs += [b"%d" % rng.randrange(1 << 20), b"%d" % rng.randint(1, 1000)]
         return [[b"VMAX", key, *pairs]]
+
+    @staticmethod
+    def reads(key: bytes) -> list[list[bytes]]:
+        """The read commands whose answers the checkers compare for ``key``: its type and
+        time to live, and its family's own reads over every item the workload may add."""
+        items = [b"item-%d" % k for k in range(ITEMS)]
+        family = key.partition(b":")[0]
+        read = {
+            b"hll": [b"PFCOUNT", key],
+            b"bloom": [b"BF.MEXISTS", key, *items],
+            b"cms": [b"CMS.QUERY", key, *items],
+            b"counter": [b"GET", key],
+            b"vector": [b"VGET", key],
+        }[family]
+        return [[b"TYPE", key], [b"PTTL", key], read]

@@ -63,6 +63,7 @@ from hearsay.sim.checkers import (
     convergence_problems,
     durability_problems,
     identical,
+    unconverged_problems,
 )
 from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import ClockStepSpec, CrashSpec, SimConfig
@@ -536,15 +537,31 @@ class Simulation:
         result["writes_acknowledged"] = sum(w.acked_ms is not None for w in self.writes.writes)
         problems = self.monotone.violations[:5] + self.epochs.violations[:5] + self.durability[:5]
         if result["converged"]:
-            problems += convergence_problems(
-                list(zip(live, self._keyspaces(live), strict=True)),
-                self.writes,
-                BASE_UNIX_MS + self.now,
+            keyspaces = list(zip(live, self._keyspaces(live), strict=True))
+            first = self.nodes[live[0]]
+            assert first is not None
+            reference = Replica(
+                NodeIdentity("reference", 1), self.writes.reference, commands=self.registry
             )
+            problems += convergence_problems(
+                keyspaces, self.writes, self._answers(first), self._answers(reference)
+            )
+        elif result["writes_unconverged"]:
+            problems += unconverged_problems(self.writes, live)
         result["problems"] = problems
         if problems:
             result["converged"] = False
         return result
+
+    def _answers(self, replica: Replica) -> dict[bytes, list[object]]:
+        """The workload's read commands on ``replica`` at one true instant, for every key
+        ever written."""
+        session = ClientContext(client_id=0, db=replica)
+        now = BASE_UNIX_MS + self.now
+        return {
+            key: [replica.execute(session, args, now) for args in self.workload.reads(key)]
+            for key, _ in self.writes.reference.items()
+        }
 
     def fractions_over_time(self) -> list[tuple[list[int], list[float]]]:
         """Per write: (ms since the write, fraction of nodes holding it) steps, for plotting."""
