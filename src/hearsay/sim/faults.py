@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from hearsay.sim.config import ClockStepSpec, CrashSpec, SimConfig
+from hearsay.sim.config import SimConfig
 
 Push = Callable[[int, str, Any, Any], None]
 """Schedules an action: ``push(at_ms, what, a, b)``."""
@@ -61,11 +61,11 @@ class Faults:
     def live(self) -> list[int]:
         return [i for i in range(self.config.nodes) if self.alive[i]]
 
-    def crash_victims(self, spec: CrashSpec | ClockStepSpec) -> list[int]:
-        """Random live nodes; a crash always leaves at least one node up."""
+    def pick_live(self, count: int, *, leave_one: bool) -> list[int]:
+        """``count`` random live nodes (crashes ``leave_one`` up)."""
         live = self.live()
-        count = spec.count if isinstance(spec, ClockStepSpec) else min(spec.count, len(live) - 1)
-        return self.rng.sample(live, min(max(0, count), len(live)))
+        count = min(count, len(live) - 1 if leave_one else len(live))
+        return self.rng.sample(live, max(0, count))
 
     def crash(self, node: int, down_s: float | None, wipe: bool) -> None:
         self.alive[node] = False

@@ -363,7 +363,7 @@ class Simulation:
         self._after(i)
 
     def _crash(self, spec: CrashSpec) -> None:
-        for i in self.faults.crash_victims(spec):
+        for i in self.faults.pick_live(spec.count, leave_one=True):
             self.faults.crash(i, spec.down_s, spec.wipe)
             self.nodes[i] = None
             self.timer_token[i] += 1
@@ -397,7 +397,7 @@ class Simulation:
         self._join(i)
 
     def _step_clocks(self, spec: ClockStepSpec) -> None:
-        for i in self.faults.crash_victims(spec):
+        for i in self.faults.pick_live(spec.count, leave_one=False):
             self.clocks[i].step(spec.step_ms)
             self._after(i)
 
