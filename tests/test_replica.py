@@ -13,6 +13,7 @@ from typing import Any, cast
 from hearsay.engine.interfaces import AckWait
 from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
+from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol.events import KeyChanged
 from hearsay.resp.cluster_commands import ClusterControl
@@ -107,3 +108,19 @@ def test_a_replica_without_gossip_answers_wait_with_zero_at_once() -> None:
     assert replica.execute(session, [b"WAIT", b"1", b"0"], 0) == 0
     assert replica.next_event() is None
     assert replica.datagrams_to_send() == []
+
+
+def test_under_fsync_always_a_write_is_durable_once_the_flush_ticket_completes(
+    tmp_path: Path,
+) -> None:
+    replica = Replica.open(tmp_path / "data", FsyncPolicy.ALWAYS, commands=_registry())
+    assert replica.acknowledges_durable
+    session = ClientContext(client_id=1, db=replica)
+    assert replica.execute(session, [b"PFADD", b"h", b"x"], 0) == 1
+    assert replica.unsynced_writes == 1  # dirty, not staged yet
+    ticket = replica.flush()  # what the driver holds the reply for
+    assert ticket is not None
+    ticket.result(timeout=30)
+    assert replica.flush() is None  # nothing left dirty
+    assert replica.unsynced_writes == 0  # and what was staged is synced
+    replica.close()

@@ -35,7 +35,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy.typing as npt
@@ -91,8 +91,6 @@ class ReplicaStats:
     corrupt_entries_skipped: int = 0  # found at load and quarantined (never loaded)
     loaded_entries: int = 0
     flushes: int = 0
-    entries_flushed: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class Replica:
@@ -260,7 +258,6 @@ class Replica:
             entry = self.keyspace.entry(key)
             ticket = storage.stage(key, None if entry is None else encode_entry(entry))
         self.stats.flushes += 1
-        self.stats.entries_flushed += len(dirty)
         return ticket
 
     @property

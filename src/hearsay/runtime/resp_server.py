@@ -374,6 +374,7 @@ class RespConnection(asyncio.Protocol):
                     pending += len(encoded)
             if pending > self._output_bytes_max:
                 self._server.output_limit_reached(self, pending)
+                self._server.commands_ran()  # the writes made stand: gossip them
                 return
             if ctx.close_after_reply:
                 self._closing = True
