@@ -35,19 +35,23 @@ def _both(config: SimConfig, planted: PlantedBugs) -> tuple[dict[str, Any], dict
     return clean, buggy
 
 
-def test_a_store_losing_acknowledged_always_writes_is_caught() -> None:
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_a_store_losing_synced_writes_is_caught(fsync: str) -> None:
+    """Acknowledged writes lost (durability) and older state lost beyond the policy's window
+    (monotone across the crash)."""
     config = SimConfig(
         nodes=10,
         seed=3,
         duration_s=8,
         heal_s=20,
         writes=100,
-        fsync="always",
+        fsync=fsync,
         crashes=(CrashSpec(3, 3, 1), CrashSpec(6, 3, 1)),
     )
     clean, buggy = _both(config, PlantedBugs(store_drops_every=3))
-    assert clean["durability_violations"] == 0
+    assert clean["durability_violations"] == clean["monotone_violations"] == 0
     assert buggy["durability_violations"] > 0
+    assert buggy["monotone_violations"] > 0
     assert any(p.startswith("durability:") for p in buggy["problems"])
 
 

@@ -6,8 +6,8 @@ here is fed observations (a write was acknowledged, a node's entry changed, a no
 peer) and reads keyspaces it is handed; none of them holds a node, the network or a random
 stream, and none changes what the simulation does.
 
-- :class:`MonotoneChecker`: no entry on a node ever goes backwards in the lattice order (a
-  crash resets the node to what its disk held: the durability checker judges that loss).
+- :class:`MonotoneChecker`: no entry on a node ever goes backwards in the lattice order, and
+  a crash takes back only what changed within the fsync policy's loss window.
 - :class:`EpochBound`: no epoch is further ahead of true time than the skew bound allows (a
   DEL's epoch is the deleting node's clock, an expiry's the deadline it swept at).
 - :class:`WriteTracker`: every write, whether and when it was acknowledged, which nodes hold
@@ -54,24 +54,48 @@ def covers(newer: Entry, older: Entry) -> bool:
 
 
 class MonotoneChecker:
-    """Remembers the last entry each node showed for each key; a later one must cover it."""
+    """No entry on a node goes backwards, and a crash takes back only its loss window.
 
-    def __init__(self) -> None:
-        self.shadow: dict[tuple[int, bytes], Entry] = {}
+    For each node and key it keeps the entries the node showed within the last
+    ``loss_window_ms``, and the newest one before: while the node runs, each entry must cover
+    the previous one; at a crash, the disk must cover the newest entry shown before the
+    window (what a crash may legitimately lose is only what changed within it).
+    """
+
+    def __init__(self, loss_window_ms: int) -> None:
+        self.loss_window_ms = loss_window_ms
+        self.shown: dict[tuple[int, bytes], list[tuple[int, Entry]]] = {}
+        """(node, key) -> (time shown, entry): the newest entry shown before the window,
+        then every entry shown within it."""
         self.violations: list[str] = []
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
-        previous = self.shadow.get((node, key))
-        if previous is not None and not covers(entry, previous):
+        shown = self.shown.setdefault((node, key), [])
+        if shown and not covers(entry, shown[-1][1]):
             self.violations.append(
-                f"monotone: node {node} key {key!r} went from {previous} to {entry} at {sim_ms} ms"
+                f"monotone: node {node} key {key!r} went from {shown[-1][1]} to {entry} "
+                f"at {sim_ms} ms"
             )
-        self.shadow[(node, key)] = entry.copy()
+        shown.append((sim_ms, entry.copy()))
+        settled_ms = sim_ms - self.loss_window_ms
+        while len(shown) > 1 and shown[1][0] < settled_ms:
+            del shown[0]
 
-    def forget_node(self, node: int) -> None:
-        """A wiped node starts from nothing: what it held before is no baseline."""
-        for key in [k for (n, k) in self.shadow if n == node]:
-            del self.shadow[(node, key)]
+    def crashed(self, node: int, disk: dict[bytes, Entry], crash_ms: int) -> None:
+        """``node`` came down holding ``disk``: it must cover what the node showed before the
+        loss window. The node starts afresh from its disk."""
+        settled_ms = crash_ms - self.loss_window_ms
+        for (n, key), shown in list(self.shown.items()):
+            if n != node:
+                continue
+            at_ms, settled = shown[0]
+            kept = disk.get(key)
+            if at_ms < settled_ms and (kept is None or not covers(kept, settled)):
+                self.violations.append(
+                    f"monotone: node {node} key {key!r} lost {settled} (shown at {at_ms} ms) "
+                    f"in the crash at {crash_ms} ms"
+                )
+            del self.shown[(n, key)]
 
 
 class EpochBound:
@@ -213,7 +237,7 @@ def durability_problems(
     for w in tracker.writes:
         if w.writer != node or w.acked_ms is None or w.acked_ms < started_ms:
             continue
-        if crash_ms - w.acked_ms < loss_window_ms:
+        if crash_ms - w.acked_ms <= loss_window_ms:
             continue
         if not holds(disk.get(w.key), w.delta):
             problems.append(

@@ -16,8 +16,8 @@ A run has two phases:
 - **safety** (``duration_s``): clients send commands of every family (and DEL, EXPIRE) to
   random nodes while faults happen; after every change the *monotone* checker verifies that
   no entry went backwards and the *epoch bound* that no clock ran beyond the skew bound; at
-  every crash the *durability* checker verifies that the disk kept what the fsync policy
-  promised (the node comes back with its disk only);
+  every crash the *durability* and *monotone* checkers verify that the disk kept what the
+  fsync policy promised (the node comes back with its disk only);
 - **liveness** (up to ``heal_s``): faults stop (partitions heal, stalled and crashed-for-good
   nodes stay as they are, loss stays), and the run must converge: every surviving write held by
   every live node, identical keyspaces (entries and bucket hashes) on all live nodes, and sketch
@@ -114,7 +114,11 @@ class Simulation:
         self.heap: list[tuple[int, int, int, Any, Any, Any]] = []
         self.seq = 0
         self.now = 0
-        self.monotone = MonotoneChecker()
+        self.loss_window_ms = (
+            FSYNC_MS if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
+        )
+        """What a crash may take: changes staged this recently are not synced yet."""
+        self.monotone = MonotoneChecker(self.loss_window_ms)
         self.epochs = EpochBound(BASE_UNIX_MS, self._skew_bound_ms)
         self.durability: list[str] = []
         self.writes = WriteTracker()
@@ -372,17 +376,17 @@ class Simulation:
             self.unacked[i].clear()  # their clients saw the connection drop: never acknowledged
             self.stores[i].crash()
             disk = self.stores[i].load()
-            window_ms = 0 if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
             self.durability += durability_problems(
                 i,
                 disk,
                 self.writes,
-                loss_window_ms=window_ms,
+                loss_window_ms=0 if self.policy is FsyncPolicy.ALWAYS else self.loss_window_ms,
                 crash_ms=self.now,
                 started_ms=self.started_ms[i],
             )
             self.writes.node_crashed(i, disk)
-            self.monotone.forget_node(i)
+            if self.config.check_monotone:
+                self.monotone.crashed(i, disk, self.now)
             self.detections.crashed(i, self.now)
             if spec.down_s is not None:
                 self._push_action(self.now + int(spec.down_s * 1000), "restart", i, spec.wipe)
