@@ -9,7 +9,7 @@ import pytest
 
 from hearsay.sim.cli import build_parser, config_from_args
 from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
-from hearsay.sim.config import BurstLossSpec, ClockStepSpec, SimConfig, SkewSpec
+from hearsay.sim.config import BurstLossSpec, ClockStepSpec, CrashSpec, SimConfig, SkewSpec
 from hearsay.sim.network import Network
 from hearsay.sim.world import run
 
@@ -77,3 +77,24 @@ def test_converges_under_bursty_loss_skew_and_a_clock_stepping_back() -> None:
     result, _ = run(config, wall_limit_s=math.inf)
     assert result["converged"], f"{result.get('problems')}\n{config.command()}"
     assert result["monotone_violations"] == 0
+
+
+def test_every_new_fault_replays_exactly_from_its_seed() -> None:
+    config = SimConfig(
+        nodes=10,
+        seed=13,
+        loss=0.02,
+        burst_loss=BurstLossSpec(0.05, 0.25),
+        skew=SkewSpec(400, 1500),
+        clock_steps=(ClockStepSpec(2, 2, -2500),),
+        crashes=(CrashSpec(3, 2, 1),),
+        fsync="always",
+        duration_s=5,
+        writes=60,
+    )
+    first, _ = run(config, wall_limit_s=math.inf)
+    second, _ = run(config, wall_limit_s=math.inf)
+    first.pop("wall_seconds")
+    second.pop("wall_seconds")
+    assert first == second
+    assert first["converged"], first["problems"]
