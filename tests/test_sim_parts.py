@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hearsay.sim.cli import build_parser, config_from_args
+from hearsay.sim.cli import build_parser, config_from_args, main
 from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import BurstLossSpec, ClockStepSpec, CrashSpec, SimConfig, SkewSpec
 from hearsay.sim.network import Network
@@ -98,3 +98,34 @@ def test_every_new_fault_replays_exactly_from_its_seed() -> None:
     second.pop("wall_seconds")
     assert first == second
     assert first["converged"], first["problems"]
+
+
+def test_streams_pass_the_hello_check_as_in_the_runtime() -> None:
+    """Datagrams so small that anti-entropy must stream: the receiving replica checks each
+    stream's hello before its body, and the streams are taken."""
+    config = SimConfig(
+        nodes=6,
+        seed=7,
+        duration_s=8,
+        writes=300,
+        keys=40,
+        crashes=(CrashSpec(4, 2, 2, wipe=True),),
+        heal_s=30,
+        membership=False,
+        encrypt=True,
+        node_config={"udp_payload_bytes_max": 256},
+    )
+    result, sim = run(config, wall_limit_s=math.inf)
+    assert result["converged"], result["problems"]
+    taken = 0
+    for replica in sim.all_nodes:
+        assert replica.node is not None
+        taken += replica.node.stats.streams_in
+    assert 0 < taken <= result["stream_messages"]
+
+
+def test_bad_settings_are_refused_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--node-config", "udp_payload_bytes_max=10"]) == 2
+    assert "udp_payload_bytes_max" in capsys.readouterr().err
+    assert main(["--node-config", "no_such_setting=1"]) == 2
+    assert main(["--plant", "no-such-bug"]) == 2

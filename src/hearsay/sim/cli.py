@@ -22,7 +22,7 @@ from hearsay.sim.config import (
     SimConfig,
     SkewSpec,
 )
-from hearsay.sim.world import run
+from hearsay.sim.world import Simulation
 
 
 def _node_config(items: list[str]) -> dict[str, Any]:
@@ -130,10 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as error:
+        sim = Simulation(config)  # checks the node and membership settings
+    except (ValueError, TypeError) as error:
         print(f"hearsay sim: {error}", file=sys.stderr)
         return 2
-    result, sim = run(config, args.wall_limit_s)
+    result = sim.run(args.wall_limit_s)
     if args.plot:
         from hearsay.sim.plot import plot_spread
 

@@ -263,7 +263,7 @@ class Simulation:
             self.network.delay_ms(i, j, self.now) * 3
             + len(event.data) * 1000 // self.config.stream_bytes_per_s
         )
-        self._push(self.now + delay, _STREAM, j, i, event.data)
+        self._push(self.now + delay, _STREAM, j, i, (event.hello, event.data))
 
     # -- what the checkers hear --------------------------------------------------------------------
 
@@ -468,10 +468,13 @@ class Simulation:
                 self.delivered += 1
                 self.trace.update(b"%d:%d:%d:%d;" % (at, b, i, len(c)))
                 node.receive_datagram(c, self.addresses[b], now)
-            elif kind == _STREAM:
-                self.trace.update(b"s%d:%d:%d:%d;" % (at, b, i, len(c)))
-                for _ in node.receive_stream_steps(c, self.addresses[b], now):
-                    pass
+            elif kind == _STREAM:  # as the runtime: the hello is checked before the body
+                hello, data = c
+                self.trace.update(b"s%d:%d:%d:%d;" % (at, b, i, len(data)))
+                source = self.addresses[b]
+                if node.open_stream_hello(hello, source, now) == (source[1], len(data)):
+                    for _ in node.receive_stream_steps(data, source, now):
+                        pass
             else:
                 if b != self.timer_token[i]:
                     continue
