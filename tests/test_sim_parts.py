@@ -7,10 +7,13 @@ import random
 
 import pytest
 
+from hearsay.resp.replies import ErrorReply
+from hearsay.sim.checkers import reply_problem
 from hearsay.sim.cli import build_parser, config_from_args, main
 from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import BurstLossSpec, ClockStepSpec, CrashSpec, SimConfig, SkewSpec
 from hearsay.sim.network import Network
+from hearsay.sim.workload import MAY_FAIL
 from hearsay.sim.world import run
 
 pytestmark = pytest.mark.sim
@@ -129,3 +132,11 @@ def test_bad_settings_are_refused_with_a_message(capsys: pytest.CaptureFixture[s
     assert "udp_payload_bytes_max" in capsys.readouterr().err
     assert main(["--node-config", "no_such_setting=1"]) == 2
     assert main(["--plant", "no-such-bug"]) == 2
+
+
+def test_an_error_reply_to_a_valid_command_is_a_problem() -> None:
+    bug = ErrorReply("ERR internal error in pfadd: KeyError: 3")
+    assert reply_problem(2, [b"PFADD", b"hll:0", b"m"], bug, MAY_FAIL, 5) is not None
+    assert reply_problem(2, [b"PFADD", b"hll:0", b"m"], 1, MAY_FAIL, 5) is None
+    exists = ErrorReply("CMS: key already exists")
+    assert reply_problem(2, [b"CMS.INITBYDIM", b"cms:2", b"64", b"4"], exists, MAY_FAIL, 5) is None

@@ -13,6 +13,8 @@ stream, and none changes what the simulation does.
 - :class:`WriteTracker`: every write, whether and when it was acknowledged, which nodes hold
   it and since when, and one reference keyspace fed every write (the true join); after
   healing, every surviving write on every live node.
+- :func:`reply_problem`: a client command answered an error it should not have (a bug in a
+  handler answers ``ERR internal error``; the workload's commands are all valid).
 - :func:`durability_problems`: at a crash, the disk holds every write the node acknowledged,
   except (``everysec``) those of the last sync interval.
 - :func:`convergence_problems`: identical keyspaces on all live nodes, and the answers of
@@ -29,6 +31,7 @@ import numpy as np
 
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
+from hearsay.resp.replies import ErrorReply
 
 
 def holds(entry: Entry | None, delta: Entry) -> bool:
@@ -219,6 +222,16 @@ class WriteTracker:
             times = sorted(t - w.at_ms for t in w.held_at.values())
             out.append((times, [(k + 1) / n for k in range(len(times))]))
         return out
+
+
+def reply_problem(
+    node: int, args: list[bytes], reply: object, may_fail: frozenset[bytes], sim_ms: int
+) -> str | None:
+    """An error reply to a command that is not allowed to fail (None: the reply is fine)."""
+    if not isinstance(reply, ErrorReply) or args[0] in may_fail:
+        return None
+    shown = b" ".join(args[:3]).decode(errors="replace")
+    return f"reply: node {node} answered {shown!r} with {reply!r} at {sim_ms} ms"
 
 
 def durability_problems(

@@ -20,6 +20,9 @@ DELETE_SHARE: Final = 0.06
 EXPIRE_SHARE: Final = 0.06
 EXPIRE_S_MAX: Final = 4
 """EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
+MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM"})
+"""Commands whose error replies are expected (the key exists already); any other error
+reply to the workload's commands is a bug."""
 ITEMS: Final = 64
 """Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
 

@@ -63,6 +63,7 @@ from hearsay.sim.checkers import (
     convergence_problems,
     durability_problems,
     identical,
+    reply_problem,
     unconverged_problems,
 )
 from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
@@ -71,7 +72,7 @@ from hearsay.sim.faults import Faults
 from hearsay.sim.network import Network
 from hearsay.sim.node import data_commands, start_replica
 from hearsay.sim.store import EVERYSEC_SYNC_INTERVAL_MS, SimStore
-from hearsay.sim.workload import Workload
+from hearsay.sim.workload import MAY_FAIL, Workload
 
 _DELIVER, _STREAM, _TIMER, _ACTION = 0, 1, 2, 3
 FSYNC_MS: Final = 2
@@ -121,6 +122,7 @@ class Simulation:
         self.monotone = MonotoneChecker(self.loss_window_ms)
         self.epochs = EpochBound(BASE_UNIX_MS, self._skew_bound_ms)
         self.durability: list[str] = []
+        self.reply_problems: list[str] = []
         self.writes = WriteTracker()
         self.detections = DetectionTracker(self.preset.dead_timeout_ms, int(config.warmup_s * 1000))
         self.stream_messages = 0
@@ -310,7 +312,10 @@ class Simulation:
             if args[0] == b"DEL" and self.config.planted.del_not_gossiped:
                 node.keyspace.delete(key, now)  # the planted bug: around the write funnel
             else:
-                node.execute(self.sessions[i], args, now)
+                reply = node.execute(self.sessions[i], args, now)
+                problem = reply_problem(i, args, reply, MAY_FAIL, self.now)
+                if problem is not None:
+                    self.reply_problems.append(problem)
             delta = _grown(before, node.keyspace.entry(key))
             if delta is None:
                 continue
@@ -527,7 +532,10 @@ class Simulation:
             restarted=self.faults.restarted(),
             writes=self.writes,
             detections=self.detections,
-            violations=self.monotone.violations + self.epochs.violations + self.durability,
+            violations=self.monotone.violations
+            + self.epochs.violations
+            + self.durability
+            + self.reply_problems,
             nodes=[node.node for node in self.all_nodes if node.node is not None],
             sim_ms=self.now,
             wall_s=time.perf_counter() - started,
@@ -541,8 +549,14 @@ class Simulation:
         result["monotone_violations"] = len(self.monotone.violations)
         result["clock_violations"] = len(self.epochs.violations)
         result["durability_violations"] = len(self.durability)
+        result["reply_errors"] = len(self.reply_problems)
         result["writes_acknowledged"] = sum(w.acked_ms is not None for w in self.writes.writes)
-        problems = self.monotone.violations[:5] + self.epochs.violations[:5] + self.durability[:5]
+        problems = [
+            *self.monotone.violations[:5],
+            *self.epochs.violations[:5],
+            *self.durability[:5],
+            *self.reply_problems[:5],
+        ]
         if result["converged"]:
             keyspaces = list(zip(live, self._keyspaces(live), strict=True))
             first = self.nodes[live[0]]
