@@ -4,8 +4,7 @@ Why this module exists: bugs hide in rare interleavings (a lost datagram here, a
 there, a crash in between). Here N real :class:`~hearsay.engine.replica.Replica` objects
 (the command table, the keyspace, the gossip core with real membership; each staging into a
 simulated disk, :mod:`~hearsay.sim.store`) run on one virtual timeline, each reading its own
-clock
-(:mod:`~hearsay.sim.clock`), talking through :mod:`~hearsay.sim.network`, suffering
+clock (:mod:`~hearsay.sim.clock`), talking through :mod:`~hearsay.sim.network`, suffering
 :mod:`~hearsay.sim.faults` and serving :mod:`~hearsay.sim.workload`, all drawn from one seed,
 so any run replays exactly (TigerBeetle's VOPR and FoundationDB's simulation are the models).
 This module only routes: it pops events, hands them to nodes, and tells the
@@ -20,8 +19,9 @@ A run has two phases:
   fsync policy promised (the node comes back with its disk only);
 - **liveness** (up to ``heal_s``): faults stop (partitions heal, stalled and crashed-for-good
   nodes stay as they are, loss stays), and the run must converge: every surviving write held by
-  every live node, identical keyspaces (entries and bucket hashes) on all live nodes, and sketch
-  answers equal to one reference keyspace fed every write (deletes and expiry included).
+  every live node, identical keyspaces (entries and bucket hashes) on all live nodes, and the
+  answers of real read commands equal to those of one reference keyspace fed every write
+  (deletes and expiry included).
 
 A write is acknowledged when its reply would leave: at once under ``everysec``, after the
 simulated store synced the batch holding it under ``always``.
