@@ -10,6 +10,7 @@ simulated node is put together, the same way the runtime puts a real one togethe
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry
@@ -18,21 +19,34 @@ from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol.envelope import Keyring
 from hearsay.protocol.membership import Address, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
-from hearsay.resp.commands import CommandRegistry, install_connection_commands
-from hearsay.resp.key_commands import install_key_commands
-from hearsay.resp.sketch_commands import install_sketch_commands
+from hearsay.resp.commands import ClientContext, CommandRegistry
+from hearsay.resp.server_commands import build_registry
 from hearsay.sim.store import SimStore
 
 CLUSTER = "hearsay"
 
 
-def data_commands() -> CommandRegistry:
-    """The command table of a node, less the server and cluster commands (INFO, WAIT...)."""
-    registry = CommandRegistry()
-    install_connection_commands(registry)
-    install_key_commands(registry)
-    install_sketch_commands(registry)
-    return registry
+class _SimServer:
+    """The server a simulated node reports to INFO, CONFIG GET and CLIENT LIST: nothing (the
+    workload sends none of them; the data commands are what the simulator exercises)."""
+
+    def info_sections(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def config_values(self) -> dict[str, str]:
+        return {}
+
+    def client_contexts(self) -> list[ClientContext]:
+        return []
+
+    def close_clients(self, client_ids: set[int]) -> None:
+        return None
+
+
+def command_table() -> CommandRegistry:
+    """A node's command table, as the runtime builds it, less the cluster commands (WAIT,
+    HEARSAY.JOIN...: the simulator's clients never wait on peers)."""
+    return build_registry(_SimServer())
 
 
 def start_replica(

@@ -70,7 +70,7 @@ from hearsay.sim.clock import BASE_UNIX_MS, NodeClock
 from hearsay.sim.config import ClockStepSpec, CrashSpec, SimConfig
 from hearsay.sim.faults import Faults
 from hearsay.sim.network import Network
-from hearsay.sim.node import data_commands, start_replica
+from hearsay.sim.node import command_table, start_replica
 from hearsay.sim.store import EVERYSEC_SYNC_INTERVAL_MS, SimStore
 from hearsay.sim.workload import MAY_FAIL, Workload
 
@@ -100,7 +100,7 @@ class Simulation:
         self.index_of = {a: i for i, a in enumerate(self.addresses)}
         self.policy = FsyncPolicy.parse(config.fsync)
         self.stores = [SimStore(self.policy, config.planted.store_drops_every) for _ in range(n)]
-        self.registry = data_commands()
+        self.registry = command_table()
         self.nodes: list[Replica | None] = [None] * n
         self.sessions = [ClientContext(client_id=1) for _ in range(n)]
         """One client connection per node (the workload's commands run in it)."""
