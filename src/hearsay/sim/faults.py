@@ -2,7 +2,7 @@
 links, see partitions, or have their clocks stepped; and which nodes are up.
 
 Why this module exists: the fault schedule is drawn from the seed before the run starts, and
-the life state of each node (up, coming back, its generation and disk incarnation, stalled
+the life state of each node (up, coming back, its generation, stalled
 until when) has one owner, so the driver asks here rather than keeping its own copies.
 """
 
@@ -27,10 +27,9 @@ class Faults:
         n = config.nodes
         self.alive = [True] * n
         self.generation = [1] * n
-        """Bumped at each restart (membership tells incarnations of a node apart by it)."""
-        self.incarnation = [0] * n
-        """Bumped at each restart: a node that lost its memory writes its additive slices
-        under a fresh origin (as a real node does after a stop that was not clean)."""
+        """Bumped at each restart: membership tells a node's incarnations apart by it, and a
+        node that lost its memory writes its additive slices under a fresh origin named by
+        it (as a real node does after a stop that was not clean)."""
         self.restarting: dict[int, bool] = {}
         """Crashed nodes that will restart, and whether their disk was wiped."""
         self.stalled_until_ms = [0] * n
@@ -74,7 +73,6 @@ class Faults:
 
     def restart(self, node: int) -> None:
         self.generation[node] += 1
-        self.incarnation[node] += 1
         self.alive[node] = True
         self.restarting.pop(node, None)
 

@@ -181,9 +181,7 @@ class Simulation:
         keyring = Keyring(self.keyring_key) if self.keyring_key is not None else None
         node = start_replica(
             self.addresses[i],
-            identity=NodeIdentity(
-                f"n{i}", generation, write_origin=f"n{i}.{self.faults.incarnation[i]}"
-            ),
+            identity=NodeIdentity(f"n{i}", generation, write_origin=f"n{i}.{generation}"),
             store=self.stores[i],
             commands=self.registry,
             rng=rng,
