@@ -2,8 +2,8 @@
 links, see partitions, or have their clocks stepped; and which nodes are up.
 
 Why this module exists: the fault schedule is drawn from the seed before the run starts, and
-the life state of each node (up, coming back, its generation, stalled
-until when) has one owner, so the driver asks here rather than keeping its own copies.
+the life state of each node (up, coming back, its generation, stalled until when) has one
+owner, so the driver asks here rather than keeping its own copies.
 """
 
 from __future__ import annotations
