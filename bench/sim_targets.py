@@ -1,10 +1,11 @@
 """Issues 4 and 14's gossip targets, measured in the deterministic simulator with membership on.
 
 Run: ``.venv/bin/python bench/sim_targets.py [--only NAME ...] [--nodes N] [--quick]``.
-Every run uses the real membership layer and failure detector (as a node runs them), the
-default preset (lan), 5% loss unless stated. Each target is printed with its figure and the
-command that reproduces the run, judged, and the exit status is 1 if any was missed. Figures
-are simulated time (deterministic for a seed) except the wall time.
+Every run drives whole replicas (real commands of every family, the real membership layer
+and failure detector, as a node runs them), the default preset (lan), 5% loss unless stated.
+Each target is printed with its figure and the command that reproduces the run, judged, and
+the exit status is 1 if any was missed. Figures are simulated time (deterministic for a seed)
+except the wall time.
 
 Targets (issue 14, membership on): write convergence p99 <= 2 s at 5% loss with 5 nodes
 crashed; detection p50 <= 5 s and the slowest observer's p99 <= 8 s; zero false failures
@@ -32,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments
 
-from hearsay.sim.world import CrashSpec, SimConfig, run
+from hearsay.sim.config import CrashSpec, SimConfig
+from hearsay.sim.world import run
 
 FANOUT = 3
 CRASHED_NODES = 5

@@ -9,7 +9,8 @@ import math
 import pytest
 
 from hearsay.sim.cli import main
-from hearsay.sim.world import CrashSpec, PartitionSpec, SimConfig, run
+from hearsay.sim.config import CrashSpec, PartitionSpec, SimConfig
+from hearsay.sim.world import run
 
 pytestmark = pytest.mark.sim
 

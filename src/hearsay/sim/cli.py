@@ -13,7 +13,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hearsay.sim.world import CrashSpec, PartitionSpec, SimConfig, run
+from hearsay.sim.config import (
+    BurstLossSpec,
+    ClockStepSpec,
+    CrashSpec,
+    PartitionSpec,
+    PlantedBugs,
+    SimConfig,
+    SkewSpec,
+)
+from hearsay.sim.world import Simulation
 
 
 def _node_config(items: list[str]) -> dict[str, Any]:
@@ -44,6 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash", action="append", default=[], help="AT_S[:COUNT[:DOWN_S[:wipe]]]")
     p.add_argument("--stall", default="", help="FRACTION:MAX_MS of nodes that stall")
     p.add_argument("--clog", default="", help="FRACTION:EXTRA_MS of nodes with clogged links")
+    p.add_argument(
+        "--burst-loss",
+        default="",
+        help="ENTER:LEAVE[:BAD_LOSS] two-state (Gilbert-Elliott) bursty loss per link",
+    )
+    p.add_argument("--skew", default="", help="MAX_OFFSET_MS[:MAX_DRIFT_PPM] per-node clocks")
+    p.add_argument(
+        "--clock-step",
+        action="append",
+        default=[],
+        help="AT_S[:COUNT[:STEP_MS]] clocks jump (negative: back)",
+    )
+    p.add_argument(
+        "--fsync",
+        choices=("always", "everysec"),
+        default="everysec",
+        help="the nodes' fsync policy: what a crash may lose",
+    )
+    p.add_argument(
+        "--plant",
+        action="append",
+        default=[],
+        help="a planted bug the checkers must catch: store-drops-every=N, clock-error-ms=MS, "
+        "del-not-gossiped",
+    )
     p.add_argument("--no-membership", action="store_true", help="static peer lists")
     p.add_argument("--encrypt", action="store_true", help="AES-GCM on every datagram")
     p.add_argument("--no-check-monotone", action="store_true")
@@ -79,6 +113,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         stall_max_ms=int(stall_ms or 1000),
         clog_fraction=float(clog_fraction),
         clog_ms=int(clog_ms or 500),
+        burst_loss=BurstLossSpec.parse(args.burst_loss) if args.burst_loss else None,
+        skew=SkewSpec.parse(args.skew) if args.skew else None,
+        clock_steps=tuple(ClockStepSpec.parse(t) for t in args.clock_step),
+        fsync=args.fsync,
+        planted=PlantedBugs.parse(args.plant),
         membership=not args.no_membership,
         encrypt=args.encrypt,
         check_monotone=not args.no_check_monotone,
@@ -91,10 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-    except ValueError as error:
+        sim = Simulation(config)  # checks the node and membership settings
+    except (ValueError, TypeError) as error:
         print(f"hearsay sim: {error}", file=sys.stderr)
         return 2
-    result, sim = run(config, args.wall_limit_s)
+    result = sim.run(args.wall_limit_s)
     if args.plot:
         from hearsay.sim.plot import plot_spread
 

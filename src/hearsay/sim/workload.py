@@ -1,0 +1,91 @@
+"""The clients: when commands run, on which node, and which commands.
+
+Why this module exists: the workload is drawn from its own random stream, so changing a fault
+or the network never changes which commands a seed sends. It sends real commands of every
+family through a node's command table: PFADD (HLL), BF.ADD (Bloom), CMS.INCRBY (count-min,
+after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY (counters),
+VMAX (vectors), and now and then DEL and EXPIRE of any key.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, Final
+
+from hearsay.sim.config import SimConfig
+
+FAMILIES: Final = ("hll", "bloom", "cms", "counter", "vector")
+DELETE_SHARE: Final = 0.06
+EXPIRE_SHARE: Final = 0.06
+EXPIRE_S_MAX: Final = 4
+"""EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
+MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM"})
+"""Commands whose error replies are expected (the key exists already); any other error
+reply to the workload's commands is a bug."""
+ITEMS: Final = 64
+"""Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
+
+
+class Workload:
+    """Commands at random times to random live nodes, over ``config.keys`` keys."""
+
+    def __init__(self, config: SimConfig, rng: random.Random) -> None:
+        self.config = config
+        self.rng = rng
+        self.keys = [
+            (FAMILIES[k % len(FAMILIES)], f"{FAMILIES[k % len(FAMILIES)]}:{k}".encode())
+            for k in range(config.keys)
+        ]
+
+    def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
+        duration_ms = int(self.config.duration_s * 1000)
+        for _ in range(self.config.writes):
+            at = self.rng.randint(min(500, duration_ms // 4), max(1, duration_ms - 1))
+            push(at, "write", None, None)
+
+    def pick_node(self, live: list[int]) -> int:
+        return self.rng.choice(live)
+
+    def next_commands(self) -> list[list[bytes]]:
+        """One client's commands, run in order on one node (the last one is the write)."""
+        rng = self.rng
+        family, key = self.keys[rng.randrange(len(self.keys))]
+        roll = rng.random()
+        if roll < DELETE_SHARE:
+            return [[b"DEL", key]]
+        if roll < DELETE_SHARE + EXPIRE_SHARE:
+            return [[b"EXPIRE", key, b"%d" % rng.randint(1, EXPIRE_S_MAX)]]
+        item = b"item-%d" % rng.randrange(ITEMS)
+        if family == "hll":
+            members = [b"m-%d" % rng.randrange(1 << 20) for _ in range(rng.randint(1, 4))]
+            return [[b"PFADD", key, *members]]
+        if family == "bloom":
+            return [[b"BF.ADD", key, item]]
+        if family == "cms":
+            amount = b"%d" % rng.randint(1, 9)
+            return [[b"CMS.INITBYDIM", key, b"64", b"4"], [b"CMS.INCRBY", key, item, amount]]
+        if family == "counter":
+            step = rng.randint(-5, 20) or 1
+            if step < 0:
+                return [[b"DECRBY", key, b"%d" % -step]]
+            return [[b"INCRBY", key, b"%d" % step]]
+        pairs: list[bytes] = []
+        for _ in range(rng.randint(1, 3)):
+            pairs += [b"%d" % rng.randrange(1 << 20), b"%d" % rng.randint(1, 1000)]
+        return [[b"VMAX", key, *pairs]]
+
+    @staticmethod
+    def reads(key: bytes) -> list[list[bytes]]:
+        """The read commands whose answers the checkers compare for ``key``: its type and
+        time to live, and its family's own reads over every item the workload may add."""
+        items = [b"item-%d" % k for k in range(ITEMS)]
+        family = key.partition(b":")[0]
+        read = {
+            b"hll": [b"PFCOUNT", key],
+            b"bloom": [b"BF.MEXISTS", key, *items],
+            b"cms": [b"CMS.QUERY", key, *items],
+            b"counter": [b"GET", key],
+            b"vector": [b"VGET", key],
+        }[family]
+        return [[b"TYPE", key], [b"PTTL", key], read]
