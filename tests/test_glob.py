@@ -33,7 +33,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp.replies import ErrorReply
 from hearsay.sketch import schemas
-from tests.test_sketch_commands import Client
+from tests.command_client import Client
 
 NOW_MS = 1_700_000_000_000
 PATHOLOGICAL = b"*a*a*a*a*a*a*a*a*a*a*b"

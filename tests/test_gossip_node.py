@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, 
 from hearsay.protocol.membership import Address, MemberFailed, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
+from tests.gossip_delivery import deliver
 
 NOW = 1_700_000_000_000
 VEC = Schema("vector").intern()
@@ -41,26 +41,6 @@ def _nodes(*addresses: Address, seed: int = 1, **config: object) -> dict[Address
 def _kinds(datagrams: list[tuple[bytes, Address]]) -> list[str]:
     codec = EnvelopeCodec("hearsay")
     return [MessageType(codec.open(d)[0]).name for d, _ in datagrams]
-
-
-def _deliver(
-    nodes: dict[Address, GossipNode],
-    now: int = NOW,
-    *,
-    drop: Callable[[bytes, Address, Address], bool] = lambda d, s, t: False,
-    rounds: int = 50,
-) -> int:
-    """Pass datagrams around until nobody has anything to send; returns how many moved."""
-    moved = 0
-    for _ in range(rounds):
-        batch = [(src, d, dest) for src, n in nodes.items() for d, dest in n.datagrams_to_send()]
-        if not batch:
-            return moved
-        for src, data, dest in batch:
-            if dest in nodes and not drop(data, src, dest):
-                nodes[dest].receive_datagram(data, src, now)
-                moved += 1
-    raise AssertionError("datagrams kept flowing")
 
 
 def _write(node: GossipNode, key: bytes, pairs: dict[int, int], now: int = NOW) -> int:
@@ -137,7 +117,7 @@ def test_unknown_key_from_partial_message_is_stored_and_pulled() -> None:
     assert nodes[B].stats.pulls == 1
     for data, dest in sent:
         nodes[dest].receive_datagram(data, B, NOW)
-    _deliver(nodes)
+    deliver(nodes)
     assert nodes[B].keyspace.entry(b"k").vector.items() == [(0, 1), (2, 2), (9, 1)]  # type: ignore[union-attr]
 
 
@@ -161,7 +141,7 @@ def test_big_entries_are_chunked_under_the_budget() -> None:
 def test_digest_repairs_a_lost_rumour() -> None:
     nodes = _nodes(A, B, C, fanout=1, recent_rounds=3)
     _write(nodes[A], b"k", {3: 3})
-    _deliver(nodes, drop=lambda d, s, t: True)  # the rumour is lost
+    deliver(nodes, drop=lambda d, s, t: True)  # the rumour is lost
     assert nodes[B].keyspace.entry(b"k") is None
     now = NOW
     for _ in range(10):
@@ -169,7 +149,7 @@ def test_digest_repairs_a_lost_rumour() -> None:
         for node in nodes.values():
             if (timer := node.get_timer()) is not None and timer <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
     assert nodes[C].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
 
@@ -179,7 +159,7 @@ def test_anti_entropy_repairs_what_rumours_lost() -> None:
     for i in range(40):
         _write(nodes[A], b"key%d" % i, {i: i + 1})
     nodes[B].keyspace.merge(b"only-b", _entry({1: 1}))
-    _deliver(nodes, drop=lambda d, s, t: True)
+    deliver(nodes, drop=lambda d, s, t: True)
     now = NOW
     kinds: list[str] = []
     for _ in range(4):
@@ -223,7 +203,7 @@ def test_large_anti_entropy_messages_become_stream_requests() -> None:
     assert set(_kinds(sent)) == {"AE_KEYS"} and all(len(d) <= 1400 for d, _ in sent)
     for data, _ in sent:
         nodes[B].receive_datagram(data, A, NOW + 1002)
-    _deliver(nodes, NOW + 1003)
+    deliver(nodes, NOW + 1003)
     assert np.array_equal(nodes[A].keyspace.bucket_hashes(), nodes[B].keyspace.bucket_hashes())
     assert nodes[A].keyspace.stored_count == 400
 
@@ -295,10 +275,10 @@ def test_encrypted_cluster_and_key_rotation() -> None:
 def test_acks_count_peers_holding_a_write() -> None:
     nodes = _nodes(A, B, C, D, fanout=1, origin_fanout=1)
     seq = _write(nodes[A], b"k", {1: 1})
-    _deliver(nodes)
+    deliver(nodes)
     assert nodes[A].acks(seq) == 1
     assert nodes[A].request_acks(seq, 3, NOW) == 1
-    _deliver(nodes)
+    deliver(nodes)
     assert nodes[A].acks(seq) == 3
     acked = [e for e in _events(nodes[A]) if isinstance(e, WriteAcked)]
     assert [e.acks for e in acked] == [1, 2, 3]
@@ -308,11 +288,11 @@ def test_acks_are_retried_until_enough_peers_hold_the_write() -> None:
     nodes = _nodes(A, B, C, fanout=1, ack_retry_ms=500)
     seq = _write(nodes[A], b"k", {1: 1})
     nodes[A].request_acks(seq, 2, NOW)
-    _deliver(nodes, drop=lambda d, s, t: True)  # everything lost
+    deliver(nodes, drop=lambda d, s, t: True)  # everything lost
     assert nodes[A].acks(seq) == 0
     now = NOW + 500
     nodes[A].handle_timer(now)
-    _deliver(nodes, now)
+    deliver(nodes, now)
     assert nodes[A].acks(seq) == 2
 
 
@@ -346,7 +326,7 @@ def test_a_wait_on_a_lone_node_is_answered_by_a_peer_that_joins() -> None:
     nodes[B].add_peer(A)
     now = NOW + 500
     lone.handle_timer(now)
-    _deliver(nodes, now)
+    deliver(nodes, now)
     assert lone.acks(seq) == 1
     assert nodes[B].keyspace.entry(b"k") == lone.keyspace.entry(b"k")
 
@@ -382,7 +362,7 @@ def test_writes_before_a_drain_leave_as_one_push_and_share_their_acks() -> None:
     assert len(pushes) == 2  # one rumour to each of the two peers, carrying all 20 writes
     for data, peer in pushes:
         nodes[peer].receive_datagram(data, A, NOW)
-    _deliver(nodes)
+    deliver(nodes)
     assert nodes[B].keyspace.entry(b"hot") == nodes[A].keyspace.entry(b"hot")
     assert [nodes[A].acks(seq) for seq in seqs] == [2] * 20
 
@@ -413,10 +393,10 @@ def test_membership_supplies_peers_and_failures() -> None:
         for node in nodes.values():
             if (t := node.get_timer()) is not None and t <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
     assert sorted(nodes[A].peers) == [B, C]
     _write(nodes[A], b"k", {1: 1}, now)
-    _deliver(nodes, now)
+    deliver(nodes, now)
     assert nodes[C].keyspace.entry(b"k") is not None
     del nodes[C]  # crash
     failed = []
@@ -425,7 +405,7 @@ def test_membership_supplies_peers_and_failures() -> None:
         for node in nodes.values():
             if (t := node.get_timer()) is not None and t <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
         failed += [e for e in _events(nodes[A]) if isinstance(e, MemberFailed)]
         if failed:
             break
@@ -464,7 +444,7 @@ def test_a_key_a_digest_showed_missing_is_pulled_again_until_it_arrives() -> Non
     retry = nodes[B].datagrams_to_send()
     assert _kinds(retry) == ["EXCHANGE"] and retry[0][1] in (A, C)
     nodes[retry[0][1]].receive_datagram(retry[0][0], B, now)
-    _deliver(nodes, now)
+    deliver(nodes, now)
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
     nodes[B].handle_timer(now + 1000)
     assert "EXCHANGE" not in _kinds(nodes[B].datagrams_to_send())  # the reply ended the pulls
@@ -515,7 +495,7 @@ def test_leave_is_announced_and_peers_drop_the_node() -> None:
         for node in nodes.values():
             if (t := node.get_timer()) is not None and t <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
     assert nodes[A].peers == [B]
     nodes[B].leave(now)
     for _ in range(20):
@@ -523,7 +503,7 @@ def test_leave_is_announced_and_peers_drop_the_node() -> None:
         for node in nodes.values():
             if (t := node.get_timer()) is not None and t <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
     assert nodes[A].peers == []
 
 
@@ -593,19 +573,19 @@ def test_origin_pushes_again_to_peers_that_did_not_ack() -> None:
     nodes = _nodes(A, B, C, D, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=2)
     seq = _write(nodes[A], b"k", {1: 5})
     lost_to_d = lambda data, src, dest: src == A and dest == D  # noqa: E731
-    _deliver(nodes, drop=lost_to_d)
+    deliver(nodes, drop=lost_to_d)
     assert nodes[A].acks(seq) == 2 and nodes[D].keyspace.entry(b"k") is None
     assert nodes[A].get_timer() == NOW + 50
     nodes[A].handle_timer(NOW + 50)
     retry = nodes[A].datagrams_to_send()
     assert [dest for _, dest in retry] == [D] and _kinds(retry) == ["PUSH"]
-    _deliver(nodes, NOW + 50, drop=lost_to_d)  # lost again
+    deliver(nodes, NOW + 50, drop=lost_to_d)  # lost again
     nodes[A].handle_timer(NOW + 100)
     retry = nodes[A].datagrams_to_send()
     assert [dest for _, dest in retry] == [D]
     for data, dest in retry:
         nodes[dest].receive_datagram(data, A, NOW + 100)
-    _deliver(nodes, NOW + 100)
+    deliver(nodes, NOW + 100)
     assert nodes[A].acks(seq) == 3
     assert nodes[D].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
     nodes[A].handle_timer(NOW + 150)  # retries used up and everyone acked: nothing more
@@ -628,7 +608,7 @@ def _run_membership(nodes: dict[Address, GossipNode], now: int, steps: int) -> i
         for node in nodes.values():
             if (t := node.get_timer()) is not None and t <= now:
                 node.handle_timer(now)
-        _deliver(nodes, now)
+        deliver(nodes, now)
     return now
 
 
@@ -661,7 +641,7 @@ def test_a_lone_node_keeps_no_rumour_state_and_a_later_joiner_converges() -> Non
     # With a peer, a write is a rumour again and B gets it at once.
     _write(lone, b"after", {1: 1}, now)
     assert lone.has_output()
-    _deliver(nodes, now)
+    deliver(nodes, now)
     assert nodes[B].keyspace.entry(b"after") == lone.keyspace.entry(b"after")
 
 

@@ -32,9 +32,9 @@ from hearsay.runtime.config import ConfigError, ServeConfig
 from hearsay.sketch import countmin, schemas
 from hearsay.sketch.schemas import CMS_DEPTH_MAX
 from hearsay.sketch.views import admit_schema
+from tests.command_client import NOW_MS, Client
+from tests.gossip_delivery import deliver
 from tests.nodes import start_node
-from tests.test_gossip_node import _deliver
-from tests.test_sketch_commands import NOW_MS, Client
 
 CAP = 4096
 VEC = schemas.vector()
@@ -146,7 +146,7 @@ def test_a_peer_cannot_create_an_out_of_bounds_sketch() -> None:
     for key, entry in writes.items():
         sender.keyspace.merge(key, entry)
         sender.local_delta(key, entry, NOW_MS)
-    _deliver({sender.address: sender, receiver.address: receiver}, NOW_MS)
+    deliver({sender.address: sender, receiver.address: receiver}, NOW_MS)
     assert capped.entry(b"small") is not None
     for key in (b"huge-cms", b"deep-cms"):
         assert capped.entry(key) is None, key

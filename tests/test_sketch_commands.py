@@ -17,54 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import encode_entry
-from hearsay.persist.identity import NodeIdentity
 from hearsay.resp import messages
-from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.parser import parse_double
 from hearsay.resp.replies import ErrorReply, Map, Reply, encode
-from hearsay.resp.server_commands import build_registry
 from hearsay.sketch import hll_math, hyll_format
 from hearsay.sketch.hll_view import HyperLogLog
 from tests.bloom_reference import ReferenceBloom, redisbloom_info_size
+from tests.command_client import NOW_MS, REGISTRY, Client
 from tests.gossip_pair import ReplicaPair
-
-NOW_MS = 1_700_000_000_000
-
-
-class _NoServer:
-    def info_sections(self) -> dict[str, dict[str, object]]:
-        return {}
-
-    def config_values(self) -> dict[str, str]:
-        return {}
-
-    def client_contexts(self) -> list[ClientContext]:
-        return []
-
-    def close_clients(self, client_ids: set[int]) -> None:
-        raise AssertionError("no connections to close")
-
-
-REGISTRY: CommandRegistry = build_registry(_NoServer())
-
-
-class Client:
-    """One connection's context over one database."""
-
-    def __init__(self, node_id: str = "0123456789abcdef", db: Replica | None = None) -> None:
-        self.db = db if db is not None else Replica(NodeIdentity(node_id, 1))
-        self.ctx = ClientContext(client_id=1, db=self.db, now_ms=NOW_MS)
-
-    def __call__(self, *args: bytes | str | int) -> Reply:
-        raw = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        return REGISTRY.dispatch(self.ctx, raw)
-
-    def ok(self, *args: bytes | str | int) -> Reply:
-        reply = self(*args)
-        assert not isinstance(reply, ErrorReply), (args, reply)
-        return reply
 
 
 @pytest.fixture
