@@ -29,7 +29,7 @@ $(BIN)/python:
 	    exit 1; \
 	  fi; \
 	fi
-	@# mkfs.ext4 and e2fsck: the read-only file system test (tests/test_storage_faults.py).
+	@# mkfs.ext4 and e2fsck: the read-only file system test (tests/runtime/test_storage_faults.py).
 	@if ! command -v mkfs.ext4 >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs >/dev/null; \
 	fi
@@ -75,7 +75,7 @@ bench-full: .make-stamp-test
 	$(BIN)/python bench/run_all.py --mode full
 
 bench-check: .make-stamp-test
-	$(BIN)/pytest -q -m bench tests/test_bench_harness.py
+	$(BIN)/pytest -q -m bench tests/project/test_bench_harness.py
 
 # Coverage-guided fuzzing (tests/fuzz/), FUZZ_SECONDS per target, then the Hypothesis fuzz tests
 # with the randomized, longer profile. Crashers land in fuzz-crashes/. Both run every decoder

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis.asyncio as aioredis
 from bench.verdict import Verdicts, add_arguments
-from tests.nodes import Cluster, NodeProcess, split_address
+from tests.support.nodes import Cluster, NodeProcess, split_address
 
 POLL_TIMEOUT_S = 30.0
 

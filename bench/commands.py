@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 from bench.verdict import Verdicts, add_arguments, spread
-from tests.nodes import Cluster, NodeProcess
-from tests.redis_reference import RedisUnavailableError, reference_redis
+from tests.support.nodes import Cluster, NodeProcess
+from tests.support.redis_reference import RedisUnavailableError, reference_redis
 
 PIPELINES = (1, 16)
 CLIENTS = 50

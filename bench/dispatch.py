@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments, spread
-from tests.redis_reference import RedisUnavailableError, reference_redis
+from tests.support.redis_reference import RedisUnavailableError, reference_redis
 
 from hearsay.engine.replica import Replica
 from hearsay.persist.fsync import FsyncPolicy

@@ -57,7 +57,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments
-from tests.redis_reference import RedisUnavailableError
+from tests.support.redis_reference import RedisUnavailableError
 
 TARGET_RATIO = {"small": 1.5, "dense": 1.0}
 BLOOM_TARGET_RATIO = 1.25
@@ -230,8 +230,8 @@ def node_and_redis_figures(kind: str, keys: int, rounds: int) -> tuple[list[floa
     """A real ``hearsay serve`` process (storage on, no peers, lan preset) and a redis-server,
     both fed the same PFADDs over RESP, round by round in turn."""
     import redis
-    from tests.nodes import start_node
-    from tests.redis_reference import reference_redis
+    from tests.support.nodes import start_node
+    from tests.support.redis_reference import reference_redis
 
     ours: list[float] = []
     theirs: list[float] = []
@@ -277,7 +277,7 @@ def hearsay_figures(shape: str, keys: int, rounds: int) -> list[float]:
 def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
     """The same PFADDs to a fresh redis-server; checks Redis holds the intended encoding."""
     import redis
-    from tests.redis_reference import reference_redis
+    from tests.support.redis_reference import reference_redis
 
     with (
         reference_redis() as port,
@@ -305,7 +305,7 @@ def bloom_bits(capacity: int, error: float) -> int:
 
 def bloom_node_ratio(capacity: int) -> float:
     """A real node fills one 1M-capacity filter; its RssAnon growth over the filter's bytes."""
-    from tests.nodes import start_node
+    from tests.support.nodes import start_node
 
     with tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir:
         node = start_node(Path(workdir), "--preset", "lan")

@@ -7,7 +7,7 @@ even when an earlier one missed; the summary lists each one's status and the exi
 if any missed a target, 2 if any failed to run at all.
 
 ``--mode tiny`` (sizes that only check the harness) and ``--target-scale`` (passed to every
-benchmark, see bench/verdict.py) are for tests/test_bench_harness.py.
+benchmark, see bench/verdict.py) are for tests/project/test_bench_harness.py.
 
     .venv/bin/python bench/run_all.py [--mode short|full|tiny] [--only commands.py ...]
 """

@@ -36,8 +36,8 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments, spread
-from tests.nodes import start_node
-from tests.redis_reference import RedisUnavailableError, reference_redis
+from tests.support.nodes import start_node
+from tests.support.redis_reference import RedisUnavailableError, reference_redis
 
 KEY = "bench:ingest"
 MANY_KEYS = 100

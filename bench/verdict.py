@@ -5,11 +5,11 @@ judges them, and exits 1 if any was missed (2 if it could not measure at all), s
 ``make bench`` and CI can tell. A target that could not be measured counts as missed: a
 benchmark that cannot say a target holds must not say it does.
 
-``--target-scale`` exists to check the harness itself (tests/test_bench_harness.py): it scales
-every bound by a factor in the direction of difficulty (``>=`` bounds multiplied, ``<=``
+``--target-scale`` exists to check the harness itself (tests/project/test_bench_harness.py): it
+scales every bound by a factor in the direction of difficulty (``>=`` bounds multiplied, ``<=``
 bounds divided), so 0 makes every target trivially met and a huge factor makes every target
-with a non-zero bound missed. Figures printed under a scale other than 1 are not the
-project's targets, and the output says so.
+with a non-zero bound missed. Figures printed under a scale other than 1 are not the project's
+targets, and the output says so.
 """
 
 from __future__ import annotations

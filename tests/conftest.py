@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.redis_reference import RedisUnavailableError, reference_redis
+from tests.support.redis_reference import RedisUnavailableError, reference_redis
 
 settings.register_profile(
     "default",

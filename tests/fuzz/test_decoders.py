@@ -26,7 +26,7 @@ from hearsay.protocol.envelope import MessageType
 from hearsay.resp.parser import RequestParser
 from hearsay.runtime.rmbd import PEER_REQUEST, REQUEST
 from tests.fuzz import targets
-from tests.lattice_strategies import entries
+from tests.support.lattice_strategies import entries
 
 pytestmark = pytest.mark.fuzz
 
