@@ -11,6 +11,9 @@ import base64
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,6 +185,38 @@ def test_connection_refused_is_one_line_and_status_3() -> None:
     assert done.returncode == 3
     assert done.stderr.startswith(f"hearsay: cannot reach 127.0.0.1:{free}: ")
     assert "Connection refused" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_dropped_connection_is_reported_after_one_attempt() -> None:
+    """No silent retries (redis-py's default makes four attempts over ~5 s): a node that
+    hangs up is reported at once, and an import's pipeline is never sent twice."""
+    accepted = 0
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.05)
+        free = str(listener.getsockname()[1])
+        with subprocess.Popen(
+            [sys.executable, "-m", "hearsay.cli", "members", "-p", free],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as child:
+            deadline = time.monotonic() + 30
+            while child.poll() is None and time.monotonic() < deadline:
+                try:
+                    connection, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                accepted += 1
+                connection.close()  # hang up before any reply
+            child.wait(timeout=5)
+            stderr = child.stderr.read() if child.stderr else ""
+    assert child.returncode == 3, stderr
+    assert accepted == 1
+    assert (
+        stderr.startswith(f"hearsay: cannot reach 127.0.0.1:{free}: ") and stderr.count("\n") == 1
+    )
 
 
 @pytest.mark.redis

@@ -63,8 +63,15 @@ class Target:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def client(self) -> redis.Redis:
-        """A redis-py client of the node (bytes replies; no connection is made yet)."""
+        """A redis-py client of the node (bytes replies; no connection is made yet).
+
+        One attempt, as redis-cli makes: redis-py's default retries a failed connection three
+        times with backoff (about 5 s before a dead node is reported), and would send a
+        pipeline of CMS increments again after a dropped connection, counting them twice.
+        """
         import redis  # here, not above: ``hearsay serve`` loads this module, never redis-py
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         return redis.Redis(
             host=self.host,
@@ -72,6 +79,7 @@ class Target:
             password=self.password,
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
         )
 
 
