@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from hearsay.runtime.log_format import JsonFormatter, TextFormatter, one_line
 from tests.support.nodes import start_node
@@ -58,8 +60,8 @@ def test_json_logs_hold_no_secret(tmp_path: Path) -> None:
         "--requirepass-file", str(password_file),
     )  # fmt: skip
     try:
-        with pytest.raises(redis.AuthenticationError):
-            node.client(password="wrong").ping()
+        with pytest.raises(redis.AuthenticationError):  # one attempt: each retry is throttled
+            node.client(password="wrong", retry=Retry(NoBackoff(), 0)).ping()
         client = node.client(password=PASSWORD)
         client.pfadd("visitors", "alice")
         client.execute_command("HEARSAY.JOIN", "name.invalid:1")
