@@ -91,6 +91,7 @@ class ReplicaStats:
     corrupt_entries_skipped: int = 0  # found at load and quarantined (never loaded)
     loaded_entries: int = 0
     flushes: int = 0
+    entries_flushed: int = 0  # whole entries staged (bench/dispatch.py reports it)
 
 
 class Replica:
@@ -258,6 +259,7 @@ class Replica:
             entry = self.keyspace.entry(key)
             ticket = storage.stage(key, None if entry is None else encode_entry(entry))
         self.stats.flushes += 1
+        self.stats.entries_flushed += len(dirty)
         return ticket
 
     @property
