@@ -399,12 +399,16 @@ class Replica:
         config: NodeConfig,
         cluster: str,
         keyring: Keyring | None,
-        membership: Membership,
+        membership: Membership | None,
         rng: Random,
         nonce_source: Callable[[int], bytes],
         now_ms: int,
     ) -> GossipNode:
-        """Make the gossip node that replicates this keyspace (once, before any traffic)."""
+        """Make the gossip node that replicates this keyspace (once, before any traffic).
+
+        Without ``membership`` the node gossips with a static peer list (``node.add_peer``):
+        the simulator's ``--no-membership`` diagnostic; a real node always has membership.
+        """
         assert self.node is None, "a replica has one gossip node"
         self.membership = membership
         self.node = GossipNode(

@@ -18,7 +18,7 @@ from hearsay.lattice.keyspace import Keyspace
 from hearsay.persist.identity import NodeIdentity
 from hearsay.protocol.envelope import Keyring
 from hearsay.protocol.membership import Address, Membership
-from hearsay.protocol.node import GossipNode, NodeConfig
+from hearsay.protocol.node import NodeConfig
 from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.server_commands import build_registry
 from hearsay.sim.store import SimStore
@@ -67,26 +67,14 @@ def start_replica(
     for key, entry in loaded.items():
         keyspace.merge(key, entry)
     replica = Replica(identity, keyspace, storage=store, commands=commands)
-    if membership is not None:
-        replica.attach_gossip(
-            address,
-            config=config,
-            cluster=CLUSTER,
-            keyring=keyring,
-            membership=membership,
-            rng=rng,
-            nonce_source=rng.randbytes,
-            now_ms=now_ms,
-        )
-    else:  # static peer lists (--no-membership): a diagnostic the runtime never runs
-        replica.node = GossipNode(
-            address,
-            rng=rng,
-            keyspace=keyspace,
-            config=config,
-            cluster=CLUSTER,
-            keyring=keyring,
-            nonce_source=rng.randbytes,
-            now_ms=now_ms,
-        )
+    replica.attach_gossip(  # (membership None: static peer lists, --no-membership)
+        address,
+        config=config,
+        cluster=CLUSTER,
+        keyring=keyring,
+        membership=membership,
+        rng=rng,
+        nonce_source=rng.randbytes,
+        now_ms=now_ms,
+    )
     return replica
