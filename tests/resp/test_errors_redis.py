@@ -82,6 +82,8 @@ CASES: list[tuple[str, list[bytes], bytes]] = [
     ("get-extra-arg", [], command("GET", "a", "b")),
     ("del-no-args", [], command("DEL")),
     ("exists-no-args", [], command("EXISTS")),
+    ("touch-no-args", [], command("TOUCH")),
+    ("time-extra-arg", [], command("TIME", "now")),
     ("expire-word", [command("PFADD", "h2", "a")], command("EXPIRE", "h2", "soon")),
     ("expire-no-seconds", [], command("EXPIRE", "h3")),
     ("pexpire-word", [command("PFADD", "h4", "a")], command("PEXPIRE", "h4", "1.5")),
@@ -226,3 +228,30 @@ def test_wait_and_watch_are_refused_around_transactions(node: NodeProcess) -> No
         "EXECABORT Transaction discarded because of previous errors.",
         "ERR command 'WATCH' is not supported by hearsay",
     ]
+
+
+def test_time_is_the_nodes_clock_and_touch_counts_like_exists(
+    node: NodeProcess, redis_server: int
+) -> None:
+    """TIME answers what redis-py's ``time()`` parses, from the node's clock (compared with
+    this process's clock around the call, the same host); TOUCH counts as Redis's does."""
+    import time
+
+    import redis
+
+    client = node.client()
+    reference = redis.Redis(port=redis_server)
+    try:
+        before_us = time.time_ns() // 1_000
+        seconds, micros = client.time()
+        after_us = time.time_ns() // 1_000
+        assert 0 <= micros < 1_000_000 and micros % 1000 == 0  # (milliseconds, as microseconds)
+        assert before_us - 1_000 <= seconds * 1_000_000 + micros <= after_us
+        for server in (client, reference):
+            server.pfadd("touch:a", "x")
+        assert client.touch("touch:a", "touch:a", "touch:none") == reference.touch(
+            "touch:a", "touch:a", "touch:none"
+        )
+    finally:
+        client.close()
+        reference.close()

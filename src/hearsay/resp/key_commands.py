@@ -51,6 +51,13 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def exists(ctx: ClientContext, args: list[bytes]) -> Reply:
         return db_of(ctx).exists(args[1:], ctx.now_ms)
 
+    @registry.command("TOUCH", arity=-2, flags=("readonly", "fast"), first_key=1, last_key=-1,
+                      step=1, group="keyspace", since="3.2.1",
+                      summary="Counts the keys that exist (hearsay keeps no access times to "
+                      "update).")  # fmt: skip
+    def touch(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return db_of(ctx).exists(args[1:], ctx.now_ms)
+
     @registry.command("TYPE", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
                       step=1, group="keyspace", summary="The type of a key.")  # fmt: skip
     def type_(ctx: ClientContext, args: list[bytes]) -> Reply:

@@ -70,7 +70,8 @@ def _of_type(contexts: list[ClientContext], kind: bytes) -> list[ClientContext]:
 
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
-    """Register INFO, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at start-up)."""
+    """Register INFO, TIME, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at
+    start-up)."""
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip
@@ -78,6 +79,13 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         wanted = [arg.decode("latin-1").lower() for arg in args[1:]]
         text = render_info(server.info_sections(), wanted)
         return Verbatim(text) if ctx.protocol == 3 else text.encode()
+
+    @registry.command("TIME", arity=1, flags=("loading", "stale", "fast"), group="server",
+                      since="2.6.0", summary="The node's clock: unix seconds and microseconds "
+                      "(hearsay's clock counts milliseconds).")  # fmt: skip
+    def time_(ctx: ClientContext, args: list[bytes]) -> Reply:
+        seconds, milliseconds = divmod(ctx.now_ms, 1000)
+        return [b"%d" % seconds, b"%d" % (milliseconds * 1000)]
 
     @registry.command("LIST", parent="CLIENT", arity=-2, flags=("admin", "noscript", "loading",
                       "stale"), group="connection",
