@@ -86,9 +86,10 @@ def _unit_interval(value: float, what: str) -> float:
 
 
 def _row_total(vec: MaxVector, width: int) -> int:
-    """Exact sum of the first row of one slice (a slice's row sums are its total count)."""
-    indices, values = vec.pairs()
-    row = values[: int(np.searchsorted(indices, width))]
+    """Exact sum of the first row of one slice (a slice's row sums are its total count).
+
+    Reads only row 0 (a dense slice's other ``depth - 1`` rows are never scanned)."""
+    _, row = vec.window(0, width).pairs()
     if row.size == 0:
         return 0
     if float(row.sum(dtype=np.float64)) < 2.0**62:
