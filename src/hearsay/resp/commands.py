@@ -423,7 +423,7 @@ class CommandRegistry:
             run_handler=run_handler,
             error_texts=_error_texts(errors or {}),
         )
-        if run_handler is not None and (parent is not None or first_key != 1 or arity != -2):
+        if run_handler is not None and (parent is not None or first_key != 1 or -2 < arity < 2):
             raise ValueError(f"a run handler needs a top-level command of one key: {name}")
         table = self._commands
         if parent is not None:
@@ -463,8 +463,8 @@ class CommandRegistry:
         """How many calls from ``start`` on form a run for one :data:`RunHandler` call.
 
         A run is two or more consecutive calls of a command that has a run handler, spelled
-        the same, on the same key (a pipeline of PFADDs to one HyperLogLog); 0 when there is
-        none at ``start``.
+        the same, on the same key, each with the command's arity (a pipeline of PFADDs to one
+        HyperLogLog); 0 when there is none at ``start``.
         """
         first = commands[start]
         if len(first) < 2 or len(commands) - start < 2:
@@ -473,11 +473,17 @@ class CommandRegistry:
         if spec is None or spec.run_handler is None:
             return 0
         name, key = first[0], first[1]
+        exact = spec.arity if spec.arity > 0 else 0  # 0: at least -arity (>= 2) arguments
+        least = -spec.arity
+        if len(first) != exact if exact else len(first) < least:
+            return 0
         end = start + 1
         stop = len(commands)
         while end < stop:  # bounded by the pipeline's length
             other = commands[end]
             if len(other) < 2 or other[1] != key or other[0] != name:
+                break
+            if len(other) != exact if exact else len(other) < least:
                 break
             end += 1
         return end - start if end - start > 1 else 0

@@ -42,7 +42,7 @@ import numpy.typing as npt
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
-from hearsay.sketch.hashing import member_hashes, mix64
+from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import BLOOM_HASH_VERSION, KIND_BLOOM, error_from_bits, expect_schema
 from hearsay.sketch.schemas import bloom as bloom_schema
 from hearsay.sketch.slots import Pairs, values_at
@@ -202,6 +202,14 @@ class BloomFilter:
             raw = a[:, None] + steps[None, :] * b[:, None]
         return (raw % np.uint64(self._bits)).astype(np.uint32)
 
+    def member_positions(self, member: bytes) -> list[int]:
+        """:meth:`positions` of one member, in Python ints (no arrays for a single item)."""
+        a = member_hash(member)
+        b = mix64_int(a) | 1
+        bits = self._bits
+        mask = (1 << 64) - 1
+        return [((a + i * b) & mask) % bits for i in range(self._hashes)]
+
     # -- writing ------------------------------------------------------------------------------
 
     def add(self, members: Sequence[bytes]) -> Pairs:
@@ -217,6 +225,10 @@ class BloomFilter:
         member is new only the first time).
         """
         n = len(members)
+        if n == 1:  # BF.ADD: the member's distinct bits, one read of them
+            distinct = np.array(sorted(set(self.member_positions(members[0]))), dtype=np.uint32)
+            fresh = distinct[vec.values_at(distinct) == 0]
+            return (fresh, np.ones(fresh.size, dtype=np.uint8)), np.array([fresh.size > 0])
         pos = self.positions(members)
         if n == 0:
             return (pos.reshape(-1), np.ones(0, dtype=np.uint8)), np.zeros(0, dtype=np.bool_)
@@ -251,6 +263,9 @@ class BloomFilter:
 
     def mexists(self, vec: MaxVector, members: Sequence[bytes]) -> npt.NDArray[np.bool_]:
         """BF.MEXISTS: per member, whether all its bits are set (never a false negative)."""
+        if len(members) == 1:  # BF.EXISTS: one read of the member's bits
+            held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
+            return np.array([bool(held.all())])
         pos = self.positions(members)
         if pos.size == 0:
             return np.zeros(len(members), dtype=np.bool_)

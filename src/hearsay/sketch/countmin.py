@@ -44,7 +44,7 @@ import numpy.typing as npt
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch.hashing import member_hashes, mix64
+from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import CMS_DEPTH_MAX, KIND_CMS, expect_schema
 from hearsay.sketch.schemas import cms as cms_schema
 from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_at
@@ -86,9 +86,10 @@ def _unit_interval(value: float, what: str) -> float:
 
 
 def _row_total(vec: MaxVector, width: int) -> int:
-    """Exact sum of the first row of one slice (a slice's row sums are its total count)."""
-    indices, values = vec.pairs()
-    row = values[: int(np.searchsorted(indices, width))]
+    """Exact sum of the first row of one slice (a slice's row sums are its total count).
+
+    Reads only row 0 (a dense slice's other ``depth - 1`` rows are never scanned)."""
+    _, row = vec.window(0, width).pairs()
     if row.size == 0:
         return 0
     if float(row.sum(dtype=np.float64)) < 2.0**62:
@@ -160,6 +161,10 @@ class CountMinSketch:
 
     def cells(self, items: Sequence[bytes]) -> npt.NDArray[np.int64]:
         """The ``(len(items), depth)`` slots each item counts in (row ``r`` in column ``r``)."""
+        if len(items) == 1:  # one item (CMS.INCRBY k item n): its few words in Python ints
+            item_hash, w = member_hash(items[0]), self._width
+            row_cells = [mix64_int(item_hash, row + 1) % w + row * w for row in range(self._depth)]
+            return np.array([row_cells], dtype=np.int64)
         h = member_hashes(items)
         out = np.empty((h.size, self._depth), dtype=np.int64)
         width = np.uint64(self._width)
@@ -185,13 +190,18 @@ class CountMinSketch:
         amounts = [int(v) for v in increments]
         if any(v < 0 for v in amounts):
             raise BoundsError("CMS: Number cannot be negative")
-        if any(v > INT64_MAX for v in amounts) or self.count(slices) + sum(amounts) > INT64_MAX:
+        added = sum(amounts)
+        if any(v > INT64_MAX for v in amounts) or (
+            self._count_bound(slices) + added > INT64_MAX and self.count(slices) + added > INT64_MAX
+        ):
             raise BoundsError("CMS: INCRBY overflow")
         cells = self.cells(items)
         if n == 0:
             return (np.zeros(0, np.uint32), np.zeros(0, np.uint64)), []
         flat = cells.reshape(-1)
         inc = np.repeat(np.array(amounts, dtype=np.uint64), self._depth)
+        if n == 1:  # one item: its cells are distinct (one per row) and sorted already
+            return self._incrby_one(slices, origin, flat, inc)
         # Running increments per cell, in batch order (a stable sort keeps the order).
         order = np.argsort(flat, kind="stable")
         sorted_cells = flat[order]
@@ -216,6 +226,24 @@ class CountMinSketch:
         keep = new_own != 0
         pairs: Pairs = (unique_cells[keep].astype(np.uint32), new_own[keep])
         return pairs, [min(int(e), INT64_MAX) for e in estimates.tolist()]
+
+    def _incrby_one(
+        self,
+        slices: Slices,
+        origin: str,
+        cells: npt.NDArray[np.int64],
+        inc: npt.NDArray[np.uint64],
+    ) -> tuple[Pairs, list[int]]:
+        """:meth:`incrby` of one item (``inc``: its increment once per cell), without the
+        grouping of repeated cells a batch needs."""
+        with np.errstate(over="ignore"):  # only a misbehaving peer's saturated sums can wrap
+            estimate = int((summed_at(slices, cells) + inc).min())
+        own = slices.get(origin) or MaxVector()
+        new_own = values_at(own, cells) + inc
+        if int(new_own.max()) > VALUE_MAX:
+            raise BoundsError("CMS: INCRBY overflow")
+        keep = new_own != 0
+        return (cells[keep].astype(np.uint32), new_own[keep]), [min(estimate, INT64_MAX)]
 
     def merge_weighted(
         self,
@@ -279,6 +307,12 @@ class CountMinSketch:
         cells = self.cells(items)
         estimates = summed_at(slices, cells).min(axis=1)
         return [min(int(e), INT64_MAX) for e in estimates.tolist()]
+
+    def _count_bound(self, slices: Slices) -> int:
+        """An upper bound of :meth:`count` from the slices' value widths alone: a row holds
+        ``width`` cells below ``2**(8 * bytes)``. While it leaves room, the exact count (a
+        scan of row 0 of every slice) is never needed to refuse an overflow."""
+        return sum(self._width * ((1 << (8 * vec.width)) - 1) for vec in slices.values())
 
     def count(self, slices: Slices) -> int:
         """The total of all increments (CMS.INFO's count): the sum of row 0 over origins."""

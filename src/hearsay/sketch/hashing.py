@@ -14,11 +14,12 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-__all__ = ["member_hashes", "mix64"]
+__all__ = ["member_hash", "member_hashes", "mix64", "mix64_int"]
 
 _SPLITMIX_GAMMA: Final = np.uint64(0x9E3779B97F4A7C15)
 _SPLITMIX_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
 _SPLITMIX_M2: Final = np.uint64(0x94D049BB133111EB)
+_MASK64: Final = (1 << 64) - 1
 
 
 def member_hashes(members: Sequence[bytes]) -> npt.NDArray[np.uint64]:
@@ -28,6 +29,20 @@ def member_hashes(members: Sequence[bytes]) -> npt.NDArray[np.uint64]:
     digests = b"".join(map(xxhash.xxh3_64_digest, members))
     # xxhash's digest is the hash's canonical big-endian form.
     return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def member_hash(member: bytes) -> int:
+    """xxh3-64 (seed 0) of one member as a Python int: :func:`member_hashes` of one."""
+    return xxhash.xxh3_64_intdigest(member)
+
+
+def mix64_int(h: int, step: int = 1) -> int:
+    """:func:`mix64` of one hash in Python ints (a single member's few words cost less than
+    the arrays would)."""
+    z = (h + 0x9E3779B97F4A7C15 * step) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
 
 
 def mix64(h: npt.NDArray[np.uint64], step: int = 1) -> npt.NDArray[np.uint64]:

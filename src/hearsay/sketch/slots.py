@@ -8,7 +8,6 @@ additive sketch's origin slices, the per-origin merge).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,18 +21,14 @@ Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
 Slices = Mapping[str, MaxVector]
 """An additive entry's vectors by origin (``dict(entry.slices())``)."""
 
-_SMALL_LOOKUP: Final = 64
-"""Below this many slots, reading them one by one beats any array set-up."""
-
 
 def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
-    """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector."""
-    idx = np.asarray(indices)
-    if idx.size <= _SMALL_LOOKUP:
-        flat = idx.reshape(-1)
-        out = np.fromiter((vec.get(int(i)) for i in flat.tolist()), np.uint64, flat.size)
-        return out.reshape(idx.shape)
-    return vec.values_at(idx)
+    """The values at ``indices`` (any shape, absent = 0), without densifying a sparse vector.
+
+    One vectorised look-up even for a few slots: reading them one by one cost a binary search
+    set-up per slot (1.4 ms for a Bloom filter's 7 bits among 300,000 packed pairs).
+    """
+    return vec.values_at(np.asarray(indices))
 
 
 def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:

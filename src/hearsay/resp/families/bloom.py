@@ -10,7 +10,13 @@ from hearsay.engine.families import bloom
 from hearsay.engine.families.bloom import BloomCreate
 from hearsay.engine.families.common import KeyExistsError, KeyMissingError
 from hearsay.resp import messages
-from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
+from hearsay.resp.commands import (
+    ClientContext,
+    CommandError,
+    CommandRegistry,
+    ErrorReplies,
+    RunHandler,
+)
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
@@ -80,6 +86,22 @@ def _insert_options(args: list[bytes]) -> tuple[BloomCreate | None, int]:
     return (BloomCreate(error_rate, capacity) if autocreate else None), items_at
 
 
+def _items_of(run: list[list[bytes]]) -> list[bytes]:
+    """Every call's items (its arguments after the key), in order."""
+    return [item for args in run for item in args[2:]]
+
+
+def _per_call(run: list[list[bytes]], flags: list[bool]) -> list[Reply]:
+    """``flags`` (one per item of the run, in order) cut back into one reply per call."""
+    out: list[Reply] = []
+    at = 0
+    for args in run:
+        end = at + len(args) - 2
+        out.append([int(flag) for flag in flags[at:end]])
+        at = end
+    return out
+
+
 def install_bloom_commands(registry: CommandRegistry) -> None:
     """Register the BF.* commands on ``registry``."""
     group = "bf"
@@ -89,6 +111,29 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
         SketchParameterError: _could_not_create,
     }
     not_found: ErrorReplies = {KeyMissingError: messages.BF_NOT_FOUND}
+
+    # Pipelined runs to one filter (CommandRegistry.run_at): one hash batch, one read and one
+    # write for the whole run. BloomFilter.madd answers as the calls in turn would (an item is
+    # new only if no earlier item of the run set all its bits), and no call changes the key's
+    # type, so a type error is every call's (run_at only groups calls of the right arity).
+    def adds_run(single: bool) -> RunHandler:
+        def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+            items = _items_of(run)
+            added = bloom.add(db_of(ctx), run[0][1], items, ctx.now_ms, BloomCreate())
+            if single:
+                return [int(new) for new in added]
+            return _per_call(run, added)
+
+        return run_adds
+
+    def exists_run(single: bool) -> RunHandler:
+        def run_exists(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+            found = bloom.exists(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms)
+            if single:
+                return [int(flag) for flag in found]
+            return _per_call(run, found)
+
+        return run_exists
 
     @registry.command("BF.RESERVE", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0",
@@ -126,7 +171,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
         return OK
 
     @registry.command("BF.ADD", arity=3, flags=writes, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0", errors=adds,
+                      group=group, since="1.0.0", errors=adds, run=adds_run(single=True),
                       summary="Adds an item (creates the filter with error 0.01, capacity "
                       "100). Never refused as full: past capacity the false-positive rate "
                       "grows.")  # fmt: skip
@@ -134,7 +179,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
         return int(bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())[0])
 
     @registry.command("BF.MADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0", errors=adds,
+                      group=group, since="1.0.0", errors=adds, run=adds_run(single=False),
                       summary="Adds items to a Bloom filter (created with the defaults when "
                       "absent).")  # fmt: skip
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
@@ -151,13 +196,13 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
         return [int(new) for new in added]
 
     @registry.command("BF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0",
+                      group=group, since="1.0.0", run=exists_run(single=True),
                       summary="Whether an item may have been added to a Bloom filter.")  # fmt: skip
     def bf_exists(ctx: ClientContext, args: list[bytes]) -> Reply:
         return int(bloom.exists(db_of(ctx), args[1], args[2:3], ctx.now_ms)[0])
 
     @registry.command("BF.MEXISTS", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0",
+                      group=group, since="1.0.0", run=exists_run(single=False),
                       summary="Whether each item may have been added to a Bloom "
                       "filter.")  # fmt: skip
     def bf_mexists(ctx: ClientContext, args: list[bytes]) -> Reply:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.engine.families import countmin
 from hearsay.engine.families.common import KeyExistsError, KeyMissingError, ShapeMismatchError
+from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
 from hearsay.resp.key_commands import db_of
@@ -14,6 +15,48 @@ from hearsay.resp.replies import OK, Map, Reply, SimpleString
 from hearsay.sketch.countmin import dims_from_prob
 
 __all__ = ["install_countmin_commands"]
+
+
+def _one_by_one(
+    registry: CommandRegistry, ctx: ClientContext, run: list[list[bytes]]
+) -> list[Reply]:
+    """A run's replies from its calls dispatched in turn (a run the batch cannot answer)."""
+    replies: list[Reply] = []
+    for args in run:
+        reply = registry.dispatch(ctx, args)
+        assert not isinstance(reply, WaitForAcks), "a CMS command never waits"
+        replies.append(reply)
+    return replies
+
+
+def _increments(run: list[list[bytes]]) -> tuple[list[bytes], list[int]] | None:
+    """The items and increments of a run of CMS.INCRBY calls, in order; None when a call
+    would be refused (an item without an amount, an amount that is not a non-negative
+    integer)."""
+    items: list[bytes] = []
+    increments: list[int] = []
+    for args in run:
+        if len(args) % 2:
+            return None
+        for i in range(2, len(args), 2):
+            amount = parse_integer(args[i + 1])
+            if amount is None or amount < 0:
+                return None
+            items.append(args[i])
+            increments.append(amount)
+    return items, increments
+
+
+def _per_call(run: list[list[bytes]], values: list[int], per_item: int) -> list[Reply]:
+    """``values`` (one per item of the run, in order) cut back into one reply per call;
+    a call's items are its arguments after the key, ``per_item`` arguments each."""
+    out: list[Reply] = []
+    at = 0
+    for args in run:
+        end = at + (len(args) - 2) // per_item
+        out.append(values[at:end])
+        at = end
+    return out
 
 
 def install_countmin_commands(registry: CommandRegistry) -> None:
@@ -25,6 +68,26 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         SketchParameterError: messages.CMS_INVALID_INIT,
     }
     missing: ErrorReplies = {KeyMissingError: messages.CMS_KEY_MISSING}
+
+    # Pipelined runs to one sketch (CommandRegistry.run_at): one hash batch, one read and one
+    # write for the whole run. CountMinSketch.incrby applies the increments in order, so each
+    # call gets the estimates it would get in turn. A run that any call would see refused
+    # (an odd arity, a bad number, an overflow: incrby raises before writing) goes call by call, so
+    # every reply and the state are exactly those of the calls in turn.
+    def cms_incrby_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        parsed = _increments(run)
+        if parsed is None:
+            return _one_by_one(registry, ctx, run)
+        items, increments = parsed
+        try:
+            estimates = countmin.incrby(db_of(ctx), run[0][1], items, increments, ctx.now_ms)
+        except BoundsError:
+            return _one_by_one(registry, ctx, run)
+        return _per_call(run, estimates, 2)
+
+    def cms_query_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        items = [item for args in run for item in args[2:]]
+        return _per_call(run, countmin.query(db_of(ctx), run[0][1], items, ctx.now_ms), 1)
 
     @registry.command("CMS.INITBYDIM", arity=4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0", errors=creates,
@@ -61,6 +124,7 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
     @registry.command("CMS.INCRBY", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0",
                       errors={**missing, BoundsError: messages.CMS_INCRBY_OVERFLOW},
+                      run=cms_incrby_run,
                       summary="Increments items' counts; replies their new estimates.")  # fmt: skip
     def cms_incrby(ctx: ClientContext, args: list[bytes]) -> Reply:
         if len(args) % 2:
@@ -80,7 +144,7 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         return list(countmin.incrby(database, args[1], items, increments, ctx.now_ms))
 
     @registry.command("CMS.QUERY", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
-                      group=group, since="2.0.0", errors=missing,
+                      group=group, since="2.0.0", errors=missing, run=cms_query_run,
                       summary="Items' estimated counts.")  # fmt: skip
     def cms_query(ctx: ClientContext, args: list[bytes]) -> Reply:
         return list(countmin.query(db_of(ctx), args[1], args[2:], ctx.now_ms))

@@ -1,0 +1,70 @@
+"""A single member's Python-int hashing (BF.ADD, BF.EXISTS, CMS.INCRBY of one item) gives
+exactly the positions, cells, answers and pairs of the array path for a batch."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.bloom import BloomFilter
+from hearsay.sketch.countmin import CountMinSketch
+
+_MEMBERS = st.binary(max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _MEMBERS,
+    st.floats(min_value=1e-6, max_value=0.9),
+    st.integers(min_value=1, max_value=2_000_000),
+)
+def test_one_members_bloom_positions_are_the_batch_ones(
+    member: bytes, error: float, capacity: int
+) -> None:
+    view = BloomFilter.reserve(error, capacity)
+    assert view.member_positions(member) == view.positions([member])[0].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_MEMBERS, min_size=1, max_size=30), _MEMBERS, st.integers(1, 3))
+def test_one_members_madd_and_mexists_match_the_batch(
+    earlier: list[bytes], member: bytes, capacity: int
+) -> None:
+    view = BloomFilter.reserve(0.2, capacity)  # few bits: members share them
+    vec = MaxVector()
+    vec.merge_pairs(*view.madd(vec, earlier)[0])
+    (pairs, added) = view.madd(vec, [member])
+    (batch_pairs, batch_added) = view.madd(vec, [member, member])  # the array path
+    assert np.array_equal(pairs[0], batch_pairs[0]) and pairs[0].dtype == batch_pairs[0].dtype
+    assert np.array_equal(pairs[1], batch_pairs[1]) and pairs[1].dtype == batch_pairs[1].dtype
+    assert added.tolist() == batch_added[:1].tolist()
+    assert view.mexists(vec, [member]).tolist() == view.mexists(vec, [member, member])[:1].tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _MEMBERS,
+    st.integers(min_value=1, max_value=5000),
+    st.integers(min_value=1, max_value=8),
+    st.lists(st.tuples(_MEMBERS, st.integers(0, 1 << 40)), max_size=10),
+    st.integers(min_value=0, max_value=1 << 40),
+)
+def test_one_items_cms_cells_and_incrby_match_the_batch(
+    item: bytes, width: int, depth: int, earlier: list[tuple[bytes, int]], amount: int
+) -> None:
+    view = CountMinSketch(width, depth)
+    assert view.cells([item]).tolist() == view.cells([item, item])[:1].tolist()
+    own, other = MaxVector(), MaxVector()
+    if earlier:
+        own.merge_pairs(*view.incrby({}, "a", [i for i, _ in earlier], [n for _, n in earlier])[0])
+        theirs = [i for i, _ in earlier[:3]]
+        other.merge_pairs(*view.incrby({}, "b", theirs, [1] * len(theirs))[0])
+    slices = {"a": own, "b": other}
+    pairs, estimates = view.incrby(slices, "a", [item], [amount])
+    # The batch path with a second item of increment 0: the same cells and totals for the first.
+    batch_pairs, batch_estimates = view.incrby(slices, "a", [item, item], [amount, 0])
+    assert estimates == batch_estimates[:1]
+    assert pairs[0].tolist() == batch_pairs[0].tolist() and pairs[0].dtype == batch_pairs[0].dtype
+    assert pairs[1].tolist() == batch_pairs[1].tolist() and pairs[1].dtype == batch_pairs[1].dtype
