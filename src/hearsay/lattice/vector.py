@@ -566,30 +566,38 @@ class MaxVector:
             return None
         grown: dict[int, int] = {}
         before: dict[int, int] = {}
+        count = (len(packed) - 1) // (4 + width)
+        values_at = 1 + 4 * count
+        view = memoryview(packed)
+        positions = view[1:values_at].cast("I")
+        # One pass over the sorted wanted pairs, then one join: a big sparse vector (a Bloom
+        # filter filling up) is copied once per write, not once per new index.
+        index_parts: list[bytes | memoryview] = [view[:1]]
+        value_parts: list[bytes | memoryview] = []
+        copied = 0  # pairs [0, copied) of the old vector are in the parts already
         for index in sorted(wanted):
             value = wanted[index]
-            count = (len(packed) - 1) // (4 + width)
-            positions = memoryview(packed)[1 : 1 + 4 * count].cast("I")
-            pos = bisect.bisect_left(positions, index)
-            values_at = 1 + 4 * count
+            pos = bisect.bisect_left(positions, index, copied)
             if pos < count and positions[pos] == index:
                 start = values_at + width * pos
-                current = int.from_bytes(packed[start : start + width], "little")
+                current = int.from_bytes(view[start : start + width], "little")
                 if value <= current:
                     continue
                 before[index] = current
-                packed = packed[:start] + value.to_bytes(width, "little") + packed[start + width :]
+                index_parts.append(view[1 + 4 * copied : 1 + 4 * (pos + 1)])
+                value_parts.append(view[values_at + width * copied : start])
+                copied = pos + 1
             else:
-                cut_index = 1 + 4 * pos
-                cut_value = values_at + width * pos
-                packed = (
-                    packed[:cut_index]
-                    + index.to_bytes(4, "little")
-                    + packed[cut_index:cut_value]
-                    + value.to_bytes(width, "little")
-                    + packed[cut_value:]
-                )
+                index_parts.append(view[1 + 4 * copied : 1 + 4 * pos])
+                index_parts.append(index.to_bytes(4, "little"))
+                value_parts.append(view[values_at + width * copied : values_at + width * pos])
+                copied = pos
+            value_parts.append(value.to_bytes(width, "little"))
             grown[index] = value
+        if grown:
+            index_parts.append(view[1 + 4 * copied : values_at])
+            value_parts.append(view[values_at + width * copied :])
+            packed = b"".join(index_parts + value_parts)
         if not grown:
             return MaxVector(), MaxVector()
         self._packed = packed
