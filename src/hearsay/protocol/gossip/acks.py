@@ -231,11 +231,14 @@ class Acks:
 
     def _retry_cover(self) -> None:
         """Push the writes their origin sent to every peer again, to peers that have not
-        acknowledged them yet (their current state: it contains the write)."""
+        acknowledged them yet (their current state: it contains the write), all of a round's
+        retries to one peer in one PUSH (as many as fit): under load most writes are retried
+        at once, and one datagram each fed the overload that delayed their acks."""
         self._cover_retry_ms = NEVER
         outbox = self._outbox
         covering = list(self._covering.items())
         self._covering.clear()
+        retrying: dict[Address, list[tuple[bytes, int]]] = {}
         for seq, retries in covering:
             write = self._writes.get(seq)
             entry = None if write is None else self._keyspace.entry(write.key)
@@ -249,9 +252,11 @@ class Acks:
                 continue  # overloaded: digests and anti-entropy will cover them
             for peer in targets:
                 write.resend(peer)
-            self.push_asking(items, targets, relay=0, seq=seq)
+                retrying.setdefault(peer, []).extend((item, seq) for item in items)
             if retries > 1:
                 self.cover(seq, retries - 1)
+        for peer, pairs in retrying.items():
+            self.push_asking_many(peer, pairs, relay=0)
 
     def _retry_acks(self) -> None:
         self._ack_retry_ms = NEVER
