@@ -112,6 +112,8 @@ class Rumours:
         self.pending: dict[bytes, _Pending] = {}
         """Rumours waiting for pacing tokens, per key."""
         self._held: list[_Push] | None = None
+        self._held_bytes: dict[Address, int] = {}
+        """Bytes held for each peer in the current batch (pacing counts the datagrams)."""
         """While a drain or a received message is handled: its pushes, sent together at its
         end (None: pushes leave at once)."""
 
@@ -157,7 +159,29 @@ class Rumours:
             yield
         finally:
             self._held = None
+            self._held_bytes = {}
             self._send_held(held)
+
+    def _datagrams(self, items: list[bytes], peers: Sequence[Address]) -> int:
+        """The pacing tokens pushing ``items`` to ``peers`` costs: one a datagram. Alone each
+        item is a datagram; in a batch, only the datagrams the items open (about: the batch
+        packs items in order, so an item opens one when the previous one is full)."""
+        if self._held is None:
+            return len(items) * len(peers)
+        budget = self._outbox.payload_budget
+        size = sum(len(item) for item in items)
+        opened = 0
+        for peer in peers:
+            used = self._held_bytes.get(peer, 0)
+            opened += -(-(used + size) // budget) - (-(-used // budget))
+        return opened
+
+    def _charge(self, items: list[bytes], peers: Sequence[Address]) -> None:
+        """Count ``items`` as held for ``peers`` (see :meth:`_datagrams`)."""
+        if self._held is not None:
+            size = sum(len(item) for item in items)
+            for peer in peers:
+                self._held_bytes[peer] = self._held_bytes.get(peer, 0) + size
 
     def _send_held(self, held: list[_Push]) -> None:
         asking: dict[tuple[Address, bool, int], list[tuple[bytes, int]]] = {}
@@ -201,9 +225,10 @@ class Rumours:
                 peers = self._peers.pick(width, exclude)
                 if not peers:
                     return
-                if outbox.bucket.take(outbox.now, len(items) * len(peers)):
+                if outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
                     covered = exclude is None and len(peers) == len(self._peers)
                     relay: bool | int = cfg.covered_relay_fanout if covered else True
+                    self._charge(items, peers)
                     self._push(items, peers, relay=relay, ack_write=ack_write)
                     if covered and ack_write and cfg.cover_retries:
                         self._cover(ack_write, cfg.cover_retries)
@@ -238,9 +263,10 @@ class Rumours:
                 pending = self.pending[key]
                 items = outbox.push_items(key, pending.entry, pending.full)
                 peers = self._peers.pick(outbox.config.fanout, pending.exclude)
-                if peers and not outbox.bucket.take(outbox.now, len(items) * len(peers)):
+                if peers and not outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
                     return
                 del self.pending[key]
+                self._charge(items, peers)
                 self._push(items, peers, relay=True, ack_write=0)
 
     def pull(self, key: bytes, source: Address | None) -> None:
