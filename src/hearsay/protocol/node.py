@@ -130,7 +130,7 @@ class GossipNode:
             mark_recent=self._tail.mark_recent,
             got=self._tail.got,
             arm_round=self._tail.arm_round,
-            push_asking=self._acks.push_asking,
+            push_asking=self._acks.push_asking_many,
             cover=self._acks.cover,
             forward_to_vignette=self._forward_to_vignette,
         )

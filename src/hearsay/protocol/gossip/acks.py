@@ -108,10 +108,11 @@ class Acks:
         """Local writes by sequence number (coalesced writes share one record)."""
         self._covering: BoundedTable[int, int] = BoundedTable(cfg.write_track_max)
         """Writes pushed to every peer: sequence number -> retries left for non-ackers."""
-        self._ack_ids: BoundedTable[int, tuple[int, Address]] = BoundedTable(
+        self._ack_ids: BoundedTable[int, tuple[tuple[int, ...], Address]] = BoundedTable(
             4 * cfg.write_track_max
         )
-        """Ack id a push carried -> (the write's sequence number, the peer it went to)."""
+        """Ack id a push carried -> (the sequence numbers of the writes it carried, the peer
+        it went to)."""
         self._write_seq = 0
         self._ack_seq = 0
         self._ack_retry_ms = NEVER
@@ -151,19 +152,37 @@ class Acks:
         self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, seq: int
     ) -> None:
         """PUSH ``items`` to each of ``peers``, asking each to ACK (for write ``seq``)."""
-        if not peers or not items:
+        if not items:
             return
-        outbox = self._outbox
-        write = self._writes.get(seq)
         for peer in peers:
-            for batch in outbox.pack(b"", items):
-                self._ack_seq += 1
-                ack_id = self._ack_seq
-                self._ack_ids.put(ack_id, (seq, peer))
+            self.push_asking_many(peer, [(item, seq) for item in items], relay=relay)
+
+    def push_asking_many(
+        self, peer: Address, items: list[tuple[bytes, int]], *, relay: bool | int
+    ) -> None:
+        """PUSH ``items`` (each with the client write it carries) to ``peer`` in as few
+        datagrams as fit, each asking for one ACK that acknowledges every write it carries.
+
+        The writes of one drain leave in one datagram per peer instead of one per key and
+        peer: that datagram (and its ACK) was most of a write's cost in a cluster.
+        """
+        outbox = self._outbox
+        encoded = [item for item, _ in items]
+        for start, stop in outbox.fit(encoded, outbox.payload_budget - 3):
+            carried: dict[int, int] = {}  # one seq per record (coalesced writes share one)
+            for _, seq in items[start:stop]:
+                write = self._writes.get(seq)
+                carried.setdefault(-seq if write is None else id(write), seq)
+            seqs = tuple(carried.values())
+            self._ack_seq += 1
+            ack_id = self._ack_seq
+            self._ack_ids.put(ack_id, (seqs, peer))
+            for seq in seqs:
+                write = self._writes.get(seq)
                 if write is not None:
                     write.sent(peer)
-                payload = msg.push_prefix(relay, ack_id) + batch
-                outbox.send(MessageType.PUSH, payload, [peer])
+            payload = msg.push_prefix(relay, ack_id) + msg.join_items(b"", encoded[start:stop])
+            outbox.send(MessageType.PUSH, payload, [peer])
 
     def cover(self, seq: int, retries: int) -> None:
         """Write ``seq`` went to every peer: push it again to non-ackers, ``retries`` times."""
@@ -177,10 +196,11 @@ class Acks:
             if found is None or found[1] != source:
                 continue
             del self._ack_ids[ack_id]
-            seq, peer = found
-            write = self._writes.get(seq)
-            if write is not None and write.ack(peer):
-                self._outbox.emit(WriteAcked(seq, peer, write.acks))
+            seqs, peer = found
+            for seq in seqs:
+                write = self._writes.get(seq)
+                if write is not None and write.ack(peer):
+                    self._outbox.emit(WriteAcked(seq, peer, write.acks))
 
     def handle_timer(self, now_ms: int) -> None:
         if now_ms >= self._ack_retry_ms:
@@ -211,11 +231,14 @@ class Acks:
 
     def _retry_cover(self) -> None:
         """Push the writes their origin sent to every peer again, to peers that have not
-        acknowledged them yet (their current state: it contains the write)."""
+        acknowledged them yet (their current state: it contains the write), all of a round's
+        retries to one peer in one PUSH (as many as fit): under load most writes are retried
+        at once, and one datagram each fed the overload that delayed their acks."""
         self._cover_retry_ms = NEVER
         outbox = self._outbox
         covering = list(self._covering.items())
         self._covering.clear()
+        retrying: dict[Address, list[tuple[bytes, int]]] = {}
         for seq, retries in covering:
             write = self._writes.get(seq)
             entry = None if write is None else self._keyspace.entry(write.key)
@@ -229,9 +252,11 @@ class Acks:
                 continue  # overloaded: digests and anti-entropy will cover them
             for peer in targets:
                 write.resend(peer)
-            self.push_asking(items, targets, relay=0, seq=seq)
+                retrying.setdefault(peer, []).extend((item, seq) for item in items)
             if retries > 1:
                 self.cover(seq, retries - 1)
+        for peer, pairs in retrying.items():
+            self.push_asking_many(peer, pairs, relay=0)
 
     def _retry_acks(self) -> None:
         self._ack_retry_ms = NEVER

@@ -147,18 +147,25 @@ class Outbox:
         An item too large for a datagram travels alone (and so goes over a stream).
         """
         room = self.payload_budget - len(prefix) - len(suffix) - 3
-        payloads: list[bytes] = []
-        batch: list[bytes] = []
-        used = 0
-        for item in items:
-            if batch and used + len(item) > room:
-                payloads.append(msg.join_items(prefix, batch, suffix))
-                batch, used = [], 0
-            batch.append(item)
+        return [
+            msg.join_items(prefix, items[start:stop], suffix)
+            for start, stop in self.fit(items, room)
+        ]
+
+    @staticmethod
+    def fit(items: list[bytes], room: int) -> list[tuple[int, int]]:
+        """``items`` cut into consecutive ``(start, stop)`` runs of at most ``room`` bytes each
+        (an item larger than ``room`` is a run of its own)."""
+        runs: list[tuple[int, int]] = []
+        start = used = 0
+        for i, item in enumerate(items):
+            if i > start and used + len(item) > room:
+                runs.append((start, i))
+                start, used = i, 0
             used += len(item)
-        if batch:
-            payloads.append(msg.join_items(prefix, batch, suffix))
-        return payloads
+        if start < len(items):
+            runs.append((start, len(items)))
+        return runs
 
     def push_items(self, key: bytes, entry: Entry, full: bool) -> list[bytes]:
         """PUSH items carrying ``entry``, split so that each fits one datagram."""

@@ -19,6 +19,7 @@ Why this module exists: rumours are how most writes reach every replica within a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -46,11 +47,22 @@ STREAM_STEP_PAIRS: Final = 1 << 16
 
 
 class PushAsking(Protocol):
-    """A PUSH of ``items`` that asks each of ``peers`` to ACK client write ``seq``."""
+    """A PUSH to ``peer`` of ``items``, each with the client write it carries, asking ``peer``
+    to ACK them."""
 
     def __call__(
-        self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, seq: int
+        self, peer: Address, items: list[tuple[bytes, int]], *, relay: bool | int
     ) -> None: ...
+
+
+@dataclass(slots=True)
+class _Push:
+    """A push held back until the end of a drain or of a received message (see ``_batched``)."""
+
+    items: list[bytes]
+    peers: Sequence[Address]
+    relay: bool | int
+    ack_write: int
 
 
 @dataclass(slots=True)
@@ -99,6 +111,11 @@ class Rumours:
         """Client writes since the last drain, per key."""
         self.pending: dict[bytes, _Pending] = {}
         """Rumours waiting for pacing tokens, per key."""
+        self._held: list[_Push] | None = None
+        self._held_bytes: dict[Address, int] = {}
+        """Bytes held for each peer in the current batch (pacing counts the datagrams)."""
+        """While a drain or a received message is handled: its pushes, sent together at its
+        end (None: pushes leave at once)."""
 
     # -- client writes ------------------------------------------------------------------------
 
@@ -118,13 +135,71 @@ class Rumours:
             queued.seq = seq
 
     def flush_local(self) -> None:
-        """Push the client writes queued since the last drain: one rumour per key."""
+        """Push the client writes queued since the last drain: one rumour per key, and one
+        datagram per peer for all of them (as many as fit)."""
         local, self.local = self.local, {}
-        for key, queued in local.items():
-            delta = _combined(queued.deltas)
-            held = self._keyspace.entry(key)
-            full = held is not None and is_whole(delta, held)
-            self.rumour(key, delta, full, None, ack_write=queued.seq)
+        with self._batched():
+            for key, queued in local.items():
+                delta = _combined(queued.deltas)
+                held = self._keyspace.entry(key)
+                full = held is not None and is_whole(delta, held)
+                self.rumour(key, delta, full, None, ack_write=queued.seq)
+
+    @contextmanager
+    def _batched(self) -> Iterator[None]:
+        """Hold the pushes made inside, then send them with one PUSH per peer and relay mode
+        (split only where a datagram is full) instead of one per key and peer: per datagram
+        costs (sealing, sending, the receiver's opening and its ACK) were most of what a
+        write cost in a cluster. Every key still goes to the peers its own rumour picked."""
+        if self._held is not None:
+            yield  # already batching (a nested call)
+            return
+        held = self._held = []
+        try:
+            yield
+        finally:
+            self._held = None
+            self._held_bytes = {}
+            self._send_held(held)
+
+    def _datagrams(self, items: list[bytes], peers: Sequence[Address]) -> int:
+        """The pacing tokens pushing ``items`` to ``peers`` costs: one a datagram. Alone each
+        item is a datagram; in a batch, only the datagrams the items open (about: the batch
+        packs items in order, so an item opens one when the previous one is full)."""
+        if self._held is None:
+            return len(items) * len(peers)
+        budget = self._outbox.payload_budget
+        size = sum(len(item) for item in items)
+        opened = 0
+        for peer in peers:
+            used = self._held_bytes.get(peer, 0)
+            opened += -(-(used + size) // budget) - (-(-used // budget))
+        return opened
+
+    def _charge(self, items: list[bytes], peers: Sequence[Address]) -> None:
+        """Count ``items`` as held for ``peers`` (see :meth:`_datagrams`)."""
+        if self._held is not None:
+            size = sum(len(item) for item in items)
+            for peer in peers:
+                self._held_bytes[peer] = self._held_bytes.get(peer, 0) + size
+
+    def _send_held(self, held: list[_Push]) -> None:
+        asking: dict[tuple[Address, bool, int], list[tuple[bytes, int]]] = {}
+        plain: dict[tuple[Address, bool, int], list[bytes]] = {}
+        for push in held:
+            # True and 1 differ on the wire: the key keeps bool and int apart.
+            for peer in push.peers:
+                group = (peer, isinstance(push.relay, bool), int(push.relay))
+                if push.ack_write:
+                    asking.setdefault(group, []).extend(
+                        (item, push.ack_write) for item in push.items
+                    )
+                else:
+                    plain.setdefault(group, []).extend(push.items)
+        for (peer, is_bool, relay), pairs in asking.items():
+            self._push_asking(peer, pairs, relay=bool(relay) if is_bool else relay)
+        for (peer, is_bool, relay), items in plain.items():
+            self._outbox.send_push(items, [peer], relay=bool(relay) if is_bool else relay)
 
     # -- spreading ----------------------------------------------------------------------------
 
@@ -150,9 +225,10 @@ class Rumours:
                 peers = self._peers.pick(width, exclude)
                 if not peers:
                     return
-                if outbox.bucket.take(outbox.now, len(items) * len(peers)):
+                if outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
                     covered = exclude is None and len(peers) == len(self._peers)
                     relay: bool | int = cfg.covered_relay_fanout if covered else True
+                    self._charge(items, peers)
                     self._push(items, peers, relay=relay, ack_write=ack_write)
                     if covered and ack_write and cfg.cover_retries:
                         self._cover(ack_write, cfg.cover_retries)
@@ -171,22 +247,27 @@ class Rumours:
     def _push(
         self, items: list[bytes], peers: Sequence[Address], *, relay: bool | int, ack_write: int
     ) -> None:
-        if ack_write:
-            self._push_asking(items, peers, relay=relay, seq=ack_write)
+        if self._held is not None:
+            self._held.append(_Push(items, peers, relay, ack_write))
+        elif ack_write:
+            for peer in peers:
+                self._push_asking(peer, [(item, ack_write) for item in items], relay=relay)
         else:
             self._outbox.send_push(items, peers, relay=relay)
 
     def flush_pending(self) -> None:
-        """Send the paced rumours the bucket has tokens for (oldest first)."""
+        """Send the paced rumours the bucket has tokens for (oldest first), batched."""
         outbox = self._outbox
-        for key in list(self.pending):
-            pending = self.pending[key]
-            items = outbox.push_items(key, pending.entry, pending.full)
-            peers = self._peers.pick(outbox.config.fanout, pending.exclude)
-            if peers and not outbox.bucket.take(outbox.now, len(items) * len(peers)):
-                return
-            del self.pending[key]
-            outbox.send_push(items, peers, relay=True)
+        with self._batched():
+            for key in list(self.pending):
+                pending = self.pending[key]
+                items = outbox.push_items(key, pending.entry, pending.full)
+                peers = self._peers.pick(outbox.config.fanout, pending.exclude)
+                if peers and not outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
+                    return
+                del self.pending[key]
+                self._charge(items, peers)
+                self._push(items, peers, relay=True, ack_write=0)
 
     def pull(self, key: bytes, source: Address | None) -> None:
         """Ask the sender and random others for the full state of ``key``."""
@@ -221,7 +302,18 @@ class Rumours:
         piece: msg.ItemPiece | None = None,
     ) -> None:
         """Merge a PUSH; forward what grew (unless it is a reply), answer with what we hold
-        beyond it, pull keys we lack. ``piece``: the one item is a piece of a big one."""
+        beyond it, pull keys we lack. ``piece``: the one item is a piece of a big one.
+        What grew is forwarded in one PUSH per peer (see ``_batched``)."""
+        with self._batched():
+            self._on_push(items, source, relay, piece)
+
+    def _on_push(
+        self,
+        items: list[tuple[bytes, Entry, bool]],
+        source: Address,
+        relay: bool | int,
+        piece: msg.ItemPiece | None,
+    ) -> None:
         outbox = self._outbox
         cfg = outbox.config
         keyspace = self._keyspace
