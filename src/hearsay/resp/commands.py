@@ -423,7 +423,9 @@ class CommandRegistry:
             run_handler=run_handler,
             error_texts=_error_texts(errors or {}),
         )
-        if run_handler is not None and (parent is not None or first_key != 1 or arity != -2):
+        if run_handler is not None and (
+            parent is not None or first_key != 1 or not (arity == -2 or arity >= 2)
+        ):
             raise ValueError(f"a run handler needs a top-level command of one key: {name}")
         table = self._commands
         if parent is not None:
@@ -463,8 +465,8 @@ class CommandRegistry:
         """How many calls from ``start`` on form a run for one :data:`RunHandler` call.
 
         A run is two or more consecutive calls of a command that has a run handler, spelled
-        the same, on the same key (a pipeline of PFADDs to one HyperLogLog); 0 when there is
-        none at ``start``.
+        the same, on the same key, each of the command's arity (a pipeline of PFADDs to one
+        HyperLogLog, of INCRs to one counter); 0 when there is none at ``start``.
         """
         first = commands[start]
         if len(first) < 2 or len(commands) - start < 2:
@@ -472,12 +474,17 @@ class CommandRegistry:
         spec = self._commands.get(first[0])
         if spec is None or spec.run_handler is None:
             return 0
+        size = spec.arity if spec.arity > 0 else len(first)  # (run handlers: -2 or fixed)
+        if len(first) != size:
+            return 0
         name, key = first[0], first[1]
         end = start + 1
         stop = len(commands)
         while end < stop:  # bounded by the pipeline's length
             other = commands[end]
             if len(other) < 2 or other[1] != key or other[0] != name:
+                break
+            if spec.arity > 0 and len(other) != size:
                 break
             end += 1
         return end - start if end - start > 1 else 0
