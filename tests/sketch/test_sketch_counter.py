@@ -75,7 +75,7 @@ def test_result_overflow_is_refused_and_nothing_changes() -> None:
 
 def test_zero_increment_writes_nothing() -> None:
     (idx, _), value = COUNTER.incrby({}, "n", 0)
-    assert idx.size == 0
+    assert len(idx) == 0
     assert value == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from hearsay.base.errors import WrongTypeError
@@ -11,7 +12,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
 
-__all__ = ["HllNotIntegerError", "decrby", "incrby"]
+__all__ = ["HllNotIntegerError", "decrby", "incrby", "incrby_run"]
 
 
 class HllNotIntegerError(WrongTypeError):
@@ -46,3 +47,16 @@ def decrby(db: Replica, key: bytes, amount: int, now_ms: int) -> int:
     pairs, value = _COUNTER.decrby(slices, db.origin, amount)
     write_pairs(db, key, _COUNTER.schema, pairs, now_ms)
     return value
+
+
+def incrby_run(db: Replica, key: bytes, amounts: Sequence[int], now_ms: int) -> list[int]:
+    """INCRBY of each of ``amounts`` in turn (a pipeline to one key), as one write.
+
+    The values after each call, for the calls before the first that :func:`incrby` would
+    refuse (an overflow): the caller runs that one and the rest one by one.
+    """
+    slices = _counter_slices(db, key, now_ms)
+    pairs, values = _COUNTER.incrby_run(slices, db.origin, amounts)
+    if values:
+        write_pairs(db, key, _COUNTER.schema, pairs, now_ms)
+    return values
