@@ -564,6 +564,8 @@ class MaxVector:
         width = packed[0]
         if wanted and max(wanted.values()) >= 1 << (8 * width):
             return None
+        if len(wanted) == 1:  # one register (a single PFADD, an INCR): bytes slicing only
+            return self._merge_one_into_sparse(*next(iter(wanted.items())))
         grown: dict[int, int] = {}
         before: dict[int, int] = {}
         count = (len(packed) - 1) // (4 + width)
@@ -603,6 +605,37 @@ class MaxVector:
         self._packed = packed
         self._maybe_densify()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    def _merge_one_into_sparse(self, index: int, value: int) -> tuple[MaxVector, MaxVector]:
+        """One validated pair (its width checked) into packed pairs: one bisect, one copy."""
+        packed = self._packed
+        width = packed[0]
+        count = (len(packed) - 1) // (4 + width)
+        positions = memoryview(packed)[1 : 1 + 4 * count].cast("I")
+        pos = bisect.bisect_left(positions, index)
+        values_at = 1 + 4 * count
+        previous = MaxVector()
+        if pos < count and positions[pos] == index:
+            start = values_at + width * pos
+            current = int.from_bytes(packed[start : start + width], "little")
+            if value <= current:
+                return MaxVector(), MaxVector()
+            previous = MaxVector._from_few({index: current})
+            packed = packed[:start] + value.to_bytes(width, "little") + packed[start + width :]
+        else:
+            cut_index = 1 + 4 * pos
+            cut_value = values_at + width * pos
+            packed = (
+                packed[:cut_index]
+                + index.to_bytes(4, "little")
+                + packed[cut_index:cut_value]
+                + value.to_bytes(width, "little")
+                + packed[cut_value:]
+            )
+        positions.release()
+        self._packed = packed
+        self._maybe_densify()
+        return MaxVector._from_few({index: value}), previous
 
     def _merge_few_into_dense(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
         """A handful of pairs (a single PFADD): Python ints beat numpy's per-call overhead."""
