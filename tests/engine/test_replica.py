@@ -8,7 +8,7 @@ real data directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from hearsay.engine.interfaces import AckWait
 from hearsay.engine.replica import Replica
@@ -20,26 +20,13 @@ from hearsay.resp.cluster_commands import ClusterControl
 from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.server_commands import build_registry
 from hearsay.sketch import schemas
+from tests.support.command_client import NoServer
 from tests.support.gossip_pair import ReplicaPair
-
-
-class _NoServer:
-    def info_sections(self) -> dict[str, dict[str, Any]]:
-        return {}
-
-    def config_values(self) -> dict[str, str]:
-        return {}
-
-    def client_contexts(self) -> list[ClientContext]:
-        return []
-
-    def close_clients(self, client_ids: set[int]) -> None:
-        raise AssertionError("no connections to close")
 
 
 def _registry() -> CommandRegistry:
     """The real command table with WAIT (the cluster commands WAIT uses no control)."""
-    return build_registry(_NoServer(), cast(ClusterControl, object()))
+    return build_registry(NoServer(), cast(ClusterControl, object()))
 
 
 def test_a_peers_write_is_marked_dirty_by_the_replica_and_reaches_the_disk(

@@ -11,28 +11,14 @@ import pytest
 
 from hearsay.cli import main
 from hearsay.resp.cluster_commands import ClusterControl
-from hearsay.resp.commands import ClientContext
 from hearsay.resp.server_commands import build_registry
+from tests.support.command_client import NoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _NoServer:
-    def info_sections(self) -> dict[str, dict[str, Any]]:
-        return {}
-
-    def config_values(self) -> dict[str, str]:
-        return {}
-
-    def client_contexts(self) -> list[ClientContext]:
-        return []
-
-    def close_clients(self, client_ids: set[int]) -> None:
-        raise AssertionError("no connections to close")
-
-
 def test_every_command_is_documented() -> None:
-    registry = build_registry(_NoServer(), cast(ClusterControl, object()))
+    registry = build_registry(NoServer(), cast(ClusterControl, object()))
     names = {spec.name for spec in registry.specs() if "|" not in spec.name}
     assert len(names) > 50
     text = (ROOT / "docs" / "commands.md").read_text()

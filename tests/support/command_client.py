@@ -13,7 +13,7 @@ from hearsay.resp.server_commands import build_registry
 NOW_MS = 1_700_000_000_000
 
 
-class _NoServer:
+class NoServer:
     """The server a node would hand the command table: no sections, no clients."""
 
     def info_sections(self) -> dict[str, dict[str, object]]:
@@ -29,7 +29,7 @@ class _NoServer:
         raise AssertionError("no connections to close")
 
 
-REGISTRY: CommandRegistry = build_registry(_NoServer())
+REGISTRY: CommandRegistry = build_registry(NoServer())
 
 
 class Client:
