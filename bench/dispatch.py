@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.verdict import Verdicts, add_arguments, spread
+from tests.support.command_client import NoServer
 from tests.support.redis_reference import RedisUnavailableError, reference_redis
 
 from hearsay.engine.replica import Replica
@@ -46,14 +47,6 @@ HOUSEKEEPING_INTERVAL_S = 0.05  # the server's (runtime/server.py)
 CLOCK_EVERY = 256  # commands between two looks at the clock
 TARGET_RATIO = 0.25
 FLUSH_TIMEOUT_S = 60.0
-
-
-class _NoServer:
-    def info_sections(self) -> dict[str, dict[str, object]]:
-        return {}
-
-    def config_values(self) -> dict[str, str]:
-        return {}
 
 
 def _timed(run: Callable[[], None], commands: int) -> float:
@@ -89,7 +82,7 @@ def main() -> int:
         raise SystemExit("redis-benchmark is not installed (Debian: redis-tools)")
 
     rng = random.Random(args.seed)
-    registry = build_registry(_NoServer())
+    registry = build_registry(NoServer())
 
     def fresh_requests() -> list[list[bytes]]:
         """New random members every round: a repeated member raises no register."""
