@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from hearsay.base.errors import HearsayError
 from hearsay.runtime.addresses import parse_address
 from tests.support.nodes import Cluster, poll_until, split_address
+from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,8 @@ def test_http_health_status_and_metrics(tmp_path: Path) -> None:
         assert status["node"] == node.name and status["keys"] == 1
         assert [m["name"] for m in status["members"]] == [node.name]
 
-        def metric(name: str) -> int:
-            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
-                found = re.search(rf"^{name} (\d+)$", reply.read().decode(), re.M)
-            assert found is not None, name
-            return int(found.group(1))
+        def metric(name: str) -> float:
+            return value(scrape(node), name)
 
         assert metric("hearsay_keys") == 1
         assert metric("hearsay_memory_used_bytes") > 0

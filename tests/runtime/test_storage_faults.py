@@ -28,6 +28,7 @@ import pytest
 import redis
 
 from tests.support.nodes import NodeProcess, poll_until, start_node
+from tests.support.scrape import scrape, value
 
 pytestmark = [
     pytest.mark.integration,
@@ -172,7 +173,7 @@ def test_disk_full_refuses_writes_loses_nothing_and_recovers(tmp_path: Path, pol
             assert persistence["aof_last_write_status"] == "err"
             storage = http_json(node, "/status")["storage"]
             assert storage["state"] == "read-only" and "full" in storage["cause"], storage
-            assert "hearsay_storage_read_only 1\n" in http_text(node, "/metrics")
+            assert value(scrape(node), "hearsay_storage_read_only") == 1
             ledger.check(client)
             # The disk recovers: so does the node, by itself.
             filler.unlink()

@@ -386,6 +386,11 @@ class Replica:
         deadline_ms = None if wait.timeout_ms == 0 else now_ms + wait.timeout_ms
         return AckWait(seq, wait.peers, deadline_ms)
 
+    @property
+    def last_write_seq(self) -> int:
+        """The gossip sequence number of the latest local write (0: none yet)."""
+        return self._write_seq
+
     def acks(self, seq: int) -> int:
         """How many peers hold local write ``seq`` (an :class:`AckWait`'s final reply)."""
         return 0 if self.node is None or seq <= 0 else self.node.acks(seq)

@@ -1,48 +1,39 @@
-"""A small HTTP/1.1 listener for operators: ``/health``, ``/status`` (JSON), ``/metrics``.
+"""A small HTTP/1.1 listener for operators: ``/health``, ``/status`` (JSON), ``/metrics``,
+``/history`` (JSON: the dashboard's chart samples) and the dashboard at ``/`` (``/dashboard``).
 
 Deliberately tiny (GET only, one request per connection, bounded header size): it serves
 probes, Prometheus scrapes and a status page, nothing else, so it needs no framework.
+``/status`` and ``/history`` may be read by another node's dashboard (another origin: the
+ports differ), so they allow any origin; they are as public as ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, Final
 
 HEADER_BYTES_MAX: Final = 16 * 1024
+_JSON: Final = "application/json"
 READ_TIMEOUT_S: Final = 5.0
 
 StatusSource = Callable[[], dict[str, Any]]
-MetricsSource = Callable[[], str]
+MetricsSource = Callable[[], str | bytes]
 HealthSource = Callable[[], tuple[bool, str]]
 """``(serving, text)``: not serving (storage read-only) answers 503 with ``text``; a serving
 node answers 200 with ``text``, ``ok`` unless there is something an operator must see."""
 
-_DASHBOARD: Final = """<!doctype html>
-<html><head><meta charset="utf-8"><title>hearsay</title>
-<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}</style>
-</head><body><h1>hearsay <span id="node"></span></h1>
-<p id="summary"></p><table id="members"><thead><tr><th>member</th><th>address</th>
-<th>state</th><th>phi</th><th>generation</th></tr></thead><tbody></tbody></table>
-<script>
-async function refresh(){
-  const s = await (await fetch('/status')).json();
-  document.getElementById('node').textContent = s.node;
-  document.getElementById('summary').textContent =
-    `${s.keys} keys, ${s.clients} clients, up ${Math.round(s.uptime_s)} s`;
-  const body = document.querySelector('#members tbody'); body.innerHTML = '';
-  for (const m of s.members || []) {
-    const row = body.insertRow();
-    for (const v of [m.name, m.address, m.state, m.phi, m.generation])
-      row.insertCell().textContent = v;
-  }
-}
-refresh(); setInterval(refresh, 1000);
-</script></body></html>
-"""
+HistorySource = Callable[[], dict[str, Any]]
+
+
+@functools.cache
+def dashboard_page() -> bytes:
+    """The dashboard (one file, inline CSS, JS and SVG: no external assets), read once."""
+    return resources.files("hearsay.runtime").joinpath("dashboard.html").read_bytes()
 
 
 class HttpServer:
@@ -53,10 +44,12 @@ class HttpServer:
         status: StatusSource,
         metrics: MetricsSource,
         health: HealthSource | None = None,
+        history: HistorySource | None = None,
     ) -> None:
         self._status = status
         self._metrics = metrics
         self._health = health
+        self._history = history
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -79,9 +72,11 @@ class HttpServer:
             writer.close()
             return
         status, content_type, body = self._route(head[:HEADER_BYTES_MAX])
+        shared = "Access-Control-Allow-Origin: *\r\n" if content_type == _JSON else ""
         writer.write(
-            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n{shared}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+            "Cache-Control: no-store\r\n\r\n".encode()
             + body
         )
         with contextlib.suppress(ConnectionError):
@@ -101,9 +96,14 @@ class HttpServer:
             return status, "text/plain", text.encode() + b"\n"
         if target == b"/status":
             body = json.dumps(self._status(), sort_keys=True).encode() + b"\n"
-            return "200 OK", "application/json", body
+            return "200 OK", _JSON, body
+        if target == b"/history" and self._history is not None:
+            return "200 OK", _JSON, json.dumps(self._history()).encode() + b"\n"
         if target == b"/metrics":
-            return "200 OK", "text/plain; version=0.0.4", self._metrics().encode()
-        if target == b"/":
-            return "200 OK", "text/html; charset=utf-8", _DASHBOARD.encode()
+            exposition = self._metrics()
+            if isinstance(exposition, str):
+                exposition = exposition.encode()
+            return "200 OK", "text/plain; version=0.0.4; charset=utf-8", exposition
+        if target in (b"/", b"/dashboard"):
+            return "200 OK", "text/html; charset=utf-8", dashboard_page()
         return "404 Not Found", "text/plain", b"not found\n"

@@ -37,6 +37,7 @@ import asyncio
 import itertools
 import logging
 import resource
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -53,6 +54,7 @@ from hearsay.resp.parser import (
 from hearsay.resp.replies import ErrorReply, Reply, encode, encoder_for
 from hearsay.runtime.addresses import format_address
 from hearsay.runtime.clock import unix_ms
+from hearsay.runtime.command_stats import CommandStats
 from hearsay.runtime.gossip import GossipDriver
 
 log = logging.getLogger(__name__)
@@ -344,7 +346,14 @@ class RespConnection(asyncio.Protocol):
             # A run answers many calls at once: never between MULTI and EXEC (they queue).
             run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
             if run:
+                started_ns = time.perf_counter_ns()
                 run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)
+                self._server.command_stats.record(
+                    args[0],
+                    time.perf_counter_ns() - started_ns,
+                    sum(type(reply) is ErrorReply for reply in run_replies),
+                    run,
+                )
                 try:
                     encoded = encoder_for(ctx.protocol).encode_many(
                         cast("list[Reply]", run_replies)
@@ -356,7 +365,11 @@ class RespConnection(asyncio.Protocol):
                 pending += len(encoded)
                 at += run
             else:
+                started_ns = time.perf_counter_ns()
                 reply = replica.execute(ctx, args, now_ms)
+                self._server.command_stats.record(
+                    args[0], time.perf_counter_ns() - started_ns, type(reply) is ErrorReply
+                )
                 at += 1
                 if type(reply) is AckWait:
                     batch.append(b"".join(out))
@@ -606,6 +619,7 @@ class RespServer:
         self.query_buffer_limit_disconnections = 0  # client_query_buffer_limit_disconnections
         self.evicted_clients = 0  # over the cap on every client's input together
         self.auth_throttle = _AuthThrottle()
+        self.command_stats = CommandStats(registry)  # per command, for /metrics
         self.outbox = _Outbox()
         self._commands_of_closed = 0
         self._input_bytes = 0

@@ -32,6 +32,7 @@ from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_require
 from hearsay.runtime.gossip import GossipDriver
 from hearsay.runtime.http_server import HttpServer
 from hearsay.runtime.keyring import load_keyring
+from hearsay.runtime.metrics import NodeMetrics
 from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
@@ -118,12 +119,15 @@ class Node:
         )
         self.gossip = GossipDriver(self.replica, self.name, config.preset, config.cluster)
         self.resp = RespServer(self.replica, self.registry, settings, limits, self.gossip)
-        self.http = HttpServer(self.status, self.metrics, self.health)
+        self.node_metrics = NodeMetrics(self)
+        history = self.node_metrics.history.as_json
+        self.http = HttpServer(self.status, self.node_metrics.exposition, self.health, history)
         self.addresses: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._rmbd: RmbdProtocol | None = None
         self._rmbd_transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -154,9 +158,11 @@ class Node:
                 host, config.rmbd_port, self._rmbd
             )
             self.addresses["rmbd"] = format_address(*rmbd_address)
+        self._membership().publish_http_port(http_port)  # other dashboards link to this one
         if seeds:
             self.gossip.join(seeds)
         self._housekeeping = asyncio.create_task(self._housekeep())
+        self._sampler = asyncio.create_task(self.node_metrics.run(self._stopping))
 
     def ready_line(self) -> str:
         a = self.addresses
@@ -170,7 +176,9 @@ class Node:
             now = unix_ms()
             self.replica.expire_due(now)
             self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
+            flush_started_ns = time.perf_counter_ns()
             self.replica.flush()
+            self.node_metrics.flush_durations.record(time.perf_counter_ns() - flush_started_ns)
             if time.monotonic() >= next_sidecar_s:
                 next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
                 if self.replica.storage_failure is None:  # a failing disk may stall fsync
@@ -195,6 +203,8 @@ class Node:
         self._stopping.set()
         if self._housekeeping is not None:
             await self._housekeeping
+        if self._sampler is not None:
+            await self._sampler
         await self.resp.stop()
         if self._rmbd_transport is not None:
             self._rmbd_transport.close()
@@ -269,6 +279,17 @@ class Node:
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
+    def used_memory_bytes(self) -> int:
+        return int(_memory_section()["used_memory"])
+
+    def _http_address(self, name: str, gossip_address: str) -> str:
+        """A member's HTTP address (its dashboard): its gossip host and the port it announced
+        (``""`` until that arrives)."""
+        if name == self.name:
+            return self.addresses.get("http", "")
+        port = self._membership().http_port(name)
+        return "" if port is None else format_address(parse_address(gossip_address)[0], port)
+
     def health(self) -> tuple[bool, str]:
         """``/health``: 503 while writes are refused (storage read-only), else 200."""
         failure = self.replica.storage_failure
@@ -304,6 +325,7 @@ class Node:
             "keys": len(self.replica.keyspace),
             "clients": len(self.resp.connections),
             "addresses": self.addresses,
+            **self.node_metrics.status(),
             "members": [
                 {
                     "name": row.name,
@@ -311,6 +333,7 @@ class Node:
                     "state": row.state,
                     "phi": round(row.phi, 3),
                     "generation": row.generation,
+                    "http": self._http_address(row.name, row.address),
                 }
                 for row in (self.members() if self.replica.membership is not None else [])
             ],
@@ -458,34 +481,6 @@ class Node:
             "save": "",
             "appendonly": "yes",
         }
-
-    def metrics(self) -> str:
-        stats = self.replica.stats
-        lines = [
-            "# TYPE hearsay_keys gauge",
-            f"hearsay_keys {len(self.replica.keyspace)}",
-            "# TYPE hearsay_connected_clients gauge",
-            f"hearsay_connected_clients {len(self.resp.connections)}",
-            "# TYPE hearsay_commands_processed_total counter",
-            f"hearsay_commands_processed_total {self.resp.commands_processed()}",
-            "# TYPE hearsay_memory_used_bytes gauge",
-            f"hearsay_memory_used_bytes {_memory_section()['used_memory']}",
-            "# TYPE hearsay_local_writes_total counter",
-            f"hearsay_local_writes_total {stats.local_writes}",
-            "# TYPE hearsay_replicated_changes_total counter",
-            f"hearsay_replicated_changes_total {stats.replicated_changes}",
-            "# TYPE hearsay_expired_keys_total counter",
-            f"hearsay_expired_keys_total {stats.expired_keys}",
-            "# TYPE hearsay_tombstones_purged_total counter",
-            f"hearsay_tombstones_purged_total {stats.tombstones_purged}",
-            "# TYPE hearsay_storage_read_only gauge",
-            f"hearsay_storage_read_only {int(self.replica.storage_failure is not None)}",
-            "# TYPE hearsay_quarantined_entries gauge",
-            f"hearsay_quarantined_entries {stats.corrupt_entries_skipped}",
-            "# TYPE hearsay_uptime_seconds gauge",
-            f"hearsay_uptime_seconds {self.uptime_s():.3f}",
-        ]
-        return "\n".join(lines) + "\n"
 
 
 async def serve(config: ServeConfig) -> int:

@@ -201,11 +201,14 @@ class AntiEntropy:
                 their_hash = theirs.pop(key, None)
                 if their_hash is None:
                     pushes.extend(outbox.push_items(key, entry, True))
+                    outbox.stats.ae_keys_repaired += 1
                 elif their_hash != self._hashes.of(key, entry):
                     exchanges.append(msg.exchange_item(key, entry))
+                    outbox.stats.ae_keys_repaired += 1
             for key in theirs:
                 if self._keyspace.bucket_of(key) == bucket:
                     exchanges.append(msg.exchange_item(key, None))
+                    outbox.stats.ae_keys_repaired += 1
         outbox.send_push(pushes, [source], relay=False)
         for payload_out in outbox.pack(b"", exchanges):
             outbox.send(MessageType.EXCHANGE, payload_out, [source])

@@ -138,6 +138,7 @@ class NodeStats:
     pulls: int = 0
     ae_rounds: int = 0
     ae_in_sync: int = 0
+    ae_keys_repaired: int = 0  # keys a round found different and sent or asked for
     paced: int = 0
     backoffs_received: int = 0
     vignette_in: int = 0

@@ -48,6 +48,7 @@ from hearsay.protocol.membership.wire import (
     INT_MAX,
     KEY_ADDRESS,
     KEY_HEARTBEAT,
+    KEY_HTTP_PORT,
     KEY_STATUS,
     LIST_GROWTH_BYTES,
     RESERVED_KEY_PREFIX,
@@ -269,6 +270,18 @@ class Membership:
         if expiry_unix_ms is not None and expiry_unix_ms <= now:
             entry.hidden = True
         return entry.version
+
+    def publish_http_port(self, port: int) -> None:
+        """Announce this node's HTTP port (its dashboard, reached at its gossip host), under a
+        reserved key: other nodes' dashboards link to it; clients' state keys never show it."""
+        self._table.set_own(KEY_HTTP_PORT, port, None)
+
+    def http_port(self, node_id: str) -> int | None:
+        """The HTTP port a node announced (None: not announced, or not known yet)."""
+        state = self._table.announced_state(node_id)
+        entry = None if state is None else state.entries.get(KEY_HTTP_PORT)
+        port = None if entry is None else entry.value
+        return port if type(port) is int and 0 < port < 65536 else None
 
     def get_tag(self, key: str) -> TagValue:
         """This node's own tag (None if absent or expired)."""

@@ -54,6 +54,8 @@ holds fewer than 65536 items."""
 RESERVED_KEY_PREFIX: Final = "\x00"
 KEY_ADDRESS: Final = "\x00addr"
 KEY_STATUS: Final = "\x00status"
+KEY_HTTP_PORT: Final = "\x00http"
+"""The node's HTTP port (its dashboard), announced by the runtime."""
 KEY_HEARTBEAT: Final = "\x00hb"
 STATUS_VALUES: Final = frozenset({"alive", "leaving", "left"})
 """The values of :data:`KEY_STATUS` (``liveness.NodeStatus``)."""

@@ -1,0 +1,107 @@
+"""Calls, errors and latency buckets per command, kept cheaply on the request path.
+
+Why not prometheus_client's Counter/Histogram: every ``inc``/``observe`` takes a lock and
+walks the bucket bounds, on every command. Here one call costs a dict lookup, three list
+increments and an ``int.bit_length`` (power-of-two buckets need no search); the metrics
+collector reads the rows at scrape time (:mod:`hearsay.runtime.metrics`).
+
+Rows are keyed by the command name as the client spelled it (a ``bytes`` object hashes once and
+caches its hash), resolved to the registry's name the first time; a name the registry does not
+know goes to one ``unknown`` row, and at most :data:`SPELLINGS_MAX` spellings get rows of their
+own (a client sending ``pFaDd``, ``PfAdD``... cannot grow the table without bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final
+
+from hearsay.resp.commands import CommandRegistry
+
+BUCKETS: Final = 22
+"""Bucket ``i < 21`` holds calls that took less than ``1024 * 2**i`` ns (1.02 µs up to 1.07 s);
+bucket 21 holds the slower ones (+Inf)."""
+BUCKET_BOUNDS_S: Final = tuple(1024 * 2**i / 1e9 for i in range(BUCKETS - 1))
+"""The upper bound of each bucket but the last (+Inf), in seconds."""
+CALLS, ERRORS, SUM_NS, FIRST_BUCKET = 0, 1, 2, 3
+"""Indexes into a row: calls, error replies, total time in ns, then the buckets."""
+SPELLINGS_MAX: Final = 1024
+UNKNOWN: Final = "unknown"
+"""The row of names the registry does not know (and of spellings past the cap)."""
+
+
+def bucket_of(elapsed_ns: int) -> int:
+    """The bucket of a duration: its power of two above 1024 ns, capped at +Inf's."""
+    bucket = (elapsed_ns >> 10).bit_length()
+    return bucket if bucket < BUCKETS else BUCKETS - 1
+
+
+class Durations:
+    """Counts per bucket and the total of one kind of duration (a histogram without locks)."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * BUCKETS
+        self.sum_ns = 0
+
+    def record(self, elapsed_ns: int) -> None:
+        self.counts[bucket_of(elapsed_ns)] += 1
+        self.sum_ns += elapsed_ns
+
+
+class CommandStats:
+    """Per-command rows ``[calls, errors, sum_ns, bucket0 .. bucket21]``; the runtime's RESP
+    server records, the metrics collector reads."""
+
+    def __init__(self, registry: CommandRegistry) -> None:
+        self._registry = registry
+        self._by_spelling: dict[bytes, list[int]] = {}
+        self._by_name: dict[str, list[int]] = {}
+        self._groups: dict[str, str] = {}
+        self._kinds: dict[str, str] = {}  # "write", "read" or "other" (the command's flags)
+
+    def record(self, name: bytes, elapsed_ns: int, errors: int, calls: int = 1) -> None:
+        """``calls`` calls of ``name`` took ``elapsed_ns`` together; ``errors`` of them failed.
+
+        Several calls (a pipelined run answered at once) count each at their mean time.
+        """
+        row = self._by_spelling.get(name)
+        if row is None:
+            row = self._row_for(name)
+        row[CALLS] += calls
+        row[ERRORS] += errors
+        row[SUM_NS] += elapsed_ns
+        bucket = (elapsed_ns // calls >> 10).bit_length()
+        row[FIRST_BUCKET + (bucket if bucket < BUCKETS else BUCKETS - 1)] += calls
+
+    def _row_for(self, spelling: bytes) -> list[int]:
+        spec = self._registry.get(spelling.decode("latin-1"))
+        name = UNKNOWN if spec is None else spec.full_name
+        row = self._by_name.get(name)
+        if row is None:
+            row = self._by_name[name] = [0] * (FIRST_BUCKET + BUCKETS)
+            self._groups[name] = "unknown" if spec is None else spec.group
+            self._kinds[name] = (
+                "other"
+                if spec is None
+                else "write"
+                if spec.writes
+                else "read"
+                if "readonly" in spec.flags
+                else "other"
+            )
+        if len(self._by_spelling) < SPELLINGS_MAX:
+            self._by_spelling[spelling] = row
+        return row
+
+    def rows(self) -> Iterator[tuple[str, str, list[int]]]:
+        """``(command, group, row)`` for every command called so far (a copy of each row)."""
+        for name, row in list(self._by_name.items()):
+            yield name, self._groups[name], list(row)
+
+    def calls_by_kind(self) -> dict[str, int]:
+        """Calls so far of write commands, read-only commands and the others (the dashboard's
+        rates are differences of these)."""
+        totals = {"write": 0, "read": 0, "other": 0}
+        for name, row in list(self._by_name.items()):
+            totals[self._kinds[name]] += row[CALLS]
+        return totals
