@@ -33,8 +33,20 @@ $(BIN)/python:
 	@if ! command -v mkfs.ext4 >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq e2fsprogs >/dev/null; \
 	fi
+	@# chromium and its chromedriver: the dashboard's browser test (a hard requirement too).
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "error: chromium and chromedriver are required by the tests; install them as root" >&2; \
+	    echo "       (Debian: apt-get install chromium chromium-driver) or put them on PATH" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || \
 	  { echo "error: redis-server/redis-cli still missing after installing" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  { echo "error: chromium/chromedriver still missing after installing" >&2; exit 1; }
 	touch $@
 
 serve: .make-stamp-install
