@@ -88,6 +88,14 @@ def test_every_family_with_help_and_counters_that_move(tmp_path: Path) -> None:
             assert before[name].type == kind, (name, before[name].type)
         for name, family in before.items():
             assert family.documentation.strip(), f"{name} has no HELP"
+        operations = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+        undocumented = [
+            name
+            for name, family in before.items()
+            if name.startswith("hearsay_")
+            and f"`{name}{'_total' if family.type == 'counter' else ''}`" not in operations
+        ]
+        assert undocumented == [], "families missing from docs/operations.md's table"
 
         def calls(families: dict[str, object], command: str) -> float:
             found = [
