@@ -22,7 +22,7 @@ from tests.support.nodes import Cluster, NodeProcess, poll_until
 
 pytestmark = pytest.mark.integration
 
-DEADLINE_S = 20.0
+DEADLINE_S = 45.0  # generous: reached only when something is wrong (or a crushed machine)
 PAGE_LOAD_TIMEOUT_S = 15
 KEYS = 30
 SCREEN_SIZE = (1280, 900)
@@ -154,8 +154,15 @@ def test_dashboard_in_a_browser(tmp_path: Path, browser: webdriver.Chrome) -> No
             )
 
         poll_until(c_down, DEADLINE_S, 0.2, "c shown suspect or failed, its dashboard down")
-        shown = members(browser)
-        assert shown[b.name]["state"] == "alive" and shown[b.name]["link"] == "up"
+        poll_until(
+            lambda: (
+                members(browser)[b.name]["state"] == "alive"
+                and members(browser)[b.name]["link"] == "up"
+            ),
+            DEADLINE_S,
+            0.2,
+            "b still alive and up",
+        )
         failed_screenshot = tmp_path / "dashboard-failed.png"
         assert browser.save_screenshot(str(failed_screenshot))
     finally:

@@ -123,9 +123,10 @@ class NodeCollector(Collector):
         )
         durations = HistogramMetricFamily(
             "hearsay_command_duration_seconds",
-            "Time a command ran on the node, by command group (hyperloglog, bf, cms, string, "
-            "...): from parsed request to reply value, network and queueing excluded. A "
-            "pipelined run of one command to one key is timed once; each call counts its mean.",
+            "Time the node spent on a command, by command group (hyperloglog, bf, cms, "
+            "string, ...): dispatch, execution and encoding its reply; network and queueing "
+            "excluded. A pipelined run of one command to one key is timed once; each call "
+            "counts its mean.",
             labels=["family"],
         )
         by_group: dict[str, list[int]] = {}

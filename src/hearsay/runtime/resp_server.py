@@ -331,6 +331,11 @@ class RespConnection(asyncio.Protocol):
         if transport is not None:
             pending += transport.get_write_buffer_size()
         at, count = 0, len(commands)
+        # One clock read per command: a command's time runs from the previous one's end, so
+        # it covers its dispatch, execution and reply encoding (a run's calls share one).
+        stats = self._server.command_stats
+        clock_ns = time.perf_counter_ns
+        started_ns = clock_ns()
         while at < count:  # bounded: at grows by one command or one run per pass
             if pending > OUTPUT_HIGH_WATER_BYTES:  # back-pressure: the rest waits for reads
                 self.commands_processed -= count - at
@@ -346,14 +351,7 @@ class RespConnection(asyncio.Protocol):
             # A run answers many calls at once: never between MULTI and EXEC (they queue).
             run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
             if run:
-                started_ns = time.perf_counter_ns()
                 run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)
-                self._server.command_stats.record(
-                    args[0],
-                    time.perf_counter_ns() - started_ns,
-                    sum(type(reply) is ErrorReply for reply in run_replies),
-                    run,
-                )
                 try:
                     encoded = encoder_for(ctx.protocol).encode_many(
                         cast("list[Reply]", run_replies)
@@ -364,12 +362,12 @@ class RespConnection(asyncio.Protocol):
                 out.append(encoded)
                 pending += len(encoded)
                 at += run
+                ended_ns = clock_ns()
+                errors = sum(type(reply) is ErrorReply for reply in run_replies)
+                stats.record_run(args[0], ended_ns - started_ns, errors, run)
+                started_ns = ended_ns
             else:
-                started_ns = time.perf_counter_ns()
                 reply = replica.execute(ctx, args, now_ms)
-                self._server.command_stats.record(
-                    args[0], time.perf_counter_ns() - started_ns, type(reply) is ErrorReply
-                )
                 at += 1
                 if type(reply) is AckWait:
                     batch.append(b"".join(out))
@@ -385,6 +383,9 @@ class RespConnection(asyncio.Protocol):
                         encoded = encode(error, ctx.protocol)
                     out.append(encoded)
                     pending += len(encoded)
+                ended_ns = clock_ns()
+                stats.record(args[0], ended_ns - started_ns, type(reply) is ErrorReply)
+                started_ns = ended_ns
             if pending > self._output_bytes_max:
                 self._server.output_limit_reached(self, pending)
                 self._server.commands_ran()  # the writes made stand: gossip them
