@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -46,6 +49,7 @@ FAMILIES = {
 }
 KEYS = 20
 RUN = 10  # a pipelined run of PFADDs to one key: answered at once, counted call by call
+LAG_SEEN_S = 0.5
 
 
 def _check_histogram(families: dict[str, object], name: str) -> None:
@@ -180,5 +184,35 @@ def test_history_and_status_feed_the_dashboard(tmp_path: Path) -> None:
             return next(m["http"] for m in rows if m["name"] == b.name)  # type: ignore[union-attr,index]
 
         poll_until(lambda: http_of_b() == b.http, 20)
+    finally:
+        cluster.close()
+
+
+def test_replication_lag_grows_while_a_peer_is_stopped(tmp_path: Path) -> None:
+    """The probe's figure is the age of an unanswered write: a peer frozen by SIGSTOP shows
+    as a lag that grows; once it runs again, fresh writes are held at once again."""
+    cluster = Cluster(tmp_path)
+    try:
+        a = cluster.start("a")
+        b = cluster.start("b", "--join", a.gossip)
+        client = a.client()
+        poll_until(lambda: value(scrape(a), "hearsay_members", state="alive") == 2, 20)
+        client.pfadd("before", "x")
+        poll_until(lambda: value(scrape(a), "hearsay_replication_lag_probes_total") >= 1, 20)
+        os.kill(b.process.pid, signal.SIGSTOP)
+        try:
+            client.pfadd("during", "x")
+            poll_until(
+                lambda: value(scrape(a), "hearsay_replication_lag_seconds") >= LAG_SEEN_S, 20
+            )
+        finally:
+            os.kill(b.process.pid, signal.SIGCONT)
+        poll_until(lambda: value(scrape(a), "hearsay_members", state="alive") == 2, 30)
+
+        def fresh_write_held_quickly() -> bool:
+            client.pfadd("after", str(time.monotonic()))
+            return value(scrape(a), "hearsay_replication_lag_seconds") < LAG_SEEN_S
+
+        poll_until(fresh_write_held_quickly, 30, 0.3)
     finally:
         cluster.close()
