@@ -176,7 +176,7 @@ class Node:
                 self.replica,
                 config.rmbd_width,
                 config.rmbd_depth,
-                self.join,
+                self._join_from_rmbd,
                 self._flush,
                 peer_enabled=config.rmbd_peer,
             )
@@ -307,6 +307,15 @@ class Node:
     def join(self, address: str) -> None:
         seed = parse_address(address)  # (a malformed address raises: the client's error)
         self.joiner.join([seed], format_address(*seed))  # resolved and retried in the background
+
+    def _join_from_rmbd(self, address: str) -> None:
+        """rmbd's PEER (``host:port``, an IPv6 host without brackets): a datagram's word, so
+        an address that is not one is ignored (logged at debug), never raised."""
+        host, _, port = address.rpartition(":")
+        try:
+            self.join(format_address(host, int(port)) if port.isdigit() else address)
+        except HearsayError as error:
+            log.debug("rmbd PEER ignored: %s", error)
 
     def leave(self) -> None:
         if self.replica.node is not None:
