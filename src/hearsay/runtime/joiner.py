@@ -174,7 +174,9 @@ class Joiner:
                     if attempt > 1:
                         log.info("joined through %s after %d attempts", label, attempt)
                     return
-                listed = ", ".join(format_address(*address) for address in addresses)
+                listed = ", ".join(format_address(*address) for address in addresses[:3])
+                if len(addresses) > 3:
+                    listed += f" and {len(addresses) - 3} more"
                 reason = f"no member answered at {listed}"
                 next_try = f"waited {delay_s:.1f} s, retrying now"
                 delay_s = 0.0  # this attempt waited its delay already
