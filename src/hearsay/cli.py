@@ -47,6 +47,13 @@ def _add_serve(subparsers: Any) -> None:
     add("--http-port", type=int, help="HTTP port for status and metrics (default 7380)")
     add("--data-dir", help="where the node keeps its data (default ./data)")
     add("--join", action="append", metavar="HOST:PORT", help="a peer to join (repeatable)")
+    add(
+        "--no-rejoin",
+        dest="rejoin",
+        action="store_false",
+        default=None,
+        help="do not rejoin the peers remembered in the data directory at start",
+    )
     add("--advertise", metavar="HOST:PORT", help="the gossip address peers should use")
     add("--cluster", help="cluster name; packets of other clusters are dropped")
     add("--preset", choices=["lan", "wan", "local"], help="gossip timing preset (default lan)")

@@ -127,7 +127,9 @@ def test_an_increment_after_a_loss_is_never_swallowed_by_the_peers_copy(
                 leftover.unlink(missing_ok=True)
             with path.open("r+b") as handle:
                 handle.truncate(0)
-        first = cluster.start("a")  # alone: nothing refills it before the next write
+        # alone (--no-rejoin: not even the peer its data directory remembers): nothing
+        # refills it before the next write
+        first = cluster.start("a", "--no-rejoin")
         a = first.client()
         assert a.incrby("hits", 3) == 3  # acknowledged
         assert a.execute_command("HEARSAY.JOIN", second.gossip) == b"OK"

@@ -134,7 +134,8 @@ def test_delete_and_expiry_converge(cluster: Cluster) -> None:
 def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Cluster) -> None:
     """The victim runs ``--fsync always``: every write it acknowledged survives SIGKILL on its
     own disk. It is killed right after the write's reply (not after the write replicated), and
-    its data is read from a restart *alone* (no ``--join``), so nothing can come from a peer;
+    its data is read from a restart *alone* (no ``--join``, and ``--no-rejoin`` so that it does
+    not rejoin the peers its data directory remembers), so nothing can come from a peer;
     only then does it rejoin and is seen alive again with a higher generation."""
     first = cluster.start("a")
     nodes = [first, cluster.start("b", "--join", first.gossip)]
@@ -157,7 +158,7 @@ def test_sigkill_is_detected_and_a_restart_is_alive_with_its_data(cluster: Clust
             DEADLINE_S[cluster.preset],
             what="detection",
         )
-    alone = cluster.start("c", "--fsync", "always")
+    alone = cluster.start("c", "--fsync", "always", "--no-rejoin")
     assert alone.name == victim.name
     assert [row[0].decode() for row in alone.client().execute_command("HEARSAY.MEMBERS")] == [
         victim.name

@@ -107,6 +107,11 @@ def leave(target: Target, as_json: bool, out: TextIO) -> None:
     _simple(target, as_json, out, lambda c: send(c, "HEARSAY.LEAVE"))
 
 
+def force_leave(target: Target, name: str, as_json: bool, out: TextIO) -> None:
+    """Asks the node to mark a failed member left everywhere (HEARSAY.FORCELEAVE NAME)."""
+    _simple(target, as_json, out, lambda c: send(c, "HEARSAY.FORCELEAVE", name))
+
+
 def _simple(
     target: Target, as_json: bool, out: TextIO, ask: Callable[[redis.Redis], object]
 ) -> None:

@@ -77,7 +77,7 @@ def _import_redis(args: argparse.Namespace, target: Target) -> None:
 
 
 def add_admin_parsers(subparsers: Any) -> None:
-    """Adds members, info, join, leave, keys, import, import-redis and demo."""
+    """Adds members, info, join, leave, force-leave, keys, import, import-redis and demo."""
 
     def add(name: str, help_text: str, action: Callable[..., object]) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -110,6 +110,12 @@ def add_admin_parsers(subparsers: Any) -> None:
         "ask a node to announce that it leaves the cluster (HEARSAY.LEAVE)",
         lambda args, target: commands.leave(target, args.json, sys.stdout),
     )
+    force_leave = add(
+        "force-leave",
+        "mark a failed member left on every node (HEARSAY.FORCELEAVE)",
+        lambda args, target: commands.force_leave(target, args.name, args.json, sys.stdout),
+    )
+    force_leave.add_argument("name", help="the failed member's name (as hearsay members shows)")
     keys = add(
         "keys",
         "every key (matching PATTERN) and its type, by SCAN",

@@ -1,6 +1,6 @@
-"""Cluster commands: WAIT, HEARSAY.MEMBERS / JOIN / LEAVE, and per-node state (grapevine's
-setLocalState / getLocalState / peerValue / peerKeys) as HEARSAY.SETSTATE / GETSTATE /
-PEERVALUE / PEERKEYS.
+"""Cluster commands: WAIT, HEARSAY.MEMBERS / JOIN / LEAVE / FORCELEAVE, and per-node state
+(grapevine's setLocalState / getLocalState / peerValue / peerKeys) as HEARSAY.SETSTATE /
+GETSTATE / PEERVALUE / PEERKEYS.
 
 The running node answers through a :class:`ClusterControl` (the runtime implements it around
 the gossip driver), so this module stays free of sockets and event loops. WAIT needs no
@@ -38,10 +38,16 @@ class ClusterControl(Protocol):
     def members(self) -> list[MemberRow]: ...
 
     def join(self, address: str) -> None:
-        """Contact a peer at ``host:port`` (raises HearsayError on a bad address)."""
+        """Join through ``host:port`` in the background (raises HearsayError on a malformed
+        address; a name is resolved, and the join retried, in the background)."""
         ...
 
     def leave(self) -> None: ...
+
+    def force_leave(self, node: str) -> bool:
+        """Mark a failed member left (Serf's force-leave); False when ``node`` is unknown.
+        Raises HearsayError for a member that is not failed (or this node itself)."""
+        ...
 
     def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
         """Publish a state key (raises HearsayError when the node cannot hold it: too many
@@ -98,7 +104,7 @@ def install_cluster_commands(registry: CommandRegistry, cluster: ClusterControl)
         ]  # fmt: skip
 
     @registry.command("HEARSAY.JOIN", arity=2, flags=("admin",), group="cluster",
-                      summary="Contacts a peer at host:port.")  # fmt: skip
+                      summary="Joins through a peer at host:port (names retried).")  # fmt: skip
     def join(ctx: ClientContext, args: list[bytes]) -> Reply:
         cluster.join(_text(args[1], "address"))
         return OK
@@ -107,6 +113,13 @@ def install_cluster_commands(registry: CommandRegistry, cluster: ClusterControl)
                       summary="Announces that this node leaves the cluster.")  # fmt: skip
     def leave(ctx: ClientContext, args: list[bytes]) -> Reply:
         cluster.leave()
+        return OK
+
+    @registry.command("HEARSAY.FORCELEAVE", arity=2, flags=("admin",), group="cluster",
+                      summary="Marks a failed member left on every node.")  # fmt: skip
+    def forceleave(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if not cluster.force_leave(_text(args[1], "node")):
+            raise CommandError(messages.NO_SUCH_NODE)
         return OK
 
     @registry.command("HEARSAY.SETSTATE", arity=-3, flags=("write", "fast"), group="cluster",

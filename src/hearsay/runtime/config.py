@@ -32,6 +32,8 @@ class ServeConfig:
     http_port: int = 7380
     data_dir: str = "./data"
     join: list[str] = field(default_factory=list)
+    rejoin: bool = True
+    """At start, also join the peers remembered in the data directory (``peers.json``)."""
     advertise: str | None = None
     cluster: str = "hearsay"
     preset: str = "lan"

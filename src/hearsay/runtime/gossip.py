@@ -32,7 +32,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 
 from hearsay.base.errors import HearsayError
@@ -97,6 +97,8 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._send_error_logged_at = -SEND_ERROR_LOG_INTERVAL_S
         self._resolving: set[Address] = set()
         self._streams_open = 0
+        self.on_dropped: Callable[[DatagramDropped], None] | None = None
+        """Told of every refused datagram (the node counts keyring mismatches)."""
 
     # -- start and stop --------------------------------------------------------------------------
 
@@ -332,6 +334,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             self._wake_ack_waiters()
         elif isinstance(event, DatagramDropped):
             log.debug("dropped a datagram from %s: %s", event.source, event.reason)
+            if self.on_dropped is not None:
+                self.on_dropped(event)
         elif isinstance(event, MemberJoined | MemberFailed | MemberLeft):
             log.info("member event: %s", event)
 

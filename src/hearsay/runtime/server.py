@@ -4,6 +4,11 @@ Start-up order: open the data directory (new generation, every key loaded), bind
 listener, then print exactly one line ``hearsay ready resp=... gossip=... http=... node=...``
 and flush it, so scripts can wait for it and read the ports (port 0 picks a free one).
 SIGTERM/SIGINT: stop accepting clients, flush storage, close, exit 0.
+
+Joining: the ``--join`` seeds, and the peers remembered in the data directory's peer snapshot
+(:mod:`.peer_snapshot`, unless ``--no-rejoin`` or the node left on purpose with HEARSAY.LEAVE),
+are joined by the :class:`~hearsay.runtime.joiner.Joiner` (names resolved at each attempt,
+retried with backoff). SIGTERM is a stop, not a leave of the cluster: a restart rejoins.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import contextlib
 import gc
 import logging
 import os
+import random
 import signal
+import socket
 import sys
 import time
 from typing import Any, Final
@@ -22,7 +29,8 @@ from hearsay import __version__
 from hearsay.base.errors import BoundsError, HearsayError, StorageError
 from hearsay.engine.replica import Replica
 from hearsay.persist.group_commit import GroupCommit
-from hearsay.protocol.membership import Membership
+from hearsay.protocol.events import DatagramDropped
+from hearsay.protocol.membership import Address, Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.server_commands import build_registry
@@ -31,8 +39,16 @@ from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_requirepass
 from hearsay.runtime.gossip import GossipDriver
 from hearsay.runtime.http_server import HttpServer
-from hearsay.runtime.keyring import load_keyring
+from hearsay.runtime.joiner import Joiner, resolve_for
+from hearsay.runtime.keyring import KeyringMismatches, load_keyring
 from hearsay.runtime.metrics import NodeMetrics
+from hearsay.runtime.peer_snapshot import (
+    SNAPSHOT_INTERVAL_S,
+    Snapshot,
+    next_peers,
+    read_snapshot,
+    write_snapshot,
+)
 from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
@@ -123,6 +139,19 @@ class Node:
         history = self.node_metrics.history.as_json
         self.http = HttpServer(self.status, self.node_metrics.exposition, self.health, history)
         self.addresses: dict[str, str] = {}
+        self._gossip_family = socket.AF_INET
+        self.joiner = Joiner(
+            self._resolve, self.gossip.join, self._has_live_member, random.Random(os.urandom(16))
+        )
+        self.keyring_mismatches = KeyringMismatches(config.keyring is not None)
+        self.gossip.on_dropped = self._on_dropped
+        self.snapshot = read_snapshot(config.data_dir)
+        """The peer snapshot as last read or written."""
+        self._left_before = self.snapshot.left
+        """The last run left its cluster on purpose, and no member was live since."""
+        self._left_on_command = False
+        """This run left its cluster on purpose (HEARSAY.LEAVE)."""
+        self.snapshot_writes = 0
         self._stopping = asyncio.Event()
         self._rmbd: RmbdProtocol | None = None
         self._rmbd_transport: asyncio.DatagramTransport | None = None
@@ -138,6 +167,7 @@ class Node:
         gossip_host, gossip_port = await self.gossip.start(
             host, config.gossip_port, advertise, keyring
         )
+        self._gossip_family = socket.AF_INET6 if ":" in gossip_host else socket.AF_INET
         resp_host, resp_port = await self.resp.start(host, config.port)
         http_host, http_port = await self.http.start(host, config.http_port)
         self.addresses = {
@@ -150,7 +180,7 @@ class Node:
                 self.replica,
                 config.rmbd_width,
                 config.rmbd_depth,
-                self.join,
+                self._join_from_rmbd,
                 self._flush,
                 peer_enabled=config.rmbd_peer,
             )
@@ -159,10 +189,54 @@ class Node:
             )
             self.addresses["rmbd"] = format_address(*rmbd_address)
         self._membership().publish_http_port(http_port)  # other dashboards link to this one
-        if seeds:
-            self.gossip.join(seeds)
+        for seed in seeds:
+            self.joiner.join([seed], format_address(*seed))
+        self._rejoin()
         self._housekeeping = asyncio.create_task(self._housekeep())
         self._sampler = asyncio.create_task(self.node_metrics.run(self._stopping))
+
+    def _rejoin(self) -> None:
+        """Join the peers of the snapshot, unless told not to or the node left on purpose."""
+        peers = self.snapshot.peers
+        if not peers or not self.config.rejoin:
+            return
+        if self.snapshot.left:
+            log.info(
+                "not rejoining the %d remembered peers: this node left its cluster "
+                "(HEARSAY.LEAVE); HEARSAY.JOIN or --join joins again",
+                len(peers),
+            )
+            return
+        log.info("rejoining through %d remembered peers", len(peers))
+        self.joiner.join(peers, f"remembered peers ({len(peers)})")
+
+    async def _resolve(self, host: str, port: int) -> list[Address]:
+        return await resolve_for(self._gossip_family, host, port)
+
+    def _has_live_member(self) -> bool:
+        membership = self.replica.membership
+        return membership is not None and len(membership.live.confirmed) > 0
+
+    def _on_dropped(self, event: DatagramDropped) -> None:
+        self.keyring_mismatches.note(event.source, event.reason, time.monotonic())
+
+    def _snapshot_due(self) -> Snapshot | None:
+        """The peer snapshot to write now, or None when the file holds it already."""
+        membership = self.replica.membership
+        if membership is None:
+            return None
+        live = membership.live.confirmed
+        if len(live) > 0:
+            self._left_before = False
+        left = self._left_on_command or self._left_before
+        wanted = Snapshot(next_peers(self.snapshot.peers, live, live), left)
+        return None if wanted == self.snapshot else wanted
+
+    def _write_snapshot(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` (in a thread from the event loop: it fsyncs a small file)."""
+        if write_snapshot(self.config.data_dir, snapshot):
+            self.snapshot = snapshot
+            self.snapshot_writes += 1
 
     def ready_line(self) -> str:
         a = self.addresses
@@ -172,6 +246,7 @@ class Node:
 
     async def _housekeep(self) -> None:
         next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
+        next_snapshot_s = time.monotonic()
         while not self._stopping.is_set():
             now = unix_ms()
             self.replica.expire_due(now)
@@ -184,6 +259,10 @@ class Node:
                 if self.replica.storage_failure is None:  # a failing disk may stall fsync
                     # Off the event loop: it fsyncs a small file.
                     await asyncio.to_thread(self.replica.write_sidecar, now)
+            if time.monotonic() >= next_snapshot_s:
+                next_snapshot_s = time.monotonic() + SNAPSHOT_INTERVAL_S
+                if (snapshot := self._snapshot_due()) is not None:
+                    await asyncio.to_thread(self._write_snapshot, snapshot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
 
@@ -208,6 +287,9 @@ class Node:
         await self.resp.stop()
         if self._rmbd_transport is not None:
             self._rmbd_transport.close()
+        await self.joiner.stop()
+        if (snapshot := self._snapshot_due()) is not None:
+            self._write_snapshot(snapshot)  # the peers of the last second too
         await self.gossip.leave()
         await self.gossip.stop()
         await self.http.stop()
@@ -233,12 +315,41 @@ class Node:
         ]
 
     def join(self, address: str) -> None:
-        self.gossip.join([parse_address(address)])  # host names resolve in the background
+        seed = parse_address(address)  # (a malformed address raises: the client's error)
+        self.joiner.join([seed], format_address(*seed))  # resolved and retried in the background
+
+    def _join_from_rmbd(self, address: str) -> None:
+        """rmbd's PEER (``host:port``, an IPv6 host without brackets): a datagram's word, so
+        an address that is not one is ignored (logged at debug), never raised."""
+        host, _, port = address.rpartition(":")
+        try:
+            self.join(format_address(host, int(port)) if port.isdigit() else address)
+        except HearsayError as error:
+            log.debug("rmbd PEER ignored: %s", error)
 
     def leave(self) -> None:
         if self.replica.node is not None:
             self.replica.leave(unix_ms())
             self.gossip.pump()
+            self._left_on_command = True  # the next start does not rejoin (housekeeping writes it)
+
+    def force_leave(self, node: str) -> bool:
+        membership = self._membership()
+        row = membership.member(node)
+        if row is None:
+            return False
+        if row.is_self:
+            raise HearsayError("this node cannot force itself out: use HEARSAY.LEAVE")
+        if row.state is MemberState.LEFT:
+            return True
+        if row.state is not MemberState.FAILED:
+            raise HearsayError(
+                f"{node} is {row.state.reported}, not failed: only a failed member can be forced "
+                "out (stop it, or run HEARSAY.LEAVE on it)"
+            )
+        membership.force_leave(node, unix_ms())
+        self.gossip.pump()
+        return True
 
     def set_state(self, key: str, value: bytes, expiry_unix_ms: int | None, now_ms: int) -> None:
         try:
@@ -456,7 +567,13 @@ class Node:
             info["rumours_waiting"] = node.rumours_waiting()
             info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
-        info["resolve_failures"] = self.gossip.resolve_failures
+        info["resolve_failures"] = self.gossip.resolve_failures + self.joiner.resolve_failures
+        info["join_attempts"] = self.joiner.attempts
+        info["join_failures"] = self.joiner.failures
+        info["joins_in_progress"] = self.joiner.joining()
+        info["keyring_mismatches"] = self.keyring_mismatches.count
+        info["peer_snapshot_peers"] = len(self.snapshot.peers)
+        info["peer_snapshot_writes"] = self.snapshot_writes
         info["streams_refused"] = self.gossip.streams_refused
         return info
 

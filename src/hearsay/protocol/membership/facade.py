@@ -42,6 +42,7 @@ from hearsay.protocol.membership.table import (
     MemberRecord,
     MemberTable,
     NodeState,
+    TagEntry,
 )
 from hearsay.protocol.membership.wire import (
     BUDGET_BYTES_MIN,
@@ -318,6 +319,20 @@ class Membership:
         self._advance(now_ms)
         if self._self.status is not NodeStatus.LEFT:
             self._table.set_own(KEY_STATUS, NodeStatus.LEFT.value, None)
+
+    def force_leave(self, node_id: str, now_ms: int) -> None:
+        """Serf's force-leave of a failed peer: left here at once (so it is not contacted and
+        is reaped ``dead_node_reap_ms`` later), and its state takes status ``left`` one version
+        on, which every node syncing with us takes as the node's own news. Only for a failed
+        peer (ValueError otherwise): a live one would write that version itself."""
+        now = self._advance(now_ms)
+        peer = self._table.peers.get(node_id)
+        if peer is None or not peer.announced or peer.liveness.state is not MemberState.FAILED:
+            raise ValueError(f"{node_id!r} is not a failed member")
+        state = peer.state
+        state.max_version += 1
+        state.entries[KEY_STATUS] = TagEntry(NodeStatus.LEFT.value, state.max_version, None)
+        self._hear_status(peer, now)
 
     # ----- time ----------------------------------------------------------------------------
 
