@@ -12,6 +12,7 @@ import logging
 from typing import Final
 
 from hearsay.base.errors import HearsayError, StorageError
+from hearsay.engine.deltas import join_deltas
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
@@ -37,8 +38,7 @@ def fold_entry_blobs(base: bytes | None, deltas: list[bytes]) -> bytes:
     """The store's fold (:meth:`SqliteStore.fold`): a whole entry and its delta rows joined
     into one whole entry (raises HearsayError on a damaged row, which stays for the load)."""
     entry = Entry() if base is None else _decoded(base)
-    for blob in deltas:
-        entry.merge(_decoded(blob))
+    entry.merge(join_deltas([_decoded(blob) for blob in deltas]))
     return encode_entry(entry)
 
 

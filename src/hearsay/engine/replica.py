@@ -45,6 +45,7 @@ import numpy.typing as npt
 from hearsay.base.errors import StorageError, WrongTypeError
 from hearsay.base.glob import compile_glob
 from hearsay.engine.data_dir import check_for_lost_data, fold_entry_blobs, load_entries
+from hearsay.engine.deltas import join_deltas
 from hearsay.engine.interfaces import (
     AckWait,
     CommandTable,
@@ -74,10 +75,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DELTA_ENTRY_BYTES_MIN: Final = 4096
+DELTA_ENTRY_BYTES_MIN: Final = 64 * 1024
 """A key whose payload is at least this big is flushed as its deltas (what grew since the last
-flush), a smaller one whole: rewriting a few hundred bytes costs less than a delta row and a
-later fold (``bench/persist.py --deltas`` measures the trade)."""
+flush), a smaller one whole. Measured in process (a flush every 250 writes): keeping and
+joining each write's delta costs about 3 us of CPU per write, while encoding a 16 KiB dense
+HLL whole costs about that per *flush*: PFADD on a dense HLL was 25% slower as deltas. Whole
+encoding grows with the key (about 1 ms per MiB, and a transient copy of it), so from some
+64 KiB on deltas cost less CPU and memory, and always far fewer bytes on disk."""
 DELTAS_JOINED_MAX: Final = 1024
 """Deltas kept per dirty key before they are joined into one (bounds memory between flushes)."""
 SCAN_COUNT_DEFAULT: Final = 10
@@ -257,7 +261,7 @@ class Replica:
             dirty[key] = None
         elif deltas:
             if len(deltas) >= DELTAS_JOINED_MAX:
-                deltas[:] = [_joined(deltas)]
+                deltas[:] = [join_deltas(deltas)]
             deltas.append(delta)
         else:
             entry = self.keyspace.entry(key)
@@ -294,7 +298,7 @@ class Replica:
                 ticket = storage.stage(key, None)
                 continue
             if deltas and isinstance(storage, GroupCommit):
-                joined = _joined(deltas)
+                joined = join_deltas(deltas)
                 # A delta nearly as big as the entry costs a fold for nothing: write it whole.
                 if 2 * joined.payload_bytes() < entry.payload_bytes():
                     ticket = storage.stage_delta(key, encode_entry(joined))
@@ -672,13 +676,3 @@ class Replica:
                 found.append(key)
             bucket += 1
         return (0 if bucket >= buckets else bucket), found
-
-
-def _joined(deltas: list[Entry]) -> Entry:
-    """The join of a key's deltas, in order (one delta as it is: never mutated here)."""
-    if len(deltas) == 1:
-        return deltas[0]
-    joined = deltas[0].copy()
-    for delta in deltas[1:]:
-        joined.merge(delta)
-    return joined

@@ -27,7 +27,8 @@ delta rows. So a hot big key costs its deltas, not its size, at each commit. The
 a key's delta rows into its whole row (:meth:`SqliteStore.fold`, with the engine's ``fold``
 function, one key per step between batches) once they reach ``FOLD_BYTES_RATIO`` of the
 whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has been idle for ``FOLD_IDLE_S``,
-whatever is left: loading stays bounded and the log does not grow without end.
+those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading stays bounded and the log does
+not grow without end.
 
 Failure makes the store read-only, not dead: if a commit or an fsync fails (a full disk, an
 I/O error, a file system remounted read-only...), every ``always`` ticket in flight fails with
@@ -96,7 +97,11 @@ bytes written per change stay within a constant factor of the change (amortised)
 FOLD_ROWS_MAX: Final = 4096
 """... or once they are this many rows: bounds what a load has to merge per key."""
 FOLD_IDLE_S: Final = 1.0
-"""After this long with nothing to commit, the writer folds what is left, one key a step."""
+"""After this long with nothing to commit, the writer folds keys whose delta rows reach
+``FOLD_IDLE_BYTES_RATIO`` of their whole row, one key a step."""
+FOLD_IDLE_BYTES_RATIO: Final = 1 / 16
+"""... so even a fold on idle writes at most 16 times the bytes of the deltas it folds (a key
+written once a second is not rewritten whole every second)."""
 
 
 def _done_ticket() -> Ticket:
@@ -688,7 +693,10 @@ class GroupCommit:
             return False
         due: bytes | None = None
         if among is None:
-            due = next(iter(unfolded))
+            for key, (rows, size, due_bytes) in unfolded.items():
+                if rows >= FOLD_ROWS_MAX or size >= due_bytes * FOLD_IDLE_BYTES_RATIO:
+                    due = key
+                    break
         else:
             for key in among:
                 counts = unfolded.get(key)
