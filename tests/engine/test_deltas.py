@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hearsay.engine.deltas import join_deltas
 from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
+from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import FOLD_IDLE_S, GroupCommit
 from hearsay.persist.store import SCHEMA_VERSION, SqliteStore
@@ -143,6 +144,23 @@ def test_a_damaged_delta_row_is_quarantined_with_its_key(tmp_path: Path) -> None
         assert replica.execute(session, [b"BF.EXISTS", b"bf", b"fill-999"], 10) == 1
     finally:
         replica.close()
+
+
+def test_a_backup_checks_delta_rows_too(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    replica = Replica.open(data, commands=_registry())
+    session = ClientContext(client_id=1, db=replica)
+    _big_bloom(replica, session)
+    replica.execute(session, [b"BF.ADD", b"bf", b"late"], 1)
+    replica.close()
+    with SqliteStore(data) as store:
+        assert store.delta_count() == 1
+    assert backup(data, tmp_path / "clean") == BackupResult(entries=1, damaged=0)
+    conn = sqlite3.connect(data / "hearsay.db")
+    conn.execute("UPDATE deltas SET checksum = checksum + 1")
+    conn.commit()
+    conn.close()
+    assert backup(data, tmp_path / "copy") == BackupResult(entries=1, damaged=1)
 
 
 # ---------------------------------------------------------------------------- joining deltas
