@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hearsay.base.errors import StorageError
 from hearsay.engine.deltas import join_deltas
 from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
@@ -32,6 +33,7 @@ from hearsay.persist.store import SCHEMA_VERSION, SqliteStore
 from hearsay.resp.cluster_commands import ClusterControl
 from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.server_commands import build_registry
+from tests.engine.test_persist import FlakyDisk
 from tests.support.command_client import NoServer
 from tests.support.lattice_strategies import entries
 
@@ -262,6 +264,34 @@ def test_an_idle_writer_folds_what_is_worth_folding(tmp_path: Path) -> None:
         wait_until(lambda: writer.stats().folds == 1, "the idle fold", timeout_s=10 * FOLD_IDLE_S)
         assert [row.key for row in writer.store.load_deltas()] == [b"tiny"]
         assert loaded_union(writer.store)[b"k"] == union_fold(b"x" * 16_000, [b"y" * 1_200])
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=str)
+def test_delta_rows_held_while_the_disk_fails_are_written_on_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: FsyncPolicy
+) -> None:
+    """The failing-storage path with deltas: a failed commit holds them (and the puts before
+    them, in order), an ``always`` ticket fails, and the recovery rewrites them all."""
+    writer = GroupCommit.open(tmp_path / "data", policy, retry_interval_s=0.05, fold=union_fold)
+    disk = FlakyDisk(writer.store, monkeypatch, "commit")
+    try:
+        writer.stage(b"k", b"a").result(timeout=5.0)
+        writer.flush()
+        disk.broken.set()
+        ticket = writer.stage_delta(b"k", b"b")
+        if policy is FsyncPolicy.ALWAYS:
+            with pytest.raises(StorageError, match="disk is full"):
+                ticket.result(timeout=5.0)
+        wait_until(lambda: writer.failure is not None, "the writer to record its failure")
+        writer.stage(b"gone", b"x")
+        writer.stage(b"gone", None)
+        writer.stage_delta(b"k", b"c")
+        disk.broken.clear()
+        wait_until(lambda: writer.failure is None, "the writer to recover")
+        writer.flush()
+        assert loaded_union(writer.store) == {b"k": b"a,b,c"}
     finally:
         writer.close()
 
