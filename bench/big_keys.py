@@ -13,10 +13,13 @@ another's; rounds alternate them) a real ``hearsay serve`` node is started and:
   with 1M items (BF.MADD of 1,000 items a call); printed: resident memory growth at the end
   and at its peak (``VmHWM``), against the node's resident memory before.
 
-Figures only (no targets: bench/commands.py judges the rates). Every node is stopped by PID.
+Target (set by this benchmark for issue 13 item 2; bench/commands.py judges the rates): a call
+to the big filter and to the big sketch makes the node write at most ``PAGE_BYTES`` (one
+SQLite page) per call, median of the rounds, this checkout's node only. Every node is stopped
+by PID.
 
     python bench/big_keys.py [--python OTHER_PYTHON] [--rounds 3] [--writes 3000]
-                             [--fsync everysec] [--skip-fill]
+                             [--prefill 1.0] [--fsync everysec] [--skip-fill]
 """
 
 from __future__ import annotations
@@ -35,9 +38,15 @@ from pathlib import Path
 
 import redis
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.verdict import Verdicts, add_arguments
+
 READY = re.compile(rb"^hearsay ready .*resp=(?P<resp>\S+)")
 START_TIMEOUT_S = 60.0
 PIPELINE = 16
+PAGE_BYTES = 4096
+BIG_ROWS = ("BF.ADD 1M", "CMS.INCRBY 20000x7")
 FILL_ITEMS = 1_000_000
 FILL_BATCH = 1_000
 KEYS = {  # row: (the command creating the key, the command measured, items added first)
@@ -100,9 +109,10 @@ def start(python: str, data_dir: Path, fsync: str) -> Node:
     raise SystemExit(f"{python}: the node did not start: {log_path.read_bytes()[-2000:]!r}")
 
 
-def write_row(node: Node, row: str, writes: int) -> tuple[float, float]:
+def write_row(node: Node, row: str, writes: int, prefill_scale: float) -> tuple[float, float]:
     """(calls per second, bytes written per call) of one row on a fresh key."""
-    create, command, prefill = KEYS[row]
+    create, command, prefill_items = KEYS[row]
+    prefill = int(prefill_items * prefill_scale)
     client = node.client()
     key = f"{row}:{time.monotonic_ns()}"
     client.execute_command(create[0], key, *create[2:])
@@ -153,14 +163,17 @@ def fill(python: str, root: Path, fsync: str) -> tuple[float, float, float]:
     )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python", action="append", default=[], help="another contender")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--writes", type=int, default=3000)
     parser.add_argument("--fsync", default="everysec")
     parser.add_argument("--skip-fill", action="store_true")
+    parser.add_argument("--prefill", type=float, default=1.0, help="scale the keys' first items")
+    add_arguments(parser)
     args = parser.parse_args()
+    verdicts = Verdicts.from_args(args)
     contenders = [sys.executable, *args.python]
     rates: dict[tuple[str, str], list[float]] = {}
     written: dict[tuple[str, str], list[float]] = {}
@@ -175,7 +188,7 @@ def main() -> None:
                 node = start(python, Path(tmp) / "write", args.fsync)
                 try:
                     for row in KEYS:
-                        rate, per_call = write_row(node, row, args.writes)
+                        rate, per_call = write_row(node, row, args.writes, args.prefill)
                         rates.setdefault((python, row), []).append(rate)
                         written.setdefault((python, row), []).append(per_call)
                 finally:
@@ -209,6 +222,17 @@ def main() -> None:
                 f"[{min(r[2] for r in runs):.1f}..{max(r[2] for r in runs):.1f}]"
             )
 
+    print("targets:")
+    for row in BIG_ROWS:
+        verdicts.check(
+            f"{row}: bytes the node wrote per call",
+            statistics.median(written[(sys.executable, row)]),
+            "<=",
+            PAGE_BYTES,
+            " B",
+        )
+    return verdicts.finish("big_keys.py")
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
