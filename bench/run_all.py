@@ -39,6 +39,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "resp_parse.py": ["--commands", "2000", "--rounds", "2"],
         "dispatch.py": ["--commands", "2000", "--rounds", "2", "--keys", "10"],
         "persist.py": ["--seconds", "0.1", "--rounds", "1", "--tasks", "8"],
+        "big_keys.py": ["--writes", "200", "--rounds", "1", "--prefill", "0.05", "--skip-fill"],
     },
     "short": {
         "commands.py": ["--requests", "2000", "--rounds", "2", "--keyspace", "100"],
@@ -51,6 +52,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "resp_parse.py": ["--commands", "50000", "--rounds", "3"],
         "dispatch.py": ["--commands", "20000", "--rounds", "3"],
         "persist.py": ["--seconds", "0.5", "--rounds", "2"],
+        "big_keys.py": ["--writes", "1000", "--rounds", "2", "--prefill", "0.2"],
     },
     "full": {
         "commands.py": ["--full"],
@@ -61,6 +63,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "resp_parse.py": [],
         "dispatch.py": [],
         "persist.py": [],
+        "big_keys.py": [],
     },
 }  # fmt: skip
 

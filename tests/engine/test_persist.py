@@ -9,7 +9,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -46,13 +46,14 @@ class HeldWriter:
             puts: Mapping[bytes, bytes | None],
             meta: Mapping[str, bytes | None] | None = None,
             *,
+            deltas: Mapping[bytes, Sequence[bytes]] | None = None,
             durable: bool = False,
         ) -> None:
             self.batches.append(dict(puts))
             self.entered.set()
             if not self.release.wait(10.0):
                 raise RuntimeError("test never released the writer")
-            real(puts, meta, durable=durable)
+            real(puts, meta, deltas=deltas, durable=durable)
 
         monkeypatch.setattr(store, "write_batch", write_batch)
 
@@ -460,6 +461,7 @@ class FlakyDisk:
             puts: Mapping[bytes, bytes | None],
             meta: Mapping[str, bytes | None] | None = None,
             *,
+            deltas: Mapping[bytes, Sequence[bytes]] | None = None,
             durable: bool = False,
         ) -> None:
             if what == "commit" and self.broken.is_set():
@@ -467,7 +469,7 @@ class FlakyDisk:
                     sqlite3.OperationalError("database or disk is full")
                 )
             self.batches.append((dict(puts), durable))
-            real_write(puts, meta, durable=durable)
+            real_write(puts, meta, deltas=deltas, durable=durable)
 
         def checkpoint() -> None:
             if what == "sync" and self.broken.is_set():

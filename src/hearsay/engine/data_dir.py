@@ -12,11 +12,13 @@ import logging
 from typing import Final
 
 from hearsay.base.errors import HearsayError, StorageError
-from hearsay.lattice.codec import decode_entry
+from hearsay.engine.deltas import join_deltas
+from hearsay.lattice.codec import decode_entry, encode_entry
+from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar
-from hearsay.persist.store import SqliteStore
+from hearsay.persist.store import DeltaRow, SqliteStore
 from hearsay.sketch.views import view_for
 
 log = logging.getLogger(__name__)
@@ -24,11 +26,30 @@ log = logging.getLogger(__name__)
 _DAMAGED_LOGGED_MAX: Final = 20
 
 
-def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[int, int]:
-    """Merge every stored entry into ``keyspace``: ``(loaded, damaged)`` counts.
+def _decoded(blob: bytes) -> Entry:
+    """A stored entry or delta, refused (HearsayError) unless this node understands it."""
+    entry = decode_entry(blob)
+    if entry.schema is not None:
+        view_for(entry.schema)  # a kind and parameters this node understands
+    return entry
 
-    Entries that fail their checksum or do not decode to a valid entry are moved to the
-    store's quarantine table (``now_ms`` stamps them there), never loaded.
+
+def fold_entry_blobs(base: bytes | None, deltas: list[bytes]) -> bytes:
+    """The store's fold (:meth:`SqliteStore.fold`): a whole entry and its delta rows joined
+    into one whole entry (raises HearsayError on a damaged row, which stays for the load)."""
+    entry = Entry() if base is None else _decoded(base)
+    entry.merge(join_deltas([_decoded(blob) for blob in deltas]))
+    return encode_entry(entry)
+
+
+def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[int, int]:
+    """Merge every stored entry, then every delta row in order, into ``keyspace``:
+    ``(loaded keys, damaged rows)`` (a damaged row means the node lost some of its own writes:
+    it must take a fresh write origin).
+
+    Rows that fail their checksum or do not decode to a valid entry are moved to the store's
+    quarantine table (``now_ms`` stamps them there), never loaded; so are the delta rows of a
+    key whose whole entry was damaged (alone they would be a partial, older state of it).
     """
     damaged: list[tuple[bytes, bytes, int | None, str]] = []
 
@@ -38,16 +59,18 @@ def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[i
     loaded = 0
     for key, blob in store.load(on_corrupt=corrupt):
         try:
-            entry = decode_entry(blob)
-            if entry.schema is not None:
-                view_for(entry.schema)  # a kind and parameters this node understands
+            entry = _decoded(blob)
         except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
             damaged.append((key, blob, None, f"invalid entry: {error}"))
             continue
         keyspace.merge(key, entry)
         loaded += 1
+    created, damaged_deltas = _load_deltas(
+        store, keyspace, {key for key, _, _, _ in damaged}, now_ms
+    )
+    loaded += created
     if not damaged:
-        return loaded, 0
+        return loaded, damaged_deltas
     # Never loaded, so never gossiped: the peers' copies refill these keys.
     for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
         log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
@@ -58,7 +81,7 @@ def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[i
     except StorageError as error:
         # Still skipped at every load until a refilled copy overwrites the row.
         log.error("could not move damaged entries to the quarantine table: %s", error)
-    return loaded, len(damaged)
+    return loaded, len(damaged) + damaged_deltas
 
 
 def check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
@@ -92,3 +115,39 @@ def check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | No
         return problem
     log.error("%s", problem)
     return problem
+
+
+def _load_deltas(
+    store: SqliteStore, keyspace: Keyspace, damaged_keys: set[bytes], now_ms: int
+) -> tuple[int, int]:
+    """Merge the delta rows (in ``seq`` order) after the entries; quarantine the damaged ones
+    and every later row of their key (the key then holds an older state, as a key whose
+    whole entry was quarantined holds none: the node takes a fresh write origin and its peers
+    refill it). Returns (keys only delta rows held, rows quarantined)."""
+    bad: list[tuple[DeltaRow, int | None, str]] = []
+
+    def corrupt(row: DeltaRow, checksum: int | None, reason: str) -> None:
+        bad.append((row, checksum, reason))
+        damaged_keys.add(row.key)
+
+    created = 0
+    for row in store.load_deltas(on_corrupt=corrupt):
+        if row.key in damaged_keys:
+            bad.append((row, None, "delta of a damaged entry"))
+            continue
+        try:
+            delta = _decoded(row.blob)
+        except HearsayError as error:
+            bad.append((row, None, f"invalid delta: {error}"))
+            damaged_keys.add(row.key)
+            continue
+        created += keyspace.entry(row.key) is None
+        keyspace.merge(row.key, delta)
+    if bad:
+        for row, _, reason in bad[:_DAMAGED_LOGGED_MAX]:
+            log.error("quarantined a damaged stored delta for key %r: %s", row.key, reason)
+        try:
+            store.quarantine_deltas(bad, now_ms)
+        except StorageError as error:
+            log.error("could not move damaged deltas to the quarantine table: %s", error)
+    return created, len(bad)

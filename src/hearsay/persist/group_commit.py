@@ -21,6 +21,15 @@ Policies (see :class:`~hearsay.persist.fsync.FsyncPolicy`):
 - ``no``: like ``everysec`` without the checkpoints (``synchronous=OFF``); the kernel decides
   when pages reach the disk.
 
+Deltas: :meth:`GroupCommit.stage_delta` appends what grew in a key instead of its whole entry
+(same tickets, same policies); a later :meth:`GroupCommit.stage` of the key replaces it and its
+delta rows. So a hot big key costs its deltas, not its size, at each commit. The writer folds
+a key's delta rows into its whole row (:meth:`SqliteStore.fold`, with the engine's ``fold``
+function, one key per step between batches) once they reach ``FOLD_BYTES_RATIO`` of the
+whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has been idle for ``FOLD_IDLE_S``,
+those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading stays bounded and the log does
+not grow without end.
+
 Failure makes the store read-only, not dead: if a commit or an fsync fails (a full disk, an
 I/O error, a file system remounted read-only...), every ``always`` ticket in flight fails with
 the cause, :attr:`GroupCommit.failure` says why (the node refuses client writes while it is
@@ -58,13 +67,13 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
 from hearsay.base.errors import StorageError
 from hearsay.persist.fsync import DEFAULT_FSYNC_POLICY, FsyncPolicy
-from hearsay.persist.store import SqliteStore
+from hearsay.persist.store import FoldFunction, SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +91,17 @@ DEFAULT_RETRY_INTERVAL_S: Final = 1.0
 #: Keys named in the log when a close cannot save everything (the count is always given).
 LOST_KEYS_LOGGED_MAX: Final = 20
 _IDLE_WAIT_S: Final = 1.0
+FOLD_BYTES_RATIO: Final = 0.5
+"""A key's delta rows are folded once their bytes reach this fraction of its whole row: the
+bytes written per change stay within a constant factor of the change (amortised)."""
+FOLD_ROWS_MAX: Final = 4096
+"""... or once they are this many rows: bounds what a load has to merge per key."""
+FOLD_IDLE_S: Final = 1.0
+"""After this long with nothing to commit, the writer folds keys whose delta rows reach
+``FOLD_IDLE_BYTES_RATIO`` of their whole row, one key a step."""
+FOLD_IDLE_BYTES_RATIO: Final = 1 / 16
+"""... so even a fold on idle writes at most 16 times the bytes of the deltas it folds (a key
+written once a second is not rewritten whole every second)."""
 
 
 def _done_ticket() -> Ticket:
@@ -108,6 +128,50 @@ class CommitStats:
     stalls: int  # stage() calls that had to wait for room (back-pressure)
     failures: int  # times the store became read-only (a commit or sync failed)
     recoveries: int  # times it became writable again (held writes rewritten and synced)
+    delta_rows: int = 0  # delta rows committed (stage_delta)
+    folds: int = 0  # keys whose delta rows were folded into their whole row
+    pending_delta_rows: int = 0  # delta rows on disk waiting to be folded
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Writes taken at once, coalesced: the last whole write per key, and the deltas staged
+    after it (a whole write drops the key's earlier deltas: it holds them)."""
+
+    puts: dict[bytes, bytes | None] = field(default_factory=dict)
+    deltas: dict[bytes, list[bytes]] = field(default_factory=dict)
+
+    def put(self, key: bytes, blob: bytes | None) -> None:
+        self.puts[key] = blob
+        self.deltas.pop(key, None)
+
+    def add_delta(self, key: bytes, blob: bytes) -> None:
+        rows = self.deltas.get(key)
+        if rows is None:
+            self.deltas[key] = [blob]
+        else:
+            rows.append(blob)
+
+    def update(self, other: _Batch) -> None:
+        """Add ``other``'s writes, staged after these."""
+        for key, blob in other.puts.items():
+            self.put(key, blob)
+        for key, blobs in other.deltas.items():
+            for blob in blobs:
+                self.add_delta(key, blob)
+
+    def keys(self) -> set[bytes]:
+        return set(self.puts) | set(self.deltas)
+
+    def rows(self) -> int:
+        return len(self.puts) + sum(len(blobs) for blobs in self.deltas.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.puts or self.deltas)
+
+    def __len__(self) -> int:
+        """Keys written (what a failure reports as held)."""
+        return len(self.keys())
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +217,7 @@ class GroupCommit:
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
         retry_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
+        fold: FoldFunction | None = None,
     ) -> None:
         if max_pending_bytes < 1:
             raise ValueError("max_pending_bytes must be positive")
@@ -169,7 +234,8 @@ class GroupCommit:
 
         # Stagers' side (written under _stage_lock only).
         self._stage_lock = threading.Lock()
-        self._queue: deque[tuple[int, bytes, bytes | None, int]] = deque()  # seq, key, blob, size
+        # seq, key, blob, size, is a delta
+        self._queue: deque[tuple[int, bytes, bytes | None, int, bool]] = deque()
         self._waiters: deque[tuple[int, Ticket]] = deque()  # ``always`` only, in seq order
         self._staged_seq = 0
         self._staged_bytes = 0
@@ -189,7 +255,7 @@ class GroupCommit:
         self._lost: StorageError | None = None  # set when close() gave up on held writes
         # Writes committed since the last sync point, or not committed because the store
         # failed: what a recovery rewrites (writer thread only).
-        self._held: dict[bytes, bytes | None] = {}
+        self._held = _Batch()
         self._held_seq = 0  # the newest staged write in _held
         self._failures = 0
         self._recoveries = 0
@@ -198,6 +264,15 @@ class GroupCommit:
         self._rows_committed = 0
         self._largest_batch = 0
         self._syncs = 0
+        # The delta log (writer thread only): key -> [rows, bytes, bytes at which a fold is
+        # due] on disk not yet folded.
+        self._fold = fold
+        self._unfolded: dict[bytes, list[int]] = {
+            key: [rows, size, self._fold_bytes(store, key)]
+            for key, (rows, size) in store.pending_deltas().items()
+        }
+        self._delta_rows = 0
+        self._folds = 0
 
         self._thread = threading.Thread(
             target=self._run, name=f"hearsay-persist-{os.getpid()}", daemon=True
@@ -215,6 +290,7 @@ class GroupCommit:
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         sync_interval_s: float = DEFAULT_SYNC_INTERVAL_S,
         retry_interval_s: float = DEFAULT_RETRY_INTERVAL_S,
+        fold: FoldFunction | None = None,
     ) -> GroupCommit:
         """Open the store in ``data_dir`` and start its writer."""
         store = SqliteStore(data_dir, synchronous=policy.sqlite_synchronous)
@@ -227,6 +303,7 @@ class GroupCommit:
                 stall_timeout_s=stall_timeout_s,
                 sync_interval_s=sync_interval_s,
                 retry_interval_s=retry_interval_s,
+                fold=fold,
             )
         except BaseException:
             store.close()
@@ -300,9 +377,20 @@ class GroupCommit:
                 stalls=self._stalls,
                 failures=self._failures,
                 recoveries=self._recoveries,
+                delta_rows=self._delta_rows,
+                folds=self._folds,
+                pending_delta_rows=sum(counts[0] for counts in list(self._unfolded.values())),
             )
 
     # ------------------------------------------------------------------ writers' side
+
+    def stage_delta(self, key: bytes, blob: bytes) -> Ticket:
+        """Stage what grew in ``key`` since its last staged write (an encoded delta): appended
+        as a delta row, folded into the whole row later. Otherwise exactly like :meth:`stage`.
+        """
+        if type(blob) is not bytes:
+            raise TypeError(f"stage_delta() takes bytes, got {type(blob).__name__}")
+        return self._stage(key, blob, delta=True)
 
     def stage(self, key: bytes, blob: bytes | None) -> Ticket:
         """Stage ``key -> blob`` (``None`` removes the key) for the next commit.
@@ -317,6 +405,11 @@ class GroupCommit:
         if type(key) is not bytes or (blob is not None and type(blob) is not bytes):
             kinds = f"{type(key).__name__} -> {type(blob).__name__}"
             raise TypeError(f"stage() takes bytes, got {kinds}")
+        return self._stage(key, blob, delta=False)
+
+    def _stage(self, key: bytes, blob: bytes | None, *, delta: bool) -> Ticket:
+        if type(key) is not bytes:
+            raise TypeError(f"stage() takes a bytes key, got {type(key).__name__}")
         size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
         ticket = _DONE
         with self._stage_lock:
@@ -330,7 +423,7 @@ class GroupCommit:
                 # The waiter goes in before the write, so the writer, having taken write
                 # ``seq``, always finds its waiter.
                 self._waiters.append((seq, ticket))
-            self._queue.append((seq, key, blob, size))
+            self._queue.append((seq, key, blob, size, delta))
             self._staged_seq = seq
             self._staged_bytes += size
             failure = self._failure
@@ -453,7 +546,10 @@ class GroupCommit:
                     self._lost = StorageError("the persistence writer thread stopped unexpectedly")
                 self._cond.notify_all()
 
-    def _wait_for_work(self, unsynced: bool, next_sync_s: float) -> None:
+    def _wait_for_work(self, unsynced: bool, next_sync_s: float) -> bool:
+        """Wait for staged writes, closing, a due sync, or (with delta rows to fold) being
+        idle for ``FOLD_IDLE_S``: then True (fold a key now)."""
+        fold_at_s = time.monotonic() + FOLD_IDLE_S if self._can_fold() else None
         with self._cond:
             self._writer_idle = True
             try:
@@ -465,26 +561,36 @@ class GroupCommit:
                     self._committed_through_s = time.monotonic()
                     self._cond.notify_all()
                 while not self._queue and not self._closing:
+                    now_s = time.monotonic()
                     timeout_s = _IDLE_WAIT_S
                     if unsynced:
-                        timeout_s = next_sync_s - time.monotonic()
+                        timeout_s = next_sync_s - now_s
                         if timeout_s <= 0:
-                            return
+                            return False
+                    if fold_at_s is not None:
+                        if fold_at_s <= now_s:
+                            return True
+                        timeout_s = min(timeout_s, fold_at_s - now_s)
                     self._cond.wait(timeout_s)
+                return False
             finally:
                 self._writer_idle = False
 
-    def _take_batch(self) -> tuple[dict[bytes, bytes | None], int, int, float]:
+    def _take_batch(self) -> tuple[_Batch, int, int, float]:
         """Everything queued now, coalesced: (batch, last seq, writes taken, taken at)."""
         taken_at_s = time.monotonic()
         queue = self._queue
-        batch: dict[bytes, bytes | None] = {}
+        batch = _Batch()
         last_seq = -1
         taken_bytes = 0
         count = len(queue)
         for _ in range(count):
-            seq, key, blob, size = queue.popleft()
-            batch[key] = blob
+            seq, key, blob, size, delta = queue.popleft()
+            if delta:
+                assert blob is not None
+                batch.add_delta(key, blob)
+            else:
+                batch.put(key, blob)
             last_seq = seq
             taken_bytes += size
         if count:
@@ -507,18 +613,21 @@ class GroupCommit:
                     self._give_up(self._failure.cause if self._failure else "unknown")
                     return
                 continue
-            self._wait_for_work(unsynced, next_sync_s)
+            idle = self._wait_for_work(unsynced, next_sync_s)
             closing = self._closing  # read before taking: nothing is staged after it is set
             batch, last_seq, taken, taken_at_s = self._take_batch()
             try:
                 if batch:
-                    self._store.write_batch(batch)
+                    self._store.write_batch(batch.puts, deltas=batch.deltas)
+                    self._note_unfolded(batch)
                     if everysec:  # committed, not yet synced: a failed sync rewrites it
                         self._hold(batch, last_seq)
                     unsynced = everysec
+                if not closing and (batch.deltas or idle):
+                    unsynced |= self._fold_one(None if idle else batch.deltas) and everysec
                 if unsynced and (closing or time.monotonic() >= next_sync_s):
                     self._store.checkpoint()
-                    self._held.clear()
+                    self._held = _Batch()
                     unsynced = False
                     next_sync_s = time.monotonic() + self._sync_interval_s
                     with self._cond:
@@ -535,10 +644,12 @@ class GroupCommit:
                     if not everysec:  # committed is as durable as always and no make it
                         self._synced_seq = last_seq
                     self._committed_through_s = taken_at_s
+                    rows = batch.rows()
                     self._commits += 1
-                    self._rows_committed += len(batch)
-                    self._coalesced += taken - len(batch)
-                    self._largest_batch = max(self._largest_batch, len(batch))
+                    self._rows_committed += rows
+                    self._delta_rows += rows - len(batch.puts)
+                    self._coalesced += taken - rows
+                    self._largest_batch = max(self._largest_batch, rows)
                     self._cond.notify_all()
                 self._complete_waiters(last_seq)
             if closing and not taken:
@@ -549,9 +660,62 @@ class GroupCommit:
         while waiters and waiters[0][0] <= committed_seq:
             waiters.popleft()[1].set_result(None)
 
-    def _hold(self, batch: dict[bytes, bytes | None], last_seq: int) -> None:
+    def _hold(self, batch: _Batch, last_seq: int) -> None:
         self._held.update(batch)  # newer writes replace older ones of the same key
         self._held_seq = max(self._held_seq, last_seq)
+
+    # ------------------------------------------------------------------ the delta log
+
+    def _can_fold(self) -> bool:
+        return self._fold is not None and bool(self._unfolded) and self._failure is None
+
+    def _note_unfolded(self, batch: _Batch) -> None:
+        """Track the delta rows a committed batch left on disk (a put removed its key's)."""
+        unfolded = self._unfolded
+        for key in batch.puts:
+            unfolded.pop(key, None)
+        for key, blobs in batch.deltas.items():
+            counts = unfolded.get(key)
+            if counts is None:
+                counts = unfolded[key] = [0, 0, self._fold_bytes(self._store, key)]
+            counts[0] += len(blobs)
+            counts[1] += sum(len(blob) for blob in blobs)
+
+    def _fold_one(self, among: Mapping[bytes, object] | None) -> bool:
+        """Fold one key's delta rows if one of ``among`` is due (None: any key, the writer
+        being idle); True if it folded.
+
+        One key per step, between batches, so the stagers' commits wait for at most one fold.
+        """
+        fold = self._fold
+        unfolded = self._unfolded
+        if fold is None or not unfolded:
+            return False
+        due: bytes | None = None
+        if among is None:
+            for key, (rows, size, due_bytes) in unfolded.items():
+                if rows >= FOLD_ROWS_MAX or size >= due_bytes * FOLD_IDLE_BYTES_RATIO:
+                    due = key
+                    break
+        else:
+            for key in among:
+                counts = unfolded.get(key)
+                if counts is not None and (counts[0] >= FOLD_ROWS_MAX or counts[1] >= counts[2]):
+                    due = key
+                    break
+        if due is None:
+            return False
+        folded = self._store.fold(due, fold)
+        self._unfolded.pop(due, None)  # a refused fold is left for the load's quarantine
+        if folded:
+            with self._cond:
+                self._folds += 1
+        return folded > 0
+
+    @staticmethod
+    def _fold_bytes(store: SqliteStore, key: bytes) -> int:
+        """Delta bytes at which ``key`` is due for a fold: its whole row's share."""
+        return int(FOLD_BYTES_RATIO * store.stored_size(key))
 
     def _enter_failure(self, exc: BaseException) -> None:
         """Become read-only: record why, fail every ``always`` ticket in flight, log once."""
@@ -605,7 +769,9 @@ class GroupCommit:
             self._hold(batch, last_seq)
         try:
             self._store.reopen()
-            self._store.write_batch(self._held, durable=True)
+            held = self._held
+            self._store.write_batch(held.puts, deltas=held.deltas, durable=True)
+            self._note_unfolded(held)
             self._store.checkpoint()
         except Exception as exc:
             cause = describe_cause(exc)
@@ -614,8 +780,8 @@ class GroupCommit:
                 self._failure = StorageFailure(cause, since_s, len(self._held))
             log.debug("storage still failing: %s", cause)
             return False
-        rows = len(self._held)
-        self._held = {}
+        rows = self._held.rows()
+        self._held = _Batch()
         with self._cond:
             failure, self._failure = self._failure, None
             self._recoveries += 1
@@ -639,12 +805,16 @@ class GroupCommit:
     def _give_up(self, cause: str) -> None:
         """Closing while the store still fails: say loudly what could not be saved."""
         with self._stage_lock:
-            for seq, key, blob, _ in self._queue:
-                self._held[key] = blob
+            for seq, key, blob, _, delta in self._queue:
+                if delta:
+                    assert blob is not None
+                    self._held.add_delta(key, blob)
+                else:
+                    self._held.put(key, blob)
                 self._held_seq = max(self._held_seq, seq)
             self._queue.clear()
             self._taken_bytes = self._staged_bytes
-        keys = sorted(self._held)
+        keys = sorted(self._held.keys())
         error = StorageError(
             f"{len(keys)} keys could not be saved to {self._store.path} ({cause}): this node "
             "lost them (its peers may still hold them)"

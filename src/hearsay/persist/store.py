@@ -9,10 +9,21 @@ being loaded as a valid-looking entry and gossiped over the peers' healthy copie
 fail it are moved to the ``quarantine`` table (:meth:`SqliteStore.quarantine`) for the
 operator; the key is then simply missing here and peers refill it.
 
+Deltas: a hot big key (a 1M-capacity Bloom filter, a wide count-min sketch) is not rewritten
+whole at every flush. The engine may append a *delta* row instead (``deltas``: what grew since
+the key's last row, in the same opaque encoding; the engine's merge is a join, so applying
+rows in any order gives the same entry, and they are still loaded in ``seq`` order to stay
+deterministic). A whole row written for a key deletes the key's delta rows in the same
+transaction (so a delete or a purge can never be undone by an older delta row), and
+:meth:`SqliteStore.fold` rewrites a key's entry with its delta rows folded in, atomically,
+using a function the engine hands in (this module still never decodes an entry).
+
 Schema versions: 1 had no checksums; 2 adds ``entries.checksum`` and the ``quarantine``
-table. A version-1 database is migrated when opened (in one transaction: the column is added
-and every row's checksum computed from what is stored; those rows can only be trusted as far
-as they decode). It exists so that every way a data directory can be wrong — missing
+table; 3 adds the ``deltas`` table. Older databases are migrated when opened, each step in one
+transaction (1 -> 2: the column is added and every row's checksum computed from what is
+stored; those rows can only be trusted as far as they decode).
+
+The checks at open exist so that every way a data directory can be wrong — missing
 permissions, a foreign or damaged file, a newer schema, a second process on the same
 directory — becomes one clear :class:`~hearsay.base.errors.StorageError` at open time instead
 of a confusing failure later.
@@ -28,7 +39,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -49,7 +61,7 @@ LOCK_FILE_NAME = "hearsay.lock"
 #: SQLite's header field for "which application owns this file": b"HSAY".
 APPLICATION_ID = 0x48534159
 #: Bumped whenever the tables change; a newer database is refused, never guessed at.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_VERSION_META = "schema_version"
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -70,6 +82,15 @@ CREATE TABLE meta (
     value BLOB NOT NULL CHECK (typeof(value) = 'blob')
 );
 """
+_DELTAS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deltas (
+    seq INTEGER PRIMARY KEY,
+    key BLOB NOT NULL CHECK (typeof(key) = 'blob'),
+    blob BLOB NOT NULL CHECK (typeof(blob) = 'blob'),
+    checksum INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deltas_by_key ON deltas (key, seq);
+"""
 _QUARANTINE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
@@ -85,6 +106,8 @@ _UPSERT = (
     " ON CONFLICT(key) DO UPDATE SET blob = excluded.blob, checksum = excluded.checksum"
 )
 _DELETE = "DELETE FROM entries WHERE key = ?"
+_DELTA_INSERT = "INSERT INTO deltas (key, blob, checksum) VALUES (?, ?, ?)"
+_DELTAS_DELETE = "DELETE FROM deltas WHERE key = ?"
 _META_UPSERT = (
     "INSERT INTO meta (name, value) VALUES (?, ?)"
     " ON CONFLICT(name) DO UPDATE SET value = excluded.value"
@@ -109,6 +132,22 @@ def entry_checksum(key: bytes, blob: bytes) -> int:
 
 CorruptRowHandler = Callable[[bytes, bytes, "int | None", str], None]
 """Receives ``(key, blob, stored checksum, reason)`` of a row that failed its checksum."""
+
+DeltaCorruptHandler = Callable[["DeltaRow", "int | None", str], None]
+"""Receives a delta row that failed its checksum, its stored checksum and why."""
+
+FoldFunction = Callable[["bytes | None", list[bytes]], bytes]
+"""The engine's fold: a key's whole blob (None: no whole row yet) and its delta blobs in
+``seq`` order -> the whole blob holding all of them. May raise to refuse (a damaged row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRow:
+    """One stored delta row (``seq`` orders a key's rows and names the row)."""
+
+    seq: int
+    key: bytes
+    blob: bytes
 
 
 @contextlib.contextmanager
@@ -140,6 +179,7 @@ class SqliteStore:
         self._lock_fd: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._synchronous = "FULL"
+        self._has_deltas = True  # until the first look: a put then deletes no rows for nothing
         self._prepare_directory()
         self._lock_fd = self._acquire_dir_lock()
         try:
@@ -147,6 +187,7 @@ class SqliteStore:
             self._conn = self._connect()
             self.set_synchronous(synchronous)
             self._open_schema()
+            self._has_deltas = self.delta_count() > 0
         except BaseException:
             self._release()
             raise
@@ -257,6 +298,8 @@ class SqliteStore:
             raise StorageError(f"{self._path} is damaged: bad schema version {version}")
         if version == 1:
             self._migrate_from_1(conn)
+        if version <= 2:
+            self._migrate_to_3(conn)
 
     def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
         """Version 1 -> 2: add the checksum column (computed from the stored rows) and the
@@ -279,14 +322,25 @@ class SqliteStore:
                     if len(rows) < 1024:
                         break
                     after = bytes(rows[-1][0])
-                conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
+                conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, b"2"))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot migrate {self._path} to schema 2: {exc}") from exc
+
+    def _migrate_to_3(self, conn: sqlite3.Connection) -> None:
+        """Version 2 -> 3: add the (empty) delta log, in one transaction."""
+        try:
+            with _immediate_transaction(conn):
+                for statement in _DELTAS_SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot migrate {self._path} to schema 3: {exc}") from exc
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         with _immediate_transaction(conn):
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            for statement in (_SCHEMA + _QUARANTINE_SCHEMA).split(";"):
+            for statement in (_SCHEMA + _QUARANTINE_SCHEMA + _DELTAS_SCHEMA).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(_META_UPSERT, (SCHEMA_VERSION_META, str(SCHEMA_VERSION).encode()))
@@ -359,6 +413,77 @@ class SqliteStore:
             last = rows[-1][0]
             after = last if isinstance(last, bytes) else str(last).encode()
 
+    def load_deltas(
+        self, *, page_rows: int = 1024, on_corrupt: DeltaCorruptHandler | None = None
+    ) -> Iterator[DeltaRow]:
+        """Every delta row whose checksum holds, in ``seq`` order, a page at a time (load them
+        after :meth:`load`'s entries). A damaged row goes to ``on_corrupt`` (for
+        :meth:`quarantine_deltas`) or is skipped with a warning."""
+        if page_rows < 1:
+            raise ValueError("page_rows must be at least 1")
+        after = -1
+        while True:
+            with self._lock:
+                conn = self._connection()
+                try:
+                    rows = conn.execute(
+                        "SELECT seq, key, blob, checksum FROM deltas WHERE seq > ?"
+                        " ORDER BY seq LIMIT ?",
+                        (after, page_rows),
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot read {self._path}: {exc}") from exc
+            for seq, raw_key, raw_blob, stored in rows:
+                key = raw_key if isinstance(raw_key, bytes) else str(raw_key).encode()
+                blob = raw_blob if isinstance(raw_blob, bytes) else str(raw_blob).encode()
+                if type(stored) is not int or stored != entry_checksum(key, blob):
+                    checksum = stored if type(stored) is int else None
+                    if on_corrupt is None:
+                        log.warning("skipping a corrupt stored delta for key %r", key)
+                    else:
+                        on_corrupt(DeltaRow(int(seq), key, blob), checksum, "checksum mismatch")
+                else:
+                    yield DeltaRow(int(seq), key, blob)
+            if len(rows) < page_rows:
+                return
+            after = int(rows[-1][0])
+
+    def pending_deltas(self) -> dict[bytes, tuple[int, int]]:
+        """``key -> (delta rows, their bytes)`` of every key with delta rows (the writer's
+        starting point for deciding when to fold)."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute(
+                    "SELECT key, count(*), sum(length(blob)) FROM deltas GROUP BY key"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot read {self._path}: {exc}") from exc
+        return {bytes(key): (int(count), int(size or 0)) for key, count, size in rows}
+
+    def delta_count(self) -> int:
+        """How many delta rows wait to be folded."""
+        row = self._fetch_one("SELECT count(*) FROM deltas", ())
+        return 0 if row is None else int(row[0])
+
+    def quarantine_deltas(self, rows: list[tuple[DeltaRow, int | None, str]], now_ms: int) -> None:
+        """Move damaged delta rows (or the delta rows of a key whose entry was damaged) to
+        ``quarantine``, in one durable commit."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with _immediate_transaction(conn):
+                    conn.executemany(
+                        "INSERT INTO quarantine (key, blob, checksum, reason, found_at_ms)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        [(row.key, row.blob, total, why, now_ms) for row, total, why in rows],
+                    )
+                    conn.executemany(
+                        "DELETE FROM deltas WHERE seq = ?", [(row.seq,) for row, _, _ in rows]
+                    )
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot quarantine rows in {self._path}: {exc}") from exc
+
     def _corrupt(
         self,
         on_corrupt: CorruptRowHandler | None,
@@ -408,6 +533,11 @@ class SqliteStore:
         row = self._fetch_one("SELECT blob FROM entries WHERE key = ?", (key,))
         return None if row is None else bytes(row[0])
 
+    def stored_size(self, key: bytes) -> int:
+        """The bytes of ``key``'s whole row (0 when it has none)."""
+        row = self._fetch_one("SELECT length(blob) FROM entries WHERE key = ?", (key,))
+        return 0 if row is None else int(row[0])
+
     def count(self) -> int:
         """How many keys are committed."""
         row = self._fetch_one("SELECT count(*) FROM entries", ())
@@ -442,12 +572,16 @@ class SqliteStore:
         puts: Mapping[bytes, bytes | None],
         meta: Mapping[str, bytes | None] | None = None,
         *,
+        deltas: Mapping[bytes, Sequence[bytes]] | None = None,
         durable: bool = False,
     ) -> None:
-        """Apply ``puts`` (``None`` removes the key) and ``meta`` in one transaction.
+        """Apply ``puts`` (``None`` removes the key), then append ``deltas``, and ``meta``, in
+        one transaction.
 
-        With ``durable=True`` this one commit runs at ``synchronous=FULL`` (fsynced before
-        returning) whatever the store's level.
+        A put replaces the key's whole state: its delta rows go with it, so ``deltas`` hold
+        only what was staged after the batch's last put of their key. With ``durable=True``
+        this one commit runs at ``synchronous=FULL`` (fsynced before returning) whatever the
+        store's level.
         """
         try:
             upserts = [
@@ -455,9 +589,15 @@ class SqliteStore:
                 for key, blob in puts.items()
                 if blob is not None
             ]
+            appends = [
+                (key, blob, entry_checksum(key, blob))
+                for key, blobs in (deltas or {}).items()
+                for blob in blobs
+            ]
         except TypeError as exc:  # not bytes: refused whole, as SQLite's CHECK would
             raise StorageError(f"cannot write {self._path}: {exc}") from exc
         deletes = [(key,) for key, blob in puts.items() if blob is None]
+        replaced = [(key,) for key in puts]
         meta_upserts: list[tuple[str, bytes]] = []
         meta_deletes: list[tuple[str]] = []
         for name, value in (meta or {}).items():
@@ -479,6 +619,11 @@ class SqliteStore:
                             conn.executemany(_UPSERT, upserts)
                         if deletes:
                             conn.executemany(_DELETE, deletes)
+                        if replaced and self._has_deltas:
+                            conn.executemany(_DELTAS_DELETE, replaced)
+                        if appends:
+                            conn.executemany(_DELTA_INSERT, appends)
+                            self._has_deltas = True
                         if meta_upserts:
                             conn.executemany(_META_UPSERT, meta_upserts)
                         if meta_deletes:
@@ -488,6 +633,47 @@ class SqliteStore:
                         conn.execute(f"PRAGMA synchronous = {level}")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot write {self._path}: {exc}") from exc
+
+    def fold(self, key: bytes, fold: FoldFunction) -> int:
+        """Rewrite ``key``'s whole row with its delta rows folded in, and delete those rows,
+        in one transaction (a crash leaves either the rows or the folded entry, both the same
+        state). Returns how many rows were folded: 0 when there were none, or when a row fails
+        its checksum or ``fold`` refuses (they stay for the load to quarantine)."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with _immediate_transaction(conn):
+                    row = conn.execute(
+                        "SELECT blob, checksum FROM entries WHERE key = ?", (key,)
+                    ).fetchone()
+                    rows = conn.execute(
+                        "SELECT seq, blob, checksum FROM deltas WHERE key = ? ORDER BY seq",
+                        (key,),
+                    ).fetchall()
+                    base: bytes | None = None
+                    if row is not None:
+                        base = bytes(row[0])
+                        if row[1] != entry_checksum(key, base):
+                            return 0
+                    blobs = [bytes(blob) for _, blob, _ in rows]
+                    sums = [total for _, _, total in rows]
+                    if not rows or any(
+                        total != entry_checksum(key, blob)
+                        for blob, total in zip(blobs, sums, strict=True)
+                    ):
+                        return 0
+                    try:
+                        folded = fold(base, blobs)
+                    except Exception as exc:  # a damaged row: the next load quarantines it
+                        log.warning("cannot fold the deltas of key %r: %s", key, exc)
+                        return 0
+                    conn.execute(_UPSERT, (key, folded, entry_checksum(key, folded)))
+                    conn.execute(
+                        "DELETE FROM deltas WHERE key = ? AND seq <= ?", (key, int(rows[-1][0]))
+                    )
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot fold in {self._path}: {exc}") from exc
+        return len(rows)
 
     def meta_set(self, name: str, value: bytes | None, *, durable: bool = False) -> None:
         """Set (or with ``None`` remove) one named value."""

@@ -532,6 +532,9 @@ class Node:
             "storage_failures": commits.failures if commits else 0,
             "storage_recoveries": commits.recoveries if commits else 0,
             "storage_unsynced_writes": self.replica.unsynced_writes,
+            "storage_delta_rows": commits.delta_rows if commits else 0,
+            "storage_pending_delta_rows": commits.pending_delta_rows if commits else 0,
+            "storage_folds": commits.folds if commits else 0,
         }
 
     def _gossip_info(self) -> dict[str, Any]:
