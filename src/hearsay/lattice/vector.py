@@ -22,10 +22,12 @@ beyond its end arrives.
 from __future__ import annotations
 
 import bisect
+import functools
 import struct
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Final, cast
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -188,6 +190,27 @@ def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
     return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
 
 
+_Memo = TypeVar("_Memo")
+_MEMOS: Final[dict[int, tuple[weakref.ref[npt.NDArray[np.unsignedinteger]], object, object]]] = {}
+"""What a read derived from a dense array (an HLL's cardinality), by the array's id: Redis
+keeps its HLL's cardinality in the key's header; here the header would cost every vector,
+small ones included, a slot, so only dense arrays (kilobytes each) have one, on the side. The
+entry goes when the array grows in place (:func:`_forget`) or is freed (its weakref)."""
+
+
+def _forget(dense: npt.NDArray[np.unsignedinteger]) -> None:
+    """``dense`` is about to change in place: what was derived from it no longer holds."""
+    if _MEMOS:
+        _MEMOS.pop(id(dense), None)
+
+
+def _drop_memo(key: int, ref: weakref.ref[npt.NDArray[np.unsignedinteger]]) -> None:
+    """The array behind ``ref`` was freed: drop its memo (if it is still this array's)."""
+    held = _MEMOS.get(key)
+    if held is not None and held[0] is ref:
+        del _MEMOS[key]
+
+
 def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
     keep = values != 0
     return MaxVector._from_sorted(indices.compress(keep), values.compress(keep))
@@ -297,6 +320,25 @@ class MaxVector:
     @property
     def is_dense(self) -> bool:
         return self._dense is not None
+
+    def memo(self, tag: object, compute: Callable[[MaxVector], _Memo]) -> _Memo:
+        """``compute(self)``, remembered until a value of this vector rises.
+
+        ``tag`` (compared by identity) names what ``compute`` derives, so two readers never
+        take each other's values. Only a dense vector remembers (see ``_MEMOS``); a sparse
+        one is small enough to derive from again.
+        """
+        dense = self._dense
+        if dense is None:
+            return compute(self)
+        key = id(dense)
+        held = _MEMOS.get(key)
+        if held is not None and held[1] is tag and held[0]() is dense:
+            return cast("_Memo", held[2])
+        value = compute(self)
+        ref = weakref.ref(dense, functools.partial(_drop_memo, key))
+        _MEMOS[key] = (ref, tag, value)
+        return value
 
     @property
     def width(self) -> int:
@@ -491,6 +533,7 @@ class MaxVector:
         grown_count = int(np.count_nonzero(grew))
         if not grown_count:
             return MaxVector(), MaxVector()
+        _forget(dense)
         if _dense_is_smaller(incoming.size - 1, grown_count, incoming.dtype.itemsize):
             # Most of it grew (a first copy of a whole entry): the delta and the previous
             # values as arrays of their own, with no index arrays in between.
@@ -646,6 +689,8 @@ class MaxVector:
         for index, value in wanted.items():
             current = int(dense[index])
             if value > current:
+                if not grown:
+                    _forget(dense)
                 before[index] = current
                 dense[index] = value
                 grown[index] = value
@@ -700,6 +745,7 @@ class MaxVector:
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
         delta_idx = ordered.compress(first)
         previous = _nonzero_pairs(delta_idx, dense.take(delta_idx))
+        _forget(dense)
         np.maximum.at(dense, grown_idx, values.take(grown).astype(dense.dtype, copy=False))
         return MaxVector._from_sorted(delta_idx, dense.take(delta_idx)), previous
 
@@ -787,6 +833,7 @@ class MaxVector:
         width = width_for(int(delta_val.max()))
         if width > dense.dtype.itemsize:
             dense = dense.astype(VALUE_DTYPES[width])
+        _forget(dense)
         dense[delta_idx] = delta_val
         self._dense = dense
         return MaxVector._from_sorted(delta_idx, delta_val), previous
