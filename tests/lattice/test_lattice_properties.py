@@ -70,6 +70,9 @@ def test_vector_merge_is_elementwise_max_and_delta_is_exact(a: MaxVector, b: Max
     assert as_dict(delta) == {i: v for i, v in incoming.items() if v > before.get(i, 0)}
     # Monotone: nothing ever shrinks.
     assert all(state.get(i) >= v for i, v in before.items())
+    # is_empty (O(1): no dense vector is empty) agrees with the pairs, for every vector here.
+    for vector in (a, b, state, delta):
+        assert vector.is_empty() == (not as_dict(vector))
 
 
 @given(vectors(), vectors())

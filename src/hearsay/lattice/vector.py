@@ -390,9 +390,9 @@ class MaxVector:
         return int(np.count_nonzero(self._dense))
 
     def is_empty(self) -> bool:
-        if self._dense is None:
-            return len(self._packed) == 1
-        return not bool(self._dense.any())
+        """No non-zero value. O(1): a dense array is only ever built holding a non-zero value
+        and values only rise (a count-min read asks this of every slice before summing)."""
+        return self._dense is None and len(self._packed) == 1
 
     def get(self, index: int) -> int:
         if self._dense is not None:
