@@ -22,7 +22,6 @@ beyond its end arrives.
 from __future__ import annotations
 
 import bisect
-import functools
 import struct
 import sys
 import weakref
@@ -192,8 +191,21 @@ def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
     return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
 
 
-_Memo = TypeVar("_Memo")
-_MEMOS: Final[dict[int, tuple[weakref.ref[npt.NDArray[np.unsignedinteger]], object, object]]] = {}
+_Derived = TypeVar("_Derived")
+
+
+class _Memo(weakref.ref):  # type: ignore[type-arg]  # (a weakref to a dense array)
+    """What a read derived from one dense array, and a weak reference to that array: one
+    object per remembered value (a ref, a tuple and a callback cost three times as much)."""
+
+    __slots__ = ("key", "tag", "value")
+
+    key: int
+    tag: object
+    value: object
+
+
+_MEMOS: Final[dict[int, _Memo]] = {}
 """What a read derived from a dense array (an HLL's cardinality), by the array's id: Redis
 keeps its HLL's cardinality in the key's header; here the header would cost every vector,
 small ones included, a slot, so only dense arrays (kilobytes each) have one, on the side. The
@@ -206,11 +218,10 @@ def _forget(dense: npt.NDArray[np.unsignedinteger]) -> None:
         _MEMOS.pop(id(dense), None)
 
 
-def _drop_memo(key: int, ref: weakref.ref[npt.NDArray[np.unsignedinteger]]) -> None:
-    """The array behind ``ref`` was freed: drop its memo (if it is still this array's)."""
-    held = _MEMOS.get(key)
-    if held is not None and held[0] is ref:
-        del _MEMOS[key]
+def _drop_memo(memo: _Memo) -> None:
+    """The array behind ``memo`` was freed: drop the memo (if it is still that array's)."""
+    if _MEMOS.get(memo.key) is memo:
+        del _MEMOS[memo.key]
 
 
 def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
@@ -323,7 +334,7 @@ class MaxVector:
     def is_dense(self) -> bool:
         return self._dense is not None
 
-    def memo(self, tag: object, compute: Callable[[MaxVector], _Memo]) -> _Memo:
+    def memo(self, tag: object, compute: Callable[[MaxVector], _Derived]) -> _Derived:
         """``compute(self)``, remembered until a value of this vector rises.
 
         ``tag`` (compared by identity) names what ``compute`` derives, so two readers never
@@ -335,11 +346,12 @@ class MaxVector:
             return compute(self)
         key = id(dense)
         held = _MEMOS.get(key)
-        if held is not None and held[1] is tag and held[0]() is dense:
-            return cast("_Memo", held[2])
+        if held is not None and held.tag is tag and held() is dense:
+            return cast("_Derived", held.value)
         value = compute(self)
-        ref = weakref.ref(dense, functools.partial(_drop_memo, key))
-        _MEMOS[key] = (ref, tag, value)
+        memo = _Memo(dense, _drop_memo)
+        memo.key, memo.tag, memo.value = key, tag, value
+        _MEMOS[key] = memo
         return value
 
     @property
