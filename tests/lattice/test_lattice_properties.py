@@ -70,6 +70,9 @@ def test_vector_merge_is_elementwise_max_and_delta_is_exact(a: MaxVector, b: Max
     assert as_dict(delta) == {i: v for i, v in incoming.items() if v > before.get(i, 0)}
     # Monotone: nothing ever shrinks.
     assert all(state.get(i) >= v for i, v in before.items())
+    # is_empty (O(1): no dense vector is empty) agrees with the pairs, for every vector here.
+    for vector in (a, b, state, delta):
+        assert vector.is_empty() == (not as_dict(vector))
 
 
 @given(vectors(), vectors())
@@ -322,3 +325,38 @@ def test_dense_into_dense_merge_equals_the_pairwise_merge(
     assert as_dict(mine) == as_dict(reference)
     assert as_dict(delta) == as_dict(expected_delta)
     assert as_dict(previous) == as_dict(expected_previous)
+
+
+_READ_INDEX = st.one_of(
+    st.integers(0, 40),
+    st.integers(0, 2**32 - 1),
+    st.integers(-(2**40), 2**40),
+)
+
+
+@given(
+    vectors(),
+    st.lists(_READ_INDEX, max_size=80),
+    st.sampled_from(["int64", "uint64", "uint32", "list"]),
+    _READ_INDEX,
+    _READ_INDEX,
+)
+def test_reads_of_a_vector_equal_reads_of_its_pairs(
+    v: MaxVector, wanted: list[int], dtype: str, low: int, high: int
+) -> None:
+    """values_at / get / window (a few look-ups bisect the packed bytes, many take numpy's
+    search) give exactly what a dict of the vector's pairs gives, for any index at all."""
+    held = dict(v.items())
+    if dtype == "uint32":
+        wanted = [i for i in wanted if 0 <= i < 2**32]
+    elif dtype == "uint64":
+        wanted = [i for i in wanted if i >= 0]
+    query: Any = wanted if dtype == "list" else np.array(wanted, dtype=dtype)
+    if dtype == "list":
+        query = np.array(wanted, dtype=np.int64)
+    assert v.values_at(query).tolist() == [held.get(i, 0) for i in wanted]
+    for index in wanted[:5]:
+        assert v.get(index) == held.get(index, 0)
+    assert v.window(low, high).items() == [
+        (i, x) for i, x in sorted(held.items()) if low <= i < high
+    ]

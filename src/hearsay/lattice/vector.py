@@ -24,8 +24,9 @@ from __future__ import annotations
 import bisect
 import struct
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Final, cast
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +54,8 @@ _EMPTY: Final = b"\x01"
 _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _WIDTH_BYTES: Final = {width: bytes((width,)) for width in _STRUCT_CODES}
 _FEW_PAIRS: Final = 8
+_FEW_LOOKUPS: Final = 64
+"""Up to this many reads of packed pairs take the bisect path (see _packed_position)."""
 _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
@@ -188,6 +191,39 @@ def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
     return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
 
 
+_Derived = TypeVar("_Derived")
+
+
+class _Memo(weakref.ref):  # type: ignore[type-arg]  # (a weakref to a dense array)
+    """What a read derived from one dense array, and a weak reference to that array: one
+    object per remembered value (a ref, a tuple and a callback cost three times as much)."""
+
+    __slots__ = ("key", "tag", "value")
+
+    key: int
+    tag: object
+    value: object
+
+
+_MEMOS: Final[dict[int, _Memo]] = {}
+"""What a read derived from a dense array (an HLL's cardinality), by the array's id: Redis
+keeps its HLL's cardinality in the key's header; here the header would cost every vector,
+small ones included, a slot, so only dense arrays (kilobytes each) have one, on the side. The
+entry goes when the array grows in place (:func:`_forget`) or is freed (its weakref)."""
+
+
+def _forget(dense: npt.NDArray[np.unsignedinteger]) -> None:
+    """``dense`` is about to change in place: what was derived from it no longer holds."""
+    if _MEMOS:
+        _MEMOS.pop(id(dense), None)
+
+
+def _drop_memo(memo: _Memo) -> None:
+    """The array behind ``memo`` was freed: drop the memo (if it is still that array's)."""
+    if _MEMOS.get(memo.key) is memo:
+        del _MEMOS[memo.key]
+
+
 def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger]) -> MaxVector:
     keep = values != 0
     return MaxVector._from_sorted(indices.compress(keep), values.compress(keep))
@@ -298,6 +334,26 @@ class MaxVector:
     def is_dense(self) -> bool:
         return self._dense is not None
 
+    def memo(self, tag: object, compute: Callable[[MaxVector], _Derived]) -> _Derived:
+        """``compute(self)``, remembered until a value of this vector rises.
+
+        ``tag`` (compared by identity) names what ``compute`` derives, so two readers never
+        take each other's values. Only a dense vector remembers (see ``_MEMOS``); a sparse
+        one is small enough to derive from again.
+        """
+        dense = self._dense
+        if dense is None:
+            return compute(self)
+        key = id(dense)
+        held = _MEMOS.get(key)
+        if held is not None and held.tag is tag and held() is dense:
+            return cast("_Derived", held.value)
+        value = compute(self)
+        memo = _Memo(dense, _drop_memo)
+        memo.key, memo.tag, memo.value = key, tag, value
+        _MEMOS[key] = memo
+        return value
+
     @property
     def width(self) -> int:
         """Bytes per stored value (1, 2, 4 or 8)."""
@@ -346,18 +402,14 @@ class MaxVector:
         return int(np.count_nonzero(self._dense))
 
     def is_empty(self) -> bool:
-        if self._dense is None:
-            return len(self._packed) == 1
-        return not bool(self._dense.any())
+        """No non-zero value. O(1): a dense array is only ever built holding a non-zero value
+        and values only rise (a count-min read asks this of every slice before summing)."""
+        return self._dense is None and len(self._packed) == 1
 
     def get(self, index: int) -> int:
         if self._dense is not None:
             return int(self._dense[index]) if 0 <= index < self._dense.size else 0
-        indices, values = self._sparse_arrays()
-        pos = int(np.searchsorted(indices, index))
-        if pos < indices.size and int(indices[pos]) == index:
-            return int(values[pos])
-        return 0
+        return int(self._few_sparse_values([index], np.zeros(1, dtype=np.uint64))[0])
 
     def values_at(self, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
         """The values at ``indices`` (any shape; absent = 0) without copying the vector."""
@@ -376,6 +428,8 @@ class MaxVector:
             inside = (flat >= 0) & (flat < dense.size)
             out[inside] = dense[flat[inside]]
             return out.reshape(idx.shape)
+        if flat.size <= _FEW_LOOKUPS and flat.dtype.kind in "iu":
+            return self._few_sparse_values(flat.tolist(), out).reshape(idx.shape)
         have_idx, have_val = self._sparse_arrays()
         if have_idx.size:
             pos = np.searchsorted(have_idx, flat)
@@ -383,6 +437,46 @@ class MaxVector:
             hit = have_idx[clipped] == flat
             out[hit] = have_val[clipped[hit]]
         return out.reshape(idx.shape)
+
+    def _packed_position(self, index: int) -> int:
+        """Where ``index`` (0..2**32) is or would go among the packed indices."""
+        return self._packed_positions([index])[0]
+
+    def _packed_positions(self, wanted: list[int]) -> list[int]:
+        """:meth:`_packed_position` of each of ``wanted`` (0..2**32 each).
+
+        A bisect over the bytes, not numpy's searchsorted: the packed indices sit one byte
+        off alignment, and on such an array numpy first copies the whole vector (3 ms for a
+        1M-capacity filter's 1.4 million pairs, to find 7 bits)."""
+        packed = self._packed
+        count = (len(packed) - 1) // (4 + packed[0])
+        if sys.byteorder == "little":
+            with memoryview(packed) as view, view[1 : 1 + 4 * count].cast("I") as positions:
+                return [bisect.bisect_left(positions, index) for index in wanted]
+        indices, _ = self._sparse_arrays()
+        return [
+            int(np.searchsorted(indices, index)) if index < INDEX_LIMIT else count
+            for index in wanted
+        ]
+
+    def _few_sparse_values(
+        self, wanted: list[int], out: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.uint64]:
+        """``out[i]`` = the value at ``wanted[i]`` (left alone where absent), for a few
+        look-ups in packed pairs: a Bloom filter's bits, a count-min's cells."""
+        packed = self._packed
+        width = packed[0]
+        count = (len(packed) - 1) // (4 + width)
+        values_at = 1 + 4 * count
+        inside = [index if 0 <= index < INDEX_LIMIT else INDEX_LIMIT for index in wanted]
+        for slot, (index, pos) in enumerate(
+            zip(inside, self._packed_positions(inside), strict=True)
+        ):
+            at = 1 + 4 * pos
+            if pos < count and int.from_bytes(packed[at : at + 4], "little") == index:
+                start = values_at + width * pos
+                out[slot] = int.from_bytes(packed[start : start + width], "little")
+        return out
 
     def dense_run(self) -> tuple[int, npt.NDArray[np.unsignedinteger], int] | None:
         """For a dense vector: ``(start, values, nonzero)``, the slots from its first to its
@@ -403,11 +497,14 @@ class MaxVector:
     def window(self, low: int, high: int) -> MaxVector:
         """The pairs at indices ``low <= i < high`` (reading only that range of the vector)."""
         if self._dense is not None:
-            part = self._dense[max(low, 0) : max(min(high, self._dense.size), low, 0)]
+            low = max(low, 0)
+            part = self._dense[low : max(min(high, self._dense.size), low)]
             nonzero = np.flatnonzero(part)
             return MaxVector._from_sorted((nonzero + low).astype(INDEX_DTYPE), part[nonzero])
         indices, values = self._sparse_arrays()
-        first, end = np.searchsorted(indices, [low, high]).tolist()
+        first, end = (
+            self._packed_position(min(max(bound, 0), INDEX_LIMIT)) for bound in (low, high)
+        )
         return MaxVector._from_sorted(indices[first:end], values[first:end])
 
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
@@ -491,6 +588,7 @@ class MaxVector:
         grown_count = int(np.count_nonzero(grew))
         if not grown_count:
             return MaxVector(), MaxVector()
+        _forget(dense)
         if _dense_is_smaller(incoming.size - 1, grown_count, incoming.dtype.itemsize):
             # Most of it grew (a first copy of a whole entry): the delta and the previous
             # values as arrays of their own, with no index arrays in between.
@@ -646,6 +744,8 @@ class MaxVector:
         for index, value in wanted.items():
             current = int(dense[index])
             if value > current:
+                if not grown:
+                    _forget(dense)
                 before[index] = current
                 dense[index] = value
                 grown[index] = value
@@ -700,6 +800,7 @@ class MaxVector:
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
         delta_idx = ordered.compress(first)
         previous = _nonzero_pairs(delta_idx, dense.take(delta_idx))
+        _forget(dense)
         np.maximum.at(dense, grown_idx, values.take(grown).astype(dense.dtype, copy=False))
         return MaxVector._from_sorted(delta_idx, dense.take(delta_idx)), previous
 
@@ -787,6 +888,7 @@ class MaxVector:
         width = width_for(int(delta_val.max()))
         if width > dense.dtype.itemsize:
             dense = dense.astype(VALUE_DTYPES[width])
+        _forget(dense)
         dense[delta_idx] = delta_val
         self._dense = dense
         return MaxVector._from_sorted(delta_idx, delta_val), previous

@@ -33,6 +33,8 @@ __all__ = [
     "REDIS_PRECISION",
     "check_precision",
     "count",
+    "count_histogram",
+    "count_pairs",
     "error_bound",
     "histogram",
     "index_rank",
@@ -53,6 +55,8 @@ _ALPHA_INF = 0.721347520444481703680
 
 _REGISTER_VALUE_MAX = 63
 """Registers are 6-bit in Redis's encoding; no rank can exceed 64 - 4 + 1 = 61 anyway."""
+_FEW_PAIRS = 64
+"""Up to this many registers are counted with Python ints (:func:`count_pairs`)."""
 
 
 def check_precision(p: int) -> int:
@@ -203,10 +207,37 @@ def count(registers: npt.NDArray[np.uint8]) -> int:
     m_int = int(regs.shape[0]) if regs.ndim == 1 else -1
     if m_int < 1 or m_int & (m_int - 1):
         raise SketchParameterError("registers must be a 1-D array whose length is 2**p")
-    p = check_precision(m_int.bit_length() - 1)
+    return count_histogram(histogram(regs).tolist(), check_precision(m_int.bit_length() - 1))
+
+
+def count_pairs(indices: npt.NDArray[np.integer], values: npt.NDArray[np.integer], p: int) -> int:
+    """:func:`count` of the registers whose non-zero ones are these pairs (values above 63
+    read as 63, indices at or beyond ``2**p`` ignored), without building the register array:
+    a sparse HLL's few pairs are counted from their own histogram."""
+    m = register_count(p)
+    if indices.size <= _FEW_PAIRS:  # a small HLL: Python ints beat numpy's fixed costs
+        hist = [0] * (_REGISTER_VALUE_MAX + 1)
+        kept = 0
+        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+            if index < m:
+                hist[min(value, _REGISTER_VALUE_MAX)] += 1
+                kept += 1
+        hist[0] = m - kept
+        return count_histogram(hist, p)
+    inside = indices < m
+    kept_values = values if bool(inside.all()) else values[inside]
+    bins = np.bincount(
+        np.minimum(kept_values, _REGISTER_VALUE_MAX).astype(np.intp),
+        minlength=_REGISTER_VALUE_MAX + 1,
+    )
+    bins[0] = m - kept_values.size  # (the pairs are non-zero and unique)
+    return count_histogram(bins.tolist(), p)
+
+
+def count_histogram(hist: Sequence[int], p: int) -> int:
+    """The estimate from a register-value histogram (64 bins) of ``2**p`` registers."""
     q = 64 - p
-    hist = histogram(regs).tolist()
-    m = float(m_int)
+    m = float(1 << p)
     z = m * _tau((m - hist[q + 1]) / m)
     for j in range(q, 0, -1):
         z += hist[j]

@@ -102,8 +102,14 @@ class HyperLogLog:
         return dense
 
     def count(self, vec: MaxVector) -> int:
-        """PFCOUNT of one key."""
-        return hll_math.count(self.registers(vec))
+        """PFCOUNT of one key: remembered by the vector until a register rises (Redis caches
+        it in the key's header), so counting an unchanged key again computes nothing."""
+        return vec.memo(self._schema, self._count_now)
+
+    def _count_now(self, vec: MaxVector) -> int:
+        if vec.is_dense:
+            return hll_math.count(self.registers(vec))
+        return hll_math.count_pairs(*vec.pairs(), self._p)
 
     def count_union(self, vectors: Iterable[MaxVector]) -> int:
         """PFCOUNT of several keys: the estimate of their union (no key is changed)."""
