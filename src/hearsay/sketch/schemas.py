@@ -19,7 +19,7 @@ cms       ``(width, depth)``                                  ``w * d``   yes   
 counter   ``()``                                              2           yes       string
 maxreg    ``()``                                              1           no        maxreg
 vector    ``()``                                              ``2**32``   no        vector
-tdigest   ``(compression,)``                                  see below   yes       TDIS-TYPE
+tdigest   ``(compression,)``                                  ``48+34c``  yes       TDIS-TYPE
 ========  ==================================================  ==========  ========  =========
 
 ``error_bits`` is the IEEE-754 bit pattern of the Bloom filter's error rate (a positive double
