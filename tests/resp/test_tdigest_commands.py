@@ -16,6 +16,8 @@ import fakeredis
 import pytest
 import redis
 
+from hearsay.resp.replies import ErrorReply, Map
+from tests.support.command_client import Client
 from tests.support.nodes import NodeProcess, start_node
 
 pytestmark = pytest.mark.integration
@@ -150,3 +152,42 @@ def test_redis_py_tdigest_helpers_work_unchanged(node: NodeProcess) -> None:
         assert math.isnan(td.min("helpers"))
     finally:
         client.close()
+
+
+def test_merge_keeps_adds_unless_overridden_and_reset_keeps_the_expiry() -> None:
+    """In process (one node): MERGE into an existing digest adds to it, OVERRIDE and another
+    COMPRESSION replace it, RESET empties it and keeps its time to live."""
+    client = Client()
+
+    def observations(key: str) -> int:
+        info = client.ok("TDIGEST.INFO", key)
+        assert isinstance(info, Map)
+        fields = {str(name): value for name, value in info.pairs}
+        return int(str(fields["Merged weight"])) + int(str(fields["Unmerged weight"]))
+
+    client.ok("TDIGEST.CREATE", "a")
+    client.ok("TDIGEST.ADD", "a", *range(10))
+    client.ok("TDIGEST.CREATE", "b", "COMPRESSION", 20)
+    client.ok("TDIGEST.ADD", "b", *range(100, 105))
+    client.ok("TDIGEST.MERGE", "m", 2, "a", "b")
+    assert observations("m") == 15
+    assert client.ok("TDIGEST.MAX", "m") == 104.0
+    client.ok("TDIGEST.MERGE", "m", 1, "b")
+    assert observations("m") == 20
+    client.ok("TDIGEST.MERGE", "m", 1, "m")  # itself, as RedisBloom: counted twice
+    assert observations("m") == 40
+    client.ok("TDIGEST.MERGE", "m", 1, "a", "OVERRIDE")
+    assert observations("m") == 10
+    assert client.ok("TDIGEST.MAX", "m") == 9.0
+    client.ok("TDIGEST.MERGE", "m", 1, "b", "COMPRESSION", 50)
+    assert observations("m") == 15
+    assert client.ok("TDIGEST.INFO", "m").pairs[0][1] == 50  # type: ignore[union-attr]
+    client.ok("PEXPIRE", "m", 100_000)
+    client.ok("TDIGEST.RESET", "m")
+    assert observations("m") == 0
+    assert 0 < int(str(client.ok("PTTL", "m"))) <= 100_000
+    assert client("TDIGEST.MERGE", "m", 1, "nope") == ErrorReply("ERR T-Digest: key does not exist")
+    assert client("TDIGEST.MERGE", "m", 0, "a") == ErrorReply(
+        "ERR T-Digest: numkeys needs to be a positive integer"
+    )
+    assert client("TDIGEST.MERGE", "m", 1, "a", "JUNK") == ErrorReply("ERR T-Digest: wrong keyword")

@@ -4,7 +4,6 @@ writes exactly what its calls in turn write, and the estimates are accurate."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -56,7 +55,7 @@ def reads(view: TDigest, slices: dict[str, MaxVector]) -> tuple[object, ...]:
         digest.minimum,
         digest.maximum,
         [td.quantile(digest, q) for q in probes],
-        dataclasses.replace(view.info(slices), memory_bytes=0),  # the representation's
+        view.info(slices),
     )
 
 

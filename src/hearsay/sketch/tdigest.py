@@ -58,11 +58,15 @@ from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.schemas import KIND_TDIGEST, expect_schema
 from hearsay.sketch.schemas import tdigest as tdigest_schema
-from hearsay.sketch.slots import Pairs, Slices, merge_slices
+from hearsay.sketch.slots import Pairs, Slices
 
 __all__ = ["Digest", "TDigest", "TDigestInfo", "buffer_values", "centroids_max"]
 
 VERSION_MAX: Final = (1 << 31) - 1
+STORED_PAIR_BYTES: Final = 12
+"""TDIGEST.INFO's memory usage counts the stored pairs at a packed pair's 12 bytes (a uint32
+index and a value): a figure of the content, so every node holding it reports the same (the
+in-memory representation, dense or sparse, differs between nodes)."""
 _LOW32: Final = np.uint64(0xFFFFFFFF)
 _HEADER: Final = 0
 _BUFFERED: Final = 1
@@ -370,10 +374,6 @@ class TDigest:
         means, weights = compress(digest.means, digest.weights, self._compression)
         return self._publish(version + 1, Digest(means, weights, digest.minimum, digest.maximum))
 
-    def merge(self, target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
-        """The lattice merge of two replicas' states (per origin max); returns the delta."""
-        return merge_slices(target, source)
-
     # -- reading ------------------------------------------------------------------------------
 
     def digest(self, slices: Slices) -> Digest:
@@ -408,11 +408,8 @@ class TDigest:
             merged_weight=int(sum(p.digest.total for p in parts)),
             unmerged_weight=unmerged,
             total_compressions=sum(max(p.version - 1, 0) for p in parts),
-            memory_bytes=sum(vec.memory_bytes() for vec in slices.values()),
+            memory_bytes=STORED_PAIR_BYTES * sum(len(vec) for vec in slices.values()),
         )
-
-    def is_empty(self, slices: Slices) -> bool:
-        return all(vec.is_empty() for vec in slices.values())
 
 
 def _pairs_of(raw: npt.NDArray[np.uint64], first: int) -> npt.NDArray[np.intp]:

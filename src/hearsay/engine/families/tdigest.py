@@ -96,9 +96,15 @@ def reset(db: Replica, key: bytes, now_ms: int) -> None:
 
 
 def add(db: Replica, key: bytes, calls: Sequence[Sequence[float]], now_ms: int) -> None:
-    """TDIGEST.ADD of finite values (the RESP layer checks them), one or more calls in turn."""
-    view, slices = _required(db, key, now_ms)
-    write_pairs(db, key, view.schema, view.add(slices, db.origin, calls), now_ms)
+    """TDIGEST.ADD of finite values (the RESP layer checks them), one or more calls in turn.
+
+    Reads only this node's own slice: the write's cost does not grow with the peers."""
+    entry = db.get_typed(key, KIND_TDIGEST, now_ms)
+    if entry is None:
+        raise KeyMissingError("T-Digest: key does not exist")
+    view = view_as(schema_of(entry), TDigest)
+    own = {db.origin: entry.slice(db.origin)}
+    write_pairs(db, key, view.schema, view.add(own, db.origin, calls), now_ms)
 
 
 def digest(db: Replica, key: bytes, now_ms: int) -> Digest:

@@ -141,9 +141,9 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
                       summary="Adds values to a t-digest (this node's own slice).")  # fmt: skip
     def tdigest_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
-        tdigest.check(database, args[1], ctx.now_ms)
         parsed = _values(args[2:])
         if isinstance(parsed, str):
+            tdigest.check(database, args[1], ctx.now_ms)  # RedisBloom checks the key first
             raise CommandError(parsed)
         tdigest.add(database, args[1], [parsed], ctx.now_ms)
         return OK
