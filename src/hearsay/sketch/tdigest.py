@@ -340,8 +340,12 @@ class TDigest:
         values: list[int] = []
         pending: list[float] = []  # appended by this run, not yet in ``own``
         state: _Slice | None = None
+        if not version:  # a new slice: version 1 holds no centroids yet, only the buffer
+            version = 1
+            indices.append(_HEADER)
+            values.append(1 << 32)
         for call in calls:
-            if version and buffered + len(call) <= self._buffer_max:
+            if buffered + len(call) <= self._buffer_max:
                 tag = version << 32
                 at = self._buffer_base + 2 * buffered
                 for value in call:
