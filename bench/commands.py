@@ -379,6 +379,7 @@ STATE_READS: dict[bytes, tuple[tuple[str, ...], ...]] = {
     b"vector": (("VGET",),),
     b"MBbloom--": (("BF.CARD",), ("BF.INFO",)),
     b"CMSk-TYPE": (("CMS.INFO",),),
+    b"TDIS-TYPE": (("TDIGEST.INFO",),),
 }
 """What shows a key's replicated state, by TYPE (hearsay has no DUMP): exact for strings and
 vectors, the cardinality and counts for Bloom filters and count-min sketches."""

@@ -4,7 +4,9 @@ Why this module exists: the workload is drawn from its own random stream, so cha
 or the network never changes which commands a seed sends. It sends real commands of every
 family through a node's command table: PFADD (HLL), BF.ADD (Bloom), CMS.INCRBY (count-min,
 after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY (counters),
-VMAX (vectors), and now and then DEL and EXPIRE of any key.
+VMAX (vectors), and now and then DEL and EXPIRE of any key; a fifth of the clients first add
+values to a t-digest (TDIGEST.ADD after a TDIGEST.CREATE that fails harmlessly once the key
+exists).
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ DELETE_SHARE: Final = 0.06
 EXPIRE_SHARE: Final = 0.06
 EXPIRE_S_MAX: Final = 4
 """EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
-MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM"})
+MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE"})
 """Commands whose error replies are expected (the key exists already); any other error
 reply to the workload's commands is a bug."""
 ITEMS: Final = 64
+TDIGEST_SHARE: Final = 0.2
+"""Clients that also add to a t-digest first. Drawn from a stream of their own (seeded from
+the run's seed), so the other families' commands of a seed stay what they were."""
 """Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
 
 
@@ -37,6 +42,8 @@ class Workload:
             (FAMILIES[k % len(FAMILIES)], f"{FAMILIES[k % len(FAMILIES)]}:{k}".encode())
             for k in range(config.keys)
         ]
+        self.tdigest_keys = [b"tdigest:%d" % k for k in range(max(1, config.keys // 5))]
+        self.tdigest_rng = random.Random(config.seed * 1_000_003 + 16)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -49,6 +56,16 @@ class Workload:
 
     def next_commands(self) -> list[list[bytes]]:
         """One client's commands, run in order on one node (the last one is the write)."""
+        commands = self._family_commands()
+        extra = self.tdigest_rng
+        if extra.random() < TDIGEST_SHARE:
+            key = self.tdigest_keys[extra.randrange(len(self.tdigest_keys))]
+            values = [b"%d" % extra.randrange(1000) for _ in range(extra.randint(1, 4))]
+            create = [b"TDIGEST.CREATE", key, b"COMPRESSION", b"1"]  # rewritten every 5 values
+            return [create, [b"TDIGEST.ADD", key, *values], *commands]
+        return commands
+
+    def _family_commands(self) -> list[list[bytes]]:
         rng = self.rng
         family, key = self.keys[rng.randrange(len(self.keys))]
         roll = rng.random()
@@ -87,5 +104,6 @@ class Workload:
             b"cms": [b"CMS.QUERY", key, *items],
             b"counter": [b"GET", key],
             b"vector": [b"VGET", key],
+            b"tdigest": [b"TDIGEST.QUANTILE", key, b"0", b"0.5", b"1"],
         }[family]
         return [[b"TYPE", key], [b"PTTL", key], read]

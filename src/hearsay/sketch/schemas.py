@@ -19,6 +19,7 @@ cms       ``(width, depth)``                                  ``w * d``   yes   
 counter   ``()``                                              2           yes       string
 maxreg    ``()``                                              1           no        maxreg
 vector    ``()``                                              ``2**32``   no        vector
+tdigest   ``(compression,)``                                  ``48+34c``  yes       TDIS-TYPE
 ========  ==================================================  ==========  ========  =========
 
 ``error_bits`` is the IEEE-754 bit pattern of the Bloom filter's error rate (a positive double
@@ -50,7 +51,9 @@ __all__ = [
     "KIND_COUNTER",
     "KIND_HLL",
     "KIND_MAXREG",
+    "KIND_TDIGEST",
     "KIND_VECTOR",
+    "TDIGEST_COMPRESSION_MAX",
     "bloom",
     "cms",
     "counter",
@@ -59,6 +62,7 @@ __all__ = [
     "expect_schema",
     "hll",
     "maxreg",
+    "tdigest",
     "vector",
 ]
 
@@ -67,6 +71,9 @@ KIND_BLOOM: Final = "bloom"
 KIND_CMS: Final = "cms"
 KIND_COUNTER: Final = "counter"
 KIND_MAXREG: Final = "maxreg"
+KIND_TDIGEST: Final = "tdigest"
+TDIGEST_COMPRESSION_MAX: Final = 10_000
+"""The largest t-digest compression (RedisBloom has none): a slice then has 340,048 slots."""
 KIND_VECTOR: Final = "vector"
 
 CMS_DEPTH_MAX: Final = 64
@@ -140,6 +147,14 @@ def cms(width: int, depth: int) -> Schema:
 def counter() -> Schema:
     """A PN counter: per origin, slot 0 holds its increments and slot 1 its decrements."""
     return Schema(KIND_COUNTER, (), 2, additive=True).intern()
+
+
+def tdigest(compression: int) -> Schema:
+    """A t-digest: one versioned slice per origin (layout in :mod:`hearsay.sketch.tdigest`):
+    8 header slots, 4 per centroid (``6 c + 10`` of them), 2 per buffered value (``5 c``)."""
+    c = _positive_int(compression, "t-digest compression", TDIGEST_COMPRESSION_MAX)
+    size = 8 + 4 * (6 * c + 10) + 2 * 5 * c
+    return Schema(KIND_TDIGEST, (c,), size, additive=True).intern()
 
 
 def maxreg() -> Schema:

@@ -30,15 +30,21 @@ from hearsay.sketch.schemas import (
     KIND_COUNTER,
     KIND_HLL,
     KIND_MAXREG,
+    KIND_TDIGEST,
     KIND_VECTOR,
 )
+from hearsay.sketch.tdigest import TDigest
 
 __all__ = ["VIEWS_CACHED_MAX", "SketchView", "admit_schema", "type_name", "view_as", "view_for"]
 
-SketchView = HyperLogLog | BloomFilter | CountMinSketch | PNCounter | MaxRegister | RawVector
+SketchView = (
+    HyperLogLog | BloomFilter | CountMinSketch | PNCounter | MaxRegister | RawVector | TDigest
+)
 """Any family's view."""
 
-View = TypeVar("View", HyperLogLog, BloomFilter, CountMinSketch, PNCounter, MaxRegister, RawVector)
+View = TypeVar(
+    "View", HyperLogLog, BloomFilter, CountMinSketch, PNCounter, MaxRegister, RawVector, TDigest
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,7 @@ _FAMILIES: Final[dict[str, _Family]] = {
     KIND_COUNTER: _Family(PNCounter, "string", cells_capped=False),  # INCR works on strings
     KIND_MAXREG: _Family(MaxRegister, "maxreg", cells_capped=False),
     KIND_VECTOR: _Family(RawVector, "vector", cells_capped=False),
+    KIND_TDIGEST: _Family(TDigest, "TDIS-TYPE", cells_capped=False),  # RedisBloom's type name
 }
 
 VIEWS_CACHED_MAX: Final = 4_096

@@ -17,7 +17,7 @@ vectors). Departures from Redis forced by the lattice are listed in each command
 from __future__ import annotations
 
 from hearsay.resp.commands import CommandRegistry
-from hearsay.resp.families import bloom, counter, countmin, hll, strings, vector
+from hearsay.resp.families import bloom, counter, countmin, hll, strings, tdigest, vector
 
 __all__ = ["install_family_commands"]
 
@@ -30,3 +30,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     vector.install_vector_commands(registry)
     bloom.install_bloom_commands(registry)
     countmin.install_countmin_commands(registry)
+    tdigest.install_tdigest_commands(registry)

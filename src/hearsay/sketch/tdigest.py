@@ -1,0 +1,603 @@
+"""The t-digest view: RedisBloom's TDIGEST.* over per-origin, versioned slices.
+
+A t-digest's centroids move as values arrive, so no slot of it only grows: it cannot be a
+plain max-vector. Here each node keeps **its own digest in its own slice** (the schema is
+additive), and every value in that slice carries the slice's *version* in its high bits::
+
+    slot value = version << 32 | payload (32 bits)
+
+A node that rewrites its digest does so under version ``v + 1``: the element-wise max keeps,
+at every index, the newest version's value, and a reader uses only the indices that carry the
+slice's newest version (the header's). So the per-origin max-merge is "last writer wins per
+origin": commutative, associative, idempotent, and a slice only ever changes by its one
+writer. Within one version no slot is written twice with different payloads, so a slice
+delivered in any pieces, in any order, any number of times, reads the same once complete (an
+incomplete newer version reads as what of it has arrived).
+
+Layout of one slice (``c`` the compression; doubles and weights as two 32-bit halves):
+
+=================================  ==============================================================
+slots                              what
+=================================  ==============================================================
+0                                  header: ``version << 32 | centroid count``
+1                                  ``version << 32 | buffered values`` (grows within a version)
+2, 3 / 4, 5                        the compressed part's min / max (IEEE-754 bits, hi / lo)
+``8 + 4 i`` .. ``+ 3``             centroid ``i``: mean (hi, lo), weight (hi, lo; an integer)
+``buffer_base + 2 j``, ``+ 1``     buffered value ``j`` (IEEE-754 bits, hi / lo)
+=================================  ==============================================================
+
+**Writing costs what changed**: TDIGEST.ADD appends its values to the slice's buffer (two
+slots a value, plus slot 1) under the current version. When the buffer would overflow
+(``5 c`` values), the node compresses digest and buffer into a new digest and publishes it
+as version ``v + 1`` (about ``4 c`` slots once per ``5 c`` values); the old buffer's slots
+keep version ``v`` and read as empty.
+
+**Reading** gathers every origin's centroids and buffered values (origins in id order), sorts
+them by ``(mean, weight)`` and compresses them with the key's compression: the same multiset
+gives the same digest on every node. Quantiles, CDF, ranks and trimmed means then follow
+RedisBloom's ``tdigest.c`` (Dunning's MergingDigest) on that digest.
+
+**Compression** uses the arcsine scale ``k(q) = c / pi * asin(2 q - 1)``: a centroid spans at
+most one unit of ``k``, so there are at most about ``c`` centroids, singletons at the tails.
+Centroids are bucketed by the ``k`` of their centre (vectorised, deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.base.errors import BoundsError, SketchParameterError
+from hearsay.lattice.entry import Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.schemas import KIND_TDIGEST, expect_schema
+from hearsay.sketch.schemas import tdigest as tdigest_schema
+from hearsay.sketch.slots import Pairs, Slices
+
+__all__ = ["Digest", "TDigest", "TDigestInfo", "buffer_values", "centroids_max"]
+
+VERSION_MAX: Final = (1 << 31) - 1
+STORED_PAIR_BYTES: Final = 12
+"""TDIGEST.INFO's memory usage counts the stored pairs at a packed pair's 12 bytes (a uint32
+index and a value): a figure of the content, so every node holding it reports the same (the
+in-memory representation, dense or sparse, differs between nodes)."""
+_LOW32: Final = np.uint64(0xFFFFFFFF)
+_HEADER: Final = 0
+_BUFFERED: Final = 1
+_MIN: Final = 2
+_MAX: Final = 4
+_CENTROIDS: Final = 8
+
+
+_DOUBLE: Final = struct.Struct("<d")
+_DOUBLE_BITS: Final = struct.Struct("<Q")
+
+
+def centroids_max(compression: int) -> int:
+    """Slots reserved for centroids: RedisBloom's capacity ``6 c + 10`` (a digest holds fewer)."""
+    return 6 * compression + 10
+
+
+def buffer_values(compression: int) -> int:
+    """Values a slice buffers before its digest is compressed again."""
+    return 5 * compression
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A compressed digest: centroids sorted by mean, integer weights, exact min and max."""
+
+    means: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64]
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def empty(cls) -> Digest:
+        none = np.empty(0, np.float64)
+        return cls(none, none, math.inf, -math.inf)
+
+    @property
+    def total(self) -> float:
+        return float(self.weights.sum()) if self.weights.size else 0.0
+
+    def __len__(self) -> int:
+        return int(self.means.size)
+
+
+@dataclass(frozen=True, slots=True)
+class TDigestInfo:
+    """TDIGEST.INFO's fields (merged: compressed centroids; unmerged: buffered values)."""
+
+    compression: int
+    capacity: int
+    merged_nodes: int
+    unmerged_nodes: int
+    merged_weight: int
+    unmerged_weight: int
+    total_compressions: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    """One origin's slice, decoded: its version, digest and buffered values."""
+
+    version: int
+    digest: Digest
+    buffered: npt.NDArray[np.float64]
+
+
+_EMPTY_SLICE: Final = _Slice(0, Digest.empty(), np.empty(0, np.float64))
+
+
+def _split(bits: npt.NDArray[np.uint64], version: int) -> npt.NDArray[np.uint64]:
+    """``(hi, lo)`` slot values of 64-bit payloads, tagged with ``version``, interleaved."""
+    tag = np.uint64(version) << np.uint64(32)
+    out = np.empty(bits.size * 2, np.uint64)
+    out[0::2] = (bits >> np.uint64(32)) | tag
+    out[1::2] = (bits & _LOW32) | tag
+    return out
+
+
+def _joined(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The 64-bit payloads of interleaved ``(hi, lo)`` slot values."""
+    return ((values[0::2] & _LOW32) << np.uint64(32)) | (values[1::2] & _LOW32)
+
+
+def _version_of(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    return values >> np.uint64(32)
+
+
+def _doubles(bits: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+    return bits.astype(np.uint64).view(np.float64)
+
+
+def _bits(values: npt.NDArray[np.float64]) -> npt.NDArray[np.uint64]:
+    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+
+
+def compress(
+    means: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    compression: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Centroids merged greedily in order of mean, each within its weight bound.
+
+    The bound on a centroid of total weight ``N`` (``q`` the fraction of weight on its nearer
+    side) is ``max(1, N * min(0.5 / c, 10 / c * q))``: a centroid holds at most ``0.5 / c``
+    of the data in the middle and ever fewer values towards the tails, where the first and
+    last few values stay single (the tails are what quantiles like 0.999 read). That is about
+    ``2 c + 20 c / 10 * ln(N)`` centroids; past :func:`centroids_max`, the bound doubles until
+    they fit. Sorting by ``(mean, weight)`` first makes the result a function of the multiset
+    of centroids alone.
+    """
+    if means.size == 0:
+        return means, weights
+    order = np.lexsort((weights, means))
+    means, weights = means[order], weights[order]
+    scale = 1.0
+    while True:
+        merged_means, merged_weights = _merge_greedy(
+            means.tolist(), weights.tolist(), 0.5 * scale / compression, 10.0 * scale / compression
+        )
+        if len(merged_means) <= centroids_max(compression):
+            break
+        scale *= 2.0
+    out_means = np.array(merged_means, np.float64)
+    # A weighted mean of sorted values stays within its group: keep the order exact.
+    return np.maximum.accumulate(out_means), np.array(merged_weights, np.float64)
+
+
+def _merge_greedy(
+    means: list[float], weights: list[float], middle: float, tail: float
+) -> tuple[list[float], list[float]]:
+    total = math.fsum(weights)
+    out_means = [means[0]]
+    out_weights = [weights[0]]
+    before = 0.0  # the weight of every centroid before the current one
+    for mean, weight in zip(means[1:], weights[1:], strict=True):
+        current = out_weights[-1]
+        grown = current + weight
+        nearer = min(before, total - before - grown)
+        if grown <= max(1.0, total * min(middle, tail * nearer / total)):
+            out_weights[-1] = grown
+            out_means[-1] += (mean - out_means[-1]) * weight / grown
+        else:
+            before += current
+            out_means.append(mean)
+            out_weights.append(weight)
+    return out_means, out_weights
+
+
+class TDigest:
+    """A stateless t-digest view of one compression (slots as in the module notes)."""
+
+    __slots__ = ("_buffer_base", "_buffer_max", "_centroids_max", "_compression", "_schema")
+
+    def __init__(self, compression: int) -> None:
+        self._schema = tdigest_schema(compression)
+        self._compression = int(compression)
+        self._centroids_max = centroids_max(self._compression)
+        self._buffer_base = _CENTROIDS + 4 * self._centroids_max
+        self._buffer_max = buffer_values(self._compression)
+
+    @classmethod
+    def from_schema(cls, schema: Schema) -> TDigest:
+        if schema.kind != KIND_TDIGEST or len(schema.params) != 1:
+            raise SketchParameterError(f"not a t-digest schema: {schema}")
+        view = cls(schema.params[0])
+        expect_schema(schema, view.schema)
+        return view
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def compression(self) -> int:
+        return self._compression
+
+    # -- one slice ----------------------------------------------------------------------------
+
+    def _decode(self, vec: MaxVector) -> _Slice:
+        """The newest version of one slice: only indices carrying it are read."""
+        head = vec.values_at(np.array([_HEADER, _BUFFERED, _MIN, _MIN + 1, _MAX, _MAX + 1]))
+        version = int(head[0] >> np.uint64(32))
+        if version == 0:
+            return _Slice(0, Digest.empty(), np.empty(0, np.float64))
+        count = min(int(head[0] & _LOW32), self._centroids_max)
+        tags = _version_of(head)
+        digest = Digest.empty()
+        if count:
+            slots = _CENTROIDS + np.arange(4 * count)
+            raw = vec.values_at(slots).reshape(count, 4)
+            current = (_version_of(raw) == np.uint64(version)).all(axis=1)
+            raw = raw[current].reshape(-1)
+            means = _doubles(_joined(raw[_pairs_of(raw, 0)]))
+            weights = _joined(raw[_pairs_of(raw, 2)]).astype(np.float64)
+            good = np.isfinite(means) & (weights > 0)
+            minimum = _doubles(_joined(head[2:4]))[0] if (tags[2:4] == version).all() else math.inf
+            maximum = _doubles(_joined(head[4:6]))[0] if (tags[4:6] == version).all() else -math.inf
+            means, weights = means[good], weights[good]
+            if means.size:
+                minimum = min(float(minimum), float(means.min()))
+                maximum = max(float(maximum), float(means.max()))
+                order = np.lexsort((weights, means))
+                digest = Digest(means[order], weights[order], minimum, maximum)
+        buffered = min(int(head[1] & _LOW32), self._buffer_max) if tags[1] == version else 0
+        values = np.empty(0, np.float64)
+        if buffered:
+            raw = vec.values_at(self._buffer_base + np.arange(2 * buffered)).reshape(-1, 2)
+            current = (_version_of(raw) == np.uint64(version)).all(axis=1)
+            values = _doubles(_joined(raw[current].reshape(-1)))
+            values = values[np.isfinite(values)]
+        return _Slice(version, digest, values)
+
+    def _publish(self, version: int, digest: Digest) -> Pairs:
+        """The pairs of a whole new version of a slice holding ``digest`` and no buffer."""
+        if version > VERSION_MAX:
+            raise BoundsError("T-Digest: overflow detected")
+        n = len(digest)
+        tag = version << 32
+        head_idx = [_HEADER, _BUFFERED]
+        head_val = [tag | n, tag]
+        extremes = np.array([digest.minimum, digest.maximum], np.float64)
+        cells = np.empty((n, 2), np.uint64)
+        cells[:, 0] = _bits(digest.means)
+        cells[:, 1] = digest.weights.astype(np.uint64)
+        indices = np.concatenate(
+            [
+                np.array(head_idx, np.uint32),
+                np.arange(_MIN, _MAX + 2, dtype=np.uint32),
+                np.arange(_CENTROIDS, _CENTROIDS + 4 * n, dtype=np.uint32),
+            ]
+        )
+        values = np.concatenate(
+            [
+                np.array(head_val, np.uint64),
+                _split(_bits(extremes), version),
+                _split(cells.reshape(-1), version),
+            ]
+        )
+        return indices, values
+
+    def _compressed(self, part: _Slice, extra: npt.NDArray[np.float64]) -> Digest:
+        """``part``'s digest, buffer and ``extra`` values compressed into one digest."""
+        values = np.concatenate([part.buffered, extra])
+        means = np.concatenate([part.digest.means, values])
+        weights = np.concatenate([part.digest.weights, np.ones(values.size, np.float64)])
+        merged_means, merged_weights = compress(means, weights, self._compression)
+        minimum = min([part.digest.minimum, *([float(values.min())] if values.size else [])])
+        maximum = max([part.digest.maximum, *([float(values.max())] if values.size else [])])
+        return Digest(merged_means, merged_weights, minimum, maximum)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add(
+        self, slices: Slices, origin: str, calls: Sequence[Sequence[float]]
+    ) -> tuple[list[int], list[int]]:
+        """TDIGEST.ADD by ``origin``, one call after another: the pairs for its own slice.
+
+        Values must be finite (the RESP layer refuses others). A call whose values fit the
+        slice's buffer appends them (two slots a value, plus the count in slot 1: no numpy);
+        one that would overflow it compresses digest, buffer and its values into a new
+        version. A run of calls gives exactly the pairs of the calls in turn, so its state is
+        theirs (the max keeps each index's newest version).
+        """
+        own = slices.get(origin)
+        head = own.get(_HEADER) if own is not None else 0
+        count = own.get(_BUFFERED) if own is not None else 0
+        version = head >> 32
+        buffered = count & 0xFFFFFFFF if count >> 32 == version else 0
+        indices: list[int] = []
+        values: list[int] = []
+        pending: list[float] = []  # appended by this run, not yet in ``own``
+        state: _Slice | None = None
+        if not version:  # a new slice: version 1 holds no centroids yet, only the buffer
+            version = 1
+            indices.append(_HEADER)
+            values.append(1 << 32)
+        for call in calls:
+            if buffered + len(call) <= self._buffer_max:
+                tag = version << 32
+                at = self._buffer_base + 2 * buffered
+                for value in call:
+                    bits = _DOUBLE_BITS.unpack(_DOUBLE.pack(value))[0]
+                    indices += (at, at + 1)
+                    values += (tag | bits >> 32, tag | bits & 0xFFFFFFFF)
+                    at += 2
+                buffered += len(call)
+                indices.append(_BUFFERED)
+                values.append(tag | buffered)
+                pending.extend(call)
+                continue
+            if state is None:
+                state = self._decode(own) if own is not None else _EMPTY_SLICE
+            extra = np.asarray(pending + list(call), dtype=np.float64)
+            digest = self._compressed(state, extra)
+            version += 1
+            state = _Slice(version, digest, extra[:0])
+            buffered = 0
+            pending = []
+            new_indices, new_values = self._publish(version, digest)
+            indices += new_indices.tolist()
+            values += new_values.tolist()
+        return indices, values
+
+    def replace(self, slices: Slices, origin: str, digest: Digest) -> Pairs:
+        """``origin``'s slice rewritten to hold ``digest`` (its other values dropped)."""
+        own = slices.get(origin)
+        version = self._decode(own).version if own is not None else 0
+        means, weights = compress(digest.means, digest.weights, self._compression)
+        return self._publish(version + 1, Digest(means, weights, digest.minimum, digest.maximum))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def digest(self, slices: Slices) -> Digest:
+        """Every origin's centroids and buffered values, compressed into one digest."""
+        parts = [self._decode(vec) for _, vec in sorted(slices.items())]
+        buffered = [p.buffered for p in parts]
+        values = np.concatenate(buffered) if buffered else np.empty(0, np.float64)
+        return self.combine([p.digest for p in parts], values)
+
+    def combine(self, digests: Sequence[Digest], values: npt.NDArray[np.float64]) -> Digest:
+        """Digests and single values compressed into one digest of this compression."""
+        values = np.asarray(values, dtype=np.float64)
+        means = np.concatenate([d.means for d in digests] + [values])
+        weights = np.concatenate([d.weights for d in digests] + [np.ones(values.size)])
+        if means.size == 0:
+            return Digest.empty()
+        merged_means, merged_weights = compress(means, weights, self._compression)
+        minimum = min(float(means.min()), *(d.minimum for d in digests))
+        maximum = max(float(means.max()), *(d.maximum for d in digests))
+        return Digest(merged_means, merged_weights, minimum, maximum)
+
+    def info(self, slices: Slices) -> TDigestInfo:
+        """TDIGEST.INFO over every origin's slice (the compressions are the versions' sum)."""
+        parts = [self._decode(vec) for _, vec in sorted(slices.items())]
+        merged = sum(len(p.digest) for p in parts)
+        unmerged = sum(int(p.buffered.size) for p in parts)
+        return TDigestInfo(
+            compression=self._compression,
+            capacity=self._centroids_max,
+            merged_nodes=merged,
+            unmerged_nodes=unmerged,
+            merged_weight=int(sum(p.digest.total for p in parts)),
+            unmerged_weight=unmerged,
+            total_compressions=sum(max(p.version - 1, 0) for p in parts),
+            memory_bytes=STORED_PAIR_BYTES * sum(len(vec) for vec in slices.values()),
+        )
+
+
+def _pairs_of(raw: npt.NDArray[np.uint64], first: int) -> npt.NDArray[np.intp]:
+    """The flat positions of fields ``first`` and ``first + 1`` of each 4-slot centroid."""
+    rows = np.arange(raw.size // 4) * 4 + first
+    out = np.empty(rows.size * 2, np.intp)
+    out[0::2] = rows
+    out[1::2] = rows + 1
+    return out
+
+
+# -- queries on a digest (RedisBloom's tdigest.c, after Dunning's MergingDigest) ----------------
+
+
+def quantile(d: Digest, q: float) -> float:
+    """The estimated value at quantile ``q`` in [0, 1]; NaN when empty."""
+    n = len(d)
+    if n == 0:
+        return math.nan
+    if n == 1:
+        return float(d.means[0])
+    means: list[float] = d.means.tolist()
+    weights: list[float] = d.weights.tolist()
+    total = d.total
+    index = q * total
+    if index < 1:
+        return d.minimum
+    if weights[0] > 1 and index < weights[0] / 2:
+        return d.minimum + (index - 1) / (weights[0] / 2 - 1) * (means[0] - d.minimum)
+    if index > total - 1:
+        return d.maximum
+    if weights[-1] > 1 and total - index <= weights[-1] / 2:
+        return d.maximum - (total - index - 1) / (weights[-1] / 2 - 1) * (d.maximum - means[-1])
+    so_far = weights[0] / 2
+    for i in range(n - 1):
+        dw = (weights[i] + weights[i + 1]) / 2
+        if so_far + dw > index:
+            left_unit = 0.0
+            if weights[i] == 1:
+                if index - so_far < 0.5:
+                    return means[i]
+                left_unit = 0.5
+            right_unit = 0.0
+            if weights[i + 1] == 1:
+                if so_far + dw - index <= 0.5:
+                    return means[i + 1]
+                right_unit = 0.5
+            z1 = index - so_far - left_unit
+            z2 = so_far + dw - index - right_unit
+            return _weighted_average(means[i], z2, means[i + 1], z1)
+        so_far += dw
+    z1 = index - total - weights[-1] / 2
+    z2 = weights[-1] / 2 - z1
+    return _weighted_average(means[-1], z1, d.maximum, z2)
+
+
+def _weighted_average(x1: float, w1: float, x2: float, w2: float) -> float:
+    """The weighted average of two values, kept between them (rounding cannot escape)."""
+    if x1 > x2:
+        x1, w1, x2, w2 = x2, w2, x1, w1
+    if w1 + w2 == 0:
+        return x1
+    value = (x1 * w1 + x2 * w2) / (w1 + w2)
+    return max(x1, min(value, x2))
+
+
+def cdf(d: Digest, x: float) -> float:
+    """The estimated fraction of values below ``x`` plus half of those equal to it."""
+    n = len(d)
+    if n == 0:
+        return math.nan
+    total = d.total
+    lo, hi = d.minimum, d.maximum
+    if x < lo:
+        return 0.0
+    if x > hi:
+        return 1.0
+    means: list[float] = d.means.tolist()
+    weights: list[float] = d.weights.tolist()
+    if n == 1:
+        width = hi - lo
+        if width == 0:
+            return 0.5
+        return (x - lo) / width
+    if x < means[0]:
+        if means[0] - lo > 0:
+            if x == lo:
+                return 0.5 / total
+            return (1 + (x - lo) / (means[0] - lo) * (weights[0] / 2 - 1)) / total
+        return 0.0
+    if x > means[-1]:
+        if hi - means[-1] > 0:
+            if x == hi:
+                return 1 - 0.5 / total
+            dq = (1 + (hi - x) / (hi - means[-1]) * (weights[-1] / 2 - 1)) / total
+            return 1 - dq
+        return 1.0
+    so_far = 0.0
+    i = 0
+    while i < n - 1:
+        if means[i] == x:
+            dw = 0.0
+            while i < n and means[i] == x:
+                dw += weights[i]
+                i += 1
+            return (so_far + dw / 2) / total
+        if means[i] <= x < means[i + 1]:
+            if means[i + 1] - means[i] > 0:
+                left_excluded = right_excluded = 0.0
+                if weights[i] == 1:
+                    if weights[i + 1] == 1:
+                        return (so_far + 1) / total
+                    left_excluded = 0.5
+                elif weights[i + 1] == 1:
+                    right_excluded = 0.5
+                dw = (weights[i] + weights[i + 1]) / 2
+                base = so_far + weights[i] / 2 + left_excluded
+                step = (dw - left_excluded - right_excluded) * (x - means[i])
+                return (base + step / (means[i + 1] - means[i])) / total
+            return (so_far + (weights[i] + weights[i + 1]) / 2) / total
+        so_far += weights[i]
+        i += 1
+    if x == means[-1]:
+        return 1 - 0.5 / total
+    return 1.0
+
+
+def trimmed_mean(d: Digest, low: float, high: float) -> float:
+    """The mean of the values between quantiles ``low`` and ``high`` (``low < high``)."""
+    if len(d) == 0:
+        return math.nan
+    total = d.total
+    left, right = low * total, high * total
+    so_far = 0.0
+    weighted = 0.0
+    count = 0.0
+    for mean, weight in zip(d.means.tolist(), d.weights.tolist(), strict=True):
+        start, end = so_far, so_far + weight
+        so_far = end
+        part = min(end, right) - max(start, left)
+        if part > 0:
+            weighted += mean * part
+            count += part
+    if count == 0:
+        return math.nan
+    return weighted / count
+
+
+def rank(d: Digest, x: float, reverse: bool) -> int:
+    """TDIGEST.RANK / REVRANK of one value (RedisBloom's rounding)."""
+    size = d.total
+    if size == 0:
+        return -2
+    if x < d.minimum:
+        return int(size) if reverse else -1
+    if x > d.maximum:
+        return -1 if reverse else int(size)
+    absolute = cdf(d, x) * size
+    if reverse:
+        return int(round_half_away(size - round_half_away(absolute)))
+    return int(_half_round_down(absolute))
+
+
+def round_half_away(value: float) -> float:
+    """C's ``round``: halves away from zero."""
+    return math.copysign(math.floor(abs(value) + 0.5), value)
+
+
+def _half_round_down(value: float) -> float:
+    """RedisBloom's ``_halfRoundDown``: a fraction of at most one half rounds towards zero."""
+    frac, whole = math.modf(value)
+    if abs(frac) <= 0.5:
+        return whole
+    return whole + 1.0 if whole >= 0 else whole - 1.0
+
+
+def by_rank(d: Digest, wanted: int, reverse: bool) -> float:
+    """TDIGEST.BYRANK / BYREVRANK of one non-negative rank."""
+    size = d.total
+    if size == 0:
+        return math.nan
+    if wanted == 0:
+        return d.maximum if reverse else d.minimum
+    if wanted >= size:
+        return -math.inf if reverse else math.inf
+    at = (size - wanted - 1) if reverse else wanted
+    return quantile(d, at / size)

@@ -1,0 +1,174 @@
+"""The t-digest view: its versioned per-origin slices obey the lattice laws (any delivery
+order, any duplicates, any grouping gives the same slices and the same reads), a pipelined run
+writes exactly what its calls in turn write, and the estimates are accurate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import tdigest as td
+from hearsay.sketch.slots import merge_slices
+from hearsay.sketch.tdigest import TDigest, centroids_max, compress
+
+pytestmark = pytest.mark.property
+
+ORIGINS = ("n1", "n2", "n3")
+finite = st.floats(min_value=-1e12, max_value=1e12, allow_nan=False, allow_infinity=False)
+calls_strategy = st.lists(
+    st.tuples(st.sampled_from(ORIGINS), st.lists(finite, min_size=1, max_size=12)),
+    min_size=1,
+    max_size=40,
+)
+
+
+def write(view: TDigest, calls: list[tuple[str, list[float]]]) -> list[tuple[str, MaxVector]]:
+    """Each origin writes its calls into its own slice; the deltas, in the order written."""
+    state: dict[str, MaxVector] = {}
+    deltas: list[tuple[str, MaxVector]] = []
+    for origin, values in calls:
+        indices, slot_values = view.add(state, origin, [values])
+        delta = MaxVector.from_pairs(indices, slot_values)
+        state.setdefault(origin, MaxVector()).merge(delta)
+        deltas.append((origin, delta))
+    return deltas
+
+
+def apply(deltas: list[tuple[str, MaxVector]]) -> dict[str, MaxVector]:
+    state: dict[str, MaxVector] = {}
+    for origin, delta in deltas:
+        merge_slices(state, {origin: delta})
+    return state
+
+
+def reads(view: TDigest, slices: dict[str, MaxVector]) -> tuple[object, ...]:
+    digest = view.digest(slices)
+    probes = [0.0, 0.01, 0.5, 0.99, 1.0]
+    return (
+        digest.means.tolist(),
+        digest.weights.tolist(),
+        digest.minimum,
+        digest.maximum,
+        [td.quantile(digest, q) for q in probes],
+        view.info(slices),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(calls=calls_strategy, compression=st.sampled_from([1, 2, 5, 100]), data=st.data())
+def test_any_delivery_order_and_duplicates_give_the_same_slices_and_reads(
+    calls: list[tuple[str, list[float]]], compression: int, data: st.DataObject
+) -> None:
+    view = TDigest(compression)
+    deltas = write(view, calls)
+    reference = apply(deltas)
+    shuffled = data.draw(st.permutations(deltas + data.draw(st.lists(st.sampled_from(deltas)))))
+    delivered = apply(shuffled)
+    assert delivered == reference
+    assert reads(view, delivered) == reads(view, reference)
+    total = sum(len(values) for _, values in calls)
+    assert view.digest(reference).total == total
+
+
+@settings(max_examples=25, deadline=None)
+@given(calls=calls_strategy, data=st.data())
+def test_the_merge_of_states_is_commutative_associative_and_idempotent(
+    calls: list[tuple[str, list[float]]], data: st.DataObject
+) -> None:
+    view = TDigest(3)
+    deltas = write(view, calls)
+    parts = [
+        apply(data.draw(st.lists(st.sampled_from(deltas), max_size=len(deltas)))) for _ in range(3)
+    ]
+
+    def join(*states: dict[str, MaxVector]) -> dict[str, MaxVector]:
+        out: dict[str, MaxVector] = {}
+        for state in states:
+            merge_slices(out, {origin: vec.copy() for origin, vec in state.items()})
+        return out
+
+    a, b, c = parts
+    assert join(a, b) == join(b, a)
+    assert join(join(a, b), c) == join(a, join(b, c))
+    assert join(a, a) == join(a)
+    for state in (a, join(a, b), join(a, b, c)):
+        digest = view.digest(state)  # a partial delivery reads as a valid digest
+        assert np.all(np.diff(digest.means) >= 0)
+        assert digest.total <= sum(len(values) for _, values in calls)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    before=st.lists(st.lists(finite, min_size=1, max_size=8), max_size=20),
+    run=st.lists(st.lists(finite, min_size=1, max_size=8), min_size=1, max_size=30),
+)
+def test_a_run_of_calls_writes_what_the_calls_in_turn_write(
+    before: list[list[float]], run: list[list[float]]
+) -> None:
+    view = TDigest(2)  # a 10-value buffer: runs cross several compressions
+    state: dict[str, MaxVector] = {"n1": MaxVector()}
+    for values in before:
+        state["n1"].merge_pairs(*view.add(state, "n1", [values]))
+    in_turn = {"n1": state["n1"].copy()}
+    for values in run:
+        in_turn["n1"].merge_pairs(*view.add(in_turn, "n1", [values]))
+    at_once = {"n1": state["n1"].copy()}
+    at_once["n1"].merge_pairs(*view.add(at_once, "n1", run))
+    assert at_once == in_turn
+
+
+def test_a_slice_version_replaces_the_old_one_and_ignores_stale_slots() -> None:
+    view = TDigest(1)  # a 5-value buffer
+    state: dict[str, MaxVector] = {}
+    for value in range(40):
+        merge_slices(state, {"n1": MaxVector.from_pairs(*view.add(state, "n1", [[float(value)]]))})
+    info = view.info(state)
+    assert info.merged_weight + info.unmerged_weight == 40
+    assert info.total_compressions > 5
+    digest = view.digest(state)
+    assert (digest.minimum, digest.maximum) == (0.0, 39.0)
+
+
+def test_compression_keeps_at_most_the_capacity_and_the_total_weight() -> None:
+    rng = np.random.default_rng(7)
+    means = rng.normal(size=20_000)
+    weights = rng.integers(1, 10**9, size=means.size).astype(np.float64)
+    merged_means, merged_weights = compress(means, weights, 5)
+    assert merged_means.size <= centroids_max(5)
+    assert math.isclose(merged_weights.sum(), weights.sum(), rel_tol=1e-12)
+    assert np.all(np.diff(merged_means) >= 0)
+
+
+def test_quantiles_of_lognormal_values_through_three_origins_are_within_one_percent() -> None:
+    """The issue's target at a tenth of the size (the 300,000-value run is the slow node test)."""
+    rng = np.random.default_rng(2026)
+    values = rng.lognormal(0.0, 1.0, 30_000)
+    view = TDigest(100)
+    state: dict[str, MaxVector] = {}
+    for at in range(0, values.size, 30):
+        origin = ORIGINS[(at // 30) % 3]
+        pairs = view.add(state, origin, [values[at : at + 30].tolist()])
+        merge_slices(state, {origin: MaxVector.from_pairs(*pairs)})
+    digest = view.digest(state)
+    for q in (0.5, 0.99, 0.999):
+        exact = float(np.quantile(values, q))
+        assert abs(td.quantile(digest, q) - exact) / exact < 0.01, q
+    assert digest.total == values.size
+
+
+def test_small_digests_are_exact() -> None:
+    view = TDigest(100)
+    state: dict[str, MaxVector] = {}
+    state["n1"] = MaxVector.from_pairs(*view.add(state, "n1", [[1.0, 2.0, 3.0, 4.0, 5.0]]))
+    digest = view.digest(state)
+    assert [td.quantile(digest, q) for q in (0.0, 0.5, 1.0)] == [1.0, 3.0, 5.0]
+    assert [td.cdf(digest, x) for x in (0.0, 3.0, 6.0)] == [0.0, 0.5, 1.0]
+    assert [td.rank(digest, x, reverse=False) for x in (0.0, 3.0, 6.0)] == [-1, 2, 5]
+    assert [td.rank(digest, x, reverse=True) for x in (0.0, 3.0, 6.0)] == [5, 2, -1]
+    assert [td.by_rank(digest, r, reverse=False) for r in (0, 2, 5)] == [1.0, 3.0, math.inf]
+    assert td.trimmed_mean(digest, 0.1, 0.9) == 3.0
