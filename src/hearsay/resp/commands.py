@@ -569,6 +569,9 @@ class CommandRegistry:
         if spec.subcommands and len(args) >= 2:
             sub = spec.subcommands.get(args[1].upper())
             if sub is None:
+                full = f"{spec.name}|{args[1].upper().decode('latin-1')}"
+                if full in messages.UNSUPPORTED_COMMANDS:
+                    return ErrorReply(messages.not_supported(full))
                 return ErrorReply(messages.unknown_subcommand(args[1], spec.name))
             spec = sub
         return spec
