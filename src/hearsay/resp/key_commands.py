@@ -265,3 +265,16 @@ def install_key_commands(registry: CommandRegistry) -> None:
             raise CommandError(messages.RESTORE_INVALID_TTL)
         dumps.restore(db_of(ctx), args[1], args[3], deadline, replace=replace, now_ms=ctx.now_ms)
         return OK
+
+    def flush(ctx: ClientContext, args: list[bytes]) -> Reply:
+        """FLUSHALL/FLUSHDB: DEL of every live key, replicated as tombstones like any DEL."""
+        if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
+            raise CommandError(messages.SYNTAX_ERROR)
+        database = db_of(ctx)
+        database.delete(database.keys(b"*", ctx.now_ms), ctx.now_ms)
+        return OK
+
+    for name in ("FLUSHALL", "FLUSHDB"):  # one database: the same command
+        registry.command(name, arity=-1, flags=("write",), group="server", since="1.0.0",
+                         summary="Deletes every key on every node (as DEL of each key this "
+                         "node holds; see docs/commands.md).")(flush)  # fmt: skip

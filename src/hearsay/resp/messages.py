@@ -171,7 +171,8 @@ _UNSUPPORTED_GROUPS: dict[str, tuple[str, ...]] = {
     "SLOWLOG and /metrics report latency": ("LATENCY",),
     "stop the process with SIGTERM (it flushes and leaves the cluster)": ("SHUTDOWN",),
     "": (
-        "DEBUG", "RESET", "LOLWUT", "PFDEBUG", "PFSELFTEST", "WATCH", "UNWATCH", "ROLE",
+        "WAIT", "MONITOR", "SLOWLOG", "DEBUG", "RESET", "LOLWUT", "PFDEBUG", "PFSELFTEST",
+        "WATCH", "UNWATCH", "ROLE",
         "CLIENT|PAUSE", "CLIENT|UNPAUSE", "CLIENT|REPLY", "CLIENT|TRACKING", "CLIENT|CACHING",
         "CLIENT|GETREDIR", "CLIENT|TRACKINGINFO", "CLIENT|UNBLOCK", "CLIENT|NO-EVICT",
         "CLIENT|NO-TOUCH", "CLIENT|HELP", "CONFIG|RESETSTAT", "CONFIG|REWRITE", "CONFIG|HELP",

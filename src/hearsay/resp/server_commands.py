@@ -6,7 +6,7 @@ lives above this layer, so the node hands in a :class:`ServerInfo` that answers 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from hearsay.base.glob import glob_match
 from hearsay.resp import messages
@@ -19,10 +19,25 @@ from hearsay.resp.commands import (
     install_connection_commands,
 )
 from hearsay.resp.families import install_family_commands
+from hearsay.resp.info_fields import OpsRate, complete_sections
 from hearsay.resp.key_commands import install_key_commands, integer_arg
 from hearsay.resp.replies import OK, Map, Reply, Verbatim
 
-INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
+INFO_DEFAULT_SECTIONS = (
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "cluster",
+    "keyspace",
+    "gossip",
+)
+"""Redis's order of INFO's sections, then hearsay's own."""
+_SECTION_TITLES: Final = {"cpu": "CPU"}
 
 
 class ServerInfo(Protocol):
@@ -53,7 +68,7 @@ def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
         names = [name for name in names if name in wanted]
     blocks = []
     for name in names:
-        lines = [f"# {name.capitalize()}"]
+        lines = [f"# {_SECTION_TITLES.get(name, name.capitalize())}"]
         lines += [f"{field}:{value}" for field, value in sections[name].items()]
         blocks.append("\r\n".join(lines))
     return "\r\n\r\n".join(blocks) + "\r\n"
@@ -70,14 +85,18 @@ def _of_type(contexts: list[ClientContext], kind: bytes) -> list[ClientContext]:
 
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
-    """Register INFO, TIME, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at
-    start-up)."""
+    """Register INFO, TIME, CLIENT LIST/KILL, CONFIG (GET only; settings are fixed at
+    start-up) and MODULE LIST."""
+    ops_rate = OpsRate()
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip
     def info(ctx: ClientContext, args: list[bytes]) -> Reply:
         wanted = [arg.decode("latin-1").lower() for arg in args[1:]]
-        text = render_info(server.info_sections(), wanted)
+        sections = server.info_sections()
+        total = int(sections.get("stats", {}).get("total_commands_processed", 0))
+        sections = complete_sections(sections, ctx.now_ms, ops_rate.rate(ctx.now_ms, total))
+        text = render_info(sections, wanted)
         return Verbatim(text) if ctx.protocol == 3 else text.encode()
 
     @registry.command("TIME", arity=1, flags=("loading", "stale", "fast"), group="server",
@@ -164,11 +183,26 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         raise CommandError(messages.CONFIG_READ_ONLY)
 
 
+def install_module_commands(registry: CommandRegistry) -> None:
+    """MODULE LIST: the probabilistic family, built in, as Redis 8 lists it (clients that
+    look for ``bf`` before using BF.*/CMS.* find it); loading modules is not supported."""
+    registry.add("MODULE", None, arity=-2, group="server", since="4.0.0",
+                 summary="A container for module commands.")  # fmt: skip
+
+    @registry.command("LIST", parent="MODULE", arity=2, flags=("admin", "noscript"),
+                      group="server", since="4.0.0",
+                      summary="The built-in probabilistic family (bf), as Redis 8 lists "
+                      "it.")  # fmt: skip
+    def module_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [Map([("name", b"bf"), ("ver", 80000), ("path", b""), ("args", [])])]
+
+
 def build_registry(server: ServerInfo, cluster: ClusterControl | None = None) -> CommandRegistry:
     """The whole command table of one node (cluster commands when it gossips)."""
     registry = CommandRegistry()
     install_connection_commands(registry)
     install_server_commands(registry, server)
+    install_module_commands(registry)
     install_key_commands(registry)
     install_family_commands(registry)
     if cluster is not None:
