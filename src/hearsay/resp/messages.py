@@ -63,6 +63,8 @@ OBJECT_FREQ_NOT_TRACKED = (
     "that when switching between policies at runtime LRU and LFU data will take some time to "
     "adjust."
 )
+SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
+MONITOR_UNAVAILABLE = "ERR MONITOR needs a client connection to stream to"
 OBJECT_IDLETIME_NOT_TRACKED = (
     "ERR hearsay keeps no access times: OBJECT IDLETIME is not tracked (no key is evicted)"
 )
@@ -171,7 +173,7 @@ _UNSUPPORTED_GROUPS: dict[str, tuple[str, ...]] = {
     "SLOWLOG and /metrics report latency": ("LATENCY",),
     "stop the process with SIGTERM (it flushes and leaves the cluster)": ("SHUTDOWN",),
     "": (
-        "WAIT", "MONITOR", "SLOWLOG", "DEBUG", "RESET", "LOLWUT", "PFDEBUG", "PFSELFTEST",
+        "WAIT", "DEBUG", "RESET", "LOLWUT", "PFDEBUG", "PFSELFTEST",
         "WATCH", "UNWATCH", "ROLE",
         "CLIENT|PAUSE", "CLIENT|UNPAUSE", "CLIENT|REPLY", "CLIENT|TRACKING", "CLIENT|CACHING",
         "CLIENT|GETREDIR", "CLIENT|TRACKINGINFO", "CLIENT|UNBLOCK", "CLIENT|NO-EVICT",
