@@ -12,7 +12,9 @@ import zlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.engine.dump import MAGIC, PAYLOAD_VERSION
+from hearsay.engine.dump import MAGIC, PAYLOAD_VERSION, encode_payload
+from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.vector import MaxVector
 from hearsay.resp import messages
 from hearsay.resp.replies import ErrorReply
 from tests.support.command_client import NOW_MS, Client
@@ -129,6 +131,15 @@ def test_restore_refuses_corrupt_and_unknown_version_payloads() -> None:
     # A right checksum over a body that is not an entry: Redis's "Bad data format".
     assert client("RESTORE", "new", "0", _with_crc(body[:5] + b"\xc1")) == messages.DUMP_BAD_DATA
     assert client("EXISTS", "new") == 0
+
+
+def test_restore_refuses_a_checked_payload_of_an_unknown_family_or_shape() -> None:
+    client = Client()
+    shapes = [(Schema("nosuch"), ""), (Schema("hll", (30,), 5), "")]
+    for schema, origin in shapes:
+        entry = Entry(0, schema, slices={origin: MaxVector.from_pairs([1], [5])})
+        assert client("RESTORE", "k", "0", encode_payload(entry)) == messages.DUMP_BAD_DATA
+        assert client("EXISTS", "k") == 0
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import zlib
 from typing import Final
 
-from hearsay.base.errors import DecodeError, HearsayError
+from hearsay.base.errors import DecodeError, HearsayError, SketchParameterError
 from hearsay.engine.replica import Replica
 from hearsay.lattice.codec import decode_entry, encode_entry, split_entry
 from hearsay.lattice.entry import Entry
+from hearsay.sketch.views import view_for
 
 __all__ = [
     "PAYLOAD_VERSION",
@@ -59,7 +60,8 @@ def encode_payload(entry: Entry) -> bytes:
 
 def decode_payload(payload: bytes) -> Entry:
     """The entry a payload holds. PayloadError when it is not ours (magic, version, CRC);
-    DecodeError when it checks but does not decode to a valid entry with a schema."""
+    DecodeError when it checks but does not decode to a valid entry of a family this node
+    has (a newer node's family, or parameters no view accepts)."""
     head = len(MAGIC) + 1
     if len(payload) < head + _CRC_BYTES or not payload.startswith(MAGIC):
         raise PayloadError("not a hearsay DUMP payload")
@@ -71,6 +73,10 @@ def decode_payload(payload: bytes) -> Entry:
     entry = decode_entry(body[head:])
     if entry.schema is None or entry.epoch or entry.expiry[1]:
         raise DecodeError("a DUMP payload holds a schema, no epoch and no expiry")
+    try:
+        view_for(entry.schema)  # a family this node has, with parameters it accepts
+    except SketchParameterError as error:
+        raise DecodeError(str(error)) from error
     return entry
 
 
