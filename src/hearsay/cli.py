@@ -112,6 +112,13 @@ def _add_serve(subparsers: Any) -> None:
         help="the most one key may hold; larger writes are refused (default and most 33554432)",
     )
     add(
+        "--slowlog-slower-than-us",
+        type=int,
+        metavar="MICROSECONDS",
+        help="SLOWLOG logs commands slower than this (default 10000; negative: none)",
+    )
+    add("--slowlog-max-len", type=int, metavar="N", help="SLOWLOG entries kept (default 128)")
+    add(
         "--tombstone-grace-s",
         type=int,
         metavar="SECONDS",

@@ -88,7 +88,17 @@ def test_unknown_command_and_subcommand_wording() -> None:
 
 def test_unsupported_commands_say_so() -> None:
     for name in ("unwatch", "EVAL", "subscribe", "CLUSTER"):
-        assert run(ctx(), name) == f"ERR command '{name.upper()}' is not supported by hearsay"
+        reply = run(ctx(), name)
+        assert reply == messages.not_supported(name)
+        assert reply.startswith(f"ERR command '{name.upper()}' is not supported by hearsay")
+    assert run(ctx(), "unwatch") == "ERR command 'UNWATCH' is not supported by hearsay"
+    assert run(ctx(), "RENAME", "a", "b") == (
+        "ERR command 'RENAME' is not supported by hearsay; "
+        "DUMP the key, RESTORE it under the new name, DEL the old one"
+    )
+    assert run(ctx(), "client", "pause", "10") == (
+        "ERR command 'CLIENT|PAUSE' is not supported by hearsay"
+    )
 
 
 def test_requirepass_gates_everything_but_auth_hello_quit() -> None:

@@ -1,4 +1,4 @@
-"""The admin commands: ``members``, ``info``, ``join``, ``leave`` and ``keys``.
+"""The admin commands: ``members``, ``info``, ``join``, ``leave``, ``keys`` and ``monitor``.
 
 Each sends the node the RESP command an operator would type into redis-cli and prints the
 reply as a table (or as JSON with ``--json``). The node's replies are not changed for the
@@ -151,3 +151,25 @@ def keys(target: Target, pattern: str | None, as_json: bool, out: TextIO) -> int
     if as_json:
         out.write("\n]\n" if printed else "]\n")
     return printed
+
+
+def monitor(target: Target, as_json: bool, out: TextIO) -> int:
+    """Streams every command the node runs (MONITOR), one line each as redis-cli prints them
+    (or a JSON object a line), until Ctrl-C, which ends it cleanly; returns how many lines.
+
+    The node drops a monitor that reads too slowly, so a stalled terminal costs it nothing.
+    """
+    client = target.client(read_timeout_s=None)  # a quiet node sends nothing for a long time
+    shown = 0
+    with talking_to(target), client, client.monitor() as stream:  # type: ignore[no-untyped-call]
+        try:
+            while True:  # until Ctrl-C, or the node closes the connection (an error)
+                if as_json:
+                    out.write(json.dumps(stream.next_command()) + "\n")
+                else:
+                    out.write(text(stream.connection.read_response()) + "\n")
+                out.flush()
+                shown += 1
+        except KeyboardInterrupt:
+            pass
+    return shown

@@ -62,8 +62,9 @@ class Target:
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def client(self) -> redis.Redis:
-        """A redis-py client of the node (bytes replies; no connection is made yet).
+    def client(self, read_timeout_s: float | None = TIMEOUT_S) -> redis.Redis:
+        """A redis-py client of the node (bytes replies; no connection is made yet);
+        ``read_timeout_s`` None waits for replies without end (a stream: MONITOR).
 
         One attempt, as redis-cli makes: redis-py's default retries a failed connection three
         times with backoff (about 5 s before a dead node is reported), and would send a
@@ -77,7 +78,7 @@ class Target:
             host=self.host,
             port=self.port,
             password=self.password,
-            socket_timeout=TIMEOUT_S,
+            socket_timeout=read_timeout_s,
             socket_connect_timeout=TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
         )

@@ -77,7 +77,7 @@ def _import_redis(args: argparse.Namespace, target: Target) -> None:
 
 
 def add_admin_parsers(subparsers: Any) -> None:
-    """Adds members, info, join, leave, force-leave, keys, import, import-redis and demo."""
+    """Adds members, info, join, leave, force-leave, keys, monitor, import(-redis) and demo."""
 
     def add(name: str, help_text: str, action: Callable[..., object]) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -122,6 +122,11 @@ def add_admin_parsers(subparsers: Any) -> None:
         lambda args, target: commands.keys(target, args.pattern, args.json, sys.stdout),
     )
     keys.add_argument("pattern", nargs="?", help="a glob, as SCAN MATCH (default: every key)")
+    add(
+        "monitor",
+        "stream every command the node runs (MONITOR) until Ctrl-C",
+        lambda args, target: commands.monitor(target, args.json, sys.stdout),
+    )
     load = add("import", "add the items of a file (one a line) to a sketch", _import)
     load.add_argument("file", metavar="FILE", help="the file (- reads standard input)")
     load.add_argument("--key", required=True, help="the key to add to")

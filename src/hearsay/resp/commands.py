@@ -47,9 +47,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hearsay import __version__
 from hearsay.base.errors import HearsayError, WrongTypeError
@@ -66,6 +67,9 @@ from hearsay.resp.replies import (
     SimpleString,
     Verbatim,
 )
+
+if TYPE_CHECKING:
+    from hearsay.resp.observer import MonitorSend, RequestObserver
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +146,7 @@ class ClientContext:
     output_buffer_bytes: int = 0  # unsent replies (CLIENT LIST omem), by the driver
     transaction: list[list[bytes]] | None = None  # MULTI .. EXEC: the queued commands
     transaction_failed: bool = False  # a command was refused while queuing: EXEC aborts
+    monitor_send: MonitorSend | None = None  # how MONITOR streams to it (the driver's)
 
     def __post_init__(self) -> None:
         if self.authenticated is None:
@@ -328,6 +333,8 @@ class CommandRegistry:
         self._commands: dict[bytes, CommandSpec] = {}
         self.internal_errors = 0  # handler bugs answered with an error reply (INFO stats)
         self._logged_errors: set[tuple[str, type[BaseException]]] = set()
+        self.observer: RequestObserver | None = None
+        """The slow log and the monitors (resp.observer), shown every command when set."""
 
     # -- registration -----------------------------------------------------------------------
 
@@ -490,6 +497,17 @@ class CommandRegistry:
 
     def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         """The replies of a run found by :meth:`run_at`, as :meth:`dispatch` gives them."""
+        observer = self.observer
+        if observer is None:
+            return self._dispatch_run(ctx, run)
+        started = time.perf_counter_ns()
+        replies = self._dispatch_run(ctx, run)
+        elapsed = time.perf_counter_ns() - started
+        if elapsed > observer.threshold_ns or observer.monitors:  # one cheap check
+            observer.ran(ctx, run, elapsed, time.time_ns() // 1000)
+        return replies
+
+    def _dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         spec = self._commands[run[0][0]]
         handler = spec.run_handler
         assert handler is not None, "run_at only finds commands with a run handler"
@@ -513,7 +531,15 @@ class CommandRegistry:
         it never raises."""
         if ctx.transaction is not None:
             return self._queue(ctx, args)
-        return self._run(ctx, args)
+        observer = self.observer
+        if observer is None:
+            return self._run(ctx, args)
+        started = time.perf_counter_ns()
+        reply = self._run(ctx, args)
+        elapsed = time.perf_counter_ns() - started
+        if elapsed > observer.threshold_ns or observer.monitors:  # one cheap check
+            observer.ran(ctx, [args], elapsed, time.time_ns() // 1000)
+        return reply
 
     def _queue(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Between MULTI and EXEC, as Redis: a command that could not run (unknown, wrong
@@ -569,6 +595,9 @@ class CommandRegistry:
         if spec.subcommands and len(args) >= 2:
             sub = spec.subcommands.get(args[1].upper())
             if sub is None:
+                full = f"{spec.name}|{args[1].upper().decode('latin-1')}"
+                if full in messages.UNSUPPORTED_COMMANDS:
+                    return ErrorReply(messages.not_supported(full))
                 return ErrorReply(messages.unknown_subcommand(args[1], spec.name))
             spec = sub
         return spec

@@ -1,4 +1,5 @@
-"""Key commands: DEL, EXISTS, TYPE, SCAN, KEYS, the EXPIRE family, TTL, PERSIST, DBSIZE, MEMORY.
+"""Key commands: DEL, EXISTS, TYPE, SCAN, KEYS, the EXPIRE family, TTL, PERSIST, DBSIZE, MEMORY,
+OBJECT, DUMP and RESTORE.
 
 Replies follow Redis 7: integer counts, ``-2``/``-1`` for TTL of a missing/persistent key, and
 SCAN's ``[cursor, [keys...]]``. Deletes and expiry are lattice operations (a new epoch), so
@@ -9,15 +10,37 @@ from __future__ import annotations
 
 from typing import Final
 
+from hearsay.base.errors import DecodeError
+from hearsay.engine import dump as dumps
 from hearsay.engine.replica import SCAN_COUNT_DEFAULT, Replica
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry
 from hearsay.resp.parser import parse_integer
-from hearsay.resp.replies import Reply, SimpleString
+from hearsay.resp.replies import OK, Reply, SimpleString
+from hearsay.sketch.schemas import KIND_COUNTER
 
 _EXPIRE_UNITS_MS: Final = {b"EXPIRE": 1000, b"PEXPIRE": 1, b"EXPIREAT": 1000, b"PEXPIREAT": 1}
 _ABSOLUTE: Final = frozenset({b"EXPIREAT", b"PEXPIREAT"})
 _INT64_MAX: Final = (1 << 63) - 1
+_OBJECT_HELP: Final = (
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation of the value at <key>, in Redis's names:",
+    "    'int' for a counter, 'raw' for every sketch (Redis says 'raw' for an HLL string).",
+    "FREQ <key>",
+    "    Not tracked: hearsay has no LFU eviction policy.",
+    "IDLETIME <key>",
+    "    Not tracked: hearsay keeps no access times.",
+    "REFCOUNT <key>",
+    "    Return 1: every value has one reference.",
+    "HELP",
+    "    Print this help.",
+)
+_DUMP_ERRORS: Final = {
+    dumps.PayloadError: messages.DUMP_PAYLOAD_WRONG,
+    DecodeError: messages.DUMP_BAD_DATA,
+    dumps.BusyKeyError: messages.BUSYKEY,
+}
 
 
 def db_of(ctx: ClientContext) -> Replica:
@@ -161,3 +184,97 @@ def install_key_commands(registry: CommandRegistry) -> None:
                       step=1, group="keyspace", summary="Milliseconds left to live.")  # fmt: skip
     def pttl(ctx: ClientContext, args: list[bytes]) -> Reply:
         return db_of(ctx).ttl_ms(args[1], ctx.now_ms)
+
+    registry.add("OBJECT", None, arity=-2, group="keyspace", since="2.2.3",
+                 summary="A container for object introspection commands.")  # fmt: skip
+
+    @registry.command("ENCODING", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
+                      last_key=2, step=1, group="keyspace", since="2.2.3",
+                      summary="The internal encoding of a key's value, in Redis's names: int "
+                      "for a counter, raw for a sketch.")  # fmt: skip
+    def object_encoding(ctx: ClientContext, args: list[bytes]) -> Reply:
+        entry = db_of(ctx).get(args[2], ctx.now_ms)
+        if entry is None or entry.schema is None:
+            return None
+        return b"int" if entry.schema.kind == KIND_COUNTER else b"raw"
+
+    @registry.command("REFCOUNT", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
+                      last_key=2, step=1, group="keyspace", since="2.2.3",
+                      summary="The reference count of a key's value: always 1.")  # fmt: skip
+    def object_refcount(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return None if db_of(ctx).get(args[2], ctx.now_ms) is None else 1
+
+    @registry.command("FREQ", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
+                      last_key=2, step=1, group="keyspace", since="4.0.0",
+                      summary="Refused as Redis does without an LFU policy.")  # fmt: skip
+    def object_freq(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if db_of(ctx).get(args[2], ctx.now_ms) is None:
+            return None
+        raise CommandError(messages.OBJECT_FREQ_NOT_TRACKED)
+
+    @registry.command("IDLETIME", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
+                      last_key=2, step=1, group="keyspace", since="2.2.3",
+                      summary="Refused: hearsay keeps no access times.")  # fmt: skip
+    def object_idletime(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if db_of(ctx).get(args[2], ctx.now_ms) is None:
+            return None
+        raise CommandError(messages.OBJECT_IDLETIME_NOT_TRACKED)
+
+    @registry.command("HELP", parent="OBJECT", arity=2, flags=("loading", "stale"),
+                      group="keyspace", since="6.2.0",
+                      summary="Shows helpful text about the different subcommands.")  # fmt: skip
+    def object_help(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [SimpleString(line) for line in _OBJECT_HELP]
+
+    @registry.command("DUMP", arity=2, flags=("readonly",), first_key=1, last_key=1, step=1,
+                      group="keyspace", since="2.6.0",
+                      summary="A key's value as hearsay's payload (versioned, checksummed; "
+                      "not Redis's RDB format): RESTORE reads it on any hearsay node.")  # fmt: skip
+    def dump(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return dumps.dump(db_of(ctx), args[1], ctx.now_ms)
+
+    @registry.command("RESTORE", arity=-4, flags=("write", "denyoom"), first_key=1,
+                      last_key=1, step=1, group="keyspace", since="2.6.0", errors=_DUMP_ERRORS,
+                      summary="Creates a key from a DUMP payload; refuses a corrupt or "
+                      "unknown-version one.")  # fmt: skip
+    def restore(ctx: ClientContext, args: list[bytes]) -> Reply:
+        ttl = integer_arg(args[2])
+        replace = absolute = False
+        i = 4
+        while i < len(args):  # bounded: i grows every pass
+            option = args[i].upper()
+            if option == b"REPLACE":
+                replace = True
+            elif option == b"ABSTTL":
+                absolute = True
+            elif option in (b"IDLETIME", b"FREQ") and i + 1 < len(args):
+                # Accepted as Redis does, then ignored: hearsay keeps no access times.
+                value = integer_arg(args[i + 1])
+                if option == b"IDLETIME" and value < 0:
+                    raise CommandError(messages.RESTORE_INVALID_IDLETIME)
+                if option == b"FREQ" and not 0 <= value <= 255:
+                    raise CommandError(messages.RESTORE_INVALID_FREQ)
+                i += 1
+            else:
+                raise CommandError(messages.SYNTAX_ERROR)
+            i += 1
+        if ttl < 0:
+            raise CommandError(messages.RESTORE_INVALID_TTL)
+        deadline = ttl if absolute or not ttl else ctx.now_ms + ttl
+        if deadline > _INT64_MAX:
+            raise CommandError(messages.RESTORE_INVALID_TTL)
+        dumps.restore(db_of(ctx), args[1], args[3], deadline, replace=replace, now_ms=ctx.now_ms)
+        return OK
+
+    def flush(ctx: ClientContext, args: list[bytes]) -> Reply:
+        """FLUSHALL/FLUSHDB: DEL of every live key, replicated as tombstones like any DEL."""
+        if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
+            raise CommandError(messages.SYNTAX_ERROR)
+        database = db_of(ctx)
+        database.delete(database.keys(b"*", ctx.now_ms), ctx.now_ms)
+        return OK
+
+    for name in ("FLUSHALL", "FLUSHDB"):  # one database: the same command
+        registry.command(name, arity=-1, flags=("write",), group="server", since="1.0.0",
+                         summary="Deletes every key on every node (as DEL of each key this "
+                         "node holds; see docs/commands.md).")(flush)  # fmt: skip

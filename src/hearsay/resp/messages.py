@@ -51,6 +51,24 @@ CONFIG_READ_ONLY = (
 )
 INVALID_CURSOR = "ERR invalid cursor"
 
+# --- DUMP / RESTORE and OBJECT (cluster.c, object.c) ------------------------------------------
+DUMP_PAYLOAD_WRONG = "ERR DUMP payload version or checksum are wrong"
+DUMP_BAD_DATA = "ERR Bad data format"
+BUSYKEY = "BUSYKEY Target key name already exists."
+RESTORE_INVALID_TTL = "ERR Invalid TTL value, must be >= 0"
+RESTORE_INVALID_IDLETIME = "ERR Invalid IDLETIME value, must be >= 0"
+RESTORE_INVALID_FREQ = "ERR Invalid FREQ value, must be >= 0 and <= 255"
+OBJECT_FREQ_NOT_TRACKED = (
+    "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+    "that when switching between policies at runtime LRU and LFU data will take some time to "
+    "adjust."
+)
+SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
+MONITOR_UNAVAILABLE = "ERR MONITOR needs a client connection to stream to"
+OBJECT_IDLETIME_NOT_TRACKED = (
+    "ERR hearsay keeps no access times: OBJECT IDLETIME is not tracked (no key is evicted)"
+)
+
 # --- connection and authentication (acl.c, networking.c, db.c) --------------------------------
 NOAUTH = "NOAUTH Authentication required."
 NOAUTH_HELLO = (
@@ -72,61 +90,104 @@ CLIENT_SETINFO_UNRECOGNIZED = "ERR Unrecognized option '{}'"
 CLIENT_SETINFO_INVALID = "ERR {} cannot contain spaces, newlines or special characters."
 
 # --- Redis commands hearsay deliberately does not offer ----------------------------------------
-# Transactions, scripting, pub/sub, cluster and replication verbs: a client that tries one gets
-# NOT_SUPPORTED instead of "unknown command", so the reason is clear. A command that is
-# registered in the command table always wins over this list.
-UNSUPPORTED_COMMANDS: frozenset[str] = frozenset(
-    {
-        # transactions: MULTI, EXEC and DISCARD are offered; optimistic locking is not
-        "WATCH",
-        "UNWATCH",
-        # scripting and functions
-        "EVAL",
-        "EVALSHA",
-        "EVAL_RO",
-        "EVALSHA_RO",
-        "SCRIPT",
-        "FUNCTION",
-        "FCALL",
-        "FCALL_RO",
-        # pub/sub
-        "SUBSCRIBE",
-        "UNSUBSCRIBE",
-        "PSUBSCRIBE",
-        "PUNSUBSCRIBE",
-        "SSUBSCRIBE",
-        "SUNSUBSCRIBE",
-        "PUBLISH",
-        "SPUBLISH",
-        "PUBSUB",
-        # cluster and replication
-        "CLUSTER",
-        "READONLY",
-        "READWRITE",
-        "ASKING",
-        "REPLICAOF",
-        "SLAVEOF",
-        "SYNC",
-        "PSYNC",
-        "REPLCONF",
-        "FAILOVER",
-        "MIGRATE",
-        "MOVE",
-        "SWAPDB",
-        # blocking, monitoring and process control
-        "MONITOR",
-        "DEBUG",
-        "SHUTDOWN",
-        "RESET",
-        "BLPOP",
-        "BRPOP",
-        "BLMOVE",
-        "BZPOPMIN",
-        "BZPOPMAX",
-        "XREAD",
-        "XREADGROUP",
-    }
+# Every command of Redis 7's and 8's tables that hearsay does not register answers NOT_SUPPORTED
+# (naming hearsay, and the alternative where there is one) rather than "unknown command", so the
+# reason is clear; only names Redis does not know either get UNKNOWN_COMMAND. A command that is
+# registered in the command table always wins over this list (a family added later simply
+# registers its commands). Subcommands are ``CONTAINER|SUB``. tests/resp/test_redis_coverage.py
+# checks this against a real redis-server's COMMAND LIST.
+_NO_STRINGS = "hearsay stores no plain strings: INCR/INCRBY for counters, SET/GET for HLL bytes"
+_NO_COLLECTIONS = (
+    "hearsay holds sketches, not collections: PFADD/PFCOUNT count distinct members, "
+    "BF.ADD/BF.EXISTS test membership, CMS.INCRBY/CMS.QUERY count frequencies"
 )
+_NO_SCRIPTS = "hearsay runs no scripts: MULTI/EXEC runs several commands at once"
+_NO_PUBSUB = "hearsay has no pub/sub"
+_NO_REPLICATION = (
+    "every hearsay node is a primary; nodes replicate by gossip (HEARSAY.MEMBERS, HEARSAY.JOIN)"
+)
+_SAVED_CONTINUOUSLY = "hearsay writes every change to its data directory continuously (--fsync)"
+_COPY = "DUMP the key, RESTORE it under the new name, DEL the old one"
+_ONE_DB = "hearsay has one database (0)"
+_NO_BLOCKING = "hearsay has no blocking commands"
+_NO_ACL = "hearsay has one user, default (AUTH, --requirepass)"
+
+_UNSUPPORTED_GROUPS: dict[str, tuple[str, ...]] = {
+    _NO_STRINGS: (
+        "APPEND", "BITCOUNT", "BITFIELD", "BITFIELD_RO", "BITOP", "BITPOS", "GETBIT", "GETDEL",
+        "GETEX", "GETRANGE", "GETSET", "LCS", "MSET", "MSETNX", "PSETEX", "SETBIT", "SETEX",
+        "SETNX", "SETRANGE", "SUBSTR",
+    ),
+    "hearsay counters hold integers: use INCRBY": ("INCRBYFLOAT", "HINCRBYFLOAT"),
+    _NO_COLLECTIONS: (
+        # lists
+        "LINDEX", "LINSERT", "LLEN", "LMOVE", "LMPOP", "LPOP", "LPOS", "LPUSH", "LPUSHX",
+        "LRANGE", "LREM", "LSET", "LTRIM", "RPOP", "RPOPLPUSH", "RPUSH", "RPUSHX",
+        # sets
+        "SADD", "SCARD", "SDIFF", "SDIFFSTORE", "SINTER", "SINTERCARD", "SINTERSTORE",
+        "SISMEMBER", "SMEMBERS", "SMISMEMBER", "SMOVE", "SPOP", "SRANDMEMBER", "SREM", "SSCAN",
+        "SUNION", "SUNIONSTORE",
+        # hashes (Redis 7.4 and 8 added the field-expiry ones)
+        "HDEL", "HEXISTS", "HGET", "HGETALL", "HINCRBY", "HKEYS", "HLEN", "HMGET", "HMSET",
+        "HRANDFIELD", "HSCAN", "HSET", "HSETNX", "HSTRLEN", "HVALS", "HEXPIRE", "HEXPIREAT",
+        "HEXPIRETIME", "HPERSIST", "HPEXPIRE", "HPEXPIREAT", "HPEXPIRETIME", "HPTTL", "HTTL",
+        "HGETDEL", "HGETEX", "HSETEX",
+        # sorted sets
+        "ZADD", "ZCARD", "ZCOUNT", "ZDIFF", "ZDIFFSTORE", "ZINCRBY", "ZINTER", "ZINTERCARD",
+        "ZINTERSTORE", "ZLEXCOUNT", "ZMPOP", "ZMSCORE", "ZPOPMAX", "ZPOPMIN", "ZRANDMEMBER",
+        "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANGESTORE", "ZRANK", "ZREM",
+        "ZREMRANGEBYLEX", "ZREMRANGEBYRANK", "ZREMRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYLEX",
+        "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE", "ZUNION", "ZUNIONSTORE",
+        # streams
+        "XACK", "XADD", "XAUTOCLAIM", "XCLAIM", "XDEL", "XGROUP", "XINFO", "XLEN", "XPENDING",
+        "XRANGE", "XREVRANGE", "XSETID", "XTRIM",
+        # geo
+        "GEOADD", "GEODIST", "GEOHASH", "GEOPOS", "GEORADIUS", "GEORADIUS_RO",
+        "GEORADIUSBYMEMBER", "GEORADIUSBYMEMBER_RO", "GEOSEARCH", "GEOSEARCHSTORE",
+        # sorting, and Redis 8's vector sets
+        "SORT", "SORT_RO", "VADD", "VCARD", "VDIM", "VEMB", "VGETATTR", "VINFO", "VLINKS",
+        "VRANDMEMBER", "VREM", "VSETATTR", "VSIM",
+    ),
+    _NO_BLOCKING: (
+        "BLMOVE", "BLMPOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "BZMPOP", "BZPOPMAX", "BZPOPMIN",
+        "XREAD", "XREADGROUP",
+    ),
+    _NO_SCRIPTS: (
+        "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "SCRIPT", "FUNCTION", "FCALL", "FCALL_RO",
+    ),
+    _NO_PUBSUB: (
+        "SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
+        "PUBLISH", "SPUBLISH", "PUBSUB",
+    ),
+    _NO_REPLICATION: (
+        "CLUSTER", "READONLY", "READWRITE", "ASKING", "REPLICAOF", "SLAVEOF", "SYNC", "PSYNC",
+        "REPLCONF", "FAILOVER", "MIGRATE", "RESTORE-ASKING",
+    ),
+    "hearsay replicates by gossip: WAIT counts the peers that hold a write": ("WAITAOF",),
+    _SAVED_CONTINUOUSLY: ("SAVE", "BGSAVE", "BGREWRITEAOF", "LASTSAVE"),
+    _COPY: ("RENAME", "RENAMENX", "COPY"),
+    _ONE_DB: ("MOVE", "SWAPDB"),
+    _NO_ACL: ("ACL",),
+    "SCAN walks the keys": ("RANDOMKEY",),
+    "PTTL gives the time left": ("EXPIRETIME", "PEXPIRETIME"),
+    "SLOWLOG and /metrics report latency": ("LATENCY",),
+    "stop the process with SIGTERM (it flushes and leaves the cluster)": ("SHUTDOWN",),
+    "": (
+        "WAIT", "DEBUG", "RESET", "LOLWUT", "PFDEBUG", "PFSELFTEST",
+        "WATCH", "UNWATCH", "ROLE",
+        "CLIENT|PAUSE", "CLIENT|UNPAUSE", "CLIENT|REPLY", "CLIENT|TRACKING", "CLIENT|CACHING",
+        "CLIENT|GETREDIR", "CLIENT|TRACKINGINFO", "CLIENT|UNBLOCK", "CLIENT|NO-EVICT",
+        "CLIENT|NO-TOUCH", "CLIENT|HELP", "CONFIG|RESETSTAT", "CONFIG|REWRITE", "CONFIG|HELP",
+        "COMMAND|GETKEYS", "COMMAND|GETKEYSANDFLAGS", "COMMAND|HELP", "MEMORY|DOCTOR",
+        "MEMORY|STATS", "MEMORY|PURGE", "MEMORY|MALLOC-STATS", "MEMORY|HELP", "MODULE|LOAD",
+        "MODULE|LOADEX", "MODULE|UNLOAD", "MODULE|HELP",
+    ),
+}  # fmt: skip
+
+UNSUPPORTED_COMMANDS: dict[str, str] = {
+    name: alternative for alternative, names in _UNSUPPORTED_GROUPS.items() for name in names
+}
+"""Upper-case name (``CONTAINER|SUB`` for a subcommand) -> the alternative ("" for none)."""
 
 # Redis caps the argument preview of UNKNOWN_COMMAND at this many characters (server.c).
 _PREVIEW_CHARS = 128
@@ -195,8 +256,11 @@ NOT_IN_TRANSACTION = "ERR Command not allowed inside a transaction"
 
 
 def not_supported(name: str) -> str:
-    """``ERR command 'MULTI' is not supported by hearsay``."""
-    return NOT_SUPPORTED.format(name.upper())
+    """``ERR command 'RENAME' is not supported by hearsay; <the alternative>`` (the
+    alternative from :data:`UNSUPPORTED_COMMANDS`, when there is one)."""
+    alternative = UNSUPPORTED_COMMANDS.get(name.upper(), "")
+    text = NOT_SUPPORTED.format(name.upper())
+    return f"{text}; {alternative}" if alternative else text
 
 
 def expected_dollar(got: int) -> str:
@@ -265,6 +329,7 @@ BF_NEVER_SCALES = (
     "ERR hearsay Bloom filters never scale: EXPANSION is not supported (every filter is NONSCALING)"
 )
 BF_INFO_INVALID_VALUE = "Invalid information value"
+BF_LOADCHUNK_BAD_DATA = "ERR received bad data: {}"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"
 
 

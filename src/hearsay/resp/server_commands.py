@@ -6,7 +6,7 @@ lives above this layer, so the node hands in a :class:`ServerInfo` that answers 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from hearsay.base.glob import glob_match
 from hearsay.resp import messages
@@ -19,10 +19,26 @@ from hearsay.resp.commands import (
     install_connection_commands,
 )
 from hearsay.resp.families import install_family_commands
+from hearsay.resp.info_fields import OpsRate, complete_sections
 from hearsay.resp.key_commands import install_key_commands, integer_arg
-from hearsay.resp.replies import OK, Map, Reply, Verbatim
+from hearsay.resp.observer import RequestObserver
+from hearsay.resp.replies import OK, Map, Reply, SimpleString, Verbatim
 
-INFO_DEFAULT_SECTIONS = ("server", "clients", "memory", "stats", "keyspace", "gossip")
+INFO_DEFAULT_SECTIONS = (
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "cluster",
+    "keyspace",
+    "gossip",
+)
+"""Redis's order of INFO's sections, then hearsay's own."""
+_SECTION_TITLES: Final = {"cpu": "CPU"}
 
 
 class ServerInfo(Protocol):
@@ -53,7 +69,7 @@ def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
         names = [name for name in names if name in wanted]
     blocks = []
     for name in names:
-        lines = [f"# {name.capitalize()}"]
+        lines = [f"# {_SECTION_TITLES.get(name, name.capitalize())}"]
         lines += [f"{field}:{value}" for field, value in sections[name].items()]
         blocks.append("\r\n".join(lines))
     return "\r\n\r\n".join(blocks) + "\r\n"
@@ -70,14 +86,23 @@ def _of_type(contexts: list[ClientContext], kind: bytes) -> list[ClientContext]:
 
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
-    """Register INFO, TIME, CLIENT LIST/KILL and CONFIG (GET only; settings are fixed at
-    start-up)."""
+    """Register INFO, TIME, CLIENT LIST/KILL, CONFIG (GET only; settings are fixed at
+    start-up) and MODULE LIST."""
+    ops_rate = OpsRate()
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip
     def info(ctx: ClientContext, args: list[bytes]) -> Reply:
         wanted = [arg.decode("latin-1").lower() for arg in args[1:]]
-        text = render_info(server.info_sections(), wanted)
+        sections = server.info_sections()
+        total = int(sections.get("stats", {}).get("total_commands_processed", 0))
+        sections = complete_sections(sections, ctx.now_ms, ops_rate.rate(ctx.now_ms, total))
+        observer = registry.observer
+        if observer is not None:
+            sections["clients"]["monitor_clients"] = len(observer.monitors)
+            sections["stats"]["monitors_dropped"] = observer.monitors_dropped
+            sections["stats"]["slowlog_len"] = len(observer.entries)
+        text = render_info(sections, wanted)
         return Verbatim(text) if ctx.protocol == 3 else text.encode()
 
     @registry.command("TIME", arity=1, flags=("loading", "stale", "fast"), group="server",
@@ -164,11 +189,104 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         raise CommandError(messages.CONFIG_READ_ONLY)
 
 
-def build_registry(server: ServerInfo, cluster: ClusterControl | None = None) -> CommandRegistry:
-    """The whole command table of one node (cluster commands when it gossips)."""
+_SLOWLOG_HELP: Final = (
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Print this help.",
+)
+
+
+def install_observer_commands(registry: CommandRegistry, observer: RequestObserver) -> None:
+    """SLOWLOG and MONITOR over ``observer``, which the dispatcher shows every command."""
+    registry.observer = observer
+    registry.add("SLOWLOG", None, arity=-2, group="server", since="2.2.12",
+                 summary="A container for slow log commands.")  # fmt: skip
+
+    @registry.command("GET", parent="SLOWLOG", arity=-2, flags=("admin", "loading", "stale"),
+                      group="server", since="2.2.12",
+                      summary="The slow log's newest entries (--slowlog-slower-than-us, "
+                      "--slowlog-max-len).")  # fmt: skip
+    def slowlog_get(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if len(args) > 3:
+            raise CommandError(messages.wrong_number_of_args("slowlog|get"))
+        count = 10
+        if len(args) == 3:
+            count = integer_arg(args[2], messages.SLOWLOG_COUNT)
+            if count < -1:
+                raise CommandError(messages.SLOWLOG_COUNT)
+        entries = list(observer.entries)
+        if count >= 0:
+            entries = entries[:count]
+        return [
+            [e.entry_id, e.unix_s, e.duration_us, list(e.args), e.addr.encode(), e.name]
+            for e in entries
+        ]
+
+    @registry.command("LEN", parent="SLOWLOG", arity=2, flags=("admin", "loading", "stale"),
+                      group="server", since="2.2.12",
+                      summary="The number of entries in the slow log.")  # fmt: skip
+    def slowlog_len(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return len(observer.entries)
+
+    @registry.command("RESET", parent="SLOWLOG", arity=2, flags=("admin", "loading", "stale"),
+                      group="server", since="2.2.12",
+                      summary="Clears the slow log.")  # fmt: skip
+    def slowlog_reset(ctx: ClientContext, args: list[bytes]) -> Reply:
+        observer.reset()
+        return OK
+
+    @registry.command("HELP", parent="SLOWLOG", arity=2, flags=("loading", "stale"),
+                      group="server", since="6.2.0",
+                      summary="Shows helpful text about the different subcommands.")  # fmt: skip
+    def slowlog_help(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [SimpleString(line) for line in _SLOWLOG_HELP]
+
+    @registry.command("MONITOR", arity=1, flags=("admin", "noscript", "loading", "stale"),
+                      group="server", since="1.0.0",
+                      summary="Streams every command the node runs (AUTH arguments "
+                      "redacted); a monitor that reads too slowly is disconnected.")  # fmt: skip
+    def monitor(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if ctx.monitor_send is None:
+            raise CommandError(messages.MONITOR_UNAVAILABLE)
+        observer.start_monitor(ctx.client_id, ctx.monitor_send)
+        return OK
+
+
+def install_module_commands(registry: CommandRegistry) -> None:
+    """MODULE LIST: the probabilistic family, built in, as Redis 8 lists it (clients that
+    look for ``bf`` before using BF.*/CMS.* find it); loading modules is not supported."""
+    registry.add("MODULE", None, arity=-2, group="server", since="4.0.0",
+                 summary="A container for module commands.")  # fmt: skip
+
+    @registry.command("LIST", parent="MODULE", arity=2, flags=("admin", "noscript"),
+                      group="server", since="4.0.0",
+                      summary="The built-in probabilistic family (bf), as Redis 8 lists "
+                      "it.")  # fmt: skip
+    def module_list(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return [Map([("name", b"bf"), ("ver", 80000), ("path", b""), ("args", [])])]
+
+
+def build_registry(
+    server: ServerInfo,
+    cluster: ClusterControl | None = None,
+    observer: RequestObserver | None = None,
+) -> CommandRegistry:
+    """The whole command table of one node (cluster commands when it gossips; ``observer``:
+    the slow log's settings, Redis's defaults when None)."""
     registry = CommandRegistry()
     install_connection_commands(registry)
     install_server_commands(registry, server)
+    install_module_commands(registry)
+    install_observer_commands(registry, observer or RequestObserver())
     install_key_commands(registry)
     install_family_commands(registry)
     if cluster is not None:

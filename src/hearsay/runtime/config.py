@@ -70,6 +70,10 @@ class ServeConfig:
     """The most one key may hold (its vectors' bytes); a write past it is refused whole, and
     so is a peer's delta. The default is also the highest value: a larger key could not be
     reloaded or replicated (see :mod:`hearsay.lattice.limits`)."""
+    slowlog_slower_than_us: int = 10_000
+    """SLOWLOG logs commands slower than this (Redis's slowlog-slower-than; negative: none)."""
+    slowlog_max_len: int = 128
+    """SLOWLOG keeps this many entries (Redis's slowlog-max-len)."""
     tombstone_grace_s: int = 86_400
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
@@ -126,6 +130,10 @@ class ServeConfig:
         for name in ("proto_max_bulk_len", "client_query_buffer_limit"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive number of bytes")
+        if not isinstance(self.slowlog_slower_than_us, int):
+            raise ConfigError("slowlog_slower_than_us must be a number of microseconds")
+        if not isinstance(self.slowlog_max_len, int) or self.slowlog_max_len < 0:
+            raise ConfigError("slowlog_max_len must be a number of entries (0 = none kept)")
         if self.requirepass is not None and self.requirepass_file is not None:
             raise ConfigError("give requirepass or requirepass_file, not both")
         tcp_ports = [(f, getattr(self, f)) for f in ("port", "gossip_port", "http_port")]

@@ -46,6 +46,7 @@ from hearsay.engine.interfaces import AckWait
 from hearsay.engine.replica import Replica
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
+from hearsay.resp.observer import MONITOR_BACKLOG_BYTES_MAX
 from hearsay.resp.parser import (
     DEFAULT_MAX_BULK_LEN,
     DEFAULT_MAX_QUERY_BYTES,
@@ -228,6 +229,7 @@ class RespConnection(asyncio.Protocol):
         self.ctx = ClientContext(
             client_id=next(_client_ids), settings=server.settings, db=replica, created_ms=unix_ms()
         )
+        self.ctx.monitor_send = self.monitor_send
         limits = server.limits
         self._output_bytes_max = limits.output_buffer_bytes_max or float("inf")
         self._parser = RequestParser(
@@ -511,6 +513,22 @@ class RespConnection(asyncio.Protocol):
         return self._paused
 
     # -- replies ---------------------------------------------------------------------------------
+
+    def monitor_send(self, line: bytes) -> bool:
+        """MONITOR: queue ``line`` behind this client's replies; False (and the connection is
+        dropped) once it leaves MONITOR_BACKLOG_BYTES_MAX unread: never grows memory."""
+        transport = self._transport
+        if transport is None or self._closing:
+            return False
+        if transport.get_write_buffer_size() + self._unsent_bytes > MONITOR_BACKLOG_BYTES_MAX:
+            self._closing = True
+            transport.abort()
+            return False
+        if not self._unsent:
+            self._outbox.add(self)
+        self._unsent.append(line)
+        self._unsent_bytes += len(line)
+        return True
 
     def send_unsent(self) -> None:
         """Write the replies held for the outbox (closing after them when asked to)."""

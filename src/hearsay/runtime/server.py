@@ -33,6 +33,7 @@ from hearsay.protocol.events import DatagramDropped
 from hearsay.protocol.membership import Address, Membership, MemberState
 from hearsay.resp.cluster_commands import MemberRow
 from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
+from hearsay.resp.observer import RequestObserver
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
 from hearsay.runtime.clock import unix_ms
@@ -105,7 +106,8 @@ class Node:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.registry: CommandRegistry = build_registry(self, self)
+        observer = RequestObserver(config.slowlog_slower_than_us, config.slowlog_max_len)
+        self.registry: CommandRegistry = build_registry(self, self, observer)
         self.replica = Replica.open(
             config.data_dir,
             config.fsync,

@@ -14,7 +14,7 @@ from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.hll_math import REDIS_PRECISION
 from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
 
-__all__ = ["get_value"]
+__all__ = ["get_value", "get_values"]
 
 _COUNTER: Final = PNCounter()
 
@@ -37,3 +37,15 @@ def get_value(db: Replica, key: bytes, now_ms: int) -> bytes | None:
             raise PrecisionMismatchError(view.precision, REDIS_PRECISION)
         return view.to_redis(entry.vector)
     raise WrongTypeError(f"GET of a {kind} key")
+
+
+def get_values(db: Replica, keys: list[bytes], now_ms: int) -> list[bytes | None]:
+    """MGET: :func:`get_value` of each key, None where GET would refuse the key's type or
+    precision (Redis's MGET answers nil for a key that holds no string, never WRONGTYPE)."""
+    values: list[bytes | None] = []
+    for key in keys:
+        try:
+            values.append(get_value(db, key, now_ms))
+        except (WrongTypeError, PrecisionMismatchError):
+            values.append(None)
+    return values

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from hearsay.base.errors import SketchParameterError
+from hearsay.base.errors import DecodeError, SketchParameterError
+from hearsay.engine import dump as dumps
 from hearsay.engine.families import bloom
 from hearsay.engine.families.bloom import BloomCreate
 from hearsay.engine.families.common import KeyExistsError, KeyMissingError
@@ -17,9 +18,10 @@ from hearsay.resp.commands import (
     ErrorReplies,
     RunHandler,
 )
-from hearsay.resp.key_commands import db_of
+from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
+from hearsay.sketch.schemas import KIND_BLOOM
 
 __all__ = ["install_bloom_commands"]
 
@@ -243,4 +245,30 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       "destination.")  # fmt: skip
     def bf_merge(ctx: ClientContext, args: list[bytes]) -> Reply:
         bloom.merge(db_of(ctx), args[1], args[2:], ctx.now_ms)  # shapes differ: ERR <why>
+        return OK
+
+    # BF.SCANDUMP / BF.LOADCHUNK go through the entry codec (hearsay.engine.dump), not the
+    # filter's representation: each chunk is a self-contained payload of part of the entry.
+    @registry.command("BF.SCANDUMP", arity=3, flags=("readonly",), first_key=1, last_key=1,
+                      step=1, group=group, since="1.0.0",
+                      summary="The next chunk of a Bloom filter's dump: [next cursor, data], "
+                      "cursor 0 and empty data after the last (hearsay's payload "
+                      "format).")  # fmt: skip
+    def bf_scandump(ctx: ClientContext, args: list[bytes]) -> Reply:
+        cursor = integer_arg(args[2])
+        entry = db_of(ctx).get_typed(args[1], KIND_BLOOM, ctx.now_ms)
+        if entry is None:
+            raise CommandError(messages.BF_NOT_FOUND)
+        next_cursor, chunk = dumps.scan_dump(entry, cursor)
+        return [next_cursor, chunk]
+
+    @registry.command("BF.LOADCHUNK", arity=4, flags=writes, first_key=1, last_key=1, step=1,
+                      group=group, since="1.0.0",
+                      errors={dumps.PayloadError: messages.BF_LOADCHUNK_BAD_DATA.format,
+                              DecodeError: messages.BF_LOADCHUNK_BAD_DATA.format},
+                      summary="Merges a chunk of BF.SCANDUMP into a Bloom filter (the first "
+                      "chunk creates it; chunks merge in any order).")  # fmt: skip
+    def bf_loadchunk(ctx: ClientContext, args: list[bytes]) -> Reply:
+        integer_arg(args[2])  # the cursor is checked; every chunk merges on its own
+        dumps.load_chunk(db_of(ctx), args[1], args[3], KIND_BLOOM, ctx.now_ms)
         return OK

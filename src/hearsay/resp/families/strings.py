@@ -1,12 +1,12 @@
-"""String commands over the families Redis calls strings: GET and STRLEN (a counter's value or
-an HLL's Redis bytes) and SET of Redis's HLL bytes (the only value hearsay stores by SET)."""
+"""String commands over the families Redis calls strings: GET, MGET and STRLEN (a counter's
+value or an HLL's Redis bytes) and SET of Redis's HLL bytes (the only value SET stores)."""
 
 from __future__ import annotations
 
 from hearsay.base.errors import DecodeError
 from hearsay.engine.families import hll
 from hearsay.engine.families.hll import PrecisionMismatchError
-from hearsay.engine.families.strings import get_value
+from hearsay.engine.families.strings import get_value, get_values
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
 from hearsay.resp.key_commands import db_of
@@ -16,7 +16,7 @@ __all__ = ["install_string_commands"]
 
 
 def install_string_commands(registry: CommandRegistry) -> None:
-    """Register GET, STRLEN and SET on ``registry``."""
+    """Register GET, MGET, STRLEN and SET on ``registry``."""
     group = "string"
     not_redis_precision: ErrorReplies = {
         PrecisionMismatchError: lambda error: messages.HLL_GET_PRECISION.format(error.have)
@@ -28,6 +28,13 @@ def install_string_commands(registry: CommandRegistry) -> None:
                       "(precision 14).")  # fmt: skip
     def get(ctx: ClientContext, args: list[bytes]) -> Reply:
         return get_value(db_of(ctx), args[1], ctx.now_ms)
+
+    @registry.command("MGET", arity=-2, flags=("readonly", "fast"), first_key=1, last_key=-1,
+                      step=1, group=group, since="1.0.0",
+                      summary="GET of several keys; nil for a missing key and for one GET "
+                      "refuses (as Redis's MGET of a non-string key).")  # fmt: skip
+    def mget(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return list(get_values(db_of(ctx), args[1:], ctx.now_ms))
 
     @registry.command("STRLEN", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
                       step=1, group=group, since="2.2.0", errors=not_redis_precision,
