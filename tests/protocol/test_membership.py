@@ -1,4 +1,4 @@
-"""Membership: scuttlebutt reconciliation and phi-accrual liveness, in virtual time.
+"""Membership: scuttlebutt reconciliation and SWIM liveness, in virtual time.
 
 A tiny in-test harness wires N Membership objects through an in-memory datagram queue (msgpack
 on the wire, seeded loss and delay), advancing virtual time in fixed steps. Every run uses a
@@ -135,9 +135,10 @@ class Cluster:
                 heapq.heappush(self.queue, (node.stalled_until_ms, self.seq, src, dst, data))
                 continue
             msg = msgpack.unpackb(data)
-            reply = node.membership.handle(msg, at)
+            reply = node.membership.handle(msg, at, source=src)
             if reply is not None:
                 self.send(dst, src, reply, at)
+            self._send_outgoing(node, at)
         raise AssertionError("delivery loop did not settle")
 
     def step(self) -> None:
@@ -156,9 +157,15 @@ class Cluster:
                 )
                 for target in m.sync_targets():
                     self.send(node.address, target, m.make_syn(), now)
+            self._send_outgoing(node, now)
             for event in m.events():
                 node.events.append((now, event))
                 self.trace.append((now, node_id, event))
+
+    def _send_outgoing(self, node: SimNode, at_ms: int) -> None:
+        """SWIM's probes, relayed acks and notices."""
+        for target, message in node.membership.take_outgoing():
+            self.send(node.address, target, message, at_ms)
 
     def run_for(self, duration_ms: int) -> None:
         for _ in range(duration_ms // self.step_ms):
@@ -407,8 +414,10 @@ def test_no_false_failures_with_loss_and_stalls(seed: int) -> None:
 def test_local_pause_suppresses_convictions_until_fresh_heartbeats(guarded: bool) -> None:
     """A node whose own loop stalls 6 s must not convict its healthy peers when it resumes.
 
-    The unguarded run (pause detection effectively off) is the control: it shows that the same
-    scenario does convict everyone without the rule, so the guarded run proves the rule works.
+    With phi accrual the unguarded run was a control that convicted everyone; with SWIM a stall
+    leaves no silence to misjudge (at most the probe in flight times out, and a suspicion gives
+    the peer its whole timeout to refute), so both runs must end with no conviction: the guard
+    (no accusation of our own for ``local_pause_grace_ms``) is a second line, not the only one.
     """
     seed = 41
     preset = LAN if guarded else LAN.with_changes(local_pause_ms=3_600_000)
@@ -419,12 +428,9 @@ def test_local_pause_suppresses_convictions_until_fresh_heartbeats(guarded: bool
     sleeper.stalled_until_ms = c.now_ms + 6_000
     c.run_for(6_000 + 3 * preset.local_pause_grace_ms)
     own = [ev for _t, ev in sleeper.events if isinstance(ev, MemberFailed)]
-    if guarded:
-        assert own == [], f"seed={seed}: {own}"
-        assert sleeper.membership.local_pauses_detected == 1
-        assert c.converged()
-    else:
-        assert {ev.node_id for ev in own} == {"n00", "n01", "n03", "n04"}, f"seed={seed}"
+    assert own == [], f"seed={seed}: {own}"
+    assert sleeper.membership.local_pauses_detected == (1 if guarded else 0)
+    assert c.converged()  # the others may have convicted the sleeper: it refuted, it is back
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,10 +650,14 @@ def test_api_validation_and_presets() -> None:
         Membership("x", 1, ("h", 1), LAN, None)
     assert set(PRESETS) == {"lan", "wan", "local"}
     assert LAN.udp_payload_bytes_max == 1400 and LAN.data_fanout == 3
-    assert LAN.phi_threshold == 8.0
-    assert LOCAL.heartbeat_interval_ms < LAN.heartbeat_interval_ms < WAN.heartbeat_interval_ms
+    assert LAN.probe_interval_ms == 500 and LAN.indirect_checks == 3
+    assert LOCAL.probe_interval_ms < LAN.probe_interval_ms < WAN.probe_interval_ms
     with pytest.raises(ValueError):
-        LAN.with_changes(phi_suspect=9.0)
+        LAN.with_changes(probe_timeout_ms=LAN.probe_interval_ms)
+    with pytest.raises(ValueError):
+        LAN.with_changes(suspicion_max_mult=0.5)
+    # the suspicion timeout grows with log10(N) (3 s minimum at 1,000 nodes, 4 s at 10,000)
+    assert LAN.suspicion_max_ms(10_000) > LAN.suspicion_max_ms(1_000) > LAN.suspicion_max_ms(10)
     me = m.members()
     assert [(r.node_id, r.state, r.is_self) for r in me] == [(m.node_id, MemberState.ALIVE, True)]
 

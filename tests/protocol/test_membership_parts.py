@@ -181,5 +181,6 @@ def test_live_addresses_are_the_live_peers() -> None:
         _sync(a, b, NOW)
         _sync(c, b, NOW)
     assert b.live_addresses() == [m.address for m in b.live_peers()] == [a.address, c.address]
-    _silence_until(b, "n1", MemberState.FAILED, NOW)  # both silent: convicted
+    later = _silence_until(b, "n1", MemberState.FAILED, NOW)  # both silent: convicted
+    _silence_until(b, "n3", MemberState.FAILED, later)
     assert b.live_addresses() == [] and b.live_peers() == []

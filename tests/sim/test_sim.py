@@ -204,3 +204,32 @@ def test_a_small_cluster_converges_in_one_hop_without_loss() -> None:
     )  # fmt: skip
     result = _check(config)
     assert result["convergence_ms"]["max"] <= 5, config.command()  # type: ignore[index]
+
+
+def test_swim_detects_crashes_without_false_failures_under_stalls() -> None:
+    """Real membership, real-size ids, bootstrap through three seeds: two crashes are seen
+    failed by every live observer within the issue's bounds, while 10% of the nodes stall up to
+    500 ms at random and nobody running is convicted; membership traffic stays small."""
+    config = SimConfig(
+        nodes=30,
+        seed=14,
+        loss=0.05,
+        duration_s=16,
+        heal_s=10,
+        writes=30,
+        crashes=(CrashSpec(8, 2),),
+        stall_fraction=0.1,
+        stall_max_ms=500,
+        warmup_s=6,
+        check_monotone=False,
+    )
+    result = _check(config)
+    command = config.command()
+    assert result["false_failures"] == 0, command
+    assert result["detected_fraction"] == 1.0, command
+    detection = result["detection_ms"]
+    assert isinstance(detection, dict) and detection["p50"] <= 5_000, (detection, command)
+    per_observer = result["detection_per_observer_ms"]
+    assert isinstance(per_observer, dict) and per_observer["p99"] <= 8_000, command
+    assert isinstance(result["membership_bytes_per_node_per_s"], float)
+    assert result["membership_bytes_per_node_per_s"] <= 40_000, command

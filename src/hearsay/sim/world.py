@@ -98,6 +98,11 @@ class Simulation:
             (f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", 7000) for i in range(n)
         ]
         self.index_of = {a: i for i, a in enumerate(self.addresses)}
+        id_rng = random.Random(f"ids:{config.seed}")
+        self.node_ids = [f"{id_rng.getrandbits(64):016x}" for _ in range(n)]
+        """Node ids of real size (16 hex characters, as a real node's), from their own
+        random stream."""
+        self.index_of_id = {node_id: i for i, node_id in enumerate(self.node_ids)}
         self.policy = FsyncPolicy.parse(config.fsync)
         self.stores = [SimStore(self.policy, config.planted.store_drops_every) for _ in range(n)]
         self.registry = command_table()
@@ -124,7 +129,10 @@ class Simulation:
         self.durability: list[str] = []
         self.reply_problems: list[str] = []
         self.writes = WriteTracker()
-        self.detections = DetectionTracker(self.preset.dead_timeout_ms, int(config.warmup_s * 1000))
+        self.detections = DetectionTracker(
+            self.preset.suspicion_max_ms(n) + 4 * self.preset.probe_interval_ms,
+            int(config.warmup_s * 1000),
+        )
         self.stream_messages = 0
         self.stream_bytes = 0
         self.delivered = 0
@@ -170,7 +178,7 @@ class Simulation:
         generation = self.faults.generation[i]
         if cfg.membership:
             membership = Membership(
-                f"n{i}",
+                self.node_ids[i],
                 generation,
                 self.addresses[i],
                 self.preset,
@@ -181,7 +189,9 @@ class Simulation:
         keyring = Keyring(self.keyring_key) if self.keyring_key is not None else None
         node = start_replica(
             self.addresses[i],
-            identity=NodeIdentity(f"n{i}", generation, write_origin=f"n{i}.{generation}"),
+            identity=NodeIdentity(
+                self.node_ids[i], generation, write_origin=f"{self.node_ids[i]}.{generation}"
+            ),
             store=self.stores[i],
             commands=self.registry,
             rng=rng,
@@ -278,9 +288,9 @@ class Simulation:
         self.writes.observe(i, key, entry, self.now)
 
     def _on_failed(self, observer: int, event: MemberFailed) -> None:
-        if not event.node_id.startswith("n"):
+        target = self.index_of_id.get(event.node_id)
+        if target is None:
             return
-        target = int(event.node_id[1:])
         faults = self.faults
         self.detections.convicted(
             observer,

@@ -5,7 +5,9 @@ the live members and failure detection; its messages travel in the same envelope
 events come out of ``GossipNode.next_event``. This part drives it (ticks, syncs, replies),
 passes its events on, and does what its live-peer set asks of the data plane:
 
-- a member learned from others is probed at once (a SYN sent to the address it announces):
+- SWIM's probes and liveness notices (``Membership.take_outgoing``) are sent as they come; its
+  tick runs at its own next deadline (``Membership.next_deadline_ms``) or the node's tick;
+- a member learned from others is probed at once (a PING sent to the address it announces):
   membership uses it as a peer once it answers, or after ``member_confirm_ms`` still alive;
 - a member seen failed or left that comes back is repaired by anti-entropy at once.
 
@@ -55,12 +57,14 @@ class MembershipLink:
             return
         if now_ms >= self._tick_ms:
             membership.tick(now_ms)
-            self._tick_ms = now_ms + self._outbox.config.membership_tick_ms
+            self._tick_ms = min(
+                now_ms + self._outbox.config.membership_tick_ms, membership.next_deadline_ms
+            )
             self._drain()
             membership.confirm_overdue(self._outbox.now, self._outbox.config.member_confirm_ms)
         if now_ms >= self._sync_ms:
             self.sync()
-            self._sync_ms = now_ms + membership.preset.membership_sync_interval_ms
+            self._sync_ms = now_ms + membership.sync_interval_ms
 
     def join(self, seeds: Sequence[Address]) -> None:
         """Seeds go to membership (a sync starts at once)."""
@@ -103,13 +107,16 @@ class MembershipLink:
         )
         if reply is not None:
             self._outbox.send(MessageType.MEMBERSHIP, msg.packb(reply), [source])
+        self._tick_ms = min(self._tick_ms, membership.next_deadline_ms)
         self._drain()
 
     def _drain(self) -> None:
-        """Pass membership's events on, probe the members its live set asks about, and repair
-        with the members that came back."""
+        """Send membership's probes and notices, pass its events on, probe the members its
+        live set asks about, and repair with the members that came back."""
         membership = self.membership
         assert membership is not None
+        for address, message in membership.take_outgoing():
+            self._outbox.send(MessageType.MEMBERSHIP, msg.packb(message), [address])
         while True:
             event: MembershipEvent | None = membership.next_event()
             if event is None:
@@ -117,8 +124,10 @@ class MembershipLink:
             self._outbox.emit(event)
         live = membership.live
         while live.probes:
-            syn = membership.make_syn(self._budget())
-            self._outbox.send(MessageType.MEMBERSHIP, msg.packb(syn), [live.probes.popleft()])
+            address = live.probes.popleft()
+            ping = membership.confirmation_ping(address)
+            if ping is not None:
+                self._outbox.send(MessageType.MEMBERSHIP, msg.packb(ping), [address])
         if live.reconnected:
             reconnected = list(live.reconnected)
             live.reconnected.clear()

@@ -1,4 +1,4 @@
-"""Cluster membership: scuttlebutt reconciliation of per-node state, phi accrual liveness.
+"""Cluster membership: scuttlebutt reconciliation of per-node state, SWIM liveness.
 
 Why this package exists: every node must learn who else is in the cluster, where they listen,
 whether they are alive, and the small key/value tags they publish (grapevine's local state),
@@ -10,8 +10,9 @@ events. Its parts, each with one job:
   field a peer sends;
 - :mod:`.table`: every node's versioned state (merging deltas, expiring tags), the reaped
   memory, the admission of new nodes;
-- :mod:`.liveness`: member states and every legal transition in one table, the phi accrual
-  detector (:mod:`.failure_detector`) and its verdicts;
+- :mod:`.liveness`: member states and every legal transition in one table;
+- :mod:`.swim`: SWIM's broadcast queue, Lifeguard's suspicion timeouts and local health
+  (:mod:`.failure_detector`: the local-pause guard);
 - :mod:`.events`: what the driver is told (MemberJoined, MemberFailed, TagUpdated...);
 - :mod:`.live_set`: the live, confirmed member addresses data gossip picks from, kept in step
   with every event (the one live-peer set: the data plane keeps no copy);
@@ -39,15 +40,18 @@ the byte budget only at a version boundary, never leaving a gap, so the receiver
 is at least ``from_version`` and then moves it to ``to_version``. A higher generation replaces a
 node's stale past at once (the delta then starts at version 0); a lower one is ignored.
 
-Liveness. A heartbeat is a new version of the owner's heartbeat counter; its arrival (whoever
-relayed it) feeds a phi accrual detector per peer. Peers go alive -> suspect -> failed as phi
-crosses ``phi_suspect`` / ``phi_threshold`` (or silence passes the preset's hard timeouts),
-back to alive on a fresh heartbeat, to left on a graceful leave, and are reaped (forgotten)
-``dead_node_reap_ms`` after being seen failed or left (:data:`.liveness.TRANSITIONS` lists
-every move). A reaped ``(node, generation)`` is remembered for ``reaped_memory_ms`` so stale
-gossip cannot resurrect it; a higher generation, or a message sent by the node itself, brings
-it back. Convictions are suppressed right after a local pause (see
-:class:`~hearsay.protocol.membership.failure_detector.PauseGuard`).
+Liveness (SWIM with Lifeguard, see :mod:`.swim` and docs/design.md): each node probes one
+member per ``probe_interval_ms`` (directly, then through ``indirect_checks`` others), suspects
+one nobody got an answer from, and spreads suspect / dead / alive notices piggybacked on
+probes and in small gossip rounds. The heartbeat counter is the node's incarnation: it moves
+only when the node refutes a suspicion about itself, and a higher one (by notice or by state
+sync) makes a suspect or failed member alive again. A suspicion that is not refuted in time
+becomes a conviction (failed); a graceful leave is the status ``left``; failed and left
+members are reaped (forgotten) ``dead_node_reap_ms`` after (:data:`.liveness.TRANSITIONS`
+lists every move). A reaped ``(node, generation)`` is remembered for ``reaped_memory_ms`` so
+stale gossip cannot resurrect it; a higher generation, or a message sent by the node itself,
+brings it back. After a local pause the node accuses nobody for a while
+(:class:`~hearsay.protocol.membership.failure_detector.PauseGuard`).
 
 Tag expiry is absolute (unix milliseconds) and converges without coordination: every node hides
 a tag once its expiry passes. The expired entry is kept as a hidden tombstone for
@@ -70,8 +74,8 @@ Strangers (without a keyring anyone can forge a membership message, so these bou
   fill the table or the list of peers gossip is sent to); a refused node is simply asked for
   again by a later sync, so an honest big cluster still converges, a little later.
 
-Everything is deterministic given the ``random.Random`` passed in and the call sequence: peers
-are always iterated in sorted order before any random choice.
+Everything is deterministic given the ``random.Random`` passed in and the call sequence: the
+id list random picks are made from changes only through the table's calls.
 """
 
 from hearsay.protocol.membership.events import (

@@ -1,17 +1,20 @@
-"""The :class:`Membership` facade: scuttlebutt reconciliation driving the table and liveness.
+"""The :class:`Membership` facade: scuttlebutt reconciliation and SWIM failure detection.
 
 Why this module exists: the driver (the gossip node, the tests' harnesses) needs one object to
 call with time and messages; this is it. It reconciles the :mod:`table <.table>` with peers
-(SYN / ACK / ACK2, see the package docstring), feeds heartbeats and status changes to
-:mod:`liveness <.liveness>`, and queues :mod:`events <.events>`; checking and encoding the
-messages is :mod:`wire <.wire>`'s job.
+(SYN / ACK / ACK2, see the package docstring), probes one member per period and spreads
+liveness notices (:mod:`swim <.swim>`), feeds what it learns to :mod:`liveness <.liveness>`,
+and queues :mod:`events <.events>`; checking and encoding the messages is :mod:`wire <.wire>`'s
+job. No call does work over every member: probes, notices and digests are picked in O(1) each.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import MutableSequence, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypeAlias, TypeVar
 
 from hearsay.protocol.membership.events import (
     MemberAlive,
@@ -33,8 +36,13 @@ from hearsay.protocol.membership.liveness import (
     News,
     NodeStatus,
     PeerLiveness,
-    new_detector,
-    verdict,
+)
+from hearsay.protocol.membership.swim import (
+    BroadcastQueue,
+    LocalHealth,
+    Suspicion,
+    retransmit_limit,
+    suspicion_timeout_ms,
 )
 from hearsay.protocol.membership.table import (
     TAGS_PER_MEMBER_MAX,
@@ -63,14 +71,23 @@ from hearsay.protocol.membership.wire import (
     MembershipDecodeError,
     MembershipMessage,
     MessageKind,
+    Notice,
+    Notices,
+    Ping,
+    PingAck,
+    PingReq,
     Syn,
     TagValue,
+    Verdict,
     WireEntry,
     check_address,
     check_node_id,
     check_tag_value,
     decode,
+    digest_item_bytes,
     packed_len,
+    str_bytes,
+    uint_bytes,
 )
 from hearsay.protocol.presets import DEFAULT_PRESET, GossipPreset
 
@@ -78,6 +95,29 @@ _T = TypeVar("_T")
 
 GENERATION_AHEAD_MAX_MS: Final = 3_600_000
 """A generation claim more than an hour ahead of our clock is refused (see the docstring)."""
+DIGEST_SAMPLE_MAX: Final = 256
+"""Digest entries and unmentioned members considered per message when there are more members:
+a random sample, so a message costs the same at 100 and at 10,000 members."""
+RELAYS_MAX: Final = 1024
+"""Indirect probes relayed for others at once (older ones are forgotten)."""
+TOLD_MAX: Final = 4096
+"""Members we remember telling that we suspect them (so we tell each once per period)."""
+PIGGYBACK_BYTES: Final = 512
+"""Room for notices on a probe message."""
+
+Reply: TypeAlias = Ack | Ack2 | PingAck
+Outgoing: TypeAlias = tuple[Address, Ping | PingAck | PingReq | Notices | Syn]
+
+
+@dataclass(slots=True)
+class _Probe:
+    """The probe in flight: its target, sequence number and deadlines."""
+
+    node_id: str
+    seq: int
+    direct_deadline_ms: int
+    end_ms: int
+    indirect_sent: bool = False
 
 
 class RandomSource(Protocol):
@@ -171,7 +211,30 @@ class Membership:
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
         if now_ms is not None:
             self._guard.tick(now_ms)
-        self._next_heartbeat_ms = self._now_ms
+        self._broadcasts = BroadcastQueue()
+        self._health = LocalHealth(preset.local_health_max)
+        self._outgoing: deque[Outgoing] = deque()
+        self._seq = 0
+        self._probe: _Probe | None = None
+        self._order: list[str] = []
+        """The probe order: a shuffled round of the members, rebuilt when used up."""
+        self._order_pos = 0
+        self._next_probe_ms = self._now_ms + int(rng.random() * preset.probe_interval_ms)
+        self._next_gossip_ms = self._now_ms
+        self._suspicions: list[tuple[int, str]] = []
+        """(deadline, node) heap of suspicions; stale entries are skipped when popped."""
+        self._reaping: list[tuple[int, str]] = []
+        """(due, node) heap of members to forget: failed, left, or never announced."""
+        self._relays: dict[int, tuple[Address, int]] = {}
+        """Our probe seq -> (requester, its seq): indirect probes we make for others."""
+        self._told: dict[str, int] = {}
+        self._news_ms = self._now_ms
+        """When some member's state last changed here (syncs are frequent while news comes)."""
+        self.suspicions_refuted = 0
+        """Suspicions about ourselves we refuted by raising our incarnation."""
+        self.probes_sent = 0
+        self.probes_failed = 0
+        """Probes no ack (direct or indirect) answered within the period."""
         self._table.set_own(KEY_ADDRESS, address, None)
         self._table.set_own(KEY_STATUS, NodeStatus.ALIVE.value, None)
         self._table.set_own(KEY_HEARTBEAT, 0, None)
@@ -204,6 +267,16 @@ class Membership:
     @property
     def local_pauses_detected(self) -> int:
         return self._guard.pauses_detected
+
+    @property
+    def local_health(self) -> int:
+        """Lifeguard's local health score (0: healthy)."""
+        return self._health.score
+
+    @property
+    def incarnation(self) -> int:
+        """Our SWIM incarnation: the heartbeat counter, raised to refute a suspicion."""
+        return self._self.heartbeat
 
     def add_seed(self, address: Address) -> None:
         """An address to contact before (or besides) known members; duplicates are ignored."""
@@ -337,34 +410,287 @@ class Membership:
     # ----- time ----------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> None:
-        """Heartbeat, failure detection, tag expiry and reaping, as of ``now_ms``."""
+        """Probes, suspicion timeouts, a gossip round of notices, tag expiry and reaping, as of
+        ``now_ms``: whatever is due (see :attr:`next_deadline_ms`)."""
         now = self._advance(now_ms)
-        p = self._preset
-        if now >= self._next_heartbeat_ms and self._self.status is not NodeStatus.LEFT:
-            self._table.set_own(KEY_HEARTBEAT, self._self.heartbeat + 1, None)
-            self._next_heartbeat_ms = max(
-                self._next_heartbeat_ms + p.heartbeat_interval_ms, now + 1
-            )
-        suppress = self._guard.suppressing(now)
-        peers = self._table.peers
-        for node_id in sorted(peers):
-            peer = peers[node_id]
-            if not peer.announced:
-                if now - peer.created_ms >= p.dead_node_reap_ms:
-                    del peers[node_id]  # never learned its address: drop quietly
-                continue
-            liveness = peer.liveness
-            if liveness.state.is_live and not suppress:
-                news, phi = verdict(liveness, p, now)
-                if news is not None:
-                    self._hear(peer, news, now, phi)
-            if liveness.state in (MemberState.FAILED, MemberState.LEFT) and (
-                now - liveness.since_ms >= p.dead_node_reap_ms
-            ):
-                self._table.reap(node_id, now + p.reaped_memory_ms)
-                self._emit(MemberReaped(node_id, peer.state.generation))
+        self._probe_step(now)
+        self._expire_suspicions(now)
+        self._gossip_step(now)
+        self._reap_due(now)
         self._events.extend(self._table.expire(now))
         self._table.forget_reaped(now)
+
+    @property
+    def next_deadline_ms(self) -> int:
+        """When :meth:`tick` next has something to do (probes, suspicions, notices)."""
+        p = self._probe
+        if p is None:
+            due = self._next_probe_ms
+        else:  # the next probe starts once this one is over
+            due = p.end_ms if p.indirect_sent else p.direct_deadline_ms
+        if self._suspicions:
+            due = min(due, self._suspicions[0][0])
+        if self._broadcasts:
+            due = min(due, self._next_gossip_ms)
+        return due
+
+    def confirmation_ping(self, address: Address) -> Ping | None:
+        """A ping for the member waiting to be confirmed at ``address`` (its answer, like any
+        authentic datagram from it, confirms it): small, unlike a SYN with a digest."""
+        node_id = self.live.unconfirmed_id(address)
+        if node_id is None:
+            return None
+        return Ping(MessageKind.PING, self._id, self._next_seq(), node_id, ())
+
+    def take_outgoing(self) -> list[Outgoing]:
+        """Messages to send (destination, message): probes, relayed acks, notices."""
+        out = list(self._outgoing)
+        self._outgoing.clear()
+        return out
+
+    # ----- SWIM: probing ----------------------------------------------------------------------
+
+    def _members_count(self) -> int:
+        return len(self._table.peers) + 1
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % INT_MAX
+        return self._seq
+
+    def _piggyback(self, budget: int = PIGGYBACK_BYTES) -> tuple[Notice, ...]:
+        if not self._broadcasts:
+            return ()
+        limit = retransmit_limit(self._preset.retransmit_mult, self._members_count())
+        return tuple(self._broadcasts.take(budget, limit))
+
+    def _next_target(self) -> MemberRecord | None:
+        """The next member of the probe order that is still worth probing (alive, suspect or
+        leaving, announced); a new shuffled order when this one is used up."""
+        peers = self._table.peers
+        rebuilt = False
+        while True:
+            if self._order_pos >= len(self._order):
+                if rebuilt:
+                    return None
+                self._order = list(self._table.ids)
+                self._rng.shuffle(self._order)
+                self._order_pos = 0
+                rebuilt = True
+                continue
+            node_id = self._order[self._order_pos]
+            self._order_pos += 1
+            peer = peers.get(node_id)
+            if peer is not None and peer.announced and peer.liveness.state.is_live:
+                return peer
+
+    def _probe_step(self, now: int) -> None:
+        probe = self._probe
+        p = self._preset
+        if probe is not None:
+            peer = self._table.peers.get(probe.node_id)
+            if not probe.indirect_sent and now >= probe.direct_deadline_ms:
+                probe.indirect_sent = True
+                if peer is not None and peer.state.address is not None:
+                    self._ask_indirect(probe, peer.state.address)
+            if now >= probe.end_ms:
+                self._probe = None
+                self.probes_failed += 1
+                self._health.worse()
+                if peer is not None and peer.liveness.state.is_live:
+                    self._suspect(peer, peer.liveness.incarnation, self._id, now)
+        if self._probe is None and now >= self._next_probe_ms:
+            interval = self._health.scale(p.probe_interval_ms)
+            self._next_probe_ms = max(self._next_probe_ms + interval, now + 1)
+            if self._self.status is NodeStatus.LEFT:
+                return
+            target = self._next_target()
+            if target is None or target.state.address is None:
+                return
+            seq = self._next_seq()
+            self._probe = _Probe(
+                target.state.node_id,
+                seq,
+                now + self._health.scale(p.probe_timeout_ms),
+                now + interval,
+            )
+            self.probes_sent += 1
+            ping = Ping(MessageKind.PING, self._id, seq, target.state.node_id, self._piggyback())
+            self._outgoing.append((target.state.address, ping))
+
+    def _ask_indirect(self, probe: _Probe, address: Address) -> None:
+        """Ask ``indirect_checks`` random live members to probe the target for us."""
+        for helper in self._random_live(self._preset.indirect_checks, address):
+            req = PingReq(
+                MessageKind.PING_REQ, self._id, probe.seq, probe.node_id, address, self._piggyback()
+            )
+            self._outgoing.append((helper, req))
+
+    # ----- SWIM: suspicion -------------------------------------------------------------------
+
+    def _timeout_ms(self, confirmations: int) -> int:
+        p = self._preset
+        return self._health.scale(
+            suspicion_timeout_ms(
+                members=self._members_count(),
+                probe_interval_ms=p.probe_interval_ms,
+                suspicion_mult=p.suspicion_mult,
+                suspicion_max_mult=p.suspicion_max_mult,
+                confirmations=confirmations,
+                expected_confirmations=min(p.indirect_checks, self._members_count() - 2),
+            )
+        )
+
+    def _suspect(self, peer: MemberRecord, incarnation: int, origin: str, now: int) -> None:
+        """``origin`` suspects ``peer`` at ``incarnation``: start or confirm our suspicion, and
+        pass the news on when it is news."""
+        liveness = peer.liveness
+        if incarnation < liveness.incarnation or not liveness.state.is_live:
+            return
+        liveness.incarnation = incarnation
+        state = peer.state
+        s = liveness.suspicion
+        if liveness.state is MemberState.SUSPECT and s is not None:
+            if s.incarnation == incarnation:
+                if origin in s.suspecters:
+                    return
+                s.suspecters.add(origin)  # an independent confirmation: the timeout shrinks
+            else:  # suspected again at a higher incarnation: a new suspicion
+                s = Suspicion(incarnation, now, now, {origin})
+                liveness.suspicion = s
+        else:
+            if self._guard.suppressing(now) and origin == self._id:
+                return  # our own probes timed out over our own pause: accuse nobody
+            if not self._hear(peer, News.SUSPECTED, now):
+                return
+            s = Suspicion(incarnation, now, now, {origin})
+            liveness.suspicion = s
+        s.deadline_ms = s.started_ms + self._timeout_ms(len(s.suspecters) - 1)
+        heapq.heappush(self._suspicions, (s.deadline_ms, state.node_id))
+        self._broadcasts.push(
+            Notice(state.node_id, state.generation, incarnation, Verdict.SUSPECT, origin)
+        )
+
+    def _expire_suspicions(self, now: int) -> None:
+        heap = self._suspicions
+        while heap and heap[0][0] <= now:
+            deadline, node_id = heapq.heappop(heap)
+            peer = self._table.peers.get(node_id)
+            if peer is None:
+                continue
+            s = peer.liveness.suspicion
+            if peer.liveness.state is not MemberState.SUSPECT or s is None:
+                continue
+            if s.deadline_ms != deadline:
+                continue  # a stale entry: the deadline moved
+            if self._guard.suppressing(now):
+                s.deadline_ms = self._guard.suppress_until_ms or now + 1
+                heapq.heappush(heap, (s.deadline_ms, node_id))
+                continue
+            self._convict(peer, s.incarnation, now)
+
+    def _convict(self, peer: MemberRecord, incarnation: int, now: int) -> None:
+        if self._hear(peer, News.CONVICTED, now):
+            state = peer.state
+            self._broadcasts.push(
+                Notice(state.node_id, state.generation, incarnation, Verdict.DEAD, self._id)
+            )
+
+    def _refute_suspicion(self, incarnation: int) -> None:
+        """Someone suspects us (or declared us dead) at ``incarnation``: outbid it."""
+        if self._self.status is NodeStatus.LEFT or incarnation < self._self.heartbeat:
+            return
+        self._table.set_own(KEY_HEARTBEAT, min(incarnation + 1, INT_MAX), None)
+        self.suspicions_refuted += 1
+        self._health.worse()
+        self._announce_alive()
+
+    def _announce_alive(self) -> None:
+        own = self._self
+        self._broadcasts.push(
+            Notice(self._id, own.generation, own.heartbeat, Verdict.ALIVE, self._id)
+        )
+
+    def _on_notice(self, n: Notice, now: int) -> None:
+        if n.node_id == self._id:
+            if n.generation > self._self.generation:
+                self._refute(n.generation)
+                self._announce_alive()
+            elif n.generation == self._self.generation and n.verdict is not Verdict.ALIVE:
+                self._refute_suspicion(n.incarnation)
+            return
+        peer = self._table.peers.get(n.node_id)
+        if peer is None or not peer.announced or n.generation != peer.state.generation:
+            return
+        liveness = peer.liveness
+        if n.verdict is Verdict.ALIVE:
+            if n.incarnation <= liveness.incarnation:
+                return
+            liveness.incarnation = n.incarnation
+            if self._hear(peer, News.HEARTBEAT, now):
+                self._hear_status(peer, now)
+            self._broadcasts.push(n)
+        elif n.verdict is Verdict.SUSPECT:
+            self._suspect(peer, n.incarnation, n.origin, now)
+        elif n.incarnation >= liveness.incarnation and liveness.state.is_live:
+            liveness.incarnation = n.incarnation
+            self._convict(peer, n.incarnation, now)
+
+    def _gossip_step(self, now: int) -> None:
+        if now < self._next_gossip_ms:
+            return
+        self._next_gossip_ms = now + self._preset.gossip_interval_ms
+        if not self._broadcasts:
+            return
+        targets = self._random_live(self._preset.notice_fanout)
+        budget = self._budget - 16 - str_bytes(self._id)
+        for target in targets:
+            notices = self._piggyback(budget)
+            if notices:
+                self._outgoing.append((target, Notices(MessageKind.NOTICES, self._id, notices)))
+
+    def _tell_about_itself(self, sender: str, source: Address | None) -> None:
+        """A member we hold suspect or failed spoke to us: tell it, once per period, so it
+        refutes (and its refutation revives it everywhere)."""
+        peer = self._table.peers.get(sender)
+        if peer is None or not peer.announced:
+            return
+        liveness = peer.liveness
+        if liveness.state not in (MemberState.SUSPECT, MemberState.FAILED):
+            return
+        address = source if source is not None else peer.state.address
+        last = self._told.get(sender)
+        if address is None or (
+            last is not None and self._now_ms - last < self._preset.probe_interval_ms
+        ):
+            return
+        if len(self._told) >= TOLD_MAX:
+            self._told.clear()
+        self._told[sender] = self._now_ms
+        verdict = Verdict.SUSPECT if liveness.state is MemberState.SUSPECT else Verdict.DEAD
+        notice = Notice(sender, peer.state.generation, liveness.incarnation, verdict, self._id)
+        self._outgoing.append((address, Notices(MessageKind.NOTICES, self._id, (notice,))))
+
+    # ----- reaping ----------------------------------------------------------------------------
+
+    def _reap_due(self, now: int) -> None:
+        heap = self._reaping
+        reap_ms = self._preset.dead_node_reap_ms
+        while heap and heap[0][0] <= now:
+            _due, node_id = heapq.heappop(heap)
+            peer = self._table.peers.get(node_id)
+            if peer is None:
+                continue
+            if not peer.announced:
+                if now - peer.created_ms >= reap_ms:
+                    self._table.drop_peer(node_id)  # never learned its address: drop quietly
+                continue
+            liveness = peer.liveness
+            if liveness.state in (MemberState.FAILED, MemberState.LEFT) and (
+                now - liveness.since_ms >= reap_ms
+            ):
+                self._table.reap(node_id, now + self._preset.reaped_memory_ms)
+                self._told.pop(node_id, None)
+                self._emit(MemberReaped(node_id, peer.state.generation))
 
     # ----- peers and targets ---------------------------------------------------------------
 
@@ -376,7 +702,7 @@ class Membership:
             address=addr,
             state=peer.liveness.state,
             status=peer.state.status,
-            phi=peer.liveness.detector.phi(self._now_ms),
+            phi=peer.liveness.level(self._now_ms),
             generation=peer.state.generation,
             heartbeat=peer.state.heartbeat,
             is_self=False,
@@ -426,24 +752,34 @@ class Membership:
             if p.liveness.state.is_live and (addr := p.state.address) is not None
         ]
 
+    @property
+    def quiet(self) -> bool:
+        """No news of any member's state for twice the quiet sync interval."""
+        return self._now_ms - self._news_ms >= 2 * self._preset.membership_sync_quiet_interval_ms
+
+    @property
+    def sync_interval_ms(self) -> int:
+        """How long until the next sync round: short while news arrives, long once quiet."""
+        p = self._preset
+        return p.membership_sync_quiet_interval_ms if self.quiet else p.membership_sync_interval_ms
+
     def sync_targets(self) -> list[Address]:
         """Addresses to send a SYN to this round.
 
         ``membership_sync_fanout`` random live peers; plus one random failed peer with
         probability ``failed / (live + 1)`` (so healed partitions reconnect) and one random seed
         with probability ``1 / (live + 1)`` (always when no peer is live), as Cassandra does.
+        Picked in O(fanout), whatever the number of members.
         """
-        live = self.live_addresses()
-        failed = [
-            addr
-            for p in self._announced()
-            if p.liveness.state is MemberState.FAILED and (addr := p.state.address) is not None
-        ]
-        targets = _sample(self._rng, live, self._preset.membership_sync_fanout)
-        if failed and self._rng.random() < len(failed) / (len(live) + 1):
-            targets.append(_choice(self._rng, failed))
+        targets = self._random_live(1 if self.quiet else self._preset.membership_sync_fanout)
+        live = len(self.live.confirmed)
+        failed = self.live.failed_count()
+        if failed and self._rng.random() < failed / (live + 1):
+            address = self.live.random_failed(self._rng.random())
+            if address is not None:
+                targets.append(address)
         seeds = [s for s in self._seeds if s != self.address]
-        if seeds and (not live or self._rng.random() < 1 / (len(live) + 1)):
+        if seeds and (not targets or self._rng.random() < 1 / (live + 1)):
             targets.append(_choice(self._rng, seeds))
         out: list[Address] = []
         for t in targets:
@@ -475,7 +811,7 @@ class Membership:
         self, entries: list[DigestItem], budget: int, keep_first: bool
     ) -> tuple[list[DigestItem], bool, int]:
         """As many digest entries as fit ``budget`` (a random subset if not all); bytes used."""
-        sizes = [packed_len(e) for e in entries]
+        sizes = [digest_item_bytes(*e) for e in entries]
         if sum(sizes) <= budget:
             return entries, True, sum(sizes)
         order = list(range(len(entries)))
@@ -494,11 +830,57 @@ class Membership:
     def make_syn(self, budget_bytes: int | None = None) -> Syn:
         """A SYN carrying this node's digest (a random subset with self first if too large)."""
         budget = self._budget_of(budget_bytes)
-        base = packed_len(Syn(MessageKind.SYN, self._id, False, ()))
+        base = 3 + str_bytes(self._id)
+        table = self._table
+        if len(table.ids) < DIGEST_SAMPLE_MAX:
+            entries = table.digest()
+        else:
+            own = self._self
+            entries = [DigestItem(self._id, own.generation, own.max_version)]
+            for node_id in self._sample_ids(DIGEST_SAMPLE_MAX):
+                st = table.peers[node_id].state
+                entries.append(DigestItem(node_id, st.generation, st.max_version))
         digest, complete, _used = self._fit_digest(
-            self._table.digest(), budget - base - LIST_GROWTH_BYTES, keep_first=True
+            entries, budget - base - LIST_GROWTH_BYTES, keep_first=True
         )
+        complete = complete and len(entries) == len(table.ids) + 1
         return Syn(MessageKind.SYN, self._id, complete, tuple(digest))
+
+    def _random_live(self, k: int, exclude: Address | None = None) -> list[Address]:
+        """Up to ``k`` distinct addresses of random live (alive, suspect, leaving) announced
+        members other than ``exclude``: O(k) tries, whatever the number of members."""
+        ids = self._table.ids
+        peers = self._table.peers
+        out: list[Address] = []
+        if not ids:
+            return out
+        for _ in range(4 * k):
+            if len(out) >= k:
+                break
+            peer = peers[_choice(self._rng, ids)]
+            address = peer.state.address
+            if (
+                address is None
+                or not peer.announced
+                or not peer.liveness.state.is_live
+                or address == exclude
+                or address in out
+            ):
+                continue
+            out.append(address)
+        return out
+
+    def _sample_ids(self, k: int) -> list[str]:
+        """Up to ``k`` distinct random peer ids, in O(k)."""
+        ids = self._table.ids
+        if len(ids) <= k:
+            return list(ids)
+        picked: dict[str, None] = {}
+        for _ in range(2 * k):
+            if len(picked) >= k:
+                break
+            picked[_choice(self._rng, ids)] = None
+        return list(picked)
 
     def _pack_deltas(
         self, offers: list[tuple[NodeState, int]], budget: int
@@ -507,17 +889,25 @@ class Membership:
         out: list[Delta] = []
         left = budget
         for state, from_v in offers:
+            if left < BUDGET_BYTES_MIN // 8:
+                break  # full: the rest would not fit
             if from_v >= state.max_version:
                 continue
             items = state.entries_after(from_v)
-            head = packed_len(Delta(state.node_id, state.generation, from_v, state.max_version, ()))
+            head = (
+                2
+                + str_bytes(state.node_id)
+                + uint_bytes(state.generation)
+                + uint_bytes(from_v)
+                + uint_bytes(state.max_version)
+            )
             used = head + LIST_GROWTH_BYTES
             if used > left:
                 continue
             wire: list[WireEntry] = []
             for key, e in items:
                 item = WireEntry(key, e.value, e.version, e.expiry_unix_ms)
-                size = packed_len(item)
+                size = e.wire_bytes(key)
                 if used + size > left:
                     break
                 wire.append(item)
@@ -557,8 +947,9 @@ class Membership:
         budget_bytes: int | None = None,
         *,
         source: Address | None = None,
-    ) -> Ack | Ack2 | None:
-        """Dispatch any membership message; returns the reply to send back, if any.
+    ) -> Reply | None:
+        """Dispatch any membership message; returns the reply to send back, if any (other
+        messages it causes, such as a relayed probe, wait in :meth:`take_outgoing`).
 
         ``source`` is the address the message came from, when it came straight from its sender
         (a datagram): a member it announces at that address is confirmed at once.
@@ -570,10 +961,48 @@ class Membership:
                 return self._on_syn(message, now_ms, budget_bytes)
             if isinstance(message, Ack):
                 return self._on_ack(message, now_ms, budget_bytes)
-            self._on_ack2(message, now_ms)
-            return None
+            if isinstance(message, Ack2):
+                self._on_ack2(message, now_ms)
+                return None
+            return self._on_probe(message, now_ms)
         finally:
             self._source = None
+
+    def _on_probe(self, message: Ping | PingAck | PingReq | Notices, now_ms: int) -> PingAck | None:
+        now = self._advance(now_ms)
+        sender = message.sender
+        self._direct_contact(sender)
+        for notice in message.notices:
+            self._on_notice(notice, now)
+        if isinstance(message, Ping):
+            if message.target != self._id:
+                return None  # someone else answers at this address now
+            return PingAck(MessageKind.PING_ACK, self._id, message.seq, self._piggyback())
+        if isinstance(message, PingAck):
+            probe = self._probe
+            if probe is not None and probe.seq == message.seq:
+                self._probe = None
+                self._health.better()
+                return None
+            relay = self._relays.pop(message.seq, None)
+            if relay is not None:
+                requester, seq = relay
+                ack = PingAck(MessageKind.PING_ACK, self._id, seq, self._piggyback())
+                self._outgoing.append((requester, ack))
+            return None
+        if isinstance(message, PingReq):
+            asker: Address | None = self._source
+            if asker is None and sender in self._table.peers:
+                asker = self._table.peers[sender].state.address
+            if asker is None or message.target == self._id:
+                return None
+            seq = self._next_seq()
+            if len(self._relays) >= RELAYS_MAX:
+                del self._relays[next(iter(self._relays))]
+            self._relays[seq] = (asker, message.seq)
+            ping = Ping(MessageKind.PING, self._id, seq, message.target, self._piggyback())
+            self._outgoing.append((message.address, ping))
+        return None
 
     def on_syn(self, msg: object, now_ms: int, budget_bytes: int | None = None) -> Ack:
         """Answer a SYN with an ACK: deltas where we are ahead, requests where we are behind."""
@@ -594,9 +1023,11 @@ class Membership:
         self._on_ack2(ack2, now_ms)
 
     def _direct_contact(self, sender: str) -> None:
-        """A message sent by a node proves it is alive: stop treating it as reaped."""
+        """A message sent by a node proves it is alive: stop treating it as reaped, and tell it
+        if we hold it suspect or failed (it refutes)."""
         if sender != self._id:
             self._table.unreap(sender)
+            self._tell_about_itself(sender, self._source)
 
     def _on_syn(self, syn: Syn, now_ms: int, budget_bytes: int | None) -> Ack:
         budget = self._budget_of(budget_bytes)
@@ -635,13 +1066,20 @@ class Membership:
                 from_v = self._offer_for(d.node_id, d.generation, d.max_version)
                 if from_v is not None:
                     offers.append((s, from_v))
+        if requests:
+            self._news_ms = self._now_ms  # the sender knows what we do not: sync often again
         unmentioned = [self._self] if self._id not in mentioned else []
-        unmentioned += [peers[n].state for n in sorted(peers) if n not in mentioned]
+        if len(peers) <= DIGEST_SAMPLE_MAX:
+            unmentioned += [peers[n].state for n in sorted(peers) if n not in mentioned]
+        else:
+            unmentioned += [
+                peers[n].state for n in self._sample_ids(DIGEST_SAMPLE_MAX) if n not in mentioned
+            ]
         extra = [(s, 0) for s in unmentioned]
         if syn.complete:
             offers += extra
             extra = []
-        base = packed_len(Ack(MessageKind.ACK, self._id, (), ()))
+        base = 4 + str_bytes(self._id)
         room = budget - base - 2 * LIST_GROWTH_BYTES
         req_fit, _c, req_used = self._fit_digest(requests, room // 2, keep_first=False)
         room -= req_used
@@ -669,7 +1107,7 @@ class Membership:
                 offers.append((state, from_v))
         if not offers:
             return None
-        base = packed_len(Ack2(MessageKind.ACK2, self._id, ()))
+        base = 3 + str_bytes(self._id)
         out, _used = self._pack_deltas(
             self._scuttle_order(offers), budget - base - LIST_GROWTH_BYTES
         )
@@ -704,12 +1142,13 @@ class Membership:
             restarted = peer is not None and peer.announced
             peer = MemberRecord(
                 state=NodeState(d.node_id, d.generation),
-                liveness=PeerLiveness(new_detector(self._preset), MemberState.ALIVE, now),
+                liveness=PeerLiveness(MemberState.ALIVE, now),
                 created_ms=now,
                 restarted=restarted,
             )
-            peers[d.node_id] = peer
+            self._table.add_peer(peer)
             self._table.unreap(d.node_id)
+            heapq.heappush(self._reaping, (now + self._preset.dead_node_reap_ms, d.node_id))
         state = peer.state
         if d.generation < state.generation or d.from_version > state.max_version:
             return  # stale past, or a gap we cannot fill
@@ -720,6 +1159,7 @@ class Membership:
         self._after_change(peer, changed, now)
 
     def _after_change(self, peer: MemberRecord, changed: list[Change], now: int) -> None:
+        self._news_ms = now
         state = peer.state
         node_id, gen = state.node_id, state.generation
         if not peer.announced:
@@ -727,9 +1167,12 @@ class Membership:
             if address is None:
                 return
             peer.announced = True
-            peer.liveness.detector.heartbeat(now)
             peer.liveness.since_ms = now
+            peer.liveness.incarnation = state.heartbeat
             self._emit(MemberJoined(node_id, gen, address, peer.restarted))
+            if self._order_pos < len(self._order):  # probed within this round, at random
+                left = len(self._order) - self._order_pos
+                self._order.insert(self._order_pos + int(self._rng.random() * left), node_id)
             self._hear_status(peer, now)
             for key, entry in sorted(state.entries.items(), key=lambda kv: kv[1].version):
                 if not key.startswith(RESERVED_KEY_PREFIX) and entry.visible_at(self._now_ms):
@@ -739,8 +1182,8 @@ class Membership:
             return
         for key, entry, old in changed:
             if key == KEY_HEARTBEAT:
-                if old is None or entry.value > old.value:
-                    self._on_heartbeat(peer, now)
+                if entry.value > peer.liveness.incarnation:
+                    self._on_heartbeat(peer, entry.value, now)
             elif key == KEY_STATUS:
                 self._hear_status(peer, now)
             elif key.startswith(RESERVED_KEY_PREFIX):
@@ -754,9 +1197,9 @@ class Membership:
 
     # ----- liveness --------------------------------------------------------------------------
 
-    def _on_heartbeat(self, peer: MemberRecord, now: int) -> None:
-        det = peer.liveness.detector
-        det.heartbeat(now, learn_interval=not self._guard.spans_pause(det.last_heartbeat_ms))
+    def _on_heartbeat(self, peer: MemberRecord, incarnation: int, now: int) -> None:
+        """A higher incarnation of ``peer`` reached us through its state: it refuted."""
+        peer.liveness.incarnation = incarnation
         if self._hear(peer, News.HEARTBEAT, now):
             self._hear_status(peer, now)  # back from suspect or failed: apply its status again
 
@@ -765,8 +1208,9 @@ class Membership:
         if news is not None:
             self._hear(peer, news, now)
 
-    def _hear(self, peer: MemberRecord, news: News, now: int, phi: float = 0.0) -> bool:
+    def _hear(self, peer: MemberRecord, news: News, now: int) -> bool:
         """Apply liveness news to a peer; queue the event of the state it moved to, if any."""
+        phi = peer.liveness.level(now)
         if not peer.liveness.hear(news, now):
             return False
         node_id, gen = peer.state.node_id, peer.state.generation
@@ -778,10 +1222,12 @@ class Membership:
             event = MemberSuspect(node_id, gen, phi)
         elif new is MemberState.FAILED:
             event = MemberFailed(node_id, gen, phi)
+            heapq.heappush(self._reaping, (now + self._preset.dead_node_reap_ms, node_id))
         elif new is MemberState.LEAVING:
             event = MemberLeaving(node_id, gen)
         else:
             event = MemberLeft(node_id, gen)
+            heapq.heappush(self._reaping, (now + self._preset.dead_node_reap_ms, node_id))
         self._emit(event)
         return True
 

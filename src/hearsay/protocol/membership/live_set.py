@@ -134,14 +134,31 @@ class LiveSet:
                 self._heard.discard(address)
 
     def confirm_overdue(self, now_ms: int, confirm_ms: int, is_live: Callable[[str], bool]) -> None:
-        """Members still alive ``confirm_ms`` after we learned of them are used anyway."""
+        """Members still alive ``confirm_ms`` after we learned of them are used anyway (they
+        wait in the order they were learned: the scan stops at the first not due)."""
         for address, (node_id, learned_ms) in list(self._unconfirmed.items()):
             if now_ms < learned_ms + confirm_ms:
-                continue
+                break
             if is_live(node_id):
                 self._confirm(address)
             else:
                 del self._unconfirmed[address]
+
+    def failed_count(self) -> int:
+        """Members seen failed or left (not reaped yet)."""
+        return len(self._failed_members)
+
+    def random_failed(self, fraction: float) -> Address | None:
+        """The address of the failed member at ``fraction`` (in [0, 1)) of them by id."""
+        ids = sorted(self._failed_members)
+        if not ids:
+            return None
+        return self._member_addr.get(ids[min(len(ids) - 1, int(fraction * len(ids)))])
+
+    def unconfirmed_id(self, address: Address) -> str | None:
+        """The member waiting to be confirmed at ``address``, if any."""
+        waiting = self._unconfirmed.get(address)
+        return None if waiting is None else waiting[0]
 
     def has_unconfirmed(self) -> bool:
         return bool(self._unconfirmed)

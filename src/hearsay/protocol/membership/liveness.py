@@ -1,14 +1,15 @@
 """Liveness: what this node believes about each member, and every way that belief may change.
 
-Why this module exists: a member's state moves on five kinds of news (a fresh heartbeat, its
+Why this module exists: a member's state moves on five kinds of news (a higher incarnation, its
 own announcement that it is leaving or left, the failure detector's suspicion or conviction).
 Spread over handlers, those moves were easy to get subtly wrong; here every legal move is one
 row of :data:`TRANSITIONS` (as h11's ``_state.py`` does for HTTP), a pair that is not in the
 table is refused with :class:`LivenessError`, and the names this state is reported by
 (``HEARSAY.MEMBERS``, INFO, the gossip node's usable peers) are derived from the state alone.
 
-The phi accrual detector (:mod:`.failure_detector`) is the part of liveness that listens to
-heartbeats; :func:`verdict` turns its phi and the silence into SUSPECTED / CONVICTED.
+The failure detector is SWIM's (:mod:`.swim`, driven by the facade): probes that go
+unanswered bring SUSPECTED, a suspicion that times out CONVICTED, and a member refutes one by
+raising its incarnation (its heartbeat counter), which is HEARTBEAT news.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Final
 
-from hearsay.protocol.membership.failure_detector import PhiAccrualDetector
-from hearsay.protocol.presets import GossipPreset
+from hearsay.protocol.membership.swim import Suspicion
 
 
 class NodeStatus(StrEnum):
@@ -63,15 +63,15 @@ class News(Enum):
     """What can change a member's state."""
 
     HEARTBEAT = "heartbeat"
-    """A fresh heartbeat of the member arrived (whoever relayed it)."""
+    """A higher incarnation of the member arrived (its refutation, whoever relayed it)."""
     SAID_LEAVING = "said leaving"
     """The member's own status became ``leaving``."""
     SAID_LEFT = "said left"
     """The member's own status became ``left``."""
     SUSPECTED = "suspected"
-    """phi or the silence crossed the suspect threshold."""
+    """A probe went unanswered (here or at another node that told us)."""
     CONVICTED = "convicted"
-    """phi or the silence crossed the failure threshold."""
+    """A suspicion timed out (here or at another node that told us)."""
 
 
 _STATUS_NEWS: Final = {
@@ -129,47 +129,40 @@ def next_state(state: MemberState, news: News) -> MemberState:
         raise LivenessError(f"{news.value} is not allowed in state {state.value}") from None
 
 
-def new_detector(preset: GossipPreset) -> PhiAccrualDetector:
-    return PhiAccrualDetector(
-        window_size=preset.phi_window_size,
-        min_std_dev_ms=preset.phi_min_std_dev_ms,
-        acceptable_pause_ms=preset.phi_acceptable_pause_ms,
-        first_heartbeat_estimate_ms=preset.phi_first_heartbeat_estimate_ms,
-        max_interval_ms=preset.phi_max_interval_ms,
-    )
+SUSPICION_LEVEL_MAX: Final = 8.0
+"""What ``HEARSAY.MEMBERS``' phi column shows for a failed member (and a suspect one as its
+suspicion times out): the old phi accrual threshold, so dashboards keep their scale."""
 
 
 @dataclass(slots=True)
 class PeerLiveness:
-    """One peer's liveness: its detector, the state we believe, since when."""
+    """One peer's liveness: the state we believe, since when, its incarnation, and our
+    suspicion while it is suspect."""
 
-    detector: PhiAccrualDetector
     state: MemberState
     since_ms: int
+    incarnation: int = 0
+    suspicion: Suspicion | None = None
 
     def hear(self, news: News, now_ms: int) -> bool:
         """Apply ``news``; whether the state changed."""
         new = next_state(self.state, news)
+        if new is not MemberState.SUSPECT:
+            self.suspicion = None
         if new is self.state:
             return False
         self.state = new
         self.since_ms = now_ms
         return True
 
-
-def verdict(liveness: PeerLiveness, preset: GossipPreset, now_ms: int) -> tuple[News | None, float]:
-    """The detector's news about a live peer as of ``now_ms`` (None: nothing new), and phi.
-
-    Convicted when phi reaches ``phi_threshold`` or the silence ``dead_timeout_ms``; suspected
-    (once) when phi reaches ``phi_suspect`` or the silence ``suspect_timeout_ms``.
-    """
-    phi = liveness.detector.phi(now_ms)
-    last = liveness.detector.last_heartbeat_ms
-    silence_ms = 0 if last is None else now_ms - last
-    if phi >= preset.phi_threshold or silence_ms >= preset.dead_timeout_ms:
-        return News.CONVICTED, phi
-    if liveness.state is not MemberState.SUSPECT and (
-        phi >= preset.phi_suspect or silence_ms >= preset.suspect_timeout_ms
-    ):
-        return News.SUSPECTED, phi
-    return None, phi
+    def level(self, now_ms: int) -> float:
+        """The phi column: 0 while alive, leaving or left; for a suspect member how far its
+        suspicion has run towards conviction (0 to 8); 8 once failed (a fixed value: a
+        failed member's level does not keep growing)."""
+        if self.state is MemberState.FAILED:
+            return SUSPICION_LEVEL_MAX
+        s = self.suspicion
+        if self.state is not MemberState.SUSPECT or s is None:
+            return 0.0
+        span = max(1, s.deadline_ms - s.started_ms)
+        return min(SUSPICION_LEVEL_MAX, SUSPICION_LEVEL_MAX * (now_ms - s.started_ms) / span)

@@ -25,6 +25,8 @@ from hearsay.protocol.membership.wire import (
     Address,
     Delta,
     DigestItem,
+    WireEntry,
+    packed_len,
 )
 
 MEMBERS_MAX: Final = 10_000
@@ -46,6 +48,14 @@ class TagEntry:
     expiry_unix_ms: int | None
     hidden: bool = False
     """Expired (or received already expired): a tombstone until garbage-collected."""
+    packed_bytes: int = 0
+    """Its packed size as a delta entry, once measured (0: not yet): packed once, reused."""
+
+    def wire_bytes(self, key: str) -> int:
+        if not self.packed_bytes:
+            entry = WireEntry(key, self.value, self.version, self.expiry_unix_ms)
+            self.packed_bytes = packed_len(entry)
+        return self.packed_bytes
 
     def visible_at(self, now_ms: int) -> bool:
         return not self.hidden and (self.expiry_unix_ms is None or self.expiry_unix_ms > now_ms)
@@ -110,6 +120,11 @@ class MemberTable:
     def __init__(self, own: NodeState, now_ms: int, tag_tombstone_ms: int) -> None:
         self.own = own
         self.peers: dict[str, MemberRecord] = {}
+        """Every peer by id: changed only through :meth:`add_peer`, :meth:`drop_peer` and
+        :meth:`reap`, which keep :attr:`ids` in step."""
+        self.ids: list[str] = []
+        """The peers' ids in an order that depends only on the calls (random picks in O(1))."""
+        self._position: dict[str, int] = {}
         self._reaped: dict[str, _Reaped] = {}
         self._new_member_tokens = float(NEW_MEMBERS_BURST)
         self._new_member_refill_ms = now_ms
@@ -129,6 +144,22 @@ class MemberTable:
             return self.own
         peer = self.peers.get(node_id)
         return None if peer is None or not peer.announced else peer.state
+
+    def add_peer(self, record: MemberRecord) -> None:
+        """Hold ``record`` (replacing any record of the same node)."""
+        node_id = record.state.node_id
+        if node_id not in self._position:
+            self._position[node_id] = len(self.ids)
+            self.ids.append(node_id)
+        self.peers[node_id] = record
+
+    def drop_peer(self, node_id: str) -> MemberRecord:
+        pos = self._position.pop(node_id)
+        last = self.ids.pop()
+        if pos < len(self.ids):
+            self.ids[pos] = last
+            self._position[last] = pos
+        return self.peers.pop(node_id)
 
     def digest(self) -> list[DigestItem]:
         """Where every node's state stands here: self first, then peers by id."""
@@ -221,7 +252,7 @@ class MemberTable:
 
     def reap(self, node_id: str, until_ms: int) -> MemberRecord:
         """Forget a peer, remembering its generation until ``until_ms``."""
-        peer = self.peers.pop(node_id)
+        peer = self.drop_peer(node_id)
         self._reaped[node_id] = _Reaped(peer.state.generation, until_ms)
         return peer
 

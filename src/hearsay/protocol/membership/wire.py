@@ -8,10 +8,19 @@ arrays exactly as the data plane's payloads do (:mod:`hearsay.protocol.messages`
     SYN   [1, sender, complete: bool, [digest item, ...]]
     ACK   [2, sender, [digest item, ...], [delta, ...]]    (the digest items are requests)
     ACK2  [3, sender, [delta, ...]]
+    PING      [4, sender, seq, target node, [notice, ...]]
+    PING_ACK  [5, sender, seq, [notice, ...]]
+    PING_REQ  [6, sender, seq, target node, target address, [notice, ...]]
+    NOTICES   [7, sender, [notice, ...]]
 
     digest item  [node, generation, max_version]
     delta        [node, generation, from_version, to_version, [entry, ...]]
     entry        [key, value, version, expiry_unix_ms | nil]
+    notice       [node, generation, incarnation, verdict (0 alive, 1 suspect, 2 dead), from]
+
+SYN / ACK / ACK2 reconcile the nodes' versioned state (addresses, statuses, tags); PING,
+PING_ACK and PING_REQ are SWIM's direct and indirect probes, and every one of them, like
+NOTICES, carries liveness notices (see :mod:`.swim`).
 
 The format (protocol version 3) replaced msgpack maps keyed by name (``{"t": "syn", "from":
 ...}``, version 2); the envelope's version byte refuses an older peer as a counted ``version``
@@ -71,6 +80,18 @@ class MessageKind(IntEnum):
     SYN = 1
     ACK = 2
     ACK2 = 3
+    PING = 4
+    PING_ACK = 5
+    PING_REQ = 6
+    NOTICES = 7
+
+
+class Verdict(IntEnum):
+    """What a liveness notice says about a member (SWIM's alive / suspect / confirm)."""
+
+    ALIVE = 0
+    SUSPECT = 1
+    DEAD = 2
 
 
 class DigestItem(NamedTuple):
@@ -126,11 +147,110 @@ class Ack2(NamedTuple):
     deltas: tuple[Delta, ...]
 
 
-MembershipMessage: TypeAlias = Syn | Ack | Ack2
+class Notice(NamedTuple):
+    """``origin`` says member ``node_id`` (of ``generation``, at ``incarnation``) is alive,
+    suspect or dead."""
+
+    node_id: str
+    generation: int
+    incarnation: int
+    verdict: Verdict
+    origin: str
+
+
+class Ping(NamedTuple):
+    """A direct probe: ``target`` is who the sender believes answers at that address."""
+
+    kind: MessageKind
+    sender: str
+    seq: int
+    target: str
+    notices: tuple[Notice, ...]
+
+
+class PingAck(NamedTuple):
+    """The answer to a ping (or relayed by the node a PING_REQ asked)."""
+
+    kind: MessageKind
+    sender: str
+    seq: int
+    notices: tuple[Notice, ...]
+
+
+class PingReq(NamedTuple):
+    """Ask the receiver to ping ``target`` at ``address`` and relay its ack (seq ``seq``)."""
+
+    kind: MessageKind
+    sender: str
+    seq: int
+    target: str
+    address: Address
+    notices: tuple[Notice, ...]
+
+
+class Notices(NamedTuple):
+    """Liveness notices only (a gossip round of the broadcast queue)."""
+
+    kind: MessageKind
+    sender: str
+    notices: tuple[Notice, ...]
+
+
+MembershipMessage: TypeAlias = Syn | Ack | Ack2 | Ping | PingAck | PingReq | Notices
+ProbeMessage: TypeAlias = Ping | PingAck | PingReq | Notices
 
 
 def packed_len(obj: object) -> int:
+    """The exact packed size of a small value (checks of single entries; messages being built
+    are sized with :func:`uint_bytes` and :func:`str_bytes`, never packed to be measured)."""
     return len(msgpack.packb(obj))
+
+
+def uint_bytes(value: int) -> int:
+    """Bytes msgpack takes for a non-negative int."""
+    if value < 128:
+        return 1
+    if value < 256:
+        return 2
+    if value < 65536:
+        return 3
+    return 5 if value < 2**32 else 9
+
+
+def str_bytes(text: str) -> int:
+    """Bytes msgpack takes for a str (an upper bound: characters counted as up to 4 bytes
+    only when the text is not ASCII)."""
+    n = len(text) if text.isascii() else len(text.encode())
+    return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
+
+
+def tag_entry_bytes(entry: WireEntry) -> int:
+    """An upper bound of a tag entry's packed size (exact for str, bytes and small ints)."""
+    value = entry.value
+    if isinstance(value, str):
+        size = str_bytes(value)
+    elif isinstance(value, bytes):
+        size = len(value) + (2 if len(value) < 256 else 3 if len(value) < 65536 else 5)
+    else:
+        size = 9  # None, bool, int, float: at most 9 bytes
+    expiry = 1 if entry.expiry_unix_ms is None else uint_bytes(entry.expiry_unix_ms)
+    return 1 + str_bytes(entry.key) + size + uint_bytes(entry.version) + expiry
+
+
+def digest_item_bytes(node_id: str, generation: int, max_version: int) -> int:
+    """Packed size of one digest item."""
+    return 1 + str_bytes(node_id) + uint_bytes(generation) + uint_bytes(max_version)
+
+
+def notice_bytes(notice: Notice) -> int:
+    """Packed size of one notice."""
+    return (
+        2
+        + str_bytes(notice.node_id)
+        + uint_bytes(notice.generation)
+        + uint_bytes(notice.incarnation)
+        + str_bytes(notice.origin)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +330,7 @@ def _check_entry(raw: object) -> WireEntry:
     else:
         value = check_tag_value(value)
     entry = WireEntry(key, value, version, expiry)
-    if packed_len(entry) > TAG_ENTRY_BYTES_MAX:
+    if not key.startswith(RESERVED_KEY_PREFIX) and tag_entry_bytes(entry) > TAG_ENTRY_BYTES_MAX:
         raise _fail("entry too large")
     return entry
 
@@ -259,7 +379,37 @@ def _check_digest(raw: object) -> tuple[DigestItem, ...]:
     return tuple(out)
 
 
-_ARITY: Final = {MessageKind.SYN: 4, MessageKind.ACK: 4, MessageKind.ACK2: 3}
+NOTICES_MAX: Final = 1024
+
+
+def _check_notices(raw: object) -> tuple[Notice, ...]:
+    out: list[Notice] = []
+    for raw_item in _check_array(raw, "notices", NOTICES_MAX):
+        item = _fixed(raw_item, 5, "notice must be [node, generation, incarnation, verdict, from]")
+        verdict = item[3]
+        if type(verdict) is not int or verdict not in (0, 1, 2):
+            raise _fail("notice verdict must be 0, 1 or 2")
+        out.append(
+            Notice(
+                check_node_id(item[0]),
+                _check_uint(item[1], "generation"),
+                _check_uint(item[2], "incarnation"),
+                Verdict(verdict),
+                check_node_id(item[4], "notice origin"),
+            )
+        )
+    return tuple(out)
+
+
+_ARITY: Final = {
+    MessageKind.SYN: 4,
+    MessageKind.ACK: 4,
+    MessageKind.ACK2: 3,
+    MessageKind.PING: 5,
+    MessageKind.PING_ACK: 4,
+    MessageKind.PING_REQ: 6,
+    MessageKind.NOTICES: 3,
+}
 
 
 def decode(raw: object) -> MembershipMessage:
@@ -282,4 +432,14 @@ def decode(raw: object) -> MembershipMessage:
         return Syn(kind, sender, complete, _check_digest(items[3]))
     if kind is MessageKind.ACK:
         return Ack(kind, sender, _check_digest(items[2]), _check_deltas(items[3]))
-    return Ack2(kind, sender, _check_deltas(items[2]))
+    if kind is MessageKind.ACK2:
+        return Ack2(kind, sender, _check_deltas(items[2]))
+    if kind is MessageKind.NOTICES:
+        return Notices(kind, sender, _check_notices(items[2]))
+    seq = _check_uint(items[2], "seq")
+    if kind is MessageKind.PING_ACK:
+        return PingAck(kind, sender, seq, _check_notices(items[3]))
+    target = check_node_id(items[3], "target id")
+    if kind is MessageKind.PING:
+        return Ping(kind, sender, seq, target, _check_notices(items[4]))
+    return PingReq(kind, sender, seq, target, check_address(items[4]), _check_notices(items[5]))
