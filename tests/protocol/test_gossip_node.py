@@ -540,6 +540,23 @@ def test_a_small_cluster_gets_a_write_in_one_hop_and_forwards_little() -> None:
         assert node.keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
 
 
+def test_by_default_a_covered_write_is_not_forwarded_and_nothing_bounces_back() -> None:
+    """The origin reached every peer: receivers only ack, so a write costs one hop per peer
+    (a forward made a sibling holding newer state reply to it, multiplying the work)."""
+    nodes = _nodes(A, B, C, D)
+    for value in (5, 6, 7):  # a stream of writes to one key, each drained on its own
+        _write(nodes[A], b"k", {1: value})
+        sent = nodes[A].datagrams_to_send()
+        assert sorted(dest for _, dest in sent) == [B, C, D]
+        assert _push_relays(sent) == [0, 0, 0]
+        for data, dest in sent:
+            nodes[dest].receive_datagram(data, A, NOW)
+        for node in (nodes[B], nodes[C], nodes[D]):
+            out = node.datagrams_to_send()
+            assert _kinds(out) == ["ACK"] and [dest for _, dest in out] == [A]
+            assert node.keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
 def test_a_large_cluster_starts_a_write_origin_fanout_wide() -> None:
     peers = [("127.0.0.1", 8000 + i) for i in range(10)]
     nodes = _nodes(A, *peers, fanout=2, origin_fanout=5)
