@@ -165,10 +165,13 @@ class Acks:
 
         The writes of one drain leave in one datagram per peer instead of one per key and
         peer: that datagram (and its ACK) was most of a write's cost in a cluster.
+        The room left for items is the budget less the prefix with the largest ack id this
+        call may use: a datagram filled to the budget without it went over a TCP stream.
         """
         outbox = self._outbox
         encoded = [item for item, _ in items]
-        for start, stop in outbox.fit(encoded, outbox.payload_budget - 3):
+        prefix_max = len(msg.push_prefix(relay, self._ack_seq + len(items)))
+        for start, stop in outbox.fit(encoded, outbox.payload_budget - prefix_max - 3):
             carried: dict[int, int] = {}  # one seq per record (coalesced writes share one)
             for _, seq in items[start:stop]:
                 write = self._writes.get(seq)
