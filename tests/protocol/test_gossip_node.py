@@ -621,6 +621,24 @@ def test_origin_stops_covering_after_its_retries() -> None:
     assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
 
 
+def test_cover_retries_wait_for_the_round_trip_acks_took() -> None:
+    """Acks that took 200 ms: a retry 50 ms after the next write would only re-send what the
+    peers are about to acknowledge, so the origin waits a measured round trip and more."""
+    nodes = _nodes(A, B, C, cover_retry_ms=50, cover_retries=1)
+    _write(nodes[A], b"k", {1: 5})
+    deliver(nodes, NOW + 200)  # every datagram (the pushes, their acks) arrives at NOW + 200
+    assert nodes[A].acks(1) == 2
+    later = NOW + 200
+    _write(nodes[A], b"k", {1: 6}, later)
+    assert len([k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"]) == 2  # lost
+    nodes[A].handle_timer(later + 50)
+    assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
+    nodes[A].handle_timer(later + 600)  # the 200 ms round trip and four deviations passed
+    retry = nodes[A].datagrams_to_send()
+    pushed = [dest for (_, dest), kind in zip(retry, _kinds(retry), strict=True) if kind == "PUSH"]
+    assert sorted(pushed) == [B, C]
+
+
 def _run_membership(nodes: dict[Address, GossipNode], now: int, steps: int) -> int:
     for _ in range(steps):
         now += 50
