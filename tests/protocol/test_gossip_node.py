@@ -540,6 +540,23 @@ def test_a_small_cluster_gets_a_write_in_one_hop_and_forwards_little() -> None:
         assert node.keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
 
 
+def test_by_default_a_covered_write_is_not_forwarded_and_nothing_bounces_back() -> None:
+    """The origin reached every peer: receivers only ack, so a write costs one hop per peer
+    (a forward made a sibling holding newer state reply to it, multiplying the work)."""
+    nodes = _nodes(A, B, C, D)
+    for value in (5, 6, 7):  # a stream of writes to one key, each drained on its own
+        _write(nodes[A], b"k", {1: value})
+        sent = nodes[A].datagrams_to_send()
+        assert sorted(dest for _, dest in sent) == [B, C, D]
+        assert _push_relays(sent) == [0, 0, 0]
+        for data, dest in sent:
+            nodes[dest].receive_datagram(data, A, NOW)
+        for node in (nodes[B], nodes[C], nodes[D]):
+            out = node.datagrams_to_send()
+            assert _kinds(out) == ["ACK"] and [dest for _, dest in out] == [A]
+            assert node.keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
 def test_a_large_cluster_starts_a_write_origin_fanout_wide() -> None:
     peers = [("127.0.0.1", 8000 + i) for i in range(10)]
     nodes = _nodes(A, *peers, fanout=2, origin_fanout=5)
@@ -602,6 +619,24 @@ def test_origin_stops_covering_after_its_retries() -> None:
     assert sorted(dest for _, dest in nodes[A].datagrams_to_send()) == [B, C]
     nodes[A].handle_timer(NOW + 100)
     assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
+
+
+def test_cover_retries_wait_for_the_round_trip_acks_took() -> None:
+    """Acks that took 200 ms: a retry 50 ms after the next write would only re-send what the
+    peers are about to acknowledge, so the origin waits a measured round trip and more."""
+    nodes = _nodes(A, B, C, cover_retry_ms=50, cover_retries=1)
+    _write(nodes[A], b"k", {1: 5})
+    deliver(nodes, NOW + 200)  # every datagram (the pushes, their acks) arrives at NOW + 200
+    assert nodes[A].acks(1) == 2
+    later = NOW + 200
+    _write(nodes[A], b"k", {1: 6}, later)
+    assert len([k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"]) == 2  # lost
+    nodes[A].handle_timer(later + 50)
+    assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
+    nodes[A].handle_timer(later + 600)  # the 200 ms round trip and four deviations passed
+    retry = nodes[A].datagrams_to_send()
+    pushed = [dest for (_, dest), kind in zip(retry, _kinds(retry), strict=True) if kind == "PUSH"]
+    assert sorted(pushed) == [B, C]
 
 
 def _run_membership(nodes: dict[Address, GossipNode], now: int, steps: int) -> int:

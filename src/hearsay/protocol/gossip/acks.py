@@ -106,13 +106,18 @@ class Acks:
         cfg = outbox.config
         self._writes: BoundedTable[int, _Write] = BoundedTable(cfg.write_track_max)
         """Local writes by sequence number (coalesced writes share one record)."""
-        self._covering: BoundedTable[int, int] = BoundedTable(cfg.write_track_max)
-        """Writes pushed to every peer: sequence number -> retries left for non-ackers."""
-        self._ack_ids: BoundedTable[int, tuple[tuple[int, ...], Address]] = BoundedTable(
+        self._covering: BoundedTable[int, tuple[int, int]] = BoundedTable(cfg.write_track_max)
+        """Writes pushed to every peer: sequence number -> (retries left for non-ackers, when
+        the next is due)."""
+        self._ack_ids: BoundedTable[int, tuple[tuple[int, ...], Address, int]] = BoundedTable(
             4 * cfg.write_track_max
         )
         """Ack id a push carried -> (the sequence numbers of the writes it carried, the peer
-        it went to)."""
+        it went to, when it left)."""
+        self._ack_rtt_ms: float | None = None
+        self._ack_rtt_var_ms = 0.0
+        """Smoothed round trip of a push and its ACK, and its mean deviation (as TCP keeps
+        them, RFC 6298): a cover retry waits at least that long (see :meth:`cover`)."""
         self._write_seq = 0
         self._ack_seq = 0
         self._ack_retry_ms = NEVER
@@ -165,10 +170,13 @@ class Acks:
 
         The writes of one drain leave in one datagram per peer instead of one per key and
         peer: that datagram (and its ACK) was most of a write's cost in a cluster.
+        The room left for items is the budget less the prefix with the largest ack id this
+        call may use: a datagram filled to the budget without it went over a TCP stream.
         """
         outbox = self._outbox
         encoded = [item for item, _ in items]
-        for start, stop in outbox.fit(encoded, outbox.payload_budget - 3):
+        prefix_max = len(msg.push_prefix(relay, self._ack_seq + len(items)))
+        for start, stop in outbox.fit(encoded, outbox.payload_budget - prefix_max - 3):
             carried: dict[int, int] = {}  # one seq per record (coalesced writes share one)
             for _, seq in items[start:stop]:
                 write = self._writes.get(seq)
@@ -176,7 +184,7 @@ class Acks:
             seqs = tuple(carried.values())
             self._ack_seq += 1
             ack_id = self._ack_seq
-            self._ack_ids.put(ack_id, (seqs, peer))
+            self._ack_ids.put(ack_id, (seqs, peer, outbox.now))
             for seq in seqs:
                 write = self._writes.get(seq)
                 if write is not None:
@@ -186,9 +194,27 @@ class Acks:
 
     def cover(self, seq: int, retries: int) -> None:
         """Write ``seq`` went to every peer: push it again to non-ackers, ``retries`` times."""
-        self._covering.put(seq, retries)
-        cover_ms = self._outbox.now + self._outbox.config.cover_retry_ms
-        self._cover_retry_ms = min(self._cover_retry_ms, cover_ms)
+        due_ms = self._outbox.now + self.cover_wait_ms()
+        self._covering.put(seq, (retries, due_ms))
+        self._cover_retry_ms = min(self._cover_retry_ms, due_ms)
+
+    def cover_wait_ms(self) -> int:
+        """How long a cover retry waits: ``cover_retry_ms``, or the acks' measured round trip
+        and four deviations (TCP's retransmission timeout) when that is longer. Under load
+        acks come back late, and a retry sooner than an ack can return only re-sends what
+        the peer is about to acknowledge (profiled: 11% of a loaded origin's time)."""
+        floor = self._outbox.config.cover_retry_ms
+        if self._ack_rtt_ms is None:
+            return floor
+        return max(floor, round(self._ack_rtt_ms + 4 * self._ack_rtt_var_ms))
+
+    def _measured(self, rtt_ms: int) -> None:
+        rtt = float(max(0, rtt_ms))
+        if self._ack_rtt_ms is None:
+            self._ack_rtt_ms, self._ack_rtt_var_ms = rtt, rtt / 2
+        else:
+            self._ack_rtt_var_ms += (abs(self._ack_rtt_ms - rtt) - self._ack_rtt_var_ms) / 4
+            self._ack_rtt_ms += (rtt - self._ack_rtt_ms) / 8
 
     def on_ack(self, payload: bytes, source: Address) -> None:
         for ack_id in msg.decode_ack(payload):
@@ -196,7 +222,8 @@ class Acks:
             if found is None or found[1] != source:
                 continue
             del self._ack_ids[ack_id]
-            seqs, peer = found
+            seqs, peer, sent_ms = found
+            self._measured(self._outbox.now - sent_ms)
             for seq in seqs:
                 write = self._writes.get(seq)
                 if write is not None and write.ack(peer):
@@ -236,8 +263,13 @@ class Acks:
         at once, and one datagram each fed the overload that delayed their acks."""
         self._cover_retry_ms = NEVER
         outbox = self._outbox
-        covering = list(self._covering.items())
-        self._covering.clear()
+        covering: list[tuple[int, int]] = []
+        for seq, (retries, due_ms) in list(self._covering.items()):
+            if due_ms <= outbox.now:
+                covering.append((seq, retries))
+                del self._covering[seq]
+            else:  # a write pushed since the earliest was due waits for its own time
+                self._cover_retry_ms = min(self._cover_retry_ms, due_ms)
         retrying: dict[Address, list[tuple[bytes, int]]] = {}
         for seq, retries in covering:
             write = self._writes.get(seq)

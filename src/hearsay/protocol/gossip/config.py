@@ -29,9 +29,12 @@ class NodeConfig:
     the rumour starts ``origin_fanout`` wide. This costs the origin up to ``origin_fanout``
     datagrams per write, and only when pacing has the tokens for it: otherwise the write
     leaves at ``fanout``."""
-    covered_relay_fanout: int = 1
-    """Forwarding fanout of a write its origin pushed to every peer it knows: only what loss
-    or a membership view lagging behind made the origin miss is left to cover."""
+    covered_relay_fanout: int = 0
+    """Forwarding fanout of a write its origin pushed to every peer it knows: none by default.
+    The origin's cover retries repair loss, and digests and anti-entropy a membership view
+    lagging behind. A forward (1 here) cost each write a second hop per peer, and a sibling
+    that already held newer state replied to the forward with it: under a stream of writes,
+    a 3-node cluster merged and sent each write several times over."""
     cover_retry_ms: int = 50
     """When the origin pushed a write to every peer, it pushes it again to those that have not
     acknowledged it after this long (a lost datagram costs one retry, not digest rounds)."""

@@ -5,7 +5,8 @@ Why this module exists: rumours are how most writes reach every replica within a
 - A client write is pushed when the driver drains the node (writes to one key since the last
   drain leave as one rumour) to ``origin_fanout`` random peers, asking them to ACK (acks:
   :mod:`.acks`); when the origin reached every peer it knows, the PUSH says so (its relay field
-  is ``covered_relay_fanout``) and peers that have not acked get it again (cover retries).
+  is ``covered_relay_fanout``, 0 by default: nobody forwards it) and peers that have not acked
+  get it again (cover retries).
 - A receiver merges each item; what *grew* is forwarded to ``fanout`` peers (never self or the
   sender), so a rumour dies out by itself once everyone has it. If the receiver holds more at
   indices the sender mentioned, it replies with them; if the key was unknown and the message
