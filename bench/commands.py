@@ -410,16 +410,19 @@ def disagreeing_keys(nodes: list[NodeProcess], keys: list[str]) -> tuple[int, fl
     """Keys whose replicated state still differs between the cluster's nodes at the deadline.
 
     A key whose state a node would not show (no known read, or an error reply) counts as
-    differing: agreement that was never read is not agreement. Also returns the seconds the
-    polling took (0 when the nodes agreed at the first read).
+    differing: agreement that was never read is not agreement. So does every key when no node
+    holds any of them (the writes were refused: nothing was replicated, nothing agrees). Also
+    returns the seconds the polling took (0 when the nodes agreed at the first read).
     """
     start = time.monotonic()
     deadline = start + AGREE_DEADLINE_S
+    absent = repr((b"none", []))
     while True:
         per_node = [key_states(node, keys) for node in nodes]
-        differ = sum(
-            None in column or len(set(column)) > 1 for column in zip(*per_node, strict=True)
-        )
+        columns = list(zip(*per_node, strict=True))
+        differ = sum(None in column or len(set(column)) > 1 for column in columns)
+        if all(state == absent for column in columns for state in column):
+            differ = len(keys)
         if not differ or time.monotonic() > deadline:
             return differ, time.monotonic() - start
         time.sleep(0.1)
