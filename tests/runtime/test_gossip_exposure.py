@@ -307,6 +307,13 @@ def test_a_forged_plausible_claim_is_refuted_by_the_live_node(cluster: Cluster) 
         what="the victim refutes the claim with a higher generation",
     )
     assert first.client().info("gossip")["refutations"] >= 1
+    # SWIM's counters are in INFO too: both nodes probe each other.
+    poll_until(
+        lambda: all(n.client().info("gossip")["probes_sent"] >= 1 for n in (first, second)),
+        15,
+        what="each node probed the other",
+    )
+    assert second.client().info("gossip")["local_health"] >= 0
 
 
 def test_a_rumour_larger_than_the_pacing_burst_leaves_and_the_node_goes_idle(

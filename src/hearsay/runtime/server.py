@@ -547,6 +547,10 @@ class Node:
             info["refused_members"] = membership.refused_members
             info["refused_generations"] = membership.refused_generations
             info["refutations"] = membership.refutations
+            info["probes_sent"] = membership.probes_sent
+            info["probes_failed"] = membership.probes_failed
+            info["suspicions_refuted"] = membership.suspicions_refuted
+            info["local_health"] = membership.local_health
             rows = self.members()
             info["members"] = len(rows)
             for state in ("alive", "suspect", "failed", "left"):
