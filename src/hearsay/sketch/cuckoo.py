@@ -208,16 +208,17 @@ class CuckooFilter:
         as RedisBloom's, when other items share a fingerprint and bucket)."""
         return sum(max(0, n) for _, n in self._copies(slices, item))
 
-    def _occupancy(self, slices: Slices, sub: int, bucket: int) -> int:
-        """Live copies in one bucket (every fingerprint), in the merged view."""
+    def _bucket(self, slices: Slices, sub: int, bucket: int) -> dict[int, int]:
+        """Merged adds minus deletes of every fingerprint one bucket holds (one window read
+        per slice: a bucket's 512 slots are contiguous)."""
         low = 2 * self._pair(sub, bucket, 0)
         totals: dict[int, int] = {}
         for _, vec in sorted(slices.items()):
             indices, values = vec.window(low, low + 2 * FINGERPRINTS).pairs()
             for index, value in zip(indices.tolist(), values.tolist(), strict=True):
-                sign = -1 if index & 1 else 1
-                totals[index >> 1] = totals.get(index >> 1, 0) + sign * int(value)
-        return sum(max(0, n) for n in totals.values())
+                fp = (index - low) >> 1
+                totals[fp] = totals.get(fp, 0) + (-value if index & 1 else value)
+        return totals
 
     def _all_counts(self, slices: Slices) -> tuple[dict[int, int], int, int]:
         """Every fingerprint pair's live copies (only those above 0), total adds, deletes."""
@@ -254,20 +255,16 @@ class CuckooFilter:
         (oldest sub-filter first, a new sub-filter when none has room). FilterFullError when
         no sub-filter may be added."""
         own = slices.get(origin) or MaxVector()
-        subs = self.filters(slices)
-        for sub in range(len(self._buckets)):
-            if sub >= subs + 1:
-                break
-            fp, places = self._places(item, sub + 1)
-            for place_sub, bucket in places:
-                if place_sub != sub or self._occupancy(slices, sub, bucket) >= self._bucket_size:
-                    continue
-                pair = self._pair(sub, bucket, fp)
-                (net,) = self._live(slices, [pair])
-                raised = own.get(2 * pair) + 1 + max(0, -net)
-                if raised > VALUE_MAX:
-                    raise FilterFullError("Filter is full")
-                return [2 * pair], [raised]
+        fp, places = self._places(item, self.filters(slices) + 1)  # one new sub-filter at most
+        for sub, bucket in places:
+            counts = self._bucket(slices, sub, bucket)
+            if sum(max(0, n) for n in counts.values()) >= self._bucket_size:
+                continue
+            pair = self._pair(sub, bucket, fp)
+            raised = own.get(2 * pair) + 1 + max(0, -counts.get(fp, 0))
+            if raised > VALUE_MAX:
+                raise FilterFullError("Filter is full")
+            return [2 * pair], [raised]
         raise FilterFullError("Filter is full")
 
     def delete(self, slices: Slices, origin: str, item: bytes) -> FewPairs | None:
