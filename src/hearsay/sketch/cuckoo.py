@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.lattice.entry import Schema
@@ -190,23 +191,25 @@ class CuckooFilter:
     def _live(self, slices: Slices, pairs: Sequence[int]) -> list[int]:
         """Merged adds minus deletes at each fingerprint-pair index (may be negative)."""
         idx = np.array([[2 * p, 2 * p + 1] for p in pairs], dtype=np.int64).reshape(-1, 2)
-        counts = summed_at(slices, idx).astype(np.int64)
-        return [int(v) for v in (counts[:, 0] - counts[:, 1]).tolist()]
+        counts = summed_at(slices, idx).tolist()  # Python ints: no wrap-around
+        return [int(adds) - int(dels) for adds, dels in counts]
 
-    def _copies(self, slices: Slices, item: bytes) -> list[tuple[int, int]]:
-        """``(pair index, live copies)`` of the item's fingerprint at each of its places."""
-        fp, places = self._places(item, self.filters(slices))
+    def _copies(self, slices: Slices, item: bytes, subs: int) -> list[tuple[int, int]]:
+        """``(pair index, live copies)`` of the item's fingerprint at each of its places in
+        the first ``subs`` sub-filters."""
+        fp, places = self._places(item, subs)
         pairs = [self._pair(sub, bucket, fp) for sub, bucket in places]
         return list(zip(pairs, self._live(slices, pairs), strict=True))
 
     def exists(self, slices: Slices, items: Sequence[bytes]) -> list[bool]:
         """CF.EXISTS / CF.MEXISTS: present iff some place has a live copy."""
-        return [any(n > 0 for _, n in self._copies(slices, item)) for item in items]
+        subs = self.filters(slices)
+        return [any(n > 0 for _, n in self._copies(slices, item, subs)) for item in items]
 
     def count(self, slices: Slices, item: bytes) -> int:
         """CF.COUNT: live copies of the item's fingerprint over its places (may overcount,
         as RedisBloom's, when other items share a fingerprint and bucket)."""
-        return sum(max(0, n) for _, n in self._copies(slices, item))
+        return sum(max(0, n) for _, n in self._copies(slices, item, self.filters(slices)))
 
     def _bucket(self, slices: Slices, sub: int, bucket: int) -> dict[int, int]:
         """Merged adds minus deletes of every fingerprint one bucket holds (one window read
@@ -220,28 +223,35 @@ class CuckooFilter:
                 totals[fp] = totals.get(fp, 0) + (-value if index & 1 else value)
         return totals
 
-    def _all_counts(self, slices: Slices) -> tuple[dict[int, int], int, int]:
-        """Every fingerprint pair's live copies (only those above 0), total adds, deletes."""
-        adds: dict[int, int] = {}
-        dels: dict[int, int] = {}
-        for _, vec in sorted(slices.items()):
-            indices, values = vec.pairs()
-            for index, value in zip(indices.tolist(), values.tolist(), strict=True):
-                target = dels if index & 1 else adds
-                target[index >> 1] = target.get(index >> 1, 0) + int(value)
-        live = {p: a - dels.get(p, 0) for p, a in adds.items() if a > dels.get(p, 0)}
-        return live, sum(adds.values()), sum(dels.values())
+    def _all_counts(self, slices: Slices) -> tuple[npt.NDArray[np.int64], list[int], int]:
+        """Every fingerprint pair with live copies (sorted) and their copies, and the deletes
+        of every origin. Vectorised: CF.INFO and each CF.SCANDUMP chunk read the whole key
+        (values are clipped at 2**62 so that a misbehaving peer's cannot wrap the sums)."""
+        parts = [vec.pairs() for _, vec in sorted(slices.items())]
+        if not parts:
+            return np.zeros(0, np.int64), [], 0
+        indices = np.concatenate([i for i, _ in parts]).astype(np.int64)
+        values = np.minimum(
+            np.concatenate([v for _, v in parts]).astype(np.uint64), np.uint64(1 << 62)
+        ).astype(np.int64)
+        signed = np.where(indices & 1, -values, values)
+        pairs, where = np.unique(indices >> 1, return_inverse=True)
+        net = np.zeros(pairs.size, dtype=np.int64)
+        np.add.at(net, where, signed)
+        live = net > 0
+        deleted = sum(int(v) for v in values[(indices & 1) == 1].tolist())
+        return pairs[live], [int(v) for v in net[live].tolist()], deleted
 
     def info(self, slices: Slices) -> CuckooInfo:
         """CF.INFO. ``inserted`` is the live copies (RedisBloom's count drops on CF.DEL),
         ``size`` the bytes of the sub-filters' buckets at one byte a fingerprint."""
         filters = self.filters(slices)
-        live, _, deleted = self._all_counts(slices)
+        _, copies, deleted = self._all_counts(slices)
         return CuckooInfo(
             size=sum(self._buckets[:filters]) * self._bucket_size,
             buckets=self._buckets[0],
             filters=filters,
-            inserted=sum(live.values()),
+            inserted=sum(copies),
             deleted=deleted,
             bucket_size=self._bucket_size,
             expansion=self._expansion,
@@ -270,7 +280,7 @@ class CuckooFilter:
     def delete(self, slices: Slices, origin: str, item: bytes) -> FewPairs | None:
         """CF.DEL by ``origin``: the pairs raising its delete count where the merged view has a
         live copy (newest sub-filter first), or None when the item is not there."""
-        for pair, net in reversed(self._copies(slices, item)):
+        for pair, net in reversed(self._copies(slices, item, self.filters(slices))):
             if net > 0:
                 own = slices.get(origin) or MaxVector()
                 return [2 * pair + 1], [own.get(2 * pair + 1) + 1]
@@ -285,8 +295,9 @@ class CuckooFilter:
     def dump_chunk(self, slices: Slices, start: int) -> tuple[bytes, int]:
         """A self-contained chunk of the live entries from the ``start``-th on, and how many it
         holds: the parameters, then ``(pair index, live copies)`` entries, then a CRC-32."""
-        live, _, _ = self._all_counts(slices)
-        entries = sorted(live.items())[start : start + CHUNK_ENTRIES_MAX]
+        pairs, copies, _ = self._all_counts(slices)
+        end = start + CHUNK_ENTRIES_MAX
+        entries = list(zip(pairs[start:end].tolist(), copies[start:end], strict=True))
         params = self._schema.params
         body = _CHUNK_MAGIC + _CHUNK_HEADER.pack(*params, len(entries))
         body += b"".join(_CHUNK_ENTRY.pack(p, n) for p, n in entries)
