@@ -380,6 +380,7 @@ STATE_READS: dict[bytes, tuple[tuple[str, ...], ...]] = {
     b"MBbloom--": (("BF.CARD",), ("BF.INFO",)),
     b"CMSk-TYPE": (("CMS.INFO",),),
     b"TDIS-TYPE": (("TDIGEST.INFO",),),
+    b"MBbloomCF": (("CF.INFO",),),
 }
 """What shows a key's replicated state, by TYPE (hearsay has no DUMP): exact for strings and
 vectors, the cardinality and counts for Bloom filters and count-min sketches."""

@@ -6,7 +6,8 @@ family through a node's command table: PFADD (HLL), BF.ADD (Bloom), CMS.INCRBY (
 after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY (counters),
 VMAX (vectors), and now and then DEL and EXPIRE of any key; a fifth of the clients first add
 values to a t-digest (TDIGEST.ADD after a TDIGEST.CREATE that fails harmlessly once the key
-exists).
+exists), and a fifth add an item to a cuckoo filter or delete one (CF.ADDNX / CF.DEL after a
+CF.RESERVE that fails harmlessly once the key exists).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ DELETE_SHARE: Final = 0.06
 EXPIRE_SHARE: Final = 0.06
 EXPIRE_S_MAX: Final = 4
 """EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
-MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE"})
+MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE", b"CF.RESERVE"})
 """Commands whose error replies are expected (the key exists already); any other error
 reply to the workload's commands is a bug."""
 ITEMS: Final = 64
@@ -30,6 +31,8 @@ TDIGEST_SHARE: Final = 0.2
 """Clients that also add to a t-digest first. Drawn from a stream of their own (seeded from
 the run's seed), so the other families' commands of a seed stay what they were."""
 """Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
+CF_SHARE: Final = 0.2
+"""Clients that also write to a cuckoo filter first (a stream of its own, as the t-digest's)."""
 
 
 class Workload:
@@ -44,6 +47,8 @@ class Workload:
         ]
         self.tdigest_keys = [b"tdigest:%d" % k for k in range(max(1, config.keys // 5))]
         self.tdigest_rng = random.Random(config.seed * 1_000_003 + 16)
+        self.cf_keys = [b"cf:%d" % k for k in range(max(1, config.keys // 5))]
+        self.cf_rng = random.Random(config.seed * 1_000_003 + 17)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -57,6 +62,12 @@ class Workload:
     def next_commands(self) -> list[list[bytes]]:
         """One client's commands, run in order on one node (the last one is the write)."""
         commands = self._family_commands()
+        cf = self.cf_rng
+        if cf.random() < CF_SHARE:
+            key = self.cf_keys[cf.randrange(len(self.cf_keys))]
+            item = b"item-%d" % cf.randrange(ITEMS)
+            write = b"CF.DEL" if cf.random() < 0.3 else b"CF.ADDNX"
+            commands = [[b"CF.RESERVE", key, b"128"], [write, key, item], *commands]
         extra = self.tdigest_rng
         if extra.random() < TDIGEST_SHARE:
             key = self.tdigest_keys[extra.randrange(len(self.tdigest_keys))]
@@ -105,5 +116,6 @@ class Workload:
             b"counter": [b"GET", key],
             b"vector": [b"VGET", key],
             b"tdigest": [b"TDIGEST.QUANTILE", key, b"0", b"0.5", b"1"],
+            b"cf": [b"CF.MEXISTS", key, *items],
         }[family]
         return [[b"TYPE", key], [b"PTTL", key], read]

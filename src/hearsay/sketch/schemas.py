@@ -20,6 +20,7 @@ counter   ``()``                                              2           yes   
 maxreg    ``()``                                              1           no        maxreg
 vector    ``()``                                              ``2**32``   no        vector
 tdigest   ``(compression,)``                                  ``48+34c``  yes       TDIS-TYPE
+cuckoo    ``(capacity, bucket_size, max_iterations, expansion)``  ``2**32``   yes       MBbloomCF
 ========  ==================================================  ==========  ========  =========
 
 ``error_bits`` is the IEEE-754 bit pattern of the Bloom filter's error rate (a positive double
@@ -49,6 +50,7 @@ __all__ = [
     "KIND_BLOOM",
     "KIND_CMS",
     "KIND_COUNTER",
+    "KIND_CUCKOO",
     "KIND_HLL",
     "KIND_MAXREG",
     "KIND_TDIGEST",
@@ -57,6 +59,7 @@ __all__ = [
     "bloom",
     "cms",
     "counter",
+    "cuckoo",
     "error_from_bits",
     "error_to_bits",
     "expect_schema",
@@ -75,6 +78,7 @@ KIND_TDIGEST: Final = "tdigest"
 TDIGEST_COMPRESSION_MAX: Final = 10_000
 """The largest t-digest compression (RedisBloom has none): a slice then has 340,048 slots."""
 KIND_VECTOR: Final = "vector"
+KIND_CUCKOO: Final = "cuckoo"
 
 CMS_DEPTH_MAX: Final = 64
 """Rows of a count-min sketch at most. Every CMS.INCRBY / CMS.QUERY item costs one hash and
@@ -155,6 +159,22 @@ def tdigest(compression: int) -> Schema:
     c = _positive_int(compression, "t-digest compression", TDIGEST_COMPRESSION_MAX)
     size = 8 + 4 * (6 * c + 10) + 2 * 5 * c
     return Schema(KIND_TDIGEST, (c,), size, additive=True).intern()
+
+
+def cuckoo(capacity: int, bucket_size: int, max_iterations: int, expansion: int) -> Schema:
+    """A cuckoo filter: per origin, add and delete counts per ``(sub-filter, bucket,
+    fingerprint)`` (layout in :mod:`hearsay.sketch.cuckoo`), sparse in a 2**32 slot space.
+
+    Bounds are RedisBloom's: bucket size 1..255, max iterations 1..65535, expansion 0..32768,
+    capacity at least ``2 * bucket_size``."""
+    bucket_size = _positive_int(bucket_size, "CF bucket size", 255)
+    max_iterations = _positive_int(max_iterations, "CF max iterations", 65_535)
+    expansion = _positive_int(int(expansion) + 1, "CF expansion + 1", 32_769) - 1
+    capacity = _positive_int(capacity, "CF capacity", VALUE_MAX)
+    if capacity < 2 * bucket_size:
+        raise SketchParameterError("Capacity must be at least (BucketSize * 2)")
+    params = (capacity, bucket_size, max_iterations, expansion)
+    return Schema(KIND_CUCKOO, params, INDEX_LIMIT, additive=True).intern()
 
 
 def maxreg() -> Schema:

@@ -22,12 +22,14 @@ from hearsay.lattice.entry import Schema
 from hearsay.sketch.bloom import BloomFilter
 from hearsay.sketch.counter import PNCounter
 from hearsay.sketch.countmin import CountMinSketch
+from hearsay.sketch.cuckoo import CuckooFilter
 from hearsay.sketch.hll_view import HyperLogLog
 from hearsay.sketch.maxreg import MaxRegister, RawVector
 from hearsay.sketch.schemas import (
     KIND_BLOOM,
     KIND_CMS,
     KIND_COUNTER,
+    KIND_CUCKOO,
     KIND_HLL,
     KIND_MAXREG,
     KIND_TDIGEST,
@@ -38,12 +40,27 @@ from hearsay.sketch.tdigest import TDigest
 __all__ = ["VIEWS_CACHED_MAX", "SketchView", "admit_schema", "type_name", "view_as", "view_for"]
 
 SketchView = (
-    HyperLogLog | BloomFilter | CountMinSketch | PNCounter | MaxRegister | RawVector | TDigest
+    HyperLogLog
+    | BloomFilter
+    | CountMinSketch
+    | PNCounter
+    | MaxRegister
+    | RawVector
+    | TDigest
+    | CuckooFilter
 )
 """Any family's view."""
 
 View = TypeVar(
-    "View", HyperLogLog, BloomFilter, CountMinSketch, PNCounter, MaxRegister, RawVector, TDigest
+    "View",
+    HyperLogLog,
+    BloomFilter,
+    CountMinSketch,
+    PNCounter,
+    MaxRegister,
+    RawVector,
+    TDigest,
+    CuckooFilter,
 )
 
 
@@ -63,6 +80,7 @@ _FAMILIES: Final[dict[str, _Family]] = {
     KIND_MAXREG: _Family(MaxRegister, "maxreg", cells_capped=False),
     KIND_VECTOR: _Family(RawVector, "vector", cells_capped=False),
     KIND_TDIGEST: _Family(TDigest, "TDIS-TYPE", cells_capped=False),  # RedisBloom's type name
+    KIND_CUCKOO: _Family(CuckooFilter, "MBbloomCF", cells_capped=False),  # sparse counts
 }
 
 VIEWS_CACHED_MAX: Final = 4_096

@@ -17,7 +17,16 @@ vectors). Departures from Redis forced by the lattice are listed in each command
 from __future__ import annotations
 
 from hearsay.resp.commands import CommandRegistry
-from hearsay.resp.families import bloom, counter, countmin, hll, strings, tdigest, vector
+from hearsay.resp.families import (
+    bloom,
+    counter,
+    countmin,
+    cuckoo,
+    hll,
+    strings,
+    tdigest,
+    vector,
+)
 
 __all__ = ["install_family_commands"]
 
@@ -31,3 +40,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     bloom.install_bloom_commands(registry)
     countmin.install_countmin_commands(registry)
     tdigest.install_tdigest_commands(registry)
+    cuckoo.install_cuckoo_commands(registry)

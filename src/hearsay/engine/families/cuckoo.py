@@ -1,0 +1,173 @@
+"""Cuckoo filters on the database: CF.RESERVE, ADD/ADDNX/INSERT/INSERTNX, EXISTS/MEXISTS,
+DEL, COUNT, INFO, SCANDUMP and LOADCHUNK (RedisBloom's rm_cuckoo.c).
+
+Departures from RedisBloom that the lattice forces (see :mod:`hearsay.sketch.cuckoo`): no
+kicking between buckets, so a filter reports full (or grows a sub-filter) at a lower fill;
+CF.DEL removes a copy added on any node; CF.LOADCHUNK raises the filter to the chunk's live
+copies (loading into an existing filter of the same parameters keeps what it holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from hearsay.engine.families.common import (
+    KeyExistsError,
+    KeyMissingError,
+    ShapeMismatchError,
+    schema_of,
+    write_pairs,
+)
+from hearsay.engine.replica import Replica
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.cuckoo import CuckooFilter, CuckooInfo, FilterFullError
+from hearsay.sketch.schemas import KIND_CUCKOO
+from hearsay.sketch.views import view_as
+
+__all__ = [
+    "ADDED",
+    "CAPACITY_DEFAULT",
+    "FULL",
+    "PRESENT",
+    "add",
+    "count",
+    "delete",
+    "exists",
+    "info",
+    "load_chunk",
+    "reserve",
+    "scan_dump",
+]
+
+CAPACITY_DEFAULT: Final = 1024
+"""The capacity of a filter CF.ADD / CF.INSERT create (RedisBloom's default)."""
+ADDED: Final = 1
+PRESENT: Final = 0
+FULL: Final = -1
+
+_Found = tuple[CuckooFilter, dict[str, MaxVector]]
+
+
+def _entry(db: Replica, key: bytes, now_ms: int) -> _Found | None:
+    entry = db.get_typed(key, KIND_CUCKOO, now_ms)
+    if entry is None:
+        return None
+    return view_as(schema_of(entry), CuckooFilter), dict(entry.slices())
+
+
+def _required(db: Replica, key: bytes, now_ms: int) -> _Found:
+    found = _entry(db, key, now_ms)
+    if found is None:
+        raise KeyMissingError("not found")
+    return found
+
+
+def reserve(db: Replica, key: bytes, params: tuple[int, int, int, int], now_ms: int) -> None:
+    """CF.RESERVE of ``(capacity, bucket size, max iterations, expansion)``: KeyExistsError
+    when the key exists (SketchParameterError for sizes the filter cannot have)."""
+    view = CuckooFilter(*params)
+    if db.get(key, now_ms) is not None:
+        raise KeyExistsError("item exists")
+    db.write_own(key, view.schema, MaxVector(), now_ms)
+
+
+def add(
+    db: Replica,
+    key: bytes,
+    items: Sequence[bytes],
+    now_ms: int,
+    *,
+    only_new: bool,
+    capacity: int | None,
+) -> list[int]:
+    """CF.ADD / ADDNX / INSERT / INSERTNX: per item, ADDED, PRESENT (``only_new`` and it
+    already is) or FULL. A missing key is created with ``capacity`` (KeyMissingError when it
+    is None: NOCREATE). Items are added in turn, each seeing the ones before."""
+    found = _entry(db, key, now_ms)
+    if found is None:
+        if capacity is None:
+            raise KeyMissingError("not found")
+        reserve(db, key, (capacity, 2, 20, 1), now_ms)
+        found = _required(db, key, now_ms)
+    view, slices = found
+    replies: list[int] = []
+    for item in items:
+        if only_new and view.exists(slices, [item])[0]:
+            replies.append(PRESENT)
+            continue
+        try:
+            pairs = view.add(slices, db.origin, item)
+        except FilterFullError:
+            replies.append(FULL)
+            continue
+        write_pairs(db, key, view.schema, pairs, now_ms)
+        replies.append(ADDED)
+        if len(items) > 1:
+            view, slices = _required(db, key, now_ms)
+    return replies
+
+
+def exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+    """CF.EXISTS / CF.MEXISTS: a missing key holds nothing (as RedisBloom answers)."""
+    found = _entry(db, key, now_ms)
+    if found is None:
+        return [False] * len(items)
+    view, slices = found
+    return view.exists(slices, items)
+
+
+def count(db: Replica, key: bytes, item: bytes, now_ms: int) -> int:
+    """CF.COUNT: 0 for a missing key."""
+    found = _entry(db, key, now_ms)
+    if found is None:
+        return 0
+    view, slices = found
+    return view.count(slices, item)
+
+
+def delete(db: Replica, key: bytes, item: bytes, now_ms: int) -> bool:
+    """CF.DEL: one copy removed, on every node (KeyMissingError for a missing key)."""
+    view, slices = _required(db, key, now_ms)
+    pairs = view.delete(slices, db.origin, item)
+    if pairs is None:
+        return False
+    write_pairs(db, key, view.schema, pairs, now_ms)
+    return True
+
+
+def info(db: Replica, key: bytes, now_ms: int) -> CuckooInfo:
+    """CF.INFO (KeyMissingError for a missing key)."""
+    view, slices = _required(db, key, now_ms)
+    return view.info(slices)
+
+
+def scan_dump(db: Replica, key: bytes, cursor: int, now_ms: int) -> tuple[int, bytes | None]:
+    """CF.SCANDUMP: ``(next cursor, chunk)``; cursor 0 starts, ``(0, None)`` ends. Cursor
+    ``c > 0`` names the live entries from the ``(c - 1)``-th on, so every chunk but the last
+    ends where the next starts; each chunk carries the filter's parameters."""
+    view, slices = _required(db, key, now_ms)
+    start = max(0, cursor - 1)
+    if cursor > 0:
+        chunk, n = view.dump_chunk(slices, start)
+        if n == 0:
+            return 0, None
+        return start + n + 1, chunk
+    chunk, n = view.dump_chunk(slices, 0)
+    return n + 1, chunk
+
+
+def load_chunk(db: Replica, key: bytes, chunk: bytes, now_ms: int) -> None:
+    """CF.LOADCHUNK: ChunkError for a chunk CF.SCANDUMP did not make, ShapeMismatchError when
+    the key holds a filter of other parameters; a missing key is created."""
+    view, entries = CuckooFilter.parse_chunk(chunk)
+    found = _entry(db, key, now_ms)
+    if found is None:
+        db.write_own(key, view.schema, MaxVector(), now_ms)
+        found = _required(db, key, now_ms)
+    held, slices = found
+    if held.schema != view.schema:
+        raise ShapeMismatchError("the chunk's filter has other parameters than the key's")
+    pairs = held.load(slices, db.origin, entries)
+    if pairs[0]:
+        write_pairs(db, key, view.schema, pairs, now_ms)
