@@ -62,6 +62,26 @@ def test_monitor_streams_every_command_with_auth_redacted(node: NodeProcess) -> 
     assert other.ping()
 
 
+def test_monitor_shows_each_call_of_a_pipelined_run_once(node: NodeProcess) -> None:
+    """A pipelined run whose second call falls back to the one-call path (not an integer) is
+    shown call by call, each once."""
+    watcher = _client(node)
+    other = _client(node)
+    with watcher.monitor() as monitor:
+        pipe = other.pipeline(transaction=False)
+        pipe.incrby("mon:run", 1)
+        pipe.execute_command("INCRBY", "mon:run", "x")
+        pipe.incrby("mon:run", 2)
+        pipe.ping()
+        pipe.execute(raise_on_error=False)
+        seen: list[str] = []
+        while not seen or seen[-1] != "PING":  # bounded by the socket timeout
+            seen.append(monitor.next_command()["command"])
+            assert len(seen) < 50, seen
+    runs = [line for line in seen if line.startswith("INCRBY mon:run")]
+    assert runs == ["INCRBY mon:run 1", "INCRBY mon:run x", "INCRBY mon:run 2"], seen
+
+
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is installed by make")
 def test_redis_cli_monitor_format(node: NodeProcess) -> None:
     host, port = split_address(node.resp)

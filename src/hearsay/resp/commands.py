@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -334,7 +333,8 @@ class CommandRegistry:
         self.internal_errors = 0  # handler bugs answered with an error reply (INFO stats)
         self._logged_errors: set[tuple[str, type[BaseException]]] = set()
         self.observer: RequestObserver | None = None
-        """The slow log and the monitors (resp.observer), shown every command when set."""
+        """The slow log and the monitors (resp.observer): the driver shows it every command it
+        runs for a client, with the time it already measures (a run as one entry)."""
 
     # -- registration -----------------------------------------------------------------------
 
@@ -497,17 +497,6 @@ class CommandRegistry:
 
     def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         """The replies of a run found by :meth:`run_at`, as :meth:`dispatch` gives them."""
-        observer = self.observer
-        if observer is None:
-            return self._dispatch_run(ctx, run)
-        started = time.perf_counter_ns()
-        replies = self._dispatch_run(ctx, run)
-        elapsed = time.perf_counter_ns() - started
-        if elapsed > observer.threshold_ns or observer.monitors:  # one cheap check
-            observer.ran(ctx, run, elapsed, time.time_ns() // 1000)
-        return replies
-
-    def _dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         spec = self._commands[run[0][0]]
         handler = spec.run_handler
         assert handler is not None, "run_at only finds commands with a run handler"
@@ -531,15 +520,7 @@ class CommandRegistry:
         it never raises."""
         if ctx.transaction is not None:
             return self._queue(ctx, args)
-        observer = self.observer
-        if observer is None:
-            return self._run(ctx, args)
-        started = time.perf_counter_ns()
-        reply = self._run(ctx, args)
-        elapsed = time.perf_counter_ns() - started
-        if elapsed > observer.threshold_ns or observer.monitors:  # one cheap check
-            observer.ran(ctx, [args], elapsed, time.time_ns() // 1000)
-        return reply
+        return self._run(ctx, args)
 
     def _queue(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Between MULTI and EXEC, as Redis: a command that could not run (unknown, wrong

@@ -335,7 +335,9 @@ class RespConnection(asyncio.Protocol):
         at, count = 0, len(commands)
         # One clock read per command: a command's time runs from the previous one's end, so
         # it covers its dispatch, execution and reply encoding (a run's calls share one).
+        # The same time serves the slow log and the monitors (one cheap check per command).
         stats = self._server.command_stats
+        observer = registry.observer
         clock_ns = time.perf_counter_ns
         started_ns = clock_ns()
         while at < count:  # bounded: at grows by one command or one run per pass
@@ -365,8 +367,13 @@ class RespConnection(asyncio.Protocol):
                 pending += len(encoded)
                 at += run
                 ended_ns = clock_ns()
+                elapsed_ns = ended_ns - started_ns
                 errors = sum(type(reply) is ErrorReply for reply in run_replies)
-                stats.record_run(args[0], ended_ns - started_ns, errors, run)
+                stats.record_run(args[0], elapsed_ns, errors, run)
+                if observer is not None and (
+                    elapsed_ns > observer.threshold_ns or observer.monitors
+                ):
+                    observer.ran(ctx, commands[at - run : at], elapsed_ns, time.time_ns() // 1000)
                 started_ns = ended_ns
             else:
                 reply = replica.execute(ctx, args, now_ms)
@@ -386,7 +393,12 @@ class RespConnection(asyncio.Protocol):
                     out.append(encoded)
                     pending += len(encoded)
                 ended_ns = clock_ns()
-                stats.record(args[0], ended_ns - started_ns, type(reply) is ErrorReply)
+                elapsed_ns = ended_ns - started_ns
+                stats.record(args[0], elapsed_ns, type(reply) is ErrorReply)
+                if observer is not None and (
+                    elapsed_ns > observer.threshold_ns or observer.monitors
+                ):
+                    observer.ran(ctx, [args], elapsed_ns, time.time_ns() // 1000)
                 started_ns = ended_ns
             if pending > self._output_bytes_max:
                 self._server.output_limit_reached(self, pending)
