@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hearsay.lattice import vector as vector_module
 from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire, split_entry
 from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import Entry
@@ -354,7 +356,9 @@ def test_reads_of_a_vector_equal_reads_of_its_pairs(
     query: Any = wanted if dtype == "list" else np.array(wanted, dtype=dtype)
     if dtype == "list":
         query = np.array(wanted, dtype=np.int64)
-    assert v.values_at(query).tolist() == [held.get(i, 0) for i in wanted]
+    for bisect_from in (0, vector_module._BISECT_PAIRS_PER_LOOKUP):  # both read paths
+        with patch.object(vector_module, "_BISECT_PAIRS_PER_LOOKUP", bisect_from):
+            assert v.values_at(query).tolist() == [held.get(i, 0) for i in wanted]
     for index in wanted[:5]:
         assert v.get(index) == held.get(index, 0)
     assert v.window(low, high).items() == [

@@ -55,7 +55,11 @@ _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _WIDTH_BYTES: Final = {width: bytes((width,)) for width in _STRUCT_CODES}
 _FEW_PAIRS: Final = 8
 _FEW_LOOKUPS: Final = 64
-"""Up to this many reads of packed pairs take the bisect path (see _packed_position)."""
+"""Up to this many reads of packed pairs take the bisect path (see _packed_position)..."""
+_BISECT_PAIRS_PER_LOOKUP = 256
+"""... when the vector holds at least this many pairs per read: below, numpy's search (which
+copies the misaligned indices first) costs less than a Python bisect per read (a pipelined
+run of 16 PFADDs to a small HLL spent twice as long reading its registers by bisect)."""
 _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
@@ -428,7 +432,12 @@ class MaxVector:
             inside = (flat >= 0) & (flat < dense.size)
             out[inside] = dense[flat[inside]]
             return out.reshape(idx.shape)
-        if flat.size <= _FEW_LOOKUPS and flat.dtype.kind in "iu":
+        packed = self._packed
+        if (
+            flat.size <= _FEW_LOOKUPS
+            and flat.dtype.kind in "iu"
+            and (len(packed) - 1) // (4 + packed[0]) >= _BISECT_PAIRS_PER_LOOKUP * flat.size
+        ):
             return self._few_sparse_values(flat.tolist(), out).reshape(idx.shape)
         have_idx, have_val = self._sparse_arrays()
         if have_idx.size:
