@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.interrupt import with_default_sigint
 from tests.support.nodes import NodeProcess, start_node
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
 
 def _monitor(node: NodeProcess, *flags: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "hearsay.cli", "monitor", "-p", str(node.resp_port), *flags],
+        with_default_sigint(
+            [sys.executable, "-m", "hearsay.cli", "monitor", "-p", str(node.resp_port), *flags]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -73,7 +76,12 @@ def _line_with(process: subprocess.Popen[bytes], needle: bytes, node: NodeProces
 
 def _interrupt(process: subprocess.Popen[bytes]) -> tuple[int, bytes]:
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=DEADLINE_S)
+    try:
+        _, stderr = process.communicate(timeout=DEADLINE_S)
+    finally:
+        if process.poll() is None:  # it ignored Ctrl-C: stop it, by its PID, and fail
+            process.kill()
+            process.wait(DEADLINE_S)
     return process.returncode, stderr
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from hearsay.resp.observer import MONITOR_BACKLOG_BYTES_MAX
+from tests.support.interrupt import with_default_sigint
 from tests.support.nodes import NodeProcess, split_address, start_node
 
 pytestmark = pytest.mark.integration
@@ -86,8 +87,10 @@ def test_monitor_shows_each_call_of_a_pipelined_run_once(node: NodeProcess) -> N
 def test_redis_cli_monitor_format(node: NodeProcess) -> None:
     host, port = split_address(node.resp)
     cli = subprocess.Popen(
-        ["redis-cli", "-h", host, "-p", str(port), "--no-auth-warning", "-a", "sekrit",
-         "monitor"],
+        with_default_sigint(
+            ["redis-cli", "-h", host, "-p", str(port), "--no-auth-warning", "-a", "sekrit",
+             "monitor"]
+        ),
         stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -106,7 +109,12 @@ def test_redis_cli_monitor_format(node: NodeProcess) -> None:
         assert rest.endswith(b'] "INCRBY" "cli:n" "1"\n')
     finally:
         cli.send_signal(signal.SIGINT)
-        cli.wait(timeout=DEADLINE_S)
+        try:
+            cli.wait(timeout=DEADLINE_S)
+        finally:
+            if cli.poll() is None:  # stopped by its PID whatever happened
+                cli.kill()
+                cli.wait(DEADLINE_S)
 
 
 def test_a_monitor_that_does_not_read_is_dropped(node: NodeProcess) -> None:
