@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from hearsay.persist.atomic_file import replace_file
+
 SIDECAR_FILE_NAME: Final = "hearsay.state"
 SIDECAR_BYTES_MAX: Final = 4096
 
@@ -70,7 +72,6 @@ def read_sidecar(data_dir: str | os.PathLike[str]) -> Sidecar | None:
 def write_sidecar(data_dir: str | os.PathLike[str], sidecar: Sidecar) -> bool:
     """Replace the sidecar atomically; False (logged at debug) when the disk refuses."""
     path = Path(data_dir) / SIDECAR_FILE_NAME
-    temporary = path.with_name(SIDECAR_FILE_NAME + ".tmp")
     body = json.dumps(
         {
             "node_id": sidecar.node_id,
@@ -82,13 +83,7 @@ def write_sidecar(data_dir: str | os.PathLike[str], sidecar: Sidecar) -> bool:
         sort_keys=True,
     ).encode()
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, body + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
+        replace_file(path, body + b"\n")
     except OSError as error:
         log.debug("cannot write %s: %s", path, error.strerror)
         return False

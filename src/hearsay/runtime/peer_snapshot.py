@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from hearsay.base.errors import HearsayError
+from hearsay.persist.atomic_file import replace_file
 from hearsay.protocol.membership import Address
 from hearsay.runtime.addresses import format_address, parse_address
 
@@ -76,23 +77,11 @@ def read_snapshot(data_dir: str | os.PathLike[str]) -> Snapshot:
 def write_snapshot(data_dir: str | os.PathLike[str], snapshot: Snapshot) -> bool:
     """Replace the file atomically; False (logged) when the disk refuses."""
     path = snapshot_path(data_dir)
-    temporary = path.with_name(SNAPSHOT_FILE_NAME + ".tmp")
     body = json.dumps(
         {"peers": [format_address(*peer) for peer in snapshot.peers], "left": snapshot.left}
     ).encode()
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, body + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_file(path, body + b"\n")
     except OSError as error:
         log.warning("cannot write the peer snapshot %s: %s", path, error.strerror)
         return False
