@@ -10,14 +10,18 @@ from __future__ import annotations
 from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry, MergeResult, Schema
+from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.slots import Pairs
+from hearsay.sketch.views import View, view_as
 
 __all__ = [
     "FewPairs",
     "KeyExistsError",
     "KeyMissingError",
     "ShapeMismatchError",
+    "required_view_and_slices",
     "schema_of",
+    "view_and_slices",
     "write_pairs",
 ]
 
@@ -50,3 +54,24 @@ def schema_of(entry: Entry) -> Schema:
     schema = entry.schema
     assert schema is not None, "Replica.get_typed returns live entries only"
     return schema
+
+
+def view_and_slices(
+    db: Replica, key: bytes, kind: str, view_class: type[View], now_ms: int
+) -> tuple[View, dict[str, MaxVector]] | None:
+    """A per-origin key's view and its vectors by origin; None when the key is absent
+    (WrongTypeError when it holds another type)."""
+    entry = db.get_typed(key, kind, now_ms)
+    if entry is None:
+        return None
+    return view_as(schema_of(entry), view_class), dict(entry.slices())
+
+
+def required_view_and_slices(
+    db: Replica, key: bytes, kind: str, view_class: type[View], now_ms: int, *, missing: str
+) -> tuple[View, dict[str, MaxVector]]:
+    """:func:`view_and_slices` of a key that must exist (KeyMissingError(``missing``))."""
+    found = view_and_slices(db, key, kind, view_class, now_ms)
+    if found is None:
+        raise KeyMissingError(missing)
+    return found

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from hearsay.engine.families.common import (
     KeyExistsError,
-    KeyMissingError,
     ShapeMismatchError,
-    schema_of,
+    required_view_and_slices,
+    view_and_slices,
     write_pairs,
 )
 from hearsay.engine.replica import Replica
@@ -21,7 +21,6 @@ from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.schemas import KIND_CMS
-from hearsay.sketch.views import view_as
 
 __all__ = [
     "check_absent",
@@ -39,17 +38,13 @@ __all__ = [
 def _entry(
     db: Replica, key: bytes, now_ms: int
 ) -> tuple[CountMinSketch, dict[str, MaxVector]] | None:
-    entry = db.get_typed(key, KIND_CMS, now_ms)
-    if entry is None:
-        return None
-    return view_as(schema_of(entry), CountMinSketch), dict(entry.slices())
+    return view_and_slices(db, key, KIND_CMS, CountMinSketch, now_ms)
 
 
 def _required(db: Replica, key: bytes, now_ms: int) -> tuple[CountMinSketch, dict[str, MaxVector]]:
-    found = _entry(db, key, now_ms)
-    if found is None:
-        raise KeyMissingError("CMS: key does not exist")
-    return found
+    return required_view_and_slices(
+        db, key, KIND_CMS, CountMinSketch, now_ms, missing="CMS: key does not exist"
+    )
 
 
 def init(db: Replica, key: bytes, width: int, depth: int, now_ms: int) -> None:

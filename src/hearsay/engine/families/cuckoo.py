@@ -16,14 +16,14 @@ from hearsay.engine.families.common import (
     KeyExistsError,
     KeyMissingError,
     ShapeMismatchError,
-    schema_of,
+    required_view_and_slices,
+    view_and_slices,
     write_pairs,
 )
 from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.cuckoo import CuckooFilter, CuckooInfo, FilterFullError
 from hearsay.sketch.schemas import KIND_CUCKOO
-from hearsay.sketch.views import view_as
 
 __all__ = [
     "ADDED",
@@ -50,17 +50,11 @@ _Found = tuple[CuckooFilter, dict[str, MaxVector]]
 
 
 def _entry(db: Replica, key: bytes, now_ms: int) -> _Found | None:
-    entry = db.get_typed(key, KIND_CUCKOO, now_ms)
-    if entry is None:
-        return None
-    return view_as(schema_of(entry), CuckooFilter), dict(entry.slices())
+    return view_and_slices(db, key, KIND_CUCKOO, CuckooFilter, now_ms)
 
 
 def _required(db: Replica, key: bytes, now_ms: int) -> _Found:
-    found = _entry(db, key, now_ms)
-    if found is None:
-        raise KeyMissingError("not found")
-    return found
+    return required_view_and_slices(db, key, KIND_CUCKOO, CuckooFilter, now_ms, missing="not found")
 
 
 def reserve(db: Replica, key: bytes, params: tuple[int, int, int, int], now_ms: int) -> None:

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hearsay.engine.families.common import KeyExistsError, KeyMissingError, schema_of, write_pairs
+from hearsay.engine.families.common import (
+    KeyExistsError,
+    KeyMissingError,
+    required_view_and_slices,
+    schema_of,
+    view_and_slices,
+    write_pairs,
+)
 from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.schemas import KIND_TDIGEST
@@ -39,17 +46,13 @@ __all__ = [
 
 
 def _entry(db: Replica, key: bytes, now_ms: int) -> tuple[TDigest, dict[str, MaxVector]] | None:
-    entry = db.get_typed(key, KIND_TDIGEST, now_ms)
-    if entry is None:
-        return None
-    return view_as(schema_of(entry), TDigest), dict(entry.slices())
+    return view_and_slices(db, key, KIND_TDIGEST, TDigest, now_ms)
 
 
 def _required(db: Replica, key: bytes, now_ms: int) -> tuple[TDigest, dict[str, MaxVector]]:
-    found = _entry(db, key, now_ms)
-    if found is None:
-        raise KeyMissingError("T-Digest: key does not exist")
-    return found
+    return required_view_and_slices(
+        db, key, KIND_TDIGEST, TDigest, now_ms, missing="T-Digest: key does not exist"
+    )
 
 
 def check(db: Replica, key: bytes, now_ms: int) -> TDigest:
