@@ -7,18 +7,15 @@ import bisect
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hearsay.base.durations import BUCKET_BOUNDS_S, BUCKETS, Durations, bucket_of
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.command_stats import (
-    BUCKET_BOUNDS_S,
-    BUCKETS,
     CALLS,
     ERRORS,
     FIRST_BUCKET,
     SPELLINGS_MAX,
     SUM_NS,
     CommandStats,
-    Durations,
-    bucket_of,
 )
 from tests.support.command_client import NoServer
 

@@ -34,6 +34,7 @@ FAMILIES = {
     "hearsay_replication_lag_seconds": "gauge",
     "hearsay_replication_lag_probes": "counter",
     "hearsay_storage_flush_duration_seconds": "histogram",
+    "hearsay_storage_commit_duration_seconds": "histogram",
     "hearsay_storage_pending_writes": "gauge",
     "hearsay_storage_commits": "counter",
     "hearsay_storage_read_only": "gauge",
@@ -133,6 +134,12 @@ def test_every_family_with_help_and_counters_that_move(tmp_path: Path) -> None:
         assert hll >= KEYS + RUN + 2
         _check_histogram(after, "hearsay_command_duration_seconds")
         _check_histogram(after, "hearsay_storage_flush_duration_seconds")
+        _check_histogram(after, "hearsay_storage_commit_duration_seconds")
+        poll_until(lambda: value(scrape(a), "hearsay_storage_commits_total") > 0, 20)
+        durable = scrape(a)  # one scrape: both come from one snapshot of the writer's counters
+        assert value(durable, "hearsay_storage_commit_duration_seconds_count") == value(
+            durable, "hearsay_storage_commits_total"
+        )
         assert value(after, "hearsay_keys") == KEYS + 1
         assert value(after, "hearsay_local_writes_total") >= KEYS + 1
         sent = value(after, "hearsay_gossip_datagrams_total", direction="sent")

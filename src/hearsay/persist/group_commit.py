@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final
 
+from hearsay.base.durations import Durations
 from hearsay.base.errors import StorageError
 from hearsay.persist.fsync import DEFAULT_FSYNC_POLICY, FsyncPolicy
 from hearsay.persist.store import FoldFunction, SqliteStore
@@ -131,6 +132,8 @@ class CommitStats:
     delta_rows: int = 0  # delta rows committed (stage_delta)
     folds: int = 0  # keys whose delta rows were folded into their whole row
     pending_delta_rows: int = 0  # delta rows on disk waiting to be folded
+    commit_duration_counts: tuple[int, ...] = ()  # per bucket of hearsay.base.durations
+    commit_duration_sum_ns: int = 0  # their total (a batch's turn: commit, sync, fold)
 
 
 @dataclass(slots=True)
@@ -262,6 +265,7 @@ class GroupCommit:
         self._coalesced = 0
         self._commits = 0
         self._rows_committed = 0
+        self._commit_durations = Durations()  # per batch: commit (+ sync, fold); under _cond
         self._largest_batch = 0
         self._syncs = 0
         # The delta log (writer thread only): key -> [rows, bytes, bytes at which a fold is
@@ -380,6 +384,8 @@ class GroupCommit:
                 delta_rows=self._delta_rows,
                 folds=self._folds,
                 pending_delta_rows=sum(counts[0] for counts in list(self._unfolded.values())),
+                commit_duration_counts=tuple(self._commit_durations.counts),
+                commit_duration_sum_ns=self._commit_durations.sum_ns,
             )
 
     # ------------------------------------------------------------------ writers' side
@@ -616,6 +622,7 @@ class GroupCommit:
             idle = self._wait_for_work(unsynced, next_sync_s)
             closing = self._closing  # read before taking: nothing is staged after it is set
             batch, last_seq, taken, taken_at_s = self._take_batch()
+            started_ns = time.perf_counter_ns()
             try:
                 if batch:
                     self._store.write_batch(batch.puts, deltas=batch.deltas)
@@ -650,6 +657,7 @@ class GroupCommit:
                     self._delta_rows += rows - len(batch.puts)
                     self._coalesced += taken - rows
                     self._largest_batch = max(self._largest_batch, rows)
+                    self._commit_durations.record(time.perf_counter_ns() - started_ns)
                     self._cond.notify_all()
                 self._complete_waiters(last_seq)
             if closing and not taken:

@@ -17,13 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
+from hearsay.base.durations import BUCKETS
 from hearsay.resp.commands import CommandRegistry
 
-BUCKETS: Final = 22
-"""Bucket ``i < 21`` holds calls that took less than ``1024 * 2**i`` ns (1.02 µs up to 1.07 s);
-bucket 21 holds the slower ones (+Inf)."""
-BUCKET_BOUNDS_S: Final = tuple(1024 * 2**i / 1e9 for i in range(BUCKETS - 1))
-"""The upper bound of each bucket but the last (+Inf), in seconds."""
 CALLS, ERRORS, SUM_NS, FIRST_BUCKET = 0, 1, 2, 3
 """Indexes into a row as :meth:`CommandStats.rows` gives it: calls, error replies, total time
 in ns, then the :data:`BUCKETS` buckets."""
@@ -34,24 +30,6 @@ _ERRORS, _SUM_NS = _SLOTS, _SLOTS + 1
 SPELLINGS_MAX: Final = 1024
 UNKNOWN: Final = "unknown"
 """The row of names the registry does not know (and of spellings past the cap)."""
-
-
-def bucket_of(elapsed_ns: int) -> int:
-    """The bucket of a duration: its power of two above 1024 ns, capped at +Inf's."""
-    bucket = (elapsed_ns >> 10).bit_length()
-    return bucket if bucket < BUCKETS else BUCKETS - 1
-
-
-class Durations:
-    """Counts per bucket and the total of one kind of duration (a histogram without locks)."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * BUCKETS
-        self.sum_ns = 0
-
-    def record(self, elapsed_ns: int) -> None:
-        self.counts[bucket_of(elapsed_ns)] += 1
-        self.sum_ns += elapsed_ns
 
 
 class CommandStats:

@@ -29,17 +29,10 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from hearsay.base.durations import BUCKET_BOUNDS_S, BUCKETS, Durations
 from hearsay.persist.group_commit import GroupCommit
 from hearsay.runtime.clock import unix_ms
-from hearsay.runtime.command_stats import (
-    BUCKET_BOUNDS_S,
-    BUCKETS,
-    CALLS,
-    ERRORS,
-    FIRST_BUCKET,
-    SUM_NS,
-    Durations,
-)
+from hearsay.runtime.command_stats import CALLS, ERRORS, FIRST_BUCKET, SUM_NS
 from hearsay.runtime.history import SAMPLE_INTERVAL_S, History, KeyCensus, LagProbe, Sample
 
 if TYPE_CHECKING:
@@ -259,6 +252,17 @@ class NodeCollector(Collector):
         )
         writer = replica.storage
         commits = writer.stats() if isinstance(writer, GroupCommit) else None
+        commit_buckets, commit_sum_s = _buckets(
+            list(commits.commit_duration_counts) if commits else [0] * BUCKETS,
+            commits.commit_duration_sum_ns if commits else 0,
+        )
+        yield HistogramMetricFamily(
+            "hearsay_storage_commit_duration_seconds",
+            "Time the writer thread took per batch of writes, off the event loop: the SQLite "
+            "transaction, with the sync and the delta fold it ran in the same turn.",
+            buckets=commit_buckets,
+            sum_value=commit_sum_s,
+        )
         yield CounterMetricFamily(
             "hearsay_storage_commits",
             "SQLite transactions committed by the writer thread.",
