@@ -159,6 +159,7 @@ class Node:
         self._rmbd_transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._floor_sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -253,6 +254,10 @@ class Node:
             now = unix_ms()
             self.replica.expire_due(now)
             self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
+            if self.replica.sweep_pending and (
+                self._floor_sweeper is None or self._floor_sweeper.done()
+            ):
+                self._floor_sweeper = asyncio.create_task(self._sweep_floor())
             flush_started_ns = time.perf_counter_ns()
             self.replica.flush()
             self.node_metrics.flush_durations.record(time.perf_counter_ns() - flush_started_ns)
@@ -267,6 +272,16 @@ class Node:
                     await asyncio.to_thread(self._write_snapshot, snapshot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
+
+    async def _sweep_floor(self) -> None:
+        """After FLUSHALL here or on a peer: drop the entries below the flush floor, one
+        bounded chunk per event-loop turn (and stage their deletes), so no request waits long
+        behind it."""
+        replica = self.replica
+        while replica.sweep_pending and not self._stopping.is_set():
+            replica.sweep_floor()
+            replica.flush()
+            await asyncio.sleep(0)
 
     def _flush(self) -> None:
         """After an rmbd write: stage it, and send its gossip."""
@@ -284,6 +299,8 @@ class Node:
         self._stopping.set()
         if self._housekeeping is not None:
             await self._housekeeping
+        if self._floor_sweeper is not None:
+            await self._floor_sweeper  # (stops at its next turn; a restart sweeps the rest)
         if self._sampler is not None:
             await self._sampler
         await self.resp.stop()
