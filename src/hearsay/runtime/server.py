@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
+FLOOR_SWEEP_BACKOFF_S: Final = 0.005
+"""How long the flush floor's sweep waits, at a time, for the store's writer to commit."""
+FLOOR_SWEEP_LAG_MAX_S: Final = 0.1
+"""The flush floor's sweep pauses while the oldest uncommitted write is older than this (well
+below the 0.25 s past which staging blocks the event loop)."""
 SIDECAR_INTERVAL_S: Final = 60.0
 """How often the data directory's sidecar (who the node is, how many entries) is rewritten."""
 
@@ -276,9 +281,14 @@ class Node:
     async def _sweep_floor(self) -> None:
         """After FLUSHALL here or on a peer: drop the entries below the flush floor, one
         bounded chunk per event-loop turn (and stage their deletes), so no request waits long
-        behind it."""
+        behind it. Chunks go on while the store's writer keeps up (it commits the deletes of
+        many chunks at once: ~10 us a row in big batches, ~70 us in batches of 1,024, whose
+        random keys touch a B-tree page each), and wait while it lags."""
         replica = self.replica
         while replica.sweep_pending and not self._stopping.is_set():
+            if replica.storage_lag_s > FLOOR_SWEEP_LAG_MAX_S:  # let the writer catch up
+                await asyncio.sleep(FLOOR_SWEEP_BACKOFF_S)
+                continue
             replica.sweep_floor()
             replica.flush()
             await asyncio.sleep(0)
@@ -515,6 +525,8 @@ class Node:
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
                 "tombstones_purged": stats.tombstones_purged,
+                "flushed_keys": stats.flushed_keys,
+                "flush_floor_ms": self.replica.keyspace.floor_ms,
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
