@@ -86,7 +86,7 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def type_(ctx: ClientContext, args: list[bytes]) -> Reply:
         return SimpleString(db_of(ctx).type_of(args[1], ctx.now_ms))
 
-    registry.add("MEMORY", None, arity=-2, group="server", summary="Memory use of keys.")
+    registry.container("MEMORY", group="server", summary="Memory use of keys.")
 
     @registry.command("USAGE", parent="MEMORY", arity=-3, flags=("readonly",), first_key=2,
                       last_key=2, step=1, group="server",
@@ -185,8 +185,8 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def pttl(ctx: ClientContext, args: list[bytes]) -> Reply:
         return db_of(ctx).ttl_ms(args[1], ctx.now_ms)
 
-    registry.add("OBJECT", None, arity=-2, group="keyspace", since="2.2.3",
-                 summary="A container for object introspection commands.")  # fmt: skip
+    registry.container("OBJECT", group="keyspace", since="2.2.3",
+                       summary="A container for object introspection commands.")  # fmt: skip
 
     @registry.command("ENCODING", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
                       last_key=2, step=1, group="keyspace", since="2.2.3",
