@@ -144,7 +144,13 @@ class Node:
         self.resp = RespServer(self.replica, self.registry, settings, limits, self.gossip)
         self.node_metrics = NodeMetrics(self)
         history = self.node_metrics.history.as_json
-        self.http = HttpServer(self.status, self.node_metrics.exposition, self.health, history)
+        self.http = HttpServer(
+            self.status,
+            self.node_metrics.exposition,
+            self.health,
+            history,
+            max_connections=config.max_http_connections,
+        )
         self.addresses: dict[str, str] = {}
         self._gossip_family = socket.AF_INET
         self.joiner = Joiner(
@@ -517,6 +523,7 @@ class Node:
                 "total_connections_received": self.resp.total_connections,
                 "total_commands_processed": self.resp.commands_processed(),
                 "rejected_connections": resp.rejected_connections,
+                "http_rejected_connections": self.http.rejected_connections,
                 "evicted_clients": resp.evicted_clients,
                 "client_query_buffer_limit_disconnections": resp.query_buffer_limit_disconnections,
                 "client_output_buffer_limit_disconnections": resp.output_limit_disconnections,
