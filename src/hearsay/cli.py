@@ -125,6 +125,12 @@ def _add_serve(subparsers: Any) -> None:
         help="HTTP connections at once; one more is answered 503 (default 64)",
     )
     add(
+        "--client-idle-timeout-s",
+        type=int,
+        metavar="SECONDS",
+        help="close clients idle this long, as Redis's timeout (default 0: never)",
+    )
+    add(
         "--tombstone-grace-s",
         type=int,
         metavar="SECONDS",

@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
+IDLE_CHECK_INTERVAL_S: Final = 1.0
+"""How often clients are checked against ``--client-idle-timeout-s`` (Redis: about 1 s too)."""
 FLOOR_SWEEP_BACKOFF_S: Final = 0.005
 """How long the flush floor's sweep waits, at a time, for the store's writer to commit."""
 FLOOR_SWEEP_LAG_MAX_S: Final = 0.1
@@ -171,6 +173,8 @@ class Node:
         self._housekeeping: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._floor_sweeper: asyncio.Task[None] | None = None
+        self.idle_clients_closed = 0
+        """Clients closed by ``--client-idle-timeout-s`` (INFO stats)."""
 
     async def start(self) -> None:
         config = self.config
@@ -261,8 +265,12 @@ class Node:
     async def _housekeep(self) -> None:
         next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
         next_snapshot_s = time.monotonic()
+        next_idle_check_s = time.monotonic()
         while not self._stopping.is_set():
             now = unix_ms()
+            if self.config.client_idle_timeout_s and time.monotonic() >= next_idle_check_s:
+                next_idle_check_s = time.monotonic() + IDLE_CHECK_INTERVAL_S
+                self._close_idle_clients(now, self.config.client_idle_timeout_s * 1000)
             self.replica.expire_due(now)
             self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
             if self.replica.sweep_pending and (
@@ -283,6 +291,19 @@ class Node:
                     await asyncio.to_thread(self._write_snapshot, snapshot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
+
+    def _close_idle_clients(self, now_ms: int, timeout_ms: int) -> None:
+        """Redis's ``timeout``: close the clients whose last command is older than
+        ``timeout_ms`` (or that sent none since they connected), except those waiting for a
+        reply (WAIT, a write under ``--fsync always``) and monitors."""
+        observer = self.registry.observer
+        monitors = observer.monitors if observer is not None else {}
+        for connection in list(self.resp.connections):
+            ctx = connection.ctx
+            idle_ms = now_ms - max(ctx.now_ms, ctx.created_ms)
+            if idle_ms > timeout_ms and not connection.blocked and ctx.client_id not in monitors:
+                connection.close()
+                self.idle_clients_closed += 1
 
     async def _sweep_floor(self) -> None:
         """After FLUSHALL here or on a peer: drop the entries below the flush floor, one
@@ -524,6 +545,7 @@ class Node:
                 "total_commands_processed": self.resp.commands_processed(),
                 "rejected_connections": resp.rejected_connections,
                 "http_rejected_connections": self.http.rejected_connections,
+                "idle_clients_closed": self.idle_clients_closed,
                 "evicted_clients": resp.evicted_clients,
                 "client_query_buffer_limit_disconnections": resp.query_buffer_limit_disconnections,
                 "client_output_buffer_limit_disconnections": resp.output_limit_disconnections,
@@ -632,6 +654,7 @@ class Node:
             "databases": "1",
             "requirepass": "",  # never echo the password
             "maxclients": str(self.resp.limits.maxclients),
+            "timeout": str(c.client_idle_timeout_s),
             "client-output-buffer-limit": (
                 f"normal {c.client_output_buffer_limit} 0 0 replica 0 0 0 pubsub 0 0 0"
             ),
