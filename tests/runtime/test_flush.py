@@ -185,7 +185,7 @@ def _flush_while_pinging(node: NodeProcess, count: int) -> tuple[int, float]:
 
 
 @pytest.mark.parametrize(
-    "count", [20_000, pytest.param(200_000, marks=pytest.mark.slow)], ids=["20k", "200k"]
+    "count", [10_000, pytest.param(200_000, marks=pytest.mark.slow)], ids=["10k", "200k"]
 )
 def test_a_big_flush_is_swept_in_steps_while_the_node_answers(cluster: Cluster, count: int) -> None:
     node = cluster.start("a")
