@@ -119,6 +119,18 @@ def _add_serve(subparsers: Any) -> None:
     )
     add("--slowlog-max-len", type=int, metavar="N", help="SLOWLOG entries kept (default 128)")
     add(
+        "--max-http-connections",
+        type=int,
+        metavar="N",
+        help="HTTP connections at once; one more is answered 503 (default 64)",
+    )
+    add(
+        "--client-idle-timeout-s",
+        type=int,
+        metavar="SECONDS",
+        help="close clients idle this long, as Redis's timeout (default 0: never)",
+    )
+    add(
         "--tombstone-grace-s",
         type=int,
         metavar="SECONDS",

@@ -135,7 +135,7 @@ def test_a_damaged_delta_row_is_quarantined_with_its_key(tmp_path: Path) -> None
     conn.close()
     with SqliteStore(data) as store:
         keyspace = Keyspace()
-        _, damaged = load_entries(store, keyspace, 5)
+        _, damaged, _ = load_entries(store, keyspace, 5)
         assert damaged == 1  # the last row: the earlier ones hold and are loaded
         assert store.delta_count() == count - 1
         assert [row[0] for row in store.quarantined()] == [b"bf"]

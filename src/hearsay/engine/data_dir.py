@@ -42,10 +42,13 @@ def fold_entry_blobs(base: bytes | None, deltas: list[bytes]) -> bytes:
     return encode_entry(entry)
 
 
-def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[int, int]:
+def load_entries(
+    store: SqliteStore, keyspace: Keyspace, now_ms: int
+) -> tuple[int, int, list[bytes]]:
     """Merge every stored entry, then every delta row in order, into ``keyspace``:
-    ``(loaded keys, damaged rows)`` (a damaged row means the node lost some of its own writes:
-    it must take a fresh write origin).
+    ``(loaded keys, damaged rows, keys below the flush floor)`` (a damaged row means the node
+    lost some of its own writes: it must take a fresh write origin; the keys below the floor
+    were flushed while their rows were still stored: the caller deletes them).
 
     Rows that fail their checksum or do not decode to a valid entry are moved to the store's
     quarantine table (``now_ms`` stamps them there), never loaded; so are the delta rows of a
@@ -57,20 +60,24 @@ def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[i
         damaged.append((key, blob, checksum, reason))
 
     loaded = 0
+    below_floor: list[bytes] = []
     for key, blob in store.load(on_corrupt=corrupt):
         try:
             entry = _decoded(blob)
         except HearsayError as error:  # DecodeError, SketchParameterError, BoundsError
             damaged.append((key, blob, None, f"invalid entry: {error}"))
             continue
+        if entry.epoch < keyspace.floor_ms:
+            below_floor.append(key)  # (one loaded before the floor is condemned: swept)
+            continue
         keyspace.merge(key, entry)
         loaded += 1
     created, damaged_deltas = _load_deltas(
-        store, keyspace, {key for key, _, _, _ in damaged}, now_ms
+        store, keyspace, {key for key, _, _, _ in damaged}, now_ms, below_floor
     )
     loaded += created
     if not damaged:
-        return loaded, damaged_deltas
+        return loaded, damaged_deltas, below_floor
     # Never loaded, so never gossiped: the peers' copies refill these keys.
     for key, _, _, reason in damaged[:_DAMAGED_LOGGED_MAX]:
         log.error("quarantined a damaged stored entry for key %r: %s", key, reason)
@@ -81,7 +88,7 @@ def load_entries(store: SqliteStore, keyspace: Keyspace, now_ms: int) -> tuple[i
     except StorageError as error:
         # Still skipped at every load until a refilled copy overwrites the row.
         log.error("could not move damaged entries to the quarantine table: %s", error)
-    return loaded, len(damaged) + damaged_deltas
+    return loaded, len(damaged) + damaged_deltas, below_floor
 
 
 def check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | None:
@@ -118,12 +125,17 @@ def check_for_lost_data(store: SqliteStore, sidecar: Sidecar | None) -> str | No
 
 
 def _load_deltas(
-    store: SqliteStore, keyspace: Keyspace, damaged_keys: set[bytes], now_ms: int
+    store: SqliteStore,
+    keyspace: Keyspace,
+    damaged_keys: set[bytes],
+    now_ms: int,
+    below_floor: list[bytes],
 ) -> tuple[int, int]:
     """Merge the delta rows (in ``seq`` order) after the entries; quarantine the damaged ones
     and every later row of their key (the key then holds an older state, as a key whose
     whole entry was quarantined holds none: the node takes a fresh write origin and its peers
-    refill it). Returns (keys only delta rows held, rows quarantined)."""
+    refill it). Returns (keys only delta rows held, rows quarantined); a key with a delta
+    below the flush floor is added to ``below_floor``."""
     bad: list[tuple[DeltaRow, int | None, str]] = []
 
     def corrupt(row: DeltaRow, checksum: int | None, reason: str) -> None:
@@ -140,6 +152,9 @@ def _load_deltas(
         except HearsayError as error:
             bad.append((row, None, f"invalid delta: {error}"))
             damaged_keys.add(row.key)
+            continue
+        if delta.epoch < keyspace.floor_ms:
+            below_floor.append(row.key)
             continue
         created += keyspace.entry(row.key) is None
         keyspace.merge(row.key, delta)

@@ -20,6 +20,16 @@ the old epoch cannot bring them back. Tombstones are dropped once older than a g
 then on tombstones older than that are refused, so a lagging replica's copy cannot come back
 either. As in Cassandra (``gc_grace_seconds``), a replica cut off for longer than the grace
 period may still hold the deleted data and bring it back.
+
+FLUSHALL is a **floor** ``F`` (ms): the epoch of a tombstone at the reserved key
+:data:`FLOOR_KEY`, so it is max-merged, gossiped, repaired by anti-entropy and stored like any
+entry, and reads as absent everywhere. Raising the floor moves every entry aside at once (the
+*condemned* tables, O(buckets)); the keyspace then holds only entries of epoch ``F`` or more:
+deltas below ``F`` are refused, a key created from now on starts at epoch ``F`` (on every
+node that learned ``F``, so concurrent creators still agree), and :meth:`Keyspace.sweep_floor`
+drops the condemned entries in bounded steps. A condemned entry of epoch ``F`` or more (a key
+deleted and written again later than ``F`` on a node that had not learned it yet) survives: it
+moves back when the sweep, or a look-up of its key, meets it.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ from hearsay.lattice.vector import MaxVector, width_for
 BUCKETS_DEFAULT: Final = 1024
 KEY_BYTES_MAX: Final = 64 * 1024
 """Keys longer than this are refused (Redis allows 512 MB; gossip datagrams do not)."""
+FLOOR_KEY: Final = b"\x00hearsay\x00flush-floor"
+"""The reserved key whose tombstone's epoch is the flush floor (never live: clients cannot
+write it, so KEYS, SCAN, DBSIZE and every read see nothing there)."""
 _DENSE_SLACK_BYTES: Final = 8 * 1024
 """What a dense array may hold beyond its packed pairs: rounding up to 1,024 slots."""
 
@@ -68,6 +81,15 @@ class Keyspace:
         """A lazy min-heap of (epoch, key) of tombstones, for :meth:`purge_tombstones`."""
         self._purged_before = 0
         """Tombstones with an epoch below this were purged: such tombstones are refused."""
+        self._floor_ms = 0
+        """The flush floor: every entry held has an epoch at least this; deltas below it are
+        refused (it generalises :attr:`_purged_before` from tombstones to every entry)."""
+        self._condemned: list[list[dict[bytes, Entry]]] = []
+        """The buckets moved aside by each raise of the floor, oldest first, until swept."""
+        self._sweep_bucket = 0
+        """The next bucket of ``_condemned[0]`` that :meth:`sweep_floor` empties."""
+        self._epoch_max = 0
+        """The highest epoch any entry took here (a flush's floor goes above it)."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -80,11 +102,18 @@ class Keyspace:
 
     def entry(self, key: bytes) -> Entry | None:
         """The stored entry, tombstones and expired ones included (what replication sees)."""
-        return self._buckets[key_seed(key) & self._mask].get(key)
+        bucket_no = key_seed(key) & self._mask
+        entry = self._buckets[bucket_no].get(key)
+        if entry is None and self._condemned:
+            entry = self._rescue(key, bucket_no)
+        return entry
 
     def get(self, key: bytes, now_ms: int) -> Entry | None:
         """The live entry of ``key`` at ``now_ms``: None when absent, deleted or expired."""
-        entry = self._buckets[key_seed(key) & self._mask].get(key)
+        bucket_no = key_seed(key) & self._mask
+        entry = self._buckets[bucket_no].get(key)
+        if entry is None and self._condemned:
+            entry = self._rescue(key, bucket_no)
         if entry is None or entry.schema is None:
             return None
         deadline = entry.expiry[1]
@@ -108,10 +137,12 @@ class Keyspace:
 
     def items(self) -> Iterator[tuple[bytes, Entry]]:
         """Every stored ``(key, entry)``, tombstones included, bucket by bucket."""
-        for bucket in self._buckets:
-            yield from list(bucket.items())
+        for bucket_no in range(self._mask + 1):
+            yield from self.bucket_items(bucket_no)
 
     def bucket_items(self, bucket: int) -> list[tuple[bytes, Entry]]:
+        if self._condemned:
+            self._rescue_bucket(bucket)
         return list(self._buckets[bucket].items())
 
     def bucket_hash(self, bucket: int) -> int:
@@ -132,25 +163,29 @@ class Keyspace:
         """Join a peer's delta into ``key``; returns what changed, ready to forward."""
         if len(key) > KEY_BYTES_MAX:
             raise BoundsError(f"key longer than {KEY_BYTES_MAX} bytes")
-        if delta.schema is None and delta.epoch < self._purged_before:
-            return MergeResult(None)  # a tombstone older than the grace period: purged here
+        epoch = delta.epoch
+        if epoch < self._floor_ms or (
+            delta.schema is None and epoch < self._purged_before and key != FLOOR_KEY
+        ):
+            return MergeResult(None)  # below the flush floor, or a tombstone purged here
         seed = key_seed(key)
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
         existing = bucket.get(key)
+        if existing is None and self._condemned:
+            existing = self._rescue(key, bucket_no)
+        outranks = existing is None or delta.outranks(existing)
+        if outranks and key == FLOOR_KEY:
+            return self._raise_floor(delta)
         if delta.schema is not None and self.limits is not None:
             self._admit(self.limits, existing, delta)
+        if epoch > self._epoch_max and outranks:
+            self._epoch_max = epoch
         if existing is None:
-            entry = delta.copy()
-            self._xor(bucket_no, entry_hash(key, entry, seed))
-            bucket[key] = entry
-            self._stored += 1
-            self._live += entry.schema is not None
-            self._expiring += _expiring(entry)
-            self._track_deadline(key, entry)
+            self._insert(key, delta.copy(), seed)
             return MergeResult(delta)
         was_expiring = _expiring(existing)
-        if delta.outranks(existing):
+        if outranks:
             before = entry_hash(key, existing, seed)
             was_live = existing.schema is not None
             result = existing.merge(delta)
@@ -167,6 +202,123 @@ class Keyspace:
             self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
         return result
+
+    def _insert(self, key: bytes, entry: Entry, seed: int) -> None:
+        """Hold ``entry`` (adopted, not copied) for ``key``, which holds nothing here."""
+        bucket_no = seed & self._mask
+        self._xor(bucket_no, entry_hash(key, entry, seed))
+        self._buckets[bucket_no][key] = entry
+        self._stored += 1
+        self._live += entry.schema is not None
+        self._expiring += _expiring(entry)
+        self._track_deadline(key, entry)
+
+    # -- the flush floor ------------------------------------------------------------------------
+
+    @property
+    def floor_ms(self) -> int:
+        """The flush floor: entries of a lower epoch are gone (0: never flushed)."""
+        return self._floor_ms
+
+    @property
+    def epoch_max(self) -> int:
+        """The highest epoch any entry took here (FLUSHALL's floor goes above it)."""
+        return self._epoch_max
+
+    @property
+    def sweep_pending(self) -> int:
+        """Condemned tables left for :meth:`sweep_floor` (0: nothing to sweep)."""
+        return len(self._condemned)
+
+    def _raise_floor(self, delta: Entry) -> MergeResult:
+        """A higher floor arrived (FLOOR_KEY's tombstone): condemn every entry held, at once.
+
+        A delta carrying a schema for the reserved key is refused (only a buggy or hostile
+        peer sends one: clients cannot write it).
+        """
+        if delta.schema is not None or delta.epoch <= self._floor_ms:
+            return MergeResult(None)  # (0 is no floor: there is nothing to raise)
+        floor = Entry(delta.epoch)
+        self._condemned.append(self._buckets)
+        buckets = self._mask + 1
+        self._buckets = [{} for _ in range(buckets)]
+        self._bucket_hashes = [0] * buckets
+        self._live = self._stored = self._expiring = 0
+        self._deadlines = []
+        self._tombstones = []
+        self._floor_ms = floor.epoch
+        self._epoch_max = max(self._epoch_max, floor.epoch)
+        self._insert(FLOOR_KEY, floor, key_seed(FLOOR_KEY))
+        return MergeResult(floor.copy(), replaced=True)
+
+    def _survives(self, key: bytes, entry: Entry) -> bool:
+        """Whether a condemned entry is at or above the floor (and not a purged tombstone)."""
+        if entry.epoch < self._floor_ms:
+            return False
+        return entry.schema is not None or entry.epoch >= self._purged_before or key == FLOOR_KEY
+
+    def _rescue(self, key: bytes, bucket_no: int) -> Entry | None:
+        """A look-up missed while entries are condemned: move ``key``'s surviving condemned
+        entries back (joined); returns what the key holds now."""
+        for generation in self._condemned:
+            bucket = generation[bucket_no]
+            entry = bucket.get(key)
+            if entry is not None and self._survives(key, entry):
+                del bucket[key]
+                self._rejoin(key, entry)
+        return self._buckets[bucket_no].get(key)
+
+    def _rescue_bucket(self, bucket_no: int) -> None:
+        """Move every surviving condemned entry of one bucket back (before it is listed)."""
+        for generation in self._condemned:
+            bucket = generation[bucket_no]
+            for key, entry in list(bucket.items()):
+                if self._survives(key, entry):
+                    del bucket[key]
+                    self._rejoin(key, entry)
+
+    def _rejoin(self, key: bytes, entry: Entry) -> None:
+        """Join a surviving condemned entry back in (it was admitted once: no caps again)."""
+        seed = key_seed(key)
+        existing = self._buckets[seed & self._mask].get(key)
+        if existing is None:
+            self._insert(key, entry, seed)
+            return
+        limits, self.limits = self.limits, None
+        try:
+            self.merge(key, entry)
+        finally:
+            self.limits = limits
+
+    def sweep_floor(self, limit: int = 4096) -> list[bytes]:
+        """Drop up to ``limit`` condemned entries (survivors move back instead); returns the
+        dropped keys, whose stored copies must go too. Bounded work per call, so a runtime
+        calls it once per event-loop turn until :attr:`sweep_pending` is 0."""
+        dropped: list[bytes] = []
+        budget = limit
+        condemned = self._condemned
+        while condemned and budget > 0:
+            generation = condemned[0]
+            bucket_no = self._sweep_bucket
+            while bucket_no < len(generation) and budget > 0:
+                bucket = generation[bucket_no]
+                while bucket and budget > 0:
+                    key, entry = bucket.popitem()
+                    budget -= 1
+                    if self._survives(key, entry):
+                        self._rejoin(key, entry)
+                    else:
+                        dropped.append(key)
+                if not bucket:
+                    bucket_no += 1
+            if bucket_no < len(generation):
+                self._sweep_bucket = bucket_no
+            else:
+                condemned.pop(0)
+                self._sweep_bucket = 0
+        return dropped
+
+    # -- admission ------------------------------------------------------------------------------
 
     def _admit(self, limits: KeyLimits, existing: Entry | None, delta: Entry) -> None:
         """Refuse (TooLargeError, or the schema check's error) a delta that would take ``key``
@@ -254,6 +406,8 @@ class Keyspace:
         heap = self._tombstones
         while heap and heap[0][0] < before_epoch and len(purged) < limit:
             epoch, key = heapq.heappop(heap)
+            if key == FLOOR_KEY:
+                continue  # the floor is never purged: a node that joins later must learn it
             seed = key_seed(key)
             bucket_no = seed & self._mask
             bucket = self._buckets[bucket_no]
@@ -286,10 +440,13 @@ class Keyspace:
         Creates the key when absent (or deleted, or expired: then in a new epoch). Raises
         :class:`WrongTypeError` when the key holds another schema.
         """
+        if key == FLOOR_KEY:
+            raise BoundsError("this key name is reserved by hearsay (the flush floor)")
         current = self._live_or_expire(key, now_ms)
         if current is not None and current.schema is not None and current.schema != schema:
             raise WrongTypeError(f"key holds {current.schema.kind}, not {schema.kind}")
-        epoch = 0 if current is None else current.epoch
+        # A new key starts at the floor: every node that learned it creates keys there alike.
+        epoch = self._floor_ms if current is None else current.epoch
         expiry = NO_EXPIRY if current is None else current.expiry
         return self.merge(key, Entry(epoch, schema.intern(), expiry, slices))
 

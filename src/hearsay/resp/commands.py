@@ -380,6 +380,21 @@ class CommandRegistry:
 
         return register
 
+    def container(
+        self,
+        name: str,
+        *,
+        summary: str,
+        group: str = "generic",
+        since: str = "0.1.0",
+        flags: Iterable[str] = (),
+    ) -> CommandSpec:
+        """Register a container: a command that only has subcommands (CLIENT, CONFIG...),
+        each declared with :meth:`command`'s ``parent=``; the dispatcher picks the
+        subcommand by the second argument and answers an unknown one, or none, as Redis."""
+        return self.add(name, None, arity=-2, flags=flags, group=group, since=since,
+                        summary=summary)  # fmt: skip
+
     def add(
         self,
         name: str,
@@ -820,8 +835,8 @@ def install_connection_commands(registry: CommandRegistry) -> None:
         ctx.db_index = index
         return OK
 
-    registry.add("CLIENT", None, arity=-2, flags=("sentinel",), group="connection",
-                 since="2.4.0", summary="A container for client connection commands.")  # fmt: skip
+    registry.container("CLIENT", flags=("sentinel",), group="connection", since="2.4.0",
+                       summary="A container for client connection commands.")  # fmt: skip
 
     @registry.command("SETNAME", arity=3, flags=("noscript", "loading", "stale"),
                       group="connection", since="2.6.9", parent="CLIENT",

@@ -86,7 +86,7 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def type_(ctx: ClientContext, args: list[bytes]) -> Reply:
         return SimpleString(db_of(ctx).type_of(args[1], ctx.now_ms))
 
-    registry.add("MEMORY", None, arity=-2, group="server", summary="Memory use of keys.")
+    registry.container("MEMORY", group="server", summary="Memory use of keys.")
 
     @registry.command("USAGE", parent="MEMORY", arity=-3, flags=("readonly",), first_key=2,
                       last_key=2, step=1, group="server",
@@ -185,8 +185,8 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def pttl(ctx: ClientContext, args: list[bytes]) -> Reply:
         return db_of(ctx).ttl_ms(args[1], ctx.now_ms)
 
-    registry.add("OBJECT", None, arity=-2, group="keyspace", since="2.2.3",
-                 summary="A container for object introspection commands.")  # fmt: skip
+    registry.container("OBJECT", group="keyspace", since="2.2.3",
+                       summary="A container for object introspection commands.")  # fmt: skip
 
     @registry.command("ENCODING", parent="OBJECT", arity=3, flags=("readonly",), first_key=2,
                       last_key=2, step=1, group="keyspace", since="2.2.3",
@@ -267,14 +267,15 @@ def install_key_commands(registry: CommandRegistry) -> None:
         return OK
 
     def flush(ctx: ClientContext, args: list[bytes]) -> Reply:
-        """FLUSHALL/FLUSHDB: DEL of every live key, replicated as tombstones like any DEL."""
+        """FLUSHALL/FLUSHDB [ASYNC|SYNC]: raise the replicated flush floor (one small write;
+        every key reads as gone at once, the sweep reclaims memory and disk in the
+        background: SYNC and ASYNC alike, see docs/commands.md)."""
         if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
             raise CommandError(messages.SYNTAX_ERROR)
-        database = db_of(ctx)
-        database.delete(database.keys(b"*", ctx.now_ms), ctx.now_ms)
+        db_of(ctx).flush_all(ctx.now_ms)
         return OK
 
     for name in ("FLUSHALL", "FLUSHDB"):  # one database: the same command
         registry.command(name, arity=-1, flags=("write",), group="server", since="1.0.0",
-                         summary="Deletes every key on every node (as DEL of each key this "
-                         "node holds; see docs/commands.md).")(flush)  # fmt: skip
+                         summary="Deletes every key on every node, keys still on their way "
+                         "included (a replicated floor; see docs/commands.md).")(flush)  # fmt: skip

@@ -168,7 +168,7 @@ def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> No
         ctx.close_after_reply = ctx.close_after_reply or any(each is ctx for each in chosen)
         server.close_clients({each.client_id for each in chosen if each is not ctx})
 
-    registry.add("CONFIG", None, arity=-2, group="server", summary="Reads settings.")
+    registry.container("CONFIG", group="server", summary="Reads settings.")
 
     @registry.command("GET", parent="CONFIG", arity=-3, flags=("admin", "loading", "stale"),
                       group="server", summary="Reads settings matching glob patterns.")  # fmt: skip
@@ -208,8 +208,8 @@ _SLOWLOG_HELP: Final = (
 def install_observer_commands(registry: CommandRegistry, observer: RequestObserver) -> None:
     """SLOWLOG and MONITOR over ``observer``, which the dispatcher shows every command."""
     registry.observer = observer
-    registry.add("SLOWLOG", None, arity=-2, group="server", since="2.2.12",
-                 summary="A container for slow log commands.")  # fmt: skip
+    registry.container("SLOWLOG", group="server", since="2.2.12",
+                       summary="A container for slow log commands.")  # fmt: skip
 
     @registry.command("GET", parent="SLOWLOG", arity=-2, flags=("admin", "loading", "stale"),
                       group="server", since="2.2.12",
@@ -264,8 +264,8 @@ def install_observer_commands(registry: CommandRegistry, observer: RequestObserv
 def install_module_commands(registry: CommandRegistry) -> None:
     """MODULE LIST: the probabilistic family, built in, as Redis 8 lists it (clients that
     look for ``bf`` before using BF.*/CMS.* find it); loading modules is not supported."""
-    registry.add("MODULE", None, arity=-2, group="server", since="4.0.0",
-                 summary="A container for module commands.")  # fmt: skip
+    registry.container("MODULE", group="server", since="4.0.0",
+                       summary="A container for module commands.")  # fmt: skip
 
     @registry.command("LIST", parent="MODULE", arity=2, flags=("admin", "noscript"),
                       group="server", since="4.0.0",

@@ -74,6 +74,12 @@ class ServeConfig:
     """SLOWLOG logs commands slower than this (Redis's slowlog-slower-than; negative: none)."""
     slowlog_max_len: int = 128
     """SLOWLOG keeps this many entries (Redis's slowlog-max-len)."""
+    max_http_connections: int = 64
+    """HTTP connections open at once; one more is answered 503 and closed."""
+    client_idle_timeout_s: int = 0
+    """Redis's ``timeout``: close a client idle (no command) for longer than this; 0 = never.
+    Clients waiting for a reply (WAIT) and monitors are never closed for it, as in Redis."""
+    """HTTP connections open at once; one more is answered 503 and closed."""
     tombstone_grace_s: int = 86_400
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
@@ -124,6 +130,10 @@ class ServeConfig:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
         if not isinstance(self.maxclients, int) or self.maxclients < 1:
             raise ConfigError("maxclients must be a positive number")
+        if not isinstance(self.max_http_connections, int) or self.max_http_connections < 1:
+            raise ConfigError("max_http_connections must be a positive number")
+        if not isinstance(self.client_idle_timeout_s, int) or self.client_idle_timeout_s < 0:
+            raise ConfigError("client_idle_timeout_s must be a number of seconds (0 = never)")
         for name in ("client_output_buffer_limit", "client_query_buffer_total_limit"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a number of bytes (0 = no limit)")

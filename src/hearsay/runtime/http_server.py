@@ -1,8 +1,10 @@
 """A small HTTP/1.1 listener for operators: ``/health``, ``/status`` (JSON), ``/metrics``,
 ``/history`` (JSON: the dashboard's chart samples) and the dashboard at ``/`` (``/dashboard``).
 
-Deliberately tiny (GET only, one request per connection, bounded header size): it serves
-probes, Prometheus scrapes and a status page, nothing else, so it needs no framework.
+Deliberately tiny (GET only, one request per connection, bounded header size, a request
+line within 5 s, at most ``--max-http-connections`` at once: one more is answered 503 and
+closed without being read): it serves probes, Prometheus scrapes and a status page, nothing
+else, so it needs no framework.
 ``/status`` and ``/history`` may be read by another node's dashboard (another origin: the
 ports differ), so they allow any origin; they are as public as ``/metrics``.
 """
@@ -20,6 +22,13 @@ from typing import Any, Final
 HEADER_BYTES_MAX: Final = 16 * 1024
 _JSON: Final = "application/json"
 READ_TIMEOUT_S: Final = 5.0
+MAX_CONNECTIONS_DEFAULT: Final = 64
+"""Open HTTP connections at once (``--max-http-connections``): enough for scrapers, probes
+and a few dashboards; each holds at most a 16 KiB head for at most 5 s."""
+_TOO_MANY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 26\r\n"
+    b"Connection: close\r\nRetry-After: 1\r\n\r\ntoo many HTTP connections\n"
+)
 
 StatusSource = Callable[[], dict[str, Any]]
 MetricsSource = Callable[[], str | bytes]
@@ -45,12 +54,17 @@ class HttpServer:
         metrics: MetricsSource,
         health: HealthSource | None = None,
         history: HistorySource | None = None,
+        max_connections: int = MAX_CONNECTIONS_DEFAULT,
     ) -> None:
         self._status = status
         self._metrics = metrics
         self._health = health
         self._history = history
         self._server: asyncio.Server | None = None
+        self.max_connections = max_connections
+        self.open_connections = 0
+        self.rejected_connections = 0
+        """Connections answered 503 because ``max_connections`` were open (INFO stats)."""
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
@@ -63,6 +77,18 @@ class HttpServer:
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open_connections >= self.max_connections:
+            self.rejected_connections += 1
+            writer.write(_TOO_MANY)
+            writer.close()
+            return
+        self.open_connections += 1
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.open_connections -= 1
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):

@@ -99,6 +99,11 @@ class NodeCollector(Collector):
             "Delete markers purged after the grace period.",
             value=stats.tombstones_purged,
         )
+        yield CounterMetricFamily(
+            "hearsay_flushed_keys",
+            "Entries below the flush floor (FLUSHALL) dropped by its sweep.",
+            value=stats.flushed_keys,
+        )
 
     def _command_families(self, node: Node) -> Iterator[Metric]:
         yield CounterMetricFamily(

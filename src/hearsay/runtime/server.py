@@ -57,6 +57,13 @@ log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
+IDLE_CHECK_INTERVAL_S: Final = 1.0
+"""How often clients are checked against ``--client-idle-timeout-s`` (Redis: about 1 s too)."""
+FLOOR_SWEEP_BACKOFF_S: Final = 0.005
+"""How long the flush floor's sweep waits, at a time, for the store's writer to commit."""
+FLOOR_SWEEP_LAG_MAX_S: Final = 0.1
+"""The flush floor's sweep pauses while the oldest uncommitted write is older than this (well
+below the 0.25 s past which staging blocks the event loop)."""
 SIDECAR_INTERVAL_S: Final = 60.0
 """How often the data directory's sidecar (who the node is, how many entries) is rewritten."""
 
@@ -139,7 +146,13 @@ class Node:
         self.resp = RespServer(self.replica, self.registry, settings, limits, self.gossip)
         self.node_metrics = NodeMetrics(self)
         history = self.node_metrics.history.as_json
-        self.http = HttpServer(self.status, self.node_metrics.exposition, self.health, history)
+        self.http = HttpServer(
+            self.status,
+            self.node_metrics.exposition,
+            self.health,
+            history,
+            max_connections=config.max_http_connections,
+        )
         self.addresses: dict[str, str] = {}
         self._gossip_family = socket.AF_INET
         self.joiner = Joiner(
@@ -159,6 +172,9 @@ class Node:
         self._rmbd_transport: asyncio.DatagramTransport | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
+        self._floor_sweeper: asyncio.Task[None] | None = None
+        self.idle_clients_closed = 0
+        """Clients closed by ``--client-idle-timeout-s`` (INFO stats)."""
 
     async def start(self) -> None:
         config = self.config
@@ -249,10 +265,18 @@ class Node:
     async def _housekeep(self) -> None:
         next_sidecar_s = time.monotonic() + SIDECAR_INTERVAL_S
         next_snapshot_s = time.monotonic()
+        next_idle_check_s = time.monotonic()
         while not self._stopping.is_set():
             now = unix_ms()
+            if self.config.client_idle_timeout_s and time.monotonic() >= next_idle_check_s:
+                next_idle_check_s = time.monotonic() + IDLE_CHECK_INTERVAL_S
+                self._close_idle_clients(now, self.config.client_idle_timeout_s * 1000)
             self.replica.expire_due(now)
             self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
+            if self.replica.sweep_pending and (
+                self._floor_sweeper is None or self._floor_sweeper.done()
+            ):
+                self._floor_sweeper = asyncio.create_task(self._sweep_floor())
             flush_started_ns = time.perf_counter_ns()
             self.replica.flush()
             self.node_metrics.flush_durations.record(time.perf_counter_ns() - flush_started_ns)
@@ -267,6 +291,34 @@ class Node:
                     await asyncio.to_thread(self._write_snapshot, snapshot)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), HOUSEKEEPING_INTERVAL_S)
+
+    def _close_idle_clients(self, now_ms: int, timeout_ms: int) -> None:
+        """Redis's ``timeout``: close the clients whose last command is older than
+        ``timeout_ms`` (or that sent none since they connected), except those waiting for a
+        reply (WAIT, a write under ``--fsync always``) and monitors."""
+        observer = self.registry.observer
+        monitors = observer.monitors if observer is not None else {}
+        for connection in list(self.resp.connections):
+            ctx = connection.ctx
+            idle_ms = now_ms - max(ctx.now_ms, ctx.created_ms)
+            if idle_ms > timeout_ms and not connection.blocked and ctx.client_id not in monitors:
+                connection.close()
+                self.idle_clients_closed += 1
+
+    async def _sweep_floor(self) -> None:
+        """After FLUSHALL here or on a peer: drop the entries below the flush floor, one
+        bounded chunk per event-loop turn (and stage their deletes), so no request waits long
+        behind it. Chunks go on while the store's writer keeps up (it commits the deletes of
+        many chunks at once: ~10 us a row in big batches, ~70 us in batches of 1,024, whose
+        random keys touch a B-tree page each), and wait while it lags."""
+        replica = self.replica
+        while replica.sweep_pending and not self._stopping.is_set():
+            if replica.storage_lag_s > FLOOR_SWEEP_LAG_MAX_S:  # let the writer catch up
+                await asyncio.sleep(FLOOR_SWEEP_BACKOFF_S)
+                continue
+            replica.sweep_floor()
+            replica.flush()
+            await asyncio.sleep(0)
 
     def _flush(self) -> None:
         """After an rmbd write: stage it, and send its gossip."""
@@ -284,6 +336,8 @@ class Node:
         self._stopping.set()
         if self._housekeeping is not None:
             await self._housekeeping
+        if self._floor_sweeper is not None:
+            await self._floor_sweeper  # (stops at its next turn; a restart sweeps the rest)
         if self._sampler is not None:
             await self._sampler
         await self.resp.stop()
@@ -490,6 +544,8 @@ class Node:
                 "total_connections_received": self.resp.total_connections,
                 "total_commands_processed": self.resp.commands_processed(),
                 "rejected_connections": resp.rejected_connections,
+                "http_rejected_connections": self.http.rejected_connections,
+                "idle_clients_closed": self.idle_clients_closed,
                 "evicted_clients": resp.evicted_clients,
                 "client_query_buffer_limit_disconnections": resp.query_buffer_limit_disconnections,
                 "client_output_buffer_limit_disconnections": resp.output_limit_disconnections,
@@ -498,6 +554,8 @@ class Node:
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
                 "tombstones_purged": stats.tombstones_purged,
+                "flushed_keys": stats.flushed_keys,
+                "flush_floor_ms": self.replica.keyspace.floor_ms,
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
@@ -596,6 +654,7 @@ class Node:
             "databases": "1",
             "requirepass": "",  # never echo the password
             "maxclients": str(self.resp.limits.maxclients),
+            "timeout": str(c.client_idle_timeout_s),
             "client-output-buffer-limit": (
                 f"normal {c.client_output_buffer_limit} 0 0 replica 0 0 0 pubsub 0 0 0"
             ),
