@@ -168,7 +168,7 @@ def test_increments_bounds_and_the_refusal_inside_the_reply() -> None:
     )
     assert client.ok("TOPK.COUNT", "t", too_long) == [0]  # nothing of a refused call stays
     assert client("TOPK.RESERVE", "big", 3, 8, 65, 0.9) == ErrorReply(
-        "ERR TopK: too large (k at most 131072, depth at most 64, 3 * width * depth at most 2**31)"
+        "ERR TopK: too large (k at most 10000, depth at most 64, 3 * width * depth at most 2**31)"
     )
     item = b"\r\n\x00" + b"y" * 100  # binary-safe: CR and LF stay
     assert client.ok("TOPK.INCRBY", "t", item, 9) == [None]  # a free position

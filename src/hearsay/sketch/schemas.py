@@ -93,8 +93,9 @@ TOPK_LIST_BASE: Final = 1 << 31
 TOPK_POSITION_SLOTS: Final = 1 << 14
 """Slots of one Top-K list position: length, count, fingerprint, then the item four bytes a
 slot (items of up to 65,524 bytes)."""
-TOPK_K_MAX: Final = (1 << 31) // TOPK_POSITION_SLOTS
-"""The largest Top-K ``k`` (131,072): every list position fits the slot space."""
+TOPK_K_MAX: Final = 10_000
+"""The largest Top-K ``k``: a TOPK.ADD reads the writer's whole list (3 slots a position), so
+``k`` bounds what one call costs (the slot space would hold 131,072 positions)."""
 TOPK_DEPTH_MAX: Final = 64
 """Rows of a Top-K's HeavyKeeper at most: each item costs one bucket per row (as count-min)."""
 

@@ -54,6 +54,7 @@ over and a position no longer admits a new item); items are at most :data:`ITEM_
 
 from __future__ import annotations
 
+import heapq
 import math
 import struct
 from collections.abc import Sequence
@@ -338,7 +339,7 @@ class _Writer:
     """One call or run of TOPK.ADD / INCRBY on a writer's own slice: its HeavyKeeper rows
     and its list (RedisBloom's ``TopK_Add``, item by item)."""
 
-    __slots__ = ("_by_fp", "_own", "_positions", "_view")
+    __slots__ = ("_by_fp", "_lowest", "_own", "_positions", "_view")
 
     def __init__(self, view: TopK, own: _Own, positions: list[_Position]) -> None:
         self._view = view
@@ -348,6 +349,23 @@ class _Writer:
         for at, position in enumerate(positions):
             if position.generation:
                 self._by_fp.setdefault(position.fingerprint, []).append(at)
+        # RedisBloom's heap[0]: the position of least (count, occupied, index). A heap of
+        # every state a position took; an entry no longer its position's state is skipped.
+        self._lowest = [(p.count, p.generation > 0, at) for at, p in enumerate(positions)]
+        heapq.heapify(self._lowest)
+
+    def _minimum(self) -> int:
+        lowest, positions = self._lowest, self._positions
+        while True:
+            count, occupied, at = lowest[0]
+            position = positions[at]
+            if position.count == count and (position.generation > 0) == occupied:
+                return at
+            heapq.heappop(lowest)
+
+    def _changed(self, at: int) -> None:
+        position = self._positions[at]
+        heapq.heappush(self._lowest, (position.count, position.generation > 0, at))
 
     def add_one(self, item: bytes, increment: int, h: int, slots: list[int]) -> bytes | None:
         """One item's increment: the item expelled from the list, or None."""
@@ -362,22 +380,20 @@ class _Writer:
             if count is not None:
                 best = max(best, count)
         best = min(best, COUNT_MAX)
-        if best < min(position.count for position in positions):
+        at = self._minimum()
+        if best < positions[at].count:
             return None
-        at = self._listed(self._by_fp.get(fp, ()), item)
-        if at is not None:
-            position = positions[at]
+        listed = self._listed(self._by_fp.get(fp, ()), item)
+        if listed is not None:
+            position = positions[listed]
             if best > position.count:  # counts rise in place
-                own.put(_position_slot(at) + 1, position.generation << 32 | best)
+                own.put(_position_slot(listed) + 1, position.generation << 32 | best)
                 position.count = best
+                self._changed(listed)
             elif best < position.count and position.newest < GENERATION_MAX:
                 # RedisBloom takes the new count even when lower: a new generation
-                self._publish(at, item, fp, best)
+                self._publish(listed, item, fp, best)
             return None
-        at = min(
-            range(len(positions)),
-            key=lambda i: (positions[i].count, positions[i].generation > 0, i),
-        )
         victim = positions[at]
         if victim.newest >= GENERATION_MAX:
             return None
@@ -471,3 +487,4 @@ class _Writer:
         for i, word in enumerate(_item_words(item, generation)):
             own.put(base + 3 + i, word)
         self._positions[at] = _Position(generation, count, fp, len(item), item, generation)
+        self._changed(at)
