@@ -163,9 +163,9 @@ def test_increments_bounds_and_the_refusal_inside_the_reply() -> None:
     assert client("TOPK.ADD", "t", too_long) == ErrorReply(
         "ERR TopK: an item is at most 65524 bytes"
     )
-    assert client("TOPK.ADD", "t", *[b"i%d" % i for i in range(10_001)]) == ErrorReply(
-        "ERR TopK: at most 10000 items per call"
-    )
+    assert client("TOPK.ADD", "t", *[b"i%d" % i for i in range(8_193)]) == ErrorReply(
+        "ERR TopK: too many items for one call (items x depth at most 32768)"
+    )  # depth 4: at most 8192 items
     assert client.ok("TOPK.COUNT", "t", too_long) == [0]  # nothing of a refused call stays
     assert client("TOPK.RESERVE", "big", 3, 8, 65, 0.9) == ErrorReply(
         "ERR TopK: too large (k at most 10000, depth at most 64, 3 * width * depth at most 2**31)"

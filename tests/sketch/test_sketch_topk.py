@@ -182,3 +182,31 @@ def test_top_ten_of_a_zipf_stream_through_three_origins() -> None:
     exact = {item for item, _ in Counter(stream).most_common(10)}
     found = {item for item, _ in view.top(state)}
     assert len(found & exact) >= 9
+
+
+def test_decay_one_decays_every_trial_as_redisbloom_steps_it() -> None:
+    """At decay 1 each unit of another item's increment decays the bucket by one; the one that
+    empties it hands the bucket over with what is left of the increment (RedisBloom's loop)."""
+    view = TopK(1, 1, 1, 1.0)
+    state: dict[str, MaxVector] = {}
+
+    def add(item: bytes, n: int) -> list[bytes | None]:
+        pairs, replies = view.add(state, "n1", [[(item, n)]])
+        merge_slices(state, {"n1": MaxVector.from_pairs(*pairs)})
+        return replies[0]
+
+    assert add(b"a", 3) == [None]
+    assert add(b"b", 2) == [None]  # a decays to 1, b gets nothing
+    assert view.count(state, [b"a", b"b"]) == [3, 0]  # a's listed count stays
+    assert add(b"b", 5) == [b"a"]  # a decays to 0 on the first unit: b takes 5
+    assert view.top(state) == [(b"b", 5)]
+    assert view.count(state, [b"a"]) == [0]
+
+
+def test_an_increment_of_a_hundred_thousand_near_decay_one_is_bounded() -> None:
+    view = TopK(2, 4, 4, 0.99999)
+    state: dict[str, MaxVector] = {}
+    for item in (b"a", b"b", b"c", b"d", b"e", b"f"):
+        pairs, _ = view.add(state, "n1", [[(item, 100_000)] * 3])
+        merge_slices(state, {"n1": MaxVector.from_pairs(*pairs)})
+    assert len(view.top(state)) == 2

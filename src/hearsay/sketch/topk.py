@@ -87,6 +87,9 @@ INCREMENT_MAX: Final = 100_000
 DECAYS_PER_ROW_MAX: Final = 1_024
 """Decays one item's increment may cause in one row. Only a decay very close to 1 reaches it
 (at 0.9, a count of 200 decays with probability 7e-10); it bounds what one request costs."""
+DECAYS_PER_CALL_MAX: Final = 65_536
+"""Decays one TOPK.ADD / INCRBY call may cause in all (past them, its increments' decay
+trials fail): with :data:`DECAYS_PER_ROW_MAX`, what bounds a call whatever its decay."""
 ITEM_BYTES_MAX: Final = 4 * (TOPK_POSITION_SLOTS - 3)
 _LOW32: Final = 0xFFFFFFFF
 _TICKS: Final = 0
@@ -185,6 +188,10 @@ class TopK:
     def schema(self) -> Schema:
         return self._schema
 
+    @property
+    def depth(self) -> int:
+        return self._depth
+
     def info(self) -> TopKInfo:
         return TopKInfo(self._k, self._width, self._depth, self._decay)
 
@@ -223,6 +230,7 @@ class TopK:
         replies: list[list[bytes | None]] = []
         at = 0
         for call in hashed:
+            writer.decays_left = DECAYS_PER_CALL_MAX
             out: list[bytes | None] = []
             for item, increment, h in call:
                 out.append(writer.add_one(item, increment, h, rows[at]))
@@ -237,26 +245,37 @@ class TopK:
     # -- reading ------------------------------------------------------------------------------
 
     def _origin_list(self, vec: MaxVector) -> dict[bytes, int]:
-        """One origin's complete list positions with a count: item -> count."""
+        """One origin's complete list positions with a count: item -> count (two vectorised
+        reads: the headers, then every listed item's words)."""
         raw = vec.values_at(self._header_slots).reshape(-1, 3)
-        generation = raw[:, 0] >> np.uint64(32)
+        shift, low = np.uint64(32), np.uint64(_LOW32)
+        generation = raw[:, 0] >> shift
+        lengths = (raw[:, 0] & low).astype(np.int64)
+        counts = raw[:, 1] & low
         complete = (
             (generation > 0)
-            & (raw[:, 1] >> np.uint64(32) == generation)
-            & (raw[:, 2] >> np.uint64(32) == generation)
-            & (raw[:, 1] & np.uint64(_LOW32) > 0)
+            & (raw[:, 1] >> shift == generation)
+            & (raw[:, 2] >> shift == generation)
+            & (counts > 0)
+            & (lengths <= ITEM_BYTES_MAX)
         )
+        at = np.flatnonzero(complete)
+        if not at.size:
+            return {}
+        words = (lengths[at] + 3) // 4
+        starts = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * at + 3
+        ends = np.cumsum(words)
+        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - words, words)
+        values = vec.values_at(np.repeat(starts, words) + offsets)
+        current = values >> shift == np.repeat(generation[at], words)
+        data = (values & low).astype("<u4").tobytes()
         out: dict[bytes, int] = {}
-        for at in np.flatnonzero(complete).tolist():
-            length = int(raw[at, 0]) & _LOW32
-            if length > ITEM_BYTES_MAX:
+        for i, (first, end) in enumerate(zip((ends - words).tolist(), ends.tolist(), strict=True)):
+            if not current[first:end].all():
                 continue
-            base = _position_slot(at) + 3
-            words = vec.values_at(np.arange(base, base + (length + 3) // 4, dtype=np.int64))
-            if bool((words >> np.uint64(32) != generation[at]).any()):
-                continue
-            item = (words & np.uint64(_LOW32)).astype("<u4").tobytes()[:length]
-            out[item] = max(out.get(item, 0), int(raw[at, 1]) & _LOW32)
+            item = data[4 * first : 4 * first + int(lengths[at[i]])]
+            count = int(counts[at[i]])
+            out[item] = max(out.get(item, 0), count)
         return out
 
     def _estimates(self, vec: MaxVector, items: Sequence[bytes]) -> list[int]:
@@ -339,12 +358,13 @@ class _Writer:
     """One call or run of TOPK.ADD / INCRBY on a writer's own slice: its HeavyKeeper rows
     and its list (RedisBloom's ``TopK_Add``, item by item)."""
 
-    __slots__ = ("_by_fp", "_lowest", "_own", "_positions", "_view")
+    __slots__ = ("_by_fp", "_lowest", "_own", "_positions", "_view", "decays_left")
 
     def __init__(self, view: TopK, own: _Own, positions: list[_Position]) -> None:
         self._view = view
         self._own = own
         self._positions = positions
+        self.decays_left = DECAYS_PER_CALL_MAX  # reset by the caller for each call
         self._by_fp: dict[int, list[int]] = {}
         for at, position in enumerate(positions):
             if position.generation:
@@ -427,10 +447,12 @@ class _Writer:
         decays = 0
         draw = 0
         view = self._view
-        while remaining > 0 and decays < DECAYS_PER_ROW_MAX:
+        cap = min(DECAYS_PER_ROW_MAX, self.decays_left)
+        while remaining > 0 and decays < cap:
             p = view.decay_at(count - decays)
-            if p >= 1.0:
-                trials = 1
+            if p >= 1.0:  # decay 1: every trial decays
+                trials = min(count - decays, remaining, cap - decays)
+                decays += trials - 1
             else:
                 draw += 1
                 u = (mix64_int(seed, draw) >> 11) * _UNIT
@@ -442,7 +464,9 @@ class _Writer:
             remaining -= trials
             decays += 1
             if decays == count:  # RedisBloom: the item takes the bucket with what is left
+                self.decays_left -= decays
                 return self._take(slot, newest, fp, remaining + 1)
+        self.decays_left -= decays
         if decays:
             own.put(slot + 2, generation << 32 | (down + decays))
         return None

@@ -5,7 +5,7 @@ The error texts are RedisBloom's (here rather than in :mod:`hearsay.resp.message
 this family's alone). Departures: see :mod:`hearsay.engine.families.topk` (the merged list);
 items are bulk strings (RedisBloom replies simple strings, which cannot carry CR or LF); an
 item is at most :data:`~hearsay.sketch.topk.ITEM_BYTES_MAX` bytes and one call adds at most
-:data:`ITEMS_PER_CALL_MAX` items (so no request holds the node for long); depth is at most
+:data:`ROWS_PER_CALL_MAX` / depth items (so no request holds the node for long); depth is at most
 :data:`~hearsay.sketch.schemas.TOPK_DEPTH_MAX` and k at most
 :data:`~hearsay.sketch.schemas.TOPK_K_MAX`.
 """
@@ -26,11 +26,12 @@ from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.schemas import TOPK_DEPTH_MAX, TOPK_K_MAX
 from hearsay.sketch.topk import INCREMENT_MAX, ITEM_BYTES_MAX
 
-__all__ = ["ITEMS_PER_CALL_MAX", "install_topk_commands"]
+__all__ = ["ROWS_PER_CALL_MAX", "install_topk_commands"]
 
-ITEMS_PER_CALL_MAX: Final = 10_000
-"""Items one TOPK.ADD / INCRBY call may carry: each costs a few tens of microseconds of
-HeavyKeeper work in Python, so this keeps a call well under a second."""
+ROWS_PER_CALL_MAX: Final = 32_768
+"""Items times depth one TOPK.ADD / INCRBY call may carry (4,681 items at the default depth
+7): each item costs a few microseconds of HeavyKeeper work in Python per row, so this keeps
+a call to a fraction of a second."""
 
 KEY_EXISTS: Final = "ERR TopK: key already exists"
 KEY_MISSING: Final = "ERR TopK: key does not exist"
@@ -50,13 +51,15 @@ INVALID_INCREMENT: Final = (
 )
 WITHCOUNT_EXPECTED: Final = "ERR WITHCOUNT keyword expected"
 ITEM_TOO_LONG: Final = f"ERR TopK: an item is at most {ITEM_BYTES_MAX} bytes"
-TOO_MANY_ITEMS: Final = f"ERR TopK: at most {ITEMS_PER_CALL_MAX} items per call"
+TOO_MANY_ITEMS: Final = (
+    f"ERR TopK: too many items for one call (items x depth at most {ROWS_PER_CALL_MAX})"
+)
 
 
-def _items(args: list[bytes], step: int) -> list[bytes]:
+def _items(args: list[bytes], step: int, depth: int) -> list[bytes]:
     """The items of one call (every ``step``-th argument after the key), checked."""
     items = args[2::step]
-    if len(items) > ITEMS_PER_CALL_MAX:
+    if len(items) * depth > ROWS_PER_CALL_MAX:
         raise CommandError(TOO_MANY_ITEMS)
     if any(len(item) > ITEM_BYTES_MAX for item in items):
         raise CommandError(ITEM_TOO_LONG)
@@ -89,9 +92,10 @@ def install_topk_commands(registry: CommandRegistry) -> None:
         """A pipelined run of TOPK.ADD (step 1) or INCRBY (step 2) on one key: one read and
         one write for the run; the replies and pairs are exactly those of the calls in turn.
         A run that any call would see refused goes call by call."""
+        depth = topk.check(db_of(ctx), run[0][1], ctx.now_ms).depth
         calls: list[list[tuple[bytes, int]]] = []
         for args in run:
-            if (len(args) - 2) % step or len(args) - 2 > step * ITEMS_PER_CALL_MAX:
+            if (len(args) - 2) % step or (len(args) - 2) // step * depth > ROWS_PER_CALL_MAX:
                 return [_one(ctx, args) for args in run]
             items = args[2::step]
             if any(len(item) > ITEM_BYTES_MAX for item in items):
@@ -139,24 +143,22 @@ def install_topk_commands(registry: CommandRegistry) -> None:
                       group=group, since="2.0.0", errors=missing,
                       run=lambda ctx, run: _run(ctx, run, 1),
                       summary="Adds items; replies per item the item expelled from this "
-                      "node's list, or nil (at most 10000 items a call).")  # fmt: skip
+                      "node's list, or nil (items x depth at most 32768 a call).")  # fmt: skip
     def topk_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
-        topk.check(database, args[1], ctx.now_ms)
-        items = _items(args, 1)
+        items = _items(args, 1, topk.check(database, args[1], ctx.now_ms).depth)
         return _expelled(topk.add(database, args[1], [[(i, 1) for i in items]], ctx.now_ms)[0])
 
     @registry.command("TOPK.INCRBY", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0", errors=missing,
                       run=lambda ctx, run: _run(ctx, run, 2),
                       summary="Increments items' counts by 0..100000; replies as TOPK.ADD "
-                      "(at most 10000 items a call).")  # fmt: skip
+                      "(items x depth at most 32768 a call).")  # fmt: skip
     def topk_incrby(ctx: ClientContext, args: list[bytes]) -> Reply:
         if len(args) % 2:
             raise CommandError(messages.wrong_number_of_args("topk.incrby"))
         database = db_of(ctx)
-        topk.check(database, args[1], ctx.now_ms)
-        items = _items(args, 2)
+        items = _items(args, 2, topk.check(database, args[1], ctx.now_ms).depth)
         calls: list[tuple[bytes, int]] = []
         refused = False
         for item, arg in zip(items, args[3::2], strict=True):
