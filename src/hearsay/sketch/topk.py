@@ -139,14 +139,15 @@ class _Own:
             self.cache[index] = value
         return value
 
-    def prefetch(self, indices: list[int]) -> None:
+    def prefetch(self, indices: list[int]) -> list[int]:
         """Read ``indices`` into the cache in one vectorised look-up (a few reads one by one
-        cost a bisect set-up each)."""
+        cost a bisect set-up each); their values."""
         if self.vec is None:
-            self.cache.update(dict.fromkeys(indices, 0))
-            return
-        wanted = np.array(indices, dtype=np.int64)
-        self.cache.update(zip(indices, self.vec.values_at(wanted).tolist(), strict=True))
+            values = [0] * len(indices)
+        else:
+            values = self.vec.values_at(np.array(indices, dtype=np.int64)).tolist()
+        self.cache.update(zip(indices, values, strict=True))
+        return values
 
     def put(self, index: int, value: int) -> None:
         if value > self.get(index):
@@ -164,7 +165,16 @@ def _item_words(item: bytes, generation: int) -> list[int]:
 class TopK:
     """A stateless Top-K view of one ``(k, width, depth, decay)`` (slots as in the notes)."""
 
-    __slots__ = ("_decay", "_depth", "_header_slots", "_k", "_powers", "_schema", "_width")
+    __slots__ = (
+        "_decay",
+        "_depth",
+        "_header_list",
+        "_header_slots",
+        "_k",
+        "_powers",
+        "_schema",
+        "_width",
+    )
 
     def __init__(self, k: int, width: int, depth: int, decay: float) -> None:
         self._schema = topk_schema(k, width, depth, decay)
@@ -173,6 +183,7 @@ class TopK:
         self._powers = [self._decay**c for c in range(256)]
         base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(self._k, dtype=np.int64)
         self._header_slots = (base[:, None] + np.arange(3)).reshape(-1)
+        self._header_list: list[int] = self._header_slots.tolist()
 
     @classmethod
     def from_schema(cls, schema: Schema) -> TopK:
@@ -221,12 +232,12 @@ class TopK:
         own = _Own(slices.get(origin))
         hashed = [[(item, increment, member_hash(item)) for item, increment in c] for c in calls]
         rows = [self._buckets_of(h) for call in hashed for _, _, h in call]
-        wanted = [_TICKS, *self._header_slots.tolist()]
+        wanted = [*self._header_list, _TICKS]
         for first_slots in rows:
             for slot in first_slots:
                 wanted += (slot, slot + 1, slot + 2)
-        own.prefetch(wanted)
-        writer = _Writer(self, own, _positions(own, self._header_slots.tolist()))
+        headers = own.prefetch(wanted)[: len(self._header_list)]
+        writer = _Writer(self, own, _positions(headers))
         replies: list[list[bytes | None]] = []
         at = 0
         for call in hashed:
@@ -336,11 +347,9 @@ def _position_slot(at: int) -> int:
     return TOPK_LIST_BASE + TOPK_POSITION_SLOTS * at
 
 
-def _positions(own: _Own, header_slots: list[int]) -> list[_Position]:
-    """The writer's ``k`` positions (an incomplete one reads as empty, keeping its newest
-    generation so a rewrite goes past it)."""
-    get = own.get
-    raw = [get(slot) for slot in header_slots]
+def _positions(raw: list[int]) -> list[_Position]:
+    """The writer's ``k`` positions from their header slots' values (an incomplete one reads
+    as empty, keeping its newest generation so a rewrite goes past it)."""
     out: list[_Position] = []
     for at in range(len(raw) // 3):
         length_v, count_v, fp_v = raw[3 * at : 3 * at + 3]
@@ -391,7 +400,7 @@ class _Writer:
         """One item's increment: the item expelled from the list, or None."""
         own, positions = self._own, self._positions
         fp = h & _LOW32
-        ticks = own.get(_TICKS)
+        ticks = own.cache[_TICKS]
         own.put(_TICKS, ticks + 1)
         seed = h ^ ((ticks * _GOLDEN) & _MASK64)
         best = 0
@@ -429,7 +438,8 @@ class _Writer:
         """One row: the bucket's count after the item's increment when the item holds it,
         else None (the increment only decayed another item's count)."""
         own = self._own
-        fp_value, up_value, down_value = own.get(slot), own.get(slot + 1), own.get(slot + 2)
+        cache = own.cache  # every bucket slot of the call or run was prefetched
+        fp_value, up_value, down_value = cache[slot], cache[slot + 1], cache[slot + 2]
         generation = fp_value >> 32
         up = up_value & _LOW32 if up_value >> 32 == generation else 0
         down = down_value & _LOW32 if down_value >> 32 == generation else 0
