@@ -66,6 +66,19 @@ def _items(args: list[bytes], step: int, depth: int) -> list[bytes]:
     return items
 
 
+RESERVE_OPTIONS: Final[frozenset[bytes]] = frozenset()
+"""TOPK.RESERVE's keywords after ``k`` or the shape (issue 17 adds WINDOW here)."""
+
+
+def _reserve_arguments(args: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """TOPK.RESERVE's shape (``k``, or ``k width depth decay``) and the keyword options after
+    it: none is known yet (issue 17's WINDOW will be one), so any is refused as Redis refuses
+    extra arguments."""
+    rest = args[2:]
+    size = 1 if len(rest) < 4 or rest[1].upper() in RESERVE_OPTIONS else 4
+    return rest[:size], rest[size:]
+
+
 def _increment(arg: bytes) -> int | None:
     value = parse_integer(arg)
     if value is None or not 0 <= value <= INCREMENT_MAX:
@@ -116,7 +129,8 @@ def install_topk_commands(registry: CommandRegistry) -> None:
                       summary="Creates a Top-K of k items (width 8, depth 7, decay 0.9 unless "
                       "given; depth at most 64).")  # fmt: skip
     def topk_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if len(args) not in (3, 6):
+        shape, options = _reserve_arguments(args)
+        if len(shape) not in (1, 4) or options:
             raise CommandError(messages.wrong_number_of_args("topk.reserve"))
         database = db_of(ctx)
         if database.get(args[1], ctx.now_ms) is not None:
