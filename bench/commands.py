@@ -381,6 +381,7 @@ STATE_READS: dict[bytes, tuple[tuple[str, ...], ...]] = {
     b"CMSk-TYPE": (("CMS.INFO",),),
     b"TDIS-TYPE": (("TDIGEST.INFO",),),
     b"MBbloomCF": (("CF.INFO",),),
+    b"TopK-TYPE": (("TOPK.LIST",),),
 }
 """What shows a key's replicated state, by TYPE (hearsay has no DUMP): exact for strings and
 vectors, the cardinality and counts for Bloom filters and count-min sketches."""

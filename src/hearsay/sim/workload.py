@@ -7,7 +7,8 @@ after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY 
 VMAX (vectors), and now and then DEL and EXPIRE of any key; a fifth of the clients first add
 values to a t-digest (TDIGEST.ADD after a TDIGEST.CREATE that fails harmlessly once the key
 exists), and a fifth add an item to a cuckoo filter or delete one (CF.ADDNX / CF.DEL after a
-CF.RESERVE that fails harmlessly once the key exists).
+CF.RESERVE that fails harmlessly once the key exists), and a fifth add items to a Top-K
+(TOPK.INCRBY after a TOPK.RESERVE that fails harmlessly once the key exists).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DELETE_SHARE: Final = 0.06
 EXPIRE_SHARE: Final = 0.06
 EXPIRE_S_MAX: Final = 4
 """EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
-MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE", b"CF.RESERVE"})
+MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE", b"CF.RESERVE", b"TOPK.RESERVE"})
 """Commands whose error replies are expected (the key exists already); any other error
 reply to the workload's commands is a bug."""
 ITEMS: Final = 64
@@ -33,6 +34,8 @@ the run's seed), so the other families' commands of a seed stay what they were."
 """Members and items are drawn from a small set, so repeats (no-op writes) happen too."""
 CF_SHARE: Final = 0.2
 """Clients that also write to a cuckoo filter first (a stream of its own, as the t-digest's)."""
+TOPK_SHARE: Final = 0.2
+"""Clients that also add to a Top-K first (a stream of its own, as the t-digest's)."""
 
 
 class Workload:
@@ -49,6 +52,8 @@ class Workload:
         self.tdigest_rng = random.Random(config.seed * 1_000_003 + 16)
         self.cf_keys = [b"cf:%d" % k for k in range(max(1, config.keys // 5))]
         self.cf_rng = random.Random(config.seed * 1_000_003 + 17)
+        self.topk_keys = [b"topk:%d" % k for k in range(max(1, config.keys // 5))]
+        self.topk_rng = random.Random(config.seed * 1_000_003 + 18)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -68,6 +73,17 @@ class Workload:
             item = b"item-%d" % cf.randrange(ITEMS)
             write = b"CF.DEL" if cf.random() < 0.3 else b"CF.ADDNX"
             commands = [[b"CF.RESERVE", key, b"128"], [write, key, item], *commands]
+        top = self.topk_rng
+        if top.random() < TOPK_SHARE:
+            key = self.topk_keys[top.randrange(len(self.topk_keys))]
+            pairs: list[bytes] = []
+            for _ in range(top.randint(1, 3)):  # skewed: low items are heavy
+                pairs += [
+                    b"item-%d" % (int(top.paretovariate(1.0) - 1) % ITEMS),
+                    b"%d" % top.randint(1, 9),
+                ]
+            reserve = [b"TOPK.RESERVE", key, b"3", b"8", b"4", b"0.9"]
+            commands = [reserve, [b"TOPK.INCRBY", key, *pairs], *commands]
         extra = self.tdigest_rng
         if extra.random() < TDIGEST_SHARE:
             key = self.tdigest_keys[extra.randrange(len(self.tdigest_keys))]
@@ -117,5 +133,6 @@ class Workload:
             b"vector": [b"VGET", key],
             b"tdigest": [b"TDIGEST.QUANTILE", key, b"0", b"0.5", b"1"],
             b"cf": [b"CF.MEXISTS", key, *items],
+            b"topk": [b"TOPK.LIST", key, b"WITHCOUNT"],
         }[family]
         return [[b"TYPE", key], [b"PTTL", key], read]

@@ -341,11 +341,12 @@ class Simulation:
 
     def _already_held(self, write: Write) -> None:
         """Nodes that hold a write before it reaches them: a DEL they saw already outranks
-        a write made in the old epoch, and they will never change on its account."""
+        a write made in the old epoch, or another node's write set the same slots; they
+        will never change on its account (``observe`` checks that they hold it)."""
         for j, node in enumerate(self.nodes):
             if node is not None and j != write.writer:
                 entry = node.keyspace.entry(write.key)
-                if entry is not None and entry.epoch > write.delta.epoch:
+                if entry is not None:
                     self.writes.observe(j, write.key, entry, self.now)
 
     def _flush(self, i: int, node: Replica) -> None:

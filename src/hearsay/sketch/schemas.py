@@ -21,6 +21,7 @@ maxreg    ``()``                                              1           no    
 vector    ``()``                                              ``2**32``   no        vector
 tdigest   ``(compression,)``                                  ``48+34c``  yes       TDIS-TYPE
 cuckoo    ``(capacity, bucket_size, max_iterations, expansion)``  ``2**32``   yes       MBbloomCF
+topk      ``(k, width, depth, decay_bits)``                   ``2**32``   yes       TopK-TYPE
 ========  ==================================================  ==========  ========  =========
 
 ``error_bits`` is the IEEE-754 bit pattern of the Bloom filter's error rate (a positive double
@@ -54,8 +55,13 @@ __all__ = [
     "KIND_HLL",
     "KIND_MAXREG",
     "KIND_TDIGEST",
+    "KIND_TOPK",
     "KIND_VECTOR",
     "TDIGEST_COMPRESSION_MAX",
+    "TOPK_DEPTH_MAX",
+    "TOPK_K_MAX",
+    "TOPK_LIST_BASE",
+    "TOPK_POSITION_SLOTS",
     "bloom",
     "cms",
     "counter",
@@ -66,6 +72,7 @@ __all__ = [
     "hll",
     "maxreg",
     "tdigest",
+    "topk",
     "vector",
 ]
 
@@ -79,6 +86,18 @@ TDIGEST_COMPRESSION_MAX: Final = 10_000
 """The largest t-digest compression (RedisBloom has none): a slice then has 340,048 slots."""
 KIND_VECTOR: Final = "vector"
 KIND_CUCKOO: Final = "cuckoo"
+KIND_TOPK: Final = "topk"
+
+TOPK_LIST_BASE: Final = 1 << 31
+"""A Top-K slice's list positions start here; its HeavyKeeper buckets (3 slots each) below."""
+TOPK_POSITION_SLOTS: Final = 1 << 14
+"""Slots of one Top-K list position: length, count, fingerprint, then the item four bytes a
+slot (items of up to 65,524 bytes)."""
+TOPK_K_MAX: Final = 10_000
+"""The largest Top-K ``k``: a TOPK.ADD reads the writer's whole list (3 slots a position), so
+``k`` bounds what one call costs (the slot space would hold 131,072 positions)."""
+TOPK_DEPTH_MAX: Final = 64
+"""Rows of a Top-K's HeavyKeeper at most: each item costs one bucket per row (as count-min)."""
 
 CMS_DEPTH_MAX: Final = 64
 """Rows of a count-min sketch at most. Every CMS.INCRBY / CMS.QUERY item costs one hash and
@@ -175,6 +194,21 @@ def cuckoo(capacity: int, bucket_size: int, max_iterations: int, expansion: int)
         raise SketchParameterError("Capacity must be at least (BucketSize * 2)")
     params = (capacity, bucket_size, max_iterations, expansion)
     return Schema(KIND_CUCKOO, params, INDEX_LIMIT, additive=True).intern()
+
+
+def topk(k: int, width: int, depth: int, decay: float) -> Schema:
+    """A Top-K: per origin, a HeavyKeeper of ``depth`` rows of ``width`` buckets and a list of
+    ``k`` items (layout in :mod:`hearsay.sketch.topk`), sparse in a 2**32 slot space.
+
+    ``decay`` in (0, 1] is kept as its IEEE-754 bits (little-endian, a non-negative int64)."""
+    k = _positive_int(k, "Top-K k", TOPK_K_MAX)
+    depth = _positive_int(depth, "Top-K depth", TOPK_DEPTH_MAX)
+    width = _positive_int(width, "Top-K width", (TOPK_LIST_BASE - 8) // (3 * depth))
+    rate = float(decay)
+    if not 0.0 < rate <= 1.0:
+        raise SketchParameterError(f"Top-K decay must be in (0, 1], got {decay!r}")
+    bits = int.from_bytes(struct.pack("<d", rate), "little")
+    return Schema(KIND_TOPK, (k, width, depth, bits), INDEX_LIMIT, additive=True).intern()
 
 
 def maxreg() -> Schema:

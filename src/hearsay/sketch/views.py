@@ -33,9 +33,11 @@ from hearsay.sketch.schemas import (
     KIND_HLL,
     KIND_MAXREG,
     KIND_TDIGEST,
+    KIND_TOPK,
     KIND_VECTOR,
 )
 from hearsay.sketch.tdigest import TDigest
+from hearsay.sketch.topk import TopK
 
 __all__ = ["VIEWS_CACHED_MAX", "SketchView", "admit_schema", "type_name", "view_as", "view_for"]
 
@@ -48,6 +50,7 @@ SketchView = (
     | RawVector
     | TDigest
     | CuckooFilter
+    | TopK
 )
 """Any family's view."""
 
@@ -61,6 +64,7 @@ View = TypeVar(
     RawVector,
     TDigest,
     CuckooFilter,
+    TopK,
 )
 
 
@@ -81,6 +85,7 @@ _FAMILIES: Final[dict[str, _Family]] = {
     KIND_VECTOR: _Family(RawVector, "vector", cells_capped=False),
     KIND_TDIGEST: _Family(TDigest, "TDIS-TYPE", cells_capped=False),  # RedisBloom's type name
     KIND_CUCKOO: _Family(CuckooFilter, "MBbloomCF", cells_capped=False),  # sparse counts
+    KIND_TOPK: _Family(TopK, "TopK-TYPE", cells_capped=False),  # sparse; RedisBloom's name
 }
 
 VIEWS_CACHED_MAX: Final = 4_096

@@ -25,6 +25,7 @@ from hearsay.resp.families import (
     hll,
     strings,
     tdigest,
+    topk,
     vector,
 )
 
@@ -41,3 +42,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     countmin.install_countmin_commands(registry)
     tdigest.install_tdigest_commands(registry)
     cuckoo.install_cuckoo_commands(registry)
+    topk.install_topk_commands(registry)

@@ -1,0 +1,524 @@
+"""The Top-K view: RedisBloom's TOPK.* (HeavyKeeper plus a top-k list) over per-origin slices.
+
+HeavyKeeper's counters decay and its list expels items, so no slot of it only grows: like the
+t-digest it cannot be one shared max-vector. Each node keeps **its own HeavyKeeper and its own
+top-k list in its own slice** (the schema is additive), and every slot value but the first
+carries a *generation* in its high bits::
+
+    slot value = generation << 32 | payload (32 bits)
+
+Generations belong to a **bucket** or a **list position**, not to the whole slice, so a write
+costs what it changes. Within one generation a slot only ever rises (a bucket's increments and
+decays are two counters that only grow; a listed count that rises is rewritten in place); what
+would lower a slot (a bucket taken over by another item, a listed count that fell, an item
+expelled from the list) rewrites that one bucket or position under ``generation + 1``. The
+element-wise max keeps each slot's newest generation, and a reader uses a bucket or position
+only when all its slots carry the same generation, so a slice delivered in any pieces, in any
+order, any number of times, reads the same once complete (an incomplete bucket or position
+reads as empty until the rest arrives).
+
+Layout of one slice (``M = 2**32 - 1``; ``b = row * width + column``; ``p`` a list position):
+
+=====================================  =========================================================
+slots                                  what
+=====================================  =========================================================
+0                                      items added by this origin (a plain count: the seed of
+                                       its decay coin flips, so a run replays exactly)
+``8 + 3 b``, ``+ 1``, ``+ 2``          bucket ``b``: fingerprint, increments, decays
+                                       (its count is increments - decays)
+``2**31 + 2**14 p`` ``+ 0, 1, 2``      list position ``p``: item length, count, fingerprint
+``2**31 + 2**14 p + 3`` ...            the item's bytes, four to a slot (little-endian)
+=====================================  =========================================================
+
+**HeavyKeeper** follows RedisBloom's ``topk.c``: per row, an empty bucket or one holding the
+item's fingerprint takes the increment; another item's bucket decays by one with probability
+``decay ** count`` per unit of increment and is taken over when it reaches zero. The coin flips
+come from a hash of the item, the row and slot 0 (deterministic: the same calls give the same
+slice on every run); the trials until the next decay are drawn at once (geometric), so an
+INCRBY of 100,000 costs the decays that happen, at most :data:`DECAYS_PER_ROW_MAX` per row.
+
+**The list** is RedisBloom's heap, kept as ``k`` positions: an item whose count reaches the
+list's minimum enters at the minimum's position (its item is the one TOPK.ADD replies as
+expelled); a listed item's count becomes its new HeavyKeeper count.
+
+**Reading** merges the origins (in id order): every item listed by some origin is a
+candidate; its count is the sum over origins of that origin's listed count, or its HeavyKeeper
+estimate where it is not listed; the merged list is the ``k`` largest (ties by item bytes), so
+every node holding the same slices answers the same. An item heavy overall but in no origin's
+list is missed.
+
+**Bounds.** Counts are 32-bit as in RedisBloom (saturating here, not wrapping); a bucket or
+position can be rewritten :data:`GENERATION_MAX` times (past that, a bucket is no longer taken
+over and a position no longer admits a new item); items are at most :data:`ITEM_BYTES_MAX`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from hearsay.base.errors import SketchParameterError
+from hearsay.lattice.entry import Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.hashing import member_hash, mix64_int
+from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
+from hearsay.sketch.schemas import topk as topk_schema
+from hearsay.sketch.slots import Slices
+
+__all__ = [
+    "DECAYS_PER_ROW_MAX",
+    "GENERATION_MAX",
+    "INCREMENT_MAX",
+    "ITEM_BYTES_MAX",
+    "TopK",
+    "TopKInfo",
+]
+
+GENERATION_MAX: Final = (1 << 31) - 1
+COUNT_MAX: Final = (1 << 32) - 1
+INCREMENT_MAX: Final = 100_000
+"""TOPK.INCRBY's largest increment (RedisBloom's)."""
+DECAYS_PER_ROW_MAX: Final = 1_024
+"""Decays one item's increment may cause in one row. Only a decay very close to 1 reaches it
+(at 0.9, a count of 200 decays with probability 7e-10); it bounds what one request costs."""
+DECAYS_PER_CALL_MAX: Final = 65_536
+"""Decays one TOPK.ADD / INCRBY call may cause in all (past them, its increments' decay
+trials fail): with :data:`DECAYS_PER_ROW_MAX`, what bounds a call whatever its decay."""
+ITEM_BYTES_MAX: Final = 4 * (TOPK_POSITION_SLOTS - 3)
+_LOW32: Final = 0xFFFFFFFF
+_TICKS: Final = 0
+_BUCKETS: Final = 8
+_GOLDEN: Final = 0x9E3779B97F4A7C15
+_MASK64: Final = (1 << 64) - 1
+_DOUBLE: Final = struct.Struct("<d")
+_UNIT: Final = 1.0 / (1 << 53)
+
+
+@dataclass(frozen=True, slots=True)
+class TopKInfo:
+    """TOPK.INFO's fields."""
+
+    k: int
+    width: int
+    depth: int
+    decay: float
+
+
+@dataclass(slots=True)
+class _Position:
+    """One list position of the writer's own slice, decoded."""
+
+    generation: int
+    count: int
+    fingerprint: int
+    length: int
+    item: bytes | None  # decoded on demand (None: not yet read)
+    newest: int  # the newest generation any of its slots carries (a rewrite goes past it)
+
+
+@dataclass(slots=True)
+class _Own:
+    """A writer's own slice during one call or run: reads go through a cache of the slots
+    this run has read or written, writes are collected as pairs."""
+
+    vec: MaxVector | None
+    cache: dict[int, int] = field(default_factory=dict)
+    indices: list[int] = field(default_factory=list)
+    values: list[int] = field(default_factory=list)
+
+    def get(self, index: int) -> int:
+        value = self.cache.get(index)
+        if value is None:
+            value = self.vec.get(index) if self.vec is not None else 0
+            self.cache[index] = value
+        return value
+
+    def prefetch(self, indices: list[int]) -> list[int]:
+        """Read ``indices`` into the cache in one vectorised look-up (a few reads one by one
+        cost a bisect set-up each); their values."""
+        if self.vec is None:
+            values = [0] * len(indices)
+        else:
+            values = self.vec.values_at(np.array(indices, dtype=np.int64)).tolist()
+        self.cache.update(zip(indices, values, strict=True))
+        return values
+
+    def put(self, index: int, value: int) -> None:
+        if value > self.get(index):
+            self.cache[index] = value
+            self.indices.append(index)
+            self.values.append(value)
+
+
+def _item_words(item: bytes, generation: int) -> list[int]:
+    tag = generation << 32
+    padded = item + b"\0" * (-len(item) % 4)
+    return [tag | word for (word,) in struct.iter_unpack("<I", padded)]
+
+
+class TopK:
+    """A stateless Top-K view of one ``(k, width, depth, decay)`` (slots as in the notes)."""
+
+    __slots__ = (
+        "_decay",
+        "_depth",
+        "_header_list",
+        "_header_slots",
+        "_k",
+        "_powers",
+        "_schema",
+        "_width",
+    )
+
+    def __init__(self, k: int, width: int, depth: int, decay: float) -> None:
+        self._schema = topk_schema(k, width, depth, decay)
+        self._k, self._width, self._depth = int(k), int(width), int(depth)
+        self._decay = float(decay)
+        self._powers = [self._decay**c for c in range(256)]
+        base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(self._k, dtype=np.int64)
+        self._header_slots = (base[:, None] + np.arange(3)).reshape(-1)
+        self._header_list: list[int] = self._header_slots.tolist()
+
+    @classmethod
+    def from_schema(cls, schema: Schema) -> TopK:
+        if schema.kind != KIND_TOPK or len(schema.params) != 4:
+            raise SketchParameterError(f"not a Top-K schema: {schema}")
+        k, width, depth, decay_bits = schema.params
+        (decay,) = _DOUBLE.unpack(int(decay_bits).to_bytes(8, "little"))
+        view = cls(k, width, depth, decay)
+        expect_schema(schema, view.schema)
+        return view
+
+    @property
+    def schema(self) -> Schema:
+        return self._schema
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def info(self) -> TopKInfo:
+        return TopKInfo(self._k, self._width, self._depth, self._decay)
+
+    # -- hashing ------------------------------------------------------------------------------
+
+    def _buckets_of(self, h: int) -> list[int]:
+        """The first slot of the item's bucket in each row (double hashing of one xxh3)."""
+        step = mix64_int(h) | 1
+        width = self._width
+        start = h >> 32
+        return [
+            _BUCKETS + 3 * (row * width + (start + row * step) % width)
+            for row in range(self._depth)
+        ]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add(
+        self, slices: Slices, origin: str, calls: Sequence[Sequence[tuple[bytes, int]]]
+    ) -> tuple[tuple[list[int], list[int]], list[list[bytes | None]]]:
+        """TOPK.ADD / INCRBY by ``origin``, one call after another (items with increments).
+
+        Returns the pairs for its own slice and, per call, per item, the item expelled from
+        this origin's list (None when none was). Reads and writes only ``origin``'s slice; a
+        run of calls gives exactly the pairs and replies of the calls in turn.
+        """
+        own = _Own(slices.get(origin))
+        hashed = [[(item, increment, member_hash(item)) for item, increment in c] for c in calls]
+        rows = [self._buckets_of(h) for call in hashed for _, _, h in call]
+        wanted = [*self._header_list, _TICKS]
+        for first_slots in rows:
+            for slot in first_slots:
+                wanted += (slot, slot + 1, slot + 2)
+        headers = own.prefetch(wanted)[: len(self._header_list)]
+        writer = _Writer(self, own, _positions(headers))
+        replies: list[list[bytes | None]] = []
+        at = 0
+        for call in hashed:
+            writer.decays_left = DECAYS_PER_CALL_MAX
+            out: list[bytes | None] = []
+            for item, increment, h in call:
+                out.append(writer.add_one(item, increment, h, rows[at]))
+                at += 1
+            replies.append(out)
+        return (own.indices, own.values), replies
+
+    def decay_at(self, count: int) -> float:
+        """The probability that one unit of another item's increment decays ``count``."""
+        return self._powers[count] if count < 256 else self._decay**count
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _origin_list(self, vec: MaxVector) -> dict[bytes, int]:
+        """One origin's complete list positions with a count: item -> count (two vectorised
+        reads: the headers, then every listed item's words)."""
+        raw = vec.values_at(self._header_slots).reshape(-1, 3)
+        shift, low = np.uint64(32), np.uint64(_LOW32)
+        generation = raw[:, 0] >> shift
+        lengths = (raw[:, 0] & low).astype(np.int64)
+        counts = raw[:, 1] & low
+        complete = (
+            (generation > 0)
+            & (raw[:, 1] >> shift == generation)
+            & (raw[:, 2] >> shift == generation)
+            & (counts > 0)
+            & (lengths <= ITEM_BYTES_MAX)
+        )
+        at = np.flatnonzero(complete)
+        if not at.size:
+            return {}
+        words = (lengths[at] + 3) // 4
+        starts = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * at + 3
+        ends = np.cumsum(words)
+        offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - words, words)
+        values = vec.values_at(np.repeat(starts, words) + offsets)
+        current = values >> shift == np.repeat(generation[at], words)
+        data = (values & low).astype("<u4").tobytes()
+        out: dict[bytes, int] = {}
+        for i, (first, end) in enumerate(zip((ends - words).tolist(), ends.tolist(), strict=True)):
+            if not current[first:end].all():
+                continue
+            item = data[4 * first : 4 * first + int(lengths[at[i]])]
+            count = int(counts[at[i]])
+            out[item] = max(out.get(item, 0), count)
+        return out
+
+    def _estimates(self, vec: MaxVector, items: Sequence[bytes]) -> list[int]:
+        """One origin's HeavyKeeper estimate of each item (the most of its rows' counts)."""
+        if not items:
+            return []
+        hashes = [member_hash(item) for item in items]
+        slots = np.array([self._buckets_of(h) for h in hashes], dtype=np.int64)
+        fp_v = vec.values_at(slots)
+        up_v = vec.values_at(slots + 1)
+        down_v = vec.values_at(slots + 2)
+        shift, low = np.uint64(32), np.uint64(_LOW32)
+        generation = fp_v >> shift
+        up = np.where(up_v >> shift == generation, up_v & low, 0).astype(np.int64)
+        down = np.where(down_v >> shift == generation, down_v & low, 0).astype(np.int64)
+        fps = np.array([h & _LOW32 for h in hashes], dtype=np.uint64)[:, None]
+        mine = (generation > 0) & ((fp_v & low) == fps)
+        counts = np.where(mine, np.maximum(up - down, 0), 0)
+        return [int(c) for c in counts.max(axis=1)]
+
+    def _per_origin(self, slices: Slices, items: Sequence[bytes]) -> list[int]:
+        totals = [0] * len(items)
+        for _, vec in sorted(slices.items()):
+            listed = self._origin_list(vec)
+            unlisted = [i for i, item in enumerate(items) if item not in listed]
+            estimates = self._estimates(vec, [items[i] for i in unlisted])
+            for i, item in enumerate(items):
+                if item in listed:
+                    totals[i] += listed[item]
+            for i, estimate in zip(unlisted, estimates, strict=True):
+                totals[i] += estimate
+        return totals
+
+    def count(self, slices: Slices, items: Sequence[bytes]) -> list[int]:
+        """TOPK.COUNT: each item's count summed over origins (listed count, else estimate)."""
+        return self._per_origin(slices, items)
+
+    def top(self, slices: Slices) -> list[tuple[bytes, int]]:
+        """The merged list: the ``k`` items of largest summed count (ties by item bytes)."""
+        candidates: set[bytes] = set()
+        for _, vec in sorted(slices.items()):
+            candidates.update(self._origin_list(vec))
+        items = sorted(candidates)
+        counts = self._per_origin(slices, items)
+        ranked = sorted(
+            ((item, c) for item, c in zip(items, counts, strict=True) if c > 0),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        return ranked[: self._k]
+
+    def query(self, slices: Slices, items: Sequence[bytes]) -> list[bool]:
+        """TOPK.QUERY: whether each item is in the merged list."""
+        listed = {item for item, _ in self.top(slices)}
+        return [item in listed for item in items]
+
+
+def _position_slot(at: int) -> int:
+    return TOPK_LIST_BASE + TOPK_POSITION_SLOTS * at
+
+
+def _positions(raw: list[int]) -> list[_Position]:
+    """The writer's ``k`` positions from their header slots' values (an incomplete one reads
+    as empty, keeping its newest generation so a rewrite goes past it)."""
+    out: list[_Position] = []
+    for at in range(len(raw) // 3):
+        length_v, count_v, fp_v = raw[3 * at : 3 * at + 3]
+        generation = length_v >> 32
+        if generation and count_v >> 32 == generation and fp_v >> 32 == generation:
+            length, count = length_v & _LOW32, count_v & _LOW32
+            out.append(_Position(generation, count, fp_v & _LOW32, length, None, generation))
+        else:
+            newest = max(length_v >> 32, count_v >> 32, fp_v >> 32)
+            out.append(_Position(0, 0, 0, 0, None, newest))
+    return out
+
+
+class _Writer:
+    """One call or run of TOPK.ADD / INCRBY on a writer's own slice: its HeavyKeeper rows
+    and its list (RedisBloom's ``TopK_Add``, item by item)."""
+
+    __slots__ = ("_by_fp", "_lowest", "_own", "_positions", "_view", "decays_left")
+
+    def __init__(self, view: TopK, own: _Own, positions: list[_Position]) -> None:
+        self._view = view
+        self._own = own
+        self._positions = positions
+        self.decays_left = DECAYS_PER_CALL_MAX  # reset by the caller for each call
+        self._by_fp: dict[int, list[int]] = {}
+        for at, position in enumerate(positions):
+            if position.generation:
+                self._by_fp.setdefault(position.fingerprint, []).append(at)
+        # RedisBloom's heap[0]: the position of least (count, occupied, index). A heap of
+        # every state a position took; an entry no longer its position's state is skipped.
+        self._lowest = [(p.count, p.generation > 0, at) for at, p in enumerate(positions)]
+        heapq.heapify(self._lowest)
+
+    def _minimum(self) -> int:
+        lowest, positions = self._lowest, self._positions
+        while True:
+            count, occupied, at = lowest[0]
+            position = positions[at]
+            if position.count == count and (position.generation > 0) == occupied:
+                return at
+            heapq.heappop(lowest)
+
+    def _changed(self, at: int) -> None:
+        position = self._positions[at]
+        heapq.heappush(self._lowest, (position.count, position.generation > 0, at))
+
+    def add_one(self, item: bytes, increment: int, h: int, slots: list[int]) -> bytes | None:
+        """One item's increment: the item expelled from the list, or None."""
+        own, positions = self._own, self._positions
+        fp = h & _LOW32
+        ticks = own.cache[_TICKS]
+        own.put(_TICKS, ticks + 1)
+        seed = h ^ ((ticks * _GOLDEN) & _MASK64)
+        best = 0
+        for row, slot in enumerate(slots):
+            count = self._bucket_add(slot, fp, increment, mix64_int(seed, row + 1))
+            if count is not None:
+                best = max(best, count)
+        best = min(best, COUNT_MAX)
+        at = self._minimum()
+        if best < positions[at].count:
+            return None
+        listed = self._listed(self._by_fp.get(fp, ()), item)
+        if listed is not None:
+            position = positions[listed]
+            if best > position.count:  # counts rise in place
+                own.put(_position_slot(listed) + 1, position.generation << 32 | best)
+                position.count = best
+                self._changed(listed)
+            elif best < position.count and position.newest < GENERATION_MAX:
+                # RedisBloom takes the new count even when lower: a new generation
+                self._publish(listed, item, fp, best)
+            return None
+        victim = positions[at]
+        if victim.newest >= GENERATION_MAX:
+            return None
+        expelled = None
+        if victim.generation:
+            expelled = self._item_of(at, victim)
+            self._by_fp[victim.fingerprint].remove(at)
+        self._publish(at, item, fp, best)
+        self._by_fp.setdefault(fp, []).append(at)
+        return expelled
+
+    def _bucket_add(self, slot: int, fp: int, increment: int, seed: int) -> int | None:
+        """One row: the bucket's count after the item's increment when the item holds it,
+        else None (the increment only decayed another item's count)."""
+        own = self._own
+        cache = own.cache  # every bucket slot of the call or run was prefetched
+        fp_value, up_value, down_value = cache[slot], cache[slot + 1], cache[slot + 2]
+        generation = fp_value >> 32
+        up = up_value & _LOW32 if up_value >> 32 == generation else 0
+        down = down_value & _LOW32 if down_value >> 32 == generation else 0
+        count = max(up - down, 0)
+        newest = max(generation, up_value >> 32, down_value >> 32)
+        if generation and (fp_value & _LOW32) == fp:
+            if up + increment <= COUNT_MAX:
+                own.put(slot + 1, generation << 32 | (up + increment))
+                return count + increment
+            # 32 bits of increments used up: the count starts a new generation (saturating)
+            return self._take(slot, newest, fp, count + increment)
+        if count == 0:
+            return self._take(slot, newest, fp, increment)
+        remaining = increment
+        decays = 0
+        draw = 0
+        view = self._view
+        cap = min(DECAYS_PER_ROW_MAX, self.decays_left)
+        while remaining > 0 and decays < cap:
+            p = view.decay_at(count - decays)
+            if p >= 1.0:  # decay 1: every trial decays
+                trials = min(count - decays, remaining, cap - decays)
+                decays += trials - 1
+            else:
+                draw += 1
+                u = (mix64_int(seed, draw) >> 11) * _UNIT
+                step = math.log1p(-p)
+                failures = math.log1p(-u) / step if step else math.inf  # before the decay
+                if failures >= remaining:
+                    break
+                trials = int(failures) + 1
+            remaining -= trials
+            decays += 1
+            if decays == count:  # RedisBloom: the item takes the bucket with what is left
+                self.decays_left -= decays
+                return self._take(slot, newest, fp, remaining + 1)
+        self.decays_left -= decays
+        if decays:
+            own.put(slot + 2, generation << 32 | (down + decays))
+        return None
+
+    def _take(self, slot: int, newest: int, fp: int, count: int) -> int | None:
+        """The bucket rewritten to hold ``fp`` with ``count`` (a new generation); None when
+        its generations are used up (it then keeps its item)."""
+        if newest >= GENERATION_MAX:
+            return None
+        tag = (newest + 1) << 32
+        self._own.put(slot, tag | fp)
+        self._own.put(slot + 1, tag | min(count, COUNT_MAX))
+        return min(count, COUNT_MAX)
+
+    def _item_of(self, at: int, position: _Position) -> bytes:
+        if position.item is None:
+            base = _position_slot(at) + 3
+            words = [self._own.get(base + i) for i in range((position.length + 3) // 4)]
+            if any(word >> 32 != position.generation for word in words):
+                position.item = b""  # never completely written: compares unequal
+            else:
+                data = b"".join(struct.pack("<I", word & _LOW32) for word in words)
+                position.item = data[: position.length]
+        return position.item
+
+    def _listed(self, candidates: Sequence[int], item: bytes) -> int | None:
+        for at in candidates:
+            position = self._positions[at]
+            if position.length == len(item) and self._item_of(at, position) == item:
+                return at
+        return None
+
+    def _publish(self, at: int, item: bytes, fp: int, count: int) -> None:
+        """Position ``at`` rewritten to hold ``item`` under a new generation."""
+        generation = self._positions[at].newest + 1
+        tag = generation << 32
+        base = _position_slot(at)
+        own = self._own
+        own.put(base, tag | len(item))
+        own.put(base + 1, tag | count)
+        own.put(base + 2, tag | fp)
+        for i, word in enumerate(_item_words(item, generation)):
+            own.put(base + 3 + i, word)
+        self._positions[at] = _Position(generation, count, fp, len(item), item, generation)
+        self._changed(at)
