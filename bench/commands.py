@@ -218,6 +218,15 @@ ROWS = (
         standin=True,
     ),
     Row(
+        "CF.EXISTS",
+        ("CF.EXISTS", "{key}", RAND),
+        PFADD_STANDIN,
+        setup=(("CF.RESERVE", "{key}", "1000"), ("CF.ADD", "{key}", "000000000001")),
+        write=False,
+        full_only=True,
+        standin=True,
+    ),
+    Row(
         "PFADD windowed",
         ("PFADD", "{key}", RAND),
         setup=(("HEARSAY.PFRESERVE", "{key}", "14", "WINDOW", "60"),),
