@@ -273,7 +273,7 @@ def redis_setup_command(command: tuple[str, ...]) -> tuple[str, ...] | None:
     in for creating a sketch it has no type for (so its reads find a key); else nothing."""
     if command[0] in CREATES_SKETCH:
         return ("PFADD", command[1], "seed")
-    if command[0] == "BF.ADD":
+    if command[0] in ("BF.ADD", "CF.ADD"):
         return None
     return command
 
