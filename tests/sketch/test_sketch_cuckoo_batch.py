@@ -72,7 +72,7 @@ def _content(slices: Slices) -> dict[str, list[tuple[int, int]]]:
     kind="addnx",
     origin="a",
     batch=[ITEMS[0], ITEMS[0], ITEMS[1]],
-    windows=0,
+    windows=False,
 )  # fmt: skip
 @given(
     shape=st.sampled_from(SHAPES),
@@ -80,7 +80,7 @@ def _content(slices: Slices) -> dict[str, list[tuple[int, int]]]:
     kind=st.sampled_from(("add", "addnx", "del")),
     origin=st.sampled_from(ORIGINS),
     batch=st.lists(st.sampled_from(ITEMS), min_size=1, max_size=30),
-    windows=st.sampled_from((0, 8, 10**9)),
+    windows=st.sampled_from((True, False, None)),
 )
 def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
     *,
@@ -89,7 +89,7 @@ def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
     kind: str,
     origin: str,
     batch: list[bytes],
-    windows: int,
+    windows: bool | None,
 ) -> None:
     capacity, bucket_size, expansion = shape
     view = CuckooFilter(capacity, bucket_size, 20, expansion)
@@ -107,10 +107,10 @@ def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
         _apply(expected_slices, origin, pairs)
     slices = _copy(start)
     if kind == "del":
-        replies, written = view.delete_items(slices, origin, batch, window_buckets_max=windows)
+        replies, written = view.delete_items(slices, origin, batch, by_windows=windows)
     else:
         replies, written = view.add_items(
-            slices, origin, batch, only_new=kind == "addnx", window_buckets_max=windows
+            slices, origin, batch, only_new=kind == "addnx", by_windows=windows
         )
     assert _content(slices) == _content(start)  # the view only reads
     _apply(slices, origin, written)

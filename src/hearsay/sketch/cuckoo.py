@@ -63,7 +63,6 @@ __all__ = [
     "FINGERPRINTS",
     "FULL",
     "PRESENT",
-    "WINDOW_BUCKETS_MAX",
     "ChunkError",
     "CuckooFilter",
     "CuckooInfo",
@@ -86,10 +85,12 @@ FULL: Final = -1
 COUNT_CLIP: Final = 1 << 40
 """A count above this reads as this (no honest node gets near a trillion copies), so sums
 over any number of origins stay far inside int64 and no peer's values can wrap them."""
-WINDOW_BUCKETS_MAX: Final = 8
-"""A batch that may touch up to this many buckets reads each with one window look-up per
-slice (a bisect, no copy); a larger one reads every bucket it may touch in one vectorised
-pass over each slice."""
+_WINDOW_ITEMS_MAX: Final = 4
+_WINDOW_PAIRS: Final = 1000
+"""A batch reads the buckets it visits by window look-ups (a bisect per slice, no copy) when
+it has at most :data:`_WINDOW_ITEMS_MAX` items or fewer than one per this many pairs held
+(a look-up costs about what a vectorised pass over that many pairs does); otherwise it
+reads every bucket its items may touch in one vectorised pass over each slice."""
 
 FewPairs = tuple[list[int], list[int]]
 Written = Pairs | FewPairs
@@ -330,7 +331,7 @@ class CuckooFilter:
         items: Sequence[bytes],
         *,
         only_new: bool,
-        window_buckets_max: int = WINDOW_BUCKETS_MAX,
+        by_windows: bool | None = None,
     ) -> tuple[list[int], Written]:
         """CF.ADD / ADDNX / INSERT / INSERTNX by ``origin`` of ``items`` in turn, each seeing
         the ones before: per item ADDED, PRESENT (``only_new`` and it already is) or FULL,
@@ -339,8 +340,9 @@ class CuckooFilter:
         An item goes to the first of its places (oldest sub-filter first, a new sub-filter
         when none has room) whose bucket holds fewer than ``bucket_size`` live copies, and
         raises its add count there by one plus any deficit an over-delete left.
+        ``by_windows`` forces one way of reading the buckets (tests hold both to one answer).
         """
-        batch = _Batch(self, slices, origin, items, window_buckets_max)
+        batch = _Batch(self, slices, origin, items, by_windows)
         replies = [batch.add(i, only_new) for i in range(len(items))]
         return replies, batch.written()
 
@@ -350,12 +352,12 @@ class CuckooFilter:
         origin: str,
         items: Sequence[bytes],
         *,
-        window_buckets_max: int = WINDOW_BUCKETS_MAX,
+        by_windows: bool | None = None,
     ) -> tuple[list[bool], Written]:
         """CF.DEL by ``origin`` of ``items`` in turn: per item whether a copy was removed
         (``origin``'s delete count raised where the merged view has a live copy, newest
         sub-filter first), and the pairs of the whole batch."""
-        batch = _Batch(self, slices, origin, items, window_buckets_max)
+        batch = _Batch(self, slices, origin, items, by_windows)
         replies = [batch.delete(i) for i in range(len(items))]
         return replies, batch.written()
 
@@ -436,7 +438,7 @@ class _Batch:
     as each item is placed or removed: item ``i`` sees exactly the state the writes of items
     ``0..i-1`` left, as if each were written alone, and the batch writes once. Buckets are
     read lazily by window look-ups for a few items, or all at once, vectorised, for many
-    (:data:`WINDOW_BUCKETS_MAX`); sub-filters past the ones in use hold nothing to read.
+    (:data:`_WINDOW_PAIRS`); sub-filters past the ones in use hold nothing to read.
     """
 
     __slots__ = (
@@ -461,7 +463,7 @@ class _Batch:
         slices: Slices,
         origin: str,
         items: Sequence[bytes],
-        window_buckets_max: int,
+        by_windows: bool | None,
     ) -> None:
         self._view = view
         self._slices = slices
@@ -474,7 +476,10 @@ class _Batch:
         self._own: dict[int, int] = {}
         self._written: dict[int, int] = {}
         self._loaded: set[int] | None = set()  # None: every bucket the batch may touch
-        if len(items) * 2 * self._readable > window_buckets_max:
+        if by_windows is None:
+            held = sum(len(vec) for vec in slices.values())
+            by_windows = len(items) <= _WINDOW_ITEMS_MAX or len(items) * _WINDOW_PAIRS < held
+        if not by_windows:
             self._load_arrays()
 
     # -- reading the buckets ------------------------------------------------------------------
