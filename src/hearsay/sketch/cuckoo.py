@@ -85,12 +85,13 @@ FULL: Final = -1
 COUNT_CLIP: Final = 1 << 40
 """A count above this reads as this (no honest node gets near a trillion copies), so sums
 over any number of origins stay far inside int64 and no peer's values can wrap them."""
-_WINDOW_ITEMS_MAX: Final = 4
-_WINDOW_PAIRS: Final = 1000
-"""A batch reads the buckets it visits by window look-ups (a bisect per slice, no copy) when
-it has at most :data:`_WINDOW_ITEMS_MAX` items or fewer than one per this many pairs held
-(a look-up costs about what a vectorised pass over that many pairs does); otherwise it
-reads every bucket its items may touch in one vectorised pass over each slice."""
+_PAIRS_PER_WINDOW: Final = 5000
+_WINDOWS_PER_PASS: Final = 12
+"""How a batch reads its buckets: a window look-up per bucket and slice (a bisect, no copy:
+about 10 us) or one vectorised pass over each slice for every bucket its items may touch
+(about as much as 12 look-ups, plus one for every 5,000 pairs held). Look-ups when the items'
+places are no more than that pass costs: a few items on a filter of few sub-filters. An
+item of a filter of many sub-filters (one that fills) may visit every place, so a pass."""
 
 FewPairs = tuple[list[int], list[int]]
 Written = Pairs | FewPairs
@@ -438,7 +439,7 @@ class _Batch:
     as each item is placed or removed: item ``i`` sees exactly the state the writes of items
     ``0..i-1`` left, as if each were written alone, and the batch writes once. Buckets are
     read lazily by window look-ups for a few items, or all at once, vectorised, for many
-    (:data:`_WINDOW_PAIRS`); sub-filters past the ones in use hold nothing to read.
+    (:data:`_PAIRS_PER_WINDOW`); sub-filters past the ones in use hold nothing to read.
     """
 
     __slots__ = (
@@ -478,7 +479,8 @@ class _Batch:
         self._loaded: set[int] | None = set()  # None: every bucket the batch may touch
         if by_windows is None:
             held = sum(len(vec) for vec in slices.values())
-            by_windows = len(items) <= _WINDOW_ITEMS_MAX or len(items) * _WINDOW_PAIRS < held
+            places = len(items) * 2 * self._readable
+            by_windows = places <= _WINDOWS_PER_PASS + held // _PAIRS_PER_WINDOW
         if not by_windows:
             self._load_arrays()
 
