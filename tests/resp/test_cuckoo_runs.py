@@ -91,5 +91,6 @@ def test_a_big_cf_insert_gives_the_state_of_its_items_added_one_at_a_time() -> N
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the 200,000 calls one at a time are the slow half
 def test_a_200k_item_cf_insert_gives_the_state_of_its_items_added_one_at_a_time() -> None:
     _insert_matches_calls_one_at_a_time(200_000)
