@@ -218,6 +218,15 @@ ROWS = (
         standin=True,
     ),
     Row(
+        "CF.EXISTS",
+        ("CF.EXISTS", "{key}", RAND),
+        PFADD_STANDIN,
+        setup=(("CF.RESERVE", "{key}", "1000"), ("CF.ADD", "{key}", "000000000001")),
+        write=False,
+        full_only=True,
+        standin=True,
+    ),
+    Row(
         "PFADD windowed",
         ("PFADD", "{key}", RAND),
         setup=(("HEARSAY.PFRESERVE", "{key}", "14", "WINDOW", "60"),),
@@ -264,7 +273,7 @@ def redis_setup_command(command: tuple[str, ...]) -> tuple[str, ...] | None:
     in for creating a sketch it has no type for (so its reads find a key); else nothing."""
     if command[0] in CREATES_SKETCH:
         return ("PFADD", command[1], "seed")
-    if command[0] == "BF.ADD":
+    if command[0] in ("BF.ADD", "CF.ADD"):
         return None
     return command
 

@@ -201,18 +201,26 @@ def _merge_greedy(
     total = math.fsum(weights)
     out_means = [means[0]]
     out_weights = [weights[0]]
+    mean_now, weight_now = means[0], weights[0]  # the current centroid (written back below)
     before = 0.0  # the weight of every centroid before the current one
     for mean, weight in zip(means[1:], weights[1:], strict=True):
-        current = out_weights[-1]
-        grown = current + weight
-        nearer = min(before, total - before - grown)
-        if grown <= max(1.0, total * min(middle, tail * nearer / total)):
-            out_weights[-1] = grown
-            out_means[-1] += (mean - out_means[-1]) * weight / grown
+        grown = weight_now + weight
+        nearer = total - before - grown
+        if before < nearer:  # noqa: PLR1730 - min() is a call per value, this loop's hot spot
+            nearer = before
+        share = tail * nearer / total
+        if share > middle:  # noqa: PLR1730 - as above
+            share = middle
+        if grown <= total * share or grown <= 1.0:  # within max(1, its bound)
+            mean_now += (mean - mean_now) * weight / grown
+            weight_now = grown
         else:
-            before += current
+            out_means[-1], out_weights[-1] = mean_now, weight_now
+            before += weight_now
+            mean_now, weight_now = mean, weight
             out_means.append(mean)
             out_weights.append(weight)
+    out_means[-1], out_weights[-1] = mean_now, weight_now
     return out_means, out_weights
 
 

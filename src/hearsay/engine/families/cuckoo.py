@@ -22,7 +22,7 @@ from hearsay.engine.families.common import (
 )
 from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.cuckoo import CuckooFilter, CuckooInfo, FilterFullError
+from hearsay.sketch.cuckoo import ADDED, FULL, PRESENT, CuckooFilter, CuckooInfo
 from hearsay.sketch.schemas import KIND_CUCKOO
 
 __all__ = [
@@ -42,9 +42,6 @@ __all__ = [
 
 CAPACITY_DEFAULT: Final = 1024
 """The capacity of a filter CF.ADD / CF.INSERT create (RedisBloom's default)."""
-ADDED: Final = 1
-PRESENT: Final = 0
-FULL: Final = -1
 
 _Found = tuple[CuckooFilter, dict[str, MaxVector]]
 
@@ -75,9 +72,10 @@ def add(
     only_new: bool,
     capacity: int | None,
 ) -> list[int]:
-    """CF.ADD / ADDNX / INSERT / INSERTNX: per item, ADDED, PRESENT (``only_new`` and it
-    already is) or FULL. A missing key is created with ``capacity`` (KeyMissingError when it
-    is None: NOCREATE). Items are added in turn, each seeing the ones before."""
+    """CF.ADD / ADDNX / INSERT / INSERTNX (and pipelined runs of them): per item, ADDED,
+    PRESENT (``only_new`` and it already is) or FULL. A missing key is created with
+    ``capacity`` (KeyMissingError when it is None: NOCREATE). Items are added in turn, each
+    seeing the ones before, and written at once (:meth:`CuckooFilter.add_items`)."""
     found = _entry(db, key, now_ms)
     if found is None:
         if capacity is None:
@@ -85,20 +83,9 @@ def add(
         reserve(db, key, (capacity, 2, 20, 1), now_ms)
         found = _required(db, key, now_ms)
     view, slices = found
-    replies: list[int] = []
-    for item in items:
-        if only_new and view.exists(slices, [item])[0]:
-            replies.append(PRESENT)
-            continue
-        try:
-            pairs = view.add(slices, db.origin, item)
-        except FilterFullError:
-            replies.append(FULL)
-            continue
+    replies, pairs = view.add_items(slices, db.origin, items, only_new=only_new)
+    if len(pairs[0]):
         write_pairs(db, key, view.schema, pairs, now_ms)
-        replies.append(ADDED)
-        if len(items) > 1:
-            view, slices = _required(db, key, now_ms)
     return replies
 
 
@@ -120,14 +107,14 @@ def count(db: Replica, key: bytes, item: bytes, now_ms: int) -> int:
     return view.count(slices, item)
 
 
-def delete(db: Replica, key: bytes, item: bytes, now_ms: int) -> bool:
-    """CF.DEL: one copy removed, on every node (KeyMissingError for a missing key)."""
+def delete(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+    """CF.DEL (and pipelined runs of it): per item whether one copy was removed, on every
+    node (KeyMissingError for a missing key)."""
     view, slices = _required(db, key, now_ms)
-    pairs = view.delete(slices, db.origin, item)
-    if pairs is None:
-        return False
-    write_pairs(db, key, view.schema, pairs, now_ms)
-    return True
+    replies, pairs = view.delete_items(slices, db.origin, items)
+    if len(pairs[0]):
+        write_pairs(db, key, view.schema, pairs, now_ms)
+    return replies
 
 
 def info(db: Replica, key: bytes, now_ms: int) -> CuckooInfo:

@@ -16,7 +16,11 @@ same. Departures from RedisBloom that the lattice forces:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
 
 from hearsay.engine.families.common import (
     KeyExistsError,
@@ -27,6 +31,7 @@ from hearsay.engine.families.common import (
     write_pairs,
 )
 from hearsay.engine.replica import Replica
+from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.schemas import KIND_TDIGEST
 from hearsay.sketch.tdigest import Digest, TDigest, TDigestInfo
@@ -111,9 +116,41 @@ def add(db: Replica, key: bytes, calls: Sequence[Sequence[float]], now_ms: int) 
 
 
 def digest(db: Replica, key: bytes, now_ms: int) -> Digest:
-    """The key's digest: every node's slice compressed into one."""
-    view, slices = _required(db, key, now_ms)
-    return view.digest(slices)
+    """The key's digest: every node's slice compressed into one, remembered until the key
+    changes (a read otherwise sorts and compresses every centroid each time)."""
+    entry = db.get_typed(key, KIND_TDIGEST, now_ms)
+    if entry is None:
+        raise KeyMissingError("T-Digest: key does not exist")
+    token = _content_token(entry)
+    held = _DIGESTS.get(id(entry))
+    if held is not None and held[0] is entry and held[1] == token:
+        _DIGESTS.move_to_end(id(entry))
+        return held[2]
+    merged = view_as(schema_of(entry), TDigest).digest(dict(entry.slices()))
+    _DIGESTS[id(entry)] = (entry, token, merged)
+    if len(_DIGESTS) > DIGESTS_REMEMBERED:
+        _DIGESTS.popitem(last=False)
+    return merged
+
+
+DIGESTS_REMEMBERED: Final = 64
+"""Merged digests remembered (the most recently read keys' of every replica in the process)."""
+_DIGESTS: Final[OrderedDict[int, tuple[Entry, object, Digest]]] = OrderedDict()
+"""By the id of the entry they were read from, which each holds (so no other entry takes its
+id while it is remembered), with the entry's content token at the time."""
+
+
+def _content_token(entry: Entry) -> object:
+    """What changes whenever the entry's content does: within one epoch and schema a slice
+    only grows (values rise, pairs appear), so the exact sum of its values grows too."""
+    sums = []
+    for origin, vec in entry.slices():
+        _, values = vec.pairs()
+        wide = values.astype(np.uint64)
+        high = int((wide >> np.uint64(32)).sum(dtype=np.uint64))
+        low = int((wide & np.uint64(0xFFFFFFFF)).sum(dtype=np.uint64))
+        sums.append((origin, (high << 32) + low))
+    return entry.epoch, entry.schema, tuple(sums)
 
 
 def info(db: Replica, key: bytes, now_ms: int) -> TDigestInfo:

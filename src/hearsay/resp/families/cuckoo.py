@@ -18,7 +18,7 @@ from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_integer
-from hearsay.resp.replies import OK, Map, Reply, SimpleString
+from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.cuckoo import ChunkError
 
 __all__ = ["install_cuckoo_commands"]
@@ -89,25 +89,31 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
         cuckoo.reserve(db_of(ctx), args[1], params, ctx.now_ms)
         return OK
 
-    def add_one(ctx: ClientContext, args: list[bytes], only_new: bool) -> Reply:
-        (reply,) = cuckoo.add(db_of(ctx), args[1], [args[2]], ctx.now_ms, only_new=only_new,
-                              capacity=cuckoo.CAPACITY_DEFAULT)  # fmt: skip
-        if reply == cuckoo.FULL:
-            raise CommandError(FILTER_FULL)
-        return reply
+    # Pipelined runs to one filter (CommandRegistry.run_at): the engine places the items in
+    # turn, each seeing the ones before, and writes once; a FULL item gets its own error.
+    def add_run(ctx: ClientContext, run: list[list[bytes]], only_new: bool) -> list[Reply]:
+        replies = cuckoo.add(db_of(ctx), run[0][1], [args[2] for args in run], ctx.now_ms,
+                             only_new=only_new, capacity=cuckoo.CAPACITY_DEFAULT)  # fmt: skip
+        return [ErrorReply(FILTER_FULL) if r == cuckoo.FULL else r for r in replies]
+
+    def cf_add_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        return add_run(ctx, run, only_new=False)
+
+    def cf_addnx_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        return add_run(ctx, run, only_new=True)
 
     @registry.command("CF.ADD", arity=3, flags=writes, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0", errors=missing,
+                      group=group, since="1.0.0", errors=missing, run=cf_add_run,
                       summary="Adds an item (another copy if present); creates the "
                       "filter.")  # fmt: skip
     def cf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return add_one(ctx, args, only_new=False)
+        return add_run(ctx, [args], only_new=False)[0]
 
     @registry.command("CF.ADDNX", arity=3, flags=writes, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0", errors=missing,
+                      group=group, since="1.0.0", errors=missing, run=cf_addnx_run,
                       summary="Adds an item unless present; creates the filter.")  # fmt: skip
     def cf_addnx(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return add_one(ctx, args, only_new=True)
+        return add_run(ctx, [args], only_new=True)[0]
 
     def insert(ctx: ClientContext, args: list[bytes], only_new: bool) -> Reply:
         name = args[0].decode(errors="replace").lower()
@@ -148,23 +154,41 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
     def cf_insertnx(ctx: ClientContext, args: list[bytes]) -> Reply:
         return insert(ctx, args, only_new=True)
 
+    def cf_exists_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        items = [args[2] for args in run]
+        return [int(v) for v in cuckoo.exists(db_of(ctx), run[0][1], items, ctx.now_ms)]
+
     @registry.command("CF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0",
+                      group=group, since="1.0.0", run=cf_exists_run,
                       summary="1 if the item may be in the filter, 0 if it is not.")  # fmt: skip
     def cf_exists(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return int(cuckoo.exists(db_of(ctx), args[1], [args[2]], ctx.now_ms)[0])
+        return cf_exists_run(ctx, [args])[0]
+
+    def cf_mexists_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        items = [item for args in run for item in args[2:]]
+        found = [int(v) for v in cuckoo.exists(db_of(ctx), run[0][1], items, ctx.now_ms)]
+        replies: list[Reply] = []
+        at = 0
+        for args in run:
+            replies.append(found[at : at + len(args) - 2])
+            at += len(args) - 2
+        return replies
 
     @registry.command("CF.MEXISTS", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0",
+                      group=group, since="1.0.0", run=cf_mexists_run,
                       summary="CF.EXISTS of each item.")  # fmt: skip
     def cf_mexists(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return [int(v) for v in cuckoo.exists(db_of(ctx), args[1], args[2:], ctx.now_ms)]
+        return cf_mexists_run(ctx, [args])[0]
+
+    def cf_del_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        items = [args[2] for args in run]
+        return [int(v) for v in cuckoo.delete(db_of(ctx), run[0][1], items, ctx.now_ms)]
 
     @registry.command("CF.DEL", arity=3, flags=("write",), first_key=1, last_key=1, step=1,
-                      group=group, since="1.0.0", errors=missing,
+                      group=group, since="1.0.0", errors=missing, run=cf_del_run,
                       summary="Removes one copy of an item, whichever node added it.")  # fmt: skip
     def cf_del(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return int(cuckoo.delete(db_of(ctx), args[1], args[2], ctx.now_ms))
+        return cf_del_run(ctx, [args])[0]
 
     @registry.command("CF.COUNT", arity=3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0",

@@ -18,7 +18,7 @@ from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
 from hearsay.resp.key_commands import db_of
-from hearsay.resp.parser import parse_double, parse_integer
+from hearsay.resp.parser import parse_double, parse_doubles, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
 from hearsay.sketch import tdigest as td
 from hearsay.sketch.schemas import TDIGEST_COMPRESSION_MAX
@@ -63,6 +63,9 @@ def _compression(arg: bytes) -> int:
 
 def _values(args: list[bytes]) -> list[float] | str:
     """TDIGEST.ADD's values, or the error text of the first bad one."""
+    parsed = parse_doubles(args)
+    if parsed is not None and not any(map(math.isinf, parsed)):
+        return parsed
     out: list[float] = []
     for arg in args:
         value = parse_double(arg)
