@@ -175,19 +175,19 @@ class Entry:
         """The single vector of a non-additive entry (read-only by convention; a sparse one is
         a vector around the entry's bytes: it does not follow later merges, so read it again)."""
         body = self._body
+        if type(body) is MaxVector:
+            return body
         if isinstance(body, bytes):
             return MaxVector.of_packed(body)
-        if isinstance(body, MaxVector):
-            return body
         raise TypeError("an additive entry has one vector per origin: use slices()")
 
     def slice(self, origin: str) -> MaxVector:
         """The vector written by ``origin`` (empty when it wrote nothing)."""
         body = self._body
-        if isinstance(body, bytes):
-            return MaxVector.of_packed(body) if origin == SHARED_ORIGIN else MaxVector()
         if isinstance(body, MaxVector):
             return body if origin == SHARED_ORIGIN else MaxVector()
+        if isinstance(body, bytes):
+            return MaxVector.of_packed(body) if origin == SHARED_ORIGIN else MaxVector()
         return body.get(origin) or MaxVector()
 
     def is_empty(self) -> bool:
@@ -240,6 +240,8 @@ class Entry:
                 "additive schemas take one slice per named origin; others one shared slice"
             )
         body = self._body
+        if type(body) is MaxVector and origin == SHARED_ORIGIN:
+            return body
         if isinstance(body, bytes):
             body = self._body = MaxVector.of_packed(body)
         if isinstance(body, MaxVector):
@@ -288,11 +290,12 @@ class Entry:
     def _set_slice(self, origin: str, vector: MaxVector) -> None:
         """Hold ``vector`` as ``origin``'s slice (the shared one as its bytes while sparse)."""
         body = self._body
-        if isinstance(body, dict):
+        if type(body) is dict:
             body[origin] = vector
+        elif vector.is_dense:
+            self._body = vector
         else:
-            packed = vector.packed_pairs()
-            self._body = vector if packed is None else packed
+            self._body = vector.packed_pairs() or vector
 
     def outranks(self, other: Entry) -> bool:
         """True when this entry's (epoch, schema) is strictly above ``other``'s."""

@@ -215,11 +215,9 @@ def _bit_masks(indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
 
 def _bits_at(
     bits: npt.NDArray[np.uint8], indices: npt.NDArray[np.integer]
-) -> npt.NDArray[np.uint8]:
+) -> npt.NDArray[np.integer]:
     """The 0/1 values at ``indices`` (each inside the array)."""
-    held: npt.NDArray[np.uint8] = ((bits.take(indices >> 3) & _bit_masks(indices)) != 0).view(
-        np.uint8
-    )
+    held: npt.NDArray[np.integer] = (bits.take(indices >> 3) >> (indices & 7)) & 1
     return held
 
 
@@ -575,7 +573,7 @@ class MaxVector:
         array: PFADD asks it for each member to skip writes that change nothing."""
         dense = self._dense
         if dense is not None:
-            if self._is_bits:
+            if self._packed is _BITS:
                 return (
                     int(dense[index >> 3]) >> (index & 7) & 1 if 0 <= index < 8 * dense.size else 0
                 )
@@ -599,19 +597,26 @@ class MaxVector:
         out = np.zeros(flat.size, dtype=np.uint64)
         dense = self._dense
         if dense is not None:
-            slots = self.dense_slots
+            bits = self._packed is _BITS
+            slots = 8 * dense.size if bits else dense.size
+            if bits and flat.size <= _FEW_PAIRS and flat.dtype.kind in "iu":
+                # A Bloom filter's k bits: Python ints over a byte view beat five ufunc calls.
+                few: list[int] = flat.tolist()
+                with memoryview(cast("bytes", dense)) as view:
+                    held = [view[i >> 3] >> (i & 7) & 1 if 0 <= i < slots else 0 for i in few]
+                return np.array(held, dtype=np.uint64).reshape(idx.shape)
             if (
                 flat.size
                 and flat.dtype.kind in "iu"
                 and (flat.dtype.kind == "u" or int(flat.min()) >= 0)
                 and int(flat.max()) < slots  # (every index inside: one take, no mask)
             ):
-                if self._is_bits:
+                if bits:
                     return _bits_at(dense, flat).astype(np.uint64).reshape(idx.shape)
                 return dense.take(flat).astype(np.uint64).reshape(idx.shape)
             inside = (flat >= 0) & (flat < slots)
             wanted = flat[inside]
-            out[inside] = _bits_at(dense, wanted) if self._is_bits else dense[wanted]
+            out[inside] = _bits_at(dense, wanted) if bits else dense[wanted]
             return out.reshape(idx.shape)
         packed = self._packed
         if (
@@ -918,14 +923,20 @@ class MaxVector:
             few = self._merge_few(_few_wanted(indices, values))
             if few is not None:
                 return few
-        if self._is_bits:
-            bits = self._merge_pairs_into_bits(indices, values)
-            if bits is not None:
-                return bits
         dense = self._dense
+        if dense is not None and self._packed is _BITS:
+            if isinstance(indices, np.ndarray) and len(indices) <= _FEW_PAIRS:  # (BF.ADD)
+                few = self._merge_few(_few_wanted(indices.tolist(), np.asarray(values).tolist()))
+                if few is not None:
+                    return few
+            else:
+                bits = self._merge_pairs_into_bits(indices, values)
+                if bits is not None:
+                    return bits
+            dense = self._dense
         if (
             dense is not None
-            and not self._is_bits
+            and self._packed is not _BITS
             and _fits_dense_unchecked(dense, indices, values)
         ):
             if len(indices) <= _FEW_PAIRS:  # type: ignore[arg-type]  # an ndarray here
@@ -951,7 +962,7 @@ class MaxVector:
             return self._merge_few_into_sparse(wanted) if sys.byteorder == "little" else None
         if not wanted:
             return MaxVector(), MaxVector()
-        if self._is_bits:
+        if self._packed is _BITS:
             if max(wanted) >= 8 * dense.size:
                 return None
             if max(wanted.values()) <= 1:
@@ -1234,9 +1245,10 @@ class MaxVector:
         top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
         if not _dense_is_smaller(top, n, width, bits=True):
             return  # (the smallest dense form is not small enough: the commonest case)
-        indices, values = self._sparse_arrays()
-        bits = _all_bits(width, values)
+        # Values all 1 (one C count over the values' bytes, no array): bits may be held.
+        bits = width == 1 and self._packed.count(1, 1 + 4 * n) == n
         if bits or _dense_is_smaller(top, n, width):
+            indices, values = self._sparse_arrays()
             self._hold(_dense_array(indices, values, width, bits), bits=bits)
 
     # -- splitting ------------------------------------------------------------------------------
