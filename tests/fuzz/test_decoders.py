@@ -26,7 +26,7 @@ from hearsay.protocol.envelope import MessageType
 from hearsay.resp.parser import RequestParser
 from hearsay.runtime.rmbd import PEER_REQUEST, REQUEST
 from tests.fuzz import targets
-from tests.support.lattice_strategies import entries
+from tests.support.lattice_strategies import RAW, entries
 
 pytestmark = pytest.mark.fuzz
 
@@ -226,6 +226,21 @@ def test_entry_round_trip(entry: Entry) -> None:
 
 @given(fuzzed(entries().map(encode_entry)))
 def test_entry_garbage(data: bytes) -> None:
+    targets.entry(data)
+
+
+bit_entries = st.builds(
+    lambda ones, offset: Entry(
+        0, RAW, slices={"": MaxVector.from_items((offset + i, 1) for i in ones)}
+    ),
+    st.sets(st.integers(0, 4000), min_size=1, max_size=1500),
+    st.sampled_from([0, 5, 4096, 2**32 - 4001]),
+)
+
+
+@given(fuzzed(bit_entries.map(encode_entry)))
+def test_bit_run_entry_garbage(data: bytes) -> None:
+    """Entries whose slices travel as bit runs (values all 1), mutated."""
     targets.entry(data)
 
 

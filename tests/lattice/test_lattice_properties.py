@@ -296,6 +296,12 @@ def _reference_slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
     """The codec's choice made from the pairs (what it did before its dense fast path)."""
     indices, values = vector.pairs()
     width = vector.width
+    first, last = int(indices[0]), int(indices[-1])
+    if width == 1 and set(values.tolist()) == {1} and last // 8 - first // 8 < 5 * indices.size - 1:
+        bits = np.zeros(last // 8 - first // 8 + 1, dtype=np.uint8)
+        for index in indices.tolist():  # (values all 1, and a bit run the smallest form)
+            bits[index // 8 - first // 8] |= 1 << (index % 8)
+        return [origin, 0, first - first % 8, bits.tobytes()]
     span = int(indices[-1]) - int(indices[0]) + 1
     if span * width < indices.size * (4 + width):
         run = np.zeros(span, dtype=_WIDTH_DTYPES[width])

@@ -7,10 +7,15 @@ An entry travels as a msgpack array::
     schema = nil | [kind: str, params: [int...], size: int, additive: bool]
     slices = [[origin: str, width: 1|2|4|8, indices: bin (uint32 LE), values: bin], ...]  sparse
            | [[origin: str, width: 1|2|4|8, start: int, values: bin], ...]             dense run
+           | [[origin: str, 0, start: int, bits: bin], ...]                             bit run
 
 A delta is just an entry holding some of the pairs, so the same decoder reads both. Values of
 width ``w`` are little-endian unsigned; in a dense run, slot ``start + i`` holds value ``i``
-and zeros are absent. The encoder picks whichever form is smaller.
+and zeros are absent. A bit run (width 0) is a slice whose values are all 1 (a Bloom filter):
+slot ``start + i`` holds bit ``i % 8`` of byte ``i // 8``; ``start`` is a multiple of 8 and
+the first and last bytes are not zero. The encoder picks whichever form is smallest (a bit run
+only for values that are all 1, ties to the older forms), from the pairs alone, so equal
+entries encode to equal bytes whatever form their vectors have in memory.
 
 Decoding never trusts the input: every size is checked against the bytes actually present and
 against the schema's bounds *before* anything is allocated, and anything malformed raises
@@ -37,15 +42,38 @@ INT64_MAX: Final = (1 << 63) - 1
 WireEntry = list[Any]
 
 
+def _bit_run_bytes(first: int, last: int) -> int:
+    """Bytes of a bit run holding slots ``first..last``."""
+    return last // 8 - first // 8 + 1
+
+
 def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
     width = vector.width
+    bit_run = vector.bit_run()
+    if bit_run is not None:  # values all 1, held as bits: its bytes as they lie in memory
+        start, run, count = bit_run
+        if run.size < count * (4 + width):  # (the choice below: a bit run is the smallest)
+            return [origin, 0, start, run.tobytes()]
     dense_run = vector.dense_run()
     if dense_run is not None:  # a dense vector: its run as it lies in memory, no pairs built
         start, slots, count = dense_run
-        if slots.size * width < count * (4 + width):  # (the same choice as below)
+        last = start + slots.size - 1  # (the same choices as below)
+        if width == 1 and _bit_run_bytes(start, last) < count * 5 and int(slots.max()) == 1:
+            pad = start % 8
+            run = np.concatenate((np.zeros(pad, dtype=np.uint8), slots)) if pad else slots
+            return [origin, 0, start - pad, np.packbits(run, bitorder="little").tobytes()]
+        if slots.size * width < count * (4 + width):
             return [origin, width, start, slots.tobytes()]
     indices, values = vector.pairs()
-    span = int(indices[-1]) - int(indices[0]) + 1
+    first, last = int(indices[0]), int(indices[-1])
+    if width == 1 and _bit_run_bytes(first, last) < indices.size * 5 and int(values.max()) == 1:
+        start = first - first % 8
+        bits = np.zeros(_bit_run_bytes(first, last), dtype=np.uint8)
+        np.bitwise_or.at(
+            bits, (indices - start) >> 3, np.left_shift(1, indices & 7).astype(np.uint8)
+        )
+        return [origin, 0, start, bits.tobytes()]
+    span = last - first + 1
     if span * width < indices.size * (4 + width):
         start = int(indices[0])
         run = np.zeros(span, dtype=VALUE_DTYPES[width])
@@ -103,6 +131,8 @@ def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
     origin, width, where, raw_values = wire
     if not isinstance(origin, str) or len(origin) > ORIGIN_CHARS_MAX:
         raise DecodeError(f"slice origin must be a string of at most {ORIGIN_CHARS_MAX} chars")
+    if width == 0 and type(width) is int:
+        return origin, _bit_run_from_wire(where, raw_values, size)
     if width not in (1, 2, 4, 8) or type(width) is not int:
         raise DecodeError("slice value width must be 1, 2, 4 or 8")
     if not isinstance(raw_values, bytes) or len(raw_values) % width:
@@ -124,6 +154,18 @@ def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
     if start + count > size:
         raise DecodeError(f"dense run past the schema's {size} slots")
     return origin, MaxVector.from_dense(values, start)
+
+
+def _bit_run_from_wire(start: object, bits: object, size: int) -> MaxVector:
+    if not isinstance(bits, bytes) or not bits or not bits[0] or not bits[-1]:
+        raise DecodeError("a bit run must be bytes whose first and last bytes are not zero")
+    first = _int(start, 0, size - 1, "bit run start")
+    if first % 8:
+        raise DecodeError("a bit run must start at a multiple of 8")
+    top = first + 8 * (len(bits) - 1) + bits[-1].bit_length() - 1
+    if top >= size:
+        raise DecodeError(f"bit run past the schema's {size} slots")
+    return MaxVector.from_bits(bits, first)
 
 
 def entry_from_wire(wire: object) -> Entry:

@@ -78,15 +78,25 @@ Expiry = tuple[int, int]
 NO_EXPIRY: Final[Expiry] = (0, 0)
 
 
+_NO_PAIRS: Final = MaxVector.NO_PAIRS
+"""The packed pairs of an empty vector (one shared object)."""
+
+
 class Entry:
-    """The state of one key. Mutable in place by :meth:`merge`; everything else reads."""
+    """The state of one key. Mutable in place by :meth:`merge`; everything else reads.
+
+    The body is the one shared slice (a non-additive schema) or a dict of slices by origin.
+    A sparse shared slice is kept as its packed pairs, not as a :class:`MaxVector` (whose
+    object costs 48 bytes, a sixth of a small HLL key): readers get a vector around the same
+    bytes, made on demand; a dense one is kept as the vector itself.
+    """
 
     __slots__ = ("_body", "epoch", "expiry", "schema")
 
     epoch: int
     schema: Schema | None
     expiry: Expiry
-    _body: MaxVector | dict[str, MaxVector]
+    _body: bytes | MaxVector | dict[str, MaxVector]
 
     def __init__(
         self,
@@ -100,7 +110,7 @@ class Entry:
         self.epoch = epoch
         self.schema = schema
         self.expiry = expiry if expiry != NO_EXPIRY else NO_EXPIRY
-        self._body = MaxVector()
+        self._body = _NO_PAIRS
         if slices:
             for origin, vector in slices.items():
                 target = self._slice_for(origin)
@@ -108,6 +118,7 @@ class Entry:
                     self._set_slice(origin, vector.copy())
                 else:
                     target.merge(vector)
+                    self._set_slice(origin, target)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -122,18 +133,25 @@ class Entry:
 
     def slices(self) -> Iterator[tuple[str, MaxVector]]:
         """``(origin, vector)`` pairs, sorted by origin; empty slices are skipped."""
-        if isinstance(self._body, MaxVector):
-            if not self._body.is_empty():
-                yield SHARED_ORIGIN, self._body
+        body = self._body
+        if isinstance(body, bytes):
+            if body is not _NO_PAIRS:
+                yield SHARED_ORIGIN, MaxVector.of_packed(body)
             return
-        for origin in sorted(self._body):
-            vector = self._body[origin]
+        if isinstance(body, MaxVector):
+            if not body.is_empty():
+                yield SHARED_ORIGIN, body
+            return
+        for origin in sorted(body):
+            vector = body[origin]
             if not vector.is_empty():
                 yield origin, vector
 
     def memory_bytes(self) -> int:
         """Bytes this entry's objects occupy, its vectors' included (MEMORY USAGE's estimate)."""
         body = self._body
+        if isinstance(body, bytes):
+            return sys.getsizeof(self) + sys.getsizeof(body)
         if isinstance(body, MaxVector):
             return sys.getsizeof(self) + body.memory_bytes()
         slices = sum(sys.getsizeof(name) + vector.memory_bytes() for name, vector in body.items())
@@ -146,22 +164,31 @@ class Entry:
         few dozen bytes per slice of the encoded entry on disk and on the wire.
         """
         body = self._body
+        if isinstance(body, bytes):
+            return len(body)
         if isinstance(body, MaxVector):
             return body.nbytes()
         return sum(vector.nbytes() for vector in body.values())
 
     @property
     def vector(self) -> MaxVector:
-        """The single vector of a non-additive entry (read-only by convention)."""
-        if isinstance(self._body, MaxVector):
-            return self._body
+        """The single vector of a non-additive entry (read-only by convention; a sparse one is
+        a vector around the entry's bytes: it does not follow later merges, so read it again)."""
+        body = self._body
+        if type(body) is MaxVector:
+            return body
+        if isinstance(body, bytes):
+            return MaxVector.of_packed(body)
         raise TypeError("an additive entry has one vector per origin: use slices()")
 
     def slice(self, origin: str) -> MaxVector:
         """The vector written by ``origin`` (empty when it wrote nothing)."""
-        if isinstance(self._body, MaxVector):
-            return self._body if origin == SHARED_ORIGIN else MaxVector()
-        return self._body.get(origin) or MaxVector()
+        body = self._body
+        if isinstance(body, MaxVector):
+            return body if origin == SHARED_ORIGIN else MaxVector()
+        if isinstance(body, bytes):
+            return MaxVector.of_packed(body) if origin == SHARED_ORIGIN else MaxVector()
+        return body.get(origin) or MaxVector()
 
     def is_empty(self) -> bool:
         """No pairs in any slice (a tombstone or a freshly created key)."""
@@ -177,7 +204,9 @@ class Entry:
     def copy(self) -> Entry:
         """An independent copy (vectors copied, never re-merged)."""
         twin = Entry(self.epoch, self.schema, self.expiry)
-        if isinstance(self._body, MaxVector):
+        if isinstance(self._body, bytes):
+            twin._body = self._body  # (immutable: shared)
+        elif isinstance(self._body, MaxVector):
             twin._body = self._body.copy()
         else:
             twin._body = {origin: vector.copy() for origin, vector in self._body.items()}
@@ -202,12 +231,19 @@ class Entry:
     # -- merging --------------------------------------------------------------------------------
 
     def _slice_for(self, origin: str) -> MaxVector:
-        """The vector to grow for ``origin``, creating it (and the per-origin map) on demand."""
+        """The vector to grow for ``origin``, creating it (and the per-origin map) on demand.
+
+        A shared slice held as bytes comes as a new vector around them: whoever grows it
+        hands it back to :meth:`_set_slice`."""
         if self.schema is not None and self.schema.additive == (origin == SHARED_ORIGIN):
             raise BoundsError(
                 "additive schemas take one slice per named origin; others one shared slice"
             )
         body = self._body
+        if type(body) is MaxVector and origin == SHARED_ORIGIN:
+            return body
+        if isinstance(body, bytes):
+            body = self._body = MaxVector.of_packed(body)
         if isinstance(body, MaxVector):
             if origin == SHARED_ORIGIN:
                 return body
@@ -223,7 +259,9 @@ class Entry:
 
         The sketches' bulk path: no intermediate vector, no sorting when the slice is dense.
         """
-        grew, before = self._slice_for(origin).merge_pairs_tracking(indices, values)
+        vector = self._slice_for(origin)
+        grew, before = vector.merge_pairs_tracking(indices, values)
+        self._set_slice(origin, vector)
         if grew.is_empty():
             return MergeResult(None)
         epoch, schema, expiry = self.epoch, self.schema, self.expiry
@@ -250,10 +288,14 @@ class Entry:
         return entry
 
     def _set_slice(self, origin: str, vector: MaxVector) -> None:
-        if isinstance(self._body, MaxVector):
+        """Hold ``vector`` as ``origin``'s slice (the shared one as its bytes while sparse)."""
+        body = self._body
+        if type(body) is dict:
+            body[origin] = vector
+        elif vector.is_dense:
             self._body = vector
         else:
-            self._body[origin] = vector
+            self._body = vector.packed_pairs() or vector
 
     def outranks(self, other: Entry) -> bool:
         """True when this entry's (epoch, schema) is strictly above ``other``'s."""
@@ -275,9 +317,11 @@ class Entry:
             )
             replaced = not self.is_tombstone() or self.epoch != delta.epoch
             self.epoch, self.schema, self.expiry = delta.epoch, delta.schema, delta.expiry
-            self._body = MaxVector()
+            self._body = _NO_PAIRS
             for origin, vector in delta.slices():
-                self._slice_for(origin).merge(vector)
+                target = self._slice_for(origin)
+                target.merge(vector)
+                self._set_slice(origin, target)
             return MergeResult(self.copy(), replaced=replaced, conflict=conflict)
         if self.outranks(delta):
             conflict = delta.epoch == self.epoch and delta.schema is not None
@@ -285,7 +329,9 @@ class Entry:
         grown: dict[str, MaxVector] = {}
         previous: dict[str, MaxVector] = {}
         for origin, vector in delta.slices():
-            grew, before = self._slice_for(origin).merge_vector_tracking(vector)
+            target = self._slice_for(origin)
+            grew, before = target.merge_vector_tracking(vector)
+            self._set_slice(origin, target)
             if not grew.is_empty():
                 grown[origin] = grew
                 previous[origin] = before

@@ -553,7 +553,7 @@ def _growth_bound(vector: MaxVector, pairs: int, width: int, top_index: int) -> 
     size = vector.nbytes()
     wide = max(width, vector.width)
     if vector.is_dense:
-        slots = size // vector.width
+        slots = vector.dense_slots  # (a vector held as bits widens to a byte per slot)
         if top_index < slots:
             return slots * wide - size
         grown = (slots + pairs) * (4 + vector.width) + _DENSE_SLACK_BYTES
@@ -571,7 +571,7 @@ def _rebuilt(vector: MaxVector) -> MaxVector:
 def _top_index(vector: MaxVector) -> int:
     """The highest index ``vector`` may hold (its array's last slot when dense), in O(1)."""
     if vector.is_dense:
-        return vector.nbytes() // vector.width - 1
+        return vector.dense_slots - 1
     indices, _ = vector.pairs()
     return int(indices[-1]) if indices.size else -1
 

@@ -13,6 +13,9 @@ never a Python dict. It has two representations and switches on its own:
   1 + 40 + 10 = 51 bytes of payload.
 - **dense**: one numpy array indexed directly, of the narrowest unsigned dtype that holds the
   largest value. A full 16,384-register HLL takes 16 KiB.
+- **bits**: a dense vector whose values are all 0 or 1 (a Bloom filter) as one bit per slot
+  (a uint8 array, bit ``i % 8`` of byte ``i // 8``): a 9.59 Mbit filter takes 1.2 MB, not 9.6.
+  A value above 1 widens it to the one-byte array (once; it never goes back).
 
 A sparse vector becomes dense once the dense array (with numpy's larger object header) would
 be no larger than the packed pairs; a dense one goes back to sparse only when an index far
@@ -188,11 +191,76 @@ def _dense_slots(top_index: int) -> int:
     return min(-(-(top_index + 1) // _DENSE_ROUND) * _DENSE_ROUND, DENSE_SLOTS_MAX)
 
 
-def _dense_is_smaller(top_index: int, pairs: int, width: int) -> bool:
-    """Whether slots ``0..top_index`` as an array take no more memory than ``pairs`` packed."""
+def _dense_is_smaller(top_index: int, pairs: int, width: int, *, bits: bool = False) -> bool:
+    """Whether slots ``0..top_index`` as an array (``bits``: as bits) take no more memory than
+    ``pairs`` packed."""
     if top_index >= DENSE_SLOTS_MAX:
         return False
-    return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
+    held = (top_index + 8) // 8 if bits else (top_index + 1) * width
+    return held + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
+
+
+_BITS: Final = b"\x00"
+"""``_packed`` of a vector held as bits: a width byte no packed form has, so the two dense
+forms are told apart without another slot (``_packed`` means nothing while a vector is dense)."""
+_BIT_CHUNK_BYTES: Final = 8192
+"""Bits are turned into indices this many bytes at a time (64 KiB of temporaries, not a byte
+per slot of the whole filter)."""
+
+
+def _bit_masks(indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
+    """Per index, its bit within its byte."""
+    return np.left_shift(np.uint8(1), (indices & 7).astype(np.uint8))
+
+
+def _bits_at(
+    bits: npt.NDArray[np.uint8], indices: npt.NDArray[np.integer]
+) -> npt.NDArray[np.integer]:
+    """The 0/1 values at ``indices`` (each inside the array)."""
+    held: npt.NDArray[np.integer] = (bits.take(indices >> 3) >> (indices & 7)) & 1
+    return held
+
+
+def _set_bits(bits: npt.NDArray[np.uint8], indices: npt.NDArray[np.integer]) -> None:
+    """Set the bits at ``indices`` (each inside the array; repeats allowed)."""
+    np.bitwise_or.at(bits, indices >> 3, _bit_masks(indices))
+
+
+def _bit_indices(bits: npt.NDArray[np.uint8], count: int) -> IndexArray:
+    """The sorted indices of the ``count`` set bits, unpacked a chunk at a time."""
+    out = np.empty(count, dtype=INDEX_DTYPE)
+    at = 0
+    for first in range(0, bits.size, _BIT_CHUNK_BYTES):
+        chunk = bits[first : first + _BIT_CHUNK_BYTES]
+        if not chunk.any():
+            continue
+        found = np.flatnonzero(np.unpackbits(chunk, bitorder="little"))
+        out[at : at + found.size] = found + 8 * first
+        at += found.size
+    return out
+
+
+def _popcount(bits: npt.NDArray[np.uint8]) -> int:
+    return int(np.bitwise_count(bits).sum(dtype=np.int64))
+
+
+def _dense_array(
+    indices: npt.NDArray[np.integer], values: npt.NDArray[np.integer], width: int, bits: bool
+) -> npt.NDArray[np.unsignedinteger]:
+    """The dense array (``bits``: the bitset) holding sorted, non-zero pairs."""
+    slots = _dense_slots(int(indices[-1]))
+    if bits:
+        bitset = np.zeros(slots // 8, dtype=np.uint8)
+        _set_bits(bitset, indices)
+        return bitset
+    dense = np.zeros(slots, dtype=VALUE_DTYPES[width])
+    dense[indices] = values
+    return dense
+
+
+def _all_bits(width: int, values: npt.NDArray[np.integer]) -> bool:
+    """Whether non-zero values of this width are all 1 (so they can be held as bits)."""
+    return width == 1 and bool(values.size) and int(values.max()) <= 1
 
 
 _Derived = TypeVar("_Derived")
@@ -238,6 +306,9 @@ class MaxVector:
 
     __slots__ = ("_dense", "_packed")
 
+    NO_PAIRS: Final = _EMPTY
+    """The packed pairs of an empty vector (one shared object: ``is`` tells emptiness)."""
+
     _packed: bytes
     _dense: npt.NDArray[np.unsignedinteger] | None
 
@@ -273,10 +344,11 @@ class MaxVector:
             # (one-byte values need no scan: the narrowest width is theirs)
             width = 1 if values.dtype.itemsize == 1 else width_for(int(values.max()))
             top = int(indices[-1])
-            if _dense_is_smaller(top, indices.size, width):
-                dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
-                dense[indices] = values
-                vector._dense = dense
+            bits = _dense_is_smaller(top, indices.size, width, bits=True) and _all_bits(
+                width, values
+            )
+            if bits or _dense_is_smaller(top, indices.size, width):
+                vector._hold(_dense_array(indices, values, width, bits), bits=bits)
             else:
                 vector._packed = _pack(width, indices, values)
         return vector
@@ -307,6 +379,8 @@ class MaxVector:
             top = offset + vals.size - 1 - int(np.argmax(vals[::-1] != 0))
             value_max = int(vals.max())
             width = 1 if vals.dtype.itemsize == 1 else width_for(value_max)
+            if value_max == 1 and _dense_is_smaller(top, nonzero, 1, bits=True):
+                return cls._bits_from_run(vals[: top + 1 - offset], offset, top)
             if value_max <= VALUE_MAX and _dense_is_smaller(top, nonzero, width):
                 vector = cls()
                 slots = _dense_slots(top)
@@ -325,6 +399,85 @@ class MaxVector:
                 return vector
         nonzero_at = np.flatnonzero(vals)
         return cls.from_pairs(nonzero_at.astype(np.uint64) + offset, vals[nonzero_at])
+
+    @classmethod
+    def _bits_from_run(
+        cls, run: npt.NDArray[np.unsignedinteger], offset: int, top: int
+    ) -> MaxVector:
+        """A bits vector whose slot ``offset + i`` is ``run[i]`` (0 or 1)."""
+        bitset = np.zeros(_dense_slots(top) // 8, dtype=np.uint8)
+        pad = offset % 8
+        if pad:
+            run = np.concatenate((np.zeros(pad, dtype=run.dtype), run))
+        packed = np.packbits(run, bitorder="little")
+        first = (offset - pad) // 8
+        bitset[first : first + packed.size] = packed
+        vector = cls()
+        vector._hold(bitset, bits=True)
+        return vector
+
+    @classmethod
+    def from_bits(cls, bitset: bytes, start: int) -> MaxVector:
+        """A vector whose slot ``start + i`` holds bit ``i % 8`` of byte ``i // 8`` of
+        ``bitset`` (``start`` a multiple of 8): the codec's bit runs, read without a byte per
+        slot in between."""
+        raw = np.frombuffer(bitset, dtype=np.uint8)
+        return cls._from_bit_array(raw, start, _popcount(raw))
+
+    @classmethod
+    def _from_bit_array(cls, raw: npt.NDArray[np.uint8], start: int, count: int) -> MaxVector:
+        """:meth:`from_bits` of an array holding ``count`` set bits."""
+        if not count:
+            return cls()
+        last = raw.size - 1 - int(np.argmax(raw[::-1] != 0))
+        top = start + 8 * last + int(raw[last]).bit_length() - 1
+        if not _dense_is_smaller(top, count, 1, bits=True):
+            indices = _bit_indices(raw, count) + np.uint32(start)
+            return cls._from_sorted(indices, np.ones(count, dtype=np.uint8))
+        held = np.zeros(_dense_slots(top) // 8, dtype=np.uint8)
+        end = min(raw.size, held.size - start // 8)
+        held[start // 8 : start // 8 + end] = raw[:end]
+        vector = cls()
+        vector._hold(held, bits=True)
+        return vector
+
+    def _hold(self, array: npt.NDArray[np.unsignedinteger], *, bits: bool = False) -> None:
+        """Become dense: ``array`` as one value per slot, or (``bits``) as a bitset."""
+        self._dense = array
+        self._packed = _BITS if bits else _EMPTY
+
+    @property
+    def _is_bits(self) -> bool:
+        return self._packed is _BITS
+
+    def _widen(self) -> npt.NDArray[np.unsignedinteger]:
+        """A bits vector about to hold a value above 1 becomes a one-byte array (returned)."""
+        bits = self._dense
+        assert bits is not None and self._is_bits
+        wide = np.unpackbits(bits, bitorder="little")
+        self._hold(wide)
+        return wide
+
+    @property
+    def dense_slots(self) -> int:
+        """How many slots the dense array (or bitset) has; 0 for a sparse vector."""
+        dense = self._dense
+        if dense is None:
+            return 0
+        return dense.size * 8 if self._is_bits else dense.size
+
+    @classmethod
+    def of_packed(cls, packed: bytes) -> MaxVector:
+        """The sparse vector whose packed pairs are ``packed`` (as :meth:`packed_pairs` gave
+        them: trusted, never copied; bytes are immutable, so sharing them is safe)."""
+        vector = cls.__new__(cls)
+        vector._packed, vector._dense = packed, None
+        return vector
+
+    def packed_pairs(self) -> bytes | None:
+        """A sparse vector's packed pairs (the one object that holds it), None when dense: an
+        entry keeps these bytes instead of the vector (48 bytes less per small key)."""
+        return self._packed if self._dense is None else None
 
     def copy(self) -> MaxVector:
         other = MaxVector()
@@ -376,6 +529,9 @@ class MaxVector:
         """The non-zero pairs as read-only arrays, sorted by index (the canonical form)."""
         if self._dense is None:
             return self._sparse_arrays()
+        if self._is_bits:
+            count = _popcount(self._dense)
+            return _bit_indices(self._dense, count), np.ones(count, dtype=np.uint8)
         nonzero = np.flatnonzero(self._dense).astype(INDEX_DTYPE)
         return nonzero, self._dense[nonzero]
 
@@ -403,6 +559,8 @@ class MaxVector:
         """How many indices hold a non-zero value."""
         if self._dense is None:
             return (len(self._packed) - 1) // (4 + self._packed[0])
+        if self._is_bits:
+            return _popcount(self._dense)
         return int(np.count_nonzero(self._dense))
 
     def is_empty(self) -> bool:
@@ -415,6 +573,10 @@ class MaxVector:
         array: PFADD asks it for each member to skip writes that change nothing."""
         dense = self._dense
         if dense is not None:
+            if self._packed is _BITS:
+                return (
+                    int(dense[index >> 3]) >> (index & 7) & 1 if 0 <= index < 8 * dense.size else 0
+                )
             return int(dense[index]) if 0 <= index < dense.size else 0
         if not 0 <= index < INDEX_LIMIT:
             return 0
@@ -435,15 +597,26 @@ class MaxVector:
         out = np.zeros(flat.size, dtype=np.uint64)
         dense = self._dense
         if dense is not None:
+            bits = self._packed is _BITS
+            slots = 8 * dense.size if bits else dense.size
+            if bits and flat.size <= _FEW_PAIRS and flat.dtype.kind in "iu":
+                # A Bloom filter's k bits: Python ints over a byte view beat five ufunc calls.
+                few: list[int] = flat.tolist()
+                with memoryview(cast("bytes", dense)) as view:
+                    held = [view[i >> 3] >> (i & 7) & 1 if 0 <= i < slots else 0 for i in few]
+                return np.array(held, dtype=np.uint64).reshape(idx.shape)
             if (
                 flat.size
                 and flat.dtype.kind in "iu"
                 and (flat.dtype.kind == "u" or int(flat.min()) >= 0)
-                and int(flat.max()) < dense.size  # (every index inside: one take, no mask)
+                and int(flat.max()) < slots  # (every index inside: one take, no mask)
             ):
+                if bits:
+                    return _bits_at(dense, flat).astype(np.uint64).reshape(idx.shape)
                 return dense.take(flat).astype(np.uint64).reshape(idx.shape)
-            inside = (flat >= 0) & (flat < dense.size)
-            out[inside] = dense[flat[inside]]
+            inside = (flat >= 0) & (flat < slots)
+            wanted = flat[inside]
+            out[inside] = _bits_at(dense, wanted) if bits else dense[wanted]
             return out.reshape(idx.shape)
         packed = self._packed
         if (
@@ -507,6 +680,8 @@ class MaxVector:
         dense = self._dense
         if dense is None:
             return None
+        if self._is_bits:  # (a copy, one byte per slot: the codec writes bits by bit_run)
+            dense = np.unpackbits(dense, bitorder="little")
         nonzero = int(np.count_nonzero(dense))
         if not nonzero:
             return None
@@ -516,8 +691,30 @@ class MaxVector:
         run.flags.writeable = False
         return first, run, nonzero
 
+    def bit_run(self) -> tuple[int, npt.NDArray[np.uint8], int] | None:
+        """For a vector held as bits: ``(start, bytes, count)``, its bytes from the first to
+        the last holding a set bit as a read-only view (``start`` = 8 x the first byte's
+        number) and how many bits are set; None for any other vector."""
+        bits = self._dense
+        if bits is None or not self._is_bits:
+            return None
+        held = bits != 0
+        first = int(np.argmax(held))
+        last = bits.size - 1 - int(np.argmax(held[::-1]))
+        run = bits[first : last + 1]
+        run.flags.writeable = False
+        return 8 * first, run, _popcount(run)
+
     def window(self, low: int, high: int) -> MaxVector:
         """The pairs at indices ``low <= i < high`` (reading only that range of the vector)."""
+        if self._dense is not None and self._is_bits:
+            low, high = max(low, 0), min(high, self.dense_slots)
+            if low >= high:
+                return MaxVector()
+            part = self._dense[low // 8 : -(-high // 8)]
+            found = _bit_indices(part, _popcount(part)) + np.uint32(low - low % 8)
+            found = found[(found >= low) & (found < high)]
+            return MaxVector._from_sorted(found, np.ones(found.size, dtype=np.uint8))
         if self._dense is not None:
             low = max(low, 0)
             part = self._dense[low : max(min(high, self._dense.size), low)]
@@ -533,6 +730,11 @@ class MaxVector:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
         if self._dense is not None:
             out = np.zeros(size, dtype=self._dense.dtype)
+            if self._is_bits:
+                held = np.unpackbits(self._dense[: -(-size // 8)], bitorder="little")
+                n = min(size, held.size)
+                out[:n] = held[:n]
+                return out
             n = min(size, self._dense.size)
             out[:n] = self._dense[:n]
             return out
@@ -579,7 +781,7 @@ class MaxVector:
         A small ``other`` (one client write) takes the pure-Python few-pairs paths.
         """
         if self._dense is not None and other._dense is not None:
-            merged = self._merge_dense_vector(other._dense)
+            merged = self._merge_dense_vector(other)
             if merged is not None:
                 return merged
         indices, values = other.pairs()
@@ -587,12 +789,20 @@ class MaxVector:
             return self.merge_pairs_tracking(indices, values)
         return self.merge_tracking(indices, values)
 
-    def _merge_dense_vector(
-        self, incoming: npt.NDArray[np.unsignedinteger]
-    ) -> tuple[MaxVector, MaxVector] | None:
+    def _merge_dense_vector(self, other: MaxVector) -> tuple[MaxVector, MaxVector] | None:
         """Dense into dense: one aligned compare and max over the arrays, not a gather of
         every incoming pair (a whole dense entry from a peer). None: the general path (the
         incoming array reaches so far out that this vector should go sparse)."""
+        incoming = other._dense
+        assert incoming is not None
+        if self._is_bits:
+            if other._is_bits:
+                return self._merge_bits_vector(incoming)
+            if int(incoming.max()) <= 1:
+                return self._merge_bits_vector(np.packbits(incoming, bitorder="little"))
+            self._widen()
+        elif other._is_bits:
+            incoming = np.unpackbits(incoming, bitorder="little")
         dense = self._dense
         assert dense is not None
         if incoming.size > dense.size:
@@ -634,6 +844,74 @@ class MaxVector:
         """
         return self.merge_pairs_tracking(indices, values)[0]
 
+    def _merge_bits_vector(
+        self, incoming: npt.NDArray[np.uint8]
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """Bits into bits: one OR (None: the general path, as for :meth:`_merge_dense_vector`)."""
+        bits = self._dense
+        assert bits is not None
+        if incoming.size > bits.size:
+            if not self._dense_fits(8 * incoming.size - 1, _popcount(incoming)):
+                return None
+            grown = np.zeros(incoming.size, dtype=np.uint8)
+            grown[: bits.size] = bits
+            bits = grown
+            self._hold(bits, bits=True)
+        mine = bits[: incoming.size]
+        grew = incoming & ~mine
+        count = _popcount(grew)
+        if not count:
+            return MaxVector(), MaxVector()
+        _forget(bits)
+        np.bitwise_or(mine, incoming, out=mine)
+        # (a bit rises from 0 to 1 only: the previous values of the delta are all absent)
+        return MaxVector._from_bit_array(grew, 0, count), MaxVector()
+
+    def _merge_pairs_into_bits(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """Pairs as arrays into bits: gathered, compared and set without sorting unless a bit
+        rose. None: not for this path (a value above 1 widens the vector first)."""
+        if not (
+            isinstance(indices, np.ndarray)
+            and isinstance(values, np.ndarray)
+            and indices.dtype.kind == "u"
+            and values.dtype.kind == "u"
+            and indices.ndim == 1
+            and indices.shape == values.shape
+            and indices.size
+        ):
+            return None
+        if int(values.max()) > 1:
+            self._widen()
+            return None
+        if int(indices.max()) >= self.dense_slots:
+            return None
+        return self._set_unsorted_bits(cast("IndexArray", indices), cast("ValueArray", values))
+
+    def _set_unsorted_bits(
+        self, indices: IndexArray, values: ValueArray
+    ) -> tuple[MaxVector, MaxVector]:
+        """Valid pairs with values 0 or 1, every index inside the bitset, in any order."""
+        bits = self._dense
+        assert bits is not None
+        masks = _bit_masks(indices)
+        unset = (bits.take(indices >> 3) & masks) == 0
+        (grown,) = (unset & (values != 0)).nonzero()
+        if not grown.size:
+            return MaxVector(), MaxVector()
+        grown_idx = indices.take(grown)
+        ordered = np.sort(grown_idx)
+        first = np.empty(ordered.size, dtype=bool)
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        delta_idx = ordered.compress(first)
+        _forget(bits)
+        np.bitwise_or.at(bits, grown_idx >> 3, masks.take(grown))
+        return MaxVector._from_sorted(
+            delta_idx, np.ones(delta_idx.size, dtype=np.uint8)
+        ), MaxVector()
+
     def merge_pairs_tracking(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
     ) -> tuple[MaxVector, MaxVector]:
@@ -646,7 +924,21 @@ class MaxVector:
             if few is not None:
                 return few
         dense = self._dense
-        if dense is not None and _fits_dense_unchecked(dense, indices, values):
+        if dense is not None and self._packed is _BITS:
+            if isinstance(indices, np.ndarray) and len(indices) <= _FEW_PAIRS:  # (BF.ADD)
+                few = self._merge_few(_few_wanted(indices.tolist(), np.asarray(values).tolist()))
+                if few is not None:
+                    return few
+            else:
+                bits = self._merge_pairs_into_bits(indices, values)
+                if bits is not None:
+                    return bits
+            dense = self._dense
+        if (
+            dense is not None
+            and self._packed is not _BITS
+            and _fits_dense_unchecked(dense, indices, values)
+        ):
             if len(indices) <= _FEW_PAIRS:  # type: ignore[arg-type]  # an ndarray here
                 wanted = _few_wanted(np.asarray(indices).tolist(), np.asarray(values).tolist())
                 return self._merge_few_into_dense(wanted)
@@ -670,9 +962,32 @@ class MaxVector:
             return self._merge_few_into_sparse(wanted) if sys.byteorder == "little" else None
         if not wanted:
             return MaxVector(), MaxVector()
+        if self._packed is _BITS:
+            if max(wanted) >= 8 * dense.size:
+                return None
+            if max(wanted.values()) <= 1:
+                return self._merge_few_into_bits(wanted)
+            dense = self._widen()
         if max(wanted) >= dense.size or max(wanted.values()) >= 1 << (8 * dense.dtype.itemsize):
             return None
         return self._merge_few_into_dense(wanted)
+
+    def _merge_few_into_bits(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
+        """A handful of ones (a single BF.ADD's bits), every index inside the bitset."""
+        bits = self._dense
+        assert bits is not None
+        grown: dict[int, int] = {}
+        for index in wanted:
+            at, mask = index >> 3, 1 << (index & 7)
+            held = int(bits[at])
+            if not held & mask:
+                if not grown:
+                    _forget(bits)
+                bits[at] = held | mask
+                grown[index] = 1
+        if not grown:
+            return MaxVector(), MaxVector()
+        return MaxVector._from_few(grown), MaxVector()
 
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs with bisect and byte slicing (no numpy).
@@ -836,6 +1151,8 @@ class MaxVector:
         """
         if indices.size == 0:
             return MaxVector(), MaxVector()
+        if self._is_bits and int(values.max()) > 1:
+            self._widen()
         if self._dense is not None and self._dense_fits(int(indices[-1]), indices.size):
             return self._merge_into_dense(indices, values)
         if self._dense is not None:  # an index too far out for the dense array: go sparse
@@ -874,10 +1191,9 @@ class MaxVector:
         """Hold these sorted pairs, going dense at once when that is smaller (so a vector
         crossing the threshold never builds its large packed form just to drop it)."""
         top = int(indices[-1])
-        if _dense_is_smaller(top, indices.size, width):
-            dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
-            dense[indices] = values
-            self._dense, self._packed = dense, _EMPTY
+        bits = _dense_is_smaller(top, indices.size, width, bits=True) and _all_bits(width, values)
+        if bits or _dense_is_smaller(top, indices.size, width):
+            self._hold(_dense_array(indices, values, width, bits), bits=bits)
         else:
             self._packed = _pack(width, indices, values)
 
@@ -885,10 +1201,10 @@ class MaxVector:
         """Whether the dense array may grow to hold ``top_index`` and stay dense enough."""
         dense = self._dense
         assert dense is not None
-        if top_index < dense.size:
+        if top_index < self.dense_slots:
             return True
-        pairs_max = int(np.count_nonzero(dense)) + incoming
-        return _dense_is_smaller(top_index, pairs_max, dense.dtype.itemsize)
+        pairs_max = len(self) + incoming
+        return _dense_is_smaller(top_index, pairs_max, dense.dtype.itemsize, bits=self._is_bits)
 
     def _merge_into_dense(
         self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
@@ -896,6 +1212,12 @@ class MaxVector:
         dense = self._dense
         assert dense is not None
         needed = int(indices[-1]) + 1
+        if self._is_bits:  # (values are 0 or 1 here: merge_tracking widened it otherwise)
+            if needed > 8 * dense.size:
+                grown_bits = np.zeros(_dense_slots(needed - 1) // 8, dtype=np.uint8)
+                grown_bits[: dense.size] = dense
+                self._hold(grown_bits, bits=True)
+            return self._set_unsorted_bits(indices, values)
         if needed > dense.size:
             grown = np.zeros(_dense_slots(needed - 1), dtype=dense.dtype)
             grown[: dense.size] = dense
@@ -921,13 +1243,13 @@ class MaxVector:
         if n == 0:
             return
         top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
-        if not _dense_is_smaller(top, n, width):
-            return
-        indices, values = self._sparse_arrays()
-        dense = np.zeros(_dense_slots(top), dtype=VALUE_DTYPES[width])
-        dense[indices] = values
-        self._dense = dense
-        self._packed = _EMPTY
+        if not _dense_is_smaller(top, n, width, bits=True):
+            return  # (the smallest dense form is not small enough: the commonest case)
+        # Values all 1 (one C count over the values' bytes, no array): bits may be held.
+        bits = width == 1 and self._packed.count(1, 1 + 4 * n) == n
+        if bits or _dense_is_smaller(top, n, width):
+            indices, values = self._sparse_arrays()
+            self._hold(_dense_array(indices, values, width, bits), bits=bits)
 
     # -- splitting ------------------------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""Vectors held as bits (values all 0 or 1: Bloom filters) against a plain dict model.
+
+Every read, merge, delta, previous-values report and encoding of a vector held as bits must be
+exactly what the one-byte-per-slot and packed forms give (the model is a dict; the encoding is
+compared with the same content built as packed pairs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hearsay.base.errors import DecodeError
+from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire
+from hearsay.lattice.digest import entry_hash
+from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.vector import DENSE_SLOTS_MAX, MaxVector, normalize_pairs
+
+RAW = Schema("vector").intern()
+
+# Mostly ones over a few thousand slots (dense enough for bits), sometimes a value above 1
+# (widening), sometimes an index far out (back to packed pairs), at unaligned offsets.
+_INDEX = st.one_of(
+    st.integers(0, 5000),
+    st.integers(70_000, 75_000),
+    st.sampled_from([DENSE_SLOTS_MAX - 1, DENSE_SLOTS_MAX, 2**32 - 1]),
+)
+_ONES = st.dictionaries(st.integers(0, 5000), st.just(1), min_size=0, max_size=2000)
+_MIXED = st.dictionaries(
+    _INDEX, st.one_of(st.just(1), st.just(1), st.integers(2, 300)), max_size=40
+)
+
+
+@st.composite
+def bit_maps(draw: st.DrawFn) -> dict[int, int]:
+    pairs = draw(_ONES)
+    offset = draw(st.sampled_from([0, 3, 1024, 65_531]))
+    pairs = {index + offset: value for index, value in pairs.items()}
+    if draw(st.booleans()):
+        pairs.update(draw(_MIXED))
+    return pairs
+
+
+def model(vector: MaxVector) -> dict[int, int]:
+    return dict(vector.items())
+
+
+def build(pairs: dict[int, int]) -> MaxVector:
+    return MaxVector.from_items(pairs.items())
+
+
+def packed(pairs: dict[int, int]) -> MaxVector:
+    """The same content built one pair at a time from empty: packed pairs until dense."""
+    vector = MaxVector()
+    for index, value in sorted(pairs.items()):
+        vector.merge_pairs([index], [value])
+    return vector
+
+
+def test_a_filled_bloom_sized_vector_takes_a_bit_per_slot() -> None:
+    rng = np.random.default_rng(1)
+    slots = 9_585_059
+    indices = rng.integers(0, slots, 4_000_000, dtype=np.uint32)
+    vector = MaxVector()
+    vector.merge_pairs(indices, np.ones(indices.size, dtype=np.uint8))
+    assert vector.is_dense
+    assert vector.nbytes() <= slots // 8 + 1024
+    assert len(vector) == np.unique(indices).size
+    assert vector.values_at(indices[:100]).tolist() == [1] * 100
+
+
+@given(bit_maps(), bit_maps())
+def test_merging_vectors_with_bits_equals_the_dict_model(
+    a: dict[int, int], b: dict[int, int]
+) -> None:
+    mine, theirs = build(a), build(b)
+    delta, previous = mine.merge_vector_tracking(theirs)
+    want = {i: max(v, a.get(i, 0)) for i, v in b.items()} | {
+        i: v for i, v in a.items() if i not in b
+    }
+    assert model(mine) == want
+    assert model(delta) == {i: v for i, v in b.items() if v > a.get(i, 0)}
+    assert model(previous) == {i: a[i] for i, v in b.items() if v > a.get(i, 0) and i in a}
+    assert len(mine) == len(want)
+
+
+@given(bit_maps(), st.lists(st.tuples(_INDEX, st.sampled_from([0, 1, 1, 1, 2])), max_size=300))
+def test_raw_pair_merges_into_bits_equal_the_general_path(
+    start: dict[int, int], pairs: list[tuple[int, int]]
+) -> None:
+    """Unsorted, repeated pairs as arrays, as lists and sorted: one result."""
+    indices = np.array([i for i, _ in pairs], dtype=np.uint32)
+    values = np.array([v for _, v in pairs], dtype=np.uint8)
+    general = build(start)
+    want_delta, want_previous = general.merge_tracking(*normalize_pairs(indices, values))
+    fast = build(start)
+    assert fast.merge_pairs_tracking(indices, values) == (want_delta, want_previous)
+    assert fast == general
+    if len(pairs) <= 8:
+        as_lists = build(start)
+        got = as_lists.merge_pairs_tracking(indices.tolist(), values.tolist())
+        assert (as_lists, *got) == (general, want_delta, want_previous)
+
+
+@given(bit_maps(), st.lists(st.integers(-5, 80_000), max_size=80), st.integers(0, 80_000))
+def test_reads_of_bits_equal_the_dict_model(
+    pairs: dict[int, int], reads: list[int], low: int
+) -> None:
+    vector = build(pairs)
+    wanted = np.array(reads, dtype=np.int64)
+    assert vector.values_at(wanted).tolist() == [pairs.get(i, 0) for i in reads]
+    assert [vector.get(i) for i in reads] == [pairs.get(i, 0) for i in reads]
+    high = low + 3000
+    assert model(vector.window(low, high)) == {i: v for i, v in pairs.items() if low <= i < high}
+    size = 6000
+    assert vector.to_dense(size).tolist() == [pairs.get(i, 0) for i in range(size)]
+    assert model(MaxVector.from_items(vector.items())) == pairs
+    rejoined = MaxVector()
+    for chunk in vector.split(97):
+        rejoined.merge(chunk)
+    assert rejoined == vector
+
+
+@given(bit_maps())
+def test_bits_encode_like_packed_pairs_and_hash_alike(pairs: dict[int, int]) -> None:
+    """Canonical: the same content encodes to the same bytes (and hashes alike) whatever form
+    it is held in; the bytes decode back to it."""
+    held, reference = build(pairs), packed(pairs)
+    a = Entry(3, RAW, (0, 0), {"": held})
+    b = Entry(3, RAW, (0, 0), {"": reference})
+    assert encode_entry(a) == encode_entry(b)
+    assert entry_hash(b"k", a) == entry_hash(b"k", b)
+    assert decode_entry(encode_entry(a)) == a
+    if pairs and set(pairs.values()) == {1}:
+        (wire_slice,) = entry_to_wire(a)[4]
+        run_bytes = max(pairs) // 8 - min(pairs) // 8 + 1
+        assert (wire_slice[1] == 0) == (run_bytes < 5 * len(pairs))
+
+
+def _bit_entry(start: Any, bits: Any, schema: Schema = RAW) -> bytes:
+    import msgpack
+
+    wire_schema = [schema.kind, list(schema.params), schema.size, schema.additive]
+    return msgpack.packb([1, 0, wire_schema, [0, 0], [["", 0, start, bits]]], use_bin_type=True)
+
+
+@pytest.mark.parametrize(
+    ("start", "bits"),
+    [
+        (0, b""),  # empty
+        (0, b"\x00\x01"),  # leading zero byte
+        (0, b"\x01\x00"),  # trailing zero byte
+        (3, b"\x01"),  # not a multiple of 8
+        (-8, b"\x01"),
+        (2**32, b"\x01"),
+        (0, "text"),
+        (b"\x00", b"\x01"),
+    ],
+)
+def test_malformed_bit_runs_are_refused(start: Any, bits: Any) -> None:
+    with pytest.raises(DecodeError):
+        decode_entry(_bit_entry(start, bits))
+
+
+def test_a_bit_run_past_the_schema_is_refused() -> None:
+    small = Schema("bloom", (), 12).intern()
+    assert decode_entry(_bit_entry(8, b"\x08", small)).vector.items() == [(11, 1)]
+    with pytest.raises(DecodeError):
+        decode_entry(_bit_entry(8, b"\x10", small))
+
+
+def test_the_key_cap_counts_a_bit_vector_widening_to_a_byte_per_slot() -> None:
+    """One value above 1 turns 4,096 bytes of bits into 32 KiB: the cap must see that."""
+    from hearsay.base.errors import TooLargeError
+    from hearsay.lattice.keyspace import Keyspace
+    from hearsay.lattice.limits import KeyLimits
+
+    keyspace = Keyspace(4, limits=KeyLimits(key_bytes_max=16 * 1024))
+    ones = np.arange(0, 32768, 2, dtype=np.uint32)
+    keyspace.write_pairs(b"k", RAW, "", ones, np.ones(ones.size, dtype=np.uint8), now_ms=1)
+    entry = keyspace.entry(b"k")
+    assert entry is not None and entry.payload_bytes() == 4096
+    with pytest.raises(TooLargeError):
+        keyspace.write_pairs(
+            b"k", RAW, "", np.array([1], np.uint32), np.array([2], np.uint8), now_ms=1
+        )
+    with pytest.raises(TooLargeError):
+        keyspace.merge(b"k", Entry(0, RAW, (0, 0), {"": MaxVector.from_items([(1, 2)])}))
+    assert keyspace.entry(b"k") == entry
