@@ -25,7 +25,7 @@ period may still hold the deleted data and bring it back.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import numpy as np
@@ -68,6 +68,10 @@ class Keyspace:
         """A lazy min-heap of (epoch, key) of tombstones, for :meth:`purge_tombstones`."""
         self._purged_before = 0
         """Tombstones with an epoch below this were purged: such tombstones are refused."""
+        self.sliced_kinds: frozenset[str] = frozenset()
+        self.watch_sliced: Callable[[bytes, Entry], None] | None = None
+        """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
+        keys, whose time slices die: the engine's sweep schedules them)."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -134,6 +138,9 @@ class Keyspace:
             raise BoundsError(f"key longer than {KEY_BYTES_MAX} bytes")
         if delta.schema is None and delta.epoch < self._purged_before:
             return MergeResult(None)  # a tombstone older than the grace period: purged here
+        schema = delta.schema
+        if schema is not None and schema.kind in self.sliced_kinds and self.watch_sliced:
+            self.watch_sliced(key, delta)
         seed = key_seed(key)
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
@@ -265,6 +272,18 @@ class Keyspace:
             self._stored -= 1  # (a tombstone is neither live nor expiring)
             purged.append(key)
         return purged
+
+    def drop_slices(self, key: bytes, origins: list[str]) -> None:
+        """Remove the named slices of ``key`` (a windowed key's dead time slices; each replica
+        drops them on its own), keeping the bucket hash exact."""
+        seed = key_seed(key)
+        bucket_no = seed & self._mask
+        entry = self._buckets[bucket_no].get(key)
+        if entry is None or not origins:
+            return
+        before = entry_hash(key, entry, seed)
+        entry.drop_slices(origins)
+        self._xor(bucket_no, before ^ entry_hash(key, entry, seed))
 
     def _xor(self, bucket: int, change: int) -> None:
         self._bucket_hashes[bucket] ^= change

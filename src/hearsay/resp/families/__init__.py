@@ -26,6 +26,7 @@ from hearsay.resp.families import (
     strings,
     tdigest,
     vector,
+    window,
 )
 
 __all__ = ["install_family_commands"]
@@ -41,3 +42,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     countmin.install_countmin_commands(registry)
     tdigest.install_tdigest_commands(registry)
     cuckoo.install_cuckoo_commands(registry)
+    window.install_window_commands(registry)  # after the PF*, BF.* and CMS.* it wraps
