@@ -62,14 +62,15 @@ class SliceSweeper:
         first of them dies, unless it is due sooner already."""
         at = view_as(schema, WindowedView).first_death_ms(names)
         if at >= 0:
-            self._schedule(key, at)
+            self.schedule(key, at)
 
     def _watch_delta(self, key: bytes, delta: Entry) -> None:
         schema = delta.schema
         if schema is not None:
             self.watch(key, schema, (name for name, _ in delta.slices()))
 
-    def _schedule(self, key: bytes, at_ms: int) -> None:
+    def schedule(self, key: bytes, at_ms: int) -> None:
+        """Sweep ``key`` at ``at_ms`` (a slice's death) unless it is due sooner already."""
         current = self._due_at.get(key)
         if current is None or at_ms < current:
             self._due_at[key] = at_ms
@@ -97,5 +98,5 @@ class SliceSweeper:
                 self.slices_dropped += len(dead)
                 changed.append(key)
             if next_ms:
-                self._schedule(key, next_ms)
+                self.schedule(key, next_ms)
         return changed

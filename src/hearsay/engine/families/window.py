@@ -7,9 +7,11 @@ slice holds all its bits; count-min: the sum). Creation is the only way a key be
 windowed (``WINDOW`` of HEARSAY.PFRESERVE, BF.RESERVE, CMS.INITBYDIM / INITBYPROB); PFADD,
 BF.ADD and the rest create plain keys as before.
 
-Replies, where a plain key's has no obvious windowed meaning: PFADD answers 1 when a register
-of the current slice rose (or the key was created); BF.ADD answers 1 when no live slice held
-the item before; CMS.INCRBY's estimates and CMS.INFO's count are over the window. BF.MERGE
+Replies, where a plain key's has no obvious windowed meaning: a write answers what it did to
+the current slice, as the plain command answers what it did to the key (PFADD: 1 when a
+register of the current slice rose; BF.ADD: 1 when the item set a bit there, so re-adding an
+item an older slice holds renews it and answers 1 once per slice); CMS.INCRBY's estimates
+and CMS.INFO's count are over the window. BF.MERGE
 and CMS.MERGE of windowed keys are refused (their slices would have to move between keys of
 other windows); PFMERGE into a windowed key adds the sources' registers to its current slice,
 except that a windowed source of the same window and precision gives each of its live slices
@@ -26,7 +28,12 @@ import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, WrongTypeError
 from hearsay.engine.families.common import KeyExistsError, schema_of
-from hearsay.engine.families.hll import NotAnHllError, PrecisionMismatchError, hll_of
+from hearsay.engine.families.hll import (
+    NotAnHllError,
+    PrecisionMismatchError,
+    _hll_pairs,  # PFADD's pairs: a few members as Python ints, as the plain PFADD's
+    hll_of,
+)
 from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
@@ -34,7 +41,7 @@ from hearsay.sketch import hll_math
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll_view import HyperLogLog
-from hearsay.sketch.schemas import KIND_COUNTER, KIND_HLL
+from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL
 from hearsay.sketch.views import view_as
 from hearsay.sketch.window import (
     KIND_WBLOOM,
@@ -62,6 +69,7 @@ __all__ = [
 ]
 
 _ONE: Final = frozenset({1})
+_WINDOWED_KIND: Final = {KIND_HLL: KIND_WHLL, KIND_BLOOM: KIND_WBLOOM, KIND_CMS: KIND_WCMS}
 
 
 class WindowedMergeError(HearsayError):
@@ -70,11 +78,11 @@ class WindowedMergeError(HearsayError):
 
 def is_windowed(db: Replica, keys: Sequence[bytes], plain_kind: str, now_ms: int) -> bool:
     """Whether one of ``keys`` is a live windowed key of ``plain_kind``'s family."""
+    windowed_kind = _WINDOWED_KIND[plain_kind]
     for key in keys:
         entry = db.get(key, now_ms)
-        schema = None if entry is None else entry.schema
-        if schema is not None and schema.kind in WINDOWED_KINDS:
-            return view_as(schema, WindowedView).plain_schema.kind == plain_kind
+        if entry is not None and entry.schema is not None and entry.schema.kind == windowed_kind:
+            return True
     return False
 
 
@@ -114,14 +122,16 @@ def _write(
     db: Replica,
     key: bytes,
     view: WindowedView,
-    name: str,
+    number: int,
     pairs: tuple[npt.ArrayLike, npt.ArrayLike],
     *,
     now_ms: int,
 ) -> bool:
-    """One write into slice ``name``; whether anything grew."""
-    result = db.write_pairs_to(key, view.schema, name, pairs, now_ms=now_ms)
-    db.windows.watch(key, view.schema, (name,))
+    """One write into slice ``number`` (this node's part of it for count-min); whether
+    anything grew. The sweep is told when the slice dies."""
+    name = f"{number}/{db.origin}" if view.additive_inside else str(number)
+    result = db.write_pairs_to(key, view.schema, name, pairs, now_ms)
+    db.windows.schedule(key, view.window.dies_at_ms(number))
     return result.delta is not None
 
 
@@ -133,35 +143,41 @@ def _hll(view: WindowedView) -> HyperLogLog:
 
 
 def pfadd(db: Replica, key: bytes, members: Sequence[bytes], now_ms: int) -> int:
-    """PFADD into the current slice: 1 when one of its registers rose."""
-    found = _windowed(db, key, KIND_WHLL, now_ms)
-    if found is None:  # pragma: no cover - only called for an existing windowed key
-        raise WrongTypeError("not a windowed HyperLogLog")
-    view, _ = found
-    pairs = _hll(view).add(members)
-    return int(_write(db, key, view, view.slice_name(now_ms, ""), pairs, now_ms=now_ms))
+    """PFADD into the current slice: 1 when one of its registers rose. A few members whose
+    registers the slice holds as high already are answered from a read."""
+    view, entry = _whll(db, key, now_ms)
+    number = view.window.slice_at(now_ms)
+    pairs = _hll_pairs(_hll(view), members)
+    indices, ranks = pairs
+    if isinstance(indices, list) and isinstance(ranks, list):
+        get = entry.slice(str(number)).get
+        if all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
+            return 0
+    return int(_write(db, key, view, number, pairs, now_ms=now_ms))
 
 
 def pfadd_run(db: Replica, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
     """PFADD ``key`` once per member list: one hash batch and one write, each reply what the
     call would get in turn (the plain run's rule, on the current slice)."""
-    found = _windowed(db, key, KIND_WHLL, now_ms)
-    if found is None:  # pragma: no cover - only called for an existing windowed key
-        raise WrongTypeError("not a windowed HyperLogLog")
-    view, entry = found
-    hll = _hll(view)
+    view, entry = _whll(db, key, now_ms)
     members = [member for call in calls for member in call]
-    indices, ranks = hll.add(members)
+    indices, ranks = _hll(view).add(members)
     index_list = indices.tolist()
     if not _ONE.issuperset(map(len, calls)) or len(set(index_list)) != len(index_list):
         return [pfadd(db, key, call, now_ms) for call in calls]
-    name = view.slice_name(now_ms, "")
-    held = entry.slice(name).values_at(indices).tolist()
-    raised = [rank > old for rank, old in zip(ranks.tolist(), held, strict=True)]
-    up = np.fromiter(raised, dtype=bool, count=len(raised))
+    number = view.window.slice_at(now_ms)
+    held = entry.slice(str(number)).values_at(indices)
+    up = ranks > held
     if up.any():
-        _write(db, key, view, name, (indices[up], ranks[up]), now_ms=now_ms)
-    return [int(flag) for flag in raised]
+        _write(db, key, view, number, (indices[up], ranks[up]), now_ms=now_ms)
+    return up.astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+
+def _whll(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, Entry]:
+    found = _windowed(db, key, KIND_WHLL, now_ms)
+    if found is None:  # pragma: no cover - only called for an existing windowed key
+        raise WrongTypeError("not a windowed HyperLogLog")
+    return found
 
 
 def _registers(view: WindowedView, entry: Entry, now_ms: int) -> npt.NDArray[np.uint8]:
@@ -261,25 +277,27 @@ def _bloom(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, BloomFil
 
 
 def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
-    """BF.ADD / MADD / INSERT into the current slice: per item, whether no live slice held it
-    (nor an earlier item of the call)."""
+    """BF.ADD / MADD / INSERT into the current slice: per item, whether it set a bit there
+    (RedisBloom's "newly added", of the current slice: re-adding an item an older slice holds
+    renews it and answers 1 once per slice)."""
     view, bloom, entry = _bloom(db, key, now_ms)
-    name = view.slice_name(now_ms, "")
-    live = view.live(entry.slices(), now_ms)
-    pairs, added = bloom.madd(live.get(name) or MaxVector(), items)
-    for other, vector in live.items():
-        if other != name and added.any():
-            added &= ~bloom.mexists(vector, items)
-    _write(db, key, view, name, pairs, now_ms=now_ms)
+    number = view.window.slice_at(now_ms)
+    pairs, added = bloom.madd(entry.slice(str(number)), items)
+    _write(db, key, view, number, pairs, now_ms=now_ms)
     return [bool(flag) for flag in added.tolist()]
 
 
 def bf_exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
-    """BF.EXISTS / MEXISTS: whether one live slice holds all of an item's bits."""
+    """BF.EXISTS / MEXISTS: whether one live slice holds all of an item's bits (each item
+    hashed once)."""
     view, bloom, entry = _bloom(db, key, now_ms)
+    if len(items) == 1:
+        positions = np.array([bloom.member_positions(items[0])], dtype=np.uint32)
+    else:
+        positions = bloom.positions(items)
     found = np.zeros(len(items), dtype=bool)
     for vector in view.live(entry.slices(), now_ms).values():
-        found |= bloom.mexists(vector, items)
+        found |= (vector.values_at(positions) != 0).all(axis=1)
     return [bool(flag) for flag in found.tolist()]
 
 
@@ -318,9 +336,10 @@ def cms_incrby(
 ) -> list[int]:
     """CMS.INCRBY into this node's part of the current slice: estimates over the window."""
     view, cms, entry = _cms(db, key, now_ms)
-    name = view.slice_name(now_ms, db.origin)
-    pairs, estimates = cms.incrby(view.live(entry.slices(), now_ms), name, items, increments)
-    _write(db, key, view, name, pairs, now_ms=now_ms)
+    number = view.window.slice_at(now_ms)
+    own = f"{number}/{db.origin}"
+    pairs, estimates = cms.incrby(view.live(entry.slices(), now_ms), own, items, increments)
+    _write(db, key, view, number, pairs, now_ms=now_ms)
     return estimates
 
 

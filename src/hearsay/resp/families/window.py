@@ -107,13 +107,19 @@ def install_window_commands(registry: CommandRegistry) -> None:
         kind: str,
         windowed: WindowedHandler,
         run: WindowedRun | None = None,
+        *,
         every_key: bool = False,
+        look_first: bool = False,
     ) -> None:
+        """``look_first``: the plain handler does much before it meets the type (PFADD hashes
+        and builds its delta), so the key's type is looked at first."""
         spec = registry.get(name)
         assert spec is not None and spec.handler is not None, f"register {name} first"
         plain: Handler = spec.handler
 
         def handler(ctx: ClientContext, args: list[bytes]) -> Reply:
+            if look_first and windows.is_windowed(db_of(ctx), args[1:2], kind, ctx.now_ms):
+                return windowed(ctx, args)
             try:
                 return plain(ctx, args)  # type: ignore[return-value]
             except WrongTypeError:
@@ -153,7 +159,7 @@ def install_window_commands(registry: CommandRegistry) -> None:
         windows.pfmerge(db_of(ctx), args[1], args[2:], ctx.now_ms)
         return OK
 
-    wrap("PFADD", KIND_HLL, pfadd, pfadd_run)
+    wrap("PFADD", KIND_HLL, pfadd, pfadd_run, look_first=True)
     wrap("PFCOUNT", KIND_HLL, pfcount, every_key=True)
     wrap("PFMERGE", KIND_HLL, pfmerge, every_key=True)
 
