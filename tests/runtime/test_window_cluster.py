@@ -93,6 +93,12 @@ def test_windowed_keys_count_the_window_on_every_node(cluster: Cluster) -> None:
         poll_until(lambda: everywhere((0, 500, 3)), DEADLINE_S, what="only the new ones")
         for client in clients:
             assert client.type("visitors") == b"string"
+        # Every node dropped the dead slices itself (nothing tells it to).
+        poll_until(
+            lambda: all(n.info("stats")["window_slices_dropped"] >= 3 for n in clients),
+            DEADLINE_S,
+            what="every node's sweep dropping the dead slices",
+        )
     finally:
         for client in clients:
             client.close()

@@ -498,6 +498,7 @@ class Node:
                 "replicated_changes": stats.replicated_changes,
                 "expired_keys": stats.expired_keys,
                 "tombstones_purged": stats.tombstones_purged,
+                "window_slices_dropped": self.replica.windows.slices_dropped,  # windowed keys
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
