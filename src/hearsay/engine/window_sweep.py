@@ -21,6 +21,7 @@ import heapq
 from collections.abc import Iterable
 from typing import Final
 
+from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.sketch.views import view_as
@@ -66,8 +67,12 @@ class SliceSweeper:
 
     def _watch_delta(self, key: bytes, delta: Entry) -> None:
         schema = delta.schema
-        if schema is not None:
+        if schema is None:
+            return
+        try:
             self.watch(key, schema, (name for name, _ in delta.slices()))
+        except SketchParameterError:
+            return  # parameters no view accepts: the keyspace's admission decides about it
 
     def schedule(self, key: bytes, at_ms: int) -> None:
         """Sweep ``key`` at ``at_ms`` (a slice's death) unless it is due sooner already."""
@@ -91,7 +96,10 @@ class SliceSweeper:
             schema = None if entry is None else entry.schema
             if entry is None or schema is None or schema.kind not in WINDOWED_KINDS:
                 continue  # deleted, expired or replaced since
-            view = view_as(schema, WindowedView)
+            try:
+                view = view_as(schema, WindowedView)
+            except SketchParameterError:
+                continue  # loaded unchecked (a tool's keyspace): no slice of it is ever read
             dead, next_ms = view.dead([name for name, _ in entry.slices()], now_ms)
             if dead:
                 self._keyspace.drop_slices(key, dead)
