@@ -43,6 +43,9 @@ class SliceSweeper:
         """key -> the time of its current heap item (a key appears once here)."""
         self.slices_dropped = 0
         """Dead slices dropped so far (INFO's ``window_slices_dropped``)."""
+        self.kinds_seen: set[str] = set()
+        """Windowed kinds this keyspace ever held: a command whose plain handler costs more
+        than a look-up checks here before looking its key up (none: no look-up)."""
         keyspace.sliced_kinds = WINDOWED_KINDS
         keyspace.watch_sliced = self._watch_delta
         for key, entry in keyspace.items():  # a keyspace loaded before the replica existed
@@ -69,6 +72,7 @@ class SliceSweeper:
         schema = delta.schema
         if schema is None:
             return
+        self.kinds_seen.add(schema.kind)
         try:
             self.watch(key, schema, (name for name, _ in delta.slices()))
         except SketchParameterError:

@@ -47,7 +47,6 @@ from hearsay.sketch.window import (
     KIND_WBLOOM,
     KIND_WCMS,
     KIND_WHLL,
-    WINDOWED_KINDS,
     WindowedView,
 )
 
@@ -65,7 +64,7 @@ __all__ = [
     "pfadd",
     "pfcount",
     "pfmerge",
-    "window_of",
+    "windowed_kind",
 ]
 
 _ONE: Final = frozenset({1})
@@ -86,13 +85,9 @@ def is_windowed(db: Replica, keys: Sequence[bytes], plain_kind: str, now_ms: int
     return False
 
 
-def window_of(db: Replica, key: bytes, now_ms: int) -> WindowedView | None:
-    """The view of windowed ``key`` (None when absent or not windowed)."""
-    entry = db.get(key, now_ms)
-    schema = None if entry is None else entry.schema
-    if schema is None or schema.kind not in WINDOWED_KINDS:
-        return None
-    return view_as(schema, WindowedView)
+def windowed_kind(plain_kind: str) -> str:
+    """The kind of windowed keys of ``plain_kind``'s family."""
+    return _WINDOWED_KIND[plain_kind]
 
 
 def _windowed(

@@ -2,9 +2,11 @@
 CMS.* commands on keys it created (``engine/families/window.py`` says what they do).
 
 Why a module of its own rather than lines in each family's handlers: a plain key's commands
-stay exactly as they were, at no cost. Each wrapped command runs its plain handler first; a
-plain handler meets a windowed key only as a wrong type (its kind differs), and only then is
-the key looked at again and the windowed handler run. The creation commands (HEARSAY.PFRESERVE,
+stay exactly as they were. Each wrapped command runs its plain handler first; a plain handler
+meets a windowed key only as a wrong type (its kind differs), and only then is the key looked
+at again and the windowed handler run. PFADD alone looks the key up first: its plain handler
+hashes and builds a delta before it meets the type; it looks only on a node that ever held a
+windowed HLL (a set membership test otherwise). The creation commands (HEARSAY.PFRESERVE,
 BF.RESERVE, CMS.INITBYDIM / INITBYPROB) take the clause with :func:`split_window`.
 """
 
@@ -116,10 +118,15 @@ def install_window_commands(registry: CommandRegistry) -> None:
         spec = registry.get(name)
         assert spec is not None and spec.handler is not None, f"register {name} first"
         plain: Handler = spec.handler
+        first_kind = windows.windowed_kind(kind)
 
         def handler(ctx: ClientContext, args: list[bytes]) -> Reply:
-            if look_first and windows.is_windowed(db_of(ctx), args[1:2], kind, ctx.now_ms):
-                return windowed(ctx, args)
+            if look_first:
+                db = db_of(ctx)
+                if first_kind in db.windows.kinds_seen and windows.is_windowed(
+                    db, args[1:2], kind, ctx.now_ms
+                ):
+                    return windowed(ctx, args)
             try:
                 return plain(ctx, args)  # type: ignore[return-value]
             except WrongTypeError:
