@@ -34,6 +34,9 @@ def test_a_windowed_hll_counts_only_the_members_of_the_window() -> None:
     _at(c, W_MS + 600)  # the old members' slice died (W/SLICES = 600 ms after t + W)
     assert abs(c.ok("PFCOUNT", "h") - 100) <= 3  # type: ignore[operator]
     assert c.ok("PFCOUNT", "h", "absent") == c.ok("PFCOUNT", "h")
+    c.ok("SET", "copy", c.ok("GET", "h"))  # GET: Redis's bytes of the window's union
+    assert c.ok("PFCOUNT", "copy") == c.ok("PFCOUNT", "h")
+    assert c.ok("MGET", "h") == [None]  # as MGET of a key GET refuses
     _at(c, 3_000 + W_MS + 600)
     assert c.ok("PFCOUNT", "h") == 0
     assert c.ok("EXISTS", "h") == 1  # the key stays, empty, as a reserved one does

@@ -60,6 +60,7 @@ __all__ = [
     "cms_info",
     "cms_query",
     "create",
+    "hll_bytes",
     "is_windowed",
     "pfadd",
     "pfcount",
@@ -212,6 +213,15 @@ def pfcount(db: Replica, keys: Sequence[bytes], now_ms: int) -> int:
     for _, registers in found:
         np.maximum(union, hll_math.fold(registers, p), out=union)
     return hll_math.count(union)
+
+
+def hll_bytes(db: Replica, key: bytes, now_ms: int) -> bytes:
+    """GET of a windowed HLL: Redis's HLL bytes of the window's union (precision 14 only)."""
+    view, entry = _whll(db, key, now_ms)
+    hll = _hll(view)
+    if hll.precision != hll_math.REDIS_PRECISION:
+        raise PrecisionMismatchError(hll.precision, hll_math.REDIS_PRECISION)
+    return hll.to_redis(MaxVector.from_dense(_registers(view, entry, now_ms)))
 
 
 def pfmerge(db: Replica, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:

@@ -166,7 +166,11 @@ def install_window_commands(registry: CommandRegistry) -> None:
         windows.pfmerge(db_of(ctx), args[1], args[2:], ctx.now_ms)
         return OK
 
+    def get(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return windows.hll_bytes(db_of(ctx), args[1], ctx.now_ms)
+
     wrap("PFADD", KIND_HLL, pfadd, pfadd_run, look_first=True)
+    wrap("GET", KIND_HLL, get)
     wrap("PFCOUNT", KIND_HLL, pfcount, every_key=True)
     wrap("PFMERGE", KIND_HLL, pfmerge, every_key=True)
 
