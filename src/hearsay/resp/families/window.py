@@ -4,18 +4,21 @@ CMS.* commands on keys it created (``engine/families/window.py`` says what they 
 Why a module of its own rather than lines in each family's handlers: a plain key's commands
 stay exactly as they were. Each wrapped command runs its plain handler first; a plain handler
 meets a windowed key only as a wrong type (its kind differs), and only then is the key looked
-at again and the windowed handler run. PFADD alone looks the key up first: its plain handler
-hashes and builds a delta before it meets the type; it looks only on a node that ever held a
-windowed HLL (a set membership test otherwise). The creation commands (HEARSAY.PFRESERVE,
-BF.RESERVE, CMS.INITBYDIM / INITBYPROB) take the clause with :func:`split_window`.
+at again and the windowed handler run. The commands clients pipeline most (PFADD, BF.ADD /
+MADD / EXISTS / MEXISTS, CMS.INCRBY / QUERY) look the key up first instead (raising and
+catching the wrong type cost a windowed write more than the look-up), and only on a node that
+ever held a windowed key of their family (a set membership test otherwise). The creation
+commands (HEARSAY.PFRESERVE, BF.RESERVE, CMS.INITBYDIM / INITBYPROB) take the clause with
+:func:`split_window`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from hearsay.base.errors import WrongTypeError
+from hearsay.base.errors import BoundsError, WrongTypeError
 from hearsay.engine.families import window as windows
+from hearsay.engine.interfaces import WaitForAcks
 from hearsay.lattice.entry import Schema
 from hearsay.resp import messages
 from hearsay.resp.commands import (
@@ -242,11 +245,11 @@ def install_window_commands(registry: CommandRegistry) -> None:
 
         return refuse
 
-    wrap("BF.ADD", KIND_BLOOM, bf_add, bf_add_run)
-    wrap("BF.MADD", KIND_BLOOM, bf_madd, bf_madd_run)
+    wrap("BF.ADD", KIND_BLOOM, bf_add, bf_add_run, look_first=True)
+    wrap("BF.MADD", KIND_BLOOM, bf_madd, bf_madd_run, look_first=True)
     wrap("BF.INSERT", KIND_BLOOM, bf_insert)
-    wrap("BF.EXISTS", KIND_BLOOM, bf_exists, bf_exists_run)
-    wrap("BF.MEXISTS", KIND_BLOOM, bf_mexists, bf_mexists_run)
+    wrap("BF.EXISTS", KIND_BLOOM, bf_exists, bf_exists_run, look_first=True)
+    wrap("BF.MEXISTS", KIND_BLOOM, bf_mexists, bf_mexists_run, look_first=True)
     wrap("BF.INFO", KIND_BLOOM, bf_info)
     wrap("BF.CARD", KIND_BLOOM, bf_card)
     wrap("BF.MERGE", KIND_BLOOM, no_merge("BF.MERGE"), every_key=True)
@@ -258,7 +261,26 @@ def install_window_commands(registry: CommandRegistry) -> None:
         return list(windows.cms_incrby(db_of(ctx), args[1], items, amounts, ctx.now_ms))
 
     def cms_incrby_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-        return [cms_incrby(ctx, args) for args in run]
+        # As the plain run: one batch when no call would be refused, else call by call.
+        try:
+            parsed = [_increments(args) for args in run]
+        except CommandError:
+            parsed = []
+        if parsed:
+            items = [item for call_items, _ in parsed for item in call_items]
+            amounts = [amount for _, call_amounts in parsed for amount in call_amounts]
+            try:
+                estimates = windows.cms_incrby(db_of(ctx), run[0][1], items, amounts, ctx.now_ms)
+            except BoundsError:
+                pass
+            else:
+                return _per_call(run, estimates, 2)
+        replies: list[Reply] = []
+        for args in run:
+            reply = registry.dispatch(ctx, args)
+            assert not isinstance(reply, WaitForAcks), "a CMS command never waits"
+            replies.append(reply)
+        return replies
 
     def cms_query(ctx: ClientContext, args: list[bytes]) -> Reply:
         return list(windows.cms_query(db_of(ctx), args[1], args[2:], ctx.now_ms))
@@ -277,7 +299,7 @@ def install_window_commands(registry: CommandRegistry) -> None:
         fields += [(name.lower(), value) for name, value in _window_fields(view)]
         return Map((SimpleString(name), value) for name, value in fields)
 
-    wrap("CMS.INCRBY", KIND_CMS, cms_incrby, cms_incrby_run)
-    wrap("CMS.QUERY", KIND_CMS, cms_query, cms_query_run)
+    wrap("CMS.INCRBY", KIND_CMS, cms_incrby, cms_incrby_run, look_first=True)
+    wrap("CMS.QUERY", KIND_CMS, cms_query, cms_query_run, look_first=True)
     wrap("CMS.INFO", KIND_CMS, cms_info)
     wrap("CMS.MERGE", KIND_CMS, no_merge("CMS.MERGE"), every_key=True)
