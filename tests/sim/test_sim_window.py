@@ -17,12 +17,12 @@ pytestmark = pytest.mark.sim
 
 def test_windowed_keys_converge_under_clock_skew() -> None:
     config = SimConfig(
-        nodes=8,
+        nodes=6,
         seed=5,
         loss=0.02,
         skew=SkewSpec(400, 2000),
-        duration_s=6,
-        writes=120,
+        duration_s=5,
+        writes=80,
         windowed=True,
     )
     result, sim = run(config, wall_limit_s=math.inf)
