@@ -40,6 +40,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "dispatch.py": ["--commands", "2000", "--rounds", "2", "--keys", "10"],
         "persist.py": ["--seconds", "0.1", "--rounds", "1", "--tasks", "8"],
         "big_keys.py": ["--writes", "200", "--rounds", "1", "--prefill", "0.05", "--skip-fill"],
+        "window_memory.py": ["--keys", "2", "--items", "100", "--rounds", "1"],
     },
     "short": {
         "commands.py": ["--requests", "2000", "--rounds", "2", "--keyspace", "100"],
@@ -53,6 +54,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "dispatch.py": ["--commands", "20000", "--rounds", "3"],
         "persist.py": ["--seconds", "0.5", "--rounds", "2"],
         "big_keys.py": ["--writes", "1000", "--rounds", "2", "--prefill", "0.2"],
+        "window_memory.py": ["--keys", "5", "--items", "300", "--rounds", "2"],
     },
     "full": {
         "commands.py": ["--full"],
@@ -64,6 +66,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "dispatch.py": [],
         "persist.py": [],
         "big_keys.py": [],
+        "window_memory.py": [],
     },
 }  # fmt: skip
 

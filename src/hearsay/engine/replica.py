@@ -54,6 +54,7 @@ from hearsay.engine.interfaces import (
     StorageFailure,
     WaitForAcks,
 )
+from hearsay.engine.window_sweep import SliceSweeper
 from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import FLOOR_KEY, Keyspace
@@ -126,6 +127,8 @@ class Replica:
     ) -> None:
         self.identity = identity
         self.keyspace = keyspace if keyspace is not None else Keyspace()
+        self.windows = SliceSweeper(self.keyspace)
+        """When windowed keys lose their next time slice (the expiry sweep drops them)."""
         self.limit_keys(key_bytes_max)
         self.storage = storage
         self.commands = commands
@@ -350,6 +353,19 @@ class Replica:
     ) -> MergeResult:
         """Raw ``(indices, values)`` pairs into this node's slice: the sketches' bulk path."""
         origin = self.origin if schema.additive else ""
+        result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
+        return self._after_local(key, result, now_ms)
+
+    def write_pairs_to(
+        self,
+        key: bytes,
+        schema: Schema,
+        origin: str,
+        pairs: tuple[npt.ArrayLike, npt.ArrayLike],
+        now_ms: int,
+    ) -> MergeResult:
+        """Raw pairs into the slice named ``origin`` (a windowed key's time slice)."""
+        indices, values = pairs
         result = self.keyspace.write_pairs(key, schema, origin, indices, values, now_ms=now_ms)
         return self._after_local(key, result, now_ms)
 
@@ -619,7 +635,10 @@ class Replica:
         return max(0, entry.deadline_ms - now_ms)
 
     def expire_due(self, now_ms: int) -> int:
-        """Sweep keys whose deadline passed into tombstones; returns how many."""
+        """Sweep keys whose deadline passed into tombstones, and windowed keys' dead time
+        slices out of their keys; returns how many keys expired."""
+        for key in self.windows.sweep(now_ms):
+            self._mark_dirty(key)
         expired = self.keyspace.expire_due(now_ms)
         for key, _ in expired:
             self._mark_dirty(key)

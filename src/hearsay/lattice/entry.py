@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -296,6 +296,14 @@ class Entry:
             self._body = vector
         else:
             self._body = vector.packed_pairs() or vector
+
+    def drop_slices(self, origins: Iterable[str]) -> None:
+        """Remove the named slices of an additive entry (a windowed key's dead time slices,
+        which every replica drops on its own: not a merge, see ``sketch/window.py``)."""
+        body = self._body
+        if isinstance(body, dict):
+            for origin in origins:
+                body.pop(origin, None)
 
     def outranks(self, other: Entry) -> bool:
         """True when this entry's (epoch, schema) is strictly above ``other``'s."""

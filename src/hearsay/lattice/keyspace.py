@@ -35,7 +35,7 @@ moves back when the sweep, or a look-up of its key, meets it.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import numpy as np
@@ -90,6 +90,10 @@ class Keyspace:
         """The next bucket of ``_condemned[0]`` that :meth:`sweep_floor` empties."""
         self._epoch_max = 0
         """The highest epoch any entry took here (a flush's floor goes above it)."""
+        self.sliced_kinds: frozenset[str] = frozenset()
+        self.watch_sliced: Callable[[bytes, Entry], None] | None = None
+        """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
+        keys, whose time slices die: the engine's sweep schedules them)."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -168,6 +172,9 @@ class Keyspace:
             delta.schema is None and epoch < self._purged_before and key != FLOOR_KEY
         ):
             return MergeResult(None)  # below the flush floor, or a tombstone purged here
+        schema = delta.schema
+        if schema is not None and schema.kind in self.sliced_kinds and self.watch_sliced:
+            self.watch_sliced(key, delta)
         seed = key_seed(key)
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
@@ -419,6 +426,18 @@ class Keyspace:
             self._stored -= 1  # (a tombstone is neither live nor expiring)
             purged.append(key)
         return purged
+
+    def drop_slices(self, key: bytes, origins: list[str]) -> None:
+        """Remove the named slices of ``key`` (a windowed key's dead time slices; each replica
+        drops them on its own), keeping the bucket hash exact."""
+        seed = key_seed(key)
+        bucket_no = seed & self._mask
+        entry = self._buckets[bucket_no].get(key)
+        if entry is None or not origins:
+            return
+        before = entry_hash(key, entry, seed)
+        entry.drop_slices(origins)
+        self._xor(bucket_no, before ^ entry_hash(key, entry, seed))
 
     def _xor(self, bucket: int, change: int) -> None:
         self._bucket_hashes[bucket] ^= change

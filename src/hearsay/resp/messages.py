@@ -306,6 +306,13 @@ SET_ONLY_HLL = (
 SET_INVALID_HLL = "ERR SET value is not a valid Redis HyperLogLog: {}"
 SET_NO_OPTIONS = "ERR SET options are not supported by hearsay (only SET key <HLL bytes>)"
 
+# windowed keys (resp/families/window.py; WINDOW of PFRESERVE, BF.RESERVE, CMS.INITBY*)
+WINDOW_SYNTAX = "ERR syntax error: WINDOW seconds [SLICES n] must come last"
+WINDOW_RANGE = "ERR WINDOW must be an integer number of seconds in 1..31622400"
+WINDOW_SLICES_RANGE = "ERR SLICES must be an integer in 1..64"
+WINDOW_KEY_EXISTS = "ERR key exists with another type or window"
+WINDOW_NO_MERGE = "ERR windowed keys cannot be merged by {}"
+
 # vignette vectors (resp/families/vector.py)
 VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"
 VECTOR_VALUE = "ERR vector value is not an integer in 0..9223372036854775807"

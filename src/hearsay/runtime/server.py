@@ -556,6 +556,7 @@ class Node:
                 "tombstones_purged": stats.tombstones_purged,
                 "flushed_keys": stats.flushed_keys,
                 "flush_floor_ms": self.replica.keyspace.floor_ms,
+                "window_slices_dropped": self.replica.windows.slices_dropped,  # windowed keys
                 "schema_conflicts": stats.schema_conflicts,
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heal-s", type=float, default=60.0, help="liveness phase limit")
     p.add_argument("--writes", type=int, default=100)
     p.add_argument("--keys", type=int, default=16)
+    p.add_argument("--windowed", action="store_true", help="clients also write windowed keys")
     p.add_argument(
         "--partition", action="append", default=[], help="START_S:END_S[:FRACTION[:oneway]]"
     )
@@ -123,6 +124,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         check_monotone=not args.no_check_monotone,
         node_config=_node_config(args.node_config),
         warmup_s=args.warmup_s,
+        windowed=args.windowed,
     )
 
 

@@ -6,9 +6,11 @@ family through a node's command table: PFADD (HLL), BF.ADD (Bloom), CMS.INCRBY (
 after a CMS.INITBYDIM that fails harmlessly once the key exists), INCRBY/DECRBY (counters),
 VMAX (vectors), and now and then DEL and EXPIRE of any key; a fifth of the clients first add
 values to a t-digest (TDIGEST.ADD after a TDIGEST.CREATE that fails harmlessly once the key
-exists), and a fifth add an item to a cuckoo filter or delete one (CF.ADDNX / CF.DEL after a
-CF.RESERVE that fails harmlessly once the key exists), and a fifth add items to a Top-K
-(TOPK.INCRBY after a TOPK.RESERVE that fails harmlessly once the key exists).
+exists), a fifth add an item to a cuckoo filter or delete one (CF.ADDNX / CF.DEL after a
+CF.RESERVE that fails harmlessly once the key exists), a fifth add items to a Top-K
+(TOPK.INCRBY after a TOPK.RESERVE that fails harmlessly once the key exists), and with
+``--windowed`` a fifth write to a windowed HLL, Bloom filter or count-min sketch (after its
+creation with WINDOW, which answers OK or fails harmlessly once the key exists).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ DELETE_SHARE: Final = 0.06
 EXPIRE_SHARE: Final = 0.06
 EXPIRE_S_MAX: Final = 4
 """EXPIRE deadlines fall within the run, so expiry sweeps happen under faults."""
-MAY_FAIL: Final = frozenset({b"CMS.INITBYDIM", b"TDIGEST.CREATE", b"CF.RESERVE", b"TOPK.RESERVE"})
+MAY_FAIL: Final = frozenset(
+    {b"CMS.INITBYDIM", b"TDIGEST.CREATE", b"CF.RESERVE", b"TOPK.RESERVE", b"BF.RESERVE"}
+)
 """Commands whose error replies are expected (the key exists already); any other error
 reply to the workload's commands is a bug."""
 ITEMS: Final = 64
@@ -36,6 +40,17 @@ CF_SHARE: Final = 0.2
 """Clients that also write to a cuckoo filter first (a stream of its own, as the t-digest's)."""
 TOPK_SHARE: Final = 0.2
 """Clients that also add to a Top-K first (a stream of its own, as the t-digest's)."""
+WINDOWED_SHARE: Final = 0.2
+"""With ``--windowed``, clients that also write to a windowed key first (a stream of its
+own): created with its
+write, on the same node, so no node makes a plain key of its name. The window outlasts every
+run (an hour, 64 slices of 56.25 s), so the checkers' rule that a node keeps every write it
+held holds; nodes with skewed clocks near a slice boundary write to different slices."""
+WINDOWED_CREATE: Final = {
+    b"whll": [b"HEARSAY.PFRESERVE", b"{}", b"WINDOW", b"3600", b"SLICES", b"64"],
+    b"wbloom": [b"BF.RESERVE", b"{}", b"0.01", b"100", b"WINDOW", b"3600", b"SLICES", b"64"],
+    b"wcms": [b"CMS.INITBYDIM", b"{}", b"64", b"4", b"WINDOW", b"3600", b"SLICES", b"64"],
+}
 
 
 class Workload:
@@ -54,6 +69,12 @@ class Workload:
         self.cf_rng = random.Random(config.seed * 1_000_003 + 17)
         self.topk_keys = [b"topk:%d" % k for k in range(max(1, config.keys // 5))]
         self.topk_rng = random.Random(config.seed * 1_000_003 + 18)
+        self.windowed_keys = [
+            b"%s:%d" % (family, k)
+            for k in range(max(1, config.keys // 5))
+            for family in WINDOWED_CREATE
+        ]
+        self.windowed_rng = random.Random(config.seed * 1_000_003 + 19)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -67,6 +88,18 @@ class Workload:
     def next_commands(self) -> list[list[bytes]]:
         """One client's commands, run in order on one node (the last one is the write)."""
         commands = self._family_commands()
+        windowed = self.windowed_rng
+        if self.config.windowed and windowed.random() < WINDOWED_SHARE:
+            key = self.windowed_keys[windowed.randrange(len(self.windowed_keys))]
+            family = key.partition(b":")[0]
+            create = [key if arg == b"{}" else arg for arg in WINDOWED_CREATE[family]]
+            item = b"item-%d" % windowed.randrange(ITEMS)
+            windowed_write = {
+                b"whll": [b"PFADD", key, item],
+                b"wbloom": [b"BF.ADD", key, item],
+                b"wcms": [b"CMS.INCRBY", key, item, b"%d" % windowed.randint(1, 9)],
+            }[family]
+            commands = [create, windowed_write, *commands]
         cf = self.cf_rng
         if cf.random() < CF_SHARE:
             key = self.cf_keys[cf.randrange(len(self.cf_keys))]
@@ -134,5 +167,8 @@ class Workload:
             b"tdigest": [b"TDIGEST.QUANTILE", key, b"0", b"0.5", b"1"],
             b"cf": [b"CF.MEXISTS", key, *items],
             b"topk": [b"TOPK.LIST", key, b"WITHCOUNT"],
+            b"whll": [b"PFCOUNT", key],
+            b"wbloom": [b"BF.MEXISTS", key, *items],
+            b"wcms": [b"CMS.QUERY", key, *items],
         }[family]
         return [[b"TYPE", key], [b"PTTL", key], read]

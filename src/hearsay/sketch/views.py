@@ -38,6 +38,7 @@ from hearsay.sketch.schemas import (
 )
 from hearsay.sketch.tdigest import TDigest
 from hearsay.sketch.topk import TopK
+from hearsay.sketch.window import KIND_WBLOOM, KIND_WCMS, KIND_WHLL, WindowedView
 
 __all__ = ["VIEWS_CACHED_MAX", "SketchView", "admit_schema", "type_name", "view_as", "view_for"]
 
@@ -51,6 +52,7 @@ SketchView = (
     | TDigest
     | CuckooFilter
     | TopK
+    | WindowedView
 )
 """Any family's view."""
 
@@ -65,6 +67,7 @@ View = TypeVar(
     TDigest,
     CuckooFilter,
     TopK,
+    WindowedView,
 )
 
 
@@ -86,6 +89,10 @@ _FAMILIES: Final[dict[str, _Family]] = {
     KIND_TDIGEST: _Family(TDigest, "TDIS-TYPE", cells_capped=False),  # RedisBloom's type name
     KIND_CUCKOO: _Family(CuckooFilter, "MBbloomCF", cells_capped=False),  # sparse counts
     KIND_TOPK: _Family(TopK, "TopK-TYPE", cells_capped=False),  # sparse; RedisBloom's name
+    # windowed keys (sketch/window.py) answer TYPE as their plain family does
+    KIND_WHLL: _Family(WindowedView, "string", cells_capped=False),
+    KIND_WBLOOM: _Family(WindowedView, "MBbloom--", cells_capped=False),
+    KIND_WCMS: _Family(WindowedView, "CMSk-TYPE", cells_capped=False),
 }
 
 VIEWS_CACHED_MAX: Final = 4_096
@@ -134,7 +141,10 @@ def admit_schema(schema: Schema, key_bytes_max: int) -> None:
     family = _FAMILIES.get(schema.kind)
     if family is None:
         return
-    view_for(schema)
+    view = view_for(schema)
+    if isinstance(view, WindowedView):  # SLICES + 1 live slices, each a plain key's size
+        admit_schema(view.plain_schema, key_bytes_max // (view.window.slices + 1))
+        return
     if family.cells_capped and schema.size > key_bytes_max:
         what = "Bloom filter" if schema.kind == KIND_BLOOM else "count-min sketch"
         raise TooLargeError(

@@ -27,6 +27,7 @@ from hearsay.resp.families import (
     tdigest,
     topk,
     vector,
+    window,
 )
 
 __all__ = ["install_family_commands"]
@@ -43,3 +44,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     tdigest.install_tdigest_commands(registry)
     cuckoo.install_cuckoo_commands(registry)
     topk.install_topk_commands(registry)
+    window.install_window_commands(registry)  # after the PF*, BF.* and CMS.* it wraps

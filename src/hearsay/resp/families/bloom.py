@@ -18,9 +18,11 @@ from hearsay.resp.commands import (
     ErrorReplies,
     RunHandler,
 )
+from hearsay.resp.families.window import create_windowed, split_window
 from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
+from hearsay.sketch.bloom import BloomFilter
 from hearsay.sketch.schemas import KIND_BLOOM
 
 __all__ = ["install_bloom_commands"]
@@ -144,6 +146,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       summary="Creates a Bloom filter. hearsay's filters never scale: "
                       "NONSCALING is implied and EXPANSION is refused.")  # fmt: skip
     def bf_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
+        args, window = split_window(args, 4)  # ... WINDOW seconds [SLICES n]
         if len(args) > 7:
             raise CommandError(messages.wrong_number_of_args("bf.reserve"))
         error_rate = parse_double(args[2])
@@ -169,6 +172,12 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
             raise CommandError(messages.BF_NEVER_SCALES)
         if any(option != b"NONSCALING" for option in options):
             raise CommandError(messages.SYNTAX_ERROR)
+        if window is not None:
+            if db_of(ctx).get(args[1], ctx.now_ms) is not None:
+                raise KeyExistsError("item exists")
+            plain = BloomFilter.reserve(error_rate, capacity).schema
+            create_windowed(ctx, args[1], plain, window)
+            return OK
         bloom.reserve(db_of(ctx), args[1], error_rate, capacity, ctx.now_ms)
         return OK
 

@@ -9,10 +9,12 @@ from hearsay.engine.families.common import KeyExistsError, KeyMissingError, Shap
 from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
+from hearsay.resp.families.window import create_windowed, split_window
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
-from hearsay.sketch.countmin import dims_from_prob
+from hearsay.sketch.countmin import CountMinSketch, dims_from_prob
+from hearsay.sketch.window import Window
 
 __all__ = ["install_countmin_commands"]
 
@@ -59,6 +61,23 @@ def _per_call(run: list[list[bytes]], values: list[int], per_item: int) -> list[
     return out
 
 
+def _window_clause(args: list[bytes], name: str) -> tuple[list[bytes], Window | None]:
+    """CMS.INITBY*'s arguments without a trailing WINDOW clause, and its window."""
+    args, window = split_window(args, 4)
+    if len(args) != 4:
+        raise CommandError(messages.wrong_number_of_args(name))
+    return args, window
+
+
+def _init(ctx: ClientContext, key: bytes, width: int, depth: int, window: Window | None) -> Reply:
+    """Create the sketch (windowed with a WINDOW clause)."""
+    if window is None:
+        countmin.init(db_of(ctx), key, width, depth, ctx.now_ms)
+    else:
+        create_windowed(ctx, key, CountMinSketch(width, depth).schema, window)
+    return OK
+
+
 def install_countmin_commands(registry: CommandRegistry) -> None:
     """Register the CMS.* commands on ``registry``."""
     group = "cms"
@@ -89,11 +108,12 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         items = [item for args in run for item in args[2:]]
         return _per_call(run, countmin.query(db_of(ctx), run[0][1], items, ctx.now_ms), 1)
 
-    @registry.command("CMS.INITBYDIM", arity=4, flags=writes, first_key=1, last_key=1, step=1,
+    @registry.command("CMS.INITBYDIM", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0", errors=creates,
                       summary="Creates a count-min sketch of width x depth counters.")  # fmt: skip
     def cms_initbydim(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
+        args, window = _window_clause(args, "cms.initbydim")
         countmin.check_absent(database, args[1], ctx.now_ms)
         width = parse_integer(args[2])
         if width is None or width < 1:
@@ -101,15 +121,15 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         depth = parse_integer(args[3])
         if depth is None or depth < 1:
             raise CommandError(messages.CMS_INVALID_DEPTH)
-        countmin.init(database, args[1], width, depth, ctx.now_ms)
-        return OK
+        return _init(ctx, args[1], width, depth, window)
 
-    @registry.command("CMS.INITBYPROB", arity=4, flags=writes, first_key=1, last_key=1,
+    @registry.command("CMS.INITBYPROB", arity=-4, flags=writes, first_key=1, last_key=1,
                       step=1, group=group, since="2.0.0", errors=creates,
                       summary="Creates a count-min sketch for an error rate and a "
                       "probability.")  # fmt: skip
     def cms_initbyprob(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
+        args, window = _window_clause(args, "cms.initbyprob")
         countmin.check_absent(database, args[1], ctx.now_ms)
         error = parse_double(args[2])
         if error is None or not 0 < error < 1:
@@ -117,9 +137,7 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         probability = parse_double(args[3])
         if probability is None or not 0 < probability < 1:
             raise CommandError(messages.CMS_INVALID_PROB)
-        width, depth = dims_from_prob(error, probability)
-        countmin.init(database, args[1], width, depth, ctx.now_ms)
-        return OK
+        return _init(ctx, args[1], *dims_from_prob(error, probability), window)
 
     @registry.command("CMS.INCRBY", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0",

@@ -1,0 +1,360 @@
+"""Windowed HLLs, Bloom filters and count-min sketches on the database (``sketch/window.py``).
+
+What each command does on a windowed key: a write raises the slice of the current time (for
+count-min, this node's own part of it) with exactly the plain family's pairs; a read combines
+the slices live at ``now_ms`` (HLL: register-wise max; Bloom: an item is present when one live
+slice holds all its bits; count-min: the sum). Creation is the only way a key becomes
+windowed (``WINDOW`` of HEARSAY.PFRESERVE, BF.RESERVE, CMS.INITBYDIM / INITBYPROB); PFADD,
+BF.ADD and the rest create plain keys as before.
+
+Replies, where a plain key's has no obvious windowed meaning: a write answers what it did to
+the current slice, as the plain command answers what it did to the key (PFADD: 1 when a
+register of the current slice rose; BF.ADD: 1 when the item set a bit there, so re-adding an
+item an older slice holds renews it and answers 1 once per slice); CMS.INCRBY's estimates
+and CMS.INFO's count are over the window. BF.MERGE
+and CMS.MERGE of windowed keys are refused (their slices would have to move between keys of
+other windows); PFMERGE into a windowed key adds the sources' registers to its current slice,
+except that a windowed source of the same window and precision gives each of its live slices
+to the slice of the same number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from hearsay.base.errors import HearsayError, WrongTypeError
+from hearsay.engine.families.common import KeyExistsError, schema_of
+from hearsay.engine.families.hll import (
+    NotAnHllError,
+    PrecisionMismatchError,
+    _hll_pairs,  # PFADD's pairs: a few members as Python ints, as the plain PFADD's
+    hll_of,
+)
+from hearsay.engine.replica import Replica
+from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import hll_math
+from hearsay.sketch.bloom import BloomFilter, BloomInfo
+from hearsay.sketch.countmin import CmsInfo, CountMinSketch
+from hearsay.sketch.hll_view import HyperLogLog
+from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL
+from hearsay.sketch.views import view_as
+from hearsay.sketch.window import (
+    KIND_WBLOOM,
+    KIND_WCMS,
+    KIND_WHLL,
+    WindowedView,
+)
+
+__all__ = [
+    "WindowedMergeError",
+    "bf_add",
+    "bf_card",
+    "bf_exists",
+    "bf_info",
+    "cms_incrby",
+    "cms_info",
+    "cms_query",
+    "create",
+    "hll_bytes",
+    "is_windowed",
+    "pfadd",
+    "pfcount",
+    "pfmerge",
+    "windowed_kind",
+]
+
+_ONE: Final = frozenset({1})
+_WINDOWED_KIND: Final = {KIND_HLL: KIND_WHLL, KIND_BLOOM: KIND_WBLOOM, KIND_CMS: KIND_WCMS}
+
+
+class WindowedMergeError(HearsayError):
+    """BF.MERGE / CMS.MERGE with a windowed key (not supported)."""
+
+
+def is_windowed(db: Replica, keys: Sequence[bytes], plain_kind: str, now_ms: int) -> bool:
+    """Whether one of ``keys`` is a live windowed key of ``plain_kind``'s family."""
+    windowed_kind = _WINDOWED_KIND[plain_kind]
+    for key in keys:
+        entry = db.get(key, now_ms)
+        if entry is not None and entry.schema is not None and entry.schema.kind == windowed_kind:
+            return True
+    return False
+
+
+def windowed_kind(plain_kind: str) -> str:
+    """The kind of windowed keys of ``plain_kind``'s family."""
+    return _WINDOWED_KIND[plain_kind]
+
+
+def _windowed(
+    db: Replica, key: bytes, windowed_kind: str, now_ms: int
+) -> tuple[WindowedView, Entry] | None:
+    """The view and entry of ``key`` when it is a windowed key of ``windowed_kind``;
+    WrongTypeError when it holds something else."""
+    entry = db.get_typed(key, windowed_kind, now_ms)
+    if entry is None:
+        return None
+    return view_as(schema_of(entry), WindowedView), entry
+
+
+def create(db: Replica, key: bytes, schema: Schema, now_ms: int) -> bool:
+    """Create windowed ``key`` of ``schema``: False when it exists with exactly that schema,
+    KeyExistsError when it holds anything else."""
+    entry = db.get(key, now_ms)
+    if entry is not None:
+        if entry.schema == schema:
+            return False
+        raise KeyExistsError("key exists")
+    db.write(key, schema, {}, now_ms)
+    return True
+
+
+def _write(
+    db: Replica,
+    key: bytes,
+    view: WindowedView,
+    number: int,
+    pairs: tuple[npt.ArrayLike, npt.ArrayLike],
+    *,
+    now_ms: int,
+) -> bool:
+    """One write into slice ``number`` (this node's part of it for count-min); whether
+    anything grew. The sweep is told when the slice dies."""
+    name = f"{number}/{db.origin}" if view.additive_inside else str(number)
+    result = db.write_pairs_to(key, view.schema, name, pairs, now_ms)
+    db.windows.schedule(key, view.window.dies_at_ms(number))
+    return result.delta is not None
+
+
+# -- HyperLogLog ---------------------------------------------------------------------------------
+
+
+def _hll(view: WindowedView) -> HyperLogLog:
+    return hll_of(view.plain_schema)
+
+
+def pfadd(db: Replica, key: bytes, members: Sequence[bytes], now_ms: int) -> int:
+    """PFADD into the current slice: 1 when one of its registers rose. A few members whose
+    registers the slice holds as high already are answered from a read."""
+    view, entry = _whll(db, key, now_ms)
+    number = view.window.slice_at(now_ms)
+    pairs = _hll_pairs(_hll(view), members)
+    indices, ranks = pairs
+    if isinstance(indices, list) and isinstance(ranks, list):
+        get = entry.slice(str(number)).get
+        if all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
+            return 0
+    return int(_write(db, key, view, number, pairs, now_ms=now_ms))
+
+
+def pfadd_run(db: Replica, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
+    """PFADD ``key`` once per member list: one hash batch and one write, each reply what the
+    call would get in turn (the plain run's rule, on the current slice)."""
+    view, entry = _whll(db, key, now_ms)
+    members = [member for call in calls for member in call]
+    indices, ranks = _hll(view).add(members)
+    index_list = indices.tolist()
+    if not _ONE.issuperset(map(len, calls)) or len(set(index_list)) != len(index_list):
+        return [pfadd(db, key, call, now_ms) for call in calls]
+    number = view.window.slice_at(now_ms)
+    held = entry.slice(str(number)).values_at(indices)
+    up = ranks > held
+    if up.any():
+        _write(db, key, view, number, (indices[up], ranks[up]), now_ms=now_ms)
+    return up.astype(np.int64).tolist()  # type: ignore[no-any-return]
+
+
+def _whll(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, Entry]:
+    found = _windowed(db, key, KIND_WHLL, now_ms)
+    if found is None:  # pragma: no cover - only called for an existing windowed key
+        raise WrongTypeError("not a windowed HyperLogLog")
+    return found
+
+
+def _registers(view: WindowedView, entry: Entry, now_ms: int) -> npt.NDArray[np.uint8]:
+    """The register-wise max of the live slices (the window's HLL), dense."""
+    hll = _hll(view)
+    union = np.zeros(hll.registers_count, dtype=np.uint8)
+    for vector in view.live(entry.slices(), now_ms).values():
+        np.maximum(union, hll.registers(vector), out=union)
+    return union
+
+
+def _any_hll(db: Replica, key: bytes, now_ms: int) -> tuple[int, npt.NDArray[np.uint8]] | None:
+    """A plain or windowed HLL's precision and registers (None when absent)."""
+    entry = db.get(key, now_ms)
+    schema = None if entry is None else entry.schema
+    if entry is None or schema is None:
+        return None
+    if schema.kind == KIND_HLL:
+        hll = hll_of(schema)
+        return hll.precision, hll.registers(entry.vector)
+    if schema.kind == KIND_WHLL:
+        view = view_as(schema, WindowedView)
+        return _hll(view).precision, _registers(view, entry, now_ms)
+    if schema.kind == KIND_COUNTER:
+        raise NotAnHllError("key holds a counter, not a HyperLogLog")
+    raise WrongTypeError(f"key holds {schema.kind}, not a HyperLogLog")
+
+
+def pfcount(db: Replica, keys: Sequence[bytes], now_ms: int) -> int:
+    """PFCOUNT over plain and windowed HLLs: the union of each plain key and each windowed
+    key's live slices, at the lowest precision."""
+    found = [hll for key in keys if (hll := _any_hll(db, key, now_ms)) is not None]
+    if not found:
+        return 0
+    p = min(precision for precision, _ in found)
+    union = np.zeros(1 << p, dtype=np.uint8)
+    for _, registers in found:
+        np.maximum(union, hll_math.fold(registers, p), out=union)
+    return hll_math.count(union)
+
+
+def hll_bytes(db: Replica, key: bytes, now_ms: int) -> bytes:
+    """GET of a windowed HLL: Redis's HLL bytes of the window's union (precision 14 only)."""
+    view, entry = _whll(db, key, now_ms)
+    hll = _hll(view)
+    if hll.precision != hll_math.REDIS_PRECISION:
+        raise PrecisionMismatchError(hll.precision, hll_math.REDIS_PRECISION)
+    return hll.to_redis(MaxVector.from_dense(_registers(view, entry, now_ms)))
+
+
+def pfmerge(db: Replica, dest: bytes, sources: Sequence[bytes], now_ms: int) -> None:
+    """PFMERGE where ``dest`` or a source is windowed (see the module notes).
+
+    Into a plain (or new) ``dest``: the union of what each source counts now, at ``dest``'s
+    precision (the sources' lowest when ``dest`` is new). Into a windowed one: slice by slice
+    from windowed sources of its very schema, the others' registers into the current slice.
+    """
+    target = _windowed_or_none(db, dest, now_ms)
+    by_slice: dict[str, MaxVector] = {}
+    others: list[tuple[int, npt.NDArray[np.uint8]]] = []
+    for key in sources:
+        entry = db.get(key, now_ms)
+        if target is not None and entry is not None and entry.schema == target.schema:
+            for name, vector in target.live(entry.slices(), now_ms).items():
+                by_slice.setdefault(name, MaxVector()).merge(vector)
+        elif (found := _any_hll(db, key, now_ms)) is not None:
+            others.append(found)
+    if target is not None:
+        p = _hll(target).precision
+    else:
+        existing = _any_hll(db, dest, now_ms)
+        lowest = min((precision for precision, _ in others), default=hll_math.REDIS_PRECISION)
+        p = lowest if existing is None else existing[0]
+    union = np.zeros(1 << p, dtype=np.uint8)
+    for precision, registers in others:
+        if precision < p:
+            raise PrecisionMismatchError(p, precision)
+        np.maximum(union, hll_math.fold(registers, p), out=union)
+    if target is None:
+        db.write_own(dest, HyperLogLog(p).schema, MaxVector.from_dense(union), now_ms)
+        return
+    if union.any():
+        name = target.slice_name(now_ms, "")
+        by_slice.setdefault(name, MaxVector()).merge(MaxVector.from_dense(union))
+    if by_slice:
+        db.write(dest, target.schema, by_slice, now_ms)
+        db.windows.watch(dest, target.schema, by_slice)
+
+
+def _windowed_or_none(db: Replica, key: bytes, now_ms: int) -> WindowedView | None:
+    entry = db.get(key, now_ms)
+    if entry is None or entry.schema is None or entry.schema.kind != KIND_WHLL:
+        return None
+    return view_as(entry.schema, WindowedView)
+
+
+# -- Bloom filters -------------------------------------------------------------------------------
+
+
+def _bloom(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, BloomFilter, Entry]:
+    found = _windowed(db, key, KIND_WBLOOM, now_ms)
+    if found is None:  # pragma: no cover - only called for an existing windowed key
+        raise WrongTypeError("not a windowed Bloom filter")
+    view, entry = found
+    return view, view_as(view.plain_schema, BloomFilter), entry
+
+
+def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+    """BF.ADD / MADD / INSERT into the current slice: per item, whether it set a bit there
+    (RedisBloom's "newly added", of the current slice: re-adding an item an older slice holds
+    renews it and answers 1 once per slice)."""
+    view, bloom, entry = _bloom(db, key, now_ms)
+    number = view.window.slice_at(now_ms)
+    pairs, added = bloom.madd(entry.slice(str(number)), items)
+    _write(db, key, view, number, pairs, now_ms=now_ms)
+    return [bool(flag) for flag in added.tolist()]
+
+
+def bf_exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
+    """BF.EXISTS / MEXISTS: whether one live slice holds all of an item's bits (each item
+    hashed once)."""
+    view, bloom, entry = _bloom(db, key, now_ms)
+    if len(items) == 1:
+        positions = np.array([bloom.member_positions(items[0])], dtype=np.uint32)
+    else:
+        positions = bloom.positions(items)
+    found = np.zeros(len(items), dtype=bool)
+    for vector in view.live(entry.slices(), now_ms).values():
+        found |= (vector.values_at(positions) != 0).all(axis=1)
+    return [bool(flag) for flag in found.tolist()]
+
+
+def _union(view: WindowedView, entry: Entry, now_ms: int) -> MaxVector:
+    union = MaxVector()
+    for vector in view.live(entry.slices(), now_ms).values():
+        union.merge(vector)
+    return union
+
+
+def bf_info(db: Replica, key: bytes, now_ms: int) -> tuple[BloomInfo, WindowedView]:
+    """BF.INFO over the window's union of live slices, and the window."""
+    view, bloom, entry = _bloom(db, key, now_ms)
+    return bloom.info(_union(view, entry, now_ms)), view
+
+
+def bf_card(db: Replica, key: bytes, now_ms: int) -> int:
+    """BF.CARD: estimated items in the window (from the live slices' union)."""
+    view, bloom, entry = _bloom(db, key, now_ms)
+    return bloom.card(_union(view, entry, now_ms))
+
+
+# -- count-min -----------------------------------------------------------------------------------
+
+
+def _cms(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, CountMinSketch, Entry]:
+    found = _windowed(db, key, KIND_WCMS, now_ms)
+    if found is None:  # pragma: no cover - only called for an existing windowed key
+        raise WrongTypeError("not a windowed count-min sketch")
+    view, entry = found
+    return view, view_as(view.plain_schema, CountMinSketch), entry
+
+
+def cms_incrby(
+    db: Replica, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
+) -> list[int]:
+    """CMS.INCRBY into this node's part of the current slice: estimates over the window."""
+    view, cms, entry = _cms(db, key, now_ms)
+    number = view.window.slice_at(now_ms)
+    own = f"{number}/{db.origin}"
+    pairs, estimates = cms.incrby(view.live(entry.slices(), now_ms), own, items, increments)
+    _write(db, key, view, number, pairs, now_ms=now_ms)
+    return estimates
+
+
+def cms_query(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[int]:
+    """CMS.QUERY over the live slices."""
+    view, cms, entry = _cms(db, key, now_ms)
+    return cms.query(view.live(entry.slices(), now_ms), items)
+
+
+def cms_info(db: Replica, key: bytes, now_ms: int) -> tuple[CmsInfo, WindowedView]:
+    """CMS.INFO: width, depth and the count over the window; and the window."""
+    view, cms, entry = _cms(db, key, now_ms)
+    return cms.info(view.live(entry.slices(), now_ms)), view
