@@ -135,6 +135,31 @@ def test_expiry_converges_to_the_same_tombstone_everywhere() -> None:
     assert replicas[0].bucket_hashes().tolist() == replicas[1].bucket_hashes().tolist()
 
 
+def test_a_write_after_del_survives_the_old_deadline_on_a_replica_that_missed_the_del() -> None:
+    """A node whose clock lags deletes a key before its deadline and writes it again; a node
+    that has not heard of the DEL yet expires the old entry at the deadline. The write after
+    the DEL must win on both (it lost everywhere when the DEL's epoch was below the deadline)."""
+    lagging, ahead = Keyspace(4), Keyspace(4)
+    write = lagging.write(b"k", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=1000)
+    expire = lagging.set_expiry(b"k", deadline_ms=9000, now_ms=1000)
+    assert write.delta is not None and expire.delta is not None
+    ahead.merge(b"k", write.delta)
+    ahead.merge(b"k", expire.delta)
+    deleted = lagging.delete(b"k", now_ms=6500)  # 2.5 s before the deadline by its clock
+    again = lagging.write(b"k", RAW, {"": MaxVector.from_items([(1, 7)])}, now_ms=6600)
+    assert deleted.delta is not None and again.delta is not None
+    assert [len(ahead.expire_due(now_ms=9000))] == [1]  # the DEL has not reached it
+    tombstone = ahead.entry(b"k")
+    assert tombstone is not None
+    lagging.merge(b"k", tombstone)
+    ahead.merge(b"k", deleted.delta)
+    ahead.merge(b"k", again.delta)
+    for replica in (lagging, ahead):
+        entry = replica.get(b"k", now_ms=9100)
+        assert entry is not None and entry.vector.get(1) == 7
+    assert lagging.entry(b"k") == ahead.entry(b"k")
+
+
 def test_latest_expire_or_persist_wins_on_every_replica() -> None:
     keyspace = Keyspace(4)
     keyspace.write(b"k", RAW, {"": MaxVector.from_items([(0, 1)])}, now_ms=1000)

@@ -512,13 +512,17 @@ class Keyspace:
     def delete(self, key: bytes, now_ms: int) -> MergeResult:
         """DEL: move ``key`` to a new, empty epoch. Unchanged when the key is not live.
 
-        The new epoch is ``max(epoch + 1, now_ms)``: a DEL later in wall-clock time outranks
-        writes a lagging replica made in an older epoch, and the epoch still always grows.
+        The new epoch is ``max(epoch + 1, now_ms, deadline)``: a DEL later in wall-clock time
+        outranks writes a lagging replica made in an older epoch, and the epoch still always
+        grows. The key's deadline is in it because a replica that has not heard of the DEL yet
+        may expire the old entry into a tombstone at ``max(epoch + 1, deadline)``: a write made
+        after the DEL, in the DEL's epoch, must not be outranked by that tombstone (at an equal
+        epoch data beats a tombstone), whatever the clock of the node that deleted.
         """
         entry = self._live_or_expire(key, now_ms)
         if entry is None or entry.schema is None:
             return MergeResult(None)
-        return self.merge(key, Entry(max(entry.epoch + 1, now_ms)))
+        return self.merge(key, Entry(max(entry.epoch + 1, now_ms, entry.expiry[1])))
 
     def set_expiry(self, key: bytes, deadline_ms: int, now_ms: int) -> MergeResult:
         """EXPIRE/PERSIST (deadline 0): unchanged when the key is not live.
