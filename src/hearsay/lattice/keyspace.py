@@ -159,10 +159,7 @@ class Keyspace:
         else:
             result = existing.merge(delta)
             if result.delta is not None and result.previous is not None:
-                self._xor(
-                    bucket_no,
-                    entry_hash(key, result.previous, seed) ^ entry_hash(key, result.delta, seed),
-                )
+                self._xor(bucket_no, _growth_hash(seed, result.previous, result.delta))
         if result.changed:
             self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
@@ -382,6 +379,25 @@ class Keyspace:
 
     def _expire(self, key: bytes, entry: Entry) -> MergeResult:
         return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
+
+
+def _growth_hash(seed: int, previous: Entry, grown: Entry) -> int:
+    """How an entry's content hash changes when it grows from ``previous`` to ``grown`` (a
+    merge's report): the header hashes cancel out when the header did not change (most
+    merges only raise pairs), leaving the grown pairs' old and new hashes."""
+    if (
+        previous.epoch != grown.epoch
+        or previous.schema is not grown.schema
+        or previous.expiry != grown.expiry
+    ):
+        return entry_hash(b"", previous, seed) ^ entry_hash(b"", grown, seed)
+    change = 0
+    for origin, vector in grown.slices():
+        change ^= pairs_hash(seed, origin, previous.slice(origin), vector)
+    for origin, vector in previous.slices():
+        if grown.slice(origin).is_empty():  # (never: previous holds the grown pairs' origins)
+            change ^= pairs_hash(seed, origin, vector)
+    return change
 
 
 def _growth_bound(vector: MaxVector, pairs: int, width: int, top_index: int) -> int:

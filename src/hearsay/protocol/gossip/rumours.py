@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from hearsay.base.errors import DecodeError, HearsayError
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
@@ -337,7 +337,7 @@ class Rumours:
                     self.rumour(key, grown, whole, source, fanout=fanout)
                 if held is not None:
                     self._forward_to_vignette(key, grown, whole, source)
-            if known:
+            if known and not _took_all(result, delta, held):
                 more = _reply(held, delta, piece, mentioned_only=True)
                 if more is not None:
                     replies.extend(outbox.push_items(key, more, False))
@@ -421,6 +421,23 @@ def _stream_steps(raw: list[Any]) -> Iterator[tuple[list[Any], msg.ItemPiece | N
             yield [piece.item], piece
     if batch:
         yield batch, None
+
+
+def _took_all(result: MergeResult, delta: Entry, held: Entry | None) -> bool:
+    """Whether merging ``delta`` raised every pair it carries, at its own epoch and schema and
+    expiry: then we hold exactly its values at the indices it mentioned and nothing to reply
+    (what :func:`_reply` would find, without searching: the common case of a fresh write)."""
+    grown = result.delta
+    return (
+        grown is not None
+        and held is not None
+        and not result.replaced
+        and not result.conflict
+        and held.epoch == delta.epoch
+        and held.schema == delta.schema
+        and held.expiry == delta.expiry
+        and grown.pair_count() == delta.pair_count()
+    )
 
 
 def _reply(

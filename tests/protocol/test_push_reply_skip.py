@@ -1,0 +1,43 @@
+"""A PUSH receiver skips looking for what to answer when the merge took every pair the
+delta carried: proven to be exactly the case where the search finds nothing."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hearsay.lattice.entry import Entry
+from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.vector import MaxVector
+from hearsay.protocol.gossip.rumours import _reply, _took_all
+from tests.support.lattice_strategies import COUNTER, RAW, entries
+
+KEY = b"k"
+
+
+@given(st.lists(entries([RAW, COUNTER, None]), max_size=3), entries([RAW, COUNTER, None]))
+def test_skipping_the_reply_never_loses_one(held_before: list[Entry], delta: Entry) -> None:
+    keyspace = Keyspace(4)
+    for entry in held_before:
+        keyspace.merge(KEY, entry)
+    result = keyspace.merge(KEY, delta)
+    held = keyspace.entry(KEY)
+    if _took_all(result, delta, held):
+        assert _reply(held, delta, None, mentioned_only=True) is None
+
+
+def test_a_fresh_write_is_taken_whole() -> None:
+    keyspace = Keyspace(4)
+    keyspace.merge(KEY, Entry(0, COUNTER, (0, 0), {"a": _vector({0: 3})}))
+    delta = Entry(0, COUNTER, (0, 0), {"a": _vector({0: 5}), "b": _vector({1: 2})})
+    result = keyspace.merge(KEY, delta)
+    assert _took_all(result, delta, keyspace.entry(KEY))
+    stale = Entry(0, COUNTER, (0, 0), {"a": _vector({0: 4})})
+    result = keyspace.merge(KEY, stale)
+    assert not _took_all(result, stale, keyspace.entry(KEY))
+    assert _reply(keyspace.entry(KEY), stale, None, mentioned_only=True) is not None
+
+
+def _vector(pairs: dict[int, int]) -> MaxVector:
+
+    return MaxVector.from_items(pairs.items())
