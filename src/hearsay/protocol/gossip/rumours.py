@@ -40,6 +40,8 @@ from hearsay.protocol.membership import Address
 
 __all__ = ["STREAM_STEP_ITEMS", "STREAM_STEP_PAIRS", "Rumours"]
 
+_FEW_PAIRS: Final = 64
+"""Deltas of one key holding at most this many pairs in all are joined without numpy."""
 STREAM_STEP_ITEMS: Final = 1_024
 """Keys of one stream merged between two returns to the driver's event loop."""
 STREAM_STEP_PAIRS: Final = 1 << 16
@@ -477,6 +479,22 @@ def _combined(deltas: list[Entry]) -> Entry:
         for delta in deltas[1:]:
             out.merge(delta)
         return out
+    if sum(delta.pair_count() for delta in deltas) <= _FEW_PAIRS:
+        # A burst of small writes (INCRs, PFADDs of a member or two): the maxima in a dict,
+        # no arrays (numpy's fixed cost per call was most of this for a few pairs).
+        few: dict[str, dict[int, int]] = {}
+        for delta in deltas:
+            for origin, vector in delta.slices():
+                top = few.setdefault(origin, {})
+                for index, value in vector.items():
+                    if value > top.get(index, 0):
+                        top[index] = value
+        return Entry(
+            first.epoch,
+            first.schema,
+            max(d.expiry for d in deltas),
+            {origin: MaxVector.from_items(top.items()) for origin, top in few.items()},
+        )
     pairs: dict[str, tuple[list[Any], list[Any]]] = {}
     for delta in deltas:
         for origin, vector in delta.slices():
