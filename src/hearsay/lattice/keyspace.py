@@ -42,6 +42,13 @@ KEY_BYTES_MAX: Final = 64 * 1024
 """Keys longer than this are refused (Redis allows 512 MB; gossip datagrams do not)."""
 _DENSE_SLACK_BYTES: Final = 8 * 1024
 """What a dense array may hold beyond its packed pairs: rounding up to 1,024 slots."""
+_GROWTH_PER_BYTE: Final = 96
+_GROWTH_PER_PAIR: Final = 96
+_GROWTH_FIXED: Final = 8 * (_DENSE_SLACK_BYTES + 4 * 1024)
+"""What :func:`_growth_bound` can return at most, for any vector of ``n`` bytes and ``p``
+incoming pairs: ``96 n + 96 p + 96 KiB`` (values widened from 1 to 8 bytes multiply a dense
+array by 8, and growing it first adds at most 12 bytes per slot or pair plus the slack):
+a write whose key stays under the cap by that much is admitted without looking closer."""
 
 
 class Keyspace:
@@ -213,10 +220,14 @@ class Keyspace:
         values: npt.ArrayLike,
     ) -> None:
         """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry``."""
-        mine = entry.slice(origin)
         if isinstance(indices, list) and isinstance(values, list):  # one client write: no numpy
             if not values:
                 return
+            payload = entry.payload_bytes()
+            if _GROWTH_PER_BYTE * payload + _GROWTH_PER_PAIR * len(values) + _GROWTH_FIXED <= (
+                limits.key_bytes_max - payload
+            ):
+                return  # far below the cap whatever the pairs: no maxima to find
             count, value_top, index_top = len(values), int(max(values)), int(max(indices))
         else:
             value_array, index_array = np.asarray(values), np.asarray(indices)
@@ -224,6 +235,7 @@ class Keyspace:
             if not count:
                 return
             value_top, index_top = int(value_array.max()), int(index_array.max())
+        mine = entry.slice(origin)
         growth = _growth_bound(mine, count, width_for(value_top), index_top)
         bound = entry.payload_bytes() + growth
         if bound <= limits.key_bytes_max:
