@@ -4,13 +4,18 @@ writes to one key is joined without arrays when it holds few pairs."""
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
+from hearsay.protocol.envelope import EnvelopeCodec, MessageType
 from hearsay.protocol.gossip.rumours import _combined, _reply, _took_all
+from hearsay.protocol.node import GossipNode, NodeConfig
+from tests.support.gossip_delivery import NOW
 from tests.support.lattice_strategies import COUNTER, RAW, entries
 
 KEY = b"k"
@@ -53,3 +58,26 @@ def test_joined_writes_equal_their_merge(deltas: list[Entry], epoch: int) -> Non
     for delta in same[1:]:
         merged.merge(delta)
     assert _combined(same) == merged
+
+
+def test_a_receiver_that_took_a_known_key_whole_neither_replies_nor_pulls() -> None:
+    """The shortcut skips only the search for a reply: a key the receiver knew is never
+    pulled (a regression sent an EXCHANGE for every such write)."""
+    a, b = ("127.0.0.1", 7201), ("127.0.0.1", 7202)
+    nodes = {
+        addr: GossipNode(addr, rng=random.Random(n), config=NodeConfig(), now_ms=NOW)
+        for n, addr in enumerate((a, b))
+    }
+    nodes[a].add_peer(b)
+    nodes[b].add_peer(a)
+    codec = EnvelopeCodec("hearsay")
+    for value in (1, 2, 3):
+        result = nodes[a].keyspace.write(KEY, RAW, {"": _vector({0: value, value: 1})}, NOW)
+        assert result.delta is not None
+        nodes[a].local_delta(KEY, result.delta, NOW)
+        for data, peer in nodes[a].datagrams_to_send():
+            nodes[peer].receive_datagram(data, a, NOW)
+        answers = nodes[b].datagrams_to_send()
+        assert [codec.open(data)[0] for data, _ in answers] == [MessageType.ACK]
+    assert nodes[b].stats.pulls == 0
+    assert nodes[b].keyspace.entry(KEY) == nodes[a].keyspace.entry(KEY)

@@ -339,10 +339,11 @@ class Rumours:
                     self.rumour(key, grown, whole, source, fanout=fanout)
                 if held is not None:
                     self._forward_to_vignette(key, grown, whole, source)
-            if known and not _took_all(result, delta, held):
-                more = _reply(held, delta, piece, mentioned_only=True)
-                if more is not None:
-                    replies.extend(outbox.push_items(key, more, False))
+            if known:
+                if not _took_all(result, delta, held):
+                    more = _reply(held, delta, piece, mentioned_only=True)
+                    if more is not None:
+                        replies.extend(outbox.push_items(key, more, False))
             elif not full:
                 self.pull(key, source)
         if replies:
