@@ -18,10 +18,9 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-import numpy as np
-import numpy.typing as npt
 import xxhash
 
+from hearsay.lattice._digest import xor_items, xor_pairs
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
 
@@ -29,13 +28,12 @@ _M1: Final = 0xFF51AFD7ED558CCD
 _M2: Final = 0xC4CEB9FE1A85EC53
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 _MASK: Final = (1 << 64) - 1
-# 0-d arrays rather than numpy scalars: a ufunc takes them with less per-call overhead.
-_M1_U64: Final = np.array(_M1, dtype=np.uint64)
-_M2_U64: Final = np.array(_M2, dtype=np.uint64)
-_GOLDEN_U64: Final = np.array(_GOLDEN, dtype=np.uint64)
-_SHIFT: Final = np.array(33, dtype=np.uint64)
+ORIGIN_HASHES_MAX: Final = 4096
+"""Origins whose hash is remembered (node ids: a cluster has a few; the table is cleared when
+full, so a stream of made-up origins cannot grow it)."""
+_origin_hashes: dict[str, int] = {}
 _SMALL: Final = 16
-"""Below this many pairs, plain Python ints beat numpy's per-call overhead."""
+"""Below this many packed pairs, a vector's items are cheaper to read than its arrays."""
 
 
 def _fmix64(x: int) -> int:
@@ -47,16 +45,10 @@ def _fmix64(x: int) -> int:
     return x ^ (x >> 33)
 
 
-def _fmix64_inplace(x: npt.NDArray[np.uint64]) -> None:
-    """:func:`_fmix64` of every element, overwriting ``x`` (one scratch array, no others)."""
-    shifted = x >> _SHIFT
-    x ^= shifted
-    x *= _M1_U64
-    np.right_shift(x, _SHIFT, shifted)  # (out given positionally: no keyword parsing)
-    x ^= shifted
-    x *= _M2_U64
-    np.right_shift(x, _SHIFT, shifted)  # (out given positionally: no keyword parsing)
-    x ^= shifted
+def pair_hash_reference(base: int, index: int, value: int) -> int:
+    """One pair's hash under ``base`` in plain Python: the definition :mod:`._digest` (C) is
+    held to bit for bit (anti-entropy compares these hashes across nodes and versions)."""
+    return _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
 
 
 def key_seed(key: bytes) -> int:
@@ -76,43 +68,34 @@ def header_hash(seed: int, entry: Entry) -> int:
     return xxhash.xxh3_64_intdigest(packed + described)
 
 
+def origin_base(seed: int, origin: str) -> int:
+    """The base a key's ``origin`` slice hashes its pairs under."""
+    if not origin:
+        return seed
+    hashed = _origin_hashes.get(origin)
+    if hashed is None:
+        if len(_origin_hashes) >= ORIGIN_HASHES_MAX:
+            _origin_hashes.clear()
+        hashed = _origin_hashes[origin] = xxhash.xxh3_64_intdigest(origin.encode())
+    return seed ^ hashed
+
+
 def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     """XOR of one hash per non-zero pair of the ``vectors`` written by ``origin``.
 
-    Several vectors at once cost one numpy pass instead of one each: a grown key's hash
-    changes by ``pairs_hash(seed, origin, previous, delta)``.
+    Each pair's hash is :func:`pair_hash_reference`, computed in C (:mod:`._digest`): a few
+    packed pairs straight from their items, anything bigger from its arrays. A grown key's
+    hash changes by ``pairs_hash(seed, origin, previous, delta)``.
     """
-    base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
-    if all(not vector.is_dense and len(vector) < _SMALL for vector in vectors):
-        # A client write's delta and previous values (a few packed pairs each): Python ints
-        # read straight from the packed bytes, no array built.
-        acc = 0
-        for vector in vectors:
-            for index, value in vector.items():
-                acc ^= _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
-        return acc
-    parts = [vector.pairs() for vector in vectors if not vector.is_empty()]
-    if not parts:
-        return 0
-    total = sum(indices.size for indices, _ in parts)
-    if total < _SMALL:
-        acc = 0
-        for indices, values in parts:
-            for index, value in zip(indices.tolist(), values.tolist(), strict=True):
-                acc ^= _fmix64(base ^ _fmix64((index * _GOLDEN) & _MASK ^ value))
-        return acc
-    # All parts mixed in one array, in place: fmix64(base ^ fmix64(index * golden ^ value)).
-    mixed = np.empty(total, dtype=np.uint64)
-    start = 0
-    for indices, values in parts:
-        chunk = mixed[start : start + indices.size]
-        np.multiply(indices, _GOLDEN_U64, out=chunk)
-        chunk ^= values
-        start += indices.size
-    _fmix64_inplace(mixed)
-    mixed ^= np.uint64(base)
-    _fmix64_inplace(mixed)
-    return int(np.bitwise_xor.reduce(mixed))
+    base = origin_base(seed, origin)
+    acc = 0
+    for vector in vectors:
+        if vector.is_dense or len(vector) >= _SMALL:
+            indices, values = vector.pairs()
+            acc ^= xor_pairs(base, indices, values)
+        else:
+            acc ^= xor_items(base, vector.items())
+    return acc
 
 
 def entry_hash(key: bytes, entry: Entry, seed: int | None = None) -> int:

@@ -55,6 +55,13 @@ FLOOR_KEY: Final = b"\x00hearsay\x00flush-floor"
 write it, so KEYS, SCAN, DBSIZE and every read see nothing there)."""
 _DENSE_SLACK_BYTES: Final = 8 * 1024
 """What a dense array may hold beyond its packed pairs: rounding up to 1,024 slots."""
+_GROWTH_PER_BYTE: Final = 96
+_GROWTH_PER_PAIR: Final = 96
+_GROWTH_FIXED: Final = 8 * (_DENSE_SLACK_BYTES + 4 * 1024)
+"""What :func:`_growth_bound` can return at most, for any vector of ``n`` bytes and ``p``
+incoming pairs: ``96 n + 96 p + 96 KiB`` (values widened from 1 to 8 bytes multiply a dense
+array by 8, and growing it first adds at most 12 bytes per slot or pair plus the slack):
+a write whose key stays under the cap by that much is admitted without looking closer."""
 
 
 class Keyspace:
@@ -201,10 +208,7 @@ class Keyspace:
         else:
             result = existing.merge(delta)
             if result.delta is not None and result.previous is not None:
-                self._xor(
-                    bucket_no,
-                    entry_hash(key, result.previous, seed) ^ entry_hash(key, result.delta, seed),
-                )
+                self._xor(bucket_no, _growth_hash(seed, result.previous, result.delta))
         if result.changed:
             self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
@@ -375,10 +379,14 @@ class Keyspace:
         values: npt.ArrayLike,
     ) -> None:
         """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry``."""
-        mine = entry.slice(origin)
         if isinstance(indices, list) and isinstance(values, list):  # one client write: no numpy
             if not values:
                 return
+            payload = entry.payload_bytes()
+            if _GROWTH_PER_BYTE * payload + _GROWTH_PER_PAIR * len(values) + _GROWTH_FIXED <= (
+                limits.key_bytes_max - payload
+            ):
+                return  # far below the cap whatever the pairs: no maxima to find
             count, value_top, index_top = len(values), int(max(values)), int(max(indices))
         else:
             value_array, index_array = np.asarray(values), np.asarray(indices)
@@ -386,6 +394,7 @@ class Keyspace:
             if not count:
                 return
             value_top, index_top = int(value_array.max()), int(index_array.max())
+        mine = entry.slice(origin)
         growth = _growth_bound(mine, count, width_for(value_top), index_top)
         bound = entry.payload_bytes() + growth
         if bound <= limits.key_bytes_max:
@@ -562,6 +571,25 @@ class Keyspace:
 
     def _expire(self, key: bytes, entry: Entry) -> MergeResult:
         return self.merge(key, Entry(max(entry.epoch + 1, entry.expiry[1])))
+
+
+def _growth_hash(seed: int, previous: Entry, grown: Entry) -> int:
+    """How an entry's content hash changes when it grows from ``previous`` to ``grown`` (a
+    merge's report): the header hashes cancel out when the header did not change (most
+    merges only raise pairs), leaving the grown pairs' old and new hashes."""
+    if (
+        previous.epoch != grown.epoch
+        or previous.schema is not grown.schema
+        or previous.expiry != grown.expiry
+    ):
+        return entry_hash(b"", previous, seed) ^ entry_hash(b"", grown, seed)
+    change = 0
+    for origin, vector in grown.slices():
+        change ^= pairs_hash(seed, origin, previous.slice(origin), vector)
+    for origin, vector in previous.slices():
+        if grown.slice(origin).is_empty():  # (never: previous holds the grown pairs' origins)
+            change ^= pairs_hash(seed, origin, vector)
+    return change
 
 
 def _growth_bound(vector: MaxVector, pairs: int, width: int, top_index: int) -> int:

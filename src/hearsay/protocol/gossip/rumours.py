@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from hearsay.base.errors import DecodeError, HearsayError
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
@@ -40,6 +40,8 @@ from hearsay.protocol.membership import Address
 
 __all__ = ["STREAM_STEP_ITEMS", "STREAM_STEP_PAIRS", "Rumours"]
 
+_FEW_PAIRS: Final = 64
+"""Deltas of one key holding at most this many pairs in all are joined without numpy."""
 STREAM_STEP_ITEMS: Final = 1_024
 """Keys of one stream merged between two returns to the driver's event loop."""
 STREAM_STEP_PAIRS: Final = 1 << 16
@@ -338,9 +340,10 @@ class Rumours:
                 if held is not None:
                     self._forward_to_vignette(key, grown, whole, source)
             if known:
-                more = _reply(held, delta, piece, mentioned_only=True)
-                if more is not None:
-                    replies.extend(outbox.push_items(key, more, False))
+                if not _took_all(result, delta, held):
+                    more = _reply(held, delta, piece, mentioned_only=True)
+                    if more is not None:
+                        replies.extend(outbox.push_items(key, more, False))
             elif not full:
                 self.pull(key, source)
         if replies:
@@ -423,6 +426,23 @@ def _stream_steps(raw: list[Any]) -> Iterator[tuple[list[Any], msg.ItemPiece | N
         yield batch, None
 
 
+def _took_all(result: MergeResult, delta: Entry, held: Entry | None) -> bool:
+    """Whether merging ``delta`` raised every pair it carries, at its own epoch and schema and
+    expiry: then we hold exactly its values at the indices it mentioned and nothing to reply
+    (what :func:`_reply` would find, without searching: the common case of a fresh write)."""
+    grown = result.delta
+    return (
+        grown is not None
+        and held is not None
+        and not result.replaced
+        and not result.conflict
+        and held.epoch == delta.epoch
+        and held.schema == delta.schema
+        and held.expiry == delta.expiry
+        and grown.pair_count() == delta.pair_count()
+    )
+
+
 def _reply(
     held: Entry | None, theirs: Entry | None, piece: msg.ItemPiece | None, mentioned_only: bool
 ) -> Entry | None:
@@ -460,6 +480,22 @@ def _combined(deltas: list[Entry]) -> Entry:
         for delta in deltas[1:]:
             out.merge(delta)
         return out
+    if sum(delta.pair_count() for delta in deltas) <= _FEW_PAIRS:
+        # A burst of small writes (INCRs, PFADDs of a member or two): the maxima in a dict,
+        # no arrays (numpy's fixed cost per call was most of this for a few pairs).
+        few: dict[str, dict[int, int]] = {}
+        for delta in deltas:
+            for origin, vector in delta.slices():
+                top = few.setdefault(origin, {})
+                for index, value in vector.items():
+                    if value > top.get(index, 0):
+                        top[index] = value
+        return Entry(
+            first.epoch,
+            first.schema,
+            max(d.expiry for d in deltas),
+            {origin: MaxVector.from_items(top.items()) for origin, top in few.items()},
+        )
     pairs: dict[str, tuple[list[Any], list[Any]]] = {}
     for delta in deltas:
         for origin, vector in delta.slices():

@@ -1,0 +1,12 @@
+"""Types of the C extension ``_digest.c``; :mod:`hearsay.lattice.digest` documents it."""
+
+import numpy as np
+import numpy.typing as npt
+
+def xor_pairs(
+    base: int, indices: npt.NDArray[np.unsignedinteger], values: npt.NDArray[np.unsignedinteger], /
+) -> int:
+    """XOR of each pair's hash under ``base`` (1-D unsigned arrays of one length)."""
+
+def xor_items(base: int, items: list[tuple[int, int]], /) -> int:
+    """XOR of each ``(index, value)`` pair's hash under ``base``."""

@@ -1,0 +1,86 @@
+"""The C pair hash (``lattice/_digest.c``) against its plain-Python definition.
+
+Anti-entropy compares content hashes across nodes and versions, so the C code must give
+exactly :func:`pair_hash_reference`'s hash for every pair, whatever the arrays' dtypes,
+strides and alignment, and :func:`pairs_hash` of any vectors must be the XOR of it over their
+pairs (independent of representation: sparse, dense, value width).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xxhash
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hearsay.lattice._digest import xor_items, xor_pairs
+from hearsay.lattice.digest import ORIGIN_HASHES_MAX, origin_base, pair_hash_reference, pairs_hash
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
+from tests.support.lattice_strategies import vectors
+
+bases = st.integers(0, 2**64 - 1)
+pair_lists = st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, VALUE_MAX)), max_size=40)
+
+
+def _reference(base: int, pairs: list[tuple[int, int]]) -> int:
+    acc = 0
+    for index, value in pairs:
+        acc ^= pair_hash_reference(base, index, value)
+    return acc
+
+
+@given(bases, pair_lists)
+def test_xor_items_is_the_reference(base: int, pairs: list[tuple[int, int]]) -> None:
+    assert xor_items(base, pairs) == _reference(base, pairs)
+
+
+@given(bases, pair_lists, st.sampled_from([np.uint8, np.uint16, np.uint32, np.uint64]))
+def test_xor_pairs_is_the_reference_for_every_dtype_and_layout(
+    base: int, pairs: list[tuple[int, int]], value_dtype: type[np.unsignedinteger]
+) -> None:
+    top = np.iinfo(value_dtype).max
+    pairs = [(index, min(value, int(top))) for index, value in pairs]
+    indices = np.array([i for i, _ in pairs], dtype=np.uint32)
+    values = np.array([v for _, v in pairs], dtype=value_dtype)
+    expected = _reference(base, pairs)
+    assert xor_pairs(base, indices, values) == expected
+    # Strided and unaligned views (packed pairs sit one byte off alignment) read the same.
+    doubled = np.repeat(indices, 2)[::2]
+    assert xor_pairs(base, doubled, values) == expected
+    raw = np.zeros(1 + indices.nbytes, dtype=np.uint8)
+    unaligned = raw[1:].view(np.uint32)
+    unaligned[:] = indices
+    assert xor_pairs(base, unaligned, values) == expected
+
+
+@given(st.lists(vectors(), min_size=1, max_size=3), bases, st.sampled_from(["", "node-a"]))
+def test_pairs_hash_is_the_reference_over_every_pair(
+    found: list[MaxVector], seed: int, origin: str
+) -> None:
+    base = seed ^ (xxhash.xxh3_64_intdigest(origin.encode()) if origin else 0)
+    expected = _reference(base, [pair for vector in found for pair in vector.items()])
+    assert pairs_hash(seed, origin, *found) == expected
+    assert pairs_hash(seed, origin, *(vector.copy() for vector in found)) == expected
+
+
+def test_bad_input_is_refused_not_misread() -> None:
+    with pytest.raises(ValueError, match="unsigned"):
+        xor_pairs(0, np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.uint8))
+    with pytest.raises(ValueError, match="values"):
+        xor_pairs(0, np.zeros(2, dtype=np.uint32), np.zeros(3, dtype=np.uint8))
+    with pytest.raises(TypeError):
+        xor_items(0, [(1,)])  # type: ignore[list-item]
+    with pytest.raises(OverflowError):
+        xor_items(0, [(-1, 1)])
+    with pytest.raises(OverflowError):
+        xor_items(2**64, [])
+
+
+def test_the_origin_table_stays_bounded() -> None:
+    for n in range(ORIGIN_HASHES_MAX + 10):
+        origin_base(7, f"origin-{n}")
+    assert origin_base(7, "x") == 7 ^ xxhash.xxh3_64_intdigest(b"x")
+    from hearsay.lattice import digest
+
+    assert len(digest._origin_hashes) <= ORIGIN_HASHES_MAX
