@@ -149,3 +149,22 @@ def test_push_pull_interval_scales_as_memberlist() -> None:
 def test_malformed_push_pull_is_refused(raw: object) -> None:
     with pytest.raises(MembershipDecodeError):
         decode(raw)
+
+
+def test_deltas_we_hold_are_skipped_and_the_rest_still_checked() -> None:
+    seed, others = _seed_with(20)
+    node = others[0]
+    seed._send_table(node.address, reply_wanted=False)
+    chunks = [msgpack.unpackb(msgpack.packb(m)) for _, m in seed.take_outgoing()]
+    for raw in chunks:
+        node.handle(raw, T0_MS, BUDGET, source=seed.address)
+    before = [(m.node_id, m.generation, m.heartbeat) for m in node.members()]
+    for raw in chunks:  # again: every delta is held already, nothing changes
+        node.handle(raw, T0_MS + 1, BUDGET, source=seed.address)
+    assert [(m.node_id, m.generation, m.heartbeat) for m in node.members()] == before
+    bad_entry = [["\x00addr", ["10.9.9.9", 99999], 1, None]]  # a port out of range
+    held = chunks[0][3][0]
+    forged = [MessageKind.PUSH_PULL, "x", False, [held, ["new-node", 1, 0, 1, bad_entry]]]
+    with pytest.raises(MembershipDecodeError):
+        node.handle(forged, T0_MS + 2, BUDGET, source=seed.address)
+    assert [(m.node_id, m.generation, m.heartbeat) for m in node.members()] == before

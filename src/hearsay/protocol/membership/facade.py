@@ -46,6 +46,7 @@ from hearsay.protocol.membership.swim import (
     suspicion_timeout_ms,
 )
 from hearsay.protocol.membership.table import (
+    MEMBERS_MAX,
     TAGS_PER_MEMBER_MAX,
     Change,
     MemberRecord,
@@ -238,6 +239,8 @@ class Membership:
         self._news_ms = self._now_ms
         """When some member's state last changed here (syncs are frequent while news comes)."""
         self._push_pull = PushPullPlan()
+        self._full_deltas: dict[str, tuple[Delta, int]] = {}
+        """Node -> its last full-state delta and size (see :meth:`_full_delta`)."""
         self._vouched = False
         """The message being handled answers a push-pull we asked for: the members it brings
         are used at once (not pinged first) and not rate-limited."""
@@ -764,9 +767,16 @@ class Membership:
                 (address, PushPull(MessageKind.PUSH_PULL, self._id, reply_wanted, tuple(chunk)))
             )
 
-    @staticmethod
-    def _full_delta(state: NodeState) -> tuple[Delta, int]:
-        """A node's whole state as one delta from version 0, and its packed size."""
+    def _full_delta(self, state: NodeState) -> tuple[Delta, int]:
+        """A node's whole state as one delta from version 0, and its packed size (kept
+        until the state moves: a table is sent every interval, most of it unchanged)."""
+        cached = self._full_deltas.get(state.node_id)
+        if (
+            cached is not None
+            and cached[0].generation == state.generation
+            and cached[0].to_version == state.max_version
+        ):
+            return cached
         items = state.entries_after(0)
         size = (
             2
@@ -780,7 +790,38 @@ class Membership:
         for key, e in items:
             wire.append(WireEntry(key, e.value, e.version, e.expiry_unix_ms))
             size += e.wire_bytes(key)
-        return Delta(state.node_id, state.generation, 0, state.max_version, tuple(wire)), size
+        delta = Delta(state.node_id, state.generation, 0, state.max_version, tuple(wire))
+        if len(self._full_deltas) >= MEMBERS_MAX:
+            self._full_deltas.clear()
+        self._full_deltas[state.node_id] = (delta, size)
+        return delta, size
+
+    def _drop_covered(self, raw: object) -> object:
+        """A push-pull chunk without the deltas we hold already (same generation, our
+        watermark at or past theirs): most of a table, on a node whose view is full. They
+        would change nothing, and skipping them skips checking their entries (the rest is
+        checked in full by :func:`decode`)."""
+        if not (
+            isinstance(raw, list)
+            and len(raw) == 4
+            and raw[0] == MessageKind.PUSH_PULL
+            and isinstance(raw[3], list)
+        ):
+            return raw
+        kept = []
+        state_for = self._table.state_for
+        for d in raw[3]:
+            if isinstance(d, list) and len(d) == 5 and type(d[0]) is str:
+                state = state_for(d[0])
+                if (
+                    state is not None
+                    and d[1] == state.generation
+                    and type(d[3]) is int
+                    and d[3] <= state.max_version
+                ):
+                    continue
+            kept.append(d)
+        return [raw[0], raw[1], raw[2], kept]
 
     def _on_push_pull(self, message: PushPull, now_ms: int) -> None:
         now = self._advance(now_ms)
@@ -1068,7 +1109,7 @@ class Membership:
         ``source`` is the address the message came from, when it came straight from its sender
         (a datagram): a member it announces at that address is confirmed at once.
         """
-        message = decode(msg)
+        message = decode(self._drop_covered(msg))
         self._source = source
         self._speaker = message.sender if source is not None else None
         try:
