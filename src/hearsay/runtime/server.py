@@ -581,7 +581,7 @@ class Node:
             info["rumours_waiting"] = node.rumours_waiting()
             info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
-        info["resolve_failures"] = self.gossip.resolve_failures + self.joiner.resolve_failures
+        info["resolve_failures"] = self.joiner.resolve_failures
         info["join_attempts"] = self.joiner.attempts
         info["join_failures"] = self.joiner.failures
         info["joins_in_progress"] = self.joiner.joining()
