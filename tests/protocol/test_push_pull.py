@@ -168,3 +168,20 @@ def test_deltas_we_hold_are_skipped_and_the_rest_still_checked() -> None:
     with pytest.raises(MembershipDecodeError):
         node.handle(forged, T0_MS + 2, BUDGET, source=seed.address)
     assert [(m.node_id, m.generation, m.heartbeat) for m in node.members()] == before
+
+
+def test_an_answer_confirms_members_held_already_but_not_yet_confirmed() -> None:
+    seed, _others = _seed_with(40)
+    node = _member(7000)
+    seed._send_table(node.address, reply_wanted=False)  # unasked: members wait to be confirmed
+    for _, message in seed.take_outgoing():
+        _deliver(node, message, seed.address, T0_MS)
+    assert len(node.live.confirmed) == 1  # only the seed, which spoke for itself
+    node.add_seed(seed.address)
+    node.tick(T0_MS + 1)
+    for _, message in node.take_outgoing():
+        if isinstance(message, PushPull):
+            _deliver(seed, message, node.address, T0_MS + 1)
+    for _, message in seed.take_outgoing():
+        _deliver(node, message, seed.address, T0_MS + 2)  # the answer: every delta held already
+    assert len(node.live.confirmed) == len(seed.members()) - 1

@@ -239,6 +239,8 @@ class Membership:
         self._news_ms = self._now_ms
         """When some member's state last changed here (syncs are frequent while news comes)."""
         self._push_pull = PushPullPlan()
+        self._covered: list[str] = []
+        """The members of the push-pull chunk being handled that we held already."""
         self._full_deltas: dict[str, tuple[Delta, int]] = {}
         """Node -> its last full-state delta and size (see :meth:`_full_delta`)."""
         self._vouched = False
@@ -721,7 +723,8 @@ class Membership:
             return
         interval = self._preset.push_pull_interval_for(self._members_count())
         seeds = [s for s in self._seeds if s != self.address]
-        if plan.with_seed and seeds:
+        with_seed = plan.with_seed and bool(seeds)
+        if with_seed:
             target: Address | None = _choice(self._rng, seeds)
         else:
             picked = self._random_live(1)
@@ -731,13 +734,15 @@ class Membership:
             return
         plan.asking(target, now, interval)
         self.push_pulls_sent += 1
-        self._send_table(target, reply_wanted=True)
+        # A seed knows more than a node that is joining: ask with our own state only.
+        self._send_table(target, reply_wanted=True, whole=not with_seed)
 
-    def _send_table(self, address: Address, *, reply_wanted: bool) -> None:
-        """Our whole table (self and every live member, full states) to ``address``, in
-        chunks that each fit a datagram, in random order (at most ``CHUNKS_MAX`` chunks)."""
+    def _send_table(self, address: Address, *, reply_wanted: bool, whole: bool = True) -> None:
+        """Our whole table (self and every live member, full states; only self unless
+        ``whole``) to ``address``, in chunks that each fit a datagram, in random order (at
+        most ``CHUNKS_MAX`` chunks)."""
         peers = self._table.peers
-        order = list(self._table.ids)
+        order = list(self._table.ids) if whole else []
         self._rng.shuffle(order)
         states = [self._self]
         for node_id in order:
@@ -809,6 +814,8 @@ class Membership:
         ):
             return raw
         kept = []
+        covered = self._covered
+        covered.clear()
         state_for = self._table.state_for
         for d in raw[3]:
             if isinstance(d, list) and len(d) == 5 and type(d[0]) is str:
@@ -819,6 +826,7 @@ class Membership:
                     and type(d[3]) is int
                     and d[3] <= state.max_version
                 ):
+                    covered.append(d[0])
                     continue
             kept.append(d)
         return [raw[0], raw[1], raw[2], kept]
@@ -837,6 +845,14 @@ class Membership:
         if answer:
             interval = self._preset.push_pull_interval_for(self._members_count())
             plan.answered(now, self._rng.random(), interval)
+            peers = self._table.peers
+            for node_id in self._covered:  # held already, maybe waiting to be confirmed
+                peer = peers.get(node_id)
+                if peer is not None and peer.announced and peer.liveness.state.is_live:
+                    address = peer.state.address
+                    if address is not None:
+                        self.live.heard_from(address)
+        self._covered.clear()
         if message.reply_wanted and plan.should_reply(message.sender, now):
             address = self._source
             if address is None:
