@@ -1,6 +1,10 @@
 """Issues 4 and 14's gossip targets, measured in the deterministic simulator with membership on.
 
 Run: ``.venv/bin/python bench/sim_targets.py [--only NAME ...] [--nodes N] [--quick]``.
+Issue 14's scenario in one run of a few minutes at 1,000 nodes: ``--only scale`` (60 simulated
+seconds, 5% loss, 5 crashed at 20 s, bootstrap through three seeds; then the same with 10% of
+the nodes stalling up to 500 ms); 10,000 nodes: ``--only scale --nodes 10000 --loss 0.01
+--crashed 20 --duration-s 40 --write-p99-ms 2500 --wall-per-60-s 1200``.
 Every run drives whole replicas (real commands of every family, the real membership layer
 and failure detector, as a node runs them), the default preset (lan), 5% loss unless stated.
 Each target is printed with its figure and the command that reproduces the run, judged, and
@@ -23,6 +27,8 @@ grapevine (the seed) once took 2.8 s to spread an update and 31 s to detect a ki
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -145,6 +151,59 @@ def false_failures(args: argparse.Namespace, verdicts: Verdicts) -> None:
         print(f"    ({r['warmup_failures']} while the cluster formed, first {cfg.warmup_s:g} s)")
 
 
+def scale(args: argparse.Namespace, verdicts: Verdicts) -> None:
+    """Issue 14 in one run: bootstrap through three seeds, ``--crashed`` nodes crashed at 20 s
+    (a third of the way in for shorter runs), writes throughout; then a run with 10% of the
+    nodes stalling up to 500 ms (Lifeguard's scenario), judged on false failures."""
+    duration_s = min(args.duration_s, 30) if args.quick else args.duration_s
+    crash_at_s = min(20.0, duration_s / 3)
+    crashed = min(args.crashed, max(1, args.nodes // 10))
+    cfg = _config(
+        args,
+        6,
+        loss=args.loss,
+        duration_s=duration_s,
+        heal_s=30,
+        writes=60,
+        crashes=(CrashSpec(crash_at_s, crashed),),
+    )
+    r = _run(cfg, args, verdicts)
+    conv, det, per = r["convergence_ms"], r["detection_ms"], r["detection_per_observer_ms"]
+    n = args.nodes
+    verdicts.check(f"p99 write convergence, {n} nodes", conv["p99"], "<=", args.write_p99_ms, " ms")
+    verdicts.check("writes not everywhere after healing", r["writes_unconverged"], "<=", 0)
+    verdicts.check(f"detection p50 ({crashed} crashed)", det["p50"], "<=", 5000, " ms")
+    verdicts.check("detection p99 of the slowest observer", per["p99"], "<=", 8000, " ms")
+    verdicts.check("fraction of observers that detected", r["detected_fraction"], ">=", 1.0)
+    verdicts.check("false failures after warm-up", r["false_failures"], "<=", 0)
+    kb_per_s = r["membership_bytes_per_node_per_s"] / 1000
+    verdicts.check("membership traffic per node", kb_per_s, "<=", 40, " KB/s")
+    scaled = r["wall_seconds"] * 60 / r["sim_seconds"] if r["sim_seconds"] else None
+    verdicts.check(f"wall s per 60 sim s, {n} nodes", scaled, "<=", args.wall_per_60_s, " s")
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    verdicts.check("peak memory of the simulation", rss_gb, "<=", 8, " GB")
+    print(
+        f"    p50 write {conv['p50']} ms; detection max {det['max']} ms; "
+        f"{r['warmup_failures']} convictions while the cluster formed (first "
+        f"{cfg.warmup_s:g} s); {r['membership_messages_per_node_per_s']:.1f} membership "
+        f"messages per node per s; {r['sim_seconds']:.1f} sim s took {r['wall_seconds']:.1f} "
+        f"wall s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    stalls = _config(
+        args,
+        7,
+        loss=args.loss,
+        duration_s=duration_s,
+        heal_s=5,
+        writes=20,
+        stall_fraction=0.10,
+        stall_max_ms=500,
+    )
+    r = _run(stalls, args, verdicts)
+    verdicts.check("false failures, 10% stalling up to 500 ms", r["false_failures"], "<=", 0)
+    print(f"    ({r['warmup_failures']} while the cluster formed, first {stalls.warmup_s:g} s)")
+
+
 def speed(args: argparse.Namespace, verdicts: Verdicts) -> None:
     cfg = _config(args, 5, duration_s=30 if args.quick else 60, heal_s=0.25)
     r = _run(cfg, args, verdicts)
@@ -159,6 +218,7 @@ TARGETS: dict[str, Callable[[argparse.Namespace, Verdicts], None]] = {
     "detection": detection,
     "false-failures": false_failures,
     "speed": speed,
+    "scale": scale,
 }
 
 
@@ -169,6 +229,11 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="shorter runs")
     p.add_argument("--static-peers", action="store_true", help="diagnostic: membership off")
     p.add_argument("--wall-limit-s", type=float, default=3600, help="per run (a miss if hit)")
+    p.add_argument("--loss", type=float, default=0.05, help="scale: datagram loss")
+    p.add_argument("--crashed", type=int, default=CRASHED_NODES, help="scale: nodes crashed")
+    p.add_argument("--duration-s", type=float, default=60, help="scale: simulated seconds")
+    p.add_argument("--write-p99-ms", type=float, default=2000, help="scale: target")
+    p.add_argument("--wall-per-60-s", type=float, default=240, help="scale: target")
     add_arguments(p)
     args = p.parse_args()
     verdicts = Verdicts.from_args(args)

@@ -39,6 +39,11 @@ def suspicion_scale(members: int) -> float:
     return max(SUSPICION_SCALE_MIN, math.log10(max(members, 1)))
 
 
+PUSH_PULL_SCALE_THRESHOLD: Final = 32
+"""Clusters up to this size push-pull at the base interval (memberlist's
+``pushPullScaleThreshold``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GossipPreset:
     """Timing and size settings for gossip, membership and failure detection.
@@ -98,6 +103,11 @@ class GossipPreset:
     # --- sizes ---
     udp_payload_bytes_max: int = 1400
     """Largest datagram payload the node sends (envelope included)."""
+    # --- push-pull ---
+    push_pull_interval_ms: int = 30_000
+    """A node exchanges its whole member table with one random member this often, scaled up
+    with the cluster (:meth:`push_pull_interval_for`; memberlist's ``PushPullInterval``), and
+    with a seed when it joins: views fill by tables, not one member at a time."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -120,6 +130,7 @@ class GossipPreset:
             self.reaped_memory_ms,
             self.tag_tombstone_ms,
             self.udp_payload_bytes_max,
+            self.push_pull_interval_ms,
         )
         if any(v <= 0 for v in positive):
             raise ValueError(f"preset {self.name!r}: intervals, sizes and counts must be > 0")
@@ -139,6 +150,15 @@ class GossipPreset:
         (one suspecter, healthy observer)."""
         scale = suspicion_scale(members)
         return int(self.suspicion_max_mult * self.suspicion_mult * scale * self.probe_interval_ms)
+
+    def push_pull_interval_for(self, members: int) -> int:
+        """The push-pull interval at ``members`` nodes: memberlist's ``pushPullScale``
+        (1x up to 32 nodes, then one more interval per doubling), so the table traffic per
+        node (a table of N members every interval) grows like N / log N, not N."""
+        if members <= PUSH_PULL_SCALE_THRESHOLD:
+            return self.push_pull_interval_ms
+        extra = math.ceil(math.log2(members) - math.log2(PUSH_PULL_SCALE_THRESHOLD))
+        return self.push_pull_interval_ms * (extra + 1)
 
     def with_changes(self, **changes: object) -> GossipPreset:
         """A copy with some fields replaced (validated again)."""
@@ -191,6 +211,7 @@ WAN: Final = GossipPreset(
     dead_node_reap_ms=15 * 60_000,
     reaped_memory_ms=45 * 60_000,
     tag_tombstone_ms=2 * 60 * 60_000,
+    push_pull_interval_ms=60_000,  # memberlist WAN PushPullInterval
 )
 
 LOCAL: Final = GossipPreset(
@@ -215,6 +236,7 @@ LOCAL: Final = GossipPreset(
     dead_node_reap_ms=30_000,
     reaped_memory_ms=90_000,
     tag_tombstone_ms=5 * 60_000,
+    push_pull_interval_ms=15_000,  # memberlist Local PushPullInterval
 )
 
 PRESETS: Final[dict[str, GossipPreset]] = {"lan": LAN, "wan": WAN, "local": LOCAL}

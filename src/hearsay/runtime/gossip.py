@@ -60,13 +60,6 @@ STREAM_READ_TIMEOUT_S: Final = 10.0
 BIND_ATTEMPTS: Final = 20
 LEAVE_LINGER_S: Final = 0.5
 """After announcing a graceful leave, keep gossiping this long so the news spreads."""
-RESOLVE_ATTEMPTS: Final = 8
-RESOLVE_RETRY_FIRST_S: Final = 1.0
-RESOLVE_RETRY_MAX_S: Final = 60.0
-"""A name that does not resolve is tried again after 1, 2, 4 ... s (at most 60 s apart), then
-given up with a warning: a typo must not keep a task alive for ever."""
-RESOLVING_MAX: Final = 64
-"""Names resolved at once; more are refused (counted as resolve failures) until some finish."""
 SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
 
 
@@ -90,12 +83,9 @@ class GossipDriver(asyncio.DatagramProtocol):
         self._ack_waiters: list[tuple[AckWait, asyncio.Future[int]]] = []
         self.send_errors = 0
         """Datagrams the socket refused (unreachable, wrong address family...)."""
-        self.resolve_failures = 0
-        """Peer names that did not resolve, counted per attempt."""
         self.streams_refused = 0
         """Incoming gossip streams closed unread (too many at once, or a bad header)."""
         self._send_error_logged_at = -SEND_ERROR_LOG_INTERVAL_S
-        self._resolving: set[Address] = set()
         self._streams_open = 0
         self.on_dropped: Callable[[DatagramDropped], None] | None = None
         """Told of every refused datagram (the node counts keyring mismatches)."""
@@ -156,48 +146,14 @@ class GossipDriver(asyncio.DatagramProtocol):
         raise HearsayError(f"no port free for both UDP and TCP on {host} after retries")
 
     def join(self, seeds: list[Address]) -> None:
-        """Contact ``seeds``: IP addresses at once, host names once they resolve."""
+        """Contact ``seeds`` (IP addresses: runtime/joiner.py resolves names first)."""
         assert self._started
-        literal = [seed for seed in seeds if _is_ip(seed[0])]
-        for seed in seeds:
-            if _is_ip(seed[0]) or seed in self._resolving:
-                continue
-            if len(self._resolving) >= RESOLVING_MAX:
-                self.resolve_failures += 1
-                log.warning("peer %s:%d ignored: %d names already resolving", *seed, RESOLVING_MAX)
-                continue
-            self._resolving.add(seed)
-            self._spawn(self._resolve_and_join(seed))
-        if literal:
-            self.replica.join(literal, unix_ms())
+        if seeds:
+            self.replica.join(seeds, unix_ms())
             self.pump()
 
-    async def _resolve_and_join(self, seed: Address) -> None:
-        """Resolve ``seed``'s name (retrying with a growing delay), then join its address."""
-        host, port = seed
-        delay_s = RESOLVE_RETRY_FIRST_S
-        try:
-            for attempt in range(1, RESOLVE_ATTEMPTS + 1):
-                address = await self._resolve(host, port)
-                if address is not None:
-                    if self._started:
-                        log.info("peer %s:%d resolved to %s:%d", host, port, *address)
-                        self.replica.join([address], unix_ms())
-                        self.pump()
-                    return
-                self.resolve_failures += 1
-                if attempt == RESOLVE_ATTEMPTS:
-                    break
-                if attempt == 1:
-                    log.warning("peer %s:%d does not resolve; retrying", host, port)
-                await asyncio.sleep(delay_s)
-                delay_s = min(RESOLVE_RETRY_MAX_S, delay_s * 2)
-            log.warning("peer %s:%d: no address after %d tries; giving up", *seed, RESOLVE_ATTEMPTS)
-        finally:
-            self._resolving.discard(seed)
-
     async def _resolve(self, host: str, port: int) -> Address | None:
-        """The first address of ``host`` in our socket's family, or None."""
+        """The first address of ``host`` in our socket's family, or None (``--advertise``)."""
         family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
         if self._transport is not None:
             sock = self._transport.get_extra_info("socket")

@@ -53,6 +53,8 @@ from hearsay.runtime.peer_snapshot import (
 from hearsay.runtime.resp_server import ClientLimits, RespServer, fit_maxclients
 from hearsay.runtime.rmbd import RmbdProtocol, start_rmbd
 
+INFO_MEMBERS_LISTED: Final = 32
+"""Members INFO's gossip section lists one by one (counts by state cover the rest)."""
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
@@ -614,7 +616,10 @@ class Node:
             info["members"] = len(rows)
             for state in ("alive", "suspect", "failed", "left"):
                 info[f"members_{state}"] = sum(row.state == state for row in rows)
-            for number, row in enumerate(rows):
+            # At most INFO_MEMBERS_LISTED rows (those not alive first): INFO stays small at
+            # 10,000 members; HEARSAY.MEMBERS and /members list them all.
+            listed = sorted(rows, key=lambda row: row.state == "alive")[:INFO_MEMBERS_LISTED]
+            for number, row in enumerate(listed):
                 info[f"member{number}"] = (
                     f"name={row.name},address={row.address},state={row.state},"
                     f"phi={row.phi:.3f},generation={row.generation}"
@@ -635,7 +640,7 @@ class Node:
             info["rumours_waiting"] = node.rumours_waiting()
             info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
-        info["resolve_failures"] = self.gossip.resolve_failures + self.joiner.resolve_failures
+        info["resolve_failures"] = self.joiner.resolve_failures
         info["join_attempts"] = self.joiner.attempts
         info["join_failures"] = self.joiner.failures
         info["joins_in_progress"] = self.joiner.joining()

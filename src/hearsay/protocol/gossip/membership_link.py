@@ -7,8 +7,10 @@ passes its events on, and does what its live-peer set asks of the data plane:
 
 - SWIM's probes and liveness notices (``Membership.take_outgoing``) are sent as they come; its
   tick runs at its own next deadline (``Membership.next_deadline_ms``) or the node's tick;
-- a member learned from others is probed at once (a PING sent to the address it announces):
-  membership uses it as a peer once it answers, or after ``member_confirm_ms`` still alive;
+- a member learned from others is probed (a PING sent to the address it announces; at most
+  :data:`CONFIRM_PINGS_PER_S` a second, so a view filling by syncs is no flood: members a
+  push-pull answer vouches for meanwhile need no ping): membership uses it as a peer once it
+  answers, or after ``member_confirm_ms`` still alive;
 - a member seen failed or left that comes back is repaired by anti-entropy at once.
 
 The live-peer set itself is membership's (``Membership.live``): the node picks from it and
@@ -18,6 +20,7 @@ keeps no copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import MessageType
@@ -26,6 +29,9 @@ from hearsay.protocol.gossip.shared import NEVER
 from hearsay.protocol.membership import Address, Membership, MembershipEvent
 
 __all__ = ["MembershipLink"]
+
+CONFIRM_PINGS_PER_S: Final = 20
+"""Pings confirming members learned from others, per second at most (and at once)."""
 
 
 class MembershipLink:
@@ -44,6 +50,8 @@ class MembershipLink:
         self.current_source: Address | None = None
         """The sender of the datagram being handled (it answers on the address it claims)."""
         now = outbox.now
+        self._confirm_tokens = float(CONFIRM_PINGS_PER_S)
+        self._confirm_refill_ms = now
         self._tick_ms = now if membership is not None else NEVER
         self._sync_ms = now if membership is not None else NEVER
 
@@ -123,10 +131,19 @@ class MembershipLink:
                 break
             self._outbox.emit(event)
         live = membership.live
-        while live.probes:
+        if live.probes:
+            now = self._outbox.now
+            self._confirm_tokens = min(
+                float(CONFIRM_PINGS_PER_S),
+                self._confirm_tokens
+                + max(0, now - self._confirm_refill_ms) * CONFIRM_PINGS_PER_S / 1000,
+            )
+            self._confirm_refill_ms = now
+        while live.probes and self._confirm_tokens >= 1:
             address = live.probes.popleft()
             ping = membership.confirmation_ping(address)
             if ping is not None:
+                self._confirm_tokens -= 1
                 self._outbox.send(MessageType.MEMBERSHIP, msg.packb(ping), [address])
         if live.reconnected:
             reconnected = list(live.reconnected)

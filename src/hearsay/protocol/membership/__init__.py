@@ -13,6 +13,8 @@ events. Its parts, each with one job:
 - :mod:`.liveness`: member states and every legal transition in one table;
 - :mod:`.swim`: SWIM's broadcast queue, Lifeguard's suspicion timeouts and local health
   (:mod:`.failure_detector`: the local-pause guard);
+- :mod:`.push_pull`: when whole member tables are exchanged (joining, then now and then) and
+  which answers vouch for the members they bring;
 - :mod:`.events`: what the driver is told (MemberJoined, MemberFailed, TagUpdated...);
 - :mod:`.live_set`: the live, confirmed member addresses data gossip picks from, kept in step
   with every event (the one live-peer set: the data plane keeps no copy);

@@ -37,6 +37,7 @@ from hearsay.protocol.membership.liveness import (
     NodeStatus,
     PeerLiveness,
 )
+from hearsay.protocol.membership.push_pull import CHUNKS_MAX, PushPullPlan
 from hearsay.protocol.membership.swim import (
     BroadcastQueue,
     LocalHealth,
@@ -45,6 +46,7 @@ from hearsay.protocol.membership.swim import (
     suspicion_timeout_ms,
 )
 from hearsay.protocol.membership.table import (
+    MEMBERS_MAX,
     TAGS_PER_MEMBER_MAX,
     Change,
     MemberRecord,
@@ -76,6 +78,7 @@ from hearsay.protocol.membership.wire import (
     Ping,
     PingAck,
     PingReq,
+    PushPull,
     Syn,
     TagValue,
     Verdict,
@@ -98,6 +101,9 @@ GENERATION_AHEAD_MAX_MS: Final = 3_600_000
 DIGEST_SAMPLE_MAX: Final = 256
 """Digest entries and unmentioned members considered per message when there are more members:
 a random sample, so a message costs the same at 100 and at 10,000 members."""
+EXTRA_DELTA_BYTES_MIN: Final = 40
+"""The smallest full delta of a member (its id, address, status and heartbeat): an ACK
+considers at most ``budget / this`` unmentioned members."""
 RELAYS_MAX: Final = 1024
 """Indirect probes relayed for others at once (older ones are forgotten)."""
 TOLD_MAX: Final = 4096
@@ -106,7 +112,7 @@ PIGGYBACK_BYTES: Final = 512
 """Room for notices on a probe message."""
 
 Reply: TypeAlias = Ack | Ack2 | PingAck
-Outgoing: TypeAlias = tuple[Address, Ping | PingAck | PingReq | Notices | Syn]
+Outgoing: TypeAlias = tuple[Address, Ping | PingAck | PingReq | Notices | Syn | PushPull]
 
 
 @dataclass(slots=True)
@@ -206,6 +212,8 @@ class Membership:
         """The live, confirmed member addresses data gossip picks from (kept in step with every
         event as it is queued), and the members waiting to be confirmed."""
         self._source: Address | None = None
+        self._speaker: str | None = None
+        """The sender of the message being handled when it came from its own address."""
         """The sender of the message being handled, if the driver named it (its news about
         itself confirms it: it answers on the address it claims)."""
         self._guard = PauseGuard(preset.local_pause_ms, preset.local_pause_grace_ms)
@@ -230,6 +238,16 @@ class Membership:
         self._told: dict[str, int] = {}
         self._news_ms = self._now_ms
         """When some member's state last changed here (syncs are frequent while news comes)."""
+        self._push_pull = PushPullPlan()
+        self._covered: list[str] = []
+        """The members of the push-pull chunk being handled that we held already."""
+        self._full_deltas: dict[str, tuple[Delta, int]] = {}
+        """Node -> its last full-state delta and size (see :meth:`_full_delta`)."""
+        self._vouched = False
+        """The message being handled answers a push-pull we asked for: the members it brings
+        are used at once (not pinged first) and not rate-limited."""
+        self.push_pulls_sent = 0
+        """Push-pulls we asked for (joins and periodic exchanges)."""
         self.suspicions_refuted = 0
         """Suspicions about ourselves we refuted by raising our incarnation."""
         self.probes_sent = 0
@@ -285,6 +303,8 @@ class Membership:
         if address not in self._seeds:
             self._seeds.append(address)
             self._seeds.sort()
+        if address != self.address:
+            self._push_pull.join(self._now_ms)
 
     # ----- own state ------------------------------------------------------------------------
 
@@ -416,6 +436,7 @@ class Membership:
         self._probe_step(now)
         self._expire_suspicions(now)
         self._gossip_step(now)
+        self._push_pull_step(now)
         self._reap_due(now)
         self._events.extend(self._table.expire(now))
         self._table.forget_reaped(now)
@@ -432,7 +453,7 @@ class Membership:
             due = min(due, self._suspicions[0][0])
         if self._broadcasts:
             due = min(due, self._next_gossip_ms)
-        return due
+        return min(due, self._push_pull.deadline_ms)
 
     def confirmation_ping(self, address: Address) -> Ping | None:
         """A ping for the member waiting to be confirmed at ``address`` (its answer, like any
@@ -692,6 +713,154 @@ class Membership:
                 self._told.pop(node_id, None)
                 self._emit(MemberReaped(node_id, peer.state.generation))
 
+    # ----- push-pull -------------------------------------------------------------------------
+
+    def _push_pull_step(self, now: int) -> None:
+        """A join's push-pull with a seed (again with another until answered), or the
+        periodic one with a random live member, when due (:mod:`.push_pull`)."""
+        plan = self._push_pull
+        if now < plan.deadline_ms or self._self.status is NodeStatus.LEFT:
+            return
+        interval = self._preset.push_pull_interval_for(self._members_count())
+        seeds = [s for s in self._seeds if s != self.address]
+        with_seed = plan.with_seed and bool(seeds)
+        if with_seed:
+            target: Address | None = _choice(self._rng, seeds)
+        else:
+            picked = self._random_live(1)
+            target = picked[0] if picked else None
+        if target is None:
+            plan.asking(self.address, now, interval)  # nobody to ask: try again later
+            return
+        plan.asking(target, now, interval)
+        self.push_pulls_sent += 1
+        # A seed knows more than a node that is joining: ask with our own state only.
+        self._send_table(target, reply_wanted=True, whole=not with_seed)
+
+    def _send_table(self, address: Address, *, reply_wanted: bool, whole: bool = True) -> None:
+        """Our whole table (self and every live member, full states; only self unless
+        ``whole``) to ``address``, in chunks that each fit a datagram, in random order (at
+        most ``CHUNKS_MAX`` chunks)."""
+        peers = self._table.peers
+        order = list(self._table.ids) if whole else []
+        self._rng.shuffle(order)
+        states = [self._self]
+        for node_id in order:
+            peer = peers[node_id]
+            if peer.announced and peer.liveness.state.is_live:
+                states.append(peer.state)
+        room = self._budget - 4 - str_bytes(self._id) - LIST_GROWTH_BYTES
+        chunk: list[Delta] = []
+        used = 0
+        chunks = 0
+        for state in states:
+            delta, size = self._full_delta(state)
+            if size > room:
+                continue  # too many tags for one datagram: the ordinary syncs carry it
+            if used + size > room:
+                self._outgoing.append(
+                    (address, PushPull(MessageKind.PUSH_PULL, self._id, reply_wanted, tuple(chunk)))
+                )
+                chunks += 1
+                if chunks >= CHUNKS_MAX:
+                    return
+                chunk, used = [], 0
+            chunk.append(delta)
+            used += size
+        if chunk:
+            self._outgoing.append(
+                (address, PushPull(MessageKind.PUSH_PULL, self._id, reply_wanted, tuple(chunk)))
+            )
+
+    def _full_delta(self, state: NodeState) -> tuple[Delta, int]:
+        """A node's whole state as one delta from version 0, and its packed size (kept
+        until the state moves: a table is sent every interval, most of it unchanged)."""
+        cached = self._full_deltas.get(state.node_id)
+        if (
+            cached is not None
+            and cached[0].generation == state.generation
+            and cached[0].to_version == state.max_version
+        ):
+            return cached
+        items = state.entries_after(0)
+        size = (
+            2
+            + str_bytes(state.node_id)
+            + uint_bytes(state.generation)
+            + 1
+            + uint_bytes(state.max_version)
+            + LIST_GROWTH_BYTES
+        )
+        wire = []
+        for key, e in items:
+            wire.append(WireEntry(key, e.value, e.version, e.expiry_unix_ms))
+            size += e.wire_bytes(key)
+        delta = Delta(state.node_id, state.generation, 0, state.max_version, tuple(wire))
+        if len(self._full_deltas) >= MEMBERS_MAX:
+            self._full_deltas.clear()
+        self._full_deltas[state.node_id] = (delta, size)
+        return delta, size
+
+    def _drop_covered(self, raw: object) -> object:
+        """A push-pull chunk without the deltas we hold already (same generation, our
+        watermark at or past theirs): most of a table, on a node whose view is full. They
+        would change nothing, and skipping them skips checking their entries (the rest is
+        checked in full by :func:`decode`)."""
+        if not (
+            isinstance(raw, list)
+            and len(raw) == 4
+            and raw[0] == MessageKind.PUSH_PULL
+            and isinstance(raw[3], list)
+        ):
+            return raw
+        kept = []
+        covered = self._covered
+        covered.clear()
+        state_for = self._table.state_for
+        for d in raw[3]:
+            if isinstance(d, list) and len(d) == 5 and type(d[0]) is str:
+                state = state_for(d[0])
+                if (
+                    state is not None
+                    and d[1] == state.generation
+                    and type(d[3]) is int
+                    and d[3] <= state.max_version
+                ):
+                    covered.append(d[0])
+                    continue
+            kept.append(d)
+        return [raw[0], raw[1], raw[2], kept]
+
+    def _on_push_pull(self, message: PushPull, now_ms: int) -> None:
+        now = self._advance(now_ms)
+        self._direct_contact(message.sender)
+        plan = self._push_pull
+        answer = not message.reply_wanted and plan.is_answer(self._source, now)
+        self._vouched = answer
+        try:
+            for d in message.deltas:
+                self._apply(d, now)
+        finally:
+            self._vouched = False
+        if answer:
+            interval = self._preset.push_pull_interval_for(self._members_count())
+            plan.answered(now, self._rng.random(), interval)
+            peers = self._table.peers
+            for node_id in self._covered:  # held already, maybe waiting to be confirmed
+                peer = peers.get(node_id)
+                if peer is not None and peer.announced and peer.liveness.state.is_live:
+                    address = peer.state.address
+                    if address is not None:
+                        self.live.heard_from(address)
+        self._covered.clear()
+        if message.reply_wanted and plan.should_reply(message.sender, now):
+            address = self._source
+            if address is None:
+                state = self._table.announced_state(message.sender)
+                address = None if state is None else state.address
+            if address is not None and address != self.address:
+                self._send_table(address, reply_wanted=False)
+
     # ----- peers and targets ---------------------------------------------------------------
 
     def _info(self, peer: MemberRecord) -> MemberInfo:
@@ -830,19 +999,21 @@ class Membership:
     def make_syn(self, budget_bytes: int | None = None) -> Syn:
         """A SYN carrying this node's digest (a random subset with self first if too large)."""
         budget = self._budget_of(budget_bytes)
-        base = 3 + str_bytes(self._id)
+        room = budget - 3 - str_bytes(self._id) - LIST_GROWTH_BYTES
         table = self._table
-        if len(table.ids) < DIGEST_SAMPLE_MAX:
+        own = self._self
+        first = DigestItem(self._id, own.generation, own.max_version)
+        # About as many members as fit (sized like our own item), not more: sampling 256
+        # to keep 50 was most of a sync's cost.
+        fit = min(DIGEST_SAMPLE_MAX, room // digest_item_bytes(*first) + 4)
+        if len(table.ids) < fit:
             entries = table.digest()
         else:
-            own = self._self
-            entries = [DigestItem(self._id, own.generation, own.max_version)]
-            for node_id in self._sample_ids(DIGEST_SAMPLE_MAX):
+            entries = [first]
+            for node_id in self._sample_ids(fit):
                 st = table.peers[node_id].state
                 entries.append(DigestItem(node_id, st.generation, st.max_version))
-        digest, complete, _used = self._fit_digest(
-            entries, budget - base - LIST_GROWTH_BYTES, keep_first=True
-        )
+        digest, complete, _used = self._fit_digest(entries, room, keep_first=True)
         complete = complete and len(entries) == len(table.ids) + 1
         return Syn(MessageKind.SYN, self._id, complete, tuple(digest))
 
@@ -954,8 +1125,9 @@ class Membership:
         ``source`` is the address the message came from, when it came straight from its sender
         (a datagram): a member it announces at that address is confirmed at once.
         """
-        message = decode(msg)
+        message = decode(self._drop_covered(msg))
         self._source = source
+        self._speaker = message.sender if source is not None else None
         try:
             if isinstance(message, Syn):
                 return self._on_syn(message, now_ms, budget_bytes)
@@ -964,9 +1136,13 @@ class Membership:
             if isinstance(message, Ack2):
                 self._on_ack2(message, now_ms)
                 return None
+            if isinstance(message, PushPull):
+                self._on_push_pull(message, now_ms)
+                return None
             return self._on_probe(message, now_ms)
         finally:
             self._source = None
+            self._speaker = None
 
     def _on_probe(self, message: Ping | PingAck | PingReq | Notices, now_ms: int) -> PingAck | None:
         now = self._advance(now_ms)
@@ -1036,6 +1212,7 @@ class Membership:
         requests: list[DigestItem] = []
         offers: list[tuple[NodeState, int]] = []
         mentioned: set[str] = set()
+        news = False
         peers = self._table.peers
         for d in syn.digest:
             mentioned.add(d.node_id)
@@ -1056,24 +1233,29 @@ class Membership:
             peer = peers.get(d.node_id)
             if peer is None:
                 requests.append(DigestItem(d.node_id, 0, 0))
+                news = True
                 continue
             s = peer.state
             if d.generation > s.generation or (
                 d.generation == s.generation and d.max_version > s.max_version
             ):
                 requests.append(DigestItem(d.node_id, s.generation, s.max_version))
+                news = news or d.generation > s.generation
             else:
                 from_v = self._offer_for(d.node_id, d.generation, d.max_version)
                 if from_v is not None:
                     offers.append((s, from_v))
-        if requests:
-            self._news_ms = self._now_ms  # the sender knows what we do not: sync often again
+        if news:  # the sender knows members we do not: sync often again
+            self._news_ms = self._now_ms
         unmentioned = [self._self] if self._id not in mentioned else []
-        if len(peers) <= DIGEST_SAMPLE_MAX:
+        # Candidates for the room left: a random few (a delta is 40 bytes at least), not every
+        # member (sorting them all was O(N) per SYN).
+        extra_max = min(DIGEST_SAMPLE_MAX, budget // EXTRA_DELTA_BYTES_MIN)
+        if len(peers) <= extra_max:
             unmentioned += [peers[n].state for n in sorted(peers) if n not in mentioned]
         else:
             unmentioned += [
-                peers[n].state for n in self._sample_ids(DIGEST_SAMPLE_MAX) if n not in mentioned
+                peers[n].state for n in self._sample_ids(extra_max) if n not in mentioned
             ]
         extra = [(s, 0) for s in unmentioned]
         if syn.complete:
@@ -1136,7 +1318,11 @@ class Membership:
         if peer is None or d.generation > peer.state.generation:
             if d.from_version != 0 or not self._plausible(d.generation):
                 return
-            if peer is None and not self._table.admit_new_member(now):
+            # A node speaking for itself from its address (a joiner asking its seed, a SYN's
+            # sender) is taken in whatever the admission rate, as are the members of a
+            # push-pull answer we asked for.
+            rate_limited = not (self._vouched or d.node_id == self._speaker)
+            if peer is None and not self._table.admit_new_member(now, rate_limited=rate_limited):
                 self.refused_members += 1
                 return
             restarted = peer is not None and peer.announced
@@ -1159,7 +1345,11 @@ class Membership:
         self._after_change(peer, changed, now)
 
     def _after_change(self, peer: MemberRecord, changed: list[Change], now: int) -> None:
-        self._news_ms = now
+        if not peer.announced or any(key != KEY_HEARTBEAT for key, _e, _o in changed):
+            # News makes syncs frequent again; a heartbeat alone is a refutation, which its
+            # alive notice spreads (at 1,000 nodes one came every few seconds, and every node
+            # then synced eight times a second for good).
+            self._news_ms = now
         state = peer.state
         node_id, gen = state.node_id, state.generation
         if not peer.announced:
@@ -1233,7 +1423,7 @@ class Membership:
 
     def _emit(self, event: MembershipEvent) -> None:
         """Queue ``event`` for the driver, keeping the live-peer set in step with it."""
-        self.live.on_event(event, self._source, self._now_ms)
+        self.live.on_event(event, self._source, self._now_ms, vouched=self._vouched)
         self._events.append(event)
 
     def heard_from(self, source: Address) -> None:

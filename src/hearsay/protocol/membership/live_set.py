@@ -104,21 +104,29 @@ class LiveSet:
         if source in self._unconfirmed:
             self._confirm(source)
 
-    def on_event(self, event: MembershipEvent, source: Address | None, now_ms: int) -> None:
+    def on_event(
+        self,
+        event: MembershipEvent,
+        source: Address | None,
+        now_ms: int,
+        *,
+        vouched: bool = False,
+    ) -> None:
         """Keep the set in step with one membership transition (``source``: the sender of the
-        message that brought it, if any)."""
+        message that brought it, if any; ``vouched``: that message answered a push-pull we
+        asked for, so a live member it brings is used at once, not probed first)."""
         if isinstance(event, MemberJoined):
             old = self._member_addr.get(event.node_id)
             if old is not None and old != event.address:
                 self._drop(old)
             self._member_addr[event.node_id] = event.address
-            self._live(event.node_id, event.address, source, now_ms)
+            self._live(event.node_id, event.address, source, now_ms, vouched)
             if event.restarted or _pop(self._failed_members, event.node_id):
                 self.reconnected.append(event.address)
         elif isinstance(event, MemberAlive):
             address = self._member_addr.get(event.node_id)
             if address is not None:
-                self._live(event.node_id, address, source, now_ms)
+                self._live(event.node_id, address, source, now_ms, vouched)
                 if _pop(self._failed_members, event.node_id):
                     self.reconnected.append(address)
         elif isinstance(event, MemberFailed | MemberLeft):
@@ -163,9 +171,11 @@ class LiveSet:
     def has_unconfirmed(self) -> bool:
         return bool(self._unconfirmed)
 
-    def _live(self, node_id: str, address: Address, source: Address | None, now_ms: int) -> None:
-        """A member is live: use it if confirmed, otherwise probe it directly."""
-        if address in self._heard or address == source:
+    def _live(
+        self, node_id: str, address: Address, source: Address | None, now_ms: int, vouched: bool
+    ) -> None:
+        """A member is live: use it if confirmed (or vouched for), otherwise probe it."""
+        if vouched or address in self._heard or address == source:
             self._confirm(address)
             return
         if address in self._unconfirmed:

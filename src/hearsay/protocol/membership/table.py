@@ -32,9 +32,11 @@ from hearsay.protocol.membership.wire import (
 MEMBERS_MAX: Final = 10_000
 """Nodes one membership tracks: beyond it, unknown nodes are ignored (a peer cannot make us
 grow without bound by inventing members)."""
-NEW_MEMBERS_BURST: Final = 512
-NEW_MEMBERS_PER_S: Final = 64
-"""Unknown nodes taken in at once, then per second (see the package docstring)."""
+NEW_MEMBERS_BURST: Final = 128
+NEW_MEMBERS_PER_S: Final = 32
+"""Unknown nodes taken in at once, then per second (see the package docstring), from syncs;
+the answer to a push-pull we asked for is not limited (views fill by tables, and every member
+learned from a sync is pinged before it is used)."""
 TAGS_PER_MEMBER_MAX: Final = 1_024
 """State entries kept per node: beyond it, new keys of that node are ignored."""
 
@@ -266,10 +268,13 @@ class MemberTable:
 
     # ----- admission ------------------------------------------------------------------------
 
-    def admit_new_member(self, now_ms: int) -> bool:
-        """Whether an unknown node may be taken in now (spends one admission token)."""
+    def admit_new_member(self, now_ms: int, *, rate_limited: bool = True) -> bool:
+        """Whether an unknown node may be taken in now (spends one admission token; a member
+        brought by the answer to a push-pull we asked for is not rate-limited)."""
         if len(self.peers) >= MEMBERS_MAX:
             return False
+        if not rate_limited:
+            return True
         elapsed_ms = now_ms - self._new_member_refill_ms
         if elapsed_ms > 0:
             self._new_member_tokens = min(

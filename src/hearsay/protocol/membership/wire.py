@@ -12,6 +12,7 @@ arrays exactly as the data plane's payloads do (:mod:`hearsay.protocol.messages`
     PING_ACK  [5, sender, seq, [notice, ...]]
     PING_REQ  [6, sender, seq, target node, target address, [notice, ...]]
     NOTICES   [7, sender, [notice, ...]]
+    PUSH_PULL [8, sender, reply_wanted: bool, [delta, ...]]
 
     digest item  [node, generation, max_version]
     delta        [node, generation, from_version, to_version, [entry, ...]]
@@ -20,7 +21,9 @@ arrays exactly as the data plane's payloads do (:mod:`hearsay.protocol.messages`
 
 SYN / ACK / ACK2 reconcile the nodes' versioned state (addresses, statuses, tags); PING,
 PING_ACK and PING_REQ are SWIM's direct and indirect probes, and every one of them, like
-NOTICES, carries liveness notices (see :mod:`.swim`).
+NOTICES, carries liveness notices (see :mod:`.swim`). PUSH_PULL is one chunk of a whole member
+table (every member's full state, as deltas from version 0): sent on joining and now and then
+to one member (memberlist's push-pull); a chunk that wants a reply is answered with our table.
 
 The format (protocol version 3) replaced msgpack maps keyed by name (``{"t": "syn", "from":
 ...}``, version 2); the envelope's version byte refuses an older peer as a counted ``version``
@@ -84,6 +87,7 @@ class MessageKind(IntEnum):
     PING_ACK = 5
     PING_REQ = 6
     NOTICES = 7
+    PUSH_PULL = 8
 
 
 class Verdict(IntEnum):
@@ -196,7 +200,17 @@ class Notices(NamedTuple):
     notices: tuple[Notice, ...]
 
 
-MembershipMessage: TypeAlias = Syn | Ack | Ack2 | Ping | PingAck | PingReq | Notices
+class PushPull(NamedTuple):
+    """One chunk of the sender's member table (full states); ``reply_wanted``: answer with
+    ours (a join, or the periodic push-pull)."""
+
+    kind: MessageKind
+    sender: str
+    reply_wanted: bool
+    deltas: tuple[Delta, ...]
+
+
+MembershipMessage: TypeAlias = Syn | Ack | Ack2 | Ping | PingAck | PingReq | Notices | PushPull
 ProbeMessage: TypeAlias = Ping | PingAck | PingReq | Notices
 
 
@@ -409,6 +423,7 @@ _ARITY: Final = {
     MessageKind.PING_ACK: 4,
     MessageKind.PING_REQ: 6,
     MessageKind.NOTICES: 3,
+    MessageKind.PUSH_PULL: 4,
 }
 
 
@@ -434,6 +449,11 @@ def decode(raw: object) -> MembershipMessage:
         return Ack(kind, sender, _check_digest(items[2]), _check_deltas(items[3]))
     if kind is MessageKind.ACK2:
         return Ack2(kind, sender, _check_deltas(items[2]))
+    if kind is MessageKind.PUSH_PULL:
+        reply_wanted: object = items[2]
+        if type(reply_wanted) is not bool:
+            raise _fail("reply_wanted must be a bool")
+        return PushPull(kind, sender, reply_wanted, _check_deltas(items[3]))
     if kind is MessageKind.NOTICES:
         return Notices(kind, sender, _check_notices(items[2]))
     seq = _check_uint(items[2], "seq")
