@@ -325,9 +325,9 @@ BF_INSERT_BAD_CAPACITY = "Bad capacity"
 BF_INSERT_BAD_EXPANSION = "Bad expansion"
 BF_INSERT_UNKNOWN_ARGUMENT = "Unknown argument received"
 BF_INSERT_BAD_ARGUMENT = "Bad argument received"
-BF_NEVER_SCALES = (
-    "ERR hearsay Bloom filters never scale: EXPANSION is not supported (every filter is NONSCALING)"
-)
+BF_EXPANSION_RANGE = "ERR expansion should be greater or equal to 1"
+BF_FULL = "ERR non scaling filter is full"
+BF_CANNOT_GROW = "ERR Bloom filter is full: it has as many sub-filters as it may (64 at most)"
 BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_LOADCHUNK_BAD_DATA = "ERR received bad data: {}"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"

@@ -1,12 +1,40 @@
-"""The Bloom filter view: RedisBloom's fixed-size (non-scaling) filter over a max-vector of bits.
+"""The Bloom filter view: RedisBloom's filters (scalable or not) over a max-vector of bits.
 
-Bit ``j`` of the filter is slot ``j`` of the key's vector, holding 0 or 1. Setting bits is the
-lattice's max, so the union of two filters of equal shape is exact, and replicas that receive
-the same additions in any order, any number of times, hold the same bits.
+Every bit is a slot of the key's vector holding 0 or 1. Setting bits is the lattice's max, so
+the union of two filters of equal shape is exact, and replicas that receive the same additions
+in any order, any number of times, hold the same bits.
 
-**Sizing** follows RedisBloom's ``bloom_init`` with the options its BF.RESERVE passes
-(``BLOOM_OPT_NOROUND | BLOOM_OPT_FORCE64``) and a non-scaling chain, whose error rate is not
-tightened:
+**Two schemas.** A *plain* filter (params ``(bits, hashes, capacity, error_bits, hash_v)``,
+what every hearsay filter was before scaling existed) is one fixed-size filter at slots
+``0..bits-1`` that is never refused: past capacity its false-positive rate grows. A *chain*
+(params ``(bits0, hashes0, capacity, error_bits, hash_v, expansion)``) is RedisBloom's
+scalable filter; ``expansion`` 0 means NONSCALING. Existing plain keys keep exactly their
+meaning; BF.RESERVE, BF.INSERT and BF.ADD create chains.
+
+**A chain's layout** is a function of its parameters only, so nodes agree without talking:
+
+- slots ``1..FILTERS_MAX-1`` are markers: slot ``j`` is 1 once sub-filter ``j`` was started
+  (for a NONSCALING chain slot 1 means "full");
+- sub-filter ``i`` (capacity ``capacity * expansion**i``, error ``error * 0.5**(i+1)`` as
+  RedisBloom's tightening, ``error`` itself when NONSCALING) holds slots
+  ``base_i..base_i+bits_i-1``, ``base_0 = FILTERS_MAX``, each right after the previous one.
+  Only sub-filters that fit below 2**32 slots (at most :data:`FILTERS_MAX`) exist.
+
+The number of sub-filters is not stored as a count: it is one past the highest marker set, and
+a marker is written in the same delta as the first bits of its sub-filter, so two nodes that
+start sub-filter ``i+1`` concurrently share it. EXISTS checks every sub-filter (membership is
+the OR); an add goes to the last one unless that one is full, in which case it starts the next.
+
+**Full** is decided from the merged bits, not from a count: sub-filter ``i`` is full when its
+set bits reach ``bits_i * (1 - exp(-hashes_i * capacity_i / bits_i))``, the expected fill at
+capacity. Counting set bits costs a read of the whole sub-filter, so it is done only on new
+items whose hash picks them (about :data:`FILL_CHECKS` per sub-filter's capacity, the same
+items on every node), over at most :data:`FILL_SAMPLE_MAX` evenly spaced bits (every bit of a
+smaller sub-filter). A sub-filter thus holds its capacity within a few percent, and an add
+costs one sample read every ``capacity / FILL_CHECKS`` new items.
+
+**Sizing** of each (sub-)filter follows RedisBloom's ``bloom_init`` with the options its
+BF.RESERVE passes (``BLOOM_OPT_NOROUND | BLOOM_OPT_FORCE64``):
 
 - bits per entry ``bpe = -ln(error) / ln(2)**2`` (RedisBloom's 15-digit constants);
 - bits ``= trunc(capacity * bpe)`` (at least 1), rounded *up* to a whole number of 64-bit
@@ -15,22 +43,21 @@ tightened:
 
 **Hashing** is hearsay's own (no RedisBloom state is ever exchanged, only answers): one
 xxh3-64 of the member gives ``a``; a splitmix64 finalisation of it, forced odd, gives ``b``;
-the ``k`` bit positions are ``(a + i*b) mod 2**64 mod bits`` for ``i < k`` (Kirsch and
-Mitzenmacher's double hashing, with RedisBloom's 64-bit wrap-then-modulo).
+the ``k`` bit positions in a (sub-)filter of ``bits`` bits are ``(a + i*b) mod 2**64 mod bits``
+for ``i < k`` (Kirsch and Mitzenmacher's double hashing, with RedisBloom's 64-bit
+wrap-then-modulo), offset by the sub-filter's base.
 
 **Items inserted** (BF.INFO, BF.CARD) cannot be counted exactly in a lattice: a counter beside
 the bits would double count an item added on two replicas. It is estimated from the number of
-set bits ``X`` (Swamidass and Baldi): ``n ~ -bits/k * ln(1 - X/bits)``, exact in expectation
-and within a few percent while the filter is below capacity. A full filter (``X = bits``) is
+set bits ``X`` of each (sub-)filter (Swamidass and Baldi): ``n ~ -bits/k * ln(1 - X/bits)``,
+summed over sub-filters; exact in expectation, within a few percent while a filter is below
+capacity, and the same on every node holding the same bits. A full filter (``X = bits``) is
 read as ``X = bits - 1``.
-
-**Non-scaling** means a fixed size: adds are never refused here. RedisBloom refuses an add to a
-full non-scaling filter ("non scaling filter is full"); :meth:`BloomFilter.is_full` answers
-that question from the estimate, for the engine to decide.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,8 +75,13 @@ from hearsay.sketch.schemas import bloom as bloom_schema
 from hearsay.sketch.slots import Pairs, values_at
 
 __all__ = [
+    "FILL_CHECKS",
+    "FILL_SAMPLE_MAX",
+    "FILTERS_MAX",
+    "NONSCALING",
     "BloomFilter",
     "BloomInfo",
+    "ChainAdds",
     "bits_per_entry",
     "hashes_for",
     "reserve_size",
@@ -64,6 +96,36 @@ _CHAIN_STRUCT_BYTES: Final = 32
 """``sizeof(SBChain)`` on 64-bit: what RedisBloom's BF.INFO Size adds once."""
 _LINK_STRUCT_BYTES: Final = 64
 """``sizeof(SBLink)`` on 64-bit: what it adds per sub-filter."""
+
+FILTERS_MAX: Final = 64
+"""Sub-filters of a chain at most, and the marker slots before its first sub-filter. With
+expansion 2 the 64th would hold 2**63 times the first one's capacity; with expansion 1 an
+EXISTS of a chain this long already reads a few thousand bits."""
+NONSCALING: Final = 0
+"""A chain's ``expansion`` parameter for NONSCALING (RedisBloom's expansions are >= 1)."""
+TIGHTENING: Final = 0.5
+"""RedisBloom's ``ERROR_TIGHTENING_RATIO``: sub-filter ``i`` of a scaling chain is built for
+``error * 0.5**(i+1)``, so the whole chain stays below ``error``."""
+FILL_CHECKS: Final = 32
+"""New items of a sub-filter's capacity whose add counts its fill: one in ``capacity /
+FILL_CHECKS`` (every one when the capacity is below that), chosen by the item's hash."""
+FILL_SAMPLE_MAX: Final = 4096
+"""Bits a fill count reads at most: a bigger sub-filter is sampled at evenly spaced bits
+(bit positions are hashes, so the sample is unbiased; its standard error is ~0.8% of the
+bits at half fill)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAdds:
+    """What :meth:`BloomFilter.chain_madd` gives: the pairs to merge and, per item answered,
+    whether it was new. ``full``: the next item was refused (the filter is full and cannot
+    grow: RedisBloom's "non scaling filter is full"); ``more``: the next item needs another
+    call after the pairs are merged."""
+
+    pairs: Pairs
+    added: list[bool]
+    full: bool
+    more: bool
 
 
 def bits_per_entry(error_rate: float) -> float:
@@ -121,34 +183,187 @@ class BloomInfo:
     expansion: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One sub-filter of a chain (a plain filter is one link at base 0)."""
+
+    base: int
+    bits: int
+    hashes: int
+    capacity: int
+    error_rate: float
+    fill_bound: float  # set bits expected at capacity
+    sample: npt.NDArray[np.uint32]  # absolute bit positions a fill count reads
+    check_period: int  # a new item counts the fill when its hash is 0 modulo this
+
+    @classmethod
+    def sized(cls, base: int, bits: int, hashes: int, capacity: int, error: float) -> _Link:
+        taken = min(bits, FILL_SAMPLE_MAX)
+        spaced = (np.arange(taken, dtype=np.uint64) * np.uint64(bits)) // np.uint64(taken)
+        sample = (spaced + np.uint64(base)).astype(np.uint32)
+        bound = bits * -math.expm1(-hashes * capacity / bits)
+        return cls(base, bits, hashes, capacity, error, bound, sample,
+                   max(1, capacity // FILL_CHECKS))  # fmt: skip
+
+    def positions(self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> list[list[int]]:
+        """Per member (hashes ``a``, ``b``), its absolute bit positions in this link."""
+        steps = np.arange(self.hashes, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            raw = a[:, None] + steps[None, :] * b[:, None]
+        rows = (raw % np.uint64(self.bits)).astype(np.int64) + self.base
+        result: list[list[int]] = rows.tolist()
+        return result
+
+    def set_bits_estimate(self, vec: MaxVector, pending: int) -> float:
+        """Set bits of this link: counted over the sample and scaled to the link, plus
+        ``pending`` bits a batch set that the vector does not hold yet (when exact)."""
+        held = int(np.count_nonzero(vec.values_at(self.sample)))
+        if self.sample.size == self.bits:
+            return float(held + pending)
+        return held * self.bits / self.sample.size
+
+    def estimate_items(self, set_bits: int) -> int:
+        x = min(set_bits, self.bits - 1)
+        if x <= 0:
+            return 0
+        m = float(self.bits)
+        return math.floor(-m / self.hashes * math.log1p(-x / m) + 0.5)
+
+
+def _chain_links(capacity: int, error_rate: float, expansion: int) -> tuple[_Link, ...]:
+    """The sub-filters a chain may have: RedisBloom's sizes, while they fit the slot space."""
+    links: list[_Link] = []
+    base = FILTERS_MAX
+    cap = capacity
+    error = error_rate if expansion == NONSCALING else error_rate * TIGHTENING
+    count = 1 if expansion == NONSCALING else FILTERS_MAX
+    while len(links) < count:
+        try:
+            bits, hashes = reserve_size(error, cap)
+        except SketchParameterError:
+            if links:
+                break
+            raise
+        if base + bits > INDEX_LIMIT:
+            if links:
+                break
+            raise SketchParameterError(f"a filter of {bits} bits exceeds {INDEX_LIMIT}")
+        links.append(_Link.sized(base, bits, hashes, cap, error))
+        base += bits
+        cap *= expansion
+        error *= TIGHTENING
+    return tuple(links)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stack:
+    """The first ``len(links)`` sub-filters' hashes side by side: one array computation gives
+    a member's bit positions in all of them (column ``offsets[j]`` on are sub-filter ``j``'s)."""
+
+    steps: npt.NDArray[np.uint64]
+    bits: npt.NDArray[np.uint64]
+    bases: npt.NDArray[np.int64]
+    offsets: list[int]  # where each sub-filter's columns start, and the total at the end
+    columns: list[tuple[int, int, int]]  # (step, bits, base) per column, in Python ints
+
+    @classmethod
+    def of(cls, links: tuple[_Link, ...]) -> _Stack:
+        offsets = [0]
+        for link in links:
+            offsets.append(offsets[-1] + link.hashes)
+        return cls(
+            np.concatenate([np.arange(link.hashes, dtype=np.uint64) for link in links]),
+            np.concatenate([np.full(link.hashes, link.bits, np.uint64) for link in links]),
+            np.concatenate([np.full(link.hashes, link.base, np.int64) for link in links]),
+            offsets,
+            [(i, link.bits, link.base) for link in links for i in range(link.hashes)],
+        )
+
+    def member_positions(self, member: bytes) -> tuple[int, list[int]]:
+        """One member's hash and positions in Python ints (a single item costs no arrays)."""
+        a = member_hash(member)
+        b = mix64_int(a) | 1
+        mask = (1 << 64) - 1
+        return a, [base + ((a + i * b) & mask) % bits for i, bits, base in self.columns]
+
+    def positions(
+        self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.int64]:
+        """``(len(a), total)`` absolute bit positions of members hashed ``a``, ``b``."""
+        with np.errstate(over="ignore"):
+            raw = a[:, None] + self.steps[None, :] * b[:, None]
+        return (raw % self.bits[None, :]).astype(np.int64) + self.bases[None, :]
+
+
+def _holds(positions: list[int], flags: list[int], pending: set[int]) -> bool:
+    """Whether every bit is set, in the vector or by this batch."""
+    return all(flag or position in pending for position, flag in zip(positions, flags, strict=True))
+
+
 class BloomFilter:
-    """A stateless view of a fixed-size Bloom filter of ``bits`` bits and ``hashes`` hashes."""
+    """A stateless view of a Bloom filter: a plain fixed-size one (``expansion`` None) or a
+    chain of sub-filters (module notes)."""
 
-    __slots__ = ("_bits", "_capacity", "_error_rate", "_hashes", "_schema")
+    __slots__ = ("_bits", "_capacity", "_error_rate", "_expansion", "_hashes", "_links",
+                 "_markers", "_schema", "_stacks")  # fmt: skip
 
-    def __init__(self, bits: int, hashes: int, capacity: int, error_rate: float) -> None:
-        self._schema = bloom_schema(bits, hashes, capacity, error_rate)
+    def __init__(
+        self,
+        bits: int,
+        hashes: int,
+        capacity: int,
+        error_rate: float,
+        expansion: int | None = None,
+    ) -> None:
+        plain = bloom_schema(bits, hashes, capacity, error_rate)  # checks every bound
         self._bits = int(bits)
         self._hashes = int(hashes)
         self._capacity = int(capacity)
         self._error_rate = float(error_rate)
+        self._expansion = expansion
+        self._links: tuple[_Link, ...]
+        self._stacks: dict[int, _Stack] = {}  # per count of sub-filters read: bounded by 64
+        if expansion is None:
+            self._schema = plain
+            self._links = (_Link.sized(0, self._bits, self._hashes, self._capacity,
+                                       self._error_rate),)  # fmt: skip
+            self._markers = np.zeros(0, dtype=np.int64)
+            return
+        if isinstance(expansion, bool) or not 0 <= int(expansion) < 1 << 31:
+            raise SketchParameterError(f"expansion must be in 0..2**31-1, got {expansion!r}")
+        self._links = _chain_links(self._capacity, self._error_rate, int(expansion))
+        first = self._links[0]
+        if (first.bits, first.hashes) != (self._bits, self._hashes):
+            raise SketchParameterError("a chain's first sub-filter does not have its sizes")
+        self._markers = np.arange(1, len(self._links), dtype=np.int64)
+        last = self._links[-1]
+        params = (*plain.params, int(expansion))
+        self._schema = Schema(KIND_BLOOM, params, last.base + last.bits).intern()
 
     # -- construction and sizing --------------------------------------------------------------
 
     @classmethod
     def reserve(cls, error_rate: float, capacity: int) -> BloomFilter:
-        """BF.RESERVE ... NONSCALING: sized by RedisBloom's formulas."""
+        """A plain filter (what hearsay's BF.RESERVE made before chains): RedisBloom's sizes."""
         bits, hashes = reserve_size(error_rate, capacity)
         return cls(bits, hashes, capacity, error_rate)
 
     @classmethod
+    def chain(cls, error_rate: float, capacity: int, expansion: int) -> BloomFilter:
+        """BF.RESERVE key error capacity [EXPANSION n | NONSCALING] (``expansion`` 0)."""
+        first = error_rate if expansion == NONSCALING else _check_error(error_rate) * TIGHTENING
+        bits, hashes = reserve_size(first, capacity)
+        return cls(bits, hashes, capacity, error_rate, expansion)
+
+    @classmethod
     def from_schema(cls, schema: Schema) -> BloomFilter:
         params = schema.params
-        if schema.kind != KIND_BLOOM or len(params) != 5:
+        if schema.kind != KIND_BLOOM or len(params) not in (5, 6):
             raise SketchParameterError(f"not a Bloom filter schema: {schema}")
         if params[4] != BLOOM_HASH_VERSION:
             raise SketchParameterError(f"unknown Bloom hash version {params[4]}")
-        view = cls(params[0], params[1], params[2], error_from_bits(params[3]))
+        expansion = params[5] if len(params) == 6 else None
+        view = cls(params[0], params[1], params[2], error_from_bits(params[3]), expansion)
         expect_schema(schema, view.schema)
         return view
 
@@ -158,10 +373,12 @@ class BloomFilter:
 
     @property
     def bits(self) -> int:
+        """Bits of the (first) filter."""
         return self._bits
 
     @property
     def hashes(self) -> int:
+        """Hashes of the (first) filter."""
         return self._hashes
 
     @property
@@ -172,20 +389,36 @@ class BloomFilter:
     def error_rate(self) -> float:
         return self._error_rate
 
-    def shape(self) -> tuple[int, int, int]:
-        """What two filters must share to be merged: ``(bits, hashes, hash version)``."""
-        return (self._bits, self._hashes, BLOOM_HASH_VERSION)
+    @property
+    def expansion(self) -> int | None:
+        """None for a plain filter, 0 for a NONSCALING chain, else the chain's expansion."""
+        return self._expansion
 
-    def size_bytes(self) -> int:
-        """BF.INFO's Size: RedisBloom's struct overhead for one filter plus its bit array."""
-        return _CHAIN_STRUCT_BYTES + _LINK_STRUCT_BYTES + self._bits // 8
+    @property
+    def reserved_cells(self) -> int:
+        """Slots the filter holds when created (a chain grows past them only as it fills)."""
+        first = self._links[0]
+        return first.base + first.bits
+
+    def shape(self) -> tuple[int, ...]:
+        """What two filters must share to be merged: ``(bits, hashes, hash version)`` for a
+        plain filter, every parameter for a chain."""
+        if self._expansion is None:
+            return (self._bits, self._hashes, BLOOM_HASH_VERSION)
+        return self._schema.params
+
+    def size_bytes(self, filters: int = 1) -> int:
+        """BF.INFO's Size: RedisBloom's struct overheads plus the bit arrays in use."""
+        arrays = sum(link.bits for link in self._links[:filters]) // 8
+        return _CHAIN_STRUCT_BYTES + _LINK_STRUCT_BYTES * filters + arrays
 
     def error_bound(self) -> float:
         """The false-positive rate it was reserved for (at capacity)."""
         return self._error_rate
 
     def false_positive_rate(self, items: int | None = None) -> float:
-        """Theoretical false-positive rate after ``items`` distinct adds (default: capacity)."""
+        """Theoretical false-positive rate of the first filter after ``items`` distinct adds
+        (default: capacity)."""
         n = self._capacity if items is None else items
         if n < 0:
             raise SketchParameterError("item count must be non-negative")
@@ -194,26 +427,28 @@ class BloomFilter:
     # -- hashing ------------------------------------------------------------------------------
 
     def positions(self, members: Sequence[bytes]) -> npt.NDArray[np.uint32]:
-        """The ``(len(members), hashes)`` bit positions of every member."""
+        """The ``(len(members), hashes)`` bit positions of every member in the first filter."""
         a = member_hashes(members)
         b = mix64(a) | np.uint64(1)
         steps = np.arange(self._hashes, dtype=np.uint64)
         with np.errstate(over="ignore"):
             raw = a[:, None] + steps[None, :] * b[:, None]
-        return (raw % np.uint64(self._bits)).astype(np.uint32)
+        base = np.uint32(self._links[0].base)
+        return (raw % np.uint64(self._bits)).astype(np.uint32) + base
 
     def member_positions(self, member: bytes) -> list[int]:
         """:meth:`positions` of one member, in Python ints (no arrays for a single item)."""
         a = member_hash(member)
         b = mix64_int(a) | 1
         bits = self._bits
+        base = self._links[0].base
         mask = (1 << 64) - 1
-        return [((a + i * b) & mask) % bits for i in range(self._hashes)]
+        return [base + ((a + i * b) & mask) % bits for i in range(self._hashes)]
 
     # -- writing ------------------------------------------------------------------------------
 
     def add(self, members: Sequence[bytes]) -> Pairs:
-        """The pairs that set every member's bits (no need to read the filter first)."""
+        """The pairs that set every member's bits in the first filter (no read first)."""
         pos = self.positions(members).reshape(-1)
         return pos, np.ones(pos.size, dtype=np.uint8)
 
@@ -222,8 +457,12 @@ class BloomFilter:
 
         Exactly RedisBloom's sequential answer: a member is new when one of its bits is unset
         in the filter *and* was not set by an earlier member of the same batch (so a repeated
-        member is new only the first time).
+        member is new only the first time). A chain's answer may be shorter than ``members``:
+        it stops where the filter was found full (:meth:`chain_madd`).
         """
+        if self._expansion is not None:
+            adds = self.chain_madd(vec, members)
+            return adds.pairs, np.array(adds.added, dtype=np.bool_)
         n = len(members)
         if n == 1:  # BF.ADD: the member's distinct bits, one read of them
             distinct = np.array(sorted(set(self.member_positions(members[0]))), dtype=np.uint32)
@@ -243,6 +482,84 @@ class BloomFilter:
         fresh = unique_pos[unset[first_flat]]
         return (fresh, np.ones(fresh.size, dtype=np.uint8)), added
 
+    def _stack(self, subs: int) -> _Stack:
+        stack = self._stacks.get(subs)
+        if stack is None:
+            stack = self._stacks[subs] = _Stack.of(self._links[:subs])
+        return stack
+
+    def _read(
+        self, vec: MaxVector, members: Sequence[bytes], subs: int
+    ) -> tuple[_Stack, list[list[int]], list[list[int]]]:
+        """Every member's positions in the first ``subs`` sub-filters and whether each is set,
+        as Python lists (one hash batch, one read of the vector)."""
+        stack = self._stack(subs)
+        if len(members) == 1:  # BF.ADD
+            _, row = stack.member_positions(members[0])
+            return stack, [row], [(vec.values_at(np.array(row, dtype=np.int64)) != 0).tolist()]
+        a = member_hashes(members)
+        pos = stack.positions(a, mix64(a) | np.uint64(1))
+        held = values_at(vec, pos) != 0
+        return stack, pos.tolist(), held.tolist()
+
+    def chain_madd(self, vec: MaxVector, members: Sequence[bytes]) -> ChainAdds:
+        """A chain's BF.MADD, item by item as RedisBloom's ``SBChain_Add``.
+
+        An item held by any sub-filter is not new; a new one goes to the last sub-filter, or
+        starts the next one when the last is full (its fill counted on the items the module
+        notes say). The answer stops early at an item refused because the filter is full and
+        cannot grow (``full``), or at an item that must start a second sub-filter in one
+        batch (``more``: merge the pairs and call again with the items not answered).
+        """
+        links = self._links
+        subs = self.filters(vec)
+        reach = min(subs + 1, len(links))
+        stack, rows, flags = self._read(vec, members, reach)
+        spans = list(itertools.pairwise(stack.offsets))
+        pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
+        pending_in = [0] * reach  # per sub-filter, how many of them
+        markers: list[int] = []
+        added: list[bool] = []
+        full = self._expansion == NONSCALING and vec.get(1) != 0
+        more = False
+        for member, row, flag in zip(members, rows, flags, strict=True):
+            if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans[:subs]):
+                added.append(False)
+                continue
+            cur = subs - 1
+            link = links[cur]
+            if (
+                not full
+                and (member_hash(member) >> 32) % link.check_period == 0
+                and link.set_bits_estimate(vec, pending_in[cur]) >= link.fill_bound
+            ):
+                if self._expansion == NONSCALING:
+                    markers.append(1)
+                    full = True
+                elif subs == len(links):
+                    full = True
+                elif subs == reach:  # a second new sub-filter in one batch
+                    more = True
+                    break
+                else:
+                    markers.append(subs)
+                    subs += 1
+                    cur += 1
+                    lo, hi = spans[cur]
+                    if _holds(row[lo:hi], flag[lo:hi], pending):
+                        added.append(False)
+                        continue
+            if full:
+                break
+            lo, hi = spans[cur]
+            for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
+                if not bit and position not in pending:
+                    pending.add(position)
+                    pending_in[cur] += 1
+            added.append(True)
+        indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
+        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, full, more)
+
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.
 
@@ -261,8 +578,21 @@ class BloomFilter:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def filters(self, vec: MaxVector) -> int:
+        """Sub-filters in use: one past the highest marker set (always 1 for a plain filter
+        and a NONSCALING chain, whose marker 1 means full)."""
+        if not self._expansion or len(self._links) == 1:
+            return 1
+        started = np.flatnonzero(vec.values_at(self._markers))
+        return int(started[-1]) + 2 if started.size else 1
+
     def mexists(self, vec: MaxVector, members: Sequence[bytes]) -> npt.NDArray[np.bool_]:
-        """BF.MEXISTS: per member, whether all its bits are set (never a false negative)."""
+        """BF.MEXISTS: per member, whether all its bits are set in some sub-filter (never a
+        false negative)."""
+        if self._expansion is not None:
+            subs = self.filters(vec)
+            if subs > 1:
+                return self._chain_mexists(vec, members, subs)
         if len(members) == 1:  # BF.EXISTS: one read of the member's bits
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
@@ -272,39 +602,51 @@ class BloomFilter:
         result: npt.NDArray[np.bool_] = (values_at(vec, pos) != 0).all(axis=1)
         return result
 
+    def _chain_mexists(
+        self, vec: MaxVector, members: Sequence[bytes], subs: int
+    ) -> npt.NDArray[np.bool_]:
+        stack = self._stack(subs)
+        if len(members) == 1:  # BF.EXISTS
+            _, row = stack.member_positions(members[0])
+            held = (vec.values_at(np.array(row, dtype=np.int64)) != 0)[None, :]
+        else:
+            a = member_hashes(members)
+            held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
+        per_link = np.logical_and.reduceat(held, stack.offsets[:-1], axis=1)
+        return np.asarray(per_link.any(axis=1), dtype=np.bool_)
+
     def exists(self, vec: MaxVector, member: bytes) -> bool:
         """BF.EXISTS of one member."""
         return bool(self.mexists(vec, [member])[0])
 
     def set_bits(self, vec: MaxVector) -> int:
-        """How many bits are set (slots outside the filter, impossible after decode, ignored)."""
-        indices, _ = vec.pairs()
-        if indices.size and int(indices[-1]) >= self._bits:
-            return int(np.count_nonzero(indices < self._bits))
-        return int(indices.size)
+        """How many bits are set (markers and slots outside the filter ignored)."""
+        return sum(self._set_bits_per_link(vec))
+
+    def _set_bits_per_link(self, vec: MaxVector) -> list[int]:
+        def count(of: MaxVector) -> list[int]:
+            indices, _ = of.pairs()
+            edges = [edge for link in self._links for edge in (link.base, link.base + link.bits)]
+            cuts = np.searchsorted(indices, np.array(edges, dtype=np.int64)).tolist()
+            return [cuts[2 * j + 1] - cuts[2 * j] for j in range(len(self._links))]
+
+        return vec.memo(self, count)
 
     def card(self, vec: MaxVector) -> int:
         """BF.CARD: the estimated number of distinct items added (see the module notes)."""
-        x = min(self.set_bits(vec), self._bits - 1)
-        if x == 0:
-            return 0
-        m = float(self._bits)
-        estimate = -m / self._hashes * math.log1p(-x / m)
-        return math.floor(estimate + 0.5)
+        counts = self._set_bits_per_link(vec)
+        return sum(link.estimate_items(x) for link, x in zip(self._links, counts, strict=True))
 
     def info(self, vec: MaxVector) -> BloomInfo:
-        """BF.INFO: capacity, size in bytes, one filter, estimated items, no expansion."""
+        """BF.INFO: capacity and size of the sub-filters in use, estimated items."""
+        filters = self.filters(vec)
         return BloomInfo(
-            capacity=self._capacity,
-            size_bytes=self.size_bytes(),
-            filters=1,
+            capacity=sum(link.capacity for link in self._links[:filters]),
+            size_bytes=self.size_bytes(filters),
+            filters=filters,
             items=self.card(vec),
-            expansion=None,
+            expansion=self._expansion or None,
         )
-
-    def is_full(self, vec: MaxVector) -> bool:
-        """Whether the estimated item count has reached the capacity."""
-        return self.card(vec) >= self._capacity
 
     def is_empty(self, vec: MaxVector) -> bool:
         return vec.is_empty()

@@ -129,11 +129,13 @@ def admit_schema(schema: Schema, key_bytes_max: int) -> None:
     family = _FAMILIES.get(schema.kind)
     if family is None:
         return
-    view_for(schema)
-    if family.cells_capped and schema.size > key_bytes_max:
+    view = view_for(schema)
+    # A scalable Bloom filter reserves only its first sub-filter; the byte cap bounds growth.
+    cells = view.reserved_cells if isinstance(view, BloomFilter) else schema.size
+    if family.cells_capped and cells > key_bytes_max:
         what = "Bloom filter" if schema.kind == KIND_BLOOM else "count-min sketch"
         raise TooLargeError(
-            f"a {what} of {schema.size} cells is larger than max-key-bytes allows "
+            f"a {what} of {cells} cells is larger than max-key-bytes allows "
             f"({key_bytes_max} cells at one byte a cell)"
         )
 
