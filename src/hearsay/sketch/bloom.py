@@ -193,34 +193,36 @@ class _Link:
     capacity: int
     error_rate: float
     fill_bound: float  # set bits expected at capacity
-    sample: npt.NDArray[np.uint32]  # absolute bit positions a fill count reads
+    taken: int  # bits a fill count reads: base + floor(i * bits / taken) for i < taken
     check_period: int  # a new item counts the fill when its hash is 0 modulo this
 
     @classmethod
     def sized(cls, base: int, bits: int, hashes: int, capacity: int, error: float) -> _Link:
-        taken = min(bits, FILL_SAMPLE_MAX)
-        spaced = (np.arange(taken, dtype=np.uint64) * np.uint64(bits)) // np.uint64(taken)
-        sample = (spaced + np.uint64(base)).astype(np.uint32)
         bound = bits * -math.expm1(-hashes * capacity / bits)
-        return cls(base, bits, hashes, capacity, error, bound, sample,
+        return cls(base, bits, hashes, capacity, error, bound, min(bits, FILL_SAMPLE_MAX),
                    max(1, capacity // FILL_CHECKS))  # fmt: skip
 
-    def positions(self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> list[list[int]]:
-        """Per member (hashes ``a``, ``b``), its absolute bit positions in this link."""
-        steps = np.arange(self.hashes, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            raw = a[:, None] + steps[None, :] * b[:, None]
-        rows = (raw % np.uint64(self.bits)).astype(np.int64) + self.base
-        result: list[list[int]] = rows.tolist()
-        return result
+    def sample(self) -> npt.NDArray[np.int64]:
+        """The bits a fill count reads (made when needed: a count is rare, views are many)."""
+        spaced = np.arange(self.taken, dtype=np.int64) * self.bits // self.taken
+        return spaced + self.base
+
+    def sampled(self, position: int) -> bool:
+        """Whether a fill count reads bit ``position`` (of this link): the sample's bits are
+        ``base + floor(i * bits / taken)`` for ``i < taken``."""
+        taken = self.taken
+        offset = position - self.base
+        if taken == self.bits:
+            return True
+        i = -(-offset * taken // self.bits)
+        return i < taken and i * self.bits // taken == offset
 
     def set_bits_estimate(self, vec: MaxVector, pending: int) -> float:
-        """Set bits of this link: counted over the sample and scaled to the link, plus
-        ``pending`` bits a batch set that the vector does not hold yet (when exact)."""
-        held = int(np.count_nonzero(vec.values_at(self.sample)))
-        if self.sample.size == self.bits:
-            return float(held + pending)
-        return held * self.bits / self.sample.size
+        """Set bits of this link, counted over the sample and scaled to the link; ``pending``
+        sampled bits a batch set that the vector does not hold yet count as set (so a batch
+        decides exactly as its items would one after another)."""
+        held = int(np.count_nonzero(vec.values_at(self.sample())))
+        return (held + pending) * self.bits / self.taken
 
     def estimate_items(self, set_bits: int) -> int:
         x = min(set_bits, self.bits - 1)
@@ -517,11 +519,11 @@ class BloomFilter:
         stack, rows, flags = self._read(vec, members, reach)
         spans = list(itertools.pairwise(stack.offsets))
         pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
-        pending_in = [0] * reach  # per sub-filter, how many of them
+        pending_in = [0] * reach  # per sub-filter, how many of them its fill count reads
         markers: list[int] = []
         added: list[bool] = []
         full = self._expansion == NONSCALING and vec.get(1) != 0
-        more = False
+        more = refused = False
         for member, row, flag in zip(members, rows, flags, strict=True):
             if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans[:subs]):
                 added.append(False)
@@ -550,15 +552,16 @@ class BloomFilter:
                         added.append(False)
                         continue
             if full:
+                refused = True
                 break
             lo, hi = spans[cur]
             for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
                 if not bit and position not in pending:
                     pending.add(position)
-                    pending_in[cur] += 1
+                    pending_in[cur] += links[cur].sampled(position)
             added.append(True)
         indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
-        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, full, more)
+        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, refused, more)
 
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.

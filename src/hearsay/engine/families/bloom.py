@@ -11,6 +11,7 @@ replicas cannot count adds exactly).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -68,7 +69,12 @@ class BloomCreate:
 
     def view(self) -> BloomFilter:
         """The new filter's view (SketchParameterError when it cannot be built)."""
-        return BloomFilter.chain(self.error_rate, self.capacity, self.expansion)
+        return _created(self)
+
+
+@functools.lru_cache(maxsize=64)  # BF.ADD to new keys: the same few shapes again and again
+def _created(create: BloomCreate) -> BloomFilter:
+    return BloomFilter.chain(create.error_rate, create.capacity, create.expansion)
 
 
 @dataclass(frozen=True, slots=True)
