@@ -145,3 +145,22 @@ def test_dump_restore_and_scandump_of_a_scaled_filter() -> None:
         assert target("BF.INFO", "b") == source("BF.INFO", "b")
         assert target("BF.MEXISTS", "b", *items[::97]) == [1] * len(items[::97])
         assert target("TYPE", "b") == "MBbloom--"
+
+
+def test_bf_merge_unites_chains_of_the_same_parameters() -> None:
+    a, b = Client(), Client("fedcba9876543210")
+    for client, prefix in ((a, "a"), (b, "b")):
+        client.ok("BF.RESERVE", "f", "0.01", "100", "EXPANSION", "2")
+        client.ok("BF.MADD", "f", *[f"{prefix}{i}" for i in range(500)])  # grown on each
+    payload = b("DUMP", "f")
+    assert a("RESTORE", "g", "0", payload) == "OK"
+    assert a("BF.MERGE", "u", "f", "g") == "OK"
+    everything = [f"{prefix}{i}" for prefix in "ab" for i in range(500)]
+    assert a("BF.MEXISTS", "u", *everything) == [1] * 1_000
+    filters = a("BF.INFO", "u", "FILTERS")
+    assert isinstance(filters, list) and filters[0] >= 3
+    a.ok("BF.RESERVE", "other", "0.01", "100", "EXPANSION", "4")
+    merged = a("BF.MERGE", "u", "other")
+    assert isinstance(merged, ErrorReply) and "different shapes" in merged
+    a.ok("BF.RESERVE", "plain-sized", "0.01", "100", "NONSCALING")
+    assert isinstance(a("BF.MERGE", "u", "plain-sized"), ErrorReply)

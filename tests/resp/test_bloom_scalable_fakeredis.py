@@ -3,7 +3,8 @@
 fakeredis is an independent implementation of RedisBloom's commands (see
 test_sketch_shapes_fakeredis.py for why it is the reference here). The same script goes to a
 real ``hearsay serve`` and to a ``FakeRedis``: replies must be equal where the answer is
-determined, of the same shape for BF.INFO (fakeredis reports Size as items added), and both
+determined, of the same shape for BF.INFO (fakeredis reports Size as items added) and
+BF.SCANDUMP (each side dumps its own format), and both
 must refuse where fakeredis refuses. Where fakeredis departs from RedisBloom's source
 (rebloom.c, sb.c) the script checks RedisBloom's answer instead, named in ``REDISBLOOM``:
 ``EXPANSION 0`` (fakeredis accepts it), a full NONSCALING filter under BF.MADD (fakeredis
@@ -53,6 +54,8 @@ SCRIPT: list[tuple[tuple[str | int, ...], str]] = [
     (("BF.INSERT", "e", "NOCREATE", "EXPANSION", 2, "ITEMS", "a"), "error"),
     (("BF.EXISTS", "e", "a"), "value"),
     (("TYPE", "s"), "value"),
+    (("BF.SCANDUMP", "s", 0), "shape"),  # [next cursor, data]: each side's own format
+    (("BF.SCANDUMP", "none", 0), "error"),
 ]
 
 REDISBLOOM: list[tuple[tuple[str | int, ...], object]] = [
@@ -86,6 +89,8 @@ def test_scalable_bloom_replies_match_fakeredis(node: NodeProcess) -> None:
             if compare == "error":
                 assert isinstance(expected, redis.ResponseError), args
                 assert isinstance(got, redis.ResponseError), (args, got)
+            elif compare == "shape":
+                assert [type(part) for part in got] == [type(part) for part in expected], args
             elif compare == "fields":
                 assert isinstance(got, dict) and isinstance(expected, dict), args
                 assert got.keys() == expected.keys(), args
