@@ -20,10 +20,12 @@ meaning; BF.RESERVE, BF.INSERT and BF.ADD create chains.
   ``base_i..base_i+bits_i-1``, ``base_0 = FILTERS_MAX``, each right after the previous one.
   Only sub-filters that fit below 2**32 slots (at most :data:`FILTERS_MAX`) exist.
 
-The number of sub-filters is not stored as a count: it is one past the highest marker set, and
-a marker is written in the same delta as the first bits of its sub-filter, so two nodes that
-start sub-filter ``i+1`` concurrently share it. EXISTS checks every sub-filter (membership is
-the OR); an add goes to the last one unless that one is full, in which case it starts the next.
+The number of sub-filters is not stored as a count: it is one past the last of the markers set
+from 1 on, and a marker is written in the same delta as the first bits of its sub-filter, so
+two nodes that start sub-filter ``i+1`` concurrently share it. EXISTS checks every sub-filter
+and one more (membership is the OR): another node's writes into a sub-filter may arrive before
+the delta that started it. An add goes to the last one unless that one is full, in which case
+it starts the next.
 
 **Full** is decided from the merged bits, not from a count: sub-filter ``i`` is full when its
 set bits reach ``bits_i * (1 - exp(-hashes_i * capacity_i / bits_i))``, the expected fill at
@@ -118,13 +120,12 @@ bits at half fill)."""
 @dataclass(frozen=True, slots=True)
 class ChainAdds:
     """What :meth:`BloomFilter.chain_madd` gives: the pairs to merge and, per item answered,
-    whether it was new. ``full``: the next item was refused (the filter is full and cannot
-    grow: RedisBloom's "non scaling filter is full"); ``more``: the next item needs another
-    call after the pairs are merged."""
+    whether it was new (None: refused, the filter is full and cannot grow: RedisBloom's "non
+    scaling filter is full"); ``more``: the next item needs another call after the pairs are
+    merged."""
 
     pairs: Pairs
-    added: list[bool]
-    full: bool
+    added: list[bool | None]
     more: bool
 
 
@@ -266,7 +267,6 @@ class _Stack:
     bits: npt.NDArray[np.uint64]
     bases: npt.NDArray[np.int64]
     offsets: list[int]  # where each sub-filter's columns start, and the total at the end
-    columns: list[tuple[int, int, int]]  # (step, bits, base) per column, in Python ints
 
     @classmethod
     def of(cls, links: tuple[_Link, ...]) -> _Stack:
@@ -278,15 +278,7 @@ class _Stack:
             np.concatenate([np.full(link.hashes, link.bits, np.uint64) for link in links]),
             np.concatenate([np.full(link.hashes, link.base, np.int64) for link in links]),
             offsets,
-            [(i, link.bits, link.base) for link in links for i in range(link.hashes)],
         )
-
-    def member_positions(self, member: bytes) -> tuple[int, list[int]]:
-        """One member's hash and positions in Python ints (a single item costs no arrays)."""
-        a = member_hash(member)
-        b = mix64_int(a) | 1
-        mask = (1 << 64) - 1
-        return a, [base + ((a + i * b) & mask) % bits for i, bits, base in self.columns]
 
     def positions(
         self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]
@@ -295,6 +287,9 @@ class _Stack:
         with np.errstate(over="ignore"):
             raw = a[:, None] + self.steps[None, :] * b[:, None]
         return (raw % self.bits[None, :]).astype(np.int64) + self.bases[None, :]
+
+
+_NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
 
 def _holds(positions: list[int], flags: list[int], pending: set[int]) -> bool:
@@ -307,7 +302,7 @@ class BloomFilter:
     chain of sub-filters (module notes)."""
 
     __slots__ = ("_bits", "_capacity", "_error_rate", "_expansion", "_hashes", "_links",
-                 "_markers", "_schema", "_stacks")  # fmt: skip
+                 "_schema", "_stacks")  # fmt: skip
 
     def __init__(
         self,
@@ -329,7 +324,6 @@ class BloomFilter:
             self._schema = plain
             self._links = (_Link.sized(0, self._bits, self._hashes, self._capacity,
                                        self._error_rate),)  # fmt: skip
-            self._markers = np.zeros(0, dtype=np.int64)
             return
         if isinstance(expansion, bool) or not 0 <= int(expansion) < 1 << 31:
             raise SketchParameterError(f"expansion must be in 0..2**31-1, got {expansion!r}")
@@ -337,7 +331,6 @@ class BloomFilter:
         first = self._links[0]
         if (first.bits, first.hashes) != (self._bits, self._hashes):
             raise SketchParameterError("a chain's first sub-filter does not have its sizes")
-        self._markers = np.arange(1, len(self._links), dtype=np.int64)
         last = self._links[-1]
         params = (*plain.params, int(expansion))
         self._schema = Schema(KIND_BLOOM, params, last.base + last.bits).intern()
@@ -464,7 +457,7 @@ class BloomFilter:
         """
         if self._expansion is not None:
             adds = self.chain_madd(vec, members)
-            return adds.pairs, np.array(adds.added, dtype=np.bool_)
+            return adds.pairs, np.array([bool(flag) for flag in adds.added], dtype=np.bool_)
         n = len(members)
         if n == 1:  # BF.ADD: the member's distinct bits, one read of them
             distinct = np.array(sorted(set(self.member_positions(members[0]))), dtype=np.uint32)
@@ -496,36 +489,41 @@ class BloomFilter:
         """Every member's positions in the first ``subs`` sub-filters and whether each is set,
         as Python lists (one hash batch, one read of the vector)."""
         stack = self._stack(subs)
-        if len(members) == 1:  # BF.ADD
-            _, row = stack.member_positions(members[0])
-            return stack, [row], [(vec.values_at(np.array(row, dtype=np.int64)) != 0).tolist()]
         a = member_hashes(members)
         pos = stack.positions(a, mix64(a) | np.uint64(1))
         held = values_at(vec, pos) != 0
         return stack, pos.tolist(), held.tolist()
 
+    def _read_reach(self, subs: int) -> int:
+        """Sub-filters a read checks: those in use and the next one, which a delta writing
+        into it may have brought before the delta that started it (its marker)."""
+        return min(subs + 1, len(self._links))
+
     def chain_madd(self, vec: MaxVector, members: Sequence[bytes]) -> ChainAdds:
         """A chain's BF.MADD, item by item as RedisBloom's ``SBChain_Add``.
 
-        An item held by any sub-filter is not new; a new one goes to the last sub-filter, or
-        starts the next one when the last is full (its fill counted on the items the module
-        notes say). The answer stops early at an item refused because the filter is full and
-        cannot grow (``full``), or at an item that must start a second sub-filter in one
-        batch (``more``: merge the pairs and call again with the items not answered).
+        An item held by any sub-filter is not new (False); a new one (True) goes to the last
+        sub-filter, or starts the next one when the last is full (its fill counted on the
+        items the module notes say); None: refused, the filter is full and cannot grow (it
+        stays so: every later new item is refused too, and nothing is written for them).
+        The answer stops early (``more``) at an item that must start a second sub-filter in
+        one batch: merge the pairs and call again with the items not answered.
         """
+        if len(members) == 1:
+            return self._chain_add_one(vec, members[0])
         links = self._links
         subs = self.filters(vec)
-        reach = min(subs + 1, len(links))
+        reach = self._read_reach(subs)
         stack, rows, flags = self._read(vec, members, reach)
         spans = list(itertools.pairwise(stack.offsets))
         pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
         pending_in = [0] * reach  # per sub-filter, how many of them its fill count reads
         markers: list[int] = []
-        added: list[bool] = []
+        added: list[bool | None] = []
         full = self._expansion == NONSCALING and vec.get(1) != 0
-        more = refused = False
+        more = False
         for member, row, flag in zip(members, rows, flags, strict=True):
-            if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans[:subs]):
+            if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans):
                 added.append(False)
                 continue
             cur = subs - 1
@@ -547,13 +545,9 @@ class BloomFilter:
                     markers.append(subs)
                     subs += 1
                     cur += 1
-                    lo, hi = spans[cur]
-                    if _holds(row[lo:hi], flag[lo:hi], pending):
-                        added.append(False)
-                        continue
             if full:
-                refused = True
-                break
+                added.append(None)
+                continue
             lo, hi = spans[cur]
             for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
                 if not bit and position not in pending:
@@ -561,7 +555,54 @@ class BloomFilter:
                     pending_in[cur] += links[cur].sampled(position)
             added.append(True)
         indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
-        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, refused, more)
+        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, more)
+
+    def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
+        """:meth:`chain_madd` of one item (BF.ADD) in Python ints: a sub-filter that does
+        not hold the item usually shows it at its first bit or two, as in RedisBloom."""
+        links = self._links
+        a = member_hash(member)
+        b = mix64_int(a) | 1
+        subs = self.filters(vec)
+        if self._holds_one(vec, a, b, self._read_reach(subs)):
+            return ChainAdds(_NO_PAIRS, [False], more=False)
+        cur = subs - 1
+        link = links[cur]
+        markers: list[int] = []
+        full = self._expansion == NONSCALING and vec.get(1) != 0
+        if (
+            not full
+            and (a >> 32) % link.check_period == 0
+            and link.set_bits_estimate(vec, 0) >= link.fill_bound
+        ):
+            if self._expansion == NONSCALING:
+                markers.append(1)
+                full = True
+            elif subs == len(links):
+                full = True
+            else:
+                markers.append(subs)
+                cur += 1
+                link = links[cur]
+        if full:
+            indices = np.array(markers, dtype=np.uint32)
+            return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
+        mask = (1 << 64) - 1
+        fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
+        unset = [position for position in sorted(fresh) if not vec.get(position)]
+        indices = np.array(markers + unset, dtype=np.uint32)
+        return ChainAdds((indices, np.ones(indices.size, np.uint8)), [True], more=False)
+
+    def _holds_one(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
+        """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``
+        (newest first, each read stopping at the first unset bit)."""
+        mask = (1 << 64) - 1
+        get = vec.get
+        for link in reversed(self._links[:subs]):
+            base, bits = link.base, link.bits
+            if all(get(base + ((a + i * b) & mask) % bits) for i in range(link.hashes)):
+                return True
+        return False
 
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.
@@ -582,20 +623,26 @@ class BloomFilter:
     # -- reading ------------------------------------------------------------------------------
 
     def filters(self, vec: MaxVector) -> int:
-        """Sub-filters in use: one past the highest marker set (always 1 for a plain filter
-        and a NONSCALING chain, whose marker 1 means full)."""
+        """Sub-filters in use: one past the last of the markers set from 1 on (always 1 for a
+        plain filter and a NONSCALING chain, whose marker 1 means full)."""
         if not self._expansion or len(self._links) == 1:
             return 1
-        started = np.flatnonzero(vec.values_at(self._markers))
-        return int(started[-1]) + 2 if started.size else 1
+        # Markers are set in order, so the first unset one ends them; one missing in between
+        # (a later delta arrived first) is covered by reads checking one sub-filter more.
+        subs, get, last = 1, vec.get, len(self._links)
+        while subs < last and get(subs):  # bounded: 64 markers at most
+            subs += 1
+        return subs
 
     def mexists(self, vec: MaxVector, members: Sequence[bytes]) -> npt.NDArray[np.bool_]:
         """BF.MEXISTS: per member, whether all its bits are set in some sub-filter (never a
         false negative)."""
-        if self._expansion is not None:
-            subs = self.filters(vec)
-            if subs > 1:
-                return self._chain_mexists(vec, members, subs)
+        if self._expansion is not None and len(self._links) > 1:
+            reach = self._read_reach(self.filters(vec))
+            if len(members) == 1:  # BF.EXISTS
+                a = member_hash(members[0])
+                return np.array([self._holds_one(vec, a, mix64_int(a) | 1, reach)])
+            return self._chain_mexists(vec, members, reach)
         if len(members) == 1:  # BF.EXISTS: one read of the member's bits
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
@@ -609,12 +656,8 @@ class BloomFilter:
         self, vec: MaxVector, members: Sequence[bytes], subs: int
     ) -> npt.NDArray[np.bool_]:
         stack = self._stack(subs)
-        if len(members) == 1:  # BF.EXISTS
-            _, row = stack.member_positions(members[0])
-            held = (vec.values_at(np.array(row, dtype=np.int64)) != 0)[None, :]
-        else:
-            a = member_hashes(members)
-            held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
+        a = member_hashes(members)
+        held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
         per_link = np.logical_and.reduceat(held, stack.offsets[:-1], axis=1)
         return np.asarray(per_link.any(axis=1), dtype=np.bool_)
 

@@ -79,12 +79,11 @@ def _created(create: BloomCreate) -> BloomFilter:
 
 @dataclass(frozen=True, slots=True)
 class BloomAdds:
-    """Per item added, whether it was new; ``full``: the item after the last answered one was
-    refused (the filter is full and cannot grow) and the items after it were not tried."""
+    """Per item, whether it was new; None where it was refused because the filter is full
+    and cannot grow (``scaling``: a scaling filter at its last sub-filter, else NONSCALING)."""
 
-    added: list[bool]
-    full: bool
-    scaling: bool = False  # the refusal's filter is a scaling one (at its last sub-filter)
+    added: list[bool | None]
+    scaling: bool = False
 
 
 def reserve(db: Replica, key: bytes, create: BloomCreate, now_ms: int) -> None:
@@ -102,7 +101,7 @@ def add(
     now_ms: int,
     create: BloomCreate | None = BloomCreate(),
 ) -> BloomAdds:
-    """BF.ADD / BF.MADD / BF.INSERT: per item, whether it was new (up to a refused one).
+    """BF.ADD / BF.MADD / BF.INSERT: per item, whether it was new (None: refused as full).
 
     A missing key is created as ``create`` says, or KeyMissingError when ``create`` is None.
     """
@@ -116,14 +115,14 @@ def add(
     if view.expansion is None:  # a plain filter: never full
         pairs, flags = view.madd(vector, items)
         write_pairs(db, key, view.schema, pairs, now_ms)
-        return BloomAdds([bool(flag) for flag in flags.tolist()], full=False)
-    added: list[bool] = []
+        return BloomAdds([bool(flag) for flag in flags.tolist()])
+    added: list[bool | None] = []
     while True:  # bounded: a pass answers an item or starts a sub-filter (64 at most)
         adds = view.chain_madd(vector, items[len(added) :])
         write_pairs(db, key, view.schema, adds.pairs, now_ms)
         added += adds.added
         if not adds.more:
-            return BloomAdds(added, adds.full, scaling=bool(view.expansion))
+            return BloomAdds(added, scaling=bool(view.expansion))
         found = _bloom_entry(db, key, now_ms)
         assert found is not None, "the key was just written"
         view, vector = found

@@ -159,28 +159,29 @@ def _full_message(adds: BloomAdds) -> str:
     return messages.BF_CANNOT_GROW if adds.scaling else messages.BF_FULL
 
 
-def _answers(adds: BloomAdds) -> list[Reply]:
-    """BF.MADD's / BF.INSERT's reply: 1 or 0 per item, then RedisBloom's error in place of
-    the refused item, and nothing for the items after it."""
-    out: list[Reply] = [int(flag) for flag in adds.added]
-    if adds.full:
-        out.append(ErrorReply(_full_message(adds)))
+def _answers(adds: BloomAdds, items: list[bool | None]) -> list[Reply]:
+    """One call's reply to BF.MADD / BF.INSERT: 1 or 0 per item up to a refused one, which
+    is RedisBloom's error, and nothing after it (RedisBloom stops the call there)."""
+    out: list[Reply] = []
+    for flag in items:
+        if flag is None:
+            out.append(ErrorReply(_full_message(adds)))
+            break
+        out.append(int(flag))
     return out
 
 
-def _per_call(run: list[list[bytes]], adds: BloomAdds) -> list[Reply]:
-    """``adds`` (one answer per item of the run, in order) cut back into one reply per call,
-    up to and including the call whose item was refused (its reply: an error for BF.ADD)."""
+def _per_call(run: list[list[bytes]], adds: BloomAdds, single: bool) -> list[Reply]:
+    """``adds`` (one answer per item of the run, in order) cut back into one reply per call.
+
+    The calls after a refused item answer as they would alone: a filter that refused an item
+    is full for good, so every later new item is refused and nothing later was written."""
     out: list[Reply] = []
     at = 0
     for args in run:
         end = at + len(args) - 2
-        if end > len(adds.added):
-            answered = _answers(BloomAdds(adds.added[at:], adds.full, adds.scaling))
-            single = len(args) == 3 and args[0].upper() == b"BF.ADD"
-            out.append(answered[-1] if single else answered)
-            return out
-        out.append([int(flag) for flag in adds.added[at:end]])
+        answered = _answers(adds, adds.added[at:end])
+        out.append(answered[0] if single else answered)
         at = end
     return out
 
@@ -199,30 +200,18 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     # write for the whole run. BloomFilter.madd answers as the calls in turn would (an item is
     # new only if no earlier item of the run set all its bits), and no call changes the key's
     # type, so a type error is every call's (run_at only groups calls of the right arity).
-    # A refusal (full) answers that call and the run goes on after it: the calls after it
-    # answer as they would alone (an item already held is 0, a new one is refused again).
+    # A refused item (full) ends its call's reply with the error; see _per_call for the rest.
     def adds_run(single: bool) -> RunHandler:
         def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-            out: list[Reply] = []
-            rest = run
-            while rest:  # bounded: every pass answers at least one call
-                adds = bloom.add(db_of(ctx), rest[0][1], _items_of(rest), ctx.now_ms,
-                                 BloomCreate())  # fmt: skip
-                replies = _per_call(rest, adds)
-                if single:
-                    replies = [reply[0] if isinstance(reply, list) else reply for reply in replies]
-                out.extend(replies)
-                rest = rest[len(replies) :]
-            return out
+            adds = bloom.add(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms, BloomCreate())
+            return _per_call(run, adds, single)
 
         return run_adds
 
     def exists_run(single: bool) -> RunHandler:
         def run_exists(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
             found = bloom.exists(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms)
-            if single:
-                return [int(flag) for flag in found]
-            return _per_call(run, BloomAdds(found, full=False))
+            return _per_call(run, BloomAdds(list(found)), single)
 
         return run_exists
 
@@ -242,7 +231,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       "capacity 100, expansion 2 when absent).")  # fmt: skip
     def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         adds = bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())
-        if adds.full:
+        if adds.added[0] is None:
             raise CommandError(_full_message(adds))
         return int(adds.added[0])
 
@@ -251,7 +240,8 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       summary="Adds items to a Bloom filter (created with the defaults when "
                       "absent).")  # fmt: skip
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return _answers(bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate()))
+        adds = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
+        return _answers(adds, adds.added)
 
     @registry.command("BF.INSERT", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", errors=adds,
@@ -259,7 +249,8 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       "NONSCALING unless NOCREATE.")  # fmt: skip
     def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
         create, items_at = _insert_options(args)
-        return _answers(bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create))
+        adds = bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create)
+        return _answers(adds, adds.added)
 
     @registry.command("BF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", run=exists_run(single=True),
