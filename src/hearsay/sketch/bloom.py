@@ -222,8 +222,21 @@ class _Link:
         """Set bits of this link, counted over the sample and scaled to the link; ``pending``
         sampled bits a batch set that the vector does not hold yet count as set (so a batch
         decides exactly as its items would one after another)."""
-        held = int(np.count_nonzero(vec.values_at(self.sample())))
-        return (held + pending) * self.bits / self.taken
+        return (self._sampled_set(vec) + pending) * self.bits / self.taken
+
+    def _sampled_set(self, vec: MaxVector) -> int:
+        """How many of the sample's bits are set: read at the sample's bits in a dense
+        vector, counted over the link's pairs in a sparse one (a few hundred pairs cost less
+        than 4,096 searches); the same number either way."""
+        if vec.is_dense:
+            return int(np.count_nonzero(vec.values_at(self.sample())))
+        indices, _ = vec.pairs()
+        lo, hi = np.searchsorted(indices, [self.base, self.base + self.bits]).tolist()
+        if self.taken == self.bits:
+            return int(hi - lo)
+        offsets = indices[lo:hi].astype(np.int64) - self.base
+        i = -(-offsets * self.taken // self.bits)
+        return int(np.count_nonzero((i < self.taken) & (i * self.bits // self.taken == offsets)))
 
     def estimate_items(self, set_bits: int) -> int:
         x = min(set_bits, self.bits - 1)
@@ -267,6 +280,8 @@ class _Stack:
     bits: npt.NDArray[np.uint64]
     bases: npt.NDArray[np.int64]
     offsets: list[int]  # where each sub-filter's columns start, and the total at the end
+    columns: list[tuple[int, int, int]]  # (step, bits, base) of each column, in Python ints
+    spans: list[tuple[int, int]]  # each sub-filter's columns
 
     @classmethod
     def of(cls, links: tuple[_Link, ...]) -> _Stack:
@@ -278,7 +293,21 @@ class _Stack:
             np.concatenate([np.full(link.hashes, link.bits, np.uint64) for link in links]),
             np.concatenate([np.full(link.hashes, link.base, np.int64) for link in links]),
             offsets,
+            [(i, link.bits, link.base) for link in links for i in range(link.hashes)],
+            list(itertools.pairwise(offsets)),
         )
+
+    def member_read(self, vec: MaxVector, a: int, b: int) -> tuple[list[int], list[int]]:
+        """One member's positions (hashed ``a``, ``b``) and the bits there: Python ints and
+        one read of the vector, no arrays to build for a single item."""
+        mask = (1 << 64) - 1
+        positions = [base + ((a + i * b) & mask) % bits for i, bits, base in self.columns]
+        held: list[int] = vec.values_at(np.array(positions, dtype=np.int64)).tolist()
+        return positions, held
+
+    def holds(self, held: list[int]) -> bool:
+        """Whether some sub-filter has every bit of a member set (``held`` its bits)."""
+        return any(all(held[lo:hi]) for lo, hi in self.spans)
 
     def positions(
         self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]
@@ -288,6 +317,9 @@ class _Stack:
             raw = a[:, None] + self.steps[None, :] * b[:, None]
         return (raw % self.bits[None, :]).astype(np.int64) + self.bases[None, :]
 
+
+_MARKERS_READ: Final = 4
+"""Markers one BF.ADD / BF.EXISTS reads with the item's bits (a longer chain reads on)."""
 
 _NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
@@ -557,19 +589,51 @@ class BloomFilter:
         indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
         return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, more)
 
-    def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
-        """:meth:`chain_madd` of one item (BF.ADD) in Python ints: a sub-filter that does
-        not hold the item usually shows it at its first bit or two, as in RedisBloom."""
-        links = self._links
+    def _member_read(
+        self, vec: MaxVector, member: bytes
+    ) -> tuple[int, int, bool, _Stack, list[int], list[int]]:
+        """One member in a chain: ``(hash, sub-filters in use, marked full, stack, positions,
+        bits)``: its positions and bits in every sub-filter a read checks (those in use and
+        the next); "marked full" only for a NONSCALING chain.
+
+        One read of the vector for a chain of one or two sub-filters: the markers (or the
+        NONSCALING "full" slot) come with the member's bits in the first two sub-filters;
+        a longer chain reads again, once (no per-bit look-ups: each costs a search in a
+        small key's packed pairs)."""
         a = member_hash(member)
         b = mix64_int(a) | 1
-        subs = self.filters(vec)
-        if self._holds_one(vec, a, b, self._read_reach(subs)):
+        links = self._links
+        shown = _MARKERS_READ if self._expansion != NONSCALING else 1
+        shown = min(shown, max(len(links) - 1, 1))
+        first = self._stack(min(2, len(links)))
+        mask = (1 << 64) - 1
+        positions = [base + ((a + i * b) & mask) % bits for i, bits, base in first.columns]
+        read: list[int] = vec.values_at(
+            np.array([*range(1, shown + 1), *positions], dtype=np.int64)
+        ).tolist()
+        markers, held = read[:shown], read[shown:]
+        if self._expansion == NONSCALING or len(links) == 1:
+            return a, 1, self._expansion == NONSCALING and markers[0] != 0, first, positions, held
+        subs = 1
+        while subs <= shown and markers[subs - 1]:
+            subs += 1
+        if subs > shown:  # a long chain: the other markers one by one (64 at most)
+            while subs < len(links) and vec.get(subs):
+                subs += 1
+        if subs > 1:
+            first = self._stack(self._read_reach(subs))
+            positions, held = first.member_read(vec, a, b)
+        return a, subs, False, first, positions, held
+
+    def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
+        """:meth:`chain_madd` of one item (BF.ADD)."""
+        links = self._links
+        a, subs, full, stack, positions, held = self._member_read(vec, member)
+        if stack.holds(held):
             return ChainAdds(_NO_PAIRS, [False], more=False)
         cur = subs - 1
         link = links[cur]
         markers: list[int] = []
-        full = self._expansion == NONSCALING and vec.get(1) != 0
         if (
             not full
             and (a >> 32) % link.check_period == 0
@@ -580,29 +644,16 @@ class BloomFilter:
                 full = True
             elif subs == len(links):
                 full = True
-            else:
+            else:  # start sub-filter ``subs`` (read with the others)
                 markers.append(subs)
                 cur += 1
-                link = links[cur]
         if full:
             indices = np.array(markers, dtype=np.uint32)
             return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
-        mask = (1 << 64) - 1
-        fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
-        unset = [position for position in sorted(fresh) if not vec.get(position)]
-        indices = np.array(markers + unset, dtype=np.uint32)
+        lo, hi = stack.spans[cur]
+        unset = {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
+        indices = np.array(markers + sorted(unset), dtype=np.uint32)
         return ChainAdds((indices, np.ones(indices.size, np.uint8)), [True], more=False)
-
-    def _holds_one(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
-        """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``
-        (newest first, each read stopping at the first unset bit)."""
-        mask = (1 << 64) - 1
-        get = vec.get
-        for link in reversed(self._links[:subs]):
-            base, bits = link.base, link.bits
-            if all(get(base + ((a + i * b) & mask) % bits) for i in range(link.hashes)):
-                return True
-        return False
 
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.
@@ -638,11 +689,10 @@ class BloomFilter:
         """BF.MEXISTS: per member, whether all its bits are set in some sub-filter (never a
         false negative)."""
         if self._expansion is not None and len(self._links) > 1:
-            reach = self._read_reach(self.filters(vec))
             if len(members) == 1:  # BF.EXISTS
-                a = member_hash(members[0])
-                return np.array([self._holds_one(vec, a, mix64_int(a) | 1, reach)])
-            return self._chain_mexists(vec, members, reach)
+                _, _, _, stack, _, bits_held = self._member_read(vec, members[0])
+                return np.array([stack.holds(bits_held)])
+            return self._chain_mexists(vec, members, self._read_reach(self.filters(vec)))
         if len(members) == 1:  # BF.EXISTS: one read of the member's bits
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
