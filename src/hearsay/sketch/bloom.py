@@ -321,6 +321,16 @@ class _Stack:
 _MARKERS_READ: Final = 4
 """Markers one BF.ADD / BF.EXISTS reads with the item's bits (a longer chain reads on)."""
 
+_BITWISE_PAIRS_MIN: Final = 4096
+"""A sparse key of at least this many pairs is read bit by bit too (measured: a search in a
+big key's pairs costs about what one batched look-up costs in a small one)."""
+
+
+def _read_bitwise(vec: MaxVector) -> bool:
+    """Whether one item's bits are best read one by one (:meth:`BloomFilter._chain_add_one`)."""
+    return vec.is_dense or len(vec) >= _BITWISE_PAIRS_MIN
+
+
 _NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
 
@@ -626,11 +636,23 @@ class BloomFilter:
         return a, subs, False, first, positions, held
 
     def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
-        """:meth:`chain_madd` of one item (BF.ADD)."""
+        """:meth:`chain_madd` of one item (BF.ADD): a dense or big key is read bit by bit (a
+        sub-filter without the item answers at its first bit or two, as in RedisBloom), a
+        small sparse one in one look-up (:meth:`_member_read`)."""
         links = self._links
-        a, subs, full, stack, positions, held = self._member_read(vec, member)
-        if stack.holds(held):
-            return ChainAdds(_NO_PAIRS, [False], more=False)
+        read: tuple[_Stack, list[int], list[int]] | None = None
+        if _read_bitwise(vec):
+            a = member_hash(member)
+            b = mix64_int(a) | 1
+            subs = self.filters(vec)
+            if self._holds_bitwise(vec, a, b, self._read_reach(subs)):
+                return ChainAdds(_NO_PAIRS, [False], more=False)
+            full = self._expansion == NONSCALING and vec.get(1) != 0
+        else:
+            a, subs, full, stack, positions, held = self._member_read(vec, member)
+            if stack.holds(held):
+                return ChainAdds(_NO_PAIRS, [False], more=False)
+            read = stack, positions, held
         cur = subs - 1
         link = links[cur]
         markers: list[int] = []
@@ -650,10 +672,27 @@ class BloomFilter:
         if full:
             indices = np.array(markers, dtype=np.uint32)
             return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
-        lo, hi = stack.spans[cur]
-        unset = {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
+        if read is None:
+            link, mask = links[cur], (1 << 64) - 1
+            fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
+            unset = {position for position in fresh if not vec.get(position)}
+        else:
+            stack, positions, held = read
+            lo, hi = stack.spans[cur]
+            unset = {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
         indices = np.array(markers + sorted(unset), dtype=np.uint32)
         return ChainAdds((indices, np.ones(indices.size, np.uint8)), [True], more=False)
+
+    def _holds_bitwise(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
+        """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``,
+        read bit by bit (newest first, each stopping at its first unset bit)."""
+        mask = (1 << 64) - 1
+        get = vec.get
+        for link in reversed(self._links[:subs]):
+            base, bits = link.base, link.bits
+            if all(get(base + ((a + i * b) & mask) % bits) for i in range(link.hashes)):
+                return True
+        return False
 
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.
@@ -689,7 +728,11 @@ class BloomFilter:
         """BF.MEXISTS: per member, whether all its bits are set in some sub-filter (never a
         false negative)."""
         if self._expansion is not None and len(self._links) > 1:
-            if len(members) == 1:  # BF.EXISTS
+            if len(members) == 1 and _read_bitwise(vec):  # BF.EXISTS (see _chain_add_one)
+                a = member_hash(members[0])
+                reach = self._read_reach(self.filters(vec))
+                return np.array([self._holds_bitwise(vec, a, mix64_int(a) | 1, reach)])
+            if len(members) == 1:
                 _, _, _, stack, _, bits_held = self._member_read(vec, members[0])
                 return np.array([stack.holds(bits_held)])
             return self._chain_mexists(vec, members, self._read_reach(self.filters(vec)))
