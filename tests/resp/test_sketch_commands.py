@@ -361,8 +361,10 @@ def test_every_write_goes_through_the_funnel() -> None:
 def test_bf_add_creates_a_filter_with_redisbloom_defaults(c: Client) -> None:
     assert c("BF.ADD", "b", "x") == 1
     assert c("BF.ADD", "b", "x") == 0
-    size = redisbloom_info_size(0.01, 100)  # 216: 958 bits -> 15 words, + 96 bytes of structs
-    assert size == 216
+    # RedisBloom's default is a scaling chain whose first filter is built at half the error
+    # rate: 0.005 -> 1102 bits -> 18 words, + 96 bytes of structs.
+    size = redisbloom_info_size(0.01 * 0.5, 100)
+    assert size == 240
     info = c("BF.INFO", "b")
     assert isinstance(info, Map)
     fields = {str(k): v for k, v in info.pairs}
@@ -371,29 +373,31 @@ def test_bf_add_creates_a_filter_with_redisbloom_defaults(c: Client) -> None:
         "Size": size,
         "Number of filters": 1,
         "Number of items inserted": 1,
-        "Expansion rate": None,
+        "Expansion rate": 2,
     }
     assert c("BF.INFO", "b", "capacity") == [100]
     assert c("BF.INFO", "b", "SIZE") == [size]
     assert c("BF.INFO", "b", "filters") == [1]
     assert c("BF.INFO", "b", "items") == [1]
-    assert c("BF.INFO", "b", "expansion") == [None]
+    assert c("BF.INFO", "b", "expansion") == [2]
     assert c("BF.INFO", "b", "nope") == messages.BF_INFO_INVALID_VALUE
     assert c("BF.INFO", "b", "items", "x") == messages.wrong_number_of_args("bf.info")
     assert c("TYPE", "b") == "MBbloom--"
 
 
-def test_bf_info_size_diverges_from_redisbloom_scaling_default(c: Client) -> None:
-    """Pinned divergence (docs/commands.md): RedisBloom's default filter is a scaling chain
-    whose first filter is built at half the error rate (0.005), so it reports Size 240 for
-    ``BF.RESERVE k 0.01 100``; hearsay's filters never scale, so the rate asked for is the
-    rate built (0.01) and the Size is 216, RedisBloom's answer for ``... NONSCALING``."""
+def test_bf_info_size_matches_redisbloom_scaling_and_not(c: Client) -> None:
+    """RedisBloom's default filter is a scaling chain whose first filter is built at half the
+    error rate (0.005), so it reports Size 240 for ``BF.RESERVE k 0.01 100``; with
+    ``NONSCALING`` the rate asked for is the rate built (0.01) and the Size is 216."""
     assert c("BF.RESERVE", "k", "0.01", 100) == "OK"
     assert c("BF.RESERVE", "kn", "0.01", 100, "NONSCALING") == "OK"
-    redisbloom_scaling = redisbloom_info_size(0.01 * 0.5, 100)
-    assert redisbloom_scaling == 240
-    assert c("BF.INFO", "k", "SIZE") == [redisbloom_info_size(0.01, 100)] == [216]
-    assert c("BF.INFO", "kn", "SIZE") == [216]
+    assert c("BF.RESERVE", "ke", "0.01", 100, "EXPANSION", 4) == "OK"
+    assert c("BF.INFO", "k", "SIZE") == [redisbloom_info_size(0.01 * 0.5, 100)] == [240]
+    assert c("BF.INFO", "ke", "SIZE") == [240]
+    assert c("BF.INFO", "kn", "SIZE") == [redisbloom_info_size(0.01, 100)] == [216]
+    assert c("BF.INFO", "k", "EXPANSION") == [2]
+    assert c("BF.INFO", "ke", "EXPANSION") == [4]
+    assert c("BF.INFO", "kn", "EXPANSION") == [None]
 
 
 def test_bf_madd_mexists_and_card(c: Client) -> None:
@@ -428,7 +432,11 @@ def test_bf_reserve_errors_in_redisbloom_order(c: Client) -> None:
         messages.BF_NONSCALING_CANNOT_EXPAND
     )
     assert c("BF.RESERVE", "b", "0.1", 10, "EXPANSION", "x") == messages.BF_BAD_EXPANSION
-    assert c("BF.RESERVE", "b", "0.1", 10, "EXPANSION", 2) == messages.BF_NEVER_SCALES
+    assert c("BF.RESERVE", "b", "0.1", 10, "EXPANSION", 0) == messages.BF_EXPANSION_RANGE
+    assert c("BF.RESERVE", "b", "0.1", 10, "EXPANSION", -1) == messages.BF_EXPANSION_RANGE
+    assert c("BF.RESERVE", "b", "0.1", 10, "EXPANSION", 2, "NONSCALING") == (
+        messages.BF_NONSCALING_CANNOT_EXPAND
+    )
     assert c("BF.RESERVE", "b", "0.1", 10, "BOGUS") == messages.SYNTAX_ERROR
     assert c("BF.RESERVE", "b", "0.1", 10, 1, 2, 3, 4) == messages.wrong_number_of_args(
         "bf.reserve"
@@ -451,7 +459,8 @@ def test_bf_insert_options(c: Client) -> None:
         0,
     ]
     assert c("BF.INFO", "b", "capacity") == [500]
-    assert c("BF.INFO", "b", "size") == [redisbloom_info_size(0.001, 500)]
+    assert c("BF.INFO", "b", "size") == [redisbloom_info_size(0.001 * 0.5, 500)]
+    assert c("BF.INFO", "b", "expansion") == [2]
     assert c("BF.INSERT", "b", "NONSCALING", "ITEMS", "c") == [1]
     assert c("BF.INSERT", "none", "NOCREATE", "ITEMS", "a") == messages.BF_NOT_FOUND
     assert c("EXISTS", "none") == 0
@@ -463,8 +472,16 @@ def test_bf_insert_options(c: Client) -> None:
     assert c("BF.INSERT", "x", "EXPANSION", "z", "ITEMS", "a") == messages.BF_INSERT_BAD_EXPANSION
     assert c("BF.INSERT", "x", "ERROR", "2", "ITEMS", "a") == messages.BF_INSERT_BAD_ARGUMENT
     assert c("BF.INSERT", "x", "CAPACITY", "0", "ITEMS", "a") == messages.BF_INSERT_BAD_ARGUMENT
-    assert c("BF.INSERT", "x", "EXPANSION", "2", "ITEMS", "a") == messages.BF_NEVER_SCALES
-    assert c("BF.INFO", "x") == messages.BF_NOT_FOUND
+    assert c("BF.INSERT", "x", "EXPANSION", "0", "ITEMS", "a") == messages.BF_INSERT_BAD_ARGUMENT
+    assert c("BF.INSERT", "x", "ERROR", "z", "BOGUS", "ITEMS", "a") == (
+        messages.BF_INSERT_BAD_ERROR_RATE  # each value checked where it stands
+    )
+    assert c("EXISTS", "x") == 0
+    assert c("BF.INSERT", "x", "EXPANSION", "3", "ITEMS", "a") == [1]
+    assert c("BF.INFO", "x", "expansion") == [3]
+    assert c("BF.INSERT", "xn", "NONSCALING", "EXPANSION", "3", "ITEMS", "a") == [1]
+    assert c("BF.INFO", "xn", "expansion") == [None]
+    assert c("BF.INFO", "never-made") == messages.BF_NOT_FOUND
 
 
 def test_bf_merge_is_the_union_of_equal_shapes(c: Client) -> None:

@@ -111,8 +111,10 @@ def test_bloom_through_the_bf_helper(r: redis.Redis) -> None:
     assert bf.info("it:bf2").capacity == 50
     with pytest.raises(redis.ResponseError, match="not found"):
         bf.insert("it:bf3", ["a"], noCreate=True)
-    with pytest.raises(redis.ResponseError, match="never scale"):
-        bf.create("it:bf4", 0.01, 100, expansion=4)
+    assert bf.create("it:bf4", 0.01, 100, expansion=4) is True
+    assert bf.info("it:bf4").expansionRate == 4
+    with pytest.raises(redis.ResponseError, match="cannot expand"):
+        bf.create("it:bf5", 0.01, 100, expansion=4, noScale=True)
     assert bf.add("it:bfdefault", "a") == 1
     assert bf.info("it:bfdefault").capacity == 100
     assert r.execute_command("BF.MERGE", "it:bfu", "it:bf", "it:bf") == b"OK"
@@ -147,7 +149,7 @@ def test_resp3_info_maps(node: NodeProcess) -> None:
         client.bf().add("it3:bf", "x")
         bf_info = client.bf().info("it3:bf")
         assert isinstance(bf_info, dict)
-        assert bf_info[b"Capacity"] == 100 and bf_info[b"Expansion rate"] is None
+        assert bf_info[b"Capacity"] == 100 and bf_info[b"Expansion rate"] == 2
         client.cms().initbydim("it3:cms", 10, 2)
         cms_info = client.cms().info("it3:cms")
         assert isinstance(cms_info, dict)

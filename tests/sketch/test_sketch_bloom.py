@@ -191,14 +191,12 @@ def test_items_estimate_from_set_bits(seed: int) -> None:
         estimate = bf.info(vec).items
         assert abs(estimate - fill) <= 0.03 * fill + 2, f"seed {seed}: {estimate} vs {fill}"
     assert bf.card(vec) == bf.info(vec).items
-    assert bf.is_full(vec) == (bf.card(vec) >= 20_000)
 
 
 def test_saturated_filter_estimate_is_finite() -> None:
     bf = BloomFilter(bits=64, hashes=2, capacity=10, error_rate=0.1)
     vec = MaxVector.from_pairs(np.arange(64), np.ones(64, np.uint8))
-    assert 0 < bf.card(vec) < 10_000
-    assert bf.is_full(vec)
+    assert 10 <= bf.card(vec) < 10_000
 
 
 # -- schema and serialisation ---------------------------------------------------------------------

@@ -312,6 +312,9 @@ WINDOW_RANGE = "ERR WINDOW must be an integer number of seconds in 1..31622400"
 WINDOW_SLICES_RANGE = "ERR SLICES must be an integer in 1..64"
 WINDOW_KEY_EXISTS = "ERR key exists with another type or window"
 WINDOW_NO_MERGE = "ERR windowed keys cannot be merged by {}"
+WINDOW_NO_EXPANSION = (
+    "ERR EXPANSION cannot be used with WINDOW: each time slice is one fixed-size filter"
+)
 
 # vignette vectors (resp/families/vector.py)
 VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"
@@ -332,9 +335,9 @@ BF_INSERT_BAD_CAPACITY = "Bad capacity"
 BF_INSERT_BAD_EXPANSION = "Bad expansion"
 BF_INSERT_UNKNOWN_ARGUMENT = "Unknown argument received"
 BF_INSERT_BAD_ARGUMENT = "Bad argument received"
-BF_NEVER_SCALES = (
-    "ERR hearsay Bloom filters never scale: EXPANSION is not supported (every filter is NONSCALING)"
-)
+BF_EXPANSION_RANGE = "ERR expansion should be greater or equal to 1"
+BF_FULL = "ERR non scaling filter is full"
+BF_CANNOT_GROW = "ERR Bloom filter is full: it has as many sub-filters as it may (64 at most)"
 BF_INFO_INVALID_VALUE = "Invalid information value"
 BF_LOADCHUNK_BAD_DATA = "ERR received bad data: {}"
 BF_COULD_NOT_CREATE_DETAIL = "ERR could not create filter: {}"

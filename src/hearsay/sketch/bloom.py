@@ -1,12 +1,42 @@
-"""The Bloom filter view: RedisBloom's fixed-size (non-scaling) filter over a max-vector of bits.
+"""The Bloom filter view: RedisBloom's filters (scalable or not) over a max-vector of bits.
 
-Bit ``j`` of the filter is slot ``j`` of the key's vector, holding 0 or 1. Setting bits is the
-lattice's max, so the union of two filters of equal shape is exact, and replicas that receive
-the same additions in any order, any number of times, hold the same bits.
+Every bit is a slot of the key's vector holding 0 or 1. Setting bits is the lattice's max, so
+the union of two filters of equal shape is exact, and replicas that receive the same additions
+in any order, any number of times, hold the same bits.
 
-**Sizing** follows RedisBloom's ``bloom_init`` with the options its BF.RESERVE passes
-(``BLOOM_OPT_NOROUND | BLOOM_OPT_FORCE64``) and a non-scaling chain, whose error rate is not
-tightened:
+**Two schemas.** A *plain* filter (params ``(bits, hashes, capacity, error_bits, hash_v)``,
+what every hearsay filter was before scaling existed) is one fixed-size filter at slots
+``0..bits-1`` that is never refused: past capacity its false-positive rate grows. A *chain*
+(params ``(bits0, hashes0, capacity, error_bits, hash_v, expansion)``) is RedisBloom's
+scalable filter; ``expansion`` 0 means NONSCALING. Existing plain keys keep exactly their
+meaning; BF.RESERVE, BF.INSERT and BF.ADD create chains.
+
+**A chain's layout** is a function of its parameters only, so nodes agree without talking:
+
+- slots ``1..FILTERS_MAX-1`` are markers: slot ``j`` is 1 once sub-filter ``j`` was started
+  (for a NONSCALING chain slot 1 means "full");
+- sub-filter ``i`` (capacity ``capacity * expansion**i``, error ``error * 0.5**(i+1)`` as
+  RedisBloom's tightening, ``error`` itself when NONSCALING) holds slots
+  ``base_i..base_i+bits_i-1``, ``base_0 = FILTERS_MAX``, each right after the previous one.
+  Only sub-filters that fit below 2**32 slots (at most :data:`FILTERS_MAX`) exist.
+
+The number of sub-filters is not stored as a count: it is one past the last of the markers set
+from 1 on, and a marker is written in the same delta as the first bits of its sub-filter, so
+two nodes that start sub-filter ``i+1`` concurrently share it. EXISTS checks every sub-filter
+and one more (membership is the OR): another node's writes into a sub-filter may arrive before
+the delta that started it. An add goes to the last one unless that one is full, in which case
+it starts the next.
+
+**Full** is decided from the merged bits, not from a count: sub-filter ``i`` is full when its
+set bits reach ``bits_i * (1 - exp(-hashes_i * capacity_i / bits_i))``, the expected fill at
+capacity. Counting set bits costs a read of the whole sub-filter, so it is done only on new
+items whose hash picks them (about :data:`FILL_CHECKS` per sub-filter's capacity, the same
+items on every node), over at most :data:`FILL_SAMPLE_MAX` evenly spaced bits (every bit of a
+smaller sub-filter). A sub-filter thus holds its capacity within a few percent, and an add
+costs one sample read every ``capacity / FILL_CHECKS`` new items.
+
+**Sizing** of each (sub-)filter follows RedisBloom's ``bloom_init`` with the options its
+BF.RESERVE passes (``BLOOM_OPT_NOROUND | BLOOM_OPT_FORCE64``):
 
 - bits per entry ``bpe = -ln(error) / ln(2)**2`` (RedisBloom's 15-digit constants);
 - bits ``= trunc(capacity * bpe)`` (at least 1), rounded *up* to a whole number of 64-bit
@@ -15,22 +45,21 @@ tightened:
 
 **Hashing** is hearsay's own (no RedisBloom state is ever exchanged, only answers): one
 xxh3-64 of the member gives ``a``; a splitmix64 finalisation of it, forced odd, gives ``b``;
-the ``k`` bit positions are ``(a + i*b) mod 2**64 mod bits`` for ``i < k`` (Kirsch and
-Mitzenmacher's double hashing, with RedisBloom's 64-bit wrap-then-modulo).
+the ``k`` bit positions in a (sub-)filter of ``bits`` bits are ``(a + i*b) mod 2**64 mod bits``
+for ``i < k`` (Kirsch and Mitzenmacher's double hashing, with RedisBloom's 64-bit
+wrap-then-modulo), offset by the sub-filter's base.
 
 **Items inserted** (BF.INFO, BF.CARD) cannot be counted exactly in a lattice: a counter beside
 the bits would double count an item added on two replicas. It is estimated from the number of
-set bits ``X`` (Swamidass and Baldi): ``n ~ -bits/k * ln(1 - X/bits)``, exact in expectation
-and within a few percent while the filter is below capacity. A full filter (``X = bits``) is
+set bits ``X`` of each (sub-)filter (Swamidass and Baldi): ``n ~ -bits/k * ln(1 - X/bits)``,
+summed over sub-filters; exact in expectation, within a few percent while a filter is below
+capacity, and the same on every node holding the same bits. A full filter (``X = bits``) is
 read as ``X = bits - 1``.
-
-**Non-scaling** means a fixed size: adds are never refused here. RedisBloom refuses an add to a
-full non-scaling filter ("non scaling filter is full"); :meth:`BloomFilter.is_full` answers
-that question from the estimate, for the engine to decide.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,8 +77,13 @@ from hearsay.sketch.schemas import bloom as bloom_schema
 from hearsay.sketch.slots import Pairs, values_at
 
 __all__ = [
+    "FILL_CHECKS",
+    "FILL_SAMPLE_MAX",
+    "FILTERS_MAX",
+    "NONSCALING",
     "BloomFilter",
     "BloomInfo",
+    "ChainAdds",
     "bits_per_entry",
     "hashes_for",
     "reserve_size",
@@ -64,6 +98,35 @@ _CHAIN_STRUCT_BYTES: Final = 32
 """``sizeof(SBChain)`` on 64-bit: what RedisBloom's BF.INFO Size adds once."""
 _LINK_STRUCT_BYTES: Final = 64
 """``sizeof(SBLink)`` on 64-bit: what it adds per sub-filter."""
+
+FILTERS_MAX: Final = 64
+"""Sub-filters of a chain at most, and the marker slots before its first sub-filter. With
+expansion 2 the 64th would hold 2**63 times the first one's capacity; with expansion 1 an
+EXISTS of a chain this long already reads a few thousand bits."""
+NONSCALING: Final = 0
+"""A chain's ``expansion`` parameter for NONSCALING (RedisBloom's expansions are >= 1)."""
+TIGHTENING: Final = 0.5
+"""RedisBloom's ``ERROR_TIGHTENING_RATIO``: sub-filter ``i`` of a scaling chain is built for
+``error * 0.5**(i+1)``, so the whole chain stays below ``error``."""
+FILL_CHECKS: Final = 32
+"""New items of a sub-filter's capacity whose add counts its fill: one in ``capacity /
+FILL_CHECKS`` (every one when the capacity is below that), chosen by the item's hash."""
+FILL_SAMPLE_MAX: Final = 4096
+"""Bits a fill count reads at most: a bigger sub-filter is sampled at evenly spaced bits
+(bit positions are hashes, so the sample is unbiased; its standard error is ~0.8% of the
+bits at half fill)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAdds:
+    """What :meth:`BloomFilter.chain_madd` gives: the pairs to merge and, per item answered,
+    whether it was new (None: refused, the filter is full and cannot grow: RedisBloom's "non
+    scaling filter is full"); ``more``: the next item needs another call after the pairs are
+    merged."""
+
+    pairs: Pairs
+    added: list[bool | None]
+    more: bool
 
 
 def bits_per_entry(error_rate: float) -> float:
@@ -121,34 +184,223 @@ class BloomInfo:
     expansion: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """One sub-filter of a chain (a plain filter is one link at base 0)."""
+
+    base: int
+    bits: int
+    hashes: int
+    capacity: int
+    error_rate: float
+    fill_bound: float  # set bits expected at capacity
+    taken: int  # bits a fill count reads: base + floor(i * bits / taken) for i < taken
+    check_period: int  # a new item counts the fill when its hash is 0 modulo this
+
+    @classmethod
+    def sized(cls, base: int, bits: int, hashes: int, capacity: int, error: float) -> _Link:
+        bound = bits * -math.expm1(-hashes * capacity / bits)
+        return cls(base, bits, hashes, capacity, error, bound, min(bits, FILL_SAMPLE_MAX),
+                   max(1, capacity // FILL_CHECKS))  # fmt: skip
+
+    def sample(self) -> npt.NDArray[np.int64]:
+        """The bits a fill count reads (made when needed: a count is rare, views are many)."""
+        spaced = np.arange(self.taken, dtype=np.int64) * self.bits // self.taken
+        return spaced + self.base
+
+    def sampled(self, position: int) -> bool:
+        """Whether a fill count reads bit ``position`` (of this link): the sample's bits are
+        ``base + floor(i * bits / taken)`` for ``i < taken``."""
+        taken = self.taken
+        offset = position - self.base
+        if taken == self.bits:
+            return True
+        i = -(-offset * taken // self.bits)
+        return i < taken and i * self.bits // taken == offset
+
+    def set_bits_estimate(self, vec: MaxVector, pending: int) -> float:
+        """Set bits of this link, counted over the sample and scaled to the link; ``pending``
+        sampled bits a batch set that the vector does not hold yet count as set (so a batch
+        decides exactly as its items would one after another)."""
+        return (self._sampled_set(vec) + pending) * self.bits / self.taken
+
+    def _sampled_set(self, vec: MaxVector) -> int:
+        """How many of the sample's bits are set: read at the sample's bits in a dense
+        vector, counted over the link's pairs in a sparse one (a few hundred pairs cost less
+        than 4,096 searches); the same number either way."""
+        if vec.is_dense:
+            return int(np.count_nonzero(vec.values_at(self.sample())))
+        indices, _ = vec.pairs()
+        lo, hi = np.searchsorted(indices, [self.base, self.base + self.bits]).tolist()
+        if self.taken == self.bits:
+            return int(hi - lo)
+        offsets = indices[lo:hi].astype(np.int64) - self.base
+        i = -(-offsets * self.taken // self.bits)
+        return int(np.count_nonzero((i < self.taken) & (i * self.bits // self.taken == offsets)))
+
+    def estimate_items(self, set_bits: int) -> int:
+        x = min(set_bits, self.bits - 1)
+        if x <= 0:
+            return 0
+        m = float(self.bits)
+        return math.floor(-m / self.hashes * math.log1p(-x / m) + 0.5)
+
+
+def _chain_links(capacity: int, error_rate: float, expansion: int) -> tuple[_Link, ...]:
+    """The sub-filters a chain may have: RedisBloom's sizes, while they fit the slot space."""
+    links: list[_Link] = []
+    base = FILTERS_MAX
+    cap = capacity
+    error = error_rate if expansion == NONSCALING else error_rate * TIGHTENING
+    count = 1 if expansion == NONSCALING else FILTERS_MAX
+    while len(links) < count:
+        try:
+            bits, hashes = reserve_size(error, cap)
+        except SketchParameterError:
+            if links:
+                break
+            raise
+        if base + bits > INDEX_LIMIT:
+            if links:
+                break
+            raise SketchParameterError(f"a filter of {bits} bits exceeds {INDEX_LIMIT}")
+        links.append(_Link.sized(base, bits, hashes, cap, error))
+        base += bits
+        cap *= expansion
+        error *= TIGHTENING
+    return tuple(links)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stack:
+    """The first ``len(links)`` sub-filters' hashes side by side: one array computation gives
+    a member's bit positions in all of them (column ``offsets[j]`` on are sub-filter ``j``'s)."""
+
+    steps: npt.NDArray[np.uint64]
+    bits: npt.NDArray[np.uint64]
+    bases: npt.NDArray[np.int64]
+    offsets: list[int]  # where each sub-filter's columns start, and the total at the end
+    columns: list[tuple[int, int, int]]  # (step, bits, base) of each column, in Python ints
+    spans: list[tuple[int, int]]  # each sub-filter's columns
+
+    @classmethod
+    def of(cls, links: tuple[_Link, ...]) -> _Stack:
+        offsets = [0]
+        for link in links:
+            offsets.append(offsets[-1] + link.hashes)
+        return cls(
+            np.concatenate([np.arange(link.hashes, dtype=np.uint64) for link in links]),
+            np.concatenate([np.full(link.hashes, link.bits, np.uint64) for link in links]),
+            np.concatenate([np.full(link.hashes, link.base, np.int64) for link in links]),
+            offsets,
+            [(i, link.bits, link.base) for link in links for i in range(link.hashes)],
+            list(itertools.pairwise(offsets)),
+        )
+
+    def member_read(self, vec: MaxVector, a: int, b: int) -> tuple[list[int], list[int]]:
+        """One member's positions (hashed ``a``, ``b``) and the bits there: Python ints and
+        one read of the vector, no arrays to build for a single item."""
+        mask = (1 << 64) - 1
+        positions = [base + ((a + i * b) & mask) % bits for i, bits, base in self.columns]
+        held: list[int] = vec.values_at(np.array(positions, dtype=np.int64)).tolist()
+        return positions, held
+
+    def holds(self, held: list[int]) -> bool:
+        """Whether some sub-filter has every bit of a member set (``held`` its bits)."""
+        return any(all(held[lo:hi]) for lo, hi in self.spans)
+
+    def positions(
+        self, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.int64]:
+        """``(len(a), total)`` absolute bit positions of members hashed ``a``, ``b``."""
+        with np.errstate(over="ignore"):
+            raw = a[:, None] + self.steps[None, :] * b[:, None]
+        return (raw % self.bits[None, :]).astype(np.int64) + self.bases[None, :]
+
+
+_MARKERS_READ: Final = 4
+"""Markers one BF.ADD / BF.EXISTS reads with the item's bits (a longer chain reads on)."""
+
+_BITWISE_PAIRS_MIN: Final = 4096
+"""A sparse key of at least this many pairs is read bit by bit too (measured: a search in a
+big key's pairs costs about what one batched look-up costs in a small one)."""
+
+
+def _read_bitwise(vec: MaxVector) -> bool:
+    """Whether one item's bits are best read one by one (:meth:`BloomFilter._chain_add_one`)."""
+    return vec.is_dense or len(vec) >= _BITWISE_PAIRS_MIN
+
+
+_NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
+
+
+def _holds(positions: list[int], flags: list[int], pending: set[int]) -> bool:
+    """Whether every bit is set, in the vector or by this batch."""
+    return all(flag or position in pending for position, flag in zip(positions, flags, strict=True))
+
+
 class BloomFilter:
-    """A stateless view of a fixed-size Bloom filter of ``bits`` bits and ``hashes`` hashes."""
+    """A stateless view of a Bloom filter: a plain fixed-size one (``expansion`` None) or a
+    chain of sub-filters (module notes)."""
 
-    __slots__ = ("_bits", "_capacity", "_error_rate", "_hashes", "_schema")
+    __slots__ = ("_bits", "_capacity", "_error_rate", "_expansion", "_hashes", "_links",
+                 "_schema", "_stacks")  # fmt: skip
 
-    def __init__(self, bits: int, hashes: int, capacity: int, error_rate: float) -> None:
-        self._schema = bloom_schema(bits, hashes, capacity, error_rate)
+    def __init__(
+        self,
+        bits: int,
+        hashes: int,
+        capacity: int,
+        error_rate: float,
+        expansion: int | None = None,
+    ) -> None:
+        plain = bloom_schema(bits, hashes, capacity, error_rate)  # checks every bound
         self._bits = int(bits)
         self._hashes = int(hashes)
         self._capacity = int(capacity)
         self._error_rate = float(error_rate)
+        self._expansion = expansion
+        self._links: tuple[_Link, ...]
+        self._stacks: dict[int, _Stack] = {}  # per count of sub-filters read: bounded by 64
+        if expansion is None:
+            self._schema = plain
+            self._links = (_Link.sized(0, self._bits, self._hashes, self._capacity,
+                                       self._error_rate),)  # fmt: skip
+            return
+        if isinstance(expansion, bool) or not 0 <= int(expansion) < 1 << 31:
+            raise SketchParameterError(f"expansion must be in 0..2**31-1, got {expansion!r}")
+        self._links = _chain_links(self._capacity, self._error_rate, int(expansion))
+        first = self._links[0]
+        if (first.bits, first.hashes) != (self._bits, self._hashes):
+            raise SketchParameterError("a chain's first sub-filter does not have its sizes")
+        last = self._links[-1]
+        params = (*plain.params, int(expansion))
+        self._schema = Schema(KIND_BLOOM, params, last.base + last.bits).intern()
 
     # -- construction and sizing --------------------------------------------------------------
 
     @classmethod
     def reserve(cls, error_rate: float, capacity: int) -> BloomFilter:
-        """BF.RESERVE ... NONSCALING: sized by RedisBloom's formulas."""
+        """A plain filter (what hearsay's BF.RESERVE made before chains): RedisBloom's sizes."""
         bits, hashes = reserve_size(error_rate, capacity)
         return cls(bits, hashes, capacity, error_rate)
 
     @classmethod
+    def chain(cls, error_rate: float, capacity: int, expansion: int) -> BloomFilter:
+        """BF.RESERVE key error capacity [EXPANSION n | NONSCALING] (``expansion`` 0)."""
+        first = error_rate if expansion == NONSCALING else _check_error(error_rate) * TIGHTENING
+        bits, hashes = reserve_size(first, capacity)
+        return cls(bits, hashes, capacity, error_rate, expansion)
+
+    @classmethod
     def from_schema(cls, schema: Schema) -> BloomFilter:
         params = schema.params
-        if schema.kind != KIND_BLOOM or len(params) != 5:
+        if schema.kind != KIND_BLOOM or len(params) not in (5, 6):
             raise SketchParameterError(f"not a Bloom filter schema: {schema}")
         if params[4] != BLOOM_HASH_VERSION:
             raise SketchParameterError(f"unknown Bloom hash version {params[4]}")
-        view = cls(params[0], params[1], params[2], error_from_bits(params[3]))
+        expansion = params[5] if len(params) == 6 else None
+        view = cls(params[0], params[1], params[2], error_from_bits(params[3]), expansion)
         expect_schema(schema, view.schema)
         return view
 
@@ -158,10 +410,12 @@ class BloomFilter:
 
     @property
     def bits(self) -> int:
+        """Bits of the (first) filter."""
         return self._bits
 
     @property
     def hashes(self) -> int:
+        """Hashes of the (first) filter."""
         return self._hashes
 
     @property
@@ -172,20 +426,36 @@ class BloomFilter:
     def error_rate(self) -> float:
         return self._error_rate
 
-    def shape(self) -> tuple[int, int, int]:
-        """What two filters must share to be merged: ``(bits, hashes, hash version)``."""
-        return (self._bits, self._hashes, BLOOM_HASH_VERSION)
+    @property
+    def expansion(self) -> int | None:
+        """None for a plain filter, 0 for a NONSCALING chain, else the chain's expansion."""
+        return self._expansion
 
-    def size_bytes(self) -> int:
-        """BF.INFO's Size: RedisBloom's struct overhead for one filter plus its bit array."""
-        return _CHAIN_STRUCT_BYTES + _LINK_STRUCT_BYTES + self._bits // 8
+    @property
+    def reserved_cells(self) -> int:
+        """Slots the filter holds when created (a chain grows past them only as it fills)."""
+        first = self._links[0]
+        return first.base + first.bits
+
+    def shape(self) -> tuple[int, ...]:
+        """What two filters must share to be merged: ``(bits, hashes, hash version)`` for a
+        plain filter, every parameter for a chain."""
+        if self._expansion is None:
+            return (self._bits, self._hashes, BLOOM_HASH_VERSION)
+        return self._schema.params
+
+    def size_bytes(self, filters: int = 1) -> int:
+        """BF.INFO's Size: RedisBloom's struct overheads plus the bit arrays in use."""
+        arrays = sum(link.bits for link in self._links[:filters]) // 8
+        return _CHAIN_STRUCT_BYTES + _LINK_STRUCT_BYTES * filters + arrays
 
     def error_bound(self) -> float:
         """The false-positive rate it was reserved for (at capacity)."""
         return self._error_rate
 
     def false_positive_rate(self, items: int | None = None) -> float:
-        """Theoretical false-positive rate after ``items`` distinct adds (default: capacity)."""
+        """Theoretical false-positive rate of the first filter after ``items`` distinct adds
+        (default: capacity)."""
         n = self._capacity if items is None else items
         if n < 0:
             raise SketchParameterError("item count must be non-negative")
@@ -194,26 +464,28 @@ class BloomFilter:
     # -- hashing ------------------------------------------------------------------------------
 
     def positions(self, members: Sequence[bytes]) -> npt.NDArray[np.uint32]:
-        """The ``(len(members), hashes)`` bit positions of every member."""
+        """The ``(len(members), hashes)`` bit positions of every member in the first filter."""
         a = member_hashes(members)
         b = mix64(a) | np.uint64(1)
         steps = np.arange(self._hashes, dtype=np.uint64)
         with np.errstate(over="ignore"):
             raw = a[:, None] + steps[None, :] * b[:, None]
-        return (raw % np.uint64(self._bits)).astype(np.uint32)
+        base = np.uint32(self._links[0].base)
+        return (raw % np.uint64(self._bits)).astype(np.uint32) + base
 
     def member_positions(self, member: bytes) -> list[int]:
         """:meth:`positions` of one member, in Python ints (no arrays for a single item)."""
         a = member_hash(member)
         b = mix64_int(a) | 1
         bits = self._bits
+        base = self._links[0].base
         mask = (1 << 64) - 1
-        return [((a + i * b) & mask) % bits for i in range(self._hashes)]
+        return [base + ((a + i * b) & mask) % bits for i in range(self._hashes)]
 
     # -- writing ------------------------------------------------------------------------------
 
     def add(self, members: Sequence[bytes]) -> Pairs:
-        """The pairs that set every member's bits (no need to read the filter first)."""
+        """The pairs that set every member's bits in the first filter (no read first)."""
         pos = self.positions(members).reshape(-1)
         return pos, np.ones(pos.size, dtype=np.uint8)
 
@@ -222,8 +494,12 @@ class BloomFilter:
 
         Exactly RedisBloom's sequential answer: a member is new when one of its bits is unset
         in the filter *and* was not set by an earlier member of the same batch (so a repeated
-        member is new only the first time).
+        member is new only the first time). A chain's answer may be shorter than ``members``:
+        it stops where the filter was found full (:meth:`chain_madd`).
         """
+        if self._expansion is not None:
+            adds = self.chain_madd(vec, members)
+            return adds.pairs, np.array([bool(flag) for flag in adds.added], dtype=np.bool_)
         n = len(members)
         if n == 1:  # BF.ADD: the member's distinct bits, one read of them
             distinct = np.array(sorted(set(self.member_positions(members[0]))), dtype=np.uint32)
@@ -243,6 +519,181 @@ class BloomFilter:
         fresh = unique_pos[unset[first_flat]]
         return (fresh, np.ones(fresh.size, dtype=np.uint8)), added
 
+    def _stack(self, subs: int) -> _Stack:
+        stack = self._stacks.get(subs)
+        if stack is None:
+            stack = self._stacks[subs] = _Stack.of(self._links[:subs])
+        return stack
+
+    def _read(
+        self, vec: MaxVector, members: Sequence[bytes], subs: int
+    ) -> tuple[_Stack, list[list[int]], list[list[int]]]:
+        """Every member's positions in the first ``subs`` sub-filters and whether each is set,
+        as Python lists (one hash batch, one read of the vector)."""
+        stack = self._stack(subs)
+        a = member_hashes(members)
+        pos = stack.positions(a, mix64(a) | np.uint64(1))
+        held = values_at(vec, pos) != 0
+        return stack, pos.tolist(), held.tolist()
+
+    def _read_reach(self, subs: int) -> int:
+        """Sub-filters a read checks: those in use and the next one, which a delta writing
+        into it may have brought before the delta that started it (its marker)."""
+        return min(subs + 1, len(self._links))
+
+    def chain_madd(self, vec: MaxVector, members: Sequence[bytes]) -> ChainAdds:
+        """A chain's BF.MADD, item by item as RedisBloom's ``SBChain_Add``.
+
+        An item held by any sub-filter is not new (False); a new one (True) goes to the last
+        sub-filter, or starts the next one when the last is full (its fill counted on the
+        items the module notes say); None: refused, the filter is full and cannot grow (it
+        stays so: every later new item is refused too, and nothing is written for them).
+        The answer stops early (``more``) at an item that must start a second sub-filter in
+        one batch: merge the pairs and call again with the items not answered.
+        """
+        if len(members) == 1:
+            return self._chain_add_one(vec, members[0])
+        links = self._links
+        subs = self.filters(vec)
+        reach = self._read_reach(subs)
+        stack, rows, flags = self._read(vec, members, reach)
+        spans = list(itertools.pairwise(stack.offsets))
+        pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
+        pending_in = [0] * reach  # per sub-filter, how many of them its fill count reads
+        markers: list[int] = []
+        added: list[bool | None] = []
+        full = self._expansion == NONSCALING and vec.get(1) != 0
+        more = False
+        for member, row, flag in zip(members, rows, flags, strict=True):
+            if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans):
+                added.append(False)
+                continue
+            cur = subs - 1
+            link = links[cur]
+            if (
+                not full
+                and (member_hash(member) >> 32) % link.check_period == 0
+                and link.set_bits_estimate(vec, pending_in[cur]) >= link.fill_bound
+            ):
+                if self._expansion == NONSCALING:
+                    markers.append(1)
+                    full = True
+                elif subs == len(links):
+                    full = True
+                elif subs == reach:  # a second new sub-filter in one batch
+                    more = True
+                    break
+                else:
+                    markers.append(subs)
+                    subs += 1
+                    cur += 1
+            if full:
+                added.append(None)
+                continue
+            lo, hi = spans[cur]
+            for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
+                if not bit and position not in pending:
+                    pending.add(position)
+                    pending_in[cur] += links[cur].sampled(position)
+            added.append(True)
+        indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
+        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, more)
+
+    def _member_read(
+        self, vec: MaxVector, member: bytes
+    ) -> tuple[int, int, bool, _Stack, list[int], list[int]]:
+        """One member in a chain: ``(hash, sub-filters in use, marked full, stack, positions,
+        bits)``: its positions and bits in every sub-filter a read checks (those in use and
+        the next); "marked full" only for a NONSCALING chain.
+
+        One read of the vector for a chain of one or two sub-filters: the markers (or the
+        NONSCALING "full" slot) come with the member's bits in the first two sub-filters;
+        a longer chain reads again, once (no per-bit look-ups: each costs a search in a
+        small key's packed pairs)."""
+        a = member_hash(member)
+        b = mix64_int(a) | 1
+        links = self._links
+        shown = _MARKERS_READ if self._expansion != NONSCALING else 1
+        shown = min(shown, max(len(links) - 1, 1))
+        first = self._stack(min(2, len(links)))
+        mask = (1 << 64) - 1
+        positions = [base + ((a + i * b) & mask) % bits for i, bits, base in first.columns]
+        read: list[int] = vec.values_at(
+            np.array([*range(1, shown + 1), *positions], dtype=np.int64)
+        ).tolist()
+        markers, held = read[:shown], read[shown:]
+        if self._expansion == NONSCALING or len(links) == 1:
+            return a, 1, self._expansion == NONSCALING and markers[0] != 0, first, positions, held
+        subs = 1
+        while subs <= shown and markers[subs - 1]:
+            subs += 1
+        if subs > shown:  # a long chain: the other markers one by one (64 at most)
+            while subs < len(links) and vec.get(subs):
+                subs += 1
+        if subs > 1:
+            first = self._stack(self._read_reach(subs))
+            positions, held = first.member_read(vec, a, b)
+        return a, subs, False, first, positions, held
+
+    def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
+        """:meth:`chain_madd` of one item (BF.ADD): a dense or big key is read bit by bit (a
+        sub-filter without the item answers at its first bit or two, as in RedisBloom), a
+        small sparse one in one look-up (:meth:`_member_read`)."""
+        links = self._links
+        read: tuple[_Stack, list[int], list[int]] | None = None
+        if _read_bitwise(vec):
+            a = member_hash(member)
+            b = mix64_int(a) | 1
+            subs = self.filters(vec)
+            if self._holds_bitwise(vec, a, b, self._read_reach(subs)):
+                return ChainAdds(_NO_PAIRS, [False], more=False)
+            full = self._expansion == NONSCALING and vec.get(1) != 0
+        else:
+            a, subs, full, stack, positions, held = self._member_read(vec, member)
+            if stack.holds(held):
+                return ChainAdds(_NO_PAIRS, [False], more=False)
+            read = stack, positions, held
+        cur = subs - 1
+        link = links[cur]
+        markers: list[int] = []
+        if (
+            not full
+            and (a >> 32) % link.check_period == 0
+            and link.set_bits_estimate(vec, 0) >= link.fill_bound
+        ):
+            if self._expansion == NONSCALING:
+                markers.append(1)
+                full = True
+            elif subs == len(links):
+                full = True
+            else:  # start sub-filter ``subs`` (read with the others)
+                markers.append(subs)
+                cur += 1
+        if full:
+            indices = np.array(markers, dtype=np.uint32)
+            return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
+        if read is None:
+            link, mask = links[cur], (1 << 64) - 1
+            fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
+            unset = {position for position in fresh if not vec.get(position)}
+        else:
+            stack, positions, held = read
+            lo, hi = stack.spans[cur]
+            unset = {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
+        indices = np.array(markers + sorted(unset), dtype=np.uint32)
+        return ChainAdds((indices, np.ones(indices.size, np.uint8)), [True], more=False)
+
+    def _holds_bitwise(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
+        """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``,
+        read bit by bit (newest first, each stopping at its first unset bit)."""
+        mask = (1 << 64) - 1
+        get = vec.get
+        for link in reversed(self._links[:subs]):
+            base, bits = link.base, link.bits
+            if all(get(base + ((a + i * b) & mask) % bits) for i in range(link.hashes)):
+                return True
+        return False
+
     def merge(self, target: MaxVector, source: MaxVector, source_filter: BloomFilter) -> MaxVector:
         """Union (BF.MERGE) of ``source`` into ``target`` in place; returns the delta.
 
@@ -261,8 +712,30 @@ class BloomFilter:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def filters(self, vec: MaxVector) -> int:
+        """Sub-filters in use: one past the last of the markers set from 1 on (always 1 for a
+        plain filter and a NONSCALING chain, whose marker 1 means full)."""
+        if not self._expansion or len(self._links) == 1:
+            return 1
+        # Markers are set in order, so the first unset one ends them; one missing in between
+        # (a later delta arrived first) is covered by reads checking one sub-filter more.
+        subs, get, last = 1, vec.get, len(self._links)
+        while subs < last and get(subs):  # bounded: 64 markers at most
+            subs += 1
+        return subs
+
     def mexists(self, vec: MaxVector, members: Sequence[bytes]) -> npt.NDArray[np.bool_]:
-        """BF.MEXISTS: per member, whether all its bits are set (never a false negative)."""
+        """BF.MEXISTS: per member, whether all its bits are set in some sub-filter (never a
+        false negative)."""
+        if self._expansion is not None and len(self._links) > 1:
+            if len(members) == 1 and _read_bitwise(vec):  # BF.EXISTS (see _chain_add_one)
+                a = member_hash(members[0])
+                reach = self._read_reach(self.filters(vec))
+                return np.array([self._holds_bitwise(vec, a, mix64_int(a) | 1, reach)])
+            if len(members) == 1:
+                _, _, _, stack, _, bits_held = self._member_read(vec, members[0])
+                return np.array([stack.holds(bits_held)])
+            return self._chain_mexists(vec, members, self._read_reach(self.filters(vec)))
         if len(members) == 1:  # BF.EXISTS: one read of the member's bits
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
@@ -272,39 +745,47 @@ class BloomFilter:
         result: npt.NDArray[np.bool_] = (values_at(vec, pos) != 0).all(axis=1)
         return result
 
+    def _chain_mexists(
+        self, vec: MaxVector, members: Sequence[bytes], subs: int
+    ) -> npt.NDArray[np.bool_]:
+        stack = self._stack(subs)
+        a = member_hashes(members)
+        held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
+        per_link = np.logical_and.reduceat(held, stack.offsets[:-1], axis=1)
+        return np.asarray(per_link.any(axis=1), dtype=np.bool_)
+
     def exists(self, vec: MaxVector, member: bytes) -> bool:
         """BF.EXISTS of one member."""
         return bool(self.mexists(vec, [member])[0])
 
     def set_bits(self, vec: MaxVector) -> int:
-        """How many bits are set (slots outside the filter, impossible after decode, ignored)."""
-        indices, _ = vec.pairs()
-        if indices.size and int(indices[-1]) >= self._bits:
-            return int(np.count_nonzero(indices < self._bits))
-        return int(indices.size)
+        """How many bits are set (markers and slots outside the filter ignored)."""
+        return sum(self._set_bits_per_link(vec))
+
+    def _set_bits_per_link(self, vec: MaxVector) -> list[int]:
+        def count(of: MaxVector) -> list[int]:
+            indices, _ = of.pairs()
+            edges = [edge for link in self._links for edge in (link.base, link.base + link.bits)]
+            cuts = np.searchsorted(indices, np.array(edges, dtype=np.int64)).tolist()
+            return [cuts[2 * j + 1] - cuts[2 * j] for j in range(len(self._links))]
+
+        return vec.memo(self, count)
 
     def card(self, vec: MaxVector) -> int:
         """BF.CARD: the estimated number of distinct items added (see the module notes)."""
-        x = min(self.set_bits(vec), self._bits - 1)
-        if x == 0:
-            return 0
-        m = float(self._bits)
-        estimate = -m / self._hashes * math.log1p(-x / m)
-        return math.floor(estimate + 0.5)
+        counts = self._set_bits_per_link(vec)
+        return sum(link.estimate_items(x) for link, x in zip(self._links, counts, strict=True))
 
     def info(self, vec: MaxVector) -> BloomInfo:
-        """BF.INFO: capacity, size in bytes, one filter, estimated items, no expansion."""
+        """BF.INFO: capacity and size of the sub-filters in use, estimated items."""
+        filters = self.filters(vec)
         return BloomInfo(
-            capacity=self._capacity,
-            size_bytes=self.size_bytes(),
-            filters=1,
+            capacity=sum(link.capacity for link in self._links[:filters]),
+            size_bytes=self.size_bytes(filters),
+            filters=filters,
             items=self.card(vec),
-            expansion=None,
+            expansion=self._expansion or None,
         )
-
-    def is_full(self, vec: MaxVector) -> bool:
-        """Whether the estimated item count has reached the capacity."""
-        return self.card(vec) >= self._capacity
 
     def is_empty(self, vec: MaxVector) -> bool:
         return vec.is_empty()

@@ -15,6 +15,8 @@ kind      params                                              size        additi
 ========  ==================================================  ==========  ========  =========
 hll       ``(p,)``                                            ``2**p``    no        string
 bloom     ``(bits, hashes, capacity, error_bits, hash_v)``    ``bits``    no        MBbloom--
+bloom     ``(bits0, hashes0, capacity, error_bits, hash_v,    chain end   no        MBbloom--
+          expansion)``: a scalable chain (sketch/bloom.py)
 cms       ``(width, depth)``                                  ``w * d``   yes       CMSk-TYPE
 counter   ``()``                                              2           yes       string
 maxreg    ``()``                                              1           no        maxreg

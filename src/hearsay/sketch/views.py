@@ -145,10 +145,12 @@ def admit_schema(schema: Schema, key_bytes_max: int) -> None:
     if isinstance(view, WindowedView):  # SLICES + 1 live slices, each a plain key's size
         admit_schema(view.plain_schema, key_bytes_max // (view.window.slices + 1))
         return
-    if family.cells_capped and schema.size > key_bytes_max:
+    # A scalable Bloom filter reserves only its first sub-filter; the byte cap bounds growth.
+    cells = view.reserved_cells if isinstance(view, BloomFilter) else schema.size
+    if family.cells_capped and cells > key_bytes_max:
         what = "Bloom filter" if schema.kind == KIND_BLOOM else "count-min sketch"
         raise TooLargeError(
-            f"a {what} of {schema.size} cells is larger than max-key-bytes allows "
+            f"a {what} of {cells} cells is larger than max-key-bytes allows "
             f"({key_bytes_max} cells at one byte a cell)"
         )
 

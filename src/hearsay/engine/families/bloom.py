@@ -1,14 +1,17 @@
 """Bloom filters on the database: BF.RESERVE, BF.ADD / MADD / INSERT, BF.EXISTS / MEXISTS,
 BF.INFO, BF.CARD and hearsay's BF.MERGE.
 
-Departure from RedisBloom that the lattice forces: filters never scale (no EXPANSION) and are
-never refused as "full": the number of items is estimated from the set bits (two replicas
-cannot count adds exactly), so a refusal would be a guess that differs between nodes. Past
-capacity the false-positive rate grows instead.
+New filters are RedisBloom's scalable chains (:mod:`hearsay.sketch.bloom`): BF.RESERVE and the
+auto-create of BF.ADD / BF.MADD / BF.INSERT make one with expansion 2 unless told otherwise,
+as RedisBloom does. Keys made before chains existed stay plain fixed-size filters that are
+never refused. Whether a filter is full is decided from its merged bits, so every node that
+holds the same bits decides the same; the number of items is estimated from them (two
+replicas cannot count adds exactly).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -29,6 +32,8 @@ from hearsay.sketch.views import view_as
 __all__ = [
     "DEFAULT_CAPACITY",
     "DEFAULT_ERROR_RATE",
+    "DEFAULT_EXPANSION",
+    "BloomAdds",
     "BloomCreate",
     "add",
     "card",
@@ -42,6 +47,8 @@ DEFAULT_ERROR_RATE: Final = 0.01
 """RedisBloom's default error rate for a filter created by BF.ADD / BF.INSERT."""
 DEFAULT_CAPACITY: Final = 100
 """RedisBloom's default capacity for a filter created by BF.ADD / BF.INSERT."""
+DEFAULT_EXPANSION: Final = 2
+"""RedisBloom's ``BF_DEFAULT_EXPANSION``."""
 
 
 def _bloom_entry(db: Replica, key: bytes, now_ms: int) -> tuple[BloomFilter, MaxVector] | None:
@@ -51,20 +58,40 @@ def _bloom_entry(db: Replica, key: bytes, now_ms: int) -> tuple[BloomFilter, Max
     return view_as(schema_of(entry), BloomFilter), entry.vector
 
 
-def reserve(db: Replica, key: bytes, error_rate: float, capacity: int, now_ms: int) -> None:
-    """BF.RESERVE (always non-scaling): KeyExistsError when the key exists."""
-    if _bloom_entry(db, key, now_ms) is not None:
-        raise KeyExistsError("item exists")
-    view = BloomFilter.reserve(error_rate, capacity)  # SketchParameterError when too large
-    db.write_own(key, view.schema, MaxVector(), now_ms)
-
-
 @dataclass(frozen=True, slots=True)
 class BloomCreate:
-    """How BF.ADD / BF.MADD / BF.INSERT create a missing filter (None: they must not)."""
+    """How BF.RESERVE, and BF.ADD / BF.MADD / BF.INSERT on a missing key, create a filter
+    (None: they must not). ``expansion`` 0 is NONSCALING."""
 
     error_rate: float = DEFAULT_ERROR_RATE
     capacity: int = DEFAULT_CAPACITY
+    expansion: int = DEFAULT_EXPANSION
+
+    def view(self) -> BloomFilter:
+        """The new filter's view (SketchParameterError when it cannot be built)."""
+        return _created(self)
+
+
+@functools.lru_cache(maxsize=64)  # BF.ADD to new keys: the same few shapes again and again
+def _created(create: BloomCreate) -> BloomFilter:
+    return BloomFilter.chain(create.error_rate, create.capacity, create.expansion)
+
+
+@dataclass(frozen=True, slots=True)
+class BloomAdds:
+    """Per item, whether it was new; None where it was refused because the filter is full
+    and cannot grow (``scaling``: a scaling filter at its last sub-filter, else NONSCALING)."""
+
+    added: list[bool | None]
+    scaling: bool = False
+
+
+def reserve(db: Replica, key: bytes, create: BloomCreate, now_ms: int) -> None:
+    """BF.RESERVE: KeyExistsError when the key exists."""
+    if _bloom_entry(db, key, now_ms) is not None:
+        raise KeyExistsError("item exists")
+    view = create.view()  # SketchParameterError when too large
+    db.write_own(key, view.schema, MaxVector(), now_ms)
 
 
 def add(
@@ -73,8 +100,8 @@ def add(
     items: Sequence[bytes],
     now_ms: int,
     create: BloomCreate | None = BloomCreate(),
-) -> list[bool]:
-    """BF.ADD / BF.MADD / BF.INSERT: per item, whether it was new.
+) -> BloomAdds:
+    """BF.ADD / BF.MADD / BF.INSERT: per item, whether it was new (None: refused as full).
 
     A missing key is created as ``create`` says, or KeyMissingError when ``create`` is None.
     """
@@ -82,12 +109,23 @@ def add(
     if found is None:
         if create is None:
             raise KeyMissingError("not found")
-        view, vector = BloomFilter.reserve(create.error_rate, create.capacity), MaxVector()
+        view, vector = create.view(), MaxVector()
     else:
         view, vector = found
-    pairs, added = view.madd(vector, items)
-    write_pairs(db, key, view.schema, pairs, now_ms)
-    return [bool(flag) for flag in added.tolist()]
+    if view.expansion is None:  # a plain filter: never full
+        pairs, flags = view.madd(vector, items)
+        write_pairs(db, key, view.schema, pairs, now_ms)
+        return BloomAdds([bool(flag) for flag in flags.tolist()])
+    added: list[bool | None] = []
+    while True:  # bounded: a pass answers an item or starts a sub-filter (64 at most)
+        adds = view.chain_madd(vector, items[len(added) :])
+        write_pairs(db, key, view.schema, adds.pairs, now_ms)
+        added += adds.added
+        if not adds.more:
+            return BloomAdds(added, scaling=bool(view.expansion))
+        found = _bloom_entry(db, key, now_ms)
+        assert found is not None, "the key was just written"
+        view, vector = found
 
 
 def exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:

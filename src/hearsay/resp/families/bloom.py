@@ -3,12 +3,14 @@ BF.INSERT, BF.EXISTS, BF.MEXISTS, BF.INFO, BF.CARD, and hearsay's BF.MERGE."""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, cast
 
 from hearsay.base.errors import DecodeError, SketchParameterError
 from hearsay.engine import dump as dumps
 from hearsay.engine.families import bloom
-from hearsay.engine.families.bloom import BloomCreate
+from hearsay.engine.families.bloom import BloomAdds, BloomCreate
 from hearsay.engine.families.common import KeyExistsError, KeyMissingError
 from hearsay.resp import messages
 from hearsay.resp.commands import (
@@ -21,8 +23,8 @@ from hearsay.resp.commands import (
 from hearsay.resp.families.window import create_windowed, split_window
 from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_double, parse_integer
-from hearsay.resp.replies import OK, Map, Reply, SimpleString
-from hearsay.sketch.bloom import BloomFilter
+from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
+from hearsay.sketch.bloom import NONSCALING, BloomFilter
 from hearsay.sketch.schemas import KIND_BLOOM
 
 __all__ = ["install_bloom_commands"]
@@ -40,54 +42,113 @@ def _could_not_create(error: SketchParameterError) -> str:
     return messages.bf_could_not_create(str(error))
 
 
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """One option of BF.RESERVE or BF.INSERT: whether it takes a value, and the reply when
+    that value is missing (None: the command's wrong-arity error)."""
+
+    takes_value: bool
+    missing: str | None = None
+    parse: Callable[[bytes], object] | None = None  # None: keep the value's bytes
+    bad: str = ""  # the reply when ``parse`` gives None
+
+
+_RESERVE_OPTIONS: Final = {
+    b"NONSCALING": _Option(takes_value=False),
+    b"EXPANSION": _Option(takes_value=True, missing=messages.BF_NO_EXPANSION),
+}
+"""BF.RESERVE's options after ``key error_rate capacity`` (a new option is one line here)."""
+
+_INSERT_OPTIONS: Final = {
+    b"CAPACITY": _Option(True, parse=parse_integer, bad=messages.BF_INSERT_BAD_CAPACITY),
+    b"ERROR": _Option(True, parse=parse_double, bad=messages.BF_INSERT_BAD_ERROR_RATE),
+    b"EXPANSION": _Option(True, parse=parse_integer, bad=messages.BF_INSERT_BAD_EXPANSION),
+    b"NOCREATE": _Option(takes_value=False),
+    b"NONSCALING": _Option(takes_value=False),
+}
+"""BF.INSERT's options before ``ITEMS`` (each value checked where it stands, as RedisBloom)."""
+
+
+def _options(
+    args: list[bytes], table: dict[bytes, _Option], unknown: str, arity: CommandError
+) -> tuple[dict[bytes, object], int]:
+    """The options at the start of ``args`` (name -> value, ``b""`` for a flag) and where
+    they end: at the end of ``args`` or at ``ITEMS`` when ``ITEMS`` is not in the table."""
+    found: dict[bytes, object] = {}
+    pos = 0
+    while pos < len(args):  # bounded: pos grows on every pass
+        name = args[pos].upper()
+        option = table.get(name)
+        if option is None:
+            if name == b"ITEMS" and b"ITEMS" not in table:
+                return found, pos
+            raise CommandError(unknown)
+        if not option.takes_value:
+            found[name] = b""
+            pos += 1
+            continue
+        if pos + 1 == len(args):
+            raise arity if option.missing is None else CommandError(option.missing)
+        value: object = args[pos + 1]
+        if option.parse is not None:
+            value = option.parse(args[pos + 1])
+            if value is None:
+                raise CommandError(option.bad)
+        found[name] = value
+        pos += 2
+    return found, pos
+
+
+def _reserve_options(args: list[bytes]) -> BloomCreate:
+    """BF.RESERVE's arguments, checked in RedisBloom's order."""
+    if len(args) > 7:
+        raise CommandError(messages.wrong_number_of_args("bf.reserve"))
+    error_rate = parse_double(args[2])
+    if error_rate is None:
+        raise CommandError(messages.BF_BAD_ERROR_RATE)
+    if not 0 < error_rate < 1:
+        raise CommandError(messages.BF_ERROR_RATE_RANGE)
+    capacity = parse_integer(args[3])
+    if capacity is None:
+        raise CommandError(messages.BF_BAD_CAPACITY)
+    if capacity <= 0:
+        raise CommandError(messages.BF_CAPACITY_RANGE)
+    arity = CommandError(messages.wrong_number_of_args("bf.reserve"))
+    options, _ = _options(args[4:], _RESERVE_OPTIONS, messages.SYNTAX_ERROR, arity)
+    expansion = bloom.DEFAULT_EXPANSION
+    if b"EXPANSION" in options:
+        if b"NONSCALING" in options:
+            raise CommandError(messages.BF_NONSCALING_CANNOT_EXPAND)
+        raw = options[b"EXPANSION"]
+        parsed = parse_integer(raw) if isinstance(raw, bytes) else None
+        if parsed is None:
+            raise CommandError(messages.BF_BAD_EXPANSION)
+        if parsed < 1:
+            raise CommandError(messages.BF_EXPANSION_RANGE)
+        expansion = parsed
+    if b"NONSCALING" in options:
+        expansion = NONSCALING
+    return BloomCreate(error_rate, capacity, expansion)
+
+
 def _insert_options(args: list[bytes]) -> tuple[BloomCreate | None, int]:
     """BF.INSERT's options, checked in RedisBloom's order: how to create a missing filter
     (None: NOCREATE) and where the items start."""
-    error_rate = bloom.DEFAULT_ERROR_RATE
-    capacity = bloom.DEFAULT_CAPACITY
-    autocreate = True
-    expansion = False
-    items_at = -1
-    wrong_arity = CommandError(messages.wrong_number_of_args("bf.insert"))
-    pos = 2
-    while pos < len(args) and items_at < 0:  # bounded: pos grows on every pass
-        option = args[pos].upper()
-        if option == b"ITEMS":
-            pos += 1
-            items_at = pos
-        elif option in (b"ERROR", b"CAPACITY", b"EXPANSION"):
-            pos += 1
-            if pos == len(args):
-                raise wrong_arity
-            if option == b"ERROR":
-                rate = parse_double(args[pos])
-                if rate is None:
-                    raise CommandError(messages.BF_INSERT_BAD_ERROR_RATE)
-                error_rate = rate
-            elif option == b"CAPACITY":
-                cap = parse_integer(args[pos])
-                if cap is None:
-                    raise CommandError(messages.BF_INSERT_BAD_CAPACITY)
-                capacity = cap
-            else:
-                if parse_integer(args[pos]) is None:
-                    raise CommandError(messages.BF_INSERT_BAD_EXPANSION)
-                expansion = True
-            pos += 1
-        elif option == b"NOCREATE":
-            autocreate = False
-            pos += 1
-        elif option == b"NONSCALING":
-            pos += 1
-        else:
-            raise CommandError(messages.BF_INSERT_UNKNOWN_ARGUMENT)
-    if items_at < 0 or items_at == len(args):
-        raise wrong_arity
-    if not 0 < error_rate < 1 or capacity < 1:
+    arity = CommandError(messages.wrong_number_of_args("bf.insert"))
+    options, at = _options(args[2:], _INSERT_OPTIONS, messages.BF_INSERT_UNKNOWN_ARGUMENT, arity)
+    items_at = 2 + at + 1
+    if 2 + at == len(args) or items_at == len(args):
+        raise arity
+    error_rate = cast(float, options.get(b"ERROR", bloom.DEFAULT_ERROR_RATE))
+    capacity = cast(int, options.get(b"CAPACITY", bloom.DEFAULT_CAPACITY))
+    expansion = cast(int, options.get(b"EXPANSION", bloom.DEFAULT_EXPANSION))
+    if not 0 < error_rate < 1 or capacity < 1 or expansion < 1:
         raise CommandError(messages.BF_INSERT_BAD_ARGUMENT)
-    if expansion:
-        raise CommandError(messages.BF_NEVER_SCALES)
-    return (BloomCreate(error_rate, capacity) if autocreate else None), items_at
+    if b"NONSCALING" in options:  # RedisBloom's BF.INSERT lets it override EXPANSION
+        expansion = NONSCALING
+    if b"NOCREATE" in options:
+        return None, items_at
+    return BloomCreate(error_rate, capacity, expansion), items_at
 
 
 def _items_of(run: list[list[bytes]]) -> list[bytes]:
@@ -95,13 +156,33 @@ def _items_of(run: list[list[bytes]]) -> list[bytes]:
     return [item for args in run for item in args[2:]]
 
 
-def _per_call(run: list[list[bytes]], flags: list[bool]) -> list[Reply]:
-    """``flags`` (one per item of the run, in order) cut back into one reply per call."""
+def _full_message(adds: BloomAdds) -> str:
+    return messages.BF_CANNOT_GROW if adds.scaling else messages.BF_FULL
+
+
+def _answers(adds: BloomAdds, items: list[bool | None]) -> list[Reply]:
+    """One call's reply to BF.MADD / BF.INSERT: 1 or 0 per item up to a refused one, which
+    is RedisBloom's error, and nothing after it (RedisBloom stops the call there)."""
+    out: list[Reply] = []
+    for flag in items:
+        if flag is None:
+            out.append(ErrorReply(_full_message(adds)))
+            break
+        out.append(int(flag))
+    return out
+
+
+def _per_call(run: list[list[bytes]], adds: BloomAdds, single: bool) -> list[Reply]:
+    """``adds`` (one answer per item of the run, in order) cut back into one reply per call.
+
+    The calls after a refused item answer as they would alone: a filter that refused an item
+    is full for good, so every later new item is refused and nothing later was written."""
     out: list[Reply] = []
     at = 0
     for args in run:
         end = at + len(args) - 2
-        out.append([int(flag) for flag in flags[at:end]])
+        answered = _answers(adds, adds.added[at:end])
+        out.append(answered[0] if single else answered)
         at = end
     return out
 
@@ -120,22 +201,18 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     # write for the whole run. BloomFilter.madd answers as the calls in turn would (an item is
     # new only if no earlier item of the run set all its bits), and no call changes the key's
     # type, so a type error is every call's (run_at only groups calls of the right arity).
+    # A refused item (full) ends its call's reply with the error; see _per_call for the rest.
     def adds_run(single: bool) -> RunHandler:
         def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-            items = _items_of(run)
-            added = bloom.add(db_of(ctx), run[0][1], items, ctx.now_ms, BloomCreate())
-            if single:
-                return [int(new) for new in added]
-            return _per_call(run, added)
+            adds = bloom.add(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms, BloomCreate())
+            return _per_call(run, adds, single)
 
         return run_adds
 
     def exists_run(single: bool) -> RunHandler:
         def run_exists(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
             found = bloom.exists(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms)
-            if single:
-                return [int(flag) for flag in found]
-            return _per_call(run, found)
+            return _per_call(run, BloomAdds(list(found)), single)
 
         return run_exists
 
@@ -143,68 +220,48 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       group=group, since="1.0.0",
                       errors={KeyExistsError: messages.BF_ITEM_EXISTS,
                               SketchParameterError: _could_not_create},
-                      summary="Creates a Bloom filter. hearsay's filters never scale: "
-                      "NONSCALING is implied and EXPANSION is refused.")  # fmt: skip
+                      summary="Creates a scalable Bloom filter (expansion 2 unless EXPANSION "
+                      "or NONSCALING say otherwise).")  # fmt: skip
     def bf_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
         args, window = split_window(args, 4)  # ... WINDOW seconds [SLICES n]
-        if len(args) > 7:
-            raise CommandError(messages.wrong_number_of_args("bf.reserve"))
-        error_rate = parse_double(args[2])
-        if error_rate is None:
-            raise CommandError(messages.BF_BAD_ERROR_RATE)
-        if not 0 < error_rate < 1:
-            raise CommandError(messages.BF_ERROR_RATE_RANGE)
-        capacity = parse_integer(args[3])
-        if capacity is None:
-            raise CommandError(messages.BF_BAD_CAPACITY)
-        if capacity <= 0:
-            raise CommandError(messages.BF_CAPACITY_RANGE)
-        options = [arg.upper() for arg in args[4:]]
-        nonscaling = b"NONSCALING" in options
-        if b"EXPANSION" in options:
-            at = options.index(b"EXPANSION")
-            if at + 1 == len(options):
-                raise CommandError(messages.BF_NO_EXPANSION)
-            if nonscaling:
-                raise CommandError(messages.BF_NONSCALING_CANNOT_EXPAND)
-            if parse_integer(args[4 + at + 1]) is None:
-                raise CommandError(messages.BF_BAD_EXPANSION)
-            raise CommandError(messages.BF_NEVER_SCALES)
-        if any(option != b"NONSCALING" for option in options):
-            raise CommandError(messages.SYNTAX_ERROR)
+        create = _reserve_options(args)
         if window is not None:
+            if any(arg.upper() == b"EXPANSION" for arg in args[4:]):
+                raise CommandError(messages.WINDOW_NO_EXPANSION)
             if db_of(ctx).get(args[1], ctx.now_ms) is not None:
                 raise KeyExistsError("item exists")
-            plain = BloomFilter.reserve(error_rate, capacity).schema
+            plain = BloomFilter.reserve(create.error_rate, create.capacity).schema
             create_windowed(ctx, args[1], plain, window)
             return OK
-        bloom.reserve(db_of(ctx), args[1], error_rate, capacity, ctx.now_ms)
+        bloom.reserve(db_of(ctx), args[1], create, ctx.now_ms)
         return OK
 
     @registry.command("BF.ADD", arity=3, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", errors=adds, run=adds_run(single=True),
-                      summary="Adds an item (creates the filter with error 0.01, capacity "
-                      "100). Never refused as full: past capacity the false-positive rate "
-                      "grows.")  # fmt: skip
+                      summary="Adds an item (creates a scalable filter with error 0.01, "
+                      "capacity 100, expansion 2 when absent).")  # fmt: skip
     def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return int(bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())[0])
+        adds = bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())
+        if adds.added[0] is None:
+            raise CommandError(_full_message(adds))
+        return int(adds.added[0])
 
     @registry.command("BF.MADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", errors=adds, run=adds_run(single=False),
                       summary="Adds items to a Bloom filter (created with the defaults when "
                       "absent).")  # fmt: skip
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
-        added = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
-        return [int(new) for new in added]
+        adds = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
+        return _answers(adds, adds.added)
 
     @registry.command("BF.INSERT", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", errors=adds,
-                      summary="Adds items, creating the filter with CAPACITY/ERROR unless "
-                      "NOCREATE.")  # fmt: skip
+                      summary="Adds items, creating the filter with CAPACITY/ERROR/EXPANSION/"
+                      "NONSCALING unless NOCREATE.")  # fmt: skip
     def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
         create, items_at = _insert_options(args)
-        added = bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create)
-        return [int(new) for new in added]
+        adds = bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create)
+        return _answers(adds, adds.added)
 
     @registry.command("BF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", run=exists_run(single=True),
