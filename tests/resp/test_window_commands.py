@@ -111,6 +111,8 @@ def test_window_clause_errors() -> None:
         ("HEARSAY.PFRESERVE", "k", 3, "WINDOW", 6): "ERR HLL precision",
         ("HEARSAY.PFRESERVE", "k", 14, 1): "ERR wrong number of arguments",
         ("BF.RESERVE", "k", "0.01", 100, "WINDOW", 6, "SLICES", 0): "ERR SLICES must be",
+        ("BF.RESERVE", "k", "0.01", 100, "EXPANSION", 2, "WINDOW", 6): "ERR EXPANSION cannot",
+        ("BF.RESERVE", "k", "0.01", 100, "EXPANSION", 0, "WINDOW", 6): "ERR expansion should",
     }
     for args, start in bad.items():
         reply = c(*args)
@@ -122,6 +124,8 @@ def test_window_clause_errors() -> None:
         "ERR key exists with another type or window"
     )
     assert c("INCR", "k").startswith("WRONGTYPE")  # type: ignore[union-attr]
+    c.ok("BF.RESERVE", "b", "0.01", 100, "NONSCALING", "WINDOW", W_S)  # each slice is fixed
+    assert c.ok("BF.ADD", "b", "x") == 1 and c.ok("BF.EXISTS", "b", "x") == 1
 
 
 def test_dump_restore_and_memory_know_windowed_keys() -> None:
