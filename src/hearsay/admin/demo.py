@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 from hearsay.admin.commands import members
 from hearsay.admin.connection import AdminError, Exit, Target, send
-from hearsay.admin.table import render
+from hearsay.admin.table import render, text
 
 if TYPE_CHECKING:
     import redis
@@ -194,6 +194,26 @@ def converged(nodes: Sequence[DemoNode], traffic: Traffic) -> Callable[[], bool]
     return check
 
 
+def members_agree(nodes: Sequence[DemoNode]) -> Callable[[], bool]:
+    """Every node sees every node alive, each in the same generation: the restarted node's
+    data can catch up (it pulls) before the others' membership has taken it back, and the
+    table the demo prints must not show it failed."""
+
+    def check() -> bool:
+        views = []
+        for node in nodes:
+            with node.client() as client:
+                rows = send(client, "HEARSAY.MEMBERS")
+            views.append({text(row[0]): (text(row[2]), int(row[4])) for row in rows})
+        alive = all(
+            len(view) == len(nodes) and all(state == "alive" for state, _ in view.values())
+            for view in views
+        )
+        return alive and all(view == views[0] for view in views)
+
+    return check
+
+
 def report(nodes: Sequence[DemoNode], traffic: Traffic) -> str:
     """The answers of every node beside the true values, as a table."""
     seen = [answers(node) for node in nodes]
@@ -248,6 +268,7 @@ def run(out: TextIO, seed: int = 1) -> None:
             nodes[2] = start_node(victim.name, victim.data_dir, nodes[0].gossip)
             say(f"restarted {victim.name} on its data directory (pid {nodes[2].process.pid})")
             took = wait_until(converged(nodes, traffic), f"{victim.name} catching up")
+            took += wait_until(members_agree(nodes), f"every node seeing {victim.name} back")
             say(f"{victim.name} caught up after {took:.2f} s; the answers:")
             out.write("\n" + report(nodes, traffic) + "\n\n")
             table = StringIO()
