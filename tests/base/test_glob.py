@@ -89,6 +89,11 @@ def test_keys_agree_with_redis(r: Any, patterns: list[bytes], keys: list[bytes])
         (b"[\\]]", b"]"),
         (b"[]a]", b"]a]"),
         (b"x[z-a]y", b"xmy"),  # reversed range
+        (b"[b-\xff", b"a"),  # Redis compares range bounds as signed chars: -1..98 holds "a"
+        (b"[b-\xff", b"\xff"),
+        (b"[b-\xff", b"\x80"),  # -128: below -1, outside
+        (b"[\x80-\x90]", b"\x85"),  # both negative: a plain run
+        (b"[\x90-a]", b"\xa0"),  # -112..97 holds -96
         (b"*a" * STAR_GROUPS_MAX, b"a" * (STAR_GROUPS_MAX + 1)),
         (b"*a" * (STAR_GROUPS_MAX + 1), b"a" * (STAR_GROUPS_MAX + 1)),  # Redis's nesting guard
         (b"*a" * (STAR_GROUPS_MAX + 1) + b"*", b"a" * (STAR_GROUPS_MAX + 1)),

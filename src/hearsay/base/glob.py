@@ -260,13 +260,28 @@ def _redis_class(pattern: bytes, i: int) -> tuple[int, _Class]:
             i = n - 1  # unterminated: the class ran to the end of the pattern
             break
         elif i + 2 < n and pattern[i + 1] == ord("-"):
-            low, high = sorted((pattern[i], pattern[i + 2]))
-            mask |= (1 << (high + 1)) - (1 << low)
+            mask |= _range_mask(pattern[i], pattern[i + 2])
             i += 2
         else:
             mask |= 1 << pattern[i]
         i += 1
     return i, _Class(mask ^ _ALL_BYTES if negate else mask)
+
+
+def _signed(byte: int) -> int:
+    """A byte as C's (signed on x86) ``char``: what ``stringmatchlen`` compares in a range."""
+    return byte - 256 if byte >= 128 else byte
+
+
+def _range_mask(first: int, last: int) -> int:
+    """The bytes of a class range ``first-last``, as Redis compares them: as signed chars, so
+    a range from an ASCII byte to one of 0x80..0xff (``[b-\xff]``: -1..98) covers the bytes
+    from 0x80 up to the negative end and from 0 up to the positive one."""
+    low, high = sorted((_signed(first), _signed(last)))
+    if low >= 0 or high < 0:  # one sign: a contiguous run of byte values
+        low, high = low & 0xFF, high & 0xFF
+        return (1 << (high + 1)) - (1 << low)
+    return ((1 << (high + 1)) - 1) | (_ALL_BYTES ^ ((1 << (low + 256)) - 1))
 
 
 def _build(atoms: Sequence[Atom | None], *, empty: bool, inner_stars_max: int | None) -> Glob:
