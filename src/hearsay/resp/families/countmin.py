@@ -9,7 +9,7 @@ from hearsay.engine.families.common import KeyExistsError, KeyMissingError, Shap
 from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
-from hearsay.resp.families.window import create_windowed, split_window
+from hearsay.resp.families.window import cms_increments, create_windowed, split_window
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
@@ -149,16 +149,7 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
             raise CommandError(messages.wrong_number_of_args("cms.incrby"))
         database = db_of(ctx)
         countmin.check_incrby(database, args[1], ctx.now_ms)
-        items: list[bytes] = []
-        increments: list[int] = []
-        for i in range(2, len(args), 2):
-            amount = parse_integer(args[i + 1])
-            if amount is None:
-                raise CommandError(messages.CMS_CANNOT_PARSE_NUMBER)
-            if amount < 0:
-                raise CommandError(messages.CMS_NEGATIVE_NUMBER)
-            items.append(args[i])
-            increments.append(amount)
+        items, increments = cms_increments(args)
         return list(countmin.incrby(database, args[1], items, increments, ctx.now_ms))
 
     @registry.command("CMS.QUERY", arity=-3, flags=reads, first_key=1, last_key=1, step=1,

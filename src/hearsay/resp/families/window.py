@@ -87,6 +87,11 @@ def _increments(args: list[bytes]) -> tuple[list[bytes], list[int]]:
     """CMS.INCRBY's items and amounts, refused as the plain command refuses them."""
     if len(args) % 2:
         raise CommandError(messages.wrong_number_of_args("cms.incrby"))
+    return cms_increments(args)
+
+
+def cms_increments(args: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """The ``item increment`` pairs of CMS.INCRBY (plain and windowed), arity checked before."""
     items: list[bytes] = []
     amounts: list[int] = []
     for i in range(2, len(args), 2):
