@@ -116,6 +116,9 @@ def test_reads_of_bits_equal_the_dict_model(
     assert [vector.get(i) for i in reads] == [pairs.get(i, 0) for i in reads]
     high = low + 3000
     assert model(vector.window(low, high)) == {i: v for i, v in pairs.items() if low <= i < high}
+    for lo, hi in ((low, high), (low, low + 5), (low - 3, low), (0, 2**32), (high, low)):
+        expected = sum(1 for i in pairs if lo <= i < hi)
+        assert vector.count_in(lo, hi) == packed(pairs).count_in(lo, hi) == expected
     size = 6000
     assert vector.to_dense(size).tolist() == [pairs.get(i, 0) for i in range(size)]
     assert model(MaxVector.from_items(vector.items())) == pairs

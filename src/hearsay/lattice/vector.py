@@ -705,6 +705,27 @@ class MaxVector:
         run.flags.writeable = False
         return 8 * first, run, _popcount(run)
 
+    def count_in(self, low: int, high: int) -> int:
+        """How many indices ``low <= i < high`` hold a non-zero value, without listing them
+        (a filled 1M-capacity Bloom filter's ~5 M set bits are counted, not enumerated)."""
+        low, high = max(low, 0), min(high, INDEX_LIMIT)
+        if low >= high:
+            return 0
+        if self._dense is None:
+            indices, _ = self._sparse_arrays()
+            first, end = np.searchsorted(indices, [low, high]).tolist()
+            return int(end - first)
+        high = min(high, self.dense_slots)
+        if low >= high:
+            return 0
+        if not self._is_bits:
+            return int(np.count_nonzero(self._dense[low:high]))
+        part = self._dense[low // 8 : -(-high // 8)].copy()
+        part[0] &= np.uint8((0xFF << (low % 8)) & 0xFF)
+        if high % 8:
+            part[-1] &= np.uint8((1 << (high % 8)) - 1)
+        return _popcount(part)
+
     def window(self, low: int, high: int) -> MaxVector:
         """The pairs at indices ``low <= i < high`` (reading only that range of the vector)."""
         if self._dense is not None and self._is_bits:

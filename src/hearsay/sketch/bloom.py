@@ -764,10 +764,7 @@ class BloomFilter:
 
     def _set_bits_per_link(self, vec: MaxVector) -> list[int]:
         def count(of: MaxVector) -> list[int]:
-            indices, _ = of.pairs()
-            edges = [edge for link in self._links for edge in (link.base, link.base + link.bits)]
-            cuts = np.searchsorted(indices, np.array(edges, dtype=np.int64)).tolist()
-            return [cuts[2 * j + 1] - cuts[2 * j] for j in range(len(self._links))]
+            return [of.count_in(link.base, link.base + link.bits) for link in self._links]
 
         return vec.memo(self, count)
 
