@@ -26,7 +26,7 @@ from hearsay.sketch.schemas import TDIGEST_COMPRESSION_MAX
 
 __all__ = ["VALUES_PER_CALL_MAX", "install_tdigest_commands"]
 
-VALUES_PER_CALL_MAX: Final = 50_000
+VALUES_PER_CALL_MAX: Final = 100_000
 """Values one TDIGEST.ADD may carry (RedisBloom has no bound): a call that overflows the
 slice's buffer compresses every value it brings in one pass, a microsecond or two each in
 Python, so this keeps a call to a fraction of a second (a client sends more in more calls)."""
@@ -153,7 +153,7 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
     @registry.command("TDIGEST.ADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.4.0", errors=missing, run=tdigest_add_run,
                       summary="Adds values to a t-digest (this node's own slice; at most "
-                      "50000 a call).")  # fmt: skip
+                      "100000 a call).")  # fmt: skip
     def tdigest_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
         if len(args) - 2 > VALUES_PER_CALL_MAX:
