@@ -15,8 +15,9 @@ import fakeredis
 import pytest
 import redis
 
+from hearsay.resp.families.cuckoo import ITEMS_PER_CALL_MAX
 from hearsay.resp.replies import ErrorReply, Map
-from tests.support.command_client import Client
+from tests.support.command_client import REGISTRY, Client
 from tests.support.nodes import NodeProcess, start_node
 
 pytestmark = pytest.mark.integration
@@ -173,3 +174,25 @@ def test_filter_full_and_growth_in_process() -> None:
     fields = {str(name): value for name, value in info.pairs}
     assert fields["Number of filters"] > 1  # type: ignore[operator]
     assert fields["Number of items inserted"] == 100
+
+
+def test_a_call_of_more_items_than_one_may_carry_is_refused_and_changes_nothing() -> None:
+    """CF.INSERT / INSERTNX / MEXISTS carry at most ITEMS_PER_CALL_MAX items (so no request
+    holds the node for long): one more is refused with a clear error, before any is added;
+    exactly that many are taken, in one pipelined run too."""
+    client = Client()
+    client.ok("CF.RESERVE", "k", 4 * ITEMS_PER_CALL_MAX)
+    items = [f"i{i}" for i in range(ITEMS_PER_CALL_MAX + 1)]
+    refusal = ErrorReply(f"ERR CF: too many items for one call (at most {ITEMS_PER_CALL_MAX})")
+    for command in ("CF.INSERT", "CF.INSERTNX"):
+        assert client(command, "k", "ITEMS", *items) == refusal
+    assert client("CF.MEXISTS", "k", *items) == refusal
+    assert client("CF.INSERT", "new", "ITEMS", *items) == refusal
+    assert client("EXISTS", "new") == 0
+    info = client.ok("CF.INFO", "k")
+    assert isinstance(info, Map)
+    assert dict((str(n), v) for n, v in info.pairs)["Number of items inserted"] == 0
+    assert client.ok("CF.INSERT", "k", "ITEMS", *items[:-1]) == [1] * ITEMS_PER_CALL_MAX
+    assert client.ok("CF.MEXISTS", "k", *items[:-1]) == [1] * ITEMS_PER_CALL_MAX
+    run = [[b"CF.MEXISTS", b"k", *(i.encode() for i in items)], [b"CF.MEXISTS", b"k", b"i0"]]
+    assert REGISTRY.dispatch_run(client.ctx, run) == [refusal, [1]]

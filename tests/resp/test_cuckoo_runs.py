@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.lattice.codec import encode_entry
+from hearsay.resp.families.cuckoo import ITEMS_PER_CALL_MAX
 from tests.support.command_client import NOW_MS, REGISTRY, Client
 
 _ITEMS = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f", b"g"])
@@ -75,15 +76,17 @@ def test_a_run_of_cf_mexists_replies_as_the_calls_in_turn(
 
 def _insert_matches_calls_one_at_a_time(n: int) -> None:
     """CF.INSERT of ``n`` items (repeats included, so some fingerprints pile up) into a
-    filter that grows, against the same items added by ``n`` CF.ADD calls."""
+    filter that grows, in calls of as many items as one may carry, against the same items
+    added by ``n`` CF.ADD calls."""
     items = [f"item-{i % (n // 2)}".encode() for i in range(n)]
     batched, alone = Client(), Client()
     for twin in (batched, alone):
         twin.ok("CF.RESERVE", "k", n // 4, "EXPANSION", 2)
-    replies = batched.ok("CF.INSERT", "k", "ITEMS", *items)
+    calls = [items[at : at + ITEMS_PER_CALL_MAX] for at in range(0, n, ITEMS_PER_CALL_MAX)]
+    replies = [r for call in calls for r in batched.ok("CF.INSERT", "k", "ITEMS", *call)]
     assert replies == [alone("CF.ADD", "k", item) for item in items]
     assert _state(batched) == _state(alone)
-    assert batched.ok("CF.MEXISTS", "k", *items) == [1] * n
+    assert [r for call in calls for r in batched.ok("CF.MEXISTS", "k", *call)] == [1] * n
 
 
 def test_a_big_cf_insert_gives_the_state_of_its_items_added_one_at_a_time() -> None:

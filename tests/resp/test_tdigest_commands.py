@@ -16,8 +16,9 @@ import fakeredis
 import pytest
 import redis
 
-from hearsay.resp.replies import ErrorReply, Map
-from tests.support.command_client import Client
+from hearsay.resp.families.tdigest import VALUES_PER_CALL_MAX
+from hearsay.resp.replies import OK, ErrorReply, Map
+from tests.support.command_client import REGISTRY, Client
 from tests.support.nodes import NodeProcess, start_node
 
 pytestmark = pytest.mark.integration
@@ -191,3 +192,25 @@ def test_merge_keeps_adds_unless_overridden_and_reset_keeps_the_expiry() -> None
         "ERR T-Digest: numkeys needs to be a positive integer"
     )
     assert client("TDIGEST.MERGE", "m", 1, "a", "JUNK") == ErrorReply("ERR T-Digest: wrong keyword")
+
+
+def test_an_add_of_more_values_than_one_call_may_carry_is_refused_and_changes_nothing() -> None:
+    """TDIGEST.ADD carries at most VALUES_PER_CALL_MAX values (so no request holds the node
+    for long): one more is refused with a clear error (a missing key's error first), alone
+    or in a pipelined run; exactly that many are taken."""
+    client = Client()
+    values = [i % 97 for i in range(VALUES_PER_CALL_MAX + 1)]
+    refusal = ErrorReply(
+        f"ERR T-Digest: too many values for one call (at most {VALUES_PER_CALL_MAX})"
+    )
+    assert client("TDIGEST.ADD", "t", *values) == ErrorReply("ERR T-Digest: key does not exist")
+    client.ok("TDIGEST.CREATE", "t")
+    assert client("TDIGEST.ADD", "t", *values) == refusal
+    run = [[b"TDIGEST.ADD", b"t", *(str(v).encode() for v in values)], [b"TDIGEST.ADD", b"t", b"5"]]
+    assert REGISTRY.dispatch_run(client.ctx, run) == [refusal, OK]
+    info = client.ok("TDIGEST.INFO", "t")
+    assert isinstance(info, Map)
+    fields = {str(name): value for name, value in info.pairs}
+    assert int(str(fields["Merged weight"])) + int(str(fields["Unmerged weight"])) == 1
+    client.ok("TDIGEST.ADD", "t", *values[:-1])
+    assert client.ok("TDIGEST.MAX", "t") == 96.0

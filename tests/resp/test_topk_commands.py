@@ -169,6 +169,11 @@ def test_increments_bounds_and_the_refusal_inside_the_reply() -> None:
         "ERR TopK: too many items for one call (items x depth at most 32768)"
     )  # depth 4: at most 8192 items
     assert client.ok("TOPK.COUNT", "t", too_long) == [0]  # nothing of a refused call stays
+    # The key is checked before the items (as RedisBloom), whichever way a call is checked.
+    for items in ([b"a"], [too_long], [b"i%d" % i for i in range(9_000)]):
+        assert client("TOPK.ADD", "nope", *items) == ErrorReply("ERR TopK: key does not exist")
+        client.ok("INCR", "str")
+        assert str(client("TOPK.ADD", "str", *items)).startswith("WRONGTYPE")
     assert client("TOPK.RESERVE", "big", 3, 8, 65, 0.9) == ErrorReply(
         "ERR TopK: too large (k at most 10000, depth at most 64, 3 * width * depth at most 2**31)"
     )

@@ -41,7 +41,7 @@ from __future__ import annotations
 import bisect
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,15 +85,18 @@ FULL: Final = -1
 COUNT_CLIP: Final = 1 << 40
 """A count above this reads as this (no honest node gets near a trillion copies), so sums
 over any number of origins stay far inside int64 and no peer's values can wrap them."""
-_PAIRS_PER_WINDOW: Final = 5000
-_WINDOWS_PER_PASS: Final = 12
-"""How a batch reads its buckets: a window look-up per bucket and slice (a bisect, no copy:
-about 10 us) or one vectorised pass over each slice for every bucket its items may touch
-(about as much as 12 look-ups, plus one for every 5,000 pairs held). Look-ups when the items'
-places are no more than that pass costs: a few items on a filter of few sub-filters. An
-item of a filter of many sub-filters (one that fills) may visit every place, so a pass."""
+_PAIRS_PER_WINDOW: Final = 500
+_WINDOWS_PER_PASS: Final = 128
+"""How a batch reads its buckets: a window look-up per bucket and slice (two searches in a
+sparse slice's arrays: about a microsecond) or one vectorised pass over each slice for every
+bucket its items may touch (about as much as 128 look-ups, plus one for every 500 pairs
+held). Look-ups when the items' places are no more than that pass costs: a few items, even on
+a filter of many sub-filters (one item visits its places lazily, most take an early one)."""
 
 FewPairs = tuple[list[int], list[int]]
+_Arrays = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
+_Source = tuple[bool, MaxVector, _Arrays | None]
+"""A slice as a batch reads it: the writer's own?, the vector, a sparse one's arrays."""
 Written = Pairs | FewPairs
 """A batch's pairs: Python ints for a few, arrays for many."""
 _SCALAR_ITEMS_MAX: Final = 2
@@ -452,6 +455,7 @@ class _Batch:
         "_occupied",
         "_origin",
         "_own",
+        "_read_from",
         "_readable",
         "_slices",
         "_view",
@@ -477,6 +481,7 @@ class _Batch:
         self._own: dict[int, int] = {}
         self._written: dict[int, int] = {}
         self._loaded: set[int] | None = set()  # None: every bucket the batch may touch
+        self._read_from: list[_Source] | None = None
         if by_windows is None:
             held = sum(len(vec) for vec in slices.values())
             places = len(items) * 2 * self._readable
@@ -486,17 +491,37 @@ class _Batch:
 
     # -- reading the buckets ------------------------------------------------------------------
 
+    def _sources(self) -> list[_Source]:
+        """Each slice as the batch reads it (once): whether it is the writer's, and a sparse
+        one's arrays (a window is then two searches in them, about a microsecond; a
+        :meth:`MaxVector.window` builds a vector, ten times that)."""
+        sources = self._read_from
+        if sources is None:
+            sources = self._read_from = [
+                (origin == self._origin, vec, None if vec.is_dense else vec.pairs())
+                for origin, vec in self._slices.items()
+            ]
+        return sources
+
     def _ensure(self, bucket: int, sub: int) -> None:
         loaded = self._loaded
         if loaded is None or sub >= self._readable or bucket in loaded:
             return
         loaded.add(bucket)
         low = 2 * bucket * FINGERPRINTS
+        bounds = np.array((low, low + 2 * FINGERPRINTS), dtype=np.uint32)
         net = self._net
         pairs: set[int] = set()
-        for origin, vec in self._slices.items():
-            own = origin == self._origin
-            for index, value in vec.window(low, low + 2 * FINGERPRINTS).items():
+        for own, vec, arrays in self._sources():
+            if arrays is None:
+                found: Iterable[tuple[int, int]] = vec.window(low, low + 2 * FINGERPRINTS).items()
+            else:
+                first, end = arrays[0].searchsorted(bounds).tolist()
+                if first == end:
+                    continue
+                indices, values = arrays[0][first:end], arrays[1][first:end]
+                found = zip(indices.tolist(), values.tolist(), strict=True)
+            for index, value in found:
                 count = min(value, COUNT_CLIP)
                 pair = index >> 1
                 pairs.add(pair)

@@ -487,9 +487,16 @@ class _Writer:
         if newest >= GENERATION_MAX:
             return None
         tag = (newest + 1) << 32
-        self._own.put(slot, tag | fp)
-        self._own.put(slot + 1, tag | min(count, COUNT_MAX))
-        return min(count, COUNT_MAX)
+        count = min(count, COUNT_MAX)
+        # Both slots were prefetched and a new generation rises above what either held:
+        # the writes of two _Own.put calls, without their look-ups.
+        own = self._own
+        cache = own.cache
+        cache[slot] = tag | fp
+        cache[slot + 1] = tag | count
+        own.indices += (slot, slot + 1)
+        own.values += (tag | fp, tag | count)
+        return count
 
     def _item_of(self, at: int, position: _Position) -> bytes:
         if position.item is None:

@@ -4,7 +4,9 @@ CF.SCANDUMP, CF.LOADCHUNK.
 
 The error texts are RedisBloom's (here rather than in :mod:`hearsay.resp.messages`: they are
 this family's alone). Departures: see :mod:`hearsay.sketch.cuckoo` (no kicking between
-buckets; MAXITERATIONS accepted and reported only) and :mod:`hearsay.engine.families.cuckoo`.
+buckets; MAXITERATIONS accepted and reported only) and :mod:`hearsay.engine.families.cuckoo`;
+one CF.INSERT, CF.INSERTNX or CF.MEXISTS carries at most :data:`ITEMS_PER_CALL_MAX` items (so no
+request holds the node for long).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.cuckoo import ChunkError
 
-__all__ = ["install_cuckoo_commands"]
+__all__ = ["ITEMS_PER_CALL_MAX", "install_cuckoo_commands"]
+
+ITEMS_PER_CALL_MAX: Final = 10_000
+"""Items one CF.INSERT, CF.INSERTNX or CF.MEXISTS may carry (RedisBloom has no bound): an
+item of a filter that filled may visit each of its 64 places in 32 sub-filters, up to ~20
+microseconds in Python, so this keeps a call to a fraction of a second (a client sends more in
+more calls)."""
 
 NOT_FOUND: Final = "ERR not found"
 ITEM_EXISTS: Final = "ERR item exists"
@@ -32,6 +40,7 @@ CAPACITY_TOO_LARGE: Final = "ERR CF: capacity too large (a sub-filter must fit 2
 BAD_ITERATOR: Final = "ERR Invalid iterator"
 CHUNK_REFUSED: Final = "ERR Couldn't load chunk: "
 CHUNK_MISMATCH: Final = "ERR Couldn't load chunk: the key holds a filter of other parameters"
+TOO_MANY_ITEMS: Final = f"ERR CF: too many items for one call (at most {ITEMS_PER_CALL_MAX})"
 
 # RESERVE's options: name, smallest, largest.
 _OPTIONS: Final = {
@@ -136,6 +145,8 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
             raise CommandError(messages.wrong_number_of_args(name))
         if capacity is not None and capacity < 4:
             raise CommandError(CAPACITY_TOO_SMALL)
+        if len(items) > ITEMS_PER_CALL_MAX:
+            raise CommandError(TOO_MANY_ITEMS)
         return list(cuckoo.add(db_of(ctx), args[1], items, ctx.now_ms, only_new=only_new,
                                capacity=capacity))  # fmt: skip
 
@@ -143,14 +154,15 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
                       group=group, since="1.0.0",
                       errors={**missing, SketchParameterError: CAPACITY_TOO_LARGE},
                       summary="Adds items (1 added, -1 full), creating the filter unless "
-                      "NOCREATE.")  # fmt: skip
+                      "NOCREATE (at most 10000 a call).")  # fmt: skip
     def cf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
         return insert(ctx, args, only_new=False)
 
     @registry.command("CF.INSERTNX", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0",
                       errors={**missing, SketchParameterError: CAPACITY_TOO_LARGE},
-                      summary="Adds items not present (1 added, 0 present, -1 full).")  # fmt: skip
+                      summary="Adds items not present (1 added, 0 present, -1 full; at most "
+                      "10000 a call).")  # fmt: skip
     def cf_insertnx(ctx: ClientContext, args: list[bytes]) -> Reply:
         return insert(ctx, args, only_new=True)
 
@@ -165,6 +177,10 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
         return cf_exists_run(ctx, [args])[0]
 
     def cf_mexists_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        if len(run) > 1 and any(len(args) - 2 > ITEMS_PER_CALL_MAX for args in run):
+            return [reply for args in run for reply in cf_mexists_run(ctx, [args])]
+        if len(run[0]) - 2 > ITEMS_PER_CALL_MAX:
+            return [ErrorReply(TOO_MANY_ITEMS)]
         items = [item for args in run for item in args[2:]]
         found = [int(v) for v in cuckoo.exists(db_of(ctx), run[0][1], items, ctx.now_ms)]
         replies: list[Reply] = []
@@ -176,7 +192,7 @@ def install_cuckoo_commands(registry: CommandRegistry) -> None:
 
     @registry.command("CF.MEXISTS", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", run=cf_mexists_run,
-                      summary="CF.EXISTS of each item.")  # fmt: skip
+                      summary="CF.EXISTS of each item (at most 10000 a call).")  # fmt: skip
     def cf_mexists(ctx: ClientContext, args: list[bytes]) -> Reply:
         return cf_mexists_run(ctx, [args])[0]
 

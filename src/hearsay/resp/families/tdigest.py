@@ -3,7 +3,8 @@ MERGE, MIN, MAX, QUANTILE, CDF, TRIMMED_MEAN, RANK, REVRANK, BYRANK, BYREVRANK, 
 
 The error texts are RedisBloom's (they live here rather than in :mod:`hearsay.resp.messages`
 because they are this family's alone). Departures: see :mod:`hearsay.engine.families.tdigest`;
-COMPRESSION is at most :data:`~hearsay.sketch.schemas.TDIGEST_COMPRESSION_MAX`.
+COMPRESSION is at most :data:`~hearsay.sketch.schemas.TDIGEST_COMPRESSION_MAX`; one TDIGEST.ADD
+carries at most :data:`VALUES_PER_CALL_MAX` values (so no request holds the node for long).
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ from hearsay.resp.replies import OK, Map, Reply, SimpleString
 from hearsay.sketch import tdigest as td
 from hearsay.sketch.schemas import TDIGEST_COMPRESSION_MAX
 
-__all__ = ["install_tdigest_commands"]
+__all__ = ["VALUES_PER_CALL_MAX", "install_tdigest_commands"]
+
+VALUES_PER_CALL_MAX: Final = 100_000
+"""Values one TDIGEST.ADD may carry (RedisBloom has no bound): a call that overflows the
+slice's buffer compresses every value it brings in one pass, a microsecond or two each in
+Python, so this keeps a call to a fraction of a second (a client sends more in more calls)."""
 
 KEY_EXISTS: Final = "ERR T-Digest: key already exists"
 KEY_MISSING: Final = "ERR T-Digest: key does not exist"
@@ -48,6 +54,9 @@ PARSING_LOW_CUT: Final = "ERR T-Digest: error parsing low_cut_percentile"
 PARSING_HIGH_CUT: Final = "ERR T-Digest: error parsing high_cut_percentile"
 CUT_RANGE: Final = "ERR T-Digest: low_cut_percentile and high_cut_percentile should be in [0,1]"
 CUT_ORDER: Final = "ERR T-Digest: low_cut_percentile should be lower than high_cut_percentile"
+TOO_MANY_VALUES: Final = (
+    f"ERR T-Digest: too many values for one call (at most {VALUES_PER_CALL_MAX})"
+)
 
 
 def _compression(arg: bytes) -> int:
@@ -102,6 +111,8 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
         (the slice's pairs are exactly those of the calls in turn)."""
         calls: list[list[float]] = []
         for args in run:
+            if len(args) - 2 > VALUES_PER_CALL_MAX:
+                return [_one(ctx, args) for args in run]
             parsed = _values(args[2:])
             if isinstance(parsed, str):
                 return [_one(ctx, args) for args in run]
@@ -141,9 +152,13 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
 
     @registry.command("TDIGEST.ADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="2.4.0", errors=missing, run=tdigest_add_run,
-                      summary="Adds values to a t-digest (this node's own slice).")  # fmt: skip
+                      summary="Adds values to a t-digest (this node's own slice; at most "
+                      "100000 a call).")  # fmt: skip
     def tdigest_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
+        if len(args) - 2 > VALUES_PER_CALL_MAX:
+            tdigest.check(database, args[1], ctx.now_ms)  # the key first, as for a bad value
+            raise CommandError(TOO_MANY_VALUES)
         parsed = _values(args[2:])
         if isinstance(parsed, str):
             tdigest.check(database, args[1], ctx.now_ms)  # RedisBloom checks the key first

@@ -56,6 +56,15 @@ TOO_MANY_ITEMS: Final = (
 )
 
 
+def _few_short_items(args: list[bytes], step: int) -> bool:
+    """Whether a call's items pass the checks at any depth (so the key need not be read for
+    its depth first: a missing key is then refused by the add itself, still first)."""
+    items = args[2::step]
+    return len(items) * TOPK_DEPTH_MAX <= ROWS_PER_CALL_MAX and all(
+        len(item) <= ITEM_BYTES_MAX for item in items
+    )
+
+
 def _items(args: list[bytes], step: int, depth: int) -> list[bytes]:
     """The items of one call (every ``step``-th argument after the key), checked."""
     items = args[2::step]
@@ -160,7 +169,10 @@ def install_topk_commands(registry: CommandRegistry) -> None:
                       "node's list, or nil (items x depth at most 32768 a call).")  # fmt: skip
     def topk_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         database = db_of(ctx)
-        items = _items(args, 1, topk.check(database, args[1], ctx.now_ms).depth)
+        if _few_short_items(args, 1):
+            items = args[2:]
+        else:
+            items = _items(args, 1, topk.check(database, args[1], ctx.now_ms).depth)
         return _expelled(topk.add(database, args[1], [[(i, 1) for i in items]], ctx.now_ms)[0])
 
     @registry.command("TOPK.INCRBY", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
