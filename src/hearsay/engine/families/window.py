@@ -161,26 +161,36 @@ def pfadd(db: Replica, key: bytes, members: Sequence[bytes], now_ms: int) -> int
     indices, ranks = pairs
     if isinstance(indices, list) and isinstance(ranks, list):
         get = entry.slice(str(number)).get
-        if all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
+        if len(indices) == 1:  # one member, the commonest PFADD: no generator
+            if get(indices[0]) >= ranks[0]:
+                return 0
+        elif all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
             return 0
     return int(_write(db, key, view, number, pairs, now_ms=now_ms))
 
 
 def pfadd_run(db: Replica, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
     """PFADD ``key`` once per member list: one hash batch and one write, each reply what the
-    call would get in turn (the plain run's rule, on the current slice)."""
-    view, entry = _whll(db, key, now_ms)
-    members = [member for call in calls for member in call]
-    indices, ranks = _hll(view).add(members)
-    index_list = indices.tolist()
-    if not _ONE.issuperset(map(len, calls)) or len(set(index_list)) != len(index_list):
+    call would get in turn (the plain run's rule, on the current slice). Calls of one member
+    each (the common pipeline) are followed in turn over Python ints, a register named twice
+    included; others go call by call."""
+    if not _ONE.issuperset(map(len, calls)):
         return [pfadd(db, key, call, now_ms) for call in calls]
+    view, entry = _whll(db, key, now_ms)
+    indices, ranks = _hll(view).add([call[0] for call in calls])
     number = view.window.slice_at(now_ms)
-    held = entry.slice(str(number)).values_at(indices)
-    up = ranks > held
-    if up.any():
-        _write(db, key, view, number, (indices[up], ranks[up]), now_ms=now_ms)
-    return up.astype(np.int64).tolist()  # type: ignore[no-any-return]
+    held = entry.slice(str(number)).values_at(indices).tolist()
+    best: dict[int, int] = {}  # registers raised so far in the run: their rank
+    replies: list[int] = []
+    for index, rank, was in zip(indices.tolist(), ranks.tolist(), held, strict=True):
+        if rank > best.get(index, was):
+            best[index] = rank
+            replies.append(1)
+        else:
+            replies.append(0)
+    if best:
+        _write(db, key, view, number, (list(best), list(best.values())), now_ms=now_ms)
+    return replies
 
 
 def _whll(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, Entry]:
@@ -298,11 +308,20 @@ def _bloom(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, BloomFil
 def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
     """BF.ADD / MADD / INSERT into the current slice: per item, whether it set a bit there
     (RedisBloom's "newly added", of the current slice: re-adding an item an older slice holds
-    renews it and answers 1 once per slice)."""
+    renews it and answers 1 once per slice). One item (BF.ADD) is read bit by bit over Python
+    ints, as the plain filter's; nothing is written when no bit rose."""
     view, bloom, entry = _bloom(db, key, now_ms)
     number = view.window.slice_at(now_ms)
-    pairs, added = bloom.madd(entry.slice(str(number)), items)
-    _write(db, key, view, number, pairs, now_ms=now_ms)
+    current = entry.slice(str(number))
+    if len(items) == 1 and bloom.expansion is None:  # (madd's own rule for a plain filter)
+        get = current.get
+        fresh = sorted({p for p in bloom.member_positions(items[0]) if not get(p)})
+        if fresh:
+            _write(db, key, view, number, (fresh, [1] * len(fresh)), now_ms=now_ms)
+        return [bool(fresh)]
+    pairs, added = bloom.madd(current, items)
+    if len(pairs[0]):
+        _write(db, key, view, number, pairs, now_ms=now_ms)
     return [bool(flag) for flag in added.tolist()]
 
 

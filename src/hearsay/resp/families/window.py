@@ -136,13 +136,18 @@ def wrap_windowed(
     plain: Handler = spec.handler
     first_kind = windows.windowed_kind(kind)
 
+    def windowed_first(ctx: ClientContext, key: bytes) -> bool:
+        """Whether ``key`` is a windowed key of the family, on a node that ever held one (a
+        set membership test otherwise): one look-up, no plain handler's work."""
+        db = db_of(ctx)
+        if first_kind not in db.windows.kinds_seen:
+            return False
+        entry = db.get(key, ctx.now_ms)
+        return entry is not None and entry.schema is not None and entry.schema.kind == first_kind
+
     def handler(ctx: ClientContext, args: list[bytes]) -> Reply:
-        if look_first:
-            db = db_of(ctx)
-            if first_kind in db.windows.kinds_seen and windows.is_windowed(
-                db, args[1:2], kind, ctx.now_ms
-            ):
-                return windowed(ctx, args)
+        if look_first and windowed_first(ctx, args[1]):
+            return windowed(ctx, args)
         try:
             return plain(ctx, args)  # type: ignore[return-value]
         except WrongTypeError:
@@ -157,6 +162,8 @@ def wrap_windowed(
         return
 
     def run_handler(ctx: ClientContext, calls: list[list[bytes]]) -> list[Reply]:
+        if look_first and windowed_first(ctx, calls[0][1]):
+            return run(ctx, calls)
         try:
             return plain_run(ctx, calls)
         except WrongTypeError:
