@@ -120,6 +120,7 @@ def test_a_windowed_top_k_lists_the_heavy_items_of_the_window() -> None:
     assert c.ok("EXISTS", "t") == 1  # the key stays, empty, as a reserved one does
     c.ok("RESTORE", "copy", 0, c.ok("DUMP", "t"))
     assert c.ok("TOPK.INFO", "copy") == c.ok("TOPK.INFO", "t")
+    assert c.ok("MEMORY", "USAGE", "t") > 0  # type: ignore[operator]
     assert c.ok("TOPK.RESERVE", "s", 1, 8, 7, "0.5", "WINDOW", W_S, "SLICES", 3) == "OK"
     assert dict(c.ok("TOPK.INFO", "s").pairs)["slices"] == 3  # type: ignore[union-attr]
     assert c("TOPK.RESERVE", "s", 1, "WINDOW", W_S) == ErrorReply("ERR TopK: key already exists")
