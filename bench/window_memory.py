@@ -2,7 +2,7 @@
 key).
 
 In process, through the real command table and replica: for each family (HLL, Bloom filter,
-count-min sketch) it builds ``--keys`` plain keys holding ``--items`` items each, and as many
+count-min sketch, Top-K) it builds ``--keys`` plain keys holding ``--items`` items each, and as many
 windowed keys (``WINDOW 10 SLICES 10``) written on virtual time for longer than a window, so
 that every live slice holds ``--items`` items (the most a window holds at that rate), swept as
 the runtime sweeps (every 50 ms of virtual time). Each figure is what tracemalloc saw the
@@ -39,6 +39,7 @@ FAMILIES = {
     "HLL": (("HEARSAY.PFRESERVE", "{key}", "14"), ("PFADD", "{key}", "{item}")),
     "Bloom": (("BF.RESERVE", "{key}", "0.01", "10000"), ("BF.ADD", "{key}", "{item}")),
     "CMS": (("CMS.INITBYDIM", "{key}", "2000", "5"), ("CMS.INCRBY", "{key}", "{item}", "1")),
+    "TopK": (("TOPK.RESERVE", "{key}", "50"), ("TOPK.ADD", "{key}", "{item}")),
 }
 
 

@@ -99,6 +99,38 @@ def test_a_windowed_count_min_sketch_forgets_old_increments() -> None:
     assert c("CMS.INCRBY", "c", "a", -1) == ErrorReply("CMS: Number cannot be negative")
 
 
+def test_a_windowed_top_k_lists_the_heavy_items_of_the_window() -> None:
+    c = Client()
+    assert c.ok("TOPK.RESERVE", "t", 2, "WINDOW", W_S) == "OK"
+    assert c.ok("TYPE", "t") == "TopK-TYPE"
+    info = dict(c.ok("TOPK.INFO", "t").pairs)  # type: ignore[union-attr]
+    assert info == {"k": 2, "width": 8, "depth": 7, "decay": 0.9, "window": W_S, "slices": 10}
+    assert c.ok("TOPK.INCRBY", "t", "old", 50, "other", 3) == [None, None]
+    _at(c, 3_000)
+    assert c.ok("TOPK.ADD", "t", "new", "new", "old") == [None, None, None]
+    assert c.ok("TOPK.LIST", "t", "WITHCOUNT") == [b"old", 51, b"other", 3]
+    assert c.ok("TOPK.ADD", "t", "new") == [None]  # this slice's list: new and old only
+    assert c.ok("TOPK.QUERY", "t", "old", "new", "other") == [1, 1, 0]
+    assert c.ok("TOPK.COUNT", "t", "old", "new") == [51, 3]
+    _at(c, W_MS + 600)  # the first slice died: only what was added at 3 s counts
+    assert c.ok("TOPK.LIST", "t", "WITHCOUNT") == [b"new", 3, b"old", 1]
+    assert c.ok("TOPK.COUNT", "t", "old", "other") == [1, 0]
+    _at(c, 3_000 + W_MS + 600)
+    assert c.ok("TOPK.LIST", "t") == []
+    assert c.ok("EXISTS", "t") == 1  # the key stays, empty, as a reserved one does
+    c.ok("RESTORE", "copy", 0, c.ok("DUMP", "t"))
+    assert c.ok("TOPK.INFO", "copy") == c.ok("TOPK.INFO", "t")
+    assert c.ok("MEMORY", "USAGE", "t") > 0  # type: ignore[operator]
+    assert c.ok("TOPK.RESERVE", "s", 1, 8, 7, "0.5", "WINDOW", W_S, "SLICES", 3) == "OK"
+    assert dict(c.ok("TOPK.INFO", "s").pairs)["slices"] == 3  # type: ignore[union-attr]
+    assert c("TOPK.RESERVE", "s", 1, "WINDOW", W_S) == ErrorReply("ERR TopK: key already exists")
+    assert c("TOPK.INCRBY", "t", "a", 1, "b") == ErrorReply(
+        "ERR wrong number of arguments for 'topk.incrby' command"
+    )
+    assert c("TOPK.LIST", "t", "x") == ErrorReply("ERR WITHCOUNT keyword expected")
+    assert c("PFADD", "t", "x").startswith("WRONGTYPE")  # type: ignore[union-attr]
+
+
 def test_window_clause_errors() -> None:
     c = Client()
     bad = {
@@ -113,6 +145,10 @@ def test_window_clause_errors() -> None:
         ("BF.RESERVE", "k", "0.01", 100, "WINDOW", 6, "SLICES", 0): "ERR SLICES must be",
         ("BF.RESERVE", "k", "0.01", 100, "EXPANSION", 2, "WINDOW", 6): "ERR EXPANSION cannot",
         ("BF.RESERVE", "k", "0.01", 100, "EXPANSION", 0, "WINDOW", 6): "ERR expansion should",
+        ("TOPK.RESERVE", "k", 2, "WINDOW", 6, "SLICES", 0): "ERR SLICES must be",
+        ("TOPK.RESERVE", "k", 2, "WINDOW"): "ERR syntax error",
+        ("TOPK.RESERVE", "k", 2, 8, 7, "0.9", "X", 6): "ERR wrong number of arguments",
+        ("TOPK.RESERVE", "k", 0, "WINDOW", 6): "ERR TopK: invalid k",
     }
     for args, start in bad.items():
         reply = c(*args)
@@ -164,6 +200,8 @@ _CREATE = {
     "BF.EXISTS": ("BF.RESERVE", "k", "0.1", 5, "WINDOW", W_S),
     "CMS.INCRBY": ("CMS.INITBYDIM", "k", 20, 3, "WINDOW", W_S),
     "CMS.QUERY": ("CMS.INITBYDIM", "k", 20, 3, "WINDOW", W_S),
+    "TOPK.ADD": ("TOPK.RESERVE", "k", 2, 4, 3, "0.9", "WINDOW", W_S),
+    "TOPK.INCRBY": ("TOPK.RESERVE", "k", 2, 4, 3, "0.9", "WINDOW", W_S),
 }
 
 
@@ -189,13 +227,15 @@ def test_pipelined_runs_on_windowed_keys_equal_the_calls_in_turn(
                 twin.ok("PFADD", "k", item)
             elif command.startswith("BF"):
                 twin.ok("BF.ADD", "k", item)
+            elif command.startswith("TOPK"):
+                twin.ok("TOPK.ADD", "k", item)
             else:
                 twin.ok("CMS.INCRBY", "k", item, 1)
         _at(twin, 2_500)
     name = command.encode()
     if command in ("BF.ADD", "BF.EXISTS"):
         calls = [[name, b"k", items[0]] for items in run]
-    elif command == "CMS.INCRBY":
+    elif command in ("CMS.INCRBY", "TOPK.INCRBY"):
         calls = [[name, b"k", *(part for item in items for part in (item, b"2"))] for items in run]
     else:
         calls = [[name, b"k", *items] for items in run]
@@ -220,7 +260,8 @@ def test_replicas_with_skewed_clocks_converge(seed: int, skew_ms: int) -> None:
         node.ok("HEARSAY.PFRESERVE", "h", "WINDOW", 2, "SLICES", 4)
         node.ok("BF.RESERVE", "b", "0.01", 100, "WINDOW", 2, "SLICES", 4)
         node.ok("CMS.INITBYDIM", "c", 50, 3, "WINDOW", 2, "SLICES", 4)
-    keys = [b"h", b"b", b"c"]
+        node.ok("TOPK.RESERVE", "t", 3, 8, 3, "0.9", "WINDOW", 2, "SLICES", 4)
+    keys = [b"h", b"b", b"c", b"t"]
     for step in range(60):
         true_ms = step * 100
         for node, offset in zip(nodes, offsets, strict=True):
@@ -229,6 +270,7 @@ def test_replicas_with_skewed_clocks_converge(seed: int, skew_ms: int) -> None:
         item = f"i{rng.randrange(20)}"
         nodes[writer].ok(*rng.choice([("PFADD", "h"), ("BF.ADD", "b")]), item)
         nodes[writer].ok("CMS.INCRBY", "c", item, rng.randrange(1, 4))
+        nodes[writer].ok("TOPK.INCRBY", "t", item, rng.randrange(1, 4))
         if rng.random() < 0.3:  # an exchange, possibly of slices the receiver dropped
             source, target = nodes[writer], nodes[1 - writer]
             for key in keys:
@@ -245,7 +287,8 @@ def test_replicas_with_skewed_clocks_converge(seed: int, skew_ms: int) -> None:
     for node, offset in zip(nodes, offsets, strict=True):
         _at(node, 5_900 + offset)
     reads = [("PFCOUNT", "h"), ("BF.MEXISTS", "b", *(f"i{i}" for i in range(20))),
-             ("CMS.QUERY", "c", *(f"i{i}" for i in range(20)))]  # fmt: skip
+             ("CMS.QUERY", "c", *(f"i{i}" for i in range(20))), ("TOPK.LIST", "t", "WITHCOUNT"),
+             ("TOPK.COUNT", "t", *(f"i{i}" for i in range(20)))]  # fmt: skip
     if skew_ms == 0:
         assert [nodes[0].ok(*r) for r in reads] == [nodes[1].ok(*r) for r in reads]
     for node, offset in zip(nodes, offsets, strict=True):

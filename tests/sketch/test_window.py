@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.schemas import bloom, cms, hll
+from hearsay.sketch.schemas import bloom, cms, hll, topk
 from hearsay.sketch.views import type_name, view_for
 from hearsay.sketch.window import Window, WindowedView, slice_number, windowed
 
@@ -31,7 +31,7 @@ def test_a_write_counts_for_the_window_and_stops_by_one_slice_later(
 
 
 def test_windowed_schemas_carry_the_window_and_keep_their_plain_type() -> None:
-    for plain in (hll(12), bloom(1000, 7, 100, 0.01), cms(100, 3)):
+    for plain in (hll(12), bloom(1000, 7, 100, 0.01), cms(100, 3), topk(5, 8, 7, 0.9)):
         schema = windowed(plain, 6_000, 6)
         view = view_for(schema)
         assert isinstance(view, WindowedView)
@@ -39,6 +39,7 @@ def test_windowed_schemas_carry_the_window_and_keep_their_plain_type() -> None:
         assert view.window == Window(6_000, 6)
         assert schema.params[-2:] == (6_000, 6)
         assert type_name(schema) == type_name(plain)
+        assert view.additive_inside == plain.additive  # count-min and Top-K: per origin
 
 
 def test_bounds_are_checked() -> None:

@@ -32,6 +32,8 @@ import numpy as np
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.resp.replies import ErrorReply
+from hearsay.sim.window_check import WindowRule
+from hearsay.sketch.window import WINDOWED_KINDS
 
 
 def holds(entry: Entry | None, delta: Entry) -> bool:
@@ -65,8 +67,10 @@ class MonotoneChecker:
     window (what a crash may legitimately lose is only what changed within it).
     """
 
-    def __init__(self, loss_window_ms: int) -> None:
+    def __init__(self, loss_window_ms: int, window: WindowRule | None = None) -> None:
         self.loss_window_ms = loss_window_ms
+        self.window = window
+        """Windowed keys: slices a node may have dropped by then are not asked for."""
         self.shown: dict[tuple[int, bytes], list[tuple[int, Entry]]] = {}
         """(node, key) -> (time shown, entry): the newest entry shown before the window,
         then every entry shown within it."""
@@ -74,7 +78,7 @@ class MonotoneChecker:
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
         shown = self.shown.setdefault((node, key), [])
-        if shown and not covers(entry, shown[-1][1]):
+        if shown and not covers(entry, self._settled(shown[-1][1], sim_ms)):
             self.violations.append(
                 f"monotone: node {node} key {key!r} went from {shown[-1][1]} to {entry} "
                 f"at {sim_ms} ms"
@@ -93,12 +97,16 @@ class MonotoneChecker:
                 continue
             at_ms, settled = shown[0]
             kept = disk.get(key)
+            settled = self._settled(settled, crash_ms)
             if at_ms < settled_ms and (kept is None or not covers(kept, settled)):
                 self.violations.append(
                     f"monotone: node {node} key {key!r} lost {settled} (shown at {at_ms} ms) "
                     f"in the crash at {crash_ms} ms"
                 )
             del self.shown[(n, key)]
+
+    def _settled(self, entry: Entry, sim_ms: int) -> Entry:
+        return entry if self.window is None else self.window.settled(entry, sim_ms)
 
 
 class EpochBound:
@@ -150,6 +158,8 @@ class Write:
     lost: bool = False
     """No surviving node holds it (it was never acknowledged, or only nodes that crashed for
     good, lost their disk or lost their last second under ``everysec`` held it)."""
+    ended: bool = False
+    """A windowed write whose slices died on every clock: no node need hold it any more."""
 
 
 class WriteTracker:
@@ -161,14 +171,25 @@ class WriteTracker:
         self.reference = Keyspace()
         self.lost_in_crashes = 0
         """(node, write) pairs a crash took from a node's memory that its disk lacked."""
+        self.windowed: list[int] = []
+        """Writes to windowed keys not ended yet (see :meth:`end_windowed`)."""
 
     def executed(self, key: bytes, delta: Entry, writer: int, sim_ms: int) -> Write:
         """A write ran on ``writer`` (acknowledged later, once durable enough)."""
         self.reference.merge(key, delta)
         self.pending_by_key.setdefault(key, []).append(len(self.writes))
         write = Write(key, delta, sim_ms, writer, {writer: sim_ms})
+        if delta.schema is not None and delta.schema.kind in WINDOWED_KINDS:
+            self.windowed.append(len(self.writes))
         self.writes.append(write)
         return write
+
+    def end_windowed(self, window: WindowRule, sim_ms: int) -> None:
+        """Windowed writes whose slices died on every clock by ``sim_ms`` end."""
+        writes = self.writes
+        for w in self.windowed:
+            writes[w].ended = window.ended(writes[w].delta, sim_ms)
+        self.windowed = [w for w in self.windowed if not writes[w].ended]
 
     def node_crashed(self, node: int, disk: dict[bytes, Entry]) -> None:
         """The node's memory is gone: it now holds only what its disk holds."""
@@ -202,7 +223,7 @@ class WriteTracker:
 
     def all_held(self, live: list[int]) -> bool:
         for w in self.writes:
-            if w.lost:
+            if w.lost or w.ended:
                 continue
             if len(w.held_at) < len(live) and any(j not in w.held_at for j in live):
                 return False
@@ -218,7 +239,7 @@ class WriteTracker:
                 continue
             if all(j in w.held_at for j in live):
                 times.append(max(w.held_at[j] for j in live) - w.at_ms)
-            else:
+            elif not w.ended:
                 unconverged += 1
         return times, unconverged
 
@@ -252,17 +273,20 @@ def durability_problems(
     loss_window_ms: int,
     crash_ms: int,
     started_ms: int,
+    window: WindowRule | None = None,
 ) -> list[str]:
     """At a crash of ``node``: every write it acknowledged since it (re)started at
     ``started_ms`` is on its disk, except those acknowledged within ``loss_window_ms``
-    before the crash (0 under ``always``). Earlier writes were judged at earlier crashes."""
+    before the crash (0 under ``always``), and slices of windowed keys that may have died by
+    then (``window``). Earlier writes were judged at earlier crashes."""
     problems: list[str] = []
     for w in tracker.writes:
         if w.writer != node or w.acked_ms is None or w.acked_ms < started_ms:
             continue
         if crash_ms - w.acked_ms <= loss_window_ms:
             continue
-        if not holds(disk.get(w.key), w.delta):
+        delta = w.delta if window is None else window.settled(w.delta, crash_ms)
+        if not holds(disk.get(w.key), delta):
             problems.append(
                 f"durability: node {node} acknowledged a write to {w.key!r} at {w.acked_ms} ms "
                 f"and lost it in the crash at {crash_ms} ms"
@@ -312,7 +336,7 @@ def unconverged_problems(tracker: WriteTracker, live: list[int]) -> list[str]:
     problems: list[str] = []
     for w in tracker.writes:
         missing = [j for j in live if j not in w.held_at]
-        if not w.lost and missing:
+        if not w.lost and not w.ended and missing:
             problems.append(
                 f"write to {w.key!r} by node {w.writer} at {w.at_ms} ms not held by nodes "
                 f"{missing[:8]}"

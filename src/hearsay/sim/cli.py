@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heal-s", type=float, default=60.0, help="liveness phase limit")
     p.add_argument("--writes", type=int, default=100)
     p.add_argument("--keys", type=int, default=16)
-    p.add_argument("--windowed", action="store_true", help="clients also write windowed keys")
+    p.add_argument(
+        "--windowed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clients also write windowed keys (default; --no-windowed: not)",
+    )
     p.add_argument(
         "--partition", action="append", default=[], help="START_S:END_S[:FRACTION[:oneway]]"
     )

@@ -220,9 +220,9 @@ class SimConfig:
     fsync: str = "everysec"
     """The nodes' ``--fsync`` policy: what a crash may lose (see :mod:`hearsay.sim.store`)."""
     planted: PlantedBugs = PlantedBugs()
-    windowed: bool = False
-    """A fifth of the clients also write windowed keys (``--windowed``; off by default so
-    that existing seeds replay as before)."""
+    windowed: bool = True
+    """A fifth of the clients also write windowed keys with a short window (off with
+    ``--no-windowed``: how runs of seeds from before issue 17 replay as they did)."""
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -262,7 +262,7 @@ class SimConfig:
             args.append("--no-check-monotone")
         if self.warmup_s:
             args.append(f"--warmup-s={self.warmup_s:g}")
-        if self.windowed:
-            args.append("--windowed")
+        if not self.windowed:
+            args.append("--no-windowed")
         args += [f"--node-config={k}={v}" for k, v in sorted(self.node_config.items())]
         return " ".join(shlex.quote(a) for a in args)

@@ -72,6 +72,7 @@ from hearsay.sim.faults import Faults
 from hearsay.sim.network import Network
 from hearsay.sim.node import command_table, start_replica
 from hearsay.sim.store import EVERYSEC_SYNC_INTERVAL_MS, SimStore
+from hearsay.sim.window_check import WindowRule, matching
 from hearsay.sim.workload import MAY_FAIL, Workload
 
 _DELIVER, _STREAM, _TIMER, _ACTION = 0, 1, 2, 3
@@ -124,7 +125,8 @@ class Simulation:
             FSYNC_MS if self.policy is FsyncPolicy.ALWAYS else EVERYSEC_SYNC_INTERVAL_MS
         )
         """What a crash may take: changes staged this recently are not synced yet."""
-        self.monotone = MonotoneChecker(self.loss_window_ms)
+        self.window_rule = WindowRule(BASE_UNIX_MS, self._skew_bound_ms, self._behind_bound_ms)
+        self.monotone = MonotoneChecker(self.loss_window_ms, self.window_rule)
         self.epochs = EpochBound(BASE_UNIX_MS, self._skew_bound_ms)
         self.durability: list[str] = []
         self.reply_problems: list[str] = []
@@ -168,6 +170,13 @@ class Simulation:
         skew = self.config.skew
         bound = 0 if skew is None else skew.max_offset_ms + skew.max_drift_ppm * sim_ms // 10**6
         return bound + sum(max(0, s.step_ms) for s in self.config.clock_steps)
+
+    def _behind_bound_ms(self, sim_ms: int) -> int:
+        """How far behind true time a node's clock may be at ``sim_ms`` (the window rule's
+        other side: a windowed slice is dead on every clock this long after its death)."""
+        skew = self.config.skew
+        bound = 0 if skew is None else skew.max_offset_ms + skew.max_drift_ppm * sim_ms // 10**6
+        return bound + sum(max(0, -s.step_ms) for s in self.config.clock_steps)
 
     def _start_node(self, i: int) -> None:
         """Start (or restart) node ``i`` from what its disk holds."""
@@ -256,9 +265,20 @@ class Simulation:
                 self.timer_at[i] = at
                 self._push(at, _TIMER, i, self.timer_token[i])
         self._flush(i, node)
-        if node.keyspace.expiring_count and self.sweep_at[i] < 0:
-            self.sweep_at[i] = self.now + SWEEP_INTERVAL_MS
+        sweep_ms = self._sweep_due(i, node)
+        if sweep_ms is not None and (self.sweep_at[i] < 0 or sweep_ms < self.sweep_at[i]):
+            self.sweep_at[i] = sweep_ms
             self._push_action(self.sweep_at[i], "sweep", i, self.faults.generation[i])
+
+    def _sweep_due(self, i: int, node: Replica) -> int | None:
+        """When node ``i`` next sweeps: every interval while it holds keys with a deadline,
+        else when its next windowed slice dies (by its clock; None: nothing to sweep)."""
+        if node.keyspace.expiring_count:
+            return self.now + SWEEP_INTERVAL_MS
+        due_ms = node.windows.next_due_ms()
+        if due_ms is None:
+            return None
+        return max(self.now + SWEEP_INTERVAL_MS, self.clocks[i].sim_at(due_ms, self.now))
 
     def _on_stream(self, i: int, event: StreamRequest) -> None:
         j = self.index_of.get(event.peer)
@@ -397,6 +417,7 @@ class Simulation:
                 loss_window_ms=0 if self.policy is FsyncPolicy.ALWAYS else self.loss_window_ms,
                 crash_ms=self.now,
                 started_ms=self.started_ms[i],
+                window=self.window_rule,
             )
             self.writes.node_crashed(i, disk)
             if self.config.check_monotone:
@@ -498,6 +519,7 @@ class Simulation:
 
     def _converged(self) -> bool:
         live = self.faults.live()
+        self.writes.end_windowed(self.window_rule, self.now)
         return self.writes.all_held(live) and identical(self._keyspaces(live))
 
     def _keyspaces(self, live: list[int]) -> list[Keyspace]:
@@ -573,9 +595,16 @@ class Simulation:
             reference = Replica(
                 NodeIdentity("reference", 1), self.writes.reference, commands=self.registry
             )
+            answers = self._answers(first)
+            instants = [self.now, *self.window_rule.instants_ms(self.writes.reference, self.now)]
             problems += convergence_problems(
-                keyspaces, self.writes, self._answers(first), self._answers(reference)
+                keyspaces,
+                self.writes,
+                answers,
+                matching(answers, [self._answers(reference, at) for at in instants]),
             )
+            for j, keyspace in keyspaces:
+                problems += self.window_rule.kept_dead(j, keyspace, self.now, SWEEP_INTERVAL_MS)
         elif result["writes_unconverged"]:
             problems += unconverged_problems(self.writes, live)
         result["problems"] = problems
@@ -583,11 +612,11 @@ class Simulation:
             result["converged"] = False
         return result
 
-    def _answers(self, replica: Replica) -> dict[bytes, list[object]]:
-        """The workload's read commands on ``replica`` at one true instant, for every key
-        ever written."""
+    def _answers(self, replica: Replica, at_ms: int | None = None) -> dict[bytes, list[object]]:
+        """The workload's read commands on ``replica`` at one true instant (now unless
+        ``at_ms``), for every key ever written."""
         session = ClientContext(client_id=0, db=replica)
-        now = BASE_UNIX_MS + self.now
+        now = BASE_UNIX_MS + (self.now if at_ms is None else at_ms)
         return {
             key: [replica.execute(session, args, now) for args in self.workload.reads(key)]
             for key, _ in self.writes.reference.items()

@@ -38,7 +38,7 @@ from hearsay.sketch.schemas import (
 )
 from hearsay.sketch.tdigest import TDigest
 from hearsay.sketch.topk import TopK
-from hearsay.sketch.window import KIND_WBLOOM, KIND_WCMS, KIND_WHLL, WindowedView
+from hearsay.sketch.window import KIND_WBLOOM, KIND_WCMS, KIND_WHLL, KIND_WTOPK, WindowedView
 
 __all__ = ["VIEWS_CACHED_MAX", "SketchView", "admit_schema", "type_name", "view_as", "view_for"]
 
@@ -93,6 +93,7 @@ _FAMILIES: Final[dict[str, _Family]] = {
     KIND_WHLL: _Family(WindowedView, "string", cells_capped=False),
     KIND_WBLOOM: _Family(WindowedView, "MBbloom--", cells_capped=False),
     KIND_WCMS: _Family(WindowedView, "CMSk-TYPE", cells_capped=False),
+    KIND_WTOPK: _Family(WindowedView, "TopK-TYPE", cells_capped=False),
 }
 
 VIEWS_CACHED_MAX: Final = 4_096

@@ -1,4 +1,5 @@
-"""Windowed sketches: an HLL, Bloom filter or count-min sketch that counts only the last ``W`` ms.
+"""Windowed sketches: an HLL, Bloom filter, count-min sketch or Top-K that counts only the last
+``W`` ms.
 
 Why slices named by absolute time: every replica must agree, without talking, which part of
 a key a write at time ``t`` went to and when it stops counting. A windowed key is an additive
@@ -7,13 +8,14 @@ parameters followed by ``(window_ms, slices)``. Time is cut into slices of ``W /
 numbered from the epoch, ``n = floor(t * SLICES / W)`` (exact integer arithmetic, no rounded
 slice length). A write at ``t`` goes to slice ``n``'s vector, named ``"<n>"`` for the
 max-merged families (HLL, Bloom: every node raises the same slice) and ``"<n>/<origin>"`` for
-count-min (additive: each node raises its own, reads sum them).
+the per-origin ones (count-min, Top-K: each node raises its own, reads sum them).
 
 **Live slices** at ``now``: ``n >= floor(now * SLICES / W) - SLICES``, i.e. the current slice
 and the ``SLICES`` before it. A write at ``t`` therefore counts from ``t`` until at least
 ``t + W`` and stops by ``ceil(t + W + W / SLICES)`` (:meth:`Window.dies_at_ms` of its slice).
 Reads combine the live slices (HLL: register-wise max; Bloom: an item is present when one
-live slice holds all its bits; count-min: the sum), whatever else is stored, so a dead slice
+live slice holds all its bits; count-min: the sum; Top-K: each live slice is one more
+origin's list, merged as Top-K merges origins), whatever else is stored, so a dead slice
 that is still stored (not swept yet, or a late copy from a peer) never changes an answer.
 Dead slices are dropped by every replica on its own (``engine/window_sweep.py``).
 
@@ -31,12 +33,13 @@ from typing import Final
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_HLL
+from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_HLL, KIND_TOPK
 
 __all__ = [
     "KIND_WBLOOM",
     "KIND_WCMS",
     "KIND_WHLL",
+    "KIND_WTOPK",
     "SLICES_DEFAULT",
     "SLICES_MAX",
     "WINDOWED_KINDS",
@@ -61,8 +64,16 @@ holds ``SLICES + 1`` times the plain key's memory."""
 KIND_WHLL: Final = "whll"
 KIND_WBLOOM: Final = "wbloom"
 KIND_WCMS: Final = "wcms"
-_KIND_OF: Final = {KIND_HLL: KIND_WHLL, KIND_BLOOM: KIND_WBLOOM, KIND_CMS: KIND_WCMS}
+KIND_WTOPK: Final = "wtopk"
+_KIND_OF: Final = {
+    KIND_HLL: KIND_WHLL,
+    KIND_BLOOM: KIND_WBLOOM,
+    KIND_CMS: KIND_WCMS,
+    KIND_TOPK: KIND_WTOPK,
+}
 _PLAIN_OF: Final = {windowed_kind: plain for plain, windowed_kind in _KIND_OF.items()}
+_PER_ORIGIN: Final = frozenset({KIND_CMS, KIND_TOPK})
+"""Plain families whose schema is additive (one slice per origin)."""
 WINDOWED_KINDS: Final = frozenset(_PLAIN_OF)
 """The schema kinds of windowed keys (their slices die)."""
 
@@ -116,7 +127,8 @@ class WindowedView:
         self.plain_schema = plain_schema
         self.window = window
         self.additive_inside = plain_schema.additive
-        """Slices are per time slice *and* origin (count-min); otherwise per time slice."""
+        """Slices are per time slice *and* origin (count-min, Top-K); otherwise per time
+        slice."""
         params = (*plain_schema.params, window.window_ms, window.slices)
         self._schema = Schema(kind, params, plain_schema.size, additive=True).intern()
 
@@ -126,7 +138,7 @@ class WindowedView:
         if plain_kind is None or len(schema.params) < 3 or not schema.additive:
             raise SketchParameterError(f"not a windowed schema: {schema}")
         *params, window_ms, slices = schema.params
-        plain_additive = plain_kind == KIND_CMS
+        plain_additive = plain_kind in _PER_ORIGIN
         plain = Schema(plain_kind, tuple(params), schema.size, additive=plain_additive).intern()
         return cls(plain, Window(window_ms, slices))
 
@@ -177,5 +189,6 @@ class WindowedView:
 
 
 def windowed(plain_schema: Schema, window_ms: int, slices: int = SLICES_DEFAULT) -> Schema:
-    """The schema of a windowed key of ``plain_schema`` (HLL, Bloom filter or count-min)."""
+    """The schema of a windowed key of ``plain_schema`` (HLL, Bloom filter, count-min or
+    Top-K)."""
     return WindowedView(plain_schema, Window(window_ms, slices)).schema

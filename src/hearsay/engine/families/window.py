@@ -1,17 +1,21 @@
-"""Windowed HLLs, Bloom filters and count-min sketches on the database (``sketch/window.py``).
+"""Windowed HLLs, Bloom filters, count-min sketches and Top-Ks on the database
+(``sketch/window.py``).
 
 What each command does on a windowed key: a write raises the slice of the current time (for
-count-min, this node's own part of it) with exactly the plain family's pairs; a read combines
-the slices live at ``now_ms`` (HLL: register-wise max; Bloom: an item is present when one live
-slice holds all its bits; count-min: the sum). Creation is the only way a key becomes
-windowed (``WINDOW`` of HEARSAY.PFRESERVE, BF.RESERVE, CMS.INITBYDIM / INITBYPROB); PFADD,
-BF.ADD and the rest create plain keys as before.
+count-min and Top-K, this node's own part of it) with exactly the plain family's pairs; a read
+combines the slices live at ``now_ms`` (HLL: register-wise max; Bloom: an item is present when
+one live slice holds all its bits; count-min: the sum; Top-K: every live ``<n>/<origin>``
+slice is one origin's HeavyKeeper and list, merged as the plain Top-K merges its origins').
+Creation is the only way a key becomes windowed (``WINDOW`` of HEARSAY.PFRESERVE, BF.RESERVE,
+CMS.INITBYDIM / INITBYPROB, TOPK.RESERVE); PFADD, BF.ADD and the rest create plain keys as
+before.
 
 Replies, where a plain key's has no obvious windowed meaning: a write answers what it did to
 the current slice, as the plain command answers what it did to the key (PFADD: 1 when a
 register of the current slice rose; BF.ADD: 1 when the item set a bit there, so re-adding an
 item an older slice holds renews it and answers 1 once per slice); CMS.INCRBY's estimates
-and CMS.INFO's count are over the window. BF.MERGE
+and CMS.INFO's count are over the window; TOPK.ADD answers the item expelled from this node's
+list of the current slice, as the plain one answers of this node's list). BF.MERGE
 and CMS.MERGE of windowed keys are refused (their slices would have to move between keys of
 other windows); PFMERGE into a windowed key adds the sources' registers to its current slice,
 except that a windowed source of the same window and precision gives each of its live slices
@@ -41,12 +45,14 @@ from hearsay.sketch import hll_math
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll_view import HyperLogLog
-from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL
+from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL, KIND_TOPK
+from hearsay.sketch.topk import TopK, TopKInfo
 from hearsay.sketch.views import view_as
 from hearsay.sketch.window import (
     KIND_WBLOOM,
     KIND_WCMS,
     KIND_WHLL,
+    KIND_WTOPK,
     WindowedView,
 )
 
@@ -65,11 +71,19 @@ __all__ = [
     "pfadd",
     "pfcount",
     "pfmerge",
+    "topk_add",
+    "topk_info",
+    "topk_live",
     "windowed_kind",
 ]
 
 _ONE: Final = frozenset({1})
-_WINDOWED_KIND: Final = {KIND_HLL: KIND_WHLL, KIND_BLOOM: KIND_WBLOOM, KIND_CMS: KIND_WCMS}
+_WINDOWED_KIND: Final = {
+    KIND_HLL: KIND_WHLL,
+    KIND_BLOOM: KIND_WBLOOM,
+    KIND_CMS: KIND_WCMS,
+    KIND_TOPK: KIND_WTOPK,
+}
 
 
 class WindowedMergeError(HearsayError):
@@ -147,26 +161,36 @@ def pfadd(db: Replica, key: bytes, members: Sequence[bytes], now_ms: int) -> int
     indices, ranks = pairs
     if isinstance(indices, list) and isinstance(ranks, list):
         get = entry.slice(str(number)).get
-        if all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
+        if len(indices) == 1:  # one member, the commonest PFADD: no generator
+            if get(indices[0]) >= ranks[0]:
+                return 0
+        elif all(get(index) >= rank for index, rank in zip(indices, ranks, strict=True)):
             return 0
     return int(_write(db, key, view, number, pairs, now_ms=now_ms))
 
 
 def pfadd_run(db: Replica, key: bytes, calls: Sequence[Sequence[bytes]], now_ms: int) -> list[int]:
     """PFADD ``key`` once per member list: one hash batch and one write, each reply what the
-    call would get in turn (the plain run's rule, on the current slice)."""
-    view, entry = _whll(db, key, now_ms)
-    members = [member for call in calls for member in call]
-    indices, ranks = _hll(view).add(members)
-    index_list = indices.tolist()
-    if not _ONE.issuperset(map(len, calls)) or len(set(index_list)) != len(index_list):
+    call would get in turn (the plain run's rule, on the current slice). Calls of one member
+    each (the common pipeline) are followed in turn over Python ints, a register named twice
+    included; others go call by call."""
+    if not _ONE.issuperset(map(len, calls)):
         return [pfadd(db, key, call, now_ms) for call in calls]
+    view, entry = _whll(db, key, now_ms)
+    indices, ranks = _hll(view).add([call[0] for call in calls])
     number = view.window.slice_at(now_ms)
-    held = entry.slice(str(number)).values_at(indices)
-    up = ranks > held
-    if up.any():
-        _write(db, key, view, number, (indices[up], ranks[up]), now_ms=now_ms)
-    return up.astype(np.int64).tolist()  # type: ignore[no-any-return]
+    held = entry.slice(str(number)).values_at(indices).tolist()
+    best: dict[int, int] = {}  # registers raised so far in the run: their rank
+    replies: list[int] = []
+    for index, rank, was in zip(indices.tolist(), ranks.tolist(), held, strict=True):
+        if rank > best.get(index, was):
+            best[index] = rank
+            replies.append(1)
+        else:
+            replies.append(0)
+    if best:
+        _write(db, key, view, number, (list(best), list(best.values())), now_ms=now_ms)
+    return replies
 
 
 def _whll(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, Entry]:
@@ -284,11 +308,20 @@ def _bloom(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, BloomFil
 def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
     """BF.ADD / MADD / INSERT into the current slice: per item, whether it set a bit there
     (RedisBloom's "newly added", of the current slice: re-adding an item an older slice holds
-    renews it and answers 1 once per slice)."""
+    renews it and answers 1 once per slice). One item (BF.ADD) is read bit by bit over Python
+    ints, as the plain filter's; nothing is written when no bit rose."""
     view, bloom, entry = _bloom(db, key, now_ms)
     number = view.window.slice_at(now_ms)
-    pairs, added = bloom.madd(entry.slice(str(number)), items)
-    _write(db, key, view, number, pairs, now_ms=now_ms)
+    current = entry.slice(str(number))
+    if len(items) == 1 and bloom.expansion is None:  # (madd's own rule for a plain filter)
+        get = current.get
+        fresh = sorted({p for p in bloom.member_positions(items[0]) if not get(p)})
+        if fresh:
+            _write(db, key, view, number, (fresh, [1] * len(fresh)), now_ms=now_ms)
+        return [bool(fresh)]
+    pairs, added = bloom.madd(current, items)
+    if len(pairs[0]):
+        _write(db, key, view, number, pairs, now_ms=now_ms)
     return [bool(flag) for flag in added.tolist()]
 
 
@@ -358,3 +391,41 @@ def cms_info(db: Replica, key: bytes, now_ms: int) -> tuple[CmsInfo, WindowedVie
     """CMS.INFO: width, depth and the count over the window; and the window."""
     view, cms, entry = _cms(db, key, now_ms)
     return cms.info(view.live(entry.slices(), now_ms)), view
+
+
+# -- Top-K ---------------------------------------------------------------------------------------
+
+
+def _topk(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, TopK, Entry]:
+    found = _windowed(db, key, KIND_WTOPK, now_ms)
+    if found is None:  # pragma: no cover - only called for an existing windowed key
+        raise WrongTypeError("not a windowed Top-K")
+    view, entry = found
+    return view, view_as(view.plain_schema, TopK), entry
+
+
+def topk_add(
+    db: Replica, key: bytes, calls: Sequence[Sequence[tuple[bytes, int]]], now_ms: int
+) -> list[list[bytes | None]]:
+    """TOPK.ADD / INCRBY into this node's part of the current slice, one or more calls in
+    turn: per call, per item, the item expelled from that part's list (None when none was)."""
+    view, topk, entry = _topk(db, key, now_ms)
+    number = view.window.slice_at(now_ms)
+    own = f"{number}/{db.origin}"
+    pairs, replies = topk.add({own: entry.slice(own)}, own, calls)
+    if pairs[0]:
+        _write(db, key, view, number, pairs, now_ms=now_ms)
+    return replies
+
+
+def topk_live(db: Replica, key: bytes, now_ms: int) -> tuple[TopK, dict[str, MaxVector]]:
+    """A windowed Top-K's plain view and its live slices: the reads (TOPK.LIST, QUERY, COUNT)
+    take each as one origin's HeavyKeeper and list."""
+    view, topk, entry = _topk(db, key, now_ms)
+    return topk, view.live(entry.slices(), now_ms)
+
+
+def topk_info(db: Replica, key: bytes, now_ms: int) -> tuple[TopKInfo, WindowedView]:
+    """TOPK.INFO: k, width, depth, decay; and the window."""
+    view, topk, _ = _topk(db, key, now_ms)
+    return topk.info(), view

@@ -28,6 +28,7 @@ from hearsay.resp.families import (
     topk,
     vector,
     window,
+    window_topk,
 )
 
 __all__ = ["install_family_commands"]
@@ -45,3 +46,4 @@ def install_family_commands(registry: CommandRegistry) -> None:
     cuckoo.install_cuckoo_commands(registry)
     topk.install_topk_commands(registry)
     window.install_window_commands(registry)  # after the PF*, BF.* and CMS.* it wraps
+    window_topk.install_window_topk_commands(registry)  # after the TOPK.* it wraps

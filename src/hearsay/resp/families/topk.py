@@ -20,11 +20,12 @@ from hearsay.engine.families.common import KeyExistsError, KeyMissingError
 from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
+from hearsay.resp.families.window import create_windowed, split_window
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_double, parse_integer
 from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.schemas import TOPK_DEPTH_MAX, TOPK_K_MAX
-from hearsay.sketch.topk import INCREMENT_MAX, ITEM_BYTES_MAX
+from hearsay.sketch.topk import INCREMENT_MAX, ITEM_BYTES_MAX, TopK
 
 __all__ = ["ROWS_PER_CALL_MAX", "install_topk_commands"]
 
@@ -75,14 +76,14 @@ def _items(args: list[bytes], step: int, depth: int) -> list[bytes]:
     return items
 
 
-RESERVE_OPTIONS: Final[frozenset[bytes]] = frozenset()
-"""TOPK.RESERVE's keywords after ``k`` or the shape (issue 17 adds WINDOW here)."""
+RESERVE_OPTIONS: Final[frozenset[bytes]] = frozenset({b"WINDOW"})
+"""TOPK.RESERVE's keywords after ``k`` or the shape (``WINDOW s [SLICES n]``: issue 17)."""
 
 
 def _reserve_arguments(args: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     """TOPK.RESERVE's shape (``k``, or ``k width depth decay``) and the keyword options after
-    it: none is known yet (issue 17's WINDOW will be one), so any is refused as Redis refuses
-    extra arguments."""
+    it (only ``WINDOW s [SLICES n]``; anything else is refused as Redis refuses extra
+    arguments)."""
     rest = args[2:]
     size = 1 if len(rest) < 4 or rest[1].upper() in RESERVE_OPTIONS else 4
     return rest[:size], rest[size:]
@@ -139,6 +140,7 @@ def install_topk_commands(registry: CommandRegistry) -> None:
                       "given; depth at most 64).")  # fmt: skip
     def topk_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
         shape, options = _reserve_arguments(args)
+        options, window = split_window(options, 0)
         if len(shape) not in (1, 4) or options:
             raise CommandError(messages.wrong_number_of_args("topk.reserve"))
         database = db_of(ctx)
@@ -148,17 +150,20 @@ def install_topk_commands(registry: CommandRegistry) -> None:
         if k is None or k < 1:
             raise CommandError(INVALID_K)
         width, depth, decay = 8, 7, 0.9
-        if len(args) == 6:
-            parsed_width = parse_integer(args[3])
+        if len(shape) == 4:
+            parsed_width = parse_integer(shape[1])
             if parsed_width is None or not 1 <= parsed_width <= 0xFFFFFFFF:
                 raise CommandError(INVALID_WIDTH)
-            parsed_depth = parse_integer(args[4])
+            parsed_depth = parse_integer(shape[2])
             if parsed_depth is None or not 1 <= parsed_depth <= 0xFFFFFFFF:
                 raise CommandError(INVALID_DEPTH)
-            parsed_decay = parse_double(args[5])
+            parsed_decay = parse_double(shape[3])
             if parsed_decay is None or not 0.0 < parsed_decay <= 1.0:
                 raise CommandError(INVALID_DECAY)
             width, depth, decay = parsed_width, parsed_depth, parsed_decay
+        if window is not None:
+            create_windowed(ctx, args[1], TopK(k, width, depth, decay).schema, window)
+            return OK
         topk.reserve(database, args[1], (k, width, depth, decay), ctx.now_ms)
         return OK
 

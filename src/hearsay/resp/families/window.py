@@ -41,7 +41,14 @@ from hearsay.sketch.window import (
     WindowedView,
 )
 
-__all__ = ["create_windowed", "install_window_commands", "split_window"]
+__all__ = [
+    "cms_increments",
+    "create_windowed",
+    "install_window_commands",
+    "split_window",
+    "window_fields",
+    "wrap_windowed",
+]
 
 WindowedHandler = Callable[[ClientContext, list[bytes]], Reply]
 WindowedRun = Callable[[ClientContext, list[list[bytes]]], list[Reply]]
@@ -105,58 +112,70 @@ def cms_increments(args: list[bytes]) -> tuple[list[bytes], list[int]]:
     return items, amounts
 
 
-def _window_fields(view: WindowedView) -> list[tuple[str, Reply]]:
+def window_fields(view: WindowedView) -> list[tuple[str, Reply]]:
     return [("Window", view.window.window_ms // 1000), ("Slices", view.window.slices)]
+
+
+def wrap_windowed(
+    registry: CommandRegistry,
+    name: str,
+    kind: str,
+    windowed: WindowedHandler,
+    run: WindowedRun | None = None,
+    *,
+    every_key: bool = False,
+    look_first: bool = False,
+) -> None:
+    """Let command ``name`` (registered before) serve windowed keys of ``kind``'s family with
+    ``windowed`` (and its pipelined runs with ``run``).
+
+    ``look_first``: the plain handler does much before it meets the type (PFADD hashes and
+    builds its delta), so the key's type is looked at first."""
+    spec = registry.get(name)
+    assert spec is not None and spec.handler is not None, f"register {name} first"
+    plain: Handler = spec.handler
+    first_kind = windows.windowed_kind(kind)
+
+    def windowed_first(ctx: ClientContext, key: bytes) -> bool:
+        """Whether ``key`` is a windowed key of the family, on a node that ever held one (a
+        set membership test otherwise): one look-up, no plain handler's work."""
+        db = db_of(ctx)
+        if first_kind not in db.windows.kinds_seen:
+            return False
+        entry = db.get(key, ctx.now_ms)
+        return entry is not None and entry.schema is not None and entry.schema.kind == first_kind
+
+    def handler(ctx: ClientContext, args: list[bytes]) -> Reply:
+        if look_first and windowed_first(ctx, args[1]):
+            return windowed(ctx, args)
+        try:
+            return plain(ctx, args)  # type: ignore[return-value]
+        except WrongTypeError:
+            keys = args[1:] if every_key else args[1:2]
+            if not windows.is_windowed(db_of(ctx), keys, kind, ctx.now_ms):
+                raise
+            return windowed(ctx, args)
+
+    spec.handler = handler
+    plain_run: RunHandler | None = spec.run_handler
+    if run is None or plain_run is None:
+        return
+
+    def run_handler(ctx: ClientContext, calls: list[list[bytes]]) -> list[Reply]:
+        if look_first and windowed_first(ctx, calls[0][1]):
+            return run(ctx, calls)
+        try:
+            return plain_run(ctx, calls)
+        except WrongTypeError:
+            if not windows.is_windowed(db_of(ctx), calls[0][1:2], kind, ctx.now_ms):
+                raise
+            return run(ctx, calls)
+
+    spec.run_handler = run_handler
 
 
 def install_window_commands(registry: CommandRegistry) -> None:
     """Let the PF*, BF.* and CMS.* commands (registered before) serve windowed keys."""
-
-    def wrap(
-        name: str,
-        kind: str,
-        windowed: WindowedHandler,
-        run: WindowedRun | None = None,
-        *,
-        every_key: bool = False,
-        look_first: bool = False,
-    ) -> None:
-        """``look_first``: the plain handler does much before it meets the type (PFADD hashes
-        and builds its delta), so the key's type is looked at first."""
-        spec = registry.get(name)
-        assert spec is not None and spec.handler is not None, f"register {name} first"
-        plain: Handler = spec.handler
-        first_kind = windows.windowed_kind(kind)
-
-        def handler(ctx: ClientContext, args: list[bytes]) -> Reply:
-            if look_first:
-                db = db_of(ctx)
-                if first_kind in db.windows.kinds_seen and windows.is_windowed(
-                    db, args[1:2], kind, ctx.now_ms
-                ):
-                    return windowed(ctx, args)
-            try:
-                return plain(ctx, args)  # type: ignore[return-value]
-            except WrongTypeError:
-                keys = args[1:] if every_key else args[1:2]
-                if not windows.is_windowed(db_of(ctx), keys, kind, ctx.now_ms):
-                    raise
-                return windowed(ctx, args)
-
-        spec.handler = handler
-        plain_run: RunHandler | None = spec.run_handler
-        if run is None or plain_run is None:
-            return
-
-        def run_handler(ctx: ClientContext, calls: list[list[bytes]]) -> list[Reply]:
-            try:
-                return plain_run(ctx, calls)
-            except WrongTypeError:
-                if not windows.is_windowed(db_of(ctx), calls[0][1:2], kind, ctx.now_ms):
-                    raise
-                return run(ctx, calls)
-
-        spec.run_handler = run_handler
 
     # -- HyperLogLog -----------------------------------------------------------------------
 
@@ -177,10 +196,10 @@ def install_window_commands(registry: CommandRegistry) -> None:
     def get(ctx: ClientContext, args: list[bytes]) -> Reply:
         return windows.hll_bytes(db_of(ctx), args[1], ctx.now_ms)
 
-    wrap("PFADD", KIND_HLL, pfadd, pfadd_run, look_first=True)
-    wrap("GET", KIND_HLL, get)
-    wrap("PFCOUNT", KIND_HLL, pfcount, every_key=True)
-    wrap("PFMERGE", KIND_HLL, pfmerge, every_key=True)
+    wrap_windowed(registry, "PFADD", KIND_HLL, pfadd, pfadd_run, look_first=True)
+    wrap_windowed(registry, "GET", KIND_HLL, get)
+    wrap_windowed(registry, "PFCOUNT", KIND_HLL, pfcount, every_key=True)
+    wrap_windowed(registry, "PFMERGE", KIND_HLL, pfmerge, every_key=True)
 
     # -- Bloom filters ---------------------------------------------------------------------
 
@@ -231,7 +250,7 @@ def install_window_commands(registry: CommandRegistry) -> None:
             ("Number of filters", info.filters),
             ("Number of items inserted", info.items),
             ("Expansion rate", info.expansion),
-            *_window_fields(view),
+            *window_fields(view),
         ]
         if len(args) == 3:
             wanted = {b"CAPACITY": 0, b"SIZE": 1, b"FILTERS": 2, b"ITEMS": 3, b"EXPANSION": 4}
@@ -250,14 +269,14 @@ def install_window_commands(registry: CommandRegistry) -> None:
 
         return refuse
 
-    wrap("BF.ADD", KIND_BLOOM, bf_add, bf_add_run, look_first=True)
-    wrap("BF.MADD", KIND_BLOOM, bf_madd, bf_madd_run, look_first=True)
-    wrap("BF.INSERT", KIND_BLOOM, bf_insert)
-    wrap("BF.EXISTS", KIND_BLOOM, bf_exists, bf_exists_run, look_first=True)
-    wrap("BF.MEXISTS", KIND_BLOOM, bf_mexists, bf_mexists_run, look_first=True)
-    wrap("BF.INFO", KIND_BLOOM, bf_info)
-    wrap("BF.CARD", KIND_BLOOM, bf_card)
-    wrap("BF.MERGE", KIND_BLOOM, no_merge("BF.MERGE"), every_key=True)
+    wrap_windowed(registry, "BF.ADD", KIND_BLOOM, bf_add, bf_add_run, look_first=True)
+    wrap_windowed(registry, "BF.MADD", KIND_BLOOM, bf_madd, bf_madd_run, look_first=True)
+    wrap_windowed(registry, "BF.INSERT", KIND_BLOOM, bf_insert)
+    wrap_windowed(registry, "BF.EXISTS", KIND_BLOOM, bf_exists, bf_exists_run, look_first=True)
+    wrap_windowed(registry, "BF.MEXISTS", KIND_BLOOM, bf_mexists, bf_mexists_run, look_first=True)
+    wrap_windowed(registry, "BF.INFO", KIND_BLOOM, bf_info)
+    wrap_windowed(registry, "BF.CARD", KIND_BLOOM, bf_card)
+    wrap_windowed(registry, "BF.MERGE", KIND_BLOOM, no_merge("BF.MERGE"), every_key=True)
 
     # -- count-min -------------------------------------------------------------------------
 
@@ -301,10 +320,10 @@ def install_window_commands(registry: CommandRegistry) -> None:
             ("depth", info.depth),
             ("count", info.count),
         ]
-        fields += [(name.lower(), value) for name, value in _window_fields(view)]
+        fields += [(name.lower(), value) for name, value in window_fields(view)]
         return Map((SimpleString(name), value) for name, value in fields)
 
-    wrap("CMS.INCRBY", KIND_CMS, cms_incrby, cms_incrby_run, look_first=True)
-    wrap("CMS.QUERY", KIND_CMS, cms_query, cms_query_run, look_first=True)
-    wrap("CMS.INFO", KIND_CMS, cms_info)
-    wrap("CMS.MERGE", KIND_CMS, no_merge("CMS.MERGE"), every_key=True)
+    wrap_windowed(registry, "CMS.INCRBY", KIND_CMS, cms_incrby, cms_incrby_run, look_first=True)
+    wrap_windowed(registry, "CMS.QUERY", KIND_CMS, cms_query, cms_query_run, look_first=True)
+    wrap_windowed(registry, "CMS.INFO", KIND_CMS, cms_info)
+    wrap_windowed(registry, "CMS.MERGE", KIND_CMS, no_merge("CMS.MERGE"), every_key=True)
