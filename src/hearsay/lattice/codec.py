@@ -31,6 +31,7 @@ import numpy as np
 
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
+from hearsay.lattice.retired import RETIRED_MARK, retired_time
 from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
 
 FORMAT_VERSION: Final = 1
@@ -194,6 +195,8 @@ def entry_from_wire(wire: object) -> Entry:
         assert schema is not None
         if schema.additive == (origin == SHARED_ORIGIN):
             raise DecodeError("slice origin does not fit the schema (additive: named origins)")
+        if origin.startswith(RETIRED_MARK) and retired_time(origin) is None:
+            raise DecodeError("a retired slice's origin must be ~ and a time in ms")
         if origin in decoded:
             decoded[origin].merge(vector)
         else:
