@@ -187,9 +187,9 @@ class Keyspace:
         """Join a peer's delta into ``key``; returns what changed, ready to forward."""
         schema = delta.schema
         if (
-            self.departures
-            and schema is not None
+            schema is not None
             and schema.additive
+            and self.departures.version  # (0 until a departure is known: no look-ups)
             and self.departures.touches(origin for origin, _ in delta.slices())
         ):
             return self._merge_retiring(key, delta)
