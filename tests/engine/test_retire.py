@@ -116,6 +116,14 @@ def test_folds_commute_with_merges(
         first, second = order.sample(range(3), 2)
         if order.random() < 0.3:
             _sync(replicas[first], replicas[second])
+    # Folds (each replica at its own times, over a peer's fold or not) and syncs interleaved.
+    for _ in range(6):
+        number = order.randrange(3)
+        if order.random() < 0.5:
+            retirers[number].step(now_ms=order.choice(fold_times), grace_ms=0)
+        else:
+            first, second = order.sample(range(3), 2)
+            _sync(replicas[first], replicas[second])
     for number, retirer in enumerate(retirers):
         retirer.step(now_ms=fold_times[number], grace_ms=0)
     for _ in range(2):

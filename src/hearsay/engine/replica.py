@@ -133,6 +133,7 @@ class Replica:
         """When windowed keys lose their next time slice (the expiry sweep drops them)."""
         self.retirer = Retirer(self.keyspace)
         """Folds departed nodes' slices into retired slices (see :mod:`.retire`)."""
+        self._forgotten_warned = False  # this node learned its own departure (logged once)
         self.limit_keys(key_bytes_max)
         self.storage = storage
         self.commands = commands
@@ -684,6 +685,15 @@ class Replica:
     def retire_step(self, now_ms: int, grace_ms: int) -> int:
         """Fold departed nodes' slices (those departed more than ``grace_ms`` ago) into
         retired slices in a bounded number of keys; returns how many keys changed."""
+        departures = self.keyspace.departures
+        if not self._forgotten_warned and departures.time_of(self.identity.node_id) is not None:
+            self._forgotten_warned = True
+            log.error(
+                "this node (id %s) was forgotten (HEARSAY.FORGET): every node refuses its "
+                "writes to count-min, counter and cuckoo keys once the retire grace has "
+                "passed; start it with an empty --data-dir (a new id)",
+                self.identity.node_id,
+            )
         changed = self.retirer.step(now_ms, grace_ms)
         for key, result in changed:
             self._after_local(key, result, now_ms)
