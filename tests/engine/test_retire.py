@@ -8,6 +8,8 @@ holds at most one retired slice besides the live origins'.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -80,7 +82,7 @@ def _sync(source: Keyspace, target: Keyspace) -> None:
         target.merge(KEY, entry.copy())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     pieces=_slices_strategy(),
     order=st.randoms(use_true_random=False),
@@ -235,3 +237,30 @@ def test_departures_fold_time_and_cover() -> None:
     assert np.array_equal(
         summed_slice([MaxVector.from_pairs([2], [1])]).pairs()[0], np.array([2], dtype=np.uint32)
     )
+
+
+def test_departures_and_folds_survive_a_restart(tmp_path: Path) -> None:
+    from hearsay.engine.replica import Replica
+
+    replica = Replica.open(tmp_path / "data")
+    replica.merge_remote(KEY, Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([1], [5])}))
+    replica.write_own(KEY, SCHEMA, MaxVector.from_pairs([1], [2]), now_ms=10)
+    assert replica.forget("a1", 1_000, now_ms=1_000)
+    assert not replica.forget("a1", 500, now_ms=1_000)  # known: its time is kept
+    assert replica.retire_step(now_ms=5_000, grace_ms=1_000) == 1
+    replica.flush()
+    before = replica.keyspace.entry(KEY)
+    assert before is not None
+    origins = [origin for origin, _ in before.slices()]
+    assert origins == [replica.origin, "~1000"]
+    replica.close()
+    again = Replica.open(tmp_path / "data")
+    try:
+        assert again.keyspace.departures.time_of("a1") == 1_000
+        assert again.keyspace.entry(KEY) == before
+        assert again.keyspace.key_hash(KEY) == replica.keyspace.key_hash(KEY)
+        late = Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([1], [9])})
+        assert not again.merge_remote(KEY, late).changed
+        assert again.keyspace.retired_origin_dropped == 1
+    finally:
+        again.close()

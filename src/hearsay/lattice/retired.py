@@ -22,6 +22,7 @@ Time is an argument: the caller decides which departures are old enough to fold.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from typing import Final
 
@@ -84,12 +85,16 @@ def node_of(origin: str) -> str:
 class Departures:
     """When each departed node left, as this keyspace learned it (one owner: the keyspace)."""
 
-    __slots__ = ("_times", "version")
+    __slots__ = ("_sorted", "_sorted_version", "_times", "version")
 
     def __init__(self) -> None:
         self._times: dict[str, int] = {}
         self.version = 0
         """One more at every change (a fold pass is for one version)."""
+        self._sorted: list[int] = []
+        """The departure times in order, as of :attr:`_sorted_version` (for :meth:`fold_time`,
+        which housekeeping asks every 50 ms)."""
+        self._sorted_version = 0
 
     def __len__(self) -> int:
         return len(self._times)
@@ -133,8 +138,11 @@ class Departures:
 
     def fold_time(self, before_ms: int) -> int | None:
         """The largest departure time at or before ``before_ms`` (the ``t`` to fold at)."""
-        due = [t for t in self._times.values() if t <= before_ms]
-        return max(due) if due else None
+        if self._sorted_version != self.version:
+            self._sorted = sorted(self._times.values())
+            self._sorted_version = self.version
+        due = bisect.bisect_right(self._sorted, before_ms)
+        return self._sorted[due - 1] if due else None
 
 
 def newest_retired(entry: Entry) -> int | None:
