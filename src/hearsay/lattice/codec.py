@@ -9,6 +9,8 @@ An entry travels as a msgpack array::
            | [[origin: str, width: 1|2|4|8, start: int, values: bin], ...]             dense run
            | [[origin: str, 0, start: int, bits: bin], ...]                             bit run
 
+An origin is ``""`` (the shared slice), a node's id, or ``~t``: a retired slice (decimal
+``t``, see :mod:`hearsay.lattice.retired`; any other name starting with ``~`` is refused).
 A delta is just an entry holding some of the pairs, so the same decoder reads both. Values of
 width ``w`` are little-endian unsigned; in a dense run, slot ``start + i`` holds value ``i``
 and zeros are absent. A bit run (width 0) is a slice whose values are all 1 (a Bloom filter):

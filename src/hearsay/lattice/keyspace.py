@@ -30,6 +30,11 @@ node that learned ``F``, so concurrent creators still agree), and :meth:`Keyspac
 drops the condemned entries in bounded steps. A condemned entry of epoch ``F`` or more (a key
 deleted and written again later than ``F`` on a node that had not learned it yet) survives: it
 moves back when the sweep, or a look-up of its key, meets it.
+
+Departures (a node forgotten for good) are tombstones at reserved keys too, kept in
+:attr:`Keyspace.departures`; an additive key holding a retired slice ``~t`` (the sum of the
+slices of the nodes departed by ``t``) refuses and drops those nodes' slices, so it stores
+and hashes what reads use (see :mod:`hearsay.lattice.retired`).
 """
 
 from __future__ import annotations
@@ -107,13 +112,13 @@ class Keyspace:
         """The highest epoch any entry took here (a flush's floor goes above it)."""
         self.sliced_kinds: frozenset[str] = frozenset()
         self.watch_sliced: Callable[[bytes, Entry], None] | None = None
+        """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
+        keys, whose time slices die: the engine's sweep schedules them)."""
         self.departures = Departures()
         """When departed nodes left (their reserved keys' tombstones, as merged here): what
         the retired slices ``~t`` of additive keys cover (see :mod:`.retired`)."""
         self.retired_origin_dropped = 0
         """Slices of origins a key's retired slice covers, refused from deltas (INFO)."""
-        """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
-        keys, whose time slices die: the engine's sweep schedules them)."""
 
     # -- reading --------------------------------------------------------------------------------
 
