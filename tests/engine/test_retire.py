@@ -264,3 +264,16 @@ def test_departures_and_folds_survive_a_restart(tmp_path: Path) -> None:
         assert again.keyspace.retired_origin_dropped == 1
     finally:
         again.close()
+
+
+def test_a_key_reached_after_a_complete_pass_is_folded_too() -> None:
+    keyspace = Keyspace()
+    _learn_departures(keyspace)
+    retirer = Retirer(keyspace)
+    assert retirer.step(now_ms=10_000, grace_ms=0) == []  # a complete pass: nothing to fold
+    late = Entry(0, SCHEMA, slices={"b2": MaxVector.from_pairs([4], [3])})
+    keyspace.merge(b"late", late)
+    assert [key for key, _ in retirer.step(now_ms=10_000, grace_ms=0)] == [b"late"]
+    entry = keyspace.entry(b"late")
+    assert entry is not None and [o for o, _ in entry.slices()] == ["~3000"]
+    assert retirer.step(now_ms=10_000, grace_ms=0) == []

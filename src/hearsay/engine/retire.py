@@ -17,7 +17,8 @@ would write different ``~t``; see docs/design.md).
 
 :class:`Retirer` (owned by the replica) walks the keyspace bucket by bucket, at most
 ``limit`` keys a call; a pass starts when the fold time or the departures change, and a
-complete pass is not repeated until they do.
+complete pass is not repeated until they do: after it, only the keys a departed node's slice
+reached since (the keyspace notes them) are folded.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Retirer:
             return []
         wanted = (fold_ms, departures.version)
         if wanted == self._done_for:
-            return []
+            return self._fold_arrivals(fold_ms, now_ms, limit)
         if wanted != self._pass_for:
             self._pass_for, self._bucket = wanted, 0
         changed: list[tuple[bytes, MergeResult]] = []
@@ -79,6 +80,22 @@ class Retirer:
             self._bucket += 1
         if self._bucket >= keyspace.bucket_count:
             self._done_for = wanted
+            keyspace.departed_slices_merged.clear()  # (the pass saw them all)
+        return changed
+
+    def _fold_arrivals(
+        self, fold_ms: int, now_ms: int, limit: int
+    ) -> list[tuple[bytes, MergeResult]]:
+        """After a complete pass: fold the keys a departed node's slice reached since."""
+        arrived = self._keyspace.departed_slices_merged
+        changed: list[tuple[bytes, MergeResult]] = []
+        for _ in range(min(limit, len(arrived))):
+            key = arrived.pop()
+            entry = self._keyspace.entry(key)
+            if entry is not None:
+                result = self._fold(key, entry, fold_ms, now_ms)
+                if result.changed or result.replaced:
+                    changed.append((key, result))
         return changed
 
     def _fold(self, key: bytes, entry: Entry, fold_ms: int, now_ms: int) -> MergeResult:

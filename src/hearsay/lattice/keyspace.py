@@ -119,6 +119,9 @@ class Keyspace:
         the retired slices ``~t`` of additive keys cover (see :mod:`.retired`)."""
         self.retired_origin_dropped = 0
         """Slices of origins a key's retired slice covers, refused from deltas (INFO)."""
+        self.departed_slices_merged: set[bytes] = set()
+        """Keys a departed node's slice reached without a retired slice covering it (the
+        engine's fold pass takes them, so a key that arrives after a pass is folded too)."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -218,7 +221,10 @@ class Keyspace:
                 kept[origin] = vector
             delta = Entry(delta.epoch, delta.schema, delta.expiry, kept)
         result = self._merge(key, delta)
-        return self.drop_unused(key, result)
+        result = self.drop_unused(key, result)
+        if result.changed and newest_retired(delta) is None:
+            self.departed_slices_merged.add(key)  # (a departed node's slice: fold it later)
+        return result
 
     def drop_unused(self, key: bytes, result: MergeResult | None = None) -> MergeResult:
         """Drop the slices of ``key`` its newest retired slice makes unused (see
