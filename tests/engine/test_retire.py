@@ -277,3 +277,20 @@ def test_a_key_reached_after_a_complete_pass_is_folded_too() -> None:
     entry = keyspace.entry(b"late")
     assert entry is not None and [o for o, _ in entry.slices()] == ["~3000"]
     assert retirer.step(now_ms=10_000, grace_ms=0) == []
+
+
+def test_a_pass_resumes_where_its_last_step_stopped() -> None:
+    keyspace = Keyspace(buckets=2)
+    _learn_departures(keyspace)
+    keys = [b"key%d" % number for number in range(100)]
+    for key in keys:
+        keyspace.merge(key, Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([1], [1])}))
+        keyspace.merge(key, Entry(0, SCHEMA, slices={"d4": MaxVector.from_pairs([2], [1])}))
+    retirer = Retirer(keyspace)
+    folded: list[bytes] = []
+    for _ in range(20):  # bounded: 32 folds, 10 keys looked at a step
+        folded += [key for key, _ in retirer.step(now_ms=10_000, grace_ms=0, limit=10)]
+    assert sorted(folded) == sorted(keys)  # each once
+    for key in keys:
+        entry = keyspace.entry(key)
+        assert entry is not None and [o for o, _ in entry.slices()] == ["d4", "~3000"]
