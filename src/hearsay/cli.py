@@ -136,6 +136,12 @@ def _add_serve(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how long deleted and expired keys are remembered (default 86400)",
     )
+    add(
+        "--retire-grace-s",
+        type=int,
+        metavar="SECONDS",
+        help="fold a forgotten node's slices this long after it departed (default 86400)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -54,11 +54,13 @@ from hearsay.engine.interfaces import (
     StorageFailure,
     WaitForAcks,
 )
+from hearsay.engine.retire import Retirer
 from hearsay.engine.window_sweep import SliceSweeper
 from hearsay.lattice.codec import encode_entry
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import FLOOR_KEY, Keyspace
 from hearsay.lattice.limits import KEY_BYTES_MAX_LIMIT, KeyLimits
+from hearsay.lattice.retired import departure_key, newest_retired
 from hearsay.lattice.vector import MaxVector
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import GroupCommit, Ticket
@@ -129,6 +131,9 @@ class Replica:
         self.keyspace = keyspace if keyspace is not None else Keyspace()
         self.windows = SliceSweeper(self.keyspace)
         """When windowed keys lose their next time slice (the expiry sweep drops them)."""
+        self.retirer = Retirer(self.keyspace)
+        """Folds departed nodes' slices into retired slices (see :mod:`.retire`)."""
+        self._forgotten_warned = False  # this node learned its own departure (logged once)
         self.limit_keys(key_bytes_max)
         self.storage = storage
         self.commands = commands
@@ -402,6 +407,9 @@ class Replica:
         """A peer's delta changed ``key`` in our keyspace: persist the key."""
         self.stats.replicated_changes += 1
         self.stats.schema_conflicts += result.conflict
+        if self.keyspace.departures and result.delta and newest_retired(result.delta) is not None:
+            self._mark_dirty(key)  # a retired slice may have dropped others: store it whole
+            return
         self._mark_grown(key, result)
 
     def merge_remote(self, key: bytes, delta: Entry) -> MergeResult:
@@ -665,6 +673,32 @@ class Replica:
         floor_ms = max(now_ms, self.keyspace.epoch_max + 1)
         result = self.keyspace.merge(FLOOR_KEY, Entry(floor_ms))
         return self._after_local(FLOOR_KEY, result, now_ms)
+
+    def forget(self, node_id: str, departed_ms: int, now_ms: int) -> bool:
+        """HEARSAY.FORGET: record (replicated) that ``node_id`` departed for good at
+        ``departed_ms``; False when its departure was known already (its time is kept)."""
+        if self.keyspace.departures.time_of(node_id) is not None:
+            return False
+        result = self.keyspace.merge(departure_key(node_id), Entry(departed_ms))
+        return self._after_local(departure_key(node_id), result, now_ms).changed
+
+    def retire_step(self, now_ms: int, grace_ms: int) -> int:
+        """Fold departed nodes' slices (those departed more than ``grace_ms`` ago) into
+        retired slices in a bounded number of keys; returns how many keys changed."""
+        departures = self.keyspace.departures
+        if not self._forgotten_warned and departures.time_of(self.identity.node_id) is not None:
+            self._forgotten_warned = True
+            log.error(
+                "this node (id %s) was forgotten (HEARSAY.FORGET): every node refuses its "
+                "writes to count-min, counter and cuckoo keys once the retire grace has "
+                "passed; start it with an empty --data-dir (a new id)",
+                self.identity.node_id,
+            )
+        changed = self.retirer.step(now_ms, grace_ms)
+        for key, result in changed:
+            self._after_local(key, result, now_ms)
+            self._mark_dirty(key)  # slices went: store the key whole
+        return len(changed)
 
     @property
     def sweep_pending(self) -> bool:

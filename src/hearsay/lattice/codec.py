@@ -9,6 +9,8 @@ An entry travels as a msgpack array::
            | [[origin: str, width: 1|2|4|8, start: int, values: bin], ...]             dense run
            | [[origin: str, 0, start: int, bits: bin], ...]                             bit run
 
+An origin is ``""`` (the shared slice), a node's id, or ``~t``: a retired slice (decimal
+``t``, see :mod:`hearsay.lattice.retired`; any other name starting with ``~`` is refused).
 A delta is just an entry holding some of the pairs, so the same decoder reads both. Values of
 width ``w`` are little-endian unsigned; in a dense run, slot ``start + i`` holds value ``i``
 and zeros are absent. A bit run (width 0) is a slice whose values are all 1 (a Bloom filter):
@@ -31,6 +33,7 @@ import numpy as np
 
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
+from hearsay.lattice.retired import RETIRED_MARK, retired_time
 from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
 
 FORMAT_VERSION: Final = 1
@@ -194,6 +197,8 @@ def entry_from_wire(wire: object) -> Entry:
         assert schema is not None
         if schema.additive == (origin == SHARED_ORIGIN):
             raise DecodeError("slice origin does not fit the schema (additive: named origins)")
+        if origin.startswith(RETIRED_MARK) and retired_time(origin) is None:
+            raise DecodeError("a retired slice's origin must be ~ and a time in ms")
         if origin in decoded:
             decoded[origin].merge(vector)
         else:

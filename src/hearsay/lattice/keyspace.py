@@ -30,6 +30,11 @@ node that learned ``F``, so concurrent creators still agree), and :meth:`Keyspac
 drops the condemned entries in bounded steps. A condemned entry of epoch ``F`` or more (a key
 deleted and written again later than ``F`` on a node that had not learned it yet) survives: it
 moves back when the sweep, or a look-up of its key, meets it.
+
+Departures (a node forgotten for good) are tombstones at reserved keys too, kept in
+:attr:`Keyspace.departures`; an additive key holding a retired slice ``~t`` (the sum of the
+slices of the nodes departed by ``t``) refuses and drops those nodes' slices, so it stores
+and hashes what reads use (see :mod:`hearsay.lattice.retired`).
 """
 
 from __future__ import annotations
@@ -45,12 +50,20 @@ from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
 from hearsay.lattice.digest import entry_hash, key_seed, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
 from hearsay.lattice.limits import KeyLimits
+from hearsay.lattice.retired import (
+    RESERVED_KEY_PREFIX,
+    Departures,
+    departed_node,
+    newest_retired,
+    retired_time,
+    unused_slices,
+)
 from hearsay.lattice.vector import MaxVector, width_for
 
 BUCKETS_DEFAULT: Final = 1024
 KEY_BYTES_MAX: Final = 64 * 1024
 """Keys longer than this are refused (Redis allows 512 MB; gossip datagrams do not)."""
-FLOOR_KEY: Final = b"\x00hearsay\x00flush-floor"
+FLOOR_KEY: Final = RESERVED_KEY_PREFIX + b"flush-floor"
 """The reserved key whose tombstone's epoch is the flush floor (never live: clients cannot
 write it, so KEYS, SCAN, DBSIZE and every read see nothing there)."""
 _DENSE_SLACK_BYTES: Final = 8 * 1024
@@ -101,6 +114,14 @@ class Keyspace:
         self.watch_sliced: Callable[[bytes, Entry], None] | None = None
         """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
         keys, whose time slices die: the engine's sweep schedules them)."""
+        self.departures = Departures()
+        """When departed nodes left (their reserved keys' tombstones, as merged here): what
+        the retired slices ``~t`` of additive keys cover (see :mod:`.retired`)."""
+        self.retired_origin_dropped = 0
+        """Slices of origins a key's retired slice covers, refused from deltas (INFO)."""
+        self.departed_slices_merged: set[bytes] = set()
+        """Keys a departed node's slice reached without a retired slice covering it (the
+        engine's fold pass takes them, so a key that arrives after a pass is folded too)."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -172,11 +193,59 @@ class Keyspace:
 
     def merge(self, key: bytes, delta: Entry) -> MergeResult:
         """Join a peer's delta into ``key``; returns what changed, ready to forward."""
+        schema = delta.schema
+        if (
+            schema is not None
+            and schema.additive
+            and self.departures.version  # (0 until a departure is known: no look-ups)
+            and self.departures.touches(origin for origin, _ in delta.slices())
+        ):
+            return self._merge_retiring(key, delta)
+        return self._merge(key, delta)
+
+    def _merge_retiring(self, key: bytes, delta: Entry) -> MergeResult:
+        """:meth:`merge` of a delta holding a retired slice or a departed node's: slices the
+        key's newest retired slice covers are refused (counted), and the slices the key no
+        longer reads after the merge are dropped, so it holds (and hashes) what reads use."""
+        existing = self.entry(key)
+        newest = None if existing is None or delta.outranks(existing) else newest_retired(existing)
+        if newest is not None:
+            kept: dict[str, MaxVector] = {}
+            for origin, vector in delta.slices():
+                retired = retired_time(origin)
+                if retired is not None and retired < newest:
+                    continue  # an older fold, which the newer one holds
+                if self.departures.covers(origin, newest):
+                    self.retired_origin_dropped += 1
+                    continue
+                kept[origin] = vector
+            delta = Entry(delta.epoch, delta.schema, delta.expiry, kept)
+        result = self._merge(key, delta)
+        result = self.drop_unused(key, result)
+        if result.changed and newest_retired(delta) is None:
+            self.departed_slices_merged.add(key)  # (a departed node's slice: fold it later)
+        return result
+
+    def drop_unused(self, key: bytes, result: MergeResult | None = None) -> MergeResult:
+        """Drop the slices of ``key`` its newest retired slice makes unused (see
+        :func:`.retired.unused_slices`); ``result`` (a merge's) is returned marked
+        ``replaced`` when anything went, so the key is stored whole."""
+        result = MergeResult(None) if result is None else result
+        entry = self.entry(key)
+        unused = [] if entry is None else unused_slices(entry, self.departures)
+        if not unused:
+            return result
+        self.drop_slices(key, unused)
+        return MergeResult(result.delta, result.previous, replaced=True, conflict=result.conflict)
+
+    def _merge(self, key: bytes, delta: Entry) -> MergeResult:
         if len(key) > KEY_BYTES_MAX:
             raise BoundsError(f"key longer than {KEY_BYTES_MAX} bytes")
         epoch = delta.epoch
         if epoch < self._floor_ms or (
-            delta.schema is None and epoch < self._purged_before and key != FLOOR_KEY
+            delta.schema is None
+            and epoch < self._purged_before
+            and not key.startswith(RESERVED_KEY_PREFIX)
         ):
             return MergeResult(None)  # below the flush floor, or a tombstone purged here
         schema = delta.schema
@@ -189,8 +258,12 @@ class Keyspace:
         if existing is None and self._condemned:
             existing = self._rescue(key, bucket_no)
         outranks = existing is None or delta.outranks(existing)
-        if outranks and key == FLOOR_KEY:
-            return self._raise_floor(delta)
+        if outranks and key.startswith(RESERVED_KEY_PREFIX):
+            if key == FLOOR_KEY:
+                return self._raise_floor(delta)
+            node = departed_node(key)  # a departure: only a tombstone, and learned first
+            if node is None or delta.schema is not None or not self.departures.learn(node, epoch):
+                return MergeResult(None)
         if delta.schema is not None and self.limits is not None:
             self._admit(self.limits, existing, delta)
         if epoch > self._epoch_max and outranks:
@@ -258,6 +331,7 @@ class Keyspace:
         self._deadlines = []
         self._tombstones = []
         self._floor_ms = floor.epoch
+        self.departures.forget_all()  # (their keys are condemned: survivors are learned again)
         self._epoch_max = max(self._epoch_max, floor.epoch)
         self._insert(FLOOR_KEY, floor, key_seed(FLOOR_KEY))
         return MergeResult(floor.copy(), replaced=True)
@@ -266,7 +340,11 @@ class Keyspace:
         """Whether a condemned entry is at or above the floor (and not a purged tombstone)."""
         if entry.epoch < self._floor_ms:
             return False
-        return entry.schema is not None or entry.epoch >= self._purged_before or key == FLOOR_KEY
+        return (
+            entry.schema is not None
+            or entry.epoch >= self._purged_before
+            or key.startswith(RESERVED_KEY_PREFIX)
+        )
 
     def _rescue(self, key: bytes, bucket_no: int) -> Entry | None:
         """A look-up missed while entries are condemned: move ``key``'s surviving condemned
@@ -422,8 +500,8 @@ class Keyspace:
         heap = self._tombstones
         while heap and heap[0][0] < before_epoch and len(purged) < limit:
             epoch, key = heapq.heappop(heap)
-            if key == FLOOR_KEY:
-                continue  # the floor is never purged: a node that joins later must learn it
+            if key.startswith(RESERVED_KEY_PREFIX):
+                continue  # the floor and departures are never purged: a later node learns them
             seed = key_seed(key)
             bucket_no = seed & self._mask
             bucket = self._buckets[bucket_no]
@@ -468,8 +546,8 @@ class Keyspace:
         Creates the key when absent (or deleted, or expired: then in a new epoch). Raises
         :class:`WrongTypeError` when the key holds another schema.
         """
-        if key == FLOOR_KEY:
-            raise BoundsError("this key name is reserved by hearsay (the flush floor)")
+        if key.startswith(RESERVED_KEY_PREFIX):
+            raise BoundsError("this key name is reserved by hearsay (flush floor, departures)")
         current = self._live_or_expire(key, now_ms)
         if current is not None and current.schema is not None and current.schema != schema:
             raise WrongTypeError(f"key holds {current.schema.kind}, not {schema.kind}")

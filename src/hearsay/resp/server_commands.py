@@ -23,6 +23,7 @@ from hearsay.resp.info_fields import OpsRate, complete_sections
 from hearsay.resp.key_commands import install_key_commands, integer_arg
 from hearsay.resp.observer import RequestObserver
 from hearsay.resp.replies import OK, Map, Reply, SimpleString, Verbatim
+from hearsay.resp.retire_commands import install_retire_commands
 
 INFO_DEFAULT_SECTIONS = (
     "server",
@@ -289,6 +290,7 @@ def build_registry(
     install_observer_commands(registry, observer or RequestObserver())
     install_key_commands(registry)
     install_family_commands(registry)
+    install_retire_commands(registry)
     if cluster is not None:
         install_cluster_commands(registry, cluster)
     return registry

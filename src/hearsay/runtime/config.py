@@ -84,6 +84,9 @@ class ServeConfig:
     """Deleted and expired keys are remembered this long (so that a lagging replica's late
     copy cannot bring them back), then forgotten. A node cut off for longer may resurrect
     keys deleted meanwhile (as Cassandra's gc_grace_seconds)."""
+    retire_grace_s: int = 86_400
+    """A node forgotten (HEARSAY.FORGET) this long ago has its slices of additive keys folded
+    into one retired slice per key; its slices arriving later are refused."""
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -128,6 +131,8 @@ class ServeConfig:
             )
         if not isinstance(self.tombstone_grace_s, int) or self.tombstone_grace_s < 1:
             raise ConfigError("tombstone_grace_s must be a positive number of seconds")
+        if not isinstance(self.retire_grace_s, int) or self.retire_grace_s < 0:
+            raise ConfigError("retire_grace_s must be a number of seconds")
         if not isinstance(self.maxclients, int) or self.maxclients < 1:
             raise ConfigError("maxclients must be a positive number")
         if not isinstance(self.max_http_connections, int) or self.max_http_connections < 1:

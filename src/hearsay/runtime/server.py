@@ -275,6 +275,7 @@ class Node:
                 self._close_idle_clients(now, self.config.client_idle_timeout_s * 1000)
             self.replica.expire_due(now)
             self.replica.purge_tombstones(now, self.config.tombstone_grace_s * 1000)
+            self.replica.retire_step(now, self.config.retire_grace_s * 1000)
             if self.replica.sweep_pending and (
                 self._floor_sweeper is None or self._floor_sweeper.done()
             ):
@@ -560,6 +561,9 @@ class Node:
                 "flush_floor_ms": self.replica.keyspace.floor_ms,
                 "window_slices_dropped": self.replica.windows.slices_dropped,  # windowed keys
                 "schema_conflicts": stats.schema_conflicts,
+                "retired_origin_dropped": self.replica.keyspace.retired_origin_dropped,
+                "retired_folds": self.replica.retirer.folds,
+                "departed_nodes": len(self.replica.keyspace.departures),
                 "corrupt_entries_skipped": stats.corrupt_entries_skipped,
                 "internal_errors": self.registry.internal_errors,
                 "writes_refused_too_large": self.replica.keyspace.refused_too_large,

@@ -1,0 +1,113 @@
+"""HEARSAY.FORGET and what folding changes for each summed family, through the command table
+over in-memory replicas: replies are the same before and after a departed node's slices are
+folded, and CF.DEL on a live node still removes an item only the departed node added."""
+
+from __future__ import annotations
+
+from hearsay.lattice.retired import retired_time
+from hearsay.resp.replies import ErrorReply
+from tests.support.command_client import NOW_MS, Client
+
+GONE = "aaaaaaaaaaaaaaaa"
+LIVE = "bbbbbbbbbbbbbbbb"
+GRACE_MS = 1_000
+
+
+def _pair() -> tuple[Client, Client]:
+    return Client(LIVE), Client(GONE)
+
+
+def _ship(source: Client, target: Client, key: bytes) -> None:
+    entry = source.db.keyspace.entry(key)
+    assert entry is not None
+    target.db.merge_remote(key, entry.copy())
+
+
+def _origins(client: Client, key: bytes) -> list[str]:
+    entry = client.db.keyspace.entry(key)
+    assert entry is not None
+    return [origin for origin, _ in entry.slices()]
+
+
+def test_forget_refusals() -> None:
+    live = Client(LIVE)
+    for args, text in [
+        (("HEARSAY.FORGET",), "wrong number of arguments"),
+        (("HEARSAY.FORGET", GONE, "AT"), "syntax error"),
+        (("HEARSAY.FORGET", GONE, "WHEN", 5), "syntax error"),
+        (("HEARSAY.FORGET", "node-b"), "node id must be"),
+        (("HEARSAY.FORGET", GONE.upper()), "node id must be"),
+        (("HEARSAY.FORGET", LIVE), "cannot forget itself"),
+        (("HEARSAY.FORGET", GONE, "AT", NOW_MS + 1), "not in the future"),
+        (("HEARSAY.FORGET", GONE, "AT", 0), "not in the future"),
+        (("HEARSAY.FORGET", GONE, "AT", "soon"), "not an integer"),
+    ]:
+        reply = live(*args)
+        assert isinstance(reply, ErrorReply) and text in str(reply), (args, reply)
+    assert live.db.keyspace.departures.time_of(GONE) is None
+
+
+def test_forget_twice_keeps_the_first_time() -> None:
+    live = Client(LIVE)
+    assert live.ok("HEARSAY.FORGET", GONE, "AT", NOW_MS - 5_000) == 1
+    assert live.ok("HEARSAY.FORGET", GONE) == 0
+    assert live.db.keyspace.departures.time_of(GONE) == NOW_MS - 5_000
+    assert live.ok("DBSIZE") == 0 and live.ok("KEYS", "*") == []
+
+
+def test_folding_keeps_every_summed_familys_replies() -> None:
+    live, gone = _pair()
+    gone.ok("CMS.INITBYDIM", "hits", 50, 3)
+    gone.ok("CMS.INCRBY", "hits", "x", 7, "y", 2)
+    gone.ok("INCRBY", "n", 40)
+    gone.ok("DECRBY", "n", 3)
+    gone.ok("CF.RESERVE", "cf", 100)
+    for item in ("a", "b", "a"):
+        gone.ok("CF.ADD", "cf", item)
+    gone.ok("CF.DEL", "cf", "b")
+    for key in (b"hits", b"n", b"cf"):
+        _ship(gone, live, key)
+    live.ok("CMS.INCRBY", "hits", "x", 1)
+    live.ok("INCRBY", "n", 5)
+    live.ok("CF.ADD", "cf", "c")
+    reads = [
+        ("CMS.QUERY", "hits", "x", "y", "z"),
+        ("CMS.INFO", "hits"),
+        ("GET", "n"),
+        ("CF.MEXISTS", "cf", "a", "b", "c", "d"),
+        ("CF.COUNT", "cf", "a"),
+        ("CF.INFO", "cf"),
+    ]
+    before = [live.ok(*read) for read in reads]
+    assert live.ok("HEARSAY.FORGET", GONE, "AT", NOW_MS - 2 * GRACE_MS) == 1
+    assert live.db.retire_step(NOW_MS, GRACE_MS) == 3
+    for key in (b"hits", b"n", b"cf"):
+        origins = _origins(live, key)
+        assert origins == [LIVE, f"~{NOW_MS - 2 * GRACE_MS}"], origins
+        assert all(retired_time(o) is None or o.startswith("~") for o in origins)
+    assert [live.ok(*read) for read in reads] == before
+    # A live node's CF.DEL removes a copy only the departed node added, and it stays removed.
+    assert live.ok("CF.DEL", "cf", "a") == 1  # (the departed node added two copies)
+    assert live.ok("CF.EXISTS", "cf", "a") == 1
+    assert live.ok("CF.DEL", "cf", "a") == 1
+    assert live.ok("CF.EXISTS", "cf", "a") == 0
+    assert live.db.retire_step(NOW_MS + 10 * GRACE_MS, GRACE_MS) == 0  # (a pass per change)
+    assert live.ok("CF.EXISTS", "cf", "a") == 0
+    # The departed node's late write is refused and counted; the reads do not move.
+    gone.ok("CMS.INCRBY", "hits", "x", 100)
+    _ship(gone, live, b"hits")
+    assert live.db.keyspace.retired_origin_dropped == 1
+    assert live.ok("CMS.QUERY", "hits", "x") == before[0][:1]
+
+
+def test_tdigest_and_topk_keep_their_departed_slices() -> None:
+    live, gone = _pair()
+    gone.ok("TDIGEST.CREATE", "td")
+    gone.ok("TDIGEST.ADD", "td", 1, 2, 3)
+    gone.ok("TOPK.RESERVE", "tk", 3)
+    gone.ok("TOPK.ADD", "tk", "a", "b")
+    for key in (b"td", b"tk"):
+        _ship(gone, live, key)
+    live.ok("HEARSAY.FORGET", GONE, "AT", NOW_MS - 2 * GRACE_MS)
+    assert live.db.retire_step(NOW_MS, GRACE_MS) == 0
+    assert _origins(live, b"td") == [GONE] and _origins(live, b"tk") == [GONE]
