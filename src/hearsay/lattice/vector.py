@@ -171,13 +171,13 @@ def _few_wanted(indices: list[int], values: list[int]) -> dict[int, int]:
 
 
 def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
-    """A few pairs as unsigned arrays (indices uint32), so no validation is needed."""
+    """A few pairs as unsigned arrays (indices uint32): the packed-bytes path takes them
+    (``_few_wanted`` still checks each value, so uint64 ones above 2**63-1 are refused)."""
     return (
         isinstance(indices, np.ndarray)
         and isinstance(values, np.ndarray)
         and indices.dtype == INDEX_DTYPE
         and values.dtype.kind == "u"
-        and values.dtype.itemsize < 8
         and indices.ndim == 1
         and indices.shape == values.shape
         and indices.size <= _FEW_PAIRS
