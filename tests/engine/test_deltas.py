@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import StorageError
 from hearsay.engine.deltas import join_deltas
-from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, Replica
+from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, DELTA_REJOIN_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
 from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
@@ -337,6 +337,47 @@ def test_a_big_key_is_flushed_as_deltas_a_small_one_whole(tmp_path: Path) -> Non
         assert storage.stats().delta_rows >= 20 - storage.stats().folds
     finally:
         replica.close()
+
+
+def test_a_mid_size_key_takes_deltas_until_its_writes_add_up_to_half_of_it(
+    tmp_path: Path,
+) -> None:
+    """A dense 2000x5 count-min (10 KB) among other keys: one CMS.INCRBY a flush is a delta
+    row, never the whole sketch; so many writes in one flush that their deltas add up to
+    half of it (a hot key) stage it whole, once; a counter is always whole."""
+    replica = Replica.open(tmp_path / "data", FsyncPolicy.ALWAYS, commands=_registry())
+    session = ClientContext(client_id=1, db=replica)
+    try:
+        replica.execute(session, [b"CMS.INITBYDIM", b"cms", b"2000", b"5"], 0)
+        fill = [part for item in FILL for part in (item, b"1")]
+        replica.execute(session, [b"CMS.INCRBY", b"cms", *fill], 0)
+        entry = replica.keyspace.entry(b"cms")
+        assert entry is not None
+        assert DELTA_ENTRY_BYTES_MIN <= entry.payload_bytes() < DELTA_REJOIN_BYTES_MIN
+        replica.flush()
+        before = replica.stats.deltas_flushed
+        for i in range(10):
+            replica.execute(session, [b"CMS.INCRBY", b"cms", b"new-%d" % i, b"1"], 1)
+            replica.execute(session, [b"INCR", b"small"], 1)
+            ticket = replica.flush()
+            assert ticket is not None
+            ticket.result(timeout=30)
+        assert replica.stats.deltas_flushed - before == 10  # the sketch, never the counter
+        before = replica.stats.deltas_flushed
+        for i in range(2000):  # ~5 cells raised each: past half of the sketch in one flush
+            replica.execute(session, [b"CMS.INCRBY", b"cms", b"hot-%d" % i, b"1"], 1)
+        ticket = replica.flush()
+        assert ticket is not None
+        ticket.result(timeout=30)
+        assert replica.stats.deltas_flushed == before  # staged whole
+        held = dict(replica.keyspace.items())
+    finally:
+        replica.close()
+    reopened = Replica.open(tmp_path / "data", commands=_registry())
+    try:
+        assert dict(reopened.keyspace.items()) == held
+    finally:
+        reopened.close()
 
 
 COMMANDS = st.lists(

@@ -1091,6 +1091,12 @@ class MaxVector:
         return MaxVector._from_few(grown), MaxVector._from_few(before)
 
     @classmethod
+    def from_held_pairs(cls, pairs: dict[int, int]) -> MaxVector:
+        """A sparse vector from pairs read out of other vectors (so within bounds), packed
+        with struct: no numpy (joining the few-pair deltas of many client writes)."""
+        return cls._from_few(pairs)
+
+    @classmethod
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
         """A sparse vector from a few validated pairs (zeros dropped), packed with struct."""
         vector = cls()

@@ -25,10 +25,10 @@ Deltas: :meth:`GroupCommit.stage_delta` appends what grew in a key instead of it
 (same tickets, same policies); a later :meth:`GroupCommit.stage` of the key replaces it and its
 delta rows. So a hot big key costs its deltas, not its size, at each commit. The writer folds
 a key's delta rows into its whole row (:meth:`SqliteStore.fold`, with the engine's ``fold``
-function, one key per step between batches) once they reach ``FOLD_BYTES_RATIO`` of the
-whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has been idle for ``FOLD_IDLE_S``,
-those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading stays bounded and the log does
-not grow without end.
+function; due keys for up to ``FOLD_STEP_S`` between batches) once they reach
+``FOLD_BYTES_RATIO`` of the whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has
+been idle for ``FOLD_IDLE_S``, those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading
+stays bounded and the log does not grow without end.
 
 Failure makes the store read-only, not dead: if a commit or an fsync fails (a full disk, an
 I/O error, a file system remounted read-only...), every ``always`` ticket in flight fails with
@@ -97,9 +97,11 @@ FOLD_BYTES_RATIO: Final = 0.5
 bytes written per change stay within a constant factor of the change (amortised)."""
 FOLD_ROWS_MAX: Final = 4096
 """... or once they are this many rows: bounds what a load has to merge per key."""
+FOLD_STEP_S: Final = 0.005
+"""A step between batches folds due keys for at most about this long (one key at least)."""
 FOLD_IDLE_S: Final = 1.0
 """After this long with nothing to commit, the writer folds keys whose delta rows reach
-``FOLD_IDLE_BYTES_RATIO`` of their whole row, one key a step."""
+``FOLD_IDLE_BYTES_RATIO`` of their whole row (for up to ``FOLD_STEP_S`` a step)."""
 FOLD_IDLE_BYTES_RATIO: Final = 1 / 16
 """... so even a fold on idle writes at most 16 times the bytes of the deltas it folds (a key
 written once a second is not rewritten whole every second)."""
@@ -631,7 +633,7 @@ class GroupCommit:
                         self._hold(batch, last_seq)
                     unsynced = everysec
                 if not closing and (batch.deltas or idle):
-                    unsynced |= self._fold_one(None if idle else batch.deltas) and everysec
+                    unsynced |= self._fold_some(None if idle else batch.deltas) and everysec
                 if unsynced and (closing or time.monotonic() >= next_sync_s):
                     self._store.checkpoint()
                     self._held = _Batch()
@@ -688,6 +690,18 @@ class GroupCommit:
                 counts = unfolded[key] = [0, 0, self._fold_bytes(self._store, key)]
             counts[0] += len(blobs)
             counts[1] += sum(len(blob) for blob in blobs)
+
+    def _fold_some(self, among: Mapping[bytes, object] | None) -> bool:
+        """Fold due keys (see :meth:`_fold_one`) for up to ``FOLD_STEP_S``, at least one; True
+        if any was folded. Many mid-size keys taking deltas fall due faster than one fold a
+        batch could keep up with."""
+        until_s = time.monotonic() + FOLD_STEP_S
+        folded = False
+        while self._fold_one(among):
+            folded = True
+            if time.monotonic() >= until_s:
+                break
+        return folded
 
     def _fold_one(self, among: Mapping[bytes, object] | None) -> bool:
         """Fold one key's delta rows if one of ``among`` is due (None: any key, the writer
