@@ -199,37 +199,68 @@ DELTA_OPS = st.lists(
 
 
 @settings(max_examples=30, deadline=None)
-@given(ops=DELTA_OPS, policy=st.sampled_from(POLICIES))
+@given(ops=DELTA_OPS, policy=st.sampled_from(POLICIES), batched=st.booleans())
 def test_group_commit_with_deltas_and_folds_matches_a_model(
-    ops: list[tuple[bytes, bytes | None, str]], policy: FsyncPolicy
+    ops: list[tuple[bytes, bytes | None, str]], policy: FsyncPolicy, batched: bool
 ) -> None:
-    """Puts, deltas, reopens and folds (rows this small are due at once) in any order: a
-    load is the model's state."""
+    """Puts, deltas, reopens and folds (rows this small are due at once) in any order, one
+    call each or ``batched`` (``stage_batch`` of every write since the last flush, as the
+    replica's flush stages them): a load is the model's state."""
     model: dict[bytes, bytes] = {}
+    batch: list[tuple[bytes, bytes | None, bool]] = []
+
+    def stage_the_batch() -> None:
+        if batch:
+            ticket = writer.stage_batch(batch)
+            batch.clear()
+            ticket.result(timeout=30)
+
     with tempfile.TemporaryDirectory() as tmp:
         writer = GroupCommit.open(tmp, policy, fold=union_fold)
         try:
             for key, blob, action in ops:
                 if action == "flush":
+                    stage_the_batch()
                     writer.flush()
                     assert loaded_union(writer.store) == model
                 elif action == "reopen":
+                    stage_the_batch()
                     writer.close()
                     writer = GroupCommit.open(tmp, policy, fold=union_fold)
                     assert loaded_union(writer.store) == model
                 elif action == "put" or blob is None:
-                    writer.stage(key, blob)
+                    if batched:
+                        batch.append((key, blob, False))
+                    else:
+                        writer.stage(key, blob)
                     if blob is None:
                         model.pop(key, None)
                     else:
                         model[key] = blob
                 else:
-                    writer.stage_delta(key, blob)
+                    if batched:
+                        batch.append((key, blob, True))
+                    else:
+                        writer.stage_delta(key, blob)
                     model[key] = union_fold(model.get(key), [blob])
+            stage_the_batch()
             writer.flush()
             assert loaded_union(writer.store) == model
         finally:
             writer.close()
+
+
+def test_stage_batch_refuses_what_stage_refuses(tmp_path: Path) -> None:
+    """Not bytes, or a delta of nothing: refused before anything of the batch is staged."""
+    with GroupCommit.open(tmp_path / "data") as writer:
+        for bad in [
+            (cast(bytes, "k"), b"v", False),
+            (b"k", None, True),
+            (b"k", cast(bytes, 1), False),
+        ]:
+            with pytest.raises(TypeError):
+                writer.stage_batch([(b"fine", b"v", False), bad])
+        assert writer.stats().staged == 0
 
 
 def test_deltas_are_folded_once_they_reach_half_the_whole_row(tmp_path: Path) -> None:

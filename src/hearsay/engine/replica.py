@@ -320,26 +320,42 @@ class Replica:
         return self._stage_dirty(storage)
 
     def _stage_dirty(self, storage: Storage) -> Ticket | None:
-        ticket: Future[None] | None = None
         dirty, self._dirty = self._dirty, {}
+        if not isinstance(storage, GroupCommit):  # (the simulator's store: whole entries)
+            ticket: Future[None] | None = None
+            for key in dirty:
+                entry = self.keyspace.entry(key)
+                ticket = storage.stage(key, None if entry is None else encode_entry(entry))
+            self._count_flush(len(dirty), 0)
+            return ticket
+        writes: list[tuple[bytes, bytes | None, bool]] = []
         as_deltas = 0
         for key, pending in dirty.items():
             entry = self.keyspace.entry(key)
             if entry is None:
-                ticket = storage.stage(key, None)
+                writes.append((key, None, False))
                 continue
-            if pending and isinstance(storage, GroupCommit):
+            if pending:
                 joined = pending.joined()
                 # A delta nearly as big as the entry costs a fold for nothing: write it whole.
                 if DELTA_SHARE_DIVISOR * joined.payload_bytes() < entry.payload_bytes():
-                    ticket = storage.stage_delta(key, encode_entry(joined))
+                    writes.append((key, encode_entry(joined), True))
                     as_deltas += 1
                     continue
-            ticket = storage.stage(key, encode_entry(entry))
-        self.stats.flushes += 1
-        self.stats.entries_flushed += len(dirty)
-        self.stats.deltas_flushed += as_deltas
+            writes.append((key, encode_entry(entry), False))
+        try:
+            ticket = storage.stage_batch(writes)
+        except BaseException:  # nothing was staged: the keys are still dirty
+            dirty.update(dict.fromkeys(self._dirty))  # (changed again meanwhile: whole)
+            self._dirty = dirty
+            raise
+        self._count_flush(len(dirty), as_deltas)
         return ticket
+
+    def _count_flush(self, keys: int, as_deltas: int) -> None:
+        self.stats.flushes += 1
+        self.stats.entries_flushed += keys
+        self.stats.deltas_flushed += as_deltas
 
     @property
     def acknowledges_durable(self) -> bool:

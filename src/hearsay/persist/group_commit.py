@@ -65,7 +65,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -414,6 +414,46 @@ class GroupCommit:
             kinds = f"{type(key).__name__} -> {type(blob).__name__}"
             raise TypeError(f"stage() takes bytes, got {kinds}")
         return self._stage(key, blob, delta=False)
+
+    def stage_batch(self, writes: Sequence[tuple[bytes, bytes | None, bool]]) -> Ticket:
+        """Stage ``writes`` in order, each ``(key, blob, is_delta)``: what as many
+        :meth:`stage` (``is_delta`` false) and :meth:`stage_delta` calls would, under one lock,
+        one look at the backlog and one ticket, the last write's (tickets complete in staging
+        order). A flush stages every dirty key at once: per key, only an append. The backlog
+        bound is checked before the batch, so one batch may pass it by its own size."""
+        for key, blob, delta in writes:
+            if type(key) is not bytes or not (type(blob) is bytes or (blob is None and not delta)):
+                kinds = f"{type(key).__name__} -> {type(blob).__name__}"
+                raise TypeError(f"stage_batch() takes bytes, got {kinds}")
+        if not writes:
+            return _DONE
+        ticket = _DONE
+        with self._stage_lock:
+            self._raise_if_unusable()
+            if self._behind(time.monotonic()):
+                self._wait_for_room()
+            seq = self._staged_seq
+            if self._policy is FsyncPolicy.ALWAYS:
+                ticket = Future()
+                ticket.set_running_or_notify_cancel()  # cannot be cancelled: it is in flight
+                # Before the writes (as in _stage): the writer finds it once it took the last.
+                self._waiters.append((seq + len(writes), ticket))
+            queue = self._queue
+            staged_bytes = 0
+            for key, blob, delta in writes:
+                seq += 1
+                size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
+                queue.append((seq, key, blob, size, delta))
+                staged_bytes += size
+            self._staged_seq = seq
+            self._staged_bytes += staged_bytes
+            failure = self._failure
+            if failure is not None and ticket is not _DONE:
+                self._fail_waiters(self._failure_error(failure))
+        if self._writer_idle:
+            with self._cond:
+                self._cond.notify_all()
+        return ticket
 
     def _stage(self, key: bytes, blob: bytes | None, *, delta: bool) -> Ticket:
         if type(key) is not bytes:
