@@ -396,9 +396,7 @@ class GroupCommit:
         """Stage what grew in ``key`` since its last staged write (an encoded delta): appended
         as a delta row, folded into the whole row later. Otherwise exactly like :meth:`stage`.
         """
-        if type(blob) is not bytes:
-            raise TypeError(f"stage_delta() takes bytes, got {type(blob).__name__}")
-        return self._stage(key, blob, delta=True)
+        return self.stage_batch([(key, blob, True)])
 
     def stage(self, key: bytes, blob: bytes | None) -> Ticket:
         """Stage ``key -> blob`` (``None`` removes the key) for the next commit.
@@ -409,11 +407,7 @@ class GroupCommit:
         closed, ``TypeError`` unless key and blob are ``bytes``, and blocks when the backlog is
         full (back-pressure).
         """
-        # Checked here, not by SQLite at commit time, where it would fail the whole store.
-        if type(key) is not bytes or (blob is not None and type(blob) is not bytes):
-            kinds = f"{type(key).__name__} -> {type(blob).__name__}"
-            raise TypeError(f"stage() takes bytes, got {kinds}")
-        return self._stage(key, blob, delta=False)
+        return self.stage_batch([(key, blob, False)])
 
     def stage_batch(self, writes: Sequence[tuple[bytes, bytes | None, bool]]) -> Ticket:
         """Stage ``writes`` in order, each ``(key, blob, is_delta)``: what as many
@@ -421,10 +415,11 @@ class GroupCommit:
         one look at the backlog and one ticket, the last write's (tickets complete in staging
         order). A flush stages every dirty key at once: per key, only an append. The backlog
         bound is checked before the batch, so one batch may pass it by its own size."""
+        # Checked here, not by SQLite at commit time, where it would fail the whole store.
         for key, blob, delta in writes:
             if type(key) is not bytes or not (type(blob) is bytes or (blob is None and not delta)):
                 kinds = f"{type(key).__name__} -> {type(blob).__name__}"
-                raise TypeError(f"stage_batch() takes bytes, got {kinds}")
+                raise TypeError(f"staging takes bytes, got {kinds}")
         if not writes:
             return _DONE
         ticket = _DONE
@@ -436,7 +431,8 @@ class GroupCommit:
             if self._policy is FsyncPolicy.ALWAYS:
                 ticket = Future()
                 ticket.set_running_or_notify_cancel()  # cannot be cancelled: it is in flight
-                # Before the writes (as in _stage): the writer finds it once it took the last.
+                # The waiter goes in before the writes, so the writer, having taken the last
+                # of them, always finds its waiter.
                 self._waiters.append((seq + len(writes), ticket))
             queue = self._queue
             staged_bytes = 0
@@ -447,33 +443,6 @@ class GroupCommit:
                 staged_bytes += size
             self._staged_seq = seq
             self._staged_bytes += staged_bytes
-            failure = self._failure
-            if failure is not None and ticket is not _DONE:
-                self._fail_waiters(self._failure_error(failure))
-        if self._writer_idle:
-            with self._cond:
-                self._cond.notify_all()
-        return ticket
-
-    def _stage(self, key: bytes, blob: bytes | None, *, delta: bool) -> Ticket:
-        if type(key) is not bytes:
-            raise TypeError(f"stage() takes a bytes key, got {type(key).__name__}")
-        size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
-        ticket = _DONE
-        with self._stage_lock:
-            self._raise_if_unusable()
-            if self._behind(time.monotonic()):
-                self._wait_for_room()
-            seq = self._staged_seq + 1
-            if self._policy is FsyncPolicy.ALWAYS:
-                ticket = Future()
-                ticket.set_running_or_notify_cancel()  # cannot be cancelled: it is in flight
-                # The waiter goes in before the write, so the writer, having taken write
-                # ``seq``, always finds its waiter.
-                self._waiters.append((seq, ticket))
-            self._queue.append((seq, key, blob, size, delta))
-            self._staged_seq = seq
-            self._staged_bytes += size
             failure = self._failure
             if failure is not None and ticket is not _DONE:
                 self._fail_waiters(self._failure_error(failure))
