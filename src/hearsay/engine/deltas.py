@@ -1,8 +1,11 @@
-"""Joining many small deltas of one key into one, in one pass (flushes and folds).
+"""What grew in a key between two flushes, and joining many small deltas of one key into one
+in one pass (flushes and folds).
 
-A hot big key collects a delta per write between two flushes (thousands under load), and a
-fold joins hundreds of stored delta rows. Merging them one by one costs a tracked merge (and
-its bookkeeping) per delta; the deltas of one epoch and schema are instead joined by
+A key big enough to take delta rows keeps each write's delta until the flush
+(:class:`PendingDeltas`, which also says when the key is better staged whole). A hot big key
+collects a delta per write between two flushes (thousands under load), and a fold joins
+hundreds of stored delta rows. Merging them one by one costs a tracked merge (and its
+bookkeeping) per delta; the deltas of one epoch and schema are instead joined by
 concatenating their pairs and building one vector (duplicates reduced by max), which is the
 same join: the lattice's merge is associative and commutative.
 """
