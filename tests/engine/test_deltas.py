@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import StorageError
 from hearsay.engine.deltas import join_deltas
-from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, Replica
+from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, DELTA_REJOIN_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
 from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
@@ -199,37 +199,68 @@ DELTA_OPS = st.lists(
 
 
 @settings(max_examples=30, deadline=None)
-@given(ops=DELTA_OPS, policy=st.sampled_from(POLICIES))
+@given(ops=DELTA_OPS, policy=st.sampled_from(POLICIES), batched=st.booleans())
 def test_group_commit_with_deltas_and_folds_matches_a_model(
-    ops: list[tuple[bytes, bytes | None, str]], policy: FsyncPolicy
+    ops: list[tuple[bytes, bytes | None, str]], policy: FsyncPolicy, batched: bool
 ) -> None:
-    """Puts, deltas, reopens and folds (rows this small are due at once) in any order: a
-    load is the model's state."""
+    """Puts, deltas, reopens and folds (rows this small are due at once) in any order, one
+    call each or ``batched`` (``stage_batch`` of every write since the last flush, as the
+    replica's flush stages them): a load is the model's state."""
     model: dict[bytes, bytes] = {}
+    batch: list[tuple[bytes, bytes | None, bool]] = []
+
+    def stage_the_batch() -> None:
+        if batch:
+            ticket = writer.stage_batch(batch)
+            batch.clear()
+            ticket.result(timeout=30)
+
     with tempfile.TemporaryDirectory() as tmp:
         writer = GroupCommit.open(tmp, policy, fold=union_fold)
         try:
             for key, blob, action in ops:
                 if action == "flush":
+                    stage_the_batch()
                     writer.flush()
                     assert loaded_union(writer.store) == model
                 elif action == "reopen":
+                    stage_the_batch()
                     writer.close()
                     writer = GroupCommit.open(tmp, policy, fold=union_fold)
                     assert loaded_union(writer.store) == model
                 elif action == "put" or blob is None:
-                    writer.stage(key, blob)
+                    if batched:
+                        batch.append((key, blob, False))
+                    else:
+                        writer.stage(key, blob)
                     if blob is None:
                         model.pop(key, None)
                     else:
                         model[key] = blob
                 else:
-                    writer.stage_delta(key, blob)
+                    if batched:
+                        batch.append((key, blob, True))
+                    else:
+                        writer.stage_delta(key, blob)
                     model[key] = union_fold(model.get(key), [blob])
+            stage_the_batch()
             writer.flush()
             assert loaded_union(writer.store) == model
         finally:
             writer.close()
+
+
+def test_stage_batch_refuses_what_stage_refuses(tmp_path: Path) -> None:
+    """Not bytes, or a delta of nothing: refused before anything of the batch is staged."""
+    with GroupCommit.open(tmp_path / "data") as writer:
+        for bad in [
+            (cast(bytes, "k"), b"v", False),
+            (b"k", None, True),
+            (b"k", cast(bytes, 1), False),
+        ]:
+            with pytest.raises(TypeError):
+                writer.stage_batch([(b"fine", b"v", False), bad])
+        assert writer.stats().staged == 0
 
 
 def test_deltas_are_folded_once_they_reach_half_the_whole_row(tmp_path: Path) -> None:
@@ -337,6 +368,47 @@ def test_a_big_key_is_flushed_as_deltas_a_small_one_whole(tmp_path: Path) -> Non
         assert storage.stats().delta_rows >= 20 - storage.stats().folds
     finally:
         replica.close()
+
+
+def test_a_mid_size_key_takes_deltas_until_its_writes_add_up_to_half_of_it(
+    tmp_path: Path,
+) -> None:
+    """A dense 2000x5 count-min (10 KB) among other keys: one CMS.INCRBY a flush is a delta
+    row, never the whole sketch; so many writes in one flush that their deltas add up to
+    half of it (a hot key) stage it whole, once; a counter is always whole."""
+    replica = Replica.open(tmp_path / "data", FsyncPolicy.ALWAYS, commands=_registry())
+    session = ClientContext(client_id=1, db=replica)
+    try:
+        replica.execute(session, [b"CMS.INITBYDIM", b"cms", b"2000", b"5"], 0)
+        fill = [part for item in FILL for part in (item, b"1")]
+        replica.execute(session, [b"CMS.INCRBY", b"cms", *fill], 0)
+        entry = replica.keyspace.entry(b"cms")
+        assert entry is not None
+        assert DELTA_ENTRY_BYTES_MIN <= entry.payload_bytes() < DELTA_REJOIN_BYTES_MIN
+        replica.flush()
+        before = replica.stats.deltas_flushed
+        for i in range(10):
+            replica.execute(session, [b"CMS.INCRBY", b"cms", b"new-%d" % i, b"1"], 1)
+            replica.execute(session, [b"INCR", b"small"], 1)
+            ticket = replica.flush()
+            assert ticket is not None
+            ticket.result(timeout=30)
+        assert replica.stats.deltas_flushed - before == 10  # the sketch, never the counter
+        before = replica.stats.deltas_flushed
+        for i in range(2000):  # ~5 cells raised each: past half of the sketch in one flush
+            replica.execute(session, [b"CMS.INCRBY", b"cms", b"hot-%d" % i, b"1"], 1)
+        ticket = replica.flush()
+        assert ticket is not None
+        ticket.result(timeout=30)
+        assert replica.stats.deltas_flushed == before  # staged whole
+        held = dict(replica.keyspace.items())
+    finally:
+        replica.close()
+    reopened = Replica.open(tmp_path / "data", commands=_registry())
+    try:
+        assert dict(reopened.keyspace.items()) == held
+    finally:
+        reopened.close()
 
 
 COMMANDS = st.lists(

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hearsay.base.errors import BoundsError
 from hearsay.lattice import vector as vector_module
 from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire, split_entry
 from hearsay.lattice.digest import entry_hash
@@ -370,3 +371,31 @@ def test_reads_of_a_vector_equal_reads_of_its_pairs(
     assert v.window(low, high).items() == [
         (i, x) for i, x in sorted(held.items()) if low <= i < high
     ]
+
+
+@given(
+    vectors(),
+    st.lists(
+        st.tuples(
+            st.integers(0, 5000),
+            st.one_of(st.integers(1, 300), st.integers(1, 2**64 - 1), st.just(2**63)),
+        ),
+        max_size=8,
+    ),
+)
+def test_few_uint64_pairs_merge_as_the_general_path(
+    start: MaxVector, pairs: list[tuple[int, int]]
+) -> None:
+    """uint64 values (a count-min's running totals) take the packed-bytes path too: same
+    vector, delta and previous values as numpy's, and the same refusal above 2**63-1."""
+    indices = np.array([i for i, _ in pairs], dtype=np.uint32)
+    values = np.array([v for _, v in pairs], dtype=np.uint64)
+    fast, general = start.copy(), start.copy()
+    try:
+        want = general.merge_tracking(*normalize_pairs(indices, values))
+    except BoundsError:
+        with pytest.raises(BoundsError):
+            fast.merge_pairs_tracking(indices, values)
+        return
+    assert fast.merge_pairs_tracking(indices, values) == want
+    assert fast == general

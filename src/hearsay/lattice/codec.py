@@ -26,10 +26,12 @@ against the schema's bounds *before* anything is allocated, and anything malform
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Final
 
 import msgpack
 import numpy as np
+import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
@@ -41,6 +43,8 @@ ENTRY_BYTES_MAX: Final = 64 * 1024 * 1024
 SLICES_MAX: Final = 4096
 ORIGIN_CHARS_MAX: Final = 64
 INT64_MAX: Final = (1 << 63) - 1
+_PACKED_RUN_PAIRS_MAX: Final = 32
+"""Up to this many packed pairs are made into a run in Python (beyond, numpy costs less)."""
 
 WireEntry = list[Any]
 
@@ -51,6 +55,9 @@ def _bit_run_bytes(first: int, last: int) -> int:
 
 
 def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
+    packed = vector.packed_pairs()
+    if packed is not None and len(packed) > 1:
+        return _packed_to_wire(origin, packed)
     width = vector.width
     bit_run = vector.bit_run()
     if bit_run is not None:  # values all 1, held as bits: its bytes as they lie in memory
@@ -67,7 +74,17 @@ def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
             return [origin, 0, start - pad, np.packbits(run, bitorder="little").tobytes()]
         if slots.size * width < count * (4 + width):
             return [origin, width, start, slots.tobytes()]
-    indices, values = vector.pairs()
+    return _pairs_to_wire(origin, width, *vector.pairs())
+
+
+def _pairs_to_wire(
+    origin: str,
+    width: int,
+    indices: npt.NDArray[np.uint32],
+    values: npt.NDArray[np.unsignedinteger],
+) -> list[Any]:
+    """The smallest form of sorted, unique, non-zero pairs (the reference every other path
+    of this module must agree with byte for byte)."""
     first, last = int(indices[0]), int(indices[-1])
     if width == 1 and _bit_run_bytes(first, last) < indices.size * 5 and int(values.max()) == 1:
         start = first - first % 8
@@ -88,6 +105,44 @@ def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
         indices.astype(INDEX_DTYPE, copy=False).tobytes(),
         values.astype(VALUE_DTYPES[width], copy=False).tobytes(),
     ]
+
+
+def _packed_to_wire(origin: str, packed: bytes) -> list[Any]:
+    """:func:`_pairs_to_wire` of a sparse vector's packed pairs, read from the bytes.
+
+    Most slices staged at a flush are a few pairs (a counter, a small HLL, a young Bloom
+    filter); numpy's per-call overhead made encoding such a slice cost more than the write
+    that changed it. The sparse form is the packed bytes cut in two; the runs are built in
+    Python for a few pairs, by the numpy reference for more.
+    """
+    width = packed[0]
+    count = (len(packed) - 1) // (4 + width)
+    values_at = 1 + 4 * count
+    first = int.from_bytes(packed[1:5], "little")
+    last = int.from_bytes(packed[values_at - 4 : values_at], "little")
+    bit_run = (
+        width == 1
+        and _bit_run_bytes(first, last) < count * 5
+        and packed.count(1, values_at) == count  # (values are non-zero: all 1)
+    )
+    dense_run = not bit_run and (last - first + 1) * width < count * (4 + width)
+    if not (bit_run or dense_run):
+        return [origin, width, packed[1:values_at], packed[values_at:]]
+    if count > _PACKED_RUN_PAIRS_MAX:
+        return _pairs_to_wire(origin, width, *MaxVector.of_packed(packed).pairs())
+    indices = struct.unpack_from(f"<{count}I", packed, 1)
+    if bit_run:
+        start = first - first % 8
+        bits = bytearray(_bit_run_bytes(first, last))
+        for index in indices:
+            bits[(index - start) >> 3] |= 1 << (index & 7)
+        return [origin, 0, start, bytes(bits)]
+    run = bytearray((last - first + 1) * width)
+    for number, index in enumerate(indices):
+        at = (index - first) * width
+        source = values_at + number * width
+        run[at : at + width] = packed[source : source + width]
+    return [origin, width, first, bytes(run)]
 
 
 def entry_to_wire(entry: Entry) -> WireEntry:

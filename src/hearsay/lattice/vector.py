@@ -171,13 +171,13 @@ def _few_wanted(indices: list[int], values: list[int]) -> dict[int, int]:
 
 
 def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
-    """A few pairs as unsigned arrays (indices uint32), so no validation is needed."""
+    """A few pairs as unsigned arrays (indices uint32): the packed-bytes path takes them
+    (``_few_wanted`` still checks each value, so uint64 ones above 2**63-1 are refused)."""
     return (
         isinstance(indices, np.ndarray)
         and isinstance(values, np.ndarray)
         and indices.dtype == INDEX_DTYPE
         and values.dtype.kind == "u"
-        and values.dtype.itemsize < 8
         and indices.ndim == 1
         and indices.shape == values.shape
         and indices.size <= _FEW_PAIRS
@@ -1110,6 +1110,12 @@ class MaxVector:
         if not grown:
             return MaxVector(), MaxVector()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    @classmethod
+    def from_held_pairs(cls, pairs: dict[int, int]) -> MaxVector:
+        """A sparse vector from pairs read out of other vectors (so within bounds), packed
+        with struct: no numpy (joining the few-pair deltas of many client writes)."""
+        return cls._from_few(pairs)
 
     @classmethod
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:

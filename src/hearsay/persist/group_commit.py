@@ -25,10 +25,10 @@ Deltas: :meth:`GroupCommit.stage_delta` appends what grew in a key instead of it
 (same tickets, same policies); a later :meth:`GroupCommit.stage` of the key replaces it and its
 delta rows. So a hot big key costs its deltas, not its size, at each commit. The writer folds
 a key's delta rows into its whole row (:meth:`SqliteStore.fold`, with the engine's ``fold``
-function, one key per step between batches) once they reach ``FOLD_BYTES_RATIO`` of the
-whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has been idle for ``FOLD_IDLE_S``,
-those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading stays bounded and the log does
-not grow without end.
+function; due keys for up to ``FOLD_STEP_S`` between batches) once they reach
+``FOLD_BYTES_RATIO`` of the whole row's size or ``FOLD_ROWS_MAX`` rows, and, when it has
+been idle for ``FOLD_IDLE_S``, those whose rows reach ``FOLD_IDLE_BYTES_RATIO`` of it: loading
+stays bounded and the log does not grow without end.
 
 Failure makes the store read-only, not dead: if a commit or an fsync fails (a full disk, an
 I/O error, a file system remounted read-only...), every ``always`` ticket in flight fails with
@@ -65,7 +65,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -97,9 +97,11 @@ FOLD_BYTES_RATIO: Final = 0.5
 bytes written per change stay within a constant factor of the change (amortised)."""
 FOLD_ROWS_MAX: Final = 4096
 """... or once they are this many rows: bounds what a load has to merge per key."""
+FOLD_STEP_S: Final = 0.005
+"""A step between batches folds due keys for at most about this long (one key at least)."""
 FOLD_IDLE_S: Final = 1.0
 """After this long with nothing to commit, the writer folds keys whose delta rows reach
-``FOLD_IDLE_BYTES_RATIO`` of their whole row, one key a step."""
+``FOLD_IDLE_BYTES_RATIO`` of their whole row (for up to ``FOLD_STEP_S`` a step)."""
 FOLD_IDLE_BYTES_RATIO: Final = 1 / 16
 """... so even a fold on idle writes at most 16 times the bytes of the deltas it folds (a key
 written once a second is not rewritten whole every second)."""
@@ -394,9 +396,7 @@ class GroupCommit:
         """Stage what grew in ``key`` since its last staged write (an encoded delta): appended
         as a delta row, folded into the whole row later. Otherwise exactly like :meth:`stage`.
         """
-        if type(blob) is not bytes:
-            raise TypeError(f"stage_delta() takes bytes, got {type(blob).__name__}")
-        return self._stage(key, blob, delta=True)
+        return self.stage_batch([(key, blob, True)])
 
     def stage(self, key: bytes, blob: bytes | None) -> Ticket:
         """Stage ``key -> blob`` (``None`` removes the key) for the next commit.
@@ -407,31 +407,42 @@ class GroupCommit:
         closed, ``TypeError`` unless key and blob are ``bytes``, and blocks when the backlog is
         full (back-pressure).
         """
-        # Checked here, not by SQLite at commit time, where it would fail the whole store.
-        if type(key) is not bytes or (blob is not None and type(blob) is not bytes):
-            kinds = f"{type(key).__name__} -> {type(blob).__name__}"
-            raise TypeError(f"stage() takes bytes, got {kinds}")
-        return self._stage(key, blob, delta=False)
+        return self.stage_batch([(key, blob, False)])
 
-    def _stage(self, key: bytes, blob: bytes | None, *, delta: bool) -> Ticket:
-        if type(key) is not bytes:
-            raise TypeError(f"stage() takes a bytes key, got {type(key).__name__}")
-        size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
+    def stage_batch(self, writes: Sequence[tuple[bytes, bytes | None, bool]]) -> Ticket:
+        """Stage ``writes`` in order, each ``(key, blob, is_delta)``: what as many
+        :meth:`stage` (``is_delta`` false) and :meth:`stage_delta` calls would, under one lock,
+        one look at the backlog and one ticket, the last write's (tickets complete in staging
+        order). A flush stages every dirty key at once: per key, only an append. The backlog
+        bound is checked before the batch, so one batch may pass it by its own size."""
+        # Checked here, not by SQLite at commit time, where it would fail the whole store.
+        for key, blob, delta in writes:
+            if type(key) is not bytes or not (type(blob) is bytes or (blob is None and not delta)):
+                kinds = f"{type(key).__name__} -> {type(blob).__name__}"
+                raise TypeError(f"staging takes bytes, got {kinds}")
+        if not writes:
+            return _DONE
         ticket = _DONE
         with self._stage_lock:
             self._raise_if_unusable()
             if self._behind(time.monotonic()):
                 self._wait_for_room()
-            seq = self._staged_seq + 1
+            seq = self._staged_seq
             if self._policy is FsyncPolicy.ALWAYS:
                 ticket = Future()
                 ticket.set_running_or_notify_cancel()  # cannot be cancelled: it is in flight
-                # The waiter goes in before the write, so the writer, having taken write
-                # ``seq``, always finds its waiter.
-                self._waiters.append((seq, ticket))
-            self._queue.append((seq, key, blob, size, delta))
+                # The waiter goes in before the writes, so the writer, having taken the last
+                # of them, always finds its waiter.
+                self._waiters.append((seq + len(writes), ticket))
+            queue = self._queue
+            staged_bytes = 0
+            for key, blob, delta in writes:
+                seq += 1
+                size = len(key) + (0 if blob is None else len(blob)) + ENTRY_OVERHEAD_BYTES
+                queue.append((seq, key, blob, size, delta))
+                staged_bytes += size
             self._staged_seq = seq
-            self._staged_bytes += size
+            self._staged_bytes += staged_bytes
             failure = self._failure
             if failure is not None and ticket is not _DONE:
                 self._fail_waiters(self._failure_error(failure))
@@ -631,7 +642,7 @@ class GroupCommit:
                         self._hold(batch, last_seq)
                     unsynced = everysec
                 if not closing and (batch.deltas or idle):
-                    unsynced |= self._fold_one(None if idle else batch.deltas) and everysec
+                    unsynced |= self._fold_some(None if idle else batch.deltas) and everysec
                 if unsynced and (closing or time.monotonic() >= next_sync_s):
                     self._store.checkpoint()
                     self._held = _Batch()
@@ -688,6 +699,18 @@ class GroupCommit:
                 counts = unfolded[key] = [0, 0, self._fold_bytes(self._store, key)]
             counts[0] += len(blobs)
             counts[1] += sum(len(blob) for blob in blobs)
+
+    def _fold_some(self, among: Mapping[bytes, object] | None) -> bool:
+        """Fold due keys (see :meth:`_fold_one`) for up to ``FOLD_STEP_S``, at least one; True
+        if any was folded. Many mid-size keys taking deltas fall due faster than one fold a
+        batch could keep up with."""
+        until_s = time.monotonic() + FOLD_STEP_S
+        folded = False
+        while self._fold_one(among):
+            folded = True
+            if time.monotonic() >= until_s:
+                break
+        return folded
 
     def _fold_one(self, among: Mapping[bytes, object] | None) -> bool:
         """Fold one key's delta rows if one of ``among`` is due (None: any key, the writer
