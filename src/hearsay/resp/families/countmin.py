@@ -148,9 +148,9 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         if len(args) % 2:
             raise CommandError(messages.wrong_number_of_args("cms.incrby"))
         database = db_of(ctx)
-        countmin.check_incrby(database, args[1], ctx.now_ms)
+        sketch = countmin.check_incrby(database, args[1], ctx.now_ms)
         items, increments = cms_increments(args)
-        return list(countmin.incrby(database, args[1], items, increments, ctx.now_ms))
+        return countmin.incrby(database, args[1], items, increments, ctx.now_ms, sketch=sketch)
 
     @registry.command("CMS.QUERY", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0", errors=missing, run=cms_query_run,
