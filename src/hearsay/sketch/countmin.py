@@ -249,7 +249,7 @@ class CountMinSketch:
         # uint64 arithmetic as the array path: saturated sums, then the increment wraps.
         estimate = min((total + amount) & _UINT64_MAX for total in _summed_cells(slices, cells))
         own = slices.get(origin)
-        held = [0] * len(cells) if own is None else [own.get(cell) for cell in cells]
+        held = [0] * len(cells) if own is None else _cell_values(own, cells)
         new_own = [value + amount for value in held]
         if max(new_own) > VALUE_MAX:
             raise BoundsError("CMS: INCRBY overflow")
@@ -366,11 +366,26 @@ def _summed_cells(slices: Slices, cells: list[int]) -> list[int]:
     for _, vec in sorted(slices.items()):
         if vec.is_empty():
             continue
-        get = vec.get
         totals = [
-            min(total + get(cell), _UINT64_MAX) for total, cell in zip(totals, cells, strict=True)
+            min(total + held, _UINT64_MAX)
+            for total, held in zip(totals, _cell_values(vec, cells), strict=True)
         ]
     return totals
+
+
+_PAIRS_READ_WHOLE: Final = 8
+"""A sparse slice of at most this many pairs per wanted cell is read whole into a dict (one
+unpack of its pairs) rather than searched once per cell (each search sets up a view of the
+packed bytes: five of them cost more than reading forty pairs)."""
+
+
+def _cell_values(vec: MaxVector, cells: list[int]) -> list[int]:
+    """The values of one slice at a few ``cells``, in Python ints (absent = 0)."""
+    if not vec.is_dense and len(vec) <= _PAIRS_READ_WHOLE * len(cells):
+        held = dict(vec.items())
+        return [held.get(cell, 0) for cell in cells]
+    get = vec.get
+    return [get(cell) for cell in cells]
 
 
 def _nonzero_cells(sources: Iterable[Slices]) -> npt.NDArray[np.int64]:
