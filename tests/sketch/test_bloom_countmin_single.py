@@ -68,3 +68,40 @@ def test_one_items_cms_cells_and_incrby_match_the_batch(
     assert estimates == batch_estimates[:1]
     assert pairs[0].tolist() == batch_pairs[0].tolist() and pairs[0].dtype == batch_pairs[0].dtype
     assert pairs[1].tolist() == batch_pairs[1].tolist() and pairs[1].dtype == batch_pairs[1].dtype
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _MEMBERS,
+    st.builds(CountMinSketch, st.integers(1, 5000), st.integers(1, 12)),
+    st.lists(st.tuples(_MEMBERS, st.integers(0, 1 << 40)), max_size=10),
+    st.sampled_from([0, 1, 7, 1 << 40, (1 << 62) + 5, (1 << 63) - 1]),
+    st.booleans(),
+)
+def test_one_items_incrby_and_query_in_python_ints_match_the_arrays(
+    item: bytes, view: CountMinSketch, earlier: list[tuple[bytes, int]], amount: int, huge: bool
+) -> None:
+    """CountMinSketch.incrby_item (CMS.INCRBY of one item, Python ints) gives the pairs, the
+    estimate and the refusals of incrby's arrays; query of one item the batch's estimate
+    (also with a peer's saturating sums and totals near 2**63)."""
+    own, other = MaxVector(), MaxVector()
+    if earlier:
+        own.merge_pairs(*view.incrby({}, "a", [i for i, _ in earlier], [n for _, n in earlier])[0])
+    theirs = [i for i, _ in earlier[:3]] + [item]
+    amounts = [1] * (len(theirs) - 1) + [(1 << 62) if huge else 1]
+    other.merge_pairs(*view.incrby({}, "b", theirs, amounts)[0])
+    slices = {"a": own, "b": other}
+    try:
+        expected = view.incrby(slices, "a", [item], [amount])
+    except Exception as error:  # the same refusal, whatever it is
+        try:
+            view.incrby_item(slices, "a", item, amount)
+        except Exception as same:
+            assert (type(same), str(same)) == (type(error), str(error))
+        else:
+            raise AssertionError(f"incrby_item accepted what incrby refused: {error}") from None
+        return
+    (indices, values), estimate = view.incrby_item(slices, "a", item, amount)
+    assert [estimate] == expected[1]
+    assert indices == expected[0][0].tolist() and values == expected[0][1].tolist()
+    assert view.query(slices, [item]) == view.query(slices, [item, item])[:1]

@@ -530,6 +530,32 @@ class CommandRegistry:
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return [self.internal_error(spec.full_name, exc)] * len(run)
 
+    def dispatch_each(self, ctx: ClientContext, calls: list[list[bytes]]) -> list[Reply]:
+        """The replies of ``calls`` dispatched one after another: what a run handler answers
+        for the calls its batch cannot take (a bad argument, an overflow). None may wait."""
+        replies: list[Reply] = []
+        for args in calls:  # bounded by the run's length
+            reply = self.dispatch(ctx, args)
+            assert not isinstance(reply, WaitForAcks), "a command of a run never waits"
+            replies.append(reply)
+        return replies
+
+    def repeated_reads(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        """The :data:`RunHandler` of a read-only command (GET, PFCOUNT): a call that repeats
+        the call before it gets that call's reply again without running. Nothing runs between
+        the calls of a run and they share one time, so the reply could not differ: a pipeline
+        of one read to one key (a dashboard polling a counter) costs one read."""
+        replies: list[Reply] = []
+        previous: list[bytes] | None = None
+        reply: Reply = None
+        for args in run:  # bounded by the run's length
+            if args != previous:
+                answer = self.dispatch(ctx, args)
+                assert not isinstance(answer, WaitForAcks), "a read never waits"
+                reply, previous = answer, args
+            replies.append(reply)
+        return replies
+
     def dispatch(self, ctx: ClientContext, args: list[bytes]) -> Reply | WaitForAcks:
         """Run one request (or, between MULTI and EXEC, queue it) and return its reply value;
         it never raises."""

@@ -66,6 +66,11 @@ OUTPUT_HIGH_WATER_BYTES: Final = 1024 * 1024
 """Unsent replies above which a connection stops running commands and reading (back-pressure);
 it goes on once the transport drained to a quarter of this (asyncio's low-water mark)."""
 
+RUN_CALLS_MAX: Final = 64
+"""Calls of a pipelined run answered in one go (the rest form the next run): the replies of a
+run are encoded before back-pressure is looked at again, so a run of 4,000 GETs of a 12 KiB
+HLL would buffer 49 MB at once; 64 keep that under 1 MiB and still batch a pipeline."""
+
 MAX_CLIENTS_REPLY: Final = b"-ERR max number of clients reached\r\n"
 
 AUTH_DELAY_MS_FIRST: Final = 10
@@ -352,8 +357,10 @@ class RespConnection(asyncio.Protocol):
                     self.commands_processed -= count - at
                     self._hold(commands, at, (throttled_until_ms - now_ms) / 1000)
                     break
-            # A run answers many calls at once: never between MULTI and EXEC (they queue).
+            # A run answers many calls at once: never between MULTI and EXEC (they queue), and
+            # at most RUN_CALLS_MAX calls, so back-pressure is checked between runs too.
             run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
+            run = min(run, RUN_CALLS_MAX)
             if run:
                 run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)
                 try:

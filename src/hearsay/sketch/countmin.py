@@ -52,6 +52,7 @@ from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_
 __all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
 
 INT64_MAX: Final = (1 << 63) - 1
+_UINT64_MAX: Final = (1 << 64) - 1
 _MERGE_CHUNK_CELLS: Final = 1 << 20
 
 
@@ -162,9 +163,7 @@ class CountMinSketch:
     def cells(self, items: Sequence[bytes]) -> npt.NDArray[np.int64]:
         """The ``(len(items), depth)`` slots each item counts in (row ``r`` in column ``r``)."""
         if len(items) == 1:  # one item (CMS.INCRBY k item n): its few words in Python ints
-            item_hash, w = member_hash(items[0]), self._width
-            row_cells = [mix64_int(item_hash, row + 1) % w + row * w for row in range(self._depth)]
-            return np.array([row_cells], dtype=np.int64)
+            return np.array([self.item_cells(items[0])], dtype=np.int64)
         h = member_hashes(items)
         out = np.empty((h.size, self._depth), dtype=np.int64)
         width = np.uint64(self._width)
@@ -172,6 +171,11 @@ class CountMinSketch:
             column = mix64(h, row + 1) % width
             out[:, row] = column.astype(np.int64) + row * self._width
         return out
+
+    def item_cells(self, item: bytes) -> list[int]:
+        """The ``depth`` slots one item counts in, as Python ints (row ``r``'s is ``r``-th)."""
+        item_hash, w = member_hash(item), self._width
+        return [mix64_int(item_hash, row + 1) % w + row * w for row in range(self._depth)]
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -226,6 +230,33 @@ class CountMinSketch:
         keep = new_own != 0
         pairs: Pairs = (unique_cells[keep].astype(np.uint32), new_own[keep])
         return pairs, [min(int(e), INT64_MAX) for e in estimates.tolist()]
+
+    def incrby_item(
+        self, slices: Slices, origin: str, item: bytes, amount: int
+    ) -> tuple[tuple[list[int], list[int]], int]:
+        """:meth:`incrby` of one item in Python ints (one CMS.INCRBY of one item, the common
+        call): the same pairs as lists, which the lattice merges without numpy, and the
+        estimate. A handful of cells cost less as ints than as the arrays' ufunc calls."""
+        amount = int(amount)
+        if amount < 0:
+            raise BoundsError("CMS: Number cannot be negative")
+        if amount > INT64_MAX or (
+            self._count_bound(slices) + amount > INT64_MAX
+            and self.count(slices) + amount > INT64_MAX
+        ):
+            raise BoundsError("CMS: INCRBY overflow")
+        cells = self.item_cells(item)
+        # uint64 arithmetic as the array path: saturated sums, then the increment wraps.
+        estimate = min((total + amount) & _UINT64_MAX for total in _summed_cells(slices, cells))
+        own = slices.get(origin)
+        held = [0] * len(cells) if own is None else _cell_values(own, cells)
+        new_own = [value + amount for value in held]
+        if max(new_own) > VALUE_MAX:
+            raise BoundsError("CMS: INCRBY overflow")
+        if not amount and not all(new_own):  # (an increment of 0 to cells never counted)
+            kept = [(cell, value) for cell, value in zip(cells, new_own, strict=True) if value]
+            cells, new_own = [cell for cell, _ in kept], [value for _, value in kept]
+        return (cells, new_own), min(estimate, INT64_MAX)
 
     def _incrby_one(
         self,
@@ -304,6 +335,8 @@ class CountMinSketch:
         """CMS.QUERY: each item's estimate (never below its true count)."""
         if not items:
             return []
+        if len(items) == 1:  # one item: a few look-ups in Python ints, no arrays
+            return [min(*_summed_cells(slices, self.item_cells(items[0])), INT64_MAX)]
         cells = self.cells(items)
         estimates = summed_at(slices, cells).min(axis=1)
         return [min(int(e), INT64_MAX) for e in estimates.tolist()]
@@ -324,6 +357,35 @@ class CountMinSketch:
 
     def is_empty(self, slices: Slices) -> bool:
         return all(vec.is_empty() for vec in slices.values())
+
+
+def _summed_cells(slices: Slices, cells: list[int]) -> list[int]:
+    """:func:`summed_at` of a few ``cells`` in Python ints: per cell, the sum over every
+    origin's slice, saturating at ``2**64 - 1`` (reads the slices in place, no copies)."""
+    totals = [0] * len(cells)
+    for _, vec in sorted(slices.items()):
+        if vec.is_empty():
+            continue
+        totals = [
+            min(total + held, _UINT64_MAX)
+            for total, held in zip(totals, _cell_values(vec, cells), strict=True)
+        ]
+    return totals
+
+
+_PAIRS_READ_WHOLE: Final = 8
+"""A sparse slice of at most this many pairs per wanted cell is read whole into a dict (one
+unpack of its pairs) rather than searched once per cell (each search sets up a view of the
+packed bytes: five of them cost more than reading forty pairs)."""
+
+
+def _cell_values(vec: MaxVector, cells: list[int]) -> list[int]:
+    """The values of one slice at a few ``cells``, in Python ints (absent = 0)."""
+    if not vec.is_dense and len(vec) <= _PAIRS_READ_WHOLE * len(cells):
+        held = dict(vec.items())
+        return [held.get(cell, 0) for cell in cells]
+    get = vec.get
+    return [get(cell) for cell in cells]
 
 
 def _nonzero_cells(sources: Iterable[Slices]) -> npt.NDArray[np.int64]:

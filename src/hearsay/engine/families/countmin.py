@@ -61,16 +61,33 @@ def check_absent(db: Replica, key: bytes, now_ms: int) -> None:
         raise KeyExistsError("CMS: key already exists")
 
 
-def check_incrby(db: Replica, key: bytes, now_ms: int) -> None:
-    """KeyMissingError / WrongTypeError before CMS.INCRBY's numbers are parsed (RedisBloom)."""
-    _required(db, key, now_ms)
+Sketch = tuple[CountMinSketch, dict[str, MaxVector]]
+"""A key's view and its slices by origin, as read (see :func:`check_incrby`)."""
+
+
+def check_incrby(db: Replica, key: bytes, now_ms: int) -> Sketch:
+    """KeyMissingError / WrongTypeError before CMS.INCRBY's numbers are parsed (RedisBloom);
+    the sketch read, which :func:`incrby` then takes instead of reading it again."""
+    return _required(db, key, now_ms)
 
 
 def incrby(
-    db: Replica, key: bytes, items: Sequence[bytes], increments: Sequence[int], now_ms: int
+    db: Replica,
+    key: bytes,
+    items: Sequence[bytes],
+    increments: Sequence[int],
+    now_ms: int,
+    *,
+    sketch: Sketch | None = None,
 ) -> list[int]:
-    """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow)."""
-    view, slices = _required(db, key, now_ms)
+    """CMS.INCRBY: each item's estimate after its increment (BoundsError on overflow).
+
+    ``sketch``: what :func:`check_incrby` read of ``key`` just before (nothing ran since)."""
+    view, slices = _required(db, key, now_ms) if sketch is None else sketch
+    if len(items) == 1:  # one item: Python ints, no arrays (the common call)
+        few, estimate = view.incrby_item(slices, db.origin, items[0], increments[0])
+        write_pairs(db, key, view.schema, few, now_ms)
+        return [estimate]
     pairs, estimates = view.incrby(slices, db.origin, items, increments)
     write_pairs(db, key, view.schema, pairs, now_ms)
     return estimates

@@ -8,7 +8,6 @@ from contextlib import suppress
 from hearsay.base.errors import HearsayError
 from hearsay.engine.families import counter
 from hearsay.engine.families.counter import HllNotIntegerError
-from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandRegistry, ErrorReplies, RunHandler
 from hearsay.resp.key_commands import db_of, integer_arg
@@ -39,11 +38,7 @@ def _run_handler(
             # An error here wrote nothing (the key's type): each call then gets its own.
             with suppress(HearsayError):
                 replies.extend(counter.incrby_run(db_of(ctx), calls[0][1], amounts, ctx.now_ms))
-        for args in calls[len(replies) :]:
-            reply = registry.dispatch(ctx, args)
-            assert not isinstance(reply, WaitForAcks), "only WAIT waits"
-            replies.append(reply)
-        return replies
+        return replies + registry.dispatch_each(ctx, calls[len(replies) :])
 
     return run
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.engine.families import countmin
 from hearsay.engine.families.common import KeyExistsError, KeyMissingError, ShapeMismatchError
-from hearsay.engine.interfaces import WaitForAcks
 from hearsay.resp import messages
 from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry, ErrorReplies
 from hearsay.resp.families.window import cms_increments, create_windowed, split_window
@@ -17,18 +16,6 @@ from hearsay.sketch.countmin import CountMinSketch, dims_from_prob
 from hearsay.sketch.window import Window
 
 __all__ = ["install_countmin_commands"]
-
-
-def _one_by_one(
-    registry: CommandRegistry, ctx: ClientContext, run: list[list[bytes]]
-) -> list[Reply]:
-    """A run's replies from its calls dispatched in turn (a run the batch cannot answer)."""
-    replies: list[Reply] = []
-    for args in run:
-        reply = registry.dispatch(ctx, args)
-        assert not isinstance(reply, WaitForAcks), "a CMS command never waits"
-        replies.append(reply)
-    return replies
 
 
 def _increments(run: list[list[bytes]]) -> tuple[list[bytes], list[int]] | None:
@@ -96,12 +83,12 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
     def cms_incrby_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         parsed = _increments(run)
         if parsed is None:
-            return _one_by_one(registry, ctx, run)
+            return registry.dispatch_each(ctx, run)
         items, increments = parsed
         try:
             estimates = countmin.incrby(db_of(ctx), run[0][1], items, increments, ctx.now_ms)
         except BoundsError:
-            return _one_by_one(registry, ctx, run)
+            return registry.dispatch_each(ctx, run)
         return _per_call(run, estimates, 2)
 
     def cms_query_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
@@ -148,9 +135,9 @@ def install_countmin_commands(registry: CommandRegistry) -> None:
         if len(args) % 2:
             raise CommandError(messages.wrong_number_of_args("cms.incrby"))
         database = db_of(ctx)
-        countmin.check_incrby(database, args[1], ctx.now_ms)
+        sketch = countmin.check_incrby(database, args[1], ctx.now_ms)
         items, increments = cms_increments(args)
-        return list(countmin.incrby(database, args[1], items, increments, ctx.now_ms))
+        return countmin.incrby(database, args[1], items, increments, ctx.now_ms, sketch=sketch)
 
     @registry.command("CMS.QUERY", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="2.0.0", errors=missing, run=cms_query_run,

@@ -34,6 +34,7 @@ def install_hll_commands(registry: CommandRegistry) -> None:
 
     @registry.command("PFCOUNT", arity=-2, flags=("readonly",), first_key=1, last_key=-1,
                       step=1, group=group, since="2.8.9", errors=not_an_hll,
+                      run=registry.repeated_reads,
                       summary="Estimated number of distinct members of the union of "
                       "HyperLogLog keys.")  # fmt: skip
     def pfcount(ctx: ClientContext, args: list[bytes]) -> Reply:

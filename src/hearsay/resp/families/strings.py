@@ -24,6 +24,7 @@ def install_string_commands(registry: CommandRegistry) -> None:
 
     @registry.command("GET", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
                       step=1, group=group, since="1.0.0", errors=not_redis_precision,
+                      run=registry.repeated_reads,
                       summary="A counter's value, or the Redis HLL bytes of a HyperLogLog "
                       "(precision 14).")  # fmt: skip
     def get(ctx: ClientContext, args: list[bytes]) -> Reply:
