@@ -91,10 +91,11 @@ def test_departed_nodes_fold_into_one_retired_slice(cluster: Cluster) -> None:
                 return True
 
             poll_until(folded, DEADLINE_S, what=f"round {round_no}: one retired slice per key")
-        for client in clients:
-            info = client.info("stats")
-            assert info["departed_nodes"] == CHURN_ROUNDS
-            assert info["retired_folds"] >= 1
+        stats = [client.info("stats") for client in clients]
+        assert [info["departed_nodes"] for info in stats] == [CHURN_ROUNDS] * len(stats)
+        # Every round's retired slice was folded by some node; a node whose peer folded first
+        # only merges the result (its own grace had not passed yet) and counts no fold.
+        assert sum(info["retired_folds"] for info in stats) >= CHURN_ROUNDS
         # The last guest comes back with its old id: its late writes are refused everywhere.
         assert gone is not None
         back = cluster.start("back", "--data-dir", str(gone.data_dir), "--join", first.gossip)
