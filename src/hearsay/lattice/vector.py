@@ -16,6 +16,11 @@ never a Python dict. It has two representations and switches on its own:
 - **bits**: a dense vector whose values are all 0 or 1 (a Bloom filter) as one bit per slot
   (a uint8 array, bit ``i % 8`` of byte ``i // 8``): a 9.59 Mbit filter takes 1.2 MB, not 9.6.
   A value above 1 widens it to the one-byte array (once; it never goes back).
+- **six-bit**: a dense one-byte vector whose values are all at most 63 (an HLL's registers)
+  as six bits per slot, as Redis packs its dense registers: a 16,384-register HLL takes
+  12,288 bytes, not 16,384. Reads and single writes work on the packed form in C
+  (:mod:`hearsay.lattice._sixbit`); a bulk merge unpacks, merges and packs again; a value
+  above 63 leaves it a one-byte array (it never goes back).
 
 A sparse vector becomes dense once the dense array (with numpy's larger object header) would
 be no larger than the packed pairs; a dense one goes back to sparse only when an index far
@@ -35,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError
+from hearsay.lattice import _sixbit
 
 INDEX_LIMIT: Final = 1 << 32
 """Indices are uint32: ``0 <= index < INDEX_LIMIT``."""
@@ -206,6 +212,27 @@ forms are told apart without another slot (``_packed`` means nothing while a vec
 _BIT_CHUNK_BYTES: Final = 8192
 """Bits are turned into indices this many bytes at a time (64 KiB of temporaries, not a byte
 per slot of the whole filter)."""
+_SIX: Final = b"\x06"
+"""``_packed`` of a vector held as six-bit slots (a width byte no packed form has, as _BITS)."""
+_SIX_MAX: Final = 63
+_SLOTS_PER_SIX_GROUP: Final = 4
+"""Four six-bit slots fill three bytes."""
+
+
+def _six_packed(array: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.uint8] | None:
+    """``array`` as six-bit slots, or None when it cannot be (not one byte per slot, a slot
+    count not a multiple of 4, or a value above 63)."""
+    if array.dtype != np.uint8 or array.size % _SLOTS_PER_SIX_GROUP:
+        return None
+    packed = np.empty(array.size // _SLOTS_PER_SIX_GROUP * 3, dtype=np.uint8)
+    return packed if _sixbit.pack(array, packed) else None
+
+
+def _six_unpacked(packed: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Six-bit slots as a new one-byte array."""
+    values = np.empty(packed.size // 3 * _SLOTS_PER_SIX_GROUP, dtype=np.uint8)
+    _sixbit.unpack(packed, values)
+    return values
 
 
 def _bit_masks(indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint8]:
@@ -349,6 +376,7 @@ class MaxVector:
             )
             if bits or _dense_is_smaller(top, indices.size, width):
                 vector._hold(_dense_array(indices, values, width, bits), bits=bits)
+                vector._compact()
             else:
                 vector._packed = _pack(width, indices, values)
         return vector
@@ -391,11 +419,13 @@ class MaxVector:
                     and vals.dtype == VALUE_DTYPES[width]
                 ):
                     vector._dense = vals  # already the array this vector would hold: adopt
+                    vector._compact()
                     return vector
                 dense = np.zeros(slots, dtype=VALUE_DTYPES[width])
                 end = min(vals.size, top + 1 - offset)
                 dense[offset : top + 1] = vals[:end]
                 vector._dense = dense
+                vector._compact()
                 return vector
         nonzero_at = np.flatnonzero(vals)
         return cls.from_pairs(nonzero_at.astype(np.uint64) + offset, vals[nonzero_at])
@@ -446,9 +476,32 @@ class MaxVector:
         self._dense = array
         self._packed = _BITS if bits else _EMPTY
 
+    def _compact(self) -> None:
+        """A one-byte dense array whose values all fit six bits becomes six-bit slots."""
+        dense = self._dense
+        if dense is not None and self._packed is _EMPTY:
+            packed = _six_packed(dense)
+            if packed is not None:
+                self._dense, self._packed = packed, _SIX
+
     @property
     def _is_bits(self) -> bool:
         return self._packed is _BITS
+
+    def _slot_values(self) -> npt.NDArray[np.unsignedinteger]:
+        """A dense vector (not bits) as one value per slot: the array itself, or six-bit
+        slots unpacked into a new one."""
+        dense = self._dense
+        assert dense is not None and self._packed is not _BITS
+        return _six_unpacked(dense) if self._packed is _SIX else dense
+
+    def six_histogram(self) -> list[int] | None:
+        """For a vector held as six-bit slots: how many of its :attr:`dense_slots` hold each
+        value 0..63 (all an HLL's estimate reads, taken from the packed form); else None."""
+        dense = self._dense
+        if dense is None or self._packed is not _SIX:
+            return None
+        return _sixbit.histogram(dense)
 
     def _widen(self) -> npt.NDArray[np.unsignedinteger]:
         """A bits vector about to hold a value above 1 becomes a one-byte array (returned)."""
@@ -464,6 +517,8 @@ class MaxVector:
         dense = self._dense
         if dense is None:
             return 0
+        if self._packed is _SIX:
+            return dense.size // 3 * _SLOTS_PER_SIX_GROUP
         return dense.size * 8 if self._is_bits else dense.size
 
     @classmethod
@@ -532,8 +587,9 @@ class MaxVector:
         if self._is_bits:
             count = _popcount(self._dense)
             return _bit_indices(self._dense, count), np.ones(count, dtype=np.uint8)
-        nonzero = np.flatnonzero(self._dense).astype(INDEX_DTYPE)
-        return nonzero, self._dense[nonzero]
+        dense = self._slot_values()
+        nonzero = np.flatnonzero(dense).astype(INDEX_DTYPE)
+        return nonzero, dense[nonzero]
 
     def items(self) -> list[tuple[int, int]]:
         """The non-zero pairs as Python ints, sorted by index.
@@ -561,6 +617,8 @@ class MaxVector:
             return (len(self._packed) - 1) // (4 + self._packed[0])
         if self._is_bits:
             return _popcount(self._dense)
+        if self._packed is _SIX:
+            return self.dense_slots - _sixbit.histogram(self._dense)[0]
         return int(np.count_nonzero(self._dense))
 
     def is_empty(self) -> bool:
@@ -577,6 +635,8 @@ class MaxVector:
                 return (
                     int(dense[index >> 3]) >> (index & 7) & 1 if 0 <= index < 8 * dense.size else 0
                 )
+            if self._packed is _SIX:
+                return _sixbit.get(dense, index) if 0 <= index < self.dense_slots else 0
             return int(dense[index]) if 0 <= index < dense.size else 0
         if not 0 <= index < INDEX_LIMIT:
             return 0
@@ -597,6 +657,15 @@ class MaxVector:
         out = np.zeros(flat.size, dtype=np.uint64)
         dense = self._dense
         if dense is not None:
+            if self._packed is _SIX:
+                if flat.size <= _FEW_LOOKUPS and flat.dtype.kind in "iu":
+                    # A pipelined run's registers: one C look-up each, nothing unpacked.
+                    end = self.dense_slots
+                    looked_up = [
+                        _sixbit.get(dense, i) if 0 <= i < end else 0 for i in flat.tolist()
+                    ]
+                    return np.array(looked_up, dtype=np.uint64).reshape(idx.shape)
+                dense = _six_unpacked(dense)
             bits = self._packed is _BITS
             slots = 8 * dense.size if bits else dense.size
             if bits and flat.size <= _FEW_PAIRS and flat.dtype.kind in "iu":
@@ -682,6 +751,8 @@ class MaxVector:
             return None
         if self._is_bits:  # (a copy, one byte per slot: the codec writes bits by bit_run)
             dense = np.unpackbits(dense, bitorder="little")
+        elif self._packed is _SIX:  # (a copy too: the wire and the disk keep a byte per slot)
+            dense = _six_unpacked(dense)
         nonzero = int(np.count_nonzero(dense))
         if not nonzero:
             return None
@@ -738,7 +809,8 @@ class MaxVector:
             return MaxVector._from_sorted(found, np.ones(found.size, dtype=np.uint8))
         if self._dense is not None:
             low = max(low, 0)
-            part = self._dense[low : max(min(high, self._dense.size), low)]
+            dense = self._slot_values()
+            part = dense[low : max(min(high, dense.size), low)]
             nonzero = np.flatnonzero(part)
             return MaxVector._from_sorted((nonzero + low).astype(INDEX_DTYPE), part[nonzero])
         indices, values = self._sparse_arrays()
@@ -756,8 +828,9 @@ class MaxVector:
                 n = min(size, held.size)
                 out[:n] = held[:n]
                 return out
-            n = min(size, self._dense.size)
-            out[:n] = self._dense[:n]
+            dense = self._slot_values()
+            n = min(size, dense.size)
+            out[:n] = dense[:n]
             return out
         indices, values = self._sparse_arrays()
         out = np.zeros(size, dtype=values.dtype)
@@ -767,6 +840,8 @@ class MaxVector:
 
     def nbytes(self) -> int:
         """Payload bytes held (not counting the Python object headers)."""
+        if self._packed is _SIX:  # (a byte per slot, as the codec writes it: the key cap's measure)
+            return self.dense_slots
         if self._dense is not None:
             return int(self._dense.nbytes)  # (the empty packed form is one shared object)
         return len(self._packed)
@@ -801,6 +876,42 @@ class MaxVector:
 
         A small ``other`` (one client write) takes the pure-Python few-pairs paths.
         """
+        if self._packed is _SIX and other._dense is None:
+            return self._merge_vector_tracking(other)  # (pairs: the paths below keep six bits)
+        return self._keeping_form(self._merge_vector_tracking, other)
+
+    def _keeping_form(
+        self, merge: Callable[..., tuple[MaxVector, MaxVector]], *args: object
+    ) -> tuple[MaxVector, MaxVector]:
+        """``merge(*args)`` (a general merge path, which knows one byte per slot) on a vector
+        held as six-bit slots (unpacked for it, packed again after) or a sparse one (which
+        may become dense: then packed if it can be). Other forms run it as they are."""
+        six = self._packed is _SIX
+        if not six and self._dense is not None:
+            return merge(*args)
+        packed = self._dense
+        unpacked = None
+        if six:
+            assert packed is not None
+            unpacked = _six_unpacked(packed)
+            self._hold(unpacked)
+        try:
+            result = merge(*args)
+        except BaseException:
+            if six and self._dense is unpacked:
+                self._dense, self._packed = packed, _SIX
+            raise
+        if six and self._dense is unpacked and result[0].is_empty():
+            self._dense, self._packed = packed, _SIX  # nothing rose: the packed form stands
+            return result
+        if six:
+            assert packed is not None
+            _forget(packed)
+        if self._packed is _EMPTY:
+            self._compact()
+        return result
+
+    def _merge_vector_tracking(self, other: MaxVector) -> tuple[MaxVector, MaxVector]:
         if self._dense is not None and other._dense is not None:
             merged = self._merge_dense_vector(other)
             if merged is not None:
@@ -816,6 +927,8 @@ class MaxVector:
         incoming array reaches so far out that this vector should go sparse)."""
         incoming = other._dense
         assert incoming is not None
+        if other._packed is _SIX:
+            incoming = _six_unpacked(incoming)
         if self._is_bits:
             if other._is_bits:
                 return self._merge_bits_vector(incoming)
@@ -940,6 +1053,51 @@ class MaxVector:
 
         A handful of pairs as Python lists (one client write) never touches numpy.
         """
+        if self._packed is _SIX:
+            few = self._merge_few_into_six(indices, values)
+            if few is not None:
+                return few
+        return self._keeping_form(self._merge_pairs_tracking, indices, values)
+
+    def _merge_few_into_six(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """A handful of pairs (one PFADD) set in the six-bit slots in place, one C call per
+        register. None: not for this path (many pairs, a value above 63, an index beyond)."""
+        if isinstance(indices, np.ndarray) and isinstance(values, np.ndarray):
+            if indices.dtype.kind != "u" or values.dtype.kind != "u" or indices.ndim != 1:
+                return None
+            index_list, value_list = indices.tolist(), values.tolist()
+        elif isinstance(indices, list) and isinstance(values, list):
+            index_list, value_list = indices, values
+        else:
+            return None
+        if len(index_list) > _FEW_PAIRS:
+            return None
+        wanted = _few_wanted(index_list, value_list)
+        if not wanted:
+            return MaxVector(), MaxVector()
+        packed = self._dense
+        assert packed is not None
+        if max(wanted) >= self.dense_slots or max(wanted.values()) > _SIX_MAX:
+            return None
+        grown: dict[int, int] = {}
+        before: dict[int, int] = {}
+        for index, value in wanted.items():
+            current = _sixbit.get(packed, index)
+            if value > current:
+                if not grown:
+                    _forget(packed)
+                _sixbit.raise_to(packed, index, value)
+                before[index] = current
+                grown[index] = value
+        if not grown:
+            return MaxVector(), MaxVector()
+        return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    def _merge_pairs_tracking(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector]:
         if isinstance(indices, list) and isinstance(values, list) and len(indices) <= _FEW_PAIRS:
             few = self._merge_few(_few_wanted(indices, values))
             if few is not None:
@@ -1176,6 +1334,11 @@ class MaxVector:
         ``previous`` holds the old values of exactly the pairs in ``delta`` (zeros omitted):
         what an incremental content hash needs to update itself in O(delta).
         """
+        return self._keeping_form(self._merge_tracking, indices, values)
+
+    def _merge_tracking(
+        self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
+    ) -> tuple[MaxVector, MaxVector]:
         if indices.size == 0:
             return MaxVector(), MaxVector()
         if self._is_bits and int(values.max()) > 1:

@@ -117,6 +117,13 @@ FILL_SAMPLE_MAX: Final = 4096
 bits at half fill)."""
 
 
+CHAIN_MADD_ITEMS_MAX: Final = 1000
+"""Items one :meth:`BloomFilter.chain_madd` call answers (the caller calls again for the rest):
+it reads every item's positions as Python ints, about 750 bytes an item, and a 10,000-item
+BF.MADD's 7.4 MB of them at once left a real node's heap that much bigger (fragmented) for
+good."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChainAdds:
     """What :meth:`BloomFilter.chain_madd` gives: the pairs to merge and, per item answered,
@@ -553,6 +560,8 @@ class BloomFilter:
         """
         if len(members) == 1:
             return self._chain_add_one(vec, members[0])
+        rest = len(members) > CHAIN_MADD_ITEMS_MAX  # (the rest in the next call)
+        members = members[:CHAIN_MADD_ITEMS_MAX]
         links = self._links
         subs = self.filters(vec)
         reach = self._read_reach(subs)
@@ -563,7 +572,7 @@ class BloomFilter:
         markers: list[int] = []
         added: list[bool | None] = []
         full = self._expansion == NONSCALING and vec.get(1) != 0
-        more = False
+        more = rest
         for member, row, flag in zip(members, rows, flags, strict=True):
             if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans):
                 added.append(False)

@@ -107,6 +107,11 @@ class HyperLogLog:
         return vec.memo(self._schema, self._count_now)
 
     def _count_now(self, vec: MaxVector) -> int:
+        histogram = vec.six_histogram()  # (six-bit registers: counted where they lie)
+        registers = 1 << self._p
+        if histogram is not None and vec.dense_slots <= registers:
+            histogram[0] += registers - vec.dense_slots  # (slots past the array hold 0)
+            return hll_math.count_histogram(histogram, self._p)
         if vec.is_dense:
             return hll_math.count(self.registers(vec))
         return hll_math.count_pairs(*vec.pairs(), self._p)

@@ -117,7 +117,7 @@ def add(
         write_pairs(db, key, view.schema, pairs, now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
     added: list[bool | None] = []
-    while True:  # bounded: a pass answers an item or starts a sub-filter (64 at most)
+    while True:  # bounded: a pass answers up to 1,000 items or starts a sub-filter (64 at most)
         adds = view.chain_madd(vector, items[len(added) :])
         write_pairs(db, key, view.schema, adds.pairs, now_ms)
         added += adds.added
