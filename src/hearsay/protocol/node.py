@@ -133,6 +133,7 @@ class GossipNode:
             push_asking=self._acks.push_asking_many,
             cover=self._acks.cover,
             forward_to_vignette=self._forward_to_vignette,
+            vignette_listening=self._vignette_listening,
         )
         self._vignette = VignetteDialect(
             outbox,
@@ -411,3 +412,7 @@ class GossipNode:
 
     def _forward_to_vignette(self, key: bytes, grown: Entry, full: bool, source: Address) -> None:
         self._vignette.forward_from_peer(key, grown, full, source)
+
+    def _vignette_listening(self) -> bool:
+        """Whether what a peer's PUSH grew goes on to vignette neighbours (we know some)."""
+        return bool(self._vignette.peers)

@@ -45,6 +45,10 @@ class Peers:
         take = min(len(peers), count + extra)
         if take <= 0:
             return []
+        if not extra and take == len(peers):
+            # Every peer (a client write in a small cluster): the order is no choice, so no
+            # sample (one per key per drain, the most of a pick's cost).
+            return list(peers)
         chosen = self._rng.sample(peers, take)
         if extra:
             chosen = [p for p in chosen if p != exclude]

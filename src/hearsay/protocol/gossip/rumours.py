@@ -99,6 +99,7 @@ class Rumours:
         push_asking: PushAsking,
         cover: Callable[[int, int], None],
         forward_to_vignette: Callable[[bytes, Entry, bool, Address], None],
+        vignette_listening: Callable[[], bool],
     ) -> None:
         self._outbox = outbox
         self._peers = peers
@@ -110,6 +111,7 @@ class Rumours:
         self._push_asking = push_asking
         self._cover = cover
         self._forward_to_vignette = forward_to_vignette
+        self._vignette_listening = vignette_listening
         self.local: dict[bytes, _Local] = {}
         """Client writes since the last drain, per key."""
         self.pending: dict[bytes, _Pending] = {}
@@ -333,11 +335,14 @@ class Rumours:
                 self._got(key)
                 continue
             held = keyspace.entry(key)
-            if grown is not None:
+            # (whether it is whole only matters to whom it goes on to: a covered write's
+            # receivers forward nothing, and most nodes know no vignette neighbour)
+            listening = held is not None and self._vignette_listening()
+            if grown is not None and (fanout or listening):
                 whole = (not known and full) or (held is not None and is_whole(grown, held))
                 if fanout:
                     self.rumour(key, grown, whole, source, fanout=fanout)
-                if held is not None:
+                if listening:
                     self._forward_to_vignette(key, grown, whole, source)
             if known:
                 if not _took_all(result, delta, held):
