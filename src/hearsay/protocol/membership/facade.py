@@ -802,22 +802,29 @@ class Membership:
         return delta, size
 
     def _drop_covered(self, raw: object) -> object:
-        """A push-pull chunk without the deltas we hold already (same generation, our
-        watermark at or past theirs): most of a table, on a node whose view is full. They
-        would change nothing, and skipping them skips checking their entries (the rest is
-        checked in full by :func:`decode`)."""
-        if not (
-            isinstance(raw, list)
-            and len(raw) == 4
-            and raw[0] == MessageKind.PUSH_PULL
-            and isinstance(raw[3], list)
-        ):
+        """A push-pull chunk, ACK or ACK2 without the deltas we hold already (same
+        generation, our watermark at or past theirs): most of a table on a node whose view is
+        full, and most of an ACK's deltas of members our SYN did not mention. They would
+        change nothing (:meth:`_apply` returns at once), and skipping them skips checking
+        their entries (the rest is checked in full by :func:`decode`). A push-pull's covered
+        members are kept in :attr:`_covered` (its answer vouches for them)."""
+        if not isinstance(raw, list) or not raw:
+            return raw
+        kind = raw[0]
+        if kind in (MessageKind.PUSH_PULL, MessageKind.ACK):
+            at = 3
+        elif kind == MessageKind.ACK2:
+            at = 2
+        else:
+            return raw
+        if len(raw) != at + 1 or not isinstance(raw[at], list):
             return raw
         kept = []
         covered = self._covered
         covered.clear()
+        note = kind == MessageKind.PUSH_PULL
         state_for = self._table.state_for
-        for d in raw[3]:
+        for d in raw[at]:
             if isinstance(d, list) and len(d) == 5 and type(d[0]) is str:
                 state = state_for(d[0])
                 if (
@@ -826,10 +833,13 @@ class Membership:
                     and type(d[3]) is int
                     and d[3] <= state.max_version
                 ):
-                    covered.append(d[0])
+                    if note:
+                        covered.append(d[0])
                     continue
             kept.append(d)
-        return [raw[0], raw[1], raw[2], kept]
+        if len(kept) == len(raw[at]):
+            return raw
+        return [*raw[:at], kept]
 
     def _on_push_pull(self, message: PushPull, now_ms: int) -> None:
         now = self._advance(now_ms)
@@ -1064,6 +1074,12 @@ class Membership:
                 break  # full: the rest would not fit
             if from_v >= state.max_version:
                 continue
+            if from_v == 0:  # a whole state: the one kept for push-pulls, when it fits
+                whole, size = self._full_delta(state)
+                if size <= left:
+                    out.append(whole)
+                    left -= size
+                    continue
             items = state.entries_after(from_v)
             head = (
                 2
@@ -1216,6 +1232,13 @@ class Membership:
         peers = self._table.peers
         for d in syn.digest:
             mentioned.add(d.node_id)
+            peer = peers.get(d.node_id)
+            if (
+                peer is not None
+                and d.generation == peer.state.generation
+                and d.max_version == peer.state.max_version
+            ):
+                continue  # the same state on both sides (most of a digest): nothing to do
             if d.node_id == self._id:
                 self._refute(d.generation)
                 if d.generation == self._self.generation and d.max_version > self._self.max_version:
@@ -1230,7 +1253,6 @@ class Membership:
                 continue
             if not self._plausible(d.generation):
                 continue
-            peer = peers.get(d.node_id)
             if peer is None:
                 requests.append(DigestItem(d.node_id, 0, 0))
                 news = True
@@ -1241,10 +1263,8 @@ class Membership:
             ):
                 requests.append(DigestItem(d.node_id, s.generation, s.max_version))
                 news = news or d.generation > s.generation
-            else:
-                from_v = self._offer_for(d.node_id, d.generation, d.max_version)
-                if from_v is not None:
-                    offers.append((s, from_v))
+            else:  # we are ahead: a newer generation whole, else the versions it lacks
+                offers.append((s, 0 if d.generation < s.generation else d.max_version))
         if news:  # the sender knows members we do not: sync often again
             self._news_ms = self._now_ms
         unmentioned = [self._self] if self._id not in mentioned else []

@@ -61,7 +61,8 @@ class AddressSet:
 
     def add(self, peer: Address) -> None:
         """Add ``peer`` (ignored for ourselves and for peers already held)."""
-        peer = (peer[0], int(peer[1]))
+        if type(peer[1]) is not int:
+            peer = (peer[0], int(peer[1]))
         if peer == self._own or peer in self._position:
             return
         self._position[peer] = len(self.addresses)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
+from sys import intern
 from typing import Any, Final, NamedTuple, TypeAlias
 
 import msgpack
@@ -71,6 +72,7 @@ KEY_HTTP_PORT: Final = "\x00http"
 KEY_HEARTBEAT: Final = "\x00hb"
 STATUS_VALUES: Final = frozenset({"alive", "leaving", "left"})
 """The values of :data:`KEY_STATUS` (``liveness.NodeStatus``)."""
+_STATUSES: Final = {value: value for value in STATUS_VALUES}
 
 
 class MembershipDecodeError(DecodeError):
@@ -326,6 +328,30 @@ def check_tag_value(value: object) -> TagValue:
 
 
 def _check_entry(raw: object) -> WireEntry:
+    if type(raw) is list and len(raw) == 4:  # the usual owner field, checked inline
+        key, value, version, expiry = raw
+        if (
+            type(version) is int
+            and 0 < version <= INT_MAX
+            and (expiry is None or (type(expiry) is int and 0 <= expiry <= INT_MAX))
+        ):
+            # Keys, statuses and hosts are shared strings (one copy per process, not one per
+            # member per message: a member table holds ~1,000 of each at 1,000 nodes).
+            if key == KEY_HEARTBEAT:
+                if type(value) is int and 0 <= value <= INT_MAX:
+                    return WireEntry(KEY_HEARTBEAT, value, version, expiry)
+            elif key == KEY_STATUS:
+                if type(value) is str and value in STATUS_VALUES:
+                    return WireEntry(KEY_STATUS, _STATUSES[value], version, expiry)
+            elif key == KEY_ADDRESS and type(value) is list and len(value) == 2:
+                host, port = value
+                if (
+                    type(host) is str
+                    and 0 < len(host) <= HOST_CHARS_MAX
+                    and type(port) is int
+                    and 0 <= port <= _PORT_MAX
+                ):
+                    return WireEntry(KEY_ADDRESS, (intern(host), port), version, expiry)
     key, value, version, expiry = _fixed(raw, 4, "entry must be [key, value, version, expiry]")
     if type(key) is not str or not 0 < len(key) <= TAG_KEY_CHARS_MAX:
         raise _fail("entry key must be a non-empty str")
@@ -351,13 +377,26 @@ def _check_entry(raw: object) -> WireEntry:
 
 def _check_delta(raw: object) -> Delta:
     items = _fixed(raw, 5, "delta must be [node, generation, from_version, to_version, entries]")
-    node_id = check_node_id(items[0])
-    generation = _check_uint(items[1], "generation")
-    from_v = _check_uint(items[2], "from_version")
-    to_v = _check_uint(items[3], "to_version")
-    if to_v < from_v:
-        raise _fail("to_version < from_version")
-    raw_entries = _check_array(items[4], "delta entries", DELTA_ENTRIES_MAX)
+    node_id, generation, from_v, to_v, raw_entries = items
+    if not (  # the usual header, checked inline
+        type(node_id) is str
+        and 0 < len(node_id) <= NODE_ID_CHARS_MAX
+        and type(generation) is int
+        and 0 <= generation <= INT_MAX
+        and type(from_v) is int
+        and type(to_v) is int
+        and 0 <= from_v <= to_v <= INT_MAX
+        and type(raw_entries) is list
+        and len(raw_entries) <= DELTA_ENTRIES_MAX
+    ):
+        node_id = check_node_id(node_id)
+        generation = _check_uint(generation, "generation")
+        from_v = _check_uint(from_v, "from_version")
+        to_v = _check_uint(to_v, "to_version")
+        if to_v < from_v:
+            raise _fail("to_version < from_version")
+        raw_entries = _check_array(raw_entries, "delta entries", DELTA_ENTRIES_MAX)
+    node_id = intern(node_id)  # kept by the member table: one copy per process
     entries = tuple(_check_entry(e) for e in raw_entries)
     last = from_v
     keys: set[str] = set()
@@ -382,6 +421,20 @@ def _check_digest(raw: object) -> tuple[DigestItem, ...]:
     out: list[DigestItem] = []
     seen: set[str] = set()
     for raw_item in _check_array(raw, "digest", DIGEST_ENTRIES_MAX):
+        if type(raw_item) is list and len(raw_item) == 3:  # the usual item, checked inline
+            node_id, generation, max_version = raw_item
+            if (
+                type(node_id) is str
+                and 0 < len(node_id) <= NODE_ID_CHARS_MAX
+                and node_id not in seen
+                and type(generation) is int
+                and 0 <= generation <= INT_MAX
+                and type(max_version) is int
+                and 0 <= max_version <= INT_MAX
+            ):
+                seen.add(node_id)
+                out.append(DigestItem(node_id, generation, max_version))
+                continue
         item = _fixed(raw_item, 3, "digest entry must be [node, generation, max_version]")
         node_id = check_node_id(item[0])
         if node_id in seen:
