@@ -8,6 +8,7 @@ holds at most one retired slice besides the live origins'.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.engine.retire import Retirer
 from hearsay.lattice.codec import decode_entry, encode_entry
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.retired import (
     Departures,
@@ -28,6 +29,7 @@ from hearsay.lattice.retired import (
     summed_slice,
 )
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
+from hearsay.protocol.gossip.outbox import merge_delta
 from hearsay.sketch import schemas
 
 KEY = b"k"
@@ -163,7 +165,12 @@ def test_folds_commute_with_merges(
         assert retired == [retired_origin(max(t for t in DEPARTED.values() if t <= newest))]
 
 
-def test_late_slice_of_a_retired_origin_is_refused_and_counted() -> None:
+@pytest.mark.parametrize("merge", [Keyspace.merge, merge_delta], ids=["merge", "gossip-fast-path"])
+def test_late_slice_of_a_retired_origin_is_refused_and_counted(
+    merge: Callable[[Keyspace, bytes, Entry], MergeResult],
+) -> None:
+    """Also through the gossip's few-pairs fast path (a peer's replicated write), which must
+    not write a retired origin's pairs past the rule."""
     keyspace = Keyspace()
     _learn_departures(keyspace)
     keyspace.merge(KEY, Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([1], [5])}))
@@ -172,7 +179,7 @@ def test_late_slice_of_a_retired_origin_is_refused_and_counted() -> None:
     entry = keyspace.entry(KEY)
     assert entry is not None
     assert [o for o, _ in entry.slices()] == ["d4", "~3000"]
-    result = keyspace.merge(KEY, Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([2], [9])}))
+    result = merge(keyspace, KEY, Entry(0, SCHEMA, slices={"a1": MaxVector.from_pairs([2], [9])}))
     assert not result.changed
     assert keyspace.retired_origin_dropped == 1
     assert _read(entry) == {1: 12}

@@ -193,15 +193,21 @@ class Keyspace:
 
     def merge(self, key: bytes, delta: Entry) -> MergeResult:
         """Join a peer's delta into ``key``; returns what changed, ready to forward."""
-        schema = delta.schema
-        if (
-            schema is not None
-            and schema.additive
-            and self.departures.version  # (0 until a departure is known: no look-ups)
-            and self.departures.touches(origin for origin, _ in delta.slices())
-        ):
+        if self.retiring(delta):
             return self._merge_retiring(key, delta)
         return self._merge(key, delta)
+
+    def retiring(self, delta: Entry) -> bool:
+        """Whether ``delta`` holds a retired slice or a departed node's (an additive key
+        after a departure is known): it must go through :meth:`merge`'s retired rules, never
+        a fast path that writes its pairs directly."""
+        schema = delta.schema
+        return (
+            schema is not None
+            and schema.additive
+            and bool(self.departures.version)  # (0 until a departure is known: no look-ups)
+            and self.departures.touches(origin for origin, _ in delta.slices())
+        )
 
     def _merge_retiring(self, key: bytes, delta: Entry) -> MergeResult:
         """:meth:`merge` of a delta holding a retired slice or a departed node's: slices the

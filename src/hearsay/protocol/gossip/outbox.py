@@ -222,7 +222,7 @@ def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
     way a local write does (``Keyspace.write_pairs``): no entries rebuilt around the
     grown vector and no whole-entry checks, ~40% of a merge. Same state, same delta."""
     schema = delta.schema
-    if schema is None or schema.kind in keyspace.sliced_kinds:
+    if schema is None or schema.kind in keyspace.sliced_kinds or keyspace.retiring(delta):
         return keyspace.merge(key, delta)
     held = keyspace.entry(key)
     if (
