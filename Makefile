@@ -57,7 +57,7 @@ lint: .make-stamp-test
 	$(BIN)/ruff format --check src tests bench
 
 typecheck: .make-stamp-test
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src bench
 
 layers: .make-stamp-test
 	$(BIN)/lint-imports

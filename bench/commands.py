@@ -542,9 +542,14 @@ def report(  # noqa: PLR0917
     for case in all_cases:
         figures = [median(name, case) for name in ("redis", "lone", "cluster")]
         shown = "".join(f"{f:>11,.0f}" if f is not None else f"{'error':>11}" for f in figures)
-        ratio = f"{figures[1] / figures[0]:>11.2f}" if None not in figures[:2] else ""
+        redis_figure, lone_figure = figures[0], figures[1]
+        shown_ratio = (
+            f"{lone_figure / redis_figure:>11.2f}"
+            if redis_figure is not None and lone_figure is not None
+            else ""
+        )
         standin = "  stand-in" if case.row.standin else ""
-        print(f"{case.label:<40}{shown}{ratio}{standin}")
+        print(f"{case.label:<40}{shown}{shown_ratio}{standin}")
         for name in ("redis", "lone", "cluster"):
             if (name, case.label) in rates:
                 print(f"    {name:<8} {spread(rates[(name, case.label)])}")

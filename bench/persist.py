@@ -213,8 +213,8 @@ def main() -> int:
         ALWAYS_GROUP_TARGET,
         "x",
     )
-    for policy in ("everysec", "no"):
-        label = f"{policy}: pipelined"
+    for policy_name in ("everysec", "no"):
+        label = f"{policy_name}: pipelined"
         verdicts.check(
             f"{label} / {RAW_ROWS}",
             median[label] / median[RAW_ROWS],

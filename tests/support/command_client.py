@@ -4,6 +4,7 @@ replica. Shared by the command tests of several layers."""
 
 from __future__ import annotations
 
+from hearsay.engine.interfaces import WaitForAcks
 from hearsay.engine.replica import Replica
 from hearsay.persist.identity import NodeIdentity
 from hearsay.resp.commands import ClientContext, CommandRegistry
@@ -41,7 +42,9 @@ class Client:
 
     def __call__(self, *args: bytes | str | int) -> Reply:
         raw = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        return REGISTRY.dispatch(self.ctx, raw)
+        reply = REGISTRY.dispatch(self.ctx, raw)
+        assert not isinstance(reply, WaitForAcks), "WAIT needs a node's runtime"
+        return reply
 
     def ok(self, *args: bytes | str | int) -> Reply:
         reply = self(*args)

@@ -161,7 +161,7 @@ def monitor(target: Target, as_json: bool, out: TextIO) -> int:
     """
     client = target.client(read_timeout_s=None)  # a quiet node sends nothing for a long time
     shown = 0
-    with talking_to(target), client, client.monitor() as stream:  # type: ignore[no-untyped-call]
+    with talking_to(target), client, client.monitor() as stream:
         try:
             while True:  # until Ctrl-C, or the node closes the connection (an error)
                 if as_json:
