@@ -1237,7 +1237,8 @@ class MaxVector:
         packed = self._packed
         width = packed[0]
         count = (len(packed) - 1) // (4 + width)
-        positions = memoryview(packed)[1 : 1 + 4 * count].cast("I")
+        view = memoryview(packed)
+        positions = view[1 : 1 + 4 * count].cast("I")
         pos = bisect.bisect_left(positions, index)
         values_at = 1 + 4 * count
         previous = MaxVector()
@@ -1247,17 +1248,22 @@ class MaxVector:
             if value <= current:
                 return MaxVector(), MaxVector()
             previous = MaxVector._from_few({index: current})
-            packed = packed[:start] + value.to_bytes(width, "little") + packed[start + width :]
+            parts: list[bytes | memoryview] = [
+                view[:start],
+                value.to_bytes(width, "little"),
+                view[start + width :],
+            ]
         else:
             cut_index = 1 + 4 * pos
             cut_value = values_at + width * pos
-            packed = (
-                packed[:cut_index]
-                + index.to_bytes(4, "little")
-                + packed[cut_index:cut_value]
-                + value.to_bytes(width, "little")
-                + packed[cut_value:]
-            )
+            parts = [
+                view[:cut_index],
+                index.to_bytes(4, "little"),
+                view[cut_index:cut_value],
+                value.to_bytes(width, "little"),
+                view[cut_value:],
+            ]
+        packed = b"".join(parts)  # (one copy of a big vector, not one per +)
         positions.release()
         self._packed = packed
         self._maybe_densify()
