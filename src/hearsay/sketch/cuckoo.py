@@ -51,7 +51,7 @@ import numpy.typing as npt
 from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
-from hearsay.sketch import _cuckoo
+from hearsay.sketch import _packed
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import KIND_CUCKOO, expect_schema
 from hearsay.sketch.schemas import cuckoo as cuckoo_schema
@@ -530,7 +530,7 @@ class _Batch:
             if packed is None:
                 found = vec.window(low, high).items()
             else:
-                found = _cuckoo.window(packed, low, high)
+                found = _packed.window(packed, low, high)
             for index, value in found:
                 count = min(value, COUNT_CLIP)
                 pair = index >> 1
@@ -637,7 +637,7 @@ class _Batch:
             packed = self._packed_sources()
             if packed is not None:
                 # (one item: nothing written yet, every bucket read once, nothing to remember)
-                return _cuckoo.first_room(
+                return _packed.first_room(
                     packed,
                     occupied if len(self._hashes) > 1 else None,
                     self._hashes[i],

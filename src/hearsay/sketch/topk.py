@@ -66,6 +66,7 @@ import numpy as np
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import _packed
 from hearsay.sketch.hashing import member_hash, mix64_int
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
@@ -140,14 +141,28 @@ class _Own:
         return value
 
     def prefetch(self, indices: list[int]) -> list[int]:
-        """Read ``indices`` into the cache in one vectorised look-up (a few reads one by one
-        cost a bisect set-up each); their values."""
-        if self.vec is None:
+        """Read ``indices`` into the cache in one look-up (in C over a sparse slice's packed
+        pairs, vectorised over a dense one: a few reads one by one cost a bisect set-up
+        each); their values."""
+        vec = self.vec
+        if vec is None:
             values = [0] * len(indices)
         else:
-            values = self.vec.values_at(np.array(indices, dtype=np.int64)).tolist()
+            packed = vec.packed_pairs()
+            if packed is not None:
+                values = _packed.values(packed, indices)
+            else:
+                values = vec.values_at(np.array(indices, dtype=np.int64)).tolist()
         self.cache.update(zip(indices, values, strict=True))
         return values
+
+    def read(self, indices: list[int]) -> list[int]:
+        """The values at ``indices``, those not read yet in one :meth:`prefetch`."""
+        cache = self.cache
+        missing = [index for index in indices if index not in cache]
+        if missing:
+            self.prefetch(missing)
+        return [cache[index] for index in indices]
 
     def put(self, index: int, value: int) -> None:
         if value > self.get(index):
@@ -501,7 +516,7 @@ class _Writer:
     def _item_of(self, at: int, position: _Position) -> bytes:
         if position.item is None:
             base = _position_slot(at) + 3
-            words = [self._own.get(base + i) for i in range((position.length + 3) // 4)]
+            words = self._own.read([base + i for i in range((position.length + 3) // 4)])
             if any(word >> 32 != position.generation for word in words):
                 position.item = b""  # never completely written: compares unequal
             else:

@@ -1,5 +1,6 @@
-"""Types of the C extension ``_cuckoo.c`` (a cuckoo filter's bucket reads over packed sparse
-slices); :mod:`hearsay.sketch.cuckoo` documents the layout and holds the Python reference."""
+"""Types of the C extension ``_packed.c`` (reads over a sketch's packed sparse slices);
+:mod:`hearsay.lattice.vector` documents the packed form, :mod:`hearsay.sketch.cuckoo` and
+:mod:`hearsay.sketch.topk` hold the Python reference of each read."""
 
 def first_room(
     sources: list[bytes],
@@ -19,3 +20,6 @@ def first_room(
 
 def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
     """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""
+
+def values(packed: bytes, indices: list[int], /) -> list[int]:
+    """The value at each of ``indices`` (absent: 0) in packed sparse pairs."""
