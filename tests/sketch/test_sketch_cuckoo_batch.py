@@ -1,7 +1,8 @@
 """The cuckoo filter's batched writes (``add_items`` / ``delete_items``: one read of the
 buckets, items placed in turn, one write) reply and leave exactly the slices that the same
 items written one at a time give (``tests/support/cuckoo_reference.py``), whichever way the
-buckets are read (window look-ups or one vectorised pass), from any merged state of several
+buckets are read (window look-ups or one vectorised pass) and an item's places walked (in C
+or in Python), from any merged state of several
 origins (over-deletes included); and its vectorised reads answer as the reference."""
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def _content(slices: Slices) -> dict[str, list[tuple[int, int]]]:
     origin="a",
     batch=[ITEMS[0], ITEMS[0], ITEMS[1]],
     windows=False,
+    c_walk=True,
 )  # fmt: skip
 @given(
     shape=st.sampled_from(SHAPES),
@@ -81,6 +83,7 @@ def _content(slices: Slices) -> dict[str, list[tuple[int, int]]]:
     origin=st.sampled_from(ORIGINS),
     batch=st.lists(st.sampled_from(ITEMS), min_size=1, max_size=30),
     windows=st.sampled_from((True, False, None)),
+    c_walk=st.booleans(),
 )
 def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
     *,
@@ -90,6 +93,7 @@ def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
     origin: str,
     batch: list[bytes],
     windows: bool | None,
+    c_walk: bool,
 ) -> None:
     capacity, bucket_size, expansion = shape
     view = CuckooFilter(capacity, bucket_size, 20, expansion)
@@ -110,7 +114,7 @@ def test_a_batch_replies_and_writes_as_its_items_one_at_a_time(
         replies, written = view.delete_items(slices, origin, batch, by_windows=windows)
     else:
         replies, written = view.add_items(
-            slices, origin, batch, only_new=kind == "addnx", by_windows=windows
+            slices, origin, batch, only_new=kind == "addnx", by_windows=windows, c_walk=c_walk
         )
     assert _content(slices) == _content(start)  # the view only reads
     _apply(slices, origin, written)

@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError
-from hearsay.lattice import _sixbit
+from hearsay.lattice import _sixbit, _sparse
 
 INDEX_LIMIT: Final = 1 << 32
 """Indices are uint32: ``0 <= index < INDEX_LIMIT``."""
@@ -1114,6 +1114,10 @@ class MaxVector:
             few = self._merge_few(_few_wanted(indices, values))
             if few is not None:
                 return few
+        if isinstance(indices, list) and isinstance(values, list) and self._dense is None:
+            merged = _sparse.merge_few(self._packed, indices, values)  # (None: not for it)
+            if merged is not None:
+                return self._took_packed(*merged)
         dense = self._dense
         if dense is not None and self._packed is _BITS:
             if isinstance(indices, np.ndarray) and len(indices) <= _FEW_PAIRS:  # (BF.ADD)
@@ -1145,6 +1149,17 @@ class MaxVector:
                 return few
         idx, val = normalize_pairs(indices, values)
         return self.merge_tracking(idx, val)
+
+    def _took_packed(
+        self, after: bytes | None, delta: bytes | None, previous: bytes | None
+    ) -> tuple[MaxVector, MaxVector]:
+        """Hold what ``_sparse.merge_few`` made (``after`` None: nothing rose)."""
+        if after is None or delta is None:
+            return MaxVector(), MaxVector()
+        self._packed = after
+        self._maybe_densify()
+        before = MaxVector() if previous is None else MaxVector.of_packed(previous)
+        return MaxVector.of_packed(delta), before
 
     def _merge_few(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """Validated few pairs into either representation; None: take the general path."""
@@ -1237,7 +1252,8 @@ class MaxVector:
         packed = self._packed
         width = packed[0]
         count = (len(packed) - 1) // (4 + width)
-        positions = memoryview(packed)[1 : 1 + 4 * count].cast("I")
+        view = memoryview(packed)
+        positions = view[1 : 1 + 4 * count].cast("I")
         pos = bisect.bisect_left(positions, index)
         values_at = 1 + 4 * count
         previous = MaxVector()
@@ -1247,17 +1263,22 @@ class MaxVector:
             if value <= current:
                 return MaxVector(), MaxVector()
             previous = MaxVector._from_few({index: current})
-            packed = packed[:start] + value.to_bytes(width, "little") + packed[start + width :]
+            parts: list[bytes | memoryview] = [
+                view[:start],
+                value.to_bytes(width, "little"),
+                view[start + width :],
+            ]
         else:
             cut_index = 1 + 4 * pos
             cut_value = values_at + width * pos
-            packed = (
-                packed[:cut_index]
-                + index.to_bytes(4, "little")
-                + packed[cut_index:cut_value]
-                + value.to_bytes(width, "little")
-                + packed[cut_value:]
-            )
+            parts = [
+                view[:cut_index],
+                index.to_bytes(4, "little"),
+                view[cut_index:cut_value],
+                value.to_bytes(width, "little"),
+                view[cut_value:],
+            ]
+        packed = b"".join(parts)  # (one copy of a big vector, not one per +)
         positions.release()
         self._packed = packed
         self._maybe_densify()

@@ -43,7 +43,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,7 @@ import numpy.typing as npt
 from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
+from hearsay.sketch import _packed
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import KIND_CUCKOO, expect_schema
 from hearsay.sketch.schemas import cuckoo as cuckoo_schema
@@ -94,9 +95,8 @@ held). Look-ups when the items' places are no more than that pass costs: a few i
 a filter of many sub-filters (one item visits its places lazily, most take an early one)."""
 
 FewPairs = tuple[list[int], list[int]]
-_Arrays = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
-_Source = tuple[bool, MaxVector, _Arrays | None]
-"""A slice as a batch reads it: the writer's own?, the vector, a sparse one's arrays."""
+_Source = tuple[bool, MaxVector, bytes | None]
+"""A slice as a batch reads it: the writer's own?, the vector, a sparse one's packed pairs."""
 Written = Pairs | FewPairs
 """A batch's pairs: Python ints for a few, arrays for many."""
 _SCALAR_ITEMS_MAX: Final = 2
@@ -169,6 +169,7 @@ class CuckooFilter:
         "_geometry",
         "_growth",
         "_max_iterations",
+        "_packed_geometry",
         "_schema",
     )
 
@@ -199,6 +200,7 @@ class CuckooFilter:
         self._geometry = [
             (n - 1, b // FINGERPRINTS) for n, b in zip(self._buckets, self._bases, strict=True)
         ]
+        self._packed_geometry = b"".join(struct.pack("=QQ", *g) for g in self._geometry)
 
     @classmethod
     def from_schema(cls, schema: Schema) -> CuckooFilter:
@@ -336,6 +338,7 @@ class CuckooFilter:
         *,
         only_new: bool,
         by_windows: bool | None = None,
+        c_walk: bool = True,
     ) -> tuple[list[int], Written]:
         """CF.ADD / ADDNX / INSERT / INSERTNX by ``origin`` of ``items`` in turn, each seeing
         the ones before: per item ADDED, PRESENT (``only_new`` and it already is) or FULL,
@@ -344,9 +347,10 @@ class CuckooFilter:
         An item goes to the first of its places (oldest sub-filter first, a new sub-filter
         when none has room) whose bucket holds fewer than ``bucket_size`` live copies, and
         raises its add count there by one plus any deficit an over-delete left.
-        ``by_windows`` forces one way of reading the buckets (tests hold both to one answer).
+        ``by_windows`` forces one way of reading the buckets, ``c_walk=False`` the walk over
+        places in Python rather than C (tests hold them all to one answer).
         """
-        batch = _Batch(self, slices, origin, items, by_windows)
+        batch = _Batch(self, slices, origin, items, by_windows, c_walk=c_walk)
         replies = [batch.add(i, only_new) for i in range(len(items))]
         return replies, batch.written()
 
@@ -361,7 +365,7 @@ class CuckooFilter:
         """CF.DEL by ``origin`` of ``items`` in turn: per item whether a copy was removed
         (``origin``'s delete count raised where the merged view has a live copy, newest
         sub-filter first), and the pairs of the whole batch."""
-        batch = _Batch(self, slices, origin, items, by_windows)
+        batch = _Batch(self, slices, origin, items, by_windows, c_walk=False)
         replies = [batch.delete(i) for i in range(len(items))]
         return replies, batch.written()
 
@@ -447,6 +451,7 @@ class _Batch:
 
     __slots__ = (
         "_alts",
+        "_c_walk",
         "_filters",
         "_fps",
         "_hashes",
@@ -469,8 +474,11 @@ class _Batch:
         origin: str,
         items: Sequence[bytes],
         by_windows: bool | None,
+        *,
+        c_walk: bool,
     ) -> None:
         self._view = view
+        self._c_walk = c_walk
         self._slices = slices
         self._origin = origin
         self._hashes, self._fps, self._alts = view._hashes(items) if items else ([], [], [])
@@ -493,15 +501,20 @@ class _Batch:
 
     def _sources(self) -> list[_Source]:
         """Each slice as the batch reads it (once): whether it is the writer's, and a sparse
-        one's arrays (a window is then two searches in them, about a microsecond; a
+        one's packed pairs (a window is then a search in C, well under a microsecond; a
         :meth:`MaxVector.window` builds a vector, ten times that)."""
         sources = self._read_from
         if sources is None:
             sources = self._read_from = [
-                (origin == self._origin, vec, None if vec.is_dense else vec.pairs())
+                (origin == self._origin, vec, vec.packed_pairs())
                 for origin, vec in self._slices.items()
             ]
         return sources
+
+    def _packed_sources(self) -> list[bytes] | None:
+        """Every slice's packed pairs, for the C walk over places; None if one is dense."""
+        packed = [held for _, _, held in self._sources()]
+        return None if None in packed else cast("list[bytes]", packed)
 
     def _ensure(self, bucket: int, sub: int) -> None:
         loaded = self._loaded
@@ -509,18 +522,15 @@ class _Batch:
             return
         loaded.add(bucket)
         low = 2 * bucket * FINGERPRINTS
-        bounds = np.array((low, low + 2 * FINGERPRINTS), dtype=np.uint32)
+        high = low + 2 * FINGERPRINTS
         net = self._net
         pairs: set[int] = set()
-        for own, vec, arrays in self._sources():
-            if arrays is None:
-                found: Iterable[tuple[int, int]] = vec.window(low, low + 2 * FINGERPRINTS).items()
+        for own, vec, packed in self._sources():
+            found: Iterable[tuple[int, int]]
+            if packed is None:
+                found = vec.window(low, high).items()
             else:
-                first, end = arrays[0].searchsorted(bounds).tolist()
-                if first == end:
-                    continue
-                indices, values = arrays[0][first:end], arrays[1][first:end]
-                found = zip(indices.tolist(), values.tolist(), strict=True)
+                found = _packed.window(packed, low, high)
             for index, value in found:
                 count = min(value, COUNT_CLIP)
                 pair = index >> 1
@@ -596,28 +606,53 @@ class _Batch:
         """Item ``i`` added: ADDED, PRESENT or FULL."""
         if only_new and self._present(i):
             return PRESENT
+        # One new sub-filter at most; places are made lazily (most items take their first).
+        room = self._room(i)
+        if room is None:
+            return FULL
+        sub, bucket, held = room
+        self._ensure(bucket, sub)
+        pair = bucket * FINGERPRINTS + self._fps[i]
+        net = self._net.get(pair, 0)
+        raised = self._own.get(2 * pair, 0) + 1 + max(0, -net)
+        if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
+            return FULL
+        self._own[2 * pair] = self._written[2 * pair] = raised
+        self._net[pair] = max(net, 0) + 1
+        self._occupied[bucket] = held + 1
+        if sub >= self._filters:
+            self._filters = sub + 1
+        return ADDED
+
+    def _room(self, i: int) -> tuple[int, int, int] | None:
+        """Item ``i``'s first place, oldest sub-filter first, whose bucket holds fewer than
+        ``bucket_size`` live copies: ``(sub-filter, bucket, live copies)``. Read lazily in C
+        over packed slices (a filter grown to many sub-filters has dozens of full places
+        before one with room), else bucket by bucket in Python (a dense slice, or a batch
+        that read its buckets at once)."""
         size = self._view._bucket_size
         occupied = self._occupied
-        ensure = self._ensure if self._loaded is not None else None
-        # One new sub-filter at most; places are made lazily (most items take their first).
-        for sub, bucket in self._view._places(self._hashes[i], self._alts[i], self._filters + 1):
-            if ensure is not None:
-                ensure(bucket, sub)
+        subs = self._filters + 1
+        if self._loaded is not None and self._c_walk:
+            packed = self._packed_sources()
+            if packed is not None:
+                # (one item: nothing written yet, every bucket read once, nothing to remember)
+                return _packed.first_room(
+                    packed,
+                    occupied if len(self._hashes) > 1 else None,
+                    self._hashes[i],
+                    self._alts[i],
+                    self._view._packed_geometry,
+                    self._readable,
+                    subs,
+                    size,
+                )
+        for sub, bucket in self._view._places(self._hashes[i], self._alts[i], subs):
+            self._ensure(bucket, sub)
             held = occupied.get(bucket, 0)
-            if held >= size:
-                continue
-            pair = bucket * FINGERPRINTS + self._fps[i]
-            net = self._net.get(pair, 0)
-            raised = self._own.get(2 * pair, 0) + 1 + max(0, -net)
-            if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
-                return FULL
-            self._own[2 * pair] = self._written[2 * pair] = raised
-            self._net[pair] = max(net, 0) + 1
-            occupied[bucket] = held + 1
-            if sub >= self._filters:
-                self._filters = sub + 1
-            return ADDED
-        return FULL
+            if held < size:
+                return sub, bucket, held
+        return None
 
     def delete(self, i: int) -> bool:
         """One copy of item ``i`` removed where the merged view has one (newest sub-filter

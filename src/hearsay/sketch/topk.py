@@ -55,7 +55,6 @@ over and a position no longer admits a new item); items are at most :data:`ITEM_
 from __future__ import annotations
 
 import heapq
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ import numpy as np
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import _heavykeeper, _packed
 from hearsay.sketch.hashing import member_hash, mix64_int
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
@@ -82,6 +82,8 @@ __all__ = [
 
 GENERATION_MAX: Final = (1 << 31) - 1
 COUNT_MAX: Final = (1 << 32) - 1
+"""A count's largest value (32 bits, saturating). This and the two bounds below are also
+constants of _heavykeeper.c, which runs the rows; the tests hold both to one answer."""
 INCREMENT_MAX: Final = 100_000
 """TOPK.INCRBY's largest increment (RedisBloom's)."""
 DECAYS_PER_ROW_MAX: Final = 1_024
@@ -97,7 +99,6 @@ _BUCKETS: Final = 8
 _GOLDEN: Final = 0x9E3779B97F4A7C15
 _MASK64: Final = (1 << 64) - 1
 _DOUBLE: Final = struct.Struct("<d")
-_UNIT: Final = 1.0 / (1 << 53)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +141,28 @@ class _Own:
         return value
 
     def prefetch(self, indices: list[int]) -> list[int]:
-        """Read ``indices`` into the cache in one vectorised look-up (a few reads one by one
-        cost a bisect set-up each); their values."""
-        if self.vec is None:
+        """Read ``indices`` into the cache in one look-up (in C over a sparse slice's packed
+        pairs, vectorised over a dense one: a few reads one by one cost a bisect set-up
+        each); their values."""
+        vec = self.vec
+        if vec is None:
             values = [0] * len(indices)
         else:
-            values = self.vec.values_at(np.array(indices, dtype=np.int64)).tolist()
+            packed = vec.packed_pairs()
+            if packed is not None:
+                values = _packed.values(packed, indices)
+            else:
+                values = vec.values_at(np.array(indices, dtype=np.int64)).tolist()
         self.cache.update(zip(indices, values, strict=True))
         return values
+
+    def read(self, indices: list[int]) -> list[int]:
+        """The values at ``indices``, those not read yet in one :meth:`prefetch`."""
+        cache = self.cache
+        missing = [index for index in indices if index not in cache]
+        if missing:
+            self.prefetch(missing)
+        return [cache[index] for index in indices]
 
     def put(self, index: int, value: int) -> None:
         if value > self.get(index):
@@ -180,7 +195,7 @@ class TopK:
         self._schema = topk_schema(k, width, depth, decay)
         self._k, self._width, self._depth = int(k), int(width), int(depth)
         self._decay = float(decay)
-        self._powers = [self._decay**c for c in range(256)]
+        self._powers = struct.pack("=256d", *(self._decay**c for c in range(256)))
         base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(self._k, dtype=np.int64)
         self._header_slots = (base[:, None] + np.arange(3)).reshape(-1)
         self._header_list: list[int] = self._header_slots.tolist()
@@ -249,9 +264,14 @@ class TopK:
             replies.append(out)
         return (own.indices, own.values), replies
 
-    def decay_at(self, count: int) -> float:
-        """The probability that one unit of another item's increment decays ``count``."""
-        return self._powers[count] if count < 256 else self._decay**count
+    @property
+    def decay(self) -> float:
+        return self._decay
+
+    @property
+    def powers(self) -> bytes:
+        """``decay ** count`` for counts 0..255 as native doubles (the rows' coin flips)."""
+        return self._powers
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -403,12 +423,19 @@ class _Writer:
         ticks = own.cache[_TICKS]
         own.put(_TICKS, ticks + 1)
         seed = h ^ ((ticks * _GOLDEN) & _MASK64)
-        best = 0
-        for row, slot in enumerate(slots):
-            count = self._bucket_add(slot, fp, increment, mix64_int(seed, row + 1))
-            if count is not None:
-                best = max(best, count)
-        best = min(best, COUNT_MAX)
+        # HeavyKeeper's rows in C (every bucket slot of the call or run was prefetched)
+        best, self.decays_left = _heavykeeper.rows(
+            own.cache,
+            own.indices,
+            own.values,
+            slots,
+            fp,
+            increment,
+            seed,
+            self.decays_left,
+            self._view.powers,
+            self._view.decay,
+        )
         at = self._minimum()
         if best < positions[at].count:
             return None
@@ -434,74 +461,10 @@ class _Writer:
         self._by_fp.setdefault(fp, []).append(at)
         return expelled
 
-    def _bucket_add(self, slot: int, fp: int, increment: int, seed: int) -> int | None:
-        """One row: the bucket's count after the item's increment when the item holds it,
-        else None (the increment only decayed another item's count)."""
-        own = self._own
-        cache = own.cache  # every bucket slot of the call or run was prefetched
-        fp_value, up_value, down_value = cache[slot], cache[slot + 1], cache[slot + 2]
-        generation = fp_value >> 32
-        up = up_value & _LOW32 if up_value >> 32 == generation else 0
-        down = down_value & _LOW32 if down_value >> 32 == generation else 0
-        count = max(up - down, 0)
-        newest = max(generation, up_value >> 32, down_value >> 32)
-        if generation and (fp_value & _LOW32) == fp:
-            if up + increment <= COUNT_MAX:
-                own.put(slot + 1, generation << 32 | (up + increment))
-                return count + increment
-            # 32 bits of increments used up: the count starts a new generation (saturating)
-            return self._take(slot, newest, fp, count + increment)
-        if count == 0:
-            return self._take(slot, newest, fp, increment)
-        remaining = increment
-        decays = 0
-        draw = 0
-        view = self._view
-        cap = min(DECAYS_PER_ROW_MAX, self.decays_left)
-        while remaining > 0 and decays < cap:
-            p = view.decay_at(count - decays)
-            if p >= 1.0:  # decay 1: every trial decays
-                trials = min(count - decays, remaining, cap - decays)
-                decays += trials - 1
-            else:
-                draw += 1
-                u = (mix64_int(seed, draw) >> 11) * _UNIT
-                step = math.log1p(-p)
-                failures = math.log1p(-u) / step if step else math.inf  # before the decay
-                if failures >= remaining:
-                    break
-                trials = int(failures) + 1
-            remaining -= trials
-            decays += 1
-            if decays == count:  # RedisBloom: the item takes the bucket with what is left
-                self.decays_left -= decays
-                return self._take(slot, newest, fp, remaining + 1)
-        self.decays_left -= decays
-        if decays:
-            own.put(slot + 2, generation << 32 | (down + decays))
-        return None
-
-    def _take(self, slot: int, newest: int, fp: int, count: int) -> int | None:
-        """The bucket rewritten to hold ``fp`` with ``count`` (a new generation); None when
-        its generations are used up (it then keeps its item)."""
-        if newest >= GENERATION_MAX:
-            return None
-        tag = (newest + 1) << 32
-        count = min(count, COUNT_MAX)
-        # Both slots were prefetched and a new generation rises above what either held:
-        # the writes of two _Own.put calls, without their look-ups.
-        own = self._own
-        cache = own.cache
-        cache[slot] = tag | fp
-        cache[slot + 1] = tag | count
-        own.indices += (slot, slot + 1)
-        own.values += (tag | fp, tag | count)
-        return count
-
     def _item_of(self, at: int, position: _Position) -> bytes:
         if position.item is None:
             base = _position_slot(at) + 3
-            words = [self._own.get(base + i) for i in range((position.length + 3) // 4)]
+            words = self._own.read([base + i for i in range((position.length + 3) // 4)])
             if any(word >> 32 != position.generation for word in words):
                 position.item = b""  # never completely written: compares unequal
             else:

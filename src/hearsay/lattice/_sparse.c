@@ -1,0 +1,258 @@
+/* A few pairs merged into a sparse max-vector's packed pairs, in one pass and one copy.
+ *
+ * The packed form (hearsay.lattice.vector): one byte `w` (value width 1, 2, 4 or 8), then n
+ * little-endian uint32 indices (sorted, distinct), then n little-endian values of w bytes.
+ *
+ * Why C: a Top-K write raises a couple of dozen slots of a slice of a few hundred pairs. The
+ * numpy merge costs some thirty array calls whatever the size, the pure-Python few-pairs path
+ * a bisect and two slices a pair; here it is a sort of the few pairs and one walk. The Python
+ * reference is MaxVector's general merge (normalize_pairs, then _merge_tracking); the tests
+ * hold this to it. Input it does not take (not exact ints, out of range, unequal lengths) is
+ * left to that path, which raises the errors.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAIRS_MAX 64
+#define VALUE_MAX ((uint64_t)INT64_MAX)
+
+typedef struct {
+    uint64_t index;
+    uint64_t value;
+} Pair;
+
+static int by_index(const void *a, const void *b)
+{
+    const Pair *x = a, *y = b;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int width_for(uint64_t value_max)
+{
+    if (value_max < ((uint64_t)1 << 8))
+        return 1;
+    if (value_max < ((uint64_t)1 << 16))
+        return 2;
+    if (value_max < ((uint64_t)1 << 32))
+        return 4;
+    return 8;
+}
+
+static uint32_t read_index(const unsigned char *at)
+{
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+static uint64_t read_value(const unsigned char *at, int width)
+{
+    uint64_t v = 0;
+    for (int b = width - 1; b >= 0; b--)
+        v = (v << 8) | at[b];
+    return v;
+}
+
+static void write_index(unsigned char *at, uint64_t index)
+{
+    for (int b = 0; b < 4; b++)
+        at[b] = (unsigned char)(index >> (8 * b));
+}
+
+static void write_value(unsigned char *at, uint64_t value, int width)
+{
+    for (int b = 0; b < width; b++)
+        at[b] = (unsigned char)(value >> (8 * b));
+}
+
+/* Pairs packed as _from_few packs them: the narrowest width for their largest value. */
+static PyObject *pack_pairs(const Pair *pairs, Py_ssize_t n)
+{
+    uint64_t top = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (pairs[i].value > top)
+            top = pairs[i].value;
+    int width = width_for(top);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 1 + n * (4 + width));
+    if (out == NULL)
+        return NULL;
+    unsigned char *bytes = (unsigned char *)PyBytes_AS_STRING(out);
+    bytes[0] = (unsigned char)width;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        write_index(bytes + 1 + 4 * i, pairs[i].index);
+        write_value(bytes + 1 + 4 * n + width * i, pairs[i].value, width);
+    }
+    return out;
+}
+
+/* An exact int in 0..limit into *out; 0 (no exception) when it is not one. */
+static int bounded(PyObject *obj, uint64_t limit, uint64_t *out)
+{
+    if (!PyLong_CheckExact(obj))
+        return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < 0 || (uint64_t)v > limit)
+        return 0;
+    *out = (uint64_t)v;
+    return 1;
+}
+
+PyDoc_STRVAR(merge_few_doc,
+             "merge_few(packed, indices, values, /)\n"
+             "A few pairs merged into packed sparse pairs by element-wise max: (packed after,\n"
+             "delta, previous) as packed pairs (None for none), or None for input it leaves to\n"
+             "the general path.");
+
+static PyObject *merge_few(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "merge_few() takes 3 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    PyObject *packed = args[0], *indices = args[1], *values = args[2];
+    if (!PyBytes_Check(packed) || !PyList_Check(indices) || !PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "merge_few(bytes, list, list)");
+        return NULL;
+    }
+    Py_ssize_t given = PyList_GET_SIZE(indices);
+    if (given != PyList_GET_SIZE(values) || given > PAIRS_MAX)
+        Py_RETURN_NONE;
+    Py_ssize_t len = PyBytes_GET_SIZE(packed);
+    const unsigned char *old = (const unsigned char *)PyBytes_AS_STRING(packed);
+    int old_width = len ? old[0] : 0;
+    if ((old_width != 1 && old_width != 2 && old_width != 4 && old_width != 8) ||
+        (len - 1) % (4 + old_width))
+        Py_RETURN_NONE;
+    Py_ssize_t count = (len - 1) / (4 + old_width);
+    const unsigned char *old_values = old + 1 + 4 * count;
+
+    /* The wanted pairs: validated, sorted, one per index (its largest value), zeros dropped. */
+    Pair wanted[PAIRS_MAX];
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < given; i++) {
+        Pair p;
+        if (!bounded(PyList_GET_ITEM(indices, i), UINT32_MAX, &p.index) ||
+            !bounded(PyList_GET_ITEM(values, i), VALUE_MAX, &p.value))
+            Py_RETURN_NONE;
+        if (p.value)
+            wanted[n++] = p;
+    }
+    qsort(wanted, (size_t)n, sizeof(Pair), by_index);
+    Py_ssize_t unique = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (unique && wanted[unique - 1].index == wanted[i].index) {
+            if (wanted[i].value > wanted[unique - 1].value)
+                wanted[unique - 1].value = wanted[i].value;
+        } else {
+            wanted[unique++] = wanted[i];
+        }
+    }
+
+    /* Which rise: a binary search each, from where the previous one was found. */
+    Pair grown[PAIRS_MAX], before[PAIRS_MAX];
+    Py_ssize_t where[PAIRS_MAX]; /* position in the old pairs */
+    int present[PAIRS_MAX];
+    Py_ssize_t grew = 0, had = 0, inserted = 0, lo = 0;
+    uint64_t grown_top = 0;
+    for (Py_ssize_t i = 0; i < unique; i++) {
+        Py_ssize_t hi = count;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (read_index(old + 1 + 4 * mid) < wanted[i].index)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        int found = lo < count && read_index(old + 1 + 4 * lo) == wanted[i].index;
+        uint64_t current = found ? read_value(old_values + old_width * lo, old_width) : 0;
+        if (wanted[i].value <= current)
+            continue;
+        grown[grew] = wanted[i];
+        where[grew] = lo;
+        present[grew] = found;
+        grew++;
+        if (wanted[i].value > grown_top)
+            grown_top = wanted[i].value;
+        if (found)
+            before[had++] = (Pair){wanted[i].index, current};
+        else
+            inserted++;
+    }
+    if (grew == 0)
+        return Py_BuildValue("(OOO)", Py_None, Py_None, Py_None);
+
+    /* The new packed pairs: old and grown merged in one walk (never narrower than before). */
+    int width = width_for(grown_top);
+    if (width < old_width)
+        width = old_width;
+    Py_ssize_t total = count + inserted;
+    PyObject *after = PyBytes_FromStringAndSize(NULL, 1 + total * (4 + width));
+    if (after == NULL)
+        return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(after);
+    out[0] = (unsigned char)width;
+    unsigned char *out_values = out + 1 + 4 * total;
+    Py_ssize_t from = 0, to = 0;
+    for (Py_ssize_t g = 0; g <= grew; g++) {
+        Py_ssize_t until = g < grew ? where[g] : count;
+        if (width == old_width) {
+            memcpy(out + 1 + 4 * to, old + 1 + 4 * from, (size_t)(4 * (until - from)));
+            memcpy(out_values + width * to, old_values + old_width * from,
+                   (size_t)(width * (until - from)));
+            to += until - from;
+        } else {
+            for (Py_ssize_t i = from; i < until; i++, to++) {
+                memcpy(out + 1 + 4 * to, old + 1 + 4 * i, 4);
+                write_value(out_values + width * to,
+                            read_value(old_values + old_width * i, old_width), width);
+            }
+        }
+        from = until;
+        if (g == grew)
+            break;
+        write_index(out + 1 + 4 * to, grown[g].index);
+        write_value(out_values + width * to, grown[g].value, width);
+        to++;
+        if (present[g])
+            from++; /* (the old pair is replaced) */
+    }
+    PyObject *delta = pack_pairs(grown, grew);
+    PyObject *previous = had ? pack_pairs(before, had) : Py_NewRef(Py_None);
+    if (delta == NULL || previous == NULL) {
+        Py_DECREF(after);
+        Py_XDECREF(delta);
+        Py_XDECREF(previous);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", after, delta, previous);
+}
+
+static PyMethodDef methods[] = {
+    {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "hearsay.lattice._sparse",
+    "A few pairs merged into a sparse max-vector's packed pairs.",
+    0,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__sparse(void)
+{
+    return PyModuleDef_Init(&module);
+}

@@ -1,0 +1,9 @@
+"""Types of the C extension ``_sparse.c`` (a few pairs merged into packed sparse pairs);
+:mod:`hearsay.lattice.vector` documents the packed form and holds the Python reference."""
+
+def merge_few(
+    packed: bytes, indices: list[int], values: list[int], /
+) -> tuple[bytes | None, bytes | None, bytes | None] | None:
+    """``(packed after, delta, previous)`` of merging the pairs by element-wise max, each as
+    packed pairs (None: nothing rose / no previous value); None for input it leaves to the
+    general path (more than 64 pairs, not exact ints, out of range, unequal lengths)."""

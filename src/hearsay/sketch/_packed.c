@@ -1,0 +1,359 @@
+/* Reads over a sketch's packed sparse slices: a cuckoo filter's buckets (see
+ * hearsay.sketch.cuckoo) and a Top-K writer's slots (hearsay.sketch.topk).
+ *
+ * A cuckoo filter key holds, in each origin's slice, the add count of fingerprint-pair p at
+ * slot 2p and its delete count at 2p+1; bucket B owns pairs B*256 .. B*256+255, so slots
+ * B*512 .. B*512+511. A bucket's live copies are the sum over its pairs of
+ * max(0, sum of adds - sum of deletes), each origin's counts clipped at COUNT_CLIP.
+ *
+ * A CF.ADD goes to the first of its places (two buckets a sub-filter, oldest sub-filter first)
+ * with room; on a filter grown to many sub-filters most places are full, so an add reads dozens
+ * of buckets. In Python each read costs microseconds (a search in every slice, then a loop over
+ * its pairs); here it is a binary search over the packed bytes and a few additions.
+ *
+ * A sparse slice's packed form (hearsay.lattice.vector): one byte `w` (value width 1, 2, 4 or
+ * 8), then n little-endian uint32 indices (sorted, distinct), then n little-endian values of
+ * w bytes. The Python reference is CuckooFilter's _Batch._ensure; the tests hold this to it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FINGERPRINTS 256
+#define BUCKET_SLOTS (2 * FINGERPRINTS)
+#define COUNT_CLIP ((int64_t)1 << 40)
+#define SOURCES_ON_STACK 64
+
+typedef struct {
+    const unsigned char *bytes;
+    Py_ssize_t count;
+    int width;
+} Packed;
+
+static uint32_t index_at(const Packed *p, Py_ssize_t i)
+{
+    uint32_t v;
+    memcpy(&v, p->bytes + 1 + 4 * i, 4);
+#if PY_BIG_ENDIAN
+    v = __builtin_bswap32(v);
+#endif
+    return v;
+}
+
+static int64_t value_at(const Packed *p, Py_ssize_t i)
+{
+    const unsigned char *at = p->bytes + 1 + 4 * p->count + (Py_ssize_t)p->width * i;
+    uint64_t v = 0;
+    for (int b = p->width - 1; b >= 0; b--)
+        v = (v << 8) | at[b];
+    return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
+}
+
+/* The first position whose index is >= low. */
+static Py_ssize_t lower_bound(const Packed *p, uint64_t low)
+{
+    Py_ssize_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (index_at(p, mid) < low)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A packed sparse slice's header checked against its length; 0 and an exception if it is
+ * not one. */
+static int packed_of(PyObject *obj, Packed *out)
+{
+    if (!PyBytes_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "packed pairs must be bytes");
+        return 0;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(obj);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(obj);
+    int width = len ? bytes[0] : 0;
+    if (width != 1 && width != 2 && width != 4 && width != 8) {
+        PyErr_SetString(PyExc_ValueError, "packed pairs with a bad value width");
+        return 0;
+    }
+    if ((len - 1) % (4 + width)) {
+        PyErr_SetString(PyExc_ValueError, "packed pairs of a bad length");
+        return 0;
+    }
+    out->bytes = bytes;
+    out->count = (len - 1) / (4 + width);
+    out->width = width;
+    return 1;
+}
+
+/* Live copies of global bucket `bucket` over the slices. */
+static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
+{
+    int64_t net[FINGERPRINTS];
+    unsigned char touched[FINGERPRINTS];
+    int order[FINGERPRINTS];
+    int touched_count = 0;
+    memset(touched, 0, sizeof touched);
+    uint64_t low = bucket * BUCKET_SLOTS, high = low + BUCKET_SLOTS;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        const Packed *p = &sources[s];
+        for (Py_ssize_t i = lower_bound(p, low); i < p->count; i++) {
+            uint64_t index = index_at(p, i);
+            if (index >= high)
+                break;
+            int slot = (int)(index - low), pair = slot >> 1;
+            int64_t count = value_at(p, i);
+            if (!touched[pair]) {
+                touched[pair] = 1;
+                order[touched_count++] = pair;
+                net[pair] = 0;
+            }
+            net[pair] += (slot & 1) ? -count : count;
+        }
+    }
+    int64_t live = 0;
+    for (int t = 0; t < touched_count; t++)
+        if (net[order[t]] > 0)
+            live += net[order[t]];
+    return live;
+}
+
+static int sources_of(PyObject *list, Packed *sources, Py_ssize_t n)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "sources must be a list of bytes");
+        return 0;
+    }
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (!packed_of(PyList_GET_ITEM(list, s), &sources[s]))
+            return 0;
+    return 1;
+}
+
+/* Bucket `bucket`'s live copies as the batch holds them in `occupied`, else read from the
+ * slices when `readable` (and remembered there), else 0. 0 and an exception on failure. */
+static int batch_occupancy(PyObject *occupied, const Packed *sources, Py_ssize_t n,
+                           uint64_t bucket, int readable, long long *held)
+{
+    PyObject *key = PyLong_FromUnsignedLongLong(bucket);
+    if (key == NULL)
+        return 0;
+    PyObject *held_obj = PyDict_GetItemWithError(occupied, key); /* borrowed */
+    int ok = 1;
+    *held = 0;
+    if (held_obj != NULL) {
+        *held = PyLong_AsLongLong(held_obj);
+        ok = !(*held == -1 && PyErr_Occurred());
+    } else if (PyErr_Occurred()) {
+        ok = 0;
+    } else if (readable) {
+        *held = occupancy(sources, n, bucket);
+        PyObject *value = PyLong_FromLongLong(*held);
+        ok = value != NULL && PyDict_SetItem(occupied, key, value) == 0;
+        Py_XDECREF(value);
+    }
+    Py_DECREF(key);
+    return ok;
+}
+
+PyDoc_STRVAR(first_room_doc,
+             "first_room(sources, occupied, h, alt, geometry, readable, subs, size, /)\n"
+             "The first place of an item with room, as _Batch.add walks them.");
+
+/* first_room(sources: list[bytes], occupied: dict[int, int], h, alt, geometry: bytes,
+ *            readable, subs, size) -> (sub, bucket, held) | None
+ *
+ * Walks an item's places (sub-filter 0..subs-1; in each its first bucket h & mask, then its
+ * partner first ^ (alt & mask) unless equal), global bucket = start + local. A bucket's live
+ * copies are occupied[bucket] when the batch holds it; otherwise, in a sub-filter below
+ * `readable`, read from the slices (and stored in `occupied`), else 0. `occupied` None: a
+ * batch of one item, which holds nothing yet and reads each bucket at most once. Returns the first
+ * place holding fewer than `size`. `geometry` is each sub-filter's (mask, start) as two
+ * native uint64. */
+static PyObject *first_room(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "first_room() takes 8 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    PyObject *occupied = args[1] == Py_None ? NULL : args[1];
+    if (occupied != NULL && !PyDict_Check(occupied)) {
+        PyErr_SetString(PyExc_TypeError, "occupied must be a dict or None");
+        return NULL;
+    }
+    uint64_t h = PyLong_AsUnsignedLongLong(args[2]);
+    if (h == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    uint64_t alt = PyLong_AsUnsignedLongLong(args[3]);
+    if (alt == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    if (!PyBytes_Check(args[4]) || PyBytes_GET_SIZE(args[4]) % 16) {
+        PyErr_SetString(PyExc_TypeError, "geometry must be bytes of (mask, start) pairs");
+        return NULL;
+    }
+    Py_ssize_t readable = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t subs = PyLong_AsSsize_t(args[6]);
+    long long size = PyLong_AsLongLong(args[7]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t defined = PyBytes_GET_SIZE(args[4]) / 16;
+    if (subs > defined)
+        subs = defined;
+    Packed sources[SOURCES_ON_STACK];
+    Packed *all = sources;
+    Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
+    if (n > SOURCES_ON_STACK) {
+        all = PyMem_Malloc(sizeof(Packed) * (size_t)n);
+        if (all == NULL)
+            return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    if (!sources_of(args[0], all, n))
+        goto done;
+    const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[4]);
+    for (Py_ssize_t sub = 0; sub < subs; sub++) {
+        uint64_t mask, start;
+        memcpy(&mask, geometry + 16 * sub, 8);
+        memcpy(&start, geometry + 16 * sub + 8, 8);
+        uint64_t first = h & mask, second = first ^ (alt & mask);
+        for (int which = 0; which < 2; which++) {
+            if (which && second == first)
+                break;
+            uint64_t bucket = start + (which ? second : first);
+            long long held = 0;
+            if (occupied == NULL) {
+                if (sub < readable)
+                    held = occupancy(all, n, bucket);
+            } else if (!batch_occupancy(occupied, all, n, bucket, sub < readable, &held))
+                goto done;
+            if (held < size) {
+                result = Py_BuildValue("(nKL)", sub, (unsigned long long)bucket, held);
+                goto done;
+            }
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (all != sources)
+        PyMem_Free(all);
+    return result;
+}
+
+PyDoc_STRVAR(window_doc,
+             "window(packed, low, high, /)\n"
+             "The (index, value) pairs of packed sparse pairs with low <= index < high.");
+
+static PyObject *window(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "window() takes 3 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    Packed p;
+    if (!packed_of(args[0], &p))
+        return NULL;
+    unsigned long long low = PyLong_AsUnsignedLongLong(args[1]);
+    if (low == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long high = PyLong_AsUnsignedLongLong(args[2]);
+    if (high == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = lower_bound(&p, low); i < p.count; i++) {
+        uint64_t index = index_at(&p, i);
+        if (index >= high)
+            break;
+        const unsigned char *at = p.bytes + 1 + 4 * p.count + (Py_ssize_t)p.width * i;
+        uint64_t v = 0;
+        for (int b = p.width - 1; b >= 0; b--)
+            v = (v << 8) | at[b];
+        PyObject *pair = Py_BuildValue("(KK)", (unsigned long long)index, (unsigned long long)v);
+        if (pair == NULL || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(values_doc,
+             "values(packed, indices, /)\n"
+             "The value at each index of packed sparse pairs (absent: 0).");
+
+/* values(packed: bytes, indices: list[int]) -> list[int]: what MaxVector.values_at gives, for
+ * a few dozen look-ups (a Top-K write reads its list headers and its items' buckets) at a
+ * binary search each, without numpy's per-call costs. */
+static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "values() takes 2 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    Packed p;
+    if (!packed_of(args[0], &p))
+        return NULL;
+    if (!PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "indices must be a list of ints");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(args[1]);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned long long index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(args[1], k));
+        if (index == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        uint64_t v = 0;
+        Py_ssize_t i = lower_bound(&p, index);
+        if (i < p.count && index_at(&p, i) == index) {
+            const unsigned char *at = p.bytes + 1 + 4 * p.count + (Py_ssize_t)p.width * i;
+            for (int b = p.width - 1; b >= 0; b--)
+                v = (v << 8) | at[b];
+        }
+        PyObject *value = PyLong_FromUnsignedLongLong(v);
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, value);
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
+    {"first_room", (PyCFunction)(void (*)(void))first_room, METH_FASTCALL, first_room_doc},
+    {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "hearsay.sketch._packed",
+    "Reads over a sketch's packed sparse slices.",
+    0,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__packed(void)
+{
+    return PyModuleDef_Init(&module);
+}

@@ -1,0 +1,77 @@
+"""A few dozen pairs of Python ints into a sparse vector (``_sparse.merge_few``, C: a Top-K
+write) give exactly what the general (numpy) merge gives: the vector (pairs and held form),
+the delta and the previous values; and what the general path refuses is refused alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hearsay.base.errors import BoundsError
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
+
+_VALUES = st.one_of(
+    st.integers(0, 3),
+    st.integers(0, 255),
+    st.integers(256, 1 << 16),
+    st.integers(1 << 16, 1 << 33),
+    st.integers(VALUE_MAX - 3, VALUE_MAX),
+)
+_INDICES = st.one_of(st.integers(0, 3000), st.integers(0, (1 << 32) - 1))
+
+
+def _form(vec: MaxVector) -> tuple[bool, bytes | None, list[tuple[int, int]]]:
+    return vec.is_dense, vec.packed_pairs(), vec.items()
+
+
+@st.composite
+def _cases(draw: st.DrawFn) -> tuple[dict[int, int], list[int], list[int]]:
+    held = draw(st.dictionaries(_INDICES, _VALUES.filter(bool), max_size=300))
+    keys = sorted(held)
+    count = draw(st.integers(0, 70))
+    indices = [
+        keys[draw(st.integers(0, len(keys) - 1))] if keys and draw(st.booleans()) else
+        draw(_INDICES)
+        for _ in range(count)
+    ]  # fmt: skip
+    values = [draw(_VALUES) for _ in range(count)]
+    return held, indices, values
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_cases())
+def test_a_few_dozen_pairs_merge_as_the_general_path(
+    case: tuple[dict[int, int], list[int], list[int]],
+) -> None:
+    held, indices, values = case
+    by_lists = MaxVector.from_items(held.items())
+    by_arrays = by_lists.copy()
+    if by_lists.is_dense:  # (the C path is for sparse vectors only)
+        return
+    delta, previous = by_lists.merge_pairs_tracking(indices, values)
+    general = by_arrays.merge_pairs_tracking(
+        np.array(indices, dtype=np.int64), np.array(values, dtype=np.int64)
+    )
+    assert _form(by_lists) == _form(by_arrays)
+    assert delta.items() == general[0].items()
+    assert previous.items() == general[1].items()
+
+
+@pytest.mark.parametrize(
+    ("indices", "values"),
+    [
+        (list(range(20)), [1] * 19 + [-1]),
+        (list(range(20)), [1] * 19 + [VALUE_MAX + 1]),
+        ([*range(19), 1 << 32], [1] * 20),
+        ([*range(19), -1], [1] * 20),
+        (list(range(20)), [1] * 19),
+    ],
+)
+def test_what_the_general_path_refuses_is_refused(indices: list[int], values: list[int]) -> None:
+    vec = MaxVector.from_items((i, 1) for i in range(0, 4000, 7))
+    before = vec.items()
+    with pytest.raises(BoundsError):
+        vec.merge_pairs_tracking(indices, values)
+    assert vec.items() == before

@@ -1,0 +1,110 @@
+"""The C reads over packed sparse slices (``hearsay.sketch._packed``) against their Python
+reference: ``window`` against :meth:`MaxVector.window` and ``values`` (Top-K's reads of its
+own slice) against :meth:`MaxVector.values_at` on packed pairs of every value width; and the
+walk over an item's places (``first_room``, behind CF.ADD) against the walk in Python
+on filters grown to many sub-filters, with several origins' slices, over-deletes and counts
+past the clip (the batch test holds both walks to the scalar reference on small filters)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import _packed
+from hearsay.sketch.cuckoo import COUNT_CLIP, FINGERPRINTS, CuckooFilter
+
+VALUES = st.one_of(
+    st.integers(1, 255),
+    st.integers(1, 1 << 16),
+    st.integers(1, 1 << 32),
+    st.integers(COUNT_CLIP - 3, (1 << 63) - 1),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.dictionaries(st.integers(0, 5000), VALUES, max_size=200),
+    low=st.integers(0, 5000),
+    span=st.integers(0, 1200),
+)
+def test_window_gives_the_pairs_the_vector_holds(
+    pairs: dict[int, int], low: int, span: int
+) -> None:
+    vec = MaxVector.from_items(pairs.items())
+    packed = vec.packed_pairs()
+    if packed is None:  # a dense vector is read in Python
+        return
+    assert _packed.window(packed, low, low + span) == vec.window(low, low + span).items()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.dictionaries(st.integers(0, (1 << 32) - 1), VALUES, max_size=200),
+    wanted=st.lists(st.integers(0, (1 << 32) - 1), max_size=40),
+    held=st.lists(st.integers(0, 199), max_size=40),
+)
+def test_values_give_what_values_at_gives(
+    pairs: dict[int, int], wanted: list[int], held: list[int]
+) -> None:
+    vec = MaxVector.from_items(pairs.items())
+    packed = vec.packed_pairs()
+    if packed is None:  # a dense vector is read in Python
+        return
+    keys = sorted(pairs)
+    indices = wanted + [keys[i % len(keys)] for i in held] if keys else wanted
+    expected = vec.values_at(np.array(indices, dtype=np.int64)).tolist() if indices else []
+    assert _packed.values(packed, indices) == expected
+
+
+# (capacity, bucket size, expansion): a filter of many sub-filters, as CF.ADD meets it.
+SHAPES = [(16, 2, 1), (8, 1, 1), (32, 4, 2), (16, 2, 0)]
+ORIGINS = ("a", "b", "c")
+
+
+@st.composite
+def grown_slices(draw: st.DrawFn) -> tuple[tuple[int, int, int], dict[str, MaxVector]]:
+    """Random counts over the first sub-filters' buckets of a filter, per origin (adds and
+    deletes, some past the clip): any merged state, over-deletes included."""
+    shape = draw(st.sampled_from(SHAPES))
+    view = CuckooFilter(shape[0], shape[1], 20, shape[2])
+    subs = draw(st.integers(1, min(4, len(view._buckets))))
+    buckets = (view._bases[subs - 1] // FINGERPRINTS) + view._buckets[subs - 1]
+    # A few fingerprints a bucket, adds (even slots) three times as likely as deletes.
+    slot = st.builds(
+        lambda bucket, fp, delete: 2 * (bucket * FINGERPRINTS + fp) + delete,
+        st.integers(0, buckets - 1),
+        st.integers(1, 6),
+        st.sampled_from((0, 0, 0, 1)),
+    )
+    slices: dict[str, MaxVector] = {}
+    for origin in draw(st.lists(st.sampled_from(ORIGINS), min_size=1, max_size=3, unique=True)):
+        held = draw(st.dictionaries(slot, st.one_of(st.integers(1, 3), VALUES), max_size=150))
+        slices[origin] = MaxVector.from_items(held.items())
+    return shape, slices
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    grown=grown_slices(),
+    origin=st.sampled_from(ORIGINS),
+    items=st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=6),
+    only_new=st.booleans(),
+)
+def test_the_walk_in_c_places_as_the_walk_in_python(
+    grown: tuple[tuple[int, int, int], dict[str, MaxVector]],
+    origin: str,
+    items: list[bytes],
+    only_new: bool,
+) -> None:
+    (capacity, bucket_size, expansion), slices = grown
+    view = CuckooFilter(capacity, bucket_size, 20, expansion)
+    by_c = view.add_items(slices, origin, items, only_new=only_new, by_windows=True)
+    by_python = view.add_items(
+        slices, origin, items, only_new=only_new, by_windows=True, c_walk=False
+    )
+    assert by_c[0] == by_python[0]
+    assert [list(map(int, part)) for part in by_c[1]] == [
+        list(map(int, part)) for part in by_python[1]
+    ]
