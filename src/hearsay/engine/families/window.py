@@ -376,7 +376,12 @@ def cms_incrby(
     view, cms, entry = _cms(db, key, now_ms)
     number = view.window.slice_at(now_ms)
     own = f"{number}/{db.origin}"
-    pairs, estimates = cms.incrby(view.live(entry.slices(), now_ms), own, items, increments)
+    live = view.live(entry.slices(), now_ms)
+    if len(items) == 1:  # one item: Python ints, no arrays (the plain key's fast path)
+        few, estimate = cms.incrby_item(live, own, items[0], increments[0])
+        _write(db, key, view, number, few, now_ms=now_ms)
+        return [estimate]
+    pairs, estimates = cms.incrby(live, own, items, increments)
     _write(db, key, view, number, pairs, now_ms=now_ms)
     return estimates
 
