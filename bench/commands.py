@@ -211,10 +211,13 @@ ROWS = (
     ),
     Row(
         "CF.ADD",
-        ("CF.ADD", "{key}", RAND),
+        # Distinct items (two random numbers: a million of them under -r 1000) into a filter
+        # with room for every add of the run. CF.ADD adds a copy each time, and an item's two
+        # buckets hold 4 copies per sub-filter: 1,000 items added again and again, or 31,500
+        # into 1,000 slots, filled all 32 sub-filters in a round or two, and from then on the
+        # row measured "Filter is full" (as RedisBloom's would answer).
+        ("CF.ADD", "{key}", RAND + RAND),
         PFADD_STANDIN,
-        # Room for every add of the run: a 1,000-slot filter is full (32 sub-filters) after
-        # ~31,500 random items, and from then on answers "Filter is full" (as RedisBloom's).
         setup=(("CF.RESERVE", "{key}", "1000000"),),
         full_only=True,
         standin=True,
