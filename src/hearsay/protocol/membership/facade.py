@@ -1021,20 +1021,13 @@ class Membership:
         # to keep 50 was most of a sync's cost.
         fit = min(DIGEST_SAMPLE_MAX, room // digest_item_bytes(*first) + 4)
         suspects = self._suspects_to_sync()
+        urgent = set(suspects)
         if len(table.ids) < fit:
-            entries = table.digest()  # self first, then every peer
-            if suspects:
-                urgent = set(suspects)
-                entries = [first, *self._items_of(suspects)] + [
-                    e for e in entries[1:] if e.node_id not in urgent
-                ]
+            peers = table.digest()[1:]  # every peer, by id
         else:
-            entries = [first, *self._items_of(suspects)]
-            urgent = set(suspects)
-            for node_id in self._sample_ids(fit):
-                if node_id not in urgent:
-                    st = table.peers[node_id].state
-                    entries.append(DigestItem(node_id, st.generation, st.max_version))
+            peers = self._items_of(self._sample_ids(fit))
+        entries = [first, *self._items_of(suspects)]
+        entries += [e for e in peers if e.node_id not in urgent]
         digest, complete, _used = self._fit_digest(entries, room, keep=1 + len(suspects))
         complete = complete and len(entries) == len(table.ids) + 1
         return Syn(MessageKind.SYN, self._id, complete, tuple(digest))
