@@ -14,7 +14,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hearsay.lattice._digest import xor_items, xor_pairs
+from hearsay.lattice._digest import xor_packed, xor_pairs
 from hearsay.lattice.digest import ORIGIN_HASHES_MAX, origin_base, pair_hash_reference, pairs_hash
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from tests.support.lattice_strategies import vectors
@@ -30,9 +30,19 @@ def _reference(base: int, pairs: list[tuple[int, int]]) -> int:
     return acc
 
 
-@given(bases, pair_lists)
-def test_xor_items_is_the_reference(base: int, pairs: list[tuple[int, int]]) -> None:
-    assert xor_items(base, pairs) == _reference(base, pairs)
+@given(bases, pair_lists, st.sampled_from([1, 2, 4, 8]))
+def test_xor_packed_is_the_reference_for_every_width(
+    base: int, pairs: list[tuple[int, int]], width: int
+) -> None:
+    """Packed pairs as a sparse MaxVector holds them: a width byte, the indices, the values."""
+    by_index = {index: min(value, (1 << (8 * width)) - 1) for index, value in pairs}
+    order = sorted(by_index)
+    packed = (
+        bytes((width,))
+        + b"".join(index.to_bytes(4, "little") for index in order)
+        + b"".join(by_index[index].to_bytes(width, "little") for index in order)
+    )
+    assert xor_packed(base, packed) == _reference(base, list(by_index.items()))
 
 
 @given(bases, pair_lists, st.sampled_from([np.uint8, np.uint16, np.uint32, np.uint64]))
@@ -69,12 +79,15 @@ def test_bad_input_is_refused_not_misread() -> None:
         xor_pairs(0, np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.uint8))
     with pytest.raises(ValueError, match="values"):
         xor_pairs(0, np.zeros(2, dtype=np.uint32), np.zeros(3, dtype=np.uint8))
+    for bad in (b"", b"\x03" + bytes(7), b"\x01" + bytes(4), b"\x02" + bytes(7)):
+        with pytest.raises(ValueError, match="packed"):
+            xor_packed(0, bad)
     with pytest.raises(TypeError):
-        xor_items(0, [(1,)])  # type: ignore[list-item]
+        xor_packed(0, "not bytes")  # type: ignore[arg-type]
     with pytest.raises(OverflowError):
-        xor_items(0, [(-1, 1)])
+        xor_packed(2**64, b"\x01")
     with pytest.raises(OverflowError):
-        xor_items(2**64, [])
+        xor_pairs(-1, np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
 
 def test_the_origin_table_stays_bounded() -> None:

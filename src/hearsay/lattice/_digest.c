@@ -119,45 +119,53 @@ static PyObject *xor_pairs(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyLong_FromUnsignedLongLong(acc);
 }
 
-PyDoc_STRVAR(xor_items_doc,
-"xor_items(base, items, /)\n--\n\n"
-"XOR of each pair's hash under `base`: `items` is a list of (index, value) tuples of ints\n"
-"in 0..2**64-1 (what MaxVector.items() returns).");
+PyDoc_STRVAR(xor_packed_doc,
+"xor_packed(base, packed, /)\n--\n\n"
+"XOR of each pair's hash under `base` for a sparse vector's packed pairs (a width byte w of\n"
+"1, 2, 4 or 8, then n little-endian uint32 indices, then n values of w bytes): no list of\n"
+"items, no arrays. ValueError when the bytes are not of that form.");
 
-static PyObject *xor_items(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *xor_packed(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *items, *item;
-    uint64_t base, acc = 0, index, value;
+    Py_buffer view;
+    uint64_t base, acc = 0;
+    const unsigned char *buf;
+    Py_ssize_t width, count;
 
     if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "xor_items() takes 2 positional arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "xor_packed() takes 2 positional arguments, got %zd", nargs);
         return NULL;
     }
-    items = args[1];
     if (as_u64(args[0], &base) < 0)
         return NULL;
-    if (!PyList_Check(items)) {
-        PyErr_Format(PyExc_TypeError, "items must be a list, not %.100s",
-                     Py_TYPE(items)->tp_name);
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    buf = (const unsigned char *)view.buf;
+    width = view.len > 0 ? buf[0] : 0;
+    if ((width != 1 && width != 2 && width != 4 && width != 8)
+        || (view.len - 1) % (4 + width) != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "not packed pairs");
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        item = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            PyErr_Format(PyExc_TypeError, "items[%zd] must be an (index, value) tuple", i);
-            return NULL;
-        }
-        if (as_u64(PyTuple_GET_ITEM(item, 0), &index) < 0
-            || as_u64(PyTuple_GET_ITEM(item, 1), &value) < 0)
-            return NULL;
+    count = (view.len - 1) / (4 + width);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *at = buf + 1 + 4 * i;
+        const unsigned char *vat = buf + 1 + 4 * count + width * i;
+        uint64_t index = (uint64_t)at[0] | (uint64_t)at[1] << 8 | (uint64_t)at[2] << 16
+                         | (uint64_t)at[3] << 24;
+        uint64_t value = 0;
+        for (Py_ssize_t b = width - 1; b >= 0; b--)
+            value = value << 8 | vat[b];
         acc ^= pair_hash(base, index, value);
     }
+    PyBuffer_Release(&view);
     return PyLong_FromUnsignedLongLong(acc);
 }
 
 static PyMethodDef methods[] = {
+    {"xor_packed", (PyCFunction)(void (*)(void))xor_packed, METH_FASTCALL, xor_packed_doc},
     {"xor_pairs", (PyCFunction)(void (*)(void))xor_pairs, METH_FASTCALL, xor_pairs_doc},
-    {"xor_items", (PyCFunction)(void (*)(void))xor_items, METH_FASTCALL, xor_items_doc},
     {NULL, NULL, 0, NULL},
 };
 

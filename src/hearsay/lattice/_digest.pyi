@@ -8,5 +8,5 @@ def xor_pairs(
 ) -> int:
     """XOR of each pair's hash under ``base`` (1-D unsigned arrays of one length)."""
 
-def xor_items(base: int, items: list[tuple[int, int]], /) -> int:
-    """XOR of each ``(index, value)`` pair's hash under ``base``."""
+def xor_packed(base: int, packed: bytes, /) -> int:
+    """XOR of each pair's hash under ``base`` over a sparse vector's packed pairs."""

@@ -20,7 +20,7 @@ from typing import Final
 
 import xxhash
 
-from hearsay.lattice._digest import xor_items, xor_pairs
+from hearsay.lattice._digest import xor_packed, xor_pairs
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
 
@@ -32,8 +32,6 @@ ORIGIN_HASHES_MAX: Final = 4096
 """Origins whose hash is remembered (node ids: a cluster has a few; the table is cleared when
 full, so a stream of made-up origins cannot grow it)."""
 _origin_hashes: dict[str, int] = {}
-_SMALL: Final = 16
-"""Below this many packed pairs, a vector's items are cheaper to read than its arrays."""
 
 
 def _fmix64(x: int) -> int:
@@ -90,11 +88,12 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     base = origin_base(seed, origin)
     acc = 0
     for vector in vectors:
-        if vector.is_dense or len(vector) >= _SMALL:
+        packed = vector.packed_pairs()
+        if packed is not None:  # sparse: straight from its bytes
+            acc ^= xor_packed(base, packed)
+        else:
             indices, values = vector.pairs()
             acc ^= xor_pairs(base, indices, values)
-        else:
-            acc ^= xor_items(base, vector.items())
     return acc
 
 

@@ -292,7 +292,7 @@ class Entry:
         body = self._body
         if type(body) is dict:
             body[origin] = vector
-        elif vector.is_dense:
+        elif vector.is_dense or vector.holds_pending:
             self._body = vector
         else:
             self._body = vector.packed_pairs() or vector

@@ -10,7 +10,8 @@ never a Python dict. It has two representations and switches on its own:
 
 - **sparse**: one ``bytes`` object: a width byte ``w`` (1, 2, 4 or 8), then ``n`` little-endian
   uint32 indices (sorted, unique), then ``n`` values of ``w`` bytes each. Ten HLL registers take
-  1 + 40 + 10 = 51 bytes of payload.
+  1 + 40 + 10 = 51 bytes of payload. From 8 KB of packed pairs on, a few pairs written go to
+  an overlay (``_pending``), folded in once it has grown: a write no longer copies the bytes.
 - **dense**: one numpy array indexed directly, of the narrowest unsigned dtype that holds the
   largest value. A full 16,384-register HLL takes 16 KiB.
 - **bits**: a dense vector whose values are all 0 or 1 (a Bloom filter) as one bit per slot
@@ -73,6 +74,19 @@ _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
+_PENDING_FROM_BYTES: Final = 8192
+"""A sparse vector whose packed pairs reach this size takes a client write's few pairs into an
+overlay (``_pending``) instead of copying all its bytes: a write costs what it changes, not
+the key's size (a 1M-capacity Bloom filter filling up holds ~700 KB of packed pairs)."""
+_PENDING_FOLD_MIN: Final = 256
+_PENDING_FOLD_MAX: Final = 4096
+_PENDING_FOLD_SHARE: Final = 32
+"""The overlay is folded into the packed pairs (one bulk merge) once it holds more than
+``count // 32`` pairs, within 256..4096: a fold's copy spread over at least 256 writes, and
+the overlay's dict (~100 bytes a pair) a small share of the packed bytes it sits on."""
+_PENDING_PAIR_BYTES: Final = 12
+"""What :meth:`MaxVector.nbytes` counts for a pair in the overlay (4 + the widest value): an
+upper bound, so the key cap is never passed by a vector that shrinks when folded."""
 
 
 def width_for(value_max: int) -> int:
@@ -328,20 +342,39 @@ def _nonzero_pairs(indices: IndexArray, values: npt.NDArray[np.unsignedinteger])
     return MaxVector._from_sorted(indices.compress(keep), values.compress(keep))
 
 
+class _Overlay(dict[int, int]):
+    """A large sparse vector's pairs written since its bytes were packed, how many of them
+    are new indices, the largest value and the indices in order (so its length, width and
+    a window of it need no fold)."""
+
+    __slots__ = ("added", "order", "top")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = 0
+        self.order: list[int] = []  # the indices, sorted (at most a few thousand)
+        self.top = 0  # the largest value
+
+
 class MaxVector:
     """A sparse ``uint32 -> int`` vector that only grows by element-wise max."""
 
-    __slots__ = ("_dense", "_packed")
+    __slots__ = ("_dense", "_packed", "_pending")
 
     NO_PAIRS: Final = _EMPTY
     """The packed pairs of an empty vector (one shared object: ``is`` tells emptiness)."""
 
     _packed: bytes
     _dense: npt.NDArray[np.unsignedinteger] | None
+    _pending: _Overlay | None
+    """A large sparse vector's pairs written since its packed pairs were built (each above what
+    the packed pairs hold there); None otherwise. Readers that look at ``_packed`` call
+    :meth:`_settle` first, except the few-pair paths, which look here before the bytes."""
 
     def __init__(self) -> None:
         self._packed = _EMPTY
         self._dense = None
+        self._pending = None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -538,15 +571,44 @@ class MaxVector:
         """The sparse vector whose packed pairs are ``packed`` (as :meth:`packed_pairs` gave
         them: trusted, never copied; bytes are immutable, so sharing them is safe)."""
         vector = cls.__new__(cls)
-        vector._packed, vector._dense = packed, None
+        vector._packed, vector._dense, vector._pending = packed, None, None
         return vector
 
     def packed_pairs(self) -> bytes | None:
         """A sparse vector's packed pairs (the one object that holds it), None when dense: an
         entry keeps these bytes instead of the vector (48 bytes less per small key)."""
-        return self._packed if self._dense is None else None
+        if self._dense is not None:
+            return None
+        self._settle()
+        return self._packed
+
+    def sparse_view(self) -> tuple[bytes, dict[int, int] | None] | None:
+        """A sparse vector's packed pairs and the overlay of pairs written since (each above
+        what the bytes hold; do not change it), None when dense: for readers that search the
+        bytes in C and must not fold the overlay at every write (a cuckoo filter's buckets)."""
+        if self._dense is not None:
+            return None
+        return self._packed, self._pending
+
+    @property
+    def holds_pending(self) -> bool:
+        """Whether writes sit in the overlay: the vector, not its bytes, is the current state."""
+        return self._pending is not None
+
+    def _settle(self) -> None:
+        """Fold the overlay into the packed pairs (one bulk merge; it may turn dense)."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        order = sorted(pending)
+        width = width_for(max(pending.values()))
+        indices = np.array(order, dtype=INDEX_DTYPE)
+        values = np.array([pending[index] for index in order], dtype=VALUE_DTYPES[width])
+        self.merge_tracking(indices, values)
 
     def copy(self) -> MaxVector:
+        self._settle()
         other = MaxVector()
         other._packed = self._packed
         other._dense = None if self._dense is None else self._dense.copy()
@@ -583,9 +645,17 @@ class MaxVector:
         """Bytes per stored value (1, 2, 4 or 8)."""
         if self._dense is not None:
             return int(self._dense.dtype.itemsize)
+        pending = self._pending
+        if pending is not None:
+            return max(self._packed[0], width_for(pending.top))
         return self._packed[0]
 
     def _sparse_arrays(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
+        self._settle()
+        return self._packed_arrays()
+
+    def _packed_arrays(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
+        """The packed pairs as arrays over the bytes, the overlay left out."""
         width = self._packed[0]
         n = (len(self._packed) - 1) // (4 + width)
         indices = np.frombuffer(self._packed, INDEX_DTYPE, n, 1)
@@ -610,6 +680,7 @@ class MaxVector:
         for the content digest) costs no numpy array at all.
         """
         if self._dense is None:
+            self._settle()
             packed = self._packed
             width = packed[0]
             count = (len(packed) - 1) // (4 + width)
@@ -626,7 +697,9 @@ class MaxVector:
     def __len__(self) -> int:
         """How many indices hold a non-zero value."""
         if self._dense is None:
-            return (len(self._packed) - 1) // (4 + self._packed[0])
+            pending = self._pending
+            added = 0 if pending is None else pending.added
+            return (len(self._packed) - 1) // (4 + self._packed[0]) + added
         if self._is_bits:
             return _popcount(self._dense)
         if self._packed is _SIX:
@@ -636,7 +709,7 @@ class MaxVector:
     def is_empty(self) -> bool:
         """No non-zero value. O(1): a dense array is only ever built holding a non-zero value
         and values only rise (a count-min read asks this of every slice before summing)."""
-        return self._dense is None and len(self._packed) == 1
+        return self._dense is None and len(self._packed) == 1 and self._pending is None
 
     def __bool__(self) -> bool:
         """Whether any value is non-zero, in O(1) (:meth:`is_empty`). Without it, truth fell
@@ -658,6 +731,11 @@ class MaxVector:
             return int(dense[index]) if 0 <= index < dense.size else 0
         if not 0 <= index < INDEX_LIMIT:
             return 0
+        pending = self._pending
+        if pending is not None:
+            held = pending.get(index)
+            if held is not None:
+                return held
         packed = self._packed
         width = packed[0]
         count = (len(packed) - 1) // (4 + width)
@@ -710,7 +788,7 @@ class MaxVector:
             flat.size <= _FEW_LOOKUPS
             and flat.dtype.kind in "iu"
             and (len(packed) - 1) // (4 + packed[0]) >= _BISECT_PAIRS_PER_LOOKUP * flat.size
-        ):
+        ):  # (the overlay, if any, is read there too)
             return self._few_sparse_values(flat.tolist(), out).reshape(idx.shape)
         have_idx, have_val = self._sparse_arrays()
         if have_idx.size:
@@ -758,6 +836,12 @@ class MaxVector:
             if pos < count and int.from_bytes(packed[at : at + 4], "little") == index:
                 start = values_at + width * pos
                 out[slot] = int.from_bytes(packed[start : start + width], "little")
+        pending = self._pending
+        if pending is not None:
+            for slot, index in enumerate(wanted):
+                held = pending.get(index)
+                if held is not None:
+                    out[slot] = held
         return out
 
     def dense_run(self) -> tuple[int, npt.NDArray[np.unsignedinteger], int] | None:
@@ -793,6 +877,17 @@ class MaxVector:
         run = bits[first : last + 1]
         run.flags.writeable = False
         return 8 * first, run, _popcount(run)
+
+    def top_index(self) -> int:
+        """The highest index holding a value (-1 for none): O(1) for a sparse vector."""
+        if self._dense is None:
+            packed = self._packed
+            count = (len(packed) - 1) // (4 + packed[0])
+            top = int.from_bytes(packed[4 * count - 3 : 4 * count + 1], "little") if count else -1
+            pending = self._pending
+            return top if pending is None or not pending.order else max(top, pending.order[-1])
+        indices, _ = self.pairs()
+        return int(indices[-1]) if indices.size else -1
 
     def count_in(self, low: int, high: int) -> int:
         """How many indices ``low <= i < high`` hold a non-zero value, without listing them
@@ -831,11 +926,18 @@ class MaxVector:
             part = dense[low : max(min(high, dense.size), low)]
             nonzero = np.flatnonzero(part)
             return MaxVector._from_sorted((nonzero + low).astype(INDEX_DTYPE), part[nonzero])
-        indices, values = self._sparse_arrays()
+        indices, values = self._packed_arrays()
         first, end = (
             self._packed_position(min(max(bound, 0), INDEX_LIMIT)) for bound in (low, high)
         )
-        return MaxVector._from_sorted(indices[first:end], values[first:end])
+        held = MaxVector._from_sorted(indices[first:end], values[first:end])
+        pending = self._pending
+        if pending is not None:  # the overlay's indices in the window, found by bisection
+            order = pending.order
+            written = order[bisect.bisect_left(order, low) : bisect.bisect_left(order, high)]
+            if written:
+                held.merge_pairs(written, [pending[i] for i in written])
+        return held
 
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
@@ -862,12 +964,15 @@ class MaxVector:
             return self.dense_slots
         if self._dense is not None:
             return int(self._dense.nbytes)  # (the empty packed form is one shared object)
-        return len(self._packed)
+        pending = self._pending
+        return len(self._packed) + (0 if pending is None else _PENDING_PAIR_BYTES * len(pending))
 
     def memory_bytes(self) -> int:
         """Bytes this vector's objects occupy, headers included (MEMORY USAGE's estimate)."""
         held = self._dense if self._dense is not None else self._packed
-        return sys.getsizeof(self) + sys.getsizeof(held)
+        pending = self._pending
+        overlay = 0 if pending is None else sys.getsizeof(pending) + 32 * len(pending)
+        return sys.getsizeof(self) + sys.getsizeof(held) + overlay
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MaxVector):
@@ -1069,9 +1174,33 @@ class MaxVector:
     ) -> tuple[MaxVector, MaxVector]:
         """:meth:`merge_pairs` that also returns the previous values (see merge_tracking).
 
-        A handful of pairs as Python lists (one client write) never touches numpy.
+        A handful of pairs as Python lists (one client write) never touches numpy; one pair
+        into a small sparse vector (an INCR, a count-min cell of a small key) goes straight to
+        its byte splice.
         """
-        if self._packed is _SIX:
+        packed = self._packed
+        if (
+            self._dense is None
+            and isinstance(indices, list)
+            and isinstance(values, list)
+            and len(indices) == 1 == len(values)
+            and len(packed) < _PENDING_FROM_BYTES
+            and self._pending is None
+        ):
+            index, value = indices[0], values[0]
+            if (
+                type(index) is int
+                and type(value) is int
+                and 0 <= index < INDEX_LIMIT
+                and 0 < value <= VALUE_MAX
+                and value < 1 << (8 * packed[0])
+                and sys.byteorder == "little"
+            ):
+                grown = self._merge_one_into_sparse(index, value)
+                if self._packed is _EMPTY:  # (turned dense: six bits if it can, as below)
+                    self._compact()
+                return grown
+        if packed is _SIX:
             few = self._merge_few_into_six(indices, values)
             if few is not None:
                 return few
@@ -1121,6 +1250,11 @@ class MaxVector:
             if few is not None:
                 return few
         if isinstance(indices, list) and isinstance(values, list) and self._dense is None:
+            if len(indices) <= _FEW_LOOKUPS and self._takes_pending():
+                few = self._merge_few_into_sparse(_few_wanted(indices, values))
+                if few is not None:
+                    return few
+            self._settle()
             merged = _sparse.merge_few(self._packed, indices, values)  # (None: not for it)
             if merged is not None:
                 return self._took_packed(*merged)
@@ -1207,6 +1341,8 @@ class MaxVector:
         Returns None when a value needs a wider width than the vector has (the general path
         handles that).
         """
+        if self._takes_pending():
+            return self._merge_few_pending(wanted)
         packed = self._packed
         width = packed[0]
         if wanted and max(wanted.values()) >= 1 << (8 * width):
@@ -1251,6 +1387,40 @@ class MaxVector:
             return MaxVector(), MaxVector()
         self._packed = packed
         self._maybe_densify()
+        return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    def _takes_pending(self) -> bool:
+        """Whether a few pairs go to the overlay (a large sparse vector) rather than the bytes."""
+        return self._pending is not None or len(self._packed) >= _PENDING_FROM_BYTES
+
+    def _merge_few_pending(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
+        """A few validated pairs into the overlay of a large sparse vector: a dict update and a
+        bisect per pair, no copy of the bytes; folded once the overlay has grown (any width)."""
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _Overlay()
+        grown: dict[int, int] = {}
+        before: dict[int, int] = {}
+        for index, value in wanted.items():
+            current = self.get(index)
+            if value > current:
+                grown[index] = value
+                pending.top = max(pending.top, value)
+                if index not in pending:
+                    bisect.insort(pending.order, index)
+                pending[index] = value
+                if current:
+                    before[index] = current
+                else:
+                    pending.added += 1
+        if not pending:
+            self._pending = None
+        if not grown:
+            return MaxVector(), MaxVector()
+        count = (len(self._packed) - 1) // (4 + self._packed[0])
+        fold_at = min(max(count // _PENDING_FOLD_SHARE, _PENDING_FOLD_MIN), _PENDING_FOLD_MAX)
+        if len(pending) > fold_at:
+            self._settle()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
 
     def _merge_one_into_sparse(self, index: int, value: int) -> tuple[MaxVector, MaxVector]:
@@ -1378,6 +1548,7 @@ class MaxVector:
     def _merge_tracking(
         self, indices: IndexArray, values: npt.NDArray[np.unsignedinteger]
     ) -> tuple[MaxVector, MaxVector]:
+        self._settle()
         if indices.size == 0:
             return MaxVector(), MaxVector()
         if self._is_bits and int(values.max()) > 1:

@@ -127,8 +127,7 @@ def _clipped(values: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.int64]:
 
 def _top_index(vec: MaxVector) -> int:
     """The highest index holding a value (-1 for none); remembered for a dense vector."""
-    indices, _ = vec.pairs()
-    return int(indices[-1]) if indices.size else -1
+    return vec.top_index()
 
 
 def _summed_counts(
@@ -506,7 +505,7 @@ class _Batch:
         sources = self._read_from
         if sources is None:
             sources = self._read_from = [
-                (origin == self._origin, vec, vec.packed_pairs())
+                (origin == self._origin, vec, None if vec.holds_pending else vec.packed_pairs())
                 for origin, vec in self._slices.items()
             ]
         return sources

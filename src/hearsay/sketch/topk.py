@@ -148,9 +148,15 @@ class _Own:
         if vec is None:
             values = [0] * len(indices)
         else:
-            packed = vec.packed_pairs()
-            if packed is not None:
+            view = vec.sparse_view()
+            if view is not None:
+                packed, pending = view
                 values = _packed.values(packed, indices)
+                if pending is not None:  # (writes not folded into the bytes yet)
+                    values = [
+                        pending.get(index, value)
+                        for index, value in zip(indices, values, strict=True)
+                    ]
             else:
                 values = vec.values_at(np.array(indices, dtype=np.int64)).tolist()
         self.cache.update(zip(indices, values, strict=True))

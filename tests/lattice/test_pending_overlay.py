@@ -1,0 +1,149 @@
+"""A large sparse vector takes few-pair writes into an overlay: every read sees them.
+
+A client write to a big sparse key (a 1M-capacity Bloom filter filling up, a cuckoo filter)
+puts its few pairs in an overlay instead of copying the key's packed bytes, and the overlay is
+folded in once it has grown. Every way of reading a vector must give what a vector built from
+the same pairs gives, before and after the fold, and each write must report exactly the pairs
+that grew and what they held before (the content digest and gossip depend on both).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from hearsay.lattice.codec import decode_entry, encode_entry
+from hearsay.lattice.entry import SHARED_ORIGIN, Entry
+from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, MaxVector
+from tests.support.lattice_strategies import RAW
+
+_BIG_PAIRS = 3000  # 1 + 3000 x 5 bytes: past the size from which writes go to the overlay
+_SPAN = 1 << 22  # indices spread far enough that the vector stays sparse
+
+
+def _reference_vector(reference: dict[int, int]) -> MaxVector:
+    order = sorted(reference)
+    top = max(reference.values())
+    dtype = VALUE_DTYPES[1 if top < 256 else 2 if top < 65536 else 8]
+    return MaxVector.from_pairs(
+        np.array(order, dtype=INDEX_DTYPE), np.array([reference[i] for i in order], dtype=dtype)
+    )
+
+
+def _big(rng: random.Random) -> tuple[MaxVector, dict[int, int]]:
+    reference = {rng.randrange(_SPAN): rng.randint(1, 3) for _ in range(_BIG_PAIRS)}
+    return _reference_vector(reference), reference
+
+
+def _write(rng: random.Random, reference: dict[int, int]) -> tuple[list[int], list[int]]:
+    """A client write's few pairs: new indices, held ones (higher or not), now and then wide."""
+    count = rng.randint(1, 12)
+    held = sorted(reference)
+    indices = [
+        rng.choice(held) if held and rng.random() < 0.4 else rng.randrange(_SPAN)
+        for _ in range(count)
+    ]
+    top = rng.choice([3, 3, 3, 200, 70_000])
+    return indices, [rng.randint(1, top) for _ in indices]
+
+
+def _check_reads(vector: MaxVector, reference: dict[int, int], rng: random.Random) -> None:
+    assert len(vector) == len(reference)
+    assert not vector.is_empty()
+    assert vector.top_index() == max(reference)
+    probe = [rng.choice(sorted(reference)) for _ in range(5)] + [rng.randrange(_SPAN)]
+    for index in probe:
+        assert vector.get(index) == reference.get(index, 0)
+    few = vector.values_at(np.array(probe, dtype=np.int64)).tolist()
+    assert few == [reference.get(i, 0) for i in probe]
+    low = rng.randrange(_SPAN)
+    high = low + rng.choice([8, 512, 1 << 16])
+    in_window = {i: v for i, v in reference.items() if low <= i < high}
+    assert dict(vector.window(low, high).items()) == in_window
+    assert vector.width >= _reference_vector(reference).width
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_writes_to_a_big_sparse_vector_read_back_everywhere(seed: int) -> None:
+    rng = random.Random(seed)
+    vector, reference = _big(rng)
+    assert len(vector.packed_pairs() or b"") > 8192  # (the overlay's threshold: see vector.py)
+    overlay_seen = False
+    for step in range(1500):
+        indices, values = _write(rng, reference)
+        as_array = rng.random() < 0.3 and len(indices) <= 8 and max(values) < 256
+        if as_array:
+            delta, previous = vector.merge_pairs_tracking(
+                np.array(indices, dtype=INDEX_DTYPE), np.array(values, dtype=np.uint8)
+            )
+        else:
+            delta, previous = vector.merge_pairs_tracking(indices, values)
+        overlay_seen |= vector.holds_pending
+        expected_delta: dict[int, int] = {}
+        expected_previous: dict[int, int] = {}
+        for index, value in zip(indices, values, strict=True):
+            held = max(reference.get(index, 0), expected_delta.get(index, 0))
+            if value > held:
+                expected_delta[index] = value
+                if reference.get(index, 0):
+                    expected_previous[index] = reference[index]
+        assert dict(delta.items()) == expected_delta
+        assert dict(previous.items()) == expected_previous
+        reference.update(expected_delta)
+        if step % 97 == 0:
+            _check_reads(vector, reference, rng)
+    assert overlay_seen, "no write went to the overlay: the test no longer covers it"
+    _check_reads(vector, reference, rng)
+    twin = vector.copy()
+    assert twin == _reference_vector(reference) == vector
+    assert dict(vector.items()) == reference
+    assert not vector.holds_pending  # (items folded it)
+
+
+def test_the_overlay_is_bounded_and_folds_on_its_own() -> None:
+    rng = random.Random(7)
+    vector, reference = _big(rng)
+    largest = 0
+    for _ in range(20_000):
+        index = rng.randrange(_SPAN)
+        vector.merge_pairs_tracking([index], [5])
+        reference[index] = max(reference.get(index, 0), 5)
+        view = vector.sparse_view()
+        if view is not None and view[1] is not None:
+            largest = max(largest, len(view[1]))
+    assert 0 < largest <= 4097  # (vector.py: folded past count // 32, within 256..4096)
+    assert vector == _reference_vector(reference)
+
+
+def test_a_copy_does_not_follow_later_writes() -> None:
+    rng = random.Random(3)
+    vector, reference = _big(rng)
+    vector.merge_pairs_tracking([5, 6], [9, 9])
+    assert vector.holds_pending
+    twin = vector.copy()
+    vector.merge_pairs_tracking([7], [9])
+    assert twin.get(7) == reference.get(7, 0)
+    assert twin.get(5) == 9
+    assert vector.get(7) == 9
+
+
+def test_an_entry_holding_an_overlay_encodes_and_hashes_what_it_holds() -> None:
+    """A shared slice with writes in its overlay stays a vector in the entry (not stale bytes)
+    and is written to disk and the wire whole."""
+    rng = random.Random(11)
+    big, reference = _big(rng)
+    entry = Entry(5, RAW, (0, 0), {SHARED_ORIGIN: big})
+    for _ in range(50):
+        index = rng.randrange(_SPAN)
+        result = entry.grow_slice(SHARED_ORIGIN, [index], [4])
+        if reference.get(index, 0) < 4:
+            assert result.delta is not None
+            reference[index] = 4
+    assert entry.vector.holds_pending
+    assert entry.vector.get(index) == reference[index]
+    decoded = decode_entry(encode_entry(entry))
+    assert decoded == entry
+    assert dict(decoded.vector.items()) == reference
+    assert entry.payload_bytes() >= len(decoded.vector.packed_pairs() or b"")
