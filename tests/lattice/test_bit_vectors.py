@@ -194,3 +194,25 @@ def test_the_key_cap_counts_a_bit_vector_widening_to_a_byte_per_slot() -> None:
     with pytest.raises(TooLargeError):
         keyspace.merge(b"k", Entry(0, RAW, (0, 0), {"": MaxVector.from_items([(1, 2)])}))
     assert keyspace.entry(b"k") == entry
+
+
+def test_ones_past_the_dense_cap_are_held_as_bits_and_widen_to_pairs() -> None:
+    """A Bloom chain past 2**24 bits (a 1M-capacity filter's second sub-filter) was held as
+    packed pairs, 5 bytes per set bit: 28.7 MB for what 4.5 MB of bits hold. A value above 1
+    in such a vector must not become a byte per slot (36 MB here), but packed pairs."""
+    top = 3 * DENSE_SLOTS_MAX // 2
+    ones = np.arange(0, top, 4, dtype=np.uint32)  # a quarter of the slots: bits are smaller
+    vector = MaxVector.from_pairs(ones, np.ones(ones.size, dtype=np.uint8))
+    assert vector.is_dense and vector.width == 1
+    assert vector.nbytes() <= top // 8 + 1024
+    grown = MaxVector()
+    for start in range(0, ones.size, 500_000):  # built up by merges, as writes build it
+        part = ones[start : start + 500_000]
+        grown.merge_pairs(part, np.ones(part.size, dtype=np.uint8))
+    assert grown.is_dense and grown.nbytes() == vector.nbytes()
+    assert grown == vector
+    grown.merge_pairs([5], [3])
+    assert not grown.is_dense  # pairs, not a byte per slot
+    assert len(grown) == ones.size + 1 and grown.get(5) == 3 and grown.get(top - 4) == 1
+    vector.merge_pairs(np.array([5], dtype=np.uint32), np.array([3], dtype=np.uint8))
+    assert vector == grown

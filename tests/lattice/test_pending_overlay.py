@@ -147,3 +147,34 @@ def test_an_entry_holding_an_overlay_encodes_and_hashes_what_it_holds() -> None:
     assert decoded == entry
     assert dict(decoded.vector.items()) == reference
     assert entry.payload_bytes() >= len(decoded.vector.packed_pairs() or b"")
+
+
+def test_a_fold_that_turns_the_vector_dense_is_read_as_dense() -> None:
+    """Ones in a narrow range (a Bloom filter filling up): a fold of the overlay turns the
+    vector into bits, and a read that folds (count_in, pairs, packed_pairs, items, to_dense,
+    a bulk values_at) must then read the bits, not the old packed form."""
+    rng = random.Random(5)
+    span = 120_000
+    reference = {index: 1 for index in rng.sample(range(span), 2000)}
+    readers = [
+        lambda v: v.count_in(0, span),
+        lambda v: len(v.pairs()[0]),
+        lambda v: v.packed_pairs(),
+        lambda v: len(v.items()),
+        lambda v: int(v.to_dense(span).sum()),
+        lambda v: int(v.values_at(np.arange(0, span, 7)).sum()),
+    ]
+    for reader in readers:
+        vector = _reference_vector(reference)
+        held = dict(reference)
+        turned_dense = False
+        for _ in range(40):
+            for _ in range(100):  # (fewer than a fold's 256: the reader's fold turns it dense)
+                index = rng.randrange(span)
+                vector.merge_pairs_tracking([index], [1])
+                held[index] = 1
+            reader(vector)
+            turned_dense |= vector.is_dense
+            assert vector.count_in(0, span) == len(held)
+            assert dict(vector.items()) == held
+        assert turned_dense, "the vector never turned dense: the test no longer covers it"

@@ -238,3 +238,17 @@ def test_bits_that_arrive_before_their_sub_filters_marker_are_read() -> None:
     assert bf.filters(without_marker) == 1
     assert bf.mexists(without_marker, items).all()
     assert all(bf.exists(without_marker, item) for item in items)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_filter_holds_its_capacity_before_it_starts_the_next(seed: int) -> None:
+    """As RedisBloom: capacity items fit the first filter; the next starts soon after. With
+    a sampled fill count aimed early, a 1M-capacity filter filled with 1M items had started a
+    second sub-filter (and held 28.7 MB of pairs for it) in some runs."""
+    capacity = 200_000
+    bf = BloomFilter.chain(0.01, capacity, 2)
+    vec = MaxVector()
+    _add_batch(bf, vec, _members(seed, capacity, b"in"))
+    assert bf.filters(vec) == 1
+    _add_batch(bf, vec, _members(seed, capacity // 20, b"more"))  # 5% past capacity
+    assert bf.filters(vec) == 2

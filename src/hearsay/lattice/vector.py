@@ -48,7 +48,10 @@ INDEX_LIMIT: Final = 1 << 32
 VALUE_MAX: Final = (1 << 63) - 1
 """Values are non-negative int64."""
 DENSE_SLOTS_MAX: Final = 1 << 24
-"""A vector whose largest index is at or above this stays sparse (no 128 MiB surprises)."""
+"""A vector of values wider than a bit whose largest index is at or above this stays sparse (no
+128 MiB surprises). A vector of ones held as bits may reach every index: bits are chosen only
+when no larger than the packed pairs, and a Bloom chain past 2**24 bits (a 2M-capacity
+filter, a 1M one's second sub-filter) held as pairs took 5 bytes per set bit, ~20x its bits."""
 
 IndexArray = npt.NDArray[np.uint32]
 ValueArray = npt.NDArray[np.unsignedinteger]
@@ -205,16 +208,17 @@ def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
     )
 
 
-def _dense_slots(top_index: int) -> int:
+def _dense_slots(top_index: int, *, bits: bool = False) -> int:
     """Slots of a dense array holding ``top_index``: rounded up to a multiple of 1,024 (a
     2**p register array is allocated once, not again for its last few registers), capped."""
-    return min(-(-(top_index + 1) // _DENSE_ROUND) * _DENSE_ROUND, DENSE_SLOTS_MAX)
+    cap = INDEX_LIMIT if bits else DENSE_SLOTS_MAX
+    return min(-(-(top_index + 1) // _DENSE_ROUND) * _DENSE_ROUND, cap)
 
 
 def _dense_is_smaller(top_index: int, pairs: int, width: int, *, bits: bool = False) -> bool:
     """Whether slots ``0..top_index`` as an array (``bits``: as bits) take no more memory than
     ``pairs`` packed."""
-    if top_index >= DENSE_SLOTS_MAX:
+    if top_index >= (INDEX_LIMIT if bits else DENSE_SLOTS_MAX):
         return False
     held = (top_index + 8) // 8 if bits else (top_index + 1) * width
     return held + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
@@ -289,7 +293,7 @@ def _dense_array(
     indices: npt.NDArray[np.integer], values: npt.NDArray[np.integer], width: int, bits: bool
 ) -> npt.NDArray[np.unsignedinteger]:
     """The dense array (``bits``: the bitset) holding sorted, non-zero pairs."""
-    slots = _dense_slots(int(indices[-1]))
+    slots = _dense_slots(int(indices[-1]), bits=bits)
     if bits:
         bitset = np.zeros(slots // 8, dtype=np.uint8)
         _set_bits(bitset, indices)
@@ -480,7 +484,7 @@ class MaxVector:
         cls, run: npt.NDArray[np.unsignedinteger], offset: int, top: int
     ) -> MaxVector:
         """A bits vector whose slot ``offset + i`` is ``run[i]`` (0 or 1)."""
-        bitset = np.zeros(_dense_slots(top) // 8, dtype=np.uint8)
+        bitset = np.zeros(_dense_slots(top, bits=True) // 8, dtype=np.uint8)
         pad = offset % 8
         if pad:
             run = np.concatenate((np.zeros(pad, dtype=run.dtype), run))
@@ -509,7 +513,7 @@ class MaxVector:
         if not _dense_is_smaller(top, count, 1, bits=True):
             indices = _bit_indices(raw, count) + np.uint32(start)
             return cls._from_sorted(indices, np.ones(count, dtype=np.uint8))
-        held = np.zeros(_dense_slots(top) // 8, dtype=np.uint8)
+        held = np.zeros(_dense_slots(top, bits=True) // 8, dtype=np.uint8)
         end = min(raw.size, held.size - start // 8)
         held[start // 8 : start // 8 + end] = raw[:end]
         vector = cls()
@@ -548,10 +552,18 @@ class MaxVector:
             return None
         return _sixbit.histogram(dense)
 
-    def _widen(self) -> npt.NDArray[np.unsignedinteger]:
-        """A bits vector about to hold a value above 1 becomes a one-byte array (returned)."""
+    def _widen(self) -> npt.NDArray[np.unsignedinteger] | None:
+        """A bits vector about to hold a value above 1 becomes a one-byte array (returned), or
+        packed pairs (None) when a byte per slot would pass :data:`DENSE_SLOTS_MAX` or be
+        larger than the pairs."""
         bits = self._dense
         assert bits is not None and self._is_bits
+        count = _popcount(bits)
+        top = 8 * bits.size - 1
+        if 8 * bits.size > DENSE_SLOTS_MAX or not _dense_is_smaller(top, count, 1):
+            indices = _bit_indices(bits, count)
+            self._dense, self._packed = None, _pack(1, indices, np.ones(count, dtype=np.uint8))
+            return None
         wide = np.unpackbits(bits, bitorder="little")
         self._hold(wide)
         return wide
@@ -577,10 +589,8 @@ class MaxVector:
     def packed_pairs(self) -> bytes | None:
         """A sparse vector's packed pairs (the one object that holds it), None when dense: an
         entry keeps these bytes instead of the vector (48 bytes less per small key)."""
-        if self._dense is not None:
-            return None
-        self._settle()
-        return self._packed
+        self._settle()  # (first: a fold may turn it dense)
+        return self._packed if self._dense is None else None
 
     def sparse_view(self) -> tuple[bytes, dict[int, int] | None] | None:
         """A sparse vector's packed pairs and the overlay of pairs written since (each above
@@ -650,10 +660,6 @@ class MaxVector:
             return max(self._packed[0], width_for(pending.top))
         return self._packed[0]
 
-    def _sparse_arrays(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
-        self._settle()
-        return self._packed_arrays()
-
     def _packed_arrays(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
         """The packed pairs as arrays over the bytes, the overlay left out."""
         width = self._packed[0]
@@ -664,8 +670,9 @@ class MaxVector:
 
     def pairs(self) -> tuple[IndexArray, npt.NDArray[np.unsignedinteger]]:
         """The non-zero pairs as read-only arrays, sorted by index (the canonical form)."""
+        self._settle()  # (first: a fold may turn it dense)
         if self._dense is None:
-            return self._sparse_arrays()
+            return self._packed_arrays()
         if self._is_bits:
             count = _popcount(self._dense)
             return _bit_indices(self._dense, count), np.ones(count, dtype=np.uint8)
@@ -679,8 +686,8 @@ class MaxVector:
         Packed pairs are read with struct: a delta of a few pairs (one client write, hashed
         for the content digest) costs no numpy array at all.
         """
+        self._settle()  # (first: a fold may turn it dense)
         if self._dense is None:
-            self._settle()
             packed = self._packed
             width = packed[0]
             count = (len(packed) - 1) // (4 + width)
@@ -790,7 +797,10 @@ class MaxVector:
             and (len(packed) - 1) // (4 + packed[0]) >= _BISECT_PAIRS_PER_LOOKUP * flat.size
         ):  # (the overlay, if any, is read there too)
             return self._few_sparse_values(flat.tolist(), out).reshape(idx.shape)
-        have_idx, have_val = self._sparse_arrays()
+        if self._pending is not None:  # (many look-ups: fold once, then read as it stands)
+            self._settle()
+            return self.values_at(indices)
+        have_idx, have_val = self._packed_arrays()
         if have_idx.size:
             pos = np.searchsorted(have_idx, flat)
             clipped = np.minimum(pos, have_idx.size - 1)
@@ -813,7 +823,7 @@ class MaxVector:
         if sys.byteorder == "little":
             with memoryview(packed) as view, view[1 : 1 + 4 * count].cast("I") as positions:
                 return [bisect.bisect_left(positions, index) for index in wanted]
-        indices, _ = self._sparse_arrays()
+        indices, _ = self._packed_arrays()
         return [
             int(np.searchsorted(indices, index)) if index < INDEX_LIMIT else count
             for index in wanted
@@ -895,8 +905,9 @@ class MaxVector:
         low, high = max(low, 0), min(high, INDEX_LIMIT)
         if low >= high:
             return 0
+        self._settle()  # (first: a fold may turn it dense)
         if self._dense is None:
-            indices, _ = self._sparse_arrays()
+            indices, _ = self._packed_arrays()
             first, end = np.searchsorted(indices, [low, high]).tolist()
             return int(end - first)
         high = min(high, self.dense_slots)
@@ -941,6 +952,7 @@ class MaxVector:
 
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
+        self._settle()  # (first: a fold may turn it dense)
         if self._dense is not None:
             out = np.zeros(size, dtype=self._dense.dtype)
             if self._is_bits:
@@ -952,7 +964,7 @@ class MaxVector:
             n = min(size, dense.size)
             out[:n] = dense[:n]
             return out
-        indices, values = self._sparse_arrays()
+        indices, values = self._packed_arrays()
         out = np.zeros(size, dtype=values.dtype)
         keep = indices < size
         out[indices[keep]] = values[keep]
@@ -1057,7 +1069,8 @@ class MaxVector:
                 return self._merge_bits_vector(incoming)
             if int(incoming.max()) <= 1:
                 return self._merge_bits_vector(np.packbits(incoming, bitorder="little"))
-            self._widen()
+            if self._widen() is None:
+                return None  # (now packed pairs: the general path)
         elif other._is_bits:
             incoming = np.unpackbits(incoming, bitorder="little")
         dense = self._dense
@@ -1254,8 +1267,12 @@ class MaxVector:
                 few = self._merge_few_into_sparse(_few_wanted(indices, values))
                 if few is not None:
                     return few
-            self._settle()
-            merged = _sparse.merge_few(self._packed, indices, values)  # (None: not for it)
+            self._settle()  # (a fold may turn it dense: then the paths below)
+            merged = (
+                None
+                if self._dense is not None
+                else _sparse.merge_few(self._packed, indices, values)
+            )
             if merged is not None:
                 return self._took_packed(*merged)
         dense = self._dense
@@ -1313,7 +1330,10 @@ class MaxVector:
                 return None
             if max(wanted.values()) <= 1:
                 return self._merge_few_into_bits(wanted)
-            dense = self._widen()
+            widened = self._widen()
+            if widened is None:
+                return None  # (now packed pairs: the general path)
+            dense = widened
         if max(wanted) >= dense.size or max(wanted.values()) >= 1 << (8 * dense.dtype.itemsize):
             return None
         return self._merge_few_into_dense(wanted)
@@ -1563,7 +1583,7 @@ class MaxVector:
             adopted = MaxVector._from_sorted(indices, values)
             self._packed, self._dense = adopted._packed, adopted._dense
             return adopted.copy(), MaxVector()
-        mine_idx, mine_val = self._sparse_arrays()
+        mine_idx, mine_val = self._packed_arrays()
         pos = np.searchsorted(mine_idx, indices)
         clipped = np.minimum(pos, mine_idx.size - 1)
         present = mine_idx[clipped] == indices
@@ -1614,7 +1634,7 @@ class MaxVector:
         needed = int(indices[-1]) + 1
         if self._is_bits:  # (values are 0 or 1 here: merge_tracking widened it otherwise)
             if needed > 8 * dense.size:
-                grown_bits = np.zeros(_dense_slots(needed - 1) // 8, dtype=np.uint8)
+                grown_bits = np.zeros(_dense_slots(needed - 1, bits=True) // 8, dtype=np.uint8)
                 grown_bits[: dense.size] = dense
                 self._hold(grown_bits, bits=True)
             return self._set_unsorted_bits(indices, values)
@@ -1648,7 +1668,7 @@ class MaxVector:
         # Values all 1 (one C count over the values' bytes, no array): bits may be held.
         bits = width == 1 and self._packed.count(1, 1 + 4 * n) == n
         if bits or _dense_is_smaller(top, n, width):
-            indices, values = self._sparse_arrays()
+            indices, values = self._packed_arrays()
             self._hold(_dense_array(indices, values, width, bits), bits=bits)
 
     # -- splitting ------------------------------------------------------------------------------

@@ -28,14 +28,14 @@ the delta that started it. An add goes to the last one unless that one is full, 
 it starts the next.
 
 **Full** is decided from the merged bits, not from a count: sub-filter ``i`` is full when its
-set bits reach ``bits_i * (1 - exp(-hashes_i * n / bits_i))``, the expected fill after ``n``
-items, ``n`` being its capacity less the items expected past the bound before the next count.
-Counting set bits costs a read of the whole sub-filter, so it is done only on new items whose
-hash picks them (about :data:`FILL_CHECKS` per sub-filter's capacity, the same items on every
-node), over at most :data:`FILL_SAMPLE_MAX` evenly spaced bits (every bit of a smaller
-sub-filter). A sub-filter thus holds its capacity within about a percent (its error goes as
-its fill to the power ``hashes``, so a few percent more would show), and an add costs one
-sample read every ``capacity / FILL_CHECKS`` new items.
+set bits reach ``bits_i * (1 - exp(-hashes_i * capacity_i / bits_i))``, the expected fill
+after ``capacity_i`` items (as RedisBloom starts its next filter at the add after the last one
+holds its capacity). Counting set bits costs a read of the whole sub-filter (a popcount, or a
+search in packed pairs), so it is done only on new items whose hash picks them (about
+:data:`FILL_CHECKS` per sub-filter's capacity, the same items on every node). The count is
+exact, so a sub-filter holds its capacity within the hashing's own noise (a few hundred items
+of a million) plus the items added before the next count (``capacity / FILL_CHECKS`` on
+average: its error goes as its fill to the power ``hashes``, so this costs ~2% of it).
 
 **Sizing** of each (sub-)filter follows RedisBloom's ``bloom_init`` with the options its
 BF.RESERVE passes (``BLOOM_OPT_NOROUND | BLOOM_OPT_FORCE64``):
@@ -80,7 +80,6 @@ from hearsay.sketch.slots import Pairs, values_at
 
 __all__ = [
     "FILL_CHECKS",
-    "FILL_SAMPLE_MAX",
     "FILTERS_MAX",
     "NONSCALING",
     "BloomFilter",
@@ -110,20 +109,16 @@ NONSCALING: Final = 0
 TIGHTENING: Final = 0.5
 """RedisBloom's ``ERROR_TIGHTENING_RATIO``: sub-filter ``i`` of a scaling chain is built for
 ``error * 0.5**(i+1)``, so the whole chain stays below ``error``."""
-FILL_CHECKS: Final = 128
+FILL_CHECKS: Final = 256
 """New items of a sub-filter's capacity whose add counts its fill: one in ``capacity /
 FILL_CHECKS`` (every one when the capacity is below that), chosen by the item's hash.
 
 Why this many: a false-positive rate goes as the fill to the power ``hashes`` (7 to 15 bits
 at the usual errors), so overfilling a sub-filter's bits by x% raises its error by about
 ``hashes * x``%; with one check in ``capacity / 32`` items, 12 of 40 random chains ended above
-1.1x their asked error (up to 1.76x). The bound is also aimed ``check_period - 1`` items
-early, so the items added past it before the next check land, on average, at capacity."""
-FILL_SAMPLE_MAX: Final = 16384
-"""Bits a fill count reads at most: a bigger sub-filter is sampled at evenly spaced bits
-(bit positions are hashes, so the sample is unbiased; its standard error is ~0.4% of the
-bits at half fill, which moves a sub-filter's error by ~0.8% per hash: 4,096 bits, twice
-that, left chains up to 1.12x their asked error)."""
+1.1x their asked error (up to 1.76x). The bound is the fill at capacity (a sub-filter is not
+started early: a filter of capacity n holds n items, as RedisBloom's), so the items added
+before the next count overshoot it by ``capacity / FILL_CHECKS`` on average: 0.4%."""
 
 
 CHAIN_MADD_ITEMS_MAX: Final = 1000
@@ -209,52 +204,22 @@ class _Link:
     hashes: int
     capacity: int
     error_rate: float
-    fill_bound: float  # set bits expected at capacity, less the expected overshoot
-    taken: int  # bits a fill count reads: base + floor(i * bits / taken) for i < taken
+    fill_bound: float  # set bits expected at capacity
     check_period: int  # a new item counts the fill when its hash is 0 modulo this
 
     @classmethod
     def sized(cls, base: int, bits: int, hashes: int, capacity: int, error: float) -> _Link:
         period = max(1, capacity // FILL_CHECKS)
-        aimed = capacity - (period - 1)  # the expected overshoot of a check every period items
-        bound = bits * -math.expm1(-hashes * aimed / bits)
-        return cls(base, bits, hashes, capacity, error, bound, min(bits, FILL_SAMPLE_MAX),
-                   period)  # fmt: skip
+        bound = bits * -math.expm1(-hashes * capacity / bits)
+        return cls(base, bits, hashes, capacity, error, bound, period)
 
-    def sample(self) -> npt.NDArray[np.int64]:
-        """The bits a fill count reads (made when needed: a count is rare, views are many)."""
-        spaced = np.arange(self.taken, dtype=np.int64) * self.bits // self.taken
-        return spaced + self.base
-
-    def sampled(self, position: int) -> bool:
-        """Whether a fill count reads bit ``position`` (of this link): the sample's bits are
-        ``base + floor(i * bits / taken)`` for ``i < taken``."""
-        taken = self.taken
-        offset = position - self.base
-        if taken == self.bits:
-            return True
-        i = -(-offset * taken // self.bits)
-        return i < taken and i * self.bits // taken == offset
-
-    def set_bits_estimate(self, vec: MaxVector, pending: int) -> float:
-        """Set bits of this link, counted over the sample and scaled to the link; ``pending``
-        sampled bits a batch set that the vector does not hold yet count as set (so a batch
-        decides exactly as its items would one after another)."""
-        return (self._sampled_set(vec) + pending) * self.bits / self.taken
-
-    def _sampled_set(self, vec: MaxVector) -> int:
-        """How many of the sample's bits are set: read at the sample's bits in a dense
-        vector, counted over the link's pairs in a sparse one (a few hundred pairs cost less
-        than 4,096 searches); the same number either way."""
-        if vec.is_dense:
-            return int(np.count_nonzero(vec.values_at(self.sample())))
-        indices, _ = vec.pairs()
-        lo, hi = np.searchsorted(indices, [self.base, self.base + self.bits]).tolist()
-        if self.taken == self.bits:
-            return int(hi - lo)
-        offsets = indices[lo:hi].astype(np.int64) - self.base
-        i = -(-offsets * self.taken // self.bits)
-        return int(np.count_nonzero((i < self.taken) & (i * self.bits // self.taken == offsets)))
+    def set_bits(self, vec: MaxVector, pending: int) -> int:
+        """Set bits of this link, counted exactly (a popcount of its range of a dense vector,
+        two searches in a sparse one's pairs); ``pending`` bits a batch set that the vector does
+        not hold yet count as set (so a batch decides exactly as its items would one after
+        another). A sample of 16,384 bits, as before, had ~0.4% of the bits as its standard
+        error: a 1M-capacity filter started its second sub-filter anywhere from ~980,000 items."""
+        return vec.count_in(self.base, self.base + self.bits) + pending
 
     def estimate_items(self, set_bits: int) -> int:
         x = min(set_bits, self.bits - 1)
@@ -579,7 +544,7 @@ class BloomFilter:
         stack, rows, flags = self._read(vec, members, reach)
         spans = list(itertools.pairwise(stack.offsets))
         pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
-        pending_in = [0] * reach  # per sub-filter, how many of them its fill count reads
+        pending_in = [0] * reach  # per sub-filter, how many of them it holds
         markers: list[int] = []
         added: list[bool | None] = []
         full = self._expansion == NONSCALING and vec.get(1) != 0
@@ -593,7 +558,7 @@ class BloomFilter:
             if (
                 not full
                 and (member_hash(member) >> 32) % link.check_period == 0
-                and link.set_bits_estimate(vec, pending_in[cur]) >= link.fill_bound
+                and link.set_bits(vec, pending_in[cur]) >= link.fill_bound
             ):
                 if self._expansion == NONSCALING:
                     markers.append(1)
@@ -614,7 +579,7 @@ class BloomFilter:
             for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
                 if not bit and position not in pending:
                     pending.add(position)
-                    pending_in[cur] += links[cur].sampled(position)
+                    pending_in[cur] += 1
             added.append(True)
         indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
         return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, more)
@@ -679,7 +644,7 @@ class BloomFilter:
         if (
             not full
             and (a >> 32) % link.check_period == 0
-            and link.set_bits_estimate(vec, 0) >= link.fill_bound
+            and link.set_bits(vec, 0) >= link.fill_bound
         ):
             if self._expansion == NONSCALING:
                 markers.append(1)
