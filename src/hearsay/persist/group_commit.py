@@ -671,6 +671,9 @@ class GroupCommit:
                     self._commit_durations.record(time.perf_counter_ns() - started_ns)
                     self._cond.notify_all()
                 self._complete_waiters(last_seq)
+            del (
+                batch
+            )  # (not held while waiting: a big entry's bytes stayed resident until the next write)
             if closing and not taken:
                 return  # everything staged before close() is committed (and synced)
 

@@ -36,6 +36,7 @@ from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.observer import RequestObserver
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
+from hearsay.runtime.allocator import fix_mmap_threshold
 from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_requirepass
 from hearsay.runtime.gossip import GossipDriver
@@ -715,6 +716,7 @@ cyclic collector every few hundred commands. The data model makes no reference c
 def run(config: ServeConfig) -> int:
     """Run :func:`serve` on uvloop when it is installed (about 5x faster UDP), else asyncio."""
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    fix_mmap_threshold()  # (big buffers given back when freed: see runtime/allocator.py)
     try:
         import uvloop
     except ImportError:
