@@ -315,9 +315,6 @@ WINDOW_RANGE = "ERR WINDOW must be an integer number of seconds in 1..31622400"
 WINDOW_SLICES_RANGE = "ERR SLICES must be an integer in 1..64"
 WINDOW_KEY_EXISTS = "ERR key exists with another type or window"
 WINDOW_NO_MERGE = "ERR windowed keys cannot be merged by {}"
-WINDOW_NO_EXPANSION = (
-    "ERR EXPANSION cannot be used with WINDOW: each time slice is one fixed-size filter"
-)
 
 # vignette vectors (resp/families/vector.py)
 VECTOR_INDEX = "ERR vector index is not an integer in 0..4294967295"

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, WrongTypeError
+from hearsay.engine.families.bloom import BloomAdds
 from hearsay.engine.families.common import KeyExistsError, schema_of
 from hearsay.engine.families.hll import (
     NotAnHllError,
@@ -305,35 +306,53 @@ def _bloom(db: Replica, key: bytes, now_ms: int) -> tuple[WindowedView, BloomFil
     return view, view_as(view.plain_schema, BloomFilter), entry
 
 
-def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
-    """BF.ADD / MADD / INSERT into the current slice: per item, whether it set a bit there
+def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> BloomAdds:
+    """BF.ADD / MADD / INSERT into the current slice: per item, whether it was new there
     (RedisBloom's "newly added", of the current slice: re-adding an item an older slice holds
-    renews it and answers 1 once per slice). One item (BF.ADD) is read bit by bit over Python
-    ints, as the plain filter's; nothing is written when no bit rose."""
+    renews it and answers 1 once per slice); None where a NONSCALING slice is full.
+
+    Each slice is a filter as BF.RESERVE makes it: a chain that grows sub-filters as it
+    fills (or refuses past its capacity when NONSCALING), so a slice given more items than
+    the capacity keeps its error rate. Keys made before (one fixed-size filter per slice)
+    take every item: one item is read bit by bit over Python ints, as the plain filter's."""
     view, bloom, entry = _bloom(db, key, now_ms)
     number = view.window.slice_at(now_ms)
     current = entry.slice(str(number))
-    if len(items) == 1 and bloom.expansion is None:  # (madd's own rule for a plain filter)
-        get = current.get
-        fresh = sorted({p for p in bloom.member_positions(items[0]) if not get(p)})
-        if fresh:
-            _write(db, key, view, number, (fresh, [1] * len(fresh)), now_ms=now_ms)
-        return [bool(fresh)]
-    pairs, added = bloom.madd(current, items)
-    if len(pairs[0]):
-        _write(db, key, view, number, pairs, now_ms=now_ms)
-    return [bool(flag) for flag in added.tolist()]
+    if bloom.expansion is None:
+        if len(items) == 1:  # (madd's own rule for a plain filter)
+            get = current.get
+            fresh = sorted({p for p in bloom.member_positions(items[0]) if not get(p)})
+            if fresh:
+                _write(db, key, view, number, (fresh, [1] * len(fresh)), now_ms=now_ms)
+            return BloomAdds([bool(fresh)])
+        pairs, flags = bloom.madd(current, items)
+        if len(pairs[0]):
+            _write(db, key, view, number, pairs, now_ms=now_ms)
+        return BloomAdds([bool(flag) for flag in flags.tolist()])
+    added: list[bool | None] = []
+    while True:  # bounded as the plain add: a pass answers items or starts a sub-filter
+        adds = bloom.chain_madd(current, items[len(added) :])
+        if len(adds.pairs[0]):
+            _write(db, key, view, number, adds.pairs, now_ms=now_ms)
+        added += adds.added
+        if not adds.more:
+            return BloomAdds(added, scaling=bool(bloom.expansion))
+        current = _bloom(db, key, now_ms)[2].slice(str(number))
 
 
 def bf_exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
     """BF.EXISTS / MEXISTS: whether one live slice holds all of an item's bits (each item
     hashed once)."""
     view, bloom, entry = _bloom(db, key, now_ms)
+    found = np.zeros(len(items), dtype=bool)
+    if bloom.expansion is not None:  # each slice a chain: its every sub-filter
+        for vector in view.live(entry.slices(), now_ms).values():
+            found |= bloom.mexists(vector, items)
+        return [bool(flag) for flag in found.tolist()]
     if len(items) == 1:
         positions = np.array([bloom.member_positions(items[0])], dtype=np.uint32)
     else:
         positions = bloom.positions(items)
-    found = np.zeros(len(items), dtype=bool)
     for vector in view.live(entry.slices(), now_ms).values():
         found |= (vector.values_at(positions) != 0).all(axis=1)
     return [bool(flag) for flag in found.tolist()]

@@ -20,11 +20,12 @@ from hearsay.resp.commands import (
     ErrorReplies,
     RunHandler,
 )
+from hearsay.resp.families.bloom_replies import answers, full_message, per_call
 from hearsay.resp.families.window import create_windowed, split_window
 from hearsay.resp.key_commands import db_of, integer_arg
 from hearsay.resp.parser import parse_double, parse_integer
-from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
-from hearsay.sketch.bloom import NONSCALING, BloomFilter
+from hearsay.resp.replies import OK, Map, Reply, SimpleString
+from hearsay.sketch.bloom import NONSCALING
 from hearsay.sketch.schemas import KIND_BLOOM
 
 __all__ = ["install_bloom_commands"]
@@ -156,37 +157,6 @@ def _items_of(run: list[list[bytes]]) -> list[bytes]:
     return [item for args in run for item in args[2:]]
 
 
-def _full_message(adds: BloomAdds) -> str:
-    return messages.BF_CANNOT_GROW if adds.scaling else messages.BF_FULL
-
-
-def _answers(adds: BloomAdds, items: list[bool | None]) -> list[Reply]:
-    """One call's reply to BF.MADD / BF.INSERT: 1 or 0 per item up to a refused one, which
-    is RedisBloom's error, and nothing after it (RedisBloom stops the call there)."""
-    out: list[Reply] = []
-    for flag in items:
-        if flag is None:
-            out.append(ErrorReply(_full_message(adds)))
-            break
-        out.append(int(flag))
-    return out
-
-
-def _per_call(run: list[list[bytes]], adds: BloomAdds, single: bool) -> list[Reply]:
-    """``adds`` (one answer per item of the run, in order) cut back into one reply per call.
-
-    The calls after a refused item answer as they would alone: a filter that refused an item
-    is full for good, so every later new item is refused and nothing later was written."""
-    out: list[Reply] = []
-    at = 0
-    for args in run:
-        end = at + len(args) - 2
-        answered = _answers(adds, adds.added[at:end])
-        out.append(answered[0] if single else answered)
-        at = end
-    return out
-
-
 def install_bloom_commands(registry: CommandRegistry) -> None:
     """Register the BF.* commands on ``registry``."""
     group = "bf"
@@ -205,14 +175,14 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     def adds_run(single: bool) -> RunHandler:
         def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
             adds = bloom.add(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms, BloomCreate())
-            return _per_call(run, adds, single)
+            return per_call(run, adds, single)
 
         return run_adds
 
     def exists_run(single: bool) -> RunHandler:
         def run_exists(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
             found = bloom.exists(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms)
-            return _per_call(run, BloomAdds(list(found)), single)
+            return per_call(run, BloomAdds(list(found)), single)
 
         return run_exists
 
@@ -225,13 +195,10 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     def bf_reserve(ctx: ClientContext, args: list[bytes]) -> Reply:
         args, window = split_window(args, 4)  # ... WINDOW seconds [SLICES n]
         create = _reserve_options(args)
-        if window is not None:
-            if any(arg.upper() == b"EXPANSION" for arg in args[4:]):
-                raise CommandError(messages.WINDOW_NO_EXPANSION)
+        if window is not None:  # each slice a filter as BF.RESERVE makes it (scaling or not)
             if db_of(ctx).get(args[1], ctx.now_ms) is not None:
                 raise KeyExistsError("item exists")
-            plain = BloomFilter.reserve(create.error_rate, create.capacity).schema
-            create_windowed(ctx, args[1], plain, window)
+            create_windowed(ctx, args[1], create.view().schema, window)
             return OK
         bloom.reserve(db_of(ctx), args[1], create, ctx.now_ms)
         return OK
@@ -243,7 +210,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
         adds = bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())
         if adds.added[0] is None:
-            raise CommandError(_full_message(adds))
+            raise CommandError(full_message(adds))
         return int(adds.added[0])
 
     @registry.command("BF.MADD", arity=-3, flags=writes, first_key=1, last_key=1, step=1,
@@ -252,7 +219,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       "absent).")  # fmt: skip
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
         adds = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
-        return _answers(adds, adds.added)
+        return answers(adds, adds.added)
 
     @registry.command("BF.INSERT", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", errors=adds,
@@ -261,7 +228,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
         create, items_at = _insert_options(args)
         adds = bloom.add(db_of(ctx), args[1], args[items_at:], ctx.now_ms, create)
-        return _answers(adds, adds.added)
+        return answers(adds, adds.added)
 
     @registry.command("BF.EXISTS", arity=3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="1.0.0", run=exists_run(single=True),

@@ -28,6 +28,7 @@ from hearsay.resp.commands import (
     Handler,
     RunHandler,
 )
+from hearsay.resp.families.bloom_replies import answers, full_message, per_call
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.parser import parse_integer
 from hearsay.resp.replies import OK, Map, Reply, SimpleString
@@ -204,26 +205,28 @@ def install_window_commands(registry: CommandRegistry) -> None:
     # -- Bloom filters ---------------------------------------------------------------------
 
     def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return int(windows.bf_add(db_of(ctx), args[1], args[2:3], ctx.now_ms)[0])
+        adds = windows.bf_add(db_of(ctx), args[1], args[2:3], ctx.now_ms)
+        if adds.added[0] is None:
+            raise CommandError(full_message(adds))
+        return int(adds.added[0])
 
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
-        return [int(new) for new in windows.bf_add(db_of(ctx), args[1], args[2:], ctx.now_ms)]
+        adds = windows.bf_add(db_of(ctx), args[1], args[2:], ctx.now_ms)
+        return answers(adds, adds.added)
 
-    def bf_add_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-        items = [item for args in run for item in args[2:]]
-        added = windows.bf_add(db_of(ctx), run[0][1], items, ctx.now_ms)
-        return [int(flag) for flag in added]
+    def bf_adds_run(single: bool) -> Callable[[ClientContext, list[list[bytes]]], list[Reply]]:
+        def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+            items = [item for args in run for item in args[2:]]
+            return per_call(run, windows.bf_add(db_of(ctx), run[0][1], items, ctx.now_ms), single)
 
-    def bf_madd_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-        items = [item for args in run for item in args[2:]]
-        return _per_call(run, windows.bf_add(db_of(ctx), run[0][1], items, ctx.now_ms), 1)
+        return run_adds
 
     def bf_insert(ctx: ClientContext, args: list[bytes]) -> Reply:
         # The plain handler checked the options before it met the windowed key: the first
         # ITEMS is the one (an option's value never parses as "ITEMS").
         items_at = 1 + next(i for i in range(2, len(args)) if args[i].upper() == b"ITEMS")
-        added = windows.bf_add(db_of(ctx), args[1], args[items_at:], ctx.now_ms)
-        return [int(new) for new in added]
+        adds = windows.bf_add(db_of(ctx), args[1], args[items_at:], ctx.now_ms)
+        return answers(adds, adds.added)
 
     def bf_exists(ctx: ClientContext, args: list[bytes]) -> Reply:
         return int(windows.bf_exists(db_of(ctx), args[1], args[2:3], ctx.now_ms)[0])
@@ -269,8 +272,8 @@ def install_window_commands(registry: CommandRegistry) -> None:
 
         return refuse
 
-    wrap_windowed(registry, "BF.ADD", KIND_BLOOM, bf_add, bf_add_run, look_first=True)
-    wrap_windowed(registry, "BF.MADD", KIND_BLOOM, bf_madd, bf_madd_run, look_first=True)
+    wrap_windowed(registry, "BF.ADD", KIND_BLOOM, bf_add, bf_adds_run(True), look_first=True)
+    wrap_windowed(registry, "BF.MADD", KIND_BLOOM, bf_madd, bf_adds_run(False), look_first=True)
     wrap_windowed(registry, "BF.INSERT", KIND_BLOOM, bf_insert)
     wrap_windowed(registry, "BF.EXISTS", KIND_BLOOM, bf_exists, bf_exists_run, look_first=True)
     wrap_windowed(registry, "BF.MEXISTS", KIND_BLOOM, bf_mexists, bf_mexists_run, look_first=True)
