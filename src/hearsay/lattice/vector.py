@@ -611,10 +611,9 @@ class MaxVector:
         if pending is None:
             return
         self._pending = None
-        order = sorted(pending)
-        width = width_for(max(pending.values()))
+        order = pending.order  # (kept sorted, as is its top value: nothing to sort or scan)
         indices = np.array(order, dtype=INDEX_DTYPE)
-        values = np.array([pending[index] for index in order], dtype=VALUE_DTYPES[width])
+        values = np.array([pending[i] for i in order], dtype=VALUE_DTYPES[width_for(pending.top)])
         self.merge_tracking(indices, values)
 
     def copy(self) -> MaxVector:
@@ -1264,9 +1263,7 @@ class MaxVector:
                 return few
         if isinstance(indices, list) and isinstance(values, list) and self._dense is None:
             if len(indices) <= _FEW_LOOKUPS and self._takes_pending():
-                few = self._merge_few_into_sparse(_few_wanted(indices, values))
-                if few is not None:
-                    return few
+                return self._merge_few_pending(_few_wanted(indices, values))
             self._settle()  # (a fold may turn it dense: then the paths below)
             merged = (
                 None

@@ -671,9 +671,8 @@ class GroupCommit:
                     self._commit_durations.record(time.perf_counter_ns() - started_ns)
                     self._cond.notify_all()
                 self._complete_waiters(last_seq)
-            del (
-                batch
-            )  # (not held while waiting: a big entry's bytes stayed resident until the next write)
+            # Not held while waiting: a big entry's bytes stayed resident until the next write.
+            del batch
             if closing and not taken:
                 return  # everything staged before close() is committed (and synced)
 

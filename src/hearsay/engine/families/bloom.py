@@ -12,7 +12,7 @@ replicas cannot count adds exactly).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +27,7 @@ from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.schemas import KIND_BLOOM
+from hearsay.sketch.slots import Pairs
 from hearsay.sketch.views import view_as
 
 __all__ = [
@@ -116,16 +117,32 @@ def add(
         pairs, flags = view.madd(vector, items)
         write_pairs(db, key, view.schema, pairs, now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
+
+    def write(pairs: Pairs) -> MaxVector:
+        write_pairs(db, key, view.schema, pairs, now_ms)
+        found = _bloom_entry(db, key, now_ms)
+        assert found is not None, "the key was just written"
+        return found[1]
+
+    return chain_add(view, vector, items, write)
+
+
+def chain_add(
+    view: BloomFilter,
+    vector: MaxVector,
+    items: Sequence[bytes],
+    write: Callable[[Pairs], MaxVector],
+) -> BloomAdds:
+    """:meth:`BloomFilter.chain_madd` of ``items`` into ``vector`` in passes, ``write``
+    storing each pass's pairs and giving the vector the next pass reads (a key's, or a windowed
+    key's slice). Bounded: a pass answers up to 1,000 items or starts a sub-filter (64 at most)."""
     added: list[bool | None] = []
-    while True:  # bounded: a pass answers up to 1,000 items or starts a sub-filter (64 at most)
+    while True:
         adds = view.chain_madd(vector, items[len(added) :])
-        write_pairs(db, key, view.schema, adds.pairs, now_ms)
+        vector = write(adds.pairs)
         added += adds.added
         if not adds.more:
             return BloomAdds(added, scaling=bool(view.expansion))
-        found = _bloom_entry(db, key, now_ms)
-        assert found is not None, "the key was just written"
-        view, vector = found
 
 
 def exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:

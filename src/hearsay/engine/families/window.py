@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, WrongTypeError
-from hearsay.engine.families.bloom import BloomAdds
+from hearsay.engine.families.bloom import BloomAdds, chain_add
 from hearsay.engine.families.common import KeyExistsError, schema_of
 from hearsay.engine.families.hll import (
     NotAnHllError,
@@ -47,6 +47,7 @@ from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll_view import HyperLogLog
 from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL, KIND_TOPK
+from hearsay.sketch.slots import Pairs
 from hearsay.sketch.topk import TopK, TopKInfo
 from hearsay.sketch.views import view_as
 from hearsay.sketch.window import (
@@ -329,15 +330,13 @@ def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> Bloo
         if len(pairs[0]):
             _write(db, key, view, number, pairs, now_ms=now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
-    added: list[bool | None] = []
-    while True:  # bounded as the plain add: a pass answers items or starts a sub-filter
-        adds = bloom.chain_madd(current, items[len(added) :])
-        if len(adds.pairs[0]):
-            _write(db, key, view, number, adds.pairs, now_ms=now_ms)
-        added += adds.added
-        if not adds.more:
-            return BloomAdds(added, scaling=bool(bloom.expansion))
-        current = _bloom(db, key, now_ms)[2].slice(str(number))
+
+    def write(pairs: Pairs) -> MaxVector:
+        if len(pairs[0]):
+            _write(db, key, view, number, pairs, now_ms=now_ms)
+        return _bloom(db, key, now_ms)[2].slice(str(number))
+
+    return chain_add(bloom, current, items, write)
 
 
 def bf_exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
