@@ -168,7 +168,10 @@ class Entry:
             return len(body)
         if isinstance(body, MaxVector):
             return body.nbytes()
-        return sum(vector.nbytes() for vector in body.values())
+        total = 0
+        for vector in body.values():  # (a loop, not sum() of a generator: asked at each write)
+            total += vector.nbytes()
+        return total
 
     @property
     def vector(self) -> MaxVector:
@@ -188,7 +191,8 @@ class Entry:
             return body if origin == SHARED_ORIGIN else MaxVector()
         if isinstance(body, bytes):
             return MaxVector.of_packed(body) if origin == SHARED_ORIGIN else MaxVector()
-        return body.get(origin) or MaxVector()
+        vector = body.get(origin)  # (not ``or``: truth tests whether the vector is empty)
+        return MaxVector() if vector is None else vector
 
     def is_empty(self) -> bool:
         """No pairs in any slice (a tombstone or a freshly created key)."""

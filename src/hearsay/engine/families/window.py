@@ -74,6 +74,7 @@ __all__ = [
     "pfcount",
     "pfmerge",
     "topk_add",
+    "topk_depth",
     "topk_info",
     "topk_live",
     "windowed_kind",
@@ -439,6 +440,11 @@ def topk_add(
     if pairs[0]:
         _write(db, key, view, number, pairs, now_ms=now_ms)
     return replies
+
+
+def topk_depth(db: Replica, key: bytes, now_ms: int) -> int:
+    """A windowed Top-K's depth (the per-call item bound), without reading its slices."""
+    return _topk(db, key, now_ms)[1].depth
 
 
 def topk_live(db: Replica, key: bytes, now_ms: int) -> tuple[TopK, dict[str, MaxVector]]:

@@ -27,7 +27,7 @@ from hearsay.resp.replies import OK, ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.schemas import TOPK_DEPTH_MAX, TOPK_K_MAX
 from hearsay.sketch.topk import INCREMENT_MAX, ITEM_BYTES_MAX, TopK
 
-__all__ = ["ROWS_PER_CALL_MAX", "install_topk_commands"]
+__all__ = ["ROWS_PER_CALL_MAX", "install_topk_commands", "run_calls"]
 
 ROWS_PER_CALL_MAX: Final = 32_768
 """Items times depth one TOPK.ADD / INCRBY call may carry (4,681 items at the default depth
@@ -100,6 +100,27 @@ def _expelled(replies: list[bytes | None]) -> list[Reply]:
     return list(replies)
 
 
+def run_calls(run: list[list[bytes]], step: int, depth: int) -> list[list[tuple[bytes, int]]]:
+    """The ``(item, increment)`` calls of a pipelined run of TOPK.ADD (step 1) or INCRBY
+    (step 2) on a key of ``depth`` rows; empty when any call would be refused (then the run
+    goes call by call, for each call's own reply). Plain and windowed runs share it."""
+    calls: list[list[tuple[bytes, int]]] = []
+    for args in run:
+        if (len(args) - 2) % step or (len(args) - 2) // step * depth > ROWS_PER_CALL_MAX:
+            return []
+        items = args[2::step]
+        if any(len(item) > ITEM_BYTES_MAX for item in items):
+            return []
+        if step == 1:
+            calls.append([(item, 1) for item in items])
+            continue
+        increments = [_increment(arg) for arg in args[3::2]]
+        if any(value is None for value in increments):
+            return []
+        calls.append([(item, int(n or 0)) for item, n in zip(items, increments, strict=True)])
+    return calls
+
+
 def install_topk_commands(registry: CommandRegistry) -> None:
     """Register the TOPK.* commands on ``registry``."""
     group = "topk"
@@ -116,20 +137,9 @@ def install_topk_commands(registry: CommandRegistry) -> None:
         one write for the run; the replies and pairs are exactly those of the calls in turn.
         A run that any call would see refused goes call by call."""
         depth = topk.check(db_of(ctx), run[0][1], ctx.now_ms).depth
-        calls: list[list[tuple[bytes, int]]] = []
-        for args in run:
-            if (len(args) - 2) % step or (len(args) - 2) // step * depth > ROWS_PER_CALL_MAX:
-                return [_one(ctx, args) for args in run]
-            items = args[2::step]
-            if any(len(item) > ITEM_BYTES_MAX for item in items):
-                return [_one(ctx, args) for args in run]
-            if step == 1:
-                calls.append([(item, 1) for item in items])
-                continue
-            increments = [_increment(arg) for arg in args[3::2]]
-            if any(value is None for value in increments):
-                return [_one(ctx, args) for args in run]
-            calls.append([(item, int(n or 0)) for item, n in zip(items, increments, strict=True)])
+        calls = run_calls(run, step, depth)
+        if not calls:
+            return [_one(ctx, args) for args in run]
         replies = topk.add(db_of(ctx), run[0][1], calls, ctx.now_ms)
         return [_expelled(reply) for reply in replies]
 

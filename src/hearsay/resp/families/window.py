@@ -43,6 +43,7 @@ from hearsay.sketch.window import (
 )
 
 __all__ = [
+    "WindowedRun",
     "cms_increments",
     "create_windowed",
     "install_window_commands",

@@ -6,8 +6,10 @@ Why a module of its own: the windowed handlers check their arguments as the plai
 (``resp/families/topk.py``) and so import its checks, while that module imports the WINDOW
 clause from ``resp/families/window.py``; here neither import goes in a circle. Each command is
 wrapped as the other windowed families' (:func:`~hearsay.resp.families.window.wrap_windowed`):
-the plain handler runs first and meets a windowed key only as a wrong type. A pipelined run
-of TOPK.ADD / INCRBY on a windowed key goes call by call (each call is one write).
+the plain handler runs first and meets a windowed key only as a wrong type, except for the
+writes clients pipeline (TOPK.ADD, INCRBY), which look at the key first. A pipelined run of
+them on a windowed key is one read and one write, as on a plain key (the calls parsed by the
+plain run's :func:`~hearsay.resp.families.topk.run_calls`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from hearsay.resp.commands import ClientContext, CommandError, CommandRegistry
 from hearsay.resp.families.topk import (  # the plain commands' checks, kept in one place
     INVALID_INCREMENT,
     WITHCOUNT_EXPECTED,
+    _few_short_items,
     _increment,
     _items,
+    run_calls,
 )
-from hearsay.resp.families.window import window_fields, wrap_windowed
+from hearsay.resp.families.window import WindowedRun, window_fields, wrap_windowed
 from hearsay.resp.key_commands import db_of
 from hearsay.resp.replies import ErrorReply, Map, Reply, SimpleString
 from hearsay.sketch.schemas import KIND_TOPK
@@ -42,10 +46,21 @@ def install_window_topk_commands(registry: CommandRegistry) -> None:
         return replies
 
     def depth(ctx: ClientContext, key: bytes) -> int:
-        return windows.topk_live(db_of(ctx), key, ctx.now_ms)[0].depth
+        return windows.topk_depth(db_of(ctx), key, ctx.now_ms)
+
+    def runs(step: int) -> WindowedRun:
+        def run_calls_at_once(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+            calls = run_calls(run, step, depth(ctx, run[0][1]))
+            if not calls:
+                return one_by_one(ctx, run)
+            return [
+                list(added) for added in windows.topk_add(db_of(ctx), run[0][1], calls, ctx.now_ms)
+            ]
+
+        return run_calls_at_once
 
     def add(ctx: ClientContext, args: list[bytes]) -> Reply:
-        items = _items(args, 1, depth(ctx, args[1]))
+        items = args[2:] if _few_short_items(args, 1) else _items(args, 1, depth(ctx, args[1]))
         added = windows.topk_add(db_of(ctx), args[1], [[(i, 1) for i in items]], ctx.now_ms)
         return list(added[0])
 
@@ -102,8 +117,8 @@ def install_window_topk_commands(registry: CommandRegistry) -> None:
         fields += [(name.lower(), value) for name, value in window_fields(view)]
         return Map((SimpleString(name), value) for name, value in fields)
 
-    wrap_windowed(registry, "TOPK.ADD", KIND_TOPK, add, one_by_one)
-    wrap_windowed(registry, "TOPK.INCRBY", KIND_TOPK, incrby, one_by_one)
+    wrap_windowed(registry, "TOPK.ADD", KIND_TOPK, add, runs(1), look_first=True)
+    wrap_windowed(registry, "TOPK.INCRBY", KIND_TOPK, incrby, runs(2), look_first=True)
     wrap_windowed(registry, "TOPK.QUERY", KIND_TOPK, query)
     wrap_windowed(registry, "TOPK.COUNT", KIND_TOPK, count)
     wrap_windowed(registry, "TOPK.LIST", KIND_TOPK, listed)
