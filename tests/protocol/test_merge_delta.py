@@ -7,10 +7,12 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol.gossip.outbox import merge_delta
+from hearsay.sketch.schemas import hll
+from hearsay.sketch.window import WINDOWED_KINDS, Window, WindowedView
 from tests.support.lattice_strategies import HLL, RAW, entries, indices, values
 
 few_pairs = st.dictionaries(indices, values, min_size=0, max_size=10)
@@ -59,3 +61,35 @@ def test_merge_delta_is_keyspace_merge(data: st.DataObject) -> None:
         assert fast.entry(b"k") == general.entry(b"k")
         assert list(fast.bucket_hashes()) == list(general.bucket_hashes())
         assert fast.key_hash(b"k") == general.key_hash(b"k")
+
+
+def test_a_windowed_delta_takes_the_fast_path_and_still_tells_the_sweep() -> None:
+    """A peer's write to a windowed key (a few pairs in one time slice) merges as raw pairs
+    too, and the sweep hook hears of it exactly as ``Keyspace.merge`` tells it."""
+    schema = WindowedView(hll(), Window(6_000, 3)).schema
+    heard: dict[str, list[tuple[bytes, Entry]]] = {"fast": [], "general": []}
+    fast, general = _CountingMerges(), Keyspace()
+    for name, keyspace in (("fast", fast), ("general", general)):
+        keyspace.sliced_kinds = WINDOWED_KINDS
+        keyspace.watch_sliced = lambda key, delta, name=name: heard[name].append((key, delta))
+        keyspace.merge(b"w", Entry(0, schema, (0, 0), {"7": MaxVector.from_items([(3, 2)])}))
+    for slice_name, pairs in (("7", [(3, 5), (9, 1)]), ("8", [(4, 2)]), ("8", [(4, 1)])):
+        delta = Entry(0, schema, (0, 0), {slice_name: MaxVector.from_items(pairs)})
+        got = merge_delta(fast, b"w", delta.copy())
+        want = general.merge(b"w", delta.copy())
+        assert got.delta == want.delta
+        assert fast.entry(b"w") == general.entry(b"w")
+        assert fast.key_hash(b"w") == general.key_hash(b"w")
+    assert heard["fast"] == heard["general"]
+    assert len(heard["fast"]) == 4  # the first entry and each of the three deltas
+    assert fast.merges == 1  # the first entry only: every delta went in as raw pairs
+
+
+class _CountingMerges(Keyspace):
+    """A keyspace that counts its whole-entry merges (the path the deltas should avoid)."""
+
+    merges = 0
+
+    def merge(self, key: bytes, delta: Entry) -> MergeResult:
+        self.merges += 1
+        return super().merge(key, delta)

@@ -222,7 +222,7 @@ def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
     way a local write does (``Keyspace.write_pairs``): no entries rebuilt around the
     grown vector and no whole-entry checks, ~40% of a merge. Same state, same delta."""
     schema = delta.schema
-    if schema is None or schema.kind in keyspace.sliced_kinds or keyspace.retiring(delta):
+    if schema is None or keyspace.retiring(delta):
         return keyspace.merge(key, delta)
     held = keyspace.entry(key)
     if (
@@ -242,5 +242,8 @@ def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
         return keyspace.merge(key, delta)
     indices = [index for index, _ in pairs]
     values = [value for _, value in pairs]
+    watch = keyspace.watch_sliced
+    if watch is not None and schema.kind in keyspace.sliced_kinds:
+        watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge tells it)
     # (now 0: a peer's delta never expires the key here, as keyspace.merge does not)
     return keyspace.write_pairs(key, held.schema, origin, indices, values, now_ms=0)
