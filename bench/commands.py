@@ -236,9 +236,13 @@ ROWS = (
         full_only=True,
         standin=True,
     ),
+    # Windowed PFADD against plain PFADD of distinct members: with RAND's 1,000 members a plain
+    # key answers every PFADD from a read once it holds them, while a windowed key's current
+    # slice starts empty every W/SLICES = 6 s and writes again (reads against writes: 0.55x).
+    Row("PFADD distinct", ("PFADD", "{key}", DISTINCT), full_only=True),
     Row(
         "PFADD windowed",
-        ("PFADD", "{key}", RAND),
+        ("PFADD", "{key}", DISTINCT),
         setup=(("HEARSAY.PFRESERVE", "{key}", "14", "WINDOW", "60"),),
         full_only=True,
     ),
@@ -272,7 +276,7 @@ ROWS = (
 RATIO_PAIRS = (
     ("BF.ADD 1M", "BF.ADD 1k"),
     ("CMS.INCRBY 20000x7", "CMS.INCRBY 100x3"),
-    ("PFADD windowed", "PFADD"),
+    ("PFADD windowed", "PFADD distinct"),
     ("BF.ADD windowed", "BF.ADD"),
     ("CMS.INCRBY windowed", "CMS.INCRBY"),
     ("TOPK.ADD windowed", "TOPK.ADD"),
