@@ -176,6 +176,35 @@ def test_batch_answers_and_bits_equal_sequential_adds(
     assert one_by_one == together
 
 
+@settings(max_examples=10, deadline=None)
+@given(
+    expansion=st.sampled_from([NONSCALING, 1, 2, 4]),
+    held=st.integers(2_000, 6_000),
+    batch=st.lists(st.integers(0, 9_000), min_size=1, max_size=300),
+    seed=st.integers(0, 1000),
+)
+def test_single_adds_into_a_bitset_read_in_c_equal_the_batch(
+    expansion: int, held: int, batch: list[int], seed: int
+) -> None:
+    """A big chain is a bitset, which one item's add and read take in C (_bloombits): every
+    answer, bit and read equals the batch path's (numpy), repeats and held items included."""
+    bf = BloomFilter.chain(0.01, 500, expansion)
+    pool = _members(seed, 9_001, b"c")
+    start = MaxVector()
+    _add_batch(bf, start, pool[:held])
+    assert start.bit_array() is not None, "a chain this full is held as bits"
+    items = [pool[i] for i in batch]
+    one_by_one, together = start.copy(), start.copy()
+    sequential = _add_each(bf, one_by_one, items)
+    assert _add_batch(bf, together, items) == sequential
+    assert one_by_one == together
+    probes = items + _members(seed + 1, 50, b"absent")
+    each = [bool(bf.mexists(one_by_one, [item])[0]) for item in probes]
+    assert each == bf.mexists(one_by_one, probes).tolist()
+    kept = [held for held, answer in zip(each, sequential, strict=False) if answer is not None]
+    assert all(kept), "no false negative (a full NONSCALING filter refuses: None)"
+
+
 # -- merge laws -----------------------------------------------------------------------------------
 
 

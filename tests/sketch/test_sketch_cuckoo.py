@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.cuckoo import ChunkError, CuckooFilter, FewPairs, FilterFullError
+from hearsay.sketch.cuckoo import ChunkError, CuckooFilter, FilterFullError
+from hearsay.sketch.slots import FewPairs
 from hearsay.sketch.views import type_name, view_for
 
 Slices = dict[str, MaxVector]

@@ -25,10 +25,6 @@ DELTAS_JOINED_MAX: Final = 1024
 DELTA_OVERHEAD_BYTES: Final = 64
 """What keeping one delta costs, in bytes of whole entry encoded for the same CPU (about a
 microsecond: a dict update at the join, a list slot, the bookkeeping)."""
-_FEW_PAIRS_BYTES: Final = 1 + 8 * (4 + 8)
-"""A packed delta this small (at most 8 pairs) is joined as Python ints, not numpy arrays:
-one client write's delta, the commonest case, costs a dict update instead of five numpy
-calls (a hot key's flush joins hundreds of them)."""
 
 
 class PendingDeltas:
@@ -92,27 +88,24 @@ def _join_run(run: list[Entry]) -> Entry:
     """The join of deltas of one epoch and schema: every slice's pairs at once."""
     if len(run) == 1:
         return run[0]
-    indices: dict[str, list[npt.NDArray[np.integer]]] = {}
+    packed: dict[str, list[bytes]] = {}  # sparse deltas (one per client write, mostly)
+    indices: dict[str, list[npt.NDArray[np.integer]]] = {}  # dense ones (a PFMERGE's)
     values: dict[str, list[npt.NDArray[np.unsignedinteger]]] = {}
-    few: dict[str, dict[int, int]] = {}
     for delta in run:
         for origin, vector in delta.slices():
-            packed = vector.packed_pairs()
-            if packed is not None and len(packed) <= _FEW_PAIRS_BYTES:
-                held = few.setdefault(origin, {})
-                for index, value in vector.items():
-                    if value > held.get(index, 0):
-                        held[index] = value
+            pairs = vector.packed_pairs()
+            if pairs is not None:
+                packed.setdefault(origin, []).append(pairs)
                 continue
             index_array, value_array = vector.pairs()
             indices.setdefault(origin, []).append(index_array)
             values.setdefault(origin, []).append(value_array.astype(np.uint64, copy=False))
-    slices = {origin: MaxVector.from_held_pairs(held) for origin, held in few.items()}
+    slices = {origin: MaxVector.join_packed(parts) for origin, parts in packed.items()}
     for origin, parts in indices.items():
-        if origin in few:
-            pairs = few[origin]
-            parts.append(np.fromiter(pairs, np.uint32, len(pairs)))
-            values[origin].append(np.fromiter(pairs.values(), np.uint64, len(pairs)))
+        if origin in slices:
+            index_array, value_array = slices[origin].pairs()
+            parts.append(index_array)
+            values[origin].append(value_array.astype(np.uint64, copy=False))
         slices[origin] = MaxVector.from_pairs(np.concatenate(parts), np.concatenate(values[origin]))
     first = run[0]
     return Entry(first.epoch, first.schema, max(delta.expiry for delta in run), slices)

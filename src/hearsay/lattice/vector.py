@@ -34,7 +34,7 @@ import bisect
 import struct
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, TypeVar, cast
 
 import numpy as np
@@ -67,6 +67,13 @@ _EMPTY: Final = b"\x01"
 _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _WIDTH_BYTES: Final = {width: bytes((width,)) for width in _STRUCT_CODES}
 _FEW_PAIRS: Final = 8
+_FEW_JOINED: Final = 64
+"""Pairs joined as Python ints by :meth:`MaxVector.join_packed` (more: as arrays, whose five
+numpy calls cost about what sixty dict updates do)."""
+_FEW_BITS: Final = 64
+"""Python-int pairs set one by one into a bitset, up to this many (about 0.3 us each; the
+vectorised path costs about 15 us whatever the count): a single BF.ADD sets up to one bit per
+hash of its sub-filter, and a scaling chain's later sub-filters hash 10 to 20 times."""
 _FEW_LOOKUPS: Final = 64
 """Up to this many reads of packed pairs take the bisect path (see _packed_position)..."""
 _BISECT_PAIRS_PER_LOOKUP = 256
@@ -712,6 +719,13 @@ class MaxVector:
             return self.dense_slots - _sixbit.histogram(self._dense)[0]
         return int(np.count_nonzero(self._dense))
 
+    def bit_array(self) -> npt.NDArray[np.uint8] | None:
+        """A vector in its bits form: its bitset (bit p is bit ``p & 7`` of byte ``p >> 3``;
+        bits past its end are 0), to read only (a write goes through a merge, which keeps the
+        memos right); None in any other form. A Bloom filter's reads of one item in C."""
+        dense = self._dense
+        return dense if self._packed is _BITS else None
+
     def is_empty(self) -> bool:
         """No non-zero value. O(1): a dense array is only ever built holding a non-zero value
         and values only rise (a count-min read asks this of every slice before summing)."""
@@ -1274,7 +1288,12 @@ class MaxVector:
                 return self._took_packed(*merged)
         dense = self._dense
         if dense is not None and self._packed is _BITS:
-            if isinstance(indices, np.ndarray) and len(indices) <= _FEW_PAIRS:  # (BF.ADD)
+            if isinstance(indices, list) and isinstance(values, list):
+                if len(indices) <= _FEW_BITS:  # (one BF.ADD into a chain of tight sub-filters)
+                    few = self._merge_few(_few_wanted(indices, values))
+                    if few is not None:
+                        return few
+            elif isinstance(indices, np.ndarray) and len(indices) <= _FEW_PAIRS:  # (BF.ADD)
                 few = self._merge_few(_few_wanted(indices.tolist(), np.asarray(values).tolist()))
                 if few is not None:
                     return few
@@ -1339,7 +1358,7 @@ class MaxVector:
         """A handful of ones (a single BF.ADD's bits), every index inside the bitset."""
         bits = self._dense
         assert bits is not None
-        grown: dict[int, int] = {}
+        grown: list[int] = []
         for index in wanted:
             at, mask = index >> 3, 1 << (index & 7)
             held = int(bits[at])
@@ -1347,10 +1366,14 @@ class MaxVector:
                 if not grown:
                     _forget(bits)
                 bits[at] = held | mask
-                grown[index] = 1
+                grown.append(index)
         if not grown:
             return MaxVector(), MaxVector()
-        return MaxVector._from_few(grown), MaxVector()
+        grown.sort()  # (distinct: ``wanted`` is a dict)
+        count = len(grown)
+        delta = MaxVector()
+        delta._packed = _WIDTH_BYTES[1] + struct.pack(f"<{count}I", *grown) + b"\x01" * count
+        return delta, MaxVector()
 
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs with bisect and byte slicing (no numpy).
@@ -1496,10 +1519,45 @@ class MaxVector:
         return MaxVector._from_few(grown), MaxVector._from_few(before)
 
     @classmethod
-    def from_held_pairs(cls, pairs: dict[int, int]) -> MaxVector:
-        """A sparse vector from pairs read out of other vectors (so within bounds), packed
-        with struct: no numpy (joining the few-pair deltas of many client writes)."""
-        return cls._from_few(pairs)
+    def join_packed(cls, packed: Sequence[bytes]) -> MaxVector:
+        """The join of sparse vectors given by their packed pairs (:meth:`packed_pairs`).
+
+        A flush joins a hot key's deltas, one per client write since the last flush (a
+        thousand or more under load). A few pairs in all are joined as Python ints; more are
+        read as arrays, the bytes of each value width concatenated, and joined in one sort
+        (no Python loop over the pairs: ~1 us a delta, where one dict update a pair and a sort
+        of tuples cost ~20 us for a BF.ADD's 16 bits).
+        """
+        by_width: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        total = 0
+        for pairs in packed:
+            width = pairs[0]
+            count = (len(pairs) - 1) // (4 + width)
+            if count:
+                index_parts, value_parts = by_width.setdefault(width, ([], []))
+                index_parts.append(pairs[1 : 1 + 4 * count])
+                value_parts.append(pairs[1 + 4 * count :])
+                total += count
+        if total <= _FEW_JOINED:
+            held: dict[int, int] = {}
+            for width, (index_parts, value_parts) in by_width.items():
+                code = _STRUCT_CODES[width]
+                for index_bytes, value_bytes in zip(index_parts, value_parts, strict=True):
+                    count = len(value_bytes) // width
+                    indices = struct.unpack(f"<{count}I", index_bytes)
+                    values = struct.unpack(f"<{count}{code}", value_bytes)
+                    for index, value in zip(indices, values, strict=True):
+                        if value > held.get(index, 0):
+                            held[index] = value
+            return cls._from_few(held)
+        index_arrays = [
+            np.frombuffer(b"".join(parts), dtype="<u4") for parts, _ in by_width.values()
+        ]
+        value_arrays = [
+            np.frombuffer(b"".join(parts), dtype=f"<u{width}").astype(np.uint64)
+            for width, (_, parts) in by_width.items()
+        ]
+        return cls.from_pairs(np.concatenate(index_arrays), np.concatenate(value_arrays))
 
     @classmethod
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
@@ -1514,14 +1572,17 @@ class MaxVector:
                     _WIDTH_BYTES[width] + packed_index + value.to_bytes(width, "little")
                 )
             return vector
-        items = sorted((i, v) for i, v in pairs.items() if v)
-        if items:
-            width = width_for(max(v for _, v in items))
-            count = len(items)
+        if 0 in pairs.values():
+            pairs = {index: value for index, value in pairs.items() if value}
+        if pairs:
+            indices = sorted(pairs)
+            values = [pairs[index] for index in indices]
+            width = width_for(max(values))
+            count = len(indices)
             vector._packed = (
-                bytes((width,))
-                + struct.pack(f"<{count}I", *(i for i, _ in items))
-                + struct.pack(f"<{count}{_STRUCT_CODES[width]}", *(v for _, v in items))
+                _WIDTH_BYTES[width]
+                + struct.pack(f"<{count}I", *indices)
+                + struct.pack(f"<{count}{_STRUCT_CODES[width]}", *values)
             )
         return vector
 

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -73,10 +74,11 @@ import numpy.typing as npt
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
+from hearsay.sketch import _bloombits
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import BLOOM_HASH_VERSION, KIND_BLOOM, error_from_bits, expect_schema
 from hearsay.sketch.schemas import bloom as bloom_schema
-from hearsay.sketch.slots import Pairs, values_at
+from hearsay.sketch.slots import FewPairs, Pairs, values_at
 
 __all__ = [
     "FILL_CHECKS",
@@ -135,7 +137,7 @@ class ChainAdds:
     scaling filter is full"); ``more``: the next item needs another call after the pairs are
     merged."""
 
-    pairs: Pairs
+    pairs: Pairs | FewPairs
     added: list[bool | None]
     more: bool
 
@@ -317,6 +319,12 @@ def _read_bitwise(vec: MaxVector) -> bool:
 _NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
 
 
+def _geometry(links: tuple[_Link, ...]) -> bytes:
+    """The sub-filters as :mod:`._bloombits` reads them: base, bits, hashes as little-endian
+    uint64, oldest first."""
+    return b"".join(struct.pack("<3Q", link.base, link.bits, link.hashes) for link in links)
+
+
 def _holds(positions: list[int], flags: list[int], pending: set[int]) -> bool:
     """Whether every bit is set, in the vector or by this batch."""
     return all(flag or position in pending for position, flag in zip(positions, flags, strict=True))
@@ -326,8 +334,8 @@ class BloomFilter:
     """A stateless view of a Bloom filter: a plain fixed-size one (``expansion`` None) or a
     chain of sub-filters (module notes)."""
 
-    __slots__ = ("_bits", "_capacity", "_error_rate", "_expansion", "_hashes", "_links",
-                 "_schema", "_stacks")  # fmt: skip
+    __slots__ = ("_bits", "_capacity", "_error_rate", "_expansion", "_geometry", "_hashes",
+                 "_links", "_schema", "_stacks")  # fmt: skip
 
     def __init__(
         self,
@@ -349,10 +357,12 @@ class BloomFilter:
             self._schema = plain
             self._links = (_Link.sized(0, self._bits, self._hashes, self._capacity,
                                        self._error_rate),)  # fmt: skip
+            self._geometry = _geometry(self._links)
             return
         if isinstance(expansion, bool) or not 0 <= int(expansion) < 1 << 31:
             raise SketchParameterError(f"expansion must be in 0..2**31-1, got {expansion!r}")
         self._links = _chain_links(self._capacity, self._error_rate, int(expansion))
+        self._geometry = _geometry(self._links)
         first = self._links[0]
         if (first.bits, first.hashes) != (self._bits, self._hashes):
             raise SketchParameterError("a chain's first sub-filter does not have its sizes")
@@ -472,7 +482,9 @@ class BloomFilter:
         pos = self.positions(members).reshape(-1)
         return pos, np.ones(pos.size, dtype=np.uint8)
 
-    def madd(self, vec: MaxVector, members: Sequence[bytes]) -> tuple[Pairs, npt.NDArray[np.bool_]]:
+    def madd(
+        self, vec: MaxVector, members: Sequence[bytes]
+    ) -> tuple[Pairs | FewPairs, npt.NDArray[np.bool_]]:
         """BF.MADD: the pairs to merge, and per member whether it was new (BF.ADD's 1).
 
         Exactly RedisBloom's sequential answer: a member is new when one of its bits is unset
@@ -658,19 +670,30 @@ class BloomFilter:
             indices = np.array(markers, dtype=np.uint32)
             return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
         if read is None:
-            link, mask = links[cur], (1 << 64) - 1
-            fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
-            unset = {position for position in fresh if not vec.get(position)}
+            link = links[cur]
+            bit_array = vec.bit_array()
+            if bit_array is not None:
+                unset = _bloombits.unset(bit_array, a, b, link.base, link.bits, link.hashes)
+            else:
+                mask = (1 << 64) - 1
+                fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
+                unset = sorted(position for position in fresh if not vec.get(position))
         else:
             stack, positions, held = read
             lo, hi = stack.spans[cur]
-            unset = {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
-        indices = np.array(markers + sorted(unset), dtype=np.uint32)
-        return ChainAdds((indices, np.ones(indices.size, np.uint8)), [True], more=False)
+            unset = sorted(
+                {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
+            )
+        # Python ints: a vector's few-pairs path sets them without numpy (see MaxVector)
+        written = markers + unset
+        return ChainAdds((written, [1] * len(written)), [True], more=False)
 
     def _holds_bitwise(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
         """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``,
         read bit by bit (newest first, each stopping at its first unset bit)."""
+        bit_array = vec.bit_array()
+        if bit_array is not None:
+            return _bloombits.holds(bit_array, a, b, self._geometry, subs)
         mask = (1 << 64) - 1
         get = vec.get
         for link in reversed(self._links[:subs]):
@@ -704,7 +727,11 @@ class BloomFilter:
             return 1
         # Markers are set in order, so the first unset one ends them; one missing in between
         # (a later delta arrived first) is covered by reads checking one sub-filter more.
-        subs, get, last = 1, vec.get, len(self._links)
+        last = len(self._links)
+        bit_array = vec.bit_array()
+        if bit_array is not None:
+            return 1 + _bloombits.ones(bit_array, 1, last - 1)
+        subs, get = 1, vec.get
         while subs < last and get(subs):  # bounded: 64 markers at most
             subs += 1
         return subs

@@ -36,18 +36,14 @@ from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.sketch.schemas import KIND_COUNTER, expect_schema
 from hearsay.sketch.schemas import counter as counter_schema
-from hearsay.sketch.slots import Slices, merge_slices
+from hearsay.sketch.slots import FewPairs, Slices, merge_slices
 
-__all__ = ["INT64_MAX", "INT64_MIN", "FewPairs", "PNCounter"]
+__all__ = ["INT64_MAX", "INT64_MIN", "PNCounter"]
 
 INT64_MAX: Final = (1 << 63) - 1
 INT64_MIN: Final = -(1 << 63)
 SLOT_INCREMENTS: Final = 0
 SLOT_DECREMENTS: Final = 1
-
-FewPairs = tuple[list[int], list[int]]
-"""A counter write's pairs (at most its two slots) as Python ints: the lattice merges them
-without numpy, which costs more than the rest of an INCR."""
 
 
 class PNCounter:

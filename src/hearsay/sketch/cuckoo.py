@@ -55,7 +55,7 @@ from hearsay.sketch import _packed
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import KIND_CUCKOO, expect_schema
 from hearsay.sketch.schemas import cuckoo as cuckoo_schema
-from hearsay.sketch.slots import Pairs, Slices, merge_slices
+from hearsay.sketch.slots import FewPairs, Pairs, Slices, merge_slices
 
 __all__ = [
     "ADDED",
@@ -94,7 +94,6 @@ bucket its items may touch (about as much as 128 look-ups, plus one for every 50
 held). Look-ups when the items' places are no more than that pass costs: a few items, even on
 a filter of many sub-filters (one item visits its places lazily, most take an early one)."""
 
-FewPairs = tuple[list[int], list[int]]
 _Source = tuple[bool, MaxVector, bytes | None]
 """A slice as a batch reads it: the writer's own?, the vector, a sparse one's packed pairs."""
 Written = Pairs | FewPairs

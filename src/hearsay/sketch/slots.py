@@ -14,10 +14,12 @@ import numpy.typing as npt
 
 from hearsay.lattice.vector import MaxVector
 
-__all__ = ["Pairs", "Slices", "merge_slices", "summed_at", "values_at"]
+__all__ = ["FewPairs", "Pairs", "Slices", "merge_slices", "summed_at", "values_at"]
 
 Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
 """A delta: sorted or unsorted ``(indices, values)``; duplicates are reduced by max on merge."""
+FewPairs = tuple[list[int], list[int]]
+"""A small delta as Python ints (one client write): vectors merge it without numpy."""
 Slices = Mapping[str, MaxVector]
 """An additive entry's vectors by origin (``dict(entry.slices())``)."""
 

@@ -27,7 +27,7 @@ from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.schemas import KIND_BLOOM
-from hearsay.sketch.slots import Pairs
+from hearsay.sketch.slots import FewPairs, Pairs
 from hearsay.sketch.views import view_as
 
 __all__ = [
@@ -118,7 +118,7 @@ def add(
         write_pairs(db, key, view.schema, pairs, now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
 
-    def write(pairs: Pairs) -> MaxVector:
+    def write(pairs: Pairs | FewPairs) -> MaxVector:
         write_pairs(db, key, view.schema, pairs, now_ms)
         found = _bloom_entry(db, key, now_ms)
         assert found is not None, "the key was just written"
@@ -131,7 +131,7 @@ def chain_add(
     view: BloomFilter,
     vector: MaxVector,
     items: Sequence[bytes],
-    write: Callable[[Pairs], MaxVector],
+    write: Callable[[Pairs | FewPairs], MaxVector],
 ) -> BloomAdds:
     """:meth:`BloomFilter.chain_madd` of ``items`` into ``vector`` in passes, ``write``
     storing each pass's pairs and giving the vector the next pass reads (a key's, or a windowed

@@ -11,7 +11,7 @@ from hearsay.base.errors import HearsayError, SketchParameterError
 from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.slots import Pairs
+from hearsay.sketch.slots import FewPairs, Pairs
 from hearsay.sketch.views import View, view_as
 
 __all__ = [
@@ -38,7 +38,6 @@ class ShapeMismatchError(SketchParameterError):
     """Bloom filters or count-min sketches of different shapes cannot be merged."""
 
 
-FewPairs = tuple[list[int], list[int]]
 """A few pairs as Python ints: the lattice merges them without numpy."""
 
 

@@ -47,7 +47,7 @@ from hearsay.sketch.bloom import BloomFilter, BloomInfo
 from hearsay.sketch.countmin import CmsInfo, CountMinSketch
 from hearsay.sketch.hll_view import HyperLogLog
 from hearsay.sketch.schemas import KIND_BLOOM, KIND_CMS, KIND_COUNTER, KIND_HLL, KIND_TOPK
-from hearsay.sketch.slots import Pairs
+from hearsay.sketch.slots import FewPairs, Pairs
 from hearsay.sketch.topk import TopK, TopKInfo
 from hearsay.sketch.views import view_as
 from hearsay.sketch.window import (
@@ -332,7 +332,7 @@ def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> Bloo
             _write(db, key, view, number, pairs, now_ms=now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
 
-    def write(pairs: Pairs) -> MaxVector:
+    def write(pairs: Pairs | FewPairs) -> MaxVector:
         if len(pairs[0]):
             _write(db, key, view, number, pairs, now_ms=now_ms)
         return _bloom(db, key, now_ms)[2].slice(str(number))
