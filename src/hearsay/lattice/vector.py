@@ -1376,58 +1376,19 @@ class MaxVector:
         return delta, MaxVector()
 
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
-        """A handful of pairs into packed pairs with bisect and byte slicing (no numpy).
-
-        Returns None when a value needs a wider width than the vector has (the general path
-        handles that).
-        """
+        """A handful of pairs into packed pairs: one register by byte slicing, more in C
+        (``_sparse.merge_few``: one pass over the bytes, a big sparse vector copied once per
+        write). A large sparse vector takes them in its overlay instead. None: the general
+        path's (what the C merge leaves to it)."""
         if self._takes_pending():
             return self._merge_few_pending(wanted)
         packed = self._packed
-        width = packed[0]
-        if wanted and max(wanted.values()) >= 1 << (8 * width):
-            return None
         if len(wanted) == 1:  # one register (a single PFADD, an INCR): bytes slicing only
-            return self._merge_one_into_sparse(*next(iter(wanted.items())))
-        grown: dict[int, int] = {}
-        before: dict[int, int] = {}
-        count = (len(packed) - 1) // (4 + width)
-        values_at = 1 + 4 * count
-        view = memoryview(packed)
-        positions = view[1:values_at].cast("I")
-        # One pass over the sorted wanted pairs, then one join: a big sparse vector (a Bloom
-        # filter filling up) is copied once per write, not once per new index.
-        index_parts: list[bytes | memoryview] = [view[:1]]
-        value_parts: list[bytes | memoryview] = []
-        copied = 0  # pairs [0, copied) of the old vector are in the parts already
-        for index in sorted(wanted):
-            value = wanted[index]
-            pos = bisect.bisect_left(positions, index, copied)
-            if pos < count and positions[pos] == index:
-                start = values_at + width * pos
-                current = int.from_bytes(view[start : start + width], "little")
-                if value <= current:
-                    continue
-                before[index] = current
-                index_parts.append(view[1 + 4 * copied : 1 + 4 * (pos + 1)])
-                value_parts.append(view[values_at + width * copied : start])
-                copied = pos + 1
-            else:
-                index_parts.append(view[1 + 4 * copied : 1 + 4 * pos])
-                index_parts.append(index.to_bytes(4, "little"))
-                value_parts.append(view[values_at + width * copied : values_at + width * pos])
-                copied = pos
-            value_parts.append(value.to_bytes(width, "little"))
-            grown[index] = value
-        if grown:
-            index_parts.append(view[1 + 4 * copied : values_at])
-            value_parts.append(view[values_at + width * copied :])
-            packed = b"".join(index_parts + value_parts)
-        if not grown:
-            return MaxVector(), MaxVector()
-        self._packed = packed
-        self._maybe_densify()
-        return MaxVector._from_few(grown), MaxVector._from_few(before)
+            index, value = next(iter(wanted.items()))
+            if value < 1 << (8 * packed[0]):
+                return self._merge_one_into_sparse(index, value)
+        merged = _sparse.merge_few(packed, list(wanted), list(wanted.values()))
+        return None if merged is None else self._took_packed(*merged)
 
     def _takes_pending(self) -> bool:
         """Whether a few pairs go to the overlay (a large sparse vector) rather than the bytes."""

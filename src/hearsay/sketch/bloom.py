@@ -78,7 +78,7 @@ from hearsay.sketch import _bloombits
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import BLOOM_HASH_VERSION, KIND_BLOOM, error_from_bits, expect_schema
 from hearsay.sketch.schemas import bloom as bloom_schema
-from hearsay.sketch.slots import FewPairs, Pairs, values_at
+from hearsay.sketch.slots import FewPairs, Pairs, values_at, values_of
 
 __all__ = [
     "FILL_CHECKS",
@@ -287,7 +287,7 @@ class _Stack:
         one read of the vector, no arrays to build for a single item."""
         mask = (1 << 64) - 1
         positions = [base + ((a + i * b) & mask) % bits for i, bits, base in self.columns]
-        held: list[int] = vec.values_at(np.array(positions, dtype=np.int64)).tolist()
+        held = values_of(vec, positions)
         return positions, held
 
     def holds(self, held: list[int]) -> bool:
@@ -615,9 +615,7 @@ class BloomFilter:
         first = self._stack(min(2, len(links)))
         mask = (1 << 64) - 1
         positions = [base + ((a + i * b) & mask) % bits for i, bits, base in first.columns]
-        read: list[int] = vec.values_at(
-            np.array([*range(1, shown + 1), *positions], dtype=np.int64)
-        ).tolist()
+        read = values_of(vec, [*range(1, shown + 1), *positions])
         markers, held = read[:shown], read[shown:]
         if self._expansion == NONSCALING or len(links) == 1:
             return a, 1, self._expansion == NONSCALING and markers[0] != 0, first, positions, held

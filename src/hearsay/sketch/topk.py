@@ -65,11 +65,11 @@ import numpy as np
 from hearsay.base.errors import SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import _heavykeeper, _packed
+from hearsay.sketch import _heavykeeper
 from hearsay.sketch.hashing import member_hash, mix64_int
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
-from hearsay.sketch.slots import Slices
+from hearsay.sketch.slots import Slices, values_of
 
 __all__ = [
     "DECAYS_PER_ROW_MAX",
@@ -145,20 +145,7 @@ class _Own:
         pairs, vectorised over a dense one: a few reads one by one cost a bisect set-up
         each); their values."""
         vec = self.vec
-        if vec is None:
-            values = [0] * len(indices)
-        else:
-            view = vec.sparse_view()
-            if view is not None:
-                packed, pending = view
-                values = _packed.values(packed, indices)
-                if pending is not None:  # (writes not folded into the bytes yet)
-                    values = [
-                        pending.get(index, value)
-                        for index, value in zip(indices, values, strict=True)
-                    ]
-            else:
-                values = vec.values_at(np.array(indices, dtype=np.int64)).tolist()
+        values = [0] * len(indices) if vec is None else values_of(vec, indices)
         self.cache.update(zip(indices, values, strict=True))
         return values
 
