@@ -8,6 +8,8 @@ import random
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import PROTOCOL_VERSION, EnvelopeCodec, MessageType
@@ -31,7 +33,13 @@ from hearsay.protocol.membership.liveness import (
     News,
     next_state,
 )
-from hearsay.protocol.membership.wire import decode
+from hearsay.protocol.membership.wire import (
+    WireEntry,
+    decode,
+    entry_bytes,
+    tag_entry_bytes,
+    value_bytes,
+)
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
 
@@ -184,3 +192,43 @@ def test_live_addresses_are_the_live_peers() -> None:
     later = _silence_until(b, "n1", MemberState.FAILED, NOW)  # both silent: convicted
     _silence_until(b, "n3", MemberState.FAILED, later)
     assert b.live_addresses() == [] and b.live_peers() == []
+
+
+_INT_EDGES = [
+    edge + step
+    for edge in (-(2**31), -32768, -128, -32, 0, 128, 256, 65536, 2**32)
+    for step in (-1, 0)
+] + [-(2**63), 2**64 - 1]
+_STATE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.sampled_from(_INT_EDGES)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=300)
+    | st.binary(max_size=300),
+    lambda inner: st.lists(inner, max_size=20) | st.tuples(inner, inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    key=st.text(min_size=1, max_size=70) | st.sampled_from(["k" * 31, "k" * 32, "é" * 16]),
+    value=_STATE_VALUES,
+    version=st.integers(1, 2**63 - 1),
+    expiry=st.none() | st.integers(0, 2**63 - 1),
+)
+def test_an_entrys_computed_size_is_its_packed_size(
+    key: str, value: object, version: int, expiry: int | None
+) -> None:
+    """Entries are sized without packing them (every entry of a peer's delta is sized): the
+    computed size is exactly msgpack's, for every value a state entry may hold."""
+    packed = msgpack.packb([key, value, version, expiry])
+    assert entry_bytes(key, value, version, expiry) == len(packed)
+    assert tag_entry_bytes(WireEntry(key, value, version, expiry)) == len(packed)
+
+
+def test_a_value_no_state_holds_is_refused_by_the_sizer() -> None:
+    with pytest.raises(TypeError):
+        value_bytes({"a": 1})

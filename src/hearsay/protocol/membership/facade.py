@@ -88,7 +88,7 @@ from hearsay.protocol.membership.wire import (
     check_tag_value,
     decode,
     digest_item_bytes,
-    packed_len,
+    entry_bytes,
     str_bytes,
     uint_bytes,
 )
@@ -359,7 +359,7 @@ class Membership:
             type(expiry_unix_ms) is not int or not 0 <= expiry_unix_ms <= INT_MAX
         ):
             raise ValueError("expiry_unix_ms must be None or an int in [0, 2^63)")
-        if packed_len(WireEntry(key, value, INT_MAX, expiry_unix_ms)) > TAG_ENTRY_BYTES_MAX:
+        if entry_bytes(key, value, INT_MAX, expiry_unix_ms) > TAG_ENTRY_BYTES_MAX:
             raise ValueError(f"tag entry larger than {TAG_ENTRY_BYTES_MAX} bytes packed")
         if key not in self._self.entries and len(self._self.entries) >= TAGS_PER_MEMBER_MAX:
             raise ValueError(f"a node holds at most {TAGS_PER_MEMBER_MAX} state keys")

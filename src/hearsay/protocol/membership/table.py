@@ -25,8 +25,7 @@ from hearsay.protocol.membership.wire import (
     Address,
     Delta,
     DigestItem,
-    WireEntry,
-    packed_len,
+    entry_bytes,
 )
 
 MEMBERS_MAX: Final = 10_000
@@ -51,12 +50,11 @@ class TagEntry:
     hidden: bool = False
     """Expired (or received already expired): a tombstone until garbage-collected."""
     packed_bytes: int = 0
-    """Its packed size as a delta entry, once measured (0: not yet): packed once, reused."""
+    """Its packed size as a delta entry, once computed (0: not yet)."""
 
     def wire_bytes(self, key: str) -> int:
         if not self.packed_bytes:
-            entry = WireEntry(key, self.value, self.version, self.expiry_unix_ms)
-            self.packed_bytes = packed_len(entry)
+            self.packed_bytes = entry_bytes(key, self.value, self.version, self.expiry_unix_ms)
         return self.packed_bytes
 
     def visible_at(self, now_ms: int) -> bool:

@@ -37,8 +37,6 @@ from enum import IntEnum
 from sys import intern
 from typing import Any, Final, NamedTuple, TypeAlias
 
-import msgpack
-
 from hearsay.base.errors import DecodeError
 
 Address: TypeAlias = tuple[str, int]
@@ -216,12 +214,6 @@ MembershipMessage: TypeAlias = Syn | Ack | Ack2 | Ping | PingAck | PingReq | Not
 ProbeMessage: TypeAlias = Ping | PingAck | PingReq | Notices
 
 
-def packed_len(obj: object) -> int:
-    """The exact packed size of a small value (checks of single entries; messages being built
-    are sized with :func:`uint_bytes` and :func:`str_bytes`, never packed to be measured)."""
-    return len(msgpack.packb(obj))
-
-
 def uint_bytes(value: int) -> int:
     """Bytes msgpack takes for a non-negative int."""
     if value < 128:
@@ -233,24 +225,51 @@ def uint_bytes(value: int) -> int:
     return 5 if value < 2**32 else 9
 
 
+def int_bytes(value: int) -> int:
+    """Bytes msgpack takes for an int of 64 bits (signed or not)."""
+    if value >= 0:
+        return uint_bytes(value)
+    if value >= -32:
+        return 1
+    return 2 if value >= -128 else 3 if value >= -32768 else 5 if value >= -(2**31) else 9
+
+
 def str_bytes(text: str) -> int:
-    """Bytes msgpack takes for a str (an upper bound: characters counted as up to 4 bytes
-    only when the text is not ASCII)."""
+    """Bytes msgpack takes for a str."""
     n = len(text) if text.isascii() else len(text.encode())
     return n + (1 if n < 32 else 2 if n < 256 else 3 if n < 65536 else 5)
 
 
-def tag_entry_bytes(entry: WireEntry) -> int:
-    """An upper bound of a tag entry's packed size (exact for str, bytes and small ints)."""
-    value = entry.value
+def value_bytes(value: object) -> int:
+    """Bytes msgpack takes for a state value: None, bool, int, float, str, bytes, or a tuple
+    or list of them (an address). Computed, never packed: every entry a peer's delta brings
+    is sized once (at 1,000 simulated nodes, packing to measure took ~5% of the run)."""
+    if value is None or value is True or value is False:
+        return 1
+    if isinstance(value, int):
+        return int_bytes(value)
     if isinstance(value, str):
-        size = str_bytes(value)
-    elif isinstance(value, bytes):
-        size = len(value) + (2 if len(value) < 256 else 3 if len(value) < 65536 else 5)
-    else:
-        size = 9  # None, bool, int, float: at most 9 bytes
-    expiry = 1 if entry.expiry_unix_ms is None else uint_bytes(entry.expiry_unix_ms)
-    return 1 + str_bytes(entry.key) + size + uint_bytes(entry.version) + expiry
+        return str_bytes(value)
+    if isinstance(value, bytes):
+        n = len(value)
+        return n + (2 if n < 256 else 3 if n < 65536 else 5)
+    if isinstance(value, float):
+        return 9
+    if isinstance(value, tuple | list):
+        n = len(value)
+        return (1 if n < 16 else 3 if n < 65536 else 5) + sum(value_bytes(item) for item in value)
+    raise TypeError(f"not a state value: {type(value).__name__}")
+
+
+def entry_bytes(key: str, value: object, version: int, expiry_unix_ms: int | None) -> int:
+    """Bytes msgpack takes for one entry ``[key, value, version, expiry]`` (exact)."""
+    expiry = 1 if expiry_unix_ms is None else uint_bytes(expiry_unix_ms)
+    return 1 + str_bytes(key) + value_bytes(value) + uint_bytes(version) + expiry
+
+
+def tag_entry_bytes(entry: WireEntry) -> int:
+    """Bytes msgpack takes for a tag entry (exact)."""
+    return entry_bytes(entry.key, entry.value, entry.version, entry.expiry_unix_ms)
 
 
 def digest_item_bytes(node_id: str, generation: int, max_version: int) -> int:
