@@ -117,3 +117,31 @@ def test_from_items_of_a_few_pairs_is_from_pairs(pairs: list[tuple[int, int]]) -
     assert got == expected
     assert got.packed_pairs() == expected.packed_pairs()
     assert got.is_dense == expected.is_dense
+
+
+_JOIN_VALUES = st.one_of(
+    st.integers(1, 0xFF), st.integers(1, 0xFFFF), st.integers(1, 1 << 40), st.just(VALUE_MAX)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(st.integers(0, 3000), _JOIN_VALUES, min_size=0, max_size=40),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_joining_packed_deltas_equals_merging_them(parts: list[dict[int, int]]) -> None:
+    """A flush joins a hot key's deltas from their packed bytes (Python ints for a few pairs
+    in all, arrays past that, widths mixed): the very vector merging them one by one builds."""
+    vectors = [MaxVector.from_items(part.items()) for part in parts]
+    packed = [vector.packed_pairs() for vector in vectors]
+    if any(pairs is None for pairs in packed):  # a dense delta is joined as arrays instead
+        return
+    merged = MaxVector()
+    for vector in vectors:
+        merged.merge(vector)
+    joined = MaxVector.join_packed([pairs for pairs in packed if pairs is not None])
+    assert joined == merged
+    assert joined.items() == merged.items()
