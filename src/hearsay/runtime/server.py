@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from typing import Any, Final
 
 from hearsay import __version__
 from hearsay.base.errors import BoundsError, HearsayError, StorageError
+from hearsay.base.gc_policy import tune_gc
 from hearsay.engine.replica import Replica
 from hearsay.persist.group_commit import GroupCommit
 from hearsay.protocol.events import DatagramDropped
@@ -708,14 +708,9 @@ async def serve(config: ServeConfig) -> int:
     return 0
 
 
-GC_GEN0_THRESHOLD: Final = 50_000
-"""Entries and vectors are small objects created per write; CPython's default (700) ran the
-cyclic collector every few hundred commands. The data model makes no reference cycles."""
-
-
 def run(config: ServeConfig) -> int:
     """Run :func:`serve` on uvloop when it is installed (about 5x faster UDP), else asyncio."""
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    tune_gc()  # (see base/gc_policy.py)
     fix_mmap_threshold()  # (big buffers given back when freed: see runtime/allocator.py)
     try:
         import uvloop
