@@ -611,6 +611,26 @@ def test_origin_pushes_again_to_peers_that_did_not_ack() -> None:
     assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
 
 
+def test_a_keys_retried_writes_share_one_push_and_one_ack_acknowledges_them_all() -> None:
+    """Writes to one key that a peer missed are retried as one push of the key's state (it
+    holds them all: encoded once, not once per write), and that push's ACK acknowledges each."""
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
+    seqs = []
+    for i in range(1, 4):  # three drains: three records (one drain's writes share one)
+        seqs.append(_write(nodes[A], b"k", {i: 5}, NOW + i))
+        assert len(nodes[A].datagrams_to_send()) == 1  # each first push lost
+    nodes[A].handle_timer(NOW + 60)
+    retry = nodes[A].datagrams_to_send()
+    assert [dest for _, dest in retry] == [B] and _kinds(retry) == ["PUSH"]
+    _relay, _ack, items = msg.decode_push(EnvelopeCodec("hearsay").open(retry[0][0])[1])
+    assert [key for key, _entry, _whole in items] == [b"k"]  # the key's state, once
+    for data, dest in retry:
+        nodes[dest].receive_datagram(data, A, NOW + 60)
+    deliver(nodes, NOW + 60)
+    assert [nodes[A].acks(seq) for seq in seqs] == [1, 1, 1]
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
 def test_origin_stops_covering_after_its_retries() -> None:
     nodes = _nodes(A, B, C, cover_retry_ms=50, cover_retries=1)
     _write(nodes[A], b"k", {1: 5})

@@ -6,6 +6,8 @@ import random
 
 import msgpack
 import numpy as np
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import MaxVector
@@ -163,3 +165,28 @@ def test_the_bounded_table_drops_the_oldest_and_refreshes_on_put() -> None:
     assert table.has_room_for("d") and not table.has_room_for("z")
     del table["d"]
     assert table.has_room_for("z")
+
+
+@settings(max_examples=150, deadline=None)
+@example(mine={}, ones=list(range(0, 40_000, 3)), theirs={3: 1, 4: 1, 39_999: 2})
+@given(
+    mine=st.dictionaries(st.integers(0, 40_000), st.integers(1, 300), max_size=300),
+    ones=st.lists(st.integers(0, 40_000), max_size=6_000),
+    theirs=st.dictionaries(st.integers(0, 40_000), st.integers(1, 300), max_size=60),
+)
+def test_a_reply_to_the_indices_they_mention_equals_the_dict_model(
+    mine: dict[int, int], ones: list[int], theirs: dict[int, int]
+) -> None:
+    """What we hold beyond a PUSH, at the indices it mentions, read at those indices only
+    (a big bit vector is never listed whole): the pairs the dict model finds, in every form
+    our vector may take (sparse, bytes, bits)."""
+    held = dict.fromkeys(ones, 1) if ones else mine  # many ones: a bit vector
+    ours = MaxVector.from_items(held.items())
+    assert len(held) < 10_000 or ours.bit_array() is not None
+    other = MaxVector.from_items(theirs.items())
+    mine_entry = Entry(slices={"a": ours})
+    theirs_entry = Entry(slices={"a": other})
+    expected = {i: held[i] for i, v in theirs.items() if held.get(i, 0) > v}
+    got = exceeding(mine_entry, theirs_entry, mentioned_only=True)
+    found = {} if got is None else dict(got.slice("a").items())
+    assert found == expected

@@ -163,7 +163,12 @@ class Acks:
             self.push_asking_many(peer, [(item, seq) for item in items], relay=relay)
 
     def push_asking_many(
-        self, peer: Address, items: list[tuple[bytes, int]], *, relay: bool | int
+        self,
+        peer: Address,
+        items: list[tuple[bytes, int]],
+        *,
+        relay: bool | int,
+        also: dict[int, list[int]] | None = None,
     ) -> None:
         """PUSH ``items`` (each with the client write it carries) to ``peer`` in as few
         datagrams as fit, each asking for one ACK that acknowledges every write it carries.
@@ -172,15 +177,18 @@ class Acks:
         peer: that datagram (and its ACK) was most of a write's cost in a cluster.
         The room left for items is the budget less the prefix with the largest ack id this
         call may use: a datagram filled to the budget without it went over a TCP stream.
+        ``also``: more writes an item's write stands for (a key's retried writes, all held in
+        the state pushed once), acknowledged with it.
         """
         outbox = self._outbox
         encoded = [item for item, _ in items]
         prefix_max = len(msg.push_prefix(relay, self._ack_seq + len(items)))
         for start, stop in outbox.fit(encoded, outbox.payload_budget - prefix_max - 3):
             carried: dict[int, int] = {}  # one seq per record (coalesced writes share one)
-            for _, seq in items[start:stop]:
-                write = self._writes.get(seq)
-                carried.setdefault(-seq if write is None else id(write), seq)
+            for _, first in items[start:stop]:
+                for seq in (first, *also.get(first, ())) if also else (first,):
+                    write = self._writes.get(seq)
+                    carried.setdefault(-seq if write is None else id(write), seq)
             seqs = tuple(carried.values())
             self._ack_seq += 1
             ack_id = self._ack_seq
@@ -270,25 +278,40 @@ class Acks:
                 del self._covering[seq]
             else:  # a write pushed since the earliest was due waits for its own time
                 self._cover_retry_ms = min(self._cover_retry_ms, due_ms)
-        retrying: dict[Address, list[tuple[bytes, int]]] = {}
+        # One key's retried writes share one push of its current state per peer, encoded once
+        # (a hot key's writes are retried together: encoding a 1.2 MB Bloom filter once per
+        # write was most of a loaded origin's time), every write acknowledged by its ACK.
+        by_key: dict[bytes, list[tuple[int, int, _Write, list[Address]]]] = {}
         for seq, retries in covering:
             write = self._writes.get(seq)
-            entry = None if write is None else self._keyspace.entry(write.key)
-            if write is None or entry is None:
+            if write is None:
                 continue
             targets = [p for p in write.waiting() if p in self._peers]
-            if not targets:
+            if targets:
+                by_key.setdefault(write.key, []).append((seq, retries, write, targets))
+        retrying: dict[Address, list[tuple[bytes, int]]] = {}
+        also: dict[int, list[int]] = {}
+        for key, writes in by_key.items():
+            entry = self._keyspace.entry(key)
+            if entry is None:
                 continue
-            items = outbox.push_items(write.key, entry, True)
-            if not outbox.bucket.take(outbox.now, len(items) * len(targets)):
+            items = outbox.push_items(key, entry, True)
+            peers: dict[Address, list[int]] = {}  # (in order: a seeded run replays alike)
+            for seq, _retries, _write, targets in writes:
+                for peer in targets:
+                    peers.setdefault(peer, []).append(seq)
+            if not outbox.bucket.take(outbox.now, len(items) * len(peers)):
                 continue  # overloaded: digests and anti-entropy will cover them
-            for peer in targets:
-                write.resend(peer)
-                retrying.setdefault(peer, []).extend((item, seq) for item in items)
-            if retries > 1:
-                self.cover(seq, retries - 1)
+            for seq, retries, write, targets in writes:
+                for peer in targets:
+                    write.resend(peer)
+                if retries > 1:
+                    self.cover(seq, retries - 1)
+            for peer, seqs in peers.items():
+                retrying.setdefault(peer, []).extend((item, seqs[0]) for item in items)
+                also.setdefault(seqs[0], []).extend(seqs[1:])
         for peer, pairs in retrying.items():
-            self.push_asking_many(peer, pairs, relay=0)
+            self.push_asking_many(peer, pairs, relay=0, also=also)
 
     def _retry_acks(self) -> None:
         self._ack_retry_ms = NEVER
