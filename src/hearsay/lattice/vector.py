@@ -1358,7 +1358,7 @@ class MaxVector:
         """A handful of ones (a single BF.ADD's bits), every index inside the bitset."""
         bits = self._dense
         assert bits is not None
-        grown: list[int] = []
+        grown: dict[int, int] = {}
         for index in wanted:
             at, mask = index >> 3, 1 << (index & 7)
             held = int(bits[at])
@@ -1366,14 +1366,10 @@ class MaxVector:
                 if not grown:
                     _forget(bits)
                 bits[at] = held | mask
-                grown.append(index)
+                grown[index] = 1
         if not grown:
             return MaxVector(), MaxVector()
-        grown.sort()  # (distinct: ``wanted`` is a dict)
-        count = len(grown)
-        delta = MaxVector()
-        delta._packed = _WIDTH_BYTES[1] + struct.pack(f"<{count}I", *grown) + b"\x01" * count
-        return delta, MaxVector()
+        return MaxVector._from_few(grown), MaxVector()
 
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs: one register by byte slicing, more in C
