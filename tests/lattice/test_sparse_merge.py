@@ -75,3 +75,28 @@ def test_what_the_general_path_refuses_is_refused(indices: list[int], values: li
     with pytest.raises(BoundsError):
         vec.merge_pairs_tracking(indices, values)
     assert vec.items() == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_cases())
+def test_a_peers_delta_of_a_few_dozen_pairs_merges_as_the_general_path(
+    case: tuple[dict[int, int], list[int], list[int]],
+) -> None:
+    """A received delta (a vector of packed pairs: a few writes to one key) merged into a
+    sparse vector takes the C pass; the numpy merge of the same pairs gives the same."""
+    held, indices, values = case
+    wanted: dict[int, int] = {}
+    for index, value in zip(indices, values, strict=True):
+        if value:
+            wanted[index] = max(value, wanted.get(index, 0))
+    delta_vector = MaxVector.from_items(wanted.items())
+    if delta_vector.is_dense:
+        return
+    by_vector = MaxVector.from_items(held.items())
+    by_arrays = by_vector.copy()
+    grown, previous = by_vector.merge_vector_tracking(delta_vector)
+    pairs = delta_vector.pairs()
+    general = by_arrays.merge_tracking(pairs[0], pairs[1]) if wanted else (MaxVector(),) * 2
+    assert _form(by_vector) == _form(by_arrays)
+    assert grown.items() == general[0].items()
+    assert previous.items() == general[1].items()

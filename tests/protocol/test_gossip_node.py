@@ -659,6 +659,51 @@ def test_cover_retries_wait_for_the_round_trip_acks_took() -> None:
     assert sorted(pushed) == [B, C]
 
 
+def _pushes_to(node: GossipNode) -> list[Address]:
+    sent = node.datagrams_to_send()
+    return [dest for (_, dest), kind in zip(sent, _kinds(sent), strict=True) if kind == "PUSH"]
+
+
+def test_a_peer_still_acking_older_pushes_is_not_sent_a_retry() -> None:
+    """B works through a backlog: it acks the first write's push 40 ms late and has not read
+    the second's yet. Retrying the second would only lengthen B's backlog (measured under
+    load: most writes were retried, as whole keys), so the origin waits until B reads it."""
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
+    _write(nodes[A], b"k1", {1: 5})
+    first = nodes[A].datagrams_to_send()
+    second_seq = _write(nodes[A], b"k2", {1: 5}, NOW + 1)
+    second = nodes[A].datagrams_to_send()
+    for data, dest in first:
+        nodes[dest].receive_datagram(data, A, NOW + 40)
+    deliver(nodes, NOW + 40)  # B's ack of the first push
+    nodes[A].handle_timer(NOW + 51)  # the second write's retry was due
+    assert _pushes_to(nodes[A]) == []
+    for data, dest in second:
+        nodes[dest].receive_datagram(data, A, NOW + 60)
+    deliver(nodes, NOW + 60)
+    assert nodes[A].acks(second_seq) == 1
+    nodes[A].handle_timer(NOW + 1_000)
+    assert _pushes_to(nodes[A]) == []
+
+
+def test_a_push_a_peer_skipped_is_retried_as_soon_as_it_was_due() -> None:
+    """B acked a push sent after the first write's: that write's push was lost, and the
+    retry leaves when due even though B answers promptly."""
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
+    first_seq = _write(nodes[A], b"k1", {1: 5})
+    assert len(nodes[A].datagrams_to_send()) == 1  # lost
+    _write(nodes[A], b"k2", {1: 5}, NOW + 1)
+    deliver(nodes, NOW + 10)  # the second push and its ack
+    nodes[A].handle_timer(NOW + 50)
+    retry = nodes[A].datagrams_to_send()
+    assert [dest for _, dest in retry] == [B] and _kinds(retry) == ["PUSH"]
+    for data, dest in retry:
+        nodes[dest].receive_datagram(data, A, NOW + 50)
+    deliver(nodes, NOW + 50)
+    assert nodes[A].acks(first_seq) == 1
+    assert nodes[B].keyspace.entry(b"k1") == nodes[A].keyspace.entry(b"k1")
+
+
 def _run_membership(nodes: dict[Address, GossipNode], now: int, steps: int) -> int:
     for _ in range(steps):
         now += 50

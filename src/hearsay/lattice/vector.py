@@ -686,6 +686,17 @@ class MaxVector:
         nonzero = np.flatnonzero(dense).astype(INDEX_DTYPE)
         return nonzero, dense[nonzero]
 
+    def _packed_lists(self, most: int) -> tuple[list[int], list[int]] | None:
+        """The packed pairs (the overlay left out) as two lists of Python ints, read with
+        struct, when there are at most ``most``; None when more."""
+        packed = self._packed
+        width = packed[0]
+        count = (len(packed) - 1) // (4 + width)
+        if count > most:
+            return None
+        unpacked = struct.unpack_from(f"<{count}I{count}{_STRUCT_CODES[width]}", packed, 1)
+        return list(unpacked[:count]), list(unpacked[count:])
+
     def items(self) -> list[tuple[int, int]]:
         """The non-zero pairs as Python ints, sorted by index.
 
@@ -1064,6 +1075,10 @@ class MaxVector:
             merged = self._merge_dense_vector(other)
             if merged is not None:
                 return merged
+        if self._dense is None and other._dense is None and other._pending is None:
+            lists = other._packed_lists(_FEW_LOOKUPS)
+            if lists is not None:  # (a delta of a few writes into packed pairs: one C pass)
+                return self._merge_pairs_tracking(*lists)
         indices, values = other.pairs()
         if indices.size <= _FEW_PAIRS:
             return self.merge_pairs_tracking(indices, values)

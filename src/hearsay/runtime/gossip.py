@@ -60,6 +60,12 @@ STREAM_READ_TIMEOUT_S: Final = 10.0
 BIND_ATTEMPTS: Final = 20
 LEAVE_LINGER_S: Final = 0.5
 """After announcing a graceful leave, keep gossiping this long so the news spreads."""
+SOCKET_BUFFER_BYTES: Final = 4 << 20
+"""The gossip socket's receive and send buffers asked of the kernel (memberlist asks 2 MB).
+Linux's default, ~208 KB, holds a fraction of a second of a loaded peer's pushes: a node
+busy with clients overflowed it and lost a quarter of its datagrams (measured: 3 nodes on 2
+cores under pipelined writes), every loss a retry of a whole key that deepened the backlog.
+The kernel caps the request at ``net.core.rmem_max`` / ``wmem_max`` (docs/operations.md)."""
 SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
 
 
@@ -134,6 +140,7 @@ class GossipDriver(asyncio.DatagramProtocol):
             )
             sockname = transport.get_extra_info("sockname")
             bound_port = int(sockname[1])
+            _size_buffers(transport.get_extra_info("socket"))
             try:
                 self._stream_server = await asyncio.start_server(self._on_stream, host, bound_port)
             except OSError:
@@ -360,3 +367,22 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _size_buffers(sock: socket.socket | None) -> None:
+    """Ask for ``SOCKET_BUFFER_BYTES`` of receive and send buffer; log once (at info) when the
+    kernel grants less, with the setting that limits it."""
+    if sock is None:
+        return
+    for option, limit in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        # (Linux reports twice what it grants: the doubling is its bookkeeping allowance)
+        granted = sock.getsockopt(socket.SOL_SOCKET, option) // 2
+        if granted < SOCKET_BUFFER_BYTES:
+            log.info(
+                "gossip socket buffer is %d KiB of the %d KiB asked: raise net.core.%s",
+                granted >> 10,
+                SOCKET_BUFFER_BYTES >> 10,
+                limit,
+            )

@@ -35,6 +35,9 @@ __all__ = ["Acks"]
 
 _ACKED: Final = 0
 """A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
+_PATIENCE_WAITS: Final = 4
+"""A cover retry put off for a peer working through a backlog (see ``Acks._draining``) is put
+off for at most this many retry waits after the write left: a bound on trusting the backlog."""
 
 
 @dataclass(slots=True)
@@ -106,14 +109,19 @@ class Acks:
         cfg = outbox.config
         self._writes: BoundedTable[int, _Write] = BoundedTable(cfg.write_track_max)
         """Local writes by sequence number (coalesced writes share one record)."""
-        self._covering: BoundedTable[int, tuple[int, int]] = BoundedTable(cfg.write_track_max)
+        self._covering: BoundedTable[int, tuple[int, int, int, int]] = BoundedTable(
+            cfg.write_track_max
+        )
         """Writes pushed to every peer: sequence number -> (retries left for non-ackers, when
-        the next is due)."""
+        the next is due, the last ack id issued before its push, when it was pushed)."""
         self._ack_ids: BoundedTable[int, tuple[tuple[int, ...], Address, int]] = BoundedTable(
             4 * cfg.write_track_max
         )
         """Ack id a push carried -> (the sequence numbers of the writes it carried, the peer
         it went to, when it left)."""
+        self._heard: BoundedTable[Address, tuple[int, int]] = BoundedTable(cfg.write_track_max)
+        """Peer -> (when its last ACK arrived, the largest ack id it acknowledged): whether a
+        push it has not acknowledged was lost or waits in its backlog (``_draining``)."""
         self._ack_rtt_ms: float | None = None
         self._ack_rtt_var_ms = 0.0
         """Smoothed round trip of a push and its ACK, and its mean deviation (as TCP keeps
@@ -201,10 +209,27 @@ class Acks:
             outbox.send(MessageType.PUSH, payload, [peer])
 
     def cover(self, seq: int, retries: int) -> None:
-        """Write ``seq`` went to every peer: push it again to non-ackers, ``retries`` times."""
-        due_ms = self._outbox.now + self.cover_wait_ms()
-        self._covering.put(seq, (retries, due_ms))
-        self._cover_retry_ms = min(self._cover_retry_ms, due_ms)
+        """Write ``seq`` goes to every peer (its pushes take the next ack ids): push it again
+        to non-ackers, ``retries`` times."""
+        now = self._outbox.now
+        self._due(seq, (retries, now + self.cover_wait_ms(), self._ack_seq, now))
+
+    def _due(self, seq: int, cover: tuple[int, int, int, int]) -> None:
+        self._covering.put(seq, cover)
+        self._cover_retry_ms = min(self._cover_retry_ms, cover[1])
+
+    def _draining(self, peer: Address, before_id: int, wait_ms: int) -> bool:
+        """Whether ``peer`` is still working through pushes sent before ack id ``before_id``
+        (it acknowledged one within ``wait_ms`` and none sent later): a push it has not
+        acknowledged waits in its backlog, not lost, and a retry would only lengthen the
+        backlog. A peer that acknowledged a later push lost the earlier one (acks return in
+        the order it reads): retried at once, as is one silent for a whole wait.
+
+        Measured (3 nodes on 2 cores, pipelined writes over many keys): receivers answered
+        200-900 ms late and 89% of writes were retried, as whole keys, which fed the backlog.
+        """
+        heard = self._heard.get(peer)
+        return heard is not None and heard[1] <= before_id and self._outbox.now - heard[0] < wait_ms
 
     def cover_wait_ms(self) -> int:
         """How long a cover retry waits: ``cover_retry_ms``, or the acks' measured round trip
@@ -232,6 +257,8 @@ class Acks:
             del self._ack_ids[ack_id]
             seqs, peer, sent_ms = found
             self._measured(self._outbox.now - sent_ms)
+            heard = self._heard.get(peer)
+            self._heard.put(peer, (self._outbox.now, max(ack_id, heard[1] if heard else 0)))
             for seq in seqs:
                 write = self._writes.get(seq)
                 if write is not None and write.ack(peer):
@@ -271,22 +298,28 @@ class Acks:
         at once, and one datagram each fed the overload that delayed their acks."""
         self._cover_retry_ms = NEVER
         outbox = self._outbox
-        covering: list[tuple[int, int]] = []
-        for seq, (retries, due_ms) in list(self._covering.items()):
-            if due_ms <= outbox.now:
-                covering.append((seq, retries))
+        covering: list[tuple[int, tuple[int, int, int, int]]] = []
+        for seq, cover in list(self._covering.items()):
+            if cover[1] <= outbox.now:
+                covering.append((seq, cover))
                 del self._covering[seq]
             else:  # a write pushed since the earliest was due waits for its own time
-                self._cover_retry_ms = min(self._cover_retry_ms, due_ms)
+                self._cover_retry_ms = min(self._cover_retry_ms, cover[1])
+        wait_ms = self.cover_wait_ms()
         # One key's retried writes share one push of its current state per peer, encoded once
         # (a hot key's writes are retried together: encoding a 1.2 MB Bloom filter once per
         # write was most of a loaded origin's time), every write acknowledged by its ACK.
         by_key: dict[bytes, list[tuple[int, int, _Write, list[Address]]]] = {}
-        for seq, retries in covering:
+        for seq, (retries, _due_ms, before_id, sent_ms) in covering:
             write = self._writes.get(seq)
             if write is None:
                 continue
             targets = [p for p in write.waiting() if p in self._peers]
+            patient = outbox.now - sent_ms < _PATIENCE_WAITS * wait_ms
+            if patient and any(self._draining(p, before_id, wait_ms) for p in targets):
+                # (all its peers wait: one still reading it back keeps the write for later)
+                self._due(seq, (retries, outbox.now + wait_ms, before_id, sent_ms))
+                continue
             if targets:
                 by_key.setdefault(write.key, []).append((seq, retries, write, targets))
         retrying: dict[Address, list[tuple[bytes, int]]] = {}
