@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, DecodeError
+from hearsay.base.packing import packb
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
 from hearsay.lattice.retired import RETIRED_MARK, retired_time
 from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector, width_for
@@ -165,7 +166,7 @@ def entry_to_wire(entry: Entry) -> WireEntry:
 
 def encode_entry(entry: Entry) -> bytes:
     """The canonical bytes of an entry (equal entries encode to equal bytes)."""
-    return msgpack.packb(entry_to_wire(entry), use_bin_type=True)
+    return packb(entry_to_wire(entry))
 
 
 def _int(value: object, low: int, high: int, what: str) -> int:

@@ -33,6 +33,7 @@ import msgpack
 import numpy as np
 
 from hearsay.base.errors import DecodeError
+from hearsay.base.packing import packb as packb  # noqa: PLC0414  (re-exported: msg.packb)
 from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire, entry_to_wire
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import KEY_BYTES_MAX
@@ -53,10 +54,6 @@ def array_header(count: int) -> bytes:
     if count < 1 << 16:
         return b"\xdc" + struct.pack(">H", count)
     return b"\xdd" + struct.pack(">I", count)
-
-
-def packb(obj: object) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
 
 
 def push_item(key: bytes, entry: Entry, full: bool) -> bytes:
