@@ -1532,6 +1532,13 @@ class MaxVector:
         return cls.from_pairs(np.concatenate(index_arrays), np.concatenate(value_arrays))
 
     @classmethod
+    def of_maxima(cls, pairs: dict[int, int]) -> MaxVector:
+        """A delta's vector from pairs read out of valid vectors (indices and values in
+        range; zeros dropped): packed with struct, no numpy. Sparse whatever the spread (a
+        delta need not take the smaller form; merging it keeps the target's)."""
+        return cls._from_few(pairs)
+
+    @classmethod
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
         """A sparse vector from a few validated pairs (zeros dropped), packed with struct."""
         vector = cls()

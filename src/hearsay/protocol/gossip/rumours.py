@@ -499,7 +499,7 @@ def _combined(deltas: list[Entry]) -> Entry:
             first.epoch,
             first.schema,
             max(d.expiry for d in deltas),
-            {origin: MaxVector.from_items(top.items()) for origin, top in few.items()},
+            {origin: MaxVector.of_maxima(top) for origin, top in few.items()},
         )
     pairs: dict[str, tuple[list[Any], list[Any]]] = {}
     for delta in deltas:
