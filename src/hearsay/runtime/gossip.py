@@ -50,6 +50,7 @@ from hearsay.protocol.membership import (
 from hearsay.protocol.node import STREAM_HELLO_BYTES_MAX, NodeConfig
 from hearsay.protocol.presets import preset_by_name
 from hearsay.runtime.clock import unix_ms
+from hearsay.runtime.udp_socket import kernel_drops, size_buffers
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,6 @@ STREAM_READ_TIMEOUT_S: Final = 10.0
 BIND_ATTEMPTS: Final = 20
 LEAVE_LINGER_S: Final = 0.5
 """After announcing a graceful leave, keep gossiping this long so the news spreads."""
-SOCKET_BUFFER_BYTES: Final = 4 << 20
-"""The gossip socket's receive and send buffers asked of the kernel (memberlist asks 2 MB).
-Linux's default, ~208 KB, holds a fraction of a second of a loaded peer's pushes: a node
-busy with clients overflowed it and lost a quarter of its datagrams (measured: 3 nodes on 2
-cores under pipelined writes), every loss a retry of a whole key that deepened the backlog.
-The kernel caps the request at ``net.core.rmem_max`` / ``wmem_max`` (docs/operations.md)."""
 SEND_ERROR_LOG_INTERVAL_S: Final = 10.0
 
 
@@ -91,6 +86,9 @@ class GossipDriver(asyncio.DatagramProtocol):
         """Datagrams the socket refused (unreachable, wrong address family...)."""
         self.streams_refused = 0
         """Incoming gossip streams closed unread (too many at once, or a bad header)."""
+        self.receive_buffer_bytes = 0
+        """The gossip socket's receive buffer the kernel granted (0 before binding)."""
+        self._socket_inode: int | None = None
         self._send_error_logged_at = -SEND_ERROR_LOG_INTERVAL_S
         self._streams_open = 0
         self.on_dropped: Callable[[DatagramDropped], None] | None = None
@@ -140,7 +138,10 @@ class GossipDriver(asyncio.DatagramProtocol):
             )
             sockname = transport.get_extra_info("sockname")
             bound_port = int(sockname[1])
-            _size_buffers(transport.get_extra_info("socket"))
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                self.receive_buffer_bytes = size_buffers(sock)
+                self._socket_inode = os.fstat(sock.fileno()).st_ino
             try:
                 self._stream_server = await asyncio.start_server(self._on_stream, host, bound_port)
             except OSError:
@@ -151,6 +152,11 @@ class GossipDriver(asyncio.DatagramProtocol):
             self._transport = transport
             return str(sockname[0]), bound_port
         raise HearsayError(f"no port free for both UDP and TCP on {host} after retries")
+
+    def socket_drops(self) -> int | None:
+        """Datagrams the kernel dropped at the gossip socket (its receive buffer was full);
+        None where the system does not say (not Linux, or not bound)."""
+        return None if self._socket_inode is None else kernel_drops(self._socket_inode)
 
     def join(self, seeds: list[Address]) -> None:
         """Contact ``seeds`` (IP addresses: runtime/joiner.py resolves names first)."""
@@ -367,22 +373,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _size_buffers(sock: socket.socket | None) -> None:
-    """Ask for ``SOCKET_BUFFER_BYTES`` of receive and send buffer; log once (at info) when the
-    kernel grants less, with the setting that limits it."""
-    if sock is None:
-        return
-    for option, limit in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
-        # (Linux reports twice what it grants: the doubling is its bookkeeping allowance)
-        granted = sock.getsockopt(socket.SOL_SOCKET, option) // 2
-        if granted < SOCKET_BUFFER_BYTES:
-            log.info(
-                "gossip socket buffer is %d KiB of the %d KiB asked: raise net.core.%s",
-                granted >> 10,
-                SOCKET_BUFFER_BYTES >> 10,
-                limit,
-            )

@@ -214,6 +214,19 @@ class NodeCollector(Collector):
             "Gossip sends the operating system refused.",
             value=node.gossip.send_errors,
         )
+        yield GaugeMetricFamily(
+            "hearsay_gossip_socket_receive_buffer_bytes",
+            "The gossip socket's receive buffer the kernel granted.",
+            value=node.gossip.receive_buffer_bytes,
+        )
+        drops = node.gossip.socket_drops()
+        if drops is not None:
+            yield CounterMetricFamily(
+                "hearsay_gossip_socket_drops",
+                "Gossip datagrams the kernel dropped at this node's socket (its receive buffer "
+                "was full: the node read too late; see net.core.rmem_max).",
+                value=drops,
+            )
         probe = self._metrics.lag
         yield GaugeMetricFamily(
             "hearsay_replication_lag_seconds",

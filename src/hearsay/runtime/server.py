@@ -645,6 +645,10 @@ class Node:
             info["rumours_waiting"] = node.rumours_waiting()
             info["streams_out"] = stats.streams_out
         info["send_errors"] = self.gossip.send_errors
+        info["socket_receive_buffer_bytes"] = self.gossip.receive_buffer_bytes
+        drops = self.gossip.socket_drops()
+        if drops is not None:
+            info["socket_drops"] = drops
         info["resolve_failures"] = self.joiner.resolve_failures
         info["join_attempts"] = self.joiner.attempts
         info["join_failures"] = self.joiner.failures
