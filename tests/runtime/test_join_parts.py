@@ -9,6 +9,8 @@ import json
 import logging
 import random
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,41 @@ def test_names_resolve_to_the_gossip_sockets_family() -> None:
             await resolve_for(socket.AF_INET, "nosuchhost.invalid", 1)
 
     asyncio.run(run())
+
+
+def test_a_lookup_the_resolver_has_not_answered_never_holds_up_the_loops_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop cancels a join whose lookup hangs (an unanswered DNS query): the event loop
+    ends at once, without waiting for the resolver's thread (the loop's own resolver pool is
+    joined at shutdown: a node waited for it)."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hanging(*_args: object, **_kwargs: object) -> list[object]:
+        entered.set()
+        release.wait(30.0)  # bounded: released below
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+
+    async def run() -> None:
+        lookup = asyncio.ensure_future(resolve_for(socket.AF_INET, "hangs.invalid", 1))
+        for _ in range(500):  # bounded: until the lookup thread is in getaddrinfo
+            if entered.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert entered.is_set()
+        lookup.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await lookup
+
+    try:
+        started = time.monotonic()
+        asyncio.run(run())
+        assert time.monotonic() - started < 5.0  # the lookup still hangs: not waited for
+    finally:
+        release.set()
 
 
 def test_a_join_retries_logs_once_per_reason_and_ends_when_a_member_is_live(

@@ -3,12 +3,13 @@
 Why this module exists: a seed given to ``--join``, ``HEARSAY.JOIN`` or remembered from the
 peer snapshot may be a name that does not resolve yet (DNS not ready, a typo) or an address
 nobody answers on yet (the seed starts later). Each seed gets one task that, at every attempt,
-resolves the name (A and AAAA records, with the event loop's resolver: getaddrinfo in a
-thread, never blocking the loop), hands every address it got to gossip as a seed, and then
-checks, one retry delay later, whether the node has a live member. Until it has, the attempt
-failed: it is retried after an exponential delay with jitter (``JOIN_RETRY_FIRST_S`` doubling
-up to ``JOIN_RETRY_MAX_S``, each delay drawn from its upper half by the injected Random), at
-most ``JOIN_ATTEMPTS_MAX`` times, then given up with a warning.
+resolves the name (A and AAAA records, with getaddrinfo in a daemon thread of its own: never
+blocking the loop, and never holding up the node's exit, see :func:`_getaddrinfo`), hands
+every address it got to gossip as a seed, and then checks, one retry delay later, whether the
+node has a live member. Until it has, the attempt failed: it is retried after an exponential
+delay with jitter (``JOIN_RETRY_FIRST_S`` doubling up to ``JOIN_RETRY_MAX_S``, each delay
+drawn from its upper half by the injected Random), at most ``JOIN_ATTEMPTS_MAX`` times, then
+given up with a warning.
 
 A failed attempt is logged as one line (seed, reason, next retry in N s), never a traceback:
 the first failure, then again only when the reason changes or ``JOIN_LOG_INTERVAL_S`` passed.
@@ -18,8 +19,10 @@ the first failure, then again only when the reason changes or ``JOIN_LOG_INTERVA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -68,18 +71,15 @@ async def resolve_for(family: socket.AddressFamily, host: str, port: int) -> lis
     An IP address is returned as it is."""
     if is_ip(host):
         return [(host, port)]  # as given (one gossip cannot send to is counted in send_errors)
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(
-            loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM), RESOLVE_TIMEOUT_S
-        )
+        infos = await asyncio.wait_for(_getaddrinfo(host, port), RESOLVE_TIMEOUT_S)
     except TimeoutError:
         waited = f"{RESOLVE_TIMEOUT_S:.0f} s"
         raise ResolveError(f"no answer from the resolver in {waited}") from None
     except (OSError, ValueError) as error:  # (UnicodeError and "embedded null" too)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ResolveError(f"does not resolve ({reason})") from None
-    found = [(str(info[4][0]), port) for info in infos]
+    found = [(ip, port) for ip in infos]
     usable: list[Address] = []
     for ip, _ in found:
         if family == socket.AF_INET and ":" in ip:
@@ -91,6 +91,43 @@ async def resolve_for(family: socket.AddressFamily, host: str, port: int) -> lis
         kinds = "IPv6" if family == socket.AF_INET else "IPv4"
         raise ResolveError(f"resolves only to {kinds} addresses, which gossip cannot reach")
     return usable[:ADDRESSES_PER_NAME_MAX]
+
+
+def _getaddrinfo(host: str, port: int) -> asyncio.Future[list[str]]:
+    """The IP addresses ``socket.getaddrinfo`` finds, looked up in a daemon thread and
+    delivered to the running loop.
+
+    Not the loop's resolver: asyncio's thread pool is joined when the loop shuts down (and
+    the interpreter joins such pools at exit), so a lookup the resolver is slow to answer held
+    a stopping node until it returned (measured: a stop waited the whole 8 s of a slowed
+    lookup). A CI run once saw a node take over 20 s to stop just after a HEARSAY.JOIN of an
+    unresolvable name; this was the likely cause. A daemon thread is abandoned instead; what it
+    finds after the loop closed is dropped. At most ``JOINS_MAX`` run at once (one per join)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[str]] = loop.create_future()
+
+    def deliver(result: list[str] | None, error: BaseException | None) -> None:
+        if future.done():  # (cancelled: the join stopped or timed out)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def lookup() -> None:
+        try:
+            infos: list[str] | None = [
+                str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            ]
+            error: BaseException | None = None
+        except (OSError, ValueError) as exc:  # (UnicodeError and "embedded null" too)
+            infos, error = None, exc
+        # (the loop closed while we looked: nobody waits any more)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver, infos, error)
+
+    threading.Thread(target=lookup, name="hearsay-resolve", daemon=True).start()
+    return future
 
 
 @dataclass(slots=True)
