@@ -705,13 +705,9 @@ class MaxVector:
         """
         self._settle()  # (first: a fold may turn it dense)
         if self._dense is None:
-            packed = self._packed
-            width = packed[0]
-            count = (len(packed) - 1) // (4 + width)
-            if count <= _FEW_PAIRS:
-                codes = f"<{count}I{count}{_STRUCT_CODES[width]}"
-                unpacked = struct.unpack_from(codes, packed, 1)
-                return list(zip(unpacked[:count], unpacked[count:], strict=True))
+            lists = self._packed_lists(_FEW_PAIRS)
+            if lists is not None:
+                return list(zip(*lists, strict=True))
         indices, values = self.pairs()
         return list(zip(indices.tolist(), values.tolist(), strict=True))
 

@@ -79,9 +79,8 @@ async def resolve_for(family: socket.AddressFamily, host: str, port: int) -> lis
     except (OSError, ValueError) as error:  # (UnicodeError and "embedded null" too)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ResolveError(f"does not resolve ({reason})") from None
-    found = [(ip, port) for ip in infos]
     usable: list[Address] = []
-    for ip, _ in found:
+    for ip in infos:
         if family == socket.AF_INET and ":" in ip:
             continue
         address = (f"::ffff:{ip}" if family == socket.AF_INET6 and ":" not in ip else ip, port)

@@ -317,7 +317,7 @@ class Acks:
             targets = [p for p in write.waiting() if p in self._peers]
             patient = outbox.now - sent_ms < _PATIENCE_WAITS * wait_ms
             if patient and any(self._draining(p, before_id, wait_ms) for p in targets):
-                # (all its peers wait: one still reading it back keeps the write for later)
+                # (one peer still reading its backlog keeps the whole write for later)
                 self._due(seq, (retries, outbox.now + wait_ms, before_id, sent_ms))
                 continue
             if targets:
