@@ -1,6 +1,8 @@
 """A few dozen pairs of Python ints into a sparse vector (``_sparse.merge_few``, C: a Top-K
 write) give exactly what the general (numpy) merge gives: the vector (pairs and held form),
-the delta and the previous values; and what the general path refuses is refused alike."""
+the delta and the previous values; and what the general path refuses is refused alike. The
+C reads of a few values (``_sparse.values``: Top-K's reads of its own slice, ``MaxVector.get``)
+give what ``MaxVector.values_at`` gives, on packed pairs of every value width."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError
+from hearsay.lattice import _sparse
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 
 _VALUES = st.one_of(
@@ -100,3 +103,23 @@ def test_a_peers_delta_of_a_few_dozen_pairs_merges_as_the_general_path(
     assert _form(by_vector) == _form(by_arrays)
     assert grown.items() == general[0].items()
     assert previous.items() == general[1].items()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.dictionaries(st.integers(0, (1 << 32) - 1), _VALUES.filter(bool), max_size=200),
+    wanted=st.lists(st.integers(0, (1 << 32) - 1), max_size=40),
+    held=st.lists(st.integers(0, 199), max_size=40),
+)
+def test_values_give_what_values_at_gives(
+    pairs: dict[int, int], wanted: list[int], held: list[int]
+) -> None:
+    vec = MaxVector.from_items(pairs.items())
+    packed = vec.packed_pairs()
+    if packed is None:  # a dense vector is read in Python
+        return
+    keys = sorted(pairs)
+    indices = wanted + [keys[i % len(keys)] for i in held] if keys else wanted
+    expected = vec.values_at(np.array(indices, dtype=np.int64)).tolist() if indices else []
+    assert _sparse.values(packed, indices) == expected
+    assert [vec.get(index) for index in indices] == expected

@@ -1,6 +1,5 @@
 """The C reads over packed sparse slices (``hearsay.sketch._packed``) against their Python
-reference: ``window`` against :meth:`MaxVector.window` and ``values`` (Top-K's reads of its
-own slice) against :meth:`MaxVector.values_at` on packed pairs of every value width; and the
+reference: ``window`` against :meth:`MaxVector.window` on packed pairs of every value width; and the
 walk over an item's places (``first_room``, behind CF.ADD) against the walk in Python
 on filters grown to many sub-filters, with several origins' slices, over-deletes and counts
 past the clip (the batch test holds both walks to the scalar reference on small filters)."""
@@ -37,25 +36,6 @@ def test_window_gives_the_pairs_the_vector_holds(
     if packed is None:  # a dense vector is read in Python
         return
     assert _packed.window(packed, low, low + span) == vec.window(low, low + span).items()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    pairs=st.dictionaries(st.integers(0, (1 << 32) - 1), VALUES, max_size=200),
-    wanted=st.lists(st.integers(0, (1 << 32) - 1), max_size=40),
-    held=st.lists(st.integers(0, 199), max_size=40),
-)
-def test_values_give_what_values_at_gives(
-    pairs: dict[int, int], wanted: list[int], held: list[int]
-) -> None:
-    vec = MaxVector.from_items(pairs.items())
-    packed = vec.packed_pairs()
-    if packed is None:  # a dense vector is read in Python
-        return
-    keys = sorted(pairs)
-    indices = wanted + [keys[i % len(keys)] for i in held] if keys else wanted
-    expected = vec.values_at(np.array(indices, dtype=np.int64)).tolist() if indices else []
-    assert _packed.values(packed, indices) == expected
 
 
 # (capacity, bucket size, expansion): a filter of many sub-filters, as CF.ADD meets it.

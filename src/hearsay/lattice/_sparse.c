@@ -1,4 +1,5 @@
-/* A few pairs merged into a sparse max-vector's packed pairs, in one pass and one copy.
+/* A few pairs merged into a sparse max-vector's packed pairs, in one pass and one copy; and
+ * the values at a few indices of them, a binary search each.
  *
  * The packed form (hearsay.lattice.vector): one byte `w` (value width 1, 2, 4 or 8), then n
  * little-endian uint32 indices (sorted, distinct), then n little-endian values of w bytes.
@@ -235,8 +236,68 @@ static PyObject *merge_few(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return Py_BuildValue("(NNN)", after, delta, previous);
 }
 
+PyDoc_STRVAR(values_doc,
+             "values(packed, indices, /)\n"
+             "The value at each index of packed sparse pairs (absent: 0).");
+
+/* values(packed: bytes, indices: list[int]) -> list[int]: what MaxVector.values_at gives, for
+ * a few dozen look-ups (a Top-K write reads its list headers and its items' buckets; a read of
+ * one register, MaxVector.get) at a binary search each, without numpy's per-call costs. */
+static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "values() takes 2 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *packed = args[0], *indices = args[1];
+    if (!PyBytes_Check(packed) || !PyList_Check(indices)) {
+        PyErr_SetString(PyExc_TypeError, "values(bytes, list)");
+        return NULL;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(packed);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(packed);
+    int width = len ? bytes[0] : 0;
+    if ((width != 1 && width != 2 && width != 4 && width != 8) || (len - 1) % (4 + width)) {
+        PyErr_SetString(PyExc_ValueError, "not packed sparse pairs (bad width or length)");
+        return NULL;
+    }
+    Py_ssize_t count = (len - 1) / (4 + width);
+    const unsigned char *held = bytes + 1 + 4 * count;
+    Py_ssize_t n = PyList_GET_SIZE(indices);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned long long index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(indices, k));
+        if (index == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_ssize_t lo = 0, hi = count;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (read_index(bytes + 1 + 4 * mid) < index)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        uint64_t v = 0;
+        if (lo < count && read_index(bytes + 1 + 4 * lo) == index)
+            v = read_value(held + (Py_ssize_t)width * lo, width);
+        PyObject *value = PyLong_FromUnsignedLongLong(v);
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, value);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
+    {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
     {NULL, NULL, 0, NULL},
 };
 

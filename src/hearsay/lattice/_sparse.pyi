@@ -7,3 +7,6 @@ def merge_few(
     """``(packed after, delta, previous)`` of merging the pairs by element-wise max, each as
     packed pairs (None: nothing rose / no previous value); None for input it leaves to the
     general path (more than 64 pairs, not exact ints, out of range, unequal lengths)."""
+
+def values(packed: bytes, indices: list[int], /) -> list[int]:
+    """The value at each of ``indices`` (absent: 0) in packed sparse pairs."""

@@ -745,8 +745,8 @@ class MaxVector:
         return not self.is_empty()
 
     def get(self, index: int) -> int:
-        """The value at ``index`` (absent: 0). One bisect over the packed bytes and no numpy
-        array: PFADD asks it for each member to skip writes that change nothing."""
+        """The value at ``index`` (absent: 0). One binary search over the packed bytes in C and
+        no numpy array: PFADD asks it for each member to skip writes that change nothing."""
         dense = self._dense
         if dense is not None:
             if self._packed is _BITS:
@@ -763,15 +763,28 @@ class MaxVector:
             held = pending.get(index)
             if held is not None:
                 return held
-        packed = self._packed
-        width = packed[0]
-        count = (len(packed) - 1) // (4 + width)
-        pos = self._packed_positions([index])[0]
-        at = 1 + 4 * pos
-        if pos < count and int.from_bytes(packed[at : at + 4], "little") == index:
-            start = 1 + 4 * count + width * pos
-            return int.from_bytes(packed[start : start + width], "little")
-        return 0
+        return _sparse.values(self._packed, [index])[0]
+
+    def values_of(self, indices: list[int]) -> list[int]:
+        """The values at a few slot ``indices`` (each in ``0..2**32-1``; absent: 0) as Python
+        ints, without numpy: packed pairs searched in C (the overlay's writes on top), six-bit
+        slots read in C one each. One item's reads (a BF.ADD's bits, a count-min item's
+        cells, a Top-K writer's slots): numpy's set-up alone cost ~10 us a read."""
+        dense = self._dense
+        if dense is None:
+            values = _sparse.values(self._packed, indices)
+            pending = self._pending
+            if pending is not None:  # (each overlay value is above what the bytes hold)
+                values = [pending.get(i, value) for i, value in zip(indices, values, strict=True)]
+            return values
+        if self._packed is _SIX:
+            slots, get = self.dense_slots, _sixbit.get
+            return [get(dense, index) if index < slots else 0 for index in indices]
+        if len(indices) <= _FEW_PAIRS:
+            get_one = self.get
+            return [get_one(index) for index in indices]
+        found: list[int] = self.values_at(np.array(indices, dtype=np.int64)).tolist()
+        return found
 
     def values_at(self, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:
         """The values at ``indices`` (any shape; absent = 0) without copying the vector."""
@@ -1218,22 +1231,14 @@ class MaxVector:
         packed = self._packed
         if (
             self._dense is None
+            and self._pending is None
             and isinstance(indices, list)
             and isinstance(values, list)
-            and len(indices) == 1 == len(values)
             and len(packed) < _PENDING_FROM_BYTES
-            and self._pending is None
         ):
-            index, value = indices[0], values[0]
-            if (
-                type(index) is int
-                and type(value) is int
-                and 0 <= index < INDEX_LIMIT
-                and 0 < value <= VALUE_MAX
-                and value < 1 << (8 * packed[0])
-                and sys.byteorder == "little"
-            ):
-                grown = self._merge_one_into_sparse(index, value)
+            merged = _sparse.merge_few(packed, indices, values)  # (None: not exact small ints)
+            if merged is not None:
+                grown = self._took_packed(*merged)
                 if self._packed is _EMPTY:  # (turned dense: six bits if it can, as below)
                     self._compact()
                 return grown
@@ -1389,12 +1394,7 @@ class MaxVector:
         path's (what the C merge leaves to it)."""
         if self._takes_pending():
             return self._merge_few_pending(wanted)
-        packed = self._packed
-        if len(wanted) == 1:  # one register (a single PFADD, an INCR): bytes slicing only
-            index, value = next(iter(wanted.items()))
-            if value < 1 << (8 * packed[0]):
-                return self._merge_one_into_sparse(index, value)
-        merged = _sparse.merge_few(packed, list(wanted), list(wanted.values()))
+        merged = _sparse.merge_few(self._packed, list(wanted), list(wanted.values()))
         return None if merged is None else self._took_packed(*merged)
 
     def _takes_pending(self) -> bool:
@@ -1430,43 +1430,6 @@ class MaxVector:
         if len(pending) > fold_at:
             self._settle()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
-
-    def _merge_one_into_sparse(self, index: int, value: int) -> tuple[MaxVector, MaxVector]:
-        """One validated pair (its width checked) into packed pairs: one bisect, one copy."""
-        packed = self._packed
-        width = packed[0]
-        count = (len(packed) - 1) // (4 + width)
-        view = memoryview(packed)
-        positions = view[1 : 1 + 4 * count].cast("I")
-        pos = bisect.bisect_left(positions, index)
-        values_at = 1 + 4 * count
-        previous = MaxVector()
-        if pos < count and positions[pos] == index:
-            start = values_at + width * pos
-            current = int.from_bytes(packed[start : start + width], "little")
-            if value <= current:
-                return MaxVector(), MaxVector()
-            previous = MaxVector._from_few({index: current})
-            parts: list[bytes | memoryview] = [
-                view[:start],
-                value.to_bytes(width, "little"),
-                view[start + width :],
-            ]
-        else:
-            cut_index = 1 + 4 * pos
-            cut_value = values_at + width * pos
-            parts = [
-                view[:cut_index],
-                index.to_bytes(4, "little"),
-                view[cut_index:cut_value],
-                value.to_bytes(width, "little"),
-                view[cut_value:],
-            ]
-        packed = b"".join(parts)  # (one copy of a big vector, not one per +)
-        positions.release()
-        self._packed = packed
-        self._maybe_densify()
-        return MaxVector._from_few({index: value}), previous
 
     def _merge_few_into_dense(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
         """A handful of pairs (a single PFADD): Python ints beat numpy's per-call overhead."""

@@ -1,5 +1,6 @@
-/* Reads over a sketch's packed sparse slices: a cuckoo filter's buckets (see
- * hearsay.sketch.cuckoo) and a Top-K writer's slots (hearsay.sketch.topk).
+/* Reads over a cuckoo filter's packed sparse slices (see hearsay.sketch.cuckoo): its buckets
+ * and a window of its pairs. (Reads of a few values of any slice are the lattice's:
+ * hearsay.lattice._sparse.values.)
  *
  * A cuckoo filter key holds, in each origin's slice, the add count of fingerprint-pair p at
  * slot 2p and its delete count at 2p+1; bucket B owns pairs B*256 .. B*256+255, so slots
@@ -286,56 +287,7 @@ static PyObject *window(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
-PyDoc_STRVAR(values_doc,
-             "values(packed, indices, /)\n"
-             "The value at each index of packed sparse pairs (absent: 0).");
-
-/* values(packed: bytes, indices: list[int]) -> list[int]: what MaxVector.values_at gives, for
- * a few dozen look-ups (a Top-K write reads its list headers and its items' buckets) at a
- * binary search each, without numpy's per-call costs. */
-static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "values() takes 2 positional arguments, got %zd", nargs);
-        return NULL;
-    }
-    Packed p;
-    if (!packed_of(args[0], &p))
-        return NULL;
-    if (!PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "indices must be a list of ints");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(args[1]);
-    PyObject *out = PyList_New(n);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        unsigned long long index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(args[1], k));
-        if (index == (unsigned long long)-1 && PyErr_Occurred()) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        uint64_t v = 0;
-        Py_ssize_t i = lower_bound(&p, index);
-        if (i < p.count && index_at(&p, i) == index) {
-            const unsigned char *at = p.bytes + 1 + 4 * p.count + (Py_ssize_t)p.width * i;
-            for (int b = p.width - 1; b >= 0; b--)
-                v = (v << 8) | at[b];
-        }
-        PyObject *value = PyLong_FromUnsignedLongLong(v);
-        if (value == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, k, value);
-    }
-    return out;
-}
-
 static PyMethodDef methods[] = {
-    {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
     {"first_room", (PyCFunction)(void (*)(void))first_room, METH_FASTCALL, first_room_doc},
     {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},
     {NULL, NULL, 0, NULL},

@@ -20,6 +20,3 @@ def first_room(
 
 def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
     """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""
-
-def values(packed: bytes, indices: list[int], /) -> list[int]:
-    """The value at each of ``indices`` (absent: 0) in packed sparse pairs."""

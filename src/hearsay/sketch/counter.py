@@ -74,14 +74,8 @@ class PNCounter:
 
     @staticmethod
     def totals(vec: MaxVector) -> tuple[int, int]:
-        """One origin's ``(P, N)``, read from its (at most two) packed pairs without numpy."""
-        p = n = 0
-        for index, value in vec.items():
-            if index == SLOT_INCREMENTS:
-                p = value
-            elif index == SLOT_DECREMENTS:
-                n = value
-        return p, n
+        """One origin's ``(P, N)``: two reads of its packed pairs in C, no numpy."""
+        return vec.get(SLOT_INCREMENTS), vec.get(SLOT_DECREMENTS)
 
     def get(self, slices: Slices) -> int:
         """GET: ``sum(P) - sum(N)`` over every origin (exact; see the module notes)."""

@@ -47,7 +47,7 @@ from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import CMS_DEPTH_MAX, KIND_CMS, expect_schema
 from hearsay.sketch.schemas import cms as cms_schema
-from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_at, values_of
+from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_at
 
 __all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
 
@@ -247,9 +247,8 @@ class CountMinSketch:
             raise BoundsError("CMS: INCRBY overflow")
         cells = self.item_cells(item)
         # uint64 arithmetic as the array path: saturated sums, then the increment wraps.
-        estimate = min((total + amount) & _UINT64_MAX for total in _summed_cells(slices, cells))
-        own = slices.get(origin)
-        held = [0] * len(cells) if own is None else _cell_values(own, cells)
+        totals, held = _summed_cells(slices, cells, origin)
+        estimate = min((total + amount) & _UINT64_MAX for total in totals)
         new_own = [value + amount for value in held]
         if max(new_own) > VALUE_MAX:
             raise BoundsError("CMS: INCRBY overflow")
@@ -336,7 +335,7 @@ class CountMinSketch:
         if not items:
             return []
         if len(items) == 1:  # one item: a few look-ups in Python ints, no arrays
-            return [min(*_summed_cells(slices, self.item_cells(items[0])), INT64_MAX)]
+            return [min(*_summed_cells(slices, self.item_cells(items[0]))[0], INT64_MAX)]
         cells = self.cells(items)
         estimates = summed_at(slices, cells).min(axis=1)
         return [min(int(e), INT64_MAX) for e in estimates.tolist()]
@@ -359,28 +358,22 @@ class CountMinSketch:
         return all(vec.is_empty() for vec in slices.values())
 
 
-def _summed_cells(slices: Slices, cells: list[int]) -> list[int]:
+def _summed_cells(
+    slices: Slices, cells: list[int], origin: str = ""
+) -> tuple[list[int], list[int]]:
     """:func:`summed_at` of a few ``cells`` in Python ints: per cell, the sum over every
-    origin's slice, saturating at ``2**64 - 1`` (reads the slices in place, no copies)."""
-    totals = [0] * len(cells)
-    for _, vec in sorted(slices.items()):
+    origin's slice, saturating at ``2**64 - 1`` (reads the slices in place, no copies); and
+    what ``origin``'s own slice holds there (zeros when it has none), read in the same pass."""
+    totals = own = [0] * len(cells)
+    for name, vec in sorted(slices.items()):
         if vec.is_empty():
             continue
-        totals = [
-            min(total + held, _UINT64_MAX)
-            for total, held in zip(totals, _cell_values(vec, cells), strict=True)
-        ]
-    return totals
-
-
-def _cell_values(vec: MaxVector, cells: list[int]) -> list[int]:
-    """The values of one slice at a few ``cells``, in Python ints (absent = 0): a sparse
-    slice searched in C (a search per cell in Python set up a view of the packed bytes each:
-    ~4 us a cell), a dense one a C or array read per cell."""
-    if vec.is_dense:
-        get = vec.get
-        return [get(cell) for cell in cells]
-    return values_of(vec, cells)
+        held = vec.values_of(cells)
+        if name == origin:
+            own = held
+        pairs = zip(totals, held, strict=True)
+        totals = [min(total + value, _UINT64_MAX) for total, value in pairs]
+    return totals, own
 
 
 def _nonzero_cells(sources: Iterable[Slices]) -> npt.NDArray[np.int64]:

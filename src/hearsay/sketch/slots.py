@@ -13,7 +13,6 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import _packed
 
 __all__ = ["FewPairs", "Pairs", "Slices", "merge_slices", "summed_at", "values_at", "values_of"]
 
@@ -35,19 +34,9 @@ def values_at(vec: MaxVector, indices: npt.NDArray[np.integer]) -> npt.NDArray[n
 
 
 def values_of(vec: MaxVector, indices: list[int]) -> list[int]:
-    """The values at a few ``indices`` as Python ints (absent = 0): a sparse vector's packed
-    pairs searched in C, with the overlay of writes not folded into them yet; a dense one in
-    one vectorised read. One item's reads (a BF.ADD's bits, a Top-K writer's slots): numpy's
-    look-up of a sparse vector cost ~10 us of set-up for a handful of slots."""
-    view = vec.sparse_view()
-    if view is None:
-        values: list[int] = vec.values_at(np.array(indices, dtype=np.int64)).tolist()
-        return values
-    packed, pending = view
-    values = _packed.values(packed, indices)
-    if pending is not None:  # (each overlay value is above what the bytes hold)
-        values = [pending.get(index, value) for index, value in zip(indices, values, strict=True)]
-    return values
+    """The values at a few ``indices`` as Python ints (absent = 0): :meth:`MaxVector.values_of`
+    (a BF.ADD's bits, a Top-K writer's slots, a count-min item's cells)."""
+    return vec.values_of(indices)
 
 
 def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[np.uint64]:

@@ -12,10 +12,14 @@ from hearsay.engine.families.common import write_pairs
 from hearsay.engine.replica import Replica
 from hearsay.sketch.maxreg import RawVector
 from hearsay.sketch.schemas import KIND_MAXREG, KIND_VECTOR
+from hearsay.sketch.slots import FewPairs, Pairs
 
 __all__ = ["vget", "vmax"]
 
 _VECTOR: Final = RawVector()
+_FEW_PAIRS: Final = 64
+"""Up to this many pairs go to the lattice as Python ints, which it validates and merges
+without numpy (one VMAX of a pair cost ~20 us in numpy conversions)."""
 
 
 def vmax(
@@ -23,9 +27,12 @@ def vmax(
 ) -> int:
     """VMAX: raise each index to at least its value; how many indices grew."""
     db.get_typed(key, KIND_VECTOR, now_ms)  # WrongTypeError before anything is validated
-    idx = np.array(indices, dtype=np.uint64)
-    val = np.array(values, dtype=np.uint64)
-    pairs = _VECTOR.set_max(idx, val)  # BoundsError for a value outside 0..2**63-1
+    if len(indices) <= _FEW_PAIRS:  # the lattice checks Python ints itself: no numpy
+        pairs: Pairs | FewPairs = (list(indices), list(values))
+    else:
+        idx = np.array(indices, dtype=np.uint64)
+        val = np.array(values, dtype=np.uint64)
+        pairs = _VECTOR.set_max(idx, val)  # BoundsError for a value outside 0..2**63-1
     result = write_pairs(db, key, _VECTOR.schema, pairs, now_ms)
     if result.delta is None:
         return 0
