@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError
@@ -123,3 +123,39 @@ def test_values_give_what_values_at_gives(
     expected = vec.values_at(np.array(indices, dtype=np.int64)).tolist() if indices else []
     assert _sparse.values(packed, indices) == expected
     assert [vec.get(index) for index in indices] == expected
+
+
+@st.composite
+def _dense_cases(draw: st.DrawFn) -> tuple[dict[int, int], list[int], list[int]]:
+    """A dense vector in any form (bits, six-bit slots, an array of 1, 2, 4 or 8 bytes a
+    slot) and a few pairs for it, some beyond its array or too wide for its form."""
+    slots = draw(st.integers(64, 2000))
+    top = draw(st.sampled_from([1, 63, 255, (1 << 16) - 1, 1 << 33, VALUE_MAX]))
+    step = draw(st.sampled_from([1, 2]))
+    held = {index: draw(st.integers(1, top)) for index in range(0, slots, step)}
+    count = draw(st.integers(0, 70))
+    indices = [draw(st.integers(0, slots + 40)) for _ in range(count)]
+    values = [draw(st.sampled_from([0, 1, 2, 63, 64, 255, 256, 1 << 20, top])) for _ in indices]
+    return held, indices, values
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=_dense_cases())
+def test_a_few_dozen_pairs_merge_into_a_dense_vector_as_the_general_path(
+    case: tuple[dict[int, int], list[int], list[int]],
+) -> None:
+    """``_sparse.merge_few_dense`` (in place, C: a BF.ADD's bits, a PFADD's six-bit register,
+    a count-min item's cells) against the numpy merge: the same values, delta, previous values
+    and form (its size in bytes)."""
+    held, indices, values = case
+    by_lists = MaxVector.from_items(held.items())
+    assume(by_lists.is_dense)
+    by_arrays = by_lists.copy()
+    delta, previous = by_lists.merge_pairs_tracking(indices, values)
+    general = by_arrays.merge_pairs_tracking(
+        np.array(indices, dtype=np.int64), np.array(values, dtype=np.int64)
+    )
+    assert by_lists.items() == by_arrays.items()
+    assert by_lists.nbytes() == by_arrays.nbytes()
+    assert delta.items() == general[0].items()
+    assert previous.items() == general[1].items()

@@ -15,7 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SIX_MAX 63
+#include "_sixbit_slots.h"
+
 #define HISTOGRAM_BINS 64
 
 static int check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
@@ -43,24 +44,6 @@ static int slots_of(const Py_buffer *packed, Py_ssize_t *slots)
     }
     *slots = packed->len / 3 * 4;
     return 0;
-}
-
-static inline unsigned get_slot(const uint8_t *p, Py_ssize_t i)
-{
-    const uint8_t *g = p + 3 * (i >> 2);
-    uint32_t word = (uint32_t)g[0] | (uint32_t)g[1] << 8 | (uint32_t)g[2] << 16;
-    return (word >> (6 * (i & 3))) & SIX_MAX;
-}
-
-static inline void set_slot(uint8_t *p, Py_ssize_t i, unsigned value)
-{
-    uint8_t *g = p + 3 * (i >> 2);
-    unsigned shift = 6 * (unsigned)(i & 3);
-    uint32_t word = (uint32_t)g[0] | (uint32_t)g[1] << 8 | (uint32_t)g[2] << 16;
-    word = (word & ~((uint32_t)SIX_MAX << shift)) | (uint32_t)value << shift;
-    g[0] = (uint8_t)word;
-    g[1] = (uint8_t)(word >> 8);
-    g[2] = (uint8_t)(word >> 16);
 }
 
 /* An index 0 <= index < slots, else -1 with IndexError set. */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_sixbit_slots.h"
+
 #define PAIRS_MAX 64
 #define VALUE_MAX ((uint64_t)INT64_MAX)
 
@@ -104,6 +106,36 @@ static int bounded(PyObject *obj, uint64_t limit, uint64_t *out)
     return 1;
 }
 
+/* Validated, sorted, deduplicated (each index's largest value), zeros dropped: the pairs a
+ * merge wants. 0 (no exception) when the input is not for the C paths. */
+static int wanted_pairs(PyObject *indices, PyObject *values, Pair *wanted, Py_ssize_t *unique)
+{
+    Py_ssize_t given = PyList_GET_SIZE(indices);
+    if (given != PyList_GET_SIZE(values) || given > PAIRS_MAX)
+        return 0;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < given; i++) {
+        Pair p;
+        if (!bounded(PyList_GET_ITEM(indices, i), UINT32_MAX, &p.index) ||
+            !bounded(PyList_GET_ITEM(values, i), VALUE_MAX, &p.value))
+            return 0;
+        if (p.value)
+            wanted[n++] = p;
+    }
+    qsort(wanted, (size_t)n, sizeof(Pair), by_index);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept && wanted[kept - 1].index == wanted[i].index) {
+            if (wanted[i].value > wanted[kept - 1].value)
+                wanted[kept - 1].value = wanted[i].value;
+        } else {
+            wanted[kept++] = wanted[i];
+        }
+    }
+    *unique = kept;
+    return 1;
+}
+
 PyDoc_STRVAR(merge_few_doc,
              "merge_few(packed, indices, values, /)\n"
              "A few pairs merged into packed sparse pairs by element-wise max: (packed after,\n"
@@ -123,9 +155,6 @@ static PyObject *merge_few(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "merge_few(bytes, list, list)");
         return NULL;
     }
-    Py_ssize_t given = PyList_GET_SIZE(indices);
-    if (given != PyList_GET_SIZE(values) || given > PAIRS_MAX)
-        Py_RETURN_NONE;
     Py_ssize_t len = PyBytes_GET_SIZE(packed);
     const unsigned char *old = (const unsigned char *)PyBytes_AS_STRING(packed);
     int old_width = len ? old[0] : 0;
@@ -135,27 +164,10 @@ static PyObject *merge_few(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t count = (len - 1) / (4 + old_width);
     const unsigned char *old_values = old + 1 + 4 * count;
 
-    /* The wanted pairs: validated, sorted, one per index (its largest value), zeros dropped. */
     Pair wanted[PAIRS_MAX];
-    Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < given; i++) {
-        Pair p;
-        if (!bounded(PyList_GET_ITEM(indices, i), UINT32_MAX, &p.index) ||
-            !bounded(PyList_GET_ITEM(values, i), VALUE_MAX, &p.value))
-            Py_RETURN_NONE;
-        if (p.value)
-            wanted[n++] = p;
-    }
-    qsort(wanted, (size_t)n, sizeof(Pair), by_index);
     Py_ssize_t unique = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (unique && wanted[unique - 1].index == wanted[i].index) {
-            if (wanted[i].value > wanted[unique - 1].value)
-                wanted[unique - 1].value = wanted[i].value;
-        } else {
-            wanted[unique++] = wanted[i];
-        }
-    }
+    if (!wanted_pairs(indices, values, wanted, &unique))
+        Py_RETURN_NONE;
 
     /* Which rise: a binary search each, from where the previous one was found. */
     Pair grown[PAIRS_MAX], before[PAIRS_MAX];
@@ -236,6 +248,114 @@ static PyObject *merge_few(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return Py_BuildValue("(NNN)", after, delta, previous);
 }
 
+#define FORM_BITS 0
+#define FORM_SIX 6
+
+static uint64_t dense_read(const uint8_t *at, int form, Py_ssize_t i)
+{
+    switch (form) {
+    case FORM_BITS:
+        return at[i >> 3] >> (i & 7) & 1;
+    case FORM_SIX:
+        return get_slot(at, i);
+    default:
+        return read_value(at + (Py_ssize_t)form * i, form);
+    }
+}
+
+static void dense_write(uint8_t *at, int form, Py_ssize_t i, uint64_t value)
+{
+    switch (form) {
+    case FORM_BITS:
+        at[i >> 3] |= (uint8_t)(1u << (i & 7));
+        break;
+    case FORM_SIX:
+        set_slot(at, i, (unsigned)value);
+        break;
+    default:
+        write_value(at + (Py_ssize_t)form * i, value, form);
+    }
+}
+
+PyDoc_STRVAR(merge_few_dense_doc,
+             "merge_few_dense(dense, form, indices, values, /)\n"
+             "A few pairs merged in place into a dense vector's writable buffer by element-wise\n"
+             "max: (delta, previous) as packed pairs (None for none), or None for input it leaves\n"
+             "to the general path. form: 0 bits, 6 six-bit slots, 1/2/4/8 bytes per slot.");
+
+static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "merge_few_dense() takes 4 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    PyObject *indices = args[2], *values = args[3];
+    long form = PyLong_AsLong(args[1]);
+    if (form == -1 && PyErr_Occurred())
+        return NULL;
+    if (form != FORM_BITS && form != FORM_SIX && form != 1 && form != 2 && form != 4 &&
+        form != 8) {
+        PyErr_Format(PyExc_ValueError, "no dense form %ld", form);
+        return NULL;
+    }
+    if (!PyList_Check(indices) || !PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "merge_few_dense(buffer, int, list, list)");
+        return NULL;
+    }
+    Pair wanted[PAIRS_MAX];
+    Py_ssize_t unique = 0;
+    if (!wanted_pairs(indices, values, wanted, &unique))
+        Py_RETURN_NONE;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t slots;
+    uint64_t top;
+    switch (form) {
+    case FORM_BITS:
+        slots = view.len * 8, top = 1;
+        break;
+    case FORM_SIX:
+        slots = view.len / 3 * 4, top = SIX_MAX;
+        break;
+    default:
+        slots = view.len / form;
+        top = form == 8 ? VALUE_MAX : ((uint64_t)1 << (8 * form)) - 1;
+    }
+    for (Py_ssize_t i = 0; i < unique; i++) {
+        if (wanted[i].index >= (uint64_t)slots || wanted[i].value > top) {
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE; /* (beyond the array or too wide for it: the general path) */
+        }
+    }
+    uint8_t *at = view.buf;
+    Pair grown[PAIRS_MAX], before[PAIRS_MAX];
+    Py_ssize_t grew = 0, had = 0;
+    for (Py_ssize_t i = 0; i < unique; i++) {
+        Py_ssize_t slot = (Py_ssize_t)wanted[i].index;
+        uint64_t current = dense_read(at, (int)form, slot);
+        if (wanted[i].value <= current)
+            continue;
+        dense_write(at, (int)form, slot, wanted[i].value);
+        grown[grew++] = wanted[i];
+        if (current)
+            before[had++] = (Pair){wanted[i].index, current};
+    }
+    PyBuffer_Release(&view);
+    if (grew == 0)
+        return Py_BuildValue("(OO)", Py_None, Py_None);
+    PyObject *delta = pack_pairs(grown, grew);
+    PyObject *previous = had ? pack_pairs(before, had) : Py_NewRef(Py_None);
+    if (delta == NULL || previous == NULL) {
+        Py_XDECREF(delta);
+        Py_XDECREF(previous);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", delta, previous);
+}
+
 PyDoc_STRVAR(values_doc,
              "values(packed, indices, /)\n"
              "The value at each index of packed sparse pairs (absent: 0).");
@@ -298,6 +418,8 @@ static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
+    {"merge_few_dense", (PyCFunction)(void (*)(void))merge_few_dense, METH_FASTCALL,
+     merge_few_dense_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,3 +10,11 @@ def merge_few(
 
 def values(packed: bytes, indices: list[int], /) -> list[int]:
     """The value at each of ``indices`` (absent: 0) in packed sparse pairs."""
+
+def merge_few_dense(
+    dense: object, form: int, indices: list[int], values: list[int], /
+) -> tuple[bytes | None, bytes | None] | None:
+    """A few pairs merged in place into a dense vector's writable buffer by element-wise max:
+    ``(delta, previous)`` as packed pairs (None: none rose / no previous value); None for input
+    it leaves to the general path (more than 64 pairs, not exact ints, an index beyond the
+    array, a value too wide for it). ``form``: 0 bits, 6 six-bit slots, 1/2/4/8 bytes a slot."""

@@ -242,6 +242,9 @@ _SIX: Final = b"\x06"
 _SIX_MAX: Final = 63
 _SLOTS_PER_SIX_GROUP: Final = 4
 """Four six-bit slots fill three bytes."""
+_DENSE_FORMS: Final = {_BITS: 0, _SIX: 6}
+"""``_sparse.merge_few_dense``'s form of a dense vector by its ``_packed`` marker (others: the
+array's bytes per slot)."""
 
 
 def _six_packed(array: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.uint8] | None:
@@ -1224,24 +1227,32 @@ class MaxVector:
     ) -> tuple[MaxVector, MaxVector]:
         """:meth:`merge_pairs` that also returns the previous values (see merge_tracking).
 
-        A handful of pairs as Python lists (one client write) never touches numpy; one pair
-        into a small sparse vector (an INCR, a count-min cell of a small key) goes straight to
-        its byte splice.
+        A handful of pairs as Python lists (one client write) never touches numpy: merged in C
+        into a small sparse vector's bytes (an INCR, a count-min cell of a small key) or in
+        place into a dense one's bits, six-bit slots or array (a BF.ADD, a PFADD, a count-min
+        item of a big key).
         """
         packed = self._packed
-        if (
-            self._dense is None
-            and self._pending is None
-            and isinstance(indices, list)
-            and isinstance(values, list)
-            and len(packed) < _PENDING_FROM_BYTES
-        ):
-            merged = _sparse.merge_few(packed, indices, values)  # (None: not exact small ints)
-            if merged is not None:
-                grown = self._took_packed(*merged)
-                if self._packed is _EMPTY:  # (turned dense: six bits if it can, as below)
-                    self._compact()
-                return grown
+        dense = self._dense
+        if type(indices) is list and type(values) is list:
+            if dense is None:
+                if self._pending is None and len(packed) < _PENDING_FROM_BYTES:
+                    merged = _sparse.merge_few(packed, indices, values)  # (None: not for C)
+                    if merged is not None:
+                        grown = self._took_packed(*merged)
+                        if self._packed is _EMPTY:  # (turned dense: six bits if it can)
+                            self._compact()
+                        return grown
+            elif sys.byteorder == "little":
+                form = _DENSE_FORMS.get(packed, dense.dtype.itemsize)
+                raised = _sparse.merge_few_dense(dense, form, indices, values)
+                if raised is not None:  # (None: beyond the array or too wide for its form)
+                    delta, previous = raised
+                    if delta is None:
+                        return MaxVector(), MaxVector()
+                    _forget(dense)
+                    before = MaxVector() if previous is None else MaxVector.of_packed(previous)
+                    return MaxVector.of_packed(delta), before
         if packed is _SIX:
             few = self._merge_few_into_six(indices, values)
             if few is not None:
