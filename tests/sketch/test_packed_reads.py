@@ -6,7 +6,6 @@ past the clip (the batch test holds both walks to the scalar reference on small 
 
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1234,7 +1234,7 @@ class MaxVector:
         """
         packed = self._packed
         dense = self._dense
-        if type(indices) is list and type(values) is list:
+        if isinstance(indices, list) and isinstance(values, list):
             if dense is None:
                 if self._pending is None and len(packed) < _PENDING_FROM_BYTES:
                     merged = _sparse.merge_few(packed, indices, values)  # (None: not for C)
