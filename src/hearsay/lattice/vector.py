@@ -1665,6 +1665,8 @@ class MaxVector:
         return MaxVector._from_sorted(delta_idx, delta_val), previous
 
     def _maybe_densify(self) -> None:
+        if len(self._packed) <= 1 + _DENSE_OVERHEAD_BYTES:
+            return  # (a dense form takes the overhead and at least a byte: never smaller)
         width = self._packed[0]
         n = (len(self._packed) - 1) // (4 + width)
         if n == 0:

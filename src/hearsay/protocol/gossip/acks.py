@@ -144,7 +144,7 @@ class Acks:
         self._write_seq += 1
         seq = self._write_seq
         shared = None if coalesce_with is None else self._writes.get(coalesce_with)
-        self._writes.put(seq, shared if shared is not None else _Write(key))
+        self._writes.add_new(seq, shared if shared is not None else _Write(key))
         return seq
 
     def acks(self, seq: int) -> int:

@@ -43,6 +43,13 @@ class BoundedTable(OrderedDict[K, V]):
         while len(self) > self.max_items:
             self.popitem(last=False)
 
+    def add_new(self, key: K, value: V) -> None:
+        """:meth:`put` of a key the table cannot hold yet (a new sequence number): no look-up
+        of an old entry, one write a client command pays for."""
+        self[key] = value
+        if len(self) > self.max_items:
+            self.popitem(last=False)
+
     def has_room_for(self, key: K) -> bool:
         """Whether ``key`` is held already or one more entry fits."""
         return key in self or len(self) < self.max_items
