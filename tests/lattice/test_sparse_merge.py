@@ -159,3 +159,28 @@ def test_a_few_dozen_pairs_merge_into_a_dense_vector_as_the_general_path(
     assert by_lists.nbytes() == by_arrays.nbytes()
     assert delta.items() == general[0].items()
     assert previous.items() == general[1].items()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pairs=st.dictionaries(st.integers(0, 5000), _VALUES.filter(bool), max_size=200),
+    written=st.lists(st.tuples(st.integers(0, 6000), _VALUES.filter(bool)), max_size=12),
+    big=st.booleans(),
+    low=st.integers(0, 6000),
+    span=st.integers(0, 1200),
+)
+def test_window_items_give_the_pairs_the_vector_holds(
+    pairs: dict[int, int], written: list[tuple[int, int]], big: bool, low: int, span: int
+) -> None:
+    """``_sparse.window`` and :meth:`MaxVector.window_items` (a cuckoo filter's bucket reads)
+    give :meth:`MaxVector.window`'s pairs, also over a big vector's overlay of later writes."""
+    if big:  # (packed pairs past 8 KiB take later few-pair writes in an overlay)
+        pairs = {**{10_000 + 3 * i: 1 + i % 200 for i in range(2000)}, **pairs}
+    vec = MaxVector.from_items(pairs.items())
+    packed = vec.packed_pairs()
+    if packed is not None:
+        assert _sparse.window(packed, low, low + span) == vec.window(low, low + span).items()
+    for index, value in written:
+        vec.merge_pairs_tracking([index], [value])
+    expected = vec.copy().window(low, low + span).items()
+    assert sorted(vec.window_items(low, low + span)) == expected

@@ -1,6 +1,5 @@
 """The C reads over packed sparse slices (``hearsay.sketch._packed``) against their Python
-reference: ``window`` against :meth:`MaxVector.window` on packed pairs of every value width; and the
-walk over an item's places (``first_room``, behind CF.ADD) against the walk in Python
+reference: the walk over an item's places (``first_room``, behind CF.ADD) against the walk in Python
 on filters grown to many sub-filters, with several origins' slices, over-deletes and counts
 past the clip (the batch test holds both walks to the scalar reference on small filters)."""
 
@@ -10,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch import _packed
 from hearsay.sketch.cuckoo import COUNT_CLIP, FINGERPRINTS, CuckooFilter
 
 VALUES = st.one_of(
@@ -19,22 +17,6 @@ VALUES = st.one_of(
     st.integers(1, 1 << 32),
     st.integers(COUNT_CLIP - 3, (1 << 63) - 1),
 )
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    pairs=st.dictionaries(st.integers(0, 5000), VALUES, max_size=200),
-    low=st.integers(0, 5000),
-    span=st.integers(0, 1200),
-)
-def test_window_gives_the_pairs_the_vector_holds(
-    pairs: dict[int, int], low: int, span: int
-) -> None:
-    vec = MaxVector.from_items(pairs.items())
-    packed = vec.packed_pairs()
-    if packed is None:  # a dense vector is read in Python
-        return
-    assert _packed.window(packed, low, low + span) == vec.window(low, low + span).items()
 
 
 # (capacity, bucket size, expansion): a filter of many sub-filters, as CF.ADD meets it.

@@ -356,6 +356,49 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
     return Py_BuildValue("(NN)", delta, previous);
 }
 
+/* Packed pairs read in place: their bytes, pair count, value width and where values begin. */
+typedef struct {
+    const unsigned char *bytes;
+    Py_ssize_t count;
+    int width;
+    const unsigned char *held;
+} Packed;
+
+/* `obj` as packed pairs; 0 and ValueError/TypeError when it is not. */
+static int packed_of(PyObject *obj, Packed *out)
+{
+    if (!PyBytes_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "packed pairs must be bytes");
+        return 0;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(obj);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(obj);
+    int width = len ? bytes[0] : 0;
+    if ((width != 1 && width != 2 && width != 4 && width != 8) || (len - 1) % (4 + width)) {
+        PyErr_SetString(PyExc_ValueError, "not packed sparse pairs (bad width or length)");
+        return 0;
+    }
+    out->bytes = bytes;
+    out->count = (len - 1) / (4 + width);
+    out->width = width;
+    out->held = bytes + 1 + 4 * out->count;
+    return 1;
+}
+
+/* The first position whose index is >= `index`. */
+static Py_ssize_t lower_bound(const Packed *p, uint64_t index)
+{
+    Py_ssize_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (read_index(p->bytes + 1 + 4 * mid) < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 PyDoc_STRVAR(values_doc,
              "values(packed, indices, /)\n"
              "The value at each index of packed sparse pairs (absent: 0).");
@@ -370,20 +413,14 @@ static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "values() takes 2 positional arguments, got %zd", nargs);
         return NULL;
     }
-    PyObject *packed = args[0], *indices = args[1];
-    if (!PyBytes_Check(packed) || !PyList_Check(indices)) {
-        PyErr_SetString(PyExc_TypeError, "values(bytes, list)");
+    PyObject *indices = args[1];
+    Packed p;
+    if (!packed_of(args[0], &p))
+        return NULL;
+    if (!PyList_Check(indices)) {
+        PyErr_SetString(PyExc_TypeError, "indices must be a list of ints");
         return NULL;
     }
-    Py_ssize_t len = PyBytes_GET_SIZE(packed);
-    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(packed);
-    int width = len ? bytes[0] : 0;
-    if ((width != 1 && width != 2 && width != 4 && width != 8) || (len - 1) % (4 + width)) {
-        PyErr_SetString(PyExc_ValueError, "not packed sparse pairs (bad width or length)");
-        return NULL;
-    }
-    Py_ssize_t count = (len - 1) / (4 + width);
-    const unsigned char *held = bytes + 1 + 4 * count;
     Py_ssize_t n = PyList_GET_SIZE(indices);
     PyObject *out = PyList_New(n);
     if (out == NULL)
@@ -394,17 +431,10 @@ static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(out);
             return NULL;
         }
-        Py_ssize_t lo = 0, hi = count;
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            if (read_index(bytes + 1 + 4 * mid) < index)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+        Py_ssize_t at = lower_bound(&p, index);
         uint64_t v = 0;
-        if (lo < count && read_index(bytes + 1 + 4 * lo) == index)
-            v = read_value(held + (Py_ssize_t)width * lo, width);
+        if (at < p.count && read_index(p.bytes + 1 + 4 * at) == index)
+            v = read_value(p.held + (Py_ssize_t)p.width * at, p.width);
         PyObject *value = PyLong_FromUnsignedLongLong(v);
         if (value == NULL) {
             Py_DECREF(out);
@@ -415,9 +445,51 @@ static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+PyDoc_STRVAR(window_doc,
+             "window(packed, low, high, /)\n"
+             "The (index, value) pairs of packed sparse pairs with low <= index < high.");
+
+/* window(packed, low, high) -> list[tuple[int, int]]: MaxVector.window's pairs, a binary search
+ * and a walk (a cuckoo filter reads a bucket's 512 slots at a time). */
+static PyObject *window(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "window() takes 3 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    Packed p;
+    if (!packed_of(args[0], &p))
+        return NULL;
+    unsigned long long low = PyLong_AsUnsignedLongLong(args[1]);
+    if (low == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long high = PyLong_AsUnsignedLongLong(args[2]);
+    if (high == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = lower_bound(&p, low); i < p.count; i++) {
+        uint64_t index = read_index(p.bytes + 1 + 4 * i);
+        if (index >= high)
+            break;
+        uint64_t v = read_value(p.held + (Py_ssize_t)p.width * i, p.width);
+        PyObject *pair = Py_BuildValue("(KK)", (unsigned long long)index, (unsigned long long)v);
+        if (pair == NULL || PyList_Append(out, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(pair);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
+    {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},
     {"merge_few_dense", (PyCFunction)(void (*)(void))merge_few_dense, METH_FASTCALL,
      merge_few_dense_doc},
     {NULL, NULL, 0, NULL},

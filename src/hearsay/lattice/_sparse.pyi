@@ -18,3 +18,6 @@ def merge_few_dense(
     ``(delta, previous)`` as packed pairs (None: none rose / no previous value); None for input
     it leaves to the general path (more than 64 pairs, not exact ints, an index beyond the
     array, a value too wide for it). ``form``: 0 bits, 6 six-bit slots, 1/2/4/8 bytes a slot."""
+
+def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
+    """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""

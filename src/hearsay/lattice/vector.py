@@ -986,6 +986,25 @@ class MaxVector:
                 held.merge_pairs(written, [pending[i] for i in written])
         return held
 
+    def window_items(self, low: int, high: int) -> list[tuple[int, int]]:
+        """:meth:`window`'s pairs as Python ints, in no particular order: a sparse vector's
+        searched in C, the overlay's written on top without a fold (a cuckoo filter reads a
+        bucket of a big slice at each CF.ADD: a window vector cost ~5 us)."""
+        if self._dense is not None:
+            return self.window(low, high).items()
+        low, high = min(max(low, 0), INDEX_LIMIT), min(max(high, 0), INDEX_LIMIT)
+        found = _sparse.window(self._packed, low, high)
+        pending = self._pending
+        if pending is None:
+            return found
+        order = pending.order
+        written = order[bisect.bisect_left(order, low) : bisect.bisect_left(order, high)]
+        if not written:
+            return found
+        held = dict(found)
+        held.update((index, pending[index]) for index in written)
+        return list(held.items())
+
     def to_dense(self, size: int) -> npt.NDArray[np.unsignedinteger]:
         """Slots ``0..size-1`` as a new array (indices at or beyond ``size`` are ignored)."""
         self._settle()  # (first: a fold may turn it dense)

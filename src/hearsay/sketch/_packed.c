@@ -1,6 +1,6 @@
-/* Reads over a cuckoo filter's packed sparse slices (see hearsay.sketch.cuckoo): its buckets
- * and a window of its pairs. (Reads of a few values of any slice are the lattice's:
- * hearsay.lattice._sparse.values.)
+/* Reads over a cuckoo filter's packed sparse slices (see hearsay.sketch.cuckoo): the walk over
+ * an item's places to its first bucket with room. (Reads of a few values or of a window of any
+ * slice are the lattice's: hearsay.lattice._sparse.)
  *
  * A cuckoo filter key holds, in each origin's slice, the add count of fingerprint-pair p at
  * slot 2p and its delete count at 2p+1; bucket B owns pairs B*256 .. B*256+255, so slots
@@ -245,51 +245,8 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(window_doc,
-             "window(packed, low, high, /)\n"
-             "The (index, value) pairs of packed sparse pairs with low <= index < high.");
-
-static PyObject *window(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "window() takes 3 positional arguments, got %zd", nargs);
-        return NULL;
-    }
-    Packed p;
-    if (!packed_of(args[0], &p))
-        return NULL;
-    unsigned long long low = PyLong_AsUnsignedLongLong(args[1]);
-    if (low == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    unsigned long long high = PyLong_AsUnsignedLongLong(args[2]);
-    if (high == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = lower_bound(&p, low); i < p.count; i++) {
-        uint64_t index = index_at(&p, i);
-        if (index >= high)
-            break;
-        const unsigned char *at = p.bytes + 1 + 4 * p.count + (Py_ssize_t)p.width * i;
-        uint64_t v = 0;
-        for (int b = p.width - 1; b >= 0; b--)
-            v = (v << 8) | at[b];
-        PyObject *pair = Py_BuildValue("(KK)", (unsigned long long)index, (unsigned long long)v);
-        if (pair == NULL || PyList_Append(out, pair) < 0) {
-            Py_XDECREF(pair);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(pair);
-    }
-    return out;
-}
-
 static PyMethodDef methods[] = {
     {"first_room", (PyCFunction)(void (*)(void))first_room, METH_FASTCALL, first_room_doc},
-    {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},
     {NULL, NULL, 0, NULL},
 };
 

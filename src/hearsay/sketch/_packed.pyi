@@ -17,6 +17,3 @@ def first_room(
     than ``size`` live copies: ``(sub-filter, global bucket, live copies)``; None when none
     has room. Buckets read from ``sources`` are remembered in ``occupied`` (None: a batch of one
     item, which has nothing to remember)."""
-
-def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
-    """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""

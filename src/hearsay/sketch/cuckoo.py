@@ -41,7 +41,7 @@ from __future__ import annotations
 import bisect
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -523,13 +523,8 @@ class _Batch:
         high = low + 2 * FINGERPRINTS
         net = self._net
         pairs: set[int] = set()
-        for own, vec, packed in self._sources():
-            found: Iterable[tuple[int, int]]
-            if packed is None:
-                found = vec.window(low, high).items()
-            else:
-                found = _packed.window(packed, low, high)
-            for index, value in found:
+        for own, vec, _ in self._sources():
+            for index, value in vec.window_items(low, high):
                 count = min(value, COUNT_CLIP)
                 pair = index >> 1
                 pairs.add(pair)
