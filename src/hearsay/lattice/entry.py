@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -146,6 +146,16 @@ class Entry:
             vector = body[origin]
             if not vector.is_empty():
                 yield origin, vector
+
+    def slice_table(self) -> Mapping[str, MaxVector]:
+        """The slices by origin, in no particular order, empty ones possibly among them: an
+        additive entry's own table (not a copy: read it, never change it), else the shared
+        slice. For readers that sum over origins (a counter's value at each INCR), which
+        would pay :meth:`slices`' sort and generator at every write."""
+        body = self._body
+        if type(body) is dict:
+            return body
+        return dict(self.slices())
 
     def memory_bytes(self) -> int:
         """Bytes this entry's objects occupy, its vectors' included (MEMORY USAGE's estimate)."""

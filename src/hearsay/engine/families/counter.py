@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from hearsay.base.errors import WrongTypeError
@@ -22,7 +22,7 @@ class HllNotIntegerError(WrongTypeError):
 _COUNTER: Final = PNCounter()
 
 
-def _counter_slices(db: Replica, key: bytes, now_ms: int) -> dict[str, MaxVector]:
+def _counter_slices(db: Replica, key: bytes, now_ms: int) -> Mapping[str, MaxVector]:
     try:
         entry = db.get_typed(key, KIND_COUNTER, now_ms)
     except WrongTypeError:
@@ -30,7 +30,7 @@ def _counter_slices(db: Replica, key: bytes, now_ms: int) -> dict[str, MaxVector
         if other is not None and other.schema is not None and other.schema.kind == KIND_HLL:
             raise HllNotIntegerError("key holds a HyperLogLog") from None
         raise
-    return {} if entry is None else dict(entry.slices())
+    return {} if entry is None else entry.slice_table()  # (read only)
 
 
 def incrby(db: Replica, key: bytes, amount: int, now_ms: int) -> int:
