@@ -521,15 +521,21 @@ class BloomFilter:
         return stack
 
     def _read(
-        self, vec: MaxVector, members: Sequence[bytes], subs: int
-    ) -> tuple[_Stack, list[list[int]], list[list[int]]]:
-        """Every member's positions in the first ``subs`` sub-filters and whether each is set,
-        as Python lists (one hash batch, one read of the vector)."""
+        self, vec: MaxVector, members: Sequence[bytes], subs: int, settled: int = 0
+    ) -> tuple[_Stack, list[list[int]], list[list[int]], list[bool]]:
+        """Whether one of the first ``settled`` sub-filters holds each member (all its bits
+        set there: one array pass per sub-filter, no Python walk over every bit); and each
+        member's positions in the others up to ``subs`` and whether each is set, as Python
+        lists (columns from the first of those on). One hash batch, one read of the vector."""
         stack = self._stack(subs)
         a = member_hashes(members)
         pos = stack.positions(a, mix64(a) | np.uint64(1))
         held = values_at(vec, pos) != 0
-        return stack, pos.tolist(), held.tolist()
+        in_settled = np.zeros(len(members), dtype=bool)
+        for lo, hi in itertools.pairwise(stack.offsets[: settled + 1]):
+            in_settled |= held[:, lo:hi].all(axis=1)
+        first = stack.offsets[settled]
+        return stack, pos[:, first:].tolist(), held[:, first:].tolist(), in_settled.tolist()
 
     def _read_reach(self, subs: int) -> int:
         """Sub-filters a read checks: those in use and the next one, which a delta writing
@@ -553,16 +559,21 @@ class BloomFilter:
         links = self._links
         subs = self.filters(vec)
         reach = self._read_reach(subs)
-        stack, rows, flags = self._read(vec, members, reach)
-        spans = list(itertools.pairwise(stack.offsets))
+        # The sub-filters before the last in use gain no bits from this batch (it writes into
+        # the last one or starts the next): whether they hold a member is read in one pass.
+        settled = subs - 1
+        stack, rows, flags, in_settled = self._read(vec, members, reach, settled)
+        first = stack.offsets[settled]  # (rows and flags start at this column)
+        spans = [(lo - first, hi - first) for lo, hi in itertools.pairwise(stack.offsets)]
+        open_spans = spans[settled:]
         pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
         pending_in = [0] * reach  # per sub-filter, how many of them it holds
         markers: list[int] = []
         added: list[bool | None] = []
         full = self._expansion == NONSCALING and vec.get(1) != 0
         more = rest
-        for member, row, flag in zip(members, rows, flags, strict=True):
-            if any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in spans):
+        for member, row, flag, held in zip(members, rows, flags, in_settled, strict=True):
+            if held or any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in open_spans):
                 added.append(False)
                 continue
             cur = subs - 1
