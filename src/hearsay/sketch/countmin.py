@@ -165,12 +165,10 @@ class CountMinSketch:
         if len(items) == 1:  # one item (CMS.INCRBY k item n): its few words in Python ints
             return np.array([self.item_cells(items[0])], dtype=np.int64)
         h = member_hashes(items)
-        out = np.empty((h.size, self._depth), dtype=np.int64)
-        width = np.uint64(self._width)
-        for row in range(self._depth):
-            column = mix64(h, row + 1) % width
-            out[:, row] = column.astype(np.int64) + row * self._width
-        return out
+        rows = np.arange(self._depth, dtype=np.uint64)
+        # Row r's column is output r + 1 of each item's stream: every row in one array pass.
+        columns = mix64(h[:, None], rows[None, :] + np.uint64(1)) % np.uint64(self._width)
+        return columns.astype(np.int64) + (rows * np.uint64(self._width)).astype(np.int64)
 
     def item_cells(self, item: bytes) -> list[int]:
         """The ``depth`` slots one item counts in, as Python ints (row ``r``'s is ``r``-th)."""

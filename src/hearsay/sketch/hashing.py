@@ -45,14 +45,17 @@ def mix64_int(h: int, step: int = 1) -> int:
     return z ^ (z >> 31)
 
 
-def mix64(h: npt.NDArray[np.uint64], step: int = 1) -> npt.NDArray[np.uint64]:
-    """Output ``step`` (1, 2, ...) of the splitmix64 stream seeded with each ``h``.
+def mix64(
+    h: npt.NDArray[np.uint64], step: int | npt.NDArray[np.uint64] = 1
+) -> npt.NDArray[np.uint64]:
+    """Output ``step`` (1, 2, ...; an array broadcasts against ``h``) of the splitmix64
+    stream seeded with each ``h``.
 
     Gives well-mixed words that look independent of ``h`` and of each other: the second hash
     of Bloom's double hashing, one hash per count-min row.
     """
     with np.errstate(over="ignore"):
-        z = h + _SPLITMIX_GAMMA * np.uint64(step)
+        z = h + _SPLITMIX_GAMMA * np.asarray(step, dtype=np.uint64)
         z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_M1
         z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_M2
         mixed: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
