@@ -184,3 +184,28 @@ def test_window_items_give_the_pairs_the_vector_holds(
         vec.merge_pairs_tracking([index], [value])
     expected = vec.copy().window(low, low + span).items()
     assert sorted(vec.window_items(low, low + span)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_dense_cases())
+def test_a_peers_delta_of_a_few_dozen_pairs_merges_into_a_dense_vector_as_the_general_path(
+    case: tuple[dict[int, int], list[int], list[int]],
+) -> None:
+    """A received delta of a few packed pairs merged into a dense vector (a Bloom filter's
+    bits, an HLL's six-bit registers) goes in place in C: the numpy merge gives the same."""
+    held, indices, values = case
+    wanted: dict[int, int] = {}
+    for index, value in zip(indices, values, strict=True):
+        if value:
+            wanted[index] = max(value, wanted.get(index, 0))
+    delta_vector = MaxVector.from_items(wanted.items())
+    by_vector = MaxVector.from_items(held.items())
+    assume(by_vector.is_dense and not delta_vector.is_dense)
+    by_arrays = by_vector.copy()
+    grown, previous = by_vector.merge_vector_tracking(delta_vector)
+    pairs = delta_vector.pairs()
+    general = by_arrays.merge_tracking(pairs[0], pairs[1]) if wanted else (MaxVector(),) * 2
+    assert by_vector.items() == by_arrays.items()
+    assert by_vector.nbytes() == by_arrays.nbytes()
+    assert grown.items() == general[0].items()
+    assert previous.items() == general[1].items()

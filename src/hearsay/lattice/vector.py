@@ -242,6 +242,9 @@ _SIX: Final = b"\x06"
 _SIX_MAX: Final = 63
 _SLOTS_PER_SIX_GROUP: Final = 4
 """Four six-bit slots fill three bytes."""
+_FEW_DENSE_PAIRS: Final = 64
+"""Up to this many pairs (``_sparse.merge_few_dense``'s bound) go into a dense vector as
+Python ints, merged in place in C."""
 _DENSE_FORMS: Final = {_BITS: 0, _SIX: 6}
 """``_sparse.merge_few_dense``'s form of a dense vector by its ``_packed`` marker (others: the
 array's bytes per slot)."""
@@ -1106,10 +1109,15 @@ class MaxVector:
             merged = self._merge_dense_vector(other)
             if merged is not None:
                 return merged
-        if self._dense is None and other._dense is None and other._pending is None:
-            lists = other._packed_lists(_FEW_LOOKUPS)
-            if lists is not None:  # (a delta of a few writes into packed pairs: one C pass)
-                return self._merge_pairs_tracking(*lists)
+        if other._dense is None and other._pending is None:
+            if self._dense is None:
+                lists = other._packed_lists(_FEW_LOOKUPS)
+                if lists is not None:  # (a delta of a few writes into packed pairs: one C pass)
+                    return self._merge_pairs_tracking(*lists)
+            else:
+                lists = other._packed_lists(_FEW_DENSE_PAIRS)
+                if lists is not None:  # (a peer's delta of a few writes: in place, in C)
+                    return self.merge_pairs_tracking(*lists)
         indices, values = other.pairs()
         if indices.size <= _FEW_PAIRS:
             return self.merge_pairs_tracking(indices, values)
