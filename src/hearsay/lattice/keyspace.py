@@ -169,8 +169,10 @@ class Keyspace:
 
     def items(self) -> Iterator[tuple[bytes, Entry]]:
         """Every stored ``(key, entry)``, tombstones included, bucket by bucket."""
+        buckets = self._buckets
         for bucket_no in range(self._mask + 1):
-            yield from self.bucket_items(bucket_no)
+            if buckets[bucket_no] or self._condemned:  # (an empty one yields nothing)
+                yield from self.bucket_items(bucket_no)
 
     def bucket_items(self, bucket: int) -> list[tuple[bytes, Entry]]:
         if self._condemned:

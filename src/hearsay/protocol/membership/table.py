@@ -65,6 +65,10 @@ Change: TypeAlias = tuple[str, TagEntry, TagEntry | None]
 """A key that took a newer entry: ``(key, new entry, old entry or None)``."""
 
 
+_STATUS_OF: Final[dict[str, NodeStatus]] = {status.value: status for status in NodeStatus}
+"""A status entry's value -> its status (what ``NodeStatus(value)`` gives, without the call)."""
+
+
 class NodeState:
     """The versioned state one node owns, as known locally."""
 
@@ -89,7 +93,11 @@ class NodeState:
     @property
     def status(self) -> NodeStatus:
         e = self.entries.get(KEY_STATUS)
-        return NodeStatus.ALIVE if e is None else NodeStatus(e.value)
+        if e is None:
+            return NodeStatus.ALIVE
+        value = e.value
+        status = _STATUS_OF.get(value) if type(value) is str else None  # (an Enum call costs
+        return NodeStatus(value) if status is None else status  # a dozen dict look-ups)
 
     @property
     def heartbeat(self) -> int:
