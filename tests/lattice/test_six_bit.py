@@ -177,3 +177,23 @@ def test_a_value_above_63_leaves_six_bits_for_good() -> None:
     assert vector.get(7) == 64
     vector.merge_pairs([8], [3])
     assert vector.six_histogram() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 63), min_size=0, max_size=96).map(lambda v: v[: len(v) // 4 * 4]),
+    st.lists(st.integers(0, 63), min_size=0, max_size=96).map(lambda v: v[: len(v) // 4 * 4]),
+)
+def test_rises_counts_the_slots_a_merge_would_raise(mine: list[int], incoming: list[int]) -> None:
+    """``_sixbit.rises`` (PFMERGE's check that a merge changes nothing, without unpacking)
+    against numpy: slots of ``incoming`` above ``mine``'s, and non-zero ones past its end."""
+
+    def packed(values: list[int]) -> np.ndarray:
+        out = np.zeros(len(values) // 4 * 3, dtype=np.uint8)
+        assert _sixbit.pack(np.array(values, dtype=np.uint8), out)
+        return out
+
+    held = np.zeros(max(len(mine), len(incoming)), dtype=np.int64)
+    held[: len(mine)] = mine
+    expected = int(np.count_nonzero(np.array(incoming, dtype=np.int64) > held[: len(incoming)]))
+    assert _sixbit.rises(packed(mine), packed(incoming)) == expected

@@ -20,3 +20,7 @@ def raise_to(packed: _Bytes, index: int, value: int, /) -> int:
 
 def histogram(packed: _Bytes, /) -> list[int]:
     """How many slots hold each value 0..63."""
+
+def rises(packed: _Bytes, incoming: _Bytes, /) -> int:
+    """How many slots of ``incoming`` are above the same slots of ``packed`` (past its end:
+    the non-zero ones)."""

@@ -444,7 +444,9 @@ class Keyspace:
         for origin, vector in delta.slices():
             mine = existing.slice(origin)
             top = _top_index(vector) if mine.is_dense else 0  # (only a dense one needs it)
-            bound += _growth_bound(mine, len(vector), vector.width, top)
+            # (a dense vector's slots bound its pairs: counting a six-bit one unpacks it)
+            pairs = vector.dense_slots if vector.is_dense else len(vector)
+            bound += _growth_bound(mine, pairs, vector.width, top)
         if bound <= limits.key_bytes_max:
             return
         size = existing.payload_bytes()

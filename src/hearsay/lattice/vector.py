@@ -1069,8 +1069,14 @@ class MaxVector:
 
         A small ``other`` (one client write) takes the pure-Python few-pairs paths.
         """
-        if self._packed is _SIX and other._dense is None:
-            return self._merge_vector_tracking(other)  # (pairs: the paths below keep six bits)
+        if self._packed is _SIX:
+            incoming = other._dense
+            if incoming is None:
+                return self._merge_vector_tracking(other)  # (pairs: the paths below keep six bits)
+            mine = self._dense
+            assert mine is not None
+            if other._packed is _SIX and not _sixbit.rises(mine, incoming):
+                return MaxVector(), MaxVector()  # (nothing rises: no array unpacked)
         return self._keeping_form(self._merge_vector_tracking, other)
 
     def _keeping_form(

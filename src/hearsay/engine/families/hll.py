@@ -300,6 +300,10 @@ def pfmerge(db: Replica, dest: bytes, sources: Sequence[bytes], now_ms: int) -> 
         if other.precision < view.precision:
             raise PrecisionMismatchError(view.precision, other.precision)
     if all(other.precision == view.precision for other, _ in hlls):
+        if target:  # each source straight into dest's registers: no union built and copied
+            for _, vector in hlls:
+                db.write_own(dest, view.schema, vector, now_ms)
+            return
         union = MaxVector()
         for _, vector in [*target, *hlls]:
             union.merge(vector)
