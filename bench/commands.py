@@ -84,6 +84,11 @@ class Row:
 
 
 PREFILL_HLL = tuple(("PFADD", "{key}", *(f"m{i}-{j}" for j in range(100))) for i in range(40))
+PREFILL_MERGED = PREFILL_HLL + tuple(
+    ("PFADD", "{key}:src", *(f"s{i}-{j}" for j in range(100))) for i in range(40)
+)
+"""PFMERGE's keys: a dense HLL merged with another dense one (not with an absent source, which
+leaves hearsay nothing to do)."""
 ROWS = (
     Row("PFADD", ("PFADD", "{key}", RAND)),
     Row("PFCOUNT", ("PFCOUNT", "{key}"), setup=PREFILL_HLL, write=False),
@@ -120,7 +125,7 @@ ROWS = (
         write=False,
     ),
     Row("PFCOUNT3", ("PFCOUNT", "{key}", "{key}:b", "{key}:c"), full_only=True, write=False),
-    Row("PFMERGE", ("PFMERGE", "{key}", "{key}:src"), setup=PREFILL_HLL, full_only=True),
+    Row("PFMERGE", ("PFMERGE", "{key}", "{key}:src"), setup=PREFILL_MERGED, full_only=True),
     Row("INCRBY", ("INCRBY", "{key}", "7"), full_only=True),
     Row("DECRBY", ("DECRBY", "{key}", "7"), full_only=True),
     Row(
