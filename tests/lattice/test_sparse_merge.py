@@ -51,6 +51,7 @@ def test_a_few_dozen_pairs_merge_as_the_general_path(
     held, indices, values = case
     by_lists = MaxVector.from_items(held.items())
     by_arrays = by_lists.copy()
+    by_unsigned = by_lists.copy()  # (a few unsigned arrays, as a BF.MADD writes: the C path)
     if by_lists.is_dense:  # (the C path is for sparse vectors only)
         return
     delta, previous = by_lists.merge_pairs_tracking(indices, values)
@@ -60,6 +61,11 @@ def test_a_few_dozen_pairs_merge_as_the_general_path(
     assert _form(by_lists) == _form(by_arrays)
     assert delta.items() == general[0].items()
     assert previous.items() == general[1].items()
+    unsigned = by_unsigned.merge_pairs_tracking(
+        np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint64)
+    )
+    assert _form(by_unsigned) == _form(by_arrays)
+    assert [vec.items() for vec in unsigned] == [vec.items() for vec in general]
 
 
 @pytest.mark.parametrize(
@@ -151,6 +157,7 @@ def test_a_few_dozen_pairs_merge_into_a_dense_vector_as_the_general_path(
     by_lists = MaxVector.from_items(held.items())
     assume(by_lists.is_dense)
     by_arrays = by_lists.copy()
+    by_unsigned = by_lists.copy()
     delta, previous = by_lists.merge_pairs_tracking(indices, values)
     general = by_arrays.merge_pairs_tracking(
         np.array(indices, dtype=np.int64), np.array(values, dtype=np.int64)
@@ -159,6 +166,12 @@ def test_a_few_dozen_pairs_merge_into_a_dense_vector_as_the_general_path(
     assert by_lists.nbytes() == by_arrays.nbytes()
     assert delta.items() == general[0].items()
     assert previous.items() == general[1].items()
+    unsigned = by_unsigned.merge_pairs_tracking(
+        np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint64)
+    )
+    assert by_unsigned.items() == by_arrays.items()
+    assert by_unsigned.nbytes() == by_arrays.nbytes()
+    assert [vec.items() for vec in unsigned] == [vec.items() for vec in general]
 
 
 @settings(max_examples=200, deadline=None)

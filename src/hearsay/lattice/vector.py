@@ -1267,6 +1267,16 @@ class MaxVector:
         """
         packed = self._packed
         dense = self._dense
+        if (  # a few pairs as unsigned arrays (a BF.MADD's bits): as Python ints, for C
+            isinstance(indices, np.ndarray)
+            and isinstance(values, np.ndarray)
+            and indices.ndim == 1
+            and indices.shape == values.shape
+            and indices.size <= _FEW_DENSE_PAIRS
+            and indices.dtype.kind == "u"
+            and values.dtype.kind == "u"
+        ):
+            indices, values = indices.tolist(), values.tolist()
         if isinstance(indices, list) and isinstance(values, list):
             if dense is None:
                 if self._pending is None and len(packed) < _PENDING_FROM_BYTES:
