@@ -25,6 +25,9 @@ READY = re.compile(
     rb"node=(?P<node>\S+)$"
 )
 START_TIMEOUT_S = 20.0
+STOP_DUMP_WAIT_S = 5.0
+"""How long an aborted node may take to write its threads' tracebacks before it is killed."""
+STOP_DUMP_BYTES_MAX = 20_000
 T = TypeVar("T")
 
 
@@ -58,14 +61,32 @@ class NodeProcess:
         return redis.Redis(host=host, port=port, **options)  # type: ignore[arg-type]
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int:
-        """Send ``sig`` to the node's PID and wait for it; returns the exit code."""
+        """Send ``sig`` to the node's PID and wait for it; returns the exit code.
+
+        A node that has not exited by then is aborted (SIGABRT: nodes run with ``-X
+        faulthandler``, which writes every thread's traceback to its output), then killed;
+        what it wrote since its ready line goes to this process's stderr (pytest shows it with
+        the failure), and stays readable as ``output``: a hang at stop says where it hung."""
         if self.process.poll() is None:
             os.kill(self.process.pid, sig)
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            return self.process.wait(timeout=timeout_s)
+            os.kill(self.process.pid, signal.SIGABRT)
+            try:
+                self.process.wait(timeout=STOP_DUMP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+            code = self.process.wait(timeout=timeout_s)
+            if self.process.stdout is not None:
+                self.output.extend(self.process.stdout.read().split(b"\n"))
+            tail = b"\n".join(self.output)[-STOP_DUMP_BYTES_MAX:].decode(errors="replace")
+            sys.stderr.write(
+                f"node {self.process.pid} did not stop within {timeout_s} s of signal {sig}; "
+                f"its output since the ready line ({sum(map(len, self.output))} bytes), "
+                f"last {STOP_DUMP_BYTES_MAX} bytes:\n{tail}\n"
+            )
+            return code
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
@@ -90,7 +111,7 @@ def start_node(
     ``env`` replaces the child's environment; ``open_files_max`` sets its RLIMIT_NOFILE (soft
     and hard) before it starts, through a small Python that then execs the node (same PID)."""
     args = [
-        sys.executable, "-m", "hearsay.cli", "serve",
+        sys.executable, "-X", "faulthandler", "-m", "hearsay.cli", "serve",
         "--host", "127.0.0.1", "--port", "0", "--gossip-port", "0", "--http-port", "0",
         "--data-dir", str(data_dir), "--preset", preset, *extra,
     ]  # fmt: skip
