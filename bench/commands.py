@@ -81,6 +81,7 @@ class Row:
     full_only: bool = False
     one_key_only: bool = False  # large keys: a thousand of them would not fit in memory
     standin: bool = False  # Redis has no such command: its PFADD stands in (issue 13)
+    deletes: bool = False  # its keys end absent everywhere: that is agreement (DEL)
 
 
 PREFILL_HLL = tuple(("PFADD", "{key}", *(f"m{i}-{j}" for j in range(100))) for i in range(40))
@@ -275,7 +276,7 @@ ROWS = (
         full_only=True,
         standin=True,
     ),
-    Row("DEL", ("DEL", "{key}"), full_only=True),
+    Row("DEL", ("DEL", "{key}"), setup=(("INCR", "{key}"),), full_only=True, deletes=True),
     Row("EXPIRE", ("EXPIRE", "{key}", "100000"), setup=(("INCR", "{key}"),), full_only=True),
 )
 RATIO_PAIRS = (
@@ -446,13 +447,16 @@ def key_states(node: NodeProcess, keys: list[str]) -> list[object]:
     return states
 
 
-def disagreeing_keys(nodes: list[NodeProcess], keys: list[str]) -> tuple[int, float]:
+def disagreeing_keys(
+    nodes: list[NodeProcess], keys: list[str], *, absent_agrees: bool = False
+) -> tuple[int, float]:
     """Keys whose replicated state still differs between the cluster's nodes at the deadline.
 
     A key whose state a node would not show (no known read, or an error reply) counts as
     differing: agreement that was never read is not agreement. So does every key when no node
-    holds any of them (the writes were refused: nothing was replicated, nothing agrees). Also
-    returns the seconds the polling took (0 when the nodes agreed at the first read).
+    holds any of them (the writes were refused: nothing was replicated, nothing agrees), unless
+    ``absent_agrees`` (a DEL's keys end absent everywhere). Also returns the seconds the
+    polling took (0 when the nodes agreed at the first read).
     """
     start = time.monotonic()
     deadline = start + AGREE_DEADLINE_S
@@ -461,7 +465,7 @@ def disagreeing_keys(nodes: list[NodeProcess], keys: list[str]) -> tuple[int, fl
         per_node = [key_states(node, keys) for node in nodes]
         columns = list(zip(*per_node, strict=True))
         differ = sum(None in column or len(set(column)) > 1 for column in columns)
-        if all(state == absent for column in columns for state in column):
+        if not absent_agrees and all(state == absent for column in columns for state in column):
             differ = len(keys)
         if not differ or time.monotonic() > deadline:
             return differ, time.monotonic() - start
@@ -501,7 +505,9 @@ def main() -> int:
                 load(args, all_cases, contenders, rates, errors)
                 agreement = {
                     f"{case.row.name} ({'many keys' if case.many_keys else 'one key'})": (
-                        disagreeing_keys(members, keys_of(case, args.keyspace))
+                        disagreeing_keys(
+                            members, keys_of(case, args.keyspace), absent_agrees=case.row.deletes
+                        )
                     )
                     for case in all_cases
                     if case.row.write and case.pipeline == PIPELINES[0]

@@ -151,6 +151,10 @@ def test_the_cluster_agreement_check_sees_a_key_on_one_node_only(
             client.pfadd("hll", "x")
         differ, _ = commands.disagreeing_keys([one, other], ["hll", "never-written"])
         assert differ == 0
+        # (a DEL row's keys end absent everywhere: agreement, not refused writes)
+        assert commands.disagreeing_keys([one, other], ["never-written"])[0] == 1
+        differ, _ = commands.disagreeing_keys([one, other], ["never-written"], absent_agrees=True)
+        assert differ == 0
     finally:
         cluster.close()
 
