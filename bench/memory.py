@@ -30,9 +30,11 @@ from elsewhere stand in). For the ``-node`` shapes the redis-server runs beside 
 the two are fed in turn, round by round. The nodes run the default preset (lan) with
 membership on.
 
-``bloom-node`` fills a 1,000,000-capacity, 1% Bloom filter on a real node (``BF.RESERVE``
-then ``BF.MADD`` of a million members) and compares the growth of its RssAnon with the
-filter's bits (9,585,059 bits = 1.2 MB).
+``bloom-node`` fills a 1,000,000-capacity, 1% Bloom filter on a real node (``BF.RESERVE ...
+NONSCALING`` then ``BF.MADD`` of a million members) and compares the growth of its RssAnon with
+the filter's bits (9,585,059 bits = 1.2 MB), in rounds of one more filter each. ``NONSCALING``
+because that is the filter of those bits: a scaling one (RedisBloom's default, and ours) sizes
+its first sub-filter for half the error, 11.0 Mbit.
 
 Targets (issue 13): small HLLs <= 1.5x Redis per key, dense ones <= 1.0x, a filled
 1M-capacity Bloom filter <= 1.25x its bits; every round is judged. Exits 1 on a miss.
@@ -303,30 +305,39 @@ def bloom_bits(capacity: int, error: float) -> int:
     return math.ceil(-capacity * math.log(error) / math.log(2) ** 2)
 
 
-def bloom_node_ratio(capacity: int) -> float:
-    """A real node fills one 1M-capacity filter; its RssAnon growth over the filter's bytes."""
+def bloom_node_ratios(capacity: int, rounds: int) -> list[float]:
+    """A real node fills one ``NONSCALING`` filter of ``capacity`` per round (a fresh key each
+    time); each round's RssAnon growth over the filter's bytes. Round 1 also pays what the
+    process pays once (the store's page cache, the slow log's and the write tracker's bounded
+    tables filling up)."""
     from tests.support.nodes import start_node
 
+    filter_bytes = bloom_bits(capacity, BLOOM_ERROR) / 8
+    ratios: list[float] = []
     with tempfile.TemporaryDirectory(prefix="hearsay-memory-") as workdir:
         node = start_node(Path(workdir), "--preset", "lan")
         try:
             with node.client(socket_timeout=120) as client:
                 before = settled_rss_anon_bytes(node.process.pid)
-                client.execute_command("BF.RESERVE", "bloom", BLOOM_ERROR, capacity)
-                for start in range(0, capacity, BLOOM_BATCH):
-                    members = (
-                        b"member:%d" % i for i in range(start, min(capacity, start + BLOOM_BATCH))
+                for round_no in range(rounds):
+                    key = f"bloom:{round_no}"
+                    client.execute_command("BF.RESERVE", key, BLOOM_ERROR, capacity, "NONSCALING")
+                    for start in range(0, capacity, BLOOM_BATCH):
+                        members = (
+                            b"member:%d:%d" % (round_no, i)
+                            for i in range(start, min(capacity, start + BLOOM_BATCH))
+                        )
+                        client.execute_command("BF.MADD", key, *members)
+                    after = settled_rss_anon_bytes(node.process.pid)
+                    print(
+                        f"bloom-node round {round_no + 1}: a filled {capacity:,}-capacity filter "
+                        f"grew RssAnon by {after - before:,} B; its bits take {filter_bytes:,.0f} B"
                     )
-                    client.execute_command("BF.MADD", "bloom", *members)
-                after = settled_rss_anon_bytes(node.process.pid)
+                    ratios.append((after - before) / filter_bytes)
+                    before = after
         finally:
             node.stop()
-    filter_bytes = bloom_bits(capacity, BLOOM_ERROR) / 8
-    print(
-        f"bloom-node: a filled {capacity:,}-capacity filter grew RssAnon by "
-        f"{after - before:,} B; its bits take {filter_bytes:,.0f} B"
-    )
-    return (after - before) / filter_bytes
+    return ratios
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,13 +396,15 @@ def main() -> int:
                 "x",
             )
     if "bloom-node" in shapes:
-        verdicts.check(
-            f"bloom-node ({args.bloom_capacity:,}): resident growth / the filter's bits",
-            bloom_node_ratio(args.bloom_capacity),
-            "<=",
-            BLOOM_TARGET_RATIO,
-            "x",
-        )
+        for round_no, ratio in enumerate(bloom_node_ratios(args.bloom_capacity, args.rounds)):
+            verdicts.check(
+                f"bloom-node ({args.bloom_capacity:,}) round {round_no + 1}: resident growth / "
+                "the filter's bits",
+                ratio,
+                "<=",
+                BLOOM_TARGET_RATIO,
+                "x",
+            )
     return verdicts.finish("memory.py")
 
 
