@@ -190,3 +190,30 @@ def test_a_reply_to_the_indices_they_mention_equals_the_dict_model(
     got = exceeding(mine_entry, theirs_entry, mentioned_only=True)
     found = {} if got is None else dict(got.slice("a").items())
     assert found == expected
+
+
+@settings(max_examples=60, deadline=None)
+@example(mine=list(range(0, 40_000, 2)), theirs=list(range(0, 30_000, 3)), mentioned_only=False)
+@example(mine=list(range(0, 20_000, 2)), theirs=list(range(0, 40_000, 3)), mentioned_only=False)
+@example(mine=list(range(0, 40_000, 2)), theirs=list(range(0, 30_000, 3)), mentioned_only=True)
+@given(
+    mine=st.lists(st.integers(0, 40_000), max_size=8_000),
+    theirs=st.lists(st.integers(0, 40_000), max_size=8_000),
+    mentioned_only=st.booleans(),
+)
+def test_what_one_bit_vector_holds_beyond_another_equals_the_dict_model(
+    mine: list[int], theirs: list[int], mentioned_only: bool
+) -> None:
+    """Two Bloom filters' bits (held as bitsets when many) compared byte by byte: the same
+    pairs as the dict model, in every pair of forms (sparse or bits on either side)."""
+    ours = MaxVector.from_items((i, 1) for i in mine)
+    other = MaxVector.from_items((i, 1) for i in theirs)
+    held, their_set = set(mine), set(theirs)
+    expected = {} if mentioned_only else {i: 1 for i in held - their_set}
+    got = exceeding(
+        Entry(slices={"a": ours}), Entry(slices={"a": other}), mentioned_only=mentioned_only
+    )
+    found = {} if got is None else dict(got.slice("a").items())
+    assert found == expected
+    if ours.bit_array() is not None and other.bit_array() is not None:
+        assert ours.bits_above(other) is not None

@@ -77,6 +77,10 @@ array by 8, and growing it first adds at most 12 bytes per slot or pair plus the
 a write whose key stays under the cap by that much is admitted without looking closer."""
 
 
+KEY_HASHES_MAX: Final = 1 << 16
+"""Keys whose content hash :class:`Keyspace` keeps (digests name recently written keys)."""
+
+
 class Keyspace:
     """All entries of one node, with incremental per-bucket content hashes."""
 
@@ -92,6 +96,11 @@ class Keyspace:
         self._bucket_hashes: list[int] = [0] * buckets
         """Python ints, not a numpy array: every write XORs one in, and a numpy scalar's
         read-modify-write costs several times a list item's."""
+        self._key_hashes: dict[bytes, int] = {}
+        """Content hashes of keys :meth:`key_hash` was asked for, kept exact by the same XORs
+        as the bucket hashes (a big key written all the time would otherwise be hashed whole
+        at every digest that names it: a 1M-capacity Bloom filter's 9.6M bits). At most
+        :data:`KEY_HASHES_MAX`; emptied when full (each key then costs one hash again)."""
         self._live = 0
         self._stored = 0
         self._expiring = 0
@@ -187,9 +196,20 @@ class Keyspace:
         return np.array(self._bucket_hashes, dtype=np.uint64)
 
     def key_hash(self, key: bytes) -> int:
-        """The content hash of one key (0 when absent)."""
-        entry = self.entry(key)
-        return 0 if entry is None else entry_hash(key, entry)
+        """The content hash of one key (0 when absent): what digests and anti-entropy compare.
+        Hashed whole once, then kept up to date by every change (see :attr:`_key_hashes`)."""
+        entry = self.entry(key)  # (first: it may move a condemned entry back)
+        if entry is None:
+            return 0
+        cached = self._key_hashes.get(key)
+        if cached is not None:
+            return cached
+        content = entry_hash(key, entry)
+        hashes = self._key_hashes
+        if len(hashes) >= KEY_HASHES_MAX:
+            hashes.clear()
+        hashes[key] = content
+        return content
 
     # -- replication ----------------------------------------------------------------------------
 
@@ -284,12 +304,12 @@ class Keyspace:
             before = entry_hash(key, existing, seed)
             was_live = existing.schema is not None
             result = existing.merge(delta)
-            self._xor(bucket_no, before ^ entry_hash(key, existing, seed))
+            self._change(key, bucket_no, before ^ entry_hash(key, existing, seed))
             self._live += (existing.schema is not None) - was_live
         else:
             result = existing.merge(delta)
             if result.delta is not None and result.previous is not None:
-                self._xor(bucket_no, _growth_hash(seed, result.previous, result.delta))
+                self._change(key, bucket_no, _growth_hash(seed, result.previous, result.delta))
         if result.changed:
             self._expiring += _expiring(existing) - was_expiring
             self._track_deadline(key, existing)
@@ -299,6 +319,7 @@ class Keyspace:
         """Hold ``entry`` (adopted, not copied) for ``key``, which holds nothing here."""
         bucket_no = seed & self._mask
         self._xor(bucket_no, entry_hash(key, entry, seed))
+        self._key_hashes.pop(key, None)  # (never there: a key absent here is not cached)
         self._buckets[bucket_no][key] = entry
         self._stored += 1
         self._live += entry.schema is not None
@@ -335,6 +356,7 @@ class Keyspace:
         buckets = self._mask + 1
         self._buckets = [{} for _ in range(buckets)]
         self._bucket_hashes = [0] * buckets
+        self._key_hashes = {}
         self._live = self._stored = self._expiring = 0
         self._deadlines = []
         self._tombstones = []
@@ -520,6 +542,7 @@ class Keyspace:
                 continue  # stale: written again (or purged) since
             self._xor(bucket_no, entry_hash(key, entry, seed))
             del bucket[key]
+            self._key_hashes.pop(key, None)
             self._stored -= 1  # (a tombstone is neither live nor expiring)
             purged.append(key)
         return purged
@@ -534,10 +557,17 @@ class Keyspace:
             return
         before = entry_hash(key, entry, seed)
         entry.drop_slices(origins)
-        self._xor(bucket_no, before ^ entry_hash(key, entry, seed))
+        self._change(key, bucket_no, before ^ entry_hash(key, entry, seed))
 
     def _xor(self, bucket: int, change: int) -> None:
         self._bucket_hashes[bucket] ^= change
+
+    def _change(self, key: bytes, bucket: int, change: int) -> None:
+        """``key``, held in ``bucket``, changed its content hash by ``change``."""
+        self._bucket_hashes[bucket] ^= change
+        cached = self._key_hashes.get(key)
+        if cached is not None:
+            self._key_hashes[key] = cached ^ change
 
     def _track_deadline(self, key: bytes, entry: Entry) -> None:
         """Remember when ``key`` (just changed to ``entry``) expires, or that it is a tombstone."""
@@ -595,7 +625,7 @@ class Keyspace:
             change = pairs_hash(
                 seed, origin, result.previous.slice(origin), result.delta.slice(origin)
             )
-            self._bucket_hashes[seed & self._mask] ^= change
+            self._change(key, seed & self._mask, change)
         return result
 
     def _live_or_expire(self, key: bytes, now_ms: int) -> Entry | None:

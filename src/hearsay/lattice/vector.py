@@ -927,6 +927,19 @@ class MaxVector:
         run.flags.writeable = False
         return 8 * first, run, _popcount(run)
 
+    def bits_above(self, other: MaxVector) -> MaxVector | None:
+        """For two vectors held as bits: the bits set here and not in ``other`` (the pairs
+        above it), found in one pass over the bytes instead of listing every set bit of both
+        (a 1M-capacity Bloom filter answering a peer's exchange); None when either vector is
+        held otherwise."""
+        mine, theirs = self._dense, other._dense
+        if mine is None or theirs is None or not self._is_bits or not other._is_bits:
+            return None
+        above = mine.copy()
+        shared = min(above.size, theirs.size)
+        above[:shared] &= ~theirs[:shared]
+        return MaxVector._from_bit_array(above, 0, _popcount(above))
+
     def top_index(self) -> int:
         """The highest index holding a value (-1 for none): O(1) for a sparse vector."""
         if self._dense is None:

@@ -48,7 +48,7 @@ from hearsay.protocol.gossip.membership_link import MembershipLink
 from hearsay.protocol.gossip.outbox import Outbox
 from hearsay.protocol.gossip.peers import Peers
 from hearsay.protocol.gossip.rumours import STREAM_STEP_ITEMS, Rumours
-from hearsay.protocol.gossip.shared import NEVER, ContentHashes
+from hearsay.protocol.gossip.shared import NEVER
 from hearsay.protocol.gossip.tail import Tail
 from hearsay.protocol.gossip.vignette_dialect import VignetteDialect
 from hearsay.protocol.membership import Address, AddressSet, Membership
@@ -116,13 +116,10 @@ class GossipNode:
         live = membership.live.confirmed if membership is not None else self._static_peers
         assert live is not None
         self._peers = Peers(live, rng)
-        hashes = ContentHashes(self.keyspace)
-        self._tail = Tail(outbox, self._peers, hashes)
+        self._tail = Tail(outbox, self._peers)
         self._acks = Acks(outbox, self._peers, rng)
         first_ae_ms = now_ms + rng.randrange(1, self.config.anti_entropy_interval_ms + 1)
-        self._anti_entropy = AntiEntropy(
-            outbox, self._peers, hashes, self._tail.changed, first_ae_ms
-        )
+        self._anti_entropy = AntiEntropy(outbox, self._peers, self._tail.changed, first_ae_ms)
         self._link = MembershipLink(membership, outbox, self._anti_entropy.repair)
         self._rumours = Rumours(
             outbox,

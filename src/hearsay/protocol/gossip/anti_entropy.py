@@ -23,7 +23,7 @@ from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import MessageType
 from hearsay.protocol.gossip.outbox import Outbox
 from hearsay.protocol.gossip.peers import Peers
-from hearsay.protocol.gossip.shared import BoundedTable, ContentHashes
+from hearsay.protocol.gossip.shared import BoundedTable
 from hearsay.protocol.membership import Address
 
 __all__ = ["AntiEntropy"]
@@ -38,13 +38,11 @@ class AntiEntropy:
         self,
         outbox: Outbox,
         peers: Peers,
-        hashes: ContentHashes,
         changed: BoundedTable[bytes, int],
         first_round_ms: int,
     ) -> None:
         self._outbox = outbox
         self._peers = peers
-        self._hashes = hashes
         self._changed = changed
         """The tail's lately changed keys (read only here: pushed eagerly)."""
         self._keyspace: Keyspace = outbox.keyspace
@@ -179,8 +177,8 @@ class AntiEntropy:
                 [
                     bucket,
                     [
-                        [key, self._hashes.of(key, entry)]
-                        for key, entry in self._keyspace.bucket_items(bucket)
+                        [key, self._keyspace.key_hash(key)]
+                        for key, _ in self._keyspace.bucket_items(bucket)
                     ],
                 ]
             )
@@ -202,7 +200,7 @@ class AntiEntropy:
                 if their_hash is None:
                     pushes.extend(outbox.push_items(key, entry, True))
                     outbox.stats.ae_keys_repaired += 1
-                elif their_hash != self._hashes.of(key, entry):
+                elif their_hash != self._keyspace.key_hash(key):
                     exchanges.append(msg.exchange_item(key, entry))
                     outbox.stats.ae_keys_repaired += 1
             for key in theirs:

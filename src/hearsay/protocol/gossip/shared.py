@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Final, TypeVar
 
-from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import Entry
-from hearsay.lattice.keyspace import Keyspace
 
-__all__ = ["NEVER", "BoundedTable", "ContentHashes", "is_whole"]
+__all__ = ["NEVER", "BoundedTable", "is_whole"]
 
 NEVER: Final = 1 << 62
 """A part's deadline when it has nothing scheduled (later than any real ``now_ms``)."""
@@ -53,33 +51,6 @@ class BoundedTable(OrderedDict[K, V]):
     def has_room_for(self, key: K) -> bool:
         """Whether ``key`` is held already or one more entry fits."""
         return key in self or len(self) < self.max_items
-
-
-_HASHES_MAX: Final = 1 << 16
-
-
-class ContentHashes:
-    """Content hashes of keys, cached while their bucket's hash stays the same.
-
-    A bucket's hash is the XOR of its keys' hashes, so while it is unchanged none of its keys
-    changed (but with probability 2**-64, the bet anti-entropy already makes). This holds
-    however the keyspace changed (our merges, the engine's writes and expiries).
-    """
-
-    def __init__(self, keyspace: Keyspace) -> None:
-        self._keyspace = keyspace
-        self._cached: BoundedTable[bytes, tuple[int, int]] = BoundedTable(_HASHES_MAX)
-        """key -> (its bucket's hash when computed, the key's content hash)."""
-
-    def of(self, key: bytes, entry: Entry) -> int:
-        keyspace = self._keyspace
-        bucket_hash = keyspace.bucket_hash(keyspace.bucket_of(key))
-        cached = self._cached.get(key)
-        if cached is not None and cached[0] == bucket_hash:
-            return cached[1]
-        content = entry_hash(key, entry)
-        self._cached.put(key, (bucket_hash, content))
-        return content
 
 
 def is_whole(delta: Entry, held: Entry) -> bool:

@@ -20,7 +20,7 @@ from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import MessageType
 from hearsay.protocol.gossip.outbox import Outbox
 from hearsay.protocol.gossip.peers import Peers
-from hearsay.protocol.gossip.shared import NEVER, BoundedTable, ContentHashes
+from hearsay.protocol.gossip.shared import NEVER, BoundedTable
 from hearsay.protocol.membership import Address
 
 __all__ = ["Tail"]
@@ -29,10 +29,9 @@ __all__ = ["Tail"]
 class Tail:
     """Recent keys, wanted keys, lately changed keys and the gossip round's deadline."""
 
-    def __init__(self, outbox: Outbox, peers: Peers, hashes: ContentHashes) -> None:
+    def __init__(self, outbox: Outbox, peers: Peers) -> None:
         self._outbox = outbox
         self._peers = peers
-        self._hashes = hashes
         self._keyspace: Keyspace = outbox.keyspace
         self.recent: dict[bytes, int] = {}
         """Keys offered in digests -> rounds left (beyond ``recent_rounds``: still waiting)."""
@@ -102,7 +101,7 @@ class Tail:
             if entry is None:
                 offered.append(key)
                 continue
-            item = msg.hash_item(key, self._hashes.of(key, entry))
+            item = msg.hash_item(key, self._keyspace.key_hash(key))
             if used + len(item) > room:
                 break
             items.append(item)
@@ -139,7 +138,7 @@ class Tail:
             mine = self._keyspace.entry(key)
             if mine is None:
                 wanted.append(msg.exchange_item(key, None))
-            elif self._hashes.of(key, mine) != content_hash:
+            elif self._keyspace.key_hash(key) != content_hash:
                 wanted.append(msg.exchange_item(key, mine))
             else:
                 continue
