@@ -611,24 +611,86 @@ def test_origin_pushes_again_to_peers_that_did_not_ack() -> None:
     assert [k for k in _kinds(nodes[A].datagrams_to_send()) if k == "PUSH"] == []
 
 
+def _retried_items(nodes: dict[Address, GossipNode], now: int) -> list[tuple[bytes, Entry]]:
+    """The items of the PUSH datagrams node A retries to B at ``now`` (delivered)."""
+    nodes[A].handle_timer(now)
+    retry = nodes[A].datagrams_to_send()
+    assert {dest for _, dest in retry} == {B} and "PUSH" in _kinds(retry)
+    found: list[tuple[bytes, Entry]] = []
+    for (data, dest), kind in zip(retry, _kinds(retry), strict=True):
+        if kind == "PUSH":
+            _relay, _ack, items = msg.decode_push(EnvelopeCodec("hearsay").open(data)[1])
+            found.extend((key, entry) for key, entry, _whole in items)
+        nodes[dest].receive_datagram(data, A, now)
+    return found
+
+
 def test_a_keys_retried_writes_share_one_push_and_one_ack_acknowledges_them_all() -> None:
-    """Writes to one key that a peer missed are retried as one push of the key's state (it
-    holds them all: encoded once, not once per write), and that push's ACK acknowledges each."""
+    """Writes to one key that a peer missed are retried in one push, each small write as its
+    own delta, and that push's ACK acknowledges each."""
     nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
     seqs = []
     for i in range(1, 4):  # three drains: three records (one drain's writes share one)
         seqs.append(_write(nodes[A], b"k", {i: 5}, NOW + i))
         assert len(nodes[A].datagrams_to_send()) == 1  # each first push lost
-    nodes[A].handle_timer(NOW + 60)
-    retry = nodes[A].datagrams_to_send()
-    assert [dest for _, dest in retry] == [B] and _kinds(retry) == ["PUSH"]
-    _relay, _ack, items = msg.decode_push(EnvelopeCodec("hearsay").open(retry[0][0])[1])
-    assert [key for key, _entry, _whole in items] == [b"k"]  # the key's state, once
-    for data, dest in retry:
-        nodes[dest].receive_datagram(data, A, NOW + 60)
+    items = _retried_items(nodes, NOW + 60)
+    assert [(key, dict(entry.vector.items())) for key, entry in items] == [
+        (b"k", {1: 5}),
+        (b"k", {2: 5}),
+        (b"k", {3: 5}),
+    ]
     deliver(nodes, NOW + 60)
     assert [nodes[A].acks(seq) for seq in seqs] == [1, 1, 1]
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
+def test_a_small_write_to_a_big_key_is_retried_as_itself_a_big_one_as_the_keys_state() -> None:
+    """A retry of a few pairs written to a big key (a BF.ADD to a 1M-capacity filter) sends
+    those pairs, not the key's state (a retry cost the key's size); a write too big to keep
+    is retried as the key's state, once per key, which holds it."""
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
+    big = {i: 1 for i in range(0, 200_000, 3)}
+    _write(nodes[A], b"k", big)
+    deliver(nodes)  # B holds the big key
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+    seq = _write(nodes[A], b"k", {7: 1, 200_001: 1}, NOW + 1)
+    assert len(nodes[A].datagrams_to_send()) == 1  # its first push lost
+    items = _retried_items(nodes, NOW + 60)
+    assert [(key, dict(entry.vector.items())) for key, entry in items] == [
+        (b"k", {7: 1, 200_001: 1})
+    ]
+    deliver(nodes, NOW + 60)
+    assert nodes[A].acks(seq) == 1
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+    many = {i: 1 for i in range(1, 200_000, 3)}  # too big to keep: the key's state is sent
+    seq = _write(nodes[A], b"k", many, NOW + 100)
+    assert nodes[A].datagrams_to_send()  # its first push lost
+    items = _retried_items(nodes, NOW + 200)
+    assert len(items) >= 1 and {key for key, _ in items} == {b"k"}
+    deliver(nodes, NOW + 200)
+    assert nodes[A].acks(seq) == 1
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
+def test_an_ack_request_sends_the_writes_own_pairs() -> None:
+    """WAIT (and the replication-lag probe) asking a peer to hold a small write to a big key
+    sends that write's pairs, not the key's state."""
+    nodes = _nodes(A, B, C, fanout=1, origin_fanout=1, cover_retries=0)
+    _write(nodes[A], b"k", {i: 1 for i in range(0, 200_000, 3)})
+    deliver(nodes)
+    deliver(nodes, NOW + 1000)
+    seq = _write(nodes[A], b"k", {5: 1}, NOW + 2000)
+    nodes[A].datagrams_to_send()  # its first push lost
+    nodes[A].request_acks(seq, 2, NOW + 2000)
+    asked = nodes[A].datagrams_to_send()
+    assert asked and _kinds(asked) == ["PUSH"] * len(asked)
+    for data, _dest in asked:
+        _relay, _ack, items = msg.decode_push(EnvelopeCodec("hearsay").open(data)[1])
+        assert [(key, dict(entry.vector.items())) for key, entry, _ in items] == [(b"k", {5: 1})]
+    for data, dest in asked:
+        nodes[dest].receive_datagram(data, A, NOW + 2000)
+    deliver(nodes, NOW + 2000)
+    assert nodes[A].acks(seq) == 2
 
 
 def test_origin_stops_covering_after_its_retries() -> None:

@@ -217,3 +217,36 @@ def test_what_one_bit_vector_holds_beyond_another_equals_the_dict_model(
     assert found == expected
     if ours.bit_array() is not None and other.bit_array() is not None:
         assert ours.bits_above(other) is not None
+
+
+@settings(max_examples=80, deadline=None)
+@example(ones=list(range(0, 60_000)), drop=1)
+@example(ones=list(range(0, 60_000, 7)), drop=0)
+@given(
+    ones=st.lists(st.integers(0, 60_000), max_size=6_000),
+    drop=st.integers(0, 3),
+)
+def test_a_delta_is_whole_exactly_when_it_carries_every_pair(ones: list[int], drop: int) -> None:
+    """``is_whole`` (whether a push may be taken as the key's full state) says yes for the
+    same pairs in any form (a dense bitset held, a packed copy pushed) and no when pairs
+    are missing, however much smaller the delta (its size shortcut never says no to a whole
+    delta)."""
+    from hearsay.protocol.gossip.shared import is_whole
+
+    held_vector = MaxVector.from_items((i, 1) for i in ones)
+    held = Entry(slices={"a": held_vector})
+    pairs = sorted(set(ones))
+    from hearsay.lattice import vector as vector_module
+
+    as_packed = MaxVector()  # the same pairs packed, whatever form the held ones took
+    if pairs:
+        as_packed._packed = vector_module._pack(
+            1, np.array(pairs, dtype=np.uint32), np.ones(len(pairs), dtype=np.uint8)
+        )
+    assert as_packed.packed_pairs() is not None and len(as_packed) == len(pairs)
+    assert is_whole(Entry(slices={"a": as_packed}), held)
+    assert is_whole(held, Entry(slices={"a": as_packed}))  # (a bitset pushed, pairs held)
+    assert is_whole(held.copy(), held)
+    kept = pairs[drop:]
+    partial = Entry(slices={"a": MaxVector.from_items((i, 1) for i in kept)})
+    assert is_whole(partial, held) == (len(kept) == len(pairs))

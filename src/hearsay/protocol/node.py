@@ -129,6 +129,7 @@ class GossipNode:
             arm_round=self._tail.arm_round,
             push_asking=self._acks.push_asking_many,
             cover=self._acks.cover,
+            remember=self._acks.remember,
             forward_to_vignette=self._forward_to_vignette,
             vignette_listening=self._vignette_listening,
         )

@@ -7,9 +7,9 @@ writes, the ack ids their pushes carry) and both deadlines (ack retries, cover r
 owned here.
 
 - Rumours of a local write ask their receivers to ACK (:meth:`Acks.push_asking`);
-- :meth:`Acks.request_acks` asks more peers, sending the key's current state (it contains the
-  write: the lattice only grows), until ``count`` hold it; unanswered asks are repeated every
-  ``ack_retry_ms``;
+- :meth:`Acks.request_acks` asks more peers, sending the write's own delta when its record
+  kept it (a small write), else the key's current state (it contains the write: the lattice
+  only grows), until ``count`` hold it; unanswered asks are repeated every ``ack_retry_ms``;
 - acking a later state counts (coalesced writes to one key share one record).
 """
 
@@ -36,6 +36,9 @@ __all__ = ["Acks"]
 _ACKED: Final = 0
 """A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
 _PATIENCE_WAITS: Final = 4
+RETRY_ITEMS_BYTES_MAX: Final = 512
+"""The largest write (its encoded PUSH items) a record keeps for its retries: 4,096 records
+hold at most 2 MB of them; a bigger write is retried with the key's current state."""
 """A cover retry put off for a peer working through a backlog (see ``Acks._draining``) is put
 off for at most this many retry waits after the write left: a bound on trusting the backlog."""
 
@@ -56,6 +59,11 @@ class _Write:
     wanted: int = 0
     acks: int = 0
     peers: dict[Address, int] | None = None
+    items: list[bytes] | None = None
+    """The PUSH items of the write's own delta (its coalesced writes' too), when at most
+    :data:`RETRY_ITEMS_BYTES_MAX`: what a retry sends. Without them a retry sends the key's
+    current state, which holds the write too but costs the key's size (a 1.2 MB Bloom filter
+    for a BF.ADD of seven bits, at every retry and every replication-lag probe)."""
 
     def waiting(self) -> list[Address]:
         """The peers sent the write that have not acknowledged it, in the order sent."""
@@ -146,6 +154,26 @@ class Acks:
         shared = None if coalesce_with is None else self._writes.get(coalesce_with)
         self._writes.add_new(seq, shared if shared is not None else _Write(key))
         return seq
+
+    def remember(self, seq: int, items: list[bytes]) -> None:
+        """Keep the PUSH items of write ``seq``'s delta for its retries, if small (the one
+        rumour of a drain carries every write coalesced into the record)."""
+        write = self._writes.get(seq)
+        if write is not None and sum(len(item) for item in items) <= RETRY_ITEMS_BYTES_MAX:
+            write.items = items
+
+    def _retry_items(self, writes: Sequence[_Write]) -> list[bytes] | None:
+        """The items of every write in ``writes`` (one key's), or None when some record
+        kept none (then the key's current state is sent: it holds them all)."""
+        items: list[bytes] = []
+        seen: set[int] = set()
+        for write in writes:
+            if write.items is None:
+                return None
+            if id(write) not in seen:  # (coalesced writes share a record)
+                seen.add(id(write))
+                items.extend(write.items)
+        return items
 
     def acks(self, seq: int) -> int:
         """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
@@ -286,7 +314,9 @@ class Acks:
             targets.extend(self._rng.sample(candidates, min(fresh, len(candidates))))
         for peer in targets:
             write.resend(peer)
-        items = self._outbox.push_items(write.key, entry, True)
+        items = write.items
+        if items is None:
+            items = self._outbox.push_items(write.key, entry, True)
         self.push_asking(items, targets, relay=False, seq=seq)
         retry_ms = self._outbox.now + self._outbox.config.ack_retry_ms
         self._ack_retry_ms = min(self._ack_retry_ms, retry_ms)
@@ -328,7 +358,9 @@ class Acks:
             entry = self._keyspace.entry(key)
             if entry is None:
                 continue
-            items = outbox.push_items(key, entry, True)
+            items = self._retry_items([write for _, _, write, _ in writes])
+            if items is None:
+                items = outbox.push_items(key, entry, True)
             peers: dict[Address, list[int]] = {}  # (in order: a seeded run replays alike)
             for seq, _retries, _write, targets in writes:
                 for peer in targets:

@@ -98,6 +98,7 @@ class Rumours:
         arm_round: Callable[[], None],
         push_asking: PushAsking,
         cover: Callable[[int, int], None],
+        remember: Callable[[int, list[bytes]], None],
         forward_to_vignette: Callable[[bytes, Entry, bool, Address], None],
         vignette_listening: Callable[[], bool],
     ) -> None:
@@ -110,6 +111,8 @@ class Rumours:
         self._arm_round = arm_round
         self._push_asking = push_asking
         self._cover = cover
+        self._remember = remember
+        """Acks keeps a client write's own items for its retries (see ``Acks.remember``)."""
         self._forward_to_vignette = forward_to_vignette
         self._vignette_listening = vignette_listening
         self.local: dict[bytes, _Local] = {}
@@ -224,6 +227,8 @@ class Rumours:
         cfg = outbox.config
         fanout = fanout or cfg.fanout
         items = outbox.push_items(key, delta, full)
+        if ack_write and self._peers:
+            self._remember(ack_write, items)
         if key not in self.pending:
             # A client's write (it asks for acks) starts wide; relays use `fanout`.
             for width in (cfg.origin_fanout, fanout) if ack_write else (fanout,):

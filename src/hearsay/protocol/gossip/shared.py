@@ -53,11 +53,21 @@ class BoundedTable(OrderedDict[K, V]):
         return key in self or len(self) < self.max_items
 
 
+_WHOLE_FORM_RATIO: Final = 64
+"""The most bytes one set of pairs can take in one form over another (a pair packed is 5 to 12
+bytes, a slot of a bitset 1/8), with margin: a held entry this much larger than a delta holds
+more pairs than the delta carries."""
+_WHOLE_FORM_SLACK_BYTES: Final = 4096
+
+
 def is_whole(delta: Entry, held: Entry) -> bool:
-    """True when ``delta`` carries everything ``held`` holds (a full state)."""
-    return (
-        delta.epoch == held.epoch
-        and delta.schema == held.schema
-        and delta.expiry == held.expiry
-        and delta.pair_count() == held.pair_count()
-    )
+    """True when ``delta`` carries everything ``held`` holds (a full state).
+
+    A delta far smaller than what is held is not whole, found without counting the held
+    pairs (a popcount of a 1M-capacity Bloom filter's bits at every write pushed). Saying "not
+    whole" of a whole delta would only cost a receiver that lacks the key a pull."""
+    if delta.epoch != held.epoch or delta.schema != held.schema or delta.expiry != held.expiry:
+        return False
+    if held.payload_bytes() > _WHOLE_FORM_RATIO * delta.payload_bytes() + _WHOLE_FORM_SLACK_BYTES:
+        return False
+    return delta.pair_count() == held.pair_count()
