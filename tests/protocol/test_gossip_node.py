@@ -450,6 +450,34 @@ def test_a_key_a_digest_showed_missing_is_pulled_again_until_it_arrives() -> Non
     assert "EXCHANGE" not in _kinds(nodes[B].datagrams_to_send())  # the reply ended the pulls
 
 
+def test_a_big_key_still_changing_here_is_not_exchanged_for_a_digest_until_it_settles() -> None:
+    """A digest differing on a big key (a Bloom filter) that changed here within the last
+    round shows writes in flight: no EXCHANGE carrying the whole key at every digest while
+    they go on. Once the key has been quiet for a round the same digest is answered; a small
+    key is answered at once."""
+    nodes = _nodes(A, B, pull_retries=0)
+    big = {i: 1 for i in range(0, 1_200_000, 2)}  # 600,000 bits: 150 KB
+    assert _entry(big).payload_bytes() > 64 * 1024
+    for key, pairs in ((b"big", big), (b"small", {1: 1})):
+        _write(nodes[B], key, pairs, NOW)
+        nodes[A].keyspace.merge(key, _entry({**pairs, 3: 1}))
+    nodes[B].datagrams_to_send()  # (B's own pushes: not needed here)
+    codec = EnvelopeCodec("hearsay")
+
+    def exchanged(key: bytes, now: int) -> list[bytes]:
+        digest = msg.join_items(b"", [msg.hash_item(key, nodes[A].keyspace.key_hash(key))])
+        nodes[B].receive_datagram(codec.seal(MessageType.DIGEST, digest), A, now)
+        sent = [data for data, _ in nodes[B].datagrams_to_send()]
+        sent += [e.data for e in _events(nodes[B]) if isinstance(e, StreamRequest)]  # (big)
+        opened = [codec.open(data, bytes_max=len(data))[1] for data in sent]
+        return [key for payload in opened for key, _ in msg.decode_exchange(payload)]
+
+    assert exchanged(b"small", NOW + 10) == [b"small"]
+    assert exchanged(b"big", NOW + 10) == []
+    settled = NOW + nodes[B].config.gossip_interval_ms
+    assert exchanged(b"big", settled) == [b"big"]
+
+
 def test_anti_entropy_pushes_lately_changed_keys_at_once() -> None:
     nodes = _nodes(A, B, recent_rounds=0)
     _write(nodes[A], b"fresh", {1: 1})
