@@ -23,9 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import StorageError
-from hearsay.engine.deltas import join_deltas
 from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, DELTA_REJOIN_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
+from hearsay.lattice.join import join_deltas
 from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import FOLD_IDLE_S, GroupCommit

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hearsay.lattice.entry import Entry
+from hearsay.lattice.join import join_deltas
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol.envelope import EnvelopeCodec, MessageType
-from hearsay.protocol.gossip.rumours import _combined, _reply, _took_all
+from hearsay.protocol.gossip.rumours import _reply, _took_all
 from hearsay.protocol.node import GossipNode, NodeConfig
 from tests.support.gossip_delivery import NOW
 from tests.support.lattice_strategies import COUNTER, RAW, entries
@@ -51,13 +52,14 @@ def _vector(pairs: dict[int, int]) -> MaxVector:
 
 @given(st.lists(entries([COUNTER]), min_size=1, max_size=6), st.integers(0, 3))
 def test_joined_writes_equal_their_merge(deltas: list[Entry], epoch: int) -> None:
-    """A burst of writes to one key leaves as one rumour: the join (dict path for a few pairs,
-    arrays for more) is exactly what merging them one by one gives."""
+    """A burst of writes to one key leaves as one rumour: their join (the one the storage
+    flush uses: Python ints for a few pairs, arrays for more) is exactly what merging them one
+    by one gives."""
     same = [Entry(epoch, COUNTER, delta.expiry, dict(delta.slices())) for delta in deltas]
     merged = same[0].copy()
     for delta in same[1:]:
         merged.merge(delta)
-    assert _combined(same) == merged
+    assert join_deltas(same) == merged
 
 
 def test_a_receiver_that_took_a_known_key_whole_neither_replies_nor_pulls() -> None:

@@ -12,9 +12,9 @@ import logging
 from typing import Final
 
 from hearsay.base.errors import HearsayError, StorageError
-from hearsay.engine.deltas import join_deltas
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import Entry
+from hearsay.lattice.join import join_deltas
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.persist.identity import NodeIdentity
 from hearsay.persist.sidecar import Sidecar

@@ -24,12 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import numpy as np
-
 from hearsay.base.errors import DecodeError, HearsayError
 from hearsay.lattice.entry import Entry, MergeResult
+from hearsay.lattice.join import join_deltas
 from hearsay.lattice.keyspace import Keyspace
-from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.diff import exceeding
 from hearsay.protocol.envelope import MessageType
@@ -40,8 +38,6 @@ from hearsay.protocol.membership import Address
 
 __all__ = ["STREAM_STEP_ITEMS", "STREAM_STEP_PAIRS", "Rumours"]
 
-_FEW_PAIRS: Final = 64
-"""Deltas of one key holding at most this many pairs in all are joined without numpy."""
 STREAM_STEP_ITEMS: Final = 1_024
 """Keys of one stream merged between two returns to the driver's event loop."""
 STREAM_STEP_PAIRS: Final = 1 << 16
@@ -148,7 +144,7 @@ class Rumours:
         local, self.local = self.local, {}
         with self._batched():
             for key, queued in local.items():
-                delta = _combined(queued.deltas)
+                delta = join_deltas(queued.deltas)
                 held = self._keyspace.entry(key)
                 full = held is not None and is_whole(delta, held)
                 self.rumour(key, delta, full, None, ack_write=queued.seq)
@@ -477,44 +473,3 @@ def _reply(
     mine = Entry(held.epoch, held.schema, held.expiry, {piece.origin: window})
     more = exceeding(mine, theirs, mentioned_only=mentioned_only)
     return None if more is None or more.is_empty() else more
-
-
-def _combined(deltas: list[Entry]) -> Entry:
-    """The join of several deltas of one key; same epoch and schema (the common case: a burst
-    of writes) cost one vector build per origin instead of one merge per delta."""
-    first = deltas[0]
-    if len(deltas) == 1:
-        return first
-    if any(d.epoch != first.epoch or d.schema != first.schema for d in deltas):
-        out = first.copy()
-        for delta in deltas[1:]:
-            out.merge(delta)
-        return out
-    if sum(delta.pair_count() for delta in deltas) <= _FEW_PAIRS:
-        # A burst of small writes (INCRs, PFADDs of a member or two): the maxima in a dict,
-        # no arrays (numpy's fixed cost per call was most of this for a few pairs).
-        few: dict[str, dict[int, int]] = {}
-        for delta in deltas:
-            for origin, vector in delta.slices():
-                top = few.setdefault(origin, {})
-                for index, value in vector.items():
-                    if value > top.get(index, 0):
-                        top[index] = value
-        return Entry(
-            first.epoch,
-            first.schema,
-            max(d.expiry for d in deltas),
-            {origin: MaxVector.of_maxima(top) for origin, top in few.items()},
-        )
-    pairs: dict[str, tuple[list[Any], list[Any]]] = {}
-    for delta in deltas:
-        for origin, vector in delta.slices():
-            indices, values = vector.pairs()
-            both = pairs.setdefault(origin, ([], []))
-            both[0].append(indices)
-            both[1].append(values.astype(np.uint64))
-    slices = {
-        origin: MaxVector.from_pairs(np.concatenate(idx), np.concatenate(val))
-        for origin, (idx, val) in pairs.items()
-    }
-    return Entry(first.epoch, first.schema, max(d.expiry for d in deltas), slices)
