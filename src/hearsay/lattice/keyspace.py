@@ -319,7 +319,6 @@ class Keyspace:
         """Hold ``entry`` (adopted, not copied) for ``key``, which holds nothing here."""
         bucket_no = seed & self._mask
         self._xor(bucket_no, entry_hash(key, entry, seed))
-        self._key_hashes.pop(key, None)  # (never there: a key absent here is not cached)
         self._buckets[bucket_no][key] = entry
         self._stored += 1
         self._live += entry.schema is not None
