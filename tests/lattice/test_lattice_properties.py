@@ -399,8 +399,9 @@ _READ_INDEX = st.one_of(
 def test_reads_of_a_vector_equal_reads_of_its_pairs(
     v: MaxVector, wanted: list[int], dtype: str, low: int, high: int
 ) -> None:
-    """values_at / get / window (a few look-ups bisect the packed bytes, many take numpy's
-    search) give exactly what a dict of the vector's pairs gives, for any index at all."""
+    """values_at / get / window (few look-ups against the pairs search the packed bytes in C,
+    many take numpy's search) give exactly what a dict of the vector's pairs gives, for any
+    index at all."""
     held = dict(v.items())
     if dtype == "uint32":
         wanted = [i for i in wanted if 0 <= i < 2**32]
@@ -409,8 +410,12 @@ def test_reads_of_a_vector_equal_reads_of_its_pairs(
     query: Any = wanted if dtype == "list" else np.array(wanted, dtype=dtype)
     if dtype == "list":
         query = np.array(wanted, dtype=np.int64)
-    for bisect_from in (0, vector_module._BISECT_PAIRS_PER_LOOKUP):  # both read paths
-        with patch.object(vector_module, "_BISECT_PAIRS_PER_LOOKUP", bisect_from):
+    for in_c in (False, True):  # both read paths: binary searches in C, numpy's search
+        with (
+            patch.object(vector_module, "_C_LOOKUPS", 2**40 if in_c else 0),
+            patch.object(vector_module, "_PAIRS_PER_C_LOOKUP", 0 if in_c else 2**40),
+            patch.object(vector_module, "_PENDING_READ_SHARE", 0 if in_c else 2**40),
+        ):
             assert v.values_at(query).tolist() == [held.get(i, 0) for i in wanted]
     for index in wanted[:5]:
         assert v.get(index) == held.get(index, 0)

@@ -178,3 +178,45 @@ def test_a_fold_that_turns_the_vector_dense_is_read_as_dense() -> None:
             assert vector.count_in(0, span) == len(held)
             assert dict(vector.items()) == held
         assert turned_dense, "the vector never turned dense: the test no longer covers it"
+
+
+def test_a_pipelined_run_goes_to_the_overlay_without_copying_the_bytes() -> None:
+    """A run of writes (a -P 16 pipeline of BF.ADDs: ~130 pairs, lists or arrays) into a big
+    sparse vector lands in the overlay; the packed bytes are the same object afterwards (each
+    run copied the whole vector before), reads of many slots do not fold it, and every
+    run reports exactly what grew."""
+    rng = random.Random(23)
+    vector, reference = _big(rng)
+    packed_before, _ = vector.sparse_view() or (b"", None)
+    indices = rng.sample(range(_SPAN), 200)
+    delta, previous = vector.merge_pairs_tracking(indices, [2] * len(indices))
+    view = vector.sparse_view()
+    assert view is not None and view[0] is packed_before and view[1] is not None
+    expected = {i: 2 for i in indices if reference.get(i, 0) < 2}
+    assert dict(delta.items()) == expected
+    assert dict(previous.items()) == {i: reference[i] for i in expected if i in reference}
+    reference.update(expected)
+    probe = [*indices[:150], *rng.sample(sorted(reference), 100), -1, 1 << 32]
+    read = vector.values_at(np.array(probe, dtype=np.int64)).tolist()
+    assert read == [reference.get(i, 0) for i in probe]
+    assert vector.holds_pending  # (the reads did not fold it)
+    for _ in range(60):
+        size = rng.randint(65, 300)
+        run = [rng.choice(sorted(reference)) if rng.random() < 0.3 else rng.randrange(_SPAN)
+               for _ in range(size)]  # fmt: skip
+        values = [rng.randint(1, 5) for _ in run]
+        if rng.random() < 0.5:
+            got = vector.merge_pairs_tracking(
+                np.array(run, dtype=INDEX_DTYPE), np.array(values, dtype=np.uint8)
+            )
+        else:
+            got = vector.merge_pairs_tracking(run, values)
+        wanted: dict[int, int] = {}
+        for index, value in zip(run, values, strict=True):
+            wanted[index] = max(wanted.get(index, 0), value)
+        grew = {i: v for i, v in wanted.items() if v > reference.get(i, 0)}
+        assert dict(got[0].items()) == grew
+        assert dict(got[1].items()) == {i: reference[i] for i in grew if i in reference}
+        reference.update(grew)
+    _check_reads(vector, reference, rng)
+    assert vector == _reference_vector(reference)

@@ -197,3 +197,37 @@ def test_rises_counts_the_slots_a_merge_would_raise(mine: list[int], incoming: l
     held[: len(mine)] = mine
     expected = int(np.count_nonzero(np.array(incoming, dtype=np.int64) > held[: len(incoming)]))
     assert _sixbit.rises(packed(mine), packed(incoming)) == expected
+
+
+def test_a_pipelined_run_into_many_six_bit_slots_is_set_in_place() -> None:
+    """A run of ~100 pairs into a big vector held as six-bit slots (a 20000x7 count-min's
+    cells) is set in place, 64 slots per C call, instead of unpacking every slot and packing
+    them again; a value above 63 in a run still leaves six bits; reads of many slots read
+    them one by one; deltas and previous values are exactly those of the one-byte form."""
+    rng = np.random.default_rng(5)
+    slots = 140_000
+    start = rng.integers(0, 20, slots).astype(np.uint8)
+    vector = MaxVector.from_dense(start.copy(), owned=False)
+    with one_byte_slots():
+        plain = MaxVector.from_dense(start.copy(), owned=False)
+    assert vector.six_histogram() is not None and plain.six_histogram() is None
+    held = vector._dense  # (the six-bit buffer: set in place, it stays the same object)
+    for step in range(40):
+        size = int(rng.integers(65, 1000))
+        indices = rng.integers(0, slots, size)
+        top = 64 if step == 39 else 40
+        values = rng.integers(1, top + 1, size)
+        as_lists = step % 2 == 0
+        args = (indices.tolist(), values.tolist()) if as_lists else (
+            indices.astype(np.uint32), values.astype(np.uint8))  # fmt: skip
+        delta, previous = vector.merge_pairs_tracking(*args)
+        with one_byte_slots():
+            plain_delta, plain_previous = plain.merge_pairs_tracking(*args)
+        assert delta == plain_delta and previous == plain_previous
+        if step < 39:
+            assert vector.six_histogram() is not None
+            assert vector._dense is held
+        probe = rng.integers(0, slots, 500)
+        assert vector.values_at(probe).tolist() == plain.values_at(probe).tolist()
+    assert vector.six_histogram() is None  # (the last run held a 64)
+    assert vector == plain

@@ -75,11 +75,16 @@ _FEW_BITS: Final = 64
 vectorised path costs about 15 us whatever the count): a single BF.ADD sets up to one bit per
 hash of its sub-filter, and a scaling chain's later sub-filters hash 10 to 20 times."""
 _FEW_LOOKUPS: Final = 64
-"""Up to this many reads of packed pairs take the bisect path (see _packed_position)..."""
-_BISECT_PAIRS_PER_LOOKUP = 256
-"""... when the vector holds at least this many pairs per read: below, numpy's search (which
-copies the misaligned indices first) costs less than a Python bisect per read (a pipelined
-run of 16 PFADDs to a small HLL spent twice as long reading its registers by bisect)."""
+"""Reads of packed pairs up to which a dense one-byte-slot vector is read slot by slot, and a
+Python-int batch of them is taken as a handful."""
+_C_LOOKUPS: Final = 256
+_PAIRS_PER_C_LOOKUP: Final = 128
+"""Reads of packed pairs are binary searches in C (``_sparse.values``, ~25 ns each) up to
+:data:`_C_LOOKUPS` of them or one per this many pairs held: numpy's search costs ~7 us
+whatever the count and first copies the misaligned indices (~0.2 ns a pair). A vector holding
+an overlay is read this way up to one read per :data:`_PENDING_READ_SHARE` pairs, since the
+alternative is folding it (150-500 us for a 4k-200k-pair vector)."""
+_PENDING_READ_SHARE: Final = 8
 _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
 _DENSE_OVERHEAD_BYTES: Final = 80
@@ -245,6 +250,10 @@ _SLOTS_PER_SIX_GROUP: Final = 4
 _FEW_DENSE_PAIRS: Final = 64
 """Up to this many pairs (``_sparse.merge_few_dense``'s bound) go into a dense vector as
 Python ints, merged in place in C."""
+_SIX_RUN_SHARE: Final = 128
+"""Six-bit slots are read or raised one C call per slot (not all unpacked to bytes, and packed
+again after a merge) for up to one slot in this many (measured: a call ~64 ns, unpacking
+~0.4 ns a slot and packing as much again)."""
 _DENSE_FORMS: Final = {_BITS: 0, _SIX: 6}
 """``_sparse.merge_few_dense``'s form of a dense vector by its ``_packed`` marker (others: the
 array's bytes per slot)."""
@@ -800,7 +809,9 @@ class MaxVector:
         dense = self._dense
         if dense is not None:
             if self._packed is _SIX:
-                if flat.size <= _FEW_LOOKUPS and flat.dtype.kind in "iu":
+                if flat.dtype.kind in "iu" and (
+                    flat.size <= _FEW_LOOKUPS or flat.size * _SIX_RUN_SHARE <= self.dense_slots
+                ):
                     # A pipelined run's registers: one C look-up each, nothing unpacked.
                     end = self.dense_slots
                     looked_up = [
@@ -830,11 +841,13 @@ class MaxVector:
             out[inside] = _bits_at(dense, wanted) if bits else dense[wanted]
             return out.reshape(idx.shape)
         packed = self._packed
-        if (
-            flat.size <= _FEW_LOOKUPS
-            and flat.dtype.kind in "iu"
-            and (len(packed) - 1) // (4 + packed[0]) >= _BISECT_PAIRS_PER_LOOKUP * flat.size
-        ):  # (the overlay, if any, is read there too)
+        count = (len(packed) - 1) // (4 + packed[0])
+        reads = flat.size
+        if flat.dtype.kind in "iu" and (
+            reads <= _C_LOOKUPS
+            or count >= _PAIRS_PER_C_LOOKUP * reads
+            or (self._pending is not None and count >= _PENDING_READ_SHARE * reads)
+        ):  # (the overlay, if any, is read there too: a pipelined run's reads never fold it)
             return self._few_sparse_values(flat.tolist(), out).reshape(idx.shape)
         if self._pending is not None:  # (many look-ups: fold once, then read as it stands)
             self._settle()
@@ -871,20 +884,14 @@ class MaxVector:
     def _few_sparse_values(
         self, wanted: list[int], out: npt.NDArray[np.uint64]
     ) -> npt.NDArray[np.uint64]:
-        """``out[i]`` = the value at ``wanted[i]`` (left alone where absent), for a few
-        look-ups in packed pairs: a Bloom filter's bits, a count-min's cells."""
-        packed = self._packed
-        width = packed[0]
-        count = (len(packed) - 1) // (4 + width)
-        values_at = 1 + 4 * count
-        inside = [index if 0 <= index < INDEX_LIMIT else INDEX_LIMIT for index in wanted]
-        for slot, (index, pos) in enumerate(
-            zip(inside, self._packed_positions(inside), strict=True)
-        ):
-            at = 1 + 4 * pos
-            if pos < count and int.from_bytes(packed[at : at + 4], "little") == index:
-                start = values_at + width * pos
-                out[slot] = int.from_bytes(packed[start : start + width], "little")
+        """``out[i]`` = the value at ``wanted[i]`` (left alone where absent), for look-ups
+        few against the pairs held (a Bloom filter's bits, a count-min's cells, a pipelined
+        run's): a binary search of the bytes each, in C, never a copy of the vector."""
+        inside = [i for i, index in enumerate(wanted) if 0 <= index < INDEX_LIMIT]
+        if len(inside) == len(wanted):
+            out[:] = _sparse.values(self._packed, wanted)
+        elif inside:
+            out[inside] = _sparse.values(self._packed, [wanted[i] for i in inside])
         pending = self._pending
         if pending is not None:
             for slot, index in enumerate(wanted):
@@ -1311,9 +1318,56 @@ class MaxVector:
                     return MaxVector.of_packed(delta), before
         if packed is _SIX:
             few = self._merge_few_into_six(indices, values)
+            if few is None:
+                few = self._merge_run_into_six(indices, values)
             if few is not None:
                 return few
         return self._keeping_form(self._merge_pairs_tracking, indices, values)
+
+    def _merge_run_into_six(
+        self, indices: npt.ArrayLike, values: npt.ArrayLike
+    ) -> tuple[MaxVector, MaxVector] | None:
+        """More pairs than one C call takes (a pipelined run of CMS.INCRBY into a big sketch
+        whose cells still fit six bits) set in place, 64 distinct slots per C call: the
+        general path unpacks every slot and packs them again (a 20000x7 sketch: 140,000 slots
+        for a run's ~100). None: not for this path (many pairs against the slots, a value
+        above 63, an index beyond them, not little-endian)."""
+        dense = self._dense
+        assert dense is not None
+        slots = self.dense_slots
+        size = np.size(indices)
+        if sys.byteorder != "little" or size * _SIX_RUN_SHARE > slots:
+            return None
+        if isinstance(indices, np.ndarray) and isinstance(values, np.ndarray):
+            if indices.dtype.kind not in "iu" or values.dtype.kind not in "iu":
+                return None
+            index_list, value_list = indices.tolist(), values.tolist()
+        elif isinstance(indices, list) and isinstance(values, list):
+            index_list, value_list = indices, values
+        else:
+            return None
+        wanted = _few_wanted(index_list, value_list)  # (distinct slots: chunks never overlap)
+        if not wanted:
+            return MaxVector(), MaxVector()
+        if max(wanted) >= slots or max(wanted.values()) > _SIX_MAX:
+            return None  # (checked for all first: a chunk refused after others ran would
+            # leave their rises out of the delta)
+        order = sorted(wanted)
+        deltas: list[bytes] = []
+        previous: list[bytes] = []
+        for start in range(0, len(order), _FEW_DENSE_PAIRS):  # bounded by the run's pairs
+            chunk = order[start : start + _FEW_DENSE_PAIRS]
+            raised = _sparse.merge_few_dense(dense, 6, chunk, [wanted[i] for i in chunk])
+            assert raised is not None  # (every index and value was checked above)
+            delta, before = raised
+            if delta is not None:
+                deltas.append(delta)
+            if before is not None:
+                previous.append(before)
+        if not deltas:
+            return MaxVector(), MaxVector()
+        _forget(dense)
+        return MaxVector.join_packed(deltas), MaxVector.join_packed(previous)
 
     def _merge_few_into_six(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
@@ -1359,7 +1413,7 @@ class MaxVector:
             if few is not None:
                 return few
         if isinstance(indices, list) and isinstance(values, list) and self._dense is None:
-            if len(indices) <= _FEW_LOOKUPS and self._takes_pending():
+            if self._takes_pending() and len(indices) <= self._overlay_takes():
                 return self._merge_few_pending(_few_wanted(indices, values))
             self._settle()  # (a fold may turn it dense: then the paths below)
             merged = (
@@ -1404,6 +1458,9 @@ class MaxVector:
             if few is not None:
                 return few
         idx, val = normalize_pairs(indices, values)
+        if self._dense is None and self._takes_pending() and idx.size <= self._overlay_takes():
+            # (a pipelined run's pairs into a large sparse vector: its overlay, not a copy)
+            return self._merge_few_pending(dict(zip(idx.tolist(), val.tolist(), strict=True)))
         return self.merge_tracking(idx, val)
 
     def _took_packed(
@@ -1468,16 +1525,28 @@ class MaxVector:
         """Whether a few pairs go to the overlay (a large sparse vector) rather than the bytes."""
         return self._pending is not None or len(self._packed) >= _PENDING_FROM_BYTES
 
+    def _overlay_takes(self) -> int:
+        """The most pairs one write puts in the overlay of this (large, sparse) vector: what
+        makes it fold (:meth:`_merge_few_pending`), so a write never costs more than a fold
+        (a pipelined run of 16 BF.ADDs to a filling 1M-capacity filter is ~130 bits; as one
+        bulk merge each run copied the whole ~1 MB of packed pairs)."""
+        count = (len(self._packed) - 1) // (4 + self._packed[0])
+        return min(max(count // _PENDING_FOLD_SHARE, _PENDING_FOLD_MIN), _PENDING_FOLD_MAX)
+
     def _merge_few_pending(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
-        """A few validated pairs into the overlay of a large sparse vector: a dict update and a
-        bisect per pair, no copy of the bytes; folded once the overlay has grown (any width)."""
+        """Validated pairs (at most :meth:`_overlay_takes`) into the overlay of a large sparse
+        vector: one C search of the bytes for all of them, a dict update and a bisect per pair,
+        no copy of the bytes; folded once the overlay has grown (any width)."""
         pending = self._pending
         if pending is None:
             pending = self._pending = _Overlay()
         grown: dict[int, int] = {}
         before: dict[int, int] = {}
-        for index, value in wanted.items():
-            current = self.get(index)
+        indices = list(wanted)
+        stored = _sparse.values(self._packed, indices)
+        for index, packed_value in zip(indices, stored, strict=True):
+            value = wanted[index]
+            current = pending.get(index, packed_value)  # (an overlay value is above the bytes')
             if value > current:
                 grown[index] = value
                 pending.top = max(pending.top, value)
@@ -1492,9 +1561,7 @@ class MaxVector:
             self._pending = None
         if not grown:
             return MaxVector(), MaxVector()
-        count = (len(self._packed) - 1) // (4 + self._packed[0])
-        fold_at = min(max(count // _PENDING_FOLD_SHARE, _PENDING_FOLD_MIN), _PENDING_FOLD_MAX)
-        if len(pending) > fold_at:
+        if len(pending) > self._overlay_takes():
             self._settle()
         return MaxVector._from_few(grown), MaxVector._from_few(before)
 
