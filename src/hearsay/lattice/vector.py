@@ -205,6 +205,18 @@ def _few_wanted(indices: list[int], values: list[int]) -> dict[int, int]:
     return wanted
 
 
+def _int_lists(indices: npt.ArrayLike, values: npt.ArrayLike) -> tuple[list[int], list[int]] | None:
+    """Pairs given as Python lists, or as one-dimensional unsigned arrays (made lists), for
+    the paths that merge them as Python ints; None for any other form (the general path)."""
+    if isinstance(indices, np.ndarray) and isinstance(values, np.ndarray):
+        if indices.dtype.kind != "u" or values.dtype.kind != "u" or indices.ndim != 1:
+            return None
+        return indices.tolist(), values.tolist()
+    if isinstance(indices, list) and isinstance(values, list):
+        return indices, values
+    return None
+
+
 def _small_unsigned(indices: npt.ArrayLike, values: npt.ArrayLike) -> bool:
     """A few pairs as unsigned arrays (indices uint32): the packed-bytes path takes them
     (``_few_wanted`` still checks each value, so uint64 ones above 2**63-1 are refused)."""
@@ -1338,15 +1350,10 @@ class MaxVector:
         size = np.size(indices)
         if sys.byteorder != "little" or size * _SIX_RUN_SHARE > slots:
             return None
-        if isinstance(indices, np.ndarray) and isinstance(values, np.ndarray):
-            if indices.dtype.kind not in "iu" or values.dtype.kind not in "iu":
-                return None
-            index_list, value_list = indices.tolist(), values.tolist()
-        elif isinstance(indices, list) and isinstance(values, list):
-            index_list, value_list = indices, values
-        else:
+        as_lists = _int_lists(indices, values)
+        if as_lists is None:
             return None
-        wanted = _few_wanted(index_list, value_list)  # (distinct slots: chunks never overlap)
+        wanted = _few_wanted(*as_lists)  # (distinct slots: chunks never overlap)
         if not wanted:
             return MaxVector(), MaxVector()
         if max(wanted) >= slots or max(wanted.values()) > _SIX_MAX:
@@ -1374,17 +1381,10 @@ class MaxVector:
     ) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs (one PFADD) set in the six-bit slots in place, one C call per
         register. None: not for this path (many pairs, a value above 63, an index beyond)."""
-        if isinstance(indices, np.ndarray) and isinstance(values, np.ndarray):
-            if indices.dtype.kind != "u" or values.dtype.kind != "u" or indices.ndim != 1:
-                return None
-            index_list, value_list = indices.tolist(), values.tolist()
-        elif isinstance(indices, list) and isinstance(values, list):
-            index_list, value_list = indices, values
-        else:
+        as_lists = _int_lists(indices, values)
+        if as_lists is None or len(as_lists[0]) > _FEW_PAIRS:
             return None
-        if len(index_list) > _FEW_PAIRS:
-            return None
-        wanted = _few_wanted(index_list, value_list)
+        wanted = _few_wanted(*as_lists)
         if not wanted:
             return MaxVector(), MaxVector()
         packed = self._dense
