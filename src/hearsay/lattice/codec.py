@@ -156,11 +156,17 @@ def _packed_to_wire(origin: str, packed: bytes) -> list[Any]:
 
 def entry_to_wire(entry: Entry) -> WireEntry:
     """The msgpack-ready form of an entry, for embedding in larger messages."""
+    slices = [_slice_to_wire(origin, vector) for origin, vector in entry.slices()]
+    return wire_around(entry, slices)
+
+
+def wire_around(entry: Entry, slices: list[Any]) -> WireEntry:
+    """:func:`entry_to_wire`'s form of ``entry``'s epoch, schema and expiry around ``slices``
+    (already in wire form: gossip sends a few pairs in its own form, see messages.py)."""
     schema = entry.schema
     wire_schema = (
         None if schema is None else [schema.kind, list(schema.params), schema.size, schema.additive]
     )
-    slices = [_slice_to_wire(origin, vector) for origin, vector in entry.slices()]
     return [FORMAT_VERSION, entry.epoch, wire_schema, list(entry.expiry), slices]
 
 

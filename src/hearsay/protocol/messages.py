@@ -34,7 +34,7 @@ import numpy as np
 
 from hearsay.base.errors import DecodeError
 from hearsay.base.packing import packb as packb  # noqa: PLC0414  (re-exported: msg.packb)
-from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire, entry_to_wire
+from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire, entry_to_wire, wire_around
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import KEY_BYTES_MAX
 
@@ -79,9 +79,7 @@ def entry_wire(entry: Entry) -> list[Any]:
         if not 0 < count <= FEW_PAIRS_MAX:
             return entry_to_wire(entry)
         slices.append([origin, width, packed[1 : 1 + 4 * count], packed[1 + 4 * count :]])
-    wire = entry_to_wire(Entry(entry.epoch, entry.schema, entry.expiry))
-    wire[4] = slices
-    return wire
+    return wire_around(entry, slices)
 
 
 RELAY_FANOUT_MAX = 255

@@ -220,17 +220,19 @@ class Acks:
         encoded = [item for item, _ in items]
         prefix_max = len(msg.push_prefix(relay, self._ack_seq + len(items)))
         for start, stop in outbox.fit(encoded, outbox.payload_budget - prefix_max - 3):
-            carried: dict[int, int] = {}  # one seq per record (coalesced writes share one)
+            # One seq per record (coalesced writes share one), with the record.
+            carried: dict[int, tuple[int, _Write | None]] = {}
             for _, first in items[start:stop]:
                 for seq in (first, *also.get(first, ())) if also else (first,):
                     write = self._writes.get(seq)
-                    carried.setdefault(-seq if write is None else id(write), seq)
-            seqs = tuple(carried.values())
+                    held = -seq if write is None else id(write)
+                    if held not in carried:
+                        carried[held] = (seq, write)
+            seqs = tuple(seq for seq, _ in carried.values())
             self._ack_seq += 1
             ack_id = self._ack_seq
             self._ack_ids.put(ack_id, (seqs, peer, outbox.now))
-            for seq in seqs:
-                write = self._writes.get(seq)
+            for _, write in carried.values():
                 if write is not None:
                     write.sent(peer)
             payload = msg.push_prefix(relay, ack_id) + msg.join_items(b"", encoded[start:stop])

@@ -192,14 +192,14 @@ class Rumours:
         plain: dict[tuple[Address, bool, int], list[bytes]] = {}
         for push in held:
             # True and 1 differ on the wire: the key keeps bool and int apart.
-            for peer in push.peers:
-                group = (peer, isinstance(push.relay, bool), int(push.relay))
-                if push.ack_write:
-                    asking.setdefault(group, []).extend(
-                        (item, push.ack_write) for item in push.items
-                    )
-                else:
-                    plain.setdefault(group, []).extend(push.items)
+            mode = (isinstance(push.relay, bool), int(push.relay))
+            if push.ack_write:
+                pairs = [(item, push.ack_write) for item in push.items]
+                for peer in push.peers:
+                    asking.setdefault((peer, *mode), []).extend(pairs)
+            else:
+                for peer in push.peers:
+                    plain.setdefault((peer, *mode), []).extend(push.items)
         for (peer, is_bool, relay), pairs in asking.items():
             self._push_asking(peer, pairs, relay=bool(relay) if is_bool else relay)
         for (peer, is_bool, relay), items in plain.items():
