@@ -216,3 +216,28 @@ def test_ones_past_the_dense_cap_are_held_as_bits_and_widen_to_pairs() -> None:
     assert len(grown) == ones.size + 1 and grown.get(5) == 3 and grown.get(top - 4) == 1
     vector.merge_pairs(np.array([5], dtype=np.uint32), np.array([3], dtype=np.uint8))
     assert vector == grown
+
+
+@given(
+    st.sampled_from([2_000, 40_000, 140_000]),  # slots: bitsets below and above 16 KiB
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 3, 8, 1000]),
+)
+def test_bit_run_spans_the_first_to_the_last_set_byte(span: int, seed: int, shift: int) -> None:
+    """The run a bitset is encoded and staged from (first to last set byte, and the count),
+    on both sides of the size from which those bytes are found by numpy instead of by
+    stripping zero bytes."""
+    rng = np.random.default_rng(seed)
+    count = span // 4  # (dense enough to be held as bits)
+    indices = sorted({int(i) + shift for i in rng.integers(0, span, count)})
+    vector = MaxVector.from_items((index, 1) for index in indices)
+    got = vector.bit_run()
+    assert got is not None, "not held as bits: the test no longer covers bit_run"
+    start, run, held = got
+    assert start == 8 * (indices[0] // 8)
+    assert len(run) == indices[-1] // 8 - indices[0] // 8 + 1
+    assert held == len(indices)
+    expected = np.zeros(len(run), dtype=np.uint8)
+    for index in indices:
+        expected[(index - start) >> 3] |= 1 << (index & 7)
+    assert run.tobytes() == expected.tobytes()

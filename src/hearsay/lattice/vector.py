@@ -319,6 +319,12 @@ def _bit_indices(bits: npt.NDArray[np.uint8], count: int) -> IndexArray:
     return out
 
 
+_STRIP_BYTES_MAX: Final = 16_384
+"""Bitsets up to this many bytes find their first and last set byte by stripping zero bytes
+off a copy (~5 us for a 1k-capacity filter's 1.2 KB, where numpy's compare and two argmax
+calls cost ~15 us); larger ones by numpy, which is faster there."""
+
+
 def _popcount(bits: npt.NDArray[np.uint8]) -> int:
     return int(np.bitwise_count(bits).sum(dtype=np.int64))
 
@@ -939,9 +945,15 @@ class MaxVector:
         bits = self._dense
         if bits is None or not self._is_bits:
             return None
-        held = bits != 0
-        first = int(np.argmax(held))
-        last = bits.size - 1 - int(np.argmax(held[::-1]))
+        if bits.size <= _STRIP_BYTES_MAX:  # (a small filter, staged at every flush it changed)
+            held_bytes = bits.tobytes()
+            from_first = held_bytes.lstrip(b"\0")
+            first = len(held_bytes) - len(from_first) if from_first else 0  # (none set: all)
+            last = first + len(from_first.rstrip(b"\0")) - 1 if from_first else bits.size - 1
+        else:
+            held = bits != 0
+            first = int(np.argmax(held))
+            last = bits.size - 1 - int(np.argmax(held[::-1]))
         run = bits[first : last + 1]
         run.flags.writeable = False
         return 8 * first, run, _popcount(run)
