@@ -104,6 +104,32 @@ def test_a_lookup_the_resolver_has_not_answered_never_holds_up_the_loops_end(
         release.set()
 
 
+def test_a_stop_as_the_lookup_fails_ends_the_join(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup's answer (a failure) and the stop's cancel land in the same loop turn: the
+    cancel must win, or the join logs a failure, sleeps and retries while the stop waits
+    for it (a node took over 20 s to stop after HEARSAY.JOIN of a name that does not
+    resolve)."""
+
+    async def run() -> None:
+        lookup: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        monkeypatch.setattr(joiner_module, "_getaddrinfo", lambda host, port: lookup)
+
+        async def resolve(host: str, port: int) -> list[Address]:
+            return await resolve_for(socket.AF_INET, host, port)
+
+        joiner = Joiner(resolve, lambda seeds: None, lambda: False, random.Random(1))
+        joiner.join([("name.invalid", 1)], "name.invalid:1")
+        for _ in range(100):  # bounded: until the join waits on the lookup
+            await asyncio.sleep(0)
+        assert joiner.attempts == 1
+        lookup.set_exception(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+        async with asyncio.timeout(5.0):
+            await joiner.stop()  # (run here, not as a task: it cancels before the join wakes)
+        assert joiner.failures == 0  # the failure was never taken: the join ended there
+
+    asyncio.run(run())
+
+
 def test_a_join_retries_logs_once_per_reason_and_ends_when_a_member_is_live(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
