@@ -217,7 +217,7 @@ class Entry:
         read from the body as it is held, with no generator or sort)."""
         body = self._body
         if type(body) is bytes:
-            return (len(body) - 1) // (4 + body[0]) if len(body) > 1 else 0
+            return len(MaxVector.of_packed(body))  # (the packed layout is the vector's)
         if type(body) is MaxVector:
             return len(body)
         total = 0

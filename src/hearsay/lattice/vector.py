@@ -1358,13 +1358,19 @@ class MaxVector:
         above 63, an index beyond them, not little-endian)."""
         dense = self._dense
         assert dense is not None
-        slots = self.dense_slots
-        size = np.size(indices)
-        if sys.byteorder != "little" or size * _SIX_RUN_SHARE > slots:
+        size = (
+            indices.size
+            if isinstance(indices, np.ndarray)
+            else len(indices)
+            if isinstance(indices, list)
+            else 0
+        )  # (before any list is made: a big array is not for this path)
+        if sys.byteorder != "little" or not size or size * _SIX_RUN_SHARE > self.dense_slots:
             return None
         as_lists = _int_lists(indices, values)
         if as_lists is None:
             return None
+        slots = self.dense_slots
         wanted = _few_wanted(*as_lists)  # (distinct slots: chunks never overlap)
         if not wanted:
             return MaxVector(), MaxVector()

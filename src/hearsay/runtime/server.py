@@ -62,8 +62,8 @@ GIL_SWITCH_INTERVAL_S: Final = 0.0005
 """How long the event loop's thread may keep the GIL once another thread asks for it (Python's
 default: 5 ms). The store's writer thread needs it back after each SQLite call (BEGIN, the
 batch's upsert, COMMIT); behind a busy loop it waited up to 5 ms each time, fell 0.25 s behind
-under writes to many keys, and back-pressure then blocked the loop (7% of its time under INCR
-over 1,000 keys at -P 16)."""
+under writes to many keys, and back-pressure then blocked the loop (2-7% of its time under INCR
+over 1,000 keys at -P 16 in three runs; under 1% with this interval)."""
 HOUSEKEEPING_INTERVAL_S: Final = 0.05
 """How often replicated changes are flushed and expired keys swept."""
 IDLE_CHECK_INTERVAL_S: Final = 1.0
