@@ -54,10 +54,10 @@ over and a position no longer admits a new item); items are at most :data:`ITEM_
 
 from __future__ import annotations
 
-import heapq
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 import numpy as np
@@ -69,7 +69,7 @@ from hearsay.sketch import _heavykeeper
 from hearsay.sketch.hashing import member_hash, mix64_int
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
-from hearsay.sketch.slots import Slices, values_of
+from hearsay.sketch.slots import Slices
 
 __all__ = [
     "DECAYS_PER_ROW_MAX",
@@ -94,10 +94,7 @@ DECAYS_PER_CALL_MAX: Final = 65_536
 trials fail): with :data:`DECAYS_PER_ROW_MAX`, what bounds a call whatever its decay."""
 ITEM_BYTES_MAX: Final = 4 * (TOPK_POSITION_SLOTS - 3)
 _LOW32: Final = 0xFFFFFFFF
-_TICKS: Final = 0
 _BUCKETS: Final = 8
-_GOLDEN: Final = 0x9E3779B97F4A7C15
-_MASK64: Final = (1 << 64) - 1
 _DOUBLE: Final = struct.Struct("<d")
 
 
@@ -109,65 +106,6 @@ class TopKInfo:
     width: int
     depth: int
     decay: float
-
-
-@dataclass(slots=True)
-class _Position:
-    """One list position of the writer's own slice, decoded."""
-
-    generation: int
-    count: int
-    fingerprint: int
-    length: int
-    item: bytes | None  # decoded on demand (None: not yet read)
-    newest: int  # the newest generation any of its slots carries (a rewrite goes past it)
-
-
-@dataclass(slots=True)
-class _Own:
-    """A writer's own slice during one call or run: reads go through a cache of the slots
-    this run has read or written, writes are collected as pairs."""
-
-    vec: MaxVector | None
-    cache: dict[int, int] = field(default_factory=dict)
-    indices: list[int] = field(default_factory=list)
-    values: list[int] = field(default_factory=list)
-
-    def get(self, index: int) -> int:
-        value = self.cache.get(index)
-        if value is None:
-            value = self.vec.get(index) if self.vec is not None else 0
-            self.cache[index] = value
-        return value
-
-    def prefetch(self, indices: list[int]) -> list[int]:
-        """Read ``indices`` into the cache in one look-up (in C over a sparse slice's packed
-        pairs, vectorised over a dense one: a few reads one by one cost a bisect set-up
-        each); their values."""
-        vec = self.vec
-        values = [0] * len(indices) if vec is None else values_of(vec, indices)
-        self.cache.update(zip(indices, values, strict=True))
-        return values
-
-    def read(self, indices: list[int]) -> list[int]:
-        """The values at ``indices``, those not read yet in one :meth:`prefetch`."""
-        cache = self.cache
-        missing = [index for index in indices if index not in cache]
-        if missing:
-            self.prefetch(missing)
-        return [cache[index] for index in indices]
-
-    def put(self, index: int, value: int) -> None:
-        if value > self.get(index):
-            self.cache[index] = value
-            self.indices.append(index)
-            self.values.append(value)
-
-
-def _item_words(item: bytes, generation: int) -> list[int]:
-    tag = generation << 32
-    padded = item + b"\0" * (-len(item) % 4)
-    return [tag | word for (word,) in struct.iter_unpack("<I", padded)]
 
 
 class TopK:
@@ -235,36 +173,36 @@ class TopK:
 
         Returns the pairs for its own slice and, per call, per item, the item expelled from
         this origin's list (None when none was). Reads and writes only ``origin``'s slice; a
-        run of calls gives exactly the pairs and replies of the calls in turn.
+        run of calls gives exactly the pairs and replies of the calls in turn. The work is
+        ``_heavykeeper.add`` (C); ``tests/support/topk_reference.py`` is its statement in Python.
         """
-        own = _Own(slices.get(origin))
-        hashed = [[(item, increment, member_hash(item)) for item, increment in c] for c in calls]
-        rows = [self._buckets_of(h) for call in hashed for _, _, h in call]
-        wanted = [*self._header_list, _TICKS]
-        for first_slots in rows:
-            for slot in first_slots:
-                wanted += (slot, slot + 1, slot + 2)
-        headers = own.prefetch(wanted)[: len(self._header_list)]
-        writer = _Writer(self, own, _positions(headers))
+        vec = slices.get(origin)
+        items = [item for call in calls for item, _ in call]
+        increments = [increment for call in calls for _, increment in call]
+        pairs, expelled = _heavykeeper.add(
+            _zeros if vec is None else vec.values_of,
+            items,
+            list(map(member_hash, items)),
+            increments,
+            self._k,
+            self._width,
+            self._depth,
+            self._powers,
+            self._decay,
+            list(accumulate(map(len, calls))),
+        )
+        if len(calls) == 1:
+            return pairs, [expelled]
         replies: list[list[bytes | None]] = []
         at = 0
-        for call in hashed:
-            writer.decays_left = DECAYS_PER_CALL_MAX
-            out: list[bytes | None] = []
-            for item, increment, h in call:
-                out.append(writer.add_one(item, increment, h, rows[at]))
-                at += 1
-            replies.append(out)
-        return (own.indices, own.values), replies
+        for call in calls:
+            replies.append(expelled[at : at + len(call)])
+            at += len(call)
+        return pairs, replies
 
     @property
     def decay(self) -> float:
         return self._decay
-
-    @property
-    def powers(self) -> bytes:
-        """``decay ** count`` for counts 0..255 as native doubles (the rows' coin flips)."""
-        return self._powers
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -356,132 +294,6 @@ class TopK:
         return [item in listed for item in items]
 
 
-def _position_slot(at: int) -> int:
-    return TOPK_LIST_BASE + TOPK_POSITION_SLOTS * at
-
-
-def _positions(raw: list[int]) -> list[_Position]:
-    """The writer's ``k`` positions from their header slots' values (an incomplete one reads
-    as empty, keeping its newest generation so a rewrite goes past it)."""
-    out: list[_Position] = []
-    for at in range(len(raw) // 3):
-        length_v, count_v, fp_v = raw[3 * at : 3 * at + 3]
-        generation = length_v >> 32
-        if generation and count_v >> 32 == generation and fp_v >> 32 == generation:
-            length, count = length_v & _LOW32, count_v & _LOW32
-            out.append(_Position(generation, count, fp_v & _LOW32, length, None, generation))
-        else:
-            newest = max(length_v >> 32, count_v >> 32, fp_v >> 32)
-            out.append(_Position(0, 0, 0, 0, None, newest))
-    return out
-
-
-class _Writer:
-    """One call or run of TOPK.ADD / INCRBY on a writer's own slice: its HeavyKeeper rows
-    and its list (RedisBloom's ``TopK_Add``, item by item)."""
-
-    __slots__ = ("_by_fp", "_lowest", "_own", "_positions", "_view", "decays_left")
-
-    def __init__(self, view: TopK, own: _Own, positions: list[_Position]) -> None:
-        self._view = view
-        self._own = own
-        self._positions = positions
-        self.decays_left = DECAYS_PER_CALL_MAX  # reset by the caller for each call
-        self._by_fp: dict[int, list[int]] = {}
-        for at, position in enumerate(positions):
-            if position.generation:
-                self._by_fp.setdefault(position.fingerprint, []).append(at)
-        # RedisBloom's heap[0]: the position of least (count, occupied, index). A heap of
-        # every state a position took; an entry no longer its position's state is skipped.
-        self._lowest = [(p.count, p.generation > 0, at) for at, p in enumerate(positions)]
-        heapq.heapify(self._lowest)
-
-    def _minimum(self) -> int:
-        lowest, positions = self._lowest, self._positions
-        while True:
-            count, occupied, at = lowest[0]
-            position = positions[at]
-            if position.count == count and (position.generation > 0) == occupied:
-                return at
-            heapq.heappop(lowest)
-
-    def _changed(self, at: int) -> None:
-        position = self._positions[at]
-        heapq.heappush(self._lowest, (position.count, position.generation > 0, at))
-
-    def add_one(self, item: bytes, increment: int, h: int, slots: list[int]) -> bytes | None:
-        """One item's increment: the item expelled from the list, or None."""
-        own, positions = self._own, self._positions
-        fp = h & _LOW32
-        ticks = own.cache[_TICKS]
-        own.put(_TICKS, ticks + 1)
-        seed = h ^ ((ticks * _GOLDEN) & _MASK64)
-        # HeavyKeeper's rows in C (every bucket slot of the call or run was prefetched)
-        best, self.decays_left = _heavykeeper.rows(
-            own.cache,
-            own.indices,
-            own.values,
-            slots,
-            fp,
-            increment,
-            seed,
-            self.decays_left,
-            self._view.powers,
-            self._view.decay,
-        )
-        at = self._minimum()
-        if best < positions[at].count:
-            return None
-        listed = self._listed(self._by_fp.get(fp, ()), item)
-        if listed is not None:
-            position = positions[listed]
-            if best > position.count:  # counts rise in place
-                own.put(_position_slot(listed) + 1, position.generation << 32 | best)
-                position.count = best
-                self._changed(listed)
-            elif best < position.count and position.newest < GENERATION_MAX:
-                # RedisBloom takes the new count even when lower: a new generation
-                self._publish(listed, item, fp, best)
-            return None
-        victim = positions[at]
-        if victim.newest >= GENERATION_MAX:
-            return None
-        expelled = None
-        if victim.generation:
-            expelled = self._item_of(at, victim)
-            self._by_fp[victim.fingerprint].remove(at)
-        self._publish(at, item, fp, best)
-        self._by_fp.setdefault(fp, []).append(at)
-        return expelled
-
-    def _item_of(self, at: int, position: _Position) -> bytes:
-        if position.item is None:
-            base = _position_slot(at) + 3
-            words = self._own.read([base + i for i in range((position.length + 3) // 4)])
-            if any(word >> 32 != position.generation for word in words):
-                position.item = b""  # never completely written: compares unequal
-            else:
-                data = b"".join(struct.pack("<I", word & _LOW32) for word in words)
-                position.item = data[: position.length]
-        return position.item
-
-    def _listed(self, candidates: Sequence[int], item: bytes) -> int | None:
-        for at in candidates:
-            position = self._positions[at]
-            if position.length == len(item) and self._item_of(at, position) == item:
-                return at
-        return None
-
-    def _publish(self, at: int, item: bytes, fp: int, count: int) -> None:
-        """Position ``at`` rewritten to hold ``item`` under a new generation."""
-        generation = self._positions[at].newest + 1
-        tag = generation << 32
-        base = _position_slot(at)
-        own = self._own
-        own.put(base, tag | len(item))
-        own.put(base + 1, tag | count)
-        own.put(base + 2, tag | fp)
-        for i, word in enumerate(_item_words(item, generation)):
-            own.put(base + 3 + i, word)
-        self._positions[at] = _Position(generation, count, fp, len(item), item, generation)
-        self._changed(at)
+def _zeros(indices: list[int]) -> list[int]:
+    """The values of a slice not written yet."""
+    return [0] * len(indices)
