@@ -59,6 +59,8 @@ def _wire_slices(draw: st.DrawFn) -> tuple[int, list[int], list[int], int]:
 @example((2, [5, 9], [1, 3], 16384))  # wider than its values need
 @example((1, [5, 16384], [1, 3], 16384))  # past the slots
 @example((8, [5], [VALUE_MAX + 1], 16384))  # above VALUE_MAX
+@example((1, list(range(60)), [2] * 60, 16384))  # many pairs on few slots: held dense
+@example((1, list(range(60)), [1] * 60, 16384))  # ... and as bits
 def test_a_few_sparse_pairs_decode_as_the_general_path_does(
     case: tuple[int, list[int], list[int], int],
 ) -> None:

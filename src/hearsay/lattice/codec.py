@@ -50,11 +50,10 @@ _PACKED_RUN_PAIRS_MAX: Final = 32
 
 WireEntry = list[Any]
 
-FEW_PAIRS_MAX: Final = 16
+FEW_PAIRS_MAX: Final = 64
 """Sparse slices of at most this many pairs are read without numpy (:func:`_few_pairs`):
-a replicated write's delta is a pair or a few, and numpy's fixed costs were most of what
-decoding one took (~60 us of a ~3 us unpack). Below 20 pairs packed pairs are always the
-vector's own form (a dense array costs at least its 80-byte header more)."""
+a replicated write's delta is a pair or a few dozen (a TOPK.ADD raises ~20 slots), and
+numpy's fixed costs were most of what decoding one took (~60 us of a ~3 us unpack)."""
 _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
@@ -252,7 +251,7 @@ def _few_pairs(
         or any(a >= b for a, b in pairwise(at))
     ):
         return None
-    return MaxVector.of_packed(bytes((width,)) + indices + values)
+    return MaxVector.of_checked_packed(bytes((width,)) + indices + values)
 
 
 def _bit_run_from_wire(start: object, bits: object, size: int) -> MaxVector:

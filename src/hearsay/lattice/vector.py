@@ -626,6 +626,14 @@ class MaxVector:
         vector._packed, vector._dense, vector._pending = packed, None, None
         return vector
 
+    @classmethod
+    def of_checked_packed(cls, packed: bytes) -> MaxVector:
+        """:meth:`of_packed` of pairs checked to be in the packed form (a peer's delta), held
+        dense when that is smaller (many pairs on few slots), as any other vector would be."""
+        vector = cls.of_packed(packed)
+        vector._maybe_densify()
+        return vector
+
     def packed_pairs(self) -> bytes | None:
         """A sparse vector's packed pairs (the one object that holds it), None when dense: an
         entry keeps these bytes instead of the vector (48 bytes less per small key)."""
