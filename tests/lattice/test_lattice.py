@@ -219,6 +219,26 @@ def test_malformed_entries_raise_decode_error(wire: object) -> None:
         decode_entry(msgpack.packb(wire, use_bin_type=True))
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        ["hll", [14.0], 16384, False],  # equal to a schema decoded before, as a float
+        ["hll", [True], 16384, False],  # ... as a bool
+        ["hll", [14], 16384.0, False],
+        ["hll", [14], 16384, 0],
+        ["hll", [[14]], 16384, False],  # unhashable
+    ],
+)
+def test_a_schema_seen_before_is_refused_in_another_type(schema: object) -> None:
+    """Decoded schemas are remembered by their fields: one equal to a remembered one but
+    not of its exact types (1.0 and True equal 1 and hash alike) is still refused."""
+    good = [1, 0, ["hll", [14], 16384, False], [0, 0], []]
+    decode_entry(msgpack.packb(good, use_bin_type=True))
+    decode_entry(msgpack.packb([1, 0, ["hll", [1], 16384, False], [0, 0], []], use_bin_type=True))
+    with pytest.raises(DecodeError):
+        decode_entry(msgpack.packb([1, 0, schema, [0, 0], []], use_bin_type=True))
+
+
 def test_huge_declared_lengths_are_refused_before_allocating() -> None:
     # A bin header claiming 4 GiB inside a 10-byte message.
     with pytest.raises(DecodeError):

@@ -180,21 +180,47 @@ def _int(value: object, low: int, high: int, what: str) -> int:
     return value
 
 
+_SCHEMAS_SEEN_MAX: Final = 4096
+_schemas_seen: dict[tuple[object, ...], Schema] = {}
+"""Schemas decoded so far, by their wire fields: every replicated delta carries its key's
+schema, and checking and interning one again cost ~2 us of a ~9 us decode. Emptied when full
+(a peer sending ever new schemas gains nothing but the check)."""
+
+
 def _schema_from_wire(wire: object) -> Schema | None:
     if wire is None:
         return None
     if not isinstance(wire, list) or len(wire) != 4:
         raise DecodeError("schema must be nil or [kind, params, size, additive]")
     kind, params, size, additive = wire
+    if type(params) is list:
+        try:
+            seen = _schemas_seen.get((kind, size, additive, *params))
+        except TypeError:  # (an unhashable field: refused below)
+            seen = None
+        # Equal fields of the exact types a checked schema has: the same schema (1.0 or True
+        # equal 1 and hash alike, so the types are checked, not only the look-up).
+        if (
+            seen is not None
+            and type(kind) is str
+            and type(size) is int
+            and type(additive) is bool
+            and all(type(p) is int for p in params)
+        ):
+            return seen
     if not isinstance(kind, str) or not isinstance(params, list) or type(additive) is not bool:
         raise DecodeError("schema fields have the wrong types")
     if len(params) > 8:
         raise DecodeError("a schema has at most 8 parameters")
     checked = tuple(_int(p, -INT64_MAX - 1, INT64_MAX, "schema parameter") for p in params)
     try:
-        return Schema(kind, checked, _int(size, 1, 1 << 32, "schema size"), additive).intern()
+        schema = Schema(kind, checked, _int(size, 1, 1 << 32, "schema size"), additive).intern()
     except BoundsError as error:
         raise DecodeError(f"invalid schema: {error}") from error
+    if len(_schemas_seen) >= _SCHEMAS_SEEN_MAX:
+        _schemas_seen.clear()
+    _schemas_seen[(kind, size, additive, *checked)] = schema
+    return schema
 
 
 def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
