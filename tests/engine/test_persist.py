@@ -498,10 +498,10 @@ class FlakyDisk:
             self.batches.append((dict(puts), durable))
             real_write(puts, meta, deltas=deltas, durable=durable)
 
-        def checkpoint() -> None:
+        def checkpoint(*, truncate: bool = False) -> None:
             if what == "sync" and self.broken.is_set():
                 raise StorageError("cannot checkpoint: disk I/O error")
-            real_checkpoint()
+            real_checkpoint(truncate=truncate)
 
         def reopen() -> None:
             self.reopens += 1

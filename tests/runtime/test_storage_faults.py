@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import redis
 
+from hearsay.base.errors import StorageError
+from hearsay.persist.store import SqliteStore
 from tests.support.nodes import NodeProcess, poll_until, start_node
 from tests.support.scrape import scrape, value
 
@@ -190,6 +192,32 @@ def test_disk_full_refuses_writes_loses_nothing_and_recovers(tmp_path: Path, pol
         finally:
             if node is not None:
                 node.kill()
+
+
+def test_a_rewrite_in_chunks_fits_a_disk_one_transaction_cannot(tmp_path: Path) -> None:
+    """What a recovery after a full disk writes: 3,000 rows of 900-byte keys (~2.8 MB) on a
+    10 MiB disk. In one transaction they commit into a WAL as big as the rows, and the
+    checkpoint that would make them durable cannot grow the database beside it (the store
+    would stay read-only); in chunks of 256 rows, the WAL cut back after each, all of them are
+    stored and the WAL is left empty."""
+    puts: dict[bytes, bytes | None] = {
+        (KEY_PAD + f"{i:06d}").encode(): b"v" * 40 for i in range(3000)
+    }
+    with (
+        tmpfs(tmp_path / "one", 10 * 1024 * 1024) as mount,
+        SqliteStore(mount / "data") as store,
+        pytest.raises(StorageError, match="full"),
+    ):
+        store.write_batch(puts, durable=True)
+        store.checkpoint()
+    with tmpfs(tmp_path / "chunks", 10 * 1024 * 1024) as mount:
+        with SqliteStore(mount / "data") as store:
+            store.write_in_chunks(puts, {}, rows_max=256)
+            assert store.count() == len(puts)
+            assert (mount / "data" / "hearsay.db-wal").stat().st_size == 0
+        with SqliteStore(mount / "data") as store:
+            assert store.count() == len(puts)
+            assert store.get(next(iter(puts))) == b"v" * 40
 
 
 def test_sigterm_while_the_disk_is_full_reports_what_was_not_saved(tmp_path: Path) -> None:

@@ -265,6 +265,11 @@ class Replica:
         storage = self.storage
         return 0 if storage is None else len(self._dirty) + storage.unsynced_writes
 
+    @property
+    def dirty_keys(self) -> int:
+        """Keys changed since the last :meth:`flush` (not staged yet)."""
+        return len(self._dirty)
+
     def _mark_dirty(self, key: bytes) -> None:
         """Note that ``key`` changed (expired, purged, replaced) and its whole entry must reach
         the disk."""

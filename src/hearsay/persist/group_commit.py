@@ -99,6 +99,9 @@ FOLD_ROWS_MAX: Final = 4096
 """... or once they are this many rows: bounds what a load has to merge per key."""
 FOLD_STEP_S: Final = 0.005
 """A step between batches folds due keys for at most about this long (one key at least)."""
+RECOVERY_CHUNK_ROWS: Final = 256
+"""Rows a transaction when a recovery rewrites the held writes (see :meth:`_recover`): ~1 MB
+of WAL for keys of a kilobyte."""
 FOLD_IDLE_S: Final = 1.0
 """After this long with nothing to commit, the writer folds keys whose delta rows reach
 ``FOLD_IDLE_BYTES_RATIO`` of their whole row (for up to ``FOLD_STEP_S`` a step)."""
@@ -795,7 +798,11 @@ class GroupCommit:
         """Rewrite every held write through a fresh connection and sync; True on success.
 
         Nothing written before the failure is trusted (a failed fsync may have dropped pages
-        the kernel still showed as written): the held writes are written again, durably.
+        the kernel still showed as written): the held writes are written again, durably, in
+        chunks with the WAL cut back after each (:meth:`SqliteStore.write_in_chunks`): a disk
+        that filled up has room for the rows once freed, not always for them and one
+        transaction's WAL as well (a page per random key). A crash part way keeps the chunks
+        written so far (the others were as lost before it began).
         """
         batch, last_seq, _, taken_at_s = self._take_batch()
         if batch:
@@ -803,9 +810,8 @@ class GroupCommit:
         try:
             self._store.reopen()
             held = self._held
-            self._store.write_batch(held.puts, deltas=held.deltas, durable=True)
+            self._store.write_in_chunks(held.puts, held.deltas, rows_max=RECOVERY_CHUNK_ROWS)
             self._note_unfolded(held)
-            self._store.checkpoint()
         except Exception as exc:
             cause = describe_cause(exc)
             with self._cond:
