@@ -381,14 +381,9 @@ static void heap_swap(List *list, Py_ssize_t i, Py_ssize_t j)
     list->where[b] = i, list->where[a] = j;
 }
 
-/* Position `at`'s count or occupancy changed: back to its place in the heap. */
-static void heap_fix(List *list, Py_ssize_t at)
+/* The heap's entry `i` moved down below its lower children. */
+static void sift_down(List *list, Py_ssize_t i)
 {
-    Py_ssize_t i = list->where[at];
-    while (i > 0 && lower(list, list->heap[i], list->heap[(i - 1) / 2])) {
-        heap_swap(list, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
     for (;;) {
         Py_ssize_t least = i, left = 2 * i + 1, right = left + 1;
         if (left < list->k && lower(list, list->heap[left], list->heap[least]))
@@ -400,6 +395,17 @@ static void heap_fix(List *list, Py_ssize_t at)
         heap_swap(list, i, least);
         i = least;
     }
+}
+
+/* Position `at`'s count or occupancy changed: back to its place in the heap. */
+static void heap_fix(List *list, Py_ssize_t at)
+{
+    Py_ssize_t i = list->where[at];
+    while (i > 0 && lower(list, list->heap[i], list->heap[(i - 1) / 2])) {
+        heap_swap(list, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    sift_down(list, i);
 }
 
 static size_t chain_of(const List *list, uint64_t fp)
@@ -482,20 +488,8 @@ static int list_init(List *list, Run *run, Py_ssize_t k)
         if (list->at[at].generation)
             chain_add(list, at);
     list->next_order = (uint64_t)k;
-    for (Py_ssize_t i = k / 2 - 1; i >= 0; i--) { /* heapify */
-        Py_ssize_t j = i;
-        for (;;) {
-            Py_ssize_t least = j, left = 2 * j + 1, right = left + 1;
-            if (left < k && lower(list, list->heap[left], list->heap[least]))
-                least = left;
-            if (right < k && lower(list, list->heap[right], list->heap[least]))
-                least = right;
-            if (least == j)
-                break;
-            heap_swap(list, j, least);
-            j = least;
-        }
-    }
+    for (Py_ssize_t i = k / 2 - 1; i >= 0; i--) /* heapify */
+        sift_down(list, i);
     return 1;
 }
 

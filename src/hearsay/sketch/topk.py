@@ -114,7 +114,6 @@ class TopK:
     __slots__ = (
         "_decay",
         "_depth",
-        "_header_list",
         "_header_slots",
         "_k",
         "_powers",
@@ -129,7 +128,6 @@ class TopK:
         self._powers = struct.pack("=256d", *(self._decay**c for c in range(256)))
         base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(self._k, dtype=np.int64)
         self._header_slots = (base[:, None] + np.arange(3)).reshape(-1)
-        self._header_list: list[int] = self._header_slots.tolist()
 
     @classmethod
     def from_schema(cls, schema: Schema) -> TopK:
@@ -179,6 +177,7 @@ class TopK:
         vec = slices.get(origin)
         items = [item for call in calls for item, _ in call]
         increments = [increment for call in calls for _, increment in call]
+        ends = list(accumulate(map(len, calls)))
         pairs, expelled = _heavykeeper.add(
             _zeros if vec is None else vec.values_of,
             items,
@@ -189,16 +188,11 @@ class TopK:
             self._depth,
             self._powers,
             self._decay,
-            list(accumulate(map(len, calls))),
+            ends,
         )
         if len(calls) == 1:
             return pairs, [expelled]
-        replies: list[list[bytes | None]] = []
-        at = 0
-        for call in calls:
-            replies.append(expelled[at : at + len(call)])
-            at += len(call)
-        return pairs, replies
+        return pairs, [expelled[start:end] for start, end in zip([0, *ends], ends, strict=False)]
 
     @property
     def decay(self) -> float:
