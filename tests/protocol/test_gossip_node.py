@@ -749,6 +749,42 @@ def test_cover_retries_wait_for_the_round_trip_acks_took() -> None:
     assert sorted(pushed) == [B, C]
 
 
+def _retried_keys(node: GossipNode, now: int) -> list[bytes]:
+    """The keys of the cover retries ``node`` sends at ``now`` (sent nowhere): PUSHes asking
+    for an ack that nobody forwards."""
+    node.handle_timer(now)
+    keys: list[bytes] = []
+    for data, _dest in node.datagrams_to_send():
+        kind, payload = EnvelopeCodec("hearsay").open(data)
+        if kind == MessageType.PUSH:
+            relay, ack_id, items = msg.decode_push(payload)
+            if relay == 0 and relay is not False and ack_id:
+                keys.extend(key for key, _entry, _whole in items)
+    return keys
+
+
+def test_cover_retries_take_the_due_writes_only_and_never_a_forgotten_one() -> None:
+    """Writes pushed at different times are retried each at its own time; a record the
+    table dropped (more writes than ``write_track_max``) is never retried; what keeps the
+    due times stays bounded however many writes pass."""
+    nodes = _nodes(
+        A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1, write_track_max=8
+    )
+    for i in range(20):
+        _write(nodes[A], b"k%02d" % i, {1: 5}, NOW + i)
+        nodes[A].datagrams_to_send()  # lost
+    assert _retried_keys(nodes[A], NOW + 49) == []
+    assert sorted(_retried_keys(nodes[A], NOW + 64)) == [b"k12", b"k13", b"k14"]
+    assert sorted(_retried_keys(nodes[A], NOW + 69)) == [b"k%02d" % i for i in range(15, 20)]
+    assert _retried_keys(nodes[A], NOW + 1_000) == []
+    for i in range(2_000):
+        _write(nodes[A], b"w%d" % (i % 50), {1 + i // 50: 5}, NOW + 2_000 + i)
+        assert nodes[A].datagrams_to_send()  # lost
+    assert len(nodes[A]._acks._cover_due) <= 2 * 8 + 64  # noqa: SLF001
+    last = [b"w%d" % (i % 50) for i in range(1_992, 2_000)]
+    assert sorted(_retried_keys(nodes[A], NOW + 4_100)) == sorted(last)
+
+
 def _pushes_to(node: GossipNode) -> list[Address]:
     sent = node.datagrams_to_send()
     return [dest for (_, dest), kind in zip(sent, _kinds(sent), strict=True) if kind == "PUSH"]
