@@ -780,7 +780,7 @@ def test_cover_retries_take_the_due_writes_only_and_never_a_forgotten_one() -> N
     for i in range(2_000):
         _write(nodes[A], b"w%d" % (i % 50), {1 + i // 50: 5}, NOW + 2_000 + i)
         assert nodes[A].datagrams_to_send()  # lost
-    assert len(nodes[A]._acks._cover_due) <= 2 * 8 + 64  # noqa: SLF001
+    assert len(nodes[A]._acks._cover_due) <= 2 * 8 + 64
     last = [b"w%d" % (i % 50) for i in range(1_992, 2_000)]
     assert sorted(_retried_keys(nodes[A], NOW + 4_100)) == sorted(last)
 
