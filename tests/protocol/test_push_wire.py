@@ -7,14 +7,24 @@ decoder, to exactly the entry the canonical encoding decodes to.
 
 from __future__ import annotations
 
-from hypothesis import given
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire, entry_to_wire
-from hearsay.lattice.entry import Entry
+from hearsay.base.errors import DecodeError
+from hearsay.lattice.codec import (
+    FEW_PAIRS_MAX,
+    entry_from_wire,
+    entry_to_wire,
+    few_pairs_from_wire,
+)
+from hearsay.lattice.entry import Entry, Expiry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
-from tests.support.lattice_strategies import HLL, entries, indices, values
+from tests.support.lattice_strategies import COUNTER, HLL, entries, indices, values
 
 few_pairs = st.dictionaries(indices, values, min_size=1, max_size=FEW_PAIRS_MAX + 1)
 
@@ -53,3 +63,123 @@ def test_a_few_sparse_pairs_go_as_their_packed_bytes() -> None:
     assert msg.entry_wire(delta)[4] == [["", 1, (12768).to_bytes(4, "little"), b"\x02"]]
     many = Entry(0, HLL, (0, 0), {"": MaxVector.from_items((i, 1) for i in range(40))})
     assert msg.entry_wire(many) == entry_to_wire(many)  # (a bit run: the canonical choice)
+
+
+def _few_delta(
+    epoch: int, schema: Schema, expiry: Expiry, origin: str, pairs: dict[int, int]
+) -> Entry:
+    return Entry(epoch, schema, expiry, {origin: MaxVector.from_items(pairs.items())})
+
+
+_FORGERIES: list[tuple[str, object]] = [
+    ("version", 2),
+    ("version", True),
+    ("epoch", -1),
+    ("epoch", 1.0),
+    ("epoch", True),
+    ("epoch", 1 << 63),
+    ("expiry", [0]),
+    ("expiry", [0, -1]),
+    ("expiry", [0, 1.5]),
+    ("expiry", [0.0, 0]),
+    ("expiry", [True, 0]),
+    ("expiry", (0, 0)),
+    ("schema", ["hll", [14], 16384.0, False]),
+    ("schema", ["hll", [14], 16384, 0]),
+    ("schema", ["hll", [True], 16384, False]),
+    ("schema", None),
+    ("schema", ["counter", [], 1 << 32, True]),  # (additive: the shared origin is refused)
+    ("origin", "~x"),
+    ("origin", "~123"),
+    ("origin", "o" * 65),
+    ("origin", b""),
+    ("width", 3),
+    ("width", True),
+    ("width", 2),
+    ("width", 0),
+    ("indices", "reversed"),
+    ("indices", "duplicated"),
+    ("indices", "past the size"),
+    ("indices", "short"),
+    ("values", "a zero"),
+    ("values", "short"),
+    ("slices", "two"),
+    ("slices", "none"),
+]
+
+
+def _forge(wire: list[Any], what: str, how: object) -> list[Any]:
+    """A copy of an entry's wire form (one sparse slice) with one field forged."""
+    forged = [*wire[:4], [list(wire[4][0])]]
+    version, epoch, schema, expiry, slices = range(5)
+    the_slice = forged[slices][0]
+    indices = list(struct.unpack(f"<{len(the_slice[2]) // 4}I", the_slice[2]))
+    if what in ("version", "epoch", "schema", "expiry"):
+        forged[{"version": version, "epoch": epoch, "schema": schema, "expiry": expiry}[what]] = how
+    elif what in ("origin", "width"):
+        the_slice[0 if what == "origin" else 1] = how
+    elif what == "indices":
+        if how == "reversed":
+            indices.reverse()
+        elif how == "duplicated":
+            indices = [indices[0], *indices[:-1]]
+        elif how == "past the size":
+            indices[-1] = 16384
+        the_slice[2] = struct.pack(f"<{len(indices)}I", *indices)[: -1 if how == "short" else None]
+    elif what == "values":
+        raw = the_slice[3]
+        the_slice[3] = b"\x00" + raw[1:] if how == "a zero" else raw[:-1]
+    elif how == "two":
+        forged[slices] = [the_slice, list(the_slice)]
+    else:
+        forged[slices] = []
+    return forged
+
+
+_few_pair_maps = st.dictionaries(
+    st.integers(0, HLL.size - 1), st.integers(1, 60), min_size=1, max_size=9
+)
+
+
+@given(_few_pair_maps, st.integers(0, 3), st.sampled_from([(0, 0), (5, 100)]))
+def test_a_few_pairs_read_holds_what_the_entry_decoder_holds(
+    pairs: dict[int, int], epoch: int, expiry: Expiry
+) -> None:
+    """The receiver's short read of a replicated write gives exactly the entry the strict
+    decoder gives."""
+    _check_few_pairs_read(msg.entry_wire(_few_delta(epoch, HLL, expiry, "", pairs)), forged=False)
+
+
+@pytest.mark.parametrize("forgery", _FORGERIES, ids=[f"{w}={h!r}"[:40] for w, h in _FORGERIES])
+@settings(max_examples=15)
+@given(_few_pair_maps)
+def test_a_few_pairs_read_refuses_what_the_entry_decoder_refuses(
+    forgery: tuple[str, object], pairs: dict[int, int]
+) -> None:
+    """Each field forged: nothing where the strict decoder refuses the wire, else its entry."""
+    wire = _forge(msg.entry_wire(_few_delta(1, HLL, (0, 0), "", pairs)), *forgery)
+    _check_few_pairs_read(wire, forged=True)
+
+
+def _check_few_pairs_read(wire: list[Any], *, forged: bool) -> None:
+    few = few_pairs_from_wire(wire, msg.FEW_PAIRS_MERGED)
+    try:
+        decoded = entry_from_wire(wire)
+    except DecodeError:
+        assert few is None
+        return
+    if few is None:
+        assert forged or len(decoded.vector) > msg.FEW_PAIRS_MERGED
+        return
+    got_epoch, schema, got_expiry, origin, indices, values = few
+    assert type(indices) is list and type(values) is list  # (the lattice's C path takes lists)
+    pairs = dict(zip(indices, values, strict=True))
+    assert _few_delta(got_epoch, schema, got_expiry, origin, pairs) == decoded
+
+
+def test_a_few_pairs_read_takes_a_named_origin_of_an_additive_key() -> None:
+    delta = _few_delta(2, COUNTER, (0, 0), "node-a", {7: 3})
+    few = few_pairs_from_wire(msg.entry_wire(delta), msg.FEW_PAIRS_MERGED)
+    assert few == (2, COUNTER, (0, 0), "node-a", [7], [3])
+    retired = _few_delta(2, COUNTER, (0, 0), "~5", {7: 3})
+    assert few_pairs_from_wire(msg.entry_wire(retired), msg.FEW_PAIRS_MERGED) is None

@@ -34,7 +34,14 @@ import numpy as np
 
 from hearsay.base.errors import DecodeError
 from hearsay.base.packing import packb as packb  # noqa: PLC0414  (re-exported: msg.packb)
-from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire, entry_to_wire, wire_around
+from hearsay.lattice.codec import (
+    FEW_PAIRS_MAX,
+    FewPairsDelta,
+    entry_from_wire,
+    entry_to_wire,
+    few_pairs_from_wire,
+    wire_around,
+)
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import KEY_BYTES_MAX
 
@@ -166,6 +173,36 @@ def decode_push_item(item: object) -> tuple[bytes, Entry, bool]:
     if len(fields) != 3:
         raise PayloadError("PUSH item must be [key, entry, full]")
     return _key(fields[0]), entry_from_wire(fields[1]), _bool(fields[2], "full")
+
+
+FEW_PAIRS_MERGED: Final = 8
+"""A replicated delta of at most this many pairs of one slice merges as raw pairs (see
+:func:`hearsay.protocol.gossip.outbox.merge_pairs`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FewPairsItem:
+    """A PUSH item's entry read as a replicated write's few pairs (see
+    :func:`~hearsay.lattice.codec.few_pairs_from_wire`); ``wire`` is the entry as it came,
+    decoded whole by :meth:`entry` only when the receiver needs it (the key holds another
+    epoch, or we hold more than it carried)."""
+
+    pairs: FewPairsDelta
+    wire: list[Any]
+
+    def entry(self) -> Entry:
+        return entry_from_wire(self.wire)
+
+
+def decode_push_item_fast(item: object) -> tuple[bytes, Entry | FewPairsItem, bool]:
+    """:func:`decode_push_item`, giving a replicated write's usual entry as its few pairs."""
+    if type(item) is list and len(item) == 3:
+        key, wire, full = item
+        if type(key) is bytes and len(key) <= KEY_BYTES_MAX and type(full) is bool:
+            few = few_pairs_from_wire(wire, FEW_PAIRS_MERGED)
+            if few is not None:
+                return key, FewPairsItem(few, wire), full
+    return decode_push_item(item)
 
 
 def decode_push(payload: bytes) -> tuple[bool | int, int, list[tuple[bytes, Entry, bool]]]:

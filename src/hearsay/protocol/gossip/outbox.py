@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Final
 
 from hearsay.base.errors import SketchParameterError, TooLargeError
-from hearsay.lattice.codec import split_entry
+from hearsay.lattice.codec import FewPairsDelta, split_entry
 from hearsay.lattice.entry import Entry, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.protocol import messages as msg
@@ -32,10 +31,7 @@ from hearsay.protocol.gossip.config import NodeConfig, NodeStats
 from hearsay.protocol.membership import Address
 from hearsay.protocol.pacing import TokenBucket
 
-_FEW_PAIRS: Final = 8
-"""A delta of at most this many pairs merges as raw pairs (see :func:`merge_delta`)."""
-
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "merge_delta", "merge_pairs"]
 
 _BACKOFFS_PER_S_MAX = 64
 
@@ -99,6 +95,19 @@ class Outbox:
             # delta (counted), keep the rest of the message.
             self.drop(source, "too-large")
             return MergeResult(None)
+        return self._merged(key, result, source)
+
+    def merge_few(self, key: bytes, few: FewPairsDelta, source: Address) -> MergeResult | None:
+        """:meth:`merge` of a delta read as its few pairs (see :func:`merge_pairs`); None:
+        the key holds another epoch, schema or expiry, so the delta must be merged whole."""
+        try:
+            result = merge_pairs(self.keyspace, key, few)
+        except (TooLargeError, SketchParameterError):
+            self.drop(source, "too-large")
+            return MergeResult(None)
+        return None if result is None else self._merged(key, result, source)
+
+    def _merged(self, key: bytes, result: MergeResult, source: Address) -> MergeResult:
         if result.delta is not None:
             self.stats.keys_changed += 1
             if result.conflict:
@@ -219,31 +228,56 @@ class Outbox:
 def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
     """``keyspace.merge``, but a few pairs of one slice at the very epoch, schema and
     expiry the key holds (a replicated write: the common case) go in as raw pairs, the
-    way a local write does (``Keyspace.write_pairs``): no entries rebuilt around the
-    grown vector and no whole-entry checks, ~40% of a merge. Same state, same delta."""
+    way a local write does (:func:`merge_pairs`). Same state, same delta."""
     schema = delta.schema
     if schema is None or keyspace.retiring(delta):
-        return keyspace.merge(key, delta)
-    held = keyspace.entry(key)
-    if (
-        held is None
-        or held.epoch != delta.epoch
-        or held.expiry != delta.expiry
-        or held.schema != schema
-        or held.schema is None
-    ):
         return keyspace.merge(key, delta)
     body = list(delta.slices())
     if len(body) != 1:
         return keyspace.merge(key, delta)
     origin, vector = body[0]
-    pairs = vector.items() if len(vector) <= _FEW_PAIRS else None
+    pairs = vector.items() if len(vector) <= msg.FEW_PAIRS_MERGED else None
     if not pairs:
         return keyspace.merge(key, delta)
-    indices = [index for index, _ in pairs]
-    values = [value for _, value in pairs]
+    result = merge_pairs(
+        keyspace,
+        key,
+        (delta.epoch, schema, delta.expiry, origin, [i for i, _ in pairs], [v for _, v in pairs]),
+        delta,
+    )
+    return keyspace.merge(key, delta) if result is None else result
+
+
+def merge_pairs(
+    keyspace: Keyspace, key: bytes, few: FewPairsDelta, delta: Entry | None = None
+) -> MergeResult | None:
+    """A delta of one slice's few pairs merged as raw pairs, when the key holds the very
+    epoch, schema and expiry it carries (a replicated write: the common case), the way a
+    local write goes in (``Keyspace.write_pairs``): no entries rebuilt around the grown
+    vector and no whole-entry checks, ~40% of a merge. None: the key holds something else
+    (or nothing), or the pairs need :meth:`Keyspace.merge`'s rules (a departed node's slice,
+    a windowed key's time slice without ``delta`` to tell its sweep): merge the entry.
+    Same state and same delta as ``keyspace.merge`` of that entry."""
+    epoch, schema, expiry, origin, indices, values = few
+    if (
+        schema.additive
+        and keyspace.departures.version
+        and (delta is None or keyspace.retiring(delta))
+    ):
+        return None
+    held = keyspace.entry(key)
+    if (
+        held is None
+        or held.epoch != epoch
+        or held.expiry != expiry
+        or held.schema != schema
+        or held.schema is None
+    ):
+        return None
     watch = keyspace.watch_sliced
     if watch is not None and schema.kind in keyspace.sliced_kinds:
-        watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge tells it)
+        if delta is None:
+            return None
+        watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge does)
     # (now 0: a peer's delta never expires the key here, as keyspace.merge does not)
     return keyspace.write_pairs(key, held.schema, origin, indices, values, now_ms=0)

@@ -292,8 +292,8 @@ class Rumours:
     # -- receiving ----------------------------------------------------------------------------
 
     def on_push_message(self, payload: bytes, source: Address) -> None:
-        relay, ack_id, items = msg.decode_push(payload)
-        self.on_push(items, source, relay)
+        relay, ack_id, raw = msg.push_parts(payload)
+        self.on_push([msg.decode_push_item_fast(item) for item in raw], source, relay)
         if ack_id:
             self._outbox.send(MessageType.ACK, msg.packb([ack_id]), [source])
 
@@ -302,7 +302,7 @@ class Rumours:
 
     def on_push(
         self,
-        items: list[tuple[bytes, Entry, bool]],
+        items: Sequence[tuple[bytes, Entry | msg.FewPairsItem, bool]],
         source: Address,
         relay: bool | int,
         piece: msg.ItemPiece | None = None,
@@ -315,7 +315,7 @@ class Rumours:
 
     def _on_push(
         self,
-        items: list[tuple[bytes, Entry, bool]],
+        items: Sequence[tuple[bytes, Entry | msg.FewPairsItem, bool]],
         source: Address,
         relay: bool | int,
         piece: msg.ItemPiece | None,
@@ -325,10 +325,22 @@ class Rumours:
         keyspace = self._keyspace
         fanout = cfg.fanout if relay is True else min(int(relay), cfg.fanout)
         replies: list[bytes] = []
-        for key, delta, full in items:
-            before = keyspace.entry(key)
-            known = before is not None and not (before.is_tombstone() and before.epoch == 0)
-            result = outbox.merge(key, delta, source)
+        for key, item, full in items:
+            few = None
+            delta: Entry | None
+            if type(item) is msg.FewPairsItem:
+                few = outbox.merge_few(key, item.pairs, source)
+                delta = None if few is not None else item.entry()
+            else:
+                assert type(item) is Entry
+                delta = item
+            if few is not None:  # (merged at the key's own epoch and schema: a known key)
+                known, result = True, few
+            else:
+                assert delta is not None
+                before = keyspace.entry(key)
+                known = before is not None and not (before.is_tombstone() and before.epoch == 0)
+                result = outbox.merge(key, delta, source)
             grown = result.delta
             if grown is not None:
                 self._mark_recent(key)
@@ -346,6 +358,12 @@ class Rumours:
                 if listening:
                     self._forward_to_vignette(key, grown, whole, source)
             if known:
+                if few is not None:
+                    assert type(item) is msg.FewPairsItem
+                    if _took_all_pairs(few, len(item.pairs[4]), held):
+                        continue
+                    delta = item.entry()
+                assert delta is not None
                 if not _took_all(result, delta, held):
                     more = _reply(held, delta, piece, mentioned_only=True)
                     if more is not None:
@@ -436,16 +454,25 @@ def _took_all(result: MergeResult, delta: Entry, held: Entry | None) -> bool:
     """Whether merging ``delta`` raised every pair it carries, at its own epoch and schema and
     expiry: then we hold exactly its values at the indices it mentioned and nothing to reply
     (what :func:`_reply` would find, without searching: the common case of a fresh write)."""
+    return (
+        held is not None
+        and held.epoch == delta.epoch
+        and held.schema == delta.schema
+        and held.expiry == delta.expiry
+        and _took_all_pairs(result, delta.pair_count(), held)
+    )
+
+
+def _took_all_pairs(result: MergeResult, count: int, held: Entry | None) -> bool:
+    """:func:`_took_all` of a delta of ``count`` pairs merged at the key's own epoch, schema
+    and expiry (:meth:`Outbox.merge_few` checked them): whether every pair rose."""
     grown = result.delta
     return (
         grown is not None
         and held is not None
         and not result.replaced
         and not result.conflict
-        and held.epoch == delta.epoch
-        and held.schema == delta.schema
-        and held.expiry == delta.expiry
-        and grown.pair_count() == delta.pair_count()
+        and grown.pair_count() == count
     )
 
 
