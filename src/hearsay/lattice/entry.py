@@ -216,8 +216,8 @@ class Entry:
         """How many non-zero pairs all its slices hold (asked for every key a drain pushes:
         read from the body as it is held, with no generator or sort)."""
         body = self._body
-        if type(body) is bytes:
-            return len(MaxVector.of_packed(body))  # (the packed layout is the vector's)
+        if type(body) is bytes:  # (packed pairs: a width byte, then 4 + width bytes a pair)
+            return (len(body) - 1) // (4 + body[0])
         if type(body) is MaxVector:
             return len(body)
         total = 0

@@ -355,6 +355,8 @@ class GossipDriver(asyncio.DatagramProtocol):
             future.set_result(self.replica.acks(wait.seq))
 
     def _wake_ack_waiters(self) -> None:
+        if not self._ack_waiters:
+            return  # (the common case: an ack of every write a peer took, and nobody in WAIT)
         still: list[tuple[AckWait, asyncio.Future[int]]] = []
         for wait, future in self._ack_waiters:
             if future.done():

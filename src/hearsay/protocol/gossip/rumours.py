@@ -166,26 +166,34 @@ class Rumours:
             self._held_bytes = {}
             self._send_held(held)
 
-    def _datagrams(self, items: list[bytes], peers: Sequence[Address]) -> int:
-        """The pacing tokens pushing ``items`` to ``peers`` costs: one a datagram. Alone each
-        item is a datagram; in a batch, only the datagrams the items open (about: the batch
-        packs items in order, so an item opens one when the previous one is full)."""
-        if self._held is None:
-            return len(items) * len(peers)
+    def _datagrams(self, size: int, peers: Sequence[Address]) -> int:
+        """The pacing tokens pushing items of ``size`` bytes in all to ``peers`` costs in a
+        batch: the datagrams the items open (about: the batch packs items in order, so an
+        item opens one when the previous one is full)."""
         budget = self._outbox.payload_budget
-        size = sum(len(item) for item in items)
+        held = self._held_bytes
         opened = 0
         for peer in peers:
-            used = self._held_bytes.get(peer, 0)
+            used = held.get(peer, 0)
             opened += -(-(used + size) // budget) - (-(-used // budget))
         return opened
 
-    def _charge(self, items: list[bytes], peers: Sequence[Address]) -> None:
-        """Count ``items`` as held for ``peers`` (see :meth:`_datagrams`)."""
-        if self._held is not None:
-            size = sum(len(item) for item in items)
-            for peer in peers:
-                self._held_bytes[peer] = self._held_bytes.get(peer, 0) + size
+    def _take(self, items: list[bytes], peers: Sequence[Address]) -> bool:
+        """Take the pacing tokens pushing ``items`` to ``peers`` costs (one a datagram: alone,
+        one per item and peer; in a batch, see :meth:`_datagrams`) and, in a batch, count the
+        items as held for them; False (nothing taken or counted) when the bucket has too few."""
+        outbox = self._outbox
+        if self._held is None:
+            return outbox.bucket.take(outbox.now, len(items) * len(peers))
+        size = 0
+        for item in items:
+            size += len(item)
+        if not outbox.bucket.take(outbox.now, self._datagrams(size, peers)):
+            return False
+        held = self._held_bytes
+        for peer in peers:
+            held[peer] = held.get(peer, 0) + size
+        return True
 
     def _send_held(self, held: list[_Push]) -> None:
         asking: dict[tuple[Address, bool, int], list[tuple[bytes, int]]] = {}
@@ -231,10 +239,9 @@ class Rumours:
                 peers = self._peers.pick(width, exclude)
                 if not peers:
                     return
-                if outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
+                if self._take(items, peers):
                     covered = exclude is None and len(peers) == len(self._peers)
                     relay: bool | int = cfg.covered_relay_fanout if covered else True
-                    self._charge(items, peers)
                     self._push(items, peers, relay=relay, ack_write=ack_write)
                     if covered and ack_write and cfg.cover_retries:
                         self._cover(ack_write, cfg.cover_retries)
@@ -269,10 +276,9 @@ class Rumours:
                 pending = self.pending[key]
                 items = outbox.push_items(key, pending.entry, pending.full)
                 peers = self._peers.pick(outbox.config.fanout, pending.exclude)
-                if peers and not outbox.bucket.take(outbox.now, self._datagrams(items, peers)):
+                if peers and not self._take(items, peers):
                     return
                 del self.pending[key]
-                self._charge(items, peers)
                 self._push(items, peers, relay=True, ack_write=0)
 
     def pull(self, key: bytes, source: Address | None) -> None:
