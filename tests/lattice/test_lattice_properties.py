@@ -288,6 +288,41 @@ def test_bulk_pair_writes_equal_the_general_write_path(
     assert bulk.bucket_hashes().tolist() == general.bucket_hashes().tolist()
 
 
+@settings(max_examples=80)
+@given(
+    st.sampled_from([4, 8, 14]),
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(1, 100)), min_size=1, max_size=6),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_few_pair_list_writes_equal_the_general_write_path(
+    precision: int, batches: list[list[tuple[int, int]]]
+) -> None:
+    """write_pairs of a few pairs as lists (a client write: merged into a small key's packed
+    bytes in C, its delta and previous values kept as bytes) == write, batch by batch, while
+    the key grows from sparse to dense (six-bit slots, or bytes once a value passes 63):
+    the same state, deltas and kept hashes."""
+    from hearsay.lattice.entry import Schema
+
+    schema = Schema("hll", (precision,), 1 << precision).intern()
+    bulk, general = Keyspace(4), Keyspace(4)
+    for batch in batches:
+        indices = [i % schema.size for i, _ in batch]
+        values = [v for _, v in batch]
+        got = bulk.write_pairs(b"k", schema, "", indices, values, now_ms=1)
+        pairs = MaxVector.from_pairs(
+            np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint8)
+        )
+        want = general.write(b"k", schema, {"": pairs}, now_ms=1)
+        assert got.delta == want.delta
+        assert bulk.entry(b"k") == general.entry(b"k")
+        assert (
+            bulk.key_hash(b"k") == general.key_hash(b"k") == entry_hash(b"k", general.entry(b"k"))
+        )
+
+
 @given(vectors(), st.lists(st.tuples(st.integers(0, 5000), st.integers(1, 255)), max_size=8))
 def test_few_pair_merges_equal_the_general_path(
     start: MaxVector, pairs: list[tuple[int, int]]

@@ -97,6 +97,16 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     return acc
 
 
+def grown_hash(seed: int, origin: str, previous: Entry, delta: Entry) -> int:
+    """How a key's content hash changes when ``origin``'s slice grew from ``previous`` to
+    ``delta`` at the same indices: :func:`pairs_hash` of both, read straight from their
+    packed bytes when both are held so (a small key's write: no vectors built)."""
+    held_before, grown = previous.shared_packed(), delta.shared_packed()
+    if held_before is not None and grown is not None:  # (the shared slice: base is the seed)
+        return xor_packed(seed, held_before) ^ xor_packed(seed, grown)
+    return pairs_hash(seed, origin, previous.slice(origin), delta.slice(origin))
+
+
 def entry_hash(key: bytes, entry: Entry, seed: int | None = None) -> int:
     """The content hash of one key's entry (equal content gives an equal hash anywhere)."""
     seed = key_seed(key) if seed is None else seed

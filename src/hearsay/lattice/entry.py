@@ -194,6 +194,12 @@ class Entry:
             return MaxVector.of_packed(body)
         raise TypeError("an additive entry has one vector per origin: use slices()")
 
+    def shared_packed(self) -> bytes | None:
+        """The shared slice's packed pairs when the entry holds it as bytes (a small
+        non-additive key, or a delta of one), else None."""
+        body = self._body
+        return body if type(body) is bytes else None
+
     def slice(self, origin: str) -> MaxVector:
         """The vector written by ``origin`` (empty when it wrote nothing)."""
         body = self._body
@@ -281,8 +287,29 @@ class Entry:
     def grow_slice(self, origin: str, indices: npt.ArrayLike, values: npt.ArrayLike) -> MergeResult:
         """Merge raw pairs into ``origin``'s slice at this entry's epoch and schema.
 
-        The sketches' bulk path: no intermediate vector, no sorting when the slice is dense.
+        The sketches' bulk path: no intermediate vector, no sorting when the slice is dense;
+        a few pairs into a sparse shared slice held as bytes (a small key's write) are merged
+        into the bytes in C and the delta and previous values stay bytes, no vector built.
         """
+        body = self._body
+        if (
+            type(body) is bytes
+            and isinstance(indices, list)
+            and isinstance(values, list)
+            and origin == SHARED_ORIGIN
+            and (self.schema is None or not self.schema.additive)
+        ):
+            grown = MaxVector.grow_packed(body, indices, values)
+            if grown is not None:
+                held, delta, previous = grown
+                if delta is None:
+                    return MergeResult(None)
+                self._body = held
+                epoch, schema, expiry = self.epoch, self.schema, self.expiry
+                return MergeResult(
+                    Entry._around(epoch, schema, expiry, delta),
+                    previous=Entry._around(epoch, schema, expiry, previous or _NO_PAIRS),
+                )
         vector = self._slice_for(origin)
         grew, before = vector.merge_pairs_tracking(indices, values)
         self._set_slice(origin, vector)
@@ -301,9 +328,10 @@ class Entry:
         epoch: int,
         schema: Schema | None,
         expiry: Expiry,
-        body: MaxVector | dict[str, MaxVector],
+        body: bytes | MaxVector | dict[str, MaxVector],
     ) -> Entry:
-        """An entry holding ``body`` as it is: no checks, no empty vector built to be dropped.
+        """An entry holding ``body`` as it is (a shared slice's packed pairs, its vector or the
+        slices by origin): no checks, no empty vector built to be dropped.
 
         For the deltas a merge builds from fields that are valid already (one per write).
         """

@@ -1307,6 +1307,32 @@ class MaxVector:
             delta_idx, np.ones(delta_idx.size, dtype=np.uint8)
         ), MaxVector()
 
+    @classmethod
+    def grow_packed(
+        cls, packed: bytes, indices: list[int], values: list[int]
+    ) -> tuple[bytes | MaxVector, bytes | None, bytes | None] | None:
+        """A few pairs merged by element-wise max into packed sparse pairs held as bytes (an
+        entry's sparse shared slice: a PFADD, BF.ADD or CMS.INCRBY of a small key), with no
+        vector built around them: ``(what to hold, the delta's packed pairs, the previous
+        values' packed pairs)``. What to hold is the new bytes, or the vector they became
+        when a dense form is smaller; the delta is None when nothing rose (then the bytes are
+        ``packed`` itself), the previous values None when none were held. None: not for this
+        path (big pairs, many of them, an overlay's size): :meth:`merge_pairs_tracking`."""
+        if len(packed) >= _PENDING_FROM_BYTES:
+            return None
+        merged = _sparse.merge_few(packed, indices, values)
+        if merged is None:
+            return None
+        after, delta, previous = merged
+        if after is None or delta is None:
+            return packed, None, None
+        vector = cls.of_packed(after)
+        vector._maybe_densify()
+        if vector._dense is None:
+            return after, delta, previous
+        vector._compact()  # (turned dense: six bits if it can, as merge_pairs_tracking does)
+        return vector, delta, previous
+
     def merge_pairs_tracking(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
     ) -> tuple[MaxVector, MaxVector]:
