@@ -1849,11 +1849,19 @@ class MaxVector:
         top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
         if not _dense_is_smaller(top, n, width, bits=True):
             return  # (the smallest dense form is not small enough: the commonest case)
-        # Values all 1 (one C count over the values' bytes, no array): bits may be held.
-        bits = width == 1 and self._packed.count(1, 1 + 4 * n) == n
-        if bits or _dense_is_smaller(top, n, width):
-            indices, values = self._packed_arrays()
-            self._hold(_dense_array(indices, values, width, bits), bits=bits)
+        packed = self._packed
+        if _dense_is_smaller(top, n, width):
+            bits = width == 1 and packed.count(1, 1 + 4 * n) == n
+        elif width == 1 and packed[-1] == 1 and packed[1 + 4 * n] == 1:
+            # Only bits are small enough: the values must all be 1 (one C count over their
+            # bytes, after the first and last: a big sparse HLL's write skips it 3 times in 4).
+            bits = packed.count(1, 1 + 4 * n) == n
+            if not bits:
+                return
+        else:
+            return
+        indices, values = self._packed_arrays()
+        self._hold(_dense_array(indices, values, width, bits), bits=bits)
 
     # -- splitting ------------------------------------------------------------------------------
 
