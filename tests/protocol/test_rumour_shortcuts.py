@@ -92,7 +92,10 @@ def _few_pair_deltas(draw: st.DrawFn) -> Entry:
     expiries the held entries also take, so that every case of the short read is met."""
     schema = draw(st.sampled_from([HLL, COUNTER]))
     origin = draw(st.sampled_from(["a", "b"])) if schema.additive else ""
-    pairs = draw(st.dictionaries(st.integers(0, 60), st.integers(1, 40), min_size=1, max_size=9))
+    pairs = draw(
+        st.dictionaries(st.integers(0, 60), st.integers(1, 40), min_size=1, max_size=9)
+        | st.dictionaries(st.integers(0, 5000), st.integers(1, 40), min_size=50, max_size=70)
+    )
     return Entry(
         draw(st.integers(0, 3)),
         schema,
