@@ -87,6 +87,13 @@ alternative is folding it (150-500 us for a 4k-200k-pair vector)."""
 _PENDING_READ_SHARE: Final = 8
 _DENSE_ROUND: Final = 1024
 """Up to this many pairs into a dense vector take the pure-Python path."""
+_BITS_FAVOUR: Final = 4
+"""Ones (a Bloom filter) are held as bits once the bitset takes at most this many times their
+packed pairs' bytes, not only once it is smaller: a big sparse filter's write (a search of
+the pairs, an overlay insert, a fold now and then) cost ~3x a bit set's, and a fresh
+1M-capacity filter stayed sparse for its first ~34,000 adds (~33 us each in process against
+~10 once bits); from a quarter of that on it is bits. Redis holds the whole bitset from
+BF.RESERVE on, so this never takes more than Redis would."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
 _PENDING_FROM_BYTES: Final = 8192
@@ -240,12 +247,13 @@ def _dense_slots(top_index: int, *, bits: bool = False) -> int:
 
 
 def _dense_is_smaller(top_index: int, pairs: int, width: int, *, bits: bool = False) -> bool:
-    """Whether slots ``0..top_index`` as an array (``bits``: as bits) take no more memory than
-    ``pairs`` packed."""
+    """Whether slots ``0..top_index`` as an array take no more memory than ``pairs`` packed;
+    ``bits``: as bits, no more than :data:`_BITS_FAVOUR` times the pairs' bytes."""
     if top_index >= (INDEX_LIMIT if bits else DENSE_SLOTS_MAX):
         return False
-    held = (top_index + 8) // 8 if bits else (top_index + 1) * width
-    return held + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
+    if bits:
+        return (top_index + 8) // 8 + _DENSE_OVERHEAD_BYTES <= _BITS_FAVOUR * pairs * (4 + width)
+    return (top_index + 1) * width + _DENSE_OVERHEAD_BYTES <= pairs * (4 + width)
 
 
 _BITS: Final = b"\x00"
