@@ -165,7 +165,7 @@ def test_a_few_pairs_read_refuses_what_the_entry_decoder_refuses(
 
 
 def _check_few_pairs_read(wire: list[Any], *, forged: bool) -> None:
-    few = few_pairs_from_wire(wire, msg.FEW_PAIRS_READ)
+    few = few_pairs_from_wire(wire)
     try:
         decoded = entry_from_wire(wire)
     except DecodeError:
@@ -173,7 +173,7 @@ def _check_few_pairs_read(wire: list[Any], *, forged: bool) -> None:
         return
     if few is None:  # (forged, too many pairs, or not the sparse form: dense is smaller)
         sparse = type(wire[4][0][2]) is bytes if len(wire[4]) == 1 else False
-        assert forged or len(decoded.vector) > msg.FEW_PAIRS_READ or not sparse
+        assert forged or len(decoded.vector) > FEW_PAIRS_MAX or not sparse
         return
     got_epoch, schema, got_expiry, origin, indices, values = few
     assert type(indices) is list and type(values) is list  # (the lattice's C path takes lists)
@@ -183,7 +183,7 @@ def _check_few_pairs_read(wire: list[Any], *, forged: bool) -> None:
 
 def test_a_few_pairs_read_takes_a_named_origin_of_an_additive_key() -> None:
     delta = _few_delta(2, COUNTER, (0, 0), "node-a", {7: 3})
-    few = few_pairs_from_wire(msg.entry_wire(delta), msg.FEW_PAIRS_READ)
+    few = few_pairs_from_wire(msg.entry_wire(delta))
     assert few == (2, COUNTER, (0, 0), "node-a", [7], [3])
     retired = _few_delta(2, COUNTER, (0, 0), "~5", {7: 3})
-    assert few_pairs_from_wire(msg.entry_wire(retired), msg.FEW_PAIRS_READ) is None
+    assert few_pairs_from_wire(msg.entry_wire(retired)) is None

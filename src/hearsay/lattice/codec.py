@@ -293,9 +293,11 @@ FewPairsDelta = tuple[int, Schema, Expiry, str, list[int], list[int]]
 """``(epoch, schema, expiry, origin, indices, values)``: see :func:`few_pairs_from_wire`."""
 
 
-def few_pairs_from_wire(wire: object, pairs_max: int) -> FewPairsDelta | None:
+def few_pairs_from_wire(wire: object) -> FewPairsDelta | None:
     """A replicated write's usual shape, read without building an entry: one sparse slice of
-    at most ``pairs_max`` pairs in their packed form, a live schema, not a retired slice.
+    at most :data:`FEW_PAIRS_MAX` pairs in their packed form (a TOPK.ADD's delta raises 6-19
+    slots; the lattice merges up to 64 pairs given as ints in C), a live schema, not a
+    retired slice.
 
     None for any other shape, malformed ones included: :func:`entry_from_wire` then reads it
     (or refuses it). What this gives is exactly what that entry would hold, so a receiver
@@ -341,7 +343,7 @@ def few_pairs_from_wire(wire: object, pairs_max: int) -> FewPairsDelta | None:
     ):
         return None
     count = len(raw_values) // width
-    if count > pairs_max or count > FEW_PAIRS_MAX or len(where) != 4 * count:
+    if count > FEW_PAIRS_MAX or len(where) != 4 * count:
         return None
     try:
         schema = _schema_from_wire(wire_schema)

@@ -1856,7 +1856,7 @@ class MaxVector:
             return
         top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
         if not _dense_is_smaller(top, n, width, bits=True):
-            return  # (the smallest dense form is not small enough: the commonest case)
+            return  # (not even bits, favoured as they are, would do: the commonest case)
         packed = self._packed
         if _dense_is_smaller(top, n, width):
             bits = width == 1 and packed.count(1, 1 + 4 * n) == n

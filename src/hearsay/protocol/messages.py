@@ -178,10 +178,6 @@ def decode_push_item(item: object) -> tuple[bytes, Entry, bool]:
 FEW_PAIRS_MERGED: Final = 8
 """A decoded replicated delta of at most this many pairs of one slice merges as raw pairs (see
 :func:`hearsay.protocol.gossip.outbox.merge_delta`: beyond, its vector's pairs are arrays)."""
-FEW_PAIRS_READ: Final = FEW_PAIRS_MAX
-"""A PUSH item of at most this many packed pairs of one slice is read as its pairs (they come
-as Python ints from struct, which the lattice merges in C up to 64: a TOPK.ADD's delta raises
-6-19 slots) and merged as raw pairs (see :func:`decode_push_item_fast`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +199,7 @@ def decode_push_item_fast(item: object) -> tuple[bytes, Entry | FewPairsItem, bo
     if type(item) is list and len(item) == 3:
         key, wire, full = item
         if type(key) is bytes and len(key) <= KEY_BYTES_MAX and type(full) is bool:
-            few = few_pairs_from_wire(wire, FEW_PAIRS_READ)
+            few = few_pairs_from_wire(wire)
             if few is not None:
                 return key, FewPairsItem(few, wire), full
     return decode_push_item(item)

@@ -332,16 +332,16 @@ class Rumours:
         fanout = cfg.fanout if relay is True else min(int(relay), cfg.fanout)
         replies: list[bytes] = []
         for key, item, full in items:
-            few = None
+            short = None
             delta: Entry | None
             if type(item) is msg.FewPairsItem:
-                few = outbox.merge_few(key, item.pairs, source)
-                delta = None if few is not None else item.entry()
+                short = outbox.merge_few(key, item.pairs, source)
+                delta = None if short is not None else item.entry()
             else:
                 assert type(item) is Entry
                 delta = item
-            if few is not None:  # (merged at the key's own epoch and schema: a known key)
-                known, result = True, few
+            if short is not None:  # (merged at the key's own epoch and schema: a known key)
+                known, result = True, short
             else:
                 assert delta is not None
                 before = keyspace.entry(key)
@@ -364,9 +364,9 @@ class Rumours:
                 if listening:
                     self._forward_to_vignette(key, grown, whole, source)
             if known:
-                if few is not None:
+                if short is not None:
                     assert type(item) is msg.FewPairsItem
-                    if _took_all_pairs(few, len(item.pairs[4]), held):
+                    if _took_all_pairs(short, len(item.pairs[4]), held):
                         continue
                     delta = item.entry()
                 assert delta is not None
