@@ -61,6 +61,7 @@ def _wire_slices(draw: st.DrawFn) -> tuple[int, list[int], list[int], int]:
 @example((8, [5], [VALUE_MAX + 1], 16384))  # above VALUE_MAX
 @example((1, list(range(60)), [2] * 60, 16384))  # many pairs on few slots: held dense
 @example((1, list(range(60)), [1] * 60, 16384))  # ... and as bits
+@example((1, [0, 1, 2, 3, 4], [1] * 5, 16384))  # five ones on few slots: bits (favoured)
 def test_a_few_sparse_pairs_decode_as_the_general_path_does(
     case: tuple[int, list[int], list[int], int],
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_few_sparse_pairs_decode_as_the_general_path_does(
         max_size=10,
     )
 )
+@example([(i, 1) for i in range(5)])  # ones on few slots: bits, as from_pairs holds them
 def test_from_items_of_a_few_pairs_is_from_pairs(pairs: list[tuple[int, int]]) -> None:
     try:
         expected = MaxVector.from_pairs(

@@ -291,31 +291,45 @@ def test_bulk_pair_writes_equal_the_general_write_path(
 @settings(max_examples=80)
 @given(
     st.sampled_from([4, 8, 14]),
+    st.booleans(),
     st.lists(
-        st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(1, 100)), min_size=1, max_size=6),
+        st.lists(
+            st.tuples(
+                st.integers(0, 1 << 14), st.one_of(st.integers(1, 100), st.integers(1, 1 << 40))
+            ),
+            min_size=1,
+            max_size=6,
+        ),
         min_size=1,
         max_size=80,
     ),
 )
 def test_few_pair_list_writes_equal_the_general_write_path(
-    precision: int, batches: list[list[tuple[int, int]]]
+    precision: int, additive: bool, batches: list[list[tuple[int, int]]]
 ) -> None:
-    """write_pairs of a few pairs as lists (a client write: merged into a small key's packed
-    bytes in C, its delta and previous values kept as bytes) == write, batch by batch, while
-    the key grows from sparse to dense (six-bit slots, or bytes once a value passes 63):
-    the same state, deltas and kept hashes."""
+    """write_pairs of a few pairs as lists (a client write: merged in C into the slice's
+    packed bytes or dense array, what rose kept as bytes and hashed from them) == write,
+    batch by batch, while the key grows from sparse to dense (six-bit slots, or bytes once a
+    value passes 63, or wider): the same state, deltas and kept hashes. Both a shared slice
+    (an HLL) and per-origin slices of an additive schema (a counter's, a count-min's)."""
     from hearsay.lattice.entry import Schema
 
-    schema = Schema("hll", (precision,), 1 << precision).intern()
+    if additive:
+        schema = Schema("vector", (), 1 << precision, True).intern()
+        origins = ("n1", "n2")
+    else:
+        schema = Schema("hll", (precision,), 1 << precision).intern()
+        origins = ("",)
     bulk, general = Keyspace(4), Keyspace(4)
-    for batch in batches:
+    for number, batch in enumerate(batches):
+        origin = origins[number % len(origins)]
         indices = [i % schema.size for i, _ in batch]
         values = [v for _, v in batch]
-        got = bulk.write_pairs(b"k", schema, "", indices, values, now_ms=1)
+        got = bulk.write_pairs(b"k", schema, origin, indices, values, now_ms=1)
         pairs = MaxVector.from_pairs(
-            np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint8)
+            np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint64)
         )
-        want = general.write(b"k", schema, {"": pairs}, now_ms=1)
+        want = general.write(b"k", schema, {origin: pairs}, now_ms=1)
         assert got.delta == want.delta
         assert bulk.entry(b"k") == general.entry(b"k")
         assert (

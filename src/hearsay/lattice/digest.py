@@ -99,12 +99,16 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
 
 def grown_hash(seed: int, origin: str, previous: Entry, delta: Entry) -> int:
     """How a key's content hash changes when ``origin``'s slice grew from ``previous`` to
-    ``delta`` at the same indices: :func:`pairs_hash` of both, read straight from their
-    packed bytes when both are held so (a small key's write: no vectors built)."""
-    held_before, grown = previous.shared_packed(), delta.shared_packed()
-    if held_before is not None and grown is not None:  # (the shared slice: base is the seed)
-        return xor_packed(seed, held_before) ^ xor_packed(seed, grown)
+    ``delta`` at the same indices: :func:`pairs_hash` of both."""
     return pairs_hash(seed, origin, previous.slice(origin), delta.slice(origin))
+
+
+def packed_change(seed: int, origin: str, grown: bytes, previous: bytes | None) -> int:
+    """:func:`grown_hash` of a growth reported as packed pairs (a client write's few pairs,
+    ``Entry.grow_few``): hashed straight from the bytes, no vector built."""
+    base = origin_base(seed, origin)
+    change = xor_packed(base, grown)
+    return change if previous is None else change ^ xor_packed(base, previous)
 
 
 def entry_hash(key: bytes, entry: Entry, seed: int | None = None) -> int:

@@ -284,32 +284,63 @@ class Entry:
             vector = body[origin] = MaxVector()
         return vector
 
+    def grow_few(
+        self, origin: str, indices: list[int], values: list[int]
+    ) -> tuple[Entry | None, bytes, bytes | None] | None:
+        """A few pairs (one client write) merged in C into ``origin``'s slice at this entry's
+        epoch and schema: ``(the delta, its packed pairs, the previous values' packed
+        pairs)``, the delta None when nothing rose. No vector is built for what rose: the
+        keyspace hashes the bytes as they are. None: not for this path (a slice not held yet,
+        an overlay, a big sparse slice, a wide value): :meth:`grow_slice`.
+
+        The slice is the shared one held as bytes (a small key's PFADD, BF.ADD) or as a
+        vector (a dense HLL's), or one origin's of an additive entry (an INCR, a count-min
+        item, a cuckoo fingerprint), as the schema says.
+        """
+        body = self._body
+        schema = self.schema
+        additive = schema is not None and schema.additive
+        if origin == SHARED_ORIGIN:
+            if additive:
+                return None
+            if type(body) is bytes:
+                grown = MaxVector.grow_packed(body, indices, values)
+                if grown is None:
+                    return None
+                held, delta, previous = grown
+                if delta is None:
+                    return None, b"", None
+                self._body = held
+            elif type(body) is MaxVector:
+                raised = body.grow_few_packed(indices, values)
+                if raised is None:
+                    return None
+                delta, previous = raised
+                if delta is None:
+                    return None, b"", None
+            else:
+                return None
+            return Entry._around(self.epoch, schema, self.expiry, delta), delta, previous
+        if not additive or type(body) is not dict:
+            return None
+        vector = body.get(origin)
+        if vector is None:
+            return None
+        raised = vector.grow_few_packed(indices, values)
+        if raised is None:
+            return None
+        delta, previous = raised
+        if delta is None:
+            return None, b"", None
+        grew = {origin: MaxVector.of_packed(delta)}
+        return Entry._around(self.epoch, schema, self.expiry, grew), delta, previous
+
     def grow_slice(self, origin: str, indices: npt.ArrayLike, values: npt.ArrayLike) -> MergeResult:
         """Merge raw pairs into ``origin``'s slice at this entry's epoch and schema.
 
-        The sketches' bulk path: no intermediate vector, no sorting when the slice is dense;
-        a few pairs into a sparse shared slice held as bytes (a small key's write) are merged
-        into the bytes in C and the delta and previous values stay bytes, no vector built.
+        The sketches' bulk path: no intermediate vector, no sorting when the slice is dense
+        (:meth:`grow_few` takes a client write's few pairs first).
         """
-        body = self._body
-        if (
-            type(body) is bytes
-            and isinstance(indices, list)
-            and isinstance(values, list)
-            and origin == SHARED_ORIGIN
-            and (self.schema is None or not self.schema.additive)
-        ):
-            grown = MaxVector.grow_packed(body, indices, values)
-            if grown is not None:
-                held, delta, previous = grown
-                if delta is None:
-                    return MergeResult(None)
-                self._body = held
-                epoch, schema, expiry = self.epoch, self.schema, self.expiry
-                return MergeResult(
-                    Entry._around(epoch, schema, expiry, delta),
-                    previous=Entry._around(epoch, schema, expiry, previous or _NO_PAIRS),
-                )
         vector = self._slice_for(origin)
         grew, before = vector.merge_pairs_tracking(indices, values)
         self._set_slice(origin, vector)
@@ -406,9 +437,12 @@ class Entry:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MergeResult:
-    """What a merge changed.
+    """What a merge changed (read-only by convention).
+
+    Not a frozen dataclass: one is built at every write, and a frozen one's constructor sets
+    each field through ``object.__setattr__`` (about 3x the cost, ~0.3 us a write).
 
     ``delta`` is None when nothing changed; otherwise it is an entry holding exactly what grew
     (or the whole new state when a higher epoch or schema replaced the old one), ready to be

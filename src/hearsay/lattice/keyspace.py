@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
-from hearsay.lattice.digest import entry_hash, grown_hash, key_seed, pairs_hash
+from hearsay.lattice.digest import entry_hash, grown_hash, key_seed, packed_change, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
 from hearsay.lattice.limits import KeyLimits
 from hearsay.lattice.retired import (
@@ -619,6 +619,13 @@ class Keyspace:
             return self.write(key, schema, {origin: MaxVector.from_pairs(indices, values)}, now_ms)
         if self.limits is not None:
             self._admit_pairs(self.limits, current, origin, indices, values)
+        if isinstance(indices, list) and isinstance(values, list):  # one client write
+            few = current.grow_few(origin, indices, values)
+            if few is not None:
+                delta, grown, before = few
+                if delta is not None:
+                    self._change(key, seed & self._mask, packed_change(seed, origin, grown, before))
+                return MergeResult(delta)
         result = current.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
             change = grown_hash(seed, origin, result.previous, result.delta)

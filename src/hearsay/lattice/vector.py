@@ -450,7 +450,9 @@ class MaxVector:
             for index, value in pairs:
                 if value > few.get(index, 0):
                     few[index] = value
-            return cls._from_few(few)
+            vector = cls._from_few(few)
+            vector._maybe_densify()  # (as from_pairs would hold them: ones on few slots)
+            return vector
         return cls.from_pairs(
             np.array([i for i, _ in pairs], dtype=object),
             np.array([v for _, v in pairs], dtype=object),
@@ -1352,7 +1354,6 @@ class MaxVector:
         item of a big key).
         """
         packed = self._packed
-        dense = self._dense
         if (  # a few pairs as unsigned arrays (a BF.MADD's bits): as Python ints, for C
             isinstance(indices, np.ndarray)
             and isinstance(values, np.ndarray)
@@ -1364,24 +1365,13 @@ class MaxVector:
         ):
             indices, values = indices.tolist(), values.tolist()
         if isinstance(indices, list) and isinstance(values, list):
-            if dense is None:
-                if self._pending is None and len(packed) < _PENDING_FROM_BYTES:
-                    merged = _sparse.merge_few(packed, indices, values)  # (None: not for C)
-                    if merged is not None:
-                        grown = self._took_packed(*merged)
-                        if self._packed is _EMPTY:  # (turned dense: six bits if it can)
-                            self._compact()
-                        return grown
-            elif sys.byteorder == "little":
-                form = _DENSE_FORMS.get(packed, dense.dtype.itemsize)
-                raised = _sparse.merge_few_dense(dense, form, indices, values)
-                if raised is not None:  # (None: beyond the array or too wide for its form)
-                    delta, previous = raised
-                    if delta is None:
-                        return MaxVector(), MaxVector()
-                    _forget(dense)
-                    before = MaxVector() if previous is None else MaxVector.of_packed(previous)
-                    return MaxVector.of_packed(delta), before
+            raised = self.grow_few_packed(indices, values)
+            if raised is not None:
+                delta, previous = raised
+                if delta is None:
+                    return MaxVector(), MaxVector()
+                before = MaxVector() if previous is None else MaxVector.of_packed(previous)
+                return MaxVector.of_packed(delta), before
         if packed is _SIX:
             few = self._merge_few_into_six(indices, values)
             if few is None:
@@ -1389,6 +1379,41 @@ class MaxVector:
             if few is not None:
                 return few
         return self._keeping_form(self._merge_pairs_tracking, indices, values)
+
+    def grow_few_packed(
+        self, indices: list[int], values: list[int]
+    ) -> tuple[bytes | None, bytes | None] | None:
+        """A few pairs merged in C into a sparse vector's bytes or in place into a dense one
+        (bits, six-bit slots or array), reporting what rose as packed pairs: ``(the delta,
+        the previous values)``, each None when empty (no delta: nothing rose). None: not for
+        this path (an overlay, a big sparse vector, a slot beyond the array, a value too wide
+        for its form): :meth:`merge_pairs_tracking`. A client write's path, with no vector
+        built for what rose: the keyspace hashes the bytes as they are."""
+        packed = self._packed
+        dense = self._dense
+        if dense is None:
+            if self._pending is not None or len(packed) >= _PENDING_FROM_BYTES:
+                return None
+            merged = _sparse.merge_few(packed, indices, values)  # (None: not for C)
+            if merged is None:
+                return None
+            after, delta, previous = merged
+            if after is None or delta is None:
+                return None, None
+            self._packed = after
+            self._maybe_densify()
+            if self._packed is _EMPTY:  # (turned dense: six bits if it can)
+                self._compact()
+            return delta, previous
+        if sys.byteorder != "little":
+            return None
+        form = _DENSE_FORMS.get(packed, dense.dtype.itemsize)
+        raised = _sparse.merge_few_dense(dense, form, indices, values)
+        if raised is None:  # (beyond the array or too wide for its form)
+            return None
+        if raised[0] is not None:
+            _forget(dense)
+        return raised
 
     def _merge_run_into_six(
         self, indices: npt.ArrayLike, values: npt.ArrayLike
@@ -1848,8 +1873,8 @@ class MaxVector:
         return MaxVector._from_sorted(delta_idx, delta_val), previous
 
     def _maybe_densify(self) -> None:
-        if len(self._packed) <= 1 + _DENSE_OVERHEAD_BYTES:
-            return  # (a dense form takes the overhead and at least a byte: never smaller)
+        if _BITS_FAVOUR * (len(self._packed) - 1) < 1 + _DENSE_OVERHEAD_BYTES:
+            return  # (a dense form takes the overhead and a byte: too big even as bits)
         width = self._packed[0]
         n = (len(self._packed) - 1) // (4 + width)
         if n == 0:
