@@ -44,6 +44,8 @@ INT64_MAX: Final = (1 << 63) - 1
 INT64_MIN: Final = -(1 << 63)
 SLOT_INCREMENTS: Final = 0
 SLOT_DECREMENTS: Final = 1
+_BOTH_SLOTS: Final = [SLOT_INCREMENTS, SLOT_DECREMENTS]
+"""The two slots an origin's slice holds, in order: read in one C call (never changed)."""
 
 
 class PNCounter:
@@ -74,16 +76,29 @@ class PNCounter:
 
     @staticmethod
     def totals(vec: MaxVector) -> tuple[int, int]:
-        """One origin's ``(P, N)``: two reads of its packed pairs in C, no numpy."""
-        return vec.get(SLOT_INCREMENTS), vec.get(SLOT_DECREMENTS)
+        """One origin's ``(P, N)``: one read of its packed pairs in C, no numpy."""
+        p, n = vec.values_of(_BOTH_SLOTS)
+        return p, n
 
     def get(self, slices: Slices) -> int:
         """GET: ``sum(P) - sum(N)`` over every origin (exact; see the module notes)."""
         value = 0
         for vec in slices.values():
-            p, n = self.totals(vec)
+            p, n = vec.values_of(_BOTH_SLOTS)
             value += p - n
         return value
+
+    @staticmethod
+    def _value_and_own(slices: Slices, origin: str) -> tuple[int, int, int]:
+        """:meth:`get` and ``origin``'s own :meth:`totals` in one pass over the slices (an
+        INCR reads both)."""
+        value = own_p = own_n = 0
+        for name, vec in slices.items():
+            p, n = vec.values_of(_BOTH_SLOTS)
+            value += p - n
+            if name == origin:
+                own_p, own_n = p, n
+        return value, own_p, own_n
 
     def is_empty(self, slices: Slices) -> bool:
         return all(vec.is_empty() for vec in slices.values())
@@ -101,14 +116,12 @@ class PNCounter:
         delta = int(amount)
         if not INT64_MIN <= delta <= INT64_MAX:
             raise BoundsError("value is not an integer or out of range")
-        current = self.get(slices)
+        current, p, n = self._value_and_own(slices, origin)
         result = current + delta
         if not INT64_MIN <= result <= INT64_MAX:
             raise BoundsError("increment or decrement would overflow")
         if delta == 0:
             return ([], []), result
-        own = slices.get(origin) or MaxVector()
-        p, n = self.totals(own)
         slot, total = (SLOT_INCREMENTS, p + delta) if delta > 0 else (SLOT_DECREMENTS, n - delta)
         if total > VALUE_MAX:
             which = "increments" if delta > 0 else "decrements"
@@ -128,9 +141,7 @@ class PNCounter:
         counted, so the caller runs them one by one for their replies. The pairs are exactly
         the state the calls one after another would leave (each slot only grows).
         """
-        value = self.get(slices)
-        own = slices.get(origin)
-        p_before, n_before = (0, 0) if own is None else self.totals(own)
+        value, p_before, n_before = self._value_and_own(slices, origin)
         p, n = p_before, n_before
         values: list[int] = []
         for amount in amounts:  # bounded by the run's length
