@@ -66,7 +66,11 @@ def is_whole(delta: Entry, held: Entry) -> bool:
     A delta far smaller than what is held is not whole, found without counting the held
     pairs (a popcount of a 1M-capacity Bloom filter's bits at every write pushed). Saying "not
     whole" of a whole delta would only cost a receiver that lacks the key a pull."""
-    if delta.epoch != held.epoch or delta.schema != held.schema or delta.expiry != held.expiry:
+    if (
+        delta.epoch != held.epoch
+        or (delta.schema is not held.schema and delta.schema != held.schema)  # (interned)
+        or delta.expiry != held.expiry
+    ):
         return False
     if held.payload_bytes() > _WHOLE_FORM_RATIO * delta.payload_bytes() + _WHOLE_FORM_SLACK_BYTES:
         return False
