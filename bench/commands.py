@@ -379,7 +379,9 @@ def rate(port: int, case: Case, requests: int, keyspace: int, reference: bool) -
     )  # fmt: skip
     rows = [row for row in csv.reader(io.StringIO(done.stdout)) if row and row[0] != "test"]
     if done.returncode != 0 or not rows or "Error from server" in done.stdout + done.stderr:
-        said = (done.stdout + done.stderr).strip().splitlines() or [f"exit {done.returncode}"]
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        errors = [line for line in lines if "error" in line.lower()]  # (not the CSV header)
+        said = errors or lines or [f"exit {done.returncode}"]
         raise ServerRefusedError(said[0])
     return float(rows[-1][1])  # inf when the run took under 1 ms: judged as not measured
 

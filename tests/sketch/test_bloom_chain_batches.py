@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.bloom import CHAIN_MADD_ITEMS_MAX, BloomFilter
+from hearsay.sketch.bloom import CHAIN_MADD_ITEMS_MAX, CHAIN_MADD_ONE_BY_ONE_MAX, BloomFilter
 
 
 def _items(count: int) -> list[bytes]:
@@ -38,3 +38,41 @@ def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one() -> None:
         one_by_one.append(adds.added[0])
     assert answers == one_by_one
     assert batch == single
+
+
+def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
+    """A BF.MADD of a few items (CHAIN_MADD_ONE_BY_ONE_MAX) is answered an item a pass and a
+    pass that adds nothing writes nothing: answers and filter as adding one by one, while the
+    chain grows sub-filters (repeats included)."""
+    from hearsay.engine.families.bloom import chain_add
+
+    bf = BloomFilter.chain(0.01, 50, 2)
+    rng = random.Random(5)
+    pool = _items(400)
+    batch, single = MaxVector(), MaxVector()
+    writes = 0
+
+    def write(pairs: tuple[object, object]) -> MaxVector:
+        nonlocal writes
+        writes += 1
+        batch.merge_pairs(*pairs)  # type: ignore[arg-type]
+        return batch
+
+    answers: list[bool | None] = []
+    items: list[bytes] = []
+    for _ in range(300):
+        few = [rng.choice(pool) for _ in range(rng.randint(2, CHAIN_MADD_ONE_BY_ONE_MAX))]
+        items += few
+        answers += chain_add(bf, batch, few, write).added
+    one_by_one: list[bool | None] = []
+    for item in items:
+        adds = bf.chain_madd(single, [item])
+        single.merge_pairs(*adds.pairs)
+        if adds.more:
+            adds = bf.chain_madd(single, [item])
+            single.merge_pairs(*adds.pairs)
+        one_by_one.append(adds.added[0])
+    assert answers == one_by_one
+    assert batch == single
+    assert bf.filters(batch) > 2  # (grew sub-filters along the way)
+    assert writes < len(items)  # (items held already wrote nothing)

@@ -139,7 +139,8 @@ def chain_add(
     added: list[bool | None] = []
     while True:
         adds = view.chain_madd(vector, items[len(added) :])
-        vector = write(adds.pairs)
+        if len(adds.pairs[0]) or not adds.more:  # (an item held already writes nothing)
+            vector = write(adds.pairs)
         added += adds.added
         if not adds.more:
             return BloomAdds(added, scaling=bool(view.expansion))
