@@ -535,3 +535,33 @@ def test_folding_in_the_writer_does_not_block_staging(tmp_path: Path) -> None:
     finally:
         release.set()
         writer.close()
+
+
+def test_a_hot_big_keys_deltas_are_joined_again_only_once_they_weigh_the_last_join() -> None:
+    """A big key's writes raising the same cells again and again (a hot count-min): its
+    deltas are joined, the join kept under the budget, and joined again only once what came
+    since weighs as much as the last join (each join re-reads it) or twice the budget is
+    held: few joins, never more than twice the budget held, and the join at the flush is
+    every delta's."""
+    from hearsay.engine.deltas import PendingDeltas
+    from hearsay.lattice.entry import Schema
+    from hearsay.lattice.vector import MaxVector
+
+    schema = Schema("vector", (), 1 << 20, True).intern()
+    budget = 64 * 1024
+    pending = PendingDeltas(budget, rejoin=True)
+    written: list[Entry] = []
+    joins = 0
+    for i in range(20_000):
+        cells = [(i * 7 + row * 4099) % 9000 * 113 for row in range(7)]  # 9,000, sparse
+        pairs = {cell: i + 1 for cell in cells}
+        delta = Entry(0, schema, (0, 0), {"n1": MaxVector.from_items(pairs.items())})
+        written.append(delta)
+        before = len(pending.deltas)
+        assert pending.add(delta), f"write {i}: staged whole, though its join stays small"
+        joins += len(pending.deltas) < before + 1
+        assert pending.held_bytes <= 2 * budget + 1024
+    assert joins <= 60, (
+        f"{joins} joins for 20,000 writes (40 measured; 171 joining at every overflow)"
+    )
+    assert pending.joined() == join_deltas(written)

@@ -33,25 +33,38 @@ class PendingDeltas:
     each of its writes' deltas.
     """
 
-    __slots__ = ("budget_bytes", "deltas", "held_bytes", "rejoin")
+    __slots__ = ("budget_bytes", "deltas", "held_bytes", "joined_bytes", "rejoin")
 
     def __init__(self, budget_bytes: int, *, rejoin: bool) -> None:
         self.budget_bytes = budget_bytes
         self.rejoin = rejoin
         self.deltas: list[Entry] = []
         self.held_bytes = 0  # the deltas' payload and overhead, summed (their join's bound)
+        self.joined_bytes = 0  # what the last join left (the first delta's bytes after it)
 
     def add(self, delta: Entry) -> bool:
-        """Keep ``delta``; False when the key is better staged whole."""
+        """Keep ``delta``; False when the key is better staged whole.
+
+        Past the budget, a key to rejoin is joined again only once what came since the last
+        join weighs as much as that join (or twice the budget is held): each join re-reads
+        the last one's pairs, so joining at every budget's overflow cost a hot big key
+        (CMS.INCRBY into a 20000x7 sketch) ever more often as its join neared the budget."""
         self.deltas.append(delta)
-        self.held_bytes += delta.payload_bytes() + DELTA_OVERHEAD_BYTES
-        if self.held_bytes <= self.budget_bytes and len(self.deltas) < DELTAS_JOINED_MAX:
+        held = self.held_bytes = self.held_bytes + delta.payload_bytes() + DELTA_OVERHEAD_BYTES
+        if len(self.deltas) < DELTAS_JOINED_MAX and (
+            held <= self.budget_bytes
+            or (
+                self.rejoin
+                and held <= 2 * self.budget_bytes
+                and held - self.joined_bytes < self.joined_bytes
+            )
+        ):
             return True
         if not self.rejoin:
             return False
-        joined = join_deltas(self.deltas)  # (amortised: after a budget's worth of bytes)
+        joined = join_deltas(self.deltas)  # (amortised: after its own bytes again)
         self.deltas = [joined]
-        self.held_bytes = joined.payload_bytes() + DELTA_OVERHEAD_BYTES
+        self.held_bytes = self.joined_bytes = joined.payload_bytes() + DELTA_OVERHEAD_BYTES
         return self.held_bytes <= self.budget_bytes
 
     def joined(self) -> Entry:
