@@ -154,3 +154,23 @@ def test_encode_many_equals_one_by_one(protocol: int) -> None:
     encoder = ReplyEncoder(protocol)
     for replies in ([0, 1, 1, 0], [0, 5000, -7], [1, True, False], [1, ErrorReply("ERR x")], []):
         assert encoder.encode_many(replies) == b"".join(encoder.encode(r) for r in replies)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@given(
+    st.lists(
+        st.one_of(st.integers(-2, 2000), st.integers(-(2**63), 2**63 - 1), st.integers()),
+        max_size=20,
+    )
+)
+def test_int_replies_encode_as_the_general_writer_writes_them(
+    protocol: int, replies: list[int]
+) -> None:
+    """The shortcuts for integers (a run of INCRs' values, one counter's value) give the
+    general writer's bytes, big numbers past int64 included (a bulk string in RESP2)."""
+    encoder = ReplyEncoder(protocol)
+    general = bytearray()
+    for reply in replies:
+        encoder.write(general, reply)
+    assert encoder.encode_many(replies) == bytes(general)
+    assert b"".join(encoder.encode(reply) for reply in replies) == bytes(general)

@@ -222,6 +222,8 @@ class ReplyEncoder:
             small = _SMALL_INTS.get(reply)
             if small is not None:
                 return small
+            if _INT64_MIN <= reply <= _INT64_MAX:  # (a counter's value)
+                return b":%d\r\n" % reply
         elif isinstance(reply, SimpleString):
             constant = _CONSTANT_REPLIES.get(reply)
             if constant is not None:
@@ -237,10 +239,12 @@ class ReplyEncoder:
     def encode_many(self, replies: Sequence[Reply]) -> bytes:
         """The replies to a pipeline, concatenated in order."""
         if _INT_ONLY.issuperset(map(type, replies)):  # e.g. a run of PFADDs: 0s and 1s
+            ints = cast("Sequence[int]", replies)
             try:
-                return b"".join(map(_SMALL_INTS.__getitem__, cast("Sequence[int]", replies)))
-            except KeyError:
-                pass
+                return b"".join(map(_SMALL_INTS.__getitem__, ints))
+            except KeyError:  # (a run of INCRs: the counter's values)
+                if ints and min(ints) >= _INT64_MIN and max(ints) <= _INT64_MAX:
+                    return b"".join([b":%d\r\n" % reply for reply in ints])
         return b"".join(map(self.encode, replies))
 
     def write(self, out: bytearray, reply: Reply, depth: int = 0) -> None:
