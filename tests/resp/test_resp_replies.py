@@ -174,3 +174,23 @@ def test_int_replies_encode_as_the_general_writer_writes_them(
         encoder.write(general, reply)
     assert encoder.encode_many(replies) == bytes(general)
     assert b"".join(encoder.encode(reply) for reply in replies) == bytes(general)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@given(
+    st.lists(
+        st.one_of(
+            st.none(), st.integers(-2, 2000), st.integers(), st.booleans(), st.binary(max_size=3)
+        ),
+        max_size=20,
+    )
+)
+def test_flat_arrays_encode_as_the_general_writer_writes_them(
+    protocol: int, reply: list[Reply]
+) -> None:
+    """The shortcut for short arrays of integers and nils (a CMS.INCRBY's counts, a
+    TOPK.ADD's nils) gives the general writer's bytes, and steps aside for anything else."""
+    encoder = ReplyEncoder(protocol)
+    general = bytearray()
+    encoder.write(general, reply)
+    assert encoder.encode(reply) == bytes(general)

@@ -155,6 +155,8 @@ _CRLF: Final = b"\r\n"
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _SMALL_INTS: Final = {i: b":%d\r\n" % i for i in range(-1, 1024)}
+_FLAT_ARRAY_ITEMS_MAX: Final = 16
+"""Arrays up to this long are tried as integers and nils (a reply per item of one call)."""
 _CONSTANT_REPLIES: Final = {"OK": b"+OK\r\n", "PONG": b"+PONG\r\n", "QUEUED": b"+QUEUED\r\n"}
 
 
@@ -232,9 +234,26 @@ class ReplyEncoder:
             return b"$%d\r\n%b\r\n" % (len(reply), reply)
         elif reply is None:
             return self._null
+        elif type(reply) is list and len(reply) <= _FLAT_ARRAY_ITEMS_MAX:
+            flat = self._flat_array(reply)  # (a CMS.INCRBY's counts, a TOPK.ADD's nils)
+            if flat is not None:
+                return flat
         out = bytearray()
         self.write(out, reply)
         return bytes(out)
+
+    def _flat_array(self, reply: list[Reply]) -> bytes | None:
+        """An array of int64 integers and nils, as :meth:`write` encodes it; None for any
+        other array (the general writer's)."""
+        parts = [b"*%d\r\n" % len(reply)]
+        for item in reply:
+            if item is None:
+                parts.append(self._null)
+            elif type(item) is int and _INT64_MIN <= item <= _INT64_MAX:
+                parts.append(_SMALL_INTS.get(item) or b":%d\r\n" % item)
+            else:
+                return None
+        return b"".join(parts)
 
     def encode_many(self, replies: Sequence[Reply]) -> bytes:
         """The replies to a pipeline, concatenated in order."""
