@@ -55,8 +55,9 @@ def _collecting(check: Callable[[bytes], None], crashes: Path) -> Callable[[byte
     return run
 
 
-def _fuzz_one(target: str, seconds: int, crashes: Path, keep_going: bool) -> int:
-    """Run atheris on ``target`` in this process (never returns when libFuzzer stops)."""
+def _fuzz_one(target: str, seconds: int, crashes: Path, keep_going: bool, scratch: Path) -> int:
+    """Run atheris on ``target`` in this process (never returns when libFuzzer stops); the
+    inputs it finds go to ``scratch``, which the parent made and removes."""
     import atheris
 
     # A decoder or handler that tries a huge allocation fails fast with MemoryError (reported
@@ -66,7 +67,6 @@ def _fuzz_one(target: str, seconds: int, crashes: Path, keep_going: bool) -> int
         from tests.fuzz.targets import TARGETS
     check = TARGETS[target]
     crashes.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"hearsay-fuzz-{target}-"))
     argv = [
         sys.argv[0],
         str(scratch),
@@ -96,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true", help="collect every crasher")
     parser.add_argument("--seconds", type=int, default=60, help="per target (default 60)")
     parser.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"))
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # (its scratch dir)
     args = parser.parse_args(argv)
     if args.child:
-        return _fuzz_one(args.target, args.seconds, args.crashes / args.target, args.keep_going)
+        crashes = args.crashes / args.target
+        return _fuzz_one(args.target, args.seconds, crashes, args.keep_going, args.child)
     try:
         import atheris  # noqa: F401
     except ImportError:
@@ -118,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         if name not in TARGETS:
             parser.error(f"unknown target {name!r}; one of {', '.join(sorted(TARGETS))}")
         print(f"== fuzzing {name} for {args.seconds} s", flush=True)
-        command = [sys.executable, "-m", "tests.fuzz.run", name, "--child"]
-        command += ["--seconds", str(args.seconds), "--crashes", str(args.crashes)]
-        command += ["--keep-going"] if args.keep_going else []
-        code = subprocess.run(command, check=False, timeout=args.seconds * 3 + 120).returncode
+        with tempfile.TemporaryDirectory(prefix=f"hearsay-fuzz-{name}-") as scratch:
+            command = [sys.executable, "-m", "tests.fuzz.run", name, "--child", scratch]
+            command += ["--seconds", str(args.seconds), "--crashes", str(args.crashes)]
+            command += ["--keep-going"] if args.keep_going else []
+            code = subprocess.run(command, check=False, timeout=args.seconds * 3 + 120).returncode
         if code != 0:
             failed.append(name)
             print(f"== {name}: crashed (exit {code}); see {args.crashes / name}/", flush=True)
