@@ -14,11 +14,25 @@ def _items(count: int) -> list[bytes]:
     return [b"item:" + rng.randbytes(8) for _ in range(count)]
 
 
+def _added_one_by_one(bf: BloomFilter, items: list[bytes]) -> tuple[list[bool | None], MaxVector]:
+    """The reference: each item added alone (again once when it starts a sub-filter)."""
+    single = MaxVector()
+    answers: list[bool | None] = []
+    for item in items:
+        adds = bf.chain_madd(single, [item])
+        single.merge_pairs(*adds.pairs)
+        if adds.more:
+            adds = bf.chain_madd(single, [item])
+            single.merge_pairs(*adds.pairs)
+        answers.append(adds.added[0])
+    return answers, single
+
+
 def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one() -> None:
     bf = BloomFilter.chain(0.01, 1000, 2)  # (grows sub-filters inside the batch)
     items = _items(2 * CHAIN_MADD_ITEMS_MAX + 500)
     items += items[:700]  # (repeats: answered False)
-    batch, single = MaxVector(), MaxVector()
+    batch = MaxVector()
     answers: list[bool | None] = []
     calls = 0
     while len(answers) < len(items):  # as engine.families.bloom.add runs it
@@ -28,14 +42,7 @@ def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one() -> None:
         answers += adds.added
         calls += 1
     assert calls >= len(items) // CHAIN_MADD_ITEMS_MAX
-    one_by_one: list[bool | None] = []
-    for item in items:
-        adds = bf.chain_madd(single, [item])
-        single.merge_pairs(*adds.pairs)
-        if adds.more:
-            adds = bf.chain_madd(single, [item])
-            single.merge_pairs(*adds.pairs)
-        one_by_one.append(adds.added[0])
+    one_by_one, single = _added_one_by_one(bf, items)
     assert answers == one_by_one
     assert batch == single
 
@@ -49,7 +56,7 @@ def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
     bf = BloomFilter.chain(0.01, 50, 2)
     rng = random.Random(5)
     pool = _items(400)
-    batch, single = MaxVector(), MaxVector()
+    batch = MaxVector()
     writes = 0
 
     def write(pairs: tuple[object, object]) -> MaxVector:
@@ -64,14 +71,7 @@ def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
         few = [rng.choice(pool) for _ in range(rng.randint(2, CHAIN_MADD_ONE_BY_ONE_MAX))]
         items += few
         answers += chain_add(bf, batch, few, write).added
-    one_by_one: list[bool | None] = []
-    for item in items:
-        adds = bf.chain_madd(single, [item])
-        single.merge_pairs(*adds.pairs)
-        if adds.more:
-            adds = bf.chain_madd(single, [item])
-            single.merge_pairs(*adds.pairs)
-        one_by_one.append(adds.added[0])
+    one_by_one, single = _added_one_by_one(bf, items)
     assert answers == one_by_one
     assert batch == single
     assert bf.filters(batch) > 2  # (grew sub-filters along the way)

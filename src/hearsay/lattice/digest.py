@@ -97,15 +97,10 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
     return acc
 
 
-def grown_hash(seed: int, origin: str, previous: Entry, delta: Entry) -> int:
-    """How a key's content hash changes when ``origin``'s slice grew from ``previous`` to
-    ``delta`` at the same indices: :func:`pairs_hash` of both."""
-    return pairs_hash(seed, origin, previous.slice(origin), delta.slice(origin))
-
-
 def packed_change(seed: int, origin: str, grown: bytes, previous: bytes | None) -> int:
-    """:func:`grown_hash` of a growth reported as packed pairs (a client write's few pairs,
-    ``Entry.grow_few``): hashed straight from the bytes, no vector built."""
+    """How a key's content hash changes when ``origin``'s slice grew at the indices of
+    ``grown`` from their ``previous`` values (a client write's few pairs, as
+    ``Entry.grow_few`` reports them): :func:`pairs_hash` of both, straight from the bytes."""
     base = origin_base(seed, origin)
     change = xor_packed(base, grown)
     return change if previous is None else change ^ xor_packed(base, previous)

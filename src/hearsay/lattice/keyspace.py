@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
-from hearsay.lattice.digest import entry_hash, grown_hash, key_seed, packed_change, pairs_hash
+from hearsay.lattice.digest import entry_hash, key_seed, packed_change, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
 from hearsay.lattice.limits import KeyLimits
 from hearsay.lattice.retired import (
@@ -628,7 +628,9 @@ class Keyspace:
                 return MergeResult(delta)
         result = current.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
-            change = grown_hash(seed, origin, result.previous, result.delta)
+            change = pairs_hash(
+                seed, origin, result.previous.slice(origin), result.delta.slice(origin)
+            )
             self._change(key, seed & self._mask, change)
         return result
 

@@ -124,13 +124,13 @@ before the next count overshoot it by ``capacity / FILL_CHECKS`` on average: 0.4
 
 
 CHAIN_MADD_ITEMS_MAX: Final = 1000
-CHAIN_MADD_ONE_BY_ONE_MAX: Final = 4
-"""A BF.MADD of at most this many items is answered an item a pass (each as a BF.ADD): three
-items into a 1,000-capacity filter took 39 us in process as one array batch."""
 """Items one :meth:`BloomFilter.chain_madd` call answers (the caller calls again for the rest):
 it reads every item's positions as Python ints, about 750 bytes an item, and a 10,000-item
 BF.MADD's 7.4 MB of them at once left a real node's heap that much bigger (fragmented) for
 good."""
+CHAIN_MADD_ONE_BY_ONE_MAX: Final = 4
+"""A BF.MADD of at most this many items is answered an item a pass (each as a BF.ADD): three
+items into a 1,000-capacity filter took 39 us in process as one array batch."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,11 +82,7 @@ class PNCounter:
 
     def get(self, slices: Slices) -> int:
         """GET: ``sum(P) - sum(N)`` over every origin (exact; see the module notes)."""
-        value = 0
-        for vec in slices.values():
-            p, n = vec.values_of(_BOTH_SLOTS)
-            value += p - n
-        return value
+        return self._value_and_own(slices, "")[0]  # (no origin is named "")
 
     @staticmethod
     def _value_and_own(slices: Slices, origin: str) -> tuple[int, int, int]:
