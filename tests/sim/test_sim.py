@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from hearsay.lattice.keyspace import FLOOR_KEY
 from hearsay.sim.cli import main
 from hearsay.sim.config import CrashSpec, PartitionSpec, SimConfig
 from hearsay.sim.world import run
@@ -233,3 +234,28 @@ def test_swim_detects_crashes_without_false_failures_under_stalls() -> None:
     assert isinstance(per_observer, dict) and per_observer["p99"] <= 8_000, command
     assert isinstance(result["membership_bytes_per_node_per_s"], float)
     assert result["membership_bytes_per_node_per_s"] <= 40_000, command
+
+
+def test_flushall_under_partitions_crashes_and_loss_converges() -> None:
+    """Clients run FLUSHALL now and then (``--flushall``): the floor meets concurrent writes
+    on both sides of a partition, a wiped disk and a crash, and every live node ends with the
+    same floor, the same keys and the reference's answers."""
+    config = SimConfig(
+        nodes=12,
+        seed=3,
+        loss=0.1,
+        duplicate=0.05,
+        delay_max_ms=30,
+        duration_s=10,
+        writes=200,
+        partitions=(PartitionSpec(2, 5, 0.3),),
+        crashes=(CrashSpec(3, 2, 3, wipe=True), CrashSpec(6, 1, 2)),
+        flushall=True,
+    )
+    result, sim = run(config, wall_limit_s=math.inf)
+    assert result["converged"], f"{result['problems']}\n{config.command()}"
+    flushes = [w for w in sim.writes.writes if w.key == FLOOR_KEY]
+    assert len(flushes) >= 2, config.command()  # (seed 3 runs four)
+    floors = {node.keyspace.floor_ms for node in sim.nodes if node is not None}
+    assert floors == {max(w.delta.epoch for w in flushes)}, config.command()
+    assert "--flushall" in config.command()  # (a failing run is replayed with it)

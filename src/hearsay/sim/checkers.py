@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hearsay.lattice.entry import Entry
-from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.keyspace import FLOOR_KEY, Keyspace
 from hearsay.resp.replies import ErrorReply
 from hearsay.sim.window_check import WindowRule
 from hearsay.sketch.window import WINDOWED_KINDS
@@ -51,6 +51,24 @@ def holds(entry: Entry | None, delta: Entry) -> bool:
             if mine.get(i) < v:
                 return False
     return True
+
+
+def floor_of(entries: Callable[[bytes], Entry | None]) -> int:
+    """The flush floor a keyspace or a disk holds (its FLUSHALL; 0: none)."""
+    floor = entries(FLOOR_KEY)
+    return 0 if floor is None else floor.epoch
+
+
+def superseded(key: bytes, delta: Entry, floor_ms: int) -> bool:
+    """Whether a flush floor of ``floor_ms`` took ``delta`` away: a FLUSHALL made after it
+    (every entry below the floor is gone, everywhere, for good)."""
+    return key != FLOOR_KEY and delta.epoch < floor_ms
+
+
+def held(entries: Callable[[bytes], Entry | None], key: bytes, delta: Entry, floor_ms: int) -> bool:
+    """Whether a keyspace or disk (its look-up, its floor) holds a write: it covers the
+    write's delta, or a FLUSHALL it holds superseded it."""
+    return superseded(key, delta, floor_ms) or holds(entries(key), delta)
 
 
 def covers(newer: Entry, older: Entry) -> bool:
@@ -92,13 +110,16 @@ class MonotoneChecker:
         """``node`` came down holding ``disk``: it must cover what the node showed before the
         loss window. The node starts afresh from its disk."""
         settled_ms = crash_ms - self.loss_window_ms
+        floor_ms = floor_of(disk.get)
         for (n, key), shown in list(self.shown.items()):
             if n != node:
                 continue
             at_ms, settled = shown[0]
             kept = disk.get(key)
             settled = self._settled(settled, crash_ms)
-            if at_ms < settled_ms and (kept is None or not covers(kept, settled)):
+            if superseded(key, settled, floor_ms):
+                pass  # a FLUSHALL the disk holds took it
+            elif at_ms < settled_ms and (kept is None or not covers(kept, settled)):
                 self.violations.append(
                     f"monotone: node {node} key {key!r} lost {settled} (shown at {at_ms} ms) "
                     f"in the crash at {crash_ms} ms"
@@ -129,14 +150,28 @@ class EpochBound:
         self.violations: list[str] = []
         self.deadline_ms: dict[bytes, int] = {}
         """The latest deadline any node showed for each key (keys the workload writes)."""
+        self.latest_deadline_ms = 0
+        self.floor_ms = 0
+        """The highest flush floor shown that passed the check (keys created after it start
+        at its epoch)."""
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
         deadline_ms = max(self.deadline_ms.get(key, 0), entry.expiry[1])
         if deadline_ms:
             self.deadline_ms[key] = deadline_ms
+            self.latest_deadline_ms = max(self.latest_deadline_ms, deadline_ms)
         if entry.epoch <= deadline_ms + self.SLACK_MS:
             return  # a DEL before the deadline (or an expiry at it)
+        if key != FLOOR_KEY and entry.epoch <= self.floor_ms + self.SLACK_MS:
+            return  # a key made (or deleted) at a floor that passed this check
         ahead_ms = entry.epoch - (self.base_unix_ms + sim_ms)
+        if key == FLOOR_KEY and (
+            ahead_ms <= self.bound_ms(sim_ms) + self.SLACK_MS
+            # FLUSHALL's floor is above every epoch its node held, a deadline's included.
+            or entry.epoch <= self.latest_deadline_ms + self.SLACK_MS
+        ):
+            self.floor_ms = max(self.floor_ms, entry.epoch)
+            return
         if ahead_ms > self.bound_ms(sim_ms) + self.SLACK_MS:
             self.violations.append(
                 f"clock: node {node} key {key!r} has epoch {ahead_ms} ms ahead of true time "
@@ -173,12 +208,18 @@ class WriteTracker:
         """(node, write) pairs a crash took from a node's memory that its disk lacked."""
         self.windowed: list[int] = []
         """Writes to windowed keys not ended yet (see :meth:`end_windowed`)."""
+        self.floors: dict[int, int] = {}
+        """Each node's flush floor as shown: every write below it is held there (FLUSHALL
+        superseded it), including writes made later by a node that had not learned it."""
 
     def executed(self, key: bytes, delta: Entry, writer: int, sim_ms: int) -> Write:
         """A write ran on ``writer`` (acknowledged later, once durable enough)."""
         self.reference.merge(key, delta)
         self.pending_by_key.setdefault(key, []).append(len(self.writes))
         write = Write(key, delta, sim_ms, writer, {writer: sim_ms})
+        for node, floor_ms in self.floors.items():
+            if node != writer and superseded(key, delta, floor_ms):
+                write.held_at[node] = sim_ms
         if delta.schema is not None and delta.schema.kind in WINDOWED_KINDS:
             self.windowed.append(len(self.writes))
         self.writes.append(write)
@@ -193,12 +234,18 @@ class WriteTracker:
 
     def node_crashed(self, node: int, disk: dict[bytes, Entry]) -> None:
         """The node's memory is gone: it now holds only what its disk holds."""
+        floor_ms = self.floors[node] = floor_of(disk.get)
         for w in self.writes:
-            if node in w.held_at and not holds(disk.get(w.key), w.delta):
+            if node in w.held_at and not held(disk.get, w.key, w.delta, floor_ms):
                 del w.held_at[node]
                 self.lost_in_crashes += 1
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
+        if key == FLOOR_KEY and entry.epoch > self.floors.get(node, 0):
+            self.floors[node] = entry.epoch
+            for write in self.writes:
+                if node not in write.held_at and superseded(write.key, write.delta, entry.epoch):
+                    write.held_at[node] = sim_ms
         pending = self.pending_by_key.get(key)
         if not pending:
             return
@@ -286,7 +333,7 @@ def durability_problems(
         if crash_ms - w.acked_ms <= loss_window_ms:
             continue
         delta = w.delta if window is None else window.settled(w.delta, crash_ms)
-        if not holds(disk.get(w.key), delta):
+        if not held(disk.get, w.key, delta, floor_of(disk.get)):
             problems.append(
                 f"durability: node {node} acknowledged a write to {w.key!r} at {w.acked_ms} ms "
                 f"and lost it in the crash at {crash_ms} ms"
@@ -324,6 +371,8 @@ def convergence_problems(
                 problems.append(f"node {j} differs on key {key!r}")
                 break
     lost_keys = {w.key for w in tracker.writes if w.lost}
+    if FLOOR_KEY in lost_keys:
+        return problems  # a lost FLUSHALL: the reference flushed what the cluster kept
     for key, expected in reference_answers.items():
         got = answers.get(key)
         if key not in lost_keys and got != expected:

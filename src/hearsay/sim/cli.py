@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="clients also write windowed keys (default; --no-windowed: not)",
     )
     p.add_argument(
+        "--flushall",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a client now and then runs FLUSHALL (off by default: see docs/design.md)",
+    )
+    p.add_argument(
         "--partition", action="append", default=[], help="START_S:END_S[:FRACTION[:oneway]]"
     )
     p.add_argument("--crash", action="append", default=[], help="AT_S[:COUNT[:DOWN_S[:wipe]]]")
@@ -130,6 +136,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         node_config=_node_config(args.node_config),
         warmup_s=args.warmup_s,
         windowed=args.windowed,
+        flushall=args.flushall,
     )
 
 

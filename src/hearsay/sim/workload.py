@@ -10,7 +10,10 @@ exists), a fifth add an item to a cuckoo filter or delete one (CF.ADDNX / CF.DEL
 CF.RESERVE that fails harmlessly once the key exists), a fifth add items to a Top-K
 (TOPK.INCRBY after a TOPK.RESERVE that fails harmlessly once the key exists), and (unless
 ``--no-windowed``) a fifth write to a windowed HLL, Bloom filter, count-min sketch or Top-K
-(after its creation with WINDOW, which answers OK or fails harmlessly once the key exists).
+(after its creation with WINDOW, which answers OK or fails harmlessly once the key exists);
+and (with ``--flushall``) now and then a client runs FLUSHALL, so the replicated flush floor
+meets concurrent writes, partitions and crashes (the checkers count a write below a node's floor
+as held there: FLUSHALL superseded it).
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ default run costs about what it did without them): created with its
 write, on the same node, so no node makes a plain key of its name. The window is short (2 s in
 4 slices of 500 ms), so slices die and are dropped many times a run, under faults and clock
 skew; the checkers hold the nodes to the window rule (``sim/window_check.py``)."""
+FLUSHALL_SHARE: Final = 0.008
+"""Clients that run FLUSHALL (after their other commands; a stream of its own): about one
+run in two of the default 100 clients has one, so most writes still reach the reads the
+checkers compare."""
 WINDOW_ARGS: Final = (b"WINDOW", b"2", b"SLICES", b"4")
 WINDOWED_CREATE: Final = {
     b"whll": [b"HEARSAY.PFRESERVE", b"{}", *WINDOW_ARGS],
@@ -77,6 +84,7 @@ class Workload:
             for family in WINDOWED_CREATE
         ]
         self.windowed_rng = random.Random(config.seed * 1_000_003 + 19)
+        self.flushall_rng = random.Random(config.seed * 1_000_003 + 20)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -90,6 +98,8 @@ class Workload:
     def next_commands(self) -> list[list[bytes]]:
         """One client's commands, run in order on one node (the last one is the write)."""
         commands = self._family_commands()
+        if self.config.flushall and self.flushall_rng.random() < FLUSHALL_SHARE:
+            commands = [*commands, [b"FLUSHALL"]]
         windowed = self.windowed_rng
         if self.config.windowed and windowed.random() < WINDOWED_SHARE:
             key = self.windowed_keys[windowed.randrange(len(self.windowed_keys))]

@@ -44,7 +44,8 @@ import xxhash
 from hearsay.base.gc_policy import tuned_gc
 from hearsay.engine.replica import Replica
 from hearsay.lattice.entry import Entry
-from hearsay.lattice.keyspace import Keyspace
+from hearsay.lattice.keyspace import FLOOR_KEY, Keyspace
+from hearsay.lattice.retired import RESERVED_KEY_PREFIX
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import Ticket
 from hearsay.persist.identity import NodeIdentity
@@ -335,7 +336,7 @@ class Simulation:
         now = self.clocks[i].now_ms(self.now)
         written: list[Write] = []
         for args in self.workload.next_commands():
-            key = args[1]
+            key = FLOOR_KEY if args[0] == b"FLUSHALL" else args[1]
             before = node.keyspace.entry(key)
             before = None if before is None else before.copy()
             if args[0] == b"DEL" and self.config.planted.del_not_gossiped:
@@ -371,7 +372,11 @@ class Simulation:
                     self.writes.observe(j, write.key, entry, self.now)
 
     def _flush(self, i: int, node: Replica) -> None:
-        """Stage node ``i``'s changed keys (the checkers see each) and plan the next sync."""
+        """Stage node ``i``'s changed keys (the checkers see each) and plan the next sync.
+        Entries a FLUSHALL condemned are dropped first, a bounded step at a time (as the
+        runtime's housekeeping does), so the store deletes them in this flush."""
+        if node.sweep_pending:
+            node.sweep_floor()
         node.flush()
         store = self.stores[i]
         for key in store.take_staged_keys():
@@ -626,6 +631,7 @@ class Simulation:
         return {
             key: [replica.execute(session, args, now) for args in self.workload.reads(key)]
             for key, _ in self.writes.reference.items()
+            if not key.startswith(RESERVED_KEY_PREFIX)  # (the flush floor: no reads)
         }
 
     def fractions_over_time(self) -> list[tuple[list[int], list[float]]]:
