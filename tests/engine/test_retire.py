@@ -31,6 +31,7 @@ from hearsay.lattice.retired import (
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.protocol.gossip.outbox import merge_delta
 from hearsay.sketch import schemas
+from hearsay.sketch.tdigest import TDigest
 
 KEY = b"k"
 SCHEMA = schemas.cms(8, 2)
@@ -301,3 +302,46 @@ def test_a_pass_resumes_where_its_last_step_stopped() -> None:
     for key in keys:
         entry = keyspace.entry(key)
         assert entry is not None and [o for o, _ in entry.slices()] == ["d4", "~3000"]
+
+
+def test_tdigest_folds_at_different_times_and_in_any_order_converge() -> None:
+    """Three replicas fold a t-digest's departed slices at different times (one over its own
+    earlier fold, one from the raw slices, one over a peer's fold) and exchange entries: equal
+    entries and hashes, one retired slice, every value's weight and the exact extremes kept.
+    Compression 5 leaves 52 cells, so the values' spread forces coarser levels."""
+    view = TDigest(5)
+    schema = view.schema
+    rng = np.random.default_rng(3)
+    values = {origin: rng.lognormal(0, 4, 60 + 25 * n) for n, origin in enumerate(ORIGINS)}
+    slices: dict[str, MaxVector] = {}
+    for origin, part in values.items():
+        for chunk in np.array_split(part, 7):
+            indices, slot_values = view.add(slices, origin, [chunk.tolist()])
+            slices.setdefault(origin, MaxVector()).merge_pairs(indices, slot_values)
+    replicas = [Keyspace(buckets=4) for _ in range(3)]
+    for replica in replicas:
+        _learn_departures(replica)
+        for origin, vector in slices.items():
+            replica.merge(KEY, Entry(0, schema, slices={origin: vector.copy()}))
+    Retirer(replicas[0]).step(now_ms=1_000, grace_ms=0)
+    Retirer(replicas[0]).step(now_ms=3_000, grace_ms=0)
+    Retirer(replicas[1]).step(now_ms=3_000, grace_ms=0)
+    Retirer(replicas[2]).step(now_ms=2_000, grace_ms=0)
+    _sync(replicas[0], replicas[2])
+    Retirer(replicas[2]).step(now_ms=3_000, grace_ms=0)
+    for _ in range(2):
+        for first in range(3):
+            for second in range(3):
+                if first != second:
+                    _sync(replicas[first], replicas[second])
+    entries = [replica.entry(KEY) for replica in replicas]
+    assert entries[0] is not None and entries[0] == entries[1] == entries[2]
+    assert len({replica.key_hash(KEY) for replica in replicas}) == 1
+    assert [origin for origin, _ in entries[0].slices()] == ["d4", "e5", "~3000"]
+    digest = view.digest(dict(entries[0].slices()))
+    everything = np.concatenate(list(values.values()))
+    assert digest.total == everything.size
+    assert (digest.minimum, digest.maximum) == (everything.min(), everything.max())
+    retired = entries[0].slice("~3000")
+    assert view.retired([], retired) == retired
+    assert int(retired.values_at(np.array([6]))[0]) & 0xFFFFFFFF > 0  # (a coarser level)

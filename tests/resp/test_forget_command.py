@@ -1,8 +1,11 @@
-"""HEARSAY.FORGET and what folding changes for each summed family, through the command table
-over in-memory replicas: replies are the same before and after a departed node's slices are
-folded, and CF.DEL on a live node still removes an item only the departed node added."""
+"""HEARSAY.FORGET and what folding changes for each folded family, through the command table
+over in-memory replicas: the summed families' replies are the same before and after a departed
+node's slices are folded, a t-digest's move by less than its cells' width, and CF.DEL on a
+live node still removes an item only the departed node added."""
 
 from __future__ import annotations
+
+import math
 
 from hearsay.lattice.retired import retired_time
 from hearsay.resp.replies import ErrorReply
@@ -27,6 +30,11 @@ def _origins(client: Client, key: bytes) -> list[str]:
     entry = client.db.keyspace.entry(key)
     assert entry is not None
     return [origin for origin, _ in entry.slices()]
+
+
+def _observations(client: Client) -> object:
+    info = client.ok("TDIGEST.INFO", "td")
+    return dict((str(name), value) for name, value in info.pairs)["Observations"]
 
 
 def test_forget_refusals() -> None:
@@ -100,14 +108,34 @@ def test_folding_keeps_every_summed_familys_replies() -> None:
     assert live.ok("CMS.QUERY", "hits", "x") == before[0][:1]
 
 
-def test_tdigest_and_topk_keep_their_departed_slices() -> None:
+def test_a_tdigest_folds_into_cells_and_topk_keeps_its_departed_slices() -> None:
+    """A t-digest's departed slice becomes the retired slice of cells: the count and the
+    extremes stay exact, quantiles move by less than the cells' width, and the departed
+    node's late values are refused. Top-K keeps its departed slices (not folded)."""
     live, gone = _pair()
-    gone.ok("TDIGEST.CREATE", "td")
-    gone.ok("TDIGEST.ADD", "td", 1, 2, 3)
+    for client in (live, gone):
+        client.ok("TDIGEST.CREATE", "td")
+    spread = [math.exp((i * 7919 % 1000) / 100 - 5) for i in range(700)]  # (e**-5 .. e**5)
+    gone.ok("TDIGEST.ADD", "td", *spread)  # (compressed once: 700 values, a buffer of 500)
+    live.ok("TDIGEST.ADD", "td", *range(1, 301))
     gone.ok("TOPK.RESERVE", "tk", 3)
     gone.ok("TOPK.ADD", "tk", "a", "b")
     for key in (b"td", b"tk"):
         _ship(gone, live, key)
+    quantiles = ("TDIGEST.QUANTILE", "td", 0.01, 0.5, 0.9, 0.99)
+    before = [float(q) for q in live.ok(*quantiles)]
+    exact = [live.ok("TDIGEST.MIN", "td"), live.ok("TDIGEST.MAX", "td")]
+    count = _observations(live)
+    assert count == 1000
     live.ok("HEARSAY.FORGET", GONE, "AT", NOW_MS - 2 * GRACE_MS)
-    assert live.db.retire_step(NOW_MS, GRACE_MS) == 0
-    assert _origins(live, b"td") == [GONE] and _origins(live, b"tk") == [GONE]
+    assert live.db.retire_step(NOW_MS, GRACE_MS) == 1
+    assert _origins(live, b"td") == [LIVE, f"~{NOW_MS - 2 * GRACE_MS}"]
+    assert _origins(live, b"tk") == [GONE]
+    after = [float(q) for q in live.ok(*quantiles)]
+    assert all(abs(a / b - 1) <= 0.01 for a, b in zip(after, before, strict=True)), after
+    assert [live.ok("TDIGEST.MIN", "td"), live.ok("TDIGEST.MAX", "td")] == exact
+    assert _observations(live) == count
+    gone.ok("TDIGEST.ADD", "td", 10**9)  # the departed node's late write: refused, counted
+    _ship(gone, live, b"td")
+    assert live.db.keyspace.retired_origin_dropped == 1
+    assert live.ok("TDIGEST.MAX", "td") == exact[1]

@@ -731,7 +731,7 @@ class Replica:
             self._forgotten_warned = True
             log.error(
                 "this node (id %s) was forgotten (HEARSAY.FORGET): every node refuses its "
-                "writes to count-min, counter and cuckoo keys once the retire grace has "
+                "writes to count-min, counter, cuckoo and t-digest keys once the retire grace has "
                 "passed; start it with an empty --data-dir (a new id)",
                 self.identity.node_id,
             )

@@ -9,11 +9,13 @@ holding their sum. Every node folds the same final inputs into the same ``~t``, 
 max-merge of two nodes' folds is harmless, and folds at different ``t`` converge to the
 largest (the sets are nested). The keyspace's merge then refuses those origins' late slices.
 
-Only families whose reads sum their slices fold: count-min (cell sums), counters (totals of
-increments and decrements), cuckoo filters (add and delete counts per fingerprint place).
-T-digests and Top-K keep their departed slices (a compressed union is not associative: a
-fold of a fold differs from a fold of the raw slices, so nodes folding at different ``t``
-would write different ``~t``; see docs/design.md).
+Families whose reads sum their slices fold by summing: count-min (cell sums), counters
+(totals of increments and decrements), cuckoo filters (add and delete counts per fingerprint
+place). T-digests fold into a grid of cells (:meth:`TDigest.retired`): per cell the summed
+weight of the departed centroids and values, at the finest level that fits, which is as
+associative as a sum. Top-K keeps its departed slices (a union of heavy-hitter lists cut to
+a size is not associative: a fold of a fold differs from a fold of the raw slices, so nodes
+folding at different ``t`` would write different ``~t``; see docs/design.md).
 
 :class:`Retirer` (owned by the replica) walks the keyspace bucket by bucket, in key order
 within a bucket, at most ``limit`` keys looked at and 32 folds a call (it resumes after the last
@@ -27,13 +29,17 @@ from __future__ import annotations
 from typing import Final
 
 from hearsay.base.errors import TooLargeError
-from hearsay.lattice.entry import Entry, MergeResult
+from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.retired import newest_retired, retired_origin, summed_slice
-from hearsay.sketch.schemas import KIND_CMS, KIND_COUNTER, KIND_CUCKOO
+from hearsay.lattice.vector import MaxVector
+from hearsay.sketch.schemas import KIND_CMS, KIND_COUNTER, KIND_CUCKOO, KIND_TDIGEST
+from hearsay.sketch.tdigest import TDigest
 
 SUMMED_KINDS: Final = frozenset({KIND_CMS, KIND_COUNTER, KIND_CUCKOO})
 """Kinds whose reads sum their origins' slices: a retired slice is the sum, reads unchanged."""
+FOLDED_KINDS: Final = SUMMED_KINDS | {KIND_TDIGEST}
+"""Kinds whose departed slices are folded (a t-digest's into cells: :meth:`TDigest.retired`)."""
 RETIRE_KEYS_PER_STEP: Final = 2000
 """Keys looked at per :meth:`Retirer.step` (one housekeeping turn's share; most cost a few
 dictionary look-ups)."""
@@ -116,7 +122,7 @@ class Retirer:
         """Give ``key`` the retired slice ``~fold_ms`` when it holds a slice of an origin it
         covers (or drop such slices when it holds a newer fold)."""
         schema = entry.schema
-        if schema is None or schema.kind not in SUMMED_KINDS:
+        if schema is None or schema.kind not in FOLDED_KINDS:
             return MergeResult(None)
         if entry.deadline_ms and entry.deadline_ms <= now_ms:
             return MergeResult(None)  # (the expiry sweep's)
@@ -130,9 +136,8 @@ class Retirer:
         members = [vector for origin, vector in entry.slices() if covers(origin, fold_ms)]
         if not members:
             return dropped
-        if newest is not None:
-            members.append(entry.slice(retired_origin(newest)))
-        folded = summed_slice(members)
+        older = None if newest is None else entry.slice(retired_origin(newest))
+        folded = _folded(schema, members, older)
         retired = Entry(entry.epoch, schema, entry.expiry, {retired_origin(fold_ms): folded})
         try:
             result = keyspace.merge(key, retired)
@@ -141,6 +146,13 @@ class Retirer:
             return MergeResult(None)
         self.folds += 1
         return result
+
+
+def _folded(schema: Schema, departed: list[MaxVector], older: MaxVector | None) -> MaxVector:
+    """The retired slice of ``departed`` slices over an ``older`` retired one."""
+    if schema.kind == KIND_TDIGEST:
+        return TDigest.from_schema(schema).retired(departed, older)
+    return summed_slice(departed if older is None else [*departed, older])
 
 
 def _key_of(item: tuple[bytes, Entry]) -> bytes:

@@ -3,8 +3,8 @@
 ``HEARSAY.FORGET <node-id> [AT <unix-ms>]`` records, on every node (a replicated tombstone
 at a reserved key), that the node with that id (INFO server's ``run_id``) departed at
 ``unix-ms`` (default: now), as Cassandra's ``removenode``. Once that time is older than
-``--retire-grace-s``, every node folds the node's slices of count-min, counter and cuckoo
-keys into one retired slice per key, and refuses the node's late slices from then on (see
+``--retire-grace-s``, every node folds the node's slices of count-min, counter, cuckoo and
+t-digest keys into one retired slice per key, and refuses the node's late slices from then on (see
 :mod:`hearsay.engine.retire`). The node must never come back with that id: its writes would
 be refused. Replies 1 when recorded, 0 when the node's departure was known already (the
 time recorded first is kept).
