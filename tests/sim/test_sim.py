@@ -237,9 +237,9 @@ def test_swim_detects_crashes_without_false_failures_under_stalls() -> None:
 
 
 def test_flushall_under_partitions_crashes_and_loss_converges() -> None:
-    """Clients run FLUSHALL now and then (``--flushall``): the floor meets concurrent writes
-    on both sides of a partition, a wiped disk and a crash, and every live node ends with the
-    same floor, the same keys and the reference's answers."""
+    """Clients run FLUSHALL now and then (the default workload): the floor meets concurrent
+    writes on both sides of a partition, a wiped disk and a crash, and every live node ends
+    with the same floor, the same keys and the reference's answers."""
     config = SimConfig(
         nodes=12,
         seed=3,
@@ -250,7 +250,6 @@ def test_flushall_under_partitions_crashes_and_loss_converges() -> None:
         writes=200,
         partitions=(PartitionSpec(2, 5, 0.3),),
         crashes=(CrashSpec(3, 2, 3, wipe=True), CrashSpec(6, 1, 2)),
-        flushall=True,
     )
     result, sim = run(config, wall_limit_s=math.inf)
     assert result["converged"], f"{result['problems']}\n{config.command()}"
@@ -258,4 +257,4 @@ def test_flushall_under_partitions_crashes_and_loss_converges() -> None:
     assert len(flushes) >= 2, config.command()  # (seed 3 runs four)
     floors = {node.keyspace.floor_ms for node in sim.nodes if node is not None}
     assert floors == {max(w.delta.epoch for w in flushes)}, config.command()
-    assert "--flushall" in config.command()  # (a failing run is replayed with it)
+    assert "flushall" not in config.command()  # the default

@@ -25,6 +25,7 @@ stream, and none changes what the simulation does.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,6 +209,9 @@ class WriteTracker:
         """(node, write) pairs a crash took from a node's memory that its disk lacked."""
         self.windowed: list[int] = []
         """Writes to windowed keys not ended yet (see :meth:`end_windowed`)."""
+        self.first_tombstone: dict[tuple[bytes, int], tuple[int, int]] = {}
+        """``(key, epoch)`` of every tombstone a node showed -> the first node that showed it
+        and when (a tombstone nobody sent it yet: the node made it, e.g. by a TTL)."""
         self.floors: dict[int, int] = {}
         """Each node's flush floor as shown: every write below it is held there (FLUSHALL
         superseded it), including writes made later by a node that had not learned it."""
@@ -241,6 +245,8 @@ class WriteTracker:
                 self.lost_in_crashes += 1
 
     def observe(self, node: int, key: bytes, entry: Entry, sim_ms: int) -> None:
+        if entry.schema is None:
+            self.first_tombstone.setdefault((key, entry.epoch), (node, sim_ms))
         if key == FLOOR_KEY and entry.epoch > self.floors.get(node, 0):
             self.floors[node] = entry.epoch
             for write in self.writes:
@@ -351,15 +357,52 @@ Answers = dict[bytes, list[object]]
 """Key -> the replies of the workload's read commands for it (PFCOUNT, BF.MEXISTS, ...)."""
 
 
+def expired_unaware(keyspace: Keyspace, tracker: WriteTracker) -> set[bytes]:
+    """Keys ``keyspace`` holds as a tombstone that a TTL made on a node which had not yet
+    received a write that would have kept the key: the reference (the join of the writes, in
+    which the TTL's end is no write) keeps them, the cluster ends them (remove wins). Two such
+    writes exist: an EXPIRE that moved the deadline (made on a node whose clock was behind,
+    after the deadline on others'), and a FLUSHALL that took the old key away (docs/design.md,
+    "What the floor does not undo"; the key written again since dies by the old TTL).
+
+    Exact, not a tolerance: the tombstone's epoch must be a deadline some write set on the key
+    in an older epoch, and the first node that showed it (so the one that expired the key) must
+    not have held, at that moment, a later write moving that deadline or a FLUSHALL above the
+    key's epoch."""
+    floors = [w for w in tracker.writes if w.key == FLOOR_KEY]
+    ended: set[bytes] = set()
+    for key, numbers in tracker.pending_by_key.items():
+        entry = keyspace.entry(key)
+        if entry is None or entry.schema is not None:
+            continue
+        first = tracker.first_tombstone.get((key, entry.epoch))
+        writes = [tracker.writes[n] for n in numbers]
+        setting = [
+            w for w in writes if w.delta.expiry[1] == entry.epoch and w.delta.epoch < entry.epoch
+        ]
+        if first is None or not setting:
+            continue
+        node, shown_ms = first
+        epoch, stamp = setting[0].delta.epoch, setting[0].delta.expiry[0]
+        keeping = [w for w in writes if w.delta.epoch == epoch and w.delta.expiry[0] > stamp]
+        keeping += [w for w in floors if w.delta.epoch > epoch]
+        # (held from the moment it showed the tombstone on: the tombstone covers the write)
+        if any(w.held_at.get(node, shown_ms) >= shown_ms for w in keeping):
+            ended.add(key)
+    return ended
+
+
 def convergence_problems(
     keyspaces: list[tuple[int, Keyspace]],
     tracker: WriteTracker,
     answers: Answers,
     reference_answers: Answers,
+    ended: AbstractSet[bytes] = frozenset(),
 ) -> list[str]:
     """Identical entries on every live node, and the read commands' answers on the cluster
     (one live node; the others are identical) equal to the reference's (the join of every
-    write), read at the same instant; keys with a legitimately lost write are skipped."""
+    write), read at the same instant; keys with a legitimately lost write are skipped, and
+    keys ``ended`` by a TTL a node could not know was moved (:func:`expired_unaware`)."""
     problems: list[str] = []
     _, first = keyspaces[0]
     for j, other in keyspaces[1:]:
@@ -375,7 +418,7 @@ def convergence_problems(
         return problems  # a lost FLUSHALL: the reference flushed what the cluster kept
     for key, expected in reference_answers.items():
         got = answers.get(key)
-        if key not in lost_keys and got != expected:
+        if key not in lost_keys and key not in ended and got != expected:
             problems.append(f"key {key!r}: cluster answers {got!r}, reference {expected!r}")
     return problems
 

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--flushall",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="a client now and then runs FLUSHALL (off by default: see docs/design.md)",
+        default=True,
+        help="a client now and then runs FLUSHALL (default; --no-flushall: never)",
     )
     p.add_argument(
         "--partition", action="append", default=[], help="START_S:END_S[:FRACTION[:oneway]]"

@@ -11,7 +11,7 @@ CF.RESERVE that fails harmlessly once the key exists), a fifth add items to a To
 (TOPK.INCRBY after a TOPK.RESERVE that fails harmlessly once the key exists), and (unless
 ``--no-windowed``) a fifth write to a windowed HLL, Bloom filter, count-min sketch or Top-K
 (after its creation with WINDOW, which answers OK or fails harmlessly once the key exists);
-and (with ``--flushall``) now and then a client runs FLUSHALL, so the replicated flush floor
+and (unless ``--no-flushall``) now and then a client runs FLUSHALL, so the replicated flush floor
 meets concurrent writes, partitions and crashes (the checkers count a write below a node's floor
 as held there: FLUSHALL superseded it).
 """

@@ -64,6 +64,7 @@ from hearsay.sim.checkers import (
     WriteTracker,
     convergence_problems,
     durability_problems,
+    expired_unaware,
     identical,
     reply_problem,
     unconverged_problems,
@@ -592,6 +593,7 @@ class Simulation:
         result["clock_violations"] = len(self.epochs.violations)
         result["durability_violations"] = len(self.durability)
         result["reply_errors"] = len(self.reply_problems)
+        result["expired_unaware"] = 0  # (counted below, once the keyspaces are compared)
         result["writes_acknowledged"] = sum(w.acked_ms is not None for w in self.writes.writes)
         problems = [
             *self.monotone.violations[:5],
@@ -607,12 +609,15 @@ class Simulation:
                 NodeIdentity("reference", 1), self.writes.reference, commands=self.registry
             )
             answers = self._answers(first)
+            ended = expired_unaware(first.keyspace, self.writes)
+            result["expired_unaware"] = len(ended)
             instants = [self.now, *self.window_rule.instants_ms(self.writes.reference, self.now)]
             problems += convergence_problems(
                 keyspaces,
                 self.writes,
                 answers,
                 matching(answers, [self._answers(reference, at) for at in instants]),
+                ended,
             )
             for j, keyspace in keyspaces:
                 problems += self.window_rule.kept_dead(j, keyspace, self.now, SWEEP_INTERVAL_MS)
