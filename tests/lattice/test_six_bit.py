@@ -61,6 +61,29 @@ def test_c_layout_is_redis_dense_layout(values: list[int]) -> None:
     assert _sixbit.histogram(packed) == np.bincount(slots, minlength=64).tolist()
 
 
+@given(
+    st.lists(st.integers(0, 63), min_size=4, max_size=64).map(lambda v: v[: len(v) // 4 * 4]),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40),
+)
+def test_c_reads_many_slots_as_one_by_one(values: list[int], indices: list[int]) -> None:
+    """``get_many`` (a pipelined run's look-ups in one call) reads what ``get`` reads, and 0
+    past the slots either way (as a vector reads an absent index)."""
+    slots = np.array(values, dtype=np.uint8)
+    packed = np.empty(slots.size // 4 * 3, dtype=np.uint8)
+    assert _sixbit.pack(slots, packed)
+    probes = [*indices, *range(-2, slots.size + 2)]
+    out = np.full(len(probes), 99, dtype=np.uint64)
+    _sixbit.get_many(packed, np.array(probes, dtype=np.int64), out)
+    expected = [_sixbit.get(packed, i) if 0 <= i < slots.size else 0 for i in probes]
+    assert out.tolist() == expected
+    unaligned = np.zeros(8 * len(probes) + 1, dtype=np.uint8)[1:]  # (memcpy: any alignment)
+    unaligned[:] = np.frombuffer(np.array(probes, dtype=np.int64).tobytes(), dtype=np.uint8)
+    _sixbit.get_many(packed, unaligned, out)
+    assert out.tolist() == expected
+    with pytest.raises(ValueError, match="int64"):
+        _sixbit.get_many(packed, np.zeros(3, dtype=np.int64), np.zeros(2, dtype=np.uint64))
+
+
 def test_c_refuses_what_does_not_fit() -> None:
     slots = np.zeros(8, dtype=np.uint8)
     slots[5] = 64
@@ -224,6 +247,8 @@ def test_a_pipelined_run_into_many_six_bit_slots_is_set_in_place() -> None:
         with one_byte_slots():
             plain_delta, plain_previous = plain.merge_pairs_tracking(*args)
         assert delta == plain_delta and previous == plain_previous
+        for held_pairs in (delta, previous):  # (joined chunk by chunk: still ascending)
+            assert bool(np.all(np.diff(held_pairs.pairs()[0].astype(np.int64)) > 0))
         if step < 39:
             assert vector.six_histogram() is not None
             assert vector._dense is held

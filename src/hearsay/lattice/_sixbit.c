@@ -154,6 +154,50 @@ static PyObject *get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+PyDoc_STRVAR(get_many_doc,
+"get_many(packed, indices, out, /)\n--\n\n"
+"The values of the slots at `indices` (a buffer of native int64) into `out` (a writable buffer\n"
+"of native uint64, as long): a pipelined run's lookups in one call. An index outside the\n"
+"slots reads 0 (absent, as a vector reads it).");
+
+static PyObject *get_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer packed, indices, out;
+    Py_ssize_t slots;
+    PyObject *result = NULL;
+
+    if (check_nargs("get_many", nargs, 3) < 0 || get_bytes(args[0], 0, &packed) < 0)
+        return NULL;
+    if (get_bytes(args[1], 0, &indices) < 0) {
+        PyBuffer_Release(&packed);
+        return NULL;
+    }
+    if (get_bytes(args[2], 1, &out) < 0) {
+        PyBuffer_Release(&indices);
+        PyBuffer_Release(&packed);
+        return NULL;
+    }
+    if (slots_of(&packed, &slots) == 0) {
+        if (indices.len % 8 || out.len != indices.len) {
+            PyErr_SetString(PyExc_ValueError, "indices must be int64 and out as many uint64");
+        } else {
+            const char *from = (const char *)indices.buf;
+            char *to = (char *)out.buf;
+            for (Py_ssize_t i = 0; i < indices.len / 8; i++) {
+                int64_t index;
+                memcpy(&index, from + 8 * i, 8); /* (any alignment) */
+                uint64_t value = index >= 0 && index < slots ? get_slot(packed.buf, index) : 0;
+                memcpy(to + 8 * i, &value, 8);
+            }
+            result = Py_NewRef(Py_None);
+        }
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&indices);
+    PyBuffer_Release(&packed);
+    return result;
+}
+
 PyDoc_STRVAR(raise_to_doc,
 "raise_to(packed, index, value, /)\n--\n\n"
 "Slot `index` of the writable `packed` becomes max(its value, `value`) (0..63); returns the\n"
@@ -271,6 +315,7 @@ static PyMethodDef methods[] = {
     {"pack", (PyCFunction)(void (*)(void))pack, METH_FASTCALL, pack_doc},
     {"unpack", (PyCFunction)(void (*)(void))unpack, METH_FASTCALL, unpack_doc},
     {"get", (PyCFunction)(void (*)(void))get, METH_FASTCALL, get_doc},
+    {"get_many", (PyCFunction)(void (*)(void))get_many, METH_FASTCALL, get_many_doc},
     {"raise_to", (PyCFunction)(void (*)(void))raise_to, METH_FASTCALL, raise_to_doc},
     {"histogram", (PyCFunction)(void (*)(void))histogram, METH_FASTCALL, histogram_doc},
     {"rises", (PyCFunction)(void (*)(void))rises, METH_FASTCALL, rises_doc},

@@ -1,6 +1,8 @@
 """Types of the C extension ``_sixbit.c`` (six-bit slots); :mod:`hearsay.lattice.vector`
 documents the form. At run time any contiguous buffer of bytes will do."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -14,6 +16,9 @@ def unpack(packed: _Bytes, values: _Bytes, /) -> None:
 
 def get(packed: _Bytes, index: int, /) -> int:
     """The value of slot ``index``."""
+
+def get_many(packed: _Bytes, indices: npt.NDArray[Any], out: npt.NDArray[np.uint64], /) -> None:
+    """The values of the slots at ``indices`` into ``out`` (0 for an index outside them)."""
 
 def raise_to(packed: _Bytes, index: int, value: int, /) -> int:
     """Slot ``index`` becomes max(its value, ``value``); returns its previous value."""
