@@ -47,7 +47,14 @@ from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import CMS_DEPTH_MAX, KIND_CMS, expect_schema
 from hearsay.sketch.schemas import cms as cms_schema
-from hearsay.sketch.slots import Pairs, Slices, merge_slices, summed_at, values_at
+from hearsay.sketch.slots import (
+    Pairs,
+    Slices,
+    merge_slices,
+    summed_and_own_at,
+    summed_at,
+    values_at,
+)
 
 __all__ = ["CmsInfo", "CountMinSketch", "dims_from_prob"]
 
@@ -209,20 +216,24 @@ class CountMinSketch:
         sorted_cells = flat[order]
         sorted_inc = inc[order]
         csum = np.cumsum(sorted_inc, dtype=np.uint64)
-        starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
-        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, sorted_cells.size]))
+        # (np.r_ costs microseconds a call in index tricks: plain ufuncs and concatenations)
+        first = np.empty(sorted_cells.size, dtype=bool)
+        first[0] = True
+        np.not_equal(sorted_cells[1:], sorted_cells[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        bounds = np.append(starts, sorted_cells.size)
+        group = np.repeat(np.arange(starts.size), np.diff(bounds))
         before_group = csum[starts] - sorted_inc[starts]
         running = np.empty_like(inc)
         running[order] = csum - before_group[group]
         # New estimates: the summed totals plus this batch so far, min over rows.
-        totals = summed_at(slices, flat)
+        totals, own_at = summed_and_own_at(slices, flat, origin)
         with np.errstate(over="ignore"):  # only a misbehaving peer's saturated sums can wrap
             estimates = (totals + running).reshape(n, self._depth).min(axis=1)
         # New own totals per distinct cell: what it held plus everything this batch adds.
-        ends = np.r_[starts[1:], sorted_cells.size] - 1
+        ends = bounds[1:] - 1
         unique_cells = sorted_cells[starts]
-        own = slices.get(origin) or MaxVector()
-        new_own = values_at(own, unique_cells) + (csum[ends] - before_group)
+        new_own = own_at[order][starts] + (csum[ends] - before_group)
         if new_own.size and int(new_own.max()) > VALUE_MAX:
             raise BoundsError("CMS: INCRBY overflow")
         keep = new_own != 0

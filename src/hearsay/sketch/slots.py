@@ -45,17 +45,28 @@ def summed_at(slices: Slices, indices: npt.NDArray[np.integer]) -> npt.NDArray[n
     Honest writers keep every sum within int64 (the additive sketches check their totals
     before writing); saturation only keeps a misbehaving peer's values from wrapping around.
     """
+    return summed_and_own_at(slices, indices, None)[0]
+
+
+def summed_and_own_at(
+    slices: Slices, indices: npt.NDArray[np.integer], origin: str | None
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """:func:`summed_at`, and ``origin``'s own values at the same slots (zeros without its
+    slice), each slice read once: a writer's pipelined run needs both."""
     idx = np.asarray(indices)
     total = np.zeros(idx.shape, dtype=np.uint64)
-    for _, vec in sorted(slices.items()):
+    own = total
+    for name, vec in sorted(slices.items()):
         part = values_at(vec, idx)
+        if name == origin:
+            own = part
         with np.errstate(over="ignore"):
             grown = total + part
         wrapped = grown < total
         if wrapped.any():
             grown[wrapped] = np.iinfo(np.uint64).max
         total = grown
-    return total
+    return total, own
 
 
 def merge_slices(target: dict[str, MaxVector], source: Slices) -> dict[str, MaxVector]:
