@@ -49,6 +49,28 @@ def _write(rng: random.Random, reference: dict[int, int]) -> tuple[list[int], li
     return indices, [rng.randint(1, top) for _ in indices]
 
 
+def _check_grew(
+    delta: MaxVector,
+    previous: MaxVector,
+    reference: dict[int, int],
+    indices: list[int],
+    values: list[int],
+) -> None:
+    """A write reported exactly the pairs that rose and what they held; ``reference`` takes
+    them."""
+    expected_delta: dict[int, int] = {}
+    expected_previous: dict[int, int] = {}
+    for index, value in zip(indices, values, strict=True):
+        held = max(reference.get(index, 0), expected_delta.get(index, 0))
+        if value > held:
+            expected_delta[index] = value
+            if reference.get(index, 0):
+                expected_previous[index] = reference[index]
+    assert dict(delta.items()) == expected_delta
+    assert dict(previous.items()) == expected_previous
+    reference.update(expected_delta)
+
+
 def _check_reads(vector: MaxVector, reference: dict[int, int], rng: random.Random) -> None:
     assert len(vector) == len(reference)
     assert not vector.is_empty()
@@ -81,17 +103,7 @@ def test_writes_to_a_big_sparse_vector_read_back_everywhere(seed: int) -> None:
         else:
             delta, previous = vector.merge_pairs_tracking(indices, values)
         overlay_seen |= vector.holds_pending
-        expected_delta: dict[int, int] = {}
-        expected_previous: dict[int, int] = {}
-        for index, value in zip(indices, values, strict=True):
-            held = max(reference.get(index, 0), expected_delta.get(index, 0))
-            if value > held:
-                expected_delta[index] = value
-                if reference.get(index, 0):
-                    expected_previous[index] = reference[index]
-        assert dict(delta.items()) == expected_delta
-        assert dict(previous.items()) == expected_previous
-        reference.update(expected_delta)
+        _check_grew(delta, previous, reference, indices, values)
         if step % 97 == 0:
             _check_reads(vector, reference, rng)
     assert overlay_seen, "no write went to the overlay: the test no longer covers it"
@@ -252,19 +264,9 @@ def test_pipelined_runs_into_a_big_sparse_vector_report_exactly_what_grew(seed: 
             if as_arrays
             else vector.merge_pairs_tracking(indices, values)
         )
-        expected_delta: dict[int, int] = {}
-        expected_previous: dict[int, int] = {}
-        for index, value in zip(indices, values, strict=True):
-            held_value = max(reference.get(index, 0), expected_delta.get(index, 0))
-            if value > held_value:
-                expected_delta[index] = value
-                if reference.get(index, 0):
-                    expected_previous[index] = reference[index]
-        assert dict(delta.items()) == expected_delta
-        assert dict(previous.items()) == expected_previous
+        _check_grew(delta, previous, reference, indices, values)
         for pairs in (delta, previous):
             assert bool(np.all(np.diff(pairs.pairs()[0].astype(np.int64)) > 0))
-        reference.update(expected_delta)
         if step % 29 == 0:
             _check_reads(vector, reference, rng)
     assert vector == _reference_vector(reference)
