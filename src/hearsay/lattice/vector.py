@@ -97,9 +97,10 @@ BF.RESERVE on, so this never takes more than Redis would."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
 _PENDING_FROM_BYTES: Final = 8192
-"""A sparse vector whose packed pairs reach this size takes a client write's few pairs into an
-overlay (``_pending``) instead of copying all its bytes: a write costs what it changes, not
-the key's size (a 1M-capacity Bloom filter filling up holds ~700 KB of packed pairs)."""
+"""A sparse vector whose packed pairs reach this size (and 8 KB a pair of the write:
+``_COPY_BYTES_PER_PAIR``) takes a write's pairs into an overlay (``_pending``) instead of
+copying all its bytes: a write costs what it changes, not the key's size (a 1M-capacity Bloom
+filter filling up holds ~700 KB of packed pairs)."""
 _PENDING_FOLD_MIN: Final = 256
 _PENDING_FOLD_MAX: Final = 4096
 _PENDING_FOLD_SHARE: Final = 32
@@ -1666,8 +1667,8 @@ class MaxVector:
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs: one register by byte slicing, more in C
         (``_sparse.merge_few``: one pass over the bytes, a big sparse vector copied once per
-        write). A large sparse vector takes them in its overlay instead. None: the general
-        path's (what the C merge leaves to it)."""
+        write). A large sparse vector (more than 8 KB a pair: :meth:`_copies`) takes them in
+        its overlay instead. None: the general path's (what the C merge leaves to it)."""
         if not self._copies(len(wanted)):
             return self._merge_few_pending(wanted)
         merged = _sparse.merge_few(self._packed, list(wanted), list(wanted.values()))
