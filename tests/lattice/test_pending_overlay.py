@@ -282,3 +282,33 @@ def test_reads_past_the_index_space_are_absent_whatever_the_dtype() -> None:
     assert vector.values_at(unsigned).tolist() == [reference[i] for i in held] + [0, 0, 0]
     signed = np.array([*held, -1, -(1 << 40)], dtype=np.int64)
     assert vector.values_at(signed).tolist() == [reference[i] for i in held] + [0, 0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_client_writes_few_pairs_into_a_large_sparse_vector_in_c(seed: int) -> None:
+    """The keyspace's short path (:meth:`MaxVector.grow_few_packed`) copies a write's bytes in
+    C up to 8 KB a pair of it and leaves bigger ones to the overlay: what it reports and holds
+    is what the general merge of the same pairs reports and holds."""
+    rng = random.Random(seed)
+    vector, reference = _big(rng)  # (15 KB: two pairs and more are copied, one is not)
+    twin = vector.copy()
+    copied = 0
+    for _ in range(400):
+        count = rng.randint(2, 12)
+        held = sorted(reference)
+        indices = [rng.choice(held) if rng.random() < 0.4 else rng.randrange(_SPAN)
+                   for _ in range(count)]  # fmt: skip
+        values = [rng.randint(1, rng.choice([3, 3, 200])) for _ in indices]
+        raised = vector.grow_few_packed(indices, values)
+        delta, previous = twin.merge_pairs_tracking(indices, values)
+        if raised is None:  # (the overlay's past 8 KB a pair, or what C declines: repeats)
+            vector.merge_pairs_tracking(indices, values)
+        else:
+            copied += 1
+            grown, before = raised
+            assert (MaxVector.of_packed(grown) if grown else MaxVector()) == delta
+            assert (MaxVector.of_packed(before) if before else MaxVector()) == previous
+        _check_grew(delta, previous, reference, indices, values)
+    assert copied >= 100, copied  # (116-150 of 400 with these seeds)
+    assert vector.grow_few_packed([7], [9]) is None  # (one pair: the overlay's)
+    assert vector == twin == _reference_vector(reference)
