@@ -35,6 +35,7 @@ from hearsay.lattice.retired import newest_retired, retired_origin, summed_slice
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.schemas import KIND_CMS, KIND_COUNTER, KIND_CUCKOO, KIND_TDIGEST
 from hearsay.sketch.tdigest import TDigest
+from hearsay.sketch.views import view_as
 
 SUMMED_KINDS: Final = frozenset({KIND_CMS, KIND_COUNTER, KIND_CUCKOO})
 """Kinds whose reads sum their origins' slices: a retired slice is the sum, reads unchanged."""
@@ -151,7 +152,7 @@ class Retirer:
 def _folded(schema: Schema, departed: list[MaxVector], older: MaxVector | None) -> MaxVector:
     """The retired slice of ``departed`` slices over an ``older`` retired one."""
     if schema.kind == KIND_TDIGEST:
-        return TDigest.from_schema(schema).retired(departed, older)
+        return view_as(schema, TDigest).retired(departed, older)
     return summed_slice(departed if older is None else [*departed, older])
 
 
