@@ -10,6 +10,7 @@ test_crash_large.py.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import tempfile
 import threading
@@ -29,7 +30,7 @@ from hearsay.lattice.join import join_deltas
 from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import FOLD_IDLE_S, GroupCommit
-from hearsay.persist.store import SCHEMA_VERSION, SqliteStore
+from hearsay.persist.store import SCHEMA_VERSION, UPSERT_MANY_FROM, SqliteStore
 from hearsay.resp.cluster_commands import ClusterControl
 from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.server_commands import build_registry
@@ -87,6 +88,47 @@ def test_a_put_drops_the_keys_delta_rows_and_a_fold_keeps_the_state(tmp_path: Pa
         assert store.delta_count() == 0
         assert loaded_union(store) == {b"only": b"x"}
         store.check_integrity()
+
+
+def test_big_batches_of_delta_rows_and_deletes_match_row_by_row_writes(tmp_path: Path) -> None:
+    """Batches with UPSERT_MANY_FROM delta rows, puts or deletes or more are written by one
+    statement each: every delta row reads back byte for byte, with a checksum that holds
+    (load_deltas skips one that fails), each key's rows in the order they were staged, and a
+    put or a delete drops its key's rows, exactly as the same batches written a few rows at a
+    time (executemany) leave them."""
+    rng = random.Random(5)
+    keys = [b"", b"\x00\xff", *(b"k%d" % i for i in range(60)), rng.randbytes(40)]
+    batches: list[tuple[dict[bytes, bytes | None], dict[bytes, list[bytes]]]] = []
+    for round_no in range(5):
+        deltas: dict[bytes, list[bytes]] = {}
+        for _ in range(UPSERT_MANY_FROM + rng.randrange(200)):
+            blob = rng.choice([b"", b"x", rng.randbytes(rng.choice([1, 60, 1400]))])
+            deltas.setdefault(rng.choice(keys), []).append(blob)
+        puts: dict[bytes, bytes | None] = {}
+        if round_no:  # rounds of many puts, then of many deletes (their keys' rows go)
+            for key in rng.sample(keys, UPSERT_MANY_FROM + 8):
+                puts[key] = None if round_no % 2 == 0 else rng.randbytes(30)
+            for key in puts:
+                deltas.pop(key, None)  # (a put replaces its key: rows staged after it only)
+        batches.append((puts, deltas))
+    with SqliteStore(tmp_path / "many") as many, SqliteStore(tmp_path / "few") as few:
+        for puts, deltas in batches:
+            many.write_batch(puts, deltas=deltas)
+            for key, blob in puts.items():  # the same rows a key at a time
+                few.write_batch({key: blob})
+            for key, blobs in deltas.items():
+                few.write_batch({}, deltas={key: blobs})
+            rows_many = [(row.key, row.blob) for row in many.load_deltas()]
+            by_key: dict[bytes, list[bytes]] = {}
+            for key, blob in rows_many:
+                by_key.setdefault(key, []).append(blob)
+            rows_few: dict[bytes, list[bytes]] = {}
+            for row in few.load_deltas():
+                rows_few.setdefault(row.key, []).append(row.blob)
+            assert by_key == rows_few
+            assert dict(many.load()) == dict(few.load())
+        assert many.delta_count() == sum(map(len, by_key.values())) > UPSERT_MANY_FROM
+        many.check_integrity()
 
 
 def test_a_refused_fold_changes_nothing(tmp_path: Path) -> None:
