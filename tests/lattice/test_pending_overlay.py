@@ -16,10 +16,10 @@ import pytest
 
 from hearsay.lattice.codec import decode_entry, encode_entry
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry
-from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, MaxVector
+from hearsay.lattice.vector import _COPY_BYTES_FIXED, INDEX_DTYPE, VALUE_DTYPES, MaxVector
 from tests.support.lattice_strategies import RAW
 
-_BIG_PAIRS = 3000  # 1 + 3000 x 5 bytes: past the size from which writes go to the overlay
+_BIG_PAIRS = 24_000  # 1 + 24,000 x 5 bytes: past the size from which writes go to the overlay
 _SPAN = 1 << 22  # indices spread far enough that the vector stays sparse
 
 
@@ -91,7 +91,7 @@ def _check_reads(vector: MaxVector, reference: dict[int, int], rng: random.Rando
 def test_writes_to_a_big_sparse_vector_read_back_everywhere(seed: int) -> None:
     rng = random.Random(seed)
     vector, reference = _big(rng)
-    assert len(vector.packed_pairs() or b"") > 8192  # (the overlay's threshold: see vector.py)
+    assert len(vector.packed_pairs() or b"") > _COPY_BYTES_FIXED  # (the overlay's threshold)
     overlay_seen = False
     for step in range(1500):
         indices, values = _write(rng, reference)
@@ -287,28 +287,36 @@ def test_reads_past_the_index_space_are_absent_whatever_the_dtype() -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_a_client_writes_few_pairs_into_a_large_sparse_vector_in_c(seed: int) -> None:
     """The keyspace's short path (:meth:`MaxVector.grow_few_packed`) copies a write's bytes in
-    C up to 8 KB a pair of it and leaves bigger ones to the overlay: what it reports and holds
-    is what the general merge of the same pairs reports and holds."""
+    C up to 96 KB or 8 KB a pair of it and leaves bigger ones to the overlay: what it reports
+    and holds is what the general merge of the same pairs reports and holds."""
     rng = random.Random(seed)
-    vector, reference = _big(rng)  # (15 KB: two pairs and more are copied, one is not)
+    vector, reference = _big(rng)  # (120-150 KB: 30 pairs and more are copied, 12 are not)
     twin = vector.copy()
-    copied = 0
-    for _ in range(400):
-        count = rng.randint(2, 12)
-        held = sorted(reference)
-        indices = [rng.choice(held) if rng.random() < 0.4 else rng.randrange(_SPAN)
-                   for _ in range(count)]  # fmt: skip
-        values = [rng.randint(1, rng.choice([3, 3, 200])) for _ in indices]
-        raised = vector.grow_few_packed(indices, values)
-        delta, previous = twin.merge_pairs_tracking(indices, values)
-        if raised is None:  # (the overlay's past 8 KB a pair, or what C declines: repeats)
-            vector.merge_pairs_tracking(indices, values)
-        else:
-            copied += 1
-            grown, before = raised
-            assert (MaxVector.of_packed(grown) if grown else MaxVector()) == delta
-            assert (MaxVector.of_packed(before) if before else MaxVector()) == previous
-        _check_grew(delta, previous, reference, indices, values)
-    assert copied >= 100, copied  # (116-150 of 400 with these seeds)
+    copied = {"many": 0, "few": 0}
+    for phase, (low, high, writes) in {"many": (30, 60, 300), "few": (2, 12, 100)}.items():
+        for _ in range(writes):
+            count = rng.randint(low, high)
+            held = sorted(reference)
+            indices = [rng.choice(held) if rng.random() < 0.4 else rng.randrange(_SPAN)
+                       for _ in range(count)]  # fmt: skip
+            values = [rng.randint(1, rng.choice([3, 3, 200])) for _ in indices]
+            raised = vector.grow_few_packed(indices, values)
+            delta, previous = twin.merge_pairs_tracking(indices, values)
+            if raised is None:  # (the overlay's, or what C declines: repeated indices)
+                vector.merge_pairs_tracking(indices, values)
+            else:
+                copied[phase] += 1
+                grown, before = raised
+                assert (MaxVector.of_packed(grown) if grown else MaxVector()) == delta
+                assert (MaxVector.of_packed(before) if before else MaxVector()) == previous
+            _check_grew(delta, previous, reference, indices, values)
+    assert copied == {"many": 300, "few": 0}, copied
+    assert vector.holds_pending
     assert vector.grow_few_packed([7], [9]) is None  # (one pair: the overlay's)
     assert vector == twin == _reference_vector(reference)
+    mid, mid_reference = _big(rng, pairs=10_000)  # (50 KB: under 96 KB, one pair is copied)
+    assert _COPY_BYTES_FIXED // 2 < len(mid.packed_pairs() or b"") < _COPY_BYTES_FIXED
+    index = rng.randrange(_SPAN)
+    raised = mid.grow_few_packed([index], [mid_reference.get(index, 0) + 1])
+    assert raised is not None and not mid.holds_pending
+    assert mid.get(index) == mid_reference.get(index, 0) + 1

@@ -97,10 +97,11 @@ BF.RESERVE on, so this never takes more than Redis would."""
 _DENSE_OVERHEAD_BYTES: Final = 80
 """A numpy array's header costs about this much more than a bytes object's."""
 _PENDING_FROM_BYTES: Final = 8192
-"""A sparse vector whose packed pairs reach this size (and 8 KB a pair of the write:
-``_COPY_BYTES_PER_PAIR``) takes a write's pairs into an overlay (``_pending``) instead of
-copying all its bytes: a write costs what it changes, not the key's size (a 1M-capacity Bloom
-filter filling up holds ~700 KB of packed pairs)."""
+"""A sparse vector whose packed pairs reach this size may take a write's pairs into an overlay
+(``_pending``) instead of copying all its bytes, and does once they pass
+:data:`_COPY_BYTES_FIXED` and 8 KB a pair of the write (:data:`_COPY_BYTES_PER_PAIR`): a write
+costs what it changes, not the key's size (a 1M-capacity Bloom filter filling up holds ~700 KB
+of packed pairs). An entry's shared slice held as bytes leaves that path from this size on."""
 _PENDING_FOLD_MIN: Final = 256
 _PENDING_FOLD_MAX: Final = 4096
 _PENDING_FOLD_SHARE: Final = 32
@@ -109,10 +110,20 @@ _PENDING_FOLD_SHARE: Final = 32
 the overlay's dict (~100 bytes a pair) a small share of the packed bytes it sits on."""
 _COPY_BYTES_PER_PAIR: Final = 8192
 """A write's pairs go into a large sparse vector's bytes (copied in C, once per 64 pairs)
-rather than its overlay while the bytes are at most this many a pair (and past
-``_PENDING_FROM_BYTES``): the overlay costs ~0.6 us a pair, a copy ~25 ns a KB. Measured, runs
+rather than its overlay while the bytes are at most this many a pair (or under
+:data:`_COPY_BYTES_FIXED`): the overlay costs ~0.6 us a pair, a copy ~25 ns a KB. Measured, runs
 of 112 pairs: 7,000 pairs held (34 KB) 10 vs 41 us a run, 140,000 (695 KB) 35 vs 82 us; one
 CMS.INCRBY's 7 cells into a 20000x7 sketch of 1,000 items (34 KB) went the overlay's way."""
+_COPY_BYTES_FIXED: Final = 96 * 1024
+"""A write's pairs go into a sparse vector's bytes (copied in C) rather than its overlay while
+the bytes are under this, whatever the pairs (or :data:`_COPY_BYTES_PER_PAIR` a pair): taking
+even one pair, the overlay's path costs ~7 us more than a copy of 100 KB. Measured in one
+process over 50-100 keys (out of cache, as under writes to many keys), one CF.ADD each: 25 KB
+slices 26 vs 18 us a command, 100 KB 25 vs 18, 300 KB 26 vs 23; TDIGEST.ADD over 1,000 keys of
+~25 KB, 24-29 vs 13-18 us. A real node, 1,000 t-digests filled to 27-41 KB each by 1.5M adds
+(-P 16: 31k -> 46k a second), then TDIGEST.ADD at -P 1: 15.5-17.6k -> 22.3-26.6k a second, and
+27 KB a key instead of 41 (the overlay's dict holds ~100 bytes a pair). Kept under the mmap
+threshold a node fixes (128 KiB, ``runtime/allocator.py``), so each copy comes from the heap."""
 _PENDING_PAIR_BYTES: Final = 12
 """What :meth:`MaxVector.nbytes` counts for a pair in the overlay (4 + the widest value): an
 upper bound, so the key cap is never passed by a vector that shrinks when folded."""
@@ -1579,7 +1590,7 @@ class MaxVector:
         if self._dense is None and self._takes_pending() and idx.size <= self._overlay_takes():
             # (a pipelined run's pairs into a large sparse vector: copied in C while the bytes
             # are few per pair, else its overlay, not a copy)
-            if len(self._packed) <= _COPY_BYTES_PER_PAIR * idx.size:
+            if len(self._packed) <= max(_COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * idx.size):
                 run = self._merge_run_into_packed(idx.tolist(), val.tolist())
                 if run is not None:
                     return run
@@ -1683,7 +1694,7 @@ class MaxVector:
         """Whether a write of ``pairs`` pairs into this sparse vector copies its bytes (in C)
         rather than going to the overlay: no overlay held, and the bytes few for the pairs."""
         return self._pending is None and len(self._packed) < max(
-            _PENDING_FROM_BYTES, _COPY_BYTES_PER_PAIR * pairs
+            _COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * pairs
         )
 
     def _overlay_takes(self) -> int:
