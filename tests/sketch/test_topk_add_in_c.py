@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import _heavykeeper
+from hearsay.sketch.hashing import member_hash
 from hearsay.sketch.schemas import TOPK_LIST_BASE, TOPK_POSITION_SLOTS
 from hearsay.sketch.topk import (
     COUNT_MAX,
@@ -66,6 +67,15 @@ def _forged(draw: st.DrawFn, k: int, width: int, depth: int) -> list[tuple[int, 
     return pairs
 
 
+def _written(view: TopK, calls: list[Call]) -> MaxVector:
+    """The slice origin ``n1`` holds after ``calls``, each written as a node writes it."""
+    vec = MaxVector()
+    for call in calls:
+        (indices, values), _ = view.add({"n1": vec}, "n1", [call])
+        vec.merge_pairs(indices, values)
+    return vec
+
+
 @st.composite
 def _case(draw: st.DrawFn) -> tuple[tuple[int, int, int, float], list[Call], list[Call]]:
     shape = draw(_SHAPES)
@@ -81,10 +91,7 @@ def test_the_add_in_c_writes_and_replies_as_the_add_in_python(
 ) -> None:
     shape, before, run = case
     view = TopK(*shape)
-    vec = MaxVector()
-    for call in before:
-        (indices, values), _ = view.add({"n1": vec}, "n1", [call])
-        vec.merge_pairs(indices, values)
+    vec = _written(view, before)
     forged = data.draw(_forged(shape[0], shape[1], shape[2]))
     if shape[0] > 1 and data.draw(st.booleans()):  # one position's item copied to another
         source, target = data.draw(st.permutations(range(shape[0])))[:2]
@@ -94,6 +101,34 @@ def test_the_add_in_c_writes_and_replies_as_the_add_in_python(
         vec.merge_pairs([i for i, _ in forged], [v for _, v in forged])
     slices = {"n1": vec}
     assert view.add(slices, "n1", run) == reference_add(view, slices, "n1", run)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_case())
+def test_the_slice_read_from_its_packed_pairs_or_through_python_gives_one_answer(
+    case: tuple[tuple[int, int, int, float], list[Call], list[Call]],
+) -> None:
+    """TopK.add hands the C its slice's packed pairs (searched there) unless an overlay sits on
+    them; the same run through ``values_of`` (the overlay's way) writes and replies alike."""
+    shape, before, run = case
+    view = TopK(*shape)
+    vec = _written(view, before)
+    sparse = vec.sparse_view()
+    assert sparse is not None and sparse[1] is None  # (small slices hold no overlay)
+    items = [item for call in run for item, _ in call]
+    ends = [sum(len(call) for call in run[: i + 1]) for i in range(len(run))]
+    args = (
+        items,
+        [member_hash(item) for item in items],
+        [increment for call in run for _, increment in call],
+        shape[0],
+        shape[1],
+        shape[2],
+        view._powers,
+        shape[3],
+        ends,
+    )
+    assert _heavykeeper.add(sparse[0], *args) == _heavykeeper.add(vec.values_of, *args)
 
 
 def test_a_run_from_an_empty_slice_matches_and_sees_its_own_writes() -> None:
@@ -134,6 +169,10 @@ def test_bad_arguments_are_refused_not_crashed_on() -> None:
         [zeros, [b"a"], [1], [1], 0, 2, 2, powers, 0.9, [1]],
         [zeros, [b"a"], [1], [1], 2, 2, 65, powers, 0.9, [1]],
         [zeros, [b"a"], [1], [1], 2, 2, 2, b"short", 0.9, [1]],
+        [b"", [b"a"], [1], [1], 2, 2, 2, powers, 0.9, [1]],  # (not packed pairs: no width)
+        [b"\x03" + bytes(7), [b"a"], [1], [1], 2, 2, 2, powers, 0.9, [1]],  # (no such width)
+        [b"\x01" + bytes(6), [b"a"], [1], [1], 2, 2, 2, powers, 0.9, [1]],  # (cut short)
+        [7, [b"a"], [1], [1], 2, 2, 2, powers, 0.9, [1]],  # (neither bytes nor callable)
     ):
         try:
             _heavykeeper.add(*bad)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_packed_pairs.h"
 #include "_sixbit_slots.h"
 
 #define PAIRS_MAX 64
@@ -42,19 +43,6 @@ static int width_for(uint64_t value_max)
     if (value_max < ((uint64_t)1 << 32))
         return 4;
     return 8;
-}
-
-static uint32_t read_index(const unsigned char *at)
-{
-    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
-}
-
-static uint64_t read_value(const unsigned char *at, int width)
-{
-    uint64_t v = 0;
-    for (int b = width - 1; b >= 0; b--)
-        v = (v << 8) | at[b];
-    return v;
 }
 
 static void write_index(unsigned char *at, uint64_t index)
@@ -357,48 +345,6 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
 }
 
 /* Packed pairs read in place: their bytes, pair count, value width and where values begin. */
-typedef struct {
-    const unsigned char *bytes;
-    Py_ssize_t count;
-    int width;
-    const unsigned char *held;
-} Packed;
-
-/* `obj` as packed pairs; 0 and ValueError/TypeError when it is not. */
-static int packed_of(PyObject *obj, Packed *out)
-{
-    if (!PyBytes_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "packed pairs must be bytes");
-        return 0;
-    }
-    Py_ssize_t len = PyBytes_GET_SIZE(obj);
-    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(obj);
-    int width = len ? bytes[0] : 0;
-    if ((width != 1 && width != 2 && width != 4 && width != 8) || (len - 1) % (4 + width)) {
-        PyErr_SetString(PyExc_ValueError, "not packed sparse pairs (bad width or length)");
-        return 0;
-    }
-    out->bytes = bytes;
-    out->count = (len - 1) / (4 + width);
-    out->width = width;
-    out->held = bytes + 1 + 4 * out->count;
-    return 1;
-}
-
-/* The first position whose index is >= `index`. */
-static Py_ssize_t lower_bound(const Packed *p, uint64_t index)
-{
-    Py_ssize_t lo = 0, hi = p->count;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (read_index(p->bytes + 1 + 4 * mid) < index)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 PyDoc_STRVAR(values_doc,
              "values(packed, indices, /)\n"
              "The value at each index of packed sparse pairs (absent: 0).");
@@ -431,11 +377,7 @@ static PyObject *values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(out);
             return NULL;
         }
-        Py_ssize_t at = lower_bound(&p, index);
-        uint64_t v = 0;
-        if (at < p.count && read_index(p.bytes + 1 + 4 * at) == index)
-            v = read_value(p.held + (Py_ssize_t)p.width * at, p.width);
-        PyObject *value = PyLong_FromUnsignedLongLong(v);
+        PyObject *value = PyLong_FromUnsignedLongLong(packed_get(&p, index));
         if (value == NULL) {
             Py_DECREF(out);
             return NULL;

@@ -5,7 +5,7 @@ tests' reference is ``tests/support/topk_reference.py``."""
 from collections.abc import Callable
 
 def add(
-    read: Callable[[list[int]], list[int]],
+    read: bytes | Callable[[list[int]], list[int]],
     items: list[bytes],
     hashes: list[int],
     increments: list[int],
@@ -18,8 +18,9 @@ def add(
     /,
 ) -> tuple[tuple[list[int], list[int]], list[bytes | None]]:
     """The calls (items ``call_ends[i-1]:call_ends[i]``, each with its xxh3-64 hash and
-    increment) in turn on the slice ``read`` reads (``read(slots)``: their values, absent 0):
-    the pairs written, in order, and per item the item expelled from the list or None."""
+    increment) in turn on the slice ``read`` holds (its packed sparse pairs, or ``read(slots)``:
+    their values, absent 0): the pairs written, in order, and per item the item expelled from
+    the list or None. ValueError for bytes that are not packed pairs."""
 
 def rows(
     cache: dict[int, int],

@@ -21,73 +21,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../lattice/_packed_pairs.h"
+
 #define FINGERPRINTS 256
 #define BUCKET_SLOTS (2 * FINGERPRINTS)
 #define COUNT_CLIP ((int64_t)1 << 40)
 #define SOURCES_ON_STACK 64
 
-typedef struct {
-    const unsigned char *bytes;
-    Py_ssize_t count;
-    int width;
-} Packed;
-
-static uint32_t index_at(const Packed *p, Py_ssize_t i)
-{
-    uint32_t v;
-    memcpy(&v, p->bytes + 1 + 4 * i, 4);
-#if PY_BIG_ENDIAN
-    v = __builtin_bswap32(v);
-#endif
-    return v;
-}
-
+/* The value at position i, clipped at COUNT_CLIP. */
 static int64_t value_at(const Packed *p, Py_ssize_t i)
 {
-    const unsigned char *at = p->bytes + 1 + 4 * p->count + (Py_ssize_t)p->width * i;
-    uint64_t v = 0;
-    for (int b = p->width - 1; b >= 0; b--)
-        v = (v << 8) | at[b];
+    uint64_t v = read_value(p->held + (Py_ssize_t)p->width * i, p->width);
     return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
-}
-
-/* The first position whose index is >= low. */
-static Py_ssize_t lower_bound(const Packed *p, uint64_t low)
-{
-    Py_ssize_t lo = 0, hi = p->count;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (index_at(p, mid) < low)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* A packed sparse slice's header checked against its length; 0 and an exception if it is
- * not one. */
-static int packed_of(PyObject *obj, Packed *out)
-{
-    if (!PyBytes_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "packed pairs must be bytes");
-        return 0;
-    }
-    Py_ssize_t len = PyBytes_GET_SIZE(obj);
-    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(obj);
-    int width = len ? bytes[0] : 0;
-    if (width != 1 && width != 2 && width != 4 && width != 8) {
-        PyErr_SetString(PyExc_ValueError, "packed pairs with a bad value width");
-        return 0;
-    }
-    if ((len - 1) % (4 + width)) {
-        PyErr_SetString(PyExc_ValueError, "packed pairs of a bad length");
-        return 0;
-    }
-    out->bytes = bytes;
-    out->count = (len - 1) / (4 + width);
-    out->width = width;
-    return 1;
 }
 
 /* Live copies of global bucket `bucket` over the slices. */
@@ -102,7 +47,7 @@ static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
     for (Py_ssize_t s = 0; s < n; s++) {
         const Packed *p = &sources[s];
         for (Py_ssize_t i = lower_bound(p, low); i < p->count; i++) {
-            uint64_t index = index_at(p, i);
+            uint64_t index = read_index(p->bytes + 1 + 4 * i);
             if (index >= high)
                 break;
             int slot = (int)(index - low), pair = slot >> 1;

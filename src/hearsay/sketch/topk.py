@@ -55,7 +55,7 @@ over and a position no longer admits a new item); items are at most :data:`ITEM_
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
@@ -175,11 +175,15 @@ class TopK:
         ``_heavykeeper.add`` (C); ``tests/support/topk_reference.py`` is its statement in Python.
         """
         vec = slices.get(origin)
+        view = None if vec is None else vec.sparse_view()
+        read: bytes | Callable[[list[int]], list[int]] = (
+            _zeros if vec is None else view[0] if view and view[1] is None else vec.values_of
+        )  # (the packed pairs are searched in C; an overlay's vector is read through Python)
         items = [item for call in calls for item, _ in call]
         increments = [increment for call in calls for _, increment in call]
         ends = list(accumulate(map(len, calls)))
         pairs, expelled = _heavykeeper.add(
-            _zeros if vec is None else vec.values_of,
+            read,
             items,
             list(map(member_hash, items)),
             increments,

@@ -1,0 +1,78 @@
+/* Packed sparse pairs read in place, shared by _sparse.c (the lattice's few-pair merges and
+ * reads), ../sketch/_packed.c (a cuckoo filter's walk over its buckets) and
+ * ../sketch/_heavykeeper.c (a TOPK.ADD reading its own slice).
+ *
+ * Layout (MaxVector's sparse form): one byte, the value width w (1, 2, 4 or 8); then the count
+ * n of indices as little-endian uint32, ascending; then the n values as little-endian unsigned
+ * ints of w bytes each. The byte string's length is 1 + n * (4 + w).
+ */
+#ifndef HEARSAY_PACKED_PAIRS_H
+#define HEARSAY_PACKED_PAIRS_H
+
+#include <stdint.h>
+
+typedef struct {
+    const unsigned char *bytes;
+    Py_ssize_t count;
+    int width;
+    const unsigned char *held; /* the first value */
+} Packed;
+
+static inline uint32_t read_index(const unsigned char *at)
+{
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+static inline uint64_t read_value(const unsigned char *at, int width)
+{
+    uint64_t v = 0;
+    for (int b = width - 1; b >= 0; b--)
+        v = (v << 8) | at[b];
+    return v;
+}
+
+/* `obj` as packed pairs; 0 and ValueError/TypeError when it is not. */
+static inline int packed_of(PyObject *obj, Packed *out)
+{
+    if (!PyBytes_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "packed pairs must be bytes");
+        return 0;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(obj);
+    const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(obj);
+    int width = len ? bytes[0] : 0;
+    if ((width != 1 && width != 2 && width != 4 && width != 8) || (len - 1) % (4 + width)) {
+        PyErr_SetString(PyExc_ValueError, "not packed sparse pairs (bad width or length)");
+        return 0;
+    }
+    out->bytes = bytes;
+    out->count = (len - 1) / (4 + width);
+    out->width = width;
+    out->held = bytes + 1 + 4 * out->count;
+    return 1;
+}
+
+/* The first position whose index is >= `index`. */
+static inline Py_ssize_t lower_bound(const Packed *p, uint64_t index)
+{
+    Py_ssize_t lo = 0, hi = p->count;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (read_index(p->bytes + 1 + 4 * mid) < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The value at `index` (absent: 0). */
+static inline uint64_t packed_get(const Packed *p, uint64_t index)
+{
+    Py_ssize_t at = lower_bound(p, index);
+    if (at < p->count && read_index(p->bytes + 1 + 4 * at) == index)
+        return read_value(p->held + (Py_ssize_t)p->width * at, p->width);
+    return 0;
+}
+
+#endif
