@@ -765,8 +765,9 @@ static PyObject *add(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         for (uint64_t j = 0; j < 3; j++)
             wanted[w++] = slots[i] + j;
     int packed = PyBytes_Check(read);
-    if (!run_init(&run, wanted_n, packed ? NULL : read) || (packed && !packed_of(read, &run.packed)) ||
-        !read_missing(&run, wanted, wanted_n) || !list_init(&list, &run, k))
+    if (!run_init(&run, wanted_n, packed ? NULL : read) ||
+        (packed && !packed_of(read, &run.packed)) || !read_missing(&run, wanted, wanted_n) ||
+        !list_init(&list, &run, k))
         goto done;
     replies = PyList_New(n);
     if (replies == NULL)
