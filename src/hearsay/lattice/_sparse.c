@@ -344,7 +344,6 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
     return Py_BuildValue("(NN)", delta, previous);
 }
 
-/* Packed pairs read in place: their bytes, pair count, value width and where values begin. */
 PyDoc_STRVAR(values_doc,
              "values(packed, indices, /)\n"
              "The value at each index of packed sparse pairs (absent: 0).");

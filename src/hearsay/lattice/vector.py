@@ -219,6 +219,12 @@ def _fits_dense_unchecked(
     return int(indices.max()) < dense.size
 
 
+def _copy_bytes_max(pairs: int) -> int:
+    """The packed bytes up to which a write of ``pairs`` pairs copies them rather than going
+    to the overlay (the one rule of :meth:`MaxVector._copies` and the run path's)."""
+    return max(_COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * pairs)
+
+
 def _ascending_runs(parts: list[bytes]) -> MaxVector:
     """The vector of packed pairs given in ascending runs (each part's indices all above the
     part's before: chunks of one sorted run), concatenated: no join's sort or maxima (a
@@ -1590,7 +1596,7 @@ class MaxVector:
         if self._dense is None and self._takes_pending() and idx.size <= self._overlay_takes():
             # (a pipelined run's pairs into a large sparse vector: copied in C while the bytes
             # are few per pair, else its overlay, not a copy)
-            if len(self._packed) <= max(_COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * idx.size):
+            if len(self._packed) <= _copy_bytes_max(idx.size):
                 run = self._merge_run_into_packed(idx.tolist(), val.tolist())
                 if run is not None:
                     return run
@@ -1602,8 +1608,8 @@ class MaxVector:
     ) -> tuple[MaxVector, MaxVector] | None:
         """Sorted, unique, validated pairs (a pipelined run's) into the packed pairs, 64 at a
         time in C, each a copy of the bytes: cheaper than the overlay's Python per pair while
-        the bytes are at most :data:`_COPY_BYTES_PER_PAIR` a pair. None (nothing changed):
-        not for this path."""
+        the bytes are at most :func:`_copy_bytes_max`. None (nothing changed): not for this
+        path."""
         self._settle()
         packed = self._packed
         if self._dense is not None:
@@ -1678,8 +1684,8 @@ class MaxVector:
     def _merge_few_into_sparse(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector] | None:
         """A handful of pairs into packed pairs: one register by byte slicing, more in C
         (``_sparse.merge_few``: one pass over the bytes, a big sparse vector copied once per
-        write). A large sparse vector (more than 8 KB a pair: :meth:`_copies`) takes them in
-        its overlay instead. None: the general path's (what the C merge leaves to it)."""
+        write). A large sparse vector (past :meth:`_copies`) takes them in its overlay
+        instead. None: the general path's (what the C merge leaves to it)."""
         if not self._copies(len(wanted)):
             return self._merge_few_pending(wanted)
         merged = _sparse.merge_few(self._packed, list(wanted), list(wanted.values()))
@@ -1693,9 +1699,7 @@ class MaxVector:
     def _copies(self, pairs: int) -> bool:
         """Whether a write of ``pairs`` pairs into this sparse vector copies its bytes (in C)
         rather than going to the overlay: no overlay held, and the bytes few for the pairs."""
-        return self._pending is None and len(self._packed) < max(
-            _COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * pairs
-        )
+        return self._pending is None and len(self._packed) < _copy_bytes_max(pairs)
 
     def _overlay_takes(self) -> int:
         """The most pairs one write puts in the overlay of this (large, sparse) vector: what
