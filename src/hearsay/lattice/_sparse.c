@@ -344,6 +344,69 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
     return Py_BuildValue("(NN)", delta, previous);
 }
 
+PyDoc_STRVAR(values_dense_doc,
+             "values_dense(dense, form, indices, /)\n"
+             "The value at each index of a dense vector's buffer (past its slots: 0). form as\n"
+             "merge_few_dense's.");
+
+/* values_dense(dense, form, indices) -> list[int]: MaxVector.values_of on a dense vector (a
+ * t-digest's header, a count-min item's cells) without a Python call and a numpy scalar for
+ * each slot. */
+static PyObject *values_dense(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "values_dense() takes 3 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    PyObject *indices = args[2];
+    long form = PyLong_AsLong(args[1]);
+    if (form == -1 && PyErr_Occurred())
+        return NULL;
+    if (form != FORM_BITS && form != FORM_SIX && form != 1 && form != 2 && form != 4 &&
+        form != 8) {
+        PyErr_Format(PyExc_ValueError, "no dense form %ld", form);
+        return NULL;
+    }
+    if (!PyList_Check(indices)) {
+        PyErr_SetString(PyExc_TypeError, "indices must be a list of ints");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    Py_ssize_t slots = form == FORM_BITS  ? view.len * 8
+                       : form == FORM_SIX ? view.len / 3 * 4
+                                          : view.len / form;
+    Py_ssize_t n = PyList_GET_SIZE(indices);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned long long index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(indices, k));
+        if (index == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyBuffer_Release(&view);
+            Py_DECREF(out);
+            return NULL;
+        }
+        uint64_t v = index < (unsigned long long)slots
+                         ? dense_read(view.buf, (int)form, (Py_ssize_t)index)
+                         : 0;
+        PyObject *value = PyLong_FromUnsignedLongLong(v);
+        if (value == NULL) {
+            PyBuffer_Release(&view);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, value);
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 PyDoc_STRVAR(values_doc,
              "values(packed, indices, /)\n"
              "The value at each index of packed sparse pairs (absent: 0).");
@@ -433,6 +496,8 @@ static PyMethodDef methods[] = {
     {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},
     {"merge_few_dense", (PyCFunction)(void (*)(void))merge_few_dense, METH_FASTCALL,
      merge_few_dense_doc},
+    {"values_dense", (PyCFunction)(void (*)(void))values_dense, METH_FASTCALL,
+     values_dense_doc},
     {NULL, NULL, 0, NULL},
 };
 

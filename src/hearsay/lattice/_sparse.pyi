@@ -19,5 +19,9 @@ def merge_few_dense(
     it leaves to the general path (more than 64 pairs, not exact ints, an index beyond the
     array, a value too wide for it). ``form``: 0 bits, 6 six-bit slots, 1/2/4/8 bytes a slot."""
 
+def values_dense(dense: object, form: int, indices: list[int], /) -> list[int]:
+    """The value at each index of a dense vector's buffer (0 past its slots). ``form`` as
+    :func:`merge_few_dense`'s."""
+
 def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
     """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""

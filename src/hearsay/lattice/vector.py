@@ -323,6 +323,9 @@ again after a merge) for up to one slot in this many (measured: a call ~64 ns, u
 _DENSE_FORMS: Final = {_BITS: 0, _SIX: 6}
 """``_sparse.merge_few_dense``'s form of a dense vector by its ``_packed`` marker (others: the
 array's bytes per slot)."""
+_LITTLE_ENDIAN: Final = sys.byteorder == "little"
+"""Whether a dense array's slots are read and written in C as the packed form's bytes are
+(little-endian); elsewhere numpy does it."""
 
 
 def _six_packed(array: npt.NDArray[np.unsignedinteger]) -> npt.NDArray[np.uint8] | None:
@@ -874,12 +877,13 @@ class MaxVector:
             if pending is not None:  # (each overlay value is above what the bytes hold)
                 values = [pending.get(i, value) for i, value in zip(indices, values, strict=True)]
             return values
+        if _LITTLE_ENDIAN and len(indices) <= _C_LOOKUPS:  # (one C call: no numpy scalars)
+            return _sparse.values_dense(
+                dense, _DENSE_FORMS.get(self._packed, dense.dtype.itemsize), indices
+            )
         if self._packed is _SIX:
             slots, get = self.dense_slots, _sixbit.get
             return [get(dense, index) if index < slots else 0 for index in indices]
-        if len(indices) <= _FEW_PAIRS:
-            get_one = self.get
-            return [get_one(index) for index in indices]
         found: list[int] = self.values_at(np.array(indices, dtype=np.int64)).tolist()
         return found
 
@@ -1455,7 +1459,7 @@ class MaxVector:
             if self._packed is _EMPTY:  # (turned dense: six bits if it can)
                 self._compact()
             return delta, previous
-        if sys.byteorder != "little":
+        if not _LITTLE_ENDIAN:
             return None
         form = _DENSE_FORMS.get(packed, dense.dtype.itemsize)
         raised = _sparse.merge_few_dense(dense, form, indices, values)
