@@ -71,6 +71,7 @@ from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.retired import retired_time
 from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import _tdigest
 from hearsay.sketch.schemas import KIND_TDIGEST, expect_schema
 from hearsay.sketch.schemas import tdigest as tdigest_schema
 from hearsay.sketch.slots import Pairs, Slices
@@ -239,46 +240,26 @@ def compress(
         return means, weights
     order = np.lexsort((weights, means))
     means, weights = means[order], weights[order]
+    means = np.ascontiguousarray(means, np.float64)
+    weights = np.ascontiguousarray(weights, np.float64)
+    total = math.fsum(weights.tolist())
+    out_means, out_weights = np.empty_like(means), np.empty_like(weights)
     scale = 1.0
-    while True:
-        merged_means, merged_weights = _merge_greedy(
-            means.tolist(), weights.tolist(), 0.5 * scale / compression, 10.0 * scale / compression
+    while True:  # (bounded: each pass doubles the bound, and one centroid always fits)
+        count = _tdigest.merge_greedy(
+            means,
+            weights,
+            0.5 * scale / compression,
+            10.0 * scale / compression,
+            total,
+            out_means,
+            out_weights,
         )
-        if len(merged_means) <= centroids_max(compression):
+        if count <= centroids_max(compression):
             break
         scale *= 2.0
-    out_means = np.array(merged_means, np.float64)
     # A weighted mean of sorted values stays within its group: keep the order exact.
-    return np.maximum.accumulate(out_means), np.array(merged_weights, np.float64)
-
-
-def _merge_greedy(
-    means: list[float], weights: list[float], middle: float, tail: float
-) -> tuple[list[float], list[float]]:
-    total = math.fsum(weights)
-    out_means = [means[0]]
-    out_weights = [weights[0]]
-    mean_now, weight_now = means[0], weights[0]  # the current centroid (written back below)
-    before = 0.0  # the weight of every centroid before the current one
-    for mean, weight in zip(means[1:], weights[1:], strict=True):
-        grown = weight_now + weight
-        nearer = total - before - grown
-        if before < nearer:  # noqa: PLR1730 - min() is a call per value, this loop's hot spot
-            nearer = before
-        share = tail * nearer / total
-        if share > middle:  # noqa: PLR1730 - as above
-            share = middle
-        if grown <= total * share or grown <= 1.0:  # within max(1, its bound)
-            mean_now += (mean - mean_now) * weight / grown
-            weight_now = grown
-        else:
-            out_means[-1], out_weights[-1] = mean_now, weight_now
-            before += weight_now
-            mean_now, weight_now = mean, weight
-            out_means.append(mean)
-            out_weights.append(weight)
-    out_means[-1], out_weights[-1] = mean_now, weight_now
-    return out_means, out_weights
+    return np.maximum.accumulate(out_means[:count]), out_weights[:count].copy()
 
 
 class TDigest:
