@@ -116,8 +116,12 @@ class Acks:
         self._rng = rng
         self._keyspace: Keyspace = outbox.keyspace
         cfg = outbox.config
-        self._writes: BoundedTable[int, _Write] = BoundedTable(cfg.write_track_max)
-        """Local writes by sequence number (coalesced writes share one record)."""
+        self._writes: dict[int, _Write | bytes] = {}
+        """The last ``write_track_max`` local writes by sequence number (consecutive, so the
+        oldest is dropped by its number): a record, shared by coalesced writes, or only the
+        key until something asks about the write (:meth:`_record`; most writes never are
+        asked about, and the record and an ordered table cost ~1 us a write)."""
+        self._writes_max = cfg.write_track_max
         self._covering: BoundedTable[int, tuple[int, int, int, int]] = BoundedTable(
             cfg.write_track_max
         )
@@ -157,14 +161,23 @@ class Acks:
         """
         self._write_seq += 1
         seq = self._write_seq
-        shared = None if coalesce_with is None else self._writes.get(coalesce_with)
-        self._writes.add_new(seq, shared if shared is not None else _Write(key))
+        writes = self._writes
+        shared = None if coalesce_with is None else self._record(coalesce_with)
+        writes[seq] = key if shared is None else shared
+        writes.pop(seq - self._writes_max, None)
         return seq
+
+    def _record(self, seq: int) -> _Write | None:
+        """Write ``seq``'s record, made now if only its key was kept (None: not held)."""
+        write = self._writes.get(seq)
+        if isinstance(write, bytes):
+            write = self._writes[seq] = _Write(write)
+        return write
 
     def remember(self, seq: int, items: list[bytes]) -> None:
         """Keep the PUSH items of write ``seq``'s delta for its retries, if small (the one
         rumour of a drain carries every write coalesced into the record)."""
-        write = self._writes.get(seq)
+        write = self._record(seq)
         if write is not None and sum(len(item) for item in items) <= RETRY_ITEMS_BYTES_MAX:
             write.items = items
 
@@ -183,12 +196,12 @@ class Acks:
 
     def acks(self, seq: int) -> int:
         """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
-        write = self._writes.get(seq)
+        write = self._record(seq)
         return 0 if write is None else write.acks
 
     def request_acks(self, seq: int, count: int) -> int:
         """Make sure ``count`` peers hold write ``seq``; the acks held now."""
-        write = self._writes.get(seq)
+        write = self._record(seq)
         if write is None:
             return 0
         write.wanted = max(write.wanted, count)
@@ -230,7 +243,7 @@ class Acks:
             carried: dict[int, tuple[int, _Write | None]] = {}
             for _, first in items[start:stop]:
                 for seq in (first, *also.get(first, ())) if also else (first,):
-                    write = self._writes.get(seq)
+                    write = self._record(seq)
                     held = -seq if write is None else id(write)
                     if held not in carried:
                         carried[held] = (seq, write)
@@ -301,7 +314,7 @@ class Acks:
             heard = self._heard.get(peer)
             self._heard.put(peer, (self._outbox.now, max(ack_id, heard[1] if heard else 0)))
             for seq in seqs:
-                write = self._writes.get(seq)
+                write = self._record(seq)
                 if write is not None and write.ack(peer):
                     self._outbox.emit(WriteAcked(seq, peer, write.acks))
 
@@ -355,7 +368,7 @@ class Acks:
         # write was most of a loaded origin's time), every write acknowledged by its ACK.
         by_key: dict[bytes, list[tuple[int, int, _Write, list[Address]]]] = {}
         for seq, (retries, _due_ms, before_id, sent_ms) in covering:
-            write = self._writes.get(seq)
+            write = self._record(seq)
             if write is None:
                 continue
             targets = [p for p in write.waiting() if p in self._peers]
@@ -397,6 +410,8 @@ class Acks:
         asked: set[int] = set()
         for seq, write in list(reversed(self._writes.items())):
             # Coalesced writes share one record: ask once, under the latest sequence number.
+            if isinstance(write, bytes):
+                continue  # (never asked about: nothing wanted)
             if write.wanted > write.acks and id(write) not in asked:
                 asked.add(id(write))
                 self._ask_acks(seq, write)
