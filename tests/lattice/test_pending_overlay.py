@@ -287,12 +287,14 @@ def test_reads_past_the_index_space_are_absent_whatever_the_dtype() -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_a_client_writes_few_pairs_into_a_large_sparse_vector_in_c(seed: int) -> None:
     """The keyspace's short path (:meth:`MaxVector.grow_few_packed`) copies a write's bytes in
-    C up to 96 KB or 8 KB a pair of it and leaves bigger ones to the overlay: what it reports
-    and holds is what the general merge of the same pairs reports and holds."""
+    C up to 96 KB or 8 KB a pair of it, puts up to 8 pairs into a bigger one's overlay and
+    leaves more to the general merge: what it reports and holds is what the general merge of
+    the same pairs reports and holds."""
     rng = random.Random(seed)
     vector, reference = _big(rng)  # (120-150 KB: 30 pairs and more are copied, 12 are not)
     twin = vector.copy()
-    copied = {"many": 0, "few": 0}
+    taken = {"many": 0, "few": 0}
+    overlaid = 0  # (writes of the few phase of at most 8 pairs: the overlay's, on this path)
     for phase, (low, high, writes) in {"many": (30, 60, 300), "few": (2, 12, 100)}.items():
         for _ in range(writes):
             count = rng.randint(low, high)
@@ -300,19 +302,28 @@ def test_a_client_writes_few_pairs_into_a_large_sparse_vector_in_c(seed: int) ->
             indices = [rng.choice(held) if rng.random() < 0.4 else rng.randrange(_SPAN)
                        for _ in range(count)]  # fmt: skip
             values = [rng.randint(1, rng.choice([3, 3, 200])) for _ in indices]
+            overlaid += phase == "few" and count <= 8
             raised = vector.grow_few_packed(indices, values)
             delta, previous = twin.merge_pairs_tracking(indices, values)
-            if raised is None:  # (the overlay's, or what C declines: repeated indices)
+            if raised is None:  # (more pairs than the overlay's short path takes)
                 vector.merge_pairs_tracking(indices, values)
             else:
-                copied[phase] += 1
+                taken[phase] += 1
                 grown, before = raised
                 assert (MaxVector.of_packed(grown) if grown else MaxVector()) == delta
                 assert (MaxVector.of_packed(before) if before else MaxVector()) == previous
             _check_grew(delta, previous, reference, indices, values)
-    assert copied == {"many": 300, "few": 0}, copied
+    assert taken == {"many": 300, "few": overlaid}, taken
+    assert 20 < overlaid < 100
     assert vector.holds_pending
-    assert vector.grow_few_packed([7], [9]) is None  # (one pair: the overlay's)
+    raised = vector.grow_few_packed([7], [reference.get(7, 0) + 5])  # (one pair: the overlay)
+    assert vector.holds_pending
+    assert raised is not None and raised[0] is not None
+    assert (
+        MaxVector.of_packed(raised[0])
+        == twin.merge_pairs_tracking([7], [reference.get(7, 0) + 5])[0]
+    )
+    reference[7] = reference.get(7, 0) + 5
     assert vector == twin == _reference_vector(reference)
     mid, mid_reference = _big(rng, pairs=10_000)  # (50 KB: under 96 KB, one pair is copied)
     assert _COPY_BYTES_FIXED // 2 < len(mid.packed_pairs() or b"") < _COPY_BYTES_FIXED

@@ -258,6 +258,30 @@ def _few_wanted(indices: list[int], values: list[int]) -> dict[int, int]:
     return wanted
 
 
+def _pack_few(pairs: dict[int, int]) -> bytes:
+    """The packed form of a few validated pairs (zeros dropped; none: the empty form), with
+    struct: no numpy for a write's handful."""
+    if len(pairs) == 1:  # one register raised (the commonest write): no sort, no struct
+        ((index, value),) = pairs.items()
+        if not value:
+            return _EMPTY
+        width = width_for(value)
+        return _WIDTH_BYTES[width] + index.to_bytes(4, "little") + value.to_bytes(width, "little")
+    if 0 in pairs.values():
+        pairs = {index: value for index, value in pairs.items() if value}
+    if not pairs:
+        return _EMPTY
+    indices = sorted(pairs)
+    values = [pairs[index] for index in indices]
+    width = width_for(max(values))
+    count = len(indices)
+    return (
+        _WIDTH_BYTES[width]
+        + struct.pack(f"<{count}I", *indices)
+        + struct.pack(f"<{count}{_STRUCT_CODES[width]}", *values)
+    )
+
+
 def _int_lists(indices: npt.ArrayLike, values: npt.ArrayLike) -> tuple[list[int], list[int]] | None:
     """Pairs given as Python lists, or as one-dimensional unsigned arrays (made lists), for
     the paths that merge them as Python ints; None for any other form (the general path)."""
@@ -1447,7 +1471,11 @@ class MaxVector:
         dense = self._dense
         if dense is None:
             if not self._copies(len(indices)):
-                return None
+                if len(indices) > _FEW_PAIRS or len(indices) > self._overlay_takes():
+                    return None
+                # The overlay's path, as the general one takes it, with no vectors built.
+                grown, before = self._raise_pending(_few_wanted(indices, values))
+                return _pack_few(grown) if grown else None, _pack_few(before) if before else None
             merged = _sparse.merge_few(packed, indices, values)  # (None: not for C)
             if merged is None:
                 return None
@@ -1717,6 +1745,14 @@ class MaxVector:
         """Validated pairs (at most :meth:`_overlay_takes`) into the overlay of a large sparse
         vector: one C search of the bytes for all of them, a dict update and a bisect per pair,
         no copy of the bytes; folded once the overlay has grown (any width)."""
+        grown, before = self._raise_pending(wanted)
+        if not grown:
+            return MaxVector(), MaxVector()
+        return MaxVector._from_few(grown), MaxVector._from_few(before)
+
+    def _raise_pending(self, wanted: dict[int, int]) -> tuple[dict[int, int], dict[int, int]]:
+        """:meth:`_merge_few_pending`'s pairs that rose and their previous values (non-zero
+        ones), as dicts."""
         pending = self._pending
         if pending is None:
             pending = self._pending = _Overlay()
@@ -1739,11 +1775,9 @@ class MaxVector:
                     pending.added += 1
         if not pending:
             self._pending = None
-        if not grown:
-            return MaxVector(), MaxVector()
-        if len(pending) > self._overlay_takes():
+        elif grown and len(pending) > self._overlay_takes():
             self._settle()
-        return MaxVector._from_few(grown), MaxVector._from_few(before)
+        return grown, before
 
     def _merge_few_into_dense(self, wanted: dict[int, int]) -> tuple[MaxVector, MaxVector]:
         """A handful of pairs (a single PFADD): Python ints beat numpy's per-call overhead."""
@@ -1815,27 +1849,7 @@ class MaxVector:
     def _from_few(cls, pairs: dict[int, int]) -> MaxVector:
         """A sparse vector from a few validated pairs (zeros dropped), packed with struct."""
         vector = cls()
-        if len(pairs) == 1:  # one register raised (the commonest write): no sort, no struct
-            ((index, value),) = pairs.items()
-            if value:
-                width = width_for(value)
-                packed_index = index.to_bytes(4, "little")
-                vector._packed = (
-                    _WIDTH_BYTES[width] + packed_index + value.to_bytes(width, "little")
-                )
-            return vector
-        if 0 in pairs.values():
-            pairs = {index: value for index, value in pairs.items() if value}
-        if pairs:
-            indices = sorted(pairs)
-            values = [pairs[index] for index in indices]
-            width = width_for(max(values))
-            count = len(indices)
-            vector._packed = (
-                _WIDTH_BYTES[width]
-                + struct.pack(f"<{count}I", *indices)
-                + struct.pack(f"<{count}{_STRUCT_CODES[width]}", *values)
-            )
+        vector._packed = _pack_few(pairs)
         return vector
 
     def _merge_unsorted_into_dense(
