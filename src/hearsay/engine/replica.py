@@ -169,10 +169,16 @@ class Replica:
         )
 
     @property
-    def origin(self) -> str:
+    def identity(self) -> NodeIdentity:
+        return self._identity
+
+    @identity.setter
+    def identity(self, identity: NodeIdentity) -> None:
+        self._identity = identity
+        self.origin = identity.origin
         """This node's slice name in additive sketches: its node id, or a fresh name after a
-        stop that was not clean (see :mod:`hearsay.persist.identity`)."""
-        return self.identity.origin
+        stop that was not clean (see :mod:`hearsay.persist.identity`). An attribute, set
+        with the identity: every write into its own slice asks for it, several times."""
 
     # -- opening and closing ---------------------------------------------------------------------
 
