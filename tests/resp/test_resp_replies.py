@@ -188,8 +188,9 @@ def test_int_replies_encode_as_the_general_writer_writes_them(
 def test_flat_arrays_encode_as_the_general_writer_writes_them(
     protocol: int, reply: list[Reply]
 ) -> None:
-    """The shortcut for short arrays of integers and nils (a CMS.INCRBY's counts, a
-    TOPK.ADD's nils) gives the general writer's bytes, and steps aside for anything else."""
+    """The shortcut for short arrays of integers, bulk strings and nils (a CMS.INCRBY's
+    counts, a TOPK.ADD's nils and expelled items) gives the general writer's bytes, and steps
+    aside for anything else."""
     encoder = ReplyEncoder(protocol)
     general = bytearray()
     encoder.write(general, reply)

@@ -1483,9 +1483,10 @@ class MaxVector:
             if after is None or delta is None:
                 return None, None
             self._packed = after
-            self._maybe_densify()
-            if self._packed is _EMPTY:  # (turned dense: six bits if it can)
-                self._compact()
+            if len(after) != len(packed):  # (same length: the same pairs, width and top
+                self._maybe_densify()  # index, so the same answer as when they were made)
+                if self._packed is _EMPTY:  # (turned dense: six bits if it can)
+                    self._compact()
             return delta, previous
         if not _LITTLE_ENDIAN:
             return None

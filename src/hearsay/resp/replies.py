@@ -243,14 +243,16 @@ class ReplyEncoder:
         return bytes(out)
 
     def _flat_array(self, reply: list[Reply]) -> bytes | None:
-        """An array of int64 integers and nils, as :meth:`write` encodes it; None for any
-        other array (the general writer's)."""
+        """An array of int64 integers, bulk strings and nils, as :meth:`write` encodes it;
+        None for any other array (the general writer's)."""
         parts = [b"*%d\r\n" % len(reply)]
         for item in reply:
             if item is None:
                 parts.append(self._null)
             elif type(item) is int and _INT64_MIN <= item <= _INT64_MAX:
                 parts.append(_SMALL_INTS.get(item) or b":%d\r\n" % item)
+            elif type(item) is bytes:  # (a TOPK.ADD's expelled item)
+                parts.append(b"$%d\r\n%b\r\n" % (len(item), item))
             else:
                 return None
         return b"".join(parts)
