@@ -489,16 +489,12 @@ class CommandRegistry:
         HyperLogLog); 0 when there is none at ``start``.
         """
         first = commands[start]
-        if len(first) < 2 or len(commands) - start < 2:
+        if len(commands) - start < 2 or not self.may_run(first):
             return 0
-        spec = self._commands.get(first[0])
-        if spec is None or spec.run_handler is None:
-            return 0
+        spec = self._commands[first[0]]
         name, key = first[0], first[1]
         exact = spec.arity if spec.arity > 0 else 0  # 0: at least -arity (>= 2) arguments
         least = -spec.arity
-        if len(first) != exact if exact else len(first) < least:
-            return 0
         end = start + 1
         stop = len(commands)
         while end < stop:  # bounded by the pipeline's length
@@ -509,6 +505,17 @@ class CommandRegistry:
                 break
             end += 1
         return end - start if end - start > 1 else 0
+
+    def may_run(self, args: list[bytes]) -> bool:
+        """Whether ``args`` may start a run: a call, with its command's arity, of a command
+        that has a run handler (spelled as the run's other calls must spell it)."""
+        if len(args) < 2:
+            return False
+        spec = self._commands.get(args[0])
+        if spec is None or spec.run_handler is None:
+            return False
+        arity = spec.arity
+        return len(args) == arity if arity > 0 else len(args) >= -arity
 
     def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         """The replies of a run found by :meth:`run_at`, as :meth:`dispatch` gives them."""

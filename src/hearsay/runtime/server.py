@@ -570,6 +570,7 @@ class Node:
             "stats": {
                 "total_connections_received": self.resp.total_connections,
                 "total_commands_processed": self.resp.commands_processed(),
+                "coalesced_commands": resp.coalescer.coalesced_commands,
                 "rejected_connections": resp.rejected_connections,
                 "http_rejected_connections": self.http.rejected_connections,
                 "idle_clients_closed": self.idle_clients_closed,
