@@ -260,20 +260,17 @@ class _Coalescer:
             ctx = connection.ctx
             group = (args[0], args[1], ctx.protocol, ctx.db_index)
             groups.setdefault(group, []).append((connection, args))
+        now_ms = unix_ms()  # (they arrived together)
         for members in groups.values():
             for start in range(0, len(members), RUN_CALLS_MAX):
-                chunk = members[start : start + RUN_CALLS_MAX]
-                if len(chunk) == 1:
-                    connection, args = chunk[0]
-                    connection.coalesced = False
-                    connection.run_commands([args])
-                else:
-                    self._run(chunk)
+                self._run(members[start : start + RUN_CALLS_MAX], now_ms)
         self._server.commands_ran()
         self._server.outbox.flush()
 
-    def _run(self, chunk: list[tuple[RespConnection, list[bytes]]]) -> None:
-        """One run of several clients' calls, each client answered in its own protocol."""
+    def _run(self, chunk: list[tuple[RespConnection, list[bytes]]], now_ms: int) -> None:
+        """One run of clients' calls (or one call alone), each client answered in its own
+        protocol. Only the work a reply needs here: nothing waits (no gate, no durability),
+        and the gossip is pumped and the replies written once for the whole flush."""
         server = self._server
         registry = server.registry
         replica = server.replica
@@ -281,7 +278,10 @@ class _Coalescer:
         run = [args for _, args in chunk]
         seq_before = replica.last_write_seq
         started_ns = time.perf_counter_ns()
-        replies = replica.execute_run(first, run, unix_ms())
+        if len(run) > 1:
+            replies = replica.execute_run(first, run, now_ms)
+        else:  # (a command with a run handler never waits: no AckWait comes back)
+            replies = [replica.execute(first, run[0], now_ms)]
         elapsed_ns = time.perf_counter_ns() - started_ns
         wrote = replica.last_write_seq != seq_before
         errors = 0
@@ -299,7 +299,8 @@ class _Coalescer:
                 encoded = encode(registry.internal_error(first.last_command, exc), ctx.protocol)
             connection.commands_processed += 1
             connection.queue_reply(encoded)
-        self.coalesced_commands += len(run)
+        if len(run) > 1:
+            self.coalesced_commands += len(run)
         server.command_stats.record_run(run[0][0], elapsed_ns, errors, len(run))
         observer = registry.observer
         if observer is not None and elapsed_ns > observer.threshold_ns:
@@ -444,10 +445,6 @@ class RespConnection(asyncio.Protocol):
         ):
             return False
         return self._registry.may_run(commands[0])
-
-    def run_commands(self, commands: list[list[bytes]]) -> None:
-        """Run ``commands`` as if they had just arrived (a coalesced command left alone)."""
-        self._run(commands)
 
     def queue_reply(self, data: bytes) -> None:
         """A reply that waits for nothing, sent with the outbox's next write (dropped when the

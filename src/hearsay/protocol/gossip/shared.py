@@ -36,7 +36,10 @@ class BoundedTable(OrderedDict[K, V]):
 
     def put(self, key: K, value: V) -> None:
         """Insert or replace ``key`` as the newest entry; drop the oldest beyond the bound."""
-        self.pop(key, None)
+        if key in self:  # (moved, not removed and inserted again: a hot key at every write)
+            self.move_to_end(key)
+            self[key] = value
+            return
         self[key] = value
         while len(self) > self.max_items:
             self.popitem(last=False)
