@@ -239,7 +239,11 @@ class CuckooFilter:
 
     def filters(self, slices: Slices) -> int:
         """Sub-filters in use: one past the highest holding a slot in any slice (at least 1)."""
-        top = max((vec.memo(_top_index, _top_index) for vec in slices.values()), default=-1)
+        top = -1
+        for vec in slices.values():  # (a loop, not max() of a generator: at every CF.ADD)
+            held = vec.memo(_top_index, _top_index)
+            if held > top:
+                top = held
         return bisect.bisect_right(self._bases, top // 2) if top >= 0 else 1
 
     def _live(self, slices: Slices, pairs: Sequence[int]) -> list[int]:
@@ -489,9 +493,10 @@ class _Batch:
         self._loaded: set[int] | None = set()  # None: every bucket the batch may touch
         self._read_from: list[_Source] | None = None
         if by_windows is None:
-            held = sum(len(vec) for vec in slices.values())
             places = len(items) * 2 * self._readable
-            by_windows = places <= _WINDOWS_PER_PASS + held // _PAIRS_PER_WINDOW
+            by_windows = places <= _WINDOWS_PER_PASS or (  # (a few items: no count needed)
+                places <= _WINDOWS_PER_PASS + sum(map(len, slices.values())) // _PAIRS_PER_WINDOW
+            )
         if not by_windows:
             self._load_arrays()
 

@@ -17,6 +17,7 @@ from hearsay.engine.families.common import (
     KeyMissingError,
     ShapeMismatchError,
     required_view_and_slices,
+    schema_of,
     view_and_slices,
     write_pairs,
 )
@@ -24,6 +25,7 @@ from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.cuckoo import ADDED, FULL, PRESENT, CuckooFilter, CuckooInfo
 from hearsay.sketch.schemas import KIND_CUCKOO
+from hearsay.sketch.views import view_as
 
 __all__ = [
     "ADDED",
@@ -76,14 +78,16 @@ def add(
     PRESENT (``only_new`` and it already is) or FULL. A missing key is created with
     ``capacity`` (KeyMissingError when it is None: NOCREATE). Items are added in turn, each
     seeing the ones before, and written at once (:meth:`CuckooFilter.add_items`)."""
-    found = _entry(db, key, now_ms)
-    if found is None:
+    entry = db.get_typed(key, KIND_CUCKOO, now_ms)
+    if entry is None:
         if capacity is None:
             raise KeyMissingError("not found")
         reserve(db, key, (capacity, 2, 20, 1), now_ms)
-        found = _required(db, key, now_ms)
-    view, slices = found
-    replies, pairs = view.add_items(slices, db.origin, items, only_new=only_new)
+        entry = db.get_typed(key, KIND_CUCKOO, now_ms)
+        assert entry is not None, "just reserved"
+    view = view_as(schema_of(entry), CuckooFilter)
+    # (the entry's own table, in no order: a batch only sums over the slices)
+    replies, pairs = view.add_items(entry.slice_table(), db.origin, items, only_new=only_new)
     if len(pairs[0]):
         write_pairs(db, key, view.schema, pairs, now_ms)
     return replies
