@@ -5,7 +5,9 @@ in the chunk, runs them in order through :meth:`Replica.execute` and sends all t
 one write: pipelined clients get one syscall per chunk, not per command, and those writes are
 made once per event-loop iteration, after every ready client was served (see
 :class:`_Outbox`). A run of calls of one command on one key (a pipeline of PFADDs to one
-HyperLogLog) is run as one call of the command's run handler when it has one.
+HyperLogLog) is run as one call of the command's run handler when it has one; so are the single
+commands of that kind that many clients sent in the same event-loop iteration (see
+:class:`_Coalescer`).
 
 With ``--fsync always`` a write may only be acknowledged once it is durable, so the chunk's
 dirty keys are flushed at once and, when the flush returns an unfinished ticket, the replies
@@ -297,7 +299,6 @@ class _Coalescer:
                 encoded = encode(cast("Reply", reply), ctx.protocol)
             except Exception as exc:  # a handler's bug: still a reply, in order
                 encoded = encode(registry.internal_error(first.last_command, exc), ctx.protocol)
-            connection.commands_processed += 1
             connection.queue_reply(encoded)
         if len(run) > 1:
             self.coalesced_commands += len(run)
@@ -419,6 +420,7 @@ class RespConnection(asyncio.Protocol):
             return
         if self._may_coalesce(commands):
             self.coalesced = True
+            self.commands_processed += 1  # (counted now: it may close before it runs)
             self._server.coalescer.add(self, commands[0])
             return
         self._run(commands)
