@@ -21,7 +21,7 @@ from typing import Final
 import xxhash
 
 from hearsay.lattice._digest import xor_packed, xor_pairs
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 
 _M1: Final = 0xFF51AFD7ED558CCD
@@ -57,13 +57,27 @@ def key_seed(key: bytes) -> int:
 def header_hash(seed: int, entry: Entry) -> int:
     """The hash of ``(key, epoch, schema, expiry)``."""
     schema = entry.schema
-    described = (
-        b"-"
-        if schema is None
-        else repr((schema.kind, schema.params, schema.size, schema.additive)).encode()
-    )
+    if schema is None:
+        described = b"-"
+    else:
+        held = _described.get(id(schema))
+        if held is not None and held[0] is schema:
+            described = held[1]
+        else:
+            described = repr((schema.kind, schema.params, schema.size, schema.additive)).encode()
+            if len(_described) >= SCHEMAS_DESCRIBED_MAX:
+                _described.clear()
+            _described[id(schema)] = (schema, described)
     packed = struct.pack("<QqqQ", seed, entry.epoch, entry.expiry[0], entry.expiry[1])
     return xxhash.xxh3_64_intdigest(packed + described)
+
+
+SCHEMAS_DESCRIBED_MAX: Final = 1024
+"""Schemas whose described bytes are remembered (a node's keys share a few interned schemas;
+the table is cleared when full, so a stream of new parameters cannot grow it)."""
+_described: dict[int, tuple[Schema, bytes]] = {}
+"""By the id of the schema, which each holds (so no other schema takes its id meanwhile): the
+``repr`` of its fields, which cost more than the rest of a header's hash."""
 
 
 def origin_base(seed: int, origin: str) -> int:
