@@ -906,6 +906,7 @@ class RespServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        self.coalescer.flush()  # (commands already read run and are answered before the close)
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:
