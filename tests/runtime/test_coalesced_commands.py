@@ -204,3 +204,19 @@ def test_wait_after_a_coalesced_write_waits_for_that_clients_write(tmp_path: Pat
         assert coalesced(first) == count
     finally:
         cluster.close()
+
+
+@pytest.mark.integration
+def test_while_a_client_monitors_every_command_runs_and_shows_on_its_own(
+    node: NodeProcess,
+) -> None:
+    before = coalesced(node)
+    with clients(node, CLIENTS + 1) as socks:
+        monitor, writers = socks[0], socks[1:]
+        monitor.sendall(command("MONITOR"))
+        assert read_raw(monitor, 1)[0] == [b"OK"]
+        send_together(node, writers, [command("INCR", "watched")] * CLIENTS)
+        assert sorted(read_raw(sock, 1)[0][0] for sock in writers) == list(range(1, CLIENTS + 1))
+        lines, _ = read_raw(monitor, CLIENTS)
+    assert all(b'"INCR" "watched"' in line for line in lines)  # type: ignore[operator]
+    assert coalesced(node) == before
