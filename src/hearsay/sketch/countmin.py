@@ -44,7 +44,8 @@ import numpy.typing as npt
 from hearsay.base.errors import BoundsError, SketchParameterError
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
-from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
+from hearsay.sketch import _splitmix
+from hearsay.sketch.hashing import member_hash, member_hashes, mix64
 from hearsay.sketch.schemas import CMS_DEPTH_MAX, KIND_CMS, expect_schema
 from hearsay.sketch.schemas import cms as cms_schema
 from hearsay.sketch.slots import (
@@ -178,9 +179,9 @@ class CountMinSketch:
         return columns.astype(np.int64) + (rows * np.uint64(self._width)).astype(np.int64)
 
     def item_cells(self, item: bytes) -> list[int]:
-        """The ``depth`` slots one item counts in, as Python ints (row ``r``'s is ``r``-th)."""
-        item_hash, w = member_hash(item), self._width
-        return [mix64_int(item_hash, row + 1) % w + row * w for row in range(self._depth)]
+        """The ``depth`` slots one item counts in, as Python ints (row ``r``'s is ``r``-th):
+        ``mix64_int(h, r + 1) % width + r * width``, in C."""
+        return _splitmix.cells(member_hash(item), self._width, self._depth)
 
     # -- writing ------------------------------------------------------------------------------
 
