@@ -151,3 +151,42 @@ def test_a_reply_that_cannot_be_encoded_is_an_internal_error_reply(tmp_path: Pat
             database.close()
 
     assert asyncio.run(exchange()) == EXPECTED_AROUND_UNENCODABLE
+
+
+def test_a_bug_under_coalesced_commands_answers_every_client(tmp_path: Path) -> None:
+    """Clients' single commands wait in the listener's coalescer and run together: a bug met
+    while running them (here the database's run and call raise) still answers every client
+    with an internal error, so none waits for a reply that never comes."""
+
+    def hot(ctx: ClientContext, args: list[bytes]) -> Reply:
+        return 1
+
+    def hot_run(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
+        return [1] * len(run)
+
+    def raising(*args: object) -> object:
+        raise ZeroDivisionError("boom")
+
+    async def exchange(clients: int) -> list[bytes]:
+        registry = CommandRegistry()
+        install_connection_commands(registry)
+        registry.add("HOT", hot, arity=2, first_key=1, last_key=1, step=1, run_handler=hot_run)
+        database = Replica.open(tmp_path / "data", commands=registry)
+        database.execute_run = raising  # type: ignore[method-assign]
+        database.execute = raising  # type: ignore[method-assign]
+        server = RespServer(database, registry, ServerSettings())
+        try:
+            host, port = await server.start("127.0.0.1", 0)
+            pairs = [await asyncio.open_connection(host, port) for _ in range(clients)]
+            for _, writer in pairs:
+                writer.write(b"HOT key\r\n")
+            replies = [await asyncio.wait_for(reader.readline(), 20) for reader, _ in pairs]
+            for _, writer in pairs:
+                writer.close()
+            return replies
+        finally:
+            await server.stop()
+            database.close()
+
+    replies = asyncio.run(exchange(20))
+    assert replies == [b"-ERR internal error in hot: ZeroDivisionError: boom\r\n"] * 20

@@ -265,9 +265,26 @@ class _Coalescer:
         now_ms = unix_ms()  # (they arrived together)
         for members in groups.values():
             for start in range(0, len(members), RUN_CALLS_MAX):
-                self._run(members[start : start + RUN_CALLS_MAX], now_ms)
+                chunk = members[start : start + RUN_CALLS_MAX]
+                try:
+                    self._run(chunk, now_ms)
+                except Exception as exc:  # a bug: every client still gets a reply, none hangs
+                    self._answer_failed(chunk, exc)
         self._server.commands_ran()
         self._server.outbox.flush()
+
+    def _answer_failed(
+        self, chunk: list[tuple[RespConnection, list[bytes]]], exc: Exception
+    ) -> None:
+        """The internal error for every client of ``chunk`` not answered yet."""
+        registry = self._server.registry
+        spelled = chunk[0][1][0].decode("latin-1")
+        spec = registry.get(spelled)
+        error = registry.internal_error(spec.full_name if spec else spelled.lower(), exc)
+        for connection, _ in chunk:
+            if connection.coalesced:
+                connection.coalesced = False
+                connection.queue_reply(encode(error, connection.ctx.protocol))
 
     def _run(self, chunk: list[tuple[RespConnection, list[bytes]]], now_ms: int) -> None:
         """One run of clients' calls (or one call alone), each client answered in its own
