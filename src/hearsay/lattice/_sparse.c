@@ -251,6 +251,27 @@ static uint64_t dense_read(const uint8_t *at, int form, Py_ssize_t i)
     }
 }
 
+/* A dense form argument (0 bits, 6 six-bit slots, 1/2/4/8 bytes a slot) into `form`; 0 and
+ * an exception for anything else. */
+static int dense_form(PyObject *obj, long *form)
+{
+    *form = PyLong_AsLong(obj);
+    if (*form == -1 && PyErr_Occurred())
+        return 0;
+    if (*form != FORM_BITS && *form != FORM_SIX && *form != 1 && *form != 2 && *form != 4 &&
+        *form != 8) {
+        PyErr_Format(PyExc_ValueError, "no dense form %ld", *form);
+        return 0;
+    }
+    return 1;
+}
+
+/* The slots a dense buffer of `bytes` holds in `form`. */
+static Py_ssize_t dense_slots(Py_ssize_t bytes, long form)
+{
+    return form == FORM_BITS ? bytes * 8 : form == FORM_SIX ? bytes / 3 * 4 : bytes / form;
+}
+
 static void dense_write(uint8_t *at, int form, Py_ssize_t i, uint64_t value)
 {
     switch (form) {
@@ -280,14 +301,9 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
         return NULL;
     }
     PyObject *indices = args[2], *values = args[3];
-    long form = PyLong_AsLong(args[1]);
-    if (form == -1 && PyErr_Occurred())
+    long form;
+    if (!dense_form(args[1], &form))
         return NULL;
-    if (form != FORM_BITS && form != FORM_SIX && form != 1 && form != 2 && form != 4 &&
-        form != 8) {
-        PyErr_Format(PyExc_ValueError, "no dense form %ld", form);
-        return NULL;
-    }
     if (!PyList_Check(indices) || !PyList_Check(values)) {
         PyErr_SetString(PyExc_TypeError, "merge_few_dense(buffer, int, list, list)");
         return NULL;
@@ -299,19 +315,11 @@ static PyObject *merge_few_dense(PyObject *self, PyObject *const *args, Py_ssize
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
-    Py_ssize_t slots;
-    uint64_t top;
-    switch (form) {
-    case FORM_BITS:
-        slots = view.len * 8, top = 1;
-        break;
-    case FORM_SIX:
-        slots = view.len / 3 * 4, top = SIX_MAX;
-        break;
-    default:
-        slots = view.len / form;
-        top = form == 8 ? VALUE_MAX : ((uint64_t)1 << (8 * form)) - 1;
-    }
+    Py_ssize_t slots = dense_slots(view.len, form);
+    uint64_t top = form == FORM_BITS  ? 1
+                   : form == FORM_SIX ? SIX_MAX
+                   : form == 8        ? VALUE_MAX
+                                      : ((uint64_t)1 << (8 * form)) - 1;
     for (Py_ssize_t i = 0; i < unique; i++) {
         if (wanted[i].index >= (uint64_t)slots || wanted[i].value > top) {
             PyBuffer_Release(&view);
@@ -361,14 +369,9 @@ static PyObject *values_dense(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     PyObject *indices = args[2];
-    long form = PyLong_AsLong(args[1]);
-    if (form == -1 && PyErr_Occurred())
+    long form;
+    if (!dense_form(args[1], &form))
         return NULL;
-    if (form != FORM_BITS && form != FORM_SIX && form != 1 && form != 2 && form != 4 &&
-        form != 8) {
-        PyErr_Format(PyExc_ValueError, "no dense form %ld", form);
-        return NULL;
-    }
     if (!PyList_Check(indices)) {
         PyErr_SetString(PyExc_TypeError, "indices must be a list of ints");
         return NULL;
@@ -376,9 +379,7 @@ static PyObject *values_dense(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
-    Py_ssize_t slots = form == FORM_BITS  ? view.len * 8
-                       : form == FORM_SIX ? view.len / 3 * 4
-                                          : view.len / form;
+    Py_ssize_t slots = dense_slots(view.len, form);
     Py_ssize_t n = PyList_GET_SIZE(indices);
     PyObject *out = PyList_New(n);
     if (out == NULL) {
