@@ -19,31 +19,9 @@ import hiredis
 import pytest
 
 from tests.support.nodes import Cluster, NodeProcess, poll_until, split_address, start_node
+from tests.support.raw_resp import command, read_raw
 
 CLIENTS = 40
-
-
-def command(*args: bytes | str) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
-def read_raw(sock: socket.socket, count: int) -> tuple[list[object], bytes]:
-    """Exactly ``count`` replies and their bytes (the socket's timeout bounds every read)."""
-    reader = hiredis.Reader()
-    replies: list[object] = []
-    raw = b""
-    while len(replies) < count:  # bounded: each pass reads data or raises
-        data = sock.recv(1 << 16)
-        assert data, f"connection closed after {len(replies)} of {count} replies"
-        raw += data
-        reader.feed(data)
-        while (reply := reader.gets()) is not False:
-            replies.append(reply)
-    return replies, raw
 
 
 @contextmanager

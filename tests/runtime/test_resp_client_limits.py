@@ -24,35 +24,14 @@ from hearsay.runtime.resp_server import (
     _AuthThrottle,
 )
 from tests.support.nodes import NodeProcess, poll_until, split_address, start_node
+from tests.support.raw_resp import command, read_replies
 
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
-
-
-def command(*args: bytes | str) -> bytes:
-    """One RESP multibulk request."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
 
 
 def connect(node: NodeProcess) -> socket.socket:
     sock = socket.create_connection(split_address(node.resp), timeout=20)
     return sock
-
-
-def read_replies(sock: socket.socket, count: int) -> list[object]:
-    """Exactly ``count`` replies (the socket's timeout bounds every read)."""
-    reader = hiredis.Reader()
-    replies: list[object] = []
-    while len(replies) < count:  # bounded: each pass reads data or raises
-        data = sock.recv(1 << 20)
-        assert data, f"connection closed after {len(replies)} of {count} replies"
-        reader.feed(data)
-        while (reply := reader.gets()) is not False:
-            replies.append(reply)
-    return replies
 
 
 def read_until_closed(sock: socket.socket, bytes_max: int = 1 << 26) -> bytes:
