@@ -195,9 +195,10 @@ class Acks:
         return items
 
     def acks(self, seq: int) -> int:
-        """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten)."""
-        write = self._record(seq)
-        return 0 if write is None else write.acks
+        """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten;
+        a write nothing asked about yet has no record, and none is made to say 0)."""
+        write = self._writes.get(seq)
+        return write.acks if isinstance(write, _Write) else 0
 
     def request_acks(self, seq: int, count: int) -> int:
         """Make sure ``count`` peers hold write ``seq``; the acks held now."""
