@@ -470,10 +470,7 @@ class RespConnection(asyncio.Protocol):
         client is gone)."""
         if self._transport is None:
             return
-        if not self._unsent:
-            self._outbox.add(self)
-        self._unsent.append(data)
-        self._unsent_bytes += len(data)
+        self._append_unsent(data)
         pending = self._unsent_bytes + self._queued_bytes
         if pending > self.output_peak_bytes:
             self.output_peak_bytes = pending
@@ -596,10 +593,7 @@ class RespConnection(asyncio.Protocol):
             # The common case: nothing waits, so the replies leave in one write.
             replies = b"".join(out)
             if replies or self._closing:
-                if not self._unsent:
-                    self._outbox.add(self)
-                self._unsent.append(replies)
-                self._unsent_bytes += len(replies)
+                self._append_unsent(replies)
             return
         batch.append(b"".join(out))
         for item in batch:
@@ -701,11 +695,16 @@ class RespConnection(asyncio.Protocol):
             self._closing = True
             transport.abort()
             return False
+        self._append_unsent(line)
+        return True
+
+    def _append_unsent(self, data: bytes) -> None:
+        """``data`` after the replies the outbox will write for this client (the first of an
+        iteration puts the client in the outbox)."""
         if not self._unsent:
             self._outbox.add(self)
-        self._unsent.append(line)
-        self._unsent_bytes += len(line)
-        return True
+        self._unsent.append(data)
+        self._unsent_bytes += len(data)
 
     def send_unsent(self) -> None:
         """Write the replies held for the outbox (closing after them when asked to)."""
