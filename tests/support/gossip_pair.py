@@ -94,8 +94,18 @@ class ReplicaPair:
         self.deliver()
 
     def settle(self) -> None:
-        """Deliver until no datagram is in flight (bounded)."""
+        """Deliver until no datagram is in flight and no client write waits for its drain
+        (bounded): a replica that drained less than ``drain_interval_ms`` ago pushes its
+        writes when its timer fires, so virtual time moves on to that timer, as the runtime's
+        would."""
         for _ in range(STEPS_MAX):
-            if not self.deliver():
+            if self.deliver():
+                continue
+            waiting = [r for r in self._by_address.values() if r.has_output()]
+            if not waiting:
                 return
+            due = min(t for r in waiting if (t := r.get_timer()) is not None)
+            self.now_ms = max(self.now_ms, due)
+            for replica in waiting:
+                replica.handle_timer(self.now_ms)
         raise AssertionError("the replicas never went quiet")

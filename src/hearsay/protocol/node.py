@@ -88,6 +88,8 @@ class GossipNode:
             raise ValueError("an explicit random.Random is required")
         self.address: Address = (address[0], int(address[1]))
         self.config = config if config is not None else NodeConfig()
+        self._drain_ms = 0
+        """The earliest the next drain of client writes may push (see ``drain_interval_ms``)."""
         self.keyspace = keyspace if keyspace is not None else Keyspace()
         self.membership = membership
         self.stats = NodeStats()
@@ -130,6 +132,7 @@ class GossipNode:
             push_asking=self._acks.push_asking_many,
             cover=self._acks.cover,
             remember=self._acks.remember,
+            share=self._acks.share,
             forward_to_vignette=self._forward_to_vignette,
             vignette_listening=self._vignette_listening,
         )
@@ -181,8 +184,10 @@ class GossipNode:
         one key that arrived since the last drain (a busy key under many clients) leave as one
         rumour instead of one each.
         """
-        if self._rumours.local:
-            self._rumours.flush_local()
+        rumours = self._rumours
+        if rumours.local and self._outbox.now >= self._drain_ms:
+            rumours.flush_local()
+            self._drain_ms = self._outbox.now + self.config.drain_interval_ms
         return self._outbox.take_datagrams()
 
     def has_output(self) -> bool:
@@ -205,6 +210,7 @@ class GossipNode:
             self._anti_entropy.round_ms,
             self._vignette.presence_ms,
             self._acks.deadline_ms,
+            self._drain_ms if self._rumours.local else NEVER,
         )
         return None if when >= NEVER else when
 

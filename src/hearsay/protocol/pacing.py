@@ -53,11 +53,11 @@ class TokenBucket:
         if last is None or now_ms > last:
             self.last_ms = now_ms
 
-    def take(self, now_ms: int, count: int = 1) -> bool:
+    def take(self, now_ms: int, count: int = 1, *, debt: bool = True) -> bool:
         """Spend ``count`` tokens if available (more than the burst: once the bucket is full,
-        going into debt for the rest)."""
+        going into debt for the rest, unless ``debt`` is False)."""
         self._refill(now_ms)
-        if self.tokens >= min(count, self.burst):
+        if self.tokens >= (min(count, self.burst) if debt else count):
             self.tokens -= count
             return True
         return False

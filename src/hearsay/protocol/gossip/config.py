@@ -39,6 +39,10 @@ class NodeConfig:
     """When the origin pushed a write to every peer, it pushes it again to those that have not
     acknowledged it after this long (a lost datagram costs one retry, not digest rounds)."""
     cover_retries: int = 2
+    drain_interval_ms: int = 0
+    """Client writes are pushed (drained) at most once this often: the writes of the interval
+    leave together, one datagram per peer and one ACK back, instead of one drain per
+    event-loop pass. 0: every drain pushes (hand-driven tests); the presets set 2 ms."""
     gossip_interval_ms: int = 200
     anti_entropy_interval_ms: int = 2_000
     udp_payload_bytes_max: int = 1400
@@ -123,6 +127,7 @@ class NodeConfig:
             udp_payload_bytes_max=preset.udp_payload_bytes_max,
             membership_tick_ms=max(1, preset.heartbeat_interval_ms // 2),
             cover_retry_ms=max(1, preset.gossip_interval_ms // 4),
+            drain_interval_ms=2,
         )
         return replace(base, **changes)
 

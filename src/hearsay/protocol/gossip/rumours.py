@@ -95,6 +95,7 @@ class Rumours:
         push_asking: PushAsking,
         cover: Callable[[int, int], None],
         remember: Callable[[int, list[bytes]], None],
+        share: Callable[[Sequence[tuple[int, bytes, list[bytes]]]], list[int]],
         forward_to_vignette: Callable[[bytes, Entry, bool, Address], None],
         vignette_listening: Callable[[], bool],
     ) -> None:
@@ -108,6 +109,8 @@ class Rumours:
         self._push_asking = push_asking
         self._cover = cover
         self._remember = remember
+        self._share = share
+        """Acks gives a drain's writes one record (see ``Acks.share``)."""
         """Acks keeps a client write's own items for its retries (see ``Acks.remember``)."""
         self._forward_to_vignette = forward_to_vignette
         self._vignette_listening = vignette_listening
@@ -139,15 +142,57 @@ class Rumours:
             queued.seq = seq
 
     def flush_local(self) -> None:
-        """Push the client writes queued since the last drain: one rumour per key, and one
-        datagram per peer for all of them (as many as fit)."""
+        """Push the client writes queued since the last drain: one rumour per key, all to the
+        same peers (``origin_fanout`` random ones), one datagram per peer for all of them (as
+        many as fit) and one ack record for all (see :meth:`_push_drain`)."""
         local, self.local = self.local, {}
+        if not self._peers:
+            return
+        keyspace = self._keyspace
+        push_items = self._outbox.push_items
+        drained: list[tuple[int, bytes, list[bytes]]] = []
+        deltas: list[tuple[Entry, bool]] = []
         with self._batched():
             for key, queued in local.items():
                 delta = join_deltas(queued.deltas)
-                held = self._keyspace.entry(key)
+                held = keyspace.entry(key)
                 full = held is not None and is_whole(delta, held)
-                self.rumour(key, delta, full, None, ack_write=queued.seq)
+                if key in self.pending:
+                    self.rumour(key, delta, full, None, ack_write=queued.seq)  # (joins it)
+                else:
+                    drained.append((queued.seq, key, push_items(key, delta, full)))
+                    deltas.append((delta, full))
+            if drained:
+                self._push_drain(drained, deltas)
+
+    def _push_drain(
+        self, drained: list[tuple[int, bytes, list[bytes]]], deltas: list[tuple[Entry, bool]]
+    ) -> None:
+        """Push a drain's rumours (``(write, key, items)``) to the same random peers, one ack
+        record and one cover retry for all: per-key picks, pacing, records and retries were
+        ~15% of a loaded origin's time in a 3-node cluster, and at 32 peers a drain of 20 keys
+        picked per key left in up to 640 datagrams instead of 32. Without the pacing tokens
+        for all (a drain never goes into the bucket's debt: a key can), each key takes the single
+        rumour's path (narrower, or paced)."""
+        cfg = self._outbox.config
+        items = [item for _, _, key_items in drained for item in key_items]
+        for width in (cfg.origin_fanout, cfg.fanout):
+            peers = self._peers.pick(width, None)
+            if self._take(items, peers, debt=False):
+                break
+        else:
+            for (seq, key, _), (delta, full) in zip(drained, deltas, strict=True):
+                self.rumour(key, delta, full, None, ack_write=seq)
+            return
+        covered = len(peers) == len(self._peers)
+        relay: bool | int = cfg.covered_relay_fanout if covered else True
+        by_record: dict[int, list[bytes]] = {}
+        for (_, _, key_items), seq in zip(drained, self._share(drained), strict=True):
+            by_record.setdefault(seq, []).extend(key_items)
+        for seq, record_items in by_record.items():
+            self._push(record_items, peers, relay=relay, ack_write=seq)
+            if covered and cfg.cover_retries:
+                self._cover(seq, cfg.cover_retries)
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
@@ -178,17 +223,17 @@ class Rumours:
             opened += -(-(used + size) // budget) - (-(-used // budget))
         return opened
 
-    def _take(self, items: list[bytes], peers: Sequence[Address]) -> bool:
+    def _take(self, items: list[bytes], peers: Sequence[Address], *, debt: bool = True) -> bool:
         """Take the pacing tokens pushing ``items`` to ``peers`` costs (one a datagram: alone,
         one per item and peer; in a batch, see :meth:`_datagrams`) and, in a batch, count the
         items as held for them; False (nothing taken or counted) when the bucket has too few."""
         outbox = self._outbox
         if self._held is None:
-            return outbox.bucket.take(outbox.now, len(items) * len(peers))
+            return outbox.bucket.take(outbox.now, len(items) * len(peers), debt=debt)
         size = 0
         for item in items:
             size += len(item)
-        if not outbox.bucket.take(outbox.now, self._datagrams(size, peers)):
+        if not outbox.bucket.take(outbox.now, self._datagrams(size, peers), debt=debt):
             return False
         held = self._held_bytes
         for peer in peers:
