@@ -135,3 +135,25 @@ def test_real_nodes_drain_at_most_every_two_milliseconds() -> None:
     for name in ("lan", "wan", "local"):
         assert NodeConfig.from_preset(preset_by_name(name)).drain_interval_ms == 2
     assert NodeConfig().drain_interval_ms == 0
+
+
+def test_writes_to_one_key_in_a_drain_are_acked_whatever_was_asked_about_them() -> None:
+    """Two writes to one key before a drain share its push. WAIT may ask about the first
+    before the second is made, about both, or about neither: every one is acked by every
+    peer, and a peer that lost the drain's push gets it again by the cover retry."""
+    a, b, c = _addresses(3)
+    for asked in ((), (0,), (1,), (0, 1)):
+        nodes = _nodes([a, b, c], cover_retry_ms=50, cover_retries=1)
+        seqs = []
+        for i in range(2):
+            seqs.append(_write(nodes[a], b"k", {i: 1}))
+            if i in asked:
+                nodes[a].request_acks(seqs[-1], 2, NOW)
+        seqs.append(_write(nodes[a], b"other", {1: 1}))
+        lost_to_c = lambda data, src, dest: src == a and dest == c  # noqa: E731
+        deliver(nodes, drop=lost_to_c)
+        nodes[a].handle_timer(NOW + 50)
+        deliver(nodes, NOW + 50)
+        assert [nodes[a].acks(seq) for seq in seqs] == [2, 2, 2], asked
+        for key in (b"k", b"other"):
+            assert nodes[c].keyspace.entry(key) == nodes[a].keyspace.entry(key)

@@ -349,9 +349,9 @@ class GossipNode:
             # record stays, so a WAIT can still ask peers that join while it waits.
             self._tail.note_changed(key)
             return self._acks.track(key)
-        # Another write to the same key before the driver drained us: one push carries both,
-        # and both writes share one ack record (acking the later state acks both).
-        seq = self._acks.track(key, coalesce_with=self._rumours.queued_seq(key))
+        # Another write to the same key before the driver drained us: one push carries both
+        # (the drain gives them their ack records: see ``Acks.share``).
+        seq = self._acks.track(key)
         self._rumours.queue_local(key, delta, seq)
         self._tail.mark_recent(key)
         return seq

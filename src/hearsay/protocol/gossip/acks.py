@@ -166,17 +166,13 @@ class Acks:
     def deadline_ms(self) -> int:
         return min(self._ack_retry_ms, self._cover_retry_ms)
 
-    def track(self, key: bytes, coalesce_with: int | None = None) -> int:
-        """A new client write to ``key``: its sequence number.
-
-        ``coalesce_with``: an earlier write to the same key that has not left yet; both leave
-        in one push and share one record (acking the later state acks both).
-        """
+    def track(self, key: bytes) -> int:
+        """A new client write to ``key``: its sequence number. Only the key is kept until
+        something asks about the write or its drain pushes it (:meth:`share`)."""
         self._write_seq += 1
         seq = self._write_seq
         writes = self._writes
-        shared = None if coalesce_with is None else self._record(coalesce_with)
-        writes[seq] = key if shared is None else shared
+        writes[seq] = key
         writes.pop(seq - self._writes_max, None)
         return seq
 
@@ -194,32 +190,47 @@ class Acks:
         if write is not None:
             write.kept(write.keys[0], items)
 
-    def share(self, drained: Sequence[tuple[int, bytes, list[bytes]]]) -> list[int]:
-        """``(sequence number, key, PUSH items)`` of the writes of one drain, pushed together
-        to the same peers: those with only their key kept share one record (a write with a
-        record of its own, coalesced or asked about, keeps it). Returns, for each, the
-        sequence number its push carries (one per record, so an ACK acks each record once).
+    def share(self, drained: Sequence[tuple[Sequence[int], bytes, list[bytes]]]) -> list[list[int]]:
+        """``(sequence numbers, key, PUSH items)`` of the writes of one drain, pushed together
+        to the same peers: the writes with only their key kept share one record (a write with
+        a record of its own, asked about before the drain, keeps it). Returns, for each key,
+        the records' sequence numbers its items are pushed with (one per record, so an ACK
+        acks each record once; a key carried by two records goes twice, which takes a WAIT
+        on a write to it before the drain).
 
         One record per drain instead of one per write: a loaded origin in a 3-node cluster
         spent ~10% of its time making, sending, acking and covering a record per write (and
         per write and peer: ``origin_fanout`` is 32). A WAIT for one of them waits until its
-        peers acked the whole drain, which they ack in the same ACKs."""
+        peers acked the whole drain, which they ack in the same ACKs. Only keys pushed to the
+        same peers may share: a peer counts as holding a record once it acked every push of
+        it it was sent."""
         writes = self._writes
         shared = _Write(())
         shared_seq = 0
         keys: list[bytes] = []
-        carrying: list[int] = []
-        for seq, key, items in drained:
-            held = writes.get(seq)
-            if isinstance(held, bytes):
-                writes[seq] = held = shared
-                shared_seq = shared_seq or seq
+        carrying: list[list[int]] = []
+        for seqs, key, items in drained:
+            if len(seqs) == 1 and isinstance(held := writes.get(seqs[0]), bytes):
+                writes[seqs[0]] = shared  # (the commonest: one write to the key, not asked)
+                shared_seq = shared_seq or seqs[0]
                 keys.append(key)
-                carrying.append(shared_seq)
-            else:
-                carrying.append(seq)  # (None: forgotten already, in a drain of thousands)
-            if held is not None:
-                held.kept(key, items)
+                shared.kept(key, items)
+                carrying.append([shared_seq])
+                continue
+            records: dict[int, tuple[int, _Write]] = {}
+            for seq in seqs:
+                held = writes.get(seq)
+                if isinstance(held, bytes):
+                    writes[seq] = held = shared
+                    shared_seq = shared_seq or seq
+                if held is not None:  # (else forgotten already, in a drain of thousands)
+                    records.setdefault(id(held), (shared_seq if held is shared else seq, held))
+            for _, record in records.values():
+                if record is shared:
+                    keys.append(key)
+                record.kept(key, items)
+            # (all forgotten: pushed all the same, with an ack nobody counts)
+            carrying.append([seq for seq, _ in records.values()] or [seqs[-1]])
         shared.keys = tuple(keys)
         return carrying
 

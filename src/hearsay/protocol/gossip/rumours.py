@@ -69,7 +69,7 @@ class _Local:
     """Client writes to one key waiting for the next drain (see ``flush_local``)."""
 
     deltas: list[Entry]
-    seq: int
+    seqs: list[int]
 
 
 @dataclass(slots=True)
@@ -95,7 +95,7 @@ class Rumours:
         push_asking: PushAsking,
         cover: Callable[[int, int], None],
         remember: Callable[[int, list[bytes]], None],
-        share: Callable[[Sequence[tuple[int, bytes, list[bytes]]]], list[int]],
+        share: Callable[[Sequence[tuple[Sequence[int], bytes, list[bytes]]]], list[list[int]]],
         forward_to_vignette: Callable[[bytes, Entry, bool, Address], None],
         vignette_listening: Callable[[], bool],
     ) -> None:
@@ -126,20 +126,15 @@ class Rumours:
 
     # -- client writes ------------------------------------------------------------------------
 
-    def queued_seq(self, key: bytes) -> int | None:
-        """The latest write to ``key`` still waiting for the drain, if any."""
-        queued = self.local.get(key)
-        return None if queued is None else queued.seq
-
     def queue_local(self, key: bytes, delta: Entry, seq: int) -> None:
         """A client write; another write to the same key before the drain joins it (one push
         carries both)."""
         queued = self.local.get(key)
         if queued is None:
-            self.local[key] = _Local([delta], seq)
+            self.local[key] = _Local([delta], [seq])
         else:
             queued.deltas.append(delta)
-            queued.seq = seq
+            queued.seqs.append(seq)
 
     def flush_local(self) -> None:
         """Push the client writes queued since the last drain: one rumour per key, all to the
@@ -150,30 +145,36 @@ class Rumours:
             return
         keyspace = self._keyspace
         push_items = self._outbox.push_items
-        drained: list[tuple[int, bytes, list[bytes]]] = []
+        drained: list[tuple[list[int], bytes, list[bytes]]] = []
         deltas: list[tuple[Entry, bool]] = []
         with self._batched():
             for key, queued in local.items():
                 delta = join_deltas(queued.deltas)
                 held = keyspace.entry(key)
                 full = held is not None and is_whole(delta, held)
-                if key in self.pending:
-                    self.rumour(key, delta, full, None, ack_write=queued.seq)  # (joins it)
-                else:
-                    drained.append((queued.seq, key, push_items(key, delta, full)))
-                    deltas.append((delta, full))
-            if drained:
-                self._push_drain(drained, deltas)
+                drained.append((queued.seqs, key, push_items(key, delta, full)))
+                deltas.append((delta, full))
+            self._push_drain(drained, deltas)
 
     def _push_drain(
-        self, drained: list[tuple[int, bytes, list[bytes]]], deltas: list[tuple[Entry, bool]]
+        self, drained: list[tuple[list[int], bytes, list[bytes]]], deltas: list[tuple[Entry, bool]]
     ) -> None:
-        """Push a drain's rumours (``(write, key, items)``) to the same random peers, one ack
+        """Push a drain's rumours (``(writes, key, items)``) to the same random peers, one ack
         record and one cover retry for all: per-key picks, pacing, records and retries were
         ~15% of a loaded origin's time in a 3-node cluster, and at 32 peers a drain of 20 keys
-        picked per key left in up to 640 datagrams instead of 32. Without the pacing tokens
-        for all (a drain never goes into the bucket's debt: a key can), each key takes the single
-        rumour's path (narrower, or paced)."""
+        picked per key left in up to 640 datagrams instead of 32. A key with a paced rumour
+        joins it; without the pacing tokens for all (a drain never goes into the bucket's
+        debt: a key can), each key takes the single rumour's path (narrower, or paced)."""
+        pending = self.pending
+        if pending and any(key in pending for _, key, _ in drained):
+            for one, delta in zip(drained, deltas, strict=True):
+                if one[1] in pending:
+                    self._rumour_alone(one, delta)
+            kept = [i for i, (_, key, _) in enumerate(drained) if key not in pending]
+            drained = [drained[i] for i in kept]
+            deltas = [deltas[i] for i in kept]
+        if not drained:
+            return
         cfg = self._outbox.config
         items = [item for _, _, key_items in drained for item in key_items]
         for width in (cfg.origin_fanout, cfg.fanout):
@@ -181,18 +182,26 @@ class Rumours:
             if self._take(items, peers, debt=False):
                 break
         else:
-            for (seq, key, _), (delta, full) in zip(drained, deltas, strict=True):
-                self.rumour(key, delta, full, None, ack_write=seq)
+            for one, delta in zip(drained, deltas, strict=True):
+                self._rumour_alone(one, delta)
             return
         covered = len(peers) == len(self._peers)
         relay: bool | int = cfg.covered_relay_fanout if covered else True
         by_record: dict[int, list[bytes]] = {}
-        for (_, _, key_items), seq in zip(drained, self._share(drained), strict=True):
-            by_record.setdefault(seq, []).extend(key_items)
+        for (_, _, key_items), seqs in zip(drained, self._share(drained), strict=True):
+            for seq in seqs:
+                by_record.setdefault(seq, []).extend(key_items)
         for seq, record_items in by_record.items():
             self._push(record_items, peers, relay=relay, ack_write=seq)
             if covered and cfg.cover_retries:
                 self._cover(seq, cfg.cover_retries)
+
+    def _rumour_alone(
+        self, one: tuple[list[int], bytes, list[bytes]], delta: tuple[Entry, bool]
+    ) -> None:
+        """One key's writes as a rumour of their own: its own peers, its own ack record."""
+        for seq in self._share([one])[0]:
+            self.rumour(one[1], delta[0], delta[1], None, ack_write=seq)
 
     @contextmanager
     def _batched(self) -> Iterator[None]:
