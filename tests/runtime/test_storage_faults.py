@@ -24,13 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 
 from hearsay.base.errors import StorageError
 from hearsay.persist.store import SqliteStore
 from tests.support.nodes import NodeProcess, poll_until, start_node
+from tests.support.raw_resp import command, read_replies
 from tests.support.scrape import scrape, value
+from tests.support.together import clients, coalesced, send_together
 
 pytestmark = [
     pytest.mark.integration,
@@ -189,6 +192,82 @@ def test_disk_full_refuses_writes_loses_nothing_and_recovers(tmp_path: Path, pol
             ledger.check(node.client(decode_responses=True))
             output = b"\n".join(node.output)
             assert b"Traceback" not in output
+        finally:
+            if node is not None:
+                node.kill()
+
+
+COALESCED_CLIENTS = 40
+COALESCED_KEYS = 4  # a round's keys: each gets COALESCED_CLIENTS / COALESCED_KEYS increments
+COALESCED_ROUNDS_MAX = 2_000
+
+
+def test_a_full_disk_under_coalesced_commands_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Single INCRBYs of 40 clients that arrive together (coalesced: ``_Coalescer``), ten to
+    each of four fresh keys a round, while the disk fills. Each client adds its own bit to its
+    key, so the value says exactly which increments were applied: every acknowledged one is
+    there, none refused before applying is, and the node coalesced while it refused."""
+    mount = tmp_path / "mnt"
+    node: NodeProcess | None = None
+    with tmpfs(mount, 16 * 1024 * 1024):
+        try:
+            node = start_node(mount / "data", "--fsync", "everysec")
+            bits: dict[str, dict[str, list[int]]] = {}  # key -> outcome -> bits
+            filler = fill(mount, 1024 * 1024)
+            before = coalesced(node)
+            refused_rounds = 0
+            with clients(node, COALESCED_CLIENTS) as socks:
+                for round_number in range(COALESCED_ROUNDS_MAX):  # bounded
+                    names = [
+                        key(round_number * COALESCED_KEYS + i % COALESCED_KEYS)
+                        for i in range(COALESCED_CLIENTS)
+                    ]
+                    amounts = [1 << (i // COALESCED_KEYS) for i in range(COALESCED_CLIENTS)]
+                    requests = [
+                        command("INCRBY", name, str(amount))
+                        for name, amount in zip(names, amounts, strict=True)
+                    ]
+                    send_together(node, socks, requests)
+                    refused = 0
+                    for sock, name, amount in zip(socks, names, amounts, strict=True):
+                        reply = read_replies(sock, 1)[0]
+                        if isinstance(reply, int):
+                            outcome = "acked"
+                        else:
+                            assert isinstance(reply, hiredis.ReplyError), reply
+                            text = str(reply).removeprefix("MISCONF ")
+                            outcome = "maybe" if text.startswith("write not durable") else "refused"
+                            assert outcome == "maybe" or text.startswith(
+                                "hearsay cannot write to its data directory"
+                            ), text
+                            refused += outcome == "refused"
+                        bits.setdefault(name, {}).setdefault(outcome, []).append(amount)
+                    refused_rounds = refused_rounds + 1 if refused == COALESCED_CLIENTS else 0
+                    if refused_rounds >= 3:
+                        break
+                else:
+                    raise AssertionError("the disk never filled")
+            assert coalesced(node) - before >= COALESCED_CLIENTS, "nothing was coalesced"
+            assert any("acked" in seen for seen in bits.values()), "nothing acknowledged"
+
+            def check(client: redis.Redis) -> None:
+                names = list(bits)
+                values = client.mget(names)
+                for name, value in zip(names, values, strict=True):
+                    held = int(value) if value is not None else 0
+                    seen = bits[name]
+                    lost = [b for b in seen.get("acked", []) if not held & b]
+                    applied = [b for b in seen.get("refused", []) if held & b]
+                    assert not lost, f"acknowledged increments lost on {name[-12:]}: {lost}"
+                    assert not applied, f"refused increments applied on {name[-12:]}: {applied}"
+
+            check(node.client(decode_responses=True))
+            filler.unlink()
+            poll_until(lambda: health(node)[0] == 200, RECOVERY_TIMEOUT_S, 0.1, "recovery")
+            assert node.stop() == 0
+            node = start_node(mount / "data", "--fsync", "everysec")
+            check(node.client(decode_responses=True))
+            assert b"Traceback" not in b"\n".join(node.output)
         finally:
             if node is not None:
                 node.kill()
