@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import DecodeError
@@ -104,6 +104,19 @@ def test_raw_pair_merges_into_bits_equal_the_general_path(
         as_lists = build(start)
         got = as_lists.merge_pairs_tracking(indices.tolist(), values.tolist())
         assert (as_lists, *got) == (general, want_delta, want_previous)
+
+
+@given(st.integers(0, 2**32), st.integers(0, 400_000), st.integers(0, 400_000))
+@settings(max_examples=20, deadline=None)
+def test_a_count_over_a_big_bitset_equals_the_dict_model(seed: int, low: int, span: int) -> None:
+    """Ranges over more than 16 KiB of bits take numpy's popcount, shorter ones an int's;
+    both counted in place, with the first and last bytes' bits outside the range taken off."""
+    ordered = np.unique(np.random.default_rng(seed).integers(0, 400_000, 40_000))
+    vector = MaxVector.from_items((int(i), 1) for i in ordered)
+    assert vector.is_dense
+    for lo, hi in ((low, low + span), (low, low + 7), (low, low + 200_000), (0, 2**32)):
+        expected = int(np.searchsorted(ordered, hi) - np.searchsorted(ordered, lo))
+        assert vector.count_in(lo, hi) == expected
 
 
 @given(bit_maps(), st.lists(st.integers(-5, 80_000), max_size=80), st.integers(0, 80_000))
