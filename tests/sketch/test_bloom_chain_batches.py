@@ -59,10 +59,12 @@ def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
     batch = MaxVector()
     writes = 0
 
-    def write(pairs: tuple[object, object]) -> MaxVector:
+    def write(pairs: tuple[object, object]) -> None:
         nonlocal writes
         writes += 1
         batch.merge_pairs(*pairs)  # type: ignore[arg-type]
+
+    def reread() -> MaxVector:
         return batch
 
     answers: list[bool | None] = []
@@ -70,7 +72,7 @@ def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
     for _ in range(300):
         few = [rng.choice(pool) for _ in range(rng.randint(2, CHAIN_MADD_ONE_BY_ONE_MAX))]
         items += few
-        answers += chain_add(bf, batch, few, write).added
+        answers += chain_add(bf, batch, few, write, reread).added
     one_by_one, single = _added_one_by_one(bf, items)
     assert answers == one_by_one
     assert batch == single

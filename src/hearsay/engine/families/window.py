@@ -332,12 +332,14 @@ def bf_add(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> Bloo
             _write(db, key, view, number, pairs, now_ms=now_ms)
         return BloomAdds([bool(flag) for flag in flags.tolist()])
 
-    def write(pairs: Pairs | FewPairs) -> MaxVector:
+    def write(pairs: Pairs | FewPairs) -> None:
         if len(pairs[0]):
             _write(db, key, view, number, pairs, now_ms=now_ms)
+
+    def reread() -> MaxVector:
         return _bloom(db, key, now_ms)[2].slice(str(number))
 
-    return chain_add(bloom, current, items, write)
+    return chain_add(bloom, current, items, write, reread)
 
 
 def bf_exists(db: Replica, key: bytes, items: Sequence[bytes], now_ms: int) -> list[bool]:
