@@ -182,7 +182,8 @@ class GossipNode:
 
         Client writes (:meth:`local_delta`) are pushed here, when the driver drains: writes to
         one key that arrived since the last drain (a busy key under many clients) leave as one
-        rumour instead of one each.
+        rumour instead of one each; at most one drain per ``drain_interval_ms`` (the writes
+        of a shorter interval wait for :meth:`get_timer`'s deadline).
         """
         rumours = self._rumours
         if rumours.local and self._outbox.now >= self._drain_ms:

@@ -79,6 +79,10 @@ class _Write:
                 self.items = {}
             self.items[key] = items
 
+    def kept_items(self, key: bytes) -> list[bytes] | None:
+        """``key``'s items kept for retries (None: not kept)."""
+        return None if self.items is None else self.items.get(key)
+
     def waiting(self) -> list[Address]:
         """The peers sent the write that have not acknowledged it, in the order sent."""
         if self.peers is None:
@@ -240,13 +244,21 @@ class Acks:
         items: list[bytes] = []
         seen: set[int] = set()
         for write in writes:
-            kept = None if write.items is None else write.items.get(key)
+            kept = write.kept_items(key)
             if kept is None:
                 return None
             if id(write) not in seen:  # (coalesced writes share a record)
                 seen.add(id(write))
                 items.extend(kept)
         return items
+
+    def _items_or_state(self, key: bytes, kept: list[bytes] | None) -> list[bytes] | None:
+        """What a retry of ``key``'s writes sends: their ``kept`` items, else the key's
+        current state (it holds them); None when the key is gone (nothing of it to hold)."""
+        if kept is not None:
+            return kept
+        entry = self._keyspace.entry(key)
+        return None if entry is None else self._outbox.push_items(key, entry, True)
 
     def acks(self, seq: int) -> int:
         """How many peers acknowledged holding local write ``seq`` (0 if unknown or forgotten;
@@ -389,13 +401,7 @@ class Acks:
             return
         items: list[bytes] = []
         for key in write.keys:
-            kept = None if write.items is None else write.items.get(key)
-            if kept is None:
-                entry = self._keyspace.entry(key)
-                if entry is None:
-                    continue  # (deleted since: nothing of it to hold)
-                kept = self._outbox.push_items(key, entry, True)
-            items.extend(kept)
+            items.extend(self._items_or_state(key, write.kept_items(key)) or ())
         if not items:
             return
         peers = self._peers
@@ -448,13 +454,9 @@ class Acks:
         # loaded origin's time), every write acknowledged by its ACK.
         items_of: dict[bytes, list[bytes]] = {}
         for key, writes in by_key.items():
-            items = self._retry_items(key, writes)
-            if items is None:
-                entry = self._keyspace.entry(key)
-                if entry is None:
-                    continue  # (deleted since: nothing of it to hold)
-                items = outbox.push_items(key, entry, True)
-            items_of[key] = items
+            items = self._items_or_state(key, self._retry_items(key, writes))
+            if items is not None:
+                items_of[key] = items
         # peer -> key -> the write its items carry (in order: a seeded run replays alike);
         # the other writes holding the key ride along (``also``).
         sending: dict[Address, dict[bytes, int]] = {}
