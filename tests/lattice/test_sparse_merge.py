@@ -2,9 +2,14 @@
 write) give exactly what the general (numpy) merge gives: the vector (pairs and held form),
 the delta and the previous values; and what the general path refuses is refused alike. The
 C reads of a few values (``_sparse.values``: Top-K's reads of its own slice, ``MaxVector.get``)
-give what ``MaxVector.values_at`` gives, on packed pairs of every value width."""
+give what ``MaxVector.values_at`` gives, on packed pairs of every value width. A receiver's
+read of a replicated write's pairs (``_sparse.checked_pairs``) takes exactly the pairs already
+in packed form."""
 
 from __future__ import annotations
+
+import itertools
+import struct
 
 import numpy as np
 import pytest
@@ -222,3 +227,81 @@ def test_a_peers_delta_of_a_few_dozen_pairs_merges_into_a_dense_vector_as_the_ge
     assert by_vector.nbytes() == by_arrays.nbytes()
     assert grown.items() == general[0].items()
     assert previous.items() == general[1].items()
+
+
+def _checked_pairs_reference(
+    width: int, indices: bytes, values: bytes, size: int
+) -> tuple[list[int], list[int]] | None:
+    """What ``_sparse.checked_pairs`` must give, spelled out with struct."""
+    codes = {1: "B", 2: "H", 4: "I", 8: "Q"}
+    if width not in codes or not values or len(values) % width:
+        return None
+    count = len(values) // width
+    if count > 64 or len(indices) != 4 * count:
+        return None
+    at = list(struct.unpack(f"<{count}I", indices))
+    held = list(struct.unpack(f"<{count}{codes[width]}", values))
+    narrowest = next(w for w in (1, 2, 4, 8) if max(held) < 1 << (8 * w))
+    if (
+        at[-1] >= size
+        or not all(held)
+        or max(held) > VALUE_MAX
+        or narrowest != width
+        or any(a >= b for a, b in itertools.pairwise(at))
+    ):
+        return None
+    return at, held
+
+
+_FLAWS = (
+    None, None, None, "unsorted", "duplicate", "zero", "above 2**63-1", "wider", "narrower",
+    "odd width", "short indices", "short values", "past the size", "too many",
+)  # fmt: skip
+
+
+@st.composite
+def _wire_slices(draw: st.DrawFn) -> tuple[int, bytes, bytes, int]:
+    """A slice's pairs as a peer may send them: in packed form, or with one flaw."""
+    flaw = draw(st.sampled_from(_FLAWS))
+    count = draw(st.integers(65, 70) if flaw == "too many" else st.integers(1, 64))
+    at = sorted(draw(st.sets(_INDICES, min_size=count, max_size=count)))
+    narrowest = draw(st.sampled_from([1, 2, 4, 8]))  # (every width alike)
+    top = min(VALUE_MAX, (1 << (8 * narrowest)) - 1)
+    held = [draw(st.integers(1, top)) for _ in at]
+    lowest = {1: 1, 2: 1 << 8, 4: 1 << 16, 8: 1 << 32}[narrowest]
+    held[draw(st.integers(0, count - 1))] = draw(st.integers(lowest, top))
+    if flaw == "unsorted" and count > 1:
+        at[0], at[-1] = at[-1], at[0]
+    elif flaw == "duplicate" and count > 1:
+        at[1] = at[0]
+    elif flaw == "zero":
+        held[draw(st.integers(0, count - 1))] = 0
+    elif flaw == "above 2**63-1":
+        held[draw(st.integers(0, count - 1))] = draw(st.integers(VALUE_MAX + 1, (1 << 64) - 1))
+    width = next(w for w in (1, 2, 4, 8) if max(held) < 1 << (8 * w))
+    if flaw == "wider" and width < 8:
+        width *= 2
+    elif flaw == "narrower" and width > 1:
+        width //= 2  # (its values cut short: a different read, refused or not)
+    code = {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
+    values = b"".join(struct.pack(f"<{code}", v & ((1 << (8 * width)) - 1)) for v in held)
+    if flaw == "odd width":
+        width = draw(st.sampled_from([0, 3, 5, 16, -1]))
+    indices = struct.pack(f"<{count}I", *at)
+    if flaw == "short indices":
+        indices = indices[: -draw(st.integers(1, 4))]
+    elif flaw == "short values":
+        values = values[: -draw(st.integers(1, len(values)))]
+    size = max(at) + draw(st.integers(1, 1 << 20))
+    if flaw == "past the size":
+        size = max(at)
+    return width, indices, values, size
+
+
+@settings(max_examples=600, deadline=None)
+@given(case=_wire_slices())
+def test_checked_pairs_takes_exactly_the_packed_form(case: tuple[int, bytes, bytes, int]) -> None:
+    """A receiver's C read of a replicated write's pairs takes exactly the pairs already in
+    packed form (rising indices below the size, non-zero values of the narrowest width, at
+    most 64, lengths that agree) and nothing else."""
+    assert _sparse.checked_pairs(*case) == _checked_pairs_reference(*case)

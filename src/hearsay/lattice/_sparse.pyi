@@ -25,3 +25,10 @@ def values_dense(dense: object, form: int, indices: list[int], /) -> list[int]:
 
 def window(packed: bytes, low: int, high: int, /) -> list[tuple[int, int]]:
     """The ``(index, value)`` pairs of packed sparse pairs with ``low <= index < high``."""
+
+def checked_pairs(
+    width: int, indices: bytes, values: bytes, size: int, /
+) -> tuple[list[int], list[int]] | None:
+    """A wire slice's few pairs (at most 64) as two lists of ints when they already are in
+    packed form: indices rising and below ``size``, values non-zero, at most 2**63-1, ``width``
+    the narrowest for their largest. None for anything else."""

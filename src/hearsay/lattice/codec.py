@@ -27,7 +27,6 @@ against the schema's bounds *before* anything is allocated, and anything malform
 from __future__ import annotations
 
 import struct
-from itertools import pairwise
 from typing import Any, Final
 
 import msgpack
@@ -36,9 +35,10 @@ import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.base.packing import packb
+from hearsay.lattice import _sparse
 from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
 from hearsay.lattice.retired import RETIRED_MARK, retired_time
-from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector, width_for
+from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
 
 FORMAT_VERSION: Final = 1
 ENTRY_BYTES_MAX: Final = 64 * 1024 * 1024
@@ -237,7 +237,7 @@ def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
         raise DecodeError("slice values must be bytes, a whole number of values long")
     count = len(raw_values) // width
     if isinstance(where, bytes) and count <= FEW_PAIRS_MAX and len(where) == 4 * count:
-        few = _few_pairs(width, where, raw_values, count, size)
+        few = _few_pairs(width, where, raw_values, size)
         if few is not None:
             return origin, few
     values = np.frombuffer(raw_values, VALUE_DTYPES[width])
@@ -258,35 +258,13 @@ def _slice_from_wire(wire: object, size: int) -> tuple[str, MaxVector]:
     return origin, MaxVector.from_dense(values, start)
 
 
-def _few_pairs(
-    width: int, indices: bytes, values: bytes, count: int, size: int
-) -> MaxVector | None:
+def _few_pairs(width: int, indices: bytes, values: bytes, size: int) -> MaxVector | None:
     """The vector of a few sparse pairs already in its packed form (indices rising, values
     non-zero and of the narrowest width, all in bounds): its bytes as they came. None: let
     the general path normalize or refuse them."""
-    if _few_pair_lists(width, indices, values, count, size) is None:
+    if _sparse.checked_pairs(width, indices, values, size) is None:
         return None
     return MaxVector.of_checked_packed(bytes((width,)) + indices + values)
-
-
-def _few_pair_lists(
-    width: int, indices: bytes, values: bytes, count: int, size: int
-) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """:func:`_few_pairs`' check, giving the pairs as two tuples of ints when they pass."""
-    if not count:
-        return None
-    at = struct.unpack(f"<{count}I", indices)
-    held = struct.unpack(f"<{count}{_STRUCT_CODES[width]}", values)
-    top = max(held)
-    if (
-        at[-1] >= size
-        or not all(held)
-        or top > VALUE_MAX
-        or width_for(top) != width
-        or any(a >= b for a, b in pairwise(at))
-    ):
-        return None
-    return at, held
 
 
 FewPairsDelta = tuple[int, Schema, Expiry, str, list[int], list[int]]
@@ -351,10 +329,10 @@ def few_pairs_from_wire(wire: object) -> FewPairsDelta | None:
         return None
     if schema is None or schema.additive == (origin == SHARED_ORIGIN):
         return None
-    pairs = _few_pair_lists(width, where, raw_values, count, schema.size)
+    pairs = _sparse.checked_pairs(width, where, raw_values, schema.size)
     if pairs is None:
         return None
-    return epoch, schema, (stamp, deadline), origin, list(pairs[0]), list(pairs[1])
+    return epoch, schema, (stamp, deadline), origin, pairs[0], pairs[1]
 
 
 def _bit_run_from_wire(start: object, bits: object, size: int) -> MaxVector:
