@@ -69,3 +69,43 @@ def test_the_walk_in_c_places_as_the_walk_in_python(
     assert [list(map(int, part)) for part in by_c[1]] == [
         list(map(int, part)) for part in by_python[1]
     ]
+
+
+@st.composite
+def counts_at_the_items_places(
+    draw: st.DrawFn,
+) -> tuple[tuple[int, int, int], dict[str, MaxVector], bytes]:
+    """An item, and slices holding adds and deletes of its own fingerprint at its places (some
+    past the clip, over-deletes included) besides other fingerprints' copies there: what a
+    single CF.ADD reads (its own count, the merged net count, the bucket's fill)."""
+    shape = draw(st.sampled_from(SHAPES))
+    view = CuckooFilter(shape[0], shape[1], 20, shape[2])
+    item = draw(st.binary(min_size=1, max_size=6))
+    (h,), (fp,), (alt,) = view._hashes([item])
+    subs = draw(st.integers(1, min(4, len(view._buckets))))
+    places = [bucket for _sub, bucket in view._places(h, alt, subs)]
+    slices: dict[str, MaxVector] = {}
+    for origin in draw(st.lists(st.sampled_from(ORIGINS), min_size=1, max_size=3, unique=True)):
+        held: dict[int, int] = {}
+        for bucket in draw(st.lists(st.sampled_from(places), max_size=4)):
+            pair = bucket * FINGERPRINTS + draw(st.sampled_from([fp, fp, 1 + fp % 255]))
+            held[2 * pair + draw(st.sampled_from([0, 0, 1]))] = draw(VALUES)
+        slices[origin] = MaxVector.from_items(held.items())
+    return shape, slices, item
+
+
+@settings(max_examples=400, deadline=None)
+@given(case=counts_at_the_items_places(), origin=st.sampled_from(ORIGINS))
+def test_a_single_cf_add_writes_as_the_batch(
+    case: tuple[tuple[int, int, int], dict[str, MaxVector], bytes], origin: str
+) -> None:
+    """A client's single CF.ADD (placed by the C walk and two look-ups a slice, no batch)
+    replies and writes what the batch read in Python does."""
+    (capacity, bucket_size, expansion), slices, item = case
+    view = CuckooFilter(capacity, bucket_size, 20, expansion)
+    alone = view.add_items(slices, origin, [item], only_new=False)
+    batch = view.add_items(slices, origin, [item], only_new=False, by_windows=True, c_walk=False)
+    assert alone[0] == batch[0]
+    assert [list(map(int, part)) for part in alone[1]] == [
+        list(map(int, part)) for part in batch[1]
+    ]

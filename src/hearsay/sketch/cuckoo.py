@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import HearsayError, SketchParameterError
+from hearsay.lattice import _sparse
 from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import INDEX_LIMIT, VALUE_MAX, MaxVector
 from hearsay.sketch import _packed
@@ -352,9 +353,57 @@ class CuckooFilter:
         ``by_windows`` forces one way of reading the buckets, ``c_walk=False`` the walk over
         places in Python rather than C (tests hold them all to one answer).
         """
+        if len(items) == 1 and not only_new and c_walk and by_windows is not False:
+            one = self._add_one(slices, origin, items[0])
+            if one is not None:
+                return one
         batch = _Batch(self, slices, origin, items, by_windows, c_walk=c_walk)
         replies = [batch.add(i, only_new) for i in range(len(items))]
         return replies, batch.written()
+
+    def _add_one(
+        self, slices: Slices, origin: str, item: bytes
+    ) -> tuple[list[int], Written] | None:
+        """CF.ADD of one item over packed slices (the usual case: a client's single CF.ADD)
+        as :class:`_Batch` places it, without the batch: the C walk finds its place, then two
+        look-ups a slice read the counts of its fingerprint there (the batch read the whole
+        bucket, in Python). None: a slice is dense or holds an overlay (the batch reads it)."""
+        sources: list[tuple[bool, bytes]] = []
+        for name, vec in slices.items():
+            packed = None if vec.holds_pending else vec.packed_pairs()
+            if packed is None:
+                return None
+            sources.append((name == origin, packed))
+        h = member_hash(item)
+        fp = (h >> 32) % 255 + 1
+        alt = mix64_int(fp, 1)
+        filters = self.filters(slices)
+        readable = min(filters, len(self._buckets))
+        room = _packed.first_room(
+            [packed for _, packed in sources],
+            None,
+            h,
+            alt,
+            self._packed_geometry,
+            readable,
+            filters + 1,
+            self._bucket_size,
+        )
+        if room is None:
+            return [FULL], ([], [])
+        _sub, bucket, _held = room
+        slot = 2 * (bucket * FINGERPRINTS + fp)
+        own = net = 0
+        for mine, packed in sources:
+            adds, deletes = _sparse.values(packed, [slot, slot + 1])
+            adds = min(adds, COUNT_CLIP)
+            net += adds - min(deletes, COUNT_CLIP)
+            if mine:
+                own = adds
+        raised = own + 1 + max(0, -net)
+        if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
+            return [FULL], ([], [])
+        return [ADDED], ([slot], [raised])
 
     def delete_items(
         self,
