@@ -95,16 +95,16 @@ def counts_at_the_items_places(
 
 
 @settings(max_examples=400, deadline=None)
-@given(case=counts_at_the_items_places(), origin=st.sampled_from(ORIGINS))
+@given(case=counts_at_the_items_places(), origin=st.sampled_from(ORIGINS), only_new=st.booleans())
 def test_a_single_cf_add_writes_as_the_batch(
-    case: tuple[tuple[int, int, int], dict[str, MaxVector], bytes], origin: str
+    case: tuple[tuple[int, int, int], dict[str, MaxVector], bytes], origin: str, only_new: bool
 ) -> None:
-    """A client's single CF.ADD (placed by the C walk and two look-ups a slice, no batch)
-    replies and writes what the batch read in Python does."""
+    """A client's single CF.ADD or CF.ADDNX (placed by the C walk and two look-ups a slice,
+    no batch) replies and writes what the batch read in Python does."""
     (capacity, bucket_size, expansion), slices, item = case
     view = CuckooFilter(capacity, bucket_size, 20, expansion)
-    alone = view.add_items(slices, origin, [item], only_new=False)
-    batch = view.add_items(slices, origin, [item], only_new=False, by_windows=True, c_walk=False)
+    alone = view.add_items(slices, origin, [item], only_new=only_new)
+    batch = view.add_items(slices, origin, [item], only_new=only_new, by_windows=True, c_walk=False)
     assert alone[0] == batch[0]
     assert [list(map(int, part)) for part in alone[1]] == [
         list(map(int, part)) for part in batch[1]

@@ -353,8 +353,8 @@ class CuckooFilter:
         ``by_windows`` forces one way of reading the buckets, ``c_walk=False`` the walk over
         places in Python rather than C (tests hold them all to one answer).
         """
-        if len(items) == 1 and not only_new and c_walk and by_windows is not False:
-            one = self._add_one(slices, origin, items[0])
+        if len(items) == 1 and c_walk and by_windows is not False:
+            one = self._add_one(slices, origin, items[0], only_new)
             if one is not None:
                 return one
         batch = _Batch(self, slices, origin, items, by_windows, c_walk=c_walk)
@@ -362,12 +362,13 @@ class CuckooFilter:
         return replies, batch.written()
 
     def _add_one(
-        self, slices: Slices, origin: str, item: bytes
+        self, slices: Slices, origin: str, item: bytes, only_new: bool
     ) -> tuple[list[int], Written] | None:
-        """CF.ADD of one item over packed slices (the usual case: a client's single CF.ADD)
-        as :class:`_Batch` places it, without the batch: the C walk finds its place, then two
-        look-ups a slice read the counts of its fingerprint there (the batch read the whole
-        bucket, in Python). None: a slice is dense or holds an overlay (the batch reads it)."""
+        """CF.ADD (or ADDNX) of one item over packed slices (the usual case: a client's single
+        command) as :class:`_Batch` places it, without the batch: the C walk finds its place,
+        then two look-ups a slice read the counts of its fingerprint there (the batch read the
+        whole bucket, in Python); ADDNX first looks its fingerprint up at each of its places.
+        None: a slice is dense or holds an overlay (the batch reads it)."""
         sources: list[tuple[bool, bytes]] = []
         for name, vec in slices.items():
             packed = None if vec.holds_pending else vec.packed_pairs()
@@ -378,6 +379,10 @@ class CuckooFilter:
         fp = (h >> 32) % 255 + 1
         alt = mix64_int(fp, 1)
         filters = self.filters(slices)
+        if only_new:
+            for _sub, bucket in self._places(h, alt, filters):
+                if _net_count(sources, 2 * (bucket * FINGERPRINTS + fp))[0] > 0:
+                    return [PRESENT], ([], [])
         readable = min(filters, len(self._buckets))
         room = _packed.first_room(
             [packed for _, packed in sources],
@@ -393,13 +398,7 @@ class CuckooFilter:
             return [FULL], ([], [])
         _sub, bucket, _held = room
         slot = 2 * (bucket * FINGERPRINTS + fp)
-        own = net = 0
-        for mine, packed in sources:
-            adds, deletes = _sparse.values(packed, [slot, slot + 1])
-            adds = min(adds, COUNT_CLIP)
-            net += adds - min(deletes, COUNT_CLIP)
-            if mine:
-                own = adds
+        net, own = _net_count(sources, slot)
         raised = own + 1 + max(0, -net)
         if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
             return [FULL], ([], [])
@@ -487,6 +486,20 @@ class CuckooFilter:
                 indices.append(2 * pair)
                 values.append(min(VALUE_MAX, own.get(2 * pair) + copies - net))
         return indices, values
+
+
+def _net_count(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int]:
+    """A fingerprint's merged live count at its add ``slot`` (adds minus deletes over every
+    slice, each clipped at :data:`COUNT_CLIP`) and the writer's own add count there, read by
+    two look-ups a slice of ``(the writer's, packed pairs)``."""
+    net = own = 0
+    for mine, packed in sources:
+        adds, deletes = _sparse.values(packed, [slot, slot + 1])
+        adds = min(adds, COUNT_CLIP)
+        net += adds - min(deletes, COUNT_CLIP)
+        if mine:
+            own = adds
+    return net, own
 
 
 class _Batch:
