@@ -109,3 +109,20 @@ def test_a_single_cf_add_writes_as_the_batch(
     assert [list(map(int, part)) for part in alone[1]] == [
         list(map(int, part)) for part in batch[1]
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=counts_at_the_items_places(), origin=st.sampled_from(ORIGINS))
+def test_a_single_cf_del_writes_as_the_batch(
+    case: tuple[tuple[int, int, int], dict[str, MaxVector], bytes], origin: str
+) -> None:
+    """A client's single CF.DEL (its fingerprint looked up at each place, no batch) replies
+    and writes what the batch read in Python does: the newest place with a live copy."""
+    (capacity, bucket_size, expansion), slices, item = case
+    view = CuckooFilter(capacity, bucket_size, 20, expansion)
+    alone = view.delete_items(slices, origin, [item])
+    batch = view.delete_items(slices, origin, [item], by_windows=True)
+    assert alone[0] == batch[0]
+    assert [list(map(int, part)) for part in alone[1]] == [
+        list(map(int, part)) for part in batch[1]
+    ]

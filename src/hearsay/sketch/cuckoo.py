@@ -369,19 +369,16 @@ class CuckooFilter:
         then two look-ups a slice read the counts of its fingerprint there (the batch read the
         whole bucket, in Python); ADDNX first looks its fingerprint up at each of its places.
         None: a slice is dense or holds an overlay (the batch reads it)."""
-        sources: list[tuple[bool, bytes]] = []
-        for name, vec in slices.items():
-            packed = None if vec.holds_pending else vec.packed_pairs()
-            if packed is None:
-                return None
-            sources.append((name == origin, packed))
+        sources = _packed_sources(slices, origin)
+        if sources is None:
+            return None
         h = member_hash(item)
         fp = (h >> 32) % 255 + 1
         alt = mix64_int(fp, 1)
         filters = self.filters(slices)
         if only_new:
             for _sub, bucket in self._places(h, alt, filters):
-                if _net_count(sources, 2 * (bucket * FINGERPRINTS + fp))[0] > 0:
+                if _counts(sources, 2 * (bucket * FINGERPRINTS + fp))[0] > 0:
                     return [PRESENT], ([], [])
         readable = min(filters, len(self._buckets))
         room = _packed.first_room(
@@ -398,7 +395,7 @@ class CuckooFilter:
             return [FULL], ([], [])
         _sub, bucket, _held = room
         slot = 2 * (bucket * FINGERPRINTS + fp)
-        net, own = _net_count(sources, slot)
+        net, own, _ = _counts(sources, slot)
         raised = own + 1 + max(0, -net)
         if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
             return [FULL], ([], [])
@@ -415,9 +412,33 @@ class CuckooFilter:
         """CF.DEL by ``origin`` of ``items`` in turn: per item whether a copy was removed
         (``origin``'s delete count raised where the merged view has a live copy, newest
         sub-filter first), and the pairs of the whole batch."""
+        if len(items) == 1 and by_windows is None:
+            one = self._delete_one(slices, origin, items[0])
+            if one is not None:
+                return one
         batch = _Batch(self, slices, origin, items, by_windows, c_walk=False)
         replies = [batch.delete(i) for i in range(len(items))]
         return replies, batch.written()
+
+    def _delete_one(
+        self, slices: Slices, origin: str, item: bytes
+    ) -> tuple[list[bool], Written] | None:
+        """CF.DEL of one item over packed slices as :class:`_Batch` removes it, without the
+        batch: its fingerprint looked up at each of its places, newest sub-filter first, and
+        this node's delete count raised at the first with a live copy. None: a slice is dense
+        or holds an overlay."""
+        sources = _packed_sources(slices, origin)
+        if sources is None:
+            return None
+        h = member_hash(item)
+        fp = (h >> 32) % 255 + 1
+        places = list(self._places(h, mix64_int(fp, 1), self.filters(slices)))
+        for _sub, bucket in reversed(places):
+            slot = 2 * (bucket * FINGERPRINTS + fp)
+            net, _own, own_deletes = _counts(sources, slot)
+            if net > 0:
+                return [True], ([slot + 1], [own_deletes + 1])
+        return [False], ([], [])
 
     def add(self, slices: Slices, origin: str, item: bytes) -> Written:
         """CF.ADD of one item: its pairs; FilterFullError when no place has room and no
@@ -488,18 +509,30 @@ class CuckooFilter:
         return indices, values
 
 
-def _net_count(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int]:
+def _packed_sources(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | None:
+    """Each slice as ``(whether it is ``origin``'s, its packed pairs)``; None when one is dense
+    or holds an overlay (a batch reads those)."""
+    sources: list[tuple[bool, bytes]] = []
+    for name, vec in slices.items():
+        packed = None if vec.holds_pending else vec.packed_pairs()
+        if packed is None:
+            return None
+        sources.append((name == origin, packed))
+    return sources
+
+
+def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
     """A fingerprint's merged live count at its add ``slot`` (adds minus deletes over every
-    slice, each clipped at :data:`COUNT_CLIP`) and the writer's own add count there, read by
-    two look-ups a slice of ``(the writer's, packed pairs)``."""
-    net = own = 0
+    slice, each clipped at :data:`COUNT_CLIP`), and the writer's own add and delete counts
+    there (clipped alike), read by two look-ups a slice of :func:`_packed_sources`."""
+    net = own_adds = own_deletes = 0
     for mine, packed in sources:
         adds, deletes = _sparse.values(packed, [slot, slot + 1])
-        adds = min(adds, COUNT_CLIP)
-        net += adds - min(deletes, COUNT_CLIP)
+        adds, deletes = min(adds, COUNT_CLIP), min(deletes, COUNT_CLIP)
+        net += adds - deletes
         if mine:
-            own = adds
-    return net, own
+            own_adds, own_deletes = adds, deletes
+    return net, own_adds, own_deletes
 
 
 class _Batch:
