@@ -369,12 +369,10 @@ class CuckooFilter:
         then two look-ups a slice read the counts of its fingerprint there (the batch read the
         whole bucket, in Python); ADDNX first looks its fingerprint up at each of its places.
         None: a slice is dense or holds an overlay (the batch reads it)."""
-        sources = _packed_sources(slices, origin)
+        sources = _packed_slices(slices, origin)
         if sources is None:
             return None
-        h = member_hash(item)
-        fp = (h >> 32) % 255 + 1
-        alt = mix64_int(fp, 1)
+        (h,), (fp,), (alt,) = self._hashes([item])
         filters = self.filters(slices)
         if only_new:
             for _sub, bucket in self._places(h, alt, filters):
@@ -427,12 +425,11 @@ class CuckooFilter:
         batch: its fingerprint looked up at each of its places, newest sub-filter first, and
         this node's delete count raised at the first with a live copy. None: a slice is dense
         or holds an overlay."""
-        sources = _packed_sources(slices, origin)
+        sources = _packed_slices(slices, origin)
         if sources is None:
             return None
-        h = member_hash(item)
-        fp = (h >> 32) % 255 + 1
-        places = list(self._places(h, mix64_int(fp, 1), self.filters(slices)))
+        (h,), (fp,), (alt,) = self._hashes([item])
+        places = list(self._places(h, alt, self.filters(slices)))
         for _sub, bucket in reversed(places):
             slot = 2 * (bucket * FINGERPRINTS + fp)
             net, _own, own_deletes = _counts(sources, slot)
@@ -509,7 +506,7 @@ class CuckooFilter:
         return indices, values
 
 
-def _packed_sources(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | None:
+def _packed_slices(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | None:
     """Each slice as ``(whether it is ``origin``'s, its packed pairs)``; None when one is dense
     or holds an overlay (a batch reads those)."""
     sources: list[tuple[bool, bytes]] = []
@@ -524,7 +521,7 @@ def _packed_sources(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | N
 def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
     """A fingerprint's merged live count at its add ``slot`` (adds minus deletes over every
     slice, each clipped at :data:`COUNT_CLIP`), and the writer's own add and delete counts
-    there (clipped alike), read by two look-ups a slice of :func:`_packed_sources`."""
+    there (clipped alike), read by two look-ups a slice of :func:`_packed_slices`."""
     net = own_adds = own_deletes = 0
     for mine, packed in sources:
         adds, deletes = _sparse.values(packed, [slot, slot + 1])
