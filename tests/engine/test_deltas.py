@@ -27,6 +27,7 @@ from hearsay.base.errors import StorageError
 from hearsay.engine.replica import DELTA_ENTRY_BYTES_MIN, DELTA_REJOIN_BYTES_MIN, Replica
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.join import join_deltas
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.persist.backup import BackupResult, backup
 from hearsay.persist.fsync import FsyncPolicy
 from hearsay.persist.group_commit import FOLD_IDLE_S, GroupCommit
@@ -36,7 +37,7 @@ from hearsay.resp.commands import ClientContext, CommandRegistry
 from hearsay.resp.server_commands import build_registry
 from tests.engine.test_persist import FlakyDisk
 from tests.support.command_client import NoServer
-from tests.support.lattice_strategies import entries
+from tests.support.lattice_strategies import COUNTER, HLL, RAW, entries
 
 POLICIES = [FsyncPolicy.ALWAYS, FsyncPolicy.EVERYSEC, FsyncPolicy.NO]
 
@@ -225,6 +226,55 @@ def test_joining_deltas_at_once_is_merging_them_one_by_one(
     if deltas:
         at_once.merge(join_deltas(deltas))
     assert at_once == one_by_one
+    assert deltas == before
+
+
+@st.composite
+def _small_runs(draw: st.DrawFn) -> list[Entry]:
+    """Deltas of one epoch and schema with a few pairs in all: a drain's writes to one key,
+    joined in the few-pairs path (a shared slice held as bytes or as a vector, or additive
+    slices by origin; overlays of later writes; an empty delta now and then)."""
+    schema = draw(st.sampled_from([RAW, HLL, COUNTER]))
+    epoch = draw(st.integers(0, 2))
+    run: list[Entry] = []
+    for _ in range(draw(st.integers(2, 6))):
+        expiry = draw(st.sampled_from([(0, 0), (5, 100), (7, 0)]))
+        origins = draw(
+            st.lists(st.sampled_from(["a", "b", "c"]), min_size=0, max_size=2, unique=True)
+        )
+        slices: dict[str, MaxVector] = {}
+        for origin in origins if schema.additive else [""]:
+            pairs = draw(st.dictionaries(st.integers(0, 50), st.integers(1, 300), max_size=5))
+            vector = MaxVector.from_items(pairs.items())
+            later = draw(st.dictionaries(st.integers(0, 50), st.integers(1, 300), max_size=2))
+            if later:
+                vector.merge(MaxVector.from_items(later.items()))
+            slices[origin] = vector
+        run.append(Entry(epoch, schema, expiry, slices))
+    return run
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=entries(), deltas=_small_runs())
+def test_joining_a_few_small_deltas_is_merging_them_one_by_one(
+    base: Entry, deltas: list[Entry]
+) -> None:
+    """The few-pairs join (read from the deltas' bytes, its result held without a copy) gives
+    the general path's entry, shares no vector with its arguments and leaves them as they were."""
+    one_by_one = base.copy()
+    for delta in deltas:
+        one_by_one.merge(delta)
+    before = [delta.copy() for delta in deltas]
+    joined = join_deltas(deltas)
+    merged = Entry(deltas[0].epoch, deltas[0].schema)
+    for delta in deltas:
+        merged.merge(delta)
+    assert joined == merged
+    at_once = base.copy()
+    at_once.merge(joined)
+    assert at_once == one_by_one
+    for _, vector in joined.slices():
+        vector.merge(MaxVector.from_items([(49, VALUE_MAX)]))  # (may not reach any argument)
     assert deltas == before
 
 

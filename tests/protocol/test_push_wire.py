@@ -187,3 +187,66 @@ def test_a_few_pairs_read_takes_a_named_origin_of_an_additive_key() -> None:
     assert few == (2, COUNTER, (0, 0), "node-a", [7], [3])
     retired = _few_delta(2, COUNTER, (0, 0), "~5", {7: 3})
     assert few_pairs_from_wire(msg.entry_wire(retired)) is None
+
+
+@st.composite
+def _few_pair_entries(draw: st.DrawFn) -> Entry:
+    """Entries of few-pair slices with every msgpack header width the C encoder writes: origins
+    of up to 300 characters (fixstr, str8, str16), up to 20 slices (fixarray, array16), overlays
+    of pairs written after the bytes, and now and then a slice too big for the few-pairs form."""
+    additive = draw(st.booleans())
+    count = draw(st.integers(0, 20)) if additive else 1
+    origins = draw(
+        st.lists(
+            st.text(min_size=1, max_size=300).filter(lambda o: o != ""),
+            min_size=count,
+            max_size=count,
+            unique=True,
+        )
+    )
+    slices: dict[str, MaxVector] = {}
+    for origin in origins if additive else [""]:
+        pairs = draw(st.dictionaries(indices, values, max_size=FEW_PAIRS_MAX + 2))
+        vector = MaxVector.from_items(pairs.items())
+        more = draw(st.dictionaries(indices, values, max_size=3))
+        if more:
+            vector.merge(MaxVector.from_items(more.items()))
+        slices[origin] = vector
+    schema = COUNTER if additive else HLL
+    if not additive:
+        slices = {"": MaxVector.from_items((i % HLL.size, v) for i, v in slices[""].items())}
+    epoch = draw(st.integers(0, 1 << 40))
+    expiry = draw(st.sampled_from([(0, 0), (5, 100), (1 << 40, 1 << 41)]))
+    return Entry(epoch, schema, expiry, slices)
+
+
+@given(
+    st.one_of(_few_pair_entries(), entries()),
+    st.binary(min_size=1, max_size=300),
+    st.booleans(),
+)
+@settings(max_examples=300)
+def test_a_push_item_is_the_packed_wire_form(entry: Entry, key: bytes, full: bool) -> None:
+    """The C encoder writes exactly what msgpack writes of ``[key, entry_wire(entry), full]``
+    (the same bytes, so every receiver's decoder and the tests above hold for it)."""
+    assert msg.push_item(key, entry, full) == msg.packb([key, msg.entry_wire(entry), full])
+
+
+@given(st.one_of(_few_pair_entries(), entries()))
+def test_packed_slices_are_the_sparse_slices_in_origin_order(entry: Entry) -> None:
+    slices = [(origin, vector.packed_pairs()) for origin, vector in entry.slices()]
+    expected = None if any(packed is None for _, packed in slices) else slices
+    assert entry.packed_slices() == expected
+    counted = entry.sparse_pair_count()
+    assert counted is None or counted == entry.pair_count()
+    assert (counted is None) == any(vector.is_dense for _, vector in entry.slices())
+
+
+def test_the_cached_wire_head_follows_the_schema_epoch_and_expiry() -> None:
+    for epoch, schema, expiry in [(0, HLL, (0, 0)), (1, HLL, (0, 0)), (1, COUNTER, (0, 0))]:
+        origin = "o" if schema.additive else ""
+        for expiry_now in (expiry, (3, 9)):
+            delta = _few_delta(epoch, schema, expiry_now, origin, {7: 3})
+            for _ in range(2):  # (the second from the cache)
+                item = msg.push_item(b"k", delta, True)
+                assert item == msg.packb([b"k", msg.entry_wire(delta), True])

@@ -564,6 +564,145 @@ fail:
     return NULL;
 }
 
+
+/* msgpack headers, as msgpack.packb(..., use_bin_type=True) writes them. */
+static unsigned char *put_array_header(unsigned char *at, Py_ssize_t n)
+{
+    if (n < 16) {
+        *at++ = (unsigned char)(0x90 | n);
+    } else if (n < 65536) {
+        *at++ = 0xdc;
+        *at++ = (unsigned char)(n >> 8);
+        *at++ = (unsigned char)n;
+    } else {
+        *at++ = 0xdd;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            *at++ = (unsigned char)(n >> shift);
+    }
+    return at;
+}
+
+static unsigned char *put_bin(unsigned char *at, const char *data, Py_ssize_t n)
+{
+    if (n < 256) {
+        *at++ = 0xc4;
+        *at++ = (unsigned char)n;
+    } else if (n < 65536) {
+        *at++ = 0xc5;
+        *at++ = (unsigned char)(n >> 8);
+        *at++ = (unsigned char)n;
+    } else {
+        *at++ = 0xc6;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            *at++ = (unsigned char)(n >> shift);
+    }
+    memcpy(at, data, (size_t)n);
+    return at + n;
+}
+
+static unsigned char *put_str(unsigned char *at, const char *data, Py_ssize_t n)
+{
+    if (n < 32) {
+        *at++ = (unsigned char)(0xa0 | n);
+    } else if (n < 256) {
+        *at++ = 0xd9;
+        *at++ = (unsigned char)n;
+    } else if (n < 65536) {
+        *at++ = 0xda;
+        *at++ = (unsigned char)(n >> 8);
+        *at++ = (unsigned char)n;
+    } else {
+        *at++ = 0xdb;
+        for (int shift = 24; shift >= 0; shift -= 8)
+            *at++ = (unsigned char)(n >> shift);
+    }
+    memcpy(at, data, (size_t)n);
+    return at + n;
+}
+
+PyDoc_STRVAR(push_item_doc,
+             "push_item(key, head, slices, full, /) -> bytes | None\n\n"
+             "A PUSH item of an entry whose slices are all a few packed pairs.");
+
+/* push_item(key, head, slices, full): the msgpack bytes of the PUSH item
+ * [key, [head..., [[origin, width, indices, values], ...]], full], where `head` is the packed
+ * four fields before the slices (format, epoch, schema, expiry; no array header) and `slices`
+ * a list of (origin str, packed pairs bytes), each cut into its indices and values as
+ * messages.entry_wire does. None when a slice holds no pair or more than PAIRS_MAX (the caller
+ * encodes the entry whole). The same bytes as msgpack.packb of that list: a drain encodes one
+ * item per key it pushes, and building the nested lists to pack cost ~1.5 us a key. */
+static PyObject *push_item(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "push_item() takes 4 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *key = args[0], *head = args[1], *slices = args[2];
+    if (!PyBytes_Check(key) || !PyBytes_Check(head) || !PyList_Check(slices)) {
+        PyErr_SetString(PyExc_TypeError, "key and head must be bytes, slices a list");
+        return NULL;
+    }
+    int full = PyObject_IsTrue(args[3]);
+    if (full < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(slices);
+    /* headers: item 1, key bin 5, entry array 1, slices array 5, bool 1; per slice: array 1,
+     * str header 5, width 1, two bin headers 10 */
+    Py_ssize_t size = 13 + PyBytes_GET_SIZE(key) + PyBytes_GET_SIZE(head);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *slice = PyList_GET_ITEM(slices, i);
+        if (!PyTuple_Check(slice) || PyTuple_GET_SIZE(slice) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(slice, 0)) ||
+            !PyBytes_Check(PyTuple_GET_ITEM(slice, 1))) {
+            PyErr_SetString(PyExc_TypeError, "a slice must be (origin str, packed bytes)");
+            return NULL;
+        }
+        Py_ssize_t origin_bytes;
+        if (PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes) == NULL)
+            return NULL;
+        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
+        Py_ssize_t packed_bytes = PyBytes_GET_SIZE(packed);
+        if (packed_bytes < 1)
+            Py_RETURN_NONE;
+        int width = (unsigned char)PyBytes_AS_STRING(packed)[0];
+        Py_ssize_t count = (packed_bytes - 1) / (4 + width);
+        if (count < 1 || count > PAIRS_MAX || width > 127)
+            Py_RETURN_NONE;
+        size += 17 + origin_bytes + packed_bytes - 1;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        return NULL;
+    unsigned char *start = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char *at = start;
+    *at++ = 0x93;
+    at = put_bin(at, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key));
+    *at++ = 0x95;
+    memcpy(at, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head));
+    at += PyBytes_GET_SIZE(head);
+    at = put_array_header(at, n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *slice = PyList_GET_ITEM(slices, i);
+        Py_ssize_t origin_bytes;
+        const char *origin = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes);
+        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
+        const char *bytes = PyBytes_AS_STRING(packed);
+        Py_ssize_t packed_bytes = PyBytes_GET_SIZE(packed);
+        int width = (unsigned char)bytes[0];
+        Py_ssize_t count = (packed_bytes - 1) / (4 + width);
+        *at++ = 0x94;
+        at = put_str(at, origin, origin_bytes);
+        *at++ = (unsigned char)width; /* a positive fixint: width <= 127 */
+        at = put_bin(at, bytes + 1, 4 * count);
+        at = put_bin(at, bytes + 1 + 4 * count, packed_bytes - 1 - 4 * count);
+    }
+    *at++ = full ? 0xc3 : 0xc2;
+    if (_PyBytes_Resize(&out, at - start) < 0)
+        return NULL;
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
@@ -574,6 +713,7 @@ static PyMethodDef methods[] = {
      values_dense_doc},
     {"checked_pairs", (PyCFunction)(void (*)(void))checked_pairs, METH_FASTCALL,
      checked_pairs_doc},
+    {"push_item", (PyCFunction)(void (*)(void))push_item, METH_FASTCALL, push_item_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,3 +32,11 @@ def checked_pairs(
     """A wire slice's few pairs (at most 64) as two lists of ints when they already are in
     packed form: indices rising and below ``size``, values non-zero, at most 2**63-1, ``width``
     the narrowest for their largest. None for anything else."""
+
+def push_item(
+    key: bytes, head: bytes, slices: list[tuple[str, bytes]], full: bool, /
+) -> bytes | None:
+    """The msgpack bytes of the PUSH item ``[key, [*head, [[origin, width, indices, values],
+    ...]], full]`` (``head``: the entry's packed format, epoch, schema and expiry, without an
+    array header; each slice's packed pairs cut as ``messages.entry_wire`` cuts them). None
+    when a slice holds no pair or more than 64."""

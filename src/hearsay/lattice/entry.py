@@ -147,6 +147,26 @@ class Entry:
             if not vector.is_empty():
                 yield origin, vector
 
+    def packed_slices(self) -> list[tuple[str, bytes]] | None:
+        """Its non-empty slices as ``(origin, packed pairs)`` in origin order (as
+        :meth:`slices`), None when one is dense: what gossip sends of a replicated write, read
+        from the body as held (no generator, no vector around a bytes body)."""
+        body = self._body
+        if isinstance(body, bytes):
+            return [] if body is _NO_PAIRS else [(SHARED_ORIGIN, body)]
+        if isinstance(body, MaxVector):
+            held: Iterable[tuple[str, MaxVector]] = ((SHARED_ORIGIN, body),)
+        else:
+            held = body.items() if len(body) == 1 else sorted(body.items())
+        out: list[tuple[str, bytes]] = []
+        for origin, vector in held:
+            packed = vector.packed_pairs()
+            if packed is None:
+                return None
+            if len(packed) > 1:  # (an empty vector's packed form is its width byte alone)
+                out.append((origin, packed))
+        return out
+
     def slice_table(self) -> Mapping[str, MaxVector]:
         """The slices by origin, in no particular order, empty ones possibly among them: an
         additive entry's own table (not a copy: read it, never change it), else the shared
@@ -228,6 +248,21 @@ class Entry:
             return len(body)
         total = 0
         for vector in body.values():  # type: ignore[union-attr]  # (the per-origin dict)
+            total += len(vector)
+        return total
+
+    def sparse_pair_count(self) -> int | None:
+        """:meth:`pair_count` when no slice is dense (then it is O(slices)), else None:
+        counting a dense slice's pairs scans it (a 1M-capacity Bloom filter's bits)."""
+        body = self._body
+        if type(body) is bytes:
+            return (len(body) - 1) // (4 + body[0])
+        if type(body) is MaxVector:
+            return None if body.is_dense else len(body)
+        total = 0
+        for vector in body.values():  # type: ignore[union-attr]  # (the per-origin dict)
+            if vector.is_dense:
+                return None
             total += len(vector)
         return total
 
@@ -340,6 +375,27 @@ class Entry:
             Entry._around(epoch, schema, expiry, grew if shared else {origin: grew}),
             previous=Entry._around(epoch, schema, expiry, before if shared else {origin: before}),
         )
+
+    @classmethod
+    def holding(
+        cls, epoch: int, schema: Schema | None, expiry: Expiry, slices: dict[str, MaxVector]
+    ) -> Entry:
+        """An entry of ``slices`` made for it alone, held as they are: the constructor copies
+        what it is given (a drain's join of two INCRs spent ~1 us copying its own result)."""
+        kept = {origin: vector for origin, vector in slices.items() if not vector.is_empty()}
+        if SHARED_ORIGIN in kept and len(kept) > 1:
+            return cls(epoch, schema, expiry, kept)  # (mixed: the constructor's checks)
+        for origin in kept:
+            if schema is not None and schema.additive == (origin == SHARED_ORIGIN):
+                raise BoundsError(
+                    "additive schemas take one slice per named origin; others one shared slice"
+                )
+        entry = cls._around(epoch, schema, expiry, kept if kept else _NO_PAIRS)
+        shared = kept.get(SHARED_ORIGIN)
+        if shared is not None:
+            entry._body = _NO_PAIRS
+            entry._set_slice(SHARED_ORIGIN, shared)
+        return entry
 
     @classmethod
     def _around(

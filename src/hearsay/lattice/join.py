@@ -16,8 +16,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from hearsay.lattice import _sparse
 from hearsay.lattice.entry import Entry
-from hearsay.lattice.vector import MaxVector
+from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
 
 __all__ = ["FEW_PAIRS", "join_deltas"]
 
@@ -34,7 +35,8 @@ def join_deltas(deltas: list[Entry]) -> Entry:
     if len(deltas) == 1:
         return deltas[0]
     first = deltas[0]
-    if all(delta.epoch == first.epoch and delta.schema == first.schema for delta in deltas):
+    schema = first.schema
+    if all(d.epoch == first.epoch and (d.schema is schema or d.schema == schema) for d in deltas):
         return _join_run(deltas)  # (the common case, one burst: a new entry, no merge into one)
     joined = Entry()
     run: list[Entry] = []
@@ -59,13 +61,19 @@ def _join_run(run: list[Entry]) -> Entry:
         # no arrays and no byte unpacking (their fixed costs were most of this).
         few: dict[str, dict[int, int]] = {}
         for delta in run:
-            for origin, vector in delta.slices():
+            as_bytes = delta.packed_slices()  # (read in C from the bytes: no vector around them)
+            pair_lists = (
+                [(origin, vector.items()) for origin, vector in delta.slices()]
+                if as_bytes is None
+                else [(origin, _sparse.window(held, 0, INDEX_LIMIT)) for origin, held in as_bytes]
+            )
+            for origin, items in pair_lists:
                 top = few.setdefault(origin, {})
-                for index, value in vector.items():
+                for index, value in items:
                     if value > top.get(index, 0):
                         top[index] = value
         maxima = {origin: MaxVector.of_maxima(top) for origin, top in few.items()}
-        return Entry(first.epoch, first.schema, expiry, maxima)
+        return Entry.holding(first.epoch, first.schema, expiry, maxima)
     packed: dict[str, list[bytes]] = {}  # sparse deltas (one per client write, mostly)
     indices: dict[str, list[npt.NDArray[np.integer]]] = {}  # dense ones (a PFMERGE's)
     values: dict[str, list[npt.NDArray[np.unsignedinteger]]] = {}

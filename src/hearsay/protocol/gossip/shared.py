@@ -75,6 +75,9 @@ def is_whole(delta: Entry, held: Entry) -> bool:
         or delta.expiry != held.expiry
     ):
         return False
+    held_pairs = held.sparse_pair_count()  # (a small key's: no sizes to compare first)
+    if held_pairs is not None:
+        return delta.pair_count() == held_pairs
     if held.payload_bytes() > _WHOLE_FORM_RATIO * delta.payload_bytes() + _WHOLE_FORM_SLACK_BYTES:
         return False
     return delta.pair_count() == held.pair_count()
