@@ -15,9 +15,11 @@ from hearsay.lattice.entry import Entry
 from hearsay.protocol.membership import Address, MembershipEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyChanged:
-    """A peer's message grew ``key``; ``delta`` holds exactly what grew.
+    """A peer's message grew ``key``; ``delta`` holds exactly what grew (read-only by
+    convention: not frozen, as ``MergeResult`` is not, because one is made for every key a
+    receiver merges and a frozen constructor costs ~0.3 us more).
 
     ``conflict``: two different schemas met at one epoch and the higher one won (the engine
     should report it). ``source`` is the peer the change came from.

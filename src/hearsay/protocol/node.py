@@ -343,7 +343,7 @@ class GossipNode:
         Returns the write's sequence number for :meth:`acks` / :meth:`request_acks`.
         """
         self._outbox.advance(now_ms)
-        if not self._peers:
+        if not self._peers.addresses:
             # A lone node: no rumour (nobody would receive it) and no recent-key entry (no
             # digest has anyone to go to). A peer that appears later gets the key by
             # anti-entropy, which also pushes the lately changed keys at once; the write's

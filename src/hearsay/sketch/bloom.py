@@ -133,12 +133,12 @@ CHAIN_MADD_ONE_BY_ONE_MAX: Final = 4
 items into a 1,000-capacity filter took 39 us in process as one array batch."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChainAdds:
     """What :meth:`BloomFilter.chain_madd` gives: the pairs to merge and, per item answered,
     whether it was new (None: refused, the filter is full and cannot grow: RedisBloom's "non
     scaling filter is full"); ``more``: the next item needs another call after the pairs are
-    merged."""
+    merged. Read-only by convention (one per BF.ADD: a frozen constructor costs ~0.3 us more)."""
 
     pairs: Pairs | FewPairs
     added: list[bool | None]

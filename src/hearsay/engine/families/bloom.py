@@ -78,10 +78,11 @@ def _created(create: BloomCreate) -> BloomFilter:
     return BloomFilter.chain(create.error_rate, create.capacity, create.expansion)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BloomAdds:
     """Per item, whether it was new; None where it was refused because the filter is full
-    and cannot grow (``scaling``: a scaling filter at its last sub-filter, else NONSCALING)."""
+    and cannot grow (``scaling``: a scaling filter at its last sub-filter, else NONSCALING).
+    Read-only by convention (one per BF.ADD: a frozen constructor costs more)."""
 
     added: list[bool | None]
     scaling: bool = False

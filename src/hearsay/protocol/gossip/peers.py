@@ -28,6 +28,9 @@ class Peers:
     def __init__(self, addresses: AddressSet, rng: random.Random) -> None:
         self._set = addresses
         self._rng = rng
+        self.addresses = addresses.addresses
+        """The peers as a list (the set's own, changed in place by it: read it, never change
+        it): a write's path tests it for peers without two Python ``__len__`` calls."""
 
     def __len__(self) -> int:
         return len(self._set)

@@ -61,9 +61,10 @@ class Tail:
     def mark_recent(self, key: bytes) -> None:
         """Lately changed, and offered in digests for the next rounds while there are peers
         to offer it to (without any, the table would only grow: nothing drains it)."""
-        self.note_changed(key)
-        cfg = self._outbox.config
-        if cfg.recent_rounds <= 0 or not self._peers:
+        outbox = self._outbox
+        self.changed.put(key, outbox.now)  # (note_changed, inline: every client write)
+        cfg = outbox.config
+        if cfg.recent_rounds <= 0 or not self._peers.addresses:
             return
         self.recent[key] = cfg.recent_rounds + cfg.digest_delay_rounds
         self.arm_round()

@@ -42,7 +42,8 @@ only matters for a Membership driven without a gossip node)."""
 class AddressSet:
     """An ordered set of peer addresses (never ``own``) with O(1) add and remove.
 
-    ``addresses`` is the list to sample from; it is read, never changed, outside this class.
+    ``addresses`` is the list to sample from; it is read, never changed, outside this class,
+    and never replaced inside it (holders keep a reference: see ``Peers.addresses``).
     """
 
     def __init__(self, own: Address) -> None:
