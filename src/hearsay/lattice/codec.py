@@ -205,7 +205,7 @@ def _schema_from_wire(wire: object) -> Schema | None:
             and type(kind) is str
             and type(size) is int
             and type(additive) is bool
-            and all(type(p) is int for p in params)
+            and (not params or all(type(p) is int for p in params))  # (a counter has none)
         ):
             return seen
     if not isinstance(kind, str) or not isinstance(params, list) or type(additive) is not bool:
