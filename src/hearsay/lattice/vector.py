@@ -316,6 +316,10 @@ def _dense_slots(top_index: int, *, bits: bool = False) -> int:
     return min(-(-(top_index + 1) // _DENSE_ROUND) * _DENSE_ROUND, cap)
 
 
+_INDEX_AT: Final = struct.Struct("<I")
+"""One packed index, read in place (the last one: a sparse vector's top index)."""
+
+
 def _dense_is_smaller(top_index: int, pairs: int, width: int, *, bits: bool = False) -> bool:
     """Whether slots ``0..top_index`` as an array take no more memory than ``pairs`` packed;
     ``bits``: as bits, no more than :data:`_BITS_FAVOUR` times the pairs' bytes."""
@@ -1993,16 +1997,19 @@ class MaxVector:
         return MaxVector._from_sorted(delta_idx, delta_val), previous
 
     def _maybe_densify(self) -> None:
-        if _BITS_FAVOUR * (len(self._packed) - 1) < 1 + _DENSE_OVERHEAD_BYTES:
+        packed = self._packed
+        pair_bytes = len(packed) - 1
+        if _BITS_FAVOUR * pair_bytes < 1 + _DENSE_OVERHEAD_BYTES:
             return  # (a dense form takes the overhead and a byte: too big even as bits)
-        width = self._packed[0]
-        n = (len(self._packed) - 1) // (4 + width)
+        width = packed[0]
+        n = pair_bytes // (4 + width)
         if n == 0:
             return
-        top = int.from_bytes(self._packed[1 + 4 * (n - 1) : 1 + 4 * n], "little")
-        if not _dense_is_smaller(top, n, width, bits=True):
-            return  # (not even bits, favoured as they are, would do: the commonest case)
-        packed = self._packed
+        (top,) = _INDEX_AT.unpack_from(packed, 1 + 4 * (n - 1))
+        # Not even bits, favoured as they are, would do (the commonest case: at every write
+        # that adds a pair): _dense_is_smaller(top, n, width, bits=True), inline.
+        if (top + 8) // 8 + _DENSE_OVERHEAD_BYTES > _BITS_FAVOUR * n * (4 + width):
+            return
         if _dense_is_smaller(top, n, width):
             bits = width == 1 and packed.count(1, 1 + 4 * n) == n
         elif width == 1 and packed[-1] == 1 and packed[1 + 4 * n] == 1:
