@@ -618,7 +618,7 @@ class Replica:
         node = self.node
         if node is None:
             return
-        while (event := node.next_event()) is not None:  # bounded by the node's queue
+        for event in node.take_events():  # (bounded by the node's queue)
             if type(event) is KeyChanged:
                 # What grew, as the keyspace reported it (a conflict is staged whole).
                 self._replicated_change(

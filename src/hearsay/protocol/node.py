@@ -203,6 +203,16 @@ class GossipNode:
         events = self._outbox.events
         return events.popleft() if events else None
 
+    def take_events(self) -> list[NodeEvent]:
+        """Every event queued so far, oldest first (:meth:`next_event` until None, in one
+        call: a receiver queues one per key it merges)."""
+        events = self._outbox.events
+        if not events:
+            return []
+        taken = list(events)
+        events.clear()
+        return taken
+
     def get_timer(self) -> int | None:
         """When :meth:`handle_timer` should next be called (None: nothing scheduled)."""
         when = min(
