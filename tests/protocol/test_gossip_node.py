@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from hearsay.lattice.codec import encode_entry, entry_from_wire, entry_to_wire
 from hearsay.lattice.entry import Entry, Schema
@@ -12,6 +13,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
 from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, WriteAcked
+from hearsay.protocol.gossip.shared import SETTLING_BYTES_MIN
 from hearsay.protocol.membership import Address, MemberFailed, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import LOCAL
@@ -476,6 +478,48 @@ def test_a_big_key_still_changing_here_is_not_exchanged_for_a_digest_until_it_se
     assert exchanged(b"big", NOW + 10) == []
     settled = NOW + nodes[B].config.gossip_interval_ms
     assert exchanged(b"big", settled) == [b"big"]
+
+
+@pytest.mark.parametrize("kind", [MessageType.DIGEST, MessageType.AE_KEYS], ids=["digest", "ae"])
+def test_a_key_over_a_datagram_still_changing_here_is_not_exchanged_until_it_settles(
+    kind: MessageType,
+) -> None:
+    """A key too big to share a datagram (1.25 KB: a Top-K's size) that changed here within
+    the last round differs from a peer's by writes in flight: neither a digest nor an
+    anti-entropy round sends an EXCHANGE carrying all of it while the writes go on (each went
+    alone, mostly over a stream). Once it has been quiet for a round both answer again; a
+    small key is answered at once."""
+    nodes = _nodes(A, B, pull_retries=0)
+    mid = {1000 * i: 1 for i in range(250)}  # (spread out: stays packed pairs)
+    assert SETTLING_BYTES_MIN < _entry(mid).payload_bytes() < 2 * SETTLING_BYTES_MIN
+    for key, pairs in ((b"mid", mid), (b"small", {1: 1})):
+        _write(nodes[B], key, pairs, NOW)
+        nodes[A].keyspace.merge(key, _entry({**pairs, 3: 1}))
+    nodes[B].datagrams_to_send()  # (B's own pushes: not needed here)
+    codec = EnvelopeCodec("hearsay")
+
+    def exchanged(key: bytes, now: int) -> list[bytes]:
+        their_hash = nodes[A].keyspace.key_hash(key)
+        if kind == MessageType.DIGEST:
+            payload = msg.join_items(b"", [msg.hash_item(key, their_hash)])
+        else:
+            block = msg.packb([nodes[B].keyspace.bucket_of(key), [[key, their_hash]]])
+            payload = msg.join_items(b"\x92" + msg.packb(1), [block])
+        nodes[B].receive_datagram(codec.seal(kind, payload), A, now)
+        sent = [data for data, _ in nodes[B].datagrams_to_send()]
+        sent += [e.data for e in _events(nodes[B]) if isinstance(e, StreamRequest)]
+        opened = [codec.open(data, bytes_max=len(data)) for data in sent]
+        return [
+            key
+            for sent_kind, body in opened
+            if sent_kind == MessageType.EXCHANGE
+            for key, _ in msg.decode_exchange(body)
+        ]
+
+    assert exchanged(b"small", NOW + 10) == [b"small"]
+    assert exchanged(b"mid", NOW + 10) == []
+    settled = NOW + nodes[B].config.gossip_interval_ms
+    assert exchanged(b"mid", settled) == [b"mid"]
 
 
 def test_anti_entropy_pushes_lately_changed_keys_at_once() -> None:

@@ -23,7 +23,7 @@ from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import MessageType
 from hearsay.protocol.gossip.outbox import Outbox
 from hearsay.protocol.gossip.peers import Peers
-from hearsay.protocol.gossip.shared import BoundedTable
+from hearsay.protocol.gossip.shared import BoundedTable, is_settling
 from hearsay.protocol.membership import Address
 
 __all__ = ["AntiEntropy"]
@@ -193,6 +193,7 @@ class AntiEntropy:
         _, blocks = msg.decode_ae_keys(payload, self._keyspace.bucket_count)
         pushes: list[bytes] = []
         exchanges: list[bytes] = []
+        round_ms = outbox.config.gossip_interval_ms
         for bucket, items in blocks:
             theirs = dict(items)
             for key, entry in self._keyspace.bucket_items(bucket):
@@ -201,6 +202,8 @@ class AntiEntropy:
                     pushes.extend(outbox.push_items(key, entry, True))
                     outbox.stats.ae_keys_repaired += 1
                 elif their_hash != self._keyspace.key_hash(key):
+                    if is_settling(self._changed, key, entry, outbox.now, round_ms):
+                        continue  # (in flight: compared again once it settles)
                     exchanges.append(msg.exchange_item(key, entry))
                     outbox.stats.ae_keys_repaired += 1
             for key in theirs:

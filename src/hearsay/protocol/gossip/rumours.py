@@ -72,13 +72,27 @@ class _Local:
     seqs: list[int]
 
 
+_PENDING_DELTAS_MAX: Final = 64
+"""Deltas a paced rumour keeps before joining them into one (see ``_Pending``)."""
+
+
 @dataclass(slots=True)
 class _Pending:
-    """A rumour waiting for pacing tokens (later deltas of the key merge into it)."""
+    """A rumour waiting for pacing tokens: its key's deltas since, joined when it leaves (or
+    when ``_PENDING_DELTAS_MAX`` wait). Merging each into the last was half a loaded origin's
+    drain when TOPK.ADDs to 1,000 keys ran past the pacing rate (a tracked merge per write);
+    the deltas are never changed here, so none is copied."""
 
-    entry: Entry
+    deltas: list[Entry]
     full: bool
     exclude: Address | None
+
+    def joined(self) -> Entry:
+        """The rumour's delta (its deltas joined, kept joined)."""
+        deltas = self.deltas
+        if len(deltas) > 1:
+            deltas[:] = [join_deltas(deltas)]
+        return deltas[0]
 
 
 class Rumours:
@@ -300,9 +314,11 @@ class Rumours:
         outbox.stats.paced += 1
         pending = self.pending.get(key)
         if pending is None:
-            self.pending[key] = _Pending(delta.copy(), full, exclude)
+            self.pending[key] = _Pending([delta], full, exclude)
         else:
-            pending.entry.merge(delta)
+            pending.deltas.append(delta)
+            if len(pending.deltas) > _PENDING_DELTAS_MAX:
+                pending.joined()
             pending.full = pending.full and full
         self._arm_round()
 
@@ -323,7 +339,7 @@ class Rumours:
         with self._batched():
             for key in list(self.pending):
                 pending = self.pending[key]
-                items = outbox.push_items(key, pending.entry, pending.full)
+                items = outbox.push_items(key, pending.joined(), pending.full)
                 peers = self._peers.pick(outbox.config.fanout, pending.exclude)
                 if peers and not self._take(items, peers):
                     return

@@ -15,22 +15,15 @@ keys, the keys wanted, and the lately changed keys anti-entropy pushes eagerly.
 
 from __future__ import annotations
 
-from typing import Final
-
-from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import MessageType
 from hearsay.protocol.gossip.outbox import Outbox
 from hearsay.protocol.gossip.peers import Peers
-from hearsay.protocol.gossip.shared import NEVER, BoundedTable
+from hearsay.protocol.gossip.shared import NEVER, BoundedTable, is_settling
 from hearsay.protocol.membership import Address
 
 __all__ = ["Tail"]
-
-SETTLING_BYTES_MIN: Final = 64 * 1024
-"""A key this big is not exchanged for a differing digest while it is still changing here (see
-``Tail._settling``); a smaller one is (its exchange costs less than the delay)."""
 
 
 class Tail:
@@ -138,30 +131,18 @@ class Tail:
             for payload in self._outbox.pack(b"", items):
                 self._outbox.send(MessageType.EXCHANGE, payload, peers)
 
-    def _settling(self, key: bytes, mine: Entry) -> bool:
-        """Whether a digest's differing hash for ``key`` is best left alone for now: a big key
-        (over :data:`SETTLING_BYTES_MIN`) that changed here within the last round. Writes are
-        still arriving (their pushes, retries and acks carry them), so the hashes differ by
-        what is in flight, and an EXCHANGE would carry the whole key (a 1.2 MB Bloom filter) at
-        every digest while the writes go on. Once it settles, the sender's digests (offered
-        for ``recent_rounds`` after its last change) are compared again, and anti-entropy
-        compares every key regardless."""
-        changed_ms = self.changed.get(key)
-        return (
-            changed_ms is not None
-            and self._outbox.now - changed_ms < self._outbox.config.gossip_interval_ms
-            and mine.payload_bytes() > SETTLING_BYTES_MIN
-        )
-
     def on_digest(self, payload: bytes, source: Address) -> None:
         """A peer's recent keys: ask for those whose hash differs from ours (or we lack)."""
+        outbox = self._outbox
         wanted: list[bytes] = []
-        retries = self._outbox.config.pull_retries
+        retries = outbox.config.pull_retries
         for key, content_hash in msg.decode_digest(payload):
             mine = self._keyspace.entry(key)
             if mine is None:
                 wanted.append(msg.exchange_item(key, None))
-            elif self._keyspace.key_hash(key) != content_hash and not self._settling(key, mine):
+            elif self._keyspace.key_hash(key) != content_hash and not is_settling(
+                self.changed, key, mine, outbox.now, outbox.config.gossip_interval_ms
+            ):
                 wanted.append(msg.exchange_item(key, mine))
             else:
                 continue
