@@ -30,6 +30,10 @@ from hearsay.sketch.schemas import KIND_BLOOM
 
 __all__ = ["install_bloom_commands"]
 
+_DEFAULT_CREATE: Final = BloomCreate()
+"""How BF.ADD, BF.MADD and a run of them create a missing filter (frozen: one instance serves
+every call instead of one built per command)."""
+
 _INFO_FIELDS: Final = {
     b"CAPACITY": "Capacity",
     b"SIZE": "Size",
@@ -174,7 +178,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
     # A refused item (full) ends its call's reply with the error; see _per_call for the rest.
     def adds_run(single: bool) -> RunHandler:
         def run_adds(ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-            adds = bloom.add(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms, BloomCreate())
+            adds = bloom.add(db_of(ctx), run[0][1], _items_of(run), ctx.now_ms, _DEFAULT_CREATE)
             return per_call(run, adds, single)
 
         return run_adds
@@ -208,7 +212,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       summary="Adds an item (creates a scalable filter with error 0.01, "
                       "capacity 100, expansion 2 when absent).")  # fmt: skip
     def bf_add(ctx: ClientContext, args: list[bytes]) -> Reply:
-        adds = bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, BloomCreate())
+        adds = bloom.add(db_of(ctx), args[1], args[2:3], ctx.now_ms, _DEFAULT_CREATE)
         if adds.added[0] is None:
             raise CommandError(full_message(adds))
         return int(adds.added[0])
@@ -218,7 +222,7 @@ def install_bloom_commands(registry: CommandRegistry) -> None:
                       summary="Adds items to a Bloom filter (created with the defaults when "
                       "absent).")  # fmt: skip
     def bf_madd(ctx: ClientContext, args: list[bytes]) -> Reply:
-        adds = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, BloomCreate())
+        adds = bloom.add(db_of(ctx), args[1], args[2:], ctx.now_ms, _DEFAULT_CREATE)
         return answers(adds, adds.added)
 
     @registry.command("BF.INSERT", arity=-4, flags=writes, first_key=1, last_key=1, step=1,
