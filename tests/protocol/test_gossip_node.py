@@ -452,49 +452,26 @@ def test_a_key_a_digest_showed_missing_is_pulled_again_until_it_arrives() -> Non
     assert "EXCHANGE" not in _kinds(nodes[B].datagrams_to_send())  # the reply ended the pulls
 
 
-def test_a_big_key_still_changing_here_is_not_exchanged_for_a_digest_until_it_settles() -> None:
-    """A digest differing on a big key (a Bloom filter) that changed here within the last
-    round shows writes in flight: no EXCHANGE carrying the whole key at every digest while
-    they go on. Once the key has been quiet for a round the same digest is answered; a small
-    key is answered at once."""
-    nodes = _nodes(A, B, pull_retries=0)
-    big = {i: 1 for i in range(0, 1_200_000, 2)}  # 600,000 bits: 150 KB
-    assert _entry(big).payload_bytes() > 64 * 1024
-    for key, pairs in ((b"big", big), (b"small", {1: 1})):
-        _write(nodes[B], key, pairs, NOW)
-        nodes[A].keyspace.merge(key, _entry({**pairs, 3: 1}))
-    nodes[B].datagrams_to_send()  # (B's own pushes: not needed here)
-    codec = EnvelopeCodec("hearsay")
-
-    def exchanged(key: bytes, now: int) -> list[bytes]:
-        digest = msg.join_items(b"", [msg.hash_item(key, nodes[A].keyspace.key_hash(key))])
-        nodes[B].receive_datagram(codec.seal(MessageType.DIGEST, digest), A, now)
-        sent = [data for data, _ in nodes[B].datagrams_to_send()]
-        sent += [e.data for e in _events(nodes[B]) if isinstance(e, StreamRequest)]  # (big)
-        opened = [codec.open(data, bytes_max=len(data))[1] for data in sent]
-        return [key for payload in opened for key, _ in msg.decode_exchange(payload)]
-
-    assert exchanged(b"small", NOW + 10) == [b"small"]
-    assert exchanged(b"big", NOW + 10) == []
-    settled = NOW + nodes[B].config.gossip_interval_ms
-    assert exchanged(b"big", settled) == [b"big"]
+_MID = {1000 * i: 1 for i in range(250)}  # 1.25 KB, spread out: stays packed pairs (a Top-K's size)
+_BIG = {i: 1 for i in range(0, 1_200_000, 2)}  # 600,000 bits: 150 KB (a Bloom filter)
 
 
 @pytest.mark.parametrize("kind", [MessageType.DIGEST, MessageType.AE_KEYS], ids=["digest", "ae"])
+@pytest.mark.parametrize("pairs", [_MID, _BIG], ids=["mid", "big"])
 def test_a_key_over_a_datagram_still_changing_here_is_not_exchanged_until_it_settles(
-    kind: MessageType,
+    kind: MessageType, pairs: dict[int, int]
 ) -> None:
-    """A key too big to share a datagram (1.25 KB: a Top-K's size) that changed here within
+    """A key too big to share a datagram (a Top-K, a Bloom filter) that changed here within
     the last round differs from a peer's by writes in flight: neither a digest nor an
     anti-entropy round sends an EXCHANGE carrying all of it while the writes go on (each went
     alone, mostly over a stream). Once it has been quiet for a round both answer again; a
     small key is answered at once."""
     nodes = _nodes(A, B, pull_retries=0)
-    mid = {1000 * i: 1 for i in range(250)}  # (spread out: stays packed pairs)
-    assert SETTLING_BYTES_MIN < _entry(mid).payload_bytes() < 2 * SETTLING_BYTES_MIN
-    for key, pairs in ((b"mid", mid), (b"small", {1: 1})):
-        _write(nodes[B], key, pairs, NOW)
-        nodes[A].keyspace.merge(key, _entry({**pairs, 3: 1}))
+    assert _entry(pairs).payload_bytes() > SETTLING_BYTES_MIN
+    assert pairs is _BIG or _entry(pairs).payload_bytes() < 2 * SETTLING_BYTES_MIN
+    for key, held in ((b"over", pairs), (b"small", {1: 1})):
+        _write(nodes[B], key, held, NOW)
+        nodes[A].keyspace.merge(key, _entry({**held, 3: 1}))
     nodes[B].datagrams_to_send()  # (B's own pushes: not needed here)
     codec = EnvelopeCodec("hearsay")
 
@@ -507,7 +484,7 @@ def test_a_key_over_a_datagram_still_changing_here_is_not_exchanged_until_it_set
             payload = msg.join_items(b"\x92" + msg.packb(1), [block])
         nodes[B].receive_datagram(codec.seal(kind, payload), A, now)
         sent = [data for data, _ in nodes[B].datagrams_to_send()]
-        sent += [e.data for e in _events(nodes[B]) if isinstance(e, StreamRequest)]
+        sent += [e.data for e in _events(nodes[B]) if isinstance(e, StreamRequest)]  # (big)
         opened = [codec.open(data, bytes_max=len(data)) for data in sent]
         return [
             key
@@ -517,9 +494,9 @@ def test_a_key_over_a_datagram_still_changing_here_is_not_exchanged_until_it_set
         ]
 
     assert exchanged(b"small", NOW + 10) == [b"small"]
-    assert exchanged(b"mid", NOW + 10) == []
+    assert exchanged(b"over", NOW + 10) == []
     settled = NOW + nodes[B].config.gossip_interval_ms
-    assert exchanged(b"mid", settled) == [b"mid"]
+    assert exchanged(b"over", settled) == [b"over"]
 
 
 def test_anti_entropy_pushes_lately_changed_keys_at_once() -> None:

@@ -383,18 +383,12 @@ class Entry:
         """An entry of ``slices`` made for it alone, held as they are: the constructor copies
         what it is given (a drain's join of two INCRs spent ~1 us copying its own result)."""
         kept = {origin: vector for origin, vector in slices.items() if not vector.is_empty()}
-        if SHARED_ORIGIN in kept and len(kept) > 1:
-            return cls(epoch, schema, expiry, kept)  # (mixed: the constructor's checks)
-        for origin in kept:
-            if schema is not None and schema.additive == (origin == SHARED_ORIGIN):
-                raise BoundsError(
-                    "additive schemas take one slice per named origin; others one shared slice"
-                )
-        entry = cls._around(epoch, schema, expiry, kept if kept else _NO_PAIRS)
-        shared = kept.get(SHARED_ORIGIN)
-        if shared is not None:
-            entry._body = _NO_PAIRS
-            entry._set_slice(SHARED_ORIGIN, shared)
+        shared = SHARED_ORIGIN in kept
+        if kept and (schema is None or schema.additive == shared or (shared and len(kept) > 1)):
+            return cls(epoch, schema, expiry, kept)  # (the constructor's checks and errors)
+        entry = cls._around(epoch, schema, expiry, kept if kept and not shared else _NO_PAIRS)
+        if shared:
+            entry._set_slice(SHARED_ORIGIN, kept[SHARED_ORIGIN])
         return entry
 
     @classmethod

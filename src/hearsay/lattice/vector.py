@@ -2006,10 +2006,8 @@ class MaxVector:
         if n == 0:
             return
         (top,) = _INDEX_AT.unpack_from(packed, 1 + 4 * (n - 1))
-        # Not even bits, favoured as they are, would do (the commonest case: at every write
-        # that adds a pair): _dense_is_smaller(top, n, width, bits=True), inline.
-        if (top + 8) // 8 + _DENSE_OVERHEAD_BYTES > _BITS_FAVOUR * n * (4 + width):
-            return
+        if not _dense_is_smaller(top, n, width, bits=True):
+            return  # (not even bits, favoured as they are, would do: the commonest case)
         if _dense_is_smaller(top, n, width):
             bits = width == 1 and packed.count(1, 1 + 4 * n) == n
         elif width == 1 and packed[-1] == 1 and packed[1 + 4 * n] == 1:
