@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # `pip install -e .` compiles the C extension in place: a changed source must rebuild it.
-.make-stamp-install: pyproject.toml src/hearsay/sketch/_murmur.c src/hearsay/sketch/_packed.c src/hearsay/sketch/_heavykeeper.c src/hearsay/sketch/_bloombits.c src/hearsay/sketch/_tdigest.c src/hearsay/sketch/_splitmix.c src/hearsay/lattice/_digest.c src/hearsay/lattice/_sixbit.c src/hearsay/lattice/_sparse.c src/hearsay/lattice/_sixbit_slots.h src/hearsay/lattice/_packed_pairs.h | $(BIN)/python
+.make-stamp-install: pyproject.toml src/hearsay/sketch/_murmur.c src/hearsay/sketch/_packed.c src/hearsay/sketch/_heavykeeper.c src/hearsay/sketch/_bloombits.c src/hearsay/sketch/_tdigest.c src/hearsay/sketch/_splitmix.c src/hearsay/lattice/_digest.c src/hearsay/lattice/_sixbit.c src/hearsay/lattice/_sparse.c src/hearsay/resp/_reqparse.c src/hearsay/lattice/_sixbit_slots.h src/hearsay/lattice/_packed_pairs.h | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hearsay.resp import messages
+from hearsay.resp import _reqparse, messages
 from hearsay.resp.parser import ProtocolError, RequestParser, parse_integer, split_inline
 
 pytestmark = pytest.mark.property
@@ -189,8 +189,83 @@ def test_fast_path_takes_whole_canonical_pipelines(monkeypatch: pytest.MonkeyPat
     assert parser.parse(data) == pipeline
     assert parser.parse(data + multibulk([b"PING"])) == [*pipeline, [b"PING"]]
     monkeypatch.undo()
-    half = len(data) // 2  # a command cut in two: the Python path keeps the first part
+    half = len(data) // 2  # a command cut in two: its start is kept and read again in C
     assert parser.parse(data[:half]) + parser.parse(data[half:]) == pipeline
+    assert parser.parse(data[:half]) + parser.parse(data[half:-3]) + parser.parse(data[-3:]) == (
+        pipeline
+    )
+    assert parser.buffered_bytes == 0
+    first = parser.parse(data[:half])
+    assert parser.buffered_bytes == half - sum(len(multibulk(c)) for c in first)
+
+
+@given(
+    commands_st,
+    st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(b"*$\r\n-+:0159a")), max_size=3),
+    st.integers(min_value=0, max_value=8),
+    st.sampled_from([(1_000, 40), (3, 5), (1, 1)]),
+)
+def test_c_reader_reads_a_prefix_as_the_python_path_does(
+    commands: list[list[bytes]],
+    edits: list[tuple[int, int]],
+    cut: int,
+    limits: tuple[int, int],
+) -> None:
+    """``_reqparse.commands`` on canonical pipelines with a few bytes changed (a count, a length
+    or a CRLF broken; leading zeros; a type byte), cut short, over tight limits: the commands it
+    reads are exactly those the Python path reads from the bytes it says they take, with no
+    error, and the driver's ``parse`` (C, then Python for the rest) reads what the Python path
+    reads from the whole."""
+    data = bytearray(b"".join(multibulk(c) for c in commands))
+    for at, byte in edits:
+        data[at % len(data)] = byte
+    whole = bytes(data[: len(data) - cut] if cut < len(data) else data)
+    count_max, bulk_max = limits
+    small = {"max_multibulk_len": count_max, "max_bulk_len": bulk_max}
+    fast, read, short = _reqparse.commands(whole, count_max, bulk_max)
+    assert 0 <= read <= len(whole)
+    assert parse_chunks([whole[:read]], **small) == (fast, None)
+    for chunks in ([whole], [whole[: -cut or None], whole[-cut or len(whole) :]]):
+        assert parse_chunks_driver(chunks, **small) == parse_chunks(chunks, **small)
+    within = all(len(c) <= count_max and max(map(len, c)) <= bulk_max for c in commands)
+    if not edits and within:
+        if not cut:  # (a canonical pipeline: all in C)
+            assert (fast, read, short) == (commands, len(whole), False)
+        elif read < len(whole):  # (cut inside a command: kept to read again)
+            assert short
+
+
+def test_c_reader_stops_at_what_is_not_canonical_or_whole() -> None:
+    one = multibulk([b"INCR", b"c"])
+    assert _reqparse.commands(one + b"*0\r\n" + one, 10, 10) == ([[b"INCR", b"c"]] * 2, 46, False)
+    for end in range(1, len(one)):  # cut anywhere: a canonical command the bytes end inside
+        assert _reqparse.commands(one + one[:end], 10, 10) == ([[b"INCR", b"c"]], len(one), True)
+    for tail in (
+        one[:-1],  # cut inside the last CRLF
+        b"*02\r\n$4\r\nINCR\r\n$1\r\nc\r\n",  # leading zero in the count
+        b"*2\r\n$04\r\nINCR\r\n$1\r\nc\r\n",  # and in a length
+        b"*2\r\n$4\r\nINCRXY$1\r\nc\r\n",  # no CRLF after a payload (Redis skips two bytes)
+        b"*-1\r\n",
+        b"*1\r\n:1\r\n",
+        b"PING\r\n",
+        b"*999\r\n$1\r\na\r\n",  # a count the bytes cannot hold: no list allocated
+        b"*99999\r\n$1\r\na\r\n",  # a count over the limit
+        b"*9\r\n$1\r\na\r\n:",  # a count the bytes cannot hold, then not an argument
+    ):
+        fast = _reqparse.commands(one + tail, 1_000, 1_000)
+        assert fast[:2] == ([[b"INCR", b"c"]], len(one)), tail
+        assert fast[2] is (tail in (one[:-1], b"*999\r\n$1\r\na\r\n")), tail
+    assert _reqparse.commands(b"", 1, 1) == ([], 0, False)
+    assert _reqparse.commands(bytearray(one), 10, 10) == ([], 0, False)  # (Python copies it)
+    assert _reqparse.commands(one, 1, 10) == ([], 0, False)  # two arguments over a limit of one
+    assert _reqparse.commands(one, 10, 3) == ([], 0, False)  # "INCR" over a limit of three
+    tracemalloc.start()
+    try:  # a count of a million in 14 bytes: left before a list of a million is made
+        assert _reqparse.commands(b"*1000000\r\n$0\r\n", 1 << 20, 10) == ([], 0, True)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 100_000
 
 
 def _commands_and_error(chunks: list[bytes]) -> tuple[list[list[bytes]], str | None]:

@@ -1,0 +1,8 @@
+"""Whole RESP requests read in C (see ``_reqparse.c``); the Python reference is
+:class:`hearsay.resp.parser.RequestParser`'s own loop."""
+
+def commands(data: object, count_max: int, bulk_max: int, /) -> tuple[list[list[bytes]], int, bool]:
+    """The whole canonical multibulk commands ``data`` starts with (each count at most
+    ``count_max``, each length at most ``bulk_max``; an empty array is no command), the bytes
+    they take, and whether the rest is a canonical command the bytes end inside; the Python
+    parser reads the rest (all of it when ``data`` is not ``bytes``)."""
