@@ -40,3 +40,9 @@ def push_item(
     ...]], full]`` (``head``: the entry's packed format, epoch, schema and expiry, without an
     array header; each slice's packed pairs cut as ``messages.entry_wire`` cuts them). None
     when a slice holds no pair or more than 64."""
+
+def entry_bytes(head: bytes, slices: list[tuple[str, bytes]], /) -> bytes | None:
+    """``codec.encode_entry`` of an entry whose slices are all sparse: msgpack's bytes of
+    ``[*head, [slice, ...]]`` with each slice's packed pairs in the canonical form
+    ``codec._packed_to_wire`` picks (a bit run, a dense run or the pairs cut in two). None when
+    a slice is empty or malformed."""

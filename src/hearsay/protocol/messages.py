@@ -42,8 +42,9 @@ from hearsay.lattice.codec import (
     entry_to_wire,
     few_pairs_from_wire,
     wire_around,
+    wire_head,
 )
-from hearsay.lattice.entry import Entry, Expiry, Schema
+from hearsay.lattice.entry import Entry
 from hearsay.lattice.keyspace import KEY_BYTES_MAX
 
 UINT64_MAX: Final = (1 << 64) - 1
@@ -70,32 +71,10 @@ def push_item(key: bytes, entry: Entry, full: bool) -> bytes:
     pack them was ~1.5 us of every key a drain pushes)."""
     slices = entry.packed_slices()
     if slices is not None:
-        item = _sparse.push_item(key, _wire_head(entry), slices, full)
+        item = _sparse.push_item(key, wire_head(entry), slices, full)
         if item is not None:
             return item
     return packb([key, entry_to_wire(entry), full])
-
-
-_WIRE_HEADS_MAX: Final = 1024
-_wire_heads: dict[tuple[int, int, Expiry], tuple[Schema | None, bytes]] = {}
-"""``(id of the schema, epoch, expiry)`` -> (the schema, the packed fields an entry's wire form
-holds before its slices): few distinct ones carry most writes. Emptied when full; an entry
-checks the schema is the one cached (an id may be reused once its schema is gone)."""
-
-
-def _wire_head(entry: Entry) -> bytes:
-    """The packed format, epoch, schema and expiry of ``entry``'s wire form, without the
-    array's header (:func:`~hearsay.lattice.codec.wire_around`'s first four fields)."""
-    schema = entry.schema
-    cache_key = (id(schema), entry.epoch, entry.expiry)
-    held = _wire_heads.get(cache_key)
-    if held is not None and held[0] is schema:
-        return held[1]
-    head = packb(wire_around(entry, [])[:4])[1:]  # (a fixarray of four: one header byte)
-    if len(_wire_heads) >= _WIRE_HEADS_MAX:
-        _wire_heads.clear()
-    _wire_heads[cache_key] = (schema, head)
-    return head
 
 
 def entry_wire(entry: Entry) -> list[Any]:
