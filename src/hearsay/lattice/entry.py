@@ -60,6 +60,22 @@ class Schema:
         if len(self.params) > 8:
             raise BoundsError("a schema has at most 8 parameters")
 
+    def __eq__(self, other: object) -> bool:
+        """Field by field, as the dataclass's own, after an identity test: schemas are
+        interned, so the schemas a write or a replicated delta compares are nearly always one
+        object (the generated comparison built two tuples of four fields: ~0.19 against ~0.02
+        us, at several comparisons a write)."""
+        if self is other:
+            return True
+        if type(other) is not Schema:
+            return NotImplemented
+        return (self.kind, self.params, self.size, self.additive) == (
+            other.kind,
+            other.params,
+            other.size,
+            other.additive,
+        )
+
     def intern(self) -> Schema:
         """The shared instance equal to this schema."""
         key = (self.kind, self.params, self.size, self.additive)

@@ -270,7 +270,7 @@ def merge_pairs(
         held is None
         or held.epoch != epoch
         or held.expiry != expiry
-        or held.schema != schema
+        or (held.schema is not schema and held.schema != schema)
         or held.schema is None
     ):
         return None
