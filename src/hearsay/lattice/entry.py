@@ -76,6 +76,9 @@ class Schema:
             other.additive,
         )
 
+    def __hash__(self) -> int:
+        return hash((self.kind, self.params, self.size, self.additive))  # (as the dataclass's)
+
     def intern(self) -> Schema:
         """The shared instance equal to this schema."""
         key = (self.kind, self.params, self.size, self.additive)
