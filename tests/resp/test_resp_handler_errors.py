@@ -167,7 +167,7 @@ def test_a_bug_under_coalesced_commands_answers_every_client(tmp_path: Path) -> 
     def raising(*args: object) -> object:
         raise ZeroDivisionError("boom")
 
-    async def exchange(clients: int) -> list[bytes]:
+    async def exchange(clients: int, same_key: bool) -> list[bytes]:
         registry = CommandRegistry()
         install_connection_commands(registry)
         registry.add("HOT", hot, arity=2, first_key=1, last_key=1, step=1, run_handler=hot_run)
@@ -178,8 +178,8 @@ def test_a_bug_under_coalesced_commands_answers_every_client(tmp_path: Path) -> 
         try:
             host, port = await server.start("127.0.0.1", 0)
             pairs = [await asyncio.open_connection(host, port) for _ in range(clients)]
-            for _, writer in pairs:
-                writer.write(b"HOT key\r\n")
+            for n, (_, writer) in enumerate(pairs):  # (one key: runs; a key each: alone)
+                writer.write(b"HOT key\r\n" if same_key else b"HOT key%d\r\n" % n)
             replies = [await asyncio.wait_for(reader.readline(), 20) for reader, _ in pairs]
             for _, writer in pairs:
                 writer.close()
@@ -188,5 +188,6 @@ def test_a_bug_under_coalesced_commands_answers_every_client(tmp_path: Path) -> 
             await server.stop()
             database.close()
 
-    replies = asyncio.run(exchange(20))
-    assert replies == [b"-ERR internal error in hot: ZeroDivisionError: boom\r\n"] * 20
+    for same_key in (True, False):
+        replies = asyncio.run(exchange(20, same_key))
+        assert replies == [b"-ERR internal error in hot: ZeroDivisionError: boom\r\n"] * 20
