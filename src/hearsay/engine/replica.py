@@ -618,8 +618,16 @@ class Replica:
         node = self.node
         if node is None:
             return
+        dirty = self._dirty
+        stats = self.stats
         for event in node.take_events():  # (bounded by the node's queue)
             if type(event) is KeyChanged:
+                if dirty.get(event.key, ()) is None and not self.keyspace.departures:
+                    # Staged whole already (a small key changed again since the last flush):
+                    # only counted (_replicated_change's outcome, without its result built).
+                    stats.replicated_changes += 1
+                    stats.schema_conflicts += event.conflict
+                    continue
                 # What grew, as the keyspace reported it (a conflict is staged whole).
                 self._replicated_change(
                     event.key, MergeResult(event.delta, conflict=event.conflict)

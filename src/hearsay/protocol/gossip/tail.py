@@ -60,7 +60,8 @@ class Tail:
         if cfg.recent_rounds <= 0 or not self._peers.addresses:
             return
         self.recent[key] = cfg.recent_rounds + cfg.digest_delay_rounds
-        self.arm_round()
+        if self.round_ms >= NEVER:  # (arm_round, inline: every write, here or replicated)
+            self.round_ms = outbox.now + cfg.gossip_interval_ms
 
     def got(self, key: bytes) -> None:
         """A reply brought ``key``: stop pulling it."""
