@@ -488,8 +488,13 @@ class CommandRegistry:
         the same, on the same key, each with the command's arity (a pipeline of PFADDs to one
         HyperLogLog); 0 when there is none at ``start``.
         """
-        first = commands[start]
-        if len(commands) - start < 2 or not self.may_run(first):
+        if len(commands) - start < 2:
+            return 0
+        first, second = commands[start], commands[start + 1]
+        # (most pipelines change key or command at each call: no look-up for them)
+        if len(first) < 2 or len(second) < 2 or second[1] != first[1] or second[0] != first[0]:
+            return 0
+        if not self.may_run(first):
             return 0
         spec = self._commands[first[0]]
         name, key = first[0], first[1]

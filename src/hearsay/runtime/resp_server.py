@@ -551,8 +551,8 @@ class RespConnection(asyncio.Protocol):
             # A run answers many calls at once: never between MULTI and EXEC (they queue), and
             # at most RUN_CALLS_MAX calls, so back-pressure is checked between runs too.
             run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
-            run = min(run, RUN_CALLS_MAX)
             if run:
+                run = min(run, RUN_CALLS_MAX)
                 run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)
                 try:
                     encoded = encoder_for(ctx.protocol).encode_many(
@@ -584,7 +584,7 @@ class RespConnection(asyncio.Protocol):
                     if isinstance(reply, ErrorReply) and reply.startswith("WRONGPASS"):
                         throttle.failed(self._ip, now_ms)
                     try:
-                        encoded = encode(cast("Reply", reply), ctx.protocol)
+                        encoded = encoder_for(ctx.protocol).encode(cast("Reply", reply))
                     except Exception as exc:  # a handler's bug: still a reply, in order
                         error = registry.internal_error(ctx.last_command, exc)
                         encoded = encode(error, ctx.protocol)
