@@ -9,6 +9,7 @@ from hearsay.lattice.entry import Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, MessageType
+from hearsay.protocol.gossip.outbox import ACK_IDS_PER_DATAGRAM
 from hearsay.protocol.membership import Address
 from hearsay.protocol.node import GossipNode, NodeConfig
 from hearsay.protocol.presets import preset_by_name
@@ -157,3 +158,32 @@ def test_writes_to_one_key_in_a_drain_are_acked_whatever_was_asked_about_them() 
         assert [nodes[a].acks(seq) for seq in seqs] == [2, 2, 2], asked
         for key in (b"k", b"other"):
             assert nodes[c].keyspace.entry(key) == nodes[a].keyspace.entry(key)
+
+
+def test_pushes_read_before_the_next_send_are_acked_in_one_ack_per_peer() -> None:
+    """A receiver owes the ACKs of the PUSHes it read since it last sent and sends them as one
+    ACK per peer (a loaded node reads several in one pass: each was an ACK datagram of its
+    own); the writer counts every write acked. Over ``ACK_IDS_PER_DATAGRAM`` ids, more ACKs."""
+    addresses = _addresses(2)
+    nodes = _nodes(addresses)
+    origin, peer = nodes[addresses[0]], nodes[addresses[1]]
+    pushes: list[tuple[bytes, Address]] = []
+    seqs: list[int] = []
+    for i in range(ACK_IDS_PER_DATAGRAM + 5):  # one drain, one PUSH datagram, each
+        seqs.append(_write(origin, b"k%d" % i, {i: 1}))
+        pushes += origin.datagrams_to_send()
+    assert len(pushes) == ACK_IDS_PER_DATAGRAM + 5
+    for data, _ in pushes:
+        peer.receive_datagram(data, addresses[0], NOW)
+    acks = peer.datagrams_to_send()
+    kinds = [CODEC.open(data)[0] for data, _ in acks]
+    assert kinds == [MessageType.ACK, MessageType.ACK]
+    assert [len(msg.decode_ack(CODEC.open(data)[1])) for data, _ in acks] == [
+        ACK_IDS_PER_DATAGRAM,
+        5,
+    ]
+    assert [origin.acks(seq) for seq in seqs] == [0] * len(seqs)
+    for data, _ in acks:
+        origin.receive_datagram(data, addresses[1], NOW)
+    assert [origin.acks(seq) for seq in seqs] == [1] * len(seqs)
+    assert peer.datagrams_to_send() == []  # (nothing owed twice)

@@ -197,7 +197,7 @@ class GossipNode:
         A lone node's client writes queue nothing, so its driver need not pump after them.
         """
         outbox = self._outbox
-        return bool(self._rumours.local or outbox.datagrams or outbox.events)
+        return bool(self._rumours.local or outbox.datagrams or outbox.acks_due or outbox.events)
 
     def next_event(self) -> NodeEvent | None:
         events = self._outbox.events

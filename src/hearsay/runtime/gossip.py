@@ -217,7 +217,11 @@ class GossipDriver(asyncio.DatagramProtocol):
             return
         source = (str(addr[0]), int(cast(int, addr[1])))
         self.replica.receive_datagram(data, source, unix_ms())
-        self.pump()
+        # Pump once the loop has read what else is waiting: the PUSHes of one pass are then
+        # acknowledged in one ACK per sender (each was an ACK datagram, sent and received).
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self.pump)
 
     def error_received(self, exc: Exception, peer: object = None) -> None:
         """Count a failed send; log at most one line per ``SEND_ERROR_LOG_INTERVAL_S``."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Final
 
 from hearsay.base.errors import SketchParameterError, TooLargeError
 from hearsay.lattice.codec import FewPairsDelta, split_entry
@@ -30,6 +31,10 @@ from hearsay.protocol.events import DatagramDropped, KeyChanged, NodeEvent, Stre
 from hearsay.protocol.gossip.config import NodeConfig, NodeStats
 from hearsay.protocol.membership import Address
 from hearsay.protocol.pacing import TokenBucket
+
+ACK_IDS_PER_DATAGRAM: Final = 100
+"""ACK ids one datagram carries at most (9 bytes each at most: well inside the smallest
+payload a preset allows)."""
 
 __all__ = ["Outbox", "merge_delta", "merge_pairs"]
 
@@ -56,6 +61,10 @@ class Outbox:
         self.keyspace = keyspace
         self.now = now_ms
         self.datagrams: list[tuple[bytes, Address]] = []
+        self.acks_due: dict[Address, list[int]] = {}
+        """ACK ids owed to each peer, sent with the next :meth:`take_datagrams`: the PUSHes a
+        driver reads before it sends (several, under load, in one event-loop pass) are
+        acknowledged in one ACK per peer."""
         self.events: deque[NodeEvent] = deque()
         self.bucket = TokenBucket(config.pacing_rate_per_s, float(config.pacing_burst))
         self.payload_budget = config.udp_payload_bytes_max - codec.overhead_bytes()
@@ -71,9 +80,29 @@ class Outbox:
         self.now = max(self.now, now_ms)
 
     def take_datagrams(self) -> list[tuple[bytes, Address]]:
+        if self.acks_due:
+            self._send_acks()
         out = self.datagrams
         self.datagrams = []
         return out
+
+    def ack(self, peer: Address, ack_id: int) -> None:
+        """Owe ``peer`` an ACK of ``ack_id`` (sent with the next datagrams taken)."""
+        due = self.acks_due.get(peer)
+        if due is None:
+            self.acks_due[peer] = [ack_id]
+        else:
+            due.append(ack_id)
+
+    def _send_acks(self) -> None:
+        """One ACK per peer for every id owed to it (at most :data:`ACK_IDS_PER_DATAGRAM`
+        ids a datagram: a peer's decoder takes up to 1,024)."""
+        due, self.acks_due = self.acks_due, {}
+        for peer, ids in due.items():
+            for start in range(0, len(ids), ACK_IDS_PER_DATAGRAM):  # bounded by the ids owed
+                self.send(
+                    MessageType.ACK, msg.packb(ids[start : start + ACK_IDS_PER_DATAGRAM]), [peer]
+                )
 
     # -- events ------------------------------------------------------------------------------
 

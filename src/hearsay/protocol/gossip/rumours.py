@@ -366,7 +366,7 @@ class Rumours:
         relay, ack_id, raw = msg.push_parts(payload)
         self.on_push([msg.decode_push_item_fast(item) for item in raw], source, relay)
         if ack_id:
-            self._outbox.send(MessageType.ACK, msg.packb([ack_id]), [source])
+            self._outbox.ack(source, ack_id)
 
     def on_exchange_message(self, payload: bytes, source: Address) -> None:
         self.on_exchange(msg.decode_exchange(payload), source)
@@ -493,7 +493,7 @@ class Rumours:
             outbox.drop(source, "invalid")
             return
         if ack_id:
-            outbox.send(MessageType.ACK, msg.packb([ack_id]), [source])
+            outbox.ack(source, ack_id)
 
 
 def _stream_steps(raw: list[Any]) -> Iterator[tuple[list[Any], msg.ItemPiece | None]]:
