@@ -626,6 +626,21 @@ static unsigned char *put_str(unsigned char *at, const char *data, Py_ssize_t n)
     return at + n;
 }
 
+/* A slice argument of push_item and entry_bytes, (origin str, packed pairs bytes): its origin
+ * in UTF-8 (its length in *origin_bytes) and its packed bytes in *packed (borrowed); NULL with
+ * TypeError set when it is not one. */
+static const char *slice_parts(PyObject *slice, Py_ssize_t *origin_bytes, PyObject **packed)
+{
+    if (!PyTuple_Check(slice) || PyTuple_GET_SIZE(slice) != 2 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(slice, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(slice, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a slice must be (origin str, packed bytes)");
+        return NULL;
+    }
+    *packed = PyTuple_GET_ITEM(slice, 1);
+    return PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), origin_bytes);
+}
+
 PyDoc_STRVAR(push_item_doc,
              "push_item(key, head, slices, full, /) -> bytes | None\n\n"
              "A PUSH item of an entry whose slices are all a few packed pairs.");
@@ -657,17 +672,10 @@ static PyObject *push_item(PyObject *self, PyObject *const *args, Py_ssize_t nar
      * str header 5, width 1, two bin headers 10 */
     Py_ssize_t size = 13 + PyBytes_GET_SIZE(key) + PyBytes_GET_SIZE(head);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *slice = PyList_GET_ITEM(slices, i);
-        if (!PyTuple_Check(slice) || PyTuple_GET_SIZE(slice) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(slice, 0)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(slice, 1))) {
-            PyErr_SetString(PyExc_TypeError, "a slice must be (origin str, packed bytes)");
-            return NULL;
-        }
         Py_ssize_t origin_bytes;
-        if (PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes) == NULL)
+        PyObject *packed;
+        if (slice_parts(PyList_GET_ITEM(slices, i), &origin_bytes, &packed) == NULL)
             return NULL;
-        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
         Py_ssize_t packed_bytes = PyBytes_GET_SIZE(packed);
         if (packed_bytes < 1)
             Py_RETURN_NONE;
@@ -689,10 +697,9 @@ static PyObject *push_item(PyObject *self, PyObject *const *args, Py_ssize_t nar
     at += PyBytes_GET_SIZE(head);
     at = put_array_header(at, n);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *slice = PyList_GET_ITEM(slices, i);
         Py_ssize_t origin_bytes;
-        const char *origin = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes);
-        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
+        PyObject *packed;
+        const char *origin = slice_parts(PyList_GET_ITEM(slices, i), &origin_bytes, &packed);
         const char *bytes = PyBytes_AS_STRING(packed);
         Py_ssize_t packed_bytes = PyBytes_GET_SIZE(packed);
         int width = (unsigned char)bytes[0];
@@ -816,17 +823,10 @@ static PyObject *entry_bytes(PyObject *self, PyObject *const *args, Py_ssize_t n
      * start or bin header 9, bin header 5 */
     Py_ssize_t size = 6 + PyBytes_GET_SIZE(head);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *slice = PyList_GET_ITEM(slices, i);
-        if (!PyTuple_Check(slice) || PyTuple_GET_SIZE(slice) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(slice, 0)) ||
-            !PyBytes_Check(PyTuple_GET_ITEM(slice, 1))) {
-            PyErr_SetString(PyExc_TypeError, "a slice must be (origin str, packed bytes)");
-            return NULL;
-        }
         Py_ssize_t origin_bytes;
-        if (PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes) == NULL)
+        PyObject *packed;
+        if (slice_parts(PyList_GET_ITEM(slices, i), &origin_bytes, &packed) == NULL)
             return NULL;
-        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
         SliceForm form;
         if (!slice_form((const unsigned char *)PyBytes_AS_STRING(packed),
                         PyBytes_GET_SIZE(packed), &form))
@@ -843,10 +843,9 @@ static PyObject *entry_bytes(PyObject *self, PyObject *const *args, Py_ssize_t n
     at += PyBytes_GET_SIZE(head);
     at = put_array_header(at, n);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *slice = PyList_GET_ITEM(slices, i);
         Py_ssize_t origin_bytes;
-        const char *origin = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(slice, 0), &origin_bytes);
-        PyObject *packed = PyTuple_GET_ITEM(slice, 1);
+        PyObject *packed;
+        const char *origin = slice_parts(PyList_GET_ITEM(slices, i), &origin_bytes, &packed);
         const unsigned char *bytes = (const unsigned char *)PyBytes_AS_STRING(packed);
         SliceForm form;
         slice_form(bytes, PyBytes_GET_SIZE(packed), &form); /* (checked above) */

@@ -49,26 +49,39 @@ static long long read_number(const char *data, Py_ssize_t size, Py_ssize_t *at, 
     return value;
 }
 
+/* One argument "$<length>\r\n<length bytes>\r\n" at data[*at], its length within `bulk_max`:
+ * the length, with *at on its payload; -2 when the bytes end inside a canonical one (inside a
+ * payload, its CRLF's bytes so far must be CRLF's), -1 when they are not one. */
+static long long read_argument(const char *data, Py_ssize_t size, Py_ssize_t *at,
+                               long long bulk_max)
+{
+    if (*at >= size)
+        return -2;
+    if (data[*at] != '$')
+        return -1;
+    Py_ssize_t pos = *at + 1;
+    long long length = read_number(data, size, &pos, bulk_max);
+    if (length < 0)
+        return length;
+    if (length > size - pos - 2) {
+        Py_ssize_t after = pos + (Py_ssize_t)length;
+        return after >= size || (data[after] == '\r' && after + 1 == size) ? -2 : -1;
+    }
+    if (data[pos + length] != '\r' || data[pos + length + 1] != '\n')
+        return -1;
+    *at = pos;
+    return length;
+}
+
 /* Whether data[at:size] is the start of `count` canonical arguments that the bytes end inside:
  * the check for a command whose count the rest cannot hold, made without allocating its list. */
 static int canonical_start(const char *data, Py_ssize_t size, Py_ssize_t at, long long count,
                            long long bulk_max)
 {
     for (long long i = 0; i < count; i++) { /* bounded: each pass consumes bytes or returns */
-        if (at >= size)
-            return 1;
-        if (data[at] != '$')
-            return 0;
-        at++;
-        long long length = read_number(data, size, &at, bulk_max);
+        long long length = read_argument(data, size, &at, bulk_max);
         if (length < 0)
             return length == -2;
-        if (length > size - at - 2) {
-            Py_ssize_t after = at + (Py_ssize_t)length;
-            return after >= size || (data[after] == '\r' && after + 1 == size);
-        }
-        if (data[at + length] != '\r' || data[at + length + 1] != '\n')
-            return 0;
         at += (Py_ssize_t)length + 2;
     }
     return 0; /* (unreachable for a count the bytes cannot hold) */
@@ -121,26 +134,11 @@ static PyObject *commands(PyObject *module, PyObject *const *args, Py_ssize_t na
             goto failed;
         long long i = 0;
         for (; i < count; i++) {
-            if (at >= size) {
-                cut = 1;
-                break;
-            }
-            if (data[at] != '$')
-                break;
-            at++;
-            long long length = read_number(data, size, &at, bulk_max);
+            long long length = read_argument(data, size, &at, bulk_max);
             if (length < 0) {
                 cut = length == -2;
                 break;
             }
-            if (length > size - at - 2) {
-                /* cut inside the payload or its CRLF (whose bytes so far must be CRLF's) */
-                Py_ssize_t after = at + (Py_ssize_t)length;
-                cut = after >= size || (data[after] == '\r' && after + 1 == size);
-                break;
-            }
-            if (data[at + length] != '\r' || data[at + length + 1] != '\n')
-                break;
             PyObject *arg = PyBytes_FromStringAndSize(data + at, (Py_ssize_t)length);
             if (arg == NULL) {
                 Py_DECREF(command);
