@@ -1,6 +1,8 @@
 """Types of the C extension ``_sparse.c`` (a few pairs merged into packed sparse pairs);
 :mod:`hearsay.lattice.vector` documents the packed form and holds the Python reference."""
 
+from typing import Any
+
 def merge_few(
     packed: bytes, indices: list[int], values: list[int], /
 ) -> tuple[bytes | None, bytes | None, bytes | None] | None:
@@ -46,3 +48,20 @@ def entry_bytes(head: bytes, slices: list[tuple[str, bytes]], /) -> bytes | None
     ``[*head, [slice, ...]]`` with each slice's packed pairs in the canonical form
     ``codec._packed_to_wire`` picks (a bit run, a dense run or the pairs cut in two). None when
     a slice is empty or malformed."""
+
+def push_few(
+    payload: bytes,
+    schemas: dict[bytes, Any],
+    key_bytes_max: int,
+    items_max: int,
+    /,
+) -> (
+    tuple[bool | int, int, list[tuple[bytes, tuple[tuple[object, ...], bytes], bool]]]
+    | bytes
+    | None
+):
+    """A PUSH ``[relay, ack_seq, [item, ...]]`` whose every item is a replicated write of a
+    few pairs of one slice, read from its bytes: ``(relay, ack_seq, [(key, ((epoch, schema,
+    (stamp, deadline), origin, indices, values), entry bytes), full), ...])``, the schema taken
+    from ``schemas`` (its msgpack bytes -> ``(schema, size, additive)``). The bytes of a schema
+    ``schemas`` lacks; None for any other payload (malformed ones included)."""

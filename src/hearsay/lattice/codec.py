@@ -36,7 +36,7 @@ import numpy.typing as npt
 from hearsay.base.errors import BoundsError, DecodeError
 from hearsay.base.packing import packb
 from hearsay.lattice import _sparse
-from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, Schema
+from hearsay.lattice.entry import SHARED_ORIGIN, Entry, Expiry, FewPairsDelta, Schema
 from hearsay.lattice.retired import RETIRED_MARK, retired_time
 from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
 
@@ -221,6 +221,12 @@ schema, and checking and interning one again cost ~2 us of a ~9 us decode. Empti
 (a peer sending ever new schemas gains nothing but the check)."""
 
 
+def schema_from_wire(wire: object) -> Schema | None:
+    """A decoded schema field checked and interned (None: a tombstone's); DecodeError when
+    malformed."""
+    return _schema_from_wire(wire)
+
+
 def _schema_from_wire(wire: object) -> Schema | None:
     if wire is None:
         return None
@@ -299,10 +305,6 @@ def _few_pairs(width: int, indices: bytes, values: bytes, size: int) -> MaxVecto
     if _sparse.checked_pairs(width, indices, values, size) is None:
         return None
     return MaxVector.of_checked_packed(bytes((width,)) + indices + values)
-
-
-FewPairsDelta = tuple[int, Schema, Expiry, str, list[int], list[int]]
-"""``(epoch, schema, expiry, origin, indices, values)``: see :func:`few_pairs_from_wire`."""
 
 
 def few_pairs_from_wire(wire: object) -> FewPairsDelta | None:

@@ -494,6 +494,11 @@ class Entry:
         )
 
 
+FewPairsDelta = tuple[int, Schema, Expiry, str, list[int], list[int]]
+"""``(epoch, schema, expiry, origin, indices, values)``: a replicated write read as one slice's
+few pairs (see :func:`hearsay.lattice.codec.few_pairs_from_wire`)."""
+
+
 @dataclass(slots=True)
 class MergeResult:
     """What a merge changed (read-only by convention).

@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
 from hearsay.lattice.digest import entry_hash, key_seed, packed_change, pairs_hash
-from hearsay.lattice.entry import NO_EXPIRY, Entry, MergeResult, Schema
+from hearsay.lattice.entry import NO_EXPIRY, Entry, FewPairsDelta, MergeResult, Schema
 from hearsay.lattice.limits import KeyLimits
 from hearsay.lattice.retired import (
     RESERVED_KEY_PREFIX,
@@ -617,16 +617,59 @@ class Keyspace:
             current = self._live_or_expire(key, now_ms)
         if current is None or (current.schema is not schema and current.schema != schema):
             return self.write(key, schema, {origin: MaxVector.from_pairs(indices, values)}, now_ms)
+        return self._grow_held(key, seed, current, (origin, indices, values))
+
+    def merge_few(
+        self, key: bytes, few: FewPairsDelta, delta: Entry | None = None
+    ) -> MergeResult | None:
+        """:meth:`merge` of a delta of one slice's few pairs (``(epoch, schema, expiry,
+        origin, indices, values)``: a replicated write, read as its pairs) when the key holds
+        the very epoch, schema and expiry it carries: the pairs go in as a local write's do
+        (no entry rebuilt around the grown vector, no whole-entry checks; ~40% of a merge).
+        None: the key holds something else (or nothing), or the pairs need :meth:`merge`'s
+        rules (a departed node's slice, a windowed key's time slice without ``delta`` to tell
+        its sweep): merge the entry. Same state and same delta as :meth:`merge` of it.
+
+        One hash of the key and one look-up serve the checks and the growth: a receiver
+        does this for every replicated write."""
+        epoch, schema, expiry, origin, indices, values = few
+        if schema.additive and self.departures.version and (delta is None or self.retiring(delta)):
+            return None
+        seed = key_seed(key)
+        held = self._buckets[seed & self._mask].get(key)
+        if (
+            held is None
+            or held.epoch != epoch
+            or held.expiry != expiry
+            or held.schema is None
+            or (held.schema is not schema and held.schema != schema)
+        ):
+            return None
+        watch = self.watch_sliced
+        if watch is not None and schema.kind in self.sliced_kinds:
+            if delta is None:
+                return None
+            watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge does)
+        # (no expiry check: a peer's delta never expires the key here, as merge does not)
+        return self._grow_held(key, seed, held, (origin, indices, values))
+
+    def _grow_held(
+        self, key: bytes, seed: int, held: Entry, pairs: tuple[str, npt.ArrayLike, npt.ArrayLike]
+    ) -> MergeResult:
+        """Raw ``(origin, indices, values)`` pairs grown in place into ``origin``'s slice of
+        ``held`` (the live entry of ``key``, whose hash seed is ``seed``, under the pairs' own
+        schema), the bucket hash changed by the grown pairs only."""
+        origin, indices, values = pairs
         if self.limits is not None:
-            self._admit_pairs(self.limits, current, origin, indices, values)
-        if isinstance(indices, list) and isinstance(values, list):  # one client write
-            few = current.grow_few(origin, indices, values)
+            self._admit_pairs(self.limits, held, origin, indices, values)
+        if isinstance(indices, list) and isinstance(values, list):  # one write's few pairs
+            few = held.grow_few(origin, indices, values)
             if few is not None:
                 delta, grown, before = few
                 if delta is not None:
                     self._change(key, seed & self._mask, packed_change(seed, origin, grown, before))
                 return MergeResult(delta)
-        result = current.grow_slice(origin, indices, values)
+        result = held.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
             change = pairs_hash(
                 seed, origin, result.previous.slice(origin), result.delta.slice(origin)

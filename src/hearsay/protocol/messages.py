@@ -37,14 +37,14 @@ from hearsay.base.packing import packb as packb  # noqa: PLC0414  (re-exported: 
 from hearsay.lattice import _sparse
 from hearsay.lattice.codec import (
     FEW_PAIRS_MAX,
-    FewPairsDelta,
     entry_from_wire,
     entry_to_wire,
     few_pairs_from_wire,
+    schema_from_wire,
     wire_around,
     wire_head,
 )
-from hearsay.lattice.entry import Entry
+from hearsay.lattice.entry import Entry, FewPairsDelta, Schema
 from hearsay.lattice.keyspace import KEY_BYTES_MAX
 
 UINT64_MAX: Final = (1 << 64) - 1
@@ -190,19 +190,18 @@ FEW_PAIRS_MERGED: Final = 8
 :func:`hearsay.protocol.gossip.outbox.merge_delta`: beyond, its vector's pairs are arrays)."""
 
 
-@dataclass(slots=True)
-class FewPairsItem:
-    """A PUSH item's entry read as a replicated write's few pairs (see
-    :func:`~hearsay.lattice.codec.few_pairs_from_wire`); ``wire`` is the entry as it came,
-    decoded whole by :meth:`entry` only when the receiver needs it (the key holds another
-    epoch, or we hold more than it carried). Read-only by convention (one per item received:
-    a frozen constructor costs ~0.3 us more)."""
+FewPairsItem = tuple[FewPairsDelta, "list[Any] | bytes"]
+"""A PUSH item's entry read as a replicated write's few pairs (see
+:func:`~hearsay.lattice.codec.few_pairs_from_wire`), with the entry as it came: msgpack's
+decoded list, or its bytes when :func:`push_few` read the payload. :func:`few_item_entry`
+decodes it whole only when the receiver needs it (the key holds another epoch, or we hold
+more than it carried). A plain tuple: one is made per item received, in C or in Python."""
 
-    pairs: FewPairsDelta
-    wire: list[Any]
 
-    def entry(self) -> Entry:
-        return entry_from_wire(self.wire)
+def few_item_entry(item: FewPairsItem) -> Entry:
+    """The whole entry of a few-pairs item (what :func:`decode_push_item` gives)."""
+    wire = item[1]
+    return entry_from_wire(unpack(wire) if type(wire) is bytes else wire)
 
 
 def decode_push_item_fast(item: object) -> tuple[bytes, Entry | FewPairsItem, bool]:
@@ -212,8 +211,41 @@ def decode_push_item_fast(item: object) -> tuple[bytes, Entry | FewPairsItem, bo
         if type(key) is bytes and len(key) <= KEY_BYTES_MAX and type(full) is bool:
             few = few_pairs_from_wire(wire)
             if few is not None:
-                return key, FewPairsItem(few, wire), full
+                return key, (few, wire), full
     return decode_push_item(item)
+
+
+_SCHEMAS_BY_BYTES_MAX: Final = 4096
+_schemas_by_bytes: dict[bytes, tuple[Schema, int, bool]] = {}
+"""Schemas :func:`push_few` met, by their msgpack bytes, each checked once here: ``(schema,
+its size, additive)``. Emptied when full (a peer sending ever new schemas gains nothing but
+the check)."""
+
+
+def push_few(
+    payload: bytes,
+) -> tuple[bool | int, int, list[tuple[bytes, FewPairsItem, bool]]] | None:
+    """A PUSH whose every item is a replicated write's few pairs (the usual one), read in C
+    without msgpack's objects: :func:`push_parts` and :func:`decode_push_item_fast` of each
+    item, in one call (those cost ~14% of a receiver's work on a replicated write). None for
+    any other payload, malformed ones included: decode it with those."""
+    got = _sparse.push_few(payload, _schemas_by_bytes, KEY_BYTES_MAX, ITEMS_MAX)
+    if type(got) is bytes:  # (a schema not seen yet: checked now, read in C from the next)
+        _learn_schema(got)
+        return None
+    return got  # type: ignore[return-value]  # (None or the tuple: see _sparse.pyi)
+
+
+def _learn_schema(raw: bytes) -> None:
+    try:
+        schema = schema_from_wire(unpack(raw))
+    except DecodeError:  # (PayloadError included: the Python decode refuses it again)
+        return
+    if schema is None:
+        return
+    if len(_schemas_by_bytes) >= _SCHEMAS_BY_BYTES_MAX:
+        _schemas_by_bytes.clear()
+    _schemas_by_bytes[raw] = (schema, schema.size, schema.additive)
 
 
 def decode_push(payload: bytes) -> tuple[bool | int, int, list[tuple[bytes, Entry, bool]]]:

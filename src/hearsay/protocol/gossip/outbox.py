@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from hearsay.base.errors import SketchParameterError, TooLargeError
-from hearsay.lattice.codec import FewPairsDelta, split_entry
-from hearsay.lattice.entry import Entry, MergeResult
+from hearsay.lattice.codec import split_entry
+from hearsay.lattice.entry import Entry, FewPairsDelta, MergeResult
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, MessageType
@@ -36,7 +36,7 @@ ACK_IDS_PER_DATAGRAM: Final = 100
 """ACK ids one datagram carries at most (9 bytes each at most: well inside the smallest
 payload a preset allows)."""
 
-__all__ = ["Outbox", "merge_delta", "merge_pairs"]
+__all__ = ["Outbox", "merge_delta"]
 
 _BACKOFFS_PER_S_MAX = 64
 
@@ -127,10 +127,10 @@ class Outbox:
         return self._merged(key, result, source)
 
     def merge_few(self, key: bytes, few: FewPairsDelta, source: Address) -> MergeResult | None:
-        """:meth:`merge` of a delta read as its few pairs (see :func:`merge_pairs`); None:
+        """:meth:`merge` of a delta read as its few pairs (see :meth:`Keyspace.merge_few`); None:
         the key holds another epoch, schema or expiry, so the delta must be merged whole."""
         try:
-            result = merge_pairs(self.keyspace, key, few)
+            result = self.keyspace.merge_few(key, few)
         except (TooLargeError, SketchParameterError):
             self.drop(source, "too-large")
             return MergeResult(None)
@@ -257,7 +257,7 @@ class Outbox:
 def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
     """``keyspace.merge``, but a few pairs of one slice at the very epoch, schema and
     expiry the key holds (a replicated write: the common case) go in as raw pairs, the
-    way a local write does (:func:`merge_pairs`). Same state, same delta."""
+    way a local write does (:meth:`Keyspace.merge_few`). Same state, same delta."""
     schema = delta.schema
     if schema is None or keyspace.retiring(delta):
         return keyspace.merge(key, delta)
@@ -268,45 +268,9 @@ def merge_delta(keyspace: Keyspace, key: bytes, delta: Entry) -> MergeResult:
     pairs = vector.items() if len(vector) <= msg.FEW_PAIRS_MERGED else None
     if not pairs:
         return keyspace.merge(key, delta)
-    result = merge_pairs(
-        keyspace,
+    result = keyspace.merge_few(
         key,
         (delta.epoch, schema, delta.expiry, origin, [i for i, _ in pairs], [v for _, v in pairs]),
         delta,
     )
     return keyspace.merge(key, delta) if result is None else result
-
-
-def merge_pairs(
-    keyspace: Keyspace, key: bytes, few: FewPairsDelta, delta: Entry | None = None
-) -> MergeResult | None:
-    """A delta of one slice's few pairs merged as raw pairs, when the key holds the very
-    epoch, schema and expiry it carries (a replicated write: the common case), the way a
-    local write goes in (``Keyspace.write_pairs``): no entries rebuilt around the grown
-    vector and no whole-entry checks, ~40% of a merge. None: the key holds something else
-    (or nothing), or the pairs need :meth:`Keyspace.merge`'s rules (a departed node's slice,
-    a windowed key's time slice without ``delta`` to tell its sweep): merge the entry.
-    Same state and same delta as ``keyspace.merge`` of that entry."""
-    epoch, schema, expiry, origin, indices, values = few
-    if (
-        schema.additive
-        and keyspace.departures.version
-        and (delta is None or keyspace.retiring(delta))
-    ):
-        return None
-    held = keyspace.entry(key)
-    if (
-        held is None
-        or held.epoch != epoch
-        or held.expiry != expiry
-        or (held.schema is not schema and held.schema != schema)
-        or held.schema is None
-    ):
-        return None
-    watch = keyspace.watch_sliced
-    if watch is not None and schema.kind in keyspace.sliced_kinds:
-        if delta is None:
-            return None
-        watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge does)
-    # (now 0: a peer's delta never expires the key here, as keyspace.merge does not)
-    return keyspace.write_pairs(key, held.schema, origin, indices, values, now_ms=0)

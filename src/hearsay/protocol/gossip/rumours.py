@@ -363,8 +363,13 @@ class Rumours:
     # -- receiving ----------------------------------------------------------------------------
 
     def on_push_message(self, payload: bytes, source: Address) -> None:
-        relay, ack_id, raw = msg.push_parts(payload)
-        self.on_push([msg.decode_push_item_fast(item) for item in raw], source, relay)
+        fast = msg.push_few(payload)
+        if fast is not None:
+            relay, ack_id, items = fast
+            self.on_push(items, source, relay)
+        else:
+            relay, ack_id, raw = msg.push_parts(payload)
+            self.on_push([msg.decode_push_item_fast(item) for item in raw], source, relay)
         if ack_id:
             self._outbox.ack(source, ack_id)
 
@@ -399,9 +404,9 @@ class Rumours:
         for key, item, full in items:
             short = None
             delta: Entry | None
-            if type(item) is msg.FewPairsItem:
-                short = outbox.merge_few(key, item.pairs, source)
-                delta = None if short is not None else item.entry()
+            if type(item) is tuple:  # (a few-pairs item)
+                short = outbox.merge_few(key, item[0], source)
+                delta = None if short is not None else msg.few_item_entry(item)
             else:
                 assert type(item) is Entry
                 delta = item
@@ -430,10 +435,10 @@ class Rumours:
                     self._forward_to_vignette(key, grown, whole, source)
             if known:
                 if short is not None:
-                    assert type(item) is msg.FewPairsItem
-                    if _took_all_pairs(short, len(item.pairs[4]), held):
+                    assert type(item) is tuple
+                    if _took_all_pairs(short, len(item[0][4]), held):
                         continue
-                    delta = item.entry()
+                    delta = msg.few_item_entry(item)
                 assert delta is not None
                 if not _took_all(result, delta, held):
                     more = _reply(held, delta, piece, mentioned_only=True)
