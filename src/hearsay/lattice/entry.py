@@ -353,29 +353,41 @@ class Entry:
         """
         body = self._body
         schema = self.schema
-        shared = origin == SHARED_ORIGIN
-        if shared == (schema is not None and schema.additive):
-            return None  # (the wrong kind of slice for the schema: grow_slice refuses it)
-        raised: tuple[bytes | None, bytes | None] | None = None
-        if isinstance(body, bytes):  # (a small key: merged into the bytes, no vector built)
-            grown = MaxVector.grow_packed(body, indices, values) if shared else None
-            if grown is not None:
-                held, delta, previous = grown
-                if delta is not None:
-                    self._body = held
-                raised = delta, previous
-        elif isinstance(body, dict):
-            vector = None if shared else body.get(origin)
-            raised = None if vector is None else vector.grow_few_packed(indices, values)
-        elif shared:
-            raised = body.grow_few_packed(indices, values)
-        if raised is None:
+        if schema is None:
             return None
-        delta, previous = raised
-        if delta is None:
-            return None, b"", None
-        grew = delta if shared else {origin: MaxVector.of_packed(delta)}
-        return Entry._around(self.epoch, schema, self.expiry, grew), delta, previous
+        raised: tuple[bytes | None, bytes | None] | None
+        if isinstance(body, dict):  # (an additive key: one origin's slice)
+            if not origin or not schema.additive:
+                return None  # (the wrong kind of slice for the schema: see below)
+            vector = body.get(origin)
+            if vector is None:
+                return None
+            raised = vector.grow_few_packed(indices, values)
+            if raised is None:
+                return None
+            delta, previous = raised
+            if delta is None:
+                return None, b"", None
+            grew = {origin: MaxVector.of_packed(delta)}
+            return Entry._around(self.epoch, schema, self.expiry, grew), delta, previous
+        if origin or schema.additive:
+            return None  # (the wrong kind of slice for the schema: grow_slice refuses it)
+        if isinstance(body, bytes):  # (a small key: merged into the bytes, no vector built)
+            grown = MaxVector.grow_packed(body, indices, values)
+            if grown is None:
+                return None
+            held, delta, previous = grown
+            if delta is None:
+                return None, b"", None
+            self._body = held
+        else:
+            raised = body.grow_few_packed(indices, values)
+            if raised is None:
+                return None
+            delta, previous = raised
+            if delta is None:
+                return None, b"", None
+        return Entry._around(self.epoch, schema, self.expiry, delta), delta, previous
 
     def grow_slice(self, origin: str, indices: npt.ArrayLike, values: npt.ArrayLike) -> MergeResult:
         """Merge raw pairs into ``origin``'s slice at this entry's epoch and schema.

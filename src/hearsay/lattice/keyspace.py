@@ -487,15 +487,12 @@ class Keyspace:
         indices: npt.ArrayLike,
         values: npt.ArrayLike,
     ) -> None:
-        """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry``."""
+        """:meth:`_admit` for the bulk path's raw pairs into one slice of ``entry`` (a few
+        pairs as lists come here only when the key is not far below the cap: see
+        :meth:`_grow_held`)."""
         if isinstance(indices, list) and isinstance(values, list):  # one client write: no numpy
             if not values:
                 return
-            payload = entry.payload_bytes()
-            if _GROWTH_PER_BYTE * payload + _GROWTH_PER_PAIR * len(values) + _GROWTH_FIXED <= (
-                limits.key_bytes_max - payload
-            ):
-                return  # far below the cap whatever the pairs: no maxima to find
             count, value_top, index_top = len(values), int(max(values)), int(max(indices))
         else:
             value_array, index_array = np.asarray(values), np.asarray(indices)
@@ -660,15 +657,22 @@ class Keyspace:
         ``held`` (the live entry of ``key``, whose hash seed is ``seed``, under the pairs' own
         schema), the bucket hash changed by the grown pairs only."""
         origin, indices, values = pairs
-        if self.limits is not None:
-            self._admit_pairs(self.limits, held, origin, indices, values)
+        limits = self.limits
         if isinstance(indices, list) and isinstance(values, list):  # one write's few pairs
+            if limits is not None:
+                payload = held.payload_bytes()
+                if _GROWTH_PER_BYTE * payload + _GROWTH_PER_PAIR * len(values) + _GROWTH_FIXED > (
+                    limits.key_bytes_max - payload
+                ):  # (far below the cap whatever the pairs, the common case, needs no more)
+                    self._admit_pairs(limits, held, origin, indices, values)
             few = held.grow_few(origin, indices, values)
             if few is not None:
                 delta, grown, before = few
                 if delta is not None:
                     self._change(key, seed & self._mask, packed_change(seed, origin, grown, before))
                 return MergeResult(delta)
+        elif limits is not None:
+            self._admit_pairs(limits, held, origin, indices, values)
         result = held.grow_slice(origin, indices, values)
         if result.delta is not None and result.previous is not None:
             change = pairs_hash(

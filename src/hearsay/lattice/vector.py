@@ -1184,12 +1184,14 @@ class MaxVector:
 
     def nbytes(self) -> int:
         """Payload bytes held (not counting the Python object headers)."""
+        if self._dense is None:  # (sparse first: asked of every slice at every write)
+            pending = self._pending
+            if pending is None:
+                return len(self._packed)
+            return len(self._packed) + _PENDING_PAIR_BYTES * len(pending)
         if self._packed is _SIX:  # (a byte per slot, as the codec writes it: the key cap's measure)
             return self.dense_slots
-        if self._dense is not None:
-            return int(self._dense.nbytes)  # (the empty packed form is one shared object)
-        pending = self._pending
-        return len(self._packed) + (0 if pending is None else _PENDING_PAIR_BYTES * len(pending))
+        return int(self._dense.nbytes)  # (the empty packed form is one shared object)
 
     def memory_bytes(self) -> int:
         """Bytes this vector's objects occupy, headers included (MEMORY USAGE's estimate)."""
@@ -1484,7 +1486,10 @@ class MaxVector:
         packed = self._packed
         dense = self._dense
         if dense is None:
-            if not self._copies(len(indices)):
+            # (_copies, inline: every write's path)
+            if self._pending is not None or len(packed) >= max(
+                _COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * len(indices)
+            ):
                 if len(indices) > _FEW_PAIRS or len(indices) > self._overlay_takes():
                     return None
                 # The overlay's path, as the general one takes it, with no vectors built.
