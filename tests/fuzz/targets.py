@@ -146,10 +146,22 @@ PAYLOAD_DECODERS: Final[dict[str, Callable[[bytes], object]]] = {
 
 
 def messages(data: bytes) -> None:
-    """Every message decoder returns a value or raises a DecodeError (PayloadError)."""
+    """Every message decoder returns a value or raises a DecodeError (PayloadError); the C
+    reader of a PUSH (``push_few``) declines it or reads what the Python decoder reads."""
     for decode in PAYLOAD_DECODERS.values():
         with contextlib.suppress(DecodeError):
             decode(data)
+    fast = msg.push_few(data) or msg.push_few(data)  # (the second after learning a schema)
+    if fast is None:
+        return
+    relay, ack, raw = msg.push_parts(data)  # (C read it: Python must take it too)
+    assert (relay, ack) == fast[:2] and type(relay) is type(fast[0])
+    assert len(raw) == len(fast[2])
+    for wire, (key, item, full) in zip(raw, fast[2], strict=True):
+        want_key, want, want_full = msg.decode_push_item_fast(wire)
+        assert (want_key, want_full) == (key, full)
+        assert type(want) is tuple and want[0] == item[0]
+        assert msg.few_item_entry(want) == msg.few_item_entry(item)
 
 
 def membership(data: bytes) -> None:
