@@ -160,9 +160,11 @@ static int hold(Run *run, uint64_t slot, uint64_t value)
 static int read_missing(Run *run, const uint64_t *slots, size_t n)
 {
     if (run->packed.bytes != NULL) {
+        Py_ssize_t finger = 0;
         for (size_t i = 0; i < n; i++) {
             uint64_t slot = slots[i];
-            if (held_at(run, slot) == NULL && !hold(run, slot, packed_get(&run->packed, slot)))
+            if (held_at(run, slot) == NULL &&
+                !hold(run, slot, packed_get_from(&run->packed, slot, &finger)))
                 return 0;
         }
         return 1;
