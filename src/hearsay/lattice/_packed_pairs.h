@@ -52,10 +52,11 @@ static inline int packed_of(PyObject *obj, Packed *out)
     return 1;
 }
 
-/* The first position whose index is >= `index`. */
-static inline Py_ssize_t lower_bound(const Packed *p, uint64_t index)
+/* The first position in [lo, hi) whose index is >= `index` (every position before `lo` holds
+ * a smaller one; `hi` if none in the range does). */
+static inline Py_ssize_t lower_bound_in(const Packed *p, uint64_t index, Py_ssize_t lo,
+                                        Py_ssize_t hi)
 {
-    Py_ssize_t lo = 0, hi = p->count;
     while (lo < hi) {
         Py_ssize_t mid = lo + (hi - lo) / 2;
         if (read_index(p->bytes + 1 + 4 * mid) < index)
@@ -66,13 +67,24 @@ static inline Py_ssize_t lower_bound(const Packed *p, uint64_t index)
     return lo;
 }
 
-/* The value at `index` (absent: 0). */
-static inline uint64_t packed_get(const Packed *p, uint64_t index)
+/* The first position whose index is >= `index`. */
+static inline Py_ssize_t lower_bound(const Packed *p, uint64_t index)
 {
-    Py_ssize_t at = lower_bound(p, index);
+    return lower_bound_in(p, index, 0, p->count);
+}
+
+/* The value at `index` given its lower bound `at` (absent: 0). */
+static inline uint64_t packed_value_at(const Packed *p, uint64_t index, Py_ssize_t at)
+{
     if (at < p->count && read_index(p->bytes + 1 + 4 * at) == index)
         return read_value(p->held + (Py_ssize_t)p->width * at, p->width);
     return 0;
+}
+
+/* The value at `index` (absent: 0). */
+static inline uint64_t packed_get(const Packed *p, uint64_t index)
+{
+    return packed_value_at(p, index, lower_bound(p, index));
 }
 
 /* packed_get for a run of look-ups that mostly rise (a Top-K call's slots: each bucket's three
@@ -90,19 +102,8 @@ static inline uint64_t packed_get_from(const Packed *p, uint64_t index, Py_ssize
         hi += step;
         step <<= 1;
     }
-    if (hi > p->count)
-        hi = p->count;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (read_index(p->bytes + 1 + 4 * mid) < index)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *finger = lo;
-    if (lo < p->count && read_index(p->bytes + 1 + 4 * lo) == index)
-        return read_value(p->held + (Py_ssize_t)p->width * lo, p->width);
-    return 0;
+    *finger = lower_bound_in(p, index, lo, hi < p->count ? hi : p->count);
+    return packed_value_at(p, index, *finger);
 }
 
 #endif

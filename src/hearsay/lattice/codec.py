@@ -224,10 +224,6 @@ schema, and checking and interning one again cost ~2 us of a ~9 us decode. Empti
 def schema_from_wire(wire: object) -> Schema | None:
     """A decoded schema field checked and interned (None: a tombstone's); DecodeError when
     malformed."""
-    return _schema_from_wire(wire)
-
-
-def _schema_from_wire(wire: object) -> Schema | None:
     if wire is None:
         return None
     if not isinstance(wire, list) or len(wire) != 4:
@@ -360,7 +356,7 @@ def few_pairs_from_wire(wire: object) -> FewPairsDelta | None:
     if count > FEW_PAIRS_MAX or len(where) != 4 * count:
         return None
     try:
-        schema = _schema_from_wire(wire_schema)
+        schema = schema_from_wire(wire_schema)
     except DecodeError:
         return None
     if schema is None or schema.additive == (origin == SHARED_ORIGIN):
@@ -391,7 +387,7 @@ def entry_from_wire(wire: object) -> Entry:
     if version != FORMAT_VERSION or type(version) is not int:
         raise DecodeError(f"unknown entry format version {version!r}")
     epoch = _int(epoch, 0, INT64_MAX, "epoch")
-    schema = _schema_from_wire(wire_schema)
+    schema = schema_from_wire(wire_schema)
     if not isinstance(expiry, list) or len(expiry) != 2:
         raise DecodeError("expiry must be [set_at_ms, deadline_ms]")
     checked_expiry: Expiry = (

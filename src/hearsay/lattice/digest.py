@@ -115,11 +115,7 @@ def packed_change(seed: int, origin: str, grown: bytes, previous: bytes | None) 
     """How a key's content hash changes when ``origin``'s slice grew at the indices of
     ``grown`` from their ``previous`` values (a client write's few pairs, as
     ``Entry.grow_few`` reports them): :func:`pairs_hash` of both, straight from the bytes."""
-    if origin:  # (origin_base, inline: every write's path)
-        hashed = _origin_hashes.get(origin)
-        base = seed ^ hashed if hashed is not None else origin_base(seed, origin)
-    else:
-        base = seed
+    base = origin_base(seed, origin)
     change = xor_packed(base, grown)
     return change if previous is None else change ^ xor_packed(base, previous)
 

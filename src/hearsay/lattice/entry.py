@@ -355,24 +355,15 @@ class Entry:
         schema = self.schema
         if schema is None:
             return None
-        raised: tuple[bytes | None, bytes | None] | None
         if isinstance(body, dict):  # (an additive key: one origin's slice)
             if not origin or not schema.additive:
-                return None  # (the wrong kind of slice for the schema: see below)
+                return None  # (the wrong kind of slice for the schema: grow_slice refuses it)
             vector = body.get(origin)
             if vector is None:
                 return None
-            raised = vector.grow_few_packed(indices, values)
-            if raised is None:
-                return None
-            delta, previous = raised
-            if delta is None:
-                return None, b"", None
-            grew = {origin: MaxVector.of_packed(delta)}
-            return Entry._around(self.epoch, schema, self.expiry, grew), delta, previous
-        if origin or schema.additive:
+        elif origin or schema.additive:
             return None  # (the wrong kind of slice for the schema: grow_slice refuses it)
-        if isinstance(body, bytes):  # (a small key: merged into the bytes, no vector built)
+        elif isinstance(body, bytes):  # (a small key: merged into the bytes, no vector built)
             grown = MaxVector.grow_packed(body, indices, values)
             if grown is None:
                 return None
@@ -380,14 +371,17 @@ class Entry:
             if delta is None:
                 return None, b"", None
             self._body = held
+            return Entry._around(self.epoch, schema, self.expiry, delta), delta, previous
         else:
-            raised = body.grow_few_packed(indices, values)
-            if raised is None:
-                return None
-            delta, previous = raised
-            if delta is None:
-                return None, b"", None
-        return Entry._around(self.epoch, schema, self.expiry, delta), delta, previous
+            vector = body
+        raised = vector.grow_few_packed(indices, values)
+        if raised is None:
+            return None
+        delta, previous = raised
+        if delta is None:
+            return None, b"", None
+        grew = {origin: MaxVector.of_packed(delta)} if origin else delta
+        return Entry._around(self.epoch, schema, self.expiry, grew), delta, previous
 
     def grow_slice(self, origin: str, indices: npt.ArrayLike, values: npt.ArrayLike) -> MergeResult:
         """Merge raw pairs into ``origin``'s slice at this entry's epoch and schema.

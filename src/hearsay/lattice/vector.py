@@ -1486,10 +1486,7 @@ class MaxVector:
         packed = self._packed
         dense = self._dense
         if dense is None:
-            # (_copies, inline: every write's path)
-            if self._pending is not None or len(packed) >= max(
-                _COPY_BYTES_FIXED, _COPY_BYTES_PER_PAIR * len(indices)
-            ):
+            if not self._copies(len(indices)):
                 if len(indices) > _FEW_PAIRS or len(indices) > self._overlay_takes():
                     return None
                 # The overlay's path, as the general one takes it, with no vectors built.
