@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hearsay.lattice.vector import MaxVector
+from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from hearsay.sketch.bloom import BloomFilter
 from hearsay.sketch.countmin import CountMinSketch
 
@@ -77,20 +77,32 @@ def test_one_items_cms_cells_and_incrby_match_the_batch(
     st.lists(st.tuples(_MEMBERS, st.integers(0, 1 << 40)), max_size=10),
     st.sampled_from([0, 1, 7, 1 << 40, (1 << 62) + 5, (1 << 63) - 1]),
     st.booleans(),
+    st.sampled_from(["a", "b", "ab", "abc", "abcd", "acd"]),
 )
 def test_one_items_incrby_and_query_in_python_ints_match_the_arrays(
-    item: bytes, view: CountMinSketch, earlier: list[tuple[bytes, int]], amount: int, huge: bool
+    item: bytes,
+    view: CountMinSketch,
+    earlier: list[tuple[bytes, int]],
+    amount: int,
+    huge: bool,
+    held: str,
 ) -> None:
     """CountMinSketch.incrby_item (CMS.INCRBY of one item, Python ints) gives the pairs, the
     estimate and the refusals of incrby's arrays; query of one item the batch's estimate
-    (also with a peer's saturating sums and totals near 2**63)."""
+    (also with a peer's saturating sums and totals near 2**63, with one slice only, the
+    writer's or a peer's, and with two more slices at the top value in the item's cells past
+    row 0, whose sums saturate and then wrap with the increment as uint64 does)."""
     own, other = MaxVector(), MaxVector()
     if earlier:
         own.merge_pairs(*view.incrby({}, "a", [i for i, _ in earlier], [n for _, n in earlier])[0])
     theirs = [i for i, _ in earlier[:3]] + [item]
     amounts = [1] * (len(theirs) - 1) + [(1 << 62) if huge else 1]
     other.merge_pairs(*view.incrby({}, "b", theirs, amounts)[0])
-    slices = {"a": own, "b": other}
+    top = MaxVector()
+    cells = view.cells([item]).reshape(-1)[1:]  # (not row 0: the total count stays small)
+    top.merge_pairs(cells.astype(np.uint32), np.full(cells.size, VALUE_MAX, np.uint64))
+    named = (("a", own), ("b", other), ("c", top), ("d", top.copy()))
+    slices = {name: vec for name, vec in named if name in held}
     try:
         expected = view.incrby(slices, "a", [item], [amount])
     except Exception as error:  # the same refusal, whatever it is

@@ -258,10 +258,13 @@ class CountMinSketch:
         cells = self.item_cells(item)
         # uint64 arithmetic as the array path: saturated sums, then the increment wraps.
         totals, held = _summed_cells(slices, cells, origin)
-        estimate = min((total + amount) & _UINT64_MAX for total in totals)
-        new_own = [value + amount for value in held]
-        if max(new_own) > VALUE_MAX:
+        if max(totals) + amount <= _UINT64_MAX:  # (nothing wraps: the common case)
+            estimate = min(totals) + amount
+        else:
+            estimate = min((total + amount) & _UINT64_MAX for total in totals)
+        if max(held) + amount > VALUE_MAX:
             raise BoundsError("CMS: INCRBY overflow")
+        new_own = [value + amount for value in held]
         if not amount and not all(new_own):  # (an increment of 0 to cells never counted)
             kept = [(cell, value) for cell, value in zip(cells, new_own, strict=True) if value]
             cells, new_own = [cell for cell, _ in kept], [value for _, value in kept]
@@ -353,8 +356,12 @@ class CountMinSketch:
     def _count_bound(self, slices: Slices) -> int:
         """An upper bound of :meth:`count` from the slices' value widths alone: a row holds
         ``width`` cells below ``2**(8 * bytes)``. While it leaves room, the exact count (a
-        scan of row 0 of every slice) is never needed to refuse an overflow."""
-        return sum(self._width * ((1 << (8 * vec.width)) - 1) for vec in slices.values())
+        scan of row 0 of every slice) is never needed to refuse an overflow. Taken at the widest
+        slice's width for every slice: a bound still, without a generator at every write."""
+        widest = 0
+        for vec in slices.values():
+            widest = max(widest, vec.width)
+        return len(slices) * self._width * ((1 << (8 * widest)) - 1)
 
     def count(self, slices: Slices) -> int:
         """The total of all increments (CMS.INFO's count): the sum of row 0 over origins."""
@@ -374,15 +381,18 @@ def _summed_cells(
     """:func:`summed_at` of a few ``cells`` in Python ints: per cell, the sum over every
     origin's slice, saturating at ``2**64 - 1`` (reads the slices in place, no copies); and
     what ``origin``'s own slice holds there (zeros when it has none), read in the same pass."""
+    if len(slices) == 1:  # (a lone node's key, or one written on one node only)
+        ((name, vec),) = slices.items()
+        held = vec.values_of(cells)  # (a slice's value is at most 2**64 - 1: no saturation)
+        return held, held if name == origin else [0] * len(cells)
     totals = own = [0] * len(cells)
-    for name, vec in sorted(slices.items()):
-        if vec.is_empty():
-            continue
+    for name, vec in slices.items():  # (sums in any order: saturated once, at the end)
         held = vec.values_of(cells)
         if name == origin:
             own = held
-        pairs = zip(totals, held, strict=True)
-        totals = [min(total + value, _UINT64_MAX) for total, value in pairs]
+        totals = [total + value for total, value in zip(totals, held, strict=True)]
+    if max(totals) > _UINT64_MAX:
+        totals = [min(total, _UINT64_MAX) for total in totals]
     return totals, own
 
 

@@ -63,7 +63,7 @@ def view_and_slices(
     entry = db.get_typed(key, kind, now_ms)
     if entry is None:
         return None
-    return view_as(schema_of(entry), view_class), dict(entry.slices())
+    return view_as(schema_of(entry), view_class), entry.slice_dict()
 
 
 def required_view_and_slices(

@@ -30,7 +30,7 @@ def get_value(db: Replica, key: bytes, now_ms: int) -> bytes | None:
         return None
     kind = entry.schema.kind
     if kind == KIND_COUNTER:
-        return str(_COUNTER.get(dict(entry.slices()))).encode()
+        return str(_COUNTER.get(entry.slice_dict())).encode()
     if kind == KIND_HLL:
         view = hll_of(entry.schema)
         if view.precision != REDIS_PRECISION:

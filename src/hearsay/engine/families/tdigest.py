@@ -126,7 +126,7 @@ def digest(db: Replica, key: bytes, now_ms: int) -> Digest:
     if held is not None and held[0] is entry and held[1] == token:
         _DIGESTS.move_to_end(id(entry))
         return held[2]
-    merged = view_as(schema_of(entry), TDigest).digest(dict(entry.slices()))
+    merged = view_as(schema_of(entry), TDigest).digest(entry.slice_dict())
     _DIGESTS[id(entry)] = (entry, token, merged)
     if len(_DIGESTS) > DIGESTS_REMEMBERED:
         _DIGESTS.popitem(last=False)
