@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import DecodeError
+from hearsay.lattice import _sparse
 from hearsay.lattice.codec import decode_entry, encode_entry, entry_to_wire
 from hearsay.lattice.digest import entry_hash
 from hearsay.lattice.entry import Entry, Schema
@@ -117,6 +118,19 @@ def test_a_count_over_a_big_bitset_equals_the_dict_model(seed: int, low: int, sp
     for lo, hi in ((low, low + span), (low, low + 7), (low, low + 200_000), (0, 2**32)):
         expected = int(np.searchsorted(ordered, hi) - np.searchsorted(ordered, lo))
         assert vector.count_in(lo, hi) == expected
+
+
+@given(st.binary(max_size=300), st.integers(0, 2_600), st.integers(0, 2_600))
+def test_the_c_bit_count_equals_counting_each_bit(data: bytes, low: int, high: int) -> None:
+    """``_sparse.count_bits`` (a Bloom filter's fill check): bit ``i`` in byte ``i // 8`` at
+    ``i % 8``, both ends' partial bytes and whole words, none past the buffer; a negative
+    bound refused."""
+    bits = np.frombuffer(data, dtype=np.uint8)
+    expected = sum(1 for i in range(low, min(high, 8 * len(data))) if data[i // 8] >> (i % 8) & 1)
+    assert _sparse.count_bits(bits, low, high) == _sparse.count_bits(data, low, high) == expected
+    assert _sparse.count_bits(bits, low, 2**64 - 1) == _sparse.count_bits(bits, low, 8 * len(data))
+    with pytest.raises(OverflowError):
+        _sparse.count_bits(bits, -1, high)
 
 
 @given(bit_maps(), st.lists(st.integers(-5, 80_000), max_size=80), st.integers(0, 80_000))

@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.bloom import CHAIN_MADD_ITEMS_MAX, CHAIN_MADD_ONE_BY_ONE_MAX, BloomFilter
+from hearsay.sketch.bloom import (
+    CHAIN_MADD_ITEMS_MAX,
+    CHAIN_MADD_ONE_BY_ONE_MAX,
+    NONSCALING,
+    BloomFilter,
+)
 
 
 def _items(count: int) -> list[bytes]:
@@ -47,15 +54,24 @@ def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one() -> None:
     assert batch == single
 
 
-def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
-    """A BF.MADD of a few items (CHAIN_MADD_ONE_BY_ONE_MAX) is answered an item a pass and a
-    pass that adds nothing writes nothing: answers and filter as adding one by one, while the
-    chain grows sub-filters (repeats included)."""
+@pytest.mark.parametrize(
+    ("capacity", "expansion", "pool_size"),
+    [(50, 2, 400), (50, NONSCALING, 400), (3, 1, 60), (600, 2, 3_000), (1_000_000, 2, 400)],
+    ids=["growing", "nonscaling-full", "tiny-links", "sampled-fill-checks", "sparse-read"],
+)
+def test_small_batches_answer_item_by_item_through_the_engine_loop(
+    capacity: int, expansion: int, pool_size: int
+) -> None:
+    """A BF.MADD of a few items (CHAIN_MADD_ONE_BY_ONE_MAX) is answered in one pass, the
+    bits of the items before each counting as set, and a pass that adds nothing writes
+    nothing: answers and filter as adding one by one, while the chain grows sub-filters
+    (repeats included), while a NONSCALING one fills and refuses, and for a big filter
+    whose items are read in one look-up of its sparse pairs rather than bit by bit."""
     from hearsay.engine.families.bloom import chain_add
 
-    bf = BloomFilter.chain(0.01, 50, 2)
+    bf = BloomFilter.chain(0.01, capacity, expansion)
     rng = random.Random(5)
-    pool = _items(400)
+    pool = _items(pool_size)
     batch = MaxVector()
     writes = 0
 
@@ -76,5 +92,12 @@ def test_small_batches_answer_item_by_item_through_the_engine_loop() -> None:
     one_by_one, single = _added_one_by_one(bf, items)
     assert answers == one_by_one
     assert batch == single
-    assert bf.filters(batch) > 2  # (grew sub-filters along the way)
-    assert writes < len(items)  # (items held already wrote nothing)
+    if expansion == NONSCALING:
+        assert None in answers  # (filled, then refused new items)
+    elif capacity < len(pool):
+        assert bf.filters(batch) >= 2  # (grew sub-filters along the way)
+    else:
+        assert not batch.is_dense and bf.filters(batch) == 1
+    assert writes < len(items)
+    if capacity > 3:  # (most calls in one write: a pass ends only at a fill check)
+        assert writes <= 330

@@ -76,22 +76,21 @@ def test_one_items_cms_cells_and_incrby_match_the_batch(
     st.builds(CountMinSketch, st.integers(1, 5000), st.integers(1, 12)),
     st.lists(st.tuples(_MEMBERS, st.integers(0, 1 << 40)), max_size=10),
     st.sampled_from([0, 1, 7, 1 << 40, (1 << 62) + 5, (1 << 63) - 1]),
-    st.booleans(),
-    st.sampled_from(["a", "b", "ab", "abc", "abcd", "acd"]),
+    st.tuples(st.booleans(), st.sampled_from(["a", "b", "ab", "abc", "abcd", "acd"])),
 )
 def test_one_items_incrby_and_query_in_python_ints_match_the_arrays(
     item: bytes,
     view: CountMinSketch,
     earlier: list[tuple[bytes, int]],
     amount: int,
-    huge: bool,
-    held: str,
+    peers: tuple[bool, str],
 ) -> None:
     """CountMinSketch.incrby_item (CMS.INCRBY of one item, Python ints) gives the pairs, the
     estimate and the refusals of incrby's arrays; query of one item the batch's estimate
     (also with a peer's saturating sums and totals near 2**63, with one slice only, the
     writer's or a peer's, and with two more slices at the top value in the item's cells past
     row 0, whose sums saturate and then wrap with the increment as uint64 does)."""
+    huge, held = peers
     own, other = MaxVector(), MaxVector()
     if earlier:
         own.merge_pairs(*view.incrby({}, "a", [i for i, _ in earlier], [n for _, n in earlier])[0])

@@ -1182,7 +1182,57 @@ static PyObject *push_few(PyObject *self, PyObject *const *args, Py_ssize_t narg
     return Py_BuildValue("(NKN)", relay, (unsigned long long)ack_seq, items);
 }
 
+PyDoc_STRVAR(count_bits_doc,
+             "count_bits(bits, low, high, /)\n"
+             "How many bits low <= i < high of a bitset buffer are set (bit i in byte i // 8,\n"
+             "bit i % 8; none past the buffer).");
+
+static PyObject *count_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "count_bits() takes 3 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    unsigned long long low = PyLong_AsUnsignedLongLong(args[1]);
+    if (low == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long high = PyLong_AsUnsignedLongLong(args[2]);
+    if (high == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    const uint8_t *at = view.buf;
+    uint64_t limit = (uint64_t)view.len * 8;
+    if (high > limit)
+        high = limit;
+    uint64_t count = 0;
+    if (low < high) {
+        uint64_t first = low / 8, last = (high - 1) / 8; /* the bytes holding both ends */
+        unsigned head = (0xFFu << (low % 8)) & 0xFFu, tail = 0xFFu >> (7 - (high - 1) % 8);
+        if (first == last) {
+            count = (uint64_t)__builtin_popcount(at[first] & head & tail);
+        } else {
+            count = (uint64_t)__builtin_popcount(at[first] & head) +
+                    (uint64_t)__builtin_popcount(at[last] & tail);
+            uint64_t i = first + 1;
+            for (; i + 8 <= last; i += 8) {
+                uint64_t word;
+                memcpy(&word, at + i, 8);
+                count += (uint64_t)__builtin_popcountll(word);
+            }
+            for (; i < last; i++)
+                count += (uint64_t)__builtin_popcount(at[i]);
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(count);
+}
+
 static PyMethodDef methods[] = {
+    {"count_bits", (PyCFunction)(void (*)(void))count_bits, METH_FASTCALL, count_bits_doc},
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
     {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},

@@ -65,3 +65,7 @@ def push_few(
     (stamp, deadline), origin, indices, values), entry bytes), full), ...])``, the schema taken
     from ``schemas`` (its msgpack bytes -> ``(schema, size, additive)``). The bytes of a schema
     ``schemas`` lacks; None for any other payload (malformed ones included)."""
+
+def count_bits(bits: object, low: int, high: int, /) -> int:
+    """How many bits ``low <= i < high`` of a bitset buffer are set (bit ``i`` in byte
+    ``i // 8``, bit ``i % 8``; none past the buffer)."""

@@ -555,11 +555,14 @@ class BloomFilter:
         The answer stops early (``more``) at an item that must start a second sub-filter in
         one batch: merge the pairs and call again with the items not answered.
         """
-        if len(members) <= CHAIN_MADD_ONE_BY_ONE_MAX:
-            # A few items answered one per call: the batch's array set-up (hashes, positions,
-            # one read of every position) costs ~30 us, an item read bit by bit a few.
+        if len(members) == 1:  # (BF.ADD)
             one = self._chain_add_one(vec, members[0])
-            return ChainAdds(one.pairs, one.added, more=one.more or len(members) > 1)
+            assert one is not None, "an item with no bits before it always answers"
+            return one
+        if len(members) <= CHAIN_MADD_ONE_BY_ONE_MAX:
+            # A few items answered each as a BF.ADD: the batch's array set-up (hashes,
+            # positions, one read of every position) costs ~30 us, an item read bit by bit a few.
+            return self._chain_add_few(vec, members)
         rest = len(members) > CHAIN_MADD_ITEMS_MAX  # (the rest in the next call)
         members = members[:CHAIN_MADD_ITEMS_MAX]
         links = self._links
@@ -647,10 +650,38 @@ class BloomFilter:
             positions, held = first.member_read(vec, a, b)
         return a, subs, False, first, positions, held
 
-    def _chain_add_one(self, vec: MaxVector, member: bytes) -> ChainAdds:
+    def _chain_add_few(self, vec: MaxVector, members: Sequence[bytes]) -> ChainAdds:
+        """:meth:`chain_madd` of a few items in one pass, each as :meth:`_chain_add_one` with
+        the bits the items before it set counting as set (all in the last sub-filter in use).
+        The pass ends (``more``) after an item that starts a sub-filter or marks the chain
+        full, and before an item whose fill check would, after others: the caller merges the
+        pairs and calls again for the rest, as it did after every item (three items took
+        three writes and three reads of the key: a BF.MADD of three cost three BF.ADDs)."""
+        pending: set[int] = set()
+        added: list[bool | None] = []
+        for member in members:
+            one = self._chain_add_one(vec, member, pending)
+            if one is None:  # (its fill check, after others: the next pass, on their bits)
+                break
+            added += one.added
+            written = one.pairs[0]
+            pending.update(written)
+            if len(written) and written[0] < FILTERS_MAX:  # (a marker: its sub-filters changed)
+                break
+        indices = sorted(pending)
+        pairs = (indices, [1] * len(indices)) if indices else _NO_PAIRS
+        return ChainAdds(pairs, added, more=len(added) < len(members))
+
+    def _chain_add_one(
+        self, vec: MaxVector, member: bytes, pending: set[int] | None = None
+    ) -> ChainAdds | None:
         """:meth:`chain_madd` of one item (BF.ADD): a dense or big key is read bit by bit (a
         sub-filter without the item answers at its first bit or two, as in RedisBloom), a
-        small sparse one in one look-up (:meth:`_member_read`)."""
+        small sparse one in one look-up (:meth:`_member_read`).
+
+        ``pending``: bits of the last sub-filter in use that items before this one in the
+        same call set (not in ``vec`` yet): they count as set. None (with some pending) when
+        this item's fill check would decide on them: it goes to the next call."""
         links = self._links
         read: tuple[_Stack, list[int], list[int]] | None = None
         if _read_bitwise(vec):
@@ -665,14 +696,22 @@ class BloomFilter:
             if stack.holds(held):
                 return ChainAdds(_NO_PAIRS, [False], more=False)
             read = stack, positions, held
+            b = 0  # (not needed: the item's positions are read, and _unset_in takes them)
         cur = subs - 1
         link = links[cur]
+        unset: list[int] | None = None
+        if pending:  # (held once the earlier items' bits count: not new)
+            unset = [p for p in self._unset_in(vec, a, b, cur, read) if p not in pending]
+            if not unset:
+                return ChainAdds(_NO_PAIRS, [False], more=False)
         markers: list[int] = []
         if (
             not full
             and (a >> 32) % link.check_period == 0
-            and link.set_bits(vec, 0) >= link.fill_bound
+            and link.set_bits(vec, len(pending or ())) >= link.fill_bound
         ):
+            if pending:
+                return None
             if self._expansion == NONSCALING:
                 markers.append(1)
                 full = True
@@ -682,26 +721,38 @@ class BloomFilter:
                 markers.append(subs)
                 cur += 1
         if full:
-            indices = np.array(markers, dtype=np.uint32)
-            return ChainAdds((indices, np.ones(indices.size, np.uint8)), [None], more=False)
-        if read is None:
-            link = links[cur]
-            bit_array = vec.bit_array()
-            if bit_array is not None:
-                unset = _bloombits.unset(bit_array, a, b, link.base, link.bits, link.hashes)
-            else:
-                mask = (1 << 64) - 1
-                fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
-                unset = sorted(position for position in fresh if not vec.get(position))
-        else:
-            stack, positions, held = read
-            lo, hi = stack.spans[cur]
-            unset = sorted(
-                {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
-            )
+            return ChainAdds((markers, [1] * len(markers)), [None], more=False)
+        if unset is None:
+            unset = self._unset_in(vec, a, b, cur, read)
         # Python ints: a vector's few-pairs path sets them without numpy (see MaxVector)
         written = markers + unset
         return ChainAdds((written, [1] * len(written)), [True], more=False)
+
+    def _unset_in(
+        self,
+        vec: MaxVector,
+        a: int,
+        b: int,
+        cur: int,
+        read: tuple[_Stack, list[int], list[int]] | None,
+    ) -> list[int]:
+        """The sorted distinct positions of the item hashed ``a``, ``b`` in sub-filter ``cur``
+        that ``vec`` does not hold: from ``read`` (the item's positions and bits read with
+        :meth:`_member_read`) when given, else read from the vector."""
+        if read is not None:
+            stack, positions, held = read
+            lo, hi = stack.spans[cur]
+            return sorted(
+                {p for p, bit in zip(positions[lo:hi], held[lo:hi], strict=True) if not bit}
+            )
+        link = self._links[cur]
+        bit_array = vec.bit_array()
+        if bit_array is not None:
+            unset: list[int] = _bloombits.unset(bit_array, a, b, link.base, link.bits, link.hashes)
+            return unset
+        mask = (1 << 64) - 1
+        fresh = {link.base + ((a + i * b) & mask) % link.bits for i in range(link.hashes)}
+        return sorted(position for position in fresh if not vec.get(position))
 
     def _holds_bitwise(self, vec: MaxVector, a: int, b: int, subs: int) -> bool:
         """Whether one of the first ``subs`` sub-filters holds the item hashed ``a``, ``b``,
