@@ -1736,7 +1736,10 @@ class MaxVector:
     def _copies(self, pairs: int) -> bool:
         """Whether a write of ``pairs`` pairs into this sparse vector copies its bytes (in C)
         rather than going to the overlay: no overlay held, and the bytes few for the pairs."""
-        return self._pending is None and len(self._packed) < _copy_bytes_max(pairs)
+        if self._pending is not None:
+            return False
+        size = len(self._packed)  # (below the fixed share, the commonest case: no more asked)
+        return size < _COPY_BYTES_FIXED or size < _copy_bytes_max(pairs)
 
     def _overlay_takes(self) -> int:
         """The most pairs one write puts in the overlay of this (large, sparse) vector: what

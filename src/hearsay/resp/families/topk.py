@@ -60,6 +60,8 @@ TOO_MANY_ITEMS: Final = (
 def _few_short_items(args: list[bytes], step: int) -> bool:
     """Whether a call's items pass the checks at any depth (so the key need not be read for
     its depth first: a missing key is then refused by the add itself, still first)."""
+    if len(args) == 3:  # (one item, the commonest call)
+        return len(args[2]) <= ITEM_BYTES_MAX
     items = args[2::step]
     return len(items) * TOPK_DEPTH_MAX <= ROWS_PER_CALL_MAX and all(
         len(item) <= ITEM_BYTES_MAX for item in items
