@@ -133,8 +133,8 @@ def parse_doubles(args: list[bytes]) -> list[float] | None:
     same pattern, matched by ``map`` (a request of many values pays no Python call each)."""
     if len(args) == 1:  # (the commonest: one value, no maps)
         arg = args[0]
-        if 0 < len(arg) <= 256 and _DOUBLE_NUMBER.fullmatch(arg):
-            return [float(arg)]
+        if 0 < len(arg) <= 256 and (arg.isdigit() or _DOUBLE_NUMBER.fullmatch(arg)):
+            return [float(arg)]  # (plain digits, the commonest value, need no pattern)
         return None
     if not args or max(map(len, args)) > 256 or min(map(len, args)) == 0:
         return None
