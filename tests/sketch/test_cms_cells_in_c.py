@@ -9,11 +9,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hearsay.sketch import _splitmix
-from hearsay.sketch.hashing import member_hash, mix64_int
+from hearsay.sketch.hashing import member_hash, mix64_int, mix64_int_reference
 
 
 def _reference(h: int, width: int, depth: int) -> list[int]:
-    return [mix64_int(h, row + 1) % width + row * width for row in range(depth)]
+    return [mix64_int_reference(h, row + 1) % width + row * width for row in range(depth)]
+
+
+@given(
+    h=st.one_of(st.integers(0, 2**64 - 1), st.integers(-(2**70), 2**70)),
+    step=st.one_of(st.integers(0, 70), st.integers(-(2**70), 2**70)),
+)
+def test_one_output_in_c_is_the_references(h: int, step: int) -> None:
+    """``mix64_int`` (in C: a Bloom item's second hash, a cuckoo partner offset) is the
+    Python reference for any ints, both taken modulo 2**64 as the reference masks them."""
+    assert mix64_int(h, step) == mix64_int_reference(h, step)
+    assert mix64_int(h) == mix64_int_reference(h)
 
 
 @given(

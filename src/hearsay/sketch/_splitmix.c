@@ -1,4 +1,5 @@
-/* Count-min cells of one item from its hash (see hearsay.sketch.hashing and countmin).
+/* Count-min cells of one item from its hash (see hearsay.sketch.hashing and countmin), and
+ * one splitmix64 output (a Bloom item's second hash, a cuckoo fingerprint's partner offset).
  *
  * Row r's column of an item hashed h is output r + 1 of the splitmix64 stream seeded with h,
  * modulo the width; its cell is r * width + column. In Python ints each output cost ~0.35 us
@@ -60,7 +61,32 @@ static PyObject *cells(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+PyDoc_STRVAR(mix_doc, "mix(h, step, /)\n"
+                      "Output step of the splitmix64 stream seeded with h (both taken modulo\n"
+                      "2**64, as the Python reference masks them).");
+
+static PyObject *mix(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "mix() takes 2 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyLong_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "mix(int, int)");
+        return NULL;
+    }
+    unsigned long long h = PyLong_AsUnsignedLongLongMask(args[0]);
+    if (h == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    unsigned long long step = PyLong_AsUnsignedLongLongMask(args[1]);
+    if (step == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromUnsignedLongLong(mix64(h, step));
+}
+
 static PyMethodDef methods[] = {
+    {"mix", (PyCFunction)(void (*)(void))mix, METH_FASTCALL, mix_doc},
     {"cells", (PyCFunction)(void (*)(void))cells, METH_FASTCALL, cells_doc},
     {NULL, NULL, 0, NULL},
 };
