@@ -13,6 +13,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.protocol import messages as msg
 from hearsay.protocol.envelope import EnvelopeCodec, Keyring, MessageType
 from hearsay.protocol.events import DatagramDropped, KeyChanged, StreamRequest, WriteAcked
+from hearsay.protocol.gossip import acks as acks_module
 from hearsay.protocol.gossip.shared import SETTLING_BYTES_MIN
 from hearsay.protocol.membership import Address, MemberFailed, Membership
 from hearsay.protocol.node import GossipNode, NodeConfig
@@ -693,10 +694,14 @@ def test_a_keys_retried_writes_share_one_push_and_one_ack_acknowledges_them_all(
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
 
 
-def test_a_small_write_to_a_big_key_is_retried_as_itself_a_big_one_as_the_keys_state() -> None:
+def test_a_small_write_to_a_big_key_is_retried_as_itself_a_big_one_as_the_keys_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A retry of a few pairs written to a big key (a BF.ADD to a 1M-capacity filter) sends
-    those pairs, not the key's state (a retry cost the key's size); a write too big to keep
-    is retried as the key's state, once per key, which holds it."""
+    those pairs, not the key's state (a retry cost the key's size); a write too big for the
+    budget of items kept past their writes' shares is retried as the key's state, once per
+    key, which holds it."""
+    monkeypatch.setattr(acks_module, "RETRY_ITEMS_BUDGET_BYTES", 1_000)
     nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
     big = {i: 1 for i in range(0, 200_000, 3)}
     _write(nodes[A], b"k", big)
@@ -711,28 +716,107 @@ def test_a_small_write_to_a_big_key_is_retried_as_itself_a_big_one_as_the_keys_s
     deliver(nodes, NOW + 60)
     assert nodes[A].acks(seq) == 1
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
-    many = {i: 1 for i in range(1, 200_000, 3)}  # too big to keep: the key's state is sent
+    many = {i: 1 for i in range(1, 200_000, 3)}  # past the budget: the key's state is sent
     seq = _write(nodes[A], b"k", many, NOW + 100)
     assert nodes[A].datagrams_to_send()  # its first push lost
+    state = nodes[A].keyspace.entry(b"k")
+    assert state is not None
     items = _retried_items(nodes, NOW + 200)
-    assert len(items) >= 1 and {key for key, _ in items} == {b"k"}
+    assert {key for key, _ in items} == {b"k"}
+    assert sum(len(entry.vector) for _, entry in items) == len(state.vector) > len(many)
     deliver(nodes, NOW + 200)
     assert nodes[A].acks(seq) == 1
     assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
 
 
-def test_an_ack_request_sends_the_writes_own_pairs() -> None:
+def test_items_past_their_writes_share_are_kept_within_a_budget_released_with_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write whose items pass one write's share (a pipelined run's joined BF.ADDs) is
+    retried as those items while the budget for such items holds; past it, as the key's
+    state; and the budget comes back once the writes holding it are no longer tracked."""
+    medium = {200_001 + 997 * j: 1 for j in range(400)}  # ~2 KB of pairs: past 512 bytes
+    size = len(msg.push_item(b"k", _entry(medium), False))
+    assert size > 3 * acks_module.RETRY_ITEMS_BYTES_MAX
+    monkeypatch.setattr(acks_module, "RETRY_ITEMS_BUDGET_BYTES", size + 100)
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1,
+                   write_track_max=16)  # fmt: skip
+    _write(nodes[A], b"k", {i: 1 for i in range(0, 200_000, 3)})
+    deliver(nodes)  # B holds the big key
+    now = NOW
+
+    def retried_pairs(pairs: dict[int, int]) -> int:
+        nonlocal now
+        now += 100
+        _write(nodes[A], b"k", pairs, now)
+        assert nodes[A].datagrams_to_send()  # its first push lost
+        items = _retried_items(nodes, now + 60)
+        deliver(nodes, now + 60)
+        assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+        return sum(len(entry.vector) for _, entry in items)
+
+    assert retried_pairs(medium) == len(medium)  # kept: the budget holds it
+    more = {200_002 + 997 * j: 1 for j in range(400)}
+    held = nodes[A].keyspace.entry(b"k")
+    assert held is not None
+    before = len(held.vector)
+    assert retried_pairs(more) == before + len(more)  # past the budget: the state
+    for i in range(16):  # the writes holding the budget leave the tracked ones
+        now += 100
+        _write(nodes[A], b"small", {i: 1}, now)
+        deliver(nodes, now)
+    again = {200_003 + 997 * j: 1 for j in range(400)}
+    assert retried_pairs(again) == len(again)  # kept again
+
+
+def test_a_drain_of_many_small_writes_to_a_big_key_is_retried_as_their_pairs() -> None:
+    """Dozens of small writes to one big key in one drain (50 clients' BF.ADDs to one
+    filter) are joined past one write's share of kept items, but within their own shares:
+    a retry sends their joined pairs, not the key's state (which went over a stream, 1.2 MB
+    for a 1M-capacity filter, at every retry under load)."""
+    nodes = _nodes(A, B, covered_relay_fanout=0, cover_retry_ms=50, cover_retries=1)
+    _write(nodes[A], b"k", {i: 1 for i in range(0, 200_000, 3)})
+    deliver(nodes)  # B holds the big key
+    written: dict[int, int] = {}
+    seqs = []
+    for w in range(40):  # (one drain: no datagrams taken in between)
+        pairs = {200_001 + 100 * w + j: 1 for j in range(4)}
+        written.update(pairs)
+        seqs.append(_write(nodes[A], b"k", pairs, NOW + 1))
+    first = nodes[A].datagrams_to_send()  # the drain's push, lost
+    pushed = [
+        item
+        for (data, _), kind in zip(first, _kinds(first), strict=True)
+        if kind == "PUSH"
+        for item in msg.decode_push(EnvelopeCodec("hearsay").open(data)[1])[2]
+    ]
+    assert [dict(entry.vector.items()) for _, entry, _ in pushed] == [written]
+    size = len(msg.push_item(b"k", pushed[0][1], False))
+    assert acks_module.RETRY_ITEMS_BYTES_MAX < size <= 40 * acks_module.RETRY_ITEMS_BYTES_MAX
+    items = _retried_items(nodes, NOW + 60)
+    assert [(key, dict(entry.vector.items())) for key, entry in items] == [(b"k", written)]
+    deliver(nodes, NOW + 60)
+    assert [nodes[A].acks(seq) for seq in seqs] == [1] * 40
+    assert nodes[B].keyspace.entry(b"k") == nodes[A].keyspace.entry(b"k")
+
+
+@pytest.mark.parametrize("drained_first", [True, False], ids=["push-lost", "before-drain"])
+def test_an_ack_request_sends_the_writes_own_pairs(drained_first: bool) -> None:
     """WAIT (and the replication-lag probe) asking a peer to hold a small write to a big key
-    sends that write's pairs, not the key's state."""
+    sends that write's pairs, not the key's state: after its drain's push was lost, and
+    when asked before its drain (the drain goes first: the write had no items kept yet, and
+    a 1.2 MB Bloom filter went at every probe)."""
     nodes = _nodes(A, B, C, fanout=1, origin_fanout=1, cover_retries=0)
     _write(nodes[A], b"k", {i: 1 for i in range(0, 200_000, 3)})
     deliver(nodes)
     deliver(nodes, NOW + 1000)
     seq = _write(nodes[A], b"k", {5: 1}, NOW + 2000)
-    nodes[A].datagrams_to_send()  # its first push lost
+    if drained_first:
+        nodes[A].datagrams_to_send()  # its first push lost
     nodes[A].request_acks(seq, 2, NOW + 2000)
     asked = nodes[A].datagrams_to_send()
     assert asked and _kinds(asked) == ["PUSH"] * len(asked)
+    assert {dest for _, dest in asked} == {B, C}
     for data, _dest in asked:
         _relay, _ack, items = msg.decode_push(EnvelopeCodec("hearsay").open(data)[1])
         assert [(key, dict(entry.vector.items())) for key, entry, _ in items] == [(b"k", {5: 1})]
@@ -740,6 +824,7 @@ def test_an_ack_request_sends_the_writes_own_pairs() -> None:
         nodes[dest].receive_datagram(data, A, NOW + 2000)
     deliver(nodes, NOW + 2000)
     assert nodes[A].acks(seq) == 2
+    assert nodes[B].keyspace.entry(b"k") == nodes[C].keyspace.entry(b"k")
 
 
 def test_origin_stops_covering_after_its_retries() -> None:

@@ -16,6 +16,7 @@ owned here.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -38,8 +39,15 @@ _ACKED: Final = 0
 """A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
 _PATIENCE_WAITS: Final = 4
 RETRY_ITEMS_BYTES_MAX: Final = 512
-"""The largest write (its encoded PUSH items) a record keeps for its retries: 4,096 records
-hold at most 2 MB of them; a bigger write is retried with the key's current state."""
+"""The PUSH items a record keeps for its retries, per write they carry, at any time: the
+4,096 writes tracked hold at most 2 MB of them. Items past that share (a drain's or a
+pipelined run's writes to one key, joined) are kept while :data:`RETRY_ITEMS_BUDGET_BYTES`
+allows; else the write is retried with the key's current state."""
+RETRY_ITEMS_BUDGET_BYTES: Final = 4 * 1024 * 1024
+"""The PUSH items kept past their writes' shares, in all, while their writes are tracked.
+Without it, fifty clients' BF.ADDs to one 1M-capacity filter (a run of them, one write of
+~350 bits) were retried, and probed for replication lag, with the whole filter: 1.2 MB over
+a stream each time, a third of the writer's time and half of each receiver's."""
 """A cover retry put off for a peer working through a backlog (see ``Acks._draining``) is put
 off for at most this many retry waits after the write left: a bound on trusting the backlog."""
 
@@ -69,15 +77,11 @@ class _Write:
     1.2 MB Bloom filter for a BF.ADD of seven bits, at every retry and every replication-lag
     probe)."""
 
-    def kept(self, key: bytes, items: list[bytes]) -> None:
-        """Keep ``key``'s ``items`` for retries, if small."""
-        size = 0
-        for item in items:
-            size += len(item)
-        if size <= RETRY_ITEMS_BYTES_MAX:
-            if self.items is None:
-                self.items = {}
-            self.items[key] = items
+    def keep(self, key: bytes, items: list[bytes]) -> None:
+        """Keep ``key``'s ``items`` for retries (:meth:`Acks._keep` decides)."""
+        if self.items is None:
+            self.items = {}
+        self.items[key] = items
 
     def kept_items(self, key: bytes) -> list[bytes] | None:
         """``key``'s items kept for retries (None: not kept)."""
@@ -161,6 +165,10 @@ class Acks:
         self._ack_rtt_var_ms = 0.0
         """Smoothed round trip of a push and its ACK, and its mean deviation (as TCP keeps
         them, RFC 6298): a cover retry waits at least that long (see :meth:`cover`)."""
+        self._kept_past_share: deque[tuple[int, int]] = deque()
+        """``(the last write whose record may hold them, bytes)`` of the items kept past their
+        writes' shares, oldest first: released once that write is no longer tracked."""
+        self._kept_past_share_bytes = 0
         self._write_seq = 0
         self._ack_seq = 0
         self._ack_retry_ms = NEVER
@@ -177,8 +185,28 @@ class Acks:
         seq = self._write_seq
         writes = self._writes
         writes[seq] = key
-        writes.pop(seq - self._writes_max, None)
+        dropped = seq - self._writes_max
+        writes.pop(dropped, None)
+        kept = self._kept_past_share
+        while kept and kept[0][0] <= dropped:  # (their records are no longer tracked)
+            self._kept_past_share_bytes -= kept.popleft()[1]
         return seq
+
+    def _keep(
+        self, record: _Write, key: bytes, items: list[bytes], writes: int, last_seq: int
+    ) -> None:
+        """Keep ``key``'s ``items`` (the joined delta of ``writes`` of its writes) in
+        ``record`` for retries, if within the writes' shares or the budget for more
+        (``last_seq``: the last write whose record this is, released with it)."""
+        size = 0
+        for item in items:
+            size += len(item)
+        if size > RETRY_ITEMS_BYTES_MAX * writes:
+            if self._kept_past_share_bytes + size > RETRY_ITEMS_BUDGET_BYTES:
+                return  # (retried with the key's state)
+            self._kept_past_share_bytes += size
+            self._kept_past_share.append((last_seq, size))
+        record.keep(key, items)
 
     def _record(self, seq: int) -> _Write | None:
         """Write ``seq``'s record, made now if only its key was kept (None: not held)."""
@@ -192,7 +220,7 @@ class Acks:
         rumour of a drain carries every write coalesced into the record)."""
         write = self._record(seq)
         if write is not None:
-            write.kept(write.keys[0], items)
+            self._keep(write, write.keys[0], items, 1, seq)
 
     def share(self, drained: Sequence[tuple[Sequence[int], bytes, list[bytes]]]) -> list[list[int]]:
         """``(sequence numbers, key, PUSH items)`` of the writes of one drain, pushed together
@@ -211,6 +239,7 @@ class Acks:
         writes = self._writes
         shared = _Write(())
         shared_seq = 0
+        last_seq = max(max(seqs) for seqs, _, _ in drained) if drained else 0
         keys: list[bytes] = []
         carrying: list[list[int]] = []
         for seqs, key, items in drained:
@@ -218,7 +247,7 @@ class Acks:
                 writes[seqs[0]] = shared  # (the commonest: one write to the key, not asked)
                 shared_seq = shared_seq or seqs[0]
                 keys.append(key)
-                shared.kept(key, items)
+                self._keep(shared, key, items, 1, last_seq)
                 carrying.append([shared_seq])
                 continue
             records: dict[int, tuple[int, _Write]] = {}
@@ -232,7 +261,7 @@ class Acks:
             for _, record in records.values():
                 if record is shared:
                     keys.append(key)
-                record.kept(key, items)
+                self._keep(record, key, items, len(seqs), last_seq)
             # (all forgotten: pushed all the same, with an ack nobody counts)
             carrying.append([seq for seq, _ in records.values()] or [seqs[-1]])
         shared.keys = tuple(keys)
