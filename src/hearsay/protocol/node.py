@@ -185,11 +185,14 @@ class GossipNode:
         rumour instead of one each; at most one drain per ``drain_interval_ms`` (the writes
         of a shorter interval wait for :meth:`get_timer`'s deadline).
         """
-        rumours = self._rumours
-        if rumours.local and self._outbox.now >= self._drain_ms:
-            rumours.flush_local()
-            self._drain_ms = self._outbox.now + self.config.drain_interval_ms
+        if self._rumours.local and self._outbox.now >= self._drain_ms:
+            self._drain()
         return self._outbox.take_datagrams()
+
+    def _drain(self) -> None:
+        """Push the client writes queued since the last drain; the next waits its interval."""
+        self._rumours.flush_local()
+        self._drain_ms = self._outbox.now + self.config.drain_interval_ms
 
     def has_output(self) -> bool:
         """Whether a drain (:meth:`datagrams_to_send`, :meth:`next_event`) would find anything.
@@ -384,10 +387,8 @@ class GossipNode:
         every probe under load).
         """
         self._outbox.advance(now_ms)
-        rumours = self._rumours
-        if rumours.local:
-            rumours.flush_local()
-            self._drain_ms = self._outbox.now + self.config.drain_interval_ms
+        if self._rumours.local:
+            self._drain()
         return self._acks.request_acks(seq, count)
 
     # == receiving ================================================================================

@@ -179,14 +179,10 @@ class TopK:
         read: bytes | Callable[[list[int]], list[int]] = (
             _zeros if vec is None else view[0] if view and view[1] is None else vec.values_of
         )  # (the packed pairs are searched in C; an overlay's vector is read through Python)
-        if len(calls) == 1:  # (one call: TOPK.ADD / INCRBY outside a pipelined run)
-            items = [item for item, _ in calls[0]]
-            increments = [increment for _, increment in calls[0]]
-            ends = [len(items)]
-        else:
-            items = [item for call in calls for item, _ in call]
-            increments = [increment for call in calls for _, increment in call]
-            ends = list(accumulate(map(len, calls)))
+        items = [item for call in calls for item, _ in call]
+        increments = [increment for call in calls for _, increment in call]
+        # (one call, TOPK.ADD / INCRBY outside a pipelined run: its end without accumulate)
+        ends = [len(items)] if len(calls) == 1 else list(accumulate(map(len, calls)))
         pairs, expelled = _heavykeeper.add(
             read,
             items,

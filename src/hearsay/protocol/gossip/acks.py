@@ -38,6 +38,8 @@ __all__ = ["Acks"]
 _ACKED: Final = 0
 """A ``_Write.peers`` count: the peer acknowledged the write (a waiting peer counts >= 1)."""
 _PATIENCE_WAITS: Final = 4
+"""A cover retry put off for a peer working through a backlog (see ``Acks._draining``) is put
+off for at most this many retry waits after the write left: a bound on trusting the backlog."""
 RETRY_ITEMS_BYTES_MAX: Final = 512
 """The PUSH items a record keeps for its retries, per write they carry, at any time: the
 4,096 writes tracked hold at most 2 MB of them. Items past that share (a drain's or a
@@ -48,8 +50,6 @@ RETRY_ITEMS_BUDGET_BYTES: Final = 4 * 1024 * 1024
 Without it, fifty clients' BF.ADDs to one 1M-capacity filter (a run of them, one write of
 ~350 bits) were retried, and probed for replication lag, with the whole filter: 1.2 MB over
 a stream each time, a third of the writer's time and half of each receiver's."""
-"""A cover retry put off for a peer working through a backlog (see ``Acks._draining``) is put
-off for at most this many retry waits after the write left: a bound on trusting the backlog."""
 
 
 @dataclass(slots=True)
