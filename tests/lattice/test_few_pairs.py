@@ -14,6 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hearsay.base.errors import BoundsError, DecodeError
+from hearsay.lattice import _sparse
 from hearsay.lattice.codec import FEW_PAIRS_MAX, entry_from_wire
 from hearsay.lattice.entry import Entry
 from hearsay.lattice.vector import INDEX_DTYPE, VALUE_DTYPES, VALUE_MAX, MaxVector
@@ -136,6 +137,9 @@ _JOIN_VALUES = st.one_of(
         max_size=30,
     )
 )
+@example([{j + 20 * k: 1 for k in range(10)} for j in range(20)])  # sparse parts, dense join
+@example([{j + 40 * k: 5 for k in range(60)} for j in range(40)])  # (six-bit slots)
+@example([{j + 20 * k: 300 for k in range(10)} for j in range(20)])  # (two bytes a slot)
 def test_joining_packed_deltas_equals_merging_them(parts: list[dict[int, int]]) -> None:
     """A flush joins a hot key's deltas from their packed bytes (Python ints for a few pairs
     in all, arrays past that, widths mixed): the very vector merging them one by one builds."""
@@ -146,6 +150,35 @@ def test_joining_packed_deltas_equals_merging_them(parts: list[dict[int, int]]) 
     merged = MaxVector()
     for vector in vectors:
         merged.merge(vector)
-    joined = MaxVector.join_packed([pairs for pairs in packed if pairs is not None])
+    kept = [pairs for pairs in packed if pairs is not None]
+    joined = MaxVector.join_packed(kept)
     assert joined == merged
     assert joined.items() == merged.items()
+    # Held as the Python join held it: a few pairs in all sparse (as a delta is), more in the
+    # form from_pairs picks (dense when smaller), at the narrowest width.
+    given = sum(len(part) for part in parts)
+    if given <= 64:
+        assert not joined.is_dense
+        assert joined.packed_pairs() == MaxVector.of_maxima(dict(merged.items())).packed_pairs()
+    else:
+        held = MaxVector.from_pairs(*map(list, zip(*merged.items(), strict=True)))
+        assert joined.is_dense == held.is_dense
+        assert joined.packed_pairs() == held.packed_pairs()
+        assert joined.nbytes() == held.nbytes()  # (the same dense form: bits, six-bit, bytes)
+        assert (joined.six_histogram() is None) == (held.six_histogram() is None)
+
+
+@pytest.mark.parametrize(
+    "part",
+    [b"", b"\x03\x00\x00\x00\x00\x01", b"\x01\x00\x00\x00", b"\x02\x00\x00\x00\x00\x01"],
+    ids=["empty", "bad-width", "short-pair", "cut-value"],
+)
+def test_joining_anything_but_packed_pairs_is_refused(part: bytes) -> None:
+    """The C join reads widths and counts from the bytes: anything else is an error, never a
+    read past them."""
+    with pytest.raises(ValueError, match="not packed sparse pairs"):
+        _sparse.join_packed([MaxVector.of_maxima({3: 1}).packed_pairs() or b"", part])
+    with pytest.raises(TypeError):
+        _sparse.join_packed([bytearray(b"\x01")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        _sparse.join_packed((b"\x01",))  # type: ignore[arg-type]

@@ -34,6 +34,22 @@ static int by_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* The pairs sorted by index, each index once with its largest value; how many are left. */
+static Py_ssize_t sorted_maxima(Pair *pairs, Py_ssize_t n)
+{
+    qsort(pairs, (size_t)n, sizeof(Pair), by_index);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept && pairs[kept - 1].index == pairs[i].index) {
+            if (pairs[i].value > pairs[kept - 1].value)
+                pairs[kept - 1].value = pairs[i].value;
+        } else {
+            pairs[kept++] = pairs[i];
+        }
+    }
+    return kept;
+}
+
 static int width_for(uint64_t value_max)
 {
     if (value_max < ((uint64_t)1 << 8))
@@ -110,17 +126,7 @@ static int wanted_pairs(PyObject *indices, PyObject *values, Pair *wanted, Py_ss
         if (p.value)
             wanted[n++] = p;
     }
-    qsort(wanted, (size_t)n, sizeof(Pair), by_index);
-    Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (kept && wanted[kept - 1].index == wanted[i].index) {
-            if (wanted[i].value > wanted[kept - 1].value)
-                wanted[kept - 1].value = wanted[i].value;
-        } else {
-            wanted[kept++] = wanted[i];
-        }
-    }
-    *unique = kept;
+    *unique = sorted_maxima(wanted, n);
     return 1;
 }
 
@@ -1231,8 +1237,54 @@ static PyObject *count_bits(PyObject *self, PyObject *const *args, Py_ssize_t na
     return PyLong_FromUnsignedLongLong(count);
 }
 
+PyDoc_STRVAR(join_packed_doc,
+             "join_packed(parts, /)\n"
+             "The join (element-wise max) of a list of packed sparse pairs: (the joined pairs,\n"
+             "packed with the narrowest width for their largest value; how many pairs the parts\n"
+             "held in all, duplicates counted). TypeError / ValueError for a part that is not\n"
+             "packed pairs.");
+
+static PyObject *join_packed(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 1 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "join_packed() takes one list of packed pairs");
+        return NULL;
+    }
+    PyObject *parts = args[0];
+    Py_ssize_t count = PyList_GET_SIZE(parts);
+    Py_ssize_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Packed p;
+        if (!packed_of(PyList_GET_ITEM(parts, i), &p))
+            return NULL;
+        total += p.count;
+    }
+    Pair *pairs = PyMem_Malloc((size_t)(total ? total : 1) * sizeof(Pair));
+    if (pairs == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Packed p;
+        packed_of(PyList_GET_ITEM(parts, i), &p); /* (checked above; the list is ours) */
+        for (Py_ssize_t j = 0; j < p.count; j++) {
+            uint64_t value = read_value(p.held + (Py_ssize_t)p.width * j, p.width);
+            if (value) {
+                pairs[n].index = read_index(p.bytes + 1 + 4 * j);
+                pairs[n++].value = value;
+            }
+        }
+    }
+    PyObject *joined = pack_pairs(pairs, sorted_maxima(pairs, n));
+    PyMem_Free(pairs);
+    if (joined == NULL)
+        return NULL;
+    return Py_BuildValue("(Nn)", joined, total);
+}
+
 static PyMethodDef methods[] = {
     {"count_bits", (PyCFunction)(void (*)(void))count_bits, METH_FASTCALL, count_bits_doc},
+    {"join_packed", (PyCFunction)(void (*)(void))join_packed, METH_FASTCALL, join_packed_doc},
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},
     {"window", (PyCFunction)(void (*)(void))window, METH_FASTCALL, window_doc},

@@ -69,3 +69,7 @@ def push_few(
 def count_bits(bits: object, low: int, high: int, /) -> int:
     """How many bits ``low <= i < high`` of a bitset buffer are set (bit ``i`` in byte
     ``i // 8``, bit ``i % 8``; none past the buffer)."""
+
+def join_packed(parts: list[bytes], /) -> tuple[bytes, int]:
+    """The join (element-wise max) of packed sparse pairs: ``(the joined pairs, packed at the
+    narrowest width; how many pairs the parts held in all, duplicates counted)``."""

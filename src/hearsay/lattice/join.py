@@ -23,8 +23,9 @@ from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
 __all__ = ["FEW_PAIRS", "join_deltas"]
 
 FEW_PAIRS: Final = 64
-"""Deltas of one epoch and schema holding at most this many pairs in all are joined as Python
-ints (a dict of maxima) instead of arrays."""
+"""Deltas of one epoch and schema with a dense slice among them, holding at most this many
+pairs in all, are joined as Python ints (a dict of maxima) instead of arrays (deltas whose
+slices are all sparse, most of them, are joined in C whatever their size)."""
 
 
 def join_deltas(deltas: list[Entry]) -> Entry:
@@ -56,6 +57,20 @@ def _join_run(run: list[Entry]) -> Entry:
         return run[0]
     first = run[0]
     expiry = max(delta.expiry for delta in run)
+    by_origin: dict[str, list[bytes]] = {}
+    for delta in run:
+        as_bytes = delta.packed_slices()  # (None: a dense slice, joined below)
+        if as_bytes is None:
+            break
+        for origin, held in as_bytes:
+            kept = by_origin.get(origin)
+            if kept is None:
+                by_origin[origin] = [held]
+            else:
+                kept.append(held)
+    else:  # every slice sparse (a write's delta, mostly): each origin's joined in C at once
+        joined = {origin: MaxVector.join_packed(held) for origin, held in by_origin.items()}
+        return Entry.holding(first.epoch, first.schema, expiry, joined)
     if sum(delta.pair_count() for delta in run) <= FEW_PAIRS:
         # A burst of small writes (INCRs, PFADDs of a member or two): the maxima in a dict,
         # no arrays and no byte unpacking (their fixed costs were most of this).

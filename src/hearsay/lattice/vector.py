@@ -68,8 +68,8 @@ _STRUCT_CODES: Final = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _WIDTH_BYTES: Final = {width: bytes((width,)) for width in _STRUCT_CODES}
 _FEW_PAIRS: Final = 8
 _FEW_JOINED: Final = 64
-"""Pairs joined as Python ints by :meth:`MaxVector.join_packed` (more: as arrays, whose five
-numpy calls cost about what sixty dict updates do)."""
+"""Pairs (in all, duplicates counted) up to which :meth:`MaxVector.join_packed` keeps its join
+sparse, as a delta is; past it the join takes the form :meth:`MaxVector.from_pairs` would."""
 _FEW_BITS: Final = 64
 """Python-int pairs set one by one into a bitset, up to this many (about 0.3 us each; the
 vectorised path costs about 15 us whatever the count): a single BF.ADD sets up to one bit per
@@ -1809,42 +1809,21 @@ class MaxVector:
     def join_packed(cls, packed: Sequence[bytes]) -> MaxVector:
         """The join of sparse vectors given by their packed pairs (:meth:`packed_pairs`).
 
-        A flush joins a hot key's deltas, one per client write since the last flush (a
-        thousand or more under load). A few pairs in all are joined as Python ints; more are
-        read as arrays, the bytes of each value width concatenated, and joined in one sort
-        (no Python loop over the pairs: ~1 us a delta, where one dict update a pair and a sort
-        of tuples cost ~20 us for a BF.ADD's 16 bits).
+        A flush joins a dirty key's deltas, one per client write since the last flush (a
+        thousand or more for a hot key; a few for each of a thousand keys written a few times
+        a flush), and a fold its stored delta rows: joined in C, one sort of every pair (the
+        Python ints and struct it replaced cost ~40 us a key for five BF.ADDs' deltas into a
+        windowed filter, a third of a node's CPU under BF.ADD over 1,000 such keys). A few
+        pairs in all stay sparse, as a delta is; more are held dense when that is smaller,
+        as :meth:`from_pairs` holds them.
         """
-        by_width: dict[int, tuple[list[bytes], list[bytes]]] = {}
-        total = 0
-        for pairs in packed:
-            width = pairs[0]
-            count = (len(pairs) - 1) // (4 + width)
-            if count:
-                index_parts, value_parts = by_width.setdefault(width, ([], []))
-                index_parts.append(pairs[1 : 1 + 4 * count])
-                value_parts.append(pairs[1 + 4 * count :])
-                total += count
-        if total <= _FEW_JOINED:
-            held: dict[int, int] = {}
-            for width, (index_parts, value_parts) in by_width.items():
-                code = _STRUCT_CODES[width]
-                for index_bytes, value_bytes in zip(index_parts, value_parts, strict=True):
-                    count = len(value_bytes) // width
-                    indices = struct.unpack(f"<{count}I", index_bytes)
-                    values = struct.unpack(f"<{count}{code}", value_bytes)
-                    for index, value in zip(indices, values, strict=True):
-                        if value > held.get(index, 0):
-                            held[index] = value
-            return cls._from_few(held)
-        index_arrays = [
-            np.frombuffer(b"".join(parts), dtype="<u4") for parts, _ in by_width.values()
-        ]
-        value_arrays = [
-            np.frombuffer(b"".join(parts), dtype=f"<u{width}").astype(np.uint64)
-            for width, (_, parts) in by_width.items()
-        ]
-        return cls.from_pairs(np.concatenate(index_arrays), np.concatenate(value_arrays))
+        joined, given = _sparse.join_packed(packed if type(packed) is list else list(packed))
+        vector = cls.of_packed(_EMPTY if len(joined) == 1 else joined)
+        if given > _FEW_JOINED:
+            vector._maybe_densify()
+            if vector._packed is _EMPTY:  # (turned dense: six bits if it can)
+                vector._compact()
+        return vector
 
     @classmethod
     def of_maxima(cls, pairs: dict[int, int]) -> MaxVector:
