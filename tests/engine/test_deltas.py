@@ -91,6 +91,28 @@ def test_a_put_drops_the_keys_delta_rows_and_a_fold_keeps_the_state(tmp_path: Pa
         store.check_integrity()
 
 
+def test_a_put_drops_delta_rows_whatever_batch_or_opening_wrote_them(tmp_path: Path) -> None:
+    """A put deletes its key's delta rows only where the store knows there may be some: rows
+    appended in the same batch as a put stay and go with the next put, rows found on disk
+    at opening go with the first, a fold leaves none behind to find."""
+    data = tmp_path / "data"
+    with SqliteStore(data) as store:
+        store.write_batch({}, deltas={b"k": [b"a"], b"j": [b"x"]})
+        store.write_batch({b"k": b"b"}, deltas={b"k": [b"c"]})  # the put first, then the row
+        assert [(row.key, row.blob) for row in store.load_deltas()] == [(b"j", b"x"), (b"k", b"c")]
+        store.write_batch({b"k": b"d"})
+        assert [row.key for row in store.load_deltas()] == [b"j"]
+        assert store.fold(b"j", union_fold) == 1
+        store.write_batch({}, deltas={b"j": [b"y"]})
+        store.write_batch({b"j": b"z", b"k": b"e"})
+        assert store.delta_count() == 0
+        store.write_batch({}, deltas={b"k": [b"f"]})
+    with SqliteStore(data) as store:  # rows left on disk, found at opening
+        store.write_batch({b"k": b"g"})
+        assert store.delta_count() == 0
+        assert loaded_union(store) == {b"j": b"z", b"k": b"g"}
+
+
 def test_big_batches_of_delta_rows_and_deletes_match_row_by_row_writes(tmp_path: Path) -> None:
     """Batches with UPSERT_MANY_FROM delta rows, puts or deletes or more are written by one
     statement each: every delta row reads back byte for byte, with a checksum that holds

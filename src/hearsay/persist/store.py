@@ -233,7 +233,11 @@ class SqliteStore:
         self._lock_fd: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._synchronous = "FULL"
-        self._has_deltas = True  # until the first look: a put then deletes no rows for nothing
+        self._delta_keys: set[bytes] | None = None
+        """Every key that may have delta rows (a superset; None until the first look): a put
+        deletes its key's delta rows only where there may be some. A flush's put of a
+        thousand keys spent a tenth of the writer thread's time looking for rows of keys
+        that never took any."""
         self._prepare_directory()
         self._lock_fd = self._acquire_dir_lock()
         try:
@@ -241,7 +245,7 @@ class SqliteStore:
             self._conn = self._connect()
             self.set_synchronous(synchronous)
             self._open_schema()
-            self._has_deltas = self.delta_count() > 0
+            self._delta_keys = self._keys_with_deltas()
         except BaseException:
             self._release()
             raise
@@ -511,15 +515,11 @@ class SqliteStore:
     def pending_deltas(self) -> dict[bytes, tuple[int, int]]:
         """``key -> (delta rows, their bytes)`` of every key with delta rows (the writer's
         starting point for deciding when to fold)."""
-        with self._lock:
-            conn = self._connection()
-            try:
-                rows = conn.execute(
-                    "SELECT key, count(*), sum(length(blob)) FROM deltas GROUP BY key"
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot read {self._path}: {exc}") from exc
+        rows = self._fetch_all("SELECT key, count(*), sum(length(blob)) FROM deltas GROUP BY key")
         return {bytes(key): (int(count), int(size or 0)) for key, count, size in rows}
+
+    def _keys_with_deltas(self) -> set[bytes]:
+        return {bytes(key) for (key,) in self._fetch_all("SELECT DISTINCT key FROM deltas")}
 
     def delta_count(self) -> int:
         """How many delta rows wait to be folded."""
@@ -608,13 +608,17 @@ class SqliteStore:
         return None if row is None else bytes(row[0])
 
     def meta_items(self) -> dict[str, bytes]:
+        rows = self._fetch_all("SELECT name, value FROM meta ORDER BY name")
+        return {str(name): bytes(value) for name, value in rows}
+
+    def _fetch_all(self, sql: str) -> list[tuple[Any, ...]]:
         with self._lock:
             conn = self._connection()
             try:
-                rows = conn.execute("SELECT name, value FROM meta ORDER BY name").fetchall()
+                rows: list[tuple[Any, ...]] = conn.execute(sql).fetchall()
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot read {self._path}: {exc}") from exc
-        return {str(name): bytes(value) for name, value in rows}
+        return rows
 
     def _fetch_one(self, sql: str, args: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
@@ -657,7 +661,6 @@ class SqliteStore:
         except TypeError as exc:  # not bytes: refused whole, as SQLite's CHECK would
             raise StorageError(f"cannot write {self._path}: {exc}") from exc
         deletes = [(key,) for key, blob in puts.items() if blob is None]
-        replaced = [(key,) for key in puts]
         meta_upserts: list[tuple[str, bytes]] = []
         meta_deletes: list[tuple[str]] = []
         for name, value in (meta or {}).items():
@@ -670,6 +673,13 @@ class SqliteStore:
         with self._lock:
             conn = self._connection()
             level = self._synchronous
+            delta_keys = self._delta_keys
+            if delta_keys is None:
+                replaced = [(key,) for key in puts]
+            else:
+                replaced = [(key,) for key in puts if key in delta_keys] if delta_keys else []
+                # (added before the commit: a superset whatever its outcome)
+                delta_keys.update(key for key, _, _ in appends)
             try:
                 if durable and level not in ("FULL", "EXTRA"):
                     conn.execute("PRAGMA synchronous = FULL")
@@ -683,21 +693,24 @@ class SqliteStore:
                             conn.execute(_DELETE_MANY, _keys_in_one(deletes))
                         elif deletes:
                             conn.executemany(_DELETE, deletes)
-                        if replaced and self._has_deltas:
+                        if replaced:
                             if len(replaced) >= UPSERT_MANY_FROM:
                                 conn.execute(_DELTAS_DELETE_MANY, _keys_in_one(replaced))
                             else:
                                 conn.executemany(_DELTAS_DELETE, replaced)
                         if len(appends) >= UPSERT_MANY_FROM:
                             conn.execute(_DELTA_INSERT_MANY, _rows_in_one(appends))
-                            self._has_deltas = True
                         elif appends:
                             conn.executemany(_DELTA_INSERT, appends)
-                            self._has_deltas = True
                         if meta_upserts:
                             conn.executemany(_META_UPSERT, meta_upserts)
                         if meta_deletes:
                             conn.executemany(_META_DELETE, meta_deletes)
+                    if delta_keys and replaced:  # committed: those keys' rows are gone
+                        appended = deltas or {}
+                        delta_keys.difference_update(
+                            key for (key,) in replaced if not appended.get(key)
+                        )
                 finally:
                     if durable and level not in ("FULL", "EXTRA"):
                         conn.execute(f"PRAGMA synchronous = {level}")
@@ -741,6 +754,8 @@ class SqliteStore:
                     conn.execute(
                         "DELETE FROM deltas WHERE key = ? AND seq <= ?", (key, int(rows[-1][0]))
                     )
+                if self._delta_keys is not None:  # (committed; no row came since: we hold the lock)
+                    self._delta_keys.discard(key)
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot fold in {self._path}: {exc}") from exc
         return len(rows)
