@@ -268,3 +268,19 @@ def test_bit_run_spans_the_first_to_the_last_set_byte(span: int, seed: int, shif
     for index in indices:
         expected[(index - start) >> 3] |= 1 << (index & 7)
     assert run.tobytes() == expected.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.integers(0, 1 << 20).map(lambda n: 8 * n))
+def test_bit_indices_in_c_are_the_set_bits_numbered_from_start(bits: bytes, start: int) -> None:
+    """A filter held as bits whose bit run is not its smallest form goes to disk and the wire
+    as pairs: the indices come from C, held to numpy's reading of the bits."""
+    expected = np.flatnonzero(np.unpackbits(np.frombuffer(bits, np.uint8), bitorder="little"))
+    got = _sparse.bit_indices(np.frombuffer(bits, np.uint8), start)
+    assert got == (expected + start).astype("<u4").tobytes()
+
+
+def test_bit_indices_refuse_indices_past_32_bits() -> None:
+    assert _sparse.bit_indices(b"\x80", (1 << 32) - 8) == ((1 << 32) - 1).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="past 2\\*\\*32"):
+        _sparse.bit_indices(b"\x00\x01", (1 << 32) - 8)

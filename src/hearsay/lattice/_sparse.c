@@ -1282,7 +1282,56 @@ static PyObject *join_packed(PyObject *self, PyObject *const *args, Py_ssize_t n
     return Py_BuildValue("(Nn)", joined, total);
 }
 
+PyDoc_STRVAR(bit_indices_doc,
+             "bit_indices(bits, start, /)\n"
+             "The set bits of a bitset buffer as little-endian uint32 indices, ascending (bit i\n"
+             "in byte i // 8, bit i % 8, numbered from `start`): the index half of the pairs\n"
+             "of a Bloom filter held as bits. ValueError past the 32-bit indices.");
+
+static PyObject *bit_indices(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "bit_indices() takes 2 positional arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    unsigned long long start = PyLong_AsUnsignedLongLong(args[1]);
+    if (start == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    const uint8_t *at = view.buf;
+    if (start + (uint64_t)view.len * 8 > (uint64_t)UINT32_MAX + 1) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "bit indices past 2**32");
+        return NULL;
+    }
+    uint64_t count = 0;
+    for (Py_ssize_t i = 0; i < view.len; i++)
+        count += (uint64_t)__builtin_popcount(at[i]);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    unsigned char *into = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < view.len; i++) {
+        unsigned byte = at[i];
+        while (byte) {
+            int bit = __builtin_ctz(byte);
+            write_index(into, start + 8 * (uint64_t)i + (uint64_t)bit);
+            into += 4;
+            byte &= byte - 1;
+        }
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"bit_indices", (PyCFunction)(void (*)(void))bit_indices, METH_FASTCALL, bit_indices_doc},
     {"count_bits", (PyCFunction)(void (*)(void))count_bits, METH_FASTCALL, count_bits_doc},
     {"join_packed", (PyCFunction)(void (*)(void))join_packed, METH_FASTCALL, join_packed_doc},
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},

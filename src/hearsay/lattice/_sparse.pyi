@@ -73,3 +73,7 @@ def count_bits(bits: object, low: int, high: int, /) -> int:
 def join_packed(parts: list[bytes], /) -> tuple[bytes, int]:
     """The join (element-wise max) of packed sparse pairs: ``(the joined pairs, packed at the
     narrowest width; how many pairs the parts held in all, duplicates counted)``."""
+
+def bit_indices(bits: object, start: int, /) -> bytes:
+    """The set bits of a bitset buffer as little-endian uint32 indices numbered from
+    ``start``, ascending (ValueError past 32-bit indices)."""

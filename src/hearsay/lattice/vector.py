@@ -1056,7 +1056,7 @@ class MaxVector:
             last = bits.size - 1 - int(np.argmax(held[::-1]))
         run = bits[first : last + 1]
         run.flags.writeable = False
-        return 8 * first, run, _popcount(run)
+        return 8 * first, run, _sparse.count_bits(run, 0, 8 * run.size)  # (numpy's: ~4x)
 
     def bits_above(self, other: MaxVector) -> MaxVector | None:
         """For two vectors held as bits: the bits set here and not in ``other`` (the pairs
