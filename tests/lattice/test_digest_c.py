@@ -14,7 +14,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hearsay.lattice._digest import xor_packed, xor_pairs
+from hearsay.lattice._digest import xor_bits, xor_packed, xor_pairs
 from hearsay.lattice.digest import ORIGIN_HASHES_MAX, origin_base, pair_hash_reference, pairs_hash
 from hearsay.lattice.vector import VALUE_MAX, MaxVector
 from tests.support.lattice_strategies import vectors
@@ -97,3 +97,20 @@ def test_the_origin_table_stays_bounded() -> None:
     from hearsay.lattice import digest
 
     assert len(digest._origin_hashes) <= ORIGIN_HASHES_MAX
+
+
+@given(bases, st.binary(max_size=200), st.integers(0, 1 << 20).map(lambda n: 8 * n))
+def test_xor_bits_is_the_reference_over_the_set_bits(base: int, bits: bytes, start: int) -> None:
+    """A Bloom filter held as bits is hashed from them: each set bit a pair of value 1."""
+    found = np.flatnonzero(np.unpackbits(np.frombuffer(bits, np.uint8), bitorder="little"))
+    expected = _reference(base, [(start + int(index), 1) for index in found])
+    assert xor_bits(base, np.frombuffer(bits, np.uint8), start) == expected
+    assert xor_bits(base, bits, start) == expected
+
+
+@given(bases, st.sets(st.integers(0, 4000), min_size=1, max_size=300))
+def test_pairs_hash_of_a_bits_vector_is_its_pairs_hash(base: int, ones: set[int]) -> None:
+    """Whatever form holds the ones (bits when they are dense enough), the same hash."""
+    vector = MaxVector.from_pairs(sorted(ones), [1] * len(ones))
+    sparse = MaxVector.of_maxima(dict.fromkeys(ones, 1))
+    assert pairs_hash(base, "o", vector) == pairs_hash(base, "o", sparse)

@@ -163,7 +163,40 @@ static PyObject *xor_packed(PyObject *module, PyObject *const *args, Py_ssize_t 
     return PyLong_FromUnsignedLongLong(acc);
 }
 
+PyDoc_STRVAR(xor_bits_doc,
+             "xor_bits(base, bits, start, /)\n"
+             "XOR of pair_hash(base, index, 1) over the set bits of a bitset buffer (bit i in\n"
+             "byte i // 8, bit i % 8, numbered from `start`): a vector held as bits, read\n"
+             "without building its pairs.");
+
+static PyObject *xor_bits(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Py_buffer view;
+    uint64_t base, start, acc = 0;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "xor_bits() takes 3 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (as_u64(args[0], &base) < 0 || as_u64(args[2], &start) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    for (Py_ssize_t i = 0; i < view.len; i++) {
+        unsigned byte = buf[i];
+        while (byte) {
+            acc ^= pair_hash(base, start + 8 * (uint64_t)i + (uint64_t)__builtin_ctz(byte), 1);
+            byte &= byte - 1;
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(acc);
+}
+
 static PyMethodDef methods[] = {
+    {"xor_bits", (PyCFunction)(void (*)(void))xor_bits, METH_FASTCALL, xor_bits_doc},
     {"xor_packed", (PyCFunction)(void (*)(void))xor_packed, METH_FASTCALL, xor_packed_doc},
     {"xor_pairs", (PyCFunction)(void (*)(void))xor_pairs, METH_FASTCALL, xor_pairs_doc},
     {NULL, NULL, 0, NULL},

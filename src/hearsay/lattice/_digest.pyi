@@ -10,3 +10,7 @@ def xor_pairs(
 
 def xor_packed(base: int, packed: bytes, /) -> int:
     """XOR of each pair's hash under ``base`` over a sparse vector's packed pairs."""
+
+def xor_bits(base: int, bits: object, start: int, /) -> int:
+    """XOR of each set bit's pair hash (value 1) under ``base``, bit ``i`` of the buffer
+    numbered ``start + i``."""

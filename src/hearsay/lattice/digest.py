@@ -20,7 +20,7 @@ from typing import Final
 
 import xxhash
 
-from hearsay.lattice._digest import xor_packed, xor_pairs
+from hearsay.lattice._digest import xor_bits, xor_packed, xor_pairs
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 
@@ -105,6 +105,10 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
         packed = vector.packed_pairs()
         if packed is not None:  # sparse: straight from its bytes
             acc ^= xor_packed(base, packed)
+            continue
+        bit_run = vector.bit_run()
+        if bit_run is not None:  # bits (a Bloom filter): straight from them, no pairs built
+            acc ^= xor_bits(base, bit_run[1], bit_run[0])
         else:
             indices, values = vector.pairs()
             acc ^= xor_pairs(base, indices, values)

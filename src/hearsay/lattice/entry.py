@@ -458,13 +458,18 @@ class Entry:
         else:
             self._body = vector.packed_pairs() or vector
 
-    def drop_slices(self, origins: Iterable[str]) -> None:
+    def drop_slices(self, origins: Iterable[str]) -> list[tuple[str, MaxVector]]:
         """Remove the named slices of an additive entry (a windowed key's dead time slices,
-        which every replica drops on its own: not a merge, see ``sketch/window.py``)."""
+        which every replica drops on its own: not a merge, see ``sketch/window.py``); returns
+        those it held, so the keyspace's hash changes by theirs alone."""
         body = self._body
+        dropped: list[tuple[str, MaxVector]] = []
         if isinstance(body, dict):
             for origin in origins:
-                body.pop(origin, None)
+                vector = body.pop(origin, None)
+                if vector is not None:
+                    dropped.append((origin, vector))
+        return dropped
 
     def outranks(self, other: Entry) -> bool:
         """True when this entry's (epoch, schema) is strictly above ``other``'s."""

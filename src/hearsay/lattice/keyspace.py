@@ -551,9 +551,11 @@ class Keyspace:
         entry = self._buckets[bucket_no].get(key)
         if entry is None or not origins:
             return
-        before = entry_hash(key, entry, seed)
-        entry.drop_slices(origins)
-        self._change(key, bucket_no, before ^ entry_hash(key, entry, seed))
+        change = 0  # (the header stays: the hash changes by the dropped pairs' alone)
+        for origin, vector in entry.drop_slices(origins):
+            change ^= pairs_hash(seed, origin, vector)
+        if change:
+            self._change(key, bucket_no, change)
 
     def _xor(self, bucket: int, change: int) -> None:
         self._bucket_hashes[bucket] ^= change
