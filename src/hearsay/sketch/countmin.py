@@ -385,12 +385,21 @@ def _summed_cells(
         ((name, vec),) = slices.items()
         held = vec.values_of(cells)  # (a slice's value is at most 2**64 - 1: no saturation)
         return held, held if name == origin else [0] * len(cells)
-    totals = own = [0] * len(cells)
-    for name, vec in slices.items():  # (sums in any order: saturated once, at the end)
+    if not slices:  # (a key no origin wrote yet)
+        zeros = [0] * len(cells)
+        return zeros, zeros
+    own = None
+    rows = []
+    for name, vec in slices.items():
         held = vec.values_of(cells)
+        rows.append(held)
         if name == origin:
             own = held
-        totals = [total + value for total, value in zip(totals, held, strict=True)]
+    # (sums in any order, column by column in C: a list per slice cost ~1.5 us a slice, a
+    # windowed key's ten live slices most of its CMS.INCRBY; saturated once, at the end)
+    totals = list(map(sum, zip(*rows, strict=True)))
+    if own is None:
+        own = [0] * len(cells)
     if max(totals) > _UINT64_MAX:
         totals = [min(total, _UINT64_MAX) for total in totals]
     return totals, own
