@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hearsay.lattice.entry import Entry, MergeResult
+from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.vector import MaxVector
 from hearsay.protocol.gossip.outbox import merge_delta
@@ -67,11 +67,13 @@ def test_a_windowed_delta_takes_the_fast_path_and_still_tells_the_sweep() -> Non
     """A peer's write to a windowed key (a few pairs in one time slice) merges as raw pairs
     too, and the sweep hook hears of it exactly as ``Keyspace.merge`` tells it."""
     schema = WindowedView(hll(), Window(6_000, 3)).schema
-    heard: dict[str, list[tuple[bytes, Entry]]] = {"fast": [], "general": []}
+    heard: dict[str, list[tuple[bytes, Schema, list[str]]]] = {"fast": [], "general": []}
     fast, general = _CountingMerges(), Keyspace()
     for name, keyspace in (("fast", fast), ("general", general)):
         keyspace.sliced_kinds = WINDOWED_KINDS
-        keyspace.watch_sliced = lambda key, delta, name=name: heard[name].append((key, delta))
+        keyspace.watch_sliced = lambda key, schema, names, name=name: heard[name].append(
+            (key, schema, names)
+        )
         keyspace.merge(b"w", Entry(0, schema, (0, 0), {"7": MaxVector.from_items([(3, 2)])}))
     for slice_name, pairs in (("7", [(3, 5), (9, 1)]), ("8", [(4, 2)]), ("8", [(4, 1)])):
         delta = Entry(0, schema, (0, 0), {slice_name: MaxVector.from_items(pairs)})
@@ -93,3 +95,24 @@ class _CountingMerges(Keyspace):
     def merge(self, key: bytes, delta: Entry) -> MergeResult:
         self.merges += 1
         return super().merge(key, delta)
+
+
+def test_a_windowed_few_pairs_item_merges_without_an_entry_and_tells_the_sweep() -> None:
+    """A receiver reads a peer's windowed write as its few pairs: it merges so (no entry
+    decoded around them) and the sweep hears of the slice, as a whole-entry merge tells it."""
+    schema = WindowedView(hll(), Window(6_000, 3)).schema
+    heard: list[tuple[bytes, Schema, list[str]]] = []
+    few, general = Keyspace(), Keyspace()
+    for keyspace in (few, general):
+        keyspace.sliced_kinds = WINDOWED_KINDS
+        keyspace.merge(b"w", Entry(0, schema, (0, 0), {"7": MaxVector.from_items([(3, 2)])}))
+    few.watch_sliced = lambda key, schema, names: heard.append((key, schema, names))
+    got = few.merge_few(b"w", (0, schema, (0, 0), "8", [4, 9], [2, 1]))
+    assert got is not None and got.delta is not None
+    want = general.merge(
+        b"w", Entry(0, schema, (0, 0), {"8": MaxVector.from_items([(4, 2), (9, 1)])})
+    )
+    assert got.delta == want.delta
+    assert few.entry(b"w") == general.entry(b"w")
+    assert few.key_hash(b"w") == general.key_hash(b"w")
+    assert heard == [(b"w", schema, ["8"])]

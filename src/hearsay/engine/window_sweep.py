@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from hearsay.base.errors import SketchParameterError
-from hearsay.lattice.entry import Entry, Schema
+from hearsay.lattice.entry import Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.sketch.views import view_as
 from hearsay.sketch.window import WINDOWED_KINDS, WindowedView
@@ -47,10 +47,10 @@ class SliceSweeper:
         """Windowed kinds this keyspace ever held: a command whose plain handler costs more
         than a look-up checks here before looking its key up (none: no look-up)."""
         keyspace.sliced_kinds = WINDOWED_KINDS
-        keyspace.watch_sliced = self._watch_delta
+        keyspace.watch_sliced = self._watch_merged
         for key, entry in keyspace.items():  # a keyspace loaded before the replica existed
             if entry.schema is not None and entry.schema.kind in WINDOWED_KINDS:
-                self._watch_delta(key, entry)
+                self._watch_merged(key, entry.schema, [name for name, _ in entry.slices()])
 
     @property
     def pending(self) -> int:
@@ -68,13 +68,11 @@ class SliceSweeper:
         if at >= 0:
             self.schedule(key, at)
 
-    def _watch_delta(self, key: bytes, delta: Entry) -> None:
-        schema = delta.schema
-        if schema is None:
-            return
+    def _watch_merged(self, key: bytes, schema: Schema, names: list[str]) -> None:
+        """A delta merged into windowed ``key`` raised slices ``names``: :meth:`watch`."""
         self.kinds_seen.add(schema.kind)
         try:
-            self.watch(key, schema, (name for name, _ in delta.slices()))
+            self.watch(key, schema, names)
         except SketchParameterError:
             return  # parameters no view accepts: the keyspace's admission decides about it
 

@@ -120,9 +120,11 @@ class Keyspace:
         self._epoch_max = 0
         """The highest epoch any entry took here (a flush's floor goes above it)."""
         self.sliced_kinds: frozenset[str] = frozenset()
-        self.watch_sliced: Callable[[bytes, Entry], None] | None = None
+        self.watch_sliced: Callable[[bytes, Schema, list[str]], None] | None = None
         """Told of every delta merged under a schema kind in :attr:`sliced_kinds` (windowed
-        keys, whose time slices die: the engine's sweep schedules them)."""
+        keys, whose time slices die: the engine's sweep schedules them), by its key, schema
+        and slice names (all the sweep needs: a replicated write is told without an entry
+        built around its pairs)."""
         self.departures = Departures()
         """When departed nodes left (their reserved keys' tombstones, as merged here): what
         the retired slices ``~t`` of additive keys cover (see :mod:`.retired`)."""
@@ -278,7 +280,7 @@ class Keyspace:
             return MergeResult(None)  # below the flush floor, or a tombstone purged here
         schema = delta.schema
         if schema is not None and schema.kind in self.sliced_kinds and self.watch_sliced:
-            self.watch_sliced(key, delta)
+            self.watch_sliced(key, schema, [name for name, _ in delta.slices()])
         seed = key_seed(key)
         bucket_no = seed & self._mask
         bucket = self._buckets[bucket_no]
@@ -626,8 +628,8 @@ class Keyspace:
         the very epoch, schema and expiry it carries: the pairs go in as a local write's do
         (no entry rebuilt around the grown vector, no whole-entry checks; ~40% of a merge).
         None: the key holds something else (or nothing), or the pairs need :meth:`merge`'s
-        rules (a departed node's slice, a windowed key's time slice without ``delta`` to tell
-        its sweep): merge the entry. Same state and same delta as :meth:`merge` of it.
+        rules (a departed node's slice): merge the entry. Same state and same delta as
+        :meth:`merge` of it, and the sweep of a windowed key told alike.
 
         One hash of the key and one look-up serve the checks and the growth: a receiver
         does this for every replicated write."""
@@ -646,9 +648,9 @@ class Keyspace:
             return None
         watch = self.watch_sliced
         if watch is not None and schema.kind in self.sliced_kinds:
-            if delta is None:
-                return None
-            watch(key, delta)  # (a windowed key's time slice: its sweep is told, as merge does)
+            # (a windowed key's time slice: its sweep is told, as merge does; a slice with no
+            # pairs is none of the delta's slices there)
+            watch(key, schema, [origin] if values else [])
         # (no expiry check: a peer's delta never expires the key here, as merge does not)
         return self._grow_held(key, seed, held, (origin, indices, values))
 
