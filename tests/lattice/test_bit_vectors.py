@@ -284,3 +284,6 @@ def test_bit_indices_refuse_indices_past_32_bits() -> None:
     assert _sparse.bit_indices(b"\x80", (1 << 32) - 8) == ((1 << 32) - 1).to_bytes(4, "little")
     with pytest.raises(ValueError, match="past 2\\*\\*32"):
         _sparse.bit_indices(b"\x00\x01", (1 << 32) - 8)
+    with pytest.raises(ValueError, match="past 2\\*\\*32"):
+        _sparse.bit_indices(b"\x01", (1 << 64) - 8)  # (no wrap-around of the bound)
+    assert _sparse.bit_indices(b"", 1 << 32) == b""

@@ -1303,7 +1303,8 @@ static PyObject *bit_indices(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
     const uint8_t *at = view.buf;
-    if (start + (uint64_t)view.len * 8 > (uint64_t)UINT32_MAX + 1) {
+    if (start > (uint64_t)UINT32_MAX + 1 ||
+        (uint64_t)view.len > ((uint64_t)UINT32_MAX + 1 - start) / 8) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_ValueError, "bit indices past 2**32");
         return NULL;
