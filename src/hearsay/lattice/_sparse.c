@@ -1193,23 +1193,32 @@ PyDoc_STRVAR(count_bits_doc,
              "How many bits low <= i < high of a bitset buffer are set (bit i in byte i // 8,\n"
              "bit i % 8; none past the buffer).");
 
+/* count_bits' and bit_indices' arguments: a bitset buffer (the caller releases `view`), then
+ * `want - 1` unsigned 64-bit ints into `ints`; 0 with an exception set when they are not. */
+static int bitset_args(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                       Py_ssize_t want, unsigned long long *ints, Py_buffer *view)
+{
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd positional arguments, got %zd", name,
+                     want, nargs);
+        return 0;
+    }
+    for (Py_ssize_t i = 1; i < want; i++) {
+        ints[i - 1] = PyLong_AsUnsignedLongLong(args[i]);
+        if (ints[i - 1] == (unsigned long long)-1 && PyErr_Occurred())
+            return 0;
+    }
+    return PyObject_GetBuffer(args[0], view, PyBUF_C_CONTIGUOUS) == 0;
+}
+
 static PyObject *count_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "count_bits() takes 3 positional arguments, got %zd",
-                     nargs);
-        return NULL;
-    }
-    unsigned long long low = PyLong_AsUnsignedLongLong(args[1]);
-    if (low == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
-    unsigned long long high = PyLong_AsUnsignedLongLong(args[2]);
-    if (high == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
+    unsigned long long ends[2];
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
+    if (!bitset_args("count_bits", args, nargs, 3, ends, &view))
         return NULL;
+    unsigned long long low = ends[0], high = ends[1];
     const uint8_t *at = view.buf;
     uint64_t limit = (uint64_t)view.len * 8;
     if (high > limit)
@@ -1291,16 +1300,9 @@ PyDoc_STRVAR(bit_indices_doc,
 static PyObject *bit_indices(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "bit_indices() takes 2 positional arguments, got %zd",
-                     nargs);
-        return NULL;
-    }
-    unsigned long long start = PyLong_AsUnsignedLongLong(args[1]);
-    if (start == (unsigned long long)-1 && PyErr_Occurred())
-        return NULL;
+    unsigned long long start;
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_C_CONTIGUOUS) < 0)
+    if (!bitset_args("bit_indices", args, nargs, 2, &start, &view))
         return NULL;
     const uint8_t *at = view.buf;
     if (start > (uint64_t)UINT32_MAX + 1 ||

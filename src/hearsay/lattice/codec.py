@@ -70,12 +70,12 @@ def _slice_to_wire(origin: str, vector: MaxVector) -> list[Any]:
     bit_run = vector.bit_run()
     if bit_run is not None:  # values all 1, held as bits: its bytes as they lie in memory
         start, run, count = bit_run
-        if run.size < count * 5:  # (the choice below: a bit run is the smallest)
+        if run.size < count * (4 + width):  # (the choice below: a bit run is the smallest)
             return [origin, 0, start, run.tobytes()]
         # Else its pairs: no run of a byte a slot is smaller than the bit run, so the dense
         # run's unpacking (a windowed filter's young slices, at each flush) would be for
-        # nothing; the indices are read off the bits in C.
-        return [origin, 1, _sparse.bit_indices(run, start), b"\x01" * count]
+        # nothing; the indices are read off the bits in C, every value a one-byte 1.
+        return [origin, width, _sparse.bit_indices(run, start), b"\x01" * count]
     dense_run = vector.dense_run()
     if dense_run is not None:  # a dense vector: its run as it lies in memory, no pairs built
         start, slots, count = dense_run

@@ -109,9 +109,9 @@ def pairs_hash(seed: int, origin: str, *vectors: MaxVector) -> int:
         bit_run = vector.bit_run()
         if bit_run is not None:  # bits (a Bloom filter): straight from them, no pairs built
             acc ^= xor_bits(base, bit_run[1], bit_run[0])
-        else:
-            indices, values = vector.pairs()
-            acc ^= xor_pairs(base, indices, values)
+            continue
+        indices, values = vector.pairs()
+        acc ^= xor_pairs(base, indices, values)
     return acc
 
 

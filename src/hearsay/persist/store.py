@@ -674,11 +674,8 @@ class SqliteStore:
             conn = self._connection()
             level = self._synchronous
             delta_keys = self._delta_keys
-            if delta_keys is None:
-                replaced = [(key,) for key in puts]
-            else:
-                replaced = [(key,) for key in puts if key in delta_keys] if delta_keys else []
-                # (added before the commit: a superset whatever its outcome)
+            replaced = [(key,) for key in puts if delta_keys is None or key in delta_keys]
+            if delta_keys is not None:  # (added before the commit: a superset whatever comes)
                 delta_keys.update(key for key, _, _ in appends)
             try:
                 if durable and level not in ("FULL", "EXTRA"):
