@@ -62,8 +62,13 @@ typecheck: .make-stamp-test
 layers: .make-stamp-test
 	$(BIN)/lint-imports
 
+# The default suite on PYTEST_WORKERS processes (pytest-xdist): about half its serial time on
+# 2 cores (the suite waits on real nodes, sockets and disks as much as it computes). Every test
+# is independent of the others: nodes take kernel-chosen ports, data lives in per-test tmp
+# directories. PYTEST_WORKERS=0 runs it serially in one process.
+PYTEST_WORKERS ?= 2
 pytest: .make-stamp-test
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 test: lint typecheck layers pytest
 
