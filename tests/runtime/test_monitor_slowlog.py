@@ -15,6 +15,7 @@ import redis
 from hearsay.resp.observer import MONITOR_BACKLOG_BYTES_MAX
 from tests.support.interrupt import with_default_sigint
 from tests.support.nodes import NodeProcess, split_address, start_node
+from tests.support.scrape import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +82,39 @@ def test_monitor_shows_each_call_of_a_pipelined_run_once(node: NodeProcess) -> N
             assert len(seen) < 50, seen
     runs = [line for line in seen if line.startswith("INCRBY mon:run")]
     assert runs == ["INCRBY mon:run 1", "INCRBY mon:run x", "INCRBY mon:run 2"], seen
+
+
+def test_a_pipeline_over_many_keys_is_answered_shown_and_counted_call_by_call(
+    node: NodeProcess,
+) -> None:
+    """INCRs over changing keys run as one batch (``CommandRegistry.calls_at``): each call
+    still gets its own reply (a wrong type among them its error), is shown to a monitor once,
+    in order, and is counted (calls and errors) in /metrics."""
+    watcher = _client(node)
+    other = _client(node)
+    other.pfadd("mon:batch:hll", "a")
+    keys = ["mon:batch:1", "mon:batch:2", "mon:batch:hll", "mon:batch:3", "mon:batch:1"]
+    before = scrape(node)
+    with watcher.monitor() as monitor:
+        pipe = other.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("INCR", key)  # (redis-py's incr sends INCRBY)
+        pipe.ping()
+        replies = pipe.execute(raise_on_error=False)
+        seen: list[str] = []
+        while not seen or seen[-1] != "PING":  # bounded by the socket timeout
+            seen.append(monitor.next_command()["command"])
+            assert len(seen) < 50, seen
+    assert replies[:2] == [1, 1] and replies[3:] == [1, 2, True], replies
+    assert isinstance(replies[2], redis.ResponseError)
+    assert [line for line in seen if line.startswith("INCR ")] == [f"INCR {k}" for k in keys]
+    after = scrape(node)
+    for sample, grew in (
+        ("hearsay_command_calls_total", len(keys)),
+        ("hearsay_command_errors_total", 1),
+    ):
+        was = value(before, sample, missing=0.0, command="incr")
+        assert value(after, sample, command="incr") == was + grew
 
 
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is installed by make")

@@ -488,8 +488,9 @@ class Replica:
         return reply
 
     def execute_run(self, session: Session, run: list[list[bytes]], now_ms: int) -> list[object]:
-        """Run a run of calls of one command on one key at once (the command table's
-        ``run_at`` finds them): their replies, exactly as :meth:`execute` one by one."""
+        """Run a run of calls of one command on one key at once, or a batch of one command
+        over changing keys (the command table's ``run_at`` and ``calls_at`` find them): their
+        replies, exactly as :meth:`execute` one by one."""
         commands = self.commands
         assert commands is not None, "execute needs the command table given at construction"
         session.now_ms = now_ms

@@ -511,6 +511,40 @@ class CommandRegistry:
             end += 1
         return end - start if end - start > 1 else 0
 
+    def calls_at(self, commands: list[list[bytes]], start: int) -> int:
+        """How many calls from ``start`` on form a batch of one command over changing keys.
+
+        A batch is two or more consecutive calls of a command that has a run handler, spelled
+        the same, each with the command's arity, each on another key than the call before it
+        (a pipeline of INCRs over many counters); 0 when there is none at ``start``. It ends
+        before two calls on one key, where :meth:`run_at` finds a run. Its calls run one by one
+        as :meth:`dispatch` runs them, but checked, timed and answered once for the batch.
+        """
+        if len(commands) - start < 2:
+            return 0
+        first = commands[start]
+        if len(first) < 2 or not self.may_run(first):
+            return 0
+        name = first[0]
+        arity = self._commands[name].arity
+        exact = arity if arity > 0 else 0  # 0: at least -arity (>= 2) arguments
+        least = -arity
+        previous_key = first[1]
+        end = start + 1
+        stop = len(commands)
+        while end < stop:  # bounded by the pipeline's length
+            other = commands[end]
+            if len(other) < 2 or other[0] != name:
+                break
+            if len(other) != exact if exact else len(other) < least:
+                break
+            if other[1] == previous_key:  # a run starts at the call before: run_at's
+                end -= 1
+                break
+            previous_key = other[1]
+            end += 1
+        return end - start if end - start > 1 else 0
+
     def may_run(self, args: list[bytes]) -> bool:
         """Whether ``args`` may start a run: a call, with its command's arity, of a command
         that has a run handler (spelled as the run's other calls must spell it)."""
@@ -523,16 +557,19 @@ class CommandRegistry:
         return len(args) == arity if arity > 0 else len(args) >= -arity
 
     def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
-        """The replies of a run found by :meth:`run_at`, as :meth:`dispatch` gives them."""
+        """The replies of a run found by :meth:`run_at` or a batch found by :meth:`calls_at`,
+        as :meth:`dispatch` gives them."""
         spec = self._commands[run[0][0]]
         handler = spec.run_handler
-        assert handler is not None, "run_at only finds commands with a run handler"
+        assert handler is not None, "run_at and calls_at only find commands with a run handler"
         if not ctx.authenticated and not spec.no_auth:
             return [ErrorReply(messages.NOAUTH)] * len(run)
         refusal = _storage_refusal(ctx, spec)
         if refusal is not None:
             return [refusal] * len(run)
         ctx.last_command = spec.full_name
+        if len(run) > 1 and run[1][1] != run[0][1]:  # (a run's calls share their key)
+            return self._dispatch_calls(ctx, spec, run)
         try:
             return handler(ctx, run)
         except CommandError as exc:
@@ -541,6 +578,27 @@ class CommandRegistry:
             return [spec.error_reply(exc)] * len(run)
         except Exception as exc:  # a bug: the client still gets a reply, the node lives on
             return [self.internal_error(spec.full_name, exc)] * len(run)
+
+    def _dispatch_calls(
+        self, ctx: ClientContext, spec: CommandSpec, calls: list[list[bytes]]
+    ) -> list[Reply]:
+        """A batch of :meth:`calls_at`: each call's handler in turn, as :meth:`_run` runs it
+        once the checks every call of the batch shares (name, arity, auth, the disk) passed."""
+        handler = spec.handler
+        assert handler is not None, "a command with a run handler has a handler"
+        replies: list[Reply] = []
+        for args in calls:  # bounded by the batch's length
+            try:
+                reply = handler(ctx, args)
+            except CommandError as exc:
+                reply = ErrorReply(exc.message)
+            except HearsayError as exc:
+                reply = spec.error_reply(exc)
+            except Exception as exc:  # a bug: the client still gets a reply, the node lives on
+                reply = self.internal_error(spec.full_name, exc)
+            assert not isinstance(reply, WaitForAcks), "a command with a run handler never waits"
+            replies.append(reply)
+        return replies
 
     def dispatch_each(self, ctx: ClientContext, calls: list[list[bytes]]) -> list[Reply]:
         """The replies of ``calls`` dispatched one after another: what a run handler answers

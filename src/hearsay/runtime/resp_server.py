@@ -548,9 +548,14 @@ class RespConnection(asyncio.Protocol):
                     self.commands_processed -= count - at
                     self._hold(commands, at, (throttled_until_ms - now_ms) / 1000)
                     break
-            # A run answers many calls at once: never between MULTI and EXEC (they queue), and
-            # at most RUN_CALLS_MAX calls, so back-pressure is checked between runs too.
-            run = registry.run_at(commands, at) if count - at > 1 and ctx.transaction is None else 0
+            # A run answers many calls at once (one command to one key, or one command over
+            # changing keys): never between MULTI and EXEC (they queue), and at most
+            # RUN_CALLS_MAX calls, so back-pressure is checked between runs too.
+            run = (
+                registry.run_at(commands, at) or registry.calls_at(commands, at)
+                if count - at > 1 and ctx.transaction is None
+                else 0
+            )
             if run:
                 run = min(run, RUN_CALLS_MAX)
                 run_replies = replica.execute_run(ctx, commands[at : at + run], now_ms)

@@ -42,7 +42,7 @@ def install_vector_commands(registry: CommandRegistry) -> None:
         return vector.vmax(db_of(ctx), args[1], indices, values, ctx.now_ms)
 
     @registry.command("VGET", arity=2, flags=("readonly", "fast"), first_key=1, last_key=1,
-                      step=1, group=group,
+                      step=1, group=group, run=registry.repeated_reads,
                       summary="hearsay: a vignette vector as a flat array index, value, ... by "
                       "index.")  # fmt: skip
     def vget(ctx: ClientContext, args: list[bytes]) -> Reply:
