@@ -87,6 +87,33 @@ def test_a_bad_call_in_a_run_gets_its_own_error_and_the_others_their_replies(
 
 
 @pytest.mark.integration
+def test_clients_over_many_keys_run_as_one_batch_each_answered_as_alone(
+    node: NodeProcess,
+) -> None:
+    """INCRs of many clients, each on its own key (one already counts, one holds an HLL;
+    a few clients share a key), half of the clients on RESP3: the calls alone on their key
+    run as one batch, the shared key as a run, and each client gets its own reply."""
+    with node.client() as client:
+        client.incrby("spread:5", 41)
+        client.pfadd("spread:9", "a")
+    keys = [f"spread:{i}" for i in range(CLIENTS)]
+    keys[30:34] = ["spread:shared"] * 4
+    before = coalesced(node)
+    half = CLIENTS // 2
+    with clients(node, CLIENTS, resp3=half) as socks:
+        send_together(node, socks, [command("INCR", key) for key in keys])
+        raws = [read_raw(sock, 1)[1] for sock in socks]
+    expected = [b":1\r\n"] * CLIENTS
+    expected[5] = b":42\r\n"
+    expected[9] = b"-ERR value is not an integer or out of range\r\n"  # (an HLL: as Redis)
+    assert raws[:30] + raws[34:] == expected[:30] + expected[34:]
+    assert sorted(raws[30:34]) == [b":1\r\n", b":2\r\n", b":3\r\n", b":4\r\n"]
+    assert coalesced(node) - before == CLIENTS
+    with node.client() as client:
+        assert client.get("spread:0") == b"1" and client.get("spread:shared") == b"4"
+
+
+@pytest.mark.integration
 def test_a_client_that_half_closed_gets_its_reply_from_a_run(node: NodeProcess) -> None:
     with clients(node, CLIENTS) as socks:
         stop(node)

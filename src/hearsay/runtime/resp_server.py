@@ -250,8 +250,9 @@ class _Coalescer:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Run every waiting command: runs of one command on one key together, the rest one
-        by one, in order of first arrival; then write the replies."""
+        """Run every waiting command, in order of first arrival: runs of one command on one
+        key together, and the calls of one command on keys no other call shares as one batch
+        (``CommandRegistry.calls_at``'s, of several clients); then write the replies."""
         self._scheduled = False
         entries, self._entries = self._entries, []
         if not entries:
@@ -267,9 +268,18 @@ class _Coalescer:
                 groups[group] = [entry]
             else:
                 members.append(entry)
+        # A key's run stays one unit; the calls alone on their key join their command's batch
+        # (many clients over many keys: most calls are alone on their key).
+        units: dict[tuple[bytes, bytes | None, int, int], list[tuple[RespConnection, list[bytes]]]]
+        units = {}
+        for (name, key, protocol, db_index), members in groups.items():
+            if len(members) > 1:
+                units[(name, key, protocol, db_index)] = members
+            else:  # (None: no key's run)
+                units.setdefault((name, None, protocol, db_index), []).append(members[0])
         now_ms = unix_ms()  # (they arrived together)
-        for members in groups.values():
-            if len(members) == 1:  # (many clients over many keys: most calls run alone)
+        for members in units.values():
+            if len(members) == 1:
                 try:
                     self._run_one(members[0][0], members[0][1], now_ms)
                 except Exception as exc:  # a bug: the client still gets a reply
@@ -323,9 +333,11 @@ class _Coalescer:
             observer.ran(ctx, [args], elapsed_ns, time.time_ns() // 1000)
 
     def _run(self, chunk: list[tuple[RespConnection, list[bytes]]], now_ms: int) -> None:
-        """One run of clients' calls (or one call alone), each client answered in its own
-        protocol. Only the work a reply needs here: nothing waits (no gate, no durability),
-        and the gossip is pumped and the replies written once for the whole flush."""
+        """One run of clients' calls to one key, or one batch of their calls over changing
+        keys (run with the first client's context, as one client's pipeline would be), each
+        client answered in its own protocol. Only the work a reply needs here: nothing waits
+        (no gate, no durability), and the gossip is pumped and the replies written once for
+        the whole flush."""
         server = self._server
         registry = server.registry
         replica = server.replica
