@@ -79,6 +79,9 @@ a write whose key stays under the cap by that much is admitted without looking c
 
 KEY_HASHES_MAX: Final = 1 << 16
 """Keys whose content hash :class:`Keyspace` keeps (digests name recently written keys)."""
+SCHEDULE_SLACK: Final = 1024
+"""Stale items a deadline or tombstone heap may hold beyond its valid ones before it is rebuilt
+(with twice its valid count: see ``Keyspace._track_deadline``)."""
 
 
 class Keyspace:
@@ -108,6 +111,10 @@ class Keyspace:
         """A lazy min-heap of (deadline_ms, key); stale items are skipped when popped."""
         self._tombstones: list[tuple[int, bytes]] = []
         """A lazy min-heap of (epoch, key) of tombstones, for :meth:`purge_tombstones`."""
+        self._rebuild_at = [SCHEDULE_SLACK, SCHEDULE_SLACK]
+        """Sizes the deadline and tombstone heaps are rebuilt past at the earliest (twice what
+        the last rebuild kept: geometric, whatever the counts of expiring keys and tombstones
+        say)."""
         self._purged_before = 0
         """Tombstones with an epoch below this were purged: such tombstones are refused."""
         self._floor_ms = 0
@@ -361,6 +368,7 @@ class Keyspace:
         self._live = self._stored = self._expiring = 0
         self._deadlines = []
         self._tombstones = []
+        self._rebuild_at = [SCHEDULE_SLACK, SCHEDULE_SLACK]
         self._floor_ms = floor.epoch
         self.departures.forget_all()  # (their keys are condemned: survivors are learned again)
         self._epoch_max = max(self._epoch_max, floor.epoch)
@@ -570,11 +578,55 @@ class Keyspace:
             self._key_hashes[key] = cached ^ change
 
     def _track_deadline(self, key: bytes, entry: Entry) -> None:
-        """Remember when ``key`` (just changed to ``entry``) expires, or that it is a tombstone."""
+        """Remember when ``key`` (just changed to ``entry``) expires, or that it is a tombstone.
+
+        Both heaps are lazy: an item goes stale when its key changes again, and is skipped
+        when popped. A key re-expired again and again (EXPIRE key 100000 in a loop: each call
+        a later deadline) would pile up stale items until their far deadlines pass, so a heap
+        grown past twice what it can validly hold (plus :data:`SCHEDULE_SLACK`), and past twice
+        what its last rebuild kept, is rebuilt from its valid items: amortised O(1) a change,
+        memory bounded by the keys."""
         if entry.schema is None:
-            heapq.heappush(self._tombstones, (entry.epoch, key))
+            heap = self._tombstones
+            heapq.heappush(heap, (entry.epoch, key))
+            valid_max = self._stored - self._live
+            if len(heap) > 2 * valid_max + SCHEDULE_SLACK and len(heap) > self._rebuild_at[1]:
+                self._tombstones = heap = self._valid_items(heap, tombstones=True)
+                self._rebuild_at[1] = 2 * len(heap) + SCHEDULE_SLACK
         elif entry.expiry[1]:
-            heapq.heappush(self._deadlines, (entry.expiry[1], key))
+            heap = self._deadlines
+            heapq.heappush(heap, (entry.expiry[1], key))
+            if len(heap) > 2 * self._expiring + SCHEDULE_SLACK and len(heap) > self._rebuild_at[0]:
+                self._deadlines = heap = self._valid_items(heap, tombstones=False)
+                self._rebuild_at[0] = 2 * len(heap) + SCHEDULE_SLACK
+
+    def _valid_items(
+        self, heap: list[tuple[int, bytes]], *, tombstones: bool
+    ) -> list[tuple[int, bytes]]:
+        """The items of a deadline heap (``tombstones=False``) or of the tombstone heap that
+        :meth:`expire_due` / :meth:`purge_tombstones` would act on, once each, as a heap."""
+        valid: set[tuple[int, bytes]] = set()
+        buckets, mask = self._buckets, self._mask
+        for item in heap:  # bounded by the heap, rebuilt once it doubled past its valid items
+            when, key = item
+            # (not entry(): a condemned entry rescued later is tracked again as it comes back,
+            # and a rescue now would push onto the heap being read)
+            held = buckets[key_seed(key) & mask].get(key)
+            if held is None:
+                continue
+            if tombstones:
+                if held.schema is None and held.epoch == when:
+                    valid.add(item)
+            elif held.schema is not None and held.expiry[1] == when:
+                valid.add(item)
+        rebuilt = list(valid)
+        heapq.heapify(rebuilt)
+        return rebuilt
+
+    @property
+    def scheduled(self) -> tuple[int, int]:
+        """Items in the deadline heap and in the tombstone heap, stale ones included."""
+        return len(self._deadlines), len(self._tombstones)
 
     # -- local writes ---------------------------------------------------------------------------
 
