@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hearsay.base.errors import BoundsError, TooLargeError, WrongTypeError
-from hearsay.lattice.digest import entry_hash, key_seed, packed_change, pairs_hash
+from hearsay.lattice.digest import entry_hash, header_hash, key_seed, packed_change, pairs_hash
 from hearsay.lattice.entry import NO_EXPIRY, Entry, FewPairsDelta, MergeResult, Schema
 from hearsay.lattice.limits import KeyLimits
 from hearsay.lattice.retired import (
@@ -775,8 +775,22 @@ class Keyspace:
             return self.delete(key, now_ms)
         if deadline_ms == entry.expiry[1]:
             return MergeResult(None)
-        stamp = max(now_ms, entry.expiry[0] + 1)
-        return self.merge(key, Entry(entry.epoch, entry.schema, (stamp, deadline_ms)))
+        # What merge() of Entry(epoch, schema, (stamp, deadline_ms)) does to the live entry
+        # (its expiry rises: the stamp is above the held one; no slice, no cap, no sweep to
+        # tell), without merge's general checks and slice walks (~40% of an EXPIRE).
+        old_expiry = entry.expiry
+        new_expiry = (max(now_ms, old_expiry[0] + 1), deadline_ms)
+        seed = key_seed(key)
+        before = header_hash(seed, entry)
+        was_expiring = _expiring(entry)
+        entry.expiry = new_expiry
+        self._change(key, seed & self._mask, before ^ header_hash(seed, entry))
+        self._expiring += _expiring(entry) - was_expiring
+        self._track_deadline(key, entry)
+        return MergeResult(
+            Entry(entry.epoch, entry.schema, new_expiry),
+            previous=Entry(entry.epoch, entry.schema, old_expiry),
+        )
 
     # -- expiry ---------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from hearsay.resp.replies import OK, Reply, SimpleString
 from hearsay.sketch.schemas import KIND_COUNTER
 
 _EXPIRE_UNITS_MS: Final = {b"EXPIRE": 1000, b"PEXPIRE": 1, b"EXPIREAT": 1000, b"PEXPIREAT": 1}
+_EXPIRE_OPTIONS: Final = frozenset({b"NX", b"XX", b"GT", b"LT"})
 _ABSOLUTE: Final = frozenset({b"EXPIREAT", b"PEXPIREAT"})
 _INT64_MAX: Final = (1 << 63) - 1
 _OBJECT_HELP: Final = (
@@ -140,9 +141,11 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def expire_generic(ctx: ClientContext, args: list[bytes]) -> Reply:
         command = args[0].upper()
         amount = integer_arg(args[2])
-        options = {arg.upper() for arg in args[3:]}
-        if not options <= {b"NX", b"XX", b"GT", b"LT"} or len(args) > 4:
-            raise CommandError(messages.SYNTAX_ERROR)
+        option = None
+        if len(args) > 3:  # (at most one option, as Redis 7's EXPIRE)
+            option = args[3].upper()
+            if len(args) > 4 or option not in _EXPIRE_OPTIONS:
+                raise CommandError(messages.SYNTAX_ERROR)
         unit = _EXPIRE_UNITS_MS[command]
         if abs(amount) > _INT64_MAX // unit:
             raise CommandError(messages.invalid_expire_time(command.decode().lower()))
@@ -154,7 +157,6 @@ def install_key_commands(registry: CommandRegistry) -> None:
         if entry is None:
             return 0
         current = entry.deadline_ms
-        option = next(iter(options), None)
         if (
             (option == b"NX" and current)
             or (option == b"XX" and not current)
