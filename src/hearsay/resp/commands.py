@@ -496,17 +496,15 @@ class CommandRegistry:
             return 0
         if not self.may_run(first):
             return 0
-        spec = self._commands[first[0]]
+        arity = self._commands[first[0]].arity
         name, key = first[0], first[1]
-        exact = spec.arity if spec.arity > 0 else 0  # 0: at least -arity (>= 2) arguments
-        least = -spec.arity
         end = start + 1
         stop = len(commands)
         while end < stop:  # bounded by the pipeline's length
             other = commands[end]
             if len(other) < 2 or other[1] != key or other[0] != name:
                 break
-            if len(other) != exact if exact else len(other) < least:
+            if not _fits_arity(arity, len(other)):
                 break
             end += 1
         return end - start if end - start > 1 else 0
@@ -527,16 +525,12 @@ class CommandRegistry:
             return 0
         name = first[0]
         arity = self._commands[name].arity
-        exact = arity if arity > 0 else 0  # 0: at least -arity (>= 2) arguments
-        least = -arity
         previous_key = first[1]
         end = start + 1
         stop = len(commands)
         while end < stop:  # bounded by the pipeline's length
             other = commands[end]
-            if len(other) < 2 or other[0] != name:
-                break
-            if len(other) != exact if exact else len(other) < least:
+            if len(other) < 2 or other[0] != name or not _fits_arity(arity, len(other)):
                 break
             if other[1] == previous_key:  # a run starts at the call before: run_at's
                 end -= 1
@@ -554,7 +548,7 @@ class CommandRegistry:
         if spec is None or spec.run_handler is None:
             return False
         arity = spec.arity
-        return len(args) == arity if arity > 0 else len(args) >= -arity
+        return _fits_arity(arity, len(args))
 
     def dispatch_run(self, ctx: ClientContext, run: list[list[bytes]]) -> list[Reply]:
         """The replies of a run found by :meth:`run_at` or a batch found by :meth:`calls_at`,
@@ -588,14 +582,7 @@ class CommandRegistry:
         assert handler is not None, "a command with a run handler has a handler"
         replies: list[Reply] = []
         for args in calls:  # bounded by the batch's length
-            try:
-                reply = handler(ctx, args)
-            except CommandError as exc:
-                reply = ErrorReply(exc.message)
-            except HearsayError as exc:
-                reply = spec.error_reply(exc)
-            except Exception as exc:  # a bug: the client still gets a reply, the node lives on
-                reply = self.internal_error(spec.full_name, exc)
+            reply = self._call(ctx, spec, handler, args)
             assert not isinstance(reply, WaitForAcks), "a command with a run handler never waits"
             replies.append(reply)
         return replies
@@ -716,6 +703,13 @@ class CommandRegistry:
         if refusal is not None:
             return refusal
         ctx.last_command = spec.full_name
+        return self._call(ctx, spec, handler, args)
+
+    def _call(
+        self, ctx: ClientContext, spec: CommandSpec, handler: Handler, args: list[bytes]
+    ) -> Reply | WaitForAcks:
+        """``handler`` of ``spec`` on ``args``, its exceptions turned into their replies (see
+        :meth:`_run`)."""
         try:
             return handler(ctx, args)
         except CommandError as exc:
@@ -747,12 +741,17 @@ _NOT_IN_TRANSACTION: Final = frozenset({"WAIT"})
 there; a WAIT queued in a transaction could never hold the transaction's reply)."""
 
 
+def _fits_arity(arity: int, argc: int) -> bool:
+    """Whether ``argc`` arguments (the name included) fit a command's ``arity``: exactly that
+    many when positive, at least ``-arity`` when negative (Redis's convention)."""
+    return argc == arity if arity > 0 else argc >= -arity
+
+
 def _arity_or_auth_refusal(
     ctx: ClientContext, spec: CommandSpec, args: list[bytes]
 ) -> ErrorReply | None:
     """The wrong-arity or NOAUTH error for ``args``, checked in Redis's order, or None."""
-    arity = spec.arity
-    if len(args) != arity if arity > 0 else len(args) < -arity:
+    if not _fits_arity(spec.arity, len(args)):
         return ErrorReply(messages.wrong_number_of_args(spec.full_name))
     if not ctx.authenticated and not spec.no_auth:
         return ErrorReply(messages.NOAUTH)
