@@ -6,26 +6,35 @@ a copy. Deletes make it non-monotone, so it cannot be one shared max-vector. Her
 own slice, the running number of adds (slot ``2 p``) and of deletes (slot ``2 p + 1``) of
 fingerprint-pair ``p = base(sub) + bucket * 256 + fingerprint``. Both counts only grow, so the
 per-origin max-merge is a lattice: any delivery order, duplicates or grouping give the same
-slices. The live copies of a fingerprint in a bucket are ``max(0, sum(adds) - sum(dels))``
-over origins; an item is present iff one of its buckets, in some sub-filter, has a live copy.
+slices. A fingerprint's *net* in a bucket is ``sum(adds) - sum(dels)`` over origins (may be
+negative); an item's copies in a sub-filter are the nets of its fingerprint in its two buckets
+summed (a copy relocated from one to the other is still one copy), and it is present iff it
+has a copy in some sub-filter. A bucket's occupancy, what decides whether it has room, is the
+sum of its positive nets.
 
 Consequences, and the departures from RedisBloom they bring:
 
 - Slots are keyed by ``(bucket, fingerprint)``, never by a position in the bucket, so two nodes
   adding different fingerprints to the same bucket concurrently both keep theirs.
-- CF.DEL on any node raises its own delete count where the merged view has a live copy: it
-  removes an item whichever node added it, everywhere, and it stays removed. Two nodes deleting
-  the same single copy concurrently over-delete (net -1, read as 0); an add then raises its own
-  count by the deficit too, so the item it adds is present (never swallowed).
-- **No kicking between buckets** (MAXITERATIONS is accepted and reported, not used): a bucket
-  holds at most ``bucket_size`` live copies in the merged view when a write is placed (writers
-  racing on different nodes may overfill it; reads do not care). An add goes to the first
-  sub-filter, oldest first, where one of the item's two buckets has room; when none has, a new
-  sub-filter of ``buckets * expansion**i`` buckets appears (``expansion`` rounded up to a power
-  of two, as RedisBloom does). With ``EXPANSION 0``, or past :data:`FILTERS_MAX` sub-filters
-  or the 2**32 slot space, the add is refused as "Filter is full" (:class:`FilterFullError`).
-  Without kicking the filter reports full at a lower fill than RedisBloom's (about half of
-  ``capacity`` rather than ~95%); with expansion it grows instead.
+- CF.DEL on any node raises its own delete count in a bucket where the merged view has a
+  copy: it removes an item whichever node added it, everywhere, and it stays removed. Two nodes
+  deleting the same single copy concurrently over-delete (copies -1, read as 0); an add then
+  raises its own count by the deficit too, so the item it adds is present (never swallowed).
+- **Relocation** as RedisBloom's: an add goes to the first sub-filter, oldest first, where one
+  of the item's two buckets has room (fewer than ``bucket_size`` in the merged view when the
+  write is placed; writers racing on different nodes may overfill a bucket, which reads do not
+  mind). When none has, the item evicts a copy from its first bucket in the last sub-filter,
+  which moves to its own partner bucket, evicting another if that is full, up to
+  ``max_iterations`` moves (:meth:`_Batch._relocate`); a move is a delete in one bucket and an
+  add in the other, both counts of the writer, so it keeps every copy whatever other nodes do
+  meanwhile (a move racing a CF.DEL of the same copy, or another node's move of it, leaves
+  the item's copies right: they are summed over both buckets). Only when that fails too does
+  a new sub-filter of ``buckets * expansion**i`` buckets appear (``expansion`` rounded up to a
+  power of two, as RedisBloom does); with ``EXPANSION 0``, or past :data:`FILTERS_MAX`
+  sub-filters or the 2**32 slot space, the add is refused as "Filter is full"
+  (:class:`FilterFullError`). One call moves at most :data:`RELOCATION_MOVES_MAX` copies in
+  all (a full filter with a large MAXITERATIONS would otherwise hold the node for seconds):
+  past that, its items skip relocation.
 - The number of sub-filters is not stored: it is one past the highest sub-filter holding a
   slot in any slice, so two nodes creating sub-filter ``i`` concurrently share it.
 
@@ -65,6 +74,7 @@ __all__ = [
     "FINGERPRINTS",
     "FULL",
     "PRESENT",
+    "RELOCATION_MOVES_MAX",
     "ChunkError",
     "CuckooFilter",
     "CuckooInfo",
@@ -75,6 +85,12 @@ FINGERPRINTS: Final = 256
 """Fingerprint values per bucket (8-bit fingerprints; 0 is never used)."""
 FILTERS_MAX: Final = 32
 """Sub-filters at most (RedisBloom's filters "can grow up to 32 times")."""
+RELOCATION_MOVES_MAX: Final = 20_000
+"""Copies one call may move in all while relocating (about 0.1 s of CPU): MAXITERATIONS is
+per item, up to 65535, and a CF.INSERT of 10,000 items into a full filter would otherwise
+try them all."""
+_PARTNER_OFFSETS: Final = [mix64_int(fp, 1) for fp in range(256)]
+"""Each fingerprint's partner offset (before masking by the sub-filter's buckets)."""
 _CHUNK_MAGIC: Final = b"HSCF1"
 _CHUNK_HEADER: Final = struct.Struct(">QHHHI")  # capacity, bucket size, max iter, expansion, n
 _CHUNK_ENTRY: Final = struct.Struct(">IQ")  # fingerprint-pair index, live copies
@@ -236,6 +252,18 @@ class CuckooFilter:
             if second != first:
                 yield sub, start + second
 
+    def _classes(self, h: int, alt: int, subs: int) -> Iterator[tuple[int, int, int]]:
+        """An item's ``(sub-filter, first bucket, partner bucket)`` (global numbers; equal
+        when its partner is its first bucket) in each of the first ``subs`` sub-filters."""
+        for sub, (mask, start) in enumerate(self._geometry[:subs]):
+            first = h & mask
+            yield sub, start + first, start + (first ^ (alt & mask))
+
+    def _partner(self, sub: int, bucket: int, fp: int) -> int:
+        """The other bucket of fingerprint ``fp`` in global bucket ``bucket`` of ``sub``."""
+        mask, start = self._geometry[sub]
+        return start + ((bucket - start) ^ (_PARTNER_OFFSETS[fp] & mask))
+
     # -- reading ------------------------------------------------------------------------------
 
     def filters(self, slices: Slices) -> int:
@@ -247,61 +275,89 @@ class CuckooFilter:
                 top = held
         return bisect.bisect_right(self._bases, top // 2) if top >= 0 else 1
 
-    def _live(self, slices: Slices, pairs: Sequence[int]) -> list[int]:
-        """Merged adds minus deletes at each fingerprint-pair index (may be negative)."""
-        adds, dels = _summed_counts(slices, np.array(pairs, dtype=np.int64))
-        return [a - d for a, d in zip(adds.tolist(), dels.tolist(), strict=True)]
+    def _class_copies(self, slices: Slices, pairs: npt.NDArray[np.int64]) -> list[int]:
+        """The copies of each fingerprint-pair's item class: its nets over both buckets of
+        its sub-filter summed (may be negative)."""
+        partners, same = self._partner_pairs(pairs)
+        adds, dels = _summed_counts(slices, np.stack([pairs, partners], axis=-1))
+        nets = adds - dels
+        copies = nets[..., 0] + np.where(same, 0, nets[..., 1])
+        return [int(v) for v in copies.tolist()]
 
-    def _item_pairs(self, items: Sequence[bytes], subs: int) -> npt.NDArray[np.int64]:
+    def _partner_pairs(
+        self, pairs: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Each fingerprint-pair index's pair in the partner bucket, and whether that is the
+        same pair (vectorised :meth:`_partner`)."""
+        bases = np.array(self._bases, dtype=np.int64)
+        subs = np.searchsorted(bases, pairs, side="right") - 1
+        local = pairs - bases[subs]
+        buckets, fps = local // FINGERPRINTS, local % FINGERPRINTS
+        masks = np.array(self._buckets, dtype=np.int64)[subs] - 1
+        offsets = np.array(_PARTNER_OFFSETS, dtype=np.uint64)[fps] & masks.astype(np.uint64)
+        partners = buckets ^ offsets.astype(np.int64)
+        return bases[subs] + partners * FINGERPRINTS + fps, partners == buckets
+
+    def _item_pairs(
+        self, items: Sequence[bytes], subs: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """Every item's fingerprint-pair index at each of its places in the first ``subs``
-        sub-filters (one row an item, first bucket before partner in each sub-filter; a
-        partner equal to its first bucket appears twice, which no read minds)."""
+        sub-filters (one row an item, first bucket before partner in each sub-filter), and
+        where the partner is the first bucket (one row an item, a column a sub-filter)."""
         hashes, fps, alts = (np.array(v, dtype=np.uint64) for v in self._hashes(items))
         fingerprints = fps.astype(np.int64)
         columns: list[npt.NDArray[np.int64]] = []
+        same: list[npt.NDArray[np.bool_]] = []
         for sub in range(min(subs, len(self._buckets))):
             mask = np.uint64(self._buckets[sub] - 1)
             first = hashes & mask
+            second = first ^ (alts & mask)
+            same.append(first == second)
             start = np.int64(self._bases[sub])
-            for bucket in (first, first ^ (alts & mask)):
+            for bucket in (first, second):
                 columns.append(start + bucket.astype(np.int64) * FINGERPRINTS + fingerprints)
-        return np.stack(columns, axis=1)
+        return np.stack(columns, axis=1), np.stack(same, axis=1)
 
-    def _item_nets(self, slices: Slices, item: bytes) -> list[int]:
-        """One item's merged adds minus deletes at each of its distinct places in the
-        sub-filters in use, in Python ints (a few look-ups per slice, no arrays)."""
+    def _item_copies(self, slices: Slices, item: bytes) -> list[int]:
+        """One item's copies (its nets over both its buckets) in each sub-filter in use, in
+        Python ints (a few look-ups per slice, no arrays)."""
         (h,), (fp,), (alt,) = self._hashes([item])
         vecs = list(slices.values())
-        nets: list[int] = []
-        for _, bucket in self._places(h, alt, self.filters(slices)):
-            slot = 2 * (bucket * FINGERPRINTS + fp)
-            adds = sum(min(vec.get(slot), COUNT_CLIP) for vec in vecs)
-            nets.append(adds - sum(min(vec.get(slot + 1), COUNT_CLIP) for vec in vecs))
-        return nets
+        copies: list[int] = []
+        for _, first, second in self._classes(h, alt, self.filters(slices)):
+            total = 0
+            for bucket in (first,) if second == first else (first, second):
+                slot = 2 * (bucket * FINGERPRINTS + fp)
+                total += sum(min(vec.get(slot), COUNT_CLIP) for vec in vecs)
+                total -= sum(min(vec.get(slot + 1), COUNT_CLIP) for vec in vecs)
+            copies.append(total)
+        return copies
 
     def exists(self, slices: Slices, items: Sequence[bytes]) -> list[bool]:
-        """CF.EXISTS / CF.MEXISTS: present iff some place has a live copy (one item by
+        """CF.EXISTS / CF.MEXISTS: present iff some sub-filter holds a copy (one item by
         look-ups, more in one vectorised read of every item's places)."""
         if len(items) <= _SCALAR_ITEMS_MAX:
-            return [any(net > 0 for net in self._item_nets(slices, item)) for item in items]
+            return [any(n > 0 for n in self._item_copies(slices, item)) for item in items]
         subs = self.filters(slices)
         rows = max(1, _PLACES_PER_READ // (2 * subs))  # bounded arrays, however many items
         present: list[bool] = []
         for at in range(0, len(items), rows):
-            pairs = self._item_pairs(items[at : at + rows], subs)
+            pairs, same = self._item_pairs(items[at : at + rows], subs)
             adds, dels = _summed_counts(slices, pairs)
-            found = np.asarray(np.greater(adds, dels).any(axis=1))
-            present += [bool(v) for v in found.tolist()]
+            nets = (adds - dels).reshape((*same.shape, 2))
+            copies = nets[..., 0] + np.where(same, 0, nets[..., 1])
+            present += [bool(v) for v in np.asarray((copies > 0).any(axis=1)).tolist()]
         return present
 
     def count(self, slices: Slices, item: bytes) -> int:
-        """CF.COUNT: live copies of the item's fingerprint over its places (may overcount,
-        as RedisBloom's, when other items share a fingerprint and bucket)."""
-        return sum(max(0, net) for net in self._item_nets(slices, item))
+        """CF.COUNT: the item's fingerprint's copies over its buckets (may overcount, as
+        RedisBloom's, when other items share a fingerprint and bucket)."""
+        return sum(max(0, n) for n in self._item_copies(slices, item))
 
     def _all_counts(self, slices: Slices) -> tuple[npt.NDArray[np.int64], list[int], int]:
-        """Every fingerprint pair with live copies (sorted) and their copies, and the deletes
-        of every origin. Vectorised: CF.INFO and each CF.SCANDUMP chunk read the whole key."""
+        """Every item class with copies, as one fingerprint pair of it (the bucket with the
+        larger net; sorted) and its copies, and the deletes of every origin. Vectorised:
+        CF.INFO and each CF.SCANDUMP chunk read the whole key."""
         parts = [vec.pairs() for _, vec in sorted(slices.items())]
         if not parts:
             return np.zeros(0, np.int64), [], 0
@@ -311,9 +367,19 @@ class CuckooFilter:
         pairs, where = np.unique(indices >> 1, return_inverse=True)
         net = np.zeros(pairs.size, dtype=np.int64)
         np.add.at(net, where, signed)
-        live = net > 0
         deleted = sum(int(v) for v in values[(indices & 1) == 1].tolist())
-        return pairs[live], [int(v) for v in net[live].tolist()], deleted
+        partners, _ = self._partner_pairs(pairs)
+        classes, member_of = np.unique(np.minimum(pairs, partners), return_inverse=True)
+        copies = np.zeros(classes.size, dtype=np.int64)
+        np.add.at(copies, member_of, net)
+        # Each class's pair with the larger net (ties: the lower pair) stands for it.
+        order = np.lexsort((pairs, -net, member_of))
+        leaders = order[np.flatnonzero(np.diff(member_of[order], prepend=-1))]
+        live = copies > 0
+        chosen = pairs[leaders][live]
+        counts = copies[live]
+        by_pair = np.argsort(chosen)
+        return chosen[by_pair], [int(v) for v in counts[by_pair].tolist()], deleted
 
     def info(self, slices: Slices) -> CuckooInfo:
         """CF.INFO. ``inserted`` is the live copies (RedisBloom's count drops on CF.DEL),
@@ -347,9 +413,10 @@ class CuckooFilter:
         the ones before: per item ADDED, PRESENT (``only_new`` and it already is) or FULL,
         and the pairs raising ``origin``'s counts (one write for the whole batch).
 
-        An item goes to the first of its places (oldest sub-filter first, a new sub-filter
-        when none has room) whose bucket holds fewer than ``bucket_size`` live copies, and
-        raises its add count there by one plus any deficit an over-delete left.
+        An item goes to the first of its places (oldest sub-filter first) whose bucket holds
+        fewer than ``bucket_size`` copies, else by relocation in the last sub-filter, else to
+        a new sub-filter, and raises its add count there by one plus any deficit an
+        over-delete left.
         ``by_windows`` forces one way of reading the buckets, ``c_walk=False`` the walk over
         places in Python rather than C (tests hold them all to one answer).
         """
@@ -366,34 +433,37 @@ class CuckooFilter:
     ) -> tuple[list[int], Written] | None:
         """CF.ADD (or ADDNX) of one item over packed slices (the usual case: a client's single
         command) as :class:`_Batch` places it, without the batch: the C walk finds its place,
-        then two look-ups a slice read the counts of its fingerprint there (the batch read the
-        whole bucket, in Python); ADDNX first looks its fingerprint up at each of its places.
-        None: a slice is dense or holds an overlay (the batch reads it)."""
+        then two look-ups a slice read the counts of its fingerprint there and in its partner
+        bucket (the batch read whole buckets, in Python); ADDNX first looks its fingerprint up
+        at each of its places. None: a slice is dense or holds an overlay, or no place has
+        room (the batch reads, relocates, or opens a sub-filter)."""
         sources = _packed_slices(slices, origin)
         if sources is None:
             return None
         (h,), (fp,), (alt,) = self._hashes([item])
         filters = self.filters(slices)
         if only_new:
-            for _sub, bucket in self._places(h, alt, filters):
-                if _counts(sources, 2 * (bucket * FINGERPRINTS + fp))[0] > 0:
+            for _sub, first, second in self._classes(h, alt, filters):
+                if _copies(sources, first, second, fp) > 0:
                     return [PRESENT], ([], [])
-        readable = min(filters, len(self._buckets))
         room = _packed.first_room(
             [packed for _, packed in sources],
             None,
             h,
             alt,
             self._packed_geometry,
-            readable,
-            filters + 1,
+            min(filters, len(self._buckets)),
+            filters,
             self._bucket_size,
         )
         if room is None:
-            return [FULL], ([], [])
-        _sub, bucket, _held = room
+            return None
+        sub, bucket, _held = room
         slot = 2 * (bucket * FINGERPRINTS + fp)
         net, own, _ = _counts(sources, slot)
+        partner = self._partner(sub, bucket, fp)
+        if partner != bucket:
+            net += _counts(sources, 2 * (partner * FINGERPRINTS + fp))[0]
         raised = own + 1 + max(0, -net)
         if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
             return [FULL], ([], [])
@@ -422,19 +492,28 @@ class CuckooFilter:
         self, slices: Slices, origin: str, item: bytes
     ) -> tuple[list[bool], Written] | None:
         """CF.DEL of one item over packed slices as :class:`_Batch` removes it, without the
-        batch: its fingerprint looked up at each of its places, newest sub-filter first, and
-        this node's delete count raised at the first with a live copy. None: a slice is dense
-        or holds an overlay."""
+        batch: its fingerprint looked up in both its buckets of each sub-filter, newest first,
+        and this node's delete count raised, in the first sub-filter holding a copy, in a
+        bucket with a positive net (the partner first). None: a slice is dense or holds an
+        overlay."""
         sources = _packed_slices(slices, origin)
         if sources is None:
             return None
         (h,), (fp,), (alt,) = self._hashes([item])
-        places = list(self._places(h, alt, self.filters(slices)))
-        for _sub, bucket in reversed(places):
-            slot = 2 * (bucket * FINGERPRINTS + fp)
-            net, _own, own_deletes = _counts(sources, slot)
-            if net > 0:
-                return [True], ([slot + 1], [own_deletes + 1])
+        for _sub, first, second in reversed(list(self._classes(h, alt, self.filters(slices)))):
+            first_slot = 2 * (first * FINGERPRINTS + fp)
+            first_net, _own, first_deletes = _counts(sources, first_slot)
+            if second == first:
+                if first_net > 0:
+                    return [True], ([first_slot + 1], [first_deletes + 1])
+                continue
+            second_slot = 2 * (second * FINGERPRINTS + fp)
+            second_net, _own, second_deletes = _counts(sources, second_slot)
+            if first_net + second_net <= 0:
+                continue
+            if second_net > 0:
+                return [True], ([second_slot + 1], [second_deletes + 1])
+            return [True], ([first_slot + 1], [first_deletes + 1])
         return [False], ([], [])
 
     def add(self, slices: Slices, origin: str, item: bytes) -> Written:
@@ -491,19 +570,19 @@ class CuckooFilter:
         return view, entries
 
     def load(self, slices: Slices, origin: str, entries: Sequence[tuple[int, int]]) -> FewPairs:
-        """CF.LOADCHUNK's pairs: ``origin``'s add counts raised so that each entry has at least
-        its live copies (loading a chunk twice changes nothing)."""
+        """CF.LOADCHUNK's pairs: ``origin``'s add counts raised so that each entry's item
+        class has at least its copies (loading a chunk twice changes nothing)."""
         if not entries:
             return [], []
         own = slices.get(origin) or MaxVector()
-        pairs = [p for p, _ in entries]
-        indices: list[int] = []
-        values: list[int] = []
-        for (pair, copies), net in zip(entries, self._live(slices, pairs), strict=True):
-            if copies > net:
-                indices.append(2 * pair)
-                values.append(min(VALUE_MAX, own.get(2 * pair) + copies - net))
-        return indices, values
+        pairs = np.array([p for p, _ in entries], dtype=np.int64)
+        raised: dict[int, int] = {}
+        for (pair, copies), held in zip(entries, self._class_copies(slices, pairs), strict=True):
+            if copies > held:
+                slot = 2 * pair
+                raised[slot] = min(VALUE_MAX, own.get(slot) + copies - held)
+        indices = sorted(raised)
+        return indices, [raised[i] for i in indices]
 
 
 def _packed_slices(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | None:
@@ -516,6 +595,28 @@ def _packed_slices(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | No
             return None
         sources.append((name == origin, packed))
     return sources
+
+
+def _kth_copy(nets: Sequence[tuple[int, int]], k: int) -> int:
+    """The fingerprint of copy ``k`` (modulo the copies) of a bucket whose ``(fingerprint,
+    net)`` pairs, in fingerprint order, hold at least one copy: a relocation's victim."""
+    total = sum(net for _, net in nets if net > 0)
+    k %= total
+    for fp, net in nets:
+        if net > 0:
+            if k < net:
+                return fp
+            k -= net
+    raise AssertionError("unreachable: k < total")  # pragma: no cover
+
+
+def _copies(sources: Sequence[tuple[bool, bytes]], first: int, second: int, fp: int) -> int:
+    """An item's copies in one sub-filter (its fingerprint's nets in its buckets ``first``
+    and ``second`` summed; ``second == first`` counts once), read as :func:`_counts`."""
+    copies = _counts(sources, 2 * (first * FINGERPRINTS + fp))[0]
+    if second != first:
+        copies += _counts(sources, 2 * (second * FINGERPRINTS + fp))[0]
+    return copies
 
 
 def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
@@ -535,21 +636,25 @@ def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int,
 class _Batch:
     """The merged counts a batch of writes to one filter reads, and the pairs it writes.
 
-    Holds, for the buckets the batch may touch, each fingerprint pair's merged adds minus
-    deletes, each bucket's live copies and the writing origin's own counts, and updates them
-    as each item is placed or removed: item ``i`` sees exactly the state the writes of items
-    ``0..i-1`` left, as if each were written alone, and the batch writes once. Buckets are
-    read lazily by window look-ups for a few items, or all at once, vectorised, for many
-    (:data:`_PAIRS_PER_WINDOW`); sub-filters past the ones in use hold nothing to read.
+    Holds, for the buckets the batch has read, each fingerprint pair's merged adds minus
+    deletes, each bucket's occupancy and the writing origin's own counts, and updates them as
+    each item is placed, relocated or removed: item ``i`` sees exactly the state the writes of
+    items ``0..i-1`` left, as if each were written alone, and the batch writes once. Buckets
+    are read lazily by window look-ups for a few items, or at once, vectorised, for many
+    (:data:`_PAIRS_PER_WINDOW`; a relocation still reads the buckets it reaches lazily);
+    sub-filters past the ones in use hold nothing to read.
     """
 
     __slots__ = (
         "_alts",
+        "_by_arrays",
         "_c_walk",
         "_filters",
         "_fps",
         "_hashes",
+        "_held_fps",
         "_loaded",
+        "_moves_left",
         "_net",
         "_occupied",
         "_origin",
@@ -558,6 +663,7 @@ class _Batch:
         "_readable",
         "_slices",
         "_view",
+        "_whole",
         "_written",
     )
 
@@ -582,7 +688,11 @@ class _Batch:
         self._occupied: dict[int, int] = {}
         self._own: dict[int, int] = {}
         self._written: dict[int, int] = {}
-        self._loaded: set[int] | None = set()  # None: every bucket the batch may touch
+        self._held_fps: dict[int, set[int]] = {}  # per bucket read, fingerprints with a pair
+        self._loaded: set[int] = set()
+        self._whole = False  # every pair of the key read: no bucket left to load
+        self._by_arrays = False
+        self._moves_left = RELOCATION_MOVES_MAX
         self._read_from: list[_Source] | None = None
         if by_windows is None:
             places = len(items) * 2 * self._readable
@@ -613,7 +723,7 @@ class _Batch:
 
     def _ensure(self, bucket: int, sub: int) -> None:
         loaded = self._loaded
-        if loaded is None or sub >= self._readable or bucket in loaded:
+        if self._whole or sub >= self._readable or bucket in loaded:
             return
         loaded.add(bucket)
         low = 2 * bucket * FINGERPRINTS
@@ -629,6 +739,7 @@ class _Batch:
                 if own:
                     self._own[index] = count
         self._occupied[bucket] = sum(max(0, net[pair]) for pair in pairs)
+        self._held_fps[bucket] = {pair - bucket * FINGERPRINTS for pair in pairs}
 
     def _wanted_buckets(self) -> npt.NDArray[np.int64]:
         """The global numbers of every item's buckets in the sub-filters in use, sorted."""
@@ -645,11 +756,15 @@ class _Batch:
         """Every bucket of every item's places in the sub-filters in use, in one vectorised
         pass over each slice (the whole key when the items have as many places as it holds
         pairs: no list of buckets to sort)."""
-        self._loaded = None
+        self._by_arrays = True
         places = len(self._hashes) * 2 * self._readable
         lows = None
         if places < sum(len(vec) for vec in self._slices.values()):
-            lows = self._wanted_buckets() * (2 * FINGERPRINTS)
+            wanted = self._wanted_buckets()
+            self._loaded.update(wanted.tolist())
+            lows = wanted * (2 * FINGERPRINTS)
+        else:
+            self._whole = True
         parts_idx: list[npt.NDArray[np.int64]] = []
         parts_val: list[npt.NDArray[np.int64]] = []
         for origin, vec in self._slices.items():
@@ -682,13 +797,49 @@ class _Batch:
         np.add.at(occupied, at_bucket, np.maximum(net, 0))
         self._occupied = dict(zip(held_buckets.tolist(), occupied.tolist(), strict=True))
 
+    def _fingerprints_in(self, bucket: int) -> set[int]:
+        """The fingerprints with a pair in ``bucket`` (read, and kept up to date by the batch's
+        writes, once asked for: a relocation's victims are picked among them)."""
+        held = self._held_fps.get(bucket)
+        if held is None:
+            first = bucket * FINGERPRINTS
+            net = self._net
+            held = self._held_fps[bucket] = {
+                fp for fp in range(1, FINGERPRINTS) if first + fp in net
+            }
+        return held
+
+    def _copies(self, sub: int, first: int, second: int, fp: int) -> int:
+        """The item class's copies in ``sub``: the nets of ``fp`` in both buckets summed."""
+        self._ensure(first, sub)
+        copies = self._net.get(first * FINGERPRINTS + fp, 0)
+        if second != first:
+            self._ensure(second, sub)
+            copies += self._net.get(second * FINGERPRINTS + fp, 0)
+        return copies
+
+    def _raise(self, bucket: int, fp: int, by: int, *, delete: bool) -> None:
+        """Raise the writer's add (or delete) count of ``fp`` in ``bucket`` (read already) by
+        ``by``, and the batch's view of the bucket with it."""
+        pair = bucket * FINGERPRINTS + fp
+        slot = 2 * pair + 1 if delete else 2 * pair
+        self._own[slot] = self._written[slot] = self._own.get(slot, 0) + by
+        old = self._net.get(pair, 0)
+        new = old - by if delete else old + by
+        self._net[pair] = new
+        self._occupied[bucket] = self._occupied.get(bucket, 0) + max(0, new) - max(0, old)
+        held = self._held_fps.get(bucket)
+        if held is not None:
+            held.add(fp)
+
     # -- the operations -----------------------------------------------------------------------
 
     def _present(self, i: int) -> bool:
         fp = self._fps[i]
-        for sub, bucket in self._view._places(self._hashes[i], self._alts[i], self._filters):
-            self._ensure(bucket, sub)
-            if self._net.get(bucket * FINGERPRINTS + fp, 0) > 0:
+        for sub, first, second in self._view._classes(
+            self._hashes[i], self._alts[i], self._filters
+        ):
+            if self._copies(sub, first, second, fp) > 0:
                 return True
         return False
 
@@ -696,38 +847,36 @@ class _Batch:
         """Item ``i`` added: ADDED, PRESENT or FULL."""
         if only_new and self._present(i):
             return PRESENT
-        # One new sub-filter at most; places are made lazily (most items take their first).
         room = self._room(i)
         if room is None:
-            return FULL
-        sub, bucket, held = room
-        self._ensure(bucket, sub)
-        pair = bucket * FINGERPRINTS + self._fps[i]
-        net = self._net.get(pair, 0)
-        raised = self._own.get(2 * pair, 0) + 1 + max(0, -net)
-        if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
-            return FULL
-        self._own[2 * pair] = self._written[2 * pair] = raised
-        self._net[pair] = max(net, 0) + 1
-        self._occupied[bucket] = held + 1
-        if sub >= self._filters:
-            self._filters = sub + 1
+            if self._relocate(i):
+                return ADDED
+            room = self._new_sub_filter(i)
+            if room is None:
+                return FULL
+        sub, bucket = room
+        fp = self._fps[i]
+        partner = self._view._partner(sub, bucket, fp)
+        deficit = max(0, -self._copies(sub, bucket, partner, fp))
+        if self._own.get(2 * (bucket * FINGERPRINTS + fp), 0) + 1 + deficit > VALUE_MAX:
+            return FULL  # pragma: no cover - counts are clipped far below
+        self._raise(bucket, fp, 1 + deficit, delete=False)
         return ADDED
 
-    def _room(self, i: int) -> tuple[int, int, int] | None:
-        """Item ``i``'s first place, oldest sub-filter first, whose bucket holds fewer than
-        ``bucket_size`` live copies: ``(sub-filter, bucket, live copies)``. Read lazily in C
-        over packed slices (a filter grown to many sub-filters has dozens of full places
-        before one with room), else bucket by bucket in Python (a dense slice, or a batch
-        that read its buckets at once)."""
+    def _room(self, i: int) -> tuple[int, int] | None:
+        """Item ``i``'s first place in the sub-filters in use, oldest first, whose bucket holds
+        fewer than ``bucket_size`` copies: ``(sub-filter, bucket)``. Read lazily in C over
+        packed slices (a filter grown to many sub-filters has dozens of full places before
+        one with room), else bucket by bucket in Python (a dense slice, or a batch that read
+        its buckets at once)."""
         size = self._view._bucket_size
         occupied = self._occupied
-        subs = self._filters + 1
-        if self._loaded is not None and self._c_walk:
+        subs = self._filters
+        if not self._by_arrays and self._c_walk:
             packed = self._packed_sources()
             if packed is not None:
                 # (one item: nothing written yet, every bucket read once, nothing to remember)
-                return _packed.first_room(
+                room = _packed.first_room(
                     packed,
                     occupied if len(self._hashes) > 1 else None,
                     self._hashes[i],
@@ -737,28 +886,94 @@ class _Batch:
                     subs,
                     size,
                 )
+                return None if room is None else (room[0], room[1])
         for sub, bucket in self._view._places(self._hashes[i], self._alts[i], subs):
             self._ensure(bucket, sub)
-            held = occupied.get(bucket, 0)
-            if held < size:
-                return sub, bucket, held
+            if occupied.get(bucket, 0) < size:
+                return sub, bucket
         return None
+
+    def _new_sub_filter(self, i: int) -> tuple[int, int] | None:
+        """Item ``i``'s first bucket in a new sub-filter, when one may be added."""
+        sub = self._filters
+        if sub >= len(self._view._buckets):
+            return None
+        self._filters = sub + 1
+        mask, start = self._view._geometry[sub]
+        return sub, start + (self._hashes[i] & mask)
+
+    def _relocate(self, i: int) -> bool:
+        """RedisBloom's eviction, in the last sub-filter in use: item ``i``'s fingerprint
+        takes the place of a victim in its first bucket, the victim moves to its partner
+        bucket, evicting another there if that is full too, and so on, up to
+        ``max_iterations`` moves. The victim of move ``j`` is copy ``mix64(h, 2 + j)`` modulo
+        the bucket's copies, in fingerprint order (``h`` the item's hash): a random walk, as
+        the cuckoo filter paper's, but reproducible. (RedisBloom turns round the positions of
+        a bucket; a bucket here has copies, not positions, and turning round them in
+        fingerprint order cycled: a filter of bucket size 2 reported full at 65% of its
+        slots whatever MAXITERATIONS.) Tried on a copy of the view it changes and applied only when
+        a bucket with room ends the chain (RedisBloom rolls a failed chain back). Every move
+        counts against the call's :data:`RELOCATION_MOVES_MAX`."""
+        view = self._view
+        size = view._bucket_size
+        sub = self._filters - 1
+        mask, start = view._geometry[sub]
+        fp = self._fps[i]
+        bucket = start + (self._hashes[i] & mask)
+        deficit = max(0, -self._copies(sub, bucket, view._partner(sub, bucket, fp), fp))
+        nets: dict[int, int] = {}  # the chain's changes: pair -> net, bucket -> occupancy,
+        occupied: dict[int, int] = {}  # slot -> own increment
+        raised: dict[int, int] = {}
+
+        def move(at: int, fingerprint: int, by: int, *, delete: bool) -> None:
+            pair = at * FINGERPRINTS + fingerprint
+            old = nets.get(pair, self._net.get(pair, 0))
+            new = old - by if delete else old + by
+            nets[pair] = new
+            held = occupied.get(at, self._occupied.get(at, 0))
+            occupied[at] = held + max(0, new) - max(0, old)
+            slot = 2 * pair + 1 if delete else 2 * pair
+            raised[slot] = raised.get(slot, 0) + by
+
+        current = fp
+        for step in range(view._max_iterations):
+            if self._moves_left <= 0:
+                return False
+            self._moves_left -= 1
+            self._ensure(bucket, sub)
+            first = bucket * FINGERPRINTS
+            held = self._fingerprints_in(bucket).union(
+                pair - first for pair in nets if first <= pair < first + FINGERPRINTS
+            )
+            victim = _kth_copy(
+                [(f, nets.get(first + f, self._net.get(first + f, 0))) for f in sorted(held)],
+                mix64_int(self._hashes[i], 2 + step),
+            )
+            move(bucket, current, 1 + deficit, delete=False)
+            deficit = 0
+            move(bucket, victim, 1, delete=True)
+            bucket = view._partner(sub, bucket, victim)
+            current = victim
+            self._ensure(bucket, sub)
+            if occupied.get(bucket, self._occupied.get(bucket, 0)) < size:
+                move(bucket, current, 1, delete=False)
+                for slot, by in raised.items():
+                    self._raise(slot >> 1 >> 8, (slot >> 1) & 0xFF, by, delete=bool(slot & 1))
+                return True
+        return False
 
     def delete(self, i: int) -> bool:
         """One copy of item ``i`` removed where the merged view has one (newest sub-filter
-        first): whether there was one."""
+        first; the partner bucket first): whether there was one."""
         fp = self._fps[i]
-        places = list(self._view._places(self._hashes[i], self._alts[i], self._filters))
-        for sub, bucket in reversed(places):
-            self._ensure(bucket, sub)
-            pair = bucket * FINGERPRINTS + fp
-            net = self._net.get(pair, 0)
-            if net > 0:
-                slot = 2 * pair + 1
-                self._own[slot] = self._written[slot] = self._own.get(slot, 0) + 1
-                self._net[pair] = net - 1
-                self._occupied[bucket] -= 1
-                return True
+        classes = list(self._view._classes(self._hashes[i], self._alts[i], self._filters))
+        for sub, first, second in reversed(classes):
+            if self._copies(sub, first, second, fp) <= 0:
+                continue
+            for bucket in (second, first):
+                if self._net.get(bucket * FINGERPRINTS + fp, 0) > 0:
+                    self._raise(bucket, fp, 1, delete=True)
+                    return True
         return False
 
     def written(self) -> Written:

@@ -1,10 +1,11 @@
 """Cuckoo filters on the database: CF.RESERVE, ADD/ADDNX/INSERT/INSERTNX, EXISTS/MEXISTS,
 DEL, COUNT, INFO, SCANDUMP and LOADCHUNK (RedisBloom's rm_cuckoo.c).
 
-Departures from RedisBloom that the lattice forces (see :mod:`hearsay.sketch.cuckoo`): no
-kicking between buckets, so a filter reports full (or grows a sub-filter) at a lower fill;
-CF.DEL removes a copy added on any node; CF.LOADCHUNK raises the filter to the chunk's live
-copies (loading into an existing filter of the same parameters keeps what it holds).
+Departures from RedisBloom that the lattice forces (see :mod:`hearsay.sketch.cuckoo`): a
+relocation's victims are picked by the item's hash (a bucket holds counts, not positions),
+and one call moves at most ``RELOCATION_MOVES_MAX`` copies; CF.DEL removes a copy added on
+any node; CF.LOADCHUNK raises the filter to the chunk's copies (loading into an existing
+filter of the same parameters keeps what it holds).
 """
 
 from __future__ import annotations

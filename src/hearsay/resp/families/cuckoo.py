@@ -3,8 +3,8 @@ CF.ADDNX, CF.INSERT, CF.INSERTNX, CF.EXISTS, CF.MEXISTS, CF.DEL, CF.COUNT, CF.IN
 CF.SCANDUMP, CF.LOADCHUNK.
 
 The error texts are RedisBloom's (here rather than in :mod:`hearsay.resp.messages`: they are
-this family's alone). Departures: see :mod:`hearsay.sketch.cuckoo` (no kicking between
-buckets; MAXITERATIONS accepted and reported only) and :mod:`hearsay.engine.families.cuckoo`;
+this family's alone). Departures: see :mod:`hearsay.sketch.cuckoo` (relocation's victims
+and its moves per call) and :mod:`hearsay.engine.families.cuckoo`;
 one CF.INSERT, CF.INSERTNX or CF.MEXISTS carries at most :data:`ITEMS_PER_CALL_MAX` items (so no
 request holds the node for long).
 """
