@@ -27,7 +27,13 @@ FAMILIES: dict[str, list[tuple[str, ...]]] = {
     "bloom": [("BF.RESERVE", "k", "0.01", "1000"), ("BF.MADD", "k", "x", "y")],
     "cms": [("CMS.INITBYDIM", "k", "50", "4"), ("CMS.INCRBY", "k", "x", "7")],
     "vector": [("VMAX", "k", "3", "9", "1000", "2")],
-}
+    "topk": [("TOPK.RESERVE", "k", "3"), ("TOPK.ADD", "k", "x", "y", "x", "z", "w")],
+    "tdigest": [("TDIGEST.CREATE", "k"), ("TDIGEST.ADD", "k", "1.5", "2.5", "100", "-3")],
+    "cuckoo": [("CF.RESERVE", "k", "100"), ("CF.ADD", "k", "x"), ("CF.ADD", "k", "y"),
+               ("CF.DEL", "k", "y")],
+    "bloom windowed": [("BF.RESERVE", "k", "0.01", "100", "WINDOW", "60"), ("BF.ADD", "k", "x")],
+    "hll windowed": [("HEARSAY.PFRESERVE", "k", "14", "WINDOW", "60"), ("PFADD", "k", "x")],
+}  # fmt: skip
 
 
 def _filled(family: str, node_id: str = "0123456789abcdef") -> Client:
