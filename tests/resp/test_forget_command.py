@@ -108,10 +108,11 @@ def test_folding_keeps_every_summed_familys_replies() -> None:
     assert live.ok("CMS.QUERY", "hits", "x") == before[0][:1]
 
 
-def test_a_tdigest_folds_into_cells_and_topk_keeps_its_departed_slices() -> None:
+def test_a_tdigest_folds_into_cells_and_a_topk_into_one_list() -> None:
     """A t-digest's departed slice becomes the retired slice of cells: the count and the
     extremes stay exact, quantiles move by less than the cells' width, and the departed
-    node's late values are refused. Top-K keeps its departed slices (not folded)."""
+    node's late values are refused. A Top-K's becomes a retired list: the same merged list,
+    and the departed node's late adds refused."""
     live, gone = _pair()
     for client in (live, gone):
         client.ok("TDIGEST.CREATE", "td")
@@ -119,23 +120,30 @@ def test_a_tdigest_folds_into_cells_and_topk_keeps_its_departed_slices() -> None
     gone.ok("TDIGEST.ADD", "td", *spread)  # (compressed once: 700 values, a buffer of 500)
     live.ok("TDIGEST.ADD", "td", *range(1, 301))
     gone.ok("TOPK.RESERVE", "tk", 3)
-    gone.ok("TOPK.ADD", "tk", "a", "b")
+    gone.ok("TOPK.ADD", "tk", "a", "b", "a")
     for key in (b"td", b"tk"):
         _ship(gone, live, key)
+    live.ok("TOPK.ADD", "tk", "c")
+    listed = live.ok("TOPK.LIST", "tk", "WITHCOUNT")
+    assert listed == [b"a", 2, b"b", 1, b"c", 1]
     quantiles = ("TDIGEST.QUANTILE", "td", 0.01, 0.5, 0.9, 0.99)
     before = [float(q) for q in live.ok(*quantiles)]
     exact = [live.ok("TDIGEST.MIN", "td"), live.ok("TDIGEST.MAX", "td")]
     count = _observations(live)
     assert count == 1000
     live.ok("HEARSAY.FORGET", GONE, "AT", NOW_MS - 2 * GRACE_MS)
-    assert live.db.retire_step(NOW_MS, GRACE_MS) == 1
+    assert live.db.retire_step(NOW_MS, GRACE_MS) == 2
     assert _origins(live, b"td") == [LIVE, f"~{NOW_MS - 2 * GRACE_MS}"]
-    assert _origins(live, b"tk") == [GONE]
+    assert _origins(live, b"tk") == [LIVE, f"~{NOW_MS - 2 * GRACE_MS}"]
+    assert live.ok("TOPK.LIST", "tk", "WITHCOUNT") == listed
+    gone.ok("TOPK.ADD", "tk", "z", "z", "z")  # the departed node's late adds: refused
+    _ship(gone, live, b"tk")
+    assert live.ok("TOPK.LIST", "tk", "WITHCOUNT") == listed
     after = [float(q) for q in live.ok(*quantiles)]
     assert all(abs(a / b - 1) <= 0.01 for a, b in zip(after, before, strict=True)), after
     assert [live.ok("TDIGEST.MIN", "td"), live.ok("TDIGEST.MAX", "td")] == exact
     assert _observations(live) == count
     gone.ok("TDIGEST.ADD", "td", 10**9)  # the departed node's late write: refused, counted
     _ship(gone, live, b"td")
-    assert live.db.keyspace.retired_origin_dropped == 1
+    assert live.db.keyspace.retired_origin_dropped == 2
     assert live.ok("TDIGEST.MAX", "td") == exact[1]

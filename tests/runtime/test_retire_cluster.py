@@ -1,5 +1,6 @@
 """Retired slices on real nodes (issue 16 item 2): three nodes stay while short-lived nodes
-join, write to a count-min sketch and a counter, leave and are forgotten (HEARSAY.FORGET);
+join, write to a count-min sketch, a counter, a Top-K, a t-digest and a cuckoo filter, leave
+and are forgotten (HEARSAY.FORGET);
 after ``--retire-grace-s 1`` every staying node folds their slices into one retired slice,
 so a key holds the three live slices and one retired slice however many nodes came and
 went, and every read still counts every write. A forgotten node that comes back with its old
@@ -42,9 +43,34 @@ def _run_id(client: redis.Redis) -> str:
     return str(client.info("server")["run_id"])
 
 
-def _state(client: redis.Redis) -> tuple[int, int]:
+KEYS = ("hits", "n", "top", "dig", "cf")
+
+
+def _state(client: redis.Redis) -> tuple[int, ...]:
+    """Every key's count of the writes: the count-min's and the counter's sum, the Top-K's
+    listed count of its one item, the t-digest's weight, the cuckoo filter's copies."""
     (hits,) = client.execute_command("CMS.QUERY", "hits", "item")
-    return int(hits), int(client.get("n") or 0)
+    top = client.execute_command("TOPK.LIST", "top", "WITHCOUNT")
+    info = client.tdigest().info("dig")
+    return (
+        int(hits),
+        int(client.get("n") or 0),
+        int(top[1]) if top else 0,
+        int(info.merged_weight + info.unmerged_weight),
+        int(client.cf().info("cf").insertedNum),
+    )
+
+
+def _write(client: redis.Redis, amount: int) -> None:
+    client.execute_command("CMS.INCRBY", "hits", "item", amount)
+    client.incrby("n", amount)
+    client.execute_command("TOPK.INCRBY", "top", "hot", amount)
+    client.tdigest().add("dig", [float(amount)] * amount)
+    client.cf().insert("cf", ["seen"] * amount)
+
+
+def _plus(state: tuple[int, ...], amount: int) -> tuple[int, ...]:
+    return tuple(value + amount for value in state)
 
 
 def test_departed_nodes_fold_into_one_retired_slice(cluster: Cluster) -> None:
@@ -54,19 +80,26 @@ def test_departed_nodes_fold_into_one_retired_slice(cluster: Cluster) -> None:
     live_ids = {_run_id(client) for client in clients}
     try:
         clients[0].execute_command("CMS.INITBYDIM", "hits", "100", "4")
-        expected = (0, 0)
+        clients[0].topk().reserve("top", 3, 64, 4, 0.9)
+        clients[0].tdigest().create("dig", 100)
+        clients[0].cf().reserve("cf", 1000)
+        poll_until(
+            lambda: all(c.exists(*KEYS[2:]) == 3 for c in clients), DEADLINE_S, what="created"
+        )
+        expected: tuple[int, ...] = (0,) * len(KEYS)
         for number, client in enumerate(clients):
-            client.execute_command("CMS.INCRBY", "hits", "item", number + 1)
-            client.incrby("n", number + 1)
-            expected = (expected[0] + number + 1, expected[1] + number + 1)
+            _write(client, number + 1)
+            expected = _plus(expected, number + 1)
         gone: NodeProcess | None = None
         for round_no in range(CHURN_ROUNDS):
             guest = cluster.start(f"guest{round_no}", "--join", first.gossip, *GRACE)
             guest_client = guest.client()
             poll_until(lambda g=guest_client: g.exists("hits"), DEADLINE_S, what="hits on guest")
-            guest_client.execute_command("CMS.INCRBY", "hits", "item", 10)
-            guest_client.incrby("n", 10)
-            expected = (expected[0] + 10, expected[1] + 10)
+            poll_until(
+                lambda g=guest_client: g.exists(*KEYS[2:]) == 3, DEADLINE_S, what="the sketches"
+            )
+            _write(guest_client, 10)
+            expected = _plus(expected, 10)
             guest_id = _run_id(guest_client)
             poll_until(
                 lambda e=expected: all(_state(c) == e for c in clients),
@@ -79,9 +112,9 @@ def test_departed_nodes_fold_into_one_retired_slice(cluster: Cluster) -> None:
             assert clients[round_no % 3].execute_command("HEARSAY.FORGET", guest_id) == 1
             assert clients[(round_no + 1) % 3].execute_command("HEARSAY.FORGET", guest_id) == 0
 
-            def folded(wanted: tuple[int, int] = expected) -> bool:
+            def folded(wanted: tuple[int, ...] = expected) -> bool:
                 for client in clients:
-                    for key in ("hits", "n"):
+                    for key in KEYS:
                         origins = _origins(client, key)
                         retired = [o for o in origins if retired_time(o) is not None]
                         if len(retired) != 1 or set(origins) - set(retired) != live_ids:

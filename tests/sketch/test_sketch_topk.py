@@ -210,3 +210,44 @@ def test_an_increment_of_a_hundred_thousand_near_decay_one_is_bounded() -> None:
         pairs, _ = view.add(state, "n1", [[(item, 100_000)] * 3])
         merge_slices(state, {"n1": MaxVector.from_pairs(*pairs)})
     assert len(view.top(state)) == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=calls_strategy, shape=shapes, split=st.integers(0, 3))
+def test_a_fold_of_a_fold_is_the_fold_of_the_raw_slices(
+    calls: list[tuple[str, Call]], shape: tuple[int, int, int, float], split: int
+) -> None:
+    """Departed origins fold into one list (every item they listed, listed counts summed):
+    associative whatever the grouping, idempotent, and it reads as those lists did, an item
+    it does not list counting 0 there."""
+    view = TopK(*shape)
+    state = apply(write(view, calls)[0])
+    slices = [vec for _, vec in sorted(state.items())]
+    whole = view.retired(slices, None)
+    first = view.retired(slices[:split], None) if slices[:split] else None
+    stepwise = view.retired(slices[split:], first)
+    assert whole == stepwise
+    assert view.retired([], whole) == whole
+    listed: Counter[bytes] = Counter()
+    for vec in slices:
+        listed.update(view._origin_list(vec, view._header_slots))
+    probes = [*sorted(listed), b"zz"]
+    assert view.count({"~5": whole}, probes) == [listed[item] for item in probes]
+    ranked = sorted(listed.items(), key=lambda pair: (-pair[1], pair[0]))
+    assert view.top({"~5": whole}) == ranked[: shape[0]]
+
+
+def test_a_fold_keeps_the_listed_counts_and_drops_the_departed_heavykeepers() -> None:
+    """Two departed origins and a live one: folded, the merged list and the listed items'
+    counts are those of the raw slices (here every item is listed where it was written), and
+    the retired slice holds a few slots per item where the raw ones held their HeavyKeepers."""
+    view = TopK(3, 64, 4, 0.9)
+    state: dict[str, MaxVector] = {}
+    for origin, item, n in (("n1", b"x", 50), ("n1", b"y", 20), ("n2", b"x", 5), ("n2", b"z", 9),
+                            ("n3", b"y", 30), ("n3", b"w", 1)):  # fmt: skip
+        pairs, _ = view.add(state, origin, [[(item, n)]])
+        merge_slices(state, {origin: MaxVector.from_pairs(*pairs)})
+    folded = {"n3": state["n3"], "~7": view.retired([state["n1"], state["n2"]], None)}
+    assert view.top(folded) == view.top(state) == [(b"x", 55), (b"y", 50), (b"z", 9)]
+    assert view.count(folded, [b"x", b"y", b"z", b"w"]) == [55, 50, 9, 1]
+    assert len(folded["~7"]) < (len(state["n1"]) + len(state["n2"])) // 2

@@ -13,9 +13,11 @@ Families whose reads sum their slices fold by summing: count-min (cell sums), co
 (totals of increments and decrements), cuckoo filters (add and delete counts per fingerprint
 place). T-digests fold into a grid of cells (:meth:`TDigest.retired`): per cell the summed
 weight of the departed centroids and values, at the finest level that fits, which is as
-associative as a sum. Top-K keeps its departed slices (a union of heavy-hitter lists cut to
-a size is not associative: a fold of a fold differs from a fold of the raw slices, so nodes
-folding at different ``t`` would write different ``~t``; see docs/design.md).
+associative as a sum. Top-K folds into one list (:meth:`TopK.retired`): every item a departed
+origin listed with its listed counts summed, uncut (a union of heavy-hitter lists cut to a
+size is not associative: a fold of a fold would differ from a fold of the raw slices, so
+nodes folding at different ``t`` would write different ``~t``); the departed HeavyKeepers
+are dropped.
 
 :class:`Retirer` (owned by the replica) walks the keyspace bucket by bucket, in key order
 within a bucket, at most ``limit`` keys looked at and 32 folds a call (it resumes after the last
@@ -33,14 +35,16 @@ from hearsay.lattice.entry import Entry, MergeResult, Schema
 from hearsay.lattice.keyspace import Keyspace
 from hearsay.lattice.retired import newest_retired, retired_origin, summed_slice
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.schemas import KIND_CMS, KIND_COUNTER, KIND_CUCKOO, KIND_TDIGEST
+from hearsay.sketch.schemas import KIND_CMS, KIND_COUNTER, KIND_CUCKOO, KIND_TDIGEST, KIND_TOPK
 from hearsay.sketch.tdigest import TDigest
+from hearsay.sketch.topk import TopK
 from hearsay.sketch.views import view_as
 
 SUMMED_KINDS: Final = frozenset({KIND_CMS, KIND_COUNTER, KIND_CUCKOO})
 """Kinds whose reads sum their origins' slices: a retired slice is the sum, reads unchanged."""
-FOLDED_KINDS: Final = SUMMED_KINDS | {KIND_TDIGEST}
-"""Kinds whose departed slices are folded (a t-digest's into cells: :meth:`TDigest.retired`)."""
+FOLDED_KINDS: Final = SUMMED_KINDS | {KIND_TDIGEST, KIND_TOPK}
+"""Kinds whose departed slices are folded (a t-digest's into cells: :meth:`TDigest.retired`;
+a Top-K's into one list: :meth:`TopK.retired`)."""
 RETIRE_KEYS_PER_STEP: Final = 2000
 """Keys looked at per :meth:`Retirer.step` (one housekeeping turn's share; most cost a few
 dictionary look-ups)."""
@@ -138,11 +142,11 @@ class Retirer:
         if not members:
             return dropped
         older = None if newest is None else entry.slice(retired_origin(newest))
-        folded = _folded(schema, members, older)
-        retired = Entry(entry.epoch, schema, entry.expiry, {retired_origin(fold_ms): folded})
         try:
+            folded = _folded(schema, members, older)
+            retired = Entry(entry.epoch, schema, entry.expiry, {retired_origin(fold_ms): folded})
             result = keyspace.merge(key, retired)
-        except TooLargeError:
+        except TooLargeError:  # (the key past max-key-bytes, or a fold past its own bound)
             self.refused_too_large += 1
             return MergeResult(None)
         self.folds += 1
@@ -153,6 +157,8 @@ def _folded(schema: Schema, departed: list[MaxVector], older: MaxVector | None) 
     """The retired slice of ``departed`` slices over an ``older`` retired one."""
     if schema.kind == KIND_TDIGEST:
         return view_as(schema, TDigest).retired(departed, older)
+    if schema.kind == KIND_TOPK:
+        return view_as(schema, TopK).retired(departed, older)
     return summed_slice(departed if older is None else [*departed, older])
 
 

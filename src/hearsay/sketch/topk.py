@@ -47,6 +47,18 @@ estimate where it is not listed; the merged list is the ``k`` largest (ties by i
 every node holding the same slices answers the same. An item heavy overall but in no origin's
 list is missed.
 
+**Departed origins** (HEARSAY.FORGET, :mod:`hearsay.engine.retire`) fold into a retired slice
+``~t`` holding only a list: every item some departed origin listed, with the sum of their
+listed counts, at positions in item order (slot 0 holds how many; no HeavyKeeper, so an item
+it does not list counts 0 there). A sum per item is associative, so folding a fold with more
+origins gives what folding them all at once does, and every node folding the same slices
+writes the same slice. What a fold drops: the departed origins' HeavyKeeper estimates of
+items they did not list (reads move by those), and their HeavyKeepers' memory (``3 * width *
+depth`` slots each). A retired list grows by the items departed origins listed that no other
+departed origin listed: at most ``k`` a departed origin, usually far fewer (heavy hitters are
+heavy everywhere); past :data:`RETIRED_POSITIONS_MAX` items the fold is refused and the raw
+slices stay.
+
 **Bounds.** Counts are 32-bit as in RedisBloom (saturating here, not wrapping); a bucket or
 position can be rewritten :data:`GENERATION_MAX` times (past that, a bucket is no longer taken
 over and a position no longer admits a new item); items are at most :data:`ITEM_BYTES_MAX`.
@@ -61,10 +73,12 @@ from itertools import accumulate
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
-from hearsay.base.errors import SketchParameterError
+from hearsay.base.errors import SketchParameterError, TooLargeError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.vector import MaxVector
+from hearsay.lattice.retired import RETIRED_MARK, retired_time
+from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
 from hearsay.sketch import _heavykeeper
 from hearsay.sketch.hashing import member_hash, mix64_int
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
@@ -93,6 +107,8 @@ DECAYS_PER_CALL_MAX: Final = 65_536
 """Decays one TOPK.ADD / INCRBY call may cause in all (past them, its increments' decay
 trials fail): with :data:`DECAYS_PER_ROW_MAX`, what bounds a call whatever its decay."""
 ITEM_BYTES_MAX: Final = 4 * (TOPK_POSITION_SLOTS - 3)
+RETIRED_POSITIONS_MAX: Final = (INDEX_LIMIT - TOPK_LIST_BASE) // TOPK_POSITION_SLOTS
+"""List positions a retired slice may hold (the slot space above the list base: 131,072)."""
 _LOW32: Final = 0xFFFFFFFF
 _BUCKETS: Final = 8
 _DOUBLE: Final = struct.Struct("<d")
@@ -126,8 +142,7 @@ class TopK:
         self._k, self._width, self._depth = int(k), int(width), int(depth)
         self._decay = float(decay)
         self._powers = struct.pack("=256d", *(self._decay**c for c in range(256)))
-        base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(self._k, dtype=np.int64)
-        self._header_slots = (base[:, None] + np.arange(3)).reshape(-1)
+        self._header_slots = _header_slots(self._k)
 
     @classmethod
     def from_schema(cls, schema: Schema) -> TopK:
@@ -205,10 +220,20 @@ class TopK:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _origin_list(self, vec: MaxVector) -> dict[bytes, int]:
-        """One origin's complete list positions with a count: item -> count (two vectorised
-        reads: the headers, then every listed item's words)."""
-        raw = vec.values_at(self._header_slots).reshape(-1, 3)
+    def _listed(self, origin: str, vec: MaxVector) -> dict[bytes, int]:
+        """An origin's list (its ``k`` positions), or a retired slice's (as many as its slot 0
+        says)."""
+        if retired_time(origin) is None:
+            return self._origin_list(vec, self._header_slots)
+        return self._origin_list(vec, _header_slots(min(vec.get(0), RETIRED_POSITIONS_MAX)))
+
+    def _origin_list(self, vec: MaxVector, header_slots: npt.NDArray[np.int64]) -> dict[bytes, int]:
+        """A slice's complete list positions with a count (``header_slots``: the three header
+        slots of each position read): item -> count (two vectorised reads: the headers, then
+        every listed item's words)."""
+        if not header_slots.size:
+            return {}
+        raw = vec.values_at(header_slots).reshape(-1, 3)
         shift, low = np.uint64(32), np.uint64(_LOW32)
         generation = raw[:, 0] >> shift
         lengths = (raw[:, 0] & low).astype(np.int64)
@@ -259,8 +284,12 @@ class TopK:
 
     def _per_origin(self, slices: Slices, items: Sequence[bytes]) -> list[int]:
         totals = [0] * len(items)
-        for _, vec in sorted(slices.items()):
-            listed = self._origin_list(vec)
+        for origin, vec in sorted(slices.items()):
+            listed = self._listed(origin, vec)
+            if retired_time(origin) is not None:  # (a list alone: what it does not list is 0)
+                for i, item in enumerate(items):
+                    totals[i] += listed.get(item, 0)
+                continue
             unlisted = [i for i, item in enumerate(items) if item not in listed]
             estimates = self._estimates(vec, [items[i] for i in unlisted])
             for i, item in enumerate(items):
@@ -277,8 +306,8 @@ class TopK:
     def top(self, slices: Slices) -> list[tuple[bytes, int]]:
         """The merged list: the ``k`` items of largest summed count (ties by item bytes)."""
         candidates: set[bytes] = set()
-        for _, vec in sorted(slices.items()):
-            candidates.update(self._origin_list(vec))
+        for origin, vec in sorted(slices.items()):
+            candidates.update(self._listed(origin, vec))
         items = sorted(candidates)
         counts = self._per_origin(slices, items)
         ranked = sorted(
@@ -291,6 +320,48 @@ class TopK:
         """TOPK.QUERY: whether each item is in the merged list."""
         listed = {item for item, _ in self.top(slices)}
         return [item in listed for item in items]
+
+    def retired(self, departed: Sequence[MaxVector], older: MaxVector | None) -> MaxVector:
+        """The retired slice of ``departed`` origins' slices and an ``older`` retired one: every
+        item they list, with its listed counts summed (saturating at :data:`COUNT_MAX`), at
+        positions in item order under generation 1, and their number in slot 0. A function of
+        the items' summed counts only, so it is associative (see the module notes).
+        TooLargeError past :data:`RETIRED_POSITIONS_MAX` items."""
+        counts: dict[bytes, int] = {}
+        lists = [self._origin_list(vec, self._header_slots) for vec in departed]
+        if older is not None:
+            lists.append(self._listed(f"{RETIRED_MARK}0", older))
+        for listed in lists:
+            for item, count in listed.items():
+                counts[item] = counts.get(item, 0) + count
+        if not counts:
+            return MaxVector()
+        if len(counts) > RETIRED_POSITIONS_MAX:
+            raise TooLargeError(f"a retired Top-K list of {len(counts)} items")
+        indices = [0]
+        values = [len(counts)]
+        generation = 1 << 32
+        for position, item in enumerate(sorted(counts)):
+            base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * position
+            padded = item + b"\0" * (-len(item) % 4)
+            words = struct.unpack(f"<{len(padded) // 4}I", padded)
+            indices += range(base, base + 3 + len(words))
+            values += [
+                generation | len(item),
+                generation | min(counts[item], COUNT_MAX),
+                generation | (member_hash(item) & _LOW32),
+                *(generation | word for word in words),
+            ]
+        return MaxVector.from_pairs(
+            np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint64)
+        )
+
+
+def _header_slots(positions: int) -> npt.NDArray[np.int64]:
+    """The three header slots of each of the first ``positions`` list positions."""
+    base = TOPK_LIST_BASE + TOPK_POSITION_SLOTS * np.arange(positions, dtype=np.int64)
+    slots: npt.NDArray[np.int64] = (base[:, None] + np.arange(3)).reshape(-1)
+    return slots
 
 
 def _zeros(indices: list[int]) -> list[int]:
