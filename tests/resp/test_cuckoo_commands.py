@@ -157,6 +157,15 @@ def test_redis_py_cf_helpers_and_scandump_round_trip(node: NodeProcess) -> None:
         with pytest.raises(redis.ResponseError, match="Couldn't load chunk"):
             cf.loadchunk("copy2", 1, damaged)
         assert client.exists("copy2") == 0
+        resp3 = node.client(protocol=3)  # RESP3: the same replies (INFO as redis-py's dict)
+        try:
+            assert resp3.cf().exists("helpers", "item-0") == 1
+            assert resp3.cf().mexists("helpers", "solo", "item-1") == [0, 1]
+            info3 = {bytes(k).decode(): v for k, v in resp3.cf().info("helpers").items()}
+            assert info3["Number of items inserted"] == 3_010
+            assert info3["Max iterations"] == 20
+        finally:
+            resp3.close()
     finally:
         client.close()
 

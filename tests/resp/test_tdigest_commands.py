@@ -133,24 +133,37 @@ def test_tdigest_refusals_match_fakeredis(node: NodeProcess) -> None:
         reference.close()
 
 
-def test_redis_py_tdigest_helpers_work_unchanged(node: NodeProcess) -> None:
-    client = node.client()
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_tdigest_helpers_work_unchanged(node: NodeProcess, protocol: int) -> None:
+    client = node.client(protocol=protocol)  # (keys per protocol: the node is shared)
     try:
         td = client.tdigest()
-        assert td.create("helpers", compression=200)
-        assert td.add("helpers", [float(v) for v in range(1, 101)])
-        assert td.min("helpers") == 1.0
-        assert td.max("helpers") == 100.0
-        assert td.quantile("helpers", 0.0, 1.0) == [1.0, 100.0]
-        assert td.rank("helpers", 0.5, 1000) == [-1, 100]
-        assert td.byrank("helpers", 0, 1000) == [1.0, math.inf]
-        assert abs(td.trimmed_mean("helpers", 0.1, 0.9) - 50.5) < 1.0
-        assert td.merge("helpers2", 1, "helpers", compression=100, override=True)
-        info = td.info("helpers2")
-        assert info.compression == 100
-        assert info.merged_weight + info.unmerged_weight == 100
-        assert td.reset("helpers")
-        assert math.isnan(td.min("helpers"))
+        assert td.create(f"helpers{protocol}", compression=200)
+        assert td.add(f"helpers{protocol}", [float(v) for v in range(1, 101)])
+        assert td.min(f"helpers{protocol}") == 1.0
+        assert td.max(f"helpers{protocol}") == 100.0
+        assert td.quantile(f"helpers{protocol}", 0.0, 1.0) == [1.0, 100.0]
+        assert td.rank(f"helpers{protocol}", 0.5, 1000) == [-1, 100]
+        assert td.revrank(f"helpers{protocol}", 0.5, 1000, 100) == [100, -1, 0]
+        assert td.byrank(f"helpers{protocol}", 0, 1000) == [1.0, math.inf]
+        assert td.byrevrank(f"helpers{protocol}", 0, 99, 1000) == [100.0, 1.0, -math.inf]
+        (below_half,) = td.cdf(f"helpers{protocol}", 50.0)
+        assert abs(below_half - 0.495) < 0.01
+        assert td.cdf(f"helpers{protocol}", 0.0, 1000.0) == [0.0, 1.0]
+        assert abs(td.trimmed_mean(f"helpers{protocol}", 0.1, 0.9) - 50.5) < 1.0
+        assert td.merge(
+            f"helpers{protocol}b", 1, f"helpers{protocol}", compression=100, override=True
+        )
+        info = td.info(f"helpers{protocol}b")
+        if isinstance(info, dict):  # RESP3: redis-py hands the reply's map over as it is
+            fields = {bytes(name).decode(): value for name, value in info.items()}
+            compression = fields["Compression"]
+            weight = fields["Merged weight"] + fields["Unmerged weight"]
+        else:
+            compression, weight = info.compression, info.merged_weight + info.unmerged_weight
+        assert (compression, weight) == (100, 100)
+        assert td.reset(f"helpers{protocol}")
+        assert math.isnan(td.min(f"helpers{protocol}"))
     finally:
         client.close()
 

@@ -123,7 +123,7 @@ def test_a_windowed_top_k_lists_the_heavy_items_of_the_window() -> None:
     assert c.ok("MEMORY", "USAGE", "t") > 0  # type: ignore[operator]
     assert c.ok("TOPK.RESERVE", "s", 1, 8, 7, "0.5", "WINDOW", W_S, "SLICES", 3) == "OK"
     assert dict(c.ok("TOPK.INFO", "s").pairs)["slices"] == 3  # type: ignore[union-attr]
-    assert c("TOPK.RESERVE", "s", 1, "WINDOW", W_S) == ErrorReply("ERR TopK: key already exists")
+    assert c("TOPK.RESERVE", "s", 1, "WINDOW", W_S) == ErrorReply("TopK: key already exists")
     assert c("TOPK.INCRBY", "t", "a", 1, "b") == ErrorReply(
         "ERR wrong number of arguments for 'topk.incrby' command"
     )
@@ -147,7 +147,7 @@ def test_window_clause_errors() -> None:
         ("TOPK.RESERVE", "k", 2, "WINDOW", 6, "SLICES", 0): "ERR SLICES must be",
         ("TOPK.RESERVE", "k", 2, "WINDOW"): "ERR syntax error",
         ("TOPK.RESERVE", "k", 2, 8, 7, "0.9", "X", 6): "ERR wrong number of arguments",
-        ("TOPK.RESERVE", "k", 0, "WINDOW", 6): "ERR TopK: invalid k",
+        ("TOPK.RESERVE", "k", 0, "WINDOW", 6): "TopK: invalid k",
     }
     for args, start in bad.items():
         reply = c(*args)

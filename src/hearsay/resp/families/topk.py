@@ -34,26 +34,26 @@ ROWS_PER_CALL_MAX: Final = 32_768
 7): each item costs a few microseconds of HeavyKeeper work in Python per row, so this keeps
 a call to a fraction of a second."""
 
-KEY_EXISTS: Final = "ERR TopK: key already exists"
-KEY_MISSING: Final = "ERR TopK: key does not exist"
-INVALID_K: Final = "ERR TopK: invalid k"
-INVALID_WIDTH: Final = "ERR TopK: invalid width"
-INVALID_DEPTH: Final = "ERR TopK: invalid depth"
-INVALID_DECAY: Final = "ERR TopK: invalid decay value. must be '<= 1' & '> 0'"
+KEY_EXISTS: Final = "TopK: key already exists"
+KEY_MISSING: Final = "TopK: key does not exist"
+INVALID_K: Final = "TopK: invalid k"
+INVALID_WIDTH: Final = "TopK: invalid width"
+INVALID_DEPTH: Final = "TopK: invalid depth"
+INVALID_DECAY: Final = "TopK: invalid decay value. must be '<= 1' & '> 0'"
 TOO_LARGE: Final = (
-    f"ERR TopK: too large (k at most {TOPK_K_MAX}, depth at most {TOPK_DEPTH_MAX}, "
+    f"TopK: too large (k at most {TOPK_K_MAX}, depth at most {TOPK_DEPTH_MAX}, "
     "3 * width * depth at most 2**31)"
 )
 # rm_topk.c's text spans two source lines joined by a backslash: the spaces are part of it.
 INVALID_INCREMENT: Final = (
-    "ERR TopK: increment must be an integer greater or equal to 0"
+    "TopK: increment must be an integer greater or equal to 0"
     + " " * 28
     + "and smaller or equal to 100,000"
 )
 WITHCOUNT_EXPECTED: Final = "ERR WITHCOUNT keyword expected"
-ITEM_TOO_LONG: Final = f"ERR TopK: an item is at most {ITEM_BYTES_MAX} bytes"
+ITEM_TOO_LONG: Final = f"TopK: an item is at most {ITEM_BYTES_MAX} bytes"
 TOO_MANY_ITEMS: Final = (
-    f"ERR TopK: too many items for one call (items x depth at most {ROWS_PER_CALL_MAX})"
+    f"TopK: too many items for one call (items x depth at most {ROWS_PER_CALL_MAX})"
 )
 
 
