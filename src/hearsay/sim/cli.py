@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a client now and then runs FLUSHALL (default; --no-flushall: never)",
     )
     p.add_argument(
+        "--lifecycle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clients now and then DEL or EXPIRE the newer families' keys and grow a Bloom "
+        "filter's sub-filters (default; --no-lifecycle: not)",
+    )
+    p.add_argument(
         "--partition", action="append", default=[], help="START_S:END_S[:FRACTION[:oneway]]"
     )
     p.add_argument("--crash", action="append", default=[], help="AT_S[:COUNT[:DOWN_S[:wipe]]]")
@@ -137,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         warmup_s=args.warmup_s,
         windowed=args.windowed,
         flushall=args.flushall,
+        lifecycle=args.lifecycle,
     )
 
 

@@ -227,6 +227,10 @@ class SimConfig:
     """Now and then a client runs FLUSHALL (off with ``--no-flushall``: how runs of seeds from
     before it replay as they did). A key a node ends by its old TTL before it hears of the
     FLUSHALL is a case the reference cannot model: see :func:`.checkers.expired_unaware`."""
+    lifecycle: bool = True
+    """Now and then a client deletes or expires a t-digest, cuckoo, Top-K or windowed key, and
+    a third add further items to one Bloom filter so it grows sub-filters (off with
+    ``--no-lifecycle``: how runs of seeds from before it replay as they did)."""
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -270,5 +274,7 @@ class SimConfig:
             args.append("--no-windowed")
         if not self.flushall:
             args.append("--no-flushall")
+        if not self.lifecycle:
+            args.append("--no-lifecycle")
         args += [f"--node-config={k}={v}" for k, v in sorted(self.node_config.items())]
         return " ".join(shlex.quote(a) for a in args)

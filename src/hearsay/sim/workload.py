@@ -13,7 +13,10 @@ CF.RESERVE that fails harmlessly once the key exists), a fifth add items to a To
 (after its creation with WINDOW, which answers OK or fails harmlessly once the key exists);
 and (unless ``--no-flushall``) now and then a client runs FLUSHALL, so the replicated flush floor
 meets concurrent writes, partitions and crashes (the checkers count a write below a node's floor
-as held there: FLUSHALL superseded it).
+as held there: FLUSHALL superseded it); and (unless ``--no-lifecycle``) now and then a client
+deletes or expires a t-digest, cuckoo, Top-K or windowed key (the next client writing it makes
+it anew), and a third of the clients add items beyond the read ones to one Bloom filter, so
+it grows sub-filters while nodes write it concurrently.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ FLUSHALL_SHARE: Final = 0.008
 """Clients that run FLUSHALL (after their other commands; a stream of its own): about one
 run in two of the default 100 clients has one, so most writes still reach the reads the
 checkers compare."""
+LIFECYCLE_SHARE: Final = 0.05
+"""Clients that first DEL or EXPIRE a key of the newer families (a stream of its own)."""
+BLOOM_FILL_SHARE: Final = 0.3
+BLOOM_FILL_ITEMS: Final = 10
+"""Clients that first add this many further items (of 10,000) to the first Bloom key, which
+a BF.ADD made with RedisBloom's defaults (capacity 100, expansion 2): a run of 100 clients
+adds about 300, so it grows two or three sub-filters."""
 WINDOW_ARGS: Final = (b"WINDOW", b"2", b"SLICES", b"4")
 WINDOWED_CREATE: Final = {
     b"whll": [b"HEARSAY.PFRESERVE", b"{}", *WINDOW_ARGS],
@@ -85,6 +95,11 @@ class Workload:
         ]
         self.windowed_rng = random.Random(config.seed * 1_000_003 + 19)
         self.flushall_rng = random.Random(config.seed * 1_000_003 + 20)
+        self.lifecycle_rng = random.Random(config.seed * 1_000_003 + 21)
+        self.lifecycle_keys = [*self.tdigest_keys, *self.cf_keys, *self.topk_keys]
+        if config.windowed:
+            self.lifecycle_keys += self.windowed_keys
+        self.fill_key = next((key for family, key in self.keys if family == "bloom"), None)
 
     def schedule(self, push: Callable[[int, str, Any, Any], None]) -> None:
         duration_ms = int(self.config.duration_s * 1000)
@@ -100,6 +115,8 @@ class Workload:
         commands = self._family_commands()
         if self.config.flushall and self.flushall_rng.random() < FLUSHALL_SHARE:
             commands = [*commands, [b"FLUSHALL"]]
+        if self.config.lifecycle:
+            commands = [*self._lifecycle_commands(), *commands]
         windowed = self.windowed_rng
         if self.config.windowed and windowed.random() < WINDOWED_SHARE:
             key = self.windowed_keys[windowed.randrange(len(self.windowed_keys))]
@@ -137,6 +154,21 @@ class Workload:
             create = [b"TDIGEST.CREATE", key, b"COMPRESSION", b"1"]  # rewritten every 5 values
             return [create, [b"TDIGEST.ADD", key, *values], *commands]
         return commands
+
+    def _lifecycle_commands(self) -> list[list[bytes]]:
+        """A DEL or EXPIRE of a newer family's key, or a Bloom filter's further items (or
+        nothing): drawn from their own stream."""
+        life = self.lifecycle_rng
+        roll = life.random()
+        if roll < LIFECYCLE_SHARE:
+            key = self.lifecycle_keys[life.randrange(len(self.lifecycle_keys))]
+            if life.random() < 0.5:
+                return [[b"DEL", key]]
+            return [[b"EXPIRE", key, b"%d" % life.randint(1, EXPIRE_S_MAX)]]
+        if roll < LIFECYCLE_SHARE + BLOOM_FILL_SHARE and self.fill_key is not None:
+            items = [b"fill-%d" % life.randrange(10_000) for _ in range(BLOOM_FILL_ITEMS)]
+            return [[b"BF.MADD", self.fill_key, *items]]
+        return []
 
     def _family_commands(self) -> list[list[bytes]]:
         rng = self.rng
