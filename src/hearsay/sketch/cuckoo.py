@@ -459,11 +459,10 @@ class CuckooFilter:
         if room is None:
             return None
         sub, bucket, _held = room
+        mask, start = self._geometry[sub]
+        partner = start + ((bucket - start) ^ (alt & mask))
         slot = 2 * (bucket * FINGERPRINTS + fp)
-        net, own, _ = _counts(sources, slot)
-        partner = self._partner(sub, bucket, fp)
-        if partner != bucket:
-            net += _counts(sources, 2 * (partner * FINGERPRINTS + fp))[0]
+        net, own = _class_counts(sources, slot, 2 * (partner * FINGERPRINTS + fp))
         raised = own + 1 + max(0, -net)
         if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
             return [FULL], ([], [])
@@ -617,6 +616,32 @@ def _copies(sources: Sequence[tuple[bool, bytes]], first: int, second: int, fp: 
     if second != first:
         copies += _counts(sources, 2 * (second * FINGERPRINTS + fp))[0]
     return copies
+
+
+def _class_counts(
+    sources: Sequence[tuple[bool, bytes]], slot: int, partner_slot: int
+) -> tuple[int, int]:
+    """An item class's copies (adds minus deletes at add ``slot`` and at ``partner_slot``, the
+    same fingerprint's in the partner bucket, counted once when equal) and the writer's own add
+    count at ``slot``: one look-up call a slice, each count clipped at :data:`COUNT_CLIP`."""
+    net = own_adds = 0
+    wanted = (
+        [slot, slot + 1]
+        if partner_slot == slot
+        else [slot, slot + 1, partner_slot, partner_slot + 1]
+    )
+    for mine, packed in sources:
+        counts = _sparse.values(packed, wanted)
+        if max(counts) > COUNT_CLIP:  # (rare: a count past the clip)
+            counts = [min(count, COUNT_CLIP) for count in counts]
+        net += (
+            counts[0] - counts[1]
+            if len(counts) == 2
+            else counts[0] - counts[1] + counts[2] - counts[3]
+        )
+        if mine:
+            own_adds = counts[0]
+    return net, own_adds
 
 
 def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
