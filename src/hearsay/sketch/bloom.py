@@ -128,9 +128,6 @@ CHAIN_MADD_ITEMS_MAX: Final = 1000
 it reads every item's positions as Python ints, about 750 bytes an item, and a 10,000-item
 BF.MADD's 7.4 MB of them at once left a real node's heap that much bigger (fragmented) for
 good."""
-CHAIN_MADD_ONE_BY_ONE_MAX: Final = 4
-"""A BF.MADD of at most this many items is answered an item a pass (each as a BF.ADD): three
-items into a 1,000-capacity filter took 39 us in process as one array batch."""
 
 
 @dataclass(slots=True)
@@ -328,11 +325,6 @@ def _geometry(links: tuple[_Link, ...]) -> bytes:
     return b"".join(struct.pack("<3Q", link.base, link.bits, link.hashes) for link in links)
 
 
-def _holds(positions: list[int], flags: list[int], pending: set[int]) -> bool:
-    """Whether every bit is set, in the vector or by this batch."""
-    return all(flag or position in pending for position, flag in zip(positions, flags, strict=True))
-
-
 class BloomFilter:
     """A stateless view of a Bloom filter: a plain fixed-size one (``expansion`` None) or a
     chain of sub-filters (module notes)."""
@@ -523,23 +515,6 @@ class BloomFilter:
             stack = self._stacks[subs] = _Stack.of(self._links[:subs])
         return stack
 
-    def _read(
-        self, vec: MaxVector, members: Sequence[bytes], subs: int, settled: int = 0
-    ) -> tuple[_Stack, list[list[int]], list[list[int]], list[bool]]:
-        """Whether one of the first ``settled`` sub-filters holds each member (all its bits
-        set there: one array pass per sub-filter, no Python walk over every bit); and each
-        member's positions in the others up to ``subs`` and whether each is set, as Python
-        lists (columns from the first of those on). One hash batch, one read of the vector."""
-        stack = self._stack(subs)
-        a = member_hashes(members)
-        pos = stack.positions(a, mix64(a) | np.uint64(1))
-        held = values_at(vec, pos) != 0
-        in_settled = np.zeros(len(members), dtype=bool)
-        for lo, hi in itertools.pairwise(stack.offsets[: settled + 1]):
-            in_settled |= held[:, lo:hi].all(axis=1)
-        first = stack.offsets[settled]
-        return stack, pos[:, first:].tolist(), held[:, first:].tolist(), in_settled.tolist()
-
     def _read_reach(self, subs: int) -> int:
         """Sub-filters a read checks: those in use and the next one, which a delta writing
         into it may have brought before the delta that started it (its marker)."""
@@ -552,69 +527,22 @@ class BloomFilter:
         sub-filter, or starts the next one when the last is full (its fill counted on the
         items the module notes say); None: refused, the filter is full and cannot grow (it
         stays so: every later new item is refused too, and nothing is written for them).
-        The answer stops early (``more``) at an item that must start a second sub-filter in
-        one batch: merge the pairs and call again with the items not answered.
-        """
+        The answer stops early (``more``) after :data:`CHAIN_MADD_ITEMS_MAX` items, after an
+        item that starts a sub-filter, and before an item whose fill check would count bits
+        of the items before it: merge the pairs and call again with the items not answered.
+
+        Each item is read as a BF.ADD reads it (:meth:`_chain_add_one`), the bits the items
+        before it set counting as set: ~4-5 us an item at any batch size, where reading every
+        item's positions in one array pass cost 6-15 us an item (16 items into a 1,000-capacity
+        filter: 11 us an item, the cost of a pipelined run of 16 BF.ADDs; 1,000 items 6-7 us)."""
         if len(members) == 1:  # (BF.ADD)
             one = self._chain_add_one(vec, members[0])
             assert one is not None, "an item with no bits before it always answers"
             return one
-        if len(members) <= CHAIN_MADD_ONE_BY_ONE_MAX:
-            # A few items answered each as a BF.ADD: the batch's array set-up (hashes,
-            # positions, one read of every position) costs ~30 us, an item read bit by bit a few.
-            return self._chain_add_few(vec, members)
-        rest = len(members) > CHAIN_MADD_ITEMS_MAX  # (the rest in the next call)
-        members = members[:CHAIN_MADD_ITEMS_MAX]
-        links = self._links
-        subs = self.filters(vec)
-        reach = self._read_reach(subs)
-        # The sub-filters before the last in use gain no bits from this batch (it writes into
-        # the last one or starts the next): whether they hold a member is read in one pass.
-        settled = subs - 1
-        stack, rows, flags, in_settled = self._read(vec, members, reach, settled)
-        first = stack.offsets[settled]  # (rows and flags start at this column)
-        spans = [(lo - first, hi - first) for lo, hi in itertools.pairwise(stack.offsets)]
-        open_spans = spans[settled:]
-        pending: set[int] = set()  # bits this batch sets (absent from ``vec``)
-        pending_in = [0] * reach  # per sub-filter, how many of them it holds
-        markers: list[int] = []
-        added: list[bool | None] = []
-        full = self._expansion == NONSCALING and vec.get(1) != 0
-        more = rest
-        for member, row, flag, held in zip(members, rows, flags, in_settled, strict=True):
-            if held or any(_holds(row[lo:hi], flag[lo:hi], pending) for lo, hi in open_spans):
-                added.append(False)
-                continue
-            cur = subs - 1
-            link = links[cur]
-            if (
-                not full
-                and (member_hash(member) >> 32) % link.check_period == 0
-                and link.set_bits(vec, pending_in[cur]) >= link.fill_bound
-            ):
-                if self._expansion == NONSCALING:
-                    markers.append(1)
-                    full = True
-                elif subs == len(links):
-                    full = True
-                elif subs == reach:  # a second new sub-filter in one batch
-                    more = True
-                    break
-                else:
-                    markers.append(subs)
-                    subs += 1
-                    cur += 1
-            if full:
-                added.append(None)
-                continue
-            lo, hi = spans[cur]
-            for position, bit in zip(row[lo:hi], flag[lo:hi], strict=True):
-                if not bit and position not in pending:
-                    pending.add(position)
-                    pending_in[cur] += 1
-            added.append(True)
-        indices = np.array(sorted(pending.union(markers)), dtype=np.uint32)
-        return ChainAdds((indices, np.ones(indices.size, dtype=np.uint8)), added, more)
+        adds = self._chain_add_few(vec, members[:CHAIN_MADD_ITEMS_MAX])
+        if len(members) > CHAIN_MADD_ITEMS_MAX and not adds.more:
+            return ChainAdds(adds.pairs, adds.added, more=True)
+        return adds
 
     def _member_read(
         self, vec: MaxVector, member: bytes
@@ -651,7 +579,7 @@ class BloomFilter:
         return a, subs, False, first, positions, held
 
     def _chain_add_few(self, vec: MaxVector, members: Sequence[bytes]) -> ChainAdds:
-        """:meth:`chain_madd` of a few items in one pass, each as :meth:`_chain_add_one` with
+        """:meth:`chain_madd` of several items in one pass, each as :meth:`_chain_add_one` with
         the bits the items before it set counting as set (all in the last sub-filter in use).
         The pass ends (``more``) after an item that starts a sub-filter or marks the chain
         full, and before an item whose fill check would, after others: the caller merges the
