@@ -62,9 +62,9 @@ def test_one_items_cms_cells_and_incrby_match_the_batch(
         theirs = [i for i, _ in earlier[:3]]
         other.merge_pairs(*view.incrby({}, "b", theirs, [1] * len(theirs))[0])
     slices = {"a": own, "b": other}
-    pairs, estimates = view.incrby(slices, "a", [item], [amount])
+    pairs, estimates = view.incrby(slices, "a", [item], [amount], few_max=0)
     # The batch path with a second item of increment 0: the same cells and totals for the first.
-    batch_pairs, batch_estimates = view.incrby(slices, "a", [item, item], [amount, 0])
+    batch_pairs, batch_estimates = view.incrby(slices, "a", [item, item], [amount, 0], few_max=0)
     assert estimates == batch_estimates[:1]
     assert pairs[0].tolist() == batch_pairs[0].tolist() and pairs[0].dtype == batch_pairs[0].dtype
     assert pairs[1].tolist() == batch_pairs[1].tolist() and pairs[1].dtype == batch_pairs[1].dtype
@@ -103,7 +103,7 @@ def test_one_items_incrby_and_query_in_python_ints_match_the_arrays(
     named = (("a", own), ("b", other), ("c", top), ("d", top.copy()))
     slices = {name: vec for name, vec in named if name in held}
     try:
-        expected = view.incrby(slices, "a", [item], [amount])
+        expected = view.incrby(slices, "a", [item], [amount], few_max=0)
     except Exception as error:  # the same refusal, whatever it is
         try:
             view.incrby_item(slices, "a", item, amount)
@@ -116,3 +116,56 @@ def test_one_items_incrby_and_query_in_python_ints_match_the_arrays(
     assert [estimate] == expected[1]
     assert indices == expected[0][0].tolist() and values == expected[0][1].tolist()
     assert view.query(slices, [item]) == view.query(slices, [item, item])[:1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(CountMinSketch, st.integers(1, 300), st.integers(1, 8)),
+    st.lists(st.tuples(_MEMBERS, st.integers(0, 1 << 40)), max_size=10),
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"x", b"y", b"z", b"", b"long item" * 5]),
+            st.sampled_from([0, 1, 7, 1 << 40, (1 << 62) + 5, (1 << 63) - 1]),
+        ),
+        min_size=2,
+        max_size=20,
+    ),
+    st.sampled_from(["a", "b", "ab", "abc", "bc", "acd", "cd"]),
+)
+def test_a_few_items_in_python_ints_count_as_the_arrays(
+    view: CountMinSketch,
+    earlier: list[tuple[bytes, int]],
+    batch: list[tuple[bytes, int]],
+    held: str,
+) -> None:
+    """CMS.INCRBY of a few items (or a pipelined run of them, items repeated) in Python ints
+    gives the arrays' pairs, estimates and refusals: running increments per cell in batch
+    order, zero cells left out, a peer's saturated sums wrapping with the increment as uint64,
+    totals past 2**63 refused."""
+    own, other = MaxVector(), MaxVector()
+    if earlier:
+        own.merge_pairs(*view.incrby({}, "a", [i for i, _ in earlier], [n for _, n in earlier])[0])
+        theirs = [i for i, _ in earlier[:3]]
+        other.merge_pairs(*view.incrby({}, "b", theirs, [1] * len(theirs))[0])
+    top = MaxVector()
+    cells = view.cells([b"x", b"y"])[:, 1:].reshape(-1)  # (not row 0: the count stays small)
+    top.merge_pairs(cells.astype(np.uint32), np.full(cells.size, VALUE_MAX, np.uint64))
+    named = (("a", own), ("b", other), ("c", top), ("d", top.copy()))
+    slices = {name: vec for name, vec in named if name in held}
+    items, amounts = [i for i, _ in batch], [n for _, n in batch]
+    try:
+        expected = view.incrby(slices, "a", items, amounts, few_max=0)
+    except Exception as error:
+        try:
+            view.incrby(slices, "a", items, amounts)
+        except Exception as same:
+            assert (type(same), str(same)) == (type(error), str(error))
+        else:
+            raise AssertionError(
+                f"the few path accepted what the arrays refused: {error}"
+            ) from None
+        return
+    (indices, values), estimates = view.incrby(slices, "a", items, amounts)
+    assert isinstance(indices, list)
+    assert estimates == expected[1]
+    assert indices == expected[0][0].tolist() and values == expected[0][1].tolist()
