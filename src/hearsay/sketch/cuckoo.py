@@ -836,12 +836,24 @@ class _Batch:
 
     def _copies(self, sub: int, first: int, second: int, fp: int) -> int:
         """The item class's copies in ``sub``: the nets of ``fp`` in both buckets summed."""
-        self._ensure(first, sub)
-        copies = self._net.get(first * FINGERPRINTS + fp, 0)
-        if second != first:
-            self._ensure(second, sub)
-            copies += self._net.get(second * FINGERPRINTS + fp, 0)
-        return copies
+        copies = self._net_at(first, sub, fp)
+        return copies if second == first else copies + self._net_at(second, sub, fp)
+
+    def _net_at(self, bucket: int, sub: int, fp: int) -> int:
+        """``fp``'s net in ``bucket``: as the batch holds it when the bucket was read, else
+        two look-ups a slice (nothing of the batch is there; reading the whole bucket for
+        one count doubled a pipelined run's window reads)."""
+        pair = bucket * FINGERPRINTS + fp
+        if self._whole or sub >= self._readable or bucket in self._loaded:
+            return self._net.get(pair, 0)
+        net = 0
+        slots = [2 * pair, 2 * pair + 1]
+        for _, vec, packed in self._sources():
+            adds, deletes = (
+                vec.values_of(slots) if packed is None else _sparse.values(packed, slots)
+            )
+            net += min(adds, COUNT_CLIP) - min(deletes, COUNT_CLIP)
+        return net
 
     def _raise(self, bucket: int, fp: int, by: int, *, delete: bool) -> None:
         """Raise the writer's add (or delete) count of ``fp`` in ``bucket`` (read already) by
@@ -881,6 +893,7 @@ class _Batch:
                 return FULL
         sub, bucket = room
         fp = self._fps[i]
+        self._ensure(bucket, sub)  # (its counts: the writer's own, the occupancy)
         partner = self._view._partner(sub, bucket, fp)
         deficit = max(0, -self._copies(sub, bucket, partner, fp))
         if self._own.get(2 * (bucket * FINGERPRINTS + fp), 0) + 1 + deficit > VALUE_MAX:
@@ -996,6 +1009,7 @@ class _Batch:
             if self._copies(sub, first, second, fp) <= 0:
                 continue
             for bucket in (second, first):
+                self._ensure(bucket, sub)
                 if self._net.get(bucket * FINGERPRINTS + fp, 0) > 0:
                     self._raise(bucket, fp, 1, delete=True)
                     return True
