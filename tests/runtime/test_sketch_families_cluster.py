@@ -44,7 +44,8 @@ def test_del_expiry_and_reset_reach_every_node_and_stay(cluster: Cluster) -> Non
 
     def agreed() -> bool:
         return all(
-            cl.topk().list("top") == a.topk().list("top")
+            cl.exists("top", "dig", "seen") == 3  # (a read of a key not there yet is an error)
+            and cl.topk().list("top") == a.topk().list("top")
             and cl.tdigest().quantile("dig", 0.5) == a.tdigest().quantile("dig", 0.5)
             and cl.tdigest().max("dig") == 100.0
             and cl.cf().info("seen").insertedNum == 50
@@ -72,7 +73,8 @@ def test_del_expiry_and_reset_reach_every_node_and_stay(cluster: Cluster) -> Non
     c.cf().add("seen", "fresh")
     poll_until(
         lambda: all(
-            cl.topk().list("top") == ["new"]
+            cl.exists("top", "dig", "seen") == 3
+            and cl.topk().list("top") == ["new"]
             and cl.tdigest().quantile("dig", 0.5) == [7.0]
             and cl.cf().mexists("seen", "fresh", "item-0", "item-1") == [1, 0, 0]
             for cl in clients
