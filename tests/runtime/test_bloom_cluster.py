@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.nodes import Cluster, NodeProcess, poll_until
+from tests.support.nodes import Cluster, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +30,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     nodes.close()
 
 
-def three(cluster: Cluster) -> list[NodeProcess]:
-    first = cluster.start("a")
-    return [first, *(cluster.start(name, "--join", first.gossip) for name in ("b", "c"))]
-
-
 def test_concurrent_writers_past_capacity_agree(cluster: Cluster) -> None:
-    nodes = three(cluster)
+    nodes = cluster.start_joined("a", "b", "c")
     clients = [node.client() for node in nodes]
     try:
         assert clients[0].bf().create("seen", 0.01, CAPACITY, expansion=2) is True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodes import Cluster, NodeProcess, poll_until
+from tests.support.nodes import Cluster, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +22,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     nodes.close()
 
 
-def three(cluster: Cluster) -> list[NodeProcess]:
-    first = cluster.start("a")
-    return [first, *(cluster.start(name, "--join", first.gossip) for name in ("b", "c"))]
-
-
 def test_cf_del_on_one_node_removes_an_item_added_on_another(cluster: Cluster) -> None:
-    nodes = three(cluster)
+    nodes = cluster.start_joined("a", "b", "c")
     clients = [node.client() for node in nodes]
     try:
         clients[0].cf().create("seen", 10_000)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.support.nodes import Cluster, NodeProcess, poll_until
+from tests.support.nodes import Cluster, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +27,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def _three(cluster: Cluster) -> list[redis.Redis]:
-    first: NodeProcess = cluster.start("a")
-    nodes = [first, *(cluster.start(name, "--join", first.gossip) for name in ("b", "c"))]
-    return [node.client() for node in nodes]
+    return [node.client() for node in cluster.start_joined("a", "b", "c")]
 
 
 def test_del_expiry_and_reset_reach_every_node_and_stay(cluster: Cluster) -> None:

@@ -176,6 +176,11 @@ class Cluster:
         self.nodes.append(node)
         return node
 
+    def start_joined(self, *names: str) -> list[NodeProcess]:
+        """The first name started alone, each other one joining it."""
+        first = self.start(names[0])
+        return [first, *(self.start(name, "--join", first.gossip) for name in names[1:])]
+
     def __iter__(self) -> Iterator[NodeProcess]:
         return iter(self.nodes)
 

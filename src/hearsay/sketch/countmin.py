@@ -225,8 +225,6 @@ class CountMinSketch:
         cells = self.cells(items)
         flat = cells.reshape(-1)
         inc = np.repeat(np.array(amounts, dtype=np.uint64), self._depth)
-        if n == 1:  # one item: its cells are distinct (one per row) and sorted already
-            return self._incrby_one(slices, origin, flat, inc)
         # Running increments per cell, in batch order (a stable sort keeps the order).
         order = np.argsort(flat, kind="stable")
         sorted_cells = flat[order]
@@ -309,24 +307,6 @@ class CountMinSketch:
             raise BoundsError("CMS: INCRBY overflow")
         kept = [(cell, value) for cell, value in zip(distinct, new_own, strict=True) if value]
         return ([cell for cell, _ in kept], [value for _, value in kept]), estimates
-
-    def _incrby_one(
-        self,
-        slices: Slices,
-        origin: str,
-        cells: npt.NDArray[np.int64],
-        inc: npt.NDArray[np.uint64],
-    ) -> tuple[Pairs, list[int]]:
-        """:meth:`incrby` of one item (``inc``: its increment once per cell), without the
-        grouping of repeated cells a batch needs."""
-        with np.errstate(over="ignore"):  # only a misbehaving peer's saturated sums can wrap
-            estimate = int((summed_at(slices, cells) + inc).min())
-        own = slices.get(origin) or MaxVector()
-        new_own = values_at(own, cells) + inc
-        if int(new_own.max()) > VALUE_MAX:
-            raise BoundsError("CMS: INCRBY overflow")
-        keep = new_own != 0
-        return (cells[keep].astype(np.uint32), new_own[keep]), [min(estimate, INT64_MAX)]
 
     def merge_weighted(
         self,

@@ -444,7 +444,8 @@ class CuckooFilter:
         filters = self.filters(slices)
         if only_new:
             for _sub, first, second in self._classes(h, alt, filters):
-                if _copies(sources, first, second, fp) > 0:
+                slots = 2 * (first * FINGERPRINTS + fp), 2 * (second * FINGERPRINTS + fp)
+                if _class_counts(sources, *slots)[0] > 0:
                     return [PRESENT], ([], [])
         room = _packed.first_room(
             [packed for _, packed in sources],
@@ -609,15 +610,6 @@ def _kth_copy(nets: Sequence[tuple[int, int]], k: int) -> int:
     raise AssertionError("unreachable: k < total")  # pragma: no cover
 
 
-def _copies(sources: Sequence[tuple[bool, bytes]], first: int, second: int, fp: int) -> int:
-    """An item's copies in one sub-filter (its fingerprint's nets in its buckets ``first``
-    and ``second`` summed; ``second == first`` counts once), read as :func:`_counts`."""
-    copies = _counts(sources, 2 * (first * FINGERPRINTS + fp))[0]
-    if second != first:
-        copies += _counts(sources, 2 * (second * FINGERPRINTS + fp))[0]
-    return copies
-
-
 def _class_counts(
     sources: Sequence[tuple[bool, bytes]], slot: int, partner_slot: int
 ) -> tuple[int, int]:
@@ -677,7 +669,7 @@ class _Batch:
         "_filters",
         "_fps",
         "_hashes",
-        "_held_fps",
+        "_held_pairs",
         "_loaded",
         "_moves_left",
         "_net",
@@ -713,7 +705,7 @@ class _Batch:
         self._occupied: dict[int, int] = {}
         self._own: dict[int, int] = {}
         self._written: dict[int, int] = {}
-        self._held_fps: dict[int, set[int]] = {}  # per bucket read, fingerprints with a pair
+        self._held_pairs: dict[int, set[int]] = {}  # per bucket read, its pairs held
         self._loaded: set[int] = set()
         self._whole = False  # every pair of the key read: no bucket left to load
         self._by_arrays = False
@@ -764,7 +756,7 @@ class _Batch:
                 if own:
                     self._own[index] = count
         self._occupied[bucket] = sum(max(0, net[pair]) for pair in pairs)
-        self._held_fps[bucket] = {pair - bucket * FINGERPRINTS for pair in pairs}
+        self._held_pairs[bucket] = pairs
 
     def _wanted_buckets(self) -> npt.NDArray[np.int64]:
         """The global numbers of every item's buckets in the sub-filters in use, sorted."""
@@ -822,15 +814,15 @@ class _Batch:
         np.add.at(occupied, at_bucket, np.maximum(net, 0))
         self._occupied = dict(zip(held_buckets.tolist(), occupied.tolist(), strict=True))
 
-    def _fingerprints_in(self, bucket: int) -> set[int]:
-        """The fingerprints with a pair in ``bucket`` (read, and kept up to date by the batch's
-        writes, once asked for: a relocation's victims are picked among them)."""
-        held = self._held_fps.get(bucket)
-        if held is None:
+    def _pairs_in(self, bucket: int) -> set[int]:
+        """The fingerprint pairs ``bucket`` holds (read, and kept up to date by the batch's
+        writes: a relocation's victims are picked among them)."""
+        held = self._held_pairs.get(bucket)
+        if held is None:  # (read with the others in one pass, or a new sub-filter's)
             first = bucket * FINGERPRINTS
             net = self._net
-            held = self._held_fps[bucket] = {
-                fp for fp in range(1, FINGERPRINTS) if first + fp in net
+            held = self._held_pairs[bucket] = {
+                first + fp for fp in range(1, FINGERPRINTS) if first + fp in net
             }
         return held
 
@@ -865,9 +857,9 @@ class _Batch:
         new = old - by if delete else old + by
         self._net[pair] = new
         self._occupied[bucket] = self._occupied.get(bucket, 0) + max(0, new) - max(0, old)
-        held = self._held_fps.get(bucket)
+        held = self._held_pairs.get(bucket)
         if held is not None:
-            held.add(fp)
+            held.add(pair)
 
     # -- the operations -----------------------------------------------------------------------
 
@@ -980,11 +972,11 @@ class _Batch:
             self._moves_left -= 1
             self._ensure(bucket, sub)
             first = bucket * FINGERPRINTS
-            held = self._fingerprints_in(bucket).union(
-                pair - first for pair in nets if first <= pair < first + FINGERPRINTS
+            held = self._pairs_in(bucket).union(
+                pair for pair in nets if first <= pair < first + FINGERPRINTS
             )
             victim = _kth_copy(
-                [(f, nets.get(first + f, self._net.get(first + f, 0))) for f in sorted(held)],
+                [(p - first, nets.get(p, self._net.get(p, 0))) for p in sorted(held)],
                 mix64_int(self._hashes[i], 2 + step),
             )
             move(bucket, current, 1 + deficit, delete=False)
@@ -996,7 +988,8 @@ class _Batch:
             if occupied.get(bucket, self._occupied.get(bucket, 0)) < size:
                 move(bucket, current, 1, delete=False)
                 for slot, by in raised.items():
-                    self._raise(slot >> 1 >> 8, (slot >> 1) & 0xFF, by, delete=bool(slot & 1))
+                    at, fingerprint = divmod(slot >> 1, FINGERPRINTS)
+                    self._raise(at, fingerprint, by, delete=bool(slot & 1))
                 return True
         return False
 

@@ -77,7 +77,7 @@ import numpy.typing as npt
 
 from hearsay.base.errors import SketchParameterError, TooLargeError
 from hearsay.lattice.entry import Schema
-from hearsay.lattice.retired import RETIRED_MARK, retired_time
+from hearsay.lattice.retired import retired_time
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
 from hearsay.sketch import _heavykeeper
 from hearsay.sketch.hashing import member_hash, mix64_int
@@ -225,6 +225,10 @@ class TopK:
         says)."""
         if retired_time(origin) is None:
             return self._origin_list(vec, self._header_slots)
+        return self._retired_list(vec)
+
+    def _retired_list(self, vec: MaxVector) -> dict[bytes, int]:
+        """A retired slice's list: as many positions as its slot 0 says."""
         return self._origin_list(vec, _header_slots(min(vec.get(0), RETIRED_POSITIONS_MAX)))
 
     def _origin_list(self, vec: MaxVector, header_slots: npt.NDArray[np.int64]) -> dict[bytes, int]:
@@ -330,7 +334,7 @@ class TopK:
         counts: dict[bytes, int] = {}
         lists = [self._origin_list(vec, self._header_slots) for vec in departed]
         if older is not None:
-            lists.append(self._listed(f"{RETIRED_MARK}0", older))
+            lists.append(self._retired_list(older))
         for listed in lists:
             for item, count in listed.items():
                 counts[item] = counts.get(item, 0) + count
