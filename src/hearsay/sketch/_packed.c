@@ -190,8 +190,152 @@ done:
     return result;
 }
 
+/* A fingerprint-pair's merged net (adds minus deletes at `slot` and `slot + 1`, each origin's
+ * counts clipped at COUNT_CLIP) and the add count of source `own` there (0 for none). */
+static int64_t pair_net(const Packed *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
+                        int64_t *own_adds)
+{
+    int64_t net = 0;
+    for (Py_ssize_t s = 0; s < n; s++) {
+        const Packed *p = &sources[s];
+        Py_ssize_t at = lower_bound(p, slot);
+        int64_t adds = 0, dels = 0;
+        if (at < p->count && read_index(p->bytes + 1 + 4 * at) == slot) {
+            adds = value_at(p, at);
+            at++;
+        }
+        if (at < p->count && read_index(p->bytes + 1 + 4 * at) == slot + 1)
+            dels = value_at(p, at);
+        net += adds - dels;
+        if (s == own && own_adds != NULL)
+            *own_adds = adds;
+    }
+    return net;
+}
+
+/* An item class's copies: its nets at `slot` and at `partner_slot` (counted once when equal). */
+static int64_t class_net(const Packed *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
+                         uint64_t partner_slot, int64_t *own_adds)
+{
+    int64_t net = pair_net(sources, n, own, slot, own_adds);
+    if (partner_slot != slot)
+        net += pair_net(sources, n, -1, partner_slot, NULL);
+    return net;
+}
+
+PyDoc_STRVAR(add_one_doc,
+             "add_one(sources, own, h, fp, alt, geometry, size, only_new, /)\n"
+             "CF.ADD (or ADDNX) of one item over packed slices, as CuckooFilter._add_one "
+             "places it.");
+
+/* add_one(sources: list[bytes], own, h, fp, alt, geometry: bytes, size, only_new)
+ *     -> (present, slot, raised) | None
+ *
+ * The sub-filters in use are those up to the one holding the highest index of any source (at
+ * least one). With `only_new`, an item whose class holds a copy in any of them is present:
+ * (True, 0, 0). Else the first of its places with fewer than `size` live copies (first_room's
+ * walk) takes it: its add slot and the add count source `own` (-1: none) raises there, one
+ * past its own plus any deficit an over-delete left in the class: (False, slot, raised).
+ * None: no place has room (the batch relocates or opens a sub-filter). */
+static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "add_one() takes 8 positional arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_ssize_t own = PyLong_AsSsize_t(args[1]);
+    uint64_t h = PyLong_AsUnsignedLongLong(args[2]);
+    uint64_t fp = PyLong_AsUnsignedLongLong(args[3]);
+    uint64_t alt = PyLong_AsUnsignedLongLong(args[4]);
+    long long size = PyLong_AsLongLong(args[6]);
+    int only_new = PyObject_IsTrue(args[7]);
+    if (PyErr_Occurred() || only_new < 0)
+        return NULL;
+    if (!PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) % 16 ||
+        PyBytes_GET_SIZE(args[5]) == 0) {
+        PyErr_SetString(PyExc_TypeError, "geometry must be bytes of (mask, start) pairs");
+        return NULL;
+    }
+    if (fp == 0 || fp >= FINGERPRINTS) {
+        PyErr_SetString(PyExc_ValueError, "a fingerprint is 1..255");
+        return NULL;
+    }
+    Py_ssize_t defined = PyBytes_GET_SIZE(args[5]) / 16;
+    const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[5]);
+    Packed sources[SOURCES_ON_STACK];
+    Packed *all = sources;
+    Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
+    if (n > SOURCES_ON_STACK) {
+        all = PyMem_Malloc(sizeof(Packed) * (size_t)n);
+        if (all == NULL)
+            return PyErr_NoMemory();
+    }
+    PyObject *result = NULL;
+    if (!sources_of(args[0], all, n))
+        goto done;
+    /* Sub-filters in use: one past the one holding the highest index of any source. */
+    int64_t top = -1;
+    for (Py_ssize_t s = 0; s < n; s++)
+        if (all[s].count) {
+            int64_t last = read_index(all[s].bytes + 1 + 4 * (all[s].count - 1));
+            if (last > top)
+                top = last;
+        }
+    Py_ssize_t subs = 1;
+    if (top >= 0) {
+        subs = 0;
+        for (Py_ssize_t sub = 0; sub < defined; sub++) {
+            uint64_t start;
+            memcpy(&start, geometry + 16 * sub + 8, 8);
+            if (start * FINGERPRINTS <= (uint64_t)top / 2)
+                subs = sub + 1;
+        }
+    }
+    if (only_new) {
+        for (Py_ssize_t sub = 0; sub < subs; sub++) {
+            uint64_t mask, start;
+            memcpy(&mask, geometry + 16 * sub, 8);
+            memcpy(&start, geometry + 16 * sub + 8, 8);
+            uint64_t first = start + (h & mask), second = start + ((h & mask) ^ (alt & mask));
+            if (class_net(all, n, -1, 2 * (first * FINGERPRINTS + fp),
+                          2 * (second * FINGERPRINTS + fp), NULL) > 0) {
+                result = Py_BuildValue("(OKK)", Py_True, 0ULL, 0ULL);
+                goto done;
+            }
+        }
+    }
+    for (Py_ssize_t sub = 0; sub < subs; sub++) {
+        uint64_t mask, start;
+        memcpy(&mask, geometry + 16 * sub, 8);
+        memcpy(&start, geometry + 16 * sub + 8, 8);
+        uint64_t first = h & mask, second = first ^ (alt & mask);
+        for (int which = 0; which < 2; which++) {
+            if (which && second == first)
+                break;
+            uint64_t local = which ? second : first, partner = which ? first : second;
+            if (occupancy(all, n, start + local) >= size)
+                continue;
+            uint64_t slot = 2 * ((start + local) * FINGERPRINTS + fp);
+            int64_t own_adds = 0;
+            int64_t net = class_net(all, n, own, slot, 2 * ((start + partner) * FINGERPRINTS + fp),
+                                    &own_adds);
+            uint64_t raised = (uint64_t)own_adds + 1 + (uint64_t)(net < 0 ? -net : 0);
+            result = Py_BuildValue("(OKK)", Py_False, (unsigned long long)slot,
+                                   (unsigned long long)raised);
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (all != sources)
+        PyMem_Free(all);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"first_room", (PyCFunction)(void (*)(void))first_room, METH_FASTCALL, first_room_doc},
+    {"add_one", (PyCFunction)(void (*)(void))add_one, METH_FASTCALL, add_one_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,3 +17,21 @@ def first_room(
     than ``size`` live copies: ``(sub-filter, global bucket, live copies)``; None when none
     has room. Buckets read from ``sources`` are remembered in ``occupied`` (None: a batch of one
     item, which has nothing to remember)."""
+
+def add_one(
+    sources: list[bytes],
+    own: int,
+    h: int,
+    fp: int,
+    alt: int,
+    geometry: bytes,
+    size: int,
+    only_new: bool,
+    /,
+) -> tuple[bool, int, int] | None:
+    """CF.ADD (or ADDNX, ``only_new``) of one item hashed ``h`` (fingerprint ``fp``, partner
+    offset ``alt``) over packed slices, as ``CuckooFilter._add_one`` places it (``own``: the
+    index of the writer's slice in ``sources``, -1 for none): ``(True, 0, 0)`` when
+    ``only_new`` finds a copy of its class in a sub-filter in use; else ``(False, add slot,
+    the writer's add count raised there)`` at its first place with fewer than ``size`` live
+    copies; None when no place has room."""

@@ -432,39 +432,32 @@ class CuckooFilter:
         self, slices: Slices, origin: str, item: bytes, only_new: bool
     ) -> tuple[list[int], Written] | None:
         """CF.ADD (or ADDNX) of one item over packed slices (the usual case: a client's single
-        command) as :class:`_Batch` places it, without the batch: the C walk finds its place,
-        then two look-ups a slice read the counts of its fingerprint there and in its partner
-        bucket (the batch read whole buckets, in Python); ADDNX first looks its fingerprint up
-        at each of its places. None: a slice is dense or holds an overlay, or no place has
-        room (the batch reads, relocates, or opens a sub-filter)."""
+        command) as :class:`_Batch` places it, without the batch, in one C call
+        (``_packed.add_one``): the sub-filters in use, ADDNX's look-up of its fingerprint at
+        each of its places, the walk to its first place with room and the counts of its class
+        there (each a Python step of a few microseconds before). None: a slice is dense or
+        holds an overlay, or no place has room (the batch reads, relocates, or opens a
+        sub-filter)."""
         sources = _packed_slices(slices, origin)
         if sources is None:
             return None
         (h,), (fp,), (alt,) = self._hashes([item])
-        filters = self.filters(slices)
-        if only_new:
-            for _sub, first, second in self._classes(h, alt, filters):
-                slots = 2 * (first * FINGERPRINTS + fp), 2 * (second * FINGERPRINTS + fp)
-                if _class_counts(sources, *slots)[0] > 0:
-                    return [PRESENT], ([], [])
-        room = _packed.first_room(
+        own = next((at for at, (mine, _) in enumerate(sources) if mine), -1)
+        placed = _packed.add_one(
             [packed for _, packed in sources],
-            None,
+            own,
             h,
+            fp,
             alt,
             self._packed_geometry,
-            min(filters, len(self._buckets)),
-            filters,
             self._bucket_size,
+            only_new,
         )
-        if room is None:
+        if placed is None:
             return None
-        sub, bucket, _held = room
-        mask, start = self._geometry[sub]
-        partner = start + ((bucket - start) ^ (alt & mask))
-        slot = 2 * (bucket * FINGERPRINTS + fp)
-        net, own = _class_counts(sources, slot, 2 * (partner * FINGERPRINTS + fp))
-        raised = own + 1 + max(0, -net)
+        present, slot, raised = placed
+        if present:
+            return [PRESENT], ([], [])
         if raised > VALUE_MAX:  # pragma: no cover - counts are clipped far below
             return [FULL], ([], [])
         return [ADDED], ([slot], [raised])
@@ -608,32 +601,6 @@ def _kth_copy(nets: Sequence[tuple[int, int]], k: int) -> int:
                 return fp
             k -= net
     raise AssertionError("unreachable: k < total")  # pragma: no cover
-
-
-def _class_counts(
-    sources: Sequence[tuple[bool, bytes]], slot: int, partner_slot: int
-) -> tuple[int, int]:
-    """An item class's copies (adds minus deletes at add ``slot`` and at ``partner_slot``, the
-    same fingerprint's in the partner bucket, counted once when equal) and the writer's own add
-    count at ``slot``: one look-up call a slice, each count clipped at :data:`COUNT_CLIP`."""
-    net = own_adds = 0
-    wanted = (
-        [slot, slot + 1]
-        if partner_slot == slot
-        else [slot, slot + 1, partner_slot, partner_slot + 1]
-    )
-    for mine, packed in sources:
-        counts = _sparse.values(packed, wanted)
-        if max(counts) > COUNT_CLIP:  # (rare: a count past the clip)
-            counts = [min(count, COUNT_CLIP) for count in counts]
-        net += (
-            counts[0] - counts[1]
-            if len(counts) == 2
-            else counts[0] - counts[1] + counts[2] - counts[3]
-        )
-        if mine:
-            own_adds = counts[0]
-    return net, own_adds
 
 
 def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
