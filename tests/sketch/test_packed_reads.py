@@ -5,11 +5,12 @@ past the clip (the batch test holds both walks to the scalar reference on small 
 
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.cuckoo import COUNT_CLIP, FINGERPRINTS, CuckooFilter
+from hearsay.sketch.cuckoo import COUNT_CLIP, FINGERPRINTS, PRESENT, CuckooFilter
 
 VALUES = st.one_of(
     st.integers(1, 255),
@@ -126,3 +127,94 @@ def test_a_single_cf_del_writes_as_the_batch(
     assert [list(map(int, part)) for part in alone[1]] == [
         list(map(int, part)) for part in batch[1]
     ]
+
+
+@st.composite
+def overlaid_counts_at_the_items_places(
+    draw: st.DrawFn,
+) -> tuple[CuckooFilter, dict[str, MaxVector], bytes]:
+    """Counts at an item's places as :func:`counts_at_the_items_places` draws them, in slices
+    big enough that a few-pair write goes to the vector's overlay (past 96 KB of packed pairs:
+    a cuckoo filter of ~20,000 items): each slice's bytes hold 21,000 pairs in other buckets
+    and some of the item's counts, lower, and its overlay the item's counts written since."""
+    bucket_size = draw(st.sampled_from([1, 2, 4]))
+    view = CuckooFilter(32768 * bucket_size, bucket_size, 20, draw(st.sampled_from([0, 1])))
+    item = draw(st.binary(min_size=1, max_size=6))
+    (h,), (fp,), (alt,) = view._hashes([item])
+    subs = draw(st.integers(1, min(2, len(view._buckets))))
+    places = [bucket for _sub, bucket in view._places(h, alt, subs)]
+    others = [b for b in range(view._buckets[0]) if b not in places][:7000]
+    slices: dict[str, MaxVector] = {}
+    for origin in draw(st.lists(st.sampled_from(ORIGINS), min_size=1, max_size=3, unique=True)):
+        base = {
+            2 * (bucket * FINGERPRINTS + f) + d: 1 + (bucket + f) % 3
+            for bucket in others
+            for f, d in ((1, 0), (2, 0), (1 + fp % 255, 1))
+        }
+        written: dict[int, int] = {}
+        for bucket in draw(st.lists(st.sampled_from(places), max_size=4)):
+            pair = bucket * FINGERPRINTS + draw(st.sampled_from([fp, fp, 1 + fp % 255]))
+            slot = 2 * pair + draw(st.sampled_from([0, 0, 1]))
+            value = draw(VALUES)
+            written[slot] = max(value, written.get(slot, 0))
+            if value > 1 and draw(st.booleans()):
+                base[slot] = value // 2  # (the bytes hold it lower: the overlay raises it)
+        vec = MaxVector.from_items(base.items())
+        for slot, value in written.items():
+            vec.merge_pairs_tracking(np.array([slot], dtype=np.uint32), np.array([value]))
+        slices[origin] = vec
+    return view, slices, item
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=overlaid_counts_at_the_items_places(),
+    origin=st.sampled_from(ORIGINS),
+    only_new=st.booleans(),
+)
+def test_a_single_cf_add_reads_slice_overlays_as_the_batch(
+    case: tuple[CuckooFilter, dict[str, MaxVector], bytes], origin: str, only_new: bool
+) -> None:
+    """A single CF.ADD into a big filter (its slices holding overlays of writes not folded
+    into their bytes yet) reads them in C as the batch reads them in Python."""
+    view, slices, item = case
+    assert all(vec.sparse_view() is not None for vec in slices.values())
+    alone = view.add_items(slices, origin, [item], only_new=only_new)
+    batch = view.add_items(slices, origin, [item], only_new=only_new, by_windows=True, c_walk=False)
+    assert alone[0] == batch[0]
+    assert [list(map(int, part)) for part in alone[1]] == [
+        list(map(int, part)) for part in batch[1]
+    ]
+
+
+def test_the_overlay_case_holds_overlays() -> None:
+    """The strategy above draws what it says: slices whose writes sit in overlays."""
+    seen = []
+
+    @settings(max_examples=30, deadline=None)
+    @given(case=overlaid_counts_at_the_items_places())
+    def probe(case: tuple[CuckooFilter, dict[str, MaxVector], bytes]) -> None:
+        seen.append(any(vec.holds_pending for vec in case[1].values()))
+
+    probe()
+    assert any(seen)
+
+
+def test_a_copy_only_an_overlay_holds_in_a_later_sub_filter_is_present() -> None:
+    """The sub-filters in use count an overlay's pairs: a copy written to the second
+    sub-filter, held only in the overlay (the bytes reach the first), makes CF.ADDNX answer
+    present, as the batch does."""
+    view = CuckooFilter(65536, 2, 20, 1)
+    item = b"x"
+    (h,), (fp,), (alt,) = view._hashes([item])
+    (_, first, second), (_, later, _partner) = list(view._classes(h, alt, 2))
+    fillers = [b for b in range(view._buckets[0]) if b not in (first, second)][:21000]
+    vec = MaxVector.from_items((2 * (b * FINGERPRINTS + 1), 1) for b in fillers)
+    vec.merge_pairs_tracking(
+        np.array([2 * (later * FINGERPRINTS + fp)], dtype=np.uint32), np.array([1])
+    )
+    assert vec.holds_pending
+    slices = {"a": vec}
+    alone = view.add_items(slices, "a", [item], only_new=True)
+    batch = view.add_items(slices, "a", [item], only_new=True, by_windows=True, c_walk=False)
+    assert alone[0] == batch[0] == [PRESENT]

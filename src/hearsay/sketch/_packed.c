@@ -15,6 +15,10 @@
  * A sparse slice's packed form (hearsay.lattice.vector): one byte `w` (value width 1, 2, 4 or
  * 8), then n little-endian uint32 indices (sorted, distinct), then n little-endian values of
  * w bytes. The Python reference is CuckooFilter's _Batch._ensure; the tests hold this to it.
+ *
+ * A single CF.ADD (add_one) also reads a big slice's overlay: the pairs written since its bytes
+ * were packed (MaxVector's _Overlay, a dict whose values are above the bytes' at their indices,
+ * with `order`, its indices sorted), looked up in the dict and searched in the list.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,8 +39,69 @@ static int64_t value_at(const Packed *p, Py_ssize_t i)
     return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
 }
 
-/* Live copies of global bucket `bucket` over the slices. */
-static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
+/* A slice read in place: its packed pairs and the overlay of pairs written since (None, or
+ * a dict of index -> value, each above what the bytes hold there, with `order`: its indices
+ * sorted), as MaxVector.sparse_view gives them. */
+typedef struct {
+    Packed packed;
+    PyObject *overlay; /* borrowed dict, or NULL */
+    PyObject *order;   /* borrowed list, or NULL */
+} Source;
+
+static int64_t clipped(uint64_t v)
+{
+    return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
+}
+
+/* The overlay's value at `index` into *value: 1 when it holds one, 0 when not, -1 on error. */
+static int overlay_get(const Source *src, uint64_t index, uint64_t *value)
+{
+    if (src->overlay == NULL)
+        return 0;
+    PyObject *key = PyLong_FromUnsignedLongLong(index);
+    if (key == NULL)
+        return -1;
+    PyObject *held = PyDict_GetItemWithError(src->overlay, key); /* borrowed */
+    Py_DECREF(key);
+    if (held == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    *value = PyLong_AsUnsignedLongLong(held);
+    return *value == (uint64_t)-1 && PyErr_Occurred() ? -1 : 1;
+}
+
+/* The clipped value of `src` at `index` (the overlay's when it holds one); -1 on error. */
+static int64_t source_value(const Source *src, uint64_t index)
+{
+    uint64_t over;
+    int found = overlay_get(src, index, &over);
+    if (found < 0)
+        return -1;
+    if (found)
+        return clipped(over);
+    const Packed *p = &src->packed;
+    Py_ssize_t at = lower_bound(p, index);
+    return clipped(packed_value_at(p, index, at));
+}
+
+/* The overlay's first position in `order` whose index is >= `index`; -1 on error. */
+static Py_ssize_t order_lower(PyObject *order, uint64_t index)
+{
+    Py_ssize_t lo = 0, hi = PyList_GET_SIZE(order);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        uint64_t at = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(order, mid));
+        if (at == (uint64_t)-1 && PyErr_Occurred())
+            return -1;
+        if (at < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Live copies of global bucket `bucket` over the sources, overlays included; -1 on error. */
+static int64_t source_occupancy(const Source *sources, Py_ssize_t n, uint64_t bucket)
 {
     int64_t net[FINGERPRINTS];
     unsigned char touched[FINGERPRINTS];
@@ -45,7 +110,8 @@ static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
     memset(touched, 0, sizeof touched);
     uint64_t low = bucket * BUCKET_SLOTS, high = low + BUCKET_SLOTS;
     for (Py_ssize_t s = 0; s < n; s++) {
-        const Packed *p = &sources[s];
+        const Source *src = &sources[s];
+        const Packed *p = &src->packed;
         for (Py_ssize_t i = lower_bound(p, low); i < p->count; i++) {
             uint64_t index = read_index(p->bytes + 1 + 4 * i);
             if (index >= high)
@@ -59,6 +125,33 @@ static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
             }
             net[pair] += (slot & 1) ? -count : count;
         }
+        if (src->order == NULL)
+            continue;
+        /* The overlay's pairs in the bucket replace the bytes' values at their indices. */
+        Py_ssize_t size = PyList_GET_SIZE(src->order), i = order_lower(src->order, low);
+        if (i < 0)
+            return -1;
+        for (; i < size; i++) {
+            uint64_t index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(src->order, i));
+            if (index == (uint64_t)-1 && PyErr_Occurred())
+                return -1;
+            if (index >= high)
+                break;
+            uint64_t over;
+            int found = overlay_get(src, index, &over);
+            if (found < 0)
+                return -1;
+            if (!found)
+                continue;
+            int64_t change = clipped(over) - clipped(packed_value_at(p, index, lower_bound(p, index)));
+            int slot = (int)(index - low), pair = slot >> 1;
+            if (!touched[pair]) {
+                touched[pair] = 1;
+                order[touched_count++] = pair;
+                net[pair] = 0;
+            }
+            net[pair] += (slot & 1) ? -change : change;
+        }
     }
     int64_t live = 0;
     for (int t = 0; t < touched_count; t++)
@@ -67,21 +160,24 @@ static int64_t occupancy(const Packed *sources, Py_ssize_t n, uint64_t bucket)
     return live;
 }
 
-static int sources_of(PyObject *list, Packed *sources, Py_ssize_t n)
+/* Slices given as packed pairs alone (no overlays) into `sources`; 0 on error. */
+static int sources_of(PyObject *list, Source *sources, Py_ssize_t n)
 {
     if (!PyList_Check(list)) {
         PyErr_SetString(PyExc_TypeError, "sources must be a list of bytes");
         return 0;
     }
-    for (Py_ssize_t s = 0; s < n; s++)
-        if (!packed_of(PyList_GET_ITEM(list, s), &sources[s]))
+    for (Py_ssize_t s = 0; s < n; s++) {
+        if (!packed_of(PyList_GET_ITEM(list, s), &sources[s].packed))
             return 0;
+        sources[s].overlay = sources[s].order = NULL;
+    }
     return 1;
 }
 
 /* Bucket `bucket`'s live copies as the batch holds them in `occupied`, else read from the
  * slices when `readable` (and remembered there), else 0. 0 and an exception on failure. */
-static int batch_occupancy(PyObject *occupied, const Packed *sources, Py_ssize_t n,
+static int batch_occupancy(PyObject *occupied, const Source *sources, Py_ssize_t n,
                            uint64_t bucket, int readable, long long *held)
 {
     PyObject *key = PyLong_FromUnsignedLongLong(bucket);
@@ -96,8 +192,8 @@ static int batch_occupancy(PyObject *occupied, const Packed *sources, Py_ssize_t
     } else if (PyErr_Occurred()) {
         ok = 0;
     } else if (readable) {
-        *held = occupancy(sources, n, bucket);
-        PyObject *value = PyLong_FromLongLong(*held);
+        *held = source_occupancy(sources, n, bucket);
+        PyObject *value = *held < 0 ? NULL : PyLong_FromLongLong(*held);
         ok = value != NULL && PyDict_SetItem(occupied, key, value) == 0;
         Py_XDECREF(value);
     }
@@ -150,11 +246,11 @@ static PyObject *first_room(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_ssize_t defined = PyBytes_GET_SIZE(args[4]) / 16;
     if (subs > defined)
         subs = defined;
-    Packed sources[SOURCES_ON_STACK];
-    Packed *all = sources;
+    Source sources[SOURCES_ON_STACK];
+    Source *all = sources;
     Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
     if (n > SOURCES_ON_STACK) {
-        all = PyMem_Malloc(sizeof(Packed) * (size_t)n);
+        all = PyMem_Malloc(sizeof(Source) * (size_t)n);
         if (all == NULL)
             return PyErr_NoMemory();
     }
@@ -173,8 +269,8 @@ static PyObject *first_room(PyObject *self, PyObject *const *args, Py_ssize_t na
             uint64_t bucket = start + (which ? second : first);
             long long held = 0;
             if (occupied == NULL) {
-                if (sub < readable)
-                    held = occupancy(all, n, bucket);
+                if (sub < readable && (held = source_occupancy(all, n, bucket)) < 0)
+                    goto done;
             } else if (!batch_occupancy(occupied, all, n, bucket, sub < readable, &held))
                 goto done;
             if (held < size) {
@@ -191,69 +287,122 @@ done:
 }
 
 /* A fingerprint-pair's merged net (adds minus deletes at `slot` and `slot + 1`, each origin's
- * counts clipped at COUNT_CLIP) and the add count of source `own` there (0 for none). */
-static int64_t pair_net(const Packed *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
-                        int64_t *own_adds)
+ * counts clipped at COUNT_CLIP) into *net, and the add count of source `own` there (0 for
+ * none) into *own_adds when given; 0 on error. */
+static int pair_net(const Source *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
+                    int64_t *net, int64_t *own_adds)
 {
-    int64_t net = 0;
+    *net = 0;
     for (Py_ssize_t s = 0; s < n; s++) {
-        const Packed *p = &sources[s];
-        Py_ssize_t at = lower_bound(p, slot);
-        int64_t adds = 0, dels = 0;
-        if (at < p->count && read_index(p->bytes + 1 + 4 * at) == slot) {
-            adds = value_at(p, at);
-            at++;
-        }
-        if (at < p->count && read_index(p->bytes + 1 + 4 * at) == slot + 1)
-            dels = value_at(p, at);
-        net += adds - dels;
+        int64_t adds = source_value(&sources[s], slot), dels = source_value(&sources[s], slot + 1);
+        if (adds < 0 || dels < 0)
+            return 0;
+        *net += adds - dels;
         if (s == own && own_adds != NULL)
             *own_adds = adds;
     }
-    return net;
+    return 1;
 }
 
-/* An item class's copies: its nets at `slot` and at `partner_slot` (counted once when equal). */
-static int64_t class_net(const Packed *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
-                         uint64_t partner_slot, int64_t *own_adds)
+/* An item class's copies (its nets at `slot` and at `partner_slot`, counted once when equal)
+ * into *net; 0 on error. */
+static int class_net(const Source *sources, Py_ssize_t n, Py_ssize_t own, uint64_t slot,
+                     uint64_t partner_slot, int64_t *net, int64_t *own_adds)
 {
-    int64_t net = pair_net(sources, n, own, slot, own_adds);
-    if (partner_slot != slot)
-        net += pair_net(sources, n, -1, partner_slot, NULL);
-    return net;
+    if (!pair_net(sources, n, own, slot, net, own_adds))
+        return 0;
+    if (partner_slot == slot)
+        return 1;
+    int64_t partner;
+    if (!pair_net(sources, n, -1, partner_slot, &partner, NULL))
+        return 0;
+    *net += partner;
+    return 1;
+}
+
+/* The highest index a source holds, overlay included (-1 for none); -2 on error. */
+static int64_t source_top(const Source *src)
+{
+    int64_t top = -1;
+    const Packed *p = &src->packed;
+    if (p->count)
+        top = read_index(p->bytes + 1 + 4 * (p->count - 1));
+    if (src->order != NULL && PyList_GET_SIZE(src->order)) {
+        uint64_t last = PyLong_AsUnsignedLongLong(
+            PyList_GET_ITEM(src->order, PyList_GET_SIZE(src->order) - 1));
+        if (last == (uint64_t)-1 && PyErr_Occurred())
+            return -2;
+        if ((int64_t)last > top)
+            top = (int64_t)last;
+    }
+    return top;
+}
+
+/* sources (bytes) and overlays (None or a dict with `order`) into `out`; 0 on error. */
+static int add_sources(PyObject *packed_list, PyObject *overlays, Source *out, Py_ssize_t n)
+{
+    if (!PyList_Check(packed_list) || !PyList_Check(overlays) ||
+        PyList_GET_SIZE(overlays) != n) {
+        PyErr_SetString(PyExc_TypeError, "sources and overlays must be lists of one length");
+        return 0;
+    }
+    for (Py_ssize_t s = 0; s < n; s++) {
+        if (!packed_of(PyList_GET_ITEM(packed_list, s), &out[s].packed))
+            return 0;
+        PyObject *overlay = PyList_GET_ITEM(overlays, s);
+        out[s].overlay = out[s].order = NULL;
+        if (overlay == Py_None)
+            continue;
+        if (!PyDict_Check(overlay)) {
+            PyErr_SetString(PyExc_TypeError, "an overlay must be None or a dict");
+            return 0;
+        }
+        PyObject *order = PyObject_GetAttrString(overlay, "order");
+        if (order == NULL)
+            return 0;
+        int is_list = PyList_Check(order);
+        Py_DECREF(order); /* (the overlay holds it) */
+        if (!is_list) {
+            PyErr_SetString(PyExc_TypeError, "an overlay's order must be a list");
+            return 0;
+        }
+        out[s].overlay = overlay, out[s].order = order;
+    }
+    return 1;
 }
 
 PyDoc_STRVAR(add_one_doc,
-             "add_one(sources, own, h, fp, alt, geometry, size, only_new, /)\n"
-             "CF.ADD (or ADDNX) of one item over packed slices, as CuckooFilter._add_one "
+             "add_one(sources, overlays, own, h, fp, alt, geometry, size, only_new, /)\n"
+             "CF.ADD (or ADDNX) of one item over sparse slices, as CuckooFilter._add_one "
              "places it.");
 
-/* add_one(sources: list[bytes], own, h, fp, alt, geometry: bytes, size, only_new)
- *     -> (present, slot, raised) | None
+/* add_one(sources: list[bytes], overlays: list[dict | None], own, h, fp, alt, geometry: bytes,
+ *         size, only_new) -> (present, slot, raised) | None
  *
- * The sub-filters in use are those up to the one holding the highest index of any source (at
+ * Each slice is its packed pairs and the overlay of pairs written since (MaxVector.sparse_view).
+ * The sub-filters in use are those up to the one holding the highest index of any slice (at
  * least one). With `only_new`, an item whose class holds a copy in any of them is present:
  * (True, 0, 0). Else the first of its places with fewer than `size` live copies (first_room's
- * walk) takes it: its add slot and the add count source `own` (-1: none) raises there, one
+ * walk) takes it: its add slot and the add count slice `own` (-1: none) raises there, one
  * past its own plus any deficit an over-delete left in the class: (False, slot, raised).
  * None: no place has room (the batch relocates or opens a sub-filter). */
 static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 8) {
-        PyErr_Format(PyExc_TypeError, "add_one() takes 8 positional arguments, got %zd", nargs);
+    if (nargs != 9) {
+        PyErr_Format(PyExc_TypeError, "add_one() takes 9 positional arguments, got %zd", nargs);
         return NULL;
     }
-    Py_ssize_t own = PyLong_AsSsize_t(args[1]);
-    uint64_t h = PyLong_AsUnsignedLongLong(args[2]);
-    uint64_t fp = PyLong_AsUnsignedLongLong(args[3]);
-    uint64_t alt = PyLong_AsUnsignedLongLong(args[4]);
-    long long size = PyLong_AsLongLong(args[6]);
-    int only_new = PyObject_IsTrue(args[7]);
+    Py_ssize_t own = PyLong_AsSsize_t(args[2]);
+    uint64_t h = PyLong_AsUnsignedLongLong(args[3]);
+    uint64_t fp = PyLong_AsUnsignedLongLong(args[4]);
+    uint64_t alt = PyLong_AsUnsignedLongLong(args[5]);
+    long long size = PyLong_AsLongLong(args[7]);
+    int only_new = PyObject_IsTrue(args[8]);
     if (PyErr_Occurred() || only_new < 0)
         return NULL;
-    if (!PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) % 16 ||
-        PyBytes_GET_SIZE(args[5]) == 0) {
+    if (!PyBytes_Check(args[6]) || PyBytes_GET_SIZE(args[6]) % 16 ||
+        PyBytes_GET_SIZE(args[6]) == 0) {
         PyErr_SetString(PyExc_TypeError, "geometry must be bytes of (mask, start) pairs");
         return NULL;
     }
@@ -261,27 +410,28 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyErr_SetString(PyExc_ValueError, "a fingerprint is 1..255");
         return NULL;
     }
-    Py_ssize_t defined = PyBytes_GET_SIZE(args[5]) / 16;
-    const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[5]);
-    Packed sources[SOURCES_ON_STACK];
-    Packed *all = sources;
+    Py_ssize_t defined = PyBytes_GET_SIZE(args[6]) / 16;
+    const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[6]);
+    Source on_stack[SOURCES_ON_STACK];
+    Source *all = on_stack;
     Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
     if (n > SOURCES_ON_STACK) {
-        all = PyMem_Malloc(sizeof(Packed) * (size_t)n);
+        all = PyMem_Malloc(sizeof(Source) * (size_t)n);
         if (all == NULL)
             return PyErr_NoMemory();
     }
     PyObject *result = NULL;
-    if (!sources_of(args[0], all, n))
+    if (!add_sources(args[0], args[1], all, n))
         goto done;
-    /* Sub-filters in use: one past the one holding the highest index of any source. */
+    /* Sub-filters in use: one past the one holding the highest index of any slice. */
     int64_t top = -1;
-    for (Py_ssize_t s = 0; s < n; s++)
-        if (all[s].count) {
-            int64_t last = read_index(all[s].bytes + 1 + 4 * (all[s].count - 1));
-            if (last > top)
-                top = last;
-        }
+    for (Py_ssize_t s = 0; s < n; s++) {
+        int64_t last = source_top(&all[s]);
+        if (last == -2)
+            goto done;
+        if (last > top)
+            top = last;
+    }
     Py_ssize_t subs = 1;
     if (top >= 0) {
         subs = 0;
@@ -292,14 +442,17 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
                 subs = sub + 1;
         }
     }
+    int64_t net;
     if (only_new) {
         for (Py_ssize_t sub = 0; sub < subs; sub++) {
             uint64_t mask, start;
             memcpy(&mask, geometry + 16 * sub, 8);
             memcpy(&start, geometry + 16 * sub + 8, 8);
             uint64_t first = start + (h & mask), second = start + ((h & mask) ^ (alt & mask));
-            if (class_net(all, n, -1, 2 * (first * FINGERPRINTS + fp),
-                          2 * (second * FINGERPRINTS + fp), NULL) > 0) {
+            if (!class_net(all, n, -1, 2 * (first * FINGERPRINTS + fp),
+                           2 * (second * FINGERPRINTS + fp), &net, NULL))
+                goto done;
+            if (net > 0) {
                 result = Py_BuildValue("(OKK)", Py_True, 0ULL, 0ULL);
                 goto done;
             }
@@ -314,12 +467,16 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
             if (which && second == first)
                 break;
             uint64_t local = which ? second : first, partner = which ? first : second;
-            if (occupancy(all, n, start + local) >= size)
+            int64_t live = source_occupancy(all, n, start + local);
+            if (live < 0)
+                goto done;
+            if (live >= size)
                 continue;
             uint64_t slot = 2 * ((start + local) * FINGERPRINTS + fp);
             int64_t own_adds = 0;
-            int64_t net = class_net(all, n, own, slot, 2 * ((start + partner) * FINGERPRINTS + fp),
-                                    &own_adds);
+            if (!class_net(all, n, own, slot, 2 * ((start + partner) * FINGERPRINTS + fp), &net,
+                           &own_adds))
+                goto done;
             uint64_t raised = (uint64_t)own_adds + 1 + (uint64_t)(net < 0 ? -net : 0);
             result = Py_BuildValue("(OKK)", Py_False, (unsigned long long)slot,
                                    (unsigned long long)raised);
@@ -328,7 +485,7 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     }
     result = Py_NewRef(Py_None);
 done:
-    if (all != sources)
+    if (all != on_stack)
         PyMem_Free(all);
     return result;
 }

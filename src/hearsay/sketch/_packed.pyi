@@ -20,6 +20,7 @@ def first_room(
 
 def add_one(
     sources: list[bytes],
+    overlays: list[dict[int, int] | None],
     own: int,
     h: int,
     fp: int,
@@ -30,8 +31,10 @@ def add_one(
     /,
 ) -> tuple[bool, int, int] | None:
     """CF.ADD (or ADDNX, ``only_new``) of one item hashed ``h`` (fingerprint ``fp``, partner
-    offset ``alt``) over packed slices, as ``CuckooFilter._add_one`` places it (``own``: the
-    index of the writer's slice in ``sources``, -1 for none): ``(True, 0, 0)`` when
+    offset ``alt``) over sparse slices, each its packed pairs in ``sources`` and in
+    ``overlays`` the overlay of pairs written since (``MaxVector.sparse_view``: a dict with an
+    ``order`` list, or None), as ``CuckooFilter._add_one`` places it (``own``: the index of the
+    writer's slice, -1 for none): ``(True, 0, 0)`` when
     ``only_new`` finds a copy of its class in a sub-filter in use; else ``(False, add slot,
     the writer's add count raised there)`` at its first place with fewer than ``size`` live
     copies; None when no place has room."""

@@ -431,20 +431,29 @@ class CuckooFilter:
     def _add_one(
         self, slices: Slices, origin: str, item: bytes, only_new: bool
     ) -> tuple[list[int], Written] | None:
-        """CF.ADD (or ADDNX) of one item over packed slices (the usual case: a client's single
+        """CF.ADD (or ADDNX) of one item over sparse slices (the usual case: a client's single
         command) as :class:`_Batch` places it, without the batch, in one C call
         (``_packed.add_one``): the sub-filters in use, ADDNX's look-up of its fingerprint at
         each of its places, the walk to its first place with room and the counts of its class
-        there (each a Python step of a few microseconds before). None: a slice is dense or
-        holds an overlay, or no place has room (the batch reads, relocates, or opens a
-        sub-filter)."""
-        sources = _packed_slices(slices, origin)
-        if sources is None:
-            return None
+        there (each a Python step of a few microseconds before). A slice's overlay (a big
+        filter's writes since its bytes were packed) is read with its bytes: with it held, a
+        single add used to take the batch's Python read. None: a slice is dense, or no place
+        has room (the batch reads, relocates, or opens a sub-filter)."""
+        packed: list[bytes] = []
+        overlays: list[dict[int, int] | None] = []
+        own = -1
+        for name, vec in slices.items():
+            view = vec.sparse_view()
+            if view is None:
+                return None
+            if name == origin:
+                own = len(packed)
+            packed.append(view[0])
+            overlays.append(view[1])
         (h,), (fp,), (alt,) = self._hashes([item])
-        own = next((at for at, (mine, _) in enumerate(sources) if mine), -1)
         placed = _packed.add_one(
-            [packed for _, packed in sources],
+            packed,
+            overlays,
             own,
             h,
             fp,
