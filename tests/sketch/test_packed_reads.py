@@ -218,3 +218,18 @@ def test_a_copy_only_an_overlay_holds_in_a_later_sub_filter_is_present() -> None
     alone = view.add_items(slices, "a", [item], only_new=True)
     batch = view.add_items(slices, "a", [item], only_new=True, by_windows=True, c_walk=False)
     assert alone[0] == batch[0] == [PRESENT]
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=overlaid_counts_at_the_items_places(), origin=st.sampled_from(ORIGINS))
+def test_a_single_cf_del_reads_slice_overlays_as_the_batch(
+    case: tuple[CuckooFilter, dict[str, MaxVector], bytes], origin: str
+) -> None:
+    """A single CF.DEL from a big filter reads its slices' overlays as the batch does."""
+    view, slices, item = case
+    alone = view.delete_items(slices, origin, [item])
+    batch = view.delete_items(slices, origin, [item], by_windows=True)
+    assert alone[0] == batch[0]
+    assert [list(map(int, part)) for part in alone[1]] == [
+        list(map(int, part)) for part in batch[1]
+    ]

@@ -439,22 +439,14 @@ class CuckooFilter:
         filter's writes since its bytes were packed) is read with its bytes: with it held, a
         single add used to take the batch's Python read. None: a slice is dense, or no place
         has room (the batch reads, relocates, or opens a sub-filter)."""
-        packed: list[bytes] = []
-        overlays: list[dict[int, int] | None] = []
-        own = -1
-        for name, vec in slices.items():
-            view = vec.sparse_view()
-            if view is None:
-                return None
-            if name == origin:
-                own = len(packed)
-            packed.append(view[0])
-            overlays.append(view[1])
+        sources = _packed_slices(slices, origin)
+        if sources is None:
+            return None
         (h,), (fp,), (alt,) = self._hashes([item])
         placed = _packed.add_one(
-            packed,
-            overlays,
-            own,
+            [packed for _, packed, _ in sources],
+            [overlay for _, _, overlay in sources],
+            next((at for at, (mine, _, _) in enumerate(sources) if mine), -1),
             h,
             fp,
             alt,
@@ -493,11 +485,11 @@ class CuckooFilter:
     def _delete_one(
         self, slices: Slices, origin: str, item: bytes
     ) -> tuple[list[bool], Written] | None:
-        """CF.DEL of one item over packed slices as :class:`_Batch` removes it, without the
-        batch: its fingerprint looked up in both its buckets of each sub-filter, newest first,
-        and this node's delete count raised, in the first sub-filter holding a copy, in a
-        bucket with a positive net (the partner first). None: a slice is dense or holds an
-        overlay."""
+        """CF.DEL of one item over sparse slices as :class:`_Batch` removes it, without the
+        batch: its fingerprint looked up in both its buckets of each sub-filter, newest first
+        (a slice's overlay read with its bytes), and this node's delete count raised, in the
+        first sub-filter holding a copy, in a bucket with a positive net (the partner first).
+        None: a slice is dense."""
         sources = _packed_slices(slices, origin)
         if sources is None:
             return None
@@ -587,15 +579,18 @@ class CuckooFilter:
         return indices, [raised[i] for i in indices]
 
 
-def _packed_slices(slices: Slices, origin: str) -> list[tuple[bool, bytes]] | None:
-    """Each slice as ``(whether it is ``origin``'s, its packed pairs)``; None when one is dense
-    or holds an overlay (a batch reads those)."""
-    sources: list[tuple[bool, bytes]] = []
+def _packed_slices(
+    slices: Slices, origin: str
+) -> list[tuple[bool, bytes, dict[int, int] | None]] | None:
+    """Each slice as ``(whether it is ``origin``'s, its packed pairs, the overlay of pairs
+    written since or None)`` (:meth:`MaxVector.sparse_view`); None when one is dense (a batch
+    reads those)."""
+    sources: list[tuple[bool, bytes, dict[int, int] | None]] = []
     for name, vec in slices.items():
-        packed = None if vec.holds_pending else vec.packed_pairs()
-        if packed is None:
+        view = vec.sparse_view()
+        if view is None:
             return None
-        sources.append((name == origin, packed))
+        sources.append((name == origin, view[0], view[1]))
     return sources
 
 
@@ -612,13 +607,18 @@ def _kth_copy(nets: Sequence[tuple[int, int]], k: int) -> int:
     raise AssertionError("unreachable: k < total")  # pragma: no cover
 
 
-def _counts(sources: Sequence[tuple[bool, bytes]], slot: int) -> tuple[int, int, int]:
+def _counts(
+    sources: Sequence[tuple[bool, bytes, dict[int, int] | None]], slot: int
+) -> tuple[int, int, int]:
     """A fingerprint's merged live count at its add ``slot`` (adds minus deletes over every
     slice, each clipped at :data:`COUNT_CLIP`), and the writer's own add and delete counts
-    there (clipped alike), read by two look-ups a slice of :func:`_packed_slices`."""
+    there (clipped alike), read by two look-ups a slice of :func:`_packed_slices` (its
+    overlay's values, above its bytes', first)."""
     net = own_adds = own_deletes = 0
-    for mine, packed in sources:
+    for mine, packed, overlay in sources:
         adds, deletes = _sparse.values(packed, [slot, slot + 1])
+        if overlay:
+            adds, deletes = overlay.get(slot, adds), overlay.get(slot + 1, deletes)
         adds, deletes = min(adds, COUNT_CLIP), min(deletes, COUNT_CLIP)
         net += adds - deletes
         if mine:
