@@ -233,3 +233,61 @@ def test_a_single_cf_del_reads_slice_overlays_as_the_batch(
     assert [list(map(int, part)) for part in alone[1]] == [
         list(map(int, part)) for part in batch[1]
     ]
+
+
+def _one_at_a_time(
+    view: CuckooFilter,
+    slices: dict[str, MaxVector],
+    origin: str,
+    items: list[bytes],
+    only_new: bool,
+) -> tuple[list[int], list[list[int]]]:
+    """Items added one at a time, each write applied before the next (what a run must give):
+    the replies and the writer's pairs joined, as a run writes them once."""
+    state = {name: vec.copy() for name, vec in slices.items()}
+    replies: list[int] = []
+    joined: dict[int, int] = {}
+    for item in items:
+        reply, (indices, values) = view.add_items(state, origin, [item], only_new=only_new)
+        replies += reply
+        indices, values = list(map(int, indices)), list(map(int, values))
+        if indices:
+            state.setdefault(origin, MaxVector()).merge_pairs(
+                np.array(indices, dtype=np.uint32), np.array(values, dtype=np.uint64)
+            )
+        for index, value in zip(indices, values, strict=True):
+            joined[index] = max(value, joined.get(index, 0))
+    order = sorted(joined)
+    return replies, [order, [joined[i] for i in order]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=overlaid_counts_at_the_items_places(),
+    origin=st.sampled_from(ORIGINS),
+    only_new=st.booleans(),
+    others=st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=5),
+    repeats=st.integers(1, 3),
+)
+def test_a_run_reads_slice_overlays_as_the_batch(
+    case: tuple[CuckooFilter, dict[str, MaxVector], bytes],
+    origin: str,
+    only_new: bool,
+    others: list[bytes],
+    repeats: int,
+) -> None:
+    """A pipelined run into a big filter (the writer's overlay copied, the run's counts on
+    top) replies and writes what its items added one at a time do; and what the batch read
+    in Python does while no count reaches the clip (past it the batch's working copy counts
+    on where a read of the slices clips)."""
+    view, slices, item = case
+    run = [item, *others] * repeats
+    by_c = view.add_items(slices, origin, run, only_new=only_new)
+    written = [list(map(int, part)) for part in by_c[1]]
+    assert (by_c[0], written) == _one_at_a_time(view, slices, origin, run, only_new)
+    if all(value < COUNT_CLIP for vec in slices.values() for _, value in vec.items()):
+        by_python = view.add_items(
+            slices, origin, run, only_new=only_new, by_windows=True, c_walk=False
+        )
+        assert by_c[0] == by_python[0]
+        assert written == [list(map(int, part)) for part in by_python[1]]

@@ -136,3 +136,35 @@ def test_vectorised_reads_answer_as_the_reference(
     assert view.exists(slices, ITEMS) == expected  # vectorised
     assert [view.exists(slices, [item])[0] for item in ITEMS] == expected  # by look-ups
     assert [view.count(slices, item) for item in ITEMS] == [ref.count(slices, i) for i in ITEMS]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.sampled_from(SHAPES),
+    history=steps,
+    only_new=st.booleans(),
+    origin=st.sampled_from((*ORIGINS, "d")),
+    batch=st.lists(st.sampled_from(ITEMS), min_size=2, max_size=30),
+)
+def test_a_run_placed_in_c_replies_and_writes_as_the_batch(
+    *,
+    shape: tuple[int, int, int],
+    history: list[tuple[str, str, bytes]],
+    only_new: bool,
+    origin: str,
+    batch: list[bytes],
+) -> None:
+    """A run of CF.ADD / ADDNX placed item by item in C (each seeing the run's counts so
+    far) replies and writes what the batch read in Python does, also when an item finds no
+    room (the batch then places the whole run) and when the writer (``d``) holds no slice."""
+    capacity, bucket_size, expansion = shape
+    view = CuckooFilter(capacity, bucket_size, 20, expansion)
+    slices = _history(ScalarCuckoo(capacity, bucket_size, expansion), history)
+    by_c = view.add_items(slices, origin, batch, only_new=only_new)
+    by_python = view.add_items(
+        slices, origin, batch, only_new=only_new, by_windows=True, c_walk=False
+    )
+    assert by_c[0] == by_python[0]
+    assert [list(map(int, part)) for part in by_c[1]] == [
+        list(map(int, part)) for part in by_python[1]
+    ]
