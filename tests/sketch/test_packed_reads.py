@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.cuckoo import COUNT_CLIP, FINGERPRINTS, PRESENT, CuckooFilter
+from hearsay.sketch.cuckoo import ADDED, COUNT_CLIP, FINGERPRINTS, PRESENT, CuckooFilter
 
 VALUES = st.one_of(
     st.integers(1, 255),
@@ -200,6 +200,16 @@ def test_the_overlay_case_holds_overlays() -> None:
     assert any(seen)
 
 
+def _overlaid(view: CuckooFilter, avoid: tuple[int, ...], slot: int) -> MaxVector:
+    """A slice of 21,000 copies in the first sub-filter's buckets but ``avoid``, then one copy
+    at ``slot`` written into its overlay."""
+    fillers = [b for b in range(view._buckets[0]) if b not in avoid][:21000]
+    vec = MaxVector.from_items((2 * (b * FINGERPRINTS + 1), 1) for b in fillers)
+    vec.merge_pairs_tracking(np.array([slot], dtype=np.uint32), np.array([1]))
+    assert vec.holds_pending
+    return vec
+
+
 def test_a_copy_only_an_overlay_holds_in_a_later_sub_filter_is_present() -> None:
     """The sub-filters in use count an overlay's pairs: a copy written to the second
     sub-filter, held only in the overlay (the bytes reach the first), makes CF.ADDNX answer
@@ -208,13 +218,7 @@ def test_a_copy_only_an_overlay_holds_in_a_later_sub_filter_is_present() -> None
     item = b"x"
     (h,), (fp,), (alt,) = view._hashes([item])
     (_, first, second), (_, later, _partner) = list(view._classes(h, alt, 2))
-    fillers = [b for b in range(view._buckets[0]) if b not in (first, second)][:21000]
-    vec = MaxVector.from_items((2 * (b * FINGERPRINTS + 1), 1) for b in fillers)
-    vec.merge_pairs_tracking(
-        np.array([2 * (later * FINGERPRINTS + fp)], dtype=np.uint32), np.array([1])
-    )
-    assert vec.holds_pending
-    slices = {"a": vec}
+    slices = {"a": _overlaid(view, (first, second), 2 * (later * FINGERPRINTS + fp))}
     alone = view.add_items(slices, "a", [item], only_new=True)
     batch = view.add_items(slices, "a", [item], only_new=True, by_windows=True, c_walk=False)
     assert alone[0] == batch[0] == [PRESENT]
@@ -291,3 +295,23 @@ def test_a_run_reads_slice_overlays_as_the_batch(
         )
         assert by_c[0] == by_python[0]
         assert written == [list(map(int, part)) for part in by_python[1]]
+
+
+def test_a_run_counts_a_bucket_its_overlay_and_its_run_both_raised() -> None:
+    """A copy the overlay holds, raised again by the run, fills its bucket once: the second
+    add of the item in a run goes to its partner bucket, as items one at a time place it."""
+    view = CuckooFilter(65536, 2, 20, 0)
+    item = b"y"
+    (h,), (fp,), (alt,) = view._hashes([item])
+    ((_, first, second),) = list(view._classes(h, alt, 1))
+    assert first != second
+    slices = {"a": _overlaid(view, (first, second), 2 * (first * FINGERPRINTS + fp))}
+    replies, (indices, values) = view.add_items(slices, "a", [item, item], only_new=False)
+    assert replies == [ADDED, ADDED]
+    assert (list(map(int, indices)), list(map(int, values))) == (
+        sorted([2 * (first * FINGERPRINTS + fp), 2 * (second * FINGERPRINTS + fp)]),
+        [2, 1] if first < second else [1, 2],
+    )
+    assert (replies, [list(map(int, indices)), list(map(int, values))]) == _one_at_a_time(
+        view, slices, "a", [item, item], False
+    )

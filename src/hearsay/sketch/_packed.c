@@ -39,13 +39,16 @@ static int64_t value_at(const Packed *p, Py_ssize_t i)
     return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
 }
 
-/* A slice read in place: its packed pairs and the overlay of pairs written since (None, or
- * a dict of index -> value, each above what the bytes hold there, with `order`: its indices
- * sorted), as MaxVector.sparse_view gives them. */
+/* A slice read in place: its packed pairs and up to two layers of pairs written since, each
+ * a dict of index -> value above what the bytes and the layers below hold there, with `order`,
+ * its indices sorted: the overlay MaxVector.sparse_view gives, and a run's own counts on top
+ * of the writer's slice (add_one's `run`). */
+#define LAYERS_MAX 2
 typedef struct {
     Packed packed;
-    PyObject *overlay; /* borrowed dict, or NULL */
-    PyObject *order;   /* borrowed list, or NULL */
+    int layers;
+    PyObject *layer[LAYERS_MAX]; /* borrowed dicts */
+    PyObject *order[LAYERS_MAX]; /* borrowed lists */
 } Source;
 
 static int64_t clipped(uint64_t v)
@@ -53,15 +56,13 @@ static int64_t clipped(uint64_t v)
     return v > (uint64_t)COUNT_CLIP ? COUNT_CLIP : (int64_t)v;
 }
 
-/* The overlay's value at `index` into *value: 1 when it holds one, 0 when not, -1 on error. */
-static int overlay_get(const Source *src, uint64_t index, uint64_t *value)
+/* A layer's value at `index` into *value: 1 when it holds one, 0 when not, -1 on error. */
+static int layer_get(PyObject *layer, uint64_t index, uint64_t *value)
 {
-    if (src->overlay == NULL)
-        return 0;
     PyObject *key = PyLong_FromUnsignedLongLong(index);
     if (key == NULL)
         return -1;
-    PyObject *held = PyDict_GetItemWithError(src->overlay, key); /* borrowed */
+    PyObject *held = PyDict_GetItemWithError(layer, key); /* borrowed */
     Py_DECREF(key);
     if (held == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -69,18 +70,26 @@ static int overlay_get(const Source *src, uint64_t index, uint64_t *value)
     return *value == (uint64_t)-1 && PyErr_Occurred() ? -1 : 1;
 }
 
-/* The clipped value of `src` at `index` (the overlay's when it holds one); -1 on error. */
+/* The clipped value of `src` at `index` as the bytes and its first `layers` layers hold it
+ * (the topmost holding one decides); -1 on error. */
+static int64_t value_below(const Source *src, int layers, uint64_t index)
+{
+    for (int l = layers - 1; l >= 0; l--) {
+        uint64_t over;
+        int found = layer_get(src->layer[l], index, &over);
+        if (found < 0)
+            return -1;
+        if (found)
+            return clipped(over);
+    }
+    const Packed *p = &src->packed;
+    return clipped(packed_value_at(p, index, lower_bound(p, index)));
+}
+
+/* The clipped value of `src` at `index`; -1 on error. */
 static int64_t source_value(const Source *src, uint64_t index)
 {
-    uint64_t over;
-    int found = overlay_get(src, index, &over);
-    if (found < 0)
-        return -1;
-    if (found)
-        return clipped(over);
-    const Packed *p = &src->packed;
-    Py_ssize_t at = lower_bound(p, index);
-    return clipped(packed_value_at(p, index, at));
+    return value_below(src, src->layers, index);
 }
 
 /* The overlay's first position in `order` whose index is >= `index`; -1 on error. */
@@ -125,32 +134,38 @@ static int64_t source_occupancy(const Source *sources, Py_ssize_t n, uint64_t bu
             }
             net[pair] += (slot & 1) ? -count : count;
         }
-        if (src->order == NULL)
-            continue;
-        /* The overlay's pairs in the bucket replace the bytes' values at their indices. */
-        Py_ssize_t size = PyList_GET_SIZE(src->order), i = order_lower(src->order, low);
-        if (i < 0)
-            return -1;
-        for (; i < size; i++) {
-            uint64_t index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(src->order, i));
-            if (index == (uint64_t)-1 && PyErr_Occurred())
+        /* Each layer's pairs in the bucket replace what the bytes and the layers below hold
+         * at their indices: each adds its value less the one below it, so an index several
+         * layers hold counts as the topmost's. */
+        for (int l = 0; l < src->layers; l++) {
+            PyObject *indices = src->order[l];
+            Py_ssize_t size = PyList_GET_SIZE(indices), i = order_lower(indices, low);
+            if (i < 0)
                 return -1;
-            if (index >= high)
-                break;
-            uint64_t over;
-            int found = overlay_get(src, index, &over);
-            if (found < 0)
-                return -1;
-            if (!found)
-                continue;
-            int64_t change = clipped(over) - clipped(packed_value_at(p, index, lower_bound(p, index)));
-            int slot = (int)(index - low), pair = slot >> 1;
-            if (!touched[pair]) {
-                touched[pair] = 1;
-                order[touched_count++] = pair;
-                net[pair] = 0;
+            for (; i < size; i++) {
+                uint64_t index = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(indices, i));
+                if (index == (uint64_t)-1 && PyErr_Occurred())
+                    return -1;
+                if (index >= high)
+                    break;
+                uint64_t over;
+                int found = layer_get(src->layer[l], index, &over);
+                if (found < 0)
+                    return -1;
+                if (!found)
+                    continue;
+                int64_t base = value_below(src, l, index);
+                if (base < 0)
+                    return -1;
+                int64_t change = clipped(over) - base;
+                int slot = (int)(index - low), pair = slot >> 1;
+                if (!touched[pair]) {
+                    touched[pair] = 1;
+                    order[touched_count++] = pair;
+                    net[pair] = 0;
+                }
+                net[pair] += (slot & 1) ? -change : change;
             }
-            net[pair] += (slot & 1) ? -change : change;
         }
     }
     int64_t live = 0;
@@ -170,7 +185,7 @@ static int sources_of(PyObject *list, Source *sources, Py_ssize_t n)
     for (Py_ssize_t s = 0; s < n; s++) {
         if (!packed_of(PyList_GET_ITEM(list, s), &sources[s].packed))
             return 0;
-        sources[s].overlay = sources[s].order = NULL;
+        sources[s].layers = 0;
     }
     return 1;
 }
@@ -327,15 +342,40 @@ static int64_t source_top(const Source *src)
     const Packed *p = &src->packed;
     if (p->count)
         top = read_index(p->bytes + 1 + 4 * (p->count - 1));
-    if (src->order != NULL && PyList_GET_SIZE(src->order)) {
-        uint64_t last = PyLong_AsUnsignedLongLong(
-            PyList_GET_ITEM(src->order, PyList_GET_SIZE(src->order) - 1));
+    for (int l = 0; l < src->layers; l++) {
+        Py_ssize_t size = PyList_GET_SIZE(src->order[l]);
+        if (!size)
+            continue;
+        uint64_t last = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(src->order[l], size - 1));
         if (last == (uint64_t)-1 && PyErr_Occurred())
             return -2;
         if ((int64_t)last > top)
             top = (int64_t)last;
     }
     return top;
+}
+
+/* `layer` (None, or a dict with `order`, a list) as the next layer of `src`; 0 on error. */
+static int push_layer(Source *src, PyObject *layer)
+{
+    if (layer == Py_None)
+        return 1;
+    if (!PyDict_Check(layer) || src->layers == LAYERS_MAX) {
+        PyErr_SetString(PyExc_TypeError, "an overlay must be None or a dict");
+        return 0;
+    }
+    PyObject *order = PyObject_GetAttrString(layer, "order");
+    if (order == NULL)
+        return 0;
+    int is_list = PyList_Check(order);
+    Py_DECREF(order); /* (the layer holds it) */
+    if (!is_list) {
+        PyErr_SetString(PyExc_TypeError, "an overlay's order must be a list");
+        return 0;
+    }
+    src->layer[src->layers] = layer, src->order[src->layers] = order;
+    src->layers++;
+    return 1;
 }
 
 /* sources (bytes) and overlays (None or a dict with `order`) into `out`; 0 on error. */
@@ -349,37 +389,24 @@ static int add_sources(PyObject *packed_list, PyObject *overlays, Source *out, P
     for (Py_ssize_t s = 0; s < n; s++) {
         if (!packed_of(PyList_GET_ITEM(packed_list, s), &out[s].packed))
             return 0;
-        PyObject *overlay = PyList_GET_ITEM(overlays, s);
-        out[s].overlay = out[s].order = NULL;
-        if (overlay == Py_None)
-            continue;
-        if (!PyDict_Check(overlay)) {
-            PyErr_SetString(PyExc_TypeError, "an overlay must be None or a dict");
+        out[s].layers = 0;
+        if (!push_layer(&out[s], PyList_GET_ITEM(overlays, s)))
             return 0;
-        }
-        PyObject *order = PyObject_GetAttrString(overlay, "order");
-        if (order == NULL)
-            return 0;
-        int is_list = PyList_Check(order);
-        Py_DECREF(order); /* (the overlay holds it) */
-        if (!is_list) {
-            PyErr_SetString(PyExc_TypeError, "an overlay's order must be a list");
-            return 0;
-        }
-        out[s].overlay = overlay, out[s].order = order;
     }
     return 1;
 }
 
 PyDoc_STRVAR(add_one_doc,
-             "add_one(sources, overlays, own, h, fp, alt, geometry, size, only_new, /)\n"
+             "add_one(sources, overlays, own, h, fp, alt, geometry, size, only_new, run, /)\n"
              "CF.ADD (or ADDNX) of one item over sparse slices, as CuckooFilter._add_one "
              "places it.");
 
 /* add_one(sources: list[bytes], overlays: list[dict | None], own, h, fp, alt, geometry: bytes,
- *         size, only_new) -> (present, slot, raised) | None
+ *         size, only_new, run: dict | None) -> (present, slot, raised) | None
  *
- * Each slice is its packed pairs and the overlay of pairs written since (MaxVector.sparse_view).
+ * Each slice is its packed pairs and the overlay of pairs written since (MaxVector.sparse_view);
+ * `run` (a dict with `order`, or None), the counts a run raised so far, lies on top of slice
+ * `own`.
  * The sub-filters in use are those up to the one holding the highest index of any slice (at
  * least one). With `only_new`, an item whose class holds a copy in any of them is present:
  * (True, 0, 0). Else the first of its places with fewer than `size` live copies (first_room's
@@ -389,8 +416,8 @@ PyDoc_STRVAR(add_one_doc,
 static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 9) {
-        PyErr_Format(PyExc_TypeError, "add_one() takes 9 positional arguments, got %zd", nargs);
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "add_one() takes 10 positional arguments, got %zd", nargs);
         return NULL;
     }
     Py_ssize_t own = PyLong_AsSsize_t(args[2]);
@@ -423,6 +450,14 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     PyObject *result = NULL;
     if (!add_sources(args[0], args[1], all, n))
         goto done;
+    if (args[9] != Py_None) {
+        if (own < 0 || own >= n) {
+            PyErr_SetString(PyExc_ValueError, "a run's counts need the writer's slice");
+            goto done;
+        }
+        if (!push_layer(&all[own], args[9]))
+            goto done;
+    }
     /* Sub-filters in use: one past the one holding the highest index of any slice. */
     int64_t top = -1;
     for (Py_ssize_t s = 0; s < n; s++) {

@@ -28,13 +28,15 @@ def add_one(
     geometry: bytes,
     size: int,
     only_new: bool,
+    run: dict[int, int] | None,
     /,
 ) -> tuple[bool, int, int] | None:
     """CF.ADD (or ADDNX, ``only_new``) of one item hashed ``h`` (fingerprint ``fp``, partner
     offset ``alt``) over sparse slices, each its packed pairs in ``sources`` and in
     ``overlays`` the overlay of pairs written since (``MaxVector.sparse_view``: a dict with an
     ``order`` list, or None), as ``CuckooFilter._add_one`` places it (``own``: the index of the
-    writer's slice, -1 for none): ``(True, 0, 0)`` when
+    writer's slice, -1 for none; ``run``, a run's counts so far in that slice, a dict with an
+    ``order`` list, on top of its bytes and overlay, or None): ``(True, 0, 0)`` when
     ``only_new`` finds a copy of its class in a sub-filter in use; else ``(False, add slot,
     the writer's add count raised there)`` at its first place with fewer than ``size`` live
     copies; None when no place has room."""

@@ -85,11 +85,6 @@ FINGERPRINTS: Final = 256
 """Fingerprint values per bucket (8-bit fingerprints; 0 is never used)."""
 FILTERS_MAX: Final = 32
 """Sub-filters at most (RedisBloom's filters "can grow up to 32 times")."""
-RUN_OVERLAY_COPY_MAX: Final = 4
-"""Overlay pairs per item up to which a run is placed in C over a copy of the writer's
-slice's overlay with the run's counts on top; past it (a short run into a big filter, whose
-overlay holds up to 4,096 pairs) the batch places it: the copy cost ~19 us an item in a run
-of 16 against ~15 us through the batch."""
 RELOCATION_MOVES_MAX: Final = 20_000
 """Copies one call may move in all while relocating (about 0.1 s of CPU): MAXITERATIONS is
 per item, up to 65535, and a CF.INSERT of 10,000 items into a full filter would otherwise
@@ -462,6 +457,7 @@ class CuckooFilter:
             self._packed_geometry,
             self._bucket_size,
             only_new,
+            None,
         )
         if placed is None:
             return None
@@ -477,27 +473,23 @@ class CuckooFilter:
     ) -> tuple[list[int], Written] | None:
         """Several items (a pipelined run, CF.INSERT) each placed as :meth:`_add_one` places
         one, in C, over the slices with the counts the run raised so far on top of the
-        writer's own (an overlay of the run's: what the next item reads, as the batch's
-        working copy holds it). None: a slice is dense, or an item finds no place with room
-        (the batch then places the whole run: it reads, relocates, or opens a sub-filter)."""
+        writer's own (a layer of the run's over its bytes and overlay: what the next item
+        reads, as the batch's working copy holds it). None: a slice is dense, or an item finds
+        no place with room (the batch then places the whole run: it reads, relocates, or
+        opens a sub-filter)."""
         sources = _packed_slices(slices, origin)
         if sources is None:
             return None
         packed = [held for _, held, _ in sources]
         overlays = [overlay for _, _, overlay in sources]
         own = next((at for at, (mine, _, _) in enumerate(sources) if mine), -1)
-        held = overlays[own] if own >= 0 else None
-        if held is not None and len(held) > RUN_OVERLAY_COPY_MAX * len(items):
-            return None  # (copying a big overlay for a short run costs more than the batch)
         if own < 0:  # (no slice of the writer's yet: an empty one takes the run's counts)
             own = len(packed)
             packed.append(MaxVector.NO_PAIRS)
             overlays.append(None)
-        raised = _RunCounts(overlays[own])
-        overlays[own] = raised
+        raised = _RunCounts()
         hashes, fps, alts = self._hashes(items)
         replies: list[int] = []
-        written: dict[int, int] = {}
         for h, fp, alt in zip(hashes, fps, alts, strict=True):
             placed = _packed.add_one(
                 packed,
@@ -509,6 +501,7 @@ class CuckooFilter:
                 self._packed_geometry,
                 self._bucket_size,
                 only_new,
+                raised,
             )
             if placed is None or placed[2] > VALUE_MAX:
                 return None
@@ -518,9 +511,7 @@ class CuckooFilter:
                 continue
             replies.append(ADDED)
             raised.raise_to(slot, count)
-            written[slot] = count
-        indices = sorted(written)
-        return replies, (indices, [written[i] for i in indices])
+        return replies, (raised.order, [raised[i] for i in raised.order])
 
     def delete_items(
         self,
@@ -639,16 +630,16 @@ class CuckooFilter:
 
 
 class _RunCounts(dict[int, int]):
-    """A run's own counts over the writer's slice, as :meth:`CuckooFilter._add_run` hands them
-    to ``_packed.add_one``: the slice's overlay (its values are above the bytes') with the
-    counts the run raised on top, and ``order``, their indices sorted (a slice overlay's
-    form: the C looks values up here and searches a bucket's range in ``order``)."""
+    """The counts a run raised so far in the writer's slice, as :meth:`CuckooFilter._add_run`
+    hands them to ``_packed.add_one`` (on top of the slice's bytes and overlay: what the next
+    item reads), with ``order``, their indices sorted (an overlay's form: the C looks values
+    up here and searches a bucket's range in ``order``)."""
 
     __slots__ = ("order",)
 
-    def __init__(self, overlay: dict[int, int] | None) -> None:
-        super().__init__(overlay or {})
-        self.order: list[int] = sorted(self)  # (an overlay's order is sorted: a linear pass)
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[int] = []
 
     def raise_to(self, index: int, value: int) -> None:
         """The count at ``index`` is now ``value`` (above what it was)."""
