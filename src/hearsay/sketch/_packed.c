@@ -216,6 +216,58 @@ static int batch_occupancy(PyObject *occupied, const Source *sources, Py_ssize_t
     return ok;
 }
 
+/* Sub-filter `sub`'s bucket mask and first bucket's global number, from `geometry`'s
+ * (mask, start) native uint64 pairs. */
+static void sub_geometry(const unsigned char *geometry, Py_ssize_t sub, uint64_t *mask,
+                         uint64_t *start)
+{
+    memcpy(mask, geometry + 16 * sub, 8);
+    memcpy(start, geometry + 16 * sub + 8, 8);
+}
+
+/* Room for `n` sources: `on_stack` when it holds them, else allocated (NULL and MemoryError
+ * when that fails; PyMem_Free it when it is not `on_stack`). */
+static Source *sources_room(Py_ssize_t n, Source *on_stack)
+{
+    if (n <= SOURCES_ON_STACK)
+        return on_stack;
+    Source *all = PyMem_Malloc(sizeof(Source) * (size_t)n);
+    if (all == NULL)
+        PyErr_NoMemory();
+    return all;
+}
+
+/* The walk over an item's places (sub-filter 0..subs-1; in each its first bucket h & mask,
+ * then its partner first ^ (alt & mask) unless equal) to the first holding fewer than `size`
+ * live copies: 1 with it in *sub, *bucket (global) and *held, 0 when none has room, -1 on
+ * error. A bucket's copies are occupied[bucket] when `occupied` (a batch's dict) holds it;
+ * otherwise, in a sub-filter below `readable`, read from the sources (and stored in
+ * `occupied`), else 0. */
+static int walk(const Source *all, Py_ssize_t n, PyObject *occupied, uint64_t h, uint64_t alt,
+                const unsigned char *geometry, Py_ssize_t readable, Py_ssize_t subs,
+                long long size, Py_ssize_t *sub, uint64_t *bucket, long long *held)
+{
+    for (*sub = 0; *sub < subs; (*sub)++) {
+        uint64_t mask, start;
+        sub_geometry(geometry, *sub, &mask, &start);
+        uint64_t first = h & mask, second = first ^ (alt & mask);
+        for (int which = 0; which < 2; which++) {
+            if (which && second == first)
+                break;
+            *bucket = start + (which ? second : first);
+            *held = 0;
+            if (occupied == NULL) {
+                if (*sub < readable && (*held = source_occupancy(all, n, *bucket)) < 0)
+                    return -1;
+            } else if (!batch_occupancy(occupied, all, n, *bucket, *sub < readable, held))
+                return -1;
+            if (*held < size)
+                return 1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(first_room_doc,
              "first_room(sources, occupied, h, alt, geometry, readable, subs, size, /)\n"
              "The first place of an item with room, as _Batch.add walks them.");
@@ -261,42 +313,25 @@ static PyObject *first_room(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_ssize_t defined = PyBytes_GET_SIZE(args[4]) / 16;
     if (subs > defined)
         subs = defined;
-    Source sources[SOURCES_ON_STACK];
-    Source *all = sources;
+    Source on_stack[SOURCES_ON_STACK];
     Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
-    if (n > SOURCES_ON_STACK) {
-        all = PyMem_Malloc(sizeof(Source) * (size_t)n);
-        if (all == NULL)
-            return PyErr_NoMemory();
-    }
+    Source *all = sources_room(n, on_stack);
+    if (all == NULL)
+        return NULL;
     PyObject *result = NULL;
     if (!sources_of(args[0], all, n))
         goto done;
-    const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[4]);
-    for (Py_ssize_t sub = 0; sub < subs; sub++) {
-        uint64_t mask, start;
-        memcpy(&mask, geometry + 16 * sub, 8);
-        memcpy(&start, geometry + 16 * sub + 8, 8);
-        uint64_t first = h & mask, second = first ^ (alt & mask);
-        for (int which = 0; which < 2; which++) {
-            if (which && second == first)
-                break;
-            uint64_t bucket = start + (which ? second : first);
-            long long held = 0;
-            if (occupied == NULL) {
-                if (sub < readable && (held = source_occupancy(all, n, bucket)) < 0)
-                    goto done;
-            } else if (!batch_occupancy(occupied, all, n, bucket, sub < readable, &held))
-                goto done;
-            if (held < size) {
-                result = Py_BuildValue("(nKL)", sub, (unsigned long long)bucket, held);
-                goto done;
-            }
-        }
-    }
-    result = Py_NewRef(Py_None);
+    Py_ssize_t sub;
+    uint64_t bucket;
+    long long held;
+    int found = walk(all, n, occupied, h, alt, (const unsigned char *)PyBytes_AS_STRING(args[4]),
+                     readable, subs, size, &sub, &bucket, &held);
+    if (found > 0)
+        result = Py_BuildValue("(nKL)", sub, (unsigned long long)bucket, held);
+    else if (found == 0)
+        result = Py_NewRef(Py_None);
 done:
-    if (all != sources)
+    if (all != on_stack)
         PyMem_Free(all);
     return result;
 }
@@ -440,13 +475,10 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_ssize_t defined = PyBytes_GET_SIZE(args[6]) / 16;
     const unsigned char *geometry = (const unsigned char *)PyBytes_AS_STRING(args[6]);
     Source on_stack[SOURCES_ON_STACK];
-    Source *all = on_stack;
     Py_ssize_t n = PyList_Check(args[0]) ? PyList_GET_SIZE(args[0]) : 0;
-    if (n > SOURCES_ON_STACK) {
-        all = PyMem_Malloc(sizeof(Source) * (size_t)n);
-        if (all == NULL)
-            return PyErr_NoMemory();
-    }
+    Source *all = sources_room(n, on_stack);
+    if (all == NULL)
+        return NULL;
     PyObject *result = NULL;
     if (!add_sources(args[0], args[1], all, n))
         goto done;
@@ -471,8 +503,8 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (top >= 0) {
         subs = 0;
         for (Py_ssize_t sub = 0; sub < defined; sub++) {
-            uint64_t start;
-            memcpy(&start, geometry + 16 * sub + 8, 8);
+            uint64_t mask, start;
+            sub_geometry(geometry, sub, &mask, &start);
             if (start * FINGERPRINTS <= (uint64_t)top / 2)
                 subs = sub + 1;
         }
@@ -481,8 +513,7 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (only_new) {
         for (Py_ssize_t sub = 0; sub < subs; sub++) {
             uint64_t mask, start;
-            memcpy(&mask, geometry + 16 * sub, 8);
-            memcpy(&start, geometry + 16 * sub + 8, 8);
+            sub_geometry(geometry, sub, &mask, &start);
             uint64_t first = start + (h & mask), second = start + ((h & mask) ^ (alt & mask));
             if (!class_net(all, n, -1, 2 * (first * FINGERPRINTS + fp),
                            2 * (second * FINGERPRINTS + fp), &net, NULL))
@@ -493,30 +524,23 @@ static PyObject *add_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs
             }
         }
     }
-    for (Py_ssize_t sub = 0; sub < subs; sub++) {
-        uint64_t mask, start;
-        memcpy(&mask, geometry + 16 * sub, 8);
-        memcpy(&start, geometry + 16 * sub + 8, 8);
-        uint64_t first = h & mask, second = first ^ (alt & mask);
-        for (int which = 0; which < 2; which++) {
-            if (which && second == first)
-                break;
-            uint64_t local = which ? second : first, partner = which ? first : second;
-            int64_t live = source_occupancy(all, n, start + local);
-            if (live < 0)
-                goto done;
-            if (live >= size)
-                continue;
-            uint64_t slot = 2 * ((start + local) * FINGERPRINTS + fp);
-            int64_t own_adds = 0;
-            if (!class_net(all, n, own, slot, 2 * ((start + partner) * FINGERPRINTS + fp), &net,
-                           &own_adds))
-                goto done;
-            uint64_t raised = (uint64_t)own_adds + 1 + (uint64_t)(net < 0 ? -net : 0);
-            result = Py_BuildValue("(OKK)", Py_False, (unsigned long long)slot,
-                                   (unsigned long long)raised);
+    Py_ssize_t sub;
+    uint64_t bucket, mask, start;
+    long long held;
+    int found = walk(all, n, NULL, h, alt, geometry, subs, subs, size, &sub, &bucket, &held);
+    if (found < 0)
+        goto done;
+    if (found) {
+        sub_geometry(geometry, sub, &mask, &start);
+        uint64_t partner = start + ((bucket - start) ^ (alt & mask));
+        uint64_t slot = 2 * (bucket * FINGERPRINTS + fp);
+        int64_t own_adds = 0;
+        if (!class_net(all, n, own, slot, 2 * (partner * FINGERPRINTS + fp), &net, &own_adds))
             goto done;
-        }
+        uint64_t raised = (uint64_t)own_adds + 1 + (uint64_t)(net < 0 ? -net : 0);
+        result = Py_BuildValue("(OKK)", Py_False, (unsigned long long)slot,
+                               (unsigned long long)raised);
+        goto done;
     }
     result = Py_NewRef(Py_None);
 done:

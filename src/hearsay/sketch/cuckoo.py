@@ -443,14 +443,15 @@ class CuckooFilter:
         filter's writes since its bytes were packed) is read with its bytes: with it held, a
         single add used to take the batch's Python read. None: a slice is dense, or no place
         has room (the batch reads, relocates, or opens a sub-filter)."""
-        sources = _packed_slices(slices, origin)
+        sources = _c_sources(slices, origin)
         if sources is None:
             return None
+        packed, overlays, own = sources
         (h,), (fp,), (alt,) = self._hashes([item])
         placed = _packed.add_one(
-            [packed for _, packed, _ in sources],
-            [overlay for _, _, overlay in sources],
-            next((at for at, (mine, _, _) in enumerate(sources) if mine), -1),
+            packed,
+            overlays,
+            own,
             h,
             fp,
             alt,
@@ -477,16 +478,10 @@ class CuckooFilter:
         reads, as the batch's working copy holds it). None: a slice is dense, or an item finds
         no place with room (the batch then places the whole run: it reads, relocates, or
         opens a sub-filter)."""
-        sources = _packed_slices(slices, origin)
+        sources = _c_sources(slices, origin)
         if sources is None:
             return None
-        packed = [held for _, held, _ in sources]
-        overlays = [overlay for _, _, overlay in sources]
-        own = next((at for at, (mine, _, _) in enumerate(sources) if mine), -1)
-        if own < 0:  # (no slice of the writer's yet: an empty one takes the run's counts)
-            own = len(packed)
-            packed.append(MaxVector.NO_PAIRS)
-            overlays.append(None)
+        packed, overlays, own = sources
         raised = _RunCounts()
         hashes, fps, alts = self._hashes(items)
         replies: list[int] = []
@@ -661,6 +656,25 @@ def _packed_slices(
             return None
         sources.append((name == origin, view[0], view[1]))
     return sources
+
+
+def _c_sources(
+    slices: Slices, origin: str
+) -> tuple[list[bytes], list[dict[int, int] | None], int] | None:
+    """The slices as ``_packed.add_one`` reads them: their packed pairs, their overlays and
+    the index of ``origin``'s (an empty slice added for it when it has none yet, to take its
+    counts); None when one is dense."""
+    sources = _packed_slices(slices, origin)
+    if sources is None:
+        return None
+    packed = [held for _, held, _ in sources]
+    overlays = [overlay for _, _, overlay in sources]
+    own = next((at for at, (mine, _, _) in enumerate(sources) if mine), -1)
+    if own < 0:
+        own = len(packed)
+        packed.append(MaxVector.NO_PAIRS)
+        overlays.append(None)
+    return packed, overlays, own
 
 
 def _kth_copy(nets: Sequence[tuple[int, int]], k: int) -> int:
