@@ -18,6 +18,7 @@ from hearsay.sketch.cuckoo import (
     ADDED,
     FINGERPRINTS,
     FULL,
+    MOVES_SLOT,
     CuckooFilter,
 )
 from hearsay.sketch.slots import FewPairs, Pairs
@@ -153,10 +154,16 @@ def test_a_relocation_changes_no_copies_but_the_added_items(
     replies, pairs = view.add_items(start, "a", items, only_new=False)
     own = start["a"]
     change: Counter[tuple[int, int, int]] = Counter()
+    moves_counted = moves_made = 0
     for slot, value in zip(*_as_ints(pairs), strict=True):
         raised = value - own.get(slot)
         assert raised > 0
+        if slot == MOVES_SLOT:
+            moves_counted = raised
+            continue
+        moves_made += raised if slot & 1 else 0  # (an add batch deletes only by moving)
         change[_class_of(view, slot >> 1)] += -raised if slot & 1 else raised
+    assert moves_counted == moves_made  # (CF.INFO tells CF.DEL's deletes by it)
     expected: Counter[tuple[int, int, int]] = Counter()
     for item, reply in zip(items, replies, strict=True):
         if reply == ADDED:

@@ -10,7 +10,15 @@ item's copies counted over both its buckets, relocation when no place has room).
 from __future__ import annotations
 
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
-from hearsay.sketch.cuckoo import ADDED, COUNT_CLIP, FILTERS_MAX, FINGERPRINTS, FULL, PRESENT
+from hearsay.sketch.cuckoo import (
+    ADDED,
+    COUNT_CLIP,
+    FILTERS_MAX,
+    FINGERPRINTS,
+    FULL,
+    MOVES_SLOT,
+    PRESENT,
+)
 from hearsay.sketch.hashing import member_hash, mix64_int
 
 Slices = dict[str, MaxVector]
@@ -167,6 +175,7 @@ class ScalarCuckoo:
             current = victim
             if self.occupied(work, sub, bucket) < self.bucket_size:
                 bump(2 * self.pair(sub, bucket, current))
+                raised[MOVES_SLOT] = step + 1  # (its moves, counted for CF.INFO)
                 return raised
         return None
 

@@ -37,6 +37,11 @@ Consequences, and the departures from RedisBloom they bring:
   past that, its items skip relocation.
 - The number of sub-filters is not stored: it is one past the highest sub-filter holding a
   slot in any slice, so two nodes creating sub-filter ``i`` concurrently share it.
+- CF.INFO's deletes are CF.DEL's only, as RedisBloom's: each origin also counts the moves its
+  relocations made in :data:`MOVES_SLOT` (the delete count of fingerprint 0 in the first
+  bucket, a pair no item has: its net is never positive, so it holds no copy and no room),
+  and a move's delete is subtracted from the deletes CF.INFO reports. (Filters written
+  before this count report their earlier moves as deletes.)
 
 **Hashing** is hearsay's own (cells are never exchanged with RedisBloom): xxh3-64 ``h`` of the
 item; fingerprint ``(h >> 32) % 255 + 1``; bucket ``h mod buckets`` and its partner
@@ -73,6 +78,7 @@ __all__ = [
     "FILTERS_MAX",
     "FINGERPRINTS",
     "FULL",
+    "MOVES_SLOT",
     "PRESENT",
     "RELOCATION_MOVES_MAX",
     "ChunkError",
@@ -100,6 +106,10 @@ CHUNK_ENTRIES_MAX: Final = 4096
 ADDED: Final = 1
 PRESENT: Final = 0
 FULL: Final = -1
+MOVES_SLOT: Final = 1
+"""Where an origin counts its relocation moves: the delete slot of pair 0 (sub-filter 0,
+bucket 0, fingerprint 0, which no item has), so every read of copies and room ignores it
+(a pair's net counts only when positive) and CF.INFO can tell CF.DEL's deletes from moves."""
 COUNT_CLIP: Final = 1 << 40
 """A count above this reads as this (no honest node gets near a trillion copies), so sums
 over any number of origins stay far inside int64 and no peer's values can wrap them."""
@@ -367,7 +377,10 @@ class CuckooFilter:
         pairs, where = np.unique(indices >> 1, return_inverse=True)
         net = np.zeros(pairs.size, dtype=np.int64)
         np.add.at(net, where, signed)
-        deleted = sum(int(v) for v in values[(indices & 1) == 1].tolist())
+        # Deletes of CF.DEL only: every move's delete, and its count at MOVES_SLOT, come off.
+        deletes = values[(indices & 1) == 1]
+        moves = int(values[indices == MOVES_SLOT].sum())
+        deleted = max(0, int(deletes.sum()) - 2 * moves)
         partners, _ = self._partner_pairs(pairs)
         classes, member_of = np.unique(np.minimum(pairs, partners), return_inverse=True)
         copies = np.zeros(classes.size, dtype=np.int64)
@@ -730,6 +743,7 @@ class _Batch:
         "_hashes",
         "_held_pairs",
         "_loaded",
+        "_moved",
         "_moves_left",
         "_net",
         "_occupied",
@@ -769,6 +783,7 @@ class _Batch:
         self._whole = False  # every pair of the key read: no bucket left to load
         self._by_arrays = False
         self._moves_left = RELOCATION_MOVES_MAX
+        self._moved = 0
         self._read_from: list[_Source] | None = None
         if by_windows is None:
             places = len(items) * 2 * self._readable
@@ -1049,6 +1064,7 @@ class _Batch:
                 for slot, by in raised.items():
                     at, fingerprint = divmod(slot >> 1, FINGERPRINTS)
                     self._raise(at, fingerprint, by, delete=bool(slot & 1))
+                self._moved += step + 1
                 return True
         return False
 
@@ -1068,9 +1084,15 @@ class _Batch:
         return False
 
     def written(self) -> Written:
-        """The pairs the batch raised, sorted."""
-        slots = sorted(self._written)
-        values = [self._written[slot] for slot in slots]
+        """The pairs the batch raised, sorted (its relocations' moves counted at
+        :data:`MOVES_SLOT` on top of the writer's count there)."""
+        written = self._written
+        if self._moved:
+            own = self._slices.get(self._origin)
+            held = 0 if own is None else min(own.values_of([MOVES_SLOT])[0], COUNT_CLIP)
+            written = {**written, MOVES_SLOT: held + self._moved}
+        slots = sorted(written)
+        values = [written[slot] for slot in slots]
         if len(slots) <= _FEW_WRITTEN:
             return slots, values
         return np.array(slots, dtype=np.uint32), np.array(values, dtype=np.uint64)
