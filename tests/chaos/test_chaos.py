@@ -236,8 +236,7 @@ def _storage_fault_case(
         # count as sent, not acknowledged; every refusal after that must be a MISCONF.
         assert during.summary().count("MISCONF"), f"the node never refused: {during.summary()}"
         for writer in during.writers:
-            writer.ledger.vmax_acked.clear()
-            writer.ledger.incr_acked = 0
+            writer.ledger.forget_acked()
     after = Workload(lab, seed + 2, clients=1, ops_max=100_000, nodes=[0], first_client=3)
     if recovers_alone:
         heal_disk()

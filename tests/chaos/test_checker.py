@@ -6,7 +6,7 @@ each kind of wrong final state.
 
 from __future__ import annotations
 
-from tests.chaos.workload import Ledger, violations
+from tests.chaos.workload import SKETCHES, Ledger, Reading, violations
 
 
 def _ledger() -> Ledger:
@@ -45,3 +45,92 @@ def test_a_counter_outside_acked_and_sent_is_reported() -> None:
 def test_a_key_nobody_wrote_is_reported() -> None:
     found = violations([_ledger()], {b"v:0": {1: 10, 2: 15}, b"c:0": 7, b"zombie": -1})
     assert found == ["b'zombie': a key nobody wrote"]
+
+
+def _sketch_ledger() -> Ledger:
+    """Client 0's sketch writes: two items each added once (one acknowledged), a t-digest
+    of 3, 5 and 9 (3 and 5 acknowledged), 4 + 2 sent to a count-min item (4 acknowledged)."""
+    ledger = Ledger(0)
+    for family in ("bloom", "cuckoo", "topk"):
+        ledger.sketches[family].sent.update({b"i1": 1, b"i2": 1})
+        ledger.sketches[family].acked.update({b"i1": 1})
+    digest = ledger.sketches["tdigest"]
+    digest.sent.update({b"3": 1, b"5": 1, b"9": 1})
+    digest.acked.update({b"3": 1, b"5": 1})
+    ledger.sketches["cms"].sent.update({b"i1": 6})
+    ledger.sketches["cms"].acked.update({b"i1": 4})
+    return ledger
+
+
+def _sketch_state(**changes: Reading) -> dict[bytes, dict[int, int] | int | Reading]:
+    """A state that keeps exactly what :func:`_sketch_ledger` acknowledged, with ``changes``
+    (by family) in place of its readings."""
+    readings = {
+        "bloom": Reading({b"i1": 1}),
+        "cuckoo": Reading({b"i1": 1}, {"inserted": 1, "deleted": 0}),
+        "tdigest": Reading({}, {"observations": 2, "min": 3.0, "max": 5.0}),
+        "cms": Reading({b"i1": 4}),
+        "topk": Reading({b"i1": 1, b"i2": 0}),
+    }
+    readings.update(changes)
+    return {SKETCHES[family].prefix + b":0": reading for family, reading in readings.items()}
+
+
+def test_sketches_with_every_acknowledged_write_pass() -> None:
+    assert violations([_sketch_ledger()], _sketch_state()) == []
+    most = _sketch_state(
+        cuckoo=Reading({b"i1": 1}, {"inserted": 2, "deleted": 0}),
+        tdigest=Reading({}, {"observations": 3, "min": 3.0, "max": 9.0}),
+        cms=Reading({b"i1": 6}),
+        topk=Reading({b"i1": 1, b"i2": 1}),
+    )
+    assert violations([_sketch_ledger()], most) == []
+
+
+def test_a_lost_acknowledged_add_is_reported_in_every_family() -> None:
+    lost = {
+        "bloom": Reading({b"i1": 0}),
+        "cuckoo": Reading({b"i1": 0}, {"inserted": 1, "deleted": 0}),
+        "tdigest": Reading({}, {"observations": 1, "min": 3.0, "max": 3.0}),
+        "cms": Reading({b"i1": 3}),
+        "topk": Reading({b"i1": 0, b"i2": 0}),
+    }
+    for family, reading in lost.items():
+        found = violations([_sketch_ledger()], _sketch_state(**{family: reading}))
+        assert found, family
+    # a missing key loses all of its acknowledged writes
+    assert len(violations([_sketch_ledger()], {})) >= 6
+
+
+def test_sketch_totals_outside_acked_and_sent_are_reported() -> None:
+    cases = {
+        "cuckoo": [
+            Reading({b"i1": 1}, {"inserted": 0, "deleted": 0}),
+            Reading({b"i1": 1}, {"inserted": 3, "deleted": 0}),
+            Reading({b"i1": 1}, {"inserted": 1, "deleted": 1}),
+        ],
+        "tdigest": [
+            Reading({}, {"observations": 4, "min": 3.0, "max": 9.0}),
+            Reading({}, {"observations": 2, "min": 2.0, "max": 5.0}),
+            Reading({}, {"observations": 2, "min": 3.0, "max": 10.0}),
+            Reading({}, {"observations": 2, "min": 4.0, "max": 5.0}),
+        ],
+        "cms": [Reading({b"i1": 7})],
+        "topk": [Reading({b"i1": 2, b"i2": 0}), Reading({b"i1": 1, b"i2": 2})],
+    }
+    for family, readings in cases.items():
+        for reading in readings:
+            assert violations([_sketch_ledger()], _sketch_state(**{family: reading})), reading
+
+
+def test_forgetting_the_acknowledged_keeps_only_the_sent_bounds() -> None:
+    ledger = _sketch_ledger()
+    ledger.forget_acked()
+    empty = _sketch_state(
+        bloom=Reading(),
+        cuckoo=Reading({}, {"inserted": 0, "deleted": 0}),
+        tdigest=Reading({}, {"observations": 0}),
+        cms=Reading({b"i1": 0}),
+        topk=Reading({b"i1": 0, b"i2": 0}),
+    )
+    assert violations([ledger], empty) == []

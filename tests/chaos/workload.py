@@ -10,11 +10,25 @@ state is exactly predictable from what was acknowledged and what was merely sent
   an index nobody wrote must not exist.
 - ``INCRBY c:<client> n``: the final counter lies between the sum of acknowledged increments
   and the sum of all increments sent (an unanswered one may or may not have been applied).
+- The sketch families, each client on keys of its own (:data:`SKETCHES`): ``BF.ADD
+  b:<client>`` and ``CF.ADD f:<client>`` of items never sent before (every acknowledged one
+  must be found; the cuckoo filter's inserted count lies between acknowledged and sent, and
+  nothing is deleted); ``TDIGEST.ADD t:<client>`` of distinct values (the observations lie
+  between acknowledged and sent, the minimum and maximum between the acknowledged and the
+  sent values'); ``CMS.INCRBY m:<client>`` and ``TOPK.ADD k:<client>`` over
+  :data:`SKETCH_ITEMS` items (each item's estimate between its acknowledged and sent total).
+  Those two bounds are exact only because the sketches are far from full: 20 items in 2,000
+  columns collide with another item in every row of 5 (count-min) or 7 (HeavyKeeper) with a
+  chance below 1e-9, and the Top-K lists all 20 items (``k`` = 20), so its counts are its
+  buckets' exact increments. Every node must also hold the same bytes (``DUMP``) of each.
 - No key other than these may exist.
 
 A VMAX whose connection failed is retried (bounded) on a new connection, as a client library
 would: a retry that is acknowledged counts as acknowledged, so a node that answers retries of
-writes it never made durable is caught. INCRBY is not idempotent and is never retried.
+writes it never made durable is caught. The other writes are not idempotent (a second BF.ADD
+is, but is not needed) and are never retried; a sketch key that must be created first
+(TDIGEST.CREATE, CMS.INITBYDIM, TOPK.RESERVE) is created by its client's first write to it,
+retried until a reply says it exists.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Final
 
 import redis
 from redis.backoff import NoBackoff
@@ -34,6 +49,50 @@ from tests.chaos.lab import Lab, LabNode, enter_netns, in_netns
 VMAX_INDICES = 64
 RETRIES = 3
 SOCKET_TIMEOUT_S = 2.0
+SKETCH_ITEMS: Final = 20
+"""Distinct items of a client's CMS.INCRBY and TOPK.ADD writes."""
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """One sketch family of the workload: its key prefix, the command creating a key (empty:
+    the first write creates it) and the share of the writes that go to it."""
+
+    prefix: bytes
+    create: tuple[str | int | float, ...]
+    share: float
+
+
+SKETCHES: Final = {
+    "bloom": Sketch(b"b", (), 0.09),
+    "cuckoo": Sketch(b"f", (), 0.09),
+    "tdigest": Sketch(b"t", ("TDIGEST.CREATE",), 0.09),
+    "cms": Sketch(b"m", ("CMS.INITBYDIM", 2000, 5), 0.09),
+    "topk": Sketch(b"k", ("TOPK.RESERVE", SKETCH_ITEMS, 2000, 7, 0.9), 0.09),
+}
+"""The sketch writes, after VMAX (40%) and INCRBY (15%)."""
+VMAX_SHARE: Final = 0.40
+INCRBY_SHARE: Final = 0.15
+
+
+@dataclass
+class Tally:
+    """One sketch key's writes: per item, the amount sent and the amount acknowledged (an
+    add counts 1; a t-digest value is its item, in decimal)."""
+
+    sent: Counter[bytes] = field(default_factory=Counter)
+    acked: Counter[bytes] = field(default_factory=Counter)
+
+
+@dataclass
+class Reading:
+    """One sketch key as a node answers it: per-item answers (BF/CF: found 1 or 0, CMS: its
+    estimate, TOPK: its count), the key's totals (CF.INFO's inserted and deleted, the
+    t-digest's observations, minimum and maximum) and its DUMP bytes."""
+
+    items: dict[bytes, int] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)
+    dump: bytes = b""
 
 
 def connect(node: LabNode) -> redis.Redis:
@@ -57,6 +116,9 @@ class Ledger:
     vmax_acked: dict[int, int] = field(default_factory=dict)  # index -> largest acked
     incr_sent: int = 0
     incr_acked: int = 0
+    sketches: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in SKETCHES})
+    created: set[str] = field(default_factory=set)
+    """The sketch families whose key a reply said exists."""
     replies: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -66,6 +128,17 @@ class Ledger:
     @property
     def counter_key(self) -> bytes:
         return b"c:%d" % self.client
+
+    def sketch_key(self, family: str) -> bytes:
+        return SKETCHES[family].prefix + b":%d" % self.client
+
+    def forget_acked(self) -> None:
+        """Count every write acknowledged so far as only sent (a window in which a node may
+        lose what it acknowledged, by its documented contract)."""
+        self.vmax_acked.clear()
+        self.incr_acked = 0
+        for tally in self.sketches.values():
+            tally.acked.clear()
 
 
 class Writer(threading.Thread):
@@ -88,49 +161,114 @@ class Writer(threading.Thread):
             for op in range(1, self.ops_max + 1):
                 if self.stopping.is_set():
                     break
-                if self.rng.random() < 0.75:
+                draw = self.rng.random()
+                if draw < VMAX_SHARE:
                     client = self._vmax(client, self.rng.randrange(VMAX_INDICES), op)
-                else:
+                elif draw < VMAX_SHARE + INCRBY_SHARE:
                     client = self._incrby(client, self.rng.randint(1, 9))
+                else:
+                    client = self._sketch(client, self._family(draw), op)
                 self.stopping.wait(self.pause_s)
         except BaseException as error:  # surfaced by the test, never swallowed
             self.error = error
 
+    @staticmethod
+    def _family(draw: float) -> str:
+        """The sketch family a draw past VMAX's and INCRBY's shares falls on."""
+        at = VMAX_SHARE + INCRBY_SHARE
+        for name, sketch in SKETCHES.items():
+            at += sketch.share
+            if draw < at:
+                return name
+        return name  # (the shares sum to 1 but for rounding)
+
     def _vmax(self, client: redis.Redis, index: int, value: int) -> redis.Redis:
         ledger = self.ledger
         ledger.vmax_sent[index] = max(ledger.vmax_sent.get(index, 0), value)
-        for _ in range(RETRIES):
-            try:
-                client.execute_command("VMAX", ledger.vmax_key, index, value)
-            except redis.ResponseError as error:
-                ledger.replies[f"error {str(error).split()[0]}"] += 1
-                return client
-            except (redis.ConnectionError, redis.TimeoutError) as error:
-                ledger.replies[type(error).__name__] += 1
-                client.close()
-                client = connect(self.node)
-                self.stopping.wait(0.2)
-                continue
-            ledger.replies["ok"] += 1
+        client, acked = self._send(client, "VMAX", ledger.vmax_key, index, value, tries=RETRIES)
+        if acked:
             ledger.vmax_acked[index] = max(ledger.vmax_acked.get(index, 0), value)
-            return client
         return client
 
     def _incrby(self, client: redis.Redis, amount: int) -> redis.Redis:
         ledger = self.ledger
         ledger.incr_sent += amount
-        try:
-            client.execute_command("INCRBY", ledger.counter_key, amount)
-        except redis.ResponseError as error:
-            ledger.replies[f"error {str(error).split()[0]}"] += 1
-            return client
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            ledger.replies[type(error).__name__] += 1
-            client.close()
-            return connect(self.node)
-        ledger.replies["ok"] += 1
-        ledger.incr_acked += amount
+        client, acked = self._send(client, "INCRBY", ledger.counter_key, amount)
+        if acked:
+            ledger.incr_acked += amount
         return client
+
+    def _sketch(self, client: redis.Redis, family: str, op: int) -> redis.Redis:
+        """One write of ``family`` to this client's key (created first if it must be)."""
+        ledger, rng = self.ledger, self.rng
+        key = ledger.sketch_key(family)
+        if SKETCHES[family].create and family not in ledger.created:
+            client = self._create(client, family)
+            if family not in ledger.created:
+                return client
+        amount = 1
+        if family in ("cms", "topk"):
+            item = b"i%d" % rng.randrange(SKETCH_ITEMS)
+        elif family == "tdigest":
+            item = b"%d" % op
+        else:
+            item = b"i%d" % op
+        command: tuple[object, ...]
+        if family == "bloom":
+            command = ("BF.ADD", key, item)
+        elif family == "cuckoo":
+            command = ("CF.ADD", key, item)
+        elif family == "tdigest":
+            command = ("TDIGEST.ADD", key, item)
+        elif family == "cms":
+            amount = rng.randint(1, 9)
+            command = ("CMS.INCRBY", key, item, amount)
+        else:
+            command = ("TOPK.ADD", key, item)
+        tally = ledger.sketches[family]
+        tally.sent[item] += amount
+        client, acked = self._send(client, *command)
+        if acked:
+            tally.acked[item] += amount
+        return client
+
+    def _create(self, client: redis.Redis, family: str) -> redis.Redis:
+        """Send the key's create until a reply says it exists (bounded); on another error the
+        write is skipped and a later one tries again."""
+        ledger = self.ledger
+        name, *params = SKETCHES[family].create
+        key = ledger.sketch_key(family)
+        client, done = self._send(client, name, key, *params, tries=RETRIES, exists_is_done=True)
+        if done:
+            ledger.created.add(family)
+        return client
+
+    def _send(
+        self, client: redis.Redis, *command: object, tries: int = 1, exists_is_done: bool = False
+    ) -> tuple[redis.Redis, bool]:
+        """Send a write, again on a new connection after a lost one (up to ``tries`` in all:
+        only an idempotent write is sent more than once): the client to go on with, and
+        whether the write was acknowledged (with ``exists_is_done``, a create whose key
+        already exists counts as done, not as an error)."""
+        ledger = self.ledger
+        for attempt in range(1, tries + 1):
+            try:
+                client.execute_command(*command)
+            except redis.ResponseError as error:
+                if exists_is_done and "already exists" in str(error):
+                    return client, True
+                ledger.replies[f"error {str(error).split()[0]}"] += 1
+                return client, False
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                ledger.replies[type(error).__name__] += 1
+                client.close()
+                client = connect(self.node)
+                if attempt < tries:
+                    self.stopping.wait(0.2)
+                continue
+            ledger.replies["ok"] += 1
+            return client, True
+        return client, False
 
 
 class Workload:
@@ -200,17 +338,74 @@ class ViolationError(AssertionError):
     """The final state lost an acknowledged write or holds something nobody wrote."""
 
 
-def read_state(node: LabNode) -> dict[bytes, dict[int, int] | int]:
-    """Every key of ``node``: a vector as {index: value}, a counter as its value."""
+State = dict[bytes, "dict[int, int] | int | Reading"]
+"""A node's keys: a vector as {index: value}, a counter as its value, a sketch as its
+:class:`Reading`, and -1 for a key nobody wrote."""
+
+
+def sketch_keys(ledgers: list[Ledger]) -> dict[bytes, tuple[str, Tally]]:
+    """Every sketch key the ledgers write: its family and its tally."""
+    return {
+        ledger.sketch_key(family): (family, tally)
+        for ledger in ledgers
+        for family, tally in ledger.sketches.items()
+    }
+
+
+def _info(reply: object) -> dict[bytes, object]:
+    """An INFO reply as a dict (redis-py parses some families' INFO into one already)."""
+    if isinstance(reply, dict):
+        return reply
+    assert isinstance(reply, list), reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
+def read_sketch(client: redis.Redis, key: bytes, family: str, tally: Tally) -> Reading:
+    """What the checks read of one sketch key (the items asked about come from the ledger,
+    so every node is asked the same)."""
+    totals: dict[str, float] = {}
+    asked = sorted(
+        tally.acked if family in ("bloom", "cuckoo") else tally.sent if family != "tdigest" else ()
+    )
+    answers: list[int] = []
+    if family == "bloom" and asked:
+        answers = client.execute_command("BF.MEXISTS", key, *asked)
+    elif family == "cuckoo":
+        fields = _info(client.execute_command("CF.INFO", key))
+        totals = {
+            "inserted": int(fields[b"Number of items inserted"]),
+            "deleted": int(fields[b"Number of items deleted"]),
+        }
+        if asked:
+            answers = client.execute_command("CF.MEXISTS", key, *asked)
+    elif family == "tdigest":
+        observations = int(_info(client.execute_command("TDIGEST.INFO", key))[b"Observations"])
+        totals = {"observations": observations}
+        if observations:
+            totals["min"] = float(client.execute_command("TDIGEST.MIN", key))
+            totals["max"] = float(client.execute_command("TDIGEST.MAX", key))
+    elif family == "cms" and asked:
+        answers = client.execute_command("CMS.QUERY", key, *asked)
+    elif family == "topk" and asked:
+        answers = client.execute_command("TOPK.COUNT", key, *asked)
+    items = {item: int(answer) for item, answer in zip(asked, answers, strict=True)}
+    return Reading(items, totals, client.execute_command("DUMP", key))
+
+
+def read_state(node: LabNode, ledgers: list[Ledger]) -> State:
+    """Every key of ``node``."""
     client = connect(node)
+    sketches = sketch_keys(ledgers)
     try:
-        state: dict[bytes, dict[int, int] | int] = {}
+        state: State = {}
         for key in client.scan_iter(count=1000):
             if key.startswith(b"v:"):
                 flat = client.execute_command("VGET", key)
                 state[key] = {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
             elif key.startswith(b"c:"):
                 state[key] = int(client.get(key) or 0)
+            elif key in sketches:
+                state[key] = read_sketch(client, key, *sketches[key])
             else:
                 state[key] = -1  # a key nobody wrote: reported by violations()
         return state
@@ -218,11 +413,62 @@ def read_state(node: LabNode) -> dict[bytes, dict[int, int] | int]:
         client.close()
 
 
-def violations(ledgers: list[Ledger], state: dict[bytes, dict[int, int] | int]) -> list[str]:
+def sketch_violations(key: bytes, family: str, tally: Tally, reading: Reading) -> list[str]:
+    """What ``reading`` breaks of "every acknowledged write, and nothing else" (see the
+    module's docstring for each family's bounds)."""
+    out: list[str] = []
+    items, totals = reading.items, reading.totals
+    acked, sent = tally.acked, tally.sent
+    if family in ("bloom", "cuckoo"):
+        out += [
+            f"{key!r}: lost the acknowledged add of {item!r}"
+            for item in sorted(acked)
+            if items.get(item, 0) != 1
+        ]
+    if family == "cuckoo":
+        inserted, deleted = totals.get("inserted", 0), totals.get("deleted", 0)
+        if not sum(acked.values()) <= inserted <= sum(sent.values()):
+            out.append(
+                f"{key!r}: {inserted:g} inserted, outside {sum(acked.values())} acknowledged .. "
+                f"{sum(sent.values())} sent"
+            )
+        if deleted:
+            out.append(f"{key!r}: {deleted:g} deleted, none sent")
+    elif family == "tdigest":
+        observations = totals.get("observations", 0)
+        if not sum(acked.values()) <= observations <= sum(sent.values()):
+            out.append(
+                f"{key!r}: {observations:g} observations, outside {sum(acked.values())} "
+                f"acknowledged .. {sum(sent.values())} sent"
+            )
+        acked_values = [int(item) for item in acked]
+        sent_values = [int(item) for item in sent]
+        low, high = totals.get("min"), totals.get("max")
+        if acked_values and (low is None or low > min(acked_values)):
+            out.append(f"{key!r}: minimum {low}, above the acknowledged {min(acked_values)}")
+        if acked_values and (high is None or high < max(acked_values)):
+            out.append(f"{key!r}: maximum {high}, below the acknowledged {max(acked_values)}")
+        if low is not None and (not sent_values or low < min(sent_values)):
+            out.append(f"{key!r}: minimum {low}, never written")
+        if high is not None and (not sent_values or high > max(sent_values)):
+            out.append(f"{key!r}: maximum {high}, never written")
+    elif family in ("cms", "topk"):
+        for item in sorted(sent):
+            found = items.get(item, 0)
+            if found < acked[item]:
+                out.append(f"{key!r}[{item!r}] = {found}: below the {acked[item]} acknowledged")
+            elif found > sent[item]:
+                out.append(f"{key!r}[{item!r}] = {found}: above the {sent[item]} sent")
+    return out
+
+
+def violations(ledgers: list[Ledger], state: State) -> list[str]:
     """Everything in ``state`` that breaks "every acknowledged write, and nothing else"."""
     out: list[str] = []
-    known = {ledger.vmax_key: ledger for ledger in ledgers}
-    known.update({ledger.counter_key: ledger for ledger in ledgers})
+    sketches = sketch_keys(ledgers)
+    known = {ledger.vmax_key for ledger in ledgers}
+    known.update(ledger.counter_key for ledger in ledgers)
+    known.update(sketches)
     for key in state:
         if key not in known:
             out.append(f"{key!r}: a key nobody wrote")
@@ -246,6 +492,10 @@ def violations(ledgers: list[Ledger], state: dict[bytes, dict[int, int] | int]) 
             )
         if counter > ledger.incr_sent:
             out.append(f"{ledger.counter_key!r} = {counter}: above the {ledger.incr_sent} sent")
+    for key, (family, tally) in sketches.items():
+        reading = state.get(key, Reading())
+        assert isinstance(reading, Reading)
+        out += sketch_violations(key, family, tally, reading)
     return out
 
 
@@ -257,7 +507,10 @@ def settle_and_check(
     indices = nodes if nodes is not None else [node.index for node in lab.nodes]
     deadline = time.monotonic() + timeout_s
     while True:
-        states = {i: in_netns(lab.client_ns, lambda i=i: read_state(lab.nodes[i])) for i in indices}
+        states = {
+            i: in_netns(lab.client_ns, lambda i=i: read_state(lab.nodes[i], ledgers))
+            for i in indices
+        }
         problems = {i: violations(ledgers, state) for i, state in states.items()}
         agree = all(state == states[indices[0]] for state in states.values())
         if agree and not any(problems.values()):
