@@ -7,7 +7,9 @@ without it this test fails (it never skips).
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,12 +50,19 @@ def browser() -> Iterator[webdriver.Chrome]:
         f"--window-size={SCREEN_SIZE[0]},{SCREEN_SIZE[1]}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT_S)
+    # Chromium makes its singleton directory (a socket in it) under TMPDIR and leaves it
+    # behind: give it a directory of its own, removed after. Short, as a socket path must be.
+    scratch = tempfile.mkdtemp(prefix="hearsay-chromium-")
     try:
-        yield driver
+        service = Service(executable_path=chromedriver, env={**os.environ, "TMPDIR": scratch})
+        driver = webdriver.Chrome(service=service, options=options)
+        driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT_S)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def members(driver: webdriver.Chrome) -> dict[str, dict[str, Any]]:
