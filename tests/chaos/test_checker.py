@@ -134,3 +134,29 @@ def test_forgetting_the_acknowledged_keeps_only_the_sent_bounds() -> None:
         topk=Reading({b"i1": 0, b"i2": 0}),
     )
     assert violations([ledger], empty) == []
+
+
+def test_cuckoo_deletes_are_held_to_acked_and_sent() -> None:
+    """Client 0 added i1 and i2 (acknowledged), then deleted i1 (acknowledged) and sent a
+    delete of i2 that was never answered."""
+    ledger = Ledger(0)
+    cuckoo = ledger.sketches["cuckoo"]
+    cuckoo.sent.update({b"i1": 1, b"i2": 1})
+    cuckoo.acked.update({b"i1": 1, b"i2": 1})
+    cuckoo.removed_sent.update({b"i1": 1, b"i2": 1})
+    cuckoo.removed_acked.update({b"i1": 1})
+    key = SKETCHES["cuckoo"].prefix + b":0"
+    for inserted, deleted in ((0, 2), (1, 1)):  # the unanswered delete applied, or not
+        state = {key: Reading({}, {"inserted": inserted, "deleted": deleted})}
+        assert violations([ledger], state) == [], (inserted, deleted)
+    for inserted, deleted in ((2, 0), (0, 3), (2, 1), (1, 0)):
+        state = {key: Reading({}, {"inserted": inserted, "deleted": deleted})}
+        assert violations([ledger], state), (inserted, deleted)
+    # an add that was never deleted must still be found
+    cuckoo.acked[b"i3"] = cuckoo.sent[b"i3"] = 1
+    state = {key: Reading({b"i3": 0}, {"inserted": 2, "deleted": 1})}
+    assert violations([ledger], state) == [f"{key!r}: lost the acknowledged add of b'i3'"]
+    # a delete that did not find an acknowledged add is reported as it happened
+    ledger.anomalies.append("a CF.DEL answered 0")
+    state = {key: Reading({b"i3": 1}, {"inserted": 2, "deleted": 1})}
+    assert violations([ledger], state) == ["a CF.DEL answered 0"]

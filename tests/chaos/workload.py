@@ -12,10 +12,13 @@ state is exactly predictable from what was acknowledged and what was merely sent
   and the sum of all increments sent (an unanswered one may or may not have been applied).
 - The sketch families, each client on keys of its own (:data:`SKETCHES`): ``BF.ADD
   b:<client>`` and ``CF.ADD f:<client>`` of items never sent before (every acknowledged one
-  must be found; the cuckoo filter's inserted count lies between acknowledged and sent, and
-  nothing is deleted); ``TDIGEST.ADD t:<client>`` of distinct values (the observations lie
-  between acknowledged and sent, the minimum and maximum between the acknowledged and the
-  sent values'); ``CMS.INCRBY m:<client>`` and ``TOPK.ADD k:<client>`` over
+  must be found), and ``CF.DEL`` of an item the client added (its node must find it: reply 1;
+  the item need not read as absent after, as another may share its fingerprint and bucket):
+  the cuckoo filter's deleted count lies between the deletes acknowledged and sent, its
+  inserted count (live copies) between the adds acknowledged less the deletes sent and the
+  adds sent less the deletes acknowledged; ``TDIGEST.ADD t:<client>`` of distinct values
+  (the observations lie between acknowledged and sent, the minimum and maximum between the
+  acknowledged and the sent values'); ``CMS.INCRBY m:<client>`` and ``TOPK.ADD k:<client>`` over
   :data:`SKETCH_ITEMS` items (each item's estimate between its acknowledged and sent total).
   Those two bounds are exact only because the sketches are far from full: 20 items in 2,000
   columns collide with another item in every row of 5 (count-min) or 7 (HeavyKeeper) with a
@@ -51,6 +54,8 @@ RETRIES = 3
 SOCKET_TIMEOUT_S = 2.0
 SKETCH_ITEMS: Final = 20
 """Distinct items of a client's CMS.INCRBY and TOPK.ADD writes."""
+CF_DEL_SHARE: Final = 0.3
+"""The cuckoo writes that are a CF.DEL of an item the client added (the others CF.ADD)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class Tally:
 
     sent: Counter[bytes] = field(default_factory=Counter)
     acked: Counter[bytes] = field(default_factory=Counter)
+    removed_sent: Counter[bytes] = field(default_factory=Counter)
+    """CF.DEL of items acknowledged as added (each at most once)."""
+    removed_acked: Counter[bytes] = field(default_factory=Counter)
 
 
 @dataclass
@@ -119,6 +127,8 @@ class Ledger:
     sketches: dict[str, Tally] = field(default_factory=lambda: {name: Tally() for name in SKETCHES})
     created: set[str] = field(default_factory=set)
     """The sketch families whose key a reply said exists."""
+    anomalies: list[str] = field(default_factory=list)
+    """Replies no correct node gives (a CF.DEL that did not find an item it acknowledged)."""
     replies: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -139,6 +149,8 @@ class Ledger:
         self.incr_acked = 0
         for tally in self.sketches.values():
             tally.acked.clear()
+            tally.removed_acked.clear()
+        self.anomalies.clear()
 
 
 class Writer(threading.Thread):
@@ -185,7 +197,7 @@ class Writer(threading.Thread):
     def _vmax(self, client: redis.Redis, index: int, value: int) -> redis.Redis:
         ledger = self.ledger
         ledger.vmax_sent[index] = max(ledger.vmax_sent.get(index, 0), value)
-        client, acked = self._send(client, "VMAX", ledger.vmax_key, index, value, tries=RETRIES)
+        client, acked, _ = self._send(client, "VMAX", ledger.vmax_key, index, value, tries=RETRIES)
         if acked:
             ledger.vmax_acked[index] = max(ledger.vmax_acked.get(index, 0), value)
         return client
@@ -193,7 +205,7 @@ class Writer(threading.Thread):
     def _incrby(self, client: redis.Redis, amount: int) -> redis.Redis:
         ledger = self.ledger
         ledger.incr_sent += amount
-        client, acked = self._send(client, "INCRBY", ledger.counter_key, amount)
+        client, acked, _ = self._send(client, "INCRBY", ledger.counter_key, amount)
         if acked:
             ledger.incr_acked += amount
         return client
@@ -213,6 +225,9 @@ class Writer(threading.Thread):
             item = b"%d" % op
         else:
             item = b"i%d" % op
+        tally = ledger.sketches[family]
+        if family == "cuckoo" and rng.random() < CF_DEL_SHARE:
+            return self._cf_del(client, key, tally)
         command: tuple[object, ...]
         if family == "bloom":
             command = ("BF.ADD", key, item)
@@ -225,11 +240,27 @@ class Writer(threading.Thread):
             command = ("CMS.INCRBY", key, item, amount)
         else:
             command = ("TOPK.ADD", key, item)
-        tally = ledger.sketches[family]
         tally.sent[item] += amount
-        client, acked = self._send(client, *command)
+        client, acked, _ = self._send(client, *command)
         if acked:
             tally.acked[item] += amount
+        return client
+
+    def _cf_del(self, client: redis.Redis, key: bytes, tally: Tally) -> redis.Redis:
+        """CF.DEL of an item acknowledged as added and not deleted before (its node holds it,
+        so the reply must be 1), if there is one."""
+        held = sorted(item for item in tally.acked if not tally.removed_sent[item])
+        if not held:
+            return client
+        item = self.rng.choice(held)
+        tally.removed_sent[item] += 1
+        client, acked, reply = self._send(client, "CF.DEL", key, item)
+        if acked:
+            tally.removed_acked[item] += 1
+            if reply != 1:
+                self.ledger.anomalies.append(
+                    f"{key!r}: CF.DEL of the acknowledged {item!r}: {reply!r}"
+                )
         return client
 
     def _create(self, client: redis.Redis, family: str) -> redis.Redis:
@@ -238,27 +269,27 @@ class Writer(threading.Thread):
         ledger = self.ledger
         name, *params = SKETCHES[family].create
         key = ledger.sketch_key(family)
-        client, done = self._send(client, name, key, *params, tries=RETRIES, exists_is_done=True)
+        client, done, _ = self._send(client, name, key, *params, tries=RETRIES, exists_is_done=True)
         if done:
             ledger.created.add(family)
         return client
 
     def _send(
         self, client: redis.Redis, *command: object, tries: int = 1, exists_is_done: bool = False
-    ) -> tuple[redis.Redis, bool]:
+    ) -> tuple[redis.Redis, bool, object]:
         """Send a write, again on a new connection after a lost one (up to ``tries`` in all:
-        only an idempotent write is sent more than once): the client to go on with, and
-        whether the write was acknowledged (with ``exists_is_done``, a create whose key
-        already exists counts as done, not as an error)."""
+        only an idempotent write is sent more than once): the client to go on with, whether
+        the write was acknowledged (with ``exists_is_done``, a create whose key already
+        exists counts as done, not as an error) and its reply."""
         ledger = self.ledger
         for attempt in range(1, tries + 1):
             try:
-                client.execute_command(*command)
+                reply = client.execute_command(*command)
             except redis.ResponseError as error:
                 if exists_is_done and "already exists" in str(error):
-                    return client, True
+                    return client, True, None
                 ledger.replies[f"error {str(error).split()[0]}"] += 1
-                return client, False
+                return client, False, None
             except (redis.ConnectionError, redis.TimeoutError) as error:
                 ledger.replies[type(error).__name__] += 1
                 client.close()
@@ -267,8 +298,8 @@ class Writer(threading.Thread):
                     self.stopping.wait(0.2)
                 continue
             ledger.replies["ok"] += 1
-            return client, True
-        return client, False
+            return client, True, reply
+        return client, False, None
 
 
 class Workload:
@@ -423,17 +454,20 @@ def sketch_violations(key: bytes, family: str, tally: Tally, reading: Reading) -
         out += [
             f"{key!r}: lost the acknowledged add of {item!r}"
             for item in sorted(acked)
-            if items.get(item, 0) != 1
+            if items.get(item, 0) != 1 and not tally.removed_sent[item]
         ]
     if family == "cuckoo":
+        # live copies: the adds less the deletes that applied
+        removed_acked, removed_sent = tally.removed_acked.total(), tally.removed_sent.total()
+        low, high = acked.total() - removed_sent, sent.total() - removed_acked
         inserted, deleted = totals.get("inserted", 0), totals.get("deleted", 0)
-        if not sum(acked.values()) <= inserted <= sum(sent.values()):
+        if not low <= inserted <= high:
+            out.append(f"{key!r}: {inserted:g} inserted, outside {low} .. {high}")
+        if not removed_acked <= deleted <= removed_sent:
             out.append(
-                f"{key!r}: {inserted:g} inserted, outside {sum(acked.values())} acknowledged .. "
-                f"{sum(sent.values())} sent"
+                f"{key!r}: {deleted:g} deleted, outside {removed_acked} acknowledged .. "
+                f"{removed_sent} sent"
             )
-        if deleted:
-            out.append(f"{key!r}: {deleted:g} deleted, none sent")
     elif family == "tdigest":
         observations = totals.get("observations", 0)
         if not sum(acked.values()) <= observations <= sum(sent.values()):
@@ -496,6 +530,8 @@ def violations(ledgers: list[Ledger], state: State) -> list[str]:
         reading = state.get(key, Reading())
         assert isinstance(reading, Reading)
         out += sketch_violations(key, family, tally, reading)
+    for ledger in ledgers:
+        out += ledger.anomalies
     return out
 
 
