@@ -69,7 +69,7 @@ def _sketch_state(**changes: Reading) -> dict[bytes, dict[int, int] | int | Read
         "bloom": Reading({b"i1": 1}),
         "cuckoo": Reading({b"i1": 1}, {"inserted": 1, "deleted": 0}),
         "tdigest": Reading({}, {"observations": 2, "min": 3.0, "max": 5.0}),
-        "cms": Reading({b"i1": 4}),
+        "cms": Reading({b"i1": 4}, {"count": 4}),
         "topk": Reading({b"i1": 1, b"i2": 0}),
     }
     readings.update(changes)
@@ -81,7 +81,7 @@ def test_sketches_with_every_acknowledged_write_pass() -> None:
     most = _sketch_state(
         cuckoo=Reading({b"i1": 1}, {"inserted": 2, "deleted": 0}),
         tdigest=Reading({}, {"observations": 3, "min": 3.0, "max": 9.0}),
-        cms=Reading({b"i1": 6}),
+        cms=Reading({b"i1": 6}, {"count": 6}),
         topk=Reading({b"i1": 1, b"i2": 1}),
     )
     assert violations([_sketch_ledger()], most) == []
@@ -115,7 +115,11 @@ def test_sketch_totals_outside_acked_and_sent_are_reported() -> None:
             Reading({}, {"observations": 2, "min": 3.0, "max": 10.0}),
             Reading({}, {"observations": 2, "min": 4.0, "max": 5.0}),
         ],
-        "cms": [Reading({b"i1": 7})],
+        "cms": [
+            Reading({b"i1": 7}, {"count": 6}),
+            Reading({b"i1": 4}, {"count": 3}),
+            Reading({b"i1": 4}, {"count": 7}),
+        ],
         "topk": [Reading({b"i1": 2, b"i2": 0}), Reading({b"i1": 1, b"i2": 2})],
     }
     for family, readings in cases.items():
@@ -130,7 +134,7 @@ def test_forgetting_the_acknowledged_keeps_only_the_sent_bounds() -> None:
         bloom=Reading(),
         cuckoo=Reading({}, {"inserted": 0, "deleted": 0}),
         tdigest=Reading({}, {"observations": 0}),
-        cms=Reading({b"i1": 0}),
+        cms=Reading({b"i1": 0}, {"count": 0}),
         topk=Reading({b"i1": 0, b"i2": 0}),
     )
     assert violations([ledger], empty) == []

@@ -12,14 +12,16 @@ state is exactly predictable from what was acknowledged and what was merely sent
   and the sum of all increments sent (an unanswered one may or may not have been applied).
 - The sketch families, each client on keys of its own (:data:`SKETCHES`): ``BF.ADD
   b:<client>`` and ``CF.ADD f:<client>`` of items never sent before (every acknowledged one
-  must be found), and ``CF.DEL`` of an item the client added (its node must find it: reply 1;
-  the item need not read as absent after, as another may share its fingerprint and bucket):
-  the cuckoo filter's deleted count lies between the deletes acknowledged and sent, its
-  inserted count (live copies) between the adds acknowledged less the deletes sent and the
-  adds sent less the deletes acknowledged; ``TDIGEST.ADD t:<client>`` of distinct values
-  (the observations lie between acknowledged and sent, the minimum and maximum between the
-  acknowledged and the sent values'); ``CMS.INCRBY m:<client>`` and ``TOPK.ADD k:<client>`` over
-  :data:`SKETCH_ITEMS` items (each item's estimate between its acknowledged and sent total).
+  must be found; BF.INFO's inserted count is an estimate from the set bits, not checked), and
+  ``CF.DEL`` of an item the client added (its node must find it: reply 1; the item need not
+  read as absent after, as another may share its fingerprint and bucket): the cuckoo
+  filter's deleted count lies between the deletes acknowledged and sent, its inserted count
+  (live copies) between the adds acknowledged less the deletes sent and the adds sent less
+  the deletes acknowledged; ``TDIGEST.ADD t:<client>`` of distinct values (the observations
+  lie between acknowledged and sent, the minimum and maximum between the acknowledged and
+  the sent values'); ``CMS.INCRBY m:<client>`` and ``TOPK.ADD k:<client>`` over
+  :data:`SKETCH_ITEMS` items (each item's estimate between its acknowledged and sent total,
+  and CMS.INFO's count between the increments acknowledged and sent).
   Those two bounds are exact only because the sketches are far from full: 20 items in 2,000
   columns collide with another item in every row of 5 (count-min) or 7 (HeavyKeeper) with a
   chance below 1e-9, and the Top-K lists all 20 items (``k`` = 20), so its counts are its
@@ -415,8 +417,10 @@ def read_sketch(client: redis.Redis, key: bytes, family: str, tally: Tally) -> R
         if observations:
             totals["min"] = float(client.execute_command("TDIGEST.MIN", key))
             totals["max"] = float(client.execute_command("TDIGEST.MAX", key))
-    elif family == "cms" and asked:
-        answers = client.execute_command("CMS.QUERY", key, *asked)
+    elif family == "cms":
+        totals = {"count": int(_info(client.execute_command("CMS.INFO", key))[b"count"])}
+        if asked:
+            answers = client.execute_command("CMS.QUERY", key, *asked)
     elif family == "topk" and asked:
         answers = client.execute_command("TOPK.COUNT", key, *asked)
     items = {item: int(answer) for item, answer in zip(asked, answers, strict=True)}
@@ -456,6 +460,13 @@ def sketch_violations(key: bytes, family: str, tally: Tally, reading: Reading) -
             for item in sorted(acked)
             if items.get(item, 0) != 1 and not tally.removed_sent[item]
         ]
+    if family == "cms":
+        count = totals.get("count", 0)
+        if not acked.total() <= count <= sent.total():
+            out.append(
+                f"{key!r}: count {count:g}, outside {acked.total()} acknowledged .. "
+                f"{sent.total()} sent"
+            )
     if family == "cuckoo":
         # live copies: the adds less the deletes that applied
         removed_acked, removed_sent = tally.removed_acked.total(), tally.removed_sent.total()
