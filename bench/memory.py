@@ -21,7 +21,9 @@ The measure is the growth of anonymous RSS (``RssAnon``: heap and anonymous mapp
 key, counting the key names and everything else the keyspace holds. Before the first round
 the heap's free memory is given back (``malloc_trim``), so memory freed while preparing the
 inputs cannot hide growth. File-backed pages (program code faulted in on first use) are left
-out on both sides.
+out on both sides. A server is sampled at rest: three samples 0.5 s apart agreeing, after a
+node's storage has committed every write and folded every delta row (a fold or a commit holds
+a transient copy of a big key).
 
 Redis's figures are measured in the same run and the same way on a fresh redis-server per
 shape (``PFADD`` of 10 members per small key, 20 batches of 1,000 members per dense one,
@@ -77,6 +79,7 @@ SHAPES = (
 )
 SETTLE_DEADLINE_S = 15.0
 SETTLE_INTERVAL_S = 0.5
+SETTLE_SAMPLES = 3
 PFADD_BATCHES = 20
 PFADD_MEMBERS = 1000
 PIPELINE_KEYS_SMALL = 1000
@@ -184,25 +187,42 @@ def measure(shape: str, keys: int, rounds: int) -> list[float]:
     return per_key
 
 
-def settled_rss_anon_bytes(pid: int) -> int:
-    """RssAnon of another process once two samples in a row agree (its group commit has
-    flushed), or the last sample at the deadline."""
-    last = rss_anon_bytes(pid)
+def storage_idle(client: Any) -> bool:
+    """Whether a hearsay node has committed every write and folded every delta row (a fold
+    or a commit holds a transient copy of a big key: sampled then, a filled 1M-capacity
+    Bloom filter read as 2.2x its bits, and 1.2x a second later)."""
+    persistence = client.info("persistence")
+    return (
+        int(persistence["storage_unsynced_writes"]) == 0
+        and int(persistence["storage_pending_delta_rows"]) == 0
+    )
+
+
+def settled_rss_anon_bytes(pid: int, client: Any = None) -> int:
+    """RssAnon of another process once it is at rest: a hearsay node's storage idle (when
+    ``client`` is one), then ``SETTLE_SAMPLES`` samples in a row agreeing; or the last sample
+    at the deadline."""
     deadline = time.monotonic() + SETTLE_DEADLINE_S
-    while time.monotonic() < deadline:
+    while client is not None and time.monotonic() < deadline and not storage_idle(client):
+        time.sleep(SETTLE_INTERVAL_S)
+    last = rss_anon_bytes(pid)
+    agreeing = 1
+    while time.monotonic() < deadline and agreeing < SETTLE_SAMPLES:
         time.sleep(SETTLE_INTERVAL_S)
         sample = rss_anon_bytes(pid)
-        if sample == last:
-            break
+        agreeing = agreeing + 1 if sample == last else 1
         last = sample
     return last
 
 
-def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> Iterator[float]:
-    """PFADD the shape's keys to a server (Redis or a hearsay node) round by round; yields the
-    growth of its RssAnon per key each round, sampled once it has settled (flushes done)."""
+def feed_over_resp(
+    client: Any, pid: int, kind: str, keys: int, rounds: int, *, hearsay: bool
+) -> Iterator[float]:
+    """PFADD the shape's keys to a server (Redis, or a hearsay node when ``hearsay``) round by
+    round; yields the growth of its RssAnon per key each round, sampled at rest."""
     rng = random.Random(7)
-    before = settled_rss_anon_bytes(pid)
+    idle = client if hearsay else None
+    before = settled_rss_anon_bytes(pid, idle)
     for round_no in range(rounds):
         pipe = client.pipeline(transaction=False)
         for i in range(round_no * keys, (round_no + 1) * keys):
@@ -215,7 +235,7 @@ def feed_over_resp(client: Any, pid: int, kind: str, keys: int, rounds: int) -> 
                 pipe.pfadd(key_name(i), *pfadd_members(i, batch))
             pipe.execute()
         pipe.execute()
-        after = settled_rss_anon_bytes(pid)
+        after = settled_rss_anon_bytes(pid, idle)
         yield (after - before) / keys
         before = after
 
@@ -248,8 +268,12 @@ def node_and_redis_figures(kind: str, keys: int, rounds: int) -> tuple[list[floa
                 redis.Redis(host="127.0.0.1", port=port, socket_timeout=120) as reference,
             ):
                 redis_pid = int(reference.info("server")["process_id"])
-                node_rounds = feed_over_resp(client, node.process.pid, kind, keys, rounds)
-                redis_rounds = feed_over_resp(reference, redis_pid, kind, keys, rounds)
+                node_rounds = feed_over_resp(
+                    client, node.process.pid, kind, keys, rounds, hearsay=True
+                )
+                redis_rounds = feed_over_resp(
+                    reference, redis_pid, kind, keys, rounds, hearsay=False
+                )
                 for _ in range(rounds):
                     ours.append(next(node_rounds))
                     theirs.append(next(redis_rounds))
@@ -286,7 +310,7 @@ def redis_figures(kind: str, keys: int, rounds: int) -> list[float]:
         redis.Redis(host="127.0.0.1", port=port, socket_timeout=120) as client,
     ):
         pid = int(client.info("server")["process_id"])
-        per_key = list(feed_over_resp(client, pid, kind, keys, rounds))
+        per_key = list(feed_over_resp(client, pid, kind, keys, rounds, hearsay=False))
         check_redis_encoding(client, kind, keys)
         return per_key
 
@@ -318,7 +342,7 @@ def bloom_node_ratios(capacity: int, rounds: int) -> list[float]:
         node = start_node(Path(workdir), "--preset", "lan")
         try:
             with node.client(socket_timeout=120) as client:
-                before = settled_rss_anon_bytes(node.process.pid)
+                before = settled_rss_anon_bytes(node.process.pid, client)
                 for round_no in range(rounds):
                     key = f"bloom:{round_no}"
                     client.execute_command("BF.RESERVE", key, BLOOM_ERROR, capacity, "NONSCALING")
@@ -328,7 +352,7 @@ def bloom_node_ratios(capacity: int, rounds: int) -> list[float]:
                             for i in range(start, min(capacity, start + BLOOM_BATCH))
                         )
                         client.execute_command("BF.MADD", key, *members)
-                    after = settled_rss_anon_bytes(node.process.pid)
+                    after = settled_rss_anon_bytes(node.process.pid, client)
                     print(
                         f"bloom-node round {round_no + 1}: a filled {capacity:,}-capacity filter "
                         f"grew RssAnon by {after - before:,} B; its bits take {filter_bytes:,.0f} B"
