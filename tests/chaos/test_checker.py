@@ -6,6 +6,7 @@ each kind of wrong final state.
 
 from __future__ import annotations
 
+from hearsay.sketch.hll_math import members_index_rank
 from tests.chaos.workload import SKETCHES, Ledger, Reading, violations
 
 
@@ -164,3 +165,34 @@ def test_cuckoo_deletes_are_held_to_acked_and_sent() -> None:
     ledger.anomalies.append("a CF.DEL answered 0")
     state = {key: Reading({b"i3": 1}, {"inserted": 2, "deleted": 1})}
     assert violations([ledger], state) == ["a CF.DEL answered 0"]
+
+
+def test_hll_registers_are_held_between_acked_and_sent_members() -> None:
+    """Each register between the highest rank the acknowledged members give it and the
+    highest the sent ones do (members m1..m40, the odd ones acknowledged)."""
+    ledger = Ledger(0)
+    hll = ledger.sketches["hll"]
+    members = [b"m%d" % i for i in range(1, 41)]
+    hll.sent.update(members)
+    hll.acked.update(members[::2])
+    key = SKETCHES["hll"].prefix + b":0"
+
+    def registers(of: list[bytes]) -> dict[int, int]:
+        indices, ranks = members_index_rank(of)
+        out: dict[int, int] = {}
+        for index, rank in zip(indices.tolist(), ranks.tolist(), strict=True):
+            out[index] = max(out.get(index, 0), rank)
+        return out
+
+    for held in (members[::2], members):
+        assert violations([ledger], {key: Reading(registers=registers(held))}) == [], held
+    lost = registers(members[::2])
+    index = min(lost)
+    lost[index] -= 1
+    found = violations([ledger], {key: Reading(registers=lost)})
+    assert found == [f"{key!r} register {index} = {lost[index]}: lost an acknowledged PFADD"]
+    invented = registers(members)
+    invented[max(invented)] = 60
+    assert violations([ledger], {key: Reading(registers=invented)}) != []
+    stranger = {**registers(members), 16383 if 16383 not in invented else 0: 1}
+    assert violations([ledger], {key: Reading(registers=stranger)}) != []

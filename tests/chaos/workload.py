@@ -25,9 +25,11 @@ state is exactly predictable from what was acknowledged and what was merely sent
   Those two bounds are exact only because the sketches are far from full: 20 items in 2,000
   columns collide with another item in every row of 5 (count-min) or 7 (HeavyKeeper) with a
   chance below 1e-9, and the Top-K lists all 20 items (``k`` = 20), so its counts are its
-  buckets' exact increments. Windowed Bloom, count-min and Top-K keys (``bw:``, ``mw:``,
-  ``kw:``, an hour's window: every write of a run is inside it) are held to the same checks.
-  Every node must also hold the same bytes (``DUMP``) of each.
+  buckets' exact increments. ``PFADD h:<client>`` of new members: each register of the HLL
+  (GET's bytes) lies between the highest rank of the members acknowledged and sent there
+  (Redis's hash, which tests elsewhere hold to Redis's). Windowed Bloom, count-min and Top-K
+  keys (``bw:``, ``mw:``, ``kw:``, an hour's window: every write of a run is inside it) are
+  held to the same checks. Every node must also hold the same bytes (``DUMP``) of each.
 - No key other than these may exist.
 
 A VMAX whose connection failed is retried (bounded) on a new connection, as a client library
@@ -51,6 +53,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from hearsay.sketch.hll_math import members_index_rank
+from hearsay.sketch.hyll_format import import_redis
 from tests.chaos.lab import Lab, LabNode, enter_netns, in_netns
 
 VMAX_INDICES = 64
@@ -90,10 +94,11 @@ SKETCHES: Final = {
     "topk-window": Sketch(
         "topk", b"kw", ("TOPK.RESERVE", SKETCH_ITEMS, 2000, 7, 0.9, *WINDOW), 0.05
     ),
+    "hll": Sketch("hll", b"h", (), 0.05),
 }
-"""The sketch writes, after VMAX (35%) and INCRBY (15%): each family, and the windowed
+"""The sketch writes, after VMAX (30%) and INCRBY (15%): each family, and the windowed
 Bloom, count-min and Top-K keys (issue 17) under the same checks."""
-VMAX_SHARE: Final = 0.35
+VMAX_SHARE: Final = 0.30
 INCRBY_SHARE: Final = 0.15
 
 
@@ -118,6 +123,8 @@ class Reading:
     items: dict[bytes, int] = field(default_factory=dict)
     totals: dict[str, float] = field(default_factory=dict)
     dump: bytes = b""
+    registers: dict[int, int] = field(default_factory=dict)
+    """An HLL's registers that are not 0, by index (GET's bytes decoded)."""
 
 
 def connect(node: LabNode) -> redis.Redis:
@@ -249,6 +256,8 @@ class Writer(threading.Thread):
         command: tuple[object, ...]
         if kind == "bloom":
             command = ("BF.ADD", key, item)
+        elif kind == "hll":
+            command = ("PFADD", key, item)
         elif kind == "cuckoo":
             command = ("CF.ADD", key, item)
         elif kind == "tdigest":
@@ -413,9 +422,11 @@ def read_sketch(client: redis.Redis, key: bytes, kind: str, tally: Tally) -> Rea
     """What the checks read of one sketch key (the items asked about come from the ledger,
     so every node is asked the same)."""
     totals: dict[str, float] = {}
-    asked = sorted(
-        tally.acked if kind in ("bloom", "cuckoo") else tally.sent if kind != "tdigest" else ()
-    )
+    asked: list[bytes] = []
+    if kind in ("bloom", "cuckoo"):
+        asked = sorted(tally.acked)
+    elif kind in ("cms", "topk"):
+        asked = sorted(tally.sent)
     answers: list[int] = []
     if kind == "bloom" and asked:
         answers = client.execute_command("BF.MEXISTS", key, *asked)
@@ -439,8 +450,12 @@ def read_sketch(client: redis.Redis, key: bytes, kind: str, tally: Tally) -> Rea
             answers = client.execute_command("CMS.QUERY", key, *asked)
     elif kind == "topk" and asked:
         answers = client.execute_command("TOPK.COUNT", key, *asked)
+    registers: dict[int, int] = {}
+    if kind == "hll":
+        held = import_redis(client.get(key))
+        registers = {int(i): int(held[i]) for i in held.nonzero()[0]}
     items = {item: int(answer) for item, answer in zip(asked, answers, strict=True)}
-    return Reading(items, totals, client.execute_command("DUMP", key))
+    return Reading(items, totals, client.execute_command("DUMP", key), registers)
 
 
 def read_state(node: LabNode, ledgers: list[Ledger]) -> State:
@@ -513,6 +528,8 @@ def sketch_violations(key: bytes, kind: str, tally: Tally, reading: Reading) -> 
             out.append(f"{key!r}: minimum {low}, never written")
         if high is not None and (not sent_values or high > max(sent_values)):
             out.append(f"{key!r}: maximum {high}, never written")
+    elif kind == "hll":
+        out += _register_violations(key, tally, reading.registers)
     elif kind in ("cms", "topk"):
         for item in sorted(sent):
             found = items.get(item, 0)
@@ -520,6 +537,28 @@ def sketch_violations(key: bytes, kind: str, tally: Tally, reading: Reading) -> 
                 out.append(f"{key!r}[{item!r}] = {found}: below the {acked[item]} acknowledged")
             elif found > sent[item]:
                 out.append(f"{key!r}[{item!r}] = {found}: above the {sent[item]} sent")
+    return out
+
+
+def _highest_ranks(members: Counter[bytes]) -> dict[int, int]:
+    """Each register's highest rank among ``members`` (Redis's hash, as PFADD takes it)."""
+    indices, ranks = members_index_rank(sorted(members))
+    highest: dict[int, int] = {}
+    for index, rank in zip(indices.tolist(), ranks.tolist(), strict=True):
+        highest[index] = max(highest.get(index, 0), rank)
+    return highest
+
+
+def _register_violations(key: bytes, tally: Tally, registers: dict[int, int]) -> list[str]:
+    """An HLL's registers between the highest ranks of the members acknowledged and sent."""
+    out: list[str] = []
+    low, high = _highest_ranks(tally.acked), _highest_ranks(tally.sent)
+    for index in sorted(set(low) | set(registers)):
+        held = registers.get(index, 0)
+        if held < low.get(index, 0):
+            out.append(f"{key!r} register {index} = {held}: lost an acknowledged PFADD")
+        elif held > high.get(index, 0):
+            out.append(f"{key!r} register {index} = {held}: no member sent sets it")
     return out
 
 
