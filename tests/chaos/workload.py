@@ -98,6 +98,15 @@ SKETCHES: Final = {
 }
 """The sketch writes, after VMAX (30%) and INCRBY (15%): each family, and the windowed
 Bloom, count-min and Top-K keys (issue 17) under the same checks."""
+ADD_COMMANDS: Final = {
+    "bloom": "BF.ADD",
+    "cuckoo": "CF.ADD",
+    "tdigest": "TDIGEST.ADD",
+    "cms": "CMS.INCRBY",
+    "topk": "TOPK.ADD",
+    "hll": "PFADD",
+}
+"""Each kind's write of one item (CMS.INCRBY with an amount after it)."""
 VMAX_SHARE: Final = 0.30
 INCRBY_SHARE: Final = 0.15
 
@@ -253,20 +262,10 @@ class Writer(threading.Thread):
         tally = ledger.sketches[family]
         if kind == "cuckoo" and rng.random() < CF_DEL_SHARE:
             return self._cf_del(client, key, tally)
-        command: tuple[object, ...]
-        if kind == "bloom":
-            command = ("BF.ADD", key, item)
-        elif kind == "hll":
-            command = ("PFADD", key, item)
-        elif kind == "cuckoo":
-            command = ("CF.ADD", key, item)
-        elif kind == "tdigest":
-            command = ("TDIGEST.ADD", key, item)
-        elif kind == "cms":
+        command: tuple[object, ...] = (ADD_COMMANDS[kind], key, item)
+        if kind == "cms":
             amount = rng.randint(1, 9)
-            command = ("CMS.INCRBY", key, item, amount)
-        else:
-            command = ("TOPK.ADD", key, item)
+            command = (*command, amount)
         tally.sent[item] += amount
         client, acked, _ = self._send(client, *command)
         if acked:

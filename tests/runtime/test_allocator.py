@@ -14,16 +14,22 @@ import sys
 
 import pytest
 
-_PROBE = """
-import ctypes, sys
-from hearsay.runtime.allocator import fix_mmap_threshold
-
+_ANON_KIB = """
 def anon_kib():
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("RssAnon:"):
                 return int(line.split()[1])
+"""
+"""The probes' reading of their own anonymous resident memory."""
 
+_PROBE = (
+    """
+import ctypes, sys
+from hearsay.runtime.allocator import fix_mmap_threshold
+"""
+    + _ANON_KIB
+    + """
 if sys.argv[1] == "fixed" and not fix_mmap_threshold():
     sys.exit("fix_mmap_threshold() returned False")
 ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -35,18 +41,24 @@ live = made[1::2]  # every other one freed: holes between live buffers
 del made
 print(anon_kib() - before)
 """
+)
 
 
-def _grown_kib(mode: str) -> int:
+def _probe(source: str, *args: str) -> str:
+    """What ``source`` prints, run in a fresh interpreter."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode],
+        [sys.executable, "-c", source, *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return done.stdout
+
+
+def _grown_kib(mode: str) -> int:
+    return int(_probe(_PROBE, mode))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
@@ -59,16 +71,13 @@ def test_freed_big_buffers_leave_no_resident_holes() -> None:
     assert _grown_kib("default") >= live_kib + 5 * 1024  # (the probe sees the difference)
 
 
-_RELEASE_PROBE = """
+_RELEASE_PROBE = (
+    """
 import ctypes
 from hearsay.runtime.allocator import release_free_memory
-
-def anon_kib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-
+"""
+    + _ANON_KIB
+    + """
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = (ctypes.c_size_t,)
@@ -83,19 +92,12 @@ released = release_free_memory()
 print(int(released), before - anon_kib())
 libc.free(blocks[-1])
 """
+)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim only")
 def test_release_gives_freed_heap_pages_back() -> None:
     """MEMORY PURGE's call: 16 MiB freed below a live block stay resident until it runs."""
-    done = subprocess.run(
-        [sys.executable, "-c", _RELEASE_PROBE],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    released, dropped_kib = (int(field) for field in done.stdout.split())
+    released, dropped_kib = (int(field) for field in _probe(_RELEASE_PROBE).split())
     assert released == 1
     assert dropped_kib >= 12 * 1024, dropped_kib

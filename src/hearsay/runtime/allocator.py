@@ -38,8 +38,7 @@ def release_free_memory() -> bool:
     """glibc's ``malloc_trim(0)``: give the free pages of every heap back to the system
     (MEMORY PURGE, as Redis asks jemalloc to purge); whether any was given back. It holds
     each arena's lock while it walks it (measured: 3-8 ms with ~100 MB resident, ~20 ms on a
-    fragmented 2 GB heap).
-    False, and nothing done, on another C library."""
+    fragmented 2 GB heap). False, and nothing done, on another C library."""
     libc = _libc()
     trim = None if libc is None else getattr(libc, "malloc_trim", None)
     if trim is None:
