@@ -820,3 +820,32 @@ def test_a_node_keeps_at_most_so_many_state_keys() -> None:
     assert b.peer_value(a.node_id, "key-0") == "updated"
     b.on_ack2([MessageKind.ACK2, a.node_id, forged], T0_MS)
     assert "one-too-many" not in b.peer_keys(a.node_id) and b.refused_tags == 1
+
+
+def test_an_ack_to_a_sampled_digest_offers_what_changed_lately_not_random_members() -> None:
+    """A sampled digest says nothing of what its sender lacks. Once views are full, random
+    members in the ACK's spare room were ones the sender held (it dropped them); the members
+    that changed lately are what it may lack, and they reach it in the next ACK."""
+    hub = _member(0, rng_seed=5)
+    for i in range(1, 120):
+        _exchange(_member(i), hub, T0_MS, 1400)
+    peer = _member(1, rng_seed=6)
+    for r in range(300):
+        _exchange(peer, hub, T0_MS + r, 1024)
+        _exchange(hub, peer, T0_MS + r, 1024)
+        if len(peer.members()) == 120:
+            break
+    assert len(peer.members()) == 120
+    quiet_ms = T0_MS + 60_000  # every change older than the window
+    for r in range(5):
+        syn = peer.make_syn(1024)
+        assert syn.complete is False
+        ack = hub.on_syn(msgpack.unpackb(msgpack.packb(syn)), quiet_ms + r, 1024)
+        assert {d.node_id for d in ack.deltas} <= {hub.node_id}
+    newcomer = _member(700, rng_seed=7)
+    _exchange(newcomer, hub, quiet_ms + 10, 1400)  # the hub learns a new member
+    syn = peer.make_syn(1024)
+    ack = hub.on_syn(msgpack.unpackb(msgpack.packb(syn)), quiet_ms + 20, 1024)
+    assert newcomer.node_id in {d.node_id for d in ack.deltas}
+    peer.on_ack(msgpack.unpackb(msgpack.packb(ack)), quiet_ms + 20, 1024)
+    assert newcomer.node_id in {m.node_id for m in peer.members()}

@@ -33,6 +33,7 @@ from hearsay.protocol.membership.liveness import (
     News,
     next_state,
 )
+from hearsay.protocol.membership.recent import RECENT_MAX, RecentChanges
 from hearsay.protocol.membership.wire import (
     WireEntry,
     decode,
@@ -232,3 +233,41 @@ def test_an_entrys_computed_size_is_its_packed_size(
 def test_a_value_no_state_holds_is_refused_by_the_sizer() -> None:
     with pytest.raises(TypeError):
         value_bytes({"a": 1})
+
+
+# --------------------------------------------------------------------------------------------
+# Recent changes: what an ACK offers beyond what a sampled digest asked for
+
+
+def test_recent_changes_sample_distinct_members_within_the_window() -> None:
+    recent = RecentChanges(window_ms=1_000)
+    for i in range(10):
+        recent.note(f"m{i}", 100 * i)  # m0 at 0 ms ... m9 at 900 ms
+    recent.note("m3", 950)  # changed again: still one member
+    assert recent.sample(100, 950, random.Random(1).random) == [
+        "m3",
+        "m9",
+        "m8",
+        "m7",
+        "m6",
+        "m5",
+        "m4",
+        "m2",
+        "m1",
+        "m0",
+    ]  # few: all, newest first
+    kept = recent.sample(100, 1_450, random.Random(1).random)
+    assert set(kept) == {"m3", "m5", "m6", "m7", "m8", "m9"}  # older than the window: gone
+    assert recent.sample(5, 5_000, random.Random(1).random) == []
+
+
+def test_recent_changes_sample_at_random_when_many_and_stay_bounded() -> None:
+    recent = RecentChanges(window_ms=10**9)
+    for i in range(RECENT_MAX + 500):
+        recent.note(f"m{i}", i)
+    assert len(recent) == RECENT_MAX  # the oldest forgotten first
+    picks = [recent.sample(20, RECENT_MAX + 500, random.Random(seed).random) for seed in range(3)]
+    for picked in picks:
+        assert len(picked) == len(set(picked)) == 20
+        assert all(int(m[1:]) >= 500 for m in picked)
+    assert picks[0] != picks[1]

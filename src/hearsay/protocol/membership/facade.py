@@ -38,6 +38,7 @@ from hearsay.protocol.membership.liveness import (
     PeerLiveness,
 )
 from hearsay.protocol.membership.push_pull import CHUNKS_MAX, PushPullPlan
+from hearsay.protocol.membership.recent import RecentChanges
 from hearsay.protocol.membership.swim import (
     BroadcastQueue,
     LocalHealth,
@@ -255,6 +256,8 @@ class Membership:
         self._told: dict[str, int] = {}
         self._news_ms = self._now_ms
         """When some member's state last changed here (syncs are frequent while news comes)."""
+        self._recent = RecentChanges(2 * preset.membership_sync_quiet_interval_ms)
+        """Members whose state moved here lately: an ACK's offers beyond what was asked."""
         self._push_pull = PushPullPlan()
         self._covered: list[str] = []
         """The members of the push-pull chunk being handled that we held already."""
@@ -1331,15 +1334,22 @@ class Membership:
         if news:  # the sender knows members we do not: sync often again
             self._news_ms = self._now_ms
         unmentioned = [self._self] if self._id not in mentioned else []
-        # Candidates for the room left: a random few (a delta is 40 bytes at least), not every
-        # member (sorting them all was O(N) per SYN).
+        # Candidates for the room left: a few (a delta is 40 bytes at least), not every member
+        # (sorting them all was O(N) per SYN). A complete digest names every member the
+        # sender holds, so it lacks the rest: a random few of them. A sampled one says
+        # nothing of what it lacks: the members that changed here lately (see recent.py).
         extra_max = min(DIGEST_SAMPLE_MAX, budget // EXTRA_DELTA_BYTES_MIN)
-        if len(peers) <= extra_max:
-            unmentioned += [peers[n].state for n in sorted(peers) if n not in mentioned]
+        if not syn.complete:
+            candidates = self._recent.sample(extra_max, self._now_ms, self._rng.random)
+        elif len(peers) <= extra_max:
+            candidates = sorted(peers)
         else:
-            unmentioned += [
-                peers[n].state for n in self._sample_ids(extra_max) if n not in mentioned
-            ]
+            candidates = self._sample_ids(extra_max)
+        unmentioned += [
+            peer.state
+            for n in candidates
+            if n not in mentioned and (peer := peers.get(n)) is not None
+        ]
         extra = [(s, 0) for s in unmentioned]
         if syn.complete:
             offers += extra
@@ -1435,6 +1445,7 @@ class Membership:
             self._news_ms = now
         state = peer.state
         node_id, gen = state.node_id, state.generation
+        self._recent.note(node_id, now)
         if not peer.announced:
             address = state.address
             if address is None:
