@@ -145,6 +145,8 @@ class BroadcastQueue:
         for times, bucket in enumerate(self._buckets):
             if left <= 0:
                 break
+            if not bucket:  # (most are: one per send count up to the limit)
+                continue
             for node_id, notice in list(bucket.items()):
                 size = notice_bytes(notice)
                 if size > left:
