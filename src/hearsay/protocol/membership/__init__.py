@@ -15,6 +15,8 @@ events. Its parts, each with one job:
   (:mod:`.failure_detector`: the local-pause guard);
 - :mod:`.push_pull`: when whole member tables are exchanged (joining, then now and then) and
   which answers vouch for the members they bring;
+- :mod:`.recent`: the members whose state changed here lately, which an ACK offers a peer
+  whose digest was only a sample;
 - :mod:`.events`: what the driver is told (MemberJoined, MemberFailed, TagUpdated...);
 - :mod:`.live_set`: the live, confirmed member addresses data gossip picks from, kept in step
   with every event (the one live-peer set: the data plane keeps no copy);
