@@ -576,11 +576,27 @@ def test_delta_with_gap_is_not_applied() -> None:
     assert b.peer_keys(a.node_id) == before  # ignored: it would leave a hole
 
 
-def test_large_digest_is_sampled() -> None:
-    budget = 1_024
-    hub = _member(0, rng_seed=1)
+def _hub(rng_seed: int) -> Membership:
+    """A member that knows 119 others (more than one digest holds)."""
+    hub = _member(0, rng_seed=rng_seed)
     for i in range(1, 120):
         _exchange(_member(i), hub, T0_MS, 1400)
+    return hub
+
+
+def _sync_until_known(peer: Membership, hub: Membership, members: int, rounds: int) -> None:
+    """Syncs both ways between ``peer`` and ``hub`` until ``peer`` knows ``members``
+    (self included), at most ``rounds`` times."""
+    for r in range(rounds):
+        _exchange(peer, hub, T0_MS + r, 1024)
+        _exchange(hub, peer, T0_MS + r, 1024)
+        if len(peer.members()) == members:
+            break
+
+
+def test_large_digest_is_sampled() -> None:
+    budget = 1_024
+    hub = _hub(rng_seed=1)
     assert len(hub.members()) == 120
     full = msgpack.packb(hub.make_syn(65_000))
     assert len(full) > budget
@@ -594,15 +610,9 @@ def test_large_digest_is_sampled() -> None:
 
 
 def test_sampled_digest_still_spreads_unknown_nodes() -> None:
-    hub = _member(0, rng_seed=3)
-    for i in range(1, 120):
-        _exchange(_member(i), hub, T0_MS, 1400)
+    hub = _hub(rng_seed=3)
     newcomer = _member(500, rng_seed=4)
-    for r in range(200):
-        _exchange(newcomer, hub, T0_MS + r, 1024)
-        _exchange(hub, newcomer, T0_MS + r, 1024)
-        if len(newcomer.members()) == 121:
-            break
+    _sync_until_known(newcomer, hub, 121, rounds=200)
     assert len(newcomer.members()) == 121
 
 
@@ -826,15 +836,9 @@ def test_an_ack_to_a_sampled_digest_offers_what_changed_lately_not_random_member
     """A sampled digest says nothing of what its sender lacks. Once views are full, random
     members in the ACK's spare room were ones the sender held (it dropped them); the members
     that changed lately are what it may lack, and they reach it in the next ACK."""
-    hub = _member(0, rng_seed=5)
-    for i in range(1, 120):
-        _exchange(_member(i), hub, T0_MS, 1400)
+    hub = _hub(rng_seed=5)
     peer = _member(1, rng_seed=6)
-    for r in range(300):
-        _exchange(peer, hub, T0_MS + r, 1024)
-        _exchange(hub, peer, T0_MS + r, 1024)
-        if len(peer.members()) == 120:
-            break
+    _sync_until_known(peer, hub, 120, rounds=300)
     assert len(peer.members()) == 120
     quiet_ms = T0_MS + 60_000  # every change older than the window
     for r in range(5):

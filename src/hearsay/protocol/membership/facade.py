@@ -838,7 +838,8 @@ class Membership:
     def _drop_covered(self, raw: object) -> object:
         """A push-pull chunk, ACK or ACK2 without the deltas we hold already (same
         generation, our watermark at or past theirs): most of a table on a node whose view is
-        full, and most of an ACK's deltas of members our SYN did not mention. They would
+        full, and an ACK's states of members our SYN did not mention that reached us
+        meanwhile (all of them while the ACK offered random members). They would
         change nothing (:meth:`_apply` returns at once), and skipping them skips checking
         their entries (the rest is checked in full by :func:`decode`). A push-pull's covered
         members are kept in :attr:`_covered` (its answer vouches for them)."""
