@@ -1,5 +1,6 @@
-"""A BF.MADD bigger than one chain_madd call answers (CHAIN_MADD_ITEMS_MAX) is answered in
-several calls: the answers and the filter must be exactly those of adding item by item."""
+"""A BF.MADD bigger than one chain_madd call answers (CHAIN_MADD_ITEMS_MAX, or
+CHAIN_MADD_BITS_ITEMS_MAX once the filter is a bitset) is answered in several calls: the
+answers and the filter must be exactly those of adding item by item."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import random
 import pytest
 
 from hearsay.lattice.vector import MaxVector
+from hearsay.sketch import bloom
 from hearsay.sketch.bloom import (
+    CHAIN_MADD_BITS_ITEMS_MAX,
     CHAIN_MADD_ITEMS_MAX,
     NONSCALING,
     BloomFilter,
@@ -34,20 +37,30 @@ def _added_one_by_one(bf: BloomFilter, items: list[bytes]) -> tuple[list[bool | 
     return answers, single
 
 
-def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one() -> None:
-    bf = BloomFilter.chain(0.01, 1000, 2)  # (grows sub-filters inside the batch)
-    items = _items(2 * CHAIN_MADD_ITEMS_MAX + 500)
+@pytest.mark.parametrize("in_c", [True, False], ids=["c-passes", "python-passes"])
+def test_a_batch_past_the_call_limit_is_answered_as_items_one_by_one(
+    in_c: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a call's limit of items: in C (``_bloombits.add_pass``, the filter's bits read in
+    place) and in Python (a vector whose bits C does not read: one with an overlay)."""
+    if not in_c:
+        monkeypatch.setattr(bloom, "_c_source", lambda vec: None)
+    limit = CHAIN_MADD_BITS_ITEMS_MAX if in_c else CHAIN_MADD_ITEMS_MAX
+    bf = BloomFilter.chain(0.01, limit + limit // 4, 2)  # (grows a sub-filter in the batch)
+    items = _items(2 * limit + 500)
     items += items[:700]  # (repeats: answered False)
     batch = MaxVector()
     answers: list[bool | None] = []
-    calls = 0
-    while len(answers) < len(items):  # as engine.families.bloom.add runs it
-        adds = bf.chain_madd(batch, items[len(answers) :])
-        assert len(adds.added) <= CHAIN_MADD_ITEMS_MAX
+    calls = at_limit = 0
+    while len(answers) < len(items):  # as engine.families.bloom.add runs it (bounded: each
+        adds = bf.chain_madd(batch, items[len(answers) :])  # call answers an item at least)
+        assert 0 < len(adds.added) <= limit
+        at_limit += len(adds.added) == limit
         batch.merge_pairs(*adds.pairs)
         answers += adds.added
         calls += 1
-    assert calls >= len(items) // CHAIN_MADD_ITEMS_MAX
+    assert calls >= 3 and at_limit
+    assert bf.filters(batch) >= 2
     one_by_one, single = _added_one_by_one(bf, items)
     assert answers == one_by_one
     assert batch == single

@@ -1,6 +1,7 @@
 /* Packed sparse pairs read in place, shared by _sparse.c (the lattice's few-pair merges and
  * reads), ../sketch/_packed.c (a cuckoo filter's walk over its buckets) and
- * ../sketch/_heavykeeper.c (a TOPK.ADD reading its own slice).
+ * ../sketch/_heavykeeper.c (a TOPK.ADD reading its own slice) and ../sketch/_bloombits.c (a sparse
+ * Bloom filter's many-item reads).
  *
  * Layout (MaxVector's sparse form): one byte, the value width w (1, 2, 4 or 8); then the count
  * n of indices as little-endian uint32, ascending; then the n values as little-endian unsigned

@@ -1,4 +1,4 @@
-/* One item's reads of a Bloom filter held as a bitset (see hearsay.sketch.bloom).
+/* Reads and adds of a Bloom filter held as a bitset (see hearsay.sketch.bloom).
  *
  * A big filter (every filter past a few thousand set bits) is a vector in its bits form
  * (hearsay.lattice.vector): bit p is bit (p & 7) of byte (p >> 3); a bit past the end of the
@@ -13,13 +13,25 @@
  * mod bits. A sub-filter's geometry comes packed as three little-endian uint64 (base, bits,
  * hashes), one triple per sub-filter, oldest first. The Python reference is
  * BloomFilter._holds_bitwise and _chain_add_one's unset bits; the tests hold this to it.
+ *
+ * Many items at once (BF.MEXISTS, and BF.MADD / BF.INSERT's passes: holds_many, add_pass) read
+ * the bits of a bitset or of a sparse vector's packed pairs, and take the items' hashes as one
+ * array: a pass is BloomFilter._chain_add_few item for item (tests/sketch/test_bloom_add_pass.py
+ * holds it to it), with no Python object per item. In Python an item cost ~8 us, and a
+ * BF.MEXISTS of a million items into a chain of 11 sub-filters built 1 GB of positions in
+ * arrays and held the node 24 s; here ~1-2 us an item (the bit reads' cache misses).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
 
-#define UNSET_MAX 64 /* hashes per sub-filter at most (hearsay.sketch.bloom bounds it lower) */
+#include "../lattice/_packed_pairs.h"
+
+#define UNSET_MAX 2048 /* hashes per sub-filter at most: a chain's first sub-filter has at most
+                          * 1,075 (sketch.schemas) and each later one a hash more (its error
+                          * halves), 64 sub-filters at most: 1,139. (It was 64, so a BF.ADD into
+                          * the 58th sub-filter of an EXPANSION 1 chain of 1% error raised.) */
 
 static int bit_at(const unsigned char *bytes, Py_ssize_t size, uint64_t position)
 {
@@ -131,7 +143,7 @@ static PyObject *unset(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         parse_u64(args[5], &hashes) < 0)
         return NULL;
     if (size == 0 || hashes > UNSET_MAX) {
-        PyErr_SetString(PyExc_ValueError, "a sub-filter of 1 bit or more, 64 hashes at most");
+        PyErr_SetString(PyExc_ValueError, "a sub-filter of 1 bit or more, 2048 hashes at most");
         return NULL;
     }
     Py_buffer bits;
@@ -188,10 +200,458 @@ static PyObject *ones(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(n);
 }
 
+/* -- many items at once: BF.MEXISTS, and BF.MADD / BF.INSERT's passes ------------------------ */
+
+#define FILTERS_MAX 64 /* hearsay.sketch.bloom.FILTERS_MAX: slots 1..63 are a chain's markers */
+#define POSITION_LIMIT 0x100000000ull /* slots are below 2**32 (lattice.limits.INDEX_LIMIT) */
+
+static uint64_t splitmix(uint64_t h)
+{
+    uint64_t z = h + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Bits set in [lo, hi) (bits past the array's end are unset): a sub-filter's fill. */
+static uint64_t count_range(const unsigned char *bytes, Py_ssize_t size, uint64_t lo, uint64_t hi)
+{
+    uint64_t end = (uint64_t)size * 8, count = 0;
+    if (hi > end)
+        hi = end;
+    while (lo < hi && (lo & 7))
+        count += bit_at(bytes, size, lo++);
+    while (lo + 64 <= hi) {
+        uint64_t word;
+        memcpy(&word, bytes + (lo >> 3), 8);
+        count += (uint64_t)__builtin_popcountll(word);
+        lo += 64;
+    }
+    while (lo + 8 <= hi) {
+        count += (uint64_t)__builtin_popcount(bytes[lo >> 3]);
+        lo += 8;
+    }
+    while (lo < hi)
+        count += bit_at(bytes, size, lo++);
+    return count;
+}
+
+/* The filter's bits as the many-item reads take them: a bitset (a buffer), or a sparse
+ * vector's packed pairs (bytes: a set bit is an index held, searched; a big filter is sparse
+ * until ~3% of its bits are set, 34,000 items of a 1M-capacity one). */
+typedef struct {
+    Py_buffer view;
+    int sparse;
+    Packed packed;
+} Source;
+
+static int source_open(PyObject *obj, int sparse, Source *source)
+{
+    source->sparse = sparse;
+    if (sparse && !packed_of(obj, &source->packed))
+        return -1;
+    return read_buffer(obj, &source->view);
+}
+
+static int source_bit(const Source *source, uint64_t position)
+{
+    if (!source->sparse)
+        return bit_at(source->view.buf, source->view.len, position);
+    return packed_get(&source->packed, position) != 0;
+}
+
+/* Bits set in [lo, hi): a sub-filter's fill. */
+static uint64_t source_count(const Source *source, uint64_t lo, uint64_t hi)
+{
+    if (source->sparse)
+        return (uint64_t)(lower_bound(&source->packed, hi) - lower_bound(&source->packed, lo));
+    return count_range(source->view.buf, source->view.len, lo, hi);
+}
+
+static int holds_in(const Source *source, const unsigned char *shape, Py_ssize_t count,
+                    uint64_t a, uint64_t b)
+{
+    for (Py_ssize_t link = count - 1; link >= 0; link--) {
+        const unsigned char *at = shape + 24 * link;
+        uint64_t base = u64_at(at), bits = u64_at(at + 8), hashes = u64_at(at + 16);
+        if (bits == 0)
+            continue;
+        uint64_t k = 0;
+        while (k < hashes && source_bit(source, base + (a + k * b) % bits))
+            k++;
+        if (k == hashes)
+            return 1;
+    }
+    return 0;
+}
+
+/* The items' hashes: a buffer of native uint64 (hashing.member_hashes). */
+static int read_hashes(PyObject *obj, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % 8 != 0) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "hashes: 8 bytes an item");
+        return -1;
+    }
+    return 0;
+}
+
+static int read_geometry(PyObject *obj, Py_buffer *view, Py_ssize_t *links)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len % 24 != 0) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "geometry: 24 bytes a sub-filter");
+        return -1;
+    }
+    *links = view->len / 24;
+    return 0;
+}
+
+/* The arguments every many-item call starts with: the filter's bits, whether they are packed
+ * pairs, the items' hashes and the chain's geometry. */
+typedef struct {
+    Source source;
+    Py_buffer hashes, geometry;
+    Py_ssize_t links, items;
+} Many;
+
+static int many_open(PyObject *const *args, Many *many)
+{
+    int sparse = PyObject_IsTrue(args[1]);
+    if (sparse < 0 || source_open(args[0], sparse, &many->source) < 0)
+        return -1;
+    if (read_hashes(args[2], &many->hashes) < 0) {
+        PyBuffer_Release(&many->source.view);
+        return -1;
+    }
+    if (read_geometry(args[3], &many->geometry, &many->links) < 0) {
+        PyBuffer_Release(&many->source.view);
+        PyBuffer_Release(&many->hashes);
+        return -1;
+    }
+    many->items = many->hashes.len / 8;
+    return 0;
+}
+
+static void many_close(Many *many)
+{
+    PyBuffer_Release(&many->source.view);
+    PyBuffer_Release(&many->hashes);
+    PyBuffer_Release(&many->geometry);
+}
+
+static uint64_t many_hash(const Many *many, Py_ssize_t i)
+{
+    uint64_t a;
+    memcpy(&a, (const unsigned char *)many->hashes.buf + 8 * i, 8);
+    return a;
+}
+
+PyDoc_STRVAR(holds_many_doc,
+             "holds_many(bits, sparse, hashes, geometry, count, /) -> bytes\n\n"
+             ":func:`holds` of every item (``hashes``: each item's ``a`` as native uint64; "
+             "``b`` is its splitmix64 finalisation, forced odd): one byte an item, 1 when held. "
+             "``sparse``: ``bits`` are a sparse vector's packed pairs, else a bitset.");
+
+static PyObject *holds_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "holds_many(bits, sparse, hashes, geometry, count)");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[4]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    Many many;
+    if (many_open(args, &many) < 0)
+        return NULL;
+    PyObject *out = NULL;
+    if (count < 0 || count > many.links) {
+        PyErr_SetString(PyExc_ValueError, "count within the geometry");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, many.items);
+    if (out == NULL)
+        goto done;
+    unsigned char *flags = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < many.items; i++) {
+        uint64_t a = many_hash(&many, i);
+        flags[i] = (unsigned char)holds_in(&many.source, many.geometry.buf, count, a,
+                                           splitmix(a) | 1);
+    }
+done:
+    many_close(&many);
+    return out;
+}
+
+/* A set of positions (open addressing; positions are below 2**32, so ~0 marks a free slot). */
+typedef struct {
+    uint64_t *slots;
+    size_t mask, count;
+} PositionSet;
+
+#define FREE_SLOT UINT64_MAX
+
+static int set_init(PositionSet *set, size_t capacity)
+{
+    size_t size = 64;
+    while (size < 2 * capacity)
+        size *= 2;
+    set->slots = PyMem_Malloc(size * sizeof(uint64_t));
+    if (set->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(set->slots, 0xFF, size * sizeof(uint64_t));
+    set->mask = size - 1;
+    set->count = 0;
+    return 0;
+}
+
+static size_t set_slot(const PositionSet *set, uint64_t position)
+{
+    size_t at = (size_t)((position * 0x9E3779B97F4A7C15ull) >> 20) & set->mask;
+    while (set->slots[at] != FREE_SLOT && set->slots[at] != position)
+        at = (at + 1) & set->mask;
+    return at;
+}
+
+static int set_has(const PositionSet *set, uint64_t position)
+{
+    return set->slots[set_slot(set, position)] == position;
+}
+
+static int set_add(PositionSet *set, uint64_t position)
+{
+    if (2 * (set->count + 1) > set->mask + 1) {
+        PositionSet grown;
+        if (set_init(&grown, 2 * (set->mask + 1)) < 0)
+            return -1;
+        for (size_t i = 0; i <= set->mask; i++)
+            if (set->slots[i] != FREE_SLOT)
+                grown.slots[set_slot(&grown, set->slots[i])] = set->slots[i];
+        grown.count = set->count;
+        PyMem_Free(set->slots);
+        *set = grown;
+    }
+    size_t at = set_slot(set, position);
+    if (set->slots[at] != position) {
+        set->slots[at] = position;
+        set->count++;
+    }
+    return 0;
+}
+
+/* The item's positions in one sub-filter whose bits are unset (and, when ``pending`` is given,
+ * not in it): sorted, each once; how many. */
+static Py_ssize_t unset_in(const Source *source, const unsigned char *link, uint64_t a,
+                           uint64_t b, const PositionSet *pending, uint64_t found[UNSET_MAX])
+{
+    uint64_t base = u64_at(link), bits = u64_at(link + 8), hashes = u64_at(link + 16);
+    Py_ssize_t n = 0;
+    for (uint64_t k = 0; k < hashes; k++) {
+        uint64_t position = base + (a + k * b) % bits;
+        if (!source_bit(source, position) && (pending == NULL || !set_has(pending, position)))
+            found[n++] = position;
+    }
+    for (Py_ssize_t i = 1; i < n; i++) { /* (an item's few positions: insertion sort) */
+        uint64_t v = found[i];
+        Py_ssize_t j = i;
+        for (; j > 0 && found[j - 1] > v; j--)
+            found[j] = found[j - 1];
+        found[j] = v;
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (kept == 0 || found[i] != found[kept - 1])
+            found[kept++] = found[i];
+    return kept;
+}
+
+/* Sorts n positions below 2**32 in place (LSD radix, three 11-bit digits; ``scratch`` holds
+ * n): a pass sets up to ~100,000 positions, which qsort's calls through a comparison
+ * function took a fifth of a BF.MADD to order. */
+static void sort_positions(uint64_t *values, uint64_t *scratch, size_t n)
+{
+    size_t counts[2048];
+    uint64_t *from = values, *to = scratch;
+    for (int shift = 0; shift < 33; shift += 11) {
+        memset(counts, 0, sizeof counts);
+        for (size_t i = 0; i < n; i++)
+            counts[(from[i] >> shift) & 2047]++;
+        size_t total = 0;
+        for (size_t d = 0; d < 2048; d++) {
+            size_t c = counts[d];
+            counts[d] = total;
+            total += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[counts[(from[i] >> shift) & 2047]++] = from[i];
+        uint64_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != values) /* (three passes: the result is in scratch) */
+        memcpy(values, from, n * sizeof values[0]);
+}
+
+PyDoc_STRVAR(add_pass_doc,
+             "add_pass(bits, sparse, hashes, geometry, subs, reach, full, check_period, "
+             "fill_bound, nonscaling, /) -> tuple[bytes, list[bool | None]]\n\n"
+             "BloomFilter._chain_add_few over a chain's bits (``sparse``: a sparse vector's "
+             "packed pairs, else a bitset), item after item: the "
+             "positions to set (sorted little-endian uint32) and, per item answered, whether it "
+             "was new (None: refused, the chain is full). It stops after an item that writes a "
+             "marker, and before an item whose fill check would count bits of the items before "
+             "it, as the Python does.");
+
+static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_pass(bits, sparse, hashes, geometry, subs, reach, full, "
+                        "check_period, fill_bound, nonscaling)");
+        return NULL;
+    }
+    Py_ssize_t subs = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t reach = PyLong_AsSsize_t(args[5]);
+    int full0 = PyObject_IsTrue(args[6]);
+    uint64_t period;
+    double bound = PyFloat_AsDouble(args[8]);
+    int nonscaling = PyObject_IsTrue(args[9]);
+    if (PyErr_Occurred() || full0 < 0 || nonscaling < 0 || parse_u64(args[7], &period) < 0)
+        return NULL;
+    Many many;
+    if (many_open(args, &many) < 0)
+        return NULL;
+    Py_ssize_t links = many.links;
+    PyObject *added = NULL, *written = NULL, *result = NULL;
+    PositionSet pending = {NULL, 0, 0};
+    uint64_t *sorted = NULL;
+    if (subs < 1 || subs > links || reach < 0 || reach > links || period == 0) {
+        PyErr_SetString(PyExc_ValueError, "subs and reach within the geometry, a period >= 1");
+        goto done;
+    }
+    const unsigned char *shape = many.geometry.buf;
+    for (Py_ssize_t link = 0; link < links; link++) {
+        const unsigned char *at = shape + 24 * link;
+        if (u64_at(at + 8) == 0 || u64_at(at + 16) > UNSET_MAX ||
+            u64_at(at) + u64_at(at + 8) > POSITION_LIMIT) {
+            PyErr_SetString(PyExc_ValueError,
+                            "sub-filters of 1 bit or more, 2048 hashes at most, below 2**32");
+            goto done;
+        }
+    }
+    Py_ssize_t n = many.items;
+    added = PyList_New(0);
+    if (added == NULL || set_init(&pending, 1024) < 0)
+        goto done;
+    const unsigned char *cur_link = shape + 24 * (subs - 1);
+    uint64_t cur_base = u64_at(cur_link), cur_bits = u64_at(cur_link + 8);
+    int counted = 0;
+    uint64_t fill = 0; /* set bits of sub-filter subs - 1 in ``bits`` (not pending): counted once */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t a = many_hash(&many, i);
+        uint64_t b = splitmix(a) | 1;
+        if (holds_in(&many.source, shape, reach, a, b)) {
+            if (PyList_Append(added, Py_False) < 0)
+                goto done;
+            continue;
+        }
+        int full = full0;
+        const unsigned char *link = cur_link;
+        uint64_t unset[UNSET_MAX];
+        Py_ssize_t unset_count = -1; /* not read yet */
+        if (pending.count) {
+            unset_count = unset_in(&many.source, link, a, b, &pending, unset);
+            if (unset_count == 0) {
+                if (PyList_Append(added, Py_False) < 0)
+                    goto done;
+                continue;
+            }
+        }
+        uint64_t marker = 0; /* a marker slot this item writes, 0: none */
+        if (!full && (a >> 32) % period == 0) {
+            if (!counted) {
+                fill = source_count(&many.source, cur_base, cur_base + cur_bits);
+                counted = 1;
+            }
+            if ((double)(fill + pending.count) >= bound) {
+                if (pending.count)
+                    break; /* its check would count the items before it: the next pass */
+                if (nonscaling) {
+                    marker = 1;
+                    full = 1;
+                } else if (subs == links) {
+                    full = 1;
+                } else {
+                    marker = (uint64_t)subs;
+                    link = shape + 24 * subs;
+                }
+            }
+        }
+        if (marker && set_add(&pending, marker) < 0)
+            goto done;
+        if (full) {
+            if (PyList_Append(added, Py_None) < 0)
+                goto done;
+            if (marker)
+                break;
+            continue;
+        }
+        if (unset_count < 0)
+            unset_count = unset_in(&many.source, link, a, b, NULL, unset);
+        for (Py_ssize_t k = 0; k < unset_count; k++)
+            if (set_add(&pending, unset[k]) < 0)
+                goto done;
+        if (PyList_Append(added, Py_True) < 0)
+            goto done;
+        if (marker)
+            break; /* a new sub-filter: the next pass reads the chain again */
+    }
+    sorted = PyMem_Malloc(2 * (pending.count ? pending.count : 1) * sizeof(uint64_t));
+    if (sorted == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i <= pending.mask; i++)
+        if (pending.slots[i] != FREE_SLOT)
+            sorted[m++] = pending.slots[i];
+    sort_positions(sorted, sorted + m, m);
+    written = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * m));
+    if (written == NULL)
+        goto done;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(written);
+    for (size_t i = 0; i < m; i++) {
+        uint32_t v = (uint32_t)sorted[i];
+        out[4 * i] = (unsigned char)v;
+        out[4 * i + 1] = (unsigned char)(v >> 8);
+        out[4 * i + 2] = (unsigned char)(v >> 16);
+        out[4 * i + 3] = (unsigned char)(v >> 24);
+    }
+    result = PyTuple_Pack(2, written, added);
+done:
+    Py_XDECREF(written);
+    Py_XDECREF(added);
+    PyMem_Free(sorted);
+    PyMem_Free(pending.slots);
+    many_close(&many);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"holds", (PyCFunction)(void (*)(void))holds, METH_FASTCALL, holds_doc},
     {"unset", (PyCFunction)(void (*)(void))unset, METH_FASTCALL, unset_doc},
     {"ones", (PyCFunction)(void (*)(void))ones, METH_FASTCALL, ones_doc},
+    {"holds_many", (PyCFunction)(void (*)(void))holds_many, METH_FASTCALL, holds_many_doc},
+    {"add_pass", (PyCFunction)(void (*)(void))add_pass, METH_FASTCALL, add_pass_doc},
     {NULL, NULL, 0, NULL},
 };
 

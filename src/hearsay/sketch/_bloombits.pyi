@@ -1,4 +1,4 @@
-"""Types of the C extension ``_bloombits.c`` (one item's reads of a Bloom filter held as a
+"""Types of the C extension ``_bloombits.c`` (reads and adds of a Bloom filter held as a
 bitset); :class:`hearsay.sketch.bloom.BloomFilter` holds the Python reference of each read."""
 
 import numpy as np
@@ -15,3 +15,32 @@ def unset(
 
 def ones(bits: npt.NDArray[np.uint8], start: int, limit: int, /) -> int:
     """How many bits from ``start`` on are set in a row, ``limit`` at most."""
+
+def holds_many(
+    bits: npt.NDArray[np.uint8] | bytes,
+    sparse: bool,
+    hashes: npt.NDArray[np.uint64],
+    geometry: bytes,
+    count: int,
+    /,
+) -> bytes:
+    """:func:`holds` of every item hashed ``hashes`` (each item's ``a``; ``b`` is its
+    splitmix64 finalisation, forced odd): one byte an item, 1 when held. ``sparse``: ``bits``
+    are a sparse vector's packed pairs, else a bitset."""
+
+def add_pass(
+    bits: npt.NDArray[np.uint8] | bytes,
+    sparse: bool,
+    hashes: npt.NDArray[np.uint64],
+    geometry: bytes,
+    subs: int,
+    reach: int,
+    full: bool,
+    check_period: int,
+    fill_bound: float,
+    nonscaling: bool,
+    /,
+) -> tuple[bytes, list[bool | None]]:
+    """``BloomFilter._chain_add_few`` over a chain's bits (a bitset, or packed pairs when
+    ``sparse``): the positions to set
+    (sorted little-endian uint32) and, per item answered, whether it was new (None: refused)."""

@@ -128,6 +128,15 @@ CHAIN_MADD_ITEMS_MAX: Final = 1000
 it reads every item's positions as Python ints, about 750 bytes an item, and a 10,000-item
 BF.MADD's 7.4 MB of them at once left a real node's heap that much bigger (fragmented) for
 good."""
+CHAIN_MADD_BITS_ITEMS_MAX: Final = 16_384
+"""Items one call answers when the chain is read in C (``_bloombits.add_pass``, a bitset or
+packed pairs): 8 bytes of hash an item and a set of the positions it sets, no Python object
+per item. (A pass also ends at the first fill check that would count the
+items before it: every ``capacity / FILL_CHECKS`` new items.)"""
+READ_CHUNK_ITEMS: Final = 4096
+"""Items BF.MEXISTS reads at once through arrays: an array pass costs ``8 * items * hashes``
+bytes a sub-filter read, so one BF.MEXISTS of a million items into a chain of 11 sub-filters
+built 1 GB of positions and held the node for 24 s; in chunks the arrays stay ~4 MB."""
 
 
 @dataclass(slots=True)
@@ -317,6 +326,23 @@ def _read_bitwise(vec: MaxVector) -> bool:
 
 
 _NO_PAIRS: Final[Pairs] = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint8))
+
+
+BitSource = npt.NDArray[np.uint8] | bytes
+"""A filter's bits as :mod:`._bloombits`' many-item reads take them: a bitset, or packed pairs."""
+
+
+def _c_source(vec: MaxVector) -> tuple[BitSource, bool] | None:
+    """``(bits, sparse)`` of ``vec`` for :mod:`._bloombits`' many-item reads: its bitset, or
+    a sparse vector's packed pairs (``sparse``; not while writes sit in an overlay beside
+    them: folding it to read would cost a copy of the pairs a call); None: read in Python."""
+    bits = vec.bit_array()
+    if bits is not None:
+        return bits, False
+    view = vec.sparse_view()
+    if view is not None and view[1] is None:
+        return view[0], True
+    return None
 
 
 def _geometry(links: tuple[_Link, ...]) -> bytes:
@@ -539,10 +565,41 @@ class BloomFilter:
             one = self._chain_add_one(vec, members[0])
             assert one is not None, "an item with no bits before it always answers"
             return one
-        adds = self._chain_add_few(vec, members[:CHAIN_MADD_ITEMS_MAX])
-        if len(members) > CHAIN_MADD_ITEMS_MAX and not adds.more:
+        source = _c_source(vec)
+        if source is not None:
+            items_max = CHAIN_MADD_BITS_ITEMS_MAX
+            adds = self._chain_add_c(vec, source, members[:items_max])
+        else:
+            items_max = CHAIN_MADD_ITEMS_MAX
+            adds = self._chain_add_few(vec, members[:items_max])
+        if len(members) > items_max and not adds.more:
             return ChainAdds(adds.pairs, adds.added, more=True)
         return adds
+
+    def _chain_add_c(
+        self, vec: MaxVector, source: tuple[BitSource, bool], members: Sequence[bytes]
+    ) -> ChainAdds:
+        """:meth:`_chain_add_few` in C over ``source`` (:func:`_c_source` of ``vec``):
+        ``_bloombits.add_pass``, the same answers, pass ends and pairs, which the tests hold it
+        to. In Python an item cost ~8 us (a BF.MADD of 200,000 items into a 1M-capacity filter
+        held the node 1.7 s); in C the bit reads (cache misses, most of them) are most of it."""
+        subs = self.filters(vec)
+        link = self._links[subs - 1]
+        nonscaling = self._expansion == NONSCALING
+        written, added = _bloombits.add_pass(
+            *source,
+            member_hashes(members),
+            self._geometry,
+            subs,
+            self._read_reach(subs),
+            nonscaling and vec.get(1) != 0,
+            link.check_period,
+            link.fill_bound,
+            nonscaling,
+        )
+        indices = np.frombuffer(written, dtype="<u4").astype(np.uint32)
+        pairs = (indices, np.ones(indices.size, dtype=np.uint8)) if indices.size else _NO_PAIRS
+        return ChainAdds(pairs, added, more=len(added) < len(members))
 
     def _member_read(
         self, vec: MaxVector, member: bytes
@@ -745,20 +802,31 @@ class BloomFilter:
         if len(members) == 1:  # BF.EXISTS: one read of the member's bits
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
-        pos = self.positions(members)
-        if pos.size == 0:
-            return np.zeros(len(members), dtype=np.bool_)
-        result: npt.NDArray[np.bool_] = (values_at(vec, pos) != 0).all(axis=1)
-        return result
+        out = np.zeros(len(members), dtype=np.bool_)
+        for start in range(0, len(members), READ_CHUNK_ITEMS):  # (bounded arrays, as above)
+            pos = self.positions(members[start : start + READ_CHUNK_ITEMS])
+            if pos.size:
+                out[start : start + pos.shape[0]] = (values_at(vec, pos) != 0).all(axis=1)
+        return out
 
     def _chain_mexists(
         self, vec: MaxVector, members: Sequence[bytes], subs: int
     ) -> npt.NDArray[np.bool_]:
+        """Whether each member is held by one of the first ``subs`` sub-filters: read in C
+        (:func:`_c_source`), else through arrays :data:`READ_CHUNK_ITEMS` members at a time
+        (memory bounded whatever the number of members)."""
+        source = _c_source(vec)
+        if source is not None:
+            flags = _bloombits.holds_many(*source, member_hashes(members), self._geometry, subs)
+            return np.frombuffer(flags, dtype=np.uint8).astype(np.bool_)
         stack = self._stack(subs)
-        a = member_hashes(members)
-        held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
-        per_link = np.logical_and.reduceat(held, stack.offsets[:-1], axis=1)
-        return np.asarray(per_link.any(axis=1), dtype=np.bool_)
+        out = np.zeros(len(members), dtype=np.bool_)
+        for start in range(0, len(members), READ_CHUNK_ITEMS):
+            a = member_hashes(members[start : start + READ_CHUNK_ITEMS])
+            held = values_at(vec, stack.positions(a, mix64(a) | np.uint64(1))) != 0
+            per_link = np.logical_and.reduceat(held, stack.offsets[:-1], axis=1)
+            out[start : start + a.size] = per_link.any(axis=1)
+        return out
 
     def exists(self, vec: MaxVector, member: bytes) -> bool:
         """BF.EXISTS of one member."""
