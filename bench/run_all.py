@@ -41,6 +41,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "persist.py": ["--seconds", "0.1", "--rounds", "1", "--tasks", "8"],
         "big_keys.py": ["--writes", "200", "--rounds", "1", "--prefill", "0.05", "--skip-fill"],
         "window_memory.py": ["--keys", "2", "--items", "100", "--rounds", "1"],
+        "big_requests.py": ["--items", "2000", "--only", "BF.MEXISTS", "--only", "MGET"],
     },
     "short": {
         "commands.py": ["--requests", "2000", "--rounds", "2", "--keyspace", "100"],
@@ -55,6 +56,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "persist.py": ["--seconds", "0.5", "--rounds", "2"],
         "big_keys.py": ["--writes", "1000", "--rounds", "2", "--prefill", "0.2"],
         "window_memory.py": ["--keys", "5", "--items", "300", "--rounds", "2"],
+        "big_requests.py": ["--items", "200000"],
     },
     "full": {
         "commands.py": ["--full"],
@@ -67,6 +69,7 @@ MODES: dict[str, dict[str, list[str]]] = {
         "persist.py": [],
         "big_keys.py": [],
         "window_memory.py": [],
+        "big_requests.py": [],
     },
 }  # fmt: skip
 

@@ -5,6 +5,7 @@ writes exactly what its calls in turn write, and the estimates are accurate."""
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hearsay.lattice.vector import MaxVector
 from hearsay.sketch import tdigest as td
 from hearsay.sketch.slots import merge_slices
 from hearsay.sketch.tdigest import TDigest, centroids_max, compress
+from tests.support import tdigest_reference
 
 pytestmark = pytest.mark.property
 
@@ -54,7 +56,7 @@ def reads(view: TDigest, slices: dict[str, MaxVector]) -> tuple[object, ...]:
         digest.weights.tolist(),
         digest.minimum,
         digest.maximum,
-        [td.quantile(digest, q) for q in probes],
+        [td.Reads.of(digest).quantile(q) for q in probes],
         view.info(slices),
     )
 
@@ -157,7 +159,7 @@ def test_quantiles_of_lognormal_values_through_three_origins_are_within_one_perc
     digest = view.digest(state)
     for q in (0.5, 0.99, 0.999):
         exact = float(np.quantile(values, q))
-        assert abs(td.quantile(digest, q) - exact) / exact < 0.01, q
+        assert abs(td.Reads.of(digest).quantile(q) - exact) / exact < 0.01, q
     assert digest.total == values.size
 
 
@@ -166,11 +168,15 @@ def test_small_digests_are_exact() -> None:
     state: dict[str, MaxVector] = {}
     state["n1"] = MaxVector.from_pairs(*view.add(state, "n1", [[1.0, 2.0, 3.0, 4.0, 5.0]]))
     digest = view.digest(state)
-    assert [td.quantile(digest, q) for q in (0.0, 0.5, 1.0)] == [1.0, 3.0, 5.0]
-    assert [td.cdf(digest, x) for x in (0.0, 3.0, 6.0)] == [0.0, 0.5, 1.0]
-    assert [td.rank(digest, x, reverse=False) for x in (0.0, 3.0, 6.0)] == [-1, 2, 5]
-    assert [td.rank(digest, x, reverse=True) for x in (0.0, 3.0, 6.0)] == [5, 2, -1]
-    assert [td.by_rank(digest, r, reverse=False) for r in (0, 2, 5)] == [1.0, 3.0, math.inf]
+    assert [td.Reads.of(digest).quantile(q) for q in (0.0, 0.5, 1.0)] == [1.0, 3.0, 5.0]
+    assert [td.Reads.of(digest).cdf(x) for x in (0.0, 3.0, 6.0)] == [0.0, 0.5, 1.0]
+    assert [td.Reads.of(digest).rank(x, reverse=False) for x in (0.0, 3.0, 6.0)] == [-1, 2, 5]
+    assert [td.Reads.of(digest).rank(x, reverse=True) for x in (0.0, 3.0, 6.0)] == [5, 2, -1]
+    assert [td.Reads.of(digest).by_rank(r, reverse=False) for r in (0, 2, 5)] == [
+        1.0,
+        3.0,
+        math.inf,
+    ]
     assert td.trimmed_mean(digest, 0.1, 0.9) == 3.0
 
 
@@ -230,4 +236,49 @@ def test_quantiles_read_from_a_fold_stay_within_one_percent() -> None:
     digest = view.digest(folded)
     for q in (0.5, 0.99, 0.999):
         exact = float(np.quantile(values, q))
-        assert abs(td.quantile(digest, q) / exact - 1) <= 0.01, q
+        assert abs(td.Reads.of(digest).quantile(q) / exact - 1) <= 0.01, q
+
+
+def _digest_of(rng: random.Random) -> td.Digest:
+    """Centroids as a digest holds them, with what the reads treat apart: equal means, weights
+    of 1, a single centroid, min and max at or beyond the outer means."""
+    n = rng.choice([1, 2, 3, 5, 40, 300])
+    pool = [rng.uniform(-50, 50) for _ in range(max(1, n // 3))]
+    means = sorted(
+        rng.choice(pool) if rng.random() < 0.3 else rng.uniform(-50, 50) for _ in range(n)
+    )
+    weights = [float(rng.choice([1, 1, 2, 3, 17, 250])) for _ in range(n)]
+    low = means[0] - rng.choice([0.0, rng.uniform(0, 5)])
+    high = means[-1] + rng.choice([0.0, rng.uniform(0, 5)])
+    return td.Digest(np.array(means), np.array(weights), low, high)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reads_answer_as_the_walk_over_the_centroids(seed: int) -> None:
+    """``Reads`` searches running sums the walk's own additions made: every quantile, CDF,
+    rank and by-rank is the very float (or int) the walk gives, at the centroids' means and
+    their neighbours, the extremes and points in between."""
+    rng = random.Random(seed)
+    digest = _digest_of(rng)
+    reads = td.Reads.of(digest)
+    walked = tdigest_reference.WalkedReads.of(digest)
+    means = digest.means.tolist()
+    points = [*means, digest.minimum, digest.maximum, *(rng.uniform(-60, 60) for _ in range(200))]
+    points += [math.nextafter(x, math.inf) for x in means] + [
+        math.nextafter(x, -math.inf) for x in means
+    ]
+    for x in points:
+        assert reads.cdf(x) == walked.cdf(x), x
+    total = digest.total
+    quantiles = [0.0, 1.0, *(rng.random() for _ in range(200))]
+    quantiles += [min(1.0, w / total) for w in reads.midpoints] + [
+        min(1.0, (w + 0.5) / total) for w in reads.midpoints
+    ]
+    for q in quantiles:
+        ours, theirs = reads.quantile(q), walked.quantile(q)
+        assert ours == theirs or (math.isnan(ours) and math.isnan(theirs)), q
+    for rank in range(int(total) + 2):
+        at = rank / total
+        assert reads.by_rank(rank, reverse=False) == (
+            digest.minimum if rank == 0 else math.inf if rank >= total else walked.quantile(at)
+        )

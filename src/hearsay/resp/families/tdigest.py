@@ -225,8 +225,8 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
         quantiles = _doubles(args[2:], PARSING_QUANTILE)
         if any(not 0.0 <= q <= 1.0 for q in quantiles):
             raise CommandError(QUANTILE_RANGE)
-        digest = tdigest.digest(database, args[1], ctx.now_ms)
-        return [td.quantile(digest, q) for q in quantiles]
+        reads = td.Reads.of(tdigest.digest(database, args[1], ctx.now_ms))
+        return [reads.quantile(q) for q in quantiles]
 
     @registry.command("TDIGEST.CDF", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="2.4.0", errors=missing,
@@ -236,8 +236,8 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
         database = db_of(ctx)
         tdigest.check(database, args[1], ctx.now_ms)
         points = _doubles(args[2:], PARSING_CDF)
-        digest = tdigest.digest(database, args[1], ctx.now_ms)
-        return [td.cdf(digest, x) for x in points]
+        reads = td.Reads.of(tdigest.digest(database, args[1], ctx.now_ms))
+        return [reads.cdf(x) for x in points]
 
     @registry.command("TDIGEST.TRIMMED_MEAN", arity=4, flags=reads, first_key=1, last_key=1,
                       step=1, group=group, since="2.4.0", errors=missing,
@@ -261,8 +261,8 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
         database = db_of(ctx)
         tdigest.check(database, args[1], ctx.now_ms)
         points = _doubles(args[2:], PARSING_VALUE)
-        digest = tdigest.digest(database, args[1], ctx.now_ms)
-        return [td.rank(digest, x, reverse) for x in points]
+        reads = td.Reads.of(tdigest.digest(database, args[1], ctx.now_ms))
+        return [reads.rank(x, reverse) for x in points]
 
     def _by_ranks(ctx: ClientContext, args: list[bytes], reverse: bool) -> Reply:
         database = db_of(ctx)
@@ -275,8 +275,8 @@ def install_tdigest_commands(registry: CommandRegistry) -> None:
             if value < 0:
                 raise CommandError(RANK_NEGATIVE)
             wanted.append(value)
-        digest = tdigest.digest(database, args[1], ctx.now_ms)
-        return [td.by_rank(digest, r, reverse) for r in wanted]
+        reads = td.Reads.of(tdigest.digest(database, args[1], ctx.now_ms))
+        return [reads.by_rank(r, reverse) for r in wanted]
 
     @registry.command("TDIGEST.RANK", arity=-3, flags=reads, first_key=1, last_key=1, step=1,
                       group=group, since="2.4.0", errors=missing,
