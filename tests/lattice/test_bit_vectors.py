@@ -287,3 +287,26 @@ def test_bit_indices_refuse_indices_past_32_bits() -> None:
     with pytest.raises(ValueError, match="past 2\\*\\*32"):
         _sparse.bit_indices(b"\x01", (1 << 64) - 8)  # (no wrap-around of the bound)
     assert _sparse.bit_indices(b"", 1 << 32) == b""
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 64),
+    picks=st.lists(st.integers(0, 10**6), max_size=200),
+)
+def test_set_bits_in_c_sets_what_numpy_sets(size: int, picks: list[int]) -> None:
+    """``_sparse.set_bits`` (every bitset merge) sets exactly the bits numpy's bitwise_or.at
+    set, repeats and any order included; an index past the bitset sets nothing and raises."""
+    indices = np.array([p % (8 * size) for p in picks], dtype=np.uint32)
+    ours = np.zeros(size, dtype=np.uint8)
+    _sparse.set_bits(ours, indices)
+    theirs = np.zeros(size, dtype=np.uint8)
+    np.bitwise_or.at(theirs, indices >> 3, (1 << (indices & 7)).astype(np.uint8))
+    assert ours.tobytes() == theirs.tobytes()
+    past = np.append(indices, np.uint32(8 * size))
+    untouched = np.zeros(size, dtype=np.uint8)
+    with pytest.raises(IndexError):
+        _sparse.set_bits(untouched, past)
+    assert not untouched.any()
+    with pytest.raises(ValueError, match="uint32"):
+        _sparse.set_bits(untouched, indices.astype(np.int64))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
 from hearsay.sketch.slots import merge_slices
-from hearsay.sketch.topk import TopK
+from hearsay.sketch.topk import READ_CHUNK_ITEMS, TopK
+from tests.support import topk_reference
 
 pytestmark = pytest.mark.property
 
@@ -251,3 +252,36 @@ def test_a_fold_keeps_the_listed_counts_and_drops_the_departed_heavykeepers() ->
     assert view.top(folded) == view.top(state) == [(b"x", 55), (b"y", 50), (b"z", 9)]
     assert view.count(folded, [b"x", b"y", b"z", b"w"]) == [55, 50, 9, 1]
     assert len(folded["~7"]) < (len(state["n1"]) + len(state["n2"])) // 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hashes=st.lists(st.integers(0, (1 << 64) - 1), min_size=1, max_size=40),
+    width=st.one_of(st.integers(1, 50), st.integers((1 << 31) // 200, (1 << 31) // 192)),
+    depth=st.integers(1, 64),
+)
+def test_bucket_slots_of_many_items_are_the_python_ints_ones(
+    hashes: list[int], width: int, depth: int
+) -> None:
+    """The estimates' slots, computed for many items in uint64 arrays, are the slots the
+    Python-int statement gives (which the C add places items at): no sum wraps, even at the
+    widest width a depth allows."""
+    view = TopK(5, width, depth, 0.9)
+    ours = view._bucket_slots(np.array(hashes, dtype=np.uint64)).tolist()
+    assert ours == [topk_reference._buckets_of(view, h) for h in hashes]
+
+
+def test_count_of_many_items_is_each_items_count() -> None:
+    """TOPK.COUNT of more items than one array pass reads (READ_CHUNK_ITEMS) answers each as a
+    call of its own would."""
+    view = TopK(20, 64, 4, 0.9)
+    origin = "n1"
+    vec = MaxVector()
+    stream = [b"item:%d" % (i % 97 if i % 3 else i % 11) for i in range(3000)]
+    pairs, _ = view.add({origin: vec}, origin, [[(item, 1) for item in stream]])
+    vec.merge_pairs(*pairs)
+    asked = [b"item:%d" % (i % 150) for i in range(READ_CHUNK_ITEMS + 500)]
+    together = view.count({origin: vec}, asked)
+    alone = [view.count({origin: vec}, [item])[0] for item in asked[:150]]
+    assert together == [alone[i % 150] for i in range(len(asked))]
+    assert sum(count > 0 for count in alone) >= 20  # (listed items and estimated ones)

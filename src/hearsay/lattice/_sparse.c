@@ -1246,6 +1246,51 @@ static PyObject *count_bits(PyObject *self, PyObject *const *args, Py_ssize_t na
     return PyLong_FromUnsignedLongLong(count);
 }
 
+PyDoc_STRVAR(set_bits_doc,
+             "set_bits(bits, indices, /)\n"
+             "Sets bit i of a writable bitset buffer for every i of ``indices`` (a contiguous\n"
+             "uint32 buffer, any order, repeats allowed; IndexError for one past the buffer,\n"
+             "before any bit is set). numpy's ``bitwise_or.at`` took a fifth of a BF.MADD.");
+
+static PyObject *set_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_bits(bits, indices)");
+        return NULL;
+    }
+    Py_buffer bits, indices;
+    if (PyObject_GetBuffer(args[0], &bits, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &indices, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyBuffer_Release(&bits);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (indices.itemsize != 4 || indices.len % 4 != 0) {
+        PyErr_SetString(PyExc_ValueError, "indices: a uint32 buffer");
+        goto done;
+    }
+    const uint32_t *at = indices.buf;
+    Py_ssize_t n = indices.len / 4;
+    uint64_t limit = (uint64_t)bits.len * 8;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((uint64_t)at[i] >= limit) {
+            PyErr_SetString(PyExc_IndexError, "an index past the bitset");
+            goto done;
+        }
+    }
+    uint8_t *bytes = bits.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        bytes[at[i] >> 3] |= (uint8_t)(1u << (at[i] & 7));
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&bits);
+    PyBuffer_Release(&indices);
+    return result;
+}
+
 PyDoc_STRVAR(join_packed_doc,
              "join_packed(parts, /)\n"
              "The join (element-wise max) of a list of packed sparse pairs: (the joined pairs,\n"
@@ -1336,6 +1381,7 @@ static PyObject *bit_indices(PyObject *self, PyObject *const *args, Py_ssize_t n
 static PyMethodDef methods[] = {
     {"bit_indices", (PyCFunction)(void (*)(void))bit_indices, METH_FASTCALL, bit_indices_doc},
     {"count_bits", (PyCFunction)(void (*)(void))count_bits, METH_FASTCALL, count_bits_doc},
+    {"set_bits", (PyCFunction)(void (*)(void))set_bits, METH_FASTCALL, set_bits_doc},
     {"join_packed", (PyCFunction)(void (*)(void))join_packed, METH_FASTCALL, join_packed_doc},
     {"merge_few", (PyCFunction)(void (*)(void))merge_few, METH_FASTCALL, merge_few_doc},
     {"values", (PyCFunction)(void (*)(void))values, METH_FASTCALL, values_doc},

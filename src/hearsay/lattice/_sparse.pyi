@@ -77,3 +77,7 @@ def join_packed(parts: list[bytes], /) -> tuple[bytes, int]:
 def bit_indices(bits: object, start: int, /) -> bytes:
     """The set bits of a bitset buffer as little-endian uint32 indices numbered from
     ``start``, ascending (ValueError past 32-bit indices)."""
+
+def set_bits(bits: object, indices: object, /) -> None:
+    """Set bit ``i`` of a writable bitset buffer for every ``i`` of a uint32 buffer (IndexError
+    for one past the buffer, before any bit is set)."""

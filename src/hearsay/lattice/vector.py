@@ -386,8 +386,8 @@ def _bits_at(
 
 
 def _set_bits(bits: npt.NDArray[np.uint8], indices: npt.NDArray[np.integer]) -> None:
-    """Set the bits at ``indices`` (each inside the array; repeats allowed)."""
-    np.bitwise_or.at(bits, indices >> 3, _bit_masks(indices))
+    """Set the bits at ``indices`` (each inside the array; repeats allowed), in C."""
+    _sparse.set_bits(bits, np.ascontiguousarray(indices, dtype=np.uint32))
 
 
 def _bit_indices(bits: npt.NDArray[np.uint8], count: int) -> IndexArray:
@@ -1394,7 +1394,7 @@ class MaxVector:
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
         delta_idx = ordered.compress(first)
         _forget(bits)
-        np.bitwise_or.at(bits, grown_idx >> 3, masks.take(grown))
+        _set_bits(bits, grown_idx)
         return MaxVector._from_sorted(
             delta_idx, np.ones(delta_idx.size, dtype=np.uint8)
         ), MaxVector()

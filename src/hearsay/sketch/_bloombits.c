@@ -285,6 +285,42 @@ static int holds_in(const Source *source, const unsigned char *shape, Py_ssize_t
     return 0;
 }
 
+/* Asks the cache for the first bit of an item (hashed ``a``) in each of ``count`` sub-filters
+ * of a bitset, which holds_in will read: a few items ahead, so that the reads of several
+ * items overlap (each item's are random lines of a filter bigger than the first caches). */
+static void prefetch_item(const Source *source, const unsigned char *shape, Py_ssize_t count,
+                          uint64_t a)
+{
+    if (source->sparse)
+        return;
+    for (Py_ssize_t link = 0; link < count; link++) {
+        const unsigned char *at = shape + 24 * link;
+        uint64_t base = u64_at(at), bits = u64_at(at + 8);
+        if (bits == 0)
+            continue;
+        uint64_t byte = (base + a % bits) >> 3;
+        if (byte < (uint64_t)source->view.len)
+            __builtin_prefetch((const unsigned char *)source->view.buf + byte);
+    }
+}
+
+/* And every bit of the item in one sub-filter (``link``): those an add reads for its unset
+ * bits. */
+static void prefetch_link(const Source *source, const unsigned char *link, uint64_t a)
+{
+    if (source->sparse)
+        return;
+    uint64_t base = u64_at(link), bits = u64_at(link + 8), hashes = u64_at(link + 16);
+    uint64_t b = splitmix(a) | 1;
+    for (uint64_t k = 0; k < hashes; k++) {
+        uint64_t byte = (base + (a + k * b) % bits) >> 3;
+        if (byte < (uint64_t)source->view.len)
+            __builtin_prefetch((const unsigned char *)source->view.buf + byte);
+    }
+}
+
+#define PREFETCH_AHEAD 4 /* items */
+
 /* The items' hashes: a buffer of native uint64 (hashing.member_hashes). */
 static int read_hashes(PyObject *obj, Py_buffer *view)
 {
@@ -381,6 +417,9 @@ static PyObject *holds_many(PyObject *module, PyObject *const *args, Py_ssize_t 
     unsigned char *flags = (unsigned char *)PyBytes_AS_STRING(out);
     for (Py_ssize_t i = 0; i < many.items; i++) {
         uint64_t a = many_hash(&many, i);
+        if (i + PREFETCH_AHEAD < many.items)
+            prefetch_item(&many.source, many.geometry.buf, count,
+                          many_hash(&many, i + PREFETCH_AHEAD));
         flags[i] = (unsigned char)holds_in(&many.source, many.geometry.buf, count, a,
                                            splitmix(a) | 1);
     }
@@ -559,6 +598,11 @@ static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t na
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t a = many_hash(&many, i);
         uint64_t b = splitmix(a) | 1;
+        if (i + PREFETCH_AHEAD < n) {
+            uint64_t ahead = many_hash(&many, i + PREFETCH_AHEAD);
+            prefetch_item(&many.source, shape, reach, ahead);
+            prefetch_link(&many.source, cur_link, ahead);
+        }
         if (holds_in(&many.source, shape, reach, a, b)) {
             if (PyList_Append(added, Py_False) < 0)
                 goto done;

@@ -80,7 +80,7 @@ from hearsay.lattice.entry import Schema
 from hearsay.lattice.retired import retired_time
 from hearsay.lattice.vector import INDEX_LIMIT, MaxVector
 from hearsay.sketch import _heavykeeper
-from hearsay.sketch.hashing import member_hash, mix64_int
+from hearsay.sketch.hashing import member_hash, member_hashes, mix64
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
 from hearsay.sketch.slots import Slices
@@ -111,6 +111,9 @@ RETIRED_POSITIONS_MAX: Final = (INDEX_LIMIT - TOPK_LIST_BASE) // TOPK_POSITION_S
 """List positions a retired slice may hold (the slot space above the list base: 131,072)."""
 _LOW32: Final = 0xFFFFFFFF
 _BUCKETS: Final = 8
+READ_CHUNK_ITEMS: Final = 4096
+"""Items TOPK.COUNT / QUERY / LIST estimate at once through arrays (memory bounded whatever
+the number of items)."""
 _DOUBLE: Final = struct.Struct("<d")
 
 
@@ -166,16 +169,6 @@ class TopK:
         return TopKInfo(self._k, self._width, self._depth, self._decay)
 
     # -- hashing ------------------------------------------------------------------------------
-
-    def _buckets_of(self, h: int) -> list[int]:
-        """The first slot of the item's bucket in each row (double hashing of one xxh3)."""
-        step = mix64_int(h) | 1
-        width = self._width
-        start = h >> 32
-        return [
-            _BUCKETS + 3 * (row * width + (start + row * step) % width)
-            for row in range(self._depth)
-        ]
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -268,23 +261,40 @@ class TopK:
             out[item] = max(out.get(item, 0), count)
         return out
 
+    def _bucket_slots(self, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """The first slot of each item's bucket in each row, ``(len(hashes), depth)``: double
+        hashing of one xxh3 (row ``r``: ``(h >> 32) + r * (mix64(h) | 1)`` modulo the width),
+        reduced modulo the width term by term so that no uint64 wraps (the width is below 2**31
+        and the depth at most 64). ``tests/support/topk_reference.py`` states it in Python ints,
+        as the C's ``add`` places items."""
+        width = np.uint64(self._width)
+        rows = np.arange(self._depth, dtype=np.uint64)[None, :]
+        step = (mix64(hashes) | np.uint64(1)) % width
+        start = (hashes >> np.uint64(32)) % width
+        inner = (start[:, None] + rows * step[:, None]) % width
+        slots = np.uint64(_BUCKETS) + np.uint64(3) * (rows * width + inner)
+        return slots.astype(np.int64)
+
     def _estimates(self, vec: MaxVector, items: Sequence[bytes]) -> list[int]:
-        """One origin's HeavyKeeper estimate of each item (the most of its rows' counts)."""
-        if not items:
-            return []
-        hashes = [member_hash(item) for item in items]
-        slots = np.array([self._buckets_of(h) for h in hashes], dtype=np.int64)
-        fp_v = vec.values_at(slots)
-        up_v = vec.values_at(slots + 1)
-        down_v = vec.values_at(slots + 2)
+        """One origin's HeavyKeeper estimate of each item (the most of its rows' counts), read
+        :data:`READ_CHUNK_ITEMS` items at a time: arrays of ``depth`` words an item, not a
+        Python list of slots per item (a TOPK.COUNT of 200,000 items took ~5 us and 600 bytes
+        an item)."""
+        out: list[int] = []
         shift, low = np.uint64(32), np.uint64(_LOW32)
-        generation = fp_v >> shift
-        up = np.where(up_v >> shift == generation, up_v & low, 0).astype(np.int64)
-        down = np.where(down_v >> shift == generation, down_v & low, 0).astype(np.int64)
-        fps = np.array([h & _LOW32 for h in hashes], dtype=np.uint64)[:, None]
-        mine = (generation > 0) & ((fp_v & low) == fps)
-        counts = np.where(mine, np.maximum(up - down, 0), 0)
-        return [int(c) for c in counts.max(axis=1)]
+        for begin in range(0, len(items), READ_CHUNK_ITEMS):
+            hashes = member_hashes(items[begin : begin + READ_CHUNK_ITEMS])
+            slots = self._bucket_slots(hashes)
+            fp_v = vec.values_at(slots)
+            up_v = vec.values_at(slots + 1)
+            down_v = vec.values_at(slots + 2)
+            generation = fp_v >> shift
+            up = np.where(up_v >> shift == generation, up_v & low, 0).astype(np.int64)
+            down = np.where(down_v >> shift == generation, down_v & low, 0).astype(np.int64)
+            mine = (generation > 0) & ((fp_v & low) == (hashes & low)[:, None])
+            counts = np.where(mine, np.maximum(up - down, 0), 0)
+            out += counts.max(axis=1).tolist()
+        return out
 
     def _per_origin(self, slices: Slices, items: Sequence[bytes]) -> list[int]:
         totals = [0] * len(items)

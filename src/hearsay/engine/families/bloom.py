@@ -25,7 +25,7 @@ from hearsay.engine.families.common import (
 )
 from hearsay.engine.replica import Replica
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.bloom import BloomFilter, BloomInfo
+from hearsay.sketch.bloom import CHAIN_MADD_BITS_ITEMS_MAX, BloomFilter, BloomInfo
 from hearsay.sketch.schemas import KIND_BLOOM
 from hearsay.sketch.slots import FewPairs, Pairs
 from hearsay.sketch.views import view_as
@@ -140,11 +140,14 @@ def chain_add(
     """:meth:`BloomFilter.chain_madd` of ``items`` into ``vector`` in passes, ``write``
     storing each pass's pairs and ``reread`` giving the vector the next pass reads (a key's,
     or a windowed key's slice): only when there is a next pass (reading the key again after
-    the last was ~8% of a BF.ADD). Bounded: a pass answers up to 1,000 items or starts a
-    sub-filter (64 at most)."""
+    the last was ~8% of a BF.ADD). Bounded: a pass answers up to 16,384 items (1,000 read in
+    Python) or starts a sub-filter (64 at most)."""
     added: list[bool | None] = []
-    while True:
-        adds = view.chain_madd(vector, items[len(added) :])
+    window = CHAIN_MADD_BITS_ITEMS_MAX + 1  # (a pass answers fewer: one more says "more")
+    while True:  # (each pass answers an item at least)
+        # Only a pass's worth of items is copied: slicing off what was answered copied the
+        # rest at every pass (~8% of a BF.MADD of 200,000 items, 30 passes).
+        adds = view.chain_madd(vector, items[len(added) : len(added) + window])
         added += adds.added
         if not adds.more:
             write(adds.pairs)  # (also when empty: a missing key is made)
