@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hearsay.resp import _reqparse, messages
+from hearsay.resp import parser as parser_module
 from hearsay.resp.parser import ProtocolError, RequestParser, parse_integer, split_inline
 
 pytestmark = pytest.mark.property
@@ -451,3 +452,46 @@ def test_split_inline_unterminated_and_trailing_backslash() -> None:
     assert split_inline(b"a 'b") is None
     assert split_inline(b"a ''") == [b"a", b""]
     assert split_inline(b'"\\x4g"') == [b"x4g"]
+
+
+@given(
+    args=st.lists(st.binary(max_size=12), min_size=16, max_size=120),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+    cuts=st.lists(st.integers(0, 10**6), max_size=12),
+    limits=st.sampled_from([(10**6, 10**6), (200, 6), (20, 3)]),
+)
+def test_a_command_bigger_than_a_read_parses_as_in_python(
+    args: list[bytes],
+    edits: list[tuple[int, int]],
+    cuts: list[int],
+    limits: tuple[int, int],
+) -> None:
+    """The arguments of a command of 16 or more read in C (``_reqparse.arguments``) under any
+    chunking, with a few bytes changed (a length or CRLF broken, leading zeros), over tight
+    limits: the same commands and the same error as the Python loop alone."""
+    data = bytearray(multibulk(args) + multibulk([b"PING"]))
+    for at, byte in edits:
+        data[at % len(data)] = byte
+    chunks = split_at(bytes(data), cuts)
+    count_max, bulk_max = limits
+    small = {"max_multibulk_len": count_max, "max_bulk_len": bulk_max}
+    with_c = parse_chunks(chunks, **small)
+    in_c = parser_module._C_ARGUMENTS_MIN
+    parser_module._C_ARGUMENTS_MIN = 10**9  # type: ignore[misc]  # (the Python loop alone)
+    try:
+        assert with_c == parse_chunks(chunks, **small)
+    finally:
+        parser_module._C_ARGUMENTS_MIN = in_c  # type: ignore[misc]
+    if not edits and len(args) <= count_max and max(map(len, args)) <= bulk_max:
+        assert with_c == ([args, [b"PING"]], None)
+
+
+def test_c_arguments_stop_at_what_is_not_whole_or_canonical() -> None:
+    body = b"$1\r\na\r\n$0\r\n\r\n$4\r\nb\r\nc\r\n"  # (a payload holding CRLF)
+    assert _reqparse.arguments(b"xx" + body, 2, 3, 10) == ([b"a", b"", b"b\r\nc"], 2 + len(body))
+    assert _reqparse.arguments(body, 0, 2, 10) == ([b"a", b""], 13)
+    for bad in (b"$01\r\na\r\n", b"$1\r\naXY", b"$1\r\na\r", b"$11\r\na", b":1\r\n", b"$2\r\na"):
+        assert _reqparse.arguments(b"$1\r\na\r\n" + bad, 0, 5, 10) == ([b"a"], 7)
+    assert _reqparse.arguments(b"$5\r\nabcde\r\n", 0, 1, 4) == ([], 0)  # (over bulk_max)
+    with pytest.raises(ValueError, match="pos outside"):
+        _reqparse.arguments(body, len(body) + 1, 1, 10)

@@ -163,10 +163,62 @@ failed:
     return NULL;
 }
 
+/* The whole canonical arguments at data[pos:], `count` at most: the Python parser's loop for
+ * the arguments of a command bigger than a read (a BF.MADD or MGET of 200,000 items arrives in
+ * ~40 reads and took ~0.6 us an argument there, ~15% of the whole command). It stops at the
+ * first argument the bytes end inside or that is not canonical, which the Python path then
+ * reads and judges as before. */
+static PyObject *arguments(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "arguments(data, pos, count, bulk_max)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "arguments: data must be bytes");
+        return NULL;
+    }
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    long long count = PyLong_AsLongLong(args[2]);
+    long long bulk_max = PyLong_AsLongLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    const char *data = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (at < 0 || at > size) {
+        PyErr_SetString(PyExc_ValueError, "arguments: pos outside data");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (long long i = 0; i < count; i++) { /* bounded: each pass consumes bytes or stops */
+        Py_ssize_t start = at;
+        long long length = read_argument(data, size, &at, bulk_max);
+        if (length < 0) {
+            at = start;
+            break;
+        }
+        PyObject *arg = PyBytes_FromStringAndSize(data + at, (Py_ssize_t)length);
+        if (arg == NULL || PyList_Append(out, arg) < 0) {
+            Py_XDECREF(arg);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(arg);
+        at += (Py_ssize_t)length + 2;
+    }
+    return Py_BuildValue("(Nn)", out, at);
+}
+
 static PyMethodDef methods[] = {
     {"commands", (PyCFunction)(void (*)(void))commands, METH_FASTCALL,
      "commands(data, count_max, bulk_max): the whole canonical multibulk commands data starts "
      "with, the bytes they take, and whether the rest is a canonical command cut short."},
+    {"arguments", (PyCFunction)(void (*)(void))arguments, METH_FASTCALL,
+     "arguments(data, pos, count, bulk_max): the whole canonical arguments at data[pos:] (count "
+     "at most) and where they end: up to the first one cut short or not canonical."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -77,6 +77,9 @@ _ZERO: Final = 48  # b"0"
 _FAST_LINE_MIN: Final = 64
 """The fast path runs only under a header-line limit at least this long (every default is): the
 C reader does not measure lines, and a canonical header is at most ~22 bytes."""
+_C_ARGUMENTS_MIN: Final = 16
+"""Arguments left in a command from which its whole canonical ones are read in C
+(``_reqparse.arguments``): a command bigger than one read; fewer stay on the Python loop."""
 _TAIL_BYTES_MAX: Final = 64 * 1024
 """The most bytes of a command cut short by a read that :meth:`RequestParser.parse` keeps to
 read again with the next chunk (copied once a chunk); a longer one (a big argument arriving
@@ -417,6 +420,7 @@ class RequestParser:
         bulk_max = self.max_bulk_len
         small = _SMALL_NUMBERS
         authenticated = self.authenticated
+        fast_lines = self._fast_lines  # (C measures no line: only under long line limits)
         args = self._args
         left = self._args_left
         bulk = self._bulk_len
@@ -464,6 +468,14 @@ class RequestParser:
                     continue
                 left = count
                 args = []
+            if bulk < 0 and left >= _C_ARGUMENTS_MIN and authenticated and fast_lines:
+                more, pos = _reqparse.arguments(data, pos, left, bulk_max)
+                if more:  # (what C stopped at, if anything, is read below as before)
+                    args += more
+                    left -= len(more)
+                    if left == 0:
+                        out.append(args)
+                        continue
             if bulk < 0:
                 nl = data.find(b"\r\n", pos, pos + line_max + 2)
                 if nl < 0:
