@@ -27,6 +27,7 @@ SCENARIOS = [  # (capacity, expansion, pool of distinct items, batches, batch si
     (300, NONSCALING, 1500, 30, 200),  # a NONSCALING chain filling up, then refusing
     (3, 1, 600, 60, 40),  # 64 tiny links: the chain's end refuses
     (20_000, 2, 60_000, 12, 9000),  # fill checks one in 78 items, with the items before
+    (20_000_000, 2, 3000, 4, 800),  # a sub-filter past the C's bitmap of positions (2**27 bits)
 ]
 
 
@@ -37,7 +38,9 @@ def _pairs(adds: ChainAdds) -> tuple[list[int], list[int]]:
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize(
-    "scenario", SCENARIOS, ids=["growing", "nonscaling-full", "chain-end", "sampled-fill-checks"]
+    "scenario",
+    SCENARIOS,
+    ids=["growing", "nonscaling-full", "chain-end", "sampled-fill-checks", "wide-sub-filter"],
 )
 def test_the_c_pass_answers_as_the_python_one(
     seed: int, scenario: tuple[int, int, int, int, int]
@@ -70,7 +73,10 @@ def test_the_c_pass_answers_as_the_python_one(
             answered += len(reference.added)
             passes += 1
     assert sum(compared.values()) == passes, "every pass is read in C (no overlay here)"
-    assert compared[True] and compared[False], "the filter is read sparse, then as a bitset"
+    if capacity == 20_000_000:
+        assert bf._links[0].bits > 2**27 and compared[True], "sparse, positions in the table"
+    else:
+        assert compared[True] and compared[False], "the filter is read sparse, then as a bitset"
     if expansion == NONSCALING or capacity == 3:
         assert refused, "the scenario must reach a full chain"
     if capacity == 20_000:

@@ -428,15 +428,47 @@ done:
     return out;
 }
 
-/* A set of positions (open addressing; positions are below 2**32, so ~0 marks a free slot). */
+/* Sorts n positions below 2**32 in place (LSD radix, three 11-bit digits; ``scratch`` holds
+ * n): a pass sets up to ~100,000 positions, which qsort's calls through a comparison
+ * function took a fifth of a BF.MADD to order. */
+static void sort_positions(uint64_t *values, uint64_t *scratch, size_t n)
+{
+    size_t counts[2048];
+    uint64_t *from = values, *to = scratch;
+    for (int shift = 0; shift < 33; shift += 11) {
+        memset(counts, 0, sizeof counts);
+        for (size_t i = 0; i < n; i++)
+            counts[(from[i] >> shift) & 2047]++;
+        size_t total = 0;
+        for (size_t d = 0; d < 2048; d++) {
+            size_t c = counts[d];
+            counts[d] = total;
+            total += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[counts[(from[i] >> shift) & 2047]++] = from[i];
+        uint64_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != values) /* (three passes: the result is in scratch) */
+        memcpy(values, from, n * sizeof values[0]);
+}
+
+/* A set of positions: those in a window [lo, lo + span) as a bitmap, the others (a marker, a
+ * new sub-filter's bits) in a small open-addressing table (positions are below 2**32, so ~0
+ * marks a free slot). A pass adds nearly all its positions to the sub-filter it writes, which
+ * is the window: a bit each, where a table of ~100,000 positions took a cache miss each. */
 typedef struct {
     uint64_t *slots;
-    size_t mask, count;
+    size_t mask, count, used; /* count: positions held, window and table; used: the table's */
+    uint64_t *window, lo, span;
 } PositionSet;
 
 #define FREE_SLOT UINT64_MAX
+#define WINDOW_SPAN_MAX (1ull << 27) /* bits (16 MiB): a wider sub-filter keeps only the table */
 
-static int set_init(PositionSet *set, size_t capacity)
+static int table_init(PositionSet *set, size_t capacity)
 {
     size_t size = 64;
     while (size < 2 * capacity)
@@ -448,8 +480,39 @@ static int set_init(PositionSet *set, size_t capacity)
     }
     memset(set->slots, 0xFF, size * sizeof(uint64_t));
     set->mask = size - 1;
-    set->count = 0;
+    set->used = 0;
     return 0;
+}
+
+/* An empty set whose window is [lo, lo + span) (none when span is 0 or too wide). */
+static int set_init(PositionSet *set, uint64_t lo, uint64_t span)
+{
+    set->count = 0;
+    set->window = NULL;
+    set->lo = lo;
+    set->span = span <= WINDOW_SPAN_MAX ? span : 0;
+    if (table_init(set, 32) < 0)
+        return -1;
+    if (set->span) {
+        set->window = PyMem_Calloc((size_t)((set->span + 63) / 64), sizeof(uint64_t));
+        if (set->window == NULL) {
+            PyMem_Free(set->slots);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void set_free(PositionSet *set)
+{
+    PyMem_Free(set->slots);
+    PyMem_Free(set->window);
+}
+
+static int in_window(const PositionSet *set, uint64_t position)
+{
+    return set->window != NULL && position >= set->lo && position - set->lo < set->span;
 }
 
 static size_t set_slot(const PositionSet *set, uint64_t position)
@@ -462,19 +525,31 @@ static size_t set_slot(const PositionSet *set, uint64_t position)
 
 static int set_has(const PositionSet *set, uint64_t position)
 {
+    if (in_window(set, position)) {
+        uint64_t bit = position - set->lo;
+        return (int)((set->window[bit >> 6] >> (bit & 63)) & 1);
+    }
     return set->slots[set_slot(set, position)] == position;
 }
 
 static int set_add(PositionSet *set, uint64_t position)
 {
-    if (2 * (set->count + 1) > set->mask + 1) {
-        PositionSet grown;
-        if (set_init(&grown, 2 * (set->mask + 1)) < 0)
+    if (in_window(set, position)) {
+        uint64_t bit = position - set->lo, mask = 1ull << (bit & 63);
+        if (!(set->window[bit >> 6] & mask)) {
+            set->window[bit >> 6] |= mask;
+            set->count++;
+        }
+        return 0;
+    }
+    if (2 * (set->used + 1) > set->mask + 1) {
+        PositionSet grown = *set;
+        if (table_init(&grown, 2 * (set->mask + 1)) < 0)
             return -1;
         for (size_t i = 0; i <= set->mask; i++)
             if (set->slots[i] != FREE_SLOT)
                 grown.slots[set_slot(&grown, set->slots[i])] = set->slots[i];
-        grown.count = set->count;
+        grown.used = set->used;
         PyMem_Free(set->slots);
         *set = grown;
     }
@@ -482,8 +557,36 @@ static int set_add(PositionSet *set, uint64_t position)
     if (set->slots[at] != position) {
         set->slots[at] = position;
         set->count++;
+        set->used++;
     }
     return 0;
+}
+
+/* Every position held into ``out`` (room for set->count), ascending; how many. */
+static size_t set_sorted(const PositionSet *set, uint64_t *out, uint64_t *scratch)
+{
+    size_t m = 0;
+    for (size_t i = 0; i <= set->mask; i++)
+        if (set->slots[i] != FREE_SLOT)
+            out[m++] = set->slots[i];
+    sort_positions(out, scratch, m); /* (the table's few: below and above the window) */
+    size_t below = 0;
+    while (below < m && out[below] < set->lo)
+        below++;
+    size_t above = m - below;
+    memmove(scratch, out + below, above * sizeof(uint64_t));
+    m = below;
+    if (set->window != NULL) {
+        for (uint64_t w = 0; w < (set->span + 63) / 64; w++) {
+            uint64_t word = set->window[w];
+            while (word) {
+                out[m++] = set->lo + 64 * w + (uint64_t)__builtin_ctzll(word);
+                word &= word - 1;
+            }
+        }
+    }
+    memcpy(out + m, scratch, above * sizeof(uint64_t));
+    return m + above;
 }
 
 /* The item's positions in one sub-filter whose bits are unset (and, when ``pending`` is given,
@@ -510,33 +613,6 @@ static Py_ssize_t unset_in(const Source *source, const unsigned char *link, uint
         if (kept == 0 || found[i] != found[kept - 1])
             found[kept++] = found[i];
     return kept;
-}
-
-/* Sorts n positions below 2**32 in place (LSD radix, three 11-bit digits; ``scratch`` holds
- * n): a pass sets up to ~100,000 positions, which qsort's calls through a comparison
- * function took a fifth of a BF.MADD to order. */
-static void sort_positions(uint64_t *values, uint64_t *scratch, size_t n)
-{
-    size_t counts[2048];
-    uint64_t *from = values, *to = scratch;
-    for (int shift = 0; shift < 33; shift += 11) {
-        memset(counts, 0, sizeof counts);
-        for (size_t i = 0; i < n; i++)
-            counts[(from[i] >> shift) & 2047]++;
-        size_t total = 0;
-        for (size_t d = 0; d < 2048; d++) {
-            size_t c = counts[d];
-            counts[d] = total;
-            total += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[counts[(from[i] >> shift) & 2047]++] = from[i];
-        uint64_t *swap = from;
-        from = to;
-        to = swap;
-    }
-    if (from != values) /* (three passes: the result is in scratch) */
-        memcpy(values, from, n * sizeof values[0]);
 }
 
 PyDoc_STRVAR(add_pass_doc,
@@ -571,7 +647,7 @@ static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t na
         return NULL;
     Py_ssize_t links = many.links;
     PyObject *added = NULL, *written = NULL, *result = NULL;
-    PositionSet pending = {NULL, 0, 0};
+    PositionSet pending = {NULL, 0, 0, 0, NULL, 0, 0};
     uint64_t *sorted = NULL;
     if (subs < 1 || subs > links || reach < 0 || reach > links || period == 0) {
         PyErr_SetString(PyExc_ValueError, "subs and reach within the geometry, a period >= 1");
@@ -588,11 +664,11 @@ static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t na
         }
     }
     Py_ssize_t n = many.items;
-    added = PyList_New(0);
-    if (added == NULL || set_init(&pending, 1024) < 0)
-        goto done;
     const unsigned char *cur_link = shape + 24 * (subs - 1);
     uint64_t cur_base = u64_at(cur_link), cur_bits = u64_at(cur_link + 8);
+    added = PyList_New(0);
+    if (added == NULL || set_init(&pending, cur_base, cur_bits) < 0)
+        goto done;
     int counted = 0;
     uint64_t fill = 0; /* set bits of sub-filter subs - 1 in ``bits`` (not pending): counted once */
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -664,11 +740,7 @@ static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t na
         PyErr_NoMemory();
         goto done;
     }
-    size_t m = 0;
-    for (size_t i = 0; i <= pending.mask; i++)
-        if (pending.slots[i] != FREE_SLOT)
-            sorted[m++] = pending.slots[i];
-    sort_positions(sorted, sorted + m, m);
+    size_t m = set_sorted(&pending, sorted, sorted + pending.count);
     written = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * m));
     if (written == NULL)
         goto done;
@@ -685,7 +757,7 @@ done:
     Py_XDECREF(written);
     Py_XDECREF(added);
     PyMem_Free(sorted);
-    PyMem_Free(pending.slots);
+    set_free(&pending);
     many_close(&many);
     return result;
 }
