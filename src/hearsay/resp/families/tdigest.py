@@ -87,12 +87,12 @@ def _values(args: list[bytes]) -> list[float] | str:
 
 
 def _doubles(args: list[bytes], error: str) -> list[float]:
-    out: list[float] = []
-    for arg in args:
-        value = parse_double(arg)
-        if value is None:
-            raise CommandError(error)
-        out.append(value)
+    """Every argument as a double, else ``error``: :func:`parse_doubles` (matched by ``map``,
+    no Python call per value: a TDIGEST.QUANTILE of a million quantiles spent ~0.6 s on a
+    loop of :func:`parse_double`)."""
+    out = parse_doubles(args)
+    if out is None:
+        raise CommandError(error)
     return out
 
 
