@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_bitset.h"
 #include "_packed_pairs.h"
 #include "_sixbit_slots.h"
 
@@ -1218,30 +1219,7 @@ static PyObject *count_bits(PyObject *self, PyObject *const *args, Py_ssize_t na
     Py_buffer view;
     if (!bitset_args("count_bits", args, nargs, 3, ends, &view))
         return NULL;
-    unsigned long long low = ends[0], high = ends[1];
-    const uint8_t *at = view.buf;
-    uint64_t limit = (uint64_t)view.len * 8;
-    if (high > limit)
-        high = limit;
-    uint64_t count = 0;
-    if (low < high) {
-        uint64_t first = low / 8, last = (high - 1) / 8; /* the bytes holding both ends */
-        unsigned head = (0xFFu << (low % 8)) & 0xFFu, tail = 0xFFu >> (7 - (high - 1) % 8);
-        if (first == last) {
-            count = (uint64_t)__builtin_popcount(at[first] & head & tail);
-        } else {
-            count = (uint64_t)__builtin_popcount(at[first] & head) +
-                    (uint64_t)__builtin_popcount(at[last] & tail);
-            uint64_t i = first + 1;
-            for (; i + 8 <= last; i += 8) {
-                uint64_t word;
-                memcpy(&word, at + i, 8);
-                count += (uint64_t)__builtin_popcountll(word);
-            }
-            for (; i < last; i++)
-                count += (uint64_t)__builtin_popcount(at[i]);
-        }
-    }
+    uint64_t count = bitset_count(view.buf, view.len, ends[0], ends[1]);
     PyBuffer_Release(&view);
     return PyLong_FromUnsignedLongLong(count);
 }

@@ -26,20 +26,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../lattice/_bitset.h"
 #include "../lattice/_packed_pairs.h"
 
 #define UNSET_MAX 2048 /* hashes per sub-filter at most: a chain's first sub-filter has at most
                           * 1,075 (sketch.schemas) and each later one a hash more (its error
                           * halves), 64 sub-filters at most: 1,139. (It was 64, so a BF.ADD into
                           * the 58th sub-filter of an EXPANSION 1 chain of 1% error raised.) */
-
-static int bit_at(const unsigned char *bytes, Py_ssize_t size, uint64_t position)
-{
-    uint64_t at = position >> 3;
-    if (at >= (uint64_t)size)
-        return 0;
-    return (bytes[at] >> (position & 7)) & 1;
-}
 
 static uint64_t u64_at(const unsigned char *bytes)
 {
@@ -65,116 +58,6 @@ static int read_buffer(PyObject *obj, Py_buffer *view)
     return 0;
 }
 
-PyDoc_STRVAR(holds_doc,
-             "holds(bits, a, b, geometry, count, /) -> bool\n\n"
-             "Whether one of the first ``count`` sub-filters of ``geometry`` has every bit of "
-             "the item hashed ``a``, ``b`` set in ``bits`` (newest first, each read until its "
-             "first unset bit).");
-
-static PyObject *holds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "holds(bits, a, b, geometry, count)");
-        return NULL;
-    }
-    uint64_t a, b;
-    if (parse_u64(args[1], &a) < 0 || parse_u64(args[2], &b) < 0)
-        return NULL;
-    Py_ssize_t count = PyLong_AsSsize_t(args[4]);
-    if (count == -1 && PyErr_Occurred())
-        return NULL;
-    Py_buffer bits, geometry;
-    if (read_buffer(args[0], &bits) < 0)
-        return NULL;
-    if (read_buffer(args[3], &geometry) < 0) {
-        PyBuffer_Release(&bits);
-        return NULL;
-    }
-    if (geometry.len % 24 != 0 || count < 0 || count > geometry.len / 24) {
-        PyBuffer_Release(&bits);
-        PyBuffer_Release(&geometry);
-        PyErr_SetString(PyExc_ValueError, "geometry: 24 bytes a sub-filter, count within it");
-        return NULL;
-    }
-    const unsigned char *bytes = bits.buf;
-    const unsigned char *shape = geometry.buf;
-    int found = 0;
-    for (Py_ssize_t link = count - 1; link >= 0 && !found; link--) {
-        const unsigned char *at = shape + 24 * link;
-        uint64_t base = u64_at(at), size = u64_at(at + 8), hashes = u64_at(at + 16);
-        if (size == 0)
-            continue;
-        int all = 1;
-        for (uint64_t k = 0; k < hashes; k++) {
-            if (!bit_at(bytes, bits.len, base + (a + k * b) % size)) {
-                all = 0;
-                break;
-            }
-        }
-        found = all;
-    }
-    PyBuffer_Release(&bits);
-    PyBuffer_Release(&geometry);
-    return PyBool_FromLong(found);
-}
-
-PyDoc_STRVAR(unset_doc,
-             "unset(bits, a, b, base, size, hashes, /) -> list[int]\n\n"
-             "The positions of the item hashed ``a``, ``b`` in the sub-filter (base, size, "
-             "hashes) whose bits are unset in ``bits``: sorted, each once.");
-
-static int compare_u64(const void *x, const void *y)
-{
-    uint64_t l = *(const uint64_t *)x, r = *(const uint64_t *)y;
-    return (l > r) - (l < r);
-}
-
-static PyObject *unset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "unset(bits, a, b, base, size, hashes)");
-        return NULL;
-    }
-    uint64_t a, b, base, size, hashes;
-    if (parse_u64(args[1], &a) < 0 || parse_u64(args[2], &b) < 0 ||
-        parse_u64(args[3], &base) < 0 || parse_u64(args[4], &size) < 0 ||
-        parse_u64(args[5], &hashes) < 0)
-        return NULL;
-    if (size == 0 || hashes > UNSET_MAX) {
-        PyErr_SetString(PyExc_ValueError, "a sub-filter of 1 bit or more, 2048 hashes at most");
-        return NULL;
-    }
-    Py_buffer bits;
-    if (read_buffer(args[0], &bits) < 0)
-        return NULL;
-    uint64_t found[UNSET_MAX];
-    Py_ssize_t n = 0;
-    for (uint64_t k = 0; k < hashes; k++) {
-        uint64_t position = base + (a + k * b) % size;
-        if (!bit_at(bits.buf, bits.len, position))
-            found[n++] = position;
-    }
-    PyBuffer_Release(&bits);
-    qsort(found, (size_t)n, sizeof found[0], compare_u64);
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (i > 0 && found[i] == found[i - 1])
-            continue;
-        PyObject *value = PyLong_FromUnsignedLongLong(found[i]);
-        if (value == NULL || PyList_Append(out, value) < 0) {
-            Py_XDECREF(value);
-            Py_DECREF(out);
-            return NULL;
-        }
-        Py_DECREF(value);
-    }
-    return out;
-}
-
 PyDoc_STRVAR(ones_doc,
              "ones(bits, start, limit, /) -> int\n\n"
              "How many bits from ``start`` on are set in a row, ``limit`` at most (a chain's "
@@ -194,7 +77,7 @@ static PyObject *ones(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (read_buffer(args[0], &bits) < 0)
         return NULL;
     uint64_t n = 0;
-    while (n < limit && bit_at(bits.buf, bits.len, start + n))
+    while (n < limit && bitset_bit(bits.buf, bits.len, start + n))
         n++;
     PyBuffer_Release(&bits);
     return PyLong_FromUnsignedLongLong(n);
@@ -202,7 +85,6 @@ static PyObject *ones(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* -- many items at once: BF.MEXISTS, and BF.MADD / BF.INSERT's passes ------------------------ */
 
-#define FILTERS_MAX 64 /* hearsay.sketch.bloom.FILTERS_MAX: slots 1..63 are a chain's markers */
 #define POSITION_LIMIT 0x100000000ull /* slots are below 2**32 (lattice.limits.INDEX_LIMIT) */
 
 static uint64_t splitmix(uint64_t h)
@@ -211,29 +93,6 @@ static uint64_t splitmix(uint64_t h)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
-}
-
-/* Bits set in [lo, hi) (bits past the array's end are unset): a sub-filter's fill. */
-static uint64_t count_range(const unsigned char *bytes, Py_ssize_t size, uint64_t lo, uint64_t hi)
-{
-    uint64_t end = (uint64_t)size * 8, count = 0;
-    if (hi > end)
-        hi = end;
-    while (lo < hi && (lo & 7))
-        count += bit_at(bytes, size, lo++);
-    while (lo + 64 <= hi) {
-        uint64_t word;
-        memcpy(&word, bytes + (lo >> 3), 8);
-        count += (uint64_t)__builtin_popcountll(word);
-        lo += 64;
-    }
-    while (lo + 8 <= hi) {
-        count += (uint64_t)__builtin_popcount(bytes[lo >> 3]);
-        lo += 8;
-    }
-    while (lo < hi)
-        count += bit_at(bytes, size, lo++);
-    return count;
 }
 
 /* The filter's bits as the many-item reads take them: a bitset (a buffer), or a sparse
@@ -256,7 +115,7 @@ static int source_open(PyObject *obj, int sparse, Source *source)
 static int source_bit(const Source *source, uint64_t position)
 {
     if (!source->sparse)
-        return bit_at(source->view.buf, source->view.len, position);
+        return bitset_bit(source->view.buf, source->view.len, position);
     return packed_get(&source->packed, position) != 0;
 }
 
@@ -265,7 +124,7 @@ static uint64_t source_count(const Source *source, uint64_t lo, uint64_t hi)
 {
     if (source->sparse)
         return (uint64_t)(lower_bound(&source->packed, hi) - lower_bound(&source->packed, lo));
-    return count_range(source->view.buf, source->view.len, lo, hi);
+    return bitset_count(source->view.buf, source->view.len, lo, hi);
 }
 
 static int holds_in(const Source *source, const unsigned char *shape, Py_ssize_t count,
@@ -596,7 +455,7 @@ static Py_ssize_t unset_in(const Source *source, const unsigned char *link, uint
                            uint64_t b, const PositionSet *pending, uint64_t found[UNSET_MAX])
 {
     uint64_t base = u64_at(link), bits = u64_at(link + 8), hashes = u64_at(link + 16);
-    Py_ssize_t n = 0;
+    Py_ssize_t n = 0; /* (hashes <= UNSET_MAX and bits >= 1: the callers check) */
     for (uint64_t k = 0; k < hashes; k++) {
         uint64_t position = base + (a + k * b) % bits;
         if (!source_bit(source, position) && (pending == NULL || !set_has(pending, position)))
@@ -614,6 +473,89 @@ static Py_ssize_t unset_in(const Source *source, const unsigned char *link, uint
         if (kept == 0 || found[i] != found[kept - 1])
             found[kept++] = found[i];
     return kept;
+}
+
+/* -- one item (BF.ADD / BF.EXISTS), on the same readers: a bitset ------------------------------ */
+
+PyDoc_STRVAR(holds_doc,
+             "holds(bits, a, b, geometry, count, /) -> bool\n\n"
+             "Whether one of the first ``count`` sub-filters of ``geometry`` has every bit of "
+             "the item hashed ``a``, ``b`` set in ``bits`` (newest first, each read until its "
+             "first unset bit).");
+
+static PyObject *holds(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "holds(bits, a, b, geometry, count)");
+        return NULL;
+    }
+    uint64_t a, b;
+    if (parse_u64(args[1], &a) < 0 || parse_u64(args[2], &b) < 0)
+        return NULL;
+    Py_ssize_t count = PyLong_AsSsize_t(args[4]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    Source source;
+    Py_buffer geometry;
+    if (source_open(args[0], 0, &source) < 0)
+        return NULL;
+    if (read_buffer(args[3], &geometry) < 0) {
+        PyBuffer_Release(&source.view);
+        return NULL;
+    }
+    int found = -1;
+    if (geometry.len % 24 != 0 || count < 0 || count > geometry.len / 24)
+        PyErr_SetString(PyExc_ValueError, "geometry: 24 bytes a sub-filter, count within it");
+    else
+        found = holds_in(&source, geometry.buf, count, a, b);
+    PyBuffer_Release(&source.view);
+    PyBuffer_Release(&geometry);
+    return found < 0 ? NULL : PyBool_FromLong(found);
+}
+
+PyDoc_STRVAR(unset_doc,
+             "unset(bits, a, b, base, size, hashes, /) -> list[int]\n\n"
+             "The positions of the item hashed ``a``, ``b`` in the sub-filter (base, size, "
+             "hashes) whose bits are unset in ``bits``: sorted, each once.");
+
+static PyObject *unset(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "unset(bits, a, b, base, size, hashes)");
+        return NULL;
+    }
+    uint64_t a, b, link[3]; /* base, size, hashes */
+    if (parse_u64(args[1], &a) < 0 || parse_u64(args[2], &b) < 0 ||
+        parse_u64(args[3], &link[0]) < 0 || parse_u64(args[4], &link[1]) < 0 ||
+        parse_u64(args[5], &link[2]) < 0)
+        return NULL;
+    if (link[1] == 0 || link[2] > UNSET_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a sub-filter of 1 bit or more, 2048 hashes at most");
+        return NULL;
+    }
+    unsigned char shape[24]; /* (the geometry's form: three little-endian uint64) */
+    for (int i = 0; i < 24; i++)
+        shape[i] = (unsigned char)(link[i / 8] >> (8 * (i % 8)));
+    Source source;
+    if (source_open(args[0], 0, &source) < 0)
+        return NULL;
+    uint64_t found[UNSET_MAX];
+    Py_ssize_t n = unset_in(&source, shape, a, b, NULL, found);
+    PyBuffer_Release(&source.view);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyLong_FromUnsignedLongLong(found[i]);
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, value);
+    }
+    return out;
 }
 
 PyDoc_STRVAR(add_pass_doc,
@@ -648,7 +590,7 @@ static PyObject *add_pass(PyObject *module, PyObject *const *args, Py_ssize_t na
         return NULL;
     Py_ssize_t links = many.links;
     PyObject *added = NULL, *written = NULL, *result = NULL;
-    PositionSet pending = {NULL, 0, 0, 0, NULL, 0, 0};
+    PositionSet pending = {0};
     uint64_t *sorted = NULL;
     if (subs < 1 || subs > links || reach < 0 || reach > links || period == 0) {
         PyErr_SetString(PyExc_ValueError, "subs and reach within the geometry, a period >= 1");
