@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hearsay.lattice.vector import MaxVector
-from hearsay.sketch.slots import merge_slices
-from hearsay.sketch.topk import READ_CHUNK_ITEMS, TopK
+from hearsay.sketch.slots import READ_CHUNK_ITEMS, merge_slices
+from hearsay.sketch.topk import TopK
 from tests.support import topk_reference
 
 pytestmark = pytest.mark.property

@@ -78,7 +78,7 @@ from hearsay.sketch import _bloombits
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64, mix64_int
 from hearsay.sketch.schemas import BLOOM_HASH_VERSION, KIND_BLOOM, error_from_bits, expect_schema
 from hearsay.sketch.schemas import bloom as bloom_schema
-from hearsay.sketch.slots import FewPairs, Pairs, values_at, values_of
+from hearsay.sketch.slots import READ_CHUNK_ITEMS, FewPairs, Pairs, values_at, values_of
 
 __all__ = [
     "FILL_CHECKS",
@@ -138,10 +138,6 @@ PAIRS_AS_LISTS_MAX: Final = 4096
 path takes: into a big sparse filter they go to its overlay (up to 4,096 pairs a write) with
 no copy of its packed pairs. As arrays, every pipelined run of BF.ADDs to a sparse 1M-capacity
 filter copied its ~1 MB of pairs: 61k -> 23k BF.ADDs a second on a lone node at -P 1."""
-READ_CHUNK_ITEMS: Final = 4096
-"""Items BF.MEXISTS reads at once through arrays: an array pass costs ``8 * items * hashes``
-bytes a sub-filter read, so one BF.MEXISTS of a million items into a chain of 11 sub-filters
-built 1 GB of positions and held the node for 24 s; in chunks the arrays stay ~4 MB."""
 
 
 @dataclass(slots=True)

@@ -8,13 +8,28 @@ additive sketch's origin slices, the per-origin merge).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 from hearsay.lattice.vector import MaxVector
 
-__all__ = ["FewPairs", "Pairs", "Slices", "merge_slices", "summed_at", "values_at", "values_of"]
+__all__ = [
+    "READ_CHUNK_ITEMS",
+    "FewPairs",
+    "Pairs",
+    "Slices",
+    "merge_slices",
+    "summed_at",
+    "values_at",
+    "values_of",
+]
+
+READ_CHUNK_ITEMS: Final = 4096
+"""Items a many-item read (BF.MEXISTS, TOPK.COUNT) takes at once through arrays of their slots:
+memory bounded whatever the number of items (one BF.MEXISTS of a million items into a chain of
+11 sub-filters built 1 GB of positions at once and held the node 24 s; in chunks ~4 MB)."""
 
 Pairs = tuple[npt.NDArray[np.uint32], npt.NDArray[np.unsignedinteger]]
 """A delta: sorted or unsorted ``(indices, values)``; duplicates are reduced by max on merge."""

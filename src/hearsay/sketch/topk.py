@@ -83,7 +83,7 @@ from hearsay.sketch import _heavykeeper
 from hearsay.sketch.hashing import member_hash, member_hashes, mix64
 from hearsay.sketch.schemas import KIND_TOPK, TOPK_LIST_BASE, TOPK_POSITION_SLOTS, expect_schema
 from hearsay.sketch.schemas import topk as topk_schema
-from hearsay.sketch.slots import Slices
+from hearsay.sketch.slots import READ_CHUNK_ITEMS, Slices
 
 __all__ = [
     "DECAYS_PER_ROW_MAX",
@@ -111,9 +111,6 @@ RETIRED_POSITIONS_MAX: Final = (INDEX_LIMIT - TOPK_LIST_BASE) // TOPK_POSITION_S
 """List positions a retired slice may hold (the slot space above the list base: 131,072)."""
 _LOW32: Final = 0xFFFFFFFF
 _BUCKETS: Final = 8
-READ_CHUNK_ITEMS: Final = 4096
-"""Items TOPK.COUNT / QUERY / LIST estimate at once through arrays (memory bounded whatever
-the number of items)."""
 _DOUBLE: Final = struct.Struct("<d")
 
 
@@ -169,6 +166,20 @@ class TopK:
         return TopKInfo(self._k, self._width, self._depth, self._decay)
 
     # -- hashing ------------------------------------------------------------------------------
+
+    def _bucket_slots(self, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """The first slot of each item's bucket in each row, ``(len(hashes), depth)``: double
+        hashing of one xxh3 (row ``r``: ``(h >> 32) + r * (mix64(h) | 1)`` modulo the width),
+        reduced modulo the width term by term so that no uint64 wraps (the width is below 2**31
+        and the depth at most 64). ``tests/support/topk_reference.py`` states it in Python ints,
+        as the C's ``add`` places items."""
+        width = np.uint64(self._width)
+        rows = np.arange(self._depth, dtype=np.uint64)[None, :]
+        step = (mix64(hashes) | np.uint64(1)) % width
+        start = (hashes >> np.uint64(32)) % width
+        inner = (start[:, None] + rows * step[:, None]) % width
+        slots = np.uint64(_BUCKETS) + np.uint64(3) * (rows * width + inner)
+        return slots.astype(np.int64)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -260,20 +271,6 @@ class TopK:
             count = int(counts[at[i]])
             out[item] = max(out.get(item, 0), count)
         return out
-
-    def _bucket_slots(self, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-        """The first slot of each item's bucket in each row, ``(len(hashes), depth)``: double
-        hashing of one xxh3 (row ``r``: ``(h >> 32) + r * (mix64(h) | 1)`` modulo the width),
-        reduced modulo the width term by term so that no uint64 wraps (the width is below 2**31
-        and the depth at most 64). ``tests/support/topk_reference.py`` states it in Python ints,
-        as the C's ``add`` places items."""
-        width = np.uint64(self._width)
-        rows = np.arange(self._depth, dtype=np.uint64)[None, :]
-        step = (mix64(hashes) | np.uint64(1)) % width
-        start = (hashes >> np.uint64(32)) % width
-        inner = (start[:, None] + rows * step[:, None]) % width
-        slots = np.uint64(_BUCKETS) + np.uint64(3) * (rows * width + inner)
-        return slots.astype(np.int64)
 
     def _estimates(self, vec: MaxVector, items: Sequence[bytes]) -> list[int]:
         """One origin's HeavyKeeper estimate of each item (the most of its rows' counts), read
