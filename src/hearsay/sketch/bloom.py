@@ -810,7 +810,7 @@ class BloomFilter:
             held = vec.values_at(np.array(self.member_positions(members[0]), dtype=np.uint32))
             return np.array([bool(held.all())])
         out = np.zeros(len(members), dtype=np.bool_)
-        for start in range(0, len(members), READ_CHUNK_ITEMS):  # (bounded arrays, as above)
+        for start in range(0, len(members), READ_CHUNK_ITEMS):  # (bounded arrays)
             pos = self.positions(members[start : start + READ_CHUNK_ITEMS])
             if pos.size:
                 out[start : start + pos.shape[0]] = (values_at(vec, pos) != 0).all(axis=1)
